@@ -1,0 +1,98 @@
+"""One error hierarchy for imagefleet; each error knows its CLI exit code.
+
+Exit codes (see ``ExitStatus``): 0 ok, 1 a gate/judge/test said no, 2 bad input or
+configuration, 3 an AWS or tool failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    REFUSED = 1
+    BAD_INPUT = 2
+    FAILURE = 3
+    INTERRUPTED = 130
+
+
+class ImagefleetError(Exception):
+    """Root of every error imagefleet raises on purpose."""
+
+    exit_code: ExitStatus = ExitStatus.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+# --- bad input (exit 2) ---------------------------------------------------------------------------
+class UsageError(ImagefleetError, ValueError):
+    """The caller asked for something that cannot be: a bad argument or combination."""
+
+    exit_code = ExitStatus.BAD_INPUT
+
+
+class ConfigError(UsageError):
+    """The configuration file is missing, malformed or invalid; names the key."""
+
+
+class NotFoundError(UsageError, LookupError):
+    """An AMI, base version, family, rollout or run that does not exist."""
+
+
+class IllegalTransitionError(UsageError):
+    """A stage move the stage table does not allow."""
+
+
+class ManifestError(UsageError):
+    """A package manifest that cannot be read; names file and line."""
+
+
+class InputFormatError(UsageError):
+    """A samples or metrics file that cannot be read."""
+
+
+# --- refused (exit 1) -----------------------------------------------------------------------------
+class RefusedError(ImagefleetError):
+    """A gate, the judge or a test said no. Not a failure of the tool."""
+
+    exit_code = ExitStatus.REFUSED
+
+
+class GateError(RefusedError):
+    """Promotion refused because gates are unmet."""
+
+    def __init__(self, message: str, unmet: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.unmet = unmet or []
+
+
+class PermissionDeniedError(RefusedError, PermissionError):
+    """The caller is not allowed (e.g. not a release promoter)."""
+
+
+# --- failures (exit 3) ----------------------------------------------------------------------------
+class AwsError(ImagefleetError):
+    """An AWS call failed after retries."""
+
+
+class ToolError(ImagefleetError):
+    """An external tool (Packer, apt, moto's server) failed."""
+
+
+class PackerError(ToolError):
+    """Packer exited non-zero; the message carries Packer's own error text."""
+
+
+class StateError(ImagefleetError):
+    """The state store is unusable (locked, newer schema, corrupt)."""
+
+
+class ConflictError(StateError):
+    """An optimistic-concurrency write lost, or a lease is held by someone else."""
