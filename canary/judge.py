@@ -1,0 +1,381 @@
+"""Kayenta-compatible metric classifier: Mann–Whitney location shift with an effect-size gate.
+
+Pure: takes two samples (baseline = *control*, canary = *experiment*) and returns a
+``MetricResult``. No AWS, no I/O. The decision rules follow Kayenta's ``MannWhitneyClassifier``
+(Netflix/Spinnaker ``kayenta-judge``) so that canary configs written for Kayenta mean the same
+thing here; ``tests/canary/test_judge_kayenta.py`` checks every vector of Kayenta's own
+``ClassifierSuite``.
+
+The statistics:
+
+* **Location shift.** The Hodges–Lehmann estimate of ``experiment - control`` and its
+  confidence interval, computed the way R's ``wilcox.test(x, y, conf.int=TRUE, exact=FALSE,
+  correct=TRUE)`` does (Bauer 1972, normal approximation with tie and continuity correction) and
+  Kayenta's ``kayenta-mannwhitney`` port of it does: each bound is the root in ``mu`` of the
+  standardized rank-sum statistic of ``(x - mu, y)`` minus a normal quantile. Kayenta always uses
+  the normal approximation (never R's exact small-sample path), so we do too.
+* **Tolerance bounds.** ``±tolerance × |HL estimate|``: High needs the CI's lower end above the
+  upper bound, Low needs the CI's upper end below the lower bound.
+* **Effect size.** ``mean_ratio`` (mean(experiment) / mean(control); undefined, i.e. NaN, when
+  either mean is 0) or ``cles`` (common-language effect size, P(experiment > control) with ties
+  counted half). A High must also have effect size ≥ ``allowed_increase``, a Low ≤
+  ``allowed_decrease``; an undefined (NaN) effect size does not block a classification.
+* **Critical.** For a metric marked critical, a High whose effect size is ≥ ``critical_increase``
+  (a Low ≤ ``critical_decrease``) is a *critical* failure, which zeroes the canary score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Literal
+
+import numpy as np
+from scipy import optimize, stats
+
+from orchestrator.errors import UsageError
+
+Classification = Literal["Pass", "High", "Low", "Nodata", "NodataFail"]
+Direction = Literal["either", "increase", "decrease"]
+
+PASS, HIGH, LOW, NODATA, NODATA_FAIL = "Pass", "High", "Low", "Nodata", "NodataFail"
+DIRECTIONS = ("either", "increase", "decrease")
+NAN_STRATEGIES = ("remove", "replace")
+EFFECT_SIZES = ("mean_ratio", "cles")
+
+# Root-finding tolerance for the CI bounds and the estimate. Kayenta's BrentSolver (a port of R's
+# zeroin, as used by uniroot in wilcox.test) stops at an *absolute* 1e-4; scipy's brentq with
+# xtol=1e-4, rtol=4·eps uses the same stopping rule (tol = 2·eps·|b| + xtol/2). Kept identical so
+# results match Kayenta's; for metrics whose values are far below 1e-4 this limits the
+# precision of the estimate, exactly as it does in Kayenta.
+_ROOT_XTOL = 1e-4
+_ROOT_RTOL = 4 * np.finfo(float).eps
+
+# When both samples are constant (e.g. all 1.0 vs all 10.0) the rank statistic has no spread,
+# so Kayenta adds Gaussian noise with sd = 1e-5 × the value. We do the same with a fixed seed so
+# a verdict is reproducible.
+_NOISE_SCALE = 1e-5
+_NOISE_SEED = 20170101
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    """Size, mean and median of one sample after NaN handling."""
+
+    n: int
+    mean: float | None
+    median: float | None
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> SampleSummary:
+        if values.size == 0:
+            return cls(0, None, None)
+        return cls(int(values.size), float(np.mean(values)), float(np.median(values)))
+
+
+@dataclass(frozen=True)
+class ShiftEstimate:
+    """Hodges–Lehmann shift (experiment - control) with its confidence interval."""
+
+    estimate: float
+    lower: float
+    upper: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """The classification of one metric and the statistics behind it."""
+
+    classification: Classification
+    critical: bool
+    reason: str
+    direction: Direction
+    effect_size_measure: str
+    effect_size: float | None
+    estimate: float | None = None
+    ci_lower: float | None = None
+    ci_upper: float | None = None
+    confidence: float | None = None
+    tolerance_bounds: tuple[float, float] | None = None
+    p_value: float | None = None
+    control: SampleSummary = field(default_factory=lambda: SampleSummary(0, None, None))
+    experiment: SampleSummary = field(default_factory=lambda: SampleSummary(0, None, None))
+    name: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """High, Low or NodataFail: counts against the group score."""
+        return self.classification in (HIGH, LOW, NODATA_FAIL)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["effect_size"] = _finite_or_none(self.effect_size)
+        if self.tolerance_bounds is not None:
+            d["tolerance_bounds"] = list(self.tolerance_bounds)
+        return d
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# --- statistics ------------------------------------------------------------------------------------
+def _wilcoxon_diff(mu: float, zq: float, x: np.ndarray, y: np.ndarray) -> float:
+    """Standardized rank-sum of (x - mu) against y, continuity-corrected, minus ``zq``.
+
+    This is ``wdiff`` inside R's ``wilcox.test.default`` (two-sample, ``exact=FALSE``,
+    ``correct=TRUE``); its roots in ``mu`` are the CI bounds (``zq = ±z``) and the
+    Hodges–Lehmann estimate (``zq = 0``).
+    """
+    nx, ny = x.size, y.size
+    ranks = stats.rankdata(np.concatenate((x - mu, y)))  # average ranks for ties
+    dz = ranks[:nx].sum() - nx * (nx + 1) / 2 - nx * ny / 2
+    _, tie_counts = np.unique(ranks, return_counts=True)
+    ties = float(np.sum(tie_counts.astype(float) ** 3 - tie_counts))
+    sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - ties / ((nx + ny) * (nx + ny - 1))))
+    if sigma == 0:
+        raise ValueError("cannot compute a confidence interval when all observations are tied")
+    correction = math.copysign(0.5, dz) if dz != 0 else 0.0
+    return (dz - correction) / sigma - zq
+
+
+def location_shift(
+    experiment: Iterable[float], control: Iterable[float], confidence: float = 0.95
+) -> ShiftEstimate:
+    """Hodges–Lehmann estimate and CI of ``experiment - control`` (R ``wilcox.test`` semantics).
+
+    Bauer (1972), "Constructing confidence sets using rank statistics", JASA 67:687–690, with the
+    normal approximation R uses for ties or large samples; Kayenta always takes this path.
+    """
+    x = np.asarray(experiment, dtype=float)
+    y = np.asarray(control, dtype=float)
+    if x.size == 0 or y.size == 0:
+        raise UsageError("location_shift needs two non-empty samples")
+    alpha = 1.0 - confidence
+    mu_min = float(x.min() - y.max())
+    mu_max = float(x.max() - y.min())
+
+    def root(zq: float) -> float:
+        f_lower = _wilcoxon_diff(mu_min, zq, x, y)
+        f_upper = _wilcoxon_diff(mu_max, zq, x, y)
+        if f_lower <= 0:
+            return mu_min
+        if f_upper >= 0:
+            return mu_max
+        return float(
+            optimize.brentq(
+                _wilcoxon_diff, mu_min, mu_max, args=(zq, x, y), xtol=_ROOT_XTOL, rtol=_ROOT_RTOL
+            )
+        )
+
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    lower, upper = root(z), root(-z)
+    f_lower = _wilcoxon_diff(mu_min, 0.0, x, y)
+    f_upper = _wilcoxon_diff(mu_max, 0.0, x, y)
+    if f_lower == 0:
+        estimate = mu_min
+    elif f_upper == 0:
+        estimate = mu_max
+    elif f_lower * f_upper > 0:
+        # No sign change (possible only in degenerate, heavily tied samples); fall back to the
+        # textbook Hodges–Lehmann estimator, the median of pairwise differences.
+        estimate = float(np.median(np.subtract.outer(x, y)))
+    else:
+        estimate = float(
+            optimize.brentq(
+                _wilcoxon_diff, mu_min, mu_max, args=(0.0, x, y), xtol=_ROOT_XTOL, rtol=_ROOT_RTOL
+            )
+        )
+    return ShiftEstimate(estimate=estimate, lower=lower, upper=upper, confidence=confidence)
+
+
+def mean_ratio(control: np.ndarray, experiment: np.ndarray) -> float:
+    """mean(experiment) / mean(control); NaN when either mean is 0 (as Kayenta's EffectSizes)."""
+    c, e = float(np.mean(control)), float(np.mean(experiment))
+    return math.nan if c == 0.0 or e == 0.0 else e / c
+
+
+def cles(control: np.ndarray, experiment: np.ndarray) -> float:
+    """Common-language effect size: P(experiment > control) + ½ P(tie) (McGraw & Wong 1992).
+
+    Computed from average ranks (U / (n_e·n_c)) rather than all pairs, so it stays O(n log n).
+    """
+    ne, nc = experiment.size, control.size
+    ranks = stats.rankdata(np.concatenate((experiment, control)))
+    u = ranks[:ne].sum() - ne * (ne + 1) / 2
+    return float(u / (ne * nc))
+
+
+def _prepare(values: Iterable[float | None], nan_strategy: str) -> np.ndarray:
+    arr = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    nan = np.isnan(arr)
+    if nan.any():
+        arr = arr[~nan] if nan_strategy == "remove" else np.where(nan, 0.0, arr)
+    return arr
+
+
+def _add_noise(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    scale = abs(float(values[0])) * _NOISE_SCALE
+    return values + rng.normal(0.0, scale, size=values.size) if scale > 0 else values
+
+
+def _validate(
+    direction: str, nan_strategy: str, effect_size: str, tolerance: float, confidence: float
+) -> None:
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    if nan_strategy not in NAN_STRATEGIES:
+        raise UsageError(
+            f"nan_strategy must be one of {', '.join(NAN_STRATEGIES)}, not {nan_strategy!r}"
+        )
+    if effect_size not in EFFECT_SIZES:
+        raise UsageError(
+            f"effect_size must be one of {', '.join(EFFECT_SIZES)}, not {effect_size!r}"
+        )
+    if not (0.0 < confidence < 1.0):
+        raise UsageError(f"confidence must be between 0 and 1 (exclusive), not {confidence}")
+    if not (tolerance >= 0.0):
+        raise UsageError(f"tolerance must be >= 0, not {tolerance}")
+
+
+def _at_least(value: float, threshold: float) -> bool:
+    """value ≥ threshold, where an undefined (NaN) effect size never blocks a verdict."""
+    return math.isnan(value) or value >= threshold
+
+
+def _at_most(value: float, threshold: float) -> bool:
+    return math.isnan(value) or value <= threshold
+
+
+# --- the classifier --------------------------------------------------------------------------------
+def classify(
+    control: Iterable[float | None],
+    experiment: Iterable[float | None],
+    *,
+    direction: Direction = "either",
+    tolerance: float = 0.25,
+    confidence: float = 0.98,
+    allowed_increase: float = 1.0,
+    allowed_decrease: float = 1.0,
+    critical_increase: float = 1.0,
+    critical_decrease: float = 1.0,
+    effect_size: str = "mean_ratio",
+    nan_strategy: str = "remove",
+    critical: bool = False,
+    data_required: bool = False,
+    name: str = "",
+) -> MetricResult:
+    """Classify the canary (``experiment``) against the baseline (``control``).
+
+    Defaults are those Kayenta's NetflixACAJudge uses (tolerance 0.25, confidence 0.98, effect
+    size thresholds 1.0). ``None`` values are NaN. ``data_required`` (Kayenta's ``mustHaveData``)
+    turns a non-critical Nodata into ``NodataFail``, which counts as a failure when scoring.
+    """
+    _validate(direction, nan_strategy, effect_size, tolerance, confidence)
+    c = _prepare(control, nan_strategy)
+    e = _prepare(experiment, nan_strategy)
+    label = name or "metric"
+    common: dict[str, Any] = dict(
+        direction=direction,
+        effect_size_measure=effect_size,
+        control=SampleSummary.of(c),
+        experiment=SampleSummary.of(e),
+        name=name,
+    )
+
+    # 1. No data on either side.
+    if c.size == 0 or e.size == 0:
+        side = "canary" if e.size == 0 else "baseline"
+        if c.size == 0 and e.size == 0:
+            side = "canary and baseline"
+        if nan_strategy == "replace":
+            # Kayenta: with NaN replacement an empty series is not evidence of a problem.
+            return MetricResult(
+                PASS, False, f"{label}: no {side} data (NaN replacement: treated as Pass)",
+                effect_size=1.0, **common,
+            )
+        reason = f"{label}: missing {side} data"
+        if data_required and not critical:
+            return MetricResult(NODATA_FAIL, False, reason + " (data required)",
+                                effect_size=1.0, **common)
+        return MetricResult(NODATA, critical, reason, effect_size=1.0, **common)
+
+    # 2. Identical samples, or a single value overall: nothing to test.
+    if np.array_equal(np.sort(c), np.sort(e)):
+        return MetricResult(PASS, False, f"{label}: canary and baseline data are identical",
+                            effect_size=1.0, **common)
+    if np.unique(np.concatenate((c, e))).size == 1:
+        return MetricResult(PASS, False, f"{label}: all observations equal", effect_size=1.0,
+                            **common)
+
+    # 3. Mann–Whitney location shift with tolerance bounds and the effect-size gate.
+    if np.unique(c).size == 1 and np.unique(e).size == 1:
+        rng = np.random.default_rng(_NOISE_SEED)
+        e, c = _add_noise(e, rng), _add_noise(c, rng)
+    shift = location_shift(e, c, confidence)
+    p_value = float(
+        stats.mannwhitneyu(e, c, alternative="two-sided", method="asymptotic").pvalue
+    )
+    deviation = cles(c, e) if effect_size == "cles" else mean_ratio(c, e)
+    bound = tolerance * abs(shift.estimate)
+    lower_bound, upper_bound = -bound, bound
+
+    is_high = (
+        direction in ("increase", "either")
+        and shift.lower > upper_bound
+        and _at_least(deviation, allowed_increase)
+    )
+    is_low = (
+        direction in ("decrease", "either")
+        and shift.upper < lower_bound
+        and _at_most(deviation, allowed_decrease)
+    )
+    stats_fields: dict[str, Any] = dict(
+        effect_size=deviation,
+        estimate=shift.estimate,
+        ci_lower=shift.lower,
+        ci_upper=shift.upper,
+        confidence=confidence,
+        tolerance_bounds=(lower_bound, upper_bound),
+        p_value=p_value,
+    )
+    es = "n/a" if math.isnan(deviation) else f"{deviation:.4g}"
+    ci = f"[{shift.lower:.4g}, {shift.upper:.4g}]"
+    if not (is_high or is_low):
+        why = _pass_reason(direction, shift, upper_bound, deviation, allowed_increase,
+                           allowed_decrease)
+        return MetricResult(PASS, False, f"{label}: Pass ({why})", **stats_fields, **common)
+
+    verdict = HIGH if is_high else LOW
+    # 4. A critical metric whose failure is large enough fails the whole canary.
+    is_critical = critical and (
+        _at_least(deviation, critical_increase) if is_high
+        else _at_most(deviation, critical_decrease)
+    )
+    word = "above" if is_high else "below"
+    reason = (
+        f"{label}: {verdict}{' (critical)' if is_critical else ''}: shift CI {ci} at "
+        f"{confidence:.0%} lies {word} ±{bound:.4g} (tolerance {tolerance:g} × |estimate|), "
+        f"{effect_size} {es}"
+    )
+    return MetricResult(verdict, is_critical, reason, **stats_fields, **common)
+
+
+def _pass_reason(
+    direction: str,
+    shift: ShiftEstimate,
+    bound: float,
+    deviation: float,
+    allowed_increase: float,
+    allowed_decrease: float,
+) -> str:
+    if shift.lower > bound:
+        if direction == "decrease":
+            return "increase ignored: direction is decrease"
+        return f"increase below the effect-size threshold {allowed_increase:g}"
+    if shift.upper < -bound:
+        if direction == "increase":
+            return "decrease ignored: direction is increase"
+        return f"decrease above the effect-size threshold {allowed_decrease:g}"
+    return f"shift CI [{shift.lower:.4g}, {shift.upper:.4g}] overlaps ±{bound:.4g}"
