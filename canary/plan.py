@@ -18,7 +18,9 @@ The model the executor follows:
     instances but at least 1, so no step takes a group below ``min_healthy_pct``;
   - the batches of one region add up to at most ``max_in_flight_per_region`` instances. That
     sum is what we call *in flight in a region*: instances terminated and not yet replaced by a
-    healthy one. Regions run their steps in parallel.
+    healthy one. Regions run their steps in parallel;
+  - the groups with the most instances left in the wave are served first, so a wave takes
+    about as few steps as those two limits allow.
 * Batches of a region within a step start staggered: batch k at
   ``k × batch_spacing_s + uniform(0, jitter_s)`` seconds after the step starts, drawn from a
   ``random.Random(seed)`` so the same seed gives the same plan.
@@ -284,6 +286,9 @@ def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPl
             pending = [[gi, int(counts[gi])] for gi in region_groups[region] if counts[gi]]
             step = 0
             while pending:
+                # Most-remaining first: keeps every group busy until the end, so a wave takes
+                # as few steps as the per-group and per-region limits allow.
+                pending.sort(key=lambda item: -item[1])
                 budget = policy.max_in_flight_per_region
                 k = 0
                 for item in pending:
