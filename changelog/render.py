@@ -1,0 +1,116 @@
+"""Render a `Changelog` as JSON, Markdown or a standalone HTML page.
+
+Markdown and HTML put security fixes first (CVE count per package), then upgrades, then
+downgrades (flagged: a downgrade loses fixes), then added and removed packages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+
+import jinja2
+
+from changelog.report import Changelog, ChangeItem
+from orchestrator.errors import UsageError
+
+__all__ = ["FORMATS", "render", "render_html", "render_json", "render_markdown"]
+
+FORMATS = ("md", "html", "json")
+DOWNGRADE = "⚠ DOWNGRADE"
+DOWNGRADED_TITLE = "⚠ DOWNGRADED packages"
+
+
+def render(changelog: Changelog, fmt: str) -> str:
+    """Render in ``fmt`` (one of `FORMATS`)."""
+    renderers = {"md": render_markdown, "html": render_html, "json": render_json}
+    if fmt not in renderers:
+        raise UsageError(f"unknown changelog format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return renderers[fmt](changelog)
+
+
+def render_json(changelog: Changelog) -> str:
+    return json.dumps(changelog.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any backtick run in ``text``, so changelog text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _entries_block(item: ChangeItem) -> list[str]:
+    if not item.entries:
+        return [f"_{item.note}_", ""] if item.note else []
+    body = []
+    for entry in item.entries:
+        body.append(f"{entry.version} (urgency={entry.urgency}) — {entry.author}, {entry.date}")
+        body.extend(entry.changes)
+        body.append("")
+    text = "\n".join(body).rstrip()
+    fence = _fence(text)
+    return [f"{fence}text", text, fence, ""]
+
+
+def _binaries(item: ChangeItem) -> str:
+    names = [b.package for b in item.binaries]
+    return f" — binaries: {', '.join(names)}" if names != [item.package] else ""
+
+
+def render_markdown(changelog: Changelog) -> str:
+    c = changelog.counts
+    out = [
+        f"# Changelog: `{changelog.old_ref}` → `{changelog.new_ref}`",
+        "",
+        "| added | removed | upgraded | downgraded | unchanged |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {c['added']} | {c['removed']} | {c['upgraded']} | {c['downgraded']} | {c['unchanged']} |",
+        "",
+    ]
+    if changelog.downgraded:
+        out += [f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
+                "version; their lost entries are listed below.**", ""]
+    security = changelog.security
+    out += [f"## Security fixes ({len(changelog.cves)} CVEs)", ""]
+    if security:
+        out += ["| package | old → new | CVEs | ids |", "|---|---|---:|---|"]
+        for item in security:
+            out.append(f"| {item.package} | {item.old} → {item.new} | {len(item.cves)} | "
+                       f"{', '.join(item.cves)} |")
+    else:
+        out.append("No CVE ids in the changelog entries of upgraded packages.")
+    out.append("")
+    out += [f"## Upgraded ({len(changelog.upgraded)})", ""]
+    for item in changelog.upgraded:
+        out += [f"### {item.package} {item.old} → {item.new} (source {item.source}){_binaries(item)}",
+                ""]
+        out += _entries_block(item)
+    out += [f"## {DOWNGRADED_TITLE} ({len(changelog.downgraded)})", ""]
+    for item in changelog.downgraded:
+        lost = f"; loses fixes for {', '.join(item.cves)}" if item.cves else ""
+        out += [f"### {DOWNGRADE} {item.package} {item.old} → {item.new} (source {item.source})"
+                f"{_binaries(item)}{lost}", "", "Entries lost by this downgrade:", ""]
+        out += _entries_block(item)
+    out += [f"## Added ({len(changelog.added)})", ""]
+    out += [f"- {p.name} {p.version}" for p in changelog.added] or ["None."]
+    out += ["", f"## Removed ({len(changelog.removed)})", ""]
+    out += [f"- {p.name} {p.version}" for p in changelog.removed] or ["None."]
+    return "\n".join(out).rstrip() + "\n"
+
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("changelog", "templates"),
+        autoescape=True,  # changelog text is untrusted: every value is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(changelog: Changelog) -> str:
+    template = _environment().get_template("changelog.html.j2")
+    return template.render(cl=changelog, security=changelog.security, DOWNGRADE=DOWNGRADE)

@@ -1,0 +1,179 @@
+"""Assemble a `Changelog` between two manifests: the diff, grouped by source, with entries and CVEs.
+
+Binary packages built from one source (``libfoo1``, ``libfoo-dev`` from ``foo``) share one changelog,
+so changes are grouped by (source, direction) and entries are read once per group. The source comes
+from the manifest (dpkg status ``Source:`` or a third tab column); without it, the binary is its own
+group.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from debian.debian_support import Version
+
+from changelog.cves import extract_cves
+from changelog.diff import Change, diff
+from changelog.entries import Entry, entries_between
+from changelog.manifest import Manifest, Package
+from changelog.sources import ChangelogSource, Found, NoSource
+
+__all__ = ["BinaryChange", "Changelog", "ChangeItem", "build_changelog"]
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryChange:
+    """One binary package's move within a source group."""
+
+    package: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class ChangeItem:
+    """An upgraded or downgraded source group and the changelog entries it gains (or loses)."""
+
+    package: str
+    old: str
+    new: str
+    source: str
+    binaries: tuple[BinaryChange, ...]
+    entries: tuple[Entry, ...] = ()
+    cves: tuple[str, ...] = ()
+    note: str | None = None  # why no entries are shown, when no changelog was available
+    origin: str | None = None  # the file or archive the entries were read from
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "package": self.package,
+            "old": self.old,
+            "new": self.new,
+            "source": self.source,
+            "binaries": [{"package": b.package, "old": b.old, "new": b.new} for b in self.binaries],
+            "entries": [e.to_dict() for e in self.entries],
+            "cves": list(self.cves),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Changelog:
+    """Everything the renderers need; ``to_dict`` is the JSON schema (docs/changelog.md)."""
+
+    old_ref: str
+    new_ref: str
+    counts: dict[str, int]
+    added: tuple[Package, ...]
+    removed: tuple[Package, ...]
+    upgraded: tuple[ChangeItem, ...]
+    downgraded: tuple[ChangeItem, ...]
+    cves: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def security(self) -> list[ChangeItem]:
+        """Upgrades that fix CVEs, most CVEs first."""
+        fixing = [item for item in self.upgraded if item.cves]
+        return sorted(fixing, key=lambda item: (-len(item.cves), item.package))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "old": self.old_ref,
+            "new": self.new_ref,
+            "summary": dict(self.counts),
+            "added": [{"package": p.name, "version": p.version} for p in self.added],
+            "removed": [{"package": p.name, "version": p.version} for p in self.removed],
+            "upgraded": [item.to_dict() for item in self.upgraded],
+            "downgraded": [item.to_dict() for item in self.downgraded],
+            "cves": {cve: list(pkgs) for cve, pkgs in self.cves.items()},
+        }
+
+
+def build_changelog(
+    old_manifest: Manifest, new_manifest: Manifest, source: ChangelogSource | None = None
+) -> Changelog:
+    """Diff two manifests and attach changelog entries and CVEs from ``source``.
+
+    ``cves`` maps each CVE fixed by an *upgrade* to the packages fixing it; CVEs found in the
+    entries a downgrade loses are listed on the downgraded item only.
+    """
+    source = source or NoSource()
+    result = diff(old_manifest, new_manifest)
+    upgraded = [_item(group, source, downgrade=False) for group in _group(result.upgraded)]
+    downgraded = [_item(group, source, downgrade=True) for group in _group(result.downgraded)]
+    cves: dict[str, list[str]] = defaultdict(list)
+    for item in upgraded:
+        for cve in item.cves:
+            cves[cve].append(item.package)
+    return Changelog(
+        old_ref=old_manifest.path,
+        new_ref=new_manifest.path,
+        counts=result.counts,
+        added=result.added,
+        removed=result.removed,
+        upgraded=tuple(upgraded),
+        downgraded=tuple(downgraded),
+        cves={cve: sorted(cves[cve]) for cve in sorted(cves, key=_cve_key)},
+    )
+
+
+def _cve_key(cve: str) -> tuple[int, int]:
+    _, year, number = cve.split("-")
+    return int(year), int(number)
+
+
+def _group(changes: Sequence[Change]) -> list[list[Change]]:
+    """Changes grouped by source package; groups in order of their source name."""
+    groups: dict[str, list[Change]] = defaultdict(list)
+    for change in changes:
+        groups[change.new.source_name].append(change)
+    return [groups[name] for name in sorted(groups)]
+
+
+def _changelog_version(pkg: Package) -> str:
+    """The version changelog headers use: the source version when the manifest gives one."""
+    return pkg.source_version or pkg.version
+
+
+def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> ChangeItem:
+    src = group[0].new.source_name
+    ordered = sorted(group, key=lambda c: (c.name != src, c.name))  # a binary named like its source first
+    lead = ordered[0]
+    olds = [_changelog_version(c.old) for c in group]
+    news = [_changelog_version(c.new) for c in group]
+    if downgrade:  # entries lost: NEW < v <= OLD
+        low, high = min(news, key=Version), max(olds, key=Version)
+        wanted_version = lead.old.version
+    else:  # entries gained: OLD < v <= NEW
+        low, high = min(olds, key=Version), max(news, key=Version)
+        wanted_version = lead.new.version
+    names = [c.name for c in ordered] + [src]
+    found = source.lookup(names, wanted_version)
+    base = dict(
+        package=lead.name,
+        old=lead.old.version,
+        new=lead.new.version,
+        source=src,
+        binaries=tuple(BinaryChange(c.name, c.old.version, c.new.version) for c in ordered),
+    )
+    if not isinstance(found, Found):
+        return ChangeItem(**base, note=f"no changelog available: {found.reason}")
+    lines = found.open()
+    try:
+        entries = entries_between(lines, low, high)
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
+    note = None
+    if not entries:
+        note = f"changelog {found.origin} has no entries between {low} and {high}"
+    return ChangeItem(
+        **base,
+        entries=tuple(entries),
+        cves=tuple(extract_cves(e.text for e in entries)),
+        note=note,
+        origin=found.origin,
+    )
