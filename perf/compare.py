@@ -1,0 +1,435 @@
+"""Compare a candidate base image against the baseline, per (instance type, metric) cell. Pure.
+
+Per cell: medians per arm, ``ratio = candidate_median / baseline_median``, a 95 % CI of that
+ratio, a two-sided Mann–Whitney U p-value, a robust coefficient of variation per arm, and a
+verdict. P-values are adjusted across all cells (Holm or Benjamini–Hochberg).
+
+Verdict rule (``t`` = the metric's threshold; "worse" follows ``higher_is_better``):
+
+* ``inconclusive`` – fewer than ``min_samples`` per arm, or no usable ratio (baseline median 0).
+* ``regression``   – adjusted p < alpha AND the point estimate is more than ``t`` worse AND the
+  CI excludes no change (lies entirely on the worse side of 1).
+* ``improvement``  – the mirror image.
+* ``no_change``    – the CI lies within ``[1-t, 1+t]``; or the data are quiet (both arms' CV ≤
+  ``noise_cv``) and the rules above did not fire.
+* ``inconclusive`` – otherwise: a noisy cell whose CI reaches past the threshold.
+
+Why not "CI entirely beyond the threshold"? With 10 instances per arm at CV 3 % the ratio's CI is
+about ±3.5 %, so a true 5 % slowdown would clear ``ci_low > 1.02`` well under half the time.
+Requiring significance, a point estimate past the threshold and a CI that excludes 1 detects it
+in ~96 % of trials, calls a 0.5 % change a regression in ~1 % of trials at t = 2 %, and keeps
+the A/A false-positive rate per metric at ~1 % (measured in tests/perf/test_acceptance.py and
+recorded in docs/perf.md).
+
+CI method: for cells with at most ``bootstrap_max_n`` samples per arm, a seeded percentile
+bootstrap of the ratio of medians (resampled indices as a ``(B, n)`` matrix, ``np.median`` along
+axis 1). Larger cells use the distribution-free CI for a ratio of medians of Price & Bonett
+(2002, J. Statist. Comput. Simul. 72(2):119–124): ``ln(ratio) ± z·sqrt(v_b + v_c)``, where each
+arm's ``v`` is the squared half-distance between the order statistics ``Y(k)`` and ``Y(n-k+1)``,
+``k = round((n+1)/2 - sqrt(n))``, divided by the exact binomial ``z`` of that pair (the
+McKean–Schrader 1984 estimate of the median's standard error), via the delta method. At
+thousands of samples both methods agree to a fraction of a percent and the bootstrap would cost
+seconds per cell.
+
+Samples are treated as independent draws. When each instance contributes many repetitions, pass
+``aggregate="instance"`` to compare per-instance medians instead (the instance is then the unit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from orchestrator.errors import UsageError
+
+Verdict = Literal["regression", "improvement", "no_change", "inconclusive"]
+CI_LEVEL = 0.95
+MAD_TO_SD = 1.4826  # MAD × this estimates σ for normal data, so the robust CV matches the classic
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """The comparison of one metric on one instance type."""
+
+    instance_type: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    n_baseline: int
+    n_candidate: int
+    baseline_median: float
+    candidate_median: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    cv_baseline: float
+    cv_candidate: float
+    noisy: bool
+    threshold: float
+    verdict: Verdict
+
+    @property
+    def change(self) -> float:
+        """Relative change of the median, candidate vs baseline (+0.05 = 5 % larger)."""
+        return self.ratio - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _json_num(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All cells plus the overall verdict and the parameters that produced them."""
+
+    verdict: Verdict
+    comparisons: list[CellComparison]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def regressions(self) -> list[CellComparison]:
+        return [c for c in self.comparisons if c.verdict == "regression"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "parameters": dict(self.parameters),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(c) for c in self.comparisons])
+
+    def to_markdown(self) -> str:
+        counts = pd.Series([c.verdict for c in self.comparisons]).value_counts()
+        summary = ", ".join(f"{counts[v]} {v}" for v in _VERDICT_ORDER if v in counts)
+        p = self.parameters
+        lines = [
+            f"## Performance comparison: **{self.verdict}**",
+            "",
+            f"{len(self.comparisons)} cells ({summary}); {p.get('correction', '?')} correction at "
+            f"alpha {p.get('alpha', '?')}, {int(CI_LEVEL * 100)} % CI of the median ratio.",
+            "",
+            "| instance type | metric | unit | better | n (b/c) | baseline median | "
+            "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        order = sorted(self.comparisons, key=lambda c: (_VERDICT_ORDER.index(c.verdict),
+                                                          c.instance_type, c.metric))
+        for c in order:
+            verdict = f"**{c.verdict}**" if c.verdict == "regression" else c.verdict
+            lines.append(
+                f"| {c.instance_type} | {c.metric} | {c.unit} | "
+                f"{'higher' if c.higher_is_better else 'lower'} | {c.n_baseline}/{c.n_candidate} | "
+                f"{_g(c.baseline_median)} | {_g(c.candidate_median)} | {_pct(c.ratio - 1)} | "
+                f"[{_pct(c.ci_low - 1)}, {_pct(c.ci_high - 1)}] | {_g(c.p_adjusted, 2)} | "
+                f"{_pct(c.cv_baseline, 1, sign=False)}/{_pct(c.cv_candidate, 1, sign=False)}"
+                f"{' (noisy)' if c.noisy else ''} | {_pct(c.threshold, 1, sign=False)} | {verdict} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+_VERDICT_ORDER: list[str] = ["regression", "inconclusive", "improvement", "no_change"]
+
+
+def compare(
+    df: pd.DataFrame,
+    *,
+    thresholds: Mapping[str, float] | None = None,
+    default_threshold: float = 0.02,
+    alpha: float = 0.05,
+    correction: Literal["holm", "bh"] = "holm",
+    bootstrap: int = 2000,
+    seed: int = 0,
+    noise_cv: float = 0.10,
+    min_samples: int = 5,
+    bootstrap_max_n: int = 1000,
+    aggregate: Literal["sample", "instance"] = "sample",
+) -> Comparison:
+    """Compare the ``candidate`` arm against the ``baseline`` arm of a samples frame.
+
+    ``thresholds`` maps metric → fraction (0.05 = 5 %); others use ``default_threshold``.
+    See the module docstring for the statistics and the verdict rule.
+    """
+    _check_args(df, correction, alpha, default_threshold, thresholds, bootstrap, aggregate)
+    thresholds = dict(thresholds or {})
+    if aggregate == "instance":
+        df = _per_instance(df)
+
+    # Group once with pandas, then sort once by (cell, arm) so each arm of each cell is a
+    # contiguous numpy slice; no per-row Python anywhere below.
+    grouped = df.groupby(["instance_type", "metric"], observed=True, sort=True)
+    cell = grouped.ngroup().to_numpy(dtype=np.int64)
+    n_cells = int(grouped.ngroups)
+    is_cand = _equals(df["arm"], "candidate")
+    if not (is_cand | _equals(df["arm"], "baseline")).all():
+        raise UsageError("arm must be 'baseline' or 'candidate' in every row")
+    key = cell * 2 + is_cand.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    values = df["value"].to_numpy(dtype=np.float64)[order]
+    hib_sorted = df["higher_is_better"].to_numpy(dtype=bool)[order]
+    counts = np.bincount(key, minlength=2 * n_cells)
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    cell_start = starts[0:-1:2]  # every cell has rows (observed=True), so all starts are valid
+
+    labels = df[["instance_type", "metric", "unit"]].iloc[order[cell_start]].astype(str).to_numpy()
+    # A metric must not change direction inside a cell.
+    if n_cells:
+        mixed = (np.logical_or.reduceat(hib_sorted, cell_start)
+                 != np.logical_and.reduceat(hib_sorted, cell_start))
+        if mixed.any():
+            it, metric, _ = labels[int(np.flatnonzero(mixed)[0])]
+            raise UsageError(f"metric {metric!r} on {it} is marked both higher- and lower-is-better")
+
+    raw: list[dict[str, Any]] = []
+    for c in range(n_cells):
+        b = values[starts[2 * c]: starts[2 * c + 1]]
+        x = values[starts[2 * c + 1]: starts[2 * c + 2]]
+        it, metric, unit = labels[c]
+        raw.append(
+            _cell_stats(b, x, seed=seed, cell=c, bootstrap=bootstrap,
+                        bootstrap_max_n=bootstrap_max_n, min_samples=min_samples)
+            | {"instance_type": it, "metric": metric, "unit": unit,
+               "higher_is_better": bool(hib_sorted[cell_start[c]]),
+               "threshold": float(thresholds.get(metric, default_threshold))}
+        )
+
+    p = np.array([r["p_value"] for r in raw], dtype=float)
+    p_adj = adjust_pvalues(p, correction)
+    cells = []
+    for r, pa in zip(raw, p_adj):
+        r["p_adjusted"] = float(pa)
+        r["noisy"] = bool(r["cv_baseline"] > noise_cv or r["cv_candidate"] > noise_cv)
+        r["verdict"] = cell_verdict(r, alpha=alpha, min_samples=min_samples)
+        cells.append(CellComparison(**{k: r[k] for k in CellComparison.__dataclass_fields__}))
+    return Comparison(
+        verdict=overall_verdict([c.verdict for c in cells]),
+        comparisons=cells,
+        parameters={
+            "alpha": alpha, "correction": correction, "default_threshold": default_threshold,
+            "thresholds": thresholds, "bootstrap": bootstrap, "bootstrap_max_n": bootstrap_max_n,
+            "seed": seed, "noise_cv": noise_cv, "min_samples": min_samples,
+            "aggregate": aggregate, "ci_level": CI_LEVEL,
+        },
+    )
+
+
+def _check_args(df: pd.DataFrame, correction: str, alpha: float, default_threshold: float,
+                thresholds: Mapping[str, float] | None, bootstrap: int, aggregate: str) -> None:
+    missing = [c for c in ("metric", "value", "unit", "higher_is_better", "instance_type", "arm")
+               if c not in df.columns]
+    if missing:
+        raise UsageError(f"samples frame lacks column(s) {', '.join(missing)}")
+    if correction not in ("holm", "bh"):
+        raise UsageError(f"correction must be 'holm' or 'bh', not {correction!r}")
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must be in (0, 1), not {alpha}")
+    for name, t in [("default_threshold", default_threshold), *dict(thresholds or {}).items()]:
+        if not 0 <= t < 1:
+            raise UsageError(f"threshold for {name} must be a fraction in [0, 1), not {t}")
+    if bootstrap < 100:
+        raise UsageError(f"bootstrap needs at least 100 resamples, not {bootstrap}")
+    if aggregate not in ("sample", "instance"):
+        raise UsageError(f"aggregate must be 'sample' or 'instance', not {aggregate!r}")
+
+
+def _per_instance(df: pd.DataFrame) -> pd.DataFrame:
+    if "instance_id" not in df.columns:
+        raise UsageError("aggregate='instance' needs an instance_id column")
+    keys = ["instance_type", "metric", "arm", "instance_id"]
+    return (
+        df.groupby(keys, observed=True, sort=False)
+        .agg(value=("value", "median"), unit=("unit", "first"),
+             higher_is_better=("higher_is_better", "first"))
+        .reset_index()
+    )
+
+
+def _equals(col: pd.Series, value: str) -> np.ndarray:
+    """``col == value`` as a bool array; on categoricals compares integer codes, not strings."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = list(col.cat.categories)
+        if value not in cats:
+            return np.zeros(len(col), dtype=bool)
+        return col.cat.codes.to_numpy() == cats.index(value)
+    return col.astype(str).to_numpy() == value
+
+
+# --- one cell -------------------------------------------------------------------------------------
+def _cell_stats(b: np.ndarray, c: np.ndarray, *, seed: int, cell: int, bootstrap: int,
+                bootstrap_max_n: int, min_samples: int) -> dict[str, Any]:
+    nb, nc = len(b), len(c)
+    mb = float(np.median(b)) if nb else math.nan
+    mc = float(np.median(c)) if nc else math.nan
+    out: dict[str, Any] = {
+        "n_baseline": nb, "n_candidate": nc, "baseline_median": mb, "candidate_median": mc,
+        "ratio": mc / mb if nb and nc and mb != 0 else math.nan,
+        "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
+        "cv_baseline": robust_cv(b, mb), "cv_candidate": robust_cv(c, mc),
+    }
+    if nb < min_samples or nc < min_samples or not math.isfinite(out["ratio"]):
+        return out
+    out["p_value"] = mann_whitney_p(b, c)
+    if max(nb, nc) <= bootstrap_max_n:
+        rng = np.random.default_rng([seed, cell])
+        lo, hi = bootstrap_ratio_ci(b, c, rng, resamples=bootstrap)
+    else:
+        lo, hi = asymptotic_ratio_ci(b, c)
+    out["ci_low"], out["ci_high"] = lo, hi
+    return out
+
+
+def robust_cv(x: np.ndarray, median: float | None = None) -> float:
+    """1.4826 · MAD / |median|: the CV for normal data, but one outlier cannot make a cell noisy."""
+    if len(x) < 2:
+        return math.nan
+    m = float(np.median(x)) if median is None else median
+    if m == 0:
+        return math.inf
+    return float(MAD_TO_SD * np.median(np.abs(x - m)) / abs(m))
+
+
+def mann_whitney_p(b: np.ndarray, c: np.ndarray) -> float:
+    """Two-sided Mann–Whitney U p-value (exact for small untied samples, else normal with tie
+    correction, as scipy chooses); 1.0 when both arms are the same constant."""
+    if np.ptp(b) == 0 and np.ptp(c) == 0 and b[0] == c[0]:
+        return 1.0
+    return float(stats.mannwhitneyu(c, b, alternative="two-sided").pvalue)
+
+
+def bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Generator, *,
+                       resamples: int = 2000, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap CI of median(c)/median(b), resampling each arm independently."""
+    mb = np.median(b[rng.integers(0, len(b), size=(resamples, len(b)))], axis=1)
+    mc = np.median(c[rng.integers(0, len(c), size=(resamples, len(c)))], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = mc / mb
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) < resamples // 2:
+        return math.nan, math.nan
+    q = (1 - level) / 2
+    lo, hi = np.quantile(ratios, [q, 1 - q])
+    return float(lo), float(hi)
+
+
+def median_se(x: np.ndarray) -> float:
+    """Distribution-free standard error of the median from a pair of order statistics
+    (McKean & Schrader 1984; the form Price & Bonett 2002 use): (Y(n-k+1) - Y(k)) / (2 z_k)."""
+    n = len(x)
+    k = max(1, int(round((n + 1) / 2 - math.sqrt(n))))
+    lo_i, hi_i = k - 1, n - k
+    part = np.partition(x, [lo_i, hi_i])
+    # exact coverage of [Y(k), Y(n-k+1)] for the median is 1 - 2·P(Binom(n, ½) ≤ k-1)
+    tail = stats.binom.cdf(k - 1, n, 0.5)
+    z = float(stats.norm.isf(tail))
+    if not z > 0:
+        return math.nan
+    return float(part[hi_i] - part[lo_i]) / (2 * z)
+
+
+def asymptotic_ratio_ci(b: np.ndarray, c: np.ndarray, *, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Price & Bonett (2002) CI of a ratio of medians on the log scale (delta method)."""
+    mb, mc = float(np.median(b)), float(np.median(c))
+    if mb == 0 or mc == 0 or (mb < 0) != (mc < 0):
+        return math.nan, math.nan
+    v = (median_se(b) / mb) ** 2 + (median_se(c) / mc) ** 2
+    z = float(stats.norm.isf((1 - level) / 2))
+    r = mc / mb
+    half = z * math.sqrt(v)
+    return r * math.exp(-half), r * math.exp(half)
+
+
+# --- correction and verdicts ----------------------------------------------------------------------
+def adjust_pvalues(p: np.ndarray, method: Literal["holm", "bh"]) -> np.ndarray:
+    """Holm's step-down (FWER) or Benjamini–Hochberg (FDR) adjusted p-values; NaNs stay NaN and
+    do not count as tests."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    q = p[ok]
+    if method == "bh":
+        out[ok] = stats.false_discovery_control(q, method="bh")
+        return out
+    order = np.argsort(q, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])
+    adj = np.empty(m)
+    adj[order] = np.minimum(stepped, 1.0)
+    out[ok] = adj
+    return out
+
+
+def cell_verdict(r: Mapping[str, Any], *, alpha: float, min_samples: int) -> Verdict:
+    """The verdict rule of the module docstring, for one cell's statistics."""
+    if r["n_baseline"] < min_samples or r["n_candidate"] < min_samples:
+        return "inconclusive"
+    ratio, lo, hi, t = r["ratio"], r["ci_low"], r["ci_high"], r["threshold"]
+    if not (math.isfinite(ratio) and math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    significant = math.isfinite(r["p_adjusted"]) and r["p_adjusted"] < alpha
+    hib = r["higher_is_better"]
+    # Beyond the threshold in each direction, and CI excluding 1 on that side.
+    up = ratio > 1 + t and lo > 1
+    down = ratio < 1 - t and hi < 1
+    if significant and (up or down):
+        worse = down if hib else up
+        return "regression" if worse else "improvement"
+    if lo >= 1 - t and hi <= 1 + t:
+        return "no_change"
+    if r["noisy"]:
+        return "inconclusive"
+    return "no_change"
+
+
+def overall_verdict(verdicts: list[str]) -> Verdict:
+    """Any regression wins; then any inconclusive cell (we cannot vouch for it); then any
+    improvement; else no change. No cells at all is inconclusive."""
+    if not verdicts:
+        return "inconclusive"
+    for v in _VERDICT_ORDER[:3]:
+        if v in verdicts:
+            return v  # type: ignore[return-value]
+    return "no_change"
+
+
+# --- formatting -----------------------------------------------------------------------------------
+def _json_num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return _json_num(v.item())
+    return v
+
+
+def _g(v: float, digits: int = 4) -> str:
+    return "–" if not math.isfinite(v) else f"{v:.{digits}g}"
+
+
+def _pct(v: float, digits: int = 1, *, sign: bool = True) -> str:
+    if not math.isfinite(v):
+        return "–"
+    return f"{v * 100:+.{digits}f} %" if sign else f"{v * 100:.{digits}f} %"
+
+
+__all__ = [
+    "CellComparison",
+    "Comparison",
+    "adjust_pvalues",
+    "asymptotic_ratio_ci",
+    "bootstrap_ratio_ci",
+    "cell_verdict",
+    "compare",
+    "mann_whitney_p",
+    "median_se",
+    "overall_verdict",
+    "robust_cv",
+]
