@@ -106,7 +106,8 @@ def validate_version(text: str, path: str, lineno: int) -> str:
         parsed = Version(text)
     except ValueError:
         raise ManifestError(f"{path}:{lineno}: invalid Debian version {text!r}") from None
-    if not parsed.upstream_version or (text.endswith("-") and not parsed.debian_revision):
+    without_epoch = text.partition(":")[2] if parsed.epoch is not None else text
+    if not parsed.upstream_version or without_epoch.startswith("-") or text.endswith("-"):
         raise ManifestError(f"{path}:{lineno}: invalid Debian version {text!r}")
     return text
 

@@ -86,7 +86,8 @@ def render_markdown(changelog: Changelog) -> str:
         out += [f"### {item.package} {item.old} → {item.new} (source {item.source}){_binaries(item)}",
                 ""]
         out += _entries_block(item)
-    out += [f"## {DOWNGRADED_TITLE} ({len(changelog.downgraded)})", ""]
+    if changelog.downgraded:
+        out += [f"## {DOWNGRADED_TITLE} ({len(changelog.downgraded)})", ""]
     for item in changelog.downgraded:
         lost = f"; loses fixes for {', '.join(item.cves)}" if item.cves else ""
         out += [f"### {DOWNGRADE} {item.package} {item.old} → {item.new} (source {item.source})"
