@@ -10,9 +10,11 @@ Verdict rule (``t`` = the metric's threshold; "worse" follows ``higher_is_better
 * ``regression``   – adjusted p < alpha AND the point estimate is more than ``t`` worse AND the
   CI excludes no change (lies entirely on the worse side of 1).
 * ``improvement``  – the mirror image.
-* ``no_change``    – the CI lies within ``[1-t, 1+t]``; or the data are quiet (both arms' CV ≤
-  ``noise_cv``) and the rules above did not fire.
-* ``inconclusive`` – otherwise: a noisy cell whose CI reaches past the threshold.
+* ``no_change``    – the CI lies within ``[1-t, 1+t]``.
+* ``inconclusive`` – the point estimate is past the threshold but the evidence falls short of the
+  rule above, or the cell is noisy (either arm's robust CV > ``noise_cv``) and its CI reaches
+  past the threshold.
+* ``no_change``    – otherwise: quiet data, a change smaller than the threshold, nothing significant.
 
 Why not "CI entirely beyond the threshold"? With 10 instances per arm at CV 3 % the ratio's CI is
 about ±3.5 %, so a true 5 % slowdown would clear ``ci_low > 1.02`` well under half the time.
@@ -385,7 +387,7 @@ def cell_verdict(r: Mapping[str, Any], *, alpha: float, min_samples: int) -> Ver
         return "regression" if worse else "improvement"
     if lo >= 1 - t and hi <= 1 + t:
         return "no_change"
-    if r["noisy"]:
+    if abs(ratio - 1) > t or r["noisy"]:
         return "inconclusive"
     return "no_change"
 

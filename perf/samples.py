@@ -492,7 +492,7 @@ def write_jsonl(
     codes, uniques = pd.factorize(meta.map(lambda m: m if isinstance(m, str) else _canon(m)))
     parsed = np.asarray([json.loads(u) for u in uniques] + [{}], dtype=object)
     df["metadata"] = parsed[codes]
-    text = df.to_json(orient="records", lines=True, double_precision=15) if len(df) else ""
+    text = df.to_json(orient="records", lines=True) if len(df) else ""
     if text and not text.endswith("\n"):
         text += "\n"
     if isinstance(dest, (str, Path)):
