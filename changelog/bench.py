@@ -58,7 +58,7 @@ def _bump(version: str, rng: random.Random) -> str:
 
 
 def synthetic_manifests(n: int, changed: float = 0.10, seed: int = 0) -> tuple[Manifest, Manifest]:
-    """Two manifests of ``n`` packages in which a fraction ``changed`` differ; a few added/removed."""
+    """Two ``n``-package manifests, a fraction ``changed`` differing; a few added/removed."""
     rng = random.Random(seed)
     old: dict[str, Package] = {}
     new: dict[str, Package] = {}
@@ -89,7 +89,7 @@ def naive_diff(old: Manifest, new: Manifest) -> dict[str, list[str]]:
 
 
 def dpkg_pairs_seconds(old: Manifest, new: Manifest, sample: int = 200) -> float | None:
-    """Seconds ``dpkg --compare-versions`` takes for all common pairs, extrapolated from ``sample``."""
+    """Seconds ``dpkg --compare-versions`` needs for all common pairs (``sample`` timed)."""
     dpkg = shutil.which("dpkg")
     if dpkg is None:
         return None
@@ -115,7 +115,8 @@ def synthetic_changelog(package: str, entries: int, seed: int) -> tuple[str, lis
         )
         blocks.append(
             f"{package} ({version}) unstable; urgency=medium\n\n{changes}\n\n"
-            f" -- Jane Maintainer <jane@example.org>  Mon, {1 + i % 28:02d} Jan 2024 12:00:00 +0000\n"
+            f" -- Jane Maintainer <jane@example.org>  "
+            f"Mon, {1 + i % 28:02d} Jan 2024 12:00:00 +0000\n"
         )
     return "\n".join(blocks), versions
 

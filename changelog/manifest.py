@@ -2,14 +2,14 @@
 
 Three input formats are read, detected from the first non-blank line:
 
-* ``tab``: ``package<TAB>version`` lines — an Ubuntu cloud-image ``.manifest`` (binary names may carry
-  an ``:amd64``/``:arm64`` qualifier, which is stripped and kept as the package's arch) or
+* ``tab``: ``package<TAB>version`` lines — an Ubuntu cloud-image ``.manifest`` (binary names may
+  carry an ``:amd64``/``:arm64`` qualifier, which is stripped and kept as the package's arch) or
   ``dpkg-query -W`` output; an optional third column carries the source package as printed by
-  ``dpkg-query -f '${Package}\\t${Version}\\t${Source}\\n'`` (``src`` or ``src (version)``; empty means
-  "same as the binary").
-* ``snap:`` lines in a cloud-image manifest (``snap:lxd<TAB>channel<TAB>revision``) are kept apart in
-  `Manifest.snaps` as opaque strings: snap revisions are not Debian versions, so they are never put
-  through dpkg ordering.
+  ``dpkg-query -f '${Package}\\t${Version}\\t${Source}\\n'`` (``src`` or ``src (version)``;
+  empty means "same as the binary").
+* ``snap:`` lines in a cloud-image manifest (``snap:lxd<TAB>channel<TAB>revision``) are kept apart
+  in `Manifest.snaps` as opaque strings: snap revisions are not Debian versions, so they are
+  never put through dpkg ordering and are not part of the diff.
 * ``status``: a dpkg status file (RFC822 stanzas); only packages with
   ``Status: install ok installed`` are part of the image.
 

@@ -65,7 +65,8 @@ def render_markdown(changelog: Changelog) -> str:
         "",
         "| added | removed | upgraded | downgraded | unchanged |",
         "|---:|---:|---:|---:|---:|",
-        f"| {c['added']} | {c['removed']} | {c['upgraded']} | {c['downgraded']} | {c['unchanged']} |",
+        "| " + " | ".join(str(c[k]) for k in ("added", "removed", "upgraded", "downgraded",
+                                               "unchanged")) + " |",
         "",
     ]
     if changelog.downgraded:
@@ -83,8 +84,8 @@ def render_markdown(changelog: Changelog) -> str:
     out.append("")
     out += [f"## Upgraded ({len(changelog.upgraded)})", ""]
     for item in changelog.upgraded:
-        out += [f"### {item.package} {item.old} → {item.new} (source {item.source}){_binaries(item)}",
-                ""]
+        out += [f"### {item.package} {item.old} → {item.new} "
+                f"(source {item.source}){_binaries(item)}", ""]
         out += _entries_block(item)
     if changelog.downgraded:
         out += [f"## {DOWNGRADED_TITLE} ({len(changelog.downgraded)})", ""]

@@ -1,9 +1,9 @@
 """Assemble a `Changelog` between two manifests: the diff, grouped by source, with entries and CVEs.
 
-Binary packages built from one source (``libfoo1``, ``libfoo-dev`` from ``foo``) share one changelog,
-so changes are grouped by (source, direction) and entries are read once per group. The source comes
-from the manifest (dpkg status ``Source:`` or a third tab column); without it, the binary is its own
-group.
+Binary packages built from one source (``libfoo1``, ``libfoo-dev`` from ``foo``) share one
+changelog, so changes are grouped by (source, direction) and entries are read once per group.
+The source comes from the manifest (dpkg status ``Source:`` or a third tab column); without it,
+the binary is its own group.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def _changelog_version(pkg: Package) -> str:
 
 def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> ChangeItem:
     src = group[0].new.source_name
-    ordered = sorted(group, key=lambda c: (c.name != src, c.name))  # a binary named like its source first
+    # The binary named like its source leads the group; the others follow by name.
+    ordered = sorted(group, key=lambda c: (c.name != src, c.name))
     lead = ordered[0]
     olds = [_changelog_version(c.old) for c in group]
     news = [_changelog_version(c.new) for c in group]

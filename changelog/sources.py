@@ -2,11 +2,11 @@
 
 Implementations:
 
-* `DirectorySource(DIR)` — ``DIR/<name>.changelog.Debian.gz``, ``DIR/<name>.changelog.Debian``, then
-  the image tree ``DIR/usr/share/doc/<name>/changelog.Debian.gz`` (and the uncompressed file), for
-  each binary name of the group and then the source name.
-* `ArchiveSource` — ``apt-get download name=version`` into a temp dir, then the changelog out of the
-  .deb via ``dpkg-deb --fsys-tarfile``. Any failure is a reason, never a crash.
+* `DirectorySource(DIR)` — ``DIR/<name>.changelog.Debian.gz``, ``DIR/<name>.changelog.Debian``,
+  then the image tree ``DIR/usr/share/doc/<name>/changelog.Debian.gz`` (and the uncompressed
+  file), for each binary name of the group and then the source name.
+* `ArchiveSource` — ``apt-get download name=version`` into a temp dir, then the changelog out of
+  the .deb via ``dpkg-deb --fsys-tarfile``. Any failure is a reason, never a crash.
 * `NoSource` — always says why nothing is available.
 * `ChainSource` — tries sources in order; if all fail, joins their reasons.
 

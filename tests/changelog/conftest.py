@@ -24,7 +24,9 @@ def dpkg_compare(a: str, op: str, b: str) -> bool:
     return subprocess.run([DPKG, "--compare-versions", a, op, b], check=False).returncode == 0
 
 
-def changelog_text(package: str, versions: list[str], extra: dict[str, list[str]] | None = None) -> str:
+def changelog_text(
+    package: str, versions: list[str], extra: dict[str, list[str]] | None = None
+) -> str:
     """A well-formed Debian changelog, newest first, one entry per version."""
     extra = extra or {}
     blocks = []
@@ -33,7 +35,8 @@ def changelog_text(package: str, versions: list[str], extra: dict[str, list[str]
         blocks.append(
             f"{package} ({version}) unstable; urgency=medium\n\n"
             + "\n".join(lines)
-            + f"\n\n -- Jane Maintainer <jane@example.org>  Mon, 0{1 + i % 9} Jan 2024 12:00:00 +0000\n"
+            + "\n\n -- Jane Maintainer <jane@example.org>  "
+            + f"Mon, 0{1 + i % 9} Jan 2024 12:00:00 +0000\n"
         )
     return "\n".join(blocks)
 

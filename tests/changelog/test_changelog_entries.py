@@ -14,9 +14,12 @@ from conftest import changelog_text
 from changelog.entries import entries_between
 from changelog.manifest import parse_manifest
 
-VERSIONS = ["2:1.3-1", "2:1.2-2+deb12u10", "2:1.2-2+deb12u9", "2:1.2-2", "2:1.2~rc1-1", "1:9.0-1", "1:8.0-1"]
+VERSIONS = [
+    "2:1.3-1", "2:1.2-2+deb12u10", "2:1.2-2+deb12u9", "2:1.2-2", "2:1.2~rc1-1", "1:9.0-1", "1:8.0-1"
+]
+CVE_LINES = ["  * Fix buffer overflow (CVE-2024-1234).", "  * Second <script>line</script>."]
 TEXT = changelog_text("foo", VERSIONS, extra={
-    "2:1.2-2+deb12u10": ["  * Fix buffer overflow (CVE-2024-1234).", "  * Second <script>line</script>."],
+    "2:1.2-2+deb12u10": CVE_LINES,
 })
 
 
@@ -44,7 +47,7 @@ def test_entry_fields() -> None:
     assert entry.urgency == "medium"
     assert entry.author == "Jane Maintainer <jane@example.org>"
     assert entry.date == "Mon, 02 Jan 2024 12:00:00 +0000"
-    assert entry.changes == ("  * Fix buffer overflow (CVE-2024-1234).", "  * Second <script>line</script>.")
+    assert entry.changes == tuple(CVE_LINES)
     assert entry.to_dict()["changes"] == list(entry.changes)
 
 

@@ -61,7 +61,9 @@ DPKG_DEB = shutil.which("dpkg-deb")
 needs_dpkg_deb = pytest.mark.skipif(DPKG_DEB is None, reason="dpkg-deb is not installed")
 
 
-def _build_deb(tmp_path: Path, package: str, version: str, changelog: str, doc_dir: str | None = None) -> Path:
+def _build_deb(
+    tmp_path: Path, package: str, version: str, changelog: str, doc_dir: str | None = None
+) -> Path:
     root = tmp_path / f"build-{package}"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN/control").write_text(
