@@ -79,4 +79,7 @@ def diff_command(old: str, new: str, fmt: str, changelog_dir: str | None, from_a
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write --output {output!r}: {exc.strerror}") from None

@@ -123,3 +123,11 @@ def test_resolver_may_return_a_path(pair: tuple[str, str, str]) -> None:
     manifest = resolve_manifest("debian12:7", SimpleNamespace(manifest_resolver=lambda ref: new))
     assert manifest.path == new and "curl" in manifest
     assert resolve_manifest(old, None).versions["bash"] == "5.2-1"
+
+
+def test_unwritable_output_is_usage_error(pair: tuple[str, str, str], tmp_path: Path) -> None:
+    old, new, _ = pair
+    target = tmp_path / "no-such-dir" / "out.md"
+    result = CliRunner().invoke(changelog_group, ["diff", old, new, "--output", str(target)])
+    assert isinstance(result.exception, UsageError)
+    assert "cannot write --output" in str(result.exception)
