@@ -144,7 +144,7 @@ def parse_manifest_text(text: str, path: str = "<memory>") -> Manifest:
     first = next((ln for ln in lines if ln.strip()), None)
     if first is None:
         raise ManifestError(f"{path}:1: empty manifest (no packages)")
-    if "\t" not in first and _FIELD.match(first):
+    if first.startswith("Package:"):  # dpkg writes every status stanza Package-first
         return _parse_status(lines, path)
     return _parse_tab(lines, path)
 

@@ -103,3 +103,8 @@ def test_real_dpkg_query_three_columns_parse(tmp_path: Path) -> None:
     assert len(manifest) == len({ln.split(b"\t")[0] for ln in out.splitlines()})
     # Every binary whose Source field names another package is grouped under it.
     assert any(p.source and p.source != p.name for p in manifest.packages.values())
+
+
+def test_space_instead_of_tab_is_reported_as_such() -> None:
+    with pytest.raises(ManifestError, match=r"^m:1: expected 'package<TAB>version'"):
+        parse_manifest_text("libc6:amd64 2.36-9\n", "m")
