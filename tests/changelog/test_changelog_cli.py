@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from conftest import changelog_text, write_gz
+from changelog_support import changelog_text, write_gz
 
 from changelog.cli import changelog_group, resolve_manifest
 from changelog.manifest import Manifest, parse_manifest_text

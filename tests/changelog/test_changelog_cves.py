@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_case
+from changelog_support import load_case
 
 from changelog.cves import extract_cves
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import dpkg_compare, load_case
+from changelog_support import dpkg_compare, load_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

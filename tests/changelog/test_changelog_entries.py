@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import changelog_text
+from changelog_support import changelog_text
 
 from changelog.entries import entries_between
 from changelog.manifest import parse_manifest

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import load_case
+from changelog_support import load_case
 
 from changelog.manifest import Manifest, parse_manifest, parse_manifest_text
 from orchestrator.errors import ExitStatus, ManifestError

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import changelog_text, write_gz
+from changelog_support import changelog_text, write_gz
 
 from changelog import build_changelog, render
 from changelog.manifest import parse_manifest_text

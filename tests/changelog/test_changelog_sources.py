@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import changelog_text, write_gz
+from changelog_support import changelog_text, write_gz
 
 from changelog.sources import (
     ArchiveSource,
