@@ -266,7 +266,7 @@ def _first_bad_csv_line(p: Path, cols: list[str]) -> int | str:
 
 def _read_json_lines(p: Path) -> pd.DataFrame:
     try:
-        df = pd.read_json(p, lines=True, dtype=False, convert_dates=False)
+        df = pd.read_json(p, lines=True, dtype=False)
     except ValueError as exc:
         line = _first_bad_json_line(p)
         raise InputFormatError(f"{p}:{line}: not a JSON object: {_short(exc)}") from None

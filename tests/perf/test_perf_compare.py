@@ -1,0 +1,208 @@
+"""The comparison: statistics per cell, direction, correction, verdicts, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestrator.errors import UsageError
+from perf.compare import (
+    adjust_pvalues,
+    asymptotic_ratio_ci,
+    bootstrap_ratio_ci,
+    compare,
+    median_se,
+    overall_verdict,
+    robust_cv,
+)
+
+MakeFrame = Callable[..., pd.DataFrame]
+rng = np.random.default_rng(1234)
+
+
+def noisy(center: float, n: int, cv: float = 0.01) -> np.ndarray:
+    return center * (1 + cv * rng.standard_normal(n))
+
+
+def test_cell_statistics(make_frame: MakeFrame) -> None:
+    b, c = noisy(100, 40), noisy(110, 40)
+    cell = compare(make_frame(b, c)).comparisons[0]
+    assert (cell.n_baseline, cell.n_candidate) == (40, 40)
+    assert cell.baseline_median == pytest.approx(np.median(b))
+    assert cell.ratio == pytest.approx(np.median(c) / np.median(b))
+    assert cell.ci_low < cell.ratio < cell.ci_high
+    assert cell.p_value < 1e-6 and cell.p_adjusted == cell.p_value  # one cell: nothing to adjust
+    assert cell.cv_baseline == pytest.approx(0.01, rel=0.35)
+    assert not cell.noisy
+
+
+@pytest.mark.parametrize(
+    ("higher_is_better", "factor", "expected"),
+    [(False, 1.10, "regression"), (False, 0.90, "improvement"),
+     (True, 0.90, "regression"), (True, 1.10, "improvement")],
+)
+def test_direction(make_frame: MakeFrame, higher_is_better: bool, factor: float, expected: str) -> None:
+    df = make_frame(noisy(100, 30), noisy(100 * factor, 30), higher_is_better=higher_is_better)
+    result = compare(df)
+    assert result.comparisons[0].verdict == expected
+    assert result.verdict == expected
+
+
+def test_change_below_threshold_is_no_change(make_frame: MakeFrame) -> None:
+    # 1 % slower, very tight, many samples: significant but below the 2 % threshold
+    cell = compare(make_frame(noisy(100, 400, 0.002), noisy(101, 400, 0.002))).comparisons[0]
+    assert cell.p_value < 1e-6
+    assert cell.verdict == "no_change"
+    # ... and a regression once the threshold is tighter than the change
+    tight = compare(make_frame(noisy(100, 400, 0.002), noisy(101, 400, 0.002)),
+                    thresholds={"latency": 0.005})
+    assert tight.comparisons[0].verdict == "regression"
+    assert tight.comparisons[0].threshold == 0.005
+
+
+def test_tiny_samples_are_inconclusive(make_frame: MakeFrame) -> None:
+    result = compare(make_frame([100, 101, 99], [150, 151, 149]))
+    cell = result.comparisons[0]
+    assert cell.verdict == "inconclusive" and np.isnan(cell.p_value)
+    assert cell.ratio == pytest.approx(1.5)
+    assert result.verdict == "inconclusive"
+
+
+def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame) -> None:
+    cell = compare(make_frame(noisy(100, 12, 0.3), noisy(100, 12, 0.3))).comparisons[0]
+    assert cell.noisy
+    assert cell.verdict == "inconclusive"
+
+
+def test_one_empty_arm_is_inconclusive(make_frame: MakeFrame) -> None:
+    df = make_frame(noisy(100, 10), [])
+    cell = compare(df).comparisons[0]
+    assert cell.n_candidate == 0 and cell.verdict == "inconclusive"
+
+
+def test_holm_and_bh_differ_as_expected() -> None:
+    p = np.array([0.01, 0.02, 0.03, 0.04, 0.5, np.nan])
+    holm = adjust_pvalues(p, "holm")
+    bh = adjust_pvalues(p, "bh")
+    # Holm: sorted p × (m, m-1, ...) with running max; m = 5 (the NaN is not a test)
+    np.testing.assert_allclose(holm[:5], [0.05, 0.08, 0.09, 0.09, 0.5])
+    # BH: p × m / rank with running min from the top
+    np.testing.assert_allclose(bh[:5], [0.05, 0.05, 0.05, 0.05, 0.5])
+    assert np.isnan(holm[5]) and np.isnan(bh[5])
+    assert (bh[:5] <= holm[:5]).all()
+
+
+def test_correction_changes_verdicts_across_cells(make_frame: MakeFrame) -> None:
+    # 20 cells: one clear regression, the rest borderline 3 % shifts at n=10
+    local = np.random.default_rng(5)
+    frames = []
+    for i in range(20):
+        shift = 1.10 if i == 0 else 1.03
+        frames.append(make_frame(100 * (1 + 0.02 * local.standard_normal(10)),
+                                 100 * shift * (1 + 0.02 * local.standard_normal(10)), metric=f"m{i:02d}"))
+    df = pd.concat(frames, ignore_index=True)
+    holm, bh = compare(df, correction="holm"), compare(df, correction="bh")
+    n_holm = sum(c.verdict == "regression" for c in holm.comparisons)
+    n_bh = sum(c.verdict == "regression" for c in bh.comparisons)
+    assert holm.comparisons[0].verdict == "regression"
+    assert n_bh >= n_holm >= 1
+    assert all(b.p_adjusted <= h.p_adjusted + 1e-12 for b, h in zip(bh.comparisons, holm.comparisons))
+
+
+def test_overall_verdict_precedence() -> None:
+    assert overall_verdict(["no_change", "regression", "improvement"]) == "regression"
+    assert overall_verdict(["no_change", "inconclusive", "improvement"]) == "inconclusive"
+    assert overall_verdict(["no_change", "improvement"]) == "improvement"
+    assert overall_verdict(["no_change"]) == "no_change"
+    assert overall_verdict([]) == "inconclusive"
+
+
+def test_bootstrap_is_seeded_and_cells_are_independent(make_frame: MakeFrame) -> None:
+    df = make_frame(noisy(100, 20, 0.05), noisy(103, 20, 0.05))
+    a, b = compare(df, seed=7), compare(df, seed=7)
+    assert a.to_dict() == b.to_dict()
+    c = compare(df, seed=8).comparisons[0]
+    assert (c.ci_low, c.ci_high) != (a.comparisons[0].ci_low, a.comparisons[0].ci_high)
+
+
+def test_asymptotic_ci_agrees_with_bootstrap_on_large_cells() -> None:
+    local = np.random.default_rng(3)
+    b, c = 100 * local.lognormal(0, 0.05, 3000), 102 * local.lognormal(0, 0.05, 3000)
+    lo_b, hi_b = bootstrap_ratio_ci(b, c, local, resamples=2000)
+    lo_a, hi_a = asymptotic_ratio_ci(b, c)
+    assert lo_a == pytest.approx(lo_b, abs=0.0015) and hi_a == pytest.approx(hi_b, abs=0.0015)
+
+
+def test_median_se_matches_theory_for_normal_data() -> None:
+    # se(median) ≈ 1.2533 σ / sqrt(n) for normal data
+    x = np.random.default_rng(9).standard_normal(40_000)
+    assert median_se(x) == pytest.approx(1.2533 / np.sqrt(40_000), rel=0.1)
+
+
+def test_large_cells_use_the_asymptotic_ci(make_frame: MakeFrame) -> None:
+    df = make_frame(noisy(100, 5000), noisy(100, 5000))
+    cell = compare(df, bootstrap_max_n=1000).comparisons[0]
+    lo, hi = asymptotic_ratio_ci(df["value"][:5000].to_numpy(), df["value"][5000:].to_numpy())
+    assert (cell.ci_low, cell.ci_high) == pytest.approx((lo, hi))
+    assert cell.verdict == "no_change"
+
+
+def test_robust_cv_ignores_one_outlier() -> None:
+    x = np.r_[noisy(100, 30, 0.02), 10_000.0]
+    assert robust_cv(x) < 0.04
+    assert np.std(x) / np.mean(x) > 1  # the classic CV would call this cell noisy
+
+
+def test_aggregate_per_instance(make_frame: MakeFrame) -> None:
+    # 6 instances × 5 repetitions per arm; per-instance medians make n = 6 per arm
+    ids = ([f"b{i}" for i in range(6) for _ in range(5)], [f"c{i}" for i in range(6) for _ in range(5)])
+    df = make_frame(noisy(100, 30), noisy(108, 30), instance_ids=ids)
+    cell = compare(df, aggregate="instance").comparisons[0]
+    assert (cell.n_baseline, cell.n_candidate) == (6, 6)
+    assert cell.verdict == "regression"
+    assert compare(df).comparisons[0].n_baseline == 30
+
+
+def test_categorical_and_plain_frames_agree(make_frame: MakeFrame) -> None:
+    df = make_frame(noisy(100, 20), noisy(104, 20))
+    cat = df.astype({c: "category" for c in ("metric", "unit", "instance_type", "arm")})
+    assert compare(df).to_dict() == compare(cat).to_dict()
+
+
+def test_bad_arguments(make_frame: MakeFrame) -> None:
+    df = make_frame(noisy(100, 10), noisy(100, 10))
+    with pytest.raises(UsageError, match="correction"):
+        compare(df, correction="bonferroni")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="threshold"):
+        compare(df, thresholds={"latency": 2.0})
+    with pytest.raises(UsageError, match="lacks"):
+        compare(df.drop(columns=["arm"]))
+    mixed = df.copy()
+    mixed.loc[0, "higher_is_better"] = True
+    with pytest.raises(UsageError, match="both higher- and lower"):
+        compare(mixed)
+    bad_arm = df.copy()
+    bad_arm.loc[0, "arm"] = "control"
+    with pytest.raises(UsageError, match="arm"):
+        compare(bad_arm)
+
+
+def test_json_and_markdown_output(make_frame: MakeFrame) -> None:
+    df = pd.concat([make_frame(noisy(100, 20), noisy(110, 20)),
+                    make_frame([1, 2], [1, 2], metric="tiny", instance_type="c5.xlarge")])
+    result = compare(df)
+    doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # NaN becomes null
+    assert doc["verdict"] == "regression"
+    keys = {"instance_type", "metric", "unit", "higher_is_better", "n_baseline", "n_candidate",
+            "baseline_median", "candidate_median", "ratio", "hl_ratio", "ci_low", "ci_high", "p_value",
+            "p_adjusted", "cv_baseline", "cv_candidate", "noisy", "threshold", "verdict"}
+    assert all(set(c) == keys for c in doc["comparisons"])
+    tiny = next(c for c in doc["comparisons"] if c["metric"] == "tiny")
+    assert tiny["p_value"] is None and tiny["verdict"] == "inconclusive"
+    md = result.to_markdown()
+    assert "**regression**" in md and "| m5.large | latency | ms | lower |" in md
+    assert md.index("latency") < md.index("tiny")  # regressions listed first
