@@ -26,7 +26,7 @@ def forest_plot(comparison: Comparison, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     cells = sorted(comparison.comparisons, key=lambda c: (c.metric, c.instance_type))
     n = max(1, len(cells))
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * n))
+    fig, ax = plt.subplots(figsize=(9.5, 1.4 + 0.32 * n))
     for y, c in enumerate(reversed(cells)):
         color = _COLORS.get(c.verdict, "black")
         if math.isfinite(c.ci_low) and math.isfinite(c.ci_high):
@@ -47,7 +47,7 @@ def forest_plot(comparison: Comparison, path: str | Path) -> Path:
     ax.set_xlabel("candidate / baseline median (95 % CI); dashed: ± threshold")
     ax.set_title(f"imagefleet perf comparison: {comparison.verdict}")
     handles = [plt.Line2D([], [], color=col, marker="o", ls="-", label=v) for v, col in _COLORS.items()]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
