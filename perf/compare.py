@@ -119,11 +119,11 @@ class Comparison:
         lines = [
             f"## Performance comparison: **{self.verdict}**",
             "",
-            f"{len(self.comparisons)} cells ({summary}); {p.get('correction', '?')} correction at "
-            f"alpha {p.get('alpha', '?')}, {int(CI_LEVEL * 100)} % CI of the median ratio.",
+            (f"{len(self.comparisons)} cells ({summary}); {p.get('correction', '?')} correction "
+             f"at alpha {p.get('alpha', '?')}, {int(CI_LEVEL * 100)} % CI of the median ratio."),
             "",
-            "| instance type | metric | unit | better | n (b/c) | baseline median | "
-            "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |",
+            ("| instance type | metric | unit | better | n (b/c) | baseline median | "
+             "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |"),
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         order = sorted(self.comparisons, key=lambda c: (_VERDICT_ORDER.index(c.verdict),
@@ -347,7 +347,7 @@ def median_se(x: np.ndarray) -> float:
     """Distribution-free standard error of the median from a pair of order statistics
     (McKean & Schrader 1984; the form Price & Bonett 2002 use): (Y(n-k+1) - Y(k)) / (2 z_k)."""
     n = len(x)
-    k = max(1, int(round((n + 1) / 2 - math.sqrt(n))))
+    k = max(1, round((n + 1) / 2 - math.sqrt(n)))
     lo_i, hi_i = k - 1, n - k
     part = np.partition(x, [lo_i, hi_i])
     # exact coverage of [Y(k), Y(n-k+1)] for the median is 1 - 2·P(Binom(n, ½) ≤ k-1)

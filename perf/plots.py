@@ -9,11 +9,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from perf.compare import Comparison  # noqa: E402
+from perf.compare import Comparison
 
 _COLORS = {"regression": "#c62828", "improvement": "#2e7d32", "no_change": "#455a64",
            "inconclusive": "#f9a825"}

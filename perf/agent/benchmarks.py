@@ -221,7 +221,7 @@ def parse_fio_json(text: str) -> list[SampleDict]:
 
 
 _SYSBENCH_EPS = re.compile(r"events per second:\s*([\d.]+)")
-_SYSBENCH_LAT = re.compile(r"^\s*(avg|95th percentile):\s*([\d.]+)", re.M)
+_SYSBENCH_LAT = re.compile(r"^\s*(avg|95th percentile):\s*([\d.]+)", re.MULTILINE)
 _SYSBENCH_VER = re.compile(r"sysbench\s+([\d.]+)")
 
 

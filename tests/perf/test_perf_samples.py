@@ -11,16 +11,25 @@ import pandas as pd
 import pytest
 
 from orchestrator.errors import InputFormatError, UsageError
-from perf.samples import COLUMNS, Sample, infer_higher_is_better, read_samples, samples_frame, write_jsonl
+from perf.samples import (
+    COLUMNS,
+    Sample,
+    infer_higher_is_better,
+    read_samples,
+    samples_frame,
+    write_jsonl,
+)
 
 PKB = Path("/work/shared/testdata/pkb_samples_example.ndjson")
 BASE_AMI, CAND_AMI = "ami-0a1b2c3d4e5f60708", "ami-0f9e8d7c6b5a40302"
 
 
 def _sample(**kw: object) -> Sample:
-    d = dict(metric="cpu_sha256_throughput", value=812.5, unit="MB/s", higher_is_better=True,
-             instance_type="m5.large", instance_id="i-1", ami="ami-1", arm="baseline",
-             benchmark="cpu", timestamp=1764000000.0, metadata={"repetition": 0})
+    d: dict[str, object] = {
+        "metric": "cpu_sha256_throughput", "value": 812.5, "unit": "MB/s", "higher_is_better": True,
+        "instance_type": "m5.large", "instance_id": "i-1", "ami": "ami-1", "arm": "baseline",
+        "benchmark": "cpu", "timestamp": 1764000000.0, "metadata": {"repetition": 0},
+    }
     d.update(kw)
     return Sample(**d)  # type: ignore[arg-type]
 
