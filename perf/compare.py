@@ -35,7 +35,7 @@ McKean–Schrader 1984 estimate of the median's standard error), via the delta m
 thousands of samples both methods agree to a fraction of a percent and the bootstrap would cost
 seconds per cell.
 
-Samples are treated as independent draws. When each instance contributes many repetitions, pass
+Non-finite values are dropped before anything else. Samples are treated as independent draws. When each instance contributes many repetitions, pass
 ``aggregate="instance"`` to compare per-instance medians instead (the instance is then the unit).
 """
 
@@ -165,12 +165,15 @@ def compare(
     """
     _check_args(df, correction, alpha, default_threshold, thresholds, bootstrap, aggregate)
     thresholds = dict(thresholds or {})
+    finite = np.isfinite(df["value"].to_numpy(dtype=np.float64))
+    if not finite.all():  # a missing measurement is no evidence either way
+        df = df[finite]
     if aggregate == "instance":
         df = _per_instance(df)
 
     # Group once with pandas, then sort once by (cell, arm) so each arm of each cell is a
     # contiguous numpy slice; no per-row Python anywhere below.
-    grouped = df.groupby(["instance_type", "metric"], observed=True, sort=True)
+    grouped = df.groupby(["instance_type", "metric"], observed=True, sort=True, dropna=False)
     cell = grouped.ngroup().to_numpy(dtype=np.int64)
     n_cells = int(grouped.ngroups)
     is_cand = _equals(df["arm"], "candidate")

@@ -52,8 +52,8 @@ def bench(instance_id: str, instance_type: str, ami: str, arm: str, repetitions:
     try:
         run = run_benchmarks(repetitions=repetitions, duration=duration,
                              names=list(names) or None, external=not no_external)
-    except (OSError, ValueError, RuntimeError) as exc:
-        _fail(f"benchmark failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any benchmark failure is exit 3 with one line
+        _fail(f"benchmark failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
     for name, reason in sorted(run.skipped.items()):
         click.echo(f"imagefleet-agent: skipped {name}: {reason}", err=True)
     raw = apply_slowdown(run.samples, slowdown) if slowdown is not None else run.samples

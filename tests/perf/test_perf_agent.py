@@ -172,3 +172,13 @@ def test_agent_cli_uploads_to_s3(monkeypatch: pytest.MonkeyPatch) -> None:
         missing = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
                                            "--s3-uri", "s3://no-such-bucket/k"])
         assert missing.exit_code == 3 and "upload to s3://no-such-bucket/k failed" in missing.stderr
+
+
+def test_agent_cli_benchmark_crash_is_exit_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(duration: float) -> list[dict[str, object]]:
+        raise MemoryError("cannot allocate 64 MB")
+
+    monkeypatch.setitem(bm.BUILTIN, "memory_copy", boom)
+    result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "memory_copy"])
+    assert result.exit_code == 3
+    assert result.stderr.strip() == "imagefleet-agent: benchmark failed: MemoryError: cannot allocate 64 MB"

@@ -206,3 +206,16 @@ def test_json_and_markdown_output(make_frame: MakeFrame) -> None:
     md = result.to_markdown()
     assert "**regression**" in md and "| m5.large | latency | ms | lower |" in md
     assert md.index("latency") < md.index("tiny")  # regressions listed first
+
+
+def test_non_finite_values_are_dropped(make_frame: MakeFrame) -> None:
+    b, c = noisy(100, 20), noisy(100, 20)
+    df = make_frame(np.r_[b, np.nan, np.inf], c)
+    cell = compare(df).comparisons[0]
+    assert cell.n_baseline == 20 and cell.baseline_median == pytest.approx(np.median(b))
+
+
+def test_empty_frame_is_inconclusive(make_frame: MakeFrame) -> None:
+    result = compare(make_frame([], []))
+    assert result.comparisons == [] and result.verdict == "inconclusive"
+    assert "0 cells" in result.to_markdown()
