@@ -1,0 +1,253 @@
+"""The one place boto3 clients come from: endpoint, region, credentials, retries, call counts.
+
+Local mode only sets an endpoint URL (``[aws].endpoint_url`` or the standard
+``AWS_ENDPOINT_URL``); nothing else in imagefleet knows it is local.
+
+Retries live here and only here: botocore's own retry loop is turned off (one attempt) and
+every call goes through tenacity with exponential backoff and full jitter, on throttling,
+5xx and connection errors only, bounded in attempts and in total time.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import botocore.exceptions as bex
+from botocore.config import Config
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from orchestrator.errors import AwsError, NotFoundError
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "SlowDown",
+        "BandwidthLimitExceeded",
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
+    }
+)
+CONNECTION_ERRORS = (
+    bex.EndpointConnectionError,
+    bex.ConnectionClosedError,
+    bex.ReadTimeoutError,
+    bex.ConnectTimeoutError,
+)
+# Error codes that mean "the thing you named does not exist": bad input, not an AWS failure.
+NOT_FOUND_CODES = frozenset(
+    {
+        "InvalidAMIID.NotFound",
+        "InvalidAMIID.Malformed",
+        "InvalidAMIID.Unavailable",
+        "ParameterNotFound",
+        "NoSuchKey",
+        "NoSuchBucket",
+        "InvalidInstanceID.NotFound",
+        "InvalidLaunchTemplateId.NotFound",
+        "InvalidLaunchTemplateName.NotFoundException",
+    }
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling, 5xx and connection errors are worth another try; nothing else is."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return err.get("Code") in THROTTLING_CODES or (isinstance(status, int) and status >= 500)
+    return False
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, bex.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def client_token() -> str:
+    """An idempotency token for a mutating call (EC2 ``ClientToken``, 64 chars max)."""
+    return uuid.uuid4().hex
+
+
+class CallCounter:
+    """Counts API calls per ``service.Operation`` as they go over the wire (retries included)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, model: Any = None, **_: Any) -> None:
+        if model is None:
+            return
+        name = f"{model.service_model.service_name}.{model.name}"
+        with self._lock:
+            self.calls[name] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
+
+
+class RetryingClient:
+    """A boto3 client whose operations retry under the factory's policy.
+
+    Attribute access is forwarded to the client; callables (operations, paginators,
+    waiters) that are API operations are wrapped so each call retries on its own.
+    """
+
+    def __init__(self, client: Any, retrying: Callable[[], Retrying]) -> None:
+        self._client = client
+        self._retrying = retrying
+
+    @property
+    def raw(self) -> Any:
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("get_paginator") or name in ("get_waiter", "can_paginate"):
+            return attr
+        if name not in self._client.meta.method_to_api_mapping:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                for attempt in self._retrying():
+                    with attempt:
+                        return attr(*args, **kwargs)
+            except bex.ClientError as exc:
+                code = error_code(exc)
+                msg = exc.response.get("Error", {}).get("Message", str(exc))
+                op = self._client.meta.method_to_api_mapping[name]
+                if code in NOT_FOUND_CODES:
+                    raise NotFoundError(f"{op}: {code}: {msg}") from exc
+                raise AwsError(f"{op} failed: {code}: {msg}") from exc
+            except CONNECTION_ERRORS as exc:
+                raise AwsError(f"cannot reach AWS: {exc}", hint="is the endpoint up? 'imagefleet local status'") from exc
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        call.__name__ = name
+        return call
+
+
+class AwsFactory:
+    """Makes clients for any service and region with one endpoint, credentials and retry policy."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        default_region: str = "us-east-1",
+        max_attempts: int = 8,
+        max_retry_seconds: float = 60.0,
+        backoff_multiplier: float = 0.2,
+        backoff_max: float = 20.0,
+        credentials: dict[str, str] | None = None,
+        on_retry: Callable[[RetryCallState], None] | None = None,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.profile = profile
+        self.default_region = default_region
+        self.max_attempts = max_attempts
+        self.max_retry_seconds = max_retry_seconds
+        self.backoff_multiplier = backoff_multiplier
+        self.backoff_max = backoff_max
+        self.credentials = credentials or {}
+        self.on_retry = on_retry
+        self.counter = CallCounter()
+        self.retries = 0
+        self._lock = threading.Lock()
+        self._sessions: dict[str, boto3.Session] = {}
+        self._clients: dict[tuple[str, str], RetryingClient] = {}
+        self._config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=32,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> "AwsFactory":
+        aws = settings.aws
+        return cls(
+            endpoint_url=aws.endpoint_url,
+            profile=aws.profile,
+            default_region=aws.regions[0],
+            max_attempts=aws.max_attempts,
+            max_retry_seconds=aws.max_retry_seconds,
+            **kwargs,
+        )
+
+    def _retrying(self) -> Retrying:
+        def before_sleep(state: RetryCallState) -> None:
+            with self._lock:
+                self.retries += 1
+            if self.on_retry:
+                self.on_retry(state)
+
+        return Retrying(
+            retry=retry_if_exception(is_retryable),
+            wait=wait_random_exponential(multiplier=self.backoff_multiplier, max=self.backoff_max),
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _session(self, region: str) -> boto3.Session:
+        if region not in self._sessions:
+            self._sessions[region] = boto3.Session(profile_name=self.profile, region_name=region, **self.credentials)
+        return self._sessions[region]
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        region = region or self.default_region
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                kwargs: dict[str, Any] = {"config": self._config}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                raw = self._session(region).client(service, **kwargs)
+                raw.meta.events.register("before-call.*.*", self.counter)
+                self._clients[key] = RetryingClient(raw, self._retrying)
+            return self._clients[key]
+
+    def caller_arn(self) -> str:
+        """Who is acting, for the audit trail (STS GetCallerIdentity)."""
+        try:
+            return str(self.client("sts").get_caller_identity()["Arn"])
+        except AwsError:
+            return "unknown"
+
+    def account_id(self) -> str:
+        return str(self.client("sts").get_caller_identity()["Account"])

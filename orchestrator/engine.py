@@ -1,0 +1,69 @@
+"""Resumable operations: record intent before acting, the result after.
+
+An ``Operation`` has a stable id derived from what it does (``promote:demo:3:candidate``), so
+running the same command again after a kill finds the same operation and continues it. Each
+``step`` is recorded ``pending`` before it runs and ``done`` with its result after; a rerun
+returns the stored result of a done step without acting again, and re-runs a pending one —
+which is why every step's action must be idempotent (an idempotency token, or a check of what
+AWS already has before acting).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from orchestrator.store import StateStore
+
+T = TypeVar("T")
+
+
+class KillPoint(BaseException):
+    """Raised by the test-only kill hook to simulate ``kill -9`` between two steps.
+
+    A ``BaseException`` so that no ``except Exception`` handler cleans up after it: like a real
+    kill, the process just stops.
+    """
+
+
+def _maybe_kill(point: str) -> None:
+    """Tests set IMAGEFLEET_KILL_AT=<step>[:after] to die at a step; real kills need no help."""
+    target = os.environ.get("IMAGEFLEET_KILL_AT")
+    if target and target == point:
+        if os.environ.get("IMAGEFLEET_KILL_HARD") == "1":
+            os._exit(137)
+        raise KillPoint(point)
+
+
+class Operation:
+    def __init__(self, store: StateStore, op_id: str, kind: str, intent: dict[str, Any]) -> None:
+        self.store = store
+        self.id = op_id
+        record = store.open_operation(op_id, kind, intent)
+        self.intent = record["intent"]
+        self.resumed = bool(record.get("resumed"))
+        self.status = record["status"]
+        self.steps_run: list[str] = []
+        self.steps_skipped: list[str] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed", "aborted")
+
+    def step(self, name: str, action: Callable[[], T]) -> T:
+        prior = self.store.step(self.id, name)
+        if prior and prior["status"] == "done":
+            self.steps_skipped.append(name)
+            return prior["result"]  # type: ignore[no-any-return]
+        self.store.record_step(self.id, name, "pending")
+        _maybe_kill(f"{name}:before")
+        result = action()
+        _maybe_kill(f"{name}:acted")
+        self.store.record_step(self.id, name, "done", result)
+        self.steps_run.append(name)
+        return result
+
+    def finish(self, status: str = "done") -> None:
+        self.store.finish_operation(self.id, status)
+        self.status = status
