@@ -91,6 +91,9 @@ def client_token() -> str:
     return uuid.uuid4().hex
 
 
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
 class CallCounter:
     """Counts API calls per ``service.Operation`` as they go over the wire (retries included)."""
 
@@ -200,8 +203,15 @@ class AwsFactory:
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> "AwsFactory":
         aws = settings.aws
+        endpoint = aws.endpoint_url
+        if endpoint == "local":
+            # The embedded endpoint started by `imagefleet local up`; its port lives in the state dir.
+            from orchestrator.local import LocalEndpoint
+
+            endpoint = LocalEndpoint(settings.state_dir).require_url()
+            kwargs.setdefault("credentials", dict(LOCAL_CREDENTIALS))
         return cls(
-            endpoint_url=aws.endpoint_url,
+            endpoint_url=endpoint,
             profile=aws.profile,
             default_region=aws.regions[0],
             max_attempts=aws.max_attempts,

@@ -301,8 +301,10 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     if not regions:
         raise w.error("aws.regions", "at least one region", regions)
     endpoint = aw.get("endpoint_url", d["endpoint_url"])
-    if endpoint is not None and (not isinstance(endpoint, str) or not re.match(r"^https?://", endpoint)):
-        raise w.error("aws.endpoint_url", "an http(s):// URL", endpoint)
+    if endpoint is not None and (
+        not isinstance(endpoint, str) or not (endpoint == "local" or re.match(r"^https?://", endpoint))
+    ):
+        raise w.error("aws.endpoint_url", "an http(s):// URL or \"local\"", endpoint)
     aws = AwsSettings(
         regions=regions,
         endpoint_url=endpoint,

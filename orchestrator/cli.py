@@ -1,0 +1,222 @@
+"""The `imagefleet` command. Thin: it parses, calls the area packages, and renders.
+
+``raw_main`` is the one place that turns exceptions into exit codes (0 ok, 1 refused, 2 bad input,
+3 AWS/tool failure, 130 interrupted) and one-line messages; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from orchestrator import injection, local_agents
+from orchestrator.cli_support import get_context, json_option
+from orchestrator.context import Context
+from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
+from orchestrator.local import LocalEndpoint, seed
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", metavar="FILE", envvar="IMAGEFLEET_CONFIG",
+              help="Config file (default: $IMAGEFLEET_CONFIG, then ./imagefleet.toml).")
+@click.option("--json", "json_mode", is_flag=True, help="Print results as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="imagefleet")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, json_mode: bool, debug: bool) -> None:
+    """Roll OS base images across a fleet: bake, test, promote, canary, benchmark, changelog."""
+    obj = ctx.obj if isinstance(ctx.obj, Context) else Context()
+    obj.config_path = config_path
+    obj.debug = obj.debug or debug
+    if json_mode:
+        obj.json_mode = obj.out.json_mode = True
+    ctx.obj = obj
+
+
+# --- init -----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init(directory: Path, force: bool) -> None:
+    """Write a working imagefleet.toml and a Packer template for the local endpoint."""
+    out = get_context().out
+    files = {
+        "imagefleet.toml": directory / "imagefleet.toml",
+        "demo.pkr.json": directory / "packer" / "demo.pkr.json",
+        "demo.manifest": directory / "recipes" / "demo.manifest",
+    }
+    existing = [str(p) for p in files.values() if p.exists()]
+    if existing and not force:
+        raise UsageError(f"already there: {', '.join(existing)}", hint="use --force to overwrite")
+    src = resources.files("orchestrator") / "templates" / "init"
+    for name, dest in files.items():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text((src / name).read_text())
+    out.result(
+        {"written": [str(p) for p in files.values()]},
+        lambda: "wrote " + ", ".join(str(p) for p in files.values())
+        + "\nnext: imagefleet local up && imagefleet bake demo",
+    )
+
+
+# --- the embedded endpoint ------------------------------------------------------------------------
+@cli.group()
+def local() -> None:
+    """The embedded AWS endpoint (moto's server on 127.0.0.1)."""
+
+
+def _endpoint() -> tuple[Context, LocalEndpoint]:
+    obj = get_context()
+    return obj, LocalEndpoint(obj.settings.state_dir)
+
+
+@local.command("up")
+@click.option("--port", type=int, help="Port to listen on (default: a free one).")
+@click.option("--no-seed", is_flag=True, help="Do not create the demo source AMI and bucket.")
+@json_option
+def local_up(port: int | None, no_seed: bool) -> None:
+    """Start the endpoint (if not running), seed it, print the environment to use."""
+    obj, ep = _endpoint()
+    with obj.out.status("starting the local AWS endpoint"):
+        info, started = ep.up(port)
+    seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
+    agents_pid = local_agents.start_background(obj.settings.state_dir, obj.settings.path)
+    env = info.env(obj.settings.aws.regions[0])
+    data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
+            "env": env, "seeded": seeded,
+            "agents_pid": agents_pid}
+
+    def render() -> str:
+        lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
+                 f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"]
+        for region, ami in seeded.get("source_amis", {}).items():
+            lines.append(f"source AMI for the demo family in {region}: {ami}")
+        lines.append("to use it from other AWS tools:")
+        lines += [f"  export {k}={v}" for k, v in env.items()]
+        return "\n".join(lines)
+
+    obj.out.result(data, render)
+
+
+@local.command("down")
+@json_option
+def local_down() -> None:
+    """Stop the endpoint (its data is in memory and goes with it)."""
+    obj, ep = _endpoint()
+    local_agents.stop_background(obj.settings.state_dir)
+    stopped = ep.down()
+    obj.out.result({"stopped": stopped}, lambda: "local endpoint stopped" if stopped else "local endpoint was not running")
+
+
+@local.command("status")
+@json_option
+def local_status() -> None:
+    """Say whether the endpoint is up (exit 1 when it is not)."""
+    obj, ep = _endpoint()
+    info = ep.info()
+    data = {"running": info is not None, **({"url": info.url, "pid": info.pid, "log": info.log} if info else {})}
+    obj.out.result(data, lambda: f"up at {info.url} (pid {info.pid})" if info else "down")
+    if info is None:
+        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+
+
+@local.command("agents", hidden=True)
+@click.option("--interval", type=float, default=1.0, show_default=True)
+@click.option("--ticks", type=int, help="Stop after this many rounds (default: run until stopped).")
+def local_agents_command(interval: float, ticks: int | None) -> None:
+    """Run the local agent runner in the foreground (`local up` starts it in the background)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    obj = get_context()
+    env = local_agents.AgentEnv(aws=obj.aws, state_dir=obj.settings.state_dir,
+                                regions=obj.settings.aws.regions, clock=obj.clock)
+    local_agents.run(env, interval=interval, ticks=ticks)
+
+
+@local.command("inject")
+@click.option("--ami", required=True, help="The base to make worse (AMI id).")
+@click.option("--instance-types", "types", default="", help="Comma-separated globs, e.g. 'r5.*' (default: all).")
+@click.option("--metric", default="*", show_default=True, help="Metric or benchmark name (glob).")
+@click.option("--factor", type=float, required=True, help="Multiply the metric by this (1.4 = 40% worse).")
+@click.option("--clear", "clear_", is_flag=True, help="Remove the injections for --ami instead.")
+@json_option
+def local_inject(ami: str, types: str, metric: str, factor: float, clear_: bool) -> None:
+    """FAULT INJECTION (local endpoint only): make one base's metrics worse, for demos and tests."""
+    obj = get_context()
+    if obj.settings.aws.endpoint_url is None:
+        raise UsageError("fault injection works only on the local endpoint (aws.endpoint_url)")
+    if clear_:
+        n = injection.clear(obj.settings.state_dir, ami)
+        obj.out.result({"cleared": n}, lambda: f"cleared {n} injection(s) for {ami}")
+        return
+    if factor <= 0:
+        raise UsageError(f"--factor: expected a positive number, got {factor}")
+    inj = injection.add(obj.settings.state_dir, ami, metric,
+                        factor, tuple(t.strip() for t in types.split(",") if t.strip()))
+    obj.out.result(inj.__dict__, lambda: f"injected x{factor} on {metric} for {ami} "
+                   f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]")
+
+
+def _mount() -> None:
+    """Attach the area packages' commands (imported here so `--help` lists them all)."""
+    from changelog.cli import changelog_group
+    from perf.cli import perf_group
+    from pipelines.cli import register as register_pipelines
+
+    register_pipelines(cli)
+    cli.add_command(changelog_group, "changelog")
+    cli.add_command(perf_group, "perf")
+    try:
+        from canary.cli import canary_group
+    except ImportError:  # the canary executor lands separately
+        pass
+    else:
+        cli.add_command(canary_group, "canary")
+
+
+_mount()
+
+
+# --- entry point ----------------------------------------------------------------------------------
+def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    err = click.get_text_stream("stderr")
+    try:
+        rv = cli.main(args=args, prog_name="imagefleet", standalone_mode=False, obj=obj)
+        return int(rv) if isinstance(rv, int) else int(ExitStatus.OK)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err.write("\ninterrupted\n")
+        return int(ExitStatus.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show(file=err)
+        return int(exc.exit_code)
+    except ImagefleetError as exc:
+        if debug:
+            traceback.print_exc(file=err)
+        err.write(f"error: {exc.message}\n")
+        if exc.hint:
+            err.write(f"hint: {exc.hint}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.write("\ninterrupted\n")
+        return int(ExitStatus.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 3
+        if debug:
+            traceback.print_exc(file=err)
+        err.write(f"error: unexpected {type(exc).__name__}: {exc}\n")
+        if not debug:
+            err.write("hint: run again with --debug for the traceback\n")
+        return int(ExitStatus.FAILURE)
+
+
+def main() -> None:
+    sys.exit(raw_main())
+

@@ -1,0 +1,37 @@
+"""Small click pieces every area's commands share: the context object and ``--json``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from orchestrator.context import Context
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def get_context() -> Context:
+    """The imagefleet Context of the running command (a fresh one when run outside the CLI root)."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, Context):
+        root.obj = Context()
+    return root.obj
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        obj = get_context()
+        obj.json_mode = True
+        obj.out.json_mode = True
+    return value
+
+
+def json_option(f: F) -> F:
+    """``--json``: print the result as JSON on stdout (progress stays on stderr)."""
+    return click.option(
+        "--json", "json_mode", is_flag=True, expose_value=False, is_eager=True, callback=_set_json,
+        help="Print the result as JSON.",
+    )(f)

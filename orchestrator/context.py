@@ -1,0 +1,97 @@
+"""One object carries what every command needs: settings, state store, AWS factory, clock, output.
+
+Commands receive it from click (``ctx.obj``); tests build their own. Everything is made lazily, so
+``imagefleet init`` runs with no config and ``imagefleet changelog diff a.manifest b.manifest``
+needs no AWS at all.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from orchestrator import config as config_mod
+from orchestrator.aws import AwsFactory
+from orchestrator.clock import Clock
+from orchestrator.config import Settings
+from orchestrator.errors import NotFoundError
+from orchestrator.output import Output
+from orchestrator.store import BaseVersion, StateStore, open_store
+
+
+class Context:
+    def __init__(
+        self,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+        json_mode: bool = False,
+        debug: bool = False,
+        output: Output | None = None,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.json_mode = json_mode
+        self.debug = debug
+        self.out = output or Output(json_mode=json_mode)
+        self.clock = clock or Clock.from_env()
+        if settings is not None:
+            self.__dict__["settings"] = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        return config_mod.load(self.config_path)
+
+    @cached_property
+    def store(self) -> StateStore:
+        return open_store(self.settings)
+
+    @cached_property
+    def aws(self) -> AwsFactory:
+        def on_retry(state: Any) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt {state.attempt_number})[/dim]")
+
+        return AwsFactory.from_settings(self.settings, on_retry=on_retry)
+
+    @cached_property
+    def actor(self) -> str:
+        """Who is acting, for the audit trail: the STS caller identity."""
+        return self.aws.caller_arn()
+
+    # --- resolving what the user typed ------------------------------------------------------------
+    def resolve_base(self, ref: str, family: str | None = None) -> BaseVersion:
+        """``FAMILY:VERSION``, ``FAMILY:STAGE``, an AMI id, or a bare version with --family."""
+        ref = ref.strip()
+        if ref.startswith("ami-"):
+            return self.store.find_base_by_ami(ref)
+        fam, sep, rest = ref.rpartition(":")
+        if not sep:
+            fam, rest = family or "", ref
+        if not fam:
+            raise NotFoundError(
+                f"cannot tell which base {ref!r} means",
+                hint="use FAMILY:VERSION (e.g. demo:3), FAMILY:STAGE, or an AMI id",
+            )
+        self.settings.family(fam)
+        if rest in config_mod.STAGES:
+            version = self.store.pointer(fam, rest)
+            if version is None:
+                raise NotFoundError(f"{fam} has no {rest} base yet")
+            return self.store.get_base(fam, version)
+        if not rest.isdigit():
+            raise NotFoundError(f"{ref!r}: expected a version number or a stage after '{fam}:'")
+        return self.store.get_base(fam, int(rest))
+
+    def manifest_resolver(self, ref: str) -> Any:
+        """For `changelog diff`: a base reference becomes its stored manifest; a file stays a path."""
+        if Path(ref).exists():
+            return Path(ref)
+        base = self.resolve_base(ref)
+        if not base.manifest:
+            raise NotFoundError(f"base {base.ref} has no package manifest recorded")
+        from changelog.manifest import parse_manifest_text
+
+        return parse_manifest_text(base.manifest, path=f"{base.ref} manifest")

@@ -1,0 +1,190 @@
+"""The embedded AWS endpoint: moto's server on 127.0.0.1, started and stopped by imagefleet.
+
+`imagefleet local up` starts it detached (its pid, port and log live in the state directory), waits
+until it answers, and seeds what the demo family needs: a source AMI and the artifact bucket.
+Nothing else in imagefleet knows it is local — it only gets an endpoint URL (see
+``AwsFactory.from_settings``). moto keeps its data in memory: `local down` forgets every AMI, while
+the state store keeps its records (start over with a fresh state directory for a clean demo).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import StateError, ToolError
+
+DEMO_SOURCE_NAME = "imagefleet-demo-source"
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    pid: int
+    port: int
+    url: str
+    log: str
+    started_at: float
+
+    def env(self, region: str = "us-east-1") -> dict[str, str]:
+        """The environment any AWS tool (boto3, the CLI, Terraform) needs to use this endpoint."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": region,
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (started by this very process) still answers kill(0); check /proc.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:  # noqa: S310 - local
+            return resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+class LocalEndpoint:
+    """moto's server as a managed background process, described by ``<state_dir>/local.json``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.info_path = self.state_dir / "local.json"
+        self.log_path = self.state_dir / "local-endpoint.log"
+
+    def info(self) -> EndpointInfo | None:
+        """The running endpoint, or None (a stale record of a dead process counts as not running)."""
+        try:
+            data = json.loads(self.info_path.read_text())
+            info = EndpointInfo(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+        return info if _alive(info.pid) else None
+
+    def require_url(self) -> str:
+        info = self.info()
+        if info is None:
+            raise StateError(
+                "the local endpoint is not running",
+                hint="run 'imagefleet local up' (config has aws.endpoint_url = \"local\")",
+            )
+        return info.url
+
+    def up(self, port: int | None = None, timeout: float = 60.0) -> tuple[EndpointInfo, bool]:
+        """Start the server unless it runs already. Returns (info, started_now)."""
+        current = self.info()
+        if current is not None:
+            return current, False
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        port = port or free_port()
+        url = f"http://{HOST}:{port}"
+        if answers(url, timeout=0.5):
+            raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives this command; not killed by the terminal's Ctrl-C
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not answers(url):
+            if proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-800:]
+                raise ToolError(f"the local endpoint exited at start (code {proc.returncode}):\n{tail}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
+            time.sleep(0.1)
+        info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time())
+        tmp = self.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(info), indent=2))
+        os.replace(tmp, self.info_path)
+        return info, True
+
+    def down(self, timeout: float = 10.0) -> bool:
+        """Stop the server. Returns False when nothing was running."""
+        info = self.info()
+        self.info_path.unlink(missing_ok=True)
+        if info is None:
+            return False
+        try:
+            os.killpg(info.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + timeout
+        while _alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(info.pid):
+            os.killpg(info.pid, signal.SIGKILL)
+        return True
+
+
+def seed(aws: Any, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
+    """Give a fresh endpoint what the demo family needs; safe to run again.
+
+    The source AMI is made the way a real one is: launch an instance of a stock image, then
+    CreateImage from it, tagged so `source_filter` in the config finds it.
+    """
+    result: dict[str, Any] = {"source_amis": {}, "bucket": bucket}
+    for region in regions:
+        ec2 = aws.client("ec2", region)
+        found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [DEMO_SOURCE_NAME]}])
+        if found["Images"]:
+            result["source_amis"][region] = found["Images"][0]["ImageId"]
+            continue
+        stock = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]
+        stock_id = sorted(i["ImageId"] for i in stock)[0]
+        inst = ec2.run_instances(ImageId=stock_id, InstanceType="t3.micro", MinCount=1, MaxCount=1)
+        instance_id = inst["Instances"][0]["InstanceId"]
+        image = ec2.create_image(
+            InstanceId=instance_id,
+            Name=DEMO_SOURCE_NAME,
+            Description="Source image for the imagefleet demo family",
+            TagSpecifications=[
+                {"ResourceType": "image", "Tags": [{"Key": "imagefleet:source", "Value": "demo"}]}
+            ],
+        )
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        result["source_amis"][region] = image["ImageId"]
+    s3 = aws.client("s3", regions[0])
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:  # noqa: BLE001 - any "not there" answer: create it
+        s3.create_bucket(Bucket=bucket)
+    return result

@@ -1,0 +1,116 @@
+"""The local agent runner: what instances would do on their own, done on the host.
+
+Instances on the embedded endpoint run nothing, so `imagefleet local up` also starts this runner
+in the background (`imagefleet local agents`). Every tick it calls each area's handler with an
+``AgentEnv``; a handler looks at what runs on the endpoint and acts for those instances:
+
+- ``canary.local_health.tick``: publishes per-instance health metrics to CloudWatch for running
+  instances of managed Auto Scaling groups;
+- ``perf.local_runner.tick``: runs the benchmark agent (`imagefleet-agent bench`) on the host for
+  launched benchmark instances, one or two at a time, alternating arms.
+
+Handlers read fault injections (``orchestrator.injection``) from the state directory. A handler
+that fails is logged and retried on the next tick; one area's bug never stops the other's agents.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator import injection
+from orchestrator.aws import AwsFactory
+from orchestrator.clock import Clock
+
+log = logging.getLogger("imagefleet.local_agents")
+
+HANDLERS = ("canary.local_health:tick", "perf.local_runner:tick")
+PID_FILE = "local-agents.pid"
+LOG_FILE = "local-agents.log"
+
+
+@dataclass
+class AgentEnv:
+    aws: AwsFactory
+    state_dir: Path
+    regions: tuple[str, ...]
+    clock: Clock
+    memory: dict[str, Any] = field(default_factory=dict)  # per-handler state kept between ticks
+
+    def injections(self) -> list[injection.Injection]:
+        return injection.load(self.state_dir)
+
+
+def load_handlers(names: tuple[str, ...] = HANDLERS) -> list[tuple[str, Callable[[AgentEnv], None]]]:
+    found = []
+    for spec in names:
+        module, _, attr = spec.partition(":")
+        try:
+            found.append((spec, getattr(importlib.import_module(module), attr)))
+        except (ImportError, AttributeError):
+            log.info("no handler %s (not installed)", spec)
+    return found
+
+
+def run(env: AgentEnv, *, interval: float = 1.0, ticks: int | None = None,
+        handlers: list[tuple[str, Callable[[AgentEnv], None]]] | None = None) -> None:
+    """Call every handler each ``interval`` seconds, ``ticks`` times (forever when None)."""
+    handlers = load_handlers() if handlers is None else handlers
+    n = 0
+    while ticks is None or n < ticks:
+        started = time.monotonic()
+        for name, handler in handlers:
+            try:
+                handler(env)
+            except Exception:  # noqa: BLE001 - keep the other agents running
+                log.exception("handler %s failed; retrying next tick", name)
+        n += 1
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+# --- the background process -----------------------------------------------------------------------
+def start_background(state_dir: Path, config_path: Path | None) -> int:
+    """Start `imagefleet local agents` detached; returns its pid (the running one if any)."""
+    pid = running_pid(state_dir)
+    if pid:
+        return pid
+    args = [sys.executable, "-m", "orchestrator.cli"]
+    if config_path:
+        args += ["--config", str(config_path)]
+    args += ["local", "agents"]
+    with open(Path(state_dir) / LOG_FILE, "ab") as logf:
+        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603
+                                start_new_session=True)
+    (Path(state_dir) / PID_FILE).write_text(str(proc.pid))
+    return proc.pid
+
+
+def running_pid(state_dir: Path) -> int | None:
+    try:
+        pid = int((Path(state_dir) / PID_FILE).read_text())
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        return None if state == "Z" else pid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop_background(state_dir: Path) -> bool:
+    pid = running_pid(state_dir)
+    (Path(state_dir) / PID_FILE).unlink(missing_ok=True)
+    if not pid:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    return True

@@ -1,0 +1,71 @@
+"""How commands talk: a table or text for people, ``--json`` for scripts, progress on stderr.
+
+Results go to stdout, progress and notices to stderr, so ``imagefleet status --json | jq`` works
+while a long command still shows what it is doing. Progress is a do-nothing display when stderr
+is not a terminal (CI logs get one line per step instead of spinner frames).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+class Output:
+    def __init__(self, *, json_mode: bool = False, stdout: Any = None, stderr: Any = None) -> None:
+        self.json_mode = json_mode
+        self.out = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
+        self.err = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        return self.err.is_terminal
+
+    def result(self, data: Any, render: Callable[[], Any] | None = None) -> None:
+        """The command's answer: JSON when asked for, else what ``render`` returns (or ``data``)."""
+        if self.json_mode:
+            self.out.file.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+            self.out.file.flush()
+            return
+        shown = render() if render else data
+        if shown is not None:
+            self.out.print(shown)
+
+    def note(self, message: str) -> None:
+        """A progress line on stderr (kept out of --json stdout)."""
+        self.err.print(message)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {message}")
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[Callable[[str], None]]:
+        """A spinner with a changing message on a terminal; plain lines otherwise."""
+        if self.interactive and not self.json_mode:
+            with self.err.status(message) as st:
+                yield lambda text: st.update(text)
+        else:
+            self.err.print(message)
+            last: list[str] = []
+
+            def update(text: str) -> None:
+                if not last or last[-1] != text:
+                    last.append(text)
+                    self.err.print(f"  {text}")
+
+            yield update
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> Table:
+    t = Table(title=title, show_edge=False, header_style="bold")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    return t

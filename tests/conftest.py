@@ -1,0 +1,102 @@
+"""Fixtures every area shares: the local AWS endpoint and a scratch imagefleet workspace.
+
+The endpoint is moto's server on 127.0.0.1, started once per session by the same code as
+`imagefleet local up`; tests talk to it over HTTP with boto3. Its data is shared by the whole
+session, so every workspace gets its own family name (and so its own SSM parameters and tags).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
+from orchestrator.cli import raw_main
+from orchestrator.context import Context
+from orchestrator.local import LocalEndpoint, seed
+from orchestrator.output import Output
+
+REGIONS = ("us-east-1", "us-west-2")
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    ep = LocalEndpoint(tmp_path_factory.mktemp("endpoint"))
+    info, _ = ep.up()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    seed(AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)), REGIONS, "imagefleet-artifacts")
+    yield info.url
+    ep.down()
+
+
+@pytest.fixture
+def aws(aws_endpoint: str) -> AwsFactory:
+    """A client factory for the local endpoint, with fast retries."""
+    return AwsFactory(endpoint_url=aws_endpoint, credentials=dict(LOCAL_CREDENTIALS), max_attempts=3,
+                      backoff_multiplier=0.01)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Workspace:
+    """A directory made by `imagefleet init`, pointed at the session's endpoint, with its own family."""
+
+    root: Path
+    endpoint: str
+    family: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "imagefleet.toml"
+
+    def edit(self, pattern: str, replacement: str) -> None:
+        text = self.config.read_text()
+        new, n = re.subn(pattern, replacement, text, flags=re.M)
+        assert n, f"pattern {pattern!r} not in config"
+        self.config.write_text(new)
+
+    def context(self) -> Context:
+        return Context(config_path=self.config)
+
+    def run(self, *args: str) -> CliResult:
+        """Run an imagefleet command in-process, as the CLI would, and capture its output."""
+        out, err = io.StringIO(), io.StringIO()
+        obj = Context(output=Output(stdout=out, stderr=err))
+        code = raw_main(["--config", str(self.config), *args], obj=obj)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def make_workspace(root: Path, endpoint: str) -> Workspace:
+    code = raw_main(["init", str(root)], obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO())))
+    assert code == 0
+    family = "t" + uuid.uuid4().hex[:10]
+    ws = Workspace(root=root, endpoint=endpoint, family=family)
+    ws.edit(r'^endpoint_url = "local".*$', f'endpoint_url = "{endpoint}"')
+    ws.edit(r"^\[families\.demo\]", f"[families.{family}]")
+    ws.edit(r'^families = \["demo"\]', f'families = ["{family}"]')
+    return ws
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, aws_endpoint: str) -> Workspace:
+    return make_workspace(tmp_path / "ws", aws_endpoint)
