@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from canary.judge import classify
-from tests.canary.conftest import load_kayenta_cases, shared_testdata
+from canary_support import load_kayenta_cases, shared_testdata
 
 CASES = load_kayenta_cases()
 
