@@ -76,7 +76,7 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 
 @local.command("up")
 @click.option("--port", type=int, help="Port to listen on (default: a free one).")
-@click.option("--no-seed", is_flag=True, help="Do not create the demo source AMI and bucket.")
+@click.option("--no-seed", is_flag=True, help="Do not create the artifact bucket.")
 @json_option
 def local_up(port: int | None, no_seed: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
@@ -93,8 +93,8 @@ def local_up(port: int | None, no_seed: bool) -> None:
     def render() -> str:
         lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
                  f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"]
-        for region, ami in seeded.get("source_amis", {}).items():
-            lines.append(f"source AMI for the demo family in {region}: {ami}")
+        if seeded:
+            lines.append(f"artifact bucket: s3://{seeded['bucket']}")
         lines.append("to use it from other AWS tools:")
         lines += [f"  export {k}={v}" for k, v in env.items()]
         return "\n".join(lines)

@@ -66,6 +66,7 @@ class FamilySettings:
     regions: tuple[str, ...]
     cohort_instance_types: tuple[str, ...]
     manifest: Path | None
+    changelog_dir: Path | None
     root_device_type: str | None
     ena_support: bool | None
     build_timeout: int
@@ -139,6 +140,7 @@ DEFAULTS: dict[str, Any] = {
         "regions": None,  # None: [aws].regions
         "cohort_instance_types": ["t3.micro"],
         "manifest": None,
+        "changelog_dir": None,
         "root_device_type": None,
         "ena_support": None,
         "build_timeout": "60m",
@@ -352,6 +354,10 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         if manifest is not None:
             manifest = Path(string(fam, "manifest", dotted, what="a path to a package manifest"))
             manifest = manifest if manifest.is_absolute() else base / manifest
+        changelog_dir = fam.get("changelog_dir")
+        if changelog_dir is not None:
+            changelog_dir = Path(string(fam, "changelog_dir", dotted, what="a directory of Debian changelogs"))
+            changelog_dir = changelog_dir if changelog_dir.is_absolute() else base / changelog_dir
         rdt = string(fam, "root_device_type", dotted, None)
         if rdt not in (None, "ebs", "instance-store", "standard"):
             raise w.error(f"{dotted}.root_device_type", "'ebs' or 'instance-store'", rdt)
@@ -366,6 +372,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
             regions=tuple(fam_regions),
             cohort_instance_types=types,
             manifest=manifest,
+            changelog_dir=changelog_dir,
             root_device_type=rdt,
             ena_support=boolean(fam, "ena_support", dotted, fd["ena_support"]),
             build_timeout=duration(fam, "build_timeout", dotted, fd["build_timeout"]),

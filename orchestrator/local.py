@@ -1,7 +1,7 @@
 """The embedded AWS endpoint: moto's server on 127.0.0.1, started and stopped by imagefleet.
 
 `imagefleet local up` starts it detached (its pid, port and log live in the state directory), waits
-until it answers, and seeds what the demo family needs: a source AMI and the artifact bucket.
+until it answers, and creates the artifact bucket.
 Nothing else in imagefleet knows it is local — it only gets an endpoint URL (see
 ``AwsFactory.from_settings``). moto keeps its data in memory: `local down` forgets every AMI, while
 the state store keeps its records (start over with a fresh state directory for a clean demo).
@@ -24,7 +24,6 @@ from typing import Any
 
 from orchestrator.errors import StateError, ToolError
 
-DEMO_SOURCE_NAME = "imagefleet-demo-source"
 HOST = "127.0.0.1"
 
 
@@ -156,35 +155,16 @@ class LocalEndpoint:
 
 
 def seed(aws: Any, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
-    """Give a fresh endpoint what the demo family needs; safe to run again.
+    """Give a fresh endpoint what imagefleet needs beyond moto's stock images; safe to run again.
 
-    The source AMI is made the way a real one is: launch an instance of a stock image, then
-    CreateImage from it, tagged so `source_filter` in the config finds it.
+    The demo family builds from moto's stock Ubuntu images (owner 099720109477, as on AWS), so
+    only the artifact bucket is created here.
     """
-    result: dict[str, Any] = {"source_amis": {}, "bucket": bucket}
-    for region in regions:
-        ec2 = aws.client("ec2", region)
-        found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [DEMO_SOURCE_NAME]}])
-        if found["Images"]:
-            result["source_amis"][region] = found["Images"][0]["ImageId"]
-            continue
-        stock = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]
-        stock_id = sorted(i["ImageId"] for i in stock)[0]
-        inst = ec2.run_instances(ImageId=stock_id, InstanceType="t3.micro", MinCount=1, MaxCount=1)
-        instance_id = inst["Instances"][0]["InstanceId"]
-        image = ec2.create_image(
-            InstanceId=instance_id,
-            Name=DEMO_SOURCE_NAME,
-            Description="Source image for the imagefleet demo family",
-            TagSpecifications=[
-                {"ResourceType": "image", "Tags": [{"Key": "imagefleet:source", "Value": "demo"}]}
-            ],
-        )
-        ec2.terminate_instances(InstanceIds=[instance_id])
-        result["source_amis"][region] = image["ImageId"]
     s3 = aws.client("s3", regions[0])
     try:
         s3.head_bucket(Bucket=bucket)
+        created = False
     except Exception:  # noqa: BLE001 - any "not there" answer: create it
         s3.create_bucket(Bucket=bucket)
-    return result
+        created = True
+    return {"bucket": bucket, "bucket_created": created}

@@ -20,7 +20,10 @@ from rich.table import Table
 class Output:
     def __init__(self, *, json_mode: bool = False, stdout: Any = None, stderr: Any = None) -> None:
         self.json_mode = json_mode
-        self.out = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
+        out = stdout or sys.stdout
+        # Not a terminal (a pipe, a CI log): wide enough that tables never wrap AMI ids.
+        wide = None if getattr(out, "isatty", lambda: False)() else 200
+        self.out = Console(file=out, highlight=False, soft_wrap=True, width=wide)
         self.err = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
 
     @property

@@ -120,7 +120,8 @@ class StateStore(ABC):
     @abstractmethod
     def pointers(self) -> dict[tuple[str, str], tuple[int, str]]: ...
     @abstractmethod
-    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str) -> StageChange: ...
+    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
+                     details: dict[str, Any] | None = None) -> StageChange: ...
     @abstractmethod
     def stage_history(self, family: str, stage: str | None = None) -> list[StageChange]: ...
 
@@ -355,9 +356,16 @@ class SqliteStore(StateStore):
         rows = self._db.execute("SELECT * FROM stage_pointers WHERE version IS NOT NULL")
         return {(r["family"], r["stage"]): (r["version"], r["updated_at"]) for r in rows}
 
-    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str) -> StageChange:
+    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
+                     details: dict[str, Any] | None = None) -> StageChange:
+        """Point ``stage`` at ``version``; history row, base stage and audit entry in one transaction."""
         at = utcnow()
         with self._tx() as db:
+            db.execute(
+                "INSERT INTO audit(at, actor, action, target, reason, details) VALUES (?,?,?,?,?,?)",
+                (at, actor, action, f"{family}:{version}" if version is not None else family, reason,
+                 json.dumps({"stage": stage, **(details or {})}, default=str)),
+            )
             row = db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
             previous = row["version"] if row else None
             db.execute(

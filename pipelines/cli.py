@@ -1,9 +1,309 @@
-"""Commands of the image lifecycle: bake, test, promote, rollback, resolve, friends, status, history."""
+"""Commands of the image lifecycle: bake, test, promote, rollback, resolve, friends, status, history.
+
+Each command parses, calls the pipelines modules, and renders; the work lives in the modules.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
+
+from orchestrator.cli_support import get_context, json_option
+from orchestrator.clock import human_age
+from orchestrator.config import STAGES
+from orchestrator.errors import ExitStatus, UsageError
+from orchestrator.output import table
+from orchestrator.store import Evidence, utcnow
+from pipelines import bake as bake_mod
+from pipelines import friends as friends_mod
+from pipelines import iam, imagetest, promote as promote_mod, registry
+
+
+@click.command()
+@click.argument("family")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Packer variable (repeatable).")
+@json_option
+def bake(family: str, variables: tuple[str, ...]) -> None:
+    """Bake a new base for FAMILY with Packer and register it (stage unstable)."""
+    obj = get_context()
+    settings = obj.settings
+    settings.family(family)
+    extra = bake_mod.parse_vars(variables)
+    with obj.out.status(f"baking {family} with packer") as update:
+        result = bake_mod.bake(settings, obj.aws, family, extra_vars=extra, work_dir=settings.state_dir,
+                               on_progress=update)
+        update("registering the new base")
+        base, warnings = registry.register(obj.store, obj.aws, settings, result, actor=obj.actor)
+    for w in warnings:
+        obj.out.warn(w)
+    data = {**base.to_dict(), "manifest": f"{len(base.manifest.splitlines())} packages",
+            "bake_seconds": round(result.seconds, 2), "packer_log": str(result.log), "warnings": warnings}
+
+    def render() -> str:
+        lines = [f"baked {base.ref} in {result.seconds:.1f}s (stage unstable)"]
+        lines += [f"  {r}: {a}" for r, a in base.amis.items()]
+        for name, c in base.changelog.items():
+            s = c["summary"]
+            lines.append(f"  changelog vs {family}:{c['against']}: {s.get('upgraded', 0)} upgraded, "
+                         f"{s.get('downgraded', 0)} downgraded, {s.get('added', 0)} added, "
+                         f"{s.get('removed', 0)} removed, {c['cves']} CVEs — {c['uris']['md']}")
+        return "\n".join(lines)
+
+    obj.out.result(data, render)
+
+
+@click.command("test")
+@click.argument("ref", metavar="AMI_OR_VERSION")
+@click.option("--family", help="Family, when REF is a bare version number.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
+@click.option("--boot-timeout", default=600, show_default=True, help="Seconds to wait for each instance.")
+@json_option
+def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout: int) -> None:
+    """Boot the base on each cohort instance type in each region and check it (exit 1 on failure)."""
+    obj = get_context()
+    base = obj.resolve_base(ref, family)
+    fam = obj.settings.family(base.family)
+    with obj.out.status(f"testing {base.ref} on {len(fam.cohort_instance_types)} type(s) × "
+                        f"{len(fam.regions)} region(s)") as update:
+        run = imagetest.run_tests(obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout)
+    if junit:
+        imagetest.write_junit(run, junit)
+    checks = sum(len(c.checks) for c in run.cases)
+    failed = len(run.failures)
+    obj.store.add_evidence(Evidence(base.family, base.version, "image_tests", run.passed, {
+        "summary": f"{checks - failed}/{checks} checks passed", "run_id": run.run_id, "failures": run.failures,
+        "junit": str(junit) if junit else None,
+    }, utcnow(), obj.actor))
+
+    def render() -> Any:
+        rows = [(c.region, c.instance_type, c.instance_id or "-", "pass" if c.passed else "FAIL",
+                 "; ".join(f"{k.name}: {k.message}" for k in c.checks if not k.passed)) for c in run.cases]
+        t = table(["region", "type", "instance", "result", "failed checks"], rows,
+                  title=f"image tests {base.ref}: {'PASSED' if run.passed else 'FAILED'} "
+                        f"({checks - failed}/{checks} checks, {run.seconds:.1f}s, {len(run.terminated)} terminated)")
+        return t
+
+    obj.out.result(run.to_dict(), render)
+    if not run.passed:
+        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+
+
+@click.command()
+@click.argument("ref", metavar="AMI_OR_VERSION")
+@click.option("--to", "target", required=True, metavar="STAGE", help=f"Stage to promote to ({', '.join(STAGES[1:])}).")
+@click.option("--family", help="Family, when REF is a bare version number.")
+@click.option("--force", is_flag=True, help="Promote although gates are unmet (needs --reason; audited).")
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@json_option
+def promote(ref: str, target: str, family: str | None, force: bool, reason: str) -> None:
+    """Move a base to the next stage once its gates are met, and publish it."""
+    obj = get_context()
+    base = obj.resolve_base(ref, family)
+    with obj.out.status(f"promoting {base.ref} to {target}"):
+        p = promote_mod.promote(settings=obj.settings, store=obj.store, aws=obj.aws, clock=obj.clock,
+                                actor=obj.actor, base=base, target=target, force=force, reason=reason)
+
+    def render() -> str:
+        if p.already:
+            return f"{base.ref} is already {target}; nothing to do"
+        lines = [f"{base.ref} is now {target}" + (" (FORCED)" if p.forced else "")
+                 + (f", replacing {base.family}:{p.previous}" if p.previous else "")
+                 + (" — resumed an interrupted promotion" if p.publish and p.publish.resumed else "")]
+        lines += [f"  gate {g.gate}: {'met' if g.met else 'UNMET'} ({g.detail})" for g in p.gates]
+        lines += [f"  {r}: {a}  {promote_mod.parameter_name(base.family, target)}" for r, a in base.amis.items()]
+        if p.publish and p.publish.shared_with:
+            lines.append(f"  shared with: {', '.join(p.publish.shared_with)}")
+        return "\n".join(lines)
+
+    obj.out.result(p.to_dict(), render)
+
+
+@click.command()
+@click.argument("family")
+@click.option("--stage", required=True, type=click.Choice(STAGES[1:]))
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@json_option
+def rollback(family: str, stage: str, reason: str) -> None:
+    """Point STAGE back to the base it named before, and publish that."""
+    obj = get_context()
+    with obj.out.status(f"rolling back {family} {stage}"):
+        r = promote_mod.rollback(settings=obj.settings, store=obj.store, aws=obj.aws, actor=obj.actor,
+                                 family=family, stage=stage, reason=reason)
+    obj.out.result(r, lambda: f"{family} {stage} rolled back from {family}:{r['from']} to {family}:{r['to']}\n"
+                   + "\n".join(f"  {reg}: {a}" for reg, a in r["amis"].items()))
+
+
+@click.command()
+@click.argument("family")
+@click.option("--stage", type=click.Choice(STAGES), help="Stage to resolve (default: release).")
+@click.option("--team", help="A friend team: resolves to the candidate.")
+@click.option("--region", help="Region (default: the first configured).")
+@json_option
+def resolve(family: str, stage: str | None, team: str | None, region: str | None) -> None:
+    """Print the AMI id a consumer should launch (from the published SSM parameter)."""
+    obj = get_context()
+    settings = obj.settings
+    fam = settings.family(family)
+    if stage and team:
+        raise UsageError("give --stage or --team, not both")
+    if team:
+        t = friends_mod.team(settings, obj.store, team)
+        if not friends_mod.follows(t, family):
+            raise UsageError(f"team {team} does not follow {family}", hint=f"it follows: {', '.join(t['families'])}")
+        stage = "candidate"
+    stage = stage or "release"
+    region = region or fam.regions[0]
+    if region not in fam.regions:
+        raise UsageError(f"--region {region}: {family} is published in {', '.join(fam.regions)}")
+    name = promote_mod.parameter_name(family, stage)
+    ami = promote_mod.get_parameter(obj.aws, region, name)
+    version = obj.store.pointer(family, stage)
+    data = {"family": family, "stage": stage, "team": team, "region": region, "ami": ami, "parameter": name,
+            "version": version}
+    obj.out.result(data, lambda: ami)
+
+
+@click.group()
+def friends() -> None:
+    """Friend teams: pre-alpha users who opt into candidates."""
+
+
+@friends.command("add")
+@click.argument("team")
+@click.option("--account", "accounts", multiple=True, required=True, help="AWS account id (repeatable).")
+@click.option("--family", "families", multiple=True, help="Families to follow (default: all).")
+@json_option
+def friends_add(team: str, accounts: tuple[str, ...], families: tuple[str, ...]) -> None:
+    """Opt TEAM into candidates; its accounts get launch permission on current candidates."""
+    obj = get_context()
+    settings = obj.settings
+    bad = [a for a in accounts if not (a.isdigit() and len(a) == 12)]
+    if bad:
+        raise UsageError(f"--account {bad[0]}: expected a 12-digit AWS account id")
+    for f in families:
+        settings.family(f)
+    obj.store.put_friend(team, list(accounts), list(families), obj.actor)
+    obj.store.audit(obj.actor, "friends-add", team, "", {"accounts": accounts, "families": families})
+    shared = []
+    for fam in families or tuple(settings.families):
+        version = obj.store.pointer(fam, "candidate")
+        if version is None:
+            continue
+        base = obj.store.get_base(fam, version)
+        for region, ami in base.amis.items():
+            promote_mod.share(obj.aws, region, ami, list(accounts), [])
+            shared.append({"family": fam, "version": version, "region": region, "ami": ami})
+    obj.out.result({"team": team, "accounts": list(accounts), "families": list(families), "shared": shared},
+                   lambda: f"{team} follows {', '.join(families) or 'every family'}; "
+                           f"shared {len(shared)} candidate AMI(s) with {', '.join(accounts)}")
+
+
+@friends.command("remove")
+@click.argument("team")
+@json_option
+def friends_remove(team: str) -> None:
+    """Opt TEAM out; its accounts lose launch permission on candidates (unless still granted otherwise)."""
+    obj = get_context()
+    settings = obj.settings
+    old = friends_mod.team(settings, obj.store, team)
+    if old["origin"] == "config":
+        raise UsageError(f"team {team} is defined in the config file", hint=f"remove [friends.{team}] there")
+    obj.store.remove_friend(team)
+    obj.store.audit(obj.actor, "friends-remove", team, "", {"accounts": old["accounts"]})
+    revoked = []
+    for fam in settings.families:
+        version = obj.store.pointer(fam, "candidate")
+        if version is None or not friends_mod.follows(old, fam):
+            continue
+        keep = set(promote_mod.stage_accounts(settings, obj.store, fam, "candidate"))
+        gone = [a for a in old["accounts"] if a not in keep]
+        base = obj.store.get_base(fam, version)
+        for region, ami in base.amis.items():
+            promote_mod.unshare(obj.aws, region, ami, gone)
+            if gone:
+                revoked.append({"family": fam, "region": region, "ami": ami, "accounts": gone})
+    obj.out.result({"team": team, "removed": True, "revoked": revoked},
+                   lambda: f"{team} removed; revoked launch permission on {len(revoked)} AMI(s)")
+
+
+@friends.command("list")
+@json_option
+def friends_list() -> None:
+    """List friend teams, their accounts and families."""
+    obj = get_context()
+    teams = friends_mod.teams(obj.settings, obj.store)
+    obj.out.result(teams, lambda: table(
+        ["team", "accounts", "families", "from"],
+        [(n, ", ".join(t["accounts"]), ", ".join(t["families"]) or "all", t["origin"]) for n, t in teams.items()]))
+
+
+@click.command()
+@click.option("--family", help="Only this family.")
+@json_option
+def status(family: str | None) -> None:
+    """Family × stage: version, AMI, age, regions."""
+    obj = get_context()
+    settings = obj.settings
+    families = [settings.family(family).name] if family else sorted(settings.families)
+    rows = []
+    for fam in families:
+        bases = {b.version: b for b in obj.store.bases(fam)}
+        latest = max(bases, default=None)
+        for stage in STAGES:
+            version = latest if stage == "unstable" else obj.store.pointer(fam, stage)
+            base = bases.get(version) if version is not None else None
+            rows.append({
+                "family": fam, "stage": stage, "version": version,
+                "amis": base.amis if base else {}, "created_at": base.created_at if base else None,
+                "age": human_age(obj.clock.since(base.created_at)) if base else None,
+                "regions": sorted(base.amis) if base else [],
+            })
+    obj.out.result(rows, lambda: table(
+        ["family", "stage", "version", "AMI", "age", "regions"],
+        [(r["family"], r["stage"], r["version"] if r["version"] is not None else "-",
+          next(iter(r["amis"].values()), "-"), r["age"] or "-", ", ".join(r["regions"]) or "-") for r in rows]))
+
+
+@click.command()
+@click.argument("family", required=False)
+@click.option("--limit", default=200, show_default=True)
+@json_option
+def history(family: str | None, limit: int) -> None:
+    """The audit trail: who did what, when and why."""
+    obj = get_context()
+    if family:
+        obj.settings.family(family)
+    entries = obj.store.audit_trail(family, limit=limit)
+    obj.out.result([e.to_dict() for e in entries], lambda: table(
+        ["when", "who", "action", "target", "why", "details"],
+        [(e.at[:19].replace("T", " "), e.actor.rsplit("/", 1)[-1], e.action, e.target, e.reason,
+          _brief(e.details)) for e in entries]))
+
+
+def _brief(details: dict[str, Any]) -> str:
+    keep = {k: v for k, v in details.items() if k in ("stage", "forced", "from", "amis", "accounts", "summary")}
+    return json.dumps(keep, separators=(",", ":"))[:80] if keep else ""
+
+
+@click.command("iam-policy")
+@click.option("--features", default="all", show_default=True,
+              help="Comma-separated: bake, test, promote, canary, perf, all.")
+def iam_policy(features: str) -> None:
+    """Print a least-privilege IAM policy for running imagefleet against real AWS."""
+    obj = get_context()
+    wanted = [f.strip() for f in features.split(",") if f.strip()]
+    bucket = None
+    try:
+        bucket = obj.settings.aws.artifact_bucket
+    except Exception:  # noqa: BLE001 - no config: use the default bucket name
+        bucket = "imagefleet-artifacts"
+    click.echo(json.dumps(iam.policy(wanted, bucket=bucket), indent=2))
 
 
 def register(root: click.Group) -> None:
     """Attach the pipeline commands to the root `imagefleet` group."""
+    for cmd in (bake, test_command, promote, rollback, resolve, friends, status, history, iam_policy):
+        root.add_command(cmd)

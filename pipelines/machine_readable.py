@@ -1,0 +1,68 @@
+"""Parse `packer build -machine-readable` output (pure).
+
+Each line is ``timestamp,target,type,data...``; commas inside data are escaped as
+``%!(PACKER_COMMA)`` and newlines as ``\\n``. An amazon-ebs artifact id is
+``us-east-1:ami-1,us-west-2:ami-2`` (escaped commas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+COMMA = "%!(PACKER_COMMA)"
+
+
+@dataclass(frozen=True)
+class Line:
+    timestamp: int
+    target: str
+    type: str
+    data: tuple[str, ...]
+
+
+def unescape(text: str) -> str:
+    return text.replace(COMMA, ",").replace("\\n", "\n").replace("\\r", "\r")
+
+
+def parse_line(raw: str) -> Line | None:
+    """One machine-readable line, or None for anything else (Packer prints a few plain lines)."""
+    parts = raw.rstrip("\r\n").split(",")
+    if len(parts) < 3 or not parts[0].isdigit():
+        return None
+    return Line(int(parts[0]), parts[1], parts[2], tuple(unescape(p) for p in parts[3:]))
+
+
+def parse(lines: Iterable[str]) -> list[Line]:
+    return [ln for ln in (parse_line(r) for r in lines) if ln is not None]
+
+
+def amis_by_region(lines: Iterable[Line]) -> dict[str, str]:
+    """AMI id per region from the ``artifact,N,id,REGION:AMI,...`` lines."""
+    amis: dict[str, str] = {}
+    for ln in lines:
+        if ln.type == "artifact" and len(ln.data) >= 3 and ln.data[1] == "id":
+            for pair in ln.data[2].split(","):
+                region, sep, ami = pair.strip().partition(":")
+                if sep and ami.startswith("ami-"):
+                    amis[region] = ami
+    return amis
+
+
+def errors(lines: Iterable[Line]) -> list[str]:
+    """Packer's own error text: ``error`` lines and error-level UI messages."""
+    out = []
+    for ln in lines:
+        if ln.type == "error" and ln.data:
+            out.append(ln.data[0].strip())
+        elif ln.type == "ui" and len(ln.data) >= 2 and ln.data[0] == "error":
+            out.append(ln.data[1].strip())
+    return [e for e in out if e]
+
+
+def progress(line: Line) -> str | None:
+    """A short human message for a line worth showing while Packer runs."""
+    if line.type == "ui" and len(line.data) >= 2 and line.data[0] in ("say", "message"):
+        text = line.data[1].strip().splitlines()
+        return text[0].lstrip("=> ").strip() if text else None
+    return None

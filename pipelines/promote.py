@@ -1,0 +1,288 @@
+"""Promotion and rollback: move a stage pointer and publish it where consumers look.
+
+Publishing a stage means, per region of the family: the AMI is there (copied if missing), shared
+with the stage's accounts and OUs (and friend teams' accounts for candidate), the SSM parameter
+``/imagefleet/<family>/<stage>`` (data type ``aws:ec2:image``) names it, and its
+``imagefleet:stage`` tag says so. Each of these is a journaled step of an ``Operation`` and is
+idempotent on its own, so a killed promotion rerun with the same command finishes the job without
+doing anything twice. The store's pointer moves last: consumers see the new base in AWS before
+the store calls the promotion done, and a rerun never records the move twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orchestrator.clock import Clock
+from orchestrator.config import Settings
+from orchestrator.engine import Operation
+from orchestrator.errors import GateError, NotFoundError, PermissionDeniedError, RefusedError, UsageError
+from orchestrator.store import BaseVersion, StateStore
+from pipelines import stages as stage_table
+from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
+from pipelines.friends import friend_accounts
+
+
+def parameter_name(family: str, stage: str) -> str:
+    return f"/imagefleet/{family}/{stage}"
+
+
+@dataclass
+class PublishResult:
+    op_id: str
+    resumed: bool
+    steps_run: list[str]
+    steps_skipped: list[str]
+    amis: dict[str, str]
+    shared_with: list[str] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+# --- publishing steps (each idempotent) -----------------------------------------------------------
+def _token(op_id: str, region: str) -> str:
+    return hashlib.sha256(f"{op_id}:{region}".encode()).hexdigest()[:32]
+
+
+def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
+    """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
+    ec2 = aws.client("ec2", region)
+    found = ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": f"tag:{TAG_FAMILY}", "Values": [base.family]},
+        {"Name": f"tag:{TAG_VERSION}", "Values": [str(base.version)]},
+    ])["Images"]
+    if found:
+        return str(sorted(found, key=lambda i: i["ImageId"])[0]["ImageId"])
+    source_region, source_ami = next(iter(base.amis.items()))
+    copied = ec2.copy_image(
+        SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
+        Description=f"imagefleet {base.ref}", ClientToken=_token(op_id, region),
+    )["ImageId"]
+    ec2.create_tags(Resources=[copied], Tags=[
+        {"Key": TAG_FAMILY, "Value": base.family}, {"Key": TAG_VERSION, "Value": str(base.version)},
+        {"Key": TAG_STAGE, "Value": base.stage},
+    ])
+    return str(copied)
+
+
+def share(aws: Any, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> None:
+    if not accounts and not ou_arns:
+        return
+    perms: list[dict[str, str]] = [{"UserId": a} for a in accounts]
+    perms += [{"OrganizationalUnitArn": arn} for arn in ou_arns]
+    aws.client("ec2", region).modify_image_attribute(
+        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}
+    )
+
+
+def unshare(aws: Any, region: str, ami: str, accounts: list[str]) -> None:
+    if accounts:
+        aws.client("ec2", region).modify_image_attribute(
+            ImageId=ami, Attribute="launchPermission", LaunchPermission={"Remove": [{"UserId": a} for a in accounts]}
+        )
+
+
+def launch_permissions(aws: Any, region: str, ami: str) -> list[str]:
+    attr = aws.client("ec2", region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")
+    return sorted(p["UserId"] for p in attr.get("LaunchPermissions", []) if "UserId" in p)
+
+
+def put_parameter(aws: Any, region: str, name: str, ami: str) -> None:
+    aws.client("ssm", region).put_parameter(
+        Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
+        Description="imagefleet stage pointer",
+    )
+
+
+def get_parameter(aws: Any, region: str, name: str) -> str:
+    try:
+        return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
+    except NotFoundError:
+        raise NotFoundError(f"no SSM parameter {name} in {region} (nothing published there yet)") from None
+
+
+def _ou_arns(aws: Any, ous: tuple[str, ...]) -> list[str]:
+    if not ous:
+        return []
+    org = aws.client("organizations").describe_organization()["Organization"]
+    return [f"arn:aws:organizations::{org['MasterAccountId']}:ou/{org['Id']}/{ou}" for ou in ous]
+
+
+def stage_accounts(settings: Settings, store: StateStore, family: str, stage: str) -> list[str]:
+    accounts = set(settings.stages[stage].accounts)
+    if stage == "candidate":
+        accounts |= set(friend_accounts(settings, store, family))
+    return sorted(accounts)
+
+
+def publish(
+    op: Operation, *, settings: Settings, store: StateStore, aws: Any, base: BaseVersion, stage: str,
+) -> PublishResult:
+    """Copy, share, parameter and tag in every region of the family, as journaled steps."""
+    family = settings.family(base.family)
+    amis = dict(base.amis)
+    for region in family.regions:
+        if region not in amis:
+            amis[region] = op.step(f"copy:{region}", lambda r=region: ensure_copy(aws, base, r, op.id))
+    if amis != base.amis:
+        store.update_base(base.family, base.version, amis=amis)
+        base.amis = amis
+    accounts = stage_accounts(settings, store, base.family, stage)
+    ou_arns = op.step("resolve-ous", lambda: _ou_arns(aws, settings.stages[stage].ous))
+    name = parameter_name(base.family, stage)
+    for region in family.regions:
+        ami = amis[region]
+        op.step(f"share:{region}", lambda r=region, a=ami: share(aws, r, a, accounts, ou_arns) or accounts)
+        op.step(f"parameter:{region}", lambda r=region, a=ami: put_parameter(aws, r, name, a) or a)
+        op.step(f"tag:{region}", lambda r=region, a=ami: aws.client("ec2", r).create_tags(
+            Resources=[a], Tags=[{"Key": TAG_STAGE, "Value": stage}]) and None)
+    return PublishResult(op.id, op.resumed, op.steps_run, op.steps_skipped, amis, accounts,
+                         {r: name for r in family.regions})
+
+
+# --- promotion ------------------------------------------------------------------------------------
+@dataclass
+class Promotion:
+    base: BaseVersion
+    target: str
+    previous: int | None
+    gates: list[stage_table.GateResult]
+    forced: bool
+    publish: PublishResult | None
+    already: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.base.family, "version": self.base.version, "stage": self.target,
+            "previous": self.previous, "forced": self.forced, "already_there": self.already,
+            "gates": [g.to_dict() for g in self.gates],
+            "amis": self.base.amis,
+            "parameter": parameter_name(self.base.family, self.target),
+            "shared_with": self.publish.shared_with if self.publish else [],
+            "operation": self.publish.op_id if self.publish else None,
+            "resumed": self.publish.resumed if self.publish else False,
+            "steps_run": self.publish.steps_run if self.publish else [],
+            "steps_skipped": self.publish.steps_skipped if self.publish else [],
+            "changelog": self.base.changelog,
+        }
+
+
+def _entered(store: StateStore, base: BaseVersion) -> datetime | None:
+    """When the base entered the stage it is in now (for the soak gate)."""
+    if base.stage == "unstable":
+        return datetime.fromisoformat(base.created_at.replace("Z", "+00:00"))
+    moves = [c for c in store.stage_history(base.family, base.stage) if c.version == base.version]
+    return datetime.fromisoformat(moves[-1].at.replace("Z", "+00:00")) if moves else None
+
+
+def is_promoter(actor: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(actor, p) for p in patterns)
+
+
+def _pending(store: StateStore, kind: str, match: dict[str, Any]) -> str | None:
+    for op in store.operations(kind=kind, status="running"):
+        if all(op["intent"].get(k) == v for k, v in match.items()):
+            return str(op["id"])
+    return None
+
+
+def promote(
+    *, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str, base: BaseVersion,
+    target: str, force: bool = False, reason: str = "",
+) -> Promotion:
+    family = base.family
+    intent = {"family": family, "version": base.version, "stage": target}
+    op_id = _pending(store, "promote", intent)
+    if op_id is None:  # a new promotion: check everything before touching anything
+        if force and not reason.strip():
+            raise UsageError("--force needs --reason: say why the gates are bypassed (it is audited)")
+        current = store.pointer(family, target)
+        if base.stage == target and current == base.version:
+            return Promotion(base, target, current, [], False, None, already=True)
+        if base.stage != target:  # re-publishing a base the stage named before is allowed
+            stage_table.check_transition(base.stage, target)
+        if target == "release" and not is_promoter(actor, settings.promoters):
+            raise PermissionDeniedError(
+                f"{actor} may not promote to release",
+                hint="promoters.release in the config lists who may",
+            )
+        results = stage_table.evaluate(
+            settings.gates[target], store.evidence(family, base.version),
+            in_previous_stage_since=_entered(store, base), now=clock.now(),
+        )
+        missing = stage_table.unmet(results)
+        if missing and not force:
+            lines = "; ".join(f"{g.gate}: {g.detail}" for g in missing)
+            raise GateError(f"{base.ref} cannot enter {target}: unmet gates — {lines}",
+                            unmet=[g.gate for g in missing])
+        op_id = f"promote:{family}:{base.version}:{target}:{uuid.uuid4().hex[:8]}"
+        intent = {**intent, "forced": bool(missing) and force, "reason": reason,
+                  "gates": [g.to_dict() for g in results], "actor": actor}
+    op = Operation(store, op_id, "promote", intent)
+    published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
+
+    def move() -> int | None:
+        current = store.pointer(family, target)
+        if current == base.version and base.stage == target:
+            return current  # moved by an earlier run of this operation
+        details = {"operation": op.id, "amis": published.amis, "shared_with": published.shared_with,
+                   "gates": op.intent["gates"], "forced": op.intent["forced"], "changelog": base.changelog}
+        change = store.move_pointer(family, target, base.version, action="promote", actor=actor,
+                                    reason=op.intent["reason"], details=details)
+        return change.previous
+
+    previous = op.step("pointer", move)
+    op.finish("done")
+    base.stage = target
+    return Promotion(base, target, previous,
+                     [stage_table.GateResult(**g) for g in op.intent["gates"]],
+                     bool(op.intent["forced"]), published)
+
+
+# --- rollback -------------------------------------------------------------------------------------
+def rollback(
+    *, settings: Settings, store: StateStore, aws: Any, actor: str, family: str, stage: str, reason: str = "",
+) -> dict[str, Any]:
+    """Point ``stage`` back to the base it named before the current one, and publish that."""
+    settings.family(family)
+    if stage not in stage_table.TRANSITIONS:
+        raise UsageError(f"cannot roll back {stage!r}", hint=f"roll back one of: {', '.join(stage_table.TRANSITIONS)}")
+    current = store.pointer(family, stage)
+    if current is None:
+        raise RefusedError(f"{family} has no {stage} base to roll back")
+    intent = {"family": family, "stage": stage, "from": current}
+    op_id = _pending(store, "rollback", intent)
+    if op_id is None:
+        history = [c for c in store.stage_history(family, stage) if c.version == current]
+        target = history[-1].previous if history else None
+        if target is None:
+            raise RefusedError(f"{family} {stage} has no previous base to roll back to")
+        op_id = f"rollback:{family}:{stage}:{current}:{uuid.uuid4().hex[:8]}"
+        intent = {**intent, "to": target, "reason": reason, "actor": actor}
+    op = Operation(store, op_id, "rollback", intent)
+    base = store.get_base(family, op.intent["to"])
+    published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=stage)
+    old = store.get_base(family, op.intent["from"])
+
+    def untag() -> None:
+        for region, ami in old.amis.items():
+            aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": TAG_STAGE, "Value": f"rolled-back-from-{stage}"}])
+
+    op.step("untag-old", untag)
+
+    def move() -> int | None:
+        if store.pointer(family, stage) == base.version:
+            return int(op.intent["from"])
+        details = {"operation": op.id, "amis": published.amis, "from": op.intent["from"]}
+        return store.move_pointer(family, stage, base.version, action="rollback", actor=actor,
+                                  reason=op.intent["reason"], details=details).previous
+
+    op.step("pointer", move)
+    op.finish("done")
+    return {"family": family, "stage": stage, "from": op.intent["from"], "to": base.version,
+            "amis": published.amis, "parameter": parameter_name(family, stage), "operation": op.id,
+            "resumed": op.resumed}
