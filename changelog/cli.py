@@ -1,4 +1,4 @@
-"""`imagefleet changelog …` commands that need no state store: ``diff OLD NEW``.
+"""`imagefleet changelog …` commands: ``diff OLD NEW`` (no state store needed) and ``show REF``.
 
 The root CLI adds `changelog_group` and turns `ImagefleetError`s into messages and exit codes;
 these commands let them propagate.
@@ -83,3 +83,23 @@ def diff_command(old: str, new: str, fmt: str, changelog_dir: str | None, from_a
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write --output {output!r}: {exc.strerror}") from None
+
+
+@changelog_group.command("show")
+@click.argument("ref", metavar="FAMILY:VERSION")
+@click.option("--against", type=click.Choice(["parent", "release"]), default="parent", show_default=True,
+              help="The changelog against the previous base or against the release at bake time.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
+def show_command(ref: str, against: str, fmt: str) -> None:
+    """Print the changelog made when a base was baked (stored in S3 with the base)."""
+    obj = click.get_current_context().find_root().obj
+    base = obj.resolve_base(ref)
+    made = base.changelog.get(f"vs_{against}")
+    if not made:
+        raise NotFoundError(
+            f"{base.ref} has no changelog against its {against}",
+            hint="the first base of a family has none; run 'imagefleet changelog diff' for any two bases",
+        )
+    from pipelines.registry import read_artifact
+
+    click.echo(read_artifact(obj.aws, made["uris"][fmt]), nl=False)

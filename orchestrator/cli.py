@@ -48,6 +48,8 @@ def init(directory: Path, force: bool) -> None:
         "imagefleet.toml": directory / "imagefleet.toml",
         "demo.pkr.json": directory / "packer" / "demo.pkr.json",
         "demo.manifest": directory / "recipes" / "demo.manifest",
+        **{f"changelogs/{n}": directory / "recipes" / "changelogs" / n
+           for n in ("openssl.changelog.Debian", "curl.changelog.Debian", "openssh-server.changelog.Debian")},
     }
     existing = [str(p) for p in files.values() if p.exists()]
     if existing and not force:

@@ -1,0 +1,40 @@
+# imagefleet: `make demo` and `make test` each set up everything on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test bench packer clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if command -v apt-get >/dev/null; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
+	  else echo "error: cannot create a virtualenv; install Python >= 3.11 with venv" >&2; exit 1; fi; }
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+# Packer (>= 1.6 with the amazon-ebs builder): Debian's package when apt is there.
+packer:
+	@command -v packer >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing packer with apt-get"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq packer; \
+	  else \
+	    echo "error: packer is not installed and apt-get is not available." >&2; \
+	    echo "Install Packer >= 1.6 (amazon-ebs builder) from https://developer.hashicorp.com/packer/install" >&2; \
+	    exit 1; \
+	  fi; }
+	@packer version | head -1
+
+demo: $(STAMP) packer
+	$(BIN)/python -m orchestrator.demo
+
+test: $(STAMP) packer
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m orchestrator.bench
+
+clean:
+	rm -rf $(VENV) demo-output .imagefleet

@@ -1,0 +1,106 @@
+"""`make demo`: the main job end to end on the embedded endpoint, with the real CLI and real Packer.
+
+It works in ``demo-output/`` (a fresh `imagefleet init` there each time) and runs exactly the
+commands an operator would type, printing each one first. ``KEEP=1`` leaves the endpoint running
+afterwards so you can go on with the same state.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from orchestrator.cli import raw_main
+from orchestrator.context import Context
+
+# A newer package set for the second bake: security upgrades, one added and one removed package.
+NEXT_MANIFEST_CHANGES = {
+    "curl": "8.5.0-2ubuntu10.4",
+    "libcurl4t64:amd64": "8.5.0-2ubuntu10.4",
+    "libssl3t64:amd64": "3.0.13-0ubuntu3.4",
+    "openssl": "3.0.13-0ubuntu3.4",
+    "openssh-server": "1:9.6p1-3ubuntu13.5",
+    "linux-image-aws": "6.8.0.1015.16",
+    "jq": "1.7.1-3build1",
+}
+NEXT_MANIFEST_REMOVED = {"e2fsprogs"}
+
+
+class Demo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "imagefleet.toml"
+        self.step_no = 0
+
+    def say(self, title: str) -> None:
+        self.step_no += 1
+        print(f"\n\033[1m== {self.step_no}. {title}\033[0m", flush=True)
+
+    def run(self, *args: str, expect: int = 0) -> int:
+        print(f"$ imagefleet {shlex.join(args)}", flush=True)
+        code = raw_main(["--config", str(self.config), *args], obj=Context())
+        sys.stdout.flush()
+        if code != expect:
+            raise SystemExit(f"demo: 'imagefleet {' '.join(args)}' exited {code}, expected {expect}")
+        return code
+
+    def next_manifest(self) -> Path:
+        src = self.root / "recipes" / "demo.manifest"
+        lines = []
+        for line in src.read_text().splitlines():
+            name = line.split("\t", 1)[0]
+            if name in NEXT_MANIFEST_REMOVED:
+                continue
+            lines.append(f"{name}\t{NEXT_MANIFEST_CHANGES.get(name, line.split(chr(9))[1])}")
+        lines += [f"{n}\t{v}" for n, v in NEXT_MANIFEST_CHANGES.items() if n not in {ln.split("\t")[0] for ln in lines}]
+        dest = self.root / "recipes" / "demo-next.manifest"
+        dest.write_text("\n".join(sorted(lines)) + "\n")
+        return dest
+
+
+def main() -> None:
+    root = Path(os.environ.get("DEMO_DIR", "demo-output")).resolve()
+    keep = os.environ.get("KEEP") == "1"
+    started = time.monotonic()
+    if (root / "imagefleet.toml").exists():
+        raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
+    shutil.rmtree(root, ignore_errors=True)
+    d = Demo(root)
+    try:
+        d.say("Write a config and a Packer template for the embedded endpoint")
+        print(f"$ imagefleet init {root}")
+        if raw_main(["init", str(root)], obj=Context()) != 0:
+            raise SystemExit("demo: init failed")
+        d.say("Start the embedded AWS endpoint (moto's server on 127.0.0.1)")
+        d.run("local", "up")
+        d.say("Bake the first base with Packer (amazon-ebs against the local endpoint)")
+        d.run("bake", "demo")
+        d.say("Image tests: one smoke instance per cohort type and region, JUnit for CI")
+        d.run("test", "demo:1", "--junit", str(root / "junit-demo-1.xml"))
+        d.say("Promote to candidate (gates: image tests) and publish the SSM parameter")
+        d.run("promote", "demo:1", "--to", "candidate")
+        d.say("A friend team resolves its AMI from the candidate")
+        d.run("resolve", "demo", "--team", "payments")
+        d.say("Bake the next base with newer packages; its changelog is made automatically")
+        nxt = d.next_manifest()
+        d.run("bake", "demo", "--var", f"recipe_manifest={nxt}")
+        d.run("changelog", "show", "demo:2")
+        d.say("Release needs a 24h soak: promoting too early is refused (exit 1)")
+        d.run("promote", "demo:1", "--to", "release", expect=1)
+        d.say("Where everything stands")
+        d.run("status")
+        d.run("history", "demo")
+    finally:
+        if not keep and (root / "imagefleet.toml").exists():
+            print()
+            raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
+    print(f"\ndemo finished in {time.monotonic() - started:.0f}s; files in {root}"
+          + ("" if not keep else f"\nthe endpoint is still up: imagefleet --config {d.config} local down"))
+
+
+if __name__ == "__main__":
+    main()
