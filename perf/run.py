@@ -1,0 +1,210 @@
+"""``perf run``: one benchmark run of a candidate base against a baseline, start to verdict.
+
+Preflight (bases, AMIs, instance types, vCPU quota) → record the run (``perf-run`` document,
+status ``running``, with its deadline) → launch the interleaved fleet and wait until it runs →
+wait for every instance's samples in S3 → terminate (always, see ``orchestrator.lifecycle``) →
+collect → compare → plots → record verdict, comparison and plot paths in the run document →
+gate evidence ``perf`` for the candidate base.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from orchestrator.context import Context
+from orchestrator.errors import AwsError, NotFoundError, UsageError
+from orchestrator.lifecycle import Progress, provisioned
+from orchestrator.store import BaseVersion, Evidence, utcnow
+from perf import config as perf_config
+from perf.collect import Collected, Expected, by_arm, collect, present_keys
+from perf.compare import compare
+from perf.fleet import Fleet, QuotaExceededError, check_quota, default_zones
+from perf.placement import plan_slots
+from perf.plots import distribution_plots, forest_plot
+from perf.samples import write_jsonl
+
+DOC_KIND = "perf-run"
+
+
+@dataclass
+class RunRequest:
+    candidate: str
+    baseline: str | None = None
+    instance_types: Sequence[str] | None = None
+
+
+def _ami(base: BaseVersion, region: str) -> str:
+    try:
+        return base.amis[region]
+    except KeyError:
+        raise NotFoundError(f"base {base.ref} has no AMI in {region}",
+                            hint="distribute it there, or set perf.placement.region") from None
+
+
+def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersion]:
+    """The candidate as given; the baseline as given, else the family's current release."""
+    cand = ctx.resolve_base(req.candidate)
+    if req.baseline:
+        base = ctx.resolve_base(req.baseline, family=cand.family)
+    else:
+        version = ctx.store.pointer(cand.family, "release")
+        if version is None:
+            raise UsageError(f"{cand.family} has no release base to compare against",
+                             hint="pass --baseline FAMILY:VERSION or an AMI id")
+        base = ctx.store.get_base(cand.family, version)
+    if (base.family, base.version) == (cand.family, cand.version):
+        raise UsageError(f"baseline and candidate are the same base ({cand.ref})")
+    return cand, base
+
+
+class PerfRun:
+    """One run; ``execute`` does it all and returns the run document."""
+
+    def __init__(self, ctx: Context, req: RunRequest, *, progress: Progress | None = None,
+                 on_launch: Callable[[Fleet], None] | None = None) -> None:
+        self.ctx = ctx
+        self.req = req
+        self.perf = perf_config.load(ctx.settings)
+        self.progress = progress or (lambda _line: None)
+        self.on_launch = on_launch
+        self.run_id = "perf-" + uuid.uuid4().hex[:12]
+        self.revision: int | None = None
+        self.doc: dict[str, Any] = {}
+
+    # --- the run document -------------------------------------------------------------------------
+    def _save(self, **fields: Any) -> None:
+        self.doc.update(fields)
+        self.revision = self.ctx.store.put_doc(DOC_KIND, self.run_id, self.doc,
+                                               expected_revision=self.revision)
+
+    def execute(self) -> dict[str, Any]:
+        ctx, perf = self.ctx, self.perf
+        settings = ctx.settings
+        cand, base = resolve_bases(ctx, self.req)
+        region = perf.region or settings.aws.regions[0]
+        amis = {"baseline": _ami(base, region), "candidate": _ami(cand, region)}
+        if amis["baseline"] == amis["candidate"]:
+            raise UsageError(f"{base.ref} and {cand.ref} are the same AMI ({amis['baseline']})")
+        types = tuple(self.req.instance_types or perf.instance_types)
+        zones = perf.availability_zones or default_zones(ctx.aws, region)
+        prefix = f"{perf.results_prefix}/{self.run_id}"
+        slots = plan_slots(types, perf.instances_per_arm, zones, prefix)
+        counts = {t: 2 * perf.instances_per_arm for t in types}
+        checks = check_quota(ctx.aws, region, counts, perf.vcpu_limit)
+        for q in checks:
+            if q.limit is None:
+                ctx.out.warn(f"vCPU quota: {q.message()}")
+        short = [q for q in checks if not q.fits]
+        if short:
+            raise QuotaExceededError(
+                "the benchmark fleet would not fit in the vCPU quota: "
+                + "; ".join(q.message() for q in short),
+                hint="run fewer --instance-types or lower perf.instances_per_arm (minimum "
+                     f"{perf_config.MIN_INSTANCES_PER_ARM}), or request a quota increase",
+            )
+
+        started = datetime.now(UTC)  # tags and cleanup compare real time, never the scaled clock
+        budget = perf.launch_timeout + perf.results_timeout + 600
+        expires = started + timedelta(seconds=budget)
+        bucket = settings.aws.artifact_bucket
+        self._save(
+            id=self.run_id, status="running", family=cand.family,
+            candidate={"ref": cand.ref, "version": cand.version, "ami": amis["candidate"]},
+            baseline={"ref": base.ref, "version": base.version, "ami": amis["baseline"]},
+            region=region, availability_zones=list(zones), instance_types=list(types),
+            instances_per_arm=perf.instances_per_arm, benchmarks=list(perf.benchmarks),
+            repetitions=perf.repetitions, duration=perf.duration,
+            results=f"s3://{bucket}/{prefix}/", quota=[q.to_dict() for q in checks],
+            started_at=started.astimezone(UTC).isoformat(), expires_at=expires.isoformat(),
+            actor=ctx.actor,
+        )
+        fleet = Fleet(aws=ctx.aws, region=region, run_id=self.run_id, family=cand.family,
+                      slots=slots, amis=amis, bucket=bucket, perf=perf, expires=expires)
+        timings: dict[str, float] = {}
+        t0 = ctx.clock.monotonic()
+        try:
+            with provisioned(fleet, clock=ctx.clock, ready_timeout=perf.launch_timeout,
+                             poll=perf.poll_interval, progress=self._progress(fleet)):
+                timings["launch_s"] = round(ctx.clock.monotonic() - t0, 2)
+                self._save(instances=fleet.summary())
+                if self.on_launch:
+                    self.on_launch(fleet)
+                t1 = ctx.clock.monotonic()
+                collected = self._wait_and_collect(fleet, bucket, prefix, region)
+                timings["results_s"] = round(ctx.clock.monotonic() - t1, 2)
+        except KeyboardInterrupt:
+            self._save(status="interrupted", instances=fleet.summary(), terminated=fleet.terminated,
+                       finished_at=utcnow())
+            raise
+        except BaseException as exc:
+            self._save(status="failed", error=str(exc), instances=fleet.summary(),
+                       terminated=fleet.terminated, finished_at=utcnow())
+            raise
+        timings["total_fleet_s"] = round(ctx.clock.monotonic() - t0, 2)
+        return self._judge(cand, base, fleet, collected, timings)
+
+    def _progress(self, fleet: Fleet) -> Progress:
+        def update(line: str) -> None:
+            self.progress(f"{self.run_id}: {line}")
+        return update
+
+    def _wait_and_collect(self, fleet: Fleet, bucket: str, prefix: str, region: str) -> Collected:
+        """Poll S3 until every instance wrote its samples, or the results timeout."""
+        ctx, perf = self.ctx, self.perf
+        by_key = {li.slot.results_key: li for li in fleet.instances}
+        deadline = ctx.clock.monotonic() + perf.results_timeout
+        poll = perf.poll_interval
+        while True:
+            have = present_keys(ctx.aws, bucket, prefix + "/", region) & set(by_key)
+            self.progress(f"{self.run_id}: results {len(have)}/{len(by_key)}")
+            if len(have) == len(by_key) or ctx.clock.monotonic() >= deadline:
+                break
+            ctx.clock.sleep(poll)
+        expected = [Expected(k, li.instance_id, li.slot.arm, fleet.amis[li.slot.arm],
+                             li.slot.instance_type) for k, li in by_key.items()]
+        got = collect(ctx.aws, bucket, expected, region=region, present=have)
+        arms = by_arm(got)
+        if min(arms.values()) == 0:
+            raise AwsError(
+                f"no usable results from the {'baseline' if arms['baseline'] == 0 else 'candidate'} "
+                f"arm after {perf.results_timeout}s ({len(got.missing)} instance(s) wrote nothing, "
+                f"{len(got.invalid)} wrote something unusable)",
+                hint="is the agent running? locally: 'imagefleet local up' starts the agent runner",
+            )
+        return got
+
+    def _judge(self, cand: BaseVersion, base: BaseVersion, fleet: Fleet, got: Collected,
+               timings: dict[str, float]) -> dict[str, Any]:
+        ctx, perf = self.ctx, self.perf
+        out_dir = Path(ctx.settings.state_dir) / "perf" / self.run_id
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl(got.frame, out_dir / "samples.jsonl")
+        result = compare(got.frame, thresholds=perf.thresholds,
+                         default_threshold=perf.default_threshold,
+                         correction=perf.correction,  # type: ignore[arg-type]
+                         aggregate=perf.aggregate)  # type: ignore[arg-type]
+        plots = [forest_plot(result, out_dir / "forest.png"), *distribution_plots(got.frame, out_dir)]
+        passed = result.verdict != "regression"
+        regressions = [{"instance_type": c.instance_type, "metric": c.metric, "ratio": c.ratio,
+                        "ci_low": c.ci_low, "ci_high": c.ci_high} for c in result.regressions]
+        self._save(
+            status="done", verdict=result.verdict, passed=passed, comparison=result.to_dict(),
+            collection=got.to_dict(), instances=fleet.summary(), terminated=fleet.terminated,
+            plots=[str(p) for p in plots], samples=str(out_dir / "samples.jsonl"),
+            timings=timings, finished_at=utcnow(),
+        )
+        ctx.store.add_evidence(Evidence(
+            family=cand.family, version=cand.version, gate="perf", passed=passed,
+            details={"run_id": self.run_id, "verdict": result.verdict, "baseline": base.ref,
+                     "regressions": regressions, "missing": len(got.missing)},
+            at=utcnow(), actor=self.doc["actor"],
+        ))
+        ctx.store.audit(self.doc["actor"], "perf-run", cand.ref,
+                        reason=f"verdict {result.verdict} against {base.ref}",
+                        details={"run_id": self.run_id})
+        return self.doc

@@ -1,0 +1,90 @@
+"""Helpers for the perf fleet tests: real AMIs on the local endpoint, bases, the agent runner.
+
+A uniquely named module (not conftest) so it never clashes with other areas' helpers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from orchestrator.aws import AwsFactory
+from orchestrator.clock import Clock
+from orchestrator.local_agents import AgentEnv
+from orchestrator.store import BaseVersion, utcnow
+from perf import local_runner
+
+REGION = "us-east-1"
+
+PERF_TABLE = """
+[perf]
+instance_types = ["t3.micro"]
+instances_per_arm = 9
+benchmarks = ["cpu_sha256"]
+repetitions = 3
+duration = 0.05
+{extra}
+
+[perf.placement]
+region = "us-east-1"
+availability_zones = ["us-east-1a", "us-east-1b"]
+
+[perf.timeouts]
+launch = "60s"
+results = "{results}"
+poll = "1s"
+"""
+
+
+def configure(ws: Any, *, results: str = "120s", extra: str = "") -> None:
+    ws.config.write_text(ws.config.read_text() + PERF_TABLE.format(results=results, extra=extra))
+
+
+def make_ami(aws: AwsFactory, tag: str) -> str:
+    """An AMI made as a real one is: launch a stock image, CreateImage, terminate."""
+    ec2 = aws.client("ec2", REGION)
+    stock = sorted(i["ImageId"] for i in ec2.describe_images(
+        Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])[0]
+    iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=iid, Name=f"perf-test-{tag}-{uuid.uuid4().hex[:8]}")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    return str(ami)
+
+
+def register_bases(ws: Any, aws: AwsFactory) -> tuple[BaseVersion, BaseVersion]:
+    """Version 1 (the release) and version 2 (the candidate) of the workspace family."""
+    store = ws.context().store
+    bases = []
+    for v in (1, 2):
+        b = BaseVersion(family=ws.family, version=v, amis={REGION: make_ami(aws, f"{ws.family}-{v}")},
+                        source_ami="ami-stock", parent=v - 1 or None, packer_run_id=f"test-{v}",
+                        created_at=utcnow())
+        store.put_base(b)
+        bases.append(b)
+    store.move_pointer(ws.family, "release", 1, action="promote", actor="test", reason="perf test baseline")
+    return bases[0], bases[1]
+
+
+@contextmanager
+def agent_runner(ws: Any, aws: AwsFactory, interval: float = 0.25) -> Iterator[AgentEnv]:
+    """The local agent runner's perf handler, ticking in a thread while the block runs."""
+    env = AgentEnv(aws=aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=Clock())
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            local_runner.tick(env)
+            time.sleep(interval)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield env
+    finally:
+        stop.set()
+        t.join(timeout=30)
+        local_runner.drain(env)

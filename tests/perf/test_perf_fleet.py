@@ -1,0 +1,197 @@
+"""Benchmark fleets against the local endpoint: real launches, the real agent, real S3."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lifecycle import provisioned
+from perf import config as perf_config
+from perf.fleet import Fleet, find_instances
+from perf.placement import plan_slots
+from perf.run import DOC_KIND, PerfRun, RunRequest
+from perf_fleet_support import REGION, agent_runner, configure, register_bases
+
+pytestmark = pytest.mark.integration
+
+
+def _live(aws, family):  # noqa: ANN001, ANN202
+    return find_instances(aws, [REGION], family=family)
+
+
+def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    old, new = register_bases(workspace, aws)
+    t0 = time.monotonic()
+    with agent_runner(workspace, aws):
+        res = workspace.run("perf", "run", new.ref, "--json")
+    elapsed = time.monotonic() - t0
+    assert res.code == 0, res.stderr
+    doc = res.json()
+    print(f"passing run: {elapsed:.1f}s, timings {doc['timings']}, verdict {doc['verdict']}")
+    assert doc["status"] == "done" and doc["verdict"] != "regression"
+    assert doc["baseline"]["ref"] == old.ref  # defaulted to the family's release
+    assert len(doc["instances"]) == 18
+    assert doc["collection"]["missing"] == [] and doc["collection"]["instances_with_results"] == 18
+    # interleaved: every consecutive pair is one of each arm, same type and zone
+    inst = sorted(doc["instances"], key=lambda i: i["index"])
+    for a, b in zip(inst[::2], inst[1::2]):
+        assert {a["arm"], b["arm"]} == {"baseline", "candidate"}
+        assert (a["instance_type"], a["availability_zone"]) == (b["instance_type"], b["availability_zone"])
+    assert {i["availability_zone"] for i in inst} == {"us-east-1a", "us-east-1b"}
+    assert all(Path(p).is_file() and Path(p).suffix == ".png" for p in doc["plots"])
+    assert _live(aws, workspace.family) == {}  # everything terminated
+    ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
+    assert len(ev) == 1 and ev[0].passed and ev[0].details["run_id"] == doc["id"]
+    shown = workspace.run("perf", "show", doc["id"], "--json")
+    assert shown.code == 0 and shown.json()["verdict"] == doc["verdict"]
+    listed = workspace.run("perf", "runs", "--json")
+    assert [r["id"] for r in listed.json()] == [doc["id"]]
+
+
+def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    old, new = register_bases(workspace, aws)
+    inj = workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "1.10")
+    assert inj.code == 0, inj.stderr
+    t0 = time.monotonic()
+    with agent_runner(workspace, aws):
+        res = workspace.run("perf", "run", new.ref, "--baseline", old.ref, "--json")
+    elapsed = time.monotonic() - t0
+    assert res.code == 1, res.stderr
+    doc = res.json()
+    cells = doc["comparison"]["comparisons"]
+    print(f"injected run: {elapsed:.1f}s; " + "; ".join(
+        f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] {c['verdict']}" for c in cells))
+    assert doc["verdict"] == "regression"
+    sha = next(c for c in cells if c["metric"] == "cpu_sha256_throughput")
+    assert sha["verdict"] == "regression" and 0.85 < sha["ratio"] < 0.95
+    ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
+    assert len(ev) == 1 and ev[0].passed is False and ev[0].details["verdict"] == "regression"
+    assert _live(aws, workspace.family) == {}
+
+
+def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace, results="3s")
+    _, new = register_bases(workspace, aws)
+    res = workspace.run("perf", "run", new.ref, "--json")  # no agent runner: nothing ever reports
+    assert res.code == 3, res.stderr
+    assert "no usable results" in res.stderr
+    assert _live(aws, workspace.family) == {}
+    (doc,) = workspace.context().store.docs(DOC_KIND)
+    assert doc["status"] == "failed" and len(doc["terminated"]) == 18
+
+
+def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    _, new = register_bases(workspace, aws)
+    seen: list[str] = []
+
+    def progress(line: str) -> None:
+        seen.append(line)
+        if "launched 5/" in line:
+            assert len(_live(aws, workspace.family)) == 5
+            raise KeyboardInterrupt
+
+    run = PerfRun(workspace.context(), RunRequest(new.ref), progress=progress)
+    with pytest.raises(KeyboardInterrupt):
+        run.execute()
+    assert _live(aws, workspace.family) == {}
+    doc, _ = workspace.context().store.get_doc(DOC_KIND, run.run_id)
+    assert doc["status"] == "interrupted" and len(doc["terminated"]) == 5
+
+
+def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    _, new = register_bases(workspace, aws)
+    proc = subprocess.Popen(  # noqa: S603 - the real CLI in a real process, interrupted for real
+        [sys.executable, "-m", "orchestrator.cli", "--config", str(workspace.config), "perf", "run", new.ref],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_live(aws, workspace.family)) < 18:  # launched, now waiting for results
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "fleet never launched"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert _live(aws, workspace.family) == {}
+    (doc,) = workspace.context().store.docs(DOC_KIND)
+    assert doc["status"] == "interrupted"
+
+
+def test_quota_refusal(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace, extra="vcpu_limit = 30")  # 2 arms x 9 x t3.micro (2 vCPUs) = 36
+    _, new = register_bases(workspace, aws)
+    res = workspace.run("perf", "run", new.ref)
+    assert res.code == 2
+    assert "would not fit in the vCPU quota" in res.stderr and "L-1216C47A" in res.stderr
+    assert "fleet needs 36 vCPUs" in res.stderr
+    assert _live(aws, workspace.family) == {}
+    assert workspace.context().store.docs(DOC_KIND) == []
+
+
+def test_quota_check_says_when_service_quotas_is_not_served(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace, results="2s")
+    _, new = register_bases(workspace, aws)
+    res = workspace.run("perf", "run", new.ref)
+    # the local endpoint serves Service Quotas for VPC only: the check is skipped, loudly
+    assert "Service Quotas does not serve L-1216C47A" in res.stderr
+    assert "set perf.vcpu_limit" in res.stderr
+
+
+def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    old, new = register_bases(workspace, aws)
+    perf = perf_config.load(workspace.context().settings)
+    amis = {"baseline": old.amis[REGION], "candidate": new.amis[REGION]}
+    now = datetime.now(UTC)
+
+    def fleet(run_id: str, expires: datetime) -> Fleet:
+        f = Fleet(aws=aws, region=REGION, run_id=run_id, family=workspace.family,
+                  slots=plan_slots(["t3.micro"], 1, ["us-east-1a"], f"perf/{run_id}"), amis=amis,
+                  bucket="imagefleet-artifacts", perf=perf, expires=expires)
+        f._create(lambda _: None)  # a run killed after launching: nothing will terminate it
+        return f
+
+    stale = fleet("perf-stale-" + workspace.family, now - timedelta(minutes=1))
+    live = fleet("perf-live-" + workspace.family, now + timedelta(hours=1))
+    assert len(_live(aws, workspace.family)) == 4
+    dry = workspace.run("perf", "cleanup", "--family", workspace.family, "--dry-run", "--json")
+    assert sorted(dry.json()["would_terminate"]) == sorted(i.instance_id for i in stale.instances)
+    assert len(_live(aws, workspace.family)) == 4
+    res = workspace.run("perf", "cleanup", "--family", workspace.family, "--json")
+    assert res.code == 0, res.stderr
+    assert sorted(res.json()["terminated"]) == sorted(i.instance_id for i in stale.instances)
+    assert set(_live(aws, workspace.family)) == {i.instance_id for i in live.instances}
+    forced = workspace.run("perf", "cleanup", "--family", workspace.family, "--force", "--json")
+    assert sorted(forced.json()["terminated"]) == sorted(i.instance_id for i in live.instances)
+    assert _live(aws, workspace.family) == {}
+
+
+def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    old, new = register_bases(workspace, aws)
+    perf = perf_config.load(workspace.context().settings)
+    f = Fleet(aws=aws, region=REGION, run_id="perf-body-" + workspace.family, family=workspace.family,
+              slots=plan_slots(["t3.micro"], 2, ["us-east-1a"], "perf/x"),
+              amis={"baseline": old.amis[REGION], "candidate": new.amis[REGION]},
+              bucket="imagefleet-artifacts", perf=perf, expires=datetime.now(UTC) + timedelta(hours=1))
+    ctx = workspace.context()
+    with pytest.raises(RuntimeError), provisioned(f, clock=ctx.clock, ready_timeout=30, poll=0.2,
+                                                  progress=lambda _: None):
+        assert len(_live(aws, workspace.family)) == 4
+        raise RuntimeError("collector blew up")
+    assert _live(aws, workspace.family) == {}
