@@ -102,4 +102,4 @@ def show_command(ref: str, against: str, fmt: str) -> None:
         )
     from pipelines.registry import read_artifact
 
-    click.echo(read_artifact(obj.aws, made["uris"][fmt]), nl=False)
+    obj.out.text(read_artifact(obj.aws, made["uris"][fmt]))

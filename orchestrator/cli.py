@@ -188,7 +188,8 @@ _mount()
 def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    err = click.get_text_stream("stderr")
+    obj = obj or Context()
+    err = obj.out.err.file
     try:
         rv = cli.main(args=args, prog_name="imagefleet", standalone_mode=False, obj=obj)
         return int(rv) if isinstance(rv, int) else int(ExitStatus.OK)
@@ -222,3 +223,7 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
 def main() -> None:
     sys.exit(raw_main())
 
+
+
+if __name__ == "__main__":
+    main()

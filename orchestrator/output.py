@@ -40,6 +40,11 @@ class Output:
         if shown is not None:
             self.out.print(shown)
 
+    def text(self, text: str) -> None:
+        """Raw text on stdout, as is (a rendered document, a policy)."""
+        self.out.file.write(text if text.endswith("\n") else text + "\n")
+        self.out.file.flush()
+
     def note(self, message: str) -> None:
         """A progress line on stderr (kept out of --json stdout)."""
         self.err.print(message)

@@ -300,7 +300,7 @@ def iam_policy(features: str) -> None:
         bucket = obj.settings.aws.artifact_bucket
     except Exception:  # noqa: BLE001 - no config: use the default bucket name
         bucket = "imagefleet-artifacts"
-    click.echo(json.dumps(iam.policy(wanted, bucket=bucket), indent=2))
+    obj.out.text(json.dumps(iam.policy(wanted, bucket=bucket), indent=2))
 
 
 def register(root: click.Group) -> None:

@@ -1,0 +1,44 @@
+"""Parsing Packer's -machine-readable output, on output recorded from real builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines import machine_readable as mr
+
+DATA = Path(__file__).parent / "data"
+
+
+def lines(name: str) -> list[mr.Line]:
+    return mr.parse((DATA / name).read_text().splitlines())
+
+
+def test_artifact_line_gives_ami_per_region() -> None:
+    amis = mr.amis_by_region(lines("packer-success.log"))
+    assert amis == {"us-east-1": "ami-a076f52c1606943fe", "us-west-2": "ami-8536583440ef26a32"}
+
+
+def test_successful_build_has_no_errors_and_readable_progress() -> None:
+    parsed = lines("packer-success.log")
+    assert mr.errors(parsed) == []
+    messages = [m for m in (mr.progress(ln) for ln in parsed) if m]
+    assert any(m.startswith("amazon-ebs: Creating AMI") for m in messages)
+    assert all("%!(PACKER_COMMA)" not in m for m in messages)
+
+
+def test_failed_build_yields_packers_own_error_text() -> None:
+    parsed = lines("packer-bad-template.log")
+    assert mr.amis_by_region(parsed) == {}
+    errors = mr.errors(parsed)
+    assert len(errors) == 1
+    assert "unknown configuration key: '\"bogus_option\"'" in errors[0]
+    assert "\n" in errors[0]  # escaped newlines are restored
+
+
+def test_escapes_and_non_machine_lines() -> None:
+    ln = mr.parse_line("1700000000,amazon-ebs,artifact,0,id,eu-west-1:ami-1%!(PACKER_COMMA)eu-central-1:ami-2")
+    assert ln is not None and ln.target == "amazon-ebs" and ln.timestamp == 1700000000
+    assert mr.amis_by_region([ln]) == {"eu-west-1": "ami-1", "eu-central-1": "ami-2"}
+    assert mr.parse_line("==> plain text Packer sometimes prints") is None
+    assert mr.parse_line("") is None
+    assert mr.parse_line("123,x") is None
