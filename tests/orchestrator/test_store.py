@@ -1,0 +1,142 @@
+"""The SQLite state store: schema and migrations, transactions, pointers, documents, concurrency."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from orchestrator import store as store_mod
+from orchestrator.engine import KillPoint, Operation
+from orchestrator.errors import ConflictError, NotFoundError, StateError
+from orchestrator.store import BaseVersion, Evidence, SqliteStore, utcnow
+
+
+def base(family: str = "web", version: int = 1, amis: dict[str, str] | None = None) -> BaseVersion:
+    return BaseVersion(family, version, amis or {"us-east-1": f"ami-{version:08x}"}, "ami-src00001", None,
+                       f"bake-{version}", utcnow(), "bash\t5.2\n")
+
+
+def test_new_store_has_current_schema_in_wal_mode(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+    assert s.schema_version() == store_mod.SCHEMA_VERSION
+    assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_migrates_a_version_1_store_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for stmt in store_mod.MIGRATIONS[1].split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO friends VALUES ('qa', '[\"111111111111\"]', '[]', 'now', 'me')")
+    db.close()
+    s = SqliteStore(path)
+    assert s.schema_version() == 2
+    assert s.friends()["qa"]["accounts"] == ["111111111111"]
+    assert s.put_doc("k", "a", {"x": 1}, expected_revision=None) == 1  # table added by migration 2
+
+
+def test_refuses_a_store_from_a_newer_imagefleet(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path)._db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(StateError, match="newer than this imagefleet"):
+        SqliteStore(path)
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="unusable|cannot open"):
+        SqliteStore(path)
+
+
+def test_bases_versions_and_ami_lookup(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+    assert s.next_version("web") == 1
+    s.put_base(base(version=1))
+    s.put_base(base(version=2))
+    assert s.next_version("web") == 3 and s.next_version("db") == 1
+    assert s.find_base_by_ami("ami-00000002").version == 2
+    with pytest.raises(NotFoundError):
+        s.find_base_by_ami("ami-ffffffff")
+    with pytest.raises(NotFoundError):
+        s.get_base("web", 9)
+
+
+def test_pointer_moves_record_history_and_audit_atomically(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+    s.put_base(base(version=1))
+    s.put_base(base(version=2))
+    s.move_pointer("web", "candidate", 1, action="promote", actor="me", reason="")
+    change = s.move_pointer("web", "candidate", 2, action="promote", actor="me", reason="why", details={"x": 1})
+    assert (change.previous, change.version) == (1, 2)
+    assert [c.version for c in s.stage_history("web", "candidate")] == [1, 2]
+    assert s.get_base("web", 2).stage == "candidate"
+    trail = s.audit_trail("web")
+    assert [(e.action, e.target) for e in trail] == [("promote", "web:1"), ("promote", "web:2")]
+    assert trail[-1].details == {"stage": "candidate", "x": 1} and trail[-1].reason == "why"
+
+
+def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+    s.put_base(base(version=1))
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), s._tx() as db:
+        db.execute("INSERT INTO audit(at, actor, action, target, reason, details) VALUES ('t','a','x','web:1','','{}')")
+        raise Boom
+    assert s.audit_trail() == []
+
+
+def test_documents_use_optimistic_concurrency(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+    r1 = s.put_doc("rollout", "r1", {"wave": 0}, expected_revision=None)
+    r2 = s.put_doc("rollout", "r1", {"wave": 1}, expected_revision=r1)
+    with pytest.raises(ConflictError):
+        s.put_doc("rollout", "r1", {"wave": 9}, expected_revision=r1)  # someone else wrote r2
+    assert s.get_doc("rollout", "r1") == ({"wave": 1}, r2)
+
+
+def test_concurrent_writers_from_threads_do_not_lose_writes(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+
+    def write(n: int) -> None:
+        for i in range(25):
+            s.add_evidence(Evidence("web", 1, "image_tests", True, {"n": n, "i": i}, utcnow(), "me"))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(s.evidence("web", 1)) == 100
+
+
+def test_operation_steps_run_once_and_resume_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = SqliteStore(tmp_path / "state.db")
+    calls: list[str] = []
+
+    def run() -> list[str]:
+        op = Operation(s, "op-1", "demo", {"x": 1})
+        for name in ("a", "b", "c"):
+            op.step(name, lambda n=name: calls.append(n) or n.upper())
+        op.finish()
+        return op.steps_skipped
+
+    monkeypatch.setenv("IMAGEFLEET_KILL_AT", "b:acted")
+    with pytest.raises(KillPoint):
+        run()
+    assert calls == ["a", "b"]
+    assert s.step("op-1", "a") == {"name": "a", "status": "done", "result": "A"}
+    assert s.step("op-1", "b")["status"] == "pending"  # acted, not confirmed: will be redone
+    monkeypatch.delenv("IMAGEFLEET_KILL_AT")
+    assert run() == ["a"]
+    assert calls == ["a", "b", "b", "c"]
+    assert s.operation("op-1")["status"] == "done"
