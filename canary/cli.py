@@ -1,0 +1,308 @@
+"""`imagefleet canary ...` and `imagefleet local fleet`: thin commands over canary.controller.
+
+Exit codes: 0 done (or paused for a person), 1 the judge failed a cohort or the rollout was
+aborted/rolled back, 2 bad input or configuration, 3 an AWS failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from canary import config as canary_config
+from canary import controller as ctl
+from canary.config import FAMILY_TAG
+from canary.scoring import judge_files
+from orchestrator.cli_support import get_context, json_option
+from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
+from orchestrator.output import table
+
+
+@click.group("canary")
+def canary_group() -> None:
+    """Roll a new base across the fleet's cohorts in waves, judged against fresh baselines."""
+
+
+def _settings() -> tuple[Any, canary_config.CanarySettings]:
+    obj = get_context()
+    return obj, canary_config.from_settings(obj.settings)
+
+
+def estimate_calls(doc: dict[str, Any]) -> dict[str, int]:
+    """API calls the executor will make (terminations dominate; the rest is per group/step/wave)."""
+    groups = len(doc["groups"])
+    instances = sum(c["size"] for c in doc["cohorts"])
+    steps = sum(len({(b["step"], b["region"]) for b in w["batches"]}) for c in doc["cohorts"] for w in c["waves"])
+    waves = sum(len(c["waves"]) for c in doc["cohorts"])
+    per_group = 4 * groups  # describe group + template versions (2) + create version; update group
+    per_step = 3 * steps  # describe before, terminate batch reconcile describe, one healthy poll
+    per_wave = 5 * waves  # find/launch/wait baselines, metrics, cleanup
+    total = instances + per_group + per_step + per_wave
+    return {"terminate_instance_in_auto_scaling_group": instances, "per_group": per_group,
+            "per_step": per_step, "per_wave": per_wave, "total": total,
+            "per_1000_instances": round(total / max(1, instances) * 1000)}
+
+
+def _render_status(d: dict[str, Any]) -> Any:
+    rows = []
+    for c in d["cohorts"]:
+        lv = c.get("last_verdict") or {}
+        verdict = f"{lv.get('decision')} ({lv.get('score')})" if lv else ""
+        rows.append([c["key"], c["status"], f"{min(c['wave'] + 1, len(c['waves']))}/{len(c['waves'])}",
+                     f"{c['replaced']}/{c['size']}", verdict])
+    title = (f"rollout {d['id']} — {d['status']}" + (f": {d['reason']}" if d.get("reason") else "")
+             + f" — {d['api_calls']['total']} API calls")
+    return table(["cohort", "status", "wave", "replaced", "last verdict"], rows, title=title)
+
+
+def _status_data(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": d["id"], "family": d["family"], "new": d["new"], "status": d["status"], "reason": d.get("reason"),
+        "created_at": d["created_at"], "updated_at": d["updated_at"], "api_calls": d["api_calls"],
+        "cohorts": [{"key": c["key"], "status": c["status"], "wave": c["wave"], "waves": len(c["waves"]),
+                     "replaced": c["replaced"], "instances": c["size"], "last_verdict": c.get("last_verdict"),
+                     "verdicts": [{"wave": w["index"], "decision": w["verdict"]["decision"],
+                                   "score": w["verdict"]["score"], "reasons": w["verdict"]["judge"]["reasons"]}
+                                  for w in c["waves"] if w.get("verdict")]}
+                    for c in d["cohorts"]],
+    }
+
+
+def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run") -> dict[str, Any]:
+    """Run the controller (attached, with live progress) and turn the outcome into an exit code."""
+    with obj.out.status(f"canary {rollout_id}") as update:
+        c = ctl.Controller(obj, cfg, rollout_id, progress=update)
+        if action == "abort":
+            c.claim()
+            ctl.abort(c, reason=f"aborted by {obj.actor}")
+            c.release()
+        elif action == "rollback":
+            c.claim()
+            ctl.rollback_all(c, reason=f"rolled back by {obj.actor}")
+            c.release()
+        else:
+            c.run()
+    d = c.doc
+    obj.out.result(_status_data(d), lambda: _render_status(d))
+    if d["status"] == "failed":
+        raise RefusedError(f"rollout {d['id']} failed: {d['reason']}", hint=f"imagefleet canary status {d['id']}")
+    if d["status"] in ("aborted", "rolled_back") and action == "run":
+        raise RefusedError(f"rollout {d['id']} {d['status']}: {d['reason']}")
+    if d["status"] == "paused":
+        obj.out.note(f"paused: {d['reason']} — 'imagefleet canary resume {d['id']}' or 'abort {d['id']}'")
+    return d
+
+
+@canary_group.command("start")
+@click.argument("ref", metavar="AMI_OR_VERSION")
+@click.option("--family", help="The family, when REF is a bare version or an unregistered AMI.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.")
+@json_option
+def start(ref: str, family: str | None, dry_run: bool) -> None:
+    """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
+    obj, cfg = _settings()
+    doc, the_plan = ctl.prepare(obj, cfg, ref, family)
+    if dry_run:
+        s = doc["summary"]
+        data = {"dry_run": True, "family": doc["family"], "new": doc["new"], "plan": s,
+                "api_calls": estimate_calls(doc), "groups": sorted(doc["groups"])}
+
+        def render() -> Any:
+            rows = [[c["key"], c["instances"], ", ".join(c["regions"]), " → ".join(map(str, c["wave_targets"])),
+                     c["steps"]] for c in s["per_cohort"]]
+            t = table(["cohort", "instances", "regions", "waves (cumulative)", "steps"], rows,
+                      title=f"plan for {doc['new']['ref'] or ref} ({doc['family']}): {s['instances']} instances, "
+                            f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
+                            f"~{data['api_calls']['total']} API calls")
+            return t
+
+        obj.out.result(data, render)
+        return
+    c = ctl.Controller.create(obj, cfg, doc)
+    obj.out.note(f"rollout {c.id}: {doc['summary']['instances']} instances in {len(doc['cohorts'])} cohorts")
+    _drive(obj, cfg, c.id)
+
+
+def _rollout_id(obj: Any, rollout_id: str | None) -> str:
+    return rollout_id or ctl.latest(obj.store)["id"]
+
+
+@canary_group.command("status")
+@click.argument("rollout_id", required=False)
+@click.option("--watch", is_flag=True, help="Follow a running rollout until it stops.")
+@json_option
+def status(rollout_id: str | None, watch: bool) -> None:
+    """Per cohort: wave, instances replaced, last verdict (latest rollout when no ID)."""
+    obj = get_context()
+    rid = _rollout_id(obj, rollout_id)
+    d, _ = obj.store.get_doc(ctl.KIND, rid)
+    if watch and not obj.json_mode:
+        with obj.out.status(f"rollout {rid}") as update:
+            while d["status"] in ("running", "aborting", "rolling_back") and d.get("owner"):
+                update(", ".join(f"{c['key']} {c['replaced']}/{c['size']}" for c in d["cohorts"]))
+                obj.clock.sleep(2 * obj.clock.scale)
+                d, _ = obj.store.get_doc(ctl.KIND, rid)
+    obj.out.result(_status_data(d), lambda: _render_status(d))
+
+
+@canary_group.command("list")
+@json_option
+def list_rollouts() -> None:
+    """Every rollout, newest last."""
+    obj = get_context()
+    docs = sorted(obj.store.docs(ctl.KIND), key=lambda d: d["created_at"])
+    data = [{"id": d["id"], "family": d["family"], "new": d["new"]["ref"], "status": d["status"],
+             "created_at": d["created_at"]} for d in docs]
+    obj.out.result(data, lambda: table(["id", "family", "new", "status", "created"],
+                                       [[r["id"], r["family"], r["new"], r["status"], r["created_at"]] for r in data]))
+
+
+@canary_group.command("pause")
+@click.argument("rollout_id", required=False)
+@json_option
+def pause(rollout_id: str | None) -> None:
+    """Ask a running rollout to pause after its current action."""
+    obj = get_context()
+    rid = _rollout_id(obj, rollout_id)
+    d, _ = obj.store.get_doc(ctl.KIND, rid)
+    if d["status"] in ctl.FINAL:
+        raise UsageError(f"rollout {rid} is {d['status']}; nothing to pause")
+    ctl.request(obj.store, rid, "pause")
+    obj.store.audit(obj.actor, "canary.pause", d["family"], details={"rollout": rid})
+    obj.out.result({"id": rid, "requested": "pause"}, lambda: f"pause requested for {rid}")
+
+
+@canary_group.command("resume")
+@click.argument("rollout_id", required=False)
+@json_option
+def resume(rollout_id: str | None) -> None:
+    """Continue a paused or interrupted rollout (a paused wave's verdict is accepted)."""
+    obj, cfg = _settings()
+    rid = _rollout_id(obj, rollout_id)
+    d, _ = obj.store.get_doc(ctl.KIND, rid)
+    if d["status"] in ctl.FINAL:
+        raise UsageError(f"rollout {rid} is {d['status']}; nothing to resume")
+    obj.store.audit(obj.actor, "canary.resume", d["family"], details={"rollout": rid})
+    _drive(obj, cfg, rid)
+
+
+def _stop(rollout_id: str | None, action: str) -> None:
+    obj, cfg = _settings()
+    rid = _rollout_id(obj, rollout_id)
+    d, _ = obj.store.get_doc(ctl.KIND, rid)
+    if d["status"] in ctl.FINAL and not (action == "rollback" and d["status"] in ("succeeded", "failed", "aborted")):
+        raise UsageError(f"rollout {rid} is already {d['status']}")
+    owner = d.get("owner")
+    if owner and ctl.owner_alive(owner) and action == "abort":
+        ctl.request(obj.store, rid, "abort")
+        obj.out.result({"id": rid, "requested": "abort"}, lambda: f"abort requested for {rid} (pid {owner['pid']})")
+        return
+    obj.store.audit(obj.actor, f"canary.{action}", d["family"], details={"rollout": rid})
+    _drive(obj, cfg, rid, action)
+
+
+@canary_group.command("abort")
+@click.argument("rollout_id", required=False)
+@json_option
+def abort(rollout_id: str | None) -> None:
+    """Stop: the cohort in progress goes back to the old base; finished cohorts keep the new one."""
+    _stop(rollout_id, "abort")
+
+
+@canary_group.command("rollback")
+@click.argument("rollout_id", required=False)
+@json_option
+def rollback(rollout_id: str | None) -> None:
+    """Put every cohort this rollout touched back on the old base (exact launch-template version)."""
+    _stop(rollout_id, "rollback")
+
+
+@canary_group.command("judge")
+@click.option("--baseline", "baseline", required=True, type=click.Path(dir_okay=False), help="Baseline samples file.")
+@click.option("--canary", "canary", required=True, type=click.Path(dir_okay=False), help="Canary samples file.")
+@click.option("--pass-threshold", type=float, default=None, help="Score to pass (default 95).")
+@click.option("--marginal-threshold", type=float, default=None, help="Score to be marginal (default 75).")
+@json_option
+def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_threshold: float | None) -> None:
+    """Judge two sample files offline (JSON list, {"metrics": {...}} or CSV metric,value). Fail → exit 1."""
+    obj = get_context()
+    opts: dict[str, Any] = {}
+    if pass_threshold is not None:
+        opts["pass_threshold"] = pass_threshold
+    if marginal_threshold is not None:
+        opts["marginal_threshold"] = marginal_threshold
+    result = judge_files(baseline, canary, **opts)
+    data = result.to_dict()
+
+    def render() -> Any:
+        rows = [[m.name, m.classification, "yes" if m.critical else "", m.reason] for m in result.metrics]
+        return table(["metric", "class", "critical", "reason"], rows,
+                     title=f"score {result.score} → {result.decision}")
+
+    obj.out.result(data, render)
+    if result.decision == "fail":
+        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+
+
+# --- demo fleet (mounted under `imagefleet local`) -----------------------------------------------------
+DEFAULT_FLEET_TYPES = ("t3.micro", "m5.large", "c5.large", "r5.large")
+
+
+def make_fleet(aws: Any, family: str, ami: str, types: tuple[str, ...], per_type: int, region: str) -> dict[str, Any]:
+    """One launch template and one tagged Auto Scaling group per instance type (idempotent)."""
+    ec2 = aws.client("ec2", region)
+    asg = aws.client("autoscaling", region)
+    lt_name = f"imagefleet-{family}"
+    found = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [lt_name]}])
+    if found["LaunchTemplates"]:
+        lt_id = found["LaunchTemplates"][0]["LaunchTemplateId"]
+    else:
+        lt_id = ec2.create_launch_template(
+            LaunchTemplateName=lt_name, LaunchTemplateData={"ImageId": ami, "InstanceType": types[0]},
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": FAMILY_TAG, "Value": family}]}],
+        )["LaunchTemplate"]["LaunchTemplateId"]
+    azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    names = [f"{family}-{t.replace('.', '-')}" for t in types]
+    existing = {g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups(
+        AutoScalingGroupNames=names)["AutoScalingGroups"]}
+    groups = []
+    for t, name in zip(types, names):
+        if name not in existing:
+            # One version per type keeps each group's pin exact (the type lives in the template).
+            v = ec2.create_launch_template_version(LaunchTemplateId=lt_id, SourceVersion="1",
+                                                   LaunchTemplateData={"ImageId": ami, "InstanceType": t},
+                                                   VersionDescription=f"{family} {t}")
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName=name, MinSize=0, MaxSize=per_type * 2, DesiredCapacity=per_type,
+                LaunchTemplate={"LaunchTemplateId": lt_id,
+                                "Version": str(v["LaunchTemplateVersion"]["VersionNumber"])},
+                AvailabilityZones=azs,
+                Tags=[{"Key": FAMILY_TAG, "Value": family, "PropagateAtLaunch": True,
+                       "ResourceId": name, "ResourceType": "auto-scaling-group"}],
+            )
+        groups.append({"name": name, "instance_type": t, "desired": per_type})
+    return {"family": family, "region": region, "launch_template": lt_id, "groups": groups}
+
+
+@click.command("fleet")
+@click.option("--family", required=True, help="Family whose fleet this is (tag imagefleet:family).")
+@click.option("--ami", required=True, help="The base the fleet runs now.")
+@click.option("--per-type", type=int, default=10, show_default=True, help="Instances per group.")
+@click.option("--region", help="Region (default: the first configured).")
+@click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
+@json_option
+def fleet_command(family: str, ami: str, per_type: int, region: str | None, types: str) -> None:
+    """DEMO: make a launch template and one Auto Scaling group per instance type of FAMILY."""
+    obj = get_context()
+    if per_type < 1:
+        raise UsageError(f"--per-type: expected >= 1, got {per_type}")
+    chosen = tuple(t.strip() for t in types.split(",") if t.strip())
+    if not chosen:
+        try:
+            chosen = obj.settings.family(family).cohort_instance_types
+        except NotFoundError:
+            chosen = DEFAULT_FLEET_TYPES
+    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0])
+    obj.out.result(data, lambda: f"fleet of {family} in {data['region']}: "
+                   + ", ".join(f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]))

@@ -1,0 +1,341 @@
+"""The canary's AWS adapter: Auto Scaling groups, launch-template versions, baselines.
+
+Every boto3 call of the canary goes through here (clients from ``AwsFactory``), and every
+answer comes back as the project's own data. The calls are batched so a rollout costs about one
+API call per instance replaced (its ``TerminateInstanceInAutoScalingGroup``) plus a constant
+per group: group and instance descriptions take up to 50 groups / 1,000 instances per call.
+
+Quirks of AWS (and of moto, which the local endpoint runs) that shape this module:
+
+* a group is pinned to a launch-template version *number*, never ``$Latest``/``$Default``, so a
+  rollback restores exactly what ran before;
+* the new version copies the old version's whole ``LaunchTemplateData`` and changes only
+  ``ImageId`` (moto ignores ``SourceVersion``);
+* moto reports the group's old template version on replacement instances, so "which base does
+  this instance run" is answered by its ``ImageId`` (``DescribeInstances``), not by the group;
+* moto ignores ``ClientToken`` on ``CreateLaunchTemplateVersion`` and ``RunInstances``, so
+  retries after a crash find earlier results by marker (version description, instance tags)
+  before acting again;
+* after many terminate-in-group replacements a group can sit one instance below desired;
+  ``wait_groups`` re-asserts the desired capacity instead of trusting the group to recover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from canary.cohorts import Group
+from orchestrator.clock import Clock
+from orchestrator.errors import AwsError, NotFoundError
+
+DESCRIBE_GROUPS_MAX = 50  # DescribeAutoScalingGroups: AutoScalingGroupNames per call
+DESCRIBE_INSTANCES_MAX = 1000
+
+
+class ReplacementTimeout(AwsError):
+    """Instances did not become InService and healthy within the configured timeout."""
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    id: str
+    instance_type: str
+    az: str
+    lifecycle: str
+    health: str
+
+    @property
+    def in_service(self) -> bool:
+        return self.lifecycle == "InService" and self.health == "Healthy"
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """One Auto Scaling group as AWS reports it."""
+
+    name: str
+    region: str
+    lt_id: str
+    lt_version: str  # as the group names it: a number, "$Latest" or "$Default"
+    mixed: bool
+    desired: int
+    members: tuple[GroupMember, ...]
+    subnets: tuple[str, ...]
+    azs: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+    overrides: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.region}/{self.name}"
+
+    def in_service(self, exclude: Iterable[str] = ()) -> list[GroupMember]:
+        skip = set(exclude)
+        return [m for m in self.members if m.in_service and m.id not in skip]
+
+    def to_group(self, priority: int | None = None) -> Group:
+        live = [m for m in self.members if m.lifecycle not in ("Terminating", "Terminated", "Terminating:Wait")]
+        return Group(
+            name=self.name, region=self.region, instance_ids=tuple(m.id for m in live),
+            instance_types=tuple(m.instance_type for m in live), azs=tuple(m.az for m in live),
+            priority=priority, tags=dict(self.tags), capacity=max(self.desired, len(live)),
+        )
+
+
+def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
+    mixed = "MixedInstancesPolicy" in g and bool(g["MixedInstancesPolicy"])
+    if mixed:
+        lt_spec = g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
+        overrides = tuple(g["MixedInstancesPolicy"]["LaunchTemplate"].get("Overrides", []))
+    else:
+        lt_spec = g.get("LaunchTemplate") or {}
+        overrides = ()
+    if not lt_spec.get("LaunchTemplateId"):
+        raise AwsError(f"group {g['AutoScalingGroupName']} ({region}) has no launch template",
+                       hint="imagefleet rolls groups that use launch templates (not launch configurations)")
+    members = tuple(
+        GroupMember(i["InstanceId"], i.get("InstanceType", ""), i.get("AvailabilityZone", ""),
+                    i.get("LifecycleState", ""), i.get("HealthStatus", ""))
+        for i in g.get("Instances", [])
+    )
+    subnets = tuple(s for s in (g.get("VPCZoneIdentifier") or "").split(",") if s)
+    return GroupInfo(
+        name=g["AutoScalingGroupName"], region=region, lt_id=lt_spec["LaunchTemplateId"],
+        lt_version=str(lt_spec.get("Version") or "$Default"), mixed=mixed,
+        desired=int(g.get("DesiredCapacity", 0)), members=members, subnets=subnets,
+        azs=tuple(g.get("AvailabilityZones", [])), tags={t["Key"]: t["Value"] for t in g.get("Tags", [])},
+        overrides=overrides,
+    )
+
+
+def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
+    for lo in range(0, len(items), n):
+        yield items[lo: lo + n]
+
+
+class Executor:
+    """Acts on Auto Scaling and EC2 for a rollout; holds no state of its own."""
+
+    def __init__(self, aws: Any, clock: Clock | None = None) -> None:
+        self.aws = aws
+        self.clock = clock or Clock()
+
+    # --- discovery ---------------------------------------------------------------------------------
+    def discover(self, regions: Sequence[str], family: str, names: Sequence[str] = (),
+                 tag: str = "imagefleet:family") -> list[GroupInfo]:
+        """The family's groups: tagged ``tag = family``, or exactly the configured ``names``."""
+        out: list[GroupInfo] = []
+        for region in regions:
+            asg = self.aws.client("autoscaling", region)
+            if names:
+                raw: list[dict[str, Any]] = []
+                for chunk in _chunks(list(names), DESCRIBE_GROUPS_MAX):
+                    raw += self._describe_all(asg, AutoScalingGroupNames=list(chunk))
+            else:
+                raw = self._describe_all(asg, Filters=[{"Name": f"tag:{tag}", "Values": [family]}])
+            out += [_group_info(region, g) for g in raw]
+        if names:
+            found = {g.name for g in out}
+            missing = [n for n in names if n not in found]
+            if missing:
+                raise NotFoundError(f"no Auto Scaling group named {', '.join(missing)} in {', '.join(regions)}")
+        return sorted(out, key=lambda g: (g.region, g.name))
+
+    @staticmethod
+    def _describe_all(asg: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = []
+        token = None
+        while True:
+            resp = asg.describe_auto_scaling_groups(**kwargs, **({"NextToken": token} if token else {}))
+            groups += resp.get("AutoScalingGroups", [])
+            token = resp.get("NextToken")
+            if not token:
+                return groups
+
+    def describe_groups(self, region: str, names: Sequence[str]) -> dict[str, GroupInfo]:
+        asg = self.aws.client("autoscaling", region)
+        out: dict[str, GroupInfo] = {}
+        for chunk in _chunks(sorted(set(names)), DESCRIBE_GROUPS_MAX):
+            for g in self._describe_all(asg, AutoScalingGroupNames=list(chunk)):
+                info = _group_info(region, g)
+                out[info.name] = info
+        return out
+
+    def instance_images(self, region: str, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """``{id: {"ami", "state", "type"}}`` for the instances that exist."""
+        ec2 = self.aws.client("ec2", region)
+        out: dict[str, dict[str, str]] = {}
+        for chunk in _chunks(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
+            # A filter (not InstanceIds) so an unknown id is skipped instead of failing the call.
+            token = None
+            while True:
+                resp = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": list(chunk)}],
+                                              **({"NextToken": token} if token else {}))
+                for r in resp.get("Reservations", []):
+                    for i in r["Instances"]:
+                        out[i["InstanceId"]] = {"ami": i.get("ImageId", ""), "state": i["State"]["Name"],
+                                                "type": i.get("InstanceType", "")}
+                token = resp.get("NextToken")
+                if not token:
+                    break
+        return out
+
+    # --- launch templates ---------------------------------------------------------------------------
+    def resolve_version(self, region: str, lt_id: str, version: str) -> int:
+        """A group's template version as a number (``$Latest``/``$Default`` looked up)."""
+        if version.isdigit():
+            return int(version)
+        ec2 = self.aws.client("ec2", region)
+        lt = ec2.describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
+        return int(lt["LatestVersionNumber"] if version == "$Latest" else lt["DefaultVersionNumber"])
+
+    def template_data(self, region: str, lt_id: str, version: int) -> dict[str, Any]:
+        ec2 = self.aws.client("ec2", region)
+        resp = ec2.describe_launch_template_versions(LaunchTemplateId=lt_id, Versions=[str(version)])
+        return dict(resp["LaunchTemplateVersions"][0]["LaunchTemplateData"])
+
+    def find_version(self, region: str, lt_id: str, marker: str) -> int | None:
+        """The version an earlier (killed) attempt created, found by its description."""
+        ec2 = self.aws.client("ec2", region)
+        resp = ec2.describe_launch_template_versions(LaunchTemplateId=lt_id)
+        found = [v["VersionNumber"] for v in resp.get("LaunchTemplateVersions", [])
+                 if v.get("VersionDescription") == marker]
+        return max(found) if found else None
+
+    def create_version(self, region: str, lt_id: str, source_version: int, ami: str, marker: str,
+                       token: str) -> tuple[int, str]:
+        """A new version = the old one's data with ``ImageId`` replaced. Returns (number, old AMI)."""
+        data = self.template_data(region, lt_id, source_version)
+        old_ami = str(data.get("ImageId", ""))
+        existing = self.find_version(region, lt_id, marker)
+        if existing is not None:
+            return existing, old_ami
+        data["ImageId"] = ami
+        ec2 = self.aws.client("ec2", region)
+        resp = ec2.create_launch_template_version(
+            LaunchTemplateId=lt_id, SourceVersion=str(source_version), VersionDescription=marker,
+            LaunchTemplateData=data, ClientToken=token,
+        )
+        return int(resp["LaunchTemplateVersion"]["VersionNumber"]), old_ami
+
+    def pin(self, group: GroupInfo, version: int) -> None:
+        """Point the group at template version ``version`` (a number, so rollback is exact)."""
+        asg = self.aws.client("autoscaling", group.region)
+        spec = {"LaunchTemplateId": group.lt_id, "Version": str(version)}
+        if group.mixed:
+            asg.update_auto_scaling_group(
+                AutoScalingGroupName=group.name,
+                MixedInstancesPolicy={"LaunchTemplate": {"LaunchTemplateSpecification": spec,
+                                                         "Overrides": list(group.overrides)}},
+            )
+        else:
+            asg.update_auto_scaling_group(AutoScalingGroupName=group.name, LaunchTemplate=spec)
+
+    # --- replacement ---------------------------------------------------------------------------------
+    def terminate_in_group(self, region: str, instance_id: str) -> bool:
+        """Terminate without lowering desired capacity, so the group launches a replacement.
+
+        Returns False when the instance is already gone or leaving (nothing done)."""
+        asg = self.aws.client("autoscaling", region)
+        try:
+            asg.terminate_instance_in_auto_scaling_group(InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)
+        except NotFoundError:
+            return False
+        except AwsError as exc:
+            if "ValidationError" in exc.message or "not found" in exc.message.lower():
+                return False
+            raise
+        return True
+
+    def nudge(self, group: GroupInfo) -> None:
+        """Re-assert desired capacity (a no-op on AWS; makes moto launch the missing instance)."""
+        asg = self.aws.client("autoscaling", group.region)
+        asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired, HonorCooldown=False)
+
+    def wait_groups(self, region: str, names: Sequence[str], exclude: Iterable[str], *, timeout_s: float,
+                    poll_s: float, progress: Callable[[str], None] | None = None) -> dict[str, GroupInfo]:
+        """Wait until every group has ``desired`` InService+Healthy instances outside ``exclude``.
+
+        Reconciles instead of trusting: a group still short after two polls gets its desired
+        capacity re-asserted (once per wait)."""
+        excluded = set(exclude)
+        deadline = self.clock.monotonic() + timeout_s
+        short_polls: dict[str, int] = {}
+        nudged: set[str] = set()
+        while True:
+            groups = self.describe_groups(region, names)
+            missing = [n for n in names if n not in groups]
+            if missing:
+                raise NotFoundError(f"group(s) {', '.join(missing)} disappeared in {region}")
+            short = {n: g for n, g in groups.items() if len(g.in_service(excluded)) < g.desired}
+            if not short:
+                return groups
+            for n, g in short.items():
+                short_polls[n] = short_polls.get(n, 0) + 1
+                if short_polls[n] >= 2 and n not in nudged:
+                    self.nudge(g)
+                    nudged.add(n)
+            if progress:
+                progress(", ".join(f"{n}: {len(g.in_service(excluded))}/{g.desired} healthy" for n, g in short.items()))
+            if self.clock.monotonic() > deadline:
+                raise ReplacementTimeout(
+                    f"{region}: {', '.join(sorted(short))} not back to desired healthy capacity within {timeout_s:.0f}s",
+                    hint="check the groups' activities; 'imagefleet canary resume ID' continues from here",
+                )
+            self.clock.sleep(poll_s)
+
+    # --- baselines -----------------------------------------------------------------------------------
+    def find_tagged(self, region: str, tags: dict[str, str]) -> list[str]:
+        """Pending or running instances carrying all ``tags``."""
+        ec2 = self.aws.client("ec2", region)
+        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
+        ids: list[str] = []
+        token = None
+        while True:
+            resp = ec2.describe_instances(Filters=filters, **({"NextToken": token} if token else {}))
+            ids += [i["InstanceId"] for r in resp.get("Reservations", []) for i in r["Instances"]]
+            token = resp.get("NextToken")
+            if not token:
+                return sorted(ids)
+
+    def launch_baselines(self, group: GroupInfo, version: int, instance_type: str, count: int,
+                         tags: dict[str, str], token: str) -> list[str]:
+        """Launch ``count`` instances of the group's *old* template version, outside the group."""
+        ec2 = self.aws.client("ec2", group.region)
+        kwargs: dict[str, Any] = {
+            "LaunchTemplate": {"LaunchTemplateId": group.lt_id, "Version": str(version)},
+            "InstanceType": instance_type, "MinCount": count, "MaxCount": count, "ClientToken": token,
+            "TagSpecifications": [{"ResourceType": "instance",
+                                   "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+        }
+        if group.subnets:
+            kwargs["SubnetId"] = group.subnets[0]
+        elif group.azs:
+            kwargs["Placement"] = {"AvailabilityZone": group.azs[0]}
+        resp = ec2.run_instances(**kwargs)
+        return [i["InstanceId"] for i in resp["Instances"]]
+
+    def terminate_instances(self, region: str, ids: Sequence[str]) -> None:
+        ec2 = self.aws.client("ec2", region)
+        for chunk in _chunks(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
+            try:
+                ec2.terminate_instances(InstanceIds=list(chunk))
+            except NotFoundError:
+                alive = self.instance_images(region, chunk)
+                if alive:
+                    ec2.terminate_instances(InstanceIds=sorted(alive))
+
+    def wait_running(self, region: str, ids: Sequence[str], *, timeout_s: float, poll_s: float) -> None:
+        deadline = self.clock.monotonic() + timeout_s
+        while True:
+            states = self.instance_images(region, ids)
+            pending = [i for i in ids if states.get(i, {}).get("state") != "running"]
+            if not pending:
+                return
+            if self.clock.monotonic() > deadline:
+                raise ReplacementTimeout(f"{region}: baseline instance(s) {', '.join(pending)} not running "
+                                         f"within {timeout_s:.0f}s")
+            self.clock.sleep(poll_s)

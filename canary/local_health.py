@@ -1,0 +1,110 @@
+"""Local agent: per-instance health metrics for the local endpoint, where instances run nothing.
+
+Called by the local agent runner (``orchestrator.local_agents``) every tick. It publishes
+``latency_ms``, ``error_rate`` and ``cpu`` (namespace ``imagefleet/health``, dimension
+``InstanceId``) for the in-service members of Auto Scaling groups tagged ``imagefleet:family``
+and for running canary baseline instances (tag ``imagefleet:role = baseline``), timestamped on
+the runner's clock.
+
+Values come from a seeded noise model: a per-instance-type level times log-normal noise
+(sigma 5 %), from ``random.Random(seed)`` (``IMAGEFLEET_HEALTH_SEED``, default 0). Fault
+injection (``imagefleet local inject``) multiplies a metric for one AMI on chosen instance
+types: that is how demos and tests make one base worse. This module is not on the product path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from typing import Any
+
+from orchestrator.injection import factor_for
+
+NAMESPACE = "imagefleet/health"
+FAMILY_TAG = "imagefleet:family"
+NOISE_SIGMA = 0.05
+# name: (level, unit); the level is scaled per instance type below
+METRICS: dict[str, tuple[float, str]] = {
+    "latency_ms": (20.0, "Milliseconds"),
+    "error_rate": (0.5, "Percent"),
+    "cpu": (35.0, "Percent"),
+}
+PUT_BATCH = 1000  # datums per PutMetricData call (AWS's limit)
+
+
+def _type_level(instance_type: str) -> float:
+    """A stable per-type multiplier in [0.8, 1.2], so cohorts differ as real ones do."""
+    h = sum(ord(ch) * (i + 1) for i, ch in enumerate(instance_type))
+    return 0.8 + (h % 41) / 100
+
+
+def _running(aws: Any, region: str, known: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """In-service members of tagged groups plus running baselines, with AMI and type.
+
+    Group membership comes from Auto Scaling (one call); only instances not seen before are
+    described in EC2 (an instance's AMI and type never change), which keeps a tick cheap on a
+    large fleet.
+    """
+    asg = aws.client("autoscaling", region)
+    ec2 = aws.client("ec2", region)
+    ids: list[str] = []
+    token = None
+    while True:
+        resp = asg.describe_auto_scaling_groups(Filters=[{"Name": "tag-key", "Values": [FAMILY_TAG]}],
+                                                **({"NextToken": token} if token else {}))
+        ids += [i["InstanceId"] for g in resp.get("AutoScalingGroups", []) for i in g.get("Instances", [])
+                if i.get("LifecycleState") == "InService"]
+        token = resp.get("NextToken")
+        if not token:
+            break
+    resp = ec2.describe_instances(Filters=[{"Name": "tag:imagefleet:role", "Values": ["baseline"]},
+                                           {"Name": "instance-state-name", "Values": ["running"]}])
+    for r in resp.get("Reservations", []):
+        for i in r["Instances"]:
+            known[i["InstanceId"]] = {"id": i["InstanceId"], "ami": i.get("ImageId", ""), "type": i.get("InstanceType", "")}
+            ids.append(i["InstanceId"])
+    unknown = sorted({i for i in ids if i not in known})
+    for lo in range(0, len(unknown), 1000):
+        token = None
+        while True:
+            resp = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": unknown[lo: lo + 1000]}],
+                                          **({"NextToken": token} if token else {}))
+            for r in resp.get("Reservations", []):
+                for i in r["Instances"]:
+                    known[i["InstanceId"]] = {"id": i["InstanceId"], "ami": i.get("ImageId", ""),
+                                              "type": i.get("InstanceType", "")}
+            token = resp.get("NextToken")
+            if not token:
+                break
+    return [known[i] for i in dict.fromkeys(ids) if i in known]
+
+
+def samples(instances: list[dict[str, str]], injections: list[Any], rng: random.Random) -> list[tuple[str, str, float]]:
+    """One (instance, metric, value) per instance and metric. Pure, given the RNG."""
+    out = []
+    for inst in sorted(instances, key=lambda i: i["id"]):
+        level = _type_level(inst["type"])
+        for name, (base, _) in METRICS.items():
+            noise = math.exp(rng.gauss(0.0, NOISE_SIGMA))
+            factor = factor_for(injections, inst["ami"], inst["type"], name)
+            out.append((inst["id"], name, base * level * noise * factor))
+    return out
+
+
+def tick(env: Any) -> None:
+    """Publish one datapoint per metric for every running managed instance."""
+    mem = env.memory.setdefault("canary.local_health", {})
+    rng = mem.setdefault("rng", random.Random(int(os.environ.get("IMAGEFLEET_HEALTH_SEED", "0") or 0)))
+    known = mem.setdefault("instances", {})
+    injections = env.injections()
+    now = env.clock.now()
+    for region in env.regions:
+        datums = [
+            {"MetricName": name, "Dimensions": [{"Name": "InstanceId", "Value": iid}], "Timestamp": now,
+             "Value": value, "Unit": METRICS[name][1]}
+            for iid, name, value in samples(_running(env.aws, region, known), injections, rng)
+        ]
+        cw = env.aws.client("cloudwatch", region)
+        for lo in range(0, len(datums), PUT_BATCH):
+            cw.put_metric_data(Namespace=NAMESPACE, MetricData=datums[lo: lo + PUT_BATCH])

@@ -1,0 +1,64 @@
+"""CloudWatch metric source: per-instance series over the analysis window, as plain data.
+
+One ``GetMetricData`` call carries up to 500 queries (one per metric and instance), so a wave's
+canaries and baselines cost a handful of calls however many metrics are configured. The result
+is ``{metric: [values]}`` pooled over the instances of one side, which is what
+``canary.scoring.judge_metrics`` takes: each datapoint (one period's statistic of one instance)
+is one sample, as Kayenta treats a time series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from canary.config import CanaryMetric
+
+MAX_QUERIES = 500  # GetMetricData's documented limit per request
+
+
+def fetch(
+    aws: Any,
+    instances: Iterable[tuple[str, str]],
+    metrics: Sequence[CanaryMetric],
+    start: datetime,
+    end: datetime,
+    period_s: int,
+) -> dict[str, list[float]]:
+    """Datapoints of ``metrics`` for ``instances`` ((region, instance_id) pairs) in [start, end)."""
+    by_region: dict[str, list[str]] = {}
+    for region, iid in instances:
+        by_region.setdefault(region, []).append(iid)
+    out: dict[str, list[float]] = {m.name: [] for m in metrics}
+    for region, ids in sorted(by_region.items()):
+        queries = [(m, iid) for iid in ids for m in metrics]
+        cw = aws.client("cloudwatch", region)
+        for lo in range(0, len(queries), MAX_QUERIES):
+            chunk = queries[lo: lo + MAX_QUERIES]
+            spec = [
+                {
+                    "Id": f"q{i}",
+                    "MetricStat": {
+                        "Metric": {"Namespace": m.namespace, "MetricName": m.name,
+                                   "Dimensions": [{"Name": "InstanceId", "Value": iid}]},
+                        "Period": period_s,
+                        "Stat": m.statistic,
+                    },
+                    "ReturnData": True,
+                }
+                for i, (m, iid) in enumerate(chunk)
+            ]
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"MetricDataQueries": spec, "StartTime": start, "EndTime": end}
+                if token:
+                    kwargs["NextToken"] = token
+                resp = cw.get_metric_data(**kwargs)
+                for res in resp.get("MetricDataResults", []):
+                    m, _ = chunk[int(res["Id"][1:])]
+                    out[m.name].extend(float(v) for v in res.get("Values", []))
+                token = resp.get("NextToken")
+                if not token:
+                    break
+    return out

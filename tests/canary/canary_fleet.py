@@ -1,0 +1,184 @@
+"""Helpers for the canary's integration tests: bases, fleets and the health agent on moto.
+
+Everything goes over HTTP to the session's moto server; nothing is mocked. Time runs on one
+scaled ``Clock`` shared by the controller and the health agent, so metric timestamps and
+analysis windows agree and a 1-minute window takes 0.6 s.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from canary.cli import make_fleet
+from orchestrator.cli import raw_main
+from orchestrator.clock import Clock
+from orchestrator.context import Context
+from orchestrator.local_agents import AgentEnv
+from orchestrator.output import Output
+from orchestrator.store import BaseVersion, utcnow
+
+REGION = "us-east-1"
+SCALE = 100.0
+
+# Short windows for tests: 20 s warm-up, 90 s analysis in 10 s periods (scaled: 1.1 s per wave).
+CANARY_TOML = """
+[canary]
+waves = {waves}
+min_healthy_pct = 50
+batch_spacing = "2s"
+jitter = "1s"
+warmup = "20s"
+analysis = "90s"
+period = "10s"
+poll = "5s"
+instance_timeout = "5m"
+on_fail = "{on_fail}"
+{extra}
+"""
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def make_ami(aws: Any, name: str, region: str = REGION) -> str:
+    """An AMI made the real way: launch a stock image, CreateImage, terminate."""
+    ec2 = aws.client("ec2", region)
+    stock = sorted(i["ImageId"] for i in ec2.describe_images(
+        Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])[0]
+    iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=iid, Name=f"{name}-{uuid.uuid4().hex[:6]}")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    return str(ami)
+
+
+class Fleet:
+    """A workspace with two registered bases (v1 running, v2 new) and a fleet of v1."""
+
+    def __init__(self, workspace: Any, aws: Any, types: tuple[str, ...], per_type: int, *,
+                 waves: str = "[1, 1.0]", on_fail: str = "halt", extra: str = "") -> None:
+        self.ws = workspace
+        self.aws = aws
+        self.family = workspace.family
+        self.clock = Clock(SCALE)
+        with workspace.config.open("a") as f:
+            f.write(CANARY_TOML.format(waves=waves, on_fail=on_fail, extra=extra))
+        self.old_ami = make_ami(aws, f"{self.family}-v1")
+        self.new_ami = make_ami(aws, f"{self.family}-v2")
+        store = self.context().store
+        for v, ami in ((1, self.old_ami), (2, self.new_ami)):
+            store.put_base(BaseVersion(family=self.family, version=v, amis={REGION: ami}, source_ami=ami,
+                                       parent=v - 1 or None, packer_run_id="test", created_at=utcnow()))
+        self.info = make_fleet(aws, self.family, self.old_ami, types, per_type, REGION)
+        self.groups = [g["name"] for g in self.info["groups"]]
+        self.originals = self.group_instances("running")
+
+    def assert_replaced_once(self) -> None:
+        """Every original instance terminated, and nothing else: no replacement was replaced."""
+        gone = self.group_instances("terminated")
+        assert gone == self.originals, (len(gone), len(self.originals), len(gone - self.originals), len(self.originals - gone))
+        members = self.members()
+        live = {m["id"] for ms in members.values() for m in ms}
+        assert not live & self.originals
+        assert {m["ami"] for ms in members.values() for m in ms} == {self.new_ami}
+        assert self.desired() == {g["name"]: g["desired"] for g in self.info["groups"]}
+        assert sum(len(ms) for ms in members.values()) == len(self.originals)
+
+    def context(self, out: Any = None, err: Any = None) -> Context:
+        return Context(config_path=self.ws.config, clock=self.clock,
+                       output=Output(stdout=out or io.StringIO(), stderr=err or io.StringIO()))
+
+    def run(self, *args: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        code = raw_main(["--config", str(self.ws.config), *args], obj=self.context(out, err))
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    def members(self) -> dict[str, list[dict[str, str]]]:
+        """Per group: its in-service instances with their AMI (from EC2, the source of truth)."""
+        asg = self.aws.client("autoscaling", REGION)
+        ec2 = self.aws.client("ec2", REGION)
+        groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=self.groups)["AutoScalingGroups"]
+        ids = [i["InstanceId"] for g in groups for i in g["Instances"]]
+        ami = {}
+        for page in ec2.raw.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-id", "Values": ids}]):
+            for r in page["Reservations"]:
+                for i in r["Instances"]:
+                    ami[i["InstanceId"]] = i["ImageId"]
+        return {g["AutoScalingGroupName"]: [{"id": i["InstanceId"], "ami": ami[i["InstanceId"]],
+                                             "state": i["LifecycleState"]} for i in g["Instances"]]
+                for g in groups}
+
+    def desired(self) -> dict[str, int]:
+        asg = self.aws.client("autoscaling", REGION)
+        return {g["AutoScalingGroupName"]: g["DesiredCapacity"] for g in
+                asg.describe_auto_scaling_groups(AutoScalingGroupNames=self.groups)["AutoScalingGroups"]}
+
+    def group_instances(self, state: str) -> set[str]:
+        """Group members ever launched (family tag, not baselines) in an EC2 state.
+
+        moto keeps terminated instances visible, so this is the full history of the groups."""
+        ec2 = self.aws.client("ec2", REGION)
+        out: set[str] = set()
+        for page in ec2.raw.get_paginator("describe_instances").paginate(Filters=[
+                {"Name": "tag:imagefleet:family", "Values": [self.family]},
+                {"Name": "instance-state-name", "Values": [state]}]):
+            out |= {i["InstanceId"] for r in page["Reservations"] for i in r["Instances"]
+                    if not any(t["Key"] == "imagefleet:role" for t in i.get("Tags", []))}
+        return out
+
+    def baselines_running(self) -> list[str]:
+        ec2 = self.aws.client("ec2", REGION)
+        resp = ec2.describe_instances(Filters=[
+            {"Name": "tag:imagefleet:family", "Values": [self.family]},
+            {"Name": "tag:imagefleet:role", "Values": ["baseline"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
+
+    def teardown(self) -> None:
+        asg = self.aws.client("autoscaling", REGION)
+        for name in self.groups:
+            try:
+                asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+            except Exception:  # noqa: BLE001 - best effort cleanup of a shared endpoint
+                pass
+        left = self.baselines_running()
+        if left:
+            self.aws.client("ec2", REGION).terminate_instances(InstanceIds=left)
+
+    @contextmanager
+    def agent(self, interval: float = 0.1) -> Iterator[None]:
+        """The health agent in a thread, on the fleet's clock (one datapoint per 10 scaled s)."""
+        from canary import local_health
+
+        env = AgentEnv(aws=self.aws, state_dir=self.context().settings.state_dir, regions=(REGION,), clock=self.clock)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def loop() -> None:
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    local_health.tick(env)
+                except Exception as exc:  # noqa: BLE001 - reported by the test
+                    errors.append(exc)
+                stop.wait(max(0.0, interval - (time.monotonic() - t0)))
+
+        th = threading.Thread(target=loop, daemon=True)
+        th.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            th.join(10)
+        assert not errors, errors[:3]
