@@ -118,7 +118,8 @@ QUOTA_CODES: dict[str, tuple[str, str]] = {
     "f": ("L-74FC7D96", "Running On-Demand F instances"),
     "inf": ("L-1945791B", "Running On-Demand Inf instances"),
 }
-_FAMILY = re.compile(r"^(inf|vt|[a-z])")
+# Multi-letter families first: dl1, trn1, hpc6a, mac1 and u-* have quotas of their own (or none).
+_FAMILY = re.compile(r"^(inf|vt|mac|dl|trn|hpc|u-|[a-z])")
 
 
 def quota_group(instance_type: str) -> str | None:
