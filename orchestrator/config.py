@@ -360,7 +360,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
             changelog_dir = changelog_dir if changelog_dir.is_absolute() else base / changelog_dir
         rdt = string(fam, "root_device_type", dotted, None)
         if rdt not in (None, "ebs", "instance-store", "standard"):
-            raise w.error(f"{dotted}.root_device_type", "'ebs' or 'instance-store'", rdt)
+            raise w.error(f"{dotted}.root_device_type", "'ebs', 'instance-store' or 'standard'", rdt)
         fams[name] = FamilySettings(
             name=name,
             os=string(fam, "os", dotted, what="an OS name like 'debian-12'"),

@@ -1,7 +1,8 @@
 """Resumable operations: record intent before acting, the result after.
 
-An ``Operation`` has a stable id derived from what it does (``promote:demo:3:candidate``), so
-running the same command again after a kill finds the same operation and continues it. Each
+An ``Operation`` is found again by what it does: a command that finds an unfinished operation
+with the same intent (``promote`` of ``demo:3`` to ``candidate``) continues it instead of starting
+a new one, so running the same command again after a kill finishes the job. Each
 ``step`` is recorded ``pending`` before it runs and ``done`` with its result after; a rerun
 returns the stored result of a done step without acting again, and re-runs a pending one —
 which is why every step's action must be idempotent (an idempotency token, or a check of what

@@ -516,7 +516,9 @@ class SqliteStore(StateStore):
 def open_store(settings: Any) -> StateStore:
     if settings.state.backend == "sqlite":
         return SqliteStore(settings.state.path)
-    raise StateError(
-        f"state backend {settings.state.backend!r} is not available in this release",
+    from orchestrator.errors import ConfigError
+
+    raise ConfigError(
+        f"state.backend: {settings.state.backend!r} is not available in this release",
         hint="use backend = 'sqlite'",
     )

@@ -254,6 +254,9 @@ def rollback(
     current = store.pointer(family, stage)
     if current is None:
         raise RefusedError(f"{family} has no {stage} base to roll back")
+    if stage == "release" and not is_promoter(actor, settings.promoters):
+        raise PermissionDeniedError(f"{actor} may not change the release",
+                                    hint="promoters.release in the config lists who may")
     intent = {"family": family, "stage": stage, "from": current}
     op_id = _pending(store, "rollback", intent)
     if op_id is None:
@@ -275,11 +278,14 @@ def rollback(
     op.step("untag-old", untag)
 
     def move() -> int | None:
-        if store.pointer(family, stage) == base.version:
-            return int(op.intent["from"])
-        details = {"operation": op.id, "amis": published.amis, "from": op.intent["from"]}
-        return store.move_pointer(family, stage, base.version, action="rollback", actor=actor,
-                                  reason=op.intent["reason"], details=details).previous
+        if store.pointer(family, stage) != base.version:
+            details = {"operation": op.id, "amis": published.amis, "from": op.intent["from"]}
+            store.move_pointer(family, stage, base.version, action="rollback", actor=actor,
+                               reason=op.intent["reason"], details=details)
+        # The rolled-back base returns to the stage before: it cannot go on to the next stage
+        # without being promoted (and gated) again.
+        store.update_base(family, old.version, stage=stage_table.TRANSITIONS[stage])
+        return int(op.intent["from"])
 
     op.step("pointer", move)
     op.finish("done")

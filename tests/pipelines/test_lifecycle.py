@@ -99,6 +99,8 @@ def test_bake_test_promote_resolve_rollback_history(workspace: Workspace, aws, t
     assert (r.json()["from"], r.json()["to"]) == (2, 1)
     assert ssm_value(aws, "us-east-1", f"/imagefleet/{fam}/candidate")["Value"] == one["amis"]["us-east-1"]
     assert tags(aws, "us-east-1", two["amis"]["us-east-1"])["imagefleet:stage"] == "rolled-back-from-candidate"
+    r = ws.run("promote", f"{fam}:2", "--to", "release")  # back in unstable: must pass candidate again
+    assert r.code == 2 and "cannot promote from unstable to release" in r.stderr
 
     status = {(row["stage"]): row for row in ws.run("status", "--json").json() if row["family"] == fam}
     assert status["candidate"]["version"] == 1 and status["unstable"]["version"] == 2
