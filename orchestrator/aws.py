@@ -201,7 +201,7 @@ class AwsFactory:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> "AwsFactory":
+    def from_settings(cls, settings: Any, **kwargs: Any) -> AwsFactory:
         aws = settings.aws
         endpoint = aws.endpoint_url
         if endpoint == "local":

@@ -21,7 +21,7 @@ class Clock:
         self._mono0 = time.monotonic()
 
     @classmethod
-    def from_env(cls) -> "Clock":
+    def from_env(cls) -> Clock:
         return cls(float(os.environ.get("IMAGEFLEET_TIME_SCALE", "1") or 1))
 
     def time(self) -> float:

@@ -68,7 +68,7 @@ def _alive(pid: int) -> bool:
 
 def answers(url: str, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:  # noqa: S310 - local
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:
             return resp.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
@@ -113,7 +113,7 @@ class LocalEndpoint:
         if answers(url, timeout=0.5):
             raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,

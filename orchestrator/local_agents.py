@@ -71,7 +71,7 @@ def run(env: AgentEnv, *, interval: float = 1.0, ticks: int | None = None,
         for name, handler in handlers:
             try:
                 handler(env)
-            except Exception:  # noqa: BLE001 - keep the other agents running
+            except Exception:
                 log.exception("handler %s failed; retrying next tick", name)
         n += 1
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -88,7 +88,7 @@ def start_background(state_dir: Path, config_path: Path | None) -> int:
         args += ["--config", str(config_path)]
     args += ["local", "agents"]
     with open(Path(state_dir) / LOG_FILE, "ab") as logf:
-        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603
+        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     (Path(state_dir) / PID_FILE).write_text(str(proc.pid))
     return proc.pid

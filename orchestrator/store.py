@@ -165,7 +165,7 @@ class StateStore(ABC):
     @abstractmethod
     def docs(self, kind: str) -> list[dict[str, Any]]: ...
 
-    def close(self) -> None:  # noqa: B027 - optional for backends
+    def close(self) -> None:
         pass
 
 

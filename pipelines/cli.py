@@ -19,7 +19,8 @@ from orchestrator.output import table
 from orchestrator.store import Evidence, utcnow
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
-from pipelines import iam, imagetest, promote as promote_mod, registry
+from pipelines import iam, imagetest, registry
+from pipelines import promote as promote_mod
 
 
 @click.command()
@@ -45,7 +46,7 @@ def bake(family: str, variables: tuple[str, ...]) -> None:
     def render() -> str:
         lines = [f"baked {base.ref} in {result.seconds:.1f}s (stage unstable)"]
         lines += [f"  {r}: {a}" for r, a in base.amis.items()]
-        for name, c in base.changelog.items():
+        for c in base.changelog.values():
             s = c["summary"]
             lines.append(f"  changelog vs {family}:{c['against']}: {s.get('upgraded', 0)} upgraded, "
                          f"{s.get('downgraded', 0)} downgraded, {s.get('added', 0)} added, "

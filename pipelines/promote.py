@@ -21,7 +21,13 @@ from typing import Any
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
 from orchestrator.engine import Operation
-from orchestrator.errors import GateError, NotFoundError, PermissionDeniedError, RefusedError, UsageError
+from orchestrator.errors import (
+    GateError,
+    NotFoundError,
+    PermissionDeniedError,
+    RefusedError,
+    UsageError,
+)
 from orchestrator.store import BaseVersion, StateStore
 from pipelines import stages as stage_table
 from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
@@ -56,7 +62,7 @@ def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
         {"Name": f"tag:{TAG_VERSION}", "Values": [str(base.version)]},
     ])["Images"]
     if found:
-        return str(sorted(found, key=lambda i: i["ImageId"])[0]["ImageId"])
+        return str(min(i["ImageId"] for i in found))
     source_region, source_ami = next(iter(base.amis.items()))
     copied = ec2.copy_image(
         SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
@@ -174,9 +180,9 @@ class Promotion:
 def _entered(store: StateStore, base: BaseVersion) -> datetime | None:
     """When the base entered the stage it is in now (for the soak gate)."""
     if base.stage == "unstable":
-        return datetime.fromisoformat(base.created_at.replace("Z", "+00:00"))
+        return datetime.fromisoformat(base.created_at)
     moves = [c for c in store.stage_history(base.family, base.stage) if c.version == base.version]
-    return datetime.fromisoformat(moves[-1].at.replace("Z", "+00:00")) if moves else None
+    return datetime.fromisoformat(moves[-1].at) if moves else None
 
 
 def is_promoter(actor: str, patterns: tuple[str, ...]) -> bool:

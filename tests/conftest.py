@@ -71,7 +71,7 @@ class Workspace:
 
     def edit(self, pattern: str, replacement: str) -> None:
         text = self.config.read_text()
-        new, n = re.subn(pattern, replacement, text, flags=re.M)
+        new, n = re.subn(pattern, replacement, text, flags=re.MULTILINE)
         assert n, f"pattern {pattern!r} not in config"
         self.config.write_text(new)
 

@@ -7,17 +7,15 @@ AWS (tags, SSM parameters, launch permissions) through boto3 as well as in the C
 
 from __future__ import annotations
 
-from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.py)
-
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.py)
 
 import pytest
 
 from orchestrator.engine import KillPoint
-
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 
@@ -237,7 +235,8 @@ def test_promotion_survives_kill_9(workspace: Workspace, aws) -> None:
     pass_image_tests(ws, 1)
     env = {**os.environ, "IMAGEFLEET_KILL_AT": "tag:us-east-1:acted", "IMAGEFLEET_KILL_HARD": "1"}
     proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "promote",
-                           f"{fam}:1", "--to", "candidate"], env=env, capture_output=True, text=True, timeout=120)
+                           f"{fam}:1", "--to", "candidate"], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 137
     store = ws.context().store
     assert store.pointer(fam, "candidate") is None  # the pointer moves last
