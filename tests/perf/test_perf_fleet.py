@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from orchestrator.lifecycle import provisioned
 from perf import config as perf_config
+from perf.collect import Expected, collect, present_keys
 from perf.fleet import Fleet, find_instances
 from perf.placement import plan_slots
 from perf.run import DOC_KIND, PerfRun, RunRequest
@@ -192,3 +194,35 @@ def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:  # noqa
         assert len(_live(aws, workspace.family)) == 4
         raise RuntimeError("collector blew up")
     assert _live(aws, workspace.family) == {}
+
+
+def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> None:  # noqa: ANN001
+    configure(workspace)
+    old, new = register_bases(workspace, aws)
+    perf = perf_config.load(workspace.context().settings)
+    run_id = "perf-inj-" + workspace.family
+    f = Fleet(aws=aws, region=REGION, run_id=run_id, family=workspace.family,
+              slots=plan_slots(["t3.micro"], 1, ["us-east-1a"], f"perf/{run_id}"),
+              amis={"baseline": old.amis[REGION], "candidate": new.amis[REGION]},
+              bucket="imagefleet-artifacts", perf=perf, expires=datetime.now(UTC) + timedelta(hours=1))
+    assert workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "cpu_*",
+                         "--factor", "2").code == 0
+    ctx = workspace.context()
+    with provisioned(f, clock=ctx.clock, ready_timeout=30, poll=0.2, progress=lambda _: None):
+        with agent_runner(workspace, aws) as env:
+            deadline = time.monotonic() + 60
+            while len(present_keys(aws, "imagefleet-artifacts", f"perf/{run_id}/")) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        expected = [Expected(li.slot.results_key, li.instance_id, li.slot.arm, f.amis[li.slot.arm],
+                             "t3.micro") for li in f.instances]
+        got = collect(aws, "imagefleet-artifacts", expected)
+    assert got.missing == [] and got.invalid == []
+    df = got.frame
+    meta = df["metadata"].map(json.loads)
+    injected = meta.map(lambda m: m.get("fault_injected"))
+    is_cand, is_cpu = (df["arm"] == "candidate").to_numpy(), (df["metric"] == "cpu_sha256_throughput").to_numpy()
+    assert (injected[is_cand & is_cpu] == 2).all()
+    assert injected[~(is_cand & is_cpu)].isna().all()  # baseline, and boot_to_ready, untouched
+    assert env.memory["perf"]["done"] >= {li.instance_id for li in f.instances}
+    assert len(df[df["metric"] == "boot_to_ready"]) == 2  # one agent run per instance, not two
