@@ -50,3 +50,117 @@ def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(f
     assert calls["by_operation"]["autoscaling.TerminateInstanceInAutoScalingGroup"] == 150
     assert calls["total"] <= 1.1 * 150 + 60 * 3, calls
     assert per_group > 0
+
+
+SMALL = ("t3.micro", "m5.large", "c5.large")  # cohort order (equal sizes, by key): c5, m5, t3
+
+
+def _doc(fleet: Fleet) -> dict[str, Any]:
+    from canary.controller import latest
+
+    return latest(fleet.context().store)
+
+
+def test_marginal_pauses_with_the_evidence_then_resume_finishes(fleet_factory: Any) -> None:
+    fleet = fleet_factory(SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }")
+    state_dir = fleet.context().settings.state_dir
+    injection.add(state_dir, fleet.new_ami, "latency_ms", 1.6)
+    with fleet.agent():
+        r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")
+        assert r.code == 0, r.stderr
+        first = json.loads(r.stdout)
+        assert first["status"] == "paused"
+        assert first["cohorts"][0]["status"] == "paused" and first["cohorts"][0]["replaced"] == 1
+        assert [c["status"] for c in first["cohorts"][1:]] == ["pending", "pending"]
+        doc = _doc(fleet)
+        v = doc["cohorts"][0]["waves"][0]["verdict"]
+        assert v["decision"] == "marginal" and v["score"] == 80.0
+        latency = next(m for m in v["judge"]["metrics"] if m["name"] == "latency_ms")
+        assert latency["classification"] == "High"
+        assert v["thresholds"]["pass"] == 95.0 and v["samples"]["canary"]["latency_ms"]
+        assert fleet.baselines_running() == []  # baselines cleaned up after the verdict
+        injection.clear(state_dir, fleet.new_ami)
+        r = fleet.run("canary", "resume", doc["id"], "--json")
+    assert r.code == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert done["status"] == "succeeded"
+    assert [c["status"] for c in done["cohorts"]] == ["passed"] * 3
+    fleet.assert_replaced_once()
+    assert _doc(fleet)["cohorts"][0]["waves"][0]["override"]["decision"] == "resume"
+
+
+def test_fail_rolls_the_cohort_back_and_continue_policy_goes_on(fleet_factory: Any) -> None:
+    fleet = fleet_factory(SMALL, 4, on_fail="continue")
+    injection.add(fleet.context().settings.state_dir, fleet.new_ami, "latency_ms", 1.6, ("m5.*",))
+    with fleet.agent():
+        r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")
+    assert r.code == 1
+    assert "failed" in r.stderr and "m5.large" in r.stderr
+    doc = _doc(fleet)
+    status = {c["key"]: c["status"] for c in doc["cohorts"]}
+    assert status == {"c5.large": "passed", "m5.large": "rolled_back", "t3.micro": "passed"}
+    m5 = next(c for c in doc["cohorts"] if c["key"] == "m5.large")
+    assert m5["waves"][0]["verdict"]["decision"] == "fail" and m5["rollback"]["replaced"] == 1
+    members = fleet.members()
+    amis = {g: {m["ami"] for m in ms} for g, ms in members.items()}
+    m5_group = next(g for g in fleet.groups if g.endswith("-m5-large"))
+    assert amis.pop(m5_group) == {fleet.old_ami}
+    assert all(a == {fleet.new_ami} for a in amis.values())
+    assert all(len(ms) == 4 for ms in members.values())
+    # The group is pinned back to its exact old launch-template version.
+    g = fleet.aws.client("autoscaling", "us-east-1").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[m5_group])["AutoScalingGroups"][0]
+    assert g["LaunchTemplate"]["Version"] == str(doc["groups"][f"us-east-1/{m5_group}"]["old_version"])
+    assert fleet.context().store.evidence(fleet.family, 2) == []
+    assert fleet.baselines_running() == []
+
+
+def test_fail_with_halt_policy_stops_every_other_cohort(fleet_factory: Any) -> None:
+    fleet = fleet_factory(SMALL, 4)
+    injection.add(fleet.context().settings.state_dir, fleet.new_ami, "error_rate", 2.0, ("c5.*",))
+    with fleet.agent():
+        r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")
+    assert r.code == 1
+    doc = _doc(fleet)
+    assert doc["status"] == "failed"
+    assert [c["status"] for c in doc["cohorts"]] == ["rolled_back", "halted", "halted"]
+    assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
+
+
+def test_abort_a_paused_rollout_rolls_back_only_the_cohort_in_progress(fleet_factory: Any) -> None:
+    fleet = fleet_factory(SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }")
+    injection.add(fleet.context().settings.state_dir, fleet.new_ami, "latency_ms", 1.6, ("m5.*",))
+    with fleet.agent():
+        r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")
+        assert json.loads(r.stdout)["status"] == "paused"
+        r = fleet.run("canary", "abort", "--json")
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "aborted"
+    assert [c["status"] for c in doc["cohorts"]] == ["passed", "rolled_back", "halted"]
+    amis = {g: {m["ami"] for m in ms} for g, ms in fleet.members().items()}
+    assert amis == {g: {fleet.new_ami if g.endswith("-c5-large") else fleet.old_ami} for g in fleet.groups}
+    assert fleet.run("canary", "resume").code == 2  # nothing left to resume
+
+
+def test_pause_request_then_resume_then_rollback_everything(fleet_factory: Any) -> None:
+    from canary import controller as ctl
+    from canary.config import from_settings
+
+    fleet = fleet_factory(SMALL, 3)
+    ctx = fleet.context()
+    cfg = from_settings(ctx.settings)
+    doc, _ = ctl.prepare(ctx, cfg, f"{fleet.family}:2", None)
+    rollout = ctl.Controller.create(ctx, cfg, doc)
+    ctl.request(ctx.store, rollout.id, "pause")  # as `canary pause` from another terminal
+    assert rollout.run()["status"] == "paused"
+    assert all(c["replaced"] == 0 for c in rollout.doc["cohorts"])
+    with fleet.agent():
+        r = fleet.run("canary", "resume", rollout.id, "--json")
+    assert r.code == 0 and json.loads(r.stdout)["status"] == "succeeded", r.stderr
+    r = fleet.run("canary", "rollback", rollout.id, "--json")
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "rolled_back"
+    assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
+    s = fleet.run("canary", "status", rollout.id, "--json")
+    assert s.code == 0 and json.loads(s.stdout)["status"] == "rolled_back"
