@@ -12,7 +12,6 @@ run, ``_delete`` terminates every instance it launched *and* every instance carr
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
