@@ -51,7 +51,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running (zombies count as gone)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -91,7 +92,7 @@ class LocalEndpoint:
             info = EndpointInfo(**data)
         except (OSError, ValueError, TypeError):
             return None
-        return info if _alive(info.pid) else None
+        return info if pid_alive(info.pid) else None
 
     def require_url(self) -> str:
         info = self.info()
@@ -147,9 +148,9 @@ class LocalEndpoint:
         except ProcessLookupError:
             return True
         deadline = time.monotonic() + timeout
-        while _alive(info.pid) and time.monotonic() < deadline:
+        while pid_alive(info.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(info.pid):
+        if pid_alive(info.pid):
             os.killpg(info.pid, signal.SIGKILL)
         return True
 

@@ -30,6 +30,7 @@ from typing import Any
 from orchestrator import injection
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock
+from orchestrator.local import pid_alive
 
 log = logging.getLogger("imagefleet.local_agents")
 
@@ -97,11 +98,9 @@ def start_background(state_dir: Path, config_path: Path | None) -> int:
 def running_pid(state_dir: Path) -> int | None:
     try:
         pid = int((Path(state_dir) / PID_FILE).read_text())
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-        return None if state == "Z" else pid
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
+    return pid if pid_alive(pid) else None
 
 
 def stop_background(state_dir: Path) -> bool:
