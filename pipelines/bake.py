@@ -133,16 +133,20 @@ def render_template(
     return template
 
 
-def _packer_children() -> list[int]:
-    """Pids of packer processes started by this process (packer.py does not expose its Popen)."""
-    pids = []
-    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+def _children(pid: int) -> list[int]:
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
-            pids += [int(p) for p in children.read_text().split()]
+            found += [int(p) for p in children.read_text().split()]
         except OSError:
             continue
+    return found
+
+
+def _packer_children() -> list[int]:
+    """Pids of packer processes started by this process (packer.py does not expose its Popen)."""
     found = []
-    for pid in pids:
+    for pid in _children(os.getpid()):
         try:
             if Path(os.readlink(f"/proc/{pid}/exe")).name.startswith("packer"):
                 found.append(pid)
@@ -151,20 +155,33 @@ def _packer_children() -> list[int]:
     return found
 
 
-def _stop_packer(grace: float = 15.0) -> None:
-    for pid in _packer_children():
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Packer's plugins and provisioner shells)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += _children(p)
+    return out
+
+
+def _stop_packer(grace: float = 10.0) -> None:
+    """Interrupt Packer (it cleans up its instance and AMI), then kill whatever is left of it."""
+    trees = {pid: _tree(pid) for pid in _packer_children()}
+    for pid in trees:
         try:
-            os.kill(pid, signal.SIGINT)  # packer cleans up (terminates its instance) on interrupt
+            os.kill(pid, signal.SIGINT)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace
     while _packer_children() and time.monotonic() < deadline:
         time.sleep(0.2)
-    for pid in _packer_children():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for pid, tree in trees.items():
+        for member in [*tree, *_tree(pid)]:
+            try:
+                os.kill(member, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def run_packer(

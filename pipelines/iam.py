@@ -32,11 +32,14 @@ FEATURES: dict[str, list[str]] = {
         "autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
         "autoscaling:SetInstanceHealth", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeLaunchTemplates", "ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances",
-        "ec2:CreateTags", "cloudwatch:GetMetricData",
+        "ec2:CreateTags", "ec2:DescribeImages", "autoscaling:SetDesiredCapacity", "cloudwatch:GetMetricData",
+        "iam:PassRole",  # baselines launch with the group's instance profile
     ],
     "perf": [
         "ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances", "ec2:CreateTags",
+        "ec2:DescribeImages", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypes",
         "servicequotas:GetServiceQuota", "s3:ListBucket",
+        "iam:PassRole",  # perf.instance_profile, so the agent can write its results
     ],
 }
 

@@ -248,3 +248,26 @@ def test_promotion_survives_kill_9(workspace: Workspace, aws) -> None:
     assert r.json()["steps_run"][0] == "tag:us-east-1"
     assert ws.context().store.pointer(fam, "candidate") == 1
     assert ssm_value(aws, "us-west-2", f"/imagefleet/{fam}/candidate")["Value"] == one["amis"]["us-west-2"]
+
+
+def test_bake_timeout_stops_packer_and_registers_nothing(workspace: Workspace) -> None:
+    ws = workspace
+    template = ws.root / "packer" / "demo.pkr.json"
+    template.write_text(template.read_text().replace('"inline": [', '"inline": ["sleep 61.5", '))
+    ws.edit(r'^build_timeout = "20m"', 'build_timeout = "2s"')
+    r = ws.run("bake", ws.family)
+    assert r.code == 3 and "timed out after 2s" in r.stderr
+    assert ws.context().store.bases(ws.family) == []
+    from pipelines.bake import _packer_children
+
+    assert _packer_children() == []  # Packer was stopped, not left running
+    from pathlib import Path
+
+    leftovers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"sleep\x0061.5" in cmdline.read_bytes():
+                leftovers.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert leftovers == []  # nor its provisioner's processes
