@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "confidence": 0.98,
     "on_fail": "halt",
     "baselines_per_wave": 3,
+    "min_samples": 3,
     "instance_timeout": "10m",
     "poll": "15s",
     "seed": 0,
@@ -109,6 +110,7 @@ class CanarySettings:
     confidence: float = 0.98
     on_fail: str = "halt"
     baselines_per_wave: int = 3
+    min_samples: int = 3
     instance_timeout_s: int = 600
     poll_s: int = 15
     seed: int = 0
@@ -136,7 +138,7 @@ class CanarySettings:
             "analysis_s": self.analysis_s, "period_s": self.period_s, "pass_threshold": self.pass_threshold,
             "marginal_threshold": self.marginal_threshold, "tolerance": self.tolerance,
             "confidence": self.confidence, "on_fail": self.on_fail,
-            "baselines_per_wave": self.baselines_per_wave, "instance_timeout_s": self.instance_timeout_s,
+            "baselines_per_wave": self.baselines_per_wave, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
             "poll_s": self.poll_s, "seed": self.seed, "group_weights": self.weights(),
             "metrics": [m.__dict__ for m in self.metrics],
         }
@@ -267,6 +269,7 @@ def parse(raw: Mapping[str, Any] | None) -> CanarySettings:
         confidence=float(_num(data["confidence"], "canary.confidence", lo=0.5, hi=0.9999)),
         on_fail=_choice(data["on_fail"], "canary.on_fail", ON_FAIL),
         baselines_per_wave=_num(data["baselines_per_wave"], "canary.baselines_per_wave", lo=1, hi=100, integer=True),
+        min_samples=_num(data["min_samples"], "canary.min_samples", lo=1, hi=1000, integer=True),
         instance_timeout_s=_duration(data, "instance_timeout"),
         poll_s=max(1, _duration(data, "poll")),
         seed=_num(data["seed"], "canary.seed", integer=True),

@@ -109,8 +109,10 @@ def prepare(ctx: Any, cfg: CanarySettings, ref: str, family: str | None) -> tupl
                 types[iid] = g.type_of(i)
     groups = {}
     for g in infos:
+        # The version the group runs *now* is the rollback target, fixed before anything changes
+        # (after a kill the group may already point at our new version).
         groups[g.key] = {"region": g.region, "name": g.name, "lt_id": g.lt_id, "lt_version": g.lt_version,
-                         "old_version": None, "new_version": None, "old_ami": None, "new_ami": amis[g.region],
+                         "old_version": ex.resolve_version(g.region, g.lt_id, g.lt_version), "new_version": None, "old_ami": None, "new_ami": amis[g.region],
                          "mixed": g.mixed, "pinned": False}
     cohort_docs = []
     for cp in the_plan.cohorts:
@@ -355,7 +357,7 @@ class Controller:
             info = self.ex.describe_groups(g["region"], [g["name"]])[g["name"]]
 
             def do(g: dict[str, Any] = g, info: GroupInfo = info) -> dict[str, Any]:
-                old = g["old_version"] or self.ex.resolve_version(g["region"], g["lt_id"], info.lt_version)
+                old = g["old_version"]
                 tkey = f"{g['region']}/{g['lt_id']}/{old}"
                 t = self.doc["templates"].get(tkey)
                 if t is None:
@@ -524,8 +526,15 @@ class Controller:
 
 
 def verdict(cfg: CanarySettings, baseline: dict[str, list[float]], canary: dict[str, list[float]]) -> dict[str, Any]:
-    """Judge one wave and keep everything the decision was made from. Pure."""
-    score = judge_metrics(baseline, canary, cfg.metric_configs(), group_weights=cfg.weights() or None,
+    """Judge one wave and keep everything the decision was made from. Pure.
+
+    A metric with fewer than ``min_samples`` datapoints on either side is judged as missing
+    (Nodata): a rank test on one or two points says nothing, and 1 vs 1 has no interval at all.
+    """
+    def enough(side: dict[str, list[float]]) -> dict[str, list[float]]:
+        return {k: v for k, v in side.items() if sum(1 for x in v if x == x) >= cfg.min_samples}
+
+    score = judge_metrics(enough(baseline), enough(canary), cfg.metric_configs(), group_weights=cfg.weights() or None,
                           tolerance=cfg.tolerance, confidence=cfg.confidence,
                           pass_threshold=cfg.pass_threshold, marginal_threshold=cfg.marginal_threshold)
     nodata = [m for m in score.metrics if m.classification == NODATA]

@@ -30,7 +30,7 @@ def fleet_factory(workspace: Any, aws: Any) -> Iterator[Any]:
 
 
 def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(fleet_factory: Any) -> None:
-    fleet = fleet_factory(("t3.micro", "m5.large", "c5.large"), 50, waves="[1, 0.25, 1.0]")
+    fleet = fleet_factory(("t3.micro", "m5.large", "c5.large"), 50, waves="[1, 0.2, 1.0]")
     t0 = time.monotonic()
     with fleet.agent():
         r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")

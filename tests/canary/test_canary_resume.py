@@ -1,0 +1,108 @@
+"""Kill the controller at several points, resume, and check nothing was replaced twice or skipped.
+
+In-process kills use the engine's test hook (``IMAGEFLEET_KILL_AT=<action>:before|acted`` raises
+``KillPoint``, which no handler catches); one test kills a real process with ``os._exit(137)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from canary_fleet import REGION, Fleet
+
+from orchestrator import injection
+from orchestrator.engine import KillPoint
+
+pytestmark = pytest.mark.integration
+
+TYPES = ("t3.micro", "m5.large", "c5.large")  # cohorts c5, m5, t3; waves [1, 1.0]
+
+
+@pytest.fixture
+def fleet(workspace: Any, aws: Any) -> Iterator[Fleet]:
+    f = Fleet(workspace, aws, TYPES, 4)
+    yield f
+    f.teardown()
+
+
+def _group(fleet: Fleet, kind: str) -> str:
+    return next(g for g in fleet.groups if g.endswith(kind))
+
+
+def _points(fleet: Fleet) -> dict[str, str]:
+    m5 = _group(fleet, "-m5-large")
+    return {
+        "pin-acted": f"pin:m5.large:{REGION}/{m5}:acted",
+        "replace-acted": f"replace:m5.large:1:0:{REGION}:acted",
+        "baselines-acted": f"baselines:t3.micro:0:acted",
+        "judge-acted": f"judge:m5.large:0:acted",
+        "cleanup-before": f"cleanup:c5.large:1:before",
+    }
+
+
+@pytest.mark.parametrize("point", ["pin-acted", "replace-acted", "baselines-acted", "judge-acted",
+                                   "cleanup-before"])
+def test_kill_then_resume_replaces_each_instance_once(fleet: Fleet, point: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEFLEET_KILL_AT", _points(fleet)[point])
+    with fleet.agent():
+        with pytest.raises(KillPoint):
+            fleet.run("canary", "start", f"{fleet.family}:2")
+        monkeypatch.delenv("IMAGEFLEET_KILL_AT")
+        killed = fleet.run("canary", "status", "--json")
+        assert json.loads(killed.stdout)["status"] == "running"
+        r = fleet.run("canary", "resume", "--json")
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "succeeded"
+    assert [c["status"] for c in doc["cohorts"]] == ["passed"] * 3  # no cohort skipped
+    assert [c["replaced"] for c in doc["cohorts"]] == [4, 4, 4]
+    fleet.assert_replaced_once()
+    assert fleet.baselines_running() == []
+    # Every launch-template version was created once per group, even when killed right after.
+    ec2 = fleet.aws.client("ec2", REGION)
+    lt = fleet.info["launch_template"]
+    versions = ec2.describe_launch_template_versions(LaunchTemplateId=lt)["LaunchTemplateVersions"]
+    assert len([v for v in versions if "imagefleet canary" in (v.get("VersionDescription") or "")]) == 3
+
+
+def test_kill_during_rollback_then_resume_finishes_the_rollback(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    injection.add(fleet.context().settings.state_dir, fleet.new_ami, "latency_ms", 1.6, ("c5.*",))
+    monkeypatch.setenv("IMAGEFLEET_KILL_AT", f"rollback:c5.large:{REGION}:acted")
+    with fleet.agent():
+        with pytest.raises(KillPoint):
+            fleet.run("canary", "start", f"{fleet.family}:2")
+        monkeypatch.delenv("IMAGEFLEET_KILL_AT")
+        r = fleet.run("canary", "resume", "--json")
+    assert r.code == 1
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "failed"
+    assert [c["status"] for c in doc["cohorts"]] == ["rolled_back", "halted", "halted"]
+    assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
+    assert all(len(ms) == 4 for ms in fleet.members().values())
+
+
+def test_real_kill_9_of_the_process_then_resume(fleet: Fleet) -> None:
+    """A separate `imagefleet` process dies with exit 137 right after its first terminations."""
+    env = {**os.environ, "IMAGEFLEET_KILL_AT": f"replace:c5.large:0:0:{REGION}:acted", "IMAGEFLEET_KILL_HARD": "1",
+           "IMAGEFLEET_TIME_SCALE": "100"}
+    # Killed before any analysis, so the subprocess's own clock never dates a metric window.
+    if True:
+        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(fleet.ws.config),
+                               "canary", "start", f"{fleet.family}:2"], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+    if proc.returncode != 137:
+        pytest.fail(f"expected the process to die with 137, got {proc.returncode}: {proc.stderr[-800:]}")
+    with fleet.agent():
+        status = json.loads(fleet.run("canary", "status", "--json").stdout)
+        assert status["status"] in ("running", "paused")
+        r = fleet.run("canary", "resume", "--json")
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "succeeded"
+    fleet.assert_replaced_once()
