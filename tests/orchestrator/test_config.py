@@ -24,7 +24,8 @@ def test_init_template_is_valid_and_typed(tmp_path: Path) -> None:
     fam = s.family("demo")
     assert fam.regions == ("us-east-1", "us-west-2") and fam.architecture == "x86_64"
     assert fam.template == tmp_path / "packer" / "demo.pkr.json"
-    assert s.gates["release"].require == ("image_tests", "soak") and s.gates["release"].soak_seconds == 86400
+    assert s.gates["release"].require == ("image_tests", "perf", "canary", "soak")
+    assert s.gates["release"].soak_seconds == 86400
     assert s.stages["candidate"].accounts == ("111111111111",)
     assert s.friends["payments"].families == ("demo",)
     assert s.state.path == tmp_path / ".imagefleet" / "state.db"

@@ -122,6 +122,7 @@ def test_gates_force_and_promoters(workspace: Workspace) -> None:
     assert trail[-1]["details"]["forced"] is True
 
     ws.edit(r'^soak = "24h"', 'soak = "0s"')
+    ws.edit(r'^require = \["image_tests", "perf", "canary", "soak"\]', 'require = ["image_tests"]')
     ws.edit(r'^release = \["arn:aws:\*::123456789012:\*"\]', 'release = ["arn:aws:iam::999999999999:role/releaser"]')
     pass_image_tests(ws, 1)
     r = ws.run("promote", f"{fam}:1", "--to", "release")
