@@ -62,6 +62,15 @@ class Demo:
         return dest
 
 
+def extra_steps() -> list:
+    """Steps that areas add to the demo (the canary rollout)."""
+    try:
+        from canary.demo import demo_steps
+    except ImportError:
+        return []
+    return list(demo_steps())
+
+
 def main() -> None:
     root = Path(os.environ.get("DEMO_DIR", "demo-output")).resolve()
     keep = os.environ.get("KEEP") == "1"
@@ -85,12 +94,23 @@ def main() -> None:
         d.run("promote", "demo:1", "--to", "candidate")
         d.say("A friend team resolves its AMI from the candidate")
         d.run("resolve", "demo", "--team", "payments")
+        d.say("Bootstrap: the family's first release, forced past its gates (the reason is audited)")
+        d.run("promote", "demo:1", "--to", "release", "--force", "--reason",
+              "bootstrap: first release of the demo family")
         d.say("Bake the next base with newer packages; its changelog is made automatically")
         nxt = d.next_manifest()
         d.run("bake", "demo", "--var", f"recipe_manifest={nxt}")
         d.run("changelog", "show", "demo:2")
-        d.say("Release needs a 24h soak: promoting too early is refused (exit 1)")
-        d.run("promote", "demo:1", "--to", "release", expect=1)
+        d.run("test", "demo:2", "--junit", str(root / "junit-demo-2.xml"))
+        d.say("Benchmark fleet: demo:2 against the release, interleaved instances, statistics")
+        d.run("perf", "run", "demo:2")
+        d.say("Promote demo:2 to candidate; friend teams now resolve the new base")
+        d.run("promote", "demo:2", "--to", "candidate")
+        d.run("resolve", "demo", "--team", "payments")
+        for step in extra_steps():
+            step(d)
+        d.say("Release needs a canary verdict and a 24h soak: promoting now is refused (exit 1)")
+        d.run("promote", "demo:2", "--to", "release", expect=1)
         d.say("Where everything stands")
         d.run("status")
         d.run("history", "demo")
