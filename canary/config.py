@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup": "2m",
     "analysis": "10m",
     "period": "60s",
+    "metric_delay": "2m",  # CloudWatch ingestion lag: query this long after the window closes
     "pass_threshold": PASS_THRESHOLD,
     "marginal_threshold": MARGINAL_THRESHOLD,
     "tolerance": 0.25,
@@ -104,6 +105,7 @@ class CanarySettings:
     warmup_s: int = 120
     analysis_s: int = 600
     period_s: int = 60
+    metric_delay_s: int = 120
     pass_threshold: float = PASS_THRESHOLD
     marginal_threshold: float = MARGINAL_THRESHOLD
     tolerance: float = 0.25
@@ -135,7 +137,7 @@ class CanarySettings:
             "priorities": dict(self.priorities), "waves": list(p.waves),
             "max_in_flight_per_region": p.max_in_flight_per_region, "min_healthy_pct": p.min_healthy_pct,
             "batch_spacing_s": p.batch_spacing_s, "jitter_s": p.jitter_s, "warmup_s": self.warmup_s,
-            "analysis_s": self.analysis_s, "period_s": self.period_s, "pass_threshold": self.pass_threshold,
+            "analysis_s": self.analysis_s, "period_s": self.period_s, "metric_delay_s": self.metric_delay_s, "pass_threshold": self.pass_threshold,
             "marginal_threshold": self.marginal_threshold, "tolerance": self.tolerance,
             "confidence": self.confidence, "on_fail": self.on_fail,
             "baselines_per_wave": self.baselines_per_wave, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
@@ -264,6 +266,7 @@ def parse(raw: Mapping[str, Any] | None) -> CanarySettings:
     return CanarySettings(
         groups=tuple(groups), cohort_by=by, cohort_order=order, priorities={str(k): int(v) for k, v in prios.items()},
         policy=policy, warmup_s=_duration(data, "warmup"), analysis_s=analysis, period_s=period,
+        metric_delay_s=_duration(data, "metric_delay"),
         pass_threshold=passed, marginal_threshold=marginal,
         tolerance=float(_num(data["tolerance"], "canary.tolerance", lo=0, hi=10)),
         confidence=float(_num(data["confidence"], "canary.confidence", lo=0.5, hi=0.9999)),

@@ -480,7 +480,8 @@ class Controller:
         self.save()
         self.progress(f"cohort {c['key']}: analysing {len(w['canaries'])} canaries vs "
                       f"{sum(len(v) for v in w['baselines']['ids'].values())} baselines")
-        self.clock.sleep(end - self.clock.time())  # resumed runs wait only what is left
+        # Wait out the window plus CloudWatch's ingestion lag; a resumed run waits only what is left.
+        self.clock.sleep(end + self.cfg.metric_delay_s - self.clock.time())
 
         def do() -> dict[str, Any]:
             canary_regions = self._regions_of(c, w["canaries"])

@@ -6,6 +6,8 @@ Called by the local agent runner (``orchestrator.local_agents``) every tick. It 
 and for running canary baseline instances (tag ``imagefleet:role = baseline``), timestamped on
 the runner's clock.
 
+Each instance emits every 10 s of the runner's clock; a tick publishes every point that fell
+due since the last one, so the series does not thin out when ticks run late.
 Values come from a seeded noise model: a per-instance-type level times log-normal noise
 (sigma 5 %), from ``random.Random(seed)`` (``IMAGEFLEET_HEALTH_SEED``, default 0). Fault
 injection (``imagefleet local inject``) multiplies a metric for one AMI on chosen instance
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.injection import factor_for
@@ -30,6 +33,8 @@ METRICS: dict[str, tuple[float, str]] = {
     "error_rate": (0.5, "Percent"),
     "cpu": (35.0, "Percent"),
 }
+EMIT_EVERY_S = 10.0  # an instance's agent emits every 10 s (on the runner's clock)
+MAX_CATCH_UP = 60  # at most this many late points per instance and tick
 PUT_BATCH = 1000  # datums per PutMetricData call (AWS's limit)
 
 
@@ -92,19 +97,41 @@ def samples(instances: list[dict[str, str]], injections: list[Any], rng: random.
     return out
 
 
+def due(last: float | None, now: float, every: float = EMIT_EVERY_S, most: int = MAX_CATCH_UP) -> list[float]:
+    """Emission times since ``last``: one per ``every`` seconds, so a slow tick catches up.
+
+    A real agent emits on its own schedule; the runner's ticks can be late (a busy host, a
+    scaled clock), so each tick publishes the points that fell due since the previous one."""
+    if last is None:
+        return [now]
+    times = []
+    t = last + every
+    while t <= now and len(times) < most:
+        times.append(t)
+        t += every
+    return times
+
+
 def tick(env: Any) -> None:
-    """Publish one datapoint per metric for every running managed instance."""
+    """Publish the due datapoints of every metric for every running managed instance."""
     mem = env.memory.setdefault("canary.local_health", {})
     rng = mem.setdefault("rng", random.Random(int(os.environ.get("IMAGEFLEET_HEALTH_SEED", "0") or 0)))
     known = mem.setdefault("instances", {})
+    last: dict[str, float] = mem.setdefault("last", {})
     injections = env.injections()
-    now = env.clock.now()
+    now = env.clock.time()
     for region in env.regions:
-        datums = [
-            {"MetricName": name, "Dimensions": [{"Name": "InstanceId", "Value": iid}], "Timestamp": now,
-             "Value": value, "Unit": METRICS[name][1]}
-            for iid, name, value in samples(_running(env.aws, region, known), injections, rng)
-        ]
+        running = _running(env.aws, region, known)
+        datums = []
+        for inst in running:
+            for t in due(last.get(inst["id"]), now):
+                stamp = datetime.fromtimestamp(t, UTC)
+                datums += [
+                    {"MetricName": name, "Dimensions": [{"Name": "InstanceId", "Value": iid}], "Timestamp": stamp,
+                     "Value": value, "Unit": METRICS[name][1]}
+                    for iid, name, value in samples([inst], injections, rng)
+                ]
+                last[inst["id"]] = t
         cw = env.aws.client("cloudwatch", region)
         for lo in range(0, len(datums), PUT_BATCH):
             cw.put_metric_data(Namespace=NAMESPACE, MetricData=datums[lo: lo + PUT_BATCH])

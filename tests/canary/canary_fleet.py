@@ -37,6 +37,7 @@ jitter = "1s"
 warmup = "20s"
 analysis = "90s"
 period = "10s"
+metric_delay = "60s"
 poll = "5s"
 instance_timeout = "5m"
 on_fail = "{on_fail}"
@@ -157,8 +158,8 @@ class Fleet:
             self.aws.client("ec2", REGION).terminate_instances(InstanceIds=left)
 
     @contextmanager
-    def agent(self, interval: float = 0.1) -> Iterator[None]:
-        """The health agent in a thread, on the fleet's clock (one datapoint per 10 scaled s)."""
+    def agent(self, interval: float = 0.25) -> Iterator[None]:
+        """The health agent in a thread, on the fleet's clock (it emits a point per 10 scaled s)."""
         from canary import local_health
 
         env = AgentEnv(aws=self.aws, state_dir=self.context().settings.state_dir, regions=(REGION,), clock=self.clock)

@@ -74,7 +74,7 @@ def test_marginal_pauses_with_the_evidence_then_resume_finishes(fleet_factory: A
         assert [c["status"] for c in first["cohorts"][1:]] == ["pending", "pending"]
         doc = _doc(fleet)
         v = doc["cohorts"][0]["waves"][0]["verdict"]
-        assert v["decision"] == "marginal" and v["score"] == 80.0
+        assert v["decision"] == "marginal" and v["score"] == 80.0, json.dumps({k: {m: len(x) for m, x in s.items()} for k, s in v["samples"].items()}) + json.dumps(doc["cohorts"][0]["waves"][0]["analysis"]) + json.dumps(doc["cohorts"][0]["waves"][0]["baselines"])
         latency = next(m for m in v["judge"]["metrics"] if m["name"] == "latency_ms")
         assert latency["classification"] == "High"
         assert v["thresholds"]["pass"] == 95.0 and v["samples"]["canary"]["latency_ms"]
