@@ -439,16 +439,13 @@ class Controller:
     def _launch_baselines(self, c: dict[str, Any], w: dict[str, Any]) -> None:
         """Fresh baselines on the old base, launched with the canaries (Kayenta's advice)."""
         want = min(self.cfg.baselines_per_wave, sum(len(b["instance_ids"]) for b in w["batches"]))
-        plan_: list[tuple[dict[str, Any], int]] = []
+        # Spread over the wave's groups (round-robin over its batches), one launch per group.
+        per_group: dict[tuple[str, str], list[Any]] = {}
         for i in range(want):
             b = w["batches"][i % len(w["batches"])]
-            if plan_ and plan_[-1][0] is b:
-                plan_[-1] = (b, plan_[-1][1] + 1)
-            elif any(p[0] is b for p in plan_):
-                idx = next(k for k, p in enumerate(plan_) if p[0] is b)
-                plan_[idx] = (b, plan_[idx][1] + 1)
-            else:
-                plan_.append((b, 1))
+            entry = per_group.setdefault((b["region"], b["group"]), [b, 0])
+            entry[1] += 1
+        plan_ = [(b, n) for b, n in per_group.values()]
         wave_tag = f"{c['key']}/{w['index']}"
 
         def do() -> dict[str, Any]:

@@ -164,3 +164,27 @@ def test_pause_request_then_resume_then_rollback_everything(fleet_factory: Any) 
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     s = fleet.run("canary", "status", rollout.id, "--json")
     assert s.code == 0 and json.loads(s.stdout)["status"] == "rolled_back"
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None:
+    fleet = fleet_factory(SMALL, 4)
+    r = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run", "--json")
+    assert r.code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["plan"]["instances"] == 12 and data["plan"]["cohorts"] == 3
+    assert data["api_calls"]["terminate_instance_in_auto_scaling_group"] == 12
+    assert data["plan"]["estimated_duration_s"] > 0
+    assert fleet.context().store.docs("canary-rollout") == []
+    assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
+    assert fleet.run("canary", "start", "nope:9").code == 2
+
+
+def test_judge_command_exit_codes(tmp_path: Any, workspace: Any) -> None:
+    base = tmp_path / "b.json"
+    base.write_text(json.dumps({"metrics": {"lat": [10, 11, 10, 12, 11, 10, 11, 12]}}))
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"metrics": {"lat": [20, 21, 22, 20, 23, 21, 22, 20]}}))
+    assert workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(base)).code == 0
+    r = workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(bad), "--json")
+    assert r.code == 1 and json.loads(r.stdout)["decision"] == "fail"
+    assert workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(tmp_path / "x")).code == 2
