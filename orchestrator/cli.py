@@ -173,12 +173,10 @@ def _mount() -> None:
     register_pipelines(cli)
     cli.add_command(changelog_group, "changelog")
     cli.add_command(perf_group, "perf")
-    try:
-        from canary.cli import canary_group
-    except ImportError:  # the canary executor lands separately
-        pass
-    else:
-        cli.add_command(canary_group, "canary")
+    from canary.cli import canary_group, fleet_command
+
+    cli.add_command(canary_group, "canary")
+    local.add_command(fleet_command, "fleet")
 
 
 _mount()
