@@ -13,20 +13,28 @@ from datetime import UTC, datetime, timedelta
 
 
 class Clock:
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, origin: float | None = None) -> None:
         if scale <= 0:
             raise ValueError("time scale must be positive")
         self.scale = scale
-        self._wall0 = time.time()
+        # Scaled time runs `scale` times faster from `origin` (a wall-clock instant); processes
+        # that share the origin (IMAGEFLEET_TIME_ORIGIN) agree on the time, e.g. the local agent
+        # runner stamping metrics and the canary controller querying them.
+        self.origin = time.time() if origin is None else origin
         self._mono0 = time.monotonic()
 
     @classmethod
     def from_env(cls) -> Clock:
-        return cls(float(os.environ.get("IMAGEFLEET_TIME_SCALE", "1") or 1))
+        scale = float(os.environ.get("IMAGEFLEET_TIME_SCALE", "1") or 1)
+        origin = os.environ.get("IMAGEFLEET_TIME_ORIGIN")
+        if scale != 1 and not origin:
+            origin = repr(time.time())
+            os.environ["IMAGEFLEET_TIME_ORIGIN"] = origin  # inherited by the processes we start
+        return cls(scale, float(origin) if origin else None)
 
     def time(self) -> float:
         """Seconds since the epoch, on the (possibly scaled) clock."""
-        return self._wall0 + (time.monotonic() - self._mono0) * self.scale
+        return self.origin + (time.time() - self.origin) * self.scale
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
