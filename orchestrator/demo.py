@@ -7,6 +7,7 @@ afterwards so you can go on with the same state.
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from orchestrator.cli import raw_main
 from orchestrator.context import Context
+from orchestrator.output import Output
 
 # A newer package set for the second bake: security upgrades, one added and one removed package.
 NEXT_MANIFEST_CHANGES = {
@@ -28,6 +30,22 @@ NEXT_MANIFEST_CHANGES = {
     "jq": "1.7.1-3build1",
 }
 NEXT_MANIFEST_REMOVED = {"e2fsprogs"}
+
+# The demo's canary: three waves per cohort, short windows (on a 10x clock), and "continue" so a
+# failing cohort is rolled back while the others go on.
+CANARY_DEMO_CONFIG = """
+[canary]
+waves = [1, 0.3, 1.0]
+on_fail = "continue"
+warmup = "30s"
+analysis = "90s"
+period = "10s"
+metric_delay = "10s"
+batch_spacing = "5s"
+jitter = "2s"
+poll = "5s"
+"""
+TIME_SCALE = "10"
 
 
 class Demo:
@@ -48,6 +66,23 @@ class Demo:
             raise SystemExit(f"demo: 'imagefleet {' '.join(args)}' exited {code}, expected {expect}")
         return code
 
+    def capture(self, *args: str) -> str:
+        """Run a command and return its output (also shown)."""
+        out = io.StringIO()
+        print(f"$ imagefleet {shlex.join(args)}", flush=True)
+        code = raw_main(["--config", str(self.config), *args], obj=Context(output=Output(stdout=out)))
+        if code != 0:
+            raise SystemExit(f"demo: 'imagefleet {' '.join(args)}' exited {code}")
+        print(out.getvalue(), end="", flush=True)
+        return out.getvalue().strip()
+
+    def tune_canary(self) -> None:
+        """Short waves for the demo: the defaults (2 min warm-up, 10 min analysis) suit production."""
+        block = CANARY_DEMO_CONFIG.strip()
+        print(f"$ cat >> imagefleet.toml <<EOF\n{block}\nEOF", flush=True)
+        with open(self.config, "a") as f:
+            f.write("\n" + block + "\n")
+
     def next_manifest(self) -> Path:
         src = self.root / "recipes" / "demo.manifest"
         lines = []
@@ -62,23 +97,18 @@ class Demo:
         return dest
 
 
-def extra_steps() -> list:
-    """Steps that areas add to the demo (the canary rollout)."""
-    try:
-        from canary.demo import demo_steps
-    except ImportError:
-        return []
-    return list(demo_steps())
-
-
 def main() -> None:
     root = Path(os.environ.get("DEMO_DIR", "demo-output")).resolve()
     keep = os.environ.get("KEEP") == "1"
+    # Soak, canary windows and perf waits run on a 10x clock, shared with the local agent runner.
+    os.environ.setdefault("IMAGEFLEET_TIME_SCALE", TIME_SCALE)
     started = time.monotonic()
     if (root / "imagefleet.toml").exists():
         raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
     shutil.rmtree(root, ignore_errors=True)
     d = Demo(root)
+    print(f"imagefleet demo in {root}; its clock runs {os.environ['IMAGEFLEET_TIME_SCALE']}x "
+          "(IMAGEFLEET_TIME_SCALE), so soak times and ages read longer than the wall clock", flush=True)
     try:
         d.say("Write a config and a Packer template for the embedded endpoint")
         print(f"$ imagefleet init {root}")
@@ -107,9 +137,19 @@ def main() -> None:
         d.say("Promote demo:2 to candidate; friend teams now resolve the new base")
         d.run("promote", "demo:2", "--to", "candidate")
         d.run("resolve", "demo", "--team", "payments")
-        for step in extra_steps():
-            step(d)
-        d.say("Release needs a canary verdict and a 24h soak: promoting now is refused (exit 1)")
+        d.say("A fleet on the release: one Auto Scaling group per cohort instance type (4 × 10)")
+        release_ami = d.capture("resolve", "demo", "--stage", "release")
+        d.run("local", "fleet", "--family", "demo", "--ami", release_ami, "--per-type", "10")
+        d.say("FAULT INJECTION (local only): demo:2 answers 60% slower on r5.* instances")
+        new_ami = d.capture("resolve", "demo", "--stage", "candidate")
+        d.run("local", "inject", "--ami", new_ami, "--instance-types", "r5.*", "--metric", "latency_ms",
+              "--factor", "1.6")
+        d.say("Canary: the plan first (dry run), then roll demo:2 cohort by cohort")
+        d.tune_canary()
+        d.run("canary", "start", "demo:2", "--dry-run")
+        d.run("canary", "start", "demo:2", expect=1)  # the r5 cohort fails and is rolled back
+        d.run("canary", "status")
+        d.say("Release needs a passed canary and a 24h soak: promoting now is refused (exit 1)")
         d.run("promote", "demo:2", "--to", "release", expect=1)
         d.say("Where everything stands")
         d.run("status")
