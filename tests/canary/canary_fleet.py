@@ -27,17 +27,18 @@ from orchestrator.store import BaseVersion, utcnow
 REGION = "us-east-1"
 SCALE = 100.0
 
-# Short windows for tests: 20 s warm-up, 90 s analysis in 10 s periods (scaled: 1.1 s per wave).
+# Short windows for tests: 10 s warm-up, 60 s analysis in 10 s periods, 40 s ingestion delay
+# (scaled: 1.1 s per wave).
 CANARY_TOML = """
 [canary]
 waves = {waves}
 min_healthy_pct = 50
 batch_spacing = "2s"
 jitter = "1s"
-warmup = "20s"
-analysis = "90s"
+warmup = "10s"
+analysis = "60s"
 period = "10s"
-metric_delay = "60s"
+metric_delay = "40s"
 poll = "5s"
 instance_timeout = "5m"
 on_fail = "{on_fail}"

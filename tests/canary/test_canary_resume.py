@@ -21,12 +21,12 @@ from orchestrator.engine import KillPoint
 
 pytestmark = pytest.mark.integration
 
-TYPES = ("t3.micro", "m5.large", "c5.large")  # cohorts c5, m5, t3; waves [1, 1.0]
+TYPES = ("t3.micro", "m5.large", "c5.large")  # cohorts c5, m5, t3; one wave each, in 2 steps
 
 
 @pytest.fixture
 def fleet(workspace: Any, aws: Any) -> Iterator[Fleet]:
-    f = Fleet(workspace, aws, TYPES, 4)
+    f = Fleet(workspace, aws, TYPES, 4, waves="[1.0]")
     yield f
     f.teardown()
 
@@ -39,10 +39,10 @@ def _points(fleet: Fleet) -> dict[str, str]:
     m5 = _group(fleet, "-m5-large")
     return {
         "pin-acted": f"pin:m5.large:{REGION}/{m5}:acted",
-        "replace-acted": f"replace:m5.large:1:0:{REGION}:acted",
+        "replace-acted": f"replace:m5.large:0:1:{REGION}:acted",  # between two steps
         "baselines-acted": f"baselines:t3.micro:0:acted",
         "judge-acted": f"judge:m5.large:0:acted",
-        "cleanup-before": f"cleanup:c5.large:1:before",
+        "cleanup-before": f"cleanup:c5.large:0:before",
     }
 
 
