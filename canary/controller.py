@@ -259,6 +259,7 @@ class Controller:
                         if other["status"] == "pending":
                             other["status"] = "halted"
                     self.save()
+                    self._record_evidence(passed=False)
                     return
         self._finish()
 
@@ -269,16 +270,25 @@ class Controller:
         d["reason"] = f"rolled back: {', '.join(bad)}" if bad else None
         d["finished_at"] = utcnow()
         self.save()
-        if not bad and d["new"]["version"] is not None:
-            self.store.add_evidence(Evidence(
-                family=d["family"], version=d["new"]["version"], gate="canary", passed=True,
-                details={"rollout": d["id"], "cohorts": [
-                    {"key": c["key"], "instances": c["size"],
-                     "scores": [w["verdict"]["score"] for w in c["waves"] if w.get("verdict")]}
-                    for c in d["cohorts"]]},
-                at=utcnow(), actor=self.ctx.actor))
+        self._record_evidence(passed=not bad)
         self.store.audit(self.ctx.actor, f"canary.{d['status']}", d["new"]["ref"] or d["family"],
                          details={"rollout": d["id"], "reason": d["reason"]})
+
+    def _record_evidence(self, *, passed: bool) -> None:
+        """The canary gate's evidence for a registered base: passed only when every cohort passed."""
+        d = self.doc
+        if d["new"]["version"] is None:
+            return
+        cohorts = [{"key": c["key"], "status": c["status"], "instances": c["size"],
+                    "scores": [w["verdict"]["score"] for w in c["waves"] if w.get("verdict")]}
+                   for c in d["cohorts"]]
+        failed = [c["key"] for c in d["cohorts"] if c["status"] != "passed"]
+        summary = (f"rollout {d['id']}: {len(cohorts)} cohorts passed" if passed
+                   else f"rollout {d['id']}: {', '.join(failed)} did not pass")
+        self.store.add_evidence(Evidence(
+            family=d["family"], version=d["new"]["version"], gate="canary", passed=passed,
+            details={"rollout": d["id"], "summary": summary, "cohorts": cohorts},
+            at=utcnow(), actor=self.ctx.actor))
 
     def _handle_request(self, cohort: dict[str, Any] | None) -> bool:
         """Act on a pause/abort request from another process; True when the run must stop."""

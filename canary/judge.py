@@ -313,7 +313,15 @@ def classify(
     if np.unique(c).size == 1 and np.unique(e).size == 1:
         rng = np.random.default_rng(_NOISE_SEED)
         e, c = _add_noise(e, rng), _add_noise(c, rng)
-    shift = location_shift(e, c, confidence)
+    try:
+        shift = location_shift(e, c, confidence)
+    except ValueError as exc:
+        # e.g. one value a side: every rank ties at the search bounds and R's wilcox.test has no
+        # interval either. Too little data to judge, so it counts as no data.
+        reason = f"{label}: {exc} ({c.size} baseline, {e.size} canary values)"
+        if data_required and not critical:
+            return MetricResult(NODATA_FAIL, False, reason, effect_size=1.0, **common)
+        return MetricResult(NODATA, critical, reason, effect_size=1.0, **common)
     p_value = float(
         stats.mannwhitneyu(e, c, alternative="two-sided", method="asymptotic").pvalue
     )

@@ -191,3 +191,11 @@ def test_aa_false_positive_rate_is_low(dist: str) -> None:
             a, b = rng.poisson(3, 60).astype(float), rng.poisson(3, 60).astype(float)
         flagged += classify(a, b).classification != PASS
     assert flagged / trials <= 0.02
+
+
+def test_one_value_a_side_is_no_data_not_a_crash() -> None:
+    from canary.judge import classify
+
+    r = classify([1.0], [1.2], direction="increase")
+    assert r.classification == "Nodata" and "1 baseline, 1 canary" in r.reason
+    assert classify([1.0], [1.2], data_required=True).classification == "NodataFail"

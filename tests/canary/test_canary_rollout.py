@@ -111,7 +111,9 @@ def test_fail_rolls_the_cohort_back_and_continue_policy_goes_on(fleet_factory: A
     g = fleet.aws.client("autoscaling", "us-east-1").describe_auto_scaling_groups(
         AutoScalingGroupNames=[m5_group])["AutoScalingGroups"][0]
     assert g["LaunchTemplate"]["Version"] == str(doc["groups"][f"us-east-1/{m5_group}"]["old_version"])
-    assert fleet.context().store.evidence(fleet.family, 2) == []
+    ev = fleet.context().store.evidence(fleet.family, 2)
+    assert [(e.gate, e.passed) for e in ev] == [("canary", False)]  # the gate reads "failed"
+    assert "m5.large did not pass" in ev[0].details["summary"]
     assert fleet.baselines_running() == []
 
 
@@ -125,6 +127,7 @@ def test_fail_with_halt_policy_stops_every_other_cohort(fleet_factory: Any) -> N
     assert doc["status"] == "failed"
     assert [c["status"] for c in doc["cohorts"]] == ["rolled_back", "halted", "halted"]
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
+    assert [(e.gate, e.passed) for e in fleet.context().store.evidence(fleet.family, 2)] == [("canary", False)]
 
 
 def test_abort_a_paused_rollout_rolls_back_only_the_cohort_in_progress(fleet_factory: Any) -> None:
