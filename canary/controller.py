@@ -40,6 +40,7 @@ from canary.plan import Plan, plan
 from canary.scoring import NODATA_THRESHOLD_PCT, judge_metrics
 from orchestrator.engine import _maybe_kill
 from orchestrator.errors import ConflictError, NotFoundError, RefusedError, UsageError
+from orchestrator.local import pid_alive
 from orchestrator.store import BaseVersion, Evidence, utcnow
 
 KIND = "canary-rollout"
@@ -637,17 +638,7 @@ def owner_alive(owner: dict[str, Any]) -> bool:
     pid = int(owner.get("pid", 0))
     if pid == os.getpid() or pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)
 
 
 def request(store: Any, rollout_id: str, what: str) -> None:

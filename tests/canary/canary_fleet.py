@@ -10,11 +10,12 @@ from __future__ import annotations
 import io
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from aws_support import make_ami
 
 from canary.cli import make_fleet
 from orchestrator.cli import raw_main
@@ -51,17 +52,6 @@ class CliResult:
     code: int
     stdout: str
     stderr: str
-
-
-def make_ami(aws: Any, name: str, region: str = REGION) -> str:
-    """An AMI made the real way: launch a stock image, CreateImage, terminate."""
-    ec2 = aws.client("ec2", region)
-    stock = sorted(i["ImageId"] for i in ec2.describe_images(
-        Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])[0]
-    iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    ami = ec2.create_image(InstanceId=iid, Name=f"{name}-{uuid.uuid4().hex[:6]}")["ImageId"]
-    ec2.terminate_instances(InstanceIds=[iid])
-    return str(ami)
 
 
 class Fleet:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from aws_support import make_ami
 
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock
@@ -51,23 +52,12 @@ def configure(ws: Any, *, results: str = "120s", extra: str = "") -> None:
     ws.config.write_text("\n".join(kept) + "\n" + PERF_TABLE.format(results=results, extra=extra))
 
 
-def make_ami(aws: AwsFactory, tag: str) -> str:
-    """An AMI made as a real one is: launch a stock image, CreateImage, terminate."""
-    ec2 = aws.client("ec2", REGION)
-    stock = sorted(i["ImageId"] for i in ec2.describe_images(
-        Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])[0]
-    iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    ami = ec2.create_image(InstanceId=iid, Name=f"perf-test-{tag}-{uuid.uuid4().hex[:8]}")["ImageId"]
-    ec2.terminate_instances(InstanceIds=[iid])
-    return str(ami)
-
-
 def register_bases(ws: Any, aws: AwsFactory) -> tuple[BaseVersion, BaseVersion]:
     """Version 1 (the release) and version 2 (the candidate) of the workspace family."""
     store = ws.context().store
     bases = []
     for v in (1, 2):
-        b = BaseVersion(family=ws.family, version=v, amis={REGION: make_ami(aws, f"{ws.family}-{v}")},
+        b = BaseVersion(family=ws.family, version=v, amis={REGION: make_ami(aws, f"perf-test-{ws.family}-{v}")},
                         source_ami="ami-stock", parent=v - 1 or None, packer_run_id=f"test-{v}",
                         created_at=utcnow())
         store.put_base(b)
