@@ -603,30 +603,26 @@ def rollback_cohort(ctl: Controller, c: dict[str, Any]) -> None:
 
 def abort(ctl: Controller, reason: str = "aborted") -> None:
     """Stop now: the cohort in progress goes back to the old base; finished cohorts stay."""
-    ctl.doc["status"] = "aborting"
-    ctl.doc["reason"] = reason
-    ctl.save()
-    for c in ctl.doc["cohorts"]:
-        if c["status"] in ("running", "paused", "rolling_back"):
-            rollback_cohort(ctl, c)
-        elif c["status"] == "pending":
-            c["status"] = "halted"
-    ctl.doc["status"] = "aborted"
-    ctl.doc["reason"] = reason
-    ctl.save()
+    _roll_back_cohorts(ctl, ("running", "paused", "rolling_back"), "aborting", "aborted", reason)
 
 
 def rollback_all(ctl: Controller, reason: str = "rolled back") -> None:
     """Every cohort that touched the new base goes back to the old one."""
-    ctl.doc["status"] = "rolling_back"
+    _roll_back_cohorts(ctl, ("running", "paused", "passed", "rolling_back", "failed"),
+                       "rolling_back", "rolled_back", reason)
+
+
+def _roll_back_cohorts(ctl: Controller, which: tuple[str, ...], interim: str, final: str, reason: str) -> None:
+    """Roll back the cohorts in the ``which`` states, halt the pending ones; status interim → final."""
+    ctl.doc["status"] = interim
     ctl.doc["reason"] = reason
     ctl.save()
     for c in ctl.doc["cohorts"]:
-        if c["status"] in ("running", "paused", "passed", "rolling_back", "failed"):
+        if c["status"] in which:
             rollback_cohort(ctl, c)
         elif c["status"] == "pending":
             c["status"] = "halted"
-    ctl.doc["status"] = "rolled_back"
+    ctl.doc["status"] = final
     ctl.doc["reason"] = reason
     ctl.save()
 
