@@ -496,9 +496,17 @@ class Controller:
             base = [(r, i) for r, ids in w["baselines"]["ids"].items() for i in ids]
             t0 = datetime.fromtimestamp(start, UTC)
             t1 = datetime.fromtimestamp(end, UTC) + timedelta(seconds=1)
-            can_samples = metric_source.fetch(self.ctx.aws, canary_regions, self.cfg.metrics, t0, t1, self.cfg.period_s)
-            base_samples = metric_source.fetch(self.ctx.aws, base, self.cfg.metrics, t0, t1, self.cfg.period_s)
-            return verdict(self.cfg, base_samples, can_samples)
+            # Datapoints can arrive later than metric_delay; query again (twice at most, a
+            # metric_delay apart) before calling the wave "no data" and pausing for a person.
+            for attempt in range(1, NODATA_QUERIES + 1):
+                can_samples = metric_source.fetch(self.ctx.aws, canary_regions, self.cfg.metrics, t0, t1, self.cfg.period_s)
+                base_samples = metric_source.fetch(self.ctx.aws, base, self.cfg.metrics, t0, t1, self.cfg.period_s)
+                result = verdict(self.cfg, base_samples, can_samples)
+                if result["decision"] != "nodata" or attempt == NODATA_QUERIES:
+                    return {**result, "queries": attempt}
+                self.progress(f"cohort {c['key']}: no data yet, querying again in {self.cfg.metric_delay_s:.0f}s")
+                self.clock.sleep(self.cfg.metric_delay_s)
+            raise AssertionError("unreachable")
 
         w["verdict"] = self.act(f"judge:{c['key']}:{w['index']}", do)
         self._cleanup_baselines(c, w)
@@ -532,6 +540,9 @@ class Controller:
         self.act(f"cleanup:{c['key']}:{w['index']}", do)
         w["baselines"]["cleaned"] = True
         self.save()
+
+
+NODATA_QUERIES = 3  # a wave is "no data" only if three queries, metric_delay apart, found none
 
 
 def verdict(cfg: CanarySettings, baseline: dict[str, list[float]], canary: dict[str, list[float]]) -> dict[str, Any]:
