@@ -15,6 +15,7 @@ from changelog.manifest import Manifest, parse_manifest
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sources import ArchiveSource, ChainSource, ChangelogSource, DirectorySource, NoSource
+from orchestrator.cli_support import get_context
 from orchestrator.errors import NotFoundError, UsageError
 
 __all__ = ["changelog_group", "resolve_manifest", "source_from_options"]
@@ -77,7 +78,7 @@ def diff_command(old: str, new: str, fmt: str, changelog_dir: str | None, from_a
     source = source_from_options(changelog_dir, from_archive)
     text = render(build_changelog(old_manifest, new_manifest, source), fmt)
     if output is None:
-        click.echo(text, nl=False)
+        get_context().out.text(text)
     else:
         try:
             Path(output).write_text(text, encoding="utf-8")

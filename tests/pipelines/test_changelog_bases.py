@@ -1,0 +1,70 @@
+"""Changelogs between registered bases: made at bake time, read by reference, linked on promotion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.packer]
+
+
+def bake(ws: Any, *args: str) -> dict:
+    r = ws.run("bake", ws.family, "--json", *args)
+    assert r.code == 0, r.stderr
+    return r.json()
+
+
+def test_diff_by_reference_and_by_ami_and_the_promotion_link(workspace: Any) -> None:
+    ws, fam = workspace, workspace.family
+    one = bake(ws)
+    nxt = ws.root / "recipes" / "next.manifest"
+    nxt.write_text((ws.root / "recipes" / "demo.manifest").read_text()
+                   .replace("8.5.0-2ubuntu10.1", "8.5.0-2ubuntu10.4").replace("sudo\t1.9.15p5-3ubuntu5\n", ""))
+    two = bake(ws, "--var", f"recipe_manifest={nxt}")
+    assert set(two["changelog"]) == {"vs_parent"}  # no release yet
+
+    by_ref = ws.run("changelog", "diff", f"{fam}:1", f"{fam}:2", "--format", "json")
+    by_ami = ws.run("changelog", "diff", one["amis"]["us-west-2"], two["amis"]["us-east-1"], "--format", "json")
+    assert by_ref.code == 0 and by_ami.code == 0, by_ref.stderr + by_ami.stderr
+    summary = json.loads(by_ref.stdout)["summary"]
+    assert summary["upgraded"] == 2 and summary["removed"] == 1  # curl + libcurl4t64; sudo
+    assert json.loads(by_ami.stdout)["summary"] == summary
+    stored = ws.run("changelog", "show", f"{fam}:2", "--format", "json")
+    assert json.loads(stored.stdout)["summary"] == summary  # the one made at bake time, from S3
+    assert "CVE-2024-11053" in json.loads(stored.stdout)["cves"]
+
+    assert ws.run("test", f"{fam}:2").code == 0
+    assert ws.run("promote", f"{fam}:2", "--to", "candidate").code == 0
+    promoted = ws.run("history", fam, "--json").json()[-1]
+    assert promoted["action"] == "promote"
+    link = promoted["details"]["changelog"]["vs_parent"]["uris"]["html"]
+    assert link == f"s3://imagefleet-artifacts/{fam}/2/changelog-vs-1.html"
+
+
+def test_changelog_against_the_release_too(workspace: Any) -> None:
+    ws, fam = workspace, workspace.family
+    bake(ws)
+    assert ws.run("promote", f"{fam}:1", "--to", "candidate", "--force", "--reason", "t").code == 0
+    assert ws.run("promote", f"{fam}:1", "--to", "release", "--force", "--reason", "t").code == 0
+    bake(ws)
+    three = bake(ws)
+    assert {k: v["against"] for k, v in three["changelog"].items()} == {"vs_parent": 2, "vs_release": 1}
+    r = ws.run("changelog", "show", f"{fam}:3", "--against", "release")
+    assert r.code == 0 and f"{fam}:1" in r.stdout
+
+
+def test_unknown_ami_and_missing_manifest_are_bad_input(workspace: Any) -> None:
+    ws, fam = workspace, workspace.family
+    ws.edit(r'^manifest = "recipes/demo.manifest".*$', "")
+    template = ws.root / "packer" / "demo.pkr.json"
+    template.write_text(template.read_text().replace('"inline": ["cp', '"inline": ["true || cp'))
+    r = ws.run("bake", ws.family)
+    assert r.code == 0 and "no package manifest" in r.stderr  # the bake warns...
+    r = ws.run("changelog", "diff", f"{fam}:1", f"{fam}:1")
+    assert r.code == 2 and "has no package manifest recorded" in r.stderr  # ...and the diff refuses
+    r = ws.run("changelog", "diff", "ami-0123456789abcdef0", f"{fam}:1")
+    assert r.code == 2 and "not an AMI imagefleet registered" in r.stderr
+    r = ws.run("changelog", "show", f"{fam}:1")
+    assert r.code == 2 and "no changelog against its parent" in r.stderr
