@@ -120,7 +120,8 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
     _, new = register_bases(workspace, aws)
     proc = subprocess.Popen(  # noqa: S603 - the real CLI in a real process, interrupted for real
         [str(Path(sys.executable).parent / "imagefleet"), "--config", str(workspace.config), "perf", "run", new.ref],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
     )
     try:
         deadline = time.monotonic() + 60
@@ -129,7 +130,12 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
             assert time.monotonic() < deadline, "fleet never launched"
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"perf run did not stop within 120 s of Ctrl-C; its stacks:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
