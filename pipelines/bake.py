@@ -117,9 +117,8 @@ def render_template(
         builder.setdefault("region", "{{user `region`}}")
         builder.setdefault("source_ami", "{{user `source_ami`}}")
         builder.setdefault("ami_name", "{{user `ami_name`}}")
-        others = [r for r in family.regions[1:]]
-        if others:
-            builder.setdefault("ami_regions", others)
+        if family.regions[1:]:
+            builder.setdefault("ami_regions", list(family.regions[1:]))
         if settings.aws.profile:
             builder.setdefault("profile", settings.aws.profile)
         if endpoint_url:

@@ -75,14 +75,16 @@ def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
     return str(copied)
 
 
-def share(aws: Any, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> None:
+def share(aws: Any, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> list[str]:
+    """Grant launch permission; returns the accounts and OUs granted (the step's record)."""
     if not accounts and not ou_arns:
-        return
+        return []
     perms: list[dict[str, str]] = [{"UserId": a} for a in accounts]
     perms += [{"OrganizationalUnitArn": arn} for arn in ou_arns]
     aws.client("ec2", region).modify_image_attribute(
         ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}
     )
+    return [*accounts, *ou_arns]
 
 
 def unshare(aws: Any, region: str, ami: str, accounts: list[str]) -> None:
@@ -97,11 +99,16 @@ def launch_permissions(aws: Any, region: str, ami: str) -> list[str]:
     return sorted(p["UserId"] for p in attr.get("LaunchPermissions", []) if "UserId" in p)
 
 
-def put_parameter(aws: Any, region: str, name: str, ami: str) -> None:
+def put_parameter(aws: Any, region: str, name: str, ami: str) -> str:
     aws.client("ssm", region).put_parameter(
         Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
         Description="imagefleet stage pointer",
     )
+    return ami
+
+
+def tag_stage(aws: Any, region: str, ami: str, stage: str) -> None:
+    aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": TAG_STAGE, "Value": stage}])
 
 
 def get_parameter(aws: Any, region: str, name: str) -> str:
@@ -142,10 +149,9 @@ def publish(
     name = parameter_name(base.family, stage)
     for region in family.regions:
         ami = amis[region]
-        op.step(f"share:{region}", lambda r=region, a=ami: share(aws, r, a, accounts, ou_arns) or accounts)
-        op.step(f"parameter:{region}", lambda r=region, a=ami: put_parameter(aws, r, name, a) or a)
-        op.step(f"tag:{region}", lambda r=region, a=ami: aws.client("ec2", r).create_tags(
-            Resources=[a], Tags=[{"Key": TAG_STAGE, "Value": stage}]) and None)
+        op.step(f"share:{region}", lambda r=region, a=ami: share(aws, r, a, accounts, ou_arns))
+        op.step(f"parameter:{region}", lambda r=region, a=ami: put_parameter(aws, r, name, a))
+        op.step(f"tag:{region}", lambda r=region, a=ami: tag_stage(aws, r, a, stage))
     return PublishResult(op.id, op.resumed, op.steps_run, op.steps_skipped, amis, accounts,
                          {r: name for r in family.regions})
 
@@ -279,7 +285,7 @@ def rollback(
 
     def untag() -> None:
         for region, ami in old.amis.items():
-            aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": TAG_STAGE, "Value": f"rolled-back-from-{stage}"}])
+            tag_stage(aws, region, ami, f"rolled-back-from-{stage}")
 
     op.step("untag-old", untag)
 
