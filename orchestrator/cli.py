@@ -33,7 +33,7 @@ def cli(ctx: click.Context, config_path: str | None, json_mode: bool, debug: boo
     obj.config_path = config_path
     obj.debug = obj.debug or debug
     if json_mode:
-        obj.json_mode = obj.out.json_mode = True
+        obj.json_mode = True
     ctx.obj = obj
 
 

@@ -23,9 +23,7 @@ def get_context() -> Context:
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
-        obj = get_context()
-        obj.json_mode = True
-        obj.out.json_mode = True
+        get_context().json_mode = True
     return value
 
 

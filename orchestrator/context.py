@@ -33,12 +33,21 @@ class Context:
         settings: Settings | None = None,
     ) -> None:
         self.config_path = config_path
-        self.json_mode = json_mode
         self.debug = debug
-        self.out = output or Output(json_mode=json_mode)
+        self.out = output or Output()
+        self.json_mode = json_mode or self.out.json_mode
         self.clock = clock or Clock.from_env()
         if settings is not None:
             self.__dict__["settings"] = settings
+
+    @property
+    def json_mode(self) -> bool:
+        """``--json`` was given: the output prints results as JSON."""
+        return self.out.json_mode
+
+    @json_mode.setter
+    def json_mode(self, value: bool) -> None:
+        self.out.json_mode = value
 
     @cached_property
     def settings(self) -> Settings:

@@ -58,9 +58,9 @@ class Demo:
         self.step_no += 1
         print(f"\n\033[1m== {self.step_no}. {title}\033[0m", flush=True)
 
-    def run(self, *args: str, expect: int = 0) -> int:
+    def run(self, *args: str, expect: int = 0, output: Output | None = None) -> int:
         print(f"$ imagefleet {shlex.join(args)}", flush=True)
-        code = raw_main(["--config", str(self.config), *args], obj=Context())
+        code = raw_main(["--config", str(self.config), *args], obj=Context(output=output))
         sys.stdout.flush()
         if code != expect:
             raise SystemExit(f"demo: 'imagefleet {' '.join(args)}' exited {code}, expected {expect}")
@@ -69,10 +69,7 @@ class Demo:
     def capture(self, *args: str) -> str:
         """Run a command and return its output (also shown)."""
         out = io.StringIO()
-        print(f"$ imagefleet {shlex.join(args)}", flush=True)
-        code = raw_main(["--config", str(self.config), *args], obj=Context(output=Output(stdout=out)))
-        if code != 0:
-            raise SystemExit(f"demo: 'imagefleet {' '.join(args)}' exited {code}")
+        self.run(*args, output=Output(stdout=out))
         print(out.getvalue(), end="", flush=True)
         return out.getvalue().strip()
 

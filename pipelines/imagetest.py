@@ -32,6 +32,11 @@ class Check:
     passed: bool
     message: str = ""
 
+    @classmethod
+    def of(cls, name: str, passed: bool, failure: str) -> Check:
+        """A check that carries ``failure`` as its message only when it failed."""
+        return cls(name, passed, "" if passed else failure)
+
 
 @dataclass
 class Case:
@@ -78,37 +83,37 @@ class TestRun:
 def check_image(image: dict[str, Any], family: FamilySettings, base: BaseVersion) -> list[Check]:
     tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
     checks = [
-        Check("architecture", image.get("Architecture") == family.architecture,
-              f"expected {family.architecture}, image has {image.get('Architecture')}"),
+        Check.of("architecture", image.get("Architecture") == family.architecture,
+                 f"expected {family.architecture}, image has {image.get('Architecture')}"),
     ]
     if family.root_device_type is not None:
-        checks.append(Check("root_device", image.get("RootDeviceType") == family.root_device_type,
-                            f"expected {family.root_device_type}, image has {image.get('RootDeviceType')}"))
+        checks.append(Check.of("root_device", image.get("RootDeviceType") == family.root_device_type,
+                               f"expected {family.root_device_type}, image has {image.get('RootDeviceType')}"))
     if family.ena_support is not None:
-        checks.append(Check("ena_support", bool(image.get("EnaSupport")) == family.ena_support,
-                            f"expected ENA support {family.ena_support}, image has {image.get('EnaSupport')}"))
+        checks.append(Check.of("ena_support", bool(image.get("EnaSupport")) == family.ena_support,
+                               f"expected ENA support {family.ena_support}, image has {image.get('EnaSupport')}"))
     want = {TAG_FAMILY: base.family, TAG_VERSION: str(base.version)}
     wrong = {k: tags.get(k) for k, v in want.items() if tags.get(k) != v}
     if TAG_STAGE not in tags:
         wrong[TAG_STAGE] = None
-    checks.append(Check("tags", not wrong, f"missing or wrong tags: {wrong}" if wrong else ""))
-    return [c if not c.passed else Check(c.name, True) for c in checks]  # messages only on failure
+    checks.append(Check.of("tags", not wrong, f"missing or wrong tags: {wrong}"))
+    return checks
 
 
 def check_instance(instance: dict[str, Any], ami: str, instance_type: str) -> list[Check]:
     state = instance.get("State", {}).get("Name")
     return [
-        Check("boots", state == "running", f"instance is {state}"),
-        Check("runs_image", instance.get("ImageId") == ami, f"instance runs {instance.get('ImageId')}, not {ami}"),
-        Check("instance_type", instance.get("InstanceType") == instance_type,
-              f"instance is {instance.get('InstanceType')}, not {instance_type}"),
+        Check.of("boots", state == "running", f"instance is {state}"),
+        Check.of("runs_image", instance.get("ImageId") == ami, f"instance runs {instance.get('ImageId')}, not {ami}"),
+        Check.of("instance_type", instance.get("InstanceType") == instance_type,
+                 f"instance is {instance.get('InstanceType')}, not {instance_type}"),
     ]
 
 
 def check_manifest(base: BaseVersion) -> Check:
     lines = [ln for ln in base.manifest.splitlines() if ln.strip()]
-    return Check("manifest_present", bool(lines),
-                 "" if lines else f"no package manifest recorded for {base.ref}")
+    return Check.of("manifest_present", bool(lines),
+                    f"no package manifest recorded for {base.ref}")
 
 
 # --- running --------------------------------------------------------------------------------------

@@ -63,9 +63,8 @@ def register(
     """Record the bake as the family's next version (stage unstable). Returns (base, warnings)."""
     family = result.family
     warnings = list(result.warnings)
-    previous = store.bases(family)
-    parent = max((b.version for b in previous), default=None)
     version = store.next_version(family)
+    parent = version - 1 if version > 1 else None  # versions are dense: the newest existing one
     bucket = settings.aws.artifact_bucket
     manifest_uri = None
     if result.manifest.strip():
