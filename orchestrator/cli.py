@@ -9,7 +9,9 @@ from __future__ import annotations
 import sys
 import traceback
 from importlib import resources
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +20,7 @@ from orchestrator.cli_support import get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
 from orchestrator.local import LocalEndpoint, seed
+from orchestrator.output import table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -162,6 +165,29 @@ def local_inject(ami: str, types: str, metric: str, factor: float, clear_: bool)
                         factor, tuple(t.strip() for t in types.split(",") if t.strip()))
     obj.out.result(inj.__dict__, lambda: f"injected x{factor} on {metric} for {ami} "
                    f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]")
+
+
+# --- leases -------------------------------------------------------------------------------------------
+@cli.command("leases")
+@json_option
+def leases_command() -> None:
+    """Who holds which operation right now: stage moves, bakes, rollouts and their groups, perf runs."""
+    obj = get_context()
+    now = obj.clock.time()
+    held = obj.store.leases()
+
+    def state(lease: Any) -> str:
+        if lease.expires_at is None:
+            return "held until released"
+        left = lease.expires_at - now
+        return f"expires in {int(left)}s" if left > 0 else f"expired {int(-left)}s ago"
+
+    rows = [{**lease.to_dict(), "state": state(lease)} for lease in held]
+    obj.out.result(rows, lambda: table(
+        ["lease", "holder", "host", "pid", "command", "since", "state"],
+        [(r["name"], r["actor"].rsplit("/", 1)[-1], r["host"], r["pid"] or "-", r["command"],
+          datetime.fromtimestamp(r["acquired_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"), r["state"]) for r in rows],
+    ) if rows else "no leases held")
 
 
 def _mount() -> None:

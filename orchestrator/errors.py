@@ -6,7 +6,9 @@ configuration, 3 an AWS or tool failure, 130 interrupted.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import IntEnum
+from typing import Any
 
 
 class ExitStatus(IntEnum):
@@ -77,6 +79,19 @@ class PermissionDeniedError(RefusedError, PermissionError):
     """The caller is not allowed (e.g. not a release promoter)."""
 
 
+class LeaseHeldError(RefusedError):
+    """Someone else holds the lease this command needs: names the holder, since when, and how to see it."""
+
+    def __init__(self, lease: Any) -> None:
+        since = datetime.fromtimestamp(lease.acquired_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        super().__init__(
+            f"{lease.name} is held by {lease.actor} (pid {lease.pid} on {lease.host}, "
+            f"'{lease.command}') since {since}",
+            hint="'imagefleet leases' shows every lease; add --wait to wait for it",
+        )
+        self.lease = lease
+
+
 # --- failures (exit 3) ----------------------------------------------------------------------------
 class AwsError(ImagefleetError):
     """An AWS call failed after retries."""
@@ -96,3 +111,12 @@ class StateError(ImagefleetError):
 
 class ConflictError(StateError):
     """An optimistic-concurrency write lost, or a lease is held by someone else."""
+
+
+class LeaseLostError(StateError):
+    """A lease this process held was taken over (it stopped heartbeating for longer than its TTL)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"lost the lease {name}: another process took it over",
+                         hint="the other process continues the operation; rerun to see where it stands")
+        self.name = name

@@ -13,14 +13,14 @@ import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConflictError, NotFoundError, StateError
+from orchestrator.errors import ConflictError, LeaseHeldError, LeaseLostError, NotFoundError, StateError
 
 
 def utcnow() -> str:
@@ -92,9 +92,52 @@ class StageChange:
     at: str
     actor: str
     reason: str
+    rolled_back: bool = False  # a later rollback moved the stage away from this base
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Lease:
+    """Exclusive hold of a name (a family's stage, a family's bake, an Auto Scaling group…).
+
+    ``owner`` identifies the holder (one command's run, or a rollout that claims its groups until
+    it ends); ``expires_at`` is clock time, renewed by heartbeats; ``None`` means held until
+    released (a rollout's claim on its groups outlives the process that started it).
+    """
+
+    name: str
+    owner: str
+    actor: str
+    host: str
+    pid: int
+    command: str
+    acquired_at: float
+    heartbeat_at: float
+    expires_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Reservation:
+    """A base version taken by a bake before anything is written; ``status`` says how it ended."""
+
+    family: str
+    version: int
+    holder: str
+    at: str
+    status: str  # reserved | registered | failed | cleaned
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+LeaseIsDead = Callable[[Lease], bool]
+ANY: object = object()  # move_pointer(expected=ANY): no condition on the current pointer
 
 
 class StateStore(ABC):
@@ -103,6 +146,14 @@ class StateStore(ABC):
     # base versions
     @abstractmethod
     def next_version(self, family: str) -> int: ...
+    @abstractmethod
+    def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
+        """Take the next version of ``family`` for ``holder``: unique even when bakes race."""
+    @abstractmethod
+    def finish_reservation(self, family: str, version: int, status: str,
+                           details: dict[str, Any] | None = None) -> None: ...
+    @abstractmethod
+    def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]: ...
     @abstractmethod
     def put_base(self, base: BaseVersion) -> None: ...
     @abstractmethod
@@ -121,7 +172,10 @@ class StateStore(ABC):
     def pointers(self) -> dict[tuple[str, str], tuple[int, str]]: ...
     @abstractmethod
     def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None) -> StageChange: ...
+                     details: dict[str, Any] | None = None, expected: int | None | object = ANY) -> StageChange:
+        """Point ``stage`` at ``version``; refused (``ConflictError``) when it already points there,
+        or when ``expected`` is given and the stage points elsewhere. A ``rollback`` marks the
+        history rows of the base it moves away from as rolled back."""
     @abstractmethod
     def stage_history(self, family: str, stage: str | None = None) -> list[StageChange]: ...
 
@@ -165,12 +219,34 @@ class StateStore(ABC):
     @abstractmethod
     def docs(self, kind: str) -> list[dict[str, Any]]: ...
 
+    # leases (see orchestrator.leases)
+    @abstractmethod
+    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
+        """All or none: each name is free, expired, dead by ``is_dead``, or already ``owner``'s.
+        Raises ``LeaseHeldError`` naming the first holder in the way."""
+    @abstractmethod
+    def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
+        """Heartbeat; ``LeaseLostError`` when another owner took any of them over."""
+    @abstractmethod
+    def release_leases(self, owner: str, names: list[str] | None = None) -> None: ...
+    @abstractmethod
+    def leases(self) -> list[Lease]: ...
+
     def close(self) -> None:
         pass
 
 
+def lease_blocks(existing: Lease, owner: str, now: float, is_dead: LeaseIsDead) -> bool:
+    """Does ``existing`` keep ``owner`` from taking the name? (one rule for every backend)"""
+    if existing.owner == owner:
+        return False
+    if existing.expires_at is not None and existing.expires_at <= now:
+        return False
+    return not is_dead(existing)
+
+
 # --- SQLite ---------------------------------------------------------------------------------------
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE bases (
@@ -201,6 +277,14 @@ MIGRATIONS: dict[int, str] = {
         revision INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (kind, id));
     CREATE INDEX audit_target ON audit (target);
     CREATE INDEX evidence_base ON evidence (family, version);
+    """,
+    3: """
+    ALTER TABLE stage_history ADD COLUMN rolled_back INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, actor TEXT NOT NULL,
+        host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, acquired_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL, expires_at REAL);
+    CREATE TABLE reservations (family TEXT NOT NULL, version INTEGER NOT NULL, holder TEXT NOT NULL,
+        at TEXT NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (family, version));
     """,
 }
 
@@ -292,8 +376,43 @@ class SqliteStore(StateStore):
         )
 
     def next_version(self, family: str) -> int:
-        row = self._db.execute("SELECT MAX(version) AS v FROM bases WHERE family=?", (family,)).fetchone()
+        return self._next_version(self._db, family)
+
+    @staticmethod
+    def _next_version(db: sqlite3.Connection, family: str) -> int:
+        row = db.execute(
+            "SELECT MAX(v) AS v FROM (SELECT MAX(version) AS v FROM bases WHERE family=? "
+            "UNION ALL SELECT MAX(version) FROM reservations WHERE family=?)", (family, family),
+        ).fetchone()
         return (row["v"] or 0) + 1
+
+    def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
+        with self._tx() as db:  # BEGIN IMMEDIATE: no other writer between the read and the insert
+            version = self._next_version(db, family)
+            db.execute("INSERT INTO reservations VALUES (?,?,?,?,?,?)",
+                       (family, version, holder, utcnow(), "reserved", json.dumps(details or {}, default=str)))
+        return version
+
+    def finish_reservation(self, family: str, version: int, status: str,
+                           details: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT details FROM reservations WHERE family=? AND version=?",
+                             (family, version)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no reservation of {family}:{version}")
+            merged = {**json.loads(row["details"]), **(details or {})}
+            db.execute("UPDATE reservations SET status=?, details=? WHERE family=? AND version=?",
+                       (status, json.dumps(merged, default=str), family, version))
+
+    def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]:
+        q, args = "SELECT * FROM reservations WHERE 1=1", []
+        if family:
+            q, args = q + " AND family=?", [*args, family]
+        if status:
+            q, args = q + " AND status=?", [*args, status]
+        rows = self._db.execute(q + " ORDER BY family, version", args)
+        return [Reservation(r["family"], r["version"], r["holder"], r["at"], r["status"], json.loads(r["details"]))
+                for r in rows]
 
     def put_base(self, base: BaseVersion) -> None:
         with self._tx() as db:
@@ -357,17 +476,21 @@ class SqliteStore(StateStore):
         return {(r["family"], r["stage"]): (r["version"], r["updated_at"]) for r in rows}
 
     def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None) -> StageChange:
+                     details: dict[str, Any] | None = None, expected: int | None | object = ANY) -> StageChange:
         """Point ``stage`` at ``version``; history row, base stage and audit entry in one transaction."""
         at = utcnow()
         with self._tx() as db:
+            row = db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
+            previous = row["version"] if row else None
+            check_move(family, stage, version, previous, expected)
             db.execute(
                 "INSERT INTO audit(at, actor, action, target, reason, details) VALUES (?,?,?,?,?,?)",
                 (at, actor, action, f"{family}:{version}" if version is not None else family, reason,
                  json.dumps({"stage": stage, **(details or {})}, default=str)),
             )
-            row = db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
-            previous = row["version"] if row else None
+            if action == "rollback" and previous is not None:
+                db.execute("UPDATE stage_history SET rolled_back=1 WHERE family=? AND stage=? AND version=?",
+                           (family, stage, previous))
             db.execute(
                 "INSERT INTO stage_pointers VALUES (?,?,?,?) ON CONFLICT(family, stage) "
                 "DO UPDATE SET version=excluded.version, updated_at=excluded.updated_at",
@@ -384,7 +507,7 @@ class SqliteStore(StateStore):
     def stage_history(self, family: str, stage: str | None = None) -> list[StageChange]:
         q = "SELECT * FROM stage_history WHERE family=?" + (" AND stage=?" if stage else "") + " ORDER BY id"
         rows = self._db.execute(q, (family, stage) if stage else (family,))
-        return [StageChange(**dict(r)) for r in rows]
+        return [StageChange(**{**dict(r), "rolled_back": bool(r["rolled_back"])}) for r in rows]
 
     # evidence and audit
     def add_evidence(self, ev: Evidence) -> None:
@@ -511,6 +634,47 @@ class SqliteStore(StateStore):
     def docs(self, kind: str) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY updated_at", (kind,))
         return [json.loads(r["body"]) for r in rows]
+
+
+    # leases
+    @staticmethod
+    def _lease(row: sqlite3.Row) -> Lease:
+        return Lease(**dict(row))
+
+    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
+        with self._tx() as db:
+            for lease in leases:
+                row = db.execute("SELECT * FROM leases WHERE name=?", (lease.name,)).fetchone()
+                if row is not None and lease_blocks(self._lease(row), lease.owner, now, is_dead):
+                    raise LeaseHeldError(self._lease(row))
+            for lease in leases:
+                db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?)", astuple(lease))
+
+    def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
+        with self._tx() as db:
+            for name in names:
+                cur = db.execute("UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=?",
+                                 (now, expires_at, name, owner))
+                if cur.rowcount != 1:
+                    raise LeaseLostError(name)
+
+    def release_leases(self, owner: str, names: list[str] | None = None) -> None:
+        with self._tx() as db:
+            if names is None:
+                db.execute("DELETE FROM leases WHERE owner=?", (owner,))
+            else:
+                db.executemany("DELETE FROM leases WHERE owner=? AND name=?", [(owner, n) for n in names])
+
+    def leases(self) -> list[Lease]:
+        return [self._lease(r) for r in self._db.execute("SELECT * FROM leases ORDER BY name")]
+
+
+def check_move(family: str, stage: str, version: int | None, previous: int | None, expected: object) -> None:
+    """The conditions every backend applies to a pointer move."""
+    if version is not None and previous == version:
+        raise ConflictError(f"{family} {stage} already names {family}:{version}")
+    if expected is not ANY and previous != expected:
+        raise ConflictError(f"{family} {stage} changed underneath: it names {previous}, expected {expected}")
 
 
 def open_store(settings: Any) -> StateStore:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
 from orchestrator.clock import human_age
 from orchestrator.config import STAGES
 from orchestrator.errors import ExitStatus, UsageError
@@ -98,14 +98,16 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
 @click.option("--family", help="Family, when REF is a bare version number.")
 @click.option("--force", is_flag=True, help="Promote although gates are unmet (needs --reason; audited).")
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@wait_option
 @json_option
-def promote(ref: str, target: str, family: str | None, force: bool, reason: str) -> None:
+def promote(ref: str, target: str, family: str | None, force: bool, reason: str, wait: bool) -> None:
     """Move a base to the next stage once its gates are met, and publish it."""
     obj = get_context()
     base = obj.resolve_base(ref, family)
     with obj.out.status(f"promoting {base.ref} to {target}"):
         p = promote_mod.promote(settings=obj.settings, store=obj.store, aws=obj.aws, clock=obj.clock,
-                                actor=obj.actor, base=base, target=target, force=force, reason=reason)
+                                actor=obj.actor, base=base, target=target, force=force, reason=reason,
+                                wait=wait, on_wait=lease_waiter(obj))
 
     def render() -> str:
         if p.already:
@@ -126,13 +128,15 @@ def promote(ref: str, target: str, family: str | None, force: bool, reason: str)
 @click.argument("family")
 @click.option("--stage", required=True, type=click.Choice(STAGES[1:]))
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@wait_option
 @json_option
-def rollback(family: str, stage: str, reason: str) -> None:
-    """Point STAGE back to the base it named before, and publish that."""
+def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
+    """Point STAGE back to the newest earlier base that was not itself rolled back from, and publish it."""
     obj = get_context()
     with obj.out.status(f"rolling back {family} {stage}"):
         r = promote_mod.rollback(settings=obj.settings, store=obj.store, aws=obj.aws, actor=obj.actor,
-                                 family=family, stage=stage, reason=reason)
+                                 family=family, stage=stage, reason=reason, clock=obj.clock, wait=wait,
+                                 on_wait=lease_waiter(obj))
     obj.out.result(r, lambda: f"{family} {stage} rolled back from {family}:{r['from']} to {family}:{r['to']}\n"
                    + "\n".join(f"  {reg}: {a}" for reg, a in r["amis"].items()))
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
+from orchestrator import leases
 from orchestrator.engine import Operation
 from orchestrator.errors import (
     GateError,
@@ -28,7 +29,7 @@ from orchestrator.errors import (
     RefusedError,
     UsageError,
 )
-from orchestrator.store import BaseVersion, StateStore
+from orchestrator.store import BaseVersion, StageChange, StateStore, utcnow
 from pipelines import stages as stage_table
 from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
 from pipelines.friends import friend_accounts
@@ -202,9 +203,41 @@ def _pending(store: StateStore, kind: str, match: dict[str, Any]) -> str | None:
     return None
 
 
+def stage_lease(family: str, stage: str) -> str:
+    """Promotion and rollback of one family's stage exclude each other."""
+    return leases.lease_name("stage", family, stage)
+
+
+def _gates(settings: Settings, store: StateStore, clock: Clock, base: BaseVersion,
+           target: str) -> list[stage_table.GateResult]:
+    return stage_table.evaluate(
+        settings.gates[target], store.evidence(base.family, base.version),
+        in_previous_stage_since=_entered(store, base), now=clock.now(),
+    )
+
+
+def _refuse(base: BaseVersion, target: str, missing: list[stage_table.GateResult], when: str = "") -> GateError:
+    lines = "; ".join(f"{g.gate}: {g.detail}" for g in missing)
+    return GateError(f"{base.ref} cannot enter {target}{when}: unmet gates — {lines}",
+                     unmet=[g.gate for g in missing])
+
+
 def promote(
     *, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str, base: BaseVersion,
-    target: str, force: bool = False, reason: str = "",
+    target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: Any = None,
+) -> Promotion:
+    """Gate, publish and move the pointer, holding the family's stage lease throughout."""
+    with leases.hold(store, [stage_lease(base.family, target)], clock=clock, actor=actor,
+                     command=f"promote {base.ref} --to {target}", wait=wait, on_wait=on_wait):
+        # read again under the lease: whoever held it before may have moved things
+        fresh = store.get_base(base.family, base.version)
+        return _promote(settings=settings, store=store, aws=aws, clock=clock, actor=actor, base=fresh,
+                        target=target, force=force, reason=reason)
+
+
+def _promote(
+    *, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str, base: BaseVersion,
+    target: str, force: bool, reason: str,
 ) -> Promotion:
     family = base.family
     intent = {"family": family, "version": base.version, "stage": target}
@@ -222,29 +255,27 @@ def promote(
                 f"{actor} may not promote to release",
                 hint="promoters.release in the config lists who may",
             )
-        results = stage_table.evaluate(
-            settings.gates[target], store.evidence(family, base.version),
-            in_previous_stage_since=_entered(store, base), now=clock.now(),
-        )
+        results = _gates(settings, store, clock, base, target)
         missing = stage_table.unmet(results)
         if missing and not force:
-            lines = "; ".join(f"{g.gate}: {g.detail}" for g in missing)
-            raise GateError(f"{base.ref} cannot enter {target}: unmet gates — {lines}",
-                            unmet=[g.gate for g in missing])
+            raise _refuse(base, target, missing)
         op_id = f"promote:{family}:{base.version}:{target}:{uuid.uuid4().hex[:8]}"
         intent = {**intent, "forced": bool(missing) and force, "reason": reason,
-                  "gates": [g.to_dict() for g in results], "actor": actor}
+                  "gates": [g.to_dict() for g in results], "actor": actor, "admitted_at": utcnow()}
+    else:
+        _recheck_gates(settings=settings, store=store, aws=aws, clock=clock, actor=actor, base=base,
+                       target=target, op_id=op_id)
     op = Operation(store, op_id, "promote", intent)
     published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
 
     def move() -> int | None:
         current = store.pointer(family, target)
-        if current == base.version and base.stage == target:
-            return current  # moved by an earlier run of this operation
+        if current == base.version:
+            return store_previous(store, family, target, base.version)  # moved by an earlier run
         details = {"operation": op.id, "amis": published.amis, "shared_with": published.shared_with,
                    "gates": op.intent["gates"], "forced": op.intent["forced"], "changelog": base.changelog}
         change = store.move_pointer(family, target, base.version, action="promote", actor=actor,
-                                    reason=op.intent["reason"], details=details)
+                                    reason=op.intent["reason"], details=details, expected=current)
         return change.previous
 
     previous = op.step("pointer", move)
@@ -255,29 +286,89 @@ def promote(
                      bool(op.intent["forced"]), published)
 
 
+def store_previous(store: StateStore, family: str, stage: str, version: int) -> int | None:
+    """The base the newest move to ``version`` replaced (for a rerun that finds the move made)."""
+    moves = [c for c in store.stage_history(family, stage) if c.version == version]
+    return moves[-1].previous if moves else None
+
+
+def _recheck_gates(*, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str,
+                   base: BaseVersion, target: str, op_id: str) -> None:
+    """A resumed promotion whose base has newer evidence than it was admitted on is gated again.
+
+    When the gates now say no, the operation fails, what it had published for the stage is put
+    back to the stage's current base, and the refusal is audited.
+    """
+    record = store.operation(op_id) or {}
+    intent = record.get("intent", {})
+    if intent.get("forced"):
+        return
+    admitted = intent.get("admitted_at") or record.get("created_at", "")
+    if not any(e.at > admitted for e in store.evidence(base.family, base.version)):
+        return
+    missing = stage_table.unmet(_gates(settings, store, clock, base, target))
+    if not missing:
+        return
+    store.finish_operation(op_id, "failed")
+    current = store.pointer(base.family, target)
+    if current is not None and current != base.version:
+        restore = Operation(store, f"{op_id}:restore", "restore", {"family": base.family, "stage": target,
+                                                                     "version": current})
+        publish(restore, settings=settings, store=store, aws=aws,
+                base=store.get_base(base.family, current), stage=target)
+        restore.finish("done")
+    store.audit(actor, "promote-refused", base.ref, reason="newer evidence fails the gates",
+                details={"operation": op_id, "stage": target, "unmet": [g.to_dict() for g in missing]})
+    raise _refuse(base, target, missing, when=" (gated again on newer evidence; the interrupted promotion is abandoned)")
+
+
 # --- rollback -------------------------------------------------------------------------------------
+def rollback_target(history: list[StageChange], current: int) -> int | None:
+    """The newest earlier base of the stage that was not itself rolled back away from."""
+    for change in reversed(history):
+        if change.version is not None and change.version != current and not change.rolled_back:
+            return change.version
+    return None
+
+
 def rollback(
     *, settings: Settings, store: StateStore, aws: Any, actor: str, family: str, stage: str, reason: str = "",
+    clock: Clock | None = None, wait: bool = False, on_wait: Any = None,
 ) -> dict[str, Any]:
-    """Point ``stage`` back to the base it named before the current one, and publish that."""
+    """Point ``stage`` back to the newest earlier base not rolled back from, and publish that."""
     settings.family(family)
     if stage not in stage_table.TRANSITIONS:
         raise UsageError(f"cannot roll back {stage!r}", hint=f"roll back one of: {', '.join(stage_table.TRANSITIONS)}")
+    with leases.hold(store, [stage_lease(family, stage)], clock=clock or Clock(), actor=actor,
+                     command=f"rollback {family} --stage {stage}", wait=wait, on_wait=on_wait):
+        return _rollback(settings=settings, store=store, aws=aws, actor=actor, family=family, stage=stage,
+                         reason=reason)
+
+
+def _rollback(
+    *, settings: Settings, store: StateStore, aws: Any, actor: str, family: str, stage: str, reason: str,
+) -> dict[str, Any]:
     current = store.pointer(family, stage)
-    if current is None:
-        raise RefusedError(f"{family} has no {stage} base to roll back")
-    if stage == "release" and not is_promoter(actor, settings.promoters):
-        raise PermissionDeniedError(f"{actor} may not change the release",
-                                    hint="promoters.release in the config lists who may")
-    intent = {"family": family, "stage": stage, "from": current}
-    op_id = _pending(store, "rollback", intent)
+    intent: dict[str, Any] = {"family": family, "stage": stage, "from": current}
+    # under the stage lease at most one rollback of this stage is unfinished: a rerun continues it
+    # even when it was killed after moving the pointer
+    op_id = _pending(store, "rollback", {"family": family, "stage": stage})
     if op_id is None:
-        history = [c for c in store.stage_history(family, stage) if c.version == current]
-        target = history[-1].previous if history else None
+        if current is None:
+            raise RefusedError(f"{family} has no {stage} base to roll back")
+        if stage == "release" and not is_promoter(actor, settings.promoters):
+            raise PermissionDeniedError(f"{actor} may not change the release",
+                                        hint="promoters.release in the config lists who may")
+        target = rollback_target(store.stage_history(family, stage), current)
         if target is None:
-            raise RefusedError(f"{family} {stage} has no previous base to roll back to")
+            raise RefusedError(
+                f"{family} {stage} has no earlier base to roll back to (every earlier one was rolled back from)",
+                hint=f"promote a base to {stage} again; its gates are evaluated")
         op_id = f"rollback:{family}:{stage}:{current}:{uuid.uuid4().hex[:8]}"
         intent = {**intent, "to": target, "reason": reason, "actor": actor}
+    elif stage == "release" and not is_promoter(actor, settings.promoters):
+        raise PermissionDeniedError(f"{actor} may not change the release",
+                                    hint="promoters.release in the config lists who may")
     op = Operation(store, op_id, "rollback", intent)
     base = store.get_base(family, op.intent["to"])
     published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=stage)
@@ -293,7 +384,7 @@ def rollback(
         if store.pointer(family, stage) != base.version:
             details = {"operation": op.id, "amis": published.amis, "from": op.intent["from"]}
             store.move_pointer(family, stage, base.version, action="rollback", actor=actor,
-                               reason=op.intent["reason"], details=details)
+                               reason=op.intent["reason"], details=details, expected=op.intent["from"])
         # The rolled-back base returns to the stage before: it cannot go on to the next stage
         # without being promoted (and gated) again.
         store.update_base(family, old.version, stage=stage_table.TRANSITIONS[stage])

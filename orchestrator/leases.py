@@ -1,0 +1,147 @@
+"""Leases: one holder at a time for whatever a command changes.
+
+Promotion and rollback hold ``stage:<family>:<stage>``, a bake holds ``bake:<family>``, a perf
+run ``perf:<family>:<version>``, a canary rollout ``rollout:<id>`` while it runs plus a claim on
+every ``group:<region>:<name>`` until it ends. A lease names its holder (actor, host, pid, the
+command) and expires unless its heartbeat renews it, so a crashed holder's lease lapses and the
+next run takes it over and resumes the journal. On the holder's own host a dead pid frees the
+lease at once; elsewhere expiry does.
+
+A command that finds its lease taken is refused at once (``LeaseHeldError``, exit 1) or, with
+``--wait``, polls until the lease is free.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from orchestrator.engine import KillPoint
+from orchestrator.errors import LeaseHeldError, LeaseLostError
+from orchestrator.local import pid_alive
+from orchestrator.store import Lease, StateStore
+
+DEFAULT_TTL_S = 120.0  # a holder that misses this long of heartbeats is presumed dead
+WAIT_POLL_S = 5.0
+
+# Owners this process holds right now. A lease naming this very pid but an owner not in here was
+# left by a run that died inside this process (tests simulate kill -9 this way): it is dead.
+_LIVE: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+class LeaseClock(Protocol):
+    def time(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+def lease_name(kind: str, *parts: object) -> str:
+    return ":".join([kind, *(str(p) for p in parts)])
+
+
+def holder_is_dead(lease: Lease) -> bool:
+    """Can we tell for sure that the lease's holder is gone? Only on its own host."""
+    if lease.pid <= 0 or lease.host != socket.gethostname():
+        return False
+    if lease.pid == os.getpid():
+        with _LIVE_LOCK:
+            return lease.owner not in _LIVE
+    return not pid_alive(lease.pid)
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def _leases(names: list[str], owner: str, actor: str, command: str, now: float,
+            expires_at: float | None, pid: int) -> list[Lease]:
+    host = socket.gethostname()
+    return [Lease(n, owner, actor, host, pid, command, now, now, expires_at) for n in names]
+
+
+def acquire(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
+            owner: str, ttl_s: float | None = DEFAULT_TTL_S, wait: bool = False,
+            on_wait: object = None) -> None:
+    """Take every name or none; with ``wait`` poll (on the clock) until they are free."""
+    pid = os.getpid() if ttl_s is not None else 0
+    while True:
+        now = clock.time()
+        expires = now + ttl_s if ttl_s is not None else None
+        try:
+            store.acquire_leases(_leases(names, owner, actor, command, now, expires, pid),
+                                 now=now, is_dead=holder_is_dead)
+            return
+        except LeaseHeldError as held:
+            if not wait:
+                raise
+            if callable(on_wait):
+                on_wait(held)
+            clock.sleep(WAIT_POLL_S)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the leases every third of their TTL (real seconds, scaled like the clock)."""
+
+    def __init__(self, store: StateStore, owner: str, names: list[str], clock: LeaseClock, ttl_s: float) -> None:
+        super().__init__(name=f"lease-heartbeat-{owner[:8]}", daemon=True)
+        self.store, self.owner, self.names, self.clock, self.ttl_s = store, owner, names, clock, ttl_s
+        self.stopped = threading.Event()
+        self.lost: LeaseLostError | None = None
+        scale = float(getattr(clock, "scale", 1.0) or 1.0)
+        self.interval = max(0.5, ttl_s / 3 / scale)
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            now = self.clock.time()
+            try:
+                self.store.renew_leases(self.owner, self.names, now=now, expires_at=now + self.ttl_s)
+            except LeaseLostError as exc:
+                self.lost = exc
+                return
+            except Exception:  # a store hiccup: the next beat tries again, expiry is the backstop
+                continue
+
+
+@contextmanager
+def hold(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
+         ttl_s: float = DEFAULT_TTL_S, wait: bool = False, on_wait: object = None) -> Iterator[str]:
+    """Hold ``names`` for the block, heartbeating; yields the owner token.
+
+    Released on the way out, except when the process is "killed" (``KillPoint`` in tests): like a
+    real kill, the lease stays until it expires or its holder is seen dead.
+    """
+    owner = new_owner()
+    acquire(store, names, clock=clock, actor=actor, command=command, owner=owner, ttl_s=ttl_s,
+            wait=wait, on_wait=on_wait)
+    with _LIVE_LOCK:
+        _LIVE.add(owner)
+    beat = _Heartbeat(store, owner, names, clock, ttl_s)
+    beat.start()
+    killed = False
+    try:
+        yield owner
+        if beat.lost:
+            raise beat.lost
+    except KillPoint:
+        killed = True
+        raise
+    finally:
+        beat.stopped.set()
+        with _LIVE_LOCK:
+            _LIVE.discard(owner)
+        if not killed:
+            store.release_leases(owner, names)
+
+
+def claim(store: StateStore, names: list[str], *, owner: str, clock: LeaseClock, actor: str, command: str) -> None:
+    """A claim without expiry (e.g. a rollout on its groups): released by ``release`` only."""
+    acquire(store, names, clock=clock, actor=actor, command=command, owner=owner, ttl_s=None)
+
+
+def release(store: StateStore, owner: str) -> None:
+    store.release_leases(owner)
