@@ -73,14 +73,15 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
     """Run the controller (attached, with live progress) and turn the outcome into an exit code."""
     with obj.out.status(f"canary {rollout_id}") as update:
         c = ctl.Controller(obj, cfg, rollout_id, progress=update)
-        if action == "abort":
+        if action in ("abort", "rollback"):
             c.claim()
-            ctl.abort(c, reason=f"aborted by {obj.actor}")
-            c.release()
-        elif action == "rollback":
-            c.claim()
-            ctl.rollback_all(c, reason=f"rolled back by {obj.actor}")
-            c.release()
+            try:
+                if action == "abort":
+                    ctl.abort(c, reason=f"aborted by {obj.actor}")
+                else:
+                    ctl.rollback_all(c, reason=f"rolled back by {obj.actor}")
+            finally:
+                c.release()
         else:
             c.run()
     d = c.doc
@@ -193,10 +194,11 @@ def _stop(rollout_id: str | None, action: str) -> None:
     d, _ = obj.store.get_doc(ctl.KIND, rid)
     if d["status"] in ctl.FINAL and not (action == "rollback" and d["status"] in ("succeeded", "failed", "aborted")):
         raise UsageError(f"rollout {rid} is already {d['status']}")
-    owner = d.get("owner")
-    if owner and ctl.owner_alive(owner) and action == "abort":
+    holder = ctl.running_holder(obj, rid)
+    if holder is not None and action == "abort":
         ctl.request(obj.store, rid, "abort")
-        obj.out.result({"id": rid, "requested": "abort"}, lambda: f"abort requested for {rid} (pid {owner['pid']})")
+        obj.out.result({"id": rid, "requested": "abort"},
+                       lambda: f"abort requested for {rid} (pid {holder.pid} on {holder.host})")
         return
     obj.store.audit(obj.actor, f"canary.{action}", d["family"], details={"rollout": rid})
     _drive(obj, cfg, rid, action)

@@ -28,6 +28,7 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,9 +39,9 @@ from canary.executor import Executor, GroupInfo
 from canary.judge import NODATA
 from canary.plan import Plan, plan
 from canary.scoring import NODATA_THRESHOLD_PCT, judge_metrics
-from orchestrator.engine import _maybe_kill
-from orchestrator.errors import ConflictError, NotFoundError, RefusedError, UsageError
-from orchestrator.local import pid_alive
+from orchestrator import leases
+from orchestrator.engine import KillPoint, _maybe_kill
+from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, Evidence, utcnow
 
 KIND = "canary-rollout"
@@ -154,12 +155,21 @@ class Controller:
         self.id = rollout_id
         self.progress = progress or (lambda _msg: None)
         self._calls0 = ctx.aws.counter.snapshot()
+        self._held: ExitStack | None = None
 
     # --- persistence ---
     @classmethod
     def create(cls, ctx: Any, cfg: CanarySettings, doc: dict[str, Any], **kw: Any) -> Controller:
         doc["actor"] = ctx.actor
-        ctx.store.put_doc(KIND, doc["id"], doc, expected_revision=None)
+        # The rollout claims its groups until it ends: a second rollout touching any of them is
+        # refused, even while this one is paused and no process runs it.
+        leases.claim(ctx.store, group_leases(doc), owner=claim_owner(doc["id"]), clock=ctx.clock,
+                     actor=ctx.actor, command=f"canary start {doc['new']['ref'] or doc['id']}")
+        try:
+            ctx.store.put_doc(KIND, doc["id"], doc, expected_revision=None)
+        except BaseException:
+            leases.release(ctx.store, claim_owner(doc["id"]))
+            raise
         ctx.store.audit(ctx.actor, "canary.start", f"{doc['family']}:{doc['new']['version'] or ''}".rstrip(":"),
                         details={"rollout": doc["id"], "amis": doc["new"]["amis"]})
         return cls(ctx, cfg, doc["id"], **kw)
@@ -206,26 +216,40 @@ class Controller:
 
     # --- ownership ---
     def claim(self) -> None:
-        owner = self.doc.get("owner")
-        if owner and owner_alive(owner):
-            raise ConflictError(f"rollout {self.id} is being run by pid {owner['pid']} on {owner['host']}",
-                                hint="use 'imagefleet canary pause/abort' to ask it to stop")
+        """Hold the rollout's lease while this process runs it (refused while another live one does)."""
+        stack = ExitStack()
+        stack.enter_context(leases.hold(
+            self.store, [rollout_lease(self.id)], clock=self.clock, actor=self.ctx.actor,
+            command=f"canary {self.id}",
+        ))
+        self._held = stack
         self.doc["owner"] = {"pid": os.getpid(), "host": socket.gethostname(), "since": utcnow(), "heartbeat": utcnow()}
         self.save()
 
     def release(self) -> None:
         self.doc["owner"] = None
         self.save()
+        if self.doc["status"] in FINAL:
+            leases.release(self.store, claim_owner(self.id))
+        self._drop_lease(None)
+
+    def _drop_lease(self, exc: BaseException | None) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 
     # --- the loop ---
     def run(self) -> dict[str, Any]:
         self.claim()
         try:
             self._run()
+        except KillPoint as killed:
+            # A simulated kill leaves the lease as a real kill would: expired or seen dead later.
+            self._drop_lease(killed)
+            raise
         except Exception:
             self.release()
             raise
-        # A simulated kill (engine.KillPoint, a BaseException) skips this, as a real kill would.
         self.release()
         return self.doc
 
@@ -638,14 +662,22 @@ def _roll_back_cohorts(ctl: Controller, which: tuple[str, ...], interim: str, fi
     ctl.save()
 
 
-def owner_alive(owner: dict[str, Any]) -> bool:
-    """Is another live process running this rollout? (This process never counts: it is here.)"""
-    if owner.get("host") != socket.gethostname():
-        return False  # another host: trust the heartbeat only through 'resume --force' (documented)
-    pid = int(owner.get("pid", 0))
-    if pid == os.getpid() or pid <= 0:
-        return False
-    return pid_alive(pid)
+def rollout_lease(rollout_id: str) -> str:
+    return leases.lease_name("rollout", rollout_id)
+
+
+def claim_owner(rollout_id: str) -> str:
+    """The owner of a rollout's claims on its groups: the rollout itself, not a process."""
+    return f"rollout:{rollout_id}"
+
+
+def group_leases(doc: dict[str, Any]) -> list[str]:
+    return sorted(leases.lease_name("group", g["region"], g["name"]) for g in doc["groups"].values())
+
+
+def running_holder(ctx: Any, rollout_id: str) -> Any:
+    """The live process running this rollout right now, if any (its lease), else None."""
+    return leases.current_holder(ctx.store, rollout_lease(rollout_id), ctx.clock.time())
 
 
 def request(store: Any, rollout_id: str, what: str) -> None:

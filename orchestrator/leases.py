@@ -24,7 +24,7 @@ from typing import Protocol
 from orchestrator.engine import KillPoint
 from orchestrator.errors import LeaseHeldError, LeaseLostError
 from orchestrator.local import pid_alive
-from orchestrator.store import Lease, StateStore
+from orchestrator.store import Lease, StateStore, lease_blocks
 
 DEFAULT_TTL_S = 120.0  # a holder that misses this long of heartbeats is presumed dead
 WAIT_POLL_S = 5.0
@@ -103,7 +103,7 @@ class _Heartbeat(threading.Thread):
             except LeaseLostError as exc:
                 self.lost = exc
                 return
-            except Exception:  # a store hiccup: the next beat tries again, expiry is the backstop
+            except Exception:  # noqa: BLE001, S112 - a store hiccup: the next beat tries again, expiry is the backstop
                 continue
 
 
@@ -136,6 +136,14 @@ def hold(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, 
             _LIVE.discard(owner)
         if not killed:
             store.release_leases(owner, names)
+
+
+def current_holder(store: StateStore, name: str, now: float) -> Lease | None:
+    """The live holder of ``name``, if any (an expired or dead holder is none)."""
+    for lease in store.leases():
+        if lease.name == name and lease_blocks(lease, "", now, holder_is_dead):
+            return lease
+    return None
 
 
 def claim(store: StateStore, names: list[str], *, owner: str, clock: LeaseClock, actor: str, command: str) -> None:

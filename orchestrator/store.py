@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConflictError, LeaseHeldError, LeaseLostError, NotFoundError, StateError
+from orchestrator.errors import (
+    ConflictError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotFoundError,
+    StateError,
+)
 
 
 def utcnow() -> str:

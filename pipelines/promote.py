@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from orchestrator import leases
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
-from orchestrator import leases
 from orchestrator.engine import Operation
 from orchestrator.errors import (
     GateError,
@@ -110,6 +110,13 @@ def put_parameter(aws: Any, region: str, name: str, ami: str) -> str:
 
 def tag_stage(aws: Any, region: str, ami: str, stage: str) -> None:
     aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": TAG_STAGE, "Value": stage}])
+
+
+def delete_parameter(aws: Any, region: str, name: str) -> None:
+    try:
+        aws.client("ssm", region).delete_parameter(Name=name)
+    except NotFoundError:
+        pass  # never written, or already withdrawn
 
 
 def get_parameter(aws: Any, region: str, name: str) -> str:
@@ -317,6 +324,13 @@ def _recheck_gates(*, settings: Settings, store: StateStore, aws: Any, clock: Cl
         publish(restore, settings=settings, store=store, aws=aws,
                 base=store.get_base(base.family, current), stage=target)
         restore.finish("done")
+    elif current is None:  # the stage named nothing before: withdraw what this promotion published
+        name = parameter_name(base.family, target)
+        for region, ami in base.amis.items():
+            if store.step(op_id, f"parameter:{region}") is not None:
+                delete_parameter(aws, region, name)
+            if store.step(op_id, f"tag:{region}") is not None:
+                tag_stage(aws, region, ami, base.stage)
     store.audit(actor, "promote-refused", base.ref, reason="newer evidence fails the gates",
                 details={"operation": op_id, "stage": target, "unmet": [g.to_dict() for g in missing]})
     raise _refuse(base, target, missing, when=" (gated again on newer evidence; the interrupted promotion is abandoned)")
