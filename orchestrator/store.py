@@ -10,8 +10,10 @@ interface for teams running several orchestrators; the contract tests in
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -300,9 +302,49 @@ class SqliteStore(StateStore):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._migrate()
+        self.readonly = _read_only(self.path)
+        self._check_identity()
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+            self._remember_identity()
+        elif self.schema_version() != SCHEMA_VERSION:
+            raise StateError(f"state store {self.path} is read-only and has schema {self.schema_version()}, "
+                             f"not {SCHEMA_VERSION}", hint="open it once where it is writable to migrate it")
+
+    # --- identity: a store that existed is never silently replaced by an empty one ---------------
+    @property
+    def _id_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".id")
+
+    def _check_identity(self) -> None:
+        known = self._id_file.read_text().strip() if self._id_file.exists() else None
+        if known and not self.path.exists():
+            raise StateError(
+                f"state store {self.path} is missing (store {known} was there)",
+                hint=f"restore it from a backup; to start an empty store on purpose, delete {self._id_file}")
+        if known and self.path.exists() and self._store_id() not in (None, known):
+            raise StateError(
+                f"state store {self.path} was replaced (expected store {known}, found {self._store_id()})",
+                hint=f"put the original back; to adopt this one on purpose, delete {self._id_file}")
+
+    def _store_id(self) -> str | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        return str(row["value"]) if row else None
+
+    def _remember_identity(self) -> None:
+        with self._tx() as db:
+            if db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone() is None:
+                db.execute("INSERT INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+        store_id = self._store_id() or ""
+        if not self._id_file.exists() or self._id_file.read_text().strip() != store_id:
+            tmp = self._id_file.with_suffix(".tmp")
+            tmp.write_text(store_id + "\n")
+            tmp.replace(self._id_file)
 
     # connection per thread: sqlite3 connections must not cross threads
     @property
@@ -310,19 +352,30 @@ class SqliteStore(StateStore):
         db = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                if self.readonly:
+                    db = _connect_read_only(self.path)
+                else:
+                    db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
                 db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as exc:
                 raise StateError(f"cannot open state store {self.path}: {exc}") from exc
             self._local.db = db
+            self._local.inode = _inode(self.path)
         return db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db
+        if self.readonly:
+            raise StateError(f"state store {self.path} is read-only: this command changes state",
+                             hint="read-only commands (status, history, resolve, leases…) work; run this one "
+                                  "where the store is writable")
+        if _inode(self.path) != self._local.inode:
+            raise StateError(f"state store {self.path} was removed or replaced while this command ran; "
+                             "nothing more was written", hint="restore the store, then rerun the command")
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -673,6 +726,31 @@ class SqliteStore(StateStore):
 
     def leases(self) -> list[Lease]:
         return [self._lease(r) for r in self._db.execute("SELECT * FROM leases ORDER BY name")]
+
+
+def _read_only(path: Path) -> bool:
+    """A store we may read but not write (a read-only mount, a file we lack write access to)."""
+    if path.exists():
+        return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+    return False
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read-only, and where the directory is read-only too (no -shm can be made), immutable."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        db.execute("SELECT 1 FROM meta LIMIT 1")
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"file:{path}?immutable=1", uri=True, isolation_level=None)
 
 
 def check_move(family: str, stage: str, version: int | None, previous: int | None, expected: object) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
 from orchestrator.errors import ImagefleetError, UsageError
 
 perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
@@ -131,8 +131,9 @@ def _render_run(doc: dict[str, Any]) -> Any:
                    "default: the family's current release.")
 @click.option("--instance-types", "types", metavar="T1,T2",
               help="Comma-separated instance types (default: perf.instance_types).")
+@wait_option
 @json_option
-def run_cmd(new: str, old: str | None, types: str | None) -> None:
+def run_cmd(new: str, old: str | None, types: str | None, wait: bool) -> None:
     """Benchmark NEW against the baseline on an interleaved fleet; exit 1 on a regression.
 
     Launches both arms (same types, same zones, alternately), waits for every instance's
@@ -146,7 +147,8 @@ def run_cmd(new: str, old: str | None, types: str | None) -> None:
     if types is not None and not type_list:
         raise UsageError("--instance-types: expected a comma-separated list of instance types")
     with ctx.out.status(f"perf run {new}") as update:
-        doc = PerfRun(ctx, RunRequest(new, old, type_list), progress=update).execute()
+        doc = PerfRun(ctx, RunRequest(new, old, type_list), progress=update, wait=wait,
+                      on_wait=lease_waiter(ctx)).execute()
     ctx.out.result(doc, lambda: _render_run(doc))
     if doc.get("verdict") == "regression":
         n = sum(1 for c in doc["comparison"]["comparisons"] if c["verdict"] == "regression")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator import leases
 from orchestrator.context import Context
 from orchestrator.errors import AwsError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, provisioned
@@ -66,8 +67,11 @@ class PerfRun:
     """One run; ``execute`` does it all and returns the run document."""
 
     def __init__(self, ctx: Context, req: RunRequest, *, progress: Progress | None = None,
-                 on_launch: Callable[[Fleet], None] | None = None) -> None:
+                 on_launch: Callable[[Fleet], None] | None = None, wait: bool = False,
+                 on_wait: Callable[[Any], None] | None = None) -> None:
         self.ctx = ctx
+        self.wait = wait
+        self.on_wait = on_wait
         self.req = req
         self.perf = perf_config.load(ctx.settings)
         self.progress = progress or (lambda _line: None)
@@ -83,9 +87,16 @@ class PerfRun:
                                                expected_revision=self.revision)
 
     def execute(self) -> dict[str, Any]:
+        """Hold the candidate's perf lease (one benchmark fleet per base at a time) and run."""
+        cand, base = resolve_bases(self.ctx, self.req)
+        with leases.hold(self.ctx.store, [leases.lease_name("perf", cand.family, cand.version)],
+                         clock=self.ctx.clock, actor=self.ctx.actor, command=f"perf run {cand.ref}",
+                         wait=self.wait, on_wait=self.on_wait):
+            return self._execute(cand, base)
+
+    def _execute(self, cand: BaseVersion, base: BaseVersion) -> dict[str, Any]:
         ctx, perf = self.ctx, self.perf
         settings = ctx.settings
-        cand, base = resolve_bases(ctx, self.req)
         region = perf.region or settings.aws.regions[0]
         amis = {"baseline": _ami(base, region), "candidate": _ami(cand, region)}
         if amis["baseline"] == amis["candidate"]:
