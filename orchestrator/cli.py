@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 import click
 
-from orchestrator import injection, local_agents
+from orchestrator import injection
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
@@ -23,7 +24,65 @@ from orchestrator.local import LocalEndpoint, seed
 from orchestrator.output import table
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose area commands are imported only when one of them runs.
+
+    ``imagefleet --version``, ``--help`` and light commands never import the statistics, plotting
+    or AWS libraries an area's command needs; ``--help`` lists the lazy commands by their one-line
+    summary, and ``imagefleet COMMAND --help`` loads just that command.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})  # name -> ("module:attribute", one-line summary)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            target, _ = self.lazy[cmd_name]
+            module, _, attr = target.partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(limit=formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, self.lazy[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+AREA_COMMANDS: dict[str, tuple[str, str]] = {
+    "bake": ("pipelines.cli:bake", "Bake a new base with Packer and register it as the next version."),
+    "test": ("pipelines.cli:test_command", "Boot a base on every cohort type and region and check it."),
+    "promote": ("pipelines.cli:promote", "Move a base to the next stage once its gates are met, and publish it."),
+    "rollback": ("pipelines.cli:rollback", "Point a stage back to the newest earlier base not rolled back from."),
+    "resolve": ("pipelines.cli:resolve", "Print the AMI id a consumer should launch."),
+    "friends": ("pipelines.cli:friends", "Friend teams that opt into candidates."),
+    "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
+    "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
+    "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
+    "changelog": ("changelog.cli:changelog_group", "Changelogs between bases or package manifests."),
+    "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),
+    "canary": ("canary.cli:canary_group", "Canary rollouts across instance-type cohorts."),
+}
+LOCAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "fleet": ("canary.cli:fleet_command", "Demo helper: Auto Scaling groups per instance type on an AMI."),
+}
+
+
+@click.group(cls=LazyGroup, lazy=AREA_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", metavar="FILE", envvar="IMAGEFLEET_CONFIG",
               help="Config file (default: $IMAGEFLEET_CONFIG, then ./imagefleet.toml).")
 @click.option("--json", "json_mode", is_flag=True, help="Print results as JSON.")
@@ -69,7 +128,7 @@ def init(directory: Path, force: bool) -> None:
 
 
 # --- the embedded endpoint ------------------------------------------------------------------------
-@cli.group()
+@cli.group(cls=LazyGroup, lazy=LOCAL_COMMANDS)
 def local() -> None:
     """The embedded AWS endpoint (moto's server on 127.0.0.1)."""
 
@@ -85,6 +144,8 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 @json_option
 def local_up(port: int | None, no_seed: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
+    from orchestrator import local_agents
+
     obj, ep = _endpoint()
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port)
@@ -111,6 +172,8 @@ def local_up(port: int | None, no_seed: bool) -> None:
 @json_option
 def local_down() -> None:
     """Stop the endpoint (its data is in memory and goes with it)."""
+    from orchestrator import local_agents
+
     obj, ep = _endpoint()
     local_agents.stop_background(obj.settings.state_dir)
     stopped = ep.down()
@@ -135,6 +198,8 @@ def local_status() -> None:
 def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
+
+    from orchestrator import local_agents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     obj = get_context()
@@ -188,24 +253,6 @@ def leases_command() -> None:
         [(r["name"], r["actor"].rsplit("/", 1)[-1], r["host"], r["pid"] or "-", r["command"],
           datetime.fromtimestamp(r["acquired_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"), r["state"]) for r in rows],
     ) if rows else "no leases held")
-
-
-def _mount() -> None:
-    """Attach the area packages' commands (imported here so `--help` lists them all)."""
-    from changelog.cli import changelog_group
-    from perf.cli import perf_group
-    from pipelines.cli import register as register_pipelines
-
-    register_pipelines(cli)
-    cli.add_command(changelog_group, "changelog")
-    cli.add_command(perf_group, "perf")
-    from canary.cli import canary_group, fleet_command
-
-    cli.add_command(canary_group, "canary")
-    local.add_command(fleet_command, "fleet")
-
-
-_mount()
 
 
 # --- entry point ----------------------------------------------------------------------------------

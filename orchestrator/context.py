@@ -10,15 +10,17 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import config as config_mod
-from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
 from orchestrator.errors import NotFoundError
 from orchestrator.output import Output
 from orchestrator.store import BaseVersion, StateStore, open_store
+
+if TYPE_CHECKING:  # boto3 loads only when a command talks to AWS
+    from orchestrator.aws import AwsFactory
 
 
 class Context:
@@ -59,6 +61,8 @@ class Context:
 
     @cached_property
     def aws(self) -> AwsFactory:
+        from orchestrator.aws import AwsFactory
+
         def on_retry(state: Any) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt {state.attempt_number})[/dim]")

@@ -306,9 +306,3 @@ def iam_policy(features: str) -> None:
     except Exception:  # noqa: BLE001 - no config: use the default bucket name
         bucket = "imagefleet-artifacts"
     obj.out.text(json.dumps(iam.policy(wanted, bucket=bucket), indent=2))
-
-
-def register(root: click.Group) -> None:
-    """Attach the pipeline commands to the root `imagefleet` group."""
-    for cmd in (bake, test_command, promote, rollback, resolve, friends, status, history, iam_policy):
-        root.add_command(cmd)

@@ -73,7 +73,7 @@ def read_only_dir(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             pytest.skip(f"cannot remount read-only here: {remount.stderr.decode().strip()}")
         yield src, ro
     finally:
-        subprocess.run(["umount", str(ro)], check=False)
+        subprocess.run(["umount", "--lazy", str(ro)], check=False)
 
 
 def test_read_only_store_serves_reads_and_refuses_writes_cleanly(read_only_dir: tuple[Path, Path]) -> None:
@@ -87,3 +87,4 @@ def test_read_only_store_serves_reads_and_refuses_writes_cleanly(read_only_dir: 
     assert [b.ref for b in reader.bases()] == ["web:1"] and reader.pointer("web", "candidate") == 1
     with pytest.raises(StateError, match="read-only"):
         reader.put_base(base(2))
+    reader.close()

@@ -1,0 +1,48 @@
+"""Light commands start at once: they never import the statistics, plotting or local-AWS libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("scipy", "pandas", "matplotlib", "moto")
+PROBE = """
+import json, sys
+from orchestrator.cli import raw_main
+code = raw_main(sys.argv[1:])
+print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}), file=sys.stderr)
+""" % (HEAVY,)
+
+
+def run_light(*args: str, cwd: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120, check=False)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("startup")
+    assert run_light("init", str(root), cwd=root)["code"] == 0
+    (root / "a.manifest").write_text("bash\t5.2-1\nopenssl\t3.0.13-1\n")
+    (root / "b.manifest").write_text("bash\t5.2-2\nopenssl\t3.0.13-1\ncurl\t8.5.0-1\n")
+    return root
+
+
+@pytest.mark.parametrize("args", [
+    ("--version",), ("--help",), ("status",), ("history",), ("leases",),
+    ("changelog", "diff", "a.manifest", "b.manifest"),
+])
+def test_light_commands_import_no_heavy_library(workdir: Path, args: tuple[str, ...]) -> None:
+    result = run_light(*args, cwd=workdir)
+    assert result["code"] == 0
+    assert result["heavy"] == []
+
+
+def test_a_heavy_command_still_loads_what_it_needs(workdir: Path) -> None:
+    result = run_light("canary", "judge", "--help", cwd=workdir)
+    assert result["code"] == 0  # the command is found and described, through the lazy group
