@@ -14,8 +14,8 @@ PROBE = """
 import json, sys
 from orchestrator.cli import raw_main
 code = raw_main(sys.argv[1:])
-print(json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}), file=sys.stderr)
-""" % (HEAVY,)
+print(json.dumps({"code": code, "heavy": sorted(m for m in HEAVY_NAMES if m in sys.modules)}), file=sys.stderr)
+""".replace("HEAVY_NAMES", repr(HEAVY))
 
 
 def run_light(*args: str, cwd: Path) -> dict:
