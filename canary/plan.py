@@ -28,11 +28,12 @@ The model the executor follows:
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -110,9 +111,12 @@ class Policy:
         return max(1, min(budget, self.max_in_flight_per_region))
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """The instances of one group replaced together in one step."""
+class Batch(NamedTuple):
+    """The instances of one group replaced together in one step.
+
+    A named tuple, not a frozen dataclass: a plan at fleet scale holds ~10^5 of them, and a
+    tuple is built several times faster.
+    """
 
     region: str
     group: str
@@ -257,10 +261,52 @@ def _stride_order(sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     Returns the group index of each position in the merged order. Ties go to the earlier group
     (stable sort), so the order is deterministic.
     """
-    group_idx = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-    keys = np.concatenate([(np.arange(n, dtype=np.float64) + 0.5) / n for n in sizes if n > 0])
+    counts = np.asarray(sizes, dtype=np.int64)
+    group_idx = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    keys = (np.arange(int(counts.sum()), dtype=np.float64) - starts + 0.5) / np.repeat(counts, counts)
     order = np.argsort(keys, kind="stable")
     return group_idx[order], order
+
+
+def _plan_region_wave(region: str, region_groups: list[int], counts: np.ndarray, groups: list[Any],
+                      limits: list[int], taken: list[int], policy: Policy, rng: random.Random,
+                      batches: list[Batch]) -> int:
+    """One wave in one region, step by step; appends the batches and returns the step count.
+
+    Most-remaining first keeps every group busy until the end, so a wave takes as few steps as
+    the per-group and per-region limits allow. A heap keyed on (−remaining, group) serves each
+    step in O(batches · log groups); the batches' jitter is drawn in one go per region and wave.
+    """
+    pending = [(-int(counts[gi]), gi) for gi in region_groups if counts[gi]]
+    heapq.heapify(pending)
+    pop, push = heapq.heappop, heapq.heappush
+    cap = policy.max_in_flight_per_region
+    chosen: list[tuple[int, int, int, int, int]] = []  # group, first id, count, step, k
+    step = 0
+    while pending:
+        budget = cap
+        again = []
+        k = 0
+        while pending and budget > 0:
+            neg_remaining, gi = pop(pending)
+            n = min(-neg_remaining, limits[gi], budget)
+            chosen.append((gi, taken[gi], n, step, k))
+            taken[gi] += n
+            budget -= n
+            k += 1
+            if n < -neg_remaining:
+                again.append((neg_remaining + n, gi))
+        for item in again:
+            push(pending, item)
+        step += 1
+    jitter = [rng.random() * policy.jitter_s for _ in chosen]
+    spacing = policy.batch_spacing_s
+    batches.extend(
+        Batch(region, groups[gi].name, groups[gi].instance_ids[first:first + n], st, k * spacing + j)
+        for (gi, first, n, st, k), j in zip(chosen, jitter)
+    )
+    return step
 
 
 def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPlan:
@@ -283,29 +329,8 @@ def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPl
         batches: list[Batch] = []
         wave_steps = 0
         for region in sorted(region_groups):
-            pending = [[gi, int(counts[gi])] for gi in region_groups[region] if counts[gi]]
-            step = 0
-            while pending:
-                # Most-remaining first: keeps every group busy until the end, so a wave takes
-                # as few steps as the per-group and per-region limits allow.
-                pending.sort(key=lambda item: -item[1])
-                budget = policy.max_in_flight_per_region
-                k = 0
-                for item in pending:
-                    if budget == 0:
-                        break
-                    gi, remaining = item
-                    n = min(remaining, limits[gi], budget)
-                    g = groups[gi]
-                    ids = g.instance_ids[taken[gi]: taken[gi] + n]
-                    taken[gi] += n
-                    item[1] -= n
-                    budget -= n
-                    offset = k * policy.batch_spacing_s + rng.uniform(0.0, policy.jitter_s)
-                    batches.append(Batch(region, g.name, ids, step, offset))
-                    k += 1
-                pending = [item for item in pending if item[1] > 0]
-                step += 1
+            step = _plan_region_wave(region, region_groups[region], counts, groups, limits, taken,
+                                     policy, rng, batches)
             wave_steps = max(wave_steps, step)
         batches.sort(key=lambda b: (b.step, b.offset_s, b.region, b.group))
         waves.append(Wave(wi, target, wave_steps, tuple(batches)))
