@@ -163,9 +163,9 @@ def shell_interpolations(template: dict[str, Any]) -> list[str]:
                 continue
             commands = step.get("inline") or []
             commands = [commands] if isinstance(commands, str) else list(commands)
-            for field in ("execute_command", "inline_shebang"):
-                if isinstance(step.get(field), str):
-                    commands.append(step[field])
+            for key in ("execute_command", "inline_shebang"):
+                if isinstance(step.get(key), str):
+                    commands.append(step[key])
             for command in commands:
                 for name in _USER_VARIABLE.findall(str(command)):
                     found.append(f"{section}[{i}] ({step['type']}) uses {{{{user `{name}`}}}} in {command!r}")

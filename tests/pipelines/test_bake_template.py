@@ -14,7 +14,13 @@ from orchestrator.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.errors import ConfigError
 from orchestrator.output import Output
-from pipelines.bake import SHELL_PROVISIONERS, TAG_BAKE, TAG_FAMILY, render_template, shell_interpolations
+from pipelines.bake import (
+    SHELL_PROVISIONERS,
+    TAG_BAKE,
+    TAG_FAMILY,
+    render_template,
+    shell_interpolations,
+)
 
 INIT_TEMPLATE = Path(__file__).resolve().parents[2] / "orchestrator" / "templates" / "init" / "demo.pkr.json"
 
