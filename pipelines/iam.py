@@ -53,8 +53,9 @@ FEATURES: dict[str, list[str]] = {
     ],
     "state": [  # the DynamoDB state backend ([state] backend = "dynamodb")
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable",
-        "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive",
+        "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive",
+        "dynamodb:DescribeTimeToLive",
     ],
 }
 
