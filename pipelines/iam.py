@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.config import Settings
 from orchestrator.errors import UsageError
 
 FAMILY_TAG = "imagefleet:family"
@@ -96,7 +97,7 @@ class Scope:
     dynamodb: bool = False  # [state] backend = "dynamodb": the table statement is always included
 
     @classmethod
-    def from_settings(cls, settings: Any, groups: Iterable[str] = ()) -> Scope:
+    def from_settings(cls, settings: Settings, groups: Iterable[str] = ()) -> Scope:
         return cls(bucket=settings.aws.artifact_bucket, roles=tuple(settings.aws.instance_profile_roles),
                    groups=tuple(groups), table=settings.state.table,
                    dynamodb=settings.state.backend == "dynamodb")
@@ -186,12 +187,9 @@ def chosen_features(features: list[str], scope: Scope) -> list[str]:
     return chosen
 
 
-def policy(features: list[str], *, bucket: str | None = None, scope: Scope | None = None) -> dict[str, Any]:
+def policy(features: list[str], *, scope: Scope | None = None) -> dict[str, Any]:
     """The policy document for ``features`` (``all`` for every one), limited to ``scope``."""
     scope = scope or Scope()
-    if bucket is not None:
-        scope = Scope(bucket=bucket, roles=scope.roles, groups=scope.groups, table=scope.table,
-                      dynamodb=scope.dynamodb)
     wanted = {a for f in chosen_features(features, scope) for a in FEATURES[f]}
     reads = sorted(a for a in wanted if is_read_only(a))
     statements = [{"Sid": "ImagefleetRead", "Effect": "Allow", "Action": reads, "Resource": "*"}]

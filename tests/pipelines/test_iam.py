@@ -214,7 +214,7 @@ def _skipped(rel: str, function: str | None) -> bool:
 
 
 def calls_in_source() -> dict[str, set[str]]:
-    """``service.Operation`` -> where imagefleet's code calls it (method calls and paginator names)."""
+    """``service.Operation`` -> where imagefleet's code calls it (method calls, operation names in strings)."""
     trees = {p.relative_to(ROOT).as_posix(): ast.parse(p.read_text()) for pkg in
              ("orchestrator", "pipelines", "canary", "perf", "changelog") for p in (ROOT / pkg).rglob("*.py")}
     services = {"dynamodb"} | {n.args[0].value for t in trees.values() for n in ast.walk(t)
@@ -233,9 +233,9 @@ def calls_in_source() -> dict[str, set[str]]:
                 continue
             if any(lo <= node.lineno <= hi for lo, hi in local_only):
                 continue
-            names = [node.func.attr]
-            if node.func.attr == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
-                names.append(str(node.args[0].value))
+            # a method call, or an operation named in a string argument (get_paginator("..."), wrappers)
+            names = [node.func.attr] + [a.value for a in [*node.args, *(k.value for k in node.keywords)]
+                                        if isinstance(a, ast.Constant) and isinstance(a.value, str) and "_" in a.value]
             for name in names:
                 for call in operations.get(name, ()):
                     found.setdefault(call, set()).add(f"{rel}:{node.lineno}")
