@@ -19,7 +19,7 @@ import click
 from orchestrator import injection
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
+from orchestrator.errors import ExitStatus, ImagefleetError, RefusedError, UsageError
 from orchestrator.local import LocalEndpoint, seed
 from orchestrator.output import table
 
@@ -175,8 +175,14 @@ def local_down() -> None:
     from orchestrator import local_agents
 
     obj, ep = _endpoint()
-    local_agents.stop_background(obj.settings.state_dir)
-    stopped = ep.down()
+    refused: list[RefusedError] = []
+    for stop in (lambda: local_agents.stop_background(obj.settings.state_dir), ep.down):
+        try:
+            stopped = stop()
+        except RefusedError as exc:  # stop what is ours even when one record names a stranger
+            refused.append(exc)
+    if refused:
+        raise RefusedError("; ".join(e.message for e in refused), hint="; ".join(e.hint or "" for e in refused))
     obj.out.result({"stopped": stopped}, lambda: "local endpoint stopped" if stopped else "local endpoint was not running")
 
 

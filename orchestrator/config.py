@@ -24,6 +24,7 @@ _OU = re.compile(r"^ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$")
 _FAMILY = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -52,6 +53,7 @@ class AwsSettings:
     artifact_bucket: str = "imagefleet-artifacts"
     max_attempts: int = 8
     max_retry_seconds: float = 60.0
+    instance_profile_roles: tuple[str, ...] = ()  # role ARNs `iam-policy` lets imagefleet pass to EC2
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ DEFAULTS: dict[str, Any] = {
         "artifact_bucket": "imagefleet-artifacts",
         "max_attempts": 8,
         "max_retry_seconds": 60,
+        "instance_profile_roles": [],
     },
     "family": {
         "architecture": "x86_64",
@@ -314,6 +317,8 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         artifact_bucket=string(aw, "artifact_bucket", "aws", d["artifact_bucket"], re.compile(r"^[a-z0-9][a-z0-9.-]{2,62}$"), "an S3 bucket name"),
         max_attempts=integer(aw, "max_attempts", "aws", d["max_attempts"]),
         max_retry_seconds=float(integer(aw, "max_retry_seconds", "aws", d["max_retry_seconds"])),
+        instance_profile_roles=strings(aw, "instance_profile_roles", "aws", d["instance_profile_roles"], _ROLE_ARN,
+                                       "a list of IAM role ARNs like 'arn:aws:iam::123456789012:role/NAME'"),
     )
 
     # [families.NAME]

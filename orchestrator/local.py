@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import processes
 from orchestrator.errors import StateError, ToolError
 
 HOST = "127.0.0.1"
@@ -34,6 +34,12 @@ class EndpointInfo:
     url: str
     log: str
     started_at: float
+    cmdline: tuple[str, ...] = ()  # what /proc showed at the start: `local down` signals only that
+    start_ticks: int | None = None
+
+    @property
+    def process(self) -> processes.ProcessRecord:
+        return processes.ProcessRecord(self.pid, tuple(self.cmdline), self.start_ticks)
 
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         """The environment any AWS tool (boto3, the CLI, Terraform) needs to use this endpoint."""
@@ -85,14 +91,21 @@ class LocalEndpoint:
         self.info_path = self.state_dir / "local.json"
         self.log_path = self.state_dir / "local-endpoint.log"
 
-    def info(self) -> EndpointInfo | None:
-        """The running endpoint, or None (a stale record of a dead process counts as not running)."""
+    def recorded(self) -> EndpointInfo | None:
+        """What ``local.json`` says, whether or not that process still runs."""
         try:
             data = json.loads(self.info_path.read_text())
-            info = EndpointInfo(**data)
+            return EndpointInfo(**{**data, "cmdline": tuple(data.get("cmdline") or ())})
         except (OSError, ValueError, TypeError):
             return None
-        return info if pid_alive(info.pid) else None
+
+    def info(self) -> EndpointInfo | None:
+        """The running endpoint, or None (a record whose pid exited or was reused is not running)."""
+        info = self.recorded()
+        if info is None:
+            return None
+        state = processes.identify(info.process).state
+        return info if state in (processes.State.OURS, processes.State.UNVERIFIABLE) else None
 
     def require_url(self) -> str:
         info = self.info()
@@ -131,28 +144,22 @@ class LocalEndpoint:
                 proc.kill()
                 raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
             time.sleep(0.1)
-        info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time())
+        started = processes.ProcessRecord.started(proc)
+        info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time(),
+                            cmdline=started.cmdline, start_ticks=started.start_ticks)
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info), indent=2))
         os.replace(tmp, self.info_path)
         return info, True
 
     def down(self, timeout: float = 10.0) -> bool:
-        """Stop the server. Returns False when nothing was running."""
-        info = self.info()
-        self.info_path.unlink(missing_ok=True)
+        """Stop the server. Returns False when nothing was running; RefusedError when the recorded
+        pid is not the server this state directory started (it is then left alone)."""
+        info = self.recorded()
         if info is None:
+            self.info_path.unlink(missing_ok=True)
             return False
-        try:
-            os.killpg(info.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + timeout
-        while pid_alive(info.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(info.pid):
-            os.killpg(info.pid, signal.SIGKILL)
-        return True
+        return processes.stop(info.process, "the local endpoint", self.info_path, timeout)
 
 
 def seed(aws: Any, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:

@@ -16,9 +16,8 @@ that fails is logged and retried on the next tick; one area's bug never stops th
 from __future__ import annotations
 
 import importlib
+import json
 import logging
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import injection
+from orchestrator import injection, processes
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock
-from orchestrator.local import pid_alive
 
 log = logging.getLogger("imagefleet.local_agents")
 
@@ -91,25 +89,32 @@ def start_background(state_dir: Path, config_path: Path | None) -> int:
     with open(Path(state_dir) / LOG_FILE, "ab") as logf:
         proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    (Path(state_dir) / PID_FILE).write_text(str(proc.pid))
+    (Path(state_dir) / PID_FILE).write_text(json.dumps(processes.ProcessRecord.started(proc).to_dict()))
     return proc.pid
 
 
-def running_pid(state_dir: Path) -> int | None:
+def recorded(state_dir: Path) -> processes.ProcessRecord | None:
+    """The runner's record: JSON with its command line and start time (a bare pid from older releases)."""
     try:
-        pid = int((Path(state_dir) / PID_FILE).read_text())
-    except (OSError, ValueError):
+        text = (Path(state_dir) / PID_FILE).read_text()
+        data = json.loads(text)
+        return processes.ProcessRecord(data) if isinstance(data, int) else processes.ProcessRecord.from_dict(data)
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    return pid if pid_alive(pid) else None
+
+
+def running_pid(state_dir: Path) -> int | None:
+    record = recorded(state_dir)
+    if record is None:
+        return None
+    state = processes.identify(record).state
+    return record.pid if state in (processes.State.OURS, processes.State.UNVERIFIABLE) else None
 
 
 def stop_background(state_dir: Path) -> bool:
-    pid = running_pid(state_dir)
-    (Path(state_dir) / PID_FILE).unlink(missing_ok=True)
-    if not pid:
+    """Stop the runner this state directory started; RefusedError when its pid is someone else's."""
+    record = recorded(state_dir)
+    if record is None:
+        (Path(state_dir) / PID_FILE).unlink(missing_ok=True)
         return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    return True
+    return processes.stop(record, "the local agent runner", Path(state_dir) / PID_FILE, timeout=5.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -30,6 +31,9 @@ TAG_VERSION = "imagefleet:version"
 TAG_STAGE = "imagefleet:stage"
 TAG_PARENT = "imagefleet:parent"
 TAG_BAKE = "imagefleet:bake-id"
+
+SHELL_PROVISIONERS = ("shell", "shell-local", "windows-shell", "powershell")
+_USER_VARIABLE = re.compile(r"\{\{\s*user\s+`([^`]*)`\s*\}\}")
 
 
 @dataclass
@@ -93,9 +97,10 @@ def render_template(
     """The family's template with imagefleet's part added to every amazon-ebs builder.
 
     imagefleet adds: the build region and the family's other regions (``ami_regions``), the
-    ``imagefleet:*`` tags, the endpoint options when an endpoint is set, and declarations for the
-    variables it passes. The template's own settings win where they overlap, except the tags,
-    which are merged.
+    ``imagefleet:*`` tags (the family and bake id also on the build instance, its volumes and the
+    snapshots), the endpoint options when an endpoint is set, and declarations for the variables it
+    passes. The template's own settings win where they overlap, except the tags, which are merged.
+    A shell provisioner that builds its command from a user variable is refused (ConfigError).
     """
     try:
         template = json.loads(template_path.read_text())
@@ -105,6 +110,13 @@ def render_template(
         raise ConfigError(f"families.{family.name}.template: {template_path} is not JSON: {exc}") from None
     if not isinstance(template, dict) or not isinstance(template.get("builders"), list):
         raise ConfigError(f"families.{family.name}.template: {template_path} has no 'builders' list")
+    interpolated = shell_interpolations(template)
+    if interpolated:
+        raise ConfigError(
+            f"families.{family.name}.template: {template_path} builds a shell command from a variable "
+            f"({interpolated[0]})",
+            hint="pass it in environment_vars (\"NAME={{user `var`}}\") and use \"$NAME\", quoted, in the command",
+        )
     variables = template.setdefault("variables", {})
     for name in ("region", "source_ami", "ami_name", "imagefleet_manifest", "recipe_manifest"):
         variables.setdefault(name, "")
@@ -114,6 +126,10 @@ def render_template(
         raise ConfigError(f"families.{family.name}.template: {template_path} has no amazon-ebs builder")
     for builder in ebs:
         builder["tags"] = {**builder.get("tags", {}), **tags}
+        # the build instance, its volumes and the AMI's snapshots carry the family too: iam-policy
+        # lets imagefleet stop, terminate and delete only what does
+        for key in ("run_tags", "run_volume_tags", "snapshot_tags"):
+            builder[key] = {**builder.get(key, {}), TAG_FAMILY: family.name, TAG_BAKE: bake_id}
         builder.setdefault("region", "{{user `region`}}")
         builder.setdefault("source_ami", "{{user `source_ami`}}")
         builder.setdefault("ami_name", "{{user `ami_name`}}")
@@ -130,6 +146,30 @@ def render_template(
                 builder.setdefault("access_key", credentials.get("aws_access_key_id", ""))
                 builder.setdefault("secret_key", credentials.get("aws_secret_access_key", ""))
     return template
+
+
+def shell_interpolations(template: dict[str, Any]) -> list[str]:
+    """Where a shell provisioner's command interpolates a user variable (``{{user `x`}}``).
+
+    Packer substitutes such a variable into the command text before the shell reads it, so a value
+    with a quote or ``$(...)`` runs as code; ``environment_vars`` hands the value over as data.
+    """
+    found = []
+    for section in ("provisioners", "post-processors"):
+        steps = template.get(section) or []
+        flat = [s for item in steps for s in (item if isinstance(item, list) else [item])]
+        for i, step in enumerate(flat):
+            if not isinstance(step, dict) or step.get("type") not in SHELL_PROVISIONERS:
+                continue
+            commands = step.get("inline") or []
+            commands = [commands] if isinstance(commands, str) else list(commands)
+            for key in ("execute_command", "inline_shebang"):
+                if isinstance(step.get(key), str):
+                    commands.append(step[key])
+            for command in commands:
+                for name in _USER_VARIABLE.findall(str(command)):
+                    found.append(f"{section}[{i}] ({step['type']}) uses {{{{user `{name}`}}}} in {command!r}")
+    return found
 
 
 def _children(pid: int) -> list[int]:

@@ -6,6 +6,7 @@ Each command parses, calls the pipelines modules, and renders; the work lives in
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
 from orchestrator.clock import human_age
-from orchestrator.config import STAGES
+from orchestrator.config import CONFIG_NAME, STAGES
 from orchestrator.errors import ExitStatus, UsageError
 from orchestrator.output import table
 from orchestrator.store import Evidence, utcnow
@@ -295,14 +296,27 @@ def _brief(details: dict[str, Any]) -> str:
 
 @click.command("iam-policy")
 @click.option("--features", default="all", show_default=True,
-              help="Comma-separated: bake, test, promote, canary, perf, all.")
+              help="Comma-separated: bake, test, promote, canary, perf, state, all.")
 def iam_policy(features: str) -> None:
     """Print a least-privilege IAM policy for running imagefleet against real AWS."""
     obj = get_context()
     wanted = [f.strip() for f in features.split(",") if f.strip()]
-    bucket = None
-    try:
-        bucket = obj.settings.aws.artifact_bucket
-    except Exception:  # noqa: BLE001 - no config: use the default bucket name
-        bucket = "imagefleet-artifacts"
-    obj.out.text(json.dumps(iam.policy(wanted, bucket=bucket), indent=2))
+    scope = _policy_scope(obj)
+    doc = iam.policy(wanted, scope=scope)
+    for action in iam.uncovered(wanted, scope):
+        obj.out.warn(f"{action} is not granted: list the instance profiles' role ARNs in "
+                     "\\[aws] instance_profile_roles")
+    obj.out.text(json.dumps(doc, indent=2))
+
+
+def _policy_scope(obj: Any) -> iam.Scope:
+    """The configured bucket, roles, groups and table; the defaults when there is no config file."""
+    if obj.config_path is None and not os.environ.get("IMAGEFLEET_CONFIG") and not Path(CONFIG_NAME).is_file():
+        return iam.Scope()
+    from canary import (
+        config as canary_config,  # only here: the light commands never load the canary
+    )
+
+    settings = obj.settings
+    return iam.Scope.from_settings(settings, groups=canary_config.from_settings(settings).groups)
+

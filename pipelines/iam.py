@@ -1,15 +1,27 @@
 """The least-privilege IAM policy imagefleet needs against real AWS, per feature.
 
 Kept next to the code that makes the calls; `tests/pipelines/test_iam.py` checks that every API
-operation the integration tests count is covered.
+operation the integration tests count is covered, and that no action in ``DESTRUCTIVE`` is granted
+on every resource without a condition. Reads stay on ``"*"``; everything that stops, deletes,
+shares, repoints or re-tags is limited to what carries the ``imagefleet:family`` tag, the
+configured Auto Scaling groups, the configured instance-profile roles, or imagefleet's own
+bucket, parameters and state table. Resource types and condition keys are those of AWS's Service
+Authorization Reference for Amazon EC2, Amazon EC2 Auto Scaling, IAM and DynamoDB.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.config import Settings
+from orchestrator.errors import UsageError
+
+FAMILY_TAG = "imagefleet:family"
+
 FEATURES: dict[str, list[str]] = {
-    "core": ["sts:GetCallerIdentity"],
+    "core": ["sts:GetCallerIdentity", "s3:PutObject", "s3:GetObject"],  # + manifests, changelogs, samples
     "bake": [
         # what Packer's amazon-ebs builder calls, plus registration
         "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeRegions",
@@ -17,14 +29,13 @@ FEATURES: dict[str, list[str]] = {
         "ec2:DescribeVpcs", "ec2:DescribeKeyPairs", "ec2:RunInstances", "ec2:StopInstances",
         "ec2:TerminateInstances", "ec2:CreateImage", "ec2:RegisterImage", "ec2:DeregisterImage",
         "ec2:CopyImage", "ec2:CreateSnapshot", "ec2:DeleteSnapshot", "ec2:CreateTags",
-        "ec2:CreateKeyPair", "ec2:DeleteKeyPair", "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup",
-        "ec2:AuthorizeSecurityGroupIngress", "ec2:ModifyImageAttribute", "ec2:GetPasswordData",
+        "ec2:CreateKeyPair", "ec2:DeleteKeyPair", "ec2:ModifyImageAttribute", "ec2:GetPasswordData",
     ],
     "test": ["ec2:RunInstances", "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:TerminateInstances",
              "ec2:CreateTags"],
     "promote": [
         "ec2:DescribeImages", "ec2:CopyImage", "ec2:CreateTags", "ec2:ModifyImageAttribute",
-        "ec2:DescribeImageAttribute", "ssm:PutParameter", "ssm:GetParameter",
+        "ec2:DescribeImageAttribute", "ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter",
         "organizations:DescribeOrganization",
     ],
     "canary": [
@@ -41,31 +52,153 @@ FEATURES: dict[str, list[str]] = {
         "servicequotas:GetServiceQuota", "s3:ListBucket",
         "iam:PassRole",  # perf.instance_profile, so the agent can write its results
     ],
+    "state": [  # the DynamoDB state backend ([state] backend = "dynamodb")
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive",
+        "dynamodb:DescribeTimeToLive",
+    ],
 }
 
-S3_OBJECT_ACTIONS = ["s3:PutObject", "s3:GetObject"]
+# Actions that stop, delete, share, repoint or relabel something someone else may be running.
+DESTRUCTIVE = frozenset({
+    "ec2:TerminateInstances", "ec2:StopInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
+    "ec2:ModifyImageAttribute", "ec2:CreateTags", "ec2:DeleteKeyPair", "ec2:DeleteSecurityGroup",
+    "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
+    "ec2:DeleteLaunchTemplateVersions", "ec2:CreateImage", "ec2:GetPasswordData",
+    "autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
+    "autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceHealth", "iam:PassRole",
+    "ssm:PutParameter", "ssm:DeleteParameter", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem", "dynamodb:UpdateTimeToLive",
+})
+
+_READ_PREFIXES = ("Describe", "Get", "List")
+_SCOPED_READS = {"ec2:GetPasswordData", "ssm:GetParameter", "s3:GetObject", "s3:ListBucket"}
 
 
-def policy(features: list[str], *, bucket: str) -> dict[str, Any]:
+def _ec2(kind: str) -> str:
+    """Every EC2 resource of one type, any region and account (AMI and snapshot ARNs name no account)."""
+    return f"arn:aws:ec2:*::{kind}/*" if kind in ("image", "snapshot") else f"arn:aws:ec2:*:*:{kind}/*"
+
+
+def _has_tag(key: str = "aws:ResourceTag") -> dict[str, Any]:
+    """The resource (or, for ``aws:RequestTag``, the request) carries an ``imagefleet:family`` tag."""
+    return {"Null": {f"{key}/{FAMILY_TAG}": "false"}}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the configuration says imagefleet may touch beyond its tagged resources."""
+
+    bucket: str = "imagefleet-artifacts"
+    roles: tuple[str, ...] = ()  # [aws] instance_profile_roles: roles imagefleet may pass to EC2
+    groups: tuple[str, ...] = ()  # [canary] groups; empty: groups tagged imagefleet:family
+    table: str = "imagefleet-state"  # [state] table
+    dynamodb: bool = False  # [state] backend = "dynamodb": the table statement is always included
+
+    @classmethod
+    def from_settings(cls, settings: Settings, groups: Iterable[str] = ()) -> Scope:
+        return cls(bucket=settings.aws.artifact_bucket, roles=tuple(settings.aws.instance_profile_roles),
+                   groups=tuple(groups), table=settings.state.table,
+                   dynamodb=settings.state.backend == "dynamodb")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One statement: the listed actions (those asked for) on ``resources`` under ``condition``."""
+
+    sid: str
+    actions: frozenset[str]
+    resources: tuple[str, ...]
+    condition: dict[str, Any] | None = None
+
+    def statement(self, wanted: set[str]) -> dict[str, Any] | None:
+        actions = sorted(self.actions & wanted)
+        if not actions or not self.resources:
+            return None
+        out: dict[str, Any] = {"Sid": self.sid, "Effect": "Allow", "Action": actions,
+                               "Resource": self.resources[0] if self.resources == ("*",) else list(self.resources)}
+        if self.condition:
+            out["Condition"] = self.condition
+        return out
+
+
+def _group_rule(groups: tuple[str, ...]) -> Rule:
+    """Auto Scaling writes: on the named groups, or on groups tagged with a family."""
+    actions = frozenset({"autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
+                         "autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceHealth"})
+    if groups:
+        arns = tuple(f"arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{g}" for g in groups)
+        return Rule("ImagefleetConfiguredGroups", actions, arns)
+    return Rule("ImagefleetFamilyGroups", actions, ("*",), _has_tag("autoscaling:ResourceTag"))
+
+
+def rules(scope: Scope) -> list[Rule]:
+    """Every statement imagefleet may need, before narrowing to the features asked for."""
+    f = frozenset
+    return [
+        Rule("ImagefleetLaunchTagged", f({"ec2:RunInstances"}), (_ec2("instance"),), _has_tag("aws:RequestTag")),
+        Rule("ImagefleetLaunchFrom", f({"ec2:RunInstances"}), tuple(_ec2(k) for k in (
+            "image", "volume", "subnet", "network-interface", "security-group", "key-pair", "launch-template"))),
+        Rule("ImagefleetTagAtLaunch", f({"ec2:CreateTags"}), (_ec2("instance"), _ec2("volume")),
+             {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+        Rule("ImagefleetTagOwned", f({"ec2:CreateTags"}),
+             tuple(_ec2(k) for k in ("image", "snapshot", "instance", "volume")), _has_tag()),
+        # Packer 1.6.6 and CopyImage tag an AMI after creating it: its first tags must name a family.
+        Rule("ImagefleetTagNewImages", f({"ec2:CreateTags"}), (_ec2("image"), _ec2("snapshot")),
+             _has_tag("aws:RequestTag")),
+        Rule("ImagefleetOwnedInstances", f({"ec2:TerminateInstances", "ec2:StopInstances", "ec2:CreateImage",
+                                           "ec2:GetPasswordData", "ec2:CreateSnapshot"}),
+             (_ec2("instance"), _ec2("volume")), _has_tag()),
+        Rule("ImagefleetNewImages", f({"ec2:CreateImage", "ec2:CopyImage", "ec2:RegisterImage", "ec2:CreateSnapshot"}),
+             (_ec2("image"), _ec2("snapshot"))),
+        Rule("ImagefleetOwnedImages", f({"ec2:DeregisterImage", "ec2:ModifyImageAttribute", "ec2:DeleteSnapshot"}),
+             (_ec2("image"), _ec2("snapshot")), _has_tag()),
+        # Packer's temporary key pair is named packer_<uuid> (Packer 1.6.6 creates it untagged).
+        Rule("ImagefleetPackerKeyPairs", f({"ec2:CreateKeyPair", "ec2:DeleteKeyPair"}),
+             ("arn:aws:ec2:*:*:key-pair/packer_*",)),
+        Rule("ImagefleetLaunchTemplates", f({"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
+                                            "ec2:DeleteLaunchTemplateVersions"}),
+             (_ec2("launch-template"),), _has_tag()),
+        _group_rule(scope.groups),
+        Rule("ImagefleetPassInstanceRoles", f({"iam:PassRole"}), scope.roles,
+             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        Rule("ImagefleetArtifacts", f({"s3:PutObject", "s3:GetObject"}), (f"arn:aws:s3:::{scope.bucket}/*",)),
+        Rule("ImagefleetArtifactList", f({"s3:ListBucket"}), (f"arn:aws:s3:::{scope.bucket}",)),
+        Rule("ImagefleetStageParameters", f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),
+             ("arn:aws:ssm:*:*:parameter/imagefleet/*",)),
+        Rule("ImagefleetStateTable", f(FEATURES["state"]), (f"arn:aws:dynamodb:*:*:table/{scope.table}",)),
+    ]
+
+
+def is_read_only(action: str) -> bool:
+    """Describe/Get/List calls that reveal nothing beyond inventory and metrics (kept on ``"*"``)."""
+    return action.split(":", 1)[1].startswith(_READ_PREFIXES) and action not in _SCOPED_READS \
+        and not action.startswith("dynamodb:")
+
+
+def chosen_features(features: list[str], scope: Scope) -> list[str]:
     unknown = [f for f in features if f != "all" and f not in FEATURES]
     if unknown:
-        from orchestrator.errors import UsageError
-
         raise UsageError(f"unknown feature {unknown[0]!r}", hint=f"choose from: {', '.join(FEATURES)}, all")
     chosen = list(FEATURES) if "all" in features else ["core", *features]
-    actions = sorted({a for f in chosen for a in FEATURES[f]})
-    statements: list[dict[str, Any]] = [
-        {"Sid": "ImagefleetApi", "Effect": "Allow", "Action": [a for a in actions if not a.startswith("s3:")],
-         "Resource": "*"},
-        {"Sid": "ImagefleetArtifacts", "Effect": "Allow", "Action": S3_OBJECT_ACTIONS,
-         "Resource": f"arn:aws:s3:::{bucket}/*"},
-    ]
-    if "s3:ListBucket" in actions:
-        statements.append({"Sid": "ImagefleetArtifactList", "Effect": "Allow", "Action": ["s3:ListBucket"],
-                           "Resource": f"arn:aws:s3:::{bucket}"})
-    ssm = [a for a in actions if a.startswith("ssm:")]
-    if ssm:
-        statements[0]["Action"] = [a for a in statements[0]["Action"] if not a.startswith("ssm:")]
-        statements.append({"Sid": "ImagefleetStageParameters", "Effect": "Allow", "Action": ssm,
-                           "Resource": "arn:aws:ssm:*:*:parameter/imagefleet/*"})
+    if scope.dynamodb and "state" not in chosen:
+        chosen.append("state")
+    return chosen
+
+
+def policy(features: list[str], *, scope: Scope | None = None) -> dict[str, Any]:
+    """The policy document for ``features`` (``all`` for every one), limited to ``scope``."""
+    scope = scope or Scope()
+    wanted = {a for f in chosen_features(features, scope) for a in FEATURES[f]}
+    reads = sorted(a for a in wanted if is_read_only(a))
+    statements = [{"Sid": "ImagefleetRead", "Effect": "Allow", "Action": reads, "Resource": "*"}]
+    statements += [s for s in (r.statement(wanted) for r in rules(scope)) if s]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def uncovered(features: list[str], scope: Scope) -> list[str]:
+    """Actions a feature needs that no statement grants (``iam:PassRole`` without configured roles)."""
+    doc = policy(features, scope=scope)
+    granted = {a for s in doc["Statement"] for a in s["Action"]}
+    return sorted({a for f in chosen_features(features, scope) for a in FEATURES[f]} - granted)

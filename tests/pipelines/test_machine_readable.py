@@ -42,3 +42,21 @@ def test_escapes_and_non_machine_lines() -> None:
     assert mr.parse_line("==> plain text Packer sometimes prints") is None
     assert mr.parse_line("") is None
     assert mr.parse_line("123,x") is None
+
+
+def test_the_ami_is_known_as_soon_as_packer_creates_it() -> None:
+    lines = mr.parse((DATA / "packer-success.log").read_text().splitlines())
+    created = [a for a in (mr.created_ami(ln) for ln in lines) if a]
+    assert created[0] == "ami-a076f52c1606943fe"
+    assert created[0] in mr.amis_by_region(lines).values()
+
+
+def test_amis_from_packers_manifest_post_processor_take_the_last_run() -> None:
+    # the shape Packer's manifest post-processor writes (packer-manifest.json)
+    manifest = {"builds": [
+        {"name": "base", "builder_type": "amazon-ebs", "artifact_id": "us-east-1:ami-0old", "packer_run_uuid": "r1"},
+        {"name": "base", "builder_type": "amazon-ebs", "artifact_id": "us-east-1:ami-0aaa,us-west-2:ami-0bbb",
+         "packer_run_uuid": "r2"},
+    ], "last_run_uuid": "r2"}
+    assert mr.amis_from_manifest(manifest) == {"us-east-1": "ami-0aaa", "us-west-2": "ami-0bbb"}
+    assert mr.amis_from_manifest({"builds": "nope"}) == {}
