@@ -47,6 +47,8 @@ NOT_UNDER_THE_ROLE = {
     "perf/bench.py": "benchmarks on the embedded endpoint",
     "perf/agent": "runs on the benchmark instance, under its instance profile",
     "canary/cli.py:make_fleet": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
+    "orchestrator/cli.py:list_commands": "click's API (the lazy command group), not SSM's ListCommands",
+    "orchestrator/cli.py:format_commands": "click's API (the lazy command group), not SSM's ListCommands",
 }
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/imagefleet-perf"
@@ -132,6 +134,8 @@ UNRELATED_AND_OWN: dict[str, tuple[str, tuple[str, dict[str, str]]]] = {
     "iam:PassRole": (f"arn:aws:iam::{ACCOUNT}:role/admin", (ROLE, {})),
     "ssm:PutParameter": (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/prod/db-password",
                          (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/imagefleet/demo/release", {})),
+    "ssm:DeleteParameter": (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/prod/db-password",
+                            (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/imagefleet/demo/candidate", {})),
     "s3:PutObject": ("arn:aws:s3:::payroll/2026.csv", ("arn:aws:s3:::imagefleet-artifacts/manifests/x", {})),
     **{a: (f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/orders",
            (f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/imagefleet-state", {}))
