@@ -28,13 +28,26 @@ class KillPoint(BaseException):
     """
 
 
-def _maybe_kill(point: str) -> None:
-    """Tests set IMAGEFLEET_KILL_AT=<step>[:after] to die at a step; real kills need no help."""
+def kill_point(point: str) -> None:
+    """The test hook at every journaled step: die here when the environment says so.
+
+    ``IMAGEFLEET_KILL_AT=<step>:before|acted`` names the point; with ``IMAGEFLEET_KILL_HARD=1`` the
+    process ends at once with status 137 (``os._exit``: no handler, ``finally`` or flush runs, as
+    with ``kill -9``), otherwise it raises ``KillPoint``. ``IMAGEFLEET_KILL_TRACE=FILE`` appends every point passed, one per line, so a
+    kill soak can choose among the points a command really goes through. Real kills need no help.
+    """
+    trace = os.environ.get("IMAGEFLEET_KILL_TRACE")
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            f.write(point + "\n")
     target = os.environ.get("IMAGEFLEET_KILL_AT")
     if target and target == point:
         if os.environ.get("IMAGEFLEET_KILL_HARD") == "1":
             os._exit(137)
         raise KillPoint(point)
+
+
+_maybe_kill = kill_point  # the name older call sites use
 
 
 class Operation:
@@ -58,9 +71,9 @@ class Operation:
             self.steps_skipped.append(name)
             return prior["result"]  # type: ignore[no-any-return]
         self.store.record_step(self.id, name, "pending")
-        _maybe_kill(f"{name}:before")
+        kill_point(f"{name}:before")
         result = action()
-        _maybe_kill(f"{name}:acted")
+        kill_point(f"{name}:acted")
         self.store.record_step(self.id, name, "done", result)
         self.steps_run.append(name)
         return result
