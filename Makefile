@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench packer clean
+.PHONY: demo test bench packer browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -27,14 +27,24 @@ packer:
 	  fi; }
 	@packer version | head -1
 
+# Debian's Chromium, for the report site's browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing chromium with apt-get"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "warning: chromium is not installed; the report's browser tests will be skipped" >&2; \
+	  fi; }
+
 demo: $(STAMP) packer
 	$(BIN)/python -m orchestrator.demo
 
-test: $(STAMP) packer
+test: $(STAMP) packer browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python -m orchestrator.bench
 
 clean:
-	rm -rf $(VENV) demo-output .imagefleet
+	rm -rf $(VENV) demo-output .imagefleet test-artifacts

@@ -238,6 +238,20 @@ def local_inject(ami: str, types: str, metric: str, factor: float, clear_: bool)
                    f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]")
 
 
+# --- the report site ----------------------------------------------------------------------------------
+@cli.command("report")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory to write the site to (created; its pages are replaced).")
+@json_option
+def report_command(out_dir: Path) -> None:
+    """Write the report site: families, stage history, bases, perf runs, canary rollouts, audit."""
+    from orchestrator import report
+
+    obj = get_context()
+    site = report.build(obj.store, out_dir)
+    obj.out.result(site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}")
+
+
 # --- leases -------------------------------------------------------------------------------------------
 @cli.command("leases")
 @json_option

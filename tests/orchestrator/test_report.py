@@ -1,0 +1,109 @@
+"""The report site: built from a store, opened in headless Chromium (Debian's), no console errors."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canary import config as canary_config
+from canary.controller import KIND, verdict
+from orchestrator import report
+from orchestrator.config import parse
+from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _wave(index: int, decision_shift: float | None, seed: int) -> dict[str, Any]:
+    """A wave as the controller records it; its verdict from the real judge on seeded samples."""
+    if decision_shift is None:
+        return {"index": index, "status": "pending", "verdict": None}
+    rng = random.Random(seed)
+    base = {"latency_ms": [rng.gauss(100, 3) for _ in range(30)],
+            "error_rate": [rng.gauss(1, 0.1) for _ in range(30)], "cpu": [rng.gauss(40, 2) for _ in range(30)]}
+    # the same values in another order: only the latency shift tells the two sides apart
+    canary = {k: [x * (decision_shift if k == "latency_ms" else 1.0) for x in v[::-1]] for k, v in base.items()}
+    cfg = canary_config.from_settings(parse({}))
+    return {"index": index, "status": "done", "verdict": verdict(cfg, base, canary)}
+
+
+def populate(store: StateStore) -> None:
+    for v in (1, 2, 3):
+        store.put_base(BaseVersion("web", v, {"us-east-1": f"ami-{v:017x}"}, "ami-00000000000000001",
+                                   v - 1 or None, f"bake-{v}", utcnow(), changelog={"vs_parent": {
+                                       "against": v - 1, "summary": {"upgraded": v, "added": 1}, "cves": 2 * v,
+                                       "uris": {"html": f"s3://bucket/web/{v}/changelog.html"}}} if v > 1 else {}))
+    for v in (1, 2, 3):
+        store.move_pointer("web", "candidate", v, action="promote", actor="arn:aws:iam::1:user/ops", reason="")
+    store.move_pointer("web", "candidate", 2, action="rollback", actor="arn:aws:iam::1:user/ops", reason="kernel")
+    store.move_pointer("web", "release", 1, action="promote", actor="arn:aws:iam::1:user/ops", reason="first")
+    cohorts = [
+        {"key": "m5.large", "status": "passed", "size": 40, "replaced": 40,
+         "waves": [_wave(0, 1.0, 1), _wave(1, 1.0, 2)]},
+        {"key": "r5.large", "status": "rolled_back", "size": 20, "replaced": 0,
+         "waves": [_wave(0, 1.6, 3), _wave(1, None, 4)]},
+    ]
+    store.put_doc(KIND, "web-3-abc123", {
+        "id": "web-3-abc123", "family": "web", "new": {"ref": "web:3", "version": 3, "amis": {}},
+        "status": "failed", "reason": "rolled back: r5.large", "created_at": utcnow(), "cohorts": cohorts,
+        "api_calls": {"total": 123}}, expected_revision=None)
+    store.put_doc("perf-run", "perf-0001", {
+        "id": "perf-0001", "family": "web", "status": "done", "verdict": "no_regression",
+        "candidate": {"ref": "web:3"}, "baseline": {"ref": "web:1"}, "started_at": utcnow(), "plots": [],
+        "comparison": {"comparisons": [{"instance_type": "m5.large", "metric": "sysbench_cpu", "ratio": 1.004,
+                                        "ci_low": 0.99, "ci_high": 1.02, "p_adjusted": 0.6,
+                                        "verdict": "no_regression"}]}}, expected_revision=None)
+    store.audit("arn:aws:iam::1:user/ops", "bake", "web:3", "")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> report.Site:
+    store = SqliteStore(tmp_path / "state.db")
+    populate(store)
+    return report.build(store, tmp_path / "site")
+
+
+def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(site: report.Site) -> None:
+    names = sorted(p.relative_to(site.out).as_posix() for p in site.pages)
+    assert names == ["audit.html", "family-web.html", "index.html", "rollouts/web-3-abc123.html",
+                     "runs/perf-0001.html"]
+    matrix = (site.out / "rollouts" / "web-3-abc123.html").read_text()
+    assert matrix.count('<td class="cell pass"') == 2  # both m5 waves passed
+    assert matrix.count('<td class="cell fail"') == 1 and '<td class="cell skipped"' in matrix  # r5 failed, never reached wave 2
+    assert "latency_ms" in matrix and "High" in matrix
+    family = (site.out / "family-web.html").read_text()
+    assert family.count("rolled back</span>") == 1  # web:3's move to candidate
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_pages_load_in_chromium_without_console_errors(site: report.Site) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for p in site.pages:
+            page.goto(p.as_uri())
+            assert page.title().endswith("imagefleet report")
+        page.goto((site.out / "index.html").as_uri())
+        assert page.locator("#families tbody tr").count() == 1
+        page.click("text=web")
+        assert page.locator("#stage-history tbody tr").count() == 5
+        page.goto((site.out / "rollouts" / "web-3-abc123.html").as_uri())
+        cells = page.locator("#matrix td.cell")
+        assert cells.count() == 4 and page.locator("#matrix td.fail").count() == 1
+        assert page.evaluate("getComputedStyle(document.querySelector('#matrix td.fail')).backgroundColor") \
+            == "rgb(249, 210, 210)"  # the stylesheet loaded from file://
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.goto((site.out / "index.html").as_uri())
+        page.screenshot(path=str(ARTIFACTS / "report-index.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert (ARTIFACTS / "report-index.png").stat().st_size > 10_000
