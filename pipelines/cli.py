@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES
 from orchestrator.errors import ExitStatus, UsageError
 from orchestrator.output import table
-from orchestrator.store import Evidence, utcnow
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
 from pipelines import iam, imagetest, registry
@@ -73,12 +73,9 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
         run = imagetest.run_tests(obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout)
     if junit:
         imagetest.write_junit(run, junit)
+    imagetest.record_evidence(obj.store, run, actor=obj.actor, junit=junit)
     checks = sum(len(c.checks) for c in run.cases)
     failed = len(run.failures)
-    obj.store.add_evidence(Evidence(base.family, base.version, "image_tests", run.passed, {
-        "summary": f"{checks - failed}/{checks} checks passed", "run_id": run.run_id, "failures": run.failures,
-        "junit": str(junit) if junit else None,
-    }, utcnow(), obj.actor))
 
     def render() -> Any:
         rows = [(c.region, c.instance_type, c.instance_id or "-", "pass" if c.passed else "FAIL",
@@ -319,4 +316,49 @@ def _policy_scope(obj: Any) -> iam.Scope:
 
     settings = obj.settings
     return iam.Scope.from_settings(settings, groups=canary_config.from_settings(settings).groups)
+
+
+@click.command("run")
+@click.argument("family")
+@click.option("--until", type=click.Choice(["unstable", "candidate", "release"]),
+              help="Stop once the base is in this stage (default: release). A later run goes on.")
+@click.option("--dry-run", is_flag=True, help="Print the steps with their gates and estimated durations.")
+@click.option("--abandon", is_flag=True, help="Close the family's unfinished job instead; the next run bakes anew.")
+@wait_option
+@json_option
+def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wait: bool) -> None:
+    """The main job: bake → image tests → perf → candidate → notify → soak → canary → release.
+
+    Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
+    """
+    from pipelines.run import Job
+
+    obj = get_context()
+    if dry_run:
+        plan = Job(obj, family, until=until).plan()
+        obj.out.result({"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]}, lambda: table(
+            ["step", "what", "gates", "estimate", "note"],
+            [(p.name, p.what, ", ".join(p.gates) or "-",
+              human_age(timedelta(seconds=p.estimate_s)) if p.estimate_s is not None else "varies",
+              f"skipped: {p.skip}" if p.skip else "") for p in plan],
+            title=f"imagefleet run {family}" + (f" --until {until}" if until else "")))
+        return
+    if abandon:
+        job = Job(obj, family)
+        gone = job.abandon()
+        obj.out.result({"family": family, "abandoned": gone},
+                       lambda: f"abandoned {gone}" if gone else f"{family} has no unfinished job")
+        return
+    with obj.out.status(f"imagefleet run {family}") as update:
+        result = Job(obj, family, until=until, progress=update, wait=wait).execute()
+
+    def render() -> str:
+        lines = [f"{family}:{result.version} " + ("released" if result.stopped_after == "release"
+                                                  else f"stopped after {result.stopped_after}")
+                 + (" (resumed)" if result.resumed else "")]
+        lines += [f"  {s['step']}: {s.get('skipped') and 'skipped — ' + s['skipped'] or 'done'} "
+                  f"({s['seconds']:.1f}s)" for s in result.steps]
+        return "\n".join(lines)
+
+    obj.out.result(result.to_dict(), render)
 

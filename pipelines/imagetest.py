@@ -19,7 +19,7 @@ from typing import Any
 from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
 from orchestrator.errors import AwsError
-from orchestrator.store import BaseVersion
+from orchestrator.store import BaseVersion, Evidence, utcnow
 from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
 
 TAG_ROLE = "imagefleet:role"
@@ -197,6 +197,18 @@ def junit_xml(run: TestRun) -> str:
                 ET.SubElement(tc, "failure", message=check.message).text = check.message
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def record_evidence(store: Any, run: TestRun, *, actor: str, junit: Path | None = None) -> Evidence:
+    """The ``image_tests`` gate evidence of the run's base (passed only when every check passed)."""
+    checks = sum(len(c.checks) for c in run.cases)
+    failed = len(run.failures)
+    ev = Evidence(run.base.family, run.base.version, "image_tests", run.passed, {
+        "summary": f"{checks - failed}/{checks} checks passed", "run_id": run.run_id, "failures": run.failures,
+        "junit": str(junit) if junit else None,
+    }, utcnow(), actor)
+    store.add_evidence(ev)
+    return ev
 
 
 def write_junit(run: TestRun, path: Path) -> None:

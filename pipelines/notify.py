@@ -1,0 +1,100 @@
+"""Telling friend teams that a new candidate is out, with its changelog.
+
+A ``Notifier`` takes one ``Notice`` (what happened to which base, the friend teams concerned, the
+changelog summary and links). Three kinds: a JSON-lines file (the default; on the embedded
+endpoint that is where friend teams "receive" it), an HTTP webhook (a JSON POST, e.g. a chat
+incoming webhook or an internal service), and an SNS topic (e-mail, SQS or Lambda subscribers).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.errors import ToolError
+
+
+@dataclass
+class Notice:
+    event: str  # e.g. "candidate": a new candidate friend teams can resolve
+    family: str
+    ref: str
+    amis: dict[str, str]
+    teams: list[str]
+    parameter: str
+    changelog: dict[str, Any] = field(default_factory=dict)
+    at: str = ""
+
+    def subject(self) -> str:
+        return f"imagefleet: {self.ref} is the new {self.event} of {self.family}"
+
+    def text(self) -> str:
+        resolve = f"imagefleet resolve {self.family} --team TEAM (or the SSM parameter {self.parameter})"
+        lines = [self.subject(), "", f"Resolve it: {resolve}"]
+        lines += [f"  {region}: {ami}" for region, ami in self.amis.items()]
+        for log in self.changelog.values():
+            s = log.get("summary", {})
+            lines.append(f"Changes vs {self.family}:{log.get('against')}: " + ", ".join(
+                f"{v} {k}" for k, v in s.items()) + f"; {log.get('cves', 0)} CVEs")
+            if log.get("uris", {}).get("md"):
+                lines.append(f"  changelog: {log['uris']['md']}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Notifier(Protocol):
+    def notify(self, notice: Notice) -> str:
+        """Deliver the notice; returns where it went (for the journal)."""
+
+
+class FileNotifier:
+    """Appends each notice as one JSON line (the local default)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def notify(self, notice: Notice) -> str:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({**notice.to_dict(), "text": notice.text()}) + "\n")
+        return str(self.path)
+
+
+class WebhookNotifier:
+    """POSTs the notice as JSON (``text`` holds a readable summary for chat webhooks)."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def notify(self, notice: Notice) -> str:
+        body = json.dumps({**notice.to_dict(), "text": notice.text()}).encode()
+        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise ToolError(f"webhook {self.url} did not take the notice: {exc}") from exc
+        return self.url
+
+
+class SnsNotifier:
+    """Publishes to an SNS topic (subject and readable text; the notice as a JSON attribute)."""
+
+    def __init__(self, aws: Any, topic_arn: str) -> None:
+        self.aws = aws
+        self.topic_arn = topic_arn
+
+    def notify(self, notice: Notice) -> str:
+        region = self.topic_arn.split(":")[3]
+        self.aws.client("sns", region).publish(
+            TopicArn=self.topic_arn, Subject=notice.subject()[:100], Message=notice.text(),
+            MessageAttributes={"imagefleet": {"DataType": "String", "StringValue": json.dumps(notice.to_dict())}},
+        )
+        return self.topic_arn

@@ -1,0 +1,247 @@
+"""``imagefleet run FAMILY``: the main job, from a new bake to release, as one resumable operation.
+
+bake → image tests → perf against the current release → promote to candidate → notify friend
+teams (with the changelog) → candidate soak → canary across every cohort → promote to release.
+
+Each step is a journaled step of one ``Operation`` (``run:<family>:…``): a rerun after a kill or a
+refusal finds the unfinished job of the family and goes on at its first unfinished step, never
+baking or promoting twice. A gate or judge that says no stops the job with exit 1 and the reason;
+the step stays unfinished, so the rerun tries it again (after, say, new evidence). The whole job
+holds the family's ``run`` lease; each step also takes its own (bake, stage, perf, rollout).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from orchestrator import leases
+from orchestrator.engine import Operation
+from orchestrator.errors import RefusedError, UsageError
+from orchestrator.store import BaseVersion, utcnow
+from pipelines import imagetest
+from pipelines import promote as promote_mod
+from pipelines.notify import FileNotifier, Notice, Notifier
+
+STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
+UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StepPlan:
+    name: str
+    what: str
+    gates: list[str]
+    estimate_s: float | None
+    skip: str | None = None  # why this step will not run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.name, "what": self.what, "gates": self.gates,
+                "estimated_seconds": self.estimate_s, "skip": self.skip}
+
+
+@dataclass
+class JobResult:
+    op_id: str
+    family: str
+    version: int | None
+    resumed: bool
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    stopped_after: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"operation": self.op_id, "family": self.family, "version": self.version,
+                "ref": f"{self.family}:{self.version}" if self.version else None, "resumed": self.resumed,
+                "steps": self.steps, "stopped_after": self.stopped_after}
+
+
+def _last(until: str | None) -> str:
+    if until is None:
+        return STEPS[-1]
+    if until not in UNTIL:
+        raise UsageError(f"--until: expected one of {', '.join(UNTIL)}, got {until!r}")
+    return UNTIL[until]
+
+
+class Job:
+    """One family's run; ``plan`` says what it would do, ``execute`` does it (or goes on with it)."""
+
+    def __init__(self, ctx: Any, family: str, *, until: str | None = None, progress: Progress | None = None,
+                 notifier: Notifier | None = None, wait: bool = False) -> None:
+        self.ctx = ctx
+        self.family = family
+        self.settings = ctx.settings
+        self.fam = self.settings.family(family)
+        self.last = _last(until)
+        self.progress = progress or (lambda _m: None)
+        self.notifier = notifier or FileNotifier(self.settings.state_dir / "notifications.jsonl")
+        self.wait = wait
+
+    # --- what it would do ----------------------------------------------------------------------
+    def plan(self) -> list[StepPlan]:
+        gates = self.settings.gates
+        release = self.ctx.store.pointer(self.family, "release")
+        wants_perf = "perf" in gates["candidate"].require or "perf" in gates["release"].require
+        steps = [
+            StepPlan("bake", f"packer build of {self.fam.template}, registered as the next version", [], None),
+            StepPlan("image-tests", f"boot on {len(self.fam.cohort_instance_types)} type(s) × "
+                     f"{len(self.fam.regions)} region(s), checks", [], None),
+            StepPlan("perf", f"benchmark fleet against {self.family}:{release}" if release else "benchmark fleet",
+                     [], None, skip=None if release and wants_perf else
+                     ("no release to compare against" if wants_perf else "no gate requires perf")),
+            StepPlan("candidate", "promote to candidate and publish", list(gates["candidate"].require), None),
+            StepPlan("notify", "tell friend teams, with the changelog", [], 0.0),
+            StepPlan("soak", "wait in candidate", [], float(gates["release"].soak_seconds),
+                     skip=None if "soak" in gates["release"].require else "the release gate has no soak"),
+            StepPlan("canary", "roll across every cohort in waves, judged", [], None,
+                     skip=None if "canary" in gates["release"].require else "the release gate needs no canary"),
+            StepPlan("release", "promote to release and publish", list(gates["release"].require), None),
+        ]
+        return steps[: STEPS.index(self.last) + 1]
+
+    # --- doing it ----------------------------------------------------------------------------------
+    def _pending(self) -> str | None:
+        for op in self.ctx.store.operations(kind="run", status="running"):
+            if op["intent"].get("family") == self.family:
+                return str(op["id"])
+        return None
+
+    def execute(self) -> JobResult:
+        store = self.ctx.store
+        with leases.hold(store, [leases.lease_name("run", self.family)], clock=self.ctx.clock, actor=self.ctx.actor,
+                         command=f"run {self.family}", wait=self.wait):
+            op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
+            op = Operation(store, op_id, "run", {"family": self.family, "actor": self.ctx.actor, "started": utcnow()})
+            result = JobResult(op.id, self.family, None, op.resumed)
+            plans = {p.name: p for p in self.plan()}
+            for name in STEPS:
+                if name not in plans:
+                    result.stopped_after = self.last
+                    break
+                t0 = time.monotonic()
+                prior = store.step(op.id, name)
+                self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
+                              + ("done earlier" if prior and prior["status"] == "done" else plans[name].what))
+                outcome = op.step(name, lambda n=name, p=plans[name]: self._step(op, n, p))
+                if name == "bake":
+                    result.version = int(outcome["version"])
+                result.steps.append({"step": name, "seconds": round(time.monotonic() - t0, 2), **outcome})
+            else:
+                result.stopped_after = STEPS[-1]
+                op.finish("done")  # stopped early (--until), the job stays open: a later run goes on
+            store.audit(self.ctx.actor, "run", f"{self.family}:{result.version}",
+                        details={"operation": op.id, "stopped_after": result.stopped_after})
+            return result
+
+    def abandon(self) -> str | None:
+        """Close the family's unfinished job (its finished steps stay as they are); a run starts anew."""
+        op_id = self._pending()
+        if op_id:
+            self.ctx.store.finish_operation(op_id, "aborted")
+            self.ctx.store.audit(self.ctx.actor, "run-abandoned", self.family, details={"operation": op_id})
+        return op_id
+
+    def _base(self, op: Operation) -> BaseVersion:
+        done = self.ctx.store.step(op.id, "bake")
+        if not done or done["status"] != "done":
+            raise UsageError("the job has no baked base yet")
+        return self.ctx.store.get_base(self.family, int(done["result"]["version"]))
+
+    def _step(self, op: Operation, name: str, plan: StepPlan) -> dict[str, Any]:
+        if plan.skip:
+            self.progress(f"  skipped: {plan.skip}")
+            return {"skipped": plan.skip}
+        return getattr(self, "_" + name.replace("-", "_"))(op)
+
+    def _bake(self, op: Operation) -> dict[str, Any]:
+        from pipelines import bake as bake_mod
+        from pipelines import registry
+
+        ctx = self.ctx
+        result = bake_mod.bake(self.settings, ctx.aws, self.family, work_dir=self.settings.state_dir,
+                               on_progress=self.progress)
+        base, warnings = registry.register(ctx.store, ctx.aws, self.settings, result, actor=ctx.actor)
+        return {"version": base.version, "amis": base.amis, "warnings": warnings,
+                "changelog": {k: v["summary"] for k, v in base.changelog.items()}}
+
+    def _image_tests(self, op: Operation) -> dict[str, Any]:
+        base = self._base(op)
+        run = imagetest.run_tests(self.ctx.aws, self.ctx.clock, self.fam, base, on_progress=self.progress)
+        imagetest.record_evidence(self.ctx.store, run, actor=self.ctx.actor)
+        if not run.passed:
+            raise RefusedError(f"image tests of {base.ref} failed: {'; '.join(run.failures[:3])}",
+                               hint=f"fix the image, bake again; or rerun 'imagefleet run {self.family}' to test again")
+        return {"passed": True, "cases": len(run.cases), "run_id": run.run_id}
+
+    def _perf(self, op: Operation) -> dict[str, Any]:
+        from perf.run import PerfRun, RunRequest
+
+        base = self._base(op)
+        doc = PerfRun(self.ctx, RunRequest(base.ref), progress=self.progress).execute()
+        return {"run_id": doc["id"], "verdict": doc.get("verdict")}
+
+    def _promote(self, op: Operation, stage: str) -> dict[str, Any]:
+        base = self._base(op)
+        p = promote_mod.promote(settings=self.settings, store=self.ctx.store, aws=self.ctx.aws, clock=self.ctx.clock,
+                                actor=self.ctx.actor, base=base, target=stage)
+        return {"stage": stage, "previous": p.previous, "gates": [g.to_dict() for g in p.gates]}
+
+    def _candidate(self, op: Operation) -> dict[str, Any]:
+        return self._promote(op, "candidate")
+
+    def _release(self, op: Operation) -> dict[str, Any]:
+        return self._promote(op, "release")
+
+    def _notify(self, op: Operation) -> dict[str, Any]:
+        from pipelines import friends as friends_mod
+
+        base = self._base(op)
+        teams = sorted(t for t, info in friends_mod.teams(self.settings, self.ctx.store).items()
+                       if friends_mod.follows(info, self.family))
+        notice = Notice("candidate", self.family, base.ref, base.amis, teams,
+                        promote_mod.parameter_name(self.family, "candidate"), base.changelog, utcnow())
+        return {"teams": teams, "sent_to": self.notifier.notify(notice)}
+
+    def _soak(self, op: Operation) -> dict[str, Any]:
+        """Wait until the base has been candidate for the release gate's soak time."""
+        base = self._base(op)
+        need = timedelta(seconds=self.settings.gates["release"].soak_seconds)
+        moves = [c for c in self.ctx.store.stage_history(self.family, "candidate") if c.version == base.version]
+        entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
+        while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):
+            self.progress(f"  soaking: {_fmt(left)} to go")
+            self.ctx.clock.sleep(min(left.total_seconds(), max(60.0, need.total_seconds() / 20)))
+        return {"soaked_s": need.total_seconds()}
+
+    def _canary(self, op: Operation) -> dict[str, Any]:
+        from canary import config as canary_config
+        from canary import controller as ctl
+
+        base = self._base(op)
+        cfg = canary_config.from_settings(self.settings)
+        started = self.ctx.store.step(op.id, "canary-rollout")
+        if started is None or started["status"] != "done":
+            doc, _ = ctl.prepare(self.ctx, cfg, base.ref, self.family)
+            rollout = op.step("canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, doc).id)
+        else:
+            rollout = started["result"]
+        c = ctl.Controller(self.ctx, cfg, rollout, progress=self.progress)
+        doc = c.run() if c.doc["status"] not in ctl.FINAL else c.doc
+        if doc["status"] == "paused":
+            raise RefusedError(f"canary {rollout} paused: {doc['reason']}",
+                               hint=f"look at 'imagefleet canary status {rollout}', then rerun "
+                                    f"'imagefleet run {self.family}' to resume it (or abort it)")
+        if doc["status"] != "succeeded":
+            raise RefusedError(f"canary {rollout} {doc['status']}: {doc['reason']}",
+                               hint="the release gate will refuse this base; see the report and the retrospective")
+        return {"rollout": rollout, "status": doc["status"]}
+
+
+def _fmt(delta: timedelta) -> str:
+    s = int(delta.total_seconds())
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
