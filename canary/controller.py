@@ -361,6 +361,7 @@ class Controller:
                 self._analyse(c, w)
             decision = w["verdict"]["decision"]
             c["last_verdict"] = {"wave": w["index"], "decision": decision, "score": w["verdict"]["score"]}
+            self.progress(describe_verdict(key, w))
             if decision == "pass":
                 w["status"] = "passed"
                 c["wave"] += 1
@@ -378,12 +379,25 @@ class Controller:
             w["status"] = "failed"
             self.save()
             rollback_cohort(self, c)
+            self.progress(f"cohort {key}: rolled back to the previous launch-template versions")
+            self._draft_retrospective(c)
             return "failed"
         c["status"] = "passed"
         self.save()
         return "passed"
 
     # --- pinning ---
+    def _draft_retrospective(self, c: dict[str, Any]) -> None:
+        """A blameless retrospective draft for the rolled-back cohort; never blocks the rollout."""
+        from pipelines import retro
+
+        try:
+            draft = retro.canary_rollback(self.store, self.ctx.settings.state_dir, self.doc, c)
+        except Exception as exc:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
+            self.progress(f"cohort {c['key']}: no retrospective draft ({type(exc).__name__}: {exc})")
+            return
+        self.progress(f"cohort {c['key']}: retrospective draft {draft.path}")
+
     def _pin(self, c: dict[str, Any]) -> None:
         for gk in c["groups"]:
             g = self.doc["groups"][gk]
@@ -592,6 +606,17 @@ def verdict(cfg: CanarySettings, baseline: dict[str, list[float]], canary: dict[
         "samples": {"baseline": baseline, "canary": canary},
         "at": utcnow(),
     }
+
+
+def describe_verdict(cohort: str, wave: dict[str, Any]) -> str:
+    """One line for the live output: the wave's decision and the metrics that decided it."""
+    v = wave["verdict"]
+    deciding = [m for m in v["judge"].get("metrics", []) if m.get("classification") not in ("Pass", "Nodata")]
+    parts = [f"{m['name']} {m['classification']}"
+             + (f" ({m['effect_size_measure']} {m['effect_size']:.3g})" if m.get("effect_size") is not None else "")
+             for m in deciding[:4]]
+    return (f"cohort {cohort} wave {wave['index'] + 1}: {v['decision']} (score {v['score']})"
+            + (f" — {', '.join(parts)}" if parts else ""))
 
 
 # --- rollback and abort -----------------------------------------------------------------------------

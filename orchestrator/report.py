@@ -26,6 +26,7 @@ from orchestrator.errors import UsageError
 from orchestrator.store import StateStore
 
 ROLLOUT_KIND = "canary-rollout"
+RETRO_KIND = "retrospective"
 PERF_KIND = "perf-run"
 STAGES = ("unstable", "candidate", "release")
 # What a cell of the rollout matrix shows, by the wave's state and its verdict's decision.
@@ -130,6 +131,8 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
         by_family[run.get("family", "")]["runs"].append(run)
     for b in bases:
         by_family[b.family]["bases"].append(b)
+    for retro in store.docs(RETRO_KIND):
+        by_family[retro.get("family", "")]["retros"].append(retro)
 
     summary = []
     for fam in families:
@@ -138,9 +141,15 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
                         "rollouts": len(by_family[fam]["rollouts"]), "runs": len(by_family[fam]["runs"])})
         write(f"family-{fam}.html", "family.html.j2", family=fam, stages=stage_rows,
               history=list(reversed(store.stage_history(fam))), bases=list(reversed(by_family[fam]["bases"])),
-              rollouts=by_family[fam]["rollouts"], runs=by_family[fam]["runs"])
+              rollouts=by_family[fam]["rollouts"], runs=by_family[fam]["runs"], retros=by_family[fam]["retros"])
+    (out / "retros").mkdir(exist_ok=True)
+    retros = store.docs(RETRO_KIND)
+    for retro in retros:
+        (out / "retros" / f"{retro['id']}.md").write_text(retro.get("markdown", ""))
+        write(f"retros/{retro['id']}.html", "retro.html.j2", retro=retro)
     for r in rollouts:
-        write(f"rollouts/{r['id']}.html", "rollout.html.j2", r=r)
+        write(f"rollouts/{r['id']}.html", "rollout.html.j2", r=r,
+              retros=[x for x in retros if x.get("rollout") == r["id"]])
     for run in runs:
         plots = []
         for p in run.get("plots") or []:

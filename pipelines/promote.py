@@ -406,6 +406,20 @@ def _rollback(
 
     op.step("pointer", move)
     op.finish("done")
+    draft = _draft_retrospective(settings, store, family, stage, op.intent, actor)
     return {"family": family, "stage": stage, "from": op.intent["from"], "to": base.version,
             "amis": published.amis, "parameter": parameter_name(family, stage), "operation": op.id,
-            "resumed": op.resumed}
+            "resumed": op.resumed, "retrospective": draft}
+
+
+def _draft_retrospective(settings: Settings, store: StateStore, family: str, stage: str,
+                         intent: dict[str, Any], actor: str) -> str | None:
+    """A blameless retrospective draft of the rollback (its path); never blocks the rollback."""
+    from pipelines import retro
+
+    try:
+        draft = retro.stage_rollback(store, settings.state_dir, family, stage, int(intent["from"]),
+                                     int(intent["to"]), intent.get("reason", ""), actor)
+    except Exception:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
+        return None
+    return str(draft.path)

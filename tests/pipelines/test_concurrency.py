@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.py)
 
 import pytest
@@ -52,6 +53,8 @@ def test_rollback_walks_history_and_never_republishes_a_rolled_back_base(workspa
 
     r = ws.run("rollback", fam, "--stage", "candidate", "--json")
     assert r.code == 0 and (r.json()["from"], r.json()["to"]) == (3, 2), r.stderr
+    draft = Path(r.json()["retrospective"]).read_text()  # a blameless draft of what happened
+    assert f"rolled {fam} candidate back from {fam}:3 to {fam}:2" in draft and "## Follow-ups" in draft
     r = ws.run("rollback", fam, "--stage", "candidate", "--json")
     assert r.code == 0 and (r.json()["from"], r.json()["to"]) == (2, 1), r.stderr  # not back to 3
     assert ssm(aws, "us-west-2", param) == amis[1]["us-west-2"]

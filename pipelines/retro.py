@@ -1,0 +1,173 @@
+"""Blameless retrospective drafts, written when a base is rolled back.
+
+Two occasions: a canary rolls a cohort back (the judge saw harm), and an operator rolls a stage
+back. The draft is Markdown with what the records show — the timeline (bake, promotions, waves,
+detection, rollback), the impact (cohorts, instances, the metrics that failed with their
+statistics), what the data shows as contributing (the packages that changed between the bases,
+the instance types affected) — and empty sections for what only people can answer. It is saved
+under ``<state dir>/retrospectives/`` and recorded as a ``retrospective`` document, so the report
+links it. Drafting never blocks a rollback: a failure to draft is a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.store import BaseVersion, StateStore, utcnow
+
+DOC_KIND = "retrospective"
+QUESTIONS = (
+    "## What we know now that we did not know then\n\n_…_\n",
+    "## How did it get past the earlier gates?\n\n_Image tests, perf run, soak: why did none of them catch it?_\n",
+    "## What made detection and rollback faster or slower?\n\n_…_\n",
+    "## Follow-ups\n\n| action | owner | due |\n|---|---|---|\n| | | |\n",
+)
+
+
+@dataclass
+class Retro:
+    id: str
+    path: Path
+    title: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": str(self.path), "title": self.title}
+
+
+def package_changes(old: BaseVersion | None, new: BaseVersion | None, limit: int = 40) -> list[str]:
+    """Markdown bullets of what changed between two bases' manifests (dpkg order)."""
+    if old is None or new is None or not (old.manifest.strip() and new.manifest.strip()):
+        return ["- _no package manifests recorded for both bases_"]
+    from changelog.diff import diff
+    from changelog.manifest import parse_manifest_text
+
+    d = diff(parse_manifest_text(old.manifest, f"{old.ref} manifest"),
+             parse_manifest_text(new.manifest, f"{new.ref} manifest"))
+    lines = [f"- {c.name}: {c.old.version} → {c.new.version}" for c in d.upgraded]
+    lines += [f"- {c.name}: {c.old.version} → {c.new.version} (downgraded)" for c in d.downgraded]
+    lines += [f"- {p.name} {p.version} (added)" for p in d.added]
+    lines += [f"- {p.name} {p.version} (removed)" for p in d.removed]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"- … and {len(lines) - limit} more (see the changelog)"]
+    return lines or ["- _the package lists are identical_"]
+
+
+def _base(store: StateStore, family: str, version: int | None) -> BaseVersion | None:
+    if version is None:
+        return None
+    try:
+        return store.get_base(family, version)
+    except LookupError:
+        return None
+
+
+def _timeline(store: StateStore, family: str, refs: set[str], extra: list[tuple[str, str]]) -> list[str]:
+    rows = [(e.at, f"{e.action} {e.target}" + (f" — {e.reason}" if e.reason else "")
+             + f" ({e.actor.rsplit('/', 1)[-1]})")
+            for e in store.audit_trail(family, limit=500) if e.target in refs or e.target == family]
+    rows += extra
+    return [f"| {at[:19].replace('T', ' ')} | {what} |" for at, what in sorted(rows)]
+
+
+def _save(store: StateStore, state_dir: Path, retro_id: str, title: str, text: str,
+          about: dict[str, Any]) -> Retro:
+    path = state_dir / "retrospectives" / f"{retro_id}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    try:
+        _, rev = store.get_doc(DOC_KIND, retro_id)
+    except LookupError:
+        rev = None
+    store.put_doc(DOC_KIND, retro_id, {"id": retro_id, "title": title, "path": str(path), "at": utcnow(),
+                                       "markdown": text, **about}, expected_revision=rev)
+    return Retro(retro_id, path, title)
+
+
+def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], cohort: dict[str, Any]) -> Retro:
+    """The draft for a cohort the canary rolled back."""
+    family = doc["family"]
+    new = _base(store, family, doc["new"].get("version"))
+    old_versions = {g.get("old_ami") for g in doc["groups"].values()}
+    old = next((b for b in store.bases(family) if set(b.amis.values()) & old_versions), None)
+    failed = [w for w in cohort["waves"] if w.get("verdict") and w["verdict"]["decision"] != "pass"]
+    detect = failed[-1] if failed else None
+    title = f"{doc['new']['ref'] or doc['id']}: canary rolled back cohort {cohort['key']}"
+    extra = [(w["verdict"]["at"], _judged(cohort["key"], w)) for w in cohort["waves"] if w.get("verdict")]
+    rb = cohort.get("rollback") or {}
+    extra.append((rb.get("at") or utcnow(), f"cohort {cohort['key']} rolled back to the previous launch templates"))
+    metrics = [m for m in (detect["verdict"]["judge"]["metrics"] if detect else [])
+               if m.get("classification") not in ("Pass", "Nodata")]
+    replaced = (f"- Cohort **{cohort['key']}**: {cohort.get('replaced', 0)} of {cohort['size']} instances had "
+                "been replaced when the judge stopped it; all were put back on the previous base.")
+    others = ", ".join(f"{c['key']} {c['status']}" for c in doc["cohorts"] if c["key"] != cohort["key"])
+    impact = [replaced, f"- Other cohorts: {others or 'none'}"]
+    rows = [f"| {m.get('name')} | {m.get('classification')} | {_n((m.get('experiment') or {}).get('mean'))} | "
+            f"{_n((m.get('control') or {}).get('mean'))} | {_n(m.get('estimate'))} "
+            f"[{_n(m.get('ci_lower'))}, {_n(m.get('ci_upper'))}] | {m.get('effect_size_measure', '')} "
+            f"{_n(m.get('effect_size'))} |" for m in metrics]
+    types = sorted({b.get("instance_type", "") for w in cohort["waves"] for b in w.get("batches", [])} - {""})
+    text = "\n".join([
+        f"# Retrospective (draft): {title}", "",
+        "_Blameless: this draft states what the records show. Edit it; add what people know._", "",
+        "## Summary", "",
+        f"Rollout `{doc['id']}` of {doc['new']['ref'] or 'an unregistered AMI'} "
+        f"(from {old.ref if old else 'the running base'}) was rolled back in cohort {cohort['key']}: "
+        + ("; ".join(detect["verdict"]["judge"].get("reasons", [])) if detect else "the judge said no") + ".", "",
+        "## Timeline (UTC)", "", "| when | what |", "|---|---|",
+        *_timeline(store, family, {r for r in (new.ref if new else None, old.ref if old else None) if r}, extra), "",
+        "## Impact", "", *impact, "",
+        "### The metrics behind the decision", "",
+        "| metric | class | canary mean | baseline mean | estimate [CI] | effect size |", "|---|---|---|---|---|---|",
+        *(rows or ["| _none recorded_ | | | | | |"]), "",
+        "## What the data shows as contributing", "",
+        f"- Instance types affected: {', '.join(types) or cohort['key']}",
+        f"- Packages changed from {old.ref if old else 'the previous base'} to {new.ref if new else 'the new base'}:",
+        *package_changes(old, new), "",
+        *QUESTIONS,
+    ])
+    retro_id = f"{doc['id']}-{cohort['key']}".replace("/", "-")
+    return _save(store, state_dir, retro_id, title, text,
+                 {"family": family, "kind": "canary", "rollout": doc["id"], "cohort": cohort["key"]})
+
+
+def stage_rollback(store: StateStore, state_dir: Path, family: str, stage: str, from_version: int,
+                   to_version: int, reason: str, actor: str) -> Retro:
+    """The draft for an operator's rollback of a stage."""
+    bad, good = _base(store, family, from_version), _base(store, family, to_version)
+    title = f"{family}:{from_version}: {stage} rolled back to {family}:{to_version}"
+    evidence = [f"- {e.gate}: {'passed' if e.passed else 'FAILED'} at {e.at[:19]}"
+                + (f" ({e.details.get('summary')})" if isinstance(e.details, dict) and e.details.get("summary") else "")
+                for e in store.evidence(family, from_version)]
+    text = "\n".join([
+        f"# Retrospective (draft): {title}", "",
+        "_Blameless: this draft states what the records show. Edit it; add what people know._", "",
+        "## Summary", "",
+        f"{actor.rsplit('/', 1)[-1]} rolled {family} {stage} back from {family}:{from_version} to "
+        f"{family}:{to_version}" + (f": {reason}" if reason else "") + ".", "",
+        "## Timeline (UTC)", "", "| when | what |", "|---|---|",
+        *_timeline(store, family, {f"{family}:{from_version}", f"{family}:{to_version}"}, []), "",
+        "## Impact", "",
+        f"- Consumers of `/imagefleet/{family}/{stage}` launched {family}:{from_version} until the rollback.", "",
+        "## The evidence the base was promoted on", "", *(evidence or ["- _none recorded_"]), "",
+        "## What the data shows as contributing", "",
+        f"- Packages changed from {family}:{to_version} to {family}:{from_version}:",
+        *package_changes(good, bad), "",
+        *QUESTIONS,
+    ])
+    return _save(store, state_dir, f"{family}-{stage}-{from_version}-{utcnow()[:19].replace(':', '')}", title, text,
+                 {"family": family, "kind": "stage", "stage": stage, "from": from_version, "to": to_version})
+
+
+def _judged(cohort: str, wave: dict[str, Any]) -> str:
+    v = wave["verdict"]
+    return f"wave {wave['index'] + 1} of {cohort} judged **{v['decision']}** (score {v['score']})"
+
+
+def _n(x: Any) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
