@@ -28,7 +28,7 @@ def test_parses_manifest(case: dict, tmp_path: Path) -> None:
     }
     assert got == case["packages"]
     assert list(manifest.packages) == list(case["packages"])  # input order is kept
-    assert dict(manifest.snaps) == case["snaps"]
+    assert {n: [s.revision, s.channel] for n, s in manifest.snaps.items()} == case["snaps"]
     assert manifest.arch == case["arch"]
     assert manifest.path == str(path)
 
