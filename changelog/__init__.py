@@ -12,7 +12,8 @@ from changelog.diff import Change, ManifestDiff, SnapChange, SnapDiff, diff, dif
 from changelog.entries import Entry, entries_between
 from changelog.manifest import Manifest, Package, Snap, parse_manifest, parse_manifest_text
 from changelog.render import FORMATS, render
-from changelog.report import Changelog, ChangeItem, build_changelog
+from changelog.report import ChangeItem, Changelog, build_changelog
+from changelog.sides import Side, source_for_diff
 from changelog.sources import (
     ArchiveSource,
     ChainSource,
@@ -21,7 +22,6 @@ from changelog.sources import (
     NoSource,
     source_for,
 )
-from changelog.sides import Side, source_for_diff
 
 __all__ = [
     "FORMATS",

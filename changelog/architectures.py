@@ -14,7 +14,7 @@ __all__ = ["is_architecture", "known_architectures"]
 
 @cache
 def known_architectures() -> frozenset[str]:
-    """Every architecture name dpkg knows (``amd64``, ``arm64``, ``i386``, ``armhf``, ``all``…)."""
+    """The architecture names dpkg knows (``amd64``, ``arm64``, ``i386``, ``all``…)."""
     text = (resources.files("changelog") / "architectures.txt").read_text(encoding="utf-8")
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")

@@ -1,7 +1,8 @@
 """Diff two manifests into added / removed / upgraded / downgraded / unchanged, in dpkg order.
 
 Pure: takes two `Manifest` values, returns a `ManifestDiff` (Debian packages) or a `SnapDiff`
-(a cloud image's snaps: revisions are compared for equality only, never ordered). Ordering is python-debian's `Version`
+(a cloud image's snaps: revisions are compared for equality only, never ordered).
+Ordering is python-debian's `Version`
 comparison (dpkg's algorithm). A `Version` is only built when the two version strings differ, which
 in a real image pair is ~10% of packages; equal strings are unchanged without parsing.
 """

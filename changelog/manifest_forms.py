@@ -69,7 +69,7 @@ def classify_third_column(rows: Sequence[tuple[int, str]], path: str) -> str:
 
 
 def _snap(cols: list[str], line: str, path: str, lineno: int) -> Snap:
-    """``snap:NAME<TAB>REVISION`` or, as livecd-rootfs writes it, ``snap:NAME<TAB>CHANNEL<TAB>REVISION``."""
+    """``snap:NAME<TAB>REVISION``, or ``snap:NAME<TAB>CHANNEL<TAB>REVISION`` (livecd-rootfs)."""
     name = cols[0].strip()[len("snap:"):]
     rest = [c.strip() for c in cols[1:]]
     if not _SNAP_NAME.match(name) or len(rest) not in (1, 2) or not _SNAP_REVISION.match(rest[-1]):
@@ -120,7 +120,7 @@ def read_tab(lines: Sequence[str], path: str) -> Manifest:
 
 # --- dpkg -l -------------------------------------------------------------------------------------
 def is_dpkg_list(first_line: str) -> bool:
-    """Whether a file starting with ``first_line`` is ``dpkg -l`` output (with or without header)."""
+    """Whether a file starting with ``first_line`` is ``dpkg -l`` output (header or not)."""
     return first_line.startswith(_DPKG_LIST_HEADER) or (
         "\t" not in first_line and DPKG_LIST_ROW.match(first_line) is not None)
 
@@ -152,7 +152,8 @@ def read_dpkg_list(lines: Sequence[str], path: str) -> Manifest:
         name, arch = split_arch(fields[1], path, lineno)
         version = validate_version(fields[2], path, lineno)
         arch_field = fields[3] if len(fields) > 3 else None
-        if has_arch_column or (has_arch_column is None and arch_field and is_architecture(arch_field)):
+        guessed = has_arch_column is None and arch_field and is_architecture(arch_field)
+        if has_arch_column or guessed:
             arch = arch_field
         out.add(Package(name, version, arch=arch), lineno)
     if not out.packages:

@@ -15,7 +15,7 @@ import jinja2
 
 from changelog.diff import SnapDiff
 from changelog.packages import Snap
-from changelog.report import Changelog, ChangeItem
+from changelog.report import ChangeItem, Changelog
 from orchestrator.errors import UsageError
 
 __all__ = ["FORMATS", "render", "render_html", "render_json", "render_markdown"]
@@ -72,8 +72,9 @@ def _snaps(snaps: SnapDiff) -> list[str]:
     def channel(snap: Snap) -> str:
         return f" ({snap.channel})" if snap.channel else ""
 
-    out = [f"## Snaps ({len(snaps.added)} added, {len(snaps.removed)} removed, "
-           f"{len(snaps.changed)} changed, {snaps.unchanged} unchanged)", ""]
+    title = (f"## Snaps ({len(snaps.added)} added, {len(snaps.removed)} removed, "
+             f"{len(snaps.changed)} changed, {snaps.unchanged} unchanged)")
+    out = [title, ""]
     out += [f"- changed: {c.name} revision {c.old.revision}{channel(c.old)} → "
             f"{c.new.revision}{channel(c.new)}" for c in snaps.changed]
     out += [f"- added: {s.name} revision {s.revision}{channel(s)}" for s in snaps.added]
@@ -95,8 +96,9 @@ def render_markdown(changelog: Changelog) -> str:
         "",
     ]
     if changelog.downgraded:
-        out += [f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
-                "version; their lost entries are listed below.**", ""]
+        banner = (f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
+                  "version; their lost entries are listed below.**")
+        out += [banner, ""]
     security = changelog.security
     out += [f"## Security fixes ({len(changelog.cves)} CVEs)", ""]
     if security:
@@ -116,8 +118,8 @@ def render_markdown(changelog: Changelog) -> str:
         out += [f"## {DOWNGRADED_TITLE} ({len(changelog.downgraded)})", ""]
     for item in changelog.downgraded:
         lost = f"; loses fixes for {', '.join(item.cves)}" if item.cves else ""
-        out += [f"### {DOWNGRADE} {item.package} {item.old} → {item.new} (source {item.source})"
-                f"{lost}", ""]
+        heading = f"### {DOWNGRADE} {item.package} {item.old} → {item.new} (source {item.source})"
+        out += [heading + lost, ""]
         out += _binaries(item)
         out += ["Entries lost by this downgrade:", ""]
         out += _entries_block(item)

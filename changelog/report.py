@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from debian.debian_support import Version
 
@@ -20,7 +20,7 @@ from changelog.entries import Entry, entries_between
 from changelog.manifest import Manifest, Package
 from changelog.sources import ChangelogSource, Found, NoSource
 
-__all__ = ["BinaryChange", "Changelog", "ChangeItem", "build_changelog"]
+__all__ = ["BinaryChange", "ChangeItem", "Changelog", "build_changelog"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,7 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
         wanted_version = lead.new.version
     names = [c.name for c in ordered] + [src]
     found = source.lookup(names, wanted_version)
-    base = dict(
+    base = ChangeItem(
         package=lead.name,
         old=lead.old.version,
         new=lead.new.version,
@@ -167,7 +167,7 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
         binaries=tuple(BinaryChange(c.name, c.old.version, c.new.version) for c in ordered),
     )
     if not isinstance(found, Found):
-        return ChangeItem(**base, note=f"no changelog available: {found.reason}")
+        return replace(base, note=f"no changelog available: {found.reason}")
     lines = found.open()
     try:
         entries = entries_between(lines, low, high)
@@ -178,8 +178,8 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
     note = None
     if not entries:
         note = f"changelog {found.origin} has no entries between {low} and {high}"
-    return ChangeItem(
-        **base,
+    return replace(
+        base,
         entries=tuple(entries),
         cves=tuple(extract_cves(e.text for e in entries)),
         note=note,

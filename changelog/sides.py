@@ -32,7 +32,8 @@ def family_dirs(changelog_dir: Path | None) -> tuple[Path, ...]:
 
 def side_of_base(ref: str, manifest_text: str, changelog_dir: Path | None) -> Side:
     """The side for a registered base: its stored manifest and its family's changelogs."""
-    return Side(parse_manifest_text(manifest_text, path=f"{ref} manifest"), family_dirs(changelog_dir))
+    manifest = parse_manifest_text(manifest_text, path=f"{ref} manifest")
+    return Side(manifest, family_dirs(changelog_dir))
 
 
 def source_for_diff(

@@ -33,6 +33,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from debian.changelog import topline
@@ -135,14 +136,14 @@ class DirectorySource(ChangelogSource):
         for name in unique:
             for path in self.candidates(name):
                 if path.is_file():
-                    return Found(str(path), lambda p=path: _read_lines(p))
+                    return Found(str(path), partial(_read_lines, path))
         upstream = []
         for name in unique:  # native packages: changelog.gz, if it is in Debian's format
             for path in self.candidates(name, "changelog"):
                 if not path.is_file():
                     continue
                 if _is_debian_changelog(path):
-                    return Found(str(path), lambda p=path: _read_lines(p))
+                    return Found(str(path), partial(_read_lines, path))
                 upstream.append(str(path))
         skipped = f" ({', '.join(upstream)}: not a Debian changelog)" if upstream else ""
         return Missing(f"no changelog for {'/'.join(unique)} under {self.root}{skipped}")
@@ -188,11 +189,12 @@ def changelog_from_deb(deb: Path, names: Sequence[str], dpkg_deb: str = "dpkg-de
         for leaf, native in (("changelog.Debian", False), ("changelog", True)):
             for name in dict.fromkeys(names):
                 for suffix in (".gz", ""):
-                    member = members.get(f"usr/share/doc/{name}/{leaf}{suffix}")
+                    member_name = f"usr/share/doc/{name}/{leaf}{suffix}"
+                    member = members.get(member_name)
                     fh = tar.extractfile(member) if member is not None and member.isfile() else None
                     if fh is None:
                         continue
-                    text = _member_text(fh.read(), f"{deb.name}:{member.name}", suffix == ".gz")
+                    text = _member_text(fh.read(), f"{deb.name}:{member_name}", suffix == ".gz")
                     first = next((ln for ln in text.splitlines() if ln.strip()), "")
                     if not native or topline.match(first):
                         return text
@@ -251,7 +253,7 @@ class ArchiveSource(ChangelogSource):
                         continue
                     if text is not None:
                         lines = text.splitlines()
-                        return Found(f"archive:{deb.name}", lambda ls=lines: iter(ls))
+                        return Found(f"archive:{deb.name}", partial(iter, lines))
                     reasons.append(f"{deb.name} has no usr/share/doc/*/changelog[.Debian]")
                     deb.unlink()
         return Missing("; ".join(reasons) or "no package to download")

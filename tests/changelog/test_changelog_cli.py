@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from click.testing import CliRunner
 from changelog_support import changelog_text, write_gz
+from click.testing import CliRunner
 
 from changelog.cli import changelog_group, resolve_manifest
 from changelog.manifest import Manifest, parse_manifest_text

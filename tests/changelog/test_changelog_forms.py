@@ -1,4 +1,4 @@
-"""Every manifest form real tools write, read from files those tools wrote (tests/changelog/data)."""
+"""Every manifest form real tools write, read from files those tools wrote (data/README.md)."""
 
 from __future__ import annotations
 

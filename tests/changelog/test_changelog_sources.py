@@ -149,5 +149,5 @@ def test_native_changelog_gz_in_deb_and_damaged_gz_named(tmp_path: Path) -> None
     gz.write_bytes(gz.read_bytes()[:40])
     subprocess.run([DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
                    check=True, capture_output=True)
-    with pytest.raises(ChangelogFileError, match=r"debconf_1.5.82_all.deb:.*changelog.gz: truncated"):
+    with pytest.raises(ChangelogFileError, match=r"_all.deb:.*/changelog.gz: truncated"):
         changelog_from_deb(deb, ["debconf"])
