@@ -40,6 +40,7 @@ __all__ = [
 _SNAP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SNAP_REVISION = re.compile(r"^x?[0-9]+$")  # "x1" is a locally installed, unasserted revision
 _FIELD = re.compile(r"^(?P<key>[A-Za-z0-9][A-Za-z0-9-]*):")
+_STATUS_FIELDS = ["Package", "Status", "Version", "Source", "Architecture"]  # all the diff needs
 # A `dpkg -l` row's state: desired (u i h r p), status (n c H U F W t i), optional error flag R.
 DPKG_LIST_ROW = re.compile(r"^[uihrp][ncHUFWti]R?\s+\S")
 _DPKG_LIST_HEADER = ("Desired=", "| Status=", "|/ Err?=", "||/ ", "+++-")
@@ -208,7 +209,7 @@ def read_status(lines: Sequence[str], path: str) -> Manifest:
     """Read a dpkg status file: installed packages with their Source and Architecture."""
     out = PackageCollector(path)
     for start, lines_of, chunk in _stanzas(lines, path):
-        para = Packages(chunk)
+        para = Packages(chunk, fields=_STATUS_FIELDS)
         if "package" not in lines_of:
             raise ManifestError(f"{path}:{start}: stanza without a Package field")
         if "status" not in lines_of:
