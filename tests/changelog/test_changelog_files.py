@@ -75,6 +75,7 @@ def test_grouped_item_names_each_binary_and_reads_from_the_lowest_old_version() 
     md = render(log, "md")
     assert f"- libcurl4 {versions[3]} → {versions[0]}" in md
     assert f"- curl {versions[1]} → {versions[0]}" in md
+    assert f"<li>libcurl4 {versions[3]} → {versions[0]}</li>" in render(log, "html")
     data = json.loads(render(log, "json"))
     (curl,) = [i for i in data["upgraded"] if i["source"] == "curl"]
     assert {b["package"]: b["old"] for b in curl["binaries"]}["libcurl4"] == versions[3]
