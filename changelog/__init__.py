@@ -8,17 +8,19 @@ Integration surface: `build_changelog(old_manifest, new_manifest, source=None) -
 from __future__ import annotations
 
 from changelog.cves import extract_cves
-from changelog.diff import Change, ManifestDiff, diff
+from changelog.diff import Change, ManifestDiff, SnapChange, SnapDiff, diff, diff_snaps
 from changelog.entries import Entry, entries_between
-from changelog.manifest import Manifest, Package, parse_manifest, parse_manifest_text
+from changelog.manifest import Manifest, Package, Snap, parse_manifest, parse_manifest_text
 from changelog.render import FORMATS, render
-from changelog.report import Changelog, ChangeItem, build_changelog
+from changelog.report import ChangeItem, Changelog, build_changelog
+from changelog.sides import Side, source_for_diff
 from changelog.sources import (
     ArchiveSource,
     ChainSource,
     ChangelogSource,
     DirectorySource,
     NoSource,
+    source_for,
 )
 
 __all__ = [
@@ -35,11 +37,18 @@ __all__ = [
     "ManifestDiff",
     "NoSource",
     "Package",
+    "Side",
+    "Snap",
+    "SnapChange",
+    "SnapDiff",
     "build_changelog",
     "diff",
+    "diff_snaps",
     "entries_between",
     "extract_cves",
     "parse_manifest",
     "parse_manifest_text",
     "render",
+    "source_for",
+    "source_for_diff",
 ]

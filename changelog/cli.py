@@ -1,7 +1,8 @@
-"""`imagefleet changelog …` commands: ``diff OLD NEW`` (no state store needed) and ``show REF``.
+"""`imagefleet changelog …` commands: ``diff OLD NEW`` and ``show REF``.
 
-The root CLI adds `changelog_group` and turns `ImagefleetError`s into messages and exit codes;
-these commands let them propagate.
+Thin: references become `Side`s (a manifest file, or a registered base with its family's
+changelog directories), the rest is changelog.report and changelog.render. The root CLI turns
+`ImagefleetError`s into messages and exit codes; these commands let them propagate.
 """
 
 from __future__ import annotations
@@ -14,93 +15,123 @@ import click
 from changelog.manifest import Manifest, parse_manifest
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
-from changelog.sources import ArchiveSource, ChainSource, ChangelogSource, DirectorySource, NoSource
-from orchestrator.cli_support import get_context
+from changelog.sides import Side, side_of_base, source_for_diff
+from changelog.sources import ChangelogSource, source_for
+from orchestrator.cli_support import get_context, json_option
 from orchestrator.errors import NotFoundError, UsageError
 
-__all__ = ["changelog_group", "resolve_manifest", "source_from_options"]
+__all__ = ["changelog_group", "resolve_manifest", "resolve_side", "source_from_options"]
 
 changelog_group = click.Group("changelog", help="Changelogs between two base images.")
 
 
-def resolve_manifest(ref: str, ctx_obj: Any = None) -> Manifest:
-    """Turn a command-line reference into a `Manifest`.
+def resolve_side(ref: str, ctx_obj: Any = None) -> Side:
+    """Turn a command-line reference into a `Side`.
 
-    An existing file is parsed as a manifest. Otherwise, if the context object carries a callable
-    ``manifest_resolver`` (the core sets one to resolve ``FAMILY:VERSION`` and AMI ids), it is
-    called with ``ref`` and may return a `Manifest` or a path to a manifest file.
+    An existing file is parsed as a manifest. Otherwise a callable ``manifest_resolver`` on the
+    context object (an embedding hook) may return a `Side`, a `Manifest` or a manifest path; else
+    the core's ``resolve_base`` finds a registered base (``FAMILY:VERSION``, ``FAMILY:STAGE``, an
+    AMI id), whose family's ``changelog_dir`` comes with it.
     """
     path = Path(ref)
     if path.is_file():
-        return parse_manifest(path)
+        return Side(parse_manifest(path))
     resolver = getattr(ctx_obj, "manifest_resolver", None)
     if callable(resolver):
         resolved = resolver(ref)
-        return resolved if isinstance(resolved, Manifest) else parse_manifest(resolved)
+        if isinstance(resolved, Side):
+            return resolved
+        return Side(resolved if isinstance(resolved, Manifest) else parse_manifest(resolved))
+    resolve_base = getattr(ctx_obj, "resolve_base", None)
+    if callable(resolve_base):
+        base = resolve_base(ref)
+        if not base.manifest:
+            raise NotFoundError(f"base {base.ref} has no package manifest recorded")
+        family = ctx_obj.settings.family(base.family)
+        return side_of_base(base.ref, base.manifest, family.changelog_dir)
     raise NotFoundError(
         f"manifest {ref!r} not found",
-        hint="give a manifest file path (package<TAB>version lines, dpkg-query -W output or a "
-        "dpkg status file)",
+        hint="give a manifest file path (dpkg-query -W output, dpkg -l output, a cloud-image "
+        ".manifest or a dpkg status file) or a base reference",
     )
+
+
+def resolve_manifest(ref: str, ctx_obj: Any = None) -> Manifest:
+    """The manifest a command-line reference names (see `resolve_side`)."""
+    return resolve_side(ref, ctx_obj).manifest
 
 
 def source_from_options(changelog_dir: str | None, from_archive: bool) -> ChangelogSource:
     """The changelog source the options ask for: the directory first, then the apt archive."""
-    sources: list[ChangelogSource] = []
-    if changelog_dir is not None:
-        if not Path(changelog_dir).is_dir():
-            raise UsageError(f"--changelog-dir {changelog_dir!r} is not a directory")
-        sources.append(DirectorySource(changelog_dir))
-    if from_archive:
-        sources.append(ArchiveSource())
-    if not sources:
-        return NoSource()
-    return sources[0] if len(sources) == 1 else ChainSource(sources)
+    return source_for(_option_dirs(changelog_dir), from_archive=from_archive)
+
+
+def _option_dirs(changelog_dir: str | None) -> list[Path]:
+    if changelog_dir is None:
+        return []
+    if not Path(changelog_dir).is_dir():
+        raise UsageError(f"--changelog-dir {changelog_dir!r} is not a directory")
+    return [Path(changelog_dir)]
+
+
+def _format(fmt: str | None) -> str:
+    """``--format``, or ``json`` under ``--json`` (which a different ``--format`` contradicts)."""
+    if not get_context().json_mode:
+        return fmt or "md"
+    if fmt not in (None, "json"):
+        raise UsageError(f"--json and --format {fmt} ask for different outputs; give one")
+    return "json"
 
 
 @changelog_group.command("diff")
 @click.argument("old")
 @click.argument("new")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True,
-              help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default md; json under --json).")
 @click.option("--changelog-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory of <pkg>.changelog.Debian[.gz] files or an image root tree.")
+              help="Directory of <pkg>.changelog.Debian[.gz] files or an image root tree; "
+              "searched before the bases' family changelog_dir.")
 @click.option("--from-archive", is_flag=True,
               help="Download each changed package's .deb with apt-get to read its changelog.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write to FILE instead of standard output.")
-def diff_command(old: str, new: str, fmt: str, changelog_dir: str | None, from_archive: bool,
-                 output: str | None) -> None:
-    """Changelog from base OLD to base NEW (manifest files)."""
-    obj = click.get_current_context().obj
-    old_manifest = resolve_manifest(old, obj)
-    new_manifest = resolve_manifest(new, obj)
-    source = source_from_options(changelog_dir, from_archive)
-    text = render(build_changelog(old_manifest, new_manifest, source), fmt)
+@json_option
+def diff_command(old: str, new: str, fmt: str | None, changelog_dir: str | None,
+                 from_archive: bool, output: str | None) -> None:
+    """Changelog from base OLD to base NEW (manifest files or base references)."""
+    obj = click.get_current_context().find_root().obj
+    before, after = resolve_side(old, obj), resolve_side(new, obj)
+    source = source_for_diff(before, after, extra_dirs=_option_dirs(changelog_dir),
+                             from_archive=from_archive)
+    text = render(build_changelog(before.manifest, after.manifest, source), _format(fmt))
     if output is None:
         get_context().out.text(text)
-    else:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write --output {output!r}: {exc.strerror}") from None
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write --output {output!r}: {exc.strerror}") from None
 
 
 @changelog_group.command("show")
 @click.argument("ref", metavar="FAMILY:VERSION")
-@click.option("--against", type=click.Choice(["parent", "release"]), default="parent", show_default=True,
+@click.option("--against", type=click.Choice(["parent", "release"]), default="parent",
+              show_default=True,
               help="The changelog against the previous base or against the release at bake time.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
-def show_command(ref: str, against: str, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default md; json under --json).")
+@json_option
+def show_command(ref: str, against: str, fmt: str | None) -> None:
     """Print the changelog made when a base was baked (stored in S3 with the base)."""
-    obj = click.get_current_context().find_root().obj
+    obj = get_context()
     base = obj.resolve_base(ref)
     made = base.changelog.get(f"vs_{against}")
     if not made:
         raise NotFoundError(
             f"{base.ref} has no changelog against its {against}",
-            hint="the first base of a family has none; run 'imagefleet changelog diff' for any two bases",
+            hint="the first base of a family has none; run 'imagefleet changelog diff' for any "
+            "two bases",
         )
     from pipelines.registry import read_artifact
 
-    obj.out.text(read_artifact(obj.aws, made["uris"][fmt]))
+    obj.out.text(read_artifact(obj.aws, made["uris"][_format(fmt)]))

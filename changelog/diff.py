@@ -1,6 +1,8 @@
 """Diff two manifests into added / removed / upgraded / downgraded / unchanged, in dpkg order.
 
-Pure: takes two `Manifest` values, returns a `ManifestDiff`. Ordering is python-debian's `Version`
+Pure: takes two `Manifest` values, returns a `ManifestDiff` (Debian packages) or a `SnapDiff`
+(a cloud image's snaps: revisions are compared for equality only, never ordered).
+Ordering is python-debian's `Version`
 comparison (dpkg's algorithm). A `Version` is only built when the two version strings differ, which
 in a real image pair is ~10% of packages; equal strings are unchanged without parsing.
 """
@@ -11,9 +13,9 @@ from dataclasses import dataclass
 
 from debian.debian_support import Version
 
-from changelog.manifest import Manifest, Package
+from changelog.packages import Manifest, Package, Snap
 
-__all__ = ["Change", "ManifestDiff", "diff"]
+__all__ = ["Change", "ManifestDiff", "SnapChange", "SnapDiff", "diff", "diff_snaps"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,4 +82,63 @@ def diff(old: Manifest, new: Manifest) -> ManifestDiff:
         upgraded=tuple(sorted(upgraded, key=lambda c: c.name)),
         downgraded=tuple(sorted(downgraded, key=lambda c: c.name)),
         unchanged=tuple(sorted(unchanged)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapChange:
+    """A snap in both images at different revisions (or channels)."""
+
+    old: Snap
+    new: Snap
+
+    @property
+    def name(self) -> str:
+        return self.new.name
+
+
+@dataclass(frozen=True)
+class SnapDiff:
+    """Snaps added, removed and changed between two images; lists sorted by name."""
+
+    added: tuple[Snap, ...] = ()
+    removed: tuple[Snap, ...] = ()
+    changed: tuple[SnapChange, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def present(self) -> bool:
+        """Whether either image has snaps at all (so a report shows the section)."""
+        return bool(self.added or self.removed or self.changed or self.unchanged)
+
+    def to_dict(self) -> dict[str, object]:
+        def snap(s: Snap) -> dict[str, object]:
+            return {"name": s.name, "revision": s.revision, "channel": s.channel}
+
+        return {
+            "added": [snap(s) for s in self.added],
+            "removed": [snap(s) for s in self.removed],
+            "changed": [
+                {"name": c.name, "old": c.old.revision, "new": c.new.revision,
+                 "old_channel": c.old.channel, "new_channel": c.new.channel}
+                for c in self.changed
+            ],
+            "unchanged": self.unchanged,
+        }
+
+
+def diff_snaps(old: Manifest, new: Manifest) -> SnapDiff:
+    """Classify the snaps of ``old`` and ``new`` by name; a revision or channel move is a change."""
+    before, after = old.snaps, new.snaps
+    changed = [
+        SnapChange(before[name], snap) for name, snap in after.items()
+        if name in before and (before[name].revision, before[name].channel)
+        != (snap.revision, snap.channel)
+    ]
+    return SnapDiff(
+        added=tuple(sorted((s for n, s in after.items() if n not in before), key=lambda s: s.name)),
+        removed=tuple(sorted((s for n, s in before.items() if n not in after),
+                             key=lambda s: s.name)),
+        changed=tuple(sorted(changed, key=lambda c: c.name)),
+        unchanged=sum(1 for n in after if n in before) - len(changed),
     )

@@ -1,7 +1,8 @@
 """Render a `Changelog` as JSON, Markdown or a standalone HTML page.
 
 Markdown and HTML put security fixes first (CVE count per package), then upgrades, then
-downgrades (flagged: a downgrade loses fixes), then added and removed packages.
+downgrades (flagged: a downgrade loses fixes), then added and removed packages, then a cloud
+image's snaps. A grouped item lists each of its binaries with its own old and new version.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from functools import cache
 
 import jinja2
 
-from changelog.report import Changelog, ChangeItem
+from changelog.diff import SnapDiff
+from changelog.packages import Snap
+from changelog.report import ChangeItem, Changelog
 from orchestrator.errors import UsageError
 
 __all__ = ["FORMATS", "render", "render_html", "render_json", "render_markdown"]
@@ -53,9 +56,32 @@ def _entries_block(item: ChangeItem) -> list[str]:
     return [f"{fence}text", text, fence, ""]
 
 
-def _binaries(item: ChangeItem) -> str:
-    names = [b.package for b in item.binaries]
-    return f" — binaries: {', '.join(names)}" if names != [item.package] else ""
+def _binaries(item: ChangeItem) -> list[str]:
+    """One line per binary of a grouped item, each with its own old → new version."""
+    if [b.package for b in item.binaries] == [item.package]:
+        return []
+    return [f"Binaries of {item.source} ({len(item.binaries)}):", ""] + [
+        f"- {b.package} {b.old} → {b.new}" for b in item.binaries] + [""]
+
+
+def _snaps(snaps: SnapDiff) -> list[str]:
+    """The snaps section: revisions added, removed and changed (no changelogs: snaps have none)."""
+    if not snaps.present:
+        return []
+
+    def channel(snap: Snap) -> str:
+        return f" ({snap.channel})" if snap.channel else ""
+
+    title = (f"## Snaps ({len(snaps.added)} added, {len(snaps.removed)} removed, "
+             f"{len(snaps.changed)} changed, {snaps.unchanged} unchanged)")
+    out = [title, ""]
+    out += [f"- changed: {c.name} revision {c.old.revision}{channel(c.old)} → "
+            f"{c.new.revision}{channel(c.new)}" for c in snaps.changed]
+    out += [f"- added: {s.name} revision {s.revision}{channel(s)}" for s in snaps.added]
+    out += [f"- removed: {s.name} revision {s.revision}{channel(s)}" for s in snaps.removed]
+    if not (snaps.added or snaps.removed or snaps.changed):
+        out.append("No snap changes.")
+    return out + [""]
 
 
 def render_markdown(changelog: Changelog) -> str:
@@ -70,8 +96,9 @@ def render_markdown(changelog: Changelog) -> str:
         "",
     ]
     if changelog.downgraded:
-        out += [f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
-                "version; their lost entries are listed below.**", ""]
+        banner = (f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
+                  "version; their lost entries are listed below.**")
+        out += [banner, ""]
     security = changelog.security
     out += [f"## Security fixes ({len(changelog.cves)} CVEs)", ""]
     if security:
@@ -84,22 +111,24 @@ def render_markdown(changelog: Changelog) -> str:
     out.append("")
     out += [f"## Upgraded ({len(changelog.upgraded)})", ""]
     for item in changelog.upgraded:
-        out += [f"### {item.package} {item.old} → {item.new} "
-                f"(source {item.source}){_binaries(item)}", ""]
+        out += [f"### {item.package} {item.old} → {item.new} (source {item.source})", ""]
+        out += _binaries(item)
         out += _entries_block(item)
     if changelog.downgraded:
         out += [f"## {DOWNGRADED_TITLE} ({len(changelog.downgraded)})", ""]
     for item in changelog.downgraded:
         lost = f"; loses fixes for {', '.join(item.cves)}" if item.cves else ""
-        out += [f"### {DOWNGRADE} {item.package} {item.old} → {item.new} (source {item.source})"
-                f"{_binaries(item)}{lost}", "", "Entries lost by this downgrade:", ""]
+        heading = f"### {DOWNGRADE} {item.package} {item.old} → {item.new} (source {item.source})"
+        out += [heading + lost, ""]
+        out += _binaries(item)
+        out += ["Entries lost by this downgrade:", ""]
         out += _entries_block(item)
     out += [f"## Added ({len(changelog.added)})", ""]
     out += [f"- {p.name} {p.version}" for p in changelog.added] or ["None."]
     out += ["", f"## Removed ({len(changelog.removed)})", ""]
     out += [f"- {p.name} {p.version}" for p in changelog.removed] or ["None."]
+    out += [""] + _snaps(changelog.snaps)
     return "\n".join(out).rstrip() + "\n"
-
 
 
 @cache

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from debian.debian_support import Version
 
 from changelog.cves import extract_cves
-from changelog.diff import Change, diff
+from changelog.diff import Change, SnapDiff, diff, diff_snaps
 from changelog.entries import Entry, entries_between
 from changelog.manifest import Manifest, Package
 from changelog.sources import ChangelogSource, Found, NoSource
 
-__all__ = ["BinaryChange", "Changelog", "ChangeItem", "build_changelog"]
+__all__ = ["BinaryChange", "ChangeItem", "Changelog", "build_changelog"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,11 @@ class BinaryChange:
 
 @dataclass(frozen=True)
 class ChangeItem:
-    """An upgraded or downgraded source group and the changelog entries it gains (or loses)."""
+    """An upgraded or downgraded source group and the changelog entries it gains (or loses).
+
+    ``binaries`` names every binary of the group with its own old and new version; the entries run
+    from the lowest old version among them (an upgrade) so no binary's changes are left out.
+    """
 
     package: str
     old: str
@@ -71,6 +75,7 @@ class Changelog:
     upgraded: tuple[ChangeItem, ...]
     downgraded: tuple[ChangeItem, ...]
     cves: dict[str, list[str]] = field(default_factory=dict)
+    snaps: SnapDiff = field(default_factory=SnapDiff)
 
     @property
     def security(self) -> list[ChangeItem]:
@@ -88,6 +93,7 @@ class Changelog:
             "upgraded": [item.to_dict() for item in self.upgraded],
             "downgraded": [item.to_dict() for item in self.downgraded],
             "cves": {cve: list(pkgs) for cve, pkgs in self.cves.items()},
+            "snaps": self.snaps.to_dict(),
         }
 
 
@@ -116,6 +122,7 @@ def build_changelog(
         upgraded=tuple(upgraded),
         downgraded=tuple(downgraded),
         cves={cve: sorted(cves[cve]) for cve in sorted(cves, key=_cve_key)},
+        snaps=diff_snaps(old_manifest, new_manifest),
     )
 
 
@@ -152,7 +159,7 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
         wanted_version = lead.new.version
     names = [c.name for c in ordered] + [src]
     found = source.lookup(names, wanted_version)
-    base = dict(
+    base = ChangeItem(
         package=lead.name,
         old=lead.old.version,
         new=lead.new.version,
@@ -160,7 +167,7 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
         binaries=tuple(BinaryChange(c.name, c.old.version, c.new.version) for c in ordered),
     )
     if not isinstance(found, Found):
-        return ChangeItem(**base, note=f"no changelog available: {found.reason}")
+        return replace(base, note=f"no changelog available: {found.reason}")
     lines = found.open()
     try:
         entries = entries_between(lines, low, high)
@@ -171,8 +178,8 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
     note = None
     if not entries:
         note = f"changelog {found.origin} has no entries between {low} and {high}"
-    return ChangeItem(
-        **base,
+    return replace(
+        base,
         entries=tuple(entries),
         cves=tuple(extract_cves(e.text for e in entries)),
         note=note,

@@ -1,16 +1,24 @@
-"""Where changelog text comes from: a `ChangelogSource` finds a package's changelog.Debian.
+"""Where changelog text comes from: a `ChangelogSource` finds a package's Debian changelog.
+
+Non-native packages keep it in ``changelog.Debian.gz``; native ones (apt, dpkg, debconf,
+ca-certificates…) in ``changelog.gz``, a name non-native packages use for upstream's changelog.
+So every ``changelog.Debian`` candidate is tried first, and a ``changelog`` file counts only when
+its first line is a Debian changelog header.
 
 Implementations:
 
 * `DirectorySource(DIR)` — ``DIR/<name>.changelog.Debian.gz``, ``DIR/<name>.changelog.Debian``,
   then the image tree ``DIR/usr/share/doc/<name>/changelog.Debian.gz`` (and the uncompressed
-  file), for each binary name of the group and then the source name.
+  file), for each binary name of the group and then the source name; then the same with
+  ``changelog`` for native packages.
 * `ArchiveSource` — ``apt-get download name=version`` into a temp dir, then the changelog out of
   the .deb via ``dpkg-deb --fsys-tarfile``. Any failure is a reason, never a crash.
 * `NoSource` — always says why nothing is available.
 * `ChainSource` — tries sources in order; if all fail, joins their reasons.
 
 A lookup returns a `Found` (lazy line iterator + where it came from) or a `Missing` (why).
+A truncated or corrupt ``.gz`` is a `ChangelogFileError` naming the file, not a missing changelog:
+the image ships a broken file, and saying "no changelog" would hide it.
 """
 
 from __future__ import annotations
@@ -21,10 +29,16 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+from debian.changelog import topline
+
+from orchestrator.errors import ChangelogFileError
 
 __all__ = [
     "ArchiveSource",
@@ -35,7 +49,12 @@ __all__ = [
     "Missing",
     "NoSource",
     "changelog_from_deb",
+    "source_for",
 ]
+
+# What a truncated or corrupt gzip stream raises: EOFError (ended early), BadGzipFile (an OSError,
+# bad header or CRC), zlib.error (bad deflate data).
+_GZIP_ERRORS = (EOFError, OSError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -67,10 +86,33 @@ class ChangelogSource(ABC):
         """
 
 
-def _read_lines(path: Path) -> Iterator[str]:
+def _read_lines(path: Path) -> Generator[str, None, None]:
+    """The file's lines, gunzipped when it ends in ``.gz``; damage is a `ChangelogFileError`."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        yield from fh
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            yield from fh
+    except _GZIP_ERRORS as exc:
+        raise _damaged(str(path), exc) from None
+
+
+def _damaged(where: str, exc: BaseException) -> ChangelogFileError:
+    what = "truncated" if isinstance(exc, EOFError) else "corrupt or unreadable"
+    return ChangelogFileError(
+        f"{where}: {what} changelog file ({exc})",
+        hint="the image ships a damaged file; rebuild the package or point --changelog-dir "
+        "at a good copy",
+    )
+
+
+def _is_debian_changelog(path: Path) -> bool:
+    """Whether the first non-blank line is a Debian changelog header (``pkg (ver) dist; …``)."""
+    lines = _read_lines(path)
+    try:
+        first = next((line for line in lines if line.strip()), "")
+    finally:
+        lines.close()
+    return topline.match(first.rstrip("\n")) is not None
 
 
 class DirectorySource(ChangelogSource):
@@ -79,21 +121,32 @@ class DirectorySource(ChangelogSource):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def candidates(self, name: str) -> list[Path]:
+    def candidates(self, name: str, leaf: str = "changelog.Debian") -> list[Path]:
+        """Where ``name``'s changelog may be, for ``leaf`` ``changelog.Debian`` or ``changelog``."""
         doc = self.root / "usr" / "share" / "doc" / name
         return [
-            self.root / f"{name}.changelog.Debian.gz",
-            self.root / f"{name}.changelog.Debian",
-            doc / "changelog.Debian.gz",
-            doc / "changelog.Debian",
+            self.root / f"{name}.{leaf}.gz",
+            self.root / f"{name}.{leaf}",
+            doc / f"{leaf}.gz",
+            doc / leaf,
         ]
 
     def lookup(self, names: Sequence[str], version: str) -> Lookup:
-        for name in dict.fromkeys(names):
+        unique = list(dict.fromkeys(names))
+        for name in unique:
             for path in self.candidates(name):
                 if path.is_file():
-                    return Found(str(path), lambda p=path: _read_lines(p))
-        return Missing(f"no changelog for {'/'.join(dict.fromkeys(names))} under {self.root}")
+                    return Found(str(path), partial(_read_lines, path))
+        upstream = []
+        for name in unique:  # native packages: changelog.gz, if it is in Debian's format
+            for path in self.candidates(name, "changelog"):
+                if not path.is_file():
+                    continue
+                if _is_debian_changelog(path):
+                    return Found(str(path), partial(_read_lines, path))
+                upstream.append(str(path))
+        skipped = f" ({', '.join(upstream)}: not a Debian changelog)" if upstream else ""
+        return Missing(f"no changelog for {'/'.join(unique)} under {self.root}{skipped}")
 
 
 class NoSource(ChangelogSource):
@@ -122,8 +175,9 @@ class ChainSource(ChangelogSource):
 def changelog_from_deb(deb: Path, names: Sequence[str], dpkg_deb: str = "dpkg-deb") -> str | None:
     """The text of ``usr/share/doc/<name>/changelog.Debian[.gz]`` inside a .deb, or None.
 
-    ``dpkg-deb --fsys-tarfile`` handles every data.tar compression dpkg supports; Python's tarfile
-    reads the result.
+    A native package's ``changelog[.gz]`` is taken when no ``changelog.Debian`` is there and it
+    starts with a Debian changelog header. ``dpkg-deb --fsys-tarfile`` handles every data.tar
+    compression dpkg supports; Python's tarfile reads the result.
     """
     proc = subprocess.run(
         [dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True, check=False, timeout=120
@@ -132,19 +186,29 @@ def changelog_from_deb(deb: Path, names: Sequence[str], dpkg_deb: str = "dpkg-de
         raise OSError(proc.stderr.decode(errors="replace").strip() or "dpkg-deb failed")
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
         members = {m.name.removeprefix("./"): m for m in tar.getmembers()}
-        for name in dict.fromkeys(names):
-            for leaf, compressed in (("changelog.Debian.gz", True), ("changelog.Debian", False)):
-                member = members.get(f"usr/share/doc/{name}/{leaf}")
-                if member is None or not member.isfile():
-                    continue
-                fh = tar.extractfile(member)
-                if fh is None:
-                    continue
-                data = fh.read()
-                return (gzip.decompress(data) if compressed else data).decode(
-                    "utf-8", errors="replace"
-                )
+        for leaf, native in (("changelog.Debian", False), ("changelog", True)):
+            for name in dict.fromkeys(names):
+                for suffix in (".gz", ""):
+                    member_name = f"usr/share/doc/{name}/{leaf}{suffix}"
+                    member = members.get(member_name)
+                    fh = tar.extractfile(member) if member is not None and member.isfile() else None
+                    if fh is None:
+                        continue
+                    text = _member_text(fh.read(), f"{deb.name}:{member_name}", suffix == ".gz")
+                    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+                    if not native or topline.match(first):
+                        return text
     return None
+
+
+def _member_text(data: bytes, where: str, compressed: bool) -> str:
+    """A changelog member's text; a damaged gzip stream is a `ChangelogFileError`."""
+    if compressed:
+        try:
+            data = gzip.decompress(data)
+        except _GZIP_ERRORS as exc:
+            raise _damaged(where, exc) from None
+    return data.decode("utf-8", errors="replace")
 
 
 class ArchiveSource(ChangelogSource):
@@ -189,8 +253,24 @@ class ArchiveSource(ChangelogSource):
                         continue
                     if text is not None:
                         lines = text.splitlines()
-                        return Found(f"archive:{deb.name}", lambda ls=lines: iter(ls))
-                    reasons.append(f"{deb.name} has no usr/share/doc/*/changelog.Debian")
+                        return Found(f"archive:{deb.name}", partial(iter, lines))
+                    reasons.append(f"{deb.name} has no usr/share/doc/*/changelog[.Debian]")
                     deb.unlink()
         return Missing("; ".join(reasons) or "no package to download")
 
+
+
+def source_for(dirs: Sequence[str | Path], *, from_archive: bool = False) -> ChangelogSource:
+    """The source reading ``dirs`` in order (duplicates once), then the apt archive if asked.
+
+    The one place that turns "where changelogs are" into a source, so a diff on the command line
+    and the changelog made at bake time look in the same places.
+    """
+    sources: list[ChangelogSource] = [
+        DirectorySource(d) for d in dict.fromkeys(Path(d) for d in dirs)
+    ]
+    if from_archive:
+        sources.append(ArchiveSource())
+    if not sources:
+        return NoSource()
+    return sources[0] if len(sources) == 1 else ChainSource(sources)

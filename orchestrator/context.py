@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import config as config_mod
@@ -97,14 +96,3 @@ class Context:
         if not rest.isdigit():
             raise NotFoundError(f"{ref!r}: expected a version number or a stage after '{fam}:'")
         return self.store.get_base(fam, int(rest))
-
-    def manifest_resolver(self, ref: str) -> Any:
-        """For `changelog diff`: a base reference becomes its stored manifest; a file stays a path."""
-        if Path(ref).exists():
-            return Path(ref)
-        base = self.resolve_base(ref)
-        if not base.manifest:
-            raise NotFoundError(f"base {base.ref} has no package manifest recorded")
-        from changelog.manifest import parse_manifest_text
-
-        return parse_manifest_text(base.manifest, path=f"{base.ref} manifest")

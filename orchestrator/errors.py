@@ -56,6 +56,10 @@ class ManifestError(UsageError):
     """A package manifest that cannot be read; names file and line."""
 
 
+class ChangelogFileError(UsageError):
+    """A changelog file that cannot be read (a truncated or corrupt .gz); names the file."""
+
+
 class InputFormatError(UsageError):
     """A samples or metrics file that cannot be read."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import changelog as cl
+from changelog.sides import family_dirs
 from orchestrator.config import Settings
 from orchestrator.errors import ImagefleetError
 from orchestrator.store import BaseVersion, StateStore, utcnow
@@ -34,8 +35,8 @@ def tag_amis(aws: Any, amis: dict[str, str], tags: dict[str, str]) -> None:
 
 
 def _source(settings: Settings, family: str) -> cl.ChangelogSource:
-    fam = settings.family(family)
-    return cl.DirectorySource(fam.changelog_dir) if fam.changelog_dir else cl.NoSource()
+    """The family's changelog sources: the same `changelog diff` uses for its bases."""
+    return cl.source_for(family_dirs(settings.family(family).changelog_dir))
 
 
 def changelog_between(settings: Settings, old: BaseVersion, new_ref: str, new_manifest: str) -> cl.Changelog:

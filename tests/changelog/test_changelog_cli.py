@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from click.testing import CliRunner
 from changelog_support import changelog_text, write_gz
+from click.testing import CliRunner
 
 from changelog.cli import changelog_group, resolve_manifest
 from changelog.manifest import Manifest, parse_manifest_text
@@ -131,3 +131,39 @@ def test_unwritable_output_is_usage_error(pair: tuple[str, str, str], tmp_path: 
     result = CliRunner().invoke(changelog_group, ["diff", old, new, "--output", str(target)])
     assert isinstance(result.exception, UsageError)
     assert "cannot write --output" in str(result.exception)
+
+
+def test_json_flag_prints_the_json_document(pair: tuple[str, str, str]) -> None:
+    old, new, logs = pair
+    as_format = CliRunner().invoke(changelog_group, ["diff", old, new, "--format", "json",
+                                                     "--changelog-dir", logs])
+    as_flag = CliRunner().invoke(changelog_group, ["diff", old, new, "--json",
+                                                   "--changelog-dir", logs])
+    assert as_flag.exit_code == 0, as_flag.output
+    assert json.loads(as_flag.output) == json.loads(as_format.output)
+    clash = CliRunner().invoke(changelog_group, ["diff", old, new, "--json", "--format", "html"])
+    assert isinstance(clash.exception, UsageError)
+    assert "--json and --format html" in str(clash.exception)
+
+
+def test_a_resolved_base_brings_its_family_changelog_dir(pair: tuple[str, str, str]) -> None:
+    from changelog.sides import Side
+
+    old, new, logs = pair
+
+    def resolver(ref: str) -> Side:
+        text = Path(old if ref == "fam:1" else new).read_text()
+        return Side(parse_manifest_text(text, ref), (Path(logs),))
+
+    import io
+
+    from orchestrator.context import Context
+    from orchestrator.output import Output
+
+    stdout = io.StringIO()
+    embedder = Context(output=Output(stdout=stdout))
+    embedder.manifest_resolver = resolver  # type: ignore[attr-defined]  # the embedding hook
+    result = CliRunner().invoke(changelog_group, ["diff", "fam:1", "fam:2", "--json"],
+                                obj=embedder)
+    assert result.exit_code == 0, result.output
+    assert json.loads(stdout.getvalue())["cves"] == {"CVE-2022-37434": ["zlib1g"]}

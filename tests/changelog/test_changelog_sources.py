@@ -127,3 +127,27 @@ def test_real_apt_get_for_unknown_version_is_missing() -> None:
     missing = ArchiveSource().lookup(["bash"], "0.0-imagefleet-nonexistent")
     assert isinstance(missing, Missing)
     assert "apt-get download bash=0.0-imagefleet-nonexistent failed" in missing.reason
+
+
+@needs_dpkg_deb
+def test_native_changelog_gz_in_deb_and_damaged_gz_named(tmp_path: Path) -> None:
+    from orchestrator.errors import ChangelogFileError
+
+    text = changelog_text("debconf", ["1.5.82", "1.5.81"])
+    root = tmp_path / "build-debconf"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_text(
+        "Package: debconf\nVersion: 1.5.82\nArchitecture: all\n"
+        "Maintainer: Jane <jane@example.org>\nDescription: test package\n")
+    write_gz(root / "usr/share/doc/debconf/changelog.gz", text)
+    deb = tmp_path / "debconf_1.5.82_all.deb"
+    subprocess.run([DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
+                   check=True, capture_output=True)
+    assert changelog_from_deb(deb, ["debconf"]) == text
+
+    gz = root / "usr/share/doc/debconf/changelog.gz"
+    gz.write_bytes(gz.read_bytes()[:40])
+    subprocess.run([DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
+                   check=True, capture_output=True)
+    with pytest.raises(ChangelogFileError, match=r"_all.deb:.*/changelog.gz: truncated"):
+        changelog_from_deb(deb, ["debconf"])

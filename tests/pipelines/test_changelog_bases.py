@@ -34,6 +34,16 @@ def test_diff_by_reference_and_by_ami_and_the_promotion_link(workspace: Any) -> 
     stored = ws.run("changelog", "show", f"{fam}:2", "--format", "json")
     assert json.loads(stored.stdout)["summary"] == summary  # the one made at bake time, from S3
     assert "CVE-2024-11053" in json.loads(stored.stdout)["cves"]
+    # The diff reads the family's changelog_dir, as the bake did: the same entries and CVEs.
+    assert json.loads(by_ref.stdout)["cves"] == json.loads(stored.stdout)["cves"]
+    assert json.loads(by_ref.stdout)["upgraded"] == json.loads(stored.stdout)["upgraded"]
+    # --json on the command or on the root means the JSON document, for diff and show alike.
+    assert json.loads(ws.run("changelog", "diff", f"{fam}:1", f"{fam}:2", "--json").stdout) \
+        == json.loads(by_ref.stdout)
+    assert json.loads(ws.run("--json", "changelog", "show", f"{fam}:2").stdout) \
+        == json.loads(stored.stdout)
+    clash = ws.run("changelog", "show", f"{fam}:2", "--json", "--format", "md")
+    assert clash.code == 2 and "--json and --format md" in clash.stderr
 
     assert ws.run("test", f"{fam}:2").code == 0
     assert ws.run("promote", f"{fam}:2", "--to", "candidate").code == 0
