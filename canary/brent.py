@@ -21,7 +21,7 @@ Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0), compatible wit
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 MAX_ITERATIONS = 1000
 TOLERANCE = 1e-4

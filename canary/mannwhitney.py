@@ -17,8 +17,8 @@ solver (``canary.brent``) on the same bracket and the same quantile: Commons Mat
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from canary_support import SUITE_FILE, load_kayenta_cases, load_kayenta_suite, shared_testdata
 
 from canary.judge import classify, location_shift
 from canary.mannwhitney import normal_quantile, wilcoxon_diff
-from canary_support import SUITE_FILE, load_kayenta_cases, load_kayenta_suite, shared_testdata
 
 CASES = load_kayenta_cases()
 
