@@ -38,8 +38,6 @@ from scipy import stats
 from canary.mannwhitney import ShiftEstimate, location_shift
 from orchestrator.errors import UsageError
 
-__all__ = ["ShiftEstimate", "location_shift"]  # re-exported: the judge's statistics
-
 Classification = Literal["Pass", "High", "Low", "Nodata", "NodataFail"]
 Direction = Literal["either", "increase", "decrease"]
 
@@ -118,7 +116,10 @@ def commons_mean(values: np.ndarray) -> float:
 
     A left-to-right sum divided by n, then corrected by the mean of the residuals; numpy's
     pairwise sum can differ in the last bits, which matters when a ratio sits on a threshold.
+    NaN for no values, as there.
     """
+    if values.size == 0:
+        return math.nan
     xbar = float(np.add.accumulate(values)[-1]) / values.size
     correction = float(np.add.accumulate(values - xbar)[-1])
     return xbar + correction / values.size

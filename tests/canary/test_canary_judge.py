@@ -16,6 +16,7 @@ from canary.judge import (
     PASS,
     classify,
     cles,
+    commons_mean,
     location_shift,
     mean_ratio,
 )
@@ -232,3 +233,11 @@ def test_metric_config_leaves_thresholds_to_the_measure() -> None:
     assert cfg.allowed_increase is None
     scored = judge_metrics({"latency": list(control)}, {"latency": list(canary)}, [cfg])
     assert scored.metrics[0].classification == HIGH
+
+
+def test_mean_is_commons_maths_two_pass_mean() -> None:
+    # Left to right: 1e16 + 1 rounds to 1e16, so the sum is 1 and the first pass gives 0.25;
+    # the residuals sum to 0.75 the same way, and the corrected mean is 0.25 + 0.75 / 4.
+    values = np.array([1e16, 1.0, -1e16, 1.0])
+    assert commons_mean(values) == 0.4375
+    assert math.isnan(commons_mean(np.array([])))
