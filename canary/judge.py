@@ -3,8 +3,8 @@
 Pure: takes two samples (baseline = *control*, canary = *experiment*) and returns a
 ``MetricResult``. No AWS, no I/O. The decision rules follow Kayenta's ``MannWhitneyClassifier``
 (Netflix/Spinnaker ``kayenta-judge``) so that canary configs written for Kayenta mean the same
-thing here; ``tests/canary/test_judge_kayenta.py`` checks every vector of Kayenta's own
-``ClassifierSuite``.
+thing here; ``tests/canary/test_canary_judge_kayenta.py`` checks every vector of Kayenta's own
+``ClassifierSuite`` and, to 1e-6, the intervals and estimates of its ``MannWhitneySuite``.
 
 The statistics:
 
@@ -12,14 +12,15 @@ The statistics:
   confidence interval, computed the way R's ``wilcox.test(x, y, conf.int=TRUE, exact=FALSE,
   correct=TRUE)`` does (Bauer 1972, normal approximation with tie and continuity correction) and
   Kayenta's ``kayenta-mannwhitney`` port of it does: each bound is the root in ``mu`` of the
-  standardized rank-sum statistic of ``(x - mu, y)`` minus a normal quantile. Kayenta always uses
-  the normal approximation (never R's exact small-sample path), so we do too.
+  standardized rank-sum statistic of ``(x - mu, y)`` minus a normal quantile, found with
+  Kayenta's own root finder so the numbers are Kayenta's (``canary.mannwhitney``).
 * **Tolerance bounds.** ``±tolerance × |HL estimate|``: High needs the CI's lower end above the
   upper bound, Low needs the CI's upper end below the lower bound.
 * **Effect size.** ``mean_ratio`` (mean(experiment) / mean(control); undefined, i.e. NaN, when
   either mean is 0) or ``cles`` (common-language effect size, P(experiment > control) with ties
-  counted half). A High must also have effect size ≥ ``allowed_increase``, a Low ≤
-  ``allowed_decrease``; an undefined (NaN) effect size does not block a classification.
+  counted half); unset thresholds mean "no effect" for the measure (1.0, or 0.5 for CLES),
+  as in Kayenta's NetflixACAJudge. A High must also have effect size ≥ ``allowed_increase``,
+  a Low ≤ ``allowed_decrease``; an undefined (NaN) effect size does not block a verdict.
 * **Critical.** For a metric marked critical, a High whose effect size is ≥ ``critical_increase``
   (a Low ≤ ``critical_decrease``) is a *critical* failure, which zeroes the canary score.
 """
@@ -27,12 +28,14 @@ The statistics:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
+from canary.mannwhitney import ShiftEstimate, location_shift
 from orchestrator.errors import UsageError
 
 Classification = Literal["Pass", "High", "Low", "Nodata", "NodataFail"]
@@ -43,13 +46,10 @@ DIRECTIONS = ("either", "increase", "decrease")
 NAN_STRATEGIES = ("remove", "replace")
 EFFECT_SIZES = ("mean_ratio", "cles")
 
-# Root-finding tolerance for the CI bounds and the estimate. Kayenta's BrentSolver (a port of R's
-# zeroin, as used by uniroot in wilcox.test) stops at an *absolute* 1e-4; scipy's brentq with
-# xtol=1e-4, rtol=4·eps uses the same stopping rule (tol = 2·eps·|b| + xtol/2). Kept identical so
-# results match Kayenta's; for metrics whose values are far below 1e-4 this limits the
-# precision of the estimate, exactly as it does in Kayenta.
-_ROOT_XTOL = 1e-4
-_ROOT_RTOL = 4 * np.finfo(float).eps
+# The effect-size threshold a measure means "no effect" by: Kayenta's NetflixACAJudge defaults
+# allowedIncrease/allowedDecrease/criticalIncrease/criticalDecrease to 0.5 for CLES (a coin
+# flip) and 1.0 for the mean ratio. A threshold left unset takes its measure's default.
+NO_EFFECT = {"mean_ratio": 1.0, "cles": 0.5}
 
 # When both samples are constant (e.g. all 1.0 vs all 10.0) the rank statistic has no spread,
 # so Kayenta adds Gaussian noise with sd = 1e-5 × the value. We do the same with a fixed seed so
@@ -71,16 +71,6 @@ class SampleSummary:
         if values.size == 0:
             return cls(0, None, None)
         return cls(int(values.size), float(np.mean(values)), float(np.median(values)))
-
-
-@dataclass(frozen=True)
-class ShiftEstimate:
-    """Hodges–Lehmann shift (experiment - control) with its confidence interval."""
-
-    estimate: float
-    lower: float
-    upper: float
-    confidence: float
 
 
 @dataclass(frozen=True)
@@ -120,91 +110,37 @@ def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-# --- statistics ------------------------------------------------------------------------------------
-def _wilcoxon_diff(mu: float, zq: float, x: np.ndarray, y: np.ndarray) -> float:
-    """Standardized rank-sum of (x - mu) against y, continuity-corrected, minus ``zq``.
+# --- effect sizes ---------------------------------------------------------------------------------
+def commons_mean(values: np.ndarray) -> float:
+    """Mean as Commons Math's ``StatUtils.mean`` computes it (Kayenta's effect sizes use it).
 
-    This is ``wdiff`` inside R's ``wilcox.test.default`` (two-sample, ``exact=FALSE``,
-    ``correct=TRUE``); its roots in ``mu`` are the CI bounds (``zq = ±z``) and the
-    Hodges–Lehmann estimate (``zq = 0``).
+    A left-to-right sum divided by n, then corrected by the mean of the residuals; numpy's
+    pairwise sum can differ in the last bits, which matters when a ratio sits on a threshold.
+    NaN for no values, as there.
     """
-    nx, ny = x.size, y.size
-    ranks = stats.rankdata(np.concatenate((x - mu, y)))  # average ranks for ties
-    dz = ranks[:nx].sum() - nx * (nx + 1) / 2 - nx * ny / 2
-    _, tie_counts = np.unique(ranks, return_counts=True)
-    ties = float(np.sum(tie_counts.astype(float) ** 3 - tie_counts))
-    sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - ties / ((nx + ny) * (nx + ny - 1))))
-    if sigma == 0:
-        raise ValueError("cannot compute a confidence interval when all observations are tied")
-    correction = math.copysign(0.5, dz) if dz != 0 else 0.0
-    return (dz - correction) / sigma - zq
-
-
-def location_shift(
-    experiment: Iterable[float], control: Iterable[float], confidence: float = 0.95
-) -> ShiftEstimate:
-    """Hodges–Lehmann estimate and CI of ``experiment - control`` (R ``wilcox.test`` semantics).
-
-    Bauer (1972), "Constructing confidence sets using rank statistics", JASA 67:687–690, with the
-    normal approximation R uses for ties or large samples; Kayenta always takes this path.
-    """
-    x = np.asarray(experiment, dtype=float)
-    y = np.asarray(control, dtype=float)
-    if x.size == 0 or y.size == 0:
-        raise UsageError("location_shift needs two non-empty samples")
-    alpha = 1.0 - confidence
-    mu_min = float(x.min() - y.max())
-    mu_max = float(x.max() - y.min())
-
-    def root(zq: float) -> float:
-        f_lower = _wilcoxon_diff(mu_min, zq, x, y)
-        f_upper = _wilcoxon_diff(mu_max, zq, x, y)
-        if f_lower <= 0:
-            return mu_min
-        if f_upper >= 0:
-            return mu_max
-        return float(
-            optimize.brentq(
-                _wilcoxon_diff, mu_min, mu_max, args=(zq, x, y), xtol=_ROOT_XTOL, rtol=_ROOT_RTOL
-            )
-        )
-
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    lower, upper = root(z), root(-z)
-    f_lower = _wilcoxon_diff(mu_min, 0.0, x, y)
-    f_upper = _wilcoxon_diff(mu_max, 0.0, x, y)
-    if f_lower == 0:
-        estimate = mu_min
-    elif f_upper == 0:
-        estimate = mu_max
-    elif f_lower * f_upper > 0:
-        # No sign change (possible only in degenerate, heavily tied samples); fall back to the
-        # textbook Hodges–Lehmann estimator, the median of pairwise differences.
-        estimate = float(np.median(np.subtract.outer(x, y)))
-    else:
-        estimate = float(
-            optimize.brentq(
-                _wilcoxon_diff, mu_min, mu_max, args=(0.0, x, y), xtol=_ROOT_XTOL, rtol=_ROOT_RTOL
-            )
-        )
-    return ShiftEstimate(estimate=estimate, lower=lower, upper=upper, confidence=confidence)
+    if values.size == 0:
+        return math.nan
+    xbar = float(np.add.accumulate(values)[-1]) / values.size
+    correction = float(np.add.accumulate(values - xbar)[-1])
+    return xbar + correction / values.size
 
 
 def mean_ratio(control: np.ndarray, experiment: np.ndarray) -> float:
     """mean(experiment) / mean(control); NaN when either mean is 0 (as Kayenta's EffectSizes)."""
-    c, e = float(np.mean(control)), float(np.mean(experiment))
+    c, e = commons_mean(control), commons_mean(experiment)
     return math.nan if c == 0.0 or e == 0.0 else e / c
 
 
 def cles(control: np.ndarray, experiment: np.ndarray) -> float:
-    """Common-language effect size: P(experiment > control) + ½ P(tie) (McGraw & Wong 1992).
+    """Common-language effect size: P(experiment > control) + ½ P(tie) (Vargha & Delaney 2000).
 
-    Computed from average ranks (U / (n_e·n_c)) rather than all pairs, so it stays O(n log n).
+    From average ranks, in Kayenta's form ``(2·R1 - m(m+1)) / (2nm)`` (all exact but the
+    division), so it stays O(n log n) and equals Kayenta's double.
     """
-    ne, nc = experiment.size, control.size
+    m, n = experiment.size, control.size
     ranks = stats.rankdata(np.concatenate((experiment, control)))
-    u = ranks[:ne].sum() - ne * (ne + 1) / 2
-    return float(u / (ne * nc))
+    r1 = float(ranks[:m].sum())
+    return (2 * r1 - m * (m + 1)) / (2 * n * m)
 
 
 def _prepare(values: Iterable[float | None], nan_strategy: str) -> np.ndarray:
@@ -239,6 +175,10 @@ def _validate(
         raise UsageError(f"tolerance must be >= 0, not {tolerance}")
 
 
+def _or(threshold: float | None, default: float) -> float:
+    return default if threshold is None else threshold
+
+
 def _at_least(value: float, threshold: float) -> bool:
     """value ≥ threshold, where an undefined (NaN) effect size never blocks a verdict."""
     return math.isnan(value) or value >= threshold
@@ -256,10 +196,10 @@ def classify(
     direction: Direction = "either",
     tolerance: float = 0.25,
     confidence: float = 0.98,
-    allowed_increase: float = 1.0,
-    allowed_decrease: float = 1.0,
-    critical_increase: float = 1.0,
-    critical_decrease: float = 1.0,
+    allowed_increase: float | None = None,
+    allowed_decrease: float | None = None,
+    critical_increase: float | None = None,
+    critical_decrease: float | None = None,
     effect_size: str = "mean_ratio",
     nan_strategy: str = "remove",
     critical: bool = False,
@@ -268,11 +208,17 @@ def classify(
 ) -> MetricResult:
     """Classify the canary (``experiment``) against the baseline (``control``).
 
-    Defaults are those Kayenta's NetflixACAJudge uses (tolerance 0.25, confidence 0.98, effect
-    size thresholds 1.0). ``None`` values are NaN. ``data_required`` (Kayenta's ``mustHaveData``)
-    turns a non-critical Nodata into ``NodataFail``, which counts as a failure when scoring.
+    Defaults are those Kayenta's NetflixACAJudge uses: tolerance 0.25, confidence 0.98, and
+    an unset effect-size threshold is the measure's "no effect" value (``NO_EFFECT``: 1.0 for
+    the mean ratio, 0.5 for CLES). ``None`` sample values are NaN. ``data_required`` (Kayenta's
+    ``mustHaveData``) turns a non-critical Nodata into ``NodataFail``, a failure when scoring.
     """
     _validate(direction, nan_strategy, effect_size, tolerance, confidence)
+    no_effect = NO_EFFECT[effect_size]
+    allowed_increase = _or(allowed_increase, no_effect)
+    allowed_decrease = _or(allowed_decrease, no_effect)
+    critical_increase = _or(critical_increase, no_effect)
+    critical_decrease = _or(critical_decrease, no_effect)
     c = _prepare(control, nan_strategy)
     e = _prepare(experiment, nan_strategy)
     label = name or "metric"

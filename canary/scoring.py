@@ -50,10 +50,12 @@ class MetricConfig:
     data_required: bool = False
     nan_strategy: str = "remove"
     effect_size: str = "mean_ratio"
-    allowed_increase: float = 1.0
-    allowed_decrease: float = 1.0
-    critical_increase: float = 1.0
-    critical_decrease: float = 1.0
+    # Unset (None): the measure's "no effect" value, 1.0 for mean_ratio and 0.5 for cles
+    # (``canary.judge.NO_EFFECT``), as Kayenta's NetflixACAJudge defaults them.
+    allowed_increase: float | None = None
+    allowed_decrease: float | None = None
+    critical_increase: float | None = None
+    critical_decrease: float | None = None
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> MetricConfig:

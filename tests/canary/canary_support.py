@@ -21,3 +21,12 @@ def load_kayenta_cases() -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return json.loads(path.read_text())["cases"]
+
+
+SUITE_FILE = "kayenta_mannwhitney_suite.json"
+
+
+def load_kayenta_suite() -> dict[str, Any] | None:
+    """The interval vectors of Kayenta's ``MannWhitneySuite``, or None where not installed."""
+    path = shared_testdata() / SUITE_FILE
+    return json.loads(path.read_text()) if path.exists() else None

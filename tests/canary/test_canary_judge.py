@@ -16,9 +16,11 @@ from canary.judge import (
     PASS,
     classify,
     cles,
+    commons_mean,
     location_shift,
     mean_ratio,
 )
+from canary.scoring import MetricConfig, judge_metrics
 from orchestrator.errors import UsageError
 
 RNG_SEED = 20240601
@@ -199,3 +201,43 @@ def test_one_value_a_side_is_no_data_not_a_crash() -> None:
     r = classify([1.0], [1.2], direction="increase")
     assert r.classification == "Nodata" and "1 baseline, 1 canary" in r.reason
     assert classify([1.0], [1.2], data_required=True).classification == "NodataFail"
+
+
+# --- effect-size defaults per measure (Kayenta's NetflixACAJudge) ----------------------------------
+def _overlapping_increase() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(RNG_SEED)
+    return rng.normal(100.0, 5.0, 40), rng.normal(108.0, 5.0, 40)
+
+
+def test_cles_thresholds_default_to_a_coin_flip() -> None:
+    control, canary = _overlapping_increase()
+    result = classify(control, canary, effect_size="cles", critical=True)
+    # CLES is a probability: a clear but overlapping increase sits between 0.5 and 1.
+    assert 0.5 < result.effect_size < 1.0
+    assert result.classification == HIGH and result.critical
+    # With the mean-ratio default of 1.0 no overlapping increase could ever be High.
+    assert classify(control, canary, effect_size="cles",
+                    allowed_increase=1.0).classification == PASS
+
+
+def test_mean_ratio_thresholds_still_default_to_one() -> None:
+    control, canary = _overlapping_increase()
+    result = classify(control, canary)
+    assert result.effect_size > 1.0 and result.classification == HIGH
+    assert classify(control, canary, allowed_increase=1.2).classification == PASS
+
+
+def test_metric_config_leaves_thresholds_to_the_measure() -> None:
+    control, canary = _overlapping_increase()
+    cfg = MetricConfig.from_dict("latency", {"effect_size": "cles"})
+    assert cfg.allowed_increase is None
+    scored = judge_metrics({"latency": list(control)}, {"latency": list(canary)}, [cfg])
+    assert scored.metrics[0].classification == HIGH
+
+
+def test_mean_is_commons_maths_two_pass_mean() -> None:
+    # Left to right: 1e16 + 1 rounds to 1e16, so the sum is 1 and the first pass gives 0.25;
+    # the residuals sum to 0.75 the same way, and the corrected mean is 0.25 + 0.75 / 4.
+    values = np.array([1e16, 1.0, -1e16, 1.0])
+    assert commons_mean(values) == 0.4375
+    assert math.isnan(commons_mean(np.array([])))

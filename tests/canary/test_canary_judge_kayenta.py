@@ -1,13 +1,16 @@
-"""Every vector of Kayenta's ClassifierSuite must classify as Kayenta asserts it does."""
+"""Kayenta's own test vectors: every ClassifierSuite case classifies as Kayenta asserts, and
+every MannWhitneySuite interval and estimate equals Kayenta's to the tolerance it asserts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
+from canary_support import SUITE_FILE, load_kayenta_cases, load_kayenta_suite, shared_testdata
 
-from canary.judge import classify
-from canary_support import load_kayenta_cases, shared_testdata
+from canary.judge import classify, location_shift
+from canary.mannwhitney import normal_quantile, wilcoxon_diff
 
 CASES = load_kayenta_cases()
 
@@ -48,3 +51,32 @@ def test_kayenta_vector_is_deterministic(case: dict[str, Any]) -> None:
     a = classify(case["control"], case["experiment"], **_kwargs(case))
     b = classify(case["control"], case["experiment"], **_kwargs(case))
     assert a == b
+
+
+# --- Kayenta's MannWhitneySuite: intervals and estimates to the tolerance it asserts ---------------
+SUITE = load_kayenta_suite()
+needs_suite = pytest.mark.skipif(
+    SUITE is None, reason=f"{SUITE_FILE} is not in {shared_testdata()} (see its README)"
+)
+SUITE_CASES = SUITE["cases"] if SUITE else []
+
+
+@needs_suite
+@pytest.mark.parametrize("case", SUITE_CASES, ids=[c["name"] for c in SUITE_CASES])
+def test_kayenta_interval_and_estimate(case: dict[str, Any]) -> None:
+    want = case["expected"]
+    got = location_shift(case["experiment"], case["control"], case["confidence"])
+    for key, value in (("lower", got.lower), ("upper", got.upper), ("estimate", got.estimate)):
+        assert abs(value - want[key]) <= want[f"{key}_tolerance"], (key, value, want[key])
+
+
+@needs_suite
+def test_kayenta_rank_statistic_and_quantile() -> None:
+    assert SUITE is not None
+    wd = SUITE["wilcoxon_diff"]
+    x, y = np.asarray(wd["x"]), np.asarray(wd["y"])
+    for point in wd["expected"]:
+        got = wilcoxon_diff(point["mu"], point["zq"], x, y)
+        assert abs(got - point["value"]) <= point["tolerance"], point
+    zq = SUITE["normal_quantile"]
+    assert abs(normal_quantile(zq["p"]) - zq["value"]) <= zq["tolerance"]
