@@ -678,11 +678,9 @@ def check_move(family: str, stage: str, version: int | None, previous: int | Non
 
 
 def open_store(settings: Any) -> StateStore:
-    if settings.state.backend == "sqlite":
-        return SqliteStore(settings.state.path)
-    from orchestrator.errors import ConfigError
+    """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB ``state.table``."""
+    if settings.state.backend == "dynamodb":
+        from orchestrator.store_dynamodb import DynamoStore  # boto3's DynamoDB types load only when used
 
-    raise ConfigError(
-        f"state.backend: {settings.state.backend!r} is not available in this release",
-        hint="use backend = 'sqlite'",
-    )
+        return DynamoStore.from_settings(settings)
+    return SqliteStore(settings.state.path)
