@@ -203,6 +203,9 @@ def _mount() -> None:
 
     cli.add_command(canary_group, "canary")
     local.add_command(fleet_command, "fleet")
+    from orchestrator.state_cli import state_group
+
+    cli.add_command(state_group, "state")
 
 
 _mount()

@@ -201,7 +201,8 @@ class StateStore(ABC):
     @abstractmethod
     def step(self, op_id: str, name: str) -> dict[str, Any] | None: ...
     @abstractmethod
-    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None: ...
+    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
+        """A done step stays done: recording it ``pending`` again is a ``ConflictError``."""
 
     # friends
     @abstractmethod
@@ -348,6 +349,13 @@ class SqliteStore(StateStore):
                 )
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state store {self.path} is unusable: {exc}") from exc
+
+    def export_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of one table as stored (ids, JSON text), for copying the store elsewhere."""
+        if table not in {"bases", "ami_index", "stage_pointers", "stage_history", "evidence", "audit", "operations",
+                         "steps", "friends", "documents", "leases", "reservations"}:
+            raise ValueError(f"no table {table!r}")
+        return [dict(r) for r in self._db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
     def schema_version(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()["value"])
@@ -583,6 +591,9 @@ class SqliteStore(StateStore):
 
     def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
         with self._tx() as db:
+            row = db.execute("SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
+            if status == "pending" and row is not None and row["status"] == "done":
+                raise ConflictError(f"step {name} of {op_id} is already done: another run finished it")
             db.execute(
                 "INSERT INTO steps VALUES (?,?,?,?,?) ON CONFLICT(op_id, name) DO UPDATE SET "
                 "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",

@@ -60,8 +60,9 @@ class DynamoStore(StateStore):
         self.table = table
 
     @classmethod
-    def from_settings(cls, settings: Any) -> DynamoStore:
-        aws = AwsFactory.from_settings(settings)
+    def from_settings(cls, settings: Any, aws: AwsFactory | None = None) -> DynamoStore:
+        """``state.table`` in the first configured region, through the configured endpoint."""
+        aws = aws or AwsFactory.from_settings(settings)
         return cls(aws.client("dynamodb", settings.aws.regions[0]), settings.state.table)
 
     # --- the table itself (``imagefleet state init`` / ``state migrate``) ---------------------------

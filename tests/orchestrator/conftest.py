@@ -14,7 +14,8 @@ from orchestrator.store import SqliteStore, StateStore
 from orchestrator.store_dynamodb import DynamoStore
 
 
-def dynamo_store(aws: AwsFactory) -> DynamoStore:
+@pytest.fixture
+def dynamo(aws: AwsFactory) -> DynamoStore:
     """A store on a new, empty table (one per test: the endpoint is shared by the session)."""
     s = DynamoStore(aws.client("dynamodb", "us-east-1"), f"imagefleet-state-{uuid.uuid4().hex[:12]}")
     s.init_table()
@@ -26,6 +27,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
     if request.param == "sqlite":
         s: StateStore = SqliteStore(tmp_path / "state.db")
     else:
-        s = dynamo_store(request.getfixturevalue("aws"))
+        s = request.getfixturevalue("dynamo")
     yield s
     s.close()
