@@ -34,7 +34,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # type: ignore[import-untyped]
 
 from orchestrator.store import AuditEntry, BaseVersion, Evidence, Lease, Reservation, StageChange
 
@@ -66,7 +66,8 @@ def from_wire(attrs: AttributeMap) -> Item:
 
 def value(v: Any) -> dict[str, Any]:
     """One expression value in wire form."""
-    return _serializer.serialize(_wire_value(v))
+    wire: dict[str, Any] = _serializer.serialize(_wire_value(v))
+    return wire
 
 
 def _int(v: Any) -> int | None:

@@ -19,7 +19,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from werkzeug.serving import run_simple
 
 DYNAMODB_TARGET = "DynamoDB_"  # X-Amz-Target of every DynamoDB API call: "DynamoDB_20120810.PutItem"

@@ -2,9 +2,9 @@
 trail, resumable operations, and documents (rollouts, perf runs) — behind one interface.
 
 ``SqliteStore`` is the default backend (a file in the state directory, WAL, one transaction per
-write, a schema version with migrations). A DynamoDB backend implements the same ``StateStore``
-interface for teams running several orchestrators; the contract tests in
-``tests/orchestrator/test_store.py`` are what any backend must pass.
+write, a schema version with migrations). ``DynamoStore`` (``orchestrator.store_dynamodb``)
+implements the same ``StateStore`` interface on one DynamoDB table for teams running several
+orchestrators; the contract tests in ``tests/orchestrator/test_store*.py`` run on both backends.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConflictError, LeaseHeldError, LeaseLostError, NotFoundError, StateError
+from orchestrator.errors import (
+    ConflictError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotFoundError,
+    StateError,
+)
 
 
 def utcnow() -> str:
@@ -691,7 +697,9 @@ def check_move(family: str, stage: str, version: int | None, previous: int | Non
 def open_store(settings: Any) -> StateStore:
     """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB ``state.table``."""
     if settings.state.backend == "dynamodb":
-        from orchestrator.store_dynamodb import DynamoStore  # boto3's DynamoDB types load only when used
+        from orchestrator.store_dynamodb import (
+            DynamoStore,  # boto3's DynamoDB types load only when used
+        )
 
         return DynamoStore.from_settings(settings)
     return SqliteStore(settings.state.path)

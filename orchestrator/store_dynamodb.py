@@ -19,7 +19,14 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from orchestrator import dynamodb_layout as lay
 from orchestrator.aws import AwsFactory, error_code
-from orchestrator.errors import AwsError, ConflictError, LeaseHeldError, LeaseLostError, NotFoundError, StateError
+from orchestrator.errors import (
+    AwsError,
+    ConflictError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotFoundError,
+    StateError,
+)
 from orchestrator.store import (
     ANY,
     AuditEntry,

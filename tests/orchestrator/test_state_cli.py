@@ -96,7 +96,7 @@ def test_migrate_without_a_sqlite_store_and_a_missing_table_are_clear_errors(wor
 
 
 @pytest.mark.packer
-def test_bake_test_promote_and_rollback_on_the_dynamodb_backend(workspace: Workspace) -> None:
+def test_bake_promote_and_rollback_on_the_dynamodb_backend(workspace: Workspace) -> None:
     ws, fam = workspace, workspace.family
     table = use_table(ws, "dynamodb")
     assert ws.run("state", "init").code == 0
