@@ -62,9 +62,10 @@ def _names(*attrs: str) -> dict[str, str]:
 class DynamoStore(StateStore):
     """``StateStore`` on one DynamoDB table (see ``orchestrator.dynamodb_layout`` for its items)."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, *, page_size: int | None = None) -> None:
         self._client = client
         self.table = table
+        self.page_size = page_size  # items per Query page; None: DynamoDB's own 1 MB pages
 
     @classmethod
     def from_settings(cls, settings: Any, aws: AwsFactory | None = None) -> DynamoStore:
@@ -145,6 +146,8 @@ class DynamoStore(StateStore):
             cond, values = cond + " AND begins_with(sk, :prefix)", {**values, ":prefix": lay.value(prefix)}
         kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ExpressionAttributeValues": values,
                                   "ConsistentRead": True, "ScanIndexForward": forward}
+        if self.page_size:
+            kwargs["Limit"] = self.page_size
         while True:
             page = self._call("query", **kwargs)
             yield from (lay.from_wire(i) for i in page.get("Items", []))
