@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 import traceback
-from datetime import UTC, datetime
 from importlib import resources
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
