@@ -63,7 +63,7 @@ class DynamoStore(StateStore):
     """``StateStore`` on one DynamoDB table (see ``orchestrator.dynamodb_layout`` for its items)."""
 
     def __init__(self, client: Any, table: str, *, page_size: int | None = None) -> None:
-        self._client = client
+        self.client = client  # the retrying DynamoDB client (orchestrator.aws)
         self.table = table
         self.page_size = page_size  # items per Query page; None: DynamoDB's own 1 MB pages
 
@@ -75,13 +75,10 @@ class DynamoStore(StateStore):
 
     # --- the table itself (``imagefleet state init`` / ``state migrate``) ---------------------------
     def init_table(self) -> bool:
-        """Create the table (on-demand billing, TTL on ``ttl``) unless it exists; wait until ACTIVE.
-
-        Returns whether it was created. Safe to run again: it only adds what is missing.
-        """
+        """Create the table (on-demand, TTL on ``ttl``) unless it exists, wait until ACTIVE; True if created."""
         created = True
         try:
-            self._client.create_table(
+            self.client.create_table(
                 TableName=self.table, BillingMode="PAY_PER_REQUEST",
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
@@ -91,7 +88,7 @@ class DynamoStore(StateStore):
             if aws_code(exc) != "ResourceInUseException":
                 raise
             created = False
-        self._client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
         ttl = self._call("describe_time_to_live").get("TimeToLiveDescription", {})
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             self._call("update_time_to_live", TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
@@ -100,26 +97,17 @@ class DynamoStore(StateStore):
     def is_empty(self) -> bool:
         return not self._call("scan", Limit=1).get("Items")
 
-    def write_items(self, items: list[lay.Item]) -> None:
-        """Unconditional bulk write (a migration into an empty table), 25 items per batch."""
-        for start in range(0, len(items), 25):
-            requests = {self.table: [{"PutRequest": {"Item": lay.to_wire(i)}} for i in items[start:start + 25]]}
-            for _ in range(RACE_ATTEMPTS):  # DynamoDB may hand back part of a batch when busy
-                requests = self._client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
-                if not requests:
-                    break
-            else:
-                raise StateError(f"state table {self.table} kept refusing writes", hint="run the migration again")
-
     # --- calls ----------------------------------------------------------------------------------
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            return getattr(self._client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
+            return getattr(self.client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
         except AwsError as exc:
             if aws_code(exc) == "ResourceNotFoundException":
-                raise StateError(f"state table {self.table} does not exist",
-                                 hint="create it with 'imagefleet state init'") from exc
+                raise self._missing() from exc
             raise
+
+    def _missing(self) -> StateError:
+        return StateError(f"state table {self.table} does not exist", hint="create it with 'imagefleet state init'")
 
     def _condition_failed(self, op: str, **kwargs: Any) -> bool:
         """Run one conditional write; False when it went through, True when its condition failed."""
@@ -172,13 +160,12 @@ class DynamoStore(StateStore):
 
     def _transact_once(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
         try:
-            self._client.transact_write_items(TransactItems=ops, ClientRequestToken=token)
+            self.client.transact_write_items(TransactItems=ops, ClientRequestToken=token)
             return None
         except AwsError as exc:
             code = aws_code(exc)
             if code == "ResourceNotFoundException":
-                raise StateError(f"state table {self.table} does not exist",
-                                 hint="create it with 'imagefleet state init'") from exc
+                raise self._missing() from exc
             if code != "TransactionCanceledException":
                 raise
             reasons: Cancelled = exc.__cause__.response.get("CancellationReasons", [])  # type: ignore[union-attr]

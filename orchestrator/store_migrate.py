@@ -10,12 +10,36 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
+
 from orchestrator import dynamodb_layout as lay
-from orchestrator.errors import RefusedError
+from orchestrator.errors import RefusedError, StateError
 from orchestrator.store import AuditEntry, Evidence, SqliteStore, StageChange
 from orchestrator.store_dynamodb import DynamoStore
 
 Row = dict[str, Any]
+BATCH = 25  # BatchWriteItem's limit
+
+
+def write_items(dst: DynamoStore, items: list[lay.Item]) -> None:
+    """Unconditional bulk write into ``dst``'s table, 25 items a call."""
+    for start in range(0, len(items), BATCH):
+        _write_batch(dst, {dst.table: [{"PutRequest": {"Item": lay.to_wire(i)}} for i in items[start:start + BATCH]]})
+
+
+def _write_batch(dst: DynamoStore, requests: dict[str, Any]) -> None:
+    """One batch; what DynamoDB hands back unprocessed (it is busy) is sent again after a backoff."""
+    left = requests
+
+    def send() -> dict[str, Any]:
+        nonlocal left
+        left = dst.client.batch_write_item(RequestItems=left).get("UnprocessedItems") or {}
+        return left
+
+    Retrying(retry=retry_if_result(bool), stop=stop_after_attempt(10), retry_error_callback=lambda _: None,
+             wait=wait_random_exponential(multiplier=0.1, max=5))(send)
+    if left:
+        raise StateError(f"state table {dst.table} kept refusing writes", hint="run the migration again")
 
 
 def _history(r: Row) -> lay.Item:
@@ -90,5 +114,5 @@ def migrate(src: SqliteStore, dst: DynamoStore, *, force: bool = False) -> dict[
                            hint="migrate into a new table, or add --force to write over what is there")
     kinds = snapshot(src)
     for items in kinds.values():
-        dst.write_items(items)
+        write_items(dst, items)
     return {kind: len(items) for kind, items in kinds.items()}
