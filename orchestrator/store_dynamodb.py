@@ -123,6 +123,11 @@ class DynamoStore(StateStore):
         item = self._call("get_item", Key=lay.to_wire(key), ConsistentRead=True).get("Item")
         return lay.from_wire(item) if item else None
 
+    def _landed(self, key: lay.Item, token: str) -> bool:
+        """Is the item there with our write token? (A write whose answer was lost, then retried.)"""
+        item = self._get(key)
+        return item is not None and item.get("write_token") == token
+
     def _query(self, pk: str, prefix: str = "", *, forward: bool = True) -> Iterator[lay.Item]:
         """Every item of a partition (under a sort-key prefix), page by page, strongly consistent.
 
@@ -143,11 +148,11 @@ class DynamoStore(StateStore):
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _transact(self, ops: list[dict[str, Any]]) -> Cancelled | None:
+    def _transact(self, ops: list[dict[str, Any]], token: str | None = None) -> Cancelled | None:
         """All of ``ops`` or none: ``None`` when written, else why each item was cancelled."""
         for op in ops:
             next(iter(op.values()))["TableName"] = self.table
-        token = uuid.uuid4().hex  # the same token on every retry: a retried commit is not applied twice
+        token = token or uuid.uuid4().hex  # the same on every retry: a retried commit is not applied twice
         retrying = Retrying(retry=retry_if_exception_type(_TransactionConflict), reraise=True,
                             wait=wait_random_exponential(multiplier=0.05, max=2), stop=stop_after_attempt(10))
         try:
@@ -220,15 +225,15 @@ class DynamoStore(StateStore):
 
     def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
         for _ in range(RACE_ATTEMPTS):
-            version = self.next_version(family)
+            version, token = self.next_version(family), uuid.uuid4().hex
             item = lay.reservation_item(Reservation(family, version, holder, utcnow(), "reserved", details or {}))
             cancelled = self._transact([
-                self._put(item, "attribute_not_exists(pk)"),
+                self._put({**item, "write_token": token}, "attribute_not_exists(pk)"),
                 {"ConditionCheck": {"Key": lay.to_wire(lay.base_key(family, version)),
                                     "ConditionExpression": "attribute_not_exists(pk)"}},
                 self._put(lay.family_item(family)),
-            ])
-            if cancelled is None:
+            ], token)
+            if cancelled is None or self._landed(lay.reservation_key(family, version), token):
                 return version
         raise ConflictError(f"could not reserve a version of {family}: {RACE_ATTEMPTS} racing bakes won first")
 
@@ -254,8 +259,8 @@ class DynamoStore(StateStore):
     def put_base(self, base: BaseVersion) -> None:
         ops = [self._put(lay.base_item(base), "attribute_not_exists(pk)"), self._put(lay.family_item(base.family))]
         ops += [self._put(lay.ami_item(ami, base.family, base.version)) for ami in sorted(set(base.amis.values()))]
-        if self._transact(ops) is not None:
-            raise ConflictError(f"base {base.ref} is already registered")
+        if self._transact(ops) is not None and base != self.get_base(base.family, base.version):
+            raise ConflictError(f"base {base.ref} is already registered")  # (equal: our own retried commit)
 
     def get_base(self, family: str, version: int) -> BaseVersion:
         item = self._get(lay.base_key(family, version))
@@ -312,8 +317,8 @@ class DynamoStore(StateStore):
             if action == "rollback" and previous is not None:
                 ops += [self._update(lay.history_key(family, c.id), {"rolled_back": True})
                         for c in self.stage_history(family, stage) if c.version == previous]
-            if self._transact(ops) is None:
-                return change
+            if self._transact(ops) is None or self._get(lay.history_key(family, change.id)) is not None:
+                return change  # (a history row with our id: our commit landed and its answer was lost)
         raise ConflictError(f"{family} {stage} kept moving underneath")
 
     def _pointer_put(self, change: StageChange, current: lay.Item | None) -> dict[str, Any]:
@@ -410,8 +415,8 @@ class DynamoStore(StateStore):
         return lay.doc_body(item), int(item["revision"])
 
     def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
-        new = (expected_revision or 0) + 1
-        item = lay.doc_item(kind, doc_id, body, new, utcnow())
+        new, token = (expected_revision or 0) + 1, uuid.uuid4().hex
+        item = {**lay.doc_item(kind, doc_id, body, new, utcnow()), "write_token": token}
         if expected_revision is None:
             cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
@@ -419,6 +424,8 @@ class DynamoStore(StateStore):
                     "ExpressionAttributeValues": {":expected": lay.value(expected_revision)}}
         if self._condition_failed("put_item", Item=lay.to_wire(item), **cond):
             now = self._get(lay.doc_key(kind, doc_id))
+            if now and now.get("write_token") == token:
+                return new  # our own put, retried after its answer was lost
             current = int(now["revision"]) if now else None
             raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected {expected_revision})")
         return new

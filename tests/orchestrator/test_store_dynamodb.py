@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from orchestrator import dynamodb_layout as lay
-from orchestrator.aws import AwsFactory
+from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.errors import StateError
 from orchestrator.store import (
     AuditEntry,
@@ -92,3 +96,67 @@ def test_init_is_idempotent_and_a_missing_table_is_an_error_not_an_empty_store(a
     assert "imagefleet state init" in (err.value.hint or "")
     with pytest.raises(StateError, match="does not exist"):
         missing.put_base(BaseVersion("web", 1, {}, "ami-src", None, "b1", utcnow(), ""))
+
+
+# --- a commit whose answer is lost ----------------------------------------------------------------------
+class AnswerLosingProxy:
+    """Forwards to the endpoint; for the named DynamoDB operations, the first answer after the write is
+    applied is replaced by a 500 (as when a connection drops on the way back), so the client retries."""
+
+    def __init__(self, upstream: str, lose: set[str]) -> None:
+        self.lose = set(lose)
+        self.lost: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                op = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                req = urllib.request.Request(upstream + self.path, data=body, headers=headers, method="POST")
+                try:
+                    resp = urllib.request.urlopen(req, timeout=30)
+                    status, data = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, data = exc.code, exc.read()
+                if op in proxy.lose and status == 200:
+                    proxy.lose.discard(op)
+                    proxy.lost.append(op)
+                    status, data = 500, b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("op", ["TransactWriteItems", "PutItem"])
+def test_a_write_whose_answer_was_lost_counts_once_when_retried(aws_endpoint: str, dynamo: DynamoStore,
+                                                                 op: str) -> None:
+    proxy = AnswerLosingProxy(aws_endpoint, {op})
+    try:
+        retrying = AwsFactory(endpoint_url=proxy.url, credentials=dict(LOCAL_CREDENTIALS), max_attempts=3,
+                              backoff_multiplier=0.01)
+        s = DynamoStore(retrying.client("dynamodb", "us-east-1"), dynamo.table)
+        if op == "PutItem":
+            assert s.put_doc("rollout", "r1", {"wave": 1}, expected_revision=None) == 1
+            assert s.get_doc("rollout", "r1") == ({"wave": 1}, 1)
+        else:
+            base = BaseVersion("web", 1, {"us-east-1": "ami-1"}, "ami-src", None, "b1", utcnow(), "")
+            s.put_base(base)  # its answer is lost; the retry finds the base registered, and it is ours
+            proxy.lose.add(op)
+            assert s.reserve_version("web", "bake-2") == 2
+            proxy.lose.add(op)
+            change = s.move_pointer("web", "candidate", 1, action="promote", actor="me", reason="")
+            assert (change.previous, change.version) == (None, 1) and s.pointer("web", "candidate") == 1
+            assert [r.version for r in s.reservations("web")] == [2] and len(s.stage_history("web")) == 1
+        assert proxy.lost == ([op] if op == "PutItem" else [op] * 3)
+    finally:
+        proxy.server.shutdown()
