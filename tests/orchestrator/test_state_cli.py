@@ -84,7 +84,9 @@ def test_migrate_copies_every_record_and_refuses_a_table_with_data(workspace: Wo
 
     again = ws.run("state", "migrate", "--to", "dynamodb")
     assert again.code == 1 and "already has data" in again.stderr and "--force" in again.stderr
-    assert ws.run("state", "migrate", "--to", "dynamodb", "--force").code == 0
+    forced = ws.run("state", "migrate", "--to", "dynamodb", "--force")
+    assert forced.code == 0 and "stage_history" in forced.stdout and table in forced.stdout
+    assert 'backend = "dynamodb"' in forced.stderr  # the next step, kept off stdout
 
 
 def test_migrate_without_a_sqlite_store_and_a_missing_table_are_clear_errors(workspace: Workspace) -> None:
