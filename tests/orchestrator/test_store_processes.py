@@ -14,7 +14,7 @@ CONTENDER = Path(__file__).with_name("store_contender.py")
 
 def contend(endpoint: str, table: str, argv_per_process: list[list[str]]) -> list[str]:
     """Start every contender, let them all go at once, and return what each printed."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, str(CONTENDER), endpoint, table, *argv], env=env, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE) for argv in argv_per_process]
     try:
