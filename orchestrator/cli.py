@@ -72,6 +72,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
     "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
+    "state": ("orchestrator.state_cli:state_group", "The state store: create the DynamoDB table, migrate to it."),
     "run": ("pipelines.cli:run_command", "The main job: bake → tests → perf → candidate → canary → release."),
     "changelog": ("changelog.cli:changelog_group", "Changelogs between bases or package manifests."),
     "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),

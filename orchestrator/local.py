@@ -128,7 +128,7 @@ class LocalEndpoint:
             raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", "orchestrator.local_moto", "-H", HOST, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

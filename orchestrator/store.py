@@ -2,9 +2,9 @@
 trail, resumable operations, and documents (rollouts, perf runs) — behind one interface.
 
 ``SqliteStore`` is the default backend (a file in the state directory, WAL, one transaction per
-write, a schema version with migrations). A DynamoDB backend implements the same ``StateStore``
-interface for teams running several orchestrators; the contract tests in
-``tests/orchestrator/test_store.py`` are what any backend must pass.
+write, a schema version with migrations). ``DynamoStore`` (``orchestrator.store_dynamodb``)
+implements the same ``StateStore`` interface on one DynamoDB table for teams running several
+orchestrators; the contract tests in ``tests/orchestrator/test_store*.py`` run on both backends.
 """
 
 from __future__ import annotations
@@ -209,7 +209,8 @@ class StateStore(ABC):
     @abstractmethod
     def step(self, op_id: str, name: str) -> dict[str, Any] | None: ...
     @abstractmethod
-    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None: ...
+    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
+        """A done step stays done: recording it ``pending`` again is a ``ConflictError``."""
 
     # friends
     @abstractmethod
@@ -407,6 +408,13 @@ class SqliteStore(StateStore):
                 )
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state store {self.path} is unusable: {exc}") from exc
+
+    def export_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of one table as stored (ids, JSON text), for copying the store elsewhere."""
+        if table not in {"bases", "ami_index", "stage_pointers", "stage_history", "evidence", "audit", "operations",
+                         "steps", "friends", "documents", "leases", "reservations"}:
+            raise ValueError(f"no table {table!r}")
+        return [dict(r) for r in self._db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
     def schema_version(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()["value"])
@@ -642,6 +650,9 @@ class SqliteStore(StateStore):
 
     def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
         with self._tx() as db:
+            row = db.execute("SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
+            if status == "pending" and row is not None and row["status"] == "done":
+                raise ConflictError(f"step {name} of {op_id} is already done: another run finished it")
             db.execute(
                 "INSERT INTO steps VALUES (?,?,?,?,?) ON CONFLICT(op_id, name) DO UPDATE SET "
                 "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",
@@ -762,11 +773,11 @@ def check_move(family: str, stage: str, version: int | None, previous: int | Non
 
 
 def open_store(settings: Any) -> StateStore:
-    if settings.state.backend == "sqlite":
-        return SqliteStore(settings.state.path)
-    from orchestrator.errors import ConfigError
+    """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB ``state.table``."""
+    if settings.state.backend == "dynamodb":
+        from orchestrator.store_dynamodb import (
+            DynamoStore,  # boto3's DynamoDB types load only when used
+        )
 
-    raise ConfigError(
-        f"state.backend: {settings.state.backend!r} is not available in this release",
-        hint="use backend = 'sqlite'",
-    )
+        return DynamoStore.from_settings(settings)
+    return SqliteStore(settings.state.path)

@@ -1,4 +1,5 @@
-"""The SQLite state store: schema and migrations, transactions, pointers, documents, concurrency."""
+"""The state store contract, run against every backend (the ``store`` fixture), and what only
+SQLite has: schema migrations, WAL, its transactions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from orchestrator import store as store_mod
 from orchestrator.engine import KillPoint, Operation
 from orchestrator.errors import ConflictError, NotFoundError, StateError
-from orchestrator.store import BaseVersion, Evidence, SqliteStore, utcnow
+from orchestrator.store import BaseVersion, Evidence, SqliteStore, StateStore, utcnow
 
 
 def base(family: str = "web", version: int = 1, amis: dict[str, str] | None = None) -> BaseVersion:
@@ -55,8 +56,8 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
         SqliteStore(path)
 
 
-def test_bases_versions_and_ami_lookup(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "state.db")
+def test_bases_versions_and_ami_lookup(store: StateStore) -> None:
+    s = store
     assert s.next_version("web") == 1
     s.put_base(base(version=1))
     s.put_base(base(version=2))
@@ -68,8 +69,8 @@ def test_bases_versions_and_ami_lookup(tmp_path: Path) -> None:
         s.get_base("web", 9)
 
 
-def test_pointer_moves_record_history_and_audit_atomically(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "state.db")
+def test_pointer_moves_record_history_and_audit_atomically(store: StateStore) -> None:
+    s = store
     s.put_base(base(version=1))
     s.put_base(base(version=2))
     s.move_pointer("web", "candidate", 1, action="promote", actor="me", reason="")
@@ -95,8 +96,8 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
     assert s.audit_trail() == []
 
 
-def test_documents_use_optimistic_concurrency(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "state.db")
+def test_documents_use_optimistic_concurrency(store: StateStore) -> None:
+    s = store
     r1 = s.put_doc("rollout", "r1", {"wave": 0}, expected_revision=None)
     r2 = s.put_doc("rollout", "r1", {"wave": 1}, expected_revision=r1)
     with pytest.raises(ConflictError):
@@ -104,8 +105,8 @@ def test_documents_use_optimistic_concurrency(tmp_path: Path) -> None:
     assert s.get_doc("rollout", "r1") == ({"wave": 1}, r2)
 
 
-def test_concurrent_writers_from_threads_do_not_lose_writes(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "state.db")
+def test_concurrent_writers_from_threads_do_not_lose_writes(store: StateStore) -> None:
+    s = store
 
     def write(n: int) -> None:
         for i in range(25):
@@ -119,8 +120,8 @@ def test_concurrent_writers_from_threads_do_not_lose_writes(tmp_path: Path) -> N
     assert len(s.evidence("web", 1)) == 100
 
 
-def test_operation_steps_run_once_and_resume_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = SqliteStore(tmp_path / "state.db")
+def test_operation_steps_run_once_and_resume_after_a_kill(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = store
     calls: list[str] = []
 
     def run() -> list[str]:
