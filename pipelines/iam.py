@@ -52,6 +52,7 @@ FEATURES: dict[str, list[str]] = {
         "servicequotas:GetServiceQuota", "s3:ListBucket",
         "iam:PassRole",  # perf.instance_profile, so the agent can write its results
     ],
+    "notify": ["sns:Publish"],  # `imagefleet run` telling friend teams of a candidate through SNS
     "state": [  # the DynamoDB state backend ([state] backend = "dynamodb")
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
         "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
@@ -167,6 +168,7 @@ def rules(scope: Scope) -> list[Rule]:
         Rule("ImagefleetArtifactList", f({"s3:ListBucket"}), (f"arn:aws:s3:::{scope.bucket}",)),
         Rule("ImagefleetStageParameters", f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),
              ("arn:aws:ssm:*:*:parameter/imagefleet/*",)),
+        Rule("ImagefleetNotify", f({"sns:Publish"}), ("arn:aws:sns:*:*:imagefleet*",)),
         Rule("ImagefleetStateTable", f(FEATURES["state"]), (f"arn:aws:dynamodb:*:*:table/{scope.table}",)),
     ]
 
