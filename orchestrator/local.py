@@ -18,11 +18,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator import faultproxy
 from orchestrator.errors import StateError, ToolError
+from orchestrator.faults import parse_spec
 
 HOST = "127.0.0.1"
 
@@ -34,6 +36,10 @@ class EndpointInfo:
     url: str
     log: str
     started_at: float
+    # With `local up --faults`: ``url`` is the fault proxy's, in front of moto at ``upstream_url``.
+    upstream_url: str | None = None
+    proxy_pid: int | None = None
+    faults: str | None = None
 
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         """The environment any AWS tool (boto3, the CLI, Terraform) needs to use this endpoint."""
@@ -92,7 +98,8 @@ class LocalEndpoint:
             info = EndpointInfo(**data)
         except (OSError, ValueError, TypeError):
             return None
-        return info if pid_alive(info.pid) else None
+        alive = pid_alive(info.pid) and (info.proxy_pid is None or pid_alive(info.proxy_pid))
+        return info if alive else None
 
     def require_url(self) -> str:
         info = self.info()
@@ -103,13 +110,20 @@ class LocalEndpoint:
             )
         return info.url
 
-    def up(self, port: int | None = None, timeout: float = 60.0) -> tuple[EndpointInfo, bool]:
-        """Start the server unless it runs already. Returns (info, started_now)."""
+    def up(self, port: int | None = None, timeout: float = 60.0, faults: str | None = None,
+           fault_seed: int = 0) -> tuple[EndpointInfo, bool]:
+        """Start the server unless it runs already. Returns (info, started_now).
+
+        With ``faults`` (a fault spec), moto listens on a free port and the fault proxy on
+        ``port``: the endpoint everyone is given is the proxy's."""
         current = self.info()
         if current is not None:
             return current, False
+        if faults is not None:
+            parse_spec(faults)  # bad input before anything starts
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = port or free_port()
+        public_port = port or free_port()
+        port = free_port() if faults is not None else public_port
         url = f"http://{HOST}:{port}"
         if answers(url, timeout=0.5):
             raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
@@ -132,6 +146,14 @@ class LocalEndpoint:
                 raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
             time.sleep(0.1)
         info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time())
+        if faults is not None:
+            try:
+                proxy = faultproxy.start(url, faults, fault_seed, public_port, self.state_dir / "faultproxy.log")
+            except ToolError:
+                os.killpg(proc.pid, signal.SIGTERM)
+                raise
+            info = replace(info, port=public_port, url=f"http://{HOST}:{public_port}", upstream_url=url,
+                           proxy_pid=proxy.pid, faults=faults)
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info), indent=2))
         os.replace(tmp, self.info_path)
@@ -143,16 +165,23 @@ class LocalEndpoint:
         self.info_path.unlink(missing_ok=True)
         if info is None:
             return False
-        try:
-            os.killpg(info.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + timeout
-        while pid_alive(info.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(info.pid):
-            os.killpg(info.pid, signal.SIGKILL)
+        for pid in (info.pid, info.proxy_pid):
+            if pid is not None:
+                _stop_group(pid, timeout)
         return True
+
+
+def _stop_group(pid: int, timeout: float) -> None:
+    """SIGTERM a process group we started, then SIGKILL it after ``timeout``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def seed(aws: Any, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
