@@ -22,7 +22,6 @@ cohort back, then halt everything (``on_fail = "halt"``) or go on with the other
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import uuid
@@ -38,6 +37,7 @@ from canary.executor import Executor, GroupInfo
 from canary.judge import NODATA
 from canary.plan import Plan, plan
 from canary.scoring import NODATA_THRESHOLD_PCT, judge_metrics
+from orchestrator.aws import client_token
 from orchestrator.engine import _maybe_kill
 from orchestrator.errors import ConflictError, NotFoundError, RefusedError, UsageError
 from orchestrator.local import pid_alive
@@ -54,10 +54,6 @@ Progress = Callable[[str], None]
 
 class RolloutHalted(RefusedError):
     """The judge failed a cohort and the policy halts the rollout (exit 1)."""
-
-
-def _token(*parts: Any) -> str:
-    return hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
 def _iso(ts: float) -> str:
@@ -374,7 +370,7 @@ class Controller:
                 if t is None:
                     marker = f"imagefleet canary {self.id} from v{old}"
                     new, old_ami = self.ex.create_version(g["region"], g["lt_id"], old, g["new_ami"], marker,
-                                                          _token(self.id, tkey))
+                                                          client_token(self.id, tkey))
                     t = self.doc["templates"][tkey] = {"new_version": new, "old_ami": old_ami}
                 if str(info.lt_version) != str(t["new_version"]):
                     self.ex.pin(info, t["new_version"])
@@ -469,7 +465,7 @@ class Controller:
                 if len(found) < n:
                     info = self.ex.describe_groups(b["region"], [b["group"]])[b["group"]]
                     found += self.ex.launch_baselines(info, g["old_version"], b["instance_type"], n - len(found),
-                                                      tags, _token(self.id, wave_tag, b["group"], len(found)))
+                                                      tags, client_token(self.id, wave_tag, b["group"], len(found)))
                 ids.setdefault(b["region"], []).extend(found)
             for region, rids in ids.items():
                 self.ex.wait_running(region, rids, timeout_s=self.cfg.instance_timeout_s, poll_s=self.cfg.poll_s)
