@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from orchestrator.errors import ToolError, UsageError
-from orchestrator.faults import Decision, Fault, FaultPlan, Request, error_response, parse_spec
+from orchestrator.faults import Decision, Fault, FaultPlan, Request, error_response, is_packer, parse_spec
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/__faultproxy__/"
@@ -95,12 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith(CONTROL_PREFIX):
             self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.stats()).encode())
             return
-        if self.path.startswith(EXEMPT_PREFIXES):
+        spec = self.server.plan.spec
+        if self.path.startswith(EXEMPT_PREFIXES) or (not spec.packer and is_packer(self.headers.get("User-Agent", ""))):
             self._forward(body)
             return
         decision = self.server.plan.decide()
-        if self.server.plan.spec.latency_s:
-            self.server.sleep(self.server.plan.spec.latency_s)
+        if spec.latency_s:
+            self.server.sleep(spec.latency_s)
         self._act(decision, body)
 
     def _act(self, decision: Decision, body: bytes) -> None:

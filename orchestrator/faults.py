@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 from urllib.parse import parse_qs
 
 from orchestrator.errors import UsageError
@@ -33,17 +34,22 @@ class FaultSpec:
     reset: float = 0.0  # close the connection after reading the request; AWS never sees it
     reset_after: float = 0.0  # forward to AWS, then close without relaying the answer
     latency_s: float = 0.0
+    # Packer 1.6.6 does not retry its source-AMI lookup (one throttle fails the bake), so its
+    # calls (Go SDK) pass untouched unless ``packer=on``; imagefleet's own clients always get faults.
+    packer: bool = False
 
     def __str__(self) -> str:
         parts = [f"{key}={getattr(self, attr):g}" for key, attr in _RATE_KEYS.items() if getattr(self, attr)]
         if self.latency_s:
             parts.append(f"latency={self.latency_s * 1000:g}ms")
+        if self.packer:
+            parts.append("packer=on")
         return ",".join(parts) or "none"
 
 
 def parse_spec(text: str) -> FaultSpec:
-    """``throttle=0.1,5xx=0.05,reset=0.02,reset-after=0.01,latency=200ms`` -> FaultSpec; strict."""
-    values: dict[str, float] = {}
+    """``throttle=0.1,5xx=0.05,reset=0.02,reset-after=0.01,latency=200ms,packer=on`` -> FaultSpec; strict."""
+    values: dict[str, Any] = {}
     seen: set[str] = set()
     for item in text.split(","):
         key, eq, raw = (s.strip() for s in item.partition("="))
@@ -58,8 +64,13 @@ def parse_spec(text: str) -> FaultSpec:
                 raise UsageError(f"fault spec: latency must look like 200ms or 1.5s, got {raw!r}")
             values["latency_s"] = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
             continue
+        if key == "packer":
+            if raw not in ("on", "off"):
+                raise UsageError(f"fault spec: packer must be on or off, got {raw!r}")
+            values["packer"] = raw == "on"
+            continue
         if key not in _RATE_KEYS:
-            raise UsageError(f"fault spec: unknown fault {key!r} (known: {', '.join([*_RATE_KEYS, 'latency'])})")
+            raise UsageError(f"fault spec: unknown fault {key!r} (known: {', '.join([*_RATE_KEYS, 'latency', 'packer'])})")
         try:
             rate = float(raw)
         except ValueError:
@@ -86,6 +97,11 @@ class Fault(Enum):
 class Decision:
     fault: Fault
     status: int = 0  # for ERROR_5XX: 500 or 503
+
+
+def is_packer(user_agent: str) -> bool:
+    """Packer's AWS calls: the only Go SDK client that talks to the local endpoint."""
+    return "aws-sdk-go" in user_agent
 
 
 class FaultPlan:
