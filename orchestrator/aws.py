@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from collections import Counter
 from collections.abc import Callable
@@ -204,6 +205,7 @@ class AwsFactory:
         backoff_max: float = 20.0,
         credentials: dict[str, str] | None = None,
         on_retry: Callable[[RetryCallState], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.profile = profile
@@ -214,6 +216,7 @@ class AwsFactory:
         self.backoff_max = backoff_max
         self.credentials = credentials or {}
         self.on_retry = on_retry
+        self.sleep = sleep  # the command's clock: backoff passes in the same time as its waits
         self.counter = CallCounter()
         self.retries = 0
         self._lock = threading.Lock()
@@ -257,6 +260,7 @@ class AwsFactory:
             wait=wait_random_exponential(multiplier=self.backoff_multiplier, max=self.backoff_max),
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
             before_sleep=before_sleep,
+            sleep=self.sleep,
             reraise=True,
         )
 
