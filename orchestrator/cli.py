@@ -17,6 +17,7 @@ from orchestrator import injection, local_agents
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
+from orchestrator.faults import parse_spec
 from orchestrator.local import LocalEndpoint, seed
 
 
@@ -86,6 +87,8 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
     obj, ep = _endpoint()
+    if faults is not None:
+        parse_spec(faults)  # bad input before anything starts or is printed
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
