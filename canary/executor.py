@@ -187,8 +187,8 @@ class Executor:
     def find_version(self, region: str, lt_id: str, marker: str) -> int | None:
         """The version an earlier (killed) attempt created, found by its description."""
         ec2 = self.aws.client("ec2", region)
-        resp = ec2.describe_launch_template_versions(LaunchTemplateId=lt_id)
-        found = [v["VersionNumber"] for v in resp.get("LaunchTemplateVersions", [])
+        pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
+        found = [v["VersionNumber"] for page in pages for v in page.get("LaunchTemplateVersions", [])
                  if v.get("VersionDescription") == marker]
         return max(found) if found else None
 

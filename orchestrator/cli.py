@@ -128,8 +128,10 @@ def local_status() -> None:
     """Say whether the endpoint is up (exit 1 when it is not)."""
     obj, ep = _endpoint()
     info = ep.info()
-    data = {"running": info is not None, **({"url": info.url, "pid": info.pid, "log": info.log} if info else {})}
-    obj.out.result(data, lambda: f"up at {info.url} (pid {info.pid})" if info else "down")
+    data = {"running": info is not None,
+            **({"url": info.url, "pid": info.pid, "log": info.log, "faults": info.faults} if info else {})}
+    obj.out.result(data, lambda: (f"up at {info.url} (pid {info.pid})"
+                                  + (f", FAULT INJECTION: {info.faults}" if info.faults else "")) if info else "down")
     if info is None:
         raise click.exceptions.Exit(int(ExitStatus.REFUSED))
 

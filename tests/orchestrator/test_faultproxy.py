@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,8 @@ def factory(url: str, attempts: int = 8) -> AwsFactory:
 
 
 @pytest.fixture
-def proxy_at(aws_endpoint: str, tmp_path: Path) -> Iterator[object]:
+def proxy_at(aws_endpoint: str, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start fault proxies (real processes) in front of the session's endpoint; stopped afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(faults: str, seed: int = 1) -> str:
