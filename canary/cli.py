@@ -14,6 +14,7 @@ from canary import config as canary_config
 from canary import controller as ctl
 from canary.config import FAMILY_TAG
 from canary.scoring import judge_files
+from orchestrator.aws import client_token
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
 from orchestrator.output import table
@@ -262,6 +263,7 @@ def make_fleet(aws: Any, family: str, ami: str, types: tuple[str, ...], per_type
     else:
         lt_id = ec2.create_launch_template(
             LaunchTemplateName=lt_name, LaunchTemplateData={"ImageId": ami, "InstanceType": types[0]},
+            ClientToken=client_token("fleet", region, lt_name),
             TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": FAMILY_TAG, "Value": family}]}],
         )["LaunchTemplate"]["LaunchTemplateId"]
     azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
@@ -274,7 +276,8 @@ def make_fleet(aws: Any, family: str, ami: str, types: tuple[str, ...], per_type
             # One version per type keeps each group's pin exact (the type lives in the template).
             v = ec2.create_launch_template_version(LaunchTemplateId=lt_id, SourceVersion="1",
                                                    LaunchTemplateData={"ImageId": ami, "InstanceType": t},
-                                                   VersionDescription=f"{family} {t}")
+                                                   VersionDescription=f"{family} {t}",
+                                                   ClientToken=client_token("fleet", region, lt_name, t))
             asg.create_auto_scaling_group(
                 AutoScalingGroupName=name, MinSize=0, MaxSize=per_type * 2, DesiredCapacity=per_type,
                 LaunchTemplate={"LaunchTemplateId": lt_id,

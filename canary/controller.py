@@ -22,7 +22,6 @@ cohort back, then halt everything (``on_fail = "halt"``) or go on with the other
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import uuid
@@ -40,6 +39,7 @@ from canary.judge import NODATA
 from canary.plan import Plan, plan
 from canary.scoring import NODATA_THRESHOLD_PCT, judge_metrics
 from orchestrator import leases
+from orchestrator.aws import client_token
 from orchestrator.engine import KillPoint, _maybe_kill
 from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, Evidence, utcnow
@@ -55,10 +55,6 @@ Progress = Callable[[str], None]
 
 class RolloutHalted(RefusedError):
     """The judge failed a cohort and the policy halts the rollout (exit 1)."""
-
-
-def _token(*parts: Any) -> str:
-    return hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
 def _iso(ts: float) -> str:
@@ -412,7 +408,7 @@ class Controller:
                 if t is None:
                     marker = f"imagefleet canary {self.id} from v{old}"
                     new, old_ami = self.ex.create_version(g["region"], g["lt_id"], old, g["new_ami"], marker,
-                                                          _token(self.id, tkey))
+                                                          client_token(self.id, tkey))
                     t = self.doc["templates"][tkey] = {"new_version": new, "old_ami": old_ami}
                 if str(info.lt_version) != str(t["new_version"]):
                     self.ex.pin(info, t["new_version"])
@@ -507,7 +503,7 @@ class Controller:
                 if len(found) < n:
                     info = self.ex.describe_groups(b["region"], [b["group"]])[b["group"]]
                     found += self.ex.launch_baselines(info, g["old_version"], b["instance_type"], n - len(found),
-                                                      tags, _token(self.id, wave_tag, b["group"], len(found)))
+                                                      tags, client_token(self.id, wave_tag, b["group"], len(found)))
                 ids.setdefault(b["region"], []).extend(found)
             for region, rids in ids.items():
                 self.ex.wait_running(region, rids, timeout_s=self.cfg.instance_timeout_s, poll_s=self.cfg.poll_s)

@@ -145,14 +145,8 @@ class Executor:
 
     @staticmethod
     def _describe_all(asg: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = []
-        token = None
-        while True:
-            resp = asg.describe_auto_scaling_groups(**kwargs, **({"NextToken": token} if token else {}))
-            groups += resp.get("AutoScalingGroups", [])
-            token = resp.get("NextToken")
-            if not token:
-                return groups
+        pages = asg.paginate("describe_auto_scaling_groups", **kwargs)
+        return [g for page in pages for g in page.get("AutoScalingGroups", [])]
 
     def describe_groups(self, region: str, names: Sequence[str]) -> dict[str, GroupInfo]:
         asg = self.aws.client("autoscaling", region)
@@ -169,17 +163,11 @@ class Executor:
         out: dict[str, dict[str, str]] = {}
         for chunk in _chunks(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
             # A filter (not InstanceIds) so an unknown id is skipped instead of failing the call.
-            token = None
-            while True:
-                resp = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": list(chunk)}],
-                                              **({"NextToken": token} if token else {}))
-                for r in resp.get("Reservations", []):
+            for page in ec2.paginate("describe_instances", Filters=[{"Name": "instance-id", "Values": list(chunk)}]):
+                for r in page.get("Reservations", []):
                     for i in r["Instances"]:
                         out[i["InstanceId"]] = {"ami": i.get("ImageId", ""), "state": i["State"]["Name"],
                                                 "type": i.get("InstanceType", "")}
-                token = resp.get("NextToken")
-                if not token:
-                    break
         return out
 
     # --- launch templates ---------------------------------------------------------------------------
@@ -199,8 +187,8 @@ class Executor:
     def find_version(self, region: str, lt_id: str, marker: str) -> int | None:
         """The version an earlier (killed) attempt created, found by its description."""
         ec2 = self.aws.client("ec2", region)
-        resp = ec2.describe_launch_template_versions(LaunchTemplateId=lt_id)
-        found = [v["VersionNumber"] for v in resp.get("LaunchTemplateVersions", [])
+        pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
+        found = [v["VersionNumber"] for page in pages for v in page.get("LaunchTemplateVersions", [])
                  if v.get("VersionDescription") == marker]
         return max(found) if found else None
 
@@ -244,7 +232,7 @@ class Executor:
         except NotFoundError:
             return False
         except AwsError as exc:
-            if "ValidationError" in exc.message or "not found" in exc.message.lower():
+            if exc.code == "ValidationError":  # "Instance Id not found": gone already
                 return False
             raise
         return True
@@ -292,14 +280,8 @@ class Executor:
         ec2 = self.aws.client("ec2", region)
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
         filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
-        ids: list[str] = []
-        token = None
-        while True:
-            resp = ec2.describe_instances(Filters=filters, **({"NextToken": token} if token else {}))
-            ids += [i["InstanceId"] for r in resp.get("Reservations", []) for i in r["Instances"]]
-            token = resp.get("NextToken")
-            if not token:
-                return sorted(ids)
+        pages = ec2.paginate("describe_instances", Filters=filters)
+        return sorted(i["InstanceId"] for page in pages for r in page.get("Reservations", []) for i in r["Instances"])
 
     def launch_baselines(self, group: GroupInfo, version: int, instance_type: str, count: int,
                          tags: dict[str, str], token: str) -> list[str]:

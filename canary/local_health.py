@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,36 +54,28 @@ def _running(aws: Any, region: str, known: dict[str, dict[str, str]]) -> list[di
     """
     asg = aws.client("autoscaling", region)
     ec2 = aws.client("ec2", region)
-    ids: list[str] = []
-    token = None
-    while True:
-        resp = asg.describe_auto_scaling_groups(Filters=[{"Name": "tag-key", "Values": [FAMILY_TAG]}],
-                                                **({"NextToken": token} if token else {}))
-        ids += [i["InstanceId"] for g in resp.get("AutoScalingGroups", []) for i in g.get("Instances", [])
-                if i.get("LifecycleState") == "InService"]
-        token = resp.get("NextToken")
-        if not token:
-            break
-    resp = ec2.describe_instances(Filters=[{"Name": "tag:imagefleet:role", "Values": ["baseline"]},
-                                           {"Name": "instance-state-name", "Values": ["running"]}])
-    for r in resp.get("Reservations", []):
-        for i in r["Instances"]:
-            known[i["InstanceId"]] = {"id": i["InstanceId"], "ami": i.get("ImageId", ""), "type": i.get("InstanceType", "")}
-            ids.append(i["InstanceId"])
+    ids = [i["InstanceId"]
+           for page in asg.paginate("describe_auto_scaling_groups", Filters=[{"Name": "tag-key", "Values": [FAMILY_TAG]}])
+           for g in page.get("AutoScalingGroups", []) for i in g.get("Instances", [])
+           if i.get("LifecycleState") == "InService"]
+    baselines = [{"Name": "tag:imagefleet:role", "Values": ["baseline"]},
+                 {"Name": "instance-state-name", "Values": ["running"]}]
+    for i in _instances(ec2, baselines):
+        known[i["id"]] = i
+        ids.append(i["id"])
     unknown = sorted({i for i in ids if i not in known})
     for lo in range(0, len(unknown), 1000):
-        token = None
-        while True:
-            resp = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": unknown[lo: lo + 1000]}],
-                                          **({"NextToken": token} if token else {}))
-            for r in resp.get("Reservations", []):
-                for i in r["Instances"]:
-                    known[i["InstanceId"]] = {"id": i["InstanceId"], "ami": i.get("ImageId", ""),
-                                              "type": i.get("InstanceType", "")}
-            token = resp.get("NextToken")
-            if not token:
-                break
+        for i in _instances(ec2, [{"Name": "instance-id", "Values": unknown[lo: lo + 1000]}]):
+            known[i["id"]] = i
     return [known[i] for i in dict.fromkeys(ids) if i in known]
+
+
+def _instances(ec2: Any, filters: list[dict[str, Any]]) -> Iterator[dict[str, str]]:
+    """Id, AMI and type of the instances matching ``filters``, every page."""
+    for page in ec2.paginate("describe_instances", Filters=filters):
+        for r in page.get("Reservations", []):
+            for i in r["Instances"]:
+                yield {"id": i["InstanceId"], "ami": i.get("ImageId", ""), "type": i.get("InstanceType", "")}
 
 
 def samples(instances: list[dict[str, str]], injections: list[Any], rng: random.Random) -> list[tuple[str, str, float]]:

@@ -49,16 +49,8 @@ def fetch(
                 }
                 for i, (m, iid) in enumerate(chunk)
             ]
-            token: str | None = None
-            while True:
-                kwargs: dict[str, Any] = {"MetricDataQueries": spec, "StartTime": start, "EndTime": end}
-                if token:
-                    kwargs["NextToken"] = token
-                resp = cw.get_metric_data(**kwargs)
-                for res in resp.get("MetricDataResults", []):
+            for page in cw.paginate("get_metric_data", MetricDataQueries=spec, StartTime=start, EndTime=end):
+                for res in page.get("MetricDataResults", []):
                     m, _ = chunk[int(res["Id"][1:])]
                     out[m.name].extend(float(v) for v in res.get("Values", []))
-                token = resp.get("NextToken")
-                if not token:
-                    break
     return out

@@ -10,15 +10,20 @@ every call goes through tenacity with exponential backoff and full jitter, on th
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
-import uuid
+import time
+from collections.abc import Iterator
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import botocore.exceptions as bex
+import botocore.session
 from botocore.config import Config
+from botocore.paginate import Paginator
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -86,9 +91,17 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def client_token() -> str:
-    """An idempotency token for a mutating call (EC2 ``ClientToken``, 64 chars max)."""
-    return uuid.uuid4().hex
+def client_token(*parts: object) -> str:
+    """A deterministic idempotency token (``ClientToken``, at most 64 characters) for the step
+    named by ``parts`` (operation id, region, ...): a retried or resumed call sends the same
+    token, so AWS returns the first call's result instead of creating twice."""
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+@functools.cache
+def _paginator_config(service: str, operation: str) -> dict[str, Any]:
+    """botocore's pagination rule (input/output token, result keys) for one operation."""
+    return dict(botocore.session.get_session().get_paginator_model(service).get_paginator(operation))
 
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -124,8 +137,9 @@ class CallCounter:
 class RetryingClient:
     """A boto3 client whose operations retry under the factory's policy.
 
-    Attribute access is forwarded to the client; callables (operations, paginators,
-    waiters) that are API operations are wrapped so each call retries on its own.
+    Attribute access is forwarded to the client; API operations are wrapped so each call
+    retries on its own, and paginators are botocore's, built on the wrapped operation, so
+    every page request retries on its own too (a throttled third page does not restart the walk).
     """
 
     def __init__(self, client: Any, retrying: Callable[[], Retrying]) -> None:
@@ -136,11 +150,22 @@ class RetryingClient:
     def raw(self) -> Any:
         return self._client
 
+    def get_paginator(self, operation: str) -> Paginator:
+        """botocore's paginator for ``operation`` (a method name), each page call retried."""
+        if not self._client.can_paginate(operation):
+            raise ValueError(f"{operation} cannot be paginated")
+        api_name = self._client.meta.method_to_api_mapping[operation]
+        model = self._client.meta.service_model
+        config = _paginator_config(model.service_name, api_name)
+        return Paginator(getattr(self, operation), config, model.operation_model(api_name))
+
+    def paginate(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every page of ``operation(**kwargs)``; the one way imagefleet walks NextToken."""
+        yield from self.get_paginator(operation).paginate(**kwargs)
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if not callable(attr) or name.startswith("get_paginator") or name in ("get_waiter", "can_paginate"):
-            return attr
-        if name not in self._client.meta.method_to_api_mapping:
+        if not callable(attr) or name not in self._client.meta.method_to_api_mapping:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -154,9 +179,11 @@ class RetryingClient:
                 op = self._client.meta.method_to_api_mapping[name]
                 if code in NOT_FOUND_CODES:
                     raise NotFoundError(f"{op}: {code}: {msg}") from exc
-                raise AwsError(f"{op} failed: {code}: {msg}") from exc
+                raise AwsError(f"{op} failed: {code}: {msg}", code=code, operation=op) from exc
             except CONNECTION_ERRORS as exc:
-                raise AwsError(f"cannot reach AWS: {exc}", hint="is the endpoint up? 'imagefleet local status'") from exc
+                op = self._client.meta.method_to_api_mapping[name]
+                raise AwsError(f"cannot reach AWS: {exc}", operation=op,
+                               hint="is the endpoint up? 'imagefleet local status'") from exc
             raise AssertionError("unreachable")  # pragma: no cover
 
         call.__name__ = name
@@ -178,6 +205,7 @@ class AwsFactory:
         backoff_max: float = 20.0,
         credentials: dict[str, str] | None = None,
         on_retry: Callable[[RetryCallState], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.profile = profile
@@ -188,6 +216,7 @@ class AwsFactory:
         self.backoff_max = backoff_max
         self.credentials = credentials or {}
         self.on_retry = on_retry
+        self.sleep = sleep  # the command's clock: backoff passes in the same time as its waits
         self.counter = CallCounter()
         self.retries = 0
         self._lock = threading.Lock()
@@ -231,6 +260,7 @@ class AwsFactory:
             wait=wait_random_exponential(multiplier=self.backoff_multiplier, max=self.backoff_max),
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
             before_sleep=before_sleep,
+            sleep=self.sleep,
             reraise=True,
         )
 

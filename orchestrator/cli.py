@@ -20,6 +20,7 @@ from orchestrator import injection
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, RefusedError, UsageError
+from orchestrator.faults import parse_spec
 from orchestrator.local import LocalEndpoint, seed
 from orchestrator.output import table
 
@@ -143,24 +144,31 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 @local.command("up")
 @click.option("--port", type=int, help="Port to listen on (default: a free one).")
 @click.option("--no-seed", is_flag=True, help="Do not create the artifact bucket.")
+@click.option("--faults", metavar="SPEC",
+              help="FAULT INJECTION: put the fault proxy in front, e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
+@click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault proxy's decisions.")
 @json_option
-def local_up(port: int | None, no_seed: bool) -> None:
+def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
     from orchestrator import local_agents
 
     obj, ep = _endpoint()
+    if faults is not None:
+        parse_spec(faults)  # bad input before anything starts or is printed
     with obj.out.status("starting the local AWS endpoint"):
-        info, started = ep.up(port)
+        info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
     agents_pid = local_agents.start_background(obj.settings.state_dir, obj.settings.path)
     env = info.env(obj.settings.aws.regions[0])
     data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
             "env": env, "seeded": seeded,
-            "agents_pid": agents_pid}
+            "agents_pid": agents_pid, "faults": info.faults, "upstream_url": info.upstream_url}
 
     def render() -> str:
         lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
                  f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"]
+        if info.faults:
+            lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at {info.upstream_url})")
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
         lines.append("to use it from other AWS tools:")
@@ -194,8 +202,10 @@ def local_status() -> None:
     """Say whether the endpoint is up (exit 1 when it is not)."""
     obj, ep = _endpoint()
     info = ep.info()
-    data = {"running": info is not None, **({"url": info.url, "pid": info.pid, "log": info.log} if info else {})}
-    obj.out.result(data, lambda: f"up at {info.url} (pid {info.pid})" if info else "down")
+    data = {"running": info is not None,
+            **({"url": info.url, "pid": info.pid, "log": info.log, "faults": info.faults} if info else {})}
+    obj.out.result(data, lambda: (f"up at {info.url} (pid {info.pid})"
+                                  + (f", FAULT INJECTION: {info.faults}" if info.faults else "")) if info else "down")
     if info is None:
         raise click.exceptions.Exit(int(ExitStatus.REFUSED))
 

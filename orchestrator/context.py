@@ -66,7 +66,7 @@ class Context:
             exc = state.outcome.exception() if state.outcome else None
             self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt {state.attempt_number})[/dim]")
 
-        return AwsFactory.from_settings(self.settings, on_retry=on_retry)
+        return AwsFactory.from_settings(self.settings, on_retry=on_retry, sleep=self.clock.sleep)
 
     @cached_property
     def actor(self) -> str:

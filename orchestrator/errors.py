@@ -98,7 +98,13 @@ class LeaseHeldError(RefusedError):
 
 # --- failures (exit 3) ----------------------------------------------------------------------------
 class AwsError(ImagefleetError):
-    """An AWS call failed after retries."""
+    """An AWS call failed after retries; ``code`` is AWS's error code ("" for a connection
+    failure) and ``operation`` the API operation, so callers match codes, not messages."""
+
+    def __init__(self, message: str, *, code: str = "", operation: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.operation = operation
 
 
 class ToolError(ImagefleetError):

@@ -17,12 +17,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import processes
+from orchestrator import faultproxy, processes
 from orchestrator.errors import StateError, ToolError
+from orchestrator.faults import parse_spec
 
 HOST = "127.0.0.1"
 
@@ -36,10 +37,22 @@ class EndpointInfo:
     started_at: float
     cmdline: tuple[str, ...] = ()  # what /proc showed at the start: `local down` signals only that
     start_ticks: int | None = None
+    # With `local up --faults`: ``url`` is the fault proxy's, in front of moto at ``upstream_url``.
+    upstream_url: str | None = None
+    proxy_pid: int | None = None
+    proxy_cmdline: tuple[str, ...] = ()
+    proxy_start_ticks: int | None = None
+    faults: str | None = None
 
     @property
     def process(self) -> processes.ProcessRecord:
         return processes.ProcessRecord(self.pid, tuple(self.cmdline), self.start_ticks)
+
+    @property
+    def proxy_process(self) -> processes.ProcessRecord | None:
+        if self.proxy_pid is None:
+            return None
+        return processes.ProcessRecord(self.proxy_pid, tuple(self.proxy_cmdline), self.proxy_start_ticks)
 
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         """The environment any AWS tool (boto3, the CLI, Terraform) needs to use this endpoint."""
@@ -95,7 +108,8 @@ class LocalEndpoint:
         """What ``local.json`` says, whether or not that process still runs."""
         try:
             data = json.loads(self.info_path.read_text())
-            return EndpointInfo(**{**data, "cmdline": tuple(data.get("cmdline") or ())})
+            return EndpointInfo(**{**data, "cmdline": tuple(data.get("cmdline") or ()),
+                                   "proxy_cmdline": tuple(data.get("proxy_cmdline") or ())})
         except (OSError, ValueError, TypeError):
             return None
 
@@ -104,8 +118,11 @@ class LocalEndpoint:
         info = self.recorded()
         if info is None:
             return None
-        state = processes.identify(info.process).state
-        return info if state in (processes.State.OURS, processes.State.UNVERIFIABLE) else None
+        running = (processes.State.OURS, processes.State.UNVERIFIABLE)
+        proxy = info.proxy_process
+        alive = processes.identify(info.process).state in running and (
+            proxy is None or processes.identify(proxy).state in running)
+        return info if alive else None
 
     def require_url(self) -> str:
         info = self.info()
@@ -116,13 +133,20 @@ class LocalEndpoint:
             )
         return info.url
 
-    def up(self, port: int | None = None, timeout: float = 60.0) -> tuple[EndpointInfo, bool]:
-        """Start the server unless it runs already. Returns (info, started_now)."""
+    def up(self, port: int | None = None, timeout: float = 60.0, faults: str | None = None,
+           fault_seed: int = 0) -> tuple[EndpointInfo, bool]:
+        """Start the server unless it runs already. Returns (info, started_now).
+
+        With ``faults`` (a fault spec), moto listens on a free port and the fault proxy on
+        ``port``: the endpoint everyone is given is the proxy's."""
         current = self.info()
         if current is not None:
             return current, False
+        if faults is not None:
+            parse_spec(faults)  # bad input before anything starts
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = port or free_port()
+        public_port = port or free_port()
+        port = free_port() if faults is not None else public_port
         url = f"http://{HOST}:{port}"
         if answers(url, timeout=0.5):
             raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
@@ -147,6 +171,16 @@ class LocalEndpoint:
         started = processes.ProcessRecord.started(proc)
         info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time(),
                             cmdline=started.cmdline, start_ticks=started.start_ticks)
+        if faults is not None:
+            try:
+                proxy = faultproxy.start(url, faults, fault_seed, public_port, self.state_dir / "faultproxy.log")
+            except ToolError:
+                processes.terminate(started, 10.0)
+                raise
+            proxied = processes.ProcessRecord.started(proxy)
+            info = replace(info, port=public_port, url=f"http://{HOST}:{public_port}", upstream_url=url,
+                           proxy_pid=proxy.pid, proxy_cmdline=proxied.cmdline,
+                           proxy_start_ticks=proxied.start_ticks, faults=faults)
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info), indent=2))
         os.replace(tmp, self.info_path)
@@ -159,7 +193,11 @@ class LocalEndpoint:
         if info is None:
             self.info_path.unlink(missing_ok=True)
             return False
-        return processes.stop(info.process, "the local endpoint", self.info_path, timeout)
+        try:
+            return processes.stop(info.process, "the local endpoint", self.info_path, timeout)
+        finally:
+            if info.proxy_process is not None:
+                processes.stop(info.proxy_process, "the fault proxy", self.info_path, timeout)
 
 
 def seed(aws: Any, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ run, ``_delete`` terminates every instance it launched *and* every instance carr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,19 +56,11 @@ class LaunchedInstance:
         return {"instance_id": self.instance_id, "state": self.state, **self.slot.to_dict()}
 
 
-def _paged(call: Any, key: str, **kwargs: Any) -> Iterable[Any]:
-    """Walk NextToken pages through the retrying client (paginators bypass its retries)."""
-    token = None
-    while True:
-        page = call(**kwargs, **({"NextToken": token} if token else {}))
-        if key == "Reservations":
-            for r in page.get(key, []):
-                yield from r.get("Instances", [])
-        else:
-            yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
+def described(ec2: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every instance ``DescribeInstances(**kwargs)`` returns, over all pages (each page retried)."""
+    for page in ec2.paginate("describe_instances", **kwargs):
+        for r in page.get("Reservations", []):
+            yield from r.get("Instances", [])
 
 
 def tags_of(instance: Mapping[str, Any]) -> dict[str, str]:
@@ -84,9 +76,10 @@ def instance_vcpus(aws: AwsFactory, region: str, types: Iterable[str]) -> dict[s
     for i in range(0, len(wanted), 100):
         chunk = wanted[i:i + 100]
         try:
-            found = list(_paged(ec2.describe_instance_types, "InstanceTypes", InstanceTypes=chunk))
+            found = [t for page in ec2.paginate("describe_instance_types", InstanceTypes=chunk)
+                     for t in page.get("InstanceTypes", [])]
         except AwsError as exc:
-            if "InvalidInstanceType" in str(exc):
+            if exc.code == "InvalidInstanceType":
                 raise UsageError(f"unknown instance type(s): {exc}") from exc
             raise
         out.update({t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in found})
@@ -113,8 +106,7 @@ def check_quota(aws: AwsFactory, region: str, counts: Mapping[str, int],
     """
     ec2 = aws.client("ec2", region)
     running: dict[str, int] = {}
-    for inst in _paged(ec2.describe_instances, "Reservations",
-                       Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]):
+    for inst in described(ec2, Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]):
         running[inst["InstanceType"]] = running.get(inst["InstanceType"], 0) + 1
     known = {t for t in running if quota_group(t) is not None}
     vcpus = instance_vcpus(aws, region, counts)
@@ -211,7 +203,7 @@ class Fleet(Resource):
         ids = [li.instance_id for li in self.instances]
         states: dict[str, str] = {}
         for i in range(0, len(ids), 500):
-            for inst in _paged(ec2.describe_instances, "Reservations", InstanceIds=ids[i:i + 500]):
+            for inst in described(ec2, InstanceIds=ids[i:i + 500]):
                 states[inst["InstanceId"]] = inst["State"]["Name"]
         for li in self.instances:
             li.state = states.get(li.instance_id, "gone")
@@ -270,7 +262,7 @@ def find_instances(aws: AwsFactory, regions: Sequence[str], *, run_id: str | Non
     out: dict[str, PerfInstance] = {}
     for region in regions:
         ec2 = aws.client("ec2", region)
-        for inst in _paged(ec2.describe_instances, "Reservations", Filters=filters):
+        for inst in described(ec2, Filters=filters):
             tags = tags_of(inst)
             # Filter again client-side: the tag filter is the contract, not the endpoint's mercy.
             if tags.get(ROLE_TAG) != "perf" or (run_id and tags.get(RUN_TAG) != run_id):

@@ -32,7 +32,7 @@ from orchestrator.aws import LOCAL_CREDENTIALS
 from orchestrator.errors import ImagefleetError
 from orchestrator.injection import Injection, factor_for
 from perf.agent.benchmarks import apply_slowdown
-from perf.fleet import ARM_TAG, RESULTS_TAG, ROLE_TAG, _paged, tags_of
+from perf.fleet import ARM_TAG, RESULTS_TAG, ROLE_TAG, described, tags_of
 from perf.placement import parse_agent_command
 from perf.samples import Sample, write_jsonl
 
@@ -91,9 +91,8 @@ def _candidates(env: Any, st: dict[str, Any]) -> list[tuple[str, str, str, str, 
     out = []
     for region in env.regions:
         ec2 = env.aws.client("ec2", region)
-        for inst in _paged(ec2.describe_instances, "Reservations",
-                           Filters=[{"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
-                                    {"Name": "instance-state-name", "Values": ["running"]}]):
+        for inst in described(ec2, Filters=[{"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
+                                            {"Name": "instance-state-name", "Values": ["running"]}]):
             iid = inst["InstanceId"]
             tags = tags_of(inst)
             if tags.get(ROLE_TAG) != "perf" or iid in st["done"] or iid in st["jobs"]:

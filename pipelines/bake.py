@@ -98,9 +98,10 @@ def render_template(
 
     imagefleet adds: the build region and the family's other regions (``ami_regions``), the
     ``imagefleet:*`` tags (the family and bake id also on the build instance, its volumes and the
-    snapshots), the endpoint options when an endpoint is set, and declarations for the variables it
-    passes. The template's own settings win where they overlap, except the tags, which are merged.
-    A shell provisioner that builds its command from a user variable is refused (ConfigError).
+    snapshots), AWS retries bounded like imagefleet's own (``max_retries``), the endpoint options when
+    an endpoint is set, and declarations for the variables it passes. The template's own settings win
+    where they overlap, except the tags, which are merged. A shell provisioner that builds its command
+    from a user variable is refused (ConfigError).
     """
     try:
         template = json.loads(template_path.read_text())
@@ -133,6 +134,8 @@ def render_template(
         builder.setdefault("region", "{{user `region`}}")
         builder.setdefault("source_ami", "{{user `source_ami`}}")
         builder.setdefault("ami_name", "{{user `ami_name`}}")
+        # Packer's AWS SDK retries throttling and 5xx only when asked; same bound as imagefleet's own.
+        builder.setdefault("max_retries", settings.aws.max_attempts - 1)
         if family.regions[1:]:
             builder.setdefault("ami_regions", list(family.regions[1:]))
         if settings.aws.profile:

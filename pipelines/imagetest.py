@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.aws import client_token
 from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
 from orchestrator.errors import AwsError
@@ -143,7 +144,7 @@ def run_tests(
                 try:
                     resp = ec2.run_instances(
                         ImageId=ami, InstanceType=itype, MinCount=1, MaxCount=1,
-                        ClientToken=f"{run_id}-{region}-{itype}"[:64],
+                        ClientToken=client_token(run_id, region, itype),
                         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
                     )
                 except AwsError as exc:

@@ -12,13 +12,13 @@ the store calls the promotion done, and a rerun never records the move twice.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from orchestrator import leases
+from orchestrator.aws import client_token
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
 from orchestrator.engine import Operation
@@ -51,10 +51,6 @@ class PublishResult:
 
 
 # --- publishing steps (each idempotent) -----------------------------------------------------------
-def _token(op_id: str, region: str) -> str:
-    return hashlib.sha256(f"{op_id}:{region}".encode()).hexdigest()[:32]
-
-
 def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
     """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
     ec2 = aws.client("ec2", region)
@@ -67,7 +63,7 @@ def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
     source_region, source_ami = next(iter(base.amis.items()))
     copied = ec2.copy_image(
         SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
-        Description=f"imagefleet {base.ref}", ClientToken=_token(op_id, region),
+        Description=f"imagefleet {base.ref}", ClientToken=client_token(op_id, region),
     )["ImageId"]
     ec2.create_tags(Resources=[copied], Tags=[
         {"Key": TAG_FAMILY, "Value": base.family}, {"Key": TAG_VERSION, "Value": str(base.version)},
