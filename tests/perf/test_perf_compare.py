@@ -64,12 +64,12 @@ def test_change_below_threshold_is_no_change(make_frame: MakeFrame) -> None:
     assert tight.comparisons[0].threshold == 0.005
 
 
-def test_tiny_samples_are_inconclusive(make_frame: MakeFrame) -> None:
+def test_tiny_samples_are_insufficient_data(make_frame: MakeFrame) -> None:
     result = compare(make_frame([100, 101, 99], [150, 151, 149]))
     cell = result.comparisons[0]
-    assert cell.verdict == "inconclusive" and np.isnan(cell.p_value)
+    assert cell.verdict == "insufficient_data" and np.isnan(cell.p_value)
     assert cell.ratio == pytest.approx(1.5)
-    assert result.verdict == "inconclusive"
+    assert result.verdict == "insufficient_data"
 
 
 def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame) -> None:
@@ -78,10 +78,10 @@ def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame) 
     assert cell.verdict == "inconclusive"
 
 
-def test_one_empty_arm_is_inconclusive(make_frame: MakeFrame) -> None:
+def test_one_empty_arm_is_insufficient_data(make_frame: MakeFrame) -> None:
     df = make_frame(noisy(100, 10), [])
     cell = compare(df).comparisons[0]
-    assert cell.n_candidate == 0 and cell.verdict == "inconclusive"
+    assert cell.n_candidate == 0 and cell.verdict == "insufficient_data"
 
 
 def test_holm_and_bh_differ_as_expected() -> None:
@@ -116,9 +116,11 @@ def test_correction_changes_verdicts_across_cells(make_frame: MakeFrame) -> None
 def test_overall_verdict_precedence() -> None:
     assert overall_verdict(["no_change", "regression", "improvement"]) == "regression"
     assert overall_verdict(["no_change", "inconclusive", "improvement"]) == "inconclusive"
+    assert overall_verdict(["insufficient_data", "inconclusive"]) == "inconclusive"
+    assert overall_verdict(["no_change", "insufficient_data", "improvement"]) == "insufficient_data"
     assert overall_verdict(["no_change", "improvement"]) == "improvement"
     assert overall_verdict(["no_change"]) == "no_change"
-    assert overall_verdict([]) == "inconclusive"
+    assert overall_verdict([]) == "insufficient_data"
 
 
 def test_bootstrap_is_seeded_and_cells_are_independent(make_frame: MakeFrame) -> None:
@@ -202,7 +204,7 @@ def test_json_and_markdown_output(make_frame: MakeFrame) -> None:
             "p_adjusted", "cv_baseline", "cv_candidate", "noisy", "threshold", "verdict"}
     assert all(set(c) == keys for c in doc["comparisons"])
     tiny = next(c for c in doc["comparisons"] if c["metric"] == "tiny")
-    assert tiny["p_value"] is None and tiny["verdict"] == "inconclusive"
+    assert tiny["p_value"] is None and tiny["verdict"] == "insufficient_data"
     md = result.to_markdown()
     assert "**regression**" in md and "| m5.large | latency | ms | lower |" in md
     assert md.index("latency") < md.index("tiny")  # regressions listed first
@@ -215,7 +217,7 @@ def test_non_finite_values_are_dropped(make_frame: MakeFrame) -> None:
     assert cell.n_baseline == 20 and cell.baseline_median == pytest.approx(np.median(b))
 
 
-def test_empty_frame_is_inconclusive(make_frame: MakeFrame) -> None:
+def test_empty_frame_is_insufficient_data(make_frame: MakeFrame) -> None:
     result = compare(make_frame([], []))
-    assert result.comparisons == [] and result.verdict == "inconclusive"
+    assert result.comparisons == [] and result.verdict == "insufficient_data"
     assert "0 cells" in result.to_markdown()
