@@ -41,9 +41,12 @@ _HIGHER_UNITS = re.compile(
     r"|[kmgt]i?b/s|bytes/s|bits/s)",
     re.IGNORECASE,
 )
-# Words in metric names, for unitless metrics ("NA", "").
-_LOWER_NAMES = re.compile(r"(latency|runtime|duration|(^|[\W_])time($|[\W_])|[\W_]lat($|[\W_])|usec|\bms\b)",
-                          re.IGNORECASE)
+# Words in metric names, for unitless metrics ("NA", ""). Spread (stddev, cv) of anything is
+# lower-is-better, so it is checked before the rate words: "sysbench tps stddev" → lower.
+_LOWER_NAMES = re.compile(
+    r"(latency|runtime|duration|(^|[\W_])(time|lat|stddev|std|cv|jitter|errors?|retries)($|[\W_]))",
+    re.IGNORECASE,
+)
 _HIGHER_NAMES = re.compile(
     r"(throughput|bandwidth|iops|(^|[\W_])(tps|qps|ops|bw|score|rate)($|[\W_])|ops_per|per_sec"
     r"|mb/s|gb/s)",
