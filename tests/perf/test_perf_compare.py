@@ -15,6 +15,7 @@ from perf.compare import (
     asymptotic_ratio_ci,
     bootstrap_ratio_ci,
     compare,
+    mann_whitney_p,
     median_se,
     overall_verdict,
     robust_cv,
@@ -221,3 +222,19 @@ def test_empty_frame_is_insufficient_data(make_frame: MakeFrame) -> None:
     result = compare(make_frame([], []))
     assert result.comparisons == [] and result.verdict == "insufficient_data"
     assert "0 cells" in result.to_markdown()
+
+
+@pytest.mark.parametrize("n", [(9, 12), (30, 30), (333, 290), (4166, 4166)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_mann_whitney_p_equals_scipy(n: tuple[int, int], ties: bool) -> None:
+    """The sorted-array p-value is scipy's, ties and continuity correction included."""
+    from scipy import stats
+
+    local = np.random.default_rng(n[0] + ties)
+    for shift in (0.0, 0.05, 0.3):
+        b = local.normal(100, 3, n[0])
+        c = local.normal(100 * (1 + shift / 10), 3, n[1])
+        if ties:
+            b, c = np.round(b), np.round(c)
+        expected = stats.mannwhitneyu(c, b, alternative="two-sided").pvalue
+        assert mann_whitney_p(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
