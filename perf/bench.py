@@ -45,7 +45,8 @@ print(len(out))
 
 @dataclass(frozen=True)
 class Measured:
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # user + system of that process: steadier on a shared, loaded host
     peak_mb: float
 
 
@@ -91,7 +92,7 @@ def measure(argv: list[str]) -> Measured:
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):  # 1: the comparison found the planted regression
         raise RuntimeError(f"{argv[:4]} exited {code}: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return Measured(seconds, usage.ru_maxrss / 1024.0)
+    return Measured(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0)
 
 
 def run(sizes: tuple[int, ...] = SIZES, directory: Path | None = None) -> list[dict[str, float]]:
@@ -104,9 +105,11 @@ def run(sizes: tuple[int, ...] = SIZES, directory: Path | None = None) -> list[d
         ours = measure([sys.executable, "-m", "orchestrator.cli", "perf", "compare", str(b), str(c),
                         "--format", "json"])
         base = measure([sys.executable, "-c", BASELINE_SCRIPT, str(b), str(c)])
-        rows.append({"rows": n, "seconds": ours.seconds, "peak_mb": ours.peak_mb,
-                     "baseline_seconds": base.seconds, "baseline_peak_mb": base.peak_mb,
-                     "ratio": ours.seconds / base.seconds})
+        rows.append({"rows": n, "seconds": ours.seconds, "cpu_seconds": ours.cpu_seconds,
+                     "peak_mb": ours.peak_mb, "baseline_seconds": base.seconds,
+                     "baseline_cpu_seconds": base.cpu_seconds, "baseline_peak_mb": base.peak_mb,
+                     "ratio": ours.seconds / base.seconds,
+                     "cpu_ratio": ours.cpu_seconds / base.cpu_seconds})
     return rows
 
 
@@ -114,11 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     sizes = tuple(int(float(a)) for a in args) or SIZES
     rows = run(sizes)
-    print(f"{'rows':>11} {'imagefleet s':>13} {'peak MB':>8} {'pandas+scipy s':>15} {'peak MB':>8} "
-          f"{'ratio':>6} {'s per M rows':>13}")
+    print(f"{'rows':>11} | {'imagefleet s (cpu)':>19} {'peak MB':>8} | {'pandas+scipy s (cpu)':>21} "
+          f"{'peak MB':>8} | {'ratio (cpu)':>12} | {'s per M rows':>12}")
     for r in rows:
-        print(f"{r['rows']:>11,} {r['seconds']:13.2f} {r['peak_mb']:8.0f} {r['baseline_seconds']:15.2f} "
-              f"{r['baseline_peak_mb']:8.0f} {r['ratio']:6.2f} {r['seconds'] / r['rows'] * 1e6:13.2f}")
+        print(f"{r['rows']:>11,} | {r['seconds']:9.2f} ({r['cpu_seconds']:6.2f}) {r['peak_mb']:9.0f} | "
+              f"{r['baseline_seconds']:11.2f} ({r['baseline_cpu_seconds']:6.2f}) {r['baseline_peak_mb']:9.0f} | "
+              f"{r['ratio']:5.2f} ({r['cpu_ratio']:4.2f}) | {r['seconds'] / r['rows'] * 1e6:12.2f}")
     print(f"target at 10M rows: ratio <= {TARGET_RATIO}, peak < {TARGET_PEAK_MB:.0f} MB; "
           "'s per M rows' shows the curve (no cliff between sizes)")
 
