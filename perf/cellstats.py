@@ -155,12 +155,11 @@ def _pairwise_order_statistics(x: np.ndarray, y: np.ndarray, k: int, many: int) 
         elif c <= k:
             lo, c_lo = guess, c
             last_side = max(last_side, 0) + 1
-        else:  # the interval would split the wanted ranks: take the pairs as they are
-            break_at = guess
-            lo_pairs = _pairs_between(x, y, lo, break_at)
-            hi_pairs = _pairs_between(x, y, break_at, hi)
-            pairs = np.concatenate((lo_pairs, hi_pairs))
-            return _select(pairs, k - c_lo, many)
+        else:  # exactly k+1 pairs <= guess: the two wanted are the last below and first above
+            at = np.searchsorted(x, y - guess, "left")
+            below = float(np.max(np.where(at < nx, y - x[np.minimum(at, nx - 1)], -np.inf)))
+            above = float(np.min(np.where(at > 0, y - x[np.maximum(at - 1, 0)], np.inf)))
+            return [below, above]
     return _select(_pairs_between(x, y, lo, hi), k - c_lo, many)
 
 
@@ -170,8 +169,7 @@ def _first_bracket(x: np.ndarray, y: np.ndarray, k: int, many: int, count: Any,
     errors of it (the pairwise median sits close to it), widened until it holds the ranks;
     the whole range when that fails."""
     d0 = sorted_median(y) - sorted_median(x)
-    quartile = lambda a: float(a[(3 * len(a)) // 4] - a[len(a) // 4])  # noqa: E731
-    w = (quartile(x) + quartile(y)) / math.sqrt(len(x) + len(y)) + 1e-12 * (abs(d0) + 1.0)
+    w = (_iqr(x) + _iqr(y)) / math.sqrt(len(x) + len(y)) + 1e-12 * (abs(d0) + 1.0)
     for _ in range(6):
         lo, hi = d0 - w, d0 + w
         c_lo, c_hi = count(lo), count(hi)
@@ -179,6 +177,11 @@ def _first_bracket(x: np.ndarray, y: np.ndarray, k: int, many: int, count: Any,
             return lo, hi, c_lo, c_hi
         w *= 8
     return whole
+
+
+def _iqr(xs: np.ndarray) -> float:
+    """Interquartile range of a sorted array (by index: a scale, not an estimate to report)."""
+    return float(xs[(3 * len(xs)) // 4] - xs[len(xs) // 4])
 
 
 def _pairs_between(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from orchestrator.errors import UsageError
+from perf.cellstats import median_pairwise_difference
 from perf.compare import (
     adjust_pvalues,
     asymptotic_ratio_ci,
@@ -238,3 +239,20 @@ def test_mann_whitney_p_equals_scipy(n: tuple[int, int], ties: bool) -> None:
             b, c = np.round(b), np.round(c)
         expected = stats.mannwhitneyu(c, b, alternative="two-sided").pvalue
         assert mann_whitney_p(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 2), (5, 7), (30, 30), (333, 290), (2000, 1500)])
+@pytest.mark.parametrize("shape", ["normal", "ties", "lognormal", "two_modes"])
+def test_median_pairwise_difference_is_the_median_of_all_pairs(n: int, m: int, shape: str) -> None:
+    """The selection gives exactly what forming every pair and taking the median gives."""
+    local = np.random.default_rng(n * 7 + m)
+    for _ in range(5):
+        x, y = local.normal(4, 0.03, n), local.normal(4.01, 0.03, m)
+        if shape == "ties":
+            x, y = np.round(x, 2), np.round(y, 2)
+        elif shape == "lognormal":
+            x, y = local.lognormal(0, 2, n), local.lognormal(0.1, 2, m)
+        elif shape == "two_modes":
+            x = np.r_[x, np.full(n, 9.0)]
+        x, y = np.sort(x), np.sort(y)
+        assert median_pairwise_difference(x, y) == np.median(np.subtract.outer(y, x))
