@@ -256,3 +256,15 @@ def test_median_pairwise_difference_is_the_median_of_all_pairs(n: int, m: int, s
             x = np.r_[x, np.full(n, 9.0)]
         x, y = np.sort(x), np.sort(y)
         assert median_pairwise_difference(x, y) == np.median(np.subtract.outer(y, x))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 30, 31, 100])
+def test_resampled_medians_equal_numpy_median_bit_for_bit(n: int) -> None:
+    from perf.cellstats import _resampled_medians
+
+    local = np.random.default_rng(n)
+    for rounded in (False, True):
+        x = local.normal(100, 3, n)
+        x = np.round(x) if rounded else x
+        idx = local.integers(0, n, (500, n))
+        assert np.array_equal(_resampled_medians(x, idx), np.median(x[idx], axis=1))
