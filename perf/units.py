@@ -66,20 +66,20 @@ def normalize_units(df: pd.DataFrame) -> pd.DataFrame:
     Returns ``df`` itself when no metric mixes units (the common case: nothing to do)."""
     if df.empty:
         return df
-    metric = df["metric"].astype("category") if not isinstance(df["metric"].dtype, pd.CategoricalDtype) else df["metric"]
-    unit = df["unit"].astype("category") if not isinstance(df["unit"].dtype, pd.CategoricalDtype) else df["unit"]
-    m_codes = metric.cat.codes.to_numpy().astype(np.int64)
-    u_codes = unit.cat.codes.to_numpy().astype(np.int64)
-    n_units = max(len(unit.cat.categories), 1)
-    pair = m_codes * n_units + u_codes
-    counts = np.bincount(pair, minlength=len(metric.cat.categories) * n_units)
+    from perf.normalize import as_category  # categoricals without missing values, cheaply
+
+    metric, unit = as_category(df["metric"]), as_category(df["unit"])
+    u_codes = unit.codes.astype(np.int64)
+    n_units = max(len(unit.categories), 1)
+    pair = metric.codes.astype(np.int64) * n_units + u_codes
+    counts = np.bincount(pair, minlength=len(metric.categories) * n_units)
     present = np.flatnonzero(counts)
     per_metric = pd.Series(present // n_units).value_counts()
     if (per_metric <= 1).all():
         return df
     factor = np.ones(len(counts))
     target_code = np.full(len(counts), -1, dtype=np.int64)
-    m_cats, u_cats = list(metric.cat.categories), list(unit.cat.categories)
+    m_cats, u_cats = list(metric.categories), list(unit.categories)
     for m in per_metric.index[per_metric > 1]:
         pairs = present[present // n_units == m]
         units = [str(u_cats[p % n_units]) for p in pairs]
@@ -88,12 +88,10 @@ def normalize_units(df: pd.DataFrame) -> pd.DataFrame:
         for p, u in zip(pairs, units):
             factor[p] = conversion_factor(str(m_cats[m]), u, target)
             target_code[p] = u_cats.index(target)
-    rows = pair
-    mixed = target_code[rows] >= 0
     out = df.copy()
-    out["value"] = df["value"].to_numpy(dtype=np.float64) * factor[rows]
-    new_codes = np.where(mixed, target_code[rows], u_codes)
-    out["unit"] = pd.Categorical.from_codes(new_codes, categories=unit.cat.categories)
+    out["value"] = df["value"].to_numpy(dtype=np.float64) * factor[pair]
+    new_codes = np.where(target_code[pair] >= 0, target_code[pair], u_codes)
+    out["unit"] = pd.Categorical.from_codes(new_codes, categories=unit.categories)
     return out
 
 
