@@ -14,6 +14,17 @@ from orchestrator.errors import UsageError
 perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
 
 
+def _percent(option: str, text: str) -> float:
+    """A percentage 0 <= PCT < 100 from the command line, or a UsageError naming the option."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 100:
+        raise UsageError(f"{option} {text!r}: expected a percentage 0 <= PCT < 100")
+    return value
+
+
 def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
@@ -31,13 +42,14 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @perf_group.command("compare")
 @click.argument("baseline_samples", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("candidate_samples", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+# Values are checked here, not by click, so that a bad one is an imagefleet `error:` line (exit 2).
+@click.option("--format", "fmt", default="md", show_default=True, metavar="md|json")
 @click.option("--threshold", "thresholds", multiple=True, metavar="METRIC=PCT",
               help="Per-metric threshold in percent (repeatable), e.g. cpu_sha256_throughput=5.")
-@click.option("--default-threshold", type=float,
+@click.option("--default-threshold", metavar="PCT",
               help="Threshold in percent for metrics without their own (default: [perf] "
                    "thresholds.default, 2).")
-@click.option("--correction", type=click.Choice(["holm", "bh"]),
+@click.option("--correction", metavar="holm|bh",
               help="Multiple-testing correction (default: [perf] correction, holm).")
 @click.option("--per-instance", is_flag=True,
               help="Compare per-instance medians (the instance is the unit) instead of samples.")
@@ -51,7 +63,7 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write a forest plot and per-metric distribution plots (PNG) here.")
 def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
-                thresholds: tuple[str, ...], default_threshold: float | None, correction: str | None,
+                thresholds: tuple[str, ...], default_threshold: str | None, correction: str | None,
                 per_instance: bool, higher: tuple[str, ...], lower: tuple[str, ...],
                 instance_type_label: str | None, plots_dir: Path | None) -> None:
     """Compare CANDIDATE_SAMPLES against BASELINE_SAMPLES; exit 1 on a regression.
@@ -65,8 +77,11 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
 
     ctx = get_context()
     parsed = _parse_thresholds(thresholds)
-    if default_threshold is not None and not 0 <= default_threshold < 100:
-        raise UsageError(f"--default-threshold {default_threshold}: expected 0 <= PCT < 100")
+    default_pct = None if default_threshold is None else _percent("--default-threshold", default_threshold)
+    if fmt not in ("md", "json"):
+        raise UsageError(f"--format {fmt!r}: expected md or json")
+    if correction not in (None, "holm", "bh"):
+        raise UsageError(f"--correction {correction!r}: expected holm or bh")
     settings = load_if_configured(ctx)
     rules = DirectionRules.of(DirectionRules.from_globs(higher, lower),
                               DirectionRules.from_globs(settings.higher_is_better,
@@ -79,8 +94,8 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
               for path, arm in ((baseline_samples, "baseline"), (candidate_samples, "candidate"))]
     df = concat_samples(frames)
     result = compare(df, thresholds={**settings.thresholds, **parsed},
-                     default_threshold=(settings.default_threshold if default_threshold is None
-                                        else default_threshold / 100.0),
+                     default_threshold=(settings.default_threshold if default_pct is None
+                                        else default_pct / 100.0),
                      correction=correction or settings.correction,  # type: ignore[arg-type]
                      aggregate="instance" if per_instance else "sample")
     if fmt == "json":

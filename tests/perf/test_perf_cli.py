@@ -231,3 +231,15 @@ def test_too_few_samples_is_insufficient_data_not_inconclusive(tmp_path: Path) -
     result = run("compare", str(b), str(c))
     assert result.exit_code == 0
     assert "**insufficient_data**" in result.stdout
+
+
+@pytest.mark.parametrize(("option", "value"), [("--correction", "nope"), ("--format", "xml"),
+                                               ("--default-threshold", "abc"),
+                                               ("--default-threshold", "nan")])
+def test_bad_option_values_are_one_error_line(files: Callable[[float], tuple[str, str]],
+                                               option: str, value: str) -> None:
+    b, c = files(1.0)
+    result = run("compare", b, c, option, value)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {option} '{value}': expected")
+    assert len(result.stderr.splitlines()) == 1
