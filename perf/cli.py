@@ -7,12 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
-from orchestrator.errors import ImagefleetError, UsageError
+from orchestrator.errors import UsageError
 
 perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
+
+
+def _percent(option: str, text: str) -> float:
+    """A percentage 0 <= PCT < 100 from the command line, or a UsageError naming the option."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 100:
+        raise UsageError(f"{option} {text!r}: expected a percentage 0 <= PCT < 100")
+    return value
 
 
 def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
@@ -29,64 +39,77 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-def _as_click(exc: ImagefleetError) -> click.ClickException:
-    """Keep imagefleet's exit code when running this group standalone."""
-    err = click.ClickException(str(exc))
-    err.exit_code = int(exc.exit_code)
-    return err
-
-
 @perf_group.command("compare")
 @click.argument("baseline_samples", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("candidate_samples", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+# Values are checked here, not by click, so that a bad one is an imagefleet `error:` line (exit 2).
+@click.option("--format", "fmt", default="md", show_default=True, metavar="md|json")
 @click.option("--threshold", "thresholds", multiple=True, metavar="METRIC=PCT",
               help="Per-metric threshold in percent (repeatable), e.g. cpu_sha256_throughput=5.")
-@click.option("--default-threshold", type=float, default=2.0, show_default=True,
-              help="Threshold in percent for metrics without their own.")
-@click.option("--correction", type=click.Choice(["holm", "bh"]), default="holm", show_default=True)
+@click.option("--default-threshold", metavar="PCT",
+              help="Threshold in percent for metrics without their own (default: [perf] "
+                   "thresholds.default, 2).")
+@click.option("--correction", metavar="holm|bh",
+              help="Multiple-testing correction (default: [perf] correction, holm).")
 @click.option("--per-instance", is_flag=True,
               help="Compare per-instance medians (the instance is the unit) instead of samples.")
+@click.option("--higher-is-better", "higher", multiple=True, metavar="GLOB",
+              help="Metrics matching GLOB are better when larger (repeatable; beats [perf] and the file).")
+@click.option("--lower-is-better", "lower", multiple=True, metavar="GLOB",
+              help="Metrics matching GLOB are better when smaller (repeatable).")
+@click.option("--instance-type-label", metavar="LABEL",
+              help="Column or PKB label that holds the instance type (default: [perf] "
+                   "instance_type_label, then machine_type, sending_/receiving_machine_type).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write a forest plot and per-metric distribution plots (PNG) here.")
-@click.pass_context
-def compare_cmd(ctx: click.Context, baseline_samples: Path, candidate_samples: Path, fmt: str,
-                thresholds: tuple[str, ...], default_threshold: float, correction: str,
-                per_instance: bool, plots_dir: Path | None) -> None:
+def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
+                thresholds: tuple[str, ...], default_threshold: str | None, correction: str | None,
+                per_instance: bool, higher: tuple[str, ...], lower: tuple[str, ...],
+                instance_type_label: str | None, plots_dir: Path | None) -> None:
     """Compare CANDIDATE_SAMPLES against BASELINE_SAMPLES; exit 1 on a regression.
 
     Files may be CSV, JSON lines or PerfKitBenchmarker NDJSON; the arm comes from the position.
     """
     from perf.compare import compare
-    from perf.samples import read_samples
+    from perf.config import load_if_configured
+    from perf.direction import DirectionRules
+    from perf.samples import concat_samples, read_samples
 
-    try:
-        parsed = _parse_thresholds(thresholds)
-        if not 0 <= default_threshold < 100:
-            raise UsageError(f"--default-threshold {default_threshold}: expected 0 <= PCT < 100")
-        df = pd.concat(
-            [read_samples(baseline_samples, arm="baseline"),
-             read_samples(candidate_samples, arm="candidate")],
-            ignore_index=True,
-        )
-        result = compare(df, thresholds=parsed, default_threshold=default_threshold / 100.0,
-                         correction=correction,  # type: ignore[arg-type]
-                         aggregate="instance" if per_instance else "sample")
-    except ImagefleetError as exc:
-        raise _as_click(exc) from exc
-
+    ctx = get_context()
+    parsed = _parse_thresholds(thresholds)
+    default_pct = None if default_threshold is None else _percent("--default-threshold", default_threshold)
+    if fmt not in ("md", "json"):
+        raise UsageError(f"--format {fmt!r}: expected md or json")
+    if correction not in (None, "holm", "bh"):
+        raise UsageError(f"--correction {correction!r}: expected holm or bh")
+    settings = load_if_configured(ctx)
+    rules = DirectionRules.of(DirectionRules.from_globs(higher, lower),
+                              DirectionRules.from_globs(settings.higher_is_better,
+                                                        settings.lower_is_better))
+    # Only what the comparison needs is read (plots and per-instance medians need a bit more).
+    columns = ["instance_id"] if per_instance else []
+    frames = [read_samples(path, arm=arm, higher_is_better=rules, columns=columns,
+                           instance_type_label=instance_type_label or settings.instance_type_label,
+                           warn=ctx.out.warn)
+              for path, arm in ((baseline_samples, "baseline"), (candidate_samples, "candidate"))]
+    df = concat_samples(frames)
+    result = compare(df, thresholds={**settings.thresholds, **parsed},
+                     default_threshold=(settings.default_threshold if default_pct is None
+                                        else default_pct / 100.0),
+                     correction=correction or settings.correction,  # type: ignore[arg-type]
+                     aggregate="instance" if per_instance else "sample")
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        ctx.out.text(json.dumps(result.to_dict(), indent=2))
     else:
-        click.echo(result.to_markdown(), nl=False)
+        ctx.out.text(result.to_markdown())
     if plots_dir is not None:
         from perf.plots import distribution_plots, forest_plot
 
         written = [forest_plot(result, plots_dir / "forest.png"), *distribution_plots(df, plots_dir)]
-        click.echo(f"wrote {len(written)} plot(s) to {plots_dir}", err=True)
+        ctx.out.note(f"wrote {len(written)} plot(s) to {plots_dir}")
     if result.verdict == "regression":
-        click.echo(f"perf: regression in {len(result.regressions)} cell(s)", err=True)
-        ctx.exit(1)
+        ctx.out.note(f"perf: regression in {len(result.regressions)} cell(s)")
+        raise click.exceptions.Exit(1)
 
 
 # --- fleets ----------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ verdict. P-values are adjusted across all cells (Holm or Benjamini–Hochberg).
 
 Verdict rule (``t`` = the metric's threshold; "worse" follows ``higher_is_better``):
 
-* ``inconclusive`` – fewer than ``min_samples`` per arm, or no usable ratio (baseline median 0).
+* ``insufficient_data`` – fewer than ``min_samples`` per arm: too little to say anything.
+* ``inconclusive`` – no usable ratio (baseline median 0).
 * ``regression``   – adjusted p < alpha AND the point estimate is more than ``t`` worse AND the
   CI excludes no change (lies entirely on the worse side of 1). "The point estimate" must hold
   for both the ratio of medians and the Hodges–Lehmann ratio (the shift estimator that belongs
@@ -25,15 +26,18 @@ when it is the (noisy) ratio of medians is often past 2 %; requiring the more ef
 estimate to agree halves those false calls at no cost in power. Measured rates (10 instances ×
 3 repetitions per arm, CV 3 %) are in tests/perf/test_perf_acceptance.py and docs/perf.md.
 
-CI method: for cells with at most ``bootstrap_max_n`` samples per arm, a seeded percentile
+CI method: for cells with at most ``bootstrap_max_n`` (100) samples per arm, a seeded percentile
 bootstrap of the ratio of medians (resampled indices as a ``(B, n)`` matrix, ``np.median`` along
-axis 1). Larger cells use the distribution-free CI for a ratio of medians of Price & Bonett
+axis 1), so its cost is bounded by ``B × 100`` per arm. Larger cells use the distribution-free CI for a ratio of medians of Price & Bonett
 (2002, J. Statist. Comput. Simul. 72(2):119–124): ``ln(ratio) ± z·sqrt(v_b + v_c)``, where each
 arm's ``v`` is the squared half-distance between the order statistics ``Y(k)`` and ``Y(n-k+1)``,
 ``k = round((n+1)/2 - sqrt(n))``, divided by the exact binomial ``z`` of that pair (the
-McKean–Schrader 1984 estimate of the median's standard error), via the delta method. At
-thousands of samples both methods agree to a fraction of a percent and the bootstrap would cost
-seconds per cell.
+McKean–Schrader 1984 estimate of the median's standard error), via the delta method. From
+about a hundred samples per arm the two agree to a few tenths of a percent of the ratio
+(tests/perf/test_perf_compare.py checks it), while a bootstrap of larger cells costs
+milliseconds to seconds per cell: at 800k samples in 1,200 cells it was 30 s of a 35 s run.
+
+Units are made the same per metric first (``perf.units``: ``ms`` and ``s`` of one metric compare).
 
 Non-finite values are dropped before anything else. Samples are treated as independent draws. When each instance contributes many repetitions, pass
 ``aggregate="instance"`` to compare per-instance medians instead (the instance is then the unit).
@@ -51,10 +55,19 @@ import pandas as pd
 from scipy import stats
 
 from orchestrator.errors import UsageError
+from perf.cellstats import (
+    CI_LEVEL,
+    asymptotic_ratio_ci,
+    bootstrap_ratio_ci,
+    cell_stats,
+    mann_whitney_p,
+    median_se,
+    robust_cv,
+)
+from perf.units import normalize_units
 
-Verdict = Literal["regression", "improvement", "no_change", "inconclusive"]
-CI_LEVEL = 0.95
-MAD_TO_SD = 1.4826  # MAD × this estimates σ for normal data, so the robust CV matches the classic
+Verdict = Literal["regression", "improvement", "no_change", "inconclusive", "insufficient_data"]
+NOT_MET = ("inconclusive", "insufficient_data")  # verdicts a gate does not accept unless allowed
 
 
 @dataclass(frozen=True)
@@ -141,7 +154,8 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
-_VERDICT_ORDER: list[str] = ["regression", "inconclusive", "improvement", "no_change"]
+_VERDICT_ORDER: list[str] = ["regression", "inconclusive", "insufficient_data", "improvement",
+                              "no_change"]
 
 
 def compare(
@@ -155,7 +169,7 @@ def compare(
     seed: int = 0,
     noise_cv: float = 0.10,
     min_samples: int = 5,
-    bootstrap_max_n: int = 1000,
+    bootstrap_max_n: int = 100,
     aggregate: Literal["sample", "instance"] = "sample",
 ) -> Comparison:
     """Compare the ``candidate`` arm against the ``baseline`` arm of a samples frame.
@@ -168,19 +182,19 @@ def compare(
     finite = np.isfinite(df["value"].to_numpy(dtype=np.float64))
     if not finite.all():  # a missing measurement is no evidence either way
         df = df[finite]
+    df = normalize_units(df)
     if aggregate == "instance":
         df = _per_instance(df)
 
-    # Group once with pandas, then sort once by (cell, arm) so each arm of each cell is a
-    # contiguous numpy slice; no per-row Python anywhere below.
-    grouped = df.groupby(["instance_type", "metric"], observed=True, sort=True, dropna=False)
-    cell = grouped.ngroup().to_numpy(dtype=np.int64)
-    n_cells = int(grouped.ngroups)
+    # Cells from the categorical codes, then one sort by (cell, arm) so each arm of each cell
+    # is a contiguous numpy slice; no per-row Python anywhere below.
+    cell, n_cells = _cell_codes(df)
     is_cand = _equals(df["arm"], "candidate")
     if not (is_cand | _equals(df["arm"], "baseline")).all():
         raise UsageError("arm must be 'baseline' or 'candidate' in every row")
     key = cell * 2 + is_cand.astype(np.int64)
-    order = np.argsort(key, kind="stable")
+    # A stable sort of 16-bit keys is a radix sort in numpy: linear in rows, not n log n.
+    order = np.argsort(key.astype(np.uint16) if 2 * n_cells <= 65536 else key, kind="stable")
     values = df["value"].to_numpy(dtype=np.float64)[order]
     hib_sorted = df["higher_is_better"].to_numpy(dtype=bool)[order]
     counts = np.bincount(key, minlength=2 * n_cells)
@@ -202,8 +216,8 @@ def compare(
         x = values[starts[2 * c + 1]: starts[2 * c + 2]]
         it, metric, unit = labels[c]
         raw.append(
-            _cell_stats(b, x, seed=seed, cell=c, bootstrap=bootstrap,
-                        bootstrap_max_n=bootstrap_max_n, min_samples=min_samples)
+            cell_stats(b, x, seed=seed, cell=c, bootstrap=bootstrap,
+                       bootstrap_max_n=bootstrap_max_n, min_samples=min_samples)
             | {"instance_type": it, "metric": metric, "unit": unit,
                "higher_is_better": bool(hib_sorted[cell_start[c]]),
                "threshold": float(thresholds.get(metric, default_threshold))}
@@ -260,6 +274,31 @@ def _per_instance(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _cell_codes(df: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Each row's cell number, cells numbered in (instance type, metric) order, and how many
+    there are; worked out on the categorical codes, once per distinct pair."""
+    from perf.normalize import as_category
+
+    itype, metric = as_category(df["instance_type"]), as_category(df["metric"])
+    nm = max(len(metric.categories), 1)
+    pair = itype.codes.astype(np.int64) * nm + metric.codes.astype(np.int64)
+    small = len(itype.categories) * nm <= 10_000_000
+    present, at = _present(pair) if small else np.unique(pair, return_inverse=True)
+    names = [(str(itype.categories[k // nm]), str(metric.categories[k % nm])) for k in present]
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    return rank[at], len(names)
+
+
+def _present(pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a small non-negative integer array and each row's index among them."""
+    size = int(pair.max()) + 1 if len(pair) else 0
+    present = np.flatnonzero(np.bincount(pair, minlength=size))
+    lookup = np.zeros(size, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    return present, lookup[pair]
+
+
 def _equals(col: pd.Series, value: str) -> np.ndarray:
     """``col == value`` as a bool array; on categoricals compares integer codes, not strings."""
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -268,109 +307,6 @@ def _equals(col: pd.Series, value: str) -> np.ndarray:
             return np.zeros(len(col), dtype=bool)
         return col.cat.codes.to_numpy() == cats.index(value)
     return col.astype(str).to_numpy() == value
-
-
-# --- one cell -------------------------------------------------------------------------------------
-def _cell_stats(b: np.ndarray, c: np.ndarray, *, seed: int, cell: int, bootstrap: int,
-                bootstrap_max_n: int, min_samples: int) -> dict[str, Any]:
-    nb, nc = len(b), len(c)
-    mb = float(np.median(b)) if nb else math.nan
-    mc = float(np.median(c)) if nc else math.nan
-    out: dict[str, Any] = {
-        "n_baseline": nb, "n_candidate": nc, "baseline_median": mb, "candidate_median": mc,
-        "ratio": mc / mb if nb and nc and mb != 0 else math.nan,
-        "hl_ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
-        "cv_baseline": robust_cv(b, mb), "cv_candidate": robust_cv(c, mc),
-    }
-    if nb < min_samples or nc < min_samples or not math.isfinite(out["ratio"]):
-        return out
-    out["p_value"] = mann_whitney_p(b, c)
-    rng = np.random.default_rng([seed, cell])
-    out["hl_ratio"] = hodges_lehmann_ratio(b, c, rng)
-    if max(nb, nc) <= bootstrap_max_n:
-        lo, hi = bootstrap_ratio_ci(b, c, rng, resamples=bootstrap)
-    else:
-        lo, hi = asymptotic_ratio_ci(b, c)
-    out["ci_low"], out["ci_high"] = lo, hi
-    return out
-
-
-def robust_cv(x: np.ndarray, median: float | None = None) -> float:
-    """1.4826 · MAD / |median|: the CV for normal data, but one outlier cannot make a cell noisy."""
-    if len(x) < 2:
-        return math.nan
-    m = float(np.median(x)) if median is None else median
-    if m == 0:
-        return math.inf
-    return float(MAD_TO_SD * np.median(np.abs(x - m)) / abs(m))
-
-
-def mann_whitney_p(b: np.ndarray, c: np.ndarray) -> float:
-    """Two-sided Mann–Whitney U p-value (exact for small untied samples, else normal with tie
-    correction, as scipy chooses); 1.0 when both arms are the same constant."""
-    if np.ptp(b) == 0 and np.ptp(c) == 0 and b[0] == c[0]:
-        return 1.0
-    return float(stats.mannwhitneyu(c, b, alternative="two-sided").pvalue)
-
-
-HL_MAX_PAIRS = 250_000
-HL_SUBSAMPLE = 500
-
-
-def hodges_lehmann_ratio(b: np.ndarray, c: np.ndarray, rng: np.random.Generator) -> float:
-    """The Hodges–Lehmann shift estimate that belongs to the Mann–Whitney test, as a ratio:
-    exp(median of all pairwise log(c_j) - log(b_i)); for data with non-positive values,
-    1 + median(c_j - b_i) / median(b). Above ``HL_MAX_PAIRS`` pairs it is computed on seeded
-    random subsamples of ``HL_SUBSAMPLE`` per arm (those cells are large; it is a cross-check)."""
-    if len(b) * len(c) > HL_MAX_PAIRS:
-        b = rng.choice(b, min(len(b), HL_SUBSAMPLE), replace=False)
-        c = rng.choice(c, min(len(c), HL_SUBSAMPLE), replace=False)
-    if (b > 0).all() and (c > 0).all():
-        return float(np.exp(np.median(np.subtract.outer(np.log(c), np.log(b)))))
-    mb = float(np.median(b))
-    return 1.0 + float(np.median(np.subtract.outer(c, b))) / mb if mb else math.nan
-
-
-def bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Generator, *,
-                       resamples: int = 2000, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile bootstrap CI of median(c)/median(b), resampling each arm independently."""
-    mb = np.median(b[rng.integers(0, len(b), size=(resamples, len(b)))], axis=1)
-    mc = np.median(c[rng.integers(0, len(c), size=(resamples, len(c)))], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = mc / mb
-    ratios = ratios[np.isfinite(ratios)]
-    if len(ratios) < resamples // 2:
-        return math.nan, math.nan
-    q = (1 - level) / 2
-    lo, hi = np.quantile(ratios, [q, 1 - q])
-    return float(lo), float(hi)
-
-
-def median_se(x: np.ndarray) -> float:
-    """Distribution-free standard error of the median from a pair of order statistics
-    (McKean & Schrader 1984; the form Price & Bonett 2002 use): (Y(n-k+1) - Y(k)) / (2 z_k)."""
-    n = len(x)
-    k = max(1, round((n + 1) / 2 - math.sqrt(n)))
-    lo_i, hi_i = k - 1, n - k
-    part = np.partition(x, [lo_i, hi_i])
-    # exact coverage of [Y(k), Y(n-k+1)] for the median is 1 - 2·P(Binom(n, ½) ≤ k-1)
-    tail = stats.binom.cdf(k - 1, n, 0.5)
-    z = float(stats.norm.isf(tail))
-    if not z > 0:
-        return math.nan
-    return float(part[hi_i] - part[lo_i]) / (2 * z)
-
-
-def asymptotic_ratio_ci(b: np.ndarray, c: np.ndarray, *, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Price & Bonett (2002) CI of a ratio of medians on the log scale (delta method)."""
-    mb, mc = float(np.median(b)), float(np.median(c))
-    if mb == 0 or mc == 0 or (mb < 0) != (mc < 0):
-        return math.nan, math.nan
-    v = (median_se(b) / mb) ** 2 + (median_se(c) / mc) ** 2
-    z = float(stats.norm.isf((1 - level) / 2))
-    r = mc / mb
-    half = z * math.sqrt(v)
-    return r * math.exp(-half), r * math.exp(half)
 
 
 # --- correction and verdicts ----------------------------------------------------------------------
@@ -398,7 +334,7 @@ def adjust_pvalues(p: np.ndarray, method: Literal["holm", "bh"]) -> np.ndarray:
 def cell_verdict(r: Mapping[str, Any], *, alpha: float, min_samples: int) -> Verdict:
     """The verdict rule of the module docstring, for one cell's statistics."""
     if r["n_baseline"] < min_samples or r["n_candidate"] < min_samples:
-        return "inconclusive"
+        return "insufficient_data"
     ratio, hl, lo, hi, t = r["ratio"], r["hl_ratio"], r["ci_low"], r["ci_high"], r["threshold"]
     if not all(math.isfinite(v) for v in (ratio, hl, lo, hi)):
         return "inconclusive"
@@ -418,11 +354,12 @@ def cell_verdict(r: Mapping[str, Any], *, alpha: float, min_samples: int) -> Ver
 
 
 def overall_verdict(verdicts: list[str]) -> Verdict:
-    """Any regression wins; then any inconclusive cell (we cannot vouch for it); then any
-    improvement; else no change. No cells at all is inconclusive."""
+    """Any regression wins; then any inconclusive cell (we cannot vouch for it), then any cell
+    with too little data; then any improvement; else no change. No cells at all is
+    insufficient data."""
     if not verdicts:
-        return "inconclusive"
-    for v in _VERDICT_ORDER[:3]:
+        return "insufficient_data"
+    for v in _VERDICT_ORDER[:4]:
         if v in verdicts:
             return v  # type: ignore[return-value]
     return "no_change"

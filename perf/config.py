@@ -21,6 +21,7 @@ MIN_INSTANCES_PER_ARM = 9  # below this the Mann–Whitney test has too little p
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _AZ = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_GLOB = re.compile(r"^[^\x00-\x1f]{1,256}$")
 
 DEFAULTS: dict[str, Any] = {
     "instance_types": ["m5.large", "c5.large"],
@@ -38,7 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "thresholds": {"default": 2.0},  # percent of tolerated slowdown per metric
     "placement": {"region": None, "availability_zones": []},  # None/[]: first region, its AZs
     "timeouts": {"launch": "10m", "results": "30m", "poll": "2s"},
+    "higher_is_better": [],  # metric globs where more is better (beat what is inferred)
+    "lower_is_better": [],  # metric globs where less is better
+    "instance_type_label": None,  # a samples column / PKB label holding the instance type
+    "allow_inconclusive": False,  # the perf gate accepts inconclusive / insufficient data
 }
+_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,31 @@ class PerfSettings:
     launch_timeout: int  # seconds until every instance must be running
     results_timeout: int  # seconds until every instance must have written its samples
     poll_interval: int
+    higher_is_better: tuple[str, ...] = ()
+    lower_is_better: tuple[str, ...] = ()
+    instance_type_label: str | None = None
+    allow_inconclusive: bool = False
+
+    def passes(self, verdict: str) -> bool:
+        """Whether a comparison with this overall verdict meets the perf gate."""
+        if verdict in ("no_change", "improvement"):
+            return True
+        return self.allow_inconclusive and verdict in ("inconclusive", "insufficient_data")
+
+
+def load_if_configured(ctx: Any) -> PerfSettings:
+    """``[perf]`` of the config when there is one (``--config``, $IMAGEFLEET_CONFIG,
+    ./imagefleet.toml), else the defaults: commands like ``perf compare`` need no config."""
+    from orchestrator.config import find_config
+
+    explicit = getattr(ctx, "config_path", None)
+    try:
+        find_config(explicit)
+    except ConfigError:
+        if explicit:
+            raise
+        return parse({})
+    return load(ctx.settings)
 
 
 def load(settings: Any) -> PerfSettings:
@@ -186,7 +217,24 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         if secs[key] < 1:
             raise w.error(f"perf.timeouts.{key}", "at least 1s", value)
 
+    globs = {key: strings(data, key, f"perf.{key}", DEFAULTS[key], _GLOB,
+                          "a list of metric names or globs like 'sysbench*'")
+             for key in ("higher_is_better", "lower_is_better")}
+    both = sorted(set(globs["higher_is_better"]) & set(globs["lower_is_better"]))
+    if both:
+        raise w.error("perf.lower_is_better", "globs not also in perf.higher_is_better", both)
+    label = data.get("instance_type_label", DEFAULTS["instance_type_label"])
+    if label is not None and (not isinstance(label, str) or not _LABEL.match(label)):
+        raise w.error("perf.instance_type_label", "a label name like 'machine_type'", label)
+    allow = data.get("allow_inconclusive", DEFAULTS["allow_inconclusive"])
+    if not isinstance(allow, bool):
+        raise w.error("perf.allow_inconclusive", "true or false", allow)
+
     return PerfSettings(
+        higher_is_better=globs["higher_is_better"],
+        lower_is_better=globs["lower_is_better"],
+        instance_type_label=label,
+        allow_inconclusive=allow,
         instance_types=types,
         instances_per_arm=per_arm,
         benchmarks=benchmarks,

@@ -200,7 +200,8 @@ class PerfRun:
                          correction=perf.correction,  # type: ignore[arg-type]
                          aggregate=perf.aggregate)  # type: ignore[arg-type]
         plots = [forest_plot(result, out_dir / "forest.png"), *distribution_plots(got.frame, out_dir)]
-        passed = result.verdict != "regression"
+        # insufficient data and inconclusive do not meet the gate unless [perf] allow_inconclusive
+        passed = perf.passes(result.verdict)
         regressions = [{"instance_type": c.instance_type, "metric": c.metric, "ratio": c.ratio,
                         "ci_low": c.ci_low, "ci_high": c.ci_high} for c in result.regressions]
         self._save(

@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 from orchestrator.errors import UsageError
+from perf.cellstats import median_pairwise_difference
 from perf.compare import (
     adjust_pvalues,
     asymptotic_ratio_ci,
     bootstrap_ratio_ci,
     compare,
+    mann_whitney_p,
     median_se,
     overall_verdict,
     robust_cv,
@@ -64,12 +66,12 @@ def test_change_below_threshold_is_no_change(make_frame: MakeFrame) -> None:
     assert tight.comparisons[0].threshold == 0.005
 
 
-def test_tiny_samples_are_inconclusive(make_frame: MakeFrame) -> None:
+def test_tiny_samples_are_insufficient_data(make_frame: MakeFrame) -> None:
     result = compare(make_frame([100, 101, 99], [150, 151, 149]))
     cell = result.comparisons[0]
-    assert cell.verdict == "inconclusive" and np.isnan(cell.p_value)
+    assert cell.verdict == "insufficient_data" and np.isnan(cell.p_value)
     assert cell.ratio == pytest.approx(1.5)
-    assert result.verdict == "inconclusive"
+    assert result.verdict == "insufficient_data"
 
 
 def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame) -> None:
@@ -78,10 +80,10 @@ def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame) 
     assert cell.verdict == "inconclusive"
 
 
-def test_one_empty_arm_is_inconclusive(make_frame: MakeFrame) -> None:
+def test_one_empty_arm_is_insufficient_data(make_frame: MakeFrame) -> None:
     df = make_frame(noisy(100, 10), [])
     cell = compare(df).comparisons[0]
-    assert cell.n_candidate == 0 and cell.verdict == "inconclusive"
+    assert cell.n_candidate == 0 and cell.verdict == "insufficient_data"
 
 
 def test_holm_and_bh_differ_as_expected() -> None:
@@ -116,9 +118,11 @@ def test_correction_changes_verdicts_across_cells(make_frame: MakeFrame) -> None
 def test_overall_verdict_precedence() -> None:
     assert overall_verdict(["no_change", "regression", "improvement"]) == "regression"
     assert overall_verdict(["no_change", "inconclusive", "improvement"]) == "inconclusive"
+    assert overall_verdict(["insufficient_data", "inconclusive"]) == "inconclusive"
+    assert overall_verdict(["no_change", "insufficient_data", "improvement"]) == "insufficient_data"
     assert overall_verdict(["no_change", "improvement"]) == "improvement"
     assert overall_verdict(["no_change"]) == "no_change"
-    assert overall_verdict([]) == "inconclusive"
+    assert overall_verdict([]) == "insufficient_data"
 
 
 def test_bootstrap_is_seeded_and_cells_are_independent(make_frame: MakeFrame) -> None:
@@ -202,7 +206,7 @@ def test_json_and_markdown_output(make_frame: MakeFrame) -> None:
             "p_adjusted", "cv_baseline", "cv_candidate", "noisy", "threshold", "verdict"}
     assert all(set(c) == keys for c in doc["comparisons"])
     tiny = next(c for c in doc["comparisons"] if c["metric"] == "tiny")
-    assert tiny["p_value"] is None and tiny["verdict"] == "inconclusive"
+    assert tiny["p_value"] is None and tiny["verdict"] == "insufficient_data"
     md = result.to_markdown()
     assert "**regression**" in md and "| m5.large | latency | ms | lower |" in md
     assert md.index("latency") < md.index("tiny")  # regressions listed first
@@ -215,7 +219,56 @@ def test_non_finite_values_are_dropped(make_frame: MakeFrame) -> None:
     assert cell.n_baseline == 20 and cell.baseline_median == pytest.approx(np.median(b))
 
 
-def test_empty_frame_is_inconclusive(make_frame: MakeFrame) -> None:
+def test_empty_frame_is_insufficient_data(make_frame: MakeFrame) -> None:
     result = compare(make_frame([], []))
-    assert result.comparisons == [] and result.verdict == "inconclusive"
+    assert result.comparisons == [] and result.verdict == "insufficient_data"
     assert "0 cells" in result.to_markdown()
+
+
+@pytest.mark.parametrize("n", [(9, 12), (30, 30), (333, 290), (4166, 4166)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_mann_whitney_p_equals_scipy(n: tuple[int, int], ties: bool) -> None:
+    """The sorted-array p-value is scipy's, ties and continuity correction included."""
+    from scipy import stats
+
+    local = np.random.default_rng(n[0] + ties)
+    for shift in (0.0, 0.05, 0.3):
+        b = local.normal(100, 3, n[0])
+        c = local.normal(100 * (1 + shift / 10), 3, n[1])
+        if ties:
+            b, c = np.round(b), np.round(c)
+        expected = stats.mannwhitneyu(c, b, alternative="two-sided").pvalue
+        assert mann_whitney_p(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 2), (5, 7), (30, 30), (333, 290), (2000, 1500)])
+@pytest.mark.parametrize("shape", ["normal", "ties", "lognormal", "two_modes"])
+def test_median_pairwise_difference_is_the_median_of_all_pairs(n: int, m: int, shape: str) -> None:
+    """The selection gives exactly what forming every pair and taking the median gives."""
+    local = np.random.default_rng(n * 7 + m)
+    for _ in range(5):
+        x, y = local.normal(4, 0.03, n), local.normal(4.01, 0.03, m)
+        if shape == "ties":
+            x, y = np.round(x, 2), np.round(y, 2)
+        elif shape == "lognormal":
+            x, y = local.lognormal(0, 2, n), local.lognormal(0.1, 2, m)
+        elif shape == "two_modes":
+            x = np.r_[x, np.full(n, 9.0)]
+        x, y = np.sort(x), np.sort(y)
+        assert median_pairwise_difference(x, y) == np.median(np.subtract.outer(y, x))
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 30, 31, 100])
+def test_bootstrap_ci_is_the_numpy_median_bootstrap_bit_for_bit(n: int) -> None:
+    """Medians of resamples come from counting ranks; the CI equals the plain numpy recipe."""
+    local = np.random.default_rng(n)
+    for rounded in (False, True):
+        b, c = local.normal(100, 3, n), local.normal(102, 3, n)
+        if rounded:
+            b, c = np.round(b), np.round(c)
+        ours = bootstrap_ratio_ci(b, c, np.random.default_rng(5), resamples=500)
+        rng = np.random.default_rng(5)
+        mb = np.median(b[rng.integers(0, n, size=(500, n))], axis=1)
+        mc = np.median(c[rng.integers(0, n, size=(500, n))], axis=1)
+        ratios = mc / mb
+        assert ours == tuple(float(q) for q in np.quantile(ratios[np.isfinite(ratios)], [0.025, 0.975]))

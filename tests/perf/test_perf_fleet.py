@@ -51,7 +51,9 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
     assert all(Path(p).is_file() and Path(p).suffix == ".png" for p in doc["plots"])
     assert _live(aws, workspace.family) == {}  # everything terminated
     ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
-    assert len(ev) == 1 and ev[0].passed and ev[0].details["run_id"] == doc["id"]
+    assert len(ev) == 1 and ev[0].details["run_id"] == doc["id"]
+    # noisy local runs may come out inconclusive: not a pass unless [perf] allow_inconclusive
+    assert ev[0].passed == (doc["verdict"] in ("no_change", "improvement"))
     shown = workspace.run("perf", "show", doc["id"], "--json")
     assert shown.code == 0 and shown.json()["verdict"] == doc["verdict"]
     listed = workspace.run("perf", "runs", "--json")

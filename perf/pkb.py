@@ -1,0 +1,104 @@
+"""PerfKitBenchmarker's newline-delimited JSON samples, as its publisher writes them.
+
+PKB's ``NewlineDelimitedJSONPublisher`` writes one object per sample: ``metric``, ``value``,
+``unit``, ``timestamp``, ``test``, ``run_uri``, ``sample_uri``, ``official``, ``owner``,
+``product_name`` and either ``labels`` (``--collapse_labels``, the default: the metadata as one
+string ``|key:value|,|key:value|``) or a ``metadata`` object. The metadata merges what the
+benchmark set with what PKB's ``DefaultMetadataProvider`` adds per VM group: for the ``default``
+group plain ``machine_type``/``image``/``zone``, for named groups a prefix (``vm_1_machine_type``).
+Benchmarks with two VMs name the roles themselves: iperf sets ``sending_machine_type`` and
+``receiving_machine_type``. The instance type is therefore looked up in that order (after a key
+the user names); samples that carry none get an empty type and the reader warns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Where a sample's instance type may be, in order; a user-named label goes first.
+# Group-prefixed keys (``vm_1_machine_type``) are left to ``instance_type_label``: which group is
+# "the" instance depends on the benchmark's configuration.
+INSTANCE_TYPE_KEYS = ("machine_type", "sending_machine_type", "receiving_machine_type",
+                      "instance_type")
+# Both VMs of a two-VM benchmark boot the image under test, so the first group's image will do.
+IMAGE_KEYS = ("image", "ami", "vm_1_image")
+INSTANCE_ID_KEYS = ("instance_id", "vm_id", "hostname")
+_LABEL = re.compile(r"\|([^|]*)\|")
+
+
+def parse_labels(labels: str) -> dict[str, str]:
+    """``|cloud:AWS|,|image:ami-1|`` → ``{"cloud": "AWS", "image": "ami-1"}`` (split on first ':')."""
+    out: dict[str, str] = {}
+    for part in _LABEL.findall(labels):
+        key, sep, value = part.partition(":")
+        if sep:
+            out[key] = value
+    return out
+
+
+def canonical(meta: dict[str, Any]) -> str:
+    """Metadata as one canonical JSON string (sorted keys, no spaces): equal dicts, equal strings."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str) if meta else "{}"
+
+
+def pkb_frame(raw: pd.DataFrame, *, instance_type_label: str | None = None) -> pd.DataFrame:
+    """Imagefleet's sample columns from PKB records (``raw``: one row per JSON object).
+
+    Metadata is parsed once per distinct ``labels`` string or metadata object: a fleet repeats
+    the same few label sets thousands of times."""
+    n = len(raw)
+    metas, codes = _distinct_metadata(raw)
+    type_keys = ((instance_type_label,) if instance_type_label else ()) + INSTANCE_TYPE_KEYS
+
+    def pick(keys: tuple[str, ...], default: str = "") -> pd.Categorical:
+        values = [next((str(m[k]) for k in keys if m.get(k) not in (None, "")), default) for m in metas]
+        return _expand(values, codes)
+
+    run_uri = raw["run_uri"].astype(str) if "run_uri" in raw.columns else pd.Series([""] * n)
+    instance_id = pd.Series(np.asarray(pick(INSTANCE_ID_KEYS), dtype=object), index=raw.index)
+    instance_id = instance_id.where(instance_id != "", run_uri.to_numpy())
+    out = pd.DataFrame(
+        {
+            "metric": raw["metric"],
+            "value": raw["value"],
+            "unit": raw["unit"].fillna("").astype(str),
+            "instance_type": pick(type_keys),
+            "instance_id": instance_id,
+            "ami": pick(IMAGE_KEYS),
+            "benchmark": raw["test"].astype(str) if "test" in raw.columns else "",
+            "timestamp": raw["timestamp"] if "timestamp" in raw.columns else 0.0,
+            "metadata": _expand([canonical(m) for m in metas], codes),
+        },
+        index=raw.index,
+    )
+    if any("arm" in m for m in metas):
+        out["arm"] = pick(("arm",))
+    return out
+
+
+def _distinct_metadata(raw: pd.DataFrame) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """The distinct metadata dicts of the records and, per row, the index of its dict."""
+    n = len(raw)
+    if "labels" in raw.columns:
+        codes, uniques = pd.factorize(raw["labels"].fillna("").astype(str))
+        return [parse_labels(u) for u in uniques], codes
+    if "metadata" in raw.columns:
+        col = raw["metadata"].to_numpy(dtype=object)
+        keys = [canonical(m) if isinstance(m, dict) else "{}" for m in col]
+        codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
+        return [json.loads(u) for u in uniques], codes
+    return [{}], np.zeros(n, dtype=np.int64)
+
+
+def _expand(values: list[str], codes: np.ndarray) -> pd.Categorical:
+    """Per-distinct values spread to rows as a categorical (duplicate values merged)."""
+    cats, inverse = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    return pd.Categorical.from_codes(inverse[codes], categories=cats)
+
+
+__all__ = ["IMAGE_KEYS", "INSTANCE_TYPE_KEYS", "canonical", "parse_labels", "pkb_frame"]
