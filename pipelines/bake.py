@@ -22,6 +22,7 @@ from typing import Any
 
 from orchestrator import leases
 from orchestrator.config import FamilySettings, Settings
+from orchestrator.engine import KillPoint, _maybe_kill
 from orchestrator.errors import NotFoundError, PackerError, UsageError
 from orchestrator.store import BaseVersion, StateStore
 from pipelines import gc
@@ -177,8 +178,11 @@ def bake(
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
+            _maybe_kill("bake:built")
             on_progress("registering the new base")
             base, warnings = registry.register(store, aws, settings, result, actor=actor)
+        except KillPoint:
+            raise  # a simulated kill -9: nothing runs after it, like the real one
         except BaseException as exc:
             if not _registered(store, prepared.family.name, version):
                 _abandon(store, aws, prepared, version, seen, exc)

@@ -1,0 +1,81 @@
+"""`imagefleet gc` on the local endpoint with real Packer: a bake killed after Packer made its AMIs
+leaves them recorded and tagged; gc finds them and removes them with their snapshots, and never
+touches a registered base's AMIs. A bake that fails after Packer removes its own AMIs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.packer]
+
+
+def image(aws: Any, region: str, ami: str) -> dict | None:
+    images = aws.client("ec2", region).describe_images(Filters=[{"Name": "image-id", "Values": [ami]}])["Images"]
+    return images[0] if images else None
+
+
+def snapshots(img: dict) -> list[str]:
+    return [m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+
+
+def snapshot_exists(aws: Any, region: str, snap: str) -> bool:
+    found = aws.client("ec2", region).describe_snapshots(Filters=[{"Name": "snapshot-id", "Values": [snap]}])
+    return bool(found["Snapshots"])
+
+
+def test_gc_removes_a_killed_bakes_amis_and_snapshots_but_never_a_registered_base(workspace: Any, aws: Any) -> None:
+    ws, fam = workspace, workspace.family
+    r = ws.run("bake", fam, "--json")
+    assert r.code == 0, r.stderr
+    registered = r.json()["amis"]
+
+    env = {**os.environ, "IMAGEFLEET_KILL_AT": "bake:built", "IMAGEFLEET_KILL_HARD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "bake", fam],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 137, proc.stderr
+    store = ws.context().store
+    killed = [x for x in store.reservations(fam) if x.version == 2][0]
+    assert killed.status == "reserved"  # nobody got to finish it
+    orphans = killed.details["amis"]
+    assert set(orphans) == {"us-east-1", "us-west-2"} and not set(orphans.values()) & set(registered.values())
+    orphan_snaps = {region: snapshots(image(aws, region, ami)) for region, ami in orphans.items()}
+    assert all(orphan_snaps.values())
+
+    r = ws.run("gc", "--dry-run", "--json")
+    assert r.code == 0, r.stderr
+    planned = {(x["region"], x["id"]) for x in r.json()["remove"] if x["kind"] == "image"}
+    assert planned == set(orphans.items())
+    assert all(image(aws, region, ami) for region, ami in orphans.items())  # a dry run removes nothing
+
+    r = ws.run("gc", "--json")
+    assert r.code == 0, r.stderr
+    assert {(x["region"], x["id"]) for x in r.json()["results"] if x["removed"]} >= set(orphans.items())
+    for region, ami in orphans.items():
+        assert image(aws, region, ami) is None
+        assert not any(snapshot_exists(aws, region, s) for s in orphan_snaps[region])
+    for region, ami in registered.items():
+        kept = image(aws, region, ami)
+        assert kept is not None and all(snapshot_exists(aws, region, s) for s in snapshots(kept))
+    assert [x.status for x in ws.context().store.reservations(fam) if x.version == 2] == ["cleaned"]
+    again = ws.run("gc", "--json").json()
+    assert [x for x in again["remove"] if x["kind"] == "image"] == []
+
+
+def test_a_bake_that_fails_after_packer_removes_its_amis(workspace: Any, aws: Any) -> None:
+    ws, fam = workspace, workspace.family
+    assert ws.run("bake", fam).code == 0
+    # registration fails after Packer built: the artifact bucket is gone
+    ws.edit(r'^artifact_bucket = .*$', 'artifact_bucket = "no-such-bucket-for-imagefleet"')
+    r = ws.run("bake", fam)
+    assert r.code != 0 and "NoSuchBucket" in r.stderr, r.stdout + r.stderr
+    res = [x for x in ws.context().store.reservations(fam) if x.version == 2][0]
+    assert res.status == "cleaned" and set(res.details["removed"]) == {"us-east-1", "us-west-2"}
+    for region, ami in res.details["amis"].items():
+        assert image(aws, region, ami) is None
+    assert [b.version for b in ws.context().store.bases(fam)] == [1]
