@@ -102,6 +102,13 @@ def _template_arg(template: Path, cwd: Path) -> str:
         return str(template)
 
 
+def _credentials(aws: Any) -> dict[str, str]:
+    """With an endpoint, Packer must sign as imagefleet's own clients do; on AWS, only a profile is forced."""
+    if aws.credentials:
+        return dict(aws.credentials)
+    return dict(aws.resolved_credentials()) if aws.endpoint_url else {}
+
+
 def _aws_env(inputs: contract.BakeInputs) -> dict[str, str]:
     """Credentials reach Packer through the SDK's environment variables, never through the template."""
     env = {"AWS_REGION": inputs.regions[0], "AWS_DEFAULT_REGION": inputs.regions[0]}
@@ -132,7 +139,7 @@ def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[
         ami_name=bake_id, manifest_path=str(bake_dir / "manifest.txt"),
         packer_manifest_path=str(bake_dir / "packer-manifest.json"),
         recipe_manifest=str(family.manifest) if family.manifest else None,
-        endpoint_url=aws.endpoint_url, credentials=dict(aws.credentials), profile=settings.aws.profile,
+        endpoint_url=aws.endpoint_url, credentials=_credentials(aws), profile=settings.aws.profile,
     )
     passed = contract.variables_for(template, inputs, user)
     values = contract.effective_values(template, passed, team_files)
