@@ -35,13 +35,13 @@ def test_policy_covers_every_call_of_the_lifecycle(workspace) -> None:
     obj = Context(config_path=ws.config, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
     for args in (["bake", fam], ["test", f"{fam}:1"], ["promote", f"{fam}:1", "--to", "candidate"],
                  ["resolve", fam, "--team", "payments"], ["friends", "add", "qa", "--account", "555555555555"],
-                 ["friends", "remove", "qa"]):
+                 ["friends", "remove", "qa"], ["gc"]):
         assert raw_main(["--config", str(ws.config), *args], obj=obj) == 0
     calls = set(obj.aws.counter.snapshot())
     assert {"ec2.RunInstances", "ssm.PutParameter", "s3.PutObject", "sts.GetCallerIdentity"} <= calls
     missing = {c for c in calls if action_for(c) not in allowed(iam.policy(["all"], bucket="b"))}
     assert not missing, f"iam-policy lacks {sorted(missing)}"
-    per_feature = allowed(iam.policy(["bake", "test", "promote"], bucket="b"))
+    per_feature = allowed(iam.policy(["bake", "test", "promote", "gc"], bucket="b"))
     assert not {c for c in calls if action_for(c) not in per_feature}
 
 
