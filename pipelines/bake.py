@@ -25,10 +25,9 @@ from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, _maybe_kill
 from orchestrator.errors import NotFoundError, PackerError, UsageError
 from orchestrator.store import BaseVersion, StateStore
-from pipelines import gc
+from pipelines import gc, packer_run, registry
 from pipelines import machine_readable as mr
 from pipelines import packer_contract as contract
-from pipelines import packer_run, registry
 from pipelines import packer_template as templates
 from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
 from pipelines.registry import TAG_PARENT, TAG_VERSION
@@ -269,5 +268,5 @@ def _abandon(store: StateStore, aws: Any, prepared: Prepared, version: int, seen
     try:
         store.finish_reservation(family, version, status, {
             "amis": amis, "removed": removed, "not_removed": failed, "error": error})
-    except Exception:  # noqa: BLE001 - the store itself failed: the tag still leads gc to the AMIs
+    except Exception:  # noqa: BLE001, S110 - the store itself failed: the tag still leads gc to the AMIs
         pass

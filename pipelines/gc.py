@@ -13,11 +13,9 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from orchestrator import leases
 from orchestrator.config import Settings
-from orchestrator.errors import LeaseHeldError
+from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.store import StateStore
 from pipelines import gc_plan
 from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
@@ -52,28 +50,28 @@ def images_of_bake(aws: Any, regions: Sequence[str], bake_id: str) -> dict[str, 
     return found
 
 
+def _gone(exc: Exception) -> bool:
+    """Already removed (by Packer's own clean-up, or an earlier gc): nothing left to do."""
+    return isinstance(exc, NotFoundError) or ".NotFound" in str(exc)
+
+
 def remove_image(aws: Any, region: str, ami: str, snapshots: Iterable[str] | None = None) -> list[str]:
     """Deregister an AMI, then delete its snapshots (AWS keeps them after DeregisterImage)."""
     ec2 = aws.client("ec2", region)
     if snapshots is None:
-        try:
-            resp = ec2.describe_images(ImageIds=[ami])
-        except ClientError as exc:
-            if "NotFound" in exc.response.get("Error", {}).get("Code", ""):
-                return []
-            raise
+        resp = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [ami]}])
         snapshots = [s for i in resp.get("Images", []) for s in _snapshots(i)]
     snaps = list(snapshots)
     try:
         ec2.deregister_image(ImageId=ami)
-    except ClientError as exc:
-        if "NotFound" not in exc.response.get("Error", {}).get("Code", ""):
+    except (NotFoundError, AwsError) as exc:
+        if not _gone(exc):
             raise
     for snap in snaps:
         try:
             ec2.delete_snapshot(SnapshotId=snap)
-        except ClientError as exc:
-            if "NotFound" not in exc.response.get("Error", {}).get("Code", ""):
+        except (NotFoundError, AwsError) as exc:
+            if not _gone(exc):
                 raise
     return snaps
 

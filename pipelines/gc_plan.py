@@ -136,7 +136,7 @@ def _expired(inst: Instance, now: datetime) -> bool:
     if not deadline:
         return False
     try:
-        return datetime.fromisoformat(deadline.replace("Z", "+00:00")) < now
+        return datetime.fromisoformat(deadline) < now
     except ValueError:
         return False
 

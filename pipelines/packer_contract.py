@@ -170,8 +170,8 @@ def check_endpoint(template: Template, inputs: BakeInputs, where: str) -> None:
 def tagging_warnings(template: Template) -> list[str]:
     if template.declares("imagefleet_tags") or template.declares("imagefleet_bake_id"):
         return []
-    return [f"{template.path} does not tag its AMIs with imagefleet_tags or imagefleet_bake_id: "
-            "the AMIs of a bake killed mid-build can be found only through its reservation"]
+    return [(f"{template.path} does not tag its AMIs with imagefleet_tags or imagefleet_bake_id: "
+             "the AMIs of a bake killed mid-build can be found only through its reservation")]
 
 
 # --- Packer version constraints (HashiCorp go-version syntax) -------------------------------------

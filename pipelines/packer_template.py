@@ -119,7 +119,7 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
     for file in files:
         try:
             doc = hcl2.loads(_read(file, where))
-        except Exception as exc:  # the parser raises lark's own exception types
+        except Exception as exc:  # noqa: BLE001 - the parser raises lark's own exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"{where}: {file} is not HCL2 Packer can read: {first}") from None
         for block in doc.get("variable", []):
@@ -165,7 +165,7 @@ def parse_var_file(path: Path, *, where: str) -> dict[str, Any]:
     text = _read(path, where)
     try:
         data = json.loads(text) if path.suffix == ".json" else _unquote(hcl2.loads(text))
-    except Exception as exc:  # json's ValueError or the HCL parser's own
+    except Exception as exc:  # noqa: BLE001 - json's ValueError or the HCL parser's own (lark's)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{where}: {path} cannot be read: {first}") from None
     if not isinstance(data, dict):

@@ -40,7 +40,7 @@ def test_gc_removes_a_killed_bakes_amis_and_snapshots_but_never_a_registered_bas
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 137, proc.stderr
     store = ws.context().store
-    killed = [x for x in store.reservations(fam) if x.version == 2][0]
+    killed = next(x for x in store.reservations(fam) if x.version == 2)
     assert killed.status == "reserved"  # nobody got to finish it
     orphans = killed.details["amis"]
     assert set(orphans) == {"us-east-1", "us-west-2"} and not set(orphans.values()) & set(registered.values())
@@ -74,7 +74,7 @@ def test_a_bake_that_fails_after_packer_removes_its_amis(workspace: Any, aws: An
     ws.edit(r'^artifact_bucket = .*$', 'artifact_bucket = "no-such-bucket-for-imagefleet"')
     r = ws.run("bake", fam)
     assert r.code != 0 and "NoSuchBucket" in r.stderr, r.stdout + r.stderr
-    res = [x for x in ws.context().store.reservations(fam) if x.version == 2][0]
+    res = next(x for x in ws.context().store.reservations(fam) if x.version == 2)
     assert res.status == "cleaned" and set(res.details["removed"]) == {"us-east-1", "us-west-2"}
     for region, ami in res.details["amis"].items():
         assert image(aws, region, ami) is None

@@ -15,9 +15,10 @@ TEMPLATES = Path(__file__).parent / "data" / "templates"
 
 
 def inputs(**over: object) -> contract.BakeInputs:
-    base = dict(family="web", regions=("us-east-1", "us-west-2"), source_ami="ami-0123456789abcdef0",
-                bake_id="web-1-abc", ami_name="web-1-abc", manifest_path="/b/manifest.txt",
-                packer_manifest_path="/b/packer-manifest.json")
+    base: dict[str, object] = {
+        "family": "web", "regions": ("us-east-1", "us-west-2"), "source_ami": "ami-0123456789abcdef0",
+        "bake_id": "web-1-abc", "ami_name": "web-1-abc", "manifest_path": "/b/manifest.txt",
+        "packer_manifest_path": "/b/packer-manifest.json"}
     return contract.BakeInputs(**{**base, **over})  # type: ignore[arg-type]
 
 
