@@ -61,7 +61,6 @@ class FamilySettings:
     architecture: str
     template: Path
     variables: dict[str, str]
-    var_files: tuple[Path, ...]
     source_ami: str | None
     source_filter: dict[str, Any] | None
     regions: tuple[str, ...]
@@ -71,6 +70,7 @@ class FamilySettings:
     root_device_type: str | None
     ena_support: bool | None
     build_timeout: int
+    var_files: tuple[Path, ...] = ()  # the team's own Packer -var-file paths
 
 
 @dataclass(frozen=True)

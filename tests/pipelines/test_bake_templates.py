@@ -130,3 +130,28 @@ def test_a_templates_own_literal_credentials_are_refused_with_an_endpoint(worksp
     r = ws.run("bake", ws.family)
     assert r.code == 2 and "sets access_key itself" in r.stderr
     assert ws.context().store.reservations(ws.family) == []
+
+
+def test_init_writes_hcl2_by_default_and_json_on_request(tmp_path: Path, workspace: Any, aws: Any) -> None:
+    import io
+
+    from orchestrator.cli import raw_main
+    from orchestrator.context import Context
+    from orchestrator.output import Output
+
+    quiet = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    assert raw_main(["init", str(tmp_path / "h")], obj=Context(output=quiet)) == 0
+    assert (tmp_path / "h" / "packer" / "demo.pkr.hcl").is_file()
+    assert 'template = "packer/demo.pkr.hcl"' in (tmp_path / "h" / "imagefleet.toml").read_text()
+
+    ws = workspace  # the JSON one bakes as it is
+    config = ws.config.read_text()
+    assert raw_main(["init", str(ws.root), "--format", "json", "--force"], obj=Context(output=quiet)) == 0
+    assert 'template = "packer/demo.json"' in ws.config.read_text()
+    ws.config.write_text(config)  # the workspace's endpoint and family
+    ws.edit(r'^template = .*$', 'template = "packer/demo.json"')
+    assert json.loads((ws.root / "packer" / "demo.json").read_text())["builders"][0]["type"] == "amazon-ebs"
+    r = ws.run("bake", ws.family, "--json")
+    assert r.code == 0, r.stderr
+    for region, ami in r.json()["amis"].items():
+        assert tags(aws, region, ami)["imagefleet:bake-id"] == r.json()["packer_run_id"]
