@@ -125,13 +125,16 @@ def _templates(aws: Any, region: str, families: set[str]) -> tuple[list[Template
     return versions, in_use
 
 
-def inventory(aws: Any, settings: Settings) -> Inventory:
-    """Every imagefleet-tagged AMI, benchmark/baseline instance and rollout template version."""
+def inventory(aws: Any, settings: Settings, recorded: dict[str, dict[str, str]] | None = None) -> Inventory:
+    """Every imagefleet-tagged AMI (and those ``recorded`` per region), benchmark/baseline instance
+    and rollout template version."""
     families = set(settings.families)
     regions = sorted({r for f in settings.families.values() for r in f.regions} | set(settings.aws.regions))
     inv = Inventory()
     for region in regions:
-        inv.images += _images(aws, region, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
+        tagged = _images(aws, region, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
+        extra = sorted(set((recorded or {}).get(region, {})) - {i.ami for i in tagged})
+        inv.images += tagged + (_images(aws, region, [{"Name": "image-id", "Values": extra}]) if extra else [])
         inv.instances += _instances(aws, region)
         versions, in_use = _templates(aws, region, families)
         inv.template_versions += versions
@@ -139,11 +142,23 @@ def inventory(aws: Any, settings: Settings) -> Inventory:
     return inv
 
 
-def records(store: StateStore, settings: Settings, baking: set[str]) -> Records:
+def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
+    """region → {AMI → family} that failed or unfinished bakes recorded in their reservations."""
+    out: dict[str, dict[str, str]] = {}
+    for res in store.reservations(status="failed") + store.reservations(status="reserved"):
+        for region, ami in (res.details.get("amis") or {}).items():
+            out.setdefault(str(region), {})[str(ami)] = res.family
+    return out
+
+
+def records(store: StateStore, settings: Settings, baking: set[str],
+            recorded: dict[str, dict[str, str]] | None = None) -> Records:
     owned = {ami for base in store.bases() for ami in base.amis.values()}
     runs = {str(d.get("id")): str(d.get("status")) for d in store.docs(PERF_RUN_KIND)}
     rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
-    return Records(set(settings.families), owned, baking, runs, rollouts)
+    by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
+    return Records(families=set(settings.families), owned_amis=owned, baking=baking, runs=runs, rollouts=rollouts,
+                   recorded=by_ami)
 
 
 # --- acting -----------------------------------------------------------------------------------------
@@ -178,21 +193,29 @@ def collect(store: StateStore, aws: Any, settings: Settings, *, clock: leases.Le
             except LeaseHeldError:
                 baking.add(family)
         when = now or datetime.fromtimestamp(clock.time(), UTC)
-        the_plan = gc_plan.plan(inventory(aws, settings), records(store, settings, baking), now=when, grace=grace)
+        recorded = recorded_amis(store)
+        the_plan = gc_plan.plan(inventory(aws, settings, recorded), records(store, settings, baking, recorded),
+                                now=when, grace=grace)
         if dry_run:
             return the_plan, []
         done = carry_out(aws, the_plan.remove)
-        finish_reservations(store, done)
+        finish_reservations(store, done, baking)
     if done:
         store.audit(actor, "gc", "*", f"removed {sum(d['removed'] for d in done)} of {len(done)}",
                     {"removed": done})
     return the_plan, done
 
 
-def finish_reservations(store: StateStore, done: list[dict[str, Any]]) -> None:
-    """Failed bakes whose AMIs are now all gone are marked ``cleaned``."""
+def finish_reservations(store: StateStore, done: list[dict[str, Any]], baking: set[str]) -> None:
+    """Close the reservations of dead bakes: ``cleaned`` once their AMIs are gone, else ``failed``.
+
+    gc holds the bake lease of every family not in ``baking``, so a reservation still ``reserved``
+    there belongs to a bake that died.
+    """
     gone = {d["id"] for d in done if d["kind"] == "image" and d["removed"]}
     for res in store.reservations(status="failed") + store.reservations(status="reserved"):
         amis = set((res.details.get("amis") or {}).values())
         if amis and amis <= gone:
             store.finish_reservation(res.family, res.version, "cleaned", {"removed_by": "gc"})
+        elif res.status == "reserved" and res.family not in baking:
+            store.finish_reservation(res.family, res.version, "failed", {"closed_by": "gc: its bake is gone"})

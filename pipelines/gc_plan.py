@@ -3,7 +3,9 @@
 Something is removed only when it carries imagefleet's tags for a family this config manages and
 no record owns it:
 
-* an AMI (with its snapshots) that no registered base lists, while no bake of its family runs;
+* an AMI (with its snapshots) that no registered base lists, while no bake of its family runs —
+  found by its ``imagefleet:family`` tag or recorded in the reservation of a failed or killed bake
+  (a template that does not tag its AMIs still has them recorded);
 * a benchmark (``imagefleet:role=perf``) or canary baseline (``imagefleet:role=baseline``)
   instance whose run or rollout has finished, or is unknown to the store, or is past its
   deadline, and which is older than the grace period (a run may not have recorded itself yet);
@@ -66,6 +68,7 @@ class Records:
     families: set[str]
     owned_amis: set[str]
     baking: set[str] = field(default_factory=set)  # families whose bake lease is held
+    recorded: dict[str, str] = field(default_factory=dict)  # AMI → family, from unfinished/failed reservations
     runs: dict[str, str] = field(default_factory=dict)  # perf run id → status
     rollouts: dict[str, str] = field(default_factory=dict)  # rollout id → status
 
@@ -109,7 +112,7 @@ FINISHED_ROLLOUTS = {"succeeded", "failed", "aborted", "rolled_back"}
 
 def plan_images(images: list[Image], records: Records, plan: Plan) -> None:
     for image in images:
-        family = image.tags.get("imagefleet:family", "")
+        family = image.tags.get("imagefleet:family") or records.recorded.get(image.ami, "")
         if family not in records.families:
             continue
         if image.ami in records.owned_amis:
@@ -117,7 +120,7 @@ def plan_images(images: list[Image], records: Records, plan: Plan) -> None:
         if family in records.baking:
             plan.keep.append(Kept("image", image.region, image.ami, f"a bake of {family} is running"))
             continue
-        bake = image.tags.get("imagefleet:bake-id", "unknown bake")
+        bake = image.tags.get("imagefleet:bake-id", "recorded by its reservation")
         plan.remove.append(Removal("image", image.region, image.ami,
                                    f"no base of {family} owns it (bake {bake})", image.snapshots))
 

@@ -168,7 +168,9 @@ def check_endpoint(template: Template, inputs: BakeInputs, where: str) -> None:
 
 
 def tagging_warnings(template: Template) -> list[str]:
-    if template.declares("imagefleet_tags") or template.declares("imagefleet_bake_id"):
+    """A warning unless every builder's ``tags`` use ``imagefleet_tags`` or ``imagefleet_bake_id``."""
+    if all(any(name in str(b.settings.get("tags", "")) for name in ("imagefleet_tags", "imagefleet_bake_id"))
+           for b in template.builders):
         return []
     return [(f"{template.path} does not tag its AMIs with imagefleet_tags or imagefleet_bake_id: "
              "the AMIs of a bake killed mid-build can be found only through its reservation")]

@@ -131,3 +131,23 @@ def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version
     # for that item and carries on, which is what it must do when AWS refuses one removal
     deleted = results[("template-version", str(stale))]
     assert deleted["removed"] or "500" in deleted["error"] or "Internal" in deleted["error"]
+
+
+def test_gc_removes_an_untagged_template_s_amis_through_the_killed_bake_s_reservation(workspace: Any, aws: Any) -> None:
+    ws, fam = workspace, workspace.family
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    template.write_text(template.read_text().replace("  tags          = var.imagefleet_tags\n", ""))
+    env = {**os.environ, "IMAGEFLEET_KILL_AT": "bake:built", "IMAGEFLEET_KILL_HARD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "bake", fam],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 137, proc.stderr
+    (res,) = ws.context().store.reservations(fam)
+    amis = res.details["amis"]
+    assert set(amis) == {"us-east-1", "us-west-2"}
+    assert all("imagefleet:family" not in {t["Key"] for t in image(aws, r, a).get("Tags", [])} for r, a in amis.items())
+
+    r = ws.run("gc", "--json")
+    assert r.code == 0, r.stderr
+    assert {(x["region"], x["id"]) for x in r.json()["results"] if x["removed"]} >= set(amis.items())
+    assert all(image(aws, region, ami) is None for region, ami in amis.items())
+    assert [x.status for x in ws.context().store.reservations(fam)] == ["cleaned"]

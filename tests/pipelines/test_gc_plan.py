@@ -71,3 +71,10 @@ def test_rollout_template_versions_go_once_the_rollout_ended_unless_in_use() -> 
     p = plan(inv, records(rollouts={"ro1": "rolled_back", "ro2": "running", "ro3": "aborted"}), now=NOW)
     assert ids(p, "template-version") == ["2", "4", "7"]
     assert {k.id for k in p.keep} == {"lt-1:3", "lt-1:5"}
+
+
+def test_an_untagged_ami_recorded_by_a_failed_bake_is_removed_too() -> None:
+    untagged = Image("us-west-2", "ami-untagged", ("snap-1",), {})
+    p = plan(Inventory(images=[untagged, Image("us-west-2", "ami-stranger", (), {})]),
+             records(recorded={"ami-untagged": "web"}), now=NOW)
+    assert ids(p, "image") == ["ami-untagged"] and "reservation" in p.remove[0].reason

@@ -120,3 +120,10 @@ def test_unreadable_templates_are_bad_input(tmp_path: Path) -> None:
                           ("null.json", "no amazon-ebs"), ("empty", "no .pkr.hcl"), ("missing.json", "no file")]:
         with pytest.raises(ConfigError, match=message):
             templates.load(tmp_path / path)
+
+
+def test_a_template_that_does_not_tag_with_the_bake_id_gets_a_warning() -> None:
+    assert contract.tagging_warnings(template({"tags": "${merge(var.imagefleet_tags, {a = 1})}"})) == []
+    assert contract.tagging_warnings(template({"tags": {"imagefleet:bake-id": "{{user `imagefleet_bake_id`}}"}})) == []
+    (warning,) = contract.tagging_warnings(template({"tags": {"Name": "x"}}, {"imagefleet_tags": {}}))
+    assert "only through its reservation" in warning
