@@ -60,6 +60,11 @@ class Prepared:
     env: dict[str, str]
     bake_dir: Path
     warnings: list[str]
+    secret_file: Path | None = None  # credential variables: owner-only, removed when the bake ends
+
+    def forget_secrets(self) -> None:
+        if self.secret_file is not None:
+            self.secret_file.unlink(missing_ok=True)
 
 
 def bake_lease(family: str) -> str:
@@ -148,12 +153,27 @@ def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[
     env = packer_run.packer_env(_aws_env(inputs))
     contract.check_version(template, packer_run.version(env), where)
     bake_dir.mkdir(parents=True, exist_ok=True)
+    secrets = {k: v for k, v in passed.items() if k in contract.credential_values(template, inputs)}
     ours = bake_dir / "imagefleet.vars.json"
-    ours.write_text(json.dumps(passed, indent=2))
+    ours.write_text(json.dumps({k: v for k, v in passed.items() if k not in secrets}, indent=2))
+    secret_file = _write_private(bake_dir / "credentials.vars.json", secrets) if secrets else None
     prepared = Prepared(family, inputs, _template_arg(family.template, cwd), cwd,
-                        [*family.var_files, ours], env, bake_dir, contract.tagging_warnings(template))
-    packer_run.validate(prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where)
+                        [*family.var_files, ours, *([secret_file] if secret_file else [])], env, bake_dir,
+                        contract.tagging_warnings(template), secret_file)
+    try:
+        packer_run.validate(prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where)
+    except BaseException:
+        prepared.forget_secrets()
+        raise
     return prepared
+
+
+def _write_private(path: Path, values: dict[str, Any]) -> Path:
+    """A var file only this user can read: it holds credentials, and lives only as long as the bake."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return path
 
 
 def new_bake_id(family: str) -> str:
@@ -177,6 +197,18 @@ def bake(
     """Bake and register the family's next version, holding ``bake:<family>`` throughout."""
     bake_id = new_bake_id(family_name)
     prepared = prepare(settings, aws, family_name, extra_vars=extra_vars or {}, work_dir=work_dir, bake_id=bake_id)
+    try:
+        return _bake_and_register(prepared, settings, aws, store, actor=actor, clock=clock, wait=wait,
+                                  on_wait=on_wait, on_progress=on_progress)
+    finally:
+        prepared.forget_secrets()
+
+
+def _bake_and_register(prepared: Prepared, settings: Settings, aws: Any, store: StateStore, *, actor: str,
+                       clock: leases.LeaseClock, wait: bool, on_wait: Any,
+                       on_progress: Callable[[str], None]) -> tuple[BaseVersion, BakeResult, list[str]]:
+    """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
+    bake_id = prepared.inputs.bake_id
     with leases.hold(store, [bake_lease(prepared.family.name)], clock=clock, actor=actor,
                      command=f"bake {prepared.family.name}", wait=wait, on_wait=on_wait):
         version = store.reserve_version(prepared.family.name, bake_id, {

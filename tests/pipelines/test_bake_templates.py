@@ -54,6 +54,8 @@ def test_production_json_template_with_variables_file_and_template_dir_scripts(w
     assert (out / "install.log").read_text().strip() == "kubernetes 1.24.7 (2022-10-31) from amazon-eks"
     # the endpoint's credentials beat the variables file's access key (docs/pipelines.md, precedence)
     assert (out / "seen-access-key").read_text().strip() == "testing"
+    assert "aws_access_key_id" not in json.loads((out / "imagefleet.vars.json").read_text())
+    assert not (out / "credentials.vars.json").exists()  # the owner-only file went with the bake
     assert "openssl\t3.0.13-0ubuntu3.1" in ws.context().store.get_base(ws.family, 1).manifest
     assert (team / "eks-worker-al2.json").read_text() == before  # the team's file is untouched
     for region, ami in result["amis"].items():
