@@ -137,26 +137,15 @@ def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[
     user = {**family.variables, **extra_vars}
     contract.check_user_variables(user)
     bake_dir = work_dir / "bakes" / bake_id
-    inputs = contract.BakeInputs(
-        family=family.name, regions=family.regions,
-        source_ami=resolve_source_ami(aws, family, family.regions[0]), bake_id=bake_id,
-        ami_name=bake_id, manifest_path=str(bake_dir / "manifest.txt"),
-        packer_manifest_path=str(bake_dir / "packer-manifest.json"),
-        recipe_manifest=str(family.manifest) if family.manifest else None,
-        endpoint_url=aws.endpoint_url, credentials=_credentials(aws), profile=settings.aws.profile,
-    )
+    inputs = _inputs(settings, aws, family, bake_id, bake_dir)
     passed = contract.variables_for(template, inputs, user)
-    values = contract.effective_values(template, passed, team_files)
-    contract.check_regions(template, values, inputs, where)
+    contract.check_regions(template, contract.effective_values(template, passed, team_files), inputs, where)
     contract.check_credentials(template, inputs, where)
     contract.check_endpoint(template, inputs, where)
     env = packer_run.packer_env(_aws_env(inputs))
     contract.check_version(template, packer_run.version(env), where)
     bake_dir.mkdir(parents=True, exist_ok=True)
-    secrets = {k: v for k, v in passed.items() if k in contract.credential_values(template, inputs)}
-    ours = bake_dir / "imagefleet.vars.json"
-    ours.write_text(json.dumps({k: v for k, v in passed.items() if k not in secrets}, indent=2))
-    secret_file = _write_private(bake_dir / "credentials.vars.json", secrets) if secrets else None
+    ours, secret_file = _write_var_files(bake_dir, passed, set(contract.credential_values(template, inputs)))
     prepared = Prepared(family, inputs, _template_arg(family.template, cwd), cwd,
                         [*family.var_files, ours, *([secret_file] if secret_file else [])], env, bake_dir,
                         contract.tagging_warnings(template), secret_file)
@@ -166,6 +155,25 @@ def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[
         prepared.forget_secrets()
         raise
     return prepared
+
+
+def _inputs(settings: Settings, aws: Any, family: FamilySettings, bake_id: str, bake_dir: Path) -> contract.BakeInputs:
+    return contract.BakeInputs(
+        family=family.name, regions=family.regions,
+        source_ami=resolve_source_ami(aws, family, family.regions[0]), bake_id=bake_id,
+        ami_name=bake_id, manifest_path=str(bake_dir / "manifest.txt"),
+        packer_manifest_path=str(bake_dir / "packer-manifest.json"),
+        recipe_manifest=str(family.manifest) if family.manifest else None,
+        endpoint_url=aws.endpoint_url, credentials=_credentials(aws), profile=settings.aws.profile,
+    )
+
+
+def _write_var_files(bake_dir: Path, passed: dict[str, Any], secret_names: set[str]) -> tuple[Path, Path | None]:
+    """imagefleet's var file (kept with the bake, for the record) and, apart, the credential values."""
+    ours = bake_dir / "imagefleet.vars.json"
+    ours.write_text(json.dumps({k: v for k, v in passed.items() if k not in secret_names}, indent=2))
+    secrets = {k: v for k, v in passed.items() if k in secret_names}
+    return ours, (_write_private(bake_dir / "credentials.vars.json", secrets) if secrets else None)
 
 
 def _write_private(path: Path, values: dict[str, Any]) -> Path:
