@@ -282,6 +282,18 @@ class AwsFactory:
                 self._clients[key] = RetryingClient(raw, self._retrying)
             return self._clients[key]
 
+    def resolved_credentials(self) -> dict[str, str]:
+        """The credentials these clients sign with (explicit, profile or the SDK chain), for tools
+        such as Packer that must act as the same identity; empty when none are found."""
+        creds = self._session(self.default_region).get_credentials()
+        if creds is None:
+            return {}
+        frozen = creds.get_frozen_credentials()
+        out = {"aws_access_key_id": frozen.access_key, "aws_secret_access_key": frozen.secret_key}
+        if frozen.token:
+            out["aws_session_token"] = frozen.token
+        return out
+
     def caller_arn(self) -> str:
         """Who is acting, for the audit trail (STS GetCallerIdentity)."""
         try:

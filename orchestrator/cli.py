@@ -74,6 +74,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
     "state": ("orchestrator.state_cli:state_group", "The state store: create the DynamoDB table, migrate to it."),
+    "gc": ("pipelines.cli:gc", "Remove what imagefleet left in AWS that no record owns."),
     "run": ("pipelines.cli:run_command", "The main job: bake → tests → perf → candidate → canary → release."),
     "changelog": ("changelog.cli:changelog_group", "Changelogs between bases or package manifests."),
     "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),
@@ -106,12 +107,15 @@ def cli(ctx: click.Context, config_path: str | None, json_mode: bool, debug: boo
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def init(directory: Path, force: bool) -> None:
+@click.option("--format", "template_format", type=click.Choice(["hcl2", "json"]), default="hcl2", show_default=True,
+              help="Packer template format to write.")
+def init(directory: Path, force: bool, template_format: str) -> None:
     """Write a working imagefleet.toml and a Packer template for the local endpoint."""
     out = get_context().out
+    template = "demo.pkr.hcl" if template_format == "hcl2" else "demo.json"
     files = {
         "imagefleet.toml": directory / "imagefleet.toml",
-        "demo.pkr.json": directory / "packer" / "demo.pkr.json",
+        template: directory / "packer" / template,
         "demo.manifest": directory / "recipes" / "demo.manifest",
         **{f"changelogs/{n}": directory / "recipes" / "changelogs" / n
            for n in ("openssl.changelog.Debian", "curl.changelog.Debian", "openssh-server.changelog.Debian")},
@@ -122,7 +126,10 @@ def init(directory: Path, force: bool) -> None:
     src = resources.files("orchestrator") / "templates" / "init"
     for name, dest in files.items():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text((src / name).read_text())
+        text = (src / name).read_text()
+        if name == "imagefleet.toml":
+            text = text.replace('template = "packer/demo.pkr.hcl"', f'template = "packer/{template}"')
+        dest.write_text(text)
     out.result(
         {"written": [str(p) for p in files.values()]},
         lambda: "wrote " + ", ".join(str(p) for p in files.values())

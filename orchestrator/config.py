@@ -72,6 +72,7 @@ class FamilySettings:
     root_device_type: str | None
     ena_support: bool | None
     build_timeout: int
+    var_files: tuple[Path, ...] = ()  # the team's own Packer -var-file paths
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ DEFAULTS: dict[str, Any] = {
     "family": {
         "architecture": "x86_64",
         "variables": {},
+        "var_files": [],
         "regions": None,  # None: [aws].regions
         "cohort_instance_types": ["t3.micro"],
         "manifest": None,
@@ -334,11 +336,13 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         arch = string(fam, "architecture", dotted, fd["architecture"])
         if arch not in ("x86_64", "arm64"):
             raise w.error(f"{dotted}.architecture", "'x86_64' or 'arm64'", arch)
-        template = Path(string(fam, "template", dotted, what="a path to a Packer JSON template"))
+        template = Path(string(fam, "template", dotted, what="a Packer template: a JSON file, a .pkr.hcl file or a directory of them"))
         variables = table(fam.get("variables", {}), f"{dotted}.variables")
         for k, v in variables.items():
             if not isinstance(v, (str, int, float, bool)):
                 raise w.error(f"{dotted}.variables.{k}", "a string, number or boolean", v)
+        var_files = tuple(p if p.is_absolute() else base / p for p in (
+            Path(f) for f in strings(fam, "var_files", dotted, fd["var_files"], what="a list of Packer -var-file paths")))
         source_ami = string(fam, "source_ami", dotted, None, re.compile(r"^ami-[0-9a-f]{8,17}$"), "an AMI id like 'ami-0abc1234'")
         source_filter = fam.get("source_filter")
         if source_filter is not None:
@@ -372,6 +376,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
             architecture=arch,
             template=template if template.is_absolute() else base / template,
             variables={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in variables.items()},
+            var_files=var_files,
             source_ami=source_ami,
             source_filter=source_filter,
             regions=tuple(fam_regions),

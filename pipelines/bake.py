@@ -1,18 +1,18 @@
-"""Bake a base image: render the family's Packer template and run `packer build` through packer.py.
+"""Bake a base image with the family's own Packer template and register it, leaving nothing behind.
 
-packer.py buffers Packer's output until it exits, so the build runs in a worker thread with its
-stdout pointed at a file that this thread follows for progress; the same thread enforces the
-timeout (terminating Packer, which deregisters what it started) and turns Ctrl-C into a clean stop.
+Order of a bake: read and check the template (regions, Packer version, credentials, ``packer
+validate``) → take the lease ``bake:<family>`` → reserve the next version → ``packer build`` in
+place → register. The reservation records each AMI as soon as Packer reports it. A bake that fails
+after Packer made AMIs deregisters them and their snapshots; what it cannot remove (or a bake
+killed outright) stays recorded for ``imagefleet gc``, which also finds the AMIs by their
+``imagefleet:bake-id`` tag.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import signal
-import threading
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -20,20 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packerpy import PackerExecutable
-
+from orchestrator import leases
 from orchestrator.config import FamilySettings, Settings
-from orchestrator.errors import ConfigError, NotFoundError, PackerError, ToolError, UsageError
+from orchestrator.engine import KillPoint, _maybe_kill
+from orchestrator.errors import NotFoundError, PackerError, UsageError
+from orchestrator.store import BaseVersion, StateStore
+from pipelines import gc, packer_run, registry
 from pipelines import machine_readable as mr
+from pipelines import packer_contract as contract
+from pipelines import packer_template as templates
+from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
+from pipelines.registry import TAG_PARENT, TAG_VERSION
 
-TAG_FAMILY = "imagefleet:family"
-TAG_VERSION = "imagefleet:version"
-TAG_STAGE = "imagefleet:stage"
-TAG_PARENT = "imagefleet:parent"
-TAG_BAKE = "imagefleet:bake-id"
-
-SHELL_PROVISIONERS = ("shell", "shell-local", "windows-shell", "powershell")
-_USER_VARIABLE = re.compile(r"\{\{\s*user\s+`([^`]*)`\s*\}\}")
+__all__ = ["TAG_BAKE", "TAG_FAMILY", "TAG_PARENT", "TAG_STAGE", "TAG_VERSION", "BakeResult", "bake", "bake_lease"]
 
 
 @dataclass
@@ -45,17 +44,31 @@ class BakeResult:
     manifest: str
     seconds: float
     log: Path
+    version: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
-def packer_path() -> str:
-    found = shutil.which("packer")
-    if not found:
-        raise ToolError(
-            "packer is not installed",
-            hint="run 'make test' or 'make demo' (they install it), or 'sudo apt-get install -y packer'",
-        )
-    return found
+@dataclass
+class Prepared:
+    """A checked build, ready to run: nothing in AWS or the store has changed yet."""
+
+    family: FamilySettings
+    inputs: contract.BakeInputs
+    template_arg: str
+    cwd: Path
+    var_files: list[Path]
+    env: dict[str, str]
+    bake_dir: Path
+    warnings: list[str]
+    secret_file: Path | None = None  # credential variables: owner-only, removed when the bake ends
+
+    def forget_secrets(self) -> None:
+        if self.secret_file is not None:
+            self.secret_file.unlink(missing_ok=True)
+
+
+def bake_lease(family: str) -> str:
+    return leases.lease_name("bake", family)
 
 
 def parse_vars(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -85,256 +98,216 @@ def resolve_source_ami(aws: Any, family: FamilySettings, region: str) -> str:
     return str(max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))["ImageId"])
 
 
-def render_template(
-    template_path: Path,
-    *,
-    family: FamilySettings,
-    settings: Settings,
-    endpoint_url: str | None,
-    credentials: dict[str, str],
-    bake_id: str,
-) -> dict[str, Any]:
-    """The family's template with imagefleet's part added to every amazon-ebs builder.
-
-    imagefleet adds: the build region and the family's other regions (``ami_regions``), the
-    ``imagefleet:*`` tags (the family and bake id also on the build instance, its volumes and the
-    snapshots), AWS retries bounded like imagefleet's own (``max_retries``), the endpoint options when
-    an endpoint is set, and declarations for the variables it passes. The template's own settings win
-    where they overlap, except the tags, which are merged. A shell provisioner that builds its command
-    from a user variable is refused (ConfigError).
-    """
+def _template_arg(template: Path, cwd: Path) -> str:
+    """The template's path as the operator would type it in the config's directory."""
     try:
-        template = json.loads(template_path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"families.{family.name}.template: no file at {template_path}") from None
-    except ValueError as exc:
-        raise ConfigError(f"families.{family.name}.template: {template_path} is not JSON: {exc}") from None
-    if not isinstance(template, dict) or not isinstance(template.get("builders"), list):
-        raise ConfigError(f"families.{family.name}.template: {template_path} has no 'builders' list")
-    interpolated = shell_interpolations(template)
-    if interpolated:
-        raise ConfigError(
-            f"families.{family.name}.template: {template_path} builds a shell command from a variable "
-            f"({interpolated[0]})",
-            hint="pass it in environment_vars (\"NAME={{user `var`}}\") and use \"$NAME\", quoted, in the command",
-        )
-    variables = template.setdefault("variables", {})
-    for name in ("region", "source_ami", "ami_name", "imagefleet_manifest", "recipe_manifest"):
-        variables.setdefault(name, "")
-    tags = {TAG_FAMILY: family.name, TAG_STAGE: "unstable", TAG_BAKE: bake_id}
-    ebs = [b for b in template["builders"] if isinstance(b, dict) and b.get("type") == "amazon-ebs"]
-    if not ebs:
-        raise ConfigError(f"families.{family.name}.template: {template_path} has no amazon-ebs builder")
-    for builder in ebs:
-        builder["tags"] = {**builder.get("tags", {}), **tags}
-        # the build instance, its volumes and the AMI's snapshots carry the family too: iam-policy
-        # lets imagefleet stop, terminate and delete only what does
-        for key in ("run_tags", "run_volume_tags", "snapshot_tags"):
-            builder[key] = {**builder.get(key, {}), TAG_FAMILY: family.name, TAG_BAKE: bake_id}
-        builder.setdefault("region", "{{user `region`}}")
-        builder.setdefault("source_ami", "{{user `source_ami`}}")
-        builder.setdefault("ami_name", "{{user `ami_name`}}")
-        # Packer's AWS SDK retries throttling and 5xx only when asked; same bound as imagefleet's own.
-        builder.setdefault("max_retries", settings.aws.max_attempts - 1)
-        if family.regions[1:]:
-            builder.setdefault("ami_regions", list(family.regions[1:]))
-        if settings.aws.profile:
-            builder.setdefault("profile", settings.aws.profile)
-        if endpoint_url:
-            builder.setdefault("custom_endpoint_ec2", endpoint_url)
-            builder.setdefault("skip_region_validation", True)
-            builder.setdefault("skip_metadata_api_check", True)
-            builder.setdefault("skip_credential_validation", True)
-            if credentials:
-                builder.setdefault("access_key", credentials.get("aws_access_key_id", ""))
-                builder.setdefault("secret_key", credentials.get("aws_secret_access_key", ""))
-    return template
+        return os.path.relpath(template, cwd) if template.is_relative_to(cwd) else str(template)
+    except ValueError:
+        return str(template)
 
 
-def shell_interpolations(template: dict[str, Any]) -> list[str]:
-    """Where a shell provisioner's command interpolates a user variable (``{{user `x`}}``).
-
-    Packer substitutes such a variable into the command text before the shell reads it, so a value
-    with a quote or ``$(...)`` runs as code; ``environment_vars`` hands the value over as data.
-    """
-    found = []
-    for section in ("provisioners", "post-processors"):
-        steps = template.get(section) or []
-        flat = [s for item in steps for s in (item if isinstance(item, list) else [item])]
-        for i, step in enumerate(flat):
-            if not isinstance(step, dict) or step.get("type") not in SHELL_PROVISIONERS:
-                continue
-            commands = step.get("inline") or []
-            commands = [commands] if isinstance(commands, str) else list(commands)
-            for key in ("execute_command", "inline_shebang"):
-                if isinstance(step.get(key), str):
-                    commands.append(step[key])
-            for command in commands:
-                for name in _USER_VARIABLE.findall(str(command)):
-                    found.append(f"{section}[{i}] ({step['type']}) uses {{{{user `{name}`}}}} in {command!r}")
-    return found
+def _credentials(aws: Any) -> dict[str, str]:
+    """With an endpoint, Packer must sign as imagefleet's own clients do; on AWS, only a profile is forced."""
+    if aws.credentials:
+        return dict(aws.credentials)
+    return dict(aws.resolved_credentials()) if aws.endpoint_url else {}
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(p) for p in children.read_text().split()]
-        except OSError:
-            continue
-    return found
+def _aws_env(inputs: contract.BakeInputs) -> dict[str, str]:
+    """Credentials reach Packer through the SDK's environment variables, never through the template."""
+    env = {"AWS_REGION": inputs.regions[0], "AWS_DEFAULT_REGION": inputs.regions[0]}
+    names = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+             "aws_session_token": "AWS_SESSION_TOKEN"}
+    env.update({names[k]: v for k, v in inputs.credentials.items() if k in names and v})
+    if inputs.profile:
+        env["AWS_PROFILE"] = inputs.profile
+    return env
 
 
-def _packer_children() -> list[int]:
-    """Pids of packer processes started by this process (packer.py does not expose its Popen)."""
-    found = []
-    for pid in _children(os.getpid()):
-        try:
-            if Path(os.readlink(f"/proc/{pid}/exe")).name.startswith("packer"):
-                found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (Packer's plugins and provisioner shells)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += _children(p)
-    return out
-
-
-def _stop_packer(grace: float = 10.0) -> None:
-    """Interrupt Packer (it cleans up its instance and AMI), then kill whatever is left of it."""
-    trees = {pid: _tree(pid) for pid in _packer_children()}
-    for pid in trees:
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    while _packer_children() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid, tree in trees.items():
-        for member in [*tree, *_tree(pid)]:
-            try:
-                os.kill(member, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def run_packer(
-    template_file: Path,
-    variables: dict[str, str],
-    *,
-    log_path: Path,
-    timeout: float,
-    on_progress: Callable[[str], None] = lambda _m: None,
-) -> list[mr.Line]:
-    """Run `packer build -machine-readable` and return its parsed lines; PackerError on failure."""
-    os.environ.setdefault("CHECKPOINT_DISABLE", "1")  # Packer's version check phones home
-    executable = packer_path()
-    outcome: dict[str, Any] = {}
-    with open(log_path, "wb") as out, open(log_path.with_suffix(".stderr"), "wb") as err:
-        packer = PackerExecutable(executable_path=executable, config={"stdout": out, "stderr": err})
-
-        def work() -> None:
-            try:
-                outcome["result"] = packer.build(str(template_file), var=variables)
-            except Exception as exc:  # noqa: BLE001 - reported by the caller thread
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=work, name="packer-build", daemon=True)
-        worker.start()
-        started = time.monotonic()
-        position = 0
-        try:
-            while worker.is_alive():
-                worker.join(0.25)
-                position = _follow(log_path, position, on_progress)
-                if time.monotonic() - started > timeout:
-                    _stop_packer()
-                    worker.join(30)
-                    raise PackerError(f"packer build timed out after {timeout:.0f}s (log: {log_path})")
-        except KeyboardInterrupt:
-            _stop_packer()
-            worker.join(30)
-            raise
-        _follow(log_path, position, on_progress)
-    if "error" in outcome:
-        raise ToolError(f"could not run packer: {outcome['error']}")
-    code = outcome["result"][0]
-    lines = mr.parse(log_path.read_text(errors="replace").splitlines())
-    if code != 0:
-        messages = mr.errors(lines) or [log_path.with_suffix(".stderr").read_text(errors="replace").strip()]
-        text = "\n".join(m for m in messages if m) or f"exit code {code}"
-        raise PackerError(f"packer build failed:\n{text}", hint=f"full log: {log_path}")
-    return lines
-
-
-def _follow(path: Path, position: int, on_progress: Callable[[str], None]) -> int:
+def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[str, str],
+            work_dir: Path, bake_id: str) -> Prepared:
+    """Read the template and check it against the family and the installed Packer (exit 2 if not)."""
+    family = settings.family(family_name)
+    where = f"families.{family.name}.template"
+    template = templates.load(family.template, where=where)
+    cwd = settings.path.parent if settings.path else Path.cwd()
+    team_files = {}
+    for f in family.var_files:
+        team_files.update(templates.parse_var_file(f, where=f"families.{family.name}.var_files"))
+    user = {**family.variables, **extra_vars}
+    contract.check_user_variables(user)
+    bake_dir = work_dir / "bakes" / bake_id
+    inputs = _inputs(settings, aws, family, bake_id, bake_dir)
+    passed = contract.variables_for(template, inputs, user)
+    contract.check_regions(template, contract.effective_values(template, passed, team_files), inputs, where)
+    contract.check_credentials(template, inputs, where)
+    contract.check_endpoint(template, inputs, where)
+    contract.check_shell_commands(template, where)
+    env = packer_run.packer_env(_aws_env(inputs))
+    contract.check_version(template, packer_run.version(env), where)
+    bake_dir.mkdir(parents=True, exist_ok=True)
+    ours, secret_file = _write_var_files(bake_dir, passed, set(contract.credential_values(template, inputs)))
+    prepared = Prepared(family, inputs, _template_arg(family.template, cwd), cwd,
+                        [*family.var_files, ours, *([secret_file] if secret_file else [])], env, bake_dir,
+                        contract.tagging_warnings(template), secret_file)
     try:
-        with open(path, "rb") as f:
-            f.seek(position)
-            chunk = f.read()
-    except OSError:
-        return position
-    complete = chunk.rfind(b"\n") + 1
-    for raw in chunk[:complete].decode(errors="replace").splitlines():
-        line = mr.parse_line(raw)
-        message = mr.progress(line) if line else None
-        if message:
-            on_progress(message)
-    return position + complete
+        packer_run.validate(prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where)
+    except BaseException:
+        prepared.forget_secrets()
+        raise
+    return prepared
+
+
+def _inputs(settings: Settings, aws: Any, family: FamilySettings, bake_id: str, bake_dir: Path) -> contract.BakeInputs:
+    return contract.BakeInputs(
+        family=family.name, regions=family.regions,
+        source_ami=resolve_source_ami(aws, family, family.regions[0]), bake_id=bake_id,
+        ami_name=bake_id, manifest_path=str(bake_dir / "manifest.txt"),
+        packer_manifest_path=str(bake_dir / "packer-manifest.json"),
+        recipe_manifest=str(family.manifest) if family.manifest else None,
+        endpoint_url=aws.endpoint_url, credentials=_credentials(aws), profile=settings.aws.profile,
+    )
+
+
+def _write_var_files(bake_dir: Path, passed: dict[str, Any], secret_names: set[str]) -> tuple[Path, Path | None]:
+    """imagefleet's var file (kept with the bake, for the record) and, apart, the credential values."""
+    ours = bake_dir / "imagefleet.vars.json"
+    ours.write_text(json.dumps({k: v for k, v in passed.items() if k not in secret_names}, indent=2))
+    secrets = {k: v for k, v in passed.items() if k in secret_names}
+    return ours, (_write_private(bake_dir / "credentials.vars.json", secrets) if secrets else None)
+
+
+def _write_private(path: Path, values: dict[str, Any]) -> Path:
+    """A var file only this user can read: it holds credentials, and lives only as long as the bake."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return path
+
+
+def new_bake_id(family: str) -> str:
+    return f"{family}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 def bake(
     settings: Settings,
     aws: Any,
+    store: StateStore,
     family_name: str,
     *,
+    actor: str,
+    clock: leases.LeaseClock,
     extra_vars: dict[str, str] | None = None,
     work_dir: Path,
+    wait: bool = False,
+    on_wait: Any = None,
     on_progress: Callable[[str], None] = lambda _m: None,
-) -> BakeResult:
-    """Build the family's image in its first region (copied to the others) and read its manifest."""
-    family = settings.family(family_name)
-    build_region = family.regions[0]
-    bake_id = f"{family.name}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    bake_dir = work_dir / "bakes" / bake_id
-    bake_dir.mkdir(parents=True, exist_ok=True)
-    source_ami = resolve_source_ami(aws, family, build_region)
-    template = render_template(
-        family.template, family=family, settings=settings, endpoint_url=aws.endpoint_url,
-        credentials=aws.credentials, bake_id=bake_id,
-    )
-    template_file = bake_dir / "template.json"
-    template_file.write_text(json.dumps(template, indent=2))
-    manifest_out = bake_dir / "manifest.txt"
-    variables = {
-        "region": build_region,
-        "source_ami": source_ami,
-        "ami_name": bake_id,
-        "imagefleet_manifest": str(manifest_out),
-        **({"recipe_manifest": str(family.manifest)} if family.manifest else {}),
-        **family.variables,
-        **(extra_vars or {}),
-    }
+) -> tuple[BaseVersion, BakeResult, list[str]]:
+    """Bake and register the family's next version, holding ``bake:<family>`` throughout."""
+    bake_id = new_bake_id(family_name)
+    prepared = prepare(settings, aws, family_name, extra_vars=extra_vars or {}, work_dir=work_dir, bake_id=bake_id)
+    try:
+        return _bake_and_register(prepared, settings, aws, store, actor=actor, clock=clock, wait=wait,
+                                  on_wait=on_wait, on_progress=on_progress)
+    finally:
+        prepared.forget_secrets()
+
+
+def _bake_and_register(prepared: Prepared, settings: Settings, aws: Any, store: StateStore, *, actor: str,
+                       clock: leases.LeaseClock, wait: bool, on_wait: Any,
+                       on_progress: Callable[[str], None]) -> tuple[BaseVersion, BakeResult, list[str]]:
+    """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
+    bake_id = prepared.inputs.bake_id
+    with leases.hold(store, [bake_lease(prepared.family.name)], clock=clock, actor=actor,
+                     command=f"bake {prepared.family.name}", wait=wait, on_wait=on_wait):
+        version = store.reserve_version(prepared.family.name, bake_id, {
+            "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor})
+        seen: dict[str, str] = {}
+        try:
+            result = _build(prepared, store, version, seen, on_progress)
+            _maybe_kill("bake:built")
+            on_progress("registering the new base")
+            base, warnings = registry.register(store, aws, settings, result, actor=actor)
+        except KillPoint:
+            raise  # a simulated kill -9: nothing runs after it, like the real one
+        except BaseException as exc:
+            if not _registered(store, prepared.family.name, version):
+                _abandon(store, aws, prepared, version, seen, exc)
+            raise
+        store.finish_reservation(prepared.family.name, version, "registered", {"amis": base.amis})
+    return base, result, warnings
+
+
+def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, str],
+           on_progress: Callable[[str], None]) -> BakeResult:
+    """Run Packer; every AMI it reports goes into the reservation at once."""
+    family, inputs = prepared.family, prepared.inputs
+
+    def on_line(line: mr.Line) -> None:
+        ami = mr.created_ami(line)
+        if ami and ami not in seen.values():
+            seen[inputs.regions[0]] = ami
+            store.finish_reservation(family.name, version, "reserved", {"amis": dict(seen)})
+        found = mr.amis_by_region([line])
+        if found:
+            seen.update(found)
+            store.finish_reservation(family.name, version, "reserved", {"amis": dict(seen)})
+        message = mr.progress(line)
+        if message:
+            on_progress(message)
+
     started = time.monotonic()
-    lines = run_packer(template_file, variables, log_path=bake_dir / "packer.log",
-                       timeout=family.build_timeout, on_progress=on_progress)
-    amis = mr.amis_by_region(lines)
-    missing = [r for r in family.regions if r not in amis]
+    log = prepared.bake_dir / "packer.log"
+    lines = packer_run.build(prepared.template_arg, prepared.var_files, cwd=prepared.cwd, env=prepared.env,
+                             log_path=log, timeout=family.build_timeout, on_line=on_line)
+    amis = mr.amis_by_region(lines) or _manifest_amis(Path(inputs.packer_manifest_path))
+    seen.update(amis)
     if not amis:
-        raise PackerError("packer build succeeded but reported no AMI artifact", hint=f"log: {bake_dir / 'packer.log'}")
+        raise PackerError("packer build succeeded but reported no AMI artifact", hint=f"log: {log}")
+    missing = [r for r in family.regions if r not in amis]
     if missing:
-        raise PackerError(f"packer produced no AMI in {', '.join(missing)}", hint=f"log: {bake_dir / 'packer.log'}")
-    warnings = []
-    manifest = manifest_out.read_text() if manifest_out.is_file() else ""
+        raise PackerError(f"packer produced no AMI in {', '.join(missing)}", hint=f"log: {log}")
+    warnings = list(prepared.warnings)
+    manifest_file = Path(inputs.manifest_path)
+    manifest = manifest_file.read_text(errors="replace") if manifest_file.is_file() else ""
     if not manifest.strip():
         warnings.append("the build wrote no package manifest (the image test 'manifest present' will fail)")
-    return BakeResult(bake_id, family.name, amis, source_ami, manifest, time.monotonic() - started,
-                      bake_dir / "packer.log", warnings)
+    return BakeResult(inputs.bake_id, family.name, amis, inputs.source_ami, manifest, time.monotonic() - started,
+                      log, version, warnings)
+
+
+def _manifest_amis(path: Path) -> dict[str, str]:
+    try:
+        return mr.amis_from_manifest(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _registered(store: StateStore, family: str, version: int) -> bool:
+    """Did the base row get written (or can we not tell)? Then its AMIs are left to gc's judgement."""
+    try:
+        store.get_base(family, version)
+    except NotFoundError:
+        return False
+    except Exception:  # noqa: BLE001 - the store is unreachable: never remove what may be owned
+        return True
+    return True
+
+
+def _abandon(store: StateStore, aws: Any, prepared: Prepared, version: int, seen: dict[str, str],
+             exc: BaseException) -> None:
+    """Best effort: deregister what this bake made, and record in the reservation how it ended."""
+    family, regions = prepared.family.name, prepared.family.regions
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        found = gc.images_of_bake(aws, regions, prepared.inputs.bake_id)
+        amis = {**seen, **found}
+        removed, failed = gc.remove_images(aws, amis)
+    except Exception as cleanup:  # noqa: BLE001 - recorded; gc removes them later
+        amis, removed, failed = dict(seen), {}, {r: f"{type(cleanup).__name__}: {cleanup}" for r in seen}
+    status = "cleaned" if amis and not failed else "failed"  # cleaned: it made AMIs and removed them all
+    try:
+        store.finish_reservation(family, version, status, {
+            "amis": amis, "removed": removed, "not_removed": failed, "error": error})
+    except Exception:  # noqa: BLE001, S110 - the store itself failed: the tag still leads gc to the AMIs
+        pass

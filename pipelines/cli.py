@@ -15,30 +15,31 @@ import click
 
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
 from orchestrator.clock import human_age
-from orchestrator.config import CONFIG_NAME, STAGES
+from orchestrator.config import CONFIG_NAME, STAGES, parse_duration
 from orchestrator.errors import ExitStatus, UsageError
 from orchestrator.output import table
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
-from pipelines import iam, imagetest, registry
+from pipelines import gc as gc_mod
+from pipelines import iam, imagetest
 from pipelines import promote as promote_mod
 
 
 @click.command()
 @click.argument("family")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Packer variable (repeatable).")
+@wait_option
 @json_option
-def bake(family: str, variables: tuple[str, ...]) -> None:
-    """Bake a new base for FAMILY with Packer and register it (stage unstable)."""
+def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
+    """Bake a new base for FAMILY with its Packer template and register it (stage unstable)."""
     obj = get_context()
     settings = obj.settings
     settings.family(family)
     extra = bake_mod.parse_vars(variables)
     with obj.out.status(f"baking {family} with packer") as update:
-        result = bake_mod.bake(settings, obj.aws, family, extra_vars=extra, work_dir=settings.state_dir,
-                               on_progress=update)
-        update("registering the new base")
-        base, warnings = registry.register(obj.store, obj.aws, settings, result, actor=obj.actor)
+        base, result, warnings = bake_mod.bake(
+            settings, obj.aws, obj.store, family, actor=obj.actor, clock=obj.clock, extra_vars=extra,
+            work_dir=settings.state_dir, wait=wait, on_wait=lease_waiter(obj), on_progress=update)
     for w in warnings:
         obj.out.warn(w)
     data = {**base.to_dict(), "manifest": f"{len(base.manifest.splitlines())} packages",
@@ -362,3 +363,30 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
 
     obj.out.result(result.to_dict(), render)
 
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@click.option("--grace", default="1h", show_default=True, metavar="DURATION",
+              help="Leave instances younger than this (a run may not have recorded itself yet).")
+@json_option
+def gc(dry_run: bool, grace: str) -> None:
+    """Remove what imagefleet left in AWS that no record owns: AMIs, instances, template versions."""
+
+    obj = get_context()
+    with obj.out.status("looking for leftovers"):
+        plan, done = gc_mod.collect(obj.store, obj.aws, obj.settings, clock=obj.clock, actor=obj.actor,
+                                    dry_run=dry_run, grace=timedelta(seconds=parse_duration(grace, "--grace")))
+    data = {**plan.to_dict(), "dry_run": dry_run, "results": done}
+
+    def render() -> Any:
+        verb = "would remove" if dry_run else "removed"
+        failed = {(d["kind"], d["id"]): d.get("error", "") for d in done if not d["removed"]}
+        rows = [(r.kind, r.region, f"{r.template_id}:{r.id}" if r.template_id else r.id,
+                 f"FAILED: {failed[(r.kind, r.id)]}" if (r.kind, r.id) in failed else verb,
+                 r.reason + (f" (+ {', '.join(r.snapshots)})" if r.snapshots else "")) for r in plan.remove]
+        rows += [(k.kind, k.region, k.id, "kept", k.reason) for k in plan.keep]
+        if not rows:
+            return "nothing to collect"
+        return table(["kind", "region", "id", "action", "why"], rows)
+
+    obj.out.result(data, render)

@@ -31,6 +31,12 @@ FEATURES: dict[str, list[str]] = {
         "ec2:CopyImage", "ec2:CreateSnapshot", "ec2:DeleteSnapshot", "ec2:CreateTags",
         "ec2:CreateKeyPair", "ec2:DeleteKeyPair", "ec2:ModifyImageAttribute", "ec2:GetPasswordData",
     ],
+    "gc": [
+        # `imagefleet gc` and a failed bake's clean-up: list what imagefleet made, remove orphans
+        "ec2:DescribeImages", "ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DescribeInstances",
+        "ec2:TerminateInstances", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DeleteLaunchTemplateVersions",
+    ],
     "test": ["ec2:RunInstances", "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:TerminateInstances",
              "ec2:CreateTags"],
     "promote": [

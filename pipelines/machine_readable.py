@@ -7,8 +7,10 @@ Each line is ``timestamp,target,type,data...``; commas inside data are escaped a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 COMMA = "%!(PACKER_COMMA)"
 
@@ -66,3 +68,35 @@ def progress(line: Line) -> str | None:
         text = line.data[1].strip().splitlines()
         return text[0].lstrip("=> ").strip() if text else None
     return None
+
+
+_CREATED = re.compile(r"\bAMI: (ami-[0-9a-f]+)\b")
+
+
+def created_ami(line: Line) -> str | None:
+    """The AMI an amazon-ebs build just registered (``ui,message,... AMI: ami-…``), before any copy.
+
+    Packer prints it the moment CreateImage returns, long before the artifact line, so a bake
+    records it at once: if the bake dies afterwards, the AMI is still known.
+    """
+    if line.type == "ui" and len(line.data) >= 2 and line.data[0] in ("say", "message"):
+        m = _CREATED.search(line.data[1])
+        return m.group(1) if m else None
+    return None
+
+
+def amis_from_manifest(manifest: dict[str, Any]) -> dict[str, str]:
+    """AMI id per region from Packer's ``manifest`` post-processor output (its last run's builds)."""
+    builds = manifest.get("builds") if isinstance(manifest, dict) else None
+    if not isinstance(builds, list):
+        return {}
+    last = manifest.get("last_run_uuid")
+    amis: dict[str, str] = {}
+    for build in builds:
+        if not isinstance(build, dict) or (last and build.get("packer_run_uuid") != last):
+            continue
+        for pair in str(build.get("artifact_id", "")).split(","):
+            region, sep, ami = pair.strip().partition(":")
+            if sep and ami.startswith("ami-"):
+                amis[region] = ami
+    return amis

@@ -1,19 +1,27 @@
 """Register a baked image as a base version: store record, AMI tags, manifest and changelogs in S3.
 
-The store record is the commit point: a version exists once ``put_base`` returns. Tags and S3
-objects are written with fixed keys, so writing them again (a rerun) changes nothing.
+The version was reserved before Packer ran (``StateStore.reserve_version``), so no other bake can
+hold it. S3 keys carry the bake id as well (``<family>/<version>/<bake id>/…``): an artifact of
+one bake can never overwrite another's. The store record is the commit point: a version exists
+once ``put_base`` returns, and it is written last but for the audit entry.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import changelog as cl
 from changelog.sides import family_dirs
 from orchestrator.config import Settings
-from orchestrator.errors import ImagefleetError
+from orchestrator.errors import ImagefleetError, NotFoundError
 from orchestrator.store import BaseVersion, StateStore, utcnow
-from pipelines.bake import TAG_FAMILY, TAG_PARENT, TAG_STAGE, TAG_VERSION, BakeResult
+from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
+
+if TYPE_CHECKING:
+    from pipelines.bake import BakeResult
+
+TAG_VERSION = "imagefleet:version"
+TAG_PARENT = "imagefleet:parent"
 
 CHANGELOG_FORMATS = ("md", "html", "json")
 
@@ -45,11 +53,26 @@ def changelog_between(settings: Settings, old: BaseVersion, new_ref: str, new_ma
     return cl.build_changelog(old_m, new_m, _source(settings, old.family))
 
 
+def artifact_prefix(family: str, version: int, bake_id: str) -> str:
+    return f"{family}/{version}/{bake_id}"
+
+
+def previous_version(store: StateStore, family: str, version: int) -> int | None:
+    """The newest registered base below ``version`` (failed bakes leave gaps in the numbers)."""
+    for candidate in range(version - 1, 0, -1):
+        try:
+            store.get_base(family, candidate)
+            return candidate
+        except NotFoundError:
+            continue
+    return None
+
+
 def publish_changelog(
-    aws: Any, settings: Settings, family: str, version: int, against: BaseVersion, log: cl.Changelog
+    aws: Any, settings: Settings, prefix: str, against: BaseVersion, log: cl.Changelog
 ) -> dict[str, Any]:
     """Write the changelog in every format to S3; returns what the base record keeps of it."""
-    prefix = f"{family}/{version}/changelog-vs-{against.version}"
+    prefix = f"{prefix}/changelog-vs-{against.version}"
     types = {"md": "text/markdown", "html": "text/html", "json": "application/json"}
     uris = {
         fmt: put_artifact(aws, settings.aws.artifact_bucket, f"{prefix}.{fmt}", cl.render(log, fmt), types[fmt])
@@ -61,15 +84,15 @@ def publish_changelog(
 def register(
     store: StateStore, aws: Any, settings: Settings, result: BakeResult, *, actor: str
 ) -> tuple[BaseVersion, list[str]]:
-    """Record the bake as the family's next version (stage unstable). Returns (base, warnings)."""
-    family = result.family
+    """Record the bake under its reserved version (stage unstable). Returns (base, warnings)."""
+    family, version = result.family, result.version
     warnings = list(result.warnings)
-    version = store.next_version(family)
-    parent = version - 1 if version > 1 else None  # versions are dense: the newest existing one
+    parent = previous_version(store, family, version)
     bucket = settings.aws.artifact_bucket
+    prefix = artifact_prefix(family, version, result.bake_id)
     manifest_uri = None
     if result.manifest.strip():
-        manifest_uri = put_artifact(aws, bucket, f"{family}/{version}/manifest.txt", result.manifest, "text/plain")
+        manifest_uri = put_artifact(aws, bucket, f"{prefix}/manifest.txt", result.manifest, "text/plain")
 
     changelogs: dict[str, Any] = {}
     against: dict[str, BaseVersion] = {}
@@ -88,18 +111,18 @@ def register(
         except ImagefleetError as exc:
             warnings.append(f"no changelog against {old.ref}: {exc.message}")
             continue
-        changelogs[name] = publish_changelog(aws, settings, family, version, old, log)
+        changelogs[name] = publish_changelog(aws, settings, prefix, old, log)
 
     base = BaseVersion(
         family=family, version=version, amis=dict(result.amis), source_ami=result.source_ami,
         parent=parent, packer_run_id=result.bake_id, created_at=utcnow(), manifest=result.manifest,
         manifest_uri=manifest_uri, changelog=changelogs, stage="unstable",
     )
-    store.put_base(base)
     tag_amis(aws, base.amis, {
-        TAG_FAMILY: family, TAG_VERSION: str(version), TAG_STAGE: "unstable",
+        TAG_FAMILY: family, TAG_VERSION: str(version), TAG_STAGE: "unstable", TAG_BAKE: result.bake_id,
         TAG_PARENT: str(parent) if parent is not None else "none",
     })
+    store.put_base(base)
     store.audit(actor, "bake", base.ref, "", {
         "amis": base.amis, "source_ami": base.source_ami, "bake_id": result.bake_id,
         "seconds": round(result.seconds, 2), "changelogs": {k: v["summary"] for k, v in changelogs.items()},

@@ -23,7 +23,7 @@ def test_init_template_is_valid_and_typed(tmp_path: Path) -> None:
     s = load_text(tmp_path, TEMPLATE)
     fam = s.family("demo")
     assert fam.regions == ("us-east-1", "us-west-2") and fam.architecture == "x86_64"
-    assert fam.template == tmp_path / "packer" / "demo.pkr.json"
+    assert fam.template == tmp_path / "packer" / "demo.pkr.hcl"
     assert s.gates["release"].require == ("image_tests", "perf", "canary", "soak")
     assert s.gates["release"].soak_seconds == 86400
     assert s.stages["candidate"].accounts == ("111111111111",)
@@ -49,7 +49,7 @@ BAD = [
     ('backend = "sqlite"', 'backend = 3', "state.backend"),
     ('architecture = "x86_64"', 'architecture = "sparc"', "families.demo.architecture"),
     ('os = "ubuntu-24.04"\n', "", "families.demo.os"),
-    ('template = "packer/demo.pkr.json"\n', "", "families.demo.template"),
+    ('template = "packer/demo.pkr.hcl"\n', "", "families.demo.template"),
     ('source_filter = {', 'source_ami = "ami-0abc1234"\nsource_filter = {', "families.demo"),
     ('source_filter = { name = "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*", owners = ["099720109477"] }\n', "",
      "families.demo"),

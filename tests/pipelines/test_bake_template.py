@@ -1,4 +1,4 @@
-"""Rendered Packer templates build no shell command from variables, and tag what the build makes."""
+"""Packer templates build no shell command from variables, and tag what the build makes."""
 
 from __future__ import annotations
 
@@ -9,77 +9,69 @@ from typing import Any
 
 import pytest
 
-from orchestrator import config
 from orchestrator.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.errors import ConfigError
 from orchestrator.output import Output
-from pipelines.bake import (
-    SHELL_PROVISIONERS,
-    TAG_BAKE,
-    TAG_FAMILY,
-    render_template,
-    shell_interpolations,
-)
+from pipelines import packer_contract as contract
+from pipelines import packer_template
 
-INIT_TEMPLATE = Path(__file__).resolve().parents[2] / "orchestrator" / "templates" / "init" / "demo.pkr.json"
+INIT = Path(__file__).resolve().parents[2] / "orchestrator" / "templates" / "init"
+HCL_TEMPLATE = INIT / "demo.pkr.hcl"
+JSON_TEMPLATE = INIT / "demo.json"
 
 
-def _settings(template: Path) -> config.Settings:
-    return config.parse({"families": {"demo": {"os": "debian-12", "template": str(template),
-                                               "source_ami": "ami-0123456789abcdef0"}}})
+def test_the_init_templates_pass_variables_through_the_environment() -> None:
+    for path in (HCL_TEMPLATE, JSON_TEMPLATE):
+        template = packer_template.load(path)
+        commands = [c for _, c in template.shell_commands]
+        assert commands and all('"$' in c for c in commands), path  # the variables are used quoted
+        contract.check_shell_commands(template, "template")  # nothing spliced: no error
 
 
-def _render(template: Path) -> dict[str, Any]:
-    settings = _settings(template)
-    return render_template(template, family=settings.family("demo"), settings=settings,
-                           endpoint_url=None, credentials={}, bake_id="demo-1")
-
-
-def _shell_commands(template: dict[str, Any]) -> list[str]:
-    return [c for p in template.get("provisioners", []) if p.get("type") in SHELL_PROVISIONERS
-            for c in p.get("inline", [])]
-
-
-def test_the_init_template_passes_variables_through_the_environment(tmp_path: Path) -> None:
-    rendered = _render(INIT_TEMPLATE)
-    commands = _shell_commands(rendered)
-    assert commands and not any("{{" in c for c in commands)
-    assert all('"$' in c for c in commands)  # the variables are used quoted
-    (step,) = [p for p in rendered["provisioners"] if p.get("type") == "shell-local"]
-    assert "IMAGEFLEET_MANIFEST={{user `imagefleet_manifest`}}" in step["environment_vars"]
-    assert shell_interpolations(rendered) == []
-
-
-def test_what_the_build_makes_carries_the_family(tmp_path: Path) -> None:
-    (builder,) = _render(INIT_TEMPLATE)["builders"]
+def test_what_the_build_makes_carries_the_family() -> None:
+    (builder,) = packer_template.load(HCL_TEMPLATE).builders
     for key in ("tags", "run_tags", "run_volume_tags", "snapshot_tags"):
-        assert builder[key][TAG_FAMILY] == "demo" and builder[key][TAG_BAKE] == "demo-1", key
+        assert builder.settings[key] == "${var.imagefleet_tags}", key
+    (builder,) = packer_template.load(JSON_TEMPLATE).builders
+    for key in ("tags", "run_tags", "run_volume_tags", "snapshot_tags"):
+        assert builder.settings[key]["imagefleet:family"] == "{{user `imagefleet_family`}}", key
 
 
 @pytest.mark.parametrize("step", [
     {"type": "shell-local", "inline": ["cp '{{user `recipe_manifest`}}' out"]},
     {"type": "shell", "inline": ["echo {{ user `greeting` }}"]},
-    {"type": "shell-local", "execute_command": ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"],
-     "inline": "touch {{user `x`}}"},
+    {"type": "shell-local", "execute_command": "/bin/sh -c '{{.Vars}} {{.Script}} {{user `x`}}'",
+     "inline": "touch out"},
 ])
-def test_a_template_that_interpolates_into_a_command_is_refused(tmp_path: Path, step: dict[str, Any]) -> None:
-    template = json.loads(INIT_TEMPLATE.read_text())
+def test_a_json_template_that_splices_a_variable_into_a_command_is_refused(tmp_path: Path,
+                                                                         step: dict[str, Any]) -> None:
+    template = json.loads(JSON_TEMPLATE.read_text())
     template["provisioners"] = [step]
-    path = tmp_path / "t.pkr.json"
+    path = tmp_path / "t.json"
     path.write_text(json.dumps(template))
     with pytest.raises(ConfigError, match="builds a shell command from a variable") as info:
-        _render(path)
+        contract.check_shell_commands(packer_template.load(path), "families.demo.template")
     assert "environment_vars" in (info.value.hint or "")
 
 
+def test_an_hcl2_template_that_splices_a_variable_into_a_command_is_refused(tmp_path: Path) -> None:
+    text = HCL_TEMPLATE.read_text().replace('inline           = ["cp \\"$RECIPE\\" \\"$MANIFEST\\""]',
+                                            'inline           = ["cp ${var.recipe_manifest} $MANIFEST"]')
+    assert "${var.recipe_manifest} $MANIFEST" in text
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"\$\{var.recipe_manifest"):
+        contract.check_shell_commands(packer_template.load(path), "families.demo.template")
+
+
 def test_environment_vars_and_files_may_use_variables(tmp_path: Path) -> None:
-    template = json.loads(INIT_TEMPLATE.read_text())
+    template = json.loads(JSON_TEMPLATE.read_text())
     template["provisioners"] += [{"type": "file", "source": "{{user `recipe_manifest`}}", "destination": "/tmp/m"},
                                  {"type": "shell", "environment_vars": ["X={{user `region`}}"], "inline": ['echo "$X"']}]
-    path = tmp_path / "t.pkr.json"
+    path = tmp_path / "t.json"
     path.write_text(json.dumps(template))
-    assert shell_interpolations(_render(path)) == []
+    contract.check_shell_commands(packer_template.load(path), "template")
 
 
 @pytest.mark.integration

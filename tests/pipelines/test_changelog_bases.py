@@ -50,7 +50,8 @@ def test_diff_by_reference_and_by_ami_and_the_promotion_link(workspace: Any) -> 
     promoted = ws.run("history", fam, "--json").json()[-1]
     assert promoted["action"] == "promote"
     link = promoted["details"]["changelog"]["vs_parent"]["uris"]["html"]
-    assert link == f"s3://imagefleet-artifacts/{fam}/2/changelog-vs-1.html"
+    # keyed by version and bake id: no other bake's artifacts can overwrite this one
+    assert link == f"s3://imagefleet-artifacts/{fam}/2/{two['packer_run_id']}/changelog-vs-1.html"
 
 
 def test_changelog_against_the_release_too(workspace: Any) -> None:
@@ -68,8 +69,8 @@ def test_changelog_against_the_release_too(workspace: Any) -> None:
 def test_unknown_ami_and_missing_manifest_are_bad_input(workspace: Any) -> None:
     ws, fam = workspace, workspace.family
     ws.edit(r'^manifest = "recipes/demo.manifest".*$', "")
-    template = ws.root / "packer" / "demo.pkr.json"
-    template.write_text(template.read_text().replace('"inline": ["cp', '"inline": ["true || cp'))
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    template.write_text(template.read_text().replace('inline           = ["cp', 'inline           = ["true || cp'))
     r = ws.run("bake", ws.family)
     assert r.code == 0 and "no package manifest" in r.stderr  # the bake warns...
     r = ws.run("changelog", "diff", f"{fam}:1", f"{fam}:1")

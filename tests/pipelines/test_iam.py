@@ -262,14 +262,14 @@ def test_policy_covers_every_call_of_the_lifecycle(workspace) -> None:
     obj = Context(config_path=ws.config, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
     for args in (["bake", fam], ["test", f"{fam}:1"], ["promote", f"{fam}:1", "--to", "candidate"],
                  ["resolve", fam, "--team", "payments"], ["friends", "add", "qa", "--account", "555555555555"],
-                 ["friends", "remove", "qa"]):
+                 ["friends", "remove", "qa"], ["gc"]):
         assert raw_main(["--config", str(ws.config), *args], obj=obj) == 0
     calls = set(obj.aws.counter.snapshot())
     assert {"ec2.RunInstances", "ssm.PutParameter", "s3.PutObject", "sts.GetCallerIdentity"} <= calls
     assert calls - {"s3.CreateBucket"} <= set(calls_in_source())  # the static view sees what ran
     missing = {c for c in calls if not set(actions_of(c)) <= granted(iam.policy(["all"], scope=SCOPE))}
     assert not missing, f"iam-policy lacks {sorted(missing)}"
-    per_feature = granted(iam.policy(["bake", "test", "promote"], scope=SCOPE))
+    per_feature = granted(iam.policy(["bake", "test", "promote", "gc"], scope=SCOPE))
     assert not {c for c in calls if not set(actions_of(c)) <= per_feature}
 
 

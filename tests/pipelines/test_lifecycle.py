@@ -148,14 +148,26 @@ def test_illegal_transition_and_unknown_references(workspace: Workspace) -> None
     assert r.code == 1 and "no candidate base" in r.stderr
 
 
+def test_unknown_template_option_is_refused_by_validate_before_building(workspace: Workspace) -> None:
+    ws = workspace
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    template.write_text(template.read_text().replace('instance_type = "t3.micro"', 'instance_type = "t3.micro"\n  bogus = 1'))
+    r = ws.run("bake", ws.family)
+    assert r.code == 2 and "packer validate refused" in r.stderr and "bogus" in r.stderr
+    store = ws.context().store
+    assert store.bases(ws.family) == [] and store.reservations(ws.family) == []  # nothing reserved
+
+
 def test_packer_failure_reports_packers_message_and_registers_nothing(workspace: Workspace) -> None:
     ws = workspace
-    template = ws.root / "packer" / "demo.pkr.json"
-    template.write_text(template.read_text().replace('"instance_type": "t3.micro"', '"instance_type": "t3.micro", "bogus": 1'))
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    template.write_text(template.read_text().replace("inline           = [", 'inline           = ["echo recipe broke >&2; exit 7", '))
     r = ws.run("bake", ws.family)
     assert r.code == 3
-    assert "unknown configuration key" in r.stderr and "bogus" in r.stderr
-    assert ws.context().store.bases(ws.family) == []
+    assert "packer build failed" in r.stderr and "exit" in r.stderr
+    store = ws.context().store
+    assert store.bases(ws.family) == []
+    assert [(x.version, x.status) for x in store.reservations(ws.family)] == [(1, "failed")]
     assert ws.run("status", "--json").json()[0]["version"] is None
 
 
@@ -253,17 +265,17 @@ def test_promotion_survives_kill_9(workspace: Workspace, aws) -> None:
 
 def test_bake_timeout_stops_packer_and_registers_nothing(workspace: Workspace) -> None:
     ws = workspace
-    template = ws.root / "packer" / "demo.pkr.json"
-    template.write_text(template.read_text().replace('"inline": [', '"inline": ["sleep 61.5", '))
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    template.write_text(template.read_text().replace("inline           = [", 'inline           = ["sleep 61.5", '))
     ws.edit(r'^build_timeout = "20m"', 'build_timeout = "2s"')
     r = ws.run("bake", ws.family)
     assert r.code == 3 and "timed out after 2s" in r.stderr
     assert ws.context().store.bases(ws.family) == []
-    from pipelines.bake import _packer_children
-
-    assert _packer_children() == []  # Packer was stopped, not left running
     from pathlib import Path
 
+    packers = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+               if _safe_read(p).startswith(b"packer\x00build") or b"/packer\x00build\x00" in _safe_read(p)]
+    assert [p for p in packers if str(ws.root) in _safe_read(p).decode(errors="replace")] == []  # Packer stopped
     leftovers = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -272,3 +284,10 @@ def test_bake_timeout_stops_packer_and_registers_nothing(workspace: Workspace) -
         except OSError:
             continue
     assert leftovers == []  # nor its provisioner's processes
+
+
+def _safe_read(path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

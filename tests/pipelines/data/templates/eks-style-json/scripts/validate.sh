@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+set -o errexit
+test -s "$MANIFEST"
