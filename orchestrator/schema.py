@@ -151,13 +151,15 @@ class Num(Field):
     hi: float | None = None
     integer: bool = False
     what: str = ""
+    hi_open: bool = False  # hi itself is out of range (a percentage below 100)
 
     def read(self, value: Any, dotted: str, w: Where) -> Any:
         kinds = int if self.integer else (int, float)
         ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+        over = self.hi is not None and ok and (value >= self.hi if self.hi_open else value > self.hi)
+        if not ok or over or (self.lo is not None and value < self.lo):
             raise w.error(dotted, self.what or self.describe(), value)
-        return value if self.integer else float(value)
+        return value  # an int stays an int: canary waves tell counts (1) from fractions (1.0)
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a number"
@@ -192,6 +194,7 @@ class List(Field):
     min_items: int = 0
     max_items: int = 1000
     unique: bool = False
+    name_items: bool = False  # errors name the item (``canary.metrics[2].statistic``), not the list
 
     def read(self, value: Any, dotted: str, w: Where) -> tuple[Any, ...]:
         if not isinstance(value, list) or not self.min_items <= len(value) <= self.max_items:
@@ -199,6 +202,8 @@ class List(Field):
         try:
             items = tuple(self.item.read(v, f"{dotted}[{i}]", w) for i, v in enumerate(value))
         except ConfigError:
+            if self.name_items:
+                raise
             raise w.error(dotted, self.what, value) from None
         if self.unique and len(set(items)) != len(items):
             raise w.error(dotted, f"{self.what} without duplicates", value)
