@@ -15,7 +15,7 @@ from changelog.manifest import Manifest, parse_manifest
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sources import ArchiveSource, ChainSource, ChangelogSource, DirectorySource, NoSource
-from orchestrator.cli_support import get_context
+from orchestrator.cli_support import get_context, writable
 from orchestrator.errors import NotFoundError, UsageError
 
 __all__ = ["changelog_group", "resolve_manifest", "source_from_options"]
@@ -67,7 +67,7 @@ def source_from_options(changelog_dir: str | None, from_archive: bool) -> Change
               help="Directory of <pkg>.changelog.Debian[.gz] files or an image root tree.")
 @click.option("--from-archive", is_flag=True,
               help="Download each changed package's .deb with apt-get to read its changelog.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, callback=writable(),
               help="Write to FILE instead of standard output.")
 def diff_command(old: str, new: str, fmt: str, changelog_dir: str | None, from_archive: bool,
                  output: str | None) -> None:

@@ -7,6 +7,7 @@ Every key is documented in docs/configuration.md. The field specs below (``SCHEM
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -39,8 +40,7 @@ class _Scalar(s.Field):
     """A Packer variable value: a string, a finite number or a boolean."""
 
     def read(self, value: Any, dotted: str, w: s.Where) -> str:
-        ok = isinstance(value, str | bool | int) or (isinstance(value, float) and value == value
-                                                      and abs(value) != float("inf"))
+        ok = isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value))
         if not ok or (isinstance(value, str) and (len(value) > 4096 or "\x00" in value)):
             raise w.error(dotted, "a string, number or boolean", value)
         return str(value).lower() if isinstance(value, bool) else str(value)
@@ -209,7 +209,7 @@ class Settings:
             from orchestrator.errors import NotFoundError
 
             known = ", ".join(sorted(self.families)) or "none configured"
-            raise NotFoundError(f"unknown family {name!r} (known: {known})") from None
+            raise NotFoundError(f"unknown family {s.shown(name)} (known: {known})") from None
 
 
 # --- loading --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
+from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option, writable
 from orchestrator.errors import ImagefleetError, UsageError
 
 perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
@@ -47,7 +47,7 @@ def _as_click(exc: ImagefleetError) -> click.ClickException:
 @click.option("--correction", type=click.Choice(["holm", "bh"]), default="holm", show_default=True)
 @click.option("--per-instance", is_flag=True,
               help="Compare per-instance medians (the instance is the unit) instead of samples.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), callback=writable(True),
               help="Also write a forest plot and per-metric distribution plots (PNG) here.")
 @click.pass_context
 def compare_cmd(ctx: click.Context, baseline_samples: Path, candidate_samples: Path, fmt: str,

@@ -193,6 +193,16 @@ def read_samples(
     ``higher_is_better`` overrides the direction per metric.
     """
     p = Path(path)
+    try:
+        return _read_samples(p, format, arm, arm_by_image, higher_is_better)
+    except RecursionError:  # JSON arrays nested thousands deep, in a line or in its metadata
+        raise InputFormatError(f"{p}: JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{p}: not UTF-8 (byte offset {exc.start})") from None
+
+
+def _read_samples(p: Path, format: Format | None, arm: str | None, arm_by_image: Mapping[str, str] | None,
+                  higher_is_better: Mapping[str, bool] | None) -> pd.DataFrame:
     if arm is not None and arm not in ARMS:
         raise UsageError(f"arm must be one of {ARMS}, not {arm!r}")
     if not p.is_file():
@@ -381,6 +391,7 @@ def _normalize(
     values = pd.to_numeric(df["value"], errors="coerce")
     bad = values.isna().to_numpy() & df["value"].notna().to_numpy()
     bad |= df["value"].isna().to_numpy()
+    bad |= np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))  # 1e999, "inf": not a measurement
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputFormatError(f"{p}:{first_line + i}: value {df['value'].iloc[i]!r} is not a number")
