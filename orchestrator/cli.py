@@ -286,9 +286,9 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
     except ImagefleetError as exc:
         if debug:
             traceback.print_exc(file=err)
-        err.write(f"error: {exc.message}\n")
+        err.write(f"error: {_one_line(exc.message)}\n")
         if exc.hint:
-            err.write(f"hint: {exc.hint}\n")
+            err.write(f"hint: {_one_line(exc.hint)}\n")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         err.write("\ninterrupted\n")
@@ -302,10 +302,16 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
         return int(ExitStatus.FAILURE)
 
 
+def _one_line(text: str) -> str:
+    """A message as one line: a newline or other control character typed by a user shows escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _click_message(exc: click.ClickException) -> str:
     """One line: ``--port: expected …`` for a bad parameter, click's sentence otherwise."""
     if isinstance(exc, click.BadParameter) and exc.param is not None and not isinstance(exc, click.MissingParameter):
-        names = exc.param.opts[0] if exc.param.opts else exc.param.human_readable_name.upper()
+        argument = isinstance(exc.param, click.Argument)
+        names = str(exc.param.name).upper() if argument or not exc.param.opts else exc.param.opts[0]
         message = f"{names}: {exc.message}"
     else:
         message = exc.format_message()

@@ -1,8 +1,8 @@
 """What users hand the CLI, checked at the boundary: strict JSON and output paths.
 
-JSON from users (canary judge files, perf samples) is read with finite floats, integers of at
-most 30 digits and no NaN/Infinity literals, and a nesting too deep for the parser is an input
-error, not a crash. Output paths (``--junit``, ``--output``, ``--plots``) are probed before any
+JSON from users (canary judge files) is read with finite floats, integers of at most 30 digits
+and no Infinity literals (NaN marks a missing sample, as null does); a nesting too deep for the
+parser is an input error, not a crash. Output paths (``--junit``, ``--output``, ``--plots``) are probed before any
 work starts, so a long run never ends in "cannot write".
 """
 
@@ -33,14 +33,17 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+def _no_infinity(name: str) -> float:
+    """``NaN`` stays (a missing sample, as ``null`` is); ``Infinity`` is no measurement."""
+    if name == "NaN":
+        return math.nan
+    raise ValueError(f"{name} is not a finite number")
 
 
 def loads_json(text: str | bytes, where: str) -> Any:
     """Parse JSON strictly; any problem is an InputFormatError naming ``where`` (and line:col)."""
     try:
-        return json.loads(text, parse_float=_finite, parse_int=_bounded_int, parse_constant=_no_constant)
+        return json.loads(text, parse_float=_finite, parse_int=_bounded_int, parse_constant=_no_infinity)
     except json.JSONDecodeError as exc:
         raise InputFormatError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
     except RecursionError:

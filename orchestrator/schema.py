@@ -92,11 +92,14 @@ class Where:
         for i, line in enumerate(self.lines[start:], start + 1):
             if key.match(line):
                 return i
-        return None
+        # an inline table (``timeouts = { launch = "1m" }``): the line of the key that holds it
+        return self.line_of(".".join(parts[:-1])) if len(parts) > 1 else None
 
     def error(self, dotted: str, expected: str, got: Any = None, *, show_got: bool = True) -> ConfigError:
         where = str(self.path) if self.path else "<config>"
         line = self.line_of(dotted) if self.lines else None
+        if not dotted.isprintable() or len(dotted) > _SHOWN:  # a key with a newline, or 100k characters
+            dotted = shown(dotted)
         detail = f"{dotted}: expected {expected}" + (f", got {shown(got)}" if show_got else "")
         return ConfigError(f"{where}:{line}: {detail}" if line else f"{where}: {detail}")
 
