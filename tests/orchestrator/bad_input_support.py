@@ -40,6 +40,10 @@ class Workspace:
     def run(self, *args: str) -> Result:
         return run(["--config", str(self.config), *args])
 
+    def run_with(self, config: Path, *args: str) -> Result:
+        """Run with another config file (one beside ``imagefleet.toml`` shares its store)."""
+        return run(["--config", str(config), *args])
+
     def snapshot(self) -> str:
         """Every row of the store and every file's bytes under the state directory, as one digest."""
         h = hashlib.sha256()
