@@ -62,7 +62,7 @@ def lease_waiter(obj: Context) -> Callable[[Any], None]:
     return on_wait
 
 
-class Bounded(click.ParamType):
+class Bounded(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """A finite number in [lo, hi]: click's FloatRange lets nan through, and inf past an open bound."""
 
     def __init__(self, kind: type[int | float], lo: float, hi: float) -> None:
@@ -80,7 +80,7 @@ class Bounded(click.ParamType):
         return number
 
 
-class Named(click.ParamType):
+class Named(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """A name typed on the command line, matched in full against an explicit pattern."""
 
     def __init__(self, pattern: Pattern, metavar: str = "NAME") -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bad_input_support import Workspace, assert_clean_refusal
 
 from orchestrator import config
 from perf import config as perf_config
-from bad_input_support import Workspace, assert_clean_refusal
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
 LONG = "a" * 100_000
