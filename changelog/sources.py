@@ -21,10 +21,13 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from orchestrator.errors import InputFormatError
 
 __all__ = [
     "ArchiveSource",
@@ -68,9 +71,13 @@ class ChangelogSource(ABC):
 
 
 def _read_lines(path: Path) -> Iterator[str]:
+    """A changelog's lines; a truncated or corrupt .gz is bad input that names the file."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        yield from fh
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            yield from fh
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # EOFError would read as Ctrl-D to click
+        raise InputFormatError(f"{path}: truncated or corrupt gzip file ({exc})") from None
 
 
 class DirectorySource(ChangelogSource):

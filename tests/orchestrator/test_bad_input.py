@@ -7,6 +7,7 @@ docs/bad-input.md lists these cases by id (``test_docs_list_every_case`` keeps t
 
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,13 @@ LONG = "a" * 100_000
 JSON_OK = '{"metrics": {"latency_ms": [10.0, 10.2, 9.9, 10.1, 10.0]}}'
 CSV_OK = "metric,value,unit,instance_type,arm\n" + "".join(
     f"cpu_time,{1 + i / 100},s,m5.large,candidate\n" for i in range(12))
+
+
+# A changelog.Debian.gz as gzip writes it, of the init template's openssl changelog, and a manifest
+# that upgrades openssl to the version at its top, so the diff must read that changelog.
+_INIT = Path(config.__file__).parent / "templates" / "init"
+OPENSSL_GZ = gzip.compress((_INIT / "changelogs" / "openssl.changelog.Debian").read_bytes(), mtime=0)
+NEW_MANIFEST = (_INIT / "demo.manifest").read_bytes().replace(b"openssl\t3.0.13-0ubuntu3.1", b"openssl\t3.0.13-0ubuntu3.4")
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,12 @@ CASES = [
                 "ok.csv": CSV_OK.encode()}),
     Case("plots-into-a-file", ("perf", "compare", "{ws}/ok.csv", "{ws}/ok.csv", "--plots", "{ws}/ok.csv"), "--plots",
          files={"ok.csv": CSV_OK.encode()}),
+    Case("changelog-gz-truncated", ("changelog", "diff", "{ws}/recipes/demo.manifest", "{ws}/new.manifest",
+                                    "--changelog-dir", "{ws}/cl"), "truncated or corrupt gzip",
+         files={"cl/openssl.changelog.Debian.gz": OPENSSL_GZ[: len(OPENSSL_GZ) // 2], "new.manifest": NEW_MANIFEST}),
+    Case("changelog-gz-corrupt", ("changelog", "diff", "{ws}/recipes/demo.manifest", "{ws}/new.manifest",
+                                  "--changelog-dir", "{ws}/cl"), "truncated or corrupt gzip",
+         files={"cl/openssl.changelog.Debian.gz": b"\x1f\x8b\x08\x00" + b"\x00" * 40, "new.manifest": NEW_MANIFEST}),
     Case("output-into-a-file", ("changelog", "diff", "{ws}/recipes/demo.manifest", "{ws}/recipes/demo.manifest",
                                 "--output", "{ws}/imagefleet.toml/x.md"), "--output"),
 ]
@@ -199,6 +213,7 @@ def test_bad_input_is_refused_cleanly(workspace: Workspace, case: Case) -> None:
         assert old in text, old
         workspace.config.write_text(text.replace(old, new, 1))
     for name, data in case.files.items():
+        (workspace.root / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace.root / name).write_bytes(data)
     before = workspace.snapshot()
     res = workspace.run(*(a.replace("{ws}", str(workspace.root)) for a in case.argv))
