@@ -14,9 +14,10 @@ from canary import config as canary_config
 from canary import controller as ctl
 from canary.config import FAMILY_TAG
 from canary.scoring import judge_files
-from orchestrator.cli_support import Bounded, get_context, json_option
+from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
 from orchestrator.output import table
+from orchestrator.schema import FAMILY
 
 
 @click.group("canary")
@@ -97,7 +98,7 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
 
 @canary_group.command("start")
 @click.argument("ref", metavar="AMI_OR_VERSION")
-@click.option("--family", help="The family, when REF is a bare version or an unregistered AMI.")
+@click.option("--family", type=Named(FAMILY, "FAMILY"), help="The family, when REF is a bare version or an unregistered AMI.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.")
 @json_option
 def start(ref: str, family: str | None, dry_run: bool) -> None:
@@ -289,7 +290,8 @@ def make_fleet(aws: Any, family: str, ami: str, types: tuple[str, ...], per_type
 
 
 @click.command("fleet")
-@click.option("--family", required=True, help="Family whose fleet this is (tag imagefleet:family).")
+@click.option("--family", required=True, type=Named(FAMILY, "FAMILY"),
+              help="Family whose fleet this is (tag imagefleet:family).")
 @click.option("--ami", required=True, help="The base the fleet runs now.")
 @click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
 @click.option("--region", help="Region (default: the first configured).")

@@ -138,6 +138,7 @@ CASES = [
     Case("account-arg-unicode", ("friends", "add", "web", "--account", "١١١١١١١١١١١١"), "--account"),
     Case("family-arg-pattern", ("resolve", "Demo"), "FAMILY: expected a family name"),
     Case("region-arg-newline", ("resolve", "demo", "--region", "us-east-1\n"), "--region"),
+    Case("canary-family-option", ("canary", "start", "demo:1", "--family", "demo\n"), "--family"),
     Case("history-limit-zero", ("history", "--limit", "0"), "--limit"),
     Case("judge-threshold-nan", ("canary", "judge", "--baseline", "{ws}/a.json", "--canary", "{ws}/a.json",
                                  "--pass-threshold", "nan"), "--pass-threshold", files={"a.json": JSON_OK.encode()}),
