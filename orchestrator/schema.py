@@ -114,18 +114,25 @@ class Field:
     def read(self, value: Any, dotted: str, w: Where) -> Any:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """What the key must be, for a 'required' error."""
+        return str(getattr(self, "what", "")) or type(self).__name__.lower()
+
 
 @dataclass(frozen=True)
 class Str(Field):
     pattern: Pattern | None = None
-    what: str = "a non-empty string"
+    what: str = ""  # default: the pattern's description
     max_len: int = 1024
 
     def read(self, value: Any, dotted: str, w: Where) -> str:
         ok = isinstance(value, str) and value and len(value) <= self.max_len and "\x00" not in value
         if not ok or (self.pattern and not self.pattern.matches(value)):
-            raise w.error(dotted, self.pattern.what if self.pattern and self.what == Str.what else self.what, value)
+            raise w.error(dotted, self.describe(), value)
         return str(value)
+
+    def describe(self) -> str:
+        return self.what or (self.pattern.what if self.pattern else "a non-empty string")
 
 
 @dataclass(frozen=True)
@@ -161,10 +168,12 @@ class Num(Field):
         ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
         over = self.hi is not None and ok and (value >= self.hi if self.hi_open else value > self.hi)
         if not ok or over or (self.lo is not None and value < self.lo):
-            raise w.error(dotted, self.what or self.describe(), value)
+            raise w.error(dotted, self.describe(), value)
         return value  # an int stays an int: canary waves tell counts (1) from fractions (1.0)
 
     def describe(self) -> str:
+        if self.what:
+            return self.what
         kind = "an integer" if self.integer else "a number"
         if self.lo is not None and self.hi is not None:
             return f"{kind} in [{self.lo:g}, {self.hi:g}]"
@@ -261,7 +270,7 @@ class Table(Field):
             elif isinstance(spec, Table):
                 out[k] = None if spec.optional else spec.read({}, key, w)
             elif spec.default is REQUIRED:
-                raise w.error(key, f"{_describe(spec)} (required)", show_got=False)
+                raise w.error(key, f"{spec.describe()} (required)", show_got=False)
             else:
                 out[k] = spec.default if spec.default is None else spec.read(_plain(spec.default), key, w)
         return out
@@ -276,26 +285,3 @@ def _plain(default: Any) -> Any:
     if isinstance(default, tuple):
         return [_plain(v) for v in default]
     return default
-
-
-def _describe(spec: Field) -> str:
-    if isinstance(spec, Str):
-        return spec.pattern.what if spec.pattern and spec.what == Str.what else spec.what
-    if isinstance(spec, Num):
-        return spec.what or spec.describe()
-    return getattr(spec, "what", "") or type(spec).__name__.lower()
-
-
-@dataclass(frozen=True)
-class Section:
-    """A config section's source (file and text) for errors; ``read`` validates one table of it."""
-
-    path: Path | None = None
-    text: str = ""
-
-    @property
-    def where(self) -> Where:
-        return Where(self.path, self.text)
-
-    def read(self, spec: Table, raw: Any, dotted: str) -> dict[str, Any]:
-        return spec.read(raw, dotted, self.where)
