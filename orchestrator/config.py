@@ -267,13 +267,10 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     base = path.parent if path else Path.cwd()
     doc = SCHEMA.read(data, "", w)
 
-    def under_base(p: str | None) -> Path | None:
-        return None if p is None else (Path(p) if Path(p).is_absolute() else base / p)
-
     st, aw = doc["state"], doc["aws"]
-    state = StateSettings(backend=st["backend"], path=under_base(st["path"]) or base, table=st["table"])
+    state = StateSettings(backend=st["backend"], path=_under(base, st["path"]), table=st["table"])
     aws = AwsSettings(**{**aw, "max_retry_seconds": float(aw["max_retry_seconds"])})
-    fams = {name: _family(name, fam, data["families"][name], aws.regions, under_base, w)
+    fams = {name: _family(name, fam, data["families"][name], aws.regions, base, w)
             for name, fam in doc["families"].items()}
     gates = {name: _gate_settings(name, g) for name, g in doc["gates"].items()}
     stages = {name: StageSettings(accounts=st_["accounts"], ous=st_["ous"]) for name, st_ in doc["stages"].items()}
@@ -288,7 +285,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
 
 
 def _family(name: str, fam: dict[str, Any], raw: dict[str, Any], regions: tuple[str, ...],
-            under_base: Any, w: s.Where) -> FamilySettings:
+            base: Path, w: s.Where) -> FamilySettings:
     """One ``[families.NAME]`` table, read by ``FAMILY``, with the checks that span keys."""
     dotted = f"families.{name}"
     source_filter = raw.get("source_filter")  # as written: bake passes it to DescribeImages as is
@@ -299,13 +296,22 @@ def _family(name: str, fam: dict[str, Any], raw: dict[str, Any], regions: tuple[
     if stray or not fam_regions:
         raise w.error(f"{dotted}.regions", f"regions listed in aws.regions ({', '.join(regions)})", stray)
     return FamilySettings(
-        name=name, os=fam["os"], architecture=fam["architecture"], template=under_base(fam["template"]),
+        name=name, os=fam["os"], architecture=fam["architecture"], template=_under(base, fam["template"]),
         variables=fam["variables"], source_ami=fam["source_ami"], source_filter=source_filter,
         regions=tuple(fam_regions), cohort_instance_types=fam["cohort_instance_types"],
-        manifest=under_base(fam["manifest"]), changelog_dir=under_base(fam["changelog_dir"]),
+        manifest=_optional_under(base, fam["manifest"]), changelog_dir=_optional_under(base, fam["changelog_dir"]),
         root_device_type=fam["root_device_type"], ena_support=fam["ena_support"],
         build_timeout=fam["build_timeout"],
     )
+
+
+def _under(base: Path, path: str) -> Path:
+    """Relative paths in the file are relative to the file's directory."""
+    return Path(path) if Path(path).is_absolute() else base / path
+
+
+def _optional_under(base: Path, path: str | None) -> Path | None:
+    return None if path is None else _under(base, path)
 
 
 def _gate_settings(stage: str, g: dict[str, Any]) -> GateSettings:
