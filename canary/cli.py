@@ -15,9 +15,10 @@ from canary import controller as ctl
 from canary.config import FAMILY_TAG
 from canary.scoring import judge_files
 from orchestrator.aws import client_token
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
 from orchestrator.output import table
+from orchestrator.schema import FAMILY
 
 
 @click.group("canary")
@@ -98,7 +99,7 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
 
 @canary_group.command("start")
 @click.argument("ref", metavar="AMI_OR_VERSION")
-@click.option("--family", help="The family, when REF is a bare version or an unregistered AMI.")
+@click.option("--family", type=Named(FAMILY, "FAMILY"), help="The family, when REF is a bare version or an unregistered AMI.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.")
 @json_option
 def start(ref: str, family: str | None, dry_run: bool) -> None:
@@ -224,8 +225,9 @@ def rollback(rollout_id: str | None) -> None:
 @canary_group.command("judge")
 @click.option("--baseline", "baseline", required=True, type=click.Path(dir_okay=False), help="Baseline samples file.")
 @click.option("--canary", "canary", required=True, type=click.Path(dir_okay=False), help="Canary samples file.")
-@click.option("--pass-threshold", type=float, default=None, help="Score to pass (default 95).")
-@click.option("--marginal-threshold", type=float, default=None, help="Score to be marginal (default 75).")
+@click.option("--pass-threshold", type=Bounded(float, 0, 100), default=None, help="Score to pass (default 95).")
+@click.option("--marginal-threshold", type=Bounded(float, 0, 100), default=None,
+              help="Score to be marginal (default 75).")
 @json_option
 def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_threshold: float | None) -> None:
     """Judge two sample files offline (JSON list, {"metrics": {...}} or CSV metric,value). Fail → exit 1."""
@@ -291,9 +293,10 @@ def make_fleet(aws: Any, family: str, ami: str, types: tuple[str, ...], per_type
 
 
 @click.command("fleet")
-@click.option("--family", required=True, help="Family whose fleet this is (tag imagefleet:family).")
+@click.option("--family", required=True, type=Named(FAMILY, "FAMILY"),
+              help="Family whose fleet this is (tag imagefleet:family).")
 @click.option("--ami", required=True, help="The base the fleet runs now.")
-@click.option("--per-type", type=int, default=10, show_default=True, help="Instances per group.")
+@click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
 @click.option("--region", help="Region (default: the first configured).")
 @click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
 @json_option

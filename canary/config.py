@@ -1,23 +1,24 @@
 """The ``[canary]`` table of imagefleet.toml: one typed schema, defaults in one place.
 
 The orchestrator's config loader keeps ``[canary]`` as free-form data (``settings.raw``); this
-module validates it. Every error is a ``ConfigError`` that names the key (``canary.metrics[2].
-statistic``) and what was expected. The defaults match the metrics the local health agent
+module validates it through ``orchestrator.schema`` (``SCHEMA`` holds every default). Every error
+is a ``ConfigError`` that names file:line and the key (``canary.metrics[2].statistic``). The defaults match the metrics the local health agent
 publishes (``canary.local_health``), so a fresh ``imagefleet init`` workspace can run a canary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from canary.cohorts import COHORT_BY, COHORT_ORDERS
 from canary.judge import DIRECTIONS
 from canary.plan import DEFAULT_MAX_IN_FLIGHT_PER_REGION, Policy
 from canary.scoring import DEFAULT_GROUP, MARGINAL_THRESHOLD, PASS_THRESHOLD, MetricConfig
-from orchestrator.config import parse_duration
-from orchestrator.errors import ConfigError, UsageError
+from orchestrator import schema as s
+from orchestrator.errors import UsageError
 
 # moto's get_metric_data understands only these; a percentile statistic breaks its response.
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
@@ -36,37 +37,51 @@ DEFAULT_METRICS: tuple[dict[str, Any], ...] = (
      "allowed_increase": 1.1},
 )
 
-DEFAULTS: dict[str, Any] = {
-    "groups": [],  # ASG names; empty: every group tagged imagefleet:family = <family>
-    "cohort_by": "instance_type",
-    "cohort_order": "priority",
-    "priorities": {},
-    "waves": [1, 0.05, 0.25, 1.0],
-    "max_in_flight_per_region": DEFAULT_MAX_IN_FLIGHT_PER_REGION,
-    "min_healthy_pct": 90.0,
-    "batch_spacing": "30s",
-    "jitter": "10s",
-    "warmup": "2m",
-    "analysis": "10m",
-    "period": "60s",
-    "metric_delay": "2m",  # CloudWatch ingestion lag: query this long after the window closes
-    "pass_threshold": PASS_THRESHOLD,
-    "marginal_threshold": MARGINAL_THRESHOLD,
-    "tolerance": 0.25,
-    "confidence": 0.98,
-    "on_fail": "halt",
-    "baselines_per_wave": 3,
-    "min_samples": 3,
-    "instance_timeout": "10m",
-    "poll": "15s",
-    "seed": 0,
-    "group_weights": {},
-    "metrics": list(DEFAULT_METRICS),
-}
-
-_METRIC_KEYS = {"namespace", "name", "statistic", "direction", "weight", "group", "critical",
-                "allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease",
-                "data_required"}
+_NAME = s.Pattern(r"[^\x00-\x1f\x7f]{1,255}", "a name of up to 255 printable characters")
+_RATIOS = ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease")
+METRIC = s.Table(fields={
+    "name": s.Str(pattern=s.LABEL, what="a metric name"),
+    "namespace": s.Str(HEALTH_NAMESPACE, s.LABEL, what="a CloudWatch namespace"),
+    "statistic": s.Choice("Average", options=STATISTICS),
+    "direction": s.Choice("either", options=DIRECTIONS),
+    "group": s.Str(DEFAULT_GROUP, s.LABEL, what="a group name"),
+    "weight": s.Num(None, lo=0, hi=100),
+    "critical": s.Bool(False),
+    "data_required": s.Bool(False),
+    **{k: s.Num(1.0, lo=0, hi=1e6) for k in _RATIOS},
+})
+SCHEMA = s.Table(fields={
+    "groups": s.List((), item=s.Str(pattern=_NAME),  # ASG names; empty: every group tagged imagefleet:family
+                     what="a list of Auto Scaling group names"),
+    "cohort_by": s.Str("instance_type", s.Pattern("|".join(COHORT_BY) + r"|tag:[^\x00-\x1f\x7f]{1,128}",
+                                                  f"one of {', '.join(COHORT_BY)} or tag:<Name>")),
+    "cohort_order": s.Choice("priority", options=COHORT_ORDERS),
+    "priorities": s.Map({}, key=_NAME, value=s.Num(lo=-1e9, hi=1e9, integer=True)),
+    "waves": s.List((1, 0.05, 0.25, 1.0), item=s.Num(lo=0, hi=1e9), min_items=1, max_items=100,
+                    what="a list like [1, 0.05, 0.25, 1.0]"),
+    "max_in_flight_per_region": s.Num(DEFAULT_MAX_IN_FLIGHT_PER_REGION, lo=1, hi=1e6, integer=True),
+    "min_healthy_pct": s.Num(90.0, lo=0, hi=99.999),
+    "batch_spacing": s.Duration("30s"),
+    "jitter": s.Duration("10s"),
+    "warmup": s.Duration("2m"),
+    "analysis": s.Duration("10m"),
+    "period": s.Duration("60s", lo=1),
+    "metric_delay": s.Duration("2m"),  # CloudWatch ingestion lag: query this long after the window closes
+    "pass_threshold": s.Num(PASS_THRESHOLD, lo=0, hi=100),
+    "marginal_threshold": s.Num(MARGINAL_THRESHOLD, lo=0, hi=100),
+    "tolerance": s.Num(0.25, lo=0, hi=10),
+    "confidence": s.Num(0.98, lo=0.5, hi=0.9999),
+    "on_fail": s.Choice("halt", options=ON_FAIL),
+    "baselines_per_wave": s.Num(3, lo=1, hi=100, integer=True),
+    "min_samples": s.Num(3, lo=1, hi=1000, integer=True),
+    "instance_timeout": s.Duration("10m"),
+    "poll": s.Duration("15s"),
+    "seed": s.Num(0, lo=-(2**63), hi=2**63 - 1, integer=True),
+    "group_weights": s.Map({}, key=s.LABEL, value=s.Num(lo=0, hi=100)),
+    "metrics": s.List(DEFAULT_METRICS, item=METRIC, min_items=1, max_items=200, name_items=True,
+                      what="a non-empty list of metric tables"),
+})
+DEFAULTS: dict[str, Any] = SCHEMA.defaults()
 
 
 @dataclass(frozen=True)
@@ -74,17 +89,17 @@ class CanaryMetric:
     """One CloudWatch metric judged per instance (dimension ``InstanceId``)."""
 
     name: str
-    namespace: str = HEALTH_NAMESPACE
-    statistic: str = "Average"
-    direction: str = "either"
-    group: str = DEFAULT_GROUP
-    weight: float | None = None
-    critical: bool = False
-    data_required: bool = False
-    allowed_increase: float = 1.0
-    allowed_decrease: float = 1.0
-    critical_increase: float = 1.0
-    critical_decrease: float = 1.0
+    namespace: str
+    statistic: str
+    direction: str
+    group: str
+    weight: float | None
+    critical: bool
+    data_required: bool
+    allowed_increase: float
+    allowed_decrease: float
+    critical_increase: float
+    critical_decrease: float
 
     def judge_config(self) -> MetricConfig:
         return MetricConfig(
@@ -97,27 +112,27 @@ class CanaryMetric:
 
 @dataclass(frozen=True)
 class CanarySettings:
-    groups: tuple[str, ...] = ()
-    cohort_by: str = "instance_type"
-    cohort_order: str = "priority"
-    priorities: dict[str, int] = field(default_factory=dict)
-    policy: Policy = field(default_factory=Policy)
-    warmup_s: int = 120
-    analysis_s: int = 600
-    period_s: int = 60
-    metric_delay_s: int = 120
-    pass_threshold: float = PASS_THRESHOLD
-    marginal_threshold: float = MARGINAL_THRESHOLD
-    tolerance: float = 0.25
-    confidence: float = 0.98
-    on_fail: str = "halt"
-    baselines_per_wave: int = 3
-    min_samples: int = 3
-    instance_timeout_s: int = 600
-    poll_s: int = 15
-    seed: int = 0
-    group_weights: dict[str, float] = field(default_factory=dict)
-    metrics: tuple[CanaryMetric, ...] = ()
+    groups: tuple[str, ...]
+    cohort_by: str
+    cohort_order: str
+    priorities: dict[str, int]
+    policy: Policy
+    warmup_s: int
+    analysis_s: int
+    period_s: int
+    metric_delay_s: int
+    pass_threshold: float
+    marginal_threshold: float
+    tolerance: float
+    confidence: float
+    on_fail: str
+    baselines_per_wave: int
+    min_samples: int
+    instance_timeout_s: int
+    poll_s: int
+    seed: int
+    group_weights: dict[str, float]
+    metrics: tuple[CanaryMetric, ...]
 
     def metric_configs(self) -> dict[str, MetricConfig]:
         return {m.name: m.judge_config() for m in self.metrics}
@@ -146,140 +161,44 @@ class CanarySettings:
         }
 
 
-def _num(value: Any, key: str, *, lo: float | None = None, hi: float | None = None, integer: bool = False) -> Any:
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
-    if not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
-        kind = "an integer" if integer else "a number"
-        rng = f" in [{lo:g}, {hi:g}]" if lo is not None and hi is not None else (f" >= {lo:g}" if lo is not None else "")
-        raise ConfigError(f"{key}: expected {kind}{rng}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, key: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ConfigError(f"{key}: expected one of {', '.join(options)}, got {value!r}")
-    return str(value)
-
-
-def _bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _metric(raw: Any, key: str) -> CanaryMetric:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key}: expected a table with at least name")
-    unknown = sorted(set(raw) - _METRIC_KEYS)
-    if unknown:
-        raise ConfigError(f"{key}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_METRIC_KEYS))})")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{key}.name: expected a metric name, got {name!r}")
-    out: dict[str, Any] = {"name": name}
-    if "namespace" in raw:
-        if not isinstance(raw["namespace"], str) or not raw["namespace"]:
-            raise ConfigError(f"{key}.namespace: expected a CloudWatch namespace")
-        out["namespace"] = raw["namespace"]
-    if "statistic" in raw:
-        out["statistic"] = _choice(raw["statistic"], f"{key}.statistic", STATISTICS)
-    if "direction" in raw:
-        out["direction"] = _choice(raw["direction"], f"{key}.direction", DIRECTIONS)
-    if "group" in raw:
-        if not isinstance(raw["group"], str) or not raw["group"]:
-            raise ConfigError(f"{key}.group: expected a group name")
-        out["group"] = raw["group"]
-    if "weight" in raw:
-        out["weight"] = float(_num(raw["weight"], f"{key}.weight", lo=0, hi=100))
-    for b in ("critical", "data_required"):
-        if b in raw:
-            out[b] = _bool(raw[b], f"{key}.{b}")
-    for k in ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease"):
-        if k in raw:
-            out[k] = float(_num(raw[k], f"{key}.{k}", lo=0))
-    return CanaryMetric(**out)
-
-
-def _duration(raw: Mapping[str, Any], key: str) -> int:
-    return parse_duration(raw[key], f"canary.{key}")
-
-
-def parse(raw: Mapping[str, Any] | None) -> CanarySettings:
-    """Validate a ``[canary]`` table (None or {} gives the defaults)."""
-    raw = dict(raw or {})
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"canary: unknown key(s) {', '.join(unknown)}",
-                          hint=f"known: {', '.join(sorted(DEFAULTS))}")
-    data = {**DEFAULTS, **raw}
-    groups = data["groups"]
-    if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
-        raise ConfigError("canary.groups: expected a list of Auto Scaling group names")
-    by = data["cohort_by"]
-    if not isinstance(by, str) or not (by in COHORT_BY or (by.startswith("tag:") and len(by) > 4)):
-        raise ConfigError(f"canary.cohort_by: expected one of {', '.join(COHORT_BY)} or tag:<Name>, got {by!r}")
-    order = _choice(data["cohort_order"], "canary.cohort_order", COHORT_ORDERS)
-    prios = data["priorities"]
-    if not isinstance(prios, Mapping):
-        raise ConfigError("canary.priorities: expected a table of cohort key = integer")
-    for k, v in prios.items():
-        _num(v, f"canary.priorities.{k}", integer=True)
-    waves = data["waves"]
-    if not isinstance(waves, list) or not waves:
-        raise ConfigError("canary.waves: expected a list like [1, 0.05, 0.25, 1.0]")
+def parse(raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str = "") -> CanarySettings:
+    """Validate a ``[canary]`` table (None or {} gives the defaults); errors name file:line and key."""
+    w = s.Where(path, text)
+    d = SCHEMA.read(dict(raw or {}), "canary", w)
     try:
         policy = Policy(
-            waves=tuple(waves),
-            max_in_flight_per_region=_num(data["max_in_flight_per_region"], "canary.max_in_flight_per_region",
-                                          lo=1, integer=True),
-            min_healthy_pct=float(_num(data["min_healthy_pct"], "canary.min_healthy_pct", lo=0, hi=99.999)),
-            batch_spacing_s=float(_duration(data, "batch_spacing")),
-            jitter_s=float(_duration(data, "jitter")),
-            cohort_order=order,
+            waves=d["waves"], max_in_flight_per_region=d["max_in_flight_per_region"],
+            min_healthy_pct=float(d["min_healthy_pct"]), batch_spacing_s=float(d["batch_spacing"]),
+            jitter_s=float(d["jitter"]), cohort_order=d["cohort_order"],
         )
     except UsageError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"canary.waves: {exc.message}") from None
-    passed = float(_num(data["pass_threshold"], "canary.pass_threshold", lo=0, hi=100))
-    marginal = float(_num(data["marginal_threshold"], "canary.marginal_threshold", lo=0, hi=100))
-    if marginal > passed:
-        raise ConfigError(f"canary.marginal_threshold: expected <= pass_threshold ({passed:g}), got {marginal:g}")
-    metrics_raw = data["metrics"]
-    if not isinstance(metrics_raw, list) or not metrics_raw:
-        raise ConfigError("canary.metrics: expected a non-empty list of metric tables")
-    metrics = tuple(_metric(m, f"canary.metrics[{i}]") for i, m in enumerate(metrics_raw))
-    names = [m.name for m in metrics]
-    if len(set(names)) != len(names):
-        raise ConfigError("canary.metrics: metric names must be unique")
-    weights = data["group_weights"]
-    if not isinstance(weights, Mapping):
-        raise ConfigError("canary.group_weights: expected a table of group = percentage")
-    for k, v in weights.items():
-        _num(v, f"canary.group_weights.{k}", lo=0, hi=100)
-    period = _duration(data, "period")
-    if period < 1 or (period < 60 and 60 % period) or (period >= 60 and period % 60):
-        raise ConfigError(f"canary.period: expected 1s, 5s, 10s, 30s or a multiple of 60s, got {data['period']!r}")
-    analysis = _duration(data, "analysis")
-    if analysis < period:
-        raise ConfigError(f"canary.analysis: expected at least one period ({period}s), got {data['analysis']!r}")
+        raise w.error("canary.waves", f"waves of instance counts then fractions ending in 1.0 ({exc.message})",
+                      list(d["waves"])) from None
+    if d["marginal_threshold"] > d["pass_threshold"]:
+        raise w.error("canary.marginal_threshold", f"<= pass_threshold ({d['pass_threshold']:g})",
+                      d["marginal_threshold"])
+    metrics = tuple(CanaryMetric(**{**m, "weight": None if m["weight"] is None else float(m["weight"]),
+                                    **{k: float(m[k]) for k in _RATIOS}}) for m in d["metrics"])
+    if len({m.name for m in metrics}) != len(metrics):
+        raise w.error("canary.metrics", "metric names that are unique", [m.name for m in metrics])
+    period = d["period"]
+    if (period < 60 and 60 % period) or (period >= 60 and period % 60):
+        raise w.error("canary.period", "1s, 5s, 10s, 30s or a multiple of 60s", (raw or {}).get("period"))
+    if d["analysis"] < period:
+        raise w.error("canary.analysis", f"at least one period ({period}s)", (raw or {}).get("analysis"))
     return CanarySettings(
-        groups=tuple(groups), cohort_by=by, cohort_order=order, priorities={str(k): int(v) for k, v in prios.items()},
-        policy=policy, warmup_s=_duration(data, "warmup"), analysis_s=analysis, period_s=period,
-        metric_delay_s=_duration(data, "metric_delay"),
-        pass_threshold=passed, marginal_threshold=marginal,
-        tolerance=float(_num(data["tolerance"], "canary.tolerance", lo=0, hi=10)),
-        confidence=float(_num(data["confidence"], "canary.confidence", lo=0.5, hi=0.9999)),
-        on_fail=_choice(data["on_fail"], "canary.on_fail", ON_FAIL),
-        baselines_per_wave=_num(data["baselines_per_wave"], "canary.baselines_per_wave", lo=1, hi=100, integer=True),
-        min_samples=_num(data["min_samples"], "canary.min_samples", lo=1, hi=1000, integer=True),
-        instance_timeout_s=_duration(data, "instance_timeout"),
-        poll_s=max(1, _duration(data, "poll")),
-        seed=_num(data["seed"], "canary.seed", integer=True),
-        group_weights={str(k): float(v) for k, v in weights.items()},
-        metrics=metrics,
+        groups=d["groups"], cohort_by=d["cohort_by"], cohort_order=d["cohort_order"],
+        priorities={str(k): int(v) for k, v in d["priorities"].items()}, policy=policy,
+        warmup_s=d["warmup"], analysis_s=d["analysis"], period_s=period, metric_delay_s=d["metric_delay"],
+        pass_threshold=float(d["pass_threshold"]), marginal_threshold=float(d["marginal_threshold"]),
+        tolerance=float(d["tolerance"]), confidence=float(d["confidence"]), on_fail=d["on_fail"],
+        baselines_per_wave=d["baselines_per_wave"], min_samples=d["min_samples"],
+        instance_timeout_s=d["instance_timeout"], poll_s=max(1, d["poll"]), seed=d["seed"],
+        group_weights={str(k): float(v) for k, v in d["group_weights"].items()}, metrics=metrics,
     )
 
 
 def from_settings(settings: Any) -> CanarySettings:
-    return parse((settings.raw or {}).get("canary"))
+    """The ``[canary]`` table of loaded settings, with errors naming the config file's lines."""
+    return parse((settings.raw or {}).get("canary"), path=getattr(settings, "path", None),
+                 text=getattr(settings, "text", ""))

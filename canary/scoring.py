@@ -31,6 +31,8 @@ from typing import Any
 
 from canary.judge import HIGH, LOW, NODATA, NODATA_FAIL, PASS, MetricResult, classify
 from orchestrator.errors import InputFormatError, UsageError
+from orchestrator.inputs import loads_json
+from orchestrator.schema import shown
 
 DEFAULT_GROUP = "default"
 DEFAULT_METRIC = "metric"  # the name given to a file that is a bare list of numbers
@@ -276,26 +278,21 @@ def _number(value: Any, where: str) -> float:
         return math.nan
     if isinstance(value, bool):
         raise InputFormatError(f"{where}: {value!r} is not a number")
-    if isinstance(value, (int, float)):
-        return float(value)
     if isinstance(value, str):
         text = value.strip()
         if text == "" or text.lower() in ("nan", "null", "none"):
             return math.nan
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
-            raise InputFormatError(f"{where}: {value!r} is not a number") from None
-    raise InputFormatError(f"{where}: {value!r} is not a number")
+            raise InputFormatError(f"{where}: {shown(value)} is not a number") from None
+    if isinstance(value, (int, float)) and math.isfinite(value) and abs(value) < 1e300:
+        return float(value)
+    raise InputFormatError(f"{where}: {shown(value)} is not a finite number")
 
 
 def _from_json(text: str, path: Path) -> dict[str, list[float]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputFormatError(
-            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
-        ) from None
+    data = loads_json(text, str(path))
     if isinstance(data, list):
         return {DEFAULT_METRIC: [_number(v, f"{path}: [{i}]") for i, v in enumerate(data)]}
     if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
@@ -339,6 +336,13 @@ def _from_csv(text: str, path: Path) -> dict[str, list[float]]:
     return out
 
 
+def _some_metrics(samples: dict[str, list[float]], path: Path) -> dict[str, list[float]]:
+    """A judge input without a single metric is a bad input, not a canary that failed."""
+    if not any(samples.values()):
+        raise InputFormatError(f"{path}: no metrics with samples in file", hint='e.g. {"metrics": {"latency_ms": [12.1, 11.9]}}')
+    return samples
+
+
 def load_samples(path: str | Path) -> dict[str, list[float]]:
     """Read a judge input file: a JSON list of numbers (one metric named ``metric``), JSON
     ``{"metrics": {name: [values]}}``, or CSV with columns ``metric,value``. ``null`` / empty
@@ -352,8 +356,8 @@ def load_samples(path: str | Path) -> dict[str, list[float]]:
         raise InputFormatError(f"{p}: cannot read ({exc})") from None
     stripped = text.lstrip("\ufeff \t\r\n")
     if p.suffix.lower() == ".json" or stripped[:1] in ("[", "{"):
-        return _from_json(stripped, p)
-    return _from_csv(stripped, p)
+        return _some_metrics(_from_json(stripped, p), p)
+    return _some_metrics(_from_csv(stripped, p), p)
 
 
 def judge_files(

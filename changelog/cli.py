@@ -17,7 +17,7 @@ from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sides import Side, side_of_base, source_for_diff
 from changelog.sources import ChangelogSource, source_for
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import get_context, json_option, writable
 from orchestrator.errors import NotFoundError, UsageError
 
 __all__ = ["changelog_group", "resolve_manifest", "resolve_side", "source_from_options"]
@@ -93,7 +93,7 @@ def _format(fmt: str | None) -> str:
               "searched before the bases' family changelog_dir.")
 @click.option("--from-archive", is_flag=True,
               help="Download each changed package's .deb with apt-get to read its changelog.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, callback=writable(),
               help="Write to FILE instead of standard output.")
 @json_option
 def diff_command(old: str, new: str, fmt: str | None, changelog_dir: str | None,

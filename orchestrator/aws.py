@@ -33,7 +33,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from orchestrator.config import AWS as _AWS_SCHEMA
 from orchestrator.errors import AwsError, NotFoundError
+
+_AWS_DEFAULTS = _AWS_SCHEMA.defaults()  # the [aws] defaults, from the one config schema
 
 THROTTLING_CODES = frozenset(
     {
@@ -198,9 +201,9 @@ class AwsFactory:
         *,
         endpoint_url: str | None = None,
         profile: str | None = None,
-        default_region: str = "us-east-1",
-        max_attempts: int = 8,
-        max_retry_seconds: float = 60.0,
+        default_region: str = _AWS_DEFAULTS["regions"][0],
+        max_attempts: int = _AWS_DEFAULTS["max_attempts"],
+        max_retry_seconds: float = _AWS_DEFAULTS["max_retry_seconds"],
         backoff_multiplier: float = 0.2,
         backoff_max: float = 20.0,
         credentials: dict[str, str] | None = None,

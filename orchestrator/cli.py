@@ -17,12 +17,13 @@ from typing import Any
 import click
 
 from orchestrator import injection
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, RefusedError, UsageError
 from orchestrator.faults import parse_spec
 from orchestrator.local import LocalEndpoint, seed
 from orchestrator.output import table
+from orchestrator.schema import AMI_ID
 
 
 class LazyGroup(click.Group):
@@ -149,7 +150,7 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 
 
 @local.command("up")
-@click.option("--port", type=int, help="Port to listen on (default: a free one).")
+@click.option("--port", type=Bounded(int, 1, 65535), help="Port to listen on (default: a free one).")
 @click.option("--no-seed", is_flag=True, help="Do not create the artifact bucket.")
 @click.option("--faults", metavar="SPEC",
               help="FAULT INJECTION: put the fault proxy in front, e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
@@ -218,8 +219,8 @@ def local_status() -> None:
 
 
 @local.command("agents", hidden=True)
-@click.option("--interval", type=float, default=1.0, show_default=True)
-@click.option("--ticks", type=int, help="Stop after this many rounds (default: run until stopped).")
+@click.option("--interval", type=Bounded(float, 0.01, 3600), default=1.0, show_default=True)
+@click.option("--ticks", type=Bounded(int, 0, 10**9), help="Stop after this many rounds (default: run until stopped).")
 def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
@@ -234,13 +235,13 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
 
 
 @local.command("inject")
-@click.option("--ami", required=True, help="The base to make worse (AMI id).")
+@click.option("--ami", required=True, type=Named(AMI_ID, "AMI"), help="The base to make worse (AMI id).")
 @click.option("--instance-types", "types", default="", help="Comma-separated globs, e.g. 'r5.*' (default: all).")
 @click.option("--metric", default="*", show_default=True, help="Metric or benchmark name (glob).")
-@click.option("--factor", type=float, required=True, help="Multiply the metric by this (1.4 = 40% worse).")
+@click.option("--factor", type=Bounded(float, 0.001, 1000), help="Multiply the metric by this (1.4 = 40% worse).")
 @click.option("--clear", "clear_", is_flag=True, help="Remove the injections for --ami instead.")
 @json_option
-def local_inject(ami: str, types: str, metric: str, factor: float, clear_: bool) -> None:
+def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_: bool) -> None:
     """FAULT INJECTION (local endpoint only): make one base's metrics worse, for demos and tests."""
     obj = get_context()
     if obj.settings.aws.endpoint_url is None:
@@ -249,8 +250,8 @@ def local_inject(ami: str, types: str, metric: str, factor: float, clear_: bool)
         n = injection.clear(obj.settings.state_dir, ami)
         obj.out.result({"cleared": n}, lambda: f"cleared {n} injection(s) for {ami}")
         return
-    if factor <= 0:
-        raise UsageError(f"--factor: expected a positive number, got {factor}")
+    if factor is None:
+        raise UsageError("--factor: required unless --clear is given")
     inj = injection.add(obj.settings.state_dir, ami, metric,
                         factor, tuple(t.strip() for t in types.split(",") if t.strip()))
     obj.out.result(inj.__dict__, lambda: f"injected x{factor} on {metric} for {ami} "
@@ -308,15 +309,19 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
     except click.exceptions.Abort:
         err.write("\ninterrupted\n")
         return int(ExitStatus.INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show(file=err)
-        return int(exc.exit_code)
+    except click.ClickException as exc:  # click's own usage errors, in the same one-line style
+        err.write(f"error: {_click_message(exc)}\n")
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            command = " ".join(["imagefleet", *exc.ctx.command_path.split()[1:], "--help"])
+            err.write(f"hint: '{command}' shows the usage\n")
+        bad_input = isinstance(exc, click.UsageError | click.FileError)
+        return int(ExitStatus.BAD_INPUT) if bad_input else int(exc.exit_code)
     except ImagefleetError as exc:
         if debug:
             traceback.print_exc(file=err)
-        err.write(f"error: {exc.message}\n")
+        err.write(f"error: {_one_line(exc.message)}\n")
         if exc.hint:
-            err.write(f"hint: {exc.hint}\n")
+            err.write(f"hint: {_one_line(exc.hint)}\n")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         err.write("\ninterrupted\n")
@@ -328,6 +333,22 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
         if not debug:
             err.write("hint: run again with --debug for the traceback\n")
         return int(ExitStatus.FAILURE)
+
+
+def _one_line(text: str) -> str:
+    """A message as one line: a newline or other control character typed by a user shows escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """One line: ``--port: expected …`` for a bad parameter, click's sentence otherwise."""
+    if isinstance(exc, click.BadParameter) and exc.param is not None and not isinstance(exc, click.MissingParameter):
+        argument = isinstance(exc.param, click.Argument)
+        names = str(exc.param.name).upper() if argument or not exc.param.opts else exc.param.opts[0]
+        message = f"{names}: {exc.message}"
+    else:
+        message = exc.format_message()
+    return " ".join(message.split())
 
 
 def main() -> None:

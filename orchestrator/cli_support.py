@@ -1,13 +1,19 @@
-"""Small click pieces every area's commands share: the context object, ``--json`` and ``--wait``."""
+"""Small click pieces every area's commands share: the context object, ``--json``, ``--wait``,
+and parameter types that bound what users type (finite numbers, names, writable outputs)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from orchestrator import inputs
 from orchestrator.context import Context
+from orchestrator.errors import UsageError
+from orchestrator.schema import Pattern, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,3 +60,49 @@ def lease_waiter(obj: Context) -> Callable[[Any], None]:
             obj.out.note(f"waiting: {held.message}")
 
     return on_wait
+
+
+class Bounded(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A finite number in [lo, hi]: click's FloatRange lets nan through, and inf past an open bound."""
+
+    def __init__(self, kind: type[int | float], lo: float, hi: float) -> None:
+        self.kind, self.lo, self.hi = kind, lo, hi
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = value if isinstance(value, self.kind) else self.kind(str(value).strip())
+        except (ValueError, OverflowError):
+            number = None
+        if number is None or not math.isfinite(number) or not self.lo <= number <= self.hi:
+            self.fail(f"expected {'an integer' if self.kind is int else 'a number'} in "
+                      f"[{self.lo:g}, {self.hi:g}], got {shown(value)}", param, ctx)
+        return number
+
+
+class Named(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A name typed on the command line, matched in full against an explicit pattern."""
+
+    def __init__(self, pattern: Pattern, metavar: str = "NAME") -> None:
+        self.pattern, self.name = pattern, metavar.lower()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not self.pattern.matches(value):
+            self.fail(f"expected {self.pattern.what}, got {shown(value)}", param, ctx)
+        return str(value)
+
+
+def writable(directory: bool = False) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback: the output path must be writable before the command does any work."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            option = param.opts[0] if param.opts else str(param.name)
+            inputs.check_writable(Path(value), option, directory=directory)
+        except UsageError as exc:
+            raise click.BadParameter(exc.message.split(": ", 1)[-1], ctx, param) from None
+        return value
+
+    return check

@@ -1,59 +1,145 @@
 """imagefleet.toml: one typed schema, defaults in one place, errors that name file:line and key.
 
 The file is found through ``--config``, then ``IMAGEFLEET_CONFIG``, then ``./imagefleet.toml``.
-Every key is documented in docs/configuration.md; ``DEFAULTS`` below is the single source of
-default values.
+Every key is documented in docs/configuration.md. The field specs below (``SCHEMA``, built from
+``orchestrator.schema``) hold every default; ``DEFAULTS`` is derived from them.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import schema as s
 from orchestrator.errors import ConfigError
+from orchestrator.schema import parse_duration  # noqa: F401 - re-exported: areas parse durations through here
 
 CONFIG_NAME = "imagefleet.toml"
 STAGES = ("unstable", "candidate", "release")
 GATE_KINDS = ("image_tests", "perf", "canary", "soak")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_OU = re.compile(r"^ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$")
-_FAMILY = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, key: str = "duration") -> int:
-    """'90s', '15m', '24h', '7d' -> seconds."""
-    m = _DURATION.match(str(text).strip())
-    if not m:
-        raise ConfigError(f"{key}: expected a duration like '30m', '24h' or '7d', got {text!r}")
-    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+_Where = s.Where  # the old private name, kept for callers not yet moved to ``schema.Where``
 
 
 # --- the schema -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class _Opaque(s.Field):
+    """A section validated by its own area (``[canary]``, ``[perf]``): here only 'a table'."""
+
+    def read(self, value: Any, dotted: str, w: s.Where) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise w.error(dotted, "a table", value)
+        return value
+
+
+@dataclass(frozen=True)
+class _Scalar(s.Field):
+    """A Packer variable value: a string, a finite number or a boolean."""
+
+    def read(self, value: Any, dotted: str, w: s.Where) -> str:
+        ok = isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value))
+        if not ok or (isinstance(value, str) and (len(value) > 4096 or "\x00" in value)):
+            raise w.error(dotted, "a string, number or boolean", value)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_ACCOUNTS = s.List((), item=s.Str(pattern=s.ACCOUNT), what="a list of 12-digit AWS account ids")
+_REGIONS = s.List(item=s.Str(pattern=s.REGION), what="a list of AWS region names like 'us-east-1'", min_items=1)
+_PATH = s.Pattern(r"[^\x00-\x1f\x7f]{1,1024}", "a path (no control characters)")
+_OS = s.Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "an OS name like 'debian-12'")
+_ENDPOINT = s.Pattern(r"local|https?://[^\s\x00-\x1f\x7f]{1,1000}", 'an http(s):// URL or "local"')
+_PROFILE = s.Pattern(r"[A-Za-z0-9_.+=,@-]{1,128}", "an AWS profile name")
+_VARIABLE = s.Pattern(r"[A-Za-z_][A-Za-z0-9_-]{0,127}", "a Packer variable name")
+
+STATE = s.Table(fields={
+    "backend": s.Choice("sqlite", options=("sqlite", "dynamodb")),
+    "path": s.Str(".imagefleet/state.db", _PATH),
+    "table": s.Str("imagefleet-state", s.Pattern(r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name")),
+})
+AWS = s.Table(fields={
+    "regions": s.List(("us-east-1",), item=_REGIONS.item, what=_REGIONS.what, min_items=1),
+    "endpoint_url": s.Str(None, _ENDPOINT),
+    "profile": s.Str(None, _PROFILE),
+    "artifact_bucket": s.Str("imagefleet-artifacts", s.BUCKET),
+    "max_attempts": s.Num(8, lo=1, hi=50, integer=True),  # per call; bounded so nothing retries forever
+    "max_retry_seconds": s.Num(60, lo=1, hi=3600),
+    "instance_profile_roles": s.List((), item=s.Str(pattern=s.ROLE_ARN),  # roles `iam-policy` lets EC2 pass
+                                      what="a list of IAM role ARNs like 'arn:aws:iam::123456789012:role/NAME'"),
+})
+SOURCE_FILTER = s.Table(optional=True, fields={
+    "name": s.Str(what="an AMI name pattern"),
+    "owners": s.List((), item=s.Str(what="an owner id or alias"), what="a list of AMI owners"),
+    "tags": s.Map({}, value=s.Str(what="a tag value")),
+})
+FAMILY = s.Table(fields={
+    "os": s.Str(pattern=_OS),
+    "template": s.Str(pattern=_PATH, what="a path to a Packer template"),
+    "architecture": s.Choice("x86_64", options=("x86_64", "arm64")),
+    "variables": s.Map({}, key=_VARIABLE, value=_Scalar()),
+    "var_files": s.List((), item=s.Str(pattern=_PATH), what="a list of Packer -var-file paths"),
+    "source_ami": s.Str(None, s.AMI_ID),
+    "source_filter": SOURCE_FILTER,  # exactly one of source_ami and source_filter
+    "regions": s.List(None, item=_REGIONS.item, what=_REGIONS.what),  # None: [aws].regions
+    "cohort_instance_types": s.List(("t3.micro",), item=s.Str(pattern=s.INSTANCE_TYPE), min_items=1,
+                                    what="a list of instance types like 'm5.large'"),
+    "manifest": s.Str(None, _PATH, what="a path to a package manifest"),
+    "changelog_dir": s.Str(None, _PATH, what="a directory of Debian changelogs"),
+    "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
+    "ena_support": s.Bool(None),
+    "build_timeout": s.Duration("60m", lo=1),
+})
+
+
+def _gate(require: tuple[str, ...]) -> s.Table:
+    return s.Table(fields={
+        "require": s.List(require, item=s.Choice(options=GATE_KINDS),
+                          what=f"a list of gate names from {', '.join(GATE_KINDS)}"),
+        "soak": s.Duration("0s"),
+    })
+
+
+_STAGE = s.Table(fields={
+    "accounts": _ACCOUNTS,
+    "ous": s.List((), item=s.Str(pattern=s.OU), what="a list of organizational unit ids like 'ou-ab12-cd345678'"),
+})
+FRIEND = s.Table(fields={
+    "accounts": _ACCOUNTS,
+    "families": s.List((), item=s.Str(pattern=s.FAMILY), what="a list of family names"),  # empty: every family
+})
+SCHEMA = s.Table(fields={
+    "state": STATE,
+    "aws": AWS,
+    "families": s.Map({}, key=s.FAMILY, value=FAMILY, max_items=500),
+    "gates": s.Table(fields={"candidate": _gate(("image_tests",)), "release": _gate(("image_tests",))}),
+    "stages": s.Table(fields={name: _STAGE for name in STAGES}),
+    "friends": s.Map({}, key=s.TEAM, value=FRIEND, max_items=1000),
+    "promoters": s.Table(fields={"release": s.List((), item=s.Str(what="an IAM ARN pattern"),
+                                                   what="a list of IAM ARN patterns")}),
+    "canary": _Opaque({}),
+    "perf": _Opaque({}),
+})
+DEFAULTS: dict[str, Any] = {**SCHEMA.defaults(), "family": FAMILY.defaults()}
+
+
+@dataclass(frozen=True)
 class StateSettings:
-    backend: str = "sqlite"
-    path: Path = Path(".imagefleet/state.db")
-    table: str = "imagefleet-state"  # DynamoDB backend
+    backend: str
+    path: Path
+    table: str  # DynamoDB backend
 
 
 @dataclass(frozen=True)
 class AwsSettings:
-    regions: tuple[str, ...] = ("us-east-1",)
-    endpoint_url: str | None = None
-    profile: str | None = None
-    artifact_bucket: str = "imagefleet-artifacts"
-    max_attempts: int = 8
-    max_retry_seconds: float = 60.0
-    instance_profile_roles: tuple[str, ...] = ()  # role ARNs `iam-policy` lets imagefleet pass to EC2
+    regions: tuple[str, ...]
+    endpoint_url: str | None
+    profile: str | None
+    artifact_bucket: str
+    max_attempts: int
+    max_retry_seconds: float
+    instance_profile_roles: tuple[str, ...]  # role ARNs `iam-policy` lets imagefleet pass to EC2
 
 
 @dataclass(frozen=True)
@@ -108,6 +194,7 @@ class Settings:
     friends: dict[str, FriendSettings]
     promoters: tuple[str, ...]
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    text: str = field(default="", repr=False)  # the file as read, so areas' errors can name its lines
 
     @property
     def base_dir(self) -> Path:
@@ -124,40 +211,7 @@ class Settings:
             from orchestrator.errors import NotFoundError
 
             known = ", ".join(sorted(self.families)) or "none configured"
-            raise NotFoundError(f"unknown family {name!r} (known: {known})") from None
-
-
-DEFAULTS: dict[str, Any] = {
-    "state": {"backend": "sqlite", "path": ".imagefleet/state.db", "table": "imagefleet-state"},
-    "aws": {
-        "regions": ["us-east-1"],
-        "endpoint_url": None,
-        "profile": None,
-        "artifact_bucket": "imagefleet-artifacts",
-        "max_attempts": 8,
-        "max_retry_seconds": 60,
-        "instance_profile_roles": [],
-    },
-    "family": {
-        "architecture": "x86_64",
-        "variables": {},
-        "var_files": [],
-        "regions": None,  # None: [aws].regions
-        "cohort_instance_types": ["t3.micro"],
-        "manifest": None,
-        "changelog_dir": None,
-        "root_device_type": None,
-        "ena_support": None,
-        "build_timeout": "60m",
-    },
-    "gates": {
-        "candidate": {"require": ["image_tests"], "soak": "0s"},
-        "release": {"require": ["image_tests"], "soak": "0s"},
-    },
-    "promoters": {"release": []},
-}
-
-_TOP_KEYS = {"state", "aws", "families", "gates", "stages", "friends", "promoters", "canary", "perf"}
+            raise NotFoundError(f"unknown family {s.shown(name)} (known: {known})") from None
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -170,7 +224,7 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
         if candidate:
             p = Path(candidate)
             if not p.is_file():
-                raise ConfigError(f"{origin}: no config file at {p}")
+                raise ConfigError(f"{origin}: no config file at {s.shown(str(p))}")
             return p.resolve()
     p = Path.cwd() / CONFIG_NAME
     if p.is_file():
@@ -181,279 +235,90 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+def read_text(path: Path) -> str:
+    """The config file's text: UTF-8, as TOML requires; anything else is a ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                          hint="TOML files are UTF-8; convert it, e.g. with iconv") from None
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
     path = find_config(explicit)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:  # tomllib reads a 5,000-digit integer with int(), past Python's digit limit
+        raise ConfigError(f"{path}: not valid TOML: a number too long to read") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     return parse(data, path=path, text=text)
-
-
-class _Where:
-    """Names a key as file:line/key so errors point at the line to fix."""
-
-    def __init__(self, path: Path | None, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def line_of(self, dotted: str) -> int | None:
-        parts = dotted.split(".")
-        leaf = parts[-1]
-        table_re = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(re.escape(p).replace("\\-", "-") for p in parts) + r"\s*\]+")
-        key_re = re.compile(r"^\s*[\"']?" + re.escape(leaf) + r"[\"']?\s*=")
-        for i, line in enumerate(self.lines, 1):
-            if table_re.match(line):
-                return i
-        # the leaf key inside its table: search after the table header when there is one
-        start = 0
-        if len(parts) > 1:
-            parent = ".".join(parts[:-1])
-            header = self.line_of(parent) if parent != dotted else None
-            start = header or 0
-        for i, line in enumerate(self.lines[start:], start + 1):
-            if key_re.match(line):
-                return i
-        return None
-
-    def error(self, dotted: str, expected: str, got: Any = None, *, show_got: bool = True) -> ConfigError:
-        where = str(self.path) if self.path else "<config>"
-        line = self.line_of(dotted) if self.lines else None
-        loc = f"{where}:{line}" if line else where
-        detail = f"{dotted}: expected {expected}"
-        if show_got:
-            detail += f", got {got!r}"
-        return ConfigError(f"{loc}: {detail}")
 
 
 def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> Settings:
     """Validate a parsed TOML document into ``Settings``; nothing is touched on error."""
-    w = _Where(path, text)
+    w = s.Where(path, text)
     base = path.parent if path else Path.cwd()
+    doc = SCHEMA.read(data, "", w)
 
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise w.error(key, f"one of the sections {', '.join(sorted(_TOP_KEYS))}", key, show_got=False)
-
-    def table(obj: Any, dotted: str) -> dict[str, Any]:
-        if obj is None:
-            return {}
-        if not isinstance(obj, dict):
-            raise w.error(dotted, "a table", obj)
-        return obj
-
-    def known(obj: dict[str, Any], dotted: str, keys: set[str]) -> None:
-        for k in obj:
-            if k not in keys:
-                raise w.error(f"{dotted}.{k}", f"a known key ({', '.join(sorted(keys))})", k, show_got=False)
-
-    def string(obj: dict[str, Any], key: str, dotted: str, default: Any = ..., pattern: re.Pattern[str] | None = None, what: str = "a string") -> Any:
-        if key not in obj:
-            if default is ...:
-                raise w.error(f"{dotted}.{key}", f"{what} (required)", None, show_got=False)
-            return default
-        v = obj[key]
-        if not isinstance(v, str) or not v or (pattern and not pattern.match(v)):
-            raise w.error(f"{dotted}.{key}", what, v)
-        return v
-
-    def strings(obj: dict[str, Any], key: str, dotted: str, default: Any = ..., pattern: re.Pattern[str] | None = None, what: str = "a list of strings") -> tuple[str, ...]:
-        if key not in obj:
-            if default is ...:
-                raise w.error(f"{dotted}.{key}", f"{what} (required)", None, show_got=False)
-            return tuple(default)
-        v = obj[key]
-        if not isinstance(v, list) or not all(isinstance(x, str) and (not pattern or pattern.match(x)) for x in v):
-            raise w.error(f"{dotted}.{key}", what, v)
-        return tuple(v)
-
-    def integer(obj: dict[str, Any], key: str, dotted: str, default: int, minimum: int = 1) -> int:
-        v = obj.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
-            raise w.error(f"{dotted}.{key}", f"a number ≥ {minimum}", v)
-        return v  # type: ignore[return-value]
-
-    def boolean(obj: dict[str, Any], key: str, dotted: str, default: bool | None) -> bool | None:
-        v = obj.get(key, default)
-        if v is not None and not isinstance(v, bool):
-            raise w.error(f"{dotted}.{key}", "true or false", v)
-        return v
-
-    def duration(obj: dict[str, Any], key: str, dotted: str, default: str) -> int:
-        v = obj.get(key, default)
-        if not isinstance(v, str) or not _DURATION.match(v):
-            raise w.error(f"{dotted}.{key}", "a duration like '30m', '24h' or '7d'", v)
-        return parse_duration(v)
-
-    # [state]
-    st = table(data.get("state"), "state")
-    known(st, "state", set(DEFAULTS["state"]))
-    d = DEFAULTS["state"]
-    backend = string(st, "backend", "state", d["backend"])
-    if backend not in ("sqlite", "dynamodb"):
-        raise w.error("state.backend", "'sqlite' or 'dynamodb'", backend)
-    state_path = Path(string(st, "path", "state", d["path"]))
-    state = StateSettings(
-        backend=backend,
-        path=state_path if state_path.is_absolute() else (base / state_path),
-        table=string(st, "table", "state", d["table"]),
-    )
-
-    # [aws]
-    aw = table(data.get("aws"), "aws")
-    known(aw, "aws", set(DEFAULTS["aws"]))
-    d = DEFAULTS["aws"]
-    regions = strings(aw, "regions", "aws", d["regions"], _REGION, "a list of AWS region names like 'us-east-1'")
-    if not regions:
-        raise w.error("aws.regions", "at least one region", regions)
-    endpoint = aw.get("endpoint_url", d["endpoint_url"])
-    if endpoint is not None and (
-        not isinstance(endpoint, str) or not (endpoint == "local" or re.match(r"^https?://", endpoint))
-    ):
-        raise w.error("aws.endpoint_url", "an http(s):// URL or \"local\"", endpoint)
-    aws = AwsSettings(
-        regions=regions,
-        endpoint_url=endpoint,
-        profile=string(aw, "profile", "aws", None),
-        artifact_bucket=string(aw, "artifact_bucket", "aws", d["artifact_bucket"], re.compile(r"^[a-z0-9][a-z0-9.-]{2,62}$"), "an S3 bucket name"),
-        max_attempts=integer(aw, "max_attempts", "aws", d["max_attempts"]),
-        max_retry_seconds=float(integer(aw, "max_retry_seconds", "aws", d["max_retry_seconds"])),
-        instance_profile_roles=strings(aw, "instance_profile_roles", "aws", d["instance_profile_roles"], _ROLE_ARN,
-                                       "a list of IAM role ARNs like 'arn:aws:iam::123456789012:role/NAME'"),
-    )
-
-    # [families.NAME]
-    fams: dict[str, FamilySettings] = {}
-    fam_keys = {"os", "template", "source_ami", "source_filter", *DEFAULTS["family"]}
-    for name, fam in table(data.get("families"), "families").items():
-        dotted = f"families.{name}"
-        if not _FAMILY.match(name):
-            raise w.error(dotted, "a family name of lowercase letters, digits and '-'", name)
-        fam = table(fam, dotted)
-        known(fam, dotted, fam_keys)
-        fd = DEFAULTS["family"]
-        arch = string(fam, "architecture", dotted, fd["architecture"])
-        if arch not in ("x86_64", "arm64"):
-            raise w.error(f"{dotted}.architecture", "'x86_64' or 'arm64'", arch)
-        template = Path(string(fam, "template", dotted, what="a Packer template: a JSON file, a .pkr.hcl file or a directory of them"))
-        variables = table(fam.get("variables", {}), f"{dotted}.variables")
-        for k, v in variables.items():
-            if not isinstance(v, (str, int, float, bool)):
-                raise w.error(f"{dotted}.variables.{k}", "a string, number or boolean", v)
-        var_files = tuple(p if p.is_absolute() else base / p for p in (
-            Path(f) for f in strings(fam, "var_files", dotted, fd["var_files"], what="a list of Packer -var-file paths")))
-        source_ami = string(fam, "source_ami", dotted, None, re.compile(r"^ami-[0-9a-f]{8,17}$"), "an AMI id like 'ami-0abc1234'")
-        source_filter = fam.get("source_filter")
-        if source_filter is not None:
-            source_filter = table(source_filter, f"{dotted}.source_filter")
-            known(source_filter, f"{dotted}.source_filter", {"name", "owners", "tags"})
-            string(source_filter, "name", f"{dotted}.source_filter")
-        if (source_ami is None) == (source_filter is None):
-            raise w.error(dotted, "exactly one of 'source_ami' or 'source_filter'", None, show_got=False)
-        fam_regions = fam.get("regions", fd["regions"])
-        fam_regions = regions if fam_regions is None else strings(fam, "regions", dotted, pattern=_REGION, what="a list of AWS region names")
-        stray = [r for r in fam_regions if r not in regions]
-        if stray:
-            raise w.error(f"{dotted}.regions", f"regions listed in aws.regions ({', '.join(regions)})", stray)
-        types = strings(fam, "cohort_instance_types", dotted, fd["cohort_instance_types"], re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"), "a list of instance types like 'm5.large'")
-        if not types:
-            raise w.error(f"{dotted}.cohort_instance_types", "at least one instance type", types)
-        manifest = fam.get("manifest")
-        if manifest is not None:
-            manifest = Path(string(fam, "manifest", dotted, what="a path to a package manifest"))
-            manifest = manifest if manifest.is_absolute() else base / manifest
-        changelog_dir = fam.get("changelog_dir")
-        if changelog_dir is not None:
-            changelog_dir = Path(string(fam, "changelog_dir", dotted, what="a directory of Debian changelogs"))
-            changelog_dir = changelog_dir if changelog_dir.is_absolute() else base / changelog_dir
-        rdt = string(fam, "root_device_type", dotted, None)
-        if rdt not in (None, "ebs", "instance-store", "standard"):
-            raise w.error(f"{dotted}.root_device_type", "'ebs', 'instance-store' or 'standard'", rdt)
-        fams[name] = FamilySettings(
-            name=name,
-            os=string(fam, "os", dotted, what="an OS name like 'debian-12'"),
-            architecture=arch,
-            template=template if template.is_absolute() else base / template,
-            variables={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in variables.items()},
-            var_files=var_files,
-            source_ami=source_ami,
-            source_filter=source_filter,
-            regions=tuple(fam_regions),
-            cohort_instance_types=types,
-            manifest=manifest,
-            changelog_dir=changelog_dir,
-            root_device_type=rdt,
-            ena_support=boolean(fam, "ena_support", dotted, fd["ena_support"]),
-            build_timeout=duration(fam, "build_timeout", dotted, fd["build_timeout"]),
-        )
-
-    # [gates.STAGE]
-    gates: dict[str, GateSettings] = {}
-    raw_gates = table(data.get("gates"), "gates")
-    for stage_name in raw_gates:
-        if stage_name not in STAGES[1:]:
-            raise w.error(f"gates.{stage_name}", f"a stage one can promote to ({', '.join(STAGES[1:])})", stage_name, show_got=False)
-    for stage_name in STAGES[1:]:
-        dotted = f"gates.{stage_name}"
-        g = table(raw_gates.get(stage_name, DEFAULTS["gates"][stage_name]), dotted)
-        known(g, dotted, {"require", "soak"})
-        require = strings(g, "require", dotted, DEFAULTS["gates"][stage_name]["require"])
-        bad = [r for r in require if r not in GATE_KINDS]
-        if bad:
-            raise w.error(f"{dotted}.require", f"gate names from {', '.join(GATE_KINDS)}", bad)
-        soak = duration(g, "soak", dotted, DEFAULTS["gates"][stage_name]["soak"])
-        if soak and "soak" not in require:
-            require = (*require, "soak")
-        gates[stage_name] = GateSettings(stage=stage_name, require=require, soak_seconds=soak)
-
-    # [stages.STAGE]
-    stages: dict[str, StageSettings] = {s: StageSettings() for s in STAGES}
-    for stage_name, s in table(data.get("stages"), "stages").items():
-        dotted = f"stages.{stage_name}"
-        if stage_name not in STAGES:
-            raise w.error(dotted, f"a stage ({', '.join(STAGES)})", stage_name, show_got=False)
-        s = table(s, dotted)
-        known(s, dotted, {"accounts", "ous"})
-        stages[stage_name] = StageSettings(
-            accounts=strings(s, "accounts", dotted, (), _ACCOUNT, "a list of 12-digit AWS account ids"),
-            ous=strings(s, "ous", dotted, (), _OU, "a list of organizational unit ids like 'ou-ab12-cd345678'"),
-        )
-
-    # [friends.TEAM]
+    st, aw = doc["state"], doc["aws"]
+    state = StateSettings(backend=st["backend"], path=_under(base, st["path"]), table=st["table"])
+    aws = AwsSettings(**{**aw, "max_retry_seconds": float(aw["max_retry_seconds"])})
+    fams = {name: _family(name, fam, data["families"][name], aws.regions, base, w)
+            for name, fam in doc["families"].items()}
+    gates = {name: _gate_settings(name, g) for name, g in doc["gates"].items()}
+    stages = {name: StageSettings(accounts=st_["accounts"], ous=st_["ous"]) for name, st_ in doc["stages"].items()}
     friends: dict[str, FriendSettings] = {}
-    for team, f in table(data.get("friends"), "friends").items():
-        dotted = f"friends.{team}"
-        if not _TEAM.match(team):
-            raise w.error(dotted, "a team name of letters, digits, '.', '_' or '-'", team)
-        f = table(f, dotted)
-        known(f, dotted, {"accounts", "families"})
-        fam_list = strings(f, "families", dotted, ())
-        unknown = [x for x in fam_list if x not in fams]
+    for team, f in doc["friends"].items():
+        unknown = [x for x in f["families"] if x not in fams]
         if unknown:
-            raise w.error(f"{dotted}.families", f"configured families ({', '.join(sorted(fams))})", unknown)
-        friends[team] = FriendSettings(
-            team=team,
-            accounts=strings(f, "accounts", dotted, (), _ACCOUNT, "a list of 12-digit AWS account ids"),
-            families=fam_list,
-        )
+            raise w.error(f"friends.{team}.families", f"configured families ({', '.join(sorted(fams))})", unknown)
+        friends[team] = FriendSettings(team=team, accounts=f["accounts"], families=f["families"])
+    return Settings(path=path, state=state, aws=aws, families=fams, gates=gates, stages=stages,
+                    friends=friends, promoters=doc["promoters"]["release"], raw=data, text=text)
 
-    # [promoters]
-    pr = table(data.get("promoters"), "promoters")
-    known(pr, "promoters", {"release"})
-    promoters = strings(pr, "release", "promoters", DEFAULTS["promoters"]["release"], what="a list of IAM ARN patterns")
 
-    for section in ("canary", "perf"):
-        table(data.get(section), section)  # validated by their areas
-
-    return Settings(
-        path=path,
-        state=state,
-        aws=aws,
-        families=fams,
-        gates=gates,
-        stages=stages,
-        friends=friends,
-        promoters=promoters,
-        raw=data,
+def _family(name: str, fam: dict[str, Any], raw: dict[str, Any], regions: tuple[str, ...],
+            base: Path, w: s.Where) -> FamilySettings:
+    """One ``[families.NAME]`` table, read by ``FAMILY``, with the checks that span keys."""
+    dotted = f"families.{name}"
+    source_filter = raw.get("source_filter")  # as written: bake passes it to DescribeImages as is
+    if (fam["source_ami"] is None) == (source_filter is None):
+        raise w.error(dotted, "exactly one of 'source_ami' or 'source_filter'", show_got=False)
+    fam_regions = regions if fam["regions"] is None else fam["regions"]
+    stray = [r for r in fam_regions if r not in regions]
+    if stray or not fam_regions:
+        raise w.error(f"{dotted}.regions", f"regions listed in aws.regions ({', '.join(regions)})", stray)
+    return FamilySettings(
+        name=name, os=fam["os"], architecture=fam["architecture"], template=_under(base, fam["template"]),
+        variables=fam["variables"], source_ami=fam["source_ami"], source_filter=source_filter,
+        regions=tuple(fam_regions), cohort_instance_types=fam["cohort_instance_types"],
+        manifest=_optional_under(base, fam["manifest"]), changelog_dir=_optional_under(base, fam["changelog_dir"]),
+        root_device_type=fam["root_device_type"], ena_support=fam["ena_support"],
+        build_timeout=fam["build_timeout"], var_files=tuple(_under(base, f) for f in fam["var_files"]),
     )
+
+
+def _under(base: Path, path: str) -> Path:
+    """Relative paths in the file are relative to the file's directory."""
+    return Path(path) if Path(path).is_absolute() else base / path
+
+
+def _optional_under(base: Path, path: str | None) -> Path | None:
+    return None if path is None else _under(base, path)
+
+
+def _gate_settings(stage: str, g: dict[str, Any]) -> GateSettings:
+    """A soak longer than zero is a gate of its own, whether or not ``require`` names it."""
+    require = g["require"]
+    if g["soak"] and "soak" not in require:
+        require = (*require, "soak")
+    return GateSettings(stage=stage, require=require, soak_seconds=g["soak"])

@@ -8,15 +8,19 @@ needs no AWS at all.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import config as config_mod
+from orchestrator import schema
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.output import Output
 from orchestrator.store import BaseVersion, StateStore, open_store
+
+_VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 
 if TYPE_CHECKING:  # boto3 loads only when a command talks to AWS
     from orchestrator.aws import AwsFactory
@@ -75,24 +79,29 @@ class Context:
 
     # --- resolving what the user typed ------------------------------------------------------------
     def resolve_base(self, ref: str, family: str | None = None) -> BaseVersion:
-        """``FAMILY:VERSION``, ``FAMILY:STAGE``, an AMI id, or a bare version with --family."""
-        ref = ref.strip()
-        if ref.startswith("ami-"):
+        """``FAMILY:VERSION``, ``FAMILY:STAGE``, an AMI id, or a bare version with --family.
+
+        Parsed strictly: no surrounding whitespace, ASCII digits only, versions below a billion.
+        """
+        if schema.AMI_ID.matches(ref):
             return self.store.find_base_by_ami(ref)
         fam, sep, rest = ref.rpartition(":")
         if not sep:
             fam, rest = family or "", ref
         if not fam:
             raise NotFoundError(
-                f"cannot tell which base {ref!r} means",
+                f"cannot tell which base {schema.shown(ref)} means",
                 hint="use FAMILY:VERSION (e.g. demo:3), FAMILY:STAGE, or an AMI id",
             )
+        if not schema.FAMILY.matches(fam):
+            raise UsageError(f"{schema.shown(ref)}: expected {schema.FAMILY.what} before ':'")
         self.settings.family(fam)
         if rest in config_mod.STAGES:
             version = self.store.pointer(fam, rest)
             if version is None:
                 raise NotFoundError(f"{fam} has no {rest} base yet")
             return self.store.get_base(fam, version)
-        if not rest.isdigit():
-            raise NotFoundError(f"{ref!r}: expected a version number or a stage after '{fam}:'")
+        if not _VERSION.fullmatch(rest):
+            raise UsageError(f"{schema.shown(ref)}: expected a version number (1 to 999999999) or a stage "
+                             f"({', '.join(config_mod.STAGES)}) after '{fam}:'")
         return self.store.get_base(fam, int(rest))

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
+from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option, writable
 from orchestrator.errors import UsageError
 
 perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
@@ -60,7 +60,7 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @click.option("--instance-type-label", metavar="LABEL",
               help="Column or PKB label that holds the instance type (default: [perf] "
                    "instance_type_label, then machine_type, sending_/receiving_machine_type).")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), callback=writable(True),
               help="Also write a forest plot and per-metric distribution plots (PNG) here.")
 def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
                 thresholds: tuple[str, ...], default_threshold: str | None, correction: str | None,

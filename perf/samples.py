@@ -115,6 +115,27 @@ def read_samples(
     ``warn`` receives notices such as samples without an instance type.
     """
     p = Path(path)
+    try:
+        return _read_samples(p, format=format, arm=arm, arm_by_image=arm_by_image,
+                             higher_is_better=higher_is_better, instance_type_label=instance_type_label,
+                             columns=columns, warn=warn)
+    except RecursionError:  # JSON arrays nested thousands deep, in a line or in its metadata
+        raise InputFormatError(f"{p}: JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{p}: not UTF-8 (byte offset {exc.start})") from None
+
+
+def _read_samples(
+    p: Path,
+    *,
+    format: Format | None,
+    arm: str | None,
+    arm_by_image: Mapping[str, str] | None,
+    higher_is_better: Mapping[str, bool] | DirectionRules | None,
+    instance_type_label: str | None,
+    columns: Sequence[str] | None,
+    warn: Callable[[str], None] | None,
+) -> pd.DataFrame:
     if arm is not None and arm not in ARMS:
         raise UsageError(f"arm must be one of {ARMS}, not {arm!r}")
     wanted = list(OPTIONAL_COLUMNS if columns is None else columns)

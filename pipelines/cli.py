@@ -13,7 +13,16 @@ from typing import Any
 
 import click
 
-from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
+from orchestrator import schema
+from orchestrator.cli_support import (
+    Bounded,
+    Named,
+    get_context,
+    json_option,
+    lease_waiter,
+    wait_option,
+    writable,
+)
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES, parse_duration
 from orchestrator.errors import ExitStatus, UsageError
@@ -24,9 +33,12 @@ from pipelines import gc as gc_mod
 from pipelines import iam, imagetest
 from pipelines import promote as promote_mod
 
+FAMILY = Named(schema.FAMILY, "FAMILY")
+TEAM = Named(schema.TEAM, "TEAM")
+
 
 @click.command()
-@click.argument("family")
+@click.argument("family", type=FAMILY)
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Packer variable (repeatable).")
 @wait_option
 @json_option
@@ -60,9 +72,11 @@ def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
 
 @click.command("test")
 @click.argument("ref", metavar="AMI_OR_VERSION")
-@click.option("--family", help="Family, when REF is a bare version number.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
-@click.option("--boot-timeout", default=600, show_default=True, help="Seconds to wait for each instance.")
+@click.option("--family", type=FAMILY, help="Family, when REF is a bare version number.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), callback=writable(),
+              help="Write JUnit XML here.")
+@click.option("--boot-timeout", type=Bounded(int, 1, 86400), default=600, show_default=True,
+              help="Seconds to wait for each instance.")
 @json_option
 def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout: int) -> None:
     """Boot the base on each cohort instance type in each region and check it (exit 1 on failure)."""
@@ -94,7 +108,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
 @click.command()
 @click.argument("ref", metavar="AMI_OR_VERSION")
 @click.option("--to", "target", required=True, metavar="STAGE", help=f"Stage to promote to ({', '.join(STAGES[1:])}).")
-@click.option("--family", help="Family, when REF is a bare version number.")
+@click.option("--family", type=FAMILY, help="Family, when REF is a bare version number.")
 @click.option("--force", is_flag=True, help="Promote although gates are unmet (needs --reason; audited).")
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @wait_option
@@ -124,7 +138,7 @@ def promote(ref: str, target: str, family: str | None, force: bool, reason: str,
 
 
 @click.command()
-@click.argument("family")
+@click.argument("family", type=FAMILY)
 @click.option("--stage", required=True, type=click.Choice(STAGES[1:]))
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @wait_option
@@ -141,10 +155,10 @@ def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
 
 
 @click.command()
-@click.argument("family")
+@click.argument("family", type=FAMILY)
 @click.option("--stage", type=click.Choice(STAGES), help="Stage to resolve (default: release).")
-@click.option("--team", help="A friend team: resolves to the candidate.")
-@click.option("--region", help="Region (default: the first configured).")
+@click.option("--team", type=TEAM, help="A friend team: resolves to the candidate.")
+@click.option("--region", type=Named(schema.REGION, "REGION"), help="Region (default: the first configured).")
 @json_option
 def resolve(family: str, stage: str | None, team: str | None, region: str | None) -> None:
     """Print the AMI id a consumer should launch (from the published SSM parameter)."""
@@ -176,17 +190,15 @@ def friends() -> None:
 
 
 @friends.command("add")
-@click.argument("team")
-@click.option("--account", "accounts", multiple=True, required=True, help="AWS account id (repeatable).")
-@click.option("--family", "families", multiple=True, help="Families to follow (default: all).")
+@click.argument("team", type=TEAM)
+@click.option("--account", "accounts", multiple=True, required=True, type=Named(schema.ACCOUNT, "ACCOUNT"),
+              help="AWS account id (repeatable).")
+@click.option("--family", "families", multiple=True, type=FAMILY, help="Families to follow (default: all).")
 @json_option
 def friends_add(team: str, accounts: tuple[str, ...], families: tuple[str, ...]) -> None:
     """Opt TEAM into candidates; its accounts get launch permission on current candidates."""
     obj = get_context()
     settings = obj.settings
-    bad = [a for a in accounts if not (a.isdigit() and len(a) == 12)]
-    if bad:
-        raise UsageError(f"--account {bad[0]}: expected a 12-digit AWS account id")
     for f in families:
         settings.family(f)
     obj.store.put_friend(team, list(accounts), list(families), obj.actor)
@@ -206,7 +218,7 @@ def friends_add(team: str, accounts: tuple[str, ...], families: tuple[str, ...])
 
 
 @friends.command("remove")
-@click.argument("team")
+@click.argument("team", type=TEAM)
 @json_option
 def friends_remove(team: str) -> None:
     """Opt TEAM out; its accounts lose launch permission on candidates (unless still granted otherwise)."""
@@ -245,7 +257,7 @@ def friends_list() -> None:
 
 
 @click.command()
-@click.option("--family", help="Only this family.")
+@click.option("--family", type=FAMILY, help="Only this family.")
 @json_option
 def status(family: str | None) -> None:
     """Family × stage: version, AMI, age, regions."""
@@ -272,8 +284,8 @@ def status(family: str | None) -> None:
 
 
 @click.command()
-@click.argument("family", required=False)
-@click.option("--limit", default=200, show_default=True)
+@click.argument("family", required=False, type=FAMILY)
+@click.option("--limit", type=Bounded(int, 1, 1_000_000), default=200, show_default=True)
 @json_option
 def history(family: str | None, limit: int) -> None:
     """The audit trail: who did what, when and why."""

@@ -31,7 +31,7 @@ def test_defaults_match_the_local_health_agent() -> None:
     ({"min_healthy_pct": 100}, "canary.min_healthy_pct"),
     ({"marginal_threshold": 99}, "canary.marginal_threshold"),
     ({"cohort_by": "colour"}, "canary.cohort_by"),
-    ({"bogus": 1}, "canary: unknown"),
+    ({"bogus": 1}, "canary.bogus: expected one of the keys"),
 ])
 def test_errors_name_the_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
