@@ -85,7 +85,7 @@ def _constant(value: str, n: int) -> pd.Categorical:
 def _values(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
     values = pd.to_numeric(col, errors="coerce") if col.dtype == object else col
     bad = values.isna().to_numpy()
-    bad |= np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))  # 1e999, "inf": not a measurement
+    bad = bad | np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))  # 1e999, "inf": not a measurement
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputFormatError(f"{p}:{first_line + i}: value {col.iloc[i]!r} is not a number")
