@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.clock import VirtualClock
 from orchestrator.lifecycle import provisioned
 from perf import config as perf_config
 from perf.collect import Expected, collect, present_keys
@@ -86,6 +87,7 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
 def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
     configure(workspace, results="3s")
     _, new = register_bases(workspace, aws)
+    workspace.clock = VirtualClock()  # the 3 s of waiting pass on it, at once
     res = workspace.run("perf", "run", new.ref, "--json")  # no agent runner: nothing ever reports
     assert res.code == 3, res.stderr
     assert "no usable results from the" in res.stderr
@@ -216,10 +218,8 @@ def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> Non
     ctx = workspace.context()
     with provisioned(f, clock=ctx.clock, ready_timeout=30, poll=0.2, progress=lambda _: None):
         with agent_runner(workspace, aws) as env:
-            deadline = time.monotonic() + 60
-            while len(present_keys(aws, "imagefleet-artifacts", f"perf/{run_id}/")) < 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+            env.clock.sleep(1)  # the runner ticks around it: both agents have run to the end
+            assert len(present_keys(aws, "imagefleet-artifacts", f"perf/{run_id}/")) == 2
         expected = [Expected(li.slot.results_key, li.instance_id, li.slot.arm, f.amis[li.slot.arm],
                              "t3.micro") for li in f.instances]
         got = collect(aws, "imagefleet-artifacts", expected)
