@@ -122,3 +122,40 @@ def attach(clock: VirtualClock, env: AgentEnv, handlers: list[tuple[str, Handler
 
     state.cancel = clock.every(interval, one_tick, around_sleeps=True)
     return state
+
+
+# --- the background process -----------------------------------------------------------------------
+def start_background(state_dir: Path, config_path: Path | None) -> int:
+    """Start `imagefleet local agents` detached; returns its pid (the running one if any)."""
+    pid = running_pid(state_dir)
+    if pid:
+        return pid
+    args = [sys.executable, "-m", "orchestrator.cli"]
+    if config_path:
+        args += ["--config", str(config_path)]
+    args += ["local", "agents"]
+    with open(Path(state_dir) / LOG_FILE, "ab") as logf:
+        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    (Path(state_dir) / PID_FILE).write_text(str(proc.pid))
+    return proc.pid
+
+
+def running_pid(state_dir: Path) -> int | None:
+    try:
+        pid = int((Path(state_dir) / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def stop_background(state_dir: Path) -> bool:
+    pid = running_pid(state_dir)
+    (Path(state_dir) / PID_FILE).unlink(missing_ok=True)
+    if not pid:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    return True

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from perf_fleet_support import REGION, agent_runner, configure, register_bases
 
 from orchestrator.clock import VirtualClock
 from orchestrator.lifecycle import provisioned
@@ -20,7 +21,6 @@ from perf.collect import Expected, collect, present_keys
 from perf.fleet import Fleet, find_instances
 from perf.placement import plan_slots
 from perf.run import DOC_KIND, PerfRun, RunRequest
-from perf_fleet_support import REGION, agent_runner, configure, register_bases
 
 pytestmark = pytest.mark.integration
 
