@@ -126,18 +126,22 @@ def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int,
     return out
 
 
-def _measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+def _measure(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
+    """Wall seconds, CPU seconds of this process, and peak traced MB of one call of ``fn``.
+
+    The CPU time is what the target is checked on in tests: it does not grow when other
+    processes share the cores, the wall time does."""
     gc.collect()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     result = fn()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     del result
     gc.collect()
     tracemalloc.start()
     result = fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return seconds, peak / 2**20, result
+    return seconds, cpu, peak / 2**20, result
 
 
 def run(instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS,
@@ -145,14 +149,14 @@ def run(instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS,
     """Measure the planner (and the naive baseline) on a synthetic fleet; one row each."""
     groups = synthetic_fleet(instances, cohorts)
     policy = Policy()
-    t_real, mb_real, the_plan = _measure(lambda: plan(build_cohorts(groups), policy, seed=1))
+    t_real, cpu_real, mb_real, the_plan = _measure(lambda: plan(build_cohorts(groups), policy, seed=1))
     assert the_plan.instance_count == instances
     rows = []
     t_naive = mb_naive = math.nan
     if naive:
-        t_naive, mb_naive, _ = _measure(lambda: naive_plan(groups, policy))
+        t_naive, _, mb_naive, _ = _measure(lambda: naive_plan(groups, policy))
     label = f"{instances:,} instances / {len(build_cohorts(groups))} cohorts"
-    rows.append({"name": f"plan time ({label})", "seconds": round(t_real, 4),
+    rows.append({"name": f"plan time ({label})", "seconds": round(t_real, 4), "cpu_seconds": round(cpu_real, 4),
                  "peak_mb": round(mb_real, 1), "target": f"< {TARGET_SECONDS:g} s",
                  "baseline": round(t_naive, 4), "ratio": round(t_naive / t_real, 1)})
     rows.append({"name": f"plan peak memory ({label})", "seconds": round(t_real, 4),
