@@ -117,6 +117,7 @@ def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) ->
     assert doc["status"] == "interrupted" and len(doc["terminated"]) == 5
 
 
+@pytest.mark.timeout(600)
 def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
     configure(workspace)
     _, new = register_bases(workspace, aws)
@@ -126,10 +127,10 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
     )
     try:
-        deadline = time.monotonic() + 60
-        while len(_live(aws, workspace.family)) < 18:  # launched, now waiting for results
+        # Launched, now waiting for results. No deadline of its own: a loaded host launches
+        # slowly, and the test's timeout (pytest-timeout, marked above) bounds a hang.
+        while len(_live(aws, workspace.family)) < 18:
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "fleet never launched"
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         try:
