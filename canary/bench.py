@@ -126,18 +126,22 @@ def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int,
     return out
 
 
-def _measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+def _measure(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
+    """Wall seconds, CPU seconds of this process, and peak traced MB of one call of ``fn``.
+
+    The CPU time is what the target is checked on in tests: it does not grow when other
+    processes share the cores, the wall time does."""
     gc.collect()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     result = fn()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     del result
     gc.collect()
     tracemalloc.start()
     result = fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return seconds, peak / 2**20, result
+    return seconds, cpu, peak / 2**20, result
 
 
 def run(instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS,
@@ -145,14 +149,14 @@ def run(instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS,
     """Measure the planner (and the naive baseline) on a synthetic fleet; one row each."""
     groups = synthetic_fleet(instances, cohorts)
     policy = Policy()
-    t_real, mb_real, the_plan = _measure(lambda: plan(build_cohorts(groups), policy, seed=1))
+    t_real, cpu_real, mb_real, the_plan = _measure(lambda: plan(build_cohorts(groups), policy, seed=1))
     assert the_plan.instance_count == instances
     rows = []
     t_naive = mb_naive = math.nan
     if naive:
-        t_naive, mb_naive, _ = _measure(lambda: naive_plan(groups, policy))
+        t_naive, _, mb_naive, _ = _measure(lambda: naive_plan(groups, policy))
     label = f"{instances:,} instances / {len(build_cohorts(groups))} cohorts"
-    rows.append({"name": f"plan time ({label})", "seconds": round(t_real, 4),
+    rows.append({"name": f"plan time ({label})", "seconds": round(t_real, 4), "cpu_seconds": round(cpu_real, 4),
                  "peak_mb": round(mb_real, 1), "target": f"< {TARGET_SECONDS:g} s",
                  "baseline": round(t_naive, 4), "ratio": round(t_naive / t_real, 1)})
     rows.append({"name": f"plan peak memory ({label})", "seconds": round(t_real, 4),
@@ -196,12 +200,10 @@ def _naive_replace(aws: Any, region: str, groups: list[str], new_ami: str) -> in
     return replaced
 
 
-def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.large", "c5.large"),
-              scale: float = 100.0) -> dict[str, Any]:
+def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.large", "c5.large")) -> dict[str, Any]:
     """API calls per 1,000 instances replaced: the controller vs the naive loop, same endpoint."""
     import io
     import tempfile
-    import threading
     from pathlib import Path
 
     from canary import controller as ctl
@@ -209,10 +211,10 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
     from canary.cli import make_fleet
     from canary.config import from_settings
     from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
-    from orchestrator.clock import Clock
+    from orchestrator.clock import VirtualClock
     from orchestrator.context import Context
     from orchestrator.local import LocalEndpoint
-    from orchestrator.local_agents import AgentEnv
+    from orchestrator.local_agents import AgentEnv, attach
     from orchestrator.output import Output
     from orchestrator.store import BaseVersion, utcnow
 
@@ -226,7 +228,7 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
                 f'[state]\npath = "state.db"\n[aws]\nregions = ["{region}"]\nendpoint_url = "{info.url}"\n'
                 '[families.bench]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "ami-12345678"\n'
                 + BENCH_CANARY_TOML)
-            clock = Clock(scale)
+            clock = VirtualClock()
             ctx = Context(config_path=cfg_path, clock=clock, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
             aws = AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS))
             ctx.__dict__["aws"] = aws
@@ -242,26 +244,20 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
                 ctx.store.put_base(BaseVersion("bench", v, {region: ami}, ami, v - 1 or None, "bench", utcnow()))
             make_fleet(aws, "bench", old, types, per_group, region)
 
-            # The controller, with the local health agent publishing on the same clock.
+            # The controller, with the local health agent publishing on the same virtual clock:
+            # it runs inside the controller's sleeps, so no wave waits for data on a busy host.
             env = AgentEnv(aws=AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)),
                            state_dir=Path(tmp), regions=(region,), clock=clock)
-            stop = threading.Event()
-
             tick_s: list[float] = []
 
-            def agent() -> None:
-                while not stop.is_set():
-                    t = time.perf_counter()
-                    try:
-                        local_health.tick(env)
-                    except Exception:  # noqa: BLE001 - next tick retries, as the runner does
-                        pass
+            def timed_tick(env: AgentEnv) -> None:
+                t = time.perf_counter()
+                try:
+                    local_health.tick(env)
+                finally:
                     tick_s.append(time.perf_counter() - t)
-                    stop.wait(0.25)
 
-            local_health.tick(env)  # the first tick learns every instance (one slow describe)
-            th = threading.Thread(target=agent, daemon=True)
-            th.start()
+            agents = attach(clock, env, [("canary.local_health:tick", timed_tick)])
             cfg = from_settings(ctx.settings)
             aws.counter.reset()
             t0 = time.perf_counter()
@@ -269,8 +265,7 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
             rollout = ctl.Controller.create(ctx, cfg, doc)
             result = rollout.run()
             t_ctl = time.perf_counter() - t0
-            stop.set()
-            th.join(10)
+            agents.cancel()
             ctl_calls = aws.counter.snapshot()
             replaced = sum(c["replaced"] for c in result["cohorts"])
             naive_groups = make_fleet(aws, "naive", old, types, per_group, region)["groups"]

@@ -116,6 +116,7 @@ def tick(env: Any) -> None:
     for region in env.regions:
         running = _running(env.aws, region, known)
         datums = []
+        sent: dict[str, float] = {}
         for inst in running:
             for t in due(last.get(inst["id"]), now):
                 stamp = datetime.fromtimestamp(t, UTC)
@@ -124,7 +125,9 @@ def tick(env: Any) -> None:
                      "Value": value, "Unit": METRICS[name][1]}
                     for iid, name, value in samples([inst], injections, rng)
                 ]
-                last[inst["id"]] = t
+                sent[inst["id"]] = t
         cw = env.aws.client("cloudwatch", region)
         for lo in range(0, len(datums), PUT_BATCH):
             cw.put_metric_data(Namespace=NAMESPACE, MetricData=datums[lo: lo + PUT_BATCH])
+        # Only now are the points published: a tick that failed half-way is caught up by the next.
+        last.update(sent)

@@ -1,14 +1,20 @@
 """Time, injectable: soak windows, canary analysis windows and waits use a ``Clock``.
 
-``IMAGEFLEET_TIME_SCALE=60`` makes every wait 60 times shorter and the reported time move 60
-times faster, so a demo or a test walks through an hour of soak and analysis in a minute
-without changing any configured duration.
+``Clock`` is the wall clock. ``IMAGEFLEET_TIME_SCALE=60`` makes every wait 60 times shorter and
+the reported time move 60 times faster, so a demo walks through an hour of soak and analysis in
+a minute without changing any configured duration.
+
+``VirtualClock`` is time that moves only when someone sleeps: tests and simulations use it, and
+the local agents run inside its sleeps (``every``), so whatever they write for a stretch of time
+is there when the sleeper wakes up, however slow the machine is.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 
@@ -52,6 +58,86 @@ class Clock:
         if then.tzinfo is None:
             then = then.replace(tzinfo=UTC)
         return self.now() - then
+
+
+@dataclass
+class _Job:
+    every: float
+    due: float
+    fn: Callable[[], None]
+    around_sleeps: bool
+
+
+class VirtualClock(Clock):
+    """A clock that stands still until ``sleep``, which moves it at once.
+
+    Jobs registered with ``every`` run at their due instants while a sleep passes over them
+    (the clock reads the job's instant while it runs), in due order: a test's health agent
+    publishes a wave's datapoints, stamped with virtual time, before the controller that slept
+    through the analysis window queries them. Single-threaded by design; a job that sleeps
+    only moves the clock, it never runs other jobs.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        # A whole minute of the wall clock by default: readable timestamps, and metric periods
+        # that line up the same way on every run.
+        self.scale = 1.0
+        self.origin = float(int(time.time()) // 60 * 60) if start is None else start
+        self._now = self.origin
+        self._jobs: list[_Job] = []
+        self._in_job = False
+
+    def time(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now - self.origin
+
+    def sleep(self, seconds: float) -> None:
+        """Move the clock ``seconds`` on, running every job that falls due on the way."""
+        if seconds <= 0:
+            return
+        target = self._now + seconds
+        if self._in_job:
+            self._now = target
+            return
+        self._run_around_sleeps()
+        while (job := self._next_due(target)) is not None:
+            self._now = max(self._now, job.due)
+            self._run(job)
+        self._now = max(self._now, target)
+        self._run_around_sleeps()
+
+    def every(self, seconds: float, fn: Callable[[], None], *, now: bool = True,
+              around_sleeps: bool = False) -> Callable[[], None]:
+        """Run ``fn`` every ``seconds`` of this clock (first at once when ``now``); returns a cancel.
+
+        ``around_sleeps`` also runs it when a sleep begins and when it ends (the interval then
+        counts from there): for a job that must see what the sleeper just changed, such as an
+        agent discovering new instances, and that catches up on the time in between itself."""
+        if seconds <= 0:
+            raise ValueError("a job's interval must be positive")
+        job = _Job(seconds, self._now + seconds, fn, around_sleeps)
+        if now:
+            self._run(job)
+        self._jobs.append(job)
+        return lambda: self._jobs.remove(job) if job in self._jobs else None
+
+    def _next_due(self, target: float) -> _Job | None:
+        due = [j for j in self._jobs if j.due <= target]
+        return min(due, key=lambda j: j.due) if due else None
+
+    def _run_around_sleeps(self) -> None:
+        for job in [j for j in self._jobs if j.around_sleeps]:
+            self._run(job)
+
+    def _run(self, job: _Job) -> None:
+        job.due = self._now + job.every
+        self._in_job = True
+        try:
+            job.fn()
+        finally:
+            self._in_job = False
 
 
 def human_age(delta: timedelta) -> str:

@@ -9,6 +9,9 @@ in the background (`imagefleet local agents`). Every tick it calls each area's h
 - ``perf.local_runner.tick``: runs the benchmark agent (`imagefleet-agent bench`) on the host for
   launched benchmark instances, one or two at a time, alternating arms.
 
+Tests and simulations run the same handlers on a ``VirtualClock`` instead (``attach``): each
+tick runs inside the clock's sleeps, so nothing depends on how fast the machine is.
+
 Handlers read fault injections (``orchestrator.injection``) from the state directory. A handler
 that fails is logged and retried on the next tick; one area's bug never stops the other's agents.
 """
@@ -28,7 +31,7 @@ from typing import Any
 
 from orchestrator import injection, processes
 from orchestrator.aws import AwsFactory
-from orchestrator.clock import Clock
+from orchestrator.clock import Clock, VirtualClock
 
 log = logging.getLogger("imagefleet.local_agents")
 
@@ -49,7 +52,10 @@ class AgentEnv:
         return injection.load(self.state_dir)
 
 
-def load_handlers(names: tuple[str, ...] = HANDLERS) -> list[tuple[str, Callable[[AgentEnv], None]]]:
+Handler = Callable[[AgentEnv], None]
+
+
+def load_handlers(names: tuple[str, ...] = HANDLERS) -> list[tuple[str, Handler]]:
     found = []
     for spec in names:
         module, _, attr = spec.partition(":")
@@ -60,20 +66,60 @@ def load_handlers(names: tuple[str, ...] = HANDLERS) -> list[tuple[str, Callable
     return found
 
 
+def tick_all(env: AgentEnv, handlers: list[tuple[str, Handler]]) -> list[BaseException]:
+    """Call every handler once; a failure is logged and returned, and the others still run."""
+    failures: list[BaseException] = []
+    for name, handler in handlers:
+        try:
+            handler(env)
+        except Exception as exc:
+            log.exception("handler %s failed; retrying next tick", name)
+            failures.append(exc)
+    return failures
+
+
 def run(env: AgentEnv, *, interval: float = 1.0, ticks: int | None = None,
-        handlers: list[tuple[str, Callable[[AgentEnv], None]]] | None = None) -> None:
-    """Call every handler each ``interval`` seconds, ``ticks`` times (forever when None)."""
+        handlers: list[tuple[str, Handler]] | None = None) -> None:
+    """Call every handler each ``interval`` seconds of the wall clock, ``ticks`` times (forever when None)."""
     handlers = load_handlers() if handlers is None else handlers
     n = 0
     while ticks is None or n < ticks:
         started = time.monotonic()
-        for name, handler in handlers:
-            try:
-                handler(env)
-            except Exception:
-                log.exception("handler %s failed; retrying next tick", name)
+        tick_all(env, handlers)
         n += 1
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+@dataclass
+class Attached:
+    """Agents running inside a ``VirtualClock``'s sleeps: how often they ran and what failed."""
+
+    ticks: int = 0
+    failures: list[BaseException] = field(default_factory=list)
+    cancel: Callable[[], None] = lambda: None
+
+
+def attach(clock: VirtualClock, env: AgentEnv, handlers: list[tuple[str, Handler]], *,
+           interval: float = 60.0) -> Attached:
+    """Run ``handlers`` on a virtual clock, synchronously: when a sleep begins and ends, and at
+    least every ``interval`` seconds in between.
+
+    Tests and simulations use this instead of the background runner. The clock moves only in
+    sleeps, and the fleet changes only between them, so a tick as a sleep begins sees what the
+    sleeper just launched, and one as it ends publishes everything due for the time slept
+    (``canary.local_health`` catches up on missed emission times) before the sleeper looks;
+    however loaded the machine. Handlers must finish their work within the call
+    (``perf.local_runner.settle``, not ``tick``, which leaves agents running)."""
+    if env.clock is not clock:
+        raise ValueError("the agents must run on the clock they are attached to")
+    state = Attached()
+
+    def one_tick() -> None:
+        state.ticks += 1
+        state.failures += tick_all(env, handlers)
+
+    state.cancel = clock.every(interval, one_tick, around_sleeps=True)
+    return state
 
 
 # --- the background process -----------------------------------------------------------------------

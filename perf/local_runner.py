@@ -1,11 +1,12 @@
 """Local agent runner handler: run the benchmark agent on the host for perf instances.
 
 On the local endpoint instances run nothing, so ``orchestrator.local_agents`` calls ``tick``
-every second. Each tick it finds running instances tagged ``imagefleet:role=perf``, reads the
-agent line from each instance's user data (what cloud-init would run), and runs it as a host
-process — at most ``CONCURRENCY`` at a time, alternating arms, so both arms share the host's
-noise. An instance is run once: the runner remembers it, and skips any whose results object is
-already in S3 (a restarted runner does not measure twice).
+every second (``settle``, which waits for the agents it starts, on a virtual clock). Each tick
+it finds running instances tagged ``imagefleet:role=perf``, reads the agent line from each
+instance's user data (what cloud-init would run), and runs it as a host process — at most
+``CONCURRENCY`` at a time, alternating arms, so both arms share the host's noise. An instance
+is run once: the runner remembers it, and skips any whose results object is already in S3 (a
+restarted runner does not measure twice).
 
 Fault injection (``imagefleet local inject``) is applied here and only here: an injection on
 every metric becomes the agent's ``--slowdown``; one on some metrics is applied to those samples
@@ -204,3 +205,14 @@ def drain(env: Any) -> None:
     for job in st["jobs"].values():
         job.proc.wait()
     tick(env)
+
+
+def settle(env: Any) -> None:
+    """Run every runnable instance's agent to completion, ``CONCURRENCY`` at a time.
+
+    The handler for a virtual clock (``orchestrator.local_agents.attach``): time stands still
+    while the agents run, so the results are in S3 when the clock moves on, however long the
+    host took to run them."""
+    tick(env)
+    while _state(env)["jobs"]:
+        drain(env)

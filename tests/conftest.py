@@ -22,6 +22,7 @@ import pytest
 from orchestrator import faultproxy
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.cli import raw_main
+from orchestrator.clock import Clock
 from orchestrator.context import Context
 from orchestrator.local import LocalEndpoint, free_port, seed
 from orchestrator.output import Output
@@ -69,6 +70,7 @@ class Workspace:
     endpoint: str
     family: str
     env: dict[str, str] = field(default_factory=dict)
+    clock: Clock | None = None  # a test that drives time sets a VirtualClock (None: the environment's)
 
     @property
     def config(self) -> Path:
@@ -81,12 +83,12 @@ class Workspace:
         self.config.write_text(new)
 
     def context(self) -> Context:
-        return Context(config_path=self.config)
+        return Context(config_path=self.config, clock=self.clock)
 
     def run(self, *args: str) -> CliResult:
         """Run an imagefleet command in-process, as the CLI would, and capture its output."""
         out, err = io.StringIO(), io.StringIO()
-        obj = Context(output=Output(stdout=out, stderr=err))
+        obj = Context(output=Output(stdout=out, stderr=err), clock=self.clock)
         code = raw_main(["--config", str(self.config), *args], obj=obj)
         return CliResult(code, out.getvalue(), err.getvalue())
 

@@ -1,15 +1,15 @@
 """Helpers for the canary's integration tests: bases, fleets and the health agent on moto.
 
-Everything goes over HTTP to the session's moto server; nothing is mocked. Time runs on one
-scaled ``Clock`` shared by the controller and the health agent, so metric timestamps and
-analysis windows agree and a 1-minute window takes 0.6 s.
+Everything goes over HTTP to the session's moto server; nothing is mocked. Time is one
+``VirtualClock`` shared by the controller and the health agent: the agent publishes inside the
+controller's sleeps, stamped with virtual time, so a wave's datapoints are in CloudWatch when
+its analysis window has passed, however loaded the machine, and no test waits on the wall clock.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-import time
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,17 +19,20 @@ from aws_support import make_ami
 
 from canary.cli import make_fleet
 from orchestrator.cli import raw_main
-from orchestrator.clock import Clock
+from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
-from orchestrator.local_agents import AgentEnv
+from orchestrator.local_agents import AgentEnv, attach, load_handlers
 from orchestrator.output import Output
 from orchestrator.store import BaseVersion, utcnow
 
 REGION = "us-east-1"
-SCALE = 100.0
+# Each fleet's clock starts a virtual day after the previous one's: moto's GetMetricData first
+# selects every datapoint of the session inside the queried window, so fleets whose windows
+# overlapped would make each other's queries slower (never wrong: instance ids differ).
+_STARTS = itertools.count(int(VirtualClock().time()), 86_400)
 
 # Short windows for tests: 10 s warm-up, 60 s analysis in 10 s periods, 40 s ingestion delay
-# (scaled: 1.1 s per wave).
+# (virtual seconds: they cost no wall time).
 CANARY_TOML = """
 [canary]
 waves = {waves}
@@ -62,7 +65,7 @@ class Fleet:
         self.ws = workspace
         self.aws = aws
         self.family = workspace.family
-        self.clock = Clock(SCALE)
+        self.clock = VirtualClock(start=float(next(_STARTS)))
         with workspace.config.open("a") as f:
             f.write(CANARY_TOML.format(waves=waves, on_fail=on_fail, extra=extra))
         self.old_ami = make_ami(aws, f"{self.family}-v1")
@@ -149,32 +152,15 @@ class Fleet:
             self.aws.client("ec2", REGION).terminate_instances(InstanceIds=left)
 
     @contextmanager
-    def agent(self, interval: float = 0.25) -> Iterator[None]:
-        """The health agent in a thread, on the fleet's clock (it emits a point per 10 scaled s)."""
-        from canary import local_health
-
+    def agent(self) -> Iterator[None]:
+        """The health agent on the fleet's clock: it ticks around every sleep of the controller."""
         env = AgentEnv(aws=self.aws, state_dir=self.context().settings.state_dir, regions=(REGION,), clock=self.clock)
-        stop = threading.Event()
-        errors: list[BaseException] = []
-        ticks = [0]
-
-        def loop() -> None:
-            while not stop.is_set():
-                t0 = time.monotonic()
-                ticks[0] += 1
-                try:
-                    local_health.tick(env)
-                except Exception as exc:  # noqa: BLE001 - reported by the test
-                    errors.append(exc)
-                stop.wait(max(0.0, interval - (time.monotonic() - t0)))
-
-        th = threading.Thread(target=loop, daemon=True)
-        th.start()
+        agents = attach(self.clock, env, load_handlers(("canary.local_health:tick",)))
         try:
             yield
         finally:
-            stop.set()
-            th.join(10)
+            agents.cancel()
         # Like the real runner, a failed tick (moto's threaded server answers the odd 500 under
-        # load) is retried on the next one; the agent must still work nearly every tick.
-        assert len(errors) <= max(1, ticks[0] // 10), (len(errors), ticks[0], errors[:3])
+        # load) is caught up by the next one; the agent must still work nearly every tick.
+        assert len(agents.failures) <= max(1, agents.ticks // 10), (len(agents.failures), agents.ticks,
+                                                                    agents.failures[:3])

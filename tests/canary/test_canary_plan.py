@@ -119,7 +119,7 @@ def test_summary_and_to_dict() -> None:
 def test_bench_meets_targets_at_fleet_scale() -> None:
     rows = bench.run(naive=False)
     time_row, mem_row = rows
-    assert time_row["seconds"] < bench.TARGET_SECONDS
+    assert time_row["cpu_seconds"] < bench.TARGET_SECONDS  # CPU time: the same on a busy machine
     assert mem_row["peak_mb"] < bench.TARGET_PEAK_MB
     assert "180,000 instances / 160 cohorts" in time_row["name"]
 

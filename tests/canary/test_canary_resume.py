@@ -19,7 +19,9 @@ from canary_fleet import REGION, Fleet
 from orchestrator import injection
 from orchestrator.engine import KillPoint
 
-pytestmark = pytest.mark.integration
+# Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
+# cores are shared many ways takes minutes for the 150-instance rollout; the timeout bounds a hang.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TYPES = ("t3.micro", "m5.large", "c5.large")  # cohorts c5, m5, t3; one wave each, in 2 steps
 

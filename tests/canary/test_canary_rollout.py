@@ -12,7 +12,9 @@ from canary_fleet import Fleet
 
 from orchestrator import injection
 
-pytestmark = pytest.mark.integration
+# Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
+# cores are shared many ways takes minutes for the 150-instance rollout; the timeout bounds a hang.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ A uniquely named module (not conftest) so it never clashes with other areas' hel
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,8 +12,8 @@ from typing import Any
 from aws_support import make_ami
 
 from orchestrator.aws import AwsFactory
-from orchestrator.clock import Clock
-from orchestrator.local_agents import AgentEnv
+from orchestrator.clock import VirtualClock
+from orchestrator.local_agents import AgentEnv, attach
 from orchestrator.store import BaseVersion, utcnow
 from perf import local_runner
 
@@ -67,21 +65,20 @@ def register_bases(ws: Any, aws: AwsFactory) -> tuple[BaseVersion, BaseVersion]:
 
 
 @contextmanager
-def agent_runner(ws: Any, aws: AwsFactory, interval: float = 0.25) -> Iterator[AgentEnv]:
-    """The local agent runner's perf handler, ticking in a thread while the block runs."""
-    env = AgentEnv(aws=aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=Clock())
-    stop = threading.Event()
+def agent_runner(ws: Any, aws: AwsFactory) -> Iterator[AgentEnv]:
+    """The local agent runner's perf handler on a virtual clock the workspace's commands share.
 
-    def loop() -> None:
-        while not stop.is_set():
-            local_runner.tick(env)
-            time.sleep(interval)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
+    Around each of the command's sleeps it runs the launched instances' agents to the end while
+    the clock stands still, so results are in S3 before its next poll, however slow the host:
+    no wait in a test depends on the machine's speed."""
+    clock = VirtualClock()
+    ws.clock = clock
+    env = AgentEnv(aws=aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=clock)
+    agents = attach(clock, env, [("perf.local_runner:settle", local_runner.settle)])
     try:
         yield env
     finally:
-        stop.set()
-        t.join(timeout=30)
+        agents.cancel()
+        ws.clock = None
         local_runner.drain(env)
+    assert agents.failures == [], agents.failures
