@@ -71,6 +71,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     "friends": ("pipelines.cli:friends", "Friend teams that opt into candidates."),
     "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
     "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
+    "fleet": ("pipelines.fleet_cli:fleet_command", "Which groups run which base and OS release; burndown snapshots."),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
     "run": ("pipelines.cli:run_command", "The main job: bake → tests → perf → candidate → canary → release."),
     "changelog": ("changelog.cli:changelog_group", "Changelogs between bases or package manifests."),

@@ -72,6 +72,7 @@ class FamilySettings:
     root_device_type: str | None
     ena_support: bool | None
     build_timeout: int
+    os_release: str = ""  # what `imagefleet fleet` groups by; defaults to `os`
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ DEFAULTS: dict[str, Any] = {
     "promoters": {"release": []},
 }
 
-_TOP_KEYS = {"state", "aws", "families", "gates", "stages", "friends", "promoters", "canary", "perf"}
+_TOP_KEYS = {"state", "aws", "families", "gates", "stages", "friends", "promoters", "canary", "perf", "os_releases"}
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
 
     # [families.NAME]
     fams: dict[str, FamilySettings] = {}
-    fam_keys = {"os", "template", "source_ami", "source_filter", *DEFAULTS["family"]}
+    fam_keys = {"os", "os_release", "template", "source_ami", "source_filter", *DEFAULTS["family"]}
     for name, fam in table(data.get("families"), "families").items():
         dotted = f"families.{name}"
         if not _FAMILY.match(name):
@@ -366,9 +367,11 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         rdt = string(fam, "root_device_type", dotted, None)
         if rdt not in (None, "ebs", "instance-store", "standard"):
             raise w.error(f"{dotted}.root_device_type", "'ebs', 'instance-store' or 'standard'", rdt)
+        os_name = string(fam, "os", dotted, what="an OS name like 'debian-12'")
         fams[name] = FamilySettings(
             name=name,
-            os=string(fam, "os", dotted, what="an OS name like 'debian-12'"),
+            os=os_name,
+            os_release=string(fam, "os_release", dotted, os_name, what="an OS release like 'ubuntu-24.04'"),
             architecture=arch,
             template=template if template.is_absolute() else base / template,
             variables={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in variables.items()},
@@ -438,7 +441,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     known(pr, "promoters", {"release"})
     promoters = strings(pr, "release", "promoters", DEFAULTS["promoters"]["release"], what="a list of IAM ARN patterns")
 
-    for section in ("canary", "perf"):
+    for section in ("canary", "perf", "os_releases"):
         table(data.get(section), section)  # validated by their areas
 
     return Settings(
