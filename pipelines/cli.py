@@ -141,7 +141,8 @@ def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
 
 @click.command()
 @click.argument("family")
-@click.option("--stage", type=click.Choice(STAGES), help="Stage to resolve (default: release).")
+# unstable has no published parameter (only promotion publishes), so it is not offered
+@click.option("--stage", type=click.Choice(STAGES[1:]), help="Stage to resolve (default: release).")
 @click.option("--team", help="A friend team: resolves to the candidate.")
 @click.option("--region", help="Region (default: the first configured).")
 @json_option
@@ -287,8 +288,16 @@ def history(family: str | None, limit: int) -> None:
 
 
 def _brief(details: dict[str, Any]) -> str:
-    keep = {k: v for k, v in details.items() if k in ("stage", "forced", "from", "amis", "accounts", "summary")}
-    return json.dumps(keep, separators=(",", ":"))[:80] if keep else ""
+    """The details a reader scans for, as ``key=value`` pairs in full (``--json`` has all of them)."""
+    def show(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k} {show(x)}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return ", ".join(map(show, v))
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    keep = ("stage", "forced", "from", "amis", "accounts", "summary")
+    return "; ".join(f"{k}={show(details[k])}" for k in keep if k in details)
 
 
 @click.command("iam-policy")
