@@ -143,26 +143,37 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 @local.command("up")
 @click.option("--port", type=int, help="Port to listen on (default: a free one).")
 @click.option("--no-seed", is_flag=True, help="Do not create the artifact bucket.")
+@click.option("--forget-lost", is_flag=True, help="Mark the bases whose AMIs went with an earlier endpoint as lost.")
 @json_option
-def local_up(port: int | None, no_seed: bool) -> None:
+def local_up(port: int | None, no_seed: bool, forget_lost: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
-    from orchestrator import local_agents
+    from orchestrator import endpoint_memory, local_agents
 
     obj, ep = _endpoint()
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
+    restart = endpoint_memory.remember(obj.store, info.pid, info.started_at, info.url)
+    lost = endpoint_memory.find_lost(obj.store, obj.aws) if restart.restarted or forget_lost else []
+    if forget_lost:
+        endpoint_memory.forget(obj.store, lost, obj.actor)
+    elif lost:
+        obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone with the "
+                     "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' makes new ones")
     agents_pid = local_agents.start_background(obj.settings.state_dir, obj.settings.path)
     env = info.env(obj.settings.aws.regions[0])
     data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
             "env": env, "seeded": seeded,
-            "agents_pid": agents_pid}
+            "agents_pid": agents_pid, "restarted": restart.restarted, "lost": [b.ref for b in lost],
+            "forgot_lost": forget_lost}
 
     def render() -> str:
         lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
                  f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"]
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
+        if forget_lost:
+            lines.append(f"marked lost: {', '.join(b.ref for b in lost) or 'none'}")
         lines.append("to use it from other AWS tools:")
         lines += [f"  export {k}={v}" for k, v in env.items()]
         return "\n".join(lines)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import click
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES
-from orchestrator.errors import ExitStatus, UsageError
+from orchestrator.errors import ExitStatus, NotFoundError, UsageError
 from orchestrator.output import table
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
@@ -69,7 +71,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
     base = obj.resolve_base(ref, family)
     fam = obj.settings.family(base.family)
     with obj.out.status(f"testing {base.ref} on {len(fam.cohort_instance_types)} type(s) × "
-                        f"{len(fam.regions)} region(s)") as update:
+                        f"{len(fam.regions)} region(s)") as update, _lost_ami_hint(obj, base.ref):
         run = imagetest.run_tests(obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout)
     if junit:
         imagetest.write_junit(run, junit)
@@ -88,6 +90,22 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
     obj.out.result(run.to_dict(), render)
     if not run.passed:
         raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+
+
+@contextmanager
+def _lost_ami_hint(obj: Any, ref: str) -> Iterator[None]:
+    """On the embedded endpoint, a base whose AMI is gone went with an earlier endpoint: say so."""
+    from orchestrator import endpoint_memory
+
+    local = obj.settings.aws.endpoint_url is not None
+    if local and ref in endpoint_memory.forgotten(obj.store):
+        raise NotFoundError(f"{ref} is marked lost", hint=endpoint_memory.lost_hint(obj.store, ref))
+    try:
+        yield
+    except NotFoundError as exc:
+        if not local or "InvalidAMIID" not in exc.message:
+            raise
+        raise NotFoundError(exc.message, hint=endpoint_memory.lost_hint(obj.store, ref)) from exc
 
 
 @click.command()
