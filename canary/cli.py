@@ -88,7 +88,7 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
 def start(ref: str, family: str | None, dry_run: bool) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
     obj, cfg = _settings()
-    doc, the_plan = ctl.prepare(obj, cfg, ref, family)
+    doc, _ = ctl.prepare(obj, cfg, ref, family)
     if dry_run:
         s = doc["summary"]
         # one estimate, canary.plan's, in the JSON and in the text alike

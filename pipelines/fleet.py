@@ -137,7 +137,7 @@ def os_releases(raw: Mapping[str, Any]) -> dict[str, OsRelease]:
 
 
 def _parse_time(iso: str) -> datetime:
-    t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    t = datetime.fromisoformat(iso)
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from perf.compare import CellComparison, Comparison, compare
-from perf.plots import distribution_figure, distribution_plots, forest_figure, forest_plot, ratio_window
+from perf.plots import (
+    distribution_figure,
+    distribution_plots,
+    forest_figure,
+    forest_plot,
+    ratio_window,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
