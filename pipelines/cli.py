@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from orchestrator import endpoint_memory
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES
@@ -95,8 +96,6 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
 @contextmanager
 def _lost_ami_hint(obj: Any, ref: str) -> Iterator[None]:
     """On the embedded endpoint, a base whose AMI is gone went with an earlier endpoint: say so."""
-    from orchestrator import endpoint_memory
-
     local = obj.settings.aws.endpoint_url is not None
     if local and ref in endpoint_memory.forgotten(obj.store):
         raise NotFoundError(f"{ref} is marked lost", hint=endpoint_memory.lost_hint(obj.store, ref))
@@ -270,6 +269,7 @@ def status(family: str | None) -> None:
     obj = get_context()
     settings = obj.settings
     families = [settings.family(family).name] if family else sorted(settings.families)
+    lost = endpoint_memory.forgotten(obj.store)  # bases whose AMIs went with an earlier embedded endpoint
     rows = []
     for fam in families:
         bases = {b.version: b for b in obj.store.bases(fam)}
@@ -282,11 +282,13 @@ def status(family: str | None) -> None:
                 "amis": base.amis if base else {}, "created_at": base.created_at if base else None,
                 "age": human_age(obj.clock.since(base.created_at)) if base else None,
                 "regions": sorted(base.amis) if base else [],
+                "lost": bool(base and base.ref in lost),
             })
     obj.out.result(rows, lambda: table(
         ["family", "stage", "version", "AMI", "age", "regions"],
         [(r["family"], r["stage"], r["version"] if r["version"] is not None else "-",
-          next(iter(r["amis"].values()), "-"), r["age"] or "-", ", ".join(r["regions"]) or "-") for r in rows]))
+          next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""), r["age"] or "-",
+          ", ".join(r["regions"]) or "-") for r in rows]))
 
 
 @click.command()

@@ -46,3 +46,6 @@ def test_a_restart_names_the_lost_bases_and_forgetting_marks_them(workspace: Any
 
     r = workspace.run("test", f"{fam}:1")  # marked: refused before any AWS call
     assert r.code == 2 and f"{fam}:1 is marked lost" in r.stderr and f"imagefleet bake {fam}" in r.stderr
+    store.move_pointer(fam, "candidate", 1, action="promote", actor="tester", reason="")
+    rows = {row["stage"]: row for row in workspace.run("status", "--json").json() if row["family"] == fam}
+    assert rows["candidate"]["lost"] and not rows["unstable"]["lost"]  # unstable is demo:2, still there
