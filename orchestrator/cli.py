@@ -153,11 +153,9 @@ def local_up(port: int | None, no_seed: bool, forget_lost: bool) -> None:
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
-    restart = endpoint_memory.remember(obj.store, info.pid, info.started_at, info.url)
-    lost = endpoint_memory.find_lost(obj.store, obj.aws) if restart.restarted or forget_lost else []
-    if forget_lost:
-        endpoint_memory.forget(obj.store, lost, obj.actor)
-    elif lost:
+    restart, lost = endpoint_memory.after_up(obj.store, obj.aws, pid=info.pid, started_at=info.started_at,
+                                             url=info.url, forget_lost=forget_lost, actor=obj.actor)
+    if lost and not forget_lost:
         obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone with the "
                      "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' makes new ones")
     agents_pid = local_agents.start_background(obj.settings.state_dir, obj.settings.path)

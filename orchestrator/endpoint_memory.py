@@ -75,6 +75,17 @@ def forget(store: StateStore, lost: list[BaseVersion], actor: str) -> None:
                     details={"amis": b.amis})
 
 
+def after_up(store: StateStore, aws: Any, *, pid: int, started_at: float, url: str, forget_lost: bool,
+             actor: str) -> tuple[Restart, list[BaseVersion]]:
+    """What `local up` does with the store: remember the endpoint; after a restart (or when asked to
+    forget) find the lost bases, and mark them when asked to."""
+    restart = remember(store, pid, started_at, url)
+    lost = find_lost(store, aws) if restart.restarted or forget_lost else []
+    if forget_lost:
+        forget(store, lost, actor)
+    return restart, lost
+
+
 def lost_hint(store: StateStore, ref: str) -> str:
     """The hint for a command that met a missing AMI of ``ref`` on the embedded endpoint."""
     marked = ref in forgotten(store)
