@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench packer browser clean
+.PHONY: install demo test bench packer browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -36,6 +36,10 @@ browser:
 	  else \
 	    echo "warning: chromium is not installed; the report's browser tests will be skipped" >&2; \
 	  fi; }
+
+# The Quick start's first step: .venv with imagefleet, and Packer; then `. .venv/bin/activate`.
+install: $(STAMP) packer
+	@echo "installed; put imagefleet on the PATH with:  . .venv/bin/activate"
 
 demo: $(STAMP) packer
 	$(BIN)/python -m orchestrator.demo

@@ -31,21 +31,6 @@ def _settings() -> tuple[Any, canary_config.CanarySettings]:
     return obj, canary_config.from_settings(obj.settings)
 
 
-def estimate_calls(doc: dict[str, Any]) -> dict[str, int]:
-    """API calls the executor will make (terminations dominate; the rest is per group/step/wave)."""
-    groups = len(doc["groups"])
-    instances = sum(c["size"] for c in doc["cohorts"])
-    steps = sum(len({(b["step"], b["region"]) for b in w["batches"]}) for c in doc["cohorts"] for w in c["waves"])
-    waves = sum(len(c["waves"]) for c in doc["cohorts"])
-    per_group = 4 * groups  # describe group + template versions (2) + create version; update group
-    per_step = 3 * steps  # describe before, terminate batch reconcile describe, one healthy poll
-    per_wave = 5 * waves  # find/launch/wait baselines, metrics, cleanup
-    total = instances + per_group + per_step + per_wave
-    return {"terminate_instance_in_auto_scaling_group": instances, "per_group": per_group,
-            "per_step": per_step, "per_wave": per_wave, "total": total,
-            "per_1000_instances": round(total / max(1, instances) * 1000)}
-
-
 def _render_status(d: dict[str, Any]) -> Any:
     rows = []
     for c in d["cohorts"]:
@@ -105,11 +90,12 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
 def start(ref: str, family: str | None, dry_run: bool) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
     obj, cfg = _settings()
-    doc, the_plan = ctl.prepare(obj, cfg, ref, family)
+    doc, _ = ctl.prepare(obj, cfg, ref, family)
     if dry_run:
         s = doc["summary"]
+        # one estimate, canary.plan's, in the JSON and in the text alike
         data = {"dry_run": True, "family": doc["family"], "new": doc["new"], "plan": s,
-                "api_calls": estimate_calls(doc), "groups": sorted(doc["groups"])}
+                "api_calls": s["estimated_api_calls"], "groups": sorted(doc["groups"])}
 
         def render() -> Any:
             rows = [[c["key"], c["instances"], ", ".join(c["regions"]), " → ".join(map(str, c["wave_targets"])),

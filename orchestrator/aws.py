@@ -77,6 +77,41 @@ NOT_FOUND_CODES = frozenset(
 )
 
 
+# Error codes that mean the caller's credentials are expired or not accepted (STS, EC2, the JSON APIs).
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
+REJECTED_CODES = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                            "AuthFailure", "InvalidAccessKeyId", "InvalidToken", "OptInRequired"})
+_CREDENTIALS_HINT = ("give imagefleet credentials: aws.profile in imagefleet.toml or AWS_PROFILE, AWS_ACCESS_KEY_ID/"
+                     "AWS_SECRET_ACCESS_KEY, 'aws sso login', an instance role — or work locally with "
+                     "endpoint_url = \"local\" and 'imagefleet local up' (docs/aws.md)")
+
+
+def credential_error(exc: BaseException, region: str, endpoint: str | None) -> AwsError | None:
+    """Missing, expired or rejected credentials and unreachable regions as one line with the fix."""
+    code = error_code(exc)
+    if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError, bex.CredentialRetrievalError)):
+        return AwsError(f"no usable AWS credentials ({exc})", hint=_CREDENTIALS_HINT)
+    if isinstance(exc, bex.ProfileNotFound):
+        return AwsError(f"{exc}", hint="check aws.profile in imagefleet.toml or AWS_PROFILE against "
+                                       "'aws configure list-profiles'")
+    if isinstance(exc, (bex.TokenRetrievalError, bex.SSOError)) or code in EXPIRED_CODES:
+        return AwsError(f"the AWS credentials have expired ({code or type(exc).__name__})",
+                        hint="refresh them: 'aws sso login' (with your profile), or new session credentials")
+    if code in REJECTED_CODES:
+        return AwsError(f"AWS did not accept the credentials in {region} ({code})",
+                        hint=f"check the access key and profile, and that region {region} is enabled for the "
+                             "account (aws.regions; opt-in regions must be enabled first)")
+    if isinstance(exc, bex.EndpointConnectionError) and "amazonaws.com" in str(exc) and not endpoint_is_custom(endpoint):
+        return AwsError(f"cannot reach AWS in region {region}: {exc}",
+                        hint=f"check that {region} is a region name (aws.regions) and that this machine reaches AWS")
+    return None
+
+
+def endpoint_is_custom(endpoint: str | None) -> bool:
+    """True for the embedded or any non-AWS endpoint: its unreachability is not a region's."""
+    return bool(endpoint) and "amazonaws.com" not in str(endpoint)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Throttling, 5xx and connection errors are worth another try; nothing else is."""
     if isinstance(exc, CONNECTION_ERRORS):
@@ -166,6 +201,9 @@ class RetryingClient:
         """Every page of ``operation(**kwargs)``; the one way imagefleet walks NextToken."""
         yield from self.get_paginator(operation).paginate(**kwargs)
 
+    def _credential_error(self, exc: BaseException) -> AwsError | None:
+        return credential_error(exc, self._client.meta.region_name, self._client.meta.endpoint_url)
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
         if not callable(attr) or name not in self._client.meta.method_to_api_mapping:
@@ -182,11 +220,18 @@ class RetryingClient:
                 op = self._client.meta.method_to_api_mapping[name]
                 if code in NOT_FOUND_CODES:
                     raise NotFoundError(f"{op}: {code}: {msg}") from exc
-                raise AwsError(f"{op} failed: {code}: {msg}", code=code, operation=op) from exc
+                raise self._credential_error(exc) or AwsError(
+                    f"{op} failed: {code}: {msg}", code=code, operation=op) from exc
             except CONNECTION_ERRORS as exc:
                 op = self._client.meta.method_to_api_mapping[name]
-                raise AwsError(f"cannot reach AWS: {exc}", operation=op,
-                               hint="is the endpoint up? 'imagefleet local status'") from exc
+                raise self._credential_error(exc) or AwsError(
+                    f"cannot reach AWS: {exc}", operation=op,
+                    hint="is the endpoint up? 'imagefleet local status'") from exc
+            except bex.BotoCoreError as exc:
+                mapped = self._credential_error(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
             raise AssertionError("unreachable")  # pragma: no cover
 
         call.__name__ = name
@@ -269,7 +314,11 @@ class AwsFactory:
 
     def _session(self, region: str) -> boto3.Session:
         if region not in self._sessions:
-            self._sessions[region] = boto3.Session(profile_name=self.profile, region_name=region, **self.credentials)
+            try:
+                self._sessions[region] = boto3.Session(profile_name=self.profile, region_name=region,
+                                                       **self.credentials)
+            except bex.ProfileNotFound as exc:
+                raise credential_error(exc, region, self.endpoint_url) or AwsError(str(exc)) from exc
         return self._sessions[region]
 
     def client(self, service: str, region: str | None = None) -> Any:

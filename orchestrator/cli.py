@@ -73,6 +73,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     "friends": ("pipelines.cli:friends", "Friend teams that opt into candidates."),
     "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
     "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
+    "fleet": ("pipelines.fleet_cli:fleet_command", "Which groups run which base and OS release; burndown snapshots."),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
     "state": ("orchestrator.state_cli:state_group", "The state store: create the DynamoDB table, migrate to it."),
     "gc": ("pipelines.cli:gc", "Remove what imagefleet left in AWS that no record owns."),
@@ -155,10 +156,11 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 @click.option("--faults", metavar="SPEC",
               help="FAULT INJECTION: put the fault proxy in front, e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
 @click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault proxy's decisions.")
+@click.option("--forget-lost", is_flag=True, help="Mark the bases whose AMIs went with an earlier endpoint as lost.")
 @json_option
-def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int) -> None:
+def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
-    from orchestrator import local_agents
+    from orchestrator import endpoint_memory, local_agents
 
     obj, ep = _endpoint()
     if faults is not None:
@@ -166,11 +168,17 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
+    restart, lost = endpoint_memory.after_up(obj.store, obj.aws, pid=info.pid, started_at=info.started_at,
+                                             url=info.url, forget_lost=forget_lost, actor=obj.actor)
+    if lost and not forget_lost:
+        obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone with the "
+                     "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' makes new ones")
     agents_pid = local_agents.start_background(obj.settings.state_dir, obj.settings.path)
     env = info.env(obj.settings.aws.regions[0])
     data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
             "env": env, "seeded": seeded,
-            "agents_pid": agents_pid, "faults": info.faults, "upstream_url": info.upstream_url}
+            "agents_pid": agents_pid, "faults": info.faults, "upstream_url": info.upstream_url,
+            "restarted": restart.restarted, "lost": [b.ref for b in lost], "forgot_lost": forget_lost}
 
     def render() -> str:
         lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
@@ -179,6 +187,8 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
             lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at {info.upstream_url})")
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
+        if forget_lost:
+            lines.append(f"marked lost: {', '.join(b.ref for b in lost) or 'none'}")
         lines.append("to use it from other AWS tools:")
         lines += [f"  export {k}={v}" for k, v in env.items()]
         return "\n".join(lines)

@@ -76,6 +76,7 @@ SOURCE_FILTER = s.Table(optional=True, fields={
 })
 FAMILY = s.Table(fields={
     "os": s.Str(pattern=_OS),
+    "os_release": s.Str(None, _OS, what="an OS release like 'ubuntu-24.04'"),  # what `fleet` groups by
     "template": s.Str(pattern=_PATH, what="a path to a Packer template"),
     "architecture": s.Choice("x86_64", options=("x86_64", "arm64")),
     "variables": s.Map({}, key=_VARIABLE, value=_Scalar()),
@@ -120,6 +121,7 @@ SCHEMA = s.Table(fields={
                                                    what="a list of IAM ARN patterns")}),
     "canary": _Opaque({}),
     "perf": _Opaque({}),
+    "os_releases": _Opaque({}),  # end-of-life dates, read by `imagefleet fleet` (pipelines/fleet.py)
 })
 DEFAULTS: dict[str, Any] = {**SCHEMA.defaults(), "family": FAMILY.defaults()}
 
@@ -159,6 +161,7 @@ class FamilySettings:
     ena_support: bool | None
     build_timeout: int
     var_files: tuple[Path, ...] = ()  # the team's own Packer -var-file paths
+    os_release: str = ""  # what `imagefleet fleet` groups by; defaults to `os`
 
 
 @dataclass(frozen=True)
@@ -304,6 +307,7 @@ def _family(name: str, fam: dict[str, Any], raw: dict[str, Any], regions: tuple[
         manifest=_optional_under(base, fam["manifest"]), changelog_dir=_optional_under(base, fam["changelog_dir"]),
         root_device_type=fam["root_device_type"], ena_support=fam["ena_support"],
         build_timeout=fam["build_timeout"], var_files=tuple(_under(base, f) for f in fam["var_files"]),
+        os_release=fam["os_release"] or fam["os"],
     )
 
 

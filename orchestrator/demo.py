@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -74,11 +75,11 @@ class Demo:
         return out.getvalue().strip()
 
     def tune_canary(self) -> None:
-        """Short waves for the demo: the defaults (2 min warm-up, 10 min analysis) suit production."""
+        """The demo's waves in place of `init`'s [canary] table (the defaults suit production)."""
         block = CANARY_DEMO_CONFIG.strip()
-        print(f"$ cat >> imagefleet.toml <<EOF\n{block}\nEOF", flush=True)
-        with open(self.config, "a") as f:
-            f.write("\n" + block + "\n")
+        print(f"$ # replace the [canary] table of imagefleet.toml with:\n{block}", flush=True)
+        text = re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", Path(self.config).read_text(), flags=re.MULTILINE)
+        Path(self.config).write_text(text.rstrip("\n") + "\n\n" + block + "\n")
 
     def next_manifest(self) -> Path:
         src = self.root / "recipes" / "demo.manifest"

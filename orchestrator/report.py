@@ -28,6 +28,7 @@ from orchestrator.store import StateStore
 ROLLOUT_KIND = "canary-rollout"
 RETRO_KIND = "retrospective"
 PERF_KIND = "perf-run"
+FLEET_KIND = "fleet-snapshot"
 STAGES = ("unstable", "candidate", "release")
 # What a cell of the rollout matrix shows, by the wave's state and its verdict's decision.
 CELL = {"pass": "pass", "marginal": "marginal", "fail": "fail", "nodata": "marginal"}
@@ -100,6 +101,21 @@ def rollout_view(doc: dict[str, Any]) -> dict[str, Any]:
             "api_calls": (doc.get("api_calls") or {}).get("total")}
 
 
+def fleet_view(store: StateStore, out: Path) -> dict[str, Any] | None:
+    """The latest fleet snapshot (``imagefleet fleet``) with its burndown plot copied into the site."""
+    snapshots = sorted(store.docs(FLEET_KIND), key=lambda d: d.get("taken_at", ""))
+    if not snapshots:
+        return None
+    latest = snapshots[-1]
+    plot = Path(latest.get("plot") or "")
+    copied = None
+    if plot.is_file():
+        shutil.copyfile(plot, out / "assets" / "fleet-burndown.png")
+        copied = "assets/fleet-burndown.png"
+    return {"taken_at": latest.get("taken_at"), "rows": latest.get("rows", []),
+            "summary": latest.get("summary", []), "snapshots": len(snapshots), "plot": copied}
+
+
 def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
     """Write the site under ``out`` (created; its files are replaced); returns what was written."""
     if out.exists() and not out.is_dir():
@@ -163,5 +179,5 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
     audit = store.audit_trail(limit=500)
     write("audit.html", "audit.html.j2", entries=list(reversed(audit)))
     write("index.html", "index.html.j2", families=summary, rollouts=rollouts[-10:][::-1],
-          runs=runs[-10:][::-1], audit=list(reversed(audit))[:15])
+          runs=runs[-10:][::-1], audit=list(reversed(audit))[:15], fleet=fleet_view(store, out))
     return Site(out, pages)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator import schema
+from orchestrator import endpoint_memory, schema
 from orchestrator.cli_support import (
     Bounded,
     Named,
@@ -25,7 +27,7 @@ from orchestrator.cli_support import (
 )
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES, parse_duration
-from orchestrator.errors import ExitStatus, UsageError
+from orchestrator.errors import ExitStatus, NotFoundError, UsageError
 from orchestrator.output import table
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
@@ -84,7 +86,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
     base = obj.resolve_base(ref, family)
     fam = obj.settings.family(base.family)
     with obj.out.status(f"testing {base.ref} on {len(fam.cohort_instance_types)} type(s) × "
-                        f"{len(fam.regions)} region(s)") as update:
+                        f"{len(fam.regions)} region(s)") as update, _lost_ami_hint(obj, base.ref):
         run = imagetest.run_tests(obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout)
     if junit:
         imagetest.write_junit(run, junit)
@@ -103,6 +105,20 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
     obj.out.result(run.to_dict(), render)
     if not run.passed:
         raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+
+
+@contextmanager
+def _lost_ami_hint(obj: Any, ref: str) -> Iterator[None]:
+    """On the embedded endpoint, a base whose AMI is gone went with an earlier endpoint: say so."""
+    local = obj.settings.aws.endpoint_url is not None
+    if local and ref in endpoint_memory.forgotten(obj.store):
+        raise NotFoundError(f"{ref} is marked lost", hint=endpoint_memory.lost_hint(obj.store, ref))
+    try:
+        yield
+    except NotFoundError as exc:
+        if not local or "InvalidAMIID" not in exc.message:
+            raise
+        raise NotFoundError(exc.message, hint=endpoint_memory.lost_hint(obj.store, ref)) from exc
 
 
 @click.command()
@@ -156,7 +172,8 @@ def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
 
 @click.command()
 @click.argument("family", type=FAMILY)
-@click.option("--stage", type=click.Choice(STAGES), help="Stage to resolve (default: release).")
+# unstable has no published parameter (only promotion publishes), so it is not offered
+@click.option("--stage", type=click.Choice(STAGES[1:]), help="Stage to resolve (default: release).")
 @click.option("--team", type=TEAM, help="A friend team: resolves to the candidate.")
 @click.option("--region", type=Named(schema.REGION, "REGION"), help="Region (default: the first configured).")
 @json_option
@@ -264,6 +281,7 @@ def status(family: str | None) -> None:
     obj = get_context()
     settings = obj.settings
     families = [settings.family(family).name] if family else sorted(settings.families)
+    lost = endpoint_memory.forgotten(obj.store)  # bases whose AMIs went with an earlier embedded endpoint
     rows = []
     for fam in families:
         bases = {b.version: b for b in obj.store.bases(fam)}
@@ -276,11 +294,13 @@ def status(family: str | None) -> None:
                 "amis": base.amis if base else {}, "created_at": base.created_at if base else None,
                 "age": human_age(obj.clock.since(base.created_at)) if base else None,
                 "regions": sorted(base.amis) if base else [],
+                "lost": bool(base and base.ref in lost),
             })
     obj.out.result(rows, lambda: table(
         ["family", "stage", "version", "AMI", "age", "regions"],
         [(r["family"], r["stage"], r["version"] if r["version"] is not None else "-",
-          next(iter(r["amis"].values()), "-"), r["age"] or "-", ", ".join(r["regions"]) or "-") for r in rows]))
+          next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""), r["age"] or "-",
+          ", ".join(r["regions"]) or "-") for r in rows]))
 
 
 @click.command()
@@ -300,8 +320,16 @@ def history(family: str | None, limit: int) -> None:
 
 
 def _brief(details: dict[str, Any]) -> str:
-    keep = {k: v for k, v in details.items() if k in ("stage", "forced", "from", "amis", "accounts", "summary")}
-    return json.dumps(keep, separators=(",", ":"))[:80] if keep else ""
+    """The details a reader scans for, as ``key=value`` pairs in full (``--json`` has all of them)."""
+    def show(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k} {show(x)}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return ", ".join(map(show, v))
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    keep = ("stage", "forced", "from", "amis", "accounts", "summary")
+    return "; ".join(f"{k}={show(details[k])}" for k in keep if k in details)
 
 
 @click.command("iam-policy")

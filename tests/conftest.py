@@ -101,6 +101,8 @@ def make_workspace(root: Path, endpoint: str) -> Workspace:
     ws.edit(r'^endpoint_url = "local".*$', f'endpoint_url = "{endpoint}"')
     ws.edit(r"^\[families\.demo\]", f"[families.{family}]")
     ws.edit(r'^families = \["demo"\]', f'families = ["{family}"]')
+    # tests that need a canary append their own [canary] table in place of init's
+    ws.edit(r"^\[canary\]\n(?:(?!\[).*\n?)*", "")
     return ws
 
 

@@ -178,7 +178,10 @@ def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None
     data = json.loads(r.stdout)
     assert data["plan"]["instances"] == 12 and data["plan"]["cohorts"] == 3
     assert data["api_calls"]["terminate_instance_in_auto_scaling_group"] == 12
+    assert data["api_calls"] == data["plan"]["estimated_api_calls"]  # one estimate
     assert data["plan"]["estimated_duration_s"] > 0
+    text = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run")
+    assert text.code == 0 and f"~{data['api_calls']['total']} API calls" in " ".join(text.stdout.split())
     assert fleet.context().store.docs("canary-rollout") == []
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     assert fleet.run("canary", "start", "nope:9").code == 2

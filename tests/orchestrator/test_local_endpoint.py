@@ -52,3 +52,33 @@ def test_commands_need_the_endpoint_when_configured_local(tmp_path: Path) -> Non
     raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO())))
     code, _, err = run(tmp_path / "imagefleet.toml", "bake", "demo")
     assert code == 3 and "the local endpoint is not running" in err and "imagefleet local up" in err
+
+
+def test_a_restart_is_noticed_and_its_lost_bases_named_then_forgotten(tmp_path: Path) -> None:
+    from orchestrator.endpoint_memory import forgotten
+    from orchestrator.store import BaseVersion, SqliteStore, utcnow
+
+    raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO())))
+    config = tmp_path / "imagefleet.toml"
+    try:
+        code, out, err = run(config, "local", "up", "--json")
+        assert code == 0 and json.loads(out)["restarted"] is False, err
+        ec2 = boto3.client("ec2", endpoint_url=json.loads(out)["url"], region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        stock = ec2.describe_images()["Images"][0]["ImageId"]  # moto's stock images survive a restart
+        store = SqliteStore(tmp_path / ".imagefleet" / "state.db")
+        store.put_base(BaseVersion("demo", 1, {"us-east-1": stock}, stock, None, "t", utcnow()))
+        iid = ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        baked = ec2.create_image(InstanceId=iid, Name="demo-2")["ImageId"]
+        store.put_base(BaseVersion("demo", 2, {"us-east-1": baked}, stock, 1, "t", utcnow()))
+        assert run(config, "local", "down")[0] == 0
+
+        code, out, err = run(config, "local", "up", "--json")
+        up = json.loads(out)
+        assert code == 0 and up["restarted"] is True and up["lost"] == ["demo:2"]
+        assert "demo:2" in err and "--forget-lost" in err
+        code, out, err = run(config, "local", "up", "--forget-lost", "--json")
+        assert code == 0 and json.loads(out)["lost"] == ["demo:2"], err
+        assert forgotten(store) == {"demo:2"}
+    finally:
+        run(config, "local", "down")

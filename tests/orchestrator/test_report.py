@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,33 @@ def populate(store: StateStore) -> None:
     store.audit("arn:aws:iam::1:user/ops", "bake", "web:3", "")
 
 
+def add_fleet_snapshots(store: StateStore, plot_dir: Path) -> None:
+    """Two fleet snapshots as `imagefleet fleet` records them: a week apart, 6 of 10 instances moved
+    from web:1 (ubuntu-20.04, past its end of life) to noble:1 (ubuntu-24.04); the burndown plot."""
+    from pipelines import fleet
+    from pipelines.fleet_plot import burndown_plot
+
+    bases = [fleet.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()]
+    bases.append(fleet.KnownBase("noble:1", "noble", {"us-east-1": "ami-0000000000000000a"}, utcnow()))
+    releases = {"ubuntu-20.04": fleet.OsRelease("ubuntu-20.04", date(2025, 5, 31)),
+                "ubuntu-24.04": fleet.OsRelease("ubuntu-24.04", date(2029, 5, 31))}
+    bodies = []
+    for day, moved in ((1, 0), (8, 6)):
+        groups = [fleet.DiscoveredGroup("web-m5", "us-east-1", "web",
+                                        {"ami-00000000000000001": 10 - moved, "ami-0000000000000000a": moved})]
+        v = fleet.view(groups, bases, {"web": "ubuntu-20.04", "noble": "ubuntu-24.04"}, releases,
+                       datetime.now(UTC) + timedelta(days=day))
+        bodies.append({"id": f"snap-{day}", **v.to_dict()})
+    plot = burndown_plot(fleet.burndown(bodies), plot_dir / "fleet-burndown.png", frozenset({"ubuntu-20.04"}))
+    for body in bodies:
+        store.put_doc(fleet.SNAPSHOT_KIND, body["id"], {**body, "plot": str(plot)}, expected_revision=None)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> report.Site:
     store = SqliteStore(tmp_path / "state.db")
     populate(store)
+    add_fleet_snapshots(store, tmp_path)
     return report.build(store, tmp_path / "site")
 
 
@@ -78,6 +102,13 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(site:
     assert "latency_ms" in matrix and "High" in matrix
     family = (site.out / "family-web.html").read_text()
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
+
+
+def test_the_index_shows_the_latest_fleet_snapshot_and_its_burndown(site: report.Site) -> None:
+    index = (site.out / "index.html").read_text()
+    assert "2 snapshot(s)" in index and "noble:1 ×6" in index and "web:1 ×4" in index
+    assert index.count("past end of life</span>") == 2  # the summary row and the group row
+    assert (site.out / "assets" / "fleet-burndown.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
@@ -94,6 +125,8 @@ def test_pages_load_in_chromium_without_console_errors(site: report.Site) -> Non
             assert page.title().endswith("imagefleet report")
         page.goto((site.out / "index.html").as_uri())
         assert page.locator("#families tbody tr").count() == 1
+        assert page.locator("#fleet-summary tbody tr").count() == 2
+        assert page.evaluate("document.querySelector('#fleet-burndown').naturalWidth") > 100  # the plot loaded
         page.click("text=web")
         assert page.locator("#stage-history tbody tr").count() == 5
         page.goto((site.out / "rollouts" / "web-3-abc123.html").as_uri())

@@ -1,0 +1,57 @@
+"""Discovery for the fleet view: every Auto Scaling group in the configured regions and the AMI
+each of its instances runs (Auto Scaling lists the instances, EC2 knows their image).
+
+The adapter of ``imagefleet fleet``: it returns ``pipelines.fleet.DiscoveredGroup`` records and
+decides nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from pipelines.fleet import DiscoveredGroup
+
+FAMILY_TAG = "imagefleet:family"
+# DescribeInstances accepts at most 1000 instance ids per call (EC2 API reference).
+DESCRIBE_BATCH = 1000
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated describe call, through botocore's paginator."""
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def _image_of(ec2: Any, instance_ids: Sequence[str]) -> dict[str, str]:
+    """Instance id -> AMI id, in batches DescribeInstances accepts."""
+    images: dict[str, str] = {}
+    for start in range(0, len(instance_ids), DESCRIBE_BATCH):
+        batch = list(instance_ids[start:start + DESCRIBE_BATCH])
+        for reservation in _pages(ec2, "describe_instances", "Reservations", InstanceIds=batch):
+            for inst in reservation.get("Instances", []):
+                images[inst["InstanceId"]] = inst.get("ImageId", "")
+    return images
+
+
+def discover_region(aws: Any, region: str) -> list[DiscoveredGroup]:
+    """The groups of one region with their instances' AMIs counted (terminating instances left out)."""
+    groups = list(_pages(aws.client("autoscaling", region), "describe_auto_scaling_groups", "AutoScalingGroups"))
+    live = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", [])
+                                        if not str(i.get("LifecycleState", "")).startswith("Terminat")]
+            for g in groups}
+    ids = [i for members in live.values() for i in members]
+    images = _image_of(aws.client("ec2", region), ids) if ids else {}
+    out = []
+    for g in groups:
+        tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
+        amis = Counter(images.get(i, "") or "unknown" for i in live[g["AutoScalingGroupName"]])
+        out.append(DiscoveredGroup(name=g["AutoScalingGroupName"], region=region,
+                                   family=tags.get(FAMILY_TAG), amis=dict(amis)))
+    return out
+
+
+def discover(aws: Any, regions: Iterable[str]) -> list[DiscoveredGroup]:
+    """Every region's groups, region by region."""
+    return [g for region in regions for g in discover_region(aws, region)]

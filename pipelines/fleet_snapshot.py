@@ -1,0 +1,54 @@
+"""``imagefleet fleet``'s work: discover the groups, build the view, record it as a snapshot, redraw
+the burndown from every snapshot so far.
+
+Each snapshot is a store document (kind ``fleet-snapshot``) holding the view and its instances per
+OS release; the burndown PNG sits beside the store and the snapshot names it, so the report site
+copies it as it copies perf plots.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.store import StateStore
+from pipelines import fleet
+from pipelines.fleet_discovery import discover
+
+PLOT_NAME = "fleet-burndown.png"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A recorded fleet view: its id, the view, the burndown so far and where its plot is."""
+
+    id: str
+    view: fleet.FleetView
+    burndown: fleet.Burndown
+    plot: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.view.to_dict(), "burndown": self.burndown.to_dict(), "plot": str(self.plot)}
+
+
+def known_bases(store: StateStore) -> list[fleet.KnownBase]:
+    return [fleet.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()]
+
+
+def take(aws: Any, store: StateStore, settings: Any, now: datetime) -> Snapshot:
+    """Discover, build the view at ``now``, draw the burndown and record the snapshot."""
+    from pipelines.fleet_plot import burndown_plot  # matplotlib only when a snapshot is taken
+
+    releases = fleet.os_releases(settings.raw)  # bad configuration stops before any AWS call
+    releases_of = {name: fam.os_release or fam.os for name, fam in settings.families.items()}
+    view = fleet.view(discover(aws, settings.aws.regions), known_bases(store), releases_of, releases, now)
+    snap_id = f"{view.taken_at}-{uuid.uuid4().hex[:6]}"
+    body = {"id": snap_id, **view.to_dict()}
+    series = fleet.burndown([*store.docs(fleet.SNAPSHOT_KIND), body])
+    past_eol = frozenset(n for n, r in releases.items() if r.past_eol(now.date()))
+    plot = burndown_plot(series, settings.state_dir / PLOT_NAME, past_eol)
+    store.put_doc(fleet.SNAPSHOT_KIND, snap_id, {**body, "plot": str(plot)}, expected_revision=None)
+    return Snapshot(snap_id, view, series, plot)
