@@ -160,12 +160,11 @@ class Job:
 
     def _bake(self, op: Operation) -> dict[str, Any]:
         from pipelines import bake as bake_mod
-        from pipelines import registry
 
         ctx = self.ctx
-        result = bake_mod.bake(self.settings, ctx.aws, self.family, work_dir=self.settings.state_dir,
-                               on_progress=self.progress)
-        base, warnings = registry.register(ctx.store, ctx.aws, self.settings, result, actor=ctx.actor)
+        base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
+                                          clock=ctx.clock, work_dir=self.settings.state_dir,
+                                          wait=self.wait, on_progress=self.progress)
         return {"version": base.version, "amis": base.amis, "warnings": warnings,
                 "changelog": {k: v["summary"] for k, v in base.changelog.items()}}
 

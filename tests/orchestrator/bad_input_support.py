@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 import io
 import sqlite3
@@ -34,6 +36,8 @@ class Workspace:
     def create(cls, root: Path) -> Workspace:
         assert run(["init", str(root)]).code == 0
         ws = cls(root)
+        # the cases bring their own [canary] table (bad values in it), in place of init's
+        ws.config.write_text(re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", ws.config.read_text(), flags=re.M))
         assert ws.run("status").code == 0  # creates the store, so later runs can be compared with it
         return ws
 
