@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test bench packer browser clean
+.PHONY: install demo test test-slow bench packer browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -44,8 +44,13 @@ install: $(STAMP) packer
 demo: $(STAMP) packer
 	$(BIN)/python -m orchestrator.demo
 
+# Two workers, each with its own embedded endpoint: the endpoint is the bottleneck, one per core.
 test: $(STAMP) packer browser
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
+
+# The long ones: end-to-end runs under injected AWS faults, the kill soak, statistical acceptance.
+test-slow: $(STAMP) packer
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m orchestrator.bench

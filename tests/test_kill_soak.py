@@ -211,7 +211,7 @@ def _run_all(soak: Soak, choose: Callable[[list[Phase]], dict[str, list[str]]] |
 
 def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(workspace_factory: Callable[[str], Any], aws: Any,
                                                                tmp_path: Path) -> None:
-    clean = Soak(workspace_factory("clean"), aws, tmp_path / "clean")
+    clean = Soak(workspace_factory("clean"), aws, tmp_path / "traces-clean")
     clean.tmp.mkdir()
     clean.setup()
     _run_all(clean, None)
@@ -223,7 +223,7 @@ def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(workspace_factory
         drawn = random.Random(SEED).sample(pool, KILLS)
         return {p.name: [pt for name, _, pt in sorted(d for d in drawn if d[0] == p.name)] for p in phases}
 
-    killed = Soak(workspace_factory("killed"), aws, tmp_path / "killed")
+    killed = Soak(workspace_factory("killed"), aws, tmp_path / "traces-killed")
     killed.tmp.mkdir()
     killed.setup()
     _run_all(killed, choose)

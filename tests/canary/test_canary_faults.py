@@ -18,7 +18,7 @@ from canary_fleet import REGION, Fleet
 from canary.controller import latest
 from orchestrator import faultproxy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TYPES = ("t3.micro", "m5.large", "c5.large")
 

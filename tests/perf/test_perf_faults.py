@@ -17,7 +17,7 @@ from perf_fleet_support import REGION, agent_runner, configure, register_bases
 from orchestrator import faultproxy
 from perf.fleet import FAMILY_TAG, RUN_TAG, described
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def perf_run(ws: Any, aws: Any) -> dict[str, Any]:

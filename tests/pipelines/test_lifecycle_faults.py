@@ -17,7 +17,7 @@ from orchestrator import faultproxy
 from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
 from pipelines.imagetest import TAG_ROLE
 
-pytestmark = [pytest.mark.integration, pytest.mark.packer]
+pytestmark = [pytest.mark.integration, pytest.mark.packer, pytest.mark.slow]
 
 REGIONS = ("us-east-1", "us-west-2")
 STAGES = ("candidate", "release")
