@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,12 @@ def make_workspace(root: Path, endpoint: str) -> Workspace:
 @pytest.fixture
 def workspace(tmp_path: Path, aws_endpoint: str) -> Workspace:
     return make_workspace(tmp_path / "ws", aws_endpoint)
+
+
+@pytest.fixture
+def workspace_factory(tmp_path: Path, aws_endpoint: str) -> Callable[[str], Workspace]:
+    """Several workspaces in one test (each its own family), named by the test."""
+    return lambda name: make_workspace(tmp_path / name, aws_endpoint)
 
 
 @pytest.fixture

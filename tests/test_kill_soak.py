@@ -236,13 +236,3 @@ def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(workspace_factory
     assert expected["pointers"] == {"candidate": 2, "release": 2}
     assert expected["rollouts"][0][0] == "succeeded"
     assert got == expected, json.dumps({"expected": expected, "got": got}, indent=1, default=str)[:6000]
-
-
-@pytest.fixture
-def workspace_factory(tmp_path: Path, aws_endpoint: str) -> Callable[[str], Any]:
-    from conftest import make_workspace
-
-    return lambda name: make_workspace(tmp_path / name, aws_endpoint)
-
-
-
