@@ -153,25 +153,26 @@ def test_agent_cli_usage_and_failure_exit_codes(tmp_path: Path) -> None:
     assert "cannot write" in unwritable.stderr and len(unwritable.stderr.strip().splitlines()) == 1
 
 
-def test_agent_cli_uploads_to_s3(monkeypatch: pytest.MonkeyPatch) -> None:
-    moto = pytest.importorskip("moto")
+def test_agent_cli_uploads_to_s3(monkeypatch: pytest.MonkeyPatch, aws_endpoint: str) -> None:
+    import uuid
+
     import boto3
 
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_endpoint)  # the agent's client finds the local endpoint
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-east-1", "IMAGEFLEET_BOOT_SECONDS": "40"}.items():
         monkeypatch.setenv(k, v)
-    with moto.mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="imagefleet-perf")
-        result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
-                                          "--s3-uri", "s3://imagefleet-perf/run1/i-0abc.jsonl"])
-        assert result.exit_code == 0, result.output
-        body = s3.get_object(Bucket="imagefleet-perf", Key="run1/i-0abc.jsonl")["Body"].read().decode()
-        assert body == result.stdout
-        missing = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
-                                           "--s3-uri", "s3://no-such-bucket/k"])
-        assert missing.exit_code == 3 and "upload to s3://no-such-bucket/k failed" in missing.stderr
+    bucket = f"imagefleet-perf-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=aws_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
+                                      "--s3-uri", f"s3://{bucket}/run1/i-0abc.jsonl"])
+    assert result.exit_code == 0, result.output
+    body = s3.get_object(Bucket=bucket, Key="run1/i-0abc.jsonl")["Body"].read().decode()
+    assert body == result.stdout
+    missing = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
+                                       "--s3-uri", "s3://no-such-bucket-imagefleet/k"])
+    assert missing.exit_code == 3 and "upload to s3://no-such-bucket-imagefleet/k failed" in missing.stderr
 
 
 def test_agent_cli_benchmark_crash_is_exit_three(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,8 @@ from orchestrator.context import Context
 from orchestrator.output import Output
 from perf.samples import write_jsonl
 
-PKB = "/work/shared/testdata/pkb_samples_example.ndjson"
+# shared/ lies beside the repository (its README names the source of each file)
+PKB = str(Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pkb_samples_example.ndjson")
 
 
 @dataclass

@@ -24,7 +24,8 @@ from perf.samples import (
     write_jsonl,
 )
 
-PKB = Path("/work/shared/testdata/pkb_samples_example.ndjson")
+# shared/ lies beside the repository (its README names the source of each file)
+PKB = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pkb_samples_example.ndjson"
 BASE_AMI, CAND_AMI = "ami-0a1b2c3d4e5f60708", "ami-0f9e8d7c6b5a40302"
 
 
