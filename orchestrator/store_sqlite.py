@@ -1,0 +1,547 @@
+"""The SQLite backend of the state store: a file in the state directory, WAL, one transaction per
+write, a schema version with migrations, an identity file beside it so a store that existed is
+never silently replaced by an empty one, and read-only opening for read-only mounts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import (
+    ConflictError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotFoundError,
+    StateError,
+)
+from orchestrator.store import (
+    ANY,
+    AuditEntry,
+    BaseVersion,
+    Evidence,
+    Lease,
+    LeaseIsDead,
+    Reservation,
+    StageChange,
+    StateStore,
+    check_move,
+    lease_blocks,
+    utcnow,
+)
+
+SCHEMA_VERSION = 3
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE bases (
+        family TEXT NOT NULL, version INTEGER NOT NULL, amis TEXT NOT NULL, source_ami TEXT NOT NULL,
+        parent INTEGER, packer_run_id TEXT NOT NULL, created_at TEXT NOT NULL, manifest TEXT NOT NULL,
+        manifest_uri TEXT, changelog TEXT NOT NULL DEFAULT '{}', stage TEXT NOT NULL,
+        PRIMARY KEY (family, version));
+    CREATE TABLE ami_index (ami TEXT PRIMARY KEY, family TEXT NOT NULL, version INTEGER NOT NULL);
+    CREATE TABLE stage_pointers (family TEXT NOT NULL, stage TEXT NOT NULL, version INTEGER,
+        updated_at TEXT NOT NULL, PRIMARY KEY (family, stage));
+    CREATE TABLE stage_history (id INTEGER PRIMARY KEY AUTOINCREMENT, family TEXT NOT NULL,
+        stage TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL, at TEXT NOT NULL,
+        actor TEXT NOT NULL, reason TEXT NOT NULL);
+    CREATE TABLE evidence (id INTEGER PRIMARY KEY AUTOINCREMENT, family TEXT NOT NULL,
+        version INTEGER NOT NULL, gate TEXT NOT NULL, passed INTEGER NOT NULL, details TEXT NOT NULL,
+        at TEXT NOT NULL, actor TEXT NOT NULL);
+    CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+        action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL, details TEXT NOT NULL);
+    CREATE TABLE operations (id TEXT PRIMARY KEY, kind TEXT NOT NULL, intent TEXT NOT NULL,
+        status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE steps (op_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+        result TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (op_id, name));
+    CREATE TABLE friends (team TEXT PRIMARY KEY, accounts TEXT NOT NULL, families TEXT NOT NULL,
+        added_at TEXT NOT NULL, added_by TEXT NOT NULL);
+    """,
+    2: """
+    CREATE TABLE documents (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+        revision INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (kind, id));
+    CREATE INDEX audit_target ON audit (target);
+    CREATE INDEX evidence_base ON evidence (family, version);
+    """,
+    3: """
+    ALTER TABLE stage_history ADD COLUMN rolled_back INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, actor TEXT NOT NULL,
+        host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, acquired_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL, expires_at REAL);
+    CREATE TABLE reservations (family TEXT NOT NULL, version INTEGER NOT NULL, holder TEXT NOT NULL,
+        at TEXT NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (family, version));
+    """,
+}
+
+
+class SqliteStore(StateStore):
+    """SQLite in WAL mode; every public write is one transaction, so state is never half-written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self.readonly = _read_only(self.path)
+        self._check_identity()
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+            self._remember_identity()
+        elif self.schema_version() != SCHEMA_VERSION:
+            raise StateError(f"state store {self.path} is read-only and has schema {self.schema_version()}, "
+                             f"not {SCHEMA_VERSION}", hint="open it once where it is writable to migrate it")
+
+    # --- identity: a store that existed is never silently replaced by an empty one ---------------
+    @property
+    def _id_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".id")
+
+    def _check_identity(self) -> None:
+        known = self._id_file.read_text().strip() if self._id_file.exists() else None
+        if known and not self.path.exists():
+            raise StateError(
+                f"state store {self.path} is missing (store {known} was there)",
+                hint=f"restore it from a backup; to start an empty store on purpose, delete {self._id_file}")
+        if known and self.path.exists() and self._store_id() not in (None, known):
+            raise StateError(
+                f"state store {self.path} was replaced (expected store {known}, found {self._store_id()})",
+                hint=f"put the original back; to adopt this one on purpose, delete {self._id_file}")
+
+    def _store_id(self) -> str | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        return str(row["value"]) if row else None
+
+    def _remember_identity(self) -> None:
+        with self._tx() as db:
+            if db.execute("SELECT value FROM meta WHERE key='store_id'").fetchone() is None:
+                db.execute("INSERT INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+        store_id = self._store_id() or ""
+        if not self._id_file.exists() or self._id_file.read_text().strip() != store_id:
+            tmp = self._id_file.with_suffix(".tmp")
+            tmp.write_text(store_id + "\n")
+            tmp.replace(self._id_file)
+
+    # connection per thread: sqlite3 connections must not cross threads
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                if self.readonly:
+                    db = _connect_read_only(self.path)
+                else:
+                    db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:
+                raise StateError(f"cannot open state store {self.path}: {exc}") from exc
+            self._local.db = db
+            self._local.inode = _inode(self.path)
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        if self.readonly:
+            raise StateError(f"state store {self.path} is read-only: this command changes state",
+                             hint="read-only commands (status, history, resolve, leases…) work; run this one "
+                                  "where the store is writable")
+        if _inode(self.path) != self._local.inode:
+            raise StateError(f"state store {self.path} was removed or replaced while this command ran; "
+                             "nothing more was written", hint="restore the store, then rerun the command")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        try:
+            with self._tx() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                current = int(row["value"]) if row else 0
+                if current > SCHEMA_VERSION:
+                    raise StateError(
+                        f"state store {self.path} has schema {current}, newer than this imagefleet ({SCHEMA_VERSION})",
+                        hint="upgrade imagefleet",
+                    )
+                for v in range(current + 1, SCHEMA_VERSION + 1):
+                    for stmt in MIGRATIONS[v].split(";"):
+                        if stmt.strip():
+                            db.execute(stmt)
+                db.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state store {self.path} is unusable: {exc}") from exc
+
+    def export_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of one table as stored (ids, JSON text), for copying the store elsewhere."""
+        if table not in {"bases", "ami_index", "stage_pointers", "stage_history", "evidence", "audit", "operations",
+                         "steps", "friends", "documents", "leases", "reservations"}:
+            raise ValueError(f"no table {table!r}")
+        return [dict(r) for r in self._db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()["value"])
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # base versions
+    @staticmethod
+    def _base(row: sqlite3.Row) -> BaseVersion:
+        return BaseVersion(
+            family=row["family"],
+            version=row["version"],
+            amis=json.loads(row["amis"]),
+            source_ami=row["source_ami"],
+            parent=row["parent"],
+            packer_run_id=row["packer_run_id"],
+            created_at=row["created_at"],
+            manifest=row["manifest"],
+            manifest_uri=row["manifest_uri"],
+            changelog=json.loads(row["changelog"]),
+            stage=row["stage"],
+        )
+
+    def next_version(self, family: str) -> int:
+        return self._next_version(self._db, family)
+
+    @staticmethod
+    def _next_version(db: sqlite3.Connection, family: str) -> int:
+        row = db.execute(
+            "SELECT MAX(v) AS v FROM (SELECT MAX(version) AS v FROM bases WHERE family=? "
+            "UNION ALL SELECT MAX(version) FROM reservations WHERE family=?)", (family, family),
+        ).fetchone()
+        return (row["v"] or 0) + 1
+
+    def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
+        with self._tx() as db:  # BEGIN IMMEDIATE: no other writer between the read and the insert
+            version = self._next_version(db, family)
+            db.execute("INSERT INTO reservations VALUES (?,?,?,?,?,?)",
+                       (family, version, holder, utcnow(), "reserved", json.dumps(details or {}, default=str)))
+        return version
+
+    def finish_reservation(self, family: str, version: int, status: str,
+                           details: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT details FROM reservations WHERE family=? AND version=?",
+                             (family, version)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no reservation of {family}:{version}")
+            merged = {**json.loads(row["details"]), **(details or {})}
+            db.execute("UPDATE reservations SET status=?, details=? WHERE family=? AND version=?",
+                       (status, json.dumps(merged, default=str), family, version))
+
+    def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]:
+        q, args = "SELECT * FROM reservations WHERE 1=1", []
+        if family:
+            q, args = q + " AND family=?", [*args, family]
+        if status:
+            q, args = q + " AND status=?", [*args, status]
+        rows = self._db.execute(q + " ORDER BY family, version", args)
+        return [Reservation(r["family"], r["version"], r["holder"], r["at"], r["status"], json.loads(r["details"]))
+                for r in rows]
+
+    def put_base(self, base: BaseVersion) -> None:
+        with self._tx() as db:
+            try:
+                db.execute(
+                    "INSERT INTO bases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        base.family, base.version, json.dumps(base.amis), base.source_ami, base.parent,
+                        base.packer_run_id, base.created_at, base.manifest, base.manifest_uri,
+                        json.dumps(base.changelog), base.stage,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"base {base.ref} is already registered") from None
+            for ami in base.amis.values():
+                db.execute("INSERT OR REPLACE INTO ami_index VALUES (?,?,?)", (ami, base.family, base.version))
+
+    def get_base(self, family: str, version: int) -> BaseVersion:
+        row = self._db.execute("SELECT * FROM bases WHERE family=? AND version=?", (family, version)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no base {family}:{version}", hint="'imagefleet status' lists the bases")
+        return self._base(row)
+
+    def bases(self, family: str | None = None) -> list[BaseVersion]:
+        if family:
+            rows = self._db.execute("SELECT * FROM bases WHERE family=? ORDER BY version", (family,))
+        else:
+            rows = self._db.execute("SELECT * FROM bases ORDER BY family, version")
+        return [self._base(r) for r in rows]
+
+    def find_base_by_ami(self, ami: str) -> BaseVersion:
+        row = self._db.execute("SELECT family, version FROM ami_index WHERE ami=?", (ami,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"{ami} is not an AMI imagefleet registered", hint="bake it first, or check the id")
+        return self.get_base(row["family"], row["version"])
+
+    def update_base(self, family: str, version: int, **fields: Any) -> None:
+        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        sets, values = [], []
+        for k, v in fields.items():
+            sets.append(f"{k}=?")
+            values.append(json.dumps(v) if k in ("amis", "changelog") else v)
+        with self._tx() as db:
+            cur = db.execute(f"UPDATE bases SET {', '.join(sets)} WHERE family=? AND version=?", (*values, family, version))
+            if cur.rowcount != 1:
+                raise NotFoundError(f"no base {family}:{version}")
+            if "amis" in fields:
+                for ami in fields["amis"].values():
+                    db.execute("INSERT OR REPLACE INTO ami_index VALUES (?,?,?)", (ami, family, version))
+
+    # stage pointers
+    def pointer(self, family: str, stage: str) -> int | None:
+        row = self._db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
+        return row["version"] if row else None
+
+    def pointers(self) -> dict[tuple[str, str], tuple[int, str]]:
+        rows = self._db.execute("SELECT * FROM stage_pointers WHERE version IS NOT NULL")
+        return {(r["family"], r["stage"]): (r["version"], r["updated_at"]) for r in rows}
+
+    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
+                     details: dict[str, Any] | None = None, expected: int | None | object = ANY) -> StageChange:
+        """Point ``stage`` at ``version``; history row, base stage and audit entry in one transaction."""
+        at = utcnow()
+        with self._tx() as db:
+            row = db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
+            previous = row["version"] if row else None
+            check_move(family, stage, version, previous, expected)
+            db.execute(
+                "INSERT INTO audit(at, actor, action, target, reason, details) VALUES (?,?,?,?,?,?)",
+                (at, actor, action, f"{family}:{version}" if version is not None else family, reason,
+                 json.dumps({"stage": stage, **(details or {})}, default=str)),
+            )
+            if action == "rollback" and previous is not None:
+                db.execute("UPDATE stage_history SET rolled_back=1 WHERE family=? AND stage=? AND version=?",
+                           (family, stage, previous))
+            db.execute(
+                "INSERT INTO stage_pointers VALUES (?,?,?,?) ON CONFLICT(family, stage) "
+                "DO UPDATE SET version=excluded.version, updated_at=excluded.updated_at",
+                (family, stage, version, at),
+            )
+            cur = db.execute(
+                "INSERT INTO stage_history(family, stage, version, previous, action, at, actor, reason) VALUES (?,?,?,?,?,?,?,?)",
+                (family, stage, version, previous, action, at, actor, reason),
+            )
+            if version is not None:
+                db.execute("UPDATE bases SET stage=? WHERE family=? AND version=?", (stage, family, version))
+        return StageChange(cur.lastrowid or 0, family, stage, version, previous, action, at, actor, reason)
+
+    def stage_history(self, family: str, stage: str | None = None) -> list[StageChange]:
+        q = "SELECT * FROM stage_history WHERE family=?" + (" AND stage=?" if stage else "") + " ORDER BY id"
+        rows = self._db.execute(q, (family, stage) if stage else (family,))
+        return [StageChange(**{**dict(r), "rolled_back": bool(r["rolled_back"])}) for r in rows]
+
+    # evidence and audit
+    def add_evidence(self, ev: Evidence) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO evidence(family, version, gate, passed, details, at, actor) VALUES (?,?,?,?,?,?,?)",
+                (ev.family, ev.version, ev.gate, int(ev.passed), json.dumps(ev.details, default=str), ev.at, ev.actor),
+            )
+
+    def evidence(self, family: str, version: int) -> list[Evidence]:
+        rows = self._db.execute("SELECT * FROM evidence WHERE family=? AND version=? ORDER BY id", (family, version))
+        return [
+            Evidence(r["family"], r["version"], r["gate"], bool(r["passed"]), json.loads(r["details"]), r["at"], r["actor"])
+            for r in rows
+        ]
+
+    def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO audit(at, actor, action, target, reason, details) VALUES (?,?,?,?,?,?)",
+                (utcnow(), actor, action, target, reason, json.dumps(details or {}, default=str)),
+            )
+
+    def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]:
+        if family:
+            rows = self._db.execute(
+                "SELECT * FROM audit WHERE target=? OR target LIKE ? ORDER BY id DESC LIMIT ?", (family, f"{family}:%", limit)
+            )
+        else:
+            rows = self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        out = [AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], r["reason"], json.loads(r["details"])) for r in rows]
+        return list(reversed(out))
+
+    # operations
+    def open_operation(self, op_id: str, kind: str, intent: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO operations VALUES (?,?,?,?,?,?)", (op_id, kind, json.dumps(intent), "running", now, now))
+                return {"id": op_id, "kind": kind, "intent": intent, "status": "running", "created_at": now, "resumed": False}
+            db.execute("UPDATE operations SET updated_at=? WHERE id=?", (now, op_id))
+        return {**self._op(row), "resumed": True}
+
+    @staticmethod
+    def _op(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": row["id"], "kind": row["kind"], "intent": json.loads(row["intent"]), "status": row["status"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
+        }
+
+    def operation(self, op_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
+        return self._op(row) if row else None
+
+    def operations(self, kind: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT * FROM operations WHERE 1=1", []
+        if kind:
+            q, args = q + " AND kind=?", [*args, kind]
+        if status:
+            q, args = q + " AND status=?", [*args, status]
+        return [self._op(r) for r in self._db.execute(q + " ORDER BY created_at", args)]
+
+    def finish_operation(self, op_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE operations SET status=?, updated_at=? WHERE id=?", (status, utcnow(), op_id))
+
+    def step(self, op_id: str, name: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
+        if row is None:
+            return None
+        return {"name": row["name"], "status": row["status"], "result": json.loads(row["result"]) if row["result"] else None}
+
+    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
+            if status == "pending" and row is not None and row["status"] == "done":
+                raise ConflictError(f"step {name} of {op_id} is already done: another run finished it")
+            db.execute(
+                "INSERT INTO steps VALUES (?,?,?,?,?) ON CONFLICT(op_id, name) DO UPDATE SET "
+                "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",
+                (op_id, name, status, json.dumps(result, default=str) if result is not None else None, utcnow()),
+            )
+
+    # friends
+    def friends(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM friends ORDER BY team")
+        return {
+            r["team"]: {"accounts": json.loads(r["accounts"]), "families": json.loads(r["families"]), "added_at": r["added_at"], "added_by": r["added_by"]}
+            for r in rows
+        }
+
+    def put_friend(self, team: str, accounts: list[str], families: list[str], actor: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO friends VALUES (?,?,?,?,?) ON CONFLICT(team) DO UPDATE SET accounts=excluded.accounts, families=excluded.families",
+                (team, json.dumps(sorted(set(accounts))), json.dumps(sorted(set(families))), utcnow(), actor),
+            )
+
+    def remove_friend(self, team: str) -> None:
+        with self._tx() as db:
+            if db.execute("DELETE FROM friends WHERE team=?", (team,)).rowcount == 0:
+                raise NotFoundError(f"no friend team {team!r}")
+
+    # documents
+    def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:
+        row = self._db.execute("SELECT body, revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no {kind} {doc_id!r}")
+        return json.loads(row["body"]), row["revision"]
+
+    def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
+        text = json.dumps(body, default=str)
+        with self._tx() as db:
+            row = db.execute("SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
+            current = row["revision"] if row else None
+            if current != expected_revision:
+                raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected {expected_revision})")
+            new = (current or 0) + 1
+            db.execute(
+                "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET body=excluded.body, "
+                "revision=excluded.revision, updated_at=excluded.updated_at",
+                (kind, doc_id, text, new, utcnow()),
+            )
+        return new
+
+    def docs(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY updated_at", (kind,))
+        return [json.loads(r["body"]) for r in rows]
+
+
+    # leases
+    @staticmethod
+    def _lease(row: sqlite3.Row) -> Lease:
+        return Lease(**dict(row))
+
+    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
+        with self._tx() as db:
+            for lease in leases:
+                row = db.execute("SELECT * FROM leases WHERE name=?", (lease.name,)).fetchone()
+                if row is not None and lease_blocks(self._lease(row), lease.owner, now, is_dead):
+                    raise LeaseHeldError(self._lease(row))
+            for lease in leases:
+                db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?)", astuple(lease))
+
+    def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
+        with self._tx() as db:
+            for name in names:
+                cur = db.execute("UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=?",
+                                 (now, expires_at, name, owner))
+                if cur.rowcount != 1:
+                    raise LeaseLostError(name)
+
+    def release_leases(self, owner: str, names: list[str] | None = None) -> None:
+        with self._tx() as db:
+            if names is None:
+                db.execute("DELETE FROM leases WHERE owner=?", (owner,))
+            else:
+                db.executemany("DELETE FROM leases WHERE owner=? AND name=?", [(owner, n) for n in names])
+
+    def leases(self) -> list[Lease]:
+        return [self._lease(r) for r in self._db.execute("SELECT * FROM leases ORDER BY name")]
+
+
+def _read_only(path: Path) -> bool:
+    """A store we may read but not write (a read-only mount, a file we lack write access to)."""
+    if path.exists():
+        return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+    return False
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read-only, and where the directory is read-only too (no -shm can be made), immutable."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        db.execute("SELECT 1 FROM meta LIMIT 1")
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"file:{path}?immutable=1", uri=True, isolation_level=None)
