@@ -40,7 +40,7 @@ from canary.plan import Plan, plan
 from canary.scoring import NODATA_THRESHOLD_PCT, judge_metrics
 from orchestrator import leases
 from orchestrator.aws import client_token
-from orchestrator.engine import KillPoint, _maybe_kill
+from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, Evidence, utcnow
 
@@ -190,9 +190,9 @@ class Controller:
     def act(self, action: str, fn: Callable[[], Any], **details: Any) -> Any:
         """Record the intent, act, record the result: the unit of crash safety."""
         self.journal(action, "intent", **details)
-        _maybe_kill(f"{action}:before")
+        kill_point(f"{action}:before")
         result = fn()
-        _maybe_kill(f"{action}:acted")
+        kill_point(f"{action}:acted")
         self.journal(action, "done", **({"result": result} if result is not None else {}))
         return result
 

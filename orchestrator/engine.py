@@ -47,8 +47,6 @@ def kill_point(point: str) -> None:
         raise KillPoint(point)
 
 
-_maybe_kill = kill_point  # the name older call sites use
-
 
 class Operation:
     def __init__(self, store: StateStore, op_id: str, kind: str, intent: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestrator import leases
 from orchestrator.config import FamilySettings, Settings
-from orchestrator.engine import KillPoint, _maybe_kill
+from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import NotFoundError, PackerError, UsageError
 from orchestrator.store import BaseVersion, StateStore
 from pipelines import gc, packer_run, registry
@@ -225,7 +225,7 @@ def _bake_and_register(prepared: Prepared, settings: Settings, aws: Any, store: 
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
-            _maybe_kill("bake:built")
+            kill_point("bake:built")
             on_progress("registering the new base")
             base, warnings = registry.register(store, aws, settings, result, actor=actor)
         except KillPoint:
