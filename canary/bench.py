@@ -213,8 +213,8 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
     from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
     from orchestrator.clock import VirtualClock
     from orchestrator.context import Context
-    from orchestrator.local import LocalEndpoint
-    from orchestrator.local_agents import AgentEnv, attach
+    from orchestrator.local.agents import AgentEnv, attach
+    from orchestrator.local.endpoint import LocalEndpoint
     from orchestrator.output import Output
     from orchestrator.store import BaseVersion, utcnow
 

@@ -1,6 +1,6 @@
 """Local agent: per-instance health metrics for the local endpoint, where instances run nothing.
 
-Called by the local agent runner (``orchestrator.local_agents``) every tick. It publishes
+Called by the local agent runner (``orchestrator.local.agents``) every tick. It publishes
 ``latency_ms``, ``error_rate`` and ``cpu`` (namespace ``imagefleet/health``, dimension
 ``InstanceId``) for the in-service members of Auto Scaling groups tagged ``imagefleet:family``
 and for running canary baseline instances (tag ``imagefleet:role = baseline``), timestamped on
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.injection import factor_for
+from orchestrator.local.injection import factor_for
 
 NAMESPACE = "imagefleet/health"
 FAMILY_TAG = "imagefleet:family"

@@ -14,9 +14,8 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -283,7 +282,7 @@ class AwsFactory:
         endpoint = aws.endpoint_url
         if endpoint == "local":
             # The embedded endpoint started by `imagefleet local up`; its port lives in the state dir.
-            from orchestrator.local import LocalEndpoint
+            from orchestrator.local.endpoint import LocalEndpoint
 
             endpoint = LocalEndpoint(settings.state_dir).require_url()
             kwargs.setdefault("credentials", dict(LOCAL_CREDENTIALS))

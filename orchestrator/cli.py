@@ -16,12 +16,12 @@ from typing import Any
 
 import click
 
-from orchestrator import injection
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, RefusedError, UsageError
-from orchestrator.faults import parse_spec
-from orchestrator.local import LocalEndpoint, seed
+from orchestrator.local import injection
+from orchestrator.local.endpoint import LocalEndpoint, seed
+from orchestrator.local.faults import parse_spec
 from orchestrator.output import table
 from orchestrator.schema import AMI_ID
 
@@ -160,7 +160,8 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 @json_option
 def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
-    from orchestrator import endpoint_memory, local_agents
+    from orchestrator.local import agents as local_agents
+    from orchestrator.local import memory as endpoint_memory
 
     obj, ep = _endpoint()
     if faults is not None:
@@ -200,7 +201,7 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
 @json_option
 def local_down() -> None:
     """Stop the endpoint (its data is in memory and goes with it)."""
-    from orchestrator import local_agents
+    from orchestrator.local import agents as local_agents
 
     obj, ep = _endpoint()
     refused: list[RefusedError] = []
@@ -235,13 +236,24 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
 
-    from orchestrator import local_agents
+    from orchestrator.local import agents as local_agents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     obj = get_context()
+    register_agent_handlers()
     env = local_agents.AgentEnv(aws=obj.aws, state_dir=obj.settings.state_dir,
                                 regions=obj.settings.aws.regions, clock=obj.clock)
     local_agents.run(env, interval=interval, ticks=ticks)
+
+
+def register_agent_handlers() -> None:
+    """Mount the areas' local agents: the CLI, not the core runner, knows which areas there are."""
+    from canary import local_health
+    from orchestrator.local import agents as local_agents
+    from perf import local_runner
+
+    local_agents.register("canary.local_health", local_health.tick)
+    local_agents.register("perf.local_runner", local_runner.tick)
 
 
 @local.command("inject")

@@ -1,6 +1,6 @@
 """Local agent runner handler: run the benchmark agent on the host for perf instances.
 
-On the local endpoint instances run nothing, so ``orchestrator.local_agents`` calls ``tick``
+On the local endpoint instances run nothing, so ``orchestrator.local.agents`` calls ``tick``
 every second (``settle``, which waits for the agents it starts, on a virtual clock). Each tick
 it finds running instances tagged ``imagefleet:role=perf``, reads the agent line from each
 instance's user data (what cloud-init would run), and runs it as a host process — at most
@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 
 from orchestrator.aws import LOCAL_CREDENTIALS
 from orchestrator.errors import ImagefleetError
-from orchestrator.injection import Injection, factor_for
+from orchestrator.local.injection import Injection, factor_for
 from perf.agent.benchmarks import apply_slowdown
 from perf.fleet import ARM_TAG, RESULTS_TAG, ROLE_TAG, described, tags_of
 from perf.placement import parse_agent_command
@@ -234,7 +234,7 @@ def drain(env: Any) -> None:
 def settle(env: Any) -> None:
     """Run every runnable instance's agent to completion, ``CONCURRENCY`` at a time.
 
-    The handler for a virtual clock (``orchestrator.local_agents.attach``): time stands still
+    The handler for a virtual clock (``orchestrator.local.agents.attach``): time stands still
     while the agents run, so the results are in S3 when the clock moves on, however long the
     host took to run them."""
     tick(env)

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from orchestrator import endpoint_memory, schema
+from orchestrator import schema
 from orchestrator.cli_support import (
     Bounded,
     Named,
@@ -28,6 +28,7 @@ from orchestrator.cli_support import (
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES, parse_duration
 from orchestrator.errors import ExitStatus, NotFoundError, UsageError
+from orchestrator.local import memory as endpoint_memory
 from orchestrator.output import table
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod

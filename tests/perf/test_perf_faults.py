@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from perf_fleet_support import REGION, agent_runner, configure, register_bases
 
-from orchestrator import faultproxy
+from orchestrator.local import faultproxy
 from perf.fleet import FAMILY_TAG, RUN_TAG, described
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -37,8 +37,8 @@ ACTION_OF = {"s3.HeadBucket": ("s3:ListBucket",), "s3.ListObjectsV2": ("s3:ListB
              "dynamodb.TransactGetItems": ("dynamodb:GetItem",)}
 # code whose AWS calls never run under imagefleet's role against real AWS
 NOT_UNDER_THE_ROLE = {
-    "orchestrator/local.py": "seeds the embedded endpoint",
-    "orchestrator/local_agents.py": "the local agent runner",
+    "orchestrator/local/endpoint.py": "seeds the embedded endpoint",
+    "orchestrator/local/agents.py": "the local agent runner",
     "orchestrator/demo.py": "the local demo",
     "orchestrator/bench.py": "benchmarks on the embedded endpoint",
     "canary/local_health.py": "the local agent runner publishes what instances would",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import faultproxy
+from orchestrator.local import faultproxy
 from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
 from pipelines.imagetest import TAG_ROLE
 

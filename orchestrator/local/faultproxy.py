@@ -1,6 +1,6 @@
 """FAULT INJECTION (local endpoint only): an HTTP proxy that throttles, fails and drops AWS calls.
 
-``python -m orchestrator.faultproxy --upstream http://127.0.0.1:PORT --faults throttle=0.1,5xx=0.05
+``python -m orchestrator.local.faultproxy --upstream http://127.0.0.1:PORT --faults throttle=0.1,5xx=0.05
 --seed 7`` listens on 127.0.0.1 and forwards every request to the embedded endpoint, except the
 ones its seeded ``FaultPlan`` picks: those get the service's real throttling or 5xx answer, or a
 TCP reset. ``imagefleet local up --faults SPEC`` starts one in front of moto's server, so every
@@ -33,7 +33,15 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from orchestrator.errors import ToolError, UsageError
-from orchestrator.faults import Decision, Fault, FaultPlan, Request, error_response, is_packer, parse_spec
+from orchestrator.local.faults import (
+    Decision,
+    Fault,
+    FaultPlan,
+    Request,
+    error_response,
+    is_packer,
+    parse_spec,
+)
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/__faultproxy__/"
@@ -191,7 +199,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the proxy until SIGTERM/SIGINT; prints ``listening URL`` once it accepts connections."""
-    parser = _Parser(prog="python -m orchestrator.faultproxy", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m orchestrator.local.faultproxy", description=__doc__.split("\n")[0])
     parser.add_argument("--upstream", required=True, help="the local endpoint, http://127.0.0.1:PORT")
     parser.add_argument("--faults", required=True, help="e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault decisions (default 0)")
@@ -229,7 +237,7 @@ def start(upstream: str, faults: str, seed: int, port: int, log: Path, timeout: 
     parse_spec(faults)  # bad input fails here, before any process exists
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.faultproxy", "--upstream", upstream, "--faults", faults,
+            [sys.executable, "-m", "orchestrator.local.faultproxy", "--upstream", upstream, "--faults", faults,
              "--seed", str(seed), "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import faultproxy, processes
 from orchestrator.errors import StateError, ToolError
-from orchestrator.faults import parse_spec
+from orchestrator.local import faultproxy, processes
+from orchestrator.local.faults import parse_spec
 
 HOST = "127.0.0.1"
 
@@ -70,26 +70,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pid_alive(pid: int) -> bool:
-    """Is a process with this pid running (zombies count as gone)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (started by this very process) still answers kill(0); check /proc.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def answers(url: str, timeout: float = 1.0) -> bool:
+    """Does an endpoint answer at ``url`` (any answer below 500 counts)?"""
     try:
         with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:
-            return resp.status < 500
+            return int(resp.status) < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
     except (OSError, ValueError):
@@ -152,7 +137,7 @@ class LocalEndpoint:
             raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.local_moto", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", "orchestrator.local.moto_server", "-H", HOST, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -40,6 +40,22 @@ def read_start_ticks(pid: int) -> int | None:
     return int(after_name[19])
 
 
+def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running (zombies count as gone)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (started by this very process) still answers kill(0); check /proc.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
     pid: int
