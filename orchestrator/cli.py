@@ -18,12 +18,12 @@ import click
 
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, ImagefleetError, RefusedError, UsageError
+from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, RefusedError, UsageError
 from orchestrator.local import injection
 from orchestrator.local.endpoint import LocalEndpoint, seed
 from orchestrator.local.faults import parse_spec
 from orchestrator.output import table
-from orchestrator.schema import AMI_ID
+from orchestrator.schema import AMI_ID, FAMILY
 
 
 class LazyGroup(click.Group):
@@ -82,9 +82,6 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),
     "canary": ("canary.cli:canary_group", "Canary rollouts across instance-type cohorts."),
 }
-LOCAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "fleet": ("canary.cli:fleet_command", "Demo helper: Auto Scaling groups per instance type on an AMI."),
-}
 
 
 @click.group(cls=LazyGroup, lazy=AREA_COMMANDS,
@@ -140,7 +137,7 @@ def init(directory: Path, force: bool, template_format: str) -> None:
 
 
 # --- the embedded endpoint ------------------------------------------------------------------------
-@cli.group(cls=LazyGroup, lazy=LOCAL_COMMANDS)
+@cli.group()
 def local() -> None:
     """The embedded AWS endpoint (moto's server on 127.0.0.1)."""
 
@@ -278,6 +275,30 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
                         factor, tuple(t.strip() for t in types.split(",") if t.strip()))
     obj.out.result(inj.__dict__, lambda: f"injected x{factor} on {metric} for {ami} "
                    f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]")
+
+
+@local.command("fleet")
+@click.option("--family", required=True, type=Named(FAMILY, "FAMILY"),
+              help="Family whose fleet this is (tag imagefleet:family).")
+@click.option("--ami", required=True, help="The base the fleet runs now.")
+@click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
+@click.option("--region", help="Region (default: the first configured).")
+@click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
+@json_option
+def local_fleet(family: str, ami: str, per_type: int, region: str | None, types: str) -> None:
+    """DEMO: make a launch template and one Auto Scaling group per instance type of FAMILY."""
+    from orchestrator.local.fleet import DEFAULT_TYPES, make_fleet
+
+    obj = get_context()
+    chosen = tuple(t.strip() for t in types.split(",") if t.strip())
+    if not chosen:
+        try:
+            chosen = obj.settings.family(family).cohort_instance_types
+        except NotFoundError:
+            chosen = DEFAULT_TYPES
+    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0])
+    obj.out.result(data, lambda: f"fleet of {family} in {data['region']}: "
+                   + ", ".join(f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]))
 
 
 # --- the report site ----------------------------------------------------------------------------------

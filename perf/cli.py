@@ -62,6 +62,7 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
                    "instance_type_label, then machine_type, sending_/receiving_machine_type).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), callback=writable(True),
               help="Also write a forest plot and per-metric distribution plots (PNG) here.")
+@json_option
 def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
                 thresholds: tuple[str, ...], default_threshold: str | None, correction: str | None,
                 per_instance: bool, higher: tuple[str, ...], lower: tuple[str, ...],
@@ -98,7 +99,7 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
                                         else default_pct / 100.0),
                      correction=correction or settings.correction,  # type: ignore[arg-type]
                      aggregate="instance" if per_instance else "sample")
-    if fmt == "json":
+    if fmt == "json" or ctx.json_mode:  # `--json`, as every command takes it, is `--format json`
         ctx.out.text(json.dumps(result.to_dict(), indent=2))
     else:
         ctx.out.text(result.to_markdown())

@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 
 from canary import local_health
-from canary.cli import make_fleet
 from orchestrator.clock import VirtualClock
 from orchestrator.engine import KillPoint
 from orchestrator.local.agents import AgentEnv, attach
+from orchestrator.local.fleet import make_fleet
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer, pytest.mark.slow]
 

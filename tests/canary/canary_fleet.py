@@ -18,11 +18,11 @@ from typing import Any
 from aws_support import make_ami
 
 from canary import local_health
-from canary.cli import make_fleet
 from orchestrator.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.local.agents import AgentEnv, attach
+from orchestrator.local.fleet import make_fleet
 from orchestrator.output import Output
 from orchestrator.store import BaseVersion, utcnow
 

@@ -46,7 +46,7 @@ NOT_UNDER_THE_ROLE = {
     "perf/local_runner.py": "the local agent runner",
     "perf/bench.py": "benchmarks on the embedded endpoint",
     "perf/agent": "runs on the benchmark instance, under its instance profile",
-    "canary/cli.py:make_fleet": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
+    "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
     "orchestrator/cli.py:list_commands": "click's API (the lazy command group), not SSM's ListCommands",
     "orchestrator/cli.py:format_commands": "click's API (the lazy command group), not SSM's ListCommands",
 }
