@@ -33,7 +33,7 @@ from typing import Any
 
 from canary import metrics as metric_source
 from canary.cohorts import build_cohorts
-from canary.config import FAMILY_TAG, CanarySettings
+from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
 from canary.judge import NODATA
 from canary.plan import Plan, plan
@@ -43,6 +43,7 @@ from orchestrator.aws import client_token
 from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, Evidence, utcnow
+from orchestrator.tags import FAMILY_TAG
 
 KIND = "canary-rollout"
 CONTROL_KIND = "canary-control"

@@ -38,8 +38,9 @@ from urllib.parse import urlparse
 from orchestrator.aws import LOCAL_CREDENTIALS
 from orchestrator.errors import ImagefleetError
 from orchestrator.local.injection import Injection, factor_for
+from orchestrator.tags import ARM_TAG, PERF_RESULTS_TAG, ROLE_TAG
 from perf.agent.benchmarks import apply_slowdown
-from perf.fleet import ARM_TAG, RESULTS_TAG, ROLE_TAG, described, tags_of
+from perf.fleet import described, tags_of
 from perf.placement import parse_agent_command
 from perf.samples import Sample, write_jsonl
 
@@ -120,7 +121,7 @@ def _candidates(env: Any, st: dict[str, Any]) -> list[tuple[str, str, str, str, 
             tags = tags_of(inst)
             if tags.get(ROLE_TAG) != "perf" or iid in st["done"] or iid in st["jobs"]:
                 continue
-            uri = tags.get(RESULTS_TAG, "")
+            uri = tags.get(PERF_RESULTS_TAG, "")
             order = f"{inst.get('LaunchTime', '')}|{uri}"
             out.append((order, iid, tags.get(ARM_TAG, ""), region, uri))
     return sorted(out)

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator import leases
+from orchestrator.clock import human_duration
 from orchestrator.engine import Operation
 from orchestrator.errors import RefusedError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -213,7 +214,7 @@ class Job:
         moves = [c for c in self.ctx.store.stage_history(self.family, "candidate") if c.version == base.version]
         entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
         while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):
-            self.progress(f"  soaking: {_fmt(left)} to go")
+            self.progress(f"  soaking: {human_duration(left)} to go")
             self.ctx.clock.sleep(min(left.total_seconds(), max(60.0, need.total_seconds() / 20)))
         return {"soaked_s": need.total_seconds()}
 
@@ -240,7 +241,3 @@ class Job:
                                hint="the release gate will refuse this base; see the report and the retrospective")
         return {"rollout": rollout, "status": doc["status"]}
 
-
-def _fmt(delta: timedelta) -> str:
-    s = int(delta.total_seconds())
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.clock import Clock
 from orchestrator.errors import StateError, ToolError
 from orchestrator.local import faultproxy, processes
 from orchestrator.local.faults import parse_spec
@@ -144,15 +145,18 @@ class LocalEndpoint:
             start_new_session=True,  # survives this command; not killed by the terminal's Ctrl-C
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while not answers(url):
+
+        def answering() -> bool:
+            if answers(url):
+                return True
             if proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-800:]
                 raise ToolError(f"the local endpoint exited at start (code {proc.returncode}):\n{tail}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
-            time.sleep(0.1)
+            return False
+
+        if not Clock().poll_until(answering, bool, timeout=timeout, every=0.1)[1]:
+            proc.kill()
+            raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
         started = processes.ProcessRecord.started(proc)
         info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time(),
                             cmdline=started.cmdline, start_ticks=started.start_ticks)

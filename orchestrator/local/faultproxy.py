@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from orchestrator.clock import Clock
 from orchestrator.errors import ToolError, UsageError
 from orchestrator.local.faults import (
     Decision,
@@ -241,21 +242,23 @@ def start(upstream: str, faults: str, seed: int, port: int, log: Path, timeout: 
              "--seed", str(seed), "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
     url = f"http://{HOST}:{port}"
-    while True:
+
+    def answering() -> bool:
         try:
             stats(url, timeout=0.5)
-            return proc
+            return True
         except (OSError, urllib.error.URLError, ValueError):
             pass
         if proc.poll() is not None:
             raise ToolError(f"the fault proxy exited at start (code {proc.returncode}): "
                             f"{log.read_text(errors='replace')[-400:].strip()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise ToolError(f"the fault proxy did not answer on {url} within {timeout:.0f}s")
-        time.sleep(0.1)
+        return False
+
+    if not Clock().poll_until(answering, bool, timeout=timeout, every=0.1)[1]:
+        proc.kill()
+        raise ToolError(f"the fault proxy did not answer on {url} within {timeout:.0f}s")
+    return proc
 
 
 if __name__ == "__main__":

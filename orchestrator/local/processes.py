@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from orchestrator.clock import Clock
 from orchestrator.errors import RefusedError
 
 
@@ -123,9 +123,8 @@ def terminate(record: ProcessRecord, timeout: float = 10.0) -> bool:
         os.killpg(record.pid, signal.SIGTERM)
     except ProcessLookupError:
         return True
-    deadline = time.monotonic() + timeout
-    while identify(record).state is State.OURS and time.monotonic() < deadline:
-        time.sleep(0.1)
+    Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
+                       timeout=timeout, every=0.1)
     if identify(record).state is State.OURS:
         try:
             os.killpg(record.pid, signal.SIGKILL)
