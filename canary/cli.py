@@ -71,7 +71,7 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
                 c.release()
         else:
             c.run()
-    d = c.doc
+    d: dict[str, Any] = c.doc
     obj.out.result(_status_data(d), lambda: _render_status(d))
     if d["status"] == "failed":
         raise RefusedError(f"rollout {d['id']} failed: {d['reason']}", hint=f"imagefleet canary status {d['id']}")

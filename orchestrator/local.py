@@ -105,7 +105,7 @@ def pid_alive(pid: int) -> bool:
 def answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:
-            return resp.status < 500
+            return int(resp.status) < 500  # urlopen's response is typed Any
     except urllib.error.HTTPError as exc:
         return exc.code < 500
     except (OSError, ValueError):

@@ -15,6 +15,7 @@ import fnmatch
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from orchestrator import leases
@@ -144,7 +145,7 @@ def publish(
     amis = dict(base.amis)
     for region in family.regions:
         if region not in amis:
-            amis[region] = op.step(f"copy:{region}", lambda r=region: ensure_copy(aws, base, r, op.id))
+            amis[region] = op.step(f"copy:{region}", partial(ensure_copy, aws, base, region, op.id))
     if amis != base.amis:
         store.update_base(base.family, base.version, amis=amis)
         base.amis = amis
@@ -153,9 +154,9 @@ def publish(
     name = parameter_name(base.family, stage)
     for region in family.regions:
         ami = amis[region]
-        op.step(f"share:{region}", lambda r=region, a=ami: share(aws, r, a, accounts, ou_arns))
-        op.step(f"parameter:{region}", lambda r=region, a=ami: put_parameter(aws, r, name, a))
-        op.step(f"tag:{region}", lambda r=region, a=ami: tag_stage(aws, r, a, stage))
+        op.step(f"share:{region}", partial(share, aws, region, ami, accounts, ou_arns))
+        op.step(f"parameter:{region}", partial(put_parameter, aws, region, name, ami))
+        op.step(f"tag:{region}", partial(tag_stage, aws, region, ami, stage))
     return PublishResult(op.id, op.resumed, op.steps_run, op.steps_skipped, amis, accounts,
                          {r: name for r in family.regions})
 

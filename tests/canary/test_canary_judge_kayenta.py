@@ -19,18 +19,18 @@ def _kwargs(case: dict[str, Any]) -> dict[str, Any]:
     k = case["classifier"]
     decrease, increase = k.get("effectSizeThresholds", (1.0, 1.0))
     crit_decrease, crit_increase = k.get("criticalThresholds", (1.0, 1.0))
-    return dict(
-        direction=case["direction"],
-        tolerance=k["tolerance"],
-        confidence=k["confLevel"],
-        allowed_decrease=decrease,
-        allowed_increase=increase,
-        critical_decrease=crit_decrease,
-        critical_increase=crit_increase,
-        effect_size="cles" if k.get("effectSizeMeasure") == "cles" else "mean_ratio",
-        nan_strategy=case["nan_strategy"],
-        critical=case["critical_metric"],
-    )
+    return {
+        "direction": case["direction"],
+        "tolerance": k["tolerance"],
+        "confidence": k["confLevel"],
+        "allowed_decrease": decrease,
+        "allowed_increase": increase,
+        "critical_decrease": crit_decrease,
+        "critical_increase": crit_increase,
+        "effect_size": "cles" if k.get("effectSizeMeasure") == "cles" else "mean_ratio",
+        "nan_strategy": case["nan_strategy"],
+        "critical": case["critical_metric"],
+    }
 
 
 def test_vectors_are_present() -> None:
