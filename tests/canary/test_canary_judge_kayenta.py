@@ -45,12 +45,17 @@ def test_kayenta_vector(case: dict[str, Any]) -> None:
         assert result.critical is case["expected_critical"], result.reason
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_kayenta_vector_is_deterministic(case: dict[str, Any]) -> None:
-    # Constant samples get seeded noise; two runs must agree to the last digit.
+# Randomness enters the judge at one place: two constant samples that differ get Kayenta's
+# Gaussian noise (seeded, see canary.judge). Every other path is a pure function of its input.
+NOISED = [c for c in CASES if len(set(c["control"])) == 1 and len(set(c["experiment"])) == 1
+          and c["control"][0] != c["experiment"][0]]
+
+
+@pytest.mark.parametrize("case", NOISED, ids=[c["name"] for c in NOISED])
+def test_seeded_noise_gives_the_same_result_every_run(case: dict[str, Any]) -> None:
     a = classify(case["control"], case["experiment"], **_kwargs(case))
     b = classify(case["control"], case["experiment"], **_kwargs(case))
-    assert a == b
+    assert a == b  # to the last digit: effect size, interval and p-value included
 
 
 # --- Kayenta's MannWhitneySuite: intervals and estimates to the tolerance it asserts ---------------
