@@ -22,6 +22,7 @@ cohort back, then halt everything (``on_fail = "halt"``) or go on with the other
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import uuid
@@ -102,9 +103,9 @@ def prepare(ctx: Any, cfg: CanarySettings, ref: str, family: str | None) -> tupl
     rollout_id = f"{fam}-{base.version if base else amis[next(iter(sorted(amis)))][-8:]}-{uuid.uuid4().hex[:6]}"
     types: dict[str, str] = {}
     for c in cohorts:
-        for g in c.groups:
-            for i, iid in enumerate(g.instance_ids):
-                types[iid] = g.type_of(i)
+        for member in c.groups:
+            for i, iid in enumerate(member.instance_ids):
+                types[iid] = member.type_of(i)
     groups = {}
     for g in infos:
         # The version the group runs *now* is the rollback target, fixed before anything changes
@@ -201,7 +202,8 @@ class Controller:
             body, _ = self.store.get_doc(CONTROL_KIND, self.id)
         except NotFoundError:
             return None
-        return body.get("request")
+        request: str | None = body.get("request")
+        return request
 
     def clear_request(self) -> None:
         try:
@@ -247,7 +249,8 @@ class Controller:
             self.release()
             raise
         self.release()
-        return self.doc
+        doc: dict[str, Any] = self.doc
+        return doc
 
     def _run(self) -> None:
         d = self.doc
@@ -272,16 +275,15 @@ class Controller:
             outcome = self._run_cohort(cohort)
             if outcome == "paused":
                 return
-            if outcome == "failed":
-                if self.cfg.on_fail == "halt":
-                    d["status"] = "failed"
-                    d["reason"] = f"cohort {cohort['key']} failed the canary and was rolled back; halted"
-                    for other in d["cohorts"]:
-                        if other["status"] == "pending":
-                            other["status"] = "halted"
-                    self.save()
-                    self._record_evidence(passed=False)
-                    return
+            if outcome == "failed" and self.cfg.on_fail == "halt":
+                d["status"] = "failed"
+                d["reason"] = f"cohort {cohort['key']} failed the canary and was rolled back; halted"
+                for other in d["cohorts"]:
+                    if other["status"] == "pending":
+                        other["status"] = "halted"
+                self.save()
+                self._record_evidence(passed=False)
+                return
         self._finish()
 
     def _finish(self) -> None:
@@ -401,7 +403,7 @@ class Controller:
                 continue
             info = self.ex.describe_groups(g["region"], [g["name"]])[g["name"]]
 
-            def do(g: dict[str, Any] = g, info: GroupInfo = info) -> dict[str, Any]:
+            def do(gk: str = gk, g: dict[str, Any] = g, info: GroupInfo = info) -> dict[str, Any]:
                 old = g["old_version"]
                 tkey = f"{g['region']}/{g['lt_id']}/{old}"
                 t = self.doc["templates"].get(tkey)
@@ -586,7 +588,7 @@ def verdict(cfg: CanarySettings, baseline: dict[str, list[float]], canary: dict[
     (Nodata): a rank test on one or two points says nothing, and 1 vs 1 has no interval at all.
     """
     def enough(side: dict[str, list[float]]) -> dict[str, list[float]]:
-        return {k: v for k, v in side.items() if sum(1 for x in v if x == x) >= cfg.min_samples}
+        return {k: v for k, v in side.items() if sum(1 for x in v if not math.isnan(x)) >= cfg.min_samples}
 
     score = judge_metrics(enough(baseline), enough(canary), cfg.metric_configs(), group_weights=cfg.weights() or None,
                           tolerance=cfg.tolerance, confidence=cfg.confidence,
