@@ -27,6 +27,7 @@ from orchestrator.cli_support import (
 )
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES
+from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, NotFoundError, UsageError
 from orchestrator.output import table
 from orchestrator.schema import parse_duration
@@ -109,7 +110,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
 
 
 @contextmanager
-def _lost_ami_hint(obj: Any, ref: str) -> Iterator[None]:
+def _lost_ami_hint(obj: Context, ref: str) -> Iterator[None]:
     """On the embedded endpoint, a base whose AMI is gone went with an earlier endpoint: say so."""
     local = obj.settings.aws.endpoint_url is not None
     if local and ref in endpoint_memory.forgotten(obj.store):
@@ -361,7 +362,7 @@ def iam_policy(features: str) -> None:
     obj.out.text(json.dumps(doc, indent=2))
 
 
-def _policy_scope(obj: Any) -> iam.Scope:
+def _policy_scope(obj: Context) -> iam.Scope:
     """The configured bucket, roles, groups and table; the defaults when there is no config file."""
     if obj.config_path is None and not os.environ.get("IMAGEFLEET_CONFIG") and not Path(CONFIG_NAME).is_file():
         return iam.Scope()
