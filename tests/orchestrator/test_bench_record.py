@@ -56,7 +56,7 @@ def _results() -> dict[str, object]:
 def test_doc_table_is_replaced_between_the_markers_only(tmp_path: Path) -> None:
     doc = tmp_path / "bench.md"
     doc.write_text(f"# Record\nintro\n{bench.TABLE_START}\nold table\n{bench.TABLE_END}\nafter\n")
-    assert bench.update_doc(_results(), doc)  # type: ignore[arg-type]
+    assert bench.update_doc(_results(), doc)
     text = doc.read_text()
     assert text.startswith("# Record\nintro\n") and text.endswith(f"{bench.TABLE_END}\nafter\n")
     assert "old table" not in text
@@ -69,5 +69,5 @@ def test_doc_table_is_replaced_between_the_markers_only(tmp_path: Path) -> None:
 def test_doc_without_markers_is_left_alone(tmp_path: Path) -> None:
     doc = tmp_path / "bench.md"
     doc.write_text("no markers\n")
-    assert not bench.update_doc(_results(), doc)  # type: ignore[arg-type]
+    assert not bench.update_doc(_results(), doc)
     assert doc.read_text() == "no markers\n"
