@@ -27,8 +27,6 @@ TARGET_RATIO, TARGET_PEAK_MB = 1.5, 4096.0
 BASELINE_SCRIPT = """
 import sys
 import pandas as pd
-
-from orchestrator.bench_measure import Figure, Measured, measure_process
 from scipy import stats
 
 cols = {"instance_type": "category", "metric": "category", "value": "float64"}
