@@ -31,7 +31,7 @@ def _plan_figure(row: dict[str, Any]) -> Figure:
     detail = {k: v for k, v in row.items() if k not in ("name", "target", "baseline", "ratio")}
     return Figure(row["name"], value, "MB" if memory else "s", row.get("baseline"),
                   "naive planner, same fleet" if memory or row.get("baseline") else "-",
-                  goal=goal, met=_met(value, goal), detail=detail)
+                  clock="count" if memory else "wall", goal=goal, met=_met(value, goal), detail=detail)
 
 
 def plan_figures() -> list[Figure]:

@@ -6,7 +6,7 @@ imports cannot speed up the next) and returns `Figure` records. The runner print
 ``docs/bench.md``. An area adds a bench with one `Bench` row in ``REGISTRY``, naming a
 ``module:function`` that returns a list of figures.
 
-``python -m orchestrator.bench [--only NAME ...] [--no-docs]``
+``python -m orchestrator.bench [--only NAME ...] [--no-docs] [--table-only]``
 """
 
 from __future__ import annotations
@@ -146,11 +146,16 @@ def _num(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _clock(f: dict[str, Any]) -> str:
+    """How a time was taken, for figures that are times."""
+    return f" ({f['clock']})" if f["clock"] in ("wall", "cpu", "virtual") and f["unit"] == "s" else ""
+
+
 def line(f: dict[str, Any]) -> str:
     """One figure as a line of text: value, baseline, ratio, goal."""
     ratio = f"{f['ratio']:.2f}x" if f.get("ratio") is not None else "-"
     goal = f"  goal {f['goal']}: {'met' if f['met'] else 'MISSED'}" if f.get("goal") else ""
-    return (f"{f['name']}: {_num(f['value'], f['unit'])} ({f['clock']}) | baseline "
+    return (f"{f['name']}: {_num(f['value'], f['unit'])}{_clock(f)} | baseline "
             f"{_num(f['baseline'], f['unit'])} ({f['baseline_label']}) | ratio {ratio}{goal}")
 
 
@@ -161,8 +166,11 @@ def markdown(results: dict[str, Any]) -> str:
     for f in results["figures"]:
         ratio = f"{f['ratio']:.2f}x" if f.get("ratio") is not None else "-"
         goal = f"{f['goal']} ({'met' if f['met'] else 'missed'})" if f.get("goal") else "-"
-        rows.append(f"| {f['name']} | {_num(f['value'], f['unit'])} ({f['clock']}) | "
-                    f"{_num(f['baseline'], f['unit'])}: {f['baseline_label']} | {ratio} | {goal} |")
+        d = f.get("detail") or {}
+        cpu = f", CPU {_num(d['cpu_seconds'], 's')}" if "cpu_seconds" in d else ""
+        base_cpu = f" (CPU {_num(d['baseline_cpu_seconds'], 's')})" if "baseline_cpu_seconds" in d else ""
+        rows.append(f"| {f['name']} | {_num(f['value'], f['unit'])}{_clock(f)}{cpu} | "
+                    f"{_num(f['baseline'], f['unit'])}{base_cpu}: {f['baseline_label']} | {ratio} | {goal} |")
     head = (f"Measured {m['date']} at commit {m['commit']} on {m['usable_cores']} of {m['cores']} "
             f"cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, load average "
             f"{', '.join(map(str, m['load_average']))} at the start.")
@@ -209,10 +217,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=[b.name for b in REGISTRY], help="run only these")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/bench.md as it is")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rewrite docs/bench.md's table from bench/results.json, measure nothing")
     parser.add_argument("--child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         run_one(next(b for b in REGISTRY if b.name == args.child[0]), Path(args.child[1]))
+        return
+    if args.table_only:
+        update_doc(json.loads(RESULTS.read_text(encoding="utf-8")))
         return
     results = run(args.only, docs=not args.no_docs)
     if results["failed"]:
