@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from debian.changelog import Changelog
 from debian.debian_support import Version
@@ -227,7 +228,7 @@ def figures() -> list[Figure]:
     ]
 
 
-def run_diff_only(old: Manifest, new: Manifest) -> list[dict]:
+def run_diff_only(old: Manifest, new: Manifest) -> list[dict[str, Any]]:
     """The in-process diff against the naive diff, best of three each."""
     ours = _best_of(lambda: diff(old, new))
     naive = _best_of(lambda: naive_diff(old, new))
