@@ -17,6 +17,7 @@ from typing import Any
 
 from orchestrator.errors import (
     ConflictError,
+    UsageError,
 )
 
 
@@ -133,6 +134,45 @@ class Reservation:
         return asdict(self)
 
 
+BUCKET_KIND = "token-bucket"  # buckets are kept as documents of this kind in every backend
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """An API budget shared by every process using the store: ``tokens`` as of ``updated_at``.
+
+    ``capacity`` and ``refill_per_s`` come with each take, so a changed setting applies at once.
+    """
+
+    name: str
+    tokens: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacity: float,
+                refill_per_s: float, now: float) -> tuple[TokenBucket | None, float]:
+    """The token-bucket rule every backend applies: (new state, 0.0) when ``count`` tokens are
+    taken, (None, seconds until they will be there) when not. A new bucket starts full.
+
+    A take larger than ``capacity`` could never succeed, so it is bad input. Time that runs
+    backwards (another machine's clock behind ours) refills nothing rather than draining.
+    """
+    if count > capacity:
+        raise UsageError(f"cannot take {count:g} tokens from bucket {name} of capacity {capacity:g}")
+    if current is None:
+        tokens = capacity
+    else:
+        tokens = min(capacity, current.tokens + max(0.0, now - current.updated_at) * refill_per_s)
+    if tokens >= count:
+        return TokenBucket(name, tokens - count, max(now, current.updated_at if current else now)), 0.0
+    if refill_per_s <= 0:
+        raise UsageError(f"bucket {name} holds {tokens:g} tokens and never refills; {count:g} will never come")
+    return None, (count - tokens) / refill_per_s
+
+
 LeaseIsDead = Callable[[Lease], bool]
 ANY: object = object()  # move_pointer(expected=ANY): no condition on the current pointer
 
@@ -230,6 +270,15 @@ class StateStore(ABC):
     @abstractmethod
     def leases(self) -> list[Lease]: ...
 
+    # token buckets: API budgets shared by every rollout in flight (see canary.budget)
+    @abstractmethod
+    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
+                    now: float) -> float:
+        """Take ``count`` tokens from bucket ``name`` atomically (``bucket_take``'s rule): 0.0 when
+        taken, else the seconds until they would be there (nothing taken)."""
+    @abstractmethod
+    def buckets(self) -> list[TokenBucket]: ...
+
     def close(self) -> None:
         pass
 
@@ -266,6 +315,6 @@ def open_store(settings: Any) -> StateStore:
 from orchestrator.store_sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 
 __all__ = [
-    "ANY", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Lease", "Reservation",
-    "SqliteStore", "StageChange", "StateStore", "check_move", "lease_blocks", "open_store", "utcnow",
+    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Lease", "Reservation",
+    "SqliteStore", "StageChange", "StateStore", "TokenBucket", "bucket_take", "check_move", "lease_blocks", "open_store", "utcnow",
 ]

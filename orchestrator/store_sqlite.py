@@ -25,6 +25,7 @@ from orchestrator.errors import (
 )
 from orchestrator.store import (
     ANY,
+    BUCKET_KIND,
     AuditEntry,
     BaseVersion,
     Evidence,
@@ -33,6 +34,8 @@ from orchestrator.store import (
     Reservation,
     StageChange,
     StateStore,
+    TokenBucket,
+    bucket_take,
     check_move,
     lease_blocks,
     utcnow,
@@ -520,6 +523,24 @@ class SqliteStore(StateStore):
 
     def leases(self) -> list[Lease]:
         return [self._lease(r) for r in self._db.execute("SELECT * FROM leases ORDER BY name")]
+
+    # token buckets: a document each, read and written in one BEGIN IMMEDIATE transaction
+    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
+                    now: float) -> float:
+        with self._tx() as db:
+            row = db.execute("SELECT body FROM documents WHERE kind=? AND id=?", (BUCKET_KIND, name)).fetchone()
+            current = TokenBucket(**json.loads(row["body"])) if row else None
+            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s, now=now)
+            if new is not None:
+                db.execute(
+                    "INSERT INTO documents VALUES (?,?,?,1,?) ON CONFLICT(kind, id) DO UPDATE SET "
+                    "body=excluded.body, revision=documents.revision + 1, updated_at=excluded.updated_at",
+                    (BUCKET_KIND, name, json.dumps(new.to_dict()), utcnow()))
+        return wait
+
+    def buckets(self) -> list[TokenBucket]:
+        rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY id", (BUCKET_KIND,))
+        return [TokenBucket(**json.loads(r["body"])) for r in rows]
 
 
 def _read_only(path: Path) -> bool:

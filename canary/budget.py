@@ -1,0 +1,86 @@
+"""The API budget every rollout in flight shares: token buckets per account and region.
+
+EC2 throttles per account and region with token buckets ("Request throttling for the Amazon EC2
+API", docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html): a *resource* bucket for
+``RunInstances`` (1,000 instances, refilled at 2 per second) and *request* buckets per action
+class. A rollout's replacements are launches by the Auto Scaling group, so they draw from the
+``RunInstances`` resource bucket; imagefleet takes a configured share of it (``launch_share``) and
+keeps its own bucket of that size in the state store, where every controller on every machine
+takes from the same one (``StateStore.take_tokens``, one conditional write per take).
+
+A caller that finds the bucket short sleeps the time the bucket says plus a random jitter, so
+rollouts that were refused together do not all come back in the same instant.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from orchestrator.clock import Clock
+from orchestrator.errors import UsageError
+from orchestrator.store import StateStore
+
+RUN_INSTANCES_BUCKET = 1000  # instances (EC2's documented resource bucket for RunInstances)
+RUN_INSTANCES_REFILL_PER_S = 2.0
+MUTATING_REQUEST_BUCKET = 200  # EC2's documented request bucket for mutating actions
+MUTATING_REQUEST_REFILL_PER_S = 5.0
+NON_MUTATING_REQUEST_BUCKET = 100  # EC2's documented request bucket for describe actions
+NON_MUTATING_REQUEST_REFILL_PER_S = 20.0
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """A bucket's size and refill rate, as a share of AWS's own."""
+
+    kind: str  # "launches", "mutating" or "describe"
+    capacity: float
+    refill_per_s: float
+
+    def __post_init__(self) -> None:
+        if self.capacity <= 0 or self.refill_per_s <= 0:
+            raise UsageError(f"budget {self.kind}: capacity and refill must be > 0")
+
+
+def launch_bucket(share: float) -> BucketSpec:
+    """``share`` of the RunInstances resource bucket: the launches every rollout together may make."""
+    if not 0 < share <= 1:
+        raise UsageError(f"launch share {share} must be in (0, 1]")
+    return BucketSpec("launches", RUN_INSTANCES_BUCKET * share, RUN_INSTANCES_REFILL_PER_S * share)
+
+
+class ApiBudget:
+    """Takes tokens for one account and region from the store's shared buckets, waiting as needed."""
+
+    def __init__(self, store: StateStore, clock: Clock, account: str, *, jitter_s: float = 1.0,
+                 seed: int | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.account = account
+        self.jitter_s = jitter_s
+        self.rng = random.Random(seed)
+        self.waited_s = 0.0
+
+    def bucket_name(self, region: str, spec: BucketSpec) -> str:
+        return f"{self.account}/{region}/{spec.kind}"
+
+    def try_take(self, region: str, spec: BucketSpec, count: float) -> float:
+        """Take ``count`` tokens now if they are there: 0.0, else the seconds to wait (none taken)."""
+        return self.store.take_tokens(self.bucket_name(region, spec), count, capacity=spec.capacity,
+                                      refill_per_s=spec.refill_per_s, now=self.clock.time())
+
+    def take(self, region: str, spec: BucketSpec, count: float) -> float:
+        """Take ``count`` tokens, sleeping (bucket's wait + jitter) until they are there.
+
+        Returns the seconds slept. A take larger than the bucket is split by the caller: it
+        could never be served whole.
+        """
+        slept = 0.0
+        while True:
+            wait = self.try_take(region, spec, count)
+            if wait == 0.0:
+                self.waited_s += slept
+                return slept
+            pause = wait + self.rng.uniform(0.0, self.jitter_s)
+            self.clock.sleep(pause)
+            slept += pause
