@@ -8,8 +8,10 @@ class. A rollout's replacements are launches by the Auto Scaling group, so they 
 keeps its own bucket of that size in the state store, where every controller on every machine
 takes from the same one (``StateStore.take_tokens``, one conditional write per take).
 
-A caller that finds the bucket short sleeps the time the bucket says plus a random jitter, so
-rollouts that were refused together do not all come back in the same instant.
+A take *reserves*: the tokens are taken at once, the bucket going into debt if it is short, and
+the caller sleeps until its tokens are really there (plus a random jitter), then acts. Waiters
+are thus served in the order they came, each wakes once, and the budget is spent at exactly its
+rate: no herd of refused callers retrying together, however many rollouts are in flight.
 """
 
 from __future__ import annotations
@@ -70,17 +72,19 @@ class ApiBudget:
                                       refill_per_s=spec.refill_per_s, now=self.clock.time())
 
     def take(self, region: str, spec: BucketSpec, count: float) -> float:
-        """Take ``count`` tokens, sleeping (bucket's wait + jitter) until they are there.
+        """Reserve ``count`` tokens and sleep until they are there (plus jitter when waiting at all).
 
         Returns the seconds slept. A take larger than the bucket is split by the caller: it
         could never be served whole.
         """
-        slept = 0.0
-        while True:
-            wait = self.try_take(region, spec, count)
-            if wait == 0.0:
-                self.waited_s += slept
-                return slept
-            pause = wait + self.rng.uniform(0.0, self.jitter_s)
+        pause = self.reserve(region, spec, count)
+        if pause > 0.0:
+            pause += self.rng.uniform(0.0, self.jitter_s)
             self.clock.sleep(pause)
-            slept += pause
+            self.waited_s += pause
+        return pause
+
+    def reserve(self, region: str, spec: BucketSpec, count: float) -> float:
+        """Take ``count`` tokens now, into debt if need be: the seconds until they are really there."""
+        return self.store.take_tokens(self.bucket_name(region, spec), count, capacity=spec.capacity,
+                                      refill_per_s=spec.refill_per_s, now=self.clock.time(), reserve=True)

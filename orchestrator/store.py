@@ -153,9 +153,14 @@ class TokenBucket:
 
 
 def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacity: float,
-                refill_per_s: float, now: float) -> tuple[TokenBucket | None, float]:
-    """The token-bucket rule every backend applies: (new state, 0.0) when ``count`` tokens are
-    taken, (None, seconds until they will be there) when not. A new bucket starts full.
+                refill_per_s: float, now: float, reserve: bool = False) -> tuple[TokenBucket | None, float]:
+    """The token-bucket rule every backend applies. A new bucket starts full.
+
+    Without ``reserve``: (new state, 0.0) when ``count`` tokens are taken, (None, seconds until
+    they will be there) when not. With ``reserve`` the tokens are always taken, the bucket going
+    into debt if need be, and the seconds until they are really there come back with the new
+    state: the caller sleeps exactly that long and then acts. Reservations queue takers in the
+    order they came, so many waiters never retry in a herd, and the rate is kept exactly.
 
     A take larger than ``capacity`` could never succeed, so it is bad input. Time that runs
     backwards (another machine's clock behind ours) refills nothing rather than draining.
@@ -163,14 +168,16 @@ def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacit
     if count > capacity:
         raise UsageError(f"cannot take {count:g} tokens from bucket {name} of capacity {capacity:g}")
     if current is None:
-        tokens = capacity
+        tokens, at = capacity, now
     else:
         tokens = min(capacity, current.tokens + max(0.0, now - current.updated_at) * refill_per_s)
+        at = max(now, current.updated_at)
     if tokens >= count:
-        return TokenBucket(name, tokens - count, max(now, current.updated_at if current else now)), 0.0
+        return TokenBucket(name, tokens - count, at), 0.0
     if refill_per_s <= 0:
         raise UsageError(f"bucket {name} holds {tokens:g} tokens and never refills; {count:g} will never come")
-    return None, (count - tokens) / refill_per_s
+    wait = (count - tokens) / refill_per_s
+    return (TokenBucket(name, tokens - count, at), wait) if reserve else (None, wait)
 
 
 LeaseIsDead = Callable[[Lease], bool]
@@ -273,9 +280,9 @@ class StateStore(ABC):
     # token buckets: API budgets shared by every rollout in flight (see canary.budget)
     @abstractmethod
     def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
-                    now: float) -> float:
+                    now: float, reserve: bool = False) -> float:
         """Take ``count`` tokens from bucket ``name`` atomically (``bucket_take``'s rule): 0.0 when
-        taken, else the seconds until they would be there (nothing taken)."""
+        taken; else the seconds until they are there (taken all the same with ``reserve``)."""
     @abstractmethod
     def buckets(self) -> list[TokenBucket]: ...
 

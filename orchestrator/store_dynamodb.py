@@ -439,12 +439,13 @@ class DynamoStore(StateStore):
 
     # --- token buckets --------------------------------------------------------------------------
     def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
-                    now: float) -> float:
+                    now: float, reserve: bool = False) -> float:
         """Read, apply ``bucket_take``, write back only if nobody wrote in between (else re-read)."""
         for _ in range(RACE_ATTEMPTS):
             item = self._get(lay.doc_key(BUCKET_KIND, name))
             current = TokenBucket(**lay.doc_body(item)) if item else None
-            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s, now=now)
+            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
+                                     now=now, reserve=reserve)
             if new is None:
                 return wait
             revision = int(item["revision"]) if item else None
@@ -455,7 +456,7 @@ class DynamoStore(StateStore):
                 cond = {"ConditionExpression": "revision = :expected",
                         "ExpressionAttributeValues": {":expected": lay.value(revision)}}
             if not self._condition_failed("put_item", Item=lay.to_wire(put), **cond):
-                return 0.0
+                return wait
         raise ConflictError(f"token bucket {name} kept changing underneath")
 
     def buckets(self) -> list[TokenBucket]:

@@ -526,11 +526,12 @@ class SqliteStore(StateStore):
 
     # token buckets: a document each, read and written in one BEGIN IMMEDIATE transaction
     def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
-                    now: float) -> float:
+                    now: float, reserve: bool = False) -> float:
         with self._tx() as db:
             row = db.execute("SELECT body FROM documents WHERE kind=? AND id=?", (BUCKET_KIND, name)).fetchone()
             current = TokenBucket(**json.loads(row["body"])) if row else None
-            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s, now=now)
+            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
+                                     now=now, reserve=reserve)
             if new is not None:
                 db.execute(
                     "INSERT INTO documents VALUES (?,?,?,1,?) ON CONFLICT(kind, id) DO UPDATE SET "

@@ -9,7 +9,8 @@ token bucket (``canary.budget.ApiBudget`` on a real SQLite state store). What is
 Each cohort is one process: pin its groups, then per wave run its regions' steps in parallel,
 launch baselines, soak, judge; a failed wave rolls the cohort back (old versions pinned, its
 canaries replaced) while the other cohorts carry on. Every termination first takes a launch
-token from the region's bucket (in chunks, so a large batch does not starve behind small ones).
+token from the region's bucket, reserved in chunks so a large batch interleaves with small ones
+rather than waiting for a burst that small takers keep spending.
 """
 
 from __future__ import annotations
@@ -120,8 +121,9 @@ class FleetRollout:
             yield THROTTLE_BACKOFF_S + self.rng.uniform(0.0, self.s.jitter_s)
 
     def take(self, region: str, count: int) -> Waiting[None]:
-        """``count`` launch tokens from the region's shared bucket, waiting (with jitter) as needed."""
-        while (wait := self.budget.try_take(region, self.spec, count)) > 0.0:
+        """``count`` launch tokens reserved in the region's shared bucket; sleeps until they are there."""
+        wait = self.budget.reserve(region, self.spec, count)
+        if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.s.jitter_s)
         self.launch_times[region].extend([self.clock.time()] * count)
 
@@ -197,7 +199,7 @@ class FleetRollout:
     def judge(self, cp: CohortPlan, wave: int, by_region: dict[str, list[Batch]],
               old_versions: dict[tuple[str, str], int], canaries: dict[str, list[str]]) -> Waiting[str]:
         """Baselines on the old base beside the canaries, a soak, the real judge, baselines gone."""
-        region = sorted(by_region)[0]
+        region = min(by_region)
         first = by_region[region][0]
         infos = yield from self.describe(region, [first.group])
         count = self.cfg.baselines_per_wave
@@ -209,12 +211,12 @@ class FleetRollout:
         yield float(self.cfg.warmup_s + self.cfg.analysis_s + self.cfg.metric_delay_s)
         t0 = datetime.fromtimestamp(start, UTC)
         t1 = t0 + timedelta(seconds=self.cfg.analysis_s)
-        metrics = self.cfg.metrics
-        can = [(r, i) for r, ids in canaries.items() for i in ids]
-        can_samples = metric_source.fetch(self.aws, can, metrics, t0, t1, self.cfg.period_s)
-        base_samples = metric_source.fetch(self.aws, [(region, i) for i in base], metrics, t0, t1, self.cfg.period_s)
+        sides = {"canary": [(r, i) for r, ids in canaries.items() for i in ids],
+                 "baseline": [(region, i) for i in base]}
+        samples = yield from self.call(metric_source.fetch_sides, self.aws, sides, self.cfg.metrics, t0, t1,
+                                       self.cfg.period_s)
         yield from self.call(self.ex.terminate_instances, region, base)
-        return str(verdict(self.cfg, base_samples, can_samples)["decision"])
+        return str(verdict(self.cfg, samples["baseline"], samples["canary"])["decision"])
 
     def roll_back(self, groups: list[tuple[str, str]], old_versions: dict[tuple[str, str], int],
                   canaries: dict[str, list[str]]) -> Waiting[None]:

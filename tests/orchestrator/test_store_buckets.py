@@ -62,3 +62,13 @@ def test_concurrent_takers_never_take_more_than_the_bucket_holds(store: StateSto
         t.join()
     assert sum(granted) == 40
     assert store.buckets()[0].tokens == pytest.approx(0.0)
+
+
+def test_reservations_queue_takers_in_order_and_keep_the_rate(store: StateStore) -> None:
+    """A reserved take never fails: each taker learns when its tokens are there, one after another."""
+    kw = {"capacity": 10.0, "refill_per_s": 2.0, "reserve": True}
+    waits = [store.take_tokens("acct/r/launches", 4, now=0.0, **kw) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 1.0, 3.0, 5.0])  # 10 at once, then 4 every 2 s
+    assert store.buckets()[0].tokens == pytest.approx(-10.0)
+    # A plain take waits for the debt to be paid off first.
+    assert store.take_tokens("acct/r/launches", 1, capacity=10.0, refill_per_s=2.0, now=5.0) == pytest.approx(0.5)
