@@ -25,10 +25,15 @@ from orchestrator.store import StateStore
 
 RUN_INSTANCES_BUCKET = 1000  # instances (EC2's documented resource bucket for RunInstances)
 RUN_INSTANCES_REFILL_PER_S = 2.0
-MUTATING_REQUEST_BUCKET = 200  # EC2's documented request bucket for mutating actions
-MUTATING_REQUEST_REFILL_PER_S = 5.0
-NON_MUTATING_REQUEST_BUCKET = 100  # EC2's documented request bucket for describe actions
-NON_MUTATING_REQUEST_REFILL_PER_S = 20.0
+# Request buckets (capacity, refill per second). EC2's are documented (mutating actions 200 / 5,
+# non-mutating 100 / 20); Auto Scaling publishes no bucket sizes, and CloudWatch documents
+# GetMetricData at 50 transactions per second: both are taken as buckets of those sizes.
+REQUEST_BUCKETS: dict[str, tuple[float, float]] = {
+    "ec2-mutating": (200.0, 5.0),
+    "ec2-describe": (100.0, 20.0),
+    "autoscaling": (200.0, 5.0),
+    "cloudwatch": (50.0, 50.0),
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,14 @@ def launch_bucket(share: float) -> BucketSpec:
     if not 0 < share <= 1:
         raise UsageError(f"launch share {share} must be in (0, 1]")
     return BucketSpec("launches", RUN_INSTANCES_BUCKET * share, RUN_INSTANCES_REFILL_PER_S * share)
+
+
+def request_bucket(kind: str, share: float) -> BucketSpec:
+    """``share`` of one of the request buckets (``REQUEST_BUCKETS``): the calls rollouts may make."""
+    if not 0 < share <= 1:
+        raise UsageError(f"request share {share} must be in (0, 1]")
+    capacity, refill = REQUEST_BUCKETS[kind]
+    return BucketSpec(kind, capacity * share, refill * share)
 
 
 class ApiBudget:

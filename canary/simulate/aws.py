@@ -7,8 +7,8 @@ bucket of 1,000 ``RunInstances`` instances refilled at 2/s (the Auto Scaling gro
 launches and the baselines draw from it), and *request* buckets of 100 tokens refilled at 20/s for
 describe calls and 200 refilled at 5/s for mutating calls. An empty bucket answers
 ``RequestLimitExceeded``; a group whose replacement launch is refused counts the error and tries
-again 10 s later, as Auto Scaling does. Auto Scaling's and CloudWatch's own request limits are
-not documented as buckets; they are modelled with the same sizes as EC2's (an assumption).
+again 10 s later, as Auto Scaling does. Auto Scaling's and CloudWatch's request limits are
+modelled as buckets too (``canary.budget.REQUEST_BUCKETS`` says which sizes are assumed).
 
 The simulation is lazy: a replacement's launch is an event applied in time order whenever any
 call in its region is made, and an instance is ``InService`` once its boot time has passed.
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from canary.budget import REQUEST_BUCKETS
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import TokenBucket, bucket_take
@@ -30,12 +31,8 @@ from orchestrator.store import TokenBucket, bucket_take
 BOOT_S = 90.0  # launch to InService and healthy
 ASG_RETRY_S = 10.0  # a throttled group launch is tried again this much later
 
-# (capacity, refill per second) of each simulated bucket
-BUCKETS: dict[str, tuple[float, float]] = {
-    "run_instances": (1000.0, 2.0),
-    "describe": (100.0, 20.0),
-    "mutating": (200.0, 5.0),
-}
+# (capacity, refill per second) of each simulated bucket: AWS's (see canary.budget)
+BUCKETS: dict[str, tuple[float, float]] = {"run_instances": (1000.0, 2.0), **REQUEST_BUCKETS}
 
 
 @dataclass
@@ -204,7 +201,7 @@ class _Client:
 class _AutoScaling(_Client):
     def describe_auto_scaling_groups(self, AutoScalingGroupNames: list[str] | None = None,
                                      **_: Any) -> dict[str, Any]:
-        self.r.request("describe", "DescribeAutoScalingGroups")
+        self.r.request("autoscaling", "DescribeAutoScalingGroups")
         now = self.r.world.clock.time()
         names = AutoScalingGroupNames if AutoScalingGroupNames is not None else sorted(self.r.groups)
         return {"AutoScalingGroups": [self._group(self.r.groups[n], now) for n in names if n in self.r.groups]}
@@ -222,29 +219,29 @@ class _AutoScaling(_Client):
 
     def update_auto_scaling_group(self, AutoScalingGroupName: str, LaunchTemplate: dict[str, str],
                                   **_: Any) -> dict[str, Any]:
-        self.r.request("mutating", "UpdateAutoScalingGroup")
+        self.r.request("autoscaling", "UpdateAutoScalingGroup")
         self.r.groups[AutoScalingGroupName].lt_version = int(LaunchTemplate["Version"])
         return {}
 
     def terminate_instance_in_auto_scaling_group(self, InstanceId: str, **_: Any) -> dict[str, Any]:
-        self.r.request("mutating", "TerminateInstanceInAutoScalingGroup")
+        self.r.request("autoscaling", "TerminateInstanceInAutoScalingGroup")
         self.r.terminate_in_group(InstanceId)
         return {}
 
     def set_desired_capacity(self, **_: Any) -> dict[str, Any]:
-        self.r.request("mutating", "SetDesiredCapacity")
+        self.r.request("autoscaling", "SetDesiredCapacity")
         return {}
 
 
 class _Ec2(_Client):
     def describe_launch_templates(self, LaunchTemplateIds: list[str], **_: Any) -> dict[str, Any]:
-        self.r.request("describe", "DescribeLaunchTemplates")
+        self.r.request("ec2-describe", "DescribeLaunchTemplates")
         return {"LaunchTemplates": [{"LaunchTemplateId": lt, "LatestVersionNumber": len(self.r.templates[lt]),
                                      "DefaultVersionNumber": 1} for lt in LaunchTemplateIds]}
 
     def describe_launch_template_versions(self, LaunchTemplateId: str, Versions: list[str] | None = None,
                                           **_: Any) -> dict[str, Any]:
-        self.r.request("describe", "DescribeLaunchTemplateVersions")
+        self.r.request("ec2-describe", "DescribeLaunchTemplateVersions")
         versions = self.r.templates[LaunchTemplateId]
         wanted = range(1, len(versions) + 1) if Versions is None else [int(v) for v in Versions]
         return {"LaunchTemplateVersions": [
@@ -253,14 +250,14 @@ class _Ec2(_Client):
 
     def create_launch_template_version(self, LaunchTemplateId: str, LaunchTemplateData: dict[str, Any],
                                        VersionDescription: str = "", **_: Any) -> dict[str, Any]:
-        self.r.request("mutating", "CreateLaunchTemplateVersion")
+        self.r.request("ec2-mutating", "CreateLaunchTemplateVersion")
         versions = self.r.templates[LaunchTemplateId]
         versions.append({**LaunchTemplateData, "_description": VersionDescription})
         return {"LaunchTemplateVersion": {"VersionNumber": len(versions)}}
 
     def run_instances(self, LaunchTemplate: dict[str, str], InstanceType: str, MinCount: int,
                       **_: Any) -> dict[str, Any]:
-        self.r.request("mutating", "RunInstances")
+        self.r.request("ec2-mutating", "RunInstances")
         if not self.r.take("run_instances", MinCount):
             raise AwsError("RunInstances: Request limit exceeded.", code="RequestLimitExceeded",
                            operation="RunInstances")
@@ -270,13 +267,13 @@ class _Ec2(_Client):
         return {"Instances": [{"InstanceId": i.id} for i in made]}
 
     def terminate_instances(self, InstanceIds: list[str], **_: Any) -> dict[str, Any]:
-        self.r.request("mutating", "TerminateInstances")
+        self.r.request("ec2-mutating", "TerminateInstances")
         for iid in InstanceIds:
             self.r.instances[iid].terminated = True
         return {}
 
     def describe_instances(self, Filters: list[dict[str, Any]] | None = None, **_: Any) -> dict[str, Any]:
-        self.r.request("describe", "DescribeInstances")
+        self.r.request("ec2-describe", "DescribeInstances")
         ids: list[str] = next((f["Values"] for f in Filters or [] if f["Name"] == "instance-id"), [])
         now = self.r.world.clock.time()
         found = [self.r.instances[i] for i in ids if i in self.r.instances]
@@ -291,7 +288,7 @@ class _CloudWatch(_Client):
 
     def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: Any, EndTime: Any,
                         **_: Any) -> dict[str, Any]:
-        self.r.request("describe", "GetMetricData")
+        self.r.request("cloudwatch", "GetMetricData")
         span = (EndTime - StartTime).total_seconds()
         out = []
         for q in MetricDataQueries:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from canary import metrics as metric_source
-from canary.budget import ApiBudget, BucketSpec, launch_bucket
+from canary.budget import REQUEST_BUCKETS, ApiBudget, BucketSpec, launch_bucket, request_bucket
 from canary.cohorts import Group, build_cohorts
 from canary.config import CanarySettings, parse
 from canary.controller import verdict
@@ -58,6 +58,7 @@ class Scenario:
     cohorts: int = 160
     regions: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
     launch_share: float = 0.25  # of EC2's RunInstances bucket (see canary.budget)
+    request_share: float = 0.5  # of each request bucket
     chunk: int = 10  # launch tokens taken at a time
     jitter_s: float = 5.0
     failing_cohort: int | None = None  # index in rollout order whose new base raises error_rate
@@ -103,6 +104,7 @@ class FleetRollout:
         self.aws = self.ex.aws
         self.budget = budget
         self.spec: BucketSpec = launch_bucket(scenario.launch_share)
+        self.requests = {k: request_bucket(k, scenario.request_share) for k in REQUEST_BUCKETS}
         self.cfg = cfg
         self.rng = random.Random(scenario.seed)
         self.launch_times: dict[str, list[float]] = {r: [] for r in scenario.regions}
@@ -110,8 +112,13 @@ class FleetRollout:
         self.replaced = 0
 
     # --- helpers -----------------------------------------------------------------------------
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Waiting[T]:
-        """An executor call; a throttled one is tried again after a pause (never expected)."""
+    def call(self, region: str, tokens: dict[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any) -> Waiting[T]:
+        """An executor call after reserving its request tokens (``{bucket: count}``) in the shared
+        budget; a throttled call (never expected) is tried again after a pause."""
+        for kind, count in tokens.items():
+            wait = self.budget.reserve(region, self.requests[kind], count)
+            if wait > 0.0:
+                yield wait + self.rng.uniform(0.0, self.s.jitter_s)
         while True:
             try:
                 return fn(*args, **kwargs)
@@ -128,29 +135,51 @@ class FleetRollout:
         self.launch_times[region].extend([self.clock.time()] * count)
 
     def describe(self, region: str, names: Sequence[str]) -> Waiting[dict[str, GroupInfo]]:
-        return (yield from self.call(self.ex.describe_groups, region, names))
+        pages = -(-len(names) // 100)
+        return (yield from self.call(region, {"autoscaling": pages}, self.ex.describe_groups, region, names))
 
     # --- a cohort ----------------------------------------------------------------------------
     def cohort(self, cp: CohortPlan, bad: bool) -> Process:
+        """The first wave across every region, judged as one; then each region on its own through
+        the later waves (a region does not wait for a busier one); any failure rolls back all."""
         yield self.rng.uniform(0.0, self.s.jitter_s)
         groups = sorted({(b.region, b.group) for w in cp.waves for b in w.batches})
         old_versions = yield from self.pin(cp.key, groups, bad)
         canaries: dict[str, list[str]] = {}
-        for wave in cp.waves:
-            by_region: dict[str, list[Batch]] = {}
-            for b in wave.batches:
-                by_region.setdefault(b.region, []).append(b)
-            yield [self.region_wave(region, batches, canaries) for region, batches in sorted(by_region.items())]
-            decision = yield from self.judge(cp, wave.index, by_region, old_versions, canaries)
-            if decision == "fail":
-                yield from self.roll_back(groups, old_versions, canaries)
-                self.outcome[cp.key] = "rolled_back"
-                return
-            if decision != "pass":
-                self.outcome[cp.key] = f"paused ({decision})"
-                return
-        self.outcome[cp.key] = "passed"
+        first = self.by_region(cp.waves[0].batches)
+        yield [self.region_wave(region, batches, canaries) for region, batches in sorted(first.items())]
+        state = {"decision": (yield from self.judge(cp, 0, sorted(first), old_versions, canaries))}
+        if state["decision"] == "pass":
+            regions = sorted({r for r, _ in groups})
+            yield [self.region_waves(cp, region, old_versions, canaries, state) for region in regions]
+        if state["decision"] == "fail":
+            yield from self.roll_back(groups, old_versions, canaries)
+            self.outcome[cp.key] = "rolled_back"
+        elif state["decision"] != "pass":
+            self.outcome[cp.key] = f"paused ({state['decision']})"
+        else:
+            self.outcome[cp.key] = "passed"
 
+    @staticmethod
+    def by_region(batches: Sequence[Batch]) -> dict[str, list[Batch]]:
+        out: dict[str, list[Batch]] = {}
+        for b in batches:
+            out.setdefault(b.region, []).append(b)
+        return out
+
+    def region_waves(self, cp: CohortPlan, region: str, old_versions: dict[tuple[str, str], int],
+                     canaries: dict[str, list[str]], state: dict[str, str]) -> Process:
+        """One region of a cohort through the waves after the first, judged on its own canaries."""
+        for wave in cp.waves[1:]:
+            batches = [b for b in wave.batches if b.region == region]
+            if state["decision"] != "pass":
+                return  # another region failed or paused: stop here
+            if not batches:
+                continue
+            yield from self.region_wave(region, batches, canaries)
+            decision = yield from self.judge(cp, wave.index, [region], old_versions, {region: canaries[region]})
+            if decision != "pass" and state["decision"] == "pass":
+                state["decision"] = decision
     def pin(self, key: str, groups: list[tuple[str, str]], bad: bool) -> Waiting[dict[tuple[str, str], int]]:
         """A new template version (the old one with the new AMI) per group, and the group pinned to it."""
         old: dict[tuple[str, str], int] = {}
@@ -160,10 +189,10 @@ class FleetRollout:
             for name in names:
                 info = infos[name]
                 version = int(info.lt_version)
-                new, _ = yield from self.call(self.ex.create_version, region, info.lt_id, version,
-                                              BAD_AMI if bad else NEW_AMI,
+                new, _ = yield from self.call(region, {"ec2-describe": 1, "ec2-mutating": 1}, self.ex.create_version,
+                                              region, info.lt_id, version, BAD_AMI if bad else NEW_AMI,
                                               f"imagefleet canary sim from v{version}", f"{key}/{name}")
-                yield from self.call(self.ex.pin, info, new)
+                yield from self.call(region, {"autoscaling": 1}, self.ex.pin, info, new)
                 old[(region, name)] = version
         return old
 
@@ -192,30 +221,34 @@ class FleetRollout:
         for lo in range(0, len(ids), self.s.chunk):
             chunk = ids[lo: lo + self.s.chunk]
             yield from self.take(region, len(chunk))
-            for iid in chunk:
-                if (yield from self.call(self.ex.terminate_in_group, region, iid)):
+            for i, iid in enumerate(chunk):
+                tokens = {"autoscaling": len(chunk)} if i == 0 else {}  # the chunk's requests, reserved at once
+                if (yield from self.call(region, tokens, self.ex.terminate_in_group, region, iid)):
                     self.replaced += 1
 
-    def judge(self, cp: CohortPlan, wave: int, by_region: dict[str, list[Batch]],
-              old_versions: dict[tuple[str, str], int], canaries: dict[str, list[str]]) -> Waiting[str]:
+    def judge(self, cp: CohortPlan, wave: int, regions: Sequence[str], old_versions: dict[tuple[str, str], int],
+              canaries: dict[str, list[str]]) -> Waiting[str]:
         """Baselines on the old base beside the canaries, a soak, the real judge, baselines gone."""
-        region = min(by_region)
-        first = by_region[region][0]
-        infos = yield from self.describe(region, [first.group])
+        region = regions[0]
+        group = next(g for r, g in sorted(old_versions) if r == region)
+        infos = yield from self.describe(region, [group])
         count = self.cfg.baselines_per_wave
         yield from self.take(region, count)
-        itype = infos[first.group].members[0].instance_type if infos[first.group].members else ""
-        base = yield from self.call(self.ex.launch_baselines, infos[first.group], old_versions[(region, first.group)],
-                                    itype, count, {"role": "baseline"}, f"{cp.key}/{wave}")
+        itype = infos[group].members[0].instance_type if infos[group].members else ""
+        base = yield from self.call(region, {"ec2-mutating": 1}, self.ex.launch_baselines, infos[group],
+                                    old_versions[(region, group)], itype, count, {"role": "baseline"},
+                                    f"{cp.key}/{wave}/{region}")
         start = self.clock.time() + self.cfg.warmup_s
         yield float(self.cfg.warmup_s + self.cfg.analysis_s + self.cfg.metric_delay_s)
         t0 = datetime.fromtimestamp(start, UTC)
         t1 = t0 + timedelta(seconds=self.cfg.analysis_s)
         sides = {"canary": [(r, i) for r, ids in canaries.items() for i in ids],
                  "baseline": [(region, i) for i in base]}
-        samples = yield from self.call(metric_source.fetch_sides, self.aws, sides, self.cfg.metrics, t0, t1,
+        queries = sum(len(v) for v in sides.values()) * len(self.cfg.metrics)
+        samples = yield from self.call(region, {"cloudwatch": -(-queries // metric_source.MAX_QUERIES)},
+                                       metric_source.fetch_sides, self.aws, sides, self.cfg.metrics, t0, t1,
                                        self.cfg.period_s)
-        yield from self.call(self.ex.terminate_instances, region, base)
+        yield from self.call(region, {"ec2-mutating": 1}, self.ex.terminate_instances, region, base)
         return str(verdict(self.cfg, samples["baseline"], samples["canary"])["decision"])
 
     def roll_back(self, groups: list[tuple[str, str]], old_versions: dict[tuple[str, str], int],
@@ -224,7 +257,7 @@ class FleetRollout:
         for region in sorted({r for r, _ in groups}):
             infos = yield from self.describe(region, [n for r, n in groups if r == region])
             for name, info in infos.items():
-                yield from self.call(self.ex.pin, info, old_versions[(region, name)])
+                yield from self.call(region, {"autoscaling": 1}, self.ex.pin, info, old_versions[(region, name)])
             yield from self.replace(region, canaries.get(region, []))
 
 

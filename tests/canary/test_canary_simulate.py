@@ -53,17 +53,18 @@ def test_the_simulated_ec2_throttles_launches_beyond_its_resource_bucket() -> No
     assert world.throttles.total > 200
 
 
-def test_describes_beyond_the_request_bucket_answer_request_limit_exceeded() -> None:
+def test_requests_beyond_their_bucket_answer_request_limit_exceeded() -> None:
     clock = VirtualClock(start=0.0)
     world = SimWorld(clock, ["us-east-1"])
     world.add_group("us-east-1", "g", "m5.large", OLD_AMI, 3)
     ex = Executor(SimAws(world), clock)
-    for _ in range(100):
+    for _ in range(200):  # Auto Scaling's bucket (200, 5/s)
         ex.describe_groups("us-east-1", ["g"])
     with pytest.raises(AwsError) as exc:
         ex.describe_groups("us-east-1", ["g"])
     assert exc.value.code == "RequestLimitExceeded"
-    clock.sleep(1.0)  # 20 tokens a second
+    assert world.throttles.by_bucket == {"autoscaling": 1}
+    clock.sleep(0.2)  # one token back
     assert ex.describe_groups("us-east-1", ["g"])["g"].desired == 3
 
 
