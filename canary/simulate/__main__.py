@@ -28,7 +28,7 @@ def main(instances: int, cohorts: int, launch_share: float, fail_cohort: int | N
         return
     r = report
     click.echo(f"{r.instances:,} instances, {r.groups} groups, {r.cohorts} cohorts, {r.regions} regions "
-               f"(simulated in {r.real_seconds} s)")
+               f"(simulated in {r.real_seconds} s, {r.cpu_seconds} s of CPU)")
     click.echo(f"makespan {r.makespan_s / 3600:.1f} h; bound from the budget {r.bound_s / 3600:.1f} h "
                f"(ratio {r.makespan_over_bound})")
     click.echo(f"peak in flight {r.peak_in_flight}; throttling errors {r.throttling_errors}; "
