@@ -284,7 +284,8 @@ class _Ec2(_Client):
 
 
 class _CloudWatch(_Client):
-    """``GetMetricData``: an error-rate series per instance, higher on instances of a bad AMI."""
+    """``GetMetricData``: a steady error-rate series per instance (1 % ± 0.05), higher by the
+    scenario's extra points on instances of a bad AMI."""
 
     def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: Any, EndTime: Any,
                         **_: Any) -> dict[str, Any]:
@@ -298,5 +299,5 @@ class _CloudWatch(_Client):
             inst = self.r.instances.get(iid)
             extra = self.r.world.bad_amis.get(inst.ami, 0.0) if inst else 0.0
             rng = random.Random(f"{iid}/{stat['Metric']['MetricName']}/{StartTime}")
-            out.append({"Id": q["Id"], "Values": [max(0.0, rng.gauss(1.0 + extra, 0.2)) for _ in range(n)]})
+            out.append({"Id": q["Id"], "Values": [max(0.0, rng.gauss(1.0 + extra, 0.05)) for _ in range(n)]})
         return {"MetricDataResults": out}
