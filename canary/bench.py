@@ -102,7 +102,7 @@ def _small_group_row(instances: int, target_s: float) -> dict[str, Any]:
 
 def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int, str, str]]:
     """Per-instance dicts; each step rescans the cohort to recompute every group's health."""
-    instances = []
+    instances: list[dict[str, Any]] = []
     for g in groups:
         for i, iid in enumerate(g.instance_ids):
             instances.append({"id": iid, "type": g.type_of(i), "group": (g.region, g.name),
@@ -125,7 +125,7 @@ def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int,
                     healthy[m["group"]] = healthy.get(m["group"], 0) + (not m["in_flight"])
                 in_flight: dict[str, int] = {}
                 taken_by_group: dict[tuple[str, str], int] = {}
-                batch = []
+                batch: list[dict[str, Any]] = []
                 for m in members:
                     if len(batch) >= need:
                         break
@@ -282,8 +282,8 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = BENCH_TYPES) -> dict
             aws = AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS))
             ctx.__dict__["aws"] = aws
             ec2 = aws.client("ec2", region)
-            stock = sorted(i["ImageId"] for i in ec2.describe_images(
-                Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])[0]
+            stock = min(i["ImageId"] for i in ec2.describe_images(
+                Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])
             amis = []
             for n in ("old", "new"):
                 iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -311,13 +311,12 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = BENCH_TYPES) -> dict
             requests = RequestCounter()
             aws.register("before-send.*.*", requests)
             t0 = time.perf_counter()
-            doc, _ = ctl.prepare(ctx, cfg, "bench:2", None)
-            rollout = ctl.Controller.create(ctx, cfg, doc)
-            result = rollout.run()
+            prepared, _ = ctl.prepare(ctx, cfg, "bench:2", None)
+            result = ctl.Controller.create(ctx, cfg, prepared).run()
             t_ctl = time.perf_counter() - t0
             agents.cancel()
             ctl_calls = dict(requests.by_operation)
-            replaced = sum(c["replaced"] for c in result["cohorts"])
+            replaced = sum(cohort.replaced for cohort in result.cohorts)
             naive_groups = make_fleet(aws, "naive", old, types, per_group, region)["groups"]
 
             requests.reset()
@@ -331,7 +330,7 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = BENCH_TYPES) -> dict
     naive_total = sum(naive_calls.values())
     groups = len(types)
     return {
-        "status": result["status"], "reason": result.get("reason"), "instances": replaced, "groups": groups,
+        "status": result.status, "reason": result.reason, "instances": replaced, "groups": groups,
         "controller_calls": ctl_total, "controller_per_1000": round(ctl_total / replaced * 1000),
         "controller_per_instance": round(ctl_total / replaced, 3),
         "controller_terminations_per_instance": round(

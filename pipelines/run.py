@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from orchestrator import leases
+from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import RefusedError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -71,7 +73,7 @@ def _last(until: str | None) -> str:
 class Job:
     """One family's run; ``plan`` says what it would do, ``execute`` does it (or goes on with it)."""
 
-    def __init__(self, ctx: Any, family: str, *, until: str | None = None, progress: Progress | None = None,
+    def __init__(self, ctx: Context, family: str, *, until: str | None = None, progress: Progress | None = None,
                  notifier: Notifier | None = None, wait: bool = False) -> None:
         self.ctx = ctx
         self.family = family
@@ -127,7 +129,7 @@ class Job:
                 prior = store.step(op.id, name)
                 self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
                               + ("done earlier" if prior and prior["status"] == "done" else plans[name].what))
-                outcome = op.step(name, lambda n=name, p=plans[name]: self._step(op, n, p))
+                outcome = op.step(name, partial(self._step, op, name, plans[name]))
                 if name == "bake":
                     result.version = int(outcome["version"])
                 result.steps.append({"step": name, "seconds": round(time.monotonic() - t0, 2), **outcome})
@@ -156,7 +158,8 @@ class Job:
         if plan.skip:
             self.progress(f"  skipped: {plan.skip}")
             return {"skipped": plan.skip}
-        return getattr(self, "_" + name.replace("-", "_"))(op)
+        run_step: Callable[[Operation], dict[str, Any]] = getattr(self, "_" + name.replace("-", "_"))
+        return run_step(op)
 
     def _bake(self, op: Operation) -> dict[str, Any]:
         from pipelines import bake as bake_mod
@@ -225,20 +228,20 @@ class Job:
         cfg = canary_config.from_settings(self.settings)
         started = self.ctx.store.step(op.id, "canary-rollout")
         if started is None or started["status"] != "done":
-            doc, _ = ctl.prepare(self.ctx, cfg, base.ref, self.family)
-            rollout = op.step("canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, doc).id)
+            prepared, _ = ctl.prepare(self.ctx, cfg, base.ref, self.family)
+            rollout = op.step("canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, prepared).id)
         else:
             rollout = started["result"]
         c = ctl.Controller(self.ctx, cfg, rollout, progress=self.progress)
-        doc = c.run() if c.doc["status"] not in ctl.FINAL else c.doc
-        if doc["status"] == "paused":
-            raise RefusedError(f"canary {rollout} paused: {doc['reason']}",
+        done = c.run() if c.rollout.status not in ctl.FINAL else c.rollout
+        if done.status == "paused":
+            raise RefusedError(f"canary {rollout} paused: {done.reason}",
                                hint=f"look at 'imagefleet canary status {rollout}', then rerun "
                                     f"'imagefleet run {self.family}' to resume it (or abort it)")
-        if doc["status"] != "succeeded":
-            raise RefusedError(f"canary {rollout} {doc['status']}: {doc['reason']}",
+        if done.status != "succeeded":
+            raise RefusedError(f"canary {rollout} {done.status}: {done.reason}",
                                hint="the release gate will refuse this base; see the report and the retrospective")
-        return {"rollout": rollout, "status": doc["status"]}
+        return {"rollout": rollout, "status": done.status}
 
 
 def _fmt(delta: timedelta) -> str:

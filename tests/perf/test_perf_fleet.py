@@ -25,11 +25,11 @@ from perf.run import DOC_KIND, PerfRun, RunRequest
 pytestmark = pytest.mark.integration
 
 
-def _live(aws, family):  # noqa: ANN001, ANN202
+def _live(aws, family):
     return find_instances(aws, [REGION], family=family)
 
 
-def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN001
+def test_run_passes_and_records_evidence(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     t0 = time.monotonic()
@@ -39,7 +39,9 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
     assert res.code == 0, res.stderr
     doc = res.json()
     print(f"passing run: {elapsed:.1f}s, timings {doc['timings']}, verdict {doc['verdict']}")
-    assert doc["status"] == "done" and doc["verdict"] != "regression"
+    # simulated instances (perf/agent/simulated.py): both arms of a pair are the same machine, so
+    # an A/A run compares identical distributions whatever the host is doing
+    assert doc["status"] == "done" and doc["verdict"] == "no_change"
     assert doc["baseline"]["ref"] == old.ref  # defaulted to the family's release
     assert len(doc["instances"]) == 18
     assert doc["collection"]["missing"] == [] and doc["collection"]["instances_with_results"] == 18
@@ -53,21 +55,21 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
     assert _live(aws, workspace.family) == {}  # everything terminated
     ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
     assert len(ev) == 1 and ev[0].details["run_id"] == doc["id"]
-    # noisy local runs may come out inconclusive: not a pass unless [perf] allow_inconclusive
-    assert ev[0].passed == (doc["verdict"] in ("no_change", "improvement"))
+    assert ev[0].passed is True
+    samples = [c for c in doc["comparison"]["comparisons"] if c["metric"] == "cpu_sha256_throughput"]
+    assert samples and samples[0]["ratio"] == pytest.approx(1.0)
     shown = workspace.run("perf", "show", doc["id"], "--json")
     assert shown.code == 0 and shown.json()["verdict"] == doc["verdict"]
     listed = workspace.run("perf", "runs", "--json")
     assert [r["id"] for r in listed.json()] == [doc["id"]]
 
 
-def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
+def test_injected_slowdown_is_caught(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
-    # A large factor: this host is shared and its sha256 throughput is bimodal (CV ~40 %), so the
-    # integration test checks the path end to end; statistical power is what the seeded
-    # acceptance tests (test_perf_acceptance.py) measure.
-    inj = workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "3")
+    # A 10 % slowdown on simulated instances; statistical power on noisier data is what the
+    # seeded acceptance tests (test_perf_acceptance.py) measure.
+    inj = workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "1.1")
     assert inj.code == 0, inj.stderr
     t0 = time.monotonic()
     with agent_runner(workspace, aws):
@@ -80,13 +82,13 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
         f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] {c['verdict']}" for c in cells))
     assert doc["verdict"] == "regression"
     sha = next(c for c in cells if c["metric"] == "cpu_sha256_throughput")
-    assert sha["verdict"] == "regression" and sha["ratio"] < 0.6
+    assert sha["verdict"] == "regression" and sha["ratio"] == pytest.approx(1 / 1.1, rel=1e-3)
     ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
     assert len(ev) == 1 and ev[0].passed is False and ev[0].details["verdict"] == "regression"
     assert _live(aws, workspace.family) == {}
 
 
-def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
+def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:
     configure(workspace, results="3s")
     _, new = register_bases(workspace, aws)
     workspace.clock = VirtualClock()  # the 3 s of waiting pass on it, at once
@@ -100,7 +102,7 @@ def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None
     assert doc["status"] == "failed" and len(doc["terminated"]) == 18
 
 
-def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:  # noqa: ANN001
+def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:
     configure(workspace)
     _, new = register_bases(workspace, aws)
     seen: list[str] = []
@@ -120,10 +122,10 @@ def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) ->
 
 
 @pytest.mark.timeout(600)
-def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
+def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:
     configure(workspace)
     _, new = register_bases(workspace, aws)
-    proc = subprocess.Popen(  # noqa: S603 - the real CLI in a real process, interrupted for real
+    proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "imagefleet"), "--config", str(workspace.config), "perf", "run", new.ref],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
@@ -136,10 +138,10 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=120)
+            _out, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
             pytest.fail(f"perf run did not stop within 120 s of Ctrl-C; its stacks:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
@@ -150,7 +152,7 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
     assert doc["status"] == "interrupted"
 
 
-def test_quota_refusal(workspace, aws) -> None:  # noqa: ANN001
+def test_quota_refusal(workspace, aws) -> None:
     configure(workspace, extra="vcpu_limit = 30")  # 2 arms x 9 x t3.micro (2 vCPUs) = 36
     _, new = register_bases(workspace, aws)
     res = workspace.run("perf", "run", new.ref)
@@ -162,7 +164,7 @@ def test_quota_refusal(workspace, aws) -> None:  # noqa: ANN001
     assert workspace.context().store.docs(DOC_KIND) == []
 
 
-def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) -> None:  # noqa: ANN001
+def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
@@ -191,7 +193,7 @@ def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) ->
     assert _live(aws, workspace.family) == {}
 
 
-def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:  # noqa: ANN001
+def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
@@ -207,7 +209,7 @@ def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:  # noqa
     assert _live(aws, workspace.family) == {}
 
 
-def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> None:  # noqa: ANN001
+def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
