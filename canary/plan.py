@@ -370,9 +370,16 @@ def _slices(cohort: Cohort, policy: Policy) -> _Slices:
         sizes, capacity, min_healthy, regions, names = (
             [col[i] for i in keep] for col in (sizes, capacity, min_healthy, regions, names))
     size_arr = np.asarray(sizes, dtype=np.int64)
-    cap_arr = np.array([np.nan if c is None else c for c in capacity], dtype=np.float64)
-    cap_arr = np.where(np.isnan(cap_arr), size_arr, cap_arr)
-    mh_arr = np.array([policy.min_healthy_pct if m is None else m for m in min_healthy], dtype=np.float64)
+    # Most groups set neither field: count the Nones in C instead of looping in Python.
+    if capacity.count(None) == len(capacity):
+        cap_arr = size_arr.astype(np.float64)
+    else:
+        cap_arr = np.array([np.nan if c is None else c for c in capacity], dtype=np.float64)
+        cap_arr = np.where(np.isnan(cap_arr), size_arr, cap_arr)
+    if min_healthy.count(None) == len(min_healthy):
+        mh_arr = np.full(len(min_healthy), policy.min_healthy_pct, dtype=np.float64)
+    else:
+        mh_arr = np.array([policy.min_healthy_pct if m is None else m for m in min_healthy], dtype=np.float64)
     # Policy.group_batch_limit, vectorised with the same arithmetic (so the same results).
     budget = np.floor(cap_arr * (100.0 - mh_arr) / 100.0 + 1e-9).astype(np.int64)
     limits = np.maximum(1, np.minimum(budget, policy.max_in_flight_per_region))
