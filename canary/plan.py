@@ -33,6 +33,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -359,8 +360,10 @@ class _Slices(NamedTuple):
 def _slices(cohort: Cohort, policy: Policy) -> _Slices:
     """Column views of the cohort's groups; duplicates (same region and name) are bad input."""
     groups = cohort.groups
-    rows = [(len(g.instance_ids), g.capacity, g.min_healthy_pct, g.region, g.name) for g in groups]
-    sizes, capacity, min_healthy, regions, names = (list(col) for col in zip(*rows)) if rows else ([],) * 5
+    # attrgetter and map run in C: at 600,000 groups this one read is most of the planner's time.
+    rows = map(attrgetter("instance_ids", "capacity", "min_healthy_pct", "region", "name"), groups)
+    ids, capacity, min_healthy, regions, names = (list(col) for col in zip(*rows)) if groups else ([],) * 5
+    sizes = list(map(len, ids))
     if len(set(zip(regions, names))) != len(groups):
         _raise_duplicate(cohort)
     cohort_regions = tuple(sorted(set(regions)))
