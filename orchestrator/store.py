@@ -17,6 +17,7 @@ from typing import Any
 
 from orchestrator.errors import (
     ConflictError,
+    NotFoundError,
     UsageError,
 )
 
@@ -135,6 +136,7 @@ class Reservation:
 
 
 BUCKET_KIND = "token-bucket"  # buckets are kept as documents of this kind in every backend
+BUCKET_RACE_ATTEMPTS = 50  # re-reads of a bucket after another writer won, before giving up
 
 
 @dataclass(frozen=True)
@@ -278,13 +280,33 @@ class StateStore(ABC):
     def leases(self) -> list[Lease]: ...
 
     # token buckets: API budgets shared by every rollout in flight (see canary.budget)
-    @abstractmethod
     def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
                     now: float, reserve: bool = False) -> float:
         """Take ``count`` tokens from bucket ``name`` atomically (``bucket_take``'s rule): 0.0 when
-        taken; else the seconds until they are there (taken all the same with ``reserve``)."""
-    @abstractmethod
-    def buckets(self) -> list[TokenBucket]: ...
+        taken; else the seconds until they are there (taken all the same with ``reserve``).
+
+        Any backend: the bucket is a document, written back only from the revision it was read
+        at (``put_doc``'s conditional write) and read again when another writer won. SQLite
+        overrides this with one transaction."""
+        for _ in range(BUCKET_RACE_ATTEMPTS):
+            try:
+                body, revision = self.get_doc(BUCKET_KIND, name)
+                current: TokenBucket | None = TokenBucket(**body)
+            except NotFoundError:
+                current, revision = None, None
+            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
+                                    now=now, reserve=reserve)
+            if new is None:
+                return wait
+            try:
+                self.put_doc(BUCKET_KIND, name, new.to_dict(), expected_revision=revision)
+                return wait
+            except ConflictError:
+                continue
+        raise ConflictError(f"token bucket {name} kept changing underneath")
+
+    def buckets(self) -> list[TokenBucket]:
+        return sorted((TokenBucket(**body) for body in self.docs(BUCKET_KIND)), key=lambda b: b.name)
 
     def close(self) -> None:
         pass

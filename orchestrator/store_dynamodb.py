@@ -29,7 +29,6 @@ from orchestrator.errors import (
 )
 from orchestrator.store import (
     ANY,
-    BUCKET_KIND,
     AuditEntry,
     BaseVersion,
     Evidence,
@@ -38,8 +37,6 @@ from orchestrator.store import (
     Reservation,
     StageChange,
     StateStore,
-    TokenBucket,
-    bucket_take,
     check_move,
     lease_blocks,
     utcnow,
@@ -436,32 +433,6 @@ class DynamoStore(StateStore):
     def docs(self, kind: str) -> list[dict[str, Any]]:
         items = sorted(self._query(f"DOC#{kind}"), key=lambda i: i["updated_at"])
         return [lay.doc_body(i) for i in items]
-
-    # --- token buckets --------------------------------------------------------------------------
-    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
-                    now: float, reserve: bool = False) -> float:
-        """Read, apply ``bucket_take``, write back only if nobody wrote in between (else re-read)."""
-        for _ in range(RACE_ATTEMPTS):
-            item = self._get(lay.doc_key(BUCKET_KIND, name))
-            current = TokenBucket(**lay.doc_body(item)) if item else None
-            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
-                                     now=now, reserve=reserve)
-            if new is None:
-                return wait
-            revision = int(item["revision"]) if item else None
-            put = lay.doc_item(BUCKET_KIND, name, new.to_dict(), (revision or 0) + 1, utcnow())
-            if revision is None:
-                cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-            else:
-                cond = {"ConditionExpression": "revision = :expected",
-                        "ExpressionAttributeValues": {":expected": lay.value(revision)}}
-            if not self._condition_failed("put_item", Item=lay.to_wire(put), **cond):
-                return wait
-        raise ConflictError(f"token bucket {name} kept changing underneath")
-
-    def buckets(self) -> list[TokenBucket]:
-        items = sorted(self._query(f"DOC#{BUCKET_KIND}"), key=lambda i: str(i["sk"]))
-        return [TokenBucket(**lay.doc_body(i)) for i in items]
 
     # --- leases ---------------------------------------------------------------------------------
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:

@@ -10,7 +10,7 @@ import pytest
 from canary.executor import Executor
 from canary.simulate.aws import BOOT_S, SimAws, SimWorld
 from canary.simulate.engine import Engine, Process
-from canary.simulate.rollout import BAD_AMI, OLD_AMI, Scenario, simulate
+from canary.simulate.rollout import OLD_AMI, Scenario, simulate
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 
