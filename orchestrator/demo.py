@@ -28,6 +28,7 @@ from orchestrator.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.local_agents import AgentEnv, Handler, attach, load_handlers
+from orchestrator.output import Output
 from orchestrator.report import PERF_KIND, ROLLOUT_KIND
 from orchestrator.store import StateStore
 
@@ -100,7 +101,8 @@ class Demo:
     def run(self, *args: str, expect: int = 0) -> int:
         print(f"$ imagefleet {shlex.join(args)}", flush=True)
         started = time.monotonic()
-        code = raw_main(["--config", str(self.config), *args], obj=Context(clock=self.clock))
+        code = raw_main(["--config", str(self.config), *args],
+                        obj=Context(clock=self.clock, output=Output(transcript=True)))
         print(f"\033[2m({time.monotonic() - started:.1f}s, exit {code})\033[0m", flush=True)
         if code != expect:
             raise SystemExit(f"demo: 'imagefleet {shlex.join(args)}' exited {code}, expected {expect}")
