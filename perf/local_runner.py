@@ -8,6 +8,12 @@ instance's user data (what cloud-init would run), and runs it as a host process 
 is run once: the runner remembers it, and skips any whose results object is already in S3 (a
 restarted runner does not measure twice).
 
+The instances are simulated machines: the agent runs with ``--simulate KEY``
+(perf/agent/simulated.py), so its results come from a seeded model of the instance rather than
+from timing this busy host, and a run's verdict does not depend on what else the machine is doing.
+``KEY`` names the (type, zone) pair a slot belongs to, so both arms of a pair are the same machine.
+``IMAGEFLEET_LOCAL_BENCHMARKS=host`` times the host instead (the real benchmark code, end to end).
+
 Fault injection (``imagefleet local inject``) is applied here and only here: an injection on
 every metric becomes the agent's ``--slowdown``; one on some metrics is applied to those samples
 after the agent ran (``apply_slowdown``, labelled ``metadata.fault_injected``), and the runner
@@ -39,6 +45,7 @@ from perf.samples import Sample, write_jsonl
 
 log = logging.getLogger("imagefleet.perf.local_runner")
 CONCURRENCY = 2
+HOST_BENCHMARKS_ENV = "IMAGEFLEET_LOCAL_BENCHMARKS"  # "host": time this machine, not the model
 
 
 @dataclass
@@ -76,6 +83,21 @@ def _set_option(argv: list[str], name: str, value: str | None) -> list[str]:
     if name not in argv and value is not None:
         out += [name, value]
     return out
+
+
+def simulation_key(s3_uri: str, instance_type: str) -> str:
+    """The simulated machine of a slot: its run's key prefix, type and pair, never its arm.
+
+    Results keys end in ``<arm>/<slot index>.jsonl`` and slots 2k and 2k+1 form a pair
+    (perf/placement.py), so both arms of a pair map to the same key."""
+    path = urlparse(s3_uri).path.lstrip("/")
+    prefix, _, leaf = path.rpartition("/")
+    run_prefix = prefix.rpartition("/")[0]
+    try:
+        pair = int(leaf.split(".")[0]) // 2
+    except ValueError:
+        return f"{path}|{instance_type}"
+    return f"{run_prefix}|{instance_type}|pair {pair}"
 
 
 def _results_exist(env: Any, uri: str) -> bool:
@@ -127,6 +149,8 @@ def _start(env: Any, iid: str, arm: str, region: str, uri: str) -> _Job | None:
     output = out_dir / f"{iid}.jsonl"
     argv = [sys.executable, "-m", "perf.agent", *argv[1:]]  # the host's agent, not /opt/...
     argv = _set_option(argv, "--output", str(output))
+    if os.environ.get(HOST_BENCHMARKS_ENV, "simulated") != "host":
+        argv += ["--simulate", simulation_key(s3_uri, itype)]
     if uniform:
         argv += ["--slowdown", f"{factor_for(uniform, ami, itype, '*'):g}"]
     if per_metric:

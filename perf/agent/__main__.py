@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 
 import click
 
-from perf.agent.benchmarks import BUILTIN, EXTERNAL, apply_slowdown, run_benchmarks
+from perf.agent.benchmarks import BUILTIN, EXTERNAL, BenchRun, apply_slowdown, run_benchmarks
+from perf.agent.simulated import simulate
 from perf.samples import Sample, write_jsonl
 
 EXIT_FAILURE = 3
@@ -42,16 +43,23 @@ def cli() -> None:
 @click.option("--slowdown", type=float, default=None,
               help="FAULT INJECTION for the local agent runner (demos/tests): slow every result "
                    "by FACTOR and label it metadata.fault_injected.")
+@click.option("--simulate", "simulate_key", default=None, metavar="KEY",
+              help="SIMULATION for the local agent runner: draw results from a model of the "
+                   "instance seeded by KEY instead of timing this machine (metadata.simulated).")
 def bench(instance_id: str, instance_type: str, ami: str, arm: str, repetitions: int,
           duration: float, names: tuple[str, ...], no_external: bool, output: str,
-          s3_uri: str | None, slowdown: float | None) -> None:
+          s3_uri: str | None, slowdown: float | None, simulate_key: str | None) -> None:
     """Run the benchmarks and write samples as JSON lines."""
     if slowdown is not None and not slowdown > 0:
         raise click.BadParameter("must be > 0", param_hint="--slowdown")
     bucket_key = _parse_s3_uri(s3_uri) if s3_uri else None
     try:
-        run = run_benchmarks(repetitions=repetitions, duration=duration,
-                             names=list(names) or None, external=not no_external)
+        if simulate_key is not None:
+            run = BenchRun(simulate(simulate_key, instance_type, repetitions=repetitions,
+                                    names=[n for n in names if n in BUILTIN] or None))
+        else:
+            run = run_benchmarks(repetitions=repetitions, duration=duration,
+                                 names=list(names) or None, external=not no_external)
     except Exception as exc:  # noqa: BLE001 - any benchmark failure is exit 3 with one line
         _fail(f"benchmark failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
     for name, reason in sorted(run.skipped.items()):

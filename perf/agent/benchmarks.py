@@ -31,7 +31,7 @@ MB = 1_000_000
 _BUFFER_SEED = 20240229
 
 
-def _sample(metric: str, value: float, unit: str, higher_is_better: bool, benchmark: str,
+def make_sample(metric: str, value: float, unit: str, higher_is_better: bool, benchmark: str,
             **metadata: Any) -> SampleDict:
     return {"metric": metric, "value": float(value), "unit": unit,
             "higher_is_better": higher_is_better, "benchmark": benchmark, "metadata": metadata}
@@ -61,7 +61,7 @@ def _timed_loop(fn: Callable[[], int], duration: float) -> tuple[int, float, int
 def cpu_zlib(duration: float = 0.2) -> list[SampleDict]:
     buf = fixed_buffer(256 << 10)
     nbytes, secs, loops = _timed_loop(lambda: len(buf) if zlib.compress(buf, 6) else 0, duration)
-    return [_sample("cpu_zlib_throughput", nbytes / secs / MB, "MB/s", True, "cpu",
+    return [make_sample("cpu_zlib_throughput", nbytes / secs / MB, "MB/s", True, "cpu",
                     level=6, buffer_bytes=len(buf), loops=loops)]
 
 
@@ -69,7 +69,7 @@ def cpu_sha256(duration: float = 0.2) -> list[SampleDict]:
     buf = fixed_buffer(1 << 20)
     nbytes, secs, loops = _timed_loop(lambda: len(buf) if hashlib.sha256(buf).digest() else 0,
                                       duration)
-    return [_sample("cpu_sha256_throughput", nbytes / secs / MB, "MB/s", True, "cpu",
+    return [make_sample("cpu_sha256_throughput", nbytes / secs / MB, "MB/s", True, "cpu",
                     buffer_bytes=len(buf), loops=loops)]
 
 
@@ -83,7 +83,7 @@ def memory_copy(duration: float = 0.2, size_mb: int = 64) -> list[SampleDict]:
         return 2 * src.nbytes  # a copy reads and writes every byte
 
     nbytes, secs, loops = _timed_loop(once, duration)
-    return [_sample("memory_copy_bandwidth", nbytes / secs / 1e9, "GB/s", True, "memory",
+    return [make_sample("memory_copy_bandwidth", nbytes / secs / 1e9, "GB/s", True, "memory",
                     array_mb=size_mb, loops=loops, counts="read+write")]
 
 
@@ -102,7 +102,7 @@ def disk_fsync(duration: float = 0.2, block: int = 4096, directory: str | None =
                 lat.append(time.perf_counter() - t0)
         finally:
             os.close(fd)
-    return [_sample("disk_fsync_latency", float(np.median(lat)) * 1e3, "ms", False, "disk",
+    return [make_sample("disk_fsync_latency", float(np.median(lat)) * 1e3, "ms", False, "disk",
                     block_bytes=block, writes=len(lat), p99_ms=float(np.percentile(lat, 99)) * 1e3)]
 
 
@@ -134,7 +134,7 @@ def net_loopback(duration: float = 0.2, chunk: int = 256 << 10) -> list[SampleDi
         secs = time.perf_counter() - start
     finally:
         server.close()
-    return [_sample("net_loopback_throughput", received[0] / secs / MB, "MB/s", True, "network",
+    return [make_sample("net_loopback_throughput", received[0] / secs / MB, "MB/s", True, "network",
                     chunk_bytes=chunk, bytes=received[0])]
 
 
@@ -145,10 +145,10 @@ def boot_to_ready(duration: float = 0.0, env: Mapping[str, str] | None = None,
     env = os.environ if env is None else env
     given = env.get("IMAGEFLEET_BOOT_SECONDS")
     if given:
-        return [_sample("boot_to_ready", float(given), "s", False, "boot", source="env")]
+        return [make_sample("boot_to_ready", float(given), "s", False, "boot", source="env")]
     with open(uptime_path, encoding="ascii") as fh:
         uptime = float(fh.read().split()[0])
-    return [_sample("boot_to_ready", uptime, "s", False, "boot", source=uptime_path)]
+    return [make_sample("boot_to_ready", uptime, "s", False, "boot", source=uptime_path)]
 
 
 # --- external tools (optional) --------------------------------------------------------------------
@@ -204,16 +204,16 @@ def parse_fio_json(text: str) -> list[SampleDict]:
             if not d.get("io_bytes"):
                 continue
             meta = {"job": name, "direction": rw, "fio_version": doc.get("fio version", "")}
-            out.append(_sample(f"fio_{name}_{rw}_bandwidth", d["bw"] * 1024 / MB, "MB/s", True,
+            out.append(make_sample(f"fio_{name}_{rw}_bandwidth", d["bw"] * 1024 / MB, "MB/s", True,
                                "fio", **meta))
-            out.append(_sample(f"fio_{name}_{rw}_iops", d["iops"], "IOPS", True, "fio", **meta))
+            out.append(make_sample(f"fio_{name}_{rw}_iops", d["iops"], "IOPS", True, "fio", **meta))
             clat = d.get("clat_ns") or {}
             if "mean" in clat:
-                out.append(_sample(f"fio_{name}_{rw}_latency_mean", clat["mean"] / 1e6, "ms",
+                out.append(make_sample(f"fio_{name}_{rw}_latency_mean", clat["mean"] / 1e6, "ms",
                                    False, "fio", **meta))
             p99 = (clat.get("percentile") or {}).get("99.000000")
             if p99 is not None:
-                out.append(_sample(f"fio_{name}_{rw}_latency_p99", p99 / 1e6, "ms", False, "fio",
+                out.append(make_sample(f"fio_{name}_{rw}_latency_p99", p99 / 1e6, "ms", False, "fio",
                                    **meta))
     if not out:
         raise ValueError("fio output has no job with I/O")
@@ -232,14 +232,14 @@ def parse_sysbench_cpu(text: str) -> list[SampleDict]:
         raise ValueError("sysbench output has no 'events per second' line")
     ver = _SYSBENCH_VER.search(text)
     meta = {"sysbench_version": ver.group(1) if ver else ""}
-    out = [_sample("sysbench_cpu_events_per_second", float(eps.group(1)), "events/s", True,
+    out = [make_sample("sysbench_cpu_events_per_second", float(eps.group(1)), "events/s", True,
                    "sysbench", **meta)]
     lat = dict(_SYSBENCH_LAT.findall(text))
     if "avg" in lat:
-        out.append(_sample("sysbench_cpu_latency_avg", float(lat["avg"]), "ms", False,
+        out.append(make_sample("sysbench_cpu_latency_avg", float(lat["avg"]), "ms", False,
                            "sysbench", **meta))
     if "95th percentile" in lat:
-        out.append(_sample("sysbench_cpu_latency_p95", float(lat["95th percentile"]), "ms", False,
+        out.append(make_sample("sysbench_cpu_latency_p95", float(lat["95th percentile"]), "ms", False,
                            "sysbench", **meta))
     return out
 
@@ -253,7 +253,7 @@ _STRESS_ROW = re.compile(
 def parse_stress_ng(text: str) -> list[SampleDict]:
     """``stress-ng --metrics-brief``: bogo ops/s (real time) per stressor."""
     out = [
-        _sample(f"stress_ng_{m.group(1)}_bogo_ops_per_second", float(m.group(6)), "bogo ops/s",
+        make_sample(f"stress_ng_{m.group(1)}_bogo_ops_per_second", float(m.group(6)), "bogo ops/s",
                 True, "stress-ng", stressor=m.group(1))
         for m in _STRESS_ROW.finditer(text)
     ]

@@ -183,3 +183,46 @@ def test_agent_cli_benchmark_crash_is_exit_three(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "memory_copy"])
     assert result.exit_code == 3
     assert result.stderr.strip() == "imagefleet-agent: benchmark failed: MemoryError: cannot allocate 64 MB"
+
+
+# --- simulated instances (the local endpoint's machines) --------------------------------------------
+def test_simulated_pair_is_one_machine_and_keys_differ() -> None:
+    from perf.agent.simulated import NOMINAL, simulate
+    from perf.local_runner import simulation_key
+
+    base = "s3://bucket/perf/fam/2/run-1"
+    key_b = simulation_key(f"{base}/baseline/0004.jsonl", "t3.micro")
+    key_c = simulation_key(f"{base}/candidate/0005.jsonl", "t3.micro")
+    other = simulation_key(f"{base}/baseline/0006.jsonl", "t3.micro")
+    assert key_b == key_c != other
+    a, b, c = (simulate(k, "t3.micro", repetitions=3) for k in (key_b, key_c, other))
+    values = [s["value"] for s in a]
+    assert values == [s["value"] for s in b]  # both arms of a pair: the same machine
+    assert values != [s["value"] for s in c]  # the next pair: another machine
+    assert {s["metric"] for s in a} == {m for m, *_ in NOMINAL.values()} | {"boot_to_ready"}
+    assert all(s["metadata"]["simulated"] is True for s in a)
+    sha = [s["value"] for s in a if s["metric"] == "cpu_sha256_throughput"]
+    assert len(sha) == 3 and len(set(sha)) == 3  # repetitions vary on one machine
+    assert all(abs(v / NOMINAL["cpu_sha256"][1] - 1) < 0.15 for v in sha)
+
+
+def test_simulated_spread_matches_the_model() -> None:
+    from perf.agent.simulated import INSTANCE_CV, simulate
+
+    firsts = [next(s["value"] for s in simulate(f"k{i}", "m5.large", repetitions=1)
+                   if s["metric"] == "memory_copy_bandwidth") for i in range(2000)]
+    mean = sum(firsts) / len(firsts)
+    cv = (sum((v - mean) ** 2 for v in firsts) / (len(firsts) - 1)) ** 0.5 / mean
+    assert 0.8 * INSTANCE_CV < cv < 1.5 * INSTANCE_CV  # instance spread plus repetition noise
+
+
+def test_agent_simulate_option_writes_labelled_samples(tmp_path: Path) -> None:
+    out = tmp_path / "s.jsonl"
+    r = CliRunner().invoke(cli, ["bench", "--instance-id", "i-1", "--instance-type", "t3.micro",
+                                 "--ami", "ami-1", "--arm", "candidate", "--repetitions", "2",
+                                 "--benchmark", "cpu_sha256", "--simulate", "k", "--slowdown", "2",
+                                 "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["metric"] for r in rows] == ["cpu_sha256_throughput"] * 2 + ["boot_to_ready"]
+    assert all(r["metadata"]["simulated"] and r["metadata"]["fault_injected"] == 2 for r in rows)

@@ -39,7 +39,9 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
     assert res.code == 0, res.stderr
     doc = res.json()
     print(f"passing run: {elapsed:.1f}s, timings {doc['timings']}, verdict {doc['verdict']}")
-    assert doc["status"] == "done" and doc["verdict"] != "regression"
+    # simulated instances (perf/agent/simulated.py): both arms of a pair are the same machine, so
+    # an A/A run compares identical distributions whatever the host is doing
+    assert doc["status"] == "done" and doc["verdict"] == "no_change"
     assert doc["baseline"]["ref"] == old.ref  # defaulted to the family's release
     assert len(doc["instances"]) == 18
     assert doc["collection"]["missing"] == [] and doc["collection"]["instances_with_results"] == 18
@@ -53,8 +55,9 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
     assert _live(aws, workspace.family) == {}  # everything terminated
     ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
     assert len(ev) == 1 and ev[0].details["run_id"] == doc["id"]
-    # noisy local runs may come out inconclusive: not a pass unless [perf] allow_inconclusive
-    assert ev[0].passed == (doc["verdict"] in ("no_change", "improvement"))
+    assert ev[0].passed is True
+    samples = [c for c in doc["comparison"]["comparisons"] if c["metric"] == "cpu_sha256_throughput"]
+    assert samples and samples[0]["ratio"] == pytest.approx(1.0)
     shown = workspace.run("perf", "show", doc["id"], "--json")
     assert shown.code == 0 and shown.json()["verdict"] == doc["verdict"]
     listed = workspace.run("perf", "runs", "--json")
@@ -64,10 +67,9 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
 def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
     configure(workspace)
     old, new = register_bases(workspace, aws)
-    # A large factor: this host is shared and its sha256 throughput is bimodal (CV ~40 %), so the
-    # integration test checks the path end to end; statistical power is what the seeded
-    # acceptance tests (test_perf_acceptance.py) measure.
-    inj = workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "3")
+    # A 10 % slowdown on simulated instances; statistical power on noisier data is what the
+    # seeded acceptance tests (test_perf_acceptance.py) measure.
+    inj = workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "1.1")
     assert inj.code == 0, inj.stderr
     t0 = time.monotonic()
     with agent_runner(workspace, aws):
@@ -80,7 +82,7 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
         f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] {c['verdict']}" for c in cells))
     assert doc["verdict"] == "regression"
     sha = next(c for c in cells if c["metric"] == "cpu_sha256_throughput")
-    assert sha["verdict"] == "regression" and sha["ratio"] < 0.6
+    assert sha["verdict"] == "regression" and sha["ratio"] == pytest.approx(1 / 1.1, rel=1e-3)
     ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
     assert len(ev) == 1 and ev[0].passed is False and ev[0].details["verdict"] == "regression"
     assert _live(aws, workspace.family) == {}
