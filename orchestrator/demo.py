@@ -35,6 +35,7 @@ from orchestrator.store import StateStore
 FAMILY = "demo"
 FLEET_PER_TYPE = 25  # 4 cohort types × 25 = 100 instances
 REGRESSED_TYPES = "r5.*"
+INJECTED_COHORT = "r5.large"
 REGRESSION = ("latency_ms", 1.6)  # the canary's metric, 60 % worse; the benchmarks are untouched
 # The agents the demo runs on its clock, each with the documents it serves and their final statuses
 # (canary.controller.FINAL and perf.run's, read as data: the core does not import the areas).
@@ -76,13 +77,31 @@ instance_timeout = "5m"
 
 @dataclass
 class Outcome:
-    """What the demo ended with: the run's exit code, the report, and where the files are."""
+    """What the demo ended with: the run's exit code, each cohort's canary status, the report."""
 
     root: Path
     run_exit: int = -1
+    cohorts: dict[str, str] = field(default_factory=dict)  # cohort -> passed / rolled_back / ...
+    released: int | None = None  # the release pointer at the end
     report: Path | None = None
     seconds: float = 0.0
-    steps: list[str] = field(default_factory=list)
+
+    @property
+    def as_told(self) -> bool:
+        """The story held: only the injected cohort rolled back, the others passed, release refused."""
+        return (self.run_exit == 1 and self.released == 1 and self.cohorts.get(INJECTED_COHORT) == "rolled_back"
+                and len(self.cohorts) >= 4
+                and all(s == "passed" for k, s in self.cohorts.items() if k != INJECTED_COHORT))
+
+    def summary(self) -> str:
+        rolled = sorted(k for k, s in self.cohorts.items() if s == "rolled_back")
+        passed = sorted(k for k, s in self.cohorts.items() if s == "passed")
+        other = sorted(f"{k} {s}" for k, s in self.cohorts.items() if s not in ("passed", "rolled_back"))
+        return (f"the canary rolled back {', '.join(rolled) or 'no cohort'}; "
+                f"{', '.join(passed) or 'no cohort'} passed and run {FAMILY}:2"
+                + (f"; {', '.join(other)}" if other else "")
+                + f"; release {'refused' if self.released == 1 else 'moved to ' + str(self.released)}"
+                  f" (imagefleet run exit {self.run_exit})")
 
 
 class Demo:
@@ -95,7 +114,6 @@ class Demo:
 
     def say(self, title: str) -> None:
         self.step_no += 1
-        self.outcome.steps.append(title)
         print(f"\n\033[1m== {self.step_no}. {title}\033[0m", flush=True)
 
     def run(self, *args: str, expect: int = 0) -> int:
@@ -189,6 +207,9 @@ def story(d: Demo) -> None:
         d.run("canary", "status")
     finally:
         agents.cancel()
+    store = d.context().store
+    d.outcome.released = store.pointer(FAMILY, "release")
+    d.outcome.cohorts = {c["key"]: c["status"] for doc in store.docs(ROLLOUT_KIND) for c in doc["cohorts"]}
     d.say("The report site: stages, changelogs, perf, the canary matrix, retrospectives, audit")
     report = d.root / "report"
     d.run("report", "--out", str(report))
@@ -212,10 +233,11 @@ def main(root: Path | None = None, keep: bool | None = None) -> Outcome:
             print()
             raw_main(["--config", str(d.config), "local", "down"], obj=Context())
     d.outcome.seconds = time.monotonic() - started
-    print(f"\ndemo finished in {d.outcome.seconds:.0f}s: the canary rolled back the r5.large cohort only, "
-          f"the other cohorts run {FAMILY}:2, and release was refused (exit 1).")
+    print(f"\ndemo finished in {d.outcome.seconds:.0f}s: {d.outcome.summary()}")
     print(f"report: {d.outcome.report}  (open file://{d.outcome.report})")
     print(f"files: {root}" + ("" if not keep else f"\nthe endpoint is still up: imagefleet --config {d.config} local down"))
+    if not d.outcome.as_told:
+        raise SystemExit(f"demo: expected only {INJECTED_COHORT} rolled back and release refused")
     return d.outcome
 
 
