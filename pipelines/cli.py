@@ -376,7 +376,7 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
 
     Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
     """
-    from pipelines.run import Job
+    from pipelines.run import Job, outcome_line
 
     obj = get_context()
     if dry_run:
@@ -402,8 +402,7 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
         lines = [f"{family}:{result.version} " + ("released" if result.stopped_after == "release"
                                                   else f"stopped after {result.stopped_after}")
                  + (" (resumed)" if result.resumed else "")]
-        lines += [f"  {s['step']}: {s.get('skipped') and 'skipped — ' + s['skipped'] or 'done'} "
-                  f"({s['seconds']:.1f}s)" for s in result.steps]
+        lines += [f"  {s['step']}: {outcome_line(s['step'], s)} ({s['seconds']:.1f}s)" for s in result.steps]
         return "\n".join(lines)
 
     obj.out.result(result.to_dict(), render)

@@ -19,10 +19,18 @@ from orchestrator.context import Context
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.packer]
 
 
-def test_the_demo_rolls_back_the_injected_cohort_only_and_refuses_release(tmp_path: Path) -> None:
+def test_the_demo_rolls_back_the_injected_cohort_only_and_refuses_release(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "demo"
     try:
         outcome = demo.main(root, keep=True)
+        shown = capfd.readouterr()
+        # each step of the run says how it ended and how long it took; the refusal gives the reason
+        assert "perf done: verdict no_change" in shown.err and "soak done: soaked 24h00m" in shown.err
+        assert "canary stopped after" in shown.err
+        assert "release of demo:2 refused, the release gate needs a passed canary" in shown.err
+        assert f"report: {outcome.report}" in shown.out
         ctx = Context(config_path=root / "imagefleet.toml", clock=VirtualClock())
         assert outcome.run_exit == 1
         store = ctx.store
