@@ -261,13 +261,12 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
             cfg = from_settings(ctx.settings)
             aws.counter.reset()
             t0 = time.perf_counter()
-            doc, _ = ctl.prepare(ctx, cfg, "bench:2", None)
-            rollout = ctl.Controller.create(ctx, cfg, doc)
-            result = rollout.run()
+            prepared, _ = ctl.prepare(ctx, cfg, "bench:2", None)
+            result = ctl.Controller.create(ctx, cfg, prepared).run()
             t_ctl = time.perf_counter() - t0
             agents.cancel()
             ctl_calls = aws.counter.snapshot()
-            replaced = sum(c["replaced"] for c in result["cohorts"])
+            replaced = sum(cohort.replaced for cohort in result.cohorts)
             naive_groups = make_fleet(aws, "naive", old, types, per_group, region)["groups"]
 
             aws.counter.reset()
@@ -281,7 +280,7 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
     naive_total = sum(naive_calls.values())
     groups = len(types)
     return {
-        "status": result["status"], "reason": result.get("reason"), "instances": replaced, "groups": groups,
+        "status": result.status, "reason": result.reason, "instances": replaced, "groups": groups,
         "controller_calls": ctl_total, "controller_per_1000": round(ctl_total / replaced * 1000),
         "controller_terminations_per_instance": round(
             ctl_calls.get("autoscaling.TerminateInstanceInAutoScalingGroup", 0) / replaced, 3),

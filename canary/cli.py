@@ -90,26 +90,26 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
 def start(ref: str, family: str | None, dry_run: bool) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
     obj, cfg = _settings()
-    doc, _ = ctl.prepare(obj, cfg, ref, family)
+    rollout, _ = ctl.prepare(obj, cfg, ref, family)
     if dry_run:
-        s = doc["summary"]
+        s = rollout.summary
         # one estimate, canary.plan's, in the JSON and in the text alike
-        data = {"dry_run": True, "family": doc["family"], "new": doc["new"], "plan": s,
-                "api_calls": s["estimated_api_calls"], "groups": sorted(doc["groups"])}
+        data = {"dry_run": True, "family": rollout.family, "new": rollout.new.to_dict(), "plan": s,
+                "api_calls": s["estimated_api_calls"], "groups": sorted(rollout.groups)}
 
         def render() -> Any:
             rows = [[c["key"], c["instances"], ", ".join(c["regions"]), " → ".join(map(str, c["wave_targets"])),
                      c["steps"]] for c in s["per_cohort"]]
             t = table(["cohort", "instances", "regions", "waves (cumulative)", "steps"], rows,
-                      title=f"plan for {doc['new']['ref'] or ref} ({doc['family']}): {s['instances']} instances, "
+                      title=f"plan for {rollout.new.ref or ref} ({rollout.family}): {s['instances']} instances, "
                             f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
                             f"~{data['api_calls']['total']} API calls")
             return t
 
         obj.out.result(data, render)
         return
-    c = ctl.Controller.create(obj, cfg, doc)
-    obj.out.note(f"rollout {c.id}: {doc['summary']['instances']} instances in {len(doc['cohorts'])} cohorts")
+    c = ctl.Controller.create(obj, cfg, rollout)
+    obj.out.note(f"rollout {c.id}: {rollout.summary['instances']} instances in {len(rollout.cohorts)} cohorts")
     _drive(obj, cfg, c.id)
 
 
@@ -182,7 +182,7 @@ def _stop(rollout_id: str | None, action: str) -> None:
     d, _ = obj.store.get_doc(ctl.KIND, rid)
     if d["status"] in ctl.FINAL and not (action == "rollback" and d["status"] in ("succeeded", "failed", "aborted")):
         raise UsageError(f"rollout {rid} is already {d['status']}")
-    holder = ctl.running_holder(obj, rid)
+    holder = ctl.running_holder(obj.store, obj.clock, rid)
     if holder is not None and action == "abort":
         ctl.request(obj.store, rid, "abort")
         obj.out.result({"id": rid, "requested": "abort"},

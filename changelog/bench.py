@@ -18,10 +18,12 @@ import gzip
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from debian.changelog import Changelog
 from debian.debian_support import Version
@@ -30,8 +32,9 @@ from changelog.diff import diff
 from changelog.manifest import Manifest, Package
 from changelog.report import build_changelog
 from changelog.sources import DirectorySource
+from orchestrator.bench_measure import Figure, best_of, measure_process
 
-__all__ = ["run", "synthetic_changelog", "synthetic_manifests"]
+__all__ = ["figures", "run", "synthetic_changelog", "synthetic_manifests"]
 
 DIFF_TARGET = 0.5
 ENTRIES_TARGET = 2.0
@@ -179,6 +182,58 @@ def run() -> list[dict]:
         results.append(_record("entries 200 pkgs x 50 entries", ours, naive, ENTRIES_TARGET,
                                "python-debian Changelog over each whole file, then filter"))
     return results
+
+
+# What a user would write instead of `imagefleet changelog diff`: python-debian, ten lines.
+BASELINE_SCRIPT = """
+import sys
+from debian.debian_support import Version
+def read(path):
+    return dict(line.split("\\t")[:2] for line in open(path) if "\\t" in line)
+old, new = read(sys.argv[1]), read(sys.argv[2])
+changed = [n for n in new if n in old and Version(new[n]) != Version(old[n])]
+print(len(changed), len(set(new) - set(old)), len(set(old) - set(new)))
+"""
+END_TO_END_GOAL_S, END_TO_END_GOAL_RATIO = 0.5, 5.0
+
+
+def _write_manifest(manifest: Manifest, path: Path) -> Path:
+    """``dpkg-query -W`` form: one ``name<TAB>version`` line per package."""
+    path.write_text("".join(f"{p.name}\t{p.version}\n" for p in manifest.packages.values()))
+    return path
+
+
+def figures() -> list[Figure]:
+    """The record's rows: ``changelog diff`` end to end (a fresh ``imagefleet`` process) against
+    the python-debian script, and the diff alone against the naive in-process diff."""
+    old, new = synthetic_manifests(5000, changed=0.10, seed=1)
+    with tempfile.TemporaryDirectory(prefix="imagefleet-bench-") as tmp:
+        a = _write_manifest(old, Path(tmp) / "old.tsv")
+        b = _write_manifest(new, Path(tmp) / "new.tsv")
+        ours = best_of(lambda: measure_process(
+            [sys.executable, "-m", "orchestrator.cli", "changelog", "diff", str(a), str(b),
+             "--format", "json"]), 3)
+        base = best_of(lambda: measure_process([sys.executable, "-c", BASELINE_SCRIPT, str(a), str(b)]), 3)
+    ratio = ours.seconds / base.seconds
+    diff_row = run_diff_only(old, new)[0]
+    return [
+        Figure("changelog diff, 2 x 5,000 packages, end to end", round(ours.seconds, 3), "s",
+               round(base.seconds, 3), "10-line python-debian script",
+               goal=f"<= {END_TO_END_GOAL_S} s and <= {END_TO_END_GOAL_RATIO:g}x the script",
+               met=ours.seconds <= END_TO_END_GOAL_S and ratio <= END_TO_END_GOAL_RATIO,
+               detail={"cpu_seconds": round(ours.cpu_seconds, 3), "peak_mb": round(ours.peak_mb),
+                       "baseline_cpu_seconds": round(base.cpu_seconds, 3)}),
+        Figure("changelog diff, the diff alone (in process)", diff_row["seconds"], "s",
+               diff_row["baseline_seconds"], diff_row["baseline"], goal=f"< {DIFF_TARGET} s", met=diff_row["seconds"] < DIFF_TARGET),
+    ]
+
+
+def run_diff_only(old: Manifest, new: Manifest) -> list[dict[str, Any]]:
+    """The in-process diff against the naive diff, best of three each."""
+    ours = _best_of(lambda: diff(old, new))
+    naive = _best_of(lambda: naive_diff(old, new))
+    return [_record("diff 5000 pkgs (10% changed)", ours, naive, DIFF_TARGET,
+                    "Version() for every package, every pair compared")]
 
 
 def main() -> None:

@@ -27,8 +27,10 @@ estimate to agree halves those false calls at no cost in power. Measured rates (
 3 repetitions per arm, CV 3 %) are in tests/perf/test_perf_acceptance.py and docs/perf.md.
 
 CI method: for cells with at most ``bootstrap_max_n`` (100) samples per arm, a seeded percentile
-bootstrap of the ratio of medians (resampled indices as a ``(B, n)`` matrix, ``np.median`` along
-axis 1), so its cost is bounded by ``B × 100`` per arm. Larger cells use the distribution-free CI for a ratio of medians of Price & Bonett
+bootstrap of the ratio of medians, each of the ``B`` bootstrap medians drawn from the exact
+distribution of a resample's median (a function of ``n`` alone, cached; see
+``perf.cellstats.median_bootstrap_ratio_ci``), so a small cell costs O(B + n²) once per size and
+O(B) per cell rather than O(B × n): no cliff where cells get small. Larger cells use the distribution-free CI for a ratio of medians of Price & Bonett
 (2002, J. Statist. Comput. Simul. 72(2):119–124): ``ln(ratio) ± z·sqrt(v_b + v_c)``, where each
 arm's ``v`` is the squared half-distance between the order statistics ``Y(k)`` and ``Y(n-k+1)``,
 ``k = round((n+1)/2 - sqrt(n))``, divided by the exact binomial ``z`` of that pair (the

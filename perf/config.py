@@ -33,8 +33,10 @@ SCHEMA = s.Table(fields={
     "aggregate": s.Choice("sample", options=("sample", "instance")),  # instance: per-instance medians
     "correction": s.Choice("holm", options=("holm", "bh")),
     # what the user data pip-installs on each instance (quoted there, hence no single quotes)
-    "agent_package": s.Str("imagefleet", s.Pattern(r" *[^' \x00-\x1f\x7f][^'\x00-\x1f\x7f]{0,499}",
-                                                   "a pip requirement (no single quotes)")),
+    # the slim agent distribution (agent/pyproject.toml), not the whole of imagefleet
+    "agent_package": s.Str("imagefleet-agent",
+                           s.Pattern(r" *[^' \x00-\x1f\x7f][^'\x00-\x1f\x7f]{0,499}",
+                                     "a pip requirement (no single quotes)")),
     # IAM instance profile name (S3 PutObject on the results prefix)
     "instance_profile": s.Str(None, s.Pattern(r"[\w+=,.@-]{1,128}", "an IAM instance profile name")),
     # s3://<aws.artifact_bucket>/<results_prefix>/<run id>/...

@@ -19,8 +19,8 @@ import pandas as pd
 from orchestrator.errors import InputFormatError, UsageError
 from perf.direction import DirectionRules, infer_higher_is_better
 from perf.pkb import canonical
+from perf.record import ARMS
 
-ARMS = ("baseline", "candidate")
 NO_INSTANCE_TYPE = "(no instance type)"
 OPTIONAL_COLUMNS = ("instance_id", "ami", "benchmark", "timestamp", "metadata")
 Warn = Callable[[str], None]

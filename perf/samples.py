@@ -1,4 +1,5 @@
-"""One sample record end to end: the ``Sample`` dataclass, readers into a pandas frame, a writer.
+"""One sample record end to end: the ``Sample`` dataclass (from ``perf.record``), readers into a
+pandas frame, a writer.
 
 Every measurement imagefleet collects is one flat record, as in PerfKitBenchmarker. The frame
 the readers return has ``COLUMNS`` (or the subset a caller asks for); text columns, ``metadata``
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -28,6 +28,7 @@ from orchestrator.errors import InputFormatError, UsageError
 from perf.direction import KNOWN_METRICS, DirectionRules, infer_higher_is_better
 from perf.normalize import ARMS, NO_INSTANCE_TYPE, OPTIONAL_COLUMNS, normalize
 from perf.pkb import canonical, pkb_frame
+from perf.record import Sample
 
 COLUMNS = [
     "metric",
@@ -47,49 +48,6 @@ REQUIRED_COLUMNS = ["metric", "value", "unit"]
 JSON_CHUNK_LINES = 100_000
 
 Format = Literal["csv", "jsonl", "pkb"]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One measurement of one metric on one instance of one arm."""
-
-    metric: str
-    value: float
-    unit: str
-    higher_is_better: bool
-    instance_type: str
-    instance_id: str
-    ami: str
-    arm: str
-    benchmark: str
-    timestamp: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.arm not in ARMS:
-            raise UsageError(f"arm must be one of {ARMS}, not {self.arm!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Sample:
-        meta = data.get("metadata") or {}
-        if isinstance(meta, str):
-            meta = json.loads(meta) if meta else {}
-        return cls(
-            metric=str(data["metric"]),
-            value=float(data["value"]),
-            unit=str(data.get("unit", "")),
-            higher_is_better=bool(data["higher_is_better"]),
-            instance_type=str(data["instance_type"]),
-            instance_id=str(data.get("instance_id", "")),
-            ami=str(data.get("ami", "")),
-            arm=str(data["arm"]),
-            benchmark=str(data.get("benchmark", "")),
-            timestamp=float(data.get("timestamp", 0.0)),
-            metadata=dict(meta),
-        )
 
 
 # --- reading --------------------------------------------------------------------------------------

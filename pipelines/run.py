@@ -233,21 +233,21 @@ class Job:
         cfg = canary_config.from_settings(self.settings)
         started = self.ctx.store.step(op.id, "canary-rollout")
         if started is None or started["status"] != "done":
-            doc, _ = ctl.prepare(self.ctx, cfg, base.ref, self.family)
-            rollout = op.step("canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, doc).id)
+            prepared, _ = ctl.prepare(self.ctx, cfg, base.ref, self.family)
+            rollout = op.step("canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, prepared).id)
         else:
             rollout = started["result"]
         c = ctl.Controller(self.ctx, cfg, rollout, progress=self.progress)
-        doc = c.run() if c.doc["status"] not in ctl.FINAL else c.doc
-        if doc["status"] == "paused":
-            raise RefusedError(f"canary {rollout} paused: {doc['reason']}",
+        done = c.run() if c.rollout.status not in ctl.FINAL else c.rollout
+        if done.status == "paused":
+            raise RefusedError(f"canary {rollout} paused: {done.reason}",
                                hint=f"look at 'imagefleet canary status {rollout}', then rerun "
                                     f"'imagefleet run {self.family}' to resume it (or abort it)")
-        if doc["status"] != "succeeded":
-            raise RefusedError(f"canary {rollout} {doc['status']} ({doc['reason']}): release of {base.ref} refused, "
+        if done.status != "succeeded":
+            raise RefusedError(f"canary {rollout} {done.status} ({done.reason}): release of {base.ref} refused, "
                                "the release gate needs a passed canary",
                                hint="see 'imagefleet canary status', the report and the retrospective drafts")
-        return {"rollout": rollout, "status": doc["status"]}
+        return {"rollout": rollout, "status": done.status}
 
 
 def outcome_line(step: str, outcome: dict[str, Any]) -> str:

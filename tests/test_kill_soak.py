@@ -143,7 +143,7 @@ class Soak:
 
 def snapshot(soak: Soak) -> dict[str, Any]:
     """The final state, normalised so two families can be compared."""
-    from canary.controller import KIND
+    from canary.rollouts import KIND
 
     ctx = soak.ws.context()
     store, fam, aws = ctx.store, soak.family, soak.aws

@@ -16,7 +16,7 @@ import click
 
 from perf.agent.benchmarks import BUILTIN, EXTERNAL, BenchRun, apply_slowdown, run_benchmarks
 from perf.agent.simulated import simulate
-from perf.samples import Sample, write_jsonl
+from perf.record import Sample, write_records
 
 EXIT_FAILURE = 3
 
@@ -72,7 +72,7 @@ def bench(instance_id: str, instance_type: str, ami: str, arm: str, repetitions:
         for s in raw
     ]
     buf = io.StringIO()
-    write_jsonl(samples, buf)
+    write_records(samples, buf)
     text = buf.getvalue()
     try:
         if output == "-":
@@ -94,13 +94,8 @@ def _parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def _s3_client() -> Any:
-    try:
-        from orchestrator.aws import AwsFactory
-    except ImportError:  # pragma: no cover - the core ships the factory
-        # TODO(lead): drop this fallback once orchestrator.aws is always importable on instances.
-        import boto3
+    from orchestrator.aws import AwsFactory  # boto3 loads only when there is something to upload
 
-        return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     return AwsFactory(endpoint_url=os.environ.get("AWS_ENDPOINT_URL")).client("s3")
 
 

@@ -158,7 +158,7 @@ def test_pause_request_then_resume_then_rollback_everything(fleet_factory: Any) 
     doc, _ = ctl.prepare(ctx, cfg, f"{fleet.family}:2", None)
     rollout = ctl.Controller.create(ctx, cfg, doc)
     ctl.request(ctx.store, rollout.id, "pause")  # as `canary pause` from another terminal
-    assert rollout.run()["status"] == "paused"
+    assert rollout.run().status == "paused"
     assert all(c["replaced"] == 0 for c in rollout.doc["cohorts"])
     with fleet.agent():
         r = fleet.run("canary", "resume", rollout.id, "--json")

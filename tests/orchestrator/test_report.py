@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from canary import config as canary_config
-from canary.controller import KIND, verdict
+from canary.rollouts import KIND
+from canary.verdict import verdict
 from orchestrator import report
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow

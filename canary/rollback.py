@@ -1,0 +1,71 @@
+"""Rolling back and aborting a rollout, through the controller's public API.
+
+A cohort rolls back by pinning its groups to the launch-template versions they ran before the
+rollout and replacing every instance on the new base; its baselines are ended first. ``abort``
+rolls back the cohort in progress and keeps finished ones; ``rollback_all`` rolls back every cohort
+that touched the new base. Each is resumable: the rollout's status says a rollback was under way
+(``aborting``, ``rolling_back``), and a resumed run finishes it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from canary.model import CohortState, GroupState
+from orchestrator.store import utcnow
+
+if TYPE_CHECKING:  # the controller imports this module to run it
+    from canary.controller import Controller
+
+
+def rollback_cohort(ctl: Controller, cohort: CohortState) -> None:
+    """Groups back to their old template version; instances on the new base replaced."""
+    for wave in cohort.waves:
+        if wave.baselines.ids and not wave.baselines.cleaned:
+            ctl.cleanup_baselines(cohort, wave)
+    cohort.status = "rolling_back"
+    ctl.save()
+    by_region: dict[str, list[GroupState]] = {}
+    for group_key in cohort.groups:
+        group = ctl.rollout.groups[group_key]
+        if group.pinned:
+            by_region.setdefault(group.region, []).append(group)
+    replaced = 0
+    for region, groups in sorted(by_region.items()):
+        result = ctl.step(f"rollback:{cohort.key}:{region}", partial(ctl.actions.roll_back, region, groups))
+        replaced += int(result["terminated"])
+        ctl.actions.wait_replaced(region, [group.name for group in groups], set(result["instances"]))
+        for group in groups:
+            group.pinned = False
+    cohort.status = "rolled_back"
+    cohort.rollback = {"at": utcnow(), "replaced": replaced}
+    ctl.save()
+    ctl.audit("canary.rollback_cohort", cohort=cohort.key, replaced=replaced)
+
+
+def abort(ctl: Controller, reason: str = "aborted") -> None:
+    """Stop now: the cohort in progress goes back to the old base; finished cohorts stay."""
+    _roll_back_cohorts(ctl, ("running", "paused", "rolling_back"), "aborting", "aborted", reason)
+
+
+def rollback_all(ctl: Controller, reason: str = "rolled back") -> None:
+    """Every cohort that touched the new base goes back to the old one."""
+    _roll_back_cohorts(ctl, ("running", "paused", "passed", "rolling_back", "failed"),
+                       "rolling_back", "rolled_back", reason)
+
+
+def _roll_back_cohorts(ctl: Controller, which: tuple[str, ...], interim: str, final: str, reason: str) -> None:
+    """Roll back the cohorts in the ``which`` states, halt the pending ones; status interim → final."""
+    rollout = ctl.rollout
+    rollout.status = interim
+    rollout.reason = reason
+    ctl.save()
+    for cohort in rollout.cohorts:
+        if cohort.status in which:
+            rollback_cohort(ctl, cohort)
+        elif cohort.status == "pending":
+            cohort.status = "halted"
+    rollout.status = final
+    rollout.reason = reason
+    ctl.save()
