@@ -5,13 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-slow bench packer browser clean
+.PHONY: install demo test test-slow lint bench packer browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  if command -v apt-get >/dev/null; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
 	  else echo "error: cannot create a virtualenv; install Python >= 3.11 with venv" >&2; exit 1; fi; }
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,local,lint]'
 	@touch $(STAMP)
 
 # Packer (>= 1.6 with the amazon-ebs builder): Debian's package when apt is there.
@@ -47,6 +47,11 @@ demo: $(STAMP) packer
 # Two workers, each with its own embedded endpoint: the endpoint is the bottleneck, one per core.
 test: $(STAMP) packer browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
+
+# ruff and mypy --strict over the product packages (settings in pyproject.toml); ruff over the tests too.
+lint: $(STAMP)
+	$(BIN)/ruff check canary changelog orchestrator perf pipelines tests
+	$(BIN)/mypy canary changelog orchestrator perf pipelines
 
 # The long ones: end-to-end runs under injected AWS faults, the kill soak, statistical acceptance.
 test-slow: $(STAMP) packer

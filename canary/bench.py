@@ -78,7 +78,7 @@ def synthetic_fleet(
 
 def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int, str, str]]:
     """Per-instance dicts; each step rescans the cohort to recompute every group's health."""
-    instances = []
+    instances: list[dict[str, Any]] = []
     for g in groups:
         for i, iid in enumerate(g.instance_ids):
             instances.append({"id": iid, "type": g.type_of(i), "group": (g.region, g.name),
@@ -101,7 +101,7 @@ def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int,
                     healthy[m["group"]] = healthy.get(m["group"], 0) + (not m["in_flight"])
                 in_flight: dict[str, int] = {}
                 taken_by_group: dict[tuple[str, str], int] = {}
-                batch = []
+                batch: list[dict[str, Any]] = []
                 for m in members:
                     if len(batch) >= need:
                         break
@@ -233,8 +233,8 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
             aws = AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS))
             ctx.__dict__["aws"] = aws
             ec2 = aws.client("ec2", region)
-            stock = sorted(i["ImageId"] for i in ec2.describe_images(
-                Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])[0]
+            stock = min(i["ImageId"] for i in ec2.describe_images(
+                Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])
             amis = []
             for n in ("old", "new"):
                 iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]

@@ -16,6 +16,7 @@ from canary.config import FAMILY_TAG
 from canary.scoring import judge_files
 from orchestrator.aws import client_token
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
+from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
 from orchestrator.output import table
 from orchestrator.schema import FAMILY
@@ -56,7 +57,7 @@ def _status_data(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run") -> dict[str, Any]:
+def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run") -> dict[str, Any]:
     """Run the controller (attached, with live progress) and turn the outcome into an exit code."""
     with obj.out.status(f"canary {rollout_id}") as update:
         c = ctl.Controller(obj, cfg, rollout_id, progress=update)
@@ -71,7 +72,7 @@ def _drive(obj: Any, cfg: canary_config.CanarySettings, rollout_id: str, action:
                 c.release()
         else:
             c.run()
-    d = c.doc
+    d: dict[str, Any] = c.doc
     obj.out.result(_status_data(d), lambda: _render_status(d))
     if d["status"] == "failed":
         raise RefusedError(f"rollout {d['id']} failed: {d['reason']}", hint=f"imagefleet canary status {d['id']}")
@@ -113,7 +114,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
     _drive(obj, cfg, c.id)
 
 
-def _rollout_id(obj: Any, rollout_id: str | None) -> str:
+def _rollout_id(obj: Context, rollout_id: str | None) -> str:
     return rollout_id or ctl.latest(obj.store)["id"]
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from scipy import stats
@@ -41,7 +41,11 @@ from orchestrator.errors import UsageError
 Classification = Literal["Pass", "High", "Low", "Nodata", "NodataFail"]
 Direction = Literal["either", "increase", "decrease"]
 
-PASS, HIGH, LOW, NODATA, NODATA_FAIL = "Pass", "High", "Low", "Nodata", "NodataFail"
+PASS: Final = "Pass"
+HIGH: Final = "High"
+LOW: Final = "Low"
+NODATA: Final = "Nodata"
+NODATA_FAIL: Final = "NodataFail"
 DIRECTIONS = ("either", "increase", "decrease")
 NAN_STRATEGIES = ("remove", "replace")
 EFFECT_SIZES = ("mean_ratio", "cles")
@@ -222,13 +226,13 @@ def classify(
     c = _prepare(control, nan_strategy)
     e = _prepare(experiment, nan_strategy)
     label = name or "metric"
-    common: dict[str, Any] = dict(
-        direction=direction,
-        effect_size_measure=effect_size,
-        control=SampleSummary.of(c),
-        experiment=SampleSummary.of(e),
-        name=name,
-    )
+    common: dict[str, Any] = {
+        "direction": direction,
+        "effect_size_measure": effect_size,
+        "control": SampleSummary.of(c),
+        "experiment": SampleSummary.of(e),
+        "name": name,
+    }
 
     # 1. No data on either side.
     if c.size == 0 or e.size == 0:
@@ -285,15 +289,15 @@ def classify(
         and shift.upper < lower_bound
         and _at_most(deviation, allowed_decrease)
     )
-    stats_fields: dict[str, Any] = dict(
-        effect_size=deviation,
-        estimate=shift.estimate,
-        ci_lower=shift.lower,
-        ci_upper=shift.upper,
-        confidence=confidence,
-        tolerance_bounds=(lower_bound, upper_bound),
-        p_value=p_value,
-    )
+    stats_fields: dict[str, Any] = {
+        "effect_size": deviation,
+        "estimate": shift.estimate,
+        "ci_lower": shift.lower,
+        "ci_upper": shift.upper,
+        "confidence": confidence,
+        "tolerance_bounds": (lower_bound, upper_bound),
+        "p_value": p_value,
+    }
     es = "n/a" if math.isnan(deviation) else f"{deviation:.4g}"
     ci = f"[{shift.lower:.4g}, {shift.upper:.4g}]"
     if not (is_high or is_low):
@@ -301,7 +305,7 @@ def classify(
                            allowed_decrease)
         return MetricResult(PASS, False, f"{label}: Pass ({why})", **stats_fields, **common)
 
-    verdict = HIGH if is_high else LOW
+    verdict: Classification = HIGH if is_high else LOW
     # 4. A critical metric whose failure is large enough fails the whole canary.
     is_critical = critical and (
         _at_least(deviation, critical_increase) if is_high

@@ -97,7 +97,7 @@ def due(last: float | None, now: float, every: float = EMIT_EVERY_S, most: int =
     scaled clock), so each tick publishes the points that fell due since the previous one."""
     if last is None:
         return [now]
-    times = []
+    times: list[float] = []
     t = last + every
     while t <= now and len(times) < most:
         times.append(t)

@@ -133,7 +133,7 @@ def _best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     return best
 
 
-def _record(name: str, seconds: float, baseline: float | None, target: float, note: str) -> dict:
+def _record(name: str, seconds: float, baseline: float | None, target: float, note: str) -> dict[str, Any]:
     return {
         "name": name,
         "seconds": round(seconds, 4),
@@ -144,7 +144,7 @@ def _record(name: str, seconds: float, baseline: float | None, target: float, no
     }
 
 
-def run() -> list[dict]:
+def run() -> list[dict[str, Any]]:
     """Run both benchmarks; one flat record per measurement."""
     results = []
     old, new = synthetic_manifests(5000, changed=0.10, seed=1)
@@ -171,8 +171,8 @@ def run() -> list[dict]:
         source = DirectorySource(root)
 
         def naive_entries() -> None:
-            for name in old_pkgs:
-                low, high = Version(old_pkgs[name].version), Version(new_pkgs[name].version)
+            for name, old_pkg in old_pkgs.items():
+                low, high = Version(old_pkg.version), Version(new_pkgs[name].version)
                 with gzip.open(root / f"{name}.changelog.Debian.gz", "rt", encoding="utf-8") as fh:
                     parsed = Changelog(fh)
                 [b for b in parsed if low < b.version <= high]

@@ -14,9 +14,8 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3

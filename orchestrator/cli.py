@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -209,7 +210,9 @@ def local_down() -> None:
 
     obj, ep = _endpoint()
     refused: list[RefusedError] = []
-    for stop in (lambda: local_agents.stop_background(obj.settings.state_dir), ep.down):
+    stoppers: tuple[Callable[[], bool], ...] = (
+        lambda: local_agents.stop_background(obj.settings.state_dir), ep.down)
+    for stop in stoppers:
         try:
             stopped = stop()
         except RefusedError as exc:  # stop what is ours even when one record names a stranger

@@ -34,7 +34,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # type: ignore[import-untyped]
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from orchestrator.store import AuditEntry, BaseVersion, Evidence, Lease, Reservation, StageChange
 

@@ -10,10 +10,13 @@ that meet one say why instead of failing on `InvalidAMIID.NotFound`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import NotFoundError
 from orchestrator.store import BaseVersion, StateStore, utcnow
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 IDENTITY_KIND = "local-endpoint"
 IDENTITY_ID = "current"
@@ -50,7 +53,7 @@ def forgotten(store: StateStore) -> set[str]:
     return {d["ref"] for d in store.docs(LOST_KIND)}
 
 
-def find_lost(store: StateStore, aws: Any) -> list[BaseVersion]:
+def find_lost(store: StateStore, aws: AwsFactory) -> list[BaseVersion]:
     """Bases not yet marked lost with an AMI the endpoint does not have (one describe per region)."""
     known = forgotten(store)
     bases = [b for b in store.bases() if b.ref not in known]
@@ -75,7 +78,7 @@ def forget(store: StateStore, lost: list[BaseVersion], actor: str) -> None:
                     details={"amis": b.amis})
 
 
-def after_up(store: StateStore, aws: Any, *, pid: int, started_at: float, url: str, forget_lost: bool,
+def after_up(store: StateStore, aws: AwsFactory, *, pid: int, started_at: float, url: str, forget_lost: bool,
              actor: str) -> tuple[Restart, list[BaseVersion]]:
     """What `local up` does with the store: remember the endpoint; after a restart (or when asked to
     forget) find the lost bases, and mark them when asked to."""

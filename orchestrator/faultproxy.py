@@ -33,7 +33,15 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from orchestrator.errors import ToolError, UsageError
-from orchestrator.faults import Decision, Fault, FaultPlan, Request, error_response, is_packer, parse_spec
+from orchestrator.faults import (
+    Decision,
+    Fault,
+    FaultPlan,
+    Request,
+    error_response,
+    is_packer,
+    parse_spec,
+)
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/__faultproxy__/"

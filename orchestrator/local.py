@@ -9,6 +9,7 @@ the state store keeps its records (start over with a fresh state directory for a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -26,6 +27,21 @@ from orchestrator.errors import StateError, ToolError
 from orchestrator.faults import parse_spec
 
 HOST = "127.0.0.1"
+LOCAL_EXTRA = "imagefleet[local]"  # the install extra that brings moto's server
+
+
+def require_moto() -> None:
+    """Fail with one line naming the extra when moto's server is not installed.
+
+    moto is only needed for the embedded endpoint, so it is an optional extra rather than a
+    dependency of every install (a team running against AWS never loads it)."""
+    try:
+        found = importlib.util.find_spec("moto") is not None
+    except (ImportError, ValueError):  # a module entry of None (made unimportable) raises
+        found = False
+    if not found:
+        raise ToolError(f"the embedded endpoint needs moto's server, which is not installed: "
+                        f"pip install '{LOCAL_EXTRA}'", hint="'make install' includes it")
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,7 @@ def pid_alive(pid: int) -> bool:
 def answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:
-            return resp.status < 500
+            return int(resp.status) < 500  # urlopen's response is typed Any
     except urllib.error.HTTPError as exc:
         return exc.code < 500
     except (OSError, ValueError):
@@ -144,6 +160,7 @@ class LocalEndpoint:
             return current, False
         if faults is not None:
             parse_spec(faults)  # bad input before anything starts
+        require_moto()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         public_port = port or free_port()
         port = free_port() if faults is not None else public_port

@@ -134,7 +134,8 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
         path.write_text(env.get_template(template).render(root="../" * depth, generated=now, **ctx))
         pages.append(path)
 
-    shutil.copyfile(resources.files("orchestrator") / "templates" / "report" / "style.css", out / "assets" / "style.css")
+    style = resources.files("orchestrator") / "templates" / "report" / "style.css"
+    (out / "assets" / "style.css").write_bytes(style.read_bytes())
     bases = store.bases()
     pointers = store.pointers()
     families = sorted({b.family for b in bases} | {f for f, _ in pointers})

@@ -190,7 +190,8 @@ def _pairs_between(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.nda
     lengths = np.searchsorted(x, y - lo, "left") - start
     rows = np.repeat(np.arange(len(y)), lengths)
     offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return y[rows] - x[np.repeat(start, lengths) + offsets]
+    pairs: np.ndarray = y[rows] - x[np.repeat(start, lengths) + offsets]
+    return pairs
 
 
 def _select(pairs: np.ndarray, first: int, many: int) -> list[float]:
@@ -225,10 +226,11 @@ def _resampled_medians(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     cum = np.bincount(flat, minlength=resamples * n).reshape(resamples, n).cumsum(axis=1)
     k = (n - 1) // 2  # the lower middle rank; the upper one too when n is even
     xs = x[order]
-    lower = xs[(cum > k).argmax(axis=1)]
+    lower: np.ndarray = xs[(cum > k).argmax(axis=1)]
     if n % 2:
         return lower
-    return (lower + xs[(cum > k + 1).argmax(axis=1)]) / 2
+    middle: np.ndarray = (lower + xs[(cum > k + 1).argmax(axis=1)]) / 2
+    return middle
 
 
 def median_bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Generator, *,

@@ -135,8 +135,8 @@ def _render_run(doc: dict[str, Any]) -> Any:
     from rich.console import Group
 
     parts: list[Any] = [_verdict_table(doc)] if doc.get("comparison") else []
-    lines = [f"status {doc.get('status')}; {len(doc.get('instances', []))} instance(s) in "
-             f"{doc.get('region')} {', '.join(doc.get('availability_zones', []))}"]
+    lines = [(f"status {doc.get('status')}; {len(doc.get('instances', []))} instance(s) in "
+              f"{doc.get('region')} {', '.join(doc.get('availability_zones', []))}")]
     coll = doc.get("collection") or {}
     if coll.get("missing"):
         lines.append("no results from: " + ", ".join(m["instance_id"] for m in coll["missing"]))

@@ -39,7 +39,7 @@ class Collected:
     invalid: list[dict[str, str]] = field(default_factory=list)  # produced something unusable
 
     def to_dict(self) -> dict[str, Any]:
-        return {"samples": int(len(self.frame)), "instances_with_results": len(self.per_instance),
+        return {"samples": len(self.frame), "instances_with_results": len(self.per_instance),
                 "missing": self.missing, "invalid": self.invalid}
 
 

@@ -307,8 +307,10 @@ def _equals(col: pd.Series, value: str) -> np.ndarray:
         cats = list(col.cat.categories)
         if value not in cats:
             return np.zeros(len(col), dtype=bool)
-        return col.cat.codes.to_numpy() == cats.index(value)
-    return col.astype(str).to_numpy() == value
+        matches: np.ndarray = col.cat.codes.to_numpy() == cats.index(value)
+        return matches
+    matches = col.astype(str).to_numpy() == value
+    return matches
 
 
 # --- correction and verdicts ----------------------------------------------------------------------

@@ -180,14 +180,14 @@ class Fleet(Resource):
                                duration=self.perf.duration, benchmarks=self.perf.benchmarks,
                                external=self.perf.external)
             tags = self._tags(slot)
-            kwargs: dict[str, Any] = dict(
-                ImageId=self.amis[slot.arm], InstanceType=slot.instance_type, MinCount=1, MaxCount=1,
-                UserData=script, ClientToken=client_token(self.run_id, slot),
-                Placement={"AvailabilityZone": slot.availability_zone},
-                InstanceInitiatedShutdownBehavior="terminate",
-                TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
-                                   {"ResourceType": "volume", "Tags": tags}],
-            )
+            kwargs: dict[str, Any] = {
+                "ImageId": self.amis[slot.arm], "InstanceType": slot.instance_type, "MinCount": 1, "MaxCount": 1,
+                "UserData": script, "ClientToken": client_token(self.run_id, slot),
+                "Placement": {"AvailabilityZone": slot.availability_zone},
+                "InstanceInitiatedShutdownBehavior": "terminate",
+                "TagSpecifications": [{"ResourceType": "instance", "Tags": tags},
+                                      {"ResourceType": "volume", "Tags": tags}],
+            }
             if self.perf.instance_profile:
                 kwargs["IamInstanceProfile"] = {"Name": self.perf.instance_profile}
             resp = ec2.run_instances(**kwargs)
@@ -273,7 +273,7 @@ def find_instances(aws: AwsFactory, regions: Sequence[str], *, run_id: str | Non
             out[inst["InstanceId"]] = PerfInstance(
                 inst["InstanceId"], region, inst["State"]["Name"], tags.get(RUN_TAG, ""),
                 tags.get(ARM_TAG, ""), tags.get(FAMILY_TAG, ""), tags.get(EXPIRES_TAG, ""),
-                launched.isoformat() if hasattr(launched, "isoformat") else str(launched or ""),
+                launched.isoformat() if isinstance(launched, datetime) else str(launched or ""),
             )
     return out
 

@@ -60,7 +60,8 @@ class _Job:
 
 
 def _state(env: Any) -> dict[str, Any]:
-    return env.memory.setdefault("perf", {"jobs": {}, "done": set(), "last_arm": None})
+    state: dict[str, Any] = env.memory.setdefault("perf", {"jobs": {}, "done": set(), "last_arm": None})
+    return state
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -162,7 +163,7 @@ def _start(env: Any, iid: str, arm: str, region: str, uri: str) -> _Job | None:
     if env.aws.endpoint_url:
         child_env["AWS_ENDPOINT_URL"] = env.aws.endpoint_url
     with open(out_dir / f"{iid}.log", "wb") as logf:
-        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,  # noqa: S603
+        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=child_env)
     log.info("perf agent for %s (%s) started: pid %s%s", iid, arm, proc.pid,
              f", fault injection x{factor_for(uniform, ami, itype, '*'):g}" if uniform else "")

@@ -89,7 +89,8 @@ def _values(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputFormatError(f"{p}:{first_line + i}: value {col.iloc[i]!r} is not a number")
-    return values.to_numpy(dtype=np.float64)
+    numbers: np.ndarray = values.to_numpy(dtype=np.float64)
+    return numbers
 
 
 def _pair_index(a: pd.Categorical, b: pd.Categorical) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +134,8 @@ def _direction(df: pd.DataFrame, metric: pd.Categorical, unit: pd.Categorical, p
             hint=f"say which: --higher-is-better '{m}' or --lower-is-better '{m}' "
                  "(or [perf] higher_is_better / lower_is_better in the config)",
         )
-    return out.astype(bool)
+    higher: np.ndarray = out.astype(bool)
+    return higher
 
 
 def _code(v: bool | None) -> int:
@@ -211,8 +213,10 @@ def _recode(cat: pd.Categorical, arm_of_category: list[str], p: Path, first_line
 
 def _timestamps(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
     """Seconds since the epoch from epoch numbers or ISO 8601 text (``2026-11-24T00:00:00Z``)."""
+    seconds: np.ndarray
     if col.dtype.kind in "fiu":
-        return col.fillna(0.0).to_numpy(dtype=np.float64)
+        seconds = col.fillna(0.0).to_numpy(dtype=np.float64)
+        return seconds
     text = col.astype(object)
     blank = text.isna() | (text.astype(str).str.strip() == "")
     out = pd.to_numeric(text.where(~blank, "0"), errors="coerce")
@@ -225,7 +229,8 @@ def _timestamps(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
             raise InputFormatError(f"{p}:{first_line + i}: timestamp {text.iloc[i]!r} is neither "
                                    "epoch seconds nor ISO 8601 (like 2026-11-24T00:00:00Z)")
         out[iso] = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
-    return out.to_numpy(dtype=np.float64)
+    seconds = out.to_numpy(dtype=np.float64)
+    return seconds
 
 
 def _metadata(col: pd.Series, p: Path, first_line: int) -> pd.Categorical:

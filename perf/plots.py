@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from perf.compare import CellComparison, Comparison
 
@@ -86,7 +87,7 @@ def forest_figure(comparison: Comparison) -> Figure:
     ax.set_ylim(-0.8, n - 0.2)
     ax.set_xlabel("candidate vs baseline median, log scale (95 % CI; dashed: ± threshold; ▶ clipped)")
     ax.set_title(f"imagefleet perf comparison: {comparison.verdict}")
-    handles = [plt.Line2D([], [], color=col, marker="o", ls="-", label=v) for v, col in _COLORS.items()]
+    handles = [Line2D([], [], color=col, marker="o", ls="-", label=v) for v, col in _COLORS.items()]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
@@ -140,7 +141,7 @@ def distribution_figure(metric: str, mdf: pd.DataFrame, rng: np.random.Generator
     unit = str(mdf["unit"].iloc[0])
     ax.set_ylabel(fitted_title(f"{metric} ({unit})" if unit else metric, 3.8, 9), fontsize=9)
     fig.suptitle(fitted_title(metric, width), fontsize=_TITLE_POINTS)  # centred on the figure, not the axes
-    ax.legend(handles=[plt.Line2D([], [], color=c, marker="s", ls="", alpha=0.6, label=a)
+    ax.legend(handles=[Line2D([], [], color=c, marker="s", ls="", alpha=0.6, label=a)
                        for a, c in _ARM_COLORS.items()], fontsize=7, loc="best")
     fig.tight_layout()
     return fig

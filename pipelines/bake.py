@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import leases
 from orchestrator.config import FamilySettings, Settings
@@ -31,6 +31,9 @@ from pipelines import packer_contract as contract
 from pipelines import packer_template as templates
 from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
 from pipelines.registry import TAG_PARENT, TAG_VERSION
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 __all__ = ["TAG_BAKE", "TAG_FAMILY", "TAG_PARENT", "TAG_STAGE", "TAG_VERSION", "BakeResult", "bake", "bake_lease"]
 
@@ -81,7 +84,7 @@ def parse_vars(items: tuple[str, ...] | list[str]) -> dict[str, str]:
     return out
 
 
-def resolve_source_ami(aws: Any, family: FamilySettings, region: str) -> str:
+def resolve_source_ami(aws: AwsFactory, family: FamilySettings, region: str) -> str:
     """The family's source AMI: fixed, or the newest image matching its source filter."""
     if family.source_ami:
         return family.source_ami
@@ -106,7 +109,7 @@ def _template_arg(template: Path, cwd: Path) -> str:
         return str(template)
 
 
-def _credentials(aws: Any) -> dict[str, str]:
+def _credentials(aws: AwsFactory) -> dict[str, str]:
     """With an endpoint, Packer must sign as imagefleet's own clients do; on AWS, only a profile is forced."""
     if aws.credentials:
         return dict(aws.credentials)
@@ -124,7 +127,7 @@ def _aws_env(inputs: contract.BakeInputs) -> dict[str, str]:
     return env
 
 
-def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[str, str],
+def prepare(settings: Settings, aws: AwsFactory, family_name: str, *, extra_vars: dict[str, str],
             work_dir: Path, bake_id: str) -> Prepared:
     """Read the template and check it against the family and the installed Packer (exit 2 if not)."""
     family = settings.family(family_name)
@@ -158,7 +161,7 @@ def prepare(settings: Settings, aws: Any, family_name: str, *, extra_vars: dict[
     return prepared
 
 
-def _inputs(settings: Settings, aws: Any, family: FamilySettings, bake_id: str, bake_dir: Path) -> contract.BakeInputs:
+def _inputs(settings: Settings, aws: AwsFactory, family: FamilySettings, bake_id: str, bake_dir: Path) -> contract.BakeInputs:
     return contract.BakeInputs(
         family=family.name, regions=family.regions,
         source_ami=resolve_source_ami(aws, family, family.regions[0]), bake_id=bake_id,
@@ -191,7 +194,7 @@ def new_bake_id(family: str) -> str:
 
 def bake(
     settings: Settings,
-    aws: Any,
+    aws: AwsFactory,
     store: StateStore,
     family_name: str,
     *,
@@ -213,7 +216,7 @@ def bake(
         prepared.forget_secrets()
 
 
-def _bake_and_register(prepared: Prepared, settings: Settings, aws: Any, store: StateStore, *, actor: str,
+def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, store: StateStore, *, actor: str,
                        clock: leases.LeaseClock, wait: bool, on_wait: Any,
                        on_progress: Callable[[str], None]) -> tuple[BaseVersion, BakeResult, list[str]]:
     """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
@@ -294,7 +297,7 @@ def _registered(store: StateStore, family: str, version: int) -> bool:
     return True
 
 
-def _abandon(store: StateStore, aws: Any, prepared: Prepared, version: int, seen: dict[str, str],
+def _abandon(store: StateStore, aws: AwsFactory, prepared: Prepared, version: int, seen: dict[str, str],
              exc: BaseException) -> None:
     """Best effort: deregister what this bake made, and record in the reservation how it ended."""
     family, regions = prepared.family.name, prepared.family.regions

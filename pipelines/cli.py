@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 
@@ -26,9 +26,11 @@ from orchestrator.cli_support import (
     writable,
 )
 from orchestrator.clock import human_age
-from orchestrator.config import CONFIG_NAME, STAGES, parse_duration
+from orchestrator.config import CONFIG_NAME, STAGES
+from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, NotFoundError, UsageError
 from orchestrator.output import table
+from orchestrator.schema import parse_duration
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
 from pipelines import gc as gc_mod
@@ -108,7 +110,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
 
 
 @contextmanager
-def _lost_ami_hint(obj: Any, ref: str) -> Iterator[None]:
+def _lost_ami_hint(obj: Context, ref: str) -> Iterator[None]:
     """On the embedded endpoint, a base whose AMI is gone went with an earlier endpoint: say so."""
     local = obj.settings.aws.endpoint_url is not None
     if local and ref in endpoint_memory.forgotten(obj.store):
@@ -273,6 +275,19 @@ def friends_list() -> None:
         [(n, ", ".join(t["accounts"]), ", ".join(t["families"]) or "all", t["origin"]) for n, t in teams.items()]))
 
 
+class StatusRow(TypedDict):
+    """One family × stage line of `imagefleet status` (also its --json)."""
+
+    family: str
+    stage: str
+    version: int | None
+    amis: dict[str, str]
+    created_at: str | None
+    age: str | None
+    regions: list[str]
+    lost: bool
+
+
 @click.command()
 @click.option("--family", type=FAMILY, help="Only this family.")
 @json_option
@@ -282,7 +297,7 @@ def status(family: str | None) -> None:
     settings = obj.settings
     families = [settings.family(family).name] if family else sorted(settings.families)
     lost = endpoint_memory.forgotten(obj.store)  # bases whose AMIs went with an earlier embedded endpoint
-    rows = []
+    rows: list[StatusRow] = []
     for fam in families:
         bases = {b.version: b for b in obj.store.bases(fam)}
         latest = max(bases, default=None)
@@ -351,7 +366,7 @@ def iam_policy(features: str) -> None:
         obj.out.text(json.dumps(doc, indent=2))
 
 
-def _policy_scope(obj: Any) -> iam.Scope:
+def _policy_scope(obj: Context) -> iam.Scope:
     """The configured bucket, roles, groups and table; the defaults when there is no config file."""
     if obj.config_path is None and not os.environ.get("IMAGEFLEET_CONFIG") and not Path(CONFIG_NAME).is_file():
         return iam.Scope()

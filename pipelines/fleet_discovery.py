@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.fleet import DiscoveredGroup
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 FAMILY_TAG = "imagefleet:family"
 # DescribeInstances accepts at most 1000 instance ids per call (EC2 API reference).
@@ -35,7 +38,7 @@ def _image_of(ec2: Any, instance_ids: Sequence[str]) -> dict[str, str]:
     return images
 
 
-def discover_region(aws: Any, region: str) -> list[DiscoveredGroup]:
+def discover_region(aws: AwsFactory, region: str) -> list[DiscoveredGroup]:
     """The groups of one region with their instances' AMIs counted (terminating instances left out)."""
     groups = list(_pages(aws.client("autoscaling", region), "describe_auto_scaling_groups", "AutoScalingGroups"))
     live = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", [])
@@ -52,6 +55,6 @@ def discover_region(aws: Any, region: str) -> list[DiscoveredGroup]:
     return out
 
 
-def discover(aws: Any, regions: Iterable[str]) -> list[DiscoveredGroup]:
+def discover(aws: AwsFactory, regions: Iterable[str]) -> list[DiscoveredGroup]:
     """Every region's groups, region by region."""
     return [g for region in regions for g in discover_region(aws, region)]

@@ -12,11 +12,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.config import Settings
 from orchestrator.store import StateStore
 from pipelines import fleet
 from pipelines.fleet_discovery import discover
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 PLOT_NAME = "fleet-burndown.png"
 
@@ -38,7 +42,7 @@ def known_bases(store: StateStore) -> list[fleet.KnownBase]:
     return [fleet.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()]
 
 
-def take(aws: Any, store: StateStore, settings: Any, now: datetime) -> Snapshot:
+def take(aws: AwsFactory, store: StateStore, settings: Settings, now: datetime) -> Snapshot:
     """Discover, build the view at ``now``, draw the burndown and record the snapshot."""
     from pipelines.fleet_plot import burndown_plot  # matplotlib only when a snapshot is taken
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import leases
 from orchestrator.config import Settings
@@ -19,6 +19,9 @@ from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.store import StateStore
 from pipelines import gc_plan
 from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 TAG_FAMILY = "imagefleet:family"
 TAG_BAKE = "imagefleet:bake-id"
@@ -35,12 +38,12 @@ def _snapshots(image: dict[str, Any]) -> tuple[str, ...]:
                  if m.get("Ebs", {}).get("SnapshotId"))
 
 
-def _images(aws: Any, region: str, filters: list[dict[str, Any]]) -> list[Image]:
+def _images(aws: AwsFactory, region: str, filters: list[dict[str, Any]]) -> list[Image]:
     resp = aws.client("ec2", region).describe_images(Owners=["self"], Filters=filters)
     return [Image(region, i["ImageId"], _snapshots(i), _tags(i)) for i in resp.get("Images", [])]
 
 
-def images_of_bake(aws: Any, regions: Sequence[str], bake_id: str) -> dict[str, str]:
+def images_of_bake(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> dict[str, str]:
     """AMI per region that Packer made for one bake, found by its ``imagefleet:bake-id`` tag."""
     found = {}
     for region in regions:
@@ -55,7 +58,7 @@ def _gone(exc: Exception) -> bool:
     return isinstance(exc, NotFoundError) or ".NotFound" in str(exc)
 
 
-def remove_image(aws: Any, region: str, ami: str, snapshots: Iterable[str] | None = None) -> list[str]:
+def remove_image(aws: AwsFactory, region: str, ami: str, snapshots: Iterable[str] | None = None) -> list[str]:
     """Deregister an AMI, then delete its snapshots (AWS keeps them after DeregisterImage)."""
     ec2 = aws.client("ec2", region)
     if snapshots is None:
@@ -76,7 +79,7 @@ def remove_image(aws: Any, region: str, ami: str, snapshots: Iterable[str] | Non
     return snaps
 
 
-def remove_images(aws: Any, amis: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def remove_images(aws: AwsFactory, amis: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Remove each region's AMI; returns (removed, not removed with the reason), both per region."""
     removed, failed = {}, {}
     for region, ami in amis.items():
@@ -89,7 +92,7 @@ def remove_images(aws: Any, amis: dict[str, str]) -> tuple[dict[str, str], dict[
 
 
 # --- listing ----------------------------------------------------------------------------------------
-def _instances(aws: Any, region: str) -> list[Instance]:
+def _instances(aws: AwsFactory, region: str) -> list[Instance]:
     filters = [{"Name": "tag:imagefleet:role", "Values": ["perf", "baseline"]},
                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
     out = []
@@ -101,7 +104,7 @@ def _instances(aws: Any, region: str) -> list[Instance]:
     return out
 
 
-def _templates(aws: Any, region: str, families: set[str]) -> tuple[list[TemplateVersion], set[tuple[str, str, int]]]:
+def _templates(aws: AwsFactory, region: str, families: set[str]) -> tuple[list[TemplateVersion], set[tuple[str, str, int]]]:
     """Versions of the launch templates the families' groups use, and the versions in use."""
     in_use: set[tuple[str, str, int]] = set()
     template_ids: set[str] = set()
@@ -125,7 +128,7 @@ def _templates(aws: Any, region: str, families: set[str]) -> tuple[list[Template
     return versions, in_use
 
 
-def inventory(aws: Any, settings: Settings, recorded: dict[str, dict[str, str]] | None = None) -> Inventory:
+def inventory(aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str, str]] | None = None) -> Inventory:
     """Every imagefleet-tagged AMI (and those ``recorded`` per region), benchmark/baseline instance
     and rollout template version."""
     families = set(settings.families)
@@ -162,7 +165,7 @@ def records(store: StateStore, settings: Settings, baking: set[str],
 
 
 # --- acting -----------------------------------------------------------------------------------------
-def carry_out(aws: Any, removals: list[Removal]) -> list[dict[str, Any]]:
+def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
     """Remove each planned item; one failure does not stop the others. Returns what happened."""
     done = []
     for r in removals:
@@ -180,7 +183,7 @@ def carry_out(aws: Any, removals: list[Removal]) -> list[dict[str, Any]]:
     return done
 
 
-def collect(store: StateStore, aws: Any, settings: Settings, *, clock: leases.LeaseClock, actor: str,
+def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: leases.LeaseClock, actor: str,
             dry_run: bool, grace: timedelta = gc_plan.DEFAULT_GRACE,
             now: datetime | None = None) -> tuple[Plan, list[dict[str, Any]]]:
     """Plan under the families' bake leases (those free now), then act unless ``dry_run``."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.aws import client_token
+from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
 from orchestrator.errors import AwsError
@@ -119,7 +119,7 @@ def check_manifest(base: BaseVersion) -> Check:
 
 # --- running --------------------------------------------------------------------------------------
 def run_tests(
-    aws: Any, clock: Clock, family: FamilySettings, base: BaseVersion, *,
+    aws: AwsFactory, clock: Clock, family: FamilySettings, base: BaseVersion, *,
     on_progress: Callable[[str], None] = lambda _m: None, boot_timeout: float = 600.0, poll: float = 2.0,
 ) -> TestRun:
     run_id = f"test-{base.family}-{base.version}-{uuid.uuid4().hex[:8]}"
@@ -174,7 +174,7 @@ def _wait_running(ec2: Any, instance_id: str, clock: Clock, timeout: float, poll
         clock.sleep(poll)
 
 
-def _terminate(aws: Any, launched: dict[str, list[str]]) -> list[str]:
+def _terminate(aws: AwsFactory, launched: dict[str, list[str]]) -> list[str]:
     done = []
     for region, ids in launched.items():
         if ids:

@@ -13,9 +13,12 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.errors import ToolError
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 
 @dataclass
@@ -87,7 +90,7 @@ class WebhookNotifier:
 class SnsNotifier:
     """Publishes to an SNS topic (subject and readable text; the notice as a JSON attribute)."""
 
-    def __init__(self, aws: Any, topic_arn: str) -> None:
+    def __init__(self, aws: AwsFactory, topic_arn: str) -> None:
         self.aws = aws
         self.topic_arn = topic_arn
 

@@ -15,10 +15,11 @@ import fnmatch
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from orchestrator import leases
-from orchestrator.aws import client_token
+from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
 from orchestrator.engine import Operation
@@ -51,7 +52,7 @@ class PublishResult:
 
 
 # --- publishing steps (each idempotent) -----------------------------------------------------------
-def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
+def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> str:
     """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
     ec2 = aws.client("ec2", region)
     found = ec2.describe_images(Owners=["self"], Filters=[
@@ -72,7 +73,7 @@ def ensure_copy(aws: Any, base: BaseVersion, region: str, op_id: str) -> str:
     return str(copied)
 
 
-def share(aws: Any, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> list[str]:
+def share(aws: AwsFactory, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> list[str]:
     """Grant launch permission; returns the accounts and OUs granted (the step's record)."""
     if not accounts and not ou_arns:
         return []
@@ -84,19 +85,19 @@ def share(aws: Any, region: str, ami: str, accounts: list[str], ou_arns: list[st
     return [*accounts, *ou_arns]
 
 
-def unshare(aws: Any, region: str, ami: str, accounts: list[str]) -> None:
+def unshare(aws: AwsFactory, region: str, ami: str, accounts: list[str]) -> None:
     if accounts:
         aws.client("ec2", region).modify_image_attribute(
             ImageId=ami, Attribute="launchPermission", LaunchPermission={"Remove": [{"UserId": a} for a in accounts]}
         )
 
 
-def launch_permissions(aws: Any, region: str, ami: str) -> list[str]:
+def launch_permissions(aws: AwsFactory, region: str, ami: str) -> list[str]:
     attr = aws.client("ec2", region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")
     return sorted(p["UserId"] for p in attr.get("LaunchPermissions", []) if "UserId" in p)
 
 
-def put_parameter(aws: Any, region: str, name: str, ami: str) -> str:
+def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
     aws.client("ssm", region).put_parameter(
         Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
         Description="imagefleet stage pointer",
@@ -104,25 +105,25 @@ def put_parameter(aws: Any, region: str, name: str, ami: str) -> str:
     return ami
 
 
-def tag_stage(aws: Any, region: str, ami: str, stage: str) -> None:
+def tag_stage(aws: AwsFactory, region: str, ami: str, stage: str) -> None:
     aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": TAG_STAGE, "Value": stage}])
 
 
-def delete_parameter(aws: Any, region: str, name: str) -> None:
+def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:
     try:
         aws.client("ssm", region).delete_parameter(Name=name)
     except NotFoundError:
         pass  # never written, or already withdrawn
 
 
-def get_parameter(aws: Any, region: str, name: str) -> str:
+def get_parameter(aws: AwsFactory, region: str, name: str) -> str:
     try:
         return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
     except NotFoundError:
         raise NotFoundError(f"no SSM parameter {name} in {region} (nothing published there yet)") from None
 
 
-def _ou_arns(aws: Any, ous: tuple[str, ...]) -> list[str]:
+def _ou_arns(aws: AwsFactory, ous: tuple[str, ...]) -> list[str]:
     if not ous:
         return []
     org = aws.client("organizations").describe_organization()["Organization"]
@@ -137,14 +138,14 @@ def stage_accounts(settings: Settings, store: StateStore, family: str, stage: st
 
 
 def publish(
-    op: Operation, *, settings: Settings, store: StateStore, aws: Any, base: BaseVersion, stage: str,
+    op: Operation, *, settings: Settings, store: StateStore, aws: AwsFactory, base: BaseVersion, stage: str,
 ) -> PublishResult:
     """Copy, share, parameter and tag in every region of the family, as journaled steps."""
     family = settings.family(base.family)
     amis = dict(base.amis)
     for region in family.regions:
         if region not in amis:
-            amis[region] = op.step(f"copy:{region}", lambda r=region: ensure_copy(aws, base, r, op.id))
+            amis[region] = op.step(f"copy:{region}", partial(ensure_copy, aws, base, region, op.id))
     if amis != base.amis:
         store.update_base(base.family, base.version, amis=amis)
         base.amis = amis
@@ -153,9 +154,9 @@ def publish(
     name = parameter_name(base.family, stage)
     for region in family.regions:
         ami = amis[region]
-        op.step(f"share:{region}", lambda r=region, a=ami: share(aws, r, a, accounts, ou_arns))
-        op.step(f"parameter:{region}", lambda r=region, a=ami: put_parameter(aws, r, name, a))
-        op.step(f"tag:{region}", lambda r=region, a=ami: tag_stage(aws, r, a, stage))
+        op.step(f"share:{region}", partial(share, aws, region, ami, accounts, ou_arns))
+        op.step(f"parameter:{region}", partial(put_parameter, aws, region, name, ami))
+        op.step(f"tag:{region}", partial(tag_stage, aws, region, ami, stage))
     return PublishResult(op.id, op.resumed, op.steps_run, op.steps_skipped, amis, accounts,
                          {r: name for r in family.regions})
 
@@ -226,7 +227,7 @@ def _refuse(base: BaseVersion, target: str, missing: list[stage_table.GateResult
 
 
 def promote(
-    *, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str, base: BaseVersion,
+    *, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str, base: BaseVersion,
     target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: Any = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
@@ -239,7 +240,7 @@ def promote(
 
 
 def _promote(
-    *, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str, base: BaseVersion,
+    *, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str, base: BaseVersion,
     target: str, force: bool, reason: str,
 ) -> Promotion:
     family = base.family
@@ -295,7 +296,7 @@ def store_previous(store: StateStore, family: str, stage: str, version: int) -> 
     return moves[-1].previous if moves else None
 
 
-def _recheck_gates(*, settings: Settings, store: StateStore, aws: Any, clock: Clock, actor: str,
+def _recheck_gates(*, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str,
                    base: BaseVersion, target: str, op_id: str) -> None:
     """A resumed promotion whose base has newer evidence than it was admitted on is gated again.
 
@@ -342,7 +343,7 @@ def rollback_target(history: list[StageChange], current: int) -> int | None:
 
 
 def rollback(
-    *, settings: Settings, store: StateStore, aws: Any, actor: str, family: str, stage: str, reason: str = "",
+    *, settings: Settings, store: StateStore, aws: AwsFactory, actor: str, family: str, stage: str, reason: str = "",
     clock: Clock | None = None, wait: bool = False, on_wait: Any = None,
 ) -> dict[str, Any]:
     """Point ``stage`` back to the newest earlier base not rolled back from, and publish that."""
@@ -356,7 +357,7 @@ def rollback(
 
 
 def _rollback(
-    *, settings: Settings, store: StateStore, aws: Any, actor: str, family: str, stage: str, reason: str,
+    *, settings: Settings, store: StateStore, aws: AwsFactory, actor: str, family: str, stage: str, reason: str,
 ) -> dict[str, Any]:
     current = store.pointer(family, stage)
     intent: dict[str, Any] = {"family": family, "stage": stage, "from": current}

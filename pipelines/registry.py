@@ -18,6 +18,7 @@ from orchestrator.store import BaseVersion, StateStore, utcnow
 from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
 
 if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
     from pipelines.bake import BakeResult
 
 TAG_VERSION = "imagefleet:version"
@@ -26,17 +27,17 @@ TAG_PARENT = "imagefleet:parent"
 CHANGELOG_FORMATS = ("md", "html", "json")
 
 
-def put_artifact(aws: Any, bucket: str, key: str, body: str, content_type: str) -> str:
+def put_artifact(aws: AwsFactory, bucket: str, key: str, body: str, content_type: str) -> str:
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
     return f"s3://{bucket}/{key}"
 
 
-def read_artifact(aws: Any, uri: str) -> str:
+def read_artifact(aws: AwsFactory, uri: str) -> str:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
 
 
-def tag_amis(aws: Any, amis: dict[str, str], tags: dict[str, str]) -> None:
+def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
     pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
     for region, ami in amis.items():
         aws.client("ec2", region).create_tags(Resources=[ami], Tags=pairs)
@@ -69,7 +70,7 @@ def previous_version(store: StateStore, family: str, version: int) -> int | None
 
 
 def publish_changelog(
-    aws: Any, settings: Settings, prefix: str, against: BaseVersion, log: cl.Changelog
+    aws: AwsFactory, settings: Settings, prefix: str, against: BaseVersion, log: cl.Changelog
 ) -> dict[str, Any]:
     """Write the changelog in every format to S3; returns what the base record keeps of it."""
     prefix = f"{prefix}/changelog-vs-{against.version}"
@@ -82,7 +83,7 @@ def publish_changelog(
 
 
 def register(
-    store: StateStore, aws: Any, settings: Settings, result: BakeResult, *, actor: str
+    store: StateStore, aws: AwsFactory, settings: Settings, result: BakeResult, *, actor: str
 ) -> tuple[BaseVersion, list[str]]:
     """Record the bake under its reserved version (stage unstable). Returns (base, warnings)."""
     family, version = result.family, result.version

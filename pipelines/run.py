@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from orchestrator import leases
+from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -71,7 +73,7 @@ def _last(until: str | None) -> str:
 class Job:
     """One family's run; ``plan`` says what it would do, ``execute`` does it (or goes on with it)."""
 
-    def __init__(self, ctx: Any, family: str, *, until: str | None = None, progress: Progress | None = None,
+    def __init__(self, ctx: Context, family: str, *, until: str | None = None, progress: Progress | None = None,
                  notifier: Notifier | None = None, wait: bool = False, announce: Progress | None = None) -> None:
         self.ctx = ctx
         self.family = family
@@ -130,7 +132,7 @@ class Job:
                 self.announce(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
                               + ("done earlier" if prior and prior["status"] == "done" else plans[name].what))
                 try:
-                    outcome = op.step(name, lambda n=name, p=plans[name]: self._step(op, n, p))
+                    outcome = op.step(name, partial(self._step, op, name, plans[name]))
                 except ImagefleetError as exc:
                     self.announce(f"      {name} stopped after {time.monotonic() - t0:.1f}s: {exc.message}")
                     raise
@@ -164,7 +166,8 @@ class Job:
         if plan.skip:
             self.progress(f"  skipped: {plan.skip}")
             return {"skipped": plan.skip}
-        return getattr(self, "_" + name.replace("-", "_"))(op)
+        run_step: Callable[[Operation], dict[str, Any]] = getattr(self, "_" + name.replace("-", "_"))
+        return run_step(op)
 
     def _bake(self, op: Operation) -> dict[str, Any]:
         from pipelines import bake as bake_mod

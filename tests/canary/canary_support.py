@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-
-def shared_testdata() -> Path:
-    """``$IMAGEFLEET_SHARED/testdata`` if set, else ``../shared/testdata`` beside the repo."""
-    override = os.environ.get("IMAGEFLEET_SHARED")
-    if override:
-        return Path(override) / "testdata"
-    return Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
+from shared_data import shared_testdata
 
 
 def load_kayenta_cases() -> list[dict[str, Any]]:

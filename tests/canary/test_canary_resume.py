@@ -42,9 +42,9 @@ def _points(fleet: Fleet) -> dict[str, str]:
     return {
         "pin-acted": f"pin:m5.large:{REGION}/{m5}:acted",
         "replace-acted": f"replace:m5.large:0:1:{REGION}:acted",  # between two steps
-        "baselines-acted": f"baselines:t3.micro:0:acted",
-        "judge-acted": f"judge:m5.large:0:acted",
-        "cleanup-before": f"cleanup:c5.large:0:before",
+        "baselines-acted": "baselines:t3.micro:0:acted",
+        "judge-acted": "judge:m5.large:0:acted",
+        "cleanup-before": "cleanup:c5.large:0:before",
     }
 
 

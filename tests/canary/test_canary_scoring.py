@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_metric_config_rejects_unknown_keys() -> None:
 def test_load_samples_formats(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[1, 2.5, null]")
     values = load_samples(tmp_path / "list.json")["metric"]
-    assert values[:2] == [1.0, 2.5] and values[2] != values[2]
+    assert values[:2] == [1.0, 2.5] and math.isnan(values[2])  # null is a missing datapoint
     (tmp_path / "m.json").write_text('{"metrics": {"lat": [1, 2], "cpu": [3]}}')
     assert load_samples(tmp_path / "m.json") == {"lat": [1.0, 2.0], "cpu": [3.0]}
     (tmp_path / "s.csv").write_text("metric,value\nlat,1\nlat,2\ncpu,3\n")

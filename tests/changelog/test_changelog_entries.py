@@ -116,7 +116,7 @@ REAL = _real_cases()
 @pytest.mark.skipif(not REAL, reason="not a Debian system with /var/lib/dpkg/status and changelogs")
 @pytest.mark.parametrize("case", REAL, ids=[c[0] for c in REAL])
 def test_real_installed_changelog(case: tuple[str, Path, str, str, int]) -> None:
-    name, path, old, installed, count = case
+    _name, path, old, installed, count = case
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
         got = entries_between(fh, old, installed)
     assert len(got) == count

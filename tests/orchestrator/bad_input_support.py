@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import hashlib
 import io
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ class Workspace:
         assert run(["init", str(root)]).code == 0
         ws = cls(root)
         # the cases bring their own [canary] table (bad values in it), in place of init's
-        ws.config.write_text(re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", ws.config.read_text(), flags=re.M))
+        ws.config.write_text(re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", ws.config.read_text(), flags=re.MULTILINE))
         assert ws.run("status").code == 0  # creates the store, so later runs can be compared with it
         return ws
 

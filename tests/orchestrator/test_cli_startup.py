@@ -46,3 +46,35 @@ def test_light_commands_import_no_heavy_library(workdir: Path, args: tuple[str, 
 def test_a_heavy_command_still_loads_what_it_needs(workdir: Path) -> None:
     result = run_light("canary", "judge", "--help", cwd=workdir)
     assert result["code"] == 0  # the command is found and described, through the lazy group
+
+
+# moto is the `local` extra: an install without it must run every command that does not start the
+# embedded endpoint. A None entry in sys.modules makes `import moto` fail as if it were not installed.
+NO_MOTO = "import sys; sys.modules['moto'] = None\n" + PROBE
+
+
+def run_without_moto(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", NO_MOTO, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120, check=False)
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (("--help",), 0, ""), (("status",), 0, ""),
+    # resolve reads SSM: it gets as far as asking for the endpoint, which this workspace has not started
+    (("resolve", "demo", "--stage", "candidate"), 3, "error: the local endpoint is not running"),
+])
+def test_commands_run_without_moto(workdir: Path, args: tuple[str, ...], code: int, says: str) -> None:
+    proc = run_without_moto(*args, cwd=workdir)
+    *said, probe = proc.stderr.strip().splitlines()
+    assert json.loads(probe)["code"] == code
+    assert says in "\n".join(said)
+    assert "moto" not in "\n".join(said)
+
+
+def test_local_up_without_moto_names_the_extra(workdir: Path) -> None:
+    proc = run_without_moto("local", "up", cwd=workdir)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert json.loads(proc.stderr.strip().splitlines()[-1])["code"] == 3
+    assert len(errors) == 1
+    assert "imagefleet[local]" in errors[0]
+    assert not (workdir / ".imagefleet" / "local.json").exists()  # nothing started, nothing recorded

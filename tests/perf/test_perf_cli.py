@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import shared_testdata
 
 from orchestrator.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
 from perf.samples import write_jsonl
 
-# shared/ lies beside the repository (its README names the source of each file)
-PKB = str(Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pkb_samples_example.ndjson")
+PKB = str(shared_testdata() / "pkb_samples_example.ndjson")
 
 
 @dataclass

@@ -23,14 +23,22 @@ from perf.compare import (
 )
 
 MakeFrame = Callable[..., pd.DataFrame]
-rng = np.random.default_rng(1234)
+Noisy = Callable[..., np.ndarray]
 
 
-def noisy(center: float, n: int, cv: float = 0.01) -> np.ndarray:
-    return center * (1 + cv * rng.standard_normal(n))
+@pytest.fixture
+def noisy() -> Noisy:
+    """Samples around ``center`` with a coefficient of variation ``cv``, from an RNG of the test's own:
+    a test's inputs never depend on which tests ran before it (or on the xdist worker)."""
+    rng = np.random.default_rng(1234)
+
+    def draw(center: float, n: int, cv: float = 0.01) -> np.ndarray:
+        return center * (1 + cv * rng.standard_normal(n))
+
+    return draw
 
 
-def test_cell_statistics(make_frame: MakeFrame) -> None:
+def test_cell_statistics(make_frame: MakeFrame, noisy: Noisy) -> None:
     b, c = noisy(100, 40), noisy(110, 40)
     cell = compare(make_frame(b, c)).comparisons[0]
     assert (cell.n_baseline, cell.n_candidate) == (40, 40)
@@ -47,14 +55,14 @@ def test_cell_statistics(make_frame: MakeFrame) -> None:
     [(False, 1.10, "regression"), (False, 0.90, "improvement"),
      (True, 0.90, "regression"), (True, 1.10, "improvement")],
 )
-def test_direction(make_frame: MakeFrame, higher_is_better: bool, factor: float, expected: str) -> None:
+def test_direction(make_frame: MakeFrame, higher_is_better: bool, factor: float, expected: str, noisy: Noisy) -> None:
     df = make_frame(noisy(100, 30), noisy(100 * factor, 30), higher_is_better=higher_is_better)
     result = compare(df)
     assert result.comparisons[0].verdict == expected
     assert result.verdict == expected
 
 
-def test_change_below_threshold_is_no_change(make_frame: MakeFrame) -> None:
+def test_change_below_threshold_is_no_change(make_frame: MakeFrame, noisy: Noisy) -> None:
     # 1 % slower, very tight, many samples: significant but below the 2 % threshold
     cell = compare(make_frame(noisy(100, 400, 0.002), noisy(101, 400, 0.002))).comparisons[0]
     assert cell.p_value < 1e-6
@@ -74,13 +82,13 @@ def test_tiny_samples_are_insufficient_data(make_frame: MakeFrame) -> None:
     assert result.verdict == "insufficient_data"
 
 
-def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame) -> None:
+def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame, noisy: Noisy) -> None:
     cell = compare(make_frame(noisy(100, 12, 0.3), noisy(100, 12, 0.3))).comparisons[0]
     assert cell.noisy
     assert cell.verdict == "inconclusive"
 
 
-def test_one_empty_arm_is_insufficient_data(make_frame: MakeFrame) -> None:
+def test_one_empty_arm_is_insufficient_data(make_frame: MakeFrame, noisy: Noisy) -> None:
     df = make_frame(noisy(100, 10), [])
     cell = compare(df).comparisons[0]
     assert cell.n_candidate == 0 and cell.verdict == "insufficient_data"
@@ -125,7 +133,7 @@ def test_overall_verdict_precedence() -> None:
     assert overall_verdict([]) == "insufficient_data"
 
 
-def test_bootstrap_is_seeded_and_cells_are_independent(make_frame: MakeFrame) -> None:
+def test_bootstrap_is_seeded_and_cells_are_independent(make_frame: MakeFrame, noisy: Noisy) -> None:
     df = make_frame(noisy(100, 20, 0.05), noisy(103, 20, 0.05))
     a, b = compare(df, seed=7), compare(df, seed=7)
     assert a.to_dict() == b.to_dict()
@@ -147,7 +155,7 @@ def test_median_se_matches_theory_for_normal_data() -> None:
     assert median_se(x) == pytest.approx(1.2533 / np.sqrt(40_000), rel=0.1)
 
 
-def test_large_cells_use_the_asymptotic_ci(make_frame: MakeFrame) -> None:
+def test_large_cells_use_the_asymptotic_ci(make_frame: MakeFrame, noisy: Noisy) -> None:
     df = make_frame(noisy(100, 5000), noisy(100, 5000))
     cell = compare(df, bootstrap_max_n=1000).comparisons[0]
     lo, hi = asymptotic_ratio_ci(df["value"][:5000].to_numpy(), df["value"][5000:].to_numpy())
@@ -155,13 +163,13 @@ def test_large_cells_use_the_asymptotic_ci(make_frame: MakeFrame) -> None:
     assert cell.verdict == "no_change"
 
 
-def test_robust_cv_ignores_one_outlier() -> None:
+def test_robust_cv_ignores_one_outlier(noisy: Noisy) -> None:
     x = np.r_[noisy(100, 30, 0.02), 10_000.0]
     assert robust_cv(x) < 0.04
     assert np.std(x) / np.mean(x) > 1  # the classic CV would call this cell noisy
 
 
-def test_aggregate_per_instance(make_frame: MakeFrame) -> None:
+def test_aggregate_per_instance(make_frame: MakeFrame, noisy: Noisy) -> None:
     # 6 instances × 5 repetitions per arm; per-instance medians make n = 6 per arm
     ids = ([f"b{i}" for i in range(6) for _ in range(5)], [f"c{i}" for i in range(6) for _ in range(5)])
     df = make_frame(noisy(100, 30), noisy(108, 30), instance_ids=ids)
@@ -171,13 +179,13 @@ def test_aggregate_per_instance(make_frame: MakeFrame) -> None:
     assert compare(df).comparisons[0].n_baseline == 30
 
 
-def test_categorical_and_plain_frames_agree(make_frame: MakeFrame) -> None:
+def test_categorical_and_plain_frames_agree(make_frame: MakeFrame, noisy: Noisy) -> None:
     df = make_frame(noisy(100, 20), noisy(104, 20))
     cat = df.astype({c: "category" for c in ("metric", "unit", "instance_type", "arm")})
     assert compare(df).to_dict() == compare(cat).to_dict()
 
 
-def test_bad_arguments(make_frame: MakeFrame) -> None:
+def test_bad_arguments(make_frame: MakeFrame, noisy: Noisy) -> None:
     df = make_frame(noisy(100, 10), noisy(100, 10))
     with pytest.raises(UsageError, match="correction"):
         compare(df, correction="bonferroni")  # type: ignore[arg-type]
@@ -195,7 +203,7 @@ def test_bad_arguments(make_frame: MakeFrame) -> None:
         compare(bad_arm)
 
 
-def test_json_and_markdown_output(make_frame: MakeFrame) -> None:
+def test_json_and_markdown_output(make_frame: MakeFrame, noisy: Noisy) -> None:
     df = pd.concat([make_frame(noisy(100, 20), noisy(110, 20)),
                     make_frame([1, 2], [1, 2], metric="tiny", instance_type="c5.xlarge")])
     result = compare(df)
@@ -212,7 +220,7 @@ def test_json_and_markdown_output(make_frame: MakeFrame) -> None:
     assert md.index("latency") < md.index("tiny")  # regressions listed first
 
 
-def test_non_finite_values_are_dropped(make_frame: MakeFrame) -> None:
+def test_non_finite_values_are_dropped(make_frame: MakeFrame, noisy: Noisy) -> None:
     b, c = noisy(100, 20), noisy(100, 20)
     df = make_frame(np.r_[b, np.nan, np.inf], c)
     cell = compare(df).comparisons[0]

@@ -25,11 +25,11 @@ from perf.run import DOC_KIND, PerfRun, RunRequest
 pytestmark = pytest.mark.integration
 
 
-def _live(aws, family):  # noqa: ANN001, ANN202
+def _live(aws, family):
     return find_instances(aws, [REGION], family=family)
 
 
-def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN001
+def test_run_passes_and_records_evidence(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     t0 = time.monotonic()
@@ -64,7 +64,7 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:  # noqa: ANN00
     assert [r["id"] for r in listed.json()] == [doc["id"]]
 
 
-def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
+def test_injected_slowdown_is_caught(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     # A 10 % slowdown on simulated instances; statistical power on noisier data is what the
@@ -88,7 +88,7 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:  # noqa: ANN001
     assert _live(aws, workspace.family) == {}
 
 
-def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
+def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:
     configure(workspace, results="3s")
     _, new = register_bases(workspace, aws)
     workspace.clock = VirtualClock()  # the 3 s of waiting pass on it, at once
@@ -102,7 +102,7 @@ def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None
     assert doc["status"] == "failed" and len(doc["terminated"]) == 18
 
 
-def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:  # noqa: ANN001
+def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:
     configure(workspace)
     _, new = register_bases(workspace, aws)
     seen: list[str] = []
@@ -122,10 +122,10 @@ def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) ->
 
 
 @pytest.mark.timeout(600)
-def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  # noqa: ANN001
+def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:
     configure(workspace)
     _, new = register_bases(workspace, aws)
-    proc = subprocess.Popen(  # noqa: S603 - the real CLI in a real process, interrupted for real
+    proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "imagefleet"), "--config", str(workspace.config), "perf", "run", new.ref],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
@@ -138,10 +138,10 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=120)
+            _out, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
             pytest.fail(f"perf run did not stop within 120 s of Ctrl-C; its stacks:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
@@ -152,7 +152,7 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:  #
     assert doc["status"] == "interrupted"
 
 
-def test_quota_refusal(workspace, aws) -> None:  # noqa: ANN001
+def test_quota_refusal(workspace, aws) -> None:
     configure(workspace, extra="vcpu_limit = 30")  # 2 arms x 9 x t3.micro (2 vCPUs) = 36
     _, new = register_bases(workspace, aws)
     res = workspace.run("perf", "run", new.ref)
@@ -164,7 +164,7 @@ def test_quota_refusal(workspace, aws) -> None:  # noqa: ANN001
     assert workspace.context().store.docs(DOC_KIND) == []
 
 
-def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) -> None:  # noqa: ANN001
+def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
@@ -193,7 +193,7 @@ def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) ->
     assert _live(aws, workspace.family) == {}
 
 
-def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:  # noqa: ANN001
+def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
@@ -209,7 +209,7 @@ def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:  # noqa
     assert _live(aws, workspace.family) == {}
 
 
-def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> None:  # noqa: ANN001
+def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import shared_testdata
 
 from orchestrator.errors import InputFormatError, UsageError
 from perf.config import parse as parse_perf_config
@@ -24,8 +25,8 @@ from perf.samples import (
     write_jsonl,
 )
 
-# shared/ lies beside the repository (its README names the source of each file)
-PKB = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "pkb_samples_example.ndjson"
+# the PKB example from shared/testdata (its README names the source of each file)
+PKB = shared_testdata() / "pkb_samples_example.ndjson"
 BASE_AMI, CAND_AMI = "ami-0a1b2c3d4e5f60708", "ami-0f9e8d7c6b5a40302"
 
 
