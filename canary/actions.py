@@ -120,9 +120,10 @@ class RolloutActions:
         t1 = datetime.fromtimestamp(end, UTC) + timedelta(seconds=1)
         cfg = self.cfg
         for attempt in range(1, NODATA_QUERIES + 1):
-            canary_samples = metric_source.fetch(self.aws, canaries, cfg.metrics, t0, t1, cfg.period_s)
-            baseline_samples = metric_source.fetch(self.aws, baselines, cfg.metrics, t0, t1, cfg.period_s)
-            result = verdict(cfg, baseline_samples, canary_samples)
+            # Canaries and baselines share GetMetricData requests (up to 500 queries each).
+            samples = metric_source.fetch_sides(self.aws, {"canary": canaries, "baseline": baselines},
+                                                cfg.metrics, t0, t1, cfg.period_s)
+            result = verdict(cfg, samples["baseline"], samples["canary"])
             if result["decision"] != "nodata" or attempt == NODATA_QUERIES:
                 result["queries"] = attempt
                 return result

@@ -76,6 +76,30 @@ def synthetic_fleet(
     return groups
 
 
+def small_groups_fleet(instances: int, group_size: int = 3, cohorts: int = FLEET_COHORTS) -> list[Group]:
+    """``instances`` in groups of ``group_size``: the shape where per-group work dominates."""
+    types = instance_types(cohorts)
+    return [Group(f"asg-{gi:07d}", REGIONS[gi % len(REGIONS)],
+                  tuple(f"i-{gi * group_size + k:017x}" for k in range(group_size)), types[gi % cohorts])
+            for gi in range(instances // group_size)]
+
+
+def small_group_rows() -> list[dict[str, Any]]:
+    """Plan CPU time and peak memory for 180k and 1.8M instances in groups of 3 (issue: < 1 s, < 2 s)."""
+    return [_small_group_row(180_000, 1.0), _small_group_row(1_800_000, 2.0)]
+
+
+def _small_group_row(instances: int, target_s: float) -> dict[str, Any]:
+    groups = small_groups_fleet(instances)
+    cohorts = build_cohorts(groups)
+    _, cpu_plan, mb_plan, p = _measure(lambda: plan(cohorts, Policy(), seed=1))
+    _, cpu_cohorts, _, _ = _measure(lambda: build_cohorts(groups))
+    assert p.instance_count == instances
+    return {"name": f"plan CPU time, {instances:,} instances in {len(groups):,} groups of 3",
+            "seconds": round(cpu_plan, 3), "peak_mb": round(mb_plan, 1), "target": f"< {target_s:g} s",
+            "baseline": None, "ratio": "-", "build_cohorts_cpu_seconds": round(cpu_cohorts, 3)}
+
+
 def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int, str, str]]:
     """Per-instance dicts; each step rescans the cohort to recompute every group's health."""
     instances: list[dict[str, Any]] = []
@@ -200,8 +224,33 @@ def _naive_replace(aws: Any, region: str, groups: list[str], new_ami: str) -> in
     return replaced
 
 
-def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.large", "c5.large")) -> dict[str, Any]:
-    """API calls per 1,000 instances replaced: the controller vs the naive loop, same endpoint."""
+TERMINATE_OP = "auto-scaling.TerminateInstanceInAutoScalingGroup"
+BENCH_TYPES = ("t3.micro", "t3.small", "t3.medium", "m5.large", "m5.xlarge", "c5.large", "c5.xlarge",
+               "r5.large", "m6i.large", "c6i.large")
+
+
+class RequestCounter:
+    """Counts every HTTP request botocore sends (a ``before-send`` hook: retries and pages included),
+    by operation; independent of the project's own call counter."""
+
+    def __init__(self) -> None:
+        self.by_operation: dict[str, int] = {}
+
+    def __call__(self, request: Any = None, event_name: str = "", **_: Any) -> None:
+        op = ".".join(event_name.split(".")[1:3])
+        self.by_operation[op] = self.by_operation.get(op, 0) + 1
+
+    def reset(self) -> None:
+        self.by_operation = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_operation.values())
+
+
+def api_calls(per_group: int = 40, types: tuple[str, ...] = BENCH_TYPES) -> dict[str, Any]:
+    """HTTP requests per instance replaced: the controller vs the naive loop, same endpoint, one
+    group of ``per_group`` instances per type."""
     import io
     import tempfile
     from pathlib import Path
@@ -259,21 +308,22 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
 
             agents = attach(clock, env, [("canary.local_health:tick", timed_tick)])
             cfg = from_settings(ctx.settings)
-            aws.counter.reset()
+            requests = RequestCounter()
+            aws.register("before-send.*.*", requests)
             t0 = time.perf_counter()
             prepared, _ = ctl.prepare(ctx, cfg, "bench:2", None)
             result = ctl.Controller.create(ctx, cfg, prepared).run()
             t_ctl = time.perf_counter() - t0
             agents.cancel()
-            ctl_calls = aws.counter.snapshot()
+            ctl_calls = dict(requests.by_operation)
             replaced = sum(cohort.replaced for cohort in result.cohorts)
             naive_groups = make_fleet(aws, "naive", old, types, per_group, region)["groups"]
 
-            aws.counter.reset()
+            requests.reset()
             t0 = time.perf_counter()
             naive_replaced = _naive_replace(aws, region, [g["name"] for g in naive_groups], new)
             t_naive = time.perf_counter() - t0
-            naive_calls = aws.counter.snapshot()
+            naive_calls = dict(requests.by_operation)
         finally:
             ep.down()
     ctl_total = sum(ctl_calls.values())
@@ -282,10 +332,11 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
     return {
         "status": result.status, "reason": result.reason, "instances": replaced, "groups": groups,
         "controller_calls": ctl_total, "controller_per_1000": round(ctl_total / replaced * 1000),
+        "controller_per_instance": round(ctl_total / replaced, 3),
         "controller_terminations_per_instance": round(
-            ctl_calls.get("autoscaling.TerminateInstanceInAutoScalingGroup", 0) / replaced, 3),
+            ctl_calls.get(TERMINATE_OP, 0) / replaced, 3),
         "controller_other_calls_per_group": round(
-            (ctl_total - ctl_calls.get("autoscaling.TerminateInstanceInAutoScalingGroup", 0)) / groups, 1),
+            (ctl_total - ctl_calls.get(TERMINATE_OP, 0)) / groups, 1),
         "controller_by_operation": ctl_calls, "controller_seconds": round(t_ctl, 1),
         "naive_calls": naive_total, "naive_per_1000": round(naive_total / naive_replaced * 1000),
         "naive_by_operation": naive_calls, "naive_seconds": round(t_naive, 1),
@@ -295,6 +346,7 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = ("t3.micro", "m5.lar
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    """Rows as aligned columns; ``seconds`` is CPU seconds for the small-group rows."""
     cols = ["name", "seconds", "peak_mb", "target", "baseline", "ratio"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
@@ -317,7 +369,23 @@ def run_api_calls() -> dict[str, Any]:
     return r
 
 
+def run_simulation(fail_cohort: int | None = None) -> dict[str, Any]:
+    """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its report."""
+    from canary.simulate.rollout import Scenario, simulate
+
+    r = simulate(Scenario(failing_cohort=fail_cohort)).to_dict()
+    print(f"simulated rollout, {r['instances']:,} instances / {r['groups']} groups / {r['cohorts']} cohorts / "
+          f"{r['regions']} regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
+          f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
+          f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "
+          f"{r['budget_use']:.1%} (target >= 90%); peak in flight {r['peak_in_flight']}; rolled back "
+          f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s ({r['cpu_seconds']} s CPU, target < 300 s)")
+    return r
+
+
 if __name__ == "__main__":
-    print(_table(run()))
+    print(_table(run() + small_group_rows()))
     print("baseline = naive per-instance planner (same run); ratio = baseline / imagefleet")
     run_api_calls()
+    run_simulation()
+    run_simulation(fail_cohort=80)

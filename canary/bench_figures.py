@@ -31,7 +31,8 @@ def _plan_figure(row: dict[str, Any]) -> Figure:
     detail = {k: v for k, v in row.items() if k not in ("name", "target", "baseline", "ratio")}
     return Figure(row["name"], value, "MB" if memory else "s", row.get("baseline"),
                   "naive planner, same fleet" if memory or row.get("baseline") else "-",
-                  clock="count" if memory else "wall", goal=goal, met=_met(value, goal), detail=detail)
+                  clock="count" if memory else "cpu" if "CPU" in row["name"] else "wall", goal=goal,
+                  met=_met(value, goal), detail=detail)
 
 
 def plan_figures() -> list[Figure]:
@@ -62,4 +63,34 @@ def api_call_figures() -> list[Figure]:
                 "controller_by_operation": r["controller_by_operation"]})]
 
 
-__all__ = ["api_call_figures", "plan_figures"]
+SIM_MAKESPAN_GOAL = 1.25  # makespan over the bound the budget sets
+SIM_BUDGET_USE_GOAL = 0.9
+SIM_SECONDS_GOAL = 300.0
+
+
+def simulation_figures() -> list[Figure]:
+    """The 180,000-instance rollout on the simulator, without and with a failing cohort."""
+    from canary import bench
+
+    figures = []
+    for fail in (None, 80):
+        r = bench.run_simulation(fail_cohort=fail)
+        tag = "" if fail is None else f", cohort #{fail} failing"
+        detail = {k: r[k] for k in ("makespan_s", "bound_s", "peak_in_flight", "throttles_by_bucket",
+                                    "cohorts_rolled_back", "cohorts_paused", "cpu_seconds", "per_region")}
+        figures += [
+            Figure(f"simulated 180k rollout: makespan over the budget's bound{tag}", r["makespan_over_bound"], "x",
+                   None, "-", clock="virtual", goal=f"<= {SIM_MAKESPAN_GOAL}",
+                   met=r["makespan_over_bound"] <= SIM_MAKESPAN_GOAL, detail=detail),
+            Figure(f"simulated 180k rollout: throttling errors{tag}", r["throttling_errors"], "errors", None, "-",
+                   clock="count", goal="<= 0", met=r["throttling_errors"] == 0),
+            Figure(f"simulated 180k rollout: budget use while replacing{tag}", r["budget_use"], "share", None, "-",
+                   clock="virtual", goal=f">= {SIM_BUDGET_USE_GOAL}", met=r["budget_use"] >= SIM_BUDGET_USE_GOAL),
+            Figure(f"simulated 180k rollout: real time{tag}", r["real_seconds"], "s", None, "-", clock="wall",
+                   goal=f"<= {SIM_SECONDS_GOAL:g} s", met=r["real_seconds"] <= SIM_SECONDS_GOAL,
+                   detail={"cpu_seconds": r["cpu_seconds"]}),
+        ]
+    return figures
+
+
+__all__ = ["api_call_figures", "plan_figures", "simulation_figures"]

@@ -3,7 +3,7 @@
 Every boto3 call of the canary goes through here (clients from ``AwsFactory``), and every
 answer comes back as the project's own data. The calls are batched so a rollout costs about one
 API call per instance replaced (its ``TerminateInstanceInAutoScalingGroup``) plus a constant
-per group: group and instance descriptions take up to 50 groups / 1,000 instances per call.
+per group: group and instance descriptions take up to 100 groups / 1,000 instances per call.
 
 Quirks of AWS (and of moto, which the local endpoint runs) that shape this module:
 
@@ -30,7 +30,9 @@ from canary.cohorts import Group
 from orchestrator.clock import Clock
 from orchestrator.errors import AwsError, NotFoundError
 
-DESCRIBE_GROUPS_MAX = 50  # DescribeAutoScalingGroups: AutoScalingGroupNames per call
+# DescribeAutoScalingGroups returns at most 100 groups a page (MaxRecords' documented maximum),
+# so up to 100 names are one request.
+DESCRIBE_GROUPS_MAX = 100
 DESCRIBE_INSTANCES_MAX = 1000
 
 
@@ -145,7 +147,7 @@ class Executor:
 
     @staticmethod
     def _describe_all(asg: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        pages = asg.paginate("describe_auto_scaling_groups", **kwargs)
+        pages = asg.paginate("describe_auto_scaling_groups", MaxRecords=DESCRIBE_GROUPS_MAX, **kwargs)
         return [g for page in pages for g in page.get("AutoScalingGroups", [])]
 
     def describe_groups(self, region: str, names: Sequence[str]) -> dict[str, GroupInfo]:
@@ -194,14 +196,21 @@ class Executor:
 
     def create_version(self, region: str, lt_id: str, source_version: int, ami: str, marker: str,
                        token: str) -> tuple[int, str]:
-        """A new version = the old one's data with ``ImageId`` replaced. Returns (number, old AMI)."""
-        data = self.template_data(region, lt_id, source_version)
-        old_ami = str(data.get("ImageId", ""))
-        existing = self.find_version(region, lt_id, marker)
-        if existing is not None:
-            return existing, old_ami
-        data["ImageId"] = ami
+        """A new version = the old one's data with ``ImageId`` replaced. Returns (number, old AMI).
+
+        One listing of the template's versions gives both the source data and any version an
+        earlier (killed) attempt made (found by ``marker``), so this is two requests, not three.
+        """
         ec2 = self.aws.client("ec2", region)
+        pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
+        versions = [v for page in pages for v in page.get("LaunchTemplateVersions", [])]
+        source = next((v for v in versions if int(v["VersionNumber"]) == source_version), None)
+        data = dict(source["LaunchTemplateData"]) if source else self.template_data(region, lt_id, source_version)
+        old_ami = str(data.get("ImageId", ""))
+        earlier = [int(v["VersionNumber"]) for v in versions if v.get("VersionDescription") == marker]
+        if earlier:
+            return max(earlier), old_ami
+        data["ImageId"] = ami
         resp = ec2.create_launch_template_version(
             LaunchTemplateId=lt_id, SourceVersion=str(source_version), VersionDescription=marker,
             LaunchTemplateData=data, ClientToken=token,

@@ -9,7 +9,7 @@ is one sample, as Kayenta treats a time series.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,12 +28,26 @@ def fetch(
     period_s: int,
 ) -> dict[str, list[float]]:
     """Datapoints of ``metrics`` for ``instances`` ((region, instance_id) pairs) in [start, end)."""
-    by_region: dict[str, list[str]] = {}
-    for region, iid in instances:
-        by_region.setdefault(region, []).append(iid)
-    out: dict[str, list[float]] = {m.name: [] for m in metrics}
-    for region, ids in sorted(by_region.items()):
-        queries = [(m, iid) for iid in ids for m in metrics]
+    return fetch_sides(aws, {"": instances}, metrics, start, end, period_s)[""]
+
+
+def fetch_sides(
+    aws: Any,
+    sides: Mapping[str, Iterable[tuple[str, str]]],
+    metrics: Sequence[CanaryMetric],
+    start: datetime,
+    end: datetime,
+    period_s: int,
+) -> dict[str, dict[str, list[float]]]:
+    """``fetch`` for several sides at once (canaries and baselines, or several cohorts' waves):
+    their queries share requests, up to 500 a request per region."""
+    by_region: dict[str, list[tuple[str, str]]] = {}
+    for side, instances in sides.items():
+        for region, iid in instances:
+            by_region.setdefault(region, []).append((side, iid))
+    out: dict[str, dict[str, list[float]]] = {side: {m.name: [] for m in metrics} for side in sides}
+    for region, members in sorted(by_region.items()):
+        queries = [(side, m, iid) for side, iid in members for m in metrics]
         cw = aws.client("cloudwatch", region)
         for chunk in batches(queries, MAX_QUERIES):
             spec = [
@@ -47,10 +61,10 @@ def fetch(
                     },
                     "ReturnData": True,
                 }
-                for i, (m, iid) in enumerate(chunk)
+                for i, (_, m, iid) in enumerate(chunk)
             ]
             for page in cw.paginate("get_metric_data", MetricDataQueries=spec, StartTime=start, EndTime=end):
                 for res in page.get("MetricDataResults", []):
-                    m, _ = chunk[int(res["Id"][1:])]
-                    out[m.name].extend(float(v) for v in res.get("Values", []))
+                    side, m, _ = chunk[int(res["Id"][1:])]
+                    out[side][m.name].extend(float(v) for v in res.get("Values", []))
     return out

@@ -281,6 +281,7 @@ class AwsFactory:
         self._lock = threading.Lock()
         self._sessions: dict[str, boto3.Session] = {}
         self._clients: dict[tuple[str, str], RetryingClient] = {}
+        self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
             connect_timeout=10,
@@ -342,8 +343,18 @@ class AwsFactory:
                     kwargs["endpoint_url"] = self.endpoint_url
                 raw = self._session(region).client(service, **kwargs)
                 raw.meta.events.register("before-call.*.*", self.counter)
+                for event, handler in self._hooks:
+                    raw.meta.events.register(event, handler)
                 self._clients[key] = RetryingClient(raw, self._retrying)
             return self._clients[key]
+
+    def register(self, event: str, handler: Callable[..., Any]) -> None:
+        """Register a botocore event handler on every client, made already or later (e.g.
+        ``before-send.*.*`` sees every HTTP request, retries included)."""
+        with self._lock:
+            self._hooks.append((event, handler))
+            for client in self._clients.values():
+                client.raw.meta.events.register(event, handler)
 
     def resolved_credentials(self) -> dict[str, str]:
         """The credentials these clients sign with (explicit, profile or the SDK chain), for tools

@@ -49,6 +49,8 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("canary-plan", "canary.bench_figures:plan_figures", "the wave planner at 180k instances"),
     Bench("canary-api", "canary.bench_figures:api_call_figures",
           "API calls per instance replaced, local endpoint, virtual clock"),
+    Bench("canary-sim", "canary.bench_figures:simulation_figures",
+          "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock"),
 )
 
 

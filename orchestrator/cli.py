@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,9 @@ from orchestrator.local.endpoint import LocalEndpoint, seed
 from orchestrator.local.faults import parse_spec
 from orchestrator.output import table
 from orchestrator.schema import AMI_ID, FAMILY
+
+if TYPE_CHECKING:
+    from orchestrator.local.agents import Handler
 
 
 class LazyGroup(click.Group):
@@ -109,6 +112,7 @@ def cli(ctx: click.Context, config_path: str | None, json_mode: bool, debug: boo
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--format", "template_format", type=click.Choice(["hcl2", "json"]), default="hcl2", show_default=True,
               help="Packer template format to write.")
+@json_option
 def init(directory: Path, force: bool, template_format: str) -> None:
     """Write a working imagefleet.toml and a Packer template for the local endpoint."""
     out = get_context().out
@@ -155,8 +159,11 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
               help="FAULT INJECTION: put the fault proxy in front, e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
 @click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault proxy's decisions.")
 @click.option("--forget-lost", is_flag=True, help="Mark the bases whose AMIs went with an earlier endpoint as lost.")
+@click.option("--no-agents", is_flag=True,
+              help="Do not start the local agent runner (the caller runs the agents on its own clock, as the demo does).")
 @json_option
-def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool) -> None:
+def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool,
+             no_agents: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
     from orchestrator.local import agents as local_agents
     from orchestrator.local import memory as endpoint_memory
@@ -172,7 +179,7 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     if lost and not forget_lost:
         obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone with the "
                      "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' makes new ones")
-    agents_pid = local_agents.start_background(obj.settings.state_dir, obj.settings.path)
+    agents_pid = None if no_agents else local_agents.start_background(obj.settings.state_dir, obj.settings.path)
     env = info.env(obj.settings.aws.regions[0])
     data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
             "env": env, "seeded": seeded,
@@ -181,7 +188,8 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
 
     def render() -> str:
         lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
-                 f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"]
+                 f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"
+                 if agents_pid else "local agent runner: not started (--no-agents)"]
         if info.faults:
             lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at {info.upstream_url})")
         if seeded:
@@ -254,6 +262,15 @@ def register_agent_handlers() -> None:
 
     local_agents.register("canary.local_health", local_health.tick)
     local_agents.register("perf.local_runner", local_runner.tick)
+
+
+def virtual_clock_agents() -> dict[str, Handler]:
+    """The areas' local agents for a ``VirtualClock`` (``orchestrator.local.agents.attach``), by role:
+    perf's ``settle`` finishes the benchmark runs it starts within the call, as a virtual clock needs."""
+    from canary import local_health
+    from perf import local_runner
+
+    return {"health": local_health.tick, "benchmarks": local_runner.settle}
 
 
 @local.command("inject")

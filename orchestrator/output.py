@@ -18,8 +18,10 @@ from rich.table import Table
 
 
 class Output:
-    def __init__(self, *, json_mode: bool = False, stdout: Any = None, stderr: Any = None) -> None:
+    def __init__(self, *, json_mode: bool = False, stdout: Any = None, stderr: Any = None,
+                 transcript: bool = False) -> None:
         self.json_mode = json_mode
+        self.transcript = transcript  # progress as lines even on a terminal: a log to read back (the demo)
         out = stdout or sys.stdout
         # Not a terminal (a pipe, a CI log): wide enough that tables never wrap AMI ids.
         wide = None if getattr(out, "isatty", lambda: False)() else 200
@@ -28,7 +30,7 @@ class Output:
 
     @property
     def interactive(self) -> bool:
-        return self.err.is_terminal
+        return self.err.is_terminal and not self.transcript
 
     def result(self, data: Any, render: Callable[[], Any] | None = None) -> None:
         """The command's answer: JSON when asked for, else what ``render`` returns (or ``data``)."""

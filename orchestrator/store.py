@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import (
     ConflictError,
+    NotFoundError,
+    UsageError,
 )
 
 
@@ -133,6 +135,53 @@ class Reservation:
         return asdict(self)
 
 
+BUCKET_KIND = "token-bucket"  # buckets are kept as documents of this kind in every backend
+BUCKET_RACE_ATTEMPTS = 50  # re-reads of a bucket after another writer won, before giving up
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """An API budget shared by every process using the store: ``tokens`` as of ``updated_at``.
+
+    ``capacity`` and ``refill_per_s`` come with each take, so a changed setting applies at once.
+    """
+
+    name: str
+    tokens: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacity: float,
+                refill_per_s: float, now: float, reserve: bool = False) -> tuple[TokenBucket | None, float]:
+    """The token-bucket rule every backend applies. A new bucket starts full.
+
+    Without ``reserve``: (new state, 0.0) when ``count`` tokens are taken, (None, seconds until
+    they will be there) when not. With ``reserve`` the tokens are always taken, the bucket going
+    into debt if need be, and the seconds until they are really there come back with the new
+    state: the caller sleeps exactly that long and then acts. Reservations queue takers in the
+    order they came, so many waiters never retry in a herd, and the rate is kept exactly.
+
+    A take larger than ``capacity`` could never succeed, so it is bad input. Time that runs
+    backwards (another machine's clock behind ours) refills nothing rather than draining.
+    """
+    if count > capacity:
+        raise UsageError(f"cannot take {count:g} tokens from bucket {name} of capacity {capacity:g}")
+    if current is None:
+        tokens, at = capacity, now
+    else:
+        tokens = min(capacity, current.tokens + max(0.0, now - current.updated_at) * refill_per_s)
+        at = max(now, current.updated_at)
+    if tokens >= count:
+        return TokenBucket(name, tokens - count, at), 0.0
+    if refill_per_s <= 0:
+        raise UsageError(f"bucket {name} holds {tokens:g} tokens and never refills; {count:g} will never come")
+    wait = (count - tokens) / refill_per_s
+    return (TokenBucket(name, tokens - count, at), wait) if reserve else (None, wait)
+
+
 LeaseIsDead = Callable[[Lease], bool]
 ANY: object = object()  # move_pointer(expected=ANY): no condition on the current pointer
 
@@ -230,6 +279,35 @@ class StateStore(ABC):
     @abstractmethod
     def leases(self) -> list[Lease]: ...
 
+    # token buckets: API budgets shared by every rollout in flight (see canary.budget)
+    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
+                    now: float, reserve: bool = False) -> float:
+        """Take ``count`` tokens from bucket ``name`` atomically (``bucket_take``'s rule): 0.0 when
+        taken; else the seconds until they are there (taken all the same with ``reserve``).
+
+        Any backend: the bucket is a document, written back only from the revision it was read
+        at (``put_doc``'s conditional write) and read again when another writer won. SQLite
+        overrides this with one transaction."""
+        for _ in range(BUCKET_RACE_ATTEMPTS):
+            try:
+                body, revision = self.get_doc(BUCKET_KIND, name)
+                current: TokenBucket | None = TokenBucket(**body)
+            except NotFoundError:
+                current, revision = None, None
+            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
+                                    now=now, reserve=reserve)
+            if new is None:
+                return wait
+            try:
+                self.put_doc(BUCKET_KIND, name, new.to_dict(), expected_revision=revision)
+                return wait
+            except ConflictError:
+                continue
+        raise ConflictError(f"token bucket {name} kept changing underneath")
+
+    def buckets(self) -> list[TokenBucket]:
+        return sorted((TokenBucket(**body) for body in self.docs(BUCKET_KIND)), key=lambda b: b.name)
+
     def close(self) -> None:
         pass
 
@@ -280,6 +358,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "ANY", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Lease", "Reservation",
-    "SqliteStore", "StageChange", "StateStore", "check_move", "lease_blocks", "open_store", "utcnow",
+    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Lease", "Reservation",
+    "SqliteStore", "StageChange", "StateStore", "TokenBucket", "bucket_take", "check_move", "lease_blocks", "open_store", "utcnow",
 ]

@@ -19,6 +19,7 @@ from orchestrator.errors import (
 from orchestrator.sqlite_file import MIGRATIONS, SCHEMA_VERSION, SqliteFile
 from orchestrator.store import (
     ANY,
+    BUCKET_KIND,
     AuditEntry,
     BaseVersion,
     Evidence,
@@ -27,6 +28,8 @@ from orchestrator.store import (
     Reservation,
     StageChange,
     StateStore,
+    TokenBucket,
+    bucket_take,
     check_move,
     lease_blocks,
     utcnow,
@@ -351,3 +354,23 @@ class SqliteStore(SqliteFile, StateStore):
 
     def leases(self) -> list[Lease]:
         return [self._lease(r) for r in self._db.execute("SELECT * FROM leases ORDER BY name")]
+
+    # token buckets: a document each, read and written in one BEGIN IMMEDIATE transaction
+    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
+                    now: float, reserve: bool = False) -> float:
+        with self._tx() as db:
+            row = db.execute("SELECT body FROM documents WHERE kind=? AND id=?", (BUCKET_KIND, name)).fetchone()
+            current = TokenBucket(**json.loads(row["body"])) if row else None
+            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
+                                     now=now, reserve=reserve)
+            if new is not None:
+                db.execute(
+                    "INSERT INTO documents VALUES (?,?,?,1,?) ON CONFLICT(kind, id) DO UPDATE SET "
+                    "body=excluded.body, revision=documents.revision + 1, updated_at=excluded.updated_at",
+                    (BUCKET_KIND, name, json.dumps(new.to_dict()), utcnow()))
+        return wait
+
+    def buckets(self) -> list[TokenBucket]:
+        rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY id", (BUCKET_KIND,))
+        return [TokenBucket(**json.loads(r["body"])) for r in rows]
+

@@ -43,7 +43,7 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @click.argument("baseline_samples", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("candidate_samples", type=click.Path(dir_okay=False, path_type=Path))
 # Values are checked here, not by click, so that a bad one is an imagefleet `error:` line (exit 2).
-@click.option("--format", "fmt", default="md", show_default=True, metavar="md|json")
+@click.option("--format", "fmt", default=None, metavar="md|json", help="Output format (default md; json under --json).")
 @click.option("--threshold", "thresholds", multiple=True, metavar="METRIC=PCT",
               help="Per-metric threshold in percent (repeatable), e.g. cpu_sha256_throughput=5.")
 @click.option("--default-threshold", metavar="PCT",
@@ -63,7 +63,7 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), callback=writable(True),
               help="Also write a forest plot and per-metric distribution plots (PNG) here.")
 @json_option
-def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
+def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None,
                 thresholds: tuple[str, ...], default_threshold: str | None, correction: str | None,
                 per_instance: bool, higher: tuple[str, ...], lower: tuple[str, ...],
                 instance_type_label: str | None, plots_dir: Path | None) -> None:
@@ -79,8 +79,11 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
     ctx = get_context()
     parsed = _parse_thresholds(thresholds)
     default_pct = None if default_threshold is None else _percent("--default-threshold", default_threshold)
-    if fmt not in ("md", "json"):
+    if fmt not in (None, "md", "json"):
         raise UsageError(f"--format {fmt!r}: expected md or json")
+    if ctx.json_mode and fmt == "md":
+        raise UsageError("--json and --format md ask for different outputs; give one")
+    fmt = "json" if ctx.json_mode else fmt or "md"
     if correction not in (None, "holm", "bh"):
         raise UsageError(f"--correction {correction!r}: expected holm or bh")
     settings = load_if_configured(ctx)
@@ -99,7 +102,7 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str,
                                         else default_pct / 100.0),
                      correction=correction or settings.correction,  # type: ignore[arg-type]
                      aggregate="instance" if per_instance else "sample")
-    if fmt == "json" or ctx.json_mode:  # `--json`, as every command takes it, is `--format json`
+    if fmt == "json":
         ctx.out.text(json.dumps(result.to_dict(), indent=2))
     else:
         ctx.out.text(result.to_markdown())

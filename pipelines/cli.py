@@ -321,6 +321,7 @@ def _brief(details: dict[str, Any]) -> str:
 @click.command("iam-policy")
 @click.option("--features", default="all", show_default=True,
               help="Comma-separated: bake, test, promote, canary, perf, state, all.")
+@json_option
 def iam_policy(features: str) -> None:
     """Print a least-privilege IAM policy for running imagefleet against real AWS."""
     obj = get_context()
@@ -330,7 +331,10 @@ def iam_policy(features: str) -> None:
     for action in iam.uncovered(wanted, scope):
         obj.out.warn(f"{action} is not granted: list the instance profiles' role ARNs in "
                      "\\[aws] instance_profile_roles")
-    obj.out.text(json.dumps(doc, indent=2))
+    if obj.json_mode:  # the policy is a JSON document either way; --json prints it as the result
+        obj.out.result(doc)
+    else:
+        obj.out.text(json.dumps(doc, indent=2))
 
 
 def _policy_scope(obj: Context) -> iam.Scope:
@@ -358,7 +362,7 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
 
     Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
     """
-    from pipelines.run import Job
+    from pipelines.run import Job, outcome_line
 
     obj = get_context()
     if dry_run:
@@ -377,14 +381,14 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
                        lambda: f"abandoned {gone}" if gone else f"{family} has no unfinished job")
         return
     with obj.out.status(f"imagefleet run {family}") as update:
-        result = Job(obj, family, until=until, progress=update, wait=wait).execute()
+        # each step's start and end stay on the screen; what happens inside a step is the spinner's
+        result = Job(obj, family, until=until, progress=update, announce=obj.out.note, wait=wait).execute()
 
     def render() -> str:
         lines = [f"{family}:{result.version} " + ("released" if result.stopped_after == "release"
                                                   else f"stopped after {result.stopped_after}")
                  + (" (resumed)" if result.resumed else "")]
-        lines += [f"  {s['step']}: {s.get('skipped') and 'skipped — ' + s['skipped'] or 'done'} "
-                  f"({s['seconds']:.1f}s)" for s in result.steps]
+        lines += [f"  {s['step']}: {outcome_line(s['step'], s)} ({s['seconds']:.1f}s)" for s in result.steps]
         return "\n".join(lines)
 
     obj.out.result(result.to_dict(), render)

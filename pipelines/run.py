@@ -24,7 +24,7 @@ from orchestrator import leases
 from orchestrator.clock import human_duration
 from orchestrator.context import Context
 from orchestrator.engine import Operation
-from orchestrator.errors import RefusedError, UsageError
+from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, utcnow
 from pipelines import imagetest
 from pipelines import promote as promote_mod
@@ -75,13 +75,15 @@ class Job:
     """One family's run; ``plan`` says what it would do, ``execute`` does it (or goes on with it)."""
 
     def __init__(self, ctx: Context, family: str, *, until: str | None = None, progress: Progress | None = None,
-                 notifier: Notifier | None = None, wait: bool = False) -> None:
+                 notifier: Notifier | None = None, wait: bool = False, announce: Progress | None = None) -> None:
         self.ctx = ctx
         self.family = family
         self.settings = ctx.settings
         self.fam = self.settings.family(family)
         self.last = _last(until)
         self.progress = progress or (lambda _m: None)
+        # the lines that stay: each step as it starts, and how it ended and how long it took
+        self.announce = announce or self.progress
         self.notifier = notifier or FileNotifier(self.settings.state_dir / "notifications.jsonl")
         self.wait = wait
 
@@ -128,12 +130,18 @@ class Job:
                     break
                 t0 = time.monotonic()
                 prior = store.step(op.id, name)
-                self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
+                self.announce(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
                               + ("done earlier" if prior and prior["status"] == "done" else plans[name].what))
-                outcome = op.step(name, partial(self._step, op, name, plans[name]))
+                try:
+                    outcome = op.step(name, partial(self._step, op, name, plans[name]))
+                except ImagefleetError as exc:
+                    self.announce(f"      {name} stopped after {time.monotonic() - t0:.1f}s: {exc.message}")
+                    raise
                 if name == "bake":
                     result.version = int(outcome["version"])
-                result.steps.append({"step": name, "seconds": round(time.monotonic() - t0, 2), **outcome})
+                seconds = round(time.monotonic() - t0, 2)
+                self.announce(f"      {name} {outcome_line(name, outcome)} ({seconds:.1f}s)")
+                result.steps.append({"step": name, "seconds": seconds, **outcome})
             else:
                 result.stopped_after = STEPS[-1]
                 op.finish("done")  # stopped early (--until), the job stays open: a later run goes on
@@ -240,7 +248,25 @@ class Job:
                                hint=f"look at 'imagefleet canary status {rollout}', then rerun "
                                     f"'imagefleet run {self.family}' to resume it (or abort it)")
         if done.status != "succeeded":
-            raise RefusedError(f"canary {rollout} {done.status}: {done.reason}",
-                               hint="the release gate will refuse this base; see the report and the retrospective")
+            raise RefusedError(f"canary {rollout} {done.status} ({done.reason}): release of {base.ref} refused, "
+                               "the release gate needs a passed canary",
+                               hint="see 'imagefleet canary status', the report and the retrospective drafts")
         return {"rollout": rollout, "status": done.status}
+
+
+def outcome_line(step: str, outcome: dict[str, Any]) -> str:
+    """How a finished step ended, in a few words: what the step lines and the final summary show."""
+    if outcome.get("skipped"):
+        return f"skipped: {outcome['skipped']}"
+    lines: dict[str, Callable[[], str]] = {
+        "bake": lambda: "baked version " + str(outcome["version"]) + ": " + ", ".join(outcome["amis"].values()),
+        "image-tests": lambda: f"passed: {outcome['cases']} instance(s) checked",
+        "perf": lambda: f"verdict {outcome.get('verdict') or 'none'} (run {outcome['run_id']})",
+        "candidate": lambda: "promoted to candidate",
+        "release": lambda: "promoted to release",
+        "notify": lambda: f"told {', '.join(outcome['teams']) or 'no team'}",
+        "soak": lambda: f"soaked {human_duration(timedelta(seconds=outcome['soaked_s']))}",
+        "canary": lambda: f"rollout {outcome['rollout']} {outcome['status']}",
+    }
+    return "done: " + lines[step]() if step in lines else "done"
 

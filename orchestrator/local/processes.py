@@ -93,8 +93,10 @@ def identify(record: ProcessRecord) -> Identity:
     """Is the process running under ``record.pid`` the one the record describes?"""
     now = read_cmdline(record.pid)
     ticks = read_start_ticks(record.pid)
-    if now is None or ticks is None:
+    if ticks is None:
         return Identity(State.GONE, f"no process {record.pid} is running")
+    if now is None:  # a kernel thread, or a process mid-exec: not the one recorded
+        return Identity(State.OTHER, f"pid {record.pid} runs a process whose command line is empty")
     if not record.cmdline:
         return Identity(State.UNVERIFIABLE, f"the record of pid {record.pid} names no command line to check "
                                             f"(pid {record.pid} now runs {_shown(now)})")

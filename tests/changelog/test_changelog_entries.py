@@ -131,8 +131,7 @@ def test_real_installed_changelog(case: tuple[str, Path, str, str, int]) -> None
         assert [v for v in out.split() if v] == [e.version for e in got]
 
 
-def test_entries_for_200_packages_from_local_files_is_fast(tmp_path: Path) -> None:
-    import time
+def test_entries_for_200_packages_from_local_files(tmp_path: Path) -> None:
 
     from changelog.bench import synthetic_changelog
     from changelog.manifest import Manifest, Package
@@ -146,8 +145,5 @@ def test_entries_for_200_packages_from_local_files_is_fast(tmp_path: Path) -> No
         with gzip.open(tmp_path / f"{name}.changelog.Debian.gz", "wt", encoding="utf-8") as fh:
             fh.write(text)
         old[name], new[name] = Package(name, versions[3]), Package(name, versions[0])
-    start = time.perf_counter()
     result = build_changelog(Manifest(old), Manifest(new), DirectorySource(tmp_path))
-    elapsed = time.perf_counter() - start
-    assert [len(item.entries) for item in result.upgraded] == [3] * 200
-    assert elapsed < 2.0, f"entries took {elapsed:.2f}s"
+    assert [len(item.entries) for item in result.upgraded] == [3] * 200  # its speed: make bench

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,11 @@ MOTO = (sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "5999")
 def stranger() -> Iterator[subprocess.Popen[bytes]]:
     """An unrelated process (``sleep 60``) that a pid file can be made to name."""
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    # Popen returns once exec began; /proc shows the new command line a moment later
+    for _ in range(1000):
+        if processes.read_cmdline(proc.pid) == ("sleep", "60"):
+            break
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait()

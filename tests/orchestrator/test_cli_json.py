@@ -1,0 +1,83 @@
+"""``--json`` on every command that prints a result: the click tree walked, then a few run for real."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+
+from orchestrator.cli import cli, raw_main
+from orchestrator.context import Context
+from orchestrator.output import Output
+
+# Commands without --json, each with the reason. Nothing else may be missing it.
+EXEMPT = {
+    # the agent runner in the foreground: it runs until stopped and writes log lines, no result
+    "local agents": "streams log lines until stopped",
+}
+
+
+def commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:
+    """Every leaf command of the tree (lazy ones loaded), by its path: ``canary start``."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
+        if isinstance(cmd, click.Group):
+            yield from commands(cmd, (*path, name))
+        else:
+            yield " ".join((*path, name)), cmd
+
+
+def has_json(cmd: click.Command) -> bool:
+    return any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option))
+
+
+def test_every_command_that_prints_a_result_has_a_json_option() -> None:
+    tree = dict(commands())
+    assert {"run", "canary start", "local up", "perf compare", "init", "iam-policy"} <= set(tree)  # the walk sees all
+    missing = {name for name, cmd in tree.items() if not has_json(cmd)}
+    assert missing == set(EXEMPT), f"no --json: {sorted(missing - set(EXEMPT))}; exempt but has it: " \
+                                   f"{sorted(set(EXEMPT) - missing)}"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = raw_main(list(args), obj=Context(output=Output(stdout=out, stderr=err)))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_init_json_lists_the_files_it_wrote(tmp_path: Path) -> None:
+    code, out, err = run("init", str(tmp_path / "ws"), "--json")
+    assert code == 0, err
+    written = json.loads(out)["written"]
+    assert str(tmp_path / "ws" / "imagefleet.toml") in written
+    assert all(Path(p).is_file() for p in written)
+
+
+def test_iam_policy_json_is_the_policy_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no imagefleet.toml here: the default scope
+    monkeypatch.delenv("IMAGEFLEET_CONFIG", raising=False)
+    code, out, err = run("iam-policy", "--features", "bake", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["Version"] == "2012-10-17"
+    assert any("ec2:RunInstances" in s["Action"] for s in doc["Statement"])
+    assert json.loads(run("iam-policy", "--features", "bake")[1]) == doc  # the same document as the text form
+
+
+def test_perf_compare_json_and_a_contradicting_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IMAGEFLEET_CONFIG", raising=False)
+    rows = "metric,value,unit,instance_type\n" + "".join(f"cpu_sha256,{100 + i % 3},s,c5.large\n" for i in range(12))
+    (tmp_path / "b.csv").write_text(rows)
+    (tmp_path / "c.csv").write_text(rows)
+    code, out, err = run("perf", "compare", "b.csv", "c.csv", "--json")
+    assert code == 0, err
+    assert json.loads(out)["verdict"] == "no_change"
+    code, out, err = run("perf", "compare", "b.csv", "c.csv", "--json", "--format", "md")
+    assert code == 2 and out == "" and err.startswith("error: --json and --format md")
