@@ -33,8 +33,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from orchestrator.artifacts import put_artifact, split_s3_uri
 from orchestrator.aws import LOCAL_CREDENTIALS
 from orchestrator.errors import ImagefleetError
 from orchestrator.local.injection import Injection, factor_for
@@ -92,7 +92,7 @@ def simulation_key(s3_uri: str, instance_type: str) -> str:
 
     Results keys end in ``<arm>/<slot index>.jsonl`` and slots 2k and 2k+1 form a pair
     (perf/placement.py), so both arms of a pair map to the same key."""
-    path = urlparse(s3_uri).path.lstrip("/")
+    path = split_s3_uri(s3_uri)[1]
     prefix, _, leaf = path.rpartition("/")
     run_prefix = prefix.rpartition("/")[0]
     try:
@@ -103,9 +103,9 @@ def simulation_key(s3_uri: str, instance_type: str) -> str:
 
 
 def _results_exist(env: Any, uri: str) -> bool:
-    u = urlparse(uri)
+    bucket, key = split_s3_uri(uri)
     try:
-        env.aws.client("s3", env.regions[0]).head_object(Bucket=u.netloc, Key=u.path.lstrip("/"))
+        env.aws.client("s3", env.regions[0]).head_object(Bucket=bucket, Key=key)
         return True
     except ImagefleetError:
         return False
@@ -192,9 +192,8 @@ def _finish(env: Any, job: _Job) -> None:
         samples.append(Sample.from_dict(apply_slowdown([d], f)[0] if f != 1.0 else d))
     buf = io.StringIO()
     write_jsonl(samples, buf)
-    u = urlparse(job.s3_uri)
-    env.aws.client("s3", env.regions[0]).put_object(Bucket=u.netloc, Key=u.path.lstrip("/"),
-                                                    Body=buf.getvalue().encode("utf-8"))
+    bucket, key = split_s3_uri(job.s3_uri)
+    put_artifact(env.aws, bucket, key, buf.getvalue(), "application/x-ndjson", env.regions[0])
 
 
 def tick(env: Any) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import changelog as cl
 from changelog.sides import family_dirs
+from orchestrator.artifacts import put_artifact
 from orchestrator.config import Settings
 from orchestrator.errors import ImagefleetError, NotFoundError
 from orchestrator.store import BaseVersion, StateStore, utcnow
@@ -23,16 +24,6 @@ if TYPE_CHECKING:
 
 
 CHANGELOG_FORMATS = ("md", "html", "json")
-
-
-def put_artifact(aws: AwsFactory, bucket: str, key: str, body: str, content_type: str) -> str:
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
-    return f"s3://{bucket}/{key}"
-
-
-def read_artifact(aws: AwsFactory, uri: str) -> str:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
 
 
 def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
