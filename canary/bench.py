@@ -26,10 +26,13 @@ import random
 import time
 import tracemalloc
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canary.cohorts import Group, build_cohorts
 from canary.plan import Policy, plan
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 FLEET_INSTANCES = 180_000
 FLEET_COHORTS = 160
@@ -203,7 +206,7 @@ poll = "5s"
 """
 
 
-def _naive_replace(aws: Any, region: str, groups: list[str], new_ami: str) -> int:
+def _naive_replace(aws: AwsFactory, region: str, groups: list[str], new_ami: str) -> int:
     """The straightforward loop: one instance at a time, polling its group until healthy."""
     asg = aws.client("autoscaling", region)
     ec2 = aws.client("ec2", region)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canary.cohorts import COHORT_BY, COHORT_ORDERS
 from canary.judge import DIRECTIONS
@@ -19,6 +19,9 @@ from canary.plan import DEFAULT_MAX_IN_FLIGHT_PER_REGION, Policy
 from canary.scoring import DEFAULT_GROUP, MARGINAL_THRESHOLD, PASS_THRESHOLD, MetricConfig
 from orchestrator import schema as s
 from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
 
 # moto's get_metric_data understands only these; a percentile statistic breaks its response.
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
@@ -197,7 +200,7 @@ def parse(raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str 
     )
 
 
-def from_settings(settings: Any) -> CanarySettings:
+def from_settings(settings: Settings) -> CanarySettings:
     """The ``[canary]`` table of loaded settings, with errors naming the config file's lines."""
     return parse((settings.raw or {}).get("canary"), path=getattr(settings, "path", None),
                  text=getattr(settings, "text", ""))

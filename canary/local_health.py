@@ -21,11 +21,15 @@ import os
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.aws import batches
-from orchestrator.local.injection import factor_for
+from orchestrator.aws import Client, batches
+from orchestrator.local.injection import Injection, factor_for
 from orchestrator.tags import FAMILY_TAG
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
+    from orchestrator.local.agents import AgentEnv
 
 NAMESPACE = "imagefleet/health"
 NOISE_SIGMA = 0.05
@@ -46,7 +50,7 @@ def _type_level(instance_type: str) -> float:
     return 0.8 + (h % 41) / 100
 
 
-def _running(aws: Any, region: str, known: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+def _running(aws: AwsFactory, region: str, known: dict[str, dict[str, str]]) -> list[dict[str, str]]:
     """In-service members of tagged groups plus running baselines, with AMI and type.
 
     Group membership comes from Auto Scaling (one call); only instances not seen before are
@@ -71,7 +75,7 @@ def _running(aws: Any, region: str, known: dict[str, dict[str, str]]) -> list[di
     return [known[i] for i in dict.fromkeys(ids) if i in known]
 
 
-def _instances(ec2: Any, filters: list[dict[str, Any]]) -> Iterator[dict[str, str]]:
+def _instances(ec2: Client, filters: list[dict[str, Any]]) -> Iterator[dict[str, str]]:
     """Id, AMI and type of the instances matching ``filters``, every page."""
     for page in ec2.paginate("describe_instances", Filters=filters):
         for r in page.get("Reservations", []):
@@ -79,7 +83,7 @@ def _instances(ec2: Any, filters: list[dict[str, Any]]) -> Iterator[dict[str, st
                 yield {"id": i["InstanceId"], "ami": i.get("ImageId", ""), "type": i.get("InstanceType", "")}
 
 
-def samples(instances: list[dict[str, str]], injections: list[Any], rng: random.Random) -> list[tuple[str, str, float]]:
+def samples(instances: list[dict[str, str]], injections: list[Injection], rng: random.Random) -> list[tuple[str, str, float]]:
     """One (instance, metric, value) per instance and metric. Pure, given the RNG."""
     out = []
     for inst in sorted(instances, key=lambda i: i["id"]):
@@ -106,7 +110,7 @@ def due(last: float | None, now: float, every: float = EMIT_EVERY_S, most: int =
     return times
 
 
-def tick(env: Any) -> None:
+def tick(env: AgentEnv) -> None:
     """Publish the due datapoints of every metric for every running managed instance."""
     mem = env.memory.setdefault("canary.local_health", {})
     rng = mem.setdefault("rng", random.Random(int(os.environ.get("IMAGEFLEET_HEALTH_SEED", "0") or 0)))

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from canary.config import CanaryMetric
-from orchestrator.aws import batches
+from orchestrator.aws import AwsFactory, batches
 
 MAX_QUERIES = 500  # GetMetricData's documented limit per request
 
 
 def fetch(
-    aws: Any,
+    aws: AwsFactory,
     instances: Iterable[tuple[str, str]],
     metrics: Sequence[CanaryMetric],
     start: datetime,
@@ -32,7 +31,7 @@ def fetch(
 
 
 def fetch_sides(
-    aws: Any,
+    aws: AwsFactory,
     sides: Mapping[str, Iterable[tuple[str, str]]],
     metrics: Sequence[CanaryMetric],
     start: datetime,

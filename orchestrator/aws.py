@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from orchestrator.config import AWS as _AWS_SCHEMA
+from orchestrator.config import Settings
 from orchestrator.errors import AwsError, NotFoundError
 
 _AWS_DEFAULTS = _AWS_SCHEMA.defaults()  # the [aws] defaults, from the one config schema
@@ -130,6 +131,10 @@ def error_code(exc: BaseException) -> str:
 
 T = TypeVar("T")
 
+# boto3 and botocore ship no type hints (and no stubs are installed), so a client, raw or
+# wrapped in RetryingClient, is typed by this one name rather than a bare Any at each use.
+Client = Any
+
 
 def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
     """``items`` in lists of at most ``size``, in order: the most one AWS call takes (25 items a
@@ -191,12 +196,12 @@ class RetryingClient:
     every page request retries on its own too (a throttled third page does not restart the walk).
     """
 
-    def __init__(self, client: Any, retrying: Callable[[], Retrying]) -> None:
+    def __init__(self, client: Client, retrying: Callable[[], Retrying]) -> None:
         self._client = client
         self._retrying = retrying
 
     @property
-    def raw(self) -> Any:
+    def raw(self) -> Client:
         return self._client
 
     def get_paginator(self, operation: str) -> Paginator:
@@ -290,7 +295,7 @@ class AwsFactory:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> AwsFactory:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> AwsFactory:
         aws = settings.aws
         endpoint = aws.endpoint_url
         if endpoint == "local":
@@ -333,7 +338,7 @@ class AwsFactory:
                 raise credential_error(exc, region, self.endpoint_url) or AwsError(str(exc)) from exc
         return self._sessions[region]
 
-    def client(self, service: str, region: str | None = None) -> Any:
+    def client(self, service: str, region: str | None = None) -> Client:
         region = region or self.default_region
         key = (service, region)
         with self._lock:

@@ -21,6 +21,9 @@ from orchestrator.errors import (
     UsageError,
 )
 
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
+
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -329,7 +332,7 @@ def check_move(family: str, stage: str, version: int | None, previous: int | Non
         raise ConflictError(f"{family} {stage} changed underneath: it names {previous}, expected {expected}")
 
 
-def open_store(settings: Any) -> StateStore:
+def open_store(settings: Settings) -> StateStore:
     """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB ``state.table``."""
     if settings.state.backend == "dynamodb":
         from orchestrator.store_dynamodb import (

@@ -18,7 +18,8 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from orchestrator import dynamodb_layout as lay
-from orchestrator.aws import AwsFactory, error_code
+from orchestrator.aws import AwsFactory, Client, error_code
+from orchestrator.config import Settings
 from orchestrator.errors import (
     AwsError,
     ConflictError,
@@ -62,13 +63,13 @@ def _names(*attrs: str) -> dict[str, str]:
 class DynamoStore(StateStore):
     """``StateStore`` on one DynamoDB table (see ``orchestrator.dynamodb_layout`` for its items)."""
 
-    def __init__(self, client: Any, table: str, *, page_size: int | None = None) -> None:
+    def __init__(self, client: Client, table: str, *, page_size: int | None = None) -> None:
         self.client = client  # the retrying DynamoDB client (orchestrator.aws)
         self.table = table
         self.page_size = page_size  # items per Query page; None: DynamoDB's own 1 MB pages
 
     @classmethod
-    def from_settings(cls, settings: Any, aws: AwsFactory | None = None) -> DynamoStore:
+    def from_settings(cls, settings: Settings, aws: AwsFactory | None = None) -> DynamoStore:
         """``state.table`` in the first configured region, through the configured endpoint."""
         aws = aws or AwsFactory.from_settings(settings)
         return cls(aws.client("dynamodb", settings.aws.regions[0]), settings.state.table)

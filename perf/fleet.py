@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.aws import AwsFactory, batches
+from orchestrator.aws import AwsFactory, Client, batches
 from orchestrator.errors import AwsError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, Resource
 from orchestrator.tags import (
@@ -58,7 +58,7 @@ class LaunchedInstance:
         return {"instance_id": self.instance_id, "state": self.state, **self.slot.to_dict()}
 
 
-def described(ec2: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def described(ec2: Client, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every instance ``DescribeInstances(**kwargs)`` returns, over all pages (each page retried)."""
     for page in ec2.paginate("describe_instances", **kwargs):
         for r in page.get("Reservations", []):

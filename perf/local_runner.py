@@ -32,7 +32,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.artifacts import put_artifact, split_s3_uri
 from orchestrator.aws import LOCAL_CREDENTIALS
@@ -43,6 +43,9 @@ from perf.agent.benchmarks import apply_slowdown
 from perf.fleet import described, tags_of
 from perf.placement import parse_agent_command
 from perf.samples import Sample, write_jsonl
+
+if TYPE_CHECKING:
+    from orchestrator.local.agents import AgentEnv
 
 log = logging.getLogger("imagefleet.perf.local_runner")
 CONCURRENCY = 2
@@ -60,7 +63,7 @@ class _Job:
     per_metric: list[Injection]  # injections applied after the run (empty: the agent uploaded)
 
 
-def _state(env: Any) -> dict[str, Any]:
+def _state(env: AgentEnv) -> dict[str, Any]:
     state: dict[str, Any] = env.memory.setdefault("perf", {"jobs": {}, "done": set(), "last_arm": None})
     return state
 
@@ -102,7 +105,7 @@ def simulation_key(s3_uri: str, instance_type: str) -> str:
     return f"{run_prefix}|{instance_type}|pair {pair}"
 
 
-def _results_exist(env: Any, uri: str) -> bool:
+def _results_exist(env: AgentEnv, uri: str) -> bool:
     bucket, key = split_s3_uri(uri)
     try:
         env.aws.client("s3", env.regions[0]).head_object(Bucket=bucket, Key=key)
@@ -111,7 +114,7 @@ def _results_exist(env: Any, uri: str) -> bool:
         return False
 
 
-def _candidates(env: Any, st: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+def _candidates(env: AgentEnv, st: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(launch order key, instance id, arm, region, results uri) of runnable instances."""
     out = []
     for region in env.regions:
@@ -128,7 +131,7 @@ def _candidates(env: Any, st: dict[str, Any]) -> list[tuple[str, str, str, str, 
     return sorted(out)
 
 
-def _start(env: Any, iid: str, arm: str, region: str, uri: str) -> _Job | None:
+def _start(env: AgentEnv, iid: str, arm: str, region: str, uri: str) -> _Job | None:
     ec2 = env.aws.client("ec2", region)
     attr = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
     script = base64.b64decode((attr.get("UserData") or {}).get("Value", "") or b"").decode("utf-8", "replace")
@@ -171,7 +174,7 @@ def _start(env: Any, iid: str, arm: str, region: str, uri: str) -> _Job | None:
     return _Job(iid, arm, region, proc, output, s3_uri, per_metric)
 
 
-def _finish(env: Any, job: _Job) -> None:
+def _finish(env: AgentEnv, job: _Job) -> None:
     code = job.proc.returncode
     if code != 0:
         log.warning("perf agent for %s exited %s (log %s)", job.instance_id, code,
@@ -196,7 +199,7 @@ def _finish(env: Any, job: _Job) -> None:
     put_artifact(env.aws, bucket, key, buf.getvalue(), "application/x-ndjson", env.regions[0])
 
 
-def tick(env: Any) -> None:
+def tick(env: AgentEnv) -> None:
     """Reap finished agents, then start new ones up to ``CONCURRENCY``, alternating arms."""
     st = _state(env)
     for iid, job in list(st["jobs"].items()):
@@ -224,7 +227,7 @@ def tick(env: Any) -> None:
         st["last_arm"] = arm
 
 
-def drain(env: Any) -> None:
+def drain(env: AgentEnv) -> None:
     """Wait for running agents (used when the runner stops, and by tests)."""
     st = _state(env)
     for job in st["jobs"].values():
@@ -232,7 +235,7 @@ def drain(env: Any) -> None:
     tick(env)
 
 
-def settle(env: Any) -> None:
+def settle(env: AgentEnv) -> None:
     """Run every runnable instance's agent to completion, ``CONCURRENCY`` at a time.
 
     The handler for a virtual clock (``orchestrator.local.agents.attach``): time stands still

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.aws import batches
+from orchestrator.aws import Client, batches
 from orchestrator.tags import FAMILY_TAG
 from pipelines.fleet import DiscoveredGroup
 
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 DESCRIBE_BATCH = 1000
 
 
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def _pages(client: Client, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item of a paginated describe call, through botocore's paginator."""
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])
 
 
-def _image_of(ec2: Any, instance_ids: Sequence[str]) -> dict[str, str]:
+def _image_of(ec2: Client, instance_ids: Sequence[str]) -> dict[str, str]:
     """Instance id -> AMI id, in batches DescribeInstances accepts."""
     images: dict[str, str] = {}
     for batch in batches(instance_ids, DESCRIBE_BATCH):

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.aws import AwsFactory, client_token
+from orchestrator.aws import AwsFactory, Client, client_token
 from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
 from orchestrator.errors import AwsError
-from orchestrator.store import BaseVersion, Evidence, utcnow
+from orchestrator.store import BaseVersion, Evidence, StateStore, utcnow
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, STAGE_TAG, TEST_RUN_TAG, VERSION_TAG
 
 
@@ -161,7 +161,7 @@ def run_tests(
     return TestRun(run_id, base, cases, terminated, time.monotonic() - started)
 
 
-def _wait_running(ec2: Any, instance_id: str, clock: Clock, timeout: float, poll: float) -> dict[str, Any]:
+def _wait_running(ec2: Client, instance_id: str, clock: Clock, timeout: float, poll: float) -> dict[str, Any]:
     """The instance once it left ``pending`` (or as it is when ``timeout`` passed)."""
     inst, _ = clock.poll_until(
         lambda: dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]),
@@ -195,7 +195,7 @@ def junit_xml(run: TestRun) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def record_evidence(store: Any, run: TestRun, *, actor: str, junit: Path | None = None) -> Evidence:
+def record_evidence(store: StateStore, run: TestRun, *, actor: str, junit: Path | None = None) -> Evidence:
     """The ``image_tests`` gate evidence of the run's base (passed only when every check passed)."""
     checks = sum(len(c.checks) for c in run.cases)
     failed = len(run.failures)

@@ -20,12 +20,15 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.clock import Clock
 from orchestrator.errors import StateError, ToolError
 from orchestrator.local import faultproxy, processes
 from orchestrator.local.faults import parse_spec
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
 
 HOST = "127.0.0.1"
 LOCAL_EXTRA = "imagefleet[local]"  # the install extra that brings moto's server
@@ -206,7 +209,7 @@ class LocalEndpoint:
                 processes.stop(info.proxy_process, "the fault proxy", self.info_path, timeout)
 
 
-def seed(aws: Any, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
+def seed(aws: AwsFactory, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
     """Give a fresh endpoint what imagefleet needs beyond moto's stock images; safe to run again.
 
     The demo family builds from moto's stock Ubuntu images (owner 099720109477, as on AWS), so

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.aws import AwsFactory, client_token
+from orchestrator.aws import AwsFactory, Client, client_token
 from orchestrator.tags import FAMILY_TAG
 
 DEFAULT_TYPES = ("t3.micro", "m5.large", "c5.large", "r5.large")
@@ -47,7 +47,7 @@ def make_fleet(aws: AwsFactory, family: str, ami: str, types: tuple[str, ...], p
     return {"family": family, "region": region, "launch_template": lt_id, "groups": groups}
 
 
-def _launch_template(ec2: Any, name: str, family: str, ami: str, instance_type: str, region: str) -> str:
+def _launch_template(ec2: Client, name: str, family: str, ami: str, instance_type: str, region: str) -> str:
     """The fleet's launch template id, made on first use."""
     found = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])
     if found["LaunchTemplates"]:
