@@ -6,7 +6,7 @@ aborted/rolled back, 2 bad input or configuration, 3 an AWS failure.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from orchestrator.errors import ExitStatus, RefusedError, UsageError
 from orchestrator.output import table
 from orchestrator.schema import FAMILY
 
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
 
 @click.group("canary")
 def canary_group() -> None:
@@ -30,7 +33,7 @@ def _settings() -> tuple[Any, canary_config.CanarySettings]:
     return obj, canary_config.from_settings(obj.settings)
 
 
-def _render_status(d: dict[str, Any]) -> Any:
+def _render_status(d: dict[str, Any]) -> RenderableType:
     rows = []
     for c in d["cohorts"]:
         lv = c.get("last_verdict") or {}
@@ -96,7 +99,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
         data = {"dry_run": True, "family": rollout.family, "new": rollout.new.to_dict(), "plan": s,
                 "api_calls": s["estimated_api_calls"], "groups": sorted(rollout.groups)}
 
-        def render() -> Any:
+        def render() -> RenderableType:
             rows = [[c["key"], c["instances"], ", ".join(c["regions"]), " → ".join(map(str, c["wave_targets"])),
                      c["steps"]] for c in s["per_cohort"]]
             t = table(["cohort", "instances", "regions", "waves (cumulative)", "steps"], rows,
@@ -225,7 +228,7 @@ def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_thr
     result = judge_files(baseline, canary, **opts)
     data = result.to_dict()
 
-    def render() -> Any:
+    def render() -> RenderableType:
         rows = [[m.name, m.classification, "yes" if m.critical else "", m.reason] for m in result.metrics]
         return table(["metric", "class", "critical", "reason"], rows,
                      title=f"score {result.score} → {result.decision}")

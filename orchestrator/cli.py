@@ -28,6 +28,7 @@ from orchestrator.schema import AMI_ID, FAMILY
 
 if TYPE_CHECKING:
     from orchestrator.local.agents import Handler
+    from orchestrator.store import Lease
 
 
 class LazyGroup(click.Group):
@@ -344,7 +345,7 @@ def leases_command() -> None:
     now = obj.clock.time()
     held = obj.store.leases()
 
-    def state(lease: Any) -> str:
+    def state(lease: Lease) -> str:
         if lease.expires_at is None:
             return "held until released"
         left = lease.expires_at - now

@@ -12,7 +12,7 @@ import click
 
 from orchestrator import inputs
 from orchestrator.context import Context
-from orchestrator.errors import UsageError
+from orchestrator.errors import LeaseHeldError, UsageError
 from orchestrator.schema import Pattern, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,11 +49,11 @@ def wait_option(f: F) -> F:
     )(f)
 
 
-def lease_waiter(obj: Context) -> Callable[[Any], None]:
+def lease_waiter(obj: Context) -> Callable[[LeaseHeldError], None]:
     """A progress note per poll while a ``--wait`` command waits for someone else's lease."""
     seen: set[str] = set()
 
-    def on_wait(held: Any) -> None:
+    def on_wait(held: LeaseHeldError) -> None:
         key = f"{held.lease.name}:{held.lease.owner}"
         if key not in seen:
             seen.add(key)

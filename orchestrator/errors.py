@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.store import Lease
 
 
 class ExitStatus(IntEnum):
@@ -86,7 +89,7 @@ class PermissionDeniedError(RefusedError, PermissionError):
 class LeaseHeldError(RefusedError):
     """Someone else holds the lease this command needs: names the holder, since when, and how to see it."""
 
-    def __init__(self, lease: Any) -> None:
+    def __init__(self, lease: Lease) -> None:
         since = datetime.fromtimestamp(lease.acquired_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         super().__init__(
             f"{lease.name} is held by {lease.actor} (pid {lease.pid} on {lease.host}, "

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -25,6 +25,8 @@ from orchestrator.engine import KillPoint
 from orchestrator.errors import LeaseHeldError, LeaseLostError
 from orchestrator.local.processes import pid_alive
 from orchestrator.store import Lease, StateStore, lease_blocks
+
+OnWait = Callable[[LeaseHeldError], None]  # told of each poll while a --wait command waits
 
 DEFAULT_TTL_S = 120.0  # a holder that misses this long of heartbeats is presumed dead
 WAIT_POLL_S = 5.0
@@ -66,7 +68,7 @@ def _leases(names: list[str], owner: str, actor: str, command: str, now: float,
 
 def acquire(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
             owner: str, ttl_s: float | None = DEFAULT_TTL_S, wait: bool = False,
-            on_wait: object = None) -> None:
+            on_wait: OnWait | None = None) -> None:
     """Take every name or none; with ``wait`` poll (on the clock) until they are free."""
     pid = os.getpid() if ttl_s is not None else 0
     while True:
@@ -109,7 +111,7 @@ class _Heartbeat(threading.Thread):
 
 @contextmanager
 def hold(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
-         ttl_s: float = DEFAULT_TTL_S, wait: bool = False, on_wait: object = None) -> Iterator[str]:
+         ttl_s: float = DEFAULT_TTL_S, wait: bool = False, on_wait: OnWait | None = None) -> Iterator[str]:
     """Hold ``names`` for the block, heartbeating; yields the owner token.
 
     Released on the way out, except when the process is "killed" (``KillPoint`` in tests): like a

@@ -11,14 +11,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 
 class Output:
-    def __init__(self, *, json_mode: bool = False, stdout: Any = None, stderr: Any = None,
+    def __init__(self, *, json_mode: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
                  transcript: bool = False) -> None:
         self.json_mode = json_mode
         self.transcript = transcript  # progress as lines even on a terminal: a log to read back (the demo)
@@ -32,7 +32,7 @@ class Output:
     def interactive(self) -> bool:
         return self.err.is_terminal and not self.transcript
 
-    def result(self, data: Any, render: Callable[[], Any] | None = None) -> None:
+    def result(self, data: object, render: Callable[[], RenderableType | None] | None = None) -> None:
         """The command's answer: JSON when asked for, else what ``render`` returns (or ``data``)."""
         if self.json_mode:
             self.out.file.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

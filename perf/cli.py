@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option, writable
 from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
 
@@ -117,7 +120,7 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None
 
 
 # --- fleets ----------------------------------------------------------------------------------------
-def _verdict_table(doc: dict[str, Any]) -> Any:
+def _verdict_table(doc: dict[str, Any]) -> RenderableType:
     from orchestrator.output import table
 
     rows = [
@@ -131,7 +134,7 @@ def _verdict_table(doc: dict[str, Any]) -> Any:
                        f"{doc.get('verdict', doc.get('status'))}")
 
 
-def _render_run(doc: dict[str, Any]) -> Any:
+def _render_run(doc: dict[str, Any]) -> RenderableType:
     from rich.console import Group
 
     parts: list[Any] = [_verdict_table(doc)] if doc.get("comparison") else []
@@ -246,7 +249,7 @@ def cleanup_cmd(run_id: str | None, family: str | None, force: bool, dry_run: bo
                         reason=f"terminated {len(done)} leftover benchmark instance(s)",
                         details={"instances": done})
 
-    def render() -> Any:
+    def render() -> RenderableType:
         verb = "would terminate" if dry_run else "terminated"
         rows = [(pi.instance_id, pi.region, pi.run_id, pi.arm, pi.state, verb) for pi in doomed]
         rows += [(pi.instance_id, pi.region, pi.run_id, pi.arm, pi.state,

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import schema as s
 from orchestrator.errors import ConfigError
 from perf.agent.benchmarks import BUILTIN, EXTERNAL
+
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
+    from orchestrator.context import Context
 
 MIN_INSTANCES_PER_ARM = 9  # below this the Mann–Whitney test has too little power (docs/perf.md)
 _BENCHMARKS = tuple(sorted([*BUILTIN, *EXTERNAL]))
@@ -96,7 +100,7 @@ class PerfSettings:
         return self.allow_inconclusive and verdict in ("inconclusive", "insufficient_data")
 
 
-def load_if_configured(ctx: Any) -> PerfSettings:
+def load_if_configured(ctx: Context) -> PerfSettings:
     """``[perf]`` of the config when there is one (``--config``, $IMAGEFLEET_CONFIG,
     ./imagefleet.toml), else the defaults: commands like ``perf compare`` need no config."""
     from orchestrator.config import find_config
@@ -111,7 +115,7 @@ def load_if_configured(ctx: Any) -> PerfSettings:
     return load(ctx.settings)
 
 
-def load(settings: Any) -> PerfSettings:
+def load(settings: Settings) -> PerfSettings:
     """Validate ``settings.raw["perf"]`` (absent: every default)."""
     path: Path | None = getattr(settings, "path", None)
     text = getattr(settings, "text", "")

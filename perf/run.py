@@ -68,7 +68,7 @@ class PerfRun:
 
     def __init__(self, ctx: Context, req: RunRequest, *, progress: Progress | None = None,
                  on_launch: Callable[[Fleet], None] | None = None, wait: bool = False,
-                 on_wait: Callable[[Any], None] | None = None) -> None:
+                 on_wait: leases.OnWait | None = None) -> None:
         self.ctx = ctx
         self.wait = wait
         self.on_wait = on_wait

@@ -202,7 +202,7 @@ def bake(
     extra_vars: dict[str, str] | None = None,
     work_dir: Path,
     wait: bool = False,
-    on_wait: Any = None,
+    on_wait: leases.OnWait | None = None,
     on_progress: Callable[[str], None] = lambda _m: None,
 ) -> tuple[BaseVersion, BakeResult, list[str]]:
     """Bake and register the family's next version, holding ``bake:<family>`` throughout."""
@@ -216,7 +216,7 @@ def bake(
 
 
 def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, store: StateStore, *, actor: str,
-                       clock: leases.LeaseClock, wait: bool, on_wait: Any,
+                       clock: leases.LeaseClock, wait: bool, on_wait: leases.OnWait | None,
                        on_progress: Callable[[str], None]) -> tuple[BaseVersion, BakeResult, list[str]]:
     """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
     bake_id = prepared.inputs.bake_id

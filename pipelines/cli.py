@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
 
@@ -37,6 +37,9 @@ from pipelines import friend_access, iam, imagetest
 from pipelines import friends as friends_mod
 from pipelines import gc as gc_mod
 from pipelines import promote as promote_mod
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 FAMILY = Named(schema.FAMILY, "FAMILY")
 TEAM = Named(schema.TEAM, "TEAM")
@@ -97,7 +100,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
     checks = sum(len(c.checks) for c in run.cases)
     failed = len(run.failures)
 
-    def render() -> Any:
+    def render() -> RenderableType:
         rows = [(c.region, c.instance_type, c.instance_id or "-", "pass" if c.passed else "FAIL",
                  "; ".join(f"{k.name}: {k.message}" for k in c.checks if not k.passed)) for c in run.cases]
         t = table(["region", "type", "instance", "result", "failed checks"], rows,
@@ -408,7 +411,7 @@ def gc(dry_run: bool, grace: str) -> None:
                                     dry_run=dry_run, grace=timedelta(seconds=parse_duration(grace, "--grace")))
     data = {**plan.to_dict(), "dry_run": dry_run, "results": done}
 
-    def render() -> Any:
+    def render() -> RenderableType:
         verb = "would remove" if dry_run else "removed"
         failed = {(d["kind"], d["id"]): d.get("error", "") for d in done if not d["removed"]}
         rows = [(r.kind, r.region, f"{r.template_id}:{r.id}" if r.template_id else r.id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Group
@@ -11,12 +11,15 @@ from orchestrator.cli_support import get_context, json_option
 from orchestrator.output import table
 from pipelines import fleet_snapshot
 
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
 
 def _age(days: float | None) -> str:
     return "-" if days is None else (f"{days:.0f}d" if days >= 1 else f"{days * 24:.0f}h")
 
 
-def _render(snap: fleet_snapshot.Snapshot) -> Any:
+def _render(snap: fleet_snapshot.Snapshot) -> RenderableType:
     rows = [(r.family, r.region, r.group, r.instances,
              ", ".join(f"{s.ref} ×{s.instances}" for s in r.runs) or "-",
              ", ".join(r.os_releases) or "-", _age(r.oldest_days), "PAST EOL" if r.past_eol else "")

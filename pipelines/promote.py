@@ -228,7 +228,7 @@ def _refuse(base: BaseVersion, target: str, missing: list[stage_table.GateResult
 
 def promote(
     *, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str, base: BaseVersion,
-    target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: Any = None,
+    target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: leases.OnWait | None = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
     with leases.hold(store, [stage_lease(base.family, target)], clock=clock, actor=actor,
@@ -344,7 +344,7 @@ def rollback_target(history: list[StageChange], current: int) -> int | None:
 
 def rollback(
     *, settings: Settings, store: StateStore, aws: AwsFactory, actor: str, family: str, stage: str, reason: str = "",
-    clock: Clock | None = None, wait: bool = False, on_wait: Any = None,
+    clock: Clock | None = None, wait: bool = False, on_wait: leases.OnWait | None = None,
 ) -> dict[str, Any]:
     """Point ``stage`` back to the newest earlier base not rolled back from, and publish that."""
     settings.family(family)
