@@ -29,7 +29,7 @@ _Where = s.Where  # the old private name, kept for callers not yet moved to ``sc
 class _Opaque(s.Field):
     """A section validated by its own area (``[canary]``, ``[perf]``): here only 'a table'."""
 
-    def read(self, value: Any, dotted: str, w: s.Where) -> dict[str, Any]:
+    def read(self, value: object, dotted: str, w: s.Where) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise w.error(dotted, "a table", value)
         return value
@@ -39,7 +39,7 @@ class _Opaque(s.Field):
 class _Scalar(s.Field):
     """A Packer variable value: a string, a finite number or a boolean."""
 
-    def read(self, value: Any, dotted: str, w: s.Where) -> str:
+    def read(self, value: object, dotted: str, w: s.Where) -> str:
         ok = isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value))
         if not ok or (isinstance(value, str) and (len(value) > 4096 or "\x00" in value)):
             raise w.error(dotted, "a string, number or boolean", value)

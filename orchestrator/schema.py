@@ -13,18 +13,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from orchestrator.errors import ConfigError, UsageError
 
-REQUIRED: Any = object()  # the default of a field that has none
+REQUIRED: Final = object()  # the default of a field that has none
 MAX_DURATION_S = 366 * 86400  # a year and a day: longer than any soak or timeout anyone means
 _DURATION = re.compile(r"([0-9]{1,9})([smhd])", re.ASCII)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SHOWN = 60  # characters of a bad value an error message repeats
 
 
-def shown(value: Any) -> str:
+def shown(value: object) -> str:
     """A bad value as an error shows it: its repr on one line, cut short when long."""
     text = repr(value)
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}… ({len(text)} characters)"
@@ -37,10 +37,10 @@ class Pattern:
     regex: str
     what: str
 
-    def matches(self, value: Any) -> bool:
+    def matches(self, value: object) -> bool:
         return isinstance(value, str) and re.fullmatch(self.regex, value, re.ASCII) is not None
 
-    def check(self, value: Any, name: str) -> str:
+    def check(self, value: object, name: str) -> str:
         """``value`` itself, or a UsageError naming the argument (for names typed on the CLI)."""
         if not self.matches(value):
             raise UsageError(f"{name}: expected {self.what}, got {shown(value)}")
@@ -63,7 +63,7 @@ BUCKET = Pattern(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name")
 LABEL = Pattern(r"[A-Za-z0-9_.:/#@+=-][A-Za-z0-9 _.:/#@+=-]{0,254}", "a name of letters, digits and _.:/#@+=-")
 
 
-def parse_duration(text: Any, key: str = "duration", *, hi: int = MAX_DURATION_S) -> int:
+def parse_duration(text: object, key: str = "duration", *, hi: int = MAX_DURATION_S) -> int:
     """'90s', '15m', '24h', '7d' -> seconds, at most ``hi``."""
     m = _DURATION.fullmatch(text) if isinstance(text, str) else None
     seconds = int(m.group(1)) * _DURATION_UNITS[m.group(2)] if m else -1
@@ -95,7 +95,7 @@ class Where:
         # an inline table (``timeouts = { launch = "1m" }``): the line of the key that holds it
         return self.line_of(".".join(parts[:-1])) if len(parts) > 1 else None
 
-    def error(self, dotted: str, expected: str, got: Any = None, *, show_got: bool = True) -> ConfigError:
+    def error(self, dotted: str, expected: str, got: object = None, *, show_got: bool = True) -> ConfigError:
         where = str(self.path) if self.path else "<config>"
         line = self.line_of(dotted) if self.lines else None
         if not dotted.isprintable() or len(dotted) > _SHOWN:  # a key with a newline, or 100k characters
@@ -109,9 +109,9 @@ class Where:
 class Field:
     """One key: what it must be, and its default (``REQUIRED`` when it has none)."""
 
-    default: Any = REQUIRED
+    default: object = REQUIRED
 
-    def read(self, value: Any, dotted: str, w: Where) -> Any:
+    def read(self, value: object, dotted: str, w: Where) -> object:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -125,7 +125,7 @@ class Str(Field):
     what: str = ""  # default: the pattern's description
     max_len: int = 1024
 
-    def read(self, value: Any, dotted: str, w: Where) -> str:
+    def read(self, value: object, dotted: str, w: Where) -> str:
         ok = isinstance(value, str) and value and len(value) <= self.max_len and "\x00" not in value
         if not ok or (self.pattern and not self.pattern.matches(value)):
             raise w.error(dotted, self.describe(), value)
@@ -139,7 +139,7 @@ class Str(Field):
 class Choice(Field):
     options: tuple[str, ...] = ()
 
-    def read(self, value: Any, dotted: str, w: Where) -> str:
+    def read(self, value: object, dotted: str, w: Where) -> str:
         if not isinstance(value, str) or value not in self.options:
             raise w.error(dotted, f"one of {', '.join(self.options)}", value)
         return value
@@ -147,7 +147,7 @@ class Choice(Field):
 
 @dataclass(frozen=True)
 class Bool(Field):
-    def read(self, value: Any, dotted: str, w: Where) -> bool:
+    def read(self, value: object, dotted: str, w: Where) -> bool:
         if not isinstance(value, bool):
             raise w.error(dotted, "true or false", value)
         return value
@@ -163,11 +163,12 @@ class Num(Field):
     what: str = ""
     hi_open: bool = False  # hi itself is out of range (a percentage below 100)
 
-    def read(self, value: Any, dotted: str, w: Where) -> Any:
+    def read(self, value: object, dotted: str, w: Where) -> float:
         kinds = int if self.integer else (int, float)
-        ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
-        over = self.hi is not None and ok and (value >= self.hi if self.hi_open else value > self.hi)
-        if not ok or over or (self.lo is not None and value < self.lo):
+        if not isinstance(value, kinds) or isinstance(value, bool) or not math.isfinite(value):
+            raise w.error(dotted, self.describe(), value)
+        over = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
+        if over or (self.lo is not None and value < self.lo):
             raise w.error(dotted, self.describe(), value)
         return value  # an int stays an int: canary waves tell counts (1) from fractions (1.0)
 
@@ -187,7 +188,7 @@ class Duration(Field):
     lo: int = 0
     hi: int = MAX_DURATION_S
 
-    def read(self, value: Any, dotted: str, w: Where) -> int:
+    def read(self, value: object, dotted: str, w: Where) -> int:
         try:
             seconds = parse_duration(value, dotted, hi=self.hi)
         except ConfigError:
@@ -208,7 +209,7 @@ class List(Field):
     unique: bool = False
     name_items: bool = False  # errors name the item (``canary.metrics[2].statistic``), not the list
 
-    def read(self, value: Any, dotted: str, w: Where) -> tuple[Any, ...]:
+    def read(self, value: object, dotted: str, w: Where) -> tuple[Any, ...]:
         if not isinstance(value, list) or not self.min_items <= len(value) <= self.max_items:
             raise w.error(dotted, self.what, value)
         try:
@@ -230,7 +231,7 @@ class Map(Field):
     value: Field = field(default_factory=Field)
     max_items: int = 1000
 
-    def read(self, value: Any, dotted: str, w: Where) -> dict[str, Any]:
+    def read(self, value: object, dotted: str, w: Where) -> dict[str, Any]:
         if not isinstance(value, dict) or len(value) > self.max_items:
             raise w.error(dotted, "a table", value)
         out: dict[str, Any] = {}
@@ -253,7 +254,7 @@ class Table(Field):
         return {k: (None if f.optional else f.defaults()) if isinstance(f, Table) else f.default
                 for k, f in self.fields.items()}
 
-    def read(self, value: Any, dotted: str, w: Where) -> dict[str, Any]:
+    def read(self, value: object, dotted: str, w: Where) -> dict[str, Any]:
         if value is None:
             value = {}
         if not isinstance(value, dict):
@@ -280,7 +281,7 @@ def _join(dotted: str, key: str) -> str:
     return f"{dotted}.{key}" if dotted else key
 
 
-def _plain(default: Any) -> Any:
+def _plain(default: object) -> object:
     """A default as TOML would hold it (tuples as lists), so it goes through its own field's checks."""
     if isinstance(default, tuple):
         return [_plain(v) for v in default]

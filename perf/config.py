@@ -130,7 +130,7 @@ def load(settings: Settings) -> PerfSettings:
 def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> PerfSettings:
     w = s.Where(path, text)
     d = SCHEMA.read(data, "perf", w)
-    thresholds = {**SCHEMA.fields["thresholds"].default, **d["thresholds"]}
+    thresholds = {**SCHEMA.defaults()["thresholds"], **d["thresholds"]}
     region, azs = d["placement"]["region"], d["placement"]["availability_zones"]
     if region and any(not az.startswith(region) for az in azs):
         raise w.error("perf.placement.availability_zones", f"zones of {region}", list(azs))
