@@ -18,7 +18,7 @@ from canary.verdict import Verdict
 JsonDict = dict[str, Any]
 
 
-def _some(out: JsonDict, **optional: Any) -> JsonDict:
+def _some(out: JsonDict, **optional: object) -> JsonDict:
     """``out`` with the optional keys that are set: a document never stored them as null."""
     out.update({key: value for key, value in optional.items() if value is not None})
     return out

@@ -271,7 +271,7 @@ def judge_metrics(
 
 
 # --- judge input files -----------------------------------------------------------------------------
-def _number(value: Any, where: str) -> float:
+def _number(value: object, where: str) -> float:
     """A sample value: a number, or null/empty/"nan" for NaN. Booleans are not numbers."""
     if value is None:
         return math.nan

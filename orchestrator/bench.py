@@ -138,7 +138,7 @@ def _commit() -> str | None:
 
 
 # --- output -----------------------------------------------------------------------------------------
-def _num(value: Any, unit: str = "") -> str:
+def _num(value: object, unit: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, SupportsFloat, SupportsInt
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -50,7 +50,7 @@ _deserializer = TypeDeserializer()
 
 
 # --- wire form --------------------------------------------------------------------------------------
-def _wire_value(value: Any) -> Any:
+def _wire_value(value: object) -> object:
     if isinstance(value, float):
         return Decimal(repr(value))  # repr round-trips a float exactly
     return value
@@ -64,21 +64,21 @@ def from_wire(attrs: AttributeMap) -> Item:
     return {k: _deserializer.deserialize(v) for k, v in attrs.items()}
 
 
-def value(v: Any) -> dict[str, Any]:
+def value(v: object) -> dict[str, Any]:
     """One expression value in wire form."""
     wire: dict[str, Any] = _serializer.serialize(_wire_value(v))
     return wire
 
 
-def _int(v: Any) -> int | None:
+def _int(v: SupportsInt | str | None) -> int | None:
     return None if v is None else int(v)
 
 
-def _float(v: Any) -> float | None:
+def _float(v: SupportsFloat | str | None) -> float | None:
     return None if v is None else float(v)
 
 
-def _dumps(v: Any) -> str:
+def _dumps(v: object) -> str:
     return json.dumps(v, default=str)
 
 
@@ -236,7 +236,7 @@ def operation_from(i: Item) -> dict[str, Any]:
             "created_at": i["created_at"], "updated_at": i["updated_at"]}
 
 
-def step_item(op_id: str, name: str, status: str, result: Any, updated_at: str) -> Item:
+def step_item(op_id: str, name: str, status: str, result: object, updated_at: str) -> Item:
     return {**step_key(op_id, name), "name": name, "status": status,
             "result": _dumps(result) if result is not None else None, "updated_at": updated_at}
 

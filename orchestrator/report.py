@@ -57,7 +57,7 @@ def _when(iso: str | None) -> str:
     return (iso or "")[:19].replace("T", " ")
 
 
-def _num(x: Any, digits: int = 3) -> str:
+def _num(x: object, digits: int = 3) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):

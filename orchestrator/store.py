@@ -250,7 +250,7 @@ class StateStore(ABC):
     @abstractmethod
     def step(self, op_id: str, name: str) -> dict[str, Any] | None: ...
     @abstractmethod
-    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
+    def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         """A done step stays done: recording it ``pending`` again is a ``ConflictError``."""
 
     # friends

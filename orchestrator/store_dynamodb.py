@@ -380,7 +380,7 @@ class DynamoStore(StateStore):
         item = self._get(lay.step_key(op_id, name))
         return lay.step_from(item) if item else None
 
-    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
+    def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         item = lay.step_item(op_id, name, status, result, utcnow())
         if status != "pending":
             self._call("put_item", Item=lay.to_wire(item))

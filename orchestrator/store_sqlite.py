@@ -266,7 +266,7 @@ class SqliteStore(SqliteFile, StateStore):
             return None
         return {"name": row["name"], "status": row["status"], "result": json.loads(row["result"]) if row["result"] else None}
 
-    def record_step(self, op_id: str, name: str, status: str, result: Any = None) -> None:
+    def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         with self._tx() as db:
             row = db.execute("SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
             if status == "pending" and row is not None and row["status"] == "done":

@@ -370,7 +370,7 @@ def overall_verdict(verdicts: list[str]) -> Verdict:
 
 
 # --- formatting -----------------------------------------------------------------------------------
-def _json_num(v: Any) -> Any:
+def _json_num(v: object) -> object:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, np.generic):

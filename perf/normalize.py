@@ -142,7 +142,7 @@ def _code(v: bool | None) -> int:
     return -1 if v is None else int(v)
 
 
-def _to_bool(v: Any) -> bool | None:
+def _to_bool(v: object) -> bool | None:
     if isinstance(v, str):
         s = v.strip().lower()
         if s in ("true", "1", "yes", "t"):

@@ -310,7 +310,7 @@ def history(family: str | None, limit: int) -> None:
 
 def _brief(details: dict[str, Any]) -> str:
     """The details a reader scans for, as ``key=value`` pairs in full (``--json`` has all of them)."""
-    def show(v: Any) -> str:
+    def show(v: object) -> str:
         if isinstance(v, dict):
             return ", ".join(f"{k} {show(x)}" for k, x in v.items())
         if isinstance(v, (list, tuple)):

@@ -167,7 +167,7 @@ def _judged(cohort: str, wave: dict[str, Any]) -> str:
     return f"wave {wave['index'] + 1} of {cohort} judged **{v['decision']}** (score {v['score']})"
 
 
-def _n(x: Any) -> str:
+def _n(x: object) -> str:
     if x is None:
         return "–"
     return f"{x:.4g}" if isinstance(x, float) else str(x)
