@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrator import config as config_mod
 from orchestrator import schema
@@ -23,6 +23,8 @@ from orchestrator.store import BaseVersion, StateStore, open_store
 _VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 
 if TYPE_CHECKING:  # boto3 loads only when a command talks to AWS
+    from tenacity import RetryCallState
+
     from orchestrator.aws import AwsFactory
 
 
@@ -66,7 +68,7 @@ class Context:
     def aws(self) -> AwsFactory:
         from orchestrator.aws import AwsFactory
 
-        def on_retry(state: Any) -> None:
+        def on_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt {state.attempt_number})[/dim]")
 

@@ -22,12 +22,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orchestrator.cli import raw_main, virtual_clock_agents
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
-from orchestrator.local.agents import AgentEnv, Handler, attach
+from orchestrator.local.agents import AgentEnv, Attached, Handler, attach
 from orchestrator.output import Output
 from orchestrator.report import PERF_KIND, ROLLOUT_KIND
 from orchestrator.store import StateStore
@@ -152,7 +151,7 @@ class Demo:
         base = ctx.resolve_base(f"{FAMILY}:{stage_or_version}")
         return base.amis[ctx.settings.aws.regions[0]]
 
-    def attach_agents(self) -> Any:
+    def attach_agents(self) -> Attached:
         """The local agents (health metrics, benchmark agents) inside the demo clock's sleeps."""
         ctx = self.context()
         env = AgentEnv(aws=ctx.aws, state_dir=ctx.settings.state_dir, regions=ctx.settings.aws.regions,

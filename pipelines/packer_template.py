@@ -111,7 +111,7 @@ def _unquote(value: Any) -> Any:
     return value
 
 
-def _key(name: Any) -> str:
+def _key(name: object) -> str:
     """A block label or attribute name, without the quotes python-hcl2 keeps on labels."""
     text = str(name)
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
@@ -164,7 +164,7 @@ def _shell_commands(steps: Any) -> list[tuple[str, str]]:
     return found
 
 
-def reference(value: Any) -> str | None:
+def reference(value: object) -> str | None:
     """The variable a setting is exactly (``${var.x}`` or ``{{user `x`}}``), else None."""
     if not isinstance(value, str):
         return None

@@ -21,12 +21,17 @@ import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canary.budget import REQUEST_BUCKETS
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import TokenBucket, bucket_take
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from orchestrator.aws import Client
 
 BOOT_S = 90.0  # launch to InService and healthy
 ASG_RETRY_S = 10.0  # a throttled group launch is tried again this much later
@@ -181,7 +186,7 @@ class SimAws:
         self.world = world
         self._clients: dict[tuple[str, str], Any] = {}
 
-    def client(self, service: str, region: str | None = None) -> Any:
+    def client(self, service: str, region: str | None = None) -> Client:
         region = region or next(iter(self.world.regions))
         key = (service, region)
         if key not in self._clients:
@@ -194,13 +199,13 @@ class _Client:
     def __init__(self, region: SimRegion) -> None:
         self.r = region
 
-    def paginate(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def paginate(self, operation: str, **kwargs: object) -> Iterator[dict[str, Any]]:
         yield getattr(self, operation)(**kwargs)
 
 
 class _AutoScaling(_Client):
     def describe_auto_scaling_groups(self, AutoScalingGroupNames: list[str] | None = None,
-                                     **_: Any) -> dict[str, Any]:
+                                     **_: object) -> dict[str, Any]:
         self.r.request("autoscaling", "DescribeAutoScalingGroups")
         now = self.r.world.clock.time()
         names = AutoScalingGroupNames if AutoScalingGroupNames is not None else sorted(self.r.groups)
@@ -218,29 +223,29 @@ class _AutoScaling(_Client):
         }
 
     def update_auto_scaling_group(self, AutoScalingGroupName: str, LaunchTemplate: dict[str, str],
-                                  **_: Any) -> dict[str, Any]:
+                                  **_: object) -> dict[str, Any]:
         self.r.request("autoscaling", "UpdateAutoScalingGroup")
         self.r.groups[AutoScalingGroupName].lt_version = int(LaunchTemplate["Version"])
         return {}
 
-    def terminate_instance_in_auto_scaling_group(self, InstanceId: str, **_: Any) -> dict[str, Any]:
+    def terminate_instance_in_auto_scaling_group(self, InstanceId: str, **_: object) -> dict[str, Any]:
         self.r.request("autoscaling", "TerminateInstanceInAutoScalingGroup")
         self.r.terminate_in_group(InstanceId)
         return {}
 
-    def set_desired_capacity(self, **_: Any) -> dict[str, Any]:
+    def set_desired_capacity(self, **_: object) -> dict[str, Any]:
         self.r.request("autoscaling", "SetDesiredCapacity")
         return {}
 
 
 class _Ec2(_Client):
-    def describe_launch_templates(self, LaunchTemplateIds: list[str], **_: Any) -> dict[str, Any]:
+    def describe_launch_templates(self, LaunchTemplateIds: list[str], **_: object) -> dict[str, Any]:
         self.r.request("ec2-describe", "DescribeLaunchTemplates")
         return {"LaunchTemplates": [{"LaunchTemplateId": lt, "LatestVersionNumber": len(self.r.templates[lt]),
                                      "DefaultVersionNumber": 1} for lt in LaunchTemplateIds]}
 
     def describe_launch_template_versions(self, LaunchTemplateId: str, Versions: list[str] | None = None,
-                                          **_: Any) -> dict[str, Any]:
+                                          **_: object) -> dict[str, Any]:
         self.r.request("ec2-describe", "DescribeLaunchTemplateVersions")
         versions = self.r.templates[LaunchTemplateId]
         wanted = range(1, len(versions) + 1) if Versions is None else [int(v) for v in Versions]
@@ -249,14 +254,14 @@ class _Ec2(_Client):
              "VersionDescription": versions[v - 1].get("_description", "")} for v in wanted]}
 
     def create_launch_template_version(self, LaunchTemplateId: str, LaunchTemplateData: dict[str, Any],
-                                       VersionDescription: str = "", **_: Any) -> dict[str, Any]:
+                                       VersionDescription: str = "", **_: object) -> dict[str, Any]:
         self.r.request("ec2-mutating", "CreateLaunchTemplateVersion")
         versions = self.r.templates[LaunchTemplateId]
         versions.append({**LaunchTemplateData, "_description": VersionDescription})
         return {"LaunchTemplateVersion": {"VersionNumber": len(versions)}}
 
     def run_instances(self, LaunchTemplate: dict[str, str], InstanceType: str, MinCount: int,
-                      **_: Any) -> dict[str, Any]:
+                      **_: object) -> dict[str, Any]:
         self.r.request("ec2-mutating", "RunInstances")
         if not self.r.take("run_instances", MinCount):
             raise AwsError("RunInstances: Request limit exceeded.", code="RequestLimitExceeded",
@@ -266,13 +271,13 @@ class _Ec2(_Client):
         made = [self.r.new_instance(InstanceType, str(data["ImageId"]), now, None) for _ in range(MinCount)]
         return {"Instances": [{"InstanceId": i.id} for i in made]}
 
-    def terminate_instances(self, InstanceIds: list[str], **_: Any) -> dict[str, Any]:
+    def terminate_instances(self, InstanceIds: list[str], **_: object) -> dict[str, Any]:
         self.r.request("ec2-mutating", "TerminateInstances")
         for iid in InstanceIds:
             self.r.instances[iid].terminated = True
         return {}
 
-    def describe_instances(self, Filters: list[dict[str, Any]] | None = None, **_: Any) -> dict[str, Any]:
+    def describe_instances(self, Filters: list[dict[str, Any]] | None = None, **_: object) -> dict[str, Any]:
         self.r.request("ec2-describe", "DescribeInstances")
         ids: list[str] = next((f["Values"] for f in Filters or [] if f["Name"] == "instance-id"), [])
         now = self.r.world.clock.time()
@@ -287,8 +292,8 @@ class _CloudWatch(_Client):
     """``GetMetricData``: a steady error-rate series per instance (1 % ± 0.05), higher by the
     scenario's extra points on instances of a bad AMI."""
 
-    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: Any, EndTime: Any,
-                        **_: Any) -> dict[str, Any]:
+    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: datetime, EndTime: datetime,
+                        **_: object) -> dict[str, Any]:
         self.r.request("cloudwatch", "GetMetricData")
         span = (EndTime - StartTime).total_seconds()
         out = []
