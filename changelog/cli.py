@@ -8,7 +8,7 @@ changelog directories), the rest is changelog.report and changelog.render. The r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,12 +20,15 @@ from changelog.sources import ChangelogSource, source_for
 from orchestrator.cli_support import get_context, json_option, writable
 from orchestrator.errors import NotFoundError, UsageError
 
+if TYPE_CHECKING:
+    from orchestrator.context import Context
+
 __all__ = ["changelog_group", "resolve_manifest", "resolve_side", "source_from_options"]
 
 changelog_group = click.Group("changelog", help="Changelogs between two base images.")
 
 
-def resolve_side(ref: str, ctx_obj: Any = None) -> Side:
+def resolve_side(ref: str, ctx_obj: Context | None = None) -> Side:
     """Turn a command-line reference into a `Side`.
 
     An existing file is parsed as a manifest. Otherwise a callable ``manifest_resolver`` on the
@@ -43,7 +46,7 @@ def resolve_side(ref: str, ctx_obj: Any = None) -> Side:
             return resolved
         return Side(resolved if isinstance(resolved, Manifest) else parse_manifest(resolved))
     resolve_base = getattr(ctx_obj, "resolve_base", None)
-    if callable(resolve_base):
+    if ctx_obj is not None and callable(resolve_base):
         base = resolve_base(ref)
         if not base.manifest:
             raise NotFoundError(f"base {base.ref} has no package manifest recorded")
@@ -56,7 +59,7 @@ def resolve_side(ref: str, ctx_obj: Any = None) -> Side:
     )
 
 
-def resolve_manifest(ref: str, ctx_obj: Any = None) -> Manifest:
+def resolve_manifest(ref: str, ctx_obj: Context | None = None) -> Manifest:
     """The manifest a command-line reference names (see `resolve_side`)."""
     return resolve_side(ref, ctx_obj).manifest
 

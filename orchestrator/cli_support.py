@@ -69,7 +69,7 @@ class Bounded(click.ParamType):  # type: ignore[type-arg]  # generic only in new
         self.kind, self.lo, self.hi = kind, lo, hi
         self.name = "integer" if kind is int else "number"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
             number = value if isinstance(value, self.kind) else self.kind(str(value).strip())
         except (ValueError, OverflowError):
@@ -86,16 +86,16 @@ class Named(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     def __init__(self, pattern: Pattern, metavar: str = "NAME") -> None:
         self.pattern, self.name = pattern, metavar.lower()
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         if not self.pattern.matches(value):
             self.fail(f"expected {self.pattern.what}, got {shown(value)}", param, ctx)
         return str(value)
 
 
-def writable(directory: bool = False) -> Callable[[click.Context, click.Parameter, Any], Any]:
+def writable(directory: bool = False) -> Callable[[click.Context, click.Parameter, str | Path | None], str | Path | None]:
     """A click callback: the output path must be writable before the command does any work."""
 
-    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    def check(ctx: click.Context, param: click.Parameter, value: str | Path | None) -> str | Path | None:
         if value is None:
             return None
         try:
