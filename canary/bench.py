@@ -239,7 +239,7 @@ class RequestCounter:
     def __init__(self) -> None:
         self.by_operation: dict[str, int] = {}
 
-    def __call__(self, request: Any = None, event_name: str = "", **_: Any) -> None:
+    def __call__(self, request: object = None, event_name: str = "", **_: object) -> None:
         op = ".".join(event_name.split(".")[1:3])
         self.by_operation[op] = self.by_operation.get(op, 0) + 1
 

@@ -168,7 +168,7 @@ class CallCounter:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
 
-    def __call__(self, model: Any = None, **_: Any) -> None:
+    def __call__(self, model: Any = None, **_: object) -> None:
         if model is None:
             return
         name = f"{model.service_model.service_name}.{model.name}"
@@ -213,7 +213,7 @@ class RetryingClient:
         config = _paginator_config(model.service_name, api_name)
         return Paginator(getattr(self, operation), config, model.operation_model(api_name))
 
-    def paginate(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def paginate(self, operation: str, **kwargs: object) -> Iterator[dict[str, Any]]:
         """Every page of ``operation(**kwargs)``; the one way imagefleet walks NextToken."""
         yield from self.get_paginator(operation).paginate(**kwargs)
 

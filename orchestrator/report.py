@@ -128,7 +128,7 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
     now = now or datetime.now(UTC)
     pages: list[Path] = []
 
-    def write(rel: str, template: str, **ctx: Any) -> None:
+    def write(rel: str, template: str, **ctx: object) -> None:
         path = out / rel
         depth = rel.count("/")
         path.write_text(env.get_template(template).render(root="../" * depth, generated=now, **ctx))

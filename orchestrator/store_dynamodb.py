@@ -99,7 +99,7 @@ class DynamoStore(StateStore):
         return not self._call("scan", Limit=1).get("Items")
 
     # --- calls ----------------------------------------------------------------------------------
-    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, op: str, **kwargs: object) -> dict[str, Any]:
         try:
             return getattr(self.client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
         except AwsError as exc:
@@ -110,7 +110,7 @@ class DynamoStore(StateStore):
     def _missing(self) -> StateError:
         return StateError(f"state table {self.table} does not exist", hint="create it with 'imagefleet state init'")
 
-    def _condition_failed(self, op: str, **kwargs: Any) -> bool:
+    def _condition_failed(self, op: str, **kwargs: object) -> bool:
         """Run one conditional write; False when it went through, True when its condition failed."""
         try:
             self._call(op, **kwargs)

@@ -13,6 +13,7 @@ distribution there). See ``perf.compare`` for the choice of CI per cell size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -163,7 +164,7 @@ def _pairwise_order_statistics(x: np.ndarray, y: np.ndarray, k: int, many: int) 
     return _select(_pairs_between(x, y, lo, hi), k - c_lo, many)
 
 
-def _first_bracket(x: np.ndarray, y: np.ndarray, k: int, many: int, count: Any,
+def _first_bracket(x: np.ndarray, y: np.ndarray, k: int, many: int, count: Callable[[float], int],
                    whole: tuple[float, float, int, int]) -> tuple[float, float, int, int]:
     """A narrow (lo, hi] around the wanted ranks: the difference of medians ± a few standard
     errors of it (the pairwise median sits close to it), widened until it holds the ranks;

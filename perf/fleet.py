@@ -58,7 +58,7 @@ class LaunchedInstance:
         return {"instance_id": self.instance_id, "state": self.state, **self.slot.to_dict()}
 
 
-def described(ec2: Client, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def described(ec2: Client, **kwargs: object) -> Iterator[dict[str, Any]]:
     """Every instance ``DescribeInstances(**kwargs)`` returns, over all pages (each page retried)."""
     for page in ec2.paginate("describe_instances", **kwargs):
         for r in page.get("Reservations", []):

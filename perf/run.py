@@ -81,7 +81,7 @@ class PerfRun:
         self.doc: dict[str, Any] = {}
 
     # --- the run document -------------------------------------------------------------------------
-    def _save(self, **fields: Any) -> None:
+    def _save(self, **fields: object) -> None:
         self.doc.update(fields)
         self.revision = self.ctx.store.put_doc(DOC_KIND, self.run_id, self.doc,
                                                expected_revision=self.revision)

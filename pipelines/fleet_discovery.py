@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 DESCRIBE_BATCH = 1000
 
 
-def _pages(client: Client, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def _pages(client: Client, operation: str, key: str, **kwargs: object) -> Iterator[dict[str, Any]]:
     """Every item of a paginated describe call, through botocore's paginator."""
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])

@@ -32,7 +32,7 @@ _BUFFER_SEED = 20240229
 
 
 def make_sample(metric: str, value: float, unit: str, higher_is_better: bool, benchmark: str,
-            **metadata: Any) -> SampleDict:
+            **metadata: object) -> SampleDict:
     return {"metric": metric, "value": float(value), "unit": unit,
             "higher_is_better": higher_is_better, "benchmark": benchmark, "metadata": metadata}
 
