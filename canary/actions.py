@@ -20,16 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary import metrics as metric_source
-from canary.config import FAMILY_TAG, CanarySettings
+from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
 from canary.model import BatchState, GroupState, Rollout, Wave
 from canary.verdict import NODATA_QUERIES, Verdict, verdict
 from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
+from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
-ROLLOUT_TAG = "imagefleet:rollout"
-ROLE_TAG = "imagefleet:role"
-WAVE_TAG = "imagefleet:wave"
 LIVE = ("InService", "Pending", "Pending:Wait", "Pending:Proceed")  # members that still count
 Progress = Callable[[str], None]
 

@@ -257,13 +257,13 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = BENCH_TYPES) -> dict
 
     from canary import controller as ctl
     from canary import local_health
-    from canary.cli import make_fleet
     from canary.config import from_settings
     from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
     from orchestrator.clock import VirtualClock
     from orchestrator.context import Context
-    from orchestrator.local import LocalEndpoint
-    from orchestrator.local_agents import AgentEnv, attach
+    from orchestrator.local.agents import AgentEnv, attach
+    from orchestrator.local.endpoint import LocalEndpoint
+    from orchestrator.local.fleet import make_fleet
     from orchestrator.output import Output
     from orchestrator.store import BaseVersion, utcnow
 

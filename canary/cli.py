@@ -1,4 +1,4 @@
-"""`imagefleet canary ...` and `imagefleet local fleet`: thin commands over canary.controller.
+"""`imagefleet canary ...`: thin commands over canary.controller.
 
 Exit codes: 0 done (or paused for a person), 1 the judge failed a cohort or the rollout was
 aborted/rolled back, 2 bad input or configuration, 3 an AWS failure.
@@ -12,12 +12,10 @@ import click
 
 from canary import config as canary_config
 from canary import controller as ctl
-from canary.config import FAMILY_TAG
 from canary.scoring import judge_files
-from orchestrator.aws import client_token
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
+from orchestrator.errors import ExitStatus, RefusedError, UsageError
 from orchestrator.output import table
 from orchestrator.schema import FAMILY
 
@@ -235,69 +233,3 @@ def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_thr
     obj.out.result(data, render)
     if result.decision == "fail":
         raise click.exceptions.Exit(int(ExitStatus.REFUSED))
-
-
-# --- demo fleet (mounted under `imagefleet local`) -----------------------------------------------------
-DEFAULT_FLEET_TYPES = ("t3.micro", "m5.large", "c5.large", "r5.large")
-
-
-def make_fleet(aws: Any, family: str, ami: str, types: tuple[str, ...], per_type: int, region: str) -> dict[str, Any]:
-    """One launch template and one tagged Auto Scaling group per instance type (idempotent)."""
-    ec2 = aws.client("ec2", region)
-    asg = aws.client("autoscaling", region)
-    lt_name = f"imagefleet-{family}"
-    found = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [lt_name]}])
-    if found["LaunchTemplates"]:
-        lt_id = found["LaunchTemplates"][0]["LaunchTemplateId"]
-    else:
-        lt_id = ec2.create_launch_template(
-            LaunchTemplateName=lt_name, LaunchTemplateData={"ImageId": ami, "InstanceType": types[0]},
-            ClientToken=client_token("fleet", region, lt_name),
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": FAMILY_TAG, "Value": family}]}],
-        )["LaunchTemplate"]["LaunchTemplateId"]
-    azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
-    names = [f"{family}-{t.replace('.', '-')}" for t in types]
-    existing = {g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups(
-        AutoScalingGroupNames=names)["AutoScalingGroups"]}
-    groups = []
-    for t, name in zip(types, names):
-        if name not in existing:
-            # One version per type keeps each group's pin exact (the type lives in the template).
-            v = ec2.create_launch_template_version(LaunchTemplateId=lt_id, SourceVersion="1",
-                                                   LaunchTemplateData={"ImageId": ami, "InstanceType": t},
-                                                   VersionDescription=f"{family} {t}",
-                                                   ClientToken=client_token("fleet", region, lt_name, t))
-            asg.create_auto_scaling_group(
-                AutoScalingGroupName=name, MinSize=0, MaxSize=per_type * 2, DesiredCapacity=per_type,
-                LaunchTemplate={"LaunchTemplateId": lt_id,
-                                "Version": str(v["LaunchTemplateVersion"]["VersionNumber"])},
-                AvailabilityZones=azs,
-                Tags=[{"Key": FAMILY_TAG, "Value": family, "PropagateAtLaunch": True,
-                       "ResourceId": name, "ResourceType": "auto-scaling-group"}],
-            )
-        groups.append({"name": name, "instance_type": t, "desired": per_type})
-    return {"family": family, "region": region, "launch_template": lt_id, "groups": groups}
-
-
-@click.command("fleet")
-@click.option("--family", required=True, type=Named(FAMILY, "FAMILY"),
-              help="Family whose fleet this is (tag imagefleet:family).")
-@click.option("--ami", required=True, help="The base the fleet runs now.")
-@click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
-@click.option("--region", help="Region (default: the first configured).")
-@click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
-@json_option
-def fleet_command(family: str, ami: str, per_type: int, region: str | None, types: str) -> None:
-    """DEMO: make a launch template and one Auto Scaling group per instance type of FAMILY."""
-    obj = get_context()
-    if per_type < 1:
-        raise UsageError(f"--per-type: expected >= 1, got {per_type}")
-    chosen = tuple(t.strip() for t in types.split(",") if t.strip())
-    if not chosen:
-        try:
-            chosen = obj.settings.family(family).cohort_instance_types
-        except NotFoundError:
-            chosen = DEFAULT_FLEET_TYPES
-    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0])
-    obj.out.result(data, lambda: f"fleet of {family} in {data['region']}: "
-                   + ", ".join(f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]))

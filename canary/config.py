@@ -23,7 +23,6 @@ from orchestrator.errors import UsageError
 # moto's get_metric_data understands only these; a percentile statistic breaks its response.
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 ON_FAIL = ("halt", "continue")
-FAMILY_TAG = "imagefleet:family"
 HEALTH_NAMESPACE = "imagefleet/health"
 
 # What the local health agent publishes. A High needs a mean 10 % worse than the baseline's

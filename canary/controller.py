@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from functools import cached_property, partial
 from typing import Any, TypeVar
 
-from canary.actions import ROLE_TAG, ROLLOUT_TAG, WAVE_TAG, Progress, RolloutActions, template_key
+from canary.actions import Progress, RolloutActions, template_key
 from canary.config import CanarySettings
 from canary.model import (
     Analysis,
@@ -58,6 +58,7 @@ from orchestrator import leases
 from orchestrator.context import Context
 from orchestrator.engine import KillPoint, Operation
 from orchestrator.store import Evidence, utcnow
+from orchestrator.tags import ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 __all__ = [
     "CONTROL_KIND", "FINAL", "KIND", "NODATA_QUERIES", "ROLE_TAG", "ROLLOUT_TAG", "WAVE_TAG", "Controller",

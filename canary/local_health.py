@@ -1,6 +1,6 @@
 """Local agent: per-instance health metrics for the local endpoint, where instances run nothing.
 
-Called by the local agent runner (``orchestrator.local_agents``) every tick. It publishes
+Called by the local agent runner (``orchestrator.local.agents``) every tick. It publishes
 ``latency_ms``, ``error_rate`` and ``cpu`` (namespace ``imagefleet/health``, dimension
 ``InstanceId``) for the in-service members of Auto Scaling groups tagged ``imagefleet:family``
 and for running canary baseline instances (tag ``imagefleet:role = baseline``), timestamped on
@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.injection import factor_for
+from orchestrator.aws import batches
+from orchestrator.local.injection import factor_for
+from orchestrator.tags import FAMILY_TAG
 
 NAMESPACE = "imagefleet/health"
-FAMILY_TAG = "imagefleet:family"
 NOISE_SIGMA = 0.05
 # name: (level, unit); the level is scaled per instance type below
 METRICS: dict[str, tuple[float, str]] = {
@@ -64,8 +65,8 @@ def _running(aws: Any, region: str, known: dict[str, dict[str, str]]) -> list[di
         known[i["id"]] = i
         ids.append(i["id"])
     unknown = sorted({i for i in ids if i not in known})
-    for lo in range(0, len(unknown), 1000):
-        for i in _instances(ec2, [{"Name": "instance-id", "Values": unknown[lo: lo + 1000]}]):
+    for batch in batches(unknown, 1000):
+        for i in _instances(ec2, [{"Name": "instance-id", "Values": batch}]):
             known[i["id"]] = i
     return [known[i] for i in dict.fromkeys(ids) if i in known]
 
@@ -127,7 +128,7 @@ def tick(env: Any) -> None:
                 ]
                 sent[inst["id"]] = t
         cw = env.aws.client("cloudwatch", region)
-        for lo in range(0, len(datums), PUT_BATCH):
-            cw.put_metric_data(Namespace=NAMESPACE, MetricData=datums[lo: lo + PUT_BATCH])
+        for batch in batches(datums, PUT_BATCH):
+            cw.put_metric_data(Namespace=NAMESPACE, MetricData=batch)
         # Only now are the points published: a tick that failed half-way is caught up by the next.
         last.update(sent)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from canary.config import CanaryMetric
+from orchestrator.aws import batches
 
 MAX_QUERIES = 500  # GetMetricData's documented limit per request
 
@@ -48,8 +49,7 @@ def fetch_sides(
     for region, members in sorted(by_region.items()):
         queries = [(side, m, iid) for side, iid in members for m in metrics]
         cw = aws.client("cloudwatch", region)
-        for lo in range(0, len(queries), MAX_QUERIES):
-            chunk = queries[lo: lo + MAX_QUERIES]
+        for chunk in batches(queries, MAX_QUERIES):
             spec = [
                 {
                     "Id": f"q{i}",

@@ -10,13 +10,14 @@ import uuid
 from collections.abc import Sequence
 
 from canary.cohorts import Cohort, build_cohorts
-from canary.config import FAMILY_TAG, CanarySettings
+from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
 from orchestrator.context import Context
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
+from orchestrator.tags import FAMILY_TAG
 
 
 def new_amis(ctx: Context, ref: str, family: str | None,

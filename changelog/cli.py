@@ -132,6 +132,6 @@ def show_command(ref: str, against: str, fmt: str | None) -> None:
             hint="the first base of a family has none; run 'imagefleet changelog diff' for any "
             "two bases",
         )
-    from pipelines.registry import read_artifact
+    from orchestrator.artifacts import read_artifact
 
     obj.out.text(read_artifact(obj.aws, made["uris"][_format(fmt)]))

@@ -15,8 +15,8 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions as bex
@@ -126,6 +126,18 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, bex.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+T = TypeVar("T")
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of at most ``size``, in order: the most one AWS call takes (25 items a
+    BatchWriteItem, 1000 ids a DescribeInstances filter, ...). imagefleet's one chunking loop."""
+    if size < 1:
+        raise ValueError("a batch holds at least one item")
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
 
 
 def client_token(*parts: object) -> str:
@@ -283,7 +295,7 @@ class AwsFactory:
         endpoint = aws.endpoint_url
         if endpoint == "local":
             # The embedded endpoint started by `imagefleet local up`; its port lives in the state dir.
-            from orchestrator.local import LocalEndpoint
+            from orchestrator.local.endpoint import LocalEndpoint
 
             endpoint = LocalEndpoint(settings.state_dir).require_url()
             kwargs.setdefault("credentials", dict(LOCAL_CREDENTIALS))

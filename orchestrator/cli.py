@@ -13,18 +13,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator import injection
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, ImagefleetError, RefusedError, UsageError
-from orchestrator.faults import parse_spec
-from orchestrator.local import LocalEndpoint, seed
+from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, RefusedError, UsageError
+from orchestrator.local import injection
+from orchestrator.local.endpoint import LocalEndpoint, seed
+from orchestrator.local.faults import parse_spec
 from orchestrator.output import table
-from orchestrator.schema import AMI_ID
+from orchestrator.schema import AMI_ID, FAMILY
+
+if TYPE_CHECKING:
+    from orchestrator.local.agents import Handler
 
 
 class LazyGroup(click.Group):
@@ -83,9 +86,6 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),
     "canary": ("canary.cli:canary_group", "Canary rollouts across instance-type cohorts."),
 }
-LOCAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "fleet": ("canary.cli:fleet_command", "Demo helper: Auto Scaling groups per instance type on an AMI."),
-}
 
 
 @click.group(cls=LazyGroup, lazy=AREA_COMMANDS,
@@ -142,7 +142,7 @@ def init(directory: Path, force: bool, template_format: str) -> None:
 
 
 # --- the embedded endpoint ------------------------------------------------------------------------
-@cli.group(cls=LazyGroup, lazy=LOCAL_COMMANDS)
+@cli.group()
 def local() -> None:
     """The embedded AWS endpoint (moto's server on 127.0.0.1)."""
 
@@ -165,7 +165,8 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool,
              no_agents: bool) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
-    from orchestrator import endpoint_memory, local_agents
+    from orchestrator.local import agents as local_agents
+    from orchestrator.local import memory as endpoint_memory
 
     obj, ep = _endpoint()
     if faults is not None:
@@ -206,7 +207,7 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
 @json_option
 def local_down() -> None:
     """Stop the endpoint (its data is in memory and goes with it)."""
-    from orchestrator import local_agents
+    from orchestrator.local import agents as local_agents
 
     obj, ep = _endpoint()
     refused: list[RefusedError] = []
@@ -243,13 +244,33 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
 
-    from orchestrator import local_agents
+    from orchestrator.local import agents as local_agents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     obj = get_context()
+    register_agent_handlers()
     env = local_agents.AgentEnv(aws=obj.aws, state_dir=obj.settings.state_dir,
                                 regions=obj.settings.aws.regions, clock=obj.clock)
     local_agents.run(env, interval=interval, ticks=ticks)
+
+
+def register_agent_handlers() -> None:
+    """Mount the areas' local agents: the CLI, not the core runner, knows which areas there are."""
+    from canary import local_health
+    from orchestrator.local import agents as local_agents
+    from perf import local_runner
+
+    local_agents.register("canary.local_health", local_health.tick)
+    local_agents.register("perf.local_runner", local_runner.tick)
+
+
+def virtual_clock_agents() -> dict[str, Handler]:
+    """The areas' local agents for a ``VirtualClock`` (``orchestrator.local.agents.attach``), by role:
+    perf's ``settle`` finishes the benchmark runs it starts within the call, as a virtual clock needs."""
+    from canary import local_health
+    from perf import local_runner
+
+    return {"health": local_health.tick, "benchmarks": local_runner.settle}
 
 
 @local.command("inject")
@@ -274,6 +295,30 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
                         factor, tuple(t.strip() for t in types.split(",") if t.strip()))
     obj.out.result(inj.__dict__, lambda: f"injected x{factor} on {metric} for {ami} "
                    f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]")
+
+
+@local.command("fleet")
+@click.option("--family", required=True, type=Named(FAMILY, "FAMILY"),
+              help="Family whose fleet this is (tag imagefleet:family).")
+@click.option("--ami", required=True, help="The base the fleet runs now.")
+@click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
+@click.option("--region", help="Region (default: the first configured).")
+@click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
+@json_option
+def local_fleet(family: str, ami: str, per_type: int, region: str | None, types: str) -> None:
+    """DEMO: make a launch template and one Auto Scaling group per instance type of FAMILY."""
+    from orchestrator.local.fleet import DEFAULT_TYPES, make_fleet
+
+    obj = get_context()
+    chosen = tuple(t.strip() for t in types.split(",") if t.strip())
+    if not chosen:
+        try:
+            chosen = obj.settings.family(family).cohort_instance_types
+        except NotFoundError:
+            chosen = DEFAULT_TYPES
+    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0])
+    obj.out.result(data, lambda: f"fleet of {family} in {data['region']}: "
+                   + ", ".join(f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]))
 
 
 # --- the report site ----------------------------------------------------------------------------------

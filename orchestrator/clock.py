@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Clock:
@@ -51,6 +54,22 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.scale)
+
+    def poll_until(self, check: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
+                   every: float) -> tuple[T, bool]:
+        """Call ``check`` every ``every`` seconds until ``done`` holds for its answer or ``timeout``
+        seconds of this clock passed; returns the last answer and whether ``done`` held.
+
+        imagefleet's one poll-until-deadline loop: the caller says what a timeout means (an error,
+        or going on with what there is). On a ``VirtualClock`` the waiting is virtual too."""
+        deadline = self.monotonic() + timeout
+        while True:
+            answer = check()
+            if done(answer):
+                return answer, True
+            if self.monotonic() >= deadline:
+                return answer, False
+            self.sleep(every)
 
     def since(self, iso: str) -> timedelta:
         """How long ago an ISO-8601 UTC timestamp (as the store writes them) was."""
@@ -148,3 +167,13 @@ def human_age(delta: timedelta) -> str:
         if s >= size:
             return f"{s // size}{unit}"
     return f"{s}s"
+
+
+def human_duration(delta: timedelta) -> str:
+    """A span to the minute or second, for progress and gate reasons: ``2h05m``, ``4m09s``.
+
+    ``human_age`` is the coarse one (one unit) for tables; this one is imagefleet's other
+    duration format, and its only one."""
+    s = max(0, int(delta.total_seconds()))
+    h, rem = divmod(s, 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"

@@ -7,7 +7,7 @@ that cohort back and lets the others go on; release is refused (exit 1 with the 
 report site says what happened.
 
 The demo runs on a virtual clock with the local agents attached to it (``local up --no-agents``;
-`orchestrator.local_agents.attach`): the 24 h soak, canary windows and benchmark waits take no
+`orchestrator.local.agents.attach`): the 24 h soak, canary windows and benchmark waits take no
 wall time, and every metric a verdict reads is published before the verdict is taken, so the
 outcome is the same on an idle laptop and a loaded CI runner. It works in ``demo-output/`` (a
 fresh `imagefleet init` there each time); ``KEEP=1`` leaves the endpoint running afterwards.
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli import raw_main
+from orchestrator.cli import raw_main, virtual_clock_agents
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
-from orchestrator.local_agents import AgentEnv, Handler, attach, load_handlers
+from orchestrator.local.agents import AgentEnv, Handler, attach
 from orchestrator.output import Output
 from orchestrator.report import PERF_KIND, ROLLOUT_KIND
 from orchestrator.store import StateStore
@@ -38,10 +38,11 @@ REGRESSED_TYPES = "r5.*"
 INJECTED_COHORT = "r5.large"
 REGRESSION = ("latency_ms", 1.6)  # the canary's metric, 60 % worse; the benchmarks are untouched
 # The agents the demo runs on its clock, each with the documents it serves and their final statuses
-# (canary.controller.FINAL and perf.run's, read as data: the core does not import the areas).
+# (canary.controller.FINAL and perf.run's, read as data: the core does not import the areas; the
+# handlers come from the CLI's mounting, ``virtual_clock_agents``).
 AGENTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "canary.local_health:tick": (ROLLOUT_KIND, ("succeeded", "failed", "aborted", "rolled_back")),
-    "perf.local_runner:settle": (PERF_KIND, ("done", "failed", "interrupted")),
+    "health": (ROLLOUT_KIND, ("succeeded", "failed", "aborted", "rolled_back")),
+    "benchmarks": (PERF_KIND, ("done", "failed", "interrupted")),
 }
 
 # The next base's recipe: security upgrades, one added and one removed package.
@@ -156,8 +157,9 @@ class Demo:
         ctx = self.context()
         env = AgentEnv(aws=ctx.aws, state_dir=ctx.settings.state_dir, regions=ctx.settings.aws.regions,
                        clock=self.clock)
-        handlers = [(f"{name} (while a {kind} is in flight)", only_while(ctx.store, kind, finished, handler))
-                    for (name, handler), (kind, finished) in zip(load_handlers(tuple(AGENTS)), AGENTS.values(), strict=True)]
+        agents = virtual_clock_agents()
+        handlers = [(f"{name} (while a {kind} is in flight)", only_while(ctx.store, kind, finished, agents[name]))
+                    for name, (kind, finished) in AGENTS.items()]
         # every 10 minutes inside a long sleep: the health agent catches up at most that much per tick
         return attach(self.clock, env, handlers, interval=600.0)
 

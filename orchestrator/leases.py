@@ -23,7 +23,7 @@ from typing import Protocol
 
 from orchestrator.engine import KillPoint
 from orchestrator.errors import LeaseHeldError, LeaseLostError
-from orchestrator.local import pid_alive
+from orchestrator.local.processes import pid_alive
 from orchestrator.store import Lease, StateStore, lease_blocks
 
 DEFAULT_TTL_S = 120.0  # a holder that misses this long of heartbeats is presumed dead

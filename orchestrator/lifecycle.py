@@ -50,15 +50,14 @@ class Resource(ABC):
 
     def wait_ready(self, clock: Clock, timeout: float, poll: float, progress: Progress) -> None:
         """Poll ``_is_ready`` until true or ``timeout`` (clock seconds) passed."""
-        deadline = clock.monotonic() + timeout
-        while True:
+        def looked() -> tuple[bool, str]:
             ready, line = self._is_ready()
             progress(line)
-            if ready:
-                return
-            if clock.monotonic() >= deadline:
-                raise AwsError(f"{self.label} not ready after {timeout:.0f}s: {line}")
-            clock.sleep(poll)
+            return ready, line
+
+        (_, line), ready = clock.poll_until(looked, lambda answer: answer[0], timeout=timeout, every=poll)
+        if not ready:
+            raise AwsError(f"{self.label} not ready after {timeout:.0f}s: {line}")
 
 
 class _Terminated(KeyboardInterrupt):

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import (
     ConflictError,
@@ -337,11 +337,25 @@ def open_store(settings: Any) -> StateStore:
         )
 
         return DynamoStore.from_settings(settings)
+    from orchestrator.store_sqlite import SqliteStore
+
     return SqliteStore(settings.state.path)
 
 
 # The SQLite backend lives in its own module; it is the default, so it is importable from here too.
-from orchestrator.store_sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+# Loaded on first use, so that importing orchestrator.store_sqlite first does not meet this module
+# half-initialised (store_sqlite builds on the records above).
+_SQLITE_NAMES = ("MIGRATIONS", "SCHEMA_VERSION", "SqliteStore")
+if TYPE_CHECKING:
+    from orchestrator.store_sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SQLITE_NAMES:
+        from orchestrator import store_sqlite
+
+        return getattr(store_sqlite, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Lease", "Reservation",

@@ -13,6 +13,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from orchestrator import dynamodb_layout as lay
+from orchestrator.aws import batches
 from orchestrator.errors import RefusedError, StateError
 from orchestrator.store import AuditEntry, Evidence, SqliteStore, StageChange
 from orchestrator.store_dynamodb import DynamoStore
@@ -23,8 +24,8 @@ BATCH = 25  # BatchWriteItem's limit
 
 def write_items(dst: DynamoStore, items: list[lay.Item]) -> None:
     """Unconditional bulk write into ``dst``'s table, 25 items a call."""
-    for start in range(0, len(items), BATCH):
-        _write_batch(dst, {dst.table: [{"PutRequest": {"Item": lay.to_wire(i)}} for i in items[start:start + BATCH]]})
+    for batch in batches(items, BATCH):
+        _write_batch(dst, {dst.table: [{"PutRequest": {"Item": lay.to_wire(i)}} for i in batch]})
 
 
 def _write_batch(dst: DynamoStore, requests: dict[str, Any]) -> None:

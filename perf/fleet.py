@@ -17,9 +17,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.aws import AwsFactory
+from orchestrator.aws import AwsFactory, batches
 from orchestrator.errors import AwsError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, Resource
+from orchestrator.tags import (
+    AMI_TAG,
+    ARM_TAG,
+    FAMILY_TAG,
+    PERF_EXPIRES_TAG,
+    PERF_RESULTS_TAG,
+    PERF_RUN_TAG,
+    ROLE_TAG,
+)
 from perf.config import PerfSettings
 from perf.placement import (
     QUOTA_CODES,
@@ -31,13 +40,6 @@ from perf.placement import (
     vcpus_by_group,
 )
 
-ROLE_TAG = "imagefleet:role"
-RUN_TAG = "imagefleet:perf-run"
-ARM_TAG = "imagefleet:arm"
-AMI_TAG = "imagefleet:ami"
-FAMILY_TAG = "imagefleet:family"
-RESULTS_TAG = "imagefleet:perf-results"
-EXPIRES_TAG = "imagefleet:perf-expires"
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
@@ -73,8 +75,7 @@ def instance_vcpus(aws: AwsFactory, region: str, types: Iterable[str]) -> dict[s
     ec2 = aws.client("ec2", region)
     wanted = sorted(set(types))
     out: dict[str, int] = {}
-    for i in range(0, len(wanted), 100):
-        chunk = wanted[i:i + 100]
+    for chunk in batches(wanted, 100):
         try:
             found = [t for page in ec2.paginate("describe_instance_types", InstanceTypes=chunk)
                      for t in page.get("InstanceTypes", [])]
@@ -159,12 +160,12 @@ class Fleet(Resource):
         tags = {
             "Name": f"imagefleet-perf-{self.run_id}-{slot.arm}-{slot.index}",
             ROLE_TAG: "perf",
-            RUN_TAG: self.run_id,
+            PERF_RUN_TAG: self.run_id,
             ARM_TAG: slot.arm,
             AMI_TAG: self.amis[slot.arm],
             FAMILY_TAG: self.family,
-            RESULTS_TAG: f"s3://{self.bucket}/{slot.results_key}",
-            EXPIRES_TAG: self.expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            PERF_RESULTS_TAG: f"s3://{self.bucket}/{slot.results_key}",
+            PERF_EXPIRES_TAG: self.expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
@@ -202,8 +203,8 @@ class Fleet(Resource):
         ec2 = self.aws.client("ec2", self.region)
         ids = [li.instance_id for li in self.instances]
         states: dict[str, str] = {}
-        for i in range(0, len(ids), 500):
-            for inst in described(ec2, InstanceIds=ids[i:i + 500]):
+        for batch in batches(ids, 500):
+            for inst in described(ec2, InstanceIds=batch):
                 states[inst["InstanceId"]] = inst["State"]["Name"]
         for li in self.instances:
             li.state = states.get(li.instance_id, "gone")
@@ -225,9 +226,9 @@ class Fleet(Resource):
             return
         ec2 = self.aws.client("ec2", self.region)
         todo = sorted(ids)
-        for i in range(0, len(todo), 500):
-            ec2.terminate_instances(InstanceIds=todo[i:i + 500])
-            self.terminated.extend(todo[i:i + 500])
+        for batch in batches(todo, 500):
+            ec2.terminate_instances(InstanceIds=batch)
+            self.terminated.extend(batch)
         progress(f"terminated {len(self.terminated)} instance(s) of {self.run_id}")
 
     def summary(self) -> list[dict[str, Any]]:
@@ -256,7 +257,7 @@ def find_instances(aws: AwsFactory, regions: Sequence[str], *, run_id: str | Non
     filters = [{"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
                {"Name": "instance-state-name", "Values": LIVE_STATES}]
     if run_id:
-        filters.append({"Name": f"tag:{RUN_TAG}", "Values": [run_id]})
+        filters.append({"Name": f"tag:{PERF_RUN_TAG}", "Values": [run_id]})
     if family:
         filters.append({"Name": f"tag:{FAMILY_TAG}", "Values": [family]})
     out: dict[str, PerfInstance] = {}
@@ -265,14 +266,14 @@ def find_instances(aws: AwsFactory, regions: Sequence[str], *, run_id: str | Non
         for inst in described(ec2, Filters=filters):
             tags = tags_of(inst)
             # Filter again client-side: the tag filter is the contract, not the endpoint's mercy.
-            if tags.get(ROLE_TAG) != "perf" or (run_id and tags.get(RUN_TAG) != run_id):
+            if tags.get(ROLE_TAG) != "perf" or (run_id and tags.get(PERF_RUN_TAG) != run_id):
                 continue
             if family and tags.get(FAMILY_TAG) != family:
                 continue
             launched = inst.get("LaunchTime")
             out[inst["InstanceId"]] = PerfInstance(
-                inst["InstanceId"], region, inst["State"]["Name"], tags.get(RUN_TAG, ""),
-                tags.get(ARM_TAG, ""), tags.get(FAMILY_TAG, ""), tags.get(EXPIRES_TAG, ""),
+                inst["InstanceId"], region, inst["State"]["Name"], tags.get(PERF_RUN_TAG, ""),
+                tags.get(ARM_TAG, ""), tags.get(FAMILY_TAG, ""), tags.get(PERF_EXPIRES_TAG, ""),
                 launched.isoformat() if isinstance(launched, datetime) else str(launched or ""),
             )
     return out
@@ -285,9 +286,9 @@ def terminate(aws: AwsFactory, instances: Iterable[PerfInstance]) -> list[str]:
     done: list[str] = []
     for region, ids in by_region.items():
         ec2 = aws.client("ec2", region)
-        for i in range(0, len(ids), 500):
-            ec2.terminate_instances(InstanceIds=ids[i:i + 500])
-            done.extend(ids[i:i + 500])
+        for batch in batches(ids, 500):
+            ec2.terminate_instances(InstanceIds=batch)
+            done.extend(batch)
     return done
 
 

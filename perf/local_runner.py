@@ -1,6 +1,6 @@
 """Local agent runner handler: run the benchmark agent on the host for perf instances.
 
-On the local endpoint instances run nothing, so ``orchestrator.local_agents`` calls ``tick``
+On the local endpoint instances run nothing, so ``orchestrator.local.agents`` calls ``tick``
 every second (``settle``, which waits for the agents it starts, on a virtual clock). Each tick
 it finds running instances tagged ``imagefleet:role=perf``, reads the agent line from each
 instance's user data (what cloud-init would run), and runs it as a host process — at most
@@ -33,13 +33,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from orchestrator.artifacts import put_artifact, split_s3_uri
 from orchestrator.aws import LOCAL_CREDENTIALS
 from orchestrator.errors import ImagefleetError
-from orchestrator.injection import Injection, factor_for
+from orchestrator.local.injection import Injection, factor_for
+from orchestrator.tags import ARM_TAG, PERF_RESULTS_TAG, ROLE_TAG
 from perf.agent.benchmarks import apply_slowdown
-from perf.fleet import ARM_TAG, RESULTS_TAG, ROLE_TAG, described, tags_of
+from perf.fleet import described, tags_of
 from perf.placement import parse_agent_command
 from perf.samples import Sample, write_jsonl
 
@@ -91,7 +92,7 @@ def simulation_key(s3_uri: str, instance_type: str) -> str:
 
     Results keys end in ``<arm>/<slot index>.jsonl`` and slots 2k and 2k+1 form a pair
     (perf/placement.py), so both arms of a pair map to the same key."""
-    path = urlparse(s3_uri).path.lstrip("/")
+    path = split_s3_uri(s3_uri)[1]
     prefix, _, leaf = path.rpartition("/")
     run_prefix = prefix.rpartition("/")[0]
     try:
@@ -102,9 +103,9 @@ def simulation_key(s3_uri: str, instance_type: str) -> str:
 
 
 def _results_exist(env: Any, uri: str) -> bool:
-    u = urlparse(uri)
+    bucket, key = split_s3_uri(uri)
     try:
-        env.aws.client("s3", env.regions[0]).head_object(Bucket=u.netloc, Key=u.path.lstrip("/"))
+        env.aws.client("s3", env.regions[0]).head_object(Bucket=bucket, Key=key)
         return True
     except ImagefleetError:
         return False
@@ -121,7 +122,7 @@ def _candidates(env: Any, st: dict[str, Any]) -> list[tuple[str, str, str, str, 
             tags = tags_of(inst)
             if tags.get(ROLE_TAG) != "perf" or iid in st["done"] or iid in st["jobs"]:
                 continue
-            uri = tags.get(RESULTS_TAG, "")
+            uri = tags.get(PERF_RESULTS_TAG, "")
             order = f"{inst.get('LaunchTime', '')}|{uri}"
             out.append((order, iid, tags.get(ARM_TAG, ""), region, uri))
     return sorted(out)
@@ -191,9 +192,8 @@ def _finish(env: Any, job: _Job) -> None:
         samples.append(Sample.from_dict(apply_slowdown([d], f)[0] if f != 1.0 else d))
     buf = io.StringIO()
     write_jsonl(samples, buf)
-    u = urlparse(job.s3_uri)
-    env.aws.client("s3", env.regions[0]).put_object(Bucket=u.netloc, Key=u.path.lstrip("/"),
-                                                    Body=buf.getvalue().encode("utf-8"))
+    bucket, key = split_s3_uri(job.s3_uri)
+    put_artifact(env.aws, bucket, key, buf.getvalue(), "application/x-ndjson", env.regions[0])
 
 
 def tick(env: Any) -> None:
@@ -235,7 +235,7 @@ def drain(env: Any) -> None:
 def settle(env: Any) -> None:
     """Run every runnable instance's agent to completion, ``CONCURRENCY`` at a time.
 
-    The handler for a virtual clock (``orchestrator.local_agents.attach``): time stands still
+    The handler for a virtual clock (``orchestrator.local.agents.attach``): time stands still
     while the agents run, so the results are in S3 when the clock moves on, however long the
     host took to run them."""
     tick(env)

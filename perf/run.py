@@ -168,14 +168,14 @@ class PerfRun:
         """Poll S3 until every instance wrote its samples, or the results timeout."""
         ctx, perf = self.ctx, self.perf
         by_key = {li.slot.results_key: li for li in fleet.instances}
-        deadline = ctx.clock.monotonic() + perf.results_timeout
-        poll = perf.poll_interval
-        while True:
+
+        def present() -> set[str]:
             have = present_keys(ctx.aws, bucket, prefix + "/", region) & set(by_key)
             self.progress(f"{self.run_id}: results {len(have)}/{len(by_key)}")
-            if len(have) == len(by_key) or ctx.clock.monotonic() >= deadline:
-                break
-            ctx.clock.sleep(poll)
+            return have
+
+        have, _ = ctx.clock.poll_until(present, lambda have: len(have) == len(by_key),
+                                       timeout=perf.results_timeout, every=perf.poll_interval)
         expected = [Expected(k, li.instance_id, li.slot.arm, fleet.amis[li.slot.arm],
                              li.slot.instance_type) for k, li in by_key.items()]
         got = collect(ctx.aws, bucket, expected, region=region, present=have)

@@ -25,17 +25,16 @@ from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import NotFoundError, PackerError, UsageError
 from orchestrator.store import BaseVersion, StateStore
+from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import gc, packer_run, registry
 from pipelines import machine_readable as mr
 from pipelines import packer_contract as contract
 from pipelines import packer_template as templates
-from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
-from pipelines.registry import TAG_PARENT, TAG_VERSION
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-__all__ = ["TAG_BAKE", "TAG_FAMILY", "TAG_PARENT", "TAG_STAGE", "TAG_VERSION", "BakeResult", "bake", "bake_lease"]
+__all__ = ["BAKE_TAG", "FAMILY_TAG", "PARENT_TAG", "STAGE_TAG", "VERSION_TAG", "BakeResult", "bake", "bake_lease"]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 import click
 
-from orchestrator import endpoint_memory, schema
+from orchestrator import schema
 from orchestrator.cli_support import (
     Bounded,
     Named,
@@ -29,12 +29,13 @@ from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, NotFoundError, UsageError
+from orchestrator.local import memory as endpoint_memory
 from orchestrator.output import table
 from orchestrator.schema import parse_duration
 from pipelines import bake as bake_mod
+from pipelines import friend_access, iam, imagetest
 from pipelines import friends as friends_mod
 from pipelines import gc as gc_mod
-from pipelines import iam, imagetest
 from pipelines import promote as promote_mod
 
 FAMILY = Named(schema.FAMILY, "FAMILY")
@@ -217,20 +218,7 @@ def friends() -> None:
 def friends_add(team: str, accounts: tuple[str, ...], families: tuple[str, ...]) -> None:
     """Opt TEAM into candidates; its accounts get launch permission on current candidates."""
     obj = get_context()
-    settings = obj.settings
-    for f in families:
-        settings.family(f)
-    obj.store.put_friend(team, list(accounts), list(families), obj.actor)
-    obj.store.audit(obj.actor, "friends-add", team, "", {"accounts": accounts, "families": families})
-    shared = []
-    for fam in families or tuple(settings.families):
-        version = obj.store.pointer(fam, "candidate")
-        if version is None:
-            continue
-        base = obj.store.get_base(fam, version)
-        for region, ami in base.amis.items():
-            promote_mod.share(obj.aws, region, ami, list(accounts), [])
-            shared.append({"family": fam, "version": version, "region": region, "ami": ami})
+    shared = friend_access.opt_in(obj.aws, obj.settings, obj.store, obj.actor, team, list(accounts), list(families))
     obj.out.result({"team": team, "accounts": list(accounts), "families": list(families), "shared": shared},
                    lambda: f"{team} follows {', '.join(families) or 'every family'}; "
                            f"shared {len(shared)} candidate AMI(s) with {', '.join(accounts)}")
@@ -242,24 +230,7 @@ def friends_add(team: str, accounts: tuple[str, ...], families: tuple[str, ...])
 def friends_remove(team: str) -> None:
     """Opt TEAM out; its accounts lose launch permission on candidates (unless still granted otherwise)."""
     obj = get_context()
-    settings = obj.settings
-    old = friends_mod.team(settings, obj.store, team)
-    if old["origin"] == "config":
-        raise UsageError(f"team {team} is defined in the config file", hint=f"remove [friends.{team}] there")
-    obj.store.remove_friend(team)
-    obj.store.audit(obj.actor, "friends-remove", team, "", {"accounts": old["accounts"]})
-    revoked = []
-    for fam in settings.families:
-        version = obj.store.pointer(fam, "candidate")
-        if version is None or not friends_mod.follows(old, fam):
-            continue
-        keep = set(promote_mod.stage_accounts(settings, obj.store, fam, "candidate"))
-        gone = [a for a in old["accounts"] if a not in keep]
-        base = obj.store.get_base(fam, version)
-        for region, ami in base.amis.items():
-            promote_mod.unshare(obj.aws, region, ami, gone)
-            if gone:
-                revoked.append({"family": fam, "region": region, "ami": ami, "accounts": gone})
+    revoked = friend_access.opt_out(obj.aws, obj.settings, obj.store, obj.actor, team)
     obj.out.result({"team": team, "removed": True, "revoked": revoked},
                    lambda: f"{team} removed; revoked launch permission on {len(revoked)} AMI(s)")
 

@@ -11,12 +11,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.aws import batches
+from orchestrator.tags import FAMILY_TAG
 from pipelines.fleet import DiscoveredGroup
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-FAMILY_TAG = "imagefleet:family"
 # DescribeInstances accepts at most 1000 instance ids per call (EC2 API reference).
 DESCRIBE_BATCH = 1000
 
@@ -30,8 +31,7 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dic
 def _image_of(ec2: Any, instance_ids: Sequence[str]) -> dict[str, str]:
     """Instance id -> AMI id, in batches DescribeInstances accepts."""
     images: dict[str, str] = {}
-    for start in range(0, len(instance_ids), DESCRIBE_BATCH):
-        batch = list(instance_ids[start:start + DESCRIBE_BATCH])
+    for batch in batches(instance_ids, DESCRIBE_BATCH):
         for reservation in _pages(ec2, "describe_instances", "Reservations", InstanceIds=batch):
             for inst in reservation.get("Instances", []):
                 images[inst["InstanceId"]] = inst.get("ImageId", "")

@@ -17,14 +17,13 @@ from orchestrator import leases
 from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.store import StateStore
+from orchestrator.tags import BAKE_TAG, FAMILY_TAG
 from pipelines import gc_plan
 from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-TAG_FAMILY = "imagefleet:family"
-TAG_BAKE = "imagefleet:bake-id"
 PERF_RUN_KIND = "perf-run"
 ROLLOUT_KIND = "canary-rollout"
 
@@ -47,8 +46,8 @@ def images_of_bake(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> dic
     """AMI per region that Packer made for one bake, found by its ``imagefleet:bake-id`` tag."""
     found = {}
     for region in regions:
-        for image in _images(aws, region, [{"Name": f"tag:{TAG_BAKE}", "Values": [bake_id]}]):
-            if image.tags.get(TAG_BAKE) == bake_id:
+        for image in _images(aws, region, [{"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]}]):
+            if image.tags.get(BAKE_TAG) == bake_id:
                 found[region] = image.ami
     return found
 
@@ -111,7 +110,7 @@ def _templates(aws: AwsFactory, region: str, families: set[str]) -> tuple[list[T
     paginator = aws.client("autoscaling", region).get_paginator("describe_auto_scaling_groups")
     for page in paginator.paginate():
         for g in page.get("AutoScalingGroups", []):
-            if _tags(g).get(TAG_FAMILY) not in families:
+            if _tags(g).get(FAMILY_TAG) not in families:
                 continue
             spec = g.get("LaunchTemplate") or g.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get(
                 "LaunchTemplateSpecification", {})
@@ -135,7 +134,7 @@ def inventory(aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str,
     regions = sorted({r for f in settings.families.values() for r in f.regions} | set(settings.aws.regions))
     inv = Inventory()
     for region in regions:
-        tagged = _images(aws, region, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
+        tagged = _images(aws, region, [{"Name": "tag-key", "Values": [FAMILY_TAG]}])
         extra = sorted(set((recorded or {}).get(region, {})) - {i.ami for i in tagged})
         inv.images += tagged + (_images(aws, region, [{"Name": "image-id", "Values": extra}]) if extra else [])
         inv.instances += _instances(aws, region)

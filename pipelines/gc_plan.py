@@ -21,6 +21,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from orchestrator.tags import (
+    BAKE_TAG,
+    FAMILY_TAG,
+    PERF_EXPIRES_TAG,
+    PERF_RUN_TAG,
+    ROLE_TAG,
+    ROLLOUT_TAG,
+)
+
 ROLLOUT_MARKER = re.compile(r"^imagefleet canary (\S+) from v\d+$")
 DEFAULT_GRACE = timedelta(hours=1)
 
@@ -112,7 +121,7 @@ FINISHED_ROLLOUTS = {"succeeded", "failed", "aborted", "rolled_back"}
 
 def plan_images(images: list[Image], records: Records, plan: Plan) -> None:
     for image in images:
-        family = image.tags.get("imagefleet:family") or records.recorded.get(image.ami, "")
+        family = image.tags.get(FAMILY_TAG) or records.recorded.get(image.ami, "")
         if family not in records.families:
             continue
         if image.ami in records.owned_amis:
@@ -120,22 +129,22 @@ def plan_images(images: list[Image], records: Records, plan: Plan) -> None:
         if family in records.baking:
             plan.keep.append(Kept("image", image.region, image.ami, f"a bake of {family} is running"))
             continue
-        bake = image.tags.get("imagefleet:bake-id", "recorded by its reservation")
+        bake = image.tags.get(BAKE_TAG, "recorded by its reservation")
         plan.remove.append(Removal("image", image.region, image.ami,
                                    f"no base of {family} owns it (bake {bake})", image.snapshots))
 
 
 def _instance_owner(inst: Instance, records: Records) -> tuple[str, str | None, set[str]]:
     """(label, status or None when unknown, the statuses that count as finished)."""
-    if inst.tags.get("imagefleet:role") == "perf":
-        run = inst.tags.get("imagefleet:perf-run", "")
+    if inst.tags.get(ROLE_TAG) == "perf":
+        run = inst.tags.get(PERF_RUN_TAG, "")
         return f"perf run {run}", records.runs.get(run), FINISHED_RUNS
-    rollout = inst.tags.get("imagefleet:rollout", "")
+    rollout = inst.tags.get(ROLLOUT_TAG, "")
     return f"rollout {rollout}", records.rollouts.get(rollout), FINISHED_ROLLOUTS
 
 
 def _expired(inst: Instance, now: datetime) -> bool:
-    deadline = inst.tags.get("imagefleet:perf-expires")
+    deadline = inst.tags.get(PERF_EXPIRES_TAG)
     if not deadline:
         return False
     try:
@@ -146,9 +155,9 @@ def _expired(inst: Instance, now: datetime) -> bool:
 
 def plan_instances(instances: list[Instance], records: Records, now: datetime, grace: timedelta, plan: Plan) -> None:
     for inst in instances:
-        if inst.tags.get("imagefleet:family", "") not in records.families:
+        if inst.tags.get(FAMILY_TAG, "") not in records.families:
             continue
-        if inst.tags.get("imagefleet:role") not in ("perf", "baseline") or inst.state in ("shutting-down", "terminated"):
+        if inst.tags.get(ROLE_TAG) not in ("perf", "baseline") or inst.state in ("shutting-down", "terminated"):
             continue
         label, status, finished = _instance_owner(inst, records)
         if status is not None and status not in finished and not _expired(inst, now):

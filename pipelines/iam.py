@@ -17,8 +17,7 @@ from typing import Any
 
 from orchestrator.config import Settings
 from orchestrator.errors import UsageError
-
-FAMILY_TAG = "imagefleet:family"
+from orchestrator.tags import FAMILY_TAG
 
 FEATURES: dict[str, list[str]] = {
     "core": ["sts:GetCallerIdentity", "s3:PutObject", "s3:GetObject"],  # + manifests, changelogs, samples

@@ -21,10 +21,7 @@ from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
 from orchestrator.errors import AwsError
 from orchestrator.store import BaseVersion, Evidence, utcnow
-from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
-
-TAG_ROLE = "imagefleet:role"
-TAG_RUN = "imagefleet:test-run"
+from orchestrator.tags import FAMILY_TAG, ROLE_TAG, STAGE_TAG, TEST_RUN_TAG, VERSION_TAG
 
 
 @dataclass(frozen=True)
@@ -93,10 +90,10 @@ def check_image(image: dict[str, Any], family: FamilySettings, base: BaseVersion
     if family.ena_support is not None:
         checks.append(Check.of("ena_support", bool(image.get("EnaSupport")) == family.ena_support,
                                f"expected ENA support {family.ena_support}, image has {image.get('EnaSupport')}"))
-    want = {TAG_FAMILY: base.family, TAG_VERSION: str(base.version)}
+    want = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version)}
     wrong = {k: tags.get(k) for k, v in want.items() if tags.get(k) != v}
-    if TAG_STAGE not in tags:
-        wrong[TAG_STAGE] = None
+    if STAGE_TAG not in tags:
+        wrong[STAGE_TAG] = None
     checks.append(Check.of("tags", not wrong, f"missing or wrong tags: {wrong}"))
     return checks
 
@@ -139,8 +136,8 @@ def run_tests(
             image_checks = check_image(image, family, base)
             for itype in family.cohort_instance_types:
                 on_progress(f"{region}: launching {itype} from {ami}")
-                tags = [{"Key": TAG_ROLE, "Value": "image-test"}, {"Key": TAG_RUN, "Value": run_id},
-                        {"Key": TAG_FAMILY, "Value": base.family}]
+                tags = [{"Key": ROLE_TAG, "Value": "image-test"}, {"Key": TEST_RUN_TAG, "Value": run_id},
+                        {"Key": FAMILY_TAG, "Value": base.family}]
                 try:
                     resp = ec2.run_instances(
                         ImageId=ami, InstanceType=itype, MinCount=1, MaxCount=1,
@@ -165,13 +162,11 @@ def run_tests(
 
 
 def _wait_running(ec2: Any, instance_id: str, clock: Clock, timeout: float, poll: float) -> dict[str, Any]:
-    deadline = clock.monotonic() + timeout
-    while True:
-        inst = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-        state = inst["State"]["Name"]
-        if state != "pending" or clock.monotonic() > deadline:
-            return dict(inst)
-        clock.sleep(poll)
+    """The instance once it left ``pending`` (or as it is when ``timeout`` passed)."""
+    inst, _ = clock.poll_until(
+        lambda: dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]),
+        lambda found: found["State"]["Name"] != "pending", timeout=timeout, every=poll)
+    return inst
 
 
 def _terminate(aws: AwsFactory, launched: dict[str, list[str]]) -> list[str]:

@@ -19,11 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import ConfigError, UsageError
+from orchestrator.tags import BAKE_TAG, FAMILY_TAG, STAGE_TAG
 from pipelines.packer_template import CREDENTIAL_KEYS, UNKNOWN, Template, reference, resolve
-
-TAG_FAMILY = "imagefleet:family"
-TAG_STAGE = "imagefleet:stage"
-TAG_BAKE = "imagefleet:bake-id"
 
 CONTRACT = (
     "region", "ami_regions", "source_ami", "ami_name", "imagefleet_family", "imagefleet_bake_id",
@@ -58,7 +55,7 @@ class BakeInputs:
 
 
 def tags(inputs: BakeInputs) -> dict[str, str]:
-    return {TAG_FAMILY: inputs.family, TAG_STAGE: "unstable", TAG_BAKE: inputs.bake_id}
+    return {FAMILY_TAG: inputs.family, STAGE_TAG: "unstable", BAKE_TAG: inputs.bake_id}
 
 
 def contract_values(inputs: BakeInputs, fmt: str) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.store import BaseVersion, StageChange, StateStore, utcnow
+from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import stages as stage_table
-from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
 from pipelines.friends import friend_accounts
 
 
@@ -56,8 +56,8 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
     """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
     ec2 = aws.client("ec2", region)
     found = ec2.describe_images(Owners=["self"], Filters=[
-        {"Name": f"tag:{TAG_FAMILY}", "Values": [base.family]},
-        {"Name": f"tag:{TAG_VERSION}", "Values": [str(base.version)]},
+        {"Name": f"tag:{FAMILY_TAG}", "Values": [base.family]},
+        {"Name": f"tag:{VERSION_TAG}", "Values": [str(base.version)]},
     ])["Images"]
     if found:
         return str(min(i["ImageId"] for i in found))
@@ -67,8 +67,8 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
         Description=f"imagefleet {base.ref}", ClientToken=client_token(op_id, region),
     )["ImageId"]
     ec2.create_tags(Resources=[copied], Tags=[
-        {"Key": TAG_FAMILY, "Value": base.family}, {"Key": TAG_VERSION, "Value": str(base.version)},
-        {"Key": TAG_STAGE, "Value": base.stage},
+        {"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
+        {"Key": STAGE_TAG, "Value": base.stage},
     ])
     return str(copied)
 
@@ -106,7 +106,7 @@ def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
 
 
 def tag_stage(aws: AwsFactory, region: str, ami: str, stage: str) -> None:
-    aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": TAG_STAGE, "Value": stage}])
+    aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": STAGE_TAG, "Value": stage}])
 
 
 def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:

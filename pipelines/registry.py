@@ -12,29 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import changelog as cl
 from changelog.sides import family_dirs
+from orchestrator.artifacts import put_artifact
 from orchestrator.config import Settings
 from orchestrator.errors import ImagefleetError, NotFoundError
 from orchestrator.store import BaseVersion, StateStore, utcnow
-from pipelines.packer_contract import TAG_BAKE, TAG_FAMILY, TAG_STAGE
+from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
     from pipelines.bake import BakeResult
 
-TAG_VERSION = "imagefleet:version"
-TAG_PARENT = "imagefleet:parent"
 
 CHANGELOG_FORMATS = ("md", "html", "json")
-
-
-def put_artifact(aws: AwsFactory, bucket: str, key: str, body: str, content_type: str) -> str:
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
-    return f"s3://{bucket}/{key}"
-
-
-def read_artifact(aws: AwsFactory, uri: str) -> str:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
 
 
 def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
@@ -120,8 +109,8 @@ def register(
         manifest_uri=manifest_uri, changelog=changelogs, stage="unstable",
     )
     tag_amis(aws, base.amis, {
-        TAG_FAMILY: family, TAG_VERSION: str(version), TAG_STAGE: "unstable", TAG_BAKE: result.bake_id,
-        TAG_PARENT: str(parent) if parent is not None else "none",
+        FAMILY_TAG: family, VERSION_TAG: str(version), STAGE_TAG: "unstable", BAKE_TAG: result.bake_id,
+        PARENT_TAG: str(parent) if parent is not None else "none",
     })
     store.put_base(base)
     store.audit(actor, "bake", base.ref, "", {

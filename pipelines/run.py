@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from orchestrator import leases
+from orchestrator.clock import human_duration
 from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
@@ -224,7 +225,7 @@ class Job:
         moves = [c for c in self.ctx.store.stage_history(self.family, "candidate") if c.version == base.version]
         entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
         while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):
-            self.progress(f"  soaking: {_fmt(left)} to go")
+            self.progress(f"  soaking: {human_duration(left)} to go")
             self.ctx.clock.sleep(min(left.total_seconds(), max(60.0, need.total_seconds() / 20)))
         return {"soaked_s": need.total_seconds()}
 
@@ -264,12 +265,8 @@ def outcome_line(step: str, outcome: dict[str, Any]) -> str:
         "candidate": lambda: "promoted to candidate",
         "release": lambda: "promoted to release",
         "notify": lambda: f"told {', '.join(outcome['teams']) or 'no team'}",
-        "soak": lambda: f"soaked {_fmt(timedelta(seconds=outcome['soaked_s']))}",
+        "soak": lambda: f"soaked {human_duration(timedelta(seconds=outcome['soaked_s']))}",
         "canary": lambda: f"rollout {outcome['rollout']} {outcome['status']}",
     }
     return "done: " + lines[step]() if step in lines else "done"
 
-
-def _fmt(delta: timedelta) -> str:
-    s = int(delta.total_seconds())
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

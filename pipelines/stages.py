@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orchestrator.clock import human_duration
 from orchestrator.config import STAGES, GateSettings
 from orchestrator.errors import IllegalTransitionError
 from orchestrator.store import Evidence
@@ -62,7 +63,7 @@ def evaluate(
             soaked = now - in_previous_stage_since
             need = timedelta(seconds=gates.soak_seconds)
             met = soaked >= need
-            results.append(GateResult(gate, met, f"soaked {_fmt(soaked)} of {_fmt(need)}"))
+            results.append(GateResult(gate, met, f"soaked {human_duration(soaked)} of {human_duration(need)}"))
             continue
         latest = [e for e in evidence if e.gate == gate]
         if not latest:
@@ -78,8 +79,3 @@ def evaluate(
 def unmet(results: list[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.met]
 
-
-def _fmt(d: timedelta) -> str:
-    s = max(0, int(d.total_seconds()))
-    h, rem = divmod(s, 3600)
-    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import faultproxy
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.cli import raw_main
 from orchestrator.clock import Clock
 from orchestrator.context import Context
-from orchestrator.local import LocalEndpoint, free_port, seed
+from orchestrator.local import faultproxy
+from orchestrator.local.endpoint import LocalEndpoint, free_port, seed
 from orchestrator.output import Output
 
 REGIONS = ("us-east-1", "us-west-2")

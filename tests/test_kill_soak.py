@@ -28,10 +28,11 @@ from typing import Any
 
 import pytest
 
-from canary.cli import make_fleet
+from canary import local_health
 from orchestrator.clock import VirtualClock
 from orchestrator.engine import KillPoint
-from orchestrator.local_agents import AgentEnv, attach, load_handlers
+from orchestrator.local.agents import AgentEnv, attach
+from orchestrator.local.fleet import make_fleet
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer, pytest.mark.slow]
 
@@ -96,7 +97,7 @@ class Soak:
         self.ok("bake", self.family)
         self.ok("test", f"{self.family}:2")
         env = AgentEnv(aws=self.aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=self.clock)
-        self.agents = attach(self.clock, env, load_handlers(("canary.local_health:tick",)))
+        self.agents = attach(self.clock, env, [("canary.local_health", local_health.tick)])
 
     def phases(self) -> list[Phase]:
         fam = self.family

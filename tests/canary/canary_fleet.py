@@ -17,11 +17,12 @@ from typing import Any
 
 from aws_support import make_ami
 
-from canary.cli import make_fleet
+from canary import local_health
 from orchestrator.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
-from orchestrator.local_agents import AgentEnv, attach, load_handlers
+from orchestrator.local.agents import AgentEnv, attach
+from orchestrator.local.fleet import make_fleet
 from orchestrator.output import Output
 from orchestrator.store import BaseVersion, utcnow
 
@@ -154,7 +155,7 @@ class Fleet:
     def agent(self) -> Iterator[None]:
         """The health agent on the fleet's clock: it ticks around every sleep of the controller."""
         env = AgentEnv(aws=self.aws, state_dir=self.context().settings.state_dir, regions=(REGION,), clock=self.clock)
-        agents = attach(self.clock, env, load_handlers(("canary.local_health:tick",)))
+        agents = attach(self.clock, env, [("canary.local_health", local_health.tick)])
         try:
             yield
         finally:

@@ -16,7 +16,7 @@ import pytest
 from canary_fleet import REGION, Fleet
 
 from canary.controller import latest
-from orchestrator import faultproxy
+from orchestrator.local import faultproxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from aws_support import make_ami
 
 from canary import config as canary_config
 from canary import controller as ctl
-from canary.cli import make_fleet
+from orchestrator.local.fleet import make_fleet
 from orchestrator.store import BaseVersion, utcnow
 
 pytestmark = pytest.mark.integration

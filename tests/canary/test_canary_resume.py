@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from canary_fleet import REGION, Fleet
 
-from orchestrator import injection
 from orchestrator.engine import KillPoint
+from orchestrator.local import injection
 
 # Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
 # cores are shared many ways takes minutes for the 150-instance rollout; the timeout bounds a hang.

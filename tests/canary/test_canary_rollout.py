@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from canary_fleet import Fleet
 
-from orchestrator import injection
+from orchestrator.local import injection
 
 # Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
 # cores are shared many ways takes minutes for the 150-instance rollout; the timeout bounds a hang.

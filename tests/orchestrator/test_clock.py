@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.clock import Clock, VirtualClock, human_age
+from orchestrator.clock import Clock, VirtualClock, human_age, human_duration
 
 
 def test_unscaled_clock_is_wall_time() -> None:
@@ -104,6 +104,30 @@ def test_a_job_around_sleeps_sees_each_sleep_begin_and_end() -> None:
     assert runs == [0.0, 5.0, 5.0, 105.0, 205.0, 255.0]
 
 
+def test_poll_until_stops_at_the_first_answer_that_is_done() -> None:
+    clock = VirtualClock(start=1_000.0)
+    asked: list[float] = []
+
+    def check() -> int:
+        asked.append(clock.monotonic())
+        return len(asked)
+
+    assert clock.poll_until(check, lambda n: n == 3, timeout=60, every=5) == (3, True)
+    assert asked == [0.0, 5.0, 10.0]
+
+
+def test_poll_until_gives_the_last_answer_when_the_timeout_passes() -> None:
+    clock = VirtualClock(start=1_000.0)
+    asked: list[float] = []
+
+    def check() -> str:
+        asked.append(clock.monotonic())
+        return "pending"
+
+    assert clock.poll_until(check, lambda state: state != "pending", timeout=12, every=5) == ("pending", False)
+    assert asked == [0.0, 5.0, 10.0, 15.0]  # asked once more after the deadline passed while asleep
+
+
 def test_a_job_needs_a_positive_interval() -> None:
     with pytest.raises(ValueError):
         VirtualClock().every(0, lambda: None)
@@ -114,3 +138,11 @@ def test_human_age(seconds: int, text: str) -> None:
     from datetime import timedelta
 
     assert human_age(timedelta(seconds=seconds)) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0m00s"), (249, "4m09s"), (3599, "59m59s"), (3600, "1h00m"),
+                                               (7500, "2h05m"), (30 * 3600 + 61, "30h01m"), (-5, "0m00s")])
+def test_human_duration(seconds: int, text: str) -> None:
+    from datetime import timedelta
+
+    assert human_duration(timedelta(seconds=seconds)) == text

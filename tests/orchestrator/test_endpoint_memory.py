@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_support import make_ami
 
-from orchestrator import endpoint_memory
+from orchestrator.local import memory as endpoint_memory
 from orchestrator.store import BaseVersion, utcnow
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """The fault proxy as a process on the wire: imagefleet's clients survive it, and it refuses bad input.
 
-The proxy runs as ``python -m orchestrator.faultproxy`` in front of the session's moto server;
+The proxy runs as ``python -m orchestrator.local.faultproxy`` in front of the session's moto server;
 the clients are the factory's ordinary boto3 clients, unpatched.
 """
 
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import faultproxy
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.errors import AwsError
-from orchestrator.local import LocalEndpoint, answers, free_port, pid_alive
+from orchestrator.local import faultproxy
+from orchestrator.local.endpoint import LocalEndpoint, answers, free_port
+from orchestrator.local.processes import pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ def test_aws_errors_carry_code_and_operation(proxy_at) -> None:
     (["--upstream", "http://127.0.0.1:5000", "--faults", "throttle=0.1", "--seed", "x"], "invalid int value"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "orchestrator.faultproxy", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "orchestrator.local.faultproxy", *args], capture_output=True, text=True,
                        timeout=60, check=False)
     assert r.returncode == 2
     assert r.stderr.startswith("error: ") and says in r.stderr and r.stderr.count("\n") == 1

@@ -22,7 +22,7 @@ from botocore.serialize import create_serializer
 
 from orchestrator.aws import is_retryable
 from orchestrator.errors import ExitStatus, UsageError
-from orchestrator.faults import (
+from orchestrator.local.faults import (
     Decision,
     Fault,
     FaultPlan,

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock, VirtualClock
-from orchestrator.local_agents import AgentEnv, attach, tick_all
+from orchestrator.local.agents import AgentEnv, attach, tick_all
 
 
 def _env(clock: Clock, tmp_path: Path) -> AgentEnv:

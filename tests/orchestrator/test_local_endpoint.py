@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.cli import raw_main
 from orchestrator.context import Context
-from orchestrator.local import LocalEndpoint, answers
+from orchestrator.local.endpoint import LocalEndpoint, answers
 from orchestrator.output import Output
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_commands_need_the_endpoint_when_configured_local(tmp_path: Path) -> Non
 
 
 def test_a_restart_is_noticed_and_its_lost_bases_named_then_forgotten(tmp_path: Path) -> None:
-    from orchestrator.endpoint_memory import forgotten
+    from orchestrator.local.memory import forgotten
     from orchestrator.store import BaseVersion, SqliteStore, utcnow
 
     raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO())))

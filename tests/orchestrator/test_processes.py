@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import local_agents, processes
 from orchestrator.cli import raw_main
 from orchestrator.context import Context
-from orchestrator.local import LocalEndpoint
+from orchestrator.local import agents as local_agents
+from orchestrator.local import processes
+from orchestrator.local.endpoint import LocalEndpoint
 from orchestrator.output import Output
 
 MOTO = (sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "5999")

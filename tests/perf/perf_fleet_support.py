@@ -13,7 +13,7 @@ from aws_support import make_ami
 
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import VirtualClock
-from orchestrator.local_agents import AgentEnv, attach
+from orchestrator.local.agents import AgentEnv, attach
 from orchestrator.store import BaseVersion, utcnow
 from perf import local_runner
 

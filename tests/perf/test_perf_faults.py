@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from perf_fleet_support import REGION, agent_runner, configure, register_bases
 
-from orchestrator import faultproxy
-from perf.fleet import FAMILY_TAG, RUN_TAG, described
+from orchestrator.local import faultproxy
+from orchestrator.tags import FAMILY_TAG, PERF_RUN_TAG
+from perf.fleet import described
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,7 +33,7 @@ def perf_run(ws: Any, aws: Any) -> dict[str, Any]:
 def final_state(ws: Any, aws: Any, doc: dict[str, Any]) -> dict[str, Any]:
     """The run's fleet as launched and left behind, and what the store recorded."""
     launched = list(described(aws.client("ec2", REGION), Filters=[
-        {"Name": f"tag:{FAMILY_TAG}", "Values": [ws.family]}, {"Name": f"tag:{RUN_TAG}", "Values": [doc["id"]]}]))
+        {"Name": f"tag:{FAMILY_TAG}", "Values": [ws.family]}, {"Name": f"tag:{PERF_RUN_TAG}", "Values": [doc["id"]]}]))
     evidence = [e for e in ws.context().store.evidence(ws.family, 2) if e.gate == "perf"]
     return {
         "status": doc["status"],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_support import make_ami
 
-from canary.cli import make_fleet
+from orchestrator.local.fleet import make_fleet
 from orchestrator.store import BaseVersion, utcnow
 from pipelines import fleet
 from pipelines.fleet_discovery import discover_region

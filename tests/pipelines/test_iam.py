@@ -37,8 +37,8 @@ ACTION_OF = {"s3.HeadBucket": ("s3:ListBucket",), "s3.ListObjectsV2": ("s3:ListB
              "dynamodb.TransactGetItems": ("dynamodb:GetItem",)}
 # code whose AWS calls never run under imagefleet's role against real AWS
 NOT_UNDER_THE_ROLE = {
-    "orchestrator/local.py": "seeds the embedded endpoint",
-    "orchestrator/local_agents.py": "the local agent runner",
+    "orchestrator/local/endpoint.py": "seeds the embedded endpoint",
+    "orchestrator/local/agents.py": "the local agent runner",
     "orchestrator/demo.py": "the local demo",
     "orchestrator/bench.py": "benchmarks on the embedded endpoint",
     "canary/local_health.py": "the local agent runner publishes what instances would",
@@ -46,7 +46,7 @@ NOT_UNDER_THE_ROLE = {
     "perf/local_runner.py": "the local agent runner",
     "perf/bench.py": "benchmarks on the embedded endpoint",
     "perf/agent": "runs on the benchmark instance, under its instance profile",
-    "canary/cli.py:make_fleet": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
+    "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
     "orchestrator/cli.py:list_commands": "click's API (the lazy command group), not SSM's ListCommands",
     "orchestrator/cli.py:format_commands": "click's API (the lazy command group), not SSM's ListCommands",
 }

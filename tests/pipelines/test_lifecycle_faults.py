@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import faultproxy
-from pipelines.bake import TAG_FAMILY, TAG_STAGE, TAG_VERSION
-from pipelines.imagetest import TAG_ROLE
+from orchestrator.local import faultproxy
+from orchestrator.tags import FAMILY_TAG, ROLE_TAG, STAGE_TAG, VERSION_TAG
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer, pytest.mark.slow]
 
@@ -48,13 +47,13 @@ def final_state(ws: Any, aws: Any) -> dict[str, Any]:
     }
     for region in REGIONS:
         ec2, ssm = aws.client("ec2", region), aws.client("ssm", region)
-        images = [i for page in ec2.paginate("describe_images", Filters=[{"Name": f"tag:{TAG_FAMILY}", "Values": [fam]}])
+        images = [i for page in ec2.paginate("describe_images", Filters=[{"Name": f"tag:{FAMILY_TAG}", "Values": [fam]}])
                   for i in page["Images"]]
         tests = [i for page in ec2.paginate("describe_instances", Filters=[
-                     {"Name": f"tag:{TAG_FAMILY}", "Values": [fam]}, {"Name": f"tag:{TAG_ROLE}", "Values": ["image-test"]}])
+                     {"Name": f"tag:{FAMILY_TAG}", "Values": [fam]}, {"Name": f"tag:{ROLE_TAG}", "Values": ["image-test"]}])
                  for r in page["Reservations"] for i in r["Instances"]]
         state[region] = {
-            "images": sorted((_tags(i)[TAG_VERSION], _tags(i)[TAG_STAGE]) for i in images),
+            "images": sorted((_tags(i)[VERSION_TAG], _tags(i)[STAGE_TAG]) for i in images),
             "parameters": {stage: [(version_of[h["Value"]], h["DataType"]) for page in ssm.paginate(
                 "get_parameter_history", Name=f"/imagefleet/{fam}/{stage}") for h in page["Parameters"]]
                 for stage in STAGES},

@@ -1,8 +1,10 @@
 """The local agent runner: what instances would do on their own, done on the host.
 
 Instances on the embedded endpoint run nothing, so `imagefleet local up` also starts this runner
-in the background (`imagefleet local agents`). Every tick it calls each area's handler with an
-``AgentEnv``; a handler looks at what runs on the endpoint and acts for those instances:
+in the background (`imagefleet local agents`). Every tick it calls each registered handler with an
+``AgentEnv``; a handler looks at what runs on the endpoint and acts for those instances. The areas
+register theirs (``register``; the CLI's mounting does it for `local agents`), so this core module
+never imports an area:
 
 - ``canary.local_health.tick``: publishes per-instance health metrics to CloudWatch for running
   instances of managed Auto Scaling groups;
@@ -12,13 +14,12 @@ in the background (`imagefleet local agents`). Every tick it calls each area's h
 Tests and simulations run the same handlers on a ``VirtualClock`` instead (``attach``): each
 tick runs inside the clock's sleeps, so nothing depends on how fast the machine is.
 
-Handlers read fault injections (``orchestrator.injection``) from the state directory. A handler
+Handlers read fault injections (``orchestrator.local.injection``) from the state directory. A handler
 that fails is logged and retried on the next tick; one area's bug never stops the other's agents.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import subprocess
@@ -29,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import injection, processes
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock, VirtualClock
+from orchestrator.local import injection, processes
 
 log = logging.getLogger("imagefleet.local_agents")
 
-HANDLERS = ("canary.local_health:tick", "perf.local_runner:tick")
 PID_FILE = "local-agents.pid"
 LOG_FILE = "local-agents.log"
 
@@ -55,15 +55,17 @@ class AgentEnv:
 Handler = Callable[[AgentEnv], None]
 
 
-def load_handlers(names: tuple[str, ...] = HANDLERS) -> list[tuple[str, Handler]]:
-    found = []
-    for spec in names:
-        module, _, attr = spec.partition(":")
-        try:
-            found.append((spec, getattr(importlib.import_module(module), attr)))
-        except (ImportError, AttributeError):
-            log.info("no handler %s (not installed)", spec)
-    return found
+_REGISTRY: dict[str, Handler] = {}
+
+
+def register(name: str, handler: Handler) -> None:
+    """Make ``handler`` one the background runner calls every tick (registering a name again replaces it)."""
+    _REGISTRY[name] = handler
+
+
+def registered() -> list[tuple[str, Handler]]:
+    """The handlers registered so far, in the order they were first registered."""
+    return list(_REGISTRY.items())
 
 
 def tick_all(env: AgentEnv, handlers: list[tuple[str, Handler]]) -> list[BaseException]:
@@ -81,7 +83,7 @@ def tick_all(env: AgentEnv, handlers: list[tuple[str, Handler]]) -> list[BaseExc
 def run(env: AgentEnv, *, interval: float = 1.0, ticks: int | None = None,
         handlers: list[tuple[str, Handler]] | None = None) -> None:
     """Call every handler each ``interval`` seconds of the wall clock, ``ticks`` times (forever when None)."""
-    handlers = load_handlers() if handlers is None else handlers
+    handlers = registered() if handlers is None else handlers
     n = 0
     while ticks is None or n < ticks:
         started = time.monotonic()

@@ -1,6 +1,6 @@
 """FAULT INJECTION (local endpoint only): an HTTP proxy that throttles, fails and drops AWS calls.
 
-``python -m orchestrator.faultproxy --upstream http://127.0.0.1:PORT --faults throttle=0.1,5xx=0.05
+``python -m orchestrator.local.faultproxy --upstream http://127.0.0.1:PORT --faults throttle=0.1,5xx=0.05
 --seed 7`` listens on 127.0.0.1 and forwards every request to the embedded endpoint, except the
 ones its seeded ``FaultPlan`` picks: those get the service's real throttling or 5xx answer, or a
 TCP reset. ``imagefleet local up --faults SPEC`` starts one in front of moto's server, so every
@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from orchestrator.clock import Clock
 from orchestrator.errors import ToolError, UsageError
-from orchestrator.faults import (
+from orchestrator.local.faults import (
     Decision,
     Fault,
     FaultPlan,
@@ -199,7 +200,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the proxy until SIGTERM/SIGINT; prints ``listening URL`` once it accepts connections."""
-    parser = _Parser(prog="python -m orchestrator.faultproxy", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m orchestrator.local.faultproxy", description=__doc__.split("\n")[0])
     parser.add_argument("--upstream", required=True, help="the local endpoint, http://127.0.0.1:PORT")
     parser.add_argument("--faults", required=True, help="e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault decisions (default 0)")
@@ -237,25 +238,27 @@ def start(upstream: str, faults: str, seed: int, port: int, log: Path, timeout: 
     parse_spec(faults)  # bad input fails here, before any process exists
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.faultproxy", "--upstream", upstream, "--faults", faults,
+            [sys.executable, "-m", "orchestrator.local.faultproxy", "--upstream", upstream, "--faults", faults,
              "--seed", str(seed), "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
     url = f"http://{HOST}:{port}"
-    while True:
+
+    def answering() -> bool:
         try:
             stats(url, timeout=0.5)
-            return proc
+            return True
         except (OSError, urllib.error.URLError, ValueError):
             pass
         if proc.poll() is not None:
             raise ToolError(f"the fault proxy exited at start (code {proc.returncode}): "
                             f"{log.read_text(errors='replace')[-400:].strip()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise ToolError(f"the fault proxy did not answer on {url} within {timeout:.0f}s")
-        time.sleep(0.1)
+        return False
+
+    if not Clock().poll_until(answering, bool, timeout=timeout, every=0.1)[1]:
+        proc.kill()
+        raise ToolError(f"the fault proxy did not answer on {url} within {timeout:.0f}s")
+    return proc
 
 
 if __name__ == "__main__":

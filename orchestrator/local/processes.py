@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from orchestrator.clock import Clock
 from orchestrator.errors import RefusedError
 
 
@@ -38,6 +38,22 @@ def read_start_ticks(pid: int) -> int | None:
     if after_name[0] == "Z":  # a zombie has exited; only its parent's wait is missing
         return None
     return int(after_name[19])
+
+
+def pid_alive(pid: int) -> bool:
+    """Is a process with this pid running (zombies count as gone)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (started by this very process) still answers kill(0); check /proc.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @dataclass(frozen=True)
@@ -109,9 +125,8 @@ def terminate(record: ProcessRecord, timeout: float = 10.0) -> bool:
         os.killpg(record.pid, signal.SIGTERM)
     except ProcessLookupError:
         return True
-    deadline = time.monotonic() + timeout
-    while identify(record).state is State.OURS and time.monotonic() < deadline:
-        time.sleep(0.1)
+    Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
+                       timeout=timeout, every=0.1)
     if identify(record).state is State.OURS:
         try:
             os.killpg(record.pid, signal.SIGKILL)

@@ -6,7 +6,7 @@ when it began, undoing what other requests wrote meanwhile. DynamoDB itself appl
 conditional write and transaction atomically, and the state store's leases, reservations and
 pointer moves rely on that, so this server lets one DynamoDB request in at a time. Every other
 service is served as moto serves it. Started by ``LocalEndpoint.up`` as
-``python -m orchestrator.local_moto -H HOST -p PORT``.
+``python -m orchestrator.local.moto_server -H HOST -p PORT``.
 """
 
 from __future__ import annotations

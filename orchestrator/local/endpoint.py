@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import faultproxy, processes
+from orchestrator.clock import Clock
 from orchestrator.errors import StateError, ToolError
-from orchestrator.faults import parse_spec
+from orchestrator.local import faultproxy, processes
+from orchestrator.local.faults import parse_spec
 
 HOST = "127.0.0.1"
 LOCAL_EXTRA = "imagefleet[local]"  # the install extra that brings moto's server
@@ -86,23 +87,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pid_alive(pid: int) -> bool:
-    """Is a process with this pid running (zombies count as gone)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (started by this very process) still answers kill(0); check /proc.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def answers(url: str, timeout: float = 1.0) -> bool:
+    """Does an endpoint answer at ``url`` (any answer below 500 counts)?"""
     try:
         with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as resp:
             return int(resp.status) < 500  # urlopen's response is typed Any
@@ -169,22 +155,25 @@ class LocalEndpoint:
             raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.local_moto", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", "orchestrator.local.moto_server", "-H", HOST, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # survives this command; not killed by the terminal's Ctrl-C
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while not answers(url):
+
+        def answering() -> bool:
+            if answers(url):
+                return True
             if proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-800:]
                 raise ToolError(f"the local endpoint exited at start (code {proc.returncode}):\n{tail}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
-            time.sleep(0.1)
+            return False
+
+        if not Clock().poll_until(answering, bool, timeout=timeout, every=0.1)[1]:
+            proc.kill()
+            raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
         started = processes.ProcessRecord.started(proc)
         info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time(),
                             cmdline=started.cmdline, start_ticks=started.start_ticks)
