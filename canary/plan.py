@@ -33,7 +33,6 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -347,54 +346,32 @@ def _plan_region_wave(region_groups: np.ndarray, counts: np.ndarray, limits: np.
 
 
 class _Slices(NamedTuple):
-    """A cohort's non-empty groups, column-wise, read from the ``Group`` records in one pass."""
+    """A cohort's non-empty groups, column-wise (from ``Cohort.group_columns``)."""
 
     groups: tuple[Group, ...]
     sizes: np.ndarray
     limits: np.ndarray  # Policy.group_batch_limit of each group
-    regions: list[str]
-    names: list[str]
+    region: np.ndarray  # index into cohort_regions
+    place_rank: np.ndarray  # rank by (region, name)
     cohort_regions: tuple[str, ...]  # of every group, empty ones included
 
 
 def _slices(cohort: Cohort, policy: Policy) -> _Slices:
-    """Column views of the cohort's groups; duplicates (same region and name) are bad input."""
-    groups = cohort.groups
-    # attrgetter and map run in C: at 600,000 groups this one read is most of the planner's time.
-    rows = map(attrgetter("instance_ids", "capacity", "min_healthy_pct", "region", "name"), groups)
-    ids, capacity, min_healthy, regions, names = (list(col) for col in zip(*rows)) if groups else ([],) * 5
-    sizes = list(map(len, ids))
-    if len(set(zip(regions, names))) != len(groups):
-        _raise_duplicate(cohort)
-    cohort_regions = tuple(sorted(set(regions)))
-    if 0 in sizes:
-        keep = [i for i, n in enumerate(sizes) if n > 0]
-        groups = tuple(groups[i] for i in keep)
-        sizes, capacity, min_healthy, regions, names = (
-            [col[i] for i in keep] for col in (sizes, capacity, min_healthy, regions, names))
-    size_arr = np.asarray(sizes, dtype=np.int64)
-    # Most groups set neither field: count the Nones in C instead of looping in Python.
-    if capacity.count(None) == len(capacity):
-        cap_arr = size_arr.astype(np.float64)
-    else:
-        cap_arr = np.array([np.nan if c is None else c for c in capacity], dtype=np.float64)
-        cap_arr = np.where(np.isnan(cap_arr), size_arr, cap_arr)
-    if min_healthy.count(None) == len(min_healthy):
-        mh_arr = np.full(len(min_healthy), policy.min_healthy_pct, dtype=np.float64)
-    else:
-        mh_arr = np.array([policy.min_healthy_pct if m is None else m for m in min_healthy], dtype=np.float64)
+    """The non-empty groups of ``cohort`` and their batch limits, as arrays."""
+    cols = cohort.group_columns()
+    groups, sizes, capacity, min_healthy = cohort.groups, cols.sizes, cols.capacity, cols.min_healthy_pct
+    region, place_rank = cols.region, cols.place_rank
+    if not sizes.all():
+        keep = np.flatnonzero(sizes)
+        groups = tuple(groups[i] for i in keep.tolist())
+        sizes, capacity, min_healthy, region = sizes[keep], capacity[keep], min_healthy[keep], region[keep]
+        place_rank = np.argsort(np.argsort(place_rank[keep]))
+    cap_arr = np.where(np.isnan(capacity), sizes, capacity)
+    mh_arr = np.where(np.isnan(min_healthy), policy.min_healthy_pct, min_healthy)
     # Policy.group_batch_limit, vectorised with the same arithmetic (so the same results).
     budget = np.floor(cap_arr * (100.0 - mh_arr) / 100.0 + 1e-9).astype(np.int64)
     limits = np.maximum(1, np.minimum(budget, policy.max_in_flight_per_region))
-    return _Slices(groups, size_arr, limits, regions, names, cohort_regions)
-
-
-def _raise_duplicate(cohort: Cohort) -> None:
-    seen: set[tuple[str, str]] = set()
-    for g in cohort.groups:
-        if (g.region, g.name) in seen:
-            raise UsageError(f"group {g.name} ({g.region}) appears twice in cohort {cohort.key}")
-        seen.add((g.region, g.name))
+    return _Slices(groups, sizes, limits, region, place_rank, cols.regions)
 
 
 def _plan_wave(slices: _Slices, region_groups: dict[str, np.ndarray], place_rank: np.ndarray,
@@ -440,14 +417,9 @@ def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPl
         return CohortPlan(cohort.key, 0, regions, ())
     merged_groups, _ = _stride_order(slices.sizes)
     taken = np.zeros(len(slices.groups), dtype=np.int64)
-    region_of = {r: i for i, r in enumerate(sorted(set(slices.regions)))}
-    region_code = np.fromiter(map(region_of.__getitem__, slices.regions), dtype=np.int64,
-                              count=len(slices.regions))
-    region_groups = {r: np.flatnonzero(region_code == i) for r, i in region_of.items()}
-    # A batch's place among a step's equal offsets: by region, then group name.
-    places = list(zip(slices.regions, slices.names))
-    place_rank = np.empty(len(places), dtype=np.int64)
-    place_rank[sorted(range(len(places)), key=places.__getitem__)] = np.arange(len(places))
+    region_groups = {r: gi for i, r in enumerate(regions)
+                     if (gi := np.flatnonzero(slices.region == i)).size}
+    place_rank = slices.place_rank
 
     waves = []
     done = 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from canary import bench
-from canary.cohorts import Group, Instance, architecture_of, build_cohorts, cohort_key
+from canary.cohorts import Cohort, Group, Instance, architecture_of, build_cohorts, cohort_key
 from canary.plan import DEFAULT_MAX_IN_FLIGHT_PER_REGION, Policy, plan
 from orchestrator.errors import UsageError
 
@@ -128,3 +129,35 @@ def test_naive_baseline_replaces_the_same_instances() -> None:
     groups = bench.synthetic_fleet(instances=3000, cohorts=12)
     naive = bench.naive_plan(groups, Policy())
     assert sorted(r[4] for r in naive) == sorted(i for g in groups for i in g.instance_ids)
+
+
+def test_group_columns_of_a_cohort_built_by_hand() -> None:
+    groups = (
+        _group("b", 4, region="us-west-2", capacity=10),
+        _group("empty", 0),
+        _group("a", 2, region="us-west-2", min_healthy_pct=50.0),
+        _group("c", 3),
+    )
+    cols = Cohort("m5.large", groups).group_columns()
+    assert cols.sizes.tolist() == [4, 0, 2, 3]
+    assert [None if math.isnan(c) else c for c in cols.capacity.tolist()] == [10.0, None, None, None]
+    assert [None if math.isnan(m) else m for m in cols.min_healthy_pct.tolist()] == [None, None, 50.0, None]
+    assert cols.regions == ("us-east-1", "us-west-2")
+    assert cols.region.tolist() == [1, 0, 1, 0]
+    # by (region, name): c and empty in us-east-1, then a and b in us-west-2
+    assert cols.place_rank.tolist() == [3, 1, 2, 0]
+    with pytest.raises(UsageError, match="group c \\(us-east-1\\) appears twice in cohort m5.large"):
+        Cohort("m5.large", groups + (_group("c", 1),)).group_columns()
+
+
+def test_build_cohorts_gives_columns_in_region_and_name_order() -> None:
+    groups = [_group("z", 2), _group("b", 1, region="eu-west-1"), _group("a", 5, priority=2),
+              _group("y", 3, t="c5.large", capacity=6)]
+    m5, c5 = build_cohorts(groups, order="smallest_first")[::-1]
+    assert [(g.region, g.name) for g in m5.groups] == [("eu-west-1", "b"), ("us-east-1", "a"), ("us-east-1", "z")]
+    assert m5.columns is not None and m5.columns.sizes.tolist() == [1, 5, 2]
+    assert m5.columns.place_rank.tolist() == [0, 1, 2]
+    assert (m5.size, m5.regions, m5.priority) == (8, ("eu-west-1", "us-east-1"), 2)
+    assert c5.columns is not None and c5.columns.capacity.tolist() == [6.0]
+    # the same plan whether the planner reads the columns or the groups
+    assert plan([m5, c5]).to_dict() == plan([Cohort(c.key, c.groups, c.priority) for c in (m5, c5)]).to_dict()

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canary.cohorts import Group, build_cohorts
+from canary.cohorts import Cohort, Group, build_cohorts
 from canary.plan import Policy, plan
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
@@ -117,3 +117,14 @@ def test_plans_are_deterministic_for_a_seed(groups: list[Group], policy: Policy,
     b = plan(build_cohorts(groups), policy, seed=seed)
     assert a == b
     assert a.to_dict() == b.to_dict()
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleets(), policies, st.integers(0, 2**16))
+def test_columns_from_build_cohorts_plan_as_the_groups_read_again(
+    groups: list[Group], policy: Policy, seed: int
+) -> None:
+    built = build_cohorts(groups)
+    by_hand = [Cohort(c.key, c.groups, c.priority) for c in built]  # no columns: plan reads groups
+    assert all(c.columns is not None for c in built)
+    assert plan(built, policy, seed=seed).to_dict() == plan(by_hand, policy, seed=seed).to_dict()
