@@ -98,7 +98,7 @@ class Outcome:
         passed = sorted(k for k, s in self.cohorts.items() if s == "passed")
         other = sorted(f"{k} {s}" for k, s in self.cohorts.items() if s not in ("passed", "rolled_back"))
         return (f"the canary rolled back {', '.join(rolled) or 'no cohort'}; "
-                f"{', '.join(passed) or 'no cohort'} passed and run {FAMILY}:2"
+                f"{', '.join(passed) or 'no cohort'} passed and now run {FAMILY}:2"
                 + (f"; {', '.join(other)}" if other else "")
                 + f"; release {'refused' if self.released == 1 else 'moved to ' + str(self.released)}"
                   f" (imagefleet run exit {self.run_exit})")
