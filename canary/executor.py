@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary.cohorts import Group
+from orchestrator.aws import batches
 from orchestrator.clock import Clock
 from orchestrator.errors import AwsError, NotFoundError
+from orchestrator.tags import FAMILY_TAG
 
 # DescribeAutoScalingGroups returns at most 100 groups a page (MaxRecords' documented maximum),
 # so up to 100 names are one request.
@@ -112,11 +114,6 @@ def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
     )
 
 
-def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
-    for lo in range(0, len(items), n):
-        yield items[lo: lo + n]
-
-
 class Executor:
     """Acts on Auto Scaling and EC2 for a rollout; holds no state of its own."""
 
@@ -126,14 +123,14 @@ class Executor:
 
     # --- discovery ---------------------------------------------------------------------------------
     def discover(self, regions: Sequence[str], family: str, names: Sequence[str] = (),
-                 tag: str = "imagefleet:family") -> list[GroupInfo]:
+                 tag: str = FAMILY_TAG) -> list[GroupInfo]:
         """The family's groups: tagged ``tag = family``, or exactly the configured ``names``."""
         out: list[GroupInfo] = []
         for region in regions:
             asg = self.aws.client("autoscaling", region)
             if names:
                 raw: list[dict[str, Any]] = []
-                for chunk in _chunks(list(names), DESCRIBE_GROUPS_MAX):
+                for chunk in batches(list(names), DESCRIBE_GROUPS_MAX):
                     raw += self._describe_all(asg, AutoScalingGroupNames=list(chunk))
             else:
                 raw = self._describe_all(asg, Filters=[{"Name": f"tag:{tag}", "Values": [family]}])
@@ -153,7 +150,7 @@ class Executor:
     def describe_groups(self, region: str, names: Sequence[str]) -> dict[str, GroupInfo]:
         asg = self.aws.client("autoscaling", region)
         out: dict[str, GroupInfo] = {}
-        for chunk in _chunks(sorted(set(names)), DESCRIBE_GROUPS_MAX):
+        for chunk in batches(sorted(set(names)), DESCRIBE_GROUPS_MAX):
             for g in self._describe_all(asg, AutoScalingGroupNames=list(chunk)):
                 info = _group_info(region, g)
                 out[info.name] = info
@@ -163,7 +160,7 @@ class Executor:
         """``{id: {"ami", "state", "type"}}`` for the instances that exist."""
         ec2 = self.aws.client("ec2", region)
         out: dict[str, dict[str, str]] = {}
-        for chunk in _chunks(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
+        for chunk in batches(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
             # A filter (not InstanceIds) so an unknown id is skipped instead of failing the call.
             for page in ec2.paginate("describe_instances", Filters=[{"Name": "instance-id", "Values": list(chunk)}]):
                 for r in page.get("Reservations", []):
@@ -311,7 +308,7 @@ class Executor:
 
     def terminate_instances(self, region: str, ids: Sequence[str]) -> None:
         ec2 = self.aws.client("ec2", region)
-        for chunk in _chunks(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
+        for chunk in batches(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
             try:
                 ec2.terminate_instances(InstanceIds=list(chunk))
             except NotFoundError:
@@ -320,13 +317,11 @@ class Executor:
                     ec2.terminate_instances(InstanceIds=sorted(alive))
 
     def wait_running(self, region: str, ids: Sequence[str], *, timeout_s: float, poll_s: float) -> None:
-        deadline = self.clock.monotonic() + timeout_s
-        while True:
+        def pending() -> list[str]:
             states = self.instance_images(region, ids)
-            pending = [i for i in ids if states.get(i, {}).get("state") != "running"]
-            if not pending:
-                return
-            if self.clock.monotonic() > deadline:
-                raise ReplacementTimeout(f"{region}: baseline instance(s) {', '.join(pending)} not running "
-                                         f"within {timeout_s:.0f}s")
-            self.clock.sleep(poll_s)
+            return [i for i in ids if states.get(i, {}).get("state") != "running"]
+
+        still, done = self.clock.poll_until(pending, lambda left: not left, timeout=timeout_s, every=poll_s)
+        if not done:
+            raise ReplacementTimeout(f"{region}: baseline instance(s) {', '.join(still)} not running "
+                                     f"within {timeout_s:.0f}s")
