@@ -206,6 +206,13 @@ def bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Generator, *
     """Percentile bootstrap CI of median(c)/median(b), resampling each arm independently."""
     mb = _resampled_medians(b, rng.integers(0, len(b), size=(resamples, len(b))))
     mc = _resampled_medians(c, rng.integers(0, len(c), size=(resamples, len(c))))
+    return _percentile_interval(mc, mb, resamples, level)
+
+
+def _percentile_interval(mc: np.ndarray, mb: np.ndarray, resamples: int,
+                         level: float) -> tuple[float, float]:
+    """The ``level`` percentile interval of the bootstrap ratios ``mc / mb`` (NaN, NaN when
+    over half of them are undefined: a zero median in the baseline arm)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = mc / mb
     ratios = ratios[np.isfinite(ratios)]
@@ -246,14 +253,7 @@ def median_bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Gener
     ``n`` resampled values: the same distribution, O(log n) per resample instead of O(n)."""
     mb = _draw_bootstrap_medians(np.sort(b), rng, resamples)
     mc = _draw_bootstrap_medians(np.sort(c), rng, resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = mc / mb
-    ratios = ratios[np.isfinite(ratios)]
-    if len(ratios) < resamples // 2:
-        return math.nan, math.nan
-    q = (1 - level) / 2
-    lo, hi = np.quantile(ratios, [q, 1 - q])
-    return float(lo), float(hi)
+    return _percentile_interval(mc, mb, resamples, level)
 
 
 def _draw_bootstrap_medians(xs: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
