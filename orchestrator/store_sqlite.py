@@ -38,6 +38,13 @@ from orchestrator.store import (
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 
 
+
+def _select(table: str, **filters: str | None) -> tuple[str, list[str]]:
+    """``SELECT *`` from ``table`` where each filter that is set matches (column = value)."""
+    wanted = {column: value for column, value in filters.items() if value}
+    where = "".join(f" AND {column}=?" for column in wanted)
+    return f"SELECT * FROM {table} WHERE 1=1{where}", list(wanted.values())
+
 class SqliteStore(SqliteFile, StateStore):
     """SQLite in WAL mode; every public write is one transaction, so state is never half-written."""
 
@@ -88,12 +95,7 @@ class SqliteStore(SqliteFile, StateStore):
                        (status, json.dumps(merged, default=str), family, version))
 
     def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]:
-        q = "SELECT * FROM reservations WHERE 1=1"
-        args: list[str] = []
-        if family:
-            q, args = q + " AND family=?", [*args, family]
-        if status:
-            q, args = q + " AND status=?", [*args, status]
+        q, args = _select("reservations", family=family, status=status)
         rows = self._db.execute(q + " ORDER BY family, version", args)
         return [Reservation(r["family"], r["version"], r["holder"], r["at"], r["status"], json.loads(r["details"]))
                 for r in rows]
@@ -248,12 +250,7 @@ class SqliteStore(SqliteFile, StateStore):
         return self._op(row) if row else None
 
     def operations(self, kind: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        q = "SELECT * FROM operations WHERE 1=1"
-        args: list[str] = []
-        if kind:
-            q, args = q + " AND kind=?", [*args, kind]
-        if status:
-            q, args = q + " AND status=?", [*args, status]
+        q, args = _select("operations", kind=kind, status=status)
         return [self._op(r) for r in self._db.execute(q + " ORDER BY created_at", args)]
 
     def finish_operation(self, op_id: str, status: str) -> None:
