@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Compiled bytecode for the measured processes, kept outside the tree (see `measure_process`).
-PYCACHE = Path(tempfile.gettempdir()) / "imagefleet-bench-pycache"
 
 # wall: elapsed seconds (moves with machine load); cpu: user + system seconds of the process
 # (steadier on a shared host); virtual: time of an injected clock (independent of the machine);
@@ -66,12 +63,12 @@ def measure_process(argv: Sequence[str], *, ok_codes: tuple[int, ...] = (0,),
     """Run ``argv`` once with output discarded; the rusage is of that process alone (``wait4``).
 
     The repository root goes first on ``PYTHONPATH`` so the code measured is this tree's. The
-    process reads and writes compiled bytecode (under `PYCACHE`) even where the environment says
-    ``PYTHONDONTWRITEBYTECODE``: an installed imagefleet has its bytecode (pip compiles at install),
-    and a start-up figure that recompiled every module would measure the compiler."""
+    process writes the tree's bytecode (``__pycache__``, ignored by git) even where the
+    environment says ``PYTHONDONTWRITEBYTECODE``: an installed imagefleet has its bytecode, as
+    its dependencies in the venv do (pip compiles at install), and a start-up figure that
+    recompiled every module would measure the compiler."""
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env |= {"PYTHONPATH": path, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": path}
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=env, cwd=cwd)
@@ -95,4 +92,4 @@ def best_of(fn: Callable[[], Measured], repeat: int = 3, *, warmup: int = 0) -> 
     return min((fn() for _ in range(repeat)), key=lambda m: m.cpu_seconds)
 
 
-__all__ = ["PYCACHE", "REPO_ROOT", "Clock", "Figure", "Measured", "best_of", "measure_process"]
+__all__ = ["REPO_ROOT", "Clock", "Figure", "Measured", "best_of", "measure_process"]
