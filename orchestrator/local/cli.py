@@ -164,11 +164,13 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
               help="Family whose fleet this is (tag imagefleet:family).")
 @click.option("--ami", required=True, help="The base the fleet runs now.")
 @click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
+@click.option("--groups-per-type", type=Bounded(int, 1, 100), default=1, show_default=True,
+              help="Auto Scaling groups per instance type (they share the type's template version).")
 @click.option("--region", help="Region (default: the first configured).")
 @click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
 @json_option
-def local_fleet(family: str, ami: str, per_type: int, region: str | None, types: str) -> None:
-    """DEMO: make a launch template and one Auto Scaling group per instance type of FAMILY."""
+def local_fleet(family: str, ami: str, per_type: int, groups_per_type: int, region: str | None, types: str) -> None:
+    """DEMO: make a launch template and Auto Scaling groups per instance type of FAMILY."""
     from orchestrator.local.fleet import DEFAULT_TYPES, make_fleet
 
     obj = get_context()
@@ -178,6 +180,6 @@ def local_fleet(family: str, ami: str, per_type: int, region: str | None, types:
             chosen = obj.settings.family(family).cohort_instance_types
         except NotFoundError:
             chosen = DEFAULT_TYPES
-    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0])
+    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0], groups_per_type)
     obj.out.result(data, lambda: f"fleet of {family} in {data['region']}: "
                    + ", ".join(f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]))
