@@ -389,7 +389,7 @@ class Controller:
         region_of: dict[str, str] = {}
         for wave in cohort.waves:
             for batch in wave.batches:
-                for instance_id in batch.before:
+                for instance_id in (*batch.replacements, *batch.before):
                     region_of.setdefault(instance_id, batch.region)
         fallback = min((self.rollout.groups[group_key].region for group_key in cohort.groups), default=None)
         return [(region, instance_id) for instance_id in ids

@@ -82,6 +82,7 @@ class BatchState:
     status: str = "pending"  # pending → terminating → done
     before: list[str] = field(default_factory=list)  # the group's members just before it acted
     instance_type: str = ""
+    replacements: list[str] = field(default_factory=list)  # the new members it brought (in its region)
 
     @property
     def group_key(self) -> str:
@@ -90,13 +91,15 @@ class BatchState:
     def to_dict(self) -> JsonDict:
         return {"region": self.region, "group": self.group, "step": self.step, "offset_s": self.offset_s,
                 "instance_ids": list(self.instance_ids), "status": self.status, "before": list(self.before),
-                "instance_type": self.instance_type}
+                "instance_type": self.instance_type, **({"replacements": list(self.replacements)}
+                                                        if self.replacements else {})}
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> BatchState:
         return cls(region=doc["region"], group=doc["group"], step=int(doc["step"]), offset_s=float(doc["offset_s"]),
                    instance_ids=list(doc["instance_ids"]), status=doc.get("status", "pending"),
-                   before=list(doc.get("before") or []), instance_type=doc.get("instance_type", ""))
+                   before=list(doc.get("before") or []), instance_type=doc.get("instance_type", ""),
+                   replacements=list(doc.get("replacements") or []))
 
 
 @dataclass

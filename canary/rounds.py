@@ -159,6 +159,7 @@ def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave,
             new = {member.id for member in after[batch.group].in_service() if member.id not in old
                    # a mixed-instances group in two cohorts: each takes the replacements of its type
                    and (batch.group_key not in shared or member.instance_type == batch.instance_type)}
+            batch.replacements = sorted(new)
             batch.status = "done"
             wave.canaries = sorted(set(wave.canaries) | new)
     for cohort, _, _ in todo:
