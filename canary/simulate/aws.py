@@ -385,7 +385,8 @@ class _Ec2(_Client):
 
 class _CloudWatch(_Client):
     """``GetMetricData``: a steady error-rate series per instance (1 % ± 0.05), higher by the
-    scenario's extra points on instances of a bad AMI."""
+    scenario's extra points on instances of a bad AMI; no datapoints for an instance this region
+    never ran (CloudWatch's metrics are regional)."""
 
     def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: datetime, EndTime: datetime,
                         **_: object) -> dict[str, Any]:
@@ -395,9 +396,12 @@ class _CloudWatch(_Client):
         for q in MetricDataQueries:
             stat = q["MetricStat"]
             iid = stat["Metric"]["Dimensions"][0]["Value"]
-            n = max(1, int(span // stat["Period"]))
             inst = self.r.instances.get(iid)
-            extra = self.r.world.extra_error(inst) if inst else 0.0
+            if inst is None:
+                out.append({"Id": q["Id"], "Values": []})
+                continue
+            n = max(1, int(span // stat["Period"]))
+            extra = self.r.world.extra_error(inst)
             rng = random.Random(f"{iid}/{stat['Metric']['MetricName']}/{StartTime}")
             out.append({"Id": q["Id"], "Values": [max(0.0, rng.gauss(1.0 + extra, 0.05)) for _ in range(n)]})
         return {"MetricDataResults": out}

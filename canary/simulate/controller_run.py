@@ -15,6 +15,7 @@ import io
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,18 @@ def outcome(rollout: Rollout) -> dict[str, str]:
     return {c.key: named.get(c.status, f"paused ({c.status})") for c in rollout.cohorts}
 
 
+@dataclass(frozen=True)
+class ControllerRun:
+    """A finished simulated rollout: its report, the rollout record, and the simulated AWS after it."""
+
+    report: Report
+    rollout: Rollout
+    world: SimWorld
+    calls_before_start: int  # requests made while preparing (discovery, template lookups)
+
+
 def run_controller(scenario: Scenario, state_dir: Path | None = None,
-                   canary: Mapping[str, Any] | None = None) -> tuple[Report, Rollout]:
+                   canary: Mapping[str, Any] | None = None) -> ControllerRun:
     """Prepare and run one rollout of the simulated fleet with the real controller, to its end."""
     started, cpu_started = time.perf_counter(), time.process_time()
     clock = VirtualClock(start=1_700_000_000.0)
@@ -131,7 +142,7 @@ def run_controller(scenario: Scenario, state_dir: Path | None = None,
         rollout, the_plan = prepare(ctx, cfg, f"{FAMILY}:2", FAMILY)
         if scenario.failing_cohort is not None:
             fail_cohort(world, the_plan, scenario.failing_cohort, scenario.failure_extra_error_pct)
-        t0 = clock.time()
+        t0, calls0 = clock.time(), sum(world.calls.values())
         done = Controller.create(ctx, cfg, rollout).run()
         makespan = clock.time() - t0
         ctx.store.close()
@@ -139,4 +150,4 @@ def run_controller(scenario: Scenario, state_dir: Path | None = None,
               launch_times={name: r.launches for name, r in world.regions.items()}, outcome=outcome(done),
               replaced=sum(r.replaced for r in world.regions.values()), makespan_s=makespan,
               seconds=(time.perf_counter() - started, time.process_time() - cpu_started), status=done.status)
-    return report(run, world, launch_bucket(scenario.launch_share)), done
+    return ControllerRun(report(run, world, launch_bucket(scenario.launch_share)), done, world, calls0)
