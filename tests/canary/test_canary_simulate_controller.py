@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from canary.simulate.aws import SimWorld
 from canary.simulate.controller_run import NEW_AMI, OLD_AMI, run_controller
 from canary.simulate.rollout import Scenario
@@ -58,3 +60,12 @@ def test_the_simulated_rollout_is_deterministic_for_a_seed(tmp_path: Path) -> No
     for timing in ("real_seconds", "cpu_seconds"):
         first.pop(timing), again.pop(timing)
     assert first == again and first["rollout_status"] == "succeeded"
+
+
+@pytest.mark.xfail(strict=True, reason="Controller._regions_of places a wave's new canaries in the cohort's "
+                   "alphabetically first region (they are in no batch's 'before' yet), where CloudWatch has "
+                   "no datapoints for them: a cohort spread over regions pauses on 'nodata'")
+def test_canaries_are_judged_on_their_own_regions_metrics(tmp_path: Path) -> None:
+    r = run_controller(Scenario(instances=800, cohorts=4, seed=3), state_dir=tmp_path).report
+    assert r.regions == 4
+    assert not r.cohorts_paused and r.rollout_status == "succeeded"
