@@ -8,21 +8,24 @@ what AWS already has:
 
 * pinning finds the template version by its description (or its client token) before creating one;
 * replacing a batch terminates only the batch's instances still in service in their group (never a
-  replacement: batches name the *original* instances, fixed when the plan was made);
+  replacement: batches name the *original* instances, fixed when the plan was made), each chunk
+  after taking its launch tokens from the region's shared budget;
 * baselines are found by their rollout and wave tags before more are launched;
 * rolling back pins only groups not already back, and replaces only instances on the new base.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary import metrics as metric_source
 from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
-from canary.model import BatchState, GroupState, Rollout, Wave
+from canary.model import BatchState, GroupState, Rollout
+from canary.pacing import LaunchPacer
 from canary.verdict import NODATA_QUERIES, Verdict, verdict
 from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
@@ -47,8 +50,11 @@ class RolloutActions:
         return self.ex.describe_groups(region, names)
 
     # --- pinning -------------------------------------------------------------------------------------
-    def pin(self, rollout: Rollout, group: GroupState, info: GroupInfo) -> dict[str, Any]:
-        """Point the group at a new template version on the new AMI (made once per old version)."""
+    def pin(self, rollout: Rollout, group: GroupState, info: GroupInfo,
+            versions: Callable[[], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """Point the group at a new template version on the new AMI (made once per old version).
+
+        ``versions`` gives the template's version listing when one is shared by several groups."""
         old = group.old_version
         tkey = template_key(group)
         made = rollout.templates.get(tkey)
@@ -56,7 +62,8 @@ class RolloutActions:
         if made is None:
             marker = f"imagefleet canary {rollout.id} from v{old}"
             new_version, old_ami = self.ex.create_version(group.region, group.lt_id, old, group.new_ami, marker,
-                                                          client_token(rollout.id, tkey))
+                                                          client_token(rollout.id, tkey),
+                                                          versions() if versions else None)
         else:
             new_version, old_ami = made.new_version, made.old_ami
         if str(info.lt_version) != str(new_version):
@@ -64,20 +71,26 @@ class RolloutActions:
         return {"group": group.key, "old_version": old, "new_version": new_version, "old_ami": old_ami}
 
     # --- replacing ------------------------------------------------------------------------------------
-    def replace(self, region: str, batches: list[BatchState], groups: dict[str, GroupInfo]) -> dict[str, Any]:
-        """Terminate the batches' instances in their groups (the groups launch replacements)."""
+    def replace(self, region: str, batches: list[BatchState], groups: dict[str, GroupInfo],
+                pacer: LaunchPacer) -> Generator[float, None, dict[str, Any]]:
+        """Terminate the batches' instances in their groups (the groups launch replacements).
+
+        A process (``canary.pacing``): it waits out the batches' jittered offsets from the plan and,
+        before each chunk of terminations, the launch tokens of the region's shared budget."""
         terminated = 0
         elapsed = 0.0
         for batch in sorted(batches, key=lambda batch: batch.offset_s):
-            # Jittered spacing between a region's batches (offsets from the plan).
-            self.clock.sleep(batch.offset_s - elapsed)
+            if batch.offset_s > elapsed:
+                yield batch.offset_s - elapsed
             elapsed = max(elapsed, batch.offset_s)
             live = {member.id for member in groups[batch.group].members if member.lifecycle in LIVE}
-            for instance_id in batch.instance_ids:
-                # Reconcile: an instance no longer in service in its group was already
-                # terminated (perhaps by a run that was killed): never touch it again.
-                if instance_id in live and self.ex.terminate_in_group(region, instance_id):
-                    terminated += 1
+            # Reconcile: an instance no longer in service in its group was already terminated
+            # (perhaps by a run that was killed): never touch it, nor pay a token for it, again.
+            todo = [instance_id for instance_id in batch.instance_ids if instance_id in live]
+            for lo in range(0, len(todo), pacer.chunk):
+                chunk = todo[lo: lo + pacer.chunk]
+                yield from pacer.take(region, len(chunk))
+                terminated += sum(1 for instance_id in chunk if self.ex.terminate_in_group(region, instance_id))
         return {"terminated": terminated}
 
     def wait_replaced(self, region: str, names: list[str], exclude: set[str]) -> dict[str, GroupInfo]:
@@ -86,50 +99,81 @@ class RolloutActions:
                                    poll_s=self.cfg.poll_s, progress=self.progress)
 
     # --- baselines ------------------------------------------------------------------------------------
-    def launch_baselines(self, rollout: Rollout, wave_tag: str,
-                         per_group: list[tuple[BatchState, int]]) -> dict[str, list[str]]:
-        """Fresh baselines on the old base (Kayenta's advice), ``count`` beside each batch's group."""
+    def launch_baselines(self, rollout: Rollout, wave_tag: str, per_group: list[tuple[BatchState, int]],
+                         infos: dict[str, GroupInfo], *, again: bool) -> dict[str, list[str]]:
+        """Fresh baselines on the old base (Kayenta's advice), ``count`` beside each batch's group.
+
+        ``infos`` are groups already described (by group key); any other is described here, one
+        request per region. Only a step run ``again`` (after a kill) looks for baselines an earlier
+        attempt launched: one ``DescribeInstances`` per region for the whole wave. Waiting until
+        they run is the caller's (one wait for every cohort's baselines)."""
+        regions = sorted({batch.region for batch, _ in per_group})
+        known = dict(infos)
+        for region in regions:
+            names = [batch.group for batch, _ in per_group if batch.region == region and batch.group_key not in known]
+            if names:
+                known.update({f"{region}/{name}": info for name, info in self.ex.describe_groups(region, names).items()})
+        found: dict[str, list[str]] = {}
+        if again:
+            tags = {FAMILY_TAG: rollout.family, ROLLOUT_TAG: rollout.id, ROLE_TAG: "baseline"}
+            for region in regions:
+                for value, tagged in self.ex.find_tagged_by(region, tags, WAVE_TAG, f"{wave_tag}/*").items():
+                    found[f"{region}/{value.removeprefix(wave_tag + '/')}"] = tagged
         ids: dict[str, list[str]] = {}
         for batch, count in per_group:
             group = rollout.group_of(batch)
             tags = {FAMILY_TAG: rollout.family, ROLLOUT_TAG: rollout.id, ROLE_TAG: "baseline",
                     WAVE_TAG: f"{wave_tag}/{batch.group}"}
-            found = self.ex.find_tagged(batch.region, tags)
-            if len(found) < count:
-                info = self.ex.describe_groups(batch.region, [batch.group])[batch.group]
-                found += self.ex.launch_baselines(info, group.old_version, batch.instance_type, count - len(found),
-                                                  tags, client_token(rollout.id, wave_tag, batch.group, len(found)))
-            ids.setdefault(batch.region, []).extend(found)
-        for region, region_ids in ids.items():
-            self.ex.wait_running(region, region_ids, timeout_s=self.cfg.instance_timeout_s, poll_s=self.cfg.poll_s)
+            have = list(found.get(batch.group_key, []))
+            if len(have) < count:
+                have += self.ex.launch_baselines(known[batch.group_key], group.old_version, batch.instance_type,
+                                                 count - len(have), tags,
+                                                 client_token(rollout.id, wave_tag, batch.group, len(have)))
+            ids.setdefault(batch.region, []).extend(have)
         return ids
+
+    def wait_running(self, ids: dict[str, list[str]]) -> None:
+        """Wait until the instances (by region) run: one poll per region for every cohort's baselines."""
+        for region, region_ids in sorted(ids.items()):
+            if region_ids:
+                self.ex.wait_running(region, region_ids, timeout_s=self.cfg.instance_timeout_s, poll_s=self.cfg.poll_s)
 
     def end_baselines(self, ids: dict[str, list[str]]) -> None:
         for region, region_ids in ids.items():
             self.ex.terminate_instances(region, region_ids)
 
     # --- judging --------------------------------------------------------------------------------------
-    def judge(self, cohort: str, wave: Wave, canaries: list[tuple[str, str]], start: float, end: float) -> Verdict:
-        """Fetch the window's metrics for canaries and baselines and judge them.
+    def judge(self, waves: list[WaveToJudge]) -> dict[str, Verdict]:
+        """Fetch every wave's window of metrics for its canaries and baselines and judge each.
 
-        Datapoints can arrive later than ``metric_delay``: query again (twice at most, a
-        ``metric_delay`` apart) before calling the wave "no data" and pausing for a person.
+        Waves with the same window share ``GetMetricData`` requests (up to 500 queries each).
+        Datapoints can arrive later than ``metric_delay``: the waves still without data are
+        queried again (twice at most, a ``metric_delay`` apart) before one is called "no data"
+        and paused for a person. Returns the verdicts by wave key.
         """
-        baselines = [(region, iid) for region, ids in wave.baselines.ids.items() for iid in ids]
-        t0 = datetime.fromtimestamp(start, UTC)
-        t1 = datetime.fromtimestamp(end, UTC) + timedelta(seconds=1)
         cfg = self.cfg
+        verdicts: dict[str, Verdict] = {}
+        todo = list(waves)
         for attempt in range(1, NODATA_QUERIES + 1):
-            # Canaries and baselines share GetMetricData requests (up to 500 queries each).
-            samples = metric_source.fetch_sides(self.aws, {"canary": canaries, "baseline": baselines},
-                                                cfg.metrics, t0, t1, cfg.period_s)
-            result = verdict(cfg, samples["baseline"], samples["canary"])
-            if result["decision"] != "nodata" or attempt == NODATA_QUERIES:
-                result["queries"] = attempt
-                return result
-            self.progress(f"cohort {cohort}: no data yet, querying again in {cfg.metric_delay_s:.0f}s")
+            again: list[WaveToJudge] = []
+            for (start, end), same in sorted(_by_window(todo).items()):
+                t0 = datetime.fromtimestamp(start, UTC)
+                t1 = datetime.fromtimestamp(end, UTC) + timedelta(seconds=1)
+                sides = {f"{side}:{w.key}": ids for w in same
+                         for side, ids in (("canary", w.canaries), ("baseline", w.baselines))}
+                samples = metric_source.fetch_sides(self.aws, sides, cfg.metrics, t0, t1, cfg.period_s)
+                for w in same:
+                    result = verdict(cfg, samples[f"baseline:{w.key}"], samples[f"canary:{w.key}"])
+                    result["queries"] = attempt
+                    verdicts[w.key] = result
+                    if result["decision"] == "nodata":
+                        again.append(w)
+            if not again or attempt == NODATA_QUERIES:
+                break
+            self.progress(f"{', '.join(w.key for w in again)}: no data yet, querying again in {cfg.metric_delay_s:.0f}s")
             self.clock.sleep(cfg.metric_delay_s)
-        raise AssertionError("unreachable")
+            todo = again
+        return verdicts
 
     # --- rolling back ---------------------------------------------------------------------------------
     def roll_back(self, region: str, groups: list[GroupState]) -> dict[str, Any]:
@@ -144,6 +188,24 @@ class RolloutActions:
         on_new = [iid for iid in members if images.get(iid, {}).get("ami") in new_amis]
         terminated = sum(1 for iid in on_new if self.ex.terminate_in_group(region, iid))
         return {"terminated": terminated, "instances": on_new}
+
+
+@dataclass(frozen=True)
+class WaveToJudge:
+    """What judging one wave needs: its key (``cohort/wave``), window and instances by side."""
+
+    key: str
+    start: float
+    end: float
+    canaries: list[tuple[str, str]]  # (region, instance id)
+    baselines: list[tuple[str, str]]
+
+
+def _by_window(waves: list[WaveToJudge]) -> dict[tuple[float, float], list[WaveToJudge]]:
+    out: dict[tuple[float, float], list[WaveToJudge]] = {}
+    for wave in waves:
+        out.setdefault((wave.start, wave.end), []).append(wave)
+    return out
 
 
 def template_key(group: GroupState) -> str:

@@ -203,6 +203,7 @@ analysis = "60s"
 period = "10s"
 metric_delay = "3m"
 poll = "5s"
+cohorts_in_flight = 10
 """
 
 

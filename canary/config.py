@@ -75,6 +75,12 @@ SCHEMA = s.Table(fields={
     "confidence": s.Num(0.98, lo=0.5, hi=0.9999),
     "on_fail": s.Choice("halt", options=ON_FAIL),
     "baselines_per_wave": s.Num(3, lo=1, hi=100, integer=True),
+    # Cohorts rolled together (their waves side by side); 1 rolls them one after another.
+    "cohorts_in_flight": s.Num(1, lo=1, hi=10_000, integer=True),
+    # The share of EC2's RunInstances bucket (1,000 instances, 2/s per account and region) that
+    # every rollout together may spend on replacements and baselines, and the take size.
+    "launch_share": s.Num(0.25, lo=0.001, hi=1),
+    "launch_chunk": s.Num(10, lo=1, hi=1000, integer=True),
     "min_samples": s.Num(3, lo=1, hi=1000, integer=True),
     "instance_timeout": s.Duration("10m"),
     "poll": s.Duration("15s"),
@@ -129,6 +135,9 @@ class CanarySettings:
     confidence: float
     on_fail: str
     baselines_per_wave: int
+    cohorts_in_flight: int
+    launch_share: float
+    launch_chunk: int
     min_samples: int
     instance_timeout_s: int
     poll_s: int
@@ -157,7 +166,8 @@ class CanarySettings:
             "analysis_s": self.analysis_s, "period_s": self.period_s, "metric_delay_s": self.metric_delay_s, "pass_threshold": self.pass_threshold,
             "marginal_threshold": self.marginal_threshold, "tolerance": self.tolerance,
             "confidence": self.confidence, "on_fail": self.on_fail,
-            "baselines_per_wave": self.baselines_per_wave, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
+            "baselines_per_wave": self.baselines_per_wave, "cohorts_in_flight": self.cohorts_in_flight,
+            "launch_share": self.launch_share, "launch_chunk": self.launch_chunk, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
             "poll_s": self.poll_s, "seed": self.seed, "group_weights": self.weights(),
             "metrics": [m.__dict__ for m in self.metrics],
         }
@@ -194,7 +204,8 @@ def parse(raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str 
         warmup_s=d["warmup"], analysis_s=d["analysis"], period_s=period, metric_delay_s=d["metric_delay"],
         pass_threshold=float(d["pass_threshold"]), marginal_threshold=float(d["marginal_threshold"]),
         tolerance=float(d["tolerance"]), confidence=float(d["confidence"]), on_fail=d["on_fail"],
-        baselines_per_wave=d["baselines_per_wave"], min_samples=d["min_samples"],
+        baselines_per_wave=d["baselines_per_wave"], cohorts_in_flight=d["cohorts_in_flight"],
+        launch_share=float(d["launch_share"]), launch_chunk=d["launch_chunk"], min_samples=d["min_samples"],
         instance_timeout_s=d["instance_timeout"], poll_s=max(1, d["poll"]), seed=d["seed"],
         group_weights={str(k): float(v) for k, v in d["group_weights"].items()}, metrics=metrics,
     )

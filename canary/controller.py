@@ -1,43 +1,43 @@
-"""The rollout state machine: cohorts one after another, waves, a verdict after each wave.
+"""The rollout state machine: cohorts in flight, waves, a verdict after each wave.
 
 The controller works on the typed ``Rollout`` (``canary.model``) and saves it as the rollout's
-document after every change; what it does to AWS is in ``canary.actions``, the verdict rules in
-``canary.verdict``, rolling back and aborting in ``canary.rollback``, the document's place in the
-store (kinds, leases, pause/abort requests) in ``canary.rollouts``.
+document after every change; what it does to AWS is in ``canary.actions``, a round's work for
+every cohort in flight in ``canary.rounds``, the verdict rules in ``canary.verdict``, rolling
+back and aborting in ``canary.rollback``, the document's place in the store (kinds, leases,
+pause/abort requests) in ``canary.rollouts``.
+
+Cohorts roll in *rounds*: the first ``cohorts_in_flight`` unfinished cohorts (in the rollout's
+order) each do their current wave side by side, sharing describes, metric queries and the
+launch budget; after the round each verdict is acted on, and a cohort that finished makes room
+for the next. With ``cohorts_in_flight = 1`` (the default) cohorts roll one after another.
 
 Every action is a step of the rollout's journal, an ``orchestrator.engine.Operation``
 (``canary:<rollout id>``) like every other resumable command's: *pending* is recorded before the
 AWS call and *done* with its result after. A resumed run replays a done step's result instead of
 acting again and runs a pending one again, which every action reconciles against what AWS reports.
 
-Decisions, per cohort and wave: ``pass`` → next wave (next cohort after the last);
+Decisions, per cohort and wave: ``pass`` → next wave (the cohort has passed after its last);
 ``marginal`` or no data → pause (a person runs ``resume`` or ``abort``); ``fail`` → roll the
-cohort back, then halt everything (``on_fail = "halt"``) or go on with the other cohorts
-(``"continue"``). Each verdict stores the samples, thresholds and statistics it came from.
+cohort back, then halt everything (``on_fail = "halt"``: cohorts still in flight are rolled back
+too) or go on with the other cohorts (``"continue"``). Each verdict stores the samples,
+thresholds and statistics it came from.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import ExitStack
-from datetime import UTC, datetime
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any, TypeVar
 
-from canary.actions import Progress, RolloutActions, template_key
+from canary import rounds
+from canary.actions import Progress, RolloutActions
+from canary.budget import ApiBudget
 from canary.config import CanarySettings
-from canary.model import (
-    Analysis,
-    Baselines,
-    BatchState,
-    CohortState,
-    Owner,
-    Rollout,
-    TemplateVersion,
-    Wave,
-)
+from canary.model import CohortState, Owner, Rollout, Wave
+from canary.pacing import LaunchPacer, interleave
 from canary.prepare import new_amis, prepare
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
@@ -70,10 +70,6 @@ T = TypeVar("T")
 JOURNAL_KIND = "canary"  # the kind of the rollout's journal among the store's operations
 # The journal's status once the rollout is final (the engine's done | failed | aborted).
 JOURNAL_STATUS = {"succeeded": "done", "rolled_back": "done", "failed": "failed", "aborted": "aborted"}
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Controller:
@@ -131,10 +127,32 @@ class Controller:
             self.rollout.owner.heartbeat = utcnow()
         self.rev = self.store.put_doc(KIND, self.id, self.rollout.to_dict(), expected_revision=self.rev)
 
-    def step(self, name: str, action: Callable[[], T]) -> T:
-        """One journaled action: the rollout is saved, then the engine records pending, acts, records done."""
-        self.save()
+    def step(self, name: str, action: Callable[[], T], *, save: bool = True) -> T:
+        """One journaled action: the rollout is saved, then the engine records pending, acts, records done.
+
+        ``save=False`` when nothing the step depends on changed since the last save."""
+        if save:
+            self.save()
         return self.journal.step(name, action)
+
+    def step_process(self, name: str, start: Callable[[], Generator[float, None, T]]) -> Generator[float, None, T]:
+        """``step`` for an action that waits as it goes (``canary.pacing``)."""
+        self.save()
+        return (yield from self.journal.step_process(name, start))
+
+    # --- the launch budget ---
+    @cached_property
+    def pacer(self) -> LaunchPacer:
+        """Launch tokens from the budget every rollout of the account shares (``canary.budget``)."""
+        account = self.ctx.actor.split(":")[4] if self.ctx.actor.count(":") >= 5 else "default"
+        budget = ApiBudget(self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed)
+        return LaunchPacer.of(budget, self.cfg.launch_share, self.cfg.launch_chunk, self.cfg.policy.jitter_s,
+                              self.cfg.seed)
+
+    def pacer_take(self, region: str, count: int) -> None:
+        """Wait until ``count`` launches are ours in ``region`` (a take larger than a chunk is split)."""
+        chunk = self.pacer.chunk
+        interleave(self.clock, [self.pacer.take(region, min(chunk, count - lo)) for lo in range(0, count, chunk)])
 
     def audit(self, action: str, **details: Any) -> None:
         self.store.audit(self.ctx.actor, action, self.rollout.new.ref or self.rollout.family,
@@ -196,23 +214,96 @@ class Controller:
         rollout.status = "running"
         rollout.reason = None
         self.save()
-        for cohort in rollout.cohorts:
-            if cohort.status in ("passed", "rolled_back"):
-                continue
-            if self.handle_request():
-                return
-            outcome = self._run_cohort(cohort)
-            if outcome == "paused":
-                return
-            if outcome == "failed" and self.cfg.on_fail == "halt":
-                self._halt(cohort)
+        while cohorts := self.in_flight():
+            if self.handle_request() or self._round(cohorts):
                 return
         self._finish()
 
+    def in_flight(self) -> list[CohortState]:
+        """The cohorts rolled together now: the first ``cohorts_in_flight`` not yet finished, in
+        the rollout's order; as one finishes, the next pending one joins."""
+        unfinished = [cohort for cohort in self.rollout.cohorts if cohort.status not in ("passed", "rolled_back", "halted")]
+        return unfinished[: self.cfg.cohorts_in_flight]
+
+    def _round(self, cohorts: list[CohortState]) -> bool:
+        """Every cohort in flight does its current wave (``canary.rounds``), then its verdict is
+        acted on. True when the run stops here (paused, halted)."""
+        failed = []
+        for cohort in cohorts:
+            if cohort.status == "rolling_back":  # a rollback that was killed half-way: finish it
+                rollback_cohort(self, cohort)
+                failed.append(cohort)
+        active = [cohort for cohort in cohorts if cohort.status in ("pending", "running")]
+        for cohort in active:
+            cohort.status = "running"
+        rounds.pin(self, active)
+        waves = []
+        for cohort in active:
+            if cohort.wave >= len(cohort.waves):  # every wave passed just before a kill
+                cohort.status = "passed"
+                continue
+            wave = cohort.waves[cohort.wave]
+            waves.append((cohort, wave))
+            self.progress(f"cohort {cohort.key}: wave {wave.index + 1}/{len(cohort.waves)} "
+                          f"(to {wave.target} of {cohort.size})")
+        replacing = [(cohort, wave) for cohort, wave in waves if wave.status in ("pending", "replacing")]
+        if replacing:
+            rounds.replace(self, replacing)
+            if self.handle_request():
+                return True
+        analysing = [(cohort, wave) for cohort, wave in waves if wave.status == "analysing"]
+        if analysing:
+            rounds.analyse(self, analysing)
+        paused = []
+        for cohort, wave in waves:
+            decision = self._decide(cohort, wave)
+            if decision == "failed":
+                failed.append(cohort)
+            elif decision == "paused":
+                paused.append((cohort, wave))
+        self.save()
+        if failed and self.cfg.on_fail == "halt":
+            self._halt(failed[0])
+            return True
+        if paused:
+            self._pause(paused)
+            return True
+        return False
+
+    def _decide(self, cohort: CohortState, wave: Wave) -> str:
+        """Act on the wave's verdict: ``passed`` (next wave), ``paused`` or ``failed`` (rolled back)."""
+        judged = wave.verdict
+        assert judged is not None, f"wave {wave.index} of {cohort.key} is {wave.status} without a verdict"
+        decision = judged["decision"]
+        cohort.last_verdict = {"wave": wave.index, "decision": decision, "score": judged["score"]}
+        self.progress(describe_verdict(cohort.key, wave.index, judged))
+        if decision == "pass":
+            wave.status = "passed"
+            cohort.wave += 1
+            if cohort.wave == len(cohort.waves):
+                cohort.status = "passed"
+            return "passed"
+        if decision in ("marginal", "nodata"):
+            wave.status = "paused"
+            cohort.status = "paused"
+            return "paused"
+        wave.status = "failed"
+        self.save()
+        rollback_cohort(self, cohort)
+        self.progress(f"cohort {cohort.key}: rolled back to the previous launch-template versions")
+        self._draft_retrospective(cohort)
+        return "failed"
+
     def _halt(self, failed: CohortState) -> None:
+        """``on_fail = "halt"``: stop everything. Cohorts still in flight go back to the old base
+        (nobody runs them any more); passed cohorts stay, pending ones are halted."""
         rollout = self.rollout
         rollout.status = "failed"
         rollout.reason = f"cohort {failed.key} failed the canary and was rolled back; halted"
+        self.save()
+        for other in rollout.cohorts:
+            if other.status in ("running", "paused", "rolling_back"):
+                rollback_cohort(self, other)
         for other in rollout.cohorts:
             if other.status == "pending":
                 other.status = "halted"
@@ -271,54 +362,12 @@ class Controller:
                     wave.override = {"by": self.ctx.actor, "at": utcnow(), "decision": "resume"}
                     cohort.wave += 1
 
-    def _run_cohort(self, cohort: CohortState) -> str:
-        """Run the cohort's waves from where it stands; ``passed``, ``paused`` or ``failed``."""
-        if cohort.status == "rolling_back":  # a rollback that was killed half-way: finish it
-            rollback_cohort(self, cohort)
-            return "failed"
-        cohort.status = "running"
-        self.save()
-        self._pin(cohort)
-        while cohort.wave < len(cohort.waves):
-            wave = cohort.waves[cohort.wave]
-            self.progress(f"cohort {cohort.key}: wave {wave.index + 1}/{len(cohort.waves)} "
-                          f"(to {wave.target} of {cohort.size})")
-            if wave.status in ("pending", "replacing"):
-                self._replace_wave(cohort, wave)
-                if self.handle_request():
-                    return "paused"
-            if wave.status == "analysing":
-                self._analyse(cohort, wave)
-            judged = wave.verdict
-            assert judged is not None, f"wave {wave.index} of {cohort.key} is {wave.status} without a verdict"
-            decision = judged["decision"]
-            cohort.last_verdict = {"wave": wave.index, "decision": decision, "score": judged["score"]}
-            self.progress(describe_verdict(cohort.key, wave.index, judged))
-            if decision == "pass":
-                wave.status = "passed"
-                cohort.wave += 1
-                self.save()
-                if cohort.wave < len(cohort.waves) and self.handle_request():
-                    return "paused"
-                continue
-            if decision in ("marginal", "nodata"):
-                self._pause(cohort, wave, f"{decision} (score {judged['score']})")
-                return "paused"
-            wave.status = "failed"
-            self.save()
-            rollback_cohort(self, cohort)
-            self.progress(f"cohort {cohort.key}: rolled back to the previous launch-template versions")
-            self._draft_retrospective(cohort)
-            return "failed"
-        cohort.status = "passed"
-        self.save()
-        return "passed"
-
-    def _pause(self, cohort: CohortState, wave: Wave, why: str) -> None:
-        wave.status = "paused"
-        cohort.status = "paused"
+    def _pause(self, paused: list[tuple[CohortState, Wave]]) -> None:
+        """Marginal or no-data verdicts: the rollout waits for a person (``resume`` or ``abort``)."""
         self.rollout.status = "paused"
-        self.rollout.reason = f"cohort {cohort.key} wave {wave.index + 1}: {why}"
+        self.rollout.reason = "; ".join(
+            f"cohort {cohort.key} wave {wave.index + 1}: {wave.verdict['decision']} (score {wave.verdict['score']})"
+            for cohort, wave in paused if wave.verdict is not None)
         self.save()
 
     def _draft_retrospective(self, cohort: CohortState) -> None:
@@ -333,98 +382,7 @@ class Controller:
             return
         self.progress(f"cohort {cohort.key}: retrospective draft {draft.path}")
 
-    # --- pinning ---
-    def _pin(self, cohort: CohortState) -> None:
-        """Every group of the cohort onto a template version with the new AMI."""
-        for group_key in cohort.groups:
-            group = self.rollout.groups[group_key]
-            if group.pinned:
-                continue
-            info = self.actions.describe_groups(group.region, [group.name])[group.name]
-            result = self.step(f"pin:{cohort.key}:{group_key}", partial(self.actions.pin, self.rollout, group, info))
-            self.rollout.templates.setdefault(template_key(group), TemplateVersion(
-                new_version=int(result["new_version"]), old_ami=result["old_ami"]))
-            group.new_version = int(result["new_version"])
-            group.old_ami = result["old_ami"]
-            group.pinned = True
-
-    # --- replacing a wave ---
-    def _replace_wave(self, cohort: CohortState, wave: Wave) -> None:
-        wave.status = "replacing"
-        self.save()
-        for step in sorted({batch.step for batch in wave.batches}):
-            batches = wave.batches_of_step(step)
-            if all(batch.status == "done" for batch in batches):
-                continue
-            self._replace_step(cohort, wave, step, batches)
-        # All replacements of the wave are healthy: the analysis window starts now.
-        wave.status = "analysing"
-        wave.analysis = Analysis(healthy_at=self.clock.time())
-        self.save()
-
-    def _replace_step(self, cohort: CohortState, wave: Wave, step: int, batches: list[BatchState]) -> None:
-        by_region: dict[str, list[BatchState]] = {}
-        for batch in batches:
-            by_region.setdefault(batch.region, []).append(batch)
-        for region, region_batches in sorted(by_region.items()):
-            names = sorted({batch.group for batch in region_batches})
-            groups = self.actions.describe_groups(region, names)
-            todo = [batch for batch in region_batches if batch.status != "done"]
-            for batch in todo:
-                if batch.status == "pending":
-                    batch.before = [member.id for member in groups[batch.group].members]
-                    batch.status = "terminating"
-            self.step(f"replace:{cohort.key}:{wave.index}:{step}:{region}",
-                      partial(self.actions.replace, region, todo, groups))
-            if wave.baselines.status != "done":
-                self._launch_baselines(cohort, wave)
-            exclude = {iid for batch in region_batches for iid in batch.instance_ids}
-            after = self.actions.wait_replaced(region, names, exclude)
-            new_ids: set[str] = set()
-            for batch in region_batches:
-                before = set(batch.before)
-                new_ids |= {member.id for member in after[batch.group].in_service() if member.id not in before}
-                batch.status = "done"
-            wave.canaries = sorted(set(wave.canaries) | new_ids)
-            cohort.replaced = cohort.replaced_so_far()
-            self.save()
-            self.progress(f"cohort {cohort.key}: {cohort.replaced}/{cohort.size} replaced")
-
-    def _launch_baselines(self, cohort: CohortState, wave: Wave) -> None:
-        """Fresh baselines on the old base, launched with the canaries (Kayenta's advice)."""
-        want = min(self.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
-        # Spread over the wave's groups (round-robin over its batches), one launch per group.
-        per_group: dict[str, tuple[BatchState, int]] = {}
-        for index in range(want):
-            batch = wave.batches[index % len(wave.batches)]
-            first, count = per_group.get(batch.group_key, (batch, 0))
-            per_group[batch.group_key] = (first, count + 1)
-        wave_tag = f"{cohort.key}/{wave.index}"
-        ids = self.step(f"baselines:{cohort.key}:{wave.index}",
-                        lambda: self.actions.launch_baselines(self.rollout, wave_tag, list(per_group.values())))
-        wave.baselines = Baselines(status="done", ids=ids, launched_at=self.clock.time())
-        self.save()
-
-    # --- analysis ---
-    def _analyse(self, cohort: CohortState, wave: Wave) -> None:
-        analysis = wave.analysis
-        assert analysis is not None, f"wave {wave.index} of {cohort.key} is analysing without a window"
-        start = analysis.healthy_at + self.cfg.warmup_s
-        end = start + self.cfg.analysis_s
-        analysis.window_start, analysis.window_end = _iso(start), _iso(end)
-        self.save()
-        self.progress(f"cohort {cohort.key}: analysing {len(wave.canaries)} canaries vs "
-                      f"{wave.baselines.count} baselines")
-        # Wait out the window plus CloudWatch's ingestion lag; a resumed run waits only what is left.
-        self.clock.sleep(end + self.cfg.metric_delay_s - self.clock.time())
-        canaries = self._regions_of(cohort, wave.canaries)
-        wave.verdict = self.step(f"judge:{cohort.key}:{wave.index}",
-                                 lambda: self.actions.judge(cohort.key, wave, canaries, start, end))
-        self.cleanup_baselines(cohort, wave)
-        wave.status = "judged"
-        self.save()
-
-    def _regions_of(self, cohort: CohortState, ids: list[str]) -> list[tuple[str, str]]:
+    def regions_of(self, cohort: CohortState, ids: list[str]) -> list[tuple[str, str]]:
         """(region, instance id) of canaries: a replacement runs in the region of the group it joined."""
         region_of: dict[str, str] = {}
         for wave in cohort.waves:
@@ -437,9 +395,4 @@ class Controller:
 
     def cleanup_baselines(self, cohort: CohortState, wave: Wave) -> None:
         """Terminate the wave's baselines once its verdict is in (or its cohort is rolled back)."""
-        ids = wave.baselines.ids
-        if not ids or wave.baselines.cleaned:
-            return
-        self.step(f"cleanup:{cohort.key}:{wave.index}", lambda: self.actions.end_baselines(ids))
-        wave.baselines.cleaned = True
-        self.save()
+        rounds.end_baselines(self, [(cohort, wave)])

@@ -191,16 +191,23 @@ class Executor:
                  if v.get("VersionDescription") == marker]
         return max(found) if found else None
 
+    def list_versions(self, region: str, lt_id: str) -> list[dict[str, Any]]:
+        """Every version of a launch template, with its data (one listing serves all its groups)."""
+        ec2 = self.aws.client("ec2", region)
+        pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
+        return [v for page in pages for v in page.get("LaunchTemplateVersions", [])]
+
     def create_version(self, region: str, lt_id: str, source_version: int, ami: str, marker: str,
-                       token: str) -> tuple[int, str]:
+                       token: str, versions: list[dict[str, Any]] | None = None) -> tuple[int, str]:
         """A new version = the old one's data with ``ImageId`` replaced. Returns (number, old AMI).
 
         One listing of the template's versions gives both the source data and any version an
-        earlier (killed) attempt made (found by ``marker``), so this is two requests, not three.
+        earlier (killed) attempt made (found by ``marker``), so this is two requests, not three;
+        ``versions`` is a listing already made (for another group of the same template).
         """
         ec2 = self.aws.client("ec2", region)
-        pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
-        versions = [v for page in pages for v in page.get("LaunchTemplateVersions", [])]
+        if versions is None:
+            versions = self.list_versions(region, lt_id)
         source = next((v for v in versions if int(v["VersionNumber"]) == source_version), None)
         data = dict(source["LaunchTemplateData"]) if source else self.template_data(region, lt_id, source_version)
         old_ami = str(data.get("ImageId", ""))
@@ -288,6 +295,21 @@ class Executor:
         filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
         pages = ec2.paginate("describe_instances", Filters=filters)
         return sorted(i["InstanceId"] for page in pages for r in page.get("Reservations", []) for i in r["Instances"])
+
+    def find_tagged_by(self, region: str, tags: dict[str, str], key: str, pattern: str) -> dict[str, list[str]]:
+        """Pending or running instances carrying ``tags`` and tag ``key`` matching ``pattern`` (``*``
+        wildcards), by that tag's value: one listing for many groups' instances."""
+        ec2 = self.aws.client("ec2", region)
+        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        filters.append({"Name": f"tag:{key}", "Values": [pattern]})
+        filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
+        out: dict[str, list[str]] = {}
+        for page in ec2.paginate("describe_instances", Filters=filters):
+            for r in page.get("Reservations", []):
+                for i in r["Instances"]:
+                    value = next((t["Value"] for t in i.get("Tags", []) if t["Key"] == key), "")
+                    out.setdefault(value, []).append(i["InstanceId"])
+        return {value: sorted(ids) for value, ids in out.items()}
 
     def launch_baselines(self, group: GroupInfo, version: int, instance_type: str, count: int,
                          tags: dict[str, str], token: str) -> list[str]:

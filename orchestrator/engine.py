@@ -12,7 +12,7 @@ AWS already has before acting).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from orchestrator.store import StateStore
@@ -64,6 +64,8 @@ class Operation:
         return self.status in ("done", "failed", "aborted")
 
     def step(self, name: str, action: Callable[[], T]) -> T:
+        """Run ``action`` once: *pending* is recorded before it, *done* with its result after;
+        a step already done returns its recorded result without acting again."""
         prior = self.store.step(self.id, name)
         if prior and prior["status"] == "done":
             self.steps_skipped.append(name)
@@ -71,6 +73,30 @@ class Operation:
         self.store.record_step(self.id, name, "pending")
         kill_point(f"{name}:before")
         result = action()
+        return self._done(name, result)
+
+    def step_process(self, name: str, start: Callable[[], Generator[float, None, T]]) -> Generator[float, None, T]:
+        """``step`` for an action that waits as it goes: a generator yielding the seconds it wants
+        to wait, run by a scheduler that interleaves several; the same journal records around it."""
+        prior = self.store.step(self.id, name)
+        if prior and prior["status"] == "done":
+            self.steps_skipped.append(name)
+            return prior["result"]  # type: ignore[no-any-return]
+        self.store.record_step(self.id, name, "pending")
+        kill_point(f"{name}:before")
+        result = yield from start()
+        return self._done(name, result)
+
+    def is_done(self, name: str) -> bool:
+        """Whether step ``name`` ran to its end before (a resumed run replays its result)."""
+        prior = self.store.step(self.id, name)
+        return bool(prior and prior["status"] == "done")
+
+    def was_started(self, name: str) -> bool:
+        """Whether step ``name`` was recorded before, done or pending (killed half-way)."""
+        return self.store.step(self.id, name) is not None
+
+    def _done(self, name: str, result: T) -> T:
         kill_point(f"{name}:acted")
         self.store.record_step(self.id, name, "done", result)
         self.steps_run.append(name)
