@@ -41,7 +41,8 @@ OLD_AMI, NEW_AMI = "ami-00000000000000001", "ami-00000000000000002"
 RETRY_ATTEMPTS = 5  # as [aws] max_attempts' default: throttled requests are retried this often
 
 # The canary settings of a simulated rollout: short soaks, one metric, and a failed cohort
-# does not halt the others. ``cohorts_in_flight`` and the like are added by the caller.
+# does not halt the others. ``launch_share`` is the scenario's; ``cohorts_in_flight`` and the like
+# are added by the caller.
 SIM_CANARY_TOML = """
 [canary]
 on_fail = "continue"
@@ -66,7 +67,8 @@ allowed_increase = 1.1
 def workspace_toml(scenario: Scenario, canary: Mapping[str, Any]) -> str:
     """The simulated workspace's imagefleet.toml: state in SQLite, the scenario's regions, one family."""
     regions = ", ".join(f'"{r}"' for r in scenario.regions)
-    extra = "".join(f"{key} = {_toml(value)}\n" for key, value in canary.items())
+    settings = {"launch_share": scenario.launch_share, **canary}  # the budget the report's bound assumes
+    extra = "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items())
     return (f'[state]\npath = "state.db"\n[aws]\nregions = [{regions}]\n'
             f'[families.{FAMILY}]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "{OLD_AMI}"\n'
             + SIM_CANARY_TOML.format(seed=scenario.seed).replace("[[canary.metrics]]", extra + "\n[[canary.metrics]]", 1))
