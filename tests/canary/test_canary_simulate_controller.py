@@ -69,3 +69,13 @@ def test_canaries_are_judged_on_their_own_regions_metrics(tmp_path: Path) -> Non
     r = run_controller(Scenario(instances=800, cohorts=4, seed=3), state_dir=tmp_path).report
     assert r.regions == 4
     assert not r.cohorts_paused and r.rollout_status == "succeeded"
+
+
+def test_cohorts_in_flight_roll_side_by_side_and_finish_sooner(tmp_path: Path) -> None:
+    one = run_controller(SMALL, state_dir=tmp_path).report
+    run = run_controller(SMALL, state_dir=tmp_path, canary={"cohorts_in_flight": 3})
+    r = run.report
+    assert r.rollout_status == "succeeded" and r.cohorts_passed == r.cohorts == one.cohorts
+    assert all(amis == {NEW_AMI} for amis in amis_in_groups(run.world).values())
+    assert r.throttling_errors == 0
+    assert r.bound_s <= r.makespan_s < one.makespan_s  # in virtual time: never faster than the budget allows
