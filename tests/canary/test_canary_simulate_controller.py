@@ -79,3 +79,17 @@ def test_cohorts_in_flight_roll_side_by_side_and_finish_sooner(tmp_path: Path) -
     assert all(amis == {NEW_AMI} for amis in amis_in_groups(run.world).values())
     assert r.throttling_errors == 0
     assert r.bound_s <= r.makespan_s < one.makespan_s  # in virtual time: never faster than the budget allows
+
+
+def test_the_command_runs_the_controller_and_refuses_unknown_settings() -> None:
+    from click.testing import CliRunner
+
+    from canary.simulate.__main__ import main
+
+    args = ["--controller", "--instances", "200", "--cohorts", "2", "--regions", "1", "--seed", "3"]
+    ok = CliRunner().invoke(main, [*args, "--set", "cohorts_in_flight=2"])
+    assert ok.exit_code == 0, ok.output
+    assert "rollout succeeded" in ok.output and "cohorts passed" in ok.output
+    bad = CliRunner().invoke(main, [*args, "--set", "no_such_key=1"])
+    assert bad.exit_code == 2
+    assert bad.output.startswith("error: ") and "canary.no_such_key" in bad.output
