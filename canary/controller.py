@@ -135,9 +135,11 @@ class Controller:
             self.save()
         return self.journal.step(name, action)
 
-    def step_process(self, name: str, start: Callable[[], Generator[float, None, T]]) -> Generator[float, None, T]:
+    def step_process(self, name: str, start: Callable[[], Generator[float, None, T]], *,
+                     save: bool = True) -> Generator[float, None, T]:
         """``step`` for an action that waits as it goes (``canary.pacing``)."""
-        self.save()
+        if save:
+            self.save()
         return (yield from self.journal.step_process(name, start))
 
     # --- the launch budget ---

@@ -219,27 +219,43 @@ class Plan:
     def instance_count(self) -> int:
         return sum(c.size for c in self.cohorts)
 
-    def summary(self, replace_soak_s: float = 600.0, health_poll_s: float = 30.0) -> dict[str, Any]:
+    def instances_by_region(self) -> dict[str, int]:
+        """Instances to replace per region (what each region's launch budget has to cover)."""
+        out: dict[str, int] = {}
+        for c in self.cohorts:
+            for w in c.waves:
+                per_group = np.bincount(w.columns.group, weights=w.columns.size, minlength=len(w.groups))
+                for group, count in zip(w.groups, per_group, strict=True):
+                    if count:
+                        out[group.region] = out.get(group.region, 0) + int(count)
+        return out
+
+    def summary(self, replace_soak_s: float = 600.0, health_poll_s: float = 30.0, *,
+                cohorts_in_flight: int = 1, launches_per_s: float | None = None) -> dict[str, Any]:
         """Counts, an estimated duration and an estimated number of AWS API calls.
 
-        Duration: steps run one after another; each lasts its largest batch offset plus
-        ``replace_soak_s`` (terminate, launch, health check and soak). Judge time between
-        waves is not included. API calls, per group slice: one launch-template version and one
-        group update; per instance: one TerminateInstanceInAutoScalingGroup (its replacement is a
-        RunInstances the group makes); per batch: one health poll every ``health_poll_s``.
+        Duration: a wave's steps run one after another; each lasts its largest batch offset
+        plus ``replace_soak_s`` (terminate, launch, health check and soak). Cohorts roll in
+        rounds of ``cohorts_in_flight`` (a round lasts as long as its longest wave), and no
+        faster than the launch budget allows: the busiest region's instances at
+        ``launches_per_s``. Judge time between waves is not included. API calls, per group
+        slice: one launch-template version and one group update; per instance: one
+        TerminateInstanceInAutoScalingGroup (its replacement is a RunInstances the group
+        makes); per batch: one health poll every ``health_poll_s``.
         """
         waves = batches = steps = 0
-        duration = 0.0
         groups = 0
         per_cohort = []
+        wave_s: list[list[float]] = []
         for c in self.cohorts:
             groups += len(np.unique(np.concatenate([w.columns.group for w in c.waves]))) if c.waves else 0
             c_steps = 0
+            wave_s.append([])
             for w in c.waves:
                 waves += 1
                 batches += len(w.columns.group)
                 c_steps += w.steps
-                duration += sum(w.step_spans_s()) + w.steps * replace_soak_s
+                wave_s[-1].append(sum(w.step_spans_s()) + w.steps * replace_soak_s)
             steps += c_steps
             per_cohort.append(
                 {"key": c.key, "instances": c.size, "regions": list(c.regions),
@@ -247,6 +263,9 @@ class Plan:
             )
         polls = batches * max(1, math.ceil(replace_soak_s / health_poll_s))
         instances = self.instance_count
+        duration = rounds_duration(wave_s, cohorts_in_flight)
+        if launches_per_s:
+            duration = max(duration, max(self.instances_by_region().values(), default=0) / launches_per_s)
         return {
             "cohorts": len(self.cohorts),
             "waves": waves,
@@ -262,7 +281,8 @@ class Plan:
                 "describe_health_polls": polls,
                 "total": 2 * groups + 2 * instances + polls,
             },
-            "assumptions": {"replace_soak_s": replace_soak_s, "health_poll_s": health_poll_s},
+            "assumptions": {"replace_soak_s": replace_soak_s, "health_poll_s": health_poll_s,
+                            "cohorts_in_flight": cohorts_in_flight, "launches_per_s": launches_per_s},
             "per_cohort": per_cohort,
         }
 
@@ -292,6 +312,18 @@ class Plan:
                 for c in self.cohorts
             ],
         }
+
+
+def rounds_duration(wave_s: Sequence[Sequence[float]], in_flight: int) -> float:
+    """How long cohorts take in rounds: each round, the first ``in_flight`` unfinished cohorts (in
+    order) each run their next wave; a round lasts as long as its longest wave."""
+    left = [list(waves) for waves in wave_s if waves]
+    total = 0.0
+    while left:
+        now = left[: max(1, in_flight)]
+        total += max(waves.pop(0) for waves in now)
+        left = [waves for waves in left if waves]
+    return total
 
 
 def _stride_order(sizes: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

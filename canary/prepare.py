@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from canary.budget import launch_bucket
 from canary.cohorts import Cohort, build_cohorts
 from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
@@ -65,7 +66,8 @@ def prepare(ctx: Context, cfg: CanarySettings, ref: str, family: str | None) -> 
         id=f"{fam}-{suffix}-{uuid.uuid4().hex[:6]}", family=fam,
         new=NewBase(amis=amis, ref=base.ref if base else None, version=base.version if base else None),
         created_at=now, updated_at=now, config=cfg.to_dict(),
-        summary=the_plan.summary(cfg.warmup_s + cfg.analysis_s, cfg.poll_s),
+        summary=the_plan.summary(cfg.warmup_s + cfg.analysis_s, cfg.poll_s, cohorts_in_flight=cfg.cohorts_in_flight,
+                                 launches_per_s=launch_bucket(cfg.launch_share).refill_per_s),
         groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )

@@ -97,12 +97,15 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     for _, wave in waves:
         wave.status = "replacing"
     ctl.save()
+    # The groups as the last wait saw them (all healthy), by group key: the next step starts
+    # from that view instead of describing them again.
+    seen: dict[str, GroupInfo] = {}
     for step in sorted({batch.step for _, wave in waves for batch in wave.batches}):
         todo = [(cohort, wave, wave.batches_of_step(step)) for cohort, wave in waves]
         todo = [(cohort, wave, batches) for cohort, wave, batches in todo
                 if any(batch.status != "done" for batch in batches)]
         if todo:
-            replace_step(ctl, step, todo)
+            replace_step(ctl, step, todo, seen)
     # All replacements of the round are healthy: the analysis windows start now.
     now = ctl.clock.time()
     for _, wave in waves:
@@ -111,13 +114,20 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     ctl.save()
 
 
-def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]]) -> None:
-    """One step of every wave in flight: terminate, launch baselines, wait until healthy."""
+def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]],
+                 seen: dict[str, GroupInfo]) -> None:
+    """One step of every wave in flight: terminate, launch baselines, wait until healthy.
+
+    ``seen`` holds the groups as the previous step's wait left them; it is updated here."""
     names: dict[str, list[str]] = {}
+    unseen: dict[str, list[str]] = {}
     for _, _, batches in todo:
         for batch in batches:
             names.setdefault(batch.region, []).append(batch.group)
-    before = describe(ctl, names)
+            if batch.group_key not in seen:
+                unseen.setdefault(batch.region, []).append(batch.group)
+    before = {**{key: seen[key] for _, _, batches in todo for batch in batches
+                 if (key := batch.group_key) in seen}, **describe(ctl, unseen)}
     for _, _, batches in todo:
         for batch in batches:
             if batch.status == "pending":
@@ -130,8 +140,10 @@ def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave,
         for cohort, wave, batches in todo:
             left = [batch for batch in batches if batch.region == region and batch.status != "done"]
             if left:
+                # Saved once above: the records a step depends on do not change between steps.
                 yield from ctl.step_process(f"replace:{cohort.key}:{wave.index}:{step}:{region}",
-                                            partial(ctl.actions.replace, region, left, groups, ctl.pacer))
+                                            partial(ctl.actions.replace, region, left, groups, ctl.pacer),
+                                            save=False)
         return None
 
     interleave(ctl.clock, [region_work(region) for region in sorted(names)])
@@ -140,6 +152,7 @@ def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave,
         in_region = [(wave, batch) for _, wave, batches in todo for batch in batches if batch.region == region]
         gone = {instance_id for _, batch in in_region for instance_id in batch.instance_ids}
         after = ctl.actions.wait_replaced(region, sorted(set(names[region])), gone)
+        seen.update({f"{region}/{name}": info for name, info in after.items()})
         shared = _groups_in_several_batches(batch for _, batch in in_region)
         for wave, batch in in_region:
             old = set(batch.before)
@@ -163,25 +176,28 @@ def _groups_in_several_batches(batches: Iterable[BatchState]) -> set[str]:
 
 
 def baselines(ctl: Controller, waves: InFlight, infos: dict[str, GroupInfo]) -> None:
-    """Fresh baselines on the old base, launched with the canaries (Kayenta's advice): per cohort
-    and wave, spread over the wave's groups; then one wait per region until all of them run."""
+    """Fresh baselines on the old base, launched with the canaries (Kayenta's advice): one
+    ``RunInstances`` per cohort and wave; then one wait per region until all of them run."""
     if not waves:
         return
     launched: dict[str, list[str]] = {}
     for cohort, wave in waves:
         want = min(ctl.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
-        per_group: dict[str, tuple[BatchState, int]] = {}  # round-robin over the wave's batches
-        for index in range(want):
-            batch = wave.batches[index % len(wave.batches)]
-            first, count = per_group.get(batch.group_key, (batch, 0))
-            per_group[batch.group_key] = (first, count + 1)
+        # One launch per cohort and wave, beside the group giving the wave most of its canaries
+        # (its old template version, subnet and the cohort's instance type).
+        sizes: dict[str, int] = {}
+        for batch in wave.batches:
+            sizes[batch.group_key] = sizes.get(batch.group_key, 0) + len(batch.instance_ids)
+        biggest = max(sorted(sizes), key=sizes.__getitem__)
+        beside = next(batch for batch in wave.batches if batch.group_key == biggest)
+        per_group = {biggest: (beside, want)}
         name = f"baselines:{cohort.key}:{wave.index}"
         if not ctl.journal.is_done(name):
             for region in sorted({batch.region for batch, _ in per_group.values()}):
                 ctl.pacer_take(region, sum(n for batch, n in per_group.values() if batch.region == region))
         again = ctl.journal.was_started(name)  # pending: a killed attempt may have launched some
         ids = ctl.step(name, partial(ctl.actions.launch_baselines, ctl.rollout, f"{cohort.key}/{wave.index}",
-                                     list(per_group.values()), infos, again=again))
+                                     list(per_group.values()), infos, again=again), save=False)
         wave.baselines = Baselines(status="launched", ids=ids, launched_at=ctl.clock.time())
         for region, region_ids in ids.items():
             launched.setdefault(region, []).extend(region_ids)
@@ -217,7 +233,8 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
     ctl.clock.sleep(last_end + cfg.metric_delay_s - ctl.clock.time())
     verdicts = ctl.actions.judge(judge) if judge else {}
     for cohort, wave in waves:
-        wave.verdict = ctl.step(_judge_step(cohort, wave), partial(verdicts.__getitem__, f"{cohort.key}/{wave.index}"))
+        wave.verdict = ctl.step(_judge_step(cohort, wave), partial(verdicts.__getitem__, f"{cohort.key}/{wave.index}"),
+                                save=False)
     end_baselines(ctl, waves)
     for _, wave in waves:
         wave.status = "judged"

@@ -7,7 +7,6 @@ data, not a rule, so a third column is read as architectures only when every val
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
 __all__ = ["is_architecture", "known_architectures"]
 
@@ -15,6 +14,8 @@ __all__ = ["is_architecture", "known_architectures"]
 @cache
 def known_architectures() -> frozenset[str]:
     """The architecture names dpkg knows (``amd64``, ``arm64``, ``i386``, ``all``…)."""
+    from importlib import resources  # read once, when a manifest has a third column
+
     text = (resources.files("changelog") / "architectures.txt").read_text(encoding="utf-8")
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")

@@ -212,8 +212,9 @@ def figures() -> list[Figure]:
         b = _write_manifest(new, Path(tmp) / "new.tsv")
         ours = best_of(lambda: measure_process(
             [sys.executable, "-m", "orchestrator.cli", "changelog", "diff", str(a), str(b),
-             "--format", "json"]), 3)
-        base = best_of(lambda: measure_process([sys.executable, "-c", BASELINE_SCRIPT, str(a), str(b)]), 3)
+             "--format", "json"]), 3, warmup=1)
+        base = best_of(lambda: measure_process([sys.executable, "-c", BASELINE_SCRIPT, str(a), str(b)]), 3,
+                       warmup=1)
     ratio = ours.seconds / base.seconds
     diff_row = run_diff_only(old, new)[0]
     return [

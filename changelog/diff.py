@@ -3,17 +3,16 @@
 Pure: takes two `Manifest` values, returns a `ManifestDiff` (Debian packages) or a `SnapDiff`
 (a cloud image's snaps: revisions are compared for equality only, never ordered).
 Ordering is python-debian's `Version`
-comparison (dpkg's algorithm). A `Version` is only built when the two version strings differ, which
-in a real image pair is ~10% of packages; equal strings are unchanged without parsing.
+comparison (dpkg's algorithm). A `Version` is only compared when the two version strings differ,
+which in a real image pair is ~10% of packages; equal strings are unchanged without parsing. Versions
+come from `dpkg_version`, cached per distinct string (the manifest readers have parsed them already).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from debian.debian_support import Version
-
-from changelog.packages import Manifest, Package, Snap
+from changelog.packages import Manifest, Package, Snap, dpkg_version
 
 __all__ = ["Change", "ManifestDiff", "SnapChange", "SnapDiff", "diff", "diff_snaps"]
 
@@ -68,7 +67,7 @@ def diff(old: Manifest, new: Manifest) -> ManifestDiff:
         elif before.version == after.version:
             unchanged.append(name)
         else:
-            new_v, old_v = Version(after.version), Version(before.version)
+            new_v, old_v = dpkg_version(after.version), dpkg_version(before.version)
             if new_v > old_v:
                 upgraded.append(Change(before, after))
             elif new_v < old_v:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from debian.changelog import Changelog, topline
-from debian.debian_support import Version
+from changelog.packages import dpkg_version
 
 __all__ = ["Entry", "entries_between"]
 
@@ -52,14 +51,16 @@ def entries_between(lines: Iterable[str], low: str, high: str) -> list[Entry]:
     ``lines`` may be a lazy iterator (e.g. over a gzip file); it is consumed only up to the first
     entry at or below ``low``.
     """
-    low_v, high_v = Version(low), Version(high)
+    from debian.changelog import Changelog, topline  # loaded only when there are entries to read
+
+    low_v, high_v = dpkg_version(low), dpkg_version(high)
     wanted: list[str] = []
     for raw in lines:
         line = raw.rstrip("\n")
         header = topline.match(line)
         if header is not None:
             try:
-                if Version(header.group(2)) <= low_v:
+                if dpkg_version(header.group(2)) <= low_v:
                     break
             except ValueError:
                 pass  # a malformed header version: let the parser below keep it as text

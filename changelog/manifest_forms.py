@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from debian.deb822 import Packages
-
 from changelog.architectures import is_architecture
 from changelog.packages import (
     Manifest,
@@ -207,6 +205,8 @@ def _installed(status: str, path: str, lineno: int) -> bool:
 
 def read_status(lines: Sequence[str], path: str) -> Manifest:
     """Read a dpkg status file: installed packages with their Source and Architecture."""
+    from debian.deb822 import Packages  # with its charset detection: only status files need it
+
     out = PackageCollector(path)
     for start, lines_of, chunk in _stanzas(lines, path):
         para = Packages(chunk, fields=_STATUS_FIELDS)

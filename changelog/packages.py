@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from debian.debian_support import Version
 
@@ -20,6 +21,7 @@ __all__ = [
     "Package",
     "PackageCollector",
     "Snap",
+    "dpkg_version",
     "parse_source",
     "split_arch",
     "validate_version",
@@ -102,20 +104,41 @@ class Manifest:
         return cls(packages, path=path)
 
 
-def validate_version(text: str, path: str, lineno: int) -> str:
-    """Return ``text`` if dpkg would accept it as a version, else raise `ManifestError`.
+@lru_cache(maxsize=1 << 16)
+def dpkg_version(text: str) -> Version:
+    """python-debian's `Version` of ``text``, parsed once per distinct string (ValueError if invalid).
 
-    python-debian's `Version` does the parsing; on top of it we reject an empty upstream part or an
-    empty revision (``1.0-``), which dpkg treats as errors but python-debian lets through.
+    Two images share most of their version strings and a diff compares each several times (read,
+    diff, grouping, entries), so every reader goes through this cache. The `Version` is shared:
+    compare it, never assign to its fields.
     """
-    try:
-        parsed = Version(text)
-    except ValueError:
-        raise ManifestError(f"{path}:{lineno}: invalid Debian version {text[:80]!r}") from None
-    without_epoch = text.partition(":")[2] if parsed.epoch is not None else text
-    if not parsed.upstream_version or without_epoch.startswith("-") or text.endswith("-"):
+    return Version(text)
+
+
+def validate_version(text: str, path: str, lineno: int) -> str:
+    """Return ``text`` if dpkg would accept it as a version, else raise `ManifestError`."""
+    if not _dpkg_accepts(text):
         raise ManifestError(f"{path}:{lineno}: invalid Debian version {text[:80]!r}")
     return text
+
+
+@lru_cache(maxsize=1 << 16)
+def _dpkg_accepts(text: str) -> bool:
+    """Whether dpkg accepts ``text`` as a version, once per distinct string and without a `Version`.
+
+    python-debian's own rule, as its `Version` applies it: ``Version.re_valid_version`` matches,
+    and without an epoch the upstream part holds no ':'. On top of it we reject an empty upstream
+    part or an empty revision (``1.0-``), which dpkg treats as errors but python-debian lets
+    through. Building a `Version` costs about ten regex matches; most packages are never compared.
+    """
+    m = Version.re_valid_version.match(text)
+    if m is None:
+        return False
+    epoch, upstream = m.group("epoch"), m.group("upstream_version")
+    if epoch is None and ":" in upstream:
+        return False
+    without_epoch = text.partition(":")[2] if epoch is not None else text
+    return bool(upstream) and not without_epoch.startswith("-") and not text.endswith("-")
 
 
 def split_arch(qualified: str, path: str, lineno: int) -> tuple[str, str | None]:

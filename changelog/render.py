@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from changelog.diff import SnapDiff
 from changelog.packages import Snap
 from changelog.report import ChangeItem, Changelog
 from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["FORMATS", "render", "render_html", "render_json", "render_markdown"]
 
@@ -133,6 +135,8 @@ def render_markdown(changelog: Changelog) -> str:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # only HTML needs it: JSON and Markdown output start without it
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("changelog", "templates"),
         autoescape=True,  # changelog text is untrusted: every value is escaped

@@ -12,12 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from debian.debian_support import Version
-
 from changelog.cves import extract_cves
 from changelog.diff import Change, SnapDiff, diff, diff_snaps
 from changelog.entries import Entry, entries_between
 from changelog.manifest import Manifest, Package
+from changelog.packages import dpkg_version
 from changelog.sources import ChangelogSource, Found, NoSource
 
 __all__ = ["BinaryChange", "ChangeItem", "Changelog", "build_changelog"]
@@ -152,10 +151,10 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
     olds = [_changelog_version(c.old) for c in group]
     news = [_changelog_version(c.new) for c in group]
     if downgrade:  # entries lost: NEW < v <= OLD
-        low, high = min(news, key=Version), max(olds, key=Version)
+        low, high = min(news, key=dpkg_version), max(olds, key=dpkg_version)
         wanted_version = lead.old.version
     else:  # entries gained: OLD < v <= NEW
-        low, high = min(olds, key=Version), max(news, key=Version)
+        low, high = min(olds, key=dpkg_version), max(news, key=dpkg_version)
         wanted_version = lead.new.version
     names = [c.name for c in ordered] + [src]
     found = source.lookup(names, wanted_version)

@@ -19,6 +19,9 @@ Implementations:
 A lookup returns a `Found` (lazy line iterator + where it came from) or a `Missing` (why).
 A truncated or corrupt ``.gz`` is a `ChangelogFileError` naming the file, not a missing changelog:
 the image ships a broken file, and saying "no changelog" would hide it.
+
+tarfile and python-debian's changelog module load inside the lookups that read files, so a diff
+with no changelog source (two manifest files) starts without them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import gzip
 import io
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import zlib
 from abc import ABC, abstractmethod
@@ -35,8 +37,6 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
-from debian.changelog import topline
 
 from orchestrator.errors import ChangelogFileError
 
@@ -107,6 +107,8 @@ def _damaged(where: str, exc: BaseException) -> ChangelogFileError:
 
 def _is_debian_changelog(path: Path) -> bool:
     """Whether the first non-blank line is a Debian changelog header (``pkg (ver) dist; …``)."""
+    from debian.changelog import topline
+
     lines = _read_lines(path)
     try:
         first = next((line for line in lines if line.strip()), "")
@@ -179,6 +181,10 @@ def changelog_from_deb(deb: Path, names: Sequence[str], dpkg_deb: str = "dpkg-de
     starts with a Debian changelog header. ``dpkg-deb --fsys-tarfile`` handles every data.tar
     compression dpkg supports; Python's tarfile reads the result.
     """
+    import tarfile
+
+    from debian.changelog import topline
+
     proc = subprocess.run(
         [dpkg_deb, "--fsys-tarfile", str(deb)], capture_output=True, check=False, timeout=120
     )
@@ -227,6 +233,8 @@ class ArchiveSource(ChangelogSource):
             return Missing("apt-get is not available on this machine")
         if not self.dpkg_deb:
             return Missing("dpkg-deb is not available on this machine")
+        import tarfile
+
         binaries = list(dict.fromkeys(names))
         reasons = []
         with tempfile.TemporaryDirectory(prefix="imagefleet-deb-") as tmp:

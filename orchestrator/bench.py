@@ -46,6 +46,8 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("cli", "orchestrator.bench:cli_figures", "`imagefleet --version` in a fresh process"),
     Bench("changelog", "changelog.bench:figures", "`changelog diff` of 2 x 5,000 packages"),
     Bench("perf", "perf.bench:figures", "`perf compare` from 100k to 10M rows"),
+    Bench("agent-size", "perf.install_size:figures",
+          "the slim agent's installed dependencies against imagefleet's, from the venv's metadata"),
     Bench("canary-plan", "canary.bench_figures:plan_figures", "the wave planner at 180k instances"),
     Bench("canary-api", "canary.bench_figures:api_call_figures",
           "API calls per instance replaced, local endpoint, virtual clock"),
@@ -57,8 +59,9 @@ REGISTRY: tuple[Bench, ...] = (
 # --- the core's own figure --------------------------------------------------------------------------
 def cli_figures() -> list[Figure]:
     """``imagefleet --version`` against ``python -c pass``, best of five fresh processes each."""
-    ours = best_of(lambda: measure_process([sys.executable, "-m", "orchestrator.cli", "--version"]), 5)
-    base = best_of(lambda: measure_process([sys.executable, "-c", "pass"]), 5)
+    ours = best_of(lambda: measure_process([sys.executable, "-m", "orchestrator.cli", "--version"]), 5,
+                   warmup=1)
+    base = best_of(lambda: measure_process([sys.executable, "-c", "pass"]), 5, warmup=1)
     return [
         Figure("imagefleet --version", round(ours.seconds, 3), "s", round(base.seconds, 3),
                "python -c pass", clock="wall", goal=f"<= {CLI_VERSION_GOAL} s",

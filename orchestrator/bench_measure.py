@@ -62,9 +62,13 @@ def measure_process(argv: Sequence[str], *, ok_codes: tuple[int, ...] = (0,),
                     cwd: Path | None = None) -> Measured:
     """Run ``argv`` once with output discarded; the rusage is of that process alone (``wait4``).
 
-    The repository root goes first on ``PYTHONPATH`` so the code measured is this tree's."""
+    The repository root goes first on ``PYTHONPATH`` so the code measured is this tree's. The
+    process writes the tree's bytecode (``__pycache__``, ignored by git) even where the
+    environment says ``PYTHONDONTWRITEBYTECODE``: an installed imagefleet has its bytecode, as
+    its dependencies in the venv do (pip compiles at install), and a start-up figure that
+    recompiled every module would measure the compiler."""
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": path}
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=env, cwd=cwd)
@@ -79,8 +83,12 @@ def measure_process(argv: Sequence[str], *, ok_codes: tuple[int, ...] = (0,),
     return Measured(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0)
 
 
-def best_of(fn: Callable[[], Measured], repeat: int = 3) -> Measured:
-    """The fastest of ``repeat`` runs (by CPU time): the run least disturbed by other load."""
+def best_of(fn: Callable[[], Measured], repeat: int = 3, *, warmup: int = 0) -> Measured:
+    """The fastest of ``repeat`` runs (by CPU time): the run least disturbed by other load.
+
+    ``warmup`` runs go first, unmeasured (a fresh process's first run compiles the bytecode)."""
+    for _ in range(warmup):
+        fn()
     return min((fn() for _ in range(repeat)), key=lambda m: m.cpu_seconds)
 
 

@@ -1,19 +1,23 @@
 """Small click pieces every area's commands share: the context object, ``--json``, ``--wait``,
-and parameter types that bound what users type (finite numbers, names, writable outputs)."""
+and parameter types that bound what users type (finite numbers, names, writable outputs).
+
+Imported by every command module, so it imports only click and the core's light modules; the
+validators it calls load when a parameter is checked."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from orchestrator import inputs
 from orchestrator.context import Context
 from orchestrator.errors import LeaseHeldError, UsageError
-from orchestrator.schema import Pattern, shown
+
+if TYPE_CHECKING:
+    from orchestrator.schema import Pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +74,8 @@ class Bounded(click.ParamType):  # type: ignore[type-arg]  # generic only in new
         self.name = "integer" if kind is int else "number"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from orchestrator.schema import shown
+
         try:
             number = value if isinstance(value, self.kind) else self.kind(str(value).strip())
         except (ValueError, OverflowError):
@@ -87,6 +93,8 @@ class Named(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
         self.pattern, self.name = pattern, metavar.lower()
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from orchestrator.schema import shown
+
         if not self.pattern.matches(value):
             self.fail(f"expected {self.pattern.what}, got {shown(value)}", param, ctx)
         return str(value)
@@ -98,6 +106,8 @@ def writable(directory: bool = False) -> Callable[[click.Context, click.Paramete
     def check(ctx: click.Context, param: click.Parameter, value: str | Path | None) -> str | Path | None:
         if value is None:
             return None
+        from orchestrator import inputs
+
         try:
             option = param.opts[0] if param.opts else str(param.name)
             inputs.check_writable(Path(value), option, directory=directory)

@@ -2,7 +2,8 @@
 
 Commands receive it from click (``ctx.obj``); tests build their own. Everything is made lazily, so
 ``imagefleet init`` runs with no config and ``imagefleet changelog diff a.manifest b.manifest``
-needs no AWS at all.
+needs no AWS at all. The config schema and the store load on first use too, so a command that
+needs neither (``--version``, ``changelog diff`` of two files) does not import them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ import re
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from orchestrator import config as config_mod
-from orchestrator import schema
 from orchestrator.clock import Clock
-from orchestrator.config import Settings
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.output import Output
-from orchestrator.store import BaseVersion, StateStore, open_store
 
 _VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 
@@ -26,6 +23,8 @@ if TYPE_CHECKING:  # boto3 loads only when a command talks to AWS
     from tenacity import RetryCallState
 
     from orchestrator.aws import AwsFactory
+    from orchestrator.config import Settings
+    from orchestrator.store import BaseVersion, StateStore
 
 
 class Context:
@@ -58,10 +57,14 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
-        return config_mod.load(self.config_path)
+        from orchestrator import config
+
+        return config.load(self.config_path)
 
     @cached_property
     def store(self) -> StateStore:
+        from orchestrator.store import open_store
+
         return open_store(self.settings)
 
     @cached_property
@@ -85,6 +88,9 @@ class Context:
 
         Parsed strictly: no surrounding whitespace, ASCII digits only, versions below a billion.
         """
+        from orchestrator import schema
+        from orchestrator.config import STAGES
+
         if schema.AMI_ID.matches(ref):
             return self.store.find_base_by_ami(ref)
         fam, sep, rest = ref.rpartition(":")
@@ -98,12 +104,12 @@ class Context:
         if not schema.FAMILY.matches(fam):
             raise UsageError(f"{schema.shown(ref)}: expected {schema.FAMILY.what} before ':'")
         self.settings.family(fam)
-        if rest in config_mod.STAGES:
+        if rest in STAGES:
             version = self.store.pointer(fam, rest)
             if version is None:
                 raise NotFoundError(f"{fam} has no {rest} base yet")
             return self.store.get_base(fam, version)
         if not _VERSION.fullmatch(rest):
             raise UsageError(f"{schema.shown(ref)}: expected a version number (1 to 999999999) or a stage "
-                             f"({', '.join(config_mod.STAGES)}) after '{fam}:'")
+                             f"({', '.join(STAGES)}) after '{fam}:'")
         return self.store.get_base(fam, int(rest))

@@ -63,6 +63,7 @@ CANARY_DEMO_CONFIG = """
 [canary]
 waves = [1, 1.0]
 on_fail = "continue"
+cohorts_in_flight = 4
 min_healthy_pct = 50
 warmup = "30s"
 analysis = "90s"

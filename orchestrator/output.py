@@ -3,6 +3,9 @@
 Results go to stdout, progress and notices to stderr, so ``imagefleet status --json | jq`` works
 while a long command still shows what it is doing. Progress is a do-nothing display when stderr
 is not a terminal (CI logs get one line per step instead of spinner frames).
+
+rich loads on the first thing printed through it: a command whose answer is JSON or raw text
+(``changelog diff``, ``--version``) never imports it.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console, RenderableType
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Table
 
 
 class Output:
@@ -22,11 +27,24 @@ class Output:
                  transcript: bool = False) -> None:
         self.json_mode = json_mode
         self.transcript = transcript  # progress as lines even on a terminal: a log to read back (the demo)
-        out = stdout or sys.stdout
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    @cached_property
+    def out(self) -> Console:
+        """stdout as a rich console, made on first use."""
+        from rich.console import Console
+
         # Not a terminal (a pipe, a CI log): wide enough that tables never wrap AMI ids.
-        wide = None if getattr(out, "isatty", lambda: False)() else 200
-        self.out = Console(file=out, highlight=False, soft_wrap=True, width=wide)
-        self.err = Console(file=stderr or sys.stderr, highlight=False, soft_wrap=True)
+        wide = None if getattr(self.stdout, "isatty", lambda: False)() else 200
+        return Console(file=self.stdout, highlight=False, soft_wrap=True, width=wide)
+
+    @cached_property
+    def err(self) -> Console:
+        """stderr as a rich console, made on first use."""
+        from rich.console import Console
+
+        return Console(file=self.stderr, highlight=False, soft_wrap=True)
 
     @property
     def interactive(self) -> bool:
@@ -35,8 +53,8 @@ class Output:
     def result(self, data: object, render: Callable[[], RenderableType | None] | None = None) -> None:
         """The command's answer: JSON when asked for, else what ``render`` returns (or ``data``)."""
         if self.json_mode:
-            self.out.file.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-            self.out.file.flush()
+            self.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+            self.stdout.flush()
             return
         shown = render() if render else data
         if shown is not None:
@@ -44,8 +62,8 @@ class Output:
 
     def text(self, text: str) -> None:
         """Raw text on stdout, as is (a rendered document, a policy)."""
-        self.out.file.write(text if text.endswith("\n") else text + "\n")
-        self.out.file.flush()
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
 
     def note(self, message: str) -> None:
         """A progress line on stderr (kept out of --json stdout)."""
@@ -73,6 +91,8 @@ class Output:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> Table:
+    from rich.table import Table
+
     t = Table(title=title, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(c)

@@ -1,4 +1,4 @@
-"""A demo fleet on the embedded endpoint: one launch template and one Auto Scaling group per type.
+"""A demo fleet on the embedded endpoint: one launch template, Auto Scaling groups per instance type.
 
 `imagefleet local fleet` makes it, so that a canary rollout has groups to roll across; tests and
 the canary benchmark make theirs the same way. Every group is tagged ``imagefleet:family`` (which
@@ -9,36 +9,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.aws import AwsFactory, Client, client_token
+from orchestrator.aws import AwsFactory, Client, batches, client_token
 from orchestrator.tags import FAMILY_TAG
 
 DEFAULT_TYPES = ("t3.micro", "m5.large", "c5.large", "r5.large")
 
 
 def make_fleet(aws: AwsFactory, family: str, ami: str, types: tuple[str, ...], per_type: int,
-               region: str) -> dict[str, Any]:
-    """One launch template and one tagged Auto Scaling group per instance type (idempotent)."""
+               region: str, groups_per_type: int = 1) -> dict[str, Any]:
+    """Tagged Auto Scaling groups of ``per_type`` instances, ``groups_per_type`` per instance type,
+    on one launch template with a version per type (idempotent).
+
+    The first group of a type is named ``<family>-<type>``, the others ``<family>-<type>-2`` and on:
+    the groups of one type share its template version, as a service's groups share its template."""
     ec2 = aws.client("ec2", region)
     asg = aws.client("autoscaling", region)
     lt_name = f"imagefleet-{family}"
     lt_id = _launch_template(ec2, lt_name, family, ami, types[0], region)
     azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
-    names = [f"{family}-{t.replace('.', '-')}" for t in types]
-    existing = {g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups(
-        AutoScalingGroupNames=names)["AutoScalingGroups"]}
+    wanted = [(t, f"{family}-{t.replace('.', '-')}" + (f"-{k + 1}" if k else ""))
+              for t in types for k in range(groups_per_type)]
+    existing = {g["AutoScalingGroupName"] for chunk in batches([name for _, name in wanted], 50)
+                for g in asg.describe_auto_scaling_groups(AutoScalingGroupNames=list(chunk))["AutoScalingGroups"]}
+    versions: dict[str, str] = {}
     groups = []
-    for instance_type, name in zip(types, names, strict=True):
+    for instance_type, name in wanted:
         if name not in existing:
-            # One version per type keeps each group's pin exact (the type lives in the template).
-            v = ec2.create_launch_template_version(
-                LaunchTemplateId=lt_id, SourceVersion="1",
-                LaunchTemplateData={"ImageId": ami, "InstanceType": instance_type},
-                VersionDescription=f"{family} {instance_type}",
-                ClientToken=client_token("fleet", region, lt_name, instance_type))
+            if instance_type not in versions:
+                # One version per type keeps each group's pin exact (the type lives in the template).
+                v = ec2.create_launch_template_version(
+                    LaunchTemplateId=lt_id, SourceVersion="1",
+                    LaunchTemplateData={"ImageId": ami, "InstanceType": instance_type},
+                    VersionDescription=f"{family} {instance_type}",
+                    ClientToken=client_token("fleet", region, lt_name, instance_type))
+                versions[instance_type] = str(v["LaunchTemplateVersion"]["VersionNumber"])
             asg.create_auto_scaling_group(
                 AutoScalingGroupName=name, MinSize=0, MaxSize=per_type * 2, DesiredCapacity=per_type,
-                LaunchTemplate={"LaunchTemplateId": lt_id,
-                                "Version": str(v["LaunchTemplateVersion"]["VersionNumber"])},
+                LaunchTemplate={"LaunchTemplateId": lt_id, "Version": versions[instance_type]},
                 AvailabilityZones=azs,
                 Tags=[{"Key": FAMILY_TAG, "Value": family, "PropagateAtLaunch": True,
                        "ResourceId": name, "ResourceType": "auto-scaling-group"}],

@@ -161,3 +161,27 @@ def test_build_cohorts_gives_columns_in_region_and_name_order() -> None:
     assert c5.columns is not None and c5.columns.capacity.tolist() == [6.0]
     # the same plan whether the planner reads the columns or the groups
     assert plan([m5, c5]).to_dict() == plan([Cohort(c.key, c.groups, c.priority) for c in (m5, c5)]).to_dict()
+
+
+def test_rounds_duration_runs_cohorts_side_by_side() -> None:
+    from canary.plan import rounds_duration
+
+    waves = [[10.0, 100.0], [20.0, 50.0, 5.0], [30.0]]
+    assert rounds_duration(waves, 1) == 10 + 100 + 20 + 50 + 5 + 30  # one after another
+    # Rounds of 2: (10, 20) → (100, 50) → the first is done, the third joins: (5, 30).
+    assert rounds_duration(waves, 2) == 20 + 100 + 30
+    assert rounds_duration(waves, 3) == 30 + 100 + 5
+    assert rounds_duration(waves, 99) == rounds_duration(waves, 3)
+    assert rounds_duration([], 4) == 0.0
+
+
+def test_summary_estimate_with_cohorts_in_flight_and_the_launch_budget() -> None:
+    groups = [_group("a", 50), _group("b", 20, "c5.large", region="eu-west-1")]
+    p = plan(build_cohorts(groups), Policy(batch_spacing_s=0, jitter_s=0))
+    assert p.instances_by_region() == {"us-east-1": 50, "eu-west-1": 20}
+    alone = p.summary(replace_soak_s=100)["estimated_duration_s"]
+    together = p.summary(replace_soak_s=100, cohorts_in_flight=2)
+    assert together["estimated_duration_s"] < alone
+    # A slow budget bounds it: 50 launches in the busiest region at 0.01/s.
+    assert p.summary(replace_soak_s=100, cohorts_in_flight=2, launches_per_s=0.01)["estimated_duration_s"] == 5000
+    assert together["assumptions"]["cohorts_in_flight"] == 2

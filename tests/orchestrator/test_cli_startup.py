@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("scipy", "pandas", "matplotlib", "moto")
+# What the instant commands (--version, --help, changelog diff of two files) leave out besides:
+# the AWS SDK, the terminal renderer and the template engine. They need click, python-debian and
+# the standard library.
+NOT_AT_START = (*HEAVY, "boto3", "botocore", "rich", "jinja2")
 PROBE = """
 import json, sys
 from orchestrator.cli import raw_main
 code = raw_main(sys.argv[1:])
-print(json.dumps({"code": code, "heavy": sorted(m for m in HEAVY_NAMES if m in sys.modules)}), file=sys.stderr)
-""".replace("HEAVY_NAMES", repr(HEAVY))
+loaded = sorted(m for m in WATCHED_NAMES if m in sys.modules)
+print(json.dumps({"code": code, "heavy": [m for m in loaded if m in HEAVY_NAMES], "loaded": loaded}),
+      file=sys.stderr)
+""".replace("HEAVY_NAMES", repr(HEAVY)).replace("WATCHED_NAMES", repr(NOT_AT_START))
 
 
 def run_light(*args: str, cwd: Path) -> dict:
@@ -41,6 +47,22 @@ def test_light_commands_import_no_heavy_library(workdir: Path, args: tuple[str, 
     result = run_light(*args, cwd=workdir)
     assert result["code"] == 0
     assert result["heavy"] == []
+
+
+@pytest.mark.parametrize("args", [
+    ("--version",), ("--help",), ("changelog", "diff", "a.manifest", "b.manifest"),
+    ("changelog", "diff", "a.manifest", "b.manifest", "--format", "json"),
+])
+def test_instant_commands_import_neither_aws_nor_rendering_libraries(workdir: Path, args: tuple[str, ...]) -> None:
+    result = run_light(*args, cwd=workdir)
+    assert result["code"] == 0
+    assert result["loaded"] == []
+
+
+def test_the_probe_sees_what_a_command_loads(workdir: Path) -> None:
+    result = run_light("changelog", "diff", "a.manifest", "b.manifest", "--format", "html", cwd=workdir)
+    assert result["code"] == 0
+    assert "jinja2" in result["loaded"]  # the HTML page is a template: the check would see a leak
 
 
 def test_a_heavy_command_still_loads_what_it_needs(workdir: Path) -> None:
