@@ -62,7 +62,7 @@ def test_the_simulated_rollout_is_deterministic_for_a_seed(tmp_path: Path) -> No
     assert first == again and first["rollout_status"] == "succeeded"
 
 
-@pytest.mark.xfail(strict=True, reason="Controller._regions_of places a wave's new canaries in the cohort's "
+@pytest.mark.xfail(strict=True, reason="Controller.regions_of places a wave's new canaries in the cohort's "
                    "alphabetically first region (they are in no batch's 'before' yet), where CloudWatch has "
                    "no datapoints for them: a cohort spread over regions pauses on 'nodata'")
 def test_canaries_are_judged_on_their_own_regions_metrics(tmp_path: Path) -> None:
