@@ -389,12 +389,22 @@ def _print_api_calls(r: dict[str, Any]) -> None:
         print(f"  naive:      {r['naive_by_operation']}")
 
 
-def run_simulation(fail_cohort: int | None = None) -> dict[str, Any]:
-    """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its report."""
+def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
+                   canary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its report.
+
+    ``controller``: the real ``canary.controller`` runs it (with ``canary`` as extra ``[canary]``
+    settings) instead of the simulator's own concurrent rollout."""
     from canary.simulate.rollout import Scenario, simulate
 
-    r = simulate(Scenario(failing_cohort=fail_cohort)).to_dict()
-    print(f"simulated rollout, {r['instances']:,} instances / {r['groups']} groups / {r['cohorts']} cohorts / "
+    scenario = Scenario(failing_cohort=fail_cohort)
+    if controller:
+        from canary.simulate.controller_run import run_controller
+
+        r = run_controller(scenario, canary=canary).report.to_dict()
+    else:
+        r = simulate(scenario).to_dict()
+    print(f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances / {r['groups']} groups / {r['cohorts']} cohorts / "
           f"{r['regions']} regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
           f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
           f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "

@@ -1,38 +1,81 @@
-"""``python -m canary.simulate``: a whole-fleet rollout on virtual time, and its report."""
+"""``python -m canary.simulate``: a whole-fleet rollout on virtual time, and its report.
+
+By default the simulator's own concurrent rollout (``canary.simulate.rollout``) runs; with
+``--controller`` the real ``canary.controller.Controller`` runs the same fleet
+(``canary.simulate.controller_run``), with any ``[canary]`` setting given by ``--set KEY=VALUE``.
+"""
 
 from __future__ import annotations
 
 import json
+import tomllib
+from typing import Any
 
 import click
 
+from canary.simulate.report import Report
 from canary.simulate.rollout import Scenario, simulate
+from orchestrator.errors import ImagefleetError
+
+
+def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as ``[canary]`` settings, each value read as TOML (``5``, ``"2m"``, ``true``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--set")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare word: a string
+    return out
 
 
 @click.command()
 @click.option("--instances", type=click.IntRange(1, 10_000_000), default=180_000, show_default=True)
 @click.option("--cohorts", type=click.IntRange(1, 10_000), default=160, show_default=True)
+@click.option("--regions", type=click.IntRange(1, 4), default=4, show_default=True)
 @click.option("--launch-share", type=click.FloatRange(0.01, 1.0), default=0.25, show_default=True,
               help="Share of EC2's RunInstances bucket (1,000, refilled 2/s) the rollouts may use.")
 @click.option("--fail-cohort", type=click.IntRange(0, None), default=None,
               help="Index (rollout order) of a cohort whose new base raises error_rate by 5 points.")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--controller", is_flag=True, help="Run the real rollout controller on the simulated AWS.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A [canary] setting for --controller, e.g. --set cohorts_in_flight=160.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def main(instances: int, cohorts: int, launch_share: float, fail_cohort: int | None, seed: int,
-         as_json: bool) -> None:
+def main(instances: int, cohorts: int, regions: int, launch_share: float, fail_cohort: int | None, seed: int,
+         controller: bool, settings: tuple[str, ...], as_json: bool) -> None:
     """Simulate a rollout of a synthetic fleet and print makespan, in-flight peak, throttling and budget use."""
-    report = simulate(Scenario(instances=instances, cohorts=cohorts, launch_share=launch_share,
-                               failing_cohort=fail_cohort, seed=seed))
+    scenario = Scenario(instances=instances, cohorts=cohorts, regions=Scenario.regions[:regions],
+                        launch_share=launch_share, failing_cohort=fail_cohort, seed=seed)
+    if controller:
+        from canary.simulate.controller_run import run_controller
+
+        try:
+            report = run_controller(scenario, canary=_settings(settings)).report
+        except ImagefleetError as exc:  # e.g. a --set key the [canary] schema does not know
+            click.echo(f"error: {exc.message}", err=True)
+            raise SystemExit(int(exc.exit_code)) from None
+    else:
+        if settings:
+            raise click.UsageError("--set applies to --controller runs")
+        report = simulate(scenario)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    r = report
+    _print(report)
+
+
+def _print(r: Report) -> None:
+    status = f", rollout {r.rollout_status}" if r.rollout_status else ""
     click.echo(f"{r.instances:,} instances, {r.groups} groups, {r.cohorts} cohorts, {r.regions} regions "
-               f"(simulated in {r.real_seconds} s, {r.cpu_seconds} s of CPU)")
+               f"(simulated in {r.real_seconds} s, {r.cpu_seconds} s of CPU{status})")
     click.echo(f"makespan {r.makespan_s / 3600:.1f} h; bound from the budget {r.bound_s / 3600:.1f} h "
                f"(ratio {r.makespan_over_bound})")
     click.echo(f"peak in flight {r.peak_in_flight}; throttling errors {r.throttling_errors}; "
-               f"budget use while replacing {r.budget_use:.1%}")
+               f"budget use while replacing {r.budget_use:.1%}; API requests {r.api_calls:,}")
     click.echo(f"cohorts passed {r.cohorts_passed}; rolled back {r.cohorts_rolled_back or 'none'}; "
                f"paused {r.cohorts_paused or 'none'}")
 

@@ -38,6 +38,9 @@ ASG_RETRY_S = 10.0  # a throttled group launch is tried again this much later
 
 # (capacity, refill per second) of each simulated bucket: AWS's (see canary.budget)
 BUCKETS: dict[str, tuple[float, float]] = {"run_instances": (1000.0, 2.0), **REQUEST_BUCKETS}
+SERVICE_OF_BUCKET = {"autoscaling": "autoscaling", "ec2-describe": "ec2", "ec2-mutating": "ec2",
+                     "cloudwatch": "cloudwatch"}
+ACCOUNT = "123456789012"
 
 
 @dataclass
@@ -49,6 +52,7 @@ class SimInstance:
     launched_at: float
     group: str | None  # None: a standalone instance (a baseline)
     terminated: bool = False
+    tags: dict[str, str] | None = None  # RunInstances' TagSpecifications (baselines)
 
     def ready(self, now: float) -> bool:
         return now >= self.launched_at + BOOT_S
@@ -62,6 +66,7 @@ class SimGroup:
     lt_version: int
     desired: int
     members: dict[str, SimInstance] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,10 +92,13 @@ class SimRegion:
         self.groups: dict[str, SimGroup] = {}
         self.instances: dict[str, SimInstance] = {}
         self.templates: dict[str, list[dict[str, Any]]] = {}  # lt id -> versions (1-based)
+        self.tagged: dict[str, SimInstance] = {}  # instances launched with tags (baselines), by id
         self.buckets: dict[str, TokenBucket | None] = dict.fromkeys(BUCKETS)
         self.pending: list[tuple[float, int, str]] = []  # (due, seq, group): replacement launches
         self.in_flight: list[tuple[float, float]] = []  # (terminated at, replacement InService at)
         self._terminated_at: dict[str, list[float]] = {}  # group -> termination times not yet replaced
+        self.launches: list[float] = []  # when each instance was launched (groups' and baselines')
+        self.replaced = 0  # instances terminated in their group (each replaced by the group)
 
     def take(self, bucket: str, count: float = 1.0, at: float | None = None) -> bool:
         """Take from one of AWS's buckets (at ``at``, default now); a refusal is a throttling error."""
@@ -104,9 +112,19 @@ class SimRegion:
         return True
 
     def request(self, bucket: str, operation: str) -> None:
-        self.advance()
-        if not self.take(bucket):
-            raise AwsError(f"{operation}: Request limit exceeded.", code="RequestLimitExceeded", operation=operation)
+        """One API request against ``bucket``: counted, throttled like AWS, and (when the world
+        says so) retried after a backoff on the clock, as ``orchestrator.aws``'s clients do."""
+        world = self.world
+        for attempt in itertools.count():
+            self.advance()
+            name = f"{SERVICE_OF_BUCKET[bucket]}.{operation}"
+            world.calls[name] = world.calls.get(name, 0) + 1
+            if self.take(bucket):
+                return
+            if attempt + 1 >= world.retry_attempts:
+                raise AwsError(f"{operation}: Request limit exceeded.", code="RequestLimitExceeded",
+                               operation=operation)
+            world.clock.sleep(world.rng.uniform(0.0, min(20.0, 0.2 * 2 ** attempt)))
 
     def advance(self) -> None:
         """Apply every replacement launch due by now, in time order."""
@@ -122,6 +140,7 @@ class SimRegion:
         data = self.templates[g.lt_id][g.lt_version - 1]
         inst = self.new_instance(str(data.get("InstanceType", "")), str(data["ImageId"]), at, g.name)
         g.members[inst.id] = inst
+        self.launches.append(at)
         started = self._terminated_at[g.name].pop(0)
         self.in_flight.append((started, at + BOOT_S))
 
@@ -137,6 +156,7 @@ class SimRegion:
             raise AwsError("Instance Id not found", code="ValidationError",
                            operation="TerminateInstanceInAutoScalingGroup")
         inst.terminated = True
+        self.replaced += 1
         g = self.groups[inst.group]
         del g.members[iid]
         now = self.world.clock.time()
@@ -155,12 +175,20 @@ class SimWorld:
         self.ids = itertools.count(1)
         self.rng = random.Random(seed)
         self.bad_amis: dict[str, float] = {}  # AMI -> extra error rate of instances running it
+        self.faults: dict[tuple[str, str], float] = {}  # (AMI, instance type) -> extra error rate
+        self.calls: dict[str, int] = {}  # requests by operation ("autoscaling.DescribeAutoScalingGroups")
+        self.retry_attempts = 1  # 1: a throttled request raises; more: retried on the clock first
 
-    def add_group(self, region: str, name: str, itype: str, ami: str, size: int) -> SimGroup:
+    def extra_error(self, inst: SimInstance) -> float:
+        """Points of error rate the scenario adds to an instance (a bad AMI, or a bad AMI on one type)."""
+        return self.bad_amis.get(inst.ami, 0.0) + self.faults.get((inst.ami, inst.type), 0.0)
+
+    def add_group(self, region: str, name: str, itype: str, ami: str, size: int,
+                  tags: dict[str, str] | None = None) -> SimGroup:
         r = self.regions[region]
         lt_id = f"lt-{len(r.templates) + 1:017x}"
         r.templates[lt_id] = [{"ImageId": ami, "InstanceType": itype}]
-        g = r.groups[name] = SimGroup(name, region, lt_id, 1, size)
+        g = r.groups[name] = SimGroup(name, region, lt_id, 1, size, tags=dict(tags or {}))
         start = self.clock.time() - BOOT_S
         for _ in range(size):
             inst = r.new_instance(itype, ami, start, name)
@@ -179,44 +207,93 @@ class SimWorld:
         return peak
 
 
-class SimAws:
-    """The adapter interface ``canary.executor`` uses: ``client(service, region)``."""
+class SimCounter:
+    """The adapter's call counter (``orchestrator.aws.CallCounter``'s reading side): the
+    simulated AWS's own tally of requests, throttled attempts included."""
 
     def __init__(self, world: SimWorld) -> None:
         self.world = world
+
+    @property
+    def total(self) -> int:
+        return sum(self.world.calls.values())
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.world.calls)
+
+
+class SimAws:
+    """The adapter interface of ``orchestrator.aws.AwsFactory`` that the canary uses:
+    ``client(service, region)``, ``counter``, ``register`` and ``caller_arn``."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+        self.counter = SimCounter(world)
+        self.default_region = next(iter(world.regions))
         self._clients: dict[tuple[str, str], Any] = {}
 
     def client(self, service: str, region: str | None = None) -> Client:
-        region = region or next(iter(self.world.regions))
+        region = region or self.default_region
         key = (service, region)
         if key not in self._clients:
-            cls = {"autoscaling": _AutoScaling, "ec2": _Ec2, "cloudwatch": _CloudWatch}[service]
+            cls = {"autoscaling": _AutoScaling, "ec2": _Ec2, "cloudwatch": _CloudWatch, "sts": _Sts}[service]
             self._clients[key] = cls(self.world.regions[region])
         return self._clients[key]
+
+    def register(self, event: str, handler: Any) -> None:
+        """Accepted and ignored: the simulation sends no HTTP requests for botocore hooks to see."""
+
+    def caller_arn(self) -> str:
+        return f"arn:aws:iam::{ACCOUNT}:user/simulated"
 
 
 class _Client:
     def __init__(self, region: SimRegion) -> None:
         self.r = region
 
-    def paginate(self, operation: str, **kwargs: object) -> Iterator[dict[str, Any]]:
-        yield getattr(self, operation)(**kwargs)
+    def paginate(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every page, following ``NextToken`` as botocore's paginators do."""
+        while True:
+            page: dict[str, Any] = getattr(self, operation)(**kwargs)
+            yield page
+            token = page.get("NextToken")
+            if not token:
+                return
+            kwargs = {**kwargs, "NextToken": token}
+
+
+class _Sts(_Client):
+    def get_caller_identity(self, **_: object) -> dict[str, Any]:
+        return {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/simulated"}
 
 
 class _AutoScaling(_Client):
     def describe_auto_scaling_groups(self, AutoScalingGroupNames: list[str] | None = None,
-                                     **_: object) -> dict[str, Any]:
+                                     Filters: list[dict[str, Any]] | None = None, MaxRecords: int = 50,
+                                     NextToken: str | None = None, **_: object) -> dict[str, Any]:
+        """Groups by name, or every group matching ``tag:KEY`` filters; ``MaxRecords`` a page."""
         self.r.request("autoscaling", "DescribeAutoScalingGroups")
         now = self.r.world.clock.time()
         names = AutoScalingGroupNames if AutoScalingGroupNames is not None else sorted(self.r.groups)
-        return {"AutoScalingGroups": [self._group(self.r.groups[n], now) for n in names if n in self.r.groups]}
+        found = [self.r.groups[n] for n in names if n in self.r.groups]
+        for f in Filters or []:
+            if f["Name"].startswith("tag:"):
+                key = f["Name"][4:]
+                found = [g for g in found if g.tags.get(key) in f["Values"]]
+        start = int(NextToken or 0)
+        page = found[start: start + MaxRecords]
+        out: dict[str, Any] = {"AutoScalingGroups": [self._group(g, now) for g in page]}
+        if start + MaxRecords < len(found):
+            out["NextToken"] = str(start + MaxRecords)
+        return out
 
     @staticmethod
     def _group(g: SimGroup, now: float) -> dict[str, Any]:
         return {
             "AutoScalingGroupName": g.name, "DesiredCapacity": g.desired,
             "LaunchTemplate": {"LaunchTemplateId": g.lt_id, "Version": str(g.lt_version)},
-            "AvailabilityZones": [f"{g.region}a"], "Tags": [],
+            "AvailabilityZones": [f"{g.region}a"],
+            "Tags": [{"Key": k, "Value": v} for k, v in g.tags.items()],
             "Instances": [{"InstanceId": i.id, "InstanceType": i.type, "AvailabilityZone": i.az,
                            "LifecycleState": "InService" if i.ready(now) else "Pending",
                            "HealthStatus": "Healthy"} for i in g.members.values()],
@@ -234,6 +311,7 @@ class _AutoScaling(_Client):
         return {}
 
     def set_desired_capacity(self, **_: object) -> dict[str, Any]:
+        """A no-op, as on AWS for a group already at its desired capacity (replacements are due)."""
         self.r.request("autoscaling", "SetDesiredCapacity")
         return {}
 
@@ -261,36 +339,54 @@ class _Ec2(_Client):
         return {"LaunchTemplateVersion": {"VersionNumber": len(versions)}}
 
     def run_instances(self, LaunchTemplate: dict[str, str], InstanceType: str, MinCount: int,
-                      **_: object) -> dict[str, Any]:
+                      TagSpecifications: list[dict[str, Any]] | None = None, **_: object) -> dict[str, Any]:
         self.r.request("ec2-mutating", "RunInstances")
         if not self.r.take("run_instances", MinCount):
             raise AwsError("RunInstances: Request limit exceeded.", code="RequestLimitExceeded",
                            operation="RunInstances")
         data = self.r.templates[LaunchTemplate["LaunchTemplateId"]][int(LaunchTemplate["Version"]) - 1]
         now = self.r.world.clock.time()
+        tags = {t["Key"]: t["Value"] for spec in TagSpecifications or [] for t in spec.get("Tags", [])}
         made = [self.r.new_instance(InstanceType, str(data["ImageId"]), now, None) for _ in range(MinCount)]
+        self.r.launches.extend([now] * MinCount)
+        if tags:
+            for inst in made:
+                inst.tags = tags
+                self.r.tagged[inst.id] = inst
         return {"Instances": [{"InstanceId": i.id} for i in made]}
 
     def terminate_instances(self, InstanceIds: list[str], **_: object) -> dict[str, Any]:
         self.r.request("ec2-mutating", "TerminateInstances")
         for iid in InstanceIds:
             self.r.instances[iid].terminated = True
+            self.r.tagged.pop(iid, None)
         return {}
 
     def describe_instances(self, Filters: list[dict[str, Any]] | None = None, **_: object) -> dict[str, Any]:
+        """Instances matching ``instance-id``, ``tag:KEY`` and ``instance-state-name`` filters
+        (without an id filter only tagged instances are searched: the canary's baselines)."""
         self.r.request("ec2-describe", "DescribeInstances")
-        ids: list[str] = next((f["Values"] for f in Filters or [] if f["Name"] == "instance-id"), [])
+        filters = {f["Name"]: set(f["Values"]) for f in Filters or []}
+        ids = filters.pop("instance-id", None)
+        pool = (self.r.instances[i] for i in sorted(ids) if i in self.r.instances) if ids is not None \
+            else iter(self.r.tagged.values())
+        states = filters.pop("instance-state-name", None)
         now = self.r.world.clock.time()
-        found = [self.r.instances[i] for i in ids if i in self.r.instances]
-        return {"Reservations": [{"Instances": [
-            {"InstanceId": i.id, "ImageId": i.ami, "InstanceType": i.type,
-             "State": {"Name": "terminated" if i.terminated else "running" if i.ready(now) else "pending"}}
-            for i in found]}]}
+        out = []
+        for i in pool:
+            state = "terminated" if i.terminated else "running" if i.ready(now) else "pending"
+            if states is not None and state not in states:
+                continue
+            if any((i.tags or {}).get(name[4:]) not in values for name, values in filters.items()):
+                continue
+            out.append({"InstanceId": i.id, "ImageId": i.ami, "InstanceType": i.type, "State": {"Name": state}})
+        return {"Reservations": [{"Instances": out}]}
 
 
 class _CloudWatch(_Client):
     """``GetMetricData``: a steady error-rate series per instance (1 % ± 0.05), higher by the
-    scenario's extra points on instances of a bad AMI."""
+    scenario's extra points on instances of a bad AMI; no datapoints for an instance this region
+    never ran (CloudWatch's metrics are regional)."""
 
     def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: datetime, EndTime: datetime,
                         **_: object) -> dict[str, Any]:
@@ -300,9 +396,12 @@ class _CloudWatch(_Client):
         for q in MetricDataQueries:
             stat = q["MetricStat"]
             iid = stat["Metric"]["Dimensions"][0]["Value"]
-            n = max(1, int(span // stat["Period"]))
             inst = self.r.instances.get(iid)
-            extra = self.r.world.bad_amis.get(inst.ami, 0.0) if inst else 0.0
+            if inst is None:
+                out.append({"Id": q["Id"], "Values": []})
+                continue
+            n = max(1, int(span // stat["Period"]))
+            extra = self.r.world.extra_error(inst)
             rng = random.Random(f"{iid}/{stat['Metric']['MetricName']}/{StartTime}")
             out.append({"Id": q["Id"], "Values": [max(0.0, rng.gauss(1.0 + extra, 0.05)) for _ in range(n)]})
         return {"MetricDataResults": out}

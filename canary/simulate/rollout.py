@@ -19,7 +19,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,10 +32,14 @@ from canary.executor import Executor, GroupInfo
 from canary.plan import Batch, CohortPlan, Plan, plan
 from canary.simulate.aws import SimAws, SimWorld
 from canary.simulate.engine import Engine, Process
+from canary.simulate.report import Report, Run, bound_s, report
 from canary.verdict import verdict
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import SqliteStore
+from orchestrator.tags import FAMILY_TAG
+
+__all__ = ["BAD_AMI", "NEW_AMI", "OLD_AMI", "FleetRollout", "Report", "Scenario", "bound_s", "simulate"]
 
 T = TypeVar("T")
 Waiting = Generator["float | list[Process]", None, T]
@@ -64,34 +68,6 @@ class Scenario:
     failing_cohort: int | None = None  # index in rollout order whose new base raises error_rate
     failure_extra_error_pct: float = 5.0
     seed: int = 7
-
-
-@dataclass
-class Report:
-    """What a simulated rollout did, and the bound the budget sets on it."""
-
-    instances: int
-    groups: int
-    cohorts: int
-    regions: int
-    makespan_s: float
-    bound_s: float
-    makespan_over_bound: float
-    peak_in_flight: int
-    throttling_errors: int
-    throttles_by_bucket: dict[str, int]
-    budget_use: float
-    launches: int
-    replaced: int
-    cohorts_passed: int
-    cohorts_rolled_back: list[str]
-    cohorts_paused: list[str]
-    real_seconds: float
-    cpu_seconds: float  # of this process: what the run costs on an idle machine
-    per_region: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class FleetRollout:
@@ -268,14 +244,8 @@ def fleet_groups(world: SimWorld, scenario: Scenario) -> list[Group]:
 
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
     for g in shapes:
-        world.add_group(g.region, g.name, g.type_of(0), OLD_AMI, g.size)
+        world.add_group(g.region, g.name, g.type_of(0), OLD_AMI, g.size, tags={FAMILY_TAG: "sim"})
     return shapes
-
-
-def bound_s(launches: dict[str, int], spec: BucketSpec) -> float:
-    """The shortest makespan the budget allows: the busiest region's launches beyond the burst,
-    at the refill rate."""
-    return max(max(0.0, n - spec.capacity) / spec.refill_per_s for n in launches.values())
 
 
 def simulate(scenario: Scenario, state_dir: Path | None = None) -> Report:
@@ -305,30 +275,7 @@ def simulate(scenario: Scenario, state_dir: Path | None = None) -> Report:
 
 def _report(s: Scenario, world: SimWorld, rollout: FleetRollout, the_plan: Plan, groups: int,
             makespan: float, seconds: tuple[float, float]) -> Report:
-    spec = rollout.spec
-    launches = {r: len(ts) for r, ts in rollout.launch_times.items()}
-    bound = bound_s(launches, spec)
-    per_region = {}
-    used = available = 0.0
-    for r, ts in rollout.launch_times.items():
-        if not ts:
-            continue
-        span = max(ts) - min(ts)
-        avail = spec.capacity + span * spec.refill_per_s
-        per_region[r] = {"launches": len(ts), "replacing_s": round(span, 1), "budget_use": round(len(ts) / avail, 4),
-                         "peak_in_flight": world.peak_in_flight(r)}
-        used += len(ts)
-        available += avail
-    outcome = rollout.outcome
-    return Report(
-        instances=the_plan.instance_count, groups=groups, cohorts=len(the_plan.cohorts), regions=len(s.regions),
-        makespan_s=round(makespan, 1), bound_s=round(bound, 1),
-        makespan_over_bound=round(makespan / bound, 3) if bound else 0.0,
-        peak_in_flight=world.peak_in_flight(), throttling_errors=world.throttles.total,
-        throttles_by_bucket=dict(world.throttles.by_bucket), budget_use=round(used / available, 4) if available else 0.0,
-        launches=int(used), replaced=rollout.replaced,
-        cohorts_passed=sum(1 for v in outcome.values() if v == "passed"),
-        cohorts_rolled_back=sorted(k for k, v in outcome.items() if v == "rolled_back"),
-        cohorts_paused=sorted(k for k, v in outcome.items() if v.startswith("paused")),
-        real_seconds=round(seconds[0], 1), cpu_seconds=round(seconds[1], 1), per_region=per_region,
-    )
+    run = Run(instances=the_plan.instance_count, groups=groups, cohorts=len(the_plan.cohorts),
+              launch_times=rollout.launch_times, outcome=rollout.outcome, replaced=rollout.replaced,
+              makespan_s=makespan, seconds=seconds)
+    return report(run, world, rollout.spec)

@@ -1,0 +1,155 @@
+"""The real rollout controller on the simulated AWS: ``canary.prepare`` and
+``canary.controller.Controller`` unchanged, with a ``Context`` whose ``aws`` is ``SimAws``.
+
+Everything but AWS and time is real: the workspace (an ``imagefleet.toml`` in a temporary
+directory), the SQLite state store, the registered bases, the ``[canary]`` settings, the
+journal, leases and audit trail. The simulated AWS answers on the controller's
+``VirtualClock``; throttled requests are retried on that clock as ``orchestrator.aws``'s
+clients retry them. A failing cohort is one whose instance type misbehaves on the new base
+(``SimWorld.faults``), so only its canaries show the extra error rate.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canary.bench import REGIONS, synthetic_fleet
+from canary.budget import launch_bucket
+from canary.config import from_settings
+from canary.controller import Controller
+from canary.model import Rollout
+from canary.plan import Plan
+from canary.prepare import prepare
+from canary.simulate.aws import SimAws, SimWorld
+from canary.simulate.report import Report, Run, report
+from canary.simulate.rollout import Scenario
+from orchestrator.clock import VirtualClock
+from orchestrator.context import Context
+from orchestrator.output import Output
+from orchestrator.store import BaseVersion, utcnow
+from orchestrator.tags import FAMILY_TAG
+
+FAMILY = "sim"
+# Registered bases must carry well-formed AMI ids (hex), unlike the fleet simulator's labels.
+OLD_AMI, NEW_AMI = "ami-00000000000000001", "ami-00000000000000002"
+RETRY_ATTEMPTS = 5  # as [aws] max_attempts' default: throttled requests are retried this often
+
+# The canary settings of a simulated rollout: short soaks, one metric, and a failed cohort
+# does not halt the others. ``launch_share`` is the scenario's; ``cohorts_in_flight`` and the like
+# are added by the caller.
+SIM_CANARY_TOML = """
+[canary]
+on_fail = "continue"
+warmup = "2m"
+analysis = "10m"
+period = "60s"
+poll = "30s"
+metric_delay = "0s"
+jitter = "5s"
+batch_spacing = "5s"
+seed = {seed}
+
+[[canary.metrics]]
+name = "error_rate"
+statistic = "Average"
+direction = "increase"
+group = "errors"
+allowed_increase = 1.1
+"""
+
+
+def workspace_toml(scenario: Scenario, canary: Mapping[str, Any]) -> str:
+    """The simulated workspace's imagefleet.toml: state in SQLite, the scenario's regions, one family."""
+    regions = ", ".join(f'"{r}"' for r in scenario.regions)
+    settings = {"launch_share": scenario.launch_share, **canary}  # the budget the report's bound assumes
+    extra = "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items())
+    return (f'[state]\npath = "state.db"\n[aws]\nregions = [{regions}]\n'
+            f'[families.{FAMILY}]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "{OLD_AMI}"\n'
+            + SIM_CANARY_TOML.format(seed=scenario.seed).replace("[[canary.metrics]]", extra + "\n[[canary.metrics]]", 1))
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def build_world(scenario: Scenario, clock: VirtualClock) -> tuple[SimWorld, int]:
+    """The synthetic fleet of ``canary.bench`` in the simulated AWS, tagged with the family; and its group count."""
+    world = SimWorld(clock, list(scenario.regions), seed=scenario.seed)
+    world.retry_attempts = RETRY_ATTEMPTS
+    shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
+    for g in shapes:  # the bench's four regions folded onto the scenario's
+        region = scenario.regions[REGIONS.index(g.region) % len(scenario.regions)]
+        world.add_group(region, g.name, g.type_of(0), OLD_AMI, g.size, tags={FAMILY_TAG: FAMILY})
+    return world, len(shapes)
+
+
+def sim_context(root: Path, scenario: Scenario, world: SimWorld, canary: Mapping[str, Any]) -> Context:
+    """A workspace in ``root`` whose AWS is ``world``, with the old and new bases registered."""
+    cfg_path = root / "imagefleet.toml"
+    cfg_path.write_text(workspace_toml(scenario, canary))
+    ctx = Context(config_path=cfg_path, clock=world.clock, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
+    ctx.__dict__["aws"] = SimAws(world)
+    for version, ami in ((1, OLD_AMI), (2, NEW_AMI)):
+        ctx.store.put_base(BaseVersion(FAMILY, version, dict.fromkeys(scenario.regions, ami), ami,
+                                       version - 1 or None, "simulated", utcnow()))
+    return ctx
+
+
+def fail_cohort(world: SimWorld, the_plan: Plan, index: int, extra_pct: float) -> str:
+    """Make the ``index``-th cohort (rollout order) misbehave on the new base; its key."""
+    cohort = the_plan.cohorts[index]
+    for wave in cohort.waves:
+        for batch in wave.batches:
+            region = world.regions[batch.region]
+            for iid in batch.instance_ids:
+                world.faults[(NEW_AMI, region.instances[iid].type)] = extra_pct
+    return cohort.key
+
+
+def outcome(rollout: Rollout) -> dict[str, str]:
+    """Each cohort's end, in the report's terms."""
+    named = {"passed": "passed", "rolled_back": "rolled_back"}
+    return {c.key: named.get(c.status, f"paused ({c.status})") for c in rollout.cohorts}
+
+
+@dataclass(frozen=True)
+class ControllerRun:
+    """A finished simulated rollout: its report, the rollout record, and the simulated AWS after it."""
+
+    report: Report
+    rollout: Rollout
+    world: SimWorld
+    calls_before_start: int  # requests made while preparing (discovery, template lookups)
+
+
+def run_controller(scenario: Scenario, state_dir: Path | None = None,
+                   canary: Mapping[str, Any] | None = None) -> ControllerRun:
+    """Prepare and run one rollout of the simulated fleet with the real controller, to its end."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    clock = VirtualClock(start=1_700_000_000.0)
+    world, groups = build_world(scenario, clock)
+    with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
+        ctx = sim_context(Path(tmp), scenario, world, canary or {})
+        cfg = from_settings(ctx.settings)
+        rollout, the_plan = prepare(ctx, cfg, f"{FAMILY}:2", FAMILY)
+        if scenario.failing_cohort is not None:
+            fail_cohort(world, the_plan, scenario.failing_cohort, scenario.failure_extra_error_pct)
+        t0, calls0 = clock.time(), sum(world.calls.values())
+        done = Controller.create(ctx, cfg, rollout).run()
+        makespan = clock.time() - t0
+        ctx.store.close()
+    run = Run(instances=the_plan.instance_count, groups=groups, cohorts=len(the_plan.cohorts),
+              launch_times={name: r.launches for name, r in world.regions.items()}, outcome=outcome(done),
+              replaced=sum(r.replaced for r in world.regions.values()), makespan_s=makespan,
+              seconds=(time.perf_counter() - started, time.process_time() - cpu_started), status=done.status)
+    return ControllerRun(report(run, world, launch_bucket(scenario.launch_share)), done, world, calls0)

@@ -1,0 +1,95 @@
+"""The real controller (``canary.prepare`` + ``Controller``) on the simulated AWS, small fleets on
+virtual time: it finishes, moves every instance to the new base, rolls back exactly the cohort
+whose instance type misbehaves on the new base, and does the same for the same seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canary.simulate.aws import SimWorld
+from canary.simulate.controller_run import NEW_AMI, OLD_AMI, run_controller
+from canary.simulate.rollout import Scenario
+
+REGIONS = ("us-east-1", "us-west-2")
+SMALL = Scenario(instances=800, cohorts=4, regions=REGIONS, seed=3)
+
+
+def amis_in_groups(world: SimWorld) -> dict[str, set[str]]:
+    """Instance type -> the AMIs its groups' instances run now."""
+    out: dict[str, set[str]] = {}
+    for region in world.regions.values():
+        for group in region.groups.values():
+            for inst in group.members.values():
+                out.setdefault(inst.type, set()).add(inst.ami)
+    return out
+
+
+def test_the_real_controller_rolls_the_small_fleet_to_the_new_base(tmp_path: Path) -> None:
+    run = run_controller(SMALL, state_dir=tmp_path)
+    r, rollout = run.report, run.rollout
+    assert rollout.status == r.rollout_status == "succeeded"
+    assert r.cohorts_passed == r.cohorts == len(rollout.cohorts) >= 3 and not r.cohorts_rolled_back
+    assert r.replaced == r.instances == 800
+    assert all(amis == {NEW_AMI} for amis in amis_in_groups(run.world).values())
+    assert r.throttling_errors == 0
+    assert r.makespan_s >= r.bound_s > 0
+    # The controller's own tally of API calls, saved in the rollout, is the simulated AWS's.
+    assert rollout.api_calls.total == r.api_calls - run.calls_before_start > r.replaced
+
+
+def test_a_cohort_failing_on_the_new_base_is_rolled_back_and_the_others_finish(tmp_path: Path) -> None:
+    run = run_controller(Scenario(instances=800, cohorts=4, regions=REGIONS, seed=3, failing_cohort=1),
+                         state_dir=tmp_path)
+    r, rollout = run.report, run.rollout
+    bad = rollout.cohorts[1]
+    assert r.cohorts_rolled_back == [bad.key] and bad.status == "rolled_back"
+    assert r.cohorts_passed == r.cohorts - 1
+    assert rollout.status == "failed" and bad.key in (rollout.reason or "")
+    amis = amis_in_groups(run.world)
+    bad_types = {t for t in amis if (NEW_AMI, t) in run.world.faults}
+    assert bad_types and all(amis[t] == {OLD_AMI} for t in bad_types)  # back on the old base
+    assert all(amis[t] == {NEW_AMI} for t in set(amis) - bad_types)
+    assert r.replaced < r.instances  # the bad cohort stopped after its first wave
+
+
+def test_the_simulated_rollout_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    first = run_controller(SMALL, state_dir=tmp_path).report.to_dict()
+    again = run_controller(SMALL, state_dir=tmp_path).report.to_dict()
+    for timing in ("real_seconds", "cpu_seconds"):
+        first.pop(timing), again.pop(timing)
+    assert first == again and first["rollout_status"] == "succeeded"
+
+
+@pytest.mark.xfail(strict=True, reason="Controller.regions_of places a wave's new canaries in the cohort's "
+                   "alphabetically first region (they are in no batch's 'before' yet), where CloudWatch has "
+                   "no datapoints for them: a cohort spread over regions pauses on 'nodata'")
+def test_canaries_are_judged_on_their_own_regions_metrics(tmp_path: Path) -> None:
+    r = run_controller(Scenario(instances=800, cohorts=4, seed=3), state_dir=tmp_path).report
+    assert r.regions == 4
+    assert not r.cohorts_paused and r.rollout_status == "succeeded"
+
+
+def test_cohorts_in_flight_roll_side_by_side_and_finish_sooner(tmp_path: Path) -> None:
+    one = run_controller(SMALL, state_dir=tmp_path).report
+    run = run_controller(SMALL, state_dir=tmp_path, canary={"cohorts_in_flight": 3})
+    r = run.report
+    assert r.rollout_status == "succeeded" and r.cohorts_passed == r.cohorts == one.cohorts
+    assert all(amis == {NEW_AMI} for amis in amis_in_groups(run.world).values())
+    assert r.throttling_errors == 0
+    assert r.bound_s <= r.makespan_s < one.makespan_s  # in virtual time: never faster than the budget allows
+
+
+def test_the_command_runs_the_controller_and_refuses_unknown_settings() -> None:
+    from click.testing import CliRunner
+
+    from canary.simulate.__main__ import main
+
+    args = ["--controller", "--instances", "200", "--cohorts", "2", "--regions", "1", "--seed", "3"]
+    ok = CliRunner().invoke(main, [*args, "--set", "cohorts_in_flight=2"])
+    assert ok.exit_code == 0, ok.output
+    assert "rollout succeeded" in ok.output and "cohorts passed" in ok.output
+    bad = CliRunner().invoke(main, [*args, "--set", "no_such_key=1"])
+    assert bad.exit_code == 2
+    assert bad.output.startswith("error: ") and "canary.no_such_key" in bad.output
