@@ -27,7 +27,7 @@ from canary.executor import Executor, GroupInfo
 from canary.model import BatchState, GroupState, Rollout
 from canary.pacing import LaunchPacer
 from canary.verdict import NODATA_QUERIES, Verdict, verdict
-from orchestrator.aws import AwsFactory, client_token
+from orchestrator.aws import Clients, client_token
 from orchestrator.clock import Clock
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
@@ -38,7 +38,7 @@ Progress = Callable[[str], None]
 class RolloutActions:
     """The AWS side of one rollout: pin, replace, baselines, judge, roll back."""
 
-    def __init__(self, aws: AwsFactory, clock: Clock, cfg: CanarySettings, progress: Progress) -> None:
+    def __init__(self, aws: Clients, clock: Clock, cfg: CanarySettings, progress: Progress) -> None:
         self.aws = aws
         self.clock = clock
         self.cfg = cfg

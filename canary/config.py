@@ -81,6 +81,8 @@ SCHEMA = s.Table(fields={
     # every rollout together may spend on replacements and baselines, and the take size.
     "launch_share": s.Num(0.25, lo=0.001, hi=1),
     "launch_chunk": s.Num(10, lo=1, hi=1000, integer=True),
+    # The share of each request bucket (EC2 mutating and describe, Auto Scaling, CloudWatch).
+    "request_share": s.Num(0.5, lo=0.001, hi=1),
     "min_samples": s.Num(3, lo=1, hi=1000, integer=True),
     "instance_timeout": s.Duration("10m"),
     "poll": s.Duration("15s"),
@@ -138,6 +140,7 @@ class CanarySettings:
     cohorts_in_flight: int
     launch_share: float
     launch_chunk: int
+    request_share: float
     min_samples: int
     instance_timeout_s: int
     poll_s: int
@@ -167,7 +170,8 @@ class CanarySettings:
             "marginal_threshold": self.marginal_threshold, "tolerance": self.tolerance,
             "confidence": self.confidence, "on_fail": self.on_fail,
             "baselines_per_wave": self.baselines_per_wave, "cohorts_in_flight": self.cohorts_in_flight,
-            "launch_share": self.launch_share, "launch_chunk": self.launch_chunk, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
+            "launch_share": self.launch_share, "launch_chunk": self.launch_chunk,
+            "request_share": self.request_share, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
             "poll_s": self.poll_s, "seed": self.seed, "group_weights": self.weights(),
             "metrics": [m.__dict__ for m in self.metrics],
         }
@@ -205,7 +209,8 @@ def parse(raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str 
         pass_threshold=float(d["pass_threshold"]), marginal_threshold=float(d["marginal_threshold"]),
         tolerance=float(d["tolerance"]), confidence=float(d["confidence"]), on_fail=d["on_fail"],
         baselines_per_wave=d["baselines_per_wave"], cohorts_in_flight=d["cohorts_in_flight"],
-        launch_share=float(d["launch_share"]), launch_chunk=d["launch_chunk"], min_samples=d["min_samples"],
+        launch_share=float(d["launch_share"]), launch_chunk=d["launch_chunk"],
+        request_share=float(d["request_share"]), min_samples=d["min_samples"],
         instance_timeout_s=d["instance_timeout"], poll_s=max(1, d["poll"]), seed=d["seed"],
         group_weights={str(k): float(v) for k, v in d["group_weights"].items()}, metrics=metrics,
     )

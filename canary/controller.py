@@ -37,7 +37,7 @@ from canary.actions import Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
 from canary.model import CohortState, Owner, Rollout, Wave
-from canary.pacing import LaunchPacer, interleave
+from canary.pacing import LaunchPacer, PacedAws, interleave
 from canary.prepare import new_amis, prepare
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
@@ -81,7 +81,9 @@ class Controller:
         self.store = ctx.store
         self.clock = ctx.clock
         self.progress: Progress = progress or (lambda _msg: None)
-        self.actions = RolloutActions(ctx.aws, ctx.clock, cfg, self.progress)
+        # Every request the rollout makes takes a token from the account's shared buckets.
+        self.actions = RolloutActions(PacedAws(ctx.aws, lambda: self.budget, cfg.request_share), ctx.clock, cfg,
+                                      self.progress)
         doc, self.rev = self.store.get_doc(KIND, rollout_id)
         self.rollout = Rollout.from_dict(doc)
         self.id = rollout_id
@@ -144,12 +146,16 @@ class Controller:
 
     # --- the launch budget ---
     @cached_property
-    def pacer(self) -> LaunchPacer:
-        """Launch tokens from the budget every rollout of the account shares (``canary.budget``)."""
+    def budget(self) -> ApiBudget:
+        """The token buckets every rollout of the account shares, in the state store (``canary.budget``)."""
         account = self.ctx.actor.split(":")[4] if self.ctx.actor.count(":") >= 5 else "default"
-        budget = ApiBudget(self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed)
-        return LaunchPacer.of(budget, self.cfg.launch_share, self.cfg.launch_chunk, self.cfg.policy.jitter_s,
-                              self.cfg.seed)
+        return ApiBudget(self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed)
+
+    @cached_property
+    def pacer(self) -> LaunchPacer:
+        """Launch tokens (and the terminations' requests) from the shared budget."""
+        return LaunchPacer.of(self.budget, self.cfg.launch_share, self.cfg.launch_chunk, self.cfg.policy.jitter_s,
+                              self.cfg.seed, self.cfg.request_share)
 
     def pacer_take(self, region: str, count: int) -> None:
         """Wait until ``count`` launches are ours in ``region`` (a take larger than a chunk is split)."""

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from canary.config import CanaryMetric
-from orchestrator.aws import AwsFactory, batches
+from orchestrator.aws import Clients, batches
 
 MAX_QUERIES = 500  # GetMetricData's documented limit per request
 
 
 def fetch(
-    aws: AwsFactory,
+    aws: Clients,
     instances: Iterable[tuple[str, str]],
     metrics: Sequence[CanaryMetric],
     start: datetime,
@@ -31,7 +31,7 @@ def fetch(
 
 
 def fetch_sides(
-    aws: AwsFactory,
+    aws: Clients,
     sides: Mapping[str, Iterable[tuple[str, str]]],
     metrics: Sequence[CanaryMetric],
     start: datetime,

@@ -1,4 +1,4 @@
-"""Pacing a rollout's launches by the shared API budget, with several regions in one thread.
+"""Pacing a rollout's launches and requests by the shared API budget, several regions in one thread.
 
 A replacement is a launch by the Auto Scaling group, so terminating instances spends the
 ``RunInstances`` budget of their region (``canary.budget``). The controller runs in one thread;
@@ -13,10 +13,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from canary.budget import ApiBudget, BucketSpec, launch_bucket
+from canary.budget import REQUEST_BUCKETS, ApiBudget, BucketSpec, launch_bucket, request_bucket
 from orchestrator.clock import Clock
 
 # A process yields seconds to wait (0 lets the others run first) and returns its result.
@@ -47,6 +48,75 @@ def interleave(clock: Clock, processes: Iterable[Paced]) -> list[object]:
     return results
 
 
+# Requests paced with the launches they cause (a termination's replacement), so not one by one.
+PACED_WITH_LAUNCHES = frozenset({"terminate_instance_in_auto_scaling_group"})
+
+
+def request_kind(service: str, operation: str) -> str | None:
+    """The request bucket (``canary.budget.REQUEST_BUCKETS``) an operation draws from, if any."""
+    if service == "ec2":
+        return "ec2-describe" if operation.startswith("describe") else "ec2-mutating"
+    return service if service in ("autoscaling", "cloudwatch") else None
+
+
+class PacedAws:
+    """An AWS client factory whose clients take a token from the shared request bucket of their
+    region and kind before every request (and every page), so a rollout's describes, pins and
+    metric queries stay within the account's budget however many cohorts are in flight.
+
+    Everything else (the call counter, event hooks, the caller's identity) is the wrapped
+    factory's. ``budget`` is called on first use (it needs the caller's account)."""
+
+    def __init__(self, aws: Any, budget: Callable[[], ApiBudget | None], share: float) -> None:
+        self._aws = aws
+        self._budget = budget
+        self._specs = {kind: request_bucket(kind, share) for kind in REQUEST_BUCKETS}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aws, name)
+
+    def client(self, service: str, region: str) -> PacedClient:
+        return PacedClient(self._aws.client(service, region), service, region, self)
+
+    def take(self, region: str, kind: str | None) -> None:
+        budget = self._budget()
+        if budget is not None and kind is not None:
+            budget.take(region, self._specs[kind], 1)
+
+
+class PacedClient:
+    """One client of ``PacedAws``: each request (each page) first takes its token."""
+
+    def __init__(self, client: Any, service: str, region: str, owner: PacedAws) -> None:
+        self._client = client
+        self._service = service
+        self._region = region
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name in PACED_WITH_LAUNCHES or name.startswith(("get_paginator", "_")):
+            return attr
+        kind = request_kind(self._service, name)
+
+        def paced(*args: Any, **kwargs: Any) -> Any:
+            self._owner.take(self._region, kind)
+            return attr(*args, **kwargs)
+
+        return paced
+
+    def paginate(self, operation: str, **kwargs: object) -> Iterator[dict[str, Any]]:
+        kind = request_kind(self._service, operation)
+        pages = iter(self._client.paginate(operation, **kwargs))
+        while True:
+            self._owner.take(self._region, kind)
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            yield page
+
+
 @dataclass
 class LaunchPacer:
     """Launch tokens taken from the region's shared bucket before each chunk of replacements.
@@ -61,15 +131,21 @@ class LaunchPacer:
     chunk: int
     jitter_s: float
     rng: random.Random
+    requests: BucketSpec | None = None  # the Auto Scaling request bucket the terminations draw from
 
     @classmethod
-    def of(cls, budget: ApiBudget | None, share: float, chunk: int, jitter_s: float, seed: int) -> LaunchPacer:
-        return cls(budget, launch_bucket(share), max(1, chunk), max(0.0, jitter_s), random.Random(seed))
+    def of(cls, budget: ApiBudget | None, share: float, chunk: int, jitter_s: float, seed: int,
+           request_share: float | None = None) -> LaunchPacer:
+        requests = request_bucket("autoscaling", request_share) if request_share else None
+        return cls(budget, launch_bucket(share), max(1, chunk), max(0.0, jitter_s), random.Random(seed), requests)
 
     def take(self, region: str, count: int) -> Generator[float, None, None]:
-        """Wait (as a process) until ``count`` launches are ours in ``region``'s bucket."""
+        """Wait (as a process) until ``count`` launches, and as many Auto Scaling requests (the
+        terminations that cause them), are ours in ``region``'s buckets."""
         if self.budget is None or count <= 0:
             return
         wait = self.budget.reserve(region, self.spec, count)
+        if self.requests is not None:
+            wait = max(wait, self.budget.reserve(region, self.requests, count))
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.jitter_s)

@@ -160,6 +160,7 @@ def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave,
                    # a mixed-instances group in two cohorts: each takes the replacements of its type
                    and (batch.group_key not in shared or member.instance_type == batch.instance_type)}
             batch.replacements = sorted(new)
+            batch.before = []  # needed only until the batch is done; it is the group's whole membership
             batch.status = "done"
             wave.canaries = sorted(set(wave.canaries) | new)
     for cohort, _, _ in todo:

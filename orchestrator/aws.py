@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import boto3
 import botocore.exceptions as bex
@@ -252,6 +252,12 @@ class RetryingClient:
 
         call.__name__ = name
         return call
+
+
+class Clients(Protocol):
+    """What code that only makes requests needs of a factory: ``AwsFactory``, or a wrapper of it."""
+
+    def client(self, service: str, region: str) -> Any: ...
 
 
 class AwsFactory:
