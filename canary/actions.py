@@ -98,6 +98,12 @@ class RolloutActions:
         return self.ex.wait_groups(region, names, exclude, timeout_s=self.cfg.instance_timeout_s,
                                    poll_s=self.cfg.poll_s, progress=self.progress)
 
+    def waiting_replaced(self, region: str, names: list[str],
+                         exclude: set[str]) -> Generator[float, None, dict[str, GroupInfo]]:
+        """``wait_replaced`` as a process (``canary.pacing``), so other regions work while it waits."""
+        return self.ex.waiting_groups(region, names, exclude, timeout_s=self.cfg.instance_timeout_s,
+                                      poll_s=self.cfg.poll_s, progress=self.progress)
+
     # --- baselines ------------------------------------------------------------------------------------
     def launch_baselines(self, rollout: Rollout, wave_tag: str, per_group: list[tuple[BatchState, int]],
                          infos: dict[str, GroupInfo], *, again: bool) -> dict[str, list[str]]:

@@ -37,7 +37,7 @@ from canary.actions import Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
 from canary.model import CohortState, Owner, Rollout, Wave
-from canary.pacing import LaunchPacer, PacedAws, interleave
+from canary.pacing import LaunchPacer, PacedAws
 from canary.prepare import new_amis, prepare
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
@@ -156,11 +156,6 @@ class Controller:
         """Launch tokens (and the terminations' requests) from the shared budget."""
         return LaunchPacer.of(self.budget, self.cfg.launch_share, self.cfg.launch_chunk, self.cfg.policy.jitter_s,
                               self.cfg.seed, self.cfg.request_share)
-
-    def pacer_take(self, region: str, count: int) -> None:
-        """Wait until ``count`` launches are ours in ``region`` (a take larger than a chunk is split)."""
-        chunk = self.pacer.chunk
-        interleave(self.clock, [self.pacer.take(region, min(chunk, count - lo)) for lo in range(0, count, chunk)])
 
     def audit(self, action: str, **details: Any) -> None:
         self.store.audit(self.ctx.actor, action, self.rollout.new.ref or self.rollout.family,

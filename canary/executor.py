@@ -22,11 +22,12 @@ Quirks of AWS (and of moto, which the local endpoint runs) that shape this modul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from canary.cohorts import Group
+from canary.pacing import interleave
 from orchestrator.aws import batches
 from orchestrator.clock import Clock
 from orchestrator.errors import AwsError, NotFoundError
@@ -257,7 +258,14 @@ class Executor:
 
     def wait_groups(self, region: str, names: Sequence[str], exclude: Iterable[str], *, timeout_s: float,
                     poll_s: float, progress: Callable[[str], None] | None = None) -> dict[str, GroupInfo]:
-        """Wait until every group has ``desired`` InService+Healthy instances outside ``exclude``.
+        """Wait until every group has ``desired`` InService+Healthy instances outside ``exclude``."""
+        waiting = self.waiting_groups(region, names, exclude, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
+        return cast("dict[str, GroupInfo]", interleave(self.clock, [waiting])[0])
+
+    def waiting_groups(self, region: str, names: Sequence[str], exclude: Iterable[str], *, timeout_s: float,
+                       poll_s: float, progress: Callable[[str], None] | None = None
+                       ) -> Generator[float, None, dict[str, GroupInfo]]:
+        """``wait_groups`` as a process (``canary.pacing``): it yields the seconds between polls.
 
         Reconciles instead of trusting: a group still short after two polls gets its desired
         capacity re-asserted (once per wait)."""
@@ -285,7 +293,7 @@ class Executor:
                     f"{region}: {', '.join(sorted(short))} not back to desired healthy capacity within {timeout_s:.0f}s",
                     hint="check the groups' activities; 'imagefleet canary resume ID' continues from here",
                 )
-            self.clock.sleep(poll_s)
+            yield poll_s
 
     # --- baselines -----------------------------------------------------------------------------------
     def find_tagged(self, region: str, tags: dict[str, str]) -> list[str]:

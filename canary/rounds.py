@@ -93,19 +93,26 @@ def describe(ctl: Controller, names: dict[str, list[str]]) -> dict[str, GroupInf
 
 # --- replacing ---------------------------------------------------------------------------------------
 def replace(ctl: Controller, waves: InFlight) -> None:
-    """The waves' batches replaced step by step; then the analysis window of each starts."""
+    """The waves' batches replaced step by step, each region at its own pace; then the analysis
+    window of each wave starts."""
     for _, wave in waves:
         wave.status = "replacing"
     ctl.save()
-    # The groups as the last wait saw them (all healthy), by group key: the next step starts
-    # from that view instead of describing them again.
-    seen: dict[str, GroupInfo] = {}
-    for step in sorted({batch.step for _, wave in waves for batch in wave.batches}):
-        todo = [(cohort, wave, wave.batches_of_step(step)) for cohort, wave in waves]
-        todo = [(cohort, wave, batches) for cohort, wave, batches in todo
-                if any(batch.status != "done" for batch in batches)]
-        if todo:
-            replace_step(ctl, step, todo, seen)
+    spots = {(cohort.key, wave.index): baseline_spot(wave) for cohort, wave in waves
+             if wave.baselines.status == "pending"}
+    regions = sorted({batch.region for _, wave in waves for batch in wave.batches})
+    interleave(ctl.clock, [region_replace(ctl, region, waves, spots) for region in regions])
+    # Baselines not launched beside a step (a resumed run whose steps there were done already).
+    interleave(ctl.clock, [launch_baselines(ctl, cohort, wave, *spots[(cohort.key, wave.index)], {})
+                           for cohort, wave in waves if wave.baselines.status == "pending"])
+    launched = [wave for _, wave in waves if wave.baselines.status == "launched"]
+    ids: dict[str, list[str]] = {}
+    for wave in launched:
+        for region, region_ids in wave.baselines.ids.items():
+            ids.setdefault(region, []).extend(region_ids)
+    ctl.actions.wait_running(ids)  # one poll per region for every cohort's baselines
+    for wave in launched:
+        wave.baselines.status = "done"
     # All replacements of the round are healthy: the analysis windows start now.
     now = ctl.clock.time()
     for _, wave in waves:
@@ -114,59 +121,66 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     ctl.save()
 
 
-def replace_step(ctl: Controller, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]],
-                 seen: dict[str, GroupInfo]) -> None:
-    """One step of every wave in flight: terminate, launch baselines, wait until healthy.
+def region_replace(ctl: Controller, region: str, waves: InFlight,
+                   spots: dict[tuple[str, int], tuple[str, dict[str, tuple[BatchState, int]]]]) -> Paced:
+    """One region's part of the round, step by step (a process: it waits for tokens and health
+    while the other regions work). A step starts from the groups as the previous step's wait
+    left them, instead of describing them again."""
+    seen: dict[str, GroupInfo] = {}
+    for step in sorted({batch.step for _, wave in waves for batch in wave.batches if batch.region == region}):
+        todo = [(cohort, wave, [batch for batch in wave.batches_of_step(step) if batch.region == region])
+                for cohort, wave in waves]
+        todo = [(cohort, wave, batches) for cohort, wave, batches in todo
+                if any(batch.status != "done" for batch in batches)]
+        if todo:
+            yield from replace_step(ctl, region, step, todo, seen, spots)
+    return None
 
-    ``seen`` holds the groups as the previous step's wait left them; it is updated here."""
-    names: dict[str, list[str]] = {}
-    unseen: dict[str, list[str]] = {}
-    for _, _, batches in todo:
-        for batch in batches:
-            names.setdefault(batch.region, []).append(batch.group)
-            if batch.group_key not in seen:
-                unseen.setdefault(batch.region, []).append(batch.group)
-    before = {**{key: seen[key] for _, _, batches in todo for batch in batches
-                 if (key := batch.group_key) in seen}, **describe(ctl, unseen)}
+
+def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]],
+                 seen: dict[str, GroupInfo],
+                 spots: dict[tuple[str, int], tuple[str, dict[str, tuple[BatchState, int]]]]) -> Paced:
+    """One step of every wave in flight in one region: terminate, launch the baselines placed
+    here, wait until the groups are healthy. ``seen`` (by group name) is updated."""
+    names = sorted({batch.group for _, _, batches in todo for batch in batches})
+    before = {name: seen[name] for name in names if name in seen}
+    before.update(ctl.actions.describe_groups(region, [name for name in names if name not in seen]))
     for _, _, batches in todo:
         for batch in batches:
             if batch.status == "pending":
-                batch.before = [member.id for member in before[batch.group_key].members]
+                batch.before = [member.id for member in before[batch.group].members]
                 batch.status = "terminating"
     ctl.save()
-
-    def region_work(region: str) -> Paced:
-        groups = {key.split("/", 1)[1]: info for key, info in before.items() if info.region == region}
-        for cohort, wave, batches in todo:
-            left = [batch for batch in batches if batch.region == region and batch.status != "done"]
-            if left:
-                # Saved once above: the records a step depends on do not change between steps.
-                yield from ctl.step_process(f"replace:{cohort.key}:{wave.index}:{step}:{region}",
-                                            partial(ctl.actions.replace, region, left, groups, ctl.pacer),
-                                            save=False)
-        return None
-
-    interleave(ctl.clock, [region_work(region) for region in sorted(names)])
-    baselines(ctl, [(cohort, wave) for cohort, wave, _ in todo if wave.baselines.status != "done"], before)
-    for region in sorted(names):
-        in_region = [(wave, batch) for _, wave, batches in todo for batch in batches if batch.region == region]
-        gone = {instance_id for _, batch in in_region for instance_id in batch.instance_ids}
-        after = ctl.actions.wait_replaced(region, sorted(set(names[region])), gone)
-        seen.update({f"{region}/{name}": info for name, info in after.items()})
-        shared = _groups_in_several_batches(batch for _, batch in in_region)
-        for wave, batch in in_region:
-            old = set(batch.before)
-            new = {member.id for member in after[batch.group].in_service() if member.id not in old
-                   # a mixed-instances group in two cohorts: each takes the replacements of its type
-                   and (batch.group_key not in shared or member.instance_type == batch.instance_type)}
-            batch.replacements = sorted(new)
-            batch.before = []  # needed only until the batch is done; it is the group's whole membership
-            batch.status = "done"
-            wave.canaries = sorted(set(wave.canaries) | new)
+    for cohort, wave, batches in todo:
+        left = [batch for batch in batches if batch.status != "done"]
+        if left:
+            # Saved once above: the records a step depends on do not change between steps.
+            yield from ctl.step_process(f"replace:{cohort.key}:{wave.index}:{step}:{region}",
+                                        partial(ctl.actions.replace, region, left, before, ctl.pacer), save=False)
+    infos = {f"{region}/{name}": info for name, info in before.items()}
+    for cohort, wave, _ in todo:
+        spot = spots.get((cohort.key, wave.index))
+        if spot is not None and spot[0] == region and wave.baselines.status == "pending":
+            yield from launch_baselines(ctl, cohort, wave, *spot, infos)
+    in_step = [(wave, batch) for _, wave, batches in todo for batch in batches]
+    gone = {instance_id for _, batch in in_step for instance_id in batch.instance_ids}
+    after = yield from ctl.actions.waiting_replaced(region, names, gone)
+    seen.update(after)
+    shared = _groups_in_several_batches(batch for _, batch in in_step)
+    for wave, batch in in_step:
+        old = set(batch.before)
+        new = {member.id for member in after[batch.group].in_service() if member.id not in old
+               # a mixed-instances group in two cohorts: each takes the replacements of its type
+               and (batch.group_key not in shared or member.instance_type == batch.instance_type)}
+        batch.replacements = sorted(new)
+        batch.before = []  # needed only until the batch is done; it is the group's whole membership
+        batch.status = "done"
+        wave.canaries = sorted(set(wave.canaries) | new)
     for cohort, _, _ in todo:
         cohort.replaced = cohort.replaced_so_far()
         ctl.progress(f"cohort {cohort.key}: {cohort.replaced}/{cohort.size} replaced")
     ctl.save()
+    return None
 
 
 def _groups_in_several_batches(batches: Iterable[BatchState]) -> set[str]:
@@ -177,37 +191,32 @@ def _groups_in_several_batches(batches: Iterable[BatchState]) -> set[str]:
     return several
 
 
-def baselines(ctl: Controller, waves: InFlight, infos: dict[str, GroupInfo]) -> None:
-    """Fresh baselines on the old base, launched with the canaries (Kayenta's advice): one
-    ``RunInstances`` per cohort and wave; then one wait per region until all of them run."""
-    if not waves:
-        return
-    launched: dict[str, list[str]] = {}
-    for cohort, wave in waves:
-        want = min(ctl.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
-        # One launch per cohort and wave, beside the group giving the wave most of its canaries
-        # (its old template version, subnet and the cohort's instance type).
-        sizes: dict[str, int] = {}
-        for batch in wave.batches:
-            sizes[batch.group_key] = sizes.get(batch.group_key, 0) + len(batch.instance_ids)
-        biggest = max(sorted(sizes), key=sizes.__getitem__)
-        beside = next(batch for batch in wave.batches if batch.group_key == biggest)
-        per_group = {biggest: (beside, want)}
-        name = f"baselines:{cohort.key}:{wave.index}"
-        if not ctl.journal.is_done(name):
-            for region in sorted({batch.region for batch, _ in per_group.values()}):
-                ctl.pacer_take(region, sum(n for batch, n in per_group.values() if batch.region == region))
-        again = ctl.journal.was_started(name)  # pending: a killed attempt may have launched some
-        ids = ctl.step(name, partial(ctl.actions.launch_baselines, ctl.rollout, f"{cohort.key}/{wave.index}",
-                                     list(per_group.values()), infos, again=again), save=False)
-        wave.baselines = Baselines(status="launched", ids=ids, launched_at=ctl.clock.time())
-        for region, region_ids in ids.items():
-            launched.setdefault(region, []).extend(region_ids)
-    ctl.save()
-    ctl.actions.wait_running(launched)
-    for _, wave in waves:
-        wave.baselines.status = "done"
-    ctl.save()
+def baseline_spot(wave: Wave) -> tuple[str, dict[str, tuple[BatchState, int]]]:
+    """Where a wave's baselines go: one launch per cohort and wave, beside the group giving the
+    wave most of its canaries (its old template version, subnet and the cohort's instance type)."""
+    sizes: dict[str, int] = {}
+    for batch in wave.batches:
+        sizes[batch.group_key] = sizes.get(batch.group_key, 0) + len(batch.instance_ids)
+    biggest = max(sorted(sizes), key=sizes.__getitem__)
+    beside = next(batch for batch in wave.batches if batch.group_key == biggest)
+    return beside.region, {biggest: (beside, sizes[biggest])}
+
+
+def launch_baselines(ctl: Controller, cohort: CohortState, wave: Wave, region: str,
+                     spot: dict[str, tuple[BatchState, int]], infos: dict[str, GroupInfo]) -> Paced:
+    """Fresh baselines on the old base, launched with the canaries (Kayenta's advice), after
+    their launch tokens (a process); waiting until they run is the round's, for all of them."""
+    want = min(ctl.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
+    per_group = [(batch, want) for batch, _ in spot.values()]
+    name = f"baselines:{cohort.key}:{wave.index}"
+    if not ctl.journal.is_done(name):
+        for lo in range(0, want, ctl.pacer.chunk):
+            yield from ctl.pacer.take(region, min(ctl.pacer.chunk, want - lo))
+    again = ctl.journal.was_started(name)  # pending: a killed attempt may have launched some
+    ids = ctl.step(name, partial(ctl.actions.launch_baselines, ctl.rollout, f"{cohort.key}/{wave.index}",
+                                 per_group, infos, again=again), save=False)
+    wave.baselines = Baselines(status="launched", ids=ids, launched_at=ctl.clock.time())
+    return None
 
 
 # --- analysing ---------------------------------------------------------------------------------------
