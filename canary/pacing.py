@@ -106,15 +106,14 @@ class PacedClient:
         return paced
 
     def paginate(self, operation: str, **kwargs: object) -> Iterator[dict[str, Any]]:
+        """Every page, each after its token: the next is requested only when a page names one
+        (``NextToken``, as EC2, Auto Scaling and CloudWatch all answer)."""
         kind = request_kind(self._service, operation)
-        pages = iter(self._client.paginate(operation, **kwargs))
-        while True:
-            self._owner.take(self._region, kind)
-            try:
-                page = next(pages)
-            except StopIteration:
-                return
+        self._owner.take(self._region, kind)
+        for page in self._client.paginate(operation, **kwargs):
             yield page
+            if page.get("NextToken"):
+                self._owner.take(self._region, kind)
 
 
 @dataclass

@@ -82,3 +82,60 @@ def test_jitter_spreads_waiters_and_no_budget_means_no_wait(tmp_path: Path) -> N
     clock2 = VirtualClock(start=0.0)
     interleave(clock2, [_launches(free, clock2, "us-east-1", 100, [])])
     assert clock2.time() == 0.0
+
+
+class _Client:
+    """A plain object standing in for a client: records when each request was made."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.calls: list[tuple[str, float]] = []
+
+    def describe_auto_scaling_groups(self, **_: object) -> dict[str, object]:
+        self.calls.append(("describe", self.clock.time()))
+        return {}
+
+    def terminate_instance_in_auto_scaling_group(self, **_: object) -> None:
+        self.calls.append(("terminate", self.clock.time()))
+
+    def paginate(self, operation: str, **_: object) -> Generator[dict[str, object], None, None]:
+        for page in range(3):
+            self.calls.append((f"{operation}#{page}", self.clock.time()))
+            yield {"NextToken": "more"} if page < 2 else {}
+
+
+class _Factory:
+    def __init__(self, client: _Client) -> None:
+        self.made = client
+        self.counter = "the wrapped factory's"
+
+    def client(self, service: str, region: str) -> _Client:
+        return self.made
+
+
+def test_paced_clients_take_a_request_token_per_request_and_page(tmp_path: Path) -> None:
+    from canary.budget import REQUEST_BUCKETS
+    from canary.pacing import PacedAws, request_kind
+
+    assert request_kind("ec2", "describe_instances") == "ec2-describe"
+    assert request_kind("ec2", "run_instances") == "ec2-mutating"
+    assert request_kind("autoscaling", "update_auto_scaling_group") == "autoscaling"
+    assert request_kind("sts", "get_caller_identity") is None
+    clock = VirtualClock(start=0.0)
+    budget = ApiBudget(SqliteStore(tmp_path / "state.db"), clock, "123456789012", jitter_s=0.0)
+    capacity, refill = REQUEST_BUCKETS["autoscaling"]
+    share = 2.0 / capacity  # a bucket of 2 requests, refilled at refill * share per second
+    fake = _Client(clock)
+    paced = PacedAws(_Factory(fake), lambda: budget, share)
+    assert paced.counter == "the wrapped factory's"
+    client = paced.client("autoscaling", "us-east-1")
+    for _ in range(3):
+        client.describe_auto_scaling_groups()
+    pages = list(client.paginate("describe_auto_scaling_groups"))
+    assert len(pages) == 3
+    client.terminate_instance_in_auto_scaling_group()  # paced with its launch, not here
+    gap = 1.0 / (refill * share)
+    times = [t for name, t in fake.calls if name != "terminate"]
+    # Two at once (the bucket), then one per refill interval, pages included.
+    assert times == [0.0, 0.0] + [gap * k for k in range(1, 5)], (times, gap)
+    assert fake.calls[-1] == ("terminate", times[-1])
