@@ -273,14 +273,18 @@ class Executor:
         deadline = self.clock.monotonic() + timeout_s
         short_polls: dict[str, int] = {}
         nudged: set[str] = set()
+        healthy: dict[str, GroupInfo] = {}
+        left = list(names)
         while True:
-            groups = self.describe_groups(region, names)
-            missing = [n for n in names if n not in groups]
+            groups = self.describe_groups(region, left)  # only the groups still short after the first poll
+            missing = [n for n in left if n not in groups]
             if missing:
                 raise NotFoundError(f"group(s) {', '.join(missing)} disappeared in {region}")
             short = {n: g for n, g in groups.items() if len(g.in_service(excluded)) < g.desired}
+            healthy.update({n: g for n, g in groups.items() if n not in short})
             if not short:
-                return groups
+                return healthy
+            left = sorted(short)
             for n, g in short.items():
                 short_polls[n] = short_polls.get(n, 0) + 1
                 if short_polls[n] >= 2 and n not in nudged:
