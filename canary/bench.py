@@ -417,5 +417,5 @@ if __name__ == "__main__":
     print(_table(run() + small_group_rows()))
     print("baseline = naive per-instance planner (same run); ratio = baseline / imagefleet")
     run_api_calls()
-    run_simulation()
-    run_simulation(fail_cohort=80)
+    run_simulation(controller=True, canary={"cohorts_in_flight": 160})
+    run_simulation(fail_cohort=80, controller=True, canary={"cohorts_in_flight": 160})

@@ -1,8 +1,9 @@
 """``python -m canary.simulate``: a whole-fleet rollout on virtual time, and its report.
 
-By default the simulator's own concurrent rollout (``canary.simulate.rollout``) runs; with
-``--controller`` the real ``canary.controller.Controller`` runs the same fleet
-(``canary.simulate.controller_run``), with any ``[canary]`` setting given by ``--set KEY=VALUE``.
+By default the real ``canary.controller.Controller`` runs the fleet (``canary.simulate.controller_run``)
+with every cohort in flight, and any ``[canary]`` setting given by ``--set KEY=VALUE``; ``--model``
+runs the simulator's own concurrent rollout (``canary.simulate.rollout``), a reference for what
+the budget allows.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--fail-cohort", type=click.IntRange(0, None), default=None,
               help="Index (rollout order) of a cohort whose new base raises error_rate by 5 points.")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--controller", is_flag=True, help="Run the real rollout controller on the simulated AWS.")
+@click.option("--controller/--model", default=True, show_default=True,
+              help="Run the real rollout controller (every cohort in flight unless --set says otherwise), "
+                   "or the simulator's own reference rollout.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="A [canary] setting for --controller, e.g. --set cohorts_in_flight=160.")
+              help="A [canary] setting for the controller, e.g. --set cohorts_in_flight=40.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def main(instances: int, cohorts: int, regions: int, launch_share: float, fail_cohort: int | None, seed: int,
          controller: bool, settings: tuple[str, ...], as_json: bool) -> None:
@@ -54,13 +57,13 @@ def main(instances: int, cohorts: int, regions: int, launch_share: float, fail_c
         from canary.simulate.controller_run import run_controller
 
         try:
-            report = run_controller(scenario, canary=_settings(settings)).report
+            report = run_controller(scenario, canary={"cohorts_in_flight": cohorts, **_settings(settings)}).report
         except ImagefleetError as exc:  # e.g. a --set key the [canary] schema does not know
             click.echo(f"error: {exc.message}", err=True)
             raise SystemExit(int(exc.exit_code)) from None
     else:
         if settings:
-            raise click.UsageError("--set applies to --controller runs")
+            raise click.UsageError("--set applies to the controller's runs, not --model")
         report = simulate(scenario)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

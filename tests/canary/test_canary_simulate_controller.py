@@ -4,6 +4,7 @@ whose instance type misbehaves on the new base, and does the same for the same s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from canary.simulate.aws import SimWorld
@@ -90,3 +91,16 @@ def test_the_command_runs_the_controller_and_refuses_unknown_settings() -> None:
     bad = CliRunner().invoke(main, [*args, "--set", "no_such_key=1"])
     assert bad.exit_code == 2
     assert bad.output.startswith("error: ") and "canary.no_such_key" in bad.output
+
+
+def test_the_command_runs_the_controller_by_default_every_cohort_in_flight() -> None:
+    from click.testing import CliRunner
+
+    from canary.simulate.__main__ import main
+
+    args = ["--instances", "2000", "--cohorts", "4", "--regions", "2", "--seed", "3", "--json"]
+    report = json.loads(CliRunner().invoke(main, args).output)
+    assert report["rollout_status"] == "succeeded" and report["cohorts_passed"] == report["cohorts"] >= 1
+    assert report["throttling_errors"] == 0
+    model = CliRunner().invoke(main, [*args, "--model", "--set", "cohorts_in_flight=1"])
+    assert model.exit_code == 2 and "not --model" in model.output
