@@ -127,21 +127,29 @@ def region_replace(ctl: Controller, region: str, waves: InFlight,
     while the other regions work). A step starts from the groups as the previous step's wait
     left them, instead of describing them again."""
     seen: dict[str, GroupInfo] = {}
+    steps = []
     for step in sorted({batch.step for _, wave in waves for batch in wave.batches if batch.region == region}):
         todo = [(cohort, wave, [batch for batch in wave.batches_of_step(step) if batch.region == region])
                 for cohort, wave in waves]
         todo = [(cohort, wave, batches) for cohort, wave, batches in todo
                 if any(batch.status != "done" for batch in batches)]
         if todo:
-            yield from replace_step(ctl, region, step, todo, seen, spots)
+            steps.append((step, todo))
+    for index, (step, todo) in enumerate(steps):
+        yield from replace_step(ctl, region, step, todo, seen, spots, last=index == len(steps) - 1)
     return None
 
 
 def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]],
                  seen: dict[str, GroupInfo],
-                 spots: dict[tuple[str, int], tuple[str, dict[str, tuple[BatchState, int]]]]) -> Paced:
+                 spots: dict[tuple[str, int], tuple[str, dict[str, tuple[BatchState, int]]]], *,
+                 last: bool = True) -> Paced:
     """One step of every wave in flight in one region: terminate, launch the baselines placed
-    here, wait until the groups are healthy. ``seen`` (by group name) is updated."""
+    here, wait until the groups are healthy. ``seen`` (by group name) is updated.
+
+    The end of a step that is not the region's ``last`` is saved with the start of the next: a
+    run killed in between finds the step's batches still terminating, replays their done
+    replace steps and computes the same canaries again from the saved members before."""
     names = sorted({batch.group for _, _, batches in todo for batch in batches})
     before = {name: seen[name] for name in names if name in seen}
     before.update(ctl.actions.describe_groups(region, [name for name in names if name not in seen]))
@@ -179,7 +187,8 @@ def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[Cohor
     for cohort, _, _ in todo:
         cohort.replaced = cohort.replaced_so_far()
         ctl.progress(f"cohort {cohort.key}: {cohort.replaced}/{cohort.size} replaced")
-    ctl.save()
+    if last:
+        ctl.save()
     return None
 
 

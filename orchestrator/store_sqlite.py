@@ -302,7 +302,7 @@ class SqliteStore(SqliteFile, StateStore):
         return json.loads(row["body"]), row["revision"]
 
     def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
-        text = json.dumps(body, default=str)
+        text = json.dumps(body, default=str, check_circular=False)  # documents are trees: skip the cycle check
         with self._tx() as db:
             row = db.execute("SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
             current = row["revision"] if row else None
