@@ -66,26 +66,28 @@ class Operation:
     def step(self, name: str, action: Callable[[], T]) -> T:
         """Run ``action`` once: *pending* is recorded before it, *done* with its result after;
         a step already done returns its recorded result without acting again."""
-        prior = self.store.step(self.id, name)
-        if prior and prior["status"] == "done":
-            self.steps_skipped.append(name)
-            return prior["result"]  # type: ignore[no-any-return]
-        self.store.record_step(self.id, name, "pending")
-        kill_point(f"{name}:before")
-        result = action()
-        return self._done(name, result)
+        prior = self._begin(name)
+        if prior is not None:
+            return prior[0]  # type: ignore[no-any-return]
+        return self._done(name, action())
 
     def step_process(self, name: str, start: Callable[[], Generator[float, None, T]]) -> Generator[float, None, T]:
         """``step`` for an action that waits as it goes: a generator yielding the seconds it wants
         to wait, run by a scheduler that interleaves several; the same journal records around it."""
+        prior = self._begin(name)
+        if prior is not None:
+            return prior[0]  # type: ignore[no-any-return]
+        return self._done(name, (yield from start()))
+
+    def _begin(self, name: str) -> tuple[Any] | None:
+        """A done step's recorded result (in a 1-tuple: it may be None); else *pending* recorded."""
         prior = self.store.step(self.id, name)
         if prior and prior["status"] == "done":
             self.steps_skipped.append(name)
-            return prior["result"]  # type: ignore[no-any-return]
+            return (prior["result"],)
         self.store.record_step(self.id, name, "pending")
         kill_point(f"{name}:before")
-        result = yield from start()
-        return self._done(name, result)
+        return None
 
     def is_done(self, name: str) -> bool:
         """Whether step ``name`` ran to its end before (a resumed run replays its result)."""

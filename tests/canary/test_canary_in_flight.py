@@ -9,7 +9,6 @@ back alone under ``on_fail = "continue"`` and takes the cohorts in flight with i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,20 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SMALL = ("t3.micro", "m5.large", "c5.large")  # cohort order (equal sizes, by key): c5, m5, t3
 TOGETHER = "cohorts_in_flight = 3"
-
-
-@pytest.fixture
-def fleet_factory(workspace: Any, aws: Any) -> Iterator[Any]:
-    made: list[Fleet] = []
-
-    def make(*args: Any, **kwargs: Any) -> Fleet:
-        f = Fleet(workspace, aws, *args, **kwargs)
-        made.append(f)
-        return f
-
-    yield make
-    for f in made:
-        f.teardown()
 
 
 def _doc(fleet: Fleet) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,20 +14,6 @@ from orchestrator.local import injection
 # Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
 # cores are shared many ways takes minutes for the 150-instance rollout; the timeout bounds a hang.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-
-@pytest.fixture
-def fleet_factory(workspace: Any, aws: Any) -> Iterator[Any]:
-    made: list[Fleet] = []
-
-    def make(*args: Any, **kwargs: Any) -> Fleet:
-        f = Fleet(workspace, aws, *args, **kwargs)
-        made.append(f)
-        return f
-
-    yield make
-    for f in made:
-        f.teardown()
 
 
 def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(fleet_factory: Any) -> None:
