@@ -300,14 +300,6 @@ class Executor:
             yield poll_s
 
     # --- baselines -----------------------------------------------------------------------------------
-    def find_tagged(self, region: str, tags: dict[str, str]) -> list[str]:
-        """Pending or running instances carrying all ``tags``."""
-        ec2 = self.aws.client("ec2", region)
-        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
-        filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
-        pages = ec2.paginate("describe_instances", Filters=filters)
-        return sorted(i["InstanceId"] for page in pages for r in page.get("Reservations", []) for i in r["Instances"])
-
     def find_tagged_by(self, region: str, tags: dict[str, str], key: str, pattern: str) -> dict[str, list[str]]:
         """Pending or running instances carrying ``tags`` and tag ``key`` matching ``pattern`` (``*``
         wildcards), by that tag's value: one listing for many groups' instances."""

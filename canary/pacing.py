@@ -138,13 +138,14 @@ class LaunchPacer:
         requests = request_bucket("autoscaling", request_share) if request_share else None
         return cls(budget, launch_bucket(share), max(1, chunk), max(0.0, jitter_s), random.Random(seed), requests)
 
-    def take(self, region: str, count: int) -> Generator[float, None, None]:
-        """Wait (as a process) until ``count`` launches, and as many Auto Scaling requests (the
-        terminations that cause them), are ours in ``region``'s buckets."""
+    def take(self, region: str, count: int, *, terminations: bool = True) -> Generator[float, None, None]:
+        """Wait (as a process) until ``count`` launches are ours in ``region``'s bucket, and as
+        many Auto Scaling requests when ``terminations`` cause them (a launch of our own, such as
+        a baseline's ``RunInstances``, takes its request token where it is made, in ``PacedAws``)."""
         if self.budget is None or count <= 0:
             return
         wait = self.budget.reserve(region, self.spec, count)
-        if self.requests is not None:
+        if terminations and self.requests is not None:
             wait = max(wait, self.budget.reserve(region, self.requests, count))
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.jitter_s)

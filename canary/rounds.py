@@ -23,8 +23,8 @@ so a resumed run replays what was done and redoes what was not, cohort by cohort
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from canary.model import (
     Wave,
 )
 from canary.pacing import Paced, interleave
+from orchestrator.store import utc_iso
 
 if TYPE_CHECKING:  # the controller imports this module to run it
     from canary.controller import Controller
@@ -103,14 +104,10 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     regions = sorted({batch.region for _, wave in waves for batch in wave.batches})
     interleave(ctl.clock, [region_replace(ctl, region, waves, spots) for region in regions])
     # Baselines not launched beside a step (a resumed run whose steps there were done already).
-    interleave(ctl.clock, [launch_baselines(ctl, cohort, wave, *spots[(cohort.key, wave.index)], {})
+    interleave(ctl.clock, [launch_baselines(ctl, cohort, wave, spots[(cohort.key, wave.index)], {})
                            for cohort, wave in waves if wave.baselines.status == "pending"])
     launched = [wave for _, wave in waves if wave.baselines.status == "launched"]
-    ids: dict[str, list[str]] = {}
-    for wave in launched:
-        for region, region_ids in wave.baselines.ids.items():
-            ids.setdefault(region, []).extend(region_ids)
-    ctl.actions.wait_running(ids)  # one poll per region for every cohort's baselines
+    ctl.actions.wait_running(baseline_ids(launched))  # one poll per region for every cohort's baselines
     for wave in launched:
         wave.baselines.status = "done"
     # All replacements of the round are healthy: the analysis windows start now.
@@ -121,8 +118,7 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     ctl.save()
 
 
-def region_replace(ctl: Controller, region: str, waves: InFlight,
-                   spots: dict[tuple[str, int], tuple[str, dict[str, tuple[BatchState, int]]]]) -> Paced:
+def region_replace(ctl: Controller, region: str, waves: InFlight, spots: dict[tuple[str, int], BatchState]) -> Paced:
     """One region's part of the round, step by step (a process: it waits for tokens and health
     while the other regions work). A step starts from the groups as the previous step's wait
     left them, instead of describing them again."""
@@ -141,8 +137,7 @@ def region_replace(ctl: Controller, region: str, waves: InFlight,
 
 
 def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]],
-                 seen: dict[str, GroupInfo],
-                 spots: dict[tuple[str, int], tuple[str, dict[str, tuple[BatchState, int]]]], *,
+                 seen: dict[str, GroupInfo], spots: dict[tuple[str, int], BatchState], *,
                  last: bool = True) -> Paced:
     """One step of every wave in flight in one region: terminate, launch the baselines placed
     here, wait until the groups are healthy. ``seen`` (by group name) is updated.
@@ -167,9 +162,9 @@ def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[Cohor
                                         partial(ctl.actions.replace, region, left, before, ctl.pacer), save=False)
     infos = {f"{region}/{name}": info for name, info in before.items()}
     for cohort, wave, _ in todo:
-        spot = spots.get((cohort.key, wave.index))
-        if spot is not None and spot[0] == region and wave.baselines.status == "pending":
-            yield from launch_baselines(ctl, cohort, wave, *spot, infos)
+        beside = spots.get((cohort.key, wave.index))
+        if beside is not None and beside.region == region and wave.baselines.status == "pending":
+            yield from launch_baselines(ctl, cohort, wave, beside, infos)
     in_step = [(wave, batch) for _, wave, batches in todo for batch in batches]
     gone = {instance_id for _, batch in in_step for instance_id in batch.instance_ids}
     after = yield from ctl.actions.waiting_replaced(region, names, gone)
@@ -193,37 +188,40 @@ def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[Cohor
 
 
 def _groups_in_several_batches(batches: Iterable[BatchState]) -> set[str]:
-    seen: set[str] = set()
-    several: set[str] = set()
-    for batch in batches:
-        (several if batch.group_key in seen else seen).add(batch.group_key)
-    return several
+    return {key for key, count in Counter(batch.group_key for batch in batches).items() if count > 1}
 
 
-def baseline_spot(wave: Wave) -> tuple[str, dict[str, tuple[BatchState, int]]]:
-    """Where a wave's baselines go: one launch per cohort and wave, beside the group giving the
-    wave most of its canaries (its old template version, subnet and the cohort's instance type)."""
-    sizes: dict[str, int] = {}
+def baseline_spot(wave: Wave) -> BatchState:
+    """Where a wave's baselines go: one launch per cohort and wave, beside (the first batch of)
+    the group giving the wave most of its canaries: its old template version, subnet and the
+    cohort's instance type."""
+    sizes = Counter[str]()
     for batch in wave.batches:
-        sizes[batch.group_key] = sizes.get(batch.group_key, 0) + len(batch.instance_ids)
+        sizes[batch.group_key] += len(batch.instance_ids)
     biggest = max(sorted(sizes), key=sizes.__getitem__)
-    beside = next(batch for batch in wave.batches if batch.group_key == biggest)
-    return beside.region, {biggest: (beside, sizes[biggest])}
+    return next(batch for batch in wave.batches if batch.group_key == biggest)
 
 
-def launch_baselines(ctl: Controller, cohort: CohortState, wave: Wave, region: str,
-                     spot: dict[str, tuple[BatchState, int]], infos: dict[str, GroupInfo]) -> Paced:
+def baseline_ids(waves: Iterable[Wave]) -> dict[str, list[str]]:
+    """The waves' baselines by region (for one request per region over all of them)."""
+    ids: dict[str, list[str]] = {}
+    for wave in waves:
+        for region, region_ids in wave.baselines.ids.items():
+            ids.setdefault(region, []).extend(region_ids)
+    return ids
+
+
+def launch_baselines(ctl: Controller, cohort: CohortState, wave: Wave, beside: BatchState,
+                     infos: dict[str, GroupInfo]) -> Paced:
     """Fresh baselines on the old base, launched with the canaries (Kayenta's advice), after
     their launch tokens (a process); waiting until they run is the round's, for all of them."""
     want = min(ctl.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
-    per_group = [(batch, want) for batch, _ in spot.values()]
     name = f"baselines:{cohort.key}:{wave.index}"
     if not ctl.journal.is_done(name):
-        for lo in range(0, want, ctl.pacer.chunk):
-            yield from ctl.pacer.take(region, min(ctl.pacer.chunk, want - lo))
+        yield from ctl.pacer.take(beside.region, want, terminations=False)
     again = ctl.journal.was_started(name)  # pending: a killed attempt may have launched some
     ids = ctl.step(name, partial(ctl.actions.launch_baselines, ctl.rollout, f"{cohort.key}/{wave.index}",
-                                 per_group, infos, again=again), save=False)
+                                 [(beside, want)], infos, again=again), save=False)
     wave.baselines = Baselines(status="launched", ids=ids, launched_at=ctl.clock.time())
     return None
 
@@ -239,7 +237,7 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
         assert analysis is not None, f"wave {wave.index} of {cohort.key} is analysing without a window"
         start = analysis.healthy_at + cfg.warmup_s
         end = start + cfg.analysis_s
-        analysis.window_start, analysis.window_end = _iso(start), _iso(end)
+        analysis.window_start, analysis.window_end = utc_iso(start), utc_iso(end)
         last_end = max(last_end, end)
         ctl.progress(f"cohort {cohort.key}: analysing {len(wave.canaries)} canaries vs "
                      f"{wave.baselines.count} baselines")
@@ -270,12 +268,8 @@ def end_baselines(ctl: Controller, waves: InFlight) -> None:
     left = [(cohort, wave) for cohort, wave in waves if wave.baselines.ids and not wave.baselines.cleaned]
     if not left:
         return
-    ids: dict[str, list[str]] = {}
-    for _, wave in left:
-        for region, region_ids in wave.baselines.ids.items():
-            ids.setdefault(region, []).extend(region_ids)
     ctl.step(step_name("cleanup", [f"{cohort.key}:{wave.index}" for cohort, wave in left]),
-             partial(ctl.actions.end_baselines, ids))
+             partial(ctl.actions.end_baselines, baseline_ids(wave for _, wave in left)))
     for _, wave in left:
         wave.baselines.cleaned = True
     ctl.save()
@@ -290,6 +284,3 @@ def step_name(action: str, parts: list[str]) -> str:
     digest = hashlib.sha256("+".join(parts).encode()).hexdigest()[:12]
     return f"{action}:{parts[0]}+{len(parts) - 1}more:{digest}"
 
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -25,8 +25,16 @@ if TYPE_CHECKING:
     from orchestrator.config import Settings
 
 
+ISO_INSTANT = "%Y-%m-%dT%H:%M:%S.%fZ"  # how the store writes instants: ISO 8601, UTC, microseconds
+
+
 def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(ISO_INSTANT)
+
+
+def utc_iso(ts: float) -> str:
+    """A Unix time written as the store writes instants."""
+    return datetime.fromtimestamp(ts, UTC).strftime(ISO_INSTANT)
 
 
 @dataclass
