@@ -24,9 +24,9 @@ from typing import Any
 from canary import metrics as metric_source
 from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
+from canary.judge.decision import NODATA_QUERIES, Verdict, verdict
 from canary.model import BatchState, GroupState, Rollout
 from canary.pacing import LaunchPacer
-from canary.verdict import NODATA_QUERIES, Verdict, verdict
 from orchestrator.aws import Clients, client_token
 from orchestrator.clock import Clock
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG

@@ -12,7 +12,7 @@ import click
 
 from canary import config as canary_config
 from canary import controller as ctl
-from canary.scoring import judge_files
+from canary.judge.scoring import judge_files
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, RefusedError, UsageError

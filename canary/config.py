@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canary.cohorts import COHORT_BY, COHORT_ORDERS
-from canary.judge import DIRECTIONS
+from canary.judge.classifier import DIRECTIONS
+from canary.judge.scoring import DEFAULT_GROUP, MARGINAL_THRESHOLD, PASS_THRESHOLD, MetricConfig
 from canary.plan import DEFAULT_MAX_IN_FLIGHT_PER_REGION, Policy
-from canary.scoring import DEFAULT_GROUP, MARGINAL_THRESHOLD, PASS_THRESHOLD, MetricConfig
 from orchestrator import schema as s
 from orchestrator.errors import UsageError
 

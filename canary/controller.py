@@ -2,7 +2,7 @@
 
 The controller works on the typed ``Rollout`` (``canary.model``) and saves it as the rollout's
 document after every change; what it does to AWS is in ``canary.actions``, a round's work for
-every cohort in flight in ``canary.rounds``, the verdict rules in ``canary.verdict``, rolling
+every cohort in flight in ``canary.rounds``, the verdict rules in ``canary.judge.decision``, rolling
 back and aborting in ``canary.rollback``, the document's place in the store (kinds, leases,
 pause/abort requests) in ``canary.rollouts``.
 
@@ -36,6 +36,7 @@ from canary import rounds
 from canary.actions import Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
+from canary.judge.decision import NODATA_QUERIES, Verdict, describe_verdict, verdict
 from canary.model import CohortState, Owner, Rollout, Wave
 from canary.pacing import LaunchPacer, PacedAws
 from canary.prepare import new_amis, prepare
@@ -53,11 +54,9 @@ from canary.rollouts import (
     rollout_lease,
     running_holder,
 )
-from canary.verdict import NODATA_QUERIES, Verdict, describe_verdict, verdict
-from orchestrator import leases
 from orchestrator.context import Context
 from orchestrator.engine import KillPoint, Operation
-from orchestrator.store import Evidence, utcnow
+from orchestrator.store import Evidence, leases, utcnow
 from orchestrator.tags import ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 __all__ = [

@@ -3,7 +3,7 @@
 One ``GetMetricData`` call carries up to 500 queries (one per metric and instance), so a wave's
 canaries and baselines cost a handful of calls however many metrics are configured. The result
 is ``{metric: [values]}`` pooled over the instances of one side, which is what
-``canary.scoring.judge_metrics`` takes: each datapoint (one period's statistic of one instance)
+``canary.judge.scoring.judge_metrics`` takes: each datapoint (one period's statistic of one instance)
 is one sample, as Kayenta treats a time series.
 """
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from canary.verdict import Verdict
+from canary.judge.decision import Verdict
 
 JsonDict = dict[str, Any]
 

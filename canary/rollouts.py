@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from canary.model import Rollout
-from orchestrator import leases
 from orchestrator.clock import Clock
 from orchestrator.errors import NotFoundError
-from orchestrator.store import Lease, StateStore, utcnow
+from orchestrator.store import Lease, StateStore, leases, utcnow
 
 KIND = "canary-rollout"
 CONTROL_KIND = "canary-control"

@@ -121,7 +121,7 @@ SCHEMA = s.Table(fields={
                                                    what="a list of IAM ARN patterns")}),
     "canary": _Opaque({}),
     "perf": _Opaque({}),
-    "os_releases": _Opaque({}),  # end-of-life dates, read by `imagefleet fleet` (pipelines/fleet.py)
+    "os_releases": _Opaque({}),  # end-of-life dates, read by `imagefleet fleet` (pipelines/fleet/view.py)
 })
 DEFAULTS: dict[str, Any] = {**SCHEMA.defaults(), "family": FAMILY.defaults()}
 

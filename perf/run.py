@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator import leases
 from orchestrator.context import Context
 from orchestrator.errors import AwsError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, provisioned
-from orchestrator.store import BaseVersion, Evidence, utcnow
+from orchestrator.store import BaseVersion, Evidence, leases, utcnow
 from perf import config as perf_config
 from perf.collect import Collected, Expected, by_arm, collect, present_keys
 from perf.compare import compare

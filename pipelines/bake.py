@@ -20,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import leases
 from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import NotFoundError, PackerError, UsageError
-from orchestrator.store import BaseVersion, StateStore
+from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
-from pipelines import gc, packer_run, registry
-from pipelines import machine_readable as mr
-from pipelines import packer_contract as contract
-from pipelines import packer_template as templates
+from pipelines import registry
+from pipelines.gc import sweep as gc
+from pipelines.packer import contract
+from pipelines.packer import machine_readable as mr
+from pipelines.packer import run as packer_run
+from pipelines.packer import template as templates
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory

@@ -35,8 +35,8 @@ from orchestrator.schema import parse_duration
 from pipelines import bake as bake_mod
 from pipelines import friend_access, iam, imagetest
 from pipelines import friends as friends_mod
-from pipelines import gc as gc_mod
 from pipelines import promote as promote_mod
+from pipelines.gc import sweep as gc_mod
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -18,7 +18,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from orchestrator import leases
 from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
@@ -30,7 +29,7 @@ from orchestrator.errors import (
     RefusedError,
     UsageError,
 )
-from orchestrator.store import BaseVersion, StageChange, StateStore, utcnow
+from orchestrator.store import BaseVersion, StageChange, StateStore, leases, utcnow
 from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import stages as stage_table
 from pipelines.friends import friend_accounts

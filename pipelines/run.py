@@ -20,12 +20,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from orchestrator import leases
 from orchestrator.clock import human_duration
 from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
-from orchestrator.store import BaseVersion, utcnow
+from orchestrator.store import BaseVersion, leases, utcnow
 from pipelines import imagetest
 from pipelines import promote as promote_mod
 from pipelines.notify import FileNotifier, Notice, Notifier

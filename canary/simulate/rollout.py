@@ -2,7 +2,7 @@
 
 The real parts: discovery and planning (``Executor.discover``, ``build_cohorts``, ``plan``), every
 AWS action through ``canary.executor.Executor`` (pins, terminations, baselines, describes),
-metrics through ``canary.metrics.fetch_sides``, the judge (``canary.verdict.verdict``) and the
+metrics through ``canary.metrics.fetch_sides``, the judge (``canary.judge.decision.verdict``) and the
 token bucket (``canary.budget.ApiBudget`` on a real SQLite state store). What is simulated: AWS
 (``canary.simulate.aws``) and time (``VirtualClock`` driven by ``canary.simulate.engine``).
 
@@ -29,11 +29,11 @@ from canary.budget import REQUEST_BUCKETS, ApiBudget, BucketSpec, launch_bucket,
 from canary.cohorts import Group, build_cohorts
 from canary.config import CanarySettings, parse
 from canary.executor import Executor, GroupInfo
+from canary.judge.decision import verdict
 from canary.plan import Batch, CohortPlan, Plan, plan
 from canary.simulate.aws import SimAws, SimWorld
 from canary.simulate.engine import Engine, Process
 from canary.simulate.report import Report, Run, bound_s, report
-from canary.verdict import verdict
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import SqliteStore

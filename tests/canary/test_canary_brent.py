@@ -7,8 +7,8 @@ import math
 import pytest
 from scipy import special
 
-from canary.brent import TOLERANCE, is_zero, zeroin
-from canary.mannwhitney import erf_inv, normal_quantile
+from canary.judge.brent import TOLERANCE, is_zero, zeroin
+from canary.judge.mannwhitney import erf_inv, normal_quantile
 
 
 def test_zero_test_is_one_ulp_as_in_commons_math() -> None:

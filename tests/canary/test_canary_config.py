@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from canary.config import parse
-from canary.verdict import verdict
+from canary.judge.decision import verdict
 from orchestrator.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from canary.judge import (
+from canary.judge.classifier import (
     HIGH,
     LOW,
     NODATA,
@@ -20,7 +20,7 @@ from canary.judge import (
     location_shift,
     mean_ratio,
 )
-from canary.scoring import MetricConfig, judge_metrics
+from canary.judge.scoring import MetricConfig, judge_metrics
 from orchestrator.errors import UsageError
 
 RNG_SEED = 20240601
@@ -196,7 +196,7 @@ def test_aa_false_positive_rate_is_low(dist: str) -> None:
 
 
 def test_one_value_a_side_is_no_data_not_a_crash() -> None:
-    from canary.judge import classify
+    from canary.judge.classifier import classify
 
     r = classify([1.0], [1.2], direction="increase")
     assert r.classification == "Nodata" and "1 baseline, 1 canary" in r.reason

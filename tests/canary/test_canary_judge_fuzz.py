@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from canary.brent import EPSILON, TOLERANCE
-from canary.judge import HIGH, LOW, PASS, MetricResult, classify
-from canary.mannwhitney import normal_quantile
+from canary.judge.brent import EPSILON, TOLERANCE
+from canary.judge.classifier import HIGH, LOW, PASS, MetricResult, classify
+from canary.judge.mannwhitney import normal_quantile
 
 CASES = 3000
 SEED = 20261125

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from canary_support import SUITE_FILE, load_kayenta_cases, load_kayenta_suite, shared_testdata
 
-from canary.judge import classify, location_shift
-from canary.mannwhitney import normal_quantile, wilcoxon_diff
+from canary.judge.classifier import classify, location_shift
+from canary.judge.mannwhitney import normal_quantile, wilcoxon_diff
 
 CASES = load_kayenta_cases()
 
@@ -46,7 +46,7 @@ def test_kayenta_vector(case: dict[str, Any]) -> None:
 
 
 # Randomness enters the judge at one place: two constant samples that differ get Kayenta's
-# Gaussian noise (seeded, see canary.judge). Every other path is a pure function of its input.
+# Gaussian noise (seeded, see canary.judge.classifier). Every other path is a pure function of its input.
 NOISED = [c for c in CASES if len(set(c["control"])) == 1 and len(set(c["experiment"])) == 1
           and c["control"][0] != c["experiment"][0]]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from canary.judge import HIGH, NODATA, NODATA_FAIL, PASS, MetricResult
-from canary.scoring import (
+from canary.judge.classifier import HIGH, NODATA, NODATA_FAIL, PASS, MetricResult
+from canary.judge.scoring import (
     MetricConfig,
     judge_files,
     judge_metrics,

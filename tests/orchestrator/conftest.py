@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.aws import AwsFactory
 from orchestrator.store import SqliteStore, StateStore
-from orchestrator.store_dynamodb import DynamoStore
+from orchestrator.store.dynamodb import DynamoStore
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from orchestrator import leases
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.clock import Clock
 from orchestrator.errors import LeaseHeldError
-from orchestrator.store_dynamodb import DynamoStore
+from orchestrator.store import leases
+from orchestrator.store.dynamodb import DynamoStore
 
 
 def main(endpoint: str, table: str, what: str, name: str, count: str = "1") -> None:

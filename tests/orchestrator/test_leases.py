@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import leases
 from orchestrator.engine import KillPoint
 from orchestrator.errors import ExitStatus, LeaseHeldError, LeaseLostError
-from orchestrator.store import Lease, SqliteStore, StateStore
+from orchestrator.store import Lease, SqliteStore, StateStore, leases
 
 
 class ManualClock:

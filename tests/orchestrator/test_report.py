@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from canary import config as canary_config
+from canary.judge.decision import verdict
 from canary.rollouts import KIND
-from canary.verdict import verdict
 from orchestrator import report
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
@@ -66,8 +66,8 @@ def populate(store: StateStore) -> None:
 def add_fleet_snapshots(store: StateStore, plot_dir: Path) -> None:
     """Two fleet snapshots as `imagefleet fleet` records them: a week apart, 6 of 10 instances moved
     from web:1 (ubuntu-20.04, past its end of life) to noble:1 (ubuntu-24.04); the burndown plot."""
-    from pipelines import fleet
-    from pipelines.fleet_plot import burndown_plot
+    from pipelines.fleet import view as fleet
+    from pipelines.fleet.plot import burndown_plot
 
     bases = [fleet.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()]
     bases.append(fleet.KnownBase("noble:1", "noble", {"us-east-1": "ami-0000000000000000a"}, utcnow()))

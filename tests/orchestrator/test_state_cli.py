@@ -9,7 +9,7 @@ from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.p
 import pytest
 
 from orchestrator.store import BaseVersion, Evidence, Lease, SqliteStore, StateStore
-from orchestrator.store_dynamodb import DynamoStore
+from orchestrator.store.dynamodb import DynamoStore
 
 pytestmark = pytest.mark.integration
 

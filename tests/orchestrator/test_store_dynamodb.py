@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orchestrator import dynamodb_layout as lay
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.errors import StateError
 from orchestrator.store import (
@@ -22,7 +21,8 @@ from orchestrator.store import (
     StageChange,
     utcnow,
 )
-from orchestrator.store_dynamodb import DynamoStore
+from orchestrator.store import dynamodb_layout as lay
+from orchestrator.store.dynamodb import DynamoStore
 
 
 def round_trip(item: lay.Item) -> lay.Item:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.store_dynamodb import DynamoStore
+from orchestrator.store.dynamodb import DynamoStore
 
 CONTENDER = Path(__file__).with_name("store_contender.py")
 

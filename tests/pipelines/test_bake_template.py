@@ -13,8 +13,8 @@ from orchestrator.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.errors import ConfigError
 from orchestrator.output import Output
-from pipelines import packer_contract as contract
-from pipelines import packer_template
+from pipelines.packer import contract
+from pipelines.packer import template as packer_template
 
 INIT = Path(__file__).resolve().parents[2] / "orchestrator" / "templates" / "init"
 HCL_TEMPLATE = INIT / "demo.pkr.hcl"

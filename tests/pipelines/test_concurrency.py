@@ -13,10 +13,9 @@ from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.p
 
 import pytest
 
-from orchestrator import leases
 from orchestrator.clock import Clock
 from orchestrator.engine import KillPoint
-from orchestrator.store import Evidence, utcnow
+from orchestrator.store import Evidence, leases, utcnow
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from orchestrator.errors import ConfigError
-from pipelines import fleet
+from pipelines.fleet import view as fleet
 
 NOW = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
 BASES = [

@@ -10,8 +10,8 @@ from aws_support import make_ami
 
 from orchestrator.local.fleet import make_fleet
 from orchestrator.store import BaseVersion, utcnow
-from pipelines import fleet
-from pipelines.fleet_discovery import discover_region
+from pipelines.fleet import view as fleet
+from pipelines.fleet.discovery import discover_region
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"

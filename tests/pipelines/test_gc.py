@@ -82,8 +82,8 @@ def test_a_bake_that_fails_after_packer_removes_its_amis(workspace: Any, aws: An
 
 
 def test_a_second_bake_of_the_family_is_refused_while_one_holds_the_lease(workspace: Any, aws: Any) -> None:
-    from orchestrator import leases
     from orchestrator.clock import Clock
+    from orchestrator.store import leases
     from pipelines.bake import bake_lease
 
     ws = workspace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.gc_plan import Image, Instance, Inventory, Records, TemplateVersion, plan
+from pipelines.gc.plan import Image, Instance, Inventory, Records, TemplateVersion, plan
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(hours=3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines import machine_readable as mr
+from pipelines.packer import machine_readable as mr
 
 DATA = Path(__file__).parent / "data"
 

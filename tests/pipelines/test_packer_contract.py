@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ConfigError, UsageError
-from pipelines import packer_contract as contract
-from pipelines import packer_template as templates
-from pipelines.packer_template import Builder, Template
+from pipelines.packer import contract
+from pipelines.packer import template as templates
+from pipelines.packer.template import Builder, Template
 
 TEMPLATES = Path(__file__).parent / "data" / "templates"
 

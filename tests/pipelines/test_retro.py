@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from canary import config as canary_config
-from canary.verdict import verdict
+from canary.judge.decision import verdict
 from orchestrator import report
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, utcnow

@@ -1,6 +1,6 @@
 """Copy a SQLite state store into a DynamoDB table: every record kind, ids and revisions kept.
 
-Rows are read as SQLite stores them and written as the items ``orchestrator.dynamodb_layout``
+Rows are read as SQLite stores them and written as the items ``orchestrator.store.dynamodb_layout``
 defines; the id counters start after the highest copied id, so history and audit order carry on.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
-from orchestrator import dynamodb_layout as lay
 from orchestrator.aws import batches
 from orchestrator.errors import RefusedError, StateError
 from orchestrator.store import AuditEntry, Evidence, SqliteStore, StageChange
-from orchestrator.store_dynamodb import DynamoStore
+from orchestrator.store import dynamodb_layout as lay
+from orchestrator.store.dynamodb import DynamoStore
 
 Row = dict[str, Any]
 BATCH = 25  # BatchWriteItem's limit

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 
-from pipelines.fleet import Burndown
+from pipelines.fleet.view import Burndown
 
 
 def burndown_plot(data: Burndown, path: str | Path, past_eol: frozenset[str] = frozenset()) -> Path:

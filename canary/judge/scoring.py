@@ -28,7 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from canary.judge import HIGH, LOW, NODATA, NODATA_FAIL, PASS, MetricResult, classify
+from canary.judge.classifier import HIGH, LOW, NODATA, NODATA_FAIL, PASS, MetricResult, classify
 from orchestrator.errors import InputFormatError, UsageError
 from orchestrator.inputs import loads_json
 from orchestrator.schema import shown
@@ -52,7 +52,7 @@ class MetricConfig:
     nan_strategy: str = "remove"
     effect_size: str = "mean_ratio"
     # Unset (None): the measure's "no effect" value, 1.0 for mean_ratio and 0.5 for cles
-    # (``canary.judge.NO_EFFECT``), as Kayenta's NetflixACAJudge defaults them.
+    # (``canary.judge.classifier.NO_EFFECT``), as Kayenta's NetflixACAJudge defaults them.
     allowed_increase: float | None = None
     allowed_decrease: float | None = None
     critical_increase: float | None = None

@@ -1,6 +1,6 @@
 """The SQLite state store's file: schema and migrations, an identity file beside it so a store that
 existed is never silently replaced by an empty one, a connection per thread, one transaction per
-write, and read-only opening for read-only mounts. The records themselves are ``store_sqlite``'s.
+write, and read-only opening for read-only mounts. The records themselves are ``orchestrator.store.sqlite``'s.
 """
 
 from __future__ import annotations

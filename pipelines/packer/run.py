@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.errors import ConfigError, PackerError, ToolError
-from pipelines import machine_readable as mr
+from pipelines.packer import machine_readable as mr
 
 STOP_GRACE_S = 10.0
 

@@ -1,6 +1,6 @@
 """The rollout's verdict on one wave: the judge's score plus the rollout's own no-data rule. Pure.
 
-``canary.scoring`` scores metrics as Kayenta does; this module turns that score into what the
+``canary.judge.scoring`` scores metrics as Kayenta does; this module turns that score into what the
 controller does next (``pass`` → next wave, ``marginal`` or ``nodata`` → pause, ``fail`` → roll
 back) and keeps everything the decision was made from, so a verdict can be read and re-checked
 later (status, report, retrospective).
@@ -12,8 +12,8 @@ import math
 from typing import Any, NotRequired, TypedDict
 
 from canary.config import CanarySettings
-from canary.judge import NODATA
-from canary.scoring import NODATA_THRESHOLD_PCT, judge_metrics
+from canary.judge.classifier import NODATA
+from canary.judge.scoring import NODATA_THRESHOLD_PCT, judge_metrics
 from orchestrator.store import utcnow
 
 Samples = dict[str, list[float]]

@@ -1,7 +1,7 @@
 """Discovery for the fleet view: every Auto Scaling group in the configured regions and the AMI
 each of its instances runs (Auto Scaling lists the instances, EC2 knows their image).
 
-The adapter of ``imagefleet fleet``: it returns ``pipelines.fleet.DiscoveredGroup`` records and
+The adapter of ``imagefleet fleet``: it returns ``pipelines.fleet.view.DiscoveredGroup`` records and
 decides nothing.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.aws import Client, batches
 from orchestrator.tags import FAMILY_TAG
-from pipelines.fleet import DiscoveredGroup
+from pipelines.fleet.view import DiscoveredGroup
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory

@@ -9,7 +9,7 @@ this normal approximation, never R's exact small-sample path.
 
 The statistic is a step function of ``mu``, so *which* point of the final step a root finder
 returns depends on its path. To equal Kayenta's numbers (its suite asserts 1e-6) we run its
-solver (``canary.brent``) on the same bracket and the same quantile: Commons Math 3.6.1's
+solver (``canary.judge.brent``) on the same bracket and the same quantile: Commons Math 3.6.1's
 ``NormalDistribution.inverseCumulativeProbability``, i.e. ``sqrt(2) · erfInv(2p - 1)`` with
 ``Erf.erfInv`` (Giles 2010, "Approximating the erfinv function"), reproduced below.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from canary.brent import zeroin
+from canary.judge.brent import zeroin
 from orchestrator.errors import UsageError
 
 

@@ -1,7 +1,7 @@
 """`imagefleet gc`: find what imagefleet left in AWS that no record owns, and remove it.
 
 This module is the adapter: it lists the resources (``inventory``), gathers the store's records
-(``records``) and carries out a plan; what to remove is decided in ``gc_plan`` (pure). While it
+(``records``) and carries out a plan; what to remove is decided in ``pipelines.gc.plan`` (pure). While it
 looks at a family's AMIs it holds that family's bake lease, so a bake in progress is never
 mistaken for an orphan; a family whose lease is taken is left alone this time.
 """
@@ -13,13 +13,12 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import leases
 from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
-from orchestrator.store import StateStore
+from orchestrator.store import StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG
-from pipelines import gc_plan
-from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
+from pipelines.gc import plan as gc_plan
+from pipelines.gc.plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory

@@ -13,7 +13,7 @@ The statistics:
   correct=TRUE)`` does (Bauer 1972, normal approximation with tie and continuity correction) and
   Kayenta's ``kayenta-mannwhitney`` port of it does: each bound is the root in ``mu`` of the
   standardized rank-sum statistic of ``(x - mu, y)`` minus a normal quantile, found with
-  Kayenta's own root finder so the numbers are Kayenta's (``canary.mannwhitney``).
+  Kayenta's own root finder so the numbers are Kayenta's (``canary.judge.mannwhitney``).
 * **Tolerance bounds.** ``±tolerance × |HL estimate|``: High needs the CI's lower end above the
   upper bound, Low needs the CI's upper end below the lower bound.
 * **Effect size.** ``mean_ratio`` (mean(experiment) / mean(control); undefined, i.e. NaN, when
@@ -35,7 +35,7 @@ from typing import Any, Final, Literal
 import numpy as np
 from scipy import stats
 
-from canary.mannwhitney import ShiftEstimate, location_shift
+from canary.judge.mannwhitney import ShiftEstimate, location_shift
 from orchestrator.errors import UsageError
 
 Classification = Literal["Pass", "High", "Low", "Nodata", "NodataFail"]

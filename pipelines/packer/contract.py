@@ -1,6 +1,6 @@
 """imagefleet's side of a bake: the variables it gives a template, and the checks made before building.
 
-Pure: everything here takes the template as read (``packer_template``) and plain values. The
+Pure: everything here takes the template as read (``pipelines.packer.template``) and plain values. The
 contract is documented in docs/pipelines.md ("The template contract"); in short, imagefleet sets
 these variables when the template declares them, and only then (HCL2 refuses undeclared ones):
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, STAGE_TAG
-from pipelines.packer_template import CREDENTIAL_KEYS, UNKNOWN, Template, reference, resolve
+from pipelines.packer.template import CREDENTIAL_KEYS, UNKNOWN, Template, reference, resolve
 
 CONTRACT = (
     "region", "ami_regions", "source_ami", "ami_name", "imagefleet_family", "imagefleet_bake_id",

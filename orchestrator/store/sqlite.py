@@ -1,6 +1,6 @@
 """The SQLite backend of the state store: every record (bases, stage pointers, evidence, audit,
 operations, friends, documents, leases, reservations) as rows in one file. The file itself (schema,
-migrations, identity, connections, transactions) is ``orchestrator.sqlite_file``'s.
+migrations, identity, connections, transactions) is ``orchestrator.store.sqlite_file``'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from orchestrator.errors import (
     LeaseLostError,
     NotFoundError,
 )
-from orchestrator.sqlite_file import MIGRATIONS, SCHEMA_VERSION, SqliteFile
 from orchestrator.store import (
     ANY,
     BUCKET_KIND,
@@ -34,6 +33,7 @@ from orchestrator.store import (
     lease_blocks,
     utcnow,
 )
+from orchestrator.store.sqlite_file import MIGRATIONS, SCHEMA_VERSION, SqliteFile
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 

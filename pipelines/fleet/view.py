@@ -2,7 +2,7 @@
 
 Pure: it takes what discovery found (groups and the AMIs their instances run), the store's bases and
 the configured OS releases, and returns rows, a summary per OS release, and burndown series from
-past snapshots. ``pipelines.fleet_discovery`` asks AWS; ``imagefleet fleet`` ties the two together.
+past snapshots. ``pipelines.fleet.discovery`` asks AWS; ``imagefleet fleet`` ties the two together.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`imagefleet state`: create the DynamoDB state table, copy a SQLite store into it. Thin: the work
-is in ``orchestrator.store_dynamodb`` and ``orchestrator.store_migrate``."""
+is in ``orchestrator.store.dynamodb`` and ``orchestrator.store.migrate``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from orchestrator.cli_support import get_context, json_option
 from orchestrator.errors import NotFoundError
 from orchestrator.output import table
 from orchestrator.store import SqliteStore
-from orchestrator.store_dynamodb import DynamoStore
-from orchestrator.store_migrate import migrate
+from orchestrator.store.dynamodb import DynamoStore
+from orchestrator.store.migrate import migrate
 
 
 @click.group("state")

@@ -9,7 +9,7 @@ from rich.console import Group
 
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.output import table
-from pipelines import fleet_snapshot
+from pipelines.fleet import snapshot as fleet_snapshot
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Settings
 from orchestrator.store import StateStore
-from pipelines import fleet
-from pipelines.fleet_discovery import discover
+from pipelines.fleet import view as fleet
+from pipelines.fleet.discovery import discover
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
@@ -44,7 +44,7 @@ def known_bases(store: StateStore) -> list[fleet.KnownBase]:
 
 def take(aws: AwsFactory, store: StateStore, settings: Settings, now: datetime) -> Snapshot:
     """Discover, build the view at ``now``, draw the burndown and record the snapshot."""
-    from pipelines.fleet_plot import burndown_plot  # matplotlib only when a snapshot is taken
+    from pipelines.fleet.plot import burndown_plot
 
     releases = fleet.os_releases(settings.raw)  # bad configuration stops before any AWS call
     releases_of = {name: fam.os_release or fam.os for name, fam in settings.families.items()}

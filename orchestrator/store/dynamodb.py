@@ -5,7 +5,7 @@ pointer move writes pointer, history row, base stage and audit entry together). 
 what SQLite's ``BEGIN IMMEDIATE`` does: a pointer moves only from the value it was read at, a
 document only from its revision, a version is reserved only if nobody has it, a lease is taken
 only when free, lapsed, dead, or already ours. Ids that order history and the audit trail come
-from atomic counters. The item layout is in ``orchestrator.dynamodb_layout``; docs/state.md
+from atomic counters. The item layout is in ``orchestrator.store.dynamodb_layout``; docs/state.md
 explains the table and its set-up on AWS.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from orchestrator import dynamodb_layout as lay
 from orchestrator.aws import AwsFactory, Client, error_code
 from orchestrator.config import Settings
 from orchestrator.errors import (
@@ -42,6 +41,7 @@ from orchestrator.store import (
     lease_blocks,
     utcnow,
 )
+from orchestrator.store import dynamodb_layout as lay
 
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
 Cancelled = list[dict[str, Any]]  # TransactWriteItems' CancellationReasons, one per item
@@ -61,7 +61,7 @@ def _names(*attrs: str) -> dict[str, str]:
 
 
 class DynamoStore(StateStore):
-    """``StateStore`` on one DynamoDB table (see ``orchestrator.dynamodb_layout`` for its items)."""
+    """``StateStore`` on one DynamoDB table (see ``orchestrator.store.dynamodb_layout`` for its items)."""
 
     def __init__(self, client: Client, table: str, *, page_size: int | None = None) -> None:
         self.client = client  # the retrying DynamoDB client (orchestrator.aws)

@@ -2,7 +2,7 @@
 trail, resumable operations, and documents (rollouts, perf runs) — behind one interface.
 
 ``SqliteStore`` is the default backend (a file in the state directory, WAL, one transaction per
-write, a schema version with migrations). ``DynamoStore`` (``orchestrator.store_dynamodb``)
+write, a schema version with migrations). ``DynamoStore`` (``orchestrator.store.dynamodb``)
 implements the same ``StateStore`` interface on one DynamoDB table for teams running several
 orchestrators; the contract tests in ``tests/orchestrator/test_store*.py`` run on both backends.
 """
@@ -277,7 +277,7 @@ class StateStore(ABC):
     @abstractmethod
     def docs(self, kind: str) -> list[dict[str, Any]]: ...
 
-    # leases (see orchestrator.leases)
+    # leases (see orchestrator.store.leases)
     @abstractmethod
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
         """All or none: each name is free, expired, dead by ``is_dead``, or already ``owner``'s.
@@ -343,27 +343,25 @@ def check_move(family: str, stage: str, version: int | None, previous: int | Non
 def open_store(settings: Settings) -> StateStore:
     """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB ``state.table``."""
     if settings.state.backend == "dynamodb":
-        from orchestrator.store_dynamodb import (
-            DynamoStore,  # boto3's DynamoDB types load only when used
-        )
+        from orchestrator.store.dynamodb import DynamoStore
 
         return DynamoStore.from_settings(settings)
-    from orchestrator.store_sqlite import SqliteStore
+    from orchestrator.store.sqlite import SqliteStore
 
     return SqliteStore(settings.state.path)
 
 
 # The SQLite backend lives in its own module; it is the default, so it is importable from here too.
-# Loaded on first use, so that importing orchestrator.store_sqlite first does not meet this module
-# half-initialised (store_sqlite builds on the records above).
+# Loaded on first use, so that importing orchestrator.store.sqlite first does not meet this module
+# half-initialised (orchestrator.store.sqlite builds on the records above).
 _SQLITE_NAMES = ("MIGRATIONS", "SCHEMA_VERSION", "SqliteStore")
 if TYPE_CHECKING:
-    from orchestrator.store_sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+    from orchestrator.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 
 
 def __getattr__(name: str) -> Any:
     if name in _SQLITE_NAMES:
-        from orchestrator import store_sqlite
+        from orchestrator.store import sqlite as store_sqlite
 
         return getattr(store_sqlite, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
