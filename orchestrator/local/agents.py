@@ -130,7 +130,7 @@ def start_background(state_dir: Path, config_path: Path | None) -> int:
     pid = running_pid(state_dir)
     if pid:
         return pid
-    args = [sys.executable, "-m", "orchestrator.cli"]
+    args = [sys.executable, "-m", "imagefleet.cli"]
     if config_path:
         args += ["--config", str(config_path)]
     args += ["local", "agents"]

@@ -1,7 +1,7 @@
 """`imagefleet local …`: the embedded AWS endpoint (moto's server on 127.0.0.1), its agent runner,
 fault injection and demo fleets.
 
-Mounted lazily by ``orchestrator.cli`` (like the areas' commands), so commands that never touch the
+Mounted lazily by ``imagefleet.cli`` (like the areas' commands), so commands that never touch the
 endpoint do not import its process management, fault proxy and HTTP machinery.
 """
 
@@ -124,7 +124,7 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
 
-    from orchestrator.cli import register_agent_handlers  # the mounting knows the areas' agents
+    from imagefleet.cli import register_agent_handlers  # the mounting knows the areas' agents
     from orchestrator.local import agents as local_agents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from orchestrator.cli import cli, raw_main
+from imagefleet.cli import cli, raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
 

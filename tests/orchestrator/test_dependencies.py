@@ -5,10 +5,10 @@ Two checks. Importing each core module in a fresh interpreter must load no modul
 inside a function or by name through ``importlib``: a lazy import is still a dependency.
 
 Exemptions, each for a reason:
-- ``orchestrator/cli.py`` is the command's mounting: it names each area's commands (loaded only
+- ``imagefleet/cli.py`` is the command's mounting: it names each area's commands (loaded only
   when one runs) and registers the areas' local agents. It is the one place that knows the areas.
-- ``orchestrator/bench.py`` (`make bench`) runs each area's benchmark as its own program
-  (``python -m canary.bench``) so their memory figures stay apart; it never imports them.
+- ``bench/record.py`` (`make bench`) runs each area's benchmark as its own program
+  (``python -m bench.canary``) so their memory figures stay apart; it never imports them.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import orchestrator
 
 ROOT = Path(__file__).resolve().parents[2]
 AREAS = ("canary", "perf", "pipelines", "changelog")
-MOUNTING = {"orchestrator/cli.py"}
-RUNS_AREAS_AS_PROGRAMS = {"orchestrator/bench.py"}
+MOUNTING = {"imagefleet/cli.py"}
+RUNS_AREAS_AS_PROGRAMS = {"bench/record.py"}
 AREA_NAME = re.compile(rf"^({'|'.join(AREAS)})(\.[a-z_]+)+(:[a-z_]+)?$")
 
 
@@ -91,7 +91,7 @@ def test_the_checker_sees_a_lazy_import_and_a_name_string(tmp_path: Path) -> Non
 
 
 def test_the_mounting_registers_the_areas_local_agents() -> None:
-    probe = ("from orchestrator.cli import register_agent_handlers; "
+    probe = ("from imagefleet.cli import register_agent_handlers; "
              "from orchestrator.local import agents; register_agent_handlers(); "
              "print(','.join(name for name, _ in agents.registered()))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
