@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from canary import hooks as canary_hooks
 from orchestrator.cli_support import get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
@@ -147,6 +148,24 @@ def register_agent_handlers() -> None:
 
     local_agents.register("canary.local_health", local_health.tick)
     local_agents.register("perf.local_runner", local_runner.tick)
+
+
+def _listen_for_rollbacks() -> None:
+    from pipelines import retro
+
+    retro.listen()
+
+
+def _mount_local_agents() -> None:
+    """`imagefleet local up` starts `imagefleet local agents` in the background: tell the core's runner
+    how, and which areas' handlers it runs (registered when first needed)."""
+    from orchestrator.local import agents as local_agents
+
+    local_agents.mount([sys.executable, "-m", "imagefleet.cli"], register_agent_handlers)
+
+
+_mount_local_agents()
+canary_hooks.mount(_listen_for_rollbacks)  # pipelines drafts a retrospective for a rolled-back cohort
 
 
 def virtual_clock_agents() -> dict[str, Handler]:

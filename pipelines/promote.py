@@ -33,6 +33,7 @@ from orchestrator.errors import (
 from orchestrator.store import BaseVersion, StageChange, StateStore, utcnow
 from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import stages as stage_table
+from pipelines.config import gates
 from pipelines.friends import friend_accounts
 
 
@@ -215,7 +216,7 @@ def stage_lease(family: str, stage: str) -> str:
 def _gates(settings: Settings, store: StateStore, clock: Clock, base: BaseVersion,
            target: str) -> list[stage_table.GateResult]:
     return stage_table.evaluate(
-        settings.gates[target], store.evidence(base.family, base.version),
+        gates(settings)[target], store.evidence(base.family, base.version),
         in_previous_stage_since=_entered(store, base), now=clock.now(),
     )
 

@@ -26,6 +26,7 @@ from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, utcnow
+from pipelines import config as pipelines_config
 from pipelines import imagetest
 from pipelines import promote as promote_mod
 from pipelines.notify import FileNotifier, Notice, Notifier
@@ -89,7 +90,7 @@ class Job:
 
     # --- what it would do ----------------------------------------------------------------------
     def plan(self) -> list[StepPlan]:
-        gates = self.settings.gates
+        gates = pipelines_config.gates(self.settings)
         release = self.ctx.store.pointer(self.family, "release")
         wants_perf = "perf" in gates["candidate"].require or "perf" in gates["release"].require
         steps = [
@@ -221,7 +222,7 @@ class Job:
     def _soak(self, op: Operation) -> dict[str, Any]:
         """Wait until the base has been candidate for the release gate's soak time."""
         base = self._base(op)
-        need = timedelta(seconds=self.settings.gates["release"].soak_seconds)
+        need = timedelta(seconds=pipelines_config.gates(self.settings)["release"].soak_seconds)
         moves = [c for c in self.ctx.store.stage_history(self.family, "candidate") if c.version == base.version]
         entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
         while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):

@@ -124,12 +124,12 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
 
-    from imagefleet.cli import register_agent_handlers  # the mounting knows the areas' agents
     from orchestrator.local import agents as local_agents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     obj = get_context()
-    register_agent_handlers()
+    if not local_agents.registered():  # the top layer mounts the areas' agents (``mount``)
+        raise UsageError("no local agents are registered", hint="run it as `imagefleet local agents`")
     env = local_agents.AgentEnv(aws=obj.aws, state_dir=obj.settings.state_dir,
                                 regions=obj.settings.aws.regions, clock=obj.clock)
     local_agents.run(env, interval=interval, ticks=ticks)
