@@ -13,7 +13,7 @@ import click
 
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
+from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import injection
 from orchestrator.local.endpoint import LocalEndpoint, seed
 from orchestrator.local.faults import parse_spec
@@ -114,7 +114,7 @@ def local_status() -> None:
     obj.out.result(data, lambda: (f"up at {info.url} (pid {info.pid})"
                                   + (f", FAULT INJECTION: {info.faults}" if info.faults else "")) if info else "down")
     if info is None:
-        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+        raise RefusedError("the local endpoint is not running", hint="start it with 'imagefleet local up'")
 
 
 @local.command("agents", hidden=True)
