@@ -26,7 +26,7 @@ _Where = s.Where  # the old private name, kept for callers not yet moved to ``sc
 # --- the schema -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Opaque(s.Field):
-    """A section validated by its own area (``[canary]``, ``[perf]``, ``[gates]``): here only 'a table'."""
+    """A section validated by its own area (``[canary]``, ``[perf]``, ``[gates]``, ``[notify]``): here only 'a table'."""
 
     def read(self, value: object, dotted: str, w: s.Where) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -106,6 +106,7 @@ SCHEMA = s.Table(fields={
     "aws": AWS,
     "families": s.Map({}, key=s.FAMILY, value=FAMILY, max_items=500),
     "gates": _Opaque({}),  # pipelines/config.py
+    "notify": _Opaque({}),  # pipelines/config.py
     "stages": s.Table(fields={name: _STAGE for name in STAGES}),
     "friends": s.Map({}, key=s.TEAM, value=FRIEND, max_items=1000),
     "promoters": s.Table(fields={"release": s.List((), item=s.Str(what="an IAM ARN pattern"),

@@ -1,5 +1,5 @@
 """The pipelines' tables of imagefleet.toml: ``[gates]`` (what a base must show to enter a stage)
-and ``[notify]`` (how friend teams are told of a new candidate).
+and ``[notify]`` (where friend teams are told of a new candidate).
 
 The core's config loader keeps them as free-form data (``settings.raw``), like ``[canary]`` and
 ``[perf]``; this module validates them through ``orchestrator.schema`` (``GATES`` and ``NOTIFY``
@@ -60,3 +60,52 @@ def _gate_settings(stage: str, g: dict[str, Any]) -> GateSettings:
     if g["soak"] and "soak" not in require:
         require = (*require, "soak")
     return GateSettings(stage=stage, require=require, soak_seconds=g["soak"])
+
+
+# --- [notify] -------------------------------------------------------------------------------------
+NOTIFY_FILE = "notifications.jsonl"  # in the state directory, when [notify] names nothing
+_WEBHOOK = s.Pattern(r"https?://[^\s\x00-\x1f\x7f]{1,2000}", "an http(s):// URL")
+_TOPIC = s.Pattern(r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov)?-[a-z]+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}",
+                   "an SNS topic ARN like 'arn:aws:sns:us-east-1:123456789012:imagefleet-friends'")
+_FILE = s.Pattern(r"[^\x00-\x1f\x7f]{1,1024}", "a path (no control characters)")
+NOTIFY = s.Table(fields={
+    "webhook": s.Str(None, _WEBHOOK),
+    "sns_topic": s.Str(None, _TOPIC),
+    "file": s.Str(None, _FILE),
+    "timeout": s.Duration("10s", lo=1),  # the webhook's; SNS calls retry like every AWS call
+})
+NOTIFY_KINDS = {"webhook": "webhook", "sns_topic": "sns", "file": "file"}
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where friend teams are told of a new candidate: ``kind`` is file, webhook or sns, ``target``
+    the path, URL or topic ARN."""
+
+    kind: str
+    target: str
+    timeout_s: int = 10
+
+
+def parse_notify(raw: Mapping[str, Any] | None, *, state_dir: Path, path: Path | None = None,
+                 text: str = "") -> NotifySettings:
+    """Validate a ``[notify]`` table: at most one of webhook, sns_topic and file (none: the file
+    ``notifications.jsonl`` in the state directory); a relative file is relative to the config file."""
+    w = s.Where(path, text)
+    d = NOTIFY.read(dict(raw or {}), "notify", w)
+    given = [key for key in NOTIFY_KINDS if d[key] is not None]
+    if len(given) > 1:
+        raise w.error("notify", "at most one of 'webhook', 'sns_topic' and 'file'", given)
+    if not given:
+        return NotifySettings("file", str(state_dir / NOTIFY_FILE), d["timeout"])
+    key = given[0]
+    target = d[key]
+    if key == "file" and not Path(target).is_absolute():
+        target = str((path.parent if path else Path.cwd()) / target)
+    return NotifySettings(NOTIFY_KINDS[key], target, d["timeout"])
+
+
+def notify(settings: Settings) -> NotifySettings:
+    """The ``[notify]`` table of loaded settings."""
+    return parse_notify(settings.raw.get("notify"), state_dir=settings.state_dir, path=settings.path,
+                        text=settings.text)

@@ -29,7 +29,8 @@ from orchestrator.store import BaseVersion, utcnow
 from pipelines import config as pipelines_config
 from pipelines import imagetest
 from pipelines import promote as promote_mod
-from pipelines.notify import FileNotifier, Notice, Notifier
+from pipelines.notify import Notice, Notifier
+from pipelines.notify import configured as configured_notifier
 
 STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
 UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
@@ -85,7 +86,7 @@ class Job:
         self.progress = progress or (lambda _m: None)
         # the lines that stay: each step as it starts, and how it ended and how long it took
         self.announce = announce or self.progress
-        self.notifier = notifier or FileNotifier(self.settings.state_dir / "notifications.jsonl")
+        self.notifier = notifier or configured_notifier(ctx)
         self.wait = wait
 
     # --- what it would do ----------------------------------------------------------------------
