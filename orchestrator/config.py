@@ -20,7 +20,6 @@ from orchestrator.schema import parse_duration  # noqa: F401 - re-exported: area
 
 CONFIG_NAME = "imagefleet.toml"
 STAGES = ("unstable", "candidate", "release")
-_Where = s.Where  # the old private name, kept for callers not yet moved to ``schema.Where``
 
 
 # --- the schema -----------------------------------------------------------------------------------
@@ -180,10 +179,6 @@ class Settings:
     promoters: tuple[str, ...]
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     text: str = field(default="", repr=False)  # the file as read, so areas' errors can name its lines
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent if self.path else Path.cwd()
 
     @property
     def state_dir(self) -> Path:

@@ -93,11 +93,6 @@ def unshare(aws: AwsFactory, region: str, ami: str, accounts: list[str]) -> None
         )
 
 
-def launch_permissions(aws: AwsFactory, region: str, ami: str) -> list[str]:
-    attr = aws.client("ec2", region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")
-    return sorted(p["UserId"] for p in attr.get("LaunchPermissions", []) if "UserId" in p)
-
-
 def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
     aws.client("ssm", region).put_parameter(
         Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
