@@ -33,7 +33,7 @@ from orchestrator.clock import Clock, VirtualClock
 from orchestrator.errors import UsageError
 from orchestrator.local import injection, processes
 
-if TYPE_CHECKING:  # the top layer mounts this module at start-up; boto3 loads when an agent runs
+if TYPE_CHECKING:  # mounting this module costs no boto3; it loads when an agent runs
     from orchestrator.aws import AwsFactory
 
 log = logging.getLogger("imagefleet.local_agents")

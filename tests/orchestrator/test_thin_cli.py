@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("orchestrator", "pipelines", "canary", "perf", "changelog")
+PACKAGES = ("imagefleet", "orchestrator", "pipelines", "canary", "perf", "changelog")
 
 
 def _cli_modules() -> list[Path]:
