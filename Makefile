@@ -42,23 +42,23 @@ install: $(STAMP) packer
 	@echo "installed; put imagefleet on the PATH with:  . .venv/bin/activate"
 
 demo: $(STAMP) packer
-	$(BIN)/python -m orchestrator.demo
+	$(BIN)/python -m tools.demo
 
 # Two workers, each with its own embedded endpoint: the endpoint is the bottleneck, one per core.
 test: $(STAMP) packer browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
 
-# ruff and mypy --strict over the product packages (settings in pyproject.toml); ruff over the tests too.
+# ruff and mypy --strict over the product packages, the benches and tools (settings in pyproject.toml); ruff over the tests too.
 lint: $(STAMP)
-	$(BIN)/ruff check canary changelog orchestrator perf pipelines tests
-	$(BIN)/mypy canary changelog orchestrator perf pipelines
+	$(BIN)/ruff check bench canary changelog imagefleet orchestrator perf pipelines tests tools
+	$(BIN)/mypy bench canary changelog imagefleet orchestrator perf pipelines tools
 
 # The long ones: end-to-end runs under injected AWS faults, the kill soak, statistical acceptance.
 test-slow: $(STAMP) packer
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m slow
 
 bench: $(STAMP)
-	$(BIN)/python -m orchestrator.bench
+	$(BIN)/python -m bench.record
 
 clean:
 	rm -rf $(VENV) demo-output .imagefleet test-artifacts

@@ -15,7 +15,7 @@ from canary import controller as ctl
 from canary.judge.scoring import judge_files
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, RefusedError, UsageError
+from orchestrator.errors import RefusedError, UsageError
 from orchestrator.output import table
 from orchestrator.schema import FAMILY
 
@@ -235,4 +235,6 @@ def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_thr
 
     obj.out.result(data, render)
     if result.decision == "fail":
-        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+        failed = ", ".join(m.name for m in result.metrics if m.failed) or "none"
+        raise RefusedError(f"canary judge: fail (score {result.score}; failing metrics: {failed})",
+                           hint="the table above gives each metric's class and reason")

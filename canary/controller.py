@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from functools import cached_property
 from typing import Any, TypeVar
 
-from canary import rounds
+from canary import hooks, rounds
 from canary.actions import Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
@@ -293,7 +293,7 @@ class Controller:
         self.save()
         rollback_cohort(self, cohort)
         self.progress(f"cohort {cohort.key}: rolled back to the previous launch-template versions")
-        self._draft_retrospective(cohort)
+        self._announce_rollback(cohort)
         return "failed"
 
     def _halt(self, failed: CohortState) -> None:
@@ -372,17 +372,12 @@ class Controller:
             for cohort, wave in paused if wave.verdict is not None)
         self.save()
 
-    def _draft_retrospective(self, cohort: CohortState) -> None:
-        """A blameless retrospective draft for the rolled-back cohort; never blocks the rollout."""
-        from pipelines import retro
-
-        try:
-            draft = retro.canary_rollback(self.store, self.ctx.settings.state_dir, self.rollout.to_dict(),
-                                          cohort.to_dict())
-        except Exception as exc:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
-            self.progress(f"cohort {cohort.key}: no retrospective draft ({type(exc).__name__}: {exc})")
-            return
-        self.progress(f"cohort {cohort.key}: retrospective draft {draft.path}")
+    def _announce_rollback(self, cohort: CohortState) -> None:
+        """Tell the layers above (a retrospective draft, in ``pipelines``); never blocks the rollout."""
+        event = hooks.CohortRolledBack(self.store, self.ctx.settings.state_dir, self.rollout.to_dict(),
+                                       cohort.to_dict())
+        for line in hooks.cohort_rolled_back(event):
+            self.progress(f"cohort {cohort.key}: {line}")
 
     def regions_of(self, cohort: CohortState, ids: list[str]) -> list[tuple[str, str]]:
         """(region, instance id) of canaries: a replacement runs in the region of the group it joined."""

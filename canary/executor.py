@@ -184,14 +184,6 @@ class Executor:
         resp = ec2.describe_launch_template_versions(LaunchTemplateId=lt_id, Versions=[str(version)])
         return dict(resp["LaunchTemplateVersions"][0]["LaunchTemplateData"])
 
-    def find_version(self, region: str, lt_id: str, marker: str) -> int | None:
-        """The version an earlier (killed) attempt created, found by its description."""
-        ec2 = self.aws.client("ec2", region)
-        pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
-        found = [v["VersionNumber"] for page in pages for v in page.get("LaunchTemplateVersions", [])
-                 if v.get("VersionDescription") == marker]
-        return max(found) if found else None
-
     def list_versions(self, region: str, lt_id: str) -> list[dict[str, Any]]:
         """Every version of a launch template, with its data (one listing serves all its groups)."""
         ec2 = self.aws.client("ec2", region)

@@ -18,18 +18,6 @@ from orchestrator.aws import Clients, batches
 MAX_QUERIES = 500  # GetMetricData's documented limit per request
 
 
-def fetch(
-    aws: Clients,
-    instances: Iterable[tuple[str, str]],
-    metrics: Sequence[CanaryMetric],
-    start: datetime,
-    end: datetime,
-    period_s: int,
-) -> dict[str, list[float]]:
-    """Datapoints of ``metrics`` for ``instances`` ((region, instance_id) pairs) in [start, end)."""
-    return fetch_sides(aws, {"": instances}, metrics, start, end, period_s)[""]
-
-
 def fetch_sides(
     aws: Clients,
     sides: Mapping[str, Iterable[tuple[str, str]]],
@@ -38,8 +26,9 @@ def fetch_sides(
     end: datetime,
     period_s: int,
 ) -> dict[str, dict[str, list[float]]]:
-    """``fetch`` for several sides at once (canaries and baselines, or several cohorts' waves):
-    their queries share requests, up to 500 a request per region."""
+    """Datapoints of ``metrics`` for each side's instances ((region, instance_id) pairs) in [start,
+    end), for several sides at once (canaries and baselines, or several cohorts' waves): their
+    queries share requests, up to 500 a request per region."""
     by_region: dict[str, list[tuple[str, str]]] = {}
     for side, instances in sides.items():
         for region, iid in instances:

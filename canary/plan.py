@@ -182,10 +182,6 @@ class Wave:
         np.maximum.at(spans, self.columns.step, self.columns.offset_s)
         return spans.tolist()
 
-    def step_span_s(self, step: int) -> float:
-        mask = self.columns.step == step
-        return float(self.columns.offset_s[mask].max()) if mask.any() else 0.0
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Wave):
             return NotImplemented

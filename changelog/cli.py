@@ -16,14 +16,13 @@ from changelog.manifest import Manifest, parse_manifest
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sides import Side, side_of_base, source_for_diff
-from changelog.sources import ChangelogSource, source_for
 from orchestrator.cli_support import get_context, json_option, writable
 from orchestrator.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
-__all__ = ["changelog_group", "resolve_manifest", "resolve_side", "source_from_options"]
+__all__ = ["changelog_group", "resolve_manifest", "resolve_side"]
 
 changelog_group = click.Group("changelog", help="Changelogs between two base images.")
 
@@ -62,11 +61,6 @@ def resolve_side(ref: str, ctx_obj: Context | None = None) -> Side:
 def resolve_manifest(ref: str, ctx_obj: Context | None = None) -> Manifest:
     """The manifest a command-line reference names (see `resolve_side`)."""
     return resolve_side(ref, ctx_obj).manifest
-
-
-def source_from_options(changelog_dir: str | None, from_archive: bool) -> ChangelogSource:
-    """The changelog source the options ask for: the directory first, then the apt archive."""
-    return source_for(_option_dirs(changelog_dir), from_archive=from_archive)
 
 
 def _option_dirs(changelog_dir: str | None) -> list[Path]:

@@ -385,6 +385,3 @@ class AwsFactory:
             return str(self.client("sts").get_caller_identity()["Arn"])
         except AwsError:
             return "unknown"
-
-    def account_id(self) -> str:
-        return str(self.client("sts").get_caller_identity()["Account"])

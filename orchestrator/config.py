@@ -20,14 +20,12 @@ from orchestrator.schema import parse_duration  # noqa: F401 - re-exported: area
 
 CONFIG_NAME = "imagefleet.toml"
 STAGES = ("unstable", "candidate", "release")
-GATE_KINDS = ("image_tests", "perf", "canary", "soak")
-_Where = s.Where  # the old private name, kept for callers not yet moved to ``schema.Where``
 
 
 # --- the schema -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Opaque(s.Field):
-    """A section validated by its own area (``[canary]``, ``[perf]``): here only 'a table'."""
+    """A section validated by its own area (``[canary]``, ``[perf]``, ``[gates]``, ``[notify]``): here only 'a table'."""
 
     def read(self, value: object, dotted: str, w: s.Where) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -94,14 +92,6 @@ FAMILY = s.Table(fields={
 })
 
 
-def _gate(require: tuple[str, ...]) -> s.Table:
-    return s.Table(fields={
-        "require": s.List(require, item=s.Choice(options=GATE_KINDS),
-                          what=f"a list of gate names from {', '.join(GATE_KINDS)}"),
-        "soak": s.Duration("0s"),
-    })
-
-
 _STAGE = s.Table(fields={
     "accounts": _ACCOUNTS,
     "ous": s.List((), item=s.Str(pattern=s.OU), what="a list of organizational unit ids like 'ou-ab12-cd345678'"),
@@ -114,7 +104,8 @@ SCHEMA = s.Table(fields={
     "state": STATE,
     "aws": AWS,
     "families": s.Map({}, key=s.FAMILY, value=FAMILY, max_items=500),
-    "gates": s.Table(fields={"candidate": _gate(("image_tests",)), "release": _gate(("image_tests",))}),
+    "gates": _Opaque({}),  # pipelines/config.py
+    "notify": _Opaque({}),  # pipelines/config.py
     "stages": s.Table(fields={name: _STAGE for name in STAGES}),
     "friends": s.Map({}, key=s.TEAM, value=FRIEND, max_items=1000),
     "promoters": s.Table(fields={"release": s.List((), item=s.Str(what="an IAM ARN pattern"),
@@ -165,15 +156,6 @@ class FamilySettings:
 
 
 @dataclass(frozen=True)
-class GateSettings:
-    """Gates a base must pass to enter ``stage`` (from the stage before it)."""
-
-    stage: str
-    require: tuple[str, ...] = ()
-    soak_seconds: int = 0
-
-
-@dataclass(frozen=True)
 class StageSettings:
     accounts: tuple[str, ...] = ()
     ous: tuple[str, ...] = ()
@@ -192,16 +174,11 @@ class Settings:
     state: StateSettings
     aws: AwsSettings
     families: dict[str, FamilySettings]
-    gates: dict[str, GateSettings]
     stages: dict[str, StageSettings]
     friends: dict[str, FriendSettings]
     promoters: tuple[str, ...]
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     text: str = field(default="", repr=False)  # the file as read, so areas' errors can name its lines
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent if self.path else Path.cwd()
 
     @property
     def state_dir(self) -> Path:
@@ -277,7 +254,6 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     aws = AwsSettings(**{**aw, "max_retry_seconds": float(aw["max_retry_seconds"])})
     fams = {name: _family(name, fam, data["families"][name], aws.regions, base, w)
             for name, fam in doc["families"].items()}
-    gates = {name: _gate_settings(name, g) for name, g in doc["gates"].items()}
     stages = {name: StageSettings(accounts=st_["accounts"], ous=st_["ous"]) for name, st_ in doc["stages"].items()}
     friends: dict[str, FriendSettings] = {}
     for team, f in doc["friends"].items():
@@ -285,7 +261,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         if unknown:
             raise w.error(f"friends.{team}.families", f"configured families ({', '.join(sorted(fams))})", unknown)
         friends[team] = FriendSettings(team=team, accounts=f["accounts"], families=f["families"])
-    return Settings(path=path, state=state, aws=aws, families=fams, gates=gates, stages=stages,
+    return Settings(path=path, state=state, aws=aws, families=fams, stages=stages,
                     friends=friends, promoters=doc["promoters"]["release"], raw=data, text=text)
 
 
@@ -318,11 +294,3 @@ def _under(base: Path, path: str) -> Path:
 
 def _optional_under(base: Path, path: str | None) -> Path | None:
     return None if path is None else _under(base, path)
-
-
-def _gate_settings(stage: str, g: dict[str, Any]) -> GateSettings:
-    """A soak longer than zero is a gate of its own, whether or not ``require`` names it."""
-    require = g["require"]
-    if g["soak"] and "soak" not in require:
-        require = (*require, "soak")
-    return GateSettings(stage=stage, require=require, soak_seconds=g["soak"])

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orchestrator.cli_support import get_context, json_option, lease_waiter, wait_option, writable
-from orchestrator.errors import UsageError
+from orchestrator.errors import RefusedError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -115,8 +115,8 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None
         written = [forest_plot(result, plots_dir / "forest.png"), *distribution_plots(df, plots_dir)]
         ctx.out.note(f"wrote {len(written)} plot(s) to {plots_dir}")
     if result.verdict == "regression":
-        ctx.out.note(f"perf: regression in {len(result.regressions)} cell(s)")
-        raise click.exceptions.Exit(1)
+        raise RefusedError(f"perf: regression in {len(result.regressions)} cell(s)",
+                           hint="the comparison above shows each cell's ratio and confidence interval")
 
 
 # --- fleets ----------------------------------------------------------------------------------------
@@ -182,8 +182,8 @@ def run_cmd(new: str, old: str | None, types: str | None, wait: bool) -> None:
     ctx.out.result(doc, lambda: _render_run(doc))
     if doc.get("verdict") == "regression":
         n = sum(1 for c in doc["comparison"]["comparisons"] if c["verdict"] == "regression")
-        ctx.out.note(f"perf: regression in {n} cell(s)")
-        raise click.exceptions.Exit(1)
+        raise RefusedError(f"perf: regression in {n} cell(s) (run {doc['id']})",
+                           hint=f"'imagefleet perf show {doc['id']}' shows each cell and its plots")
 
 
 @perf_group.command("show")

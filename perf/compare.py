@@ -69,7 +69,6 @@ from perf.cellstats import (
 from perf.units import normalize_units
 
 Verdict = Literal["regression", "improvement", "no_change", "inconclusive", "insufficient_data"]
-NOT_MET = ("inconclusive", "insufficient_data")  # verdicts a gate does not accept unless allowed
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from orchestrator.cli_support import (
 from orchestrator.clock import human_age
 from orchestrator.config import CONFIG_NAME, STAGES
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, NotFoundError, UsageError
+from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import memory as endpoint_memory
 from orchestrator.output import table
 from orchestrator.schema import parse_duration
@@ -110,7 +110,8 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
 
     obj.out.result(run.to_dict(), render)
     if not run.passed:
-        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+        raise RefusedError(f"image tests of {base.ref} failed: {failed} of {checks} checks",
+                           hint="the table above names each failed check; --junit writes them for CI")
 
 
 @contextmanager

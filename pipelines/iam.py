@@ -101,12 +101,17 @@ class Scope:
     groups: tuple[str, ...] = ()  # [canary] groups; empty: groups tagged imagefleet:family
     table: str = "imagefleet-state"  # [state] table
     dynamodb: bool = False  # [state] backend = "dynamodb": the table statement is always included
+    topics: tuple[str, ...] = ("arn:aws:sns:*:*:imagefleet*",)  # [notify] sns_topic, when set
 
     @classmethod
     def from_settings(cls, settings: Settings, groups: Iterable[str] = ()) -> Scope:
+        from pipelines.config import notify
+
+        chosen = notify(settings)
         return cls(bucket=settings.aws.artifact_bucket, roles=tuple(settings.aws.instance_profile_roles),
                    groups=tuple(groups), table=settings.state.table,
-                   dynamodb=settings.state.backend == "dynamodb")
+                   dynamodb=settings.state.backend == "dynamodb",
+                   topics=(chosen.target,) if chosen.kind == "sns" else cls.topics)
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ def rules(scope: Scope) -> list[Rule]:
         Rule("ImagefleetArtifactList", f({"s3:ListBucket"}), (f"arn:aws:s3:::{scope.bucket}",)),
         Rule("ImagefleetStageParameters", f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),
              ("arn:aws:ssm:*:*:parameter/imagefleet/*",)),
-        Rule("ImagefleetNotify", f({"sns:Publish"}), ("arn:aws:sns:*:*:imagefleet*",)),
+        Rule("ImagefleetNotify", f({"sns:Publish"}), scope.topics),
         Rule("ImagefleetStateTable", f(FEATURES["state"]), (f"arn:aws:dynamodb:*:*:table/{scope.table}",)),
     ]
 

@@ -1,7 +1,8 @@
 """Telling friend teams that a new candidate is out, with its changelog.
 
 A ``Notifier`` takes one ``Notice`` (what happened to which base, the friend teams concerned, the
-changelog summary and links). Three kinds: a JSON-lines file (the default; on the embedded
+changelog summary and links). Three kinds, chosen by ``[notify]`` (``pipelines/config.py``;
+``configured`` builds the one configured): a JSON-lines file (the default; on the embedded
 endpoint that is where friend teams "receive" it), an HTTP webhook (a JSON POST, e.g. a chat
 incoming webhook or an internal service), and an SNS topic (e-mail, SQS or Lambda subscribers).
 """
@@ -19,6 +20,7 @@ from orchestrator.errors import ToolError
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
+    from orchestrator.context import Context
 
 
 @dataclass
@@ -101,3 +103,15 @@ class SnsNotifier:
             MessageAttributes={"imagefleet": {"DataType": "String", "StringValue": json.dumps(notice.to_dict())}},
         )
         return self.topic_arn
+
+
+def configured(ctx: Context) -> Notifier:
+    """The notifier ``[notify]`` chooses (a bad table is a ConfigError before anything is sent)."""
+    from pipelines.config import notify
+
+    chosen = notify(ctx.settings)
+    if chosen.kind == "webhook":
+        return WebhookNotifier(chosen.target, timeout=chosen.timeout_s)
+    if chosen.kind == "sns":
+        return SnsNotifier(ctx.aws, chosen.target)
+    return FileNotifier(Path(chosen.target))

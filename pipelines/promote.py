@@ -32,6 +32,7 @@ from orchestrator.errors import (
 from orchestrator.store import BaseVersion, StageChange, StateStore, leases, utcnow
 from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import stages as stage_table
+from pipelines.config import gates
 from pipelines.friends import friend_accounts
 
 
@@ -89,11 +90,6 @@ def unshare(aws: AwsFactory, region: str, ami: str, accounts: list[str]) -> None
         aws.client("ec2", region).modify_image_attribute(
             ImageId=ami, Attribute="launchPermission", LaunchPermission={"Remove": [{"UserId": a} for a in accounts]}
         )
-
-
-def launch_permissions(aws: AwsFactory, region: str, ami: str) -> list[str]:
-    attr = aws.client("ec2", region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")
-    return sorted(p["UserId"] for p in attr.get("LaunchPermissions", []) if "UserId" in p)
 
 
 def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
@@ -214,7 +210,7 @@ def stage_lease(family: str, stage: str) -> str:
 def _gates(settings: Settings, store: StateStore, clock: Clock, base: BaseVersion,
            target: str) -> list[stage_table.GateResult]:
     return stage_table.evaluate(
-        settings.gates[target], store.evidence(base.family, base.version),
+        gates(settings)[target], store.evidence(base.family, base.version),
         in_previous_stage_since=_entered(store, base), now=clock.now(),
     )
 

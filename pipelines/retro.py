@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canary import hooks
 from orchestrator.store import BaseVersion, StateStore, utcnow
 
 DOC_KIND = "retrospective"
@@ -132,6 +133,20 @@ def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], coh
     retro_id = f"{doc['id']}-{cohort['key']}".replace("/", "-")
     return _save(store, state_dir, retro_id, title, text,
                  {"family": family, "kind": "canary", "rollout": doc["id"], "cohort": cohort["key"]})
+
+
+def draft_for_rolled_back_cohort(event: hooks.CohortRolledBack) -> str:
+    """The canary's ``cohort_rolled_back`` listener: a draft, or why there is none (never raises)."""
+    try:
+        draft = canary_rollback(event.store, event.state_dir, event.rollout, event.cohort)
+    except Exception as exc:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
+        return f"no retrospective draft ({type(exc).__name__}: {exc})"
+    return f"retrospective draft {draft.path}"
+
+
+def listen() -> None:
+    """Draft a retrospective for every cohort the canary rolls back."""
+    hooks.on_cohort_rolled_back(draft_for_rolled_back_cohort)
 
 
 def stage_rollback(store: StateStore, state_dir: Path, family: str, stage: str, from_version: int,

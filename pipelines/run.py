@@ -25,9 +25,11 @@ from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, leases, utcnow
+from pipelines import config as pipelines_config
 from pipelines import imagetest
 from pipelines import promote as promote_mod
-from pipelines.notify import FileNotifier, Notice, Notifier
+from pipelines.notify import Notice, Notifier
+from pipelines.notify import configured as configured_notifier
 
 STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
 UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
@@ -83,12 +85,12 @@ class Job:
         self.progress = progress or (lambda _m: None)
         # the lines that stay: each step as it starts, and how it ended and how long it took
         self.announce = announce or self.progress
-        self.notifier = notifier or FileNotifier(self.settings.state_dir / "notifications.jsonl")
+        self.notifier = notifier or configured_notifier(ctx)
         self.wait = wait
 
     # --- what it would do ----------------------------------------------------------------------
     def plan(self) -> list[StepPlan]:
-        gates = self.settings.gates
+        gates = pipelines_config.gates(self.settings)
         release = self.ctx.store.pointer(self.family, "release")
         wants_perf = "perf" in gates["candidate"].require or "perf" in gates["release"].require
         steps = [
@@ -220,7 +222,7 @@ class Job:
     def _soak(self, op: Operation) -> dict[str, Any]:
         """Wait until the base has been candidate for the release gate's soak time."""
         base = self._base(op)
-        need = timedelta(seconds=self.settings.gates["release"].soak_seconds)
+        need = timedelta(seconds=pipelines_config.gates(self.settings)["release"].soak_seconds)
         moves = [c for c in self.ctx.store.stage_history(self.family, "candidate") if c.version == base.version]
         entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
         while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.clock import human_duration
-from orchestrator.config import STAGES, GateSettings
+from orchestrator.config import STAGES
 from orchestrator.errors import IllegalTransitionError
 from orchestrator.store import Evidence
+from pipelines.config import GateSettings
 
 # target stage -> the stage a base must be in to move there
 TRANSITIONS: dict[str, str] = {STAGES[i + 1]: STAGES[i] for i in range(len(STAGES) - 1)}

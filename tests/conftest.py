@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from imagefleet.cli import raw_main
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
-from orchestrator.cli import raw_main
 from orchestrator.clock import Clock
 from orchestrator.context import Context
 from orchestrator.local import faultproxy

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import demo
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
+from tools import demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.packer]
 

@@ -129,7 +129,7 @@ class Soak:
                 for k, v in saved.items():
                     os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         proc = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "--config", str(self.ws.config), *args],
+            [sys.executable, "-m", "imagefleet.cli", "--config", str(self.ws.config), *args],
             env={**os.environ, **env, "IMAGEFLEET_KILL_HARD": "1"}, capture_output=True, text=True,
             timeout=300, check=False)
         if proc.returncode == 137:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canary.bench import REGIONS, synthetic_fleet
 from canary.budget import launch_bucket
 from canary.config import from_settings
 from canary.controller import Controller
@@ -27,6 +26,7 @@ from canary.model import Rollout
 from canary.plan import Plan
 from canary.prepare import prepare
 from canary.simulate.aws import SimAws, SimWorld
+from canary.simulate.fleet import REGIONS, synthetic_fleet
 from canary.simulate.report import Report, Run, report
 from canary.simulate.rollout import Scenario
 from orchestrator.clock import VirtualClock
@@ -83,7 +83,7 @@ def _toml(value: Any) -> str:
 
 
 def build_world(scenario: Scenario, clock: VirtualClock) -> tuple[SimWorld, int]:
-    """The synthetic fleet of ``canary.bench`` in the simulated AWS, tagged with the family; and its group count."""
+    """The synthetic fleet of ``canary.simulate.fleet`` in the simulated AWS, tagged with the family; and its group count."""
     world = SimWorld(clock, list(scenario.regions), seed=scenario.seed)
     world.retry_attempts = RETRY_ATTEMPTS
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)

@@ -239,8 +239,8 @@ class FleetRollout:
 
 
 def fleet_groups(world: SimWorld, scenario: Scenario) -> list[Group]:
-    """The synthetic fleet of ``canary.bench`` (long-tailed cohorts), created in the simulated AWS."""
-    from canary.bench import synthetic_fleet
+    """The synthetic fleet of ``canary.simulate.fleet`` (long-tailed cohorts), created in the simulated AWS."""
+    from canary.simulate.fleet import synthetic_fleet
 
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
     for g in shapes:

@@ -3,8 +3,8 @@
 Instances on the embedded endpoint run nothing, so `imagefleet local up` also starts this runner
 in the background (`imagefleet local agents`). Every tick it calls each registered handler with an
 ``AgentEnv``; a handler looks at what runs on the endpoint and acts for those instances. The areas
-register theirs (``register``; the CLI's mounting does it for `local agents`), so this core module
-never imports an area:
+register theirs (``register``); the top layer (``imagefleet.cli``) mounts them with ``mount``, so
+this core module never imports an area, nor knows the program that runs it:
 
 - ``canary.local_health.tick``: publishes per-instance health metrics to CloudWatch for running
   instances of managed Auto Scaling groups;
@@ -23,16 +23,18 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock, VirtualClock
+from orchestrator.errors import UsageError
 from orchestrator.local import injection, processes
+
+if TYPE_CHECKING:  # mounting this module costs no boto3; it loads when an agent runs
+    from orchestrator.aws import AwsFactory
 
 log = logging.getLogger("imagefleet.local_agents")
 
@@ -56,6 +58,17 @@ Handler = Callable[[AgentEnv], None]
 
 
 _REGISTRY: dict[str, Handler] = {}
+_LOADERS: list[Callable[[], None]] = []
+_PROGRAM: list[tuple[str, ...]] = []
+
+
+def mount(program: Sequence[str], load: Callable[[], None]) -> None:
+    """How the top layer plugs in: ``program`` is the command line that runs `imagefleet` again (the
+    background runner is `PROGRAM local agents`), ``load`` registers the areas' handlers, called once
+    when they are first needed so that start-up imports no area."""
+    _PROGRAM[:] = [tuple(program)]
+    if load not in _LOADERS:
+        _LOADERS.append(load)
 
 
 def register(name: str, handler: Handler) -> None:
@@ -64,7 +77,9 @@ def register(name: str, handler: Handler) -> None:
 
 
 def registered() -> list[tuple[str, Handler]]:
-    """The handlers registered so far, in the order they were first registered."""
+    """The handlers registered so far (the mounted ones loaded first), in the order first registered."""
+    while _LOADERS:
+        _LOADERS.pop(0)()
     return list(_REGISTRY.items())
 
 
@@ -130,7 +145,10 @@ def start_background(state_dir: Path, config_path: Path | None) -> int:
     pid = running_pid(state_dir)
     if pid:
         return pid
-    args = [sys.executable, "-m", "orchestrator.cli"]
+    if not _PROGRAM:
+        raise UsageError("the local agent runner has no program to start: nothing mounted the areas' agents",
+                         hint="run it through the `imagefleet` command, or pass --no-agents")
+    args = list(_PROGRAM[0])
     if config_path:
         args += ["--config", str(config_path)]
     args += ["local", "agents"]

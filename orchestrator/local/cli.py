@@ -1,7 +1,7 @@
 """`imagefleet local …`: the embedded AWS endpoint (moto's server on 127.0.0.1), its agent runner,
 fault injection and demo fleets.
 
-Mounted lazily by ``orchestrator.cli`` (like the areas' commands), so commands that never touch the
+Mounted lazily by ``imagefleet.cli`` (like the areas' commands), so commands that never touch the
 endpoint do not import its process management, fault proxy and HTTP machinery.
 """
 
@@ -13,7 +13,7 @@ import click
 
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
-from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageError
+from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import injection
 from orchestrator.local.endpoint import LocalEndpoint, seed
 from orchestrator.local.faults import parse_spec
@@ -114,7 +114,7 @@ def local_status() -> None:
     obj.out.result(data, lambda: (f"up at {info.url} (pid {info.pid})"
                                   + (f", FAULT INJECTION: {info.faults}" if info.faults else "")) if info else "down")
     if info is None:
-        raise click.exceptions.Exit(int(ExitStatus.REFUSED))
+        raise RefusedError("the local endpoint is not running", hint="start it with 'imagefleet local up'")
 
 
 @local.command("agents", hidden=True)
@@ -124,12 +124,12 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
 
-    from orchestrator.cli import register_agent_handlers  # the mounting knows the areas' agents
     from orchestrator.local import agents as local_agents
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     obj = get_context()
-    register_agent_handlers()
+    if not local_agents.registered():  # the top layer mounts the areas' agents (``mount``)
+        raise UsageError("no local agents are registered", hint="run it as `imagefleet local agents`")
     env = local_agents.AgentEnv(aws=obj.aws, state_dir=obj.settings.state_dir,
                                 regions=obj.settings.aws.regions, clock=obj.clock)
     local_agents.run(env, interval=interval, ticks=ticks)

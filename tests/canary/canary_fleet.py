@@ -18,7 +18,7 @@ from typing import Any
 from aws_support import make_ami
 
 from canary import local_health
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.local.agents import AgentEnv, attach

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from canary import bench
+from bench import canary as bench
 from canary.cohorts import Cohort, Group, Instance, architecture_of, build_cohorts, cohort_key
 from canary.plan import DEFAULT_MAX_IN_FLIGHT_PER_REGION, Policy, plan
 from orchestrator.errors import UsageError

@@ -96,7 +96,7 @@ def test_real_kill_9_of_the_process_then_resume(fleet: Fleet) -> None:
            "IMAGEFLEET_TIME_SCALE": "100"}
     # Killed before any analysis, so the subprocess's own clock never dates a metric window.
     if True:
-        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(fleet.ws.config),
+        proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(fleet.ws.config),
                                "canary", "start", f"{fleet.family}:2"], env=env, capture_output=True, text=True,
                               timeout=120, check=False)
     if proc.returncode != 137:

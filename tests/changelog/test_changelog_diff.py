@@ -102,7 +102,7 @@ def test_random_pairs_agree_with_dpkg(a: str, b: str) -> None:
 
 def test_diff_of_two_5000_package_manifests() -> None:
     """The bench's manifests (its speed is a `make bench` figure, not a timed test)."""
-    from changelog.bench import synthetic_manifests
+    from bench.changelog import synthetic_manifests
 
     old, new = synthetic_manifests(5000, changed=0.10, seed=7)
     result = diff(old, new)

@@ -133,7 +133,7 @@ def test_real_installed_changelog(case: tuple[str, Path, str, str, int]) -> None
 
 def test_entries_for_200_packages_from_local_files(tmp_path: Path) -> None:
 
-    from changelog.bench import synthetic_changelog
+    from bench.changelog import synthetic_changelog
     from changelog.manifest import Manifest, Package
     from changelog.report import build_changelog
     from changelog.sources import DirectorySource

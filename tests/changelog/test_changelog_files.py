@@ -14,7 +14,7 @@ import pytest
 from changelog import build_changelog, render
 from changelog.manifest import parse_manifest, parse_manifest_text
 from changelog.sources import DirectorySource, Found, Missing
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.errors import ChangelogFileError, ExitStatus
 from orchestrator.output import Output

@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
 

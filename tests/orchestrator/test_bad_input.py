@@ -45,6 +45,7 @@ def cfg(case_id: str, old: str, new: str, needle: str, argv: tuple[str, ...] = (
     return Case(case_id, argv, needle, config=(old, new))
 
 
+GATES = ("run", "demo", "--dry-run")  # reads [gates] (pipelines/config.py)
 CANARY = ("iam-policy",)  # loads [canary] too (the policy scopes its Auto Scaling groups)
 CASES = [
     # --- the config file ------------------------------------------------------------------------
@@ -65,10 +66,10 @@ CASES = [
         'artifact_bucket = "imagefleet-artifacts"\nmax_attempts = 2.5', "aws.max_attempts"),
     cfg("max-retry-seconds-negative", 'artifact_bucket = "imagefleet-artifacts"',
         'artifact_bucket = "imagefleet-artifacts"\nmax_retry_seconds = -1', "aws.max_retry_seconds"),
-    cfg("soak-overflow", 'soak = "24h"', 'soak = "99999999999999d"', "gates.release.soak"),
-    cfg("soak-over-a-year", 'soak = "24h"', 'soak = "400d"', "up to 366d"),
-    cfg("soak-negative", 'soak = "24h"', 'soak = "-1h"', "gates.release.soak"),
-    cfg("soak-unicode-digits", 'soak = "24h"', 'soak = "٢٤h"', "gates.release.soak"),
+    cfg("soak-overflow", 'soak = "24h"', 'soak = "99999999999999d"', "gates.release.soak", GATES),
+    cfg("soak-over-a-year", 'soak = "24h"', 'soak = "400d"', "up to 366d", GATES),
+    cfg("soak-negative", 'soak = "24h"', 'soak = "-1h"', "gates.release.soak", GATES),
+    cfg("soak-unicode-digits", 'soak = "24h"', 'soak = "٢٤h"', "gates.release.soak", GATES),
     cfg("build-timeout-zero", 'build_timeout = "20m"', 'build_timeout = "0s"', "families.demo.build_timeout"),
     cfg("region-unknown-shape", 'regions = ["us-east-1", "us-west-2"]\nendpoint',
         'regions = ["us-east-1", "mars-1"]\nendpoint', "aws.regions"),
@@ -100,8 +101,8 @@ CASES = [
         "families.demo.variables.size"),
     cfg("variable-name", 'build_timeout = "20m"', 'build_timeout = "20m"\nvariables = { "a b" = 1 }',
         "families.demo.variables"),
-    cfg("gate-unknown", 'require = ["image_tests"]', 'require = ["image_tests", "vibes"]', "gates.candidate.require"),
-    cfg("gate-stage", "[gates.candidate]", "[gates.unstable]\nrequire = []\n[gates.candidatex]", "gates.unstable"),
+    cfg("gate-unknown", 'require = ["image_tests"]', 'require = ["image_tests", "vibes"]', "gates.candidate.require", GATES),
+    cfg("gate-stage", "[gates.candidate]", "[gates.unstable]\nrequire = []\n[gates.candidatex]", "gates.unstable", GATES),
     cfg("promoters-shape", 'release = ["arn:aws:*::123456789012:*"]', 'release = "me"', "promoters.release"),
     cfg("friend-family-unknown", 'families = ["demo"]', 'families = ["nope"]', "friends.payments.families"),
     # --- [canary] (loaded by the commands that need it) --------------------------------------------

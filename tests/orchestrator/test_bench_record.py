@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from canary.bench_figures import _met
-from orchestrator import bench
-from orchestrator.bench_measure import Figure, measure_process
+from bench import record as bench
+from bench.canary_figures import _met
+from bench.measure import Figure, measure_process
 
 
 def test_figure_ratio_is_value_over_same_run_baseline() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import click
 import pytest
 
-from orchestrator.cli import cli, raw_main
+from imagefleet.cli import cli, raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
 
@@ -81,3 +84,52 @@ def test_perf_compare_json_and_a_contradicting_format(tmp_path: Path, monkeypatc
     assert json.loads(out)["verdict"] == "no_change"
     code, out, err = run("perf", "compare", "b.csv", "c.csv", "--json", "--format", "md")
     assert code == 2 and out == "" and err.startswith("error: --json and --format md")
+
+
+# --- one refusal path: every "no" raises from orchestrator/errors.py and prints error: + hint: ------
+def _silent_exits(module: ModuleType) -> list[str]:
+    """Where a module ends the program itself: ``raise click.exceptions.Exit(…)``, ``SystemExit``,
+    ``sys.exit``/``ctx.exit``/``os._exit`` (the entry point ``main`` hands raw_main's code on)."""
+    found = []
+    for fn in ast.walk(ast.parse(inspect.getsource(module))):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) or (module.__name__, fn.name) in ENTRY:
+            continue
+        for node in ast.walk(fn):
+            target = node.exc if isinstance(node, ast.Raise) else node if isinstance(node, ast.Call) else None
+            called = target.func if isinstance(target, ast.Call) else target
+            name = ast.unparse(called) if called is not None else ""
+            raised = isinstance(node, ast.Raise) and name.split(".")[-1] in ("Exit", "SystemExit", "Abort")
+            if raised or (isinstance(node, ast.Call) and name.split(".")[-1] in ("exit", "_exit")):
+                found.append(f"{module.__name__}.{fn.name}:{node.lineno}: {name}")
+    return found
+
+
+ENTRY = {("imagefleet.cli", "main")}
+
+
+def test_no_command_exits_non_zero_without_saying_why() -> None:
+    modules = {inspect.getmodule(inspect.unwrap(cmd.callback)) for _, cmd in commands() if cmd.callback}
+    names = {m.__name__ for m in modules if m is not None}
+    assert {"perf.cli", "canary.cli", "pipelines.cli", "orchestrator.local.cli", "imagefleet.cli"} <= names
+    found = [line for m in sorted(modules, key=lambda m: m.__name__) if m for line in _silent_exits(m)]
+    assert found == []
+
+
+def test_the_walker_sees_a_silent_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "silent_sample.py").write_text(
+        "import click, sys\n\ndef a():\n    raise click.exceptions.Exit(1)\n\n"
+        "def b(ctx):\n    ctx.exit(3)\n\ndef c():\n    raise SystemExit(2)\n\ndef d():\n    raise ValueError('x')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import silent_sample  # type: ignore[import-not-found]
+
+    assert [line.split(":")[0] for line in _silent_exits(silent_sample)] == [
+        "silent_sample.a", "silent_sample.b", "silent_sample.c"]
+
+
+def test_a_refusal_prints_error_and_hint_after_the_result(tmp_path: Path) -> None:
+    code, out, err = run("init", str(tmp_path / "ws"))
+    assert code == 0, err
+    code, out, err = run("--config", str(tmp_path / "ws" / "imagefleet.toml"), "local", "status", "--json")
+    assert (code, json.loads(out)) == (1, {"running": False})
+    assert err.splitlines() == ["error: the local endpoint is not running",
+                                "hint: start it with 'imagefleet local up'"]

@@ -16,7 +16,7 @@ HEAVY = ("scipy", "pandas", "matplotlib", "moto")
 NOT_AT_START = (*HEAVY, "boto3", "botocore", "rich", "jinja2")
 PROBE = """
 import json, sys
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 code = raw_main(sys.argv[1:])
 loaded = sorted(m for m in WATCHED_NAMES if m in sys.modules)
 print(json.dumps({"code": code, "heavy": [m for m in loaded if m in HEAVY_NAMES], "loaded": loaded}),

@@ -1,100 +1,128 @@
-"""Dependencies point one way: the areas import ``orchestrator``, the core never imports an area.
+"""Dependencies point down, for every pair of packages.
 
-Two checks. Importing each core module in a fresh interpreter must load no module of an area
-(what a user of the core actually pays). And no core module may import an area anywhere, not even
-inside a function or by name through ``importlib``: a lazy import is still a dependency.
+The layers, lowest first: ``orchestrator`` (the core); the areas ``canary``, ``perf`` and
+``changelog`` (peers: none imports another); ``pipelines`` (which leads the areas in
+`imagefleet run`); ``imagefleet`` (the command line, which mounts them all); and beside the
+product, ``bench`` and ``tools`` (`make bench`, `make demo`; not in the wheel). A package may
+import any package in a lower layer, none in its own layer or above.
 
-Exemptions, each for a reason:
-- ``orchestrator/cli.py`` is the command's mounting: it names each area's commands (loaded only
-  when one runs) and registers the areas' local agents. It is the one place that knows the areas.
-- ``orchestrator/bench.py`` (`make bench`) runs each area's benchmark as its own program
-  (``python -m canary.bench``) so their memory figures stay apart; it never imports them.
+Two checks. No module imports a package it may not, anywhere: not at the top, not inside a
+function, not by a module-name string (``importlib.import_module("x.y")``, a lazy command table's
+``"x.y:attr"``): a lazy import is still a dependency. And importing every module of a package in a
+fresh interpreter loads no package it may not (what a user of that package actually pays).
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import pkgutil
 import re
 import subprocess
 import sys
+from itertools import permutations
 from pathlib import Path
 
 import pytest
 
-import orchestrator
-
 ROOT = Path(__file__).resolve().parents[2]
-AREAS = ("canary", "perf", "pipelines", "changelog")
-MOUNTING = {"orchestrator/cli.py"}
-RUNS_AREAS_AS_PROGRAMS = {"orchestrator/bench.py"}
-AREA_NAME = re.compile(rf"^({'|'.join(AREAS)})(\.[a-z_]+)+(:[a-z_]+)?$")
+LAYERS: dict[str, int] = {
+    "orchestrator": 0,
+    "canary": 1, "perf": 1, "changelog": 1,
+    "pipelines": 2,
+    "imagefleet": 3,
+    "bench": 4, "tools": 4,
+}
+PRODUCT = ("orchestrator", "canary", "perf", "changelog", "pipelines", "imagefleet")
+MODULE_NAME = re.compile(rf"^(?:{'|'.join(LAYERS)})(?:\.[a-z_0-9]+)+(?::[a-z_0-9]+)?$")
 
 
-def _core_modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.walk_packages(orchestrator.__path__, "orchestrator."))
+def may_import(importer: str, imported: str) -> bool:
+    return importer == imported or LAYERS[imported] < LAYERS[importer]
 
 
-def _core_files() -> list[Path]:
-    return sorted((ROOT / "orchestrator").rglob("*.py"))
+def _resolves(name: str) -> bool:
+    """A module-name string that names a module of the tree (a logger's dotted name does not)."""
+    path = ROOT / name.split(":")[0].replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def _is_area(module: str) -> bool:
-    return module.split(".")[0] in AREAS
-
-
-def test_the_core_has_the_modules_this_test_walks() -> None:
-    modules = _core_modules()
-    assert "orchestrator.local.agents" in modules and "orchestrator.store" in modules
-
-
-@pytest.mark.parametrize("module", _core_modules())
-def test_importing_a_core_module_loads_no_area(module: str) -> None:
-    probe = (f"import json, sys; import {module}; "
-             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-             f"{AREAS!r})))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == []
-
-
-def _area_imports(path: Path) -> list[str]:
-    """Every area an import statement, or a module-name string such as ``"canary.x:y"``, names."""
+def named_packages(path: Path) -> list[str]:
+    """Every module an import statement, or a module-name string such as ``"canary.x:y"``, names."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if _is_area(a.name)]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and _is_area(node.module):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and AREA_NAME.match(node.value):
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.match(node.value)
+              and _resolves(node.value)):
             found.append(node.value)
-    return found
+    return [name for name in found if name.split(".")[0] in LAYERS]
 
 
-def test_no_core_module_imports_an_area_even_lazily() -> None:
+def _files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_every_package_is_placed_in_a_layer() -> None:
+    on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert on_disk == set(LAYERS)
+    assert not may_import("orchestrator", "canary") and not may_import("canary", "pipelines")
+    assert not may_import("perf", "changelog") and may_import("pipelines", "canary")
+    assert not may_import("pipelines", "imagefleet") and not may_import("imagefleet", "bench")
+
+
+@pytest.mark.parametrize(("importer", "imported"),
+                         [pair for pair in permutations(LAYERS, 2) if not may_import(*pair)])
+def test_no_module_imports_a_package_above_or_beside_it(importer: str, imported: str) -> None:
     offenders = {}
-    for path in _core_files():
-        rel = path.relative_to(ROOT).as_posix()
-        if rel in MOUNTING | RUNS_AREAS_AS_PROGRAMS:
-            continue
-        if names := _area_imports(path):
-            offenders[rel] = names
+    for path in _files(importer):
+        names = [n for n in named_packages(path) if n.split(".")[0] == imported]
+        if names:
+            offenders[path.relative_to(ROOT).as_posix()] = names
     assert offenders == {}
 
 
 def test_the_checker_sees_a_lazy_import_and_a_name_string(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text('def f():\n    from canary import plan\n\nHANDLER = "perf.local_runner:tick"\n')
-    assert _area_imports(sample) == ["canary", "perf.local_runner:tick"]
+    sample.write_text('def f():\n    from canary import plan\n\nHANDLER = "perf.local_runner:tick"\n'
+                      'MOUNT = importlib.import_module("imagefleet.cli")\nLOG = "imagefleet.local_agents"\n')
+    assert named_packages(sample) == ["canary", "perf.local_runner:tick", "imagefleet.cli"]
 
 
-def test_the_mounting_registers_the_areas_local_agents() -> None:
-    probe = ("from orchestrator.cli import register_agent_handlers; "
-             "from orchestrator.local import agents; register_agent_handlers(); "
-             "print(','.join(name for name, _ in agents.registered()))")
+def _modules(package: str) -> list[str]:
+    names = []
+    for path in _files(package):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] != "__main__":  # a program, run rather than imported
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_importing_a_package_loads_nothing_above_or_beside_it(package: str) -> None:
+    forbidden = sorted(p for p in LAYERS if not may_import(package, p))
+    probe = ("import importlib, json, sys\n"
+             f"for name in {_modules(package)!r}:\n    importlib.import_module(name)\n"
+             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_the_command_line_mounts_the_areas_agents_and_the_rollback_listener() -> None:
+    probe = ("import imagefleet.cli, json, pathlib, sys\n"
+             "assert 'orchestrator.local.agents' not in sys.modules  # --version and --help pay nothing\n"
+             "imagefleet.cli.mount()  # what loading any area command does first\n"
+             "from canary import hooks\nfrom orchestrator.local import agents\n"
+             "print(','.join(name for name, _ in agents.registered()))\n"
+             "event = hooks.CohortRolledBack(None, pathlib.Path('.'), {}, {})\n"
+             "print(json.dumps(hooks.cohort_rolled_back(event)))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["canary.local_health,perf.local_runner"]
+    handlers, lines = done.stdout.splitlines()[-2:]
+    assert handlers == "canary.local_health,perf.local_runner"
+    # pipelines.retro listened, and said why it drafted nothing from an empty rollout
+    assert json.loads(lines) == ["no retrospective draft (KeyError: 'family')"]

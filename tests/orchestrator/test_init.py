@@ -8,7 +8,7 @@ from pathlib import Path
 from canary import config as canary_config
 from canary.cohorts import Cohort, Group
 from canary.plan import plan
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.config import load
 from orchestrator.context import Context
 from orchestrator.output import Output

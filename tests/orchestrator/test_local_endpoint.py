@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.local.endpoint import LocalEndpoint, answers
 from orchestrator.output import Output

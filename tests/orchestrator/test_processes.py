@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.local import agents as local_agents
 from orchestrator.local import processes
@@ -81,7 +81,7 @@ def test_an_agent_runner_pid_file_naming_another_process_is_refused(
         config: Path, stranger: subprocess.Popen[bytes]) -> None:
     state_dir = config.parent / ".imagefleet"
     pid_file = state_dir / local_agents.PID_FILE
-    pid_file.write_text(json.dumps({"pid": stranger.pid, "cmdline": [sys.executable, "-m", "orchestrator.cli"],
+    pid_file.write_text(json.dumps({"pid": stranger.pid, "cmdline": [sys.executable, "-m", "imagefleet.cli"],
                                     "start_ticks": 1}))
     code, err = down(config)
     assert code == 1 and "it is not the local agent runner imagefleet started" in err

@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("orchestrator", "pipelines", "canary", "perf", "changelog")
+PACKAGES = ("imagefleet", "orchestrator", "pipelines", "canary", "perf", "changelog")
 
 
 def _cli_modules() -> list[Path]:
@@ -36,7 +36,7 @@ def aws_calls(source: str) -> list[str]:
 
 def test_every_area_has_its_cli_module_checked() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in _cli_modules()}
-    assert {"orchestrator/cli.py", "pipelines/cli.py", "canary/cli.py", "perf/cli.py", "changelog/cli.py"} <= names
+    assert {"imagefleet/cli.py", "pipelines/cli.py", "canary/cli.py", "perf/cli.py", "changelog/cli.py"} <= names
 
 
 def test_no_cli_module_calls_aws() -> None:

@@ -1,4 +1,4 @@
-"""The install-size figure (`perf.install_size`): dependency closures resolved from installed
+"""The install-size figure (`bench.install_size`): dependency closures resolved from installed
 metadata, sized from each distribution's RECORD.
 
 Known answers come from distributions written here (a dist-info directory with METADATA and
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perf.install_size import closure, figures, requirements_of
+from bench.install_size import closure, figures, requirements_of
 
 ROOT = Path(__file__).resolve().parents[2]
 

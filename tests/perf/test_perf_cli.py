@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from shared_data import shared_testdata
 
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
 from perf.samples import write_jsonl

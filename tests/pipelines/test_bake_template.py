@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import raw_main
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.errors import ConfigError
 from orchestrator.output import Output

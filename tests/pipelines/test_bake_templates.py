@@ -137,7 +137,7 @@ def test_a_templates_own_literal_credentials_are_refused_with_an_endpoint(worksp
 def test_init_writes_hcl2_by_default_and_json_on_request(tmp_path: Path, workspace: Any, aws: Any) -> None:
     import io
 
-    from orchestrator.cli import raw_main
+    from imagefleet.cli import raw_main
     from orchestrator.context import Context
     from orchestrator.output import Output
 

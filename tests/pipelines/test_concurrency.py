@@ -32,7 +32,7 @@ def image_tests_pass(ws: Workspace, version: int) -> None:
 
 
 def cli(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), *args],
+    return subprocess.Popen([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), *args],
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 

@@ -36,7 +36,7 @@ def test_gc_removes_a_killed_bakes_amis_and_snapshots_but_never_a_registered_bas
     registered = r.json()["amis"]
 
     env = {**os.environ, "IMAGEFLEET_KILL_AT": "bake:built", "IMAGEFLEET_KILL_HARD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "bake", fam],
+    proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "bake", fam],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 137, proc.stderr
     store = ws.context().store
@@ -138,7 +138,7 @@ def test_gc_removes_an_untagged_template_s_amis_through_the_killed_bake_s_reserv
     template = ws.root / "packer" / "demo.pkr.hcl"
     template.write_text(template.read_text().replace("  tags          = var.imagefleet_tags\n", ""))
     env = {**os.environ, "IMAGEFLEET_KILL_AT": "bake:built", "IMAGEFLEET_KILL_HARD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "bake", fam],
+    proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "bake", fam],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 137, proc.stderr
     (res,) = ws.context().store.reservations(fam)

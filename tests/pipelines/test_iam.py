@@ -20,8 +20,8 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
+from imagefleet.cli import raw_main
 from orchestrator import config
-from orchestrator.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.errors import ConfigError
 from orchestrator.output import Output
@@ -39,16 +39,16 @@ ACTION_OF = {"s3.HeadBucket": ("s3:ListBucket",), "s3.ListObjectsV2": ("s3:ListB
 NOT_UNDER_THE_ROLE = {
     "orchestrator/local/endpoint.py": "seeds the embedded endpoint",
     "orchestrator/local/agents.py": "the local agent runner",
-    "orchestrator/demo.py": "the local demo",
-    "orchestrator/bench.py": "benchmarks on the embedded endpoint",
+    "tools/demo.py": "the local demo",
+    "bench/record.py": "benchmarks on the embedded endpoint",
     "canary/local_health.py": "the local agent runner publishes what instances would",
-    "canary/bench.py": "benchmarks on the embedded endpoint",
+    "bench/canary.py": "benchmarks on the embedded endpoint",
     "perf/local_runner.py": "the local agent runner",
-    "perf/bench.py": "benchmarks on the embedded endpoint",
+    "bench/perf.py": "benchmarks on the embedded endpoint",
     "perf/agent": "runs on the benchmark instance, under its instance profile",
     "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
-    "orchestrator/cli.py:list_commands": "click's API (the lazy command group), not SSM's ListCommands",
-    "orchestrator/cli.py:format_commands": "click's API (the lazy command group), not SSM's ListCommands",
+    "imagefleet/cli.py:list_commands": "click's API (the lazy command group), not SSM's ListCommands",
+    "imagefleet/cli.py:format_commands": "click's API (the lazy command group), not SSM's ListCommands",
 }
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/imagefleet-perf"

@@ -247,7 +247,7 @@ def test_promotion_survives_kill_9(workspace: Workspace, aws) -> None:
     one = bake(ws)
     pass_image_tests(ws, 1)
     env = {**os.environ, "IMAGEFLEET_KILL_AT": "tag:us-east-1:acted", "IMAGEFLEET_KILL_HARD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "promote",
+    proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "promote",
                            f"{fam}:1", "--to", "candidate"], env=env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 137

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.config import GateSettings
 from orchestrator.errors import IllegalTransitionError
 from orchestrator.store import Evidence
 from pipelines import stages
+from pipelines.config import GateSettings
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Benchmark of ``imagefleet perf compare`` end to end, against a pandas + scipy script.
 
-``python -m perf.bench [ROWS ...]`` writes two CSV sample files per size (baseline and
+``python -m bench.perf [ROWS ...]`` writes two CSV sample files per size (baseline and
 candidate, half the rows each; 40 instance types × 30 metrics = 1,200 cells), then times, in the
 same run and each in a fresh process, (a) the CLI, ``imagefleet perf compare B C --format json``,
 and (b) the baseline: a minimal pandas + scipy script that reads the same files and runs one
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.bench_measure import Figure, Measured, measure_process
+from bench.measure import Figure, Measured, measure_process
 
 N_TYPES, N_METRICS = 40, 30
 SIZES = (100_000, 800_000, 2_000_000, 10_000_000)
@@ -85,7 +85,7 @@ def run(sizes: tuple[int, ...] = SIZES, directory: Path | None = None) -> list[d
     rows = []
     for n in sizes:
         b, c = write_files(n, directory)
-        ours = measure([sys.executable, "-m", "orchestrator.cli", "perf", "compare", str(b), str(c),
+        ours = measure([sys.executable, "-m", "imagefleet.cli", "perf", "compare", str(b), str(c),
                         "--format", "json"])
         base = measure([sys.executable, "-c", BASELINE_SCRIPT, str(b), str(c)])
         rows.append({"rows": n, "seconds": ours.seconds, "cpu_seconds": ours.cpu_seconds,

@@ -12,7 +12,7 @@ The closure holds dependencies only: the two distributions' own modules (well un
 agent) and the interpreter and pip of the venv are not counted, so the figures are smaller than a
 ``du`` of a fresh venv (docs/perf.md has that measurement).
 
-Run: ``python -m perf.install_size``.
+Run: ``python -m bench.install_size``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from orchestrator.bench_measure import REPO_ROOT, Figure
+from bench.measure import REPO_ROOT, Figure
 
 __all__ = ["HEAVY", "Closure", "closure", "figures", "requirements_of"]
 

@@ -9,7 +9,7 @@
     wanted range is the newest 3). Baseline: python-debian `Changelog` parsing the whole file, then
     filtering blocks by version.
 
-Run: ``python -m changelog.bench``.
+Run: ``python -m bench.changelog``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 from debian.changelog import Changelog
 from debian.debian_support import Version
 
+from bench.measure import Figure, best_of, measure_process
 from changelog.diff import diff
 from changelog.manifest import Manifest, Package
 from changelog.report import build_changelog
 from changelog.sources import DirectorySource
-from orchestrator.bench_measure import Figure, best_of, measure_process
 
 __all__ = ["figures", "run", "synthetic_changelog", "synthetic_manifests"]
 
@@ -211,7 +211,7 @@ def figures() -> list[Figure]:
         a = _write_manifest(old, Path(tmp) / "old.tsv")
         b = _write_manifest(new, Path(tmp) / "new.tsv")
         ours = best_of(lambda: measure_process(
-            [sys.executable, "-m", "orchestrator.cli", "changelog", "diff", str(a), str(b),
+            [sys.executable, "-m", "imagefleet.cli", "changelog", "diff", str(a), str(b),
              "--format", "json"]), 3, warmup=1)
         base = best_of(lambda: measure_process([sys.executable, "-c", BASELINE_SCRIPT, str(a), str(b)]), 3,
                        warmup=1)

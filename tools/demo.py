@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.cli import raw_main, virtual_clock_agents
+from imagefleet.cli import raw_main, virtual_clock_agents
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.local.agents import AgentEnv, Attached, Handler, attach

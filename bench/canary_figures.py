@@ -1,7 +1,7 @@
-"""The canary benches (``canary.bench``) as figures of imagefleet's speed record.
+"""The canary benches (``bench.canary``) as figures of imagefleet's speed record.
 
-``canary.bench`` measures; this module only turns its rows into `Figure` records for
-``orchestrator.bench`` (``make bench``), so either can change without the other.
+``bench.canary`` measures; this module only turns its rows into `Figure` records for
+``bench.record`` (``make bench``), so either can change without the other.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from orchestrator.bench_measure import Figure
+from bench.measure import Figure
 
 API_CALLS_GOAL = 1.1  # calls per instance replaced, everything included (groups of 40 or more)
 _GOAL = re.compile(r"^\s*(<=|<)\s*([\d.]+)")
@@ -36,8 +36,8 @@ def _plan_figure(row: dict[str, Any]) -> Figure:
 
 
 def plan_figures() -> list[Figure]:
-    """The planner rows of ``canary.bench.run`` (and its small-group rows where it has them)."""
-    from canary import bench
+    """The planner rows of ``bench.canary.run`` (and its small-group rows where it has them)."""
+    from bench import canary as bench
 
     rows: list[dict[str, Any]] = list(bench.run())
     small = getattr(bench, "small_group_rows", None)
@@ -51,7 +51,7 @@ def api_call_figures() -> list[Figure]:
     every cohort in flight), against the naive per-instance loop on an identical fleet: on the
     fleet's shape (several groups per instance type), and with every group a cohort of its own,
     where each group pays its cohort's template version and per-wave baselines alone."""
-    from canary import bench
+    from bench import canary as bench
 
     figures = []
     for r in (bench.api_calls(), bench.api_calls(types=bench.BENCH_TYPES, groups_per_type=1, naive=False)):
@@ -77,7 +77,7 @@ SIM_SECONDS_GOAL = 300.0
 def simulation_figures() -> list[Figure]:
     """The 180,000-instance rollout of the real controller on the simulator (every cohort in
     flight), without and with a failing cohort."""
-    from canary import bench
+    from bench import canary as bench
 
     figures = []
     for fail in (None, 80):

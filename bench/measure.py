@@ -2,8 +2,8 @@
 
 A `Figure` is one row of imagefleet's speed record: a measured value with the baseline measured
 alongside it in the same run, so a loaded or slow machine moves both and the ratio stays
-meaningful. Area benches (``perf.bench``, ``changelog.bench``, ...) return figures;
-``orchestrator.bench`` runs them, prints them and writes ``bench/results.json``.
+meaningful. Area benches (``bench.perf``, ``bench.changelog``, ...) return figures;
+``bench.record`` runs them, prints them and writes ``bench/results.json``.
 """
 
 from __future__ import annotations

@@ -15,14 +15,13 @@ moto server): a real rollout by ``canary.controller`` (waves, baselines, metrics
 a naive per-instance loop on a second, identical fleet in the same run (per instance: describe
 it, terminate it in its group, poll the group until healthy, describe the replacement).
 
-``python -m canary.bench`` prints the table.
+``python -m bench.canary`` prints the table.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import random
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -30,53 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 from canary.cohorts import Group, build_cohorts
 from canary.plan import Policy, plan
+from canary.simulate.fleet import (
+    FLEET_COHORTS,
+    FLEET_INSTANCES,
+    REGIONS,
+    instance_types,
+    synthetic_fleet,
+)
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-FLEET_INSTANCES = 180_000
-FLEET_COHORTS = 160
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
 TARGET_SECONDS = 1.0
 TARGET_PEAK_MB = 500.0
-
-
-def instance_types(n: int) -> list[str]:
-    families = ["m5", "m6i", "m7g", "c5", "c6g", "c7i", "r5", "r6g", "t3", "t4g",
-                "i3", "x2gd", "m6a", "c6a", "r7g", "g5"]
-    sizes = ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge",
-             "24xlarge", "metal", "medium"]
-    return [f"{families[i % len(families)]}.{sizes[i // len(families) % len(sizes)]}"
-            for i in range(n)]
-
-
-def synthetic_fleet(
-    instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS, seed: int = 7
-) -> list[Group]:
-    """Groups whose cohort sizes follow a long tail (a few huge types, many small ones)."""
-    rng = random.Random(seed)
-    types = instance_types(cohorts)
-    weights = [1.0 / (i + 1) ** 0.8 for i in range(cohorts)]
-    total_w = sum(weights)
-    sizes = [max(1, int(instances * w / total_w)) for w in weights]
-    sizes[0] += instances - sum(sizes)
-    groups: list[Group] = []
-    serial = 0
-    for t, n in zip(types, sizes):
-        left = n
-        while left > 0:
-            g_size = min(left, rng.choice((3, 10, 40, 120, 400, 1500)))
-            left -= g_size
-            ids = tuple(f"i-{serial + k:017x}" for k in range(g_size))
-            serial += g_size
-            groups.append(Group(f"asg-{len(groups):05d}", rng.choice(REGIONS), ids, t,
-                                tags={"service": f"svc-{len(groups) % 50}"}))
-    # A few mixed-instances groups: half the instances of the big groups of type 0 become type 1.
-    for i, g in enumerate(groups[:5]):
-        half = g.size // 2
-        mixed = tuple(types[1] if k < half else types[0] for k in range(g.size))
-        groups[i] = Group(g.name, g.region, g.instance_ids, mixed, tags=g.tags)
-    return groups
 
 
 def small_groups_fleet(instances: int, group_size: int = 3, cohorts: int = FLEET_COHORTS) -> list[Group]:

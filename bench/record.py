@@ -6,7 +6,7 @@ imports cannot speed up the next) and returns `Figure` records. The runner print
 ``docs/bench.md``. An area adds a bench with one `Bench` row in ``REGISTRY``, naming a
 ``module:function`` that returns a list of figures.
 
-``python -m orchestrator.bench [--only NAME ...] [--no-docs] [--table-only]``
+``python -m bench.record [--only NAME ...] [--no-docs] [--table-only]``
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.bench_measure import REPO_ROOT, Figure, best_of, measure_process
+from bench.measure import REPO_ROOT, Figure, best_of, measure_process
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
 DOC = REPO_ROOT / "docs" / "bench.md"
@@ -43,15 +43,15 @@ class Bench:
 
 
 REGISTRY: tuple[Bench, ...] = (
-    Bench("cli", "orchestrator.bench:cli_figures", "`imagefleet --version` in a fresh process"),
-    Bench("changelog", "changelog.bench:figures", "`changelog diff` of 2 x 5,000 packages"),
-    Bench("perf", "perf.bench:figures", "`perf compare` from 100k to 10M rows"),
-    Bench("agent-size", "perf.install_size:figures",
+    Bench("cli", "bench.record:cli_figures", "`imagefleet --version` in a fresh process"),
+    Bench("changelog", "bench.changelog:figures", "`changelog diff` of 2 x 5,000 packages"),
+    Bench("perf", "bench.perf:figures", "`perf compare` from 100k to 10M rows"),
+    Bench("agent-size", "bench.install_size:figures",
           "the slim agent's installed dependencies against imagefleet's, from the venv's metadata"),
-    Bench("canary-plan", "canary.bench_figures:plan_figures", "the wave planner at 180k instances"),
-    Bench("canary-api", "canary.bench_figures:api_call_figures",
+    Bench("canary-plan", "bench.canary_figures:plan_figures", "the wave planner at 180k instances"),
+    Bench("canary-api", "bench.canary_figures:api_call_figures",
           "API calls per instance replaced, local endpoint, virtual clock"),
-    Bench("canary-sim", "canary.bench_figures:simulation_figures",
+    Bench("canary-sim", "bench.canary_figures:simulation_figures",
           "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock"),
 )
 
@@ -59,7 +59,7 @@ REGISTRY: tuple[Bench, ...] = (
 # --- the core's own figure --------------------------------------------------------------------------
 def cli_figures() -> list[Figure]:
     """``imagefleet --version`` against ``python -c pass``, best of five fresh processes each."""
-    ours = best_of(lambda: measure_process([sys.executable, "-m", "orchestrator.cli", "--version"]), 5,
+    ours = best_of(lambda: measure_process([sys.executable, "-m", "imagefleet.cli", "--version"]), 5,
                    warmup=1)
     base = best_of(lambda: measure_process([sys.executable, "-c", "pass"]), 5, warmup=1)
     return [
@@ -91,7 +91,7 @@ def _run_isolated(bench: Bench) -> tuple[list[dict[str, Any]], str | None, float
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", "orchestrator.bench", "--child", bench.name,
+        code = subprocess.call([sys.executable, "-m", "bench.record", "--child", bench.name,
                                 str(out)], env=env)
         seconds = time.monotonic() - started
         if code or not out.exists():
@@ -219,7 +219,7 @@ def run(names: list[str] | None = None, *, docs: bool = True) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.record", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=[b.name for b in REGISTRY], help="run only these")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/bench.md as it is")
     parser.add_argument("--table-only", action="store_true",

@@ -20,6 +20,8 @@ from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from orchestrator.local.agents import Handler
     from orchestrator.store import Lease
 
@@ -32,9 +34,11 @@ class LazyGroup(click.Group):
     summary, and ``imagefleet COMMAND --help`` loads just that command.
     """
 
-    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None,
+                 before_load: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})  # name -> ("module:attribute", one-line summary)
+        self.before_load = before_load  # runs before a lazy command's module is imported
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -43,6 +47,8 @@ class LazyGroup(click.Group):
         if cmd_name in self.lazy and cmd_name not in self.commands:
             target, _ = self.lazy[cmd_name]
             module, _, attr = target.partition(":")
+            if self.before_load is not None:
+                self.before_load()
             command = getattr(importlib.import_module(module), attr)
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
@@ -83,7 +89,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-@click.group(cls=LazyGroup, lazy=AREA_COMMANDS,
+@click.group(cls=LazyGroup, lazy=AREA_COMMANDS, before_load=lambda: mount(),
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", metavar="FILE", envvar="IMAGEFLEET_CONFIG",
               help="Config file (default: $IMAGEFLEET_CONFIG, then ./imagefleet.toml).")
@@ -147,6 +153,30 @@ def register_agent_handlers() -> None:
 
     local_agents.register("canary.local_health", local_health.tick)
     local_agents.register("perf.local_runner", local_runner.tick)
+
+
+def _listen_for_rollbacks() -> None:
+    from pipelines import retro
+
+    retro.listen()
+
+
+_MOUNTED: list[bool] = []
+
+
+def mount() -> None:
+    """Hand down what only the top layer knows, once, before the first area command loads (so
+    ``--version`` and ``--help`` pay nothing for it): the program that runs `imagefleet local
+    agents` in the background and the areas' handlers it runs (``orchestrator.local.agents``), and
+    pipelines' retrospective draft as the listener of the canary's rolled-back cohorts."""
+    if _MOUNTED:
+        return
+    _MOUNTED.append(True)
+    from canary import hooks as canary_hooks
+    from orchestrator.local import agents as local_agents
+
+    local_agents.mount([sys.executable, "-m", "imagefleet.cli"], register_agent_handlers)
+    canary_hooks.mount(_listen_for_rollbacks)
 
 
 def virtual_clock_agents() -> dict[str, Handler]:
