@@ -62,14 +62,17 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
     if found:
         return str(min(i["ImageId"] for i in found))
     source_region, source_ami = next(iter(base.amis.items()))
+    tags = [{"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
+            {"Key": STAGE_TAG, "Value": base.stage}]
+    # Tagged at creation: the IAM policy lets imagefleet tag only what it creates or already tagged.
     copied = ec2.copy_image(
         SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
         Description=f"imagefleet {base.ref}", ClientToken=client_token(op_id, region),
+        TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
     )["ImageId"]
-    ec2.create_tags(Resources=[copied], Tags=[
-        {"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
-        {"Key": STAGE_TAG, "Value": base.stage},
-    ])
+    # Again on the tagged copy (allowed): an endpoint that drops TagSpecifications (moto) still
+    # ends with the tags the copy is found by.
+    ec2.create_tags(Resources=[copied], Tags=tags)
     return str(copied)
 
 
