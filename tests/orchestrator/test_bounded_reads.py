@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +31,9 @@ RSS_LIMIT_KB = 200 * 1024
 
 def run_capped(tmp_path: Path, *args: str) -> tuple[int, str, int]:
     """``imagefleet ARGS`` in a child with RLIMIT_AS = CAP; (exit code, stderr, peak RSS in KiB)."""
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
-
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=tmp_path, preexec_fn=cap,
+    capped = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP})); "
+              "sys.argv[0] = 'imagefleet'; runpy.run_module('orchestrator.cli', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", capped, *args], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
