@@ -269,6 +269,9 @@ def promote(
     target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: leases.OnWait | None = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
+    if target not in stage_table.TRANSITIONS:  # before any lease: `--to unstable` is bad input
+        raise UsageError(f"cannot promote to {target!r}",
+                         hint=f"promote to {' or '.join(stage_table.TRANSITIONS)}; every bake starts unstable")
     with leases.hold(store, [stage_lease(base.family, target)], clock=clock, actor=actor,
                      command=f"promote {base.ref} --to {target}", wait=wait, on_wait=on_wait):
         # read again under the lease: whoever held it before may have moved things

@@ -17,7 +17,7 @@ from orchestrator.errors import ExitStatus, NotFoundError, RefusedError, UsageEr
 from orchestrator.local import injection
 from orchestrator.local.endpoint import LocalEndpoint, seed
 from orchestrator.local.faults import parse_spec
-from orchestrator.schema import AMI_ID, FAMILY
+from orchestrator.schema import AMI_ID, FAMILY, REGION
 
 __all__ = ["local"]
 
@@ -166,7 +166,7 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
 @click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
 @click.option("--groups-per-type", type=Bounded(int, 1, 100), default=1, show_default=True,
               help="Auto Scaling groups per instance type (they share the type's template version).")
-@click.option("--region", help="Region (default: the first configured).")
+@click.option("--region", type=Named(REGION, "REGION"), help="Region (default: the first configured).")
 @click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
 @json_option
 def local_fleet(family: str, ami: str, per_type: int, groups_per_type: int, region: str | None, types: str) -> None:
