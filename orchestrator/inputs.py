@@ -193,6 +193,16 @@ def check_writable(path: Path, option: str, *, directory: bool = False) -> Path:
     """
     if path.exists() and path.is_dir() != directory:
         raise UsageError(f"{option} {shown(str(path))}: is {'not ' if directory else ''}a directory")
+    if path.exists() and not directory and not path.is_file() and str(path) != os.devnull:
+        # a device or pipe (/dev/full) takes the probe but not the file: refused before the work
+        raise UsageError(f"{option} {shown(str(path))}: not a regular file",
+                         hint="write to a file (or /dev/null); the output is replaced when the command ends")
+    if path.is_file() and not directory:
+        try:
+            with path.open("ab"):  # an existing file must be writable itself, not only its directory
+                pass
+        except OSError as exc:
+            raise UsageError(f"{option} {shown(str(path))}: cannot write ({exc.strerror})") from None
     existing = path if directory and path.is_dir() else path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

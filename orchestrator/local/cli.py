@@ -51,6 +51,13 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     obj, ep = _endpoint()
     if faults is not None:
         parse_spec(faults)  # bad input before anything starts or is printed
+    running = ep.info()
+    if running is not None and faults is not None and faults != running.faults:
+        # never silently ignored: the faults of a running endpoint are fixed when it starts
+        now = f"with faults {running.faults!r}" if running.faults else "without faults"
+        raise UsageError(f"--faults {faults!r}: the local endpoint is already running {now} (pid {running.pid}); "
+                         "nothing was changed",
+                         hint="'imagefleet local down', then 'imagefleet local up --faults SPEC'")
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
