@@ -93,12 +93,13 @@ class Output:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(c)
-    for r in rows:
-        t.add_row(*("" if v is None else printable(str(v)) for v in r))
+    for r in rows:  # cells are text, never markup: a reason reading "[/]" or "[red]" shows as typed
+        t.add_row(*(Text("" if v is None else printable(str(v))) for v in r))
     return t
 
 
