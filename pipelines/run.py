@@ -215,7 +215,8 @@ class Job:
         teams = sorted(t for t, info in friends_mod.teams(self.settings, self.ctx.store).items()
                        if friends_mod.follows(info, self.family))
         notice = Notice("candidate", self.family, base.ref, base.amis, teams,
-                        promote_mod.parameter_name(self.family, "candidate"), base.changelog, utcnow())
+                        promote_mod.parameter_name(self.family, "candidate"), base.changelog, utcnow(),
+                        key=f"{op.id}:notify")
         return {"teams": teams, "sent_to": self.notifier.notify(notice)}
 
     def _soak(self, op: Operation) -> dict[str, Any]:
