@@ -311,7 +311,12 @@ def _promote(
         _recheck_gates(settings=settings, store=store, aws=aws, clock=clock, actor=actor, base=base,
                        target=target, op_id=op_id)
     op = Operation(store, op_id, "promote", intent)
-    published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
+    try:
+        published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
+    except NotFoundError as exc:
+        if "InvalidAMIID" not in exc.message:
+            raise
+        raise _abandon_lost(store, op, base, target, actor, exc) from None
 
     def untag_previous() -> int | None:
         """The base the stage names now loses the stage's tag (it may stay current in another)."""
@@ -338,6 +343,19 @@ def _promote(
     return Promotion(base, target, previous,
                      [stage_table.GateResult(**g) for g in op.intent["gates"]],
                      bool(op.intent["forced"]), published)
+
+
+def _abandon_lost(store: StateStore, op: Operation, base: BaseVersion, target: str, actor: str,
+                  exc: NotFoundError) -> NotFoundError:
+    """The base's AMI is gone (deregistered; on the embedded endpoint, lost with a restart): the
+    promotion can never finish, so it ends ``failed`` (audited) instead of staying running."""
+    op.finish("failed")
+    store.audit(actor, "promote-abandoned", base.ref, reason="the base's AMI no longer exists",
+                details={"operation": op.id, "stage": target, "error": exc.message})
+    return NotFoundError(f"{base.ref} cannot be promoted to {target}: its AMI no longer exists "
+                         f"({exc.message}); the promotion {op.id} is abandoned",
+                         hint="bake a new base ('imagefleet bake FAMILY'); after an embedded endpoint restart, "
+                              "'imagefleet local up --forget-lost' marks the lost bases")
 
 
 def store_previous(store: StateStore, family: str, stage: str, version: int) -> int | None:

@@ -99,3 +99,28 @@ def test_rolling_back_to_the_release_keeps_it_labelled_release(workspace: Worksp
     assert stage_of(ws, 1) == "release"
     assert tags(aws, two) == {"imagefleet:stage": "rolled-back-from-candidate", "imagefleet:stage:candidate": "false"}
     assert stage_of(ws, 2) == "unstable"
+
+
+def test_a_pending_promotion_of_a_lost_base_ends_with_a_clear_error(workspace: Workspace, aws,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed mid-promotion, then the base's AMIs vanish (an endpoint restart): the rerun says so
+    and ends the operation instead of failing on a raw InvalidAMIID.NotFound and staying running."""
+    from orchestrator.engine import KillPoint
+
+    ws, fam = workspace, workspace.family
+    two = register(ws, aws, 1)
+    monkeypatch.setenv("IMAGEFLEET_KILL_AT", "share:us-west-2:before")
+    with pytest.raises(KillPoint):
+        ws.run("promote", f"{fam}:1", "--to", "candidate", "--force", "--reason", "test")
+    monkeypatch.delenv("IMAGEFLEET_KILL_AT")
+    # what a restarted embedded endpoint leaves: the store names AMIs the endpoint never had
+    ws.context().store.update_base(fam, 1, amis={r: f"ami-0{n}{'0' * 15}" for n, r in enumerate(two)})
+    r = ws.run("promote", f"{fam}:1", "--to", "candidate", "--force", "--reason", "test")
+    lines = [line for line in r.stderr.strip().splitlines() if line.startswith(("error:", "hint:"))]
+    assert r.code == 2 and len(lines) == 2 and "unexpected" not in r.stderr, r.stderr
+    assert f"{fam}:1 cannot be promoted to candidate: its AMI no longer exists" in lines[0]
+    assert "is abandoned" in lines[0] and lines[1].startswith("hint: bake a new base")
+    store = ws.context().store
+    assert store.operations(kind="promote", status="running") == []
+    assert [e.action for e in store.audit_trail(limit=10)][-1] == "promote-abandoned"
+    assert store.pointer(fam, "candidate") is None
