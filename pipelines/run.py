@@ -116,7 +116,21 @@ class Job:
                 return str(op["id"])
         return None
 
+    def check_settings(self) -> None:
+        """Every config section a step of this run may read, validated before the first side effect:
+        a bad ``[perf]`` or ``[canary]`` key is exit 2 before anything is baked or tested."""
+        steps = {p.name for p in self.plan()}
+        if "perf" in steps:
+            from perf import config as perf_config
+
+            perf_config.load(self.settings)
+        if "canary" in steps:
+            from canary import config as canary_config
+
+            canary_config.from_settings(self.settings)
+
     def execute(self) -> JobResult:
+        self.check_settings()
         store = self.ctx.store
         with leases.hold(store, [leases.lease_name("run", self.family)], clock=self.ctx.clock, actor=self.ctx.actor,
                          command=f"run {self.family}", wait=self.wait):
