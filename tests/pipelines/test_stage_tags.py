@@ -124,3 +124,11 @@ def test_a_pending_promotion_of_a_lost_base_ends_with_a_clear_error(workspace: W
     assert store.operations(kind="promote", status="running") == []
     assert [e.action for e in store.audit_trail(limit=10)][-1] == "promote-abandoned"
     assert store.pointer(fam, "candidate") is None
+
+
+def test_promote_to_unstable_is_bad_input(workspace: Workspace, aws) -> None:
+    ws, fam = workspace, workspace.family
+    register(ws, aws, 1)
+    r = ws.run("promote", f"{fam}:1", "--to", "unstable")
+    assert r.code == 2 and "error: cannot promote to 'unstable'" in r.stderr and "unexpected" not in r.stderr
+    assert ws.context().store.leases() == [] and ws.context().store.operations(kind="promote") == []
