@@ -34,6 +34,7 @@ MAX_LINE = MiB  # a manifest, samples or changelog line; real ones are under 10 
 # The most imagefleet reads of each kind of user file (bytes; a changelog counts uncompressed).
 LIMITS: dict[str, int] = {
     "config": MiB,  # imagefleet.toml: a large fleet's is under 50 KiB
+    "template": 4 * MiB,  # a Packer template file (JSON or one .pkr.hcl); real ones are a few KiB
     "judge": 8 * MiB,  # a canary judge file: about a million samples
     "manifest": 32 * MiB,  # dpkg -W of 3,000 packages is 100 KiB, a status file a few MiB
     "changelog": 64 * MiB,  # the longest changelog.Debian in Ubuntu 24.04 is under 2 MiB

@@ -158,3 +158,14 @@ def test_samples_from_a_pipe_are_named_as_given(tmp_path: Path) -> None:
     code = raw_main(["perf", "compare", str(fifo), str(ok)], obj=Context(output=Output(stdout=io.StringIO(), stderr=err)))
     writer.wait(timeout=30)
     assert code == 2 and str(fifo) in err.getvalue() and "imagefleet-input-" not in err.getvalue()
+
+
+def test_a_huge_packer_template_is_refused_unread(tmp_path: Path) -> None:
+    from orchestrator.errors import ConfigError
+    from pipelines.packer_template import load
+
+    t = tmp_path / "huge.json"
+    with t.open("wb") as fh:
+        fh.truncate(1 << 30)
+    with pytest.raises(ConfigError, match="4 MiB limit for a template file"):
+        load(t, where="families.demo.template")
