@@ -389,13 +389,13 @@ def _recheck_gates(*, settings: Settings, store: StateStore, aws: AwsFactory, cl
         publish(restore, settings=settings, store=store, aws=aws,
                 base=store.get_base(base.family, current), stage=target)
         restore.finish("done")
-    elif current is None:  # the stage named nothing before: withdraw what this promotion published
-        name = parameter_name(base.family, target)
-        for region, ami in base.amis.items():
-            if store.step(op_id, f"parameter:{region}") is not None:
-                delete_parameter(aws, region, name)
-            if store.step(op_id, f"tag:{region}") is not None:
-                tag_stages(aws, region, ami, stage=base.stage, remove=(target,))
+    for region, ami in base.amis.items():
+        if current is None and store.step(op_id, f"parameter:{region}") is not None:
+            delete_parameter(aws, region, parameter_name(base.family, target))  # the stage named nothing
+        if store.step(op_id, f"tag:{region}") is not None and current != base.version:
+            # the abandoned base is not the stage's: its tags go back to the stages naming it
+            tag_stages(aws, region, ami, stage=stage_table.highest(stages_of(store, base.family, base.version))
+                       or base.stage, remove=(target,))
     store.audit(actor, "promote-refused", base.ref, reason="newer evidence fails the gates",
                 details={"operation": op_id, "stage": target, "unmet": [g.to_dict() for g in missing]})
     raise _refuse(base, target, missing, when=" (gated again on newer evidence; the interrupted promotion is abandoned)")
