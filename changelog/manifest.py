@@ -18,6 +18,7 @@ from pathlib import Path
 from changelog.manifest_forms import is_dpkg_list, read_dpkg_list, read_status, read_tab
 from changelog.packages import Manifest, Package, Snap, validate_version
 from orchestrator.errors import ManifestError
+from orchestrator.inputs import read_bounded
 
 __all__ = [
     "Manifest",
@@ -33,14 +34,7 @@ __all__ = [
 def parse_manifest(path: str | Path) -> Manifest:
     """Read and parse a manifest file; the form is detected from its content."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise ManifestError(f"{p}: no such manifest file") from None
-    except IsADirectoryError:
-        raise ManifestError(f"{p}: is a directory, not a manifest file") from None
-    except OSError as exc:
-        raise ManifestError(f"{p}: cannot read manifest: {exc.strerror}") from None
+    data = read_bounded(p, "manifest", error=ManifestError, noun="manifest file")
     return parse_manifest_bytes(data, str(p))
 
 

@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 
 from orchestrator.errors import ChangelogFileError
+from orchestrator.inputs import LIMITS, bounded_lines
 
 __all__ = [
     "ArchiveSource",
@@ -91,7 +92,7 @@ def _read_lines(path: Path) -> Generator[str, None, None]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            yield from fh
+            yield from bounded_lines(fh, str(path), "changelog", ChangelogFileError)
     except _GZIP_ERRORS as exc:
         raise _damaged(str(path), exc) from None
 
@@ -133,21 +134,32 @@ class DirectorySource(ChangelogSource):
             doc / leaf,
         ]
 
+    def inside(self, path: Path) -> bool:
+        """Whether ``path``, its links resolved, is a file within the root (never a host file)."""
+        try:
+            return path.is_file() and path.resolve().is_relative_to(self.root.resolve())
+        except (OSError, RuntimeError):  # a link loop
+            return False
+
     def lookup(self, names: Sequence[str], version: str) -> Lookup:
         unique = list(dict.fromkeys(names))
+        outside = [str(p) for n in unique for leaf in ("changelog.Debian", "changelog")
+                   for p in self.candidates(n, leaf) if p.is_file() and not self.inside(p)]
         for name in unique:
             for path in self.candidates(name):
-                if path.is_file():
+                if self.inside(path):
                     return Found(str(path), partial(_read_lines, path))
         upstream = []
         for name in unique:  # native packages: changelog.gz, if it is in Debian's format
             for path in self.candidates(name, "changelog"):
-                if not path.is_file():
+                if not self.inside(path):
                     continue
                 if _is_debian_changelog(path):
                     return Found(str(path), partial(_read_lines, path))
                 upstream.append(str(path))
         skipped = f" ({', '.join(upstream)}: not a Debian changelog)" if upstream else ""
+        if outside:
+            skipped += f" ({', '.join(outside)}: a link out of {self.root}, not followed)"
         return Missing(f"no changelog for {'/'.join(unique)} under {self.root}{skipped}")
 
 
@@ -211,9 +223,12 @@ def _member_text(data: bytes, where: str, compressed: bool) -> str:
     """A changelog member's text; a damaged gzip stream is a `ChangelogFileError`."""
     if compressed:
         try:
-            data = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+                data = fh.read(LIMITS["changelog"] + 1)  # a gzip bomb stops at the limit
         except _GZIP_ERRORS as exc:
             raise _damaged(where, exc) from None
+    if len(data) > LIMITS["changelog"]:
+        raise ChangelogFileError(f"{where}: larger than the {LIMITS['changelog'] >> 20} MiB limit for a changelog file")
     return data.decode("utf-8", errors="replace")
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 import traceback
@@ -259,12 +260,29 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
         err.write("\ninterrupted\n")
         return int(ExitStatus.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 3
+        full = _storage_failure(exc)
+        if full and not debug:
+            err.write(f"error: {full}\n")
+            err.write("hint: free space (or make the state directory writable) and run the same command again; "
+                      "it continues from its last recorded step\n")
+            return int(ExitStatus.FAILURE)
         if debug:
             traceback.print_exc(file=err)
         err.write(f"error: unexpected {type(exc).__name__}: {exc}\n")
         if not debug:
             err.write("hint: run again with --debug for the traceback\n")
         return int(ExitStatus.FAILURE)
+
+
+def _storage_failure(exc: BaseException) -> str | None:
+    """A full or read-only disk under the state store or an output, said plainly (None: not one)."""
+    text = str(exc)
+    if type(exc).__module__ == "sqlite3" and any(
+            k in text for k in ("disk is full", "readonly database", "disk I/O error", "unable to open")):
+        return f"the state store cannot be written: {_one_line(text)}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+        return f"cannot write {_one_line(str(exc.filename or ''))}: {exc.strerror}"
+    return None
 
 
 def _one_line(text: str) -> str:

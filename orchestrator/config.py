@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator import schema as s
 from orchestrator.errors import ConfigError
+from orchestrator.inputs import read_bounded
 from orchestrator.schema import parse_duration  # noqa: F401 - re-exported: areas parse durations through here
 
 CONFIG_NAME = "imagefleet.toml"
@@ -217,10 +218,7 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def read_text(path: Path) -> str:
     """The config file's text: UTF-8, as TOML requires; anything else is a ConfigError."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    raw = read_bounded(path, "config", lines=False, error=ConfigError)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -11,6 +11,7 @@ rich loads on the first thing printed through it: a command whose answer is JSON
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -92,10 +93,24 @@ class Output:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(c)
-    for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+    for r in rows:  # cells are text, never markup: a reason reading "[/]" or "[red]" shows as typed
+        t.add_row(*(Text("" if v is None else printable(str(v))) for v in r))
     return t
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a terminal shows
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    Free text others typed (a ``--reason``, a team name, a command line in a lease) is shown to
+    other operators' terminals; an escape sequence in it must arrive as characters, not act.
+    """
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

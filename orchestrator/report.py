@@ -12,7 +12,9 @@ area package to draw it.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from typing import Any
 import jinja2
 
 from orchestrator.errors import UsageError
+from orchestrator.output import printable
 from orchestrator.store import StateStore
 
 ROLLOUT_KIND = "canary-rollout"
@@ -116,11 +119,66 @@ def fleet_view(store: StateStore, out: Path) -> dict[str, Any] | None:
             "summary": latest.get("summary", []), "snapshots": len(snapshots), "plot": copied}
 
 
+def planted_links(out: Path) -> list[Path]:
+    """Symbolic links at or below ``out`` (never followed): a write through one lands elsewhere."""
+    if out.is_symlink():
+        return [out]
+    found: list[Path] = []
+    if out.is_dir():
+        for root, dirs, files in os.walk(out):  # os.walk does not descend into linked directories
+            found += [Path(root, n) for n in (*dirs, *files) if Path(root, n).is_symlink()]
+    return sorted(found)
+
+
 def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
-    """Write the site under ``out`` (created; its files are replaced); returns what was written."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
+
+    Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
+    is refused (exit 2, naming it), the pages go into a new private directory, and the finished
+    site replaces ``out`` as a whole (the old one is removed), so a failure leaves ``out`` as it was.
+    """
+    if out.exists() and not out.is_symlink() and not out.is_dir():
+        raise UsageError(f"--out {printable(str(out))}: exists and is not a directory")
+    links = planted_links(out)
+    if links:
+        named = ", ".join(printable(str(p)) for p in links[:3]) + (f" and {len(links) - 3} more" if len(links) > 3 else "")
+        raise UsageError(f"--out {printable(str(out))}: refusing to write through symbolic links: {named}",
+                         hint="remove the links (or choose another directory); the report never follows them")
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.report-"))
+    except OSError as exc:
+        raise UsageError(f"--out {printable(str(out))}: cannot write in {printable(str(parent))} "
+                         f"({exc.strerror or exc})") from None
+    try:
+        staging.chmod(0o755)
+        pages = [out / p.relative_to(staging) for p in _write(store, staging, now=now)]
+        _swap(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Site(out, pages)
+
+
+def _swap(staging: Path, out: Path) -> None:
+    """Put ``staging`` where ``out`` is: two renames in one directory, then the old site removed."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=staging.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, old / "site")
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if old is not None:
+            os.replace(old / "site", out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(store: StateStore, out: Path, *, now: datetime | None = None) -> list[Path]:
+    """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
     (out / "rollouts").mkdir(exist_ok=True)
     (out / "assets").mkdir(exist_ok=True)
@@ -181,4 +239,4 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
     write("audit.html", "audit.html.j2", entries=list(reversed(audit)))
     write("index.html", "index.html.j2", families=summary, rollouts=rollouts[-10:][::-1],
           runs=runs[-10:][::-1], audit=list(reversed(audit))[:15], fleet=fleet_view(store, out))
-    return Site(out, pages)
+    return pages

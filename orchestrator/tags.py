@@ -9,7 +9,7 @@ from __future__ import annotations
 
 FAMILY_TAG = "imagefleet:family"  # AMIs, launch templates, Auto Scaling groups, instances
 VERSION_TAG = "imagefleet:version"  # AMIs: the base version
-STAGE_TAG = "imagefleet:stage"  # AMIs: unstable / candidate / release
+STAGE_TAG = "imagefleet:stage"  # AMIs: the highest stage naming the base now (else the last held)
 PARENT_TAG = "imagefleet:parent"  # AMIs: the version this base was built from
 BAKE_TAG = "imagefleet:bake-id"  # AMIs and snapshots: the bake that made them
 ROLE_TAG = "imagefleet:role"  # instances imagefleet launched: perf / baseline / test
@@ -21,3 +21,12 @@ ARM_TAG = "imagefleet:arm"  # benchmark instances: new or old base
 AMI_TAG = "imagefleet:ami"  # benchmark instances: the AMI they were asked to run
 PERF_RESULTS_TAG = "imagefleet:perf-results"  # benchmark instances: where their results go
 PERF_EXPIRES_TAG = "imagefleet:perf-expires"  # benchmark instances: when `gc` may reap them
+
+
+def stage_flag(stage: str) -> str:
+    """AMIs: ``imagefleet:stage:<stage>`` is ``true`` while ``stage`` names the base, ``false`` after.
+
+    A base can be current in several stages at once (the release that is also still the
+    candidate); ``STAGE_TAG`` holds only the highest, these say each one exactly.
+    """
+    return f"{STAGE_TAG}:{stage}"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import schema as s
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, ImagefleetError
+from orchestrator.inputs import read_bounded
 from perf.agent.benchmarks import BUILTIN, EXTERNAL
 
 if TYPE_CHECKING:
@@ -120,9 +121,9 @@ def load(settings: Settings) -> PerfSettings:
     path: Path | None = getattr(settings, "path", None)
     text = getattr(settings, "text", "")
     if path is not None and not text:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        try:  # for line numbers only; the config was read within its limit already
+            text = read_bounded(path, "config", lines=False).decode("utf-8")
+        except (ImagefleetError, UnicodeDecodeError):
             text = ""
     return parse(dict(getattr(settings, "raw", {}) or {}).get("perf") or {}, path=path, text=text)
 

@@ -25,6 +25,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from orchestrator.errors import InputFormatError, UsageError
+from orchestrator.inputs import bounded_path
 from perf.direction import KNOWN_METRICS, DirectionRules, infer_higher_is_better
 from perf.normalize import ARMS, NO_INSTANCE_TYPE, OPTIONAL_COLUMNS, normalize
 from perf.pkb import canonical, pkb_frame
@@ -74,9 +75,16 @@ def read_samples(
     """
     p = Path(path)
     try:
-        return _read_samples(p, format=format, arm=arm, arm_by_image=arm_by_image,
-                             higher_is_better=higher_is_better, instance_type_label=instance_type_label,
-                             columns=columns, warn=warn)
+        with bounded_path(p, "samples", noun="samples file") as readable:
+            try:
+                return _read_samples(readable, format=format, arm=arm, arm_by_image=arm_by_image,
+                                     higher_is_better=higher_is_better, instance_type_label=instance_type_label,
+                                     columns=columns, warn=warn)
+            except InputFormatError as exc:  # a pipe read through a copy: name what the user gave
+                if readable != p:
+                    exc.message = exc.message.replace(str(readable), str(p))
+                    exc.args = (exc.message,)
+                raise
     except RecursionError:  # JSON arrays nested thousands deep, in a line or in its metadata
         raise InputFormatError(f"{p}: JSON nested too deeply") from None
     except UnicodeDecodeError as exc:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
-from orchestrator.errors import NotFoundError, PackerError, UsageError
+from orchestrator.errors import ManifestError, NotFoundError, PackerError, UsageError
+from orchestrator.inputs import read_bounded
 from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import registry
@@ -272,7 +273,12 @@ def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, 
         raise PackerError(f"packer produced no AMI in {', '.join(missing)}", hint=f"log: {log}")
     warnings = list(prepared.warnings)
     manifest_file = Path(inputs.manifest_path)
-    manifest = manifest_file.read_text(errors="replace") if manifest_file.is_file() else ""
+    manifest = ""
+    if manifest_file.is_file():
+        try:  # within the manifest limit: a runaway build's output cannot exhaust the host
+            manifest = read_bounded(manifest_file, "manifest", error=ManifestError).decode(errors="replace")
+        except ManifestError as exc:
+            warnings.append(f"{exc.message}: the base is registered without its manifest")
     if not manifest.strip():
         warnings.append("the build wrote no package manifest (the image test 'manifest present' will fail)")
     return BakeResult(inputs.bake_id, family.name, amis, inputs.source_ami, manifest, time.monotonic() - started,

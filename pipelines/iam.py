@@ -78,6 +78,9 @@ DESTRUCTIVE = frozenset({
     "dynamodb:BatchWriteItem", "dynamodb:UpdateTimeToLive",
 })
 
+# The calls that may tag what they create (``ec2:CreateAction`` in a CreateTags authorisation).
+CREATE_ACTIONS = ("RunInstances", "CreateImage", "CopyImage", "RegisterImage", "CreateSnapshot")
+
 _READ_PREFIXES = ("Describe", "Get", "List")
 _SCOPED_READS = {"ec2:GetPasswordData", "ssm:GetParameter", "s3:GetObject", "s3:ListBucket"}
 
@@ -151,13 +154,14 @@ def rules(scope: Scope) -> list[Rule]:
         Rule("ImagefleetLaunchTagged", f({"ec2:RunInstances"}), (_ec2("instance"),), _has_tag("aws:RequestTag")),
         Rule("ImagefleetLaunchFrom", f({"ec2:RunInstances"}), tuple(_ec2(k) for k in (
             "image", "volume", "subnet", "network-interface", "security-group", "key-pair", "launch-template"))),
-        Rule("ImagefleetTagAtLaunch", f({"ec2:CreateTags"}), (_ec2("instance"), _ec2("volume")),
-             {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+        # Tags go on at creation (the create call's TagSpecifications) or on what already carries a
+        # family tag: tagging someone else's AMI with imagefleet:family would otherwise open it to
+        # DeregisterImage, DeleteSnapshot and ModifyImageAttribute below.
+        Rule("ImagefleetTagAtCreation", f({"ec2:CreateTags"}),
+             tuple(_ec2(k) for k in ("instance", "volume", "image", "snapshot")),
+             {"StringEquals": {"ec2:CreateAction": list(CREATE_ACTIONS)}}),
         Rule("ImagefleetTagOwned", f({"ec2:CreateTags"}),
              tuple(_ec2(k) for k in ("image", "snapshot", "instance", "volume")), _has_tag()),
-        # Packer 1.6.6 and CopyImage tag an AMI after creating it: its first tags must name a family.
-        Rule("ImagefleetTagNewImages", f({"ec2:CreateTags"}), (_ec2("image"), _ec2("snapshot")),
-             _has_tag("aws:RequestTag")),
         Rule("ImagefleetOwnedInstances", f({"ec2:TerminateInstances", "ec2:StopInstances", "ec2:CreateImage",
                                            "ec2:GetPasswordData", "ec2:CreateSnapshot"}),
              (_ec2("instance"), _ec2("volume")), _has_tag()),

@@ -33,6 +33,9 @@ class Notice:
     parameter: str
     changelog: dict[str, Any] = field(default_factory=dict)
     at: str = ""
+    # The same for every attempt to send this notice (from the operation that sends it): a rerun
+    # after a kill between sending and journaling sends the same key, and receivers drop repeats.
+    key: str = ""
 
     def subject(self) -> str:
         return f"imagefleet: {self.ref} is the new {self.event} of {self.family}"
@@ -66,6 +69,10 @@ class FileNotifier:
 
     def notify(self, notice: Notice) -> str:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if notice.key and self.path.exists():
+            with self.path.open(encoding="utf-8", errors="replace") as f:
+                if any(json.loads(line).get("key") == notice.key for line in f if line.strip()):
+                    return str(self.path)  # sent before the rerun: not again
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({**notice.to_dict(), "text": notice.text()}) + "\n")
         return str(self.path)
@@ -80,7 +87,9 @@ class WebhookNotifier:
 
     def notify(self, notice: Notice) -> str:
         body = json.dumps({**notice.to_dict(), "text": notice.text()}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json",
+                   **({"Idempotency-Key": notice.key} if notice.key else {})}  # receivers drop repeats
+        req = urllib.request.Request(self.url, data=body, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 resp.read()
@@ -98,9 +107,14 @@ class SnsNotifier:
 
     def notify(self, notice: Notice) -> str:
         region = self.topic_arn.split(":")[3]
+        # a FIFO topic drops a repeat of the key within five minutes; a standard topic's
+        # subscribers find the key in the attribute
+        dedupe = ({"MessageDeduplicationId": notice.key[:128], "MessageGroupId": notice.family}
+                  if notice.key and self.topic_arn.endswith(".fifo") else {})
         self.aws.client("sns", region).publish(
             TopicArn=self.topic_arn, Subject=notice.subject()[:100], Message=notice.text(),
             MessageAttributes={"imagefleet": {"DataType": "String", "StringValue": json.dumps(notice.to_dict())}},
+            **dedupe,
         )
         return self.topic_arn
 

@@ -30,7 +30,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.store import BaseVersion, StageChange, StateStore, leases, utcnow
-from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG
+from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG, stage_flag
 from pipelines import stages as stage_table
 from pipelines.config import gates
 from pipelines.friends import friend_accounts
@@ -62,14 +62,17 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
     if found:
         return str(min(i["ImageId"] for i in found))
     source_region, source_ami = next(iter(base.amis.items()))
+    tags = [{"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
+            {"Key": STAGE_TAG, "Value": base.stage}]
+    # Tagged at creation: the IAM policy lets imagefleet tag only what it creates or already tagged.
     copied = ec2.copy_image(
         SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
         Description=f"imagefleet {base.ref}", ClientToken=client_token(op_id, region),
+        TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
     )["ImageId"]
-    ec2.create_tags(Resources=[copied], Tags=[
-        {"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
-        {"Key": STAGE_TAG, "Value": base.stage},
-    ])
+    # Again on the tagged copy (allowed): an endpoint that drops TagSpecifications (moto) still
+    # ends with the tags the copy is found by.
+    ec2.create_tags(Resources=[copied], Tags=tags)
     return str(copied)
 
 
@@ -100,8 +103,40 @@ def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
     return ami
 
 
-def tag_stage(aws: AwsFactory, region: str, ami: str, stage: str) -> None:
-    aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": STAGE_TAG, "Value": stage}])
+def tag_stages(aws: AwsFactory, region: str, ami: str, *, stage: str | None, add: tuple[str, ...] = (),
+               remove: tuple[str, ...] = ()) -> None:
+    """Set ``imagefleet:stage`` (unless ``stage`` is None) and the per-stage tags of one AMI.
+
+    A stage that stops naming the AMI sets its tag to ``false`` rather than deleting it: one
+    ``CreateTags`` call, on an image the IAM policy already lets imagefleet tag.
+    """
+    tags = [{"Key": stage_flag(s), "Value": "true"} for s in add]
+    tags += [{"Key": stage_flag(s), "Value": "false"} for s in remove]
+    tags += [{"Key": STAGE_TAG, "Value": stage}] if stage else []
+    if tags:
+        aws.client("ec2", region).create_tags(Resources=[ami], Tags=tags)
+
+
+def stages_of(store: StateStore, family: str, version: int) -> list[str]:
+    """The stages whose pointer names the base now (candidate, release), lowest first."""
+    pointers = {s: store.pointer(family, s) for s in stage_table.TRANSITIONS}
+    return stage_table.current_stages(pointers, version)
+
+
+def leave_stage(aws: AwsFactory, store: StateStore, base: BaseVersion, stage: str, fallback: str | None) -> None:
+    """``stage`` stops naming ``base``: drop its per-stage tag; ``imagefleet:stage`` becomes the
+    highest stage still naming it, else ``fallback`` (None: left as it was, the last stage held)."""
+    others = [s for s in stages_of(store, base.family, base.version) if s != stage]
+    label = stage_table.highest(others) or fallback
+    for region, ami in base.amis.items():
+        tag_stages(aws, region, ami, stage=label, remove=(stage,))
+
+
+def settle_stage(store: StateStore, family: str, version: int, fallback: str) -> None:
+    """The store's stage of a base: the highest stage naming it, else ``fallback``."""
+    stage = stage_table.highest(stages_of(store, family, version)) or fallback
+    if store.get_base(family, version).stage != stage:
+        store.update_base(family, version, stage=stage)
 
 
 def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:
@@ -147,11 +182,14 @@ def publish(
     accounts = stage_accounts(settings, store, base.family, stage)
     ou_arns = op.step("resolve-ous", lambda: _ou_arns(aws, settings.stages[stage].ous))
     name = parameter_name(base.family, stage)
+    now_in = {*stages_of(store, base.family, base.version), stage}  # every stage naming it, this one too
+    flags = tuple(s for s in stage_table.TRANSITIONS if s in now_in)  # candidate, release
     for region in family.regions:
         ami = amis[region]
         op.step(f"share:{region}", partial(share, aws, region, ami, accounts, ou_arns))
         op.step(f"parameter:{region}", partial(put_parameter, aws, region, name, ami))
-        op.step(f"tag:{region}", partial(tag_stage, aws, region, ami, stage))
+        op.step(f"tag:{region}", partial(tag_stages, aws, region, ami, stage=stage_table.highest(now_in),
+                                         add=flags))
     return PublishResult(op.id, op.resumed, op.steps_run, op.steps_skipped, amis, accounts,
                          {r: name for r in family.regions})
 
@@ -226,6 +264,9 @@ def promote(
     target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: leases.OnWait | None = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
+    if target not in stage_table.TRANSITIONS:  # before any lease: `--to unstable` is bad input
+        raise UsageError(f"cannot promote to {target!r}",
+                         hint=f"promote to {' or '.join(stage_table.TRANSITIONS)}; every bake starts unstable")
     with leases.hold(store, [stage_lease(base.family, target)], clock=clock, actor=actor,
                      command=f"promote {base.ref} --to {target}", wait=wait, on_wait=on_wait):
         # read again under the lease: whoever held it before may have moved things
@@ -265,7 +306,21 @@ def _promote(
         _recheck_gates(settings=settings, store=store, aws=aws, clock=clock, actor=actor, base=base,
                        target=target, op_id=op_id)
     op = Operation(store, op_id, "promote", intent)
-    published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
+    try:
+        published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
+    except NotFoundError as exc:
+        if "InvalidAMIID" not in exc.message:
+            raise
+        raise _abandon_lost(store, op, base, target, actor, exc) from None
+
+    def untag_previous() -> int | None:
+        """The base the stage names now loses the stage's tag (it may stay current in another)."""
+        previous = store.pointer(family, target)
+        if previous is not None and previous != base.version:
+            leave_stage(aws, store, store.get_base(family, previous), target, fallback=None)
+        return previous
+
+    op.step("untag-previous", untag_previous)
 
     def move() -> int | None:
         current = store.pointer(family, target)
@@ -283,6 +338,19 @@ def _promote(
     return Promotion(base, target, previous,
                      [stage_table.GateResult(**g) for g in op.intent["gates"]],
                      bool(op.intent["forced"]), published)
+
+
+def _abandon_lost(store: StateStore, op: Operation, base: BaseVersion, target: str, actor: str,
+                  exc: NotFoundError) -> NotFoundError:
+    """The base's AMI is gone (deregistered; on the embedded endpoint, lost with a restart): the
+    promotion can never finish, so it ends ``failed`` (audited) instead of staying running."""
+    op.finish("failed")
+    store.audit(actor, "promote-abandoned", base.ref, reason="the base's AMI no longer exists",
+                details={"operation": op.id, "stage": target, "error": exc.message})
+    return NotFoundError(f"{base.ref} cannot be promoted to {target}: its AMI no longer exists "
+                         f"({exc.message}); the promotion {op.id} is abandoned",
+                         hint="bake a new base ('imagefleet bake FAMILY'); after an embedded endpoint restart, "
+                              "'imagefleet local up --forget-lost' marks the lost bases")
 
 
 def store_previous(store: StateStore, family: str, stage: str, version: int) -> int | None:
@@ -316,13 +384,13 @@ def _recheck_gates(*, settings: Settings, store: StateStore, aws: AwsFactory, cl
         publish(restore, settings=settings, store=store, aws=aws,
                 base=store.get_base(base.family, current), stage=target)
         restore.finish("done")
-    elif current is None:  # the stage named nothing before: withdraw what this promotion published
-        name = parameter_name(base.family, target)
-        for region, ami in base.amis.items():
-            if store.step(op_id, f"parameter:{region}") is not None:
-                delete_parameter(aws, region, name)
-            if store.step(op_id, f"tag:{region}") is not None:
-                tag_stage(aws, region, ami, base.stage)
+    for region, ami in base.amis.items():
+        if current is None and store.step(op_id, f"parameter:{region}") is not None:
+            delete_parameter(aws, region, parameter_name(base.family, target))  # the stage named nothing
+        if store.step(op_id, f"tag:{region}") is not None and current != base.version:
+            # the abandoned base is not the stage's: its tags go back to the stages naming it
+            tag_stages(aws, region, ami, stage=stage_table.highest(stages_of(store, base.family, base.version))
+                       or base.stage, remove=(target,))
     store.audit(actor, "promote-refused", base.ref, reason="newer evidence fails the gates",
                 details={"operation": op_id, "stage": target, "unmet": [g.to_dict() for g in missing]})
     raise _refuse(base, target, missing, when=" (gated again on newer evidence; the interrupted promotion is abandoned)")
@@ -379,21 +447,20 @@ def _rollback(
     base = store.get_base(family, op.intent["to"])
     published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=stage)
     old = store.get_base(family, op.intent["from"])
-
-    def untag() -> None:
-        for region, ami in old.amis.items():
-            tag_stage(aws, region, ami, f"rolled-back-from-{stage}")
-
-    op.step("untag-old", untag)
+    # A base another stage still names keeps that stage (a candidate rollback never relabels the
+    # release); only one no stage names any more is marked rolled back.
+    op.step("untag-old", lambda: leave_stage(aws, store, old, stage, fallback=f"rolled-back-from-{stage}"))
 
     def move() -> int | None:
         if store.pointer(family, stage) != base.version:
             details = {"operation": op.id, "amis": published.amis, "from": op.intent["from"]}
             store.move_pointer(family, stage, base.version, action="rollback", actor=actor,
                                reason=op.intent["reason"], details=details, expected=op.intent["from"])
-        # The rolled-back base returns to the stage before: it cannot go on to the next stage
-        # without being promoted (and gated) again.
-        store.update_base(family, old.version, stage=stage_table.TRANSITIONS[stage])
+        # The rolled-back base returns to the stage before (it cannot go on to the next stage
+        # without being promoted and gated again), unless another stage still names it; the
+        # restored base's stage is the highest stage naming it (the pointer move set ``stage``).
+        settle_stage(store, family, old.version, fallback=stage_table.TRANSITIONS[stage])
+        settle_stage(store, family, base.version, fallback=stage)
         return int(op.intent["from"])
 
     op.step("pointer", move)

@@ -117,7 +117,21 @@ class Job:
                 return str(op["id"])
         return None
 
+    def check_settings(self) -> None:
+        """Every config section a step of this run may read, validated before the first side effect:
+        a bad ``[perf]`` or ``[canary]`` key is exit 2 before anything is baked or tested."""
+        steps = {p.name for p in self.plan()}
+        if "perf" in steps:
+            from perf import config as perf_config
+
+            perf_config.load(self.settings)
+        if "canary" in steps:
+            from canary import config as canary_config
+
+            canary_config.from_settings(self.settings)
+
     def execute(self) -> JobResult:
+        self.check_settings()
         store = self.ctx.store
         with leases.hold(store, [leases.lease_name("run", self.family)], clock=self.ctx.clock, actor=self.ctx.actor,
                          command=f"run {self.family}", wait=self.wait):
@@ -216,7 +230,8 @@ class Job:
         teams = sorted(t for t, info in friends_mod.teams(self.settings, self.ctx.store).items()
                        if friends_mod.follows(info, self.family))
         notice = Notice("candidate", self.family, base.ref, base.amis, teams,
-                        promote_mod.parameter_name(self.family, "candidate"), base.changelog, utcnow())
+                        promote_mod.parameter_name(self.family, "candidate"), base.changelog, utcnow(),
+                        key=f"{op.id}:notify")
         return {"teams": teams, "sent_to": self.notifier.notify(notice)}
 
     def _soak(self, op: Operation) -> dict[str, Any]:

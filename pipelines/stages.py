@@ -21,6 +21,17 @@ from pipelines.config import GateSettings
 TRANSITIONS: dict[str, str] = {STAGES[i + 1]: STAGES[i] for i in range(len(STAGES) - 1)}
 
 
+def current_stages(pointers: dict[str, int | None], version: int) -> list[str]:
+    """The stages whose pointer names ``version``, lowest first (``pointers``: stage → version)."""
+    return [s for s in STAGES if pointers.get(s) == version]
+
+
+def highest(stages: list[str] | set[str]) -> str | None:
+    """The highest of ``stages`` in ``unstable → candidate → release`` order (None when empty)."""
+    ranked = [s for s in STAGES if s in stages]
+    return ranked[-1] if ranked else None
+
+
 def allowed_targets(current: str) -> list[str]:
     return [target for target, source in TRANSITIONS.items() if source == current]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from canary.judge.classifier import HIGH, LOW, NODATA, NODATA_FAIL, PASS, MetricResult, classify
 from orchestrator.errors import InputFormatError, UsageError
-from orchestrator.inputs import loads_json
+from orchestrator.inputs import loads_json, read_bounded
 from orchestrator.schema import shown
 
 DEFAULT_GROUP = "default"
@@ -347,11 +347,10 @@ def load_samples(path: str | Path) -> dict[str, list[float]]:
     ``{"metrics": {name: [values]}}``, or CSV with columns ``metric,value``. ``null`` / empty
     values are NaN. Raises ``InputFormatError`` naming the file and the line or key."""
     p = Path(path)
+    data = read_bounded(p, "judge", lines=False)  # JSON may be one line: bounded by its size
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFormatError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise InputFormatError(f"{p}: cannot read ({exc})") from None
     stripped = text.lstrip("\ufeff \t\r\n")
     if p.suffix.lower() == ".json" or stripped[:1] in ("[", "{"):

@@ -17,7 +17,7 @@ from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import injection
 from orchestrator.local.endpoint import LocalEndpoint, seed
 from orchestrator.local.faults import parse_spec
-from orchestrator.schema import AMI_ID, FAMILY
+from orchestrator.schema import AMI_ID, FAMILY, REGION
 
 __all__ = ["local"]
 
@@ -51,6 +51,13 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     obj, ep = _endpoint()
     if faults is not None:
         parse_spec(faults)  # bad input before anything starts or is printed
+    running = ep.info()
+    if running is not None and faults is not None and faults != running.faults:
+        # never silently ignored: the faults of a running endpoint are fixed when it starts
+        now = f"with faults {running.faults!r}" if running.faults else "without faults"
+        raise UsageError(f"--faults {faults!r}: the local endpoint is already running {now} (pid {running.pid}); "
+                         "nothing was changed",
+                         hint="'imagefleet local down', then 'imagefleet local up --faults SPEC'")
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
@@ -166,7 +173,7 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
 @click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
 @click.option("--groups-per-type", type=Bounded(int, 1, 100), default=1, show_default=True,
               help="Auto Scaling groups per instance type (they share the type's template version).")
-@click.option("--region", help="Region (default: the first configured).")
+@click.option("--region", type=Named(REGION, "REGION"), help="Region (default: the first configured).")
 @click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
 @json_option
 def local_fleet(family: str, ami: str, per_type: int, groups_per_type: int, region: str | None, types: str) -> None:

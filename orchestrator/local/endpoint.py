@@ -149,6 +149,7 @@ class LocalEndpoint:
             return current, False
         if faults is not None:
             parse_spec(faults)  # bad input before anything starts
+        self._stop_leftovers()
         require_moto()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         public_port = port or free_port()
@@ -194,6 +195,17 @@ class LocalEndpoint:
         tmp.write_text(json.dumps(asdict(info), indent=2))
         os.replace(tmp, self.info_path)
         return info, True
+
+    def _stop_leftovers(self) -> None:
+        """Half of an earlier endpoint still running (moto died and left its fault proxy, or the
+        reverse) is stopped before a new one starts, so no proxy outlives the server it fronted."""
+        stale = self.recorded()
+        if stale is None:
+            return
+        for process, what in ((stale.proxy_process, "the fault proxy"), (stale.process, "the local endpoint")):
+            if process is not None and processes.identify(process).state is processes.State.OURS:
+                processes.terminate(process, 10.0)
+        self.info_path.unlink(missing_ok=True)
 
     def down(self, timeout: float = 10.0) -> bool:
         """Stop the server. Returns False when nothing was running; RefusedError when the recorded

@@ -113,25 +113,53 @@ def _shown(cmdline: tuple[str, ...], limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def terminate(record: ProcessRecord, timeout: float = 10.0) -> bool:
-    """SIGTERM the recorded process's group (SIGKILL after ``timeout``), only while it is ours.
+def _owned_by_us(path: Path) -> bool:
+    """Whether ``path`` belongs to this user and no one else may write it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def leads_its_group(record: ProcessRecord, record_path: Path | None) -> bool:
+    """Whether signalling the recorded pid's whole process group is safe.
+
+    A record's command line and start time can be copied from any process, so the group (the
+    children the process started) is signalled only when the process runs as this user, leads
+    its own session and group (as everything imagefleet starts with ``start_new_session`` does),
+    and the record itself is this user's file that no one else can write. Otherwise only the pid.
+    """
+    try:
+        mine = Path(f"/proc/{record.pid}").stat().st_uid == os.getuid()
+        leader = os.getpgid(record.pid) == record.pid == os.getsid(record.pid)
+    except OSError:
+        return False
+    return mine and leader and record_path is not None and _owned_by_us(record_path)
+
+
+def terminate(record: ProcessRecord, timeout: float = 10.0, record_path: Path | None = None) -> bool:
+    """SIGTERM the recorded process (SIGKILL after ``timeout``), only while it is ours.
 
     Returns False when it was not running. The process was started in its own session, so its
-    group holds the children it started too (benchmark runs of the agent runner).
+    group holds the children it started too (benchmark runs of the agent runner); the group is
+    signalled only when ``leads_its_group`` proves it is the group imagefleet started.
     """
     if identify(record).state is not State.OURS:
         return False
-    try:
-        os.killpg(record.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
+    group = leads_its_group(record, record_path)
+
+    def send(sig: signal.Signals) -> None:
+        try:
+            os.killpg(record.pid, sig) if group else os.kill(record.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
     Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
                        timeout=timeout, every=0.1)
     if identify(record).state is State.OURS:
-        try:
-            os.killpg(record.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        send(signal.SIGKILL)
     return True
 
 
@@ -145,8 +173,10 @@ def stop(record: ProcessRecord, what: str, record_path: Path, timeout: float = 1
     if ident.state is State.UNVERIFIABLE:
         raise RefusedError(f"not signalling pid {record.pid}: cannot tell it is {what} ({ident.reason})",
                            hint=f"if it is, stop it with 'kill {record.pid}', then delete {record_path}")
-    record_path.unlink(missing_ok=True)
     if ident.state is State.OTHER:
+        record_path.unlink(missing_ok=True)
         raise RefusedError(f"not signalling pid {record.pid}: it is not {what} imagefleet started ({ident.reason})",
                            hint=f"the stale record {record_path} was removed")
-    return ident.state is State.OURS and terminate(record, timeout)
+    stopped = ident.state is State.OURS and terminate(record, timeout, record_path)
+    record_path.unlink(missing_ok=True)
+    return stopped

@@ -122,6 +122,9 @@ class SqliteFile:
                     db.execute("PRAGMA synchronous=NORMAL")
                 db.row_factory = sqlite3.Row
                 db.execute("PRAGMA foreign_keys=ON")
+                # no memory-mapped reads: a page of a mapped file that cannot be backed (a full or
+                # read-only disk) is SIGBUS, not an error imagefleet can report
+                db.execute("PRAGMA mmap_size=0")
             except sqlite3.DatabaseError as exc:
                 raise StateError(f"cannot open state store {self.path}: {exc}") from exc
             self._local.db = db

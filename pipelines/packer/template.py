@@ -17,6 +17,7 @@ from typing import Any
 import hcl2
 
 from orchestrator.errors import ConfigError
+from orchestrator.inputs import read_bounded
 
 HCL_SUFFIX = ".pkr.hcl"
 CREDENTIAL_KEYS = ("access_key", "secret_key", "token", "profile")
@@ -68,12 +69,11 @@ def load(path: Path, *, where: str = "template") -> Template:
 
 
 def _read(path: Path, where: str) -> str:
+    data = read_bounded(path, "template", lines=False, error=ConfigError)  # streamed, at most the limit
     try:
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
 
 
 def _load_json(path: Path, where: str) -> Template:

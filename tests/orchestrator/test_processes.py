@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -110,3 +111,58 @@ def test_an_endpoint_record_of_an_exited_process_is_not_running(tmp_path: Path) 
     write_endpoint_record(tmp_path, proc.pid, ("true",), None)
     ep = LocalEndpoint(tmp_path)
     assert ep.info() is None and ep.down() is False and not (tmp_path / "local.json").exists()
+
+
+@pytest.fixture
+def group() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A shell leading its own process group, with a child ``sleep`` in the same group."""
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
+    child = None
+    for _ in range(1000):
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        text = kids.read_text().split() if kids.exists() else []
+        if text and processes.read_cmdline(int(text[0])) == ("sleep", "60"):
+            child = int(text[0])
+            break
+        time.sleep(0.01)
+    assert child is not None
+    yield proc, child
+    for pid in (proc.pid, child):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_record_others_could_write_signals_only_the_pid(tmp_path: Path, group) -> None:
+    """A forged record (a perfect copy of a group leader's cmdline and start time) reaches no group."""
+    proc, child = group
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(processes.ProcessRecord.started(proc).to_dict()))
+    path.chmod(0o666)  # anyone could have written it
+    assert processes.stop(processes.ProcessRecord.from_dict(json.loads(path.read_text())), "sh", path) is True
+    assert proc.wait(timeout=30) == -15
+    assert alive(child)  # the rest of the group was not signalled
+
+
+def test_our_own_record_of_a_group_leader_stops_its_group(tmp_path: Path, group) -> None:
+    proc, child = group
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(processes.ProcessRecord.started(proc).to_dict()))
+    path.chmod(0o600)
+    assert processes.stop(processes.ProcessRecord.from_dict(json.loads(path.read_text())), "sh", path) is True
+    assert proc.wait(timeout=30) == -15
+    for _ in range(3000):
+        if not alive(child):
+            break
+        time.sleep(0.01)
+    assert not alive(child)

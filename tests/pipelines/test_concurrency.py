@@ -128,7 +128,7 @@ def test_a_resumed_promotion_is_gated_again_on_newer_evidence(
     one = bake(ws)
     image_tests_pass(ws, 1)
     assert ws.run("promote", f"{fam}:1", "--to", "candidate").code == 0
-    bake(ws)
+    two = bake(ws)
     image_tests_pass(ws, 2)
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", "parameter:us-west-2:before")
     with pytest.raises(KillPoint):
@@ -148,3 +148,7 @@ def test_a_resumed_promotion_is_gated_again_on_newer_evidence(
     for region, ami in one["amis"].items():  # what the abandoned promotion published is put back
         assert ssm(aws, region, param) == ami
     assert [e.action for e in store.audit_trail(fam)][-1] == "promote-refused"
+    # the abandoned base's stage tags are put back too: it is no candidate
+    image = aws.client("ec2", "us-east-1").describe_images(ImageIds=[two["amis"]["us-east-1"]])["Images"][0]
+    tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    assert (tags["imagefleet:stage"], tags["imagefleet:stage:candidate"]) == ("unstable", "false")

@@ -170,8 +170,44 @@ def test_instances_are_launched_and_tagged_only_as_imagefleet_s() -> None:
     assert allows(policy, "ec2:RunInstances", arn("image", "ami-0aa"))  # launching from any image is fine
     assert allows(policy, "ec2:CreateTags", instance, {"ec2:CreateAction": "RunInstances"})
     assert not allows(policy, "ec2:CreateTags", arn("instance", "i-0aa"))  # tagging someone's instance
-    # a just-baked or just-copied AMI gets its first tags, which must name the family
-    assert allows(policy, "ec2:CreateTags", arn("image", "ami-0cc"), {"aws:RequestTag/imagefleet:family": "demo"})
+    # an AMI gets its first tags only from the call that creates it
+    assert allows(policy, "ec2:CreateTags", arn("image", "ami-0cc"), {"ec2:CreateAction": "CopyImage"})
+    assert not allows(policy, "ec2:CreateTags", arn("image", "ami-0cc"), {"aws:RequestTag/imagefleet:family": "demo"})
+
+
+# what each action that deletes or shares an image or snapshot is called on
+IMAGE_DESTRUCTIVE = {"ec2:DeregisterImage": "image", "ec2:ModifyImageAttribute": "image",
+                     "ec2:DeleteSnapshot": "snapshot", "ec2:CreateTags": "image"}
+
+
+@pytest.mark.parametrize("action", sorted(IMAGE_DESTRUCTIVE))
+def test_tagging_a_foreign_image_cannot_open_it_to_deletion_or_sharing(action: str) -> None:
+    """Step 1, tag someone else's AMI or snapshot imagefleet:family after the fact; step 2, act on it."""
+    policy = iam.policy(["all"], scope=SCOPE)
+    kind = IMAGE_DESTRUCTIVE[action]
+    theirs = arn(kind, "ami-0ff" if kind == "image" else "snap-0ff")
+    for request in ({"aws:RequestTag/imagefleet:family": "demo"},
+                    {"aws:RequestTag/imagefleet:family": "demo", "aws:RequestTag/imagefleet:bake-id": "x"},
+                    {"ec2:CreateAction": "ModifyImageAttribute"}):
+        assert not allows(policy, "ec2:CreateTags", theirs, request), f"step 1 allowed with {request}"
+    assert not allows(policy, action, theirs), f"{action} on an untagged {kind}"
+    # imagefleet's own: tagged at creation by each call that makes one, then acted on with its tags
+    for create in iam.CREATE_ACTIONS:
+        assert allows(policy, "ec2:CreateTags", theirs, {"ec2:CreateAction": create}), create
+    assert allows(policy, action, theirs, tagged())
+
+
+def test_imagefleet_s_own_tagging_calls_are_allowed() -> None:
+    """What the product calls: CopyImage with TagSpecifications, then tags on its tagged images."""
+    policy = iam.policy(["promote", "bake", "gc"], scope=SCOPE)
+    copy = arn("image", "ami-0c0")
+    assert allows(policy, "ec2:CopyImage", copy)
+    assert allows(policy, "ec2:CreateTags", copy, {"ec2:CreateAction": "CopyImage"})  # TagSpecifications
+    assert allows(policy, "ec2:CreateTags", copy, tagged())  # the stage tags of a promotion, registry tags
+    for create in ("RegisterImage", "CreateImage", "CreateSnapshot"):
+        assert allows(policy, "ec2:CreateTags", arn("snapshot", "snap-0c0"), {"ec2:CreateAction": create})
+    assert allows(policy, "ec2:ModifyImageAttribute", copy, tagged())  # sharing a stage's base
+    assert allows(policy, "ec2:DeregisterImage", copy, tagged())  # gc of an orphan it made
 
 
 def test_pass_role_only_for_the_configured_roles_to_ec2() -> None:
