@@ -7,6 +7,10 @@ a new one, so running the same command again after a kill finishes the job. Each
 returns the stored result of a done step without acting again, and re-runs a pending one —
 which is why every step's action must be idempotent (an idempotency token, or a check of what
 AWS already has before acting).
+
+Given a fenced store (``orchestrator.leases.hold``'s ``Holding.store``), every record is
+conditioned on the lease, and the lease is checked again right before each action: a holder
+that lost its lease stops (``LeaseLostError``) before its next side effect.
 """
 
 from __future__ import annotations
@@ -85,8 +89,9 @@ class Operation:
         if prior and prior["status"] == "done":
             self.steps_skipped.append(name)
             return (prior["result"],)
-        self.store.record_step(self.id, name, "pending")
+        self.store.record_step(self.id, name, "pending")  # fenced: refused once the lease is lost
         kill_point(f"{name}:before")
+        self.store.check_fence()  # a holder frozen since its pending write stops here, before acting
         return None
 
     def is_done(self, name: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -33,6 +34,7 @@ from orchestrator.store import (
     AuditEntry,
     BaseVersion,
     Evidence,
+    Fence,
     Lease,
     LeaseIsDead,
     Reservation,
@@ -44,6 +46,8 @@ from orchestrator.store import (
 )
 
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
+_MUTATING = {"put_item", "update_item", "delete_item", "batch_write_item"}
+_TX_OP = {"put_item": "Put", "update_item": "Update", "delete_item": "Delete"}
 Cancelled = list[dict[str, Any]]  # TransactWriteItems' CancellationReasons, one per item
 
 
@@ -99,7 +103,9 @@ class DynamoStore(StateStore):
         return not self._call("scan", Limit=1).get("Items")
 
     # --- calls ----------------------------------------------------------------------------------
-    def _call(self, op: str, **kwargs: object) -> dict[str, Any]:
+    def _call(self, op: str, *, unfenced: bool = False, **kwargs: object) -> dict[str, Any]:
+        if op in _MUTATING and self._fence is not None and not unfenced:
+            raise StateError(f"{op} through a fenced store must go through _write or _transact")
         try:
             return getattr(self.client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
         except AwsError as exc:
@@ -110,10 +116,15 @@ class DynamoStore(StateStore):
     def _missing(self) -> StateError:
         return StateError(f"state table {self.table} does not exist", hint="create it with 'imagefleet state init'")
 
-    def _condition_failed(self, op: str, **kwargs: object) -> bool:
-        """Run one conditional write; False when it went through, True when its condition failed."""
+    def _write(self, op: str, *, fenced: bool = True, **kwargs: object) -> bool:
+        """Every single-item write goes through here (``put_item``, ``update_item``, ``delete_item``
+        with their usual arguments, no ``ReturnValues``): False when it went through, True when its
+        own condition failed. In a fenced view it becomes a ``TransactWriteItems`` of the write
+        plus the fence's ``ConditionCheck`` (``_transact``). Lease methods pass ``fenced=False``."""
+        if self._fence is not None and fenced:
+            return self._transact([{_TX_OP[op]: dict(kwargs)}]) is not None
         try:
-            self._call(op, **kwargs)
+            self._call(op, unfenced=True, **kwargs)
             return False
         except AwsError as exc:
             if aws_code(exc) == "ConditionalCheckFailedException":
@@ -149,11 +160,39 @@ class DynamoStore(StateStore):
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _transact(self, ops: list[dict[str, Any]], token: str | None = None) -> Cancelled | None:
-        """All of ``ops`` or none: ``None`` when written, else why each item was cancelled."""
+    def _transact(self, ops: list[dict[str, Any]], token: str | None = None, *, fenced: bool = True) -> Cancelled | None:
+        """All of ``ops`` or none: ``None`` when written, else why each item was cancelled.
+
+        Every multi-item write goes through here. In a fenced view one ``ConditionCheck`` per
+        fenced lease joins the transaction (owner and token unchanged); when one fails the write
+        is refused with ``LeaseLostError`` naming the new holder. Lease methods pass ``fenced=False``."""
+        fence = self._fence if fenced else None
+        if fence is not None:
+            if self._alive is not None:
+                self._alive()
+            ops = [*ops, *(self._fence_check(fence, name) for name in fence.names)]
         for op in ops:
             next(iter(op.values()))["TableName"] = self.table
         token = token or uuid.uuid4().hex  # the same on every retry: a retried commit is not applied twice
+        cancelled = self._transact_retrying(ops, token)
+        if cancelled is None or fence is None:
+            return cancelled
+        mine = len(ops) - len(fence.names)
+        for name, why in zip(fence.names, cancelled[mine:], strict=True):
+            if why.get("Code") == "ConditionalCheckFailed":
+                raise LeaseLostError(name, lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item")
+                                     else self.lease(name))
+        return cancelled[:mine]
+
+    @staticmethod
+    def _fence_check(fence: Fence, name: str) -> dict[str, Any]:
+        return {"ConditionCheck": {
+            "Key": lay.to_wire(lay.lease_key(name)), "ConditionExpression": "#owner = :owner AND #token = :token",
+            "ExpressionAttributeNames": {"#owner": "owner", "#token": "token"},
+            "ExpressionAttributeValues": {":owner": lay.value(fence.owner), ":token": lay.value(fence.token)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+    def _transact_retrying(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
         retrying = Retrying(retry=retry_if_exception_type(_TransactionConflict), reraise=True,
                             wait=wait_random_exponential(multiplier=0.05, max=2), stop=stop_after_attempt(10))
         try:
@@ -181,7 +220,8 @@ class DynamoStore(StateStore):
 
     def _next_id(self, counter: str) -> int:
         """A new id from an atomic counter: monotonic across every orchestrator sharing the table."""
-        out = self._call("update_item", Key=lay.to_wire(lay.counter_key(counter)), UpdateExpression="ADD #n :one",
+        # ids are handed out unfenced: an id a lost holder burns is a gap, never a write
+        out = self._call("update_item", unfenced=True, Key=lay.to_wire(lay.counter_key(counter)), UpdateExpression="ADD #n :one",
                          ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": lay.value(1)},
                          ReturnValues="UPDATED_NEW")
         return int(out["Attributes"]["n"]["N"])
@@ -247,7 +287,7 @@ class DynamoStore(StateStore):
             res = lay.reservation_from(item)
             done = lay.reservation_item(Reservation(family, version, res.holder, res.at, status,
                                                     {**res.details, **(details or {})}))
-            if not self._condition_failed("put_item", Item=lay.to_wire(done), ConditionExpression="details = :old",
+            if not self._write("put_item", Item=lay.to_wire(done), ConditionExpression="details = :old",
                                           ExpressionAttributeValues={":old": lay.value(item["details"])}):
                 return
         raise ConflictError(f"reservation {family}:{version} kept changing underneath")
@@ -334,14 +374,14 @@ class DynamoStore(StateStore):
 
     # --- evidence and audit ---------------------------------------------------------------------
     def add_evidence(self, ev: Evidence) -> None:
-        self._call("put_item", Item=lay.to_wire(lay.evidence_item(ev, self._next_id("evidence"))))
+        self._write("put_item", Item=lay.to_wire(lay.evidence_item(ev, self._next_id("evidence"))))
 
     def evidence(self, family: str, version: int) -> list[Evidence]:
         return [lay.evidence_from(i) for i in self._query(lay.family_pk(family), lay.evidence_prefix(version))]
 
     def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
         entry = AuditEntry(self._next_id("audit"), utcnow(), actor, action, target, reason, details or {})
-        self._call("put_item", Item=lay.to_wire(lay.audit_item(entry)))
+        self._write("put_item", Item=lay.to_wire(lay.audit_item(entry)))
 
     def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]:
         out: list[AuditEntry] = []
@@ -356,11 +396,12 @@ class DynamoStore(StateStore):
     def open_operation(self, op_id: str, kind: str, intent: dict[str, Any]) -> dict[str, Any]:
         now = utcnow()
         item = lay.operation_item(op_id, kind, intent, "running", now, now)
-        if not self._condition_failed("put_item", Item=lay.to_wire(item), ConditionExpression="attribute_not_exists(pk)"):
+        if not self._write("put_item", Item=lay.to_wire(item), ConditionExpression="attribute_not_exists(pk)"):
             return {**lay.operation_from(item), "resumed": False}
-        old = self._call("update_item", **self._update(lay.operation_key(op_id), {"updated_at": now})["Update"],
-                         ReturnValues="ALL_OLD")
-        return {**lay.operation_from(lay.from_wire(old["Attributes"])), "resumed": True}
+        self._write("update_item", **self._update(lay.operation_key(op_id), {"updated_at": now})["Update"])
+        old = self._get(lay.operation_key(op_id))
+        assert old is not None  # operations are never deleted
+        return {**lay.operation_from(old), "resumed": True}
 
     def operation(self, op_id: str) -> dict[str, Any] | None:
         item = self._get(lay.operation_key(op_id))
@@ -373,8 +414,8 @@ class DynamoStore(StateStore):
 
     def finish_operation(self, op_id: str, status: str) -> None:
         # like SQLite's UPDATE, finishing an unknown operation changes nothing
-        self._condition_failed("update_item", **self._update(lay.operation_key(op_id),
-                                                              {"status": status, "updated_at": utcnow()})["Update"])
+        self._write("update_item", **self._update(lay.operation_key(op_id),
+                                                   {"status": status, "updated_at": utcnow()})["Update"])
 
     def step(self, op_id: str, name: str) -> dict[str, Any] | None:
         item = self._get(lay.step_key(op_id, name))
@@ -383,8 +424,8 @@ class DynamoStore(StateStore):
     def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         item = lay.step_item(op_id, name, status, result, utcnow())
         if status != "pending":
-            self._call("put_item", Item=lay.to_wire(item))
-        elif self._condition_failed("put_item", Item=lay.to_wire(item),
+            self._write("put_item", Item=lay.to_wire(item))
+        elif self._write("put_item", Item=lay.to_wire(item),
                                     ConditionExpression="attribute_not_exists(pk) OR #status <> :done",
                                     ExpressionAttributeNames={"#status": "status"},
                                     ExpressionAttributeValues={":done": lay.value("done")}):
@@ -396,7 +437,7 @@ class DynamoStore(StateStore):
 
     def put_friend(self, team: str, accounts: list[str], families: list[str], actor: str) -> None:
         item = lay.friend_item(team, sorted(set(accounts)), sorted(set(families)), utcnow(), actor)
-        self._call("update_item", Key=lay.to_wire(lay.friend_key(team)),
+        self._write("update_item", Key=lay.to_wire(lay.friend_key(team)),
                    UpdateExpression="SET #team = :team, #accounts = :accounts, #families = :families, "
                    "#added_at = if_not_exists(#added_at, :added_at), #added_by = if_not_exists(#added_by, :added_by)",
                    ExpressionAttributeNames=_names("team", "accounts", "families", "added_at", "added_by"),
@@ -404,7 +445,7 @@ class DynamoStore(StateStore):
                                               for k in ("team", "accounts", "families", "added_at", "added_by")})
 
     def remove_friend(self, team: str) -> None:
-        if self._condition_failed("delete_item", Key=lay.to_wire(lay.friend_key(team)),
+        if self._write("delete_item", Key=lay.to_wire(lay.friend_key(team)),
                                   ConditionExpression="attribute_exists(pk)"):
             raise NotFoundError(f"no friend team {team!r}")
 
@@ -423,7 +464,7 @@ class DynamoStore(StateStore):
         else:
             cond = {"ConditionExpression": "revision = :expected",
                     "ExpressionAttributeValues": {":expected": lay.value(expected_revision)}}
-        if self._condition_failed("put_item", Item=lay.to_wire(item), **cond):
+        if self._write("put_item", Item=lay.to_wire(item), **cond):
             now = self._get(lay.doc_key(kind, doc_id))
             if now and now.get("write_token") == token:
                 return new  # our own put, retried after its answer was lost
@@ -436,18 +477,23 @@ class DynamoStore(StateStore):
         return [lay.doc_body(i) for i in items]
 
     # --- leases ---------------------------------------------------------------------------------
-    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
-        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly."""
+    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
+        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly.
+
+        The fencing token comes first from the atomic ``lease`` counter (one ``UpdateItem``): larger
+        than any handed out before, also across releases, which delete the lease item."""
         dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
-        wanted = list({lease.name: lease for lease in leases}.values())
+        token = self._next_id("lease")
+        wanted = [replace(lease, token=token) for lease in {lease.name: lease for lease in leases}.values()]
         for _ in range(RACE_ATTEMPTS):
-            cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted])
+            cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted],
+                                       fenced=False)
             if cancelled is None:
-                return
+                return token
             for lease, why in zip(wanted, cancelled, strict=True):
                 if why.get("Code") != "ConditionalCheckFailed":
                     continue
-                held = lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item") else self._lease(lease.name)
+                held = lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item") else self.lease(lease.name)
                 if held is not None and lease_blocks(held, lease.owner, now, is_dead):
                     raise LeaseHeldError(held)
                 if held is not None:
@@ -461,7 +507,7 @@ class DynamoStore(StateStore):
             cond, values = cond + " OR #owner = :dead", {**values, ":dead": dead_owner}
         return self._put(lay.lease_item(lease), cond, {"#owner": "owner"}, values, return_old=True)
 
-    def _lease(self, name: str) -> Lease | None:
+    def lease(self, name: str) -> Lease | None:
         item = self._get(lay.lease_key(name))
         return lay.lease_from(item) if item else None
 
@@ -469,11 +515,11 @@ class DynamoStore(StateStore):
         if not names:
             return
         ops = [self._renewal(owner, name, now, expires_at) for name in dict.fromkeys(names)]
-        cancelled = self._transact(ops)
+        cancelled = self._transact(ops, fenced=False)
         if cancelled is not None:
             lost = next((n for n, why in zip(dict.fromkeys(names), cancelled, strict=True)
                          if why.get("Code") == "ConditionalCheckFailed"), names[0])
-            raise LeaseLostError(lost)
+            raise LeaseLostError(lost, self.lease(lost))
 
     def _renewal(self, owner: str, name: str, now: float, expires_at: float | None) -> dict[str, Any]:
         if expires_at is None:
@@ -490,7 +536,7 @@ class DynamoStore(StateStore):
         if names is None:
             names = [lease.name for lease in self.leases() if lease.owner == owner]
         for name in names:  # a name someone else took over stays theirs
-            self._condition_failed("delete_item", Key=lay.to_wire(lay.lease_key(name)),
+            self._write("delete_item", fenced=False, Key=lay.to_wire(lay.lease_key(name)),
                                    ConditionExpression="#owner = :owner", ExpressionAttributeNames={"#owner": "owner"},
                                    ExpressionAttributeValues={":owner": lay.value(owner)})
 
