@@ -272,7 +272,7 @@ def lease_ttl(expires_at: float | None) -> int | None:
 def lease_item(lease: Lease) -> Item:
     item = {**lease_key(lease.name), "name": lease.name, "owner": lease.owner, "actor": lease.actor,
             "host": lease.host, "pid": lease.pid, "command": lease.command, "acquired_at": lease.acquired_at,
-            "heartbeat_at": lease.heartbeat_at, "token": lease.token}
+            "heartbeat_at": lease.heartbeat_at, "token": lease.token, "released": lease.released}
     if lease.expires_at is not None:  # absent, not NULL: `expires_at <= :now` is then simply false
         item["expires_at"] = lease.expires_at
         item["ttl"] = lease_ttl(lease.expires_at)
@@ -282,4 +282,5 @@ def lease_item(lease: Lease) -> Item:
 def lease_from(i: Item) -> Lease:
     return Lease(i["name"], i["owner"], i["actor"], i["host"], int(i["pid"]), i["command"],
                  float(i["acquired_at"]), float(i["heartbeat_at"]), _float(i.get("expires_at")),
-                 int(i.get("token", 0)))  # leases written before fencing carry none: 0, below every new one
+                 int(i.get("token", 0)),  # leases written before fencing carry none: 0, below every new one
+                 bool(i.get("released", False)))

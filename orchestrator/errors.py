@@ -139,6 +139,7 @@ class LeaseLostError(StateError):
             who = "nobody holds it now"
         else:
             who = f"{holder.actor} (pid {holder.pid} on {holder.host}, '{holder.command}')"
+            who += ", which has released it since" if holder.released else ""
         super().__init__(f"lost the lease {name} to {who}; this process stopped and wrote nothing more"
                          if holder is not None else
                          f"lost the lease {name}: {who}; this process stopped and wrote nothing more",

@@ -119,6 +119,8 @@ class Lease:
     released (a rollout's claim on its groups outlives the process that started it).
     ``token`` is the fencing token the store handed out when the lease was taken: every
     acquisition gets a larger one than any before it, so it grows each time the lease changes hands.
+    A released lease is kept, ``released``, so a holder it was taken from can still be told who
+    took it; ``leases()`` lists only those held.
     """
 
     name: str
@@ -131,6 +133,7 @@ class Lease:
     heartbeat_at: float
     expires_at: float | None
     token: int = 0
+    released: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +152,11 @@ class Fence:
     token: int
 
     def holds(self, lease: Lease | None) -> bool:
-        return lease is not None and (lease.owner, lease.token) == (self.owner, self.token)
+        return lease is not None and not lease.released and (lease.owner, lease.token) == (self.owner, self.token)
+
+    def lost(self, name: str, now: Lease | None) -> LeaseLostError:
+        """The error for a write refused on ``name``, naming who holds it now (or held it last)."""
+        return LeaseLostError(name, None if now is None or now.owner == self.owner else now)
 
 
 @dataclass
@@ -253,7 +260,7 @@ class StateStore(ABC):
         for name in self._fence.names:
             held = self.lease(name)
             if not self._fence.holds(held):
-                raise LeaseLostError(name, held)
+                raise self._fence.lost(name, held)
 
     # base versions
     @abstractmethod
@@ -348,7 +355,7 @@ class StateStore(ABC):
     def leases(self) -> list[Lease]: ...
     @abstractmethod
     def lease(self, name: str) -> Lease | None:
-        """The lease on ``name`` as stored now (strongly consistent), expired or not."""
+        """The lease on ``name`` as stored now (strongly consistent): held, expired or released."""
 
     # token buckets: API budgets shared by every rollout in flight (see canary.budget)
     def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
@@ -385,7 +392,7 @@ class StateStore(ABC):
 
 def lease_blocks(existing: Lease, owner: str, now: float, is_dead: LeaseIsDead) -> bool:
     """Does ``existing`` keep ``owner`` from taking the name? (one rule for every backend)"""
-    if existing.owner == owner:
+    if existing.released or existing.owner == owner:
         return False
     if existing.expires_at is not None and existing.expires_at <= now:
         return False

@@ -11,6 +11,7 @@ explains the table and its set-up on AWS.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -180,16 +181,18 @@ class DynamoStore(StateStore):
         mine = len(ops) - len(fence.names)
         for name, why in zip(fence.names, cancelled[mine:], strict=True):
             if why.get("Code") == "ConditionalCheckFailed":
-                raise LeaseLostError(name, lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item")
-                                     else self.lease(name))
+                raise fence.lost(name, lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item")
+                                 else self.lease(name))
         return cancelled[:mine]
 
     @staticmethod
     def _fence_check(fence: Fence, name: str) -> dict[str, Any]:
         return {"ConditionCheck": {
-            "Key": lay.to_wire(lay.lease_key(name)), "ConditionExpression": "#owner = :owner AND #token = :token",
-            "ExpressionAttributeNames": {"#owner": "owner", "#token": "token"},
-            "ExpressionAttributeValues": {":owner": lay.value(fence.owner), ":token": lay.value(fence.token)},
+            "Key": lay.to_wire(lay.lease_key(name)),
+            "ConditionExpression": "#owner = :owner AND #token = :token AND NOT #released = :yes",
+            "ExpressionAttributeNames": {"#owner": "owner", "#token": "token", "#released": "released"},
+            "ExpressionAttributeValues": {":owner": lay.value(fence.owner), ":token": lay.value(fence.token),
+                                          ":yes": lay.value(True)},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def _transact_retrying(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
@@ -484,7 +487,7 @@ class DynamoStore(StateStore):
         than any handed out before, also across releases, which delete the lease item."""
         dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
         token = self._next_id("lease")
-        wanted = [replace(lease, token=token) for lease in {lease.name: lease for lease in leases}.values()]
+        wanted = [replace(lease, token=token, released=False) for lease in {lease.name: lease for lease in leases}.values()]
         for _ in range(RACE_ATTEMPTS):
             cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted],
                                        fenced=False)
@@ -501,11 +504,12 @@ class DynamoStore(StateStore):
         raise ConflictError(f"leases {', '.join(lease.name for lease in wanted)} kept changing underneath")
 
     def _lease_put(self, lease: Lease, now: float, dead_owner: str | None) -> dict[str, Any]:
-        cond = "attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner"
-        values: dict[str, Any] = {":now": now, ":owner": lease.owner}
+        cond = "attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner OR #released = :yes"
+        values: dict[str, Any] = {":now": now, ":owner": lease.owner, ":yes": True}
         if dead_owner is not None:
             cond, values = cond + " OR #owner = :dead", {**values, ":dead": dead_owner}
-        return self._put(lay.lease_item(lease), cond, {"#owner": "owner"}, values, return_old=True)
+        return self._put(lay.lease_item(lease), cond, {"#owner": "owner", "#released": "released"}, values,
+                         return_old=True)
 
     def lease(self, name: str) -> Lease | None:
         item = self._get(lay.lease_key(name))
@@ -522,23 +526,25 @@ class DynamoStore(StateStore):
             raise LeaseLostError(lost, self.lease(lost))
 
     def _renewal(self, owner: str, name: str, now: float, expires_at: float | None) -> dict[str, Any]:
+        held = "#owner = :owner AND NOT #released = :yes"  # (absent in leases from before fencing: held)
+        names, values = {"#owner": "owner", "#released": "released"}, {":owner": owner, ":yes": True}
         if expires_at is None:
-            op = self._update(lay.lease_key(name), {"heartbeat_at": now}, "#owner = :owner",
-                              {"#owner": "owner"}, {":owner": owner})
+            op = self._update(lay.lease_key(name), {"heartbeat_at": now}, held, names, values)
             op["Update"]["UpdateExpression"] += " REMOVE expires_at, #ttl"
             op["Update"]["ExpressionAttributeNames"]["#ttl"] = "ttl"
             return op
         return self._update(lay.lease_key(name), {"heartbeat_at": now, "expires_at": expires_at,
-                                                  "ttl": lay.lease_ttl(expires_at)},
-                            "#owner = :owner", {"#owner": "owner"}, {":owner": owner})
+                                                  "ttl": lay.lease_ttl(expires_at)}, held, names, values)
 
     def release_leases(self, owner: str, names: list[str] | None = None) -> None:
         if names is None:
             names = [lease.name for lease in self.leases() if lease.owner == owner]
-        for name in names:  # a name someone else took over stays theirs
-            self._write("delete_item", fenced=False, Key=lay.to_wire(lay.lease_key(name)),
-                                   ConditionExpression="#owner = :owner", ExpressionAttributeNames={"#owner": "owner"},
-                                   ExpressionAttributeValues={":owner": lay.value(owner)})
+        # Kept, marked released (a holder it was taken from learns who took it); DynamoDB's TTL
+        # sweep removes it an hour on. A name someone else took over stays theirs.
+        for name in names:
+            release = self._update(lay.lease_key(name), {"released": True, "ttl": lay.lease_ttl(time.time())},
+                                   "#owner = :owner", {"#owner": "owner"}, {":owner": owner})
+            self._write("update_item", fenced=False, **release["Update"])
 
     def leases(self) -> list[Lease]:
-        return [lay.lease_from(i) for i in self._query("LEASES")]
+        return [lease for lease in (lay.lease_from(i) for i in self._query("LEASES")) if not lease.released]

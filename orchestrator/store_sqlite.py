@@ -71,8 +71,8 @@ class SqliteStore(SqliteFile, StateStore):
         for name in fence.names:
             row = db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
             held = self._lease(row) if row is not None else None
-            if not fence.holds(held):
-                raise LeaseLostError(name, held)
+            if not fence.holds(held):  # taken over, or released
+                raise fence.lost(name, held)
 
     # base versions
     @staticmethod
@@ -349,7 +349,7 @@ class SqliteStore(SqliteFile, StateStore):
     # leases
     @staticmethod
     def _lease(row: sqlite3.Row) -> Lease:
-        return Lease(**dict(row))
+        return Lease(**{**dict(row), "released": bool(row["released"])})
 
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
         with self._lease_tx() as db:
@@ -360,14 +360,15 @@ class SqliteStore(SqliteFile, StateStore):
             db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='lease_token'")
             token = int(db.execute("SELECT value FROM meta WHERE key='lease_token'").fetchone()["value"])
             for lease in leases:
-                db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           astuple(replace(lease, token=token)))
+                db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           astuple(replace(lease, token=token, released=False)))
         return token
 
     def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
         with self._lease_tx() as db:
             for name in names:
-                cur = db.execute("UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=?",
+                cur = db.execute("UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=? "
+                                 "AND released=0",
                                  (now, expires_at, name, owner))
                 if cur.rowcount != 1:
                     row = db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
@@ -375,13 +376,14 @@ class SqliteStore(SqliteFile, StateStore):
 
     def release_leases(self, owner: str, names: list[str] | None = None) -> None:
         with self._lease_tx() as db:
+            # kept, marked released: a holder it was taken from learns who took it (LeaseLostError)
             if names is None:
-                db.execute("DELETE FROM leases WHERE owner=?", (owner,))
+                db.execute("UPDATE leases SET released=1 WHERE owner=?", (owner,))
             else:
-                db.executemany("DELETE FROM leases WHERE owner=? AND name=?", [(owner, n) for n in names])
+                db.executemany("UPDATE leases SET released=1 WHERE owner=? AND name=?", [(owner, n) for n in names])
 
     def leases(self) -> list[Lease]:
-        return [self._lease(r) for r in self._db.execute("SELECT * FROM leases ORDER BY name")]
+        return [self._lease(r) for r in self._db.execute("SELECT * FROM leases WHERE released=0 ORDER BY name")]
 
     def lease(self, name: str) -> Lease | None:
         row = self._db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
