@@ -56,6 +56,7 @@ from canary.rollouts import (
 )
 from orchestrator.context import Context
 from orchestrator.engine import KillPoint, Operation
+from orchestrator.errors import LeaseLostError
 from orchestrator.store import Evidence, leases, utcnow
 from orchestrator.tags import ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
@@ -162,27 +163,39 @@ class Controller:
 
     # --- ownership ---
     def claim(self) -> None:
-        """Hold the rollout's lease while this process runs it (refused while another live one does)."""
+        """Hold the rollout's lease while this process runs it (refused while another live one does).
+
+        From here on everything the rollout writes — its document, journal, evidence, audit, the
+        shared API budget's tokens taken before every AWS request — goes through the store fenced
+        on that lease: a controller that lost it stops before its next request."""
         stack = ExitStack()
-        stack.enter_context(leases.hold(
-            self.store, [rollout_lease(self.id)], clock=self.clock, actor=self.ctx.actor,
-            command=f"canary {self.id}",
+        held = stack.enter_context(leases.hold(
+            self.ctx.store, [rollout_lease(self.id)], clock=self.clock, actor=self.ctx.actor,
+            command=f"canary {self.id}", ttl_s=self.ctx.settings.state.lease_ttl,
         ))
         self._held = stack
+        self.store = held.store
+        for bound in ("journal", "budget", "pacer"):  # made with the unfenced store, if made already
+            self.__dict__.pop(bound, None)
         self.rollout.owner = Owner(pid=os.getpid(), host=socket.gethostname(), since=utcnow(), heartbeat=utcnow())
         self.save()
 
     def release(self) -> None:
         """Let go of the rollout; a final one also frees its groups and closes its journal."""
         self.rollout.owner = None
-        self.save()
-        if self.rollout.status in FINAL:
-            self.journal.finish(JOURNAL_STATUS[self.rollout.status])
-            leases.release(self.store, claim_owner(self.id))
+        try:
+            self.save()
+            if self.rollout.status in FINAL:
+                self.journal.finish(JOURNAL_STATUS[self.rollout.status])
+                leases.release(self.store, claim_owner(self.id))
+        except LeaseLostError as lost:  # the new holder has the rollout now: let go, write nothing
+            self._drop_lease(lost)
+            raise
         self._drop_lease(None)
 
     def _drop_lease(self, exc: BaseException | None) -> None:
         held, self._held = self._held, None
+        self.store = self.ctx.store
         if held is not None:
             held.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 
@@ -191,9 +204,10 @@ class Controller:
         self.claim()
         try:
             self._run()
-        except KillPoint as killed:
+        except (KillPoint, LeaseLostError) as stopped:
             # A simulated kill leaves the lease as a real kill would: expired or seen dead later.
-            self._drop_lease(killed)
+            # A lost lease is the new holder's: nothing more is written, nothing released.
+            self._drop_lease(stopped)
             raise
         except Exception:
             self.release()

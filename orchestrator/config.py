@@ -57,6 +57,8 @@ STATE = s.Table(fields={
     "backend": s.Choice("sqlite", options=("sqlite", "dynamodb")),
     "path": s.Str(".imagefleet/state.db", _PATH),
     "table": s.Str("imagefleet-state", s.Pattern(r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name")),
+    # a holder that misses this long of heartbeats may be taken over (heartbeats every third of it)
+    "lease_ttl": s.Duration("120s", lo=3, hi=86400),
 })
 AWS = s.Table(fields={
     "regions": s.List(("us-east-1",), item=_REGIONS.item, what=_REGIONS.what, min_items=1),
@@ -123,6 +125,7 @@ class StateSettings:
     backend: str
     path: Path
     table: str  # DynamoDB backend
+    lease_ttl: float = 120.0  # seconds; see orchestrator.store.leases
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,8 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     doc = SCHEMA.read(data, "", w)
 
     st, aw = doc["state"], doc["aws"]
-    state = StateSettings(backend=st["backend"], path=_under(base, st["path"]), table=st["table"])
+    state = StateSettings(backend=st["backend"], path=_under(base, st["path"]), table=st["table"],
+                          lease_ttl=float(st["lease_ttl"]))
     aws = AwsSettings(**{**aw, "max_retry_seconds": float(aw["max_retry_seconds"])})
     fams = {name: _family(name, fam, data["families"][name], aws.regions, base, w)
             for name, fam in doc["families"].items()}

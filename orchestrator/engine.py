@@ -7,11 +7,16 @@ a new one, so running the same command again after a kill finishes the job. Each
 returns the stored result of a done step without acting again, and re-runs a pending one —
 which is why every step's action must be idempotent (an idempotency token, or a check of what
 AWS already has before acting).
+
+Given a fenced store (``orchestrator.store.leases.hold``'s ``Holding.store``), every record is
+conditioned on the lease, and the lease is checked again right before each action: a holder
+that lost its lease stops (``LeaseLostError``) before its next side effect.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
@@ -33,7 +38,8 @@ def kill_point(point: str) -> None:
 
     ``IMAGEFLEET_KILL_AT=<step>:before|acted`` names the point; with ``IMAGEFLEET_KILL_HARD=1`` the
     process ends at once with status 137 (``os._exit``: no handler, ``finally`` or flush runs, as
-    with ``kill -9``), otherwise it raises ``KillPoint``. ``IMAGEFLEET_KILL_TRACE=FILE`` appends every point passed, one per line, so a
+    with ``kill -9``); with ``IMAGEFLEET_KILL_SIGNAL=STOP`` it stops itself (SIGSTOP) until a
+    SIGCONT, as a paused VM or a long GC would; otherwise it raises ``KillPoint``. ``IMAGEFLEET_KILL_TRACE=FILE`` appends every point passed, one per line, so a
     kill soak can choose among the points a command really goes through. Real kills need no help.
     """
     trace = os.environ.get("IMAGEFLEET_KILL_TRACE")
@@ -42,6 +48,9 @@ def kill_point(point: str) -> None:
             f.write(point + "\n")
     target = os.environ.get("IMAGEFLEET_KILL_AT")
     if target and target == point:
+        if os.environ.get("IMAGEFLEET_KILL_SIGNAL") == "STOP":
+            os.kill(os.getpid(), signal.SIGSTOP)  # frozen, every thread, like a paused VM; SIGCONT goes on
+            return
         if os.environ.get("IMAGEFLEET_KILL_HARD") == "1":
             os._exit(137)
         raise KillPoint(point)
@@ -85,8 +94,9 @@ class Operation:
         if prior and prior["status"] == "done":
             self.steps_skipped.append(name)
             return (prior["result"],)
-        self.store.record_step(self.id, name, "pending")
+        self.store.record_step(self.id, name, "pending")  # fenced: refused once the lease is lost
         kill_point(f"{name}:before")
+        self.store.check_fence()  # a holder frozen since its pending write stops here, before acting
         return None
 
     def is_done(self, name: str) -> bool:

@@ -127,9 +127,22 @@ class ConflictError(StateError):
 
 
 class LeaseLostError(StateError):
-    """A lease this process held was taken over (it stopped heartbeating for longer than its TTL)."""
+    """A lease this process held was taken over (it stalled past its TTL and someone else took it).
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"lost the lease {name}: another process took it over",
-                         hint="the other process continues the operation; rerun to see where it stands")
+    Exit 1: the holder stopped on purpose before its next side effect; the new holder carries on.
+    """
+
+    exit_code = ExitStatus.REFUSED
+
+    def __init__(self, name: str, holder: Lease | None = None) -> None:
+        if holder is None:
+            who = "nobody holds it now"
+        else:
+            who = f"{holder.actor} (pid {holder.pid} on {holder.host}, '{holder.command}')"
+            who += ", which has released it since" if holder.released else ""
+        super().__init__(f"lost the lease {name} to {who}; this process stopped and wrote nothing more"
+                         if holder is not None else
+                         f"lost the lease {name}: {who}; this process stopped and wrote nothing more",
+                         hint="the new holder carries on; 'imagefleet leases' shows it, rerun later to see where it stands")
         self.name = name
+        self.holder = holder

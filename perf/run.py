@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.context import Context
-from orchestrator.errors import AwsError, NotFoundError, UsageError
+from orchestrator.errors import AwsError, LeaseLostError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, provisioned
-from orchestrator.store import BaseVersion, Evidence, leases, utcnow
+from orchestrator.store import BaseVersion, Evidence, StateStore, leases, utcnow
 from perf import config as perf_config
 from perf.collect import Collected, Expected, by_arm, collect, present_keys
 from perf.compare import compare
@@ -76,13 +76,14 @@ class PerfRun:
         self.progress = progress or (lambda _line: None)
         self.on_launch = on_launch
         self.run_id = "perf-" + uuid.uuid4().hex[:12]
+        self.store: StateStore = ctx.store  # fenced on the perf lease while the run holds it
         self.revision: int | None = None
         self.doc: dict[str, Any] = {}
 
     # --- the run document -------------------------------------------------------------------------
     def _save(self, **fields: object) -> None:
         self.doc.update(fields)
-        self.revision = self.ctx.store.put_doc(DOC_KIND, self.run_id, self.doc,
+        self.revision = self.store.put_doc(DOC_KIND, self.run_id, self.doc,
                                                expected_revision=self.revision)
 
     def execute(self) -> dict[str, Any]:
@@ -90,7 +91,8 @@ class PerfRun:
         cand, base = resolve_bases(self.ctx, self.req)
         with leases.hold(self.ctx.store, [leases.lease_name("perf", cand.family, cand.version)],
                          clock=self.ctx.clock, actor=self.ctx.actor, command=f"perf run {cand.ref}",
-                         wait=self.wait, on_wait=self.on_wait):
+                         ttl_s=self.ctx.settings.state.lease_ttl, wait=self.wait, on_wait=self.on_wait) as held:
+            self.store = held.store  # the run's every write is fenced on the perf lease
             return self._execute(cand, base)
 
     def _execute(self, cand: BaseVersion, base: BaseVersion) -> dict[str, Any]:
@@ -147,6 +149,8 @@ class PerfRun:
                 t1 = ctx.clock.monotonic()
                 collected = self._wait_and_collect(fleet, bucket, prefix, region)
                 timings["results_s"] = round(ctx.clock.monotonic() - t1, 2)
+        except LeaseLostError:
+            raise  # the fleet (this run's own) is still terminated on the way out; nothing is written
         except KeyboardInterrupt:
             self._save(status="interrupted", instances=fleet.summary(), terminated=fleet.terminated,
                        finished_at=utcnow())
@@ -169,6 +173,7 @@ class PerfRun:
         by_key = {li.slot.results_key: li for li in fleet.instances}
 
         def present() -> set[str]:
+            self.store.check_fence()  # a run that lost its lease stops waiting (and tears its fleet down)
             have = present_keys(ctx.aws, bucket, prefix + "/", region) & set(by_key)
             self.progress(f"{self.run_id}: results {len(have)}/{len(by_key)}")
             return have
@@ -209,13 +214,13 @@ class PerfRun:
             plots=[str(p) for p in plots], samples=str(out_dir / "samples.jsonl"),
             timings=timings, finished_at=utcnow(),
         )
-        ctx.store.add_evidence(Evidence(
+        self.store.add_evidence(Evidence(
             family=cand.family, version=cand.version, gate="perf", passed=passed,
             details={"run_id": self.run_id, "verdict": result.verdict, "baseline": base.ref,
                      "regressions": regressions, "missing": len(got.missing)},
             at=utcnow(), actor=self.doc["actor"],
         ))
-        ctx.store.audit(self.doc["actor"], "perf-run", cand.ref,
+        self.store.audit(self.doc["actor"], "perf-run", cand.ref,
                         reason=f"verdict {result.verdict} against {base.ref}",
                         details={"run_id": self.run_id})
         return self.doc

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
-from orchestrator.errors import ManifestError, NotFoundError, PackerError, UsageError
+from orchestrator.errors import (
+    LeaseLostError,
+    ManifestError,
+    NotFoundError,
+    PackerError,
+    UsageError,
+)
 from orchestrator.inputs import read_bounded
 from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
@@ -223,17 +229,20 @@ def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, 
     """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
     bake_id = prepared.inputs.bake_id
     with leases.hold(store, [bake_lease(prepared.family.name)], clock=clock, actor=actor,
-                     command=f"bake {prepared.family.name}", wait=wait, on_wait=on_wait):
+                     command=f"bake {prepared.family.name}", ttl_s=settings.state.lease_ttl,
+                     wait=wait, on_wait=on_wait) as held:
+        store = held.store  # every write below is fenced on the bake lease
         version = store.reserve_version(prepared.family.name, bake_id, {
             "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor})
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
             kill_point("bake:built")
+            held.check()  # a bake that lost its lease while Packer ran registers nothing
             on_progress("registering the new base")
             base, warnings = registry.register(store, aws, settings, result, actor=actor)
-        except KillPoint:
-            raise  # a simulated kill -9: nothing runs after it, like the real one
+        except (KillPoint, LeaseLostError):
+            raise  # a simulated kill -9, or a lost lease: nothing more is done (gc finds what was made)
         except BaseException as exc:
             if not _registered(store, prepared.family.name, version):
                 _abandon(store, aws, prepared, version, seen, exc)

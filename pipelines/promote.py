@@ -268,10 +268,11 @@ def promote(
         raise UsageError(f"cannot promote to {target!r}",
                          hint=f"promote to {' or '.join(stage_table.TRANSITIONS)}; every bake starts unstable")
     with leases.hold(store, [stage_lease(base.family, target)], clock=clock, actor=actor,
-                     command=f"promote {base.ref} --to {target}", wait=wait, on_wait=on_wait):
+                     command=f"promote {base.ref} --to {target}", ttl_s=settings.state.lease_ttl,
+                     wait=wait, on_wait=on_wait) as held:
         # read again under the lease: whoever held it before may have moved things
-        fresh = store.get_base(base.family, base.version)
-        return _promote(settings=settings, store=store, aws=aws, clock=clock, actor=actor, base=fresh,
+        fresh = held.store.get_base(base.family, base.version)
+        return _promote(settings=settings, store=held.store, aws=aws, clock=clock, actor=actor, base=fresh,
                         target=target, force=force, reason=reason)
 
 
@@ -414,8 +415,9 @@ def rollback(
     if stage not in stage_table.TRANSITIONS:
         raise UsageError(f"cannot roll back {stage!r}", hint=f"roll back one of: {', '.join(stage_table.TRANSITIONS)}")
     with leases.hold(store, [stage_lease(family, stage)], clock=clock or Clock(), actor=actor,
-                     command=f"rollback {family} --stage {stage}", wait=wait, on_wait=on_wait):
-        return _rollback(settings=settings, store=store, aws=aws, actor=actor, family=family, stage=stage,
+                     command=f"rollback {family} --stage {stage}", ttl_s=settings.state.lease_ttl,
+                     wait=wait, on_wait=on_wait) as held:
+        return _rollback(settings=settings, store=held.store, aws=aws, actor=actor, family=family, stage=stage,
                          reason=reason)
 
 

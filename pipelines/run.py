@@ -24,7 +24,7 @@ from orchestrator.clock import human_duration
 from orchestrator.context import Context
 from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
-from orchestrator.store import BaseVersion, leases, utcnow
+from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
 from pipelines import imagetest
 from pipelines import promote as promote_mod
@@ -87,6 +87,7 @@ class Job:
         self.announce = announce or self.progress
         self.notifier = notifier or configured_notifier(ctx)
         self.wait = wait
+        self._fenced: StateStore | None = None  # the store fenced on the run lease, while held
 
     # --- what it would do ----------------------------------------------------------------------
     def plan(self) -> list[StepPlan]:
@@ -132,9 +133,12 @@ class Job:
 
     def execute(self) -> JobResult:
         self.check_settings()
-        store = self.ctx.store
-        with leases.hold(store, [leases.lease_name("run", self.family)], clock=self.ctx.clock, actor=self.ctx.actor,
-                         command=f"run {self.family}", wait=self.wait):
+        with leases.hold(self.ctx.store, [leases.lease_name("run", self.family)], clock=self.ctx.clock,
+                         actor=self.ctx.actor, command=f"run {self.family}", ttl_s=self.settings.state.lease_ttl,
+                         wait=self.wait) as held:
+            # the job's journal and its own records are fenced on the run lease; each step's command
+            # (bake, perf run, promote) holds and fences on its own lease as well
+            store = self._fenced = held.store
             op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
             op = Operation(store, op_id, "run", {"family": self.family, "actor": self.ctx.actor, "started": utcnow()})
             result = JobResult(op.id, self.family, None, op.resumed)
@@ -198,7 +202,7 @@ class Job:
     def _image_tests(self, op: Operation) -> dict[str, Any]:
         base = self._base(op)
         run = imagetest.run_tests(self.ctx.aws, self.ctx.clock, self.fam, base, on_progress=self.progress)
-        imagetest.record_evidence(self.ctx.store, run, actor=self.ctx.actor)
+        imagetest.record_evidence(self._fenced or self.ctx.store, run, actor=self.ctx.actor)
         if not run.passed:
             raise RefusedError(f"image tests of {base.ref} failed: {'; '.join(run.failures[:3])}",
                                hint=f"fix the image, bake again; or rerun 'imagefleet run {self.family}' to test again")

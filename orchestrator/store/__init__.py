@@ -9,6 +9,7 @@ orchestrators; the contract tests in ``tests/orchestrator/test_store*.py`` run o
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import (
     ConflictError,
+    LeaseLostError,
     NotFoundError,
     UsageError,
 )
@@ -115,6 +117,10 @@ class Lease:
     ``owner`` identifies the holder (one command's run, or a rollout that claims its groups until
     it ends); ``expires_at`` is clock time, renewed by heartbeats; ``None`` means held until
     released (a rollout's claim on its groups outlives the process that started it).
+    ``token`` is the fencing token the store handed out when the lease was taken: every
+    acquisition gets a larger one than any before it, so it grows each time the lease changes hands.
+    A released lease is kept, ``released``, so a holder it was taken from can still be told who
+    took it; ``leases()`` lists only those held.
     """
 
     name: str
@@ -126,9 +132,31 @@ class Lease:
     acquired_at: float
     heartbeat_at: float
     expires_at: float | None
+    token: int = 0
+    released: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a holder's writes are conditioned on: each of ``names`` still held by ``owner`` with ``token``.
+
+    ``StateStore.fenced(fence)`` gives a view of the store whose every write checks this in the
+    same transaction (SQLite) or the same ``TransactWriteItems`` (DynamoDB) as the write itself.
+    """
+
+    names: tuple[str, ...]
+    owner: str
+    token: int
+
+    def holds(self, lease: Lease | None) -> bool:
+        return lease is not None and not lease.released and (lease.owner, lease.token) == (self.owner, self.token)
+
+    def lost(self, name: str, now: Lease | None) -> LeaseLostError:
+        """The error for a write refused on ``name``, naming who holds it now (or held it last)."""
+        return LeaseLostError(name, None if now is None or now.owner == self.owner else now)
 
 
 @dataclass
@@ -198,7 +226,41 @@ ANY: object = object()  # move_pointer(expected=ANY): no condition on the curren
 
 
 class StateStore(ABC):
-    """What every backend provides. Each method is one atomic change."""
+    """What every backend provides. Each method is one atomic change.
+
+    A *fenced view* (``fenced``) is the same store with a ``Fence``: each backend sends every write
+    through one private helper (SQLite ``_tx``, DynamoDB ``_transact``/``_write``) that adds the
+    fence's condition to the write itself, so a holder that lost its lease writes nothing.
+    """
+
+    _fence: Fence | None = None
+    _alive: Callable[[], None] | None = None  # raises when the holder's heartbeat saw the lease lost
+
+    def fenced(self, fence: Fence, alive: Callable[[], None] | None = None) -> StateStore:
+        """This store, every write of which is refused (``LeaseLostError``) unless ``fence`` still holds.
+
+        ``alive`` is asked first (the heartbeat's verdict, no store call needed). Lease methods
+        (acquire, renew, release) are never fenced: they are how leases change hands."""
+        view = copy.copy(self)
+        view._fence, view._alive = fence, alive
+        return view
+
+    @property
+    def fence(self) -> Fence | None:
+        return self._fence
+
+    def check_fence(self) -> None:
+        """In a fenced view: raise ``LeaseLostError`` (naming the new holder) unless every fenced
+        lease is still ours with our token — the heartbeat's verdict, then a fresh read. A plain
+        store: nothing to check."""
+        if self._fence is None:
+            return
+        if self._alive is not None:
+            self._alive()
+        for name in self._fence.names:
+            held = self.lease(name)
+            if not self._fence.holds(held):
+                raise self._fence.lost(name, held)
 
     # base versions
     @abstractmethod
@@ -279,9 +341,11 @@ class StateStore(ABC):
 
     # leases (see orchestrator.store.leases)
     @abstractmethod
-    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
+    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
         """All or none: each name is free, expired, dead by ``is_dead``, or already ``owner``'s.
-        Raises ``LeaseHeldError`` naming the first holder in the way."""
+        Raises ``LeaseHeldError`` naming the first holder in the way. Returns the fencing token
+        the leases now carry (the ``token`` of the given leases is ignored): larger than any the
+        store handed out before."""
     @abstractmethod
     def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
         """Heartbeat; ``LeaseLostError`` when another owner took any of them over."""
@@ -289,6 +353,9 @@ class StateStore(ABC):
     def release_leases(self, owner: str, names: list[str] | None = None) -> None: ...
     @abstractmethod
     def leases(self) -> list[Lease]: ...
+    @abstractmethod
+    def lease(self, name: str) -> Lease | None:
+        """The lease on ``name`` as stored now (strongly consistent): held, expired or released."""
 
     # token buckets: API budgets shared by every rollout in flight (see canary.budget)
     def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
@@ -325,7 +392,7 @@ class StateStore(ABC):
 
 def lease_blocks(existing: Lease, owner: str, now: float, is_dead: LeaseIsDead) -> bool:
     """Does ``existing`` keep ``owner`` from taking the name? (one rule for every backend)"""
-    if existing.owner == owner:
+    if existing.released or existing.owner == owner:
         return False
     if existing.expires_at is not None and existing.expires_at <= now:
         return False
@@ -367,6 +434,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Lease", "Reservation",
+    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Fence", "Lease", "Reservation",
     "SqliteStore", "StageChange", "StateStore", "TokenBucket", "bucket_take", "check_move", "lease_blocks", "open_store", "utcnow",
 ]

@@ -5,27 +5,25 @@ pointer move writes pointer, history row, base stage and audit entry together). 
 what SQLite's ``BEGIN IMMEDIATE`` does: a pointer moves only from the value it was read at, a
 document only from its revision, a version is reserved only if nobody has it, a lease is taken
 only when free, lapsed, dead, or already ours. Ids that order history and the audit trail come
-from atomic counters. The item layout is in ``orchestrator.store.dynamodb_layout``; docs/state.md
+from atomic counters. The item layout is in ``orchestrator.store.dynamodb_layout``, the calls and the
+one write path (fenced in a fenced store) in ``orchestrator.store.dynamodb_table``; docs/state.md
 explains the table and its set-up on AWS.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
-from orchestrator.aws import AwsFactory, Client, error_code
+from orchestrator.aws import AwsFactory
 from orchestrator.config import Settings
 from orchestrator.errors import (
-    AwsError,
     ConflictError,
     LeaseHeldError,
     LeaseLostError,
     NotFoundError,
-    StateError,
 )
 from orchestrator.store import (
     ANY,
@@ -42,175 +40,19 @@ from orchestrator.store import (
     utcnow,
 )
 from orchestrator.store import dynamodb_layout as lay
+from orchestrator.store.dynamodb_table import DynamoTable, attr_names
 
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
-Cancelled = list[dict[str, Any]]  # TransactWriteItems' CancellationReasons, one per item
 
 
-class _TransactionConflict(Exception):
-    """Another transaction was writing the same item; DynamoDB asks to try again."""
-
-
-def aws_code(exc: AwsError) -> str:
-    """The AWS error code behind an ``AwsError`` (the retrying client keeps the original as cause)."""
-    return error_code(exc.__cause__) if exc.__cause__ else ""
-
-
-def _names(*attrs: str) -> dict[str, str]:
-    return {f"#{a}": a for a in attrs}
-
-
-class DynamoStore(StateStore):
+class DynamoStore(DynamoTable, StateStore):
     """``StateStore`` on one DynamoDB table (see ``orchestrator.store.dynamodb_layout`` for its items)."""
-
-    def __init__(self, client: Client, table: str, *, page_size: int | None = None) -> None:
-        self.client = client  # the retrying DynamoDB client (orchestrator.aws)
-        self.table = table
-        self.page_size = page_size  # items per Query page; None: DynamoDB's own 1 MB pages
 
     @classmethod
     def from_settings(cls, settings: Settings, aws: AwsFactory | None = None) -> DynamoStore:
         """``state.table`` in the first configured region, through the configured endpoint."""
         aws = aws or AwsFactory.from_settings(settings)
         return cls(aws.client("dynamodb", settings.aws.regions[0]), settings.state.table)
-
-    # --- the table itself (``imagefleet state init`` / ``state migrate``) ---------------------------
-    def init_table(self) -> bool:
-        """Create the table (on-demand, TTL on ``ttl``) unless it exists, wait until ACTIVE; True if created."""
-        created = True
-        try:
-            self.client.create_table(
-                TableName=self.table, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}],
-            )
-        except AwsError as exc:
-            if aws_code(exc) != "ResourceInUseException":
-                raise
-            created = False
-        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
-        ttl = self._call("describe_time_to_live").get("TimeToLiveDescription", {})
-        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            self._call("update_time_to_live", TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
-        return created
-
-    def is_empty(self) -> bool:
-        return not self._call("scan", Limit=1).get("Items")
-
-    # --- calls ----------------------------------------------------------------------------------
-    def _call(self, op: str, **kwargs: object) -> dict[str, Any]:
-        try:
-            return getattr(self.client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
-        except AwsError as exc:
-            if aws_code(exc) == "ResourceNotFoundException":
-                raise self._missing() from exc
-            raise
-
-    def _missing(self) -> StateError:
-        return StateError(f"state table {self.table} does not exist", hint="create it with 'imagefleet state init'")
-
-    def _condition_failed(self, op: str, **kwargs: object) -> bool:
-        """Run one conditional write; False when it went through, True when its condition failed."""
-        try:
-            self._call(op, **kwargs)
-            return False
-        except AwsError as exc:
-            if aws_code(exc) == "ConditionalCheckFailedException":
-                return True
-            raise
-
-    def _get(self, key: lay.Item) -> lay.Item | None:
-        item = self._call("get_item", Key=lay.to_wire(key), ConsistentRead=True).get("Item")
-        return lay.from_wire(item) if item else None
-
-    def _landed(self, key: lay.Item, token: str) -> bool:
-        """Is the item there with our write token? (A write whose answer was lost, then retried.)"""
-        item = self._get(key)
-        return item is not None and item.get("write_token") == token
-
-    def _query(self, pk: str, prefix: str = "", *, forward: bool = True) -> Iterator[lay.Item]:
-        """Every item of a partition (under a sort-key prefix), page by page, strongly consistent.
-
-        Each page is one call through the retrying client (a botocore paginator would bypass it),
-        and callers may stop early (the audit trail reads newest first until it has enough).
-        """
-        cond, values = "pk = :pk", {":pk": lay.value(pk)}
-        if prefix:
-            cond, values = cond + " AND begins_with(sk, :prefix)", {**values, ":prefix": lay.value(prefix)}
-        kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ExpressionAttributeValues": values,
-                                  "ConsistentRead": True, "ScanIndexForward": forward}
-        if self.page_size:
-            kwargs["Limit"] = self.page_size
-        while True:
-            page = self._call("query", **kwargs)
-            yield from (lay.from_wire(i) for i in page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _transact(self, ops: list[dict[str, Any]], token: str | None = None) -> Cancelled | None:
-        """All of ``ops`` or none: ``None`` when written, else why each item was cancelled."""
-        for op in ops:
-            next(iter(op.values()))["TableName"] = self.table
-        token = token or uuid.uuid4().hex  # the same on every retry: a retried commit is not applied twice
-        retrying = Retrying(retry=retry_if_exception_type(_TransactionConflict), reraise=True,
-                            wait=wait_random_exponential(multiplier=0.05, max=2), stop=stop_after_attempt(10))
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._transact_once(ops, token)
-        except _TransactionConflict as exc:
-            raise ConflictError("the state table kept refusing a transaction: another writer holds its items") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _transact_once(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
-        try:
-            self.client.transact_write_items(TransactItems=ops, ClientRequestToken=token)
-            return None
-        except AwsError as exc:
-            code = aws_code(exc)
-            if code == "ResourceNotFoundException":
-                raise self._missing() from exc
-            if code != "TransactionCanceledException":
-                raise
-            reasons: Cancelled = exc.__cause__.response.get("CancellationReasons", [])  # type: ignore[union-attr]
-            if any(r.get("Code") == "TransactionConflict" for r in reasons):
-                raise _TransactionConflict from exc
-            return reasons
-
-    def _next_id(self, counter: str) -> int:
-        """A new id from an atomic counter: monotonic across every orchestrator sharing the table."""
-        out = self._call("update_item", Key=lay.to_wire(lay.counter_key(counter)), UpdateExpression="ADD #n :one",
-                         ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": lay.value(1)},
-                         ReturnValues="UPDATED_NEW")
-        return int(out["Attributes"]["n"]["N"])
-
-    @staticmethod
-    def _put(item: lay.Item, condition: str | None = None, names: dict[str, str] | None = None,
-             values: dict[str, Any] | None = None, return_old: bool = False) -> dict[str, Any]:
-        put: dict[str, Any] = {"Item": lay.to_wire(item)}
-        if condition:
-            put["ConditionExpression"] = condition
-        if names:
-            put["ExpressionAttributeNames"] = names
-        if values:
-            put["ExpressionAttributeValues"] = {k: lay.value(v) for k, v in values.items()}
-        if return_old:
-            put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        return {"Put": put}
-
-    @staticmethod
-    def _update(key: lay.Item, sets: dict[str, Any], condition: str = "attribute_exists(pk)",
-                names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One ``Update`` of a transaction (or the arguments of ``update_item``): SET each field."""
-        expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-        return {"Update": {
-            "Key": lay.to_wire(key), "UpdateExpression": expr, "ConditionExpression": condition,
-            "ExpressionAttributeNames": {**_names(*sets), **(names or {})},
-            "ExpressionAttributeValues": {**{f":{k}": lay.value(v) for k, v in sets.items()},
-                                          **{k: lay.value(v) for k, v in (values or {}).items()}},
-        }}
 
     # --- base versions --------------------------------------------------------------------------
     def _families(self) -> list[str]:
@@ -247,7 +89,7 @@ class DynamoStore(StateStore):
             res = lay.reservation_from(item)
             done = lay.reservation_item(Reservation(family, version, res.holder, res.at, status,
                                                     {**res.details, **(details or {})}))
-            if not self._condition_failed("put_item", Item=lay.to_wire(done), ConditionExpression="details = :old",
+            if not self._write("put_item", Item=lay.to_wire(done), ConditionExpression="details = :old",
                                           ExpressionAttributeValues={":old": lay.value(item["details"])}):
                 return
         raise ConflictError(f"reservation {family}:{version} kept changing underneath")
@@ -334,14 +176,14 @@ class DynamoStore(StateStore):
 
     # --- evidence and audit ---------------------------------------------------------------------
     def add_evidence(self, ev: Evidence) -> None:
-        self._call("put_item", Item=lay.to_wire(lay.evidence_item(ev, self._next_id("evidence"))))
+        self._write("put_item", Item=lay.to_wire(lay.evidence_item(ev, self._next_id("evidence"))))
 
     def evidence(self, family: str, version: int) -> list[Evidence]:
         return [lay.evidence_from(i) for i in self._query(lay.family_pk(family), lay.evidence_prefix(version))]
 
     def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
         entry = AuditEntry(self._next_id("audit"), utcnow(), actor, action, target, reason, details or {})
-        self._call("put_item", Item=lay.to_wire(lay.audit_item(entry)))
+        self._write("put_item", Item=lay.to_wire(lay.audit_item(entry)))
 
     def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]:
         out: list[AuditEntry] = []
@@ -356,11 +198,12 @@ class DynamoStore(StateStore):
     def open_operation(self, op_id: str, kind: str, intent: dict[str, Any]) -> dict[str, Any]:
         now = utcnow()
         item = lay.operation_item(op_id, kind, intent, "running", now, now)
-        if not self._condition_failed("put_item", Item=lay.to_wire(item), ConditionExpression="attribute_not_exists(pk)"):
+        if not self._write("put_item", Item=lay.to_wire(item), ConditionExpression="attribute_not_exists(pk)"):
             return {**lay.operation_from(item), "resumed": False}
-        old = self._call("update_item", **self._update(lay.operation_key(op_id), {"updated_at": now})["Update"],
-                         ReturnValues="ALL_OLD")
-        return {**lay.operation_from(lay.from_wire(old["Attributes"])), "resumed": True}
+        self._write("update_item", **self._update(lay.operation_key(op_id), {"updated_at": now})["Update"])
+        old = self._get(lay.operation_key(op_id))
+        assert old is not None  # operations are never deleted
+        return {**lay.operation_from(old), "resumed": True}
 
     def operation(self, op_id: str) -> dict[str, Any] | None:
         item = self._get(lay.operation_key(op_id))
@@ -373,8 +216,8 @@ class DynamoStore(StateStore):
 
     def finish_operation(self, op_id: str, status: str) -> None:
         # like SQLite's UPDATE, finishing an unknown operation changes nothing
-        self._condition_failed("update_item", **self._update(lay.operation_key(op_id),
-                                                              {"status": status, "updated_at": utcnow()})["Update"])
+        self._write("update_item", **self._update(lay.operation_key(op_id),
+                                                   {"status": status, "updated_at": utcnow()})["Update"])
 
     def step(self, op_id: str, name: str) -> dict[str, Any] | None:
         item = self._get(lay.step_key(op_id, name))
@@ -383,8 +226,8 @@ class DynamoStore(StateStore):
     def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         item = lay.step_item(op_id, name, status, result, utcnow())
         if status != "pending":
-            self._call("put_item", Item=lay.to_wire(item))
-        elif self._condition_failed("put_item", Item=lay.to_wire(item),
+            self._write("put_item", Item=lay.to_wire(item))
+        elif self._write("put_item", Item=lay.to_wire(item),
                                     ConditionExpression="attribute_not_exists(pk) OR #status <> :done",
                                     ExpressionAttributeNames={"#status": "status"},
                                     ExpressionAttributeValues={":done": lay.value("done")}):
@@ -396,15 +239,15 @@ class DynamoStore(StateStore):
 
     def put_friend(self, team: str, accounts: list[str], families: list[str], actor: str) -> None:
         item = lay.friend_item(team, sorted(set(accounts)), sorted(set(families)), utcnow(), actor)
-        self._call("update_item", Key=lay.to_wire(lay.friend_key(team)),
+        self._write("update_item", Key=lay.to_wire(lay.friend_key(team)),
                    UpdateExpression="SET #team = :team, #accounts = :accounts, #families = :families, "
                    "#added_at = if_not_exists(#added_at, :added_at), #added_by = if_not_exists(#added_by, :added_by)",
-                   ExpressionAttributeNames=_names("team", "accounts", "families", "added_at", "added_by"),
+                   ExpressionAttributeNames=attr_names("team", "accounts", "families", "added_at", "added_by"),
                    ExpressionAttributeValues={f":{k}": lay.value(item[k])
                                               for k in ("team", "accounts", "families", "added_at", "added_by")})
 
     def remove_friend(self, team: str) -> None:
-        if self._condition_failed("delete_item", Key=lay.to_wire(lay.friend_key(team)),
+        if self._write("delete_item", Key=lay.to_wire(lay.friend_key(team)),
                                   ConditionExpression="attribute_exists(pk)"):
             raise NotFoundError(f"no friend team {team!r}")
 
@@ -423,7 +266,7 @@ class DynamoStore(StateStore):
         else:
             cond = {"ConditionExpression": "revision = :expected",
                     "ExpressionAttributeValues": {":expected": lay.value(expected_revision)}}
-        if self._condition_failed("put_item", Item=lay.to_wire(item), **cond):
+        if self._write("put_item", Item=lay.to_wire(item), **cond):
             now = self._get(lay.doc_key(kind, doc_id))
             if now and now.get("write_token") == token:
                 return new  # our own put, retried after its answer was lost
@@ -436,18 +279,23 @@ class DynamoStore(StateStore):
         return [lay.doc_body(i) for i in items]
 
     # --- leases ---------------------------------------------------------------------------------
-    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
-        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly."""
+    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
+        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly.
+
+        The fencing token comes first from the atomic ``lease`` counter (one ``UpdateItem``): larger
+        than any handed out before, also across releases, which delete the lease item."""
         dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
-        wanted = list({lease.name: lease for lease in leases}.values())
+        token = self._next_id("lease")
+        wanted = [replace(lease, token=token, released=False) for lease in {lease.name: lease for lease in leases}.values()]
         for _ in range(RACE_ATTEMPTS):
-            cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted])
+            cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted],
+                                       fenced=False)
             if cancelled is None:
-                return
+                return token
             for lease, why in zip(wanted, cancelled, strict=True):
                 if why.get("Code") != "ConditionalCheckFailed":
                     continue
-                held = lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item") else self._lease(lease.name)
+                held = lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item") else self.lease(lease.name)
                 if held is not None and lease_blocks(held, lease.owner, now, is_dead):
                     raise LeaseHeldError(held)
                 if held is not None:
@@ -455,13 +303,14 @@ class DynamoStore(StateStore):
         raise ConflictError(f"leases {', '.join(lease.name for lease in wanted)} kept changing underneath")
 
     def _lease_put(self, lease: Lease, now: float, dead_owner: str | None) -> dict[str, Any]:
-        cond = "attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner"
-        values: dict[str, Any] = {":now": now, ":owner": lease.owner}
+        cond = "attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner OR #released = :yes"
+        values: dict[str, Any] = {":now": now, ":owner": lease.owner, ":yes": True}
         if dead_owner is not None:
             cond, values = cond + " OR #owner = :dead", {**values, ":dead": dead_owner}
-        return self._put(lay.lease_item(lease), cond, {"#owner": "owner"}, values, return_old=True)
+        return self._put(lay.lease_item(lease), cond, {"#owner": "owner", "#released": "released"}, values,
+                         return_old=True)
 
-    def _lease(self, name: str) -> Lease | None:
+    def lease(self, name: str) -> Lease | None:
         item = self._get(lay.lease_key(name))
         return lay.lease_from(item) if item else None
 
@@ -469,30 +318,32 @@ class DynamoStore(StateStore):
         if not names:
             return
         ops = [self._renewal(owner, name, now, expires_at) for name in dict.fromkeys(names)]
-        cancelled = self._transact(ops)
+        cancelled = self._transact(ops, fenced=False)
         if cancelled is not None:
             lost = next((n for n, why in zip(dict.fromkeys(names), cancelled, strict=True)
                          if why.get("Code") == "ConditionalCheckFailed"), names[0])
-            raise LeaseLostError(lost)
+            raise LeaseLostError(lost, self.lease(lost))
 
     def _renewal(self, owner: str, name: str, now: float, expires_at: float | None) -> dict[str, Any]:
+        held = "#owner = :owner AND NOT #released = :yes"  # (absent in leases from before fencing: held)
+        names, values = {"#owner": "owner", "#released": "released"}, {":owner": owner, ":yes": True}
         if expires_at is None:
-            op = self._update(lay.lease_key(name), {"heartbeat_at": now}, "#owner = :owner",
-                              {"#owner": "owner"}, {":owner": owner})
+            op = self._update(lay.lease_key(name), {"heartbeat_at": now}, held, names, values)
             op["Update"]["UpdateExpression"] += " REMOVE expires_at, #ttl"
             op["Update"]["ExpressionAttributeNames"]["#ttl"] = "ttl"
             return op
         return self._update(lay.lease_key(name), {"heartbeat_at": now, "expires_at": expires_at,
-                                                  "ttl": lay.lease_ttl(expires_at)},
-                            "#owner = :owner", {"#owner": "owner"}, {":owner": owner})
+                                                  "ttl": lay.lease_ttl(expires_at)}, held, names, values)
 
     def release_leases(self, owner: str, names: list[str] | None = None) -> None:
         if names is None:
             names = [lease.name for lease in self.leases() if lease.owner == owner]
-        for name in names:  # a name someone else took over stays theirs
-            self._condition_failed("delete_item", Key=lay.to_wire(lay.lease_key(name)),
-                                   ConditionExpression="#owner = :owner", ExpressionAttributeNames={"#owner": "owner"},
-                                   ExpressionAttributeValues={":owner": lay.value(owner)})
+        # Kept, marked released (a holder it was taken from learns who took it); DynamoDB's TTL
+        # sweep removes it an hour on. A name someone else took over stays theirs.
+        for name in names:
+            release = self._update(lay.lease_key(name), {"released": True, "ttl": lay.lease_ttl(time.time())},
+                                   "#owner = :owner", {"#owner": "owner"}, {":owner": owner})
+            self._write("update_item", fenced=False, **release["Update"])
 
     def leases(self) -> list[Lease]:
-        return [lay.lease_from(i) for i in self._query("LEASES")]
+        return [lease for lease in (lay.lease_from(i) for i in self._query("LEASES")) if not lease.released]

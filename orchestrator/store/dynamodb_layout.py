@@ -19,8 +19,8 @@ pk                         sk                               record
 ``OP#<id>``                ``STEP#<name>``                  journal step
 ``FRIENDS``                team                             friend team
 ``DOC#<kind>``             document id                      rollout, perf run… (with revision)
-``LEASES``                 lease name                       lease (``ttl``: DynamoDB's expiry)
-``COUNTER``                ``history`` / ``audit`` / …      last id handed out (atomic ``ADD``)
+``LEASES``                 lease name                       lease (``token``: fencing; ``ttl``: expiry)
+``COUNTER``                ``history`` / ``lease`` / …      last id / fencing token handed out (atomic ``ADD``)
 =========================  ===============================  ====================================
 
 Free-form fields (AMIs per region, changelog, details, intents, documents) are stored as JSON
@@ -272,7 +272,7 @@ def lease_ttl(expires_at: float | None) -> int | None:
 def lease_item(lease: Lease) -> Item:
     item = {**lease_key(lease.name), "name": lease.name, "owner": lease.owner, "actor": lease.actor,
             "host": lease.host, "pid": lease.pid, "command": lease.command, "acquired_at": lease.acquired_at,
-            "heartbeat_at": lease.heartbeat_at}
+            "heartbeat_at": lease.heartbeat_at, "token": lease.token, "released": lease.released}
     if lease.expires_at is not None:  # absent, not NULL: `expires_at <= :now` is then simply false
         item["expires_at"] = lease.expires_at
         item["ttl"] = lease_ttl(lease.expires_at)
@@ -281,4 +281,6 @@ def lease_item(lease: Lease) -> Item:
 
 def lease_from(i: Item) -> Lease:
     return Lease(i["name"], i["owner"], i["actor"], i["host"], int(i["pid"]), i["command"],
-                 float(i["acquired_at"]), float(i["heartbeat_at"]), _float(i.get("expires_at")))
+                 float(i["acquired_at"]), float(i["heartbeat_at"]), _float(i.get("expires_at")),
+                 int(i.get("token", 0)),  # leases written before fencing carry none: 0, below every new one
+                 bool(i.get("released", False)))

@@ -9,6 +9,12 @@ lease at once; elsewhere expiry does.
 
 A command that finds its lease taken is refused at once (``LeaseHeldError``, exit 1) or, with
 ``--wait``, polls until the lease is free.
+
+Fencing: every acquisition carries a token larger than any before. ``hold`` yields a ``Holding``
+whose ``store`` is the store fenced on (names, owner, token): each write made through it is
+conditioned, atomically, on the lease still being ours with that token, and ``Holding.check``
+(run by the journal before every step) stops a holder that lost its lease before its next side
+effect with ``LeaseLostError`` (exit 1, naming the new holder).
 """
 
 from __future__ import annotations
@@ -19,16 +25,17 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.engine import KillPoint
 from orchestrator.errors import LeaseHeldError, LeaseLostError
 from orchestrator.local.processes import pid_alive
-from orchestrator.store import Lease, StateStore, lease_blocks
+from orchestrator.store import Fence, Lease, StateStore, lease_blocks
 
 OnWait = Callable[[LeaseHeldError], None]  # told of each poll while a --wait command waits
 
-DEFAULT_TTL_S = 120.0  # a holder that misses this long of heartbeats is presumed dead
+DEFAULT_TTL_S = 120.0  # `[state] lease_ttl`'s default: a holder that misses this long of heartbeats is presumed dead
 WAIT_POLL_S = 5.0
 
 # Owners this process holds right now. A lease naming this very pid but an owner not in here was
@@ -68,16 +75,16 @@ def _leases(names: list[str], owner: str, actor: str, command: str, now: float,
 
 def acquire(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
             owner: str, ttl_s: float | None = DEFAULT_TTL_S, wait: bool = False,
-            on_wait: OnWait | None = None) -> None:
-    """Take every name or none; with ``wait`` poll (on the clock) until they are free."""
+            on_wait: OnWait | None = None) -> int:
+    """Take every name or none; with ``wait`` poll (on the clock) until they are free. Returns the
+    fencing token the leases carry."""
     pid = os.getpid() if ttl_s is not None else 0
     while True:
         now = clock.time()
         expires = now + ttl_s if ttl_s is not None else None
         try:
-            store.acquire_leases(_leases(names, owner, actor, command, now, expires, pid),
-                                 now=now, is_dead=holder_is_dead)
-            return
+            return store.acquire_leases(_leases(names, owner, actor, command, now, expires, pid),
+                                        now=now, is_dead=holder_is_dead)
         except LeaseHeldError as held:
             if not wait:
                 raise
@@ -109,24 +116,48 @@ class _Heartbeat(threading.Thread):
                 continue
 
 
+@dataclass(frozen=True)
+class Holding:
+    """What ``hold`` yields: the owner token, the fence, and the store fenced on it.
+
+    Everything the holder writes goes through ``store``; ``check`` raises ``LeaseLostError`` when
+    the heartbeat found the lease taken over or the store no longer shows it ours."""
+
+    owner: str
+    fence: Fence
+    store: StateStore
+
+    def check(self) -> None:
+        self.store.check_fence()
+
+
 @contextmanager
 def hold(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
-         ttl_s: float = DEFAULT_TTL_S, wait: bool = False, on_wait: OnWait | None = None) -> Iterator[str]:
-    """Hold ``names`` for the block, heartbeating; yields the owner token.
+         ttl_s: float | None = None, wait: bool = False, on_wait: OnWait | None = None) -> Iterator[Holding]:
+    """Hold ``names`` for the block, heartbeating; yields a ``Holding`` whose ``store`` writes
+    only while the lease is still ours (``ttl_s``: ``[state] lease_ttl``, 120 s by default).
 
     Released on the way out, except when the process is "killed" (``KillPoint`` in tests): like a
     real kill, the lease stays until it expires or its holder is seen dead.
     """
+    ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
     owner = new_owner()
-    acquire(store, names, clock=clock, actor=actor, command=command, owner=owner, ttl_s=ttl_s,
-            wait=wait, on_wait=on_wait)
+    token = acquire(store, names, clock=clock, actor=actor, command=command, owner=owner, ttl_s=ttl,
+                    wait=wait, on_wait=on_wait)
     with _LIVE_LOCK:
         _LIVE.add(owner)
-    beat = _Heartbeat(store, owner, names, clock, ttl_s)
+    beat = _Heartbeat(store, owner, names, clock, ttl)
+    fence = Fence(tuple(names), owner, token)
+
+    def alive() -> None:  # the heartbeat's verdict, asked before every fenced write and check
+        if beat.lost is not None:
+            raise beat.lost
+
+    held = Holding(owner, fence, store.fenced(fence, alive=alive))
     beat.start()
     killed = False
     try:
-        yield owner
+        yield held
         if beat.lost:
             raise beat.lost
     except KillPoint:

@@ -88,8 +88,10 @@ def _pointers(src: SqliteStore) -> list[lay.Item]:
 
 def _counters(src: SqliteStore) -> list[lay.Item]:
     tables = {"history": "stage_history", "audit": "audit", "evidence": "evidence"}
-    return [{**lay.counter_key(name), "n": max((r["id"] for r in src.export_rows(table)), default=0)}
-            for name, table in tables.items()]
+    ids = [{**lay.counter_key(name), "n": max((r["id"] for r in src.export_rows(table)), default=0)}
+           for name, table in tables.items()]
+    # the fencing-token counter continues above every lease copied, so a token is never handed out twice
+    return [*ids, {**lay.counter_key("lease"), "n": max((lease.token for lease in src.leases()), default=0)}]
 
 
 def snapshot(src: SqliteStore) -> dict[str, list[lay.Item]]:

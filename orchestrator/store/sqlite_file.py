@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE bases (
@@ -55,6 +55,14 @@ MIGRATIONS: dict[int, str] = {
         heartbeat_at REAL NOT NULL, expires_at REAL);
     CREATE TABLE reservations (family TEXT NOT NULL, version INTEGER NOT NULL, holder TEXT NOT NULL,
         at TEXT NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (family, version));
+    """,
+    # fencing tokens: each lease carries the token it was taken with; meta.lease_token is the last
+    # one handed out (leases taken before this migration carry 0, below every new one). A released
+    # lease stays as a row marked released: its former holder can be told who took it over.
+    4: """
+    ALTER TABLE leases ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE leases ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
+    INSERT INTO meta(key, value) VALUES ('lease_token', '0') ON CONFLICT(key) DO NOTHING;
     """,
 }
 

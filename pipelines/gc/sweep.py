@@ -190,7 +190,7 @@ def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: le
         for family in sorted(settings.families):
             try:
                 stack.enter_context(leases.hold(store, [leases.lease_name("bake", family)], clock=clock,
-                                                actor=actor, command="gc"))
+                                                actor=actor, command="gc", ttl_s=settings.state.lease_ttl))
             except LeaseHeldError:
                 baking.add(family)
         when = now or datetime.fromtimestamp(clock.time(), UTC)

@@ -127,8 +127,9 @@ def test_hold_releases_on_error_but_a_kill_leaves_the_lease_for_takeover(store: 
     left = store.leases()
     assert len(left) == 1 and left[0].pid == os.getpid()
     # the run that held it died (inside this very process): the next one takes it over at once
-    with leases.hold(store, ["stage:demo:candidate"], clock=clock, actor="me", command="promote") as owner:
-        assert store.leases()[0].owner == owner != left[0].owner
+    with leases.hold(store, ["stage:demo:candidate"], clock=clock, actor="me", command="promote") as held:
+        assert store.leases()[0].owner == held.owner != left[0].owner
+        assert held.fence.token > left[0].token  # a new holder, a larger fencing token
     assert store.leases() == []
 
 
