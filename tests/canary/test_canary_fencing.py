@@ -68,7 +68,7 @@ def test_a_controller_frozen_mid_wave_and_thawed_after_a_takeover_changes_nothin
     env = {**os.environ, "IMAGEFLEET_KILL_AT": f"replace:c5.large:0:1:{REGION}:before",
            "IMAGEFLEET_KILL_SIGNAL": "STOP", "IMAGEFLEET_TIME_SCALE": "100"}
     # A: frozen after the wave's first batch was replaced, before it launches the second
-    frozen = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "--config", str(fleet.ws.config),
+    frozen = subprocess.Popen([sys.executable, "-m", "imagefleet.cli", "--config", str(fleet.ws.config),
                                "canary", "start", f"{fleet.family}:2"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from orchestrator.cli import raw_main
 
+from imagefleet.cli import raw_main
 from orchestrator import inputs
 from orchestrator.context import Context
 from orchestrator.errors import ChangelogFileError, InputFormatError
@@ -32,7 +32,7 @@ RSS_LIMIT_KB = 200 * 1024
 def run_capped(tmp_path: Path, *args: str) -> tuple[int, str, int]:
     """``imagefleet ARGS`` in a child with RLIMIT_AS = CAP; (exit code, stderr, peak RSS in KiB)."""
     capped = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP})); "
-              "sys.argv[0] = 'imagefleet'; runpy.run_module('orchestrator.cli', run_name='__main__')")
+              "sys.argv[0] = 'imagefleet'; runpy.run_module('imagefleet.cli', run_name='__main__')")
     proc = subprocess.Popen([sys.executable, "-c", capped, *args], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -7,8 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from orchestrator.cli import raw_main
-
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.local.endpoint import LocalEndpoint
 from orchestrator.output import Output

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from orchestrator.cli import raw_main
-
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output, printable
 from orchestrator.store import SqliteStore

@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
-from orchestrator.cli import raw_main
 
+from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
 

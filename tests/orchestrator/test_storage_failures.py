@@ -20,7 +20,7 @@ def run_with_file_size_limit(ws: Workspace, limit: int, *args: str) -> subproces
     on a full disk (EFBIG, which SQLite reports as "database or disk is full")."""
     script = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
               f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); sys.argv[0] = 'imagefleet'; "
-              "runpy.run_module('orchestrator.cli', run_name='__main__')")
+              "runpy.run_module('imagefleet.cli', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", script, "--config", str(ws.config), *args],
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
                           check=False)

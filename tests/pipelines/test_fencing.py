@@ -78,7 +78,7 @@ def test_a_frozen_promotion_thawed_after_a_takeover_changes_nothing(ws: Any, aws
     two, three = register(ws, aws, 2), register(ws, aws, 3)
     # A: frozen by SIGSTOP just before its first write to AWS (its pending step already recorded)
     frozen = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "--config", str(ws.config), "promote", f"{fam}:2",
+        [sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "promote", f"{fam}:2",
          "--to", "candidate"],
         env={**os.environ, "IMAGEFLEET_KILL_AT": "share:us-east-1:before", "IMAGEFLEET_KILL_SIGNAL": "STOP"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
