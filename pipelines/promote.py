@@ -264,6 +264,8 @@ def promote(
     target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: leases.OnWait | None = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
+    if target not in stage_table.STAGES:
+        stage_table.check_transition(base.stage, target)  # names the stages there are
     if target not in stage_table.TRANSITIONS:  # before any lease: `--to unstable` is bad input
         raise UsageError(f"cannot promote to {target!r}",
                          hint=f"promote to {' or '.join(stage_table.TRANSITIONS)}; every bake starts unstable")

@@ -30,18 +30,20 @@ RSS_LIMIT_KB = 200 * 1024
 
 
 def run_capped(tmp_path: Path, *args: str) -> tuple[int, str, int]:
-    """``imagefleet ARGS`` in a child with RLIMIT_AS = CAP; (exit code, stderr, peak RSS in KiB)."""
-    capped = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP})); "
+    """``imagefleet ARGS`` in a child with RLIMIT_AS = CAP; (exit code, stderr, peak RSS in KiB).
+
+    The peak is the child's own ``VmHWM`` (its address space's high-water mark after exec), written
+    at exit: ``wait4``'s ``ru_maxrss`` would also count the pages of the (large) test process the
+    child was forked from before it exec'd."""
+    peak = tmp_path / "peak-rss-kb"
+    capped = (f"import atexit, resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP})); "
+              "atexit.register(lambda: open(" + repr(str(peak)) + ", 'w').write(next(l.split()[1] for l in "
+              "open('/proc/self/status') if l.startswith('VmHWM:')))); "
               "sys.argv[0] = 'imagefleet'; runpy.run_module('imagefleet.cli', run_name='__main__')")
-    proc = subprocess.Popen([sys.executable, "-c", capped, *args], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    err = proc.stderr.read()  # a few lines: the pipe never fills
-    proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, usage.ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", capped, *args], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          check=False)
+    return proc.returncode, proc.stderr, int(peak.read_text())
 
 
 @pytest.fixture
