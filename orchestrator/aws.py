@@ -27,8 +27,10 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    wait_exponential,
     wait_random_exponential,
 )
 
@@ -334,6 +336,27 @@ class AwsFactory:
             sleep=self.sleep,
             reraise=True,
         )
+
+    def until_visible(self, call: Callable[[], T]) -> T:
+        """``call()`` again while it answers NotFound, for something imagefleet knows exists.
+
+        EC2 is eventually consistent: an AMI, instance or launch-template version just created may
+        be unknown to describes for a while (``InvalidAMIID.NotFound``…). Waits 1, 2, 4, 8, then
+        10 s between tries on the command's clock, until ``max_retry_seconds`` of waiting passed
+        (counted in the waits themselves, so a virtual clock bounds it too); then the NotFound stands.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception_type(NotFoundError),
+            wait=wait_exponential(multiplier=1, min=1, max=10),
+            stop=lambda state: state.idle_for >= self.max_retry_seconds,
+            before_sleep=self.on_retry,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return call()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _session(self, region: str) -> boto3.Session:
         if region not in self._sessions:
