@@ -166,7 +166,7 @@ def _described_image(aws: AwsFactory, clock: Clock, region: str, ami: str, base:
     """The AMI as EC2 describes it, once it is visible and shows the tags registration wrote.
 
     Just after a bake both may lag (EC2 is eventually consistent: ``InvalidAMIID.NotFound``, then
-    the tags from before ``CreateTags``); after ``aws.max_retry_seconds`` the image is checked as it is."""
+    the tags from before ``CreateTags``); after ``aws.visibility_seconds`` the image is checked as it is."""
     ec2 = aws.client("ec2", region)
     want = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version)}
 
@@ -177,7 +177,7 @@ def _described_image(aws: AwsFactory, clock: Clock, region: str, ami: str, base:
         tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
         return want.items() <= tags.items() and STAGE_TAG in tags
 
-    image, _ = clock.poll_until(look, tagged, timeout=aws.max_retry_seconds, every=poll)
+    image, _ = clock.poll_until(look, tagged, timeout=aws.visibility_seconds, every=poll)
     return image
 
 

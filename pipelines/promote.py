@@ -66,10 +66,11 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
         SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
         Description=f"imagefleet {base.ref}", ClientToken=client_token(op_id, region),
     )["ImageId"]
-    ec2.create_tags(Resources=[copied], Tags=[
+    # a fresh copy may be unknown to EC2 for a while (eventual consistency): tagging waits it out
+    aws.until_visible(lambda: ec2.create_tags(Resources=[copied], Tags=[
         {"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
         {"Key": STAGE_TAG, "Value": base.stage},
-    ])
+    ]))
     return str(copied)
 
 
@@ -79,9 +80,9 @@ def share(aws: AwsFactory, region: str, ami: str, accounts: list[str], ou_arns: 
         return []
     perms: list[dict[str, str]] = [{"UserId": a} for a in accounts]
     perms += [{"OrganizationalUnitArn": arn} for arn in ou_arns]
-    aws.client("ec2", region).modify_image_attribute(
-        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}
-    )
+    ec2 = aws.client("ec2", region)
+    aws.until_visible(lambda: ec2.modify_image_attribute(
+        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}))  # a fresh copy, maybe
     return [*accounts, *ou_arns]
 
 
@@ -106,7 +107,8 @@ def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
 
 
 def tag_stage(aws: AwsFactory, region: str, ami: str, stage: str) -> None:
-    aws.client("ec2", region).create_tags(Resources=[ami], Tags=[{"Key": STAGE_TAG, "Value": stage}])
+    ec2 = aws.client("ec2", region)
+    aws.until_visible(lambda: ec2.create_tags(Resources=[ami], Tags=[{"Key": STAGE_TAG, "Value": stage}]))
 
 
 def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:

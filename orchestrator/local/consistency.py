@@ -14,7 +14,8 @@ Pure apart from the clock it is given: the proxy hands it each request (``Call``
 (bytes) and forwards the prior reads it asks for (``prior``), so it is tested without a network.
 Creates: RunInstances, CreateImage, RegisterImage, CopyImage, CreateLaunchTemplateVersion,
 PutParameter of a new name. Changes: CreateTags, ModifyImageAttribute, PutParameter over a value.
-Writes that name a resource not yet visible are forwarded as they are. See docs/faults.md.
+Tagging or sharing an AMI or instance not visible yet, or launching from such an AMI, is refused
+with the same NotFound, as EC2 may; other writes are forwarded. See docs/faults.md.
 """
 
 from __future__ import annotations
@@ -194,13 +195,12 @@ class Consistency:
         """A NotFound or an old value to answer instead of forwarding, or None to forward."""
         region = call.region
         if call.service == "ec2":
-            ids, code, what = {"DescribeImages": (call.listed("ImageId"), "InvalidAMIID.NotFound", "image id"),
-                               "DescribeInstances": (call.listed("InstanceId"), "InvalidInstanceID.NotFound",
-                                                     "instance ID")}.get(call.action, ([], "", ""))
-            missing = [i for i in ids if self.hidden(region, i)]
+            missing = [i for i in self._named(call) if self.hidden(region, i)]
             if missing:
                 self._count("not_found")
-                return Refusal(400, code, f"The {what} '{', '.join(missing)}' does not exist")
+                if missing[0].startswith("ami-"):
+                    return Refusal(400, "InvalidAMIID.NotFound", f"The image id '[{', '.join(missing)}]' does not exist")
+                return Refusal(400, "InvalidInstanceID.NotFound", f"The instance ID '{', '.join(missing)}' does not exist")
             if call.action == "DescribeLaunchTemplateVersions":
                 lt = call.one("LaunchTemplateId")
                 gone = [v for v in call.listed("LaunchTemplateVersion") if self.hidden(region, f"{lt}:{v}")]
@@ -223,6 +223,20 @@ class Consistency:
                 self._count("old_value")
                 return Refusal(200, body=json.dumps({"Parameter": old}).encode())
         return None
+
+    @staticmethod
+    def _named(call: Call) -> list[str]:
+        """The AMIs and instances a request names by id: reads, and the writes AWS refuses for a
+        resource it does not know yet (tagging, sharing, launching from a fresh AMI)."""
+        if call.action == "DescribeImages":
+            return call.listed("ImageId")
+        if call.action == "DescribeInstances":
+            return call.listed("InstanceId")
+        if call.action == "CreateTags":
+            return [i for i in call.listed("ResourceId") if i.startswith(("ami-", "i-"))]
+        if call.action in ("ModifyImageAttribute", "RunInstances"):
+            return [call.one("ImageId")] if call.one("ImageId") else []
+        return []
 
     # --- after forwarding ----------------------------------------------------------------------------
     def record(self, call: Call, answer: bytes, prior: tuple[int, bytes] | None) -> None:
