@@ -36,7 +36,7 @@ def test_the_demo_ends_the_same_under_eventual_consistency(tmp_path: Path, capfd
     seen = stats["consistency"]
     # AMIs, copies, smoke, benchmark and baseline instances, template versions; tags, shares, parameters
     assert seen["created"] >= 20 and seen["changed"] >= 10, seen
-    assert seen["not_found"] >= 1 and seen["left_out"] >= 1 and seen["old_value"] >= 1, seen
+    assert seen["not_found"] >= 1 and seen["left_out"] >= 1, seen  # waited out, and not taken for gone
 
 
 def run_and_check(root: Path, capfd: pytest.CaptureFixture[str], faults: str | None = None) -> dict[str, Any] | None:
