@@ -133,3 +133,15 @@ def test_other_services_and_actions_are_left_alone(model: Consistency) -> None:
     created(model, "ami-new")
     call = ec2("DescribeSnapshots")
     assert model.refuse(call) is None and model.rewrite(call, b"<x/>") == b"<x/>"
+
+
+def test_tagging_sharing_or_launching_from_what_ec2_does_not_know_yet_is_refused(model: Consistency, now: Now) -> None:
+    created(model, "ami-new")
+    for call in (ec2("CreateTags", **{"ResourceId.1": "ami-new", "Tag.1.Key": "k", "Tag.1.Value": "v"}),
+                 ec2("ModifyImageAttribute", ImageId="ami-new", Attribute="launchPermission"),
+                 ec2("RunInstances", ImageId="ami-new", MinCount="1", MaxCount="1")):
+        refusal = model.refuse(call)
+        assert refusal is not None and refusal.code == "InvalidAMIID.NotFound", call.action
+    assert model.refuse(ec2("CreateTags", **{"ResourceId.1": "snap-1", "Tag.1.Key": "k"})) is None
+    now.t += 5.0
+    assert model.refuse(ec2("CreateTags", **{"ResourceId.1": "ami-new", "Tag.1.Key": "k"})) is None
