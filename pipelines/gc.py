@@ -3,7 +3,9 @@
 This module is the adapter: it lists the resources (``inventory``), gathers the store's records
 (``records``) and carries out a plan; what to remove is decided in ``gc_plan`` (pure). While it
 looks at a family's AMIs it holds that family's bake lease, so a bake in progress is never
-mistaken for an orphan; a family whose lease is taken is left alone this time.
+mistaken for an orphan; a family whose lease is taken is left alone this time. It lists before
+it reads the records, and the plan keeps what a held promotion or rollout lease is making and a
+fresh AMI no record owns yet (grace), so nothing a live or recent operation made is removed.
 """
 
 from __future__ import annotations
