@@ -27,8 +27,10 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    wait_exponential,
     wait_random_exponential,
 )
 
@@ -76,6 +78,10 @@ NOT_FOUND_CODES = frozenset(
     }
 )
 
+
+# How long ``until_visible`` waits for something just created to show in EC2's describes. EC2
+# documents eventual consistency without a bound; in practice it is seconds.
+VISIBILITY_SECONDS = 30.0
 
 # Error codes that mean the caller's credentials are expired or not accepted (STS, EC2, the JSON APIs).
 EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
@@ -287,6 +293,7 @@ class AwsFactory:
         self.credentials = credentials or {}
         self.on_retry = on_retry
         self.sleep = sleep  # the command's clock: backoff passes in the same time as its waits
+        self.visibility_seconds = VISIBILITY_SECONDS
         self.counter = CallCounter()
         self.retries = 0
         self._lock = threading.Lock()
@@ -334,6 +341,28 @@ class AwsFactory:
             sleep=self.sleep,
             reraise=True,
         )
+
+    def until_visible(self, call: Callable[[], T]) -> T:
+        """``call()`` again while it answers NotFound, for something imagefleet knows exists.
+
+        EC2 is eventually consistent: an AMI, instance or launch-template version just created may
+        be unknown to describes for a while (``InvalidAMIID.NotFound``…). Waits 1, 2, 4, 8, then
+        10 s between tries on the command's clock, until ``visibility_seconds`` (30) of waiting
+        passed (counted in the waits themselves, so a virtual clock bounds it too); then the
+        NotFound stands: what is still unknown after that is gone, not late.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception_type(NotFoundError),
+            wait=wait_exponential(multiplier=1, min=1, max=10),
+            stop=lambda state: state.idle_for >= self.visibility_seconds,
+            before_sleep=self.on_retry,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return call()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _session(self, region: str) -> boto3.Session:
         if region not in self._sessions:

@@ -204,10 +204,12 @@ class Fleet(Resource):
         ids = [li.instance_id for li in self.instances]
         states: dict[str, str] = {}
         for batch in batches(ids, 500):
-            for inst in described(ec2, InstanceIds=batch):
+            # A filter, not InstanceIds: an instance AWS does not list yet (eventual consistency
+            # just after RunInstances) is still pending, not an error that ends the wait.
+            for inst in described(ec2, Filters=[{"Name": "instance-id", "Values": batch}]):
                 states[inst["InstanceId"]] = inst["State"]["Name"]
         for li in self.instances:
-            li.state = states.get(li.instance_id, "gone")
+            li.state = states.get(li.instance_id, "pending")
         return states
 
     def _is_ready(self) -> tuple[bool, str]:

@@ -132,7 +132,7 @@ def run_tests(
                 cases += [Case(region, t, None, [Check("available", False, f"{base.ref} has no AMI in {region}")])
                           for t in family.cohort_instance_types]
                 continue
-            image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+            image = _described_image(aws, clock, region, ami, base, poll)
             image_checks = check_image(image, family, base)
             for itype in family.cohort_instance_types:
                 on_progress(f"{region}: launching {itype} from {ami}")
@@ -152,7 +152,7 @@ def run_tests(
                 cases.append(Case(region, itype, iid, list(image_checks) + [manifest]))
             for case in [c for c in cases if c.region == region and c.instance_id]:
                 t0 = time.monotonic()
-                instance = _wait_running(ec2, case.instance_id or "", clock, boot_timeout, poll)
+                instance = _wait_running(aws, ec2, case.instance_id or "", clock, boot_timeout, poll)
                 case.checks += check_instance(instance, ami, case.instance_type)
                 case.seconds = time.monotonic() - t0
                 on_progress(f"{region}: {case.instance_type} {'passed' if case.passed else 'FAILED'}")
@@ -161,11 +161,35 @@ def run_tests(
     return TestRun(run_id, base, cases, terminated, time.monotonic() - started)
 
 
-def _wait_running(ec2: Client, instance_id: str, clock: Clock, timeout: float, poll: float) -> dict[str, Any]:
-    """The instance once it left ``pending`` (or as it is when ``timeout`` passed)."""
-    inst, _ = clock.poll_until(
-        lambda: dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]),
-        lambda found: found["State"]["Name"] != "pending", timeout=timeout, every=poll)
+def _described_image(aws: AwsFactory, clock: Clock, region: str, ami: str, base: BaseVersion,
+                     poll: float) -> dict[str, Any]:
+    """The AMI as EC2 describes it, once it is visible and shows the tags registration wrote.
+
+    Just after a bake both may lag (EC2 is eventually consistent: ``InvalidAMIID.NotFound``, then
+    the tags from before ``CreateTags``); after ``aws.visibility_seconds`` the image is checked as it is."""
+    ec2 = aws.client("ec2", region)
+    want = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version)}
+
+    def look() -> dict[str, Any]:
+        return dict(aws.until_visible(lambda: ec2.describe_images(ImageIds=[ami]))["Images"][0])
+
+    def tagged(image: dict[str, Any]) -> bool:
+        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+        return want.items() <= tags.items() and STAGE_TAG in tags
+
+    image, _ = clock.poll_until(look, tagged, timeout=aws.visibility_seconds, every=poll)
+    return image
+
+
+def _wait_running(aws: AwsFactory, ec2: Client, instance_id: str, clock: Clock, timeout: float,
+                  poll: float) -> dict[str, Any]:
+    """The instance once it left ``pending`` (or as it is when ``timeout`` passed); one just
+    launched may be unknown to EC2's describes for a while, which ``until_visible`` waits out."""
+    def look() -> dict[str, Any]:
+        found = aws.until_visible(lambda: ec2.describe_instances(InstanceIds=[instance_id]))
+        return dict(found["Reservations"][0]["Instances"][0])
+
+    inst, _ = clock.poll_until(look, lambda found: found["State"]["Name"] != "pending", timeout=timeout, every=poll)
     return inst
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
-from orchestrator.config import Settings
+from orchestrator.config import STAGES, Settings
 from orchestrator.engine import Operation
 from orchestrator.errors import (
     GateError,
@@ -71,8 +71,9 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
         TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
     )["ImageId"]
     # Again on the tagged copy (allowed): an endpoint that drops TagSpecifications (moto) still
-    # ends with the tags the copy is found by.
-    ec2.create_tags(Resources=[copied], Tags=tags)
+    # ends with the tags the copy is found by; a fresh copy may be unknown to EC2 for a while
+    # (eventual consistency): tagging waits it out
+    aws.until_visible(lambda: ec2.create_tags(Resources=[copied], Tags=tags))
     return str(copied)
 
 
@@ -82,9 +83,9 @@ def share(aws: AwsFactory, region: str, ami: str, accounts: list[str], ou_arns: 
         return []
     perms: list[dict[str, str]] = [{"UserId": a} for a in accounts]
     perms += [{"OrganizationalUnitArn": arn} for arn in ou_arns]
-    aws.client("ec2", region).modify_image_attribute(
-        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}
-    )
+    ec2 = aws.client("ec2", region)
+    aws.until_visible(lambda: ec2.modify_image_attribute(
+        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}))  # a fresh copy, maybe
     return [*accounts, *ou_arns]
 
 
@@ -108,13 +109,15 @@ def tag_stages(aws: AwsFactory, region: str, ami: str, *, stage: str | None, add
     """Set ``imagefleet:stage`` (unless ``stage`` is None) and the per-stage tags of one AMI.
 
     A stage that stops naming the AMI sets its tag to ``false`` rather than deleting it: one
-    ``CreateTags`` call, on an image the IAM policy already lets imagefleet tag.
+    ``CreateTags`` call, on an image the IAM policy already lets imagefleet tag. A fresh copy may be
+    unknown to EC2 for a while (eventual consistency): tagging waits it out.
     """
     tags = [{"Key": stage_flag(s), "Value": "true"} for s in add]
     tags += [{"Key": stage_flag(s), "Value": "false"} for s in remove]
     tags += [{"Key": STAGE_TAG, "Value": stage}] if stage else []
     if tags:
-        aws.client("ec2", region).create_tags(Resources=[ami], Tags=tags)
+        ec2 = aws.client("ec2", region)
+        aws.until_visible(lambda: ec2.create_tags(Resources=[ami], Tags=tags))
 
 
 def stages_of(store: StateStore, family: str, version: int) -> list[str]:
@@ -264,7 +267,7 @@ def promote(
     target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: leases.OnWait | None = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
-    if target not in stage_table.STAGES:
+    if target not in STAGES:
         stage_table.check_transition(base.stage, target)  # names the stages there are
     if target not in stage_table.TRANSITIONS:  # before any lease: `--to unstable` is bad input
         raise UsageError(f"cannot promote to {target!r}",

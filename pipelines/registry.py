@@ -27,9 +27,11 @@ CHANGELOG_FORMATS = ("md", "html", "json")
 
 
 def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
+    """Tag each region's AMI; one Packer just made may be unknown to EC2 for a while (until_visible)."""
     pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
     for region, ami in amis.items():
-        aws.client("ec2", region).create_tags(Resources=[ami], Tags=pairs)
+        ec2 = aws.client("ec2", region)
+        aws.until_visible(lambda: ec2.create_tags(Resources=[ami], Tags=pairs))  # noqa: B023 - called at once
 
 
 def _source(settings: Settings, family: str) -> cl.ChangelogSource:

@@ -127,6 +127,31 @@ def fault_proxy(aws_endpoint: str, tmp_path: Path) -> Iterator[str]:
     proc.wait(10)
 
 
+# AWS's eventual consistency, 5 s after each create or change, on a clock only the test moves.
+CONSISTENCY = "consistency=5s,clock=manual"
+
+
+@pytest.fixture
+def consistency_proxy(aws_endpoint: str, tmp_path: Path) -> Iterator[str]:
+    """The fault proxy at ``CONSISTENCY`` (a real process): reads lag creates and changes."""
+    port = free_port()
+    proc = faultproxy.start(aws_endpoint, CONSISTENCY, 0, port, tmp_path / "consistency-proxy.log")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def lagging_workspace(tmp_path: Path, consistency_proxy: str) -> Workspace:
+    """A workspace behind ``consistency_proxy``, on a ``VirtualClock`` the proxy's clock follows."""
+    from orchestrator.clock import VirtualClock
+
+    ws = make_workspace(tmp_path / "lagging", consistency_proxy)
+    ws.clock = VirtualClock()
+    faultproxy.follow(consistency_proxy, ws.clock)
+    return ws
+
+
 @pytest.fixture
 def faulty_workspace(tmp_path: Path, fault_proxy: str) -> Workspace:
     """A workspace whose endpoint is the fault proxy: every command's AWS calls may fail."""

@@ -8,12 +8,15 @@ was refused (exit 1, the release pointer unmoved) and the report site was writte
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from imagefleet.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
+from orchestrator.local import faultproxy
+from orchestrator.local.endpoint import LocalEndpoint
 from tools import demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.packer]
@@ -22,9 +25,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.packer]
 def test_the_demo_rolls_back_the_injected_cohort_only_and_refuses_release(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    root = tmp_path / "demo"
+    run_and_check(tmp_path / "demo", capfd)
+
+
+@pytest.mark.timeout(1800)
+def test_the_demo_ends_the_same_under_eventual_consistency(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`imagefleet run` end to end with the fault proxy at consistency=5s (on the demo's clock)."""
+    stats = run_and_check(tmp_path / "demo", capfd, faults="consistency=5s,clock=manual")
+    assert stats is not None
+    seen = stats["consistency"]
+    # AMIs, copies, smoke, benchmark and baseline instances, template versions; tags, shares, parameters
+    assert seen["created"] >= 20 and seen["changed"] >= 10, seen
+    assert seen["not_found"] >= 1 and seen["left_out"] >= 1, seen  # waited out, and not taken for gone
+
+
+def run_and_check(root: Path, capfd: pytest.CaptureFixture[str], faults: str | None = None) -> dict[str, Any] | None:
+    """Run the demo and check its outcome; returns the fault proxy's stats when it had one."""
     try:
-        outcome = demo.main(root, keep=True)
+        outcome = demo.main(root, keep=True, faults=faults)
         shown = capfd.readouterr()
         # each step of the run says how it ended and how long it took; the refusal gives the reason
         assert "perf done: verdict no_change" in shown.err and "soak done: soaked 24h00m" in shown.err
@@ -53,6 +71,8 @@ def test_the_demo_rolls_back_the_injected_cohort_only_and_refuses_release(
         assert outcome.report is not None and outcome.report.is_file()
         assert any(rollout["id"] in page.read_text() for page in outcome.report.parent.rglob("*.html"))
         assert list((ctx.settings.state_dir / "retrospectives").glob("*r5.large.md"))
+        info = LocalEndpoint(ctx.settings.state_dir).info()
+        return faultproxy.stats(info.url) if info is not None and info.faults else None
     finally:
         if (root / "imagefleet.toml").exists():
             raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())

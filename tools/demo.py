@@ -11,6 +11,8 @@ The demo runs on a virtual clock with the local agents attached to it (``local u
 wall time, and every metric a verdict reads is published before the verdict is taken, so the
 outcome is the same on an idle laptop and a loaded CI runner. It works in ``demo-output/`` (a
 fresh `imagefleet init` there each time); ``KEEP=1`` leaves the endpoint running afterwards.
+``DEMO_FAULTS=consistency=5s,clock=manual`` puts the fault proxy in front (`local up --faults`);
+with ``clock=manual`` its clock follows the demo's, so AWS's eventual consistency lasts 5 s of it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 from imagefleet.cli import raw_main, virtual_clock_agents
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
+from orchestrator.local import faultproxy
 from orchestrator.local.agents import AgentEnv, Attached, Handler, attach
+from orchestrator.local.endpoint import LocalEndpoint
 from orchestrator.output import Output
 from orchestrator.report import PERF_KIND, ROLLOUT_KIND
 from orchestrator.store import StateStore
@@ -106,8 +110,9 @@ class Outcome:
 
 
 class Demo:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, faults: str | None = None) -> None:
         self.root = root
+        self.faults = faults
         self.config = root / "imagefleet.toml"
         self.clock = VirtualClock()
         self.step_no = 0
@@ -186,7 +191,9 @@ def story(d: Demo) -> None:
         raise SystemExit("demo: init failed")
     d.configure()
     d.say("Start the embedded AWS endpoint (moto's server on 127.0.0.1); the demo runs the agents itself")
-    d.run("local", "up", "--no-agents")
+    d.run("local", "up", "--no-agents", *(("--faults", d.faults) if d.faults else ()))
+    if d.faults and "clock=manual" in d.faults:
+        faultproxy.follow(LocalEndpoint(d.context().settings.state_dir).require_url(), d.clock)
     agents = d.attach_agents()
     try:
         d.say("Bootstrap: the family's first base, tested, released (forced past its gates; the reason is audited)")
@@ -218,14 +225,15 @@ def story(d: Demo) -> None:
     d.outcome.report = report / "index.html"
 
 
-def main(root: Path | None = None, keep: bool | None = None) -> Outcome:
+def main(root: Path | None = None, keep: bool | None = None, faults: str | None = None) -> Outcome:
     root = (root or Path(os.environ.get("DEMO_DIR", "demo-output"))).resolve()
     keep = os.environ.get("KEEP") == "1" if keep is None else keep
+    faults = faults or os.environ.get("DEMO_FAULTS") or None
     started = time.monotonic()
     if (root / "imagefleet.toml").exists():
         raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
     shutil.rmtree(root, ignore_errors=True)
-    d = Demo(root)
+    d = Demo(root, faults)
     print(f"imagefleet demo in {root}; it runs on a virtual clock: soak, canary windows and benchmark waits "
           "take no wall time, and the outcome does not depend on how busy the machine is", flush=True)
     try:

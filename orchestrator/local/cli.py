@@ -15,7 +15,7 @@ from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import injection
-from orchestrator.local.endpoint import LocalEndpoint, seed
+from orchestrator.local.endpoint import LocalEndpoint, seed, state_table
 from orchestrator.local.faults import parse_spec
 from orchestrator.schema import AMI_ID, FAMILY, REGION
 
@@ -61,6 +61,10 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
     seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
+    table = None  # the team backend's table lives on the endpoint too: make it before the store is read
+    if obj.settings.state.backend == "dynamodb":
+        table = {"name": obj.settings.state.table,
+                 "created": state_table(obj.aws, obj.settings.aws.regions[0], obj.settings.state.table)}
     restart, lost = endpoint_memory.after_up(obj.store, obj.aws, pid=info.pid, started_at=info.started_at,
                                              url=info.url, forget_lost=forget_lost, actor=obj.actor)
     if lost and not forget_lost:
@@ -69,7 +73,7 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     agents_pid = None if no_agents else local_agents.start_background(obj.settings.state_dir, obj.settings.path)
     env = info.env(obj.settings.aws.regions[0])
     data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
-            "env": env, "seeded": seeded,
+            "env": env, "seeded": seeded, "state_table": table,
             "agents_pid": agents_pid, "faults": info.faults, "upstream_url": info.upstream_url,
             "restarted": restart.restarted, "lost": [b.ref for b in lost], "forgot_lost": forget_lost}
 
@@ -81,6 +85,8 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
             lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at {info.upstream_url})")
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
+        if table:
+            lines.append(f"state table: {table['name']} ({'created' if table['created'] else 'already there'})")
         if forget_lost:
             lines.append(f"marked lost: {', '.join(b.ref for b in lost) or 'none'}")
         lines.append("to use it from other AWS tools:")

@@ -221,12 +221,16 @@ class LocalEndpoint:
                 processes.stop(info.proxy_process, "the fault proxy", self.info_path, timeout)
 
 
-def seed(aws: AwsFactory, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
-    """Give a fresh endpoint what imagefleet needs beyond moto's stock images; safe to run again.
+def state_table(aws: AwsFactory, region: str, table: str) -> bool:
+    """The team backend's table on the endpoint (``[state] backend = "dynamodb"``), made as
+    ``imagefleet state init`` makes it on AWS; True when created now. Safe to run again."""
+    # boto3's DynamoDB types load only when used
+    from orchestrator.store.dynamodb import DynamoStore
 
-    The demo family builds from moto's stock Ubuntu images (owner 099720109477, as on AWS), so
-    only the artifact bucket is created here.
-    """
+    return DynamoStore(aws.client("dynamodb", region), table).init_table()
+
+
+def seed(aws: AwsFactory, regions: tuple[str, ...], bucket: str) -> dict[str, Any]:
     s3 = aws.client("s3", regions[0])
     try:
         s3.head_bucket(Bucket=bucket)

@@ -10,6 +10,10 @@ the clients are the product's own, unpatched. See docs/faults.md.
 A ``reset`` closes the connection after the request was read and *before* it is forwarded, so
 AWS (moto) never sees it: the retry is the first attempt that counts. ``reset-after`` forwards
 first and then closes, which tests idempotency tokens (moto ignores some of them; see the docs).
+
+``consistency=5s`` adds AWS's eventual consistency (``orchestrator.local.consistency``), counted
+on the proxy's clock: the wall clock, or with ``clock=manual`` only what ``POST
+/__faultproxy__/advance`` adds (``follow`` ties it to a test's ``VirtualClock``).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from orchestrator.clock import Clock
+from orchestrator.clock import Clock, VirtualClock
 from orchestrator.errors import ToolError, UsageError
+from orchestrator.local.consistency import Call, Consistency, call_of
 from orchestrator.local.faults import (
     Decision,
     Fault,
@@ -42,6 +47,9 @@ from orchestrator.local.faults import (
     error_response,
     is_packer,
     parse_spec,
+    region_of,
+    render_error,
+    service_of,
 )
 
 HOST = "127.0.0.1"
@@ -74,14 +82,29 @@ class FaultProxyServer(ThreadingHTTPServer):
         self.plan = plan
         self.sleep = sleep
         self.in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        wall = Clock.from_env()
+        self._read_clock: Callable[[], float] = (lambda: 0.0) if plan.spec.clock == "manual" else wall.monotonic
+        self._advanced = 0.0
+        self.consistency = Consistency(plan.spec.consistency_s, self.now) if plan.spec.consistency_s else None
         super().__init__((HOST, port), _Handler)
+
+    def now(self) -> float:
+        """Seconds on the proxy's clock: the consistency window is counted on it."""
+        return self._read_clock() + self._advanced
+
+    def advance(self, seconds: float) -> None:
+        self._advanced += max(0.0, seconds)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}"
 
     def stats(self) -> dict[str, Any]:
-        return {"faults": str(self.plan.spec), "seed": self.plan.seed, "decisions": self.plan.snapshot()}
+        out = {"faults": str(self.plan.spec), "seed": self.plan.seed, "decisions": self.plan.snapshot(),
+               "clock": round(self.now(), 3)}
+        if self.consistency is not None:
+            out["consistency"] = self.consistency.snapshot()
+        return out
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -102,29 +125,42 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         if self.path.startswith(CONTROL_PREFIX):
+            if self.path == f"{CONTROL_PREFIX}advance" and self.command == "POST":
+                self.server.advance(float(json.loads(body or b"{}").get("seconds", 0)))
             self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.stats()).encode())
             return
-        spec = self.server.plan.spec
-        if self.path.startswith(EXEMPT_PREFIXES) or (not spec.packer and is_packer(self.headers.get("User-Agent", ""))):
+        if self.path.startswith(EXEMPT_PREFIXES):
             self._forward(body)
+            return
+        spec = self.server.plan.spec
+        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        call = self._call(req)
+        # Packer's calls pass untouched unless packer=on; what they create is still recorded, so
+        # imagefleet's own reads of a fresh AMI meet the consistency window.
+        if not spec.packer and is_packer(self.headers.get("User-Agent", "")):
+            self._forward(body, call, reads=False)
             return
         decision = self.server.plan.decide()
         if spec.latency_s:
             self.server.sleep(spec.latency_s)
-        self._act(decision, body)
+        self._act(decision, req, call)
 
-    def _act(self, decision: Decision, body: bytes) -> None:
+    def _call(self, req: Request) -> Call | None:
+        if self.server.consistency is None:
+            return None
+        return call_of(service_of(req), region_of(req), req.headers.get("x-amz-target", ""), req.body)
+
+    def _act(self, decision: Decision, req: Request, call: Call | None) -> None:
         if decision.fault in (Fault.THROTTLE, Fault.ERROR_5XX):
-            req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             resp = error_response(req, decision)
             self._send(resp.status, resp.headers, resp.body)
         elif decision.fault is Fault.RESET:
             self._reset()
         elif decision.fault is Fault.RESET_AFTER:
-            self._fetch(body)
+            self._exchange(req.body, call, reads=True)
             self._reset()
         else:
-            self._forward(body)
+            self._forward(req.body, call)
 
     def _read_body(self) -> bytes | None:
         """The request body (Content-Length or chunked), or None after answering 413."""
@@ -148,9 +184,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(413, {"Content-Type": "text/plain"}, b"request body too large for the fault proxy\n")
         return None
 
-    def _fetch(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _fetch(self, body: bytes, target: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send ``body`` upstream with this request's headers (``target``: a prior read's own
+        X-Amz-Target; its signature is not checked by the local endpoint)."""
         host, port = self.server.upstream
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if target is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() not in ("x-amz-target", "content-md5")}
+            if target:
+                headers["X-Amz-Target"] = target
         headers["Host"] = f"{host}:{port}"
         headers["Content-Length"] = str(len(body))
         with self.server.in_flight:
@@ -166,8 +208,33 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 conn.close()
 
-    def _forward(self, body: bytes) -> None:
+    def _exchange(self, body: bytes, call: Call | None, *, reads: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Forward, under the consistency model when there is one: it may answer in AWS's stead
+        (a NotFound, an old value), and it learns what the request created or changed."""
+        model = self.server.consistency
+        if model is None or call is None:
+            return self._fetch(body)
+        if reads and (refusal := model.refuse(call)) is not None:
+            if refusal.code:
+                protocol = "ec2" if call.service == "ec2" else "json"
+                resp = render_error(protocol, refusal.status, refusal.code, refusal.message)
+                return resp.status, list(resp.headers.items()), resp.body
+            kind = "text/xml;charset=UTF-8" if call.service == "ec2" else "application/x-amz-json-1.1"
+            return refusal.status, [("Content-Type", kind)], refusal.body
+        prior = model.prior(call)
+        before = None
+        if prior is not None:
+            status, _, data = self._fetch(prior.body, target=prior.target)
+            before = (status, data)
         status, headers, data = self._fetch(body)
+        if 200 <= status < 300:
+            model.record(call, data, before)
+            if reads:
+                data = model.rewrite(call, data)
+        return status, headers, data
+
+    def _forward(self, body: bytes, call: Call | None = None, *, reads: bool = True) -> None:
+        status, headers, data = self._exchange(body, call, reads=reads)
         keep = {k: v for k, v in headers if k.lower() not in HOP_BY_HOP | {"server", "date"}}
         if self.command == "HEAD":
             length = next((v for k, v in headers if k.lower() == "content-length"), "0")
@@ -227,9 +294,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def stats(url: str, timeout: float = 2.0) -> dict[str, Any]:
-    """What a running proxy has decided so far (``decisions`` counts per fault)."""
+    """What a running proxy has decided so far (``decisions`` counts per fault, ``consistency``
+    counts of stale answers)."""
     with urllib.request.urlopen(f"{url}{CONTROL_PREFIX}stats", timeout=timeout) as resp:
         return dict(json.loads(resp.read()))
+
+
+def advance(url: str, seconds: float, timeout: float = 5.0) -> dict[str, Any]:
+    """Move a running proxy's clock ``seconds`` on (the consistency window counts on it)."""
+    req = urllib.request.Request(f"{url}{CONTROL_PREFIX}advance", data=json.dumps({"seconds": seconds}).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def follow(url: str, clock: VirtualClock) -> Callable[[], None]:
+    """Keep a ``clock=manual`` proxy's clock with ``clock``: every sleep of it moves the proxy as
+    far, so a command waiting on virtual time sees the window pass. Returns a cancel."""
+    last = [clock.monotonic()]
+
+    def push() -> None:
+        step = clock.monotonic() - last[0]
+        if step > 0:
+            advance(url, step)
+            last[0] += step
+
+    return clock.every(86_400.0, push, now=False, around_sleeps=True)
 
 
 def start(upstream: str, faults: str, seed: int, port: int, log: Path, timeout: float = 30.0) -> subprocess.Popen[bytes]:

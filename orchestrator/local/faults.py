@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from orchestrator.errors import UsageError
 
 _RATE_KEYS = {"throttle": "throttle", "5xx": "error_5xx", "reset": "reset", "reset-after": "reset_after"}
+_OTHER_KEYS = ("latency", "packer", "consistency", "clock")
 _LATENCY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
 
 
@@ -37,6 +38,12 @@ class FaultSpec:
     # Packer 1.6.6 does not retry its source-AMI lookup (one throttle fails the bake), so its
     # calls (Go SDK) pass untouched unless ``packer=on``; imagefleet's own clients always get faults.
     packer: bool = False
+    # Eventual consistency (orchestrator.local.consistency): for this long after a create or a
+    # change, reads of that resource answer as AWS may (NotFound, left out of listings, the old value).
+    consistency_s: float = 0.0
+    # The clock that window is counted on: "wall" (scaled like the demo's, IMAGEFLEET_TIME_SCALE) or
+    # "manual" (it moves only by /__faultproxy__/advance: a test's virtual clock drives it).
+    clock: str = "wall"
 
     def __str__(self) -> str:
         parts = [f"{key}={getattr(self, attr):g}" for key, attr in _RATE_KEYS.items() if getattr(self, attr)]
@@ -44,11 +51,16 @@ class FaultSpec:
             parts.append(f"latency={self.latency_s * 1000:g}ms")
         if self.packer:
             parts.append("packer=on")
+        if self.consistency_s:
+            parts.append(f"consistency={self.consistency_s:g}s")
+        if self.clock != "wall":
+            parts.append(f"clock={self.clock}")
         return ",".join(parts) or "none"
 
 
 def parse_spec(text: str) -> FaultSpec:
-    """``throttle=0.1,5xx=0.05,reset=0.02,reset-after=0.01,latency=200ms,packer=on`` -> FaultSpec; strict."""
+    """``throttle=0.1,5xx=0.05,reset=0.02,reset-after=0.01,latency=200ms,packer=on,consistency=5s,clock=manual``
+    -> FaultSpec; strict."""
     values: dict[str, Any] = {}
     seen: set[str] = set()
     for item in text.split(","):
@@ -58,11 +70,16 @@ def parse_spec(text: str) -> FaultSpec:
         if key in seen:
             raise UsageError(f"fault spec: {key} given twice")
         seen.add(key)
-        if key == "latency":
+        if key in ("latency", "consistency"):
             m = _LATENCY.match(raw)
             if not m:
-                raise UsageError(f"fault spec: latency must look like 200ms or 1.5s, got {raw!r}")
-            values["latency_s"] = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+                raise UsageError(f"fault spec: {key} must look like 200ms or 1.5s, got {raw!r}")
+            values[f"{key}_s"] = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+            continue
+        if key == "clock":
+            if raw not in ("wall", "manual"):
+                raise UsageError(f"fault spec: clock must be wall or manual, got {raw!r}")
+            values["clock"] = raw
             continue
         if key == "packer":
             if raw not in ("on", "off"):
@@ -70,7 +87,7 @@ def parse_spec(text: str) -> FaultSpec:
             values["packer"] = raw == "on"
             continue
         if key not in _RATE_KEYS:
-            raise UsageError(f"fault spec: unknown fault {key!r} (known: {', '.join([*_RATE_KEYS, 'latency', 'packer'])})")
+            raise UsageError(f"fault spec: unknown fault {key!r} (known: {', '.join([*_RATE_KEYS, *_OTHER_KEYS])})")
         try:
             rate = float(raw)
         except ValueError:
@@ -154,6 +171,12 @@ def service_of(req: Request) -> str:
     return m.group(1) if m else ""
 
 
+def region_of(req: Request) -> str:
+    """The region from SigV4's credential scope (``.../20260101/us-east-1/ec2/aws4_request``)."""
+    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/[^/]+/aws4_request", req.headers.get("authorization", ""))
+    return m.group(1) if m else ""
+
+
 def protocol_of(req: Request) -> str:
     """``ec2``, ``query``, ``json``, ``cbor`` or ``rest-xml``, from the request's shape."""
     if req.headers.get("smithy-protocol") == "rpc-v2-cbor":
@@ -203,6 +226,11 @@ def error_response(req: Request, decision: Decision) -> Response:
         raise ValueError(f"{decision.fault} has no response")
     if protocol in ("json", "cbor") and service_of(req) == "dynamodb":
         code = f"com.amazonaws.dynamodb.v20120810#{code}"  # DynamoDB qualifies its error types
+    return Response(status, *_render(protocol, code, message, uuid.uuid4().hex))
+
+
+def render_error(protocol: str, status: int, code: str, message: str) -> Response:
+    """An error answer in ``protocol``'s format (``ec2``, ``query``, ``json``, ``cbor``, ``rest-xml``)."""
     return Response(status, *_render(protocol, code, message, uuid.uuid4().hex))
 
 

@@ -3,15 +3,17 @@
 Something is removed only when it carries imagefleet's tags for a family this config manages and
 no record owns it:
 
-* an AMI (with its snapshots) that no registered base lists, while no bake of its family runs —
-  found by its ``imagefleet:family`` tag or recorded in the reservation of a failed or killed bake
-  (a template that does not tag its AMIs still has them recorded);
+* an AMI (with its snapshots) that no registered base lists, while no bake or promotion of its
+  family runs (their leases are held) — recorded in the reservation of a failed or killed bake
+  (a template that does not tag its AMIs still has them recorded), or found by its
+  ``imagefleet:family`` tag and older than the grace period (a promotion's copy is tagged before
+  the base records it, and EC2's listings lag a create: a fresh AMI is never taken for an orphan);
 * a benchmark (``imagefleet:role=perf``) or canary baseline (``imagefleet:role=baseline``)
   instance whose run or rollout has finished, or is unknown to the store, or is past its
   deadline, and which is older than the grace period (a run may not have recorded itself yet);
 * a launch-template version a canary rollout created (its description names the rollout) once
   that rollout has ended or is unknown, unless it is the template's default version or a group
-  of the family still uses it.
+  of the family still uses it, or while that rollout's lease is held.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Image:
     ami: str
     snapshots: tuple[str, ...]
     tags: dict[str, str]
+    created: datetime | None = None  # EC2's CreationDate
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Records:
     recorded: dict[str, str] = field(default_factory=dict)  # AMI → family, from unfinished/failed reservations
     runs: dict[str, str] = field(default_factory=dict)  # perf run id → status
     rollouts: dict[str, str] = field(default_factory=dict)  # rollout id → status
+    live: set[str] = field(default_factory=set)  # names of the leases held now: operations in flight
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ FINISHED_RUNS = {"done", "failed", "interrupted"}
 FINISHED_ROLLOUTS = {"succeeded", "failed", "aborted", "rolled_back"}
 
 
-def plan_images(images: list[Image], records: Records, plan: Plan) -> None:
+def plan_images(images: list[Image], records: Records, now: datetime, grace: timedelta, plan: Plan) -> None:
     for image in images:
         family = image.tags.get(FAMILY_TAG) or records.recorded.get(image.ami, "")
         if family not in records.families:
@@ -128,6 +132,13 @@ def plan_images(images: list[Image], records: Records, plan: Plan) -> None:
             continue
         if family in records.baking:
             plan.keep.append(Kept("image", image.region, image.ami, f"a bake of {family} is running"))
+            continue
+        if any(name.startswith(f"stage:{family}:") for name in records.live):
+            plan.keep.append(Kept("image", image.region, image.ami, f"a promotion of {family} is running"))
+            continue
+        if image.ami not in records.recorded and image.created is not None and now - image.created < grace:
+            plan.keep.append(Kept("image", image.region, image.ami,
+                                  "younger than the grace period (its bake or promotion may not have recorded it yet)"))
             continue
         bake = image.tags.get(BAKE_TAG, "recorded by its reservation")
         plan.remove.append(Removal("image", image.region, image.ami,
@@ -160,6 +171,10 @@ def plan_instances(instances: list[Instance], records: Records, now: datetime, g
         if inst.tags.get(ROLE_TAG) not in ("perf", "baseline") or inst.state in ("shutting-down", "terminated"):
             continue
         label, status, finished = _instance_owner(inst, records)
+        rollout = inst.tags.get(ROLLOUT_TAG, "")
+        if inst.tags.get(ROLE_TAG) == "baseline" and f"rollout:{rollout}" in records.live:
+            plan.keep.append(Kept("instance", inst.region, inst.instance_id, f"{label} holds its lease"))
+            continue
         if status is not None and status not in finished and not _expired(inst, now):
             plan.keep.append(Kept("instance", inst.region, inst.instance_id, f"{label} is {status}"))
             continue
@@ -181,6 +196,8 @@ def plan_template_versions(versions: list[TemplateVersion], in_use: set[tuple[st
         ident = f"{v.template_id}:{v.version}"
         if status is not None and status not in FINISHED_ROLLOUTS:
             plan.keep.append(Kept("template-version", v.region, ident, f"rollout {rollout} is {status}"))
+        elif f"rollout:{rollout}" in records.live:
+            plan.keep.append(Kept("template-version", v.region, ident, f"rollout {rollout} holds its lease"))
         elif v.default or (v.region, v.template_id, v.version) in in_use:
             plan.keep.append(Kept("template-version", v.region, ident, "a group uses it or it is the default"))
         else:
@@ -192,7 +209,7 @@ def plan_template_versions(versions: list[TemplateVersion], in_use: set[tuple[st
 def plan(inventory: Inventory, records: Records, *, now: datetime, grace: timedelta = DEFAULT_GRACE) -> Plan:
     """Everything to remove, and what was considered but kept, with reasons."""
     out = Plan()
-    plan_images(inventory.images, records, out)
+    plan_images(inventory.images, records, now, grace, out)
     plan_instances(inventory.instances, records, now, grace, out)
     plan_template_versions(inventory.template_versions, inventory.in_use, records, out)
     return out

@@ -3,7 +3,9 @@
 This module is the adapter: it lists the resources (``inventory``), gathers the store's records
 (``records``) and carries out a plan; what to remove is decided in ``pipelines.gc.plan`` (pure). While it
 looks at a family's AMIs it holds that family's bake lease, so a bake in progress is never
-mistaken for an orphan; a family whose lease is taken is left alone this time.
+mistaken for an orphan; a family whose lease is taken is left alone this time. It lists before
+it reads the records, and the plan keeps what a held promotion or rollout lease is making and a
+fresh AMI no record owns yet (grace), so nothing a live or recent operation made is removed.
 """
 
 from __future__ import annotations
@@ -36,9 +38,16 @@ def _snapshots(image: dict[str, Any]) -> tuple[str, ...]:
                  if m.get("Ebs", {}).get("SnapshotId"))
 
 
+def _created(image: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(image["CreationDate"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def _images(aws: AwsFactory, region: str, filters: list[dict[str, Any]]) -> list[Image]:
     resp = aws.client("ec2", region).describe_images(Owners=["self"], Filters=filters)
-    return [Image(region, i["ImageId"], _snapshots(i), _tags(i)) for i in resp.get("Images", [])]
+    return [Image(region, i["ImageId"], _snapshots(i), _tags(i), _created(i)) for i in resp.get("Images", [])]
 
 
 def images_of_bake(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> dict[str, str]:
@@ -153,13 +162,17 @@ def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
 
 
 def records(store: StateStore, settings: Settings, baking: set[str],
-            recorded: dict[str, dict[str, str]] | None = None) -> Records:
+            recorded: dict[str, dict[str, str]] | None = None, now: float | None = None) -> Records:
+    """What the store owns and what is in flight: bases, runs, rollouts, reservations, and the
+    leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one)."""
     owned = {ami for base in store.bases() for ami in base.amis.values()}
     runs = {str(d.get("id")): str(d.get("status")) for d in store.docs(PERF_RUN_KIND)}
     rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
+    live = {lease.name for lease in store.leases()
+            if lease.expires_at is None or now is None or lease.expires_at > now}
     return Records(families=set(settings.families), owned_amis=owned, baking=baking, runs=runs, rollouts=rollouts,
-                   recorded=by_ami)
+                   recorded=by_ami, live=live)
 
 
 # --- acting -----------------------------------------------------------------------------------------
@@ -195,8 +208,11 @@ def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: le
                 baking.add(family)
         when = now or datetime.fromtimestamp(clock.time(), UTC)
         recorded = recorded_amis(store)
-        the_plan = gc_plan.plan(inventory(aws, settings, recorded), records(store, settings, baking, recorded),
-                                now=when, grace=grace)
+        # The records are read after the inventory: what an operation made and recorded while gc
+        # listed is owned by the time gc decides; what it has not recorded yet is younger than the
+        # grace period or made under a lease that is still held.
+        found = inventory(aws, settings, recorded)
+        the_plan = gc_plan.plan(found, records(store, settings, baking, recorded, clock.time()), now=when, grace=grace)
         if dry_run:
             return the_plan, []
         done = carry_out(aws, the_plan.remove)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_support import make_ami
 
+from orchestrator.clock import VirtualClock
 from orchestrator.local import memory as endpoint_memory
 from orchestrator.store import BaseVersion, utcnow
 
@@ -35,6 +36,7 @@ def test_a_restart_names_the_lost_bases_and_forgetting_marks_them(workspace: Any
     lost = [b.ref for b in endpoint_memory.find_lost(store, aws) if b.family == fam]
     assert lost == [f"{fam}:1"]
 
+    workspace.clock = VirtualClock()  # the image test waits out a late AMI (until_visible) on virtual time
     r = workspace.run("test", f"{fam}:1")  # not yet marked: the endpoint's own answer, with the fix
     assert r.code == 2, r.stderr
     assert "InvalidAMIID" in r.stderr and "local up --forget-lost" in r.stderr

@@ -130,3 +130,36 @@ def test_local_up_refuses_a_bad_fault_spec_before_starting_anything(workspace) -
     r = workspace.run("local", "up", "--faults", "throttle=0.1,reset")
     assert r.code == 2 and r.stderr.startswith("error: fault spec: expected key=value")
     assert not (workspace.root / ".imagefleet" / "local.json").exists()
+
+
+def test_local_up_with_consistency_combined_with_faults(tmp_path: Path) -> None:
+    """`local up --faults consistency=5s,throttle=0.05` on the wall clock; the test moves the window on."""
+    import io
+    import json
+
+    from imagefleet.cli import raw_main
+    from orchestrator.context import Context
+    from orchestrator.errors import NotFoundError
+    from orchestrator.output import Output
+
+    assert raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO()))) == 0
+    config = tmp_path / "imagefleet.toml"
+
+    def run(*args: str) -> tuple[int, str]:
+        out = io.StringIO()
+        return raw_main(["--config", str(config), *args], obj=Context(output=Output(stdout=out, stderr=io.StringIO()))), out.getvalue()
+
+    code, out = run("local", "up", "--no-agents", "--faults", "consistency=5s,throttle=0.05", "--fault-seed", "3", "--json")
+    try:
+        assert code == 0, out
+        url = json.loads(out)["url"]
+        assert faultproxy.stats(url)["faults"] == "throttle=0.05,consistency=5s"
+        ssm = factory(url).client("ssm")
+        name = f"/up-consistency/{uuid.uuid4().hex[:8]}"
+        ssm.put_parameter(Name=name, Value="v", Type="String")
+        with pytest.raises(NotFoundError, match="ParameterNotFound"):
+            ssm.get_parameter(Name=name)
+        faultproxy.advance(url, 5.0)
+        assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "v"
+    finally:
+        assert run("local", "down")[0] == 0

@@ -44,6 +44,8 @@ from orchestrator.local.faults import (
     (" throttle = 1 ", FaultSpec(throttle=1.0)),
     ("latency=1.5s,packer=on", FaultSpec(latency_s=1.5, packer=True)),
     ("throttle=0", FaultSpec()),
+    ("consistency=5s,throttle=0.1", FaultSpec(throttle=0.1, consistency_s=5.0)),
+    ("consistency=500ms,clock=manual", FaultSpec(consistency_s=0.5, clock="manual")),
 ])
 def test_specs_parse(text: str, spec: FaultSpec) -> None:
     assert parse_spec(text) == spec
@@ -67,6 +69,8 @@ def test_specs_parse(text: str, spec: FaultSpec) -> None:
     ("latency=200", "200ms or 1.5s"),
     ("latency=fast", "200ms or 1.5s"),
     ("packer=yes", "on or off"),
+    ("consistency=5", "consistency must look like 200ms or 1.5s"),
+    ("clock=virtual", "wall or manual"),
 ])
 def test_bad_specs_are_bad_input(text: str, says: str) -> None:
     with pytest.raises(UsageError) as err:

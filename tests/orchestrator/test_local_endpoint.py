@@ -82,3 +82,30 @@ def test_a_restart_is_noticed_and_its_lost_bases_named_then_forgotten(tmp_path: 
         assert forgotten(store) == {"demo:2"}
     finally:
         run(config, "local", "down")
+
+
+def test_up_with_the_team_backend_makes_the_state_table_on_the_endpoint(tmp_path: Path) -> None:
+    """`[state] backend = "dynamodb"` with `endpoint_url = "local"`: two commands to a working team set-up."""
+    raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO())))
+    config = tmp_path / "imagefleet.toml"
+    text = config.read_text()
+    assert 'backend = "sqlite"' in text
+    config.write_text(text.replace('backend = "sqlite"', 'backend = "dynamodb"\ntable = "team-state"', 1))
+    try:
+        code, out, err = run(config, "local", "up", "--json")
+        assert code == 0, err
+        up = json.loads(out)
+        assert up["state_table"] == {"name": "team-state", "created": True}
+        ddb = boto3.client("dynamodb", endpoint_url=up["url"], region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        assert ddb.describe_table(TableName="team-state")["Table"]["TableStatus"] == "ACTIVE"
+        assert ddb.describe_time_to_live(TableName="team-state")["TimeToLiveDescription"]["AttributeName"] == "ttl"
+        # the store is the table: the endpoint's identity went there, and `leases` reads it
+        assert ddb.scan(TableName="team-state")["Count"] >= 1
+        code, out, err = run(config, "leases", "--json")
+        assert code == 0 and json.loads(out) == [], err
+        code, out, err = run(config, "local", "up")
+        assert code == 0 and "already running" in out, err
+    finally:
+        run(config, "local", "down")
+    assert not (tmp_path / ".imagefleet" / "state.db").exists()  # nothing went to SQLite

@@ -78,3 +78,28 @@ def test_an_untagged_ami_recorded_by_a_failed_bake_is_removed_too() -> None:
     p = plan(Inventory(images=[untagged, Image("us-west-2", "ami-stranger", (), {})]),
              records(recorded={"ami-untagged": "web"}), now=NOW)
     assert ids(p, "image") == ["ami-untagged"] and "reservation" in p.remove[0].reason
+
+
+def test_a_fresh_unowned_ami_is_kept_for_the_grace_period_unless_a_dead_bake_recorded_it() -> None:
+    fresh, old = NOW - timedelta(minutes=2), NOW - timedelta(hours=2)
+    copy = Image("us-west-2", "ami-copy", (), {"imagefleet:family": "web"}, fresh)
+    killed = Image("us-west-2", "ami-killed", (), {"imagefleet:family": "web"}, fresh)
+    stale = Image("us-west-2", "ami-stale", (), {"imagefleet:family": "web"}, old)
+    p = plan(Inventory(images=[copy, killed, stale]), records(recorded={"ami-killed": "web"}), now=NOW)
+    assert ids(p, "image") == ["ami-killed", "ami-stale"]
+    assert "grace" in {k.id: k.reason for k in p.keep}["ami-copy"]
+    assert ids(plan(Inventory(images=[copy]), records(), now=NOW, grace=timedelta(0)), "image") == ["ami-copy"]
+
+
+def test_operations_in_flight_keep_what_they_made_whatever_its_age() -> None:
+    inv = Inventory(images=[img("ami-copy")],
+                    instances=[inst("i-base", "baseline", **{"imagefleet:rollout": "ro9"})],
+                    template_versions=[TemplateVersion("us-east-1", "lt-1", 2, "imagefleet canary ro9 from v1", False)])
+    live = records(live={"stage:web:candidate", "rollout:ro9"})
+    p = plan(inv, live, now=NOW, grace=timedelta(0))
+    assert p.remove == []
+    kept = {k.id: k.reason for k in p.keep}
+    assert kept == {"ami-copy": "a promotion of web is running", "i-base": "rollout ro9 holds its lease",
+                    "lt-1:2": "rollout ro9 holds its lease"}
+    # the same resources once those leases are gone: the rollout is unknown, the copy unowned
+    assert len(plan(inv, records(), now=NOW, grace=timedelta(0)).remove) == 3

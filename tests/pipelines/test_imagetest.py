@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.clock import Clock
+from orchestrator.clock import VirtualClock
 from orchestrator.config import FamilySettings
 from orchestrator.store import BaseVersion, utcnow
 from pipelines import imagetest
@@ -88,7 +88,7 @@ def test_ctrl_c_during_launches_terminates_what_was_launched(aws) -> None:
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        imagetest.run_tests(aws, Clock(), FAMILY, base, on_progress=interrupt_on_third)
+        imagetest.run_tests(aws, VirtualClock(), FAMILY, base, on_progress=interrupt_on_third)
     res = ec2.describe_instances(Filters=[{"Name": "tag:imagefleet:role", "Values": ["image-test"]},
                                           {"Name": "tag:imagefleet:family", "Values": ["web"]}])
     states = [i["State"]["Name"] for r in res["Reservations"] for i in r["Instances"]]
