@@ -204,26 +204,33 @@ def bake(
     wait: bool = False,
     on_wait: leases.OnWait | None = None,
     on_progress: Callable[[str], None] = lambda _m: None,
+    operation: str | None = None,
 ) -> tuple[BaseVersion, BakeResult, list[str]]:
-    """Bake and register the family's next version, holding ``bake:<family>`` throughout."""
+    """Bake and register the family's next version, holding ``bake:<family>`` throughout.
+
+    ``operation`` (a run job's id) is written into the reservation, so the job can recognise the
+    base its own bake registered after a kill between registering and journaling it.
+    """
     bake_id = new_bake_id(family_name)
     prepared = prepare(settings, aws, family_name, extra_vars=extra_vars or {}, work_dir=work_dir, bake_id=bake_id)
     try:
         return _bake_and_register(prepared, settings, aws, store, actor=actor, clock=clock, wait=wait,
-                                  on_wait=on_wait, on_progress=on_progress)
+                                  on_wait=on_wait, on_progress=on_progress, operation=operation)
     finally:
         prepared.forget_secrets()
 
 
 def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, store: StateStore, *, actor: str,
                        clock: leases.LeaseClock, wait: bool, on_wait: leases.OnWait | None,
-                       on_progress: Callable[[str], None]) -> tuple[BaseVersion, BakeResult, list[str]]:
+                       on_progress: Callable[[str], None],
+                       operation: str | None) -> tuple[BaseVersion, BakeResult, list[str]]:
     """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
     bake_id = prepared.inputs.bake_id
     with leases.hold(store, [bake_lease(prepared.family.name)], clock=clock, actor=actor,
                      command=f"bake {prepared.family.name}", wait=wait, on_wait=on_wait):
         version = store.reserve_version(prepared.family.name, bake_id, {
-            "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor})
+            "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
+            **({"operation": operation} if operation else {})})
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
