@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from orchestrator.engine import KillPoint
-from orchestrator.errors import LeaseHeldError, LeaseLostError
+from orchestrator.errors import LeaseHeldError, LeaseLostError, NotFoundError
 from orchestrator.local.processes import pid_alive
 from orchestrator.store import Lease, StateStore, lease_blocks
 
@@ -155,3 +155,15 @@ def claim(store: StateStore, names: list[str], *, owner: str, clock: LeaseClock,
 
 def release(store: StateStore, owner: str) -> None:
     store.release_leases(owner)
+
+
+def force_release(store: StateStore, name: str, *, actor: str, reason: str, now: float) -> tuple[Lease, bool]:
+    """The operator's way out (``leases --release NAME --force``): free one lease, audited with its
+    holder. Returns the lease and whether its holder looked alive (not expired, not seen dead)."""
+    lease = next((x for x in store.leases() if x.name == name), None)
+    if lease is None:
+        raise NotFoundError(f"no lease named {name!r} is held", hint="'imagefleet leases' lists every lease")
+    alive = lease_blocks(lease, "", now, holder_is_dead)
+    store.release_leases(lease.owner, [name])
+    store.audit(actor, "lease-released", name, reason, details={**lease.to_dict(), "holder_alive": alive})
+    return lease, alive

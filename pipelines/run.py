@@ -176,8 +176,9 @@ class Job:
         ctx = self.ctx
         mine = [r for r in ctx.store.reservations(self.family, status="registered")
                 if r.details.get("operation") == op.id]
+        warnings: list[str] = []
         if mine:  # killed between registering and journaling: the base is this job's, never bake twice
-            base, warnings = ctx.store.get_base(self.family, mine[-1].version), []
+            base = ctx.store.get_base(self.family, mine[-1].version)
             self.progress(f"  {base.ref} was registered by this job's bake before it was interrupted; going on with it")
         else:
             base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
