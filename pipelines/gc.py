@@ -18,6 +18,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.store import StateStore
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG
+from perf import runs as perf_runs
 from pipelines import gc_plan
 from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
 
@@ -154,9 +155,11 @@ def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
 
 
 def records(store: StateStore, settings: Settings, baking: set[str],
-            recorded: dict[str, dict[str, str]] | None = None) -> Records:
+            recorded: dict[str, dict[str, str]] | None = None, dead_runs: set[str] | frozenset[str] = frozenset()) -> Records:
+    """What the store owns; a perf run in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
     owned = {ami for base in store.bases() for ami in base.amis.values()}
-    runs = {str(d.get("id")): str(d.get("status")) for d in store.docs(PERF_RUN_KIND)}
+    runs = {str(d.get("id")): "abandoned" if str(d.get("id")) in dead_runs else str(d.get("status"))
+            for d in store.docs(PERF_RUN_KIND)}
     rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
     return Records(families=set(settings.families), owned_amis=owned, baking=baking, runs=runs, rollouts=rollouts,
@@ -196,16 +199,25 @@ def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: le
                 baking.add(family)
         when = now or datetime.fromtimestamp(clock.time(), UTC)
         recorded = recorded_amis(store)
-        the_plan = gc_plan.plan(inventory(aws, settings, recorded), records(store, settings, baking, recorded),
-                                now=when, grace=grace)
+        dead = {str(d["id"]) for d in perf_runs.dead_runs(store, clock.time())}
+        the_plan = gc_plan.plan(inventory(aws, settings, recorded),
+                                records(store, settings, baking, recorded, dead), now=when, grace=grace)
         if dry_run:
             return the_plan, []
         done = carry_out(aws, the_plan.remove)
         finish_reservations(store, done, baking)
+        close_dead_runs(store, dead, actor)
     if done:
         store.audit(actor, "gc", "*", f"removed {sum(d['removed'] for d in done)} of {len(done)}",
                     {"removed": done})
     return the_plan, done
+
+
+def close_dead_runs(store: StateStore, dead: set[str], actor: str) -> None:
+    """Perf runs whose process died end ``abandoned``: an instance of theirs still left (younger than
+    the grace, or its termination failed) is then a finished run's, removed by the next gc."""
+    for run_id in sorted(dead):
+        perf_runs.close(store, run_id, actor=actor, why="its process died; closed by gc", terminated=[])
 
 
 def finish_reservations(store: StateStore, done: list[dict[str, Any]], baking: set[str]) -> None:
