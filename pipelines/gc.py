@@ -8,6 +8,7 @@ mistaken for an orphan; a family whose lease is taken is left alone this time.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import leases
 from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
+from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import StateStore
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG
 from perf import runs as perf_runs
-from pipelines import gc_plan
+from pipelines import gc_plan, packer_run
 from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
 
 if TYPE_CHECKING:
@@ -89,6 +91,58 @@ def remove_images(aws: AwsFactory, amis: dict[str, str]) -> tuple[dict[str, str]
         except Exception as exc:  # noqa: BLE001 - best effort: the caller records what is left
             failed[region] = f"{ami}: {type(exc).__name__}: {exc}"
     return removed, failed
+
+
+def stop_dead_packers(store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]) -> list[dict[str, Any]]:
+    """Stop what the killed bakes of ``family`` left running. Call it holding ``bake:<family>``: a
+    reservation still ``reserved`` then belongs to a dead bake. Its Packer, if it still runs on this
+    host (pid, command line and start time as recorded), is stopped (SIGINT to its group, then
+    SIGKILL), and build instances a killed Packer could not clean up are terminated. Returns, per
+    dead bake, what was done; its AMIs are left to the caller."""
+    out = []
+    for res in store.reservations(family, status="reserved"):
+        packer = res.details.get("packer") or {}
+        elsewhere = bool(packer) and packer.get("host") != socket.gethostname()
+        stopped = packer_run.stop_orphan(ProcessRecord.from_dict(packer)) if packer and not elsewhere else False
+        bake_id = str(res.details.get("bake_id") or res.holder)
+        out.append({"version": res.version, "bake_id": bake_id, "packer_stopped": stopped,
+                    "packer_elsewhere": elsewhere,
+                    "build_instances_terminated": _end_build_instances(aws, regions, bake_id)})
+    return out
+
+
+def reclaim_dead_bakes(store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]) -> list[dict[str, Any]]:
+    """Close the bakes of ``family`` that were killed outright, holding ``bake:<family>``: their
+    Packer stopped (``stop_dead_packers``), every AMI they made (recorded, or tagged with the bake
+    id) removed, their reservations closed."""
+    closed = []
+    for dead in stop_dead_packers(store, aws, family, regions):
+        res = next(r for r in store.reservations(family) if r.version == dead["version"])
+        amis = {**(res.details.get("amis") or {}), **images_of_bake(aws, regions, dead["bake_id"])}
+        removed, failed = remove_images(aws, amis)
+        # a Packer on another host may still make AMIs: "failed" keeps them recorded for gc
+        status = "failed" if failed or dead["packer_elsewhere"] else "cleaned"
+        outcome = {**dead, "closed_by": "the next holder of the bake lease", "removed": removed,
+                   "not_removed": failed}
+        store.finish_reservation(family, res.version, status, outcome)
+        closed.append({**outcome, "status": status})
+    return closed
+
+
+def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> list[str]:
+    """Terminate the build instances a killed Packer left (they carry the bake's tag)."""
+    filters = [{"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]},
+               {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    ended = []
+    for region in regions:
+        ec2 = aws.client("ec2", region)
+        ids = [i["InstanceId"] for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
+               for r in page.get("Reservations", []) for i in r.get("Instances", [])
+               if _tags(i).get(BAKE_TAG) == bake_id]
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            ended += ids
+    return ended
 
 
 # --- listing ----------------------------------------------------------------------------------------
@@ -197,6 +251,9 @@ def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: le
                                                 actor=actor, command="gc"))
             except LeaseHeldError:
                 baking.add(family)
+                continue
+            if not dry_run:  # a killed bake's Packer may still be building: stop it before looking
+                stop_dead_packers(store, aws, family, settings.family(family).regions)
         when = now or datetime.fromtimestamp(clock.time(), UTC)
         recorded = recorded_amis(store)
         dead = {str(d["id"]) for d in perf_runs.dead_runs(store, clock.time())}
