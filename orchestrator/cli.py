@@ -213,7 +213,8 @@ def _release_lease(name: str | None, force: bool, reason: str | None) -> None:
         raise UsageError(f"--release {name}: needs --force and a --reason (it is audited)",
                          hint=f"imagefleet leases --release {name} --force --reason 'TEXT'")
     obj = get_context()
-    lease, alive = leases.force_release(obj.store, name, actor=obj.actor, reason=str(reason), now=obj.clock.time())
+    lease = leases.find(obj.store, name)  # before the caller's identity is looked up in AWS
+    alive = leases.force_release(obj.store, lease, actor=obj.actor, reason=str(reason), now=obj.clock.time())
     if alive:
         obj.out.warn(f"{name}'s holder looked alive (pid {lease.pid} on {lease.host}, {lease.command!r}); "
                      "it will lose the lease at its next heartbeat")

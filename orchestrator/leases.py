@@ -157,13 +157,18 @@ def release(store: StateStore, owner: str) -> None:
     store.release_leases(owner)
 
 
-def force_release(store: StateStore, name: str, *, actor: str, reason: str, now: float) -> tuple[Lease, bool]:
-    """The operator's way out (``leases --release NAME --force``): free one lease, audited with its
-    holder. Returns the lease and whether its holder looked alive (not expired, not seen dead)."""
+def find(store: StateStore, name: str) -> Lease:
+    """The lease named ``name`` (NotFoundError, exit 2, when nobody holds it)."""
     lease = next((x for x in store.leases() if x.name == name), None)
     if lease is None:
         raise NotFoundError(f"no lease named {name!r} is held", hint="'imagefleet leases' lists every lease")
+    return lease
+
+
+def force_release(store: StateStore, lease: Lease, *, actor: str, reason: str, now: float) -> bool:
+    """The operator's way out (``leases --release NAME --force``): free one lease, audited with its
+    holder. Returns whether its holder looked alive (not expired, not seen dead)."""
     alive = lease_blocks(lease, "", now, holder_is_dead)
-    store.release_leases(lease.owner, [name])
-    store.audit(actor, "lease-released", name, reason, details={**lease.to_dict(), "holder_alive": alive})
-    return lease, alive
+    store.release_leases(lease.owner, [lease.name])
+    store.audit(actor, "lease-released", lease.name, reason, details={**lease.to_dict(), "holder_alive": alive})
+    return alive
