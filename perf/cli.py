@@ -204,12 +204,14 @@ def show_cmd(run_id: str) -> None:
 def runs_cmd(family: str | None) -> None:
     """List perf runs, oldest first."""
     from orchestrator.output import table
-    from perf.runs import DOC_KIND
+    from perf.runs import DOC_KIND, holder_gone
 
     ctx = get_context()
     docs = [d for d in ctx.store.docs(DOC_KIND) if not family or d.get("family") == family]
-    rows = [{"id": d["id"], "status": d.get("status"), "verdict": d.get("verdict"),
-             "candidate": d["candidate"]["ref"], "baseline": d["baseline"]["ref"],
+    now = ctx.clock.time()
+    # a run "running" whose process died is shown so: `perf cleanup` (or the next run, or gc) closes it
+    rows = [{"id": d["id"], "status": "running, process dead" if holder_gone(ctx.store, d, now) else d.get("status"),
+             "verdict": d.get("verdict"), "candidate": d["candidate"]["ref"], "baseline": d["baseline"]["ref"],
              "started_at": d.get("started_at")} for d in docs]
     ctx.out.result(rows, lambda: table(["id", "status", "verdict", "candidate", "baseline", "started"],
                                        [list(r.values()) for r in rows]))

@@ -48,6 +48,8 @@ def test_a_killed_perf_run_is_closed_by_the_rerun_then_by_cleanup_and_by_gc(work
     _killed_run(ws, ref)
     (first,) = _runs(ws)
     assert _runs(ws) == {first: "running"} and _live_by_run(aws, fam) == {first: 18}
+    listed = ws.run("perf", "runs", "--json")
+    assert [r["status"] for r in listed.json()] == ["running, process dead"]
 
     _killed_run(ws, ref)  # the rerun closes the dead run before it launches its own fleet
     runs = _runs(ws)
