@@ -38,6 +38,8 @@ def rollback_cohort(ctl: Controller, cohort: CohortState, lost: set[str] | None 
     gone = set(lost or ()) & set(cohort.groups)
     for region, groups in sorted(by_region.items()):
         groups = [group for group in groups if group.key not in gone]
+        if not groups:
+            continue
         result = ctl.step(f"rollback:{cohort.key}:{region}", partial(ctl.actions.roll_back, region, groups))
         replaced += int(result["terminated"])
         gone |= {f"{region}/{name}" for name in result.get("missing", ())}
