@@ -29,6 +29,7 @@ from canary.model import BatchState, GroupState, Rollout
 from canary.pacing import LaunchPacer
 from orchestrator.aws import Clients, client_token
 from orchestrator.clock import Clock
+from orchestrator.errors import NotFoundError
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 LIVE = ("InService", "Pending", "Pending:Wait", "Pending:Proceed")  # members that still count
@@ -46,8 +47,13 @@ class RolloutActions:
         self.progress = progress
 
     def describe_groups(self, region: str, names: list[str]) -> dict[str, GroupInfo]:
-        """The groups as AWS reports them now (read before each action that changes them)."""
-        return self.ex.describe_groups(region, names)
+        """The groups as AWS reports them now (read before each action that changes them);
+        ``GroupsMissing`` when one no longer exists (deleted, or the endpoint restarted)."""
+        found = self.ex.describe_groups(region, names)
+        missing = sorted(set(names) - set(found))
+        if missing:
+            raise GroupsMissing(region, missing)
+        return found
 
     # --- pinning -------------------------------------------------------------------------------------
     def pin(self, rollout: Rollout, group: GroupState, info: GroupInfo,
@@ -183,8 +189,11 @@ class RolloutActions:
 
     # --- rolling back ---------------------------------------------------------------------------------
     def roll_back(self, region: str, groups: list[GroupState]) -> dict[str, Any]:
-        """Groups back on their old template version; their instances on the new base terminated."""
+        """Groups back on their old template version; their instances on the new base terminated.
+        A group that no longer exists is reported in ``missing`` (there is nothing to roll back)."""
         infos = self.ex.describe_groups(region, [group.name for group in groups])
+        missing = sorted(group.name for group in groups if group.name not in infos)
+        groups = [group for group in groups if group.name in infos]
         for group in groups:
             if str(infos[group.name].lt_version) != str(group.old_version):
                 self.ex.pin(infos[group.name], group.old_version)
@@ -193,7 +202,16 @@ class RolloutActions:
         new_amis = {group.new_ami for group in groups}
         on_new = [iid for iid in members if images.get(iid, {}).get("ami") in new_amis]
         terminated = sum(1 for iid in on_new if self.ex.terminate_in_group(region, iid))
-        return {"terminated": terminated, "instances": on_new}
+        return {"terminated": terminated, "instances": on_new, "missing": missing}
+
+
+class GroupsMissing(NotFoundError):
+    """Groups of a rollout that AWS no longer knows: their cohorts end ``lost``."""
+
+    def __init__(self, region: str, names: list[str]) -> None:
+        super().__init__(f"Auto Scaling group(s) gone in {region}: {', '.join(names)}")
+        self.region = region
+        self.keys = [f"{region}/{name}" for name in names]
 
 
 @dataclass(frozen=True)

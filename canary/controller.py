@@ -33,7 +33,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from canary import hooks, rounds
-from canary.actions import Progress, RolloutActions
+from canary.actions import GroupsMissing, Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
 from canary.judge.decision import NODATA_QUERIES, Verdict, describe_verdict, verdict
@@ -231,14 +231,18 @@ class Controller:
         rollout.reason = None
         self.save()
         while cohorts := self.in_flight():
-            if self.handle_request() or self._round(cohorts):
-                return
+            try:
+                if self.handle_request() or self._round(cohorts):
+                    return
+            except GroupsMissing as exc:  # deleted on AWS, or the endpoint restarted: never a KeyError
+                for cohort in [c for c in cohorts if set(c.groups) & set(exc.keys)]:
+                    rollback_cohort(self, cohort, set(exc.keys))
         self._finish()
 
     def in_flight(self) -> list[CohortState]:
         """The cohorts rolled together now: the first ``cohorts_in_flight`` not yet finished, in
         the rollout's order; as one finishes, the next pending one joins."""
-        unfinished = [cohort for cohort in self.rollout.cohorts if cohort.status not in ("passed", "rolled_back", "halted")]
+        unfinished = [cohort for cohort in self.rollout.cohorts if cohort.status not in ("passed", "rolled_back", "halted", "lost")]
         return unfinished[: self.cfg.cohorts_in_flight]
 
     def _round(self, cohorts: list[CohortState]) -> bool:
@@ -329,8 +333,11 @@ class Controller:
     def _finish(self) -> None:
         rollout = self.rollout
         bad = [cohort.key for cohort in rollout.cohorts if cohort.status != "passed"]
+        lost = [cohort.key for cohort in rollout.cohorts if cohort.status == "lost"]
         rollout.status = "failed" if bad else "succeeded"
-        rollout.reason = f"rolled back: {', '.join(bad)}" if bad else None
+        rolled = ", ".join(key for key in bad if key not in lost)
+        rollout.reason = "; ".join(([f"rolled back: {rolled}"] if rolled else [])
+                                   + ([f"lost (groups gone): {', '.join(lost)}"] if lost else [])) or None
         rollout.finished_at = utcnow()
         self.save()
         self._record_evidence(passed=not bad)

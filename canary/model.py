@@ -187,7 +187,7 @@ class CohortState:
     size: int
     groups: list[str]  # "region/name" keys into ``Rollout.groups``
     waves: list[Wave]
-    status: str = "pending"  # pending → running → passed | paused | rolling_back → rolled_back | halted
+    status: str = "pending"  # pending → running → passed | paused | rolling_back → rolled_back | halted | lost
     wave: int = 0  # the wave in progress (== len(waves) once every wave passed)
     replaced: int = 0
     last_verdict: JsonDict | None = None

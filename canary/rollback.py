@@ -19,8 +19,11 @@ if TYPE_CHECKING:  # the controller imports this module to run it
     from canary.controller import Controller
 
 
-def rollback_cohort(ctl: Controller, cohort: CohortState) -> None:
-    """Groups back to their old template version; instances on the new base replaced."""
+def rollback_cohort(ctl: Controller, cohort: CohortState, lost: set[str] | None = None) -> None:
+    """Groups back to their old template version; instances on the new base replaced.
+
+    A group that no longer exists (``lost``, or found missing now) cannot be rolled back: it is
+    reported by name, the cohort's other groups are rolled back, and the cohort ends ``lost``."""
     for wave in cohort.waves:
         if wave.baselines.ids and not wave.baselines.cleaned:
             ctl.cleanup_baselines(cohort, wave)
@@ -32,16 +35,35 @@ def rollback_cohort(ctl: Controller, cohort: CohortState) -> None:
         if group.pinned:
             by_region.setdefault(group.region, []).append(group)
     replaced = 0
+    gone = set(lost or ()) & set(cohort.groups)
     for region, groups in sorted(by_region.items()):
+        groups = [group for group in groups if group.key not in gone]
+        if not groups:
+            continue
         result = ctl.step(f"rollback:{cohort.key}:{region}", partial(ctl.actions.roll_back, region, groups))
         replaced += int(result["terminated"])
-        ctl.actions.wait_replaced(region, [group.name for group in groups], set(result["instances"]))
+        gone |= {f"{region}/{name}" for name in result.get("missing", ())}
+        present = [group for group in groups if f"{region}/{group.name}" not in gone]
+        if present:
+            ctl.actions.wait_replaced(region, [group.name for group in present], set(result["instances"]))
         for group in groups:
             group.pinned = False
+    if gone:
+        lose(ctl, cohort, sorted(gone), replaced)
+        return
     cohort.status = "rolled_back"
     cohort.rollback = {"at": utcnow(), "replaced": replaced}
     ctl.save()
     ctl.audit("canary.rollback_cohort", cohort=cohort.key, replaced=replaced)
+
+
+def lose(ctl: Controller, cohort: CohortState, groups: list[str], replaced: int = 0) -> None:
+    """The cohort ends ``lost``: some of its groups no longer exist, named in the message and audit."""
+    cohort.status = "lost"
+    cohort.rollback = {"at": utcnow(), "replaced": replaced, "lost_groups": groups}
+    ctl.save()
+    ctl.progress(f"cohort {cohort.key}: lost, its group(s) no longer exist: {', '.join(groups)}")
+    ctl.audit("canary.cohort_lost", cohort=cohort.key, groups=groups, replaced=replaced)
 
 
 def abort(ctl: Controller, reason: str = "aborted") -> None:

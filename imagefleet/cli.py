@@ -205,13 +205,20 @@ def report_command(out_dir: Path) -> None:
 
 # --- leases -------------------------------------------------------------------------------------------
 @cli.command("leases")
+@click.option("--release", "release_name", metavar="NAME",
+              help="Free this lease (a rollout's group claim left behind, say); needs --force and --reason.")
+@click.option("--force", is_flag=True, help="Confirm --release: the holder is not asked.")
+@click.option("--reason", help="Why the lease is released (recorded in the audit trail).")
 @json_option
-def leases_command() -> None:
+def leases_command(release_name: str | None, force: bool, reason: str | None) -> None:
     """Who holds which operation right now: stage moves, bakes, rollouts and their groups, perf runs."""
     from orchestrator.output import table
 
     obj = get_context()
     now = obj.clock.time()
+    if release_name is not None or force or reason is not None:
+        _release_lease(release_name, force, reason)
+        return
     held = obj.store.leases()
 
     def state(lease: Lease) -> str:
@@ -226,6 +233,24 @@ def leases_command() -> None:
         [(r["name"], r["actor"].rsplit("/", 1)[-1], r["host"], r["pid"] or "-", r["command"],
           datetime.fromtimestamp(r["acquired_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"), r["state"]) for r in rows],
     ) if rows else "no leases held")
+
+
+def _release_lease(name: str | None, force: bool, reason: str | None) -> None:
+    from orchestrator.store import leases
+
+    if not name:
+        raise UsageError("--force and --reason go with --release NAME", hint="'imagefleet leases' lists every lease")
+    if not force or not (reason or "").strip():
+        raise UsageError(f"--release {name}: needs --force and a --reason (it is audited)",
+                         hint=f"imagefleet leases --release {name} --force --reason 'TEXT'")
+    obj = get_context()
+    lease = leases.find(obj.store, name)  # before the caller's identity is looked up in AWS
+    alive = leases.force_release(obj.store, lease, actor=obj.actor, reason=str(reason), now=obj.clock.time())
+    if alive:
+        obj.out.warn(f"{name}'s holder looked alive (pid {lease.pid} on {lease.host}, {lease.command!r}); "
+                     "it will lose the lease at its next heartbeat")
+    obj.out.result({"released": name, "holder": lease.to_dict(), "holder_alive": alive},
+                   lambda: f"released {name} (held by {lease.actor.rsplit('/', 1)[-1]}, {lease.command!r})")
 
 
 # --- entry point ----------------------------------------------------------------------------------

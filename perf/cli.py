@@ -191,7 +191,7 @@ def run_cmd(new: str, old: str | None, types: str | None, wait: bool) -> None:
 @json_option
 def show_cmd(run_id: str) -> None:
     """Show one run's record: verdict, comparison, instances, plots."""
-    from perf.run import DOC_KIND
+    from perf.runs import DOC_KIND
 
     ctx = get_context()
     doc, _ = ctx.store.get_doc(DOC_KIND, run_id)
@@ -204,12 +204,14 @@ def show_cmd(run_id: str) -> None:
 def runs_cmd(family: str | None) -> None:
     """List perf runs, oldest first."""
     from orchestrator.output import table
-    from perf.run import DOC_KIND
+    from perf.runs import DOC_KIND, holder_gone
 
     ctx = get_context()
     docs = [d for d in ctx.store.docs(DOC_KIND) if not family or d.get("family") == family]
-    rows = [{"id": d["id"], "status": d.get("status"), "verdict": d.get("verdict"),
-             "candidate": d["candidate"]["ref"], "baseline": d["baseline"]["ref"],
+    now = ctx.clock.time()
+    # a run "running" whose process died is shown so: `perf cleanup` (or the next run, or gc) closes it
+    rows = [{"id": d["id"], "status": "running, process dead" if holder_gone(ctx.store, d, now) else d.get("status"),
+             "verdict": d.get("verdict"), "candidate": d["candidate"]["ref"], "baseline": d["baseline"]["ref"],
              "started_at": d.get("started_at")} for d in docs]
     ctx.out.result(rows, lambda: table(["id", "status", "verdict", "candidate", "baseline", "started"],
                                        [list(r.values()) for r in rows]))
@@ -226,24 +228,33 @@ def cleanup_cmd(run_id: str | None, family: str | None, force: bool, dry_run: bo
 
     Kept unless --force: instances of a run still in progress, i.e. whose deadline (tag
     imagefleet:perf-expires) has not passed and which this store does not record as finished.
+    A run whose process died (no live holder of its lease) is not in progress: its instances are
+    terminated and the run is closed ``abandoned``.
     """
     from datetime import UTC, datetime
 
     from orchestrator.output import table
     from perf.fleet import expired, find_instances, terminate
-    from perf.run import DOC_KIND
+    from perf.runs import DOC_KIND, close_dead, dead_runs
 
     ctx = get_context()
     regions = ctx.settings.aws.regions
-    found = find_instances(ctx.aws, regions, run_id=run_id, family=family)
-    finished = {d["id"] for d in ctx.store.docs(DOC_KIND) if d.get("status") != "running"}
+    dead = {str(d["id"]) for d in dead_runs(ctx.store, ctx.clock.time(), family=family, run_id=run_id)}
+    closed = {} if dry_run else close_dead(ctx.store, ctx.aws, regions, ctx.clock.time(), actor=ctx.actor,
+                                           why="its process died; closed by perf cleanup", family=family,
+                                           run_id=run_id, progress=ctx.out.note)
+    ended = {i for ids in closed.values() for i in ids}  # still shutting down, maybe: listed again
+    found = {k: pi for k, pi in find_instances(ctx.aws, regions, run_id=run_id, family=family).items()
+             if k not in ended}
+    finished = {d["id"] for d in ctx.store.docs(DOC_KIND) if d.get("status") != "running"} | dead
     now = datetime.now(UTC)
     doomed = [pi for pi in found.values()
               if force or run_id or pi.run_id in finished or expired(pi, now)]
     kept = [pi for pi in found.values() if pi not in doomed]
-    done = [] if dry_run else terminate(ctx.aws, doomed)
+    done = sorted(ended) + ([] if dry_run else terminate(ctx.aws, doomed))
     data = {"terminated": done, "would_terminate": [pi.instance_id for pi in doomed] if dry_run else [],
-            "kept": [pi.to_dict() for pi in kept], "dry_run": dry_run}
+            "kept": [pi.to_dict() for pi in kept], "dry_run": dry_run,
+            "closed_runs": sorted(closed), "dead_runs": sorted(dead)}
     if not dry_run and done:
         ctx.store.audit(ctx.actor, "perf-cleanup", family or run_id or "*",
                         reason=f"terminated {len(done)} leftover benchmark instance(s)",

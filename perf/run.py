@@ -9,6 +9,8 @@ gate evidence ``perf`` for the candidate base.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.context import Context
+from orchestrator.engine import kill_point
 from orchestrator.errors import AwsError, LeaseLostError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, provisioned
 from orchestrator.store import BaseVersion, Evidence, StateStore, leases, utcnow
@@ -26,9 +29,10 @@ from perf.compare import compare
 from perf.fleet import Fleet, QuotaExceededError, check_quota, default_zones
 from perf.placement import plan_slots
 from perf.plots import distribution_plots, forest_plot
+from perf.runs import DOC_KIND, close_dead, perf_lease
 from perf.samples import write_jsonl
 
-DOC_KIND = "perf-run"
+__all__ = ["DOC_KIND", "PerfRun", "RunRequest", "resolve_bases"]
 
 
 @dataclass
@@ -79,6 +83,7 @@ class PerfRun:
         self.store: StateStore = ctx.store  # fenced on the perf lease while the run holds it
         self.revision: int | None = None
         self.doc: dict[str, Any] = {}
+        self.owner = ""  # the perf lease's owner token: the run document names it
 
     # --- the run document -------------------------------------------------------------------------
     def _save(self, **fields: object) -> None:
@@ -89,10 +94,17 @@ class PerfRun:
     def execute(self) -> dict[str, Any]:
         """Hold the candidate's perf lease (one benchmark fleet per base at a time) and run."""
         cand, base = resolve_bases(self.ctx, self.req)
-        with leases.hold(self.ctx.store, [leases.lease_name("perf", cand.family, cand.version)],
-                         clock=self.ctx.clock, actor=self.ctx.actor, command=f"perf run {cand.ref}",
-                         ttl_s=self.ctx.settings.state.lease_ttl, wait=self.wait, on_wait=self.on_wait) as held:
+        ctx = self.ctx
+        with leases.hold(ctx.store, [perf_lease(cand.family, cand.version)],
+                         clock=ctx.clock, actor=ctx.actor, command=f"perf run {cand.ref}",
+                         ttl_s=ctx.settings.state.lease_ttl, wait=self.wait, on_wait=self.on_wait) as held:
             self.store = held.store  # the run's every write is fenced on the perf lease
+            self.owner = held.owner
+            # Under the lease, a run of this candidate still "running" is a killed one's: close it
+            # (its fleet terminated) before launching another.
+            close_dead(self.store, ctx.aws, ctx.settings.aws.regions, ctx.clock.time(), actor=ctx.actor,
+                       why="its process died; closed by the next run of the same candidate",
+                       family=cand.family, version=cand.version, progress=self.progress)
             return self._execute(cand, base)
 
     def _execute(self, cand: BaseVersion, base: BaseVersion) -> dict[str, Any]:
@@ -133,7 +145,7 @@ class PerfRun:
             repetitions=perf.repetitions, duration=perf.duration,
             results=f"s3://{bucket}/{prefix}/", quota=[q.to_dict() for q in checks],
             started_at=started.astimezone(UTC).isoformat(), expires_at=expires.isoformat(),
-            actor=ctx.actor,
+            actor=ctx.actor, lease_owner=self.owner, holder={"host": socket.gethostname(), "pid": os.getpid()},
         )
         fleet = Fleet(aws=ctx.aws, region=region, run_id=self.run_id, family=cand.family,
                       slots=slots, amis=amis, bucket=bucket, perf=perf, expires=expires)
@@ -144,6 +156,7 @@ class PerfRun:
                              poll=perf.poll_interval, progress=self._progress(fleet)):
                 timings["launch_s"] = round(ctx.clock.monotonic() - t0, 2)
                 self._save(instances=fleet.summary())
+                kill_point("perf:launched")
                 if self.on_launch:
                     self.on_launch(fleet)
                 t1 = ctx.clock.monotonic()

@@ -2,10 +2,11 @@
 
 Order of a bake: read and check the template (regions, Packer version, credentials, ``packer
 validate``) → take the lease ``bake:<family>`` → reserve the next version → ``packer build`` in
-place → register. The reservation records each AMI as soon as Packer reports it. A bake that fails
-after Packer made AMIs deregisters them and their snapshots; what it cannot remove (or a bake
-killed outright) stays recorded for ``imagefleet gc``, which also finds the AMIs by their
-``imagefleet:bake-id`` tag.
+place → register. The reservation records Packer's process when it starts and each AMI as soon
+as Packer reports it. A bake that fails after Packer made AMIs deregisters them and their
+snapshots; what it cannot remove stays recorded for ``imagefleet gc``, which also finds the AMIs
+by their ``imagefleet:bake-id`` tag. A bake killed outright is closed by the next holder of the
+bake lease (``gc.reclaim_dead_bakes``): its Packer stopped if it still runs, its AMIs removed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.inputs import read_bounded
+from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import registry
@@ -212,28 +214,39 @@ def bake(
     wait: bool = False,
     on_wait: leases.OnWait | None = None,
     on_progress: Callable[[str], None] = lambda _m: None,
+    operation: str | None = None,
 ) -> tuple[BaseVersion, BakeResult, list[str]]:
-    """Bake and register the family's next version, holding ``bake:<family>`` throughout."""
+    """Bake and register the family's next version, holding ``bake:<family>`` throughout.
+
+    ``operation`` (a run job's id) is written into the reservation, so the job can recognise the
+    base its own bake registered after a kill between registering and journaling it.
+    """
     bake_id = new_bake_id(family_name)
     prepared = prepare(settings, aws, family_name, extra_vars=extra_vars or {}, work_dir=work_dir, bake_id=bake_id)
     try:
         return _bake_and_register(prepared, settings, aws, store, actor=actor, clock=clock, wait=wait,
-                                  on_wait=on_wait, on_progress=on_progress)
+                                  on_wait=on_wait, on_progress=on_progress, operation=operation)
     finally:
         prepared.forget_secrets()
 
 
 def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, store: StateStore, *, actor: str,
                        clock: leases.LeaseClock, wait: bool, on_wait: leases.OnWait | None,
-                       on_progress: Callable[[str], None]) -> tuple[BaseVersion, BakeResult, list[str]]:
+                       on_progress: Callable[[str], None],
+                       operation: str | None) -> tuple[BaseVersion, BakeResult, list[str]]:
     """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
     bake_id = prepared.inputs.bake_id
     with leases.hold(store, [bake_lease(prepared.family.name)], clock=clock, actor=actor,
                      command=f"bake {prepared.family.name}", ttl_s=settings.state.lease_ttl,
                      wait=wait, on_wait=on_wait) as held:
         store = held.store  # every write below is fenced on the bake lease
+        for closed in gc.reclaim_dead_bakes(store, aws, prepared.family.name, prepared.family.regions):
+            on_progress(f"closed the killed bake of version {closed['version']} ({closed['bake_id']}): "
+                        + ("its Packer stopped, " if closed["packer_stopped"] else "")
+                        + f"{len(closed['removed'])} AMI(s) removed")
         version = store.reserve_version(prepared.family.name, bake_id, {
-            "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor})
+            "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
+            **({"operation": operation} if operation else {})})
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
@@ -271,8 +284,15 @@ def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, 
 
     started = time.monotonic()
     log = prepared.bake_dir / "packer.log"
+    def on_start(packer: ProcessRecord) -> None:
+        # the journal of the build: Packer's process (its pid is its process group) and markers
+        store.finish_reservation(family.name, version, "reserved", {
+            "packer": {**packer.to_dict(), "pgid": packer.pid, "host": socket.gethostname()},
+            "ami_name": inputs.ami_name, "log": str(log)})
+        kill_point("bake:packer-started")
+
     lines = packer_run.build(prepared.template_arg, prepared.var_files, cwd=prepared.cwd, env=prepared.env,
-                             log_path=log, timeout=family.build_timeout, on_line=on_line)
+                             log_path=log, timeout=family.build_timeout, on_line=on_line, on_start=on_start)
     amis = mr.amis_by_region(lines) or _manifest_amis(Path(inputs.packer_manifest_path))
     seen.update(amis)
     if not amis:

@@ -193,9 +193,16 @@ class Job:
         from pipelines import bake as bake_mod
 
         ctx = self.ctx
-        base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
-                                          clock=ctx.clock, work_dir=self.settings.state_dir,
-                                          wait=self.wait, on_progress=self.progress)
+        mine = [r for r in ctx.store.reservations(self.family, status="registered")
+                if r.details.get("operation") == op.id]
+        warnings: list[str] = []
+        if mine:  # killed between registering and journaling: the base is this job's, never bake twice
+            base = ctx.store.get_base(self.family, mine[-1].version)
+            self.progress(f"  {base.ref} was registered by this job's bake before it was interrupted; going on with it")
+        else:
+            base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
+                                              clock=ctx.clock, work_dir=self.settings.state_dir,
+                                              wait=self.wait, on_progress=self.progress, operation=op.id)
         return {"version": base.version, "amis": base.amis, "warnings": warnings,
                 "changelog": {k: v["summary"] for k, v in base.changelog.items()}}
 

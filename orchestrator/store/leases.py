@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.engine import KillPoint
-from orchestrator.errors import LeaseHeldError, LeaseLostError
+from orchestrator.errors import LeaseHeldError, LeaseLostError, NotFoundError
 from orchestrator.local.processes import pid_alive
 from orchestrator.store import Fence, Lease, StateStore, lease_blocks
 
@@ -186,3 +186,20 @@ def claim(store: StateStore, names: list[str], *, owner: str, clock: LeaseClock,
 
 def release(store: StateStore, owner: str) -> None:
     store.release_leases(owner)
+
+
+def find(store: StateStore, name: str) -> Lease:
+    """The lease named ``name`` (NotFoundError, exit 2, when nobody holds it)."""
+    lease = next((x for x in store.leases() if x.name == name), None)
+    if lease is None:
+        raise NotFoundError(f"no lease named {name!r} is held", hint="'imagefleet leases' lists every lease")
+    return lease
+
+
+def force_release(store: StateStore, lease: Lease, *, actor: str, reason: str, now: float) -> bool:
+    """The operator's way out (``leases --release NAME --force``): free one lease, audited with its
+    holder. Returns whether its holder looked alive (not expired, not seen dead)."""
+    alive = lease_blocks(lease, "", now, holder_is_dead)
+    store.release_leases(lease.owner, [lease.name])
+    store.audit(actor, "lease-released", lease.name, reason, details={**lease.to_dict(), "holder_alive": alive})
+    return alive

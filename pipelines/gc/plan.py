@@ -119,7 +119,7 @@ class Plan:
         return {"remove": [r.to_dict() for r in self.remove], "keep": [k.to_dict() for k in self.keep]}
 
 
-FINISHED_RUNS = {"done", "failed", "interrupted"}
+FINISHED_RUNS = {"done", "failed", "interrupted", "abandoned"}  # abandoned: its process died
 FINISHED_ROLLOUTS = {"succeeded", "failed", "aborted", "rolled_back"}
 
 

@@ -10,6 +10,7 @@ fresh AMI no record owns yet (grace), so nothing a live or recent operation made
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -17,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
+from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG
+from perf import runs as perf_runs
 from pipelines.gc import plan as gc_plan
 from pipelines.gc.plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
+from pipelines.packer import run as packer_run
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
@@ -98,6 +102,58 @@ def remove_images(aws: AwsFactory, amis: dict[str, str]) -> tuple[dict[str, str]
     return removed, failed
 
 
+def stop_dead_packers(store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]) -> list[dict[str, Any]]:
+    """Stop what the killed bakes of ``family`` left running. Call it holding ``bake:<family>``: a
+    reservation still ``reserved`` then belongs to a dead bake. Its Packer, if it still runs on this
+    host (pid, command line and start time as recorded), is stopped (SIGINT to its group, then
+    SIGKILL), and build instances a killed Packer could not clean up are terminated. Returns, per
+    dead bake, what was done; its AMIs are left to the caller."""
+    out = []
+    for res in store.reservations(family, status="reserved"):
+        packer = res.details.get("packer") or {}
+        elsewhere = bool(packer) and packer.get("host") != socket.gethostname()
+        stopped = packer_run.stop_orphan(ProcessRecord.from_dict(packer)) if packer and not elsewhere else False
+        bake_id = str(res.details.get("bake_id") or res.holder)
+        out.append({"version": res.version, "bake_id": bake_id, "packer_stopped": stopped,
+                    "packer_elsewhere": elsewhere,
+                    "build_instances_terminated": _end_build_instances(aws, regions, bake_id)})
+    return out
+
+
+def reclaim_dead_bakes(store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]) -> list[dict[str, Any]]:
+    """Close the bakes of ``family`` that were killed outright, holding ``bake:<family>``: their
+    Packer stopped (``stop_dead_packers``), every AMI they made (recorded, or tagged with the bake
+    id) removed, their reservations closed."""
+    closed = []
+    for dead in stop_dead_packers(store, aws, family, regions):
+        res = next(r for r in store.reservations(family) if r.version == dead["version"])
+        amis = {**(res.details.get("amis") or {}), **images_of_bake(aws, regions, dead["bake_id"])}
+        removed, failed = remove_images(aws, amis)
+        # a Packer on another host may still make AMIs: "failed" keeps them recorded for gc
+        status = "failed" if failed or dead["packer_elsewhere"] else "cleaned"
+        outcome = {**dead, "closed_by": "the next holder of the bake lease", "removed": removed,
+                   "not_removed": failed}
+        store.finish_reservation(family, res.version, status, outcome)
+        closed.append({**outcome, "status": status})
+    return closed
+
+
+def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> list[str]:
+    """Terminate the build instances a killed Packer left (they carry the bake's tag)."""
+    filters = [{"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]},
+               {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    ended = []
+    for region in regions:
+        ec2 = aws.client("ec2", region)
+        ids = [i["InstanceId"] for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
+               for r in page.get("Reservations", []) for i in r.get("Instances", [])
+               if _tags(i).get(BAKE_TAG) == bake_id]
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            ended += ids
+    return ended
+
+
 # --- listing ----------------------------------------------------------------------------------------
 def _instances(aws: AwsFactory, region: str) -> list[Instance]:
     filters = [{"Name": "tag:imagefleet:role", "Values": ["perf", "baseline"]},
@@ -162,11 +218,14 @@ def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
 
 
 def records(store: StateStore, settings: Settings, baking: set[str],
-            recorded: dict[str, dict[str, str]] | None = None, now: float | None = None) -> Records:
+            recorded: dict[str, dict[str, str]] | None = None, now: float | None = None,
+            dead_runs: set[str] | frozenset[str] = frozenset()) -> Records:
     """What the store owns and what is in flight: bases, runs, rollouts, reservations, and the
-    leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one)."""
+    leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one). A perf run
+    in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
     owned = {ami for base in store.bases() for ami in base.amis.values()}
-    runs = {str(d.get("id")): str(d.get("status")) for d in store.docs(PERF_RUN_KIND)}
+    runs = {str(d.get("id")): "abandoned" if str(d.get("id")) in dead_runs else str(d.get("status"))
+            for d in store.docs(PERF_RUN_KIND)}
     rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
     live = {lease.name for lease in store.leases()
@@ -206,21 +265,34 @@ def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: le
                                                 actor=actor, command="gc", ttl_s=settings.state.lease_ttl))
             except LeaseHeldError:
                 baking.add(family)
+                continue
+            if not dry_run:  # a killed bake's Packer may still be building: stop it before looking
+                stop_dead_packers(store, aws, family, settings.family(family).regions)
         when = now or datetime.fromtimestamp(clock.time(), UTC)
         recorded = recorded_amis(store)
         # The records are read after the inventory: what an operation made and recorded while gc
         # listed is owned by the time gc decides; what it has not recorded yet is younger than the
         # grace period or made under a lease that is still held.
         found = inventory(aws, settings, recorded)
-        the_plan = gc_plan.plan(found, records(store, settings, baking, recorded, clock.time()), now=when, grace=grace)
+        dead = {str(d["id"]) for d in perf_runs.dead_runs(store, clock.time())}
+        the_plan = gc_plan.plan(found, records(store, settings, baking, recorded, clock.time(), dead),
+                                now=when, grace=grace)
         if dry_run:
             return the_plan, []
         done = carry_out(aws, the_plan.remove)
         finish_reservations(store, done, baking)
+        close_dead_runs(store, dead, actor)
     if done:
         store.audit(actor, "gc", "*", f"removed {sum(d['removed'] for d in done)} of {len(done)}",
                     {"removed": done})
     return the_plan, done
+
+
+def close_dead_runs(store: StateStore, dead: set[str], actor: str) -> None:
+    """Perf runs whose process died end ``abandoned``: an instance of theirs still left (younger than
+    the grace, or its termination failed) is then a finished run's, removed by the next gc."""
+    for run_id in sorted(dead):
+        perf_runs.close(store, run_id, actor=actor, why="its process died; closed by gc", terminated=[])
 
 
 def finish_reservations(store: StateStore, done: list[dict[str, Any]], baking: set[str]) -> None:

@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from orchestrator.clock import Clock
 from orchestrator.errors import ConfigError, PackerError, ToolError
+from orchestrator.local.processes import ProcessRecord, State, identify
 from pipelines.packer import machine_readable as mr
 
 STOP_GRACE_S = 10.0
@@ -79,6 +81,24 @@ def stop(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
     proc.wait()
 
 
+def stop_orphan(record: ProcessRecord, grace: float = STOP_GRACE_S) -> bool:
+    """Stop a Packer left running by a bake that was killed: SIGINT to its group (Packer removes what
+    it started), SIGKILL after ``grace``. Only while the pid still runs the recorded command, started
+    at the recorded time; False when it was not running."""
+    if identify(record).state is not State.OURS:
+        return False
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(record.pid, sig)
+        except ProcessLookupError:
+            return True
+        Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
+                           timeout=wait, every=0.2)
+        if identify(record).state is not State.OURS:
+            return True
+    raise ToolError(f"packer (pid {record.pid}) of a killed bake does not stop", hint=f"kill -9 -{record.pid}")
+
+
 def build(
     template: str,
     var_files: Sequence[Path],
@@ -88,13 +108,18 @@ def build(
     log_path: Path,
     timeout: float,
     on_line: Callable[[mr.Line], None] = lambda _l: None,
+    on_start: Callable[[ProcessRecord], None] = lambda _p: None,
 ) -> list[mr.Line]:
-    """``packer build -machine-readable``; ``on_line`` sees each line as it comes. PackerError on failure."""
+    """``packer build -machine-readable``; ``on_line`` sees each line as it comes. PackerError on failure.
+
+    ``on_start`` is told Packer's process (pid = its process group, command line, start time) as
+    soon as it runs, so that a bake killed outright leaves a record a rerun can stop it by."""
     with open(log_path, "wb") as out, open(log_path.with_suffix(".stderr"), "wb") as err:
         proc = subprocess.Popen(_args("build", template, var_files), cwd=cwd, env=env, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     started, position = time.monotonic(), 0
     try:
+        on_start(ProcessRecord.started(proc))
         while proc.poll() is None:
             try:
                 proc.wait(0.25)

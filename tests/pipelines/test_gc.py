@@ -151,3 +151,45 @@ def test_gc_removes_an_untagged_template_s_amis_through_the_killed_bake_s_reserv
     assert {(x["region"], x["id"]) for x in r.json()["results"] if x["removed"]} >= set(amis.items())
     assert all(image(aws, region, ami) is None for region, ami in amis.items())
     assert [x.status for x in ws.context().store.reservations(fam)] == ["cleaned"]
+
+
+def test_a_bake_killed_while_packer_builds_has_its_packer_stopped_and_amis_removed_by_the_rerun(
+    workspace: Any, aws: Any,
+) -> None:
+    """kill -9 of `bake` right after Packer started (it runs in its own session, so it goes on): the
+    reservation names Packer's pid, start time and group; the rerun stops that Packer before it
+    builds, removes whatever the orphan made, and closes the dead bake's reservation."""
+    from orchestrator.local.processes import ProcessRecord, State, identify
+
+    ws, fam = workspace, workspace.family
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    text = template.read_text()
+    # the orphan's build lingers (its environment says so); the rerun's builds at once
+    template.write_text(text.replace('inline           = [', 'inline           = ["sleep $${IMAGEFLEET_TEST_SLEEP:-0}", '))
+    env = {**os.environ, "IMAGEFLEET_KILL_AT": "bake:packer-started", "IMAGEFLEET_KILL_HARD": "1",
+           "IMAGEFLEET_TEST_SLEEP": "120"}
+    proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "bake", fam],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 137, proc.stderr
+    store = ws.context().store
+    (killed,) = store.reservations(fam)
+    assert killed.status == "reserved"
+    packer = killed.details["packer"]
+    assert packer["pgid"] == packer["pid"] and packer["start_ticks"] and "build" in packer["cmdline"]
+    orphan = ProcessRecord.from_dict(packer)
+    assert identify(orphan).state is State.OURS  # the dead bake's Packer is still building
+
+    r = ws.run("bake", fam, "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["version"] == 2
+    assert identify(orphan).state is not State.OURS
+    closed = next(x for x in store.reservations(fam) if x.version == 1)
+    assert closed.status == "cleaned" and closed.details["packer_stopped"] is True
+    from pipelines.gc.sweep import images_of_bake
+
+    assert images_of_bake(ws.context().aws, ["us-east-1", "us-west-2"], killed.details["bake_id"]) == {}
+    assert [b.version for b in store.bases(fam)] == [2]
+    build_instances = aws.client("ec2", "us-east-1").describe_instances(Filters=[
+        {"Name": "tag:imagefleet:bake-id", "Values": [killed.details["bake_id"]]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    assert build_instances["Reservations"] == []  # nor the orphan's build instance

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.py)
 
 import pytest
@@ -73,3 +76,23 @@ def test_dry_run_lists_steps_gates_and_estimates_and_changes_nothing(workspace: 
     text = ws.run("run", fam, "--dry-run")
     assert text.code == 0 and "soak" in text.stdout and "1d" in text.stdout
     assert ws.context().store.bases(fam) == []
+
+
+def test_a_run_killed_between_registering_its_bake_and_journaling_it_goes_on_with_that_base(
+    workspace: Workspace,
+) -> None:
+    """`bake:acted` with a hard exit: the base is registered, the job's bake step still pending."""
+    ws, fam = workspace, workspace.family
+    env = {**os.environ, "IMAGEFLEET_KILL_AT": "bake:acted", "IMAGEFLEET_KILL_HARD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "run", fam,
+                           "--until", "unstable"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 137, proc.stderr
+    store = ws.context().store
+    assert [b.version for b in store.bases(fam)] == [1]
+    (op,) = store.operations(kind="run")
+    assert store.step(op["id"], "bake")["status"] == "pending"
+    r = ws.run("run", fam, "--until", "unstable", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["version"] == 1 and r.json()["resumed"] is True
+    assert [b.version for b in store.bases(fam)] == [1]  # never baked twice
+    assert [x.status for x in store.reservations(fam)] == ["registered"]
