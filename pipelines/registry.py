@@ -1,6 +1,6 @@
 """Register a baked image as a base version: store record, AMI tags, manifest and changelogs in S3.
 
-The version was reserved before Packer ran (``StateStore.reserve_version``), so no other bake can
+The version was reserved before Packer ran (``pipelines.reservations.reserve_version``), so no other bake can
 hold it. S3 keys carry the bake id as well (``<family>/<version>/<bake id>/…``): an artifact of
 one bake can never overwrite another's. The store record is the commit point: a version exists
 once ``put_base`` returns, and it is written last but for the audit entry.

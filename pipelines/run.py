@@ -26,7 +26,7 @@ from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
-from pipelines import imagetest
+from pipelines import imagetest, reservations
 from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
@@ -193,7 +193,7 @@ class Job:
         from pipelines import bake as bake_mod
 
         ctx = self.ctx
-        mine = [r for r in ctx.store.reservations(self.family, status="registered")
+        mine = [r for r in reservations.reservations(ctx.store, self.family, status="registered")
                 if r.details.get("operation") == op.id]
         warnings: list[str] = []
         if mine:  # killed between registering and journaling: the base is this job's, never bake twice
