@@ -203,8 +203,10 @@ class Job:
             base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
                                               clock=ctx.clock, work_dir=self.settings.state_dir,
                                               wait=self.wait, on_progress=self.progress, operation=op.id)
+        from changelog.records import summaries
+
         return {"version": base.version, "amis": base.amis, "warnings": warnings,
-                "changelog": {k: v["summary"] for k, v in base.changelog.items()}}
+                "changelog": {k: v.counts for k, v in summaries(base.changelog).items()}}
 
     def _image_tests(self, op: Operation) -> dict[str, Any]:
         base = self._base(op)
