@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from changelog.manifest import Manifest, parse_manifest
+from changelog.records import comparison, summaries
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sides import Side, side_of_base, source_for_diff
@@ -122,7 +123,7 @@ def show_command(ref: str, against: str, fmt: str | None) -> None:
     """Print the changelog made when a base was baked (stored in S3 with the base)."""
     obj = get_context()
     base = obj.resolve_base(ref)
-    made = base.changelog.get(f"vs_{against}")
+    made = summaries(base.changelog).get(comparison(against))
     if not made:
         raise NotFoundError(
             f"{base.ref} has no changelog against its {against}",
@@ -131,4 +132,4 @@ def show_command(ref: str, against: str, fmt: str | None) -> None:
         )
     from orchestrator.artifacts import read_artifact
 
-    obj.out.text(read_artifact(obj.aws, made["uris"][_format(fmt)]))
+    obj.out.text(read_artifact(obj.aws, made.uris[_format(fmt)]))

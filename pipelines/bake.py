@@ -34,7 +34,7 @@ from orchestrator.inputs import read_bounded
 from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
-from pipelines import registry
+from pipelines import registry, reservations
 from pipelines.gc import sweep as gc
 from pipelines.packer import contract
 from pipelines.packer import machine_readable as mr
@@ -244,7 +244,7 @@ def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, 
             on_progress(f"closed the killed bake of version {closed['version']} ({closed['bake_id']}): "
                         + ("its Packer stopped, " if closed["packer_stopped"] else "")
                         + f"{len(closed['removed'])} AMI(s) removed")
-        version = store.reserve_version(prepared.family.name, bake_id, {
+        version = reservations.reserve_version(store, prepared.family.name, bake_id, {
             "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
             **({"operation": operation} if operation else {})})
         seen: dict[str, str] = {}
@@ -260,7 +260,7 @@ def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, 
             if not _registered(store, prepared.family.name, version):
                 _abandon(store, aws, prepared, version, seen, exc)
             raise
-        store.finish_reservation(prepared.family.name, version, "registered", {"amis": base.amis})
+        reservations.finish_reservation(store, prepared.family.name, version, "registered", {"amis": base.amis})
     return base, result, warnings
 
 
@@ -273,11 +273,11 @@ def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, 
         ami = mr.created_ami(line)
         if ami and ami not in seen.values():
             seen[inputs.regions[0]] = ami
-            store.finish_reservation(family.name, version, "reserved", {"amis": dict(seen)})
+            reservations.finish_reservation(store, family.name, version, "reserved", {"amis": dict(seen)})
         found = mr.amis_by_region([line])
         if found:
             seen.update(found)
-            store.finish_reservation(family.name, version, "reserved", {"amis": dict(seen)})
+            reservations.finish_reservation(store, family.name, version, "reserved", {"amis": dict(seen)})
         message = mr.progress(line)
         if message:
             on_progress(message)
@@ -286,7 +286,7 @@ def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, 
     log = prepared.bake_dir / "packer.log"
     def on_start(packer: ProcessRecord) -> None:
         # the journal of the build: Packer's process (its pid is its process group) and markers
-        store.finish_reservation(family.name, version, "reserved", {
+        reservations.finish_reservation(store, family.name, version, "reserved", {
             "packer": {**packer.to_dict(), "pgid": packer.pid, "host": socket.gethostname()},
             "ami_name": inputs.ami_name, "log": str(log)})
         kill_point("bake:packer-started")
@@ -345,7 +345,7 @@ def _abandon(store: StateStore, aws: AwsFactory, prepared: Prepared, version: in
         amis, removed, failed = dict(seen), {}, {r: f"{type(cleanup).__name__}: {cleanup}" for r in seen}
     status = "cleaned" if amis and not failed else "failed"  # cleaned: it made AMIs and removed them all
     try:
-        store.finish_reservation(family, version, status, {
+        reservations.finish_reservation(store, family, version, status, {
             "amis": amis, "removed": removed, "not_removed": failed, "error": error})
     except Exception:  # noqa: BLE001, S110 - the store itself failed: the tag still leads gc to the AMIs
         pass

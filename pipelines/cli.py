@@ -68,11 +68,12 @@ def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
     def render() -> str:
         lines = [f"baked {base.ref} in {result.seconds:.1f}s (stage unstable)"]
         lines += [f"  {r}: {a}" for r, a in base.amis.items()]
-        for c in base.changelog.values():
-            s = c["summary"]
-            lines.append(f"  changelog vs {family}:{c['against']}: {s.get('upgraded', 0)} upgraded, "
-                         f"{s.get('downgraded', 0)} downgraded, {s.get('added', 0)} added, "
-                         f"{s.get('removed', 0)} removed, {c['cves']} CVEs — {c['uris']['md']}")
+        from changelog.records import summaries
+
+        for c in summaries(base.changelog).values():
+            lines.append(f"  changelog vs {family}:{c.against}: {c.count('upgraded')} upgraded, "
+                         f"{c.count('downgraded')} downgraded, {c.count('added')} added, "
+                         f"{c.count('removed')} removed, {c.cves} CVEs — {c.uris['md']}")
         return "\n".join(lines)
 
     obj.out.result(data, render)

@@ -45,7 +45,7 @@ def opt_in(aws: AwsFactory, settings: Settings, store: StateStore, actor: str, t
                      command=f"friends add {team}", ttl_s=settings.state.lease_ttl, wait=wait,
                      on_wait=on_wait) as held:
         store = held.store  # every write below is fenced on the candidate leases
-        store.put_friend(team, accounts, families, actor)
+        friends.put_team(store, team, accounts, families, actor)
         store.audit(actor, "friends-add", team, "", {"accounts": tuple(accounts), "families": tuple(families)})
         shared: list[dict[str, Any]] = []
         for family in touched:
@@ -68,7 +68,7 @@ def opt_out(aws: AwsFactory, settings: Settings, store: StateStore, actor: str, 
                      on_wait=on_wait) as held:
         store = held.store  # every write below is fenced on the candidate leases
         old = friends.team(settings, store, team)  # read again under the leases
-        store.remove_friend(team)
+        friends.remove_team(store, team)
         store.audit(actor, "friends-remove", team, "", {"accounts": old["accounts"]})
         revoked: list[dict[str, Any]] = []
         for family in touched:

@@ -44,12 +44,13 @@ class Notice:
         resolve = f"imagefleet resolve {self.family} --team TEAM (or the SSM parameter {self.parameter})"
         lines = [self.subject(), "", f"Resolve it: {resolve}"]
         lines += [f"  {region}: {ami}" for region, ami in self.amis.items()]
-        for log in self.changelog.values():
-            s = log.get("summary", {})
-            lines.append(f"Changes vs {self.family}:{log.get('against')}: " + ", ".join(
-                f"{v} {k}" for k, v in s.items()) + f"; {log.get('cves', 0)} CVEs")
-            if log.get("uris", {}).get("md"):
-                lines.append(f"  changelog: {log['uris']['md']}")
+        from changelog.records import summaries
+
+        for log in summaries(self.changelog).values():
+            lines.append(f"Changes vs {self.family}:{log.against}: " + ", ".join(
+                f"{v} {k}" for k, v in log.counts.items()) + f"; {log.cves} CVEs")
+            if log.uris.get("md"):
+                lines.append(f"  changelog: {log.uris['md']}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

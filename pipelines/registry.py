@@ -1,6 +1,6 @@
 """Register a baked image as a base version: store record, AMI tags, manifest and changelogs in S3.
 
-The version was reserved before Packer ran (``StateStore.reserve_version``), so no other bake can
+The version was reserved before Packer ran (``pipelines.reservations.reserve_version``), so no other bake can
 hold it. S3 keys carry the bake id as well (``<family>/<version>/<bake id>/…``): an artifact of
 one bake can never overwrite another's. The store record is the commit point: a version exists
 once ``put_base`` returns, and it is written last but for the audit entry.
@@ -8,9 +8,10 @@ once ``put_base`` returns, and it is written last but for the audit entry.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import changelog as cl
+from changelog.records import VS_PARENT, VS_RELEASE, ChangelogSummary
 from changelog.sides import family_dirs
 from orchestrator.artifacts import put_artifact
 from orchestrator.config import Settings
@@ -62,7 +63,7 @@ def previous_version(store: StateStore, family: str, version: int) -> int | None
 
 def publish_changelog(
     aws: AwsFactory, settings: Settings, prefix: str, against: BaseVersion, log: cl.Changelog
-) -> dict[str, Any]:
+) -> ChangelogSummary:
     """Write the changelog in every format to S3; returns what the base record keeps of it."""
     prefix = f"{prefix}/changelog-vs-{against.version}"
     types = {"md": "text/markdown", "html": "text/html", "json": "application/json"}
@@ -70,7 +71,7 @@ def publish_changelog(
         fmt: put_artifact(aws, settings.aws.artifact_bucket, f"{prefix}.{fmt}", cl.render(log, fmt), types[fmt])
         for fmt in CHANGELOG_FORMATS
     }
-    return {"against": against.version, "summary": dict(log.counts), "cves": len(log.cves), "uris": uris}
+    return ChangelogSummary(against.version, dict(log.counts), len(log.cves), uris)
 
 
 def register(
@@ -86,13 +87,13 @@ def register(
     if result.manifest.strip():
         manifest_uri = put_artifact(aws, bucket, f"{prefix}/manifest.txt", result.manifest, "text/plain")
 
-    changelogs: dict[str, Any] = {}
+    changelogs: dict[str, ChangelogSummary] = {}
     against: dict[str, BaseVersion] = {}
     if parent is not None:
-        against["vs_parent"] = store.get_base(family, parent)
+        against[VS_PARENT] = store.get_base(family, parent)
     release = store.pointer(family, "release")
     if release is not None:
-        against["vs_release"] = store.get_base(family, release)
+        against[VS_RELEASE] = store.get_base(family, release)
     ref = f"{family}:{version}"
     for name, old in against.items():
         if not (old.manifest.strip() and result.manifest.strip()):
@@ -108,7 +109,7 @@ def register(
     base = BaseVersion(
         family=family, version=version, amis=dict(result.amis), source_ami=result.source_ami,
         parent=parent, packer_run_id=result.bake_id, created_at=utcnow(), manifest=result.manifest,
-        manifest_uri=manifest_uri, changelog=changelogs, stage="unstable",
+        manifest_uri=manifest_uri, changelog={k: v.to_json() for k, v in changelogs.items()}, stage="unstable",
     )
     tag_amis(aws, base.amis, {
         FAMILY_TAG: family, VERSION_TAG: str(version), STAGE_TAG: "unstable", BAKE_TAG: result.bake_id,
@@ -117,6 +118,6 @@ def register(
     store.put_base(base)
     store.audit(actor, "bake", base.ref, "", {
         "amis": base.amis, "source_ami": base.source_ami, "bake_id": result.bake_id,
-        "seconds": round(result.seconds, 2), "changelogs": {k: v["summary"] for k, v in changelogs.items()},
+        "seconds": round(result.seconds, 2), "changelogs": {k: v.counts for k, v in changelogs.items()},
     })
     return base, warnings

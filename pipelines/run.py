@@ -26,7 +26,7 @@ from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
-from pipelines import imagetest
+from pipelines import imagetest, reservations
 from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
@@ -193,7 +193,7 @@ class Job:
         from pipelines import bake as bake_mod
 
         ctx = self.ctx
-        mine = [r for r in ctx.store.reservations(self.family, status="registered")
+        mine = [r for r in reservations.reservations(ctx.store, self.family, status="registered")
                 if r.details.get("operation") == op.id]
         warnings: list[str] = []
         if mine:  # killed between registering and journaling: the base is this job's, never bake twice
@@ -203,8 +203,10 @@ class Job:
             base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
                                               clock=ctx.clock, work_dir=self.settings.state_dir,
                                               wait=self.wait, on_progress=self.progress, operation=op.id)
+        from changelog.records import summaries
+
         return {"version": base.version, "amis": base.amis, "warnings": warnings,
-                "changelog": {k: v["summary"] for k, v in base.changelog.items()}}
+                "changelog": {k: v.counts for k, v in summaries(base.changelog).items()}}
 
     def _image_tests(self, op: Operation) -> dict[str, Any]:
         base = self._base(op)

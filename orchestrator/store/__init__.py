@@ -1,5 +1,6 @@
 """The state store: base versions, stage pointers and their history, gate evidence, the audit
-trail, resumable operations, and documents (rollouts, perf runs) — behind one interface.
+trail, resumable operations, leases, and documents (whatever the areas keep, each area's kinds
+declared in its own ``records`` module) — behind one interface that names no area's records.
 
 ``SqliteStore`` is the default backend (a file in the state directory, WAL, one transaction per
 write, a schema version with migrations). ``DynamoStore`` (``orchestrator.store.dynamodb``)
@@ -159,21 +160,6 @@ class Fence:
         return LeaseLostError(name, None if now is None or now.owner == self.owner else now)
 
 
-@dataclass
-class Reservation:
-    """A base version taken by a bake before anything is written; ``status`` says how it ended."""
-
-    family: str
-    version: int
-    holder: str
-    at: str
-    status: str  # reserved | registered | failed | cleaned
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 BUCKET_KIND = "token-bucket"  # buckets are kept as documents of this kind in every backend
 BUCKET_RACE_ATTEMPTS = 50  # re-reads of a bucket after another writer won, before giving up
 
@@ -264,15 +250,8 @@ class StateStore(ABC):
 
     # base versions
     @abstractmethod
-    def next_version(self, family: str) -> int: ...
-    @abstractmethod
-    def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
-        """Take the next version of ``family`` for ``holder``: unique even when bakes race."""
-    @abstractmethod
-    def finish_reservation(self, family: str, version: int, status: str,
-                           details: dict[str, Any] | None = None) -> None: ...
-    @abstractmethod
-    def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]: ...
+    def next_version(self, family: str) -> int:
+        """One past the highest registered base of ``family`` (1 for a new family)."""
     @abstractmethod
     def put_base(self, base: BaseVersion) -> None: ...
     @abstractmethod
@@ -322,14 +301,6 @@ class StateStore(ABC):
     @abstractmethod
     def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         """A done step stays done: recording it ``pending`` again is a ``ConflictError``."""
-
-    # friends
-    @abstractmethod
-    def friends(self) -> dict[str, dict[str, Any]]: ...
-    @abstractmethod
-    def put_friend(self, team: str, accounts: list[str], families: list[str], actor: str) -> None: ...
-    @abstractmethod
-    def remove_friend(self, team: str) -> None: ...
 
     # documents: rollouts, perf runs, anything an area keeps as JSON, with optimistic concurrency
     @abstractmethod
@@ -434,6 +405,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Fence", "Lease", "Reservation",
+    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Fence", "Lease",
     "SqliteStore", "StageChange", "StateStore", "TokenBucket", "bucket_take", "check_move", "lease_blocks", "open_store", "utcnow",
 ]

@@ -3,7 +3,7 @@
 Every change that must be atomic is one conditional write or one ``TransactWriteItems`` (a
 pointer move writes pointer, history row, base stage and audit entry together). Conditions do
 what SQLite's ``BEGIN IMMEDIATE`` does: a pointer moves only from the value it was read at, a
-document only from its revision, a version is reserved only if nobody has it, a lease is taken
+document only from its revision, a lease is taken
 only when free, lapsed, dead, or already ours. Ids that order history and the audit trail come
 from atomic counters. The item layout is in ``orchestrator.store.dynamodb_layout``, the calls and the
 one write path (fenced in a fenced store) in ``orchestrator.store.dynamodb_table``; docs/state.md
@@ -32,15 +32,15 @@ from orchestrator.store import (
     Evidence,
     Lease,
     LeaseIsDead,
-    Reservation,
     StageChange,
     StateStore,
     check_move,
+    dynamodb_legacy,
     lease_blocks,
     utcnow,
 )
 from orchestrator.store import dynamodb_layout as lay
-from orchestrator.store.dynamodb_table import DynamoTable, attr_names
+from orchestrator.store.dynamodb_table import DynamoTable
 
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
 
@@ -54,6 +54,13 @@ class DynamoStore(DynamoTable, StateStore):
         aws = aws or AwsFactory.from_settings(settings)
         return cls(aws.client("dynamodb", settings.aws.regions[0]), settings.state.table)
 
+    def init_table(self) -> bool:
+        """Create the table and finish its set-up (``DynamoTable.init_table``), then bring items of
+        an older layout forward (``orchestrator.store.dynamodb_legacy``)."""
+        created = super().init_table()
+        dynamodb_legacy.upgrade(self)
+        return created
+
     # --- base versions --------------------------------------------------------------------------
     def _families(self) -> list[str]:
         return [i["family"] for i in self._query("FAMILIES")]
@@ -64,40 +71,7 @@ class DynamoStore(DynamoTable, StateStore):
         return 0
 
     def next_version(self, family: str) -> int:
-        return max(self._last_version(family, "BASE#"), self._last_version(family, "RESERVATION#")) + 1
-
-    def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
-        for _ in range(RACE_ATTEMPTS):
-            version, token = self.next_version(family), uuid.uuid4().hex
-            item = lay.reservation_item(Reservation(family, version, holder, utcnow(), "reserved", details or {}))
-            cancelled = self._transact([
-                self._put({**item, "write_token": token}, "attribute_not_exists(pk)"),
-                {"ConditionCheck": {"Key": lay.to_wire(lay.base_key(family, version)),
-                                    "ConditionExpression": "attribute_not_exists(pk)"}},
-                self._put(lay.family_item(family)),
-            ], token)
-            if cancelled is None or self._landed(lay.reservation_key(family, version), token):
-                return version
-        raise ConflictError(f"could not reserve a version of {family}: {RACE_ATTEMPTS} racing bakes won first")
-
-    def finish_reservation(self, family: str, version: int, status: str,
-                           details: dict[str, Any] | None = None) -> None:
-        for _ in range(RACE_ATTEMPTS):
-            item = self._get(lay.reservation_key(family, version))
-            if item is None:
-                raise NotFoundError(f"no reservation of {family}:{version}")
-            res = lay.reservation_from(item)
-            done = lay.reservation_item(Reservation(family, version, res.holder, res.at, status,
-                                                    {**res.details, **(details or {})}))
-            if not self._write("put_item", Item=lay.to_wire(done), ConditionExpression="details = :old",
-                                          ExpressionAttributeValues={":old": lay.value(item["details"])}):
-                return
-        raise ConflictError(f"reservation {family}:{version} kept changing underneath")
-
-    def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]:
-        out = [lay.reservation_from(i) for f in ([family] if family else sorted(self._families()))
-               for i in self._query(lay.family_pk(f), "RESERVATION#")]
-        return [r for r in out if status is None or r.status == status]
+        return self._last_version(family, "BASE#") + 1
 
     def put_base(self, base: BaseVersion) -> None:
         ops = [self._put(lay.base_item(base), "attribute_not_exists(pk)"), self._put(lay.family_item(base.family))]
@@ -232,24 +206,6 @@ class DynamoStore(DynamoTable, StateStore):
                                     ExpressionAttributeNames={"#status": "status"},
                                     ExpressionAttributeValues={":done": lay.value("done")}):
             raise ConflictError(f"step {name} of {op_id} is already done: another run finished it")
-
-    # --- friends --------------------------------------------------------------------------------
-    def friends(self) -> dict[str, dict[str, Any]]:
-        return {i["team"]: lay.friend_from(i) for i in self._query("FRIENDS")}
-
-    def put_friend(self, team: str, accounts: list[str], families: list[str], actor: str) -> None:
-        item = lay.friend_item(team, sorted(set(accounts)), sorted(set(families)), utcnow(), actor)
-        self._write("update_item", Key=lay.to_wire(lay.friend_key(team)),
-                   UpdateExpression="SET #team = :team, #accounts = :accounts, #families = :families, "
-                   "#added_at = if_not_exists(#added_at, :added_at), #added_by = if_not_exists(#added_by, :added_by)",
-                   ExpressionAttributeNames=attr_names("team", "accounts", "families", "added_at", "added_by"),
-                   ExpressionAttributeValues={f":{k}": lay.value(item[k])
-                                              for k in ("team", "accounts", "families", "added_at", "added_by")})
-
-    def remove_friend(self, team: str) -> None:
-        if self._write("delete_item", Key=lay.to_wire(lay.friend_key(team)),
-                                  ConditionExpression="attribute_exists(pk)"):
-            raise NotFoundError(f"no friend team {team!r}")
 
     # --- documents ------------------------------------------------------------------------------
     def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:

@@ -9,7 +9,6 @@ pk                         sk                               record
 =========================  ===============================  ====================================
 ``FAMILIES``               family                           a family seen by a bake
 ``FAMILY#<f>``             ``BASE#<version>``               base version
-``FAMILY#<f>``             ``RESERVATION#<version>``        version reservation
 ``FAMILY#<f>``             ``HISTORY#<id>``                 stage-pointer move
 ``FAMILY#<f>``             ``EVIDENCE#<version>#<id>``      gate evidence
 ``AMI#<ami>``              ``AMI``                          AMI id → base
@@ -17,8 +16,7 @@ pk                         sk                               record
 ``AUDIT``                  ``<id>``                         audit entry
 ``OPS``                    operation id                     resumable operation
 ``OP#<id>``                ``STEP#<name>``                  journal step
-``FRIENDS``                team                             friend team
-``DOC#<kind>``             document id                      rollout, perf run… (with revision)
+``DOC#<kind>``             document id                      an area's document (with revision)
 ``LEASES``                 lease name                       lease (``token``: fencing; ``ttl``: expiry)
 ``COUNTER``                ``history`` / ``lease`` / …      last id / fencing token handed out (atomic ``ADD``)
 =========================  ===============================  ====================================
@@ -36,7 +34,7 @@ from typing import Any, SupportsFloat, SupportsInt
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from orchestrator.store import AuditEntry, BaseVersion, Evidence, Lease, Reservation, StageChange
+from orchestrator.store import AuditEntry, BaseVersion, Evidence, Lease, StageChange
 
 Item = dict[str, Any]  # plain Python values
 AttributeMap = dict[str, dict[str, Any]]  # DynamoDB's typed wire form
@@ -95,10 +93,6 @@ def base_key(family: str, version: int) -> Item:
     return key(family_pk(family), f"BASE#{version:08d}")
 
 
-def reservation_key(family: str, version: int) -> Item:
-    return key(family_pk(family), f"RESERVATION#{version:08d}")
-
-
 def history_key(family: str, change_id: int) -> Item:
     return key(family_pk(family), f"HISTORY#{change_id:012d}")
 
@@ -129,10 +123,6 @@ def operation_key(op_id: str) -> Item:
 
 def step_key(op_id: str, name: str) -> Item:
     return key(f"OP#{op_id}", f"STEP#{name}")
-
-
-def friend_key(team: str) -> Item:
-    return key("FRIENDS", team)
 
 
 def doc_key(kind: str, doc_id: str) -> Item:
@@ -177,15 +167,6 @@ def base_fields(fields: dict[str, Any]) -> Item:
 
 def ami_item(ami: str, family: str, version: int) -> Item:
     return {**ami_key(ami), "family": family, "version": version}
-
-
-def reservation_item(r: Reservation) -> Item:
-    return {**reservation_key(r.family, r.version), "family": r.family, "version": r.version,
-            "holder": r.holder, "at": r.at, "status": r.status, "details": _dumps(r.details)}
-
-
-def reservation_from(i: Item) -> Reservation:
-    return Reservation(i["family"], int(i["version"]), i["holder"], i["at"], i["status"], json.loads(i["details"]))
 
 
 def pointer_item(family: str, stage: str, version: int | None, updated_at: str, change_id: int) -> Item:
@@ -243,16 +224,6 @@ def step_item(op_id: str, name: str, status: str, result: object, updated_at: st
 
 def step_from(i: Item) -> dict[str, Any]:
     return {"name": i["name"], "status": i["status"], "result": json.loads(i["result"]) if i.get("result") else None}
-
-
-def friend_item(team: str, accounts: list[str], families: list[str], added_at: str, added_by: str) -> Item:
-    return {**friend_key(team), "team": team, "accounts": _dumps(accounts), "families": _dumps(families),
-            "added_at": added_at, "added_by": added_by}
-
-
-def friend_from(i: Item) -> dict[str, Any]:
-    return {"accounts": json.loads(i["accounts"]), "families": json.loads(i["families"]),
-            "added_at": i["added_at"], "added_by": i["added_by"]}
 
 
 def doc_item(kind: str, doc_id: str, body: dict[str, Any], revision: int, updated_at: str) -> Item:

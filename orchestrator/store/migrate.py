@@ -62,7 +62,7 @@ def _step(r: Row) -> lay.Item:
                          r["updated_at"])
 
 
-# table -> how one of its rows becomes an item (bases, reservations and leases go through their records)
+# table -> how one of its rows becomes an item (bases and leases go through their records)
 ROW_ITEMS: dict[str, Callable[[Row], lay.Item]] = {
     "ami_index": lambda r: lay.ami_item(r["ami"], r["family"], r["version"]),
     "stage_history": _history,
@@ -71,8 +71,6 @@ ROW_ITEMS: dict[str, Callable[[Row], lay.Item]] = {
     "operations": lambda r: lay.operation_item(r["id"], r["kind"], json.loads(r["intent"]), r["status"],
                                                r["created_at"], r["updated_at"]),
     "steps": _step,
-    "friends": lambda r: lay.friend_item(r["team"], json.loads(r["accounts"]), json.loads(r["families"]),
-                                         r["added_at"], r["added_by"]),
     "documents": lambda r: lay.doc_item(r["kind"], r["id"], json.loads(r["body"]), r["revision"], r["updated_at"]),
 }
 
@@ -97,11 +95,9 @@ def _counters(src: SqliteStore) -> list[lay.Item]:
 def snapshot(src: SqliteStore) -> dict[str, list[lay.Item]]:
     """Every record of ``src`` as table items, by kind."""
     bases = src.bases()
-    reservations = src.reservations()
     kinds: dict[str, list[lay.Item]] = {
         "bases": [lay.base_item(b) for b in bases],
-        "families": [lay.family_item(f) for f in sorted({b.family for b in bases} | {r.family for r in reservations})],
-        "reservations": [lay.reservation_item(r) for r in reservations],
+        "families": [lay.family_item(f) for f in sorted({b.family for b in bases})],
         "pointers": _pointers(src),
         "leases": [lay.lease_item(lease) for lease in src.leases()],
         **{table: [make(r) for r in src.export_rows(table)] for table, make in ROW_ITEMS.items()},

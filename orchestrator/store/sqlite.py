@@ -1,5 +1,5 @@
 """The SQLite backend of the state store: every record (bases, stage pointers, evidence, audit,
-operations, friends, documents, leases, reservations) as rows in one file. The file itself (schema,
+operations, documents, leases) as rows in one file. The file itself (schema,
 migrations, identity, connections, transactions) is ``orchestrator.store.sqlite_file``'s.
 """
 
@@ -27,7 +27,6 @@ from orchestrator.store import (
     Fence,
     Lease,
     LeaseIsDead,
-    Reservation,
     StageChange,
     StateStore,
     TokenBucket,
@@ -92,39 +91,8 @@ class SqliteStore(SqliteFile, StateStore):
         )
 
     def next_version(self, family: str) -> int:
-        return self._next_version(self._db, family)
-
-    @staticmethod
-    def _next_version(db: sqlite3.Connection, family: str) -> int:
-        row = db.execute(
-            "SELECT MAX(v) AS v FROM (SELECT MAX(version) AS v FROM bases WHERE family=? "
-            "UNION ALL SELECT MAX(version) FROM reservations WHERE family=?)", (family, family),
-        ).fetchone()
+        row = self._db.execute("SELECT MAX(version) AS v FROM bases WHERE family=?", (family,)).fetchone()
         return (row["v"] or 0) + 1
-
-    def reserve_version(self, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
-        with self._tx() as db:  # BEGIN IMMEDIATE: no other writer between the read and the insert
-            version = self._next_version(db, family)
-            db.execute("INSERT INTO reservations VALUES (?,?,?,?,?,?)",
-                       (family, version, holder, utcnow(), "reserved", json.dumps(details or {}, default=str)))
-        return version
-
-    def finish_reservation(self, family: str, version: int, status: str,
-                           details: dict[str, Any] | None = None) -> None:
-        with self._tx() as db:
-            row = db.execute("SELECT details FROM reservations WHERE family=? AND version=?",
-                             (family, version)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no reservation of {family}:{version}")
-            merged = {**json.loads(row["details"]), **(details or {})}
-            db.execute("UPDATE reservations SET status=?, details=? WHERE family=? AND version=?",
-                       (status, json.dumps(merged, default=str), family, version))
-
-    def reservations(self, family: str | None = None, status: str | None = None) -> list[Reservation]:
-        q, args = _select("reservations", family=family, status=status)
-        rows = self._db.execute(q + " ORDER BY family, version", args)
-        return [Reservation(r["family"], r["version"], r["holder"], r["at"], r["status"], json.loads(r["details"]))
-                for r in rows]
 
     def put_base(self, base: BaseVersion) -> None:
         with self._tx() as db:
@@ -299,26 +267,6 @@ class SqliteStore(SqliteFile, StateStore):
                 "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",
                 (op_id, name, status, json.dumps(result, default=str) if result is not None else None, utcnow()),
             )
-
-    # friends
-    def friends(self) -> dict[str, dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM friends ORDER BY team")
-        return {
-            r["team"]: {"accounts": json.loads(r["accounts"]), "families": json.loads(r["families"]), "added_at": r["added_at"], "added_by": r["added_by"]}
-            for r in rows
-        }
-
-    def put_friend(self, team: str, accounts: list[str], families: list[str], actor: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO friends VALUES (?,?,?,?,?) ON CONFLICT(team) DO UPDATE SET accounts=excluded.accounts, families=excluded.families",
-                (team, json.dumps(sorted(set(accounts))), json.dumps(sorted(set(families))), utcnow(), actor),
-            )
-
-    def remove_friend(self, team: str) -> None:
-        with self._tx() as db:
-            if db.execute("DELETE FROM friends WHERE team=?", (team,)).rowcount == 0:
-                raise NotFoundError(f"no friend team {team!r}")
 
     # documents
     def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:

@@ -22,6 +22,7 @@ from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG
 from perf import runs as perf_runs
+from pipelines import reservations
 from pipelines.gc import plan as gc_plan
 from pipelines.gc.plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
 from pipelines.packer import run as packer_run
@@ -109,7 +110,7 @@ def stop_dead_packers(store: StateStore, aws: AwsFactory, family: str, regions: 
     SIGKILL), and build instances a killed Packer could not clean up are terminated. Returns, per
     dead bake, what was done; its AMIs are left to the caller."""
     out = []
-    for res in store.reservations(family, status="reserved"):
+    for res in reservations.reservations(store, family, status="reserved"):
         packer = res.details.get("packer") or {}
         elsewhere = bool(packer) and packer.get("host") != socket.gethostname()
         stopped = packer_run.stop_orphan(ProcessRecord.from_dict(packer)) if packer and not elsewhere else False
@@ -126,14 +127,14 @@ def reclaim_dead_bakes(store: StateStore, aws: AwsFactory, family: str, regions:
     id) removed, their reservations closed."""
     closed = []
     for dead in stop_dead_packers(store, aws, family, regions):
-        res = next(r for r in store.reservations(family) if r.version == dead["version"])
+        res = next(r for r in reservations.reservations(store, family) if r.version == dead["version"])
         amis = {**(res.details.get("amis") or {}), **images_of_bake(aws, regions, dead["bake_id"])}
         removed, failed = remove_images(aws, amis)
         # a Packer on another host may still make AMIs: "failed" keeps them recorded for gc
         status = "failed" if failed or dead["packer_elsewhere"] else "cleaned"
         outcome = {**dead, "closed_by": "the next holder of the bake lease", "removed": removed,
                    "not_removed": failed}
-        store.finish_reservation(family, res.version, status, outcome)
+        reservations.finish_reservation(store, family, res.version, status, outcome)
         closed.append({**outcome, "status": status})
     return closed
 
@@ -211,7 +212,7 @@ def inventory(aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str,
 def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
     """region → {AMI → family} that failed or unfinished bakes recorded in their reservations."""
     out: dict[str, dict[str, str]] = {}
-    for res in store.reservations(status="failed") + store.reservations(status="reserved"):
+    for res in reservations.reservations(store, status="failed") + reservations.reservations(store, status="reserved"):
         for region, ami in (res.details.get("amis") or {}).items():
             out.setdefault(str(region), {})[str(ami)] = res.family
     return out
@@ -302,9 +303,9 @@ def finish_reservations(store: StateStore, done: list[dict[str, Any]], baking: s
     there belongs to a bake that died.
     """
     gone = {d["id"] for d in done if d["kind"] == "image" and d["removed"]}
-    for res in store.reservations(status="failed") + store.reservations(status="reserved"):
+    for res in reservations.reservations(store, status="failed") + reservations.reservations(store, status="reserved"):
         amis = set((res.details.get("amis") or {}).values())
         if amis and amis <= gone:
-            store.finish_reservation(res.family, res.version, "cleaned", {"removed_by": "gc"})
+            reservations.finish_reservation(store, res.family, res.version, "cleaned", {"removed_by": "gc"})
         elif res.status == "reserved" and res.family not in baking:
-            store.finish_reservation(res.family, res.version, "failed", {"closed_by": "gc: its bake is gone"})
+            reservations.finish_reservation(store, res.family, res.version, "failed", {"closed_by": "gc: its bake is gone"})

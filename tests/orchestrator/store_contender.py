@@ -16,6 +16,7 @@ from orchestrator.clock import Clock
 from orchestrator.errors import LeaseHeldError
 from orchestrator.store import leases
 from orchestrator.store.dynamodb import DynamoStore
+from pipelines.reservations import reserve_version
 
 
 def main(endpoint: str, table: str, what: str, name: str, count: str = "1") -> None:
@@ -30,7 +31,7 @@ def main(endpoint: str, table: str, what: str, name: str, count: str = "1") -> N
         except LeaseHeldError as held:
             print(f"held by {held.lease.owner}", flush=True)
     else:
-        print(" ".join(str(store.reserve_version(name, "bake")) for _ in range(int(count))), flush=True)
+        print(" ".join(str(reserve_version(store, name, "bake")) for _ in range(int(count))), flush=True)
     sys.stdin.read()  # hold on to what we won until the test is done looking
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from orchestrator.store import BaseVersion, Evidence, Lease, SqliteStore, StateStore
 from orchestrator.store.dynamodb import DynamoStore
+from pipelines import friends
+from pipelines.reservations import next_version, reservations, reserve_version
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +30,10 @@ def fill(s: StateStore) -> None:
         s.add_evidence(Evidence("web", v, "image_tests", True, {"cases": 8}, "2026-11-25T10:00:00Z", "ci"))
         s.move_pointer("web", "candidate", v, action="promote", actor="me", reason="")
     s.move_pointer("web", "candidate", 1, action="rollback", actor="me", reason="bad kernel")
-    s.reserve_version("web", "bake-3", {"recipe": "r"})
+    reserve_version(s, "web", "bake-3", {"recipe": "r"})
     s.open_operation("op-1", "promote", {"ref": "web:2"})
     s.record_step("op-1", "share", "done", {"accounts": ["1"]})
-    s.put_friend("qa", ["111111111111"], ["web"], "me")
+    friends.put_team(s, "qa", ["111111111111"], ["web"], "me")
     s.put_doc("rollout", "r1", {"wave": 2}, expected_revision=s.put_doc("rollout", "r1", {"wave": 1},
                                                                          expected_revision=None))
     s.acquire_leases([Lease("group:us-east-1:web-a", "r1", "me", "h", 0, "canary start", 1.0, 1.0, None)],
@@ -42,9 +44,9 @@ def view(s: StateStore) -> dict[str, Any]:
     return {
         "bases": s.bases(), "pointers": s.pointers(), "history": s.stage_history("web"),
         "evidence": [s.evidence("web", v) for v in (1, 2)], "audit": s.audit_trail(),
-        "ops": s.operations(), "step": s.step("op-1", "share"), "friends": s.friends(),
+        "ops": s.operations(), "step": s.step("op-1", "share"), "friends": friends.stored(s),
         "docs": (s.docs("rollout"), s.get_doc("rollout", "r1")), "leases": s.leases(),
-        "reservations": s.reservations(), "next": s.next_version("web"),
+        "reservations": reservations(s), "next": next_version(s, "web"),
     }
 
 

@@ -13,6 +13,7 @@ from orchestrator import store as store_mod
 from orchestrator.engine import KillPoint, Operation
 from orchestrator.errors import ConflictError, NotFoundError, StateError
 from orchestrator.store import BaseVersion, Evidence, SqliteStore, StateStore, utcnow
+from pipelines import friends
 
 
 def base(family: str = "web", version: int = 1, amis: dict[str, str] | None = None) -> BaseVersion:
@@ -38,7 +39,8 @@ def test_migrates_a_version_1_store_keeping_its_data(tmp_path: Path) -> None:
     db.close()
     s = SqliteStore(path)
     assert s.schema_version() == store_mod.SCHEMA_VERSION
-    assert s.friends()["qa"]["accounts"] == ["111111111111"]
+    (team,) = friends.stored(s).values()  # the friends table became documents (migration 5)
+    assert (team.team, team.accounts, team.added_by) == ("qa", ("111111111111",), "me")
     assert s.put_doc("k", "a", {"x": 1}, expected_revision=None) == 1  # table added by migration 2
 
 

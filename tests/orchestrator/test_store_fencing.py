@@ -78,8 +78,6 @@ def test_a_fence_holds_only_for_its_owner_and_token(store: StateStore) -> None:
 def _writes(store: StateStore) -> dict[str, Callable[[StateStore], Any]]:
     """One call of every mutating method of ``StateStore`` (a new one belongs here too)."""
     return {
-        "reserve_version": lambda s: s.reserve_version("web", "bake-x"),
-        "finish_reservation": lambda s: s.finish_reservation("web", 2, "failed"),
         "put_base": lambda s: s.put_base(base(9)),
         "update_base": lambda s: s.update_base("web", 1, stage="candidate"),
         "move_pointer": lambda s: s.move_pointer("web", "candidate", 1, action="promote", actor="alice", reason=""),
@@ -90,8 +88,6 @@ def _writes(store: StateStore) -> dict[str, Callable[[StateStore], Any]]:
         "finish_operation": lambda s: s.finish_operation("op-1", "done"),
         "record_step pending": lambda s: s.record_step("op-1", "parameter:us-east-1", "pending"),
         "record_step done": lambda s: s.record_step("op-1", "copy:us-east-1", "done", {"ami": "ami-1"}),
-        "put_friend": lambda s: s.put_friend("qa", ["111111111111"], ["web"], "alice"),
-        "remove_friend": lambda s: s.remove_friend("ops"),
         "put_doc (new)": lambda s: s.put_doc("rollout", "r2", {"n": 1}, expected_revision=None),
         "put_doc": lambda s: s.put_doc("rollout", "r1", {"n": 2}, expected_revision=1),
         "take_tokens": lambda s: s.take_tokens("acct/us-east-1/launch", 1, capacity=10, refill_per_s=1, now=1300.0),
@@ -100,11 +96,11 @@ def _writes(store: StateStore) -> dict[str, Callable[[StateStore], Any]]:
 
 def _snapshot(store: StateStore) -> dict[str, Any]:
     return {
-        "bases": store.bases(), "reservations": store.reservations(), "pointers": store.pointers(),
+        "bases": store.bases(), "pointers": store.pointers(),
         "history": store.stage_history("web"), "evidence": store.evidence("web", 1),
         "audit": [(e.action, e.target) for e in store.audit_trail()], "ops": store.operations(),
         "steps": [store.step("op-1", n) for n in ("parameter:us-east-1", "copy:us-east-1")],
-        "friends": store.friends(), "docs": store.docs("rollout"), "buckets": store.docs(BUCKET_KIND),
+        "docs": store.docs("rollout"), "buckets": store.docs(BUCKET_KIND),
     }
 
 
@@ -112,9 +108,7 @@ def test_every_write_of_a_holder_that_lost_its_lease_is_refused_and_writes_nothi
     old = take(store, "alice", 1000.0)
     mine = store.fenced(old)
     mine.put_base(base(1))
-    mine.reserve_version("web", "bake-2")
     mine.open_operation("op-1", "promote", {"v": 1})
-    mine.put_friend("ops", ["222222222222"], ["web"], "alice")
     mine.put_doc("rollout", "r1", {"n": 1}, expected_revision=None)
     take(store, "bob", 1200.0)  # alice stalled past her expiry; bob took the lease over
     before = _snapshot(store)
@@ -223,7 +217,7 @@ def test_a_version_3_store_migrates_and_its_leases_carry_token_0(tmp_path: Path)
     db.execute("INSERT INTO leases VALUES ('bake:web', 'old', 'me', 'h', 1, 'bake web', 1.0, 1.0, 100.0)")
     db.close()
     s = SqliteStore(path)
-    assert s.schema_version() == CURRENT == 4
+    assert s.schema_version() == CURRENT == 5
     (old,) = s.leases()
     assert (old.owner, old.token) == ("old", 0)
     assert s.acquire_leases([lease("new", 200.0, name="bake:web")], now=200.0, is_dead=alive) == 1

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from orchestrator.errors import ConflictError, LeaseHeldError, LeaseLostError, NotFoundError
+from orchestrator.errors import ConflictError, LeaseHeldError, LeaseLostError
 from orchestrator.store import BaseVersion, Lease, StateStore, utcnow
 
 
@@ -114,41 +114,6 @@ def test_of_many_threads_racing_for_one_lease_exactly_one_wins(store: StateStore
     assert store.leases()[0].owner == winners[0]
 
 
-# --- version reservations ---------------------------------------------------------------------------
-def test_reservations_are_unique_and_count_towards_the_next_version(store: StateStore) -> None:
-    store.put_base(base(1))
-    assert store.reserve_version("web", "bake-a") == 2
-    assert store.reserve_version("web", "bake-b", {"recipe": "r"}) == 3
-    assert store.next_version("web") == 4 and store.reserve_version("db", "bake-c") == 1
-    store.finish_reservation("web", 2, "failed", {"amis": ["ami-1"]})
-    assert [(r.family, r.version, r.status) for r in store.reservations()] == [
-        ("db", 1, "reserved"), ("web", 2, "failed"), ("web", 3, "reserved")]
-    (failed,) = store.reservations("web", "failed")
-    assert (failed.holder, failed.details) == ("bake-a", {"amis": ["ami-1"]})
-    store.finish_reservation("web", 3, "registered", {"x": 1})
-    assert store.reservations("web", "registered")[0].details == {"recipe": "r", "x": 1}
-    with pytest.raises(NotFoundError):
-        store.finish_reservation("web", 9, "failed")
-
-
-def test_threads_reserving_at_once_get_distinct_versions(store: StateStore) -> None:
-    got: list[int] = []
-    lock = threading.Lock()
-
-    def reserve(n: int) -> None:
-        for _ in range(3):
-            v = store.reserve_version("web", f"bake-{n}")
-            with lock:
-                got.append(v)
-
-    threads = [threading.Thread(target=reserve, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(got) == list(range(1, 13))
-
-
 # --- stage history and guarded moves ----------------------------------------------------------------
 def test_rollback_marks_the_rows_of_the_base_it_moves_away_from(store: StateStore) -> None:
     for v in (1, 2, 3):
@@ -209,7 +174,7 @@ def test_a_done_step_is_not_set_back_to_pending(store: StateStore) -> None:
     assert store.step("op-1", "publish") == {"name": "publish", "status": "done", "result": {"ami": "ami-1"}}
 
 
-def test_operations_friends_and_audit_round_trip(store: StateStore) -> None:
+def test_operations_and_audit_round_trip(store: StateStore) -> None:
     first = store.open_operation("op-1", "promote", {"ref": "web:1"})
     again = store.open_operation("op-1", "promote", {"ref": "ignored"})
     assert (first["resumed"], again["resumed"], again["intent"]) == (False, True, {"ref": "web:1"})
@@ -217,12 +182,6 @@ def test_operations_friends_and_audit_round_trip(store: StateStore) -> None:
     store.finish_operation("op-1", "done")
     assert [o["id"] for o in store.operations(status="running")] == ["op-2"]
     assert [o["id"] for o in store.operations(kind="promote")] == ["op-1"]
-    store.put_friend("qa", ["222222222222", "111111111111", "111111111111"], ["web"], "me")
-    store.put_friend("qa", ["333333333333"], [], "someone-else")
-    assert store.friends()["qa"]["accounts"] == ["333333333333"] and store.friends()["qa"]["added_by"] == "me"
-    store.remove_friend("qa")
-    with pytest.raises(NotFoundError):
-        store.remove_friend("qa")
     for i in range(5):
         store.audit("me", "bake", f"web:{i}" if i % 2 else "db:1", details={"i": i})
     assert [e.details["i"] for e in store.audit_trail("web", limit=1)] == [3]

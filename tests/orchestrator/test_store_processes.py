@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.store.dynamodb import DynamoStore
+from pipelines.reservations import reservations
 
 CONTENDER = Path(__file__).with_name("store_contender.py")
 
@@ -47,4 +48,4 @@ def test_processes_reserving_at_once_all_get_distinct_versions(aws_endpoint: str
     out = contend(aws_endpoint, store.table, [["reserve", "web", "3"]] * 4)
     versions = [int(v) for line in out for v in line.split()]
     assert sorted(versions) == list(range(1, 13))
-    assert [r.version for r in store.reservations("web")] == list(range(1, 13))
+    assert [r.version for r in reservations(store, "web")] == list(range(1, 13))

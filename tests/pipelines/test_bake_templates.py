@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pipelines.reservations import reservations
+
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 
 TEMPLATES = Path(__file__).parent / "data" / "templates"
@@ -105,7 +107,7 @@ def test_region_mismatch_is_exit_2_naming_both_before_building(workspace: Any, a
     r = ws.run("bake", ws.family)
     assert r.code == 2, r.stderr
     assert "eu-west-1" in r.stderr and "us-east-1, us-west-2" in r.stderr
-    assert ws.context().store.reservations(ws.family) == [] and images_of(aws, ws.family) == []
+    assert reservations(ws.context().store, ws.family) == [] and images_of(aws, ws.family) == []
 
 
 @pytest.mark.parametrize("name, edit", [
@@ -120,7 +122,7 @@ def test_template_needing_a_newer_packer_is_exit_2(workspace: Any, aws: Any, nam
     r = ws.run("bake", ws.family)
     assert r.code == 2, r.stderr
     assert "1.6.6" in r.stderr and ("1.9.2" in r.stderr or "1.10.0" in r.stderr)
-    assert ws.context().store.reservations(ws.family) == [] and images_of(aws, ws.family) == []
+    assert reservations(ws.context().store, ws.family) == [] and images_of(aws, ws.family) == []
 
 
 def test_a_templates_own_literal_credentials_are_refused_with_an_endpoint(workspace: Any) -> None:
@@ -131,7 +133,7 @@ def test_a_templates_own_literal_credentials_are_refused_with_an_endpoint(worksp
     (team / "template.json").write_text(text)
     r = ws.run("bake", ws.family)
     assert r.code == 2 and "sets access_key itself" in r.stderr
-    assert ws.context().store.reservations(ws.family) == []
+    assert reservations(ws.context().store, ws.family) == []
 
 
 def test_init_writes_hcl2_by_default_and_json_on_request(tmp_path: Path, workspace: Any, aws: Any) -> None:

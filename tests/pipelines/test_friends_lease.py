@@ -13,6 +13,7 @@ from aws_support import make_ami
 from orchestrator.clock import Clock
 from orchestrator.engine import KillPoint
 from orchestrator.store import BaseVersion, leases, utcnow
+from pipelines import friends
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def test_friend_changes_hold_the_candidate_lease_and_reach_an_interrupted_promot
                      command=f"promote {fam}:2 --to candidate"):
         r = ws.run("friends", "add", TEAM, "--account", ACCOUNT, "--family", fam)
         assert r.code == 1 and f"stage:{fam}:candidate is held by arn:aws:iam::1:user/bob" in r.stderr
-    assert TEAM not in store.friends()  # refused before anything was written
+    assert TEAM not in friends.stored(store)  # refused before anything was written
 
     # a promotion of demo:2 killed after sharing it in us-east-1 with the friend list of that moment
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", "share:us-east-1:acted")

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from pipelines.reservations import reservations
+
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 
 
@@ -40,7 +42,7 @@ def test_gc_removes_a_killed_bakes_amis_and_snapshots_but_never_a_registered_bas
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 137, proc.stderr
     store = ws.context().store
-    killed = next(x for x in store.reservations(fam) if x.version == 2)
+    killed = next(x for x in reservations(store, fam) if x.version == 2)
     assert killed.status == "reserved"  # nobody got to finish it
     orphans = killed.details["amis"]
     assert set(orphans) == {"us-east-1", "us-west-2"} and not set(orphans.values()) & set(registered.values())
@@ -62,7 +64,7 @@ def test_gc_removes_a_killed_bakes_amis_and_snapshots_but_never_a_registered_bas
     for region, ami in registered.items():
         kept = image(aws, region, ami)
         assert kept is not None and all(snapshot_exists(aws, region, s) for s in snapshots(kept))
-    assert [x.status for x in ws.context().store.reservations(fam) if x.version == 2] == ["cleaned"]
+    assert [x.status for x in reservations(ws.context().store, fam) if x.version == 2] == ["cleaned"]
     again = ws.run("gc", "--json").json()
     assert [x for x in again["remove"] if x["kind"] == "image"] == []
 
@@ -74,7 +76,7 @@ def test_a_bake_that_fails_after_packer_removes_its_amis(workspace: Any, aws: An
     ws.edit(r'^artifact_bucket = .*$', 'artifact_bucket = "no-such-bucket-for-imagefleet"')
     r = ws.run("bake", fam)
     assert r.code != 0 and "NoSuchBucket" in r.stderr, r.stdout + r.stderr
-    res = next(x for x in ws.context().store.reservations(fam) if x.version == 2)
+    res = next(x for x in reservations(ws.context().store, fam) if x.version == 2)
     assert res.status == "cleaned" and set(res.details["removed"]) == {"us-east-1", "us-west-2"}
     for region, ami in res.details["amis"].items():
         assert image(aws, region, ami) is None
@@ -91,7 +93,7 @@ def test_a_second_bake_of_the_family_is_refused_while_one_holds_the_lease(worksp
     with leases.hold(store, [bake_lease(ws.family)], clock=Clock(), actor="ci-runner-7", command=f"bake {ws.family}"):
         r = ws.run("bake", ws.family)
     assert r.code == 1 and f"bake:{ws.family} is held by ci-runner-7" in r.stderr and "--wait" in r.stderr
-    assert store.reservations(ws.family) == []  # refused before reserving anything
+    assert reservations(store, ws.family) == []  # refused before reserving anything
 
 
 def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version(workspace: Any, aws: Any) -> None:
@@ -141,7 +143,7 @@ def test_gc_removes_an_untagged_template_s_amis_through_the_killed_bake_s_reserv
     proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "bake", fam],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 137, proc.stderr
-    (res,) = ws.context().store.reservations(fam)
+    (res,) = reservations(ws.context().store, fam)
     amis = res.details["amis"]
     assert set(amis) == {"us-east-1", "us-west-2"}
     assert all("imagefleet:family" not in {t["Key"] for t in image(aws, r, a).get("Tags", [])} for r, a in amis.items())
@@ -150,7 +152,7 @@ def test_gc_removes_an_untagged_template_s_amis_through_the_killed_bake_s_reserv
     assert r.code == 0, r.stderr
     assert {(x["region"], x["id"]) for x in r.json()["results"] if x["removed"]} >= set(amis.items())
     assert all(image(aws, region, ami) is None for region, ami in amis.items())
-    assert [x.status for x in ws.context().store.reservations(fam)] == ["cleaned"]
+    assert [x.status for x in reservations(ws.context().store, fam)] == ["cleaned"]
 
 
 def test_a_bake_killed_while_packer_builds_has_its_packer_stopped_and_amis_removed_by_the_rerun(
@@ -172,7 +174,7 @@ def test_a_bake_killed_while_packer_builds_has_its_packer_stopped_and_amis_remov
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 137, proc.stderr
     store = ws.context().store
-    (killed,) = store.reservations(fam)
+    (killed,) = reservations(store, fam)
     assert killed.status == "reserved"
     packer = killed.details["packer"]
     assert packer["pgid"] == packer["pid"] and packer["start_ticks"] and "build" in packer["cmdline"]
@@ -183,7 +185,7 @@ def test_a_bake_killed_while_packer_builds_has_its_packer_stopped_and_amis_remov
     assert r.code == 0, r.stderr
     assert r.json()["version"] == 2
     assert identify(orphan).state is not State.OURS
-    closed = next(x for x in store.reservations(fam) if x.version == 1)
+    closed = next(x for x in reservations(store, fam) if x.version == 1)
     assert closed.status == "cleaned" and closed.details["packer_stopped"] is True
     from pipelines.gc.sweep import images_of_bake
 

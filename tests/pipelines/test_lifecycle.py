@@ -16,6 +16,7 @@ from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.p
 import pytest
 
 from orchestrator.engine import KillPoint
+from pipelines.reservations import reservations
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 
@@ -155,7 +156,7 @@ def test_unknown_template_option_is_refused_by_validate_before_building(workspac
     r = ws.run("bake", ws.family)
     assert r.code == 2 and "packer validate refused" in r.stderr and "bogus" in r.stderr
     store = ws.context().store
-    assert store.bases(ws.family) == [] and store.reservations(ws.family) == []  # nothing reserved
+    assert store.bases(ws.family) == [] and reservations(store, ws.family) == []  # nothing reserved
 
 
 def test_packer_failure_reports_packers_message_and_registers_nothing(workspace: Workspace) -> None:
@@ -167,7 +168,7 @@ def test_packer_failure_reports_packers_message_and_registers_nothing(workspace:
     assert "packer build failed" in r.stderr and "exit" in r.stderr
     store = ws.context().store
     assert store.bases(ws.family) == []
-    assert [(x.version, x.status) for x in store.reservations(ws.family)] == [(1, "failed")]
+    assert [(x.version, x.status) for x in reservations(store, ws.family)] == [(1, "failed")]
     assert ws.run("status", "--json").json()[0]["version"] is None
 
 

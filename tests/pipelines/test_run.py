@@ -11,6 +11,7 @@ from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.p
 import pytest
 
 from orchestrator.engine import KillPoint
+from pipelines.reservations import reservations
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 
@@ -95,4 +96,4 @@ def test_a_run_killed_between_registering_its_bake_and_journaling_it_goes_on_wit
     assert r.code == 0, r.stderr
     assert r.json()["version"] == 1 and r.json()["resumed"] is True
     assert [b.version for b in store.bases(fam)] == [1]  # never baked twice
-    assert [x.status for x in store.reservations(fam)] == ["registered"]
+    assert [x.status for x in reservations(store, fam)] == ["registered"]
