@@ -48,9 +48,11 @@ demo: $(STAMP) packer
 test: $(STAMP) packer browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
 
-# ruff and mypy --strict over the product packages, the benches and tools (settings in pyproject.toml); ruff over the tests too.
+# ruff (lint and format) and mypy --strict over the product packages, the benches and tools (settings in
+# pyproject.toml); ruff over the tests too.
 lint: $(STAMP)
 	$(BIN)/ruff check bench canary changelog imagefleet orchestrator perf pipelines tests tools
+	$(BIN)/ruff format --check bench canary changelog imagefleet orchestrator perf pipelines tests tools
 	$(BIN)/mypy bench canary changelog imagefleet orchestrator perf pipelines tools
 
 # The long ones: end-to-end runs under injected AWS faults, the kill soak, statistical acceptance.

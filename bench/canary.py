@@ -248,8 +248,8 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = FLEET_SHAPED_TYPES, 
         try:
             cfg_path = Path(tmp) / "imagefleet.toml"
             cfg_path.write_text(
-                f'[state]\npath = "state.db"\n[aws]\nregions = ["{region}"]\nendpoint_url = "{info.url}"\n'
-                '[families.bench]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "ami-12345678"\n'
+                f'[state]\npath = "state.db"\n[aws]\nregions = ["{region}"]\nendpoint_url = ' f'"{info.url}"\n'
+                '[families.bench]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = ' '"ami-12345678"\n'
                 + BENCH_CANARY_TOML)
             clock = VirtualClock()
             ctx = Context(config_path=cfg_path, clock=clock, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
@@ -347,7 +347,7 @@ def _print_api_calls(r: dict[str, Any]) -> None:
           f"{r['groups']} groups, {r['cohorts']} cohorts, rollout {r['status']}): imagefleet "
           f"{r['controller_per_1000']} ({r['controller_calls']} calls){naive}")
     print(f"  imagefleet = {r['controller_terminations_per_instance']} call per instance replaced + "
-          f"{r['controller_other_calls_per_group']} calls per group (waves, baselines, metrics, polls); "
+          f"{r['controller_other_calls_per_group']} calls per group (waves, baselines, metrics, " "polls); "
           f"{r['controller_seconds']} s")
     print(f"  imagefleet: {r['controller_by_operation']}")
     if r["naive_by_operation"]:
@@ -369,12 +369,12 @@ def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
         r = run_controller(scenario, canary=canary).report.to_dict()
     else:
         r = simulate(scenario).to_dict()
-    print(f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances / {r['groups']} groups / {r['cohorts']} cohorts / "
-          f"{r['regions']} regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
+    print(f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances " f"/ {r['groups']} groups / {r['cohorts']} cohorts / "
+          f"{r['regions']} " f"regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
           f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
           f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "
           f"{r['budget_use']:.1%} (target >= 90%); peak in flight {r['peak_in_flight']}; rolled back "
-          f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s ({r['cpu_seconds']} s CPU, target < 300 s)")
+          f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s ({r['cpu_seconds']} s CPU, " "target < 300 s)")
     return r
 
 

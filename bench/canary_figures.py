@@ -58,7 +58,7 @@ def api_call_figures() -> list[Figure]:
         ours = r["controller_per_1000"] / 1000
         naive = r["naive_per_1000"] / 1000 if r["naive_per_1000"] else None
         figures.append(Figure(
-            f"API calls per instance replaced ({r['instances']} instances, {r['groups']} groups of "
+            f"API calls per instance replaced ({r['instances']} instances, {r['groups']} " "groups of "
             f"{r['instances'] // r['groups']} in {r['cohorts']} cohorts)",
             round(ours, 3), "calls", None if naive is None else round(naive, 3),
             "naive per-instance loop" if naive is not None else "-", clock="count",

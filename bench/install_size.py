@@ -121,7 +121,7 @@ def main() -> None:
         d = f.detail
         print(f"{f.name}: {f.value:,.1f} MB in {d['packages']} distributions | {f.baseline_label}: "
               f"{f.baseline:,.1f} MB in {d['baseline_packages']} | heavy in the agent: "
-              f"{', '.join(d['heavy_in_agent']) or 'none'} (in imagefleet: {', '.join(d['heavy_in_baseline'])}); "
+              f"{', '.join(d['heavy_in_agent']) or 'none'} (in imagefleet: " f"{', '.join(d['heavy_in_baseline'])}); "
               f"imagefleet[local]: {d['baseline_with_local_extra_mb']:,.1f} MB in "
               f"{d['baseline_with_local_extra_packages']}")
 

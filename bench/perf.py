@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'rows':>11} | {'imagefleet s (cpu)':>19} {'peak MB':>8} | {'pandas+scipy s (cpu)':>21} "
           f"{'peak MB':>8} | {'ratio (cpu)':>12} | {'cpu s per M rows':>16}")
     for r in rows:
-        print(f"{r['rows']:>11,} | {r['seconds']:9.2f} ({r['cpu_seconds']:6.2f}) {r['peak_mb']:9.0f} | "
-              f"{r['baseline_seconds']:11.2f} ({r['baseline_cpu_seconds']:6.2f}) {r['baseline_peak_mb']:9.0f} | "
-              f"{r['ratio']:5.2f} ({r['cpu_ratio']:4.2f}) | {r['cpu_seconds'] / r['rows'] * 1e6:16.2f}")
+        print(f"{r['rows']:>11,} | {r['seconds']:9.2f} ({r['cpu_seconds']:6.2f}) " f"{r['peak_mb']:9.0f} | "
+              f"{r['baseline_seconds']:11.2f} ({r['baseline_cpu_seconds']:6.2f}) " f"{r['baseline_peak_mb']:9.0f} | "
+              f"{r['ratio']:5.2f} ({r['cpu_ratio']:4.2f}) | " f"{r['cpu_seconds'] / r['rows'] * 1e6:16.2f}")
     print(f"target at 10M rows: ratio <= {TARGET_RATIO}, peak < {TARGET_PEAK_MB:.0f} MB; "
           "'cpu s per M rows' shows the curve (no cliff between sizes)")
 

@@ -175,7 +175,7 @@ def markdown(results: dict[str, Any]) -> str:
         cpu = f", CPU {_num(d['cpu_seconds'], 's')}" if "cpu_seconds" in d else ""
         base_cpu = f" (CPU {_num(d['baseline_cpu_seconds'], 's')})" if "baseline_cpu_seconds" in d else ""
         rows.append(f"| {f['name']} | {_num(f['value'], f['unit'])}{_clock(f)}{cpu} | "
-                    f"{_num(f['baseline'], f['unit'])}{base_cpu}: {f['baseline_label']} | {ratio} | {goal} |")
+                    f"{_num(f['baseline'], f['unit'])}{base_cpu}: {f['baseline_label']} | {ratio} | " f"{goal} |")
     head = (f"Measured {m['date']} at commit {m['commit']} on {m['usable_cores']} of {m['cores']} "
             f"cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, load average "
             f"{', '.join(map(str, m['load_average']))} at the start.")

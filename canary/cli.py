@@ -103,7 +103,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
             rows = [[c["key"], c["instances"], ", ".join(c["regions"]), " → ".join(map(str, c["wave_targets"])),
                      c["steps"]] for c in s["per_cohort"]]
             t = table(["cohort", "instances", "regions", "waves (cumulative)", "steps"], rows,
-                      title=f"plan for {rollout.new.ref or ref} ({rollout.family}): {s['instances']} instances, "
+                      title=f"plan for {rollout.new.ref or ref} ({rollout.family}): {s['instances']} " "instances, "
                             f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
                             f"~{data['api_calls']['total']} API calls")
             return t
@@ -111,7 +111,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
         obj.out.result(data, render)
         return
     c = ctl.Controller.create(obj, cfg, rollout)
-    obj.out.note(f"rollout {c.id}: {rollout.summary['instances']} instances in {len(rollout.cohorts)} cohorts")
+    obj.out.note(f"rollout {c.id}: {rollout.summary['instances']} instances in {len(rollout.cohorts)} " "cohorts")
     _drive(obj, cfg, c.id)
 
 

@@ -74,7 +74,7 @@ class Group:
             raise UsageError(f"group {self.name}: azs must be parallel to instance_ids")
         if self.min_healthy_pct is not None and not (0 <= self.min_healthy_pct < 100):
             raise UsageError(
-                f"group {self.name}: min_healthy_pct must be in [0, 100), not {self.min_healthy_pct}"
+                f"group {self.name}: min_healthy_pct must be in [0, 100), not " f"{self.min_healthy_pct}"
             )
 
     @classmethod
@@ -150,7 +150,7 @@ def group_columns(groups: Sequence[Group], cohort: str = "") -> GroupColumns:
             seen.add((region, name))
     place_rank = np.empty(len(rows), dtype=np.int64)
     place_rank[sorted(range(len(rows)), key=rows.__getitem__)] = np.arange(len(rows))
-    return _columns(tuple(zip(*rows)), place_rank)
+    return _columns(tuple(zip(*rows, strict=True)), place_rank)
 
 
 def _columns(columns: Sequence[Sequence[Any]], place_rank: np.ndarray) -> GroupColumns:
@@ -348,7 +348,7 @@ def _cohort(key: str, rows: list[tuple[Any, ...]], priority: int | None) -> Coho
 
     Rows sort by (region, name) — unique, so the comparison never reaches further."""
     rows.sort()
-    columns = tuple(zip(*rows))
+    columns = tuple(zip(*rows, strict=True))
     parts: tuple[Group, ...] = columns[-1]
     if priority is None:
         group_prios = [p for p in columns[5] if p is not None]

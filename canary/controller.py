@@ -389,7 +389,7 @@ class Controller:
         """Marginal or no-data verdicts: the rollout waits for a person (``resume`` or ``abort``)."""
         self.rollout.status = "paused"
         self.rollout.reason = "; ".join(
-            f"cohort {cohort.key} wave {wave.index + 1}: {wave.verdict['decision']} (score {wave.verdict['score']})"
+            f"cohort {cohort.key} wave {wave.index + 1}: {wave.verdict['decision']} (score " f"{wave.verdict['score']})"
             for cohort, wave in paused if wave.verdict is not None)
         self.save()
 

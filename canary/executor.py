@@ -286,8 +286,8 @@ class Executor:
                 progress(", ".join(f"{n}: {len(g.in_service(excluded))}/{g.desired} healthy" for n, g in short.items()))
             if self.clock.monotonic() > deadline:
                 raise ReplacementTimeout(
-                    f"{region}: {', '.join(sorted(short))} not back to desired healthy capacity within {timeout_s:.0f}s",
-                    hint="check the groups' activities; 'imagefleet canary resume ID' continues from here",
+                    f"{region}: {', '.join(sorted(short))} not back to desired healthy capacity " f"within {timeout_s:.0f}s",
+                    hint="check the groups' activities; 'imagefleet canary resume ID' continues " "from here",
                 )
             yield poll_s
 

@@ -53,6 +53,6 @@ def cohort_rolled_back(event: CohortRolledBack) -> list[str]:
     for listener in _LISTENERS:
         try:
             lines.append(listener(event))
-        except Exception as exc:  # noqa: BLE001 - what listens is a convenience; the rollback is what matters
+        except Exception as exc:  # what listens is a convenience; the rollback is what matters
             lines.append(f"{listener.__name__} failed ({type(exc).__name__}: {exc})")
     return lines

@@ -169,7 +169,7 @@ class Wave:
         return tuple(
             Batch(groups[gi].region, groups[gi].name, groups[gi].instance_ids[first:first + n], st, off)
             for gi, first, n, st, off in zip(c.group.tolist(), c.first.tolist(), c.size.tolist(),
-                                             c.step.tolist(), c.offset_s.tolist())
+                                             c.step.tolist(), c.offset_s.tolist(), strict=True)
         )
 
     @property
@@ -420,7 +420,7 @@ def _plan_wave(slices: _Slices, region_groups: dict[str, np.ndarray], place_rank
         jitter = np.fromiter(iter(rng.random, -1.0), dtype=np.float64, count=len(gi)) * policy.jitter_s
         offset = k * policy.batch_spacing_s + jitter
         parts.append((gi, first, n, st, offset))
-    gi, first, n, st, offset = (np.concatenate(col) for col in zip(*parts))
+    gi, first, n, st, offset = (np.concatenate(col) for col in zip(*parts, strict=True))
     order = np.lexsort((place_rank[gi], offset, st))
     return BatchColumns(gi[order], first[order], n[order], st[order], offset[order]), wave_steps
 

@@ -83,7 +83,7 @@ def _snaps(snaps: SnapDiff) -> list[str]:
     out += [f"- removed: {s.name} revision {s.revision}{channel(s)}" for s in snaps.removed]
     if not (snaps.added or snaps.removed or snaps.changed):
         out.append("No snap changes.")
-    return out + [""]
+    return [*out, ""]
 
 
 def render_markdown(changelog: Changelog) -> str:
@@ -129,7 +129,7 @@ def render_markdown(changelog: Changelog) -> str:
     out += [f"- {p.name} {p.version}" for p in changelog.added] or ["None."]
     out += ["", f"## Removed ({len(changelog.removed)})", ""]
     out += [f"- {p.name} {p.version}" for p in changelog.removed] or ["None."]
-    out += [""] + _snaps(changelog.snaps)
+    out += ["", *_snaps(changelog.snaps)]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -284,11 +284,11 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
     except KeyboardInterrupt:
         err.write("\ninterrupted\n")
         return int(ExitStatus.INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 3
+    except Exception as exc:  # the last line of defence: one line, exit 3
         full = _storage_failure(exc)
         if full and not debug:
             err.write(f"error: {full}\n")
-            err.write("hint: free space (or make the state directory writable) and run the same command again; "
+            err.write("hint: free space (or make the state directory writable) and run the same " "command again; "
                       "it continues from its last recorded step\n")
             return int(ExitStatus.FAILURE)
         if debug:

@@ -109,7 +109,7 @@ def credential_error(exc: BaseException, region: str, endpoint: str | None) -> A
                              "account (aws.regions; opt-in regions must be enabled first)")
     if isinstance(exc, bex.EndpointConnectionError) and "amazonaws.com" in str(exc) and not endpoint_is_custom(endpoint):
         return AwsError(f"cannot reach AWS in region {region}: {exc}",
-                        hint=f"check that {region} is a region name (aws.regions) and that this machine reaches AWS")
+                        hint=f"check that {region} is a region name (aws.regions) and that this machine " "reaches AWS")
     return None
 
 

@@ -49,7 +49,7 @@ def wait_option(f: F) -> F:
     """``--wait``: when another process holds the lease this command needs, wait for it."""
     return click.option(
         "--wait", is_flag=True,
-        help="If another operator or CI job holds this operation's lease, wait for it instead of stopping.",
+        help="If another operator or CI job holds this operation's lease, wait for it instead of " "stopping.",
     )(f)
 
 

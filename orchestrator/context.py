@@ -73,7 +73,7 @@ class Context:
 
         def on_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt {state.attempt_number})[/dim]")
+            self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt " f"{state.attempt_number})[/dim]")
 
         return AwsFactory.from_settings(self.settings, on_retry=on_retry, sleep=self.clock.sleep)
 

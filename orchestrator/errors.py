@@ -143,6 +143,6 @@ class LeaseLostError(StateError):
         super().__init__(f"lost the lease {name} to {who}; this process stopped and wrote nothing more"
                          if holder is not None else
                          f"lost the lease {name}: {who}; this process stopped and wrote nothing more",
-                         hint="the new holder carries on; 'imagefleet leases' shows it, rerun later to see where it stands")
+                         hint="the new holder carries on; 'imagefleet leases' shows it, rerun later to see " "where it stands")
         self.name = name
         self.holder = holder

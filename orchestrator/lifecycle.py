@@ -41,7 +41,7 @@ class Resource(ABC):
         """(ready?, a short progress line). Ready at once by default."""
         return True, "ready"
 
-    def _post_create(self, progress: Progress) -> None:
+    def _post_create(self, progress: Progress) -> None:  # noqa: B027 - optional, not abstract
         """Anything to do once ready (nothing by default)."""
 
     @abstractmethod

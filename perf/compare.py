@@ -150,7 +150,7 @@ class Comparison:
                 f"{_g(c.baseline_median)} | {_g(c.candidate_median)} | {_pct(c.ratio - 1)} | "
                 f"[{_pct(c.ci_low - 1)}, {_pct(c.ci_high - 1)}] | {_g(c.p_adjusted, 2)} | "
                 f"{_pct(c.cv_baseline, 1, sign=False)}/{_pct(c.cv_candidate, 1, sign=False)}"
-                f"{' (noisy)' if c.noisy else ''} | {_pct(c.threshold, 1, sign=False)} | {verdict} |"
+                f"{' (noisy)' if c.noisy else ''} | {_pct(c.threshold, 1, sign=False)} | " f"{verdict} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -227,7 +227,7 @@ def compare(
     p = np.array([r["p_value"] for r in raw], dtype=float)
     p_adj = adjust_pvalues(p, correction)
     cells = []
-    for r, pa in zip(raw, p_adj):
+    for r, pa in zip(raw, p_adj, strict=True):
         r["p_adjusted"] = float(pa)
         r["noisy"] = bool(r["cv_baseline"] > noise_cv or r["cv_candidate"] > noise_cv)
         r["verdict"] = cell_verdict(r, alpha=alpha, min_samples=min_samples)

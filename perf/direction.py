@@ -108,7 +108,7 @@ class DirectionRules:
             if len(hits) > 1:
                 globs = [g for g, _ in layer if fnmatchcase(metric, g)]
                 raise UsageError(
-                    f"metric {metric!r} matches both higher- and lower-is-better globs ({', '.join(globs)})"
+                    f"metric {metric!r} matches both higher- and lower-is-better globs " f"({', '.join(globs)})"
                 )
             if hits:
                 return hits.pop()

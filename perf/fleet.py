@@ -12,6 +12,7 @@ run, ``_delete`` terminates every instance it launched *and* every instance carr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -112,10 +113,9 @@ def check_quota(aws: AwsFactory, region: str, counts: Mapping[str, int],
     known = {t for t in running if quota_group(t) is not None}
     vcpus = instance_vcpus(aws, region, counts)
     for t in known - set(vcpus):
-        try:
+        # a type this region no longer describes (UsageError): it cannot be counted
+        with contextlib.suppress(UsageError):
             vcpus.update(instance_vcpus(aws, region, [t]))
-        except UsageError:
-            pass  # a type this region no longer describes: it cannot be counted
     needed = vcpus_by_group(counts, vcpus)
     in_use = vcpus_by_group({t: running[t] for t in known}, vcpus)
     checks = []

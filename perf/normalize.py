@@ -159,10 +159,7 @@ def _to_bool(v: object) -> bool | None:
 
 def _instance_types(df: pd.DataFrame, p: Path, warn: Warn | None) -> pd.Categorical:
     """Instance types; samples without one become their own visible cell, with a warning."""
-    if "instance_type" not in df:
-        cat = _constant("", len(df))
-    else:
-        cat = as_category(df["instance_type"])
+    cat = as_category(df["instance_type"]) if "instance_type" in df else _constant("", len(df))
     if "" not in cat.categories:
         return cat
     blank = int((cat.codes == cat.categories.get_loc("")).sum())

@@ -71,7 +71,7 @@ def agent_command(*, slot: Slot, ami: str, bucket: str, repetitions: int, durati
         *([] if external else ["--no-external"]),
         "--output", AGENT_OUTPUT, "--s3-uri", f"s3://{bucket}/{slot.results_key}",
     ]
-    return f'{AGENT_VENV}/bin/imagefleet-agent bench --instance-id "{INSTANCE_ID_VAR}" {shlex.join(rest)}'
+    return (f'{AGENT_VENV}/bin/imagefleet-agent bench --instance-id "{INSTANCE_ID_VAR}" ' f'{shlex.join(rest)}')
 
 
 def user_data(*, run_id: str, slot: Slot, ami: str, bucket: str, region: str, package: str,
@@ -87,7 +87,8 @@ set -euo pipefail
 trap 'shutdown -h +10 "imagefleet perf run {run_id} finished"' EXIT
 IMDS=http://169.254.169.254/latest
 TOKEN=$(curl -sf -X PUT "$IMDS/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 600')
-export IMAGEFLEET_INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/instance-id")
+export IMAGEFLEET_INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" \\
+  "$IMDS/meta-data/instance-id")
 export AWS_DEFAULT_REGION={shlex.quote(region)}
 if command -v apt-get >/dev/null; then apt-get update -q && apt-get install -y -q python3-venv; fi
 python3 -m venv {AGENT_VENV}

@@ -80,7 +80,7 @@ def forest_figure(comparison: Comparison) -> Figure:
     labels = [f"{c.metric} · {c.instance_type}" + (" (higher better)" if c.higher_is_better else "")
               for c in reversed(cells)]
     ax.set_yticks(range(len(cells)), labels, fontsize=8)
-    for tick, c in zip(ax.get_yticklabels(), reversed(cells)):
+    for tick, c in zip(ax.get_yticklabels(), reversed(cells), strict=True):
         if c.verdict == "regression":
             tick.set_color(_COLORS["regression"])
             tick.set_fontweight("bold")
@@ -129,7 +129,7 @@ def distribution_figure(metric: str, mdf: pd.DataFrame, rng: np.random.Generator
     nonempty = [k for k, b in enumerate(boxes) if len(b)]
     bp = ax.boxplot([boxes[k] for k in nonempty], positions=[positions[k] for k in nonempty],
                     widths=0.7, patch_artist=True, showfliers=False)
-    for patch, k in zip(bp["boxes"], nonempty):
+    for patch, k in zip(bp["boxes"], nonempty, strict=True):
         patch.set_facecolor(colors[k])
         patch.set_alpha(0.35)
     for k in nonempty:

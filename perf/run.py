@@ -199,7 +199,7 @@ class PerfRun:
         arms = by_arm(got)
         if min(arms.values()) == 0:
             raise AwsError(
-                f"no usable results from the {'baseline' if arms['baseline'] == 0 else 'candidate'} "
+                "no usable results from the " f"{'baseline' if arms['baseline'] == 0 else 'candidate'} "
                 f"arm after {perf.results_timeout}s ({len(got.missing)} instance(s) wrote nothing, "
                 f"{len(got.invalid)} wrote something unusable)",
                 hint="is the agent running? locally: 'imagefleet local up' starts the agent runner",

@@ -41,7 +41,7 @@ def _parse(unit: str) -> Any | None:
         return None
     try:
         return _registry().Quantity(1.0, text).units
-    except Exception:  # noqa: BLE001 - pint raises several unrelated types for unknown units
+    except Exception:  # pint raises several unrelated types for unknown units
         return None
 
 
@@ -84,8 +84,8 @@ def normalize_units(df: pd.DataFrame) -> pd.DataFrame:
         pairs = present[present // n_units == m]
         units = [str(u_cats[p % n_units]) for p in pairs]
         # most samples first, then by name: deterministic whatever order the files came in
-        target = min(zip(units, counts[pairs]), key=lambda uc: (-uc[1], uc[0]))[0]
-        for p, u in zip(pairs, units):
+        target = min(zip(units, counts[pairs], strict=True), key=lambda uc: (-uc[1], uc[0]))[0]
+        for p, u in zip(pairs, units, strict=True):
             factor[p] = conversion_factor(str(m_cats[m]), u, target)
             target_code[p] = u_cats.index(target)
     out = df.copy()

@@ -11,6 +11,7 @@ bake lease (``gc.reclaim_dead_bakes``): its Packer stopped if it still runs, its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -105,7 +106,7 @@ def resolve_source_ami(aws: AwsFactory, family: FamilySettings, region: str) -> 
     if not images:
         raise NotFoundError(
             f"no source AMI in {region} matches families.{family.name}.source_filter {flt}",
-            hint="check the filter's name pattern and owners (moto's stock images include Canonical's)",
+            hint="check the filter's name pattern and owners (moto's stock images include " "Canonical's)",
         )
     return str(max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))["ImageId"])
 
@@ -327,7 +328,7 @@ def _registered(store: StateStore, family: str, version: int) -> bool:
         store.get_base(family, version)
     except NotFoundError:
         return False
-    except Exception:  # noqa: BLE001 - the store is unreachable: never remove what may be owned
+    except Exception:  # the store is unreachable: never remove what may be owned
         return True
     return True
 
@@ -341,11 +342,10 @@ def _abandon(store: StateStore, aws: AwsFactory, prepared: Prepared, version: in
         found = gc.images_of_bake(aws, regions, prepared.inputs.bake_id)
         amis = {**seen, **found}
         removed, failed = gc.remove_images(aws, amis)
-    except Exception as cleanup:  # noqa: BLE001 - recorded; gc removes them later
+    except Exception as cleanup:  # recorded; gc removes them later
         amis, removed, failed = dict(seen), {}, {r: f"{type(cleanup).__name__}: {cleanup}" for r in seen}
     status = "cleaned" if amis and not failed else "failed"  # cleaned: it made AMIs and removed them all
-    try:
+    # should the store itself fail, the tag still leads gc to the AMIs
+    with contextlib.suppress(Exception):
         reservations.finish_reservation(store, family, version, status, {
             "amis": amis, "removed": removed, "not_removed": failed, "error": error})
-    except Exception:  # noqa: BLE001, S110 - the store itself failed: the tag still leads gc to the AMIs
-        pass

@@ -106,7 +106,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
                  "; ".join(f"{k.name}: {k.message}" for k in c.checks if not k.passed)) for c in run.cases]
         t = table(["region", "type", "instance", "result", "failed checks"], rows,
                   title=f"image tests {base.ref}: {'PASSED' if run.passed else 'FAILED'} "
-                        f"({checks - failed}/{checks} checks, {run.seconds:.1f}s, {len(run.terminated)} terminated)")
+                        f"({checks - failed}/{checks} checks, {run.seconds:.1f}s, {len(run.terminated)} " "terminated)")
         return t
 
     obj.out.result(run.to_dict(), render)

@@ -149,7 +149,7 @@ def run_tests(
                     continue
                 iid = resp["Instances"][0]["InstanceId"]
                 launched.setdefault(region, []).append(iid)
-                cases.append(Case(region, itype, iid, list(image_checks) + [manifest]))
+                cases.append(Case(region, itype, iid, [*image_checks, manifest]))
             for case in [c for c in cases if c.region == region and c.instance_id]:
                 t0 = time.monotonic()
                 instance = _wait_running(aws, ec2, case.instance_id or "", clock, boot_timeout, poll)

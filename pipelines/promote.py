@@ -11,6 +11,7 @@ the store calls the promotion done, and a rerun never records the move twice.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import uuid
 from dataclasses import dataclass, field
@@ -143,10 +144,8 @@ def settle_stage(store: StateStore, family: str, version: int, fallback: str) ->
 
 
 def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:
-    try:
+    with contextlib.suppress(NotFoundError):  # never written, or already withdrawn
         aws.client("ssm", region).delete_parameter(Name=name)
-    except NotFoundError:
-        pass  # never written, or already withdrawn
 
 
 def get_parameter(aws: AwsFactory, region: str, name: str) -> str:
@@ -443,7 +442,7 @@ def _rollback(
         target = rollback_target(store.stage_history(family, stage), current)
         if target is None:
             raise RefusedError(
-                f"{family} {stage} has no earlier base to roll back to (every earlier one was rolled back from)",
+                f"{family} {stage} has no earlier base to roll back to (every earlier one was " "rolled back from)",
                 hint=f"promote a base to {stage} again; its gates are evaluated")
         op_id = f"rollback:{family}:{stage}:{current}:{uuid.uuid4().hex[:8]}"
         intent = {**intent, "to": target, "reason": reason, "actor": actor}
@@ -486,6 +485,6 @@ def _draft_retrospective(settings: Settings, store: StateStore, family: str, sta
     try:
         draft = retro.stage_rollback(store, settings.state_dir, family, stage, int(intent["from"]),
                                      int(intent["to"]), intent.get("reason", ""), actor)
-    except Exception:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
+    except Exception:  # a draft is a convenience, the rollback is what matters
         return None
     return str(draft.path)

@@ -21,7 +21,7 @@ from orchestrator.store import BaseVersion, StateStore, utcnow
 DOC_KIND = "retrospective"
 QUESTIONS = (
     "## What we know now that we did not know then\n\n_…_\n",
-    "## How did it get past the earlier gates?\n\n_Image tests, perf run, soak: why did none of them catch it?_\n",
+    "## How did it get past the earlier gates?\n\n_Image tests, perf run, soak: why did none of " "them catch it?_\n",
     "## What made detection and rollback faster or slower?\n\n_…_\n",
     "## Follow-ups\n\n| action | owner | due |\n|---|---|---|\n| | | |\n",
 )
@@ -102,11 +102,11 @@ def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], coh
     extra.append((rb.get("at") or utcnow(), f"cohort {cohort['key']} rolled back to the previous launch templates"))
     metrics = [m for m in (detect["verdict"]["judge"]["metrics"] if detect else [])
                if m.get("classification") not in ("Pass", "Nodata")]
-    replaced = (f"- Cohort **{cohort['key']}**: {cohort.get('replaced', 0)} of {cohort['size']} instances had "
+    replaced = (f"- Cohort **{cohort['key']}**: {cohort.get('replaced', 0)} of {cohort['size']} " "instances had "
                 "been replaced when the judge stopped it; all were put back on the previous base.")
     others = ", ".join(f"{c['key']} {c['status']}" for c in doc["cohorts"] if c["key"] != cohort["key"])
     impact = [replaced, f"- Other cohorts: {others or 'none'}"]
-    rows = [f"| {m.get('name')} | {m.get('classification')} | {_n((m.get('experiment') or {}).get('mean'))} | "
+    rows = [f"| {m.get('name')} | {m.get('classification')} | " f"{_n((m.get('experiment') or {}).get('mean'))} | "
             f"{_n((m.get('control') or {}).get('mean'))} | {_n(m.get('estimate'))} "
             f"[{_n(m.get('ci_lower'))}, {_n(m.get('ci_upper'))}] | {m.get('effect_size_measure', '')} "
             f"{_n(m.get('effect_size'))} |" for m in metrics]
@@ -116,7 +116,7 @@ def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], coh
         "_Blameless: this draft states what the records show. Edit it; add what people know._", "",
         "## Summary", "",
         f"Rollout `{doc['id']}` of {doc['new']['ref'] or 'an unregistered AMI'} "
-        f"(from {old.ref if old else 'the running base'}) was rolled back in cohort {cohort['key']}: "
+        f"(from {old.ref if old else 'the running base'}) was rolled back in cohort " f"{cohort['key']}: "
         + ("; ".join(detect["verdict"]["judge"].get("reasons", [])) if detect else "the judge said no") + ".", "",
         "## Timeline (UTC)", "", "| when | what |", "|---|---|",
         *_timeline(store, family, {r for r in (new.ref if new else None, old.ref if old else None) if r}, extra), "",
@@ -126,7 +126,7 @@ def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], coh
         *(rows or ["| _none recorded_ | | | | | |"]), "",
         "## What the data shows as contributing", "",
         f"- Instance types affected: {', '.join(types) or cohort['key']}",
-        f"- Packages changed from {old.ref if old else 'the previous base'} to {new.ref if new else 'the new base'}:",
+        f"- Packages changed from {old.ref if old else 'the previous base'} to " f"{new.ref if new else 'the new base'}:",
         *package_changes(old, new), "",
         *QUESTIONS,
     ])
@@ -139,7 +139,7 @@ def draft_for_rolled_back_cohort(event: hooks.CohortRolledBack) -> str:
     """The canary's ``cohort_rolled_back`` listener: a draft, or why there is none (never raises)."""
     try:
         draft = canary_rollback(event.store, event.state_dir, event.rollout, event.cohort)
-    except Exception as exc:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
+    except Exception as exc:  # a draft is a convenience, the rollback is what matters
         return f"no retrospective draft ({type(exc).__name__}: {exc})"
     return f"retrospective draft {draft.path}"
 
@@ -161,12 +161,12 @@ def stage_rollback(store: StateStore, state_dir: Path, family: str, stage: str, 
         f"# Retrospective (draft): {title}", "",
         "_Blameless: this draft states what the records show. Edit it; add what people know._", "",
         "## Summary", "",
-        f"{actor.rsplit('/', 1)[-1]} rolled {family} {stage} back from {family}:{from_version} to "
+        f"{actor.rsplit('/', 1)[-1]} rolled {family} {stage} back from " f"{family}:{from_version} to "
         f"{family}:{to_version}" + (f": {reason}" if reason else "") + ".", "",
         "## Timeline (UTC)", "", "| when | what |", "|---|---|",
         *_timeline(store, family, {f"{family}:{from_version}", f"{family}:{to_version}"}, []), "",
         "## Impact", "",
-        f"- Consumers of `/imagefleet/{family}/{stage}` launched {family}:{from_version} until the rollback.", "",
+        f"- Consumers of `/imagefleet/{family}/{stage}` launched {family}:{from_version} " "until the rollback.", "",
         "## The evidence the base was promoted on", "", *(evidence or ["- _none recorded_"]), "",
         "## What the data shows as contributing", "",
         f"- Packages changed from {family}:{to_version} to {family}:{from_version}:",

@@ -198,7 +198,7 @@ class Job:
         warnings: list[str] = []
         if mine:  # killed between registering and journaling: the base is this job's, never bake twice
             base = ctx.store.get_base(self.family, mine[-1].version)
-            self.progress(f"  {base.ref} was registered by this job's bake before it was interrupted; going on with it")
+            self.progress(f"  {base.ref} was registered by this job's bake before it was interrupted; " "going on with it")
         else:
             base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
                                               clock=ctx.clock, work_dir=self.settings.state_dir,
@@ -214,7 +214,7 @@ class Job:
         imagetest.record_evidence(self._fenced or self.ctx.store, run, actor=self.ctx.actor)
         if not run.passed:
             raise RefusedError(f"image tests of {base.ref} failed: {'; '.join(run.failures[:3])}",
-                               hint=f"fix the image, bake again; or rerun 'imagefleet run {self.family}' to test again")
+                               hint=f"fix the image, bake again; or rerun 'imagefleet run {self.family}' to " "test again")
         return {"passed": True, "cases": len(run.cases), "run_id": run.run_id}
 
     def _perf(self, op: Operation) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def check_transition(current: str, target: str) -> None:
         allowed = allowed_targets(current)
         raise IllegalTransitionError(
             f"cannot promote from {current} to {target}",
-            hint=f"from {current} you can promote to: {', '.join(allowed) or 'nothing (last stage)'}",
+            hint=f"from {current} you can promote to: " f"{', '.join(allowed) or 'nothing (last stage)'}",
         )
 
 

@@ -190,28 +190,28 @@ def story(d: Demo) -> None:
     if raw_main(["init", str(d.root)], obj=Context(clock=d.clock)) != 0:
         raise SystemExit("demo: init failed")
     d.configure()
-    d.say("Start the embedded AWS endpoint (moto's server on 127.0.0.1); the demo runs the agents itself")
+    d.say("Start the embedded AWS endpoint (moto's server on 127.0.0.1); the demo runs the agents " "itself")
     d.run("local", "up", "--no-agents", *(("--faults", d.faults) if d.faults else ()))
     if d.faults and "clock=manual" in d.faults:
         faultproxy.follow(LocalEndpoint(d.context().settings.state_dir).require_url(), d.clock)
     agents = d.attach_agents()
     try:
-        d.say("Bootstrap: the family's first base, tested, released (forced past its gates; the reason is audited)")
+        d.say("Bootstrap: the family's first base, tested, released (forced past its gates; the " "reason is audited)")
         d.run("bake", FAMILY)
         d.run("test", f"{FAMILY}:1")
         d.run("promote", f"{FAMILY}:1", "--to", "candidate")
         d.run("promote", f"{FAMILY}:1", "--to", "release", "--force", "--reason",
               "bootstrap: first release of the demo family")
-        d.say(f"A fleet on the release: one Auto Scaling group per cohort type (4 × {FLEET_PER_TYPE} instances)")
+        d.say("A fleet on the release: one Auto Scaling group per cohort type (4 × " f"{FLEET_PER_TYPE} instances)")
         d.run("local", "fleet", "--family", FAMILY, "--ami", d.ami("release"), "--per-type", str(FLEET_PER_TYPE))
-        d.say("The recipe moves on; `imagefleet run` bakes and tests the next base, then stops (--until unstable)")
+        d.say("The recipe moves on; `imagefleet run` bakes and tests the next base, then stops " "(--until unstable)")
         d.update_recipe()
         d.run("run", FAMILY, "--until", "unstable")
-        d.say(f"FAULT INJECTION (local only): {FAMILY}:2 answers 60% slower on {REGRESSED_TYPES} instances")
+        d.say(f"FAULT INJECTION (local only): {FAMILY}:2 answers 60% slower on {REGRESSED_TYPES} " "instances")
         metric, factor = REGRESSION
         d.run("local", "inject", "--ami", d.ami("2"), "--instance-types", REGRESSED_TYPES,
               "--metric", metric, "--factor", str(factor))
-        d.say("The main job goes on where it stopped: perf → candidate → notify → soak → canary → release")
+        d.say("The main job goes on where it stopped: perf → candidate → notify → soak → canary → " "release")
         d.outcome.run_exit = d.run("run", FAMILY, expect=1)
         d.run("canary", "status")
     finally:
@@ -234,7 +234,7 @@ def main(root: Path | None = None, keep: bool | None = None, faults: str | None 
         raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
     shutil.rmtree(root, ignore_errors=True)
     d = Demo(root, faults)
-    print(f"imagefleet demo in {root}; it runs on a virtual clock: soak, canary windows and benchmark waits "
+    print(f"imagefleet demo in {root}; it runs on a virtual clock: soak, canary windows and " "benchmark waits "
           "take no wall time, and the outcome does not depend on how busy the machine is", flush=True)
     try:
         story(d)

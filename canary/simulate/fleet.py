@@ -34,7 +34,7 @@ def synthetic_fleet(
     sizes[0] += instances - sum(sizes)
     groups: list[Group] = []
     serial = 0
-    for t, n in zip(types, sizes):
+    for t, n in zip(types, sizes, strict=True):
         left = n
         while left > 0:
             g_size = min(left, rng.choice((3, 10, 40, 120, 400, 1500)))

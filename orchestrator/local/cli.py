@@ -36,11 +36,11 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 @click.option("--port", type=Bounded(int, 1, 65535), help="Port to listen on (default: a free one).")
 @click.option("--no-seed", is_flag=True, help="Do not create the artifact bucket.")
 @click.option("--faults", metavar="SPEC",
-              help="FAULT INJECTION: put the fault proxy in front, e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
+              help="FAULT INJECTION: put the fault proxy in front, e.g. " "throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
 @click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault proxy's decisions.")
 @click.option("--forget-lost", is_flag=True, help="Mark the bases whose AMIs went with an earlier endpoint as lost.")
 @click.option("--no-agents", is_flag=True,
-              help="Do not start the local agent runner (the caller runs the agents on its own clock, as the demo does).")
+              help="Do not start the local agent runner (the caller runs the agents on its own clock, as " "the demo does).")
 @json_option
 def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool,
              no_agents: bool) -> None:
@@ -55,7 +55,7 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     if running is not None and faults is not None and faults != running.faults:
         # never silently ignored: the faults of a running endpoint are fixed when it starts
         now = f"with faults {running.faults!r}" if running.faults else "without faults"
-        raise UsageError(f"--faults {faults!r}: the local endpoint is already running {now} (pid {running.pid}); "
+        raise UsageError(f"--faults {faults!r}: the local endpoint is already running {now} (pid " f"{running.pid}); "
                          "nothing was changed",
                          hint="'imagefleet local down', then 'imagefleet local up --faults SPEC'")
     with obj.out.status("starting the local AWS endpoint"):
@@ -68,8 +68,8 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     restart, lost = endpoint_memory.after_up(obj.store, obj.aws, pid=info.pid, started_at=info.started_at,
                                              url=info.url, forget_lost=forget_lost, actor=obj.actor)
     if lost and not forget_lost:
-        obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone with the "
-                     "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' makes new ones")
+        obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone " "with the "
+                     "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' " "makes new ones")
     agents_pid = None if no_agents else local_agents.start_background(obj.settings.state_dir, obj.settings.path)
     env = info.env(obj.settings.aws.regions[0])
     data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
@@ -78,15 +78,15 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
             "restarted": restart.restarted, "lost": [b.ref for b in lost], "forgot_lost": forget_lost}
 
     def render() -> str:
-        lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid {info.pid})",
-                 f"local agent runner: pid {agents_pid} (log {obj.settings.state_dir / local_agents.LOG_FILE})"
+        lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid " f"{info.pid})",
+                 f"local agent runner: pid {agents_pid} (log " f"{obj.settings.state_dir / local_agents.LOG_FILE})"
                  if agents_pid else "local agent runner: not started (--no-agents)"]
         if info.faults:
-            lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at {info.upstream_url})")
+            lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at " f"{info.upstream_url})")
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
         if table:
-            lines.append(f"state table: {table['name']} ({'created' if table['created'] else 'already there'})")
+            lines.append(f"state table: {table['name']} " f"({'created' if table['created'] else 'already there'})")
         if forget_lost:
             lines.append(f"marked lost: {', '.join(b.ref for b in lost) or 'none'}")
         lines.append("to use it from other AWS tools:")

@@ -207,7 +207,7 @@ class Consistency:
                 if gone:
                     self._count("not_found")
                     return Refusal(400, "InvalidLaunchTemplateId.VersionNotFound",
-                                   f"Could not find launch template version {gone[0]} for launch template {lt}")
+                                   f"Could not find launch template version {gone[0]} for launch template " f"{lt}")
             if call.action == "DescribeImageAttribute" and call.one("Attribute") == "launchPermission":
                 old = self._stale(region, "launch-permission", call.one("ImageId"))
                 if old is not None:

@@ -202,7 +202,7 @@ class LocalEndpoint:
         stale = self.recorded()
         if stale is None:
             return
-        for process, what in ((stale.proxy_process, "the fault proxy"), (stale.process, "the local endpoint")):
+        for process in (stale.proxy_process, stale.process):  # the fault proxy, the local endpoint
             if process is not None and processes.identify(process).state is processes.State.OURS:
                 processes.terminate(process, 10.0)
         self.info_path.unlink(missing_ok=True)
@@ -235,7 +235,7 @@ def seed(aws: AwsFactory, regions: tuple[str, ...], bucket: str) -> dict[str, An
     try:
         s3.head_bucket(Bucket=bucket)
         created = False
-    except Exception:  # noqa: BLE001 - any "not there" answer: create it
+    except Exception:  # any "not there" answer: create it
         s3.create_bucket(Bucket=bucket)
         created = True
     return {"bucket": bucket, "bucket_created": created}

@@ -87,7 +87,7 @@ def parse_spec(text: str) -> FaultSpec:
             values["packer"] = raw == "on"
             continue
         if key not in _RATE_KEYS:
-            raise UsageError(f"fault spec: unknown fault {key!r} (known: {', '.join([*_RATE_KEYS, *_OTHER_KEYS])})")
+            raise UsageError(f"fault spec: unknown fault {key!r} (known: " f"{', '.join([*_RATE_KEYS, *_OTHER_KEYS])})")
         try:
             rate = float(raw)
         except ValueError:
@@ -253,7 +253,7 @@ def _render(protocol: str, code: str, message: str, request_id: str) -> tuple[di
         return ({"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor", "x-amzn-RequestId": request_id},
                 cbor_text_map({"__type": code, "message": message}))
     return {"Content-Type": "application/xml", "x-amz-request-id": request_id}, (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        '<?xml version="1.0" ' f'encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
         f"<RequestId>{request_id}</RequestId></Error>"
     ).encode()
 

@@ -92,6 +92,6 @@ def after_up(store: StateStore, aws: AwsFactory, *, pid: int, started_at: float,
 def lost_hint(store: StateStore, ref: str) -> str:
     """The hint for a command that met a missing AMI of ``ref`` on the embedded endpoint."""
     marked = ref in forgotten(store)
-    return (f"{ref}'s AMIs went with an earlier embedded endpoint ({'marked lost' if marked else 'local down/up forgets AMIs'}): "
+    return (f"{ref}'s AMIs went with an earlier embedded endpoint " f"({'marked lost' if marked else 'local down/up forgets AMIs'}): "
             f"bake a new base ('imagefleet bake {ref.split(':')[0]}')"
             + ("" if marked else ", and 'imagefleet local up --forget-lost' marks the lost ones"))

@@ -8,6 +8,7 @@ record edited to name another process, is refused instead of killing a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -150,10 +151,8 @@ def terminate(record: ProcessRecord, timeout: float = 10.0, record_path: Path | 
     group = leads_its_group(record, record_path)
 
     def send(sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, sig) if group else os.kill(record.pid, sig)
-        except ProcessLookupError:
-            pass
 
     send(signal.SIGTERM)
     Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
@@ -175,7 +174,7 @@ def stop(record: ProcessRecord, what: str, record_path: Path, timeout: float = 1
                            hint=f"if it is, stop it with 'kill {record.pid}', then delete {record_path}")
     if ident.state is State.OTHER:
         record_path.unlink(missing_ok=True)
-        raise RefusedError(f"not signalling pid {record.pid}: it is not {what} imagefleet started ({ident.reason})",
+        raise RefusedError(f"not signalling pid {record.pid}: it is not {what} imagefleet started " f"({ident.reason})",
                            hint=f"the stale record {record_path} was removed")
     stopped = ident.state is State.OURS and terminate(record, timeout, record_path)
     record_path.unlink(missing_ok=True)

@@ -270,7 +270,7 @@ class StateStore(ABC):
     def pointers(self) -> dict[tuple[str, str], tuple[int, str]]: ...
     @abstractmethod
     def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None, expected: int | None | object = ANY) -> StageChange:
+                     details: dict[str, Any] | None = None, expected: int | object | None = ANY) -> StageChange:
         """Point ``stage`` at ``version``; refused (``ConflictError``) when it already points there,
         or when ``expected`` is given and the stage points elsewhere. A ``rollback`` marks the
         history rows of the base it moves away from as rolled back."""
@@ -357,7 +357,7 @@ class StateStore(ABC):
     def buckets(self) -> list[TokenBucket]:
         return sorted((TokenBucket(**body) for body in self.docs(BUCKET_KIND)), key=lambda b: b.name)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: only backends that hold a connection
         pass
 
 

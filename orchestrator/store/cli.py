@@ -28,8 +28,8 @@ def init_command() -> None:
     region = obj.settings.aws.regions[0]
     obj.out.result(
         {"table": store.table, "region": region, "created": created, "ttl_attribute": "ttl"},
-        lambda: f"{'created' if created else 'found'} state table {store.table} in {region} (TTL on 'ttl')"
-        + ("\nnext: set [state] backend = \"dynamodb\", or 'imagefleet state migrate --to dynamodb'"
+        lambda: f"{'created' if created else 'found'} state table {store.table} in {region} (TTL on " "'ttl')"
+        + ("\nnext: set [state] backend = \"dynamodb\", or 'imagefleet state migrate --to " "dynamodb'"
            if obj.settings.state.backend != "dynamodb" else ""),
     )
 

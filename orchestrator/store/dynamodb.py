@@ -115,7 +115,7 @@ class DynamoStore(DynamoTable, StateStore):
                 for i in self._query("POINTERS") if i.get("version") is not None}
 
     def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None, expected: int | None | object = ANY) -> StageChange:
+                     details: dict[str, Any] | None = None, expected: int | object | None = ANY) -> StageChange:
         """Pointer, history row, base stage, audit entry (and rolled-back marks) in one transaction,
         conditioned on the pointer still being where it was read."""
         for _ in range(RACE_ATTEMPTS):
@@ -227,7 +227,7 @@ class DynamoStore(DynamoTable, StateStore):
             if now and now.get("write_token") == token:
                 return new  # our own put, retried after its answer was lost
             current = int(now["revision"]) if now else None
-            raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected {expected_revision})")
+            raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected " f"{expected_revision})")
         return new
 
     def docs(self, kind: str) -> list[dict[str, Any]]:

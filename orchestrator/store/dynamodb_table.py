@@ -163,7 +163,7 @@ class DynamoTable:
     def _fence_check(fence: Fence, name: str) -> dict[str, Any]:
         return {"ConditionCheck": {
             "Key": lay.to_wire(lay.lease_key(name)),
-            "ConditionExpression": "#owner = :owner AND #token = :token AND NOT #released = :yes",
+            "ConditionExpression": "#owner = :owner AND #token = :token AND NOT #released = " ":yes",
             "ExpressionAttributeNames": {"#owner": "owner", "#token": "token", "#released": "released"},
             "ExpressionAttributeValues": {":owner": lay.value(fence.owner), ":token": lay.value(fence.token),
                                           ":yes": lay.value(True)},

@@ -112,7 +112,7 @@ class _Heartbeat(threading.Thread):
             except LeaseLostError as exc:
                 self.lost = exc
                 return
-            except Exception:  # noqa: BLE001, S112 - a store hiccup: the next beat tries again, expiry is the backstop
+            except Exception:  # a store hiccup: the next beat tries again, expiry is the backstop
                 continue
 
 

@@ -156,7 +156,7 @@ class SqliteStore(SqliteFile, StateStore):
         return {(r["family"], r["stage"]): (r["version"], r["updated_at"]) for r in rows}
 
     def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None, expected: int | None | object = ANY) -> StageChange:
+                     details: dict[str, Any] | None = None, expected: int | object | None = ANY) -> StageChange:
         """Point ``stage`` at ``version``; history row, base stage and audit entry in one transaction."""
         at = utcnow()
         with self._tx() as db:
@@ -164,12 +164,13 @@ class SqliteStore(SqliteFile, StateStore):
             previous = row["version"] if row else None
             check_move(family, stage, version, previous, expected)
             db.execute(
-                "INSERT INTO audit(at, actor, action, target, reason, details) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO audit(at, actor, action, target, reason, details) "
+                "VALUES (?,?,?,?,?,?)",
                 (at, actor, action, f"{family}:{version}" if version is not None else family, reason,
                  json.dumps({"stage": stage, **(details or {})}, default=str)),
             )
             if action == "rollback" and previous is not None:
-                db.execute("UPDATE stage_history SET rolled_back=1 WHERE family=? AND stage=? AND version=?",
+                db.execute("UPDATE stage_history SET rolled_back=1 WHERE family=? AND stage=? AND " "version=?",
                            (family, stage, previous))
             db.execute(
                 "INSERT INTO stage_pointers VALUES (?,?,?,?) ON CONFLICT(family, stage) "
@@ -177,7 +178,7 @@ class SqliteStore(SqliteFile, StateStore):
                 (family, stage, version, at),
             )
             cur = db.execute(
-                "INSERT INTO stage_history(family, stage, version, previous, action, at, actor, reason) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO stage_history(family, stage, version, previous, action, at, actor, " "reason) VALUES (?,?,?,?,?,?,?,?)",
                 (family, stage, version, previous, action, at, actor, reason),
             )
             if version is not None:
@@ -193,7 +194,7 @@ class SqliteStore(SqliteFile, StateStore):
     def add_evidence(self, ev: Evidence) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO evidence(family, version, gate, passed, details, at, actor) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO evidence(family, version, gate, passed, details, at, actor) VALUES " "(?,?,?,?,?,?,?)",
                 (ev.family, ev.version, ev.gate, int(ev.passed), json.dumps(ev.details, default=str), ev.at, ev.actor),
             )
 
@@ -207,7 +208,8 @@ class SqliteStore(SqliteFile, StateStore):
     def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO audit(at, actor, action, target, reason, details) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO audit(at, actor, action, target, reason, details) "
+                "VALUES (?,?,?,?,?,?)",
                 (utcnow(), actor, action, target, reason, json.dumps(details or {}, default=str)),
             )
 
@@ -281,10 +283,10 @@ class SqliteStore(SqliteFile, StateStore):
             row = db.execute("SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
             current = row["revision"] if row else None
             if current != expected_revision:
-                raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected {expected_revision})")
+                raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected " f"{expected_revision})")
             new = (current or 0) + 1
             db.execute(
-                "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET body=excluded.body, "
+                "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET " "body=excluded.body, "
                 "revision=excluded.revision, updated_at=excluded.updated_at",
                 (kind, doc_id, text, new, utcnow()),
             )
@@ -348,7 +350,7 @@ class SqliteStore(SqliteFile, StateStore):
             if new is not None:
                 db.execute(
                     "INSERT INTO documents VALUES (?,?,?,1,?) ON CONFLICT(kind, id) DO UPDATE SET "
-                    "body=excluded.body, revision=documents.revision + 1, updated_at=excluded.updated_at",
+                    "body=excluded.body, revision=documents.revision + 1, " "updated_at=excluded.updated_at",
                     (BUCKET_KIND, name, json.dumps(new.to_dict()), utcnow()))
         return wait
 

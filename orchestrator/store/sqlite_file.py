@@ -20,19 +20,20 @@ SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE bases (
-        family TEXT NOT NULL, version INTEGER NOT NULL, amis TEXT NOT NULL, source_ami TEXT NOT NULL,
-        parent INTEGER, packer_run_id TEXT NOT NULL, created_at TEXT NOT NULL, manifest TEXT NOT NULL,
-        manifest_uri TEXT, changelog TEXT NOT NULL DEFAULT '{}', stage TEXT NOT NULL,
+        family TEXT NOT NULL, version INTEGER NOT NULL, amis TEXT NOT NULL,
+        source_ami TEXT NOT NULL, parent INTEGER, packer_run_id TEXT NOT NULL,
+        created_at TEXT NOT NULL, manifest TEXT NOT NULL, manifest_uri TEXT,
+        changelog TEXT NOT NULL DEFAULT '{}', stage TEXT NOT NULL,
         PRIMARY KEY (family, version));
     CREATE TABLE ami_index (ami TEXT PRIMARY KEY, family TEXT NOT NULL, version INTEGER NOT NULL);
     CREATE TABLE stage_pointers (family TEXT NOT NULL, stage TEXT NOT NULL, version INTEGER,
         updated_at TEXT NOT NULL, PRIMARY KEY (family, stage));
     CREATE TABLE stage_history (id INTEGER PRIMARY KEY AUTOINCREMENT, family TEXT NOT NULL,
-        stage TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL, at TEXT NOT NULL,
-        actor TEXT NOT NULL, reason TEXT NOT NULL);
+        stage TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL,
+        at TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL);
     CREATE TABLE evidence (id INTEGER PRIMARY KEY AUTOINCREMENT, family TEXT NOT NULL,
-        version INTEGER NOT NULL, gate TEXT NOT NULL, passed INTEGER NOT NULL, details TEXT NOT NULL,
-        at TEXT NOT NULL, actor TEXT NOT NULL);
+        version INTEGER NOT NULL, gate TEXT NOT NULL, passed INTEGER NOT NULL,
+        details TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL);
     CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
         action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL, details TEXT NOT NULL);
     CREATE TABLE operations (id TEXT PRIMARY KEY, kind TEXT NOT NULL, intent TEXT NOT NULL,
@@ -54,7 +55,8 @@ MIGRATIONS: dict[int, str] = {
         host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, acquired_at REAL NOT NULL,
         heartbeat_at REAL NOT NULL, expires_at REAL);
     CREATE TABLE reservations (family TEXT NOT NULL, version INTEGER NOT NULL, holder TEXT NOT NULL,
-        at TEXT NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL, PRIMARY KEY (family, version));
+        at TEXT NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL,
+        PRIMARY KEY (family, version));
     """,
     # fencing tokens: each lease carries the token it was taken with; meta.lease_token is the last
     # one handed out (leases taken before this migration carry 0, below every new one). A released
@@ -70,11 +72,13 @@ MIGRATIONS: dict[int, str] = {
     5: """
     INSERT INTO documents (kind, id, body, revision, updated_at)
         SELECT 'friend-team', team, json_object('team', team, 'accounts', json(accounts),
-            'families', json(families), 'added_at', added_at, 'added_by', added_by, 'removed', json('false')),
+            'families', json(families), 'added_at', added_at, 'added_by', added_by,
+            'removed', json('false')),
             1, added_at FROM friends;
     INSERT INTO documents (kind, id, body, revision, updated_at)
-        SELECT 'version-reservation', family || '#' || printf('%08d', version), json_object('family', family,
-            'version', version, 'holder', holder, 'at', at, 'status', status, 'details', json(details)),
+        SELECT 'version-reservation', family || '#' || printf('%08d', version),
+            json_object('family', family, 'version', version, 'holder', holder, 'at', at,
+                'status', status, 'details', json(details)),
             1, at FROM reservations;
     DROP TABLE friends;
     DROP TABLE reservations;
@@ -108,10 +112,10 @@ class SqliteFile:
         if known and not self.path.exists():
             raise StateError(
                 f"state store {self.path} is missing (store {known} was there)",
-                hint=f"restore it from a backup; to start an empty store on purpose, delete {self._id_file}")
+                hint="restore it from a backup; to start an empty store on purpose, delete " f"{self._id_file}")
         if known and self.path.exists() and self._store_id() not in (None, known):
             raise StateError(
-                f"state store {self.path} was replaced (expected store {known}, found {self._store_id()})",
+                f"state store {self.path} was replaced (expected store {known}, found " f"{self._store_id()})",
                 hint=f"put the original back; to adopt this one on purpose, delete {self._id_file}")
 
     def _store_id(self) -> str | None:
@@ -181,7 +185,7 @@ class SqliteFile:
                 current = int(row["value"]) if row else 0
                 if current > SCHEMA_VERSION:
                     raise StateError(
-                        f"state store {self.path} has schema {current}, newer than this imagefleet ({SCHEMA_VERSION})",
+                        f"state store {self.path} has schema {current}, newer than this " f"imagefleet ({SCHEMA_VERSION})",
                         hint="upgrade imagefleet",
                     )
                 for v in range(current + 1, SCHEMA_VERSION + 1):

@@ -60,8 +60,8 @@ def bench(instance_id: str, instance_type: str, ami: str, arm: str, repetitions:
         else:
             run = run_benchmarks(repetitions=repetitions, duration=duration,
                                  names=list(names) or None, external=not no_external)
-    except Exception as exc:  # noqa: BLE001 - any benchmark failure is exit 3 with one line
-        _fail(f"benchmark failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+    except Exception as exc:  # any benchmark failure is exit 3 with one line
+        _fail(f"benchmark failed: {type(exc).__name__}: " f"{str(exc).splitlines()[0][:200] if str(exc) else ''}")
     for name, reason in sorted(run.skipped.items()):
         click.echo(f"imagefleet-agent: skipped {name}: {reason}", err=True)
     raw = apply_slowdown(run.samples, slowdown) if slowdown is not None else run.samples
@@ -103,7 +103,7 @@ def _upload(bucket: str, key: str, body: bytes) -> None:
     try:
         _s3_client().put_object(Bucket=bucket, Key=key, Body=body,
                                 ContentType="application/x-ndjson")
-    except Exception as exc:  # noqa: BLE001 - any upload failure is exit 3 with one line
+    except Exception as exc:  # any upload failure is exit 3 with one line
         _fail(f"upload to s3://{bucket}/{key} failed: {str(exc).splitlines()[0][:200]}")
 
 

@@ -40,4 +40,4 @@ def fleet_command() -> None:
     with obj.out.status("reading the fleet's Auto Scaling groups"):
         snap = fleet_snapshot.take(obj.aws, obj.store, obj.settings, obj.clock.now())
     obj.out.result(snap.to_dict(), lambda: _render(snap) if snap.view.rows else
-                   f"no Auto Scaling groups in {', '.join(obj.settings.aws.regions)} (snapshot {snap.id})")
+                   f"no Auto Scaling groups in {', '.join(obj.settings.aws.regions)} (snapshot " f"{snap.id})")

@@ -138,7 +138,7 @@ def plan_images(images: list[Image], records: Records, now: datetime, grace: tim
             continue
         if image.ami not in records.recorded and image.created is not None and now - image.created < grace:
             plan.keep.append(Kept("image", image.region, image.ami,
-                                  "younger than the grace period (its bake or promotion may not have recorded it yet)"))
+                                  "younger than the grace period (its bake or promotion may not have recorded " "it yet)"))
             continue
         bake = image.tags.get(BAKE_TAG, "recorded by its reservation")
         plan.remove.append(Removal("image", image.region, image.ami,

@@ -98,7 +98,7 @@ def remove_images(aws: AwsFactory, amis: dict[str, str]) -> tuple[dict[str, str]
         try:
             remove_image(aws, region, ami)
             removed[region] = ami
-        except Exception as exc:  # noqa: BLE001 - best effort: the caller records what is left
+        except Exception as exc:  # best effort: the caller records what is left
             failed[region] = f"{ami}: {type(exc).__name__}: {exc}"
     return removed, failed
 
@@ -249,7 +249,7 @@ def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
                 aws.client("ec2", r.region).delete_launch_template_versions(
                     LaunchTemplateId=r.template_id, Versions=[r.id])
             done.append({**r.to_dict(), "removed": True})
-        except Exception as exc:  # noqa: BLE001 - reported per item
+        except Exception as exc:  # reported per item
             done.append({**r.to_dict(), "removed": False, "error": f"{type(exc).__name__}: {exc}"})
     return done
 

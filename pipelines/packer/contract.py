@@ -126,10 +126,10 @@ def check_regions(template: Template, values: dict[str, Any], inputs: BakeInputs
         built = [str(region), *[str(c) for c in copies if c != region]]
         if region != family[0] or sorted(built) != sorted(family):
             raise ConfigError(
-                f"{where}: {template.path} ({builder.name}) builds in {', '.join(built) or 'no region'} "
-                f"(region {region or '-'}, ami_regions {copies or '[]'}) but the family's regions are "
+                f"{where}: {template.path} ({builder.name}) builds in " f"{', '.join(built) or 'no region'} "
+                f"(region {region or '-'}, ami_regions {copies or '[]'}) but the family's " "regions are "
                 f"{', '.join(family)} (first = build region)",
-                hint="set region/ami_regions from the variables 'region' and 'ami_regions' imagefleet gives, "
+                hint="set region/ami_regions from the variables 'region' and 'ami_regions' " "imagefleet gives, "
                      "or list the family's regions in them",
             )
 
@@ -144,9 +144,9 @@ def check_credentials(template: Template, inputs: BakeInputs, where: str) -> Non
             if value in (None, "") or reference(value) is not None:
                 continue
             raise ConfigError(
-                f"{where}: {template.path} ({builder.name}) sets {key} itself, which would override the "
-                f"credentials imagefleet uses for {inputs.endpoint_url or 'profile ' + str(inputs.profile)}",
-                hint=f"set {key} from a variable (imagefleet gives it its own value) or leave it out",
+                f"{where}: {template.path} ({builder.name}) sets {key} itself, which would " "override the "
+                "credentials imagefleet uses for " f"{inputs.endpoint_url or 'profile ' + str(inputs.profile)}",
+                hint=f"set {key} from a variable (imagefleet gives it its own value) or leave it " "out",
             )
 
 
@@ -157,7 +157,7 @@ def check_endpoint(template: Template, inputs: BakeInputs, where: str) -> None:
     for builder in template.builders:
         if reference(builder.settings.get("custom_endpoint_ec2")) != "imagefleet_endpoint":
             raise ConfigError(
-                f"{where}: [aws].endpoint_url is set but {template.path} ({builder.name}) does not set "
+                f"{where}: [aws].endpoint_url is set but {template.path} ({builder.name}) does " "not set "
                 "custom_endpoint_ec2 from the variable imagefleet_endpoint",
                 hint="declare variable imagefleet_endpoint and set custom_endpoint_ec2 from it "
                      "(docs/pipelines.md, 'The template contract')",
@@ -206,7 +206,7 @@ def satisfies(version: str, constraints: str) -> bool:
 def check_version(template: Template, installed: str, where: str) -> None:
     if template.required_version and not satisfies(installed, template.required_version):
         raise ConfigError(
-            f"{where}: {template.path} needs Packer {template.required_version} but the installed Packer is {installed}",
+            f"{where}: {template.path} needs Packer {template.required_version} but the " f"installed Packer is {installed}",
             hint="install a Packer that meets the template's required_version/min_packer_version",
         )
 
@@ -225,5 +225,5 @@ def check_shell_commands(template: Template, where: str) -> None:
             raise ConfigError(
                 f"{where}: {template.path} {step} builds a shell command from a variable "
                 f"({spliced.group(0)} in {command!r})",
-                hint='pass it in environment_vars ("NAME=<the variable>") and use "$NAME", quoted, in the command',
+                hint='pass it in environment_vars ("NAME=<the variable>") and use "$NAME", ' 'quoted, in the command',
             )

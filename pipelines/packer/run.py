@@ -9,6 +9,7 @@ Ctrl-C interrupts Packer, which cleans up what it started, and kills its group a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -30,7 +31,7 @@ def packer_path() -> str:
     if not found:
         raise ToolError(
             "packer is not installed",
-            hint="run 'make test' or 'make demo' (they install it), or 'sudo apt-get install -y packer'",
+            hint="run 'make test' or 'make demo' (they install it), or 'sudo apt-get install -y " "packer'",
         )
     return found
 
@@ -70,14 +71,10 @@ def stop(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
         os.killpg(proc.pid, signal.SIGINT)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # provisioner shells that outlived Packer too
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
@@ -121,10 +118,8 @@ def build(
     try:
         on_start(ProcessRecord.started(proc))
         while proc.poll() is None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.25)
-            except subprocess.TimeoutExpired:
-                pass
             position = _follow(log_path, position, on_line)
             if time.monotonic() - started > timeout:
                 stop(proc)

@@ -62,8 +62,8 @@ def load(path: Path, *, where: str = "template") -> Template:
         return _load_hcl(path, [path], where)
     if path.name.endswith(".pkr.json"):
         raise ConfigError(
-            f"{where}: {path}: Packer reads a .pkr.json file as HCL2 in JSON syntax, which imagefleet does not read",
-            hint="for a legacy JSON template (with 'builders') name it *.json; for HCL2 use *.pkr.hcl",
+            f"{where}: {path}: Packer reads a .pkr.json file as HCL2 in JSON syntax, which " "imagefleet does not read",
+            hint="for a legacy JSON template (with 'builders') name it *.json; for HCL2 use " "*.pkr.hcl",
         )
     return _load_json(path, where)
 
@@ -125,7 +125,7 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
     for file in files:
         try:
             doc = hcl2.loads(_read(file, where))
-        except Exception as exc:  # noqa: BLE001 - the parser raises lark's own exception types
+        except Exception as exc:  # the parser raises lark's own exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"{where}: {file} is not HCL2 Packer can read: {first}") from None
         for block in doc.get("variable", []):
@@ -190,7 +190,7 @@ def parse_var_file(path: Path, *, where: str) -> dict[str, Any]:
     text = _read(path, where)
     try:
         data = json.loads(text) if path.suffix == ".json" else _unquote(hcl2.loads(text))
-    except Exception as exc:  # noqa: BLE001 - json's ValueError or the HCL parser's own (lark's)
+    except Exception as exc:  # json's ValueError or the HCL parser's own (lark's)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{where}: {path} cannot be read: {first}") from None
     if not isinstance(data, dict):

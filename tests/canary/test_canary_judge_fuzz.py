@@ -157,7 +157,7 @@ def test_interval_and_estimate_sit_on_the_exact_crossings(
     misplaced = []
     for i, (case, result) in enumerate(judged):
         got = (result.ci_lower, result.ci_upper, result.estimate)
-        for what, value, want in zip(("lower", "upper", "estimate"), got, _crossings(case)):
+        for what, value, want in zip(("lower", "upper", "estimate"), got, _crossings(case), strict=True):
             if value is None or not want.holds(value):
                 misplaced.append((i, what, value, want))
     assert misplaced == [], misplaced[:5]

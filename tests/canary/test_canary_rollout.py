@@ -33,7 +33,7 @@ def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(f
     assert [(e.gate, e.passed) for e in ev] == [("canary", True)]
     calls = doc["api_calls"]
     per_group = (calls["total"] - 150) / 3
-    print(f"\n150 replaced: {calls['total']} API calls ({calls['by_operation']}), {time.monotonic() - t0:.1f}s")
+    print(f"\n150 replaced: {calls['total']} API calls ({calls['by_operation']}), " f"{time.monotonic() - t0:.1f}s")
     assert calls["by_operation"]["autoscaling.TerminateInstanceInAutoScalingGroup"] == 150
     assert calls["total"] <= 1.1 * 150 + 60 * 3, calls
     assert per_group > 0

@@ -17,8 +17,8 @@ import pytest
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.errors import AwsError, NotFoundError
 
-THROTTLED = (b'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>'
-             b"<Message>Request limit exceeded.</Message></Error></Errors><RequestID>r-1</RequestID></Response>")
+THROTTLED = (b'<?xml version="1.0" ' b'encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>'
+             b"<Message>Request limit " b"exceeded.</Message></Error></Errors><RequestID>r-1</RequestID></Response>")
 
 
 class Proxy:

@@ -36,7 +36,7 @@ def run_capped(tmp_path: Path, *args: str) -> tuple[int, str, int]:
     at exit: ``wait4``'s ``ru_maxrss`` would also count the pages of the (large) test process the
     child was forked from before it exec'd."""
     peak = tmp_path / "peak-rss-kb"
-    capped = (f"import atexit, resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP})); "
+    capped = (f"import atexit, resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, " f"{CAP})); "
               "atexit.register(lambda: open(" + repr(str(peak)) + ", 'w').write(next(l.split()[1] for l in "
               "open('/proc/self/status') if l.startswith('VmHWM:')))); "
               "sys.argv[0] = 'imagefleet'; runpy.run_module('imagefleet.cli', run_name='__main__')")
@@ -141,7 +141,7 @@ def test_changelog_dir_links_out_of_the_tree_are_not_followed(tmp_path: Path) ->
     (cl / "usr/share/doc/libssl3t64").symlink_to("openssl")  # a link inside the tree is fine
     result = DirectorySource(cl).lookup(["openssl"], "3.0")
     assert isinstance(result, Missing) and "a link out of" in result.reason and "not followed" in result.reason
-    (cl / "real.changelog").write_text("openssl (3.0) noble; urgency=medium\n\n  * x\n\n -- A <a@b>  Mon, 01 Jan 2024 00:00:00 +0000\n")
+    (cl / "real.changelog").write_text("openssl (3.0) noble; urgency=medium\n\n  * x\n\n -- A <a@b>  Mon, 01 Jan 2024 00:00:00 " "+0000\n")
     (cl / "usr/share/doc/openssl/changelog.Debian").unlink()
     (cl / "usr/share/doc/openssl/changelog.Debian").symlink_to(cl / "real.changelog")
     (cl / "openssl.changelog.Debian").unlink()

@@ -118,7 +118,7 @@ def test_no_command_exits_non_zero_without_saying_why() -> None:
 def test_the_walker_sees_a_silent_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "silent_sample.py").write_text(
         "import click, sys\n\ndef a():\n    raise click.exceptions.Exit(1)\n\n"
-        "def b(ctx):\n    ctx.exit(3)\n\ndef c():\n    raise SystemExit(2)\n\ndef d():\n    raise ValueError('x')\n")
+        "def b(ctx):\n    ctx.exit(3)\n\ndef c():\n    raise SystemExit(2)\n\ndef d():\n    " "raise ValueError('x')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import silent_sample  # type: ignore[import-not-found]
 

@@ -19,8 +19,8 @@ import json, sys
 from imagefleet.cli import raw_main
 code = raw_main(sys.argv[1:])
 loaded = sorted(m for m in WATCHED_NAMES if m in sys.modules)
-print(json.dumps({"code": code, "heavy": [m for m in loaded if m in HEAVY_NAMES], "loaded": loaded}),
-      file=sys.stderr)
+heavy = [m for m in loaded if m in HEAVY_NAMES]
+print(json.dumps({"code": code, "heavy": heavy, "loaded": loaded}), file=sys.stderr)
 """.replace("HEAVY_NAMES", repr(HEAVY)).replace("WATCHED_NAMES", repr(NOT_AT_START))
 
 

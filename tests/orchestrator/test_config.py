@@ -48,7 +48,7 @@ BAD = [
     ('os = "ubuntu-24.04"\n', "", "families.demo.os"),
     ('template = "packer/demo.pkr.hcl"\n', "", "families.demo.template"),
     ('source_filter = {', 'source_ami = "ami-0abc1234"\nsource_filter = {', "families.demo"),
-    ('source_filter = { name = "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*", owners = ["099720109477"] }\n', "",
+    ('source_filter = { name = "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*", owners = ' '["099720109477"] }\n', "",
      "families.demo"),
     ('source_filter = {', 'source_ami = "not-an-ami"\nxsource_filter = {', "families.demo"),
     ('regions = ["us-east-1", "us-west-2"]\ncohort', 'regions = ["eu-west-1"]\ncohort', "families.demo.regions"),
@@ -95,7 +95,7 @@ def test_not_toml(tmp_path: Path) -> None:
 def test_finding_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IMAGEFLEET_CONFIG", raising=False)
-    with pytest.raises(ConfigError, match="no imagefleet.toml found"):
+    with pytest.raises(ConfigError, match=r"no imagefleet\.toml found"):
         config.find_config()
     (tmp_path / "imagefleet.toml").write_text(TEMPLATE)
     assert config.find_config() == tmp_path / "imagefleet.toml"

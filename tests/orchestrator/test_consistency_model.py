@@ -40,7 +40,7 @@ def images_answer(*items: tuple[str, dict[str, str]]) -> bytes:
     body = "".join(f"<item><imageId>{ami}</imageId><tagSet>"
                    + "".join(f"<item><key>{k}</key><value>{v}</value></item>" for k, v in tags.items())
                    + "</tagSet></item>" for ami, tags in items)
-    return f'<?xml version="1.0"?><DescribeImagesResponse xmlns="{NS}"><imagesSet>{body}</imagesSet></DescribeImagesResponse>'.encode()
+    return ('<?xml version="1.0"?><DescribeImagesResponse ' f'xmlns="{NS}"><imagesSet>{body}</imagesSet></DescribeImagesResponse>').encode()
 
 
 def listed(answer: bytes) -> list[str]:
@@ -51,7 +51,7 @@ def listed(answer: bytes) -> list[str]:
 
 def created(model: Consistency, ami: str) -> None:
     model.record(ec2("CreateImage", InstanceId="i-1", Name="x"),
-                 f'<CreateImageResponse xmlns="{NS}"><imageId>{ami}</imageId></CreateImageResponse>'.encode(), None)
+                 (f'<CreateImageResponse xmlns="{NS}"><imageId>{ami}</imageId>' "</CreateImageResponse>").encode(), None)
 
 
 def test_a_new_image_is_refused_by_id_and_pruned_from_listings_for_the_window(model: Consistency, now: Now) -> None:
@@ -73,7 +73,7 @@ def test_changed_tags_read_old_and_a_tag_filter_is_judged_on_the_old_tags(model:
     call = ec2("CreateTags", **{"ResourceId.1": "ami-1", "Tag.1.Key": "stage", "Tag.1.Value": "release"})
     prior = model.prior(call)
     assert prior is not None and b"Action=DescribeTags" in prior.body and b"ami-1" in prior.body
-    old = (f'<DescribeTagsResponse xmlns="{NS}"><tagSet><item><key>stage</key><resourceId>ami-1</resourceId>'
+    old = ('<DescribeTagsResponse ' f'xmlns="{NS}"><tagSet><item><key>stage</key><resourceId>ami-1</resourceId>'
            f"<value>candidate</value></item></tagSet></DescribeTagsResponse>").encode()
     model.record(call, b"<CreateTagsResponse/>", (200, old))
     answer = images_answer(("ami-1", {"stage": "release"}))
@@ -94,13 +94,13 @@ def test_instances_and_template_versions(model: Consistency) -> None:
                                        f"</item><item><instanceId>i-b</instanceId></item></instancesSet></RunInstancesResponse>").encode(), None)
     refusal = model.refuse(ec2("DescribeInstances", **{"InstanceId.1": "i-b"}))
     assert refusal is not None and refusal.code == "InvalidInstanceID.NotFound"
-    answer = (f'<DescribeInstancesResponse xmlns="{NS}"><reservationSet><item><instancesSet><item><instanceId>i-a</instanceId>'
+    answer = ('<DescribeInstancesResponse ' f'xmlns="{NS}"><reservationSet><item><instancesSet><item><instanceId>i-a</instanceId>'
               f"</item></instancesSet></item><item><instancesSet><item><instanceId>i-old</instanceId></item></instancesSet>"
               f"</item></reservationSet></DescribeInstancesResponse>").encode()
     rewritten = model.rewrite(ec2("DescribeInstances"), answer)
     assert b"i-a" not in rewritten and b"i-old" in rewritten and rewritten.count(b"<instancesSet>") == 1
     model.record(ec2("CreateLaunchTemplateVersion", LaunchTemplateId="lt-1"),
-                 (f'<CreateLaunchTemplateVersionResponse xmlns="{NS}"><launchTemplateVersion><launchTemplateId>lt-1'
+                 ('<CreateLaunchTemplateVersionResponse ' f'xmlns="{NS}"><launchTemplateVersion><launchTemplateId>lt-1'
                   f"</launchTemplateId><versionNumber>3</versionNumber></launchTemplateVersion>"
                   f"</CreateLaunchTemplateVersionResponse>").encode(), None)
     refusal = model.refuse(ec2("DescribeLaunchTemplateVersions", LaunchTemplateId="lt-1", **{"LaunchTemplateVersion.1": "3"}))

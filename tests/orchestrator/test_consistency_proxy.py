@@ -37,7 +37,7 @@ def test_a_new_ami_is_not_found_by_id_and_left_out_of_listings_until_the_window_
     ec2 = factory(consistency_proxy).client("ec2")
     iid = aws.client("ec2").run_instances(ImageId=stock(aws.client("ec2")), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=iid, Name=f"c-{uuid.uuid4().hex[:8]}")["ImageId"]
-    with pytest.raises(NotFoundError, match="InvalidAMIID.NotFound"):
+    with pytest.raises(NotFoundError, match=r"InvalidAMIID\.NotFound"):
         ec2.describe_images(ImageIds=[ami])
     assert images(ec2, Filters=[{"Name": "image-id", "Values": [ami]}]) == []
     assert images(aws.client("ec2"), ImageIds=[ami]) == [ami]  # moto itself has it
@@ -53,7 +53,7 @@ def test_new_instances_and_template_versions_are_not_found_yet(consistency_proxy
     ec2 = factory(consistency_proxy).client("ec2")
     ami = stock(ec2)
     iid = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    with pytest.raises(NotFoundError, match="InvalidInstanceID.NotFound"):
+    with pytest.raises(NotFoundError, match=r"InvalidInstanceID\.NotFound"):
         ec2.describe_instances(InstanceIds=[iid])
     listed = [i["InstanceId"] for p in ec2.paginate("describe_instances", Filters=[
         {"Name": "instance-id", "Values": [iid]}]) for r in p["Reservations"] for i in r["Instances"]]
@@ -63,7 +63,7 @@ def test_new_instances_and_template_versions_are_not_found_yet(consistency_proxy
     v = ec2.create_launch_template_version(LaunchTemplateId=lt, SourceVersion="1",
                                            LaunchTemplateData={"ImageId": ami})["LaunchTemplateVersion"]["VersionNumber"]
     from orchestrator.errors import AwsError
-    with pytest.raises(AwsError, match="InvalidLaunchTemplateId.VersionNotFound"):
+    with pytest.raises(AwsError, match=r"InvalidLaunchTemplateId\.VersionNotFound"):
         ec2.describe_launch_template_versions(LaunchTemplateId=lt, Versions=[str(v)])
     every = ec2.describe_launch_template_versions(LaunchTemplateId=lt)["LaunchTemplateVersions"]
     assert [x["VersionNumber"] for x in every] == [1]

@@ -113,7 +113,7 @@ def test_importing_a_package_loads_nothing_above_or_beside_it(package: str) -> N
 
 def test_the_command_line_mounts_the_areas_agents_and_the_rollback_listener() -> None:
     probe = ("import imagefleet.cli, json, pathlib, sys\n"
-             "assert 'orchestrator.local.agents' not in sys.modules  # --version and --help pay nothing\n"
+             "assert 'orchestrator.local.agents' not in sys.modules  # --version and --help pay " "nothing\n"
              "imagefleet.cli.mount()  # what loading any area command does first\n"
              "from canary import hooks\nfrom orchestrator.local import agents\n"
              "print(','.join(name for name, _ in agents.registered()))\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -128,10 +129,8 @@ def group() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     assert child is not None
     yield proc, child
     for pid in (proc.pid, child):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
     proc.wait()
 
 

@@ -47,7 +47,7 @@ def test_planted_links_are_refused_and_nothing_outside_is_written(tmp_path: Path
     assert lines[0].startswith("error: --out") and f"{out / planted}" in lines[0] and "symbolic link" in lines[0]
     assert lines[1].startswith("hint:") and len(lines) == 2
     assert victim_file.read_text() == "precious" and list(victim_dir.iterdir()) == []
-    assert (out / planted).is_symlink() and not (out / "index.html").exists() or planted == "index.html"
+    assert ((out / planted).is_symlink() and not (out / "index.html").exists()) or planted == "index.html"
 
 
 def test_an_out_dir_that_is_itself_a_link_is_refused(tmp_path: Path) -> None:

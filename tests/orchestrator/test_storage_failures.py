@@ -19,7 +19,7 @@ def run_with_file_size_limit(ws: Workspace, limit: int, *args: str) -> subproces
     """``imagefleet ARGS`` where no file may grow past ``limit`` bytes: a write past it fails as
     on a full disk (EFBIG, which SQLite reports as "database or disk is full")."""
     script = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-              f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); sys.argv[0] = 'imagefleet'; "
+              f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); sys.argv[0] = " "'imagefleet'; "
               "runpy.run_module('imagefleet.cli', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", script, "--config", str(ws.config), *args],
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,

@@ -54,7 +54,7 @@ def test_refuses_a_store_from_a_newer_imagefleet(tmp_path: Path) -> None:
 def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StateError, match="unusable|cannot open"):
+    with pytest.raises(StateError, match=r"unusable|cannot open"):
         SqliteStore(path)
 
 
@@ -93,7 +93,7 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
         pass
 
     with pytest.raises(Boom), s._tx() as db:
-        db.execute("INSERT INTO audit(at, actor, action, target, reason, details) VALUES ('t','a','x','web:1','','{}')")
+        db.execute("INSERT INTO audit(at, actor, action, target, reason, details) VALUES " "('t','a','x','web:1','','{}')")
         raise Boom
     assert s.audit_trail() == []
 

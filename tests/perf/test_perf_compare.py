@@ -120,7 +120,7 @@ def test_correction_changes_verdicts_across_cells(make_frame: MakeFrame) -> None
     n_bh = sum(c.verdict == "regression" for c in bh.comparisons)
     assert holm.comparisons[0].verdict == "regression"
     assert n_bh >= n_holm >= 1
-    assert all(b.p_adjusted <= h.p_adjusted + 1e-12 for b, h in zip(bh.comparisons, holm.comparisons))
+    assert all(b.p_adjusted <= h.p_adjusted + 1e-12 for b, h in zip(bh.comparisons, holm.comparisons, strict=True))
 
 
 def test_overall_verdict_precedence() -> None:

@@ -47,7 +47,7 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:
     assert doc["collection"]["missing"] == [] and doc["collection"]["instances_with_results"] == 18
     # interleaved: every consecutive pair is one of each arm, same type and zone
     inst = sorted(doc["instances"], key=lambda i: i["index"])
-    for a, b in zip(inst[::2], inst[1::2]):
+    for a, b in zip(inst[::2], inst[1::2], strict=True):
         assert {a["arm"], b["arm"]} == {"baseline", "candidate"}
         assert (a["instance_type"], a["availability_zone"]) == (b["instance_type"], b["availability_zone"])
     assert {i["availability_zone"] for i in inst} == {"us-east-1a", "us-east-1b"}
@@ -79,7 +79,7 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:
     doc = res.json()
     cells = doc["comparison"]["comparisons"]
     print(f"injected run: {elapsed:.1f}s; " + "; ".join(
-        f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] {c['verdict']}" for c in cells))
+        f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] " f"{c['verdict']}" for c in cells))
     assert doc["verdict"] == "regression"
     sha = next(c for c in cells if c["metric"] == "cpu_sha256_throughput")
     assert sha["verdict"] == "regression" and sha["ratio"] == pytest.approx(1 / 1.1, rel=1e-3)

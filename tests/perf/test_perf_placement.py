@@ -24,7 +24,7 @@ from perf.placement import (
 def test_plan_interleaves_arms_types_and_zones() -> None:
     slots = plan_slots(["m5.large", "c5.large"], 10, ["z-a", "z-b", "z-c"], "perf/r")
     assert len(slots) == 40 and [s.index for s in slots] == list(range(40))
-    pairs = list(zip(slots[::2], slots[1::2]))
+    pairs = list(zip(slots[::2], slots[1::2], strict=True))
     for a, b in pairs:
         assert {a.arm, b.arm} == {"baseline", "candidate"}
         assert (a.instance_type, a.availability_zone) == (b.instance_type, b.availability_zone)

@@ -169,7 +169,7 @@ def test_bad_arm_and_missing_columns(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError, match=r"arm\.csv:2: arm 'control'"):
         read_samples(path)
     path.write_text("metric,unit,instance_type,arm\nm,ms,t,baseline\n")
-    with pytest.raises(InputFormatError, match="lacks column.*value"):
+    with pytest.raises(InputFormatError, match=r"lacks column.*value"):
         read_samples(path)
 
 

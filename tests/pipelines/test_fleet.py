@@ -70,7 +70,7 @@ def test_os_releases_read_strings_and_toml_dates_and_name_a_bad_key() -> None:
     assert got["ubuntu-20.04"].end_of_life == date(2025, 5, 31)
     assert got["debian-12"].end_of_life == date(2028, 6, 30)
     assert got["alpine-3"].end_of_life is None
-    with pytest.raises(ConfigError, match="os_releases.x.end_of_life"):
+    with pytest.raises(ConfigError, match=r"os_releases\.x\.end_of_life"):
         fleet.os_releases({"os_releases": {"x": {"end_of_life": "May 2025"}}})
-    with pytest.raises(ConfigError, match="os_releases.x"):
+    with pytest.raises(ConfigError, match=r"os_releases\.x"):
         fleet.os_releases({"os_releases": {"x": {"eol": "2025-05-31"}}})

@@ -46,9 +46,11 @@ NOT_UNDER_THE_ROLE = {
     "perf/local_runner.py": "the local agent runner",
     "bench/perf.py": "benchmarks on the embedded endpoint",
     "perf/agent": "runs on the benchmark instance, under its instance profile",
-    "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded endpoint",
-    "imagefleet/cli.py:list_commands": "click's API (the lazy command group), not SSM's ListCommands",
-    "imagefleet/cli.py:format_commands": "click's API (the lazy command group), not SSM's ListCommands",
+    "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded " "endpoint",
+    "imagefleet/cli.py:list_commands": "click's API (the lazy command group), "
+                                        "not SSM's ListCommands",
+    "imagefleet/cli.py:format_commands": "click's API (the lazy command group), "
+                                        "not SSM's ListCommands",
 }
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/imagefleet-perf"
@@ -108,7 +110,8 @@ def arn(kind: str, rid: str) -> str:
 
 
 def group_arn(name: str) -> str:
-    return f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0:autoScalingGroupName/{name}"
+    return (f"arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:"
+            f"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0:autoScalingGroupName/{name}")
 
 
 # Something of someone else's that each destructive action could hit, and imagefleet's own of the kind.
@@ -344,5 +347,5 @@ def test_policy_reads_roles_groups_and_table_from_the_config(tmp_path: Path) -> 
 def test_instance_profile_roles_must_be_role_arns() -> None:
     settings = config.parse({"aws": {"instance_profile_roles": [ROLE]}})
     assert settings.aws.instance_profile_roles == (ROLE,)
-    with pytest.raises(ConfigError, match="aws.instance_profile_roles: expected a list of IAM role ARNs"):
+    with pytest.raises(ConfigError, match=r"aws\.instance_profile_roles: expected a list of IAM role ARNs"):
         config.parse({"aws": {"instance_profile_roles": ["imagefleet-perf"]}})
