@@ -63,8 +63,8 @@ def find_images(aws: AwsFactory, region: str, filters: Filters, *,
     kwargs: dict[str, Any] = {"Filters": filters}
     if owners is not None:
         kwargs["Owners"] = list(owners)
-    resp = aws.client("ec2", region).describe_images(**kwargs)
-    return [_ami(region, i) for i in resp.get("Images", [])]
+    pages = aws.client("ec2", region).paginate("describe_images", **kwargs)
+    return [_ami(region, i) for page in pages for i in page.get("Images", [])]
 
 
 def described_image(aws: AwsFactory, region: str, ami: str) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def described_instance(aws: AwsFactory, region: str, instance_id: str) -> dict[s
 def find_instances(aws: AwsFactory, region: str, filters: Filters) -> list[Instance]:
     """The instances matching ``filters``, over all pages."""
     out = []
-    for page in aws.client("ec2", region).get_paginator("describe_instances").paginate(Filters=filters):
+    for page in aws.client("ec2", region).paginate("describe_instances", Filters=filters):
         for res in page.get("Reservations", []):
             for inst in res.get("Instances", []):
                 launched = inst.get("LaunchTime") or datetime.now(UTC)
@@ -188,8 +188,7 @@ class GroupTemplate:
 
 
 def group_templates(aws: AwsFactory, region: str) -> Iterator[GroupTemplate]:
-    paginator = aws.client("autoscaling", region).get_paginator("describe_auto_scaling_groups")
-    for page in paginator.paginate():
+    for page in aws.client("autoscaling", region).paginate("describe_auto_scaling_groups"):
         for g in page.get("AutoScalingGroups", []):
             spec = g.get("LaunchTemplate") or g.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get(
                 "LaunchTemplateSpecification", {})
@@ -198,8 +197,7 @@ def group_templates(aws: AwsFactory, region: str) -> Iterator[GroupTemplate]:
 
 
 def template_versions(aws: AwsFactory, region: str, template_id: str) -> list[TemplateVersion]:
-    pages = aws.client("ec2", region).get_paginator("describe_launch_template_versions").paginate(
-        LaunchTemplateId=template_id)
+    pages = aws.client("ec2", region).paginate("describe_launch_template_versions", LaunchTemplateId=template_id)
     return [TemplateVersion(region, template_id, int(v["VersionNumber"]), v.get("VersionDescription", ""),
                             bool(v.get("DefaultVersion"))) for page in pages for v in page.get("LaunchTemplateVersions", [])]
 
