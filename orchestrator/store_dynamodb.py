@@ -32,6 +32,7 @@ from orchestrator.store import (
     ANY,
     AuditEntry,
     BaseVersion,
+    DocWrite,
     Evidence,
     Lease,
     LeaseIsDead,
@@ -43,6 +44,8 @@ from orchestrator.store import (
     utcnow,
 )
 
+WRITES = ("put_item", "update_item", "delete_item")  # counted in ``StateStore.meter``
+TRANSACT_MAX_ITEMS, TRANSACT_MAX_BYTES = 100, 4_000_000  # TransactWriteItems' documented limits
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
 Cancelled = list[dict[str, Any]]  # TransactWriteItems' CancellationReasons, one per item
 
@@ -100,6 +103,8 @@ class DynamoStore(StateStore):
 
     # --- calls ----------------------------------------------------------------------------------
     def _call(self, op: str, **kwargs: object) -> dict[str, Any]:
+        if op in WRITES:
+            self.meter.note(lay.request_bytes(kwargs))
         try:
             return getattr(self.client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
         except AwsError as exc:
@@ -165,6 +170,9 @@ class DynamoStore(StateStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transact_once(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
+        for op in ops:
+            if "ConditionCheck" not in op:
+                self.meter.note(lay.request_bytes(next(iter(op.values()))))
         try:
             self.client.transact_write_items(TransactItems=ops, ClientRequestToken=token)
             return None
@@ -434,6 +442,45 @@ class DynamoStore(StateStore):
     def docs(self, kind: str) -> list[dict[str, Any]]:
         items = sorted(self._query(f"DOC#{kind}"), key=lambda i: i["updated_at"])
         return [lay.doc_body(i) for i in items]
+
+    def get_docs(self, kind: str) -> dict[str, tuple[dict[str, Any], int]]:
+        return {str(i["id"]): (lay.doc_body(i), int(i["revision"])) for i in self._query(f"DOC#{kind}")}
+
+    def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
+        """``TransactWriteItems`` of up to 100 items and 4 MB each, in order; a refused condition
+        is a ``ConflictError`` naming the document (the transactions before it stay written)."""
+        now, out = utcnow(), []
+        chunk: list[tuple[str, dict[str, Any], int | None]] = []
+        size = 0
+        for doc_id, body, rev in writes:
+            item = lay.doc_item(kind, doc_id, body, (rev or 0) + 1, now)
+            nbytes = lay.item_bytes(item)
+            if chunk and (len(chunk) == TRANSACT_MAX_ITEMS or size + nbytes > TRANSACT_MAX_BYTES):
+                out += self._put_doc_chunk(kind, chunk, now)
+                chunk, size = [], 0
+            chunk.append((doc_id, body, rev))
+            size += nbytes
+        if chunk:
+            out += self._put_doc_chunk(kind, chunk, now)
+        return out
+
+    def _put_doc_chunk(self, kind: str, chunk: list[DocWrite], now: str) -> list[int]:
+        if len(chunk) == 1:  # one item: a conditional put (with its lost-answer check) is cheaper
+            doc_id, body, rev = chunk[0]
+            return [self.put_doc(kind, doc_id, body, expected_revision=rev)]
+        ops = []
+        for doc_id, body, rev in chunk:
+            item = lay.doc_item(kind, doc_id, body, (rev or 0) + 1, now)
+            if rev is None:
+                ops.append(self._put(item, "attribute_not_exists(pk)"))
+            else:
+                ops.append(self._put(item, "revision = :expected", values={":expected": rev}))
+        cancelled = self._transact(ops)
+        if cancelled is not None:
+            doc_id, _, rev = next(((d, b, r) for (d, b, r), why in zip(chunk, cancelled, strict=True)
+                                   if why.get("Code") == "ConditionalCheckFailed"), chunk[0])
+            raise ConflictError(f"{kind} {doc_id} changed underneath (expected revision {rev})")
+        return [(rev or 0) + 1 for _, _, rev in chunk]
 
     # --- leases ---------------------------------------------------------------------------------
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
