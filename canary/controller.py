@@ -39,7 +39,7 @@ from canary.config import CanarySettings
 from canary.model import CohortState, Owner, Rollout, Wave
 from canary.pacing import LaunchPacer, PacedAws
 from canary.prepare import new_amis, prepare
-from canary.records import RolloutRecords
+from canary.records import RolloutRecords, RolloutView
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
     CONTROL_KIND,
@@ -378,8 +378,8 @@ class Controller:
         from pipelines import retro
 
         try:
-            draft = retro.canary_rollback(self.store, self.ctx.settings.state_dir, self.rollout.to_dict(),
-                                          cohort.to_dict())
+            draft = retro.canary_rollback(self.store, self.ctx.settings.state_dir, RolloutView.of(self.rollout),
+                                          cohort.key)
         except Exception as exc:  # noqa: BLE001 - a draft is a convenience, the rollback is what matters
             self.progress(f"cohort {cohort.key}: no retrospective draft ({type(exc).__name__}: {exc})")
             return

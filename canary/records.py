@@ -58,7 +58,7 @@ def _templates(groups: Iterable[GroupState]) -> dict[str, TemplateVersion]:
     """The template versions a rollout made, from its pinned groups (each recorded what it got)."""
     out: dict[str, TemplateVersion] = {}
     for g in groups:
-        if g.pinned and g.new_version is not None:
+        if g.new_version is not None:  # pinned then, or since rolled back
             out.setdefault(f"{g.region}/{g.lt_id}/{g.old_version}", TemplateVersion(g.new_version, g.old_ami))
     return out
 
@@ -118,6 +118,11 @@ def load(store: StateStore, rollout_id: str) -> Rollout:
     return RolloutRecords.load(store, rollout_id)[0]
 
 
+def header(store: StateStore, rollout_id: str) -> RolloutHeader:
+    """One rollout's header (its parts are not read)."""
+    return RolloutHeader.from_json(store.get_doc(KIND, rollout_id)[0])
+
+
 def headers(store: StateStore) -> list[RolloutHeader]:
     """Every rollout's header, oldest first (no parts are read)."""
     return sorted((RolloutHeader.from_json(doc) for doc in store.docs(KIND)), key=lambda h: h.created_at)
@@ -154,6 +159,7 @@ class RolloutHeader:
     new_version: int | None
     reason: str | None
     cohorts: tuple[CohortLine, ...]
+    running: bool  # a process runs it now (it names itself the owner while it does)
 
     @classmethod
     def from_json(cls, doc: JsonDict) -> RolloutHeader:
@@ -162,7 +168,8 @@ class RolloutHeader:
                    created_at=doc["created_at"], new_ref=new.get("ref"), new_version=new.get("version"),
                    reason=doc.get("reason"),
                    cohorts=tuple(CohortLine(c["key"], c.get("status", "pending"), int(c.get("size", 0)),
-                                            int(c.get("replaced", 0))) for c in doc.get("cohorts") or []))
+                                            int(c.get("replaced", 0))) for c in doc.get("cohorts") or []),
+                   running=bool(doc.get("owner")))
 
     @property
     def final(self) -> bool:
@@ -340,5 +347,5 @@ def views(store: StateStore) -> list[RolloutView]:
 __all__ = [
     "CONTROL_KIND", "FINAL", "KIND", "LAYOUT", "CohortLine", "CohortView", "Interval", "LastVerdict", "MetricVerdict",
     "RolloutHeader", "RolloutRecords", "RolloutView", "SideSummary", "WaveVerdict", "WaveView", "assemble",
-    "header_of", "headers", "latest_id", "load", "parts_kind", "views",
+    "header", "header_of", "headers", "latest_id", "load", "parts_kind", "views",
 ]

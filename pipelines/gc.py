@@ -24,8 +24,6 @@ from pipelines.gc_plan import Image, Instance, Inventory, Plan, Records, Removal
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-PERF_RUN_KIND = "perf-run"
-ROLLOUT_KIND = "canary-rollout"
 
 
 def _tags(resource: dict[str, Any]) -> dict[str, str]:
@@ -156,8 +154,11 @@ def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
 def records(store: StateStore, settings: Settings, baking: set[str],
             recorded: dict[str, dict[str, str]] | None = None) -> Records:
     owned = {ami for base in store.bases() for ami in base.amis.values()}
-    runs = {str(d.get("id")): str(d.get("status")) for d in store.docs(PERF_RUN_KIND)}
-    rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
+    from canary.records import headers
+    from perf.records import runs as perf_runs
+
+    runs = {r.id: r.status for r in perf_runs(store)}
+    rollouts = {h.id: h.status for h in headers(store)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
     return Records(families=set(settings.families), owned_amis=owned, baking=baking, runs=runs, rollouts=rollouts,
                    recorded=by_ami)

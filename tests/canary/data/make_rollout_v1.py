@@ -1,6 +1,8 @@
 """Writes tests/canary/data/rollout-v1.db with the code at 4006878 (one document per rollout)."""
-import shutil, sys
+import shutil
+import sys
 from pathlib import Path
+
 from canary.config import from_settings
 from canary.controller import Controller
 from canary.prepare import prepare
