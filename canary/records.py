@@ -5,10 +5,11 @@ is what is written (docs/state.md has the layout and its sizes):
 
 * the **header** (kind ``KIND``, id = the rollout's id): status, settings, owner, API calls and
   one line per cohort (key, status, size, replaced) — written at every save, a few KB;
-* its **parts** (kind ``parts_kind(id)``, one partition per rollout): ``plan`` (the plan's
-  summary), ``cohort/<key>`` (a cohort's state and the groups it owns), ``wave/<key>/<i>`` (a
-  wave's status, baselines, analysis window and verdict), ``batches/<key>/<i>/<step>/<region>``
-  (the batches of one step in one region). A part is written only when it changed; the verdicts'
+* its **parts** (kind ``parts_kind(id)``, one partition per rollout, ``canary.records_codec``):
+  ``plan`` (the plan's summary), ``cohort/<key>`` (a cohort's state), ``groups/<key>`` (the
+  groups it is first to list), ``wave/<key>/<w>`` (status, baselines, analysis window),
+  ``verdict/<key>/<w>``, ``batch/<key>/<w>/<b>`` and, while a batch runs, ``before/<key>/<w>/<b>/<n>``
+  (its group's members before it acted). A part is written only when it changed; the verdicts'
   raw samples are in the artifact bucket (``samples_uri``).
 
 Stores written before this layout hold the whole rollout in its header document (no
@@ -102,8 +103,12 @@ class RolloutRecords:
         return assemble(header, parts), records
 
     def save(self, store: StateStore, rollout: Rollout) -> None:
+        parts = encode_parts(rollout)
         changed = [(part_id, body, self.revisions.get(part_id))
-                   for part_id, body in encode_parts(rollout).items() if self.written.get(part_id) != body]
+                   for part_id, body in parts.items() if self.written.get(part_id) != body]
+        # a part no longer produced (a finished batch's members before) is emptied, once
+        changed += [(part_id, {}, self.revisions.get(part_id))
+                    for part_id, body in self.written.items() if body and part_id not in parts]
         if changed:
             for (part_id, body, _), rev in zip(changed, store.put_docs(parts_kind(self.rollout_id), changed),
                                                strict=True):

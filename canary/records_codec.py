@@ -1,9 +1,10 @@
 """A rollout's parts (layout 2, see ``canary.records``): the typed model split into small records and back.
 
-Parts are cut so that one step of the rollout rewrites little: the batches of a step in one region
-are one part (written when their step starts and ends), a wave's status and window another, a
-cohort's state a third. The plan's summary and each cohort's batch order are written once, a wave's
-verdict when it is judged, a cohort's groups when they are pinned. A wave's canaries are not stored: they are its batches' replacements, joined again on load.
+Parts are cut so that one step of the rollout rewrites little: each batch is a part (written when
+it is planned, when it starts and when it is done), the group's members it saw before acting are
+parts of their own while it runs (emptied when it is done), a wave's status and window another, a
+cohort's state a third. The plan's summary is written once, a wave's verdict when it is judged, a
+cohort's groups when they are pinned. A wave's canaries are not stored: they are its batches' replacements, joined again on load.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from canary.model import Analysis, Baselines, BatchState, CohortState, GroupStat
 JsonDict = dict[str, Any]
 
 
-def _batch_part(cohort: str, wave: int, batch: BatchState) -> str:
-    return f"batches/{cohort}/{wave}/{batch.step}/{batch.region}"
+BEFORE_CHUNK = 2_000  # member ids per ``before`` part: about 40 KB, however big the group
 
 
 def encode_parts(rollout: Rollout) -> dict[str, JsonDict]:
@@ -27,8 +27,6 @@ def encode_parts(rollout: Rollout) -> dict[str, JsonDict]:
         for key in cohort.groups:
             owner.setdefault(key, cohort.key)
     for cohort in rollout.cohorts:
-        order: list[list[list[Any]]] = []  # per wave, its batches in order as (part id, how many) runs
-        parts[f"order/{cohort.key}"] = {"waves": order}  # fixed by the plan: written once
         parts[f"cohort/{cohort.key}"] = {
             "key": cohort.key, "size": cohort.size, "status": cohort.status, "wave": cohort.wave,
             "replaced": cohort.replaced, "last_verdict": cohort.last_verdict, "rollback": cohort.rollback,
@@ -37,40 +35,43 @@ def encode_parts(rollout: Rollout) -> dict[str, JsonDict]:
         parts[f"groups/{cohort.key}"] = {
             "groups": [rollout.groups[key].to_dict() for key in cohort.groups if owner[key] == cohort.key]}
         for wave in cohort.waves:
-            runs: list[list[Any]] = []
-            order.append(runs)
-            for batch in wave.batches:
-                part_id = _batch_part(cohort.key, wave.index, batch)
-                body = parts.setdefault(part_id, {"batches": []})
-                body["batches"].append(batch.to_dict())
-                if runs and runs[-1][0] == part_id:
-                    runs[-1][1] += 1
-                else:
-                    runs.append([part_id, 1])
-            parts[f"wave/{cohort.key}/{wave.index}"] = {
+            prefix = f"{cohort.key}/{wave.index}"
+            for i, batch in enumerate(wave.batches):
+                body = batch.to_dict()
+                # A batch's group's members just before it acted: kept only while the batch runs,
+                # in parts of their own (a group of thousands would not fit beside the batch).
+                before: list[str] = body.pop("before")
+                chunks = [before[k:k + BEFORE_CHUNK] for k in range(0, len(before), BEFORE_CHUNK)]
+                body["before_parts"] = len(chunks)
+                parts[f"batch/{prefix}/{i}"] = body
+                for c, ids in enumerate(chunks):
+                    parts[f"before/{prefix}/{i}/{c}"] = {"ids": ",".join(ids)}
+            parts[f"wave/{prefix}"] = {
                 "index": wave.index, "target": wave.target, "steps": wave.steps, "status": wave.status,
-                "baselines": wave.baselines.to_dict(),
-                "analysis": wave.analysis.to_dict() if wave.analysis else None,
-                "override": wave.override}
+                "batches": len(wave.batches), "baselines": wave.baselines.to_dict(),
+                "analysis": wave.analysis.to_dict() if wave.analysis else None, "override": wave.override}
             if wave.verdict is not None:  # written once, when the wave is judged
-                parts[f"verdict/{cohort.key}/{wave.index}"] = {"verdict": wave.verdict}
+                parts[f"verdict/{prefix}"] = {"verdict": wave.verdict}
     return parts
 
 
-def _wave(cohort: str, doc: JsonDict, runs: list[list[Any]], parts: dict[str, JsonDict]) -> Wave:
-    taken: dict[str, int] = {}
-    batches = []
-    for part_id, count in runs:
-        start = taken.get(part_id, 0)
-        batches += [BatchState.from_dict(b) for b in parts[part_id]["batches"][start:start + count]]
-        taken[part_id] = start + count
+def _batch(prefix: str, i: int, parts: dict[str, JsonDict]) -> BatchState:
+    body = parts[f"batch/{prefix}/{i}"]
+    before = [iid for c in range(int(body.get("before_parts", 0)))
+              for iid in parts[f"before/{prefix}/{i}/{c}"]["ids"].split(",") if iid]
+    return BatchState.from_dict({**body, "before": before})
+
+
+def _wave(cohort: str, doc: JsonDict, parts: dict[str, JsonDict]) -> Wave:
+    prefix = f"{cohort}/{doc['index']}"
+    batches = [_batch(prefix, i, parts) for i in range(int(doc["batches"]))]
     canaries = sorted({iid for batch in batches for iid in batch.replacements})
     analysis = doc.get("analysis")
     return Wave(index=int(doc["index"]), target=int(doc["target"]), steps=int(doc["steps"]), batches=batches,
                 status=doc.get("status", "pending"), canaries=canaries,
                 baselines=Baselines.from_dict(doc.get("baselines") or {}),
                 analysis=Analysis.from_dict(analysis) if analysis else None,
-                verdict=parts.get(f"verdict/{cohort}/{doc['index']}", {}).get("verdict"), override=doc.get("override"))
+                verdict=parts.get(f"verdict/{prefix}", {}).get("verdict"), override=doc.get("override"))
 
 
 def decode_parts(parts: dict[str, JsonDict],
@@ -83,8 +84,7 @@ def decode_parts(parts: dict[str, JsonDict],
         for g in parts[f"groups/{key}"]["groups"]:
             state = GroupState.from_dict(g)
             groups[state.key] = state
-        order = parts[f"order/{key}"]["waves"]
-        waves = [_wave(key, parts[f"wave/{key}/{i}"], order[i], parts) for i in range(int(doc["waves"]))]
+        waves = [_wave(key, parts[f"wave/{key}/{i}"], parts) for i in range(int(doc["waves"]))]
         cohorts.append(CohortState(key=key, size=int(doc["size"]), groups=list(doc["groups"]), waves=waves,
                                    status=doc.get("status", "pending"), wave=int(doc.get("wave", 0)),
                                    replaced=int(doc.get("replaced", 0)), last_verdict=doc.get("last_verdict"),

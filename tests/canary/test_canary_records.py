@@ -57,8 +57,7 @@ def test_the_first_save_migrates_it_to_header_and_parts_without_loss(v1_store: S
     header, _ = v1_store.get_doc(KIND, V1_ID)
     assert header["layout"] == records.LAYOUT and "groups" not in header
     parts = v1_store.get_docs(parts_kind(V1_ID))
-    assert {pid.split("/")[0] for pid in parts} == {"plan", "cohort", "groups", "order", "wave", "verdict",
-                                                     "batches"}
+    assert {pid.split("/")[0] for pid in parts} == {"plan", "cohort", "groups", "wave", "verdict", "batch"}
     assert max(len(json.dumps(body)) for body, _ in parts.values()) < LIMIT
     assert records.load(v1_store, V1_ID).to_dict() == raw  # the same rollout, read back from its parts
     writes = v1_store.meter.writes
