@@ -32,7 +32,6 @@ from orchestrator.store import (
     ANY,
     AuditEntry,
     BaseVersion,
-    DocWrite,
     Evidence,
     Lease,
     LeaseIsDead,
@@ -43,9 +42,9 @@ from orchestrator.store import (
     lease_blocks,
     utcnow,
 )
+from orchestrator.store_dynamodb_docs import TRANSACT_MAX_ITEMS, DynamoDocuments
 
 WRITES = ("put_item", "update_item", "delete_item")  # counted in ``StateStore.meter``
-TRANSACT_MAX_ITEMS, TRANSACT_MAX_BYTES = 100, 4_000_000  # TransactWriteItems' documented limits
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
 Cancelled = list[dict[str, Any]]  # TransactWriteItems' CancellationReasons, one per item
 
@@ -63,7 +62,7 @@ def _names(*attrs: str) -> dict[str, str]:
     return {f"#{a}": a for a in attrs}
 
 
-class DynamoStore(StateStore):
+class DynamoStore(DynamoDocuments, StateStore):
     """``StateStore`` on one DynamoDB table (see ``orchestrator.dynamodb_layout`` for its items)."""
 
     def __init__(self, client: Client, table: str, *, page_size: int | None = None) -> None:
@@ -416,77 +415,26 @@ class DynamoStore(StateStore):
                                   ConditionExpression="attribute_exists(pk)"):
             raise NotFoundError(f"no friend team {team!r}")
 
-    # --- documents ------------------------------------------------------------------------------
-    def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:
-        item = self._get(lay.doc_key(kind, doc_id))
-        if item is None:
-            raise NotFoundError(f"no {kind} {doc_id!r}")
-        return lay.doc_body(item), int(item["revision"])
-
-    def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
-        new, token = (expected_revision or 0) + 1, uuid.uuid4().hex
-        item = {**lay.doc_item(kind, doc_id, body, new, utcnow()), "write_token": token}
-        if expected_revision is None:
-            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            cond = {"ConditionExpression": "revision = :expected",
-                    "ExpressionAttributeValues": {":expected": lay.value(expected_revision)}}
-        if self._condition_failed("put_item", Item=lay.to_wire(item), **cond):
-            now = self._get(lay.doc_key(kind, doc_id))
-            if now and now.get("write_token") == token:
-                return new  # our own put, retried after its answer was lost
-            current = int(now["revision"]) if now else None
-            raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected {expected_revision})")
-        return new
-
-    def docs(self, kind: str) -> list[dict[str, Any]]:
-        items = sorted(self._query(f"DOC#{kind}"), key=lambda i: i["updated_at"])
-        return [lay.doc_body(i) for i in items]
-
-    def get_docs(self, kind: str) -> dict[str, tuple[dict[str, Any], int]]:
-        return {str(i["id"]): (lay.doc_body(i), int(i["revision"])) for i in self._query(f"DOC#{kind}")}
-
-    def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
-        """``TransactWriteItems`` of up to 100 items and 4 MB each, in order; a refused condition
-        is a ``ConflictError`` naming the document (the transactions before it stay written)."""
-        now, out = utcnow(), []
-        chunk: list[tuple[str, dict[str, Any], int | None]] = []
-        size = 0
-        for doc_id, body, rev in writes:
-            item = lay.doc_item(kind, doc_id, body, (rev or 0) + 1, now)
-            nbytes = lay.item_bytes(item)
-            if chunk and (len(chunk) == TRANSACT_MAX_ITEMS or size + nbytes > TRANSACT_MAX_BYTES):
-                out += self._put_doc_chunk(kind, chunk, now)
-                chunk, size = [], 0
-            chunk.append((doc_id, body, rev))
-            size += nbytes
-        if chunk:
-            out += self._put_doc_chunk(kind, chunk, now)
-        return out
-
-    def _put_doc_chunk(self, kind: str, chunk: list[DocWrite], now: str) -> list[int]:
-        if len(chunk) == 1:  # one item: a conditional put (with its lost-answer check) is cheaper
-            doc_id, body, rev = chunk[0]
-            return [self.put_doc(kind, doc_id, body, expected_revision=rev)]
-        ops = []
-        for doc_id, body, rev in chunk:
-            item = lay.doc_item(kind, doc_id, body, (rev or 0) + 1, now)
-            if rev is None:
-                ops.append(self._put(item, "attribute_not_exists(pk)"))
-            else:
-                ops.append(self._put(item, "revision = :expected", values={":expected": rev}))
-        cancelled = self._transact(ops)
-        if cancelled is not None:
-            doc_id, _, rev = next(((d, b, r) for (d, b, r), why in zip(chunk, cancelled, strict=True)
-                                   if why.get("Code") == "ConditionalCheckFailed"), chunk[0])
-            raise ConflictError(f"{kind} {doc_id} changed underneath (expected revision {rev})")
-        return [(rev or 0) + 1 for _, _, rev in chunk]
-
     # --- leases ---------------------------------------------------------------------------------
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
+        """One transaction of conditional puts per 100 names (``TransactWriteItems``' limit: a
+        rollout claims every group it touches, often more); when a later transaction is refused,
+        the names the earlier ones took are released again, so it stays all or none."""
+        wanted = list({lease.name: lease for lease in leases}.values())
+        taken: list[Lease] = []
+        try:
+            for start in range(0, len(wanted), TRANSACT_MAX_ITEMS):
+                chunk = wanted[start:start + TRANSACT_MAX_ITEMS]
+                self._acquire(chunk, now=now, is_dead=is_dead)
+                taken += chunk
+        except BaseException:
+            for lease in taken:
+                self.release_leases(lease.owner, [lease.name])
+            raise
+
+    def _acquire(self, wanted: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
         """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly."""
         dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
-        wanted = list({lease.name: lease for lease in leases}.values())
         for _ in range(RACE_ATTEMPTS):
             cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted])
             if cancelled is None:
@@ -515,12 +463,14 @@ class DynamoStore(StateStore):
     def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
         if not names:
             return
-        ops = [self._renewal(owner, name, now, expires_at) for name in dict.fromkeys(names)]
-        cancelled = self._transact(ops)
-        if cancelled is not None:
-            lost = next((n for n, why in zip(dict.fromkeys(names), cancelled, strict=True)
-                         if why.get("Code") == "ConditionalCheckFailed"), names[0])
-            raise LeaseLostError(lost)
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), TRANSACT_MAX_ITEMS):
+            chunk = unique[start:start + TRANSACT_MAX_ITEMS]
+            cancelled = self._transact([self._renewal(owner, name, now, expires_at) for name in chunk])
+            if cancelled is not None:
+                lost = next((n for n, why in zip(chunk, cancelled, strict=True)
+                             if why.get("Code") == "ConditionalCheckFailed"), chunk[0])
+                raise LeaseLostError(lost)
 
     def _renewal(self, owner: str, name: str, now: float, expires_at: float | None) -> dict[str, Any]:
         if expires_at is None:
