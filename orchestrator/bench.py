@@ -53,6 +53,8 @@ REGISTRY: tuple[Bench, ...] = (
           "API calls per instance replaced, local endpoint, virtual clock"),
     Bench("canary-sim", "canary.bench_figures:simulation_figures",
           "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock"),
+    Bench("canary-sim-dynamodb", "canary.bench_figures:dynamodb_figures",
+          "the same rollout with the controller's state in DynamoDB on the embedded endpoint"),
 )
 
 

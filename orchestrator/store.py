@@ -305,9 +305,8 @@ class StateStore(ABC):
 
     def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
         """Several documents of one kind, each conditioned on its revision as ``put_doc`` is; their
-        new revisions. Backends write them in as few transactions as they can (SQLite: one;
-        DynamoDB: ``TransactWriteItems`` of up to 100 items and 4 MB each, in order), so a
-        reader may see the first transactions of a call without the last, never half of one."""
+        new revisions. SQLite writes them in one transaction; DynamoDB one conditional put each,
+        in order (a reader may see the first before the last; a refused one stops the call)."""
         return [self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes]
 
     @property

@@ -116,7 +116,7 @@ def test_put_docs_writes_many_documents_each_on_its_revision_and_meters_them(sto
     assert s.put_docs("part:r1", [("p001", {"n": 101}, 1), ("p002", {"n": 102}, 1)]) == [2, 2]
     with pytest.raises(ConflictError, match="p003"):
         s.put_docs("part:r1", [("p003", {"n": 0}, 7), ("p004", {"n": 0}, 1)])  # p003 is at revision 1
-    assert s.get_docs("part:r1")["p004"] == ({"n": 4}, 1)  # one transaction: none of it was written
+    assert s.get_docs("part:r1")["p004"] == ({"n": 4}, 1)  # the refused document stopped the call
     assert s.get_docs("part:r2") == {}
     assert s.meter.writes - writes0 >= 132 and s.meter.max_record_bytes > len('{"n": 101}')
 
