@@ -95,11 +95,12 @@ class RolloutRecords:
         header, rev = store.get_doc(KIND, rollout_id)
         records = cls(rollout_id, header_rev=rev)
         parts: dict[str, JsonDict] = {}
-        if "layout" in header:
-            for part_id, (body, part_rev) in store.get_docs(parts_kind(rollout_id)).items():
-                parts[part_id] = body
-                records.revisions[part_id] = part_rev
-                records.written[part_id] = body
+        # Read for a whole document too: a migration killed before its header left parts, which
+        # the next save writes over from their revisions.
+        for part_id, (body, part_rev) in store.get_docs(parts_kind(rollout_id)).items():
+            parts[part_id] = body
+            records.revisions[part_id] = part_rev
+            records.written[part_id] = body
         return assemble(header, parts), records
 
     def save(self, store: StateStore, rollout: Rollout) -> None:

@@ -65,6 +65,17 @@ def test_the_first_save_migrates_it_to_header_and_parts_without_loss(v1_store: S
     assert v1_store.meter.writes == writes + 1
 
 
+def test_a_migration_killed_before_its_header_is_done_again(v1_store: SqliteStore) -> None:
+    raw, rev = v1_store.get_doc(KIND, V1_ID)
+    rollout, handle = RolloutRecords.load(v1_store, V1_ID)
+    handle.save(v1_store, rollout)
+    v1_store.put_doc(KIND, V1_ID, raw, expected_revision=handle.header_rev)  # as if the header never went
+    rollout, handle = RolloutRecords.load(v1_store, V1_ID)
+    assert rollout.to_dict() == raw  # the whole document still wins
+    handle.save(v1_store, rollout)  # its parts are written over, not refused
+    assert records.load(v1_store, V1_ID).to_dict() == raw and records.header(v1_store, V1_ID).status == "failed"
+
+
 def test_a_controller_writes_what_changed_keeps_records_small_and_samples_in_the_bucket(tmp_path: Path) -> None:
     run = run_controller(Scenario(instances=600, cohorts=4, regions=("us-east-1", "eu-west-1"), failing_cohort=1),
                          state_dir=tmp_path, canary={"cohorts_in_flight": 4})
