@@ -66,7 +66,7 @@ def test_the_first_save_migrates_it_to_header_and_parts_without_loss(v1_store: S
 
 
 def test_a_migration_killed_before_its_header_is_done_again(v1_store: SqliteStore) -> None:
-    raw, rev = v1_store.get_doc(KIND, V1_ID)
+    raw, _ = v1_store.get_doc(KIND, V1_ID)
     rollout, handle = RolloutRecords.load(v1_store, V1_ID)
     handle.save(v1_store, rollout)
     v1_store.put_doc(KIND, V1_ID, raw, expected_revision=handle.header_rev)  # as if the header never went
