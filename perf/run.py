@@ -167,8 +167,13 @@ class PerfRun:
         URI and the count (a list of every instance would grow the record with the fleet)."""
         settings = self.ctx.settings
         key = f"{self.perf.results_prefix}/{self.run_id}/instances.json"
-        uri = put_artifact(self.ctx.aws, settings.aws.artifact_bucket, key, json.dumps(fleet.summary()),
-                           "application/json", self.perf.region or settings.aws.regions[0])
+        try:
+            uri: str | None = put_artifact(self.ctx.aws, settings.aws.artifact_bucket, key,
+                                           json.dumps(fleet.summary()), "application/json",
+                                           self.perf.region or settings.aws.regions[0])
+        except AwsError as exc:  # a run that is failing anyway records that, not this
+            self.progress(f"{self.run_id}: the instance list was not written to {key}: {exc}")
+            uri = None
         return {"instance_count": len(fleet.instances), "instances_uri": uri}
 
     def _progress(self, fleet: Fleet) -> Progress:

@@ -119,7 +119,7 @@ def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) ->
         run.execute()
     assert _live(aws, workspace.family) == {}
     doc, _ = workspace.context().store.get_doc(DOC_KIND, run.run_id)
-    assert doc["status"] == "interrupted" and len(doc["terminated"]) == 5
+    assert doc["status"] == "interrupted" and doc["terminated"] == 5 and doc["instance_count"] == 5
 
 
 @pytest.mark.timeout(600)
