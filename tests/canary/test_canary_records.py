@@ -100,3 +100,15 @@ def test_the_simulator_runs_the_controller_with_its_state_in_dynamodb(tmp_path: 
     assert state["backend"] == "dynamodb" and state["writes"] > 100 and 0 < state["max_record_bytes"] < LIMIT
     assert run.report.rollout_status == "failed" and len(run.report.cohorts_rolled_back) == 1
     assert list(tmp_path.iterdir()) == []  # the run's workspace and its endpoint's record are gone
+
+
+def test_the_report_the_demo_and_gc_read_an_old_store_through_the_mounting(v1_store: SqliteStore,
+                                                                            tmp_path: Path) -> None:
+    from orchestrator import report
+    from orchestrator.cli import cohort_outcomes, in_flight, report_sections
+
+    assert cohort_outcomes(v1_store)["m7g.large"] == "rolled_back"
+    assert not in_flight(v1_store)["health"]()  # the rollout is final: the health agent idles
+    site = report.build(v1_store, tmp_path / "site", **report_sections(v1_store))
+    matrix = (site.out / "rollouts" / f"{V1_ID}.html").read_text()
+    assert matrix.count('<td class="cell fail"') == 1 and "error_rate" in matrix
