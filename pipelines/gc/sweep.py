@@ -31,8 +31,6 @@ from pipelines.packer import run as packer_run
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-PERF_RUN_KIND = "perf-run"
-ROLLOUT_KIND = "canary-rollout"
 
 
 def _images(aws: AwsFactory, region: str, filters: list[dict[str, Any]]) -> list[Image]:
@@ -192,9 +190,11 @@ def records(store: StateStore, settings: Settings, baking: set[str],
     leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one). A perf run
     in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
     owned = {ami for base in store.bases() for ami in base.amis.values()}
-    runs = {str(d.get("id")): "abandoned" if str(d.get("id")) in dead_runs else str(d.get("status"))
-            for d in store.docs(PERF_RUN_KIND)}
-    rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
+    from canary.records import headers
+    from perf.records import runs as run_records
+
+    runs = {r.id: "abandoned" if r.id in dead_runs else r.status for r in run_records(store)}
+    rollouts = {h.id: h.status for h in headers(store)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
     live = {lease.name for lease in store.leases()
             if lease.expires_at is None or now is None or lease.expires_at > now}
