@@ -355,7 +355,7 @@ def _print_api_calls(r: dict[str, Any]) -> None:
 
 
 def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
-                   canary: dict[str, Any] | None = None) -> dict[str, Any]:
+                   canary: dict[str, Any] | None = None, state: str = "sqlite") -> dict[str, Any]:
     """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its report.
 
     ``controller``: the real ``canary.controller`` runs it (with ``canary`` as extra ``[canary]``
@@ -366,7 +366,7 @@ def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
     if controller:
         from canary.simulate.controller_run import run_controller
 
-        r = run_controller(scenario, canary=canary).report.to_dict()
+        r = run_controller(scenario, canary=canary, state=state).report.to_dict()
     else:
         r = simulate(scenario).to_dict()
     print(f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances " f"/ {r['groups']} groups / {r['cohorts']} cohorts / "
@@ -374,7 +374,12 @@ def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
           f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
           f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "
           f"{r['budget_use']:.1%} (target >= 90%); peak in flight {r['peak_in_flight']}; rolled back "
-          f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s ({r['cpu_seconds']} s CPU, " "target < 300 s)")
+          f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s ({r['cpu_seconds']} s CPU, target < 300 s)")
+    if r.get("state"):
+        s = r["state"]
+        print(f"  state ({s['backend']}): {s['writes']:,} writes, {s['bytes_written'] / 1e6:.1f} MB, "
+              f"{s['bytes_per_instance']} B per instance replaced (target <= 1024), largest record "
+              f"{s['max_record_bytes']:,} B (target <= 65536)")
     return r
 
 

@@ -72,6 +72,24 @@ def api_call_figures() -> list[Figure]:
 SIM_MAKESPAN_GOAL = 1.25  # makespan over the bound the budget sets
 SIM_BUDGET_USE_GOAL = 0.9
 SIM_SECONDS_GOAL = 300.0
+RECORD_BYTES_GOAL = 64 * 1024  # no stored record larger (DynamoDB refuses items over 400 KB)
+BYTES_PER_INSTANCE_GOAL = 1024  # written to the state store per instance replaced, whole rollout
+ONE_DOCUMENT_BYTES_PER_INSTANCE = 17_500  # the layout before (one document saved whole), issue 17
+
+
+def state_figures(r: dict[str, Any], tag: str) -> list[Figure]:
+    """What the rollout wrote to its state store: its largest record and the bytes per instance."""
+    s = r["state"]
+    detail = {k: s.get(k) for k in ("backend", "writes", "bytes_written", "artifacts")}
+    return [
+        Figure(f"simulated 180k rollout: largest stored record{tag}", s["max_record_bytes"], "B", None, "-",
+               clock="count", goal=f"<= {RECORD_BYTES_GOAL}", met=s["max_record_bytes"] <= RECORD_BYTES_GOAL,
+               detail=detail),
+        Figure(f"simulated 180k rollout: state bytes written per instance replaced{tag}", s["bytes_per_instance"],
+               "B", ONE_DOCUMENT_BYTES_PER_INSTANCE, "one document per rollout (before the split)", clock="count",
+               goal=f"<= {BYTES_PER_INSTANCE_GOAL}", met=s["bytes_per_instance"] <= BYTES_PER_INSTANCE_GOAL,
+               detail=detail),
+    ]
 
 
 def simulation_figures() -> list[Figure]:
@@ -97,8 +115,26 @@ def simulation_figures() -> list[Figure]:
             Figure(f"simulated 180k rollout: real time{tag}", r["real_seconds"], "s", None, "-", clock="wall",
                    goal=f"<= {SIM_SECONDS_GOAL:g} s", met=r["real_seconds"] <= SIM_SECONDS_GOAL,
                    detail={"cpu_seconds": r["cpu_seconds"]}),
+            *state_figures(r, tag),
         ]
     return figures
 
 
-__all__ = ["api_call_figures", "plan_figures", "simulation_figures"]
+def dynamodb_figures() -> list[Figure]:
+    """The same 180,000-instance rollout with the controller's state in DynamoDB (a table on the
+    embedded endpoint, started for the run): makespan, record sizes, bytes written, real time."""
+    from bench import canary as bench
+
+    r = bench.run_simulation(controller=True, canary={"cohorts_in_flight": 160}, state="dynamodb")
+    tag = ", state in DynamoDB"
+    return [
+        Figure(f"simulated 180k rollout: makespan over the budget's bound{tag}", r["makespan_over_bound"], "x",
+               None, "-", clock="virtual", goal=f"<= {SIM_MAKESPAN_GOAL}",
+               met=r["makespan_over_bound"] <= SIM_MAKESPAN_GOAL, detail={"rollout_status": r["rollout_status"]}),
+        *state_figures(r, tag),
+        Figure(f"simulated 180k rollout: real time{tag}", r["real_seconds"], "s", None, "-", clock="wall",
+               detail={"cpu_seconds": r["cpu_seconds"]}),
+    ]
+
+
+__all__ = ["api_call_figures", "dynamodb_figures", "plan_figures", "simulation_figures", "state_figures"]

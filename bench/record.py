@@ -53,6 +53,8 @@ REGISTRY: tuple[Bench, ...] = (
           "API calls per instance replaced, local endpoint, virtual clock"),
     Bench("canary-sim", "bench.canary_figures:simulation_figures",
           "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock"),
+    Bench("canary-sim-dynamodb", "bench.canary_figures:dynamodb_figures",
+          "the same rollout with the controller's state in DynamoDB on the embedded endpoint"),
 )
 
 
@@ -180,7 +182,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, load average "
             f"{', '.join(map(str, m['load_average']))} at the start.")
     failed = "".join(f"\n\nNot measured this run: {b} ({why})." for b, why in results["failed"].items())
-    return f"{head}\n\n" + "\n".join(rows) + failed
+    apart = "".join(f" `{b}` was measured apart ({p['date']}, commit {p['commit']}, load average "
+                    f"{', '.join(map(str, p['load_average']))} at its start)."
+                    for b, p in sorted((results.get("partial") or {}).items()))
+    return f"{head}{apart}\n\n" + "\n".join(rows) + failed
 
 
 def update_doc(results: dict[str, Any], doc: Path = DOC) -> bool:
@@ -194,8 +199,25 @@ def update_doc(results: dict[str, Any], doc: Path = DOC) -> bool:
     return True
 
 
-def run(names: list[str] | None = None, *, docs: bool = True) -> dict[str, Any]:
-    """Run the registered benches (all, or ``names``), print and record them."""
+def _merge(results: dict[str, Any], chosen: list[Bench], *, docs: bool) -> dict[str, Any]:
+    """Put a partial run's figures in ``bench/results.json`` in place of the same benches' older
+    ones; ``partial`` says which benches were measured apart from the whole run, when and where."""
+    names = {b.name for b in chosen}
+    record = json.loads(RESULTS.read_text(encoding="utf-8"))  # read now: another merge may have written
+    record["figures"] = [f for f in record["figures"] if f.get("bench") not in names] + results["figures"]
+    record["failed"] = {k: v for k, v in record.get("failed", {}).items() if k not in names} | results["failed"]
+    record["seconds"] = record.get("seconds", {}) | results["seconds"]
+    record["partial"] = record.get("partial", {}) | dict.fromkeys(sorted(names), results["machine"])
+    RESULTS.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"\nmerged into: {RESULTS.relative_to(REPO_ROOT)}", flush=True)
+    if docs and update_doc(record):
+        print(f"written: {DOC.relative_to(REPO_ROOT)}", flush=True)
+    return results
+
+
+def run(names: list[str] | None = None, *, docs: bool = True, merge: bool = False) -> dict[str, Any]:
+    """Run the registered benches (all, or ``names``), print and record them (``merge``: a
+    partial run replaces its benches' figures in the record)."""
     chosen = [b for b in REGISTRY if not names or b.name in names]
     results: dict[str, Any] = {"machine": machine(), "figures": [], "failed": {}, "seconds": {}}
     for bench in chosen:
@@ -208,6 +230,8 @@ def run(names: list[str] | None = None, *, docs: bool = True) -> dict[str, Any]:
         if error:
             results["failed"][bench.name] = error
             print(f"--- {bench.name}: FAILED ({error})", flush=True)
+    if names and merge:  # these benches' figures replace theirs in the record, with their machine
+        return _merge(results, chosen, docs=docs)
     if names:  # a partial run is printed only: the record holds whole runs
         return results
     RESULTS.parent.mkdir(exist_ok=True)
@@ -222,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.record", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=[b.name for b in REGISTRY], help="run only these")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/bench.md as it is")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: put these benches' figures into bench/results.json in place of theirs")
     parser.add_argument("--table-only", action="store_true",
                         help="rewrite docs/bench.md's table from bench/results.json, measure nothing")
     parser.add_argument("--child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.table_only:
         update_doc(json.loads(RESULTS.read_text(encoding="utf-8")))
         return
-    results = run(args.only, docs=not args.no_docs)
+    results = run(args.only, docs=not args.no_docs, merge=args.merge)
     if results["failed"]:
         print(f"failed: {', '.join(results['failed'])}", file=sys.stderr)
         sys.exit(1)

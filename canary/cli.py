@@ -12,7 +12,9 @@ import click
 
 from canary import config as canary_config
 from canary import controller as ctl
+from canary import records
 from canary.judge.scoring import judge_files
+from canary.records import RolloutView
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import RefusedError, UsageError
@@ -33,32 +35,22 @@ def _settings() -> tuple[Any, canary_config.CanarySettings]:
     return obj, canary_config.from_settings(obj.settings)
 
 
-def _render_status(d: dict[str, Any]) -> RenderableType:
+def _render_status(v: RolloutView) -> RenderableType:
     rows = []
-    for c in d["cohorts"]:
-        lv = c.get("last_verdict") or {}
-        verdict = f"{lv.get('decision')} ({lv.get('score')})" if lv else ""
-        rows.append([c["key"], c["status"], f"{min(c['wave'] + 1, len(c['waves']))}/{len(c['waves'])}",
-                     f"{c['replaced']}/{c['size']}", verdict])
-    title = (f"rollout {d['id']} — {d['status']}" + (f": {d['reason']}" if d.get("reason") else "")
-             + f" — {d['api_calls']['total']} API calls")
+    for c in v.cohorts:
+        lv = c.last_verdict
+        rows.append([c.key, c.status, f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}", f"{c.replaced}/{c.size}",
+                     f"{lv.decision} ({lv.score})" if lv else ""])
+    title = (f"rollout {v.id} — {v.status}" + (f": {v.reason}" if v.reason else "")
+             + f" — {v.api_calls} API calls")
     return table(["cohort", "status", "wave", "replaced", "last verdict"], rows, title=title)
 
 
-def _status_data(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": d["id"], "family": d["family"], "new": d["new"], "status": d["status"], "reason": d.get("reason"),
-        "created_at": d["created_at"], "updated_at": d["updated_at"], "api_calls": d["api_calls"],
-        "cohorts": [{"key": c["key"], "status": c["status"], "wave": c["wave"], "waves": len(c["waves"]),
-                     "replaced": c["replaced"], "instances": c["size"], "last_verdict": c.get("last_verdict"),
-                     "verdicts": [{"wave": w["index"], "decision": w["verdict"]["decision"],
-                                   "score": w["verdict"]["score"], "reasons": w["verdict"]["judge"]["reasons"]}
-                                  for w in c["waves"] if w.get("verdict")]}
-                    for c in d["cohorts"]],
-    }
+def _show(obj: Context, v: RolloutView) -> None:
+    obj.out.result(v.to_json(), lambda: _render_status(v))
 
 
-def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run") -> dict[str, Any]:
+def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run") -> RolloutView:
     """Run the controller (attached, with live progress) and turn the outcome into an exit code."""
     with obj.out.status(f"canary {rollout_id}") as update:
         c = ctl.Controller(obj, cfg, rollout_id, progress=update)
@@ -73,15 +65,15 @@ def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, act
                 c.release()
         else:
             c.run()
-    d: dict[str, Any] = c.doc
-    obj.out.result(_status_data(d), lambda: _render_status(d))
-    if d["status"] == "failed":
-        raise RefusedError(f"rollout {d['id']} failed: {d['reason']}", hint=f"imagefleet canary status {d['id']}")
-    if d["status"] in ("aborted", "rolled_back") and action == "run":
-        raise RefusedError(f"rollout {d['id']} {d['status']}: {d['reason']}")
-    if d["status"] == "paused":
-        obj.out.note(f"paused: {d['reason']} — 'imagefleet canary resume {d['id']}' or 'abort {d['id']}'")
-    return d
+    v = RolloutView.of(c.rollout)
+    _show(obj, v)
+    if v.status == "failed":
+        raise RefusedError(f"rollout {v.id} failed: {v.reason}", hint=f"imagefleet canary status {v.id}")
+    if v.status in ("aborted", "rolled_back") and action == "run":
+        raise RefusedError(f"rollout {v.id} {v.status}: {v.reason}")
+    if v.status == "paused":
+        obj.out.note(f"paused: {v.reason} — 'imagefleet canary resume {v.id}' or 'abort {v.id}'")
+    return v
 
 
 @canary_group.command("start")
@@ -116,7 +108,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
 
 
 def _rollout_id(obj: Context, rollout_id: str | None) -> str:
-    return rollout_id or ctl.latest(obj.store)["id"]
+    return rollout_id or records.latest_id(obj.store)
 
 
 @canary_group.command("status")
@@ -127,14 +119,14 @@ def status(rollout_id: str | None, watch: bool) -> None:
     """Per cohort: wave, instances replaced, last verdict (latest rollout when no ID)."""
     obj = get_context()
     rid = _rollout_id(obj, rollout_id)
-    d, _ = obj.store.get_doc(ctl.KIND, rid)
+    h = records.header(obj.store, rid)
     if watch and not obj.json_mode:
         with obj.out.status(f"rollout {rid}") as update:
-            while d["status"] in ("running", "aborting", "rolling_back") and d.get("owner"):
-                update(", ".join(f"{c['key']} {c['replaced']}/{c['size']}" for c in d["cohorts"]))
+            while h.status in ("running", "aborting", "rolling_back") and h.running:
+                update(", ".join(f"{c.key} {c.replaced}/{c.size}" for c in h.cohorts))
                 obj.clock.sleep(2 * obj.clock.scale)
-                d, _ = obj.store.get_doc(ctl.KIND, rid)
-    obj.out.result(_status_data(d), lambda: _render_status(d))
+                h = records.header(obj.store, rid)  # the header alone: a few KB at any fleet size
+    _show(obj, RolloutView.of(records.load(obj.store, rid)))
 
 
 @canary_group.command("list")
@@ -142,9 +134,8 @@ def status(rollout_id: str | None, watch: bool) -> None:
 def list_rollouts() -> None:
     """Every rollout, newest last."""
     obj = get_context()
-    docs = sorted(obj.store.docs(ctl.KIND), key=lambda d: d["created_at"])
-    data = [{"id": d["id"], "family": d["family"], "new": d["new"]["ref"], "status": d["status"],
-             "created_at": d["created_at"]} for d in docs]
+    data = [{"id": h.id, "family": h.family, "new": h.new_ref, "status": h.status, "created_at": h.created_at}
+            for h in records.headers(obj.store)]
     obj.out.result(data, lambda: table(["id", "family", "new", "status", "created"],
                                        [[r["id"], r["family"], r["new"], r["status"], r["created_at"]] for r in data]))
 
@@ -156,11 +147,11 @@ def pause(rollout_id: str | None) -> None:
     """Ask a running rollout to pause after its current action."""
     obj = get_context()
     rid = _rollout_id(obj, rollout_id)
-    d, _ = obj.store.get_doc(ctl.KIND, rid)
-    if d["status"] in ctl.FINAL:
-        raise UsageError(f"rollout {rid} is {d['status']}; nothing to pause")
+    h = records.header(obj.store, rid)
+    if h.final:
+        raise UsageError(f"rollout {rid} is {h.status}; nothing to pause")
     ctl.request(obj.store, rid, "pause")
-    obj.store.audit(obj.actor, "canary.pause", d["family"], details={"rollout": rid})
+    obj.store.audit(obj.actor, "canary.pause", h.family, details={"rollout": rid})
     obj.out.result({"id": rid, "requested": "pause"}, lambda: f"pause requested for {rid}")
 
 
@@ -171,26 +162,26 @@ def resume(rollout_id: str | None) -> None:
     """Continue a paused or interrupted rollout (a paused wave's verdict is accepted)."""
     obj, cfg = _settings()
     rid = _rollout_id(obj, rollout_id)
-    d, _ = obj.store.get_doc(ctl.KIND, rid)
-    if d["status"] in ctl.FINAL:
-        raise UsageError(f"rollout {rid} is {d['status']}; nothing to resume")
-    obj.store.audit(obj.actor, "canary.resume", d["family"], details={"rollout": rid})
+    h = records.header(obj.store, rid)
+    if h.final:
+        raise UsageError(f"rollout {rid} is {h.status}; nothing to resume")
+    obj.store.audit(obj.actor, "canary.resume", h.family, details={"rollout": rid})
     _drive(obj, cfg, rid)
 
 
 def _stop(rollout_id: str | None, action: str) -> None:
     obj, cfg = _settings()
     rid = _rollout_id(obj, rollout_id)
-    d, _ = obj.store.get_doc(ctl.KIND, rid)
-    if d["status"] in ctl.FINAL and not (action == "rollback" and d["status"] in ("succeeded", "failed", "aborted")):
-        raise UsageError(f"rollout {rid} is already {d['status']}")
+    h = records.header(obj.store, rid)
+    if h.final and not (action == "rollback" and h.status in ("succeeded", "failed", "aborted")):
+        raise UsageError(f"rollout {rid} is already {h.status}")
     holder = ctl.running_holder(obj.store, obj.clock, rid)
     if holder is not None and action == "abort":
         ctl.request(obj.store, rid, "abort")
         obj.out.result({"id": rid, "requested": "abort"},
                        lambda: f"abort requested for {rid} (pid {holder.pid} on {holder.host})")
         return
-    obj.store.audit(obj.actor, f"canary.{action}", d["family"], details={"rollout": rid})
+    obj.store.audit(obj.actor, f"canary.{action}", h.family, details={"rollout": rid})
     _drive(obj, cfg, rid, action)
 
 

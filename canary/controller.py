@@ -40,6 +40,7 @@ from canary.judge.decision import NODATA_QUERIES, Verdict, describe_verdict, ver
 from canary.model import CohortState, Owner, Rollout, Wave
 from canary.pacing import LaunchPacer, PacedAws
 from canary.prepare import new_amis, prepare
+from canary.records import RolloutRecords, RolloutView
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
     CONTROL_KIND,
@@ -84,8 +85,7 @@ class Controller:
         # Every request the rollout makes takes a token from the account's shared buckets.
         self.actions = RolloutActions(PacedAws(ctx.aws, lambda: self.budget, cfg.request_share), ctx.clock, cfg,
                                       self.progress)
-        doc, self.rev = self.store.get_doc(KIND, rollout_id)
-        self.rollout = Rollout.from_dict(doc)
+        self.rollout, self.records = RolloutRecords.load(self.store, rollout_id)
         self.id = rollout_id
         self._calls0 = ctx.aws.counter.snapshot()
         self._held: ExitStack | None = None
@@ -100,7 +100,7 @@ class Controller:
         leases.claim(ctx.store, group_leases(rollout), owner=claim_owner(rollout.id), clock=ctx.clock,
                      actor=ctx.actor, command=f"canary start {rollout.new.ref or rollout.id}")
         try:
-            ctx.store.put_doc(KIND, rollout.id, rollout.to_dict(), expected_revision=None)
+            RolloutRecords(rollout.id).save(ctx.store, rollout)
         except BaseException:
             leases.release(ctx.store, claim_owner(rollout.id))
             raise
@@ -127,7 +127,7 @@ class Controller:
         self.rollout.updated_at = utcnow()
         if self.rollout.owner:
             self.rollout.owner.heartbeat = utcnow()
-        self.rev = self.store.put_doc(KIND, self.id, self.rollout.to_dict(), expected_revision=self.rev)
+        self.records.save(self.store, self.rollout)
 
     def step(self, name: str, action: Callable[[], T], *, save: bool = True) -> T:
         """One journaled action: the rollout is saved, then the engine records pending, acts, records done.
@@ -395,8 +395,8 @@ class Controller:
 
     def _announce_rollback(self, cohort: CohortState) -> None:
         """Tell the layers above (a retrospective draft, in ``pipelines``); never blocks the rollout."""
-        event = hooks.CohortRolledBack(self.store, self.ctx.settings.state_dir, self.rollout.to_dict(),
-                                       cohort.to_dict())
+        event = hooks.CohortRolledBack(self.store, self.ctx.settings.state_dir, RolloutView.of(self.rollout),
+                                       cohort.key)
         for line in hooks.cohort_rolled_back(event):
             self.progress(f"cohort {cohort.key}: {line}")
 

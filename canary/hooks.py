@@ -11,20 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from canary.records import RolloutView
     from orchestrator.store import StateStore
 
 
 @dataclass(frozen=True)
 class CohortRolledBack:
-    """A cohort the canary rolled back: the rollout's document and the cohort's, as saved."""
+    """A cohort the canary rolled back: the rollout as saved (its typed view) and the cohort's key."""
 
     store: StateStore
     state_dir: Path
-    rollout: dict[str, Any]
-    cohort: dict[str, Any]
+    rollout: RolloutView
+    cohort_key: str
 
 
 Listener = Callable[[CohortRolledBack], str]  # returns one line for the rollout's progress output

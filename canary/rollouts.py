@@ -1,7 +1,7 @@
 """Rollouts in the state store: their documents, the claims on their groups, requests to a runner.
 
-A rollout is one ``canary-rollout`` document; the controller running it is its only writer
-(optimistic concurrency turns a second writer into a ``ConflictError``). ``pause`` and ``abort``
+A rollout is a header and its parts (``canary.records``); the controller running it is their only
+writer (optimistic concurrency turns a second writer into a ``ConflictError``). ``pause`` and ``abort``
 from other processes go through a ``canary-control`` document the controller reads between
 actions. While a rollout is not final it claims its groups (leases owned by the rollout, not by
 a process), and the process running it holds the rollout's own lease.
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from canary import records
 from canary.model import Rollout
+from canary.records import CONTROL_KIND, FINAL, KIND
 from orchestrator.clock import Clock
 from orchestrator.errors import NotFoundError
 from orchestrator.store import Lease, StateStore, leases, utcnow
 
-KIND = "canary-rollout"
-CONTROL_KIND = "canary-control"
-FINAL = ("succeeded", "failed", "aborted", "rolled_back")
+__all__ = ["CONTROL_KIND", "FINAL", "KIND", "claim_owner", "clear_request", "group_leases", "latest", "pending_request",
+           "request", "rollout_lease", "running_holder"]
 
 
 def rollout_lease(rollout_id: str) -> str:
@@ -69,8 +70,5 @@ def clear_request(store: StateStore, rollout_id: str) -> None:
 
 
 def latest(store: StateStore) -> dict[str, Any]:
-    """The newest rollout's document."""
-    docs = store.docs(KIND)
-    if not docs:
-        raise NotFoundError("no canary rollouts yet", hint="imagefleet canary start FAMILY:VERSION")
-    return max(docs, key=lambda doc: doc["created_at"])
+    """The newest rollout, whole, as ``Rollout.to_dict`` writes it."""
+    return records.load(store, records.latest_id(store)).to_dict()

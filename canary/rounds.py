@@ -23,13 +23,15 @@ so a resumed run replays what was done and redoes what was not, cohort by cohort
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from canary.actions import WaveToJudge, template_key
 from canary.executor import GroupInfo
+from canary.judge.decision import Verdict
 from canary.model import (
     Analysis,
     Baselines,
@@ -40,6 +42,7 @@ from canary.model import (
     Wave,
 )
 from canary.pacing import Paced, interleave
+from orchestrator.artifacts import put_artifact
 from orchestrator.store import utc_iso
 
 if TYPE_CHECKING:  # the controller imports this module to run it
@@ -251,12 +254,29 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
     ctl.clock.sleep(last_end + cfg.metric_delay_s - ctl.clock.time())
     verdicts = ctl.actions.judge(judge) if judge else {}
     for cohort, wave in waves:
-        wave.verdict = ctl.step(_judge_step(cohort, wave), partial(verdicts.__getitem__, f"{cohort.key}/{wave.index}"),
+        wave.verdict = ctl.step(_judge_step(cohort, wave), partial(keep_samples, ctl, cohort, wave, verdicts),
                                 save=False)
     end_baselines(ctl, waves)
     for _, wave in waves:
         wave.status = "judged"
     ctl.save()
+
+
+def keep_samples(ctl: Controller, cohort: CohortState, wave: Wave, verdicts: dict[str, Verdict]) -> Verdict:
+    """The wave's verdict, its raw samples written to the artifact bucket and named by their URI:
+    the samples are most of a verdict's bytes and nobody reads them at a step (the journal and the
+    wave's record keep the verdict without them)."""
+    judged = verdicts[f"{cohort.key}/{wave.index}"]
+    samples = judged.get("samples")
+    if samples is None:
+        return judged
+    settings = ctl.ctx.settings
+    key = f"canary/{ctl.id}/{cohort.key}/wave-{wave.index}/samples.json"
+    uri = put_artifact(ctl.ctx.aws, settings.aws.artifact_bucket, key, json.dumps(samples), "application/json",
+                       settings.aws.regions[0])
+    kept = cast("Verdict", {name: value for name, value in judged.items() if name != "samples"})
+    kept["samples_uri"] = uri
+    return kept
 
 
 def _judge_step(cohort: CohortState, wave: Wave) -> str:

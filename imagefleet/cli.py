@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from orchestrator.local.agents import Handler
-    from orchestrator.store import Lease
+    from orchestrator.store import Lease, StateStore
 
 
 class LazyGroup(click.Group):
@@ -189,6 +189,31 @@ def virtual_clock_agents() -> dict[str, Handler]:
     return {"health": local_health.tick, "benchmarks": local_runner.settle}
 
 
+def in_flight(store: StateStore) -> dict[str, Callable[[], bool]]:
+    """By agent role (as ``virtual_clock_agents``): is a record it serves in flight? Read from each
+    area's typed records (a rollout's header, a perf run)."""
+    from canary import records as canary_records
+    from perf import records as perf_records
+
+    return {"health": lambda: any(not h.final for h in canary_records.headers(store)),
+            "benchmarks": lambda: any(r.running for r in perf_records.runs(store))}
+
+
+def cohort_outcomes(store: StateStore) -> dict[str, str]:
+    """Every rollout's cohorts and how each stands (the headers' cohort lines)."""
+    from canary import records as canary_records
+
+    return {c.key: c.status for h in canary_records.headers(store) for c in h.cohorts}
+
+
+def report_sections(store: StateStore) -> dict[str, Any]:
+    """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords)."""
+    from canary import report_rows
+    from perf import records as perf_records
+
+    return {"rollouts": report_rows.matrices(store), "runs": perf_records.runs(store)}
+
+
 # --- the report site ----------------------------------------------------------------------------------
 @cli.command("report")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
@@ -199,7 +224,7 @@ def report_command(out_dir: Path) -> None:
     from orchestrator import report
 
     obj = get_context()
-    site = report.build(obj.store, out_dir)
+    site = report.build(obj.store, out_dir, **report_sections(obj.store))
     obj.out.result(site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}")
 
 

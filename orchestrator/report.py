@@ -6,8 +6,9 @@ cohort × wave matrix, coloured pass / marginal / fail / pending, with the metri
 each verdict), one per perf run (verdict table and plots) and the audit trail. Plain files that work
 from ``file://``: no server, no script, no network; jinja2 templates under ``templates/report``.
 
-The site reads the store's records as data (documents by kind), so the core never imports an
-area package to draw it.
+The core never imports an area to draw it: the canary's rollouts and perf's runs come in as the
+typed rows this module declares (``RolloutMatrix``, ``RunPage``), built by each area from its own
+records; the rest (bases, history, audit, retrospectives, fleet snapshots) is read from the store.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 
@@ -28,13 +30,32 @@ from orchestrator.errors import UsageError
 from orchestrator.output import printable
 from orchestrator.store import StateStore
 
-ROLLOUT_KIND = "canary-rollout"
 RETRO_KIND = "retrospective"
-PERF_KIND = "perf-run"
 FLEET_KIND = "fleet-snapshot"
 STAGES = ("unstable", "candidate", "release")
-# What a cell of the rollout matrix shows, by the wave's state and its verdict's decision.
-CELL = {"pass": "pass", "marginal": "marginal", "fail": "fail", "nodata": "marginal"}
+
+
+class RunPage(Protocol):
+    """A perf run as its page draws it (``perf.records.PerfRunRecord`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def candidate_ref(self) -> str: ...
+    @property
+    def baseline_ref(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def verdict(self) -> str | None: ...
+    @property
+    def started_at(self) -> str: ...
+    @property
+    def plots(self) -> Sequence[str]: ...
+    @property
+    def cells(self) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict
 
 
 @dataclass
@@ -68,40 +89,56 @@ def _num(x: object, digits: int = 3) -> str:
     return str(x)
 
 
-def wave_cell(wave: dict[str, Any]) -> dict[str, Any]:
-    """One cell of a rollout's cohort × wave matrix: its colour class, label and metric rows."""
-    verdict = wave.get("verdict")
-    if not verdict:
-        state = "running" if wave.get("status") not in (None, "pending") else "pending"
-        return {"cls": state, "label": state, "score": None, "metrics": [], "reasons": []}
-    decision = verdict.get("decision", "")
-    judge = verdict.get("judge") or {}
-    metrics = [{
-        "name": m.get("name", ""), "classification": m.get("classification", ""),
-        "critical": m.get("critical", False), "estimate": m.get("estimate"),
-        "ci": (m.get("ci_lower"), m.get("ci_upper")), "effect_size": m.get("effect_size"),
-        "measure": m.get("effect_size_measure", ""),
-        "control_mean": (m.get("control") or {}).get("mean"),
-        "experiment_mean": (m.get("experiment") or {}).get("mean"), "reason": m.get("reason", ""),
-    } for m in judge.get("metrics", [])]
-    return {"cls": CELL.get(decision, "fail"), "label": decision, "score": verdict.get("score"),
-            "metrics": metrics, "reasons": judge.get("reasons", [])}
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric behind a wave's verdict, as a cell of the matrix lists it."""
+
+    name: str
+    classification: str
+    critical: bool
+    estimate: float | None
+    ci: tuple[float | None, float | None]
+    effect_size: float | None
+    measure: str
+    control_mean: float | None
+    experiment_mean: float | None
+    reason: str
 
 
-def rollout_view(doc: dict[str, Any]) -> dict[str, Any]:
-    """A rollout as the matrix the page draws: one row per cohort, one cell per wave."""
-    width = max((len(c["waves"]) for c in doc["cohorts"]), default=0)
-    rows = []
-    for c in doc["cohorts"]:
-        cells = [wave_cell(w) for w in c["waves"]]
-        if c["status"] in ("rolled_back", "halted"):  # the waves it never reached
-            cells = [cell if cell["cls"] != "pending" else {**cell, "cls": "skipped", "label": c["status"]}
-                     for cell in cells]
-        rows.append({"key": c["key"], "status": c["status"], "replaced": c.get("replaced", 0),
-                     "size": c.get("size", 0), "cells": cells + [None] * (width - len(cells))})
-    return {"id": doc["id"], "family": doc["family"], "new": doc.get("new", {}), "status": doc["status"],
-            "reason": doc.get("reason"), "created_at": doc.get("created_at"), "rows": rows, "width": width,
-            "api_calls": (doc.get("api_calls") or {}).get("total")}
+@dataclass(frozen=True)
+class Cell:
+    """One wave of one cohort: its colour class (pass, marginal, fail, running, pending, skipped)."""
+
+    cls: str
+    label: str
+    score: float | None = None
+    metrics: tuple[MetricRow, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    key: str
+    status: str
+    replaced: int
+    size: int
+    cells: tuple[Cell | None, ...]
+
+
+@dataclass(frozen=True)
+class RolloutMatrix:
+    """A rollout as the page draws it: one row per cohort, one cell per wave. The canary builds
+    these from its records (``canary.report_rows``); the core only draws them."""
+
+    id: str
+    family: str
+    new_ref: str | None
+    status: str
+    reason: str | None
+    created_at: str
+    rows: tuple[MatrixRow, ...]
+    width: int
+    api_calls: int | None
 
 
 def fleet_view(store: StateStore, out: Path) -> dict[str, Any] | None:
@@ -130,8 +167,12 @@ def planted_links(out: Path) -> list[Path]:
     return sorted(found)
 
 
-def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
+def build(store: StateStore, out: Path, *, now: datetime | None = None, rollouts: Sequence[RolloutMatrix] = (),
+          runs: Sequence[RunPage] = ()) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
+
+    The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf): the
+    command's mounting (``imagefleet.cli``) asks each area for them.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -153,7 +194,8 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None) -> Site:
                          f"({exc.strerror or exc})") from None
     try:
         staging.chmod(0o755)
-        pages = [out / p.relative_to(staging) for p in _write(store, staging, now=now)]
+        pages = [out / p.relative_to(staging)
+                 for p in _write(store, staging, now=now, rollouts=rollouts, runs=runs)]
         _swap(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -177,7 +219,8 @@ def _swap(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(store: StateStore, out: Path, *, now: datetime | None = None) -> list[Path]:
+def _write(store: StateStore, out: Path, *, now: datetime | None, rollouts: Sequence[RolloutMatrix],
+           runs: Sequence[RunPage]) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
     (out / "rollouts").mkdir(exist_ok=True)
@@ -197,13 +240,11 @@ def _write(store: StateStore, out: Path, *, now: datetime | None = None) -> list
     bases = store.bases()
     pointers = store.pointers()
     families = sorted({b.family for b in bases} | {f for f, _ in pointers})
-    rollouts = [rollout_view(d) for d in store.docs(ROLLOUT_KIND)]
-    runs = store.docs(PERF_KIND)
     by_family: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for r in rollouts:
-        by_family[r["family"]]["rollouts"].append(r)
+        by_family[r.family]["rollouts"].append(r)
     for run in runs:
-        by_family[run.get("family", "")]["runs"].append(run)
+        by_family[run.family]["runs"].append(run)
     for b in bases:
         by_family[b.family]["bases"].append(b)
     for retro in store.docs(RETRO_KIND):
@@ -223,20 +264,19 @@ def _write(store: StateStore, out: Path, *, now: datetime | None = None) -> list
         (out / "retros" / f"{retro['id']}.md").write_text(retro.get("markdown", ""))
         write(f"retros/{retro['id']}.html", "retro.html.j2", retro=retro)
     for r in rollouts:
-        write(f"rollouts/{r['id']}.html", "rollout.html.j2", r=r,
-              retros=[x for x in retros if x.get("rollout") == r["id"]])
+        write(f"rollouts/{r.id}.html", "rollout.html.j2", r=r,
+              retros=[x for x in retros if x.get("rollout") == r.id])
     for run in runs:
         plots = []
-        for p in run.get("plots") or []:
+        for p in run.plots:
             src = Path(p)
             if src.is_file():
-                dest = out / "assets" / f"{run['id']}-{src.name}"
+                dest = out / "assets" / f"{run.id}-{src.name}"
                 shutil.copyfile(src, dest)
                 plots.append(f"../assets/{dest.name}")
-        write(f"runs/{run['id']}.html", "run.html.j2", run=run, plots=plots,
-              comparisons=(run.get("comparison") or {}).get("comparisons", []))
+        write(f"runs/{run.id}.html", "run.html.j2", run=run, plots=plots, comparisons=run.cells)
     audit = store.audit_trail(limit=500)
     write("audit.html", "audit.html.j2", entries=list(reversed(audit)))
-    write("index.html", "index.html.j2", families=summary, rollouts=rollouts[-10:][::-1],
-          runs=runs[-10:][::-1], audit=list(reversed(audit))[:15], fleet=fleet_view(store, out))
+    write("index.html", "index.html.j2", families=summary, rollouts=list(rollouts)[-10:][::-1],
+          runs=list(runs)[-10:][::-1], audit=list(reversed(audit))[:15], fleet=fleet_view(store, out))
     return pages

@@ -44,16 +44,9 @@ class Collected:
 
 
 def present_keys(aws: AwsFactory, bucket: str, prefix: str, region: str | None = None) -> set[str]:
-    """Every object key under ``prefix`` (one ListObjectsV2 walk)."""
-    s3 = aws.client("s3", region)
-    keys: set[str] = set()
-    token = None
-    while True:
-        page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
-        keys.update(o["Key"] for o in page.get("Contents", []))
-        if not page.get("IsTruncated"):
-            return keys
-        token = page.get("NextContinuationToken")
+    """Every object key under ``prefix`` (one ListObjectsV2 walk, through botocore's paginator)."""
+    pages = aws.client("s3", region).paginate("list_objects_v2", Bucket=bucket, Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
 def parse_results(text: str, exp: Expected) -> list[Sample]:

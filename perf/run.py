@@ -9,6 +9,7 @@ gate evidence ``perf`` for the candidate base.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.artifacts import put_artifact
 from orchestrator.context import Context
 from orchestrator.engine import kill_point
 from orchestrator.errors import AwsError, LeaseLostError, NotFoundError, UsageError
@@ -29,6 +31,7 @@ from perf.compare import compare
 from perf.fleet import Fleet, QuotaExceededError, check_quota, default_zones
 from perf.placement import plan_slots
 from perf.plots import distribution_plots, forest_plot
+from perf.records import KIND
 from perf.runs import DOC_KIND, close_dead, perf_lease
 from perf.samples import write_jsonl
 
@@ -155,7 +158,7 @@ class PerfRun:
             with provisioned(fleet, clock=ctx.clock, ready_timeout=perf.launch_timeout,
                              poll=perf.poll_interval, progress=self._progress(fleet)):
                 timings["launch_s"] = round(ctx.clock.monotonic() - t0, 2)
-                self._save(instances=fleet.summary())
+                self._save(**self._instances(fleet))
                 kill_point("perf:launched")
                 if self.on_launch:
                     self.on_launch(fleet)
@@ -165,15 +168,29 @@ class PerfRun:
         except LeaseLostError:
             raise  # the fleet (this run's own) is still terminated on the way out; nothing is written
         except KeyboardInterrupt:
-            self._save(status="interrupted", instances=fleet.summary(), terminated=fleet.terminated,
+            self._save(status="interrupted", **self._instances(fleet), terminated=len(fleet.terminated),
                        finished_at=utcnow())
             raise
         except BaseException as exc:
-            self._save(status="failed", error=str(exc), instances=fleet.summary(),
-                       terminated=fleet.terminated, finished_at=utcnow())
+            self._save(status="failed", error=str(exc), **self._instances(fleet),
+                       terminated=len(fleet.terminated), finished_at=utcnow())
             raise
         timings["total_fleet_s"] = round(ctx.clock.monotonic() - t0, 2)
         return self._judge(cand, base, fleet, collected, timings)
+
+    def _instances(self, fleet: Fleet) -> dict[str, object]:
+        """The fleet's per-instance list, written next to the agents' results; the record keeps its
+        URI and the count (a list of every instance would grow the record with the fleet)."""
+        settings = self.ctx.settings
+        key = f"{self.perf.results_prefix}/{self.run_id}/instances.json"
+        try:
+            uri: str | None = put_artifact(self.ctx.aws, settings.aws.artifact_bucket, key,
+                                           json.dumps(fleet.summary()), "application/json",
+                                           self.perf.region or settings.aws.regions[0])
+        except AwsError as exc:  # a run that is failing anyway records that, not this
+            self.progress(f"{self.run_id}: the instance list was not written to {key}: {exc}")
+            uri = None
+        return {"instance_count": len(fleet.instances), "instances_uri": uri}
 
     def _progress(self, fleet: Fleet) -> Progress:
         def update(line: str) -> None:
@@ -223,7 +240,7 @@ class PerfRun:
                         "ci_low": c.ci_low, "ci_high": c.ci_high} for c in result.regressions]
         self._save(
             status="done", verdict=result.verdict, passed=passed, comparison=result.to_dict(),
-            collection=got.to_dict(), instances=fleet.summary(), terminated=fleet.terminated,
+            collection=got.to_dict(), **self._instances(fleet), terminated=len(fleet.terminated),
             plots=[str(p) for p in plots], samples=str(out_dir / "samples.jsonl"),
             timings=timings, finished_at=utcnow(),
         )
@@ -233,7 +250,8 @@ class PerfRun:
                      "regressions": regressions, "missing": len(got.missing)},
             at=utcnow(), actor=self.doc["actor"],
         ))
-        self.store.audit(self.doc["actor"], "perf-run", cand.ref,
+        self.store.audit(self.doc["actor"], KIND, cand.ref,  # the audit action has always been the kind
                         reason=f"verdict {result.verdict} against {base.ref}",
                         details={"run_id": self.run_id})
-        return self.doc
+        # what the command prints: the record plus the fleet's instances (the record has their URI)
+        return {**self.doc, "instances": fleet.summary(), "terminated": list(fleet.terminated)}

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConflictError
 from orchestrator.store import StateStore, leases, utcnow
+from perf.records import KIND
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-DOC_KIND = "perf-run"
+DOC_KIND = KIND  # the run's document (``perf.records``)
 ABANDONED = "abandoned"
 
 

@@ -35,6 +35,7 @@ from orchestrator.inputs import read_bounded
 from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
+from pipelines import aws as adapter
 from pipelines import registry, reservations
 from pipelines.gc import sweep as gc
 from pipelines.packer import contract
@@ -102,13 +103,13 @@ def resolve_source_ami(aws: AwsFactory, family: FamilySettings, region: str) -> 
     filters = [{"Name": "name", "Values": [flt["name"]]}, {"Name": "state", "Values": ["available"]}]
     for key, value in (flt.get("tags") or {}).items():
         filters.append({"Name": f"tag:{key}", "Values": [str(value)]})
-    images = aws.client("ec2", region).describe_images(Owners=list(flt.get("owners") or ["self"]), Filters=filters)["Images"]
+    images = adapter.find_images(aws, region, filters, owners=list(flt.get("owners") or ["self"]))
     if not images:
         raise NotFoundError(
             f"no source AMI in {region} matches families.{family.name}.source_filter {flt}",
             hint="check the filter's name pattern and owners (moto's stock images include " "Canonical's)",
         )
-    return str(max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))["ImageId"])
+    return max(images, key=lambda i: (i.creation_date, i.ami)).ami
 
 
 def _template_arg(template: Path, cwd: Path) -> str:

@@ -1,8 +1,8 @@
 """Image tests, the CI image-test stage: boot the base on every cohort type in every region and check it.
 
-One smoke instance per (region, cohort instance type). Everything launched is tagged with the test
-run id and terminated in a ``finally`` — on success, on a failed check, on an AWS error and on
-Ctrl-C. The checks are plain functions of what EC2 reports (``check_image``, ``check_instance``) so
+One smoke instance per (region, cohort instance type), launched and terminated through the shared
+lifecycle (``orchestrator.lifecycle``). Everything launched is tagged with the test run id and
+terminated on every way out — on success, on a failed check, on an AWS error, on Ctrl-C and SIGTERM. The checks are plain functions of what EC2 reports (``check_image``, ``check_instance``) so
 they are tested without AWS.
 """
 
@@ -11,17 +11,19 @@ from __future__ import annotations
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.aws import AwsFactory, Client, client_token
+from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
 from orchestrator.errors import AwsError
+from orchestrator.lifecycle import Progress, Resource, provisioned
 from orchestrator.store import BaseVersion, Evidence, StateStore, utcnow
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, STAGE_TAG, TEST_RUN_TAG, VERSION_TAG
+from pipelines import aws as images
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,46 @@ def check_manifest(base: BaseVersion) -> Check:
 
 
 # --- running --------------------------------------------------------------------------------------
+class SmokeInstances(Resource):
+    """One region's smoke instances, one per cohort instance type, on the shared lifecycle: launched
+    in ``_create`` (each recorded as it starts), terminated in ``_delete`` with any other instance
+    carrying the run's tag (a launch whose answer was lost)."""
+
+    def __init__(self, aws: AwsFactory, run_id: str, family: str, region: str, ami: str,
+                 instance_types: Sequence[str]) -> None:
+        self.aws, self.run_id, self.family, self.region, self.ami = aws, run_id, family, region, ami
+        self.instance_types = list(instance_types)
+        self.label = f"image-test instances {run_id} in {region}"
+        self.launched: dict[str, str] = {}  # instance type -> instance id
+        self.failed: dict[str, str] = {}  # instance type -> why its launch failed
+        self.terminated: list[str] = []
+
+    def _create(self, progress: Progress) -> None:
+        tags = {ROLE_TAG: "image-test", TEST_RUN_TAG: self.run_id, FAMILY_TAG: self.family}
+        for itype in self.instance_types:
+            progress(f"{self.region}: launching {itype} from {self.ami}")
+            try:
+                self.launched[itype] = images.run_instance(
+                    self.aws, self.region, ami=self.ami, instance_type=itype,
+                    token=client_token(self.run_id, self.region, itype), tags=tags)
+            except AwsError as exc:
+                self.failed[itype] = exc.message
+
+    def _is_ready(self) -> tuple[bool, str]:
+        # each instance's boot is a check of its own (``check_instance``), waited for in the body
+        return True, f"{self.region}: {len(self.launched)} launched"
+
+    def _delete(self, progress: Progress) -> None:
+        ids = list(self.launched.values())
+        filters = [{"Name": f"tag:{TEST_RUN_TAG}", "Values": [self.run_id]},
+                   {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+        ids += [i.instance_id for i in images.find_instances(self.aws, self.region, filters)
+                if i.instance_id not in ids]
+        if ids:
+            images.terminate_instances(self.aws, self.region, ids)
+        self.terminated = ids
+
+
 def run_tests(
     aws: AwsFactory, clock: Clock, family: FamilySettings, base: BaseVersion, *,
     on_progress: Callable[[str], None] = lambda _m: None, boot_timeout: float = 600.0, poll: float = 2.0,
@@ -122,42 +164,31 @@ def run_tests(
     run_id = f"test-{base.family}-{base.version}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     cases: list[Case] = []
-    launched: dict[str, list[str]] = {}
-    try:
-        manifest = check_manifest(base)
-        for region in family.regions:
-            ami = base.amis.get(region)
-            ec2 = aws.client("ec2", region)
-            if ami is None:
-                cases += [Case(region, t, None, [Check("available", False, f"{base.ref} has no AMI in {region}")])
-                          for t in family.cohort_instance_types]
-                continue
-            image = _described_image(aws, clock, region, ami, base, poll)
-            image_checks = check_image(image, family, base)
-            for itype in family.cohort_instance_types:
-                on_progress(f"{region}: launching {itype} from {ami}")
-                tags = [{"Key": ROLE_TAG, "Value": "image-test"}, {"Key": TEST_RUN_TAG, "Value": run_id},
-                        {"Key": FAMILY_TAG, "Value": base.family}]
-                try:
-                    resp = ec2.run_instances(
-                        ImageId=ami, InstanceType=itype, MinCount=1, MaxCount=1,
-                        ClientToken=client_token(run_id, region, itype),
-                        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-                    )
-                except AwsError as exc:
-                    cases.append(Case(region, itype, None, [Check("launch", False, exc.message)]))
-                    continue
-                iid = resp["Instances"][0]["InstanceId"]
-                launched.setdefault(region, []).append(iid)
-                cases.append(Case(region, itype, iid, [*image_checks, manifest]))
-            for case in [c for c in cases if c.region == region and c.instance_id]:
-                t0 = time.monotonic()
-                instance = _wait_running(aws, ec2, case.instance_id or "", clock, boot_timeout, poll)
-                case.checks += check_instance(instance, ami, case.instance_type)
-                case.seconds = time.monotonic() - t0
-                on_progress(f"{region}: {case.instance_type} {'passed' if case.passed else 'FAILED'}")
-    finally:
-        terminated = _terminate(aws, launched)
+    terminated: list[str] = []
+    manifest = check_manifest(base)
+    for region in family.regions:
+        ami = base.amis.get(region)
+        if ami is None:
+            cases += [Case(region, t, None, [Check("available", False, f"{base.ref} has no AMI in {region}")])
+                      for t in family.cohort_instance_types]
+            continue
+        image_checks = check_image(_described_image(aws, clock, region, ami, base, poll), family, base)
+        smoke = SmokeInstances(aws, run_id, base.family, region, ami, family.cohort_instance_types)
+        try:
+            with provisioned(smoke, clock=clock, ready_timeout=0, poll=poll, progress=on_progress):
+                for itype in family.cohort_instance_types:
+                    if itype in smoke.failed:
+                        cases.append(Case(region, itype, None, [Check("launch", False, smoke.failed[itype])]))
+                        continue
+                    case = Case(region, itype, smoke.launched[itype], list(image_checks) + [manifest])
+                    cases.append(case)
+                    t0 = time.monotonic()
+                    instance = _wait_running(aws, region, case.instance_id or "", clock, boot_timeout, poll)
+                    case.checks += check_instance(instance, ami, itype)
+                    case.seconds = time.monotonic() - t0
+                    on_progress(f"{region}: {itype} {'passed' if case.passed else 'FAILED'}")
+        finally:
+            terminated += smoke.terminated
     return TestRun(run_id, base, cases, terminated, time.monotonic() - started)
 
 
@@ -167,39 +198,24 @@ def _described_image(aws: AwsFactory, clock: Clock, region: str, ami: str, base:
 
     Just after a bake both may lag (EC2 is eventually consistent: ``InvalidAMIID.NotFound``, then
     the tags from before ``CreateTags``); after ``aws.visibility_seconds`` the image is checked as it is."""
-    ec2 = aws.client("ec2", region)
     want = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version)}
-
-    def look() -> dict[str, Any]:
-        return dict(aws.until_visible(lambda: ec2.describe_images(ImageIds=[ami]))["Images"][0])
 
     def tagged(image: dict[str, Any]) -> bool:
         tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
         return want.items() <= tags.items() and STAGE_TAG in tags
 
-    image, _ = clock.poll_until(look, tagged, timeout=aws.visibility_seconds, every=poll)
+    image, _ = clock.poll_until(lambda: images.described_image(aws, region, ami), tagged,
+                                timeout=aws.visibility_seconds, every=poll)
     return image
 
 
-def _wait_running(aws: AwsFactory, ec2: Client, instance_id: str, clock: Clock, timeout: float,
+def _wait_running(aws: AwsFactory, region: str, instance_id: str, clock: Clock, timeout: float,
                   poll: float) -> dict[str, Any]:
     """The instance once it left ``pending`` (or as it is when ``timeout`` passed); one just
     launched may be unknown to EC2's describes for a while, which ``until_visible`` waits out."""
-    def look() -> dict[str, Any]:
-        found = aws.until_visible(lambda: ec2.describe_instances(InstanceIds=[instance_id]))
-        return dict(found["Reservations"][0]["Instances"][0])
-
-    inst, _ = clock.poll_until(look, lambda found: found["State"]["Name"] != "pending", timeout=timeout, every=poll)
+    inst, _ = clock.poll_until(lambda: images.described_instance(aws, region, instance_id),
+                               lambda found: found["State"]["Name"] != "pending", timeout=timeout, every=poll)
     return inst
-
-
-def _terminate(aws: AwsFactory, launched: dict[str, list[str]]) -> list[str]:
-    done = []
-    for region, ids in launched.items():
-        if ids:
-            aws.client("ec2", region).terminate_instances(InstanceIds=ids)
-            done += ids
-    return done
 
 
 def junit_xml(run: TestRun) -> str:

@@ -32,6 +32,7 @@ from orchestrator.errors import (
 )
 from orchestrator.store import BaseVersion, StageChange, StateStore, leases, utcnow
 from orchestrator.tags import FAMILY_TAG, STAGE_TAG, VERSION_TAG, stage_flag
+from pipelines import aws as images
 from pipelines import stages as stage_table
 from pipelines.config import gates
 from pipelines.friends import friend_accounts
@@ -55,53 +56,34 @@ class PublishResult:
 # --- publishing steps (each idempotent) -----------------------------------------------------------
 def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> str:
     """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
-    ec2 = aws.client("ec2", region)
-    found = ec2.describe_images(Owners=["self"], Filters=[
+    found = images.find_images(aws, region, [
         {"Name": f"tag:{FAMILY_TAG}", "Values": [base.family]},
         {"Name": f"tag:{VERSION_TAG}", "Values": [str(base.version)]},
-    ])["Images"]
+    ])
     if found:
-        return str(min(i["ImageId"] for i in found))
+        return min(i.ami for i in found)
     source_region, source_ami = next(iter(base.amis.items()))
-    tags = [{"Key": FAMILY_TAG, "Value": base.family}, {"Key": VERSION_TAG, "Value": str(base.version)},
-            {"Key": STAGE_TAG, "Value": base.stage}]
-    # Tagged at creation: the IAM policy lets imagefleet tag only what it creates or already tagged.
-    copied = ec2.copy_image(
-        SourceRegion=source_region, SourceImageId=source_ami, Name=base.packer_run_id,
-        Description=f"imagefleet {base.ref}", ClientToken=client_token(op_id, region),
-        TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
-    )["ImageId"]
-    # Again on the tagged copy (allowed): an endpoint that drops TagSpecifications (moto) still
-    # ends with the tags the copy is found by; a fresh copy may be unknown to EC2 for a while
-    # (eventual consistency): tagging waits it out
-    aws.until_visible(lambda: ec2.create_tags(Resources=[copied], Tags=tags))
-    return str(copied)
+    tags = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version), STAGE_TAG: base.stage}
+    return images.copy_image(aws, region, source_region=source_region, source_ami=source_ami,
+                             name=base.packer_run_id, description=f"imagefleet {base.ref}",
+                             token=client_token(op_id, region), tags=tags)
 
 
 def share(aws: AwsFactory, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> list[str]:
     """Grant launch permission; returns the accounts and OUs granted (the step's record)."""
     if not accounts and not ou_arns:
         return []
-    perms: list[dict[str, str]] = [{"UserId": a} for a in accounts]
-    perms += [{"OrganizationalUnitArn": arn} for arn in ou_arns]
-    ec2 = aws.client("ec2", region)
-    aws.until_visible(lambda: ec2.modify_image_attribute(
-        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}))  # a fresh copy, maybe
+    images.grant_launch(aws, region, ami, accounts, ou_arns)  # a fresh copy, maybe
     return [*accounts, *ou_arns]
 
 
 def unshare(aws: AwsFactory, region: str, ami: str, accounts: list[str]) -> None:
     if accounts:
-        aws.client("ec2", region).modify_image_attribute(
-            ImageId=ami, Attribute="launchPermission", LaunchPermission={"Remove": [{"UserId": a} for a in accounts]}
-        )
+        images.revoke_launch(aws, region, ami, accounts)
 
 
 def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
-    aws.client("ssm", region).put_parameter(
-        Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
-        Description="imagefleet stage pointer",
-    )
+    images.put_image_parameter(aws, region, name, ami, "imagefleet stage pointer")
     return ami
 
 
@@ -113,12 +95,11 @@ def tag_stages(aws: AwsFactory, region: str, ami: str, *, stage: str | None, add
     ``CreateTags`` call, on an image the IAM policy already lets imagefleet tag. A fresh copy may be
     unknown to EC2 for a while (eventual consistency): tagging waits it out.
     """
-    tags = [{"Key": stage_flag(s), "Value": "true"} for s in add]
-    tags += [{"Key": stage_flag(s), "Value": "false"} for s in remove]
-    tags += [{"Key": STAGE_TAG, "Value": stage}] if stage else []
+    tags = {stage_flag(s): "true" for s in add}
+    tags |= {stage_flag(s): "false" for s in remove}
+    tags |= {STAGE_TAG: stage} if stage else {}
     if tags:
-        ec2 = aws.client("ec2", region)
-        aws.until_visible(lambda: ec2.create_tags(Resources=[ami], Tags=tags))
+        images.tag_image(aws, region, ami, tags)
 
 
 def stages_of(store: StateStore, family: str, version: int) -> list[str]:
@@ -145,12 +126,12 @@ def settle_stage(store: StateStore, family: str, version: int, fallback: str) ->
 
 def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:
     with contextlib.suppress(NotFoundError):  # never written, or already withdrawn
-        aws.client("ssm", region).delete_parameter(Name=name)
+        images.delete_parameter(aws, region, name)
 
 
 def get_parameter(aws: AwsFactory, region: str, name: str) -> str:
     try:
-        return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
+        return images.get_parameter(aws, region, name)
     except NotFoundError:
         raise NotFoundError(f"no SSM parameter {name} in {region} (nothing published there yet)") from None
 
@@ -158,8 +139,8 @@ def get_parameter(aws: AwsFactory, region: str, name: str) -> str:
 def _ou_arns(aws: AwsFactory, ous: tuple[str, ...]) -> list[str]:
     if not ous:
         return []
-    org = aws.client("organizations").describe_organization()["Organization"]
-    return [f"arn:aws:organizations::{org['MasterAccountId']}:ou/{org['Id']}/{ou}" for ou in ous]
+    master, org_id = images.organization(aws)
+    return [f"arn:aws:organizations::{master}:ou/{org_id}/{ou}" for ou in ous]
 
 
 def stage_accounts(settings: Settings, store: StateStore, family: str, stage: str) -> list[str]:

@@ -18,6 +18,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import ImagefleetError, NotFoundError
 from orchestrator.store import BaseVersion, StateStore, utcnow
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
+from pipelines import aws as images
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
@@ -29,10 +30,8 @@ CHANGELOG_FORMATS = ("md", "html", "json")
 
 def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
     """Tag each region's AMI; one Packer just made may be unknown to EC2 for a while (until_visible)."""
-    pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
     for region, ami in amis.items():
-        ec2 = aws.client("ec2", region)
-        aws.until_visible(lambda: ec2.create_tags(Resources=[ami], Tags=pairs))  # noqa: B023 - called at once
+        images.tag_image(aws, region, ami, tags)
 
 
 def _source(settings: Settings, family: str) -> cl.ChangelogSource:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from canary import hooks
+from canary.records import RolloutView, WaveView
 from orchestrator.store import BaseVersion, StateStore, utcnow
 
 DOC_KIND = "retrospective"
@@ -88,36 +89,35 @@ def _save(store: StateStore, state_dir: Path, retro_id: str, title: str, text: s
     return Retro(retro_id, path, title)
 
 
-def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], cohort: dict[str, Any]) -> Retro:
+def canary_rollback(store: StateStore, state_dir: Path, rollout: RolloutView, cohort_key: str) -> Retro:
     """The draft for a cohort the canary rolled back."""
-    family = doc["family"]
-    new = _base(store, family, doc["new"].get("version"))
-    old_versions = {g.get("old_ami") for g in doc["groups"].values()}
-    old = next((b for b in store.bases(family) if set(b.amis.values()) & old_versions), None)
-    failed = [w for w in cohort["waves"] if w.get("verdict") and w["verdict"]["decision"] != "pass"]
-    detect = failed[-1] if failed else None
-    title = f"{doc['new']['ref'] or doc['id']}: canary rolled back cohort {cohort['key']}"
-    extra = [(w["verdict"]["at"], _judged(cohort["key"], w)) for w in cohort["waves"] if w.get("verdict")]
-    rb = cohort.get("rollback") or {}
-    extra.append((rb.get("at") or utcnow(), f"cohort {cohort['key']} rolled back to the previous launch templates"))
-    metrics = [m for m in (detect["verdict"]["judge"]["metrics"] if detect else [])
-               if m.get("classification") not in ("Pass", "Nodata")]
-    replaced = (f"- Cohort **{cohort['key']}**: {cohort.get('replaced', 0)} of {cohort['size']} " "instances had "
+    family = rollout.family
+    cohort = rollout.cohort(cohort_key)
+    new = _base(store, family, rollout.new_version)
+    old = next((b for b in store.bases(family) if set(b.amis.values()) & rollout.old_amis), None)
+    judged = [w for w in cohort.waves if w.verdict is not None]
+    failed = [w for w in judged if w.verdict is not None and w.verdict.decision != "pass"]
+    detect = failed[-1].verdict if failed else None
+    title = f"{rollout.new_ref or rollout.id}: canary rolled back cohort {cohort.key}"
+    extra = [(w.verdict.at, _judged(cohort.key, w)) for w in judged if w.verdict is not None]
+    extra.append((cohort.rolled_back_at or utcnow(),
+                  f"cohort {cohort.key} rolled back to the previous launch templates"))
+    metrics = [m for m in (detect.metrics if detect else ()) if m.deciding]
+    replaced = (f"- Cohort **{cohort.key}**: {cohort.replaced} of {cohort.size} instances had "
                 "been replaced when the judge stopped it; all were put back on the previous base.")
-    others = ", ".join(f"{c['key']} {c['status']}" for c in doc["cohorts"] if c["key"] != cohort["key"])
+    others = ", ".join(f"{c.key} {c.status}" for c in rollout.cohorts if c.key != cohort.key)
     impact = [replaced, f"- Other cohorts: {others or 'none'}"]
-    rows = [f"| {m.get('name')} | {m.get('classification')} | " f"{_n((m.get('experiment') or {}).get('mean'))} | "
-            f"{_n((m.get('control') or {}).get('mean'))} | {_n(m.get('estimate'))} "
-            f"[{_n(m.get('ci_lower'))}, {_n(m.get('ci_upper'))}] | {m.get('effect_size_measure', '')} "
-            f"{_n(m.get('effect_size'))} |" for m in metrics]
-    types = sorted({b.get("instance_type", "") for w in cohort["waves"] for b in w.get("batches", [])} - {""})
+    rows = [f"| {m.name} | {m.classification} | {_n(m.experiment.mean)} | {_n(m.control.mean)} | {_n(m.estimate)} "
+            f"[{_n(m.ci.lower)}, {_n(m.ci.upper)}] | {m.effect_size_measure} {_n(m.effect_size)} |"
+            for m in metrics]
+    types = sorted({t for w in cohort.waves for t in w.instance_types})
     text = "\n".join([
         f"# Retrospective (draft): {title}", "",
         "_Blameless: this draft states what the records show. Edit it; add what people know._", "",
         "## Summary", "",
-        f"Rollout `{doc['id']}` of {doc['new']['ref'] or 'an unregistered AMI'} "
-        f"(from {old.ref if old else 'the running base'}) was rolled back in cohort " f"{cohort['key']}: "
-        + ("; ".join(detect["verdict"]["judge"].get("reasons", [])) if detect else "the judge said no") + ".", "",
+        f"Rollout `{rollout.id}` of {rollout.new_ref or 'an unregistered AMI'} "
+        f"(from {old.ref if old else 'the running base'}) was rolled back in cohort {cohort.key}: "
+        + ("; ".join(detect.reasons) if detect else "the judge said no") + ".", "",
         "## Timeline (UTC)", "", "| when | what |", "|---|---|",
         *_timeline(store, family, {r for r in (new.ref if new else None, old.ref if old else None) if r}, extra), "",
         "## Impact", "", *impact, "",
@@ -125,20 +125,23 @@ def canary_rollback(store: StateStore, state_dir: Path, doc: dict[str, Any], coh
         "| metric | class | canary mean | baseline mean | estimate [CI] | effect size |", "|---|---|---|---|---|---|",
         *(rows or ["| _none recorded_ | | | | | |"]), "",
         "## What the data shows as contributing", "",
-        f"- Instance types affected: {', '.join(types) or cohort['key']}",
-        f"- Packages changed from {old.ref if old else 'the previous base'} to " f"{new.ref if new else 'the new base'}:",
+        f"- Instance types affected: {', '.join(types) or cohort.key}",
+        f"- Packages changed from {old.ref if old else 'the previous base'} to {new.ref if new else 'the new base'}:",
         *package_changes(old, new), "",
+        *(["## The raw samples", "", *(f"- wave {w.index + 1}: {w.verdict.samples_uri}" for w in judged
+                                       if w.verdict is not None and w.verdict.samples_uri), ""]
+          if any(w.verdict is not None and w.verdict.samples_uri for w in judged) else []),
         *QUESTIONS,
     ])
-    retro_id = f"{doc['id']}-{cohort['key']}".replace("/", "-")
+    retro_id = f"{rollout.id}-{cohort.key}".replace("/", "-")
     return _save(store, state_dir, retro_id, title, text,
-                 {"family": family, "kind": "canary", "rollout": doc["id"], "cohort": cohort["key"]})
+                 {"family": family, "kind": "canary", "rollout": rollout.id, "cohort": cohort.key})
 
 
 def draft_for_rolled_back_cohort(event: hooks.CohortRolledBack) -> str:
     """The canary's ``cohort_rolled_back`` listener: a draft, or why there is none (never raises)."""
     try:
-        draft = canary_rollback(event.store, event.state_dir, event.rollout, event.cohort)
+        draft = canary_rollback(event.store, event.state_dir, event.rollout, event.cohort_key)
     except Exception as exc:  # a draft is a convenience, the rollback is what matters
         return f"no retrospective draft ({type(exc).__name__}: {exc})"
     return f"retrospective draft {draft.path}"
@@ -177,9 +180,10 @@ def stage_rollback(store: StateStore, state_dir: Path, family: str, stage: str, 
                  {"family": family, "kind": "stage", "stage": stage, "from": from_version, "to": to_version})
 
 
-def _judged(cohort: str, wave: dict[str, Any]) -> str:
-    v = wave["verdict"]
-    return f"wave {wave['index'] + 1} of {cohort} judged **{v['decision']}** (score {v['score']})"
+def _judged(cohort: str, wave: WaveView) -> str:
+    v = wave.verdict
+    assert v is not None
+    return f"wave {wave.index + 1} of {cohort} judged **{v.decision}** (score {v.score})"
 
 
 def _n(x: object) -> str:

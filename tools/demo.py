@@ -22,31 +22,26 @@ import re
 import shlex
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagefleet.cli import raw_main, virtual_clock_agents
+from imagefleet.cli import cohort_outcomes, in_flight, raw_main, virtual_clock_agents
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.local import faultproxy
 from orchestrator.local.agents import AgentEnv, Attached, Handler, attach
 from orchestrator.local.endpoint import LocalEndpoint
 from orchestrator.output import Output
-from orchestrator.report import PERF_KIND, ROLLOUT_KIND
-from orchestrator.store import StateStore
 
 FAMILY = "demo"
 FLEET_PER_TYPE = 25  # 4 cohort types × 25 = 100 instances
 REGRESSED_TYPES = "r5.*"
 INJECTED_COHORT = "r5.large"
 REGRESSION = ("latency_ms", 1.6)  # the canary's metric, 60 % worse; the benchmarks are untouched
-# The agents the demo runs on its clock, each with the documents it serves and their final statuses
-# (canary.controller.FINAL and perf.run's, read as data: the core does not import the areas; the
-# handlers come from the CLI's mounting, ``virtual_clock_agents``).
-AGENTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "health": (ROLLOUT_KIND, ("succeeded", "failed", "aborted", "rolled_back")),
-    "benchmarks": (PERF_KIND, ("done", "failed", "interrupted")),
-}
+# The agents the demo runs on its clock, by role, each with what it serves (the handlers and the
+# in-flight checks come from the CLI's mounting: the core does not import the areas).
+AGENTS = {"health": "rollout", "benchmarks": "perf run"}
 
 # The next base's recipe: security upgrades, one added and one removed package.
 NEXT_MANIFEST_CHANGES = {
@@ -162,22 +157,22 @@ class Demo:
         ctx = self.context()
         env = AgentEnv(aws=ctx.aws, state_dir=ctx.settings.state_dir, regions=ctx.settings.aws.regions,
                        clock=self.clock)
-        agents = virtual_clock_agents()
-        handlers = [(f"{name} (while a {kind} is in flight)", only_while(ctx.store, kind, finished, agents[name]))
-                    for name, (kind, finished) in AGENTS.items()]
+        agents, busy = virtual_clock_agents(), in_flight(ctx.store)
+        handlers = [(f"{name} (while a {what} is in flight)", only_while(busy[name], agents[name]))
+                    for name, what in AGENTS.items()]
         # every 10 minutes inside a long sleep: the health agent catches up at most that much per tick
         return attach(self.clock, env, handlers, interval=600.0)
 
 
-def only_while(store: StateStore, kind: str, finished: tuple[str, ...], handler: Handler) -> Handler:
-    """An agent that is idle unless a document of ``kind`` is in flight (its status not ``finished``).
+def only_while(busy: Callable[[], bool], handler: Handler) -> Handler:
+    """An agent that is idle unless ``busy`` says a record it serves is in flight.
 
     The judge reads health metrics only during a rollout, the collector benchmark results only
     during a perf run; a day of soak would otherwise be 2.6 million datapoints from 100 instances,
     minutes of the endpoint's time for numbers nobody reads."""
 
     def tick(env: AgentEnv) -> None:
-        if any(doc.get("status") not in finished for doc in store.docs(kind)):
+        if busy():
             handler(env)
 
     return tick
@@ -218,7 +213,7 @@ def story(d: Demo) -> None:
         agents.cancel()
     store = d.context().store
     d.outcome.released = store.pointer(FAMILY, "release")
-    d.outcome.cohorts = {c["key"]: c["status"] for doc in store.docs(ROLLOUT_KIND) for c in doc["cohorts"]}
+    d.outcome.cohorts = cohort_outcomes(store)
     d.say("The report site: stages, changelogs, perf, the canary matrix, retrospectives, audit")
     report = d.root / "report"
     d.run("report", "--out", str(report))

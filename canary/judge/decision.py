@@ -22,13 +22,17 @@ NODATA_QUERIES = 3  # a wave is "no data" only if three queries, metric_delay ap
 
 
 class Verdict(TypedDict):
-    """A stored verdict: a plain JSON object in the rollout document."""
+    """A verdict as the controller keeps it (a wave's record stores it; readers outside the canary
+    read ``canary.records.WaveVerdict``)."""
 
     decision: str  # pass | marginal | fail | nodata
     score: float
     judge: dict[str, Any]  # ``ScoreResult.to_dict``: per-metric classifications and statistics
     thresholds: dict[str, float]
-    samples: dict[str, Samples]  # "baseline" and "canary": metric → datapoints
+    # "baseline" and "canary": metric → datapoints; moved to the artifact bucket when the verdict
+    # is recorded (``samples_uri``), kept inline in records written before that
+    samples: NotRequired[dict[str, Samples]]
+    samples_uri: NotRequired[str]
     at: str
     queries: NotRequired[int]  # how many metric queries it took (set by the controller)
 

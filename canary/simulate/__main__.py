@@ -47,9 +47,12 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
                    "or the simulator's own reference rollout.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A [canary] setting for the controller, e.g. --set cohorts_in_flight=40.")
+@click.option("--state", type=click.Choice(["sqlite", "dynamodb"]), default="sqlite", show_default=True,
+              help="The controller's state store: a SQLite file, or a DynamoDB table on the embedded "
+                   "endpoint (started for the run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def main(instances: int, cohorts: int, regions: int, launch_share: float, fail_cohort: int | None, seed: int,
-         controller: bool, settings: tuple[str, ...], as_json: bool) -> None:
+         controller: bool, settings: tuple[str, ...], state: str, as_json: bool) -> None:
     """Simulate a rollout of a synthetic fleet and print makespan, in-flight peak, throttling and budget use."""
     scenario = Scenario(instances=instances, cohorts=cohorts, regions=Scenario.regions[:regions],
                         launch_share=launch_share, failing_cohort=fail_cohort, seed=seed)
@@ -57,13 +60,18 @@ def main(instances: int, cohorts: int, regions: int, launch_share: float, fail_c
         from canary.simulate.controller_run import run_controller
 
         try:
-            report = run_controller(scenario, canary={"cohorts_in_flight": cohorts, **_settings(settings)}).report
+            report = run_controller(scenario, canary={"cohorts_in_flight": cohorts, **_settings(settings)},
+                                    state=state).report
         except ImagefleetError as exc:  # e.g. a --set key the [canary] schema does not know
             click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
             raise SystemExit(int(exc.exit_code)) from None
     else:
         if settings:
             raise click.UsageError("--set applies to the controller's runs, not --model")
+        if state != "sqlite":
+            raise click.UsageError("--state applies to the controller's runs, not --model")
         report = simulate(scenario)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -81,6 +89,10 @@ def _print(r: Report) -> None:
                f"budget use while replacing {r.budget_use:.1%}; API requests {r.api_calls:,}")
     click.echo(f"cohorts passed {r.cohorts_passed}; rolled back {r.cohorts_rolled_back or 'none'}; "
                f"paused {r.cohorts_paused or 'none'}")
+    if r.state:
+        s = r.state
+        click.echo(f"state ({s['backend']}): {s['writes']:,} writes, {s['bytes_written'] / 1e6:.1f} MB "
+                   f"({s['bytes_per_instance']} B per instance replaced), largest record {s['max_record_bytes']:,} B")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ call in its region is made, and an instance is ``InService`` once its boot time 
 from __future__ import annotations
 
 import heapq
+import io
 import itertools
 import random
 from collections.abc import Iterator
@@ -178,6 +179,7 @@ class SimWorld:
         self.faults: dict[tuple[str, str], float] = {}  # (AMI, instance type) -> extra error rate
         self.calls: dict[str, int] = {}  # requests by operation ("autoscaling.DescribeAutoScalingGroups")
         self.retry_attempts = 1  # 1: a throttled request raises; more: retried on the clock first
+        self.objects: dict[tuple[str, str], bytes] = {}  # the artifact bucket's objects (verdict samples)
 
     def extra_error(self, inst: SimInstance) -> float:
         """Points of error rate the scenario adds to an instance (a bad AMI, or a bad AMI on one type)."""
@@ -236,7 +238,8 @@ class SimAws:
         region = region or self.default_region
         key = (service, region)
         if key not in self._clients:
-            cls = {"autoscaling": _AutoScaling, "ec2": _Ec2, "cloudwatch": _CloudWatch, "sts": _Sts}[service]
+            cls = {"autoscaling": _AutoScaling, "ec2": _Ec2, "cloudwatch": _CloudWatch, "sts": _Sts,
+                   "s3": _S3}[service]
             self._clients[key] = cls(self.world.regions[region])
         return self._clients[key]
 
@@ -265,6 +268,21 @@ class _Client:
 class _Sts(_Client):
     def get_caller_identity(self, **_: object) -> dict[str, Any]:
         return {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/simulated"}
+
+
+class _S3(_Client):
+    """The artifact bucket: objects kept in memory (S3's request rates are far above a rollout's)."""
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: object) -> dict[str, Any]:
+        self.r.world.calls["s3.PutObject"] = self.r.world.calls.get("s3.PutObject", 0) + 1
+        self.r.world.objects[(Bucket, Key)] = bytes(Body)
+        return {}
+
+    def get_object(self, Bucket: str, Key: str, **_: object) -> dict[str, Any]:
+        body = self.r.world.objects.get((Bucket, Key))
+        if body is None:
+            raise AwsError("The specified key does not exist.", code="NoSuchKey", operation="GetObject")
+        return {"Body": io.BytesIO(body)}
 
 
 class _AutoScaling(_Client):

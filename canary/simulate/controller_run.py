@@ -2,7 +2,8 @@
 ``canary.controller.Controller`` unchanged, with a ``Context`` whose ``aws`` is ``SimAws``.
 
 Everything but AWS and time is real: the workspace (an ``imagefleet.toml`` in a temporary
-directory), the SQLite state store, the registered bases, the ``[canary]`` settings, the
+directory), the state store (SQLite, or with ``state="dynamodb"`` a table on the embedded
+endpoint, started for the run), the registered bases, the ``[canary]`` settings, the
 journal, leases and audit trail. The simulated AWS answers on the controller's
 ``VirtualClock``; throttled requests are retried on that clock as ``orchestrator.aws``'s
 clients retry them. A failing cohort is one whose instance type misbehaves on the new base
@@ -14,7 +15,8 @@ from __future__ import annotations
 import io
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from canary.simulate.rollout import Scenario
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.output import Output
-from orchestrator.store import BaseVersion, utcnow
+from orchestrator.store import BaseVersion, WriteMeter, utcnow
 from orchestrator.tags import FAMILY_TAG
 
 FAMILY = "sim"
@@ -93,12 +95,17 @@ def build_world(scenario: Scenario, clock: VirtualClock) -> tuple[SimWorld, int]
     return world, len(shapes)
 
 
-def sim_context(root: Path, scenario: Scenario, world: SimWorld, canary: Mapping[str, Any]) -> Context:
-    """A workspace in ``root`` whose AWS is ``world``, with the old and new bases registered."""
+def sim_context(root: Path, scenario: Scenario, world: SimWorld, canary: Mapping[str, Any], *,
+                state: str = "sqlite", stack: ExitStack | None = None) -> Context:
+    """A workspace in ``root`` whose AWS is ``world``, with the old and new bases registered; its
+    store is the workspace's SQLite file or (``state="dynamodb"``, ``stack`` given) a DynamoDB
+    table on an embedded endpoint that ``stack`` stops."""
     cfg_path = root / "imagefleet.toml"
     cfg_path.write_text(workspace_toml(scenario, canary))
     ctx = Context(config_path=cfg_path, clock=world.clock, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
     ctx.__dict__["aws"] = SimAws(world)
+    if stack is not None:
+        stack.enter_context(state_store(ctx, state, root))
     for version, ami in ((1, OLD_AMI), (2, NEW_AMI)):
         ctx.store.put_base(BaseVersion(FAMILY, version, dict.fromkeys(scenario.regions, ami), ami,
                                        version - 1 or None, "simulated", utcnow()))
@@ -122,6 +129,40 @@ def outcome(rollout: Rollout) -> dict[str, str]:
     return {c.key: named.get(c.status, f"paused ({c.status})") for c in rollout.cohorts}
 
 
+STATE_BACKENDS = ("sqlite", "dynamodb")
+STATE_TABLE = "imagefleet-sim-state"
+
+
+@contextmanager
+def state_store(ctx: Context, backend: str, root: Path) -> Iterator[None]:
+    """The run's store: the workspace's SQLite file, or a DynamoDB table on an embedded endpoint
+    started in ``root`` for the run (and stopped after it)."""
+    if backend == "sqlite":
+        yield
+        return
+    from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
+    from orchestrator.local.endpoint import LocalEndpoint
+    from orchestrator.store.dynamodb import DynamoStore
+
+    endpoint = LocalEndpoint(root / "endpoint")
+    info, _ = endpoint.up()
+    try:
+        aws = AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS))
+        store = DynamoStore(aws.client("dynamodb", ctx.settings.aws.regions[0]), STATE_TABLE)
+        store.init_table()
+        ctx.__dict__["store"] = store
+        yield
+    finally:
+        endpoint.down()
+
+
+def state_report(backend: str, meter: WriteMeter, world: SimWorld, replaced: int) -> dict[str, Any]:
+    """What the rollout wrote to its state store (and to the artifact bucket)."""
+    return {"backend": backend, **meter.to_dict(),
+            "bytes_per_instance": round(meter.bytes_written / replaced, 1) if replaced else 0.0,
+            "artifacts": {"objects": len(world.objects), "bytes": sum(len(b) for b in world.objects.values())}}
+
+
 @dataclass(frozen=True)
 class ControllerRun:
     """A finished simulated rollout: its report, the rollout record, and the simulated AWS after it."""
@@ -133,13 +174,14 @@ class ControllerRun:
 
 
 def run_controller(scenario: Scenario, state_dir: Path | None = None,
-                   canary: Mapping[str, Any] | None = None) -> ControllerRun:
-    """Prepare and run one rollout of the simulated fleet with the real controller, to its end."""
+                   canary: Mapping[str, Any] | None = None, state: str = "sqlite") -> ControllerRun:
+    """Prepare and run one rollout of the simulated fleet with the real controller, to its end,
+    its state in ``state`` (``sqlite`` or ``dynamodb``)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     clock = VirtualClock(start=1_700_000_000.0)
     world, groups = build_world(scenario, clock)
-    with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
-        ctx = sim_context(Path(tmp), scenario, world, canary or {})
+    with tempfile.TemporaryDirectory(dir=state_dir) as tmp, ExitStack() as stack:
+        ctx = sim_context(Path(tmp), scenario, world, canary or {}, state=state, stack=stack)
         cfg = from_settings(ctx.settings)
         rollout, the_plan = prepare(ctx, cfg, f"{FAMILY}:2", FAMILY)
         if scenario.failing_cohort is not None:
@@ -147,9 +189,12 @@ def run_controller(scenario: Scenario, state_dir: Path | None = None,
         t0, calls0 = clock.time(), sum(world.calls.values())
         done = Controller.create(ctx, cfg, rollout).run()
         makespan = clock.time() - t0
+        meter = ctx.store.meter
         ctx.store.close()
     run = Run(instances=the_plan.instance_count, groups=groups, cohorts=len(the_plan.cohorts),
               launch_times={name: r.launches for name, r in world.regions.items()}, outcome=outcome(done),
               replaced=sum(r.replaced for r in world.regions.values()), makespan_s=makespan,
               seconds=(time.perf_counter() - started, time.process_time() - cpu_started), status=done.status)
-    return ControllerRun(report(run, world, launch_bucket(scenario.launch_share)), done, world, calls0)
+    out = report(run, world, launch_bucket(scenario.launch_share))
+    out.state = state_report(state, meter, world, run.replaced)
+    return ControllerRun(out, done, world, calls0)

@@ -36,6 +36,8 @@ class Report:
     per_region: dict[str, dict[str, float]] = field(default_factory=dict)
     rollout_status: str = ""  # the real controller's final status ("" for the simulator's own rollout)
     api_calls: int = 0  # requests the simulated AWS answered, throttled ones included
+    # what the controller wrote to its state store: backend, writes, bytes_written, max_record_bytes
+    state: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

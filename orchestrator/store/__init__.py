@@ -211,6 +211,29 @@ LeaseIsDead = Callable[[Lease], bool]
 ANY: object = object()  # move_pointer(expected=ANY): no condition on the current pointer
 
 
+@dataclass
+class WriteMeter:
+    """What a store wrote since it was opened: records written, their bytes, the largest one.
+
+    Bytes are the record's stored text (SQLite) or its DynamoDB item size (attribute names and
+    values); the bench and ``canary.simulate --json`` report them."""
+
+    writes: int = 0
+    bytes_written: int = 0
+    max_record_bytes: int = 0
+
+    def note(self, nbytes: int) -> None:
+        self.writes += 1
+        self.bytes_written += nbytes
+        self.max_record_bytes = max(self.max_record_bytes, nbytes)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+DocWrite = tuple[str, dict[str, Any], "int | None"]  # (id, body, expected revision) of one document
+
+
 class StateStore(ABC):
     """What every backend provides. Each method is one atomic change.
 
@@ -227,6 +250,7 @@ class StateStore(ABC):
 
         ``alive`` is asked first (the heartbeat's verdict, no store call needed). Lease methods
         (acquire, renew, release) are never fenced: they are how leases change hands."""
+        _ = self.meter  # made before the copy, so the view counts its writes in the same meter
         view = copy.copy(self)
         view._fence, view._alive = fence, alive
         return view
@@ -309,6 +333,23 @@ class StateStore(ABC):
     def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int: ...
     @abstractmethod
     def docs(self, kind: str) -> list[dict[str, Any]]: ...
+    @abstractmethod
+    def get_docs(self, kind: str) -> dict[str, tuple[dict[str, Any], int]]:
+        """Every document of ``kind`` by id, with its revision."""
+
+    def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
+        """Several documents of one kind, each conditioned on its revision as ``put_doc`` is; their
+        new revisions. SQLite writes them in one transaction; DynamoDB one conditional put each,
+        in order (a reader may see the first before the last; a refused one stops the call)."""
+        return [self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes]
+
+    @property
+    def meter(self) -> WriteMeter:
+        """The writes this store made (``WriteMeter``)."""
+        meter: WriteMeter | None = self.__dict__.get("_meter")
+        if meter is None:
+            meter = self.__dict__["_meter"] = WriteMeter()
+        return meter
 
     # leases (see orchestrator.store.leases)
     @abstractmethod

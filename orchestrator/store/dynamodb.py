@@ -29,6 +29,7 @@ from orchestrator.store import (
     ANY,
     AuditEntry,
     BaseVersion,
+    DocWrite,
     Evidence,
     Lease,
     LeaseIsDead,
@@ -40,7 +41,7 @@ from orchestrator.store import (
     utcnow,
 )
 from orchestrator.store import dynamodb_layout as lay
-from orchestrator.store.dynamodb_table import DynamoTable
+from orchestrator.store.dynamodb_table import TRANSACT_MAX_ITEMS, DynamoTable
 
 RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another writer, before giving up
 
@@ -234,20 +235,49 @@ class DynamoStore(DynamoTable, StateStore):
         items = sorted(self._query(f"DOC#{kind}"), key=lambda i: i["updated_at"])
         return [lay.doc_body(i) for i in items]
 
+    def get_docs(self, kind: str) -> dict[str, tuple[dict[str, Any], int]]:
+        return {str(i["id"]): (lay.doc_body(i), int(i["revision"])) for i in self._query(f"DOC#{kind}")}
+
+    def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
+        """One conditional put per document, in order (each checked, and fenced, as ``put_doc``).
+
+        Not one ``TransactWriteItems``: a transaction costs twice the write capacity of its puts
+        on AWS, and the embedded endpoint copies the whole table for each of its items. A reader
+        can see the first documents of a call before the last; the rollout's records are written
+        parts first, header last, and every part is one a resumed run can act on
+        (docs/state.md)."""
+        return [self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes]
+
     # --- leases ---------------------------------------------------------------------------------
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
-        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly.
+        """All or none, in transactions of conditional puts of at most 100 names each
+        (``TransactWriteItems``' limit: a rollout claims every group it touches, often more); when a
+        later transaction is refused, the names the earlier ones took are released again.
 
         The fencing token comes first from the atomic ``lease`` counter (one ``UpdateItem``): larger
-        than any handed out before, also across releases, which delete the lease item."""
-        dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
+        than any handed out before, also across releases."""
         token = self._next_id("lease")
         wanted = [replace(lease, token=token, released=False) for lease in {lease.name: lease for lease in leases}.values()]
+        taken: list[Lease] = []
+        try:
+            for start in range(0, len(wanted), TRANSACT_MAX_ITEMS):
+                chunk = wanted[start:start + TRANSACT_MAX_ITEMS]
+                self._acquire(chunk, now=now, is_dead=is_dead)
+                taken += chunk
+        except BaseException:
+            for lease in taken:
+                self.release_leases(lease.owner, [lease.name])
+            raise
+        return token
+
+    def _acquire(self, wanted: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
+        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly."""
+        dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
         for _ in range(RACE_ATTEMPTS):
             cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted],
                                        fenced=False)
             if cancelled is None:
-                return token
+                return
             for lease, why in zip(wanted, cancelled, strict=True):
                 if why.get("Code") != "ConditionalCheckFailed":
                     continue
@@ -271,14 +301,14 @@ class DynamoStore(DynamoTable, StateStore):
         return lay.lease_from(item) if item else None
 
     def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
-        if not names:
-            return
-        ops = [self._renewal(owner, name, now, expires_at) for name in dict.fromkeys(names)]
-        cancelled = self._transact(ops, fenced=False)
-        if cancelled is not None:
-            lost = next((n for n, why in zip(dict.fromkeys(names), cancelled, strict=True)
-                         if why.get("Code") == "ConditionalCheckFailed"), names[0])
-            raise LeaseLostError(lost, self.lease(lost))
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), TRANSACT_MAX_ITEMS):
+            chunk = unique[start:start + TRANSACT_MAX_ITEMS]
+            cancelled = self._transact([self._renewal(owner, name, now, expires_at) for name in chunk], fenced=False)
+            if cancelled is not None:
+                lost = next((n for n, why in zip(chunk, cancelled, strict=True)
+                             if why.get("Code") == "ConditionalCheckFailed"), chunk[0])
+                raise LeaseLostError(lost, self.lease(lost))
 
     def _renewal(self, owner: str, name: str, now: float, expires_at: float | None) -> dict[str, Any]:
         held = "#owner = :owner AND NOT #released = :yes"  # (absent in leases from before fencing: held)

@@ -255,3 +255,31 @@ def lease_from(i: Item) -> Lease:
                  float(i["acquired_at"]), float(i["heartbeat_at"]), _float(i.get("expires_at")),
                  int(i.get("token", 0)),  # leases written before fencing carry none: 0, below every new one
                  bool(i.get("released", False)))
+
+
+def _attr_bytes(v: Any) -> int:
+    """DynamoDB's size of one wire value: strings and binaries by length, numbers by digits."""
+    if isinstance(v, dict) and len(v) == 1:
+        tag, inner = next(iter(v.items()))
+        if tag in ("S", "N", "B"):
+            return len(inner.encode()) if isinstance(inner, str) else len(inner)
+        if tag in ("BOOL", "NULL"):
+            return 1
+        if tag == "M":
+            return 3 + sum(len(k) + _attr_bytes(x) for k, x in inner.items())
+        if tag == "L":
+            return 3 + sum(_attr_bytes(x) for x in inner)
+    return len(str(v))
+
+
+def item_bytes(item: Item) -> int:
+    """An item's size as DynamoDB counts it against its 400 KB limit (names plus values)."""
+    return sum(len(k) + _attr_bytes(v) for k, v in to_wire(item).items())
+
+
+def request_bytes(request: Any) -> int:
+    """The size of what one write request stores: its item, or its key and update values."""
+    if "Item" in request:
+        return sum(len(k) + _attr_bytes(v) for k, v in request["Item"].items())
+    return (sum(len(k) + _attr_bytes(v) for k, v in (request.get("Key") or {}).items())
+            + sum(_attr_bytes(v) for v in (request.get("ExpressionAttributeValues") or {}).values()))

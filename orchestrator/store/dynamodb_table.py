@@ -13,10 +13,11 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from orchestrator.aws import Client, error_code
 from orchestrator.errors import AwsError, ConflictError, StateError
-from orchestrator.store import Fence, Lease
+from orchestrator.store import Fence, Lease, WriteMeter
 from orchestrator.store import dynamodb_layout as lay
 
 _MUTATING = {"put_item", "update_item", "delete_item", "batch_write_item"}
+TRANSACT_MAX_ITEMS = 100  # TransactWriteItems' documented limit
 _TX_OP = {"put_item": "Put", "update_item": "Update", "delete_item": "Delete"}
 Cancelled = list[dict[str, Any]]  # TransactWriteItems' CancellationReasons, one per item
 
@@ -41,6 +42,9 @@ class DynamoTable:
     set (``StateStore.fenced``) both add a ``ConditionCheck`` on each fenced lease item to the
     write, in one ``TransactWriteItems``; a raw mutating ``_call`` is then refused.
     """
+
+    meter: WriteMeter  # ``StateStore.meter``: every write below is counted in it
+
 
     _fence: Fence | None = None
     _alive: Callable[[], None] | None = None
@@ -81,6 +85,8 @@ class DynamoTable:
     def _call(self, op: str, *, unfenced: bool = False, **kwargs: object) -> dict[str, Any]:
         if op in _MUTATING and self._fence is not None and not unfenced:
             raise StateError(f"{op} through a fenced store must go through _write or _transact")
+        if op in _MUTATING:
+            self.meter.note(lay.request_bytes(kwargs))
         try:
             return getattr(self.client, op)(TableName=self.table, **kwargs)  # type: ignore[no-any-return]
         except AwsError as exc:
@@ -181,6 +187,9 @@ class DynamoTable:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transact_once(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
+        for op in ops:
+            if "ConditionCheck" not in op:
+                self.meter.note(lay.request_bytes(next(iter(op.values()))))
         try:
             self.client.transact_write_items(TransactItems=ops, ClientRequestToken=token)
             return None

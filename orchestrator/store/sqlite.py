@@ -23,6 +23,7 @@ from orchestrator.store import (
     BUCKET_KIND,
     AuditEntry,
     BaseVersion,
+    DocWrite,
     Evidence,
     Fence,
     Lease,
@@ -197,6 +198,7 @@ class SqliteStore(SqliteFile, StateStore):
                 "INSERT INTO evidence(family, version, gate, passed, details, at, actor) VALUES " "(?,?,?,?,?,?,?)",
                 (ev.family, ev.version, ev.gate, int(ev.passed), json.dumps(ev.details, default=str), ev.at, ev.actor),
             )
+        self.meter.note(len(json.dumps(ev.details, default=str)) + len(ev.family) + len(ev.actor) + 40)
 
     def evidence(self, family: str, version: int) -> list[Evidence]:
         rows = self._db.execute("SELECT * FROM evidence WHERE family=? AND version=? ORDER BY id", (family, version))
@@ -212,6 +214,7 @@ class SqliteStore(SqliteFile, StateStore):
                 "VALUES (?,?,?,?,?,?)",
                 (utcnow(), actor, action, target, reason, json.dumps(details or {}, default=str)),
             )
+        self.meter.note(len(json.dumps(details or {}, default=str)) + len(actor + action + target + reason) + 35)
 
     def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]:
         if family:
@@ -230,6 +233,7 @@ class SqliteStore(SqliteFile, StateStore):
             row = db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
             if row is None:
                 db.execute("INSERT INTO operations VALUES (?,?,?,?,?,?)", (op_id, kind, json.dumps(intent), "running", now, now))
+                self.meter.note(len(op_id) + len(kind) + len(json.dumps(intent)) + 61)
                 return {"id": op_id, "kind": kind, "intent": intent, "status": "running", "created_at": now, "resumed": False}
             db.execute("UPDATE operations SET updated_at=? WHERE id=?", (now, op_id))
         return {**self._op(row), "resumed": True}
@@ -260,6 +264,7 @@ class SqliteStore(SqliteFile, StateStore):
         return {"name": row["name"], "status": row["status"], "result": json.loads(row["result"]) if row["result"] else None}
 
     def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
+        text = json.dumps(result, default=str) if result is not None else None
         with self._tx() as db:
             row = db.execute("SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
             if status == "pending" and row is not None and row["status"] == "done":
@@ -267,8 +272,9 @@ class SqliteStore(SqliteFile, StateStore):
             db.execute(
                 "INSERT INTO steps VALUES (?,?,?,?,?) ON CONFLICT(op_id, name) DO UPDATE SET "
                 "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",
-                (op_id, name, status, json.dumps(result, default=str) if result is not None else None, utcnow()),
+                (op_id, name, status, text, utcnow()),
             )
+        self.meter.note(len(op_id) + len(name) + len(status) + len((text or "").encode()) + 27)
 
     # documents
     def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:
@@ -278,19 +284,35 @@ class SqliteStore(SqliteFile, StateStore):
         return json.loads(row["body"]), row["revision"]
 
     def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
-        text = json.dumps(body, default=str, check_circular=False)  # documents are trees: skip the cycle check
+        return self.put_docs(kind, [(doc_id, body, expected_revision)])[0]
+
+    def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
+        """All in one transaction: every document is written, or none (a ``ConflictError``)."""
+        # documents are trees: skip the cycle check
+        texts = [json.dumps(body, default=str, check_circular=False) for _, body, _ in writes]
+        out = []
+        now = utcnow()
         with self._tx() as db:
-            row = db.execute("SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
-            current = row["revision"] if row else None
-            if current != expected_revision:
-                raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected " f"{expected_revision})")
-            new = (current or 0) + 1
-            db.execute(
-                "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET " "body=excluded.body, "
-                "revision=excluded.revision, updated_at=excluded.updated_at",
-                (kind, doc_id, text, new, utcnow()),
-            )
-        return new
+            for (doc_id, _, expected_revision), text in zip(writes, texts, strict=True):
+                row = db.execute("SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
+                current = row["revision"] if row else None
+                if current != expected_revision:
+                    raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, "
+                                        f"expected {expected_revision})")
+                new = (current or 0) + 1
+                db.execute(
+                    "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET body=excluded.body, "
+                    "revision=excluded.revision, updated_at=excluded.updated_at",
+                    (kind, doc_id, text, new, now),
+                )
+                out.append(new)
+        for (doc_id, _, _), text in zip(writes, texts, strict=True):
+            self.meter.note(len(kind) + len(doc_id) + len(text.encode()))
+        return out
+
+    def get_docs(self, kind: str) -> dict[str, tuple[dict[str, Any], int]]:
+        rows = self._db.execute("SELECT id, body, revision FROM documents WHERE kind=?", (kind,))
+        return {r["id"]: (json.loads(r["body"]), r["revision"]) for r in rows}
 
     def docs(self, kind: str) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY updated_at", (kind,))
@@ -312,6 +334,8 @@ class SqliteStore(SqliteFile, StateStore):
             for lease in leases:
                 db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            astuple(replace(lease, token=token, released=False)))
+        for lease in leases:
+            self.meter.note(sum(len(str(v)) for v in astuple(lease)))
         return token
 
     def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
@@ -323,6 +347,8 @@ class SqliteStore(SqliteFile, StateStore):
                 if cur.rowcount != 1:
                     row = db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
                     raise LeaseLostError(name, self._lease(row) if row is not None else None)
+        for name in names:
+            self.meter.note(len(name) + 40)
 
     def release_leases(self, owner: str, names: list[str] | None = None) -> None:
         with self._lease_tx() as db:
@@ -352,6 +378,8 @@ class SqliteStore(SqliteFile, StateStore):
                     "INSERT INTO documents VALUES (?,?,?,1,?) ON CONFLICT(kind, id) DO UPDATE SET "
                     "body=excluded.body, revision=documents.revision + 1, " "updated_at=excluded.updated_at",
                     (BUCKET_KIND, name, json.dumps(new.to_dict()), utcnow()))
+        if new is not None:
+            self.meter.note(len(BUCKET_KIND) + len(name) + len(json.dumps(new.to_dict())) + 28)
         return wait
 
     def buckets(self) -> list[TokenBucket]:

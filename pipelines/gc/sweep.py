@@ -22,6 +22,7 @@ from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG
 from perf import runs as perf_runs
+from pipelines import aws as images
 from pipelines import reservations
 from pipelines.gc import plan as gc_plan
 from pipelines.gc.plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
@@ -30,29 +31,10 @@ from pipelines.packer import run as packer_run
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-PERF_RUN_KIND = "perf-run"
-ROLLOUT_KIND = "canary-rollout"
-
-
-def _tags(resource: dict[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-
-
-def _snapshots(image: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
-                 if m.get("Ebs", {}).get("SnapshotId"))
-
-
-def _created(image: dict[str, Any]) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(image["CreationDate"]))
-    except (KeyError, ValueError):
-        return None
 
 
 def _images(aws: AwsFactory, region: str, filters: list[dict[str, Any]]) -> list[Image]:
-    resp = aws.client("ec2", region).describe_images(Owners=["self"], Filters=filters)
-    return [Image(region, i["ImageId"], _snapshots(i), _tags(i), _created(i)) for i in resp.get("Images", [])]
+    return [Image(region, i.ami, i.snapshots, i.tags, i.created) for i in images.find_images(aws, region, filters)]
 
 
 def images_of_bake(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> dict[str, str]:
@@ -72,19 +54,18 @@ def _gone(exc: Exception) -> bool:
 
 def remove_image(aws: AwsFactory, region: str, ami: str, snapshots: Iterable[str] | None = None) -> list[str]:
     """Deregister an AMI, then delete its snapshots (AWS keeps them after DeregisterImage)."""
-    ec2 = aws.client("ec2", region)
     if snapshots is None:
-        resp = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [ami]}])
-        snapshots = [s for i in resp.get("Images", []) for s in _snapshots(i)]
+        found = images.find_images(aws, region, [{"Name": "image-id", "Values": [ami]}], owners=None)
+        snapshots = [s for i in found for s in i.snapshots]
     snaps = list(snapshots)
     try:
-        ec2.deregister_image(ImageId=ami)
+        images.deregister_image(aws, region, ami)
     except (NotFoundError, AwsError) as exc:
         if not _gone(exc):
             raise
     for snap in snaps:
         try:
-            ec2.delete_snapshot(SnapshotId=snap)
+            images.delete_snapshot(aws, region, snap)
         except (NotFoundError, AwsError) as exc:
             if not _gone(exc):
                 raise
@@ -145,12 +126,9 @@ def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) 
                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
     ended = []
     for region in regions:
-        ec2 = aws.client("ec2", region)
-        ids = [i["InstanceId"] for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
-               for r in page.get("Reservations", []) for i in r.get("Instances", [])
-               if _tags(i).get(BAKE_TAG) == bake_id]
+        ids = [i.instance_id for i in images.find_instances(aws, region, filters) if i.tags.get(BAKE_TAG) == bake_id]
         if ids:
-            ec2.terminate_instances(InstanceIds=ids)
+            images.terminate_instances(aws, region, ids)
             ended += ids
     return ended
 
@@ -159,36 +137,23 @@ def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) 
 def _instances(aws: AwsFactory, region: str) -> list[Instance]:
     filters = [{"Name": "tag:imagefleet:role", "Values": ["perf", "baseline"]},
                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-    out = []
-    for page in aws.client("ec2", region).get_paginator("describe_instances").paginate(Filters=filters):
-        for res in page.get("Reservations", []):
-            for inst in res.get("Instances", []):
-                launched = inst.get("LaunchTime") or datetime.now(UTC)
-                out.append(Instance(region, inst["InstanceId"], inst["State"]["Name"], _tags(inst), launched))
-    return out
+    return images.find_instances(aws, region, filters)
 
 
 def _templates(aws: AwsFactory, region: str, families: set[str]) -> tuple[list[TemplateVersion], set[tuple[str, str, int]]]:
     """Versions of the launch templates the families' groups use, and the versions in use."""
     in_use: set[tuple[str, str, int]] = set()
     template_ids: set[str] = set()
-    paginator = aws.client("autoscaling", region).get_paginator("describe_auto_scaling_groups")
-    for page in paginator.paginate():
-        for g in page.get("AutoScalingGroups", []):
-            if _tags(g).get(FAMILY_TAG) not in families:
-                continue
-            spec = g.get("LaunchTemplate") or g.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get(
-                "LaunchTemplateSpecification", {})
-            if spec.get("LaunchTemplateId"):
-                template_ids.add(spec["LaunchTemplateId"])
-                if str(spec.get("Version", "")).isdigit():
-                    in_use.add((region, spec["LaunchTemplateId"], int(spec["Version"])))
-    ec2 = aws.client("ec2", region)
+    for group in images.group_templates(aws, region):
+        if group.family not in families:
+            continue
+        if group.template_id:
+            template_ids.add(group.template_id)
+            if group.version.isdigit():
+                in_use.add((region, group.template_id, int(group.version)))
     versions = []
     for lt_id in sorted(template_ids):
-        for page in ec2.get_paginator("describe_launch_template_versions").paginate(LaunchTemplateId=lt_id):
-            versions += [TemplateVersion(region, lt_id, int(v["VersionNumber"]), v.get("VersionDescription", ""),
-                                         bool(v.get("DefaultVersion"))) for v in page.get("LaunchTemplateVersions", [])]
+        versions += images.template_versions(aws, region, lt_id)
     return versions, in_use
 
 
@@ -225,9 +190,11 @@ def records(store: StateStore, settings: Settings, baking: set[str],
     leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one). A perf run
     in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
     owned = {ami for base in store.bases() for ami in base.amis.values()}
-    runs = {str(d.get("id")): "abandoned" if str(d.get("id")) in dead_runs else str(d.get("status"))
-            for d in store.docs(PERF_RUN_KIND)}
-    rollouts = {str(d.get("id")): str(d.get("status")) for d in store.docs(ROLLOUT_KIND)}
+    from canary.records import headers
+    from perf.records import runs as run_records
+
+    runs = {r.id: "abandoned" if r.id in dead_runs else r.status for r in run_records(store)}
+    rollouts = {h.id: h.status for h in headers(store)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
     live = {lease.name for lease in store.leases()
             if lease.expires_at is None or now is None or lease.expires_at > now}
@@ -244,10 +211,9 @@ def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
             if r.kind == "image":
                 remove_image(aws, r.region, r.id, r.snapshots)
             elif r.kind == "instance":
-                aws.client("ec2", r.region).terminate_instances(InstanceIds=[r.id])
+                images.terminate_instances(aws, r.region, [r.id])
             else:
-                aws.client("ec2", r.region).delete_launch_template_versions(
-                    LaunchTemplateId=r.template_id, Versions=[r.id])
+                images.delete_template_version(aws, r.region, r.template_id, r.id)
             done.append({**r.to_dict(), "removed": True})
         except Exception as exc:  # reported per item
             done.append({**r.to_dict(), "removed": False, "error": f"{type(exc).__name__}: {exc}"})

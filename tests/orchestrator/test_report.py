@@ -12,10 +12,14 @@ import pytest
 
 from canary import config as canary_config
 from canary.judge.decision import verdict
-from canary.rollouts import KIND
+from canary.model import Rollout
+from canary.records import RolloutRecords
+from canary.report_rows import matrices
 from orchestrator import report
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
+from perf.records import KIND as PERF_KIND
+from perf.records import runs
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -24,14 +28,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def _wave(index: int, decision_shift: float | None, seed: int) -> dict[str, Any]:
     """A wave as the controller records it; its verdict from the real judge on seeded samples."""
     if decision_shift is None:
-        return {"index": index, "status": "pending", "verdict": None}
+        return {"index": index, "target": 1, "steps": 1, "batches": [], "status": "pending", "verdict": None}
     rng = random.Random(seed)
     base = {"latency_ms": [rng.gauss(100, 3) for _ in range(30)],
             "error_rate": [rng.gauss(1, 0.1) for _ in range(30)], "cpu": [rng.gauss(40, 2) for _ in range(30)]}
     # the same values in another order: only the latency shift tells the two sides apart
     canary = {k: [x * (decision_shift if k == "latency_ms" else 1.0) for x in v[::-1]] for k, v in base.items()}
     cfg = canary_config.from_settings(parse({}))
-    return {"index": index, "status": "done", "verdict": verdict(cfg, base, canary)}
+    return {"index": index, "target": 1, "steps": 1, "batches": [], "status": "judged",
+            "verdict": verdict(cfg, base, canary)}
 
 
 def populate(store: StateStore) -> None:
@@ -45,16 +50,17 @@ def populate(store: StateStore) -> None:
     store.move_pointer("web", "candidate", 2, action="rollback", actor="arn:aws:iam::1:user/ops", reason="kernel")
     store.move_pointer("web", "release", 1, action="promote", actor="arn:aws:iam::1:user/ops", reason="first")
     cohorts = [
-        {"key": "m5.large", "status": "passed", "size": 40, "replaced": 40,
+        {"key": "m5.large", "status": "passed", "size": 40, "replaced": 40, "groups": [],
          "waves": [_wave(0, 1.0, 1), _wave(1, 1.0, 2)]},
-        {"key": "r5.large", "status": "rolled_back", "size": 20, "replaced": 0,
+        {"key": "r5.large", "status": "rolled_back", "size": 20, "replaced": 0, "groups": [],
          "waves": [_wave(0, 1.6, 3), _wave(1, None, 4)]},
     ]
-    store.put_doc(KIND, "web-3-abc123", {
+    rollout = Rollout.from_dict({
         "id": "web-3-abc123", "family": "web", "new": {"ref": "web:3", "version": 3, "amis": {}},
         "status": "failed", "reason": "rolled back: r5.large", "created_at": utcnow(), "cohorts": cohorts,
-        "api_calls": {"total": 123}}, expected_revision=None)
-    store.put_doc("perf-run", "perf-0001", {
+        "groups": {}, "api_calls": {"by_operation": {"ec2.RunInstances": 123}}})
+    RolloutRecords(rollout.id).save(store, rollout)  # as the controller saves it: a header and parts
+    store.put_doc(PERF_KIND, "perf-0001", {
         "id": "perf-0001", "family": "web", "status": "done", "verdict": "no_regression",
         "candidate": {"ref": "web:3"}, "baseline": {"ref": "web:1"}, "started_at": utcnow(), "plots": [],
         "comparison": {"comparisons": [{"instance_type": "m5.large", "metric": "sysbench_cpu", "ratio": 1.004,
@@ -90,7 +96,7 @@ def site(tmp_path: Path) -> report.Site:
     store = SqliteStore(tmp_path / "state.db")
     populate(store)
     add_fleet_snapshots(store, tmp_path)
-    return report.build(store, tmp_path / "site")
+    return report.build(store, tmp_path / "site", rollouts=matrices(store), runs=runs(store))
 
 
 def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(site: report.Site) -> None:

@@ -107,6 +107,22 @@ def test_documents_use_optimistic_concurrency(store: StateStore) -> None:
     assert s.get_doc("rollout", "r1") == ({"wave": 1}, r2)
 
 
+def test_put_docs_writes_many_documents_each_on_its_revision_and_meters_them(store: StateStore) -> None:
+    s = store
+    writes0 = s.meter.writes
+    # 130 documents: more than one DynamoDB transaction holds (100 items)
+    revs = s.put_docs("part:r1", [(f"p{i:03}", {"n": i}, None) for i in range(130)])
+    assert revs == [1] * 130
+    got = s.get_docs("part:r1")
+    assert sorted(got) == [f"p{i:03}" for i in range(130)] and got["p007"] == ({"n": 7}, 1)
+    assert s.put_docs("part:r1", [("p001", {"n": 101}, 1), ("p002", {"n": 102}, 1)]) == [2, 2]
+    with pytest.raises(ConflictError, match="p003"):
+        s.put_docs("part:r1", [("p003", {"n": 0}, 7), ("p004", {"n": 0}, 1)])  # p003 is at revision 1
+    assert s.get_docs("part:r1")["p004"] == ({"n": 4}, 1)  # the refused document stopped the call
+    assert s.get_docs("part:r2") == {}
+    assert s.meter.writes - writes0 >= 132 and s.meter.max_record_bytes > len('{"n": 101}')
+
+
 def test_concurrent_writers_from_threads_do_not_lose_writes(store: StateStore) -> None:
     s = store
 

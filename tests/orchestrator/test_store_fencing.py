@@ -90,6 +90,7 @@ def _writes(store: StateStore) -> dict[str, Callable[[StateStore], Any]]:
         "record_step done": lambda s: s.record_step("op-1", "copy:us-east-1", "done", {"ami": "ami-1"}),
         "put_doc (new)": lambda s: s.put_doc("rollout", "r2", {"n": 1}, expected_revision=None),
         "put_doc": lambda s: s.put_doc("rollout", "r1", {"n": 2}, expected_revision=1),
+        "put_docs": lambda s: s.put_docs("rollout", [("r3", {"n": 1}, None), ("r4", {"n": 1}, None)]),
         "take_tokens": lambda s: s.take_tokens("acct/us-east-1/launch", 1, capacity=10, refill_per_s=1, now=1300.0),
     }
 

@@ -186,3 +186,17 @@ def test_operations_and_audit_round_trip(store: StateStore) -> None:
         store.audit("me", "bake", f"web:{i}" if i % 2 else "db:1", details={"i": i})
     assert [e.details["i"] for e in store.audit_trail("web", limit=1)] == [3]
     assert [e.details["i"] for e in store.audit_trail()] == [0, 1, 2, 3, 4]
+
+
+def test_a_claim_on_more_names_than_one_transaction_holds_is_all_or_none(store: StateStore) -> None:
+    # a rollout claims every group it touches: at fleet scale far more than DynamoDB's 100 items
+    names = [f"group:us-east-1:asg-{i:04}" for i in range(230)]
+    store.acquire_leases([lease("group:us-east-1:asg-0150", "other", ttl=None)], now=1000.0, is_dead=alive)
+    with pytest.raises(LeaseHeldError):
+        store.acquire_leases([lease(n, "rollout:r1", ttl=None) for n in names], now=1000.0, is_dead=alive)
+    assert [x.owner for x in store.leases()] == ["other"]  # the first 100 taken were let go again
+    store.release_leases("other")
+    store.acquire_leases([lease(n, "rollout:r1", ttl=None) for n in names], now=1000.0, is_dead=alive)
+    assert len(store.leases()) == 230
+    store.renew_leases("rollout:r1", names, now=1010.0, expires_at=None)
+    assert {x.heartbeat_at for x in store.leases()} == {1010.0}

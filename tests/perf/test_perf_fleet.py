@@ -99,7 +99,8 @@ def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None
     assert "Service Quotas does not serve L-1216C47A" in res.stderr and "set perf.vcpu_limit" in res.stderr
     assert _live(aws, workspace.family) == {}
     (doc,) = workspace.context().store.docs(DOC_KIND)
-    assert doc["status"] == "failed" and len(doc["terminated"]) == 18
+    assert doc["status"] == "failed" and doc["terminated"] == 18 and doc["instance_count"] == 18
+    assert "instances" not in doc and doc["instances_uri"].endswith(f"{doc['id']}/instances.json")
 
 
 def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:
@@ -118,7 +119,7 @@ def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) ->
         run.execute()
     assert _live(aws, workspace.family) == {}
     doc, _ = workspace.context().store.get_doc(DOC_KIND, run.run_id)
-    assert doc["status"] == "interrupted" and len(doc["terminated"]) == 5
+    assert doc["status"] == "interrupted" and doc["terminated"] == 5 and doc["instance_count"] == 5
 
 
 @pytest.mark.timeout(600)

@@ -94,3 +94,18 @@ def test_ctrl_c_during_launches_terminates_what_was_launched(aws) -> None:
     states = [i["State"]["Name"] for r in res["Reservations"] for i in r["Instances"]]
     assert len(states) == 2  # the third launch never happened
     assert set(states) <= {"shutting-down", "terminated"}
+
+
+@pytest.mark.integration
+def test_smoke_instances_whose_launch_answer_was_lost_are_terminated_by_their_run_tag(aws) -> None:
+    ec2 = aws.client("ec2")
+    stock = min(i["ImageId"] for i in ec2.describe_images(Owners=["099720109477"])["Images"])
+    smoke = imagetest.SmokeInstances(aws, "test-web-7-lost", "web", "us-east-1", stock, ["m5.large"])
+    smoke._create(lambda _m: None)
+    lost = ec2.run_instances(ImageId=stock, InstanceType="c5.large", MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "imagefleet:test-run", "Value": "test-web-7-lost"}]}])
+    lost_id = lost["Instances"][0]["InstanceId"]
+    smoke._delete(lambda _m: None)
+    assert smoke.terminated == [smoke.launched["m5.large"], lost_id]
+    res = ec2.describe_instances(InstanceIds=smoke.terminated)
+    assert {i["State"]["Name"] for r in res["Reservations"] for i in r["Instances"]} <= {"shutting-down", "terminated"}

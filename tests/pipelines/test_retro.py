@@ -8,6 +8,7 @@ from typing import Any
 
 from canary import config as canary_config
 from canary.judge.decision import verdict
+from canary.records import CohortView, RolloutView, WaveVerdict, WaveView
 from orchestrator import report
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, utcnow
@@ -36,13 +37,17 @@ def store_with_bases(tmp_path: Path) -> SqliteStore:
 
 def test_canary_rollback_draft_names_the_failing_metric_the_packages_and_the_types(tmp_path: Path) -> None:
     store = store_with_bases(tmp_path)
-    failed = {"key": "r5.large", "status": "rolled_back", "size": 20, "replaced": 1, "rollback": {"at": utcnow()},
-              "waves": [{"index": 0, "verdict": judged(1.6, 3), "batches": [{"instance_type": "r5.large"}]},
-                        {"index": 1, "verdict": None, "batches": []}]}
-    doc = {"id": "web-2-abc", "family": "web", "new": {"ref": "web:2", "version": 2},
-           "groups": {"us-east-1/web-r5": {"old_ami": "ami-00000000000000001"}},
-           "cohorts": [{"key": "m5.large", "status": "passed", "size": 40, "waves": []}, failed]}
-    draft = retro.canary_rollback(store, tmp_path, doc, failed)
+    failed = CohortView(key="r5.large", status="rolled_back", size=20, wave=0, replaced=1, rolled_back_at=utcnow(),
+                        last_verdict=None,
+                        waves=(WaveView(0, 1, "failed", WaveVerdict.from_json(judged(1.6, 3)), ("r5.large",)),
+                               WaveView(1, 20, "pending", None, ())))
+    passed = CohortView(key="m5.large", status="passed", size=40, wave=0, replaced=40, rolled_back_at=None,
+                        last_verdict=None, waves=())
+    rollout = RolloutView(id="web-2-abc", family="web", status="failed", reason=None, created_at=utcnow(),
+                          updated_at=utcnow(), new_ref="web:2", new_version=2, new_amis={},
+                          old_amis=frozenset({"ami-00000000000000001"}), api_calls=0, api_calls_by_operation={},
+                          cohorts=(passed, failed))
+    draft = retro.canary_rollback(store, tmp_path, rollout, "r5.large")
     text = draft.path.read_text()
     assert draft.path.parent == tmp_path / "retrospectives"
     assert "# Retrospective (draft): web:2: canary rolled back cohort r5.large" in text

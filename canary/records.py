@@ -1,0 +1,357 @@
+"""A rollout in the state store: the document kinds, the record layout, and typed views for readers.
+
+A rollout is kept as many small records instead of one document, so that what changes at a step
+is what is written (docs/state.md has the layout and its sizes):
+
+* the **header** (kind ``KIND``, id = the rollout's id): status, settings, owner, API calls and
+  one line per cohort (key, status, size, replaced) — written at every save, a few KB;
+* its **parts** (kind ``parts_kind(id)``, one partition per rollout, ``canary.records_codec``):
+  ``plan`` (the plan's summary), ``cohort/<key>`` (a cohort's state), ``groups/<key>`` (the
+  groups it is first to list), ``wave/<key>/<w>`` (status, baselines, analysis window),
+  ``verdict/<key>/<w>``, ``batch/<key>/<w>/<b>`` and, while a batch runs, ``before/<key>/<w>/<b>/<n>``
+  (its group's members before it acted). A part is written only when it changed; the verdicts'
+  raw samples are in the artifact bucket (``samples_uri``).
+
+Stores written before this layout hold the whole rollout in its header document (no
+``layout`` key); ``load`` reads those as they are and the controller's next save writes the
+new layout (the header last, so an interrupted migration reads as the old document still).
+
+Readers outside the canary (the report, the retrospective, ``gc``, the CLI) use ``RolloutView``
+and its typed cohorts, waves and verdicts, never the stored keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from canary.model import CohortState, GroupState, Rollout, TemplateVersion, Wave
+from canary.records_codec import decode_parts, encode_parts
+from orchestrator.errors import NotFoundError
+from orchestrator.store import StateStore
+
+KIND = "canary-rollout"  # a rollout's header; its parts are under parts_kind(id)
+CONTROL_KIND = "canary-control"  # pause/abort requests to a running controller
+FINAL = ("succeeded", "failed", "aborted", "rolled_back")
+LAYOUT = 2  # headers without a ``layout`` are whole-rollout documents (layout 1)
+JsonDict = dict[str, Any]
+
+
+def parts_kind(rollout_id: str) -> str:
+    """The kind of one rollout's parts (one DynamoDB partition, one SQLite kind per rollout)."""
+    return f"{KIND}-part:{rollout_id}"
+
+
+# --- the header -------------------------------------------------------------------------------------
+def header_of(rollout: Rollout) -> JsonDict:
+    """The header record: everything but the plan, cohorts' waves and groups."""
+    doc = rollout.to_dict()
+    for key in ("groups", "templates", "summary"):
+        doc.pop(key, None)
+    doc["layout"] = LAYOUT
+    doc["cohorts"] = [{"key": c.key, "status": c.status, "size": c.size, "replaced": c.replaced,
+                       "wave": c.wave, "waves": len(c.waves)} for c in rollout.cohorts]
+    return doc
+
+
+def _templates(groups: Iterable[GroupState]) -> dict[str, TemplateVersion]:
+    """The template versions a rollout made, from its pinned groups (each recorded what it got)."""
+    out: dict[str, TemplateVersion] = {}
+    for g in groups:
+        if g.new_version is not None:  # pinned then, or since rolled back
+            out.setdefault(f"{g.region}/{g.lt_id}/{g.old_version}", TemplateVersion(g.new_version, g.old_ami))
+    return out
+
+
+def assemble(header: JsonDict, parts: dict[str, JsonDict]) -> Rollout:
+    """The rollout from its header and parts (layout 2), or from a whole document (layout 1)."""
+    if "layout" not in header:
+        return Rollout.from_dict(header)
+    summary, groups, cohorts = decode_parts(parts, [c["key"] for c in header["cohorts"]])
+    doc = {**header, "summary": summary, "groups": {}, "cohorts": []}
+    rollout = Rollout.from_dict(doc)
+    rollout.groups = groups
+    rollout.cohorts = cohorts
+    rollout.templates = _templates(groups.values())
+    return rollout
+
+
+@dataclass
+class RolloutRecords:
+    """What the controller last wrote of each of a rollout's records, and at which revision.
+
+    ``save`` writes the parts that changed (``StateStore.put_docs``, in as few transactions as the
+    backend allows) and then the header, conditioned on the revision it read. The store is passed
+    in, not kept: the controller's one store handle is the only one (a fenced view can replace it)."""
+
+    rollout_id: str
+    header_rev: int | None = None
+    revisions: dict[str, int] = field(default_factory=dict)
+    written: dict[str, JsonDict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, store: StateStore, rollout_id: str) -> tuple[Rollout, RolloutRecords]:
+        header, rev = store.get_doc(KIND, rollout_id)
+        records = cls(rollout_id, header_rev=rev)
+        parts: dict[str, JsonDict] = {}
+        # Read for a whole document too: a migration killed before its header left parts, which
+        # the next save writes over from their revisions.
+        for part_id, (body, part_rev) in store.get_docs(parts_kind(rollout_id)).items():
+            parts[part_id] = body
+            records.revisions[part_id] = part_rev
+            records.written[part_id] = body
+        return assemble(header, parts), records
+
+    def save(self, store: StateStore, rollout: Rollout) -> None:
+        parts = encode_parts(rollout)
+        changed = [(part_id, body, self.revisions.get(part_id))
+                   for part_id, body in parts.items() if self.written.get(part_id) != body]
+        # a part no longer produced (a finished batch's members before) is emptied, once
+        changed += [(part_id, {}, self.revisions.get(part_id))
+                    for part_id, body in self.written.items() if body and part_id not in parts]
+        if changed:
+            for (part_id, body, _), rev in zip(changed, store.put_docs(parts_kind(self.rollout_id), changed),
+                                               strict=True):
+                self.revisions[part_id] = rev
+                self.written[part_id] = body
+        self.header_rev = store.put_doc(KIND, self.rollout_id, header_of(rollout),
+                                             expected_revision=self.header_rev)
+
+
+def load(store: StateStore, rollout_id: str) -> Rollout:
+    """A rollout as the controller last saved it (either layout)."""
+    return RolloutRecords.load(store, rollout_id)[0]
+
+
+def header(store: StateStore, rollout_id: str) -> RolloutHeader:
+    """One rollout's header (its parts are not read)."""
+    return RolloutHeader.from_json(store.get_doc(KIND, rollout_id)[0])
+
+
+def headers(store: StateStore) -> list[RolloutHeader]:
+    """Every rollout's header, oldest first (no parts are read)."""
+    return sorted((RolloutHeader.from_json(doc) for doc in store.docs(KIND)), key=lambda h: h.created_at)
+
+
+def latest_id(store: StateStore) -> str:
+    """The newest rollout's id."""
+    found = headers(store)
+    if not found:
+        raise NotFoundError("no canary rollouts yet", hint="imagefleet canary start FAMILY:VERSION")
+    return found[-1].id
+
+
+# --- typed views for readers ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CohortLine:
+    """A cohort as the header lists it."""
+
+    key: str
+    status: str
+    size: int
+    replaced: int
+
+
+@dataclass(frozen=True)
+class RolloutHeader:
+    """What every rollout's header says: enough to list rollouts, decide on ``gc`` or a demo."""
+
+    id: str
+    family: str
+    status: str
+    created_at: str
+    new_ref: str | None
+    new_version: int | None
+    reason: str | None
+    cohorts: tuple[CohortLine, ...]
+    running: bool  # a process runs it now (it names itself the owner while it does)
+
+    @classmethod
+    def from_json(cls, doc: JsonDict) -> RolloutHeader:
+        new = doc.get("new") or {}
+        return cls(id=doc["id"], family=doc["family"], status=doc.get("status", "running"),
+                   created_at=doc["created_at"], new_ref=new.get("ref"), new_version=new.get("version"),
+                   reason=doc.get("reason"),
+                   cohorts=tuple(CohortLine(c["key"], c.get("status", "pending"), int(c.get("size", 0)),
+                                            int(c.get("replaced", 0))) for c in doc.get("cohorts") or []),
+                   running=bool(doc.get("owner")))
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+@dataclass(frozen=True)
+class Interval:
+    lower: float | None
+    upper: float | None
+
+
+@dataclass(frozen=True)
+class SideSummary:
+    """One side (control or experiment) of a metric: how many datapoints, their mean and median."""
+
+    n: int | None
+    mean: float | None
+    median: float | None
+
+    @classmethod
+    def from_json(cls, doc: JsonDict | None) -> SideSummary:
+        doc = doc or {}
+        return cls(doc.get("n"), doc.get("mean"), doc.get("median"))
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    """One metric as the judge classified it (``canary.judge.classifier.MetricResult``, as stored)."""
+
+    name: str
+    classification: str
+    critical: bool
+    reason: str
+    estimate: float | None
+    ci: Interval
+    effect_size: float | None
+    effect_size_measure: str
+    control: SideSummary
+    experiment: SideSummary
+
+    @classmethod
+    def from_json(cls, m: JsonDict) -> MetricVerdict:
+        return cls(name=m.get("name", ""), classification=m.get("classification", ""),
+                   critical=bool(m.get("critical", False)), reason=m.get("reason", ""), estimate=m.get("estimate"),
+                   ci=Interval(m.get("ci_lower"), m.get("ci_upper")), effect_size=m.get("effect_size"),
+                   effect_size_measure=m.get("effect_size_measure", ""),
+                   control=SideSummary.from_json(m.get("control")),
+                   experiment=SideSummary.from_json(m.get("experiment")))
+
+    @property
+    def deciding(self) -> bool:
+        """A metric that moved the score (neither a pass nor missing data)."""
+        return self.classification not in ("Pass", "Nodata")
+
+
+@dataclass(frozen=True)
+class WaveVerdict:
+    """A wave's verdict: the decision, its score, the metrics behind it, where its samples are."""
+
+    decision: str
+    score: float
+    reasons: tuple[str, ...]
+    metrics: tuple[MetricVerdict, ...]
+    at: str
+    queries: int | None = None
+    samples_uri: str | None = None  # s3://<artifact bucket>/canary/... (None: inline, layout 1)
+
+    @classmethod
+    def from_json(cls, v: Any) -> WaveVerdict:
+        judge = v.get("judge") or {}
+        return cls(decision=v.get("decision", ""), score=float(v.get("score", 0.0)),
+                   reasons=tuple(judge.get("reasons") or ()),
+                   metrics=tuple(MetricVerdict.from_json(m) for m in judge.get("metrics") or ()),
+                   at=v.get("at", ""), queries=v.get("queries"), samples_uri=v.get("samples_uri"))
+
+
+@dataclass(frozen=True)
+class WaveView:
+    index: int
+    target: int
+    status: str
+    verdict: WaveVerdict | None
+    instance_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, wave: Wave) -> WaveView:
+        return cls(index=wave.index, target=wave.target, status=wave.status,
+                   verdict=WaveVerdict.from_json(wave.verdict) if wave.verdict else None,
+                   instance_types=tuple(sorted({b.instance_type for b in wave.batches} - {""})))
+
+
+@dataclass(frozen=True)
+class LastVerdict:
+    wave: int
+    decision: str
+    score: float
+
+    def to_json(self) -> JsonDict:
+        return {"wave": self.wave, "decision": self.decision, "score": self.score}
+
+
+@dataclass(frozen=True)
+class CohortView:
+    key: str
+    size: int
+    status: str
+    wave: int
+    replaced: int
+    waves: tuple[WaveView, ...]
+    rolled_back_at: str | None
+    last_verdict: LastVerdict | None  # what the controller acted on last
+
+    @classmethod
+    def of(cls, cohort: CohortState) -> CohortView:
+        lv = cohort.last_verdict
+        return cls(key=cohort.key, size=cohort.size, status=cohort.status, wave=cohort.wave,
+                   replaced=cohort.replaced, waves=tuple(WaveView.of(w) for w in cohort.waves),
+                   rolled_back_at=(cohort.rollback or {}).get("at"),
+                   last_verdict=LastVerdict(int(lv["wave"]), lv["decision"], lv["score"]) if lv else None)
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """A whole rollout, typed, for readers: ``status``, the report, the retrospective."""
+
+    id: str
+    family: str
+    status: str
+    reason: str | None
+    created_at: str
+    updated_at: str
+    new_ref: str | None
+    new_version: int | None
+    new_amis: dict[str, str]
+    old_amis: frozenset[str]
+    api_calls: int
+    api_calls_by_operation: dict[str, int]
+    cohorts: tuple[CohortView, ...]
+
+    @classmethod
+    def of(cls, r: Rollout) -> RolloutView:
+        return cls(id=r.id, family=r.family, status=r.status, reason=r.reason, created_at=r.created_at,
+                   updated_at=r.updated_at, new_ref=r.new.ref, new_version=r.new.version, new_amis=dict(r.new.amis),
+                   old_amis=frozenset(g.old_ami for g in r.groups.values() if g.old_ami),
+                   api_calls=r.api_calls.total, api_calls_by_operation=dict(r.api_calls.by_operation),
+                   cohorts=tuple(CohortView.of(c) for c in r.cohorts))
+
+    def cohort(self, key: str) -> CohortView:
+        return next(c for c in self.cohorts if c.key == key)
+
+    def to_json(self) -> JsonDict:
+        """The rollout as ``canary status --json`` prints it."""
+        return {
+            "id": self.id, "family": self.family,
+            "new": {"ref": self.new_ref, "version": self.new_version, "amis": self.new_amis},
+            "status": self.status, "reason": self.reason, "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "api_calls": {"total": self.api_calls, "by_operation": self.api_calls_by_operation},
+            "cohorts": [{"key": c.key, "status": c.status, "wave": c.wave, "waves": len(c.waves),
+                         "replaced": c.replaced, "instances": c.size,
+                         "last_verdict": c.last_verdict.to_json() if c.last_verdict else None,
+                         "verdicts": [{"wave": w.index, "decision": w.verdict.decision, "score": w.verdict.score,
+                                       "reasons": list(w.verdict.reasons), "samples": w.verdict.samples_uri}
+                                      for w in c.waves if w.verdict]}
+                        for c in self.cohorts],
+        }
+
+
+def views(store: StateStore) -> list[RolloutView]:
+    """Every rollout, whole and typed, oldest first (the report's matrix)."""
+    return [RolloutView.of(load(store, h.id)) for h in headers(store)]
+
+
+__all__ = [
+    "CONTROL_KIND", "FINAL", "KIND", "LAYOUT", "CohortLine", "CohortView", "Interval", "LastVerdict", "MetricVerdict",
+    "RolloutHeader", "RolloutRecords", "RolloutView", "SideSummary", "WaveVerdict", "WaveView", "assemble",
+    "header", "header_of", "headers", "latest_id", "load", "parts_kind", "views",
+]
