@@ -44,16 +44,25 @@ TARGET_SECONDS = 1.0
 TARGET_PEAK_MB = 500.0
 
 
-def small_groups_fleet(instances: int, group_size: int = 3, cohorts: int = FLEET_COHORTS) -> list[Group]:
+def small_groups_fleet(
+    instances: int, group_size: int = 3, cohorts: int = FLEET_COHORTS
+) -> list[Group]:
     """``instances`` in groups of ``group_size``: the shape where per-group work dominates."""
     types = instance_types(cohorts)
-    return [Group(f"asg-{gi:07d}", REGIONS[gi % len(REGIONS)],
-                  tuple(f"i-{gi * group_size + k:017x}" for k in range(group_size)), types[gi % cohorts])
-            for gi in range(instances // group_size)]
+    return [
+        Group(
+            f"asg-{gi:07d}",
+            REGIONS[gi % len(REGIONS)],
+            tuple(f"i-{gi * group_size + k:017x}" for k in range(group_size)),
+            types[gi % cohorts],
+        )
+        for gi in range(instances // group_size)
+    ]
 
 
 def small_group_rows() -> list[dict[str, Any]]:
-    """Plan CPU time and peak memory for 180k and 1.8M instances in groups of 3 (issue: < 1 s, < 2 s)."""
+    """Plan CPU time and peak memory for 180k and 1.8M instances in groups of 3 (issue: < 1 s, < 2
+    s)."""
     return [_small_group_row(180_000, 1.0), _small_group_row(1_800_000, 2.0)]
 
 
@@ -63,9 +72,15 @@ def _small_group_row(instances: int, target_s: float) -> dict[str, Any]:
     _, cpu_plan, mb_plan, p = _measure(lambda: plan(cohorts, Policy(), seed=1))
     _, cpu_cohorts, _, _ = _measure(lambda: build_cohorts(groups))
     assert p.instance_count == instances
-    return {"name": f"plan CPU time, {instances:,} instances in {len(groups):,} groups of 3",
-            "seconds": round(cpu_plan, 3), "peak_mb": round(mb_plan, 1), "target": f"< {target_s:g} s",
-            "baseline": None, "ratio": "-", "build_cohorts_cpu_seconds": round(cpu_cohorts, 3)}
+    return {
+        "name": f"plan CPU time, {instances:,} instances in {len(groups):,} groups of 3",
+        "seconds": round(cpu_plan, 3),
+        "peak_mb": round(mb_plan, 1),
+        "target": f"< {target_s:g} s",
+        "baseline": None,
+        "ratio": "-",
+        "build_cohorts_cpu_seconds": round(cpu_cohorts, 3),
+    }
 
 
 def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int, str, str]]:
@@ -73,9 +88,18 @@ def naive_plan(groups: list[Group], policy: Policy) -> list[tuple[str, int, int,
     instances: list[dict[str, Any]] = []
     for g in groups:
         for i, iid in enumerate(g.instance_ids):
-            instances.append({"id": iid, "type": g.type_of(i), "group": (g.region, g.name),
-                              "region": g.region, "replaced": False, "in_flight": False,
-                              "capacity": g.full_capacity, "min_healthy": g.min_healthy_pct})
+            instances.append(
+                {
+                    "id": iid,
+                    "type": g.type_of(i),
+                    "group": (g.region, g.name),
+                    "region": g.region,
+                    "replaced": False,
+                    "in_flight": False,
+                    "capacity": g.full_capacity,
+                    "min_healthy": g.min_healthy_pct,
+                }
+            )
     by_type: dict[str, list[dict[str, Any]]] = {}
     for inst in instances:
         by_type.setdefault(inst["type"], []).append(inst)
@@ -136,24 +160,42 @@ def _measure(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
     return seconds, cpu, peak / 2**20, result
 
 
-def run(instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS,
-        naive: bool = True) -> list[dict[str, Any]]:
+def run(
+    instances: int = FLEET_INSTANCES, cohorts: int = FLEET_COHORTS, naive: bool = True
+) -> list[dict[str, Any]]:
     """Measure the planner (and the naive baseline) on a synthetic fleet; one row each."""
     groups = synthetic_fleet(instances, cohorts)
     policy = Policy()
-    t_real, cpu_real, mb_real, the_plan = _measure(lambda: plan(build_cohorts(groups), policy, seed=1))
+    t_real, cpu_real, mb_real, the_plan = _measure(
+        lambda: plan(build_cohorts(groups), policy, seed=1)
+    )
     assert the_plan.instance_count == instances
     rows = []
     t_naive = mb_naive = math.nan
     if naive:
         t_naive, _, mb_naive, _ = _measure(lambda: naive_plan(groups, policy))
     label = f"{instances:,} instances / {len(build_cohorts(groups))} cohorts"
-    rows.append({"name": f"plan time ({label})", "seconds": round(t_real, 4), "cpu_seconds": round(cpu_real, 4),
-                 "peak_mb": round(mb_real, 1), "target": f"< {TARGET_SECONDS:g} s",
-                 "baseline": round(t_naive, 4), "ratio": round(t_naive / t_real, 1)})
-    rows.append({"name": f"plan peak memory ({label})", "seconds": round(t_real, 4),
-                 "peak_mb": round(mb_real, 1), "target": f"< {TARGET_PEAK_MB:g} MB",
-                 "baseline": round(mb_naive, 1), "ratio": round(mb_naive / mb_real, 1)})
+    rows.append(
+        {
+            "name": f"plan time ({label})",
+            "seconds": round(t_real, 4),
+            "cpu_seconds": round(cpu_real, 4),
+            "peak_mb": round(mb_real, 1),
+            "target": f"< {TARGET_SECONDS:g} s",
+            "baseline": round(t_naive, 4),
+            "ratio": round(t_naive / t_real, 1),
+        }
+    )
+    rows.append(
+        {
+            "name": f"plan peak memory ({label})",
+            "seconds": round(t_real, 4),
+            "peak_mb": round(mb_real, 1),
+            "target": f"< {TARGET_PEAK_MB:g} MB",
+            "baseline": round(mb_naive, 1),
+            "ratio": round(mb_naive / mb_real, 1),
+        }
+    )
     return rows
 
 
@@ -181,28 +223,49 @@ def _naive_replace(aws: AwsFactory, region: str, groups: list[str], new_ami: str
         g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
         for inst in [i["InstanceId"] for i in g["Instances"]]:
             ec2.describe_instances(InstanceIds=[inst])
-            asg.terminate_instance_in_auto_scaling_group(InstanceId=inst, ShouldDecrementDesiredCapacity=False)
+            asg.terminate_instance_in_auto_scaling_group(
+                InstanceId=inst, ShouldDecrementDesiredCapacity=False
+            )
             while True:
-                g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-                live = [i for i in g["Instances"] if i["LifecycleState"] == "InService" and i["InstanceId"] != inst]
+                g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+                    "AutoScalingGroups"
+                ][0]
+                live = [
+                    i
+                    for i in g["Instances"]
+                    if i["LifecycleState"] == "InService" and i["InstanceId"] != inst
+                ]
                 if len(live) >= g["DesiredCapacity"]:
                     break
-                asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=g["DesiredCapacity"])
+                asg.set_desired_capacity(
+                    AutoScalingGroupName=name, DesiredCapacity=g["DesiredCapacity"]
+                )
             ec2.describe_instances(InstanceIds=[live[-1]["InstanceId"]])
             replaced += 1
     return replaced
 
 
 TERMINATE_OP = "auto-scaling.TerminateInstanceInAutoScalingGroup"
-BENCH_TYPES = ("t3.micro", "t3.small", "t3.medium", "m5.large", "m5.xlarge", "c5.large", "c5.xlarge",
-               "r5.large", "m6i.large", "c6i.large")
+BENCH_TYPES = (
+    "t3.micro",
+    "t3.small",
+    "t3.medium",
+    "m5.large",
+    "m5.xlarge",
+    "c5.large",
+    "c5.xlarge",
+    "r5.large",
+    "m6i.large",
+    "c6i.large",
+)
 # The fleet's shape: 180,000 instances are ~900 groups in 160 cohorts, about 5.6 groups per
 # instance type; the API-call figure is taken on 3 types of 4 groups each (12 groups of 40).
 FLEET_SHAPED_TYPES = BENCH_TYPES[:3]
 
 
 class RequestCounter:
-    """Counts every HTTP request botocore sends (a ``before-send`` hook: retries and pages included),
+    """Counts every HTTP request botocore sends (a ``before-send`` hook: retries and pages
+    included),
     by operation; independent of the project's own call counter."""
 
     def __init__(self) -> None:
@@ -220,8 +283,12 @@ class RequestCounter:
         return sum(self.by_operation.values())
 
 
-def api_calls(per_group: int = 40, types: tuple[str, ...] = FLEET_SHAPED_TYPES, groups_per_type: int = 4,
-              naive: bool = True) -> dict[str, Any]:
+def api_calls(
+    per_group: int = 40,
+    types: tuple[str, ...] = FLEET_SHAPED_TYPES,
+    groups_per_type: int = 4,
+    naive: bool = True,
+) -> dict[str, Any]:
     """HTTP requests per instance replaced: the controller vs the naive loop, same endpoint,
     ``groups_per_type`` groups of ``per_group`` instances per type (a cohort per type), every
     cohort in flight at once (``BENCH_CANARY_TOML``)."""
@@ -248,29 +315,47 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = FLEET_SHAPED_TYPES, 
         try:
             cfg_path = Path(tmp) / "imagefleet.toml"
             cfg_path.write_text(
-                f'[state]\npath = "state.db"\n[aws]\nregions = ["{region}"]\nendpoint_url = ' f'"{info.url}"\n'
-                '[families.bench]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = ' '"ami-12345678"\n'
-                + BENCH_CANARY_TOML)
+                f'[state]\npath = "state.db"\n[aws]\nregions = ["{region}"]\nendpoint_url = '
+                f'"{info.url}"\n'
+                '[families.bench]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = '
+                '"ami-12345678"\n' + BENCH_CANARY_TOML
+            )
             clock = VirtualClock()
-            ctx = Context(config_path=cfg_path, clock=clock, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
+            ctx = Context(
+                config_path=cfg_path,
+                clock=clock,
+                output=Output(stdout=io.StringIO(), stderr=io.StringIO()),
+            )
             aws = AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS))
             ctx.__dict__["aws"] = aws
             ec2 = aws.client("ec2", region)
-            stock = min(i["ImageId"] for i in ec2.describe_images(
-                Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"])
+            stock = min(
+                i["ImageId"]
+                for i in ec2.describe_images(
+                    Filters=[{"Name": "architecture", "Values": ["x86_64"]}]
+                )["Images"]
+            )
             amis = []
             for n in ("old", "new"):
-                iid = ec2.run_instances(ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+                iid = ec2.run_instances(
+                    ImageId=stock, InstanceType="t3.micro", MinCount=1, MaxCount=1
+                )["Instances"][0]["InstanceId"]
                 amis.append(ec2.create_image(InstanceId=iid, Name=f"bench-{n}")["ImageId"])
             old, new = amis
             for v, ami in ((1, old), (2, new)):
-                ctx.store.put_base(BaseVersion("bench", v, {region: ami}, ami, v - 1 or None, "bench", utcnow()))
+                ctx.store.put_base(
+                    BaseVersion("bench", v, {region: ami}, ami, v - 1 or None, "bench", utcnow())
+                )
             make_fleet(aws, "bench", old, types, per_group, region, groups_per_type)
 
             # The controller, with the local health agent publishing on the same virtual clock:
             # it runs inside the controller's sleeps, so no wave waits for data on a busy host.
-            env = AgentEnv(aws=AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)),
-                           state_dir=Path(tmp), regions=(region,), clock=clock)
+            env = AgentEnv(
+                aws=AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)),
+                state_dir=Path(tmp),
+                regions=(region,),
+                clock=clock,
+            )
             tick_s: list[float] = []
 
             def timed_tick(env: AgentEnv) -> None:
@@ -294,7 +379,9 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = FLEET_SHAPED_TYPES, 
             naive_calls: dict[str, int] = {}
             naive_replaced, t_naive = 0, 0.0
             if naive:
-                naive_groups = make_fleet(aws, "naive", old, types, per_group, region, groups_per_type)["groups"]
+                naive_groups = make_fleet(
+                    aws, "naive", old, types, per_group, region, groups_per_type
+                )["groups"]
                 requests.reset()
                 t0 = time.perf_counter()
                 naive_replaced = _naive_replace(aws, region, [g["name"] for g in naive_groups], new)
@@ -306,20 +393,29 @@ def api_calls(per_group: int = 40, types: tuple[str, ...] = FLEET_SHAPED_TYPES, 
     naive_total = sum(naive_calls.values())
     groups = len(types) * groups_per_type
     return {
-        "cohorts": len(types), "groups_per_cohort": groups_per_type,
-        "status": result.status, "reason": result.reason, "instances": replaced, "groups": groups,
-        "controller_calls": ctl_total, "controller_per_1000": round(ctl_total / replaced * 1000),
+        "cohorts": len(types),
+        "groups_per_cohort": groups_per_type,
+        "status": result.status,
+        "reason": result.reason,
+        "instances": replaced,
+        "groups": groups,
+        "controller_calls": ctl_total,
+        "controller_per_1000": round(ctl_total / replaced * 1000),
         "controller_per_instance": round(ctl_total / replaced, 3),
-        "controller_terminations_per_instance": round(
-            ctl_calls.get(TERMINATE_OP, 0) / replaced, 3),
+        "controller_terminations_per_instance": round(ctl_calls.get(TERMINATE_OP, 0) / replaced, 3),
         "controller_other_calls_per_group": round(
-            (ctl_total - ctl_calls.get(TERMINATE_OP, 0)) / groups, 1),
-        "controller_by_operation": ctl_calls, "controller_seconds": round(t_ctl, 1),
+            (ctl_total - ctl_calls.get(TERMINATE_OP, 0)) / groups, 1
+        ),
+        "controller_by_operation": ctl_calls,
+        "controller_seconds": round(t_ctl, 1),
         "naive_calls": naive_total,
         "naive_per_1000": round(naive_total / naive_replaced * 1000) if naive_replaced else None,
-        "naive_by_operation": naive_calls, "naive_seconds": round(t_naive, 1),
-        "agent_tick_s": {"max": round(max(tick_s, default=0), 2),
-                         "median": round(sorted(tick_s)[len(tick_s) // 2], 2) if tick_s else 0},
+        "naive_by_operation": naive_calls,
+        "naive_seconds": round(t_naive, 1),
+        "agent_tick_s": {
+            "max": round(max(tick_s, default=0), 2),
+            "median": round(sorted(tick_s)[len(tick_s) // 2], 2) if tick_s else 0,
+        },
     }
 
 
@@ -333,7 +429,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_api_calls() -> dict[str, Any]:
-    """Print and return the API-call figures: the fleet's shape, then every group a cohort of its own."""
+    """Print and return the API-call figures: the fleet's shape, then every group a cohort of its
+    own."""
     r = api_calls()
     _print_api_calls(r)
     _print_api_calls(api_calls(types=BENCH_TYPES, groups_per_type=1, naive=False))
@@ -341,22 +438,37 @@ def run_api_calls() -> dict[str, Any]:
 
 
 def _print_api_calls(r: dict[str, Any]) -> None:
-    naive = (f", naive loop {r['naive_per_1000']} ({r['naive_calls']} calls), "
-             f"ratio {r['naive_per_1000'] / r['controller_per_1000']:.1f}x" if r["naive_per_1000"] else "")
-    print(f"API calls per 1,000 instances replaced (local endpoint, {r['instances']} instances in "
-          f"{r['groups']} groups, {r['cohorts']} cohorts, rollout {r['status']}): imagefleet "
-          f"{r['controller_per_1000']} ({r['controller_calls']} calls){naive}")
-    print(f"  imagefleet = {r['controller_terminations_per_instance']} call per instance replaced + "
-          f"{r['controller_other_calls_per_group']} calls per group (waves, baselines, metrics, " "polls); "
-          f"{r['controller_seconds']} s")
+    naive = (
+        f", naive loop {r['naive_per_1000']} ({r['naive_calls']} calls), "
+        f"ratio {r['naive_per_1000'] / r['controller_per_1000']:.1f}x"
+        if r["naive_per_1000"]
+        else ""
+    )
+    print(
+        f"API calls per 1,000 instances replaced (local endpoint, {r['instances']} instances in "
+        f"{r['groups']} groups, {r['cohorts']} cohorts, rollout {r['status']}): imagefleet "
+        f"{r['controller_per_1000']} ({r['controller_calls']} calls){naive}"
+    )
+    print(
+        f"  imagefleet = {r['controller_terminations_per_instance']} call per instance replaced + "
+        f"{r['controller_other_calls_per_group']} calls per group (waves, baselines, metrics, "
+        "polls); "
+        f"{r['controller_seconds']} s"
+    )
     print(f"  imagefleet: {r['controller_by_operation']}")
     if r["naive_by_operation"]:
         print(f"  naive:      {r['naive_by_operation']}")
 
 
-def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
-                   canary: dict[str, Any] | None = None, state: str = "sqlite") -> dict[str, Any]:
-    """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its report.
+def run_simulation(
+    fail_cohort: int | None = None,
+    *,
+    controller: bool = False,
+    canary: dict[str, Any] | None = None,
+    state: str = "sqlite",
+) -> dict[str, Any]:
+    """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its
+    report.
 
     ``controller``: the real ``canary.controller`` runs it (with ``canary`` as extra ``[canary]``
     settings) instead of the simulator's own concurrent rollout."""
@@ -369,17 +481,24 @@ def run_simulation(fail_cohort: int | None = None, *, controller: bool = False,
         r = run_controller(scenario, canary=canary, state=state).report.to_dict()
     else:
         r = simulate(scenario).to_dict()
-    print(f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances " f"/ {r['groups']} groups / {r['cohorts']} cohorts / "
-          f"{r['regions']} " f"regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
-          f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
-          f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "
-          f"{r['budget_use']:.1%} (target >= 90%); peak in flight {r['peak_in_flight']}; rolled back "
-          f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s ({r['cpu_seconds']} s CPU, target < 300 s)")
+    print(
+        f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances "
+        f"/ {r['groups']} groups / {r['cohorts']} cohorts / "
+        f"{r['regions']} "
+        f"regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
+        f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
+        f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "
+        f"{r['budget_use']:.1%} (target >= 90%); peak in flight {r['peak_in_flight']}; rolled back "
+        f"{r['cohorts_rolled_back'] or 'none'}; {r['real_seconds']} s "
+        f"({r['cpu_seconds']} s CPU, target < 300 s)"
+    )
     if r.get("state"):
         s = r["state"]
-        print(f"  state ({s['backend']}): {s['writes']:,} writes, {s['bytes_written'] / 1e6:.1f} MB, "
-              f"{s['bytes_per_instance']} B per instance replaced (target <= 1024), largest record "
-              f"{s['max_record_bytes']:,} B (target <= 65536)")
+        print(
+            f"  state ({s['backend']}): {s['writes']:,} writes, {s['bytes_written'] / 1e6:.1f} MB, "
+            f"{s['bytes_per_instance']} B per instance replaced (target <= 1024), largest record "
+            f"{s['max_record_bytes']:,} B (target <= 65536)"
+        )
     return r
 
 

@@ -29,10 +29,17 @@ def _plan_figure(row: dict[str, Any]) -> Figure:
     value = row["peak_mb"] if memory else row["seconds"]
     goal = row.get("target")
     detail = {k: v for k, v in row.items() if k not in ("name", "target", "baseline", "ratio")}
-    return Figure(row["name"], value, "MB" if memory else "s", row.get("baseline"),
-                  "naive planner, same fleet" if memory or row.get("baseline") else "-",
-                  clock="count" if memory else "cpu" if "CPU" in row["name"] else "wall", goal=goal,
-                  met=_met(value, goal), detail=detail)
+    return Figure(
+        row["name"],
+        value,
+        "MB" if memory else "s",
+        row.get("baseline"),
+        "naive planner, same fleet" if memory or row.get("baseline") else "-",
+        clock="count" if memory else "cpu" if "CPU" in row["name"] else "wall",
+        goal=goal,
+        met=_met(value, goal),
+        detail=detail,
+    )
 
 
 def plan_figures() -> list[Figure]:
@@ -54,18 +61,32 @@ def api_call_figures() -> list[Figure]:
     from bench import canary as bench
 
     figures = []
-    for r in (bench.api_calls(), bench.api_calls(types=bench.BENCH_TYPES, groups_per_type=1, naive=False)):
+    for r in (
+        bench.api_calls(),
+        bench.api_calls(types=bench.BENCH_TYPES, groups_per_type=1, naive=False),
+    ):
         ours = r["controller_per_1000"] / 1000
         naive = r["naive_per_1000"] / 1000 if r["naive_per_1000"] else None
-        figures.append(Figure(
-            f"API calls per instance replaced ({r['instances']} instances, {r['groups']} " "groups of "
-            f"{r['instances'] // r['groups']} in {r['cohorts']} cohorts)",
-            round(ours, 3), "calls", None if naive is None else round(naive, 3),
-            "naive per-instance loop" if naive is not None else "-", clock="count",
-            goal=f"<= {API_CALLS_GOAL}", met=ours <= API_CALLS_GOAL,
-            detail={"rollout": r["status"], "reason": r.get("reason"),
+        figures.append(
+            Figure(
+                f"API calls per instance replaced ({r['instances']} instances, {r['groups']} "
+                "groups of "
+                f"{r['instances'] // r['groups']} in {r['cohorts']} cohorts)",
+                round(ours, 3),
+                "calls",
+                None if naive is None else round(naive, 3),
+                "naive per-instance loop" if naive is not None else "-",
+                clock="count",
+                goal=f"<= {API_CALLS_GOAL}",
+                met=ours <= API_CALLS_GOAL,
+                detail={
+                    "rollout": r["status"],
+                    "reason": r.get("reason"),
                     "per_group_other_calls": r["controller_other_calls_per_group"],
-                    "controller_by_operation": r["controller_by_operation"]}))
+                    "controller_by_operation": r["controller_by_operation"],
+                },
+            )
+        )
     return figures
 
 
@@ -82,13 +103,28 @@ def state_figures(r: dict[str, Any], tag: str) -> list[Figure]:
     s = r["state"]
     detail = {k: s.get(k) for k in ("backend", "writes", "bytes_written", "artifacts")}
     return [
-        Figure(f"simulated 180k rollout: largest stored record{tag}", s["max_record_bytes"], "B", None, "-",
-               clock="count", goal=f"<= {RECORD_BYTES_GOAL}", met=s["max_record_bytes"] <= RECORD_BYTES_GOAL,
-               detail=detail),
-        Figure(f"simulated 180k rollout: state bytes written per instance replaced{tag}", s["bytes_per_instance"],
-               "B", ONE_DOCUMENT_BYTES_PER_INSTANCE, "one document per rollout (before the split)", clock="count",
-               goal=f"<= {BYTES_PER_INSTANCE_GOAL}", met=s["bytes_per_instance"] <= BYTES_PER_INSTANCE_GOAL,
-               detail=detail),
+        Figure(
+            f"simulated 180k rollout: largest stored record{tag}",
+            s["max_record_bytes"],
+            "B",
+            None,
+            "-",
+            clock="count",
+            goal=f"<= {RECORD_BYTES_GOAL}",
+            met=s["max_record_bytes"] <= RECORD_BYTES_GOAL,
+            detail=detail,
+        ),
+        Figure(
+            f"simulated 180k rollout: state bytes written per instance replaced{tag}",
+            s["bytes_per_instance"],
+            "B",
+            ONE_DOCUMENT_BYTES_PER_INSTANCE,
+            "one document per rollout (before the split)",
+            clock="count",
+            goal=f"<= {BYTES_PER_INSTANCE_GOAL}",
+            met=s["bytes_per_instance"] <= BYTES_PER_INSTANCE_GOAL,
+            detail=detail,
+        ),
     ]
 
 
@@ -99,22 +135,68 @@ def simulation_figures() -> list[Figure]:
 
     figures = []
     for fail in (None, 80):
-        r = bench.run_simulation(fail_cohort=fail, controller=True, canary={"cohorts_in_flight": 160})
+        r = bench.run_simulation(
+            fail_cohort=fail, controller=True, canary={"cohorts_in_flight": 160}
+        )
         tag = "" if fail is None else f", cohort #{fail} failing"
-        detail = {k: r.get(k) for k in ("makespan_s", "bound_s", "peak_in_flight", "throttles_by_bucket",
-                                        "cohorts_rolled_back", "cohorts_paused", "cpu_seconds", "per_region",
-                                        "rollout_status", "api_calls")}
+        detail = {
+            k: r.get(k)
+            for k in (
+                "makespan_s",
+                "bound_s",
+                "peak_in_flight",
+                "throttles_by_bucket",
+                "cohorts_rolled_back",
+                "cohorts_paused",
+                "cpu_seconds",
+                "per_region",
+                "rollout_status",
+                "api_calls",
+            )
+        }
         figures += [
-            Figure(f"simulated 180k rollout: makespan over the budget's bound{tag}", r["makespan_over_bound"], "x",
-                   None, "-", clock="virtual", goal=f"<= {SIM_MAKESPAN_GOAL}",
-                   met=r["makespan_over_bound"] <= SIM_MAKESPAN_GOAL, detail=detail),
-            Figure(f"simulated 180k rollout: throttling errors{tag}", r["throttling_errors"], "errors", None, "-",
-                   clock="count", goal="<= 0", met=r["throttling_errors"] == 0),
-            Figure(f"simulated 180k rollout: budget use while replacing{tag}", r["budget_use"], "share", None, "-",
-                   clock="virtual", goal=f">= {SIM_BUDGET_USE_GOAL}", met=r["budget_use"] >= SIM_BUDGET_USE_GOAL),
-            Figure(f"simulated 180k rollout: real time{tag}", r["real_seconds"], "s", None, "-", clock="wall",
-                   goal=f"<= {SIM_SECONDS_GOAL:g} s", met=r["real_seconds"] <= SIM_SECONDS_GOAL,
-                   detail={"cpu_seconds": r["cpu_seconds"]}),
+            Figure(
+                f"simulated 180k rollout: makespan over the budget's bound{tag}",
+                r["makespan_over_bound"],
+                "x",
+                None,
+                "-",
+                clock="virtual",
+                goal=f"<= {SIM_MAKESPAN_GOAL}",
+                met=r["makespan_over_bound"] <= SIM_MAKESPAN_GOAL,
+                detail=detail,
+            ),
+            Figure(
+                f"simulated 180k rollout: throttling errors{tag}",
+                r["throttling_errors"],
+                "errors",
+                None,
+                "-",
+                clock="count",
+                goal="<= 0",
+                met=r["throttling_errors"] == 0,
+            ),
+            Figure(
+                f"simulated 180k rollout: budget use while replacing{tag}",
+                r["budget_use"],
+                "share",
+                None,
+                "-",
+                clock="virtual",
+                goal=f">= {SIM_BUDGET_USE_GOAL}",
+                met=r["budget_use"] >= SIM_BUDGET_USE_GOAL,
+            ),
+            Figure(
+                f"simulated 180k rollout: real time{tag}",
+                r["real_seconds"],
+                "s",
+                None,
+                "-",
+                clock="wall",
+                goal=f"<= {SIM_SECONDS_GOAL:g} s",
+                met=r["real_seconds"] <= SIM_SECONDS_GOAL,
+                detail={"cpu_seconds": r["cpu_seconds"]},
+            ),
             *state_figures(r, tag),
         ]
     return figures
@@ -128,13 +210,34 @@ def dynamodb_figures() -> list[Figure]:
     r = bench.run_simulation(controller=True, canary={"cohorts_in_flight": 160}, state="dynamodb")
     tag = ", state in DynamoDB"
     return [
-        Figure(f"simulated 180k rollout: makespan over the budget's bound{tag}", r["makespan_over_bound"], "x",
-               None, "-", clock="virtual", goal=f"<= {SIM_MAKESPAN_GOAL}",
-               met=r["makespan_over_bound"] <= SIM_MAKESPAN_GOAL, detail={"rollout_status": r["rollout_status"]}),
+        Figure(
+            f"simulated 180k rollout: makespan over the budget's bound{tag}",
+            r["makespan_over_bound"],
+            "x",
+            None,
+            "-",
+            clock="virtual",
+            goal=f"<= {SIM_MAKESPAN_GOAL}",
+            met=r["makespan_over_bound"] <= SIM_MAKESPAN_GOAL,
+            detail={"rollout_status": r["rollout_status"]},
+        ),
         *state_figures(r, tag),
-        Figure(f"simulated 180k rollout: real time{tag}", r["real_seconds"], "s", None, "-", clock="wall",
-               detail={"cpu_seconds": r["cpu_seconds"]}),
+        Figure(
+            f"simulated 180k rollout: real time{tag}",
+            r["real_seconds"],
+            "s",
+            None,
+            "-",
+            clock="wall",
+            detail={"cpu_seconds": r["cpu_seconds"]},
+        ),
     ]
 
 
-__all__ = ["api_call_figures", "dynamodb_figures", "plan_figures", "simulation_figures", "state_figures"]
+__all__ = [
+    "api_call_figures",
+    "dynamodb_figures",
+    "plan_figures",
+    "simulation_figures",
+    "state_figures",
+]

@@ -99,8 +99,9 @@ def dpkg_pairs_seconds(old: Manifest, new: Manifest, sample: int = 200) -> float
     common = [n for n in new.packages if n in old.packages]
     start = time.perf_counter()
     for name in common[:sample]:
-        subprocess.run([dpkg, "--compare-versions", new[name].version, "gt", old[name].version],
-                       check=False)
+        subprocess.run(
+            [dpkg, "--compare-versions", new[name].version, "gt", old[name].version], check=False
+        )
     return (time.perf_counter() - start) / min(sample, len(common)) * len(common)
 
 
@@ -133,7 +134,9 @@ def _best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     return best
 
 
-def _record(name: str, seconds: float, baseline: float | None, target: float, note: str) -> dict[str, Any]:
+def _record(
+    name: str, seconds: float, baseline: float | None, target: float, note: str
+) -> dict[str, Any]:
     return {
         "name": name,
         "seconds": round(seconds, 4),
@@ -150,12 +153,26 @@ def run() -> list[dict[str, Any]]:
     old, new = synthetic_manifests(5000, changed=0.10, seed=1)
     ours = _best_of(lambda: diff(old, new))
     naive = _best_of(lambda: naive_diff(old, new))
-    results.append(_record("diff 5000 pkgs (10% changed)", ours, naive, DIFF_TARGET,
-                           "Version() for every package, every pair compared"))
+    results.append(
+        _record(
+            "diff 5000 pkgs (10% changed)",
+            ours,
+            naive,
+            DIFF_TARGET,
+            "Version() for every package, every pair compared",
+        )
+    )
     dpkg_seconds = dpkg_pairs_seconds(old, new)
     if dpkg_seconds is not None:
-        results.append(_record("diff 5000 pkgs (10% changed)", ours, dpkg_seconds, DIFF_TARGET,
-                               "dpkg --compare-versions per pair (200 timed, extrapolated)"))
+        results.append(
+            _record(
+                "diff 5000 pkgs (10% changed)",
+                ours,
+                dpkg_seconds,
+                DIFF_TARGET,
+                "dpkg --compare-versions per pair (200 timed, extrapolated)",
+            )
+        )
 
     with tempfile.TemporaryDirectory(prefix="imagefleet-bench-") as tmp:
         root = Path(tmp)
@@ -179,8 +196,15 @@ def run() -> list[dict[str, Any]]:
 
         ours = _best_of(lambda: build_changelog(old_m, new_m, source))
         naive = _best_of(naive_entries)
-        results.append(_record("entries 200 pkgs x 50 entries", ours, naive, ENTRIES_TARGET,
-                               "python-debian Changelog over each whole file, then filter"))
+        results.append(
+            _record(
+                "entries 200 pkgs x 50 entries",
+                ours,
+                naive,
+                ENTRIES_TARGET,
+                "python-debian Changelog over each whole file, then filter",
+            )
+        )
     return results
 
 
@@ -210,22 +234,54 @@ def figures() -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="imagefleet-bench-") as tmp:
         a = _write_manifest(old, Path(tmp) / "old.tsv")
         b = _write_manifest(new, Path(tmp) / "new.tsv")
-        ours = best_of(lambda: measure_process(
-            [sys.executable, "-m", "imagefleet.cli", "changelog", "diff", str(a), str(b),
-             "--format", "json"]), 3, warmup=1)
-        base = best_of(lambda: measure_process([sys.executable, "-c", BASELINE_SCRIPT, str(a), str(b)]), 3,
-                       warmup=1)
+        ours = best_of(
+            lambda: measure_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "imagefleet.cli",
+                    "changelog",
+                    "diff",
+                    str(a),
+                    str(b),
+                    "--format",
+                    "json",
+                ]
+            ),
+            3,
+            warmup=1,
+        )
+        base = best_of(
+            lambda: measure_process([sys.executable, "-c", BASELINE_SCRIPT, str(a), str(b)]),
+            3,
+            warmup=1,
+        )
     ratio = ours.seconds / base.seconds
     diff_row = run_diff_only(old, new)[0]
     return [
-        Figure("changelog diff, 2 x 5,000 packages, end to end", round(ours.seconds, 3), "s",
-               round(base.seconds, 3), "10-line python-debian script",
-               goal=f"<= {END_TO_END_GOAL_S} s and <= {END_TO_END_GOAL_RATIO:g}x the script",
-               met=ours.seconds <= END_TO_END_GOAL_S and ratio <= END_TO_END_GOAL_RATIO,
-               detail={"cpu_seconds": round(ours.cpu_seconds, 3), "peak_mb": round(ours.peak_mb),
-                       "baseline_cpu_seconds": round(base.cpu_seconds, 3)}),
-        Figure("changelog diff, the diff alone (in process)", diff_row["seconds"], "s",
-               diff_row["baseline_seconds"], diff_row["baseline"], goal=f"< {DIFF_TARGET} s", met=diff_row["seconds"] < DIFF_TARGET),
+        Figure(
+            "changelog diff, 2 x 5,000 packages, end to end",
+            round(ours.seconds, 3),
+            "s",
+            round(base.seconds, 3),
+            "10-line python-debian script",
+            goal=f"<= {END_TO_END_GOAL_S} s and <= {END_TO_END_GOAL_RATIO:g}x the script",
+            met=ours.seconds <= END_TO_END_GOAL_S and ratio <= END_TO_END_GOAL_RATIO,
+            detail={
+                "cpu_seconds": round(ours.cpu_seconds, 3),
+                "peak_mb": round(ours.peak_mb),
+                "baseline_cpu_seconds": round(base.cpu_seconds, 3),
+            },
+        ),
+        Figure(
+            "changelog diff, the diff alone (in process)",
+            diff_row["seconds"],
+            "s",
+            diff_row["baseline_seconds"],
+            diff_row["baseline"],
+            goal=f"< {DIFF_TARGET} s",
+            met=diff_row["seconds"] < DIFF_TARGET,
+        ),
     ]
 
 
@@ -233,8 +289,15 @@ def run_diff_only(old: Manifest, new: Manifest) -> list[dict[str, Any]]:
     """The in-process diff against the naive diff, best of three each."""
     ours = _best_of(lambda: diff(old, new))
     naive = _best_of(lambda: naive_diff(old, new))
-    return [_record("diff 5000 pkgs (10% changed)", ours, naive, DIFF_TARGET,
-                    "Version() for every package, every pair compared")]
+    return [
+        _record(
+            "diff 5000 pkgs (10% changed)",
+            ours,
+            naive,
+            DIFF_TARGET,
+            "Version() for every package, every pair compared",
+        )
+    ]
 
 
 def main() -> None:
@@ -246,8 +309,10 @@ def main() -> None:
         base = "-" if r["baseline_seconds"] is None else f"{r['baseline_seconds']:.4f}"
         ratio = "-" if r["ratio"] is None else f"{r['ratio']}x"
         ok = "ok" if r["seconds"] < r["target"] else "MISSED"
-        print(f"{r['name']:32} {r['seconds']:9.4f} {base:>9} {ratio:>7} {r['target']:>6}s  "
-              f"{r['baseline']} [{ok}]")
+        print(
+            f"{r['name']:32} {r['seconds']:9.4f} {base:>9} {ratio:>7} {r['target']:>6}s  "
+            f"{r['baseline']} [{ok}]"
+        )
 
 
 if __name__ == "__main__":

@@ -104,26 +104,41 @@ def figures() -> list[Figure]:
     with_local = closure(requirements_of(REPO_ROOT / "pyproject.toml", ["local"]))
     heavy = agent.heavy()
     return [
-        Figure("agent install size (dependency closure)", round(agent.total_bytes / MB, 1), "MB",
-               round(full.total_bytes / MB, 1), "imagefleet, core dependencies (no extras)",
-               clock="count", goal=f"installs no {', '.join(HEAVY)}", met=not heavy,
-               detail={"packages": len(agent.sizes), "baseline_packages": len(full.sizes),
-                       "heavy_in_agent": heavy, "heavy_in_baseline": full.heavy(),
-                       "extras_included": [], "missing": sorted({*agent.missing, *full.missing}),
-                       "baseline_with_local_extra_mb": round(with_local.total_bytes / MB, 1),
-                       "baseline_with_local_extra_packages": len(with_local.sizes),
-                       "agent_distributions": sorted(agent.sizes)}),
+        Figure(
+            "agent install size (dependency closure)",
+            round(agent.total_bytes / MB, 1),
+            "MB",
+            round(full.total_bytes / MB, 1),
+            "imagefleet, core dependencies (no extras)",
+            clock="count",
+            goal=f"installs no {', '.join(HEAVY)}",
+            met=not heavy,
+            detail={
+                "packages": len(agent.sizes),
+                "baseline_packages": len(full.sizes),
+                "heavy_in_agent": heavy,
+                "heavy_in_baseline": full.heavy(),
+                "extras_included": [],
+                "missing": sorted({*agent.missing, *full.missing}),
+                "baseline_with_local_extra_mb": round(with_local.total_bytes / MB, 1),
+                "baseline_with_local_extra_packages": len(with_local.sizes),
+                "agent_distributions": sorted(agent.sizes),
+            },
+        ),
     ]
 
 
 def main() -> None:
     for f in figures():
         d = f.detail
-        print(f"{f.name}: {f.value:,.1f} MB in {d['packages']} distributions | {f.baseline_label}: "
-              f"{f.baseline:,.1f} MB in {d['baseline_packages']} | heavy in the agent: "
-              f"{', '.join(d['heavy_in_agent']) or 'none'} (in imagefleet: " f"{', '.join(d['heavy_in_baseline'])}); "
-              f"imagefleet[local]: {d['baseline_with_local_extra_mb']:,.1f} MB in "
-              f"{d['baseline_with_local_extra_packages']}")
+        print(
+            f"{f.name}: {f.value:,.1f} MB in {d['packages']} distributions | {f.baseline_label}: "
+            f"{f.baseline:,.1f} MB in {d['baseline_packages']} | heavy in the agent: "
+            f"{', '.join(d['heavy_in_agent']) or 'none'} (in imagefleet: "
+            f"{', '.join(d['heavy_in_baseline'])}); "
+            f"imagefleet[local]: {d['baseline_with_local_extra_mb']:,.1f} MB in "
+            f"{d['baseline_with_local_extra_packages']}"
+        )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,9 @@ class Measured:
     peak_mb: float
 
 
-def measure_process(argv: Sequence[str], *, ok_codes: tuple[int, ...] = (0,),
-                    cwd: Path | None = None) -> Measured:
+def measure_process(
+    argv: Sequence[str], *, ok_codes: tuple[int, ...] = (0,), cwd: Path | None = None
+) -> Measured:
     """Run ``argv`` once with output discarded; the rusage is of that process alone (``wait4``).
 
     The repository root goes first on ``PYTHONPATH`` so the code measured is this tree's. The
@@ -68,10 +69,13 @@ def measure_process(argv: Sequence[str], *, ok_codes: tuple[int, ...] = (0,),
     its dependencies in the venv do (pip compiles at install), and a start-up figure that
     recompiled every module would measure the compiler."""
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": path}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {
+        "PYTHONPATH": path
+    }
     t0 = time.perf_counter()
-    proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env, cwd=cwd)
+    proc = subprocess.Popen(
+        list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)

@@ -55,7 +55,9 @@ def write_files(rows: int, directory: Path, seed: int = 0) -> tuple[Path, Path]:
         return b, c
     rng = np.random.default_rng(seed)
     per_arm = rows // 2
-    metrics = [f"metric_{i:02d}_{'throughput' if i % 2 == 0 else 'latency'}" for i in range(N_METRICS)]
+    metrics = [
+        f"metric_{i:02d}_{'throughput' if i % 2 == 0 else 'latency'}" for i in range(N_METRICS)
+    ]
     types = [f"type{i:02d}.large" for i in range(N_TYPES)]
     for path, slow in ((b, 1.0), (c, 1.03)):
         cell = np.arange(per_arm) % (N_TYPES * N_METRICS)
@@ -63,15 +65,18 @@ def write_files(rows: int, directory: Path, seed: int = 0) -> tuple[Path, Path]:
         hib = m % 2 == 0
         factor = np.where(m % 3 == 0, np.where(hib, 1 / slow, slow), 1.0)
         value = (50.0 + 10.0 * m) * factor * (1 + 0.03 * rng.standard_normal(per_arm))
-        frame = pd.DataFrame({
-            "timestamp": 1764000000 + np.arange(per_arm) // 1000,
-            "instance_type": pd.Categorical.from_codes(cell // N_METRICS, categories=types),
-            "instance_id": pd.Categorical.from_codes(rng.integers(0, 20, per_arm),
-                                                     categories=[f"i-{k:017x}" for k in range(20)]),
-            "metric": pd.Categorical.from_codes(m, categories=metrics),
-            "value": np.round(value, 4),
-            "unit": pd.Categorical.from_codes(np.where(hib, 0, 1), categories=["MB/s", "ms"]),
-        })
+        frame = pd.DataFrame(
+            {
+                "timestamp": 1764000000 + np.arange(per_arm) // 1000,
+                "instance_type": pd.Categorical.from_codes(cell // N_METRICS, categories=types),
+                "instance_id": pd.Categorical.from_codes(
+                    rng.integers(0, 20, per_arm), categories=[f"i-{k:017x}" for k in range(20)]
+                ),
+                "metric": pd.Categorical.from_codes(m, categories=metrics),
+                "value": np.round(value, 4),
+                "unit": pd.Categorical.from_codes(np.where(hib, 0, 1), categories=["MB/s", "ms"]),
+            }
+        )
         tmp = path.with_suffix(".tmp")
         frame.to_csv(tmp, index=False)
         tmp.rename(path)
@@ -85,14 +90,33 @@ def run(sizes: tuple[int, ...] = SIZES, directory: Path | None = None) -> list[d
     rows = []
     for n in sizes:
         b, c = write_files(n, directory)
-        ours = measure([sys.executable, "-m", "imagefleet.cli", "perf", "compare", str(b), str(c),
-                        "--format", "json"])
+        ours = measure(
+            [
+                sys.executable,
+                "-m",
+                "imagefleet.cli",
+                "perf",
+                "compare",
+                str(b),
+                str(c),
+                "--format",
+                "json",
+            ]
+        )
         base = measure([sys.executable, "-c", BASELINE_SCRIPT, str(b), str(c)])
-        rows.append({"rows": n, "seconds": ours.seconds, "cpu_seconds": ours.cpu_seconds,
-                     "peak_mb": ours.peak_mb, "baseline_seconds": base.seconds,
-                     "baseline_cpu_seconds": base.cpu_seconds, "baseline_peak_mb": base.peak_mb,
-                     "ratio": ours.seconds / base.seconds,
-                     "cpu_ratio": ours.cpu_seconds / base.cpu_seconds})
+        rows.append(
+            {
+                "rows": n,
+                "seconds": ours.seconds,
+                "cpu_seconds": ours.cpu_seconds,
+                "peak_mb": ours.peak_mb,
+                "baseline_seconds": base.seconds,
+                "baseline_cpu_seconds": base.cpu_seconds,
+                "baseline_peak_mb": base.peak_mb,
+                "ratio": ours.seconds / base.seconds,
+                "cpu_ratio": ours.cpu_seconds / base.cpu_seconds,
+            }
+        )
     return rows
 
 
@@ -103,15 +127,25 @@ def figures(sizes: tuple[int, ...] = SIZES) -> list[Figure]:
     for r in run(sizes):
         last = r["rows"] == max(sizes)
         met = r["ratio"] <= TARGET_RATIO and r["peak_mb"] < TARGET_PEAK_MB if last else None
-        out.append(Figure(
-            f"perf compare, {r['rows']:,} rows", round(r["seconds"], 2), "s",
-            round(r["baseline_seconds"], 2), "pandas + scipy per-cell Mann-Whitney script",
-            goal=f"<= {TARGET_RATIO}x the script, < {TARGET_PEAK_MB:.0f} MB" if last else None,
-            met=met,
-            detail={"cpu_seconds": round(r["cpu_seconds"], 2), "peak_mb": round(r["peak_mb"]),
+        out.append(
+            Figure(
+                f"perf compare, {r['rows']:,} rows",
+                round(r["seconds"], 2),
+                "s",
+                round(r["baseline_seconds"], 2),
+                "pandas + scipy per-cell Mann-Whitney script",
+                goal=f"<= {TARGET_RATIO}x the script, < {TARGET_PEAK_MB:.0f} MB" if last else None,
+                met=met,
+                detail={
+                    "cpu_seconds": round(r["cpu_seconds"], 2),
+                    "peak_mb": round(r["peak_mb"]),
                     "baseline_cpu_seconds": round(r["baseline_cpu_seconds"], 2),
-                    "baseline_peak_mb": round(r["baseline_peak_mb"]), "cpu_ratio": round(r["cpu_ratio"], 2),
-                    "cpu_seconds_per_million_rows": round(r["cpu_seconds"] / r["rows"] * 1e6, 2)}))
+                    "baseline_peak_mb": round(r["baseline_peak_mb"]),
+                    "cpu_ratio": round(r["cpu_ratio"], 2),
+                    "cpu_seconds_per_million_rows": round(r["cpu_seconds"] / r["rows"] * 1e6, 2),
+                },
+            )
+        )
     return out
 
 
@@ -119,14 +153,23 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     sizes = tuple(int(float(a)) for a in args) or SIZES
     rows = run(sizes)
-    print(f"{'rows':>11} | {'imagefleet s (cpu)':>19} {'peak MB':>8} | {'pandas+scipy s (cpu)':>21} "
-          f"{'peak MB':>8} | {'ratio (cpu)':>12} | {'cpu s per M rows':>16}")
+    print(
+        f"{'rows':>11} | {'imagefleet s (cpu)':>19} {'peak MB':>8} | {'pandas+scipy s (cpu)':>21} "
+        f"{'peak MB':>8} | {'ratio (cpu)':>12} | {'cpu s per M rows':>16}"
+    )
     for r in rows:
-        print(f"{r['rows']:>11,} | {r['seconds']:9.2f} ({r['cpu_seconds']:6.2f}) " f"{r['peak_mb']:9.0f} | "
-              f"{r['baseline_seconds']:11.2f} ({r['baseline_cpu_seconds']:6.2f}) " f"{r['baseline_peak_mb']:9.0f} | "
-              f"{r['ratio']:5.2f} ({r['cpu_ratio']:4.2f}) | " f"{r['cpu_seconds'] / r['rows'] * 1e6:16.2f}")
-    print(f"target at 10M rows: ratio <= {TARGET_RATIO}, peak < {TARGET_PEAK_MB:.0f} MB; "
-          "'cpu s per M rows' shows the curve (no cliff between sizes)")
+        print(
+            f"{r['rows']:>11,} | {r['seconds']:9.2f} ({r['cpu_seconds']:6.2f}) "
+            f"{r['peak_mb']:9.0f} | "
+            f"{r['baseline_seconds']:11.2f} ({r['baseline_cpu_seconds']:6.2f}) "
+            f"{r['baseline_peak_mb']:9.0f} | "
+            f"{r['ratio']:5.2f} ({r['cpu_ratio']:4.2f}) | "
+            f"{r['cpu_seconds'] / r['rows'] * 1e6:16.2f}"
+        )
+    print(
+        f"target at 10M rows: ratio <= {TARGET_RATIO}, peak < {TARGET_PEAK_MB:.0f} MB; "
+        "'cpu s per M rows' shows the curve (no cliff between sizes)"
+    )
 
 
 if __name__ == "__main__":

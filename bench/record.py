@@ -46,35 +46,60 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("cli", "bench.record:cli_figures", "`imagefleet --version` in a fresh process"),
     Bench("changelog", "bench.changelog:figures", "`changelog diff` of 2 x 5,000 packages"),
     Bench("perf", "bench.perf:figures", "`perf compare` from 100k to 10M rows"),
-    Bench("agent-size", "bench.install_size:figures",
-          "the slim agent's installed dependencies against imagefleet's, from the venv's metadata"),
+    Bench(
+        "agent-size",
+        "bench.install_size:figures",
+        "the slim agent's installed dependencies against imagefleet's, from the venv's metadata",
+    ),
     Bench("canary-plan", "bench.canary_figures:plan_figures", "the wave planner at 180k instances"),
-    Bench("canary-api", "bench.canary_figures:api_call_figures",
-          "API calls per instance replaced, local endpoint, virtual clock"),
-    Bench("canary-sim", "bench.canary_figures:simulation_figures",
-          "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock"),
-    Bench("canary-sim-dynamodb", "bench.canary_figures:dynamodb_figures",
-          "the same rollout with the controller's state in DynamoDB on the embedded endpoint"),
+    Bench(
+        "canary-api",
+        "bench.canary_figures:api_call_figures",
+        "API calls per instance replaced, local endpoint, virtual clock",
+    ),
+    Bench(
+        "canary-sim",
+        "bench.canary_figures:simulation_figures",
+        "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock",
+    ),
+    Bench(
+        "canary-sim-dynamodb",
+        "bench.canary_figures:dynamodb_figures",
+        "the same rollout with the controller's state in DynamoDB on the embedded endpoint",
+    ),
 )
 
 
-# --- the core's own figure --------------------------------------------------------------------------
+# --- the core's own figure
+# --------------------------------------------------------------------------
 def cli_figures() -> list[Figure]:
     """``imagefleet --version`` against ``python -c pass``, best of five fresh processes each."""
-    ours = best_of(lambda: measure_process([sys.executable, "-m", "imagefleet.cli", "--version"]), 5,
-                   warmup=1)
+    ours = best_of(
+        lambda: measure_process([sys.executable, "-m", "imagefleet.cli", "--version"]), 5, warmup=1
+    )
     base = best_of(lambda: measure_process([sys.executable, "-c", "pass"]), 5, warmup=1)
     return [
-        Figure("imagefleet --version", round(ours.seconds, 3), "s", round(base.seconds, 3),
-               "python -c pass", clock="wall", goal=f"<= {CLI_VERSION_GOAL} s",
-               met=ours.seconds <= CLI_VERSION_GOAL,
-               detail={"cpu_seconds": round(ours.cpu_seconds, 3), "peak_mb": round(ours.peak_mb),
-                       "baseline_cpu_seconds": round(base.cpu_seconds, 3),
-                       "baseline_peak_mb": round(base.peak_mb)}),
+        Figure(
+            "imagefleet --version",
+            round(ours.seconds, 3),
+            "s",
+            round(base.seconds, 3),
+            "python -c pass",
+            clock="wall",
+            goal=f"<= {CLI_VERSION_GOAL} s",
+            met=ours.seconds <= CLI_VERSION_GOAL,
+            detail={
+                "cpu_seconds": round(ours.cpu_seconds, 3),
+                "peak_mb": round(ours.peak_mb),
+                "baseline_cpu_seconds": round(base.cpu_seconds, 3),
+                "baseline_peak_mb": round(base.peak_mb),
+            },
+        ),
     ]
 
 
-# --- running ----------------------------------------------------------------------------------------
+# --- running
+# ----------------------------------------------------------------------------------------
 def _resolve(target: str) -> Any:
     module, _, function = target.partition(":")
     return getattr(importlib.import_module(module), function)
@@ -90,11 +115,16 @@ def _run_isolated(bench: Bench) -> tuple[list[dict[str, Any]], str | None, float
     """Run ``bench`` in a fresh process; its figures, an error line or None, and its seconds."""
     with tempfile.TemporaryDirectory(prefix="imagefleet-bench-") as tmp:
         out = Path(tmp) / "figures.json"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(
+                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+        )
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", "bench.record", "--child", bench.name,
-                                str(out)], env=env)
+        code = subprocess.call(
+            [sys.executable, "-m", "bench.record", "--child", bench.name, str(out)], env=env
+        )
         seconds = time.monotonic() - started
         if code or not out.exists():
             return [], f"exit {code}", seconds
@@ -105,10 +135,15 @@ def _run_isolated(bench: Bench) -> tuple[list[dict[str, Any]], str | None, float
 def machine() -> dict[str, Any]:
     """What the figures were measured on: cores, CPU, memory, Python, load, date, commit."""
     info: dict[str, Any] = {
-        "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-        "cpu": _cpu_model(), "memory_gb": _memory_gb(), "python": platform.python_version(),
-        "platform": platform.platform(), "load_average": [round(x, 2) for x in os.getloadavg()],
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": _commit(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "cpu": _cpu_model(),
+        "memory_gb": _memory_gb(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": _commit(),
     }
     return info
 
@@ -135,14 +170,20 @@ def _memory_gb() -> float | None:
 
 def _commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None
 
 
-# --- output -----------------------------------------------------------------------------------------
+# --- output
+# -----------------------------------------------------------------------------------------
 def _num(value: object, unit: str = "") -> str:
     if value is None:
         return "-"
@@ -155,15 +196,19 @@ def _num(value: object, unit: str = "") -> str:
 
 def _clock(f: dict[str, Any]) -> str:
     """How a time was taken, for figures that are times."""
-    return f" ({f['clock']})" if f["clock"] in ("wall", "cpu", "virtual") and f["unit"] == "s" else ""
+    return (
+        f" ({f['clock']})" if f["clock"] in ("wall", "cpu", "virtual") and f["unit"] == "s" else ""
+    )
 
 
 def line(f: dict[str, Any]) -> str:
     """One figure as a line of text: value, baseline, ratio, goal."""
     ratio = f"{f['ratio']:.2f}x" if f.get("ratio") is not None else "-"
     goal = f"  goal {f['goal']}: {'met' if f['met'] else 'MISSED'}" if f.get("goal") else ""
-    return (f"{f['name']}: {_num(f['value'], f['unit'])}{_clock(f)} | baseline "
-            f"{_num(f['baseline'], f['unit'])} ({f['baseline_label']}) | ratio {ratio}{goal}")
+    return (
+        f"{f['name']}: {_num(f['value'], f['unit'])}{_clock(f)} | baseline "
+        f"{_num(f['baseline'], f['unit'])} ({f['baseline_label']}) | ratio {ratio}{goal}"
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -175,16 +220,27 @@ def markdown(results: dict[str, Any]) -> str:
         goal = f"{f['goal']} ({'met' if f['met'] else 'missed'})" if f.get("goal") else "-"
         d = f.get("detail") or {}
         cpu = f", CPU {_num(d['cpu_seconds'], 's')}" if "cpu_seconds" in d else ""
-        base_cpu = f" (CPU {_num(d['baseline_cpu_seconds'], 's')})" if "baseline_cpu_seconds" in d else ""
-        rows.append(f"| {f['name']} | {_num(f['value'], f['unit'])}{_clock(f)}{cpu} | "
-                    f"{_num(f['baseline'], f['unit'])}{base_cpu}: {f['baseline_label']} | {ratio} | " f"{goal} |")
-    head = (f"Measured {m['date']} at commit {m['commit']} on {m['usable_cores']} of {m['cores']} "
-            f"cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, load average "
-            f"{', '.join(map(str, m['load_average']))} at the start.")
-    failed = "".join(f"\n\nNot measured this run: {b} ({why})." for b, why in results["failed"].items())
-    apart = "".join(f" `{b}` was measured apart ({p['date']}, commit {p['commit']}, load average "
-                    f"{', '.join(map(str, p['load_average']))} at its start)."
-                    for b, p in sorted((results.get("partial") or {}).items()))
+        base_cpu = (
+            f" (CPU {_num(d['baseline_cpu_seconds'], 's')})" if "baseline_cpu_seconds" in d else ""
+        )
+        rows.append(
+            f"| {f['name']} | {_num(f['value'], f['unit'])}{_clock(f)}{cpu} | "
+            f"{_num(f['baseline'], f['unit'])}{base_cpu}: {f['baseline_label']} | {ratio} | "
+            f"{goal} |"
+        )
+    head = (
+        f"Measured {m['date']} at commit {m['commit']} on {m['usable_cores']} of {m['cores']} "
+        f"cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, load average "
+        f"{', '.join(map(str, m['load_average']))} at the start."
+    )
+    failed = "".join(
+        f"\n\nNot measured this run: {b} ({why})." for b, why in results["failed"].items()
+    )
+    apart = "".join(
+        f" `{b}` was measured apart ({p['date']}, commit {p['commit']}, load average "
+        f"{', '.join(map(str, p['load_average']))} at its start)."
+        for b, p in sorted((results.get("partial") or {}).items())
+    )
     return f"{head}{apart}\n\n" + "\n".join(rows) + failed
 
 
@@ -195,7 +251,9 @@ def update_doc(results: dict[str, Any], doc: Path = DOC) -> bool:
         return False
     before, rest = text.split(TABLE_START, 1)
     _, after = rest.split(TABLE_END, 1)
-    doc.write_text(f"{before}{TABLE_START}\n{markdown(results)}\n{TABLE_END}{after}", encoding="utf-8")
+    doc.write_text(
+        f"{before}{TABLE_START}\n{markdown(results)}\n{TABLE_END}{after}", encoding="utf-8"
+    )
     return True
 
 
@@ -203,9 +261,15 @@ def _merge(results: dict[str, Any], chosen: list[Bench], *, docs: bool) -> dict[
     """Put a partial run's figures in ``bench/results.json`` in place of the same benches' older
     ones; ``partial`` says which benches were measured apart from the whole run, when and where."""
     names = {b.name for b in chosen}
-    record = json.loads(RESULTS.read_text(encoding="utf-8"))  # read now: another merge may have written
-    record["figures"] = [f for f in record["figures"] if f.get("bench") not in names] + results["figures"]
-    record["failed"] = {k: v for k, v in record.get("failed", {}).items() if k not in names} | results["failed"]
+    record = json.loads(
+        RESULTS.read_text(encoding="utf-8")
+    )  # read now: another merge may have written
+    record["figures"] = [f for f in record["figures"] if f.get("bench") not in names] + results[
+        "figures"
+    ]
+    record["failed"] = {
+        k: v for k, v in record.get("failed", {}).items() if k not in names
+    } | results["failed"]
     record["seconds"] = record.get("seconds", {}) | results["seconds"]
     record["partial"] = record.get("partial", {}) | dict.fromkeys(sorted(names), results["machine"])
     RESULTS.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -215,7 +279,9 @@ def _merge(results: dict[str, Any], chosen: list[Bench], *, docs: bool) -> dict[
     return results
 
 
-def run(names: list[str] | None = None, *, docs: bool = True, merge: bool = False) -> dict[str, Any]:
+def run(
+    names: list[str] | None = None, *, docs: bool = True, merge: bool = False
+) -> dict[str, Any]:
     """Run the registered benches (all, or ``names``), print and record them (``merge``: a
     partial run replaces its benches' figures in the record)."""
     chosen = [b for b in REGISTRY if not names or b.name in names]
@@ -243,13 +309,23 @@ def run(names: list[str] | None = None, *, docs: bool = True, merge: bool = Fals
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.record", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=[b.name for b in REGISTRY], help="run only these")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.record", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=[b.name for b in REGISTRY], help="run only these"
+    )
     parser.add_argument("--no-docs", action="store_true", help="leave docs/bench.md as it is")
-    parser.add_argument("--merge", action="store_true",
-                        help="with --only: put these benches' figures into bench/results.json in place of theirs")
-    parser.add_argument("--table-only", action="store_true",
-                        help="rewrite docs/bench.md's table from bench/results.json, measure nothing")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: put these benches' figures into bench/results.json in place of theirs",
+    )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="rewrite docs/bench.md's table from bench/results.json, measure nothing",
+    )
     parser.add_argument("--child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -55,9 +55,15 @@ class RolloutActions:
             raise GroupsMissing(region, missing)
         return found
 
-    # --- pinning -------------------------------------------------------------------------------------
-    def pin(self, rollout: Rollout, group: GroupState, info: GroupInfo,
-            versions: Callable[[], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    # --- pinning
+    # -------------------------------------------------------------------------------------
+    def pin(
+        self,
+        rollout: Rollout,
+        group: GroupState,
+        info: GroupInfo,
+        versions: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
         """Point the group at a new template version on the new AMI (made once per old version).
 
         ``versions`` gives the template's version listing when one is shared by several groups."""
@@ -67,18 +73,35 @@ class RolloutActions:
         old_ami: str | None
         if made is None:
             marker = f"imagefleet canary {rollout.id} from v{old}"
-            new_version, old_ami = self.ex.create_version(group.region, group.lt_id, old, group.new_ami, marker,
-                                                          client_token(rollout.id, tkey),
-                                                          versions() if versions else None)
+            new_version, old_ami = self.ex.create_version(
+                group.region,
+                group.lt_id,
+                old,
+                group.new_ami,
+                marker,
+                client_token(rollout.id, tkey),
+                versions() if versions else None,
+            )
         else:
             new_version, old_ami = made.new_version, made.old_ami
         if str(info.lt_version) != str(new_version):
             self.ex.pin(info, new_version)
-        return {"group": group.key, "old_version": old, "new_version": new_version, "old_ami": old_ami}
+        return {
+            "group": group.key,
+            "old_version": old,
+            "new_version": new_version,
+            "old_ami": old_ami,
+        }
 
-    # --- replacing ------------------------------------------------------------------------------------
-    def replace(self, region: str, batches: list[BatchState], groups: dict[str, GroupInfo],
-                pacer: LaunchPacer) -> Generator[float, None, dict[str, Any]]:
+    # --- replacing
+    # ------------------------------------------------------------------------------------
+    def replace(
+        self,
+        region: str,
+        batches: list[BatchState],
+        groups: dict[str, GroupInfo],
+        pacer: LaunchPacer,
+    ) -> Generator[float, None, dict[str, Any]]:
         """Terminate the batches' instances in their groups (the groups launch replacements).
 
         A process (``canary.pacing``): it waits out the batches' jittered offsets from the plan and,
@@ -94,25 +117,51 @@ class RolloutActions:
             # (perhaps by a run that was killed): never touch it, nor pay a token for it, again.
             todo = [instance_id for instance_id in batch.instance_ids if instance_id in live]
             for lo in range(0, len(todo), pacer.chunk):
-                chunk = todo[lo: lo + pacer.chunk]
+                chunk = todo[lo : lo + pacer.chunk]
                 yield from pacer.take(region, len(chunk))
-                terminated += sum(1 for instance_id in chunk if self.ex.terminate_in_group(region, instance_id))
+                terminated += sum(
+                    1 for instance_id in chunk if self.ex.terminate_in_group(region, instance_id)
+                )
         return {"terminated": terminated}
 
-    def wait_replaced(self, region: str, names: list[str], exclude: set[str]) -> dict[str, GroupInfo]:
+    def wait_replaced(
+        self, region: str, names: list[str], exclude: set[str]
+    ) -> dict[str, GroupInfo]:
         """Wait until the groups are back to capacity without the excluded instances."""
-        return self.ex.wait_groups(region, names, exclude, timeout_s=self.cfg.instance_timeout_s,
-                                   poll_s=self.cfg.poll_s, progress=self.progress)
+        return self.ex.wait_groups(
+            region,
+            names,
+            exclude,
+            timeout_s=self.cfg.instance_timeout_s,
+            poll_s=self.cfg.poll_s,
+            progress=self.progress,
+        )
 
-    def waiting_replaced(self, region: str, names: list[str],
-                         exclude: set[str]) -> Generator[float, None, dict[str, GroupInfo]]:
-        """``wait_replaced`` as a process (``canary.pacing``), so other regions work while it waits."""
-        return self.ex.waiting_groups(region, names, exclude, timeout_s=self.cfg.instance_timeout_s,
-                                      poll_s=self.cfg.poll_s, progress=self.progress)
+    def waiting_replaced(
+        self, region: str, names: list[str], exclude: set[str]
+    ) -> Generator[float, None, dict[str, GroupInfo]]:
+        """``wait_replaced`` as a process (``canary.pacing``), so other regions work while it
+        waits."""
+        return self.ex.waiting_groups(
+            region,
+            names,
+            exclude,
+            timeout_s=self.cfg.instance_timeout_s,
+            poll_s=self.cfg.poll_s,
+            progress=self.progress,
+        )
 
-    # --- baselines ------------------------------------------------------------------------------------
-    def launch_baselines(self, rollout: Rollout, wave_tag: str, per_group: list[tuple[BatchState, int]],
-                         infos: dict[str, GroupInfo], *, again: bool) -> dict[str, list[str]]:
+    # --- baselines
+    # ------------------------------------------------------------------------------------
+    def launch_baselines(
+        self,
+        rollout: Rollout,
+        wave_tag: str,
+        per_group: list[tuple[BatchState, int]],
+        infos: dict[str, GroupInfo],
+        *,
+        again: bool,
+    ) -> dict[str, list[str]]:
         """Fresh baselines on the old base (Kayenta's advice), ``count`` beside each batch's group.
 
         ``infos`` are groups already described (by group key); any other is described here, one
@@ -122,39 +171,66 @@ class RolloutActions:
         regions = sorted({batch.region for batch, _ in per_group})
         known = dict(infos)
         for region in regions:
-            names = [batch.group for batch, _ in per_group if batch.region == region and batch.group_key not in known]
+            names = [
+                batch.group
+                for batch, _ in per_group
+                if batch.region == region and batch.group_key not in known
+            ]
             if names:
-                known.update({f"{region}/{name}": info for name, info in self.ex.describe_groups(region, names).items()})
+                known.update(
+                    {
+                        f"{region}/{name}": info
+                        for name, info in self.ex.describe_groups(region, names).items()
+                    }
+                )
         found: dict[str, list[str]] = {}
         if again:
             tags = {FAMILY_TAG: rollout.family, ROLLOUT_TAG: rollout.id, ROLE_TAG: "baseline"}
             for region in regions:
-                for value, tagged in self.ex.find_tagged_by(region, tags, WAVE_TAG, f"{wave_tag}/*").items():
+                for value, tagged in self.ex.find_tagged_by(
+                    region, tags, WAVE_TAG, f"{wave_tag}/*"
+                ).items():
                     found[f"{region}/{value.removeprefix(wave_tag + '/')}"] = tagged
         ids: dict[str, list[str]] = {}
         for batch, count in per_group:
             group = rollout.group_of(batch)
-            tags = {FAMILY_TAG: rollout.family, ROLLOUT_TAG: rollout.id, ROLE_TAG: "baseline",
-                    WAVE_TAG: f"{wave_tag}/{batch.group}"}
+            tags = {
+                FAMILY_TAG: rollout.family,
+                ROLLOUT_TAG: rollout.id,
+                ROLE_TAG: "baseline",
+                WAVE_TAG: f"{wave_tag}/{batch.group}",
+            }
             have = list(found.get(batch.group_key, []))
             if len(have) < count:
-                have += self.ex.launch_baselines(known[batch.group_key], group.old_version, batch.instance_type,
-                                                 count - len(have), tags,
-                                                 client_token(rollout.id, wave_tag, batch.group, len(have)))
+                have += self.ex.launch_baselines(
+                    known[batch.group_key],
+                    group.old_version,
+                    batch.instance_type,
+                    count - len(have),
+                    tags,
+                    client_token(rollout.id, wave_tag, batch.group, len(have)),
+                )
             ids.setdefault(batch.region, []).extend(have)
         return ids
 
     def wait_running(self, ids: dict[str, list[str]]) -> None:
-        """Wait until the instances (by region) run: one poll per region for every cohort's baselines."""
+        """Wait until the instances (by region) run: one poll per region for every cohort's
+        baselines."""
         for region, region_ids in sorted(ids.items()):
             if region_ids:
-                self.ex.wait_running(region, region_ids, timeout_s=self.cfg.instance_timeout_s, poll_s=self.cfg.poll_s)
+                self.ex.wait_running(
+                    region,
+                    region_ids,
+                    timeout_s=self.cfg.instance_timeout_s,
+                    poll_s=self.cfg.poll_s,
+                )
 
     def end_baselines(self, ids: dict[str, list[str]]) -> None:
         for region, region_ids in ids.items():
             self.ex.terminate_instances(region, region_ids)
 
-    # --- judging --------------------------------------------------------------------------------------
+    # --- judging
+    # --------------------------------------------------------------------------------------
     def judge(self, waves: list[WaveToJudge]) -> dict[str, Verdict]:
         """Fetch every wave's window of metrics for its canaries and baselines and judge each.
 
@@ -171,9 +247,14 @@ class RolloutActions:
             for (start, end), same in sorted(_by_window(todo).items()):
                 t0 = datetime.fromtimestamp(start, UTC)
                 t1 = datetime.fromtimestamp(end, UTC) + timedelta(seconds=1)
-                sides = {f"{side}:{w.key}": ids for w in same
-                         for side, ids in (("canary", w.canaries), ("baseline", w.baselines))}
-                samples = metric_source.fetch_sides(self.aws, sides, cfg.metrics, t0, t1, cfg.period_s)
+                sides = {
+                    f"{side}:{w.key}": ids
+                    for w in same
+                    for side, ids in (("canary", w.canaries), ("baseline", w.baselines))
+                }
+                samples = metric_source.fetch_sides(
+                    self.aws, sides, cfg.metrics, t0, t1, cfg.period_s
+                )
                 for w in same:
                     result = verdict(cfg, samples[f"baseline:{w.key}"], samples[f"canary:{w.key}"])
                     result["queries"] = attempt
@@ -182,12 +263,16 @@ class RolloutActions:
                         again.append(w)
             if not again or attempt == NODATA_QUERIES:
                 break
-            self.progress(f"{', '.join(w.key for w in again)}: no data yet, querying again in " f"{cfg.metric_delay_s:.0f}s")
+            self.progress(
+                f"{', '.join(w.key for w in again)}: no data yet, querying again in "
+                f"{cfg.metric_delay_s:.0f}s"
+            )
             self.clock.sleep(cfg.metric_delay_s)
             todo = again
         return verdicts
 
-    # --- rolling back ---------------------------------------------------------------------------------
+    # --- rolling back
+    # ---------------------------------------------------------------------------------
     def roll_back(self, region: str, groups: list[GroupState]) -> dict[str, Any]:
         """Groups back on their old template version; their instances on the new base terminated.
         A group that no longer exists is reported in ``missing`` (there is nothing to roll back)."""
@@ -197,7 +282,12 @@ class RolloutActions:
         for group in groups:
             if str(infos[group.name].lt_version) != str(group.old_version):
                 self.ex.pin(infos[group.name], group.old_version)
-        members = [member.id for info in infos.values() for member in info.members if member.lifecycle == "InService"]
+        members = [
+            member.id
+            for info in infos.values()
+            for member in info.members
+            if member.lifecycle == "InService"
+        ]
         images = self.ex.instance_images(region, members)
         new_amis = {group.new_ami for group in groups}
         on_new = [iid for iid in members if images.get(iid, {}).get("ami") in new_amis]

@@ -50,14 +50,16 @@ class BucketSpec:
 
 
 def launch_bucket(share: float) -> BucketSpec:
-    """``share`` of the RunInstances resource bucket: the launches every rollout together may make."""
+    """``share`` of the RunInstances resource bucket: the launches every rollout together may
+    make."""
     if not 0 < share <= 1:
         raise UsageError(f"launch share {share} must be in (0, 1]")
     return BucketSpec("launches", RUN_INSTANCES_BUCKET * share, RUN_INSTANCES_REFILL_PER_S * share)
 
 
 def request_bucket(kind: str, share: float) -> BucketSpec:
-    """``share`` of one of the request buckets (``REQUEST_BUCKETS``): the calls rollouts may make."""
+    """``share`` of one of the request buckets (``REQUEST_BUCKETS``): the calls rollouts may
+    make."""
     if not 0 < share <= 1:
         raise UsageError(f"request share {share} must be in (0, 1]")
     capacity, refill = REQUEST_BUCKETS[kind]
@@ -65,10 +67,18 @@ def request_bucket(kind: str, share: float) -> BucketSpec:
 
 
 class ApiBudget:
-    """Takes tokens for one account and region from the store's shared buckets, waiting as needed."""
+    """Takes tokens for one account and region from the store's shared buckets, waiting as
+    needed."""
 
-    def __init__(self, store: StateStore, clock: Clock, account: str, *, jitter_s: float = 1.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        clock: Clock,
+        account: str,
+        *,
+        jitter_s: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.account = account
@@ -80,12 +90,19 @@ class ApiBudget:
         return f"{self.account}/{region}/{spec.kind}"
 
     def try_take(self, region: str, spec: BucketSpec, count: float) -> float:
-        """Take ``count`` tokens now if they are there: 0.0, else the seconds to wait (none taken)."""
-        return self.store.take_tokens(self.bucket_name(region, spec), count, capacity=spec.capacity,
-                                      refill_per_s=spec.refill_per_s, now=self.clock.time())
+        """Take ``count`` tokens now if they are there: 0.0, else the seconds to wait (none
+        taken)."""
+        return self.store.take_tokens(
+            self.bucket_name(region, spec),
+            count,
+            capacity=spec.capacity,
+            refill_per_s=spec.refill_per_s,
+            now=self.clock.time(),
+        )
 
     def take(self, region: str, spec: BucketSpec, count: float) -> float:
-        """Reserve ``count`` tokens and sleep until they are there (plus jitter when waiting at all).
+        """Reserve ``count`` tokens and sleep until they are there (plus jitter when waiting at
+        all).
 
         Returns the seconds slept. A take larger than the bucket is split by the caller: it
         could never be served whole.
@@ -98,6 +115,13 @@ class ApiBudget:
         return pause
 
     def reserve(self, region: str, spec: BucketSpec, count: float) -> float:
-        """Take ``count`` tokens now, into debt if need be: the seconds until they are really there."""
-        return self.store.take_tokens(self.bucket_name(region, spec), count, capacity=spec.capacity,
-                                      refill_per_s=spec.refill_per_s, now=self.clock.time(), reserve=True)
+        """Take ``count`` tokens now, into debt if need be: the seconds until they are really
+        there."""
+        return self.store.take_tokens(
+            self.bucket_name(region, spec),
+            count,
+            capacity=spec.capacity,
+            refill_per_s=spec.refill_per_s,
+            now=self.clock.time(),
+            reserve=True,
+        )

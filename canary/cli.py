@@ -39,10 +39,20 @@ def _render_status(v: RolloutView) -> RenderableType:
     rows = []
     for c in v.cohorts:
         lv = c.last_verdict
-        rows.append([c.key, c.status, f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}", f"{c.replaced}/{c.size}",
-                     f"{lv.decision} ({lv.score})" if lv else ""])
-    title = (f"rollout {v.id} — {v.status}" + (f": {v.reason}" if v.reason else "")
-             + f" — {v.api_calls} API calls")
+        rows.append(
+            [
+                c.key,
+                c.status,
+                f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}",
+                f"{c.replaced}/{c.size}",
+                f"{lv.decision} ({lv.score})" if lv else "",
+            ]
+        )
+    title = (
+        f"rollout {v.id} — {v.status}"
+        + (f": {v.reason}" if v.reason else "")
+        + f" — {v.api_calls} API calls"
+    )
     return table(["cohort", "status", "wave", "replaced", "last verdict"], rows, title=title)
 
 
@@ -50,7 +60,9 @@ def _show(obj: Context, v: RolloutView) -> None:
     obj.out.result(v.to_json(), lambda: _render_status(v))
 
 
-def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run") -> RolloutView:
+def _drive(
+    obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, action: str = "run"
+) -> RolloutView:
     """Run the controller (attached, with live progress) and turn the outcome into an exit code."""
     with obj.out.status(f"canary {rollout_id}") as update:
         c = ctl.Controller(obj, cfg, rollout_id, progress=update)
@@ -68,7 +80,9 @@ def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, act
     v = RolloutView.of(c.rollout)
     _show(obj, v)
     if v.status == "failed":
-        raise RefusedError(f"rollout {v.id} failed: {v.reason}", hint=f"imagefleet canary status {v.id}")
+        raise RefusedError(
+            f"rollout {v.id} failed: {v.reason}", hint=f"imagefleet canary status {v.id}"
+        )
     if v.status in ("aborted", "rolled_back") and action == "run":
         raise RefusedError(f"rollout {v.id} {v.status}: {v.reason}")
     if v.status == "paused":
@@ -78,8 +92,16 @@ def _drive(obj: Context, cfg: canary_config.CanarySettings, rollout_id: str, act
 
 @canary_group.command("start")
 @click.argument("ref", metavar="AMI_OR_VERSION")
-@click.option("--family", type=Named(FAMILY, "FAMILY"), help="The family, when REF is a bare version or an unregistered AMI.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.")
+@click.option(
+    "--family",
+    type=Named(FAMILY, "FAMILY"),
+    help="The family, when REF is a bare version or an unregistered AMI.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.",
+)
 @json_option
 def start(ref: str, family: str | None, dry_run: bool) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
@@ -88,22 +110,43 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
     if dry_run:
         s = rollout.summary
         # one estimate, canary.plan's, in the JSON and in the text alike
-        data = {"dry_run": True, "family": rollout.family, "new": rollout.new.to_dict(), "plan": s,
-                "api_calls": s["estimated_api_calls"], "groups": sorted(rollout.groups)}
+        data = {
+            "dry_run": True,
+            "family": rollout.family,
+            "new": rollout.new.to_dict(),
+            "plan": s,
+            "api_calls": s["estimated_api_calls"],
+            "groups": sorted(rollout.groups),
+        }
 
         def render() -> RenderableType:
-            rows = [[c["key"], c["instances"], ", ".join(c["regions"]), " → ".join(map(str, c["wave_targets"])),
-                     c["steps"]] for c in s["per_cohort"]]
-            t = table(["cohort", "instances", "regions", "waves (cumulative)", "steps"], rows,
-                      title=f"plan for {rollout.new.ref or ref} ({rollout.family}): {s['instances']} " "instances, "
-                            f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
-                            f"~{data['api_calls']['total']} API calls")
+            rows = [
+                [
+                    c["key"],
+                    c["instances"],
+                    ", ".join(c["regions"]),
+                    " → ".join(map(str, c["wave_targets"])),
+                    c["steps"],
+                ]
+                for c in s["per_cohort"]
+            ]
+            t = table(
+                ["cohort", "instances", "regions", "waves (cumulative)", "steps"],
+                rows,
+                title=f"plan for {rollout.new.ref or ref} ({rollout.family}): {s['instances']} "
+                "instances, "
+                f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
+                f"~{data['api_calls']['total']} API calls",
+            )
             return t
 
         obj.out.result(data, render)
         return
     c = ctl.Controller.create(obj, cfg, rollout)
-    obj.out.note(f"rollout {c.id}: {rollout.summary['instances']} instances in {len(rollout.cohorts)} " "cohorts")
+    obj.out.note(
+        f"rollout {c.id}: {rollout.summary['instances']} instances in {len(rollout.cohorts)} "
+        "cohorts"
+    )
     _drive(obj, cfg, c.id)
 
 
@@ -134,10 +177,23 @@ def status(rollout_id: str | None, watch: bool) -> None:
 def list_rollouts() -> None:
     """Every rollout, newest last."""
     obj = get_context()
-    data = [{"id": h.id, "family": h.family, "new": h.new_ref, "status": h.status, "created_at": h.created_at}
-            for h in records.headers(obj.store)]
-    obj.out.result(data, lambda: table(["id", "family", "new", "status", "created"],
-                                       [[r["id"], r["family"], r["new"], r["status"], r["created_at"]] for r in data]))
+    data = [
+        {
+            "id": h.id,
+            "family": h.family,
+            "new": h.new_ref,
+            "status": h.status,
+            "created_at": h.created_at,
+        }
+        for h in records.headers(obj.store)
+    ]
+    obj.out.result(
+        data,
+        lambda: table(
+            ["id", "family", "new", "status", "created"],
+            [[r["id"], r["family"], r["new"], r["status"], r["created_at"]] for r in data],
+        ),
+    )
 
 
 @canary_group.command("pause")
@@ -178,8 +234,10 @@ def _stop(rollout_id: str | None, action: str) -> None:
     holder = ctl.running_holder(obj.store, obj.clock, rid)
     if holder is not None and action == "abort":
         ctl.request(obj.store, rid, "abort")
-        obj.out.result({"id": rid, "requested": "abort"},
-                       lambda: f"abort requested for {rid} (pid {holder.pid} on {holder.host})")
+        obj.out.result(
+            {"id": rid, "requested": "abort"},
+            lambda: f"abort requested for {rid} (pid {holder.pid} on {holder.host})",
+        )
         return
     obj.store.audit(obj.actor, f"canary.{action}", h.family, details={"rollout": rid})
     _drive(obj, cfg, rid, action)
@@ -197,19 +255,44 @@ def abort(rollout_id: str | None) -> None:
 @click.argument("rollout_id", required=False)
 @json_option
 def rollback(rollout_id: str | None) -> None:
-    """Put every cohort this rollout touched back on the old base (exact launch-template version)."""
+    """Put every cohort this rollout touched back on the old base (exact launch-template
+    version)."""
     _stop(rollout_id, "rollback")
 
 
 @canary_group.command("judge")
-@click.option("--baseline", "baseline", required=True, type=click.Path(dir_okay=False), help="Baseline samples file.")
-@click.option("--canary", "canary", required=True, type=click.Path(dir_okay=False), help="Canary samples file.")
-@click.option("--pass-threshold", type=Bounded(float, 0, 100), default=None, help="Score to pass (default 95).")
-@click.option("--marginal-threshold", type=Bounded(float, 0, 100), default=None,
-              help="Score to be marginal (default 75).")
+@click.option(
+    "--baseline",
+    "baseline",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Baseline samples file.",
+)
+@click.option(
+    "--canary",
+    "canary",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Canary samples file.",
+)
+@click.option(
+    "--pass-threshold",
+    type=Bounded(float, 0, 100),
+    default=None,
+    help="Score to pass (default 95).",
+)
+@click.option(
+    "--marginal-threshold",
+    type=Bounded(float, 0, 100),
+    default=None,
+    help="Score to be marginal (default 75).",
+)
 @json_option
-def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_threshold: float | None) -> None:
-    """Judge two sample files offline (JSON list, {"metrics": {...}} or CSV metric,value). Fail → exit 1."""
+def judge(
+    baseline: str, canary: str, pass_threshold: float | None, marginal_threshold: float | None
+) -> None:
+    """Judge two sample files offline (JSON list, {"metrics": {...}} or CSV metric,value). Fail →
+    exit 1."""
     obj = get_context()
     opts: dict[str, Any] = {}
     if pass_threshold is not None:
@@ -220,12 +303,20 @@ def judge(baseline: str, canary: str, pass_threshold: float | None, marginal_thr
     data = result.to_dict()
 
     def render() -> RenderableType:
-        rows = [[m.name, m.classification, "yes" if m.critical else "", m.reason] for m in result.metrics]
-        return table(["metric", "class", "critical", "reason"], rows,
-                     title=f"score {result.score} → {result.decision}")
+        rows = [
+            [m.name, m.classification, "yes" if m.critical else "", m.reason]
+            for m in result.metrics
+        ]
+        return table(
+            ["metric", "class", "critical", "reason"],
+            rows,
+            title=f"score {result.score} → {result.decision}",
+        )
 
     obj.out.result(data, render)
     if result.decision == "fail":
         failed = ", ".join(m.name for m in result.metrics if m.failed) or "none"
-        raise RefusedError(f"canary judge: fail (score {result.score}; failing metrics: {failed})",
-                           hint="the table above gives each metric's class and reason")
+        raise RefusedError(
+            f"canary judge: fail (score {result.score}; failing metrics: {failed})",
+            hint="the table above gives each metric's class and reason",
+        )

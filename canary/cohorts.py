@@ -74,7 +74,8 @@ class Group:
             raise UsageError(f"group {self.name}: azs must be parallel to instance_ids")
         if self.min_healthy_pct is not None and not (0 <= self.min_healthy_pct < 100):
             raise UsageError(
-                f"group {self.name}: min_healthy_pct must be in [0, 100), not " f"{self.min_healthy_pct}"
+                f"group {self.name}: min_healthy_pct must be in [0, 100), not "
+                f"{self.min_healthy_pct}"
             )
 
     @classmethod
@@ -135,8 +136,9 @@ class GroupColumns(NamedTuple):
 
 
 # One read of every field the planner and build_cohorts need (attrgetter runs in C).
-_ROW = attrgetter("region", "name", "instance_ids", "capacity", "min_healthy_pct", "priority",
-                  "instance_types")
+_ROW = attrgetter(
+    "region", "name", "instance_ids", "capacity", "min_healthy_pct", "priority", "instance_types"
+)
 
 
 def group_columns(groups: Sequence[Group], cohort: str = "") -> GroupColumns:
@@ -220,8 +222,10 @@ def _key_of_type(instance_type: str, by: str) -> str:
         return instance_type.split(".", 1)[0]
     if by == "architecture":
         return architecture_of(instance_type)
-    raise UsageError(f"unknown cohort key {by!r}", hint="instance_type, instance_family, "
-                     "architecture or tag:<Name>")
+    raise UsageError(
+        f"unknown cohort key {by!r}",
+        hint="instance_type, instance_family, architecture or tag:<Name>",
+    )
 
 
 def _check_by(by: str) -> None:
@@ -230,8 +234,10 @@ def _check_by(by: str) -> None:
             raise UsageError("cohort key tag: needs a tag name, e.g. tag:Service")
         return
     if by not in COHORT_BY:
-        raise UsageError(f"unknown cohort key {by!r}", hint="instance_type, instance_family, "
-                         "architecture or tag:<Name>")
+        raise UsageError(
+            f"unknown cohort key {by!r}",
+            hint="instance_type, instance_family, architecture or tag:<Name>",
+        )
 
 
 def cohort_key(group: Group, by: str = "instance_type", instance_type: str | None = None) -> str:
@@ -321,7 +327,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _cohorts_by_key(groups: Sequence[Group], by: str, priorities: Mapping[str, int]) -> list[Cohort]:
+def _cohorts_by_key(
+    groups: Sequence[Group], by: str, priorities: Mapping[str, int]
+) -> list[Cohort]:
     """The cohorts of ``groups``, in first-seen key order; a group listed twice is bad input."""
     members: dict[str, list[tuple[Any, ...]]] = {}
     seen: set[tuple[str, str]] = set()

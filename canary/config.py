@@ -2,7 +2,8 @@
 
 The orchestrator's config loader keeps ``[canary]`` as free-form data (``settings.raw``); this
 module validates it through ``orchestrator.schema`` (``SCHEMA`` holds every default). Every error
-is a ``ConfigError`` that names file:line and the key (``canary.metrics[2].statistic``). The defaults match the metrics the local health agent
+is a ``ConfigError`` that names file:line and the key (``canary.metrics[2].statistic``). The
+defaults match the metrics the local health agent
 publishes (``canary.local_health``), so a fresh ``imagefleet init`` workspace can run a canary.
 """
 
@@ -31,66 +32,108 @@ HEALTH_NAMESPACE = "imagefleet/health"
 # What the local health agent publishes. A High needs a mean 10 % worse than the baseline's
 # (``allowed_increase = 1.1``), so noise alone rarely fails a canary of a few instances.
 DEFAULT_METRICS: tuple[dict[str, Any], ...] = (
-    {"name": "latency_ms", "statistic": "Average", "direction": "increase", "group": "latency",
-     "allowed_increase": 1.1},
-    {"name": "error_rate", "statistic": "Average", "direction": "increase", "group": "errors",
-     "allowed_increase": 1.1},
-    {"name": "cpu", "statistic": "Average", "direction": "increase", "group": "saturation",
-     "allowed_increase": 1.1},
+    {
+        "name": "latency_ms",
+        "statistic": "Average",
+        "direction": "increase",
+        "group": "latency",
+        "allowed_increase": 1.1,
+    },
+    {
+        "name": "error_rate",
+        "statistic": "Average",
+        "direction": "increase",
+        "group": "errors",
+        "allowed_increase": 1.1,
+    },
+    {
+        "name": "cpu",
+        "statistic": "Average",
+        "direction": "increase",
+        "group": "saturation",
+        "allowed_increase": 1.1,
+    },
 )
 
 _NAME = s.Pattern(r"[^\x00-\x1f\x7f]{1,255}", "a name of up to 255 printable characters")
 _RATIOS = ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease")
-METRIC = s.Table(fields={
-    "name": s.Str(pattern=s.LABEL, what="a metric name"),
-    "namespace": s.Str(HEALTH_NAMESPACE, s.LABEL, what="a CloudWatch namespace"),
-    "statistic": s.Choice("Average", options=STATISTICS),
-    "direction": s.Choice("either", options=DIRECTIONS),
-    "group": s.Str(DEFAULT_GROUP, s.LABEL, what="a group name"),
-    "weight": s.Num(None, lo=0, hi=100),
-    "critical": s.Bool(False),
-    "data_required": s.Bool(False),
-    **{k: s.Num(1.0, lo=0, hi=1e6) for k in _RATIOS},
-})
-SCHEMA = s.Table(fields={
-    "groups": s.List((), item=s.Str(pattern=_NAME),  # ASG names; empty: every group tagged imagefleet:family
-                     what="a list of Auto Scaling group names"),
-    "cohort_by": s.Str("instance_type", s.Pattern("|".join(COHORT_BY) + r"|tag:[^\x00-\x1f\x7f]{1,128}",
-                                                  f"one of {', '.join(COHORT_BY)} or tag:<Name>")),
-    "cohort_order": s.Choice("priority", options=COHORT_ORDERS),
-    "priorities": s.Map({}, key=_NAME, value=s.Num(lo=-1e9, hi=1e9, integer=True)),
-    "waves": s.List((1, 0.05, 0.25, 1.0), item=s.Num(lo=0, hi=1e9), min_items=1, max_items=100,
-                    what="a list like [1, 0.05, 0.25, 1.0]"),
-    "max_in_flight_per_region": s.Num(DEFAULT_MAX_IN_FLIGHT_PER_REGION, lo=1, hi=1e6, integer=True),
-    "min_healthy_pct": s.Num(90.0, lo=0, hi=99.999),
-    "batch_spacing": s.Duration("30s"),
-    "jitter": s.Duration("10s"),
-    "warmup": s.Duration("2m"),
-    "analysis": s.Duration("10m"),
-    "period": s.Duration("60s", lo=1),
-    "metric_delay": s.Duration("2m"),  # CloudWatch ingestion lag: query this long after the window closes
-    "pass_threshold": s.Num(PASS_THRESHOLD, lo=0, hi=100),
-    "marginal_threshold": s.Num(MARGINAL_THRESHOLD, lo=0, hi=100),
-    "tolerance": s.Num(0.25, lo=0, hi=10),
-    "confidence": s.Num(0.98, lo=0.5, hi=0.9999),
-    "on_fail": s.Choice("halt", options=ON_FAIL),
-    "baselines_per_wave": s.Num(3, lo=1, hi=100, integer=True),
-    # Cohorts rolled together (their waves side by side); 1 rolls them one after another.
-    "cohorts_in_flight": s.Num(1, lo=1, hi=10_000, integer=True),
-    # The share of EC2's RunInstances bucket (1,000 instances, 2/s per account and region) that
-    # every rollout together may spend on replacements and baselines, and the take size.
-    "launch_share": s.Num(0.25, lo=0.001, hi=1),
-    "launch_chunk": s.Num(10, lo=1, hi=1000, integer=True),
-    # The share of each request bucket (EC2 mutating and describe, Auto Scaling, CloudWatch).
-    "request_share": s.Num(0.5, lo=0.001, hi=1),
-    "min_samples": s.Num(3, lo=1, hi=1000, integer=True),
-    "instance_timeout": s.Duration("10m"),
-    "poll": s.Duration("15s"),
-    "seed": s.Num(0, lo=-(2**63), hi=2**63 - 1, integer=True),
-    "group_weights": s.Map({}, key=s.LABEL, value=s.Num(lo=0, hi=100)),
-    "metrics": s.List(DEFAULT_METRICS, item=METRIC, min_items=1, max_items=200, name_items=True,
-                      what="a non-empty list of metric tables"),
-})
+METRIC = s.Table(
+    fields={
+        "name": s.Str(pattern=s.LABEL, what="a metric name"),
+        "namespace": s.Str(HEALTH_NAMESPACE, s.LABEL, what="a CloudWatch namespace"),
+        "statistic": s.Choice("Average", options=STATISTICS),
+        "direction": s.Choice("either", options=DIRECTIONS),
+        "group": s.Str(DEFAULT_GROUP, s.LABEL, what="a group name"),
+        "weight": s.Num(None, lo=0, hi=100),
+        "critical": s.Bool(False),
+        "data_required": s.Bool(False),
+        **{k: s.Num(1.0, lo=0, hi=1e6) for k in _RATIOS},
+    }
+)
+SCHEMA = s.Table(
+    fields={
+        "groups": s.List(
+            (),
+            item=s.Str(pattern=_NAME),  # ASG names; empty: every group tagged imagefleet:family
+            what="a list of Auto Scaling group names",
+        ),
+        "cohort_by": s.Str(
+            "instance_type",
+            s.Pattern(
+                "|".join(COHORT_BY) + r"|tag:[^\x00-\x1f\x7f]{1,128}",
+                f"one of {', '.join(COHORT_BY)} or tag:<Name>",
+            ),
+        ),
+        "cohort_order": s.Choice("priority", options=COHORT_ORDERS),
+        "priorities": s.Map({}, key=_NAME, value=s.Num(lo=-1e9, hi=1e9, integer=True)),
+        "waves": s.List(
+            (1, 0.05, 0.25, 1.0),
+            item=s.Num(lo=0, hi=1e9),
+            min_items=1,
+            max_items=100,
+            what="a list like [1, 0.05, 0.25, 1.0]",
+        ),
+        "max_in_flight_per_region": s.Num(
+            DEFAULT_MAX_IN_FLIGHT_PER_REGION, lo=1, hi=1e6, integer=True
+        ),
+        "min_healthy_pct": s.Num(90.0, lo=0, hi=99.999),
+        "batch_spacing": s.Duration("30s"),
+        "jitter": s.Duration("10s"),
+        "warmup": s.Duration("2m"),
+        "analysis": s.Duration("10m"),
+        "period": s.Duration("60s", lo=1),
+        "metric_delay": s.Duration(
+            "2m"
+        ),  # CloudWatch ingestion lag: query this long after the window closes
+        "pass_threshold": s.Num(PASS_THRESHOLD, lo=0, hi=100),
+        "marginal_threshold": s.Num(MARGINAL_THRESHOLD, lo=0, hi=100),
+        "tolerance": s.Num(0.25, lo=0, hi=10),
+        "confidence": s.Num(0.98, lo=0.5, hi=0.9999),
+        "on_fail": s.Choice("halt", options=ON_FAIL),
+        "baselines_per_wave": s.Num(3, lo=1, hi=100, integer=True),
+        # Cohorts rolled together (their waves side by side); 1 rolls them one after another.
+        "cohorts_in_flight": s.Num(1, lo=1, hi=10_000, integer=True),
+        # The share of EC2's RunInstances bucket (1,000 instances, 2/s per account and region) that
+        # every rollout together may spend on replacements and baselines, and the take size.
+        "launch_share": s.Num(0.25, lo=0.001, hi=1),
+        "launch_chunk": s.Num(10, lo=1, hi=1000, integer=True),
+        # The share of each request bucket (EC2 mutating and describe, Auto Scaling, CloudWatch).
+        "request_share": s.Num(0.5, lo=0.001, hi=1),
+        "min_samples": s.Num(3, lo=1, hi=1000, integer=True),
+        "instance_timeout": s.Duration("10m"),
+        "poll": s.Duration("15s"),
+        "seed": s.Num(0, lo=-(2**63), hi=2**63 - 1, integer=True),
+        "group_weights": s.Map({}, key=s.LABEL, value=s.Num(lo=0, hi=100)),
+        "metrics": s.List(
+            DEFAULT_METRICS,
+            item=METRIC,
+            min_items=1,
+            max_items=200,
+            name_items=True,
+            what="a non-empty list of metric tables",
+        ),
+    }
+)
 DEFAULTS: dict[str, Any] = SCHEMA.defaults()
 
 
@@ -113,9 +156,14 @@ class CanaryMetric:
 
     def judge_config(self) -> MetricConfig:
         return MetricConfig(
-            name=self.name, groups=(self.group,), direction=self.direction, critical=self.critical,
-            data_required=self.data_required, allowed_increase=self.allowed_increase,
-            allowed_decrease=self.allowed_decrease, critical_increase=self.critical_increase,
+            name=self.name,
+            groups=(self.group,),
+            direction=self.direction,
+            critical=self.critical,
+            data_required=self.data_required,
+            allowed_increase=self.allowed_increase,
+            allowed_decrease=self.allowed_decrease,
+            critical_increase=self.critical_increase,
             critical_decrease=self.critical_decrease,
         )
 
@@ -162,61 +210,120 @@ class CanarySettings:
     def to_dict(self) -> dict[str, Any]:
         p = self.policy
         return {
-            "groups": list(self.groups), "cohort_by": self.cohort_by, "cohort_order": self.cohort_order,
-            "priorities": dict(self.priorities), "waves": list(p.waves),
-            "max_in_flight_per_region": p.max_in_flight_per_region, "min_healthy_pct": p.min_healthy_pct,
-            "batch_spacing_s": p.batch_spacing_s, "jitter_s": p.jitter_s, "warmup_s": self.warmup_s,
-            "analysis_s": self.analysis_s, "period_s": self.period_s, "metric_delay_s": self.metric_delay_s, "pass_threshold": self.pass_threshold,
-            "marginal_threshold": self.marginal_threshold, "tolerance": self.tolerance,
-            "confidence": self.confidence, "on_fail": self.on_fail,
-            "baselines_per_wave": self.baselines_per_wave, "cohorts_in_flight": self.cohorts_in_flight,
-            "launch_share": self.launch_share, "launch_chunk": self.launch_chunk,
-            "request_share": self.request_share, "min_samples": self.min_samples, "instance_timeout_s": self.instance_timeout_s,
-            "poll_s": self.poll_s, "seed": self.seed, "group_weights": self.weights(),
+            "groups": list(self.groups),
+            "cohort_by": self.cohort_by,
+            "cohort_order": self.cohort_order,
+            "priorities": dict(self.priorities),
+            "waves": list(p.waves),
+            "max_in_flight_per_region": p.max_in_flight_per_region,
+            "min_healthy_pct": p.min_healthy_pct,
+            "batch_spacing_s": p.batch_spacing_s,
+            "jitter_s": p.jitter_s,
+            "warmup_s": self.warmup_s,
+            "analysis_s": self.analysis_s,
+            "period_s": self.period_s,
+            "metric_delay_s": self.metric_delay_s,
+            "pass_threshold": self.pass_threshold,
+            "marginal_threshold": self.marginal_threshold,
+            "tolerance": self.tolerance,
+            "confidence": self.confidence,
+            "on_fail": self.on_fail,
+            "baselines_per_wave": self.baselines_per_wave,
+            "cohorts_in_flight": self.cohorts_in_flight,
+            "launch_share": self.launch_share,
+            "launch_chunk": self.launch_chunk,
+            "request_share": self.request_share,
+            "min_samples": self.min_samples,
+            "instance_timeout_s": self.instance_timeout_s,
+            "poll_s": self.poll_s,
+            "seed": self.seed,
+            "group_weights": self.weights(),
             "metrics": [m.__dict__ for m in self.metrics],
         }
 
 
-def parse(raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str = "") -> CanarySettings:
-    """Validate a ``[canary]`` table (None or {} gives the defaults); errors name file:line and key."""
+def parse(
+    raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str = ""
+) -> CanarySettings:
+    """Validate a ``[canary]`` table (None or {} gives the defaults); errors name file:line and
+    key."""
     w = s.Where(path, text)
     d = SCHEMA.read(dict(raw or {}), "canary", w)
     try:
         policy = Policy(
-            waves=d["waves"], max_in_flight_per_region=d["max_in_flight_per_region"],
-            min_healthy_pct=float(d["min_healthy_pct"]), batch_spacing_s=float(d["batch_spacing"]),
-            jitter_s=float(d["jitter"]), cohort_order=d["cohort_order"],
+            waves=d["waves"],
+            max_in_flight_per_region=d["max_in_flight_per_region"],
+            min_healthy_pct=float(d["min_healthy_pct"]),
+            batch_spacing_s=float(d["batch_spacing"]),
+            jitter_s=float(d["jitter"]),
+            cohort_order=d["cohort_order"],
         )
     except UsageError as exc:
-        raise w.error("canary.waves", f"waves of instance counts then fractions ending in 1.0 ({exc.message})",
-                      list(d["waves"])) from None
+        raise w.error(
+            "canary.waves",
+            f"waves of instance counts then fractions ending in 1.0 ({exc.message})",
+            list(d["waves"]),
+        ) from None
     if d["marginal_threshold"] > d["pass_threshold"]:
-        raise w.error("canary.marginal_threshold", f"<= pass_threshold ({d['pass_threshold']:g})",
-                      d["marginal_threshold"])
-    metrics = tuple(CanaryMetric(**{**m, "weight": None if m["weight"] is None else float(m["weight"]),
-                                    **{k: float(m[k]) for k in _RATIOS}}) for m in d["metrics"])
+        raise w.error(
+            "canary.marginal_threshold",
+            f"<= pass_threshold ({d['pass_threshold']:g})",
+            d["marginal_threshold"],
+        )
+    metrics = tuple(
+        CanaryMetric(
+            **{
+                **m,
+                "weight": None if m["weight"] is None else float(m["weight"]),
+                **{k: float(m[k]) for k in _RATIOS},
+            }
+        )
+        for m in d["metrics"]
+    )
     if len({m.name for m in metrics}) != len(metrics):
         raise w.error("canary.metrics", "metric names that are unique", [m.name for m in metrics])
     period = d["period"]
     if (period < 60 and 60 % period) or (period >= 60 and period % 60):
-        raise w.error("canary.period", "1s, 5s, 10s, 30s or a multiple of 60s", (raw or {}).get("period"))
+        raise w.error(
+            "canary.period", "1s, 5s, 10s, 30s or a multiple of 60s", (raw or {}).get("period")
+        )
     if d["analysis"] < period:
-        raise w.error("canary.analysis", f"at least one period ({period}s)", (raw or {}).get("analysis"))
+        raise w.error(
+            "canary.analysis", f"at least one period ({period}s)", (raw or {}).get("analysis")
+        )
     return CanarySettings(
-        groups=d["groups"], cohort_by=d["cohort_by"], cohort_order=d["cohort_order"],
-        priorities={str(k): int(v) for k, v in d["priorities"].items()}, policy=policy,
-        warmup_s=d["warmup"], analysis_s=d["analysis"], period_s=period, metric_delay_s=d["metric_delay"],
-        pass_threshold=float(d["pass_threshold"]), marginal_threshold=float(d["marginal_threshold"]),
-        tolerance=float(d["tolerance"]), confidence=float(d["confidence"]), on_fail=d["on_fail"],
-        baselines_per_wave=d["baselines_per_wave"], cohorts_in_flight=d["cohorts_in_flight"],
-        launch_share=float(d["launch_share"]), launch_chunk=d["launch_chunk"],
-        request_share=float(d["request_share"]), min_samples=d["min_samples"],
-        instance_timeout_s=d["instance_timeout"], poll_s=max(1, d["poll"]), seed=d["seed"],
-        group_weights={str(k): float(v) for k, v in d["group_weights"].items()}, metrics=metrics,
+        groups=d["groups"],
+        cohort_by=d["cohort_by"],
+        cohort_order=d["cohort_order"],
+        priorities={str(k): int(v) for k, v in d["priorities"].items()},
+        policy=policy,
+        warmup_s=d["warmup"],
+        analysis_s=d["analysis"],
+        period_s=period,
+        metric_delay_s=d["metric_delay"],
+        pass_threshold=float(d["pass_threshold"]),
+        marginal_threshold=float(d["marginal_threshold"]),
+        tolerance=float(d["tolerance"]),
+        confidence=float(d["confidence"]),
+        on_fail=d["on_fail"],
+        baselines_per_wave=d["baselines_per_wave"],
+        cohorts_in_flight=d["cohorts_in_flight"],
+        launch_share=float(d["launch_share"]),
+        launch_chunk=d["launch_chunk"],
+        request_share=float(d["request_share"]),
+        min_samples=d["min_samples"],
+        instance_timeout_s=d["instance_timeout"],
+        poll_s=max(1, d["poll"]),
+        seed=d["seed"],
+        group_weights={str(k): float(v) for k, v in d["group_weights"].items()},
+        metrics=metrics,
     )
 
 
 def from_settings(settings: Settings) -> CanarySettings:
     """The ``[canary]`` table of loaded settings, with errors naming the config file's lines."""
-    return parse((settings.raw or {}).get("canary"), path=getattr(settings, "path", None),
-                 text=getattr(settings, "text", ""))
+    return parse(
+        (settings.raw or {}).get("canary"),
+        path=getattr(settings, "path", None),
+        text=getattr(settings, "text", ""),
+    )

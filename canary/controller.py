@@ -62,50 +62,98 @@ from orchestrator.store import Evidence, leases, utcnow
 from orchestrator.tags import ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 __all__ = [
-    "CONTROL_KIND", "FINAL", "KIND", "NODATA_QUERIES", "ROLE_TAG", "ROLLOUT_TAG", "WAVE_TAG", "Controller",
-    "Verdict", "abort", "claim_owner", "describe_verdict", "group_leases", "latest", "new_amis", "prepare",
-    "request", "rollback_all", "rollback_cohort", "rollout_lease", "running_holder", "verdict",
+    "CONTROL_KIND",
+    "FINAL",
+    "KIND",
+    "NODATA_QUERIES",
+    "ROLE_TAG",
+    "ROLLOUT_TAG",
+    "WAVE_TAG",
+    "Controller",
+    "Verdict",
+    "abort",
+    "claim_owner",
+    "describe_verdict",
+    "group_leases",
+    "latest",
+    "new_amis",
+    "prepare",
+    "request",
+    "rollback_all",
+    "rollback_cohort",
+    "rollout_lease",
+    "running_holder",
+    "verdict",
 ]
 
 T = TypeVar("T")
 JOURNAL_KIND = "canary"  # the kind of the rollout's journal among the store's operations
 # The journal's status once the rollout is final (the engine's done | failed | aborted).
-JOURNAL_STATUS = {"succeeded": "done", "rolled_back": "done", "failed": "failed", "aborted": "aborted"}
+JOURNAL_STATUS = {
+    "succeeded": "done",
+    "rolled_back": "done",
+    "failed": "failed",
+    "aborted": "aborted",
+}
 
 
 class Controller:
     """Runs (or resumes) one rollout to a final state or a pause."""
 
-    def __init__(self, ctx: Context, cfg: CanarySettings, rollout_id: str, *, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        cfg: CanarySettings,
+        rollout_id: str,
+        *,
+        progress: Progress | None = None,
+    ) -> None:
         self.ctx = ctx
         self.cfg = cfg
         self.store = ctx.store
         self.clock = ctx.clock
         self.progress: Progress = progress or (lambda _msg: None)
         # Every request the rollout makes takes a token from the account's shared buckets.
-        self.actions = RolloutActions(PacedAws(ctx.aws, lambda: self.budget, cfg.request_share), ctx.clock, cfg,
-                                      self.progress)
+        self.actions = RolloutActions(
+            PacedAws(ctx.aws, lambda: self.budget, cfg.request_share), ctx.clock, cfg, self.progress
+        )
         self.rollout, self.records = RolloutRecords.load(self.store, rollout_id)
         self.id = rollout_id
         self._calls0 = ctx.aws.counter.snapshot()
         self._held: ExitStack | None = None
 
     @classmethod
-    def create(cls, ctx: Context, cfg: CanarySettings, rollout: Rollout, *,
-               progress: Progress | None = None) -> Controller:
+    def create(
+        cls,
+        ctx: Context,
+        cfg: CanarySettings,
+        rollout: Rollout,
+        *,
+        progress: Progress | None = None,
+    ) -> Controller:
         """Save a prepared rollout and claim its groups; refused while another rollout holds one."""
         rollout.actor = ctx.actor
         # The rollout claims its groups until it ends: a second rollout touching any of them is
         # refused, even while this one is paused and no process runs it.
-        leases.claim(ctx.store, group_leases(rollout), owner=claim_owner(rollout.id), clock=ctx.clock,
-                     actor=ctx.actor, command=f"canary start {rollout.new.ref or rollout.id}")
+        leases.claim(
+            ctx.store,
+            group_leases(rollout),
+            owner=claim_owner(rollout.id),
+            clock=ctx.clock,
+            actor=ctx.actor,
+            command=f"canary start {rollout.new.ref or rollout.id}",
+        )
         try:
             RolloutRecords(rollout.id).save(ctx.store, rollout)
         except BaseException:
             leases.release(ctx.store, claim_owner(rollout.id))
             raise
-        ctx.store.audit(ctx.actor, "canary.start", f"{rollout.family}:{rollout.new.version or ''}".rstrip(":"),
-                        details={"rollout": rollout.id, "amis": rollout.new.amis})
+        ctx.store.audit(
+            ctx.actor,
+            "canary.start",
+            f"{rollout.family}:{rollout.new.version or ''}".rstrip(":"),
+            details={"rollout": rollout.id, "amis": rollout.new.amis},
+        )
         return cls(ctx, cfg, rollout.id, progress=progress)
 
     # --- persistence and the journal ---
@@ -116,13 +164,19 @@ class Controller:
 
     @cached_property
     def journal(self) -> Operation:
-        return Operation(self.store, f"canary:{self.id}", JOURNAL_KIND,
-                         {"rollout": self.id, "family": self.rollout.family})
+        return Operation(
+            self.store,
+            f"canary:{self.id}",
+            JOURNAL_KIND,
+            {"rollout": self.id, "family": self.rollout.family},
+        )
 
     def save(self) -> None:
         """Store the rollout, with the API calls made since the last save."""
         now = self.ctx.aws.counter.snapshot()
-        self.rollout.api_calls.add({op: count - self._calls0.get(op, 0) for op, count in now.items()})
+        self.rollout.api_calls.add(
+            {op: count - self._calls0.get(op, 0) for op, count in now.items()}
+        )
         self._calls0 = now
         self.rollout.updated_at = utcnow()
         if self.rollout.owner:
@@ -130,15 +184,17 @@ class Controller:
         self.records.save(self.store, self.rollout)
 
     def step(self, name: str, action: Callable[[], T], *, save: bool = True) -> T:
-        """One journaled action: the rollout is saved, then the engine records pending, acts, records done.
+        """One journaled action: the rollout is saved, then the engine records pending, acts,
+        records done.
 
         ``save=False`` when nothing the step depends on changed since the last save."""
         if save:
             self.save()
         return self.journal.step(name, action)
 
-    def step_process(self, name: str, start: Callable[[], Generator[float, None, T]], *,
-                     save: bool = True) -> Generator[float, None, T]:
+    def step_process(
+        self, name: str, start: Callable[[], Generator[float, None, T]], *, save: bool = True
+    ) -> Generator[float, None, T]:
         """``step`` for an action that waits as it goes (``canary.pacing``)."""
         if save:
             self.save()
@@ -147,37 +203,63 @@ class Controller:
     # --- the launch budget ---
     @cached_property
     def budget(self) -> ApiBudget:
-        """The token buckets every rollout of the account shares, in the state store (``canary.budget``)."""
+        """The token buckets every rollout of the account shares, in the state store
+        (``canary.budget``)."""
         account = self.ctx.actor.split(":")[4] if self.ctx.actor.count(":") >= 5 else "default"
-        return ApiBudget(self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed)
+        return ApiBudget(
+            self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed
+        )
 
     @cached_property
     def pacer(self) -> LaunchPacer:
         """Launch tokens (and the terminations' requests) from the shared budget."""
-        return LaunchPacer.of(self.budget, self.cfg.launch_share, self.cfg.launch_chunk, self.cfg.policy.jitter_s,
-                              self.cfg.seed, self.cfg.request_share)
+        return LaunchPacer.of(
+            self.budget,
+            self.cfg.launch_share,
+            self.cfg.launch_chunk,
+            self.cfg.policy.jitter_s,
+            self.cfg.seed,
+            self.cfg.request_share,
+        )
 
     def audit(self, action: str, **details: Any) -> None:
-        self.store.audit(self.ctx.actor, action, self.rollout.new.ref or self.rollout.family,
-                         details={"rollout": self.id, **details})
+        self.store.audit(
+            self.ctx.actor,
+            action,
+            self.rollout.new.ref or self.rollout.family,
+            details={"rollout": self.id, **details},
+        )
 
     # --- ownership ---
     def claim(self) -> None:
-        """Hold the rollout's lease while this process runs it (refused while another live one does).
+        """Hold the rollout's lease while this process runs it (refused while another live one
+        does).
 
         From here on everything the rollout writes — its document, journal, evidence, audit, the
         shared API budget's tokens taken before every AWS request — goes through the store fenced
         on that lease: a controller that lost it stops before its next request."""
         stack = ExitStack()
-        held = stack.enter_context(leases.hold(
-            self.ctx.store, [rollout_lease(self.id)], clock=self.clock, actor=self.ctx.actor,
-            command=f"canary {self.id}", ttl_s=self.ctx.settings.state.lease_ttl,
-        ))
+        held = stack.enter_context(
+            leases.hold(
+                self.ctx.store,
+                [rollout_lease(self.id)],
+                clock=self.clock,
+                actor=self.ctx.actor,
+                command=f"canary {self.id}",
+                ttl_s=self.ctx.settings.state.lease_ttl,
+            )
+        )
         self._held = stack
         self.store = held.store
-        for bound in ("journal", "budget", "pacer"):  # made with the unfenced store, if made already
+        for bound in (
+            "journal",
+            "budget",
+            "pacer",
+        ):  # made with the unfenced store, if made already
             self.__dict__.pop(bound, None)
-        self.rollout.owner = Owner(pid=os.getpid(), host=socket.gethostname(), since=utcnow(), heartbeat=utcnow())
+        self.rollout.owner = Owner(
+            pid=os.getpid(), host=socket.gethostname(), since=utcnow(), heartbeat=utcnow()
+        )
         self.save()
 
     def release(self) -> None:
@@ -234,7 +316,9 @@ class Controller:
             try:
                 if self.handle_request() or self._round(cohorts):
                     return
-            except GroupsMissing as exc:  # deleted on AWS, or the endpoint restarted: never a KeyError
+            except (
+                GroupsMissing
+            ) as exc:  # deleted on AWS, or the endpoint restarted: never a KeyError
                 for cohort in [c for c in cohorts if set(c.groups) & set(exc.keys)]:
                     rollback_cohort(self, cohort, set(exc.keys))
         self._finish()
@@ -242,7 +326,11 @@ class Controller:
     def in_flight(self) -> list[CohortState]:
         """The cohorts rolled together now: the first ``cohorts_in_flight`` not yet finished, in
         the rollout's order; as one finishes, the next pending one joins."""
-        unfinished = [cohort for cohort in self.rollout.cohorts if cohort.status not in ("passed", "rolled_back", "halted", "lost")]
+        unfinished = [
+            cohort
+            for cohort in self.rollout.cohorts
+            if cohort.status not in ("passed", "rolled_back", "halted", "lost")
+        ]
         return unfinished[: self.cfg.cohorts_in_flight]
 
     def _round(self, cohorts: list[CohortState]) -> bool:
@@ -264,9 +352,13 @@ class Controller:
                 continue
             wave = cohort.waves[cohort.wave]
             waves.append((cohort, wave))
-            self.progress(f"cohort {cohort.key}: wave {wave.index + 1}/{len(cohort.waves)} "
-                          f"(to {wave.target} of {cohort.size})")
-        replacing = [(cohort, wave) for cohort, wave in waves if wave.status in ("pending", "replacing")]
+            self.progress(
+                f"cohort {cohort.key}: wave {wave.index + 1}/{len(cohort.waves)} "
+                f"(to {wave.target} of {cohort.size})"
+            )
+        replacing = [
+            (cohort, wave) for cohort, wave in waves if wave.status in ("pending", "replacing")
+        ]
         if replacing:
             rounds.replace(self, replacing)
             if self.handle_request():
@@ -291,9 +383,12 @@ class Controller:
         return False
 
     def _decide(self, cohort: CohortState, wave: Wave) -> str:
-        """Act on the wave's verdict: ``passed`` (next wave), ``paused`` or ``failed`` (rolled back)."""
+        """Act on the wave's verdict: ``passed`` (next wave), ``paused`` or ``failed`` (rolled
+        back)."""
         judged = wave.verdict
-        assert judged is not None, f"wave {wave.index} of {cohort.key} is {wave.status} without a verdict"
+        assert judged is not None, (
+            f"wave {wave.index} of {cohort.key} is {wave.status} without a verdict"
+        )
         decision = judged["decision"]
         cohort.last_verdict = {"wave": wave.index, "decision": decision, "score": judged["score"]}
         self.progress(describe_verdict(cohort.key, wave.index, judged))
@@ -336,28 +431,50 @@ class Controller:
         lost = [cohort.key for cohort in rollout.cohorts if cohort.status == "lost"]
         rollout.status = "failed" if bad else "succeeded"
         rolled = ", ".join(key for key in bad if key not in lost)
-        rollout.reason = "; ".join(([f"rolled back: {rolled}"] if rolled else [])
-                                   + ([f"lost (groups gone): {', '.join(lost)}"] if lost else [])) or None
+        rollout.reason = (
+            "; ".join(
+                ([f"rolled back: {rolled}"] if rolled else [])
+                + ([f"lost (groups gone): {', '.join(lost)}"] if lost else [])
+            )
+            or None
+        )
         rollout.finished_at = utcnow()
         self.save()
         self._record_evidence(passed=not bad)
         self.audit(f"canary.{rollout.status}", reason=rollout.reason)
 
     def _record_evidence(self, *, passed: bool) -> None:
-        """The canary gate's evidence for a registered base: passed only when every cohort passed."""
+        """The canary gate's evidence for a registered base: passed only when every cohort
+        passed."""
         rollout = self.rollout
         if rollout.new.version is None:
             return
-        cohorts = [{"key": cohort.key, "status": cohort.status, "instances": cohort.size,
-                    "scores": [wave.verdict["score"] for wave in cohort.waves if wave.verdict]}
-                   for cohort in rollout.cohorts]
+        cohorts = [
+            {
+                "key": cohort.key,
+                "status": cohort.status,
+                "instances": cohort.size,
+                "scores": [wave.verdict["score"] for wave in cohort.waves if wave.verdict],
+            }
+            for cohort in rollout.cohorts
+        ]
         failed = [cohort.key for cohort in rollout.cohorts if cohort.status != "passed"]
-        summary = (f"rollout {rollout.id}: {len(cohorts)} cohorts passed" if passed
-                   else f"rollout {rollout.id}: {', '.join(failed)} did not pass")
-        self.store.add_evidence(Evidence(
-            family=rollout.family, version=rollout.new.version, gate="canary", passed=passed,
-            details={"rollout": rollout.id, "summary": summary, "cohorts": cohorts},
-            at=utcnow(), actor=self.ctx.actor))
+        summary = (
+            f"rollout {rollout.id}: {len(cohorts)} cohorts passed"
+            if passed
+            else f"rollout {rollout.id}: {', '.join(failed)} did not pass"
+        )
+        self.store.add_evidence(
+            Evidence(
+                family=rollout.family,
+                version=rollout.new.version,
+                gate="canary",
+                passed=passed,
+                details={"rollout": rollout.id, "summary": summary, "cohorts": cohorts},
+                at=utcnow(),
+                actor=self.ctx.actor,
+            )
+        )
 
     def handle_request(self) -> bool:
         """Act on a pause/abort request from another process; True when the run must stop."""
@@ -386,30 +503,42 @@ class Controller:
                     cohort.wave += 1
 
     def _pause(self, paused: list[tuple[CohortState, Wave]]) -> None:
-        """Marginal or no-data verdicts: the rollout waits for a person (``resume`` or ``abort``)."""
+        """Marginal or no-data verdicts: the rollout waits for a person (``resume`` or
+        ``abort``)."""
         self.rollout.status = "paused"
         self.rollout.reason = "; ".join(
-            f"cohort {cohort.key} wave {wave.index + 1}: {wave.verdict['decision']} (score " f"{wave.verdict['score']})"
-            for cohort, wave in paused if wave.verdict is not None)
+            f"cohort {cohort.key} wave {wave.index + 1}: {wave.verdict['decision']} (score "
+            f"{wave.verdict['score']})"
+            for cohort, wave in paused
+            if wave.verdict is not None
+        )
         self.save()
 
     def _announce_rollback(self, cohort: CohortState) -> None:
-        """Tell the layers above (a retrospective draft, in ``pipelines``); never blocks the rollout."""
-        event = hooks.CohortRolledBack(self.store, self.ctx.settings.state_dir, RolloutView.of(self.rollout),
-                                       cohort.key)
+        """Tell the layers above (a retrospective draft, in ``pipelines``); never blocks the
+        rollout."""
+        event = hooks.CohortRolledBack(
+            self.store, self.ctx.settings.state_dir, RolloutView.of(self.rollout), cohort.key
+        )
         for line in hooks.cohort_rolled_back(event):
             self.progress(f"cohort {cohort.key}: {line}")
 
     def regions_of(self, cohort: CohortState, ids: list[str]) -> list[tuple[str, str]]:
-        """(region, instance id) of canaries: a replacement runs in the region of the group it joined."""
+        """(region, instance id) of canaries: a replacement runs in the region of the group it
+        joined."""
         region_of: dict[str, str] = {}
         for wave in cohort.waves:
             for batch in wave.batches:
                 for instance_id in (*batch.replacements, *batch.before):
                     region_of.setdefault(instance_id, batch.region)
-        fallback = min((self.rollout.groups[group_key].region for group_key in cohort.groups), default=None)
-        return [(region, instance_id) for instance_id in ids
-                if (region := region_of.get(instance_id, fallback)) is not None]
+        fallback = min(
+            (self.rollout.groups[group_key].region for group_key in cohort.groups), default=None
+        )
+        return [
+            (region, instance_id)
+            for instance_id in ids
+            if (region := region_of.get(instance_id, fallback)) is not None
+        ]
 
     def cleanup_baselines(self, cohort: CohortState, wave: Wave) -> None:
         """Terminate the wave's baselines once its verdict is in (or its cohort is rolled back)."""

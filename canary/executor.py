@@ -81,11 +81,20 @@ class GroupInfo:
         return [m for m in self.members if m.in_service and m.id not in skip]
 
     def to_group(self, priority: int | None = None) -> Group:
-        live = [m for m in self.members if m.lifecycle not in ("Terminating", "Terminated", "Terminating:Wait")]
+        live = [
+            m
+            for m in self.members
+            if m.lifecycle not in ("Terminating", "Terminated", "Terminating:Wait")
+        ]
         return Group(
-            name=self.name, region=self.region, instance_ids=tuple(m.id for m in live),
-            instance_types=tuple(m.instance_type for m in live), azs=tuple(m.az for m in live),
-            priority=priority, tags=dict(self.tags), capacity=max(self.desired, len(live)),
+            name=self.name,
+            region=self.region,
+            instance_ids=tuple(m.id for m in live),
+            instance_types=tuple(m.instance_type for m in live),
+            azs=tuple(m.az for m in live),
+            priority=priority,
+            tags=dict(self.tags),
+            capacity=max(self.desired, len(live)),
         )
 
 
@@ -98,19 +107,32 @@ def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
         lt_spec = g.get("LaunchTemplate") or {}
         overrides = ()
     if not lt_spec.get("LaunchTemplateId"):
-        raise AwsError(f"group {g['AutoScalingGroupName']} ({region}) has no launch template",
-                       hint="imagefleet rolls groups that use launch templates (not launch configurations)")
+        raise AwsError(
+            f"group {g['AutoScalingGroupName']} ({region}) has no launch template",
+            hint="imagefleet rolls groups that use launch templates (not launch configurations)",
+        )
     members = tuple(
-        GroupMember(i["InstanceId"], i.get("InstanceType", ""), i.get("AvailabilityZone", ""),
-                    i.get("LifecycleState", ""), i.get("HealthStatus", ""))
+        GroupMember(
+            i["InstanceId"],
+            i.get("InstanceType", ""),
+            i.get("AvailabilityZone", ""),
+            i.get("LifecycleState", ""),
+            i.get("HealthStatus", ""),
+        )
         for i in g.get("Instances", [])
     )
     subnets = tuple(s for s in (g.get("VPCZoneIdentifier") or "").split(",") if s)
     return GroupInfo(
-        name=g["AutoScalingGroupName"], region=region, lt_id=lt_spec["LaunchTemplateId"],
-        lt_version=str(lt_spec.get("Version") or "$Default"), mixed=mixed,
-        desired=int(g.get("DesiredCapacity", 0)), members=members, subnets=subnets,
-        azs=tuple(g.get("AvailabilityZones", [])), tags={t["Key"]: t["Value"] for t in g.get("Tags", [])},
+        name=g["AutoScalingGroupName"],
+        region=region,
+        lt_id=lt_spec["LaunchTemplateId"],
+        lt_version=str(lt_spec.get("Version") or "$Default"),
+        mixed=mixed,
+        desired=int(g.get("DesiredCapacity", 0)),
+        members=members,
+        subnets=subnets,
+        azs=tuple(g.get("AvailabilityZones", [])),
+        tags={t["Key"]: t["Value"] for t in g.get("Tags", [])},
         overrides=overrides,
     )
 
@@ -122,9 +144,11 @@ class Executor:
         self.aws = aws
         self.clock = clock or Clock()
 
-    # --- discovery ---------------------------------------------------------------------------------
-    def discover(self, regions: Sequence[str], family: str, names: Sequence[str] = (),
-                 tag: str = FAMILY_TAG) -> list[GroupInfo]:
+    # --- discovery
+    # ---------------------------------------------------------------------------------
+    def discover(
+        self, regions: Sequence[str], family: str, names: Sequence[str] = (), tag: str = FAMILY_TAG
+    ) -> list[GroupInfo]:
         """The family's groups: tagged ``tag = family``, or exactly the configured ``names``."""
         out: list[GroupInfo] = []
         for region in regions:
@@ -140,12 +164,16 @@ class Executor:
             found = {g.name for g in out}
             missing = [n for n in names if n not in found]
             if missing:
-                raise NotFoundError(f"no Auto Scaling group named {', '.join(missing)} in {', '.join(regions)}")
+                raise NotFoundError(
+                    f"no Auto Scaling group named {', '.join(missing)} in {', '.join(regions)}"
+                )
         return sorted(out, key=lambda g: (g.region, g.name))
 
     @staticmethod
     def _describe_all(asg: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        pages = asg.paginate("describe_auto_scaling_groups", MaxRecords=DESCRIBE_GROUPS_MAX, **kwargs)
+        pages = asg.paginate(
+            "describe_auto_scaling_groups", MaxRecords=DESCRIBE_GROUPS_MAX, **kwargs
+        )
         return [g for page in pages for g in page.get("AutoScalingGroups", [])]
 
     def describe_groups(self, region: str, names: Sequence[str]) -> dict[str, GroupInfo]:
@@ -163,25 +191,35 @@ class Executor:
         out: dict[str, dict[str, str]] = {}
         for chunk in batches(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
             # A filter (not InstanceIds) so an unknown id is skipped instead of failing the call.
-            for page in ec2.paginate("describe_instances", Filters=[{"Name": "instance-id", "Values": list(chunk)}]):
+            for page in ec2.paginate(
+                "describe_instances", Filters=[{"Name": "instance-id", "Values": list(chunk)}]
+            ):
                 for r in page.get("Reservations", []):
                     for i in r["Instances"]:
-                        out[i["InstanceId"]] = {"ami": i.get("ImageId", ""), "state": i["State"]["Name"],
-                                                "type": i.get("InstanceType", "")}
+                        out[i["InstanceId"]] = {
+                            "ami": i.get("ImageId", ""),
+                            "state": i["State"]["Name"],
+                            "type": i.get("InstanceType", ""),
+                        }
         return out
 
-    # --- launch templates ---------------------------------------------------------------------------
+    # --- launch templates
+    # ---------------------------------------------------------------------------
     def resolve_version(self, region: str, lt_id: str, version: str) -> int:
         """A group's template version as a number (``$Latest``/``$Default`` looked up)."""
         if version.isdigit():
             return int(version)
         ec2 = self.aws.client("ec2", region)
         lt = ec2.describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
-        return int(lt["LatestVersionNumber"] if version == "$Latest" else lt["DefaultVersionNumber"])
+        return int(
+            lt["LatestVersionNumber"] if version == "$Latest" else lt["DefaultVersionNumber"]
+        )
 
     def template_data(self, region: str, lt_id: str, version: int) -> dict[str, Any]:
         ec2 = self.aws.client("ec2", region)
-        resp = ec2.describe_launch_template_versions(LaunchTemplateId=lt_id, Versions=[str(version)])
+        resp = ec2.describe_launch_template_versions(
+            LaunchTemplateId=lt_id, Versions=[str(version)]
+        )
         return dict(resp["LaunchTemplateVersions"][0]["LaunchTemplateData"])
 
     def list_versions(self, region: str, lt_id: str) -> list[dict[str, Any]]:
@@ -190,8 +228,16 @@ class Executor:
         pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
         return [v for page in pages for v in page.get("LaunchTemplateVersions", [])]
 
-    def create_version(self, region: str, lt_id: str, source_version: int, ami: str, marker: str,
-                       token: str, versions: list[dict[str, Any]] | None = None) -> tuple[int, str]:
+    def create_version(
+        self,
+        region: str,
+        lt_id: str,
+        source_version: int,
+        ami: str,
+        marker: str,
+        token: str,
+        versions: list[dict[str, Any]] | None = None,
+    ) -> tuple[int, str]:
         """A new version = the old one's data with ``ImageId`` replaced. Returns (number, old AMI).
 
         One listing of the template's versions gives both the source data and any version an
@@ -202,15 +248,24 @@ class Executor:
         if versions is None:
             versions = self.list_versions(region, lt_id)
         source = next((v for v in versions if int(v["VersionNumber"]) == source_version), None)
-        data = dict(source["LaunchTemplateData"]) if source else self.template_data(region, lt_id, source_version)
+        data = (
+            dict(source["LaunchTemplateData"])
+            if source
+            else self.template_data(region, lt_id, source_version)
+        )
         old_ami = str(data.get("ImageId", ""))
-        earlier = [int(v["VersionNumber"]) for v in versions if v.get("VersionDescription") == marker]
+        earlier = [
+            int(v["VersionNumber"]) for v in versions if v.get("VersionDescription") == marker
+        ]
         if earlier:
             return max(earlier), old_ami
         data["ImageId"] = ami
         resp = ec2.create_launch_template_version(
-            LaunchTemplateId=lt_id, SourceVersion=str(source_version), VersionDescription=marker,
-            LaunchTemplateData=data, ClientToken=token,
+            LaunchTemplateId=lt_id,
+            SourceVersion=str(source_version),
+            VersionDescription=marker,
+            LaunchTemplateData=data,
+            ClientToken=token,
         )
         return int(resp["LaunchTemplateVersion"]["VersionNumber"]), old_ami
 
@@ -221,20 +276,27 @@ class Executor:
         if group.mixed:
             asg.update_auto_scaling_group(
                 AutoScalingGroupName=group.name,
-                MixedInstancesPolicy={"LaunchTemplate": {"LaunchTemplateSpecification": spec,
-                                                         "Overrides": list(group.overrides)}},
+                MixedInstancesPolicy={
+                    "LaunchTemplate": {
+                        "LaunchTemplateSpecification": spec,
+                        "Overrides": list(group.overrides),
+                    }
+                },
             )
         else:
             asg.update_auto_scaling_group(AutoScalingGroupName=group.name, LaunchTemplate=spec)
 
-    # --- replacement ---------------------------------------------------------------------------------
+    # --- replacement
+    # ---------------------------------------------------------------------------------
     def terminate_in_group(self, region: str, instance_id: str) -> bool:
         """Terminate without lowering desired capacity, so the group launches a replacement.
 
         Returns False when the instance is already gone or leaving (nothing done)."""
         asg = self.aws.client("autoscaling", region)
         try:
-            asg.terminate_instance_in_auto_scaling_group(InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)
+            asg.terminate_instance_in_auto_scaling_group(
+                InstanceId=instance_id, ShouldDecrementDesiredCapacity=False
+            )
         except NotFoundError:
             return False
         except AwsError as exc:
@@ -246,17 +308,37 @@ class Executor:
     def nudge(self, group: GroupInfo) -> None:
         """Re-assert desired capacity (a no-op on AWS; makes moto launch the missing instance)."""
         asg = self.aws.client("autoscaling", group.region)
-        asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired, HonorCooldown=False)
+        asg.set_desired_capacity(
+            AutoScalingGroupName=group.name, DesiredCapacity=group.desired, HonorCooldown=False
+        )
 
-    def wait_groups(self, region: str, names: Sequence[str], exclude: Iterable[str], *, timeout_s: float,
-                    poll_s: float, progress: Callable[[str], None] | None = None) -> dict[str, GroupInfo]:
-        """Wait until every group has ``desired`` InService+Healthy instances outside ``exclude``."""
-        waiting = self.waiting_groups(region, names, exclude, timeout_s=timeout_s, poll_s=poll_s, progress=progress)
+    def wait_groups(
+        self,
+        region: str,
+        names: Sequence[str],
+        exclude: Iterable[str],
+        *,
+        timeout_s: float,
+        poll_s: float,
+        progress: Callable[[str], None] | None = None,
+    ) -> dict[str, GroupInfo]:
+        """Wait until every group has ``desired`` InService+Healthy instances outside
+        ``exclude``."""
+        waiting = self.waiting_groups(
+            region, names, exclude, timeout_s=timeout_s, poll_s=poll_s, progress=progress
+        )
         return cast("dict[str, GroupInfo]", interleave(self.clock, [waiting])[0])
 
-    def waiting_groups(self, region: str, names: Sequence[str], exclude: Iterable[str], *, timeout_s: float,
-                       poll_s: float, progress: Callable[[str], None] | None = None
-                       ) -> Generator[float, None, dict[str, GroupInfo]]:
+    def waiting_groups(
+        self,
+        region: str,
+        names: Sequence[str],
+        exclude: Iterable[str],
+        *,
+        timeout_s: float,
+        poll_s: float,
+        progress: Callable[[str], None] | None = None,
+    ) -> Generator[float, None, dict[str, GroupInfo]]:
         """``wait_groups`` as a process (``canary.pacing``): it yields the seconds between polls.
 
         Reconciles instead of trusting: a group still short after two polls gets its desired
@@ -268,7 +350,9 @@ class Executor:
         healthy: dict[str, GroupInfo] = {}
         left = list(names)
         while True:
-            groups = self.describe_groups(region, left)  # only the groups still short after the first poll
+            groups = self.describe_groups(
+                region, left
+            )  # only the groups still short after the first poll
             missing = [n for n in left if n not in groups]
             if missing:
                 raise NotFoundError(f"group(s) {', '.join(missing)} disappeared in {region}")
@@ -283,17 +367,28 @@ class Executor:
                     self.nudge(g)
                     nudged.add(n)
             if progress:
-                progress(", ".join(f"{n}: {len(g.in_service(excluded))}/{g.desired} healthy" for n, g in short.items()))
+                progress(
+                    ", ".join(
+                        f"{n}: {len(g.in_service(excluded))}/{g.desired} healthy"
+                        for n, g in short.items()
+                    )
+                )
             if self.clock.monotonic() > deadline:
                 raise ReplacementTimeout(
-                    f"{region}: {', '.join(sorted(short))} not back to desired healthy capacity " f"within {timeout_s:.0f}s",
-                    hint="check the groups' activities; 'imagefleet canary resume ID' continues " "from here",
+                    f"{region}: {', '.join(sorted(short))} not back to desired healthy capacity "
+                    f"within {timeout_s:.0f}s",
+                    hint="check the groups' activities; 'imagefleet canary resume ID' continues "
+                    "from here",
                 )
             yield poll_s
 
-    # --- baselines -----------------------------------------------------------------------------------
-    def find_tagged_by(self, region: str, tags: dict[str, str], key: str, pattern: str) -> dict[str, list[str]]:
-        """Pending or running instances carrying ``tags`` and tag ``key`` matching ``pattern`` (``*``
+    # --- baselines
+    # -----------------------------------------------------------------------------------
+    def find_tagged_by(
+        self, region: str, tags: dict[str, str], key: str, pattern: str
+    ) -> dict[str, list[str]]:
+        """Pending or running instances carrying ``tags`` and tag ``key`` matching ``pattern``
+        (``*``
         wildcards), by that tag's value: one listing for many groups' instances."""
         ec2 = self.aws.client("ec2", region)
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
@@ -307,15 +402,29 @@ class Executor:
                     out.setdefault(value, []).append(i["InstanceId"])
         return {value: sorted(ids) for value, ids in out.items()}
 
-    def launch_baselines(self, group: GroupInfo, version: int, instance_type: str, count: int,
-                         tags: dict[str, str], token: str) -> list[str]:
+    def launch_baselines(
+        self,
+        group: GroupInfo,
+        version: int,
+        instance_type: str,
+        count: int,
+        tags: dict[str, str],
+        token: str,
+    ) -> list[str]:
         """Launch ``count`` instances of the group's *old* template version, outside the group."""
         ec2 = self.aws.client("ec2", group.region)
         kwargs: dict[str, Any] = {
             "LaunchTemplate": {"LaunchTemplateId": group.lt_id, "Version": str(version)},
-            "InstanceType": instance_type, "MinCount": count, "MaxCount": count, "ClientToken": token,
-            "TagSpecifications": [{"ResourceType": "instance",
-                                   "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+            "InstanceType": instance_type,
+            "MinCount": count,
+            "MaxCount": count,
+            "ClientToken": token,
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
         }
         if group.subnets:
             kwargs["SubnetId"] = group.subnets[0]
@@ -334,12 +443,18 @@ class Executor:
                 if alive:
                     ec2.terminate_instances(InstanceIds=sorted(alive))
 
-    def wait_running(self, region: str, ids: Sequence[str], *, timeout_s: float, poll_s: float) -> None:
+    def wait_running(
+        self, region: str, ids: Sequence[str], *, timeout_s: float, poll_s: float
+    ) -> None:
         def pending() -> list[str]:
             states = self.instance_images(region, ids)
             return [i for i in ids if states.get(i, {}).get("state") != "running"]
 
-        still, done = self.clock.poll_until(pending, lambda left: not left, timeout=timeout_s, every=poll_s)
+        still, done = self.clock.poll_until(
+            pending, lambda left: not left, timeout=timeout_s, every=poll_s
+        )
         if not done:
-            raise ReplacementTimeout(f"{region}: baseline instance(s) {', '.join(still)} not running "
-                                     f"within {timeout_s:.0f}s")
+            raise ReplacementTimeout(
+                f"{region}: baseline instance(s) {', '.join(still)} not running "
+                f"within {timeout_s:.0f}s"
+            )

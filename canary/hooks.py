@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CohortRolledBack:
-    """A cohort the canary rolled back: the rollout as saved (its typed view) and the cohort's key."""
+    """A cohort the canary rolled back: the rollout as saved (its typed view) and the cohort's
+    key."""
 
     store: StateStore
     state_dir: Path
@@ -47,7 +48,8 @@ def on_cohort_rolled_back(listener: Listener) -> None:
 
 
 def cohort_rolled_back(event: CohortRolledBack) -> list[str]:
-    """Tell every listener; a listener's failure is a line of output, never the rollout's failure."""
+    """Tell every listener; a listener's failure is a line of output, never the rollout's
+    failure."""
     while _LOADERS:
         _LOADERS.pop(0)()
     lines = []

@@ -50,7 +50,9 @@ def _type_level(instance_type: str) -> float:
     return 0.8 + (h % 41) / 100
 
 
-def _running(aws: AwsFactory, region: str, known: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+def _running(
+    aws: AwsFactory, region: str, known: dict[str, dict[str, str]]
+) -> list[dict[str, str]]:
     """In-service members of tagged groups plus running baselines, with AMI and type.
 
     Group membership comes from Auto Scaling (one call); only instances not seen before are
@@ -59,12 +61,19 @@ def _running(aws: AwsFactory, region: str, known: dict[str, dict[str, str]]) -> 
     """
     asg = aws.client("autoscaling", region)
     ec2 = aws.client("ec2", region)
-    ids = [i["InstanceId"]
-           for page in asg.paginate("describe_auto_scaling_groups", Filters=[{"Name": "tag-key", "Values": [FAMILY_TAG]}])
-           for g in page.get("AutoScalingGroups", []) for i in g.get("Instances", [])
-           if i.get("LifecycleState") == "InService"]
-    baselines = [{"Name": "tag:imagefleet:role", "Values": ["baseline"]},
-                 {"Name": "instance-state-name", "Values": ["running"]}]
+    ids = [
+        i["InstanceId"]
+        for page in asg.paginate(
+            "describe_auto_scaling_groups", Filters=[{"Name": "tag-key", "Values": [FAMILY_TAG]}]
+        )
+        for g in page.get("AutoScalingGroups", [])
+        for i in g.get("Instances", [])
+        if i.get("LifecycleState") == "InService"
+    ]
+    baselines = [
+        {"Name": "tag:imagefleet:role", "Values": ["baseline"]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+    ]
     for i in _instances(ec2, baselines):
         known[i["id"]] = i
         ids.append(i["id"])
@@ -80,10 +89,16 @@ def _instances(ec2: Client, filters: list[dict[str, Any]]) -> Iterator[dict[str,
     for page in ec2.paginate("describe_instances", Filters=filters):
         for r in page.get("Reservations", []):
             for i in r["Instances"]:
-                yield {"id": i["InstanceId"], "ami": i.get("ImageId", ""), "type": i.get("InstanceType", "")}
+                yield {
+                    "id": i["InstanceId"],
+                    "ami": i.get("ImageId", ""),
+                    "type": i.get("InstanceType", ""),
+                }
 
 
-def samples(instances: list[dict[str, str]], injections: list[Injection], rng: random.Random) -> list[tuple[str, str, float]]:
+def samples(
+    instances: list[dict[str, str]], injections: list[Injection], rng: random.Random
+) -> list[tuple[str, str, float]]:
     """One (instance, metric, value) per instance and metric. Pure, given the RNG."""
     out = []
     for inst in sorted(instances, key=lambda i: i["id"]):
@@ -95,7 +110,9 @@ def samples(instances: list[dict[str, str]], injections: list[Injection], rng: r
     return out
 
 
-def due(last: float | None, now: float, every: float = EMIT_EVERY_S, most: int = MAX_CATCH_UP) -> list[float]:
+def due(
+    last: float | None, now: float, every: float = EMIT_EVERY_S, most: int = MAX_CATCH_UP
+) -> list[float]:
     """Emission times since ``last``: one per ``every`` seconds, so a slow tick catches up.
 
     A real agent emits on its own schedule; the runner's ticks can be late (a busy host, a
@@ -113,7 +130,9 @@ def due(last: float | None, now: float, every: float = EMIT_EVERY_S, most: int =
 def tick(env: AgentEnv) -> None:
     """Publish the due datapoints of every metric for every running managed instance."""
     mem = env.memory.setdefault("canary.local_health", {})
-    rng = mem.setdefault("rng", random.Random(int(os.environ.get("IMAGEFLEET_HEALTH_SEED", "0") or 0)))
+    rng = mem.setdefault(
+        "rng", random.Random(int(os.environ.get("IMAGEFLEET_HEALTH_SEED", "0") or 0))
+    )
     known = mem.setdefault("instances", {})
     last: dict[str, float] = mem.setdefault("last", {})
     injections = env.injections()
@@ -126,8 +145,13 @@ def tick(env: AgentEnv) -> None:
             for t in due(last.get(inst["id"]), now):
                 stamp = datetime.fromtimestamp(t, UTC)
                 datums += [
-                    {"MetricName": name, "Dimensions": [{"Name": "InstanceId", "Value": iid}], "Timestamp": stamp,
-                     "Value": value, "Unit": METRICS[name][1]}
+                    {
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                        "Timestamp": stamp,
+                        "Value": value,
+                        "Unit": METRICS[name][1],
+                    }
                     for iid, name, value in samples([inst], injections, rng)
                 ]
                 sent[inst["id"]] = t

@@ -3,7 +3,8 @@
 One ``GetMetricData`` call carries up to 500 queries (one per metric and instance), so a wave's
 canaries and baselines cost a handful of calls however many metrics are configured. The result
 is ``{metric: [values]}`` pooled over the instances of one side, which is what
-``canary.judge.scoring.judge_metrics`` takes: each datapoint (one period's statistic of one instance)
+``canary.judge.scoring.judge_metrics`` takes: each datapoint (one period's statistic of one
+instance)
 is one sample, as Kayenta treats a time series.
 """
 
@@ -42,8 +43,11 @@ def fetch_sides(
                 {
                     "Id": f"q{i}",
                     "MetricStat": {
-                        "Metric": {"Namespace": m.namespace, "MetricName": m.name,
-                                   "Dimensions": [{"Name": "InstanceId", "Value": iid}]},
+                        "Metric": {
+                            "Namespace": m.namespace,
+                            "MetricName": m.name,
+                            "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                        },
                         "Period": period_s,
                         "Stat": m.statistic,
                     },
@@ -51,7 +55,9 @@ def fetch_sides(
                 }
                 for i, (_, m, iid) in enumerate(chunk)
             ]
-            for page in cw.paginate("get_metric_data", MetricDataQueries=spec, StartTime=start, EndTime=end):
+            for page in cw.paginate(
+                "get_metric_data", MetricDataQueries=spec, StartTime=start, EndTime=end
+            ):
                 for res in page.get("MetricDataResults", []):
                     side, m, _ = chunk[int(res["Id"][1:])]
                     out[side][m.name].extend(float(v) for v in res.get("Values", []))

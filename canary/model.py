@@ -44,15 +44,33 @@ class GroupState:
         return f"{self.region}/{self.name}"
 
     def to_dict(self) -> JsonDict:
-        return {"region": self.region, "name": self.name, "lt_id": self.lt_id, "lt_version": self.lt_version,
-                "old_version": self.old_version, "new_version": self.new_version, "old_ami": self.old_ami,
-                "new_ami": self.new_ami, "mixed": self.mixed, "pinned": self.pinned}
+        return {
+            "region": self.region,
+            "name": self.name,
+            "lt_id": self.lt_id,
+            "lt_version": self.lt_version,
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "old_ami": self.old_ami,
+            "new_ami": self.new_ami,
+            "mixed": self.mixed,
+            "pinned": self.pinned,
+        }
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> GroupState:
-        return cls(region=doc["region"], name=doc["name"], lt_id=doc["lt_id"], lt_version=str(doc["lt_version"]),
-                   old_version=int(doc["old_version"]), new_ami=doc["new_ami"], mixed=bool(doc["mixed"]),
-                   new_version=doc.get("new_version"), old_ami=doc.get("old_ami"), pinned=bool(doc.get("pinned")))
+        return cls(
+            region=doc["region"],
+            name=doc["name"],
+            lt_id=doc["lt_id"],
+            lt_version=str(doc["lt_version"]),
+            old_version=int(doc["old_version"]),
+            new_ami=doc["new_ami"],
+            mixed=bool(doc["mixed"]),
+            new_version=doc.get("new_version"),
+            old_ami=doc.get("old_ami"),
+            pinned=bool(doc.get("pinned")),
+        )
 
 
 @dataclass
@@ -82,29 +100,46 @@ class BatchState:
     status: str = "pending"  # pending → terminating → done
     before: list[str] = field(default_factory=list)  # the group's members just before it acted
     instance_type: str = ""
-    replacements: list[str] = field(default_factory=list)  # the new members it brought (in its region)
+    replacements: list[str] = field(
+        default_factory=list
+    )  # the new members it brought (in its region)
 
     @property
     def group_key(self) -> str:
         return f"{self.region}/{self.group}"
 
     def to_dict(self) -> JsonDict:
-        return {"region": self.region, "group": self.group, "step": self.step, "offset_s": self.offset_s,
-                "instance_ids": list(self.instance_ids), "status": self.status, "before": list(self.before),
-                "instance_type": self.instance_type, **({"replacements": list(self.replacements)}
-                                                        if self.replacements else {})}
+        return {
+            "region": self.region,
+            "group": self.group,
+            "step": self.step,
+            "offset_s": self.offset_s,
+            "instance_ids": list(self.instance_ids),
+            "status": self.status,
+            "before": list(self.before),
+            "instance_type": self.instance_type,
+            **({"replacements": list(self.replacements)} if self.replacements else {}),
+        }
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> BatchState:
-        return cls(region=doc["region"], group=doc["group"], step=int(doc["step"]), offset_s=float(doc["offset_s"]),
-                   instance_ids=list(doc["instance_ids"]), status=doc.get("status", "pending"),
-                   before=list(doc.get("before") or []), instance_type=doc.get("instance_type", ""),
-                   replacements=list(doc.get("replacements") or []))
+        return cls(
+            region=doc["region"],
+            group=doc["group"],
+            step=int(doc["step"]),
+            offset_s=float(doc["offset_s"]),
+            instance_ids=list(doc["instance_ids"]),
+            status=doc.get("status", "pending"),
+            before=list(doc.get("before") or []),
+            instance_type=doc.get("instance_type", ""),
+            replacements=list(doc.get("replacements") or []),
+        )
 
 
 @dataclass
 class Baselines:
-    """Fresh instances on the old base, launched beside a wave's canaries and ended after its verdict."""
+    """Fresh instances on the old base, launched beside a wave's canaries and ended after its
+    verdict."""
 
     status: str = "pending"
     ids: dict[str, list[str]] = field(default_factory=dict)  # region → instance ids
@@ -116,13 +151,20 @@ class Baselines:
         return sum(len(ids) for ids in self.ids.values())
 
     def to_dict(self) -> JsonDict:
-        return _some({"status": self.status, "ids": {region: list(ids) for region, ids in self.ids.items()}},
-                     launched_at=self.launched_at, cleaned=self.cleaned or None)
+        return _some(
+            {"status": self.status, "ids": {region: list(ids) for region, ids in self.ids.items()}},
+            launched_at=self.launched_at,
+            cleaned=self.cleaned or None,
+        )
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> Baselines:
-        return cls(status=doc.get("status", "pending"), ids={r: list(i) for r, i in (doc.get("ids") or {}).items()},
-                   launched_at=doc.get("launched_at"), cleaned=bool(doc.get("cleaned")))
+        return cls(
+            status=doc.get("status", "pending"),
+            ids={r: list(i) for r, i in (doc.get("ids") or {}).items()},
+            launched_at=doc.get("launched_at"),
+            cleaned=bool(doc.get("cleaned")),
+        )
 
 
 @dataclass
@@ -134,12 +176,19 @@ class Analysis:
     window_end: str | None = None
 
     def to_dict(self) -> JsonDict:
-        return _some({"healthy_at": self.healthy_at}, window_start=self.window_start, window_end=self.window_end)
+        return _some(
+            {"healthy_at": self.healthy_at},
+            window_start=self.window_start,
+            window_end=self.window_end,
+        )
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> Analysis:
-        return cls(healthy_at=float(doc["healthy_at"]), window_start=doc.get("window_start"),
-                   window_end=doc.get("window_end"))
+        return cls(
+            healthy_at=float(doc["healthy_at"]),
+            window_start=doc.get("window_start"),
+            window_end=doc.get("window_end"),
+        )
 
 
 @dataclass
@@ -161,22 +210,36 @@ class Wave:
         return [batch for batch in self.batches if batch.step == step]
 
     def to_dict(self) -> JsonDict:
-        return _some({
-            "index": self.index, "target": self.target, "status": self.status, "steps": self.steps,
-            "batches": [batch.to_dict() for batch in self.batches], "canaries": list(self.canaries),
-            "baselines": self.baselines.to_dict(), "analysis": self.analysis.to_dict() if self.analysis else None,
-            "verdict": self.verdict,
-        }, override=self.override)
+        return _some(
+            {
+                "index": self.index,
+                "target": self.target,
+                "status": self.status,
+                "steps": self.steps,
+                "batches": [batch.to_dict() for batch in self.batches],
+                "canaries": list(self.canaries),
+                "baselines": self.baselines.to_dict(),
+                "analysis": self.analysis.to_dict() if self.analysis else None,
+                "verdict": self.verdict,
+            },
+            override=self.override,
+        )
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> Wave:
         analysis = doc.get("analysis")
-        return cls(index=int(doc["index"]), target=int(doc["target"]), steps=int(doc["steps"]),
-                   batches=[BatchState.from_dict(batch) for batch in doc["batches"]],
-                   status=doc.get("status", "pending"), canaries=list(doc.get("canaries") or []),
-                   baselines=Baselines.from_dict(doc.get("baselines") or {}),
-                   analysis=Analysis.from_dict(analysis) if analysis else None,
-                   verdict=cast("Verdict | None", doc.get("verdict")), override=doc.get("override"))
+        return cls(
+            index=int(doc["index"]),
+            target=int(doc["target"]),
+            steps=int(doc["steps"]),
+            batches=[BatchState.from_dict(batch) for batch in doc["batches"]],
+            status=doc.get("status", "pending"),
+            canaries=list(doc.get("canaries") or []),
+            baselines=Baselines.from_dict(doc.get("baselines") or {}),
+            analysis=Analysis.from_dict(analysis) if analysis else None,
+            verdict=cast("Verdict | None", doc.get("verdict")),
+            override=doc.get("override"),
+        )
 
 
 @dataclass
@@ -187,7 +250,8 @@ class CohortState:
     size: int
     groups: list[str]  # "region/name" keys into ``Rollout.groups``
     waves: list[Wave]
-    status: str = "pending"  # pending → running → passed | paused | rolling_back → rolled_back | halted | lost
+    # pending → running → passed | paused | rolling_back → rolled_back | halted | lost
+    status: str = "pending"
     wave: int = 0  # the wave in progress (== len(waves) once every wave passed)
     replaced: int = 0
     last_verdict: JsonDict | None = None
@@ -195,19 +259,39 @@ class CohortState:
 
     def replaced_so_far(self) -> int:
         """Instances of the cohort whose batch is done, over all its waves."""
-        return sum(len(batch.instance_ids) for wave in self.waves for batch in wave.batches if batch.status == "done")
+        return sum(
+            len(batch.instance_ids)
+            for wave in self.waves
+            for batch in wave.batches
+            if batch.status == "done"
+        )
 
     def to_dict(self) -> JsonDict:
-        return {"key": self.key, "size": self.size, "status": self.status, "wave": self.wave, "groups": list(self.groups),
-                "replaced": self.replaced, "last_verdict": self.last_verdict, "rollback": self.rollback,
-                "waves": [wave.to_dict() for wave in self.waves]}
+        return {
+            "key": self.key,
+            "size": self.size,
+            "status": self.status,
+            "wave": self.wave,
+            "groups": list(self.groups),
+            "replaced": self.replaced,
+            "last_verdict": self.last_verdict,
+            "rollback": self.rollback,
+            "waves": [wave.to_dict() for wave in self.waves],
+        }
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> CohortState:
-        return cls(key=doc["key"], size=int(doc["size"]), groups=list(doc["groups"]),
-                   waves=[Wave.from_dict(wave) for wave in doc["waves"]], status=doc.get("status", "pending"),
-                   wave=int(doc.get("wave", 0)), replaced=int(doc.get("replaced", 0)),
-                   last_verdict=doc.get("last_verdict"), rollback=doc.get("rollback"))
+        return cls(
+            key=doc["key"],
+            size=int(doc["size"]),
+            groups=list(doc["groups"]),
+            waves=[Wave.from_dict(wave) for wave in doc["waves"]],
+            status=doc.get("status", "pending"),
+            wave=int(doc.get("wave", 0)),
+            replaced=int(doc.get("replaced", 0)),
+            last_verdict=doc.get("last_verdict"),
+            rollback=doc.get("rollback"),
+        )
 
 
 @dataclass
@@ -236,11 +320,18 @@ class Owner:
     heartbeat: str
 
     def to_dict(self) -> JsonDict:
-        return {"pid": self.pid, "host": self.host, "since": self.since, "heartbeat": self.heartbeat}
+        return {
+            "pid": self.pid,
+            "host": self.host,
+            "since": self.since,
+            "heartbeat": self.heartbeat,
+        }
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> Owner:
-        return cls(pid=int(doc["pid"]), host=doc["host"], since=doc["since"], heartbeat=doc["heartbeat"])
+        return cls(
+            pid=int(doc["pid"]), host=doc["host"], since=doc["since"], heartbeat=doc["heartbeat"]
+        )
 
 
 @dataclass
@@ -281,7 +372,9 @@ class Rollout:
     cohorts: list[CohortState]
     status: str = "running"  # running | paused | aborting | rolling_back, then one of FINAL
     actor: str | None = None
-    templates: dict[str, TemplateVersion] = field(default_factory=dict)  # by "region/lt_id/old_version"
+    templates: dict[str, TemplateVersion] = field(
+        default_factory=dict
+    )  # by "region/lt_id/old_version"
     owner: Owner | None = None
     api_calls: ApiCalls = field(default_factory=ApiCalls)
     reason: str | None = None
@@ -291,28 +384,47 @@ class Rollout:
         return self.groups[batch.group_key]
 
     def to_dict(self) -> JsonDict:
-        return _some({
-            "id": self.id, "family": self.family, "new": self.new.to_dict(), "status": self.status,
-            "created_at": self.created_at, "updated_at": self.updated_at, "actor": self.actor,
-            "config": self.config, "summary": self.summary,
-            "groups": {key: group.to_dict() for key, group in self.groups.items()},
-            "templates": {key: template.to_dict() for key, template in self.templates.items()},
-            "cohorts": [cohort.to_dict() for cohort in self.cohorts],
-            "owner": self.owner.to_dict() if self.owner else None,
-            "api_calls": self.api_calls.to_dict(), "reason": self.reason,
-        }, finished_at=self.finished_at)
+        return _some(
+            {
+                "id": self.id,
+                "family": self.family,
+                "new": self.new.to_dict(),
+                "status": self.status,
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+                "actor": self.actor,
+                "config": self.config,
+                "summary": self.summary,
+                "groups": {key: group.to_dict() for key, group in self.groups.items()},
+                "templates": {key: template.to_dict() for key, template in self.templates.items()},
+                "cohorts": [cohort.to_dict() for cohort in self.cohorts],
+                "owner": self.owner.to_dict() if self.owner else None,
+                "api_calls": self.api_calls.to_dict(),
+                "reason": self.reason,
+            },
+            finished_at=self.finished_at,
+        )
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> Rollout:
         owner = doc.get("owner")
         return cls(
-            id=doc["id"], family=doc["family"], new=NewBase.from_dict(doc["new"]), created_at=doc["created_at"],
-            updated_at=doc.get("updated_at") or doc["created_at"], config=dict(doc.get("config") or {}),
+            id=doc["id"],
+            family=doc["family"],
+            new=NewBase.from_dict(doc["new"]),
+            created_at=doc["created_at"],
+            updated_at=doc.get("updated_at") or doc["created_at"],
+            config=dict(doc.get("config") or {}),
             summary=dict(doc.get("summary") or {}),
             groups={key: GroupState.from_dict(group) for key, group in doc["groups"].items()},
             cohorts=[CohortState.from_dict(cohort) for cohort in doc["cohorts"]],
-            status=doc.get("status", "running"), actor=doc.get("actor"),
-            templates={key: TemplateVersion.from_dict(t) for key, t in (doc.get("templates") or {}).items()},
-            owner=Owner.from_dict(owner) if owner else None, api_calls=ApiCalls.from_dict(doc.get("api_calls") or {}),
-            reason=doc.get("reason"), finished_at=doc.get("finished_at"),
+            status=doc.get("status", "running"),
+            actor=doc.get("actor"),
+            templates={
+                key: TemplateVersion.from_dict(t) for key, t in (doc.get("templates") or {}).items()
+            },
+            owner=Owner.from_dict(owner) if owner else None,
+            api_calls=ApiCalls.from_dict(doc.get("api_calls") or {}),
+            reason=doc.get("reason"),
+            finished_at=doc.get("finished_at"),
         )

@@ -95,7 +95,11 @@ class PacedClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if not callable(attr) or name in PACED_WITH_LAUNCHES or name.startswith(("get_paginator", "_")):
+        if (
+            not callable(attr)
+            or name in PACED_WITH_LAUNCHES
+            or name.startswith(("get_paginator", "_"))
+        ):
             return attr
         kind = request_kind(self._service, name)
 
@@ -133,15 +137,32 @@ class LaunchPacer:
     requests: BucketSpec | None = None  # the Auto Scaling request bucket the terminations draw from
 
     @classmethod
-    def of(cls, budget: ApiBudget | None, share: float, chunk: int, jitter_s: float, seed: int,
-           request_share: float | None = None) -> LaunchPacer:
+    def of(
+        cls,
+        budget: ApiBudget | None,
+        share: float,
+        chunk: int,
+        jitter_s: float,
+        seed: int,
+        request_share: float | None = None,
+    ) -> LaunchPacer:
         requests = request_bucket("autoscaling", request_share) if request_share else None
-        return cls(budget, launch_bucket(share), max(1, chunk), max(0.0, jitter_s), random.Random(seed), requests)
+        return cls(
+            budget,
+            launch_bucket(share),
+            max(1, chunk),
+            max(0.0, jitter_s),
+            random.Random(seed),
+            requests,
+        )
 
-    def take(self, region: str, count: int, *, terminations: bool = True) -> Generator[float, None, None]:
+    def take(
+        self, region: str, count: int, *, terminations: bool = True
+    ) -> Generator[float, None, None]:
         """Wait (as a process) until ``count`` launches are ours in ``region``'s bucket, and as
         many Auto Scaling requests when ``terminations`` cause them (a launch of our own, such as
-        a baseline's ``RunInstances``, takes its request token where it is made, in ``PacedAws``)."""
+        a baseline's ``RunInstances``, takes its request token where it is made, in
+        ``PacedAws``)."""
         if self.budget is None or count <= 0:
             return
         wait = self.budget.reserve(region, self.spec, count)

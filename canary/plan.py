@@ -142,7 +142,8 @@ class BatchColumns(NamedTuple):
     """A wave's batches column-wise, in plan order: one array entry per batch.
 
     ``group`` indexes the cohort's groups; a batch replaces instances of that group
-    starting at its ``first`` (``size`` of them). At fleet scale a wave holds ~10^5 batches, and arrays are built
+    starting at its ``first`` (``size`` of them). At fleet scale a wave holds ~10^5 batches, and
+    arrays are built
     (and kept) at a fraction of the cost of as many tuples.
     """
 
@@ -167,9 +168,21 @@ class Wave:
     def batches(self) -> tuple[Batch, ...]:
         c, groups = self.columns, self.groups
         return tuple(
-            Batch(groups[gi].region, groups[gi].name, groups[gi].instance_ids[first:first + n], st, off)
-            for gi, first, n, st, off in zip(c.group.tolist(), c.first.tolist(), c.size.tolist(),
-                                             c.step.tolist(), c.offset_s.tolist(), strict=True)
+            Batch(
+                groups[gi].region,
+                groups[gi].name,
+                groups[gi].instance_ids[first : first + n],
+                st,
+                off,
+            )
+            for gi, first, n, st, off in zip(
+                c.group.tolist(),
+                c.first.tolist(),
+                c.size.tolist(),
+                c.step.tolist(),
+                c.offset_s.tolist(),
+                strict=True,
+            )
         )
 
     @property
@@ -186,7 +199,11 @@ class Wave:
         if not isinstance(other, Wave):
             return NotImplemented
         return (self.index, self.target, self.steps, self.batches) == (
-            other.index, other.target, other.steps, other.batches)
+            other.index,
+            other.target,
+            other.steps,
+            other.batches,
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -220,14 +237,22 @@ class Plan:
         out: dict[str, int] = {}
         for c in self.cohorts:
             for w in c.waves:
-                per_group = np.bincount(w.columns.group, weights=w.columns.size, minlength=len(w.groups))
+                per_group = np.bincount(
+                    w.columns.group, weights=w.columns.size, minlength=len(w.groups)
+                )
                 for group, count in zip(w.groups, per_group, strict=True):
                     if count:
                         out[group.region] = out.get(group.region, 0) + int(count)
         return out
 
-    def summary(self, replace_soak_s: float = 600.0, health_poll_s: float = 30.0, *,
-                cohorts_in_flight: int = 1, launches_per_s: float | None = None) -> dict[str, Any]:
+    def summary(
+        self,
+        replace_soak_s: float = 600.0,
+        health_poll_s: float = 30.0,
+        *,
+        cohorts_in_flight: int = 1,
+        launches_per_s: float | None = None,
+    ) -> dict[str, Any]:
         """Counts, an estimated duration and an estimated number of AWS API calls.
 
         Duration: a wave's steps run one after another; each lasts its largest batch offset
@@ -244,7 +269,9 @@ class Plan:
         per_cohort = []
         wave_s: list[list[float]] = []
         for c in self.cohorts:
-            groups += len(np.unique(np.concatenate([w.columns.group for w in c.waves]))) if c.waves else 0
+            groups += (
+                len(np.unique(np.concatenate([w.columns.group for w in c.waves]))) if c.waves else 0
+            )
             c_steps = 0
             wave_s.append([])
             for w in c.waves:
@@ -254,14 +281,21 @@ class Plan:
                 wave_s[-1].append(sum(w.step_spans_s()) + w.steps * replace_soak_s)
             steps += c_steps
             per_cohort.append(
-                {"key": c.key, "instances": c.size, "regions": list(c.regions),
-                 "wave_targets": [w.target for w in c.waves], "steps": c_steps}
+                {
+                    "key": c.key,
+                    "instances": c.size,
+                    "regions": list(c.regions),
+                    "wave_targets": [w.target for w in c.waves],
+                    "steps": c_steps,
+                }
             )
         polls = batches * max(1, math.ceil(replace_soak_s / health_poll_s))
         instances = self.instance_count
         duration = rounds_duration(wave_s, cohorts_in_flight)
         if launches_per_s:
-            duration = max(duration, max(self.instances_by_region().values(), default=0) / launches_per_s)
+            duration = max(
+                duration, max(self.instances_by_region().values(), default=0) / launches_per_s
+            )
         return {
             "cohorts": len(self.cohorts),
             "waves": waves,
@@ -277,8 +311,12 @@ class Plan:
                 "describe_health_polls": polls,
                 "total": 2 * groups + 2 * instances + polls,
             },
-            "assumptions": {"replace_soak_s": replace_soak_s, "health_poll_s": health_poll_s,
-                            "cohorts_in_flight": cohorts_in_flight, "launches_per_s": launches_per_s},
+            "assumptions": {
+                "replace_soak_s": replace_soak_s,
+                "health_poll_s": health_poll_s,
+                "cohorts_in_flight": cohorts_in_flight,
+                "launches_per_s": launches_per_s,
+            },
             "per_cohort": per_cohort,
         }
 
@@ -300,8 +338,12 @@ class Plan:
                     "size": c.size,
                     "regions": list(c.regions),
                     "waves": [
-                        {"index": w.index, "target": w.target, "steps": w.steps,
-                         "batches": [b.to_dict() for b in w.batches]}
+                        {
+                            "index": w.index,
+                            "target": w.target,
+                            "steps": w.steps,
+                            "batches": [b.to_dict() for b in w.batches],
+                        }
                         for w in c.waves
                     ],
                 }
@@ -331,13 +373,16 @@ def _stride_order(sizes: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.nda
     counts = np.asarray(sizes, dtype=np.int64)
     group_idx = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
-    keys = (np.arange(int(counts.sum()), dtype=np.float64) - starts + 0.5) / np.repeat(counts, counts)
+    keys = (np.arange(int(counts.sum()), dtype=np.float64) - starts + 0.5) / np.repeat(
+        counts, counts
+    )
     order = np.argsort(keys, kind="stable")
     return group_idx[order], order
 
 
-def _plan_region_wave(region_groups: np.ndarray, counts: np.ndarray, limits: np.ndarray,
-                      cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _plan_region_wave(
+    region_groups: np.ndarray, counts: np.ndarray, limits: np.ndarray, cap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """One wave in one region, step by step: (group, count, step, k) per batch, and the steps.
 
     Most-remaining first keeps every group busy until the end, so a wave takes as few steps as
@@ -369,8 +414,13 @@ def _plan_region_wave(region_groups: np.ndarray, counts: np.ndarray, limits: np.
     if not out_group:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, empty, 0
-    return (np.concatenate(out_group), np.concatenate(out_count), np.concatenate(out_step),
-            np.concatenate(out_k), step)
+    return (
+        np.concatenate(out_group),
+        np.concatenate(out_count),
+        np.concatenate(out_step),
+        np.concatenate(out_k),
+        step,
+    )
 
 
 class _Slices(NamedTuple):
@@ -387,12 +437,22 @@ class _Slices(NamedTuple):
 def _slices(cohort: Cohort, policy: Policy) -> _Slices:
     """The non-empty groups of ``cohort`` and their batch limits, as arrays."""
     cols = cohort.group_columns()
-    groups, sizes, capacity, min_healthy = cohort.groups, cols.sizes, cols.capacity, cols.min_healthy_pct
+    groups, sizes, capacity, min_healthy = (
+        cohort.groups,
+        cols.sizes,
+        cols.capacity,
+        cols.min_healthy_pct,
+    )
     region, place_rank = cols.region, cols.place_rank
     if not sizes.all():
         keep = np.flatnonzero(sizes)
         groups = tuple(groups[i] for i in keep.tolist())
-        sizes, capacity, min_healthy, region = sizes[keep], capacity[keep], min_healthy[keep], region[keep]
+        sizes, capacity, min_healthy, region = (
+            sizes[keep],
+            capacity[keep],
+            min_healthy[keep],
+            region[keep],
+        )
         place_rank = np.argsort(np.argsort(place_rank[keep]))
     cap_arr = np.where(np.isnan(capacity), sizes, capacity)
     mh_arr = np.where(np.isnan(min_healthy), policy.min_healthy_pct, min_healthy)
@@ -402,22 +462,32 @@ def _slices(cohort: Cohort, policy: Policy) -> _Slices:
     return _Slices(groups, sizes, limits, region, place_rank, cols.regions)
 
 
-def _plan_wave(slices: _Slices, region_groups: dict[str, np.ndarray], place_rank: np.ndarray,
-               counts: np.ndarray, taken: np.ndarray, policy: Policy,
-               rng: random.Random) -> tuple[BatchColumns, int]:
-    """The batches of one wave of a cohort, every region, sorted by (step, offset, region, group)."""
+def _plan_wave(
+    slices: _Slices,
+    region_groups: dict[str, np.ndarray],
+    place_rank: np.ndarray,
+    counts: np.ndarray,
+    taken: np.ndarray,
+    policy: Policy,
+    rng: random.Random,
+) -> tuple[BatchColumns, int]:
+    """The batches of one wave of a cohort, every region, sorted by (step, offset, region,
+    group)."""
     parts = []
     wave_steps = 0
     for region in sorted(region_groups):
-        gi, n, st, k, steps = _plan_region_wave(region_groups[region], counts, slices.limits,
-                                                policy.max_in_flight_per_region)
+        gi, n, st, k, steps = _plan_region_wave(
+            region_groups[region], counts, slices.limits, policy.max_in_flight_per_region
+        )
         wave_steps = max(wave_steps, steps)
         # The first instance of each batch: what the group had taken before, plus its earlier
         # batches in this wave (a group's batches come in step order).
         first = taken[gi] + _running_before(gi, n)
         np.add.at(taken, gi, n)
         # iter(rng.random, -1.0) draws the same numbers as a loop, without a Python frame each.
-        jitter = np.fromiter(iter(rng.random, -1.0), dtype=np.float64, count=len(gi)) * policy.jitter_s
+        jitter = (
+            np.fromiter(iter(rng.random, -1.0), dtype=np.float64, count=len(gi)) * policy.jitter_s
+        )
         offset = k * policy.batch_spacing_s + jitter
         parts.append((gi, first, n, st, offset))
     gi, first, n, st, offset = (np.concatenate(col) for col in zip(*parts, strict=True))
@@ -430,7 +500,9 @@ def _running_before(group: np.ndarray, count: np.ndarray) -> np.ndarray:
     order = np.argsort(group, kind="stable")
     g, c = group[order], count[order]
     cum = np.cumsum(c) - c
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, dtype=np.int64)
+    starts = (
+        np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, dtype=np.int64)
+    )
     group_start = np.repeat(cum[starts], np.diff(np.r_[starts, len(g)]))
     out = np.empty_like(count)
     out[order] = cum - group_start
@@ -445,8 +517,9 @@ def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPl
         return CohortPlan(cohort.key, 0, regions, ())
     merged_groups, _ = _stride_order(slices.sizes)
     taken = np.zeros(len(slices.groups), dtype=np.int64)
-    region_groups = {r: gi for i, r in enumerate(regions)
-                     if (gi := np.flatnonzero(slices.region == i)).size}
+    region_groups = {
+        r: gi for i, r in enumerate(regions) if (gi := np.flatnonzero(slices.region == i)).size
+    }
     place_rank = slices.place_rank
 
     waves = []

@@ -8,7 +8,8 @@ is what is written (docs/state.md has the layout and its sizes):
 * its **parts** (kind ``parts_kind(id)``, one partition per rollout, ``canary.records_codec``):
   ``plan`` (the plan's summary), ``cohort/<key>`` (a cohort's state), ``groups/<key>`` (the
   groups it is first to list), ``wave/<key>/<w>`` (status, baselines, analysis window),
-  ``verdict/<key>/<w>``, ``batch/<key>/<w>/<b>`` and, while a batch runs, ``before/<key>/<w>/<b>/<n>``
+  ``verdict/<key>/<w>``, ``batch/<key>/<w>/<b>`` and, while a batch runs,
+``before/<key>/<w>/<b>/<n>``
   (its group's members before it acted). A part is written only when it changed; the verdicts'
   raw samples are in the artifact bucket (``samples_uri``).
 
@@ -43,15 +44,25 @@ def parts_kind(rollout_id: str) -> str:
     return f"{KIND}-part:{rollout_id}"
 
 
-# --- the header -------------------------------------------------------------------------------------
+# --- the header
+# -------------------------------------------------------------------------------------
 def header_of(rollout: Rollout) -> JsonDict:
     """The header record: everything but the plan, cohorts' waves and groups."""
     doc = rollout.to_dict()
     for key in ("groups", "templates", "summary"):
         doc.pop(key, None)
     doc["layout"] = LAYOUT
-    doc["cohorts"] = [{"key": c.key, "status": c.status, "size": c.size, "replaced": c.replaced,
-                       "wave": c.wave, "waves": len(c.waves)} for c in rollout.cohorts]
+    doc["cohorts"] = [
+        {
+            "key": c.key,
+            "status": c.status,
+            "size": c.size,
+            "replaced": c.replaced,
+            "wave": c.wave,
+            "waves": len(c.waves),
+        }
+        for c in rollout.cohorts
+    ]
     return doc
 
 
@@ -60,7 +71,9 @@ def _templates(groups: Iterable[GroupState]) -> dict[str, TemplateVersion]:
     out: dict[str, TemplateVersion] = {}
     for g in groups:
         if g.new_version is not None:  # pinned then, or since rolled back
-            out.setdefault(f"{g.region}/{g.lt_id}/{g.old_version}", TemplateVersion(g.new_version, g.old_ami))
+            out.setdefault(
+                f"{g.region}/{g.lt_id}/{g.old_version}", TemplateVersion(g.new_version, g.old_ami)
+            )
     return out
 
 
@@ -83,7 +96,8 @@ class RolloutRecords:
 
     ``save`` writes the parts that changed (``StateStore.put_docs``, in as few transactions as the
     backend allows) and then the header, conditioned on the revision it read. The store is passed
-    in, not kept: the controller's one store handle is the only one (a fenced view can replace it)."""
+    in, not kept: the controller's one store handle is the only one (a fenced view can replace
+    it)."""
 
     rollout_id: str
     header_rev: int | None = None
@@ -105,18 +119,26 @@ class RolloutRecords:
 
     def save(self, store: StateStore, rollout: Rollout) -> None:
         parts = encode_parts(rollout)
-        changed = [(part_id, body, self.revisions.get(part_id))
-                   for part_id, body in parts.items() if self.written.get(part_id) != body]
+        changed = [
+            (part_id, body, self.revisions.get(part_id))
+            for part_id, body in parts.items()
+            if self.written.get(part_id) != body
+        ]
         # a part no longer produced (a finished batch's members before) is emptied, once
-        changed += [(part_id, {}, self.revisions.get(part_id))
-                    for part_id, body in self.written.items() if body and part_id not in parts]
+        changed += [
+            (part_id, {}, self.revisions.get(part_id))
+            for part_id, body in self.written.items()
+            if body and part_id not in parts
+        ]
         if changed:
-            for (part_id, body, _), rev in zip(changed, store.put_docs(parts_kind(self.rollout_id), changed),
-                                               strict=True):
+            for (part_id, body, _), rev in zip(
+                changed, store.put_docs(parts_kind(self.rollout_id), changed), strict=True
+            ):
                 self.revisions[part_id] = rev
                 self.written[part_id] = body
-        self.header_rev = store.put_doc(KIND, self.rollout_id, header_of(rollout),
-                                             expected_revision=self.header_rev)
+        self.header_rev = store.put_doc(
+            KIND, self.rollout_id, header_of(rollout), expected_revision=self.header_rev
+        )
 
 
 def load(store: StateStore, rollout_id: str) -> Rollout:
@@ -131,7 +153,9 @@ def header(store: StateStore, rollout_id: str) -> RolloutHeader:
 
 def headers(store: StateStore) -> list[RolloutHeader]:
     """Every rollout's header, oldest first (no parts are read)."""
-    return sorted((RolloutHeader.from_json(doc) for doc in store.docs(KIND)), key=lambda h: h.created_at)
+    return sorted(
+        (RolloutHeader.from_json(doc) for doc in store.docs(KIND)), key=lambda h: h.created_at
+    )
 
 
 def latest_id(store: StateStore) -> str:
@@ -142,7 +166,8 @@ def latest_id(store: StateStore) -> str:
     return found[-1].id
 
 
-# --- typed views for readers ------------------------------------------------------------------------
+# --- typed views for readers
+# ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CohortLine:
     """A cohort as the header lists it."""
@@ -170,12 +195,25 @@ class RolloutHeader:
     @classmethod
     def from_json(cls, doc: JsonDict) -> RolloutHeader:
         new = doc.get("new") or {}
-        return cls(id=doc["id"], family=doc["family"], status=doc.get("status", "running"),
-                   created_at=doc["created_at"], new_ref=new.get("ref"), new_version=new.get("version"),
-                   reason=doc.get("reason"),
-                   cohorts=tuple(CohortLine(c["key"], c.get("status", "pending"), int(c.get("size", 0)),
-                                            int(c.get("replaced", 0))) for c in doc.get("cohorts") or []),
-                   running=bool(doc.get("owner")))
+        return cls(
+            id=doc["id"],
+            family=doc["family"],
+            status=doc.get("status", "running"),
+            created_at=doc["created_at"],
+            new_ref=new.get("ref"),
+            new_version=new.get("version"),
+            reason=doc.get("reason"),
+            cohorts=tuple(
+                CohortLine(
+                    c["key"],
+                    c.get("status", "pending"),
+                    int(c.get("size", 0)),
+                    int(c.get("replaced", 0)),
+                )
+                for c in doc.get("cohorts") or []
+            ),
+            running=bool(doc.get("owner")),
+        )
 
     @property
     def final(self) -> bool:
@@ -204,7 +242,8 @@ class SideSummary:
 
 @dataclass(frozen=True)
 class MetricVerdict:
-    """One metric as the judge classified it (``canary.judge.classifier.MetricResult``, as stored)."""
+    """One metric as the judge classified it (``canary.judge.classifier.MetricResult``, as
+    stored)."""
 
     name: str
     classification: str
@@ -219,12 +258,18 @@ class MetricVerdict:
 
     @classmethod
     def from_json(cls, m: JsonDict) -> MetricVerdict:
-        return cls(name=m.get("name", ""), classification=m.get("classification", ""),
-                   critical=bool(m.get("critical", False)), reason=m.get("reason", ""), estimate=m.get("estimate"),
-                   ci=Interval(m.get("ci_lower"), m.get("ci_upper")), effect_size=m.get("effect_size"),
-                   effect_size_measure=m.get("effect_size_measure", ""),
-                   control=SideSummary.from_json(m.get("control")),
-                   experiment=SideSummary.from_json(m.get("experiment")))
+        return cls(
+            name=m.get("name", ""),
+            classification=m.get("classification", ""),
+            critical=bool(m.get("critical", False)),
+            reason=m.get("reason", ""),
+            estimate=m.get("estimate"),
+            ci=Interval(m.get("ci_lower"), m.get("ci_upper")),
+            effect_size=m.get("effect_size"),
+            effect_size_measure=m.get("effect_size_measure", ""),
+            control=SideSummary.from_json(m.get("control")),
+            experiment=SideSummary.from_json(m.get("experiment")),
+        )
 
     @property
     def deciding(self) -> bool:
@@ -247,10 +292,15 @@ class WaveVerdict:
     @classmethod
     def from_json(cls, v: Any) -> WaveVerdict:
         judge = v.get("judge") or {}
-        return cls(decision=v.get("decision", ""), score=float(v.get("score", 0.0)),
-                   reasons=tuple(judge.get("reasons") or ()),
-                   metrics=tuple(MetricVerdict.from_json(m) for m in judge.get("metrics") or ()),
-                   at=v.get("at", ""), queries=v.get("queries"), samples_uri=v.get("samples_uri"))
+        return cls(
+            decision=v.get("decision", ""),
+            score=float(v.get("score", 0.0)),
+            reasons=tuple(judge.get("reasons") or ()),
+            metrics=tuple(MetricVerdict.from_json(m) for m in judge.get("metrics") or ()),
+            at=v.get("at", ""),
+            queries=v.get("queries"),
+            samples_uri=v.get("samples_uri"),
+        )
 
 
 @dataclass(frozen=True)
@@ -263,9 +313,13 @@ class WaveView:
 
     @classmethod
     def of(cls, wave: Wave) -> WaveView:
-        return cls(index=wave.index, target=wave.target, status=wave.status,
-                   verdict=WaveVerdict.from_json(wave.verdict) if wave.verdict else None,
-                   instance_types=tuple(sorted({b.instance_type for b in wave.batches} - {""})))
+        return cls(
+            index=wave.index,
+            target=wave.target,
+            status=wave.status,
+            verdict=WaveVerdict.from_json(wave.verdict) if wave.verdict else None,
+            instance_types=tuple(sorted({b.instance_type for b in wave.batches} - {""})),
+        )
 
 
 @dataclass(frozen=True)
@@ -292,10 +346,16 @@ class CohortView:
     @classmethod
     def of(cls, cohort: CohortState) -> CohortView:
         lv = cohort.last_verdict
-        return cls(key=cohort.key, size=cohort.size, status=cohort.status, wave=cohort.wave,
-                   replaced=cohort.replaced, waves=tuple(WaveView.of(w) for w in cohort.waves),
-                   rolled_back_at=(cohort.rollback or {}).get("at"),
-                   last_verdict=LastVerdict(int(lv["wave"]), lv["decision"], lv["score"]) if lv else None)
+        return cls(
+            key=cohort.key,
+            size=cohort.size,
+            status=cohort.status,
+            wave=cohort.wave,
+            replaced=cohort.replaced,
+            waves=tuple(WaveView.of(w) for w in cohort.waves),
+            rolled_back_at=(cohort.rollback or {}).get("at"),
+            last_verdict=LastVerdict(int(lv["wave"]), lv["decision"], lv["score"]) if lv else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -318,11 +378,21 @@ class RolloutView:
 
     @classmethod
     def of(cls, r: Rollout) -> RolloutView:
-        return cls(id=r.id, family=r.family, status=r.status, reason=r.reason, created_at=r.created_at,
-                   updated_at=r.updated_at, new_ref=r.new.ref, new_version=r.new.version, new_amis=dict(r.new.amis),
-                   old_amis=frozenset(g.old_ami for g in r.groups.values() if g.old_ami),
-                   api_calls=r.api_calls.total, api_calls_by_operation=dict(r.api_calls.by_operation),
-                   cohorts=tuple(CohortView.of(c) for c in r.cohorts))
+        return cls(
+            id=r.id,
+            family=r.family,
+            status=r.status,
+            reason=r.reason,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            new_ref=r.new.ref,
+            new_version=r.new.version,
+            new_amis=dict(r.new.amis),
+            old_amis=frozenset(g.old_ami for g in r.groups.values() if g.old_ami),
+            api_calls=r.api_calls.total,
+            api_calls_by_operation=dict(r.api_calls.by_operation),
+            cohorts=tuple(CohortView.of(c) for c in r.cohorts),
+        )
 
     def cohort(self, key: str) -> CohortView:
         return next(c for c in self.cohorts if c.key == key)
@@ -330,18 +400,37 @@ class RolloutView:
     def to_json(self) -> JsonDict:
         """The rollout as ``canary status --json`` prints it."""
         return {
-            "id": self.id, "family": self.family,
+            "id": self.id,
+            "family": self.family,
             "new": {"ref": self.new_ref, "version": self.new_version, "amis": self.new_amis},
-            "status": self.status, "reason": self.reason, "created_at": self.created_at,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at,
             "updated_at": self.updated_at,
             "api_calls": {"total": self.api_calls, "by_operation": self.api_calls_by_operation},
-            "cohorts": [{"key": c.key, "status": c.status, "wave": c.wave, "waves": len(c.waves),
-                         "replaced": c.replaced, "instances": c.size,
-                         "last_verdict": c.last_verdict.to_json() if c.last_verdict else None,
-                         "verdicts": [{"wave": w.index, "decision": w.verdict.decision, "score": w.verdict.score,
-                                       "reasons": list(w.verdict.reasons), "samples": w.verdict.samples_uri}
-                                      for w in c.waves if w.verdict]}
-                        for c in self.cohorts],
+            "cohorts": [
+                {
+                    "key": c.key,
+                    "status": c.status,
+                    "wave": c.wave,
+                    "waves": len(c.waves),
+                    "replaced": c.replaced,
+                    "instances": c.size,
+                    "last_verdict": c.last_verdict.to_json() if c.last_verdict else None,
+                    "verdicts": [
+                        {
+                            "wave": w.index,
+                            "decision": w.verdict.decision,
+                            "score": w.verdict.score,
+                            "reasons": list(w.verdict.reasons),
+                            "samples": w.verdict.samples_uri,
+                        }
+                        for w in c.waves
+                        if w.verdict
+                    ],
+                }
+                for c in self.cohorts
+            ],
         }
 
 
@@ -351,7 +440,27 @@ def views(store: StateStore) -> list[RolloutView]:
 
 
 __all__ = [
-    "CONTROL_KIND", "FINAL", "KIND", "LAYOUT", "CohortLine", "CohortView", "Interval", "LastVerdict", "MetricVerdict",
-    "RolloutHeader", "RolloutRecords", "RolloutView", "SideSummary", "WaveVerdict", "WaveView", "assemble",
-    "header", "header_of", "headers", "latest_id", "load", "parts_kind", "views",
+    "CONTROL_KIND",
+    "FINAL",
+    "KIND",
+    "LAYOUT",
+    "CohortLine",
+    "CohortView",
+    "Interval",
+    "LastVerdict",
+    "MetricVerdict",
+    "RolloutHeader",
+    "RolloutRecords",
+    "RolloutView",
+    "SideSummary",
+    "WaveVerdict",
+    "WaveView",
+    "assemble",
+    "header",
+    "header_of",
+    "headers",
+    "latest_id",
+    "load",
+    "parts_kind",
+    "views",
 ]

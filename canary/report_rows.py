@@ -17,12 +17,28 @@ def cell(wave: WaveView) -> Cell:
     if v is None:
         state = "running" if wave.status != "pending" else "pending"
         return Cell(cls=state, label=state)
-    metrics = tuple(MetricRow(
-        name=m.name, classification=m.classification, critical=m.critical, estimate=m.estimate,
-        ci=(m.ci.lower, m.ci.upper), effect_size=m.effect_size, measure=m.effect_size_measure,
-        control_mean=m.control.mean, experiment_mean=m.experiment.mean, reason=m.reason) for m in v.metrics)
-    return Cell(cls=CELL.get(v.decision, "fail"), label=v.decision, score=v.score, metrics=metrics,
-                reasons=v.reasons)
+    metrics = tuple(
+        MetricRow(
+            name=m.name,
+            classification=m.classification,
+            critical=m.critical,
+            estimate=m.estimate,
+            ci=(m.ci.lower, m.ci.upper),
+            effect_size=m.effect_size,
+            measure=m.effect_size_measure,
+            control_mean=m.control.mean,
+            experiment_mean=m.experiment.mean,
+            reason=m.reason,
+        )
+        for m in v.metrics
+    )
+    return Cell(
+        cls=CELL.get(v.decision, "fail"),
+        label=v.decision,
+        score=v.score,
+        metrics=metrics,
+        reasons=v.reasons,
+    )
 
 
 def matrix(r: RolloutView) -> RolloutMatrix:
@@ -31,11 +47,30 @@ def matrix(r: RolloutView) -> RolloutMatrix:
     for c in r.cohorts:
         cells: list[Cell | None] = [cell(w) for w in c.waves]
         if c.status in ("rolled_back", "halted"):  # the waves it never reached
-            cells = [x if x is None or x.cls != "pending" else Cell(cls="skipped", label=c.status) for x in cells]
-        rows.append(MatrixRow(key=c.key, status=c.status, replaced=c.replaced, size=c.size,
-                              cells=tuple(cells) + (None,) * (width - len(cells))))
-    return RolloutMatrix(id=r.id, family=r.family, new_ref=r.new_ref, status=r.status, reason=r.reason,
-                         created_at=r.created_at, rows=tuple(rows), width=width, api_calls=r.api_calls)
+            cells = [
+                x if x is None or x.cls != "pending" else Cell(cls="skipped", label=c.status)
+                for x in cells
+            ]
+        rows.append(
+            MatrixRow(
+                key=c.key,
+                status=c.status,
+                replaced=c.replaced,
+                size=c.size,
+                cells=tuple(cells) + (None,) * (width - len(cells)),
+            )
+        )
+    return RolloutMatrix(
+        id=r.id,
+        family=r.family,
+        new_ref=r.new_ref,
+        status=r.status,
+        reason=r.reason,
+        created_at=r.created_at,
+        rows=tuple(rows),
+        width=width,
+        api_calls=r.api_calls,
+    )
 
 
 def matrices(store: StateStore) -> list[RolloutMatrix]:

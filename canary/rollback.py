@@ -40,12 +40,16 @@ def rollback_cohort(ctl: Controller, cohort: CohortState, lost: set[str] | None 
         groups = [group for group in groups if group.key not in gone]
         if not groups:
             continue
-        result = ctl.step(f"rollback:{cohort.key}:{region}", partial(ctl.actions.roll_back, region, groups))
+        result = ctl.step(
+            f"rollback:{cohort.key}:{region}", partial(ctl.actions.roll_back, region, groups)
+        )
         replaced += int(result["terminated"])
         gone |= {f"{region}/{name}" for name in result.get("missing", ())}
         present = [group for group in groups if f"{region}/{group.name}" not in gone]
         if present:
-            ctl.actions.wait_replaced(region, [group.name for group in present], set(result["instances"]))
+            ctl.actions.wait_replaced(
+                region, [group.name for group in present], set(result["instances"])
+            )
         for group in groups:
             group.pinned = False
     if gone:
@@ -58,7 +62,8 @@ def rollback_cohort(ctl: Controller, cohort: CohortState, lost: set[str] | None 
 
 
 def lose(ctl: Controller, cohort: CohortState, groups: list[str], replaced: int = 0) -> None:
-    """The cohort ends ``lost``: some of its groups no longer exist, named in the message and audit."""
+    """The cohort ends ``lost``: some of its groups no longer exist, named in the message and
+    audit."""
     cohort.status = "lost"
     cohort.rollback = {"at": utcnow(), "replaced": replaced, "lost_groups": groups}
     ctl.save()
@@ -73,12 +78,20 @@ def abort(ctl: Controller, reason: str = "aborted") -> None:
 
 def rollback_all(ctl: Controller, reason: str = "rolled back") -> None:
     """Every cohort that touched the new base goes back to the old one."""
-    _roll_back_cohorts(ctl, ("running", "paused", "passed", "rolling_back", "failed"),
-                       "rolling_back", "rolled_back", reason)
+    _roll_back_cohorts(
+        ctl,
+        ("running", "paused", "passed", "rolling_back", "failed"),
+        "rolling_back",
+        "rolled_back",
+        reason,
+    )
 
 
-def _roll_back_cohorts(ctl: Controller, which: tuple[str, ...], interim: str, final: str, reason: str) -> None:
-    """Roll back the cohorts in the ``which`` states, halt the pending ones; status interim → final."""
+def _roll_back_cohorts(
+    ctl: Controller, which: tuple[str, ...], interim: str, final: str, reason: str
+) -> None:
+    """Roll back the cohorts in the ``which`` states, halt the pending ones; status interim →
+    final."""
     rollout = ctl.rollout
     rollout.status = interim
     rollout.reason = reason

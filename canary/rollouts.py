@@ -1,7 +1,8 @@
 """Rollouts in the state store: their documents, the claims on their groups, requests to a runner.
 
 A rollout is a header and its parts (``canary.records``); the controller running it is their only
-writer (optimistic concurrency turns a second writer into a ``ConflictError``). ``pause`` and ``abort``
+writer (optimistic concurrency turns a second writer into a ``ConflictError``). ``pause`` and
+``abort``
 from other processes go through a ``canary-control`` document the controller reads between
 actions. While a rollout is not final it claims its groups (leases owned by the rollout, not by
 a process), and the process running it holds the rollout's own lease.
@@ -18,8 +19,19 @@ from orchestrator.clock import Clock
 from orchestrator.errors import NotFoundError
 from orchestrator.store import Lease, StateStore, leases, utcnow
 
-__all__ = ["CONTROL_KIND", "FINAL", "KIND", "claim_owner", "clear_request", "group_leases", "latest", "pending_request",
-           "request", "rollout_lease", "running_holder"]
+__all__ = [
+    "CONTROL_KIND",
+    "FINAL",
+    "KIND",
+    "claim_owner",
+    "clear_request",
+    "group_leases",
+    "latest",
+    "pending_request",
+    "request",
+    "rollout_lease",
+    "running_holder",
+]
 
 
 def rollout_lease(rollout_id: str) -> str:
@@ -33,7 +45,9 @@ def claim_owner(rollout_id: str) -> str:
 
 
 def group_leases(rollout: Rollout) -> list[str]:
-    return sorted(leases.lease_name("group", group.region, group.name) for group in rollout.groups.values())
+    return sorted(
+        leases.lease_name("group", group.region, group.name) for group in rollout.groups.values()
+    )
 
 
 def running_holder(store: StateStore, clock: Clock, rollout_id: str) -> Lease | None:
@@ -48,7 +62,9 @@ def request(store: StateStore, rollout_id: str, what: str) -> None:
         _, rev = store.get_doc(CONTROL_KIND, rollout_id)
     except NotFoundError:
         rev = None
-    store.put_doc(CONTROL_KIND, rollout_id, {"request": what, "at": utcnow()}, expected_revision=rev)
+    store.put_doc(
+        CONTROL_KIND, rollout_id, {"request": what, "at": utcnow()}, expected_revision=rev
+    )
 
 
 def pending_request(store: StateStore, rollout_id: str) -> str | None:
@@ -66,7 +82,9 @@ def clear_request(store: StateStore, rollout_id: str) -> None:
         _, rev = store.get_doc(CONTROL_KIND, rollout_id)
     except NotFoundError:
         return
-    store.put_doc(CONTROL_KIND, rollout_id, {"request": None, "at": utcnow()}, expected_revision=rev)
+    store.put_doc(
+        CONTROL_KIND, rollout_id, {"request": None, "at": utcnow()}, expected_revision=rev
+    )
 
 
 def latest(store: StateStore) -> dict[str, Any]:

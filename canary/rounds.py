@@ -16,7 +16,8 @@ those cohorts shared:
   a verdict per cohort; the baselines of the round ended with one call per region.
 
 Every action is still a step of the rollout's journal under the cohort's own name
-(``replace:<cohort>:<wave>:<step>:<region>``, ``baselines:<cohort>:<wave>``, ``judge:<cohort>:<wave>``),
+(``replace:<cohort>:<wave>:<step>:<region>``, ``baselines:<cohort>:<wave>``,
+``judge:<cohort>:<wave>``),
 so a resumed run replays what was done and redoes what was not, cohort by cohort.
 """
 
@@ -54,8 +55,12 @@ STEP_NAME_MAX = 200  # a journal step's name is a key in the store (DynamoDB sor
 
 def pin(ctl: Controller, cohorts: list[CohortState]) -> None:
     """Every group of the cohorts onto a template version with the new AMI."""
-    todo = [(cohort, ctl.rollout.groups[key]) for cohort in cohorts for key in cohort.groups
-            if not ctl.rollout.groups[key].pinned]
+    todo = [
+        (cohort, ctl.rollout.groups[key])
+        for cohort in cohorts
+        for key in cohort.groups
+        if not ctl.rollout.groups[key].pinned
+    ]
     if not todo:
         return
     names: dict[str, list[str]] = {}
@@ -74,11 +79,17 @@ def pin(ctl: Controller, cohorts: list[CohortState]) -> None:
     for cohort, group in todo:
         if group.pinned:  # a mixed-instances group in two cohorts: pinned by the first
             continue
-        result = ctl.step(f"pin:{cohort.key}:{group.key}",
-                          partial(ctl.actions.pin, ctl.rollout, group, infos[group.key], partial(versions, group)),
-                          save=False)
-        ctl.rollout.templates.setdefault(template_key(group), TemplateVersion(
-            new_version=int(result["new_version"]), old_ami=result["old_ami"]))
+        result = ctl.step(
+            f"pin:{cohort.key}:{group.key}",
+            partial(
+                ctl.actions.pin, ctl.rollout, group, infos[group.key], partial(versions, group)
+            ),
+            save=False,
+        )
+        ctl.rollout.templates.setdefault(
+            template_key(group),
+            TemplateVersion(new_version=int(result["new_version"]), old_ami=result["old_ami"]),
+        )
         group.new_version = int(result["new_version"])
         group.old_ami = result["old_ami"]
         group.pinned = True
@@ -90,27 +101,45 @@ def describe(ctl: Controller, names: dict[str, list[str]]) -> dict[str, GroupInf
     region for up to 100 groups."""
     out: dict[str, GroupInfo] = {}
     for region, region_names in sorted(names.items()):
-        out.update({f"{region}/{name}": info
-                    for name, info in ctl.actions.describe_groups(region, sorted(set(region_names))).items()})
+        out.update(
+            {
+                f"{region}/{name}": info
+                for name, info in ctl.actions.describe_groups(
+                    region, sorted(set(region_names))
+                ).items()
+            }
+        )
     return out
 
 
-# --- replacing ---------------------------------------------------------------------------------------
+# --- replacing
+# ---------------------------------------------------------------------------------------
 def replace(ctl: Controller, waves: InFlight) -> None:
     """The waves' batches replaced step by step, each region at its own pace; then the analysis
     window of each wave starts."""
     for _, wave in waves:
         wave.status = "replacing"
     ctl.save()
-    spots = {(cohort.key, wave.index): baseline_spot(wave) for cohort, wave in waves
-             if wave.baselines.status == "pending"}
+    spots = {
+        (cohort.key, wave.index): baseline_spot(wave)
+        for cohort, wave in waves
+        if wave.baselines.status == "pending"
+    }
     regions = sorted({batch.region for _, wave in waves for batch in wave.batches})
     interleave(ctl.clock, [region_replace(ctl, region, waves, spots) for region in regions])
     # Baselines not launched beside a step (a resumed run whose steps there were done already).
-    interleave(ctl.clock, [launch_baselines(ctl, cohort, wave, spots[(cohort.key, wave.index)], {})
-                           for cohort, wave in waves if wave.baselines.status == "pending"])
+    interleave(
+        ctl.clock,
+        [
+            launch_baselines(ctl, cohort, wave, spots[(cohort.key, wave.index)], {})
+            for cohort, wave in waves
+            if wave.baselines.status == "pending"
+        ],
+    )
     launched = [wave for _, wave in waves if wave.baselines.status == "launched"]
-    ctl.actions.wait_running(baseline_ids(launched))  # one poll per region for every cohort's baselines
+    ctl.actions.wait_running(
+        baseline_ids(launched)
+    )  # one poll per region for every cohort's baselines
     for wave in launched:
         wave.baselines.status = "done"
     # All replacements of the round are healthy: the analysis windows start now.
@@ -121,17 +150,30 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     ctl.save()
 
 
-def region_replace(ctl: Controller, region: str, waves: InFlight, spots: dict[tuple[str, int], BatchState]) -> Paced:
+def region_replace(
+    ctl: Controller, region: str, waves: InFlight, spots: dict[tuple[str, int], BatchState]
+) -> Paced:
     """One region's part of the round, step by step (a process: it waits for tokens and health
     while the other regions work). A step starts from the groups as the previous step's wait
     left them, instead of describing them again."""
     seen: dict[str, GroupInfo] = {}
     steps = []
-    for step in sorted({batch.step for _, wave in waves for batch in wave.batches if batch.region == region}):
-        todo = [(cohort, wave, [batch for batch in wave.batches_of_step(step) if batch.region == region])
-                for cohort, wave in waves]
-        todo = [(cohort, wave, batches) for cohort, wave, batches in todo
-                if any(batch.status != "done" for batch in batches)]
+    for step in sorted(
+        {batch.step for _, wave in waves for batch in wave.batches if batch.region == region}
+    ):
+        todo = [
+            (
+                cohort,
+                wave,
+                [batch for batch in wave.batches_of_step(step) if batch.region == region],
+            )
+            for cohort, wave in waves
+        ]
+        todo = [
+            (cohort, wave, batches)
+            for cohort, wave, batches in todo
+            if any(batch.status != "done" for batch in batches)
+        ]
         if todo:
             steps.append((step, todo))
     for index, (step, todo) in enumerate(steps):
@@ -139,9 +181,16 @@ def region_replace(ctl: Controller, region: str, waves: InFlight, spots: dict[tu
     return None
 
 
-def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[CohortState, Wave, list[BatchState]]],
-                 seen: dict[str, GroupInfo], spots: dict[tuple[str, int], BatchState], *,
-                 last: bool = True) -> Paced:
+def replace_step(
+    ctl: Controller,
+    region: str,
+    step: int,
+    todo: list[tuple[CohortState, Wave, list[BatchState]]],
+    seen: dict[str, GroupInfo],
+    spots: dict[tuple[str, int], BatchState],
+    *,
+    last: bool = True,
+) -> Paced:
     """One step of every wave in flight in one region: terminate, launch the baselines placed
     here, wait until the groups are healthy. ``seen`` (by group name) is updated.
 
@@ -161,8 +210,11 @@ def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[Cohor
         left = [batch for batch in batches if batch.status != "done"]
         if left:
             # Saved once above: the records a step depends on do not change between steps.
-            yield from ctl.step_process(f"replace:{cohort.key}:{wave.index}:{step}:{region}",
-                                        partial(ctl.actions.replace, region, left, before, ctl.pacer), save=False)
+            yield from ctl.step_process(
+                f"replace:{cohort.key}:{wave.index}:{step}:{region}",
+                partial(ctl.actions.replace, region, left, before, ctl.pacer),
+                save=False,
+            )
     infos = {f"{region}/{name}": info for name, info in before.items()}
     for cohort, wave, _ in todo:
         beside = spots.get((cohort.key, wave.index))
@@ -175,9 +227,13 @@ def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[Cohor
     shared = _groups_in_several_batches(batch for _, batch in in_step)
     for wave, batch in in_step:
         old = set(batch.before)
-        new = {member.id for member in after[batch.group].in_service() if member.id not in old
-               # a mixed-instances group in two cohorts: each takes the replacements of its type
-               and (batch.group_key not in shared or member.instance_type == batch.instance_type)}
+        new = {
+            member.id
+            for member in after[batch.group].in_service()
+            if member.id not in old
+            # a mixed-instances group in two cohorts: each takes the replacements of its type
+            and (batch.group_key not in shared or member.instance_type == batch.instance_type)
+        }
         batch.replacements = sorted(new)
         batch.before = []  # needed only until the batch is done; it is the group's whole membership
         batch.status = "done"
@@ -191,7 +247,9 @@ def replace_step(ctl: Controller, region: str, step: int, todo: list[tuple[Cohor
 
 
 def _groups_in_several_batches(batches: Iterable[BatchState]) -> set[str]:
-    return {key for key, count in Counter(batch.group_key for batch in batches).items() if count > 1}
+    return {
+        key for key, count in Counter(batch.group_key for batch in batches).items() if count > 1
+    }
 
 
 def baseline_spot(wave: Wave) -> BatchState:
@@ -214,8 +272,13 @@ def baseline_ids(waves: Iterable[Wave]) -> dict[str, list[str]]:
     return ids
 
 
-def launch_baselines(ctl: Controller, cohort: CohortState, wave: Wave, beside: BatchState,
-                     infos: dict[str, GroupInfo]) -> Paced:
+def launch_baselines(
+    ctl: Controller,
+    cohort: CohortState,
+    wave: Wave,
+    beside: BatchState,
+    infos: dict[str, GroupInfo],
+) -> Paced:
     """Fresh baselines on the old base, launched with the canaries (Kayenta's advice), after
     their launch tokens (a process); waiting until they run is the round's, for all of them."""
     want = min(ctl.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
@@ -223,13 +286,24 @@ def launch_baselines(ctl: Controller, cohort: CohortState, wave: Wave, beside: B
     if not ctl.journal.is_done(name):
         yield from ctl.pacer.take(beside.region, want, terminations=False)
     again = ctl.journal.was_started(name)  # pending: a killed attempt may have launched some
-    ids = ctl.step(name, partial(ctl.actions.launch_baselines, ctl.rollout, f"{cohort.key}/{wave.index}",
-                                 [(beside, want)], infos, again=again), save=False)
+    ids = ctl.step(
+        name,
+        partial(
+            ctl.actions.launch_baselines,
+            ctl.rollout,
+            f"{cohort.key}/{wave.index}",
+            [(beside, want)],
+            infos,
+            again=again,
+        ),
+        save=False,
+    )
     wave.baselines = Baselines(status="launched", ids=ids, launched_at=ctl.clock.time())
     return None
 
 
-# --- analysing ---------------------------------------------------------------------------------------
+# --- analysing
+# ---------------------------------------------------------------------------------------
 def analyse(ctl: Controller, waves: InFlight) -> None:
     """Wait out the waves' analysis windows, judge each wave, end the round's baselines."""
     cfg = ctl.cfg
@@ -237,32 +311,48 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
     last_end = ctl.clock.time()
     for cohort, wave in waves:
         analysis = wave.analysis
-        assert analysis is not None, f"wave {wave.index} of {cohort.key} is analysing without a window"
+        assert analysis is not None, (
+            f"wave {wave.index} of {cohort.key} is analysing without a window"
+        )
         start = analysis.healthy_at + cfg.warmup_s
         end = start + cfg.analysis_s
         analysis.window_start, analysis.window_end = utc_iso(start), utc_iso(end)
         last_end = max(last_end, end)
-        ctl.progress(f"cohort {cohort.key}: analysing {len(wave.canaries)} canaries vs "
-                     f"{wave.baselines.count} baselines")
+        ctl.progress(
+            f"cohort {cohort.key}: analysing {len(wave.canaries)} canaries vs "
+            f"{wave.baselines.count} baselines"
+        )
         if not ctl.journal.is_done(_judge_step(cohort, wave)):
-            judge.append(WaveToJudge(
-                key=f"{cohort.key}/{wave.index}", start=start, end=end,
-                canaries=ctl.regions_of(cohort, wave.canaries),
-                baselines=[(region, iid) for region, ids in wave.baselines.ids.items() for iid in ids]))
+            judge.append(
+                WaveToJudge(
+                    key=f"{cohort.key}/{wave.index}",
+                    start=start,
+                    end=end,
+                    canaries=ctl.regions_of(cohort, wave.canaries),
+                    baselines=[
+                        (region, iid) for region, ids in wave.baselines.ids.items() for iid in ids
+                    ],
+                )
+            )
     ctl.save()
     # Wait out the windows plus CloudWatch's ingestion lag; a resumed run waits only what is left.
     ctl.clock.sleep(last_end + cfg.metric_delay_s - ctl.clock.time())
     verdicts = ctl.actions.judge(judge) if judge else {}
     for cohort, wave in waves:
-        wave.verdict = ctl.step(_judge_step(cohort, wave), partial(keep_samples, ctl, cohort, wave, verdicts),
-                                save=False)
+        wave.verdict = ctl.step(
+            _judge_step(cohort, wave),
+            partial(keep_samples, ctl, cohort, wave, verdicts),
+            save=False,
+        )
     end_baselines(ctl, waves)
     for _, wave in waves:
         wave.status = "judged"
     ctl.save()
 
 
-def keep_samples(ctl: Controller, cohort: CohortState, wave: Wave, verdicts: dict[str, Verdict]) -> Verdict:
+def keep_samples(
+    ctl: Controller, cohort: CohortState, wave: Wave, verdicts: dict[str, Verdict]
+) -> Verdict:
     """The wave's verdict, its raw samples written to the artifact bucket and named by their URI:
     the samples are most of a verdict's bytes and nobody reads them at a step (the journal and the
     wave's record keep the verdict without them)."""
@@ -272,8 +362,14 @@ def keep_samples(ctl: Controller, cohort: CohortState, wave: Wave, verdicts: dic
         return judged
     settings = ctl.ctx.settings
     key = f"canary/{ctl.id}/{cohort.key}/wave-{wave.index}/samples.json"
-    uri = put_artifact(ctl.ctx.aws, settings.aws.artifact_bucket, key, json.dumps(samples), "application/json",
-                       settings.aws.regions[0])
+    uri = put_artifact(
+        ctl.ctx.aws,
+        settings.aws.artifact_bucket,
+        key,
+        json.dumps(samples),
+        "application/json",
+        settings.aws.regions[0],
+    )
     kept = cast("Verdict", {name: value for name, value in judged.items() if name != "samples"})
     kept["samples_uri"] = uri
     return kept
@@ -285,11 +381,17 @@ def _judge_step(cohort: CohortState, wave: Wave) -> str:
 
 def end_baselines(ctl: Controller, waves: InFlight) -> None:
     """Terminate the waves' baselines once their verdicts are in: one request per region."""
-    left = [(cohort, wave) for cohort, wave in waves if wave.baselines.ids and not wave.baselines.cleaned]
+    left = [
+        (cohort, wave)
+        for cohort, wave in waves
+        if wave.baselines.ids and not wave.baselines.cleaned
+    ]
     if not left:
         return
-    ctl.step(step_name("cleanup", [f"{cohort.key}:{wave.index}" for cohort, wave in left]),
-             partial(ctl.actions.end_baselines, baseline_ids(wave for _, wave in left)))
+    ctl.step(
+        step_name("cleanup", [f"{cohort.key}:{wave.index}" for cohort, wave in left]),
+        partial(ctl.actions.end_baselines, baseline_ids(wave for _, wave in left)),
+    )
     for _, wave in left:
         wave.baselines.cleaned = True
     ctl.save()
@@ -303,4 +405,3 @@ def step_name(action: str, parts: list[str]) -> str:
         return name
     digest = hashlib.sha256("+".join(parts).encode()).hexdigest()[:12]
     return f"{action}:{parts[0]}+{len(parts) - 1}more:{digest}"
-

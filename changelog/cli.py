@@ -84,23 +84,48 @@ def _format(fmt: str | None) -> str:
 @changelog_group.command("diff")
 @click.argument("old")
 @click.argument("new")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format (default md; json under --json).")
-@click.option("--changelog-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory of <pkg>.changelog.Debian[.gz] files or an image root tree; "
-              "searched before the bases' family changelog_dir.")
-@click.option("--from-archive", is_flag=True,
-              help="Download each changed package's .deb with apt-get to read its changelog.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, callback=writable(),
-              help="Write to FILE instead of standard output.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default md; json under --json).",
+)
+@click.option(
+    "--changelog-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory of <pkg>.changelog.Debian[.gz] files or an image root tree; "
+    "searched before the bases' family changelog_dir.",
+)
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="Download each changed package's .deb with apt-get to read its changelog.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    callback=writable(),
+    help="Write to FILE instead of standard output.",
+)
 @json_option
-def diff_command(old: str, new: str, fmt: str | None, changelog_dir: str | None,
-                 from_archive: bool, output: str | None) -> None:
+def diff_command(
+    old: str,
+    new: str,
+    fmt: str | None,
+    changelog_dir: str | None,
+    from_archive: bool,
+    output: str | None,
+) -> None:
     """Changelog from base OLD to base NEW (manifest files or base references)."""
     obj = click.get_current_context().find_root().obj
     before, after = resolve_side(old, obj), resolve_side(new, obj)
-    source = source_for_diff(before, after, extra_dirs=_option_dirs(changelog_dir),
-                             from_archive=from_archive)
+    source = source_for_diff(
+        before, after, extra_dirs=_option_dirs(changelog_dir), from_archive=from_archive
+    )
     text = render(build_changelog(before.manifest, after.manifest, source), _format(fmt))
     if output is None:
         get_context().out.text(text)
@@ -113,11 +138,20 @@ def diff_command(old: str, new: str, fmt: str | None, changelog_dir: str | None,
 
 @changelog_group.command("show")
 @click.argument("ref", metavar="FAMILY:VERSION")
-@click.option("--against", type=click.Choice(["parent", "release"]), default="parent",
-              show_default=True,
-              help="The changelog against the previous base or against the release at bake time.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format (default md; json under --json).")
+@click.option(
+    "--against",
+    type=click.Choice(["parent", "release"]),
+    default="parent",
+    show_default=True,
+    help="The changelog against the previous base or against the release at bake time.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default md; json under --json).",
+)
 @json_option
 def show_command(ref: str, against: str, fmt: str | None) -> None:
     """Print the changelog made when a base was baked (stored in S3 with the base)."""

@@ -16,6 +16,9 @@ def extract_cves(texts: str | Iterable[str]) -> list[str]:
     """Uppercase, deduplicated CVE ids in ``texts``, sorted by year then number."""
     if isinstance(texts, str):
         texts = [texts]
-    found = {(int(m.group(1)), int(m.group(2))): f"CVE-{m.group(1)}-{m.group(2)}"
-             for text in texts for m in _CVE.finditer(text)}
+    found = {
+        (int(m.group(1)), int(m.group(2))): f"CVE-{m.group(1)}-{m.group(2)}"
+        for text in texts
+        for m in _CVE.finditer(text)
+    }
     return [found[key] for key in sorted(found)]

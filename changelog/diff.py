@@ -4,8 +4,10 @@ Pure: takes two `Manifest` values, returns a `ManifestDiff` (Debian packages) or
 (a cloud image's snaps: revisions are compared for equality only, never ordered).
 Ordering is python-debian's `Version`
 comparison (dpkg's algorithm). A `Version` is only compared when the two version strings differ,
-which in a real image pair is ~10% of packages; equal strings are unchanged without parsing. Versions
-come from `dpkg_version`, cached per distinct string (the manifest readers have parsed them already).
+which in a real image pair is ~10% of packages; equal strings are unchanged without parsing.
+Versions
+come from `dpkg_version`, cached per distinct string (the manifest readers have parsed them
+already).
 """
 
 from __future__ import annotations
@@ -118,8 +120,13 @@ class SnapDiff:
             "added": [snap(s) for s in self.added],
             "removed": [snap(s) for s in self.removed],
             "changed": [
-                {"name": c.name, "old": c.old.revision, "new": c.new.revision,
-                 "old_channel": c.old.channel, "new_channel": c.new.channel}
+                {
+                    "name": c.name,
+                    "old": c.old.revision,
+                    "new": c.new.revision,
+                    "old_channel": c.old.channel,
+                    "new_channel": c.new.channel,
+                }
                 for c in self.changed
             ],
             "unchanged": self.unchanged,
@@ -130,14 +137,16 @@ def diff_snaps(old: Manifest, new: Manifest) -> SnapDiff:
     """Classify the snaps of ``old`` and ``new`` by name; a revision or channel move is a change."""
     before, after = old.snaps, new.snaps
     changed = [
-        SnapChange(before[name], snap) for name, snap in after.items()
-        if name in before and (before[name].revision, before[name].channel)
-        != (snap.revision, snap.channel)
+        SnapChange(before[name], snap)
+        for name, snap in after.items()
+        if name in before
+        and (before[name].revision, before[name].channel) != (snap.revision, snap.channel)
     ]
     return SnapDiff(
         added=tuple(sorted((s for n, s in after.items() if n not in before), key=lambda s: s.name)),
-        removed=tuple(sorted((s for n, s in before.items() if n not in after),
-                             key=lambda s: s.name)),
+        removed=tuple(
+            sorted((s for n, s in before.items() if n not in after), key=lambda s: s.name)
+        ),
         changed=tuple(sorted(changed, key=lambda c: c.name)),
         unchanged=sum(1 for n in after if n in before) - len(changed),
     )

@@ -58,7 +58,7 @@ def classify_third_column(rows: Sequence[tuple[int, str]], path: str) -> str:
     first_line, first_value, first_is_arch = kinds[0]
     for lineno, value, value_is_arch in kinds[1:]:
         if value_is_arch != first_is_arch:
-            arch, source = ((first_value, value) if first_is_arch else (value, first_value))
+            arch, source = (first_value, value) if first_is_arch else (value, first_value)
             raise ManifestError(
                 f"{path}:{lineno}: third column mixes an architecture ({arch!r}) and a source "
                 f"package ({source!r}); expected all ${{Architecture}} or all ${{Source}} "
@@ -69,7 +69,7 @@ def classify_third_column(rows: Sequence[tuple[int, str]], path: str) -> str:
 
 def _snap(cols: list[str], line: str, path: str, lineno: int) -> Snap:
     """``snap:NAME<TAB>REVISION``, or ``snap:NAME<TAB>CHANNEL<TAB>REVISION`` (livecd-rootfs)."""
-    name = cols[0].strip()[len("snap:"):]
+    name = cols[0].strip()[len("snap:") :]
     rest = [c.strip() for c in cols[1:]]
     if not _SNAP_NAME.match(name) or len(rest) not in (1, 2) or not _SNAP_REVISION.match(rest[-1]):
         raise ManifestError(
@@ -100,7 +100,8 @@ def read_tab(lines: Sequence[str], path: str) -> Manifest:
             raise ManifestError(f"{path}:{lineno}: too many tab-separated columns ({len(cols)})")
         rows.append((lineno, cols))
     third = classify_third_column(
-        [(lineno, cols[2].strip()) for lineno, cols in rows if len(cols) == 3], path)
+        [(lineno, cols[2].strip()) for lineno, cols in rows if len(cols) == 3], path
+    )
     out = PackageCollector(path)
     for lineno, cols in rows:
         name, arch = split_arch(cols[0].strip(), path, lineno)
@@ -121,7 +122,8 @@ def read_tab(lines: Sequence[str], path: str) -> Manifest:
 def is_dpkg_list(first_line: str) -> bool:
     """Whether a file starting with ``first_line`` is ``dpkg -l`` output (header or not)."""
     return first_line.startswith(_DPKG_LIST_HEADER) or (
-        "\t" not in first_line and DPKG_LIST_ROW.match(first_line) is not None)
+        "\t" not in first_line and DPKG_LIST_ROW.match(first_line) is not None
+    )
 
 
 def read_dpkg_list(lines: Sequence[str], path: str) -> Manifest:

@@ -106,7 +106,8 @@ class Manifest:
 
 @lru_cache(maxsize=1 << 16)
 def dpkg_version(text: str) -> Version:
-    """python-debian's `Version` of ``text``, parsed once per distinct string (ValueError if invalid).
+    """python-debian's `Version` of ``text``, parsed once per distinct string (ValueError if
+    invalid).
 
     Two images share most of their version strings and a diff compares each several times (read,
     diff, grouping, entries), so every reader goes through this cache. The `Version` is shared:

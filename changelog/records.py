@@ -34,12 +34,21 @@ class ChangelogSummary:
         return self.counts.get(change, 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"against": self.against, "summary": dict(self.counts), "cves": self.cves, "uris": dict(self.uris)}
+        return {
+            "against": self.against,
+            "summary": dict(self.counts),
+            "cves": self.cves,
+            "uris": dict(self.uris),
+        }
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ChangelogSummary:
-        return cls(int(body["against"]), {k: int(v) for k, v in (body.get("summary") or {}).items()},
-                   int(body.get("cves", 0)), dict(body.get("uris") or {}))
+        return cls(
+            int(body["against"]),
+            {k: int(v) for k, v in (body.get("summary") or {}).items()},
+            int(body.get("cves", 0)),
+            dict(body.get("uris") or {}),
+        )
 
 
 def summaries(stored: Mapping[str, Any]) -> dict[str, ChangelogSummary]:

@@ -62,8 +62,11 @@ def _binaries(item: ChangeItem) -> list[str]:
     """One line per binary of a grouped item, each with its own old → new version."""
     if [b.package for b in item.binaries] == [item.package]:
         return []
-    return [f"Binaries of {item.source} ({len(item.binaries)}):", ""] + [
-        f"- {b.package} {b.old} → {b.new}" for b in item.binaries] + [""]
+    return (
+        [f"Binaries of {item.source} ({len(item.binaries)}):", ""]
+        + [f"- {b.package} {b.old} → {b.new}" for b in item.binaries]
+        + [""]
+    )
 
 
 def _snaps(snaps: SnapDiff) -> list[str]:
@@ -74,11 +77,16 @@ def _snaps(snaps: SnapDiff) -> list[str]:
     def channel(snap: Snap) -> str:
         return f" ({snap.channel})" if snap.channel else ""
 
-    title = (f"## Snaps ({len(snaps.added)} added, {len(snaps.removed)} removed, "
-             f"{len(snaps.changed)} changed, {snaps.unchanged} unchanged)")
+    title = (
+        f"## Snaps ({len(snaps.added)} added, {len(snaps.removed)} removed, "
+        f"{len(snaps.changed)} changed, {snaps.unchanged} unchanged)"
+    )
     out = [title, ""]
-    out += [f"- changed: {c.name} revision {c.old.revision}{channel(c.old)} → "
-            f"{c.new.revision}{channel(c.new)}" for c in snaps.changed]
+    out += [
+        f"- changed: {c.name} revision {c.old.revision}{channel(c.old)} → "
+        f"{c.new.revision}{channel(c.new)}"
+        for c in snaps.changed
+    ]
     out += [f"- added: {s.name} revision {s.revision}{channel(s)}" for s in snaps.added]
     out += [f"- removed: {s.name} revision {s.revision}{channel(s)}" for s in snaps.removed]
     if not (snaps.added or snaps.removed or snaps.changed):
@@ -93,21 +101,26 @@ def render_markdown(changelog: Changelog) -> str:
         "",
         "| added | removed | upgraded | downgraded | unchanged |",
         "|---:|---:|---:|---:|---:|",
-        "| " + " | ".join(str(c[k]) for k in ("added", "removed", "upgraded", "downgraded",
-                                               "unchanged")) + " |",
+        "| "
+        + " | ".join(str(c[k]) for k in ("added", "removed", "upgraded", "downgraded", "unchanged"))
+        + " |",
         "",
     ]
     if changelog.downgraded:
-        banner = (f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
-                  "version; their lost entries are listed below.**")
+        banner = (
+            f"**{DOWNGRADE}: {len(changelog.downgraded)} source package(s) move to an older "
+            "version; their lost entries are listed below.**"
+        )
         out += [banner, ""]
     security = changelog.security
     out += [f"## Security fixes ({len(changelog.cves)} CVEs)", ""]
     if security:
         out += ["| package | old → new | CVEs | ids |", "|---|---|---:|---|"]
         for item in security:
-            out.append(f"| {item.package} | {item.old} → {item.new} | {len(item.cves)} | "
-                       f"{', '.join(item.cves)} |")
+            out.append(
+                f"| {item.package} | {item.old} → {item.new} | {len(item.cves)} | "
+                f"{', '.join(item.cves)} |"
+            )
     else:
         out.append("No CVE ids in the changelog entries of upgraded packages.")
     out.append("")

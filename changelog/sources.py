@@ -143,8 +143,13 @@ class DirectorySource(ChangelogSource):
 
     def lookup(self, names: Sequence[str], version: str) -> Lookup:
         unique = list(dict.fromkeys(names))
-        outside = [str(p) for n in unique for leaf in ("changelog.Debian", "changelog")
-                   for p in self.candidates(n, leaf) if p.is_file() and not self.inside(p)]
+        outside = [
+            str(p)
+            for n in unique
+            for leaf in ("changelog.Debian", "changelog")
+            for p in self.candidates(n, leaf)
+            if p.is_file() and not self.inside(p)
+        ]
         for name in unique:
             for path in self.candidates(name):
                 if self.inside(path):
@@ -228,7 +233,9 @@ def _member_text(data: bytes, where: str, compressed: bool) -> str:
         except _GZIP_ERRORS as exc:
             raise _damaged(where, exc) from None
     if len(data) > LIMITS["changelog"]:
-        raise ChangelogFileError(f"{where}: larger than the {LIMITS['changelog'] >> 20} MiB limit for a changelog file")
+        raise ChangelogFileError(
+            f"{where}: larger than the {LIMITS['changelog'] >> 20} MiB limit for a changelog file"
+        )
     return data.decode("utf-8", errors="replace")
 
 
@@ -257,7 +264,10 @@ class ArchiveSource(ChangelogSource):
                 try:
                     proc = subprocess.run(
                         [self.apt_get, "download", "-q", f"{name}={version}"],
-                        cwd=tmp, capture_output=True, check=False, timeout=300,
+                        cwd=tmp,
+                        capture_output=True,
+                        check=False,
+                        timeout=300,
                     )
                 except (OSError, subprocess.TimeoutExpired) as exc:
                     reasons.append(f"apt-get download {name}={version}: {exc}")
@@ -280,7 +290,6 @@ class ArchiveSource(ChangelogSource):
                     reasons.append(f"{deb.name} has no usr/share/doc/*/changelog[.Debian]")
                     deb.unlink()
         return Missing("; ".join(reasons) or "no package to download")
-
 
 
 def source_for(dirs: Sequence[str | Path], *, from_archive: bool = False) -> ChangelogSource:

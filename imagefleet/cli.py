@@ -35,8 +35,13 @@ class LazyGroup(click.Group):
     summary, and ``imagefleet COMMAND --help`` loads just that command.
     """
 
-    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None,
-                 before_load: Callable[[], None] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, tuple[str, str]] | None = None,
+        before_load: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})  # name -> ("module:attribute", one-line summary)
         self.before_load = before_load  # runs before a lazy command's module is imported
@@ -70,30 +75,66 @@ class LazyGroup(click.Group):
 
 
 AREA_COMMANDS: dict[str, tuple[str, str]] = {
-    "bake": ("pipelines.cli:bake", "Bake a new base with Packer and register it as the next version."),
-    "test": ("pipelines.cli:test_command", "Boot a base on every cohort type and region and check it."),
-    "promote": ("pipelines.cli:promote", "Move a base to the next stage once its gates are met, and publish it."),
-    "rollback": ("pipelines.cli:rollback", "Point a stage back to the newest earlier base not rolled back from."),
+    "bake": (
+        "pipelines.cli:bake",
+        "Bake a new base with Packer and register it as the next version.",
+    ),
+    "test": (
+        "pipelines.cli:test_command",
+        "Boot a base on every cohort type and region and check it.",
+    ),
+    "promote": (
+        "pipelines.cli:promote",
+        "Move a base to the next stage once its gates are met, and publish it.",
+    ),
+    "rollback": (
+        "pipelines.cli:rollback",
+        "Point a stage back to the newest earlier base not rolled back from.",
+    ),
     "resolve": ("pipelines.cli:resolve", "Print the AMI id a consumer should launch."),
     "friends": ("pipelines.cli:friends", "Friend teams that opt into candidates."),
     "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
     "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
-    "fleet": ("pipelines.fleet.cli:fleet_command", "Which groups run which base and OS release; burndown snapshots."),
+    "fleet": (
+        "pipelines.fleet.cli:fleet_command",
+        "Which groups run which base and OS release; burndown snapshots.",
+    ),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
-    "state": ("orchestrator.store.cli:state_group", "The state store: create the DynamoDB table, migrate to it."),
+    "state": (
+        "orchestrator.store.cli:state_group",
+        "The state store: create the DynamoDB table, migrate to it.",
+    ),
     "gc": ("pipelines.cli:gc", "Remove what imagefleet left in AWS that no record owns."),
-    "run": ("pipelines.cli:run_command", "The main job: bake → tests → perf → candidate → canary → release."),
-    "changelog": ("changelog.cli:changelog_group", "Changelogs between bases or package manifests."),
+    "run": (
+        "pipelines.cli:run_command",
+        "The main job: bake → tests → perf → candidate → canary → release.",
+    ),
+    "changelog": (
+        "changelog.cli:changelog_group",
+        "Changelogs between bases or package manifests.",
+    ),
     "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),
     "canary": ("canary.cli:canary_group", "Canary rollouts across instance-type cohorts."),
-    "local": ("orchestrator.local.cli:local", "The embedded AWS endpoint (moto's server on 127.0.0.1)."),
+    "local": (
+        "orchestrator.local.cli:local",
+        "The embedded AWS endpoint (moto's server on 127.0.0.1).",
+    ),
 }
 
 
-@click.group(cls=LazyGroup, lazy=AREA_COMMANDS, before_load=lambda: mount(),
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", metavar="FILE", envvar="IMAGEFLEET_CONFIG",
-              help="Config file (default: $IMAGEFLEET_CONFIG, then ./imagefleet.toml).")
+@click.group(
+    cls=LazyGroup,
+    lazy=AREA_COMMANDS,
+    before_load=lambda: mount(),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar="IMAGEFLEET_CONFIG",
+    help="Config file (default: $IMAGEFLEET_CONFIG, then ./imagefleet.toml).",
+)
 @click.option("--json", "json_mode", is_flag=True, help="Print results as JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="imagefleet")
@@ -112,8 +153,14 @@ def cli(ctx: click.Context, config_path: str | None, json_mode: bool, debug: boo
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-@click.option("--format", "template_format", type=click.Choice(["hcl2", "json"]), default="hcl2", show_default=True,
-              help="Packer template format to write.")
+@click.option(
+    "--format",
+    "template_format",
+    type=click.Choice(["hcl2", "json"]),
+    default="hcl2",
+    show_default=True,
+    help="Packer template format to write.",
+)
 @json_option
 def init(directory: Path, force: bool, template_format: str) -> None:
     """Write a working imagefleet.toml and a Packer template for the local endpoint."""
@@ -125,8 +172,14 @@ def init(directory: Path, force: bool, template_format: str) -> None:
         "imagefleet.toml": directory / "imagefleet.toml",
         template: directory / "packer" / template,
         "demo.manifest": directory / "recipes" / "demo.manifest",
-        **{f"changelogs/{n}": directory / "recipes" / "changelogs" / n
-           for n in ("openssl.changelog.Debian", "curl.changelog.Debian", "openssh-server.changelog.Debian")},
+        **{
+            f"changelogs/{n}": directory / "recipes" / "changelogs" / n
+            for n in (
+                "openssl.changelog.Debian",
+                "curl.changelog.Debian",
+                "openssh-server.changelog.Debian",
+            )
+        },
     }
     existing = [str(p) for p in files.values() if p.exists()]
     if existing and not force:
@@ -136,12 +189,17 @@ def init(directory: Path, force: bool, template_format: str) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         text = (src / name).read_text()
         if name == "imagefleet.toml":
-            text = text.replace('template = "packer/demo.pkr.hcl"', f'template = "packer/{template}"')
+            text = text.replace(
+                'template = "packer/demo.pkr.hcl"', f'template = "packer/{template}"'
+            )
         dest.write_text(text)
     out.result(
         {"written": [str(p) for p in files.values()]},
-        lambda: "wrote " + ", ".join(str(p) for p in files.values())
-        + "\nnext: imagefleet local up && imagefleet bake demo",
+        lambda: (
+            "wrote "
+            + ", ".join(str(p) for p in files.values())
+            + "\nnext: imagefleet local up && imagefleet bake demo"
+        ),
     )
 
 
@@ -181,8 +239,10 @@ def mount() -> None:
 
 
 def virtual_clock_agents() -> dict[str, Handler]:
-    """The areas' local agents for a ``VirtualClock`` (``orchestrator.local.agents.attach``), by role:
-    perf's ``settle`` finishes the benchmark runs it starts within the call, as a virtual clock needs."""
+    """The areas' local agents for a ``VirtualClock`` (``orchestrator.local.agents.attach``), by
+    role:
+    perf's ``settle`` finishes the benchmark runs it starts within the call, as a virtual clock
+    needs."""
     from canary import local_health
     from perf import local_runner
 
@@ -195,8 +255,10 @@ def in_flight(store: StateStore) -> dict[str, Callable[[], bool]]:
     from canary import records as canary_records
     from perf import records as perf_records
 
-    return {"health": lambda: any(not h.final for h in canary_records.headers(store)),
-            "benchmarks": lambda: any(r.running for r in perf_records.runs(store))}
+    return {
+        "health": lambda: any(not h.final for h in canary_records.headers(store)),
+        "benchmarks": lambda: any(r.running for r in perf_records.runs(store)),
+    }
 
 
 def cohort_outcomes(store: StateStore) -> dict[str, str]:
@@ -214,10 +276,16 @@ def report_sections(store: StateStore) -> dict[str, Any]:
     return {"rollouts": report_rows.matrices(store), "runs": perf_records.runs(store)}
 
 
-# --- the report site ----------------------------------------------------------------------------------
+# --- the report site
+# ----------------------------------------------------------------------------------
 @cli.command("report")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Directory to write the site to (created; its pages are replaced).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to write the site to (created; its pages are replaced).",
+)
 @json_option
 def report_command(out_dir: Path) -> None:
     """Write the report site: families, stage history, bases, perf runs, canary rollouts, audit."""
@@ -225,18 +293,26 @@ def report_command(out_dir: Path) -> None:
 
     obj = get_context()
     site = report.build(obj.store, out_dir, **report_sections(obj.store))
-    obj.out.result(site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}")
+    obj.out.result(
+        site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}"
+    )
 
 
-# --- leases -------------------------------------------------------------------------------------------
+# --- leases
+# -------------------------------------------------------------------------------------------
 @cli.command("leases")
-@click.option("--release", "release_name", metavar="NAME",
-              help="Free this lease (a rollout's group claim left behind, say); needs --force and --reason.")
+@click.option(
+    "--release",
+    "release_name",
+    metavar="NAME",
+    help="Free this lease (a rollout's group claim left behind, say); needs --force and --reason.",
+)
 @click.option("--force", is_flag=True, help="Confirm --release: the holder is not asked.")
 @click.option("--reason", help="Why the lease is released (recorded in the audit trail).")
 @json_option
 def leases_command(release_name: str | None, force: bool, reason: str | None) -> None:
-    """Who holds which operation right now: stage moves, bakes, rollouts and their groups, perf runs."""
+    """Who holds which operation right now: stage moves, bakes, rollouts and their groups, perf
+    runs."""
     from orchestrator.output import table
 
     obj = get_context()
@@ -253,29 +329,57 @@ def leases_command(release_name: str | None, force: bool, reason: str | None) ->
         return f"expires in {int(left)}s" if left > 0 else f"expired {int(-left)}s ago"
 
     rows = [{**lease.to_dict(), "state": state(lease)} for lease in held]
-    obj.out.result(rows, lambda: table(
-        ["lease", "holder", "host", "pid", "command", "since", "state"],
-        [(r["name"], r["actor"].rsplit("/", 1)[-1], r["host"], r["pid"] or "-", r["command"],
-          datetime.fromtimestamp(r["acquired_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"), r["state"]) for r in rows],
-    ) if rows else "no leases held")
+    obj.out.result(
+        rows,
+        lambda: (
+            table(
+                ["lease", "holder", "host", "pid", "command", "since", "state"],
+                [
+                    (
+                        r["name"],
+                        r["actor"].rsplit("/", 1)[-1],
+                        r["host"],
+                        r["pid"] or "-",
+                        r["command"],
+                        datetime.fromtimestamp(r["acquired_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                        r["state"],
+                    )
+                    for r in rows
+                ],
+            )
+            if rows
+            else "no leases held"
+        ),
+    )
 
 
 def _release_lease(name: str | None, force: bool, reason: str | None) -> None:
     from orchestrator.store import leases
 
     if not name:
-        raise UsageError("--force and --reason go with --release NAME", hint="'imagefleet leases' lists every lease")
+        raise UsageError(
+            "--force and --reason go with --release NAME",
+            hint="'imagefleet leases' lists every lease",
+        )
     if not force or not (reason or "").strip():
-        raise UsageError(f"--release {name}: needs --force and a --reason (it is audited)",
-                         hint=f"imagefleet leases --release {name} --force --reason 'TEXT'")
+        raise UsageError(
+            f"--release {name}: needs --force and a --reason (it is audited)",
+            hint=f"imagefleet leases --release {name} --force --reason 'TEXT'",
+        )
     obj = get_context()
     lease = leases.find(obj.store, name)  # before the caller's identity is looked up in AWS
-    alive = leases.force_release(obj.store, lease, actor=obj.actor, reason=str(reason), now=obj.clock.time())
+    alive = leases.force_release(
+        obj.store, lease, actor=obj.actor, reason=str(reason), now=obj.clock.time()
+    )
     if alive:
-        obj.out.warn(f"{name}'s holder looked alive (pid {lease.pid} on {lease.host}, {lease.command!r}); "
-                     "it will lose the lease at its next heartbeat")
-    obj.out.result({"released": name, "holder": lease.to_dict(), "holder_alive": alive},
-                   lambda: f"released {name} (held by {lease.actor.rsplit('/', 1)[-1]}, {lease.command!r})")
+        obj.out.warn(
+            f"{name}'s holder looked alive (pid {lease.pid} on {lease.host}, {lease.command!r}); "
+            "it will lose the lease at its next heartbeat"
+        )
+    obj.out.result(
+        {"released": name, "holder": lease.to_dict(), "holder_alive": alive},
+        lambda: f"released {name} (held by {lease.actor.rsplit('/', 1)[-1]}, {lease.command!r})",
+    )
 
 
 # --- entry point ----------------------------------------------------------------------------------
@@ -313,8 +417,11 @@ def raw_main(argv: list[str] | None = None, obj: Context | None = None) -> int:
         full = _storage_failure(exc)
         if full and not debug:
             err.write(f"error: {full}\n")
-            err.write("hint: free space (or make the state directory writable) and run the same " "command again; "
-                      "it continues from its last recorded step\n")
+            err.write(
+                "hint: free space (or make the state directory writable) and run the same "
+                "command again; "
+                "it continues from its last recorded step\n"
+            )
             return int(ExitStatus.FAILURE)
         if debug:
             traceback.print_exc(file=err)
@@ -328,9 +435,15 @@ def _storage_failure(exc: BaseException) -> str | None:
     """A full or read-only disk under the state store or an output, said plainly (None: not one)."""
     text = str(exc)
     if type(exc).__module__ == "sqlite3" and any(
-            k in text for k in ("disk is full", "readonly database", "disk I/O error", "unable to open")):
+        k in text for k in ("disk is full", "readonly database", "disk I/O error", "unable to open")
+    ):
         return f"the state store cannot be written: {_one_line(text)}"
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+    if isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EFBIG,
+    ):
         return f"cannot write {_one_line(str(exc.filename or ''))}: {exc.strerror}"
     return None
 
@@ -342,7 +455,11 @@ def _one_line(text: str) -> str:
 
 def _click_message(exc: click.ClickException) -> str:
     """One line: ``--port: expected …`` for a bad parameter, click's sentence otherwise."""
-    if isinstance(exc, click.BadParameter) and exc.param is not None and not isinstance(exc, click.MissingParameter):
+    if (
+        isinstance(exc, click.BadParameter)
+        and exc.param is not None
+        and not isinstance(exc, click.MissingParameter)
+    ):
         argument = isinstance(exc.param, click.Argument)
         names = str(exc.param.name).upper() if argument or not exc.param.opts else exc.param.opts[0]
         message = f"{names}: {exc.message}"
@@ -353,7 +470,6 @@ def _click_message(exc: click.ClickException) -> str:
 
 def main() -> None:
     sys.exit(raw_main())
-
 
 
 if __name__ == "__main__":

@@ -22,10 +22,13 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def put_artifact(aws: AwsFactory, bucket: str, key: str, body: str, content_type: str,
-                 region: str | None = None) -> str:
+def put_artifact(
+    aws: AwsFactory, bucket: str, key: str, body: str, content_type: str, region: str | None = None
+) -> str:
     """Write ``body`` to ``s3://bucket/key``; returns that URI."""
-    aws.client("s3", region).put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
+    aws.client("s3", region).put_object(
+        Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type
+    )
     return s3_uri(bucket, key)
 
 

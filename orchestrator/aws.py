@@ -83,33 +83,63 @@ NOT_FOUND_CODES = frozenset(
 # documents eventual consistency without a bound; in practice it is seconds.
 VISIBILITY_SECONDS = 30.0
 
-# Error codes that mean the caller's credentials are expired or not accepted (STS, EC2, the JSON APIs).
-EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
-REJECTED_CODES = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
-                            "AuthFailure", "InvalidAccessKeyId", "InvalidToken", "OptInRequired"})
-_CREDENTIALS_HINT = ("give imagefleet credentials: aws.profile in imagefleet.toml or AWS_PROFILE, AWS_ACCESS_KEY_ID/"
-                     "AWS_SECRET_ACCESS_KEY, 'aws sso login', an instance role — or work locally with "
-                     "endpoint_url = \"local\" and 'imagefleet local up' (docs/aws.md)")
+# Error codes that mean the caller's credentials are expired or not accepted (STS, EC2, the JSON
+# APIs).
+EXPIRED_CODES = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+)
+REJECTED_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "OptInRequired",
+    }
+)
+_CREDENTIALS_HINT = (
+    "give imagefleet credentials: aws.profile in imagefleet.toml or AWS_PROFILE, AWS_ACCESS_KEY_ID/"
+    "AWS_SECRET_ACCESS_KEY, 'aws sso login', an instance role — or work locally with "
+    "endpoint_url = \"local\" and 'imagefleet local up' (docs/aws.md)"
+)
 
 
 def credential_error(exc: BaseException, region: str, endpoint: str | None) -> AwsError | None:
     """Missing, expired or rejected credentials and unreachable regions as one line with the fix."""
     code = error_code(exc)
-    if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError, bex.CredentialRetrievalError)):
+    if isinstance(
+        exc, (bex.NoCredentialsError, bex.PartialCredentialsError, bex.CredentialRetrievalError)
+    ):
         return AwsError(f"no usable AWS credentials ({exc})", hint=_CREDENTIALS_HINT)
     if isinstance(exc, bex.ProfileNotFound):
-        return AwsError(f"{exc}", hint="check aws.profile in imagefleet.toml or AWS_PROFILE against "
-                                       "'aws configure list-profiles'")
+        return AwsError(
+            f"{exc}",
+            hint="check aws.profile in imagefleet.toml or AWS_PROFILE against "
+            "'aws configure list-profiles'",
+        )
     if isinstance(exc, (bex.TokenRetrievalError, bex.SSOError)) or code in EXPIRED_CODES:
-        return AwsError(f"the AWS credentials have expired ({code or type(exc).__name__})",
-                        hint="refresh them: 'aws sso login' (with your profile), or new session credentials")
+        return AwsError(
+            f"the AWS credentials have expired ({code or type(exc).__name__})",
+            hint="refresh them: 'aws sso login' (with your profile), or new session credentials",
+        )
     if code in REJECTED_CODES:
-        return AwsError(f"AWS did not accept the credentials in {region} ({code})",
-                        hint=f"check the access key and profile, and that region {region} is enabled for the "
-                             "account (aws.regions; opt-in regions must be enabled first)")
-    if isinstance(exc, bex.EndpointConnectionError) and "amazonaws.com" in str(exc) and not endpoint_is_custom(endpoint):
-        return AwsError(f"cannot reach AWS in region {region}: {exc}",
-                        hint=f"check that {region} is a region name (aws.regions) and that this machine " "reaches AWS")
+        return AwsError(
+            f"AWS did not accept the credentials in {region} ({code})",
+            hint=f"check the access key and profile, and that region {region} is enabled for the "
+            "account (aws.regions; opt-in regions must be enabled first)",
+        )
+    if (
+        isinstance(exc, bex.EndpointConnectionError)
+        and "amazonaws.com" in str(exc)
+        and not endpoint_is_custom(endpoint)
+    ):
+        return AwsError(
+            f"cannot reach AWS in region {region}: {exc}",
+            hint=f"check that {region} is a region name (aws.regions) and that this machine "
+            "reaches AWS",
+        )
     return None
 
 
@@ -148,7 +178,7 @@ def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
     if size < 1:
         raise ValueError("a batch holds at least one item")
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 def client_token(*parts: object) -> str:
@@ -161,7 +191,9 @@ def client_token(*parts: object) -> str:
 @functools.cache
 def _paginator_config(service: str, operation: str) -> dict[str, Any]:
     """botocore's pagination rule (input/output token, result keys) for one operation."""
-    return dict(botocore.session.get_session().get_paginator_model(service).get_paginator(operation))
+    return dict(
+        botocore.session.get_session().get_paginator_model(service).get_paginator(operation)
+    )
 
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -243,12 +275,15 @@ class RetryingClient:
                 if code in NOT_FOUND_CODES:
                     raise NotFoundError(f"{op}: {code}: {msg}") from exc
                 raise self._credential_error(exc) or AwsError(
-                    f"{op} failed: {code}: {msg}", code=code, operation=op) from exc
+                    f"{op} failed: {code}: {msg}", code=code, operation=op
+                ) from exc
             except CONNECTION_ERRORS as exc:
                 op = self._client.meta.method_to_api_mapping[name]
                 raise self._credential_error(exc) or AwsError(
-                    f"cannot reach AWS: {exc}", operation=op,
-                    hint="is the endpoint up? 'imagefleet local status'") from exc
+                    f"cannot reach AWS: {exc}",
+                    operation=op,
+                    hint="is the endpoint up? 'imagefleet local status'",
+                ) from exc
             except bex.BotoCoreError as exc:
                 mapped = self._credential_error(exc)
                 if mapped is None:
@@ -312,7 +347,8 @@ class AwsFactory:
         aws = settings.aws
         endpoint = aws.endpoint_url
         if endpoint == "local":
-            # The embedded endpoint started by `imagefleet local up`; its port lives in the state dir.
+            # The embedded endpoint started by `imagefleet local up`; its port lives in the state
+            # dir.
             from orchestrator.local.endpoint import LocalEndpoint
 
             endpoint = LocalEndpoint(settings.state_dir).require_url()
@@ -367,10 +403,13 @@ class AwsFactory:
     def _session(self, region: str) -> boto3.Session:
         if region not in self._sessions:
             try:
-                self._sessions[region] = boto3.Session(profile_name=self.profile, region_name=region,
-                                                       **self.credentials)
+                self._sessions[region] = boto3.Session(
+                    profile_name=self.profile, region_name=region, **self.credentials
+                )
             except bex.ProfileNotFound as exc:
-                raise credential_error(exc, region, self.endpoint_url) or AwsError(str(exc)) from exc
+                raise credential_error(exc, region, self.endpoint_url) or AwsError(
+                    str(exc)
+                ) from exc
         return self._sessions[region]
 
     def client(self, service: str, region: str | None = None) -> Client:

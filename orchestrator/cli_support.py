@@ -40,7 +40,12 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
 def json_option(f: F) -> F:
     """``--json``: print the result as JSON on stdout (progress stays on stderr)."""
     return click.option(
-        "--json", "json_mode", is_flag=True, expose_value=False, is_eager=True, callback=_set_json,
+        "--json",
+        "json_mode",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_json,
         help="Print the result as JSON.",
     )(f)
 
@@ -48,8 +53,10 @@ def json_option(f: F) -> F:
 def wait_option(f: F) -> F:
     """``--wait``: when another process holds the lease this command needs, wait for it."""
     return click.option(
-        "--wait", is_flag=True,
-        help="If another operator or CI job holds this operation's lease, wait for it instead of " "stopping.",
+        "--wait",
+        is_flag=True,
+        help="If another operator or CI job holds this operation's lease, wait for it instead of "
+        "stopping.",
     )(f)
 
 
@@ -67,13 +74,16 @@ def lease_waiter(obj: Context) -> Callable[[LeaseHeldError], None]:
 
 
 class Bounded(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    """A finite number in [lo, hi]: click's FloatRange lets nan through, and inf past an open bound."""
+    """A finite number in [lo, hi]: click's FloatRange lets nan through, and inf past an open
+    bound."""
 
     def __init__(self, kind: type[int | float], lo: float, hi: float) -> None:
         self.kind, self.lo, self.hi = kind, lo, hi
         self.name = "integer" if kind is int else "number"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         from orchestrator.schema import shown
 
         try:
@@ -81,8 +91,12 @@ class Bounded(click.ParamType):  # type: ignore[type-arg]  # generic only in new
         except (ValueError, OverflowError):
             number = None
         if number is None or not math.isfinite(number) or not self.lo <= number <= self.hi:
-            self.fail(f"expected {'an integer' if self.kind is int else 'a number'} in "
-                      f"[{self.lo:g}, {self.hi:g}], got {shown(value)}", param, ctx)
+            self.fail(
+                f"expected {'an integer' if self.kind is int else 'a number'} in "
+                f"[{self.lo:g}, {self.hi:g}], got {shown(value)}",
+                param,
+                ctx,
+            )
         return number
 
 
@@ -92,7 +106,9 @@ class Named(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
     def __init__(self, pattern: Pattern, metavar: str = "NAME") -> None:
         self.pattern, self.name = pattern, metavar.lower()
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
         from orchestrator.schema import shown
 
         if not self.pattern.matches(value):
@@ -100,10 +116,14 @@ class Named(click.ParamType):  # type: ignore[type-arg]  # generic only in newer
         return str(value)
 
 
-def writable(directory: bool = False) -> Callable[[click.Context, click.Parameter, str | Path | None], str | Path | None]:
+def writable(
+    directory: bool = False,
+) -> Callable[[click.Context, click.Parameter, str | Path | None], str | Path | None]:
     """A click callback: the output path must be writable before the command does any work."""
 
-    def check(ctx: click.Context, param: click.Parameter, value: str | Path | None) -> str | Path | None:
+    def check(
+        ctx: click.Context, param: click.Parameter, value: str | Path | None
+    ) -> str | Path | None:
         if value is None:
             return None
         from orchestrator import inputs

@@ -55,8 +55,9 @@ class Clock:
         if seconds > 0:
             time.sleep(seconds / self.scale)
 
-    def poll_until(self, check: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
-                   every: float) -> tuple[T, bool]:
+    def poll_until(
+        self, check: Callable[[], T], done: Callable[[T], bool], *, timeout: float, every: float
+    ) -> tuple[T, bool]:
         """Call ``check`` every ``every`` seconds until ``done`` holds for its answer or ``timeout``
         seconds of this clock passed; returns the last answer and whether ``done`` held.
 
@@ -127,9 +128,16 @@ class VirtualClock(Clock):
         self._now = max(self._now, target)
         self._run_around_sleeps()
 
-    def every(self, seconds: float, fn: Callable[[], None], *, now: bool = True,
-              around_sleeps: bool = False) -> Callable[[], None]:
-        """Run ``fn`` every ``seconds`` of this clock (first at once when ``now``); returns a cancel.
+    def every(
+        self,
+        seconds: float,
+        fn: Callable[[], None],
+        *,
+        now: bool = True,
+        around_sleeps: bool = False,
+    ) -> Callable[[], None]:
+        """Run ``fn`` every ``seconds`` of this clock (first at once when ``now``); returns a
+        cancel.
 
         ``around_sleeps`` also runs it when a sleep begins and when it ends (the interval then
         counts from there): for a job that must see what the sleeper just changed, such as an

@@ -26,7 +26,8 @@ STAGES = ("unstable", "candidate", "release")
 # --- the schema -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Opaque(s.Field):
-    """A section validated by its own area (``[canary]``, ``[perf]``, ``[gates]``, ``[notify]``): here only 'a table'."""
+    """A section validated by its own area (``[canary]``, ``[perf]``, ``[gates]``, ``[notify]``):
+    here only 'a table'."""
 
     def read(self, value: object, dotted: str, w: s.Where) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -39,84 +40,130 @@ class _Scalar(s.Field):
     """A Packer variable value: a string, a finite number or a boolean."""
 
     def read(self, value: object, dotted: str, w: s.Where) -> str:
-        ok = isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value))
+        ok = isinstance(value, str | bool | int) or (
+            isinstance(value, float) and math.isfinite(value)
+        )
         if not ok or (isinstance(value, str) and (len(value) > 4096 or "\x00" in value)):
             raise w.error(dotted, "a string, number or boolean", value)
         return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 _ACCOUNTS = s.List((), item=s.Str(pattern=s.ACCOUNT), what="a list of 12-digit AWS account ids")
-_REGIONS = s.List(item=s.Str(pattern=s.REGION), what="a list of AWS region names like 'us-east-1'", min_items=1)
+_REGIONS = s.List(
+    item=s.Str(pattern=s.REGION), what="a list of AWS region names like 'us-east-1'", min_items=1
+)
 _PATH = s.Pattern(r"[^\x00-\x1f\x7f]{1,1024}", "a path (no control characters)")
 _OS = s.Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "an OS name like 'debian-12'")
 _ENDPOINT = s.Pattern(r"local|https?://[^\s\x00-\x1f\x7f]{1,1000}", 'an http(s):// URL or "local"')
 _PROFILE = s.Pattern(r"[A-Za-z0-9_.+=,@-]{1,128}", "an AWS profile name")
 _VARIABLE = s.Pattern(r"[A-Za-z_][A-Za-z0-9_-]{0,127}", "a Packer variable name")
 
-STATE = s.Table(fields={
-    "backend": s.Choice("sqlite", options=("sqlite", "dynamodb")),
-    "path": s.Str(".imagefleet/state.db", _PATH),
-    "table": s.Str("imagefleet-state", s.Pattern(r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name")),
-    # a holder that misses this long of heartbeats may be taken over (heartbeats every third of it)
-    "lease_ttl": s.Duration("120s", lo=3, hi=86400),
-})
-AWS = s.Table(fields={
-    "regions": s.List(("us-east-1",), item=_REGIONS.item, what=_REGIONS.what, min_items=1),
-    "endpoint_url": s.Str(None, _ENDPOINT),
-    "profile": s.Str(None, _PROFILE),
-    "artifact_bucket": s.Str("imagefleet-artifacts", s.BUCKET),
-    "max_attempts": s.Num(8, lo=1, hi=50, integer=True),  # per call; bounded so nothing retries forever
-    "max_retry_seconds": s.Num(60, lo=1, hi=3600),
-    "instance_profile_roles": s.List((), item=s.Str(pattern=s.ROLE_ARN),  # roles `iam-policy` lets EC2 pass
-                                      what="a list of IAM role ARNs like 'arn:aws:iam::123456789012:role/NAME'"),
-})
-SOURCE_FILTER = s.Table(optional=True, fields={
-    "name": s.Str(what="an AMI name pattern"),
-    "owners": s.List((), item=s.Str(what="an owner id or alias"), what="a list of AMI owners"),
-    "tags": s.Map({}, value=s.Str(what="a tag value")),
-})
-FAMILY = s.Table(fields={
-    "os": s.Str(pattern=_OS),
-    "os_release": s.Str(None, _OS, what="an OS release like 'ubuntu-24.04'"),  # what `fleet` groups by
-    "template": s.Str(pattern=_PATH, what="a path to a Packer template"),
-    "architecture": s.Choice("x86_64", options=("x86_64", "arm64")),
-    "variables": s.Map({}, key=_VARIABLE, value=_Scalar()),
-    "var_files": s.List((), item=s.Str(pattern=_PATH), what="a list of Packer -var-file paths"),
-    "source_ami": s.Str(None, s.AMI_ID),
-    "source_filter": SOURCE_FILTER,  # exactly one of source_ami and source_filter
-    "regions": s.List(None, item=_REGIONS.item, what=_REGIONS.what),  # None: [aws].regions
-    "cohort_instance_types": s.List(("t3.micro",), item=s.Str(pattern=s.INSTANCE_TYPE), min_items=1,
-                                    what="a list of instance types like 'm5.large'"),
-    "manifest": s.Str(None, _PATH, what="a path to a package manifest"),
-    "changelog_dir": s.Str(None, _PATH, what="a directory of Debian changelogs"),
-    "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
-    "ena_support": s.Bool(None),
-    "build_timeout": s.Duration("60m", lo=1),
-})
+STATE = s.Table(
+    fields={
+        "backend": s.Choice("sqlite", options=("sqlite", "dynamodb")),
+        "path": s.Str(".imagefleet/state.db", _PATH),
+        "table": s.Str(
+            "imagefleet-state", s.Pattern(r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name")
+        ),
+        # a holder that misses this long of heartbeats may be taken over (heartbeats every third of
+        # it)
+        "lease_ttl": s.Duration("120s", lo=3, hi=86400),
+    }
+)
+AWS = s.Table(
+    fields={
+        "regions": s.List(("us-east-1",), item=_REGIONS.item, what=_REGIONS.what, min_items=1),
+        "endpoint_url": s.Str(None, _ENDPOINT),
+        "profile": s.Str(None, _PROFILE),
+        "artifact_bucket": s.Str("imagefleet-artifacts", s.BUCKET),
+        "max_attempts": s.Num(
+            8, lo=1, hi=50, integer=True
+        ),  # per call; bounded so nothing retries forever
+        "max_retry_seconds": s.Num(60, lo=1, hi=3600),
+        "instance_profile_roles": s.List(
+            (),
+            item=s.Str(pattern=s.ROLE_ARN),  # roles `iam-policy` lets EC2 pass
+            what="a list of IAM role ARNs like 'arn:aws:iam::123456789012:role/NAME'",
+        ),
+    }
+)
+SOURCE_FILTER = s.Table(
+    optional=True,
+    fields={
+        "name": s.Str(what="an AMI name pattern"),
+        "owners": s.List((), item=s.Str(what="an owner id or alias"), what="a list of AMI owners"),
+        "tags": s.Map({}, value=s.Str(what="a tag value")),
+    },
+)
+FAMILY = s.Table(
+    fields={
+        "os": s.Str(pattern=_OS),
+        "os_release": s.Str(
+            None, _OS, what="an OS release like 'ubuntu-24.04'"
+        ),  # what `fleet` groups by
+        "template": s.Str(pattern=_PATH, what="a path to a Packer template"),
+        "architecture": s.Choice("x86_64", options=("x86_64", "arm64")),
+        "variables": s.Map({}, key=_VARIABLE, value=_Scalar()),
+        "var_files": s.List((), item=s.Str(pattern=_PATH), what="a list of Packer -var-file paths"),
+        "source_ami": s.Str(None, s.AMI_ID),
+        "source_filter": SOURCE_FILTER,  # exactly one of source_ami and source_filter
+        "regions": s.List(None, item=_REGIONS.item, what=_REGIONS.what),  # None: [aws].regions
+        "cohort_instance_types": s.List(
+            ("t3.micro",),
+            item=s.Str(pattern=s.INSTANCE_TYPE),
+            min_items=1,
+            what="a list of instance types like 'm5.large'",
+        ),
+        "manifest": s.Str(None, _PATH, what="a path to a package manifest"),
+        "changelog_dir": s.Str(None, _PATH, what="a directory of Debian changelogs"),
+        "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
+        "ena_support": s.Bool(None),
+        "build_timeout": s.Duration("60m", lo=1),
+    }
+)
 
 
-_STAGE = s.Table(fields={
-    "accounts": _ACCOUNTS,
-    "ous": s.List((), item=s.Str(pattern=s.OU), what="a list of organizational unit ids like 'ou-ab12-cd345678'"),
-})
-FRIEND = s.Table(fields={
-    "accounts": _ACCOUNTS,
-    "families": s.List((), item=s.Str(pattern=s.FAMILY), what="a list of family names"),  # empty: every family
-})
-SCHEMA = s.Table(fields={
-    "state": STATE,
-    "aws": AWS,
-    "families": s.Map({}, key=s.FAMILY, value=FAMILY, max_items=500),
-    "gates": _Opaque({}),  # pipelines/config.py
-    "notify": _Opaque({}),  # pipelines/config.py
-    "stages": s.Table(fields={name: _STAGE for name in STAGES}),
-    "friends": s.Map({}, key=s.TEAM, value=FRIEND, max_items=1000),
-    "promoters": s.Table(fields={"release": s.List((), item=s.Str(what="an IAM ARN pattern"),
-                                                   what="a list of IAM ARN patterns")}),
-    "canary": _Opaque({}),
-    "perf": _Opaque({}),
-    "os_releases": _Opaque({}),  # end-of-life dates, read by `imagefleet fleet` (pipelines/fleet/view.py)
-})
+_STAGE = s.Table(
+    fields={
+        "accounts": _ACCOUNTS,
+        "ous": s.List(
+            (),
+            item=s.Str(pattern=s.OU),
+            what="a list of organizational unit ids like 'ou-ab12-cd345678'",
+        ),
+    }
+)
+FRIEND = s.Table(
+    fields={
+        "accounts": _ACCOUNTS,
+        "families": s.List(
+            (), item=s.Str(pattern=s.FAMILY), what="a list of family names"
+        ),  # empty: every family
+    }
+)
+SCHEMA = s.Table(
+    fields={
+        "state": STATE,
+        "aws": AWS,
+        "families": s.Map({}, key=s.FAMILY, value=FAMILY, max_items=500),
+        "gates": _Opaque({}),  # pipelines/config.py
+        "notify": _Opaque({}),  # pipelines/config.py
+        "stages": s.Table(fields={name: _STAGE for name in STAGES}),
+        "friends": s.Map({}, key=s.TEAM, value=FRIEND, max_items=1000),
+        "promoters": s.Table(
+            fields={
+                "release": s.List(
+                    (), item=s.Str(what="an IAM ARN pattern"), what="a list of IAM ARN patterns"
+                )
+            }
+        ),
+        "canary": _Opaque({}),
+        "perf": _Opaque({}),
+        "os_releases": _Opaque(
+            {}
+        ),  # end-of-life dates, read by `imagefleet fleet` (pipelines/fleet/view.py)
+    }
+)
 DEFAULTS: dict[str, Any] = {**SCHEMA.defaults(), "family": FAMILY.defaults()}
 
 
@@ -182,7 +229,9 @@ class Settings:
     friends: dict[str, FriendSettings]
     promoters: tuple[str, ...]
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    text: str = field(default="", repr=False)  # the file as read, so areas' errors can name its lines
+    text: str = field(
+        default="", repr=False
+    )  # the file as read, so areas' errors can name its lines
 
     @property
     def state_dir(self) -> Path:
@@ -226,8 +275,10 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                          hint="TOML files are UTF-8; convert it, e.g. with iconv") from None
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            hint="TOML files are UTF-8; convert it, e.g. with iconv",
+        ) from None
 
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Settings:
@@ -251,24 +302,52 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     doc = SCHEMA.read(data, "", w)
 
     st, aw = doc["state"], doc["aws"]
-    state = StateSettings(backend=st["backend"], path=_under(base, st["path"]), table=st["table"],
-                          lease_ttl=float(st["lease_ttl"]))
+    state = StateSettings(
+        backend=st["backend"],
+        path=_under(base, st["path"]),
+        table=st["table"],
+        lease_ttl=float(st["lease_ttl"]),
+    )
     aws = AwsSettings(**{**aw, "max_retry_seconds": float(aw["max_retry_seconds"])})
-    fams = {name: _family(name, fam, data["families"][name], aws.regions, base, w)
-            for name, fam in doc["families"].items()}
-    stages = {name: StageSettings(accounts=st_["accounts"], ous=st_["ous"]) for name, st_ in doc["stages"].items()}
+    fams = {
+        name: _family(name, fam, data["families"][name], aws.regions, base, w)
+        for name, fam in doc["families"].items()
+    }
+    stages = {
+        name: StageSettings(accounts=st_["accounts"], ous=st_["ous"])
+        for name, st_ in doc["stages"].items()
+    }
     friends: dict[str, FriendSettings] = {}
     for team, f in doc["friends"].items():
         unknown = [x for x in f["families"] if x not in fams]
         if unknown:
-            raise w.error(f"friends.{team}.families", f"configured families ({', '.join(sorted(fams))})", unknown)
+            raise w.error(
+                f"friends.{team}.families",
+                f"configured families ({', '.join(sorted(fams))})",
+                unknown,
+            )
         friends[team] = FriendSettings(team=team, accounts=f["accounts"], families=f["families"])
-    return Settings(path=path, state=state, aws=aws, families=fams, stages=stages,
-                    friends=friends, promoters=doc["promoters"]["release"], raw=data, text=text)
+    return Settings(
+        path=path,
+        state=state,
+        aws=aws,
+        families=fams,
+        stages=stages,
+        friends=friends,
+        promoters=doc["promoters"]["release"],
+        raw=data,
+        text=text,
+    )
 
 
-def _family(name: str, fam: dict[str, Any], raw: dict[str, Any], regions: tuple[str, ...],
-            base: Path, w: s.Where) -> FamilySettings:
+def _family(
+    name: str,
+    fam: dict[str, Any],
+    raw: dict[str, Any],
+    regions: tuple[str, ...],
+    base: Path,
+    w: s.Where,
+) -> FamilySettings:
     """One ``[families.NAME]`` table, read by ``FAMILY``, with the checks that span keys."""
     dotted = f"families.{name}"
     source_filter = raw.get("source_filter")  # as written: bake passes it to DescribeImages as is
@@ -277,14 +356,25 @@ def _family(name: str, fam: dict[str, Any], raw: dict[str, Any], regions: tuple[
     fam_regions = regions if fam["regions"] is None else fam["regions"]
     stray = [r for r in fam_regions if r not in regions]
     if stray or not fam_regions:
-        raise w.error(f"{dotted}.regions", f"regions listed in aws.regions ({', '.join(regions)})", stray)
+        raise w.error(
+            f"{dotted}.regions", f"regions listed in aws.regions ({', '.join(regions)})", stray
+        )
     return FamilySettings(
-        name=name, os=fam["os"], architecture=fam["architecture"], template=_under(base, fam["template"]),
-        variables=fam["variables"], source_ami=fam["source_ami"], source_filter=source_filter,
-        regions=tuple(fam_regions), cohort_instance_types=fam["cohort_instance_types"],
-        manifest=_optional_under(base, fam["manifest"]), changelog_dir=_optional_under(base, fam["changelog_dir"]),
-        root_device_type=fam["root_device_type"], ena_support=fam["ena_support"],
-        build_timeout=fam["build_timeout"], var_files=tuple(_under(base, f) for f in fam["var_files"]),
+        name=name,
+        os=fam["os"],
+        architecture=fam["architecture"],
+        template=_under(base, fam["template"]),
+        variables=fam["variables"],
+        source_ami=fam["source_ami"],
+        source_filter=source_filter,
+        regions=tuple(fam_regions),
+        cohort_instance_types=fam["cohort_instance_types"],
+        manifest=_optional_under(base, fam["manifest"]),
+        changelog_dir=_optional_under(base, fam["changelog_dir"]),
+        root_device_type=fam["root_device_type"],
+        ena_support=fam["ena_support"],
+        build_timeout=fam["build_timeout"],
+        var_files=tuple(_under(base, f) for f in fam["var_files"]),
         os_release=fam["os_release"] or fam["os"],
     )
 

@@ -73,7 +73,10 @@ class Context:
 
         def on_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            self.out.note(f"[dim]retrying after {type(exc).__name__}: {exc} (attempt " f"{state.attempt_number})[/dim]")
+            self.out.note(
+                f"[dim]retrying after {type(exc).__name__}: {exc} (attempt "
+                f"{state.attempt_number})[/dim]"
+            )
 
         return AwsFactory.from_settings(self.settings, on_retry=on_retry, sleep=self.clock.sleep)
 
@@ -110,6 +113,8 @@ class Context:
                 raise NotFoundError(f"{fam} has no {rest} base yet")
             return self.store.get_base(fam, version)
         if not _VERSION.fullmatch(rest):
-            raise UsageError(f"{schema.shown(ref)}: expected a version number (1 to 999999999) or a stage "
-                             f"({', '.join(STAGES)}) after '{fam}:'")
+            raise UsageError(
+                f"{schema.shown(ref)}: expected a version number (1 to 999999999) or a stage "
+                f"({', '.join(STAGES)}) after '{fam}:'"
+            )
         return self.store.get_base(fam, int(rest))

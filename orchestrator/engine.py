@@ -39,7 +39,8 @@ def kill_point(point: str) -> None:
     ``IMAGEFLEET_KILL_AT=<step>:before|acted`` names the point; with ``IMAGEFLEET_KILL_HARD=1`` the
     process ends at once with status 137 (``os._exit``: no handler, ``finally`` or flush runs, as
     with ``kill -9``); with ``IMAGEFLEET_KILL_SIGNAL=STOP`` it stops itself (SIGSTOP) until a
-    SIGCONT, as a paused VM or a long GC would; otherwise it raises ``KillPoint``. ``IMAGEFLEET_KILL_TRACE=FILE`` appends every point passed, one per line, so a
+    SIGCONT, as a paused VM or a long GC would; otherwise it raises ``KillPoint``.
+    ``IMAGEFLEET_KILL_TRACE=FILE`` appends every point passed, one per line, so a
     kill soak can choose among the points a command really goes through. Real kills need no help.
     """
     trace = os.environ.get("IMAGEFLEET_KILL_TRACE")
@@ -49,12 +50,13 @@ def kill_point(point: str) -> None:
     target = os.environ.get("IMAGEFLEET_KILL_AT")
     if target and target == point:
         if os.environ.get("IMAGEFLEET_KILL_SIGNAL") == "STOP":
-            os.kill(os.getpid(), signal.SIGSTOP)  # frozen, every thread, like a paused VM; SIGCONT goes on
+            os.kill(
+                os.getpid(), signal.SIGSTOP
+            )  # frozen, every thread, like a paused VM; SIGCONT goes on
             return
         if os.environ.get("IMAGEFLEET_KILL_HARD") == "1":
             os._exit(137)
         raise KillPoint(point)
-
 
 
 class Operation:
@@ -80,7 +82,9 @@ class Operation:
             return prior[0]  # type: ignore[no-any-return]
         return self._done(name, action())
 
-    def step_process(self, name: str, start: Callable[[], Generator[float, None, T]]) -> Generator[float, None, T]:
+    def step_process(
+        self, name: str, start: Callable[[], Generator[float, None, T]]
+    ) -> Generator[float, None, T]:
         """``step`` for an action that waits as it goes: a generator yielding the seconds it wants
         to wait, run by a scheduler that interleaves several; the same journal records around it."""
         prior = self._begin(name)
@@ -96,7 +100,8 @@ class Operation:
             return (prior["result"],)
         self.store.record_step(self.id, name, "pending")  # fenced: refused once the lease is lost
         kill_point(f"{name}:before")
-        self.store.check_fence()  # a holder frozen since its pending write stops here, before acting
+        # a holder frozen since its pending write stops here, before acting
+        self.store.check_fence()
         return None
 
     def is_done(self, name: str) -> bool:

@@ -87,7 +87,8 @@ class PermissionDeniedError(RefusedError, PermissionError):
 
 
 class LeaseHeldError(RefusedError):
-    """Someone else holds the lease this command needs: names the holder, since when, and how to see it."""
+    """Someone else holds the lease this command needs: names the holder, since when, and how to see
+    it."""
 
     def __init__(self, lease: Lease) -> None:
         since = datetime.fromtimestamp(lease.acquired_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -104,7 +105,9 @@ class AwsError(ImagefleetError):
     """An AWS call failed after retries; ``code`` is AWS's error code ("" for a connection
     failure) and ``operation`` the API operation, so callers match codes, not messages."""
 
-    def __init__(self, message: str, *, code: str = "", operation: str = "", hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str = "", operation: str = "", hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.code = code
         self.operation = operation
@@ -140,9 +143,12 @@ class LeaseLostError(StateError):
         else:
             who = f"{holder.actor} (pid {holder.pid} on {holder.host}, '{holder.command}')"
             who += ", which has released it since" if holder.released else ""
-        super().__init__(f"lost the lease {name} to {who}; this process stopped and wrote nothing more"
-                         if holder is not None else
-                         f"lost the lease {name}: {who}; this process stopped and wrote nothing more",
-                         hint="the new holder carries on; 'imagefleet leases' shows it, rerun later to see " "where it stands")
+        super().__init__(
+            f"lost the lease {name} to {who}; this process stopped and wrote nothing more"
+            if holder is not None
+            else f"lost the lease {name}: {who}; this process stopped and wrote nothing more",
+            hint="the new holder carries on; 'imagefleet leases' shows it, rerun later to see "
+            "where it stands",
+        )
         self.name = name
         self.holder = holder

@@ -9,7 +9,8 @@ reading at most the limit, in bounded memory.
 
 JSON from users (canary judge files) is read with finite floats, integers of at most 30 digits
 and no Infinity literals (NaN marks a missing sample, as null does); a nesting too deep for the
-parser is an input error, not a crash. Output paths (``--junit``, ``--output``, ``--plots``) are probed before any
+parser is an input error, not a crash. Output paths (``--junit``, ``--output``, ``--plots``) are
+probed before any
 work starts, so a long run never ends in "cannot write".
 """
 
@@ -48,13 +49,17 @@ def _human(n: int) -> str:
 
 
 def _too_big(where: str, kind: str, error: type[ImagefleetError]) -> ImagefleetError:
-    return error(f"{where}: larger than the {_human(LIMITS[kind])} limit for a {kind} file",
-                 hint="imagefleet reads at most that much of it (docs/bad-input.md#size-limits)")
+    return error(
+        f"{where}: larger than the {_human(LIMITS[kind])} limit for a {kind} file",
+        hint="imagefleet reads at most that much of it (docs/bad-input.md#size-limits)",
+    )
 
 
 def _too_long(where: str, line: int, error: type[ImagefleetError]) -> ImagefleetError:
-    return error(f"{where}:{line}: a line longer than the {_human(MAX_LINE)} limit",
-                 hint="a manifest, samples or changelog line is short text; is this the right file?")
+    return error(
+        f"{where}:{line}: a line longer than the {_human(MAX_LINE)} limit",
+        hint="a manifest, samples or changelog line is short text; is this the right file?",
+    )
 
 
 def _open(path: Path, error: type[ImagefleetError], noun: str = "file") -> IO[bytes]:
@@ -72,7 +77,9 @@ def _open(path: Path, error: type[ImagefleetError], noun: str = "file") -> IO[by
     return fh
 
 
-def _chunks(fh: IO[bytes], where: str, kind: str, error: type[ImagefleetError], lines: bool) -> Iterator[bytes]:
+def _chunks(
+    fh: IO[bytes], where: str, kind: str, error: type[ImagefleetError], lines: bool
+) -> Iterator[bytes]:
     """The file's bytes in chunks of at most 1 MiB, checked against the size and line limits."""
     size = os.fstat(fh.fileno())
     if stat.S_ISREG(size.st_mode) and size.st_size > LIMITS[kind]:
@@ -102,8 +109,14 @@ def _chunks(fh: IO[bytes], where: str, kind: str, error: type[ImagefleetError], 
         yield chunk
 
 
-def read_bounded(path: str | Path, kind: str, *, lines: bool = True,
-                 error: type[ImagefleetError] = InputFormatError, noun: str = "file") -> bytes:
+def read_bounded(
+    path: str | Path,
+    kind: str,
+    *,
+    lines: bool = True,
+    error: type[ImagefleetError] = InputFormatError,
+    noun: str = "file",
+) -> bytes:
     """A user's file of ``kind`` as bytes, read as a stream that stops at the kind's limit.
 
     ``lines``: the format is line-based, so a line past ``MAX_LINE`` is refused as it streams
@@ -114,8 +127,9 @@ def read_bounded(path: str | Path, kind: str, *, lines: bool = True,
         return b"".join(_chunks(fh, str(p), kind, error, lines))
 
 
-def bounded_lines(stream: IO[str], where: str, kind: str,
-                  error: type[ImagefleetError] = InputFormatError) -> Iterator[str]:
+def bounded_lines(
+    stream: IO[str], where: str, kind: str, error: type[ImagefleetError] = InputFormatError
+) -> Iterator[str]:
     """The lines of an open text stream (a gunzipped changelog), within the kind's limits."""
     total, n = 0, 0
     while True:
@@ -132,8 +146,13 @@ def bounded_lines(stream: IO[str], where: str, kind: str,
 
 
 @contextmanager
-def bounded_path(path: str | Path, kind: str, *, error: type[ImagefleetError] = InputFormatError,
-                 noun: str = "file") -> Iterator[Path]:
+def bounded_path(
+    path: str | Path,
+    kind: str,
+    *,
+    error: type[ImagefleetError] = InputFormatError,
+    noun: str = "file",
+) -> Iterator[Path]:
     """A path a library may read whole (pandas), once the file has streamed within the limits.
 
     A regular file is checked in place; anything else (a pipe, a device such as ``/dev/zero``) is
@@ -177,9 +196,13 @@ def _no_infinity(name: str) -> float:
 def loads_json(text: str | bytes, where: str) -> Any:
     """Parse JSON strictly; any problem is an InputFormatError naming ``where`` (and line:col)."""
     try:
-        return json.loads(text, parse_float=_finite, parse_int=_bounded_int, parse_constant=_no_infinity)
+        return json.loads(
+            text, parse_float=_finite, parse_int=_bounded_int, parse_constant=_no_infinity
+        )
     except json.JSONDecodeError as exc:
-        raise InputFormatError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+        raise InputFormatError(
+            f"{where}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
     except RecursionError:
         raise InputFormatError(f"{where}: JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -193,17 +216,25 @@ def check_writable(path: Path, option: str, *, directory: bool = False) -> Path:
     answers correctly for read-only mounts and for root alike, where ``os.access`` does not.
     """
     if path.exists() and path.is_dir() != directory:
-        raise UsageError(f"{option} {shown(str(path))}: is {'not ' if directory else ''}a directory")
+        raise UsageError(
+            f"{option} {shown(str(path))}: is {'not ' if directory else ''}a directory"
+        )
     if path.exists() and not directory and not path.is_file() and str(path) != os.devnull:
         # a device or pipe (/dev/full) takes the probe but not the file: refused before the work
-        raise UsageError(f"{option} {shown(str(path))}: not a regular file",
-                         hint="write to a file (or /dev/null); the output is replaced when the command ends")
+        raise UsageError(
+            f"{option} {shown(str(path))}: not a regular file",
+            hint="write to a file (or /dev/null); the output is replaced when the command ends",
+        )
     if path.is_file() and not directory:
         try:
-            with path.open("ab"):  # an existing file must be writable itself, not only its directory
+            with path.open(
+                "ab"
+            ):  # an existing file must be writable itself, not only its directory
                 pass
         except OSError as exc:
-            raise UsageError(f"{option} {shown(str(path))}: cannot write ({exc.strerror})") from None
+            raise UsageError(
+                f"{option} {shown(str(path))}: cannot write ({exc.strerror})"
+            ) from None
     existing = path if directory and path.is_dir() else path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -213,5 +244,7 @@ def check_writable(path: Path, option: str, *, directory: bool = False) -> Path:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".imagefleet-probe-"):
             pass
     except OSError as exc:
-        raise UsageError(f"{option} {shown(str(path))}: cannot write in {existing} ({exc.strerror})") from None
+        raise UsageError(
+            f"{option} {shown(str(path))}: cannot write in {existing} ({exc.strerror})"
+        ) from None
     return path

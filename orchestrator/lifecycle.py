@@ -50,12 +50,15 @@ class Resource(ABC):
 
     def wait_ready(self, clock: Clock, timeout: float, poll: float, progress: Progress) -> None:
         """Poll ``_is_ready`` until true or ``timeout`` (clock seconds) passed."""
+
         def looked() -> tuple[bool, str]:
             ready, line = self._is_ready()
             progress(line)
             return ready, line
 
-        (_, line), ready = clock.poll_until(looked, lambda answer: answer[0], timeout=timeout, every=poll)
+        (_, line), ready = clock.poll_until(
+            looked, lambda answer: answer[0], timeout=timeout, every=poll
+        )
         if not ready:
             raise AwsError(f"{self.label} not ready after {timeout:.0f}s: {line}")
 
@@ -81,8 +84,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def provisioned(resource: R, *, clock: Clock, ready_timeout: float, poll: float,
-                progress: Progress) -> Iterator[R]:
+def provisioned(
+    resource: R, *, clock: Clock, ready_timeout: float, poll: float, progress: Progress
+) -> Iterator[R]:
     """Create, wait until ready, post-create, yield; delete on every way out.
 
     A second Ctrl-C while deleting does not stop the deletion: it is retried once and the

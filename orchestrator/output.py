@@ -24,10 +24,18 @@ if TYPE_CHECKING:
 
 
 class Output:
-    def __init__(self, *, json_mode: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
-                 transcript: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        transcript: bool = False,
+    ) -> None:
         self.json_mode = json_mode
-        self.transcript = transcript  # progress as lines even on a terminal: a log to read back (the demo)
+        self.transcript = (
+            transcript  # progress as lines even on a terminal: a log to read back (the demo)
+        )
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
 
@@ -51,7 +59,9 @@ class Output:
     def interactive(self) -> bool:
         return self.err.is_terminal and not self.transcript
 
-    def result(self, data: object, render: Callable[[], RenderableType | None] | None = None) -> None:
+    def result(
+        self, data: object, render: Callable[[], RenderableType | None] | None = None
+    ) -> None:
         """The command's answer: JSON when asked for, else what ``render`` returns (or ``data``)."""
         if self.json_mode:
             self.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

@@ -55,7 +55,9 @@ class RunPage(Protocol):
     @property
     def plots(self) -> Sequence[str]: ...
     @property
-    def cells(self) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict
+    def cells(
+        self,
+    ) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict
 
 
 @dataclass
@@ -64,14 +66,24 @@ class Site:
     pages: list[Path]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out": str(self.out), "index": str(self.out / "index.html"), "pages": len(self.pages)}
+        return {
+            "out": str(self.out),
+            "index": str(self.out / "index.html"),
+            "pages": len(self.pages),
+        }
 
 
 def _env() -> jinja2.Environment:
     loader = jinja2.FunctionLoader(
-        lambda name: (resources.files("orchestrator") / "templates" / "report" / name).read_text())
-    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+        lambda name: (resources.files("orchestrator") / "templates" / "report" / name).read_text()
+    )
+    env = jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["when"] = _when
     env.filters["num"] = _num
     return env
@@ -107,7 +119,8 @@ class MetricRow:
 
 @dataclass(frozen=True)
 class Cell:
-    """One wave of one cohort: its colour class (pass, marginal, fail, running, pending, skipped)."""
+    """One wave of one cohort: its colour class (pass, marginal, fail, running, pending,
+    skipped)."""
 
     cls: str
     label: str
@@ -142,7 +155,8 @@ class RolloutMatrix:
 
 
 def fleet_view(store: StateStore, out: Path) -> dict[str, Any] | None:
-    """The latest fleet snapshot (``imagefleet fleet``) with its burndown plot copied into the site."""
+    """The latest fleet snapshot (``imagefleet fleet``) with its burndown plot copied into the
+    site."""
     snapshots = sorted(store.docs(FLEET_KIND), key=lambda d: d.get("taken_at", ""))
     if not snapshots:
         return None
@@ -152,8 +166,13 @@ def fleet_view(store: StateStore, out: Path) -> dict[str, Any] | None:
     if plot.is_file():
         shutil.copyfile(plot, out / "assets" / "fleet-burndown.png")
         copied = "assets/fleet-burndown.png"
-    return {"taken_at": latest.get("taken_at"), "rows": latest.get("rows", []),
-            "summary": latest.get("summary", []), "snapshots": len(snapshots), "plot": copied}
+    return {
+        "taken_at": latest.get("taken_at"),
+        "rows": latest.get("rows", []),
+        "summary": latest.get("summary", []),
+        "snapshots": len(snapshots),
+        "plot": copied,
+    }
 
 
 def planted_links(out: Path) -> list[Path]:
@@ -167,8 +186,14 @@ def planted_links(out: Path) -> list[Path]:
     return sorted(found)
 
 
-def build(store: StateStore, out: Path, *, now: datetime | None = None, rollouts: Sequence[RolloutMatrix] = (),
-          runs: Sequence[RunPage] = ()) -> Site:
+def build(
+    store: StateStore,
+    out: Path,
+    *,
+    now: datetime | None = None,
+    rollouts: Sequence[RolloutMatrix] = (),
+    runs: Sequence[RunPage] = (),
+) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf): the
@@ -176,26 +201,35 @@ def build(store: StateStore, out: Path, *, now: datetime | None = None, rollouts
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
-    site replaces ``out`` as a whole (the old one is removed), so a failure leaves ``out`` as it was.
+    site replaces ``out`` as a whole (the old one is removed), so a failure leaves ``out`` as it
+    was.
     """
     if out.exists() and not out.is_symlink() and not out.is_dir():
         raise UsageError(f"--out {printable(str(out))}: exists and is not a directory")
     links = planted_links(out)
     if links:
-        named = ", ".join(printable(str(p)) for p in links[:3]) + (f" and {len(links) - 3} more" if len(links) > 3 else "")
-        raise UsageError(f"--out {printable(str(out))}: refusing to write through symbolic links: {named}",
-                         hint="remove the links (or choose another directory); the report never follows them")
+        named = ", ".join(printable(str(p)) for p in links[:3]) + (
+            f" and {len(links) - 3} more" if len(links) > 3 else ""
+        )
+        raise UsageError(
+            f"--out {printable(str(out))}: refusing to write through symbolic links: {named}",
+            hint="remove the links (or choose another directory); the report never follows them",
+        )
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.report-"))
     except OSError as exc:
-        raise UsageError(f"--out {printable(str(out))}: cannot write in {printable(str(parent))} "
-                         f"({exc.strerror or exc})") from None
+        raise UsageError(
+            f"--out {printable(str(out))}: cannot write in {printable(str(parent))} "
+            f"({exc.strerror or exc})"
+        ) from None
     try:
         staging.chmod(0o755)
-        pages = [out / p.relative_to(staging)
-                 for p in _write(store, staging, now=now, rollouts=rollouts, runs=runs)]
+        pages = [
+            out / p.relative_to(staging)
+            for p in _write(store, staging, now=now, rollouts=rollouts, runs=runs)
+        ]
         _swap(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -219,8 +253,14 @@ def _swap(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(store: StateStore, out: Path, *, now: datetime | None, rollouts: Sequence[RolloutMatrix],
-           runs: Sequence[RunPage]) -> list[Path]:
+def _write(
+    store: StateStore,
+    out: Path,
+    *,
+    now: datetime | None,
+    rollouts: Sequence[RolloutMatrix],
+    runs: Sequence[RunPage],
+) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
     (out / "rollouts").mkdir(exist_ok=True)
@@ -253,19 +293,38 @@ def _write(store: StateStore, out: Path, *, now: datetime | None, rollouts: Sequ
     summary = []
     for fam in families:
         stage_rows = {s: pointers.get((fam, s)) for s in STAGES[1:]}
-        summary.append({"family": fam, "stages": stage_rows, "bases": len(by_family[fam]["bases"]),
-                        "rollouts": len(by_family[fam]["rollouts"]), "runs": len(by_family[fam]["runs"])})
-        write(f"family-{fam}.html", "family.html.j2", family=fam, stages=stage_rows,
-              history=list(reversed(store.stage_history(fam))), bases=list(reversed(by_family[fam]["bases"])),
-              rollouts=by_family[fam]["rollouts"], runs=by_family[fam]["runs"], retros=by_family[fam]["retros"])
+        summary.append(
+            {
+                "family": fam,
+                "stages": stage_rows,
+                "bases": len(by_family[fam]["bases"]),
+                "rollouts": len(by_family[fam]["rollouts"]),
+                "runs": len(by_family[fam]["runs"]),
+            }
+        )
+        write(
+            f"family-{fam}.html",
+            "family.html.j2",
+            family=fam,
+            stages=stage_rows,
+            history=list(reversed(store.stage_history(fam))),
+            bases=list(reversed(by_family[fam]["bases"])),
+            rollouts=by_family[fam]["rollouts"],
+            runs=by_family[fam]["runs"],
+            retros=by_family[fam]["retros"],
+        )
     (out / "retros").mkdir(exist_ok=True)
     retros = store.docs(RETRO_KIND)
     for retro in retros:
         (out / "retros" / f"{retro['id']}.md").write_text(retro.get("markdown", ""))
         write(f"retros/{retro['id']}.html", "retro.html.j2", retro=retro)
     for r in rollouts:
-        write(f"rollouts/{r.id}.html", "rollout.html.j2", r=r,
-              retros=[x for x in retros if x.get("rollout") == r.id])
+        write(
+            f"rollouts/{r.id}.html",
+            "rollout.html.j2",
+            r=r,
+            retros=[x for x in retros if x.get("rollout") == r.id],
+        )
     for run in runs:
         plots = []
         for p in run.plots:
@@ -277,6 +336,13 @@ def _write(store: StateStore, out: Path, *, now: datetime | None, rollouts: Sequ
         write(f"runs/{run.id}.html", "run.html.j2", run=run, plots=plots, comparisons=run.cells)
     audit = store.audit_trail(limit=500)
     write("audit.html", "audit.html.j2", entries=list(reversed(audit)))
-    write("index.html", "index.html.j2", families=summary, rollouts=list(rollouts)[-10:][::-1],
-          runs=list(runs)[-10:][::-1], audit=list(reversed(audit))[:15], fleet=fleet_view(store, out))
+    write(
+        "index.html",
+        "index.html.j2",
+        families=summary,
+        rollouts=list(rollouts)[-10:][::-1],
+        runs=list(runs)[-10:][::-1],
+        audit=list(reversed(audit))[:15],
+        fleet=fleet_view(store, out),
+    )
     return pages

@@ -48,19 +48,31 @@ class Pattern:
 
 
 FAMILY = Pattern(r"[a-z][a-z0-9-]{0,62}", "a family name of lowercase letters, digits and '-'")
-TEAM = Pattern(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a team name of letters, digits, '.', '_' or '-'")
+TEAM = Pattern(
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a team name of letters, digits, '.', '_' or '-'"
+)
 REGION = Pattern(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", "an AWS region name like 'us-east-1'")
-AVAILABILITY_ZONE = Pattern(r"[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]", "an availability zone like 'us-east-1a'")
+AVAILABILITY_ZONE = Pattern(
+    r"[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]", "an availability zone like 'us-east-1a'"
+)
 ACCOUNT = Pattern(r"[0-9]{12}", "a 12-digit AWS account id")
-OU = Pattern(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}", "an organizational unit id like 'ou-ab12-cd345678'")
-ROLE_ARN = Pattern(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}",
-                   "an IAM role ARN like 'arn:aws:iam::123456789012:role/NAME'")
+OU = Pattern(
+    r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}", "an organizational unit id like 'ou-ab12-cd345678'"
+)
+ROLE_ARN = Pattern(
+    r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}",
+    "an IAM role ARN like 'arn:aws:iam::123456789012:role/NAME'",
+)
 AMI_ID = Pattern(r"ami-[0-9a-f]{8,17}", "an AMI id like 'ami-0abc1234'")
-INSTANCE_TYPE = Pattern(r"[a-z][a-z0-9-]{0,30}\.[a-z0-9-]{1,30}", "an instance type like 'm5.large'")
+INSTANCE_TYPE = Pattern(
+    r"[a-z][a-z0-9-]{0,30}\.[a-z0-9-]{1,30}", "an instance type like 'm5.large'"
+)
 BUCKET = Pattern(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name")
 # Free-form labels (metric names, groups, namespaces, OS names): printable, no path separators
 # at the ends, bounded; what CloudWatch accepts for names and dimensions.
-LABEL = Pattern(r"[A-Za-z0-9_.:/#@+=-][A-Za-z0-9 _.:/#@+=-]{0,254}", "a name of letters, digits and _.:/#@+=-")
+LABEL = Pattern(
+    r"[A-Za-z0-9_.:/#@+=-][A-Za-z0-9 _.:/#@+=-]{0,254}", "a name of letters, digits and _.:/#@+=-"
+)
 
 
 def parse_duration(text: object, key: str = "duration", *, hi: int = MAX_DURATION_S) -> int:
@@ -69,7 +81,9 @@ def parse_duration(text: object, key: str = "duration", *, hi: int = MAX_DURATIO
     seconds = int(m.group(1)) * _DURATION_UNITS[m.group(2)] if m else -1
     if not m or seconds > hi:
         limit = f" up to {hi // 86400}d" if m else ""
-        raise ConfigError(f"{key}: expected a duration like '30m', '24h' or '7d'{limit}, got {shown(text)}")
+        raise ConfigError(
+            f"{key}: expected a duration like '30m', '24h' or '7d'{limit}, got {shown(text)}"
+        )
     return seconds
 
 
@@ -83,7 +97,9 @@ class Where:
 
     def line_of(self, dotted: str) -> int | None:
         parts = [re.sub(r"\[\d+\]$", "", p) for p in dotted.split(".")]
-        header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(re.escape(p) for p in parts) + r"\s*\]+")
+        header = re.compile(
+            r"^\s*\[+\s*" + r"\s*\.\s*".join(re.escape(p) for p in parts) + r"\s*\]+"
+        )
         for i, line in enumerate(self.lines, 1):
             if header.match(line):
                 return i
@@ -95,10 +111,14 @@ class Where:
         # an inline table (``timeouts = { launch = "1m" }``): the line of the key that holds it
         return self.line_of(".".join(parts[:-1])) if len(parts) > 1 else None
 
-    def error(self, dotted: str, expected: str, got: object = None, *, show_got: bool = True) -> ConfigError:
+    def error(
+        self, dotted: str, expected: str, got: object = None, *, show_got: bool = True
+    ) -> ConfigError:
         where = str(self.path) if self.path else "<config>"
         line = self.line_of(dotted) if self.lines else None
-        if not dotted.isprintable() or len(dotted) > _SHOWN:  # a key with a newline, or 100k characters
+        if (
+            not dotted.isprintable() or len(dotted) > _SHOWN
+        ):  # a key with a newline, or 100k characters
             dotted = shown(dotted)
         detail = f"{dotted}: expected {expected}" + (f", got {shown(got)}" if show_got else "")
         return ConfigError(f"{where}:{line}: {detail}" if line else f"{where}: {detail}")
@@ -192,7 +212,9 @@ class Duration(Field):
         try:
             seconds = parse_duration(value, dotted, hi=self.hi)
         except ConfigError:
-            raise w.error(dotted, f"a duration like '30m', '24h' or '7d' up to {self.hi // 86400}d", value) from None
+            raise w.error(
+                dotted, f"a duration like '30m', '24h' or '7d' up to {self.hi // 86400}d", value
+            ) from None
         if seconds < self.lo:
             raise w.error(dotted, f"at least {self.lo}s", value)
         return seconds
@@ -251,8 +273,10 @@ class Table(Field):
 
     def defaults(self) -> dict[str, Any]:
         """Every key's default, nested tables included: the one place defaults are written."""
-        return {k: (None if f.optional else f.defaults()) if isinstance(f, Table) else f.default
-                for k, f in self.fields.items()}
+        return {
+            k: (None if f.optional else f.defaults()) if isinstance(f, Table) else f.default
+            for k, f in self.fields.items()
+        }
 
     def read(self, value: object, dotted: str, w: Where) -> dict[str, Any]:
         if value is None:
@@ -261,8 +285,12 @@ class Table(Field):
             raise w.error(dotted, "a table", value)
         for k in value:
             if k not in self.fields:
-                raise w.error(_join(dotted, k), f"one of the keys {', '.join(sorted(self.fields))}", k,
-                              show_got=False)
+                raise w.error(
+                    _join(dotted, k),
+                    f"one of the keys {', '.join(sorted(self.fields))}",
+                    k,
+                    show_got=False,
+                )
         out: dict[str, Any] = {}
         for k, spec in self.fields.items():
             key = _join(dotted, k)
@@ -273,7 +301,11 @@ class Table(Field):
             elif spec.default is REQUIRED:
                 raise w.error(key, f"{spec.describe()} (required)", show_got=False)
             else:
-                out[k] = spec.default if spec.default is None else spec.read(_plain(spec.default), key, w)
+                out[k] = (
+                    spec.default
+                    if spec.default is None
+                    else spec.read(_plain(spec.default), key, w)
+                )
         return out
 
 
@@ -282,7 +314,8 @@ def _join(dotted: str, key: str) -> str:
 
 
 def _plain(default: object) -> object:
-    """A default as TOML would hold it (tuples as lists), so it goes through its own field's checks."""
+    """A default as TOML would hold it (tuples as lists), so it goes through its own field's
+    checks."""
     if isinstance(default, tuple):
         return [_plain(v) for v in default]
     return default

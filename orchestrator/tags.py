@@ -24,7 +24,8 @@ PERF_EXPIRES_TAG = "imagefleet:perf-expires"  # benchmark instances: when `gc` m
 
 
 def stage_flag(stage: str) -> str:
-    """AMIs: ``imagefleet:stage:<stage>`` is ``true`` while ``stage`` names the base, ``false`` after.
+    """AMIs: ``imagefleet:stage:<stage>`` is ``true`` while ``stage`` names the base, ``false``
+    after.
 
     A base can be current in several stages at once (the release that is also still the
     candidate); ``STAGE_TAG`` holds only the highest, these say each one exactly.

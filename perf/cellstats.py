@@ -25,18 +25,33 @@ MAD_TO_SD = 1.4826  # MAD × this estimates σ for normal data, so the robust CV
 _SCIPY_EXACT_MAX_N = 8  # scipy's mannwhitneyu may use the exact distribution up to here
 
 
-def cell_stats(b: np.ndarray, c: np.ndarray, *, seed: int, cell: int, bootstrap: int,
-               bootstrap_max_n: int, min_samples: int) -> dict[str, Any]:
+def cell_stats(
+    b: np.ndarray,
+    c: np.ndarray,
+    *,
+    seed: int,
+    cell: int,
+    bootstrap: int,
+    bootstrap_max_n: int,
+    min_samples: int,
+) -> dict[str, Any]:
     """Every statistic of one cell; ``b`` and ``c`` are the arms' values in file order (the
     seeded bootstrap resamples them in that order, so results do not depend on sorting)."""
     nb, nc = len(b), len(c)
     bs, cs = np.sort(b), np.sort(c)
     mb, mc = sorted_median(bs), sorted_median(cs)
     out: dict[str, Any] = {
-        "n_baseline": nb, "n_candidate": nc, "baseline_median": mb, "candidate_median": mc,
+        "n_baseline": nb,
+        "n_candidate": nc,
+        "baseline_median": mb,
+        "candidate_median": mc,
         "ratio": mc / mb if nb and nc and mb != 0 else math.nan,
-        "hl_ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
-        "cv_baseline": robust_cv(bs, mb), "cv_candidate": robust_cv(cs, mc),
+        "hl_ratio": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p_value": math.nan,
+        "cv_baseline": robust_cv(bs, mb),
+        "cv_candidate": robust_cv(cs, mc),
     }
     if nb < min_samples or nc < min_samples or not math.isfinite(out["ratio"]):
         return out
@@ -97,7 +112,9 @@ def mann_whitney_p(b: np.ndarray, c: np.ndarray, *, presorted: bool = False) -> 
     return float(min(max(2 * special.ndtr(-z), 0.0), 1.0))
 
 
-def hodges_lehmann_ratio(b: np.ndarray, c: np.ndarray, rng: np.random.Generator | None = None) -> float:
+def hodges_lehmann_ratio(
+    b: np.ndarray, c: np.ndarray, rng: np.random.Generator | None = None
+) -> float:
     """The Hodges–Lehmann shift estimate that belongs to the Mann–Whitney test, as a ratio:
     exp(median of all pairwise log(c_j) - log(b_i)); for data with non-positive values,
     1 + median(c_j - b_i) / median(b). Exact, without forming the n·m pairs (see
@@ -134,7 +151,9 @@ def _pairwise_order_statistics(x: np.ndarray, y: np.ndarray, k: int, many: int) 
         return int(nx * ny - np.searchsorted(x, y - d, "left").sum())
 
     # padded so that rounding in ``y - d`` cannot drop a pair at either end
-    pad = abs(float(y[-1] - x[0]) - float(y[0] - x[-1])) + abs(float(y[-1])) + abs(float(x[-1])) + 1.0
+    pad = (
+        abs(float(y[-1] - x[0]) - float(y[0] - x[-1])) + abs(float(y[-1])) + abs(float(x[-1])) + 1.0
+    )
     lo, hi = float(y[0] - x[-1]) - pad, float(y[-1] - x[0]) + pad
     c_lo, c_hi = 0, nx * ny
     small = max(4 * (nx + ny), 4096)
@@ -164,8 +183,14 @@ def _pairwise_order_statistics(x: np.ndarray, y: np.ndarray, k: int, many: int) 
     return _select(_pairs_between(x, y, lo, hi), k - c_lo, many)
 
 
-def _first_bracket(x: np.ndarray, y: np.ndarray, k: int, many: int, count: Callable[[float], int],
-                   whole: tuple[float, float, int, int]) -> tuple[float, float, int, int]:
+def _first_bracket(
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    many: int,
+    count: Callable[[float], int],
+    whole: tuple[float, float, int, int],
+) -> tuple[float, float, int, int]:
     """A narrow (lo, hi] around the wanted ranks: the difference of medians ± a few standard
     errors of it (the pairwise median sits close to it), widened until it holds the ranks;
     the whole range when that fails."""
@@ -201,16 +226,23 @@ def _select(pairs: np.ndarray, first: int, many: int) -> list[float]:
     return [float(part[r]) for r in ranks]
 
 
-def bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Generator, *,
-                       resamples: int = 2000, level: float = CI_LEVEL) -> tuple[float, float]:
+def bootstrap_ratio_ci(
+    b: np.ndarray,
+    c: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    resamples: int = 2000,
+    level: float = CI_LEVEL,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of median(c)/median(b), resampling each arm independently."""
     mb = _resampled_medians(b, rng.integers(0, len(b), size=(resamples, len(b))))
     mc = _resampled_medians(c, rng.integers(0, len(c), size=(resamples, len(c))))
     return _percentile_interval(mc, mb, resamples, level)
 
 
-def _percentile_interval(mc: np.ndarray, mb: np.ndarray, resamples: int,
-                         level: float) -> tuple[float, float]:
+def _percentile_interval(
+    mc: np.ndarray, mb: np.ndarray, resamples: int, level: float
+) -> tuple[float, float]:
     """The ``level`` percentile interval of the bootstrap ratios ``mc / mb`` (NaN, NaN when
     over half of them are undefined: a zero median in the baseline arm)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -241,8 +273,14 @@ def _resampled_medians(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return middle
 
 
-def median_bootstrap_ratio_ci(b: np.ndarray, c: np.ndarray, rng: np.random.Generator, *,
-                              resamples: int = 2000, level: float = CI_LEVEL) -> tuple[float, float]:
+def median_bootstrap_ratio_ci(
+    b: np.ndarray,
+    c: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    resamples: int = 2000,
+    level: float = CI_LEVEL,
+) -> tuple[float, float]:
     """The percentile bootstrap CI of median(c)/median(b) that ``bootstrap_ratio_ci`` estimates,
     at a cost that does not grow with ``resamples × n``.
 
@@ -266,7 +304,9 @@ def _draw_bootstrap_medians(xs: np.ndarray, rng: np.random.Generator, size: int)
 
 
 @lru_cache(maxsize=512)
-def bootstrap_median_distribution(n: int, floor: float = 1e-13) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bootstrap_median_distribution(
+    n: int, floor: float = 1e-13
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exact distribution of a bootstrap resample's median, over sorted positions: the
     median is ``(xs[low] + xs[high]) / 2`` with probability ``probs`` (pairs below ``floor``
     dropped; ``low == high`` for odd ``n``). With C_i ~ Binom(n, i/n) the number of draws on
@@ -285,8 +325,9 @@ def bootstrap_median_distribution(n: int, floor: float = 1e-13) -> tuple[np.ndar
         before, now = stats.binom.pmf(a, n, (i - 1) / n), stats.binom.pmf(a, n, i / n)
         miss_i = ((n - i) / (n - i + 1)) ** rest  # given C_{i-1} = a: no other draw lands on i
         lower_at_i = now - before * miss_i  # P(C_{i-1} < a, C_i = a)
-        both_at_i = (stats.binom.sf(a, n, i / n) - stats.binom.sf(a, n, (i - 1) / n)
-                     - before * (1 - miss_i))  # P(C_{i-1} < a, C_i > a)
+        both_at_i = (
+            stats.binom.sf(a, n, i / n) - stats.binom.sf(a, n, (i - 1) / n) - before * (1 - miss_i)
+        )  # P(C_{i-1} < a, C_i > a)
         li, hj = np.triu_indices(n, k=1)
         ri, rj = li + 1.0, hj + 1.0
         above = n - ri  # positions above i (> 0 here: j > i)
@@ -322,8 +363,9 @@ def median_se(x: np.ndarray, *, presorted: bool = False) -> float:
 _Z_CI = {CI_LEVEL: float(stats.norm.isf((1 - CI_LEVEL) / 2))}
 
 
-def asymptotic_ratio_ci(b: np.ndarray, c: np.ndarray, *, level: float = CI_LEVEL,
-                        presorted: bool = False) -> tuple[float, float]:
+def asymptotic_ratio_ci(
+    b: np.ndarray, c: np.ndarray, *, level: float = CI_LEVEL, presorted: bool = False
+) -> tuple[float, float]:
     """Price & Bonett (2002) CI of a ratio of medians on the log scale (delta method)."""
     if presorted:
         mb, mc = sorted_median(b), sorted_median(c)
@@ -331,7 +373,9 @@ def asymptotic_ratio_ci(b: np.ndarray, c: np.ndarray, *, level: float = CI_LEVEL
         mb, mc = float(np.median(b)), float(np.median(c))
     if mb == 0 or mc == 0 or (mb < 0) != (mc < 0):
         return math.nan, math.nan
-    v = (median_se(b, presorted=presorted) / mb) ** 2 + (median_se(c, presorted=presorted) / mc) ** 2
+    v = (median_se(b, presorted=presorted) / mb) ** 2 + (
+        median_se(c, presorted=presorted) / mc
+    ) ** 2
     z = _Z_CI.get(level) or float(stats.norm.isf((1 - level) / 2))
     r = mc / mb
     half = z * math.sqrt(v)

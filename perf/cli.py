@@ -14,7 +14,9 @@ from orchestrator.errors import RefusedError, UsageError
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-perf_group = click.Group("perf", help="Benchmark fleets: run them, compare candidate vs baseline samples.")
+perf_group = click.Group(
+    "perf", help="Benchmark fleets: run them, compare candidate vs baseline samples."
+)
 
 
 def _percent(option: str, text: str) -> float:
@@ -46,30 +48,77 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @click.argument("baseline_samples", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("candidate_samples", type=click.Path(dir_okay=False, path_type=Path))
 # Values are checked here, not by click, so that a bad one is an imagefleet `error:` line (exit 2).
-@click.option("--format", "fmt", default=None, metavar="md|json", help="Output format (default md; json under --json).")
-@click.option("--threshold", "thresholds", multiple=True, metavar="METRIC=PCT",
-              help="Per-metric threshold in percent (repeatable), e.g. cpu_sha256_throughput=5.")
-@click.option("--default-threshold", metavar="PCT",
-              help="Threshold in percent for metrics without their own (default: [perf] "
-                   "thresholds.default, 2).")
-@click.option("--correction", metavar="holm|bh",
-              help="Multiple-testing correction (default: [perf] correction, holm).")
-@click.option("--per-instance", is_flag=True,
-              help="Compare per-instance medians (the instance is the unit) instead of samples.")
-@click.option("--higher-is-better", "higher", multiple=True, metavar="GLOB",
-              help="Metrics matching GLOB are better when larger (repeatable; beats [perf] and the file).")
-@click.option("--lower-is-better", "lower", multiple=True, metavar="GLOB",
-              help="Metrics matching GLOB are better when smaller (repeatable).")
-@click.option("--instance-type-label", metavar="LABEL",
-              help="Column or PKB label that holds the instance type (default: [perf] "
-                   "instance_type_label, then machine_type, sending_/receiving_machine_type).")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), callback=writable(True),
-              help="Also write a forest plot and per-metric distribution plots (PNG) here.")
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    metavar="md|json",
+    help="Output format (default md; json under --json).",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="METRIC=PCT",
+    help="Per-metric threshold in percent (repeatable), e.g. cpu_sha256_throughput=5.",
+)
+@click.option(
+    "--default-threshold",
+    metavar="PCT",
+    help="Threshold in percent for metrics without their own (default: [perf] "
+    "thresholds.default, 2).",
+)
+@click.option(
+    "--correction",
+    metavar="holm|bh",
+    help="Multiple-testing correction (default: [perf] correction, holm).",
+)
+@click.option(
+    "--per-instance",
+    is_flag=True,
+    help="Compare per-instance medians (the instance is the unit) instead of samples.",
+)
+@click.option(
+    "--higher-is-better",
+    "higher",
+    multiple=True,
+    metavar="GLOB",
+    help="Metrics matching GLOB are better when larger (repeatable; beats [perf] and the file).",
+)
+@click.option(
+    "--lower-is-better",
+    "lower",
+    multiple=True,
+    metavar="GLOB",
+    help="Metrics matching GLOB are better when smaller (repeatable).",
+)
+@click.option(
+    "--instance-type-label",
+    metavar="LABEL",
+    help="Column or PKB label that holds the instance type (default: [perf] "
+    "instance_type_label, then machine_type, sending_/receiving_machine_type).",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    callback=writable(True),
+    help="Also write a forest plot and per-metric distribution plots (PNG) here.",
+)
 @json_option
-def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None,
-                thresholds: tuple[str, ...], default_threshold: str | None, correction: str | None,
-                per_instance: bool, higher: tuple[str, ...], lower: tuple[str, ...],
-                instance_type_label: str | None, plots_dir: Path | None) -> None:
+def compare_cmd(
+    baseline_samples: Path,
+    candidate_samples: Path,
+    fmt: str | None,
+    thresholds: tuple[str, ...],
+    default_threshold: str | None,
+    correction: str | None,
+    per_instance: bool,
+    higher: tuple[str, ...],
+    lower: tuple[str, ...],
+    instance_type_label: str | None,
+    plots_dir: Path | None,
+) -> None:
     """Compare CANDIDATE_SAMPLES against BASELINE_SAMPLES; exit 1 on a regression.
 
     Files may be CSV, JSON lines or PerfKitBenchmarker NDJSON; the arm comes from the position.
@@ -81,7 +130,9 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None
 
     ctx = get_context()
     parsed = _parse_thresholds(thresholds)
-    default_pct = None if default_threshold is None else _percent("--default-threshold", default_threshold)
+    default_pct = (
+        None if default_threshold is None else _percent("--default-threshold", default_threshold)
+    )
     if fmt not in (None, "md", "json"):
         raise UsageError(f"--format {fmt!r}: expected md or json")
     if ctx.json_mode and fmt == "md":
@@ -90,21 +141,33 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None
     if correction not in (None, "holm", "bh"):
         raise UsageError(f"--correction {correction!r}: expected holm or bh")
     settings = load_if_configured(ctx)
-    rules = DirectionRules.of(DirectionRules.from_globs(higher, lower),
-                              DirectionRules.from_globs(settings.higher_is_better,
-                                                        settings.lower_is_better))
+    rules = DirectionRules.of(
+        DirectionRules.from_globs(higher, lower),
+        DirectionRules.from_globs(settings.higher_is_better, settings.lower_is_better),
+    )
     # Only what the comparison needs is read (plots and per-instance medians need a bit more).
     columns = ["instance_id"] if per_instance else []
-    frames = [read_samples(path, arm=arm, higher_is_better=rules, columns=columns,
-                           instance_type_label=instance_type_label or settings.instance_type_label,
-                           warn=ctx.out.warn)
-              for path, arm in ((baseline_samples, "baseline"), (candidate_samples, "candidate"))]
+    frames = [
+        read_samples(
+            path,
+            arm=arm,
+            higher_is_better=rules,
+            columns=columns,
+            instance_type_label=instance_type_label or settings.instance_type_label,
+            warn=ctx.out.warn,
+        )
+        for path, arm in ((baseline_samples, "baseline"), (candidate_samples, "candidate"))
+    ]
     df = concat_samples(frames)
-    result = compare(df, thresholds={**settings.thresholds, **parsed},
-                     default_threshold=(settings.default_threshold if default_pct is None
-                                        else default_pct / 100.0),
-                     correction=correction or settings.correction,  # type: ignore[arg-type]
-                     aggregate="instance" if per_instance else "sample")
+    result = compare(
+        df,
+        thresholds={**settings.thresholds, **parsed},
+        default_threshold=(
+            settings.default_threshold if default_pct is None else default_pct / 100.0
+        ),
+        correction=correction or settings.correction,  # type: ignore[arg-type]
+        aggregate="instance" if per_instance else "sample",
+    )
     if fmt == "json":
         ctx.out.text(json.dumps(result.to_dict(), indent=2))
     else:
@@ -112,39 +175,59 @@ def compare_cmd(baseline_samples: Path, candidate_samples: Path, fmt: str | None
     if plots_dir is not None:
         from perf.plots import distribution_plots, forest_plot
 
-        written = [forest_plot(result, plots_dir / "forest.png"), *distribution_plots(df, plots_dir)]
+        written = [
+            forest_plot(result, plots_dir / "forest.png"),
+            *distribution_plots(df, plots_dir),
+        ]
         ctx.out.note(f"wrote {len(written)} plot(s) to {plots_dir}")
     if result.verdict == "regression":
-        raise RefusedError(f"perf: regression in {len(result.regressions)} cell(s)",
-                           hint="the comparison above shows each cell's ratio and confidence interval")
+        raise RefusedError(
+            f"perf: regression in {len(result.regressions)} cell(s)",
+            hint="the comparison above shows each cell's ratio and confidence interval",
+        )
 
 
-# --- fleets ----------------------------------------------------------------------------------------
+# --- fleets
+# ----------------------------------------------------------------------------------------
 def _verdict_table(doc: dict[str, Any]) -> RenderableType:
     from orchestrator.output import table
 
     rows = [
-        (c["instance_type"], c["metric"], f"{c['ratio']:.4f}" if c.get("ratio") is not None else "",
-         f"[{c['ci_low']:.4f}, {c['ci_high']:.4f}]" if c.get("ci_low") is not None else "",
-         f"{c['p_value']:.3g}" if c.get("p_value") is not None else "", c["verdict"])
+        (
+            c["instance_type"],
+            c["metric"],
+            f"{c['ratio']:.4f}" if c.get("ratio") is not None else "",
+            f"[{c['ci_low']:.4f}, {c['ci_high']:.4f}]" if c.get("ci_low") is not None else "",
+            f"{c['p_value']:.3g}" if c.get("p_value") is not None else "",
+            c["verdict"],
+        )
         for c in doc.get("comparison", {}).get("comparisons", [])
     ]
-    return table(["type", "metric", "ratio", "95% CI", "p", "verdict"], rows,
-                 title=f"{doc['id']}: {doc['candidate']['ref']} vs {doc['baseline']['ref']}: "
-                       f"{doc.get('verdict', doc.get('status'))}")
+    return table(
+        ["type", "metric", "ratio", "95% CI", "p", "verdict"],
+        rows,
+        title=f"{doc['id']}: {doc['candidate']['ref']} vs {doc['baseline']['ref']}: "
+        f"{doc.get('verdict', doc.get('status'))}",
+    )
 
 
 def _render_run(doc: dict[str, Any]) -> RenderableType:
     from rich.console import Group
 
     parts: list[Any] = [_verdict_table(doc)] if doc.get("comparison") else []
-    lines = [(f"status {doc.get('status')}; {len(doc.get('instances', []))} instance(s) in "
-              f"{doc.get('region')} {', '.join(doc.get('availability_zones', []))}")]
+    lines = [
+        (
+            f"status {doc.get('status')}; {len(doc.get('instances', []))} instance(s) in "
+            f"{doc.get('region')} {', '.join(doc.get('availability_zones', []))}"
+        )
+    ]
     coll = doc.get("collection") or {}
     if coll.get("missing"):
         lines.append("no results from: " + ", ".join(m["instance_id"] for m in coll["missing"]))
     if coll.get("invalid"):
-        lines.append("unusable results from: " + ", ".join(m["instance_id"] for m in coll["invalid"]))
+        lines.append(
+            "unusable results from: " + ", ".join(m["instance_id"] for m in coll["invalid"])
+        )
     if doc.get("plots"):
         lines.append(f"plots: {Path(doc['plots'][0]).parent} ({len(doc['plots'])} PNG)")
     if doc.get("timings"):
@@ -156,11 +239,19 @@ def _render_run(doc: dict[str, Any]) -> RenderableType:
 
 @perf_group.command("run")
 @click.argument("new")
-@click.option("--baseline", "old", metavar="OLD",
-              help="Base to compare against (FAMILY:VERSION, FAMILY:STAGE or AMI id); "
-                   "default: the family's current release.")
-@click.option("--instance-types", "types", metavar="T1,T2",
-              help="Comma-separated instance types (default: perf.instance_types).")
+@click.option(
+    "--baseline",
+    "old",
+    metavar="OLD",
+    help="Base to compare against (FAMILY:VERSION, FAMILY:STAGE or AMI id); "
+    "default: the family's current release.",
+)
+@click.option(
+    "--instance-types",
+    "types",
+    metavar="T1,T2",
+    help="Comma-separated instance types (default: perf.instance_types).",
+)
 @wait_option
 @json_option
 def run_cmd(new: str, old: str | None, types: str | None, wait: bool) -> None:
@@ -177,13 +268,20 @@ def run_cmd(new: str, old: str | None, types: str | None, wait: bool) -> None:
     if types is not None and not type_list:
         raise UsageError("--instance-types: expected a comma-separated list of instance types")
     with ctx.out.status(f"perf run {new}") as update:
-        doc = PerfRun(ctx, RunRequest(new, old, type_list), progress=update, wait=wait,
-                      on_wait=lease_waiter(ctx)).execute()
+        doc = PerfRun(
+            ctx,
+            RunRequest(new, old, type_list),
+            progress=update,
+            wait=wait,
+            on_wait=lease_waiter(ctx),
+        ).execute()
     ctx.out.result(doc, lambda: _render_run(doc))
     if doc.get("verdict") == "regression":
         n = sum(1 for c in doc["comparison"]["comparisons"] if c["verdict"] == "regression")
-        raise RefusedError(f"perf: regression in {n} cell(s) (run {doc['id']})",
-                           hint=f"'imagefleet perf show {doc['id']}' shows each cell and its plots")
+        raise RefusedError(
+            f"perf: regression in {n} cell(s) (run {doc['id']})",
+            hint=f"'imagefleet perf show {doc['id']}' shows each cell and its plots",
+        )
 
 
 @perf_group.command("show")
@@ -209,12 +307,28 @@ def runs_cmd(family: str | None) -> None:
     ctx = get_context()
     docs = [d for d in ctx.store.docs(DOC_KIND) if not family or d.get("family") == family]
     now = ctx.clock.time()
-    # a run "running" whose process died is shown so: `perf cleanup` (or the next run, or gc) closes it
-    rows = [{"id": d["id"], "status": "running, process dead" if holder_gone(ctx.store, d, now) else d.get("status"),
-             "verdict": d.get("verdict"), "candidate": d["candidate"]["ref"], "baseline": d["baseline"]["ref"],
-             "started_at": d.get("started_at")} for d in docs]
-    ctx.out.result(rows, lambda: table(["id", "status", "verdict", "candidate", "baseline", "started"],
-                                       [list(r.values()) for r in rows]))
+    # a run "running" whose process died is shown so: `perf cleanup` (or the next run, or gc) closes
+    # it
+    rows = [
+        {
+            "id": d["id"],
+            "status": "running, process dead"
+            if holder_gone(ctx.store, d, now)
+            else d.get("status"),
+            "verdict": d.get("verdict"),
+            "candidate": d["candidate"]["ref"],
+            "baseline": d["baseline"]["ref"],
+            "started_at": d.get("started_at"),
+        }
+        for d in docs
+    ]
+    ctx.out.result(
+        rows,
+        lambda: table(
+            ["id", "status", "verdict", "candidate", "baseline", "started"],
+            [list(r.values()) for r in rows],
+        ),
+    )
 
 
 @perf_group.command("cleanup")
@@ -239,32 +353,68 @@ def cleanup_cmd(run_id: str | None, family: str | None, force: bool, dry_run: bo
 
     ctx = get_context()
     regions = ctx.settings.aws.regions
-    dead = {str(d["id"]) for d in dead_runs(ctx.store, ctx.clock.time(), family=family, run_id=run_id)}
-    closed = {} if dry_run else close_dead(ctx.store, ctx.aws, regions, ctx.clock.time(), actor=ctx.actor,
-                                           why="its process died; closed by perf cleanup", family=family,
-                                           run_id=run_id, progress=ctx.out.note)
+    dead = {
+        str(d["id"]) for d in dead_runs(ctx.store, ctx.clock.time(), family=family, run_id=run_id)
+    }
+    closed = (
+        {}
+        if dry_run
+        else close_dead(
+            ctx.store,
+            ctx.aws,
+            regions,
+            ctx.clock.time(),
+            actor=ctx.actor,
+            why="its process died; closed by perf cleanup",
+            family=family,
+            run_id=run_id,
+            progress=ctx.out.note,
+        )
+    )
     ended = {i for ids in closed.values() for i in ids}  # still shutting down, maybe: listed again
-    found = {k: pi for k, pi in find_instances(ctx.aws, regions, run_id=run_id, family=family).items()
-             if k not in ended}
+    found = {
+        k: pi
+        for k, pi in find_instances(ctx.aws, regions, run_id=run_id, family=family).items()
+        if k not in ended
+    }
     finished = {d["id"] for d in ctx.store.docs(DOC_KIND) if d.get("status") != "running"} | dead
     now = datetime.now(UTC)
-    doomed = [pi for pi in found.values()
-              if force or run_id or pi.run_id in finished or expired(pi, now)]
+    doomed = [
+        pi for pi in found.values() if force or run_id or pi.run_id in finished or expired(pi, now)
+    ]
     kept = [pi for pi in found.values() if pi not in doomed]
     done = sorted(ended) + ([] if dry_run else terminate(ctx.aws, doomed))
-    data = {"terminated": done, "would_terminate": [pi.instance_id for pi in doomed] if dry_run else [],
-            "kept": [pi.to_dict() for pi in kept], "dry_run": dry_run,
-            "closed_runs": sorted(closed), "dead_runs": sorted(dead)}
+    data = {
+        "terminated": done,
+        "would_terminate": [pi.instance_id for pi in doomed] if dry_run else [],
+        "kept": [pi.to_dict() for pi in kept],
+        "dry_run": dry_run,
+        "closed_runs": sorted(closed),
+        "dead_runs": sorted(dead),
+    }
     if not dry_run and done:
-        ctx.store.audit(ctx.actor, "perf-cleanup", family or run_id or "*",
-                        reason=f"terminated {len(done)} leftover benchmark instance(s)",
-                        details={"instances": done})
+        ctx.store.audit(
+            ctx.actor,
+            "perf-cleanup",
+            family or run_id or "*",
+            reason=f"terminated {len(done)} leftover benchmark instance(s)",
+            details={"instances": done},
+        )
 
     def render() -> RenderableType:
         verb = "would terminate" if dry_run else "terminated"
         rows = [(pi.instance_id, pi.region, pi.run_id, pi.arm, pi.state, verb) for pi in doomed]
-        rows += [(pi.instance_id, pi.region, pi.run_id, pi.arm, pi.state,
-                  f"kept (run in progress until {pi.expires})") for pi in kept]
+        rows += [
+            (
+                pi.instance_id,
+                pi.region,
+                pi.run_id,
+                pi.arm,
+                pi.state,
+                f"kept (run in progress until {pi.expires})",
+            )
+            for pi in kept
+        ]
         if not rows:
             return "no leftover benchmark instances"
         return table(["instance", "region", "run", "arm", "state", "action"], rows)

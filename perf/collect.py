@@ -39,8 +39,12 @@ class Collected:
     invalid: list[dict[str, str]] = field(default_factory=list)  # produced something unusable
 
     def to_dict(self) -> dict[str, Any]:
-        return {"samples": len(self.frame), "instances_with_results": len(self.per_instance),
-                "missing": self.missing, "invalid": self.invalid}
+        return {
+            "samples": len(self.frame),
+            "instances_with_results": len(self.per_instance),
+            "missing": self.missing,
+            "invalid": self.invalid,
+        }
 
 
 def present_keys(aws: AwsFactory, bucket: str, prefix: str, region: str | None = None) -> set[str]:
@@ -61,24 +65,36 @@ def parse_results(text: str, exp: Expected) -> list[Sample]:
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"line {n}: {exc}") from None
         if (s.arm, s.ami, s.instance_id) != (exp.arm, exp.ami, exp.instance_id):
-            raise ValueError(f"line {n}: sample says {s.arm}/{s.ami}/{s.instance_id}, "
-                             f"launched as {exp.arm}/{exp.ami}/{exp.instance_id}")
+            raise ValueError(
+                f"line {n}: sample says {s.arm}/{s.ami}/{s.instance_id}, "
+                f"launched as {exp.arm}/{exp.ami}/{exp.instance_id}"
+            )
         out.append(s)
     if not out:
         raise ValueError("no samples")
     return out
 
 
-def collect(aws: AwsFactory, bucket: str, expected: Sequence[Expected], *,
-            region: str | None = None, present: Iterable[str] | None = None) -> Collected:
+def collect(
+    aws: AwsFactory,
+    bucket: str,
+    expected: Sequence[Expected],
+    *,
+    region: str | None = None,
+    present: Iterable[str] | None = None,
+) -> Collected:
     """Read every expected object that exists; report the rest as missing."""
     s3 = aws.client("s3", region)
     have = set(present) if present is not None else None
     samples: list[Sample] = []
     result = Collected(frame=pd.DataFrame())
     for exp in expected:
-        who = {"instance_id": exp.instance_id, "arm": exp.arm, "instance_type": exp.instance_type,
-               "key": exp.key}
+        who = {
+            "instance_id": exp.instance_id,
+            "arm": exp.arm,
+            "instance_type": exp.instance_type,
+            "key": exp.key,
+        }
         if have is not None and exp.key not in have:
             result.missing.append(who)
             continue

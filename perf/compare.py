@@ -17,7 +17,8 @@ Verdict rule (``t`` = the metric's threshold; "worse" follows ``higher_is_better
 * ``inconclusive`` – the point estimate is past the threshold but the evidence falls short of the
   rule above, or the cell is noisy (either arm's robust CV > ``noise_cv``) and its CI reaches
   past the threshold.
-* ``no_change``    – otherwise: quiet data, a change smaller than the threshold, nothing significant.
+* ``no_change``    – otherwise: quiet data, a change smaller than the threshold, nothing
+significant.
 
 Why not "CI entirely beyond the threshold"? With 10 single samples per arm at CV 3 % the ratio's
 CI is about ±3.5 %, so a true 5 % slowdown would clear ``ci_low > 1.02`` well under half the
@@ -30,7 +31,8 @@ CI method: for cells with at most ``bootstrap_max_n`` (100) samples per arm, a s
 bootstrap of the ratio of medians, each of the ``B`` bootstrap medians drawn from the exact
 distribution of a resample's median (a function of ``n`` alone, cached; see
 ``perf.cellstats.median_bootstrap_ratio_ci``), so a small cell costs O(B + n²) once per size and
-O(B) per cell rather than O(B × n): no cliff where cells get small. Larger cells use the distribution-free CI for a ratio of medians of Price & Bonett
+O(B) per cell rather than O(B × n): no cliff where cells get small. Larger cells use the
+distribution-free CI for a ratio of medians of Price & Bonett
 (2002, J. Statist. Comput. Simul. 72(2):119–124): ``ln(ratio) ± z·sqrt(v_b + v_c)``, where each
 arm's ``v`` is the squared half-distance between the order statistics ``Y(k)`` and ``Y(n-k+1)``,
 ``k = round((n+1)/2 - sqrt(n))``, divided by the exact binomial ``z`` of that pair (the
@@ -41,7 +43,8 @@ milliseconds to seconds per cell: at 800k samples in 1,200 cells it was 30 s of 
 
 Units are made the same per metric first (``perf.units``: ``ms`` and ``s`` of one metric compare).
 
-Non-finite values are dropped before anything else. Samples are treated as independent draws. When each instance contributes many repetitions, pass
+Non-finite values are dropped before anything else. Samples are treated as independent draws. When
+each instance contributes many repetitions, pass
 ``aggregate="instance"`` to compare per-instance medians instead (the instance is then the unit).
 """
 
@@ -133,15 +136,21 @@ class Comparison:
         lines = [
             f"## Performance comparison: **{self.verdict}**",
             "",
-            (f"{len(self.comparisons)} cells ({summary}); {p.get('correction', '?')} correction "
-             f"at alpha {p.get('alpha', '?')}, {int(CI_LEVEL * 100)} % CI of the median ratio."),
+            (
+                f"{len(self.comparisons)} cells ({summary}); {p.get('correction', '?')} correction "
+                f"at alpha {p.get('alpha', '?')}, {int(CI_LEVEL * 100)} % CI of the median ratio."
+            ),
             "",
-            ("| instance type | metric | unit | better | n (b/c) | baseline median | "
-             "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |"),
+            (
+                "| instance type | metric | unit | better | n (b/c) | baseline median | "
+                "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |"
+            ),
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        order = sorted(self.comparisons, key=lambda c: (_VERDICT_ORDER.index(c.verdict),
-                                                          c.instance_type, c.metric))
+        order = sorted(
+            self.comparisons,
+            key=lambda c: (_VERDICT_ORDER.index(c.verdict), c.instance_type, c.metric),
+        )
         for c in order:
             verdict = f"**{c.verdict}**" if c.verdict == "regression" else c.verdict
             lines.append(
@@ -150,13 +159,19 @@ class Comparison:
                 f"{_g(c.baseline_median)} | {_g(c.candidate_median)} | {_pct(c.ratio - 1)} | "
                 f"[{_pct(c.ci_low - 1)}, {_pct(c.ci_high - 1)}] | {_g(c.p_adjusted, 2)} | "
                 f"{_pct(c.cv_baseline, 1, sign=False)}/{_pct(c.cv_candidate, 1, sign=False)}"
-                f"{' (noisy)' if c.noisy else ''} | {_pct(c.threshold, 1, sign=False)} | " f"{verdict} |"
+                f"{' (noisy)' if c.noisy else ''} | {_pct(c.threshold, 1, sign=False)} | "
+                f"{verdict} |"
             )
         return "\n".join(lines) + "\n"
 
 
-_VERDICT_ORDER: list[str] = ["regression", "inconclusive", "insufficient_data", "improvement",
-                              "no_change"]
+_VERDICT_ORDER: list[str] = [
+    "regression",
+    "inconclusive",
+    "insufficient_data",
+    "improvement",
+    "no_change",
+]
 
 
 def compare(
@@ -205,23 +220,37 @@ def compare(
     labels = df[["instance_type", "metric", "unit"]].iloc[order[cell_start]].astype(str).to_numpy()
     # A metric must not change direction inside a cell.
     if n_cells:
-        mixed = (np.logical_or.reduceat(hib_sorted, cell_start)
-                 != np.logical_and.reduceat(hib_sorted, cell_start))
+        mixed = np.logical_or.reduceat(hib_sorted, cell_start) != np.logical_and.reduceat(
+            hib_sorted, cell_start
+        )
         if mixed.any():
             it, metric, _ = labels[int(np.flatnonzero(mixed)[0])]
-            raise UsageError(f"metric {metric!r} on {it} is marked both higher- and lower-is-better")
+            raise UsageError(
+                f"metric {metric!r} on {it} is marked both higher- and lower-is-better"
+            )
 
     raw: list[dict[str, Any]] = []
     for c in range(n_cells):
-        b = values[starts[2 * c]: starts[2 * c + 1]]
-        x = values[starts[2 * c + 1]: starts[2 * c + 2]]
+        b = values[starts[2 * c] : starts[2 * c + 1]]
+        x = values[starts[2 * c + 1] : starts[2 * c + 2]]
         it, metric, unit = labels[c]
         raw.append(
-            cell_stats(b, x, seed=seed, cell=c, bootstrap=bootstrap,
-                       bootstrap_max_n=bootstrap_max_n, min_samples=min_samples)
-            | {"instance_type": it, "metric": metric, "unit": unit,
-               "higher_is_better": bool(hib_sorted[cell_start[c]]),
-               "threshold": float(thresholds.get(metric, default_threshold))}
+            cell_stats(
+                b,
+                x,
+                seed=seed,
+                cell=c,
+                bootstrap=bootstrap,
+                bootstrap_max_n=bootstrap_max_n,
+                min_samples=min_samples,
+            )
+            | {
+                "instance_type": it,
+                "metric": metric,
+                "unit": unit,
+                "higher_is_better": bool(hib_sorted[cell_start[c]]),
+                "threshold": float(thresholds.get(metric, default_threshold)),
+            }
         )
 
     p = np.array([r["p_value"] for r in raw], dtype=float)
@@ -236,18 +265,35 @@ def compare(
         verdict=overall_verdict([c.verdict for c in cells]),
         comparisons=cells,
         parameters={
-            "alpha": alpha, "correction": correction, "default_threshold": default_threshold,
-            "thresholds": thresholds, "bootstrap": bootstrap, "bootstrap_max_n": bootstrap_max_n,
-            "seed": seed, "noise_cv": noise_cv, "min_samples": min_samples,
-            "aggregate": aggregate, "ci_level": CI_LEVEL,
+            "alpha": alpha,
+            "correction": correction,
+            "default_threshold": default_threshold,
+            "thresholds": thresholds,
+            "bootstrap": bootstrap,
+            "bootstrap_max_n": bootstrap_max_n,
+            "seed": seed,
+            "noise_cv": noise_cv,
+            "min_samples": min_samples,
+            "aggregate": aggregate,
+            "ci_level": CI_LEVEL,
         },
     )
 
 
-def _check_args(df: pd.DataFrame, correction: str, alpha: float, default_threshold: float,
-                thresholds: Mapping[str, float] | None, bootstrap: int, aggregate: str) -> None:
-    missing = [c for c in ("metric", "value", "unit", "higher_is_better", "instance_type", "arm")
-               if c not in df.columns]
+def _check_args(
+    df: pd.DataFrame,
+    correction: str,
+    alpha: float,
+    default_threshold: float,
+    thresholds: Mapping[str, float] | None,
+    bootstrap: int,
+    aggregate: str,
+) -> None:
+    missing = [
+        c
+        for c in ("metric", "value", "unit", "higher_is_better", "instance_type", "arm")
+        if c not in df.columns
+    ]
     if missing:
         raise UsageError(f"samples frame lacks column(s) {', '.join(missing)}")
     if correction not in ("holm", "bh"):
@@ -269,8 +315,11 @@ def _per_instance(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["instance_type", "metric", "arm", "instance_id"]
     return (
         df.groupby(keys, observed=True, sort=False)
-        .agg(value=("value", "median"), unit=("unit", "first"),
-             higher_is_better=("higher_is_better", "first"))
+        .agg(
+            value=("value", "median"),
+            unit=("unit", "first"),
+            higher_is_better=("higher_is_better", "first"),
+        )
         .reset_index()
     )
 

@@ -26,45 +26,87 @@ _GLOB = s.Pattern(r"[^\x00-\x1f]{1,256}", "a metric name or glob like 'sysbench*
 _GLOBS = "a list of metric names or globs like 'sysbench*'"
 _PERCENT = s.Num(lo=0, hi=100, hi_open=True, what="a percentage 0 <= PCT < 100")
 
-SCHEMA = s.Table(fields={
-    "instance_types": s.List(("m5.large", "c5.large"), item=s.Str(pattern=s.INSTANCE_TYPE), min_items=1,
-                             unique=True, what="a non-empty list of instance types like 'm5.large'"),
-    "instances_per_arm": s.Num(10, lo=MIN_INSTANCES_PER_ARM, integer=True),
-    "benchmarks": s.List(tuple(sorted(BUILTIN)), item=s.Choice(options=_BENCHMARKS), min_items=1, unique=True,
-                         what=f"a non-empty list of benchmarks from {', '.join(_BENCHMARKS)}"),
-    "repetitions": s.Num(3, lo=1, hi=10_000, integer=True),
-    "duration": s.Num(0.15, lo=0.01, hi=600, what="seconds per benchmark between 0.01 and 600"),
-    "external": s.Bool(False),  # fio / sysbench / stress-ng when the image has them
-    "aggregate": s.Choice("sample", options=("sample", "instance")),  # instance: per-instance medians
-    "correction": s.Choice("holm", options=("holm", "bh")),
-    # what the user data pip-installs on each instance (quoted there, hence no single quotes)
-    # the slim agent distribution (agent/pyproject.toml), not the whole of imagefleet
-    "agent_package": s.Str("imagefleet-agent",
-                           s.Pattern(r" *[^' \x00-\x1f\x7f][^'\x00-\x1f\x7f]{0,499}",
-                                     "a pip requirement (no single quotes)")),
-    # IAM instance profile name (S3 PutObject on the results prefix)
-    "instance_profile": s.Str(None, s.Pattern(r"[\w+=,.@-]{1,128}", "an IAM instance profile name")),
-    # s3://<aws.artifact_bucket>/<results_prefix>/<run id>/...
-    "results_prefix": s.Str("perf", s.Pattern(r"/*[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]{0,255}",
-                                              "an S3 key prefix like 'perf'")),
-    # overrides the Service Quotas value (and stands in where it is missing)
-    "vcpu_limit": s.Num(None, lo=1, hi=10_000_000, integer=True, what="a positive number of vCPUs"),
-    "thresholds": s.Map({"default": 2.0}, key=s.LABEL, value=_PERCENT),  # % of tolerated slowdown per metric
-    "placement": s.Table(fields={  # None/[]: the first region, its AZs
-        "region": s.Str(None, s.REGION),
-        "availability_zones": s.List((), item=s.Str(pattern=s.AVAILABILITY_ZONE), unique=True,
-                                     what="a list of availability zones like 'us-east-1a'"),
-    }),
-    "timeouts": s.Table(fields={
-        "launch": s.Duration("10m", lo=1), "results": s.Duration("30m", lo=1), "poll": s.Duration("2s", lo=1),
-    }),
-    # metric globs where more (or less) is better: they beat what the unit and name say
-    "higher_is_better": s.List((), item=s.Str(pattern=_GLOB), unique=True, what=_GLOBS),
-    "lower_is_better": s.List((), item=s.Str(pattern=_GLOB), unique=True, what=_GLOBS),
-    # a samples column / PKB label holding the instance type
-    "instance_type_label": s.Str(None, s.Pattern(r"[A-Za-z0-9_.:-]{1,128}", "a label name like 'machine_type'")),
-    "allow_inconclusive": s.Bool(False),  # the perf gate accepts inconclusive / insufficient data
-})
+SCHEMA = s.Table(
+    fields={
+        "instance_types": s.List(
+            ("m5.large", "c5.large"),
+            item=s.Str(pattern=s.INSTANCE_TYPE),
+            min_items=1,
+            unique=True,
+            what="a non-empty list of instance types like 'm5.large'",
+        ),
+        "instances_per_arm": s.Num(10, lo=MIN_INSTANCES_PER_ARM, integer=True),
+        "benchmarks": s.List(
+            tuple(sorted(BUILTIN)),
+            item=s.Choice(options=_BENCHMARKS),
+            min_items=1,
+            unique=True,
+            what=f"a non-empty list of benchmarks from {', '.join(_BENCHMARKS)}",
+        ),
+        "repetitions": s.Num(3, lo=1, hi=10_000, integer=True),
+        "duration": s.Num(0.15, lo=0.01, hi=600, what="seconds per benchmark between 0.01 and 600"),
+        "external": s.Bool(False),  # fio / sysbench / stress-ng when the image has them
+        "aggregate": s.Choice(
+            "sample", options=("sample", "instance")
+        ),  # instance: per-instance medians
+        "correction": s.Choice("holm", options=("holm", "bh")),
+        # what the user data pip-installs on each instance (quoted there, hence no single quotes)
+        # the slim agent distribution (agent/pyproject.toml), not the whole of imagefleet
+        "agent_package": s.Str(
+            "imagefleet-agent",
+            s.Pattern(
+                r" *[^' \x00-\x1f\x7f][^'\x00-\x1f\x7f]{0,499}",
+                "a pip requirement (no single quotes)",
+            ),
+        ),
+        # IAM instance profile name (S3 PutObject on the results prefix)
+        "instance_profile": s.Str(
+            None, s.Pattern(r"[\w+=,.@-]{1,128}", "an IAM instance profile name")
+        ),
+        # s3://<aws.artifact_bucket>/<results_prefix>/<run id>/...
+        "results_prefix": s.Str(
+            "perf",
+            s.Pattern(
+                r"/*[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]{0,255}", "an S3 key prefix like 'perf'"
+            ),
+        ),
+        # overrides the Service Quotas value (and stands in where it is missing)
+        "vcpu_limit": s.Num(
+            None, lo=1, hi=10_000_000, integer=True, what="a positive number of vCPUs"
+        ),
+        "thresholds": s.Map(
+            {"default": 2.0}, key=s.LABEL, value=_PERCENT
+        ),  # % of tolerated slowdown per metric
+        "placement": s.Table(
+            fields={  # None/[]: the first region, its AZs
+                "region": s.Str(None, s.REGION),
+                "availability_zones": s.List(
+                    (),
+                    item=s.Str(pattern=s.AVAILABILITY_ZONE),
+                    unique=True,
+                    what="a list of availability zones like 'us-east-1a'",
+                ),
+            }
+        ),
+        "timeouts": s.Table(
+            fields={
+                "launch": s.Duration("10m", lo=1),
+                "results": s.Duration("30m", lo=1),
+                "poll": s.Duration("2s", lo=1),
+            }
+        ),
+        # metric globs where more (or less) is better: they beat what the unit and name say
+        "higher_is_better": s.List((), item=s.Str(pattern=_GLOB), unique=True, what=_GLOBS),
+        "lower_is_better": s.List((), item=s.Str(pattern=_GLOB), unique=True, what=_GLOBS),
+        # a samples column / PKB label holding the instance type
+        "instance_type_label": s.Str(
+            None, s.Pattern(r"[A-Za-z0-9_.:-]{1,128}", "a label name like 'machine_type'")
+        ),
+        "allow_inconclusive": s.Bool(
+            False
+        ),  # the perf gate accepts inconclusive / insufficient data
+    }
+)
 DEFAULTS: dict[str, Any] = SCHEMA.defaults()
 
 

@@ -32,9 +32,34 @@ KNOWN_METRICS: dict[str, bool] = {
 }
 # Units, lower-cased. Time units: less is better. Rates: more is better.
 _LOWER_UNITS = {
-    "ms", "msec", "msecs", "millisecond", "milliseconds", "us", "µs", "usec", "usecs",
-    "microsecond", "microseconds", "ns", "nsec", "nanosecond", "nanoseconds", "s", "sec", "secs",
-    "second", "seconds", "min", "mins", "minute", "minutes", "h", "hour", "hours", "cycles",
+    "ms",
+    "msec",
+    "msecs",
+    "millisecond",
+    "milliseconds",
+    "us",
+    "µs",
+    "usec",
+    "usecs",
+    "microsecond",
+    "microseconds",
+    "ns",
+    "nsec",
+    "nanosecond",
+    "nanoseconds",
+    "s",
+    "sec",
+    "secs",
+    "second",
+    "seconds",
+    "min",
+    "mins",
+    "minute",
+    "minutes",
+    "h",
+    "hour",
+    "hours",
+    "cycles",
 }
 _HIGHER_UNITS = re.compile(
     r"(/s(ec(ond)?)?$|ps$|per.?sec|_per_second$|^score$|^iops$|^ops$|^tps$|^qps$|coremarks"
@@ -90,7 +115,9 @@ class DirectionRules:
         return cls(tuple(out))
 
     @classmethod
-    def from_globs(cls, higher: Iterable[str], lower: Iterable[str]) -> tuple[tuple[str, bool], ...]:
+    def from_globs(
+        cls, higher: Iterable[str], lower: Iterable[str]
+    ) -> tuple[tuple[str, bool], ...]:
         """One layer from lists of higher- and lower-is-better globs; a glob in both is an error."""
         hi, lo = list(higher), list(lower)
         both = sorted(set(hi) & set(lo))
@@ -108,7 +135,8 @@ class DirectionRules:
             if len(hits) > 1:
                 globs = [g for g, _ in layer if fnmatchcase(metric, g)]
                 raise UsageError(
-                    f"metric {metric!r} matches both higher- and lower-is-better globs " f"({', '.join(globs)})"
+                    f"metric {metric!r} matches both higher- and lower-is-better globs "
+                    f"({', '.join(globs)})"
                 )
             if hits:
                 return hits.pop()

@@ -60,7 +60,8 @@ class LaunchedInstance:
 
 
 def described(ec2: Client, **kwargs: object) -> Iterator[dict[str, Any]]:
-    """Every instance ``DescribeInstances(**kwargs)`` returns, over all pages (each page retried)."""
+    """Every instance ``DescribeInstances(**kwargs)`` returns, over all pages (each page
+    retried)."""
     for page in ec2.paginate("describe_instances", **kwargs):
         for r in page.get("Reservations", []):
             yield from r.get("Instances", [])
@@ -70,7 +71,8 @@ def tags_of(instance: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
 
 
-# --- preflight -------------------------------------------------------------------------------------
+# --- preflight
+# -------------------------------------------------------------------------------------
 def instance_vcpus(aws: AwsFactory, region: str, types: Iterable[str]) -> dict[str, int]:
     """Default vCPUs per instance type; an unknown type is bad input."""
     ec2 = aws.client("ec2", region)
@@ -78,8 +80,11 @@ def instance_vcpus(aws: AwsFactory, region: str, types: Iterable[str]) -> dict[s
     out: dict[str, int] = {}
     for chunk in batches(wanted, 100):
         try:
-            found = [t for page in ec2.paginate("describe_instance_types", InstanceTypes=chunk)
-                     for t in page.get("InstanceTypes", [])]
+            found = [
+                t
+                for page in ec2.paginate("describe_instance_types", InstanceTypes=chunk)
+                for t in page.get("InstanceTypes", [])
+            ]
         except AwsError as exc:
             if exc.code == "InvalidInstanceType":
                 raise UsageError(f"unknown instance type(s): {exc}") from exc
@@ -90,15 +95,21 @@ def instance_vcpus(aws: AwsFactory, region: str, types: Iterable[str]) -> dict[s
 
 def default_zones(aws: AwsFactory, region: str, n: int = 2) -> tuple[str, ...]:
     zones = aws.client("ec2", region).describe_availability_zones(
-        Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
-    names = sorted(z["ZoneName"] for z in zones if z.get("ZoneType", "availability-zone") == "availability-zone")
+        Filters=[{"Name": "state", "Values": ["available"]}]
+    )["AvailabilityZones"]
+    names = sorted(
+        z["ZoneName"]
+        for z in zones
+        if z.get("ZoneType", "availability-zone") == "availability-zone"
+    )
     if not names:
         raise AwsError(f"no available zone in {region}")
     return tuple(names[:n])
 
 
-def check_quota(aws: AwsFactory, region: str, counts: Mapping[str, int],
-                vcpu_limit: int | None) -> list[QuotaCheck]:
+def check_quota(
+    aws: AwsFactory, region: str, counts: Mapping[str, int], vcpu_limit: int | None
+) -> list[QuotaCheck]:
     """Compare the fleet's vCPUs per On-Demand quota with what runs already and the limit.
 
     The limit is ``perf.vcpu_limit`` when configured, else the applied Service Quotas value. Where
@@ -108,7 +119,9 @@ def check_quota(aws: AwsFactory, region: str, counts: Mapping[str, int],
     """
     ec2 = aws.client("ec2", region)
     running: dict[str, int] = {}
-    for inst in described(ec2, Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]):
+    for inst in described(
+        ec2, Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    ):
         running[inst["InstanceType"]] = running.get(inst["InstanceType"], 0) + 1
     known = {t for t in running if quota_group(t) is not None}
     vcpus = instance_vcpus(aws, region, counts)
@@ -125,17 +138,22 @@ def check_quota(aws: AwsFactory, region: str, counts: Mapping[str, int],
             limit, source = vcpu_limit, "config perf.vcpu_limit"
         else:
             try:
-                q = aws.client("service-quotas", region).get_service_quota(ServiceCode="ec2", QuotaCode=code)
+                q = aws.client("service-quotas", region).get_service_quota(
+                    ServiceCode="ec2", QuotaCode=code
+                )
                 limit, source = int(q["Quota"]["Value"]), "service-quotas"
             except (AwsError, NotFoundError) as exc:
                 limit = None
-                source = (f"Service Quotas does not serve {code} here ({str(exc)[:120]}); "
-                          "set perf.vcpu_limit to enforce a limit")
+                source = (
+                    f"Service Quotas does not serve {code} here ({str(exc)[:120]}); "
+                    "set perf.vcpu_limit to enforce a limit"
+                )
         checks.append(QuotaCheck(group, code, need, in_use.get(group, 0), limit, source))
     return checks
 
 
-# --- the fleet -------------------------------------------------------------------------------------
+# --- the fleet
+# -------------------------------------------------------------------------------------
 @dataclass
 class Fleet(Resource):
     """Both arms of one perf run, launched interleaved, always terminated."""
@@ -175,26 +193,41 @@ class Fleet(Resource):
         for slot in self.slots:
             if slot.index in done:
                 continue
-            script = user_data(run_id=self.run_id, slot=slot, ami=self.amis[slot.arm],
-                               bucket=self.bucket, region=self.region,
-                               package=self.perf.agent_package, repetitions=self.perf.repetitions,
-                               duration=self.perf.duration, benchmarks=self.perf.benchmarks,
-                               external=self.perf.external)
+            script = user_data(
+                run_id=self.run_id,
+                slot=slot,
+                ami=self.amis[slot.arm],
+                bucket=self.bucket,
+                region=self.region,
+                package=self.perf.agent_package,
+                repetitions=self.perf.repetitions,
+                duration=self.perf.duration,
+                benchmarks=self.perf.benchmarks,
+                external=self.perf.external,
+            )
             tags = self._tags(slot)
             kwargs: dict[str, Any] = {
-                "ImageId": self.amis[slot.arm], "InstanceType": slot.instance_type, "MinCount": 1, "MaxCount": 1,
-                "UserData": script, "ClientToken": client_token(self.run_id, slot),
+                "ImageId": self.amis[slot.arm],
+                "InstanceType": slot.instance_type,
+                "MinCount": 1,
+                "MaxCount": 1,
+                "UserData": script,
+                "ClientToken": client_token(self.run_id, slot),
                 "Placement": {"AvailabilityZone": slot.availability_zone},
                 "InstanceInitiatedShutdownBehavior": "terminate",
-                "TagSpecifications": [{"ResourceType": "instance", "Tags": tags},
-                                      {"ResourceType": "volume", "Tags": tags}],
+                "TagSpecifications": [
+                    {"ResourceType": "instance", "Tags": tags},
+                    {"ResourceType": "volume", "Tags": tags},
+                ],
             }
             if self.perf.instance_profile:
                 kwargs["IamInstanceProfile"] = {"Name": self.perf.instance_profile}
             resp = ec2.run_instances(**kwargs)
             self.instances.append(LaunchedInstance(slot, resp["Instances"][0]["InstanceId"]))
-            progress(f"launched {len(self.instances)}/{len(self.slots)} "
-                     f"({slot.arm} {slot.instance_type} in {slot.availability_zone})")
+            progress(
+                f"launched {len(self.instances)}/{len(self.slots)} "
+                f"({slot.arm} {slot.instance_type} in {slot.availability_zone})"
+            )
 
     def describe(self) -> dict[str, str]:
         """Instance id -> state for every instance launched so far."""
@@ -214,9 +247,15 @@ class Fleet(Resource):
 
     def _is_ready(self) -> tuple[bool, str]:
         states = self.describe()
-        dead = [i for i, s in states.items() if s in ("shutting-down", "terminated", "stopped", "stopping")]
+        dead = [
+            i
+            for i, s in states.items()
+            if s in ("shutting-down", "terminated", "stopped", "stopping")
+        ]
         if dead:
-            raise AwsError(f"{len(dead)} benchmark instance(s) stopped before running: {', '.join(dead[:5])}")
+            raise AwsError(
+                f"{len(dead)} benchmark instance(s) stopped before running: {', '.join(dead[:5])}"
+            )
         running = sum(1 for s in states.values() if s == "running")
         return running == len(self.slots), f"running {running}/{len(self.slots)}"
 
@@ -237,7 +276,8 @@ class Fleet(Resource):
         return [li.to_dict() for li in self.instances]
 
 
-# --- finding and removing leftovers ----------------------------------------------------------------
+# --- finding and removing leftovers
+# ----------------------------------------------------------------
 @dataclass(frozen=True)
 class PerfInstance:
     instance_id: str
@@ -253,11 +293,14 @@ class PerfInstance:
         return asdict(self)
 
 
-def find_instances(aws: AwsFactory, regions: Sequence[str], *, run_id: str | None = None,
-                   family: str | None = None) -> dict[str, PerfInstance]:
+def find_instances(
+    aws: AwsFactory, regions: Sequence[str], *, run_id: str | None = None, family: str | None = None
+) -> dict[str, PerfInstance]:
     """Live (not terminated) perf-tagged instances, optionally of one run or one family."""
-    filters = [{"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
-               {"Name": "instance-state-name", "Values": LIVE_STATES}]
+    filters = [
+        {"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
+        {"Name": "instance-state-name", "Values": LIVE_STATES},
+    ]
     if run_id:
         filters.append({"Name": f"tag:{PERF_RUN_TAG}", "Values": [run_id]})
     if family:
@@ -274,8 +317,13 @@ def find_instances(aws: AwsFactory, regions: Sequence[str], *, run_id: str | Non
                 continue
             launched = inst.get("LaunchTime")
             out[inst["InstanceId"]] = PerfInstance(
-                inst["InstanceId"], region, inst["State"]["Name"], tags.get(PERF_RUN_TAG, ""),
-                tags.get(ARM_TAG, ""), tags.get(FAMILY_TAG, ""), tags.get(PERF_EXPIRES_TAG, ""),
+                inst["InstanceId"],
+                region,
+                inst["State"]["Name"],
+                tags.get(PERF_RUN_TAG, ""),
+                tags.get(ARM_TAG, ""),
+                tags.get(FAMILY_TAG, ""),
+                tags.get(PERF_EXPIRES_TAG, ""),
                 launched.isoformat() if isinstance(launched, datetime) else str(launched or ""),
             )
     return out

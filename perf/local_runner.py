@@ -64,7 +64,9 @@ class _Job:
 
 
 def _state(env: AgentEnv) -> dict[str, Any]:
-    state: dict[str, Any] = env.memory.setdefault("perf", {"jobs": {}, "done": set(), "last_arm": None})
+    state: dict[str, Any] = env.memory.setdefault(
+        "perf", {"jobs": {}, "done": set(), "last_arm": None}
+    )
     return state
 
 
@@ -119,8 +121,13 @@ def _candidates(env: AgentEnv, st: dict[str, Any]) -> list[tuple[str, str, str, 
     out = []
     for region in env.regions:
         ec2 = env.aws.client("ec2", region)
-        for inst in described(ec2, Filters=[{"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
-                                            {"Name": "instance-state-name", "Values": ["running"]}]):
+        for inst in described(
+            ec2,
+            Filters=[
+                {"Name": f"tag:{ROLE_TAG}", "Values": ["perf"]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ],
+        ):
             iid = inst["InstanceId"]
             tags = tags_of(inst)
             if tags.get(ROLE_TAG) != "perf" or iid in st["done"] or iid in st["jobs"]:
@@ -134,7 +141,9 @@ def _candidates(env: AgentEnv, st: dict[str, Any]) -> list[tuple[str, str, str, 
 def _start(env: AgentEnv, iid: str, arm: str, region: str, uri: str) -> _Job | None:
     ec2 = env.aws.client("ec2", region)
     attr = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
-    script = base64.b64decode((attr.get("UserData") or {}).get("Value", "") or b"").decode("utf-8", "replace")
+    script = base64.b64decode((attr.get("UserData") or {}).get("Value", "") or b"").decode(
+        "utf-8", "replace"
+    )
     try:
         argv = parse_agent_command(script, iid)
     except ValueError:
@@ -144,9 +153,12 @@ def _start(env: AgentEnv, iid: str, arm: str, region: str, uri: str) -> _Job | N
     itype = _option(argv, "--instance-type") or ""
     s3_uri = _option(argv, "--s3-uri") or uri
     # injections on this AMI and type, whatever their metric pattern
-    injections = [i for i in env.injections()
-                  if i.ami == ami and (not i.instance_types
-                                       or any(fnmatch.fnmatch(itype, p) for p in i.instance_types))]
+    injections = [
+        i
+        for i in env.injections()
+        if i.ami == ami
+        and (not i.instance_types or any(fnmatch.fnmatch(itype, p) for p in i.instance_types))
+    ]
     uniform = [i for i in injections if i.metric == "*"]
     per_metric = [i for i in injections if i.metric != "*"]
     out_dir = Path(env.state_dir) / "perf-agent"
@@ -161,24 +173,37 @@ def _start(env: AgentEnv, iid: str, arm: str, region: str, uri: str) -> _Job | N
     if per_metric:
         argv = _set_option(argv, "--s3-uri", None)  # the runner uploads after applying them
     creds = env.aws.credentials or LOCAL_CREDENTIALS
-    child_env = dict(os.environ, AWS_DEFAULT_REGION=env.regions[0],
-                     AWS_ACCESS_KEY_ID=creds["aws_access_key_id"],
-                     AWS_SECRET_ACCESS_KEY=creds["aws_secret_access_key"])
+    child_env = dict(
+        os.environ,
+        AWS_DEFAULT_REGION=env.regions[0],
+        AWS_ACCESS_KEY_ID=creds["aws_access_key_id"],
+        AWS_SECRET_ACCESS_KEY=creds["aws_secret_access_key"],
+    )
     if env.aws.endpoint_url:
         child_env["AWS_ENDPOINT_URL"] = env.aws.endpoint_url
     with open(out_dir / f"{iid}.log", "wb") as logf:
-        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=child_env)
-    log.info("perf agent for %s (%s) started: pid %s%s", iid, arm, proc.pid,
-             f", fault injection x{factor_for(uniform, ami, itype, '*'):g}" if uniform else "")
+        proc = subprocess.Popen(
+            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env
+        )
+    log.info(
+        "perf agent for %s (%s) started: pid %s%s",
+        iid,
+        arm,
+        proc.pid,
+        f", fault injection x{factor_for(uniform, ami, itype, '*'):g}" if uniform else "",
+    )
     return _Job(iid, arm, region, proc, output, s3_uri, per_metric)
 
 
 def _finish(env: AgentEnv, job: _Job) -> None:
     code = job.proc.returncode
     if code != 0:
-        log.warning("perf agent for %s exited %s (log %s)", job.instance_id, code,
-                    job.output.with_suffix(".log"))
+        log.warning(
+            "perf agent for %s exited %s (log %s)",
+            job.instance_id,
+            code,
+            job.output.with_suffix(".log"),
+        )
         return
     if not job.per_metric:
         return
@@ -190,7 +215,8 @@ def _finish(env: AgentEnv, job: _Job) -> None:
         f = 1.0
         for inj in job.per_metric:
             if inj.applies(d["ami"], d["instance_type"], d["metric"]) or inj.applies(
-                    d["ami"], d["instance_type"], d.get("benchmark", "")):
+                d["ami"], d["instance_type"], d.get("benchmark", "")
+            ):
                 f *= inj.factor
         samples.append(Sample.from_dict(apply_slowdown([d], f)[0] if f != 1.0 else d))
     buf = io.StringIO()

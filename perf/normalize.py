@@ -1,4 +1,5 @@
-"""A raw frame from any samples format → imagefleet's sample columns, checked. Per category, not per row.
+"""A raw frame from any samples format → imagefleet's sample columns, checked. Per category, not per
+row.
 
 Text columns stay ``category`` from the reader on: direction, arm, instance type and metadata
 are worked out once per distinct value (or distinct (metric, unit) pair) and spread back to the
@@ -41,7 +42,9 @@ def normalize(
     optional ``columns`` asked for."""
     df = df.reset_index(drop=True)
     if len(df) == 0:
-        raise InputFormatError(f"{p}: no samples in file", hint="a samples file needs at least one row")
+        raise InputFormatError(
+            f"{p}: no samples in file", hint="a samples file needs at least one row"
+        )
     out: dict[str, Any] = {}
     out["metric"] = as_category(df["metric"])
     out["value"] = _values(df["value"], p, first_line)
@@ -56,7 +59,9 @@ def normalize(
         elif c == "timestamp":
             out[c] = _timestamps(df["timestamp"], p, first_line) if c in df else np.zeros(len(df))
         elif c == "metadata":
-            out[c] = _metadata(df["metadata"], p, first_line) if c in df else _constant("{}", len(df))
+            out[c] = (
+                _metadata(df["metadata"], p, first_line) if c in df else _constant("{}", len(df))
+            )
         else:
             out[c] = as_category(df[c]) if c in df else _constant("", len(df))
     return pd.DataFrame(out)
@@ -85,7 +90,9 @@ def _constant(value: str, n: int) -> pd.Categorical:
 def _values(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
     values = pd.to_numeric(col, errors="coerce") if col.dtype == object else col
     bad = values.isna().to_numpy()
-    bad = bad | np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))  # 1e999, "inf": not a measurement
+    bad = bad | np.isinf(
+        values.to_numpy(dtype=np.float64, na_value=np.nan)
+    )  # 1e999, "inf": not a measurement
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputFormatError(f"{p}:{first_line + i}: value {col.iloc[i]!r} is not a number")
@@ -107,8 +114,14 @@ def _pair_index(a: pd.Categorical, b: pd.Categorical) -> tuple[np.ndarray, np.nd
     return present, inverse
 
 
-def _direction(df: pd.DataFrame, metric: pd.Categorical, unit: pd.Categorical, p: Path,
-               rules: DirectionRules, first_line: int) -> np.ndarray:
+def _direction(
+    df: pd.DataFrame,
+    metric: pd.Categorical,
+    unit: pd.Categorical,
+    p: Path,
+    rules: DirectionRules,
+    first_line: int,
+) -> np.ndarray:
     """Per row: a glob override, else the file's own value, else inference from metric and unit;
     all worked out per distinct (metric, unit) pair."""
     present, at = _pair_index(metric, unit)
@@ -132,7 +145,7 @@ def _direction(df: pd.DataFrame, metric: pd.Categorical, unit: pd.Categorical, p
             f"{p}:{first_line + i}: cannot tell whether more or less is better for metric {m!r} "
             f"(unit {u!r})",
             hint=f"say which: --higher-is-better '{m}' or --lower-is-better '{m}' "
-                 "(or [perf] higher_is_better / lower_is_better in the config)",
+            "(or [perf] higher_is_better / lower_is_better in the config)",
         )
     higher: np.ndarray = out.astype(bool)
     return higher
@@ -166,30 +179,46 @@ def _instance_types(df: pd.DataFrame, p: Path, warn: Warn | None) -> pd.Categori
     if blank == 0:
         return cat.remove_categories([""])
     if NO_INSTANCE_TYPE in cat.categories:  # both spellings present: merge them
-        codes = np.where(cat.codes == cat.categories.get_loc(""),
-                         cat.categories.get_loc(NO_INSTANCE_TYPE), cat.codes)
+        codes = np.where(
+            cat.codes == cat.categories.get_loc(""),
+            cat.categories.get_loc(NO_INSTANCE_TYPE),
+            cat.codes,
+        )
         cat = pd.Categorical.from_codes(codes, categories=cat.categories).remove_categories([""])
     else:
         cat = cat.rename_categories({"": NO_INSTANCE_TYPE})
     if warn is not None:
-        warn(f"{p}: {blank} sample(s) carry no instance type; they are compared as their own cell "
-             f"{NO_INSTANCE_TYPE!r} (PKB: machine_type, sending_machine_type or "
-             "receiving_machine_type; or name the label with --instance-type-label)")
+        warn(
+            f"{p}: {blank} sample(s) carry no instance type; they are compared as their own cell "
+            f"{NO_INSTANCE_TYPE!r} (PKB: machine_type, sending_machine_type or "
+            "receiving_machine_type; or name the label with --instance-type-label)"
+        )
     return cat
 
 
-def _arms(df: pd.DataFrame, ami: pd.Categorical, p: Path, first_line: int, arm: str | None,
-          arm_by_image: Mapping[str, str] | None) -> pd.Categorical:
+def _arms(
+    df: pd.DataFrame,
+    ami: pd.Categorical,
+    p: Path,
+    first_line: int,
+    arm: str | None,
+    arm_by_image: Mapping[str, str] | None,
+) -> pd.Categorical:
     n = len(df)
     if arm is not None:
-        return pd.Categorical.from_codes(np.full(n, ARMS.index(arm), dtype=np.int8), categories=ARMS)
+        return pd.Categorical.from_codes(
+            np.full(n, ARMS.index(arm), dtype=np.int8), categories=ARMS
+        )
     if arm_by_image:
         mapped = [arm_by_image.get(str(c)) for c in ami.categories]
         missing = [i for i, m in enumerate(mapped) if m is None and (ami.codes == i).any()]
         if missing:
             i = int(np.flatnonzero(ami.codes == missing[0])[0])
-            raise InputFormatError(f"{p}:{first_line + i}: image {str(ami.categories[missing[0]])!r} "
-                                   "is in neither arm", hint=f"arm_by_image knows {sorted(arm_by_image)}")
+            raise InputFormatError(
+                f"{p}:{first_line + i}: image {str(ami.categories[missing[0]])!r} "
+                "is in neither arm",
+                hint=f"arm_by_image knows {sorted(arm_by_image)}",
+            )
         return _recode(ami, [m or ARMS[0] for m in mapped], p, first_line)
     if "arm" not in df:
         raise UsageError(f"{p}: the samples carry no arm; say which (arm=... or arm_by_image=...)")
@@ -197,14 +226,20 @@ def _arms(df: pd.DataFrame, ami: pd.Categorical, p: Path, first_line: int, arm: 
     return _recode(cat, [str(c) for c in cat.categories], p, first_line)
 
 
-def _recode(cat: pd.Categorical, arm_of_category: list[str], p: Path, first_line: int) -> pd.Categorical:
+def _recode(
+    cat: pd.Categorical, arm_of_category: list[str], p: Path, first_line: int
+) -> pd.Categorical:
     """Rows' arms from one arm per category of ``cat``; an unknown arm names its first line."""
-    table = np.array([ARMS.index(a) if a in ARMS else -1 for a in arm_of_category] or [-1], dtype=np.int8)
+    table = np.array(
+        [ARMS.index(a) if a in ARMS else -1 for a in arm_of_category] or [-1], dtype=np.int8
+    )
     codes = table[cat.codes]
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
-        raise InputFormatError(f"{p}:{first_line + i}: arm {arm_of_category[cat.codes[i]]!r} "
-                               "is not baseline or candidate")
+        raise InputFormatError(
+            f"{p}:{first_line + i}: arm {arm_of_category[cat.codes[i]]!r} "
+            "is not baseline or candidate"
+        )
     return pd.Categorical.from_codes(codes, categories=ARMS)
 
 
@@ -223,8 +258,10 @@ def _timestamps(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
         bad = parsed.isna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(iso)[np.flatnonzero(bad)[0]])
-            raise InputFormatError(f"{p}:{first_line + i}: timestamp {text.iloc[i]!r} is neither "
-                                   "epoch seconds nor ISO 8601 (like 2026-11-24T00:00:00Z)")
+            raise InputFormatError(
+                f"{p}:{first_line + i}: timestamp {text.iloc[i]!r} is neither "
+                "epoch seconds nor ISO 8601 (like 2026-11-24T00:00:00Z)"
+            )
         out[iso] = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     seconds = out.to_numpy(dtype=np.float64)
     return seconds
@@ -233,7 +270,9 @@ def _timestamps(col: pd.Series, p: Path, first_line: int) -> np.ndarray:
 def _metadata(col: pd.Series, p: Path, first_line: int) -> pd.Categorical:
     """Metadata as canonical JSON strings: parsed once per distinct string; dict objects (JSON
     lines) once per distinct serialisation."""
-    values = col.astype(object).to_numpy() if not isinstance(col.dtype, pd.CategoricalDtype) else None
+    values = (
+        col.astype(object).to_numpy() if not isinstance(col.dtype, pd.CategoricalDtype) else None
+    )
     if values is not None:
         keys = np.empty(len(values), dtype=object)
         for i, m in enumerate(values):  # JSON objects arrive as dicts: one dumps per row
@@ -244,7 +283,9 @@ def _metadata(col: pd.Series, p: Path, first_line: int) -> pd.Categorical:
             elif isinstance(m, str):
                 keys[i] = m
             else:
-                raise InputFormatError(f"{p}:{first_line + i}: metadata must be an object, not {m!r}")
+                raise InputFormatError(
+                    f"{p}:{first_line + i}: metadata must be an object, not {m!r}"
+                )
         col = pd.Series(pd.Categorical(keys))
     cat = as_category(col)
     canon = []
@@ -255,7 +296,9 @@ def _metadata(col: pd.Series, p: Path, first_line: int) -> pd.Categorical:
             parsed = None
         if not isinstance(parsed, dict):
             i = int(np.flatnonzero(cat.codes == k)[0])
-            raise InputFormatError(f"{p}:{first_line + i}: metadata is not a JSON object: {m[:60]!r}")
+            raise InputFormatError(
+                f"{p}:{first_line + i}: metadata is not a JSON object: {m[:60]!r}"
+            )
         canon.append(canonical(parsed))
     uniq, inverse = np.unique(np.asarray(canon, dtype=object).astype(str), return_inverse=True)
     codes = inverse[cat.codes] if len(canon) else np.zeros(len(cat), dtype=np.int64)

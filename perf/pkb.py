@@ -23,8 +23,12 @@ import pandas as pd
 # Where a sample's instance type may be, in order; a user-named label goes first.
 # Group-prefixed keys (``vm_1_machine_type``) are left to ``instance_type_label``: which group is
 # "the" instance depends on the benchmark's configuration.
-INSTANCE_TYPE_KEYS = ("machine_type", "sending_machine_type", "receiving_machine_type",
-                      "instance_type")
+INSTANCE_TYPE_KEYS = (
+    "machine_type",
+    "sending_machine_type",
+    "receiving_machine_type",
+    "instance_type",
+)
 # Both VMs of a two-VM benchmark boot the image under test, so the first group's image will do.
 IMAGE_KEYS = ("image", "ami", "vm_1_image")
 INSTANCE_ID_KEYS = ("instance_id", "vm_id", "hostname")
@@ -32,7 +36,8 @@ _LABEL = re.compile(r"\|([^|]*)\|")
 
 
 def parse_labels(labels: str) -> dict[str, str]:
-    """``|cloud:AWS|,|image:ami-1|`` → ``{"cloud": "AWS", "image": "ami-1"}`` (split on first ':')."""
+    """``|cloud:AWS|,|image:ami-1|`` → ``{"cloud": "AWS", "image": "ami-1"}`` (split on first
+    ':')."""
     out: dict[str, str] = {}
     for part in _LABEL.findall(labels):
         key, sep, value = part.partition(":")
@@ -42,7 +47,8 @@ def parse_labels(labels: str) -> dict[str, str]:
 
 
 def canonical(meta: dict[str, Any]) -> str:
-    """Metadata as one canonical JSON string (sorted keys, no spaces): equal dicts, equal strings."""
+    """Metadata as one canonical JSON string (sorted keys, no spaces): equal dicts, equal
+    strings."""
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str) if meta else "{}"
 
 
@@ -56,7 +62,9 @@ def pkb_frame(raw: pd.DataFrame, *, instance_type_label: str | None = None) -> p
     type_keys = ((instance_type_label,) if instance_type_label else ()) + INSTANCE_TYPE_KEYS
 
     def pick(keys: tuple[str, ...], default: str = "") -> pd.Categorical:
-        values = [next((str(m[k]) for k in keys if m.get(k) not in (None, "")), default) for m in metas]
+        values = [
+            next((str(m[k]) for k in keys if m.get(k) not in (None, "")), default) for m in metas
+        ]
         return _expand(values, codes)
 
     run_uri = raw["run_uri"].astype(str) if "run_uri" in raw.columns else pd.Series([""] * n)

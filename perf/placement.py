@@ -31,8 +31,9 @@ class Slot:
         return asdict(self)
 
 
-def plan_slots(instance_types: Sequence[str], per_arm: int, zones: Sequence[str],
-               key_prefix: str) -> list[Slot]:
+def plan_slots(
+    instance_types: Sequence[str], per_arm: int, zones: Sequence[str], key_prefix: str
+) -> list[Slot]:
     """The launch order: pairs of (baseline, candidate) on the same type and zone.
 
     Types are visited round-robin, so every type's pairs are spread over the whole launch; zones
@@ -61,26 +62,67 @@ def client_token(run_id: str, slot: Slot) -> str:
     return hashlib.sha256(f"{run_id}:{slot.index}".encode()).hexdigest()[:48]
 
 
-def agent_command(*, slot: Slot, ami: str, bucket: str, repetitions: int, duration: float,
-                  benchmarks: Sequence[str], external: bool) -> str:
-    """The shell line that runs the agent; the instance id is expanded by the shell on the instance."""
+def agent_command(
+    *,
+    slot: Slot,
+    ami: str,
+    bucket: str,
+    repetitions: int,
+    duration: float,
+    benchmarks: Sequence[str],
+    external: bool,
+) -> str:
+    """The shell line that runs the agent; the instance id is expanded by the shell on the
+    instance."""
     rest = [
-        "--instance-type", slot.instance_type, "--ami", ami, "--arm", slot.arm,
-        "--repetitions", str(repetitions), "--duration", f"{duration:g}",
+        "--instance-type",
+        slot.instance_type,
+        "--ami",
+        ami,
+        "--arm",
+        slot.arm,
+        "--repetitions",
+        str(repetitions),
+        "--duration",
+        f"{duration:g}",
         *[a for b in benchmarks for a in ("--benchmark", b)],
         *([] if external else ["--no-external"]),
-        "--output", AGENT_OUTPUT, "--s3-uri", f"s3://{bucket}/{slot.results_key}",
+        "--output",
+        AGENT_OUTPUT,
+        "--s3-uri",
+        f"s3://{bucket}/{slot.results_key}",
     ]
-    return (f'{AGENT_VENV}/bin/imagefleet-agent bench --instance-id "{INSTANCE_ID_VAR}" ' f'{shlex.join(rest)}')
+    return (
+        f'{AGENT_VENV}/bin/imagefleet-agent bench --instance-id "{INSTANCE_ID_VAR}" '
+        f"{shlex.join(rest)}"
+    )
 
 
-def user_data(*, run_id: str, slot: Slot, ami: str, bucket: str, region: str, package: str,
-              repetitions: int, duration: float, benchmarks: Sequence[str], external: bool) -> str:
+def user_data(
+    *,
+    run_id: str,
+    slot: Slot,
+    ami: str,
+    bucket: str,
+    region: str,
+    package: str,
+    repetitions: int,
+    duration: float,
+    benchmarks: Sequence[str],
+    external: bool,
+) -> str:
     """A cloud-init shell script: read the instance id from IMDSv2, install the agent in a venv,
     run the benchmarks, upload the samples; then power off (the instance is launched with
     shutdown behaviour ``terminate``) so a fleet whose orchestrator died cannot run for long."""
-    cmd = agent_command(slot=slot, ami=ami, bucket=bucket, repetitions=repetitions,
-                        duration=duration, benchmarks=benchmarks, external=external)
+    cmd = agent_command(
+        slot=slot,
+        ami=ami,
+        bucket=bucket,
+        repetitions=repetitions,
+        duration=duration,
+        benchmarks=benchmarks,
+        external=external,
+    )
     return f"""#!/bin/bash
 # imagefleet benchmark agent: run {run_id}, slot {slot.index}, arm {slot.arm}
 set -euo pipefail
@@ -164,5 +206,7 @@ class QuotaCheck:
         name = QUOTA_CODES[self.group][1]
         if self.limit is None:
             return f"{name} ({self.code}): not checked — {self.source}"
-        return (f"{name} ({self.code}): fleet needs {self.needed} vCPUs, {self.in_use} in use, "
-                f"limit {self.limit} ({self.source}); headroom {self.limit - self.in_use}")
+        return (
+            f"{name} ({self.code}): fleet needs {self.needed} vCPUs, {self.in_use} in use, "
+            f"limit {self.limit} ({self.source}); headroom {self.limit - self.in_use}"
+        )

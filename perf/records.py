@@ -35,14 +35,28 @@ class PerfCell:
 
     @classmethod
     def from_json(cls, c: JsonDict) -> PerfCell:
-        return cls(instance_type=c.get("instance_type", ""), metric=c.get("metric", ""), ratio=c.get("ratio"),
-                   ci_low=c.get("ci_low"), ci_high=c.get("ci_high"), p_value=c.get("p_value"),
-                   p_adjusted=c.get("p_adjusted"), verdict=c.get("verdict", ""))
+        return cls(
+            instance_type=c.get("instance_type", ""),
+            metric=c.get("metric", ""),
+            ratio=c.get("ratio"),
+            ci_low=c.get("ci_low"),
+            ci_high=c.get("ci_high"),
+            p_value=c.get("p_value"),
+            p_adjusted=c.get("p_adjusted"),
+            verdict=c.get("verdict", ""),
+        )
 
     def to_json(self) -> JsonDict:
-        return {"instance_type": self.instance_type, "metric": self.metric, "ratio": self.ratio,
-                "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": self.p_value,
-                "p_adjusted": self.p_adjusted, "verdict": self.verdict}
+        return {
+            "instance_type": self.instance_type,
+            "metric": self.metric,
+            "ratio": self.ratio,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(frozen=True)
@@ -71,24 +85,46 @@ class PerfRunRecord:
     def from_json(cls, doc: JsonDict) -> PerfRunRecord:
         listed = doc.get("instances")  # runs recorded before instances_uri kept the list inline
         count = doc.get("instance_count", len(listed) if isinstance(listed, list) else 0)
-        return cls(id=doc["id"], family=doc.get("family", ""), status=doc.get("status", ""),
-                   candidate_ref=(doc.get("candidate") or {}).get("ref", ""),
-                   baseline_ref=(doc.get("baseline") or {}).get("ref", ""), started_at=doc.get("started_at", ""),
-                   verdict=doc.get("verdict"), passed=doc.get("passed"),
-                   cells=tuple(PerfCell.from_json(c) for c in (doc.get("comparison") or {}).get("comparisons", [])),
-                   plots=tuple(doc.get("plots") or ()), instances=int(count),
-                   instances_uri=doc.get("instances_uri"), results=doc.get("results"))
+        return cls(
+            id=doc["id"],
+            family=doc.get("family", ""),
+            status=doc.get("status", ""),
+            candidate_ref=(doc.get("candidate") or {}).get("ref", ""),
+            baseline_ref=(doc.get("baseline") or {}).get("ref", ""),
+            started_at=doc.get("started_at", ""),
+            verdict=doc.get("verdict"),
+            passed=doc.get("passed"),
+            cells=tuple(
+                PerfCell.from_json(c) for c in (doc.get("comparison") or {}).get("comparisons", [])
+            ),
+            plots=tuple(doc.get("plots") or ()),
+            instances=int(count),
+            instances_uri=doc.get("instances_uri"),
+            results=doc.get("results"),
+        )
 
     def to_json(self) -> JsonDict:
         """The fields this record reads, in the document's shape."""
-        return {"id": self.id, "family": self.family, "status": self.status,
-                "candidate": {"ref": self.candidate_ref}, "baseline": {"ref": self.baseline_ref},
-                "started_at": self.started_at, "verdict": self.verdict, "passed": self.passed,
-                "comparison": {"comparisons": [c.to_json() for c in self.cells]}, "plots": list(self.plots),
-                "instance_count": self.instances, "instances_uri": self.instances_uri, "results": self.results}
+        return {
+            "id": self.id,
+            "family": self.family,
+            "status": self.status,
+            "candidate": {"ref": self.candidate_ref},
+            "baseline": {"ref": self.baseline_ref},
+            "started_at": self.started_at,
+            "verdict": self.verdict,
+            "passed": self.passed,
+            "comparison": {"comparisons": [c.to_json() for c in self.cells]},
+            "plots": list(self.plots),
+            "instance_count": self.instances,
+            "instances_uri": self.instances_uri,
+            "results": self.results,
+        }
 
 
 def runs(store: StateStore, family: str | None = None) -> list[PerfRunRecord]:
     """Every perf run (of ``family``), oldest first."""
     found = [PerfRunRecord.from_json(doc) for doc in store.docs(KIND)]
-    return sorted((r for r in found if family is None or r.family == family), key=lambda r: r.started_at)
+    return sorted(
+        (r for r in found if family is None or r.family == family), key=lambda r: r.started_at
+    )

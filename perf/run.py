@@ -49,8 +49,10 @@ def _ami(base: BaseVersion, region: str) -> str:
     try:
         return base.amis[region]
     except KeyError:
-        raise NotFoundError(f"base {base.ref} has no AMI in {region}",
-                            hint="distribute it there, or set perf.placement.region") from None
+        raise NotFoundError(
+            f"base {base.ref} has no AMI in {region}",
+            hint="distribute it there, or set perf.placement.region",
+        ) from None
 
 
 def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersion]:
@@ -61,8 +63,10 @@ def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersi
     else:
         version = ctx.store.pointer(cand.family, "release")
         if version is None:
-            raise UsageError(f"{cand.family} has no release base to compare against",
-                             hint="pass --baseline FAMILY:VERSION or an AMI id")
+            raise UsageError(
+                f"{cand.family} has no release base to compare against",
+                hint="pass --baseline FAMILY:VERSION or an AMI id",
+            )
         base = ctx.store.get_base(cand.family, version)
     if (base.family, base.version) == (cand.family, cand.version):
         raise UsageError(f"baseline and candidate are the same base ({cand.ref})")
@@ -72,9 +76,16 @@ def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersi
 class PerfRun:
     """One run; ``execute`` does it all and returns the run document."""
 
-    def __init__(self, ctx: Context, req: RunRequest, *, progress: Progress | None = None,
-                 on_launch: Callable[[Fleet], None] | None = None, wait: bool = False,
-                 on_wait: leases.OnWait | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        req: RunRequest,
+        *,
+        progress: Progress | None = None,
+        on_launch: Callable[[Fleet], None] | None = None,
+        wait: bool = False,
+        on_wait: leases.OnWait | None = None,
+    ) -> None:
         self.ctx = ctx
         self.wait = wait
         self.on_wait = on_wait
@@ -91,23 +102,39 @@ class PerfRun:
     # --- the run document -------------------------------------------------------------------------
     def _save(self, **fields: object) -> None:
         self.doc.update(fields)
-        self.revision = self.store.put_doc(DOC_KIND, self.run_id, self.doc,
-                                               expected_revision=self.revision)
+        self.revision = self.store.put_doc(
+            DOC_KIND, self.run_id, self.doc, expected_revision=self.revision
+        )
 
     def execute(self) -> dict[str, Any]:
         """Hold the candidate's perf lease (one benchmark fleet per base at a time) and run."""
         cand, base = resolve_bases(self.ctx, self.req)
         ctx = self.ctx
-        with leases.hold(ctx.store, [perf_lease(cand.family, cand.version)],
-                         clock=ctx.clock, actor=ctx.actor, command=f"perf run {cand.ref}",
-                         ttl_s=ctx.settings.state.lease_ttl, wait=self.wait, on_wait=self.on_wait) as held:
+        with leases.hold(
+            ctx.store,
+            [perf_lease(cand.family, cand.version)],
+            clock=ctx.clock,
+            actor=ctx.actor,
+            command=f"perf run {cand.ref}",
+            ttl_s=ctx.settings.state.lease_ttl,
+            wait=self.wait,
+            on_wait=self.on_wait,
+        ) as held:
             self.store = held.store  # the run's every write is fenced on the perf lease
             self.owner = held.owner
             # Under the lease, a run of this candidate still "running" is a killed one's: close it
             # (its fleet terminated) before launching another.
-            close_dead(self.store, ctx.aws, ctx.settings.aws.regions, ctx.clock.time(), actor=ctx.actor,
-                       why="its process died; closed by the next run of the same candidate",
-                       family=cand.family, version=cand.version, progress=self.progress)
+            close_dead(
+                self.store,
+                ctx.aws,
+                ctx.settings.aws.regions,
+                ctx.clock.time(),
+                actor=ctx.actor,
+                why="its process died; closed by the next run of the same candidate",
+                family=cand.family,
+                version=cand.version,
+                progress=self.progress,
+            )
             return self._execute(cand, base)
 
     def _execute(self, cand: BaseVersion, base: BaseVersion) -> dict[str, Any]:
@@ -132,7 +159,7 @@ class PerfRun:
                 "the benchmark fleet would not fit in the vCPU quota: "
                 + "; ".join(q.message() for q in short),
                 hint="run fewer --instance-types or lower perf.instances_per_arm (minimum "
-                     f"{perf_config.MIN_INSTANCES_PER_ARM}), or request a quota increase",
+                f"{perf_config.MIN_INSTANCES_PER_ARM}), or request a quota increase",
             )
 
         started = datetime.now(UTC)  # tags and cleanup compare real time, never the scaled clock
@@ -140,23 +167,47 @@ class PerfRun:
         expires = started + timedelta(seconds=budget)
         bucket = settings.aws.artifact_bucket
         self._save(
-            id=self.run_id, status="running", family=cand.family,
+            id=self.run_id,
+            status="running",
+            family=cand.family,
             candidate={"ref": cand.ref, "version": cand.version, "ami": amis["candidate"]},
             baseline={"ref": base.ref, "version": base.version, "ami": amis["baseline"]},
-            region=region, availability_zones=list(zones), instance_types=list(types),
-            instances_per_arm=perf.instances_per_arm, benchmarks=list(perf.benchmarks),
-            repetitions=perf.repetitions, duration=perf.duration,
-            results=f"s3://{bucket}/{prefix}/", quota=[q.to_dict() for q in checks],
-            started_at=started.astimezone(UTC).isoformat(), expires_at=expires.isoformat(),
-            actor=ctx.actor, lease_owner=self.owner, holder={"host": socket.gethostname(), "pid": os.getpid()},
+            region=region,
+            availability_zones=list(zones),
+            instance_types=list(types),
+            instances_per_arm=perf.instances_per_arm,
+            benchmarks=list(perf.benchmarks),
+            repetitions=perf.repetitions,
+            duration=perf.duration,
+            results=f"s3://{bucket}/{prefix}/",
+            quota=[q.to_dict() for q in checks],
+            started_at=started.astimezone(UTC).isoformat(),
+            expires_at=expires.isoformat(),
+            actor=ctx.actor,
+            lease_owner=self.owner,
+            holder={"host": socket.gethostname(), "pid": os.getpid()},
         )
-        fleet = Fleet(aws=ctx.aws, region=region, run_id=self.run_id, family=cand.family,
-                      slots=slots, amis=amis, bucket=bucket, perf=perf, expires=expires)
+        fleet = Fleet(
+            aws=ctx.aws,
+            region=region,
+            run_id=self.run_id,
+            family=cand.family,
+            slots=slots,
+            amis=amis,
+            bucket=bucket,
+            perf=perf,
+            expires=expires,
+        )
         timings: dict[str, float] = {}
         t0 = ctx.clock.monotonic()
         try:
-            with provisioned(fleet, clock=ctx.clock, ready_timeout=perf.launch_timeout,
-                             poll=perf.poll_interval, progress=self._progress(fleet)):
+            with provisioned(
+                fleet,
+                clock=ctx.clock,
+                ready_timeout=perf.launch_timeout,
+                poll=perf.poll_interval,
+                progress=self._progress(fleet),
+            ):
                 timings["launch_s"] = round(ctx.clock.monotonic() - t0, 2)
                 self._save(**self._instances(fleet))
                 kill_point("perf:launched")
@@ -166,14 +217,24 @@ class PerfRun:
                 collected = self._wait_and_collect(fleet, bucket, prefix, region)
                 timings["results_s"] = round(ctx.clock.monotonic() - t1, 2)
         except LeaseLostError:
-            raise  # the fleet (this run's own) is still terminated on the way out; nothing is written
+            # the fleet (this run's own) is still terminated on the way out; nothing is written
+            raise
         except KeyboardInterrupt:
-            self._save(status="interrupted", **self._instances(fleet), terminated=len(fleet.terminated),
-                       finished_at=utcnow())
+            self._save(
+                status="interrupted",
+                **self._instances(fleet),
+                terminated=len(fleet.terminated),
+                finished_at=utcnow(),
+            )
             raise
         except BaseException as exc:
-            self._save(status="failed", error=str(exc), **self._instances(fleet),
-                       terminated=len(fleet.terminated), finished_at=utcnow())
+            self._save(
+                status="failed",
+                error=str(exc),
+                **self._instances(fleet),
+                terminated=len(fleet.terminated),
+                finished_at=utcnow(),
+            )
             raise
         timings["total_fleet_s"] = round(ctx.clock.monotonic() - t0, 2)
         return self._judge(cand, base, fleet, collected, timings)
@@ -184,9 +245,14 @@ class PerfRun:
         settings = self.ctx.settings
         key = f"{self.perf.results_prefix}/{self.run_id}/instances.json"
         try:
-            uri: str | None = put_artifact(self.ctx.aws, settings.aws.artifact_bucket, key,
-                                           json.dumps(fleet.summary()), "application/json",
-                                           self.perf.region or settings.aws.regions[0])
+            uri: str | None = put_artifact(
+                self.ctx.aws,
+                settings.aws.artifact_bucket,
+                key,
+                json.dumps(fleet.summary()),
+                "application/json",
+                self.perf.region or settings.aws.regions[0],
+            )
         except AwsError as exc:  # a run that is failing anyway records that, not this
             self.progress(f"{self.run_id}: the instance list was not written to {key}: {exc}")
             uri = None
@@ -195,6 +261,7 @@ class PerfRun:
     def _progress(self, fleet: Fleet) -> Progress:
         def update(line: str) -> None:
             self.progress(f"{self.run_id}: {line}")
+
         return update
 
     def _wait_and_collect(self, fleet: Fleet, bucket: str, prefix: str, region: str) -> Collected:
@@ -203,55 +270,105 @@ class PerfRun:
         by_key = {li.slot.results_key: li for li in fleet.instances}
 
         def present() -> set[str]:
-            self.store.check_fence()  # a run that lost its lease stops waiting (and tears its fleet down)
+            # a run that lost its lease stops waiting (and tears its fleet down)
+            self.store.check_fence()
             have = present_keys(ctx.aws, bucket, prefix + "/", region) & set(by_key)
             self.progress(f"{self.run_id}: results {len(have)}/{len(by_key)}")
             return have
 
-        have, _ = ctx.clock.poll_until(present, lambda have: len(have) == len(by_key),
-                                       timeout=perf.results_timeout, every=perf.poll_interval)
-        expected = [Expected(k, li.instance_id, li.slot.arm, fleet.amis[li.slot.arm],
-                             li.slot.instance_type) for k, li in by_key.items()]
+        have, _ = ctx.clock.poll_until(
+            present,
+            lambda have: len(have) == len(by_key),
+            timeout=perf.results_timeout,
+            every=perf.poll_interval,
+        )
+        expected = [
+            Expected(k, li.instance_id, li.slot.arm, fleet.amis[li.slot.arm], li.slot.instance_type)
+            for k, li in by_key.items()
+        ]
         got = collect(ctx.aws, bucket, expected, region=region, present=have)
         arms = by_arm(got)
         if min(arms.values()) == 0:
             raise AwsError(
-                "no usable results from the " f"{'baseline' if arms['baseline'] == 0 else 'candidate'} "
+                "no usable results from the "
+                f"{'baseline' if arms['baseline'] == 0 else 'candidate'} "
                 f"arm after {perf.results_timeout}s ({len(got.missing)} instance(s) wrote nothing, "
                 f"{len(got.invalid)} wrote something unusable)",
                 hint="is the agent running? locally: 'imagefleet local up' starts the agent runner",
             )
         return got
 
-    def _judge(self, cand: BaseVersion, base: BaseVersion, fleet: Fleet, got: Collected,
-               timings: dict[str, float]) -> dict[str, Any]:
+    def _judge(
+        self,
+        cand: BaseVersion,
+        base: BaseVersion,
+        fleet: Fleet,
+        got: Collected,
+        timings: dict[str, float],
+    ) -> dict[str, Any]:
         ctx, perf = self.ctx, self.perf
         out_dir = Path(ctx.settings.state_dir) / "perf" / self.run_id
         out_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(got.frame, out_dir / "samples.jsonl")
-        result = compare(got.frame, thresholds=perf.thresholds,
-                         default_threshold=perf.default_threshold,
-                         correction=perf.correction,  # type: ignore[arg-type]
-                         aggregate=perf.aggregate)  # type: ignore[arg-type]
-        plots = [forest_plot(result, out_dir / "forest.png"), *distribution_plots(got.frame, out_dir)]
+        result = compare(
+            got.frame,
+            thresholds=perf.thresholds,
+            default_threshold=perf.default_threshold,
+            correction=perf.correction,  # type: ignore[arg-type]
+            aggregate=perf.aggregate,  # type: ignore[arg-type]
+        )
+        plots = [
+            forest_plot(result, out_dir / "forest.png"),
+            *distribution_plots(got.frame, out_dir),
+        ]
         # insufficient data and inconclusive do not meet the gate unless [perf] allow_inconclusive
         passed = perf.passes(result.verdict)
-        regressions = [{"instance_type": c.instance_type, "metric": c.metric, "ratio": c.ratio,
-                        "ci_low": c.ci_low, "ci_high": c.ci_high} for c in result.regressions]
+        regressions = [
+            {
+                "instance_type": c.instance_type,
+                "metric": c.metric,
+                "ratio": c.ratio,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+            }
+            for c in result.regressions
+        ]
         self._save(
-            status="done", verdict=result.verdict, passed=passed, comparison=result.to_dict(),
-            collection=got.to_dict(), **self._instances(fleet), terminated=len(fleet.terminated),
-            plots=[str(p) for p in plots], samples=str(out_dir / "samples.jsonl"),
-            timings=timings, finished_at=utcnow(),
+            status="done",
+            verdict=result.verdict,
+            passed=passed,
+            comparison=result.to_dict(),
+            collection=got.to_dict(),
+            **self._instances(fleet),
+            terminated=len(fleet.terminated),
+            plots=[str(p) for p in plots],
+            samples=str(out_dir / "samples.jsonl"),
+            timings=timings,
+            finished_at=utcnow(),
         )
-        self.store.add_evidence(Evidence(
-            family=cand.family, version=cand.version, gate="perf", passed=passed,
-            details={"run_id": self.run_id, "verdict": result.verdict, "baseline": base.ref,
-                     "regressions": regressions, "missing": len(got.missing)},
-            at=utcnow(), actor=self.doc["actor"],
-        ))
-        self.store.audit(self.doc["actor"], KIND, cand.ref,  # the audit action has always been the kind
-                        reason=f"verdict {result.verdict} against {base.ref}",
-                        details={"run_id": self.run_id})
+        self.store.add_evidence(
+            Evidence(
+                family=cand.family,
+                version=cand.version,
+                gate="perf",
+                passed=passed,
+                details={
+                    "run_id": self.run_id,
+                    "verdict": result.verdict,
+                    "baseline": base.ref,
+                    "regressions": regressions,
+                    "missing": len(got.missing),
+                },
+                at=utcnow(),
+                actor=self.doc["actor"],
+            )
+        )
+        self.store.audit(
+            self.doc["actor"],
+            KIND,
+            cand.ref,  # the audit action has always been the kind
+            reason=f"verdict {result.verdict} against {base.ref}",
+            details={"run_id": self.run_id},
+        )
         # what the command prints: the record plus the fleet's instances (the record has their URI)
         return {**self.doc, "instances": fleet.summary(), "terminated": list(fleet.terminated)}

@@ -42,8 +42,14 @@ def holder_gone(store: StateStore, doc: dict[str, Any], now: float) -> bool:
     return holder is None or bool(doc.get("lease_owner") and holder.owner != doc["lease_owner"])
 
 
-def dead_runs(store: StateStore, now: float, *, family: str | None = None, version: int | None = None,
-              run_id: str | None = None) -> list[dict[str, Any]]:
+def dead_runs(
+    store: StateStore,
+    now: float,
+    *,
+    family: str | None = None,
+    version: int | None = None,
+    run_id: str | None = None,
+) -> list[dict[str, Any]]:
     """The ``running`` run documents (of one candidate or run, if given) whose holder is dead."""
     out = []
     for doc in store.docs(DOC_KIND):
@@ -59,25 +65,47 @@ def dead_runs(store: StateStore, now: float, *, family: str | None = None, versi
     return out
 
 
-def close(store: StateStore, run_id: str, *, actor: str, why: str, terminated: Sequence[str]) -> bool:
-    """Mark a dead run ``abandoned`` (only if it still says ``running``), audited. False if it moved on."""
+def close(
+    store: StateStore, run_id: str, *, actor: str, why: str, terminated: Sequence[str]
+) -> bool:
+    """Mark a dead run ``abandoned`` (only if it still says ``running``), audited. False if it moved
+    on."""
     doc, revision = store.get_doc(DOC_KIND, run_id)
     if doc.get("status") != "running":
         return False
-    doc.update(status=ABANDONED, finished_at=utcnow(), error=why,
-               terminated=sorted({*doc.get("terminated", []), *terminated}))
+    doc.update(
+        status=ABANDONED,
+        finished_at=utcnow(),
+        error=why,
+        terminated=sorted({*doc.get("terminated", []), *terminated}),
+    )
     try:
         store.put_doc(DOC_KIND, run_id, doc, expected_revision=revision)
     except ConflictError:
         return False
-    store.audit(actor, "perf-run-abandoned", f"{doc.get('family')}:{(doc.get('candidate') or {}).get('version')}",
-                reason=why, details={"run_id": run_id, "terminated": list(terminated)})
+    store.audit(
+        actor,
+        "perf-run-abandoned",
+        f"{doc.get('family')}:{(doc.get('candidate') or {}).get('version')}",
+        reason=why,
+        details={"run_id": run_id, "terminated": list(terminated)},
+    )
     return True
 
 
-def close_dead(store: StateStore, aws: AwsFactory, regions: Sequence[str], now: float, *, actor: str, why: str,
-               family: str | None = None, version: int | None = None, run_id: str | None = None,
-               progress: Callable[[str], None] = lambda _m: None) -> dict[str, list[str]]:
+def close_dead(
+    store: StateStore,
+    aws: AwsFactory,
+    regions: Sequence[str],
+    now: float,
+    *,
+    actor: str,
+    why: str,
+    family: str | None = None,
+    version: int | None = None,
+    run_id: str | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> dict[str, list[str]]:
     """Terminate the instances of every dead run (of one candidate or run, if given) and close it.
     Returns, per run closed, the instances terminated."""
     from perf.fleet import find_instances, terminate

@@ -77,9 +77,16 @@ def read_samples(
     try:
         with bounded_path(p, "samples", noun="samples file") as readable:
             try:
-                return _read_samples(readable, format=format, arm=arm, arm_by_image=arm_by_image,
-                                     higher_is_better=higher_is_better, instance_type_label=instance_type_label,
-                                     columns=columns, warn=warn)
+                return _read_samples(
+                    readable,
+                    format=format,
+                    arm=arm,
+                    arm_by_image=arm_by_image,
+                    higher_is_better=higher_is_better,
+                    instance_type_label=instance_type_label,
+                    columns=columns,
+                    warn=warn,
+                )
             except InputFormatError as exc:  # a pipe read through a copy: name what the user gave
                 if readable != p:
                     exc.message = exc.message.replace(str(readable), str(p))
@@ -110,7 +117,11 @@ def _read_samples(
         raise UsageError(f"unknown sample column(s) {', '.join(unknown)}")
     if not p.is_file():
         raise InputFormatError(f"{p}: no such samples file")
-    rules = higher_is_better if isinstance(higher_is_better, DirectionRules) else DirectionRules.of(higher_is_better)
+    rules = (
+        higher_is_better
+        if isinstance(higher_is_better, DirectionRules)
+        else DirectionRules.of(higher_is_better)
+    )
     fmt = format or _sniff(p)
     if fmt == "csv":
         df, first = _read_csv(p, wanted, arm is None, instance_type_label), 2
@@ -122,8 +133,16 @@ def _read_samples(
         df, first = _read_pkb(p, instance_type_label), 1
     else:
         raise UsageError(f"unknown samples format {fmt!r}; use csv, jsonl or pkb")
-    out = normalize(df, p, first_line=first, arm=arm, arm_by_image=arm_by_image, rules=rules,
-                    columns=wanted, warn=warn)
+    out = normalize(
+        df,
+        p,
+        first_line=first,
+        arm=arm,
+        arm_by_image=arm_by_image,
+        rules=rules,
+        columns=wanted,
+        warn=warn,
+    )
     return out[[c for c in COLUMNS if c in out.columns]]
 
 
@@ -155,7 +174,9 @@ def _sniff(p: Path) -> Format:
                 first = json.loads(line)
             except ValueError:
                 return "jsonl"  # the JSON reader will name the line
-            if "arm" not in first and ("labels" in first or "run_uri" in first or "official" in first):
+            if "arm" not in first and (
+                "labels" in first or "run_uri" in first or "official" in first
+            ):
                 return "pkb"
             return "jsonl"
     return "jsonl"
@@ -181,8 +202,13 @@ def _read_csv(p: Path, wanted: list[str], need_arm: bool, label: str | None) -> 
     if "timestamp" in use:
         dtypes["timestamp"] = _timestamp_dtype(p)
     try:
-        df = pd.read_csv(p, usecols=use, dtype=dtypes, keep_default_na=False,
-                         na_values={"value": ["", "NaN", "nan"]})
+        df = pd.read_csv(
+            p,
+            usecols=use,
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values={"value": ["", "NaN", "nan"]},
+        )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         line = _first_bad_csv_line(p, cols)
         raise InputFormatError(f"{p}:{line}: unreadable CSV row: {_short(exc)}") from None
@@ -192,7 +218,9 @@ def _read_csv(p: Path, wanted: list[str], need_arm: bool, label: str | None) -> 
 def _timestamp_dtype(p: Path) -> str:
     """float64 when the first rows' timestamps are numbers, else text (ISO 8601) to convert."""
     sample = pd.read_csv(p, usecols=["timestamp"], nrows=1000, dtype=str, keep_default_na=False)
-    return "float64" if pd.to_numeric(sample["timestamp"], errors="coerce").notna().all() else "object"
+    return (
+        "float64" if pd.to_numeric(sample["timestamp"], errors="coerce").notna().all() else "object"
+    )
 
 
 def _first_bad_csv_line(p: Path, cols: list[str]) -> int | str:
@@ -264,8 +292,11 @@ def _short(exc: BaseException) -> str:
 
 # --- building and writing -------------------------------------------------------------------------
 def samples_frame(samples: Iterable[Sample | Mapping[str, Any]]) -> pd.DataFrame:
-    """A frame with ``COLUMNS`` from ``Sample`` objects or their dicts (validated via ``Sample``)."""
-    rows = [s.to_dict() if isinstance(s, Sample) else Sample.from_dict(s).to_dict() for s in samples]
+    """A frame with ``COLUMNS`` from ``Sample`` objects or their dicts (validated via
+    ``Sample``)."""
+    rows = [
+        s.to_dict() if isinstance(s, Sample) else Sample.from_dict(s).to_dict() for s in samples
+    ]
     df = pd.DataFrame.from_records(rows, columns=COLUMNS)
     df["metadata"] = [canonical(m) for m in df["metadata"]]
     df["value"] = df["value"].astype("float64")

@@ -20,10 +20,20 @@ import pandas as pd
 from orchestrator.errors import InputFormatError
 
 # Spellings benchmark tools use that pint does not know (or knows as something else).
-_ALIASES = {"usec": "microsecond", "usecs": "microsecond", "msec": "millisecond",
-            "msecs": "millisecond", "nsec": "nanosecond", "secs": "second", "sec": "second",
-            "KB": "kilobyte", "KB/s": "kilobyte/second", "KB/sec": "kilobyte/second",
-            "Kbits/sec": "kilobit/second", "mins": "minute"}
+_ALIASES = {
+    "usec": "microsecond",
+    "usecs": "microsecond",
+    "msec": "millisecond",
+    "msecs": "millisecond",
+    "nsec": "nanosecond",
+    "secs": "second",
+    "sec": "second",
+    "KB": "kilobyte",
+    "KB/s": "kilobyte/second",
+    "KB/sec": "kilobyte/second",
+    "Kbits/sec": "kilobit/second",
+    "mins": "minute",
+}
 
 
 @lru_cache(maxsize=1)

@@ -32,7 +32,8 @@ def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
-# --- images ----------------------------------------------------------------------------------------
+# --- images
+# ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Ami:
     """One AMI as DescribeImages reports it."""
@@ -52,13 +53,19 @@ class Ami:
 
 
 def _ami(region: str, image: Mapping[str, Any]) -> Ami:
-    snapshots = tuple(m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
-                      if m.get("Ebs", {}).get("SnapshotId"))
-    return Ami(region, image["ImageId"], tags_of(image), snapshots, str(image.get("CreationDate", "")))
+    snapshots = tuple(
+        m["Ebs"]["SnapshotId"]
+        for m in image.get("BlockDeviceMappings", [])
+        if m.get("Ebs", {}).get("SnapshotId")
+    )
+    return Ami(
+        region, image["ImageId"], tags_of(image), snapshots, str(image.get("CreationDate", ""))
+    )
 
 
-def find_images(aws: AwsFactory, region: str, filters: Filters, *,
-                owners: Sequence[str] | None = ("self",)) -> list[Ami]:
+def find_images(
+    aws: AwsFactory, region: str, filters: Filters, *, owners: Sequence[str] | None = ("self",)
+) -> list[Ami]:
     """The images matching ``filters`` (owned by ``owners``; any owner when None)."""
     kwargs: dict[str, Any] = {"Filters": filters}
     if owners is not None:
@@ -73,16 +80,31 @@ def described_image(aws: AwsFactory, region: str, ami: str) -> dict[str, Any]:
     return dict(aws.until_visible(lambda: ec2.describe_images(ImageIds=[ami]))["Images"][0])
 
 
-def copy_image(aws: AwsFactory, region: str, *, source_region: str, source_ami: str, name: str,
-               description: str, token: str, tags: Mapping[str, str]) -> str:
+def copy_image(
+    aws: AwsFactory,
+    region: str,
+    *,
+    source_region: str,
+    source_ami: str,
+    name: str,
+    description: str,
+    token: str,
+    tags: Mapping[str, str],
+) -> str:
     """Copy an AMI into ``region``, tagged; returns the copy's id."""
     ec2 = aws.client("ec2", region)
     pairs = _pairs(tags)
     # Tagged at creation: the IAM policy lets imagefleet tag only what it creates or already tagged.
-    copied = str(ec2.copy_image(
-        SourceRegion=source_region, SourceImageId=source_ami, Name=name, Description=description,
-        ClientToken=token, TagSpecifications=[{"ResourceType": "image", "Tags": pairs}],
-    )["ImageId"])
+    copied = str(
+        ec2.copy_image(
+            SourceRegion=source_region,
+            SourceImageId=source_ami,
+            Name=name,
+            Description=description,
+            ClientToken=token,
+            TagSpecifications=[{"ResourceType": "image", "Tags": pairs}],
+        )["ImageId"]
+    )
     # Again on the tagged copy (allowed): an endpoint that drops TagSpecifications (moto) still
     # ends with the tags the copy is found by; a fresh copy may be unknown to EC2 for a while
     # (eventual consistency): tagging waits it out
@@ -97,19 +119,25 @@ def tag_image(aws: AwsFactory, region: str, ami: str, tags: Mapping[str, str]) -
     aws.until_visible(lambda: ec2.create_tags(Resources=[ami], Tags=pairs))
 
 
-def grant_launch(aws: AwsFactory, region: str, ami: str, accounts: Sequence[str],
-                 ou_arns: Sequence[str]) -> None:
+def grant_launch(
+    aws: AwsFactory, region: str, ami: str, accounts: Sequence[str], ou_arns: Sequence[str]
+) -> None:
     """Add launch permission for accounts and organisational units (the AMI may be a fresh copy)."""
     perms: list[dict[str, str]] = [{"UserId": a} for a in accounts]
     perms += [{"OrganizationalUnitArn": arn} for arn in ou_arns]
     ec2 = aws.client("ec2", region)
-    aws.until_visible(lambda: ec2.modify_image_attribute(
-        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}))
+    aws.until_visible(
+        lambda: ec2.modify_image_attribute(
+            ImageId=ami, Attribute="launchPermission", LaunchPermission={"Add": perms}
+        )
+    )
 
 
 def revoke_launch(aws: AwsFactory, region: str, ami: str, accounts: Sequence[str]) -> None:
     aws.client("ec2", region).modify_image_attribute(
-        ImageId=ami, Attribute="launchPermission", LaunchPermission={"Remove": [{"UserId": a} for a in accounts]}
+        ImageId=ami,
+        Attribute="launchPermission",
+        LaunchPermission={"Remove": [{"UserId": a} for a in accounts]},
     )
 
 
@@ -121,11 +149,19 @@ def delete_snapshot(aws: AwsFactory, region: str, snapshot: str) -> None:
     aws.client("ec2", region).delete_snapshot(SnapshotId=snapshot)
 
 
-# --- stage pointers (SSM) and the organisation -----------------------------------------------------
-def put_image_parameter(aws: AwsFactory, region: str, name: str, ami: str, description: str) -> None:
+# --- stage pointers (SSM) and the organisation
+# -----------------------------------------------------
+def put_image_parameter(
+    aws: AwsFactory, region: str, name: str, ami: str, description: str
+) -> None:
     """Point an SSM parameter of data type ``aws:ec2:image`` at ``ami``."""
     aws.client("ssm", region).put_parameter(
-        Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True, Description=description,
+        Name=name,
+        Value=ami,
+        Type="String",
+        DataType="aws:ec2:image",
+        Overwrite=True,
+        Description=description,
     )
 
 
@@ -143,12 +179,24 @@ def organization(aws: AwsFactory) -> tuple[str, str]:
     return str(org["MasterAccountId"]), str(org["Id"])
 
 
-# --- instances -------------------------------------------------------------------------------------
-def run_instance(aws: AwsFactory, region: str, *, ami: str, instance_type: str, token: str,
-                 tags: Mapping[str, str]) -> str:
+# --- instances
+# -------------------------------------------------------------------------------------
+def run_instance(
+    aws: AwsFactory,
+    region: str,
+    *,
+    ami: str,
+    instance_type: str,
+    token: str,
+    tags: Mapping[str, str],
+) -> str:
     """Launch one instance of ``ami`` (idempotent by ``token``); returns its id."""
     resp = aws.client("ec2", region).run_instances(
-        ImageId=ami, InstanceType=instance_type, MinCount=1, MaxCount=1, ClientToken=token,
+        ImageId=ami,
+        InstanceType=instance_type,
+        MinCount=1,
+        MaxCount=1,
+        ClientToken=token,
         TagSpecifications=[{"ResourceType": "instance", "Tags": _pairs(tags)}],
     )
     return str(resp["Instances"][0]["InstanceId"])
@@ -168,7 +216,11 @@ def find_instances(aws: AwsFactory, region: str, filters: Filters) -> list[Insta
         for res in page.get("Reservations", []):
             for inst in res.get("Instances", []):
                 launched = inst.get("LaunchTime") or datetime.now(UTC)
-                out.append(Instance(region, inst["InstanceId"], inst["State"]["Name"], tags_of(inst), launched))
+                out.append(
+                    Instance(
+                        region, inst["InstanceId"], inst["State"]["Name"], tags_of(inst), launched
+                    )
+                )
     return out
 
 
@@ -190,17 +242,35 @@ class GroupTemplate:
 def group_templates(aws: AwsFactory, region: str) -> Iterator[GroupTemplate]:
     for page in aws.client("autoscaling", region).paginate("describe_auto_scaling_groups"):
         for g in page.get("AutoScalingGroups", []):
-            spec = g.get("LaunchTemplate") or g.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get(
-                "LaunchTemplateSpecification", {})
-            yield GroupTemplate(g["AutoScalingGroupName"], tags_of(g).get(FAMILY_TAG),
-                                spec.get("LaunchTemplateId"), str(spec.get("Version", "")))
+            spec = g.get("LaunchTemplate") or g.get("MixedInstancesPolicy", {}).get(
+                "LaunchTemplate", {}
+            ).get("LaunchTemplateSpecification", {})
+            yield GroupTemplate(
+                g["AutoScalingGroupName"],
+                tags_of(g).get(FAMILY_TAG),
+                spec.get("LaunchTemplateId"),
+                str(spec.get("Version", "")),
+            )
 
 
 def template_versions(aws: AwsFactory, region: str, template_id: str) -> list[TemplateVersion]:
-    pages = aws.client("ec2", region).paginate("describe_launch_template_versions", LaunchTemplateId=template_id)
-    return [TemplateVersion(region, template_id, int(v["VersionNumber"]), v.get("VersionDescription", ""),
-                            bool(v.get("DefaultVersion"))) for page in pages for v in page.get("LaunchTemplateVersions", [])]
+    pages = aws.client("ec2", region).paginate(
+        "describe_launch_template_versions", LaunchTemplateId=template_id
+    )
+    return [
+        TemplateVersion(
+            region,
+            template_id,
+            int(v["VersionNumber"]),
+            v.get("VersionDescription", ""),
+            bool(v.get("DefaultVersion")),
+        )
+        for page in pages
+        for v in page.get("LaunchTemplateVersions", [])
+    ]
 
 
 def delete_template_version(aws: AwsFactory, region: str, template_id: str, version: str) -> None:
-    aws.client("ec2", region).delete_launch_template_versions(LaunchTemplateId=template_id, Versions=[version])
+    aws.client("ec2", region).delete_launch_template_versions(
+        LaunchTemplateId=template_id, Versions=[version]
+    )

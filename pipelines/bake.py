@@ -46,7 +46,16 @@ from pipelines.packer import template as templates
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-__all__ = ["BAKE_TAG", "FAMILY_TAG", "PARENT_TAG", "STAGE_TAG", "VERSION_TAG", "BakeResult", "bake", "bake_lease"]
+__all__ = [
+    "BAKE_TAG",
+    "FAMILY_TAG",
+    "PARENT_TAG",
+    "STAGE_TAG",
+    "VERSION_TAG",
+    "BakeResult",
+    "bake",
+    "bake_lease",
+]
 
 
 @dataclass
@@ -100,14 +109,18 @@ def resolve_source_ami(aws: AwsFactory, family: FamilySettings, region: str) -> 
     if family.source_ami:
         return family.source_ami
     flt = family.source_filter or {}
-    filters = [{"Name": "name", "Values": [flt["name"]]}, {"Name": "state", "Values": ["available"]}]
+    filters = [
+        {"Name": "name", "Values": [flt["name"]]},
+        {"Name": "state", "Values": ["available"]},
+    ]
     for key, value in (flt.get("tags") or {}).items():
         filters.append({"Name": f"tag:{key}", "Values": [str(value)]})
     images = adapter.find_images(aws, region, filters, owners=list(flt.get("owners") or ["self"]))
     if not images:
         raise NotFoundError(
             f"no source AMI in {region} matches families.{family.name}.source_filter {flt}",
-            hint="check the filter's name pattern and owners (moto's stock images include " "Canonical's)",
+            hint="check the filter's name pattern and owners (moto's stock images include "
+            "Canonical's)",
         )
     return max(images, key=lambda i: (i.creation_date, i.ami)).ami
 
@@ -121,26 +134,39 @@ def _template_arg(template: Path, cwd: Path) -> str:
 
 
 def _credentials(aws: AwsFactory) -> dict[str, str]:
-    """With an endpoint, Packer must sign as imagefleet's own clients do; on AWS, only a profile is forced."""
+    """With an endpoint, Packer must sign as imagefleet's own clients do; on AWS, only a profile is
+    forced."""
     if aws.credentials:
         return dict(aws.credentials)
     return dict(aws.resolved_credentials()) if aws.endpoint_url else {}
 
 
 def _aws_env(inputs: contract.BakeInputs) -> dict[str, str]:
-    """Credentials reach Packer through the SDK's environment variables, never through the template."""
+    """Credentials reach Packer through the SDK's environment variables, never through the
+    template."""
     env = {"AWS_REGION": inputs.regions[0], "AWS_DEFAULT_REGION": inputs.regions[0]}
-    names = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
-             "aws_session_token": "AWS_SESSION_TOKEN"}
+    names = {
+        "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+        "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+        "aws_session_token": "AWS_SESSION_TOKEN",
+    }
     env.update({names[k]: v for k, v in inputs.credentials.items() if k in names and v})
     if inputs.profile:
         env["AWS_PROFILE"] = inputs.profile
     return env
 
 
-def prepare(settings: Settings, aws: AwsFactory, family_name: str, *, extra_vars: dict[str, str],
-            work_dir: Path, bake_id: str) -> Prepared:
-    """Read the template and check it against the family and the installed Packer (exit 2 if not)."""
+def prepare(
+    settings: Settings,
+    aws: AwsFactory,
+    family_name: str,
+    *,
+    extra_vars: dict[str, str],
+    work_dir: Path,
+    bake_id: str,
+) -> Prepared:
+    """Read the template and check it against the family and the installed Packer (exit 2 if
+    not)."""
     family = settings.family(family_name)
     where = f"families.{family.name}.template"
     template = templates.load(family.template, where=where)
@@ -153,46 +179,73 @@ def prepare(settings: Settings, aws: AwsFactory, family_name: str, *, extra_vars
     bake_dir = work_dir / "bakes" / bake_id
     inputs = _inputs(settings, aws, family, bake_id, bake_dir)
     passed = contract.variables_for(template, inputs, user)
-    contract.check_regions(template, contract.effective_values(template, passed, team_files), inputs, where)
+    contract.check_regions(
+        template, contract.effective_values(template, passed, team_files), inputs, where
+    )
     contract.check_credentials(template, inputs, where)
     contract.check_endpoint(template, inputs, where)
     contract.check_shell_commands(template, where)
     env = packer_run.packer_env(_aws_env(inputs))
     contract.check_version(template, packer_run.version(env), where)
     bake_dir.mkdir(parents=True, exist_ok=True)
-    ours, secret_file = _write_var_files(bake_dir, passed, set(contract.credential_values(template, inputs)))
-    prepared = Prepared(family, inputs, _template_arg(family.template, cwd), cwd,
-                        [*family.var_files, ours, *([secret_file] if secret_file else [])], env, bake_dir,
-                        contract.tagging_warnings(template), secret_file)
+    ours, secret_file = _write_var_files(
+        bake_dir, passed, set(contract.credential_values(template, inputs))
+    )
+    prepared = Prepared(
+        family,
+        inputs,
+        _template_arg(family.template, cwd),
+        cwd,
+        [*family.var_files, ours, *([secret_file] if secret_file else [])],
+        env,
+        bake_dir,
+        contract.tagging_warnings(template),
+        secret_file,
+    )
     try:
-        packer_run.validate(prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where)
+        packer_run.validate(
+            prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where
+        )
     except BaseException:
         prepared.forget_secrets()
         raise
     return prepared
 
 
-def _inputs(settings: Settings, aws: AwsFactory, family: FamilySettings, bake_id: str, bake_dir: Path) -> contract.BakeInputs:
+def _inputs(
+    settings: Settings, aws: AwsFactory, family: FamilySettings, bake_id: str, bake_dir: Path
+) -> contract.BakeInputs:
     return contract.BakeInputs(
-        family=family.name, regions=family.regions,
-        source_ami=resolve_source_ami(aws, family, family.regions[0]), bake_id=bake_id,
-        ami_name=bake_id, manifest_path=str(bake_dir / "manifest.txt"),
+        family=family.name,
+        regions=family.regions,
+        source_ami=resolve_source_ami(aws, family, family.regions[0]),
+        bake_id=bake_id,
+        ami_name=bake_id,
+        manifest_path=str(bake_dir / "manifest.txt"),
         packer_manifest_path=str(bake_dir / "packer-manifest.json"),
         recipe_manifest=str(family.manifest) if family.manifest else None,
-        endpoint_url=aws.endpoint_url, credentials=_credentials(aws), profile=settings.aws.profile,
+        endpoint_url=aws.endpoint_url,
+        credentials=_credentials(aws),
+        profile=settings.aws.profile,
     )
 
 
-def _write_var_files(bake_dir: Path, passed: dict[str, Any], secret_names: set[str]) -> tuple[Path, Path | None]:
-    """imagefleet's var file (kept with the bake, for the record) and, apart, the credential values."""
+def _write_var_files(
+    bake_dir: Path, passed: dict[str, Any], secret_names: set[str]
+) -> tuple[Path, Path | None]:
+    """imagefleet's var file (kept with the bake, for the record) and, apart, the credential
+    values."""
     ours = bake_dir / "imagefleet.vars.json"
-    ours.write_text(json.dumps({k: v for k, v in passed.items() if k not in secret_names}, indent=2))
+    ours.write_text(
+        json.dumps({k: v for k, v in passed.items() if k not in secret_names}, indent=2)
+    )
     secrets = {k: v for k, v in passed.items() if k in secret_names}
     return ours, (_write_private(bake_dir / "credentials.vars.json", secrets) if secrets else None)
 
 
 def _write_private(path: Path, values: dict[str, Any]) -> Path:
-    """A var file only this user can read: it holds credentials, and lives only as long as the bake."""
+    """A var file only this user can read: it holds credentials, and lives only as long as the
+    bake."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(values, f)
@@ -224,31 +277,73 @@ def bake(
     base its own bake registered after a kill between registering and journaling it.
     """
     bake_id = new_bake_id(family_name)
-    prepared = prepare(settings, aws, family_name, extra_vars=extra_vars or {}, work_dir=work_dir, bake_id=bake_id)
+    prepared = prepare(
+        settings, aws, family_name, extra_vars=extra_vars or {}, work_dir=work_dir, bake_id=bake_id
+    )
     try:
-        return _bake_and_register(prepared, settings, aws, store, actor=actor, clock=clock, wait=wait,
-                                  on_wait=on_wait, on_progress=on_progress, operation=operation)
+        return _bake_and_register(
+            prepared,
+            settings,
+            aws,
+            store,
+            actor=actor,
+            clock=clock,
+            wait=wait,
+            on_wait=on_wait,
+            on_progress=on_progress,
+            operation=operation,
+        )
     finally:
         prepared.forget_secrets()
 
 
-def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, store: StateStore, *, actor: str,
-                       clock: leases.LeaseClock, wait: bool, on_wait: leases.OnWait | None,
-                       on_progress: Callable[[str], None],
-                       operation: str | None) -> tuple[BaseVersion, BakeResult, list[str]]:
-    """Under the bake lease: reserve the version, build, register; on failure remove what was built."""
+def _bake_and_register(
+    prepared: Prepared,
+    settings: Settings,
+    aws: AwsFactory,
+    store: StateStore,
+    *,
+    actor: str,
+    clock: leases.LeaseClock,
+    wait: bool,
+    on_wait: leases.OnWait | None,
+    on_progress: Callable[[str], None],
+    operation: str | None,
+) -> tuple[BaseVersion, BakeResult, list[str]]:
+    """Under the bake lease: reserve the version, build, register; on failure remove what was
+    built."""
     bake_id = prepared.inputs.bake_id
-    with leases.hold(store, [bake_lease(prepared.family.name)], clock=clock, actor=actor,
-                     command=f"bake {prepared.family.name}", ttl_s=settings.state.lease_ttl,
-                     wait=wait, on_wait=on_wait) as held:
+    with leases.hold(
+        store,
+        [bake_lease(prepared.family.name)],
+        clock=clock,
+        actor=actor,
+        command=f"bake {prepared.family.name}",
+        ttl_s=settings.state.lease_ttl,
+        wait=wait,
+        on_wait=on_wait,
+    ) as held:
         store = held.store  # every write below is fenced on the bake lease
-        for closed in gc.reclaim_dead_bakes(store, aws, prepared.family.name, prepared.family.regions):
-            on_progress(f"closed the killed bake of version {closed['version']} ({closed['bake_id']}): "
-                        + ("its Packer stopped, " if closed["packer_stopped"] else "")
-                        + f"{len(closed['removed'])} AMI(s) removed")
-        version = reservations.reserve_version(store, prepared.family.name, bake_id, {
-            "bake_id": bake_id, "host": socket.gethostname(), "pid": os.getpid(), "actor": actor,
-            **({"operation": operation} if operation else {})})
+        for closed in gc.reclaim_dead_bakes(
+            store, aws, prepared.family.name, prepared.family.regions
+        ):
+            on_progress(
+                f"closed the killed bake of version {closed['version']} ({closed['bake_id']}): "
+                + ("its Packer stopped, " if closed["packer_stopped"] else "")
+                + f"{len(closed['removed'])} AMI(s) removed"
+            )
+        version = reservations.reserve_version(
+            store,
+            prepared.family.name,
+            bake_id,
+            {
+                "bake_id": bake_id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "actor": actor,
+                **({"operation": operation} if operation else {}),
+            },
+        )
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
@@ -257,17 +352,25 @@ def _bake_and_register(prepared: Prepared, settings: Settings, aws: AwsFactory, 
             on_progress("registering the new base")
             base, warnings = registry.register(store, aws, settings, result, actor=actor)
         except (KillPoint, LeaseLostError):
-            raise  # a simulated kill -9, or a lost lease: nothing more is done (gc finds what was made)
+            # a simulated kill -9, or a lost lease: nothing more is done (gc finds what was made)
+            raise
         except BaseException as exc:
             if not _registered(store, prepared.family.name, version):
                 _abandon(store, aws, prepared, version, seen, exc)
             raise
-        reservations.finish_reservation(store, prepared.family.name, version, "registered", {"amis": base.amis})
+        reservations.finish_reservation(
+            store, prepared.family.name, version, "registered", {"amis": base.amis}
+        )
     return base, result, warnings
 
 
-def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, str],
-           on_progress: Callable[[str], None]) -> BakeResult:
+def _build(
+    prepared: Prepared,
+    store: StateStore,
+    version: int,
+    seen: dict[str, str],
+    on_progress: Callable[[str], None],
+) -> BakeResult:
     """Run Packer; every AMI it reports goes into the reservation at once."""
     family, inputs = prepared.family, prepared.inputs
 
@@ -275,26 +378,47 @@ def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, 
         ami = mr.created_ami(line)
         if ami and ami not in seen.values():
             seen[inputs.regions[0]] = ami
-            reservations.finish_reservation(store, family.name, version, "reserved", {"amis": dict(seen)})
+            reservations.finish_reservation(
+                store, family.name, version, "reserved", {"amis": dict(seen)}
+            )
         found = mr.amis_by_region([line])
         if found:
             seen.update(found)
-            reservations.finish_reservation(store, family.name, version, "reserved", {"amis": dict(seen)})
+            reservations.finish_reservation(
+                store, family.name, version, "reserved", {"amis": dict(seen)}
+            )
         message = mr.progress(line)
         if message:
             on_progress(message)
 
     started = time.monotonic()
     log = prepared.bake_dir / "packer.log"
+
     def on_start(packer: ProcessRecord) -> None:
         # the journal of the build: Packer's process (its pid is its process group) and markers
-        reservations.finish_reservation(store, family.name, version, "reserved", {
-            "packer": {**packer.to_dict(), "pgid": packer.pid, "host": socket.gethostname()},
-            "ami_name": inputs.ami_name, "log": str(log)})
+        reservations.finish_reservation(
+            store,
+            family.name,
+            version,
+            "reserved",
+            {
+                "packer": {**packer.to_dict(), "pgid": packer.pid, "host": socket.gethostname()},
+                "ami_name": inputs.ami_name,
+                "log": str(log),
+            },
+        )
         kill_point("bake:packer-started")
 
-    lines = packer_run.build(prepared.template_arg, prepared.var_files, cwd=prepared.cwd, env=prepared.env,
-                             log_path=log, timeout=family.build_timeout, on_line=on_line, on_start=on_start)
+    lines = packer_run.build(
+        prepared.template_arg,
+        prepared.var_files,
+        cwd=prepared.cwd,
+        env=prepared.env,
+        log_path=log,
+        timeout=family.build_timeout,
+        on_line=on_line,
+        on_start=on_start,
+    )
     amis = mr.amis_by_region(lines) or _manifest_amis(Path(inputs.packer_manifest_path))
     seen.update(amis)
     if not amis:
@@ -307,13 +431,26 @@ def _build(prepared: Prepared, store: StateStore, version: int, seen: dict[str, 
     manifest = ""
     if manifest_file.is_file():
         try:  # within the manifest limit: a runaway build's output cannot exhaust the host
-            manifest = read_bounded(manifest_file, "manifest", error=ManifestError).decode(errors="replace")
+            manifest = read_bounded(manifest_file, "manifest", error=ManifestError).decode(
+                errors="replace"
+            )
         except ManifestError as exc:
             warnings.append(f"{exc.message}: the base is registered without its manifest")
     if not manifest.strip():
-        warnings.append("the build wrote no package manifest (the image test 'manifest present' will fail)")
-    return BakeResult(inputs.bake_id, family.name, amis, inputs.source_ami, manifest, time.monotonic() - started,
-                      log, version, warnings)
+        warnings.append(
+            "the build wrote no package manifest (the image test 'manifest present' will fail)"
+        )
+    return BakeResult(
+        inputs.bake_id,
+        family.name,
+        amis,
+        inputs.source_ami,
+        manifest,
+        time.monotonic() - started,
+        log,
+        version,
+        warnings,
+    )
 
 
 def _manifest_amis(path: Path) -> dict[str, str]:
@@ -324,7 +461,8 @@ def _manifest_amis(path: Path) -> dict[str, str]:
 
 
 def _registered(store: StateStore, family: str, version: int) -> bool:
-    """Did the base row get written (or can we not tell)? Then its AMIs are left to gc's judgement."""
+    """Did the base row get written (or can we not tell)? Then its AMIs are left to gc's
+    judgement."""
     try:
         store.get_base(family, version)
     except NotFoundError:
@@ -334,8 +472,14 @@ def _registered(store: StateStore, family: str, version: int) -> bool:
     return True
 
 
-def _abandon(store: StateStore, aws: AwsFactory, prepared: Prepared, version: int, seen: dict[str, str],
-             exc: BaseException) -> None:
+def _abandon(
+    store: StateStore,
+    aws: AwsFactory,
+    prepared: Prepared,
+    version: int,
+    seen: dict[str, str],
+    exc: BaseException,
+) -> None:
     """Best effort: deregister what this bake made, and record in the reservation how it ended."""
     family, regions = prepared.family.name, prepared.family.regions
     error = f"{type(exc).__name__}: {exc}"
@@ -344,9 +488,20 @@ def _abandon(store: StateStore, aws: AwsFactory, prepared: Prepared, version: in
         amis = {**seen, **found}
         removed, failed = gc.remove_images(aws, amis)
     except Exception as cleanup:  # recorded; gc removes them later
-        amis, removed, failed = dict(seen), {}, {r: f"{type(cleanup).__name__}: {cleanup}" for r in seen}
-    status = "cleaned" if amis and not failed else "failed"  # cleaned: it made AMIs and removed them all
+        amis, removed, failed = (
+            dict(seen),
+            {},
+            {r: f"{type(cleanup).__name__}: {cleanup}" for r in seen},
+        )
+    status = (
+        "cleaned" if amis and not failed else "failed"
+    )  # cleaned: it made AMIs and removed them all
     # should the store itself fail, the tag still leads gc to the AMIs
     with contextlib.suppress(Exception):
-        reservations.finish_reservation(store, family, version, status, {
-            "amis": amis, "removed": removed, "not_removed": failed, "error": error})
+        reservations.finish_reservation(
+            store,
+            family,
+            version,
+            status,
+            {"amis": amis, "removed": removed, "not_removed": failed, "error": error},
+        )

@@ -1,4 +1,5 @@
-"""Commands of the image lifecycle: bake, test, promote, rollback, resolve, friends, status, history.
+"""Commands of the image lifecycle: bake, test, promote, rollback, resolve, friends, status,
+history.
 
 Each command parses, calls the pipelines modules, and renders; the work lives in the modules.
 """
@@ -47,7 +48,9 @@ TEAM = Named(schema.TEAM, "TEAM")
 
 @click.command()
 @click.argument("family", type=FAMILY)
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Packer variable (repeatable).")
+@click.option(
+    "--var", "variables", multiple=True, metavar="KEY=VALUE", help="Packer variable (repeatable)."
+)
 @wait_option
 @json_option
 def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
@@ -58,12 +61,27 @@ def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
     extra = bake_mod.parse_vars(variables)
     with obj.out.status(f"baking {family} with packer") as update:
         base, result, warnings = bake_mod.bake(
-            settings, obj.aws, obj.store, family, actor=obj.actor, clock=obj.clock, extra_vars=extra,
-            work_dir=settings.state_dir, wait=wait, on_wait=lease_waiter(obj), on_progress=update)
+            settings,
+            obj.aws,
+            obj.store,
+            family,
+            actor=obj.actor,
+            clock=obj.clock,
+            extra_vars=extra,
+            work_dir=settings.state_dir,
+            wait=wait,
+            on_wait=lease_waiter(obj),
+            on_progress=update,
+        )
     for w in warnings:
         obj.out.warn(w)
-    data = {**base.to_dict(), "manifest": f"{len(base.manifest.splitlines())} packages",
-            "bake_seconds": round(result.seconds, 2), "packer_log": str(result.log), "warnings": warnings}
+    data = {
+        **base.to_dict(),
+        "manifest": f"{len(base.manifest.splitlines())} packages",
+        "bake_seconds": round(result.seconds, 2),
+        "packer_log": str(result.log),
+        "warnings": warnings,
+    }
 
     def render() -> str:
         lines = [f"baked {base.ref} in {result.seconds:.1f}s (stage unstable)"]
@@ -71,9 +89,11 @@ def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
         from changelog.records import summaries
 
         for c in summaries(base.changelog).values():
-            lines.append(f"  changelog vs {family}:{c.against}: {c.count('upgraded')} upgraded, "
-                         f"{c.count('downgraded')} downgraded, {c.count('added')} added, "
-                         f"{c.count('removed')} removed, {c.cves} CVEs — {c.uris['md']}")
+            lines.append(
+                f"  changelog vs {family}:{c.against}: {c.count('upgraded')} upgraded, "
+                f"{c.count('downgraded')} downgraded, {c.count('added')} added, "
+                f"{c.count('removed')} removed, {c.cves} CVEs — {c.uris['md']}"
+            )
         return "\n".join(lines)
 
     obj.out.result(data, render)
@@ -82,19 +102,36 @@ def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
 @click.command("test")
 @click.argument("ref", metavar="AMI_OR_VERSION")
 @click.option("--family", type=FAMILY, help="Family, when REF is a bare version number.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), callback=writable(),
-              help="Write JUnit XML here.")
-@click.option("--boot-timeout", type=Bounded(int, 1, 86400), default=600, show_default=True,
-              help="Seconds to wait for each instance.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=writable(),
+    help="Write JUnit XML here.",
+)
+@click.option(
+    "--boot-timeout",
+    type=Bounded(int, 1, 86400),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for each instance.",
+)
 @json_option
 def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout: int) -> None:
-    """Boot the base on each cohort instance type in each region and check it (exit 1 on failure)."""
+    """Boot the base on each cohort instance type in each region and check it (exit 1 on
+    failure)."""
     obj = get_context()
     base = obj.resolve_base(ref, family)
     fam = obj.settings.family(base.family)
-    with obj.out.status(f"testing {base.ref} on {len(fam.cohort_instance_types)} type(s) × "
-                        f"{len(fam.regions)} region(s)") as update, _lost_ami_hint(obj, base.ref):
-        run = imagetest.run_tests(obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout)
+    with (
+        obj.out.status(
+            f"testing {base.ref} on {len(fam.cohort_instance_types)} type(s) × "
+            f"{len(fam.regions)} region(s)"
+        ) as update,
+        _lost_ami_hint(obj, base.ref),
+    ):
+        run = imagetest.run_tests(
+            obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout
+        )
     if junit:
         imagetest.write_junit(run, junit)
     imagetest.record_evidence(obj.store, run, actor=obj.actor, junit=junit)
@@ -102,17 +139,31 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
     failed = len(run.failures)
 
     def render() -> RenderableType:
-        rows = [(c.region, c.instance_type, c.instance_id or "-", "pass" if c.passed else "FAIL",
-                 "; ".join(f"{k.name}: {k.message}" for k in c.checks if not k.passed)) for c in run.cases]
-        t = table(["region", "type", "instance", "result", "failed checks"], rows,
-                  title=f"image tests {base.ref}: {'PASSED' if run.passed else 'FAILED'} "
-                        f"({checks - failed}/{checks} checks, {run.seconds:.1f}s, {len(run.terminated)} " "terminated)")
+        rows = [
+            (
+                c.region,
+                c.instance_type,
+                c.instance_id or "-",
+                "pass" if c.passed else "FAIL",
+                "; ".join(f"{k.name}: {k.message}" for k in c.checks if not k.passed),
+            )
+            for c in run.cases
+        ]
+        t = table(
+            ["region", "type", "instance", "result", "failed checks"],
+            rows,
+            title=f"image tests {base.ref}: {'PASSED' if run.passed else 'FAILED'} "
+            f"({checks - failed}/{checks} checks, {run.seconds:.1f}s, {len(run.terminated)} "
+            "terminated)",
+        )
         return t
 
     obj.out.result(run.to_dict(), render)
     if not run.passed:
-        raise RefusedError(f"image tests of {base.ref} failed: {failed} of {checks} checks",
-                           hint="the table above names each failed check; --junit writes them for CI")
+        raise RefusedError(
+            f"image tests of {base.ref} failed: {failed} of {checks} checks",
+            hint="the table above names each failed check; --junit writes them for CI",
+        )
 
 
 @contextmanager
@@ -131,29 +182,55 @@ def _lost_ami_hint(obj: Context, ref: str) -> Iterator[None]:
 
 @click.command()
 @click.argument("ref", metavar="AMI_OR_VERSION")
-@click.option("--to", "target", required=True, metavar="STAGE", help=f"Stage to promote to ({', '.join(STAGES[1:])}).")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="STAGE",
+    help=f"Stage to promote to ({', '.join(STAGES[1:])}).",
+)
 @click.option("--family", type=FAMILY, help="Family, when REF is a bare version number.")
-@click.option("--force", is_flag=True, help="Promote although gates are unmet (needs --reason; audited).")
+@click.option(
+    "--force", is_flag=True, help="Promote although gates are unmet (needs --reason; audited)."
+)
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @wait_option
 @json_option
-def promote(ref: str, target: str, family: str | None, force: bool, reason: str, wait: bool) -> None:
+def promote(
+    ref: str, target: str, family: str | None, force: bool, reason: str, wait: bool
+) -> None:
     """Move a base to the next stage once its gates are met, and publish it."""
     obj = get_context()
     base = obj.resolve_base(ref, family)
     with obj.out.status(f"promoting {base.ref} to {target}"):
-        p = promote_mod.promote(settings=obj.settings, store=obj.store, aws=obj.aws, clock=obj.clock,
-                                actor=obj.actor, base=base, target=target, force=force, reason=reason,
-                                wait=wait, on_wait=lease_waiter(obj))
+        p = promote_mod.promote(
+            settings=obj.settings,
+            store=obj.store,
+            aws=obj.aws,
+            clock=obj.clock,
+            actor=obj.actor,
+            base=base,
+            target=target,
+            force=force,
+            reason=reason,
+            wait=wait,
+            on_wait=lease_waiter(obj),
+        )
 
     def render() -> str:
         if p.already:
             return f"{base.ref} is already {target}; nothing to do"
-        lines = [f"{base.ref} is now {target}" + (" (FORCED)" if p.forced else "")
-                 + (f", replacing {base.family}:{p.previous}" if p.previous else "")
-                 + (" — resumed an interrupted promotion" if p.publish and p.publish.resumed else "")]
+        lines = [
+            f"{base.ref} is now {target}"
+            + (" (FORCED)" if p.forced else "")
+            + (f", replacing {base.family}:{p.previous}" if p.previous else "")
+            + (" — resumed an interrupted promotion" if p.publish and p.publish.resumed else "")
+        ]
         lines += [f"  gate {g.gate}: {'met' if g.met else 'UNMET'} ({g.detail})" for g in p.gates]
-        lines += [f"  {r}: {a}  {promote_mod.parameter_name(base.family, target)}" for r, a in base.amis.items()]
+        lines += [
+            f"  {r}: {a}  {promote_mod.parameter_name(base.family, target)}"
+            for r, a in base.amis.items()
+        ]
         if p.publish and p.publish.shared_with:
             lines.append(f"  shared with: {', '.join(p.publish.shared_with)}")
         return "\n".join(lines)
@@ -168,14 +245,29 @@ def promote(ref: str, target: str, family: str | None, force: bool, reason: str,
 @wait_option
 @json_option
 def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
-    """Point STAGE back to the newest earlier base that was not itself rolled back from, and publish it."""
+    """Point STAGE back to the newest earlier base that was not itself rolled back from, and publish
+    it."""
     obj = get_context()
     with obj.out.status(f"rolling back {family} {stage}"):
-        r = promote_mod.rollback(settings=obj.settings, store=obj.store, aws=obj.aws, actor=obj.actor,
-                                 family=family, stage=stage, reason=reason, clock=obj.clock, wait=wait,
-                                 on_wait=lease_waiter(obj))
-    obj.out.result(r, lambda: f"{family} {stage} rolled back from {family}:{r['from']} to {family}:{r['to']}\n"
-                   + "\n".join(f"  {reg}: {a}" for reg, a in r["amis"].items()))
+        r = promote_mod.rollback(
+            settings=obj.settings,
+            store=obj.store,
+            aws=obj.aws,
+            actor=obj.actor,
+            family=family,
+            stage=stage,
+            reason=reason,
+            clock=obj.clock,
+            wait=wait,
+            on_wait=lease_waiter(obj),
+        )
+    obj.out.result(
+        r,
+        lambda: (
+            f"{family} {stage} rolled back from {family}:{r['from']} to {family}:{r['to']}\n"
+            + "\n".join(f"  {reg}: {a}" for reg, a in r["amis"].items())
+        ),
+    )
 
 
 @click.command()
@@ -183,7 +275,9 @@ def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
 # unstable has no published parameter (only promotion publishes), so it is not offered
 @click.option("--stage", type=click.Choice(STAGES[1:]), help="Stage to resolve (default: release).")
 @click.option("--team", type=TEAM, help="A friend team: resolves to the candidate.")
-@click.option("--region", type=Named(schema.REGION, "REGION"), help="Region (default: the first configured).")
+@click.option(
+    "--region", type=Named(schema.REGION, "REGION"), help="Region (default: the first configured)."
+)
 @json_option
 def resolve(family: str, stage: str | None, team: str | None, region: str | None) -> None:
     """Print the AMI id a consumer should launch (from the published SSM parameter)."""
@@ -195,7 +289,10 @@ def resolve(family: str, stage: str | None, team: str | None, region: str | None
     if team:
         t = friends_mod.team(settings, obj.store, team)
         if not friends_mod.follows(t, family):
-            raise UsageError(f"team {team} does not follow {family}", hint=f"it follows: {', '.join(t['families'])}")
+            raise UsageError(
+                f"team {team} does not follow {family}",
+                hint=f"it follows: {', '.join(t['families'])}",
+            )
         stage = "candidate"
     stage = stage or "release"
     region = region or fam.regions[0]
@@ -204,8 +301,15 @@ def resolve(family: str, stage: str | None, team: str | None, region: str | None
     name = promote_mod.parameter_name(family, stage)
     ami = promote_mod.get_parameter(obj.aws, region, name)
     version = obj.store.pointer(family, stage)
-    data = {"family": family, "stage": stage, "team": team, "region": region, "ami": ami, "parameter": name,
-            "version": version}
+    data = {
+        "family": family,
+        "stage": stage,
+        "team": team,
+        "region": region,
+        "ami": ami,
+        "parameter": name,
+        "version": version,
+    }
     obj.out.result(data, lambda: ami)
 
 
@@ -216,32 +320,71 @@ def friends() -> None:
 
 @friends.command("add")
 @click.argument("team", type=TEAM)
-@click.option("--account", "accounts", multiple=True, required=True, type=Named(schema.ACCOUNT, "ACCOUNT"),
-              help="AWS account id (repeatable).")
-@click.option("--family", "families", multiple=True, type=FAMILY, help="Families to follow (default: all).")
-@click.option("--wait", is_flag=True, help="Wait for a promotion holding a family's candidate stage lease.")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    required=True,
+    type=Named(schema.ACCOUNT, "ACCOUNT"),
+    help="AWS account id (repeatable).",
+)
+@click.option(
+    "--family", "families", multiple=True, type=FAMILY, help="Families to follow (default: all)."
+)
+@click.option(
+    "--wait", is_flag=True, help="Wait for a promotion holding a family's candidate stage lease."
+)
 @json_option
-def friends_add(team: str, accounts: tuple[str, ...], families: tuple[str, ...], wait: bool) -> None:
+def friends_add(
+    team: str, accounts: tuple[str, ...], families: tuple[str, ...], wait: bool
+) -> None:
     """Opt TEAM into candidates; its accounts get launch permission on current candidates."""
     obj = get_context()
-    shared = friend_access.opt_in(obj.aws, obj.settings, obj.store, obj.actor, team, list(accounts), list(families),
-                                  clock=obj.clock, wait=wait, on_wait=lease_waiter(obj))
-    obj.out.result({"team": team, "accounts": list(accounts), "families": list(families), "shared": shared},
-                   lambda: f"{team} follows {', '.join(families) or 'every family'}; "
-                           f"shared {len(shared)} candidate AMI(s) with {', '.join(accounts)}")
+    shared = friend_access.opt_in(
+        obj.aws,
+        obj.settings,
+        obj.store,
+        obj.actor,
+        team,
+        list(accounts),
+        list(families),
+        clock=obj.clock,
+        wait=wait,
+        on_wait=lease_waiter(obj),
+    )
+    obj.out.result(
+        {"team": team, "accounts": list(accounts), "families": list(families), "shared": shared},
+        lambda: (
+            f"{team} follows {', '.join(families) or 'every family'}; "
+            f"shared {len(shared)} candidate AMI(s) with {', '.join(accounts)}"
+        ),
+    )
 
 
 @friends.command("remove")
 @click.argument("team", type=TEAM)
-@click.option("--wait", is_flag=True, help="Wait for a promotion holding a family's candidate stage lease.")
+@click.option(
+    "--wait", is_flag=True, help="Wait for a promotion holding a family's candidate stage lease."
+)
 @json_option
 def friends_remove(team: str, wait: bool) -> None:
-    """Opt TEAM out; its accounts lose launch permission on candidates (unless still granted otherwise)."""
+    """Opt TEAM out; its accounts lose launch permission on candidates (unless still granted
+    otherwise)."""
     obj = get_context()
-    revoked = friend_access.opt_out(obj.aws, obj.settings, obj.store, obj.actor, team, clock=obj.clock, wait=wait,
-                                    on_wait=lease_waiter(obj))
-    obj.out.result({"team": team, "removed": True, "revoked": revoked},
-                   lambda: f"{team} removed; revoked launch permission on {len(revoked)} AMI(s)")
+    revoked = friend_access.opt_out(
+        obj.aws,
+        obj.settings,
+        obj.store,
+        obj.actor,
+        team,
+        clock=obj.clock,
+        wait=wait,
+        on_wait=lease_waiter(obj),
+    )
+    obj.out.result(
+        {"team": team, "removed": True, "revoked": revoked},
+        lambda: f"{team} removed; revoked launch permission on {len(revoked)} AMI(s)",
+    )
 
 
 @friends.command("list")
@@ -250,9 +393,16 @@ def friends_list() -> None:
     """List friend teams, their accounts and families."""
     obj = get_context()
     teams = friends_mod.teams(obj.settings, obj.store)
-    obj.out.result(teams, lambda: table(
-        ["team", "accounts", "families", "from"],
-        [(n, ", ".join(t["accounts"]), ", ".join(t["families"]) or "all", t["origin"]) for n, t in teams.items()]))
+    obj.out.result(
+        teams,
+        lambda: table(
+            ["team", "accounts", "families", "from"],
+            [
+                (n, ", ".join(t["accounts"]), ", ".join(t["families"]) or "all", t["origin"])
+                for n, t in teams.items()
+            ],
+        ),
+    )
 
 
 class StatusRow(TypedDict):
@@ -276,7 +426,9 @@ def status(family: str | None) -> None:
     obj = get_context()
     settings = obj.settings
     families = [settings.family(family).name] if family else sorted(settings.families)
-    lost = endpoint_memory.forgotten(obj.store)  # bases whose AMIs went with an earlier embedded endpoint
+    lost = endpoint_memory.forgotten(
+        obj.store
+    )  # bases whose AMIs went with an earlier embedded endpoint
     rows: list[StatusRow] = []
     for fam in families:
         bases = {b.version: b for b in obj.store.bases(fam)}
@@ -284,18 +436,35 @@ def status(family: str | None) -> None:
         for stage in STAGES:
             version = latest if stage == "unstable" else obj.store.pointer(fam, stage)
             base = bases.get(version) if version is not None else None
-            rows.append({
-                "family": fam, "stage": stage, "version": version,
-                "amis": base.amis if base else {}, "created_at": base.created_at if base else None,
-                "age": human_age(obj.clock.since(base.created_at)) if base else None,
-                "regions": sorted(base.amis) if base else [],
-                "lost": bool(base and base.ref in lost),
-            })
-    obj.out.result(rows, lambda: table(
-        ["family", "stage", "version", "AMI", "age", "regions"],
-        [(r["family"], r["stage"], r["version"] if r["version"] is not None else "-",
-          next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""), r["age"] or "-",
-          ", ".join(r["regions"]) or "-") for r in rows]))
+            rows.append(
+                {
+                    "family": fam,
+                    "stage": stage,
+                    "version": version,
+                    "amis": base.amis if base else {},
+                    "created_at": base.created_at if base else None,
+                    "age": human_age(obj.clock.since(base.created_at)) if base else None,
+                    "regions": sorted(base.amis) if base else [],
+                    "lost": bool(base and base.ref in lost),
+                }
+            )
+    obj.out.result(
+        rows,
+        lambda: table(
+            ["family", "stage", "version", "AMI", "age", "regions"],
+            [
+                (
+                    r["family"],
+                    r["stage"],
+                    r["version"] if r["version"] is not None else "-",
+                    next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""),
+                    r["age"] or "-",
+                    ", ".join(r["regions"]) or "-",
+                )
+                for r in rows
+            ],
+        ),
+    )
 
 
 @click.command()
@@ -308,14 +477,29 @@ def history(family: str | None, limit: int) -> None:
     if family:
         obj.settings.family(family)
     entries = obj.store.audit_trail(family, limit=limit)
-    obj.out.result([e.to_dict() for e in entries], lambda: table(
-        ["when", "who", "action", "target", "why", "details"],
-        [(e.at[:19].replace("T", " "), e.actor.rsplit("/", 1)[-1], e.action, e.target, e.reason,
-          _brief(e.details)) for e in entries]))
+    obj.out.result(
+        [e.to_dict() for e in entries],
+        lambda: table(
+            ["when", "who", "action", "target", "why", "details"],
+            [
+                (
+                    e.at[:19].replace("T", " "),
+                    e.actor.rsplit("/", 1)[-1],
+                    e.action,
+                    e.target,
+                    e.reason,
+                    _brief(e.details),
+                )
+                for e in entries
+            ],
+        ),
+    )
 
 
 def _brief(details: dict[str, Any]) -> str:
-    """The details a reader scans for, as ``key=value`` pairs in full (``--json`` has all of them)."""
+    """The details a reader scans for, as ``key=value`` pairs in full (``--json`` has all of
+    them)."""
+
     def show(v: object) -> str:
         if isinstance(v, dict):
             return ", ".join(f"{k} {show(x)}" for k, x in v.items())
@@ -328,8 +512,12 @@ def _brief(details: dict[str, Any]) -> str:
 
 
 @click.command("iam-policy")
-@click.option("--features", default="all", show_default=True,
-              help="Comma-separated: bake, test, promote, canary, perf, state, all.")
+@click.option(
+    "--features",
+    default="all",
+    show_default=True,
+    help="Comma-separated: bake, test, promote, canary, perf, state, all.",
+)
 @json_option
 def iam_policy(features: str) -> None:
     """Print a least-privilege IAM policy for running imagefleet against real AWS."""
@@ -338,8 +526,10 @@ def iam_policy(features: str) -> None:
     scope = _policy_scope(obj)
     doc = iam.policy(wanted, scope=scope)
     for action in iam.uncovered(wanted, scope):
-        obj.out.warn(f"{action} is not granted: list the instance profiles' role ARNs in "
-                     "\\[aws] instance_profile_roles")
+        obj.out.warn(
+            f"{action} is not granted: list the instance profiles' role ARNs in "
+            "\\[aws] instance_profile_roles"
+        )
     if obj.json_mode:  # the policy is a JSON document either way; --json prints it as the result
         obj.out.result(doc)
     else:
@@ -348,7 +538,11 @@ def iam_policy(features: str) -> None:
 
 def _policy_scope(obj: Context) -> iam.Scope:
     """The configured bucket, roles, groups and table; the defaults when there is no config file."""
-    if obj.config_path is None and not os.environ.get("IMAGEFLEET_CONFIG") and not Path(CONFIG_NAME).is_file():
+    if (
+        obj.config_path is None
+        and not os.environ.get("IMAGEFLEET_CONFIG")
+        and not Path(CONFIG_NAME).is_file()
+    ):
         return iam.Scope()
     from canary import (
         config as canary_config,  # only here: the light commands never load the canary
@@ -360,10 +554,19 @@ def _policy_scope(obj: Context) -> iam.Scope:
 
 @click.command("run")
 @click.argument("family")
-@click.option("--until", type=click.Choice(["unstable", "candidate", "release"]),
-              help="Stop once the base is in this stage (default: release). A later run goes on.")
-@click.option("--dry-run", is_flag=True, help="Print the steps with their gates and estimated durations.")
-@click.option("--abandon", is_flag=True, help="Close the family's unfinished job instead; the next run bakes anew.")
+@click.option(
+    "--until",
+    type=click.Choice(["unstable", "candidate", "release"]),
+    help="Stop once the base is in this stage (default: release). A later run goes on.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the steps with their gates and estimated durations."
+)
+@click.option(
+    "--abandon",
+    is_flag=True,
+    help="Close the family's unfinished job instead; the next run bakes anew.",
+)
 @wait_option
 @json_option
 def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wait: bool) -> None:
@@ -376,28 +579,54 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
     obj = get_context()
     if dry_run:
         plan = Job(obj, family, until=until).plan()
-        obj.out.result({"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]}, lambda: table(
-            ["step", "what", "gates", "estimate", "note"],
-            [(p.name, p.what, ", ".join(p.gates) or "-",
-              human_age(timedelta(seconds=p.estimate_s)) if p.estimate_s is not None else "varies",
-              f"skipped: {p.skip}" if p.skip else "") for p in plan],
-            title=f"imagefleet run {family}" + (f" --until {until}" if until else "")))
+        obj.out.result(
+            {"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]},
+            lambda: table(
+                ["step", "what", "gates", "estimate", "note"],
+                [
+                    (
+                        p.name,
+                        p.what,
+                        ", ".join(p.gates) or "-",
+                        human_age(timedelta(seconds=p.estimate_s))
+                        if p.estimate_s is not None
+                        else "varies",
+                        f"skipped: {p.skip}" if p.skip else "",
+                    )
+                    for p in plan
+                ],
+                title=f"imagefleet run {family}" + (f" --until {until}" if until else ""),
+            ),
+        )
         return
     if abandon:
         job = Job(obj, family)
         gone = job.abandon()
-        obj.out.result({"family": family, "abandoned": gone},
-                       lambda: f"abandoned {gone}" if gone else f"{family} has no unfinished job")
+        obj.out.result(
+            {"family": family, "abandoned": gone},
+            lambda: f"abandoned {gone}" if gone else f"{family} has no unfinished job",
+        )
         return
     with obj.out.status(f"imagefleet run {family}") as update:
         # each step's start and end stay on the screen; what happens inside a step is the spinner's
-        result = Job(obj, family, until=until, progress=update, announce=obj.out.note, wait=wait).execute()
+        result = Job(
+            obj, family, until=until, progress=update, announce=obj.out.note, wait=wait
+        ).execute()
 
     def render() -> str:
-        lines = [f"{family}:{result.version} " + ("released" if result.stopped_after == "release"
-                                                  else f"stopped after {result.stopped_after}")
-                 + (" (resumed)" if result.resumed else "")]
-        lines += [f"  {s['step']}: {outcome_line(s['step'], s)} ({s['seconds']:.1f}s)" for s in result.steps]
+        lines = [
+            f"{family}:{result.version} "
+            + (
+                "released"
+                if result.stopped_after == "release"
+                else f"stopped after {result.stopped_after}"
+            )
+            + (" (resumed)" if result.resumed else "")
+        ]
+        lines += [
+            f"  {s['step']}: {outcome_line(s['step'], s)} ({s['seconds']:.1f}s)"
+            for s in result.steps
+        ]
         return "\n".join(lines)
 
     obj.out.result(result.to_dict(), render)
@@ -405,24 +634,44 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-@click.option("--grace", default="1h", show_default=True, metavar="DURATION",
-              help="Leave instances younger than this (a run may not have recorded itself yet).")
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="Leave instances younger than this (a run may not have recorded itself yet).",
+)
 @json_option
 def gc(dry_run: bool, grace: str) -> None:
-    """Remove what imagefleet left in AWS that no record owns: AMIs, instances, template versions."""
+    """Remove what imagefleet left in AWS that no record owns: AMIs, instances, template
+    versions."""
 
     obj = get_context()
     with obj.out.status("looking for leftovers"):
-        plan, done = gc_mod.collect(obj.store, obj.aws, obj.settings, clock=obj.clock, actor=obj.actor,
-                                    dry_run=dry_run, grace=timedelta(seconds=parse_duration(grace, "--grace")))
+        plan, done = gc_mod.collect(
+            obj.store,
+            obj.aws,
+            obj.settings,
+            clock=obj.clock,
+            actor=obj.actor,
+            dry_run=dry_run,
+            grace=timedelta(seconds=parse_duration(grace, "--grace")),
+        )
     data = {**plan.to_dict(), "dry_run": dry_run, "results": done}
 
     def render() -> RenderableType:
         verb = "would remove" if dry_run else "removed"
         failed = {(d["kind"], d["id"]): d.get("error", "") for d in done if not d["removed"]}
-        rows = [(r.kind, r.region, f"{r.template_id}:{r.id}" if r.template_id else r.id,
-                 f"FAILED: {failed[(r.kind, r.id)]}" if (r.kind, r.id) in failed else verb,
-                 r.reason + (f" (+ {', '.join(r.snapshots)})" if r.snapshots else "")) for r in plan.remove]
+        rows = [
+            (
+                r.kind,
+                r.region,
+                f"{r.template_id}:{r.id}" if r.template_id else r.id,
+                f"FAILED: {failed[(r.kind, r.id)]}" if (r.kind, r.id) in failed else verb,
+                r.reason + (f" (+ {', '.join(r.snapshots)})" if r.snapshots else ""),
+            )
+            for r in plan.remove
+        ]
         rows += [(k.kind, k.region, k.id, "kept", k.reason) for k in plan.keep]
         if not rows:
             return "nothing to collect"

@@ -32,19 +32,26 @@ class GateSettings:
 
 
 def _gate(require: tuple[str, ...]) -> s.Table:
-    return s.Table(fields={
-        "require": s.List(require, item=s.Choice(options=GATE_KINDS),
-                          what=f"a list of gate names from {', '.join(GATE_KINDS)}"),
-        "soak": s.Duration("0s"),
-    })
+    return s.Table(
+        fields={
+            "require": s.List(
+                require,
+                item=s.Choice(options=GATE_KINDS),
+                what=f"a list of gate names from {', '.join(GATE_KINDS)}",
+            ),
+            "soak": s.Duration("0s"),
+        }
+    )
 
 
 GATES = s.Table(fields={"candidate": _gate(("image_tests",)), "release": _gate(("image_tests",))})
 
 
-def parse_gates(raw: Mapping[str, Any] | None, *, path: Path | None = None,
-                text: str = "") -> dict[str, GateSettings]:
-    """Validate a ``[gates]`` table (None or {} gives the defaults); errors name file:line and key."""
+def parse_gates(
+    raw: Mapping[str, Any] | None, *, path: Path | None = None, text: str = ""
+) -> dict[str, GateSettings]:
+    """Validate a ``[gates]`` table (None or {} gives the defaults); errors name file:line and
+    key."""
     doc = GATES.read(dict(raw or {}), "gates", s.Where(path, text))
     return {stage: _gate_settings(stage, g) for stage, g in doc.items()}
 
@@ -65,15 +72,19 @@ def _gate_settings(stage: str, g: dict[str, Any]) -> GateSettings:
 # --- [notify] -------------------------------------------------------------------------------------
 NOTIFY_FILE = "notifications.jsonl"  # in the state directory, when [notify] names nothing
 _WEBHOOK = s.Pattern(r"https?://[^\s\x00-\x1f\x7f]{1,2000}", "an http(s):// URL")
-_TOPIC = s.Pattern(r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov)?-[a-z]+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}",
-                   "an SNS topic ARN like 'arn:aws:sns:us-east-1:123456789012:imagefleet-friends'")
+_TOPIC = s.Pattern(
+    r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov)?-[a-z]+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}",
+    "an SNS topic ARN like 'arn:aws:sns:us-east-1:123456789012:imagefleet-friends'",
+)
 _FILE = s.Pattern(r"[^\x00-\x1f\x7f]{1,1024}", "a path (no control characters)")
-NOTIFY = s.Table(fields={
-    "webhook": s.Str(None, _WEBHOOK),
-    "sns_topic": s.Str(None, _TOPIC),
-    "file": s.Str(None, _FILE),
-    "timeout": s.Duration("10s", lo=1),  # the webhook's; SNS calls retry like every AWS call
-})
+NOTIFY = s.Table(
+    fields={
+        "webhook": s.Str(None, _WEBHOOK),
+        "sns_topic": s.Str(None, _TOPIC),
+        "file": s.Str(None, _FILE),
+        "timeout": s.Duration("10s", lo=1),  # the webhook's; SNS calls retry like every AWS call
+    }
+)
 NOTIFY_KINDS = {"webhook": "webhook", "sns_topic": "sns", "file": "file"}
 
 
@@ -87,10 +98,12 @@ class NotifySettings:
     timeout_s: int = 10
 
 
-def parse_notify(raw: Mapping[str, Any] | None, *, state_dir: Path, path: Path | None = None,
-                 text: str = "") -> NotifySettings:
+def parse_notify(
+    raw: Mapping[str, Any] | None, *, state_dir: Path, path: Path | None = None, text: str = ""
+) -> NotifySettings:
     """Validate a ``[notify]`` table: at most one of webhook, sns_topic and file (none: the file
-    ``notifications.jsonl`` in the state directory); a relative file is relative to the config file."""
+    ``notifications.jsonl`` in the state directory); a relative file is relative to the config
+    file."""
     w = s.Where(path, text)
     d = NOTIFY.read(dict(raw or {}), "notify", w)
     given = [key for key in NOTIFY_KINDS if d[key] is not None]
@@ -107,5 +120,9 @@ def parse_notify(raw: Mapping[str, Any] | None, *, state_dir: Path, path: Path |
 
 def notify(settings: Settings) -> NotifySettings:
     """The ``[notify]`` table of loaded settings."""
-    return parse_notify(settings.raw.get("notify"), state_dir=settings.state_dir, path=settings.path,
-                        text=settings.text)
+    return parse_notify(
+        settings.raw.get("notify"),
+        state_dir=settings.state_dir,
+        path=settings.path,
+        text=settings.text,
+    )

@@ -29,43 +29,91 @@ def candidates(store: StateStore, family: str) -> list[int]:
     versions = [v for v in [store.pointer(family, "candidate")] if v is not None]
     for op in store.operations(kind="promote", status="running"):
         intent = op["intent"]
-        if intent.get("family") == family and intent.get("stage") == "candidate" and intent["version"] not in versions:
+        if (
+            intent.get("family") == family
+            and intent.get("stage") == "candidate"
+            and intent["version"] not in versions
+        ):
             versions.append(int(intent["version"]))
     return versions
 
 
-def opt_in(aws: AwsFactory, settings: Settings, store: StateStore, actor: str, team: str,
-           accounts: list[str], families: list[str], *, clock: leases.LeaseClock, wait: bool = False,
-           on_wait: leases.OnWait | None = None) -> list[dict[str, Any]]:
-    """Record TEAM as following ``families`` (all when empty); returns the candidate AMIs now shared."""
+def opt_in(
+    aws: AwsFactory,
+    settings: Settings,
+    store: StateStore,
+    actor: str,
+    team: str,
+    accounts: list[str],
+    families: list[str],
+    *,
+    clock: leases.LeaseClock,
+    wait: bool = False,
+    on_wait: leases.OnWait | None = None,
+) -> list[dict[str, Any]]:
+    """Record TEAM as following ``families`` (all when empty); returns the candidate AMIs now
+    shared."""
     for family in families:
         settings.family(family)  # an unknown family is bad input before anything is written
     touched = families or sorted(settings.families)
-    with leases.hold(store, [stage_lease(f, "candidate") for f in touched], clock=clock, actor=actor,
-                     command=f"friends add {team}", ttl_s=settings.state.lease_ttl, wait=wait,
-                     on_wait=on_wait) as held:
+    with leases.hold(
+        store,
+        [stage_lease(f, "candidate") for f in touched],
+        clock=clock,
+        actor=actor,
+        command=f"friends add {team}",
+        ttl_s=settings.state.lease_ttl,
+        wait=wait,
+        on_wait=on_wait,
+    ) as held:
         store = held.store  # every write below is fenced on the candidate leases
         friends.put_team(store, team, accounts, families, actor)
-        store.audit(actor, "friends-add", team, "", {"accounts": tuple(accounts), "families": tuple(families)})
+        store.audit(
+            actor,
+            "friends-add",
+            team,
+            "",
+            {"accounts": tuple(accounts), "families": tuple(families)},
+        )
         shared: list[dict[str, Any]] = []
         for family in touched:
             for version in candidates(store, family):
                 for region, ami in store.get_base(family, version).amis.items():
                     share(aws, region, ami, accounts, [])
-                    shared.append({"family": family, "version": version, "region": region, "ami": ami})
+                    shared.append(
+                        {"family": family, "version": version, "region": region, "ami": ami}
+                    )
     return shared
 
 
-def opt_out(aws: AwsFactory, settings: Settings, store: StateStore, actor: str, team: str, *,
-            clock: leases.LeaseClock, wait: bool = False, on_wait: leases.OnWait | None = None) -> list[dict[str, Any]]:
+def opt_out(
+    aws: AwsFactory,
+    settings: Settings,
+    store: StateStore,
+    actor: str,
+    team: str,
+    *,
+    clock: leases.LeaseClock,
+    wait: bool = False,
+    on_wait: leases.OnWait | None = None,
+) -> list[dict[str, Any]]:
     """Remove TEAM (one added with `friends add`); returns the launch permissions revoked."""
     old = friends.team(settings, store, team)
     if old["origin"] == "config":
-        raise UsageError(f"team {team} is defined in the config file", hint=f"remove [friends.{team}] there")
+        raise UsageError(
+            f"team {team} is defined in the config file", hint=f"remove [friends.{team}] there"
+        )
     touched = [f for f in sorted(settings.families) if friends.follows(old, f)]
-    with leases.hold(store, [stage_lease(f, "candidate") for f in touched], clock=clock, actor=actor,
-                     command=f"friends remove {team}", ttl_s=settings.state.lease_ttl, wait=wait,
-                     on_wait=on_wait) as held:
+    with leases.hold(
+        store,
+        [stage_lease(f, "candidate") for f in touched],
+        clock=clock,
+        actor=actor,
+        command=f"friends remove {team}",
+        ttl_s=settings.state.lease_ttl,
+        wait=wait,
+        on_wait=on_wait,
+    ) as held:
         store = held.store  # every write below is fenced on the candidate leases
         old = friends.team(settings, store, team)  # read again under the leases
         friends.remove_team(store, team)
@@ -78,6 +126,13 @@ def opt_out(aws: AwsFactory, settings: Settings, store: StateStore, actor: str, 
                 for region, ami in store.get_base(family, version).amis.items():
                     unshare(aws, region, ami, gone)
                     if gone:
-                        revoked.append({"family": family, "version": version, "region": region, "ami": ami,
-                                        "accounts": gone})
+                        revoked.append(
+                            {
+                                "family": family,
+                                "version": version,
+                                "region": region,
+                                "ami": ami,
+                                "accounts": gone,
+                            }
+                        )
     return revoked

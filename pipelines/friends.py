@@ -24,23 +24,39 @@ def stored(store: StateStore) -> dict[str, FriendTeam]:
     return {t.team: t for t in sorted(found, key=lambda t: t.team) if not t.removed}
 
 
-def put_team(store: StateStore, team: str, accounts: list[str], families: list[str], actor: str) -> None:
+def put_team(
+    store: StateStore, team: str, accounts: list[str], families: list[str], actor: str
+) -> None:
     """Add ``team`` or replace its accounts and families (who added it, and when, stay)."""
-    _change(store, team, lambda old: FriendTeam(
-        team, tuple(sorted(set(accounts))), tuple(sorted(set(families))),
-        old.added_at if old else utcnow(), old.added_by if old else actor))
+    _change(
+        store,
+        team,
+        lambda old: FriendTeam(
+            team,
+            tuple(sorted(set(accounts))),
+            tuple(sorted(set(families))),
+            old.added_at if old else utcnow(),
+            old.added_by if old else actor,
+        ),
+    )
 
 
 def remove_team(store: StateStore, team: str) -> None:
     """Mark ``team`` removed; ``NotFoundError`` when no such team was added."""
+
     def removed(old: FriendTeam | None) -> FriendTeam:
         if old is None:
             raise NotFoundError(f"no friend team {team!r}")
-        return FriendTeam(old.team, old.accounts, old.families, old.added_at, old.added_by, removed=True)
+        return FriendTeam(
+            old.team, old.accounts, old.families, old.added_at, old.added_by, removed=True
+        )
+
     _change(store, team, removed)
 
 
-def _change(store: StateStore, team: str, change: Callable[[FriendTeam | None], FriendTeam]) -> None:
+def _change(
+    store: StateStore, team: str, change: Callable[[FriendTeam | None], FriendTeam]
+) -> None:
     """Write ``change(current)`` over the team's document from the revision it was read at."""
     for _ in range(WRITE_ATTEMPTS):
         try:
@@ -51,7 +67,9 @@ def _change(store: StateStore, team: str, change: Callable[[FriendTeam | None], 
         if current is not None and current.removed:
             current = None
         try:
-            store.put_doc(FRIEND_TEAM_KIND, team, change(current).to_json(), expected_revision=revision)
+            store.put_doc(
+                FRIEND_TEAM_KIND, team, change(current).to_json(), expected_revision=revision
+            )
             return
         except ConflictError:
             continue
@@ -89,6 +107,9 @@ def friend_accounts(settings: Settings, store: StateStore, family: str) -> list[
 def team(settings: Settings, store: StateStore, name: str) -> dict[str, Any]:
     known = teams(settings, store)
     if name not in known:
-        raise NotFoundError(f"no friend team {name!r}", hint=f"known teams: {', '.join(sorted(known)) or 'none'}; "
-                            "add one with 'imagefleet friends add TEAM --account ID'")
+        raise NotFoundError(
+            f"no friend team {name!r}",
+            hint=f"known teams: {', '.join(sorted(known)) or 'none'}; "
+            "add one with 'imagefleet friends add TEAM --account ID'",
+        )
     return known[name]

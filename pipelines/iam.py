@@ -20,63 +20,147 @@ from orchestrator.errors import UsageError
 from orchestrator.tags import FAMILY_TAG
 
 FEATURES: dict[str, list[str]] = {
-    "core": ["sts:GetCallerIdentity", "s3:PutObject", "s3:GetObject"],  # + manifests, changelogs, samples
+    "core": [
+        "sts:GetCallerIdentity",
+        "s3:PutObject",
+        "s3:GetObject",
+    ],  # + manifests, changelogs, samples
     "bake": [
         # what Packer's amazon-ebs builder calls, plus registration
-        "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeRegions",
-        "ec2:DescribeSnapshots", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeVolumes",
-        "ec2:DescribeVpcs", "ec2:DescribeKeyPairs", "ec2:RunInstances", "ec2:StopInstances",
-        "ec2:TerminateInstances", "ec2:CreateImage", "ec2:RegisterImage", "ec2:DeregisterImage",
-        "ec2:CopyImage", "ec2:CreateSnapshot", "ec2:DeleteSnapshot", "ec2:CreateTags",
-        "ec2:CreateKeyPair", "ec2:DeleteKeyPair", "ec2:ModifyImageAttribute", "ec2:GetPasswordData",
+        "ec2:DescribeImages",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceStatus",
+        "ec2:DescribeRegions",
+        "ec2:DescribeSnapshots",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeVolumes",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeKeyPairs",
+        "ec2:RunInstances",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+        "ec2:CreateImage",
+        "ec2:RegisterImage",
+        "ec2:DeregisterImage",
+        "ec2:CopyImage",
+        "ec2:CreateSnapshot",
+        "ec2:DeleteSnapshot",
+        "ec2:CreateTags",
+        "ec2:CreateKeyPair",
+        "ec2:DeleteKeyPair",
+        "ec2:ModifyImageAttribute",
+        "ec2:GetPasswordData",
     ],
     "gc": [
         # `imagefleet gc` and a failed bake's clean-up: list what imagefleet made, remove orphans
-        "ec2:DescribeImages", "ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DescribeInstances",
-        "ec2:TerminateInstances", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeImages",
+        "ec2:DeregisterImage",
+        "ec2:DeleteSnapshot",
+        "ec2:DescribeInstances",
+        "ec2:TerminateInstances",
+        "autoscaling:DescribeAutoScalingGroups",
+        "ec2:DescribeLaunchTemplateVersions",
         "ec2:DeleteLaunchTemplateVersions",
     ],
-    "test": ["ec2:RunInstances", "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:TerminateInstances",
-             "ec2:CreateTags"],
+    "test": [
+        "ec2:RunInstances",
+        "ec2:DescribeInstances",
+        "ec2:DescribeImages",
+        "ec2:TerminateInstances",
+        "ec2:CreateTags",
+    ],
     "promote": [
-        "ec2:DescribeImages", "ec2:CopyImage", "ec2:CreateTags", "ec2:ModifyImageAttribute",
-        "ec2:DescribeImageAttribute", "ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter",
+        "ec2:DescribeImages",
+        "ec2:CopyImage",
+        "ec2:CreateTags",
+        "ec2:ModifyImageAttribute",
+        "ec2:DescribeImageAttribute",
+        "ssm:PutParameter",
+        "ssm:GetParameter",
+        "ssm:DeleteParameter",
         "organizations:DescribeOrganization",
     ],
     "canary": [
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-        "autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
-        "autoscaling:SetInstanceHealth", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplateVersions",
-        "ec2:DescribeLaunchTemplates", "ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances",
-        "ec2:CreateTags", "ec2:DescribeImages", "autoscaling:SetDesiredCapacity", "cloudwatch:GetMetricData",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+        "autoscaling:SetInstanceHealth",
+        "ec2:CreateLaunchTemplateVersion",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "ec2:DescribeInstances",
+        "ec2:CreateTags",
+        "ec2:DescribeImages",
+        "autoscaling:SetDesiredCapacity",
+        "cloudwatch:GetMetricData",
         "iam:PassRole",  # baselines launch with the group's instance profile
     ],
     "perf": [
-        "ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances", "ec2:CreateTags",
-        "ec2:DescribeImages", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypes",
-        "servicequotas:GetServiceQuota", "s3:ListBucket",
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "ec2:DescribeInstances",
+        "ec2:CreateTags",
+        "ec2:DescribeImages",
+        "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeInstanceTypes",
+        "servicequotas:GetServiceQuota",
+        "s3:ListBucket",
         "iam:PassRole",  # perf.instance_profile, so the agent can write its results
     ],
     "notify": ["sns:Publish"],  # `imagefleet run` telling friend teams of a candidate through SNS
     "state": [  # the DynamoDB state backend ([state] backend = "dynamodb")
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
-        "dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:CreateTable",
+        "dynamodb:UpdateTimeToLive",
         "dynamodb:DescribeTimeToLive",
     ],
 }
 
 # Actions that stop, delete, share, repoint or relabel something someone else may be running.
-DESTRUCTIVE = frozenset({
-    "ec2:TerminateInstances", "ec2:StopInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
-    "ec2:ModifyImageAttribute", "ec2:CreateTags", "ec2:DeleteKeyPair", "ec2:DeleteSecurityGroup",
-    "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
-    "ec2:DeleteLaunchTemplateVersions", "ec2:CreateImage", "ec2:GetPasswordData",
-    "autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
-    "autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceHealth", "iam:PassRole",
-    "ssm:PutParameter", "ssm:DeleteParameter", "s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem", "dynamodb:UpdateTimeToLive",
-})
+DESTRUCTIVE = frozenset(
+    {
+        "ec2:TerminateInstances",
+        "ec2:StopInstances",
+        "ec2:DeregisterImage",
+        "ec2:DeleteSnapshot",
+        "ec2:ModifyImageAttribute",
+        "ec2:CreateTags",
+        "ec2:DeleteKeyPair",
+        "ec2:DeleteSecurityGroup",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:CreateLaunchTemplateVersion",
+        "ec2:ModifyLaunchTemplate",
+        "ec2:DeleteLaunchTemplateVersions",
+        "ec2:CreateImage",
+        "ec2:GetPasswordData",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:SetInstanceHealth",
+        "iam:PassRole",
+        "ssm:PutParameter",
+        "ssm:DeleteParameter",
+        "s3:PutObject",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateTimeToLive",
+    }
+)
 
 # The calls that may tag what they create (``ec2:CreateAction`` in a CreateTags authorisation).
 CREATE_ACTIONS = ("RunInstances", "CreateImage", "CopyImage", "RegisterImage", "CreateSnapshot")
@@ -86,12 +170,16 @@ _SCOPED_READS = {"ec2:GetPasswordData", "ssm:GetParameter", "s3:GetObject", "s3:
 
 
 def _ec2(kind: str) -> str:
-    """Every EC2 resource of one type, any region and account (AMI and snapshot ARNs name no account)."""
-    return f"arn:aws:ec2:*::{kind}/*" if kind in ("image", "snapshot") else f"arn:aws:ec2:*:*:{kind}/*"
+    """Every EC2 resource of one type, any region and account (AMI and snapshot ARNs name no
+    account)."""
+    return (
+        f"arn:aws:ec2:*::{kind}/*" if kind in ("image", "snapshot") else f"arn:aws:ec2:*:*:{kind}/*"
+    )
 
 
 def _has_tag(key: str = "aws:ResourceTag") -> dict[str, Any]:
-    """The resource (or, for ``aws:RequestTag``, the request) carries an ``imagefleet:family`` tag."""
+    """The resource (or, for ``aws:RequestTag``, the request) carries an ``imagefleet:family``
+    tag."""
     return {"Null": {f"{key}/{FAMILY_TAG}": "false"}}
 
 
@@ -111,10 +199,14 @@ class Scope:
         from pipelines.config import notify
 
         chosen = notify(settings)
-        return cls(bucket=settings.aws.artifact_bucket, roles=tuple(settings.aws.instance_profile_roles),
-                   groups=tuple(groups), table=settings.state.table,
-                   dynamodb=settings.state.backend == "dynamodb",
-                   topics=(chosen.target,) if chosen.kind == "sns" else cls.topics)
+        return cls(
+            bucket=settings.aws.artifact_bucket,
+            roles=tuple(settings.aws.instance_profile_roles),
+            groups=tuple(groups),
+            table=settings.state.table,
+            dynamodb=settings.state.backend == "dynamodb",
+            topics=(chosen.target,) if chosen.kind == "sns" else cls.topics,
+        )
 
 
 @dataclass(frozen=True)
@@ -130,8 +222,12 @@ class Rule:
         actions = sorted(self.actions & wanted)
         if not actions or not self.resources:
             return None
-        out: dict[str, Any] = {"Sid": self.sid, "Effect": "Allow", "Action": actions,
-                               "Resource": self.resources[0] if self.resources == ("*",) else list(self.resources)}
+        out: dict[str, Any] = {
+            "Sid": self.sid,
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": self.resources[0] if self.resources == ("*",) else list(self.resources),
+        }
         if self.condition:
             out["Condition"] = self.condition
         return out
@@ -139,10 +235,18 @@ class Rule:
 
 def _group_rule(groups: tuple[str, ...]) -> Rule:
     """Auto Scaling writes: on the named groups, or on groups tagged with a family."""
-    actions = frozenset({"autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
-                         "autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceHealth"})
+    actions = frozenset(
+        {
+            "autoscaling:UpdateAutoScalingGroup",
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+            "autoscaling:SetDesiredCapacity",
+            "autoscaling:SetInstanceHealth",
+        }
+    )
     if groups:
-        arns = tuple(f"arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{g}" for g in groups)
+        arns = tuple(
+            f"arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/{g}" for g in groups
+        )
         return Rule("ImagefleetConfiguredGroups", actions, arns)
     return Rule("ImagefleetFamilyGroups", actions, ("*",), _has_tag("autoscaling:ResourceTag"))
 
@@ -151,52 +255,129 @@ def rules(scope: Scope) -> list[Rule]:
     """Every statement imagefleet may need, before narrowing to the features asked for."""
     f = frozenset
     return [
-        Rule("ImagefleetLaunchTagged", f({"ec2:RunInstances"}), (_ec2("instance"),), _has_tag("aws:RequestTag")),
-        Rule("ImagefleetLaunchFrom", f({"ec2:RunInstances"}), tuple(_ec2(k) for k in (
-            "image", "volume", "subnet", "network-interface", "security-group", "key-pair", "launch-template"))),
+        Rule(
+            "ImagefleetLaunchTagged",
+            f({"ec2:RunInstances"}),
+            (_ec2("instance"),),
+            _has_tag("aws:RequestTag"),
+        ),
+        Rule(
+            "ImagefleetLaunchFrom",
+            f({"ec2:RunInstances"}),
+            tuple(
+                _ec2(k)
+                for k in (
+                    "image",
+                    "volume",
+                    "subnet",
+                    "network-interface",
+                    "security-group",
+                    "key-pair",
+                    "launch-template",
+                )
+            ),
+        ),
         # Tags go on at creation (the create call's TagSpecifications) or on what already carries a
         # family tag: tagging someone else's AMI with imagefleet:family would otherwise open it to
         # DeregisterImage, DeleteSnapshot and ModifyImageAttribute below.
-        Rule("ImagefleetTagAtCreation", f({"ec2:CreateTags"}),
-             tuple(_ec2(k) for k in ("instance", "volume", "image", "snapshot")),
-             {"StringEquals": {"ec2:CreateAction": list(CREATE_ACTIONS)}}),
-        Rule("ImagefleetTagOwned", f({"ec2:CreateTags"}),
-             tuple(_ec2(k) for k in ("image", "snapshot", "instance", "volume")), _has_tag()),
-        Rule("ImagefleetOwnedInstances", f({"ec2:TerminateInstances", "ec2:StopInstances", "ec2:CreateImage",
-                                           "ec2:GetPasswordData", "ec2:CreateSnapshot"}),
-             (_ec2("instance"), _ec2("volume")), _has_tag()),
-        Rule("ImagefleetNewImages", f({"ec2:CreateImage", "ec2:CopyImage", "ec2:RegisterImage", "ec2:CreateSnapshot"}),
-             (_ec2("image"), _ec2("snapshot"))),
-        Rule("ImagefleetOwnedImages", f({"ec2:DeregisterImage", "ec2:ModifyImageAttribute", "ec2:DeleteSnapshot"}),
-             (_ec2("image"), _ec2("snapshot")), _has_tag()),
+        Rule(
+            "ImagefleetTagAtCreation",
+            f({"ec2:CreateTags"}),
+            tuple(_ec2(k) for k in ("instance", "volume", "image", "snapshot")),
+            {"StringEquals": {"ec2:CreateAction": list(CREATE_ACTIONS)}},
+        ),
+        Rule(
+            "ImagefleetTagOwned",
+            f({"ec2:CreateTags"}),
+            tuple(_ec2(k) for k in ("image", "snapshot", "instance", "volume")),
+            _has_tag(),
+        ),
+        Rule(
+            "ImagefleetOwnedInstances",
+            f(
+                {
+                    "ec2:TerminateInstances",
+                    "ec2:StopInstances",
+                    "ec2:CreateImage",
+                    "ec2:GetPasswordData",
+                    "ec2:CreateSnapshot",
+                }
+            ),
+            (_ec2("instance"), _ec2("volume")),
+            _has_tag(),
+        ),
+        Rule(
+            "ImagefleetNewImages",
+            f({"ec2:CreateImage", "ec2:CopyImage", "ec2:RegisterImage", "ec2:CreateSnapshot"}),
+            (_ec2("image"), _ec2("snapshot")),
+        ),
+        Rule(
+            "ImagefleetOwnedImages",
+            f({"ec2:DeregisterImage", "ec2:ModifyImageAttribute", "ec2:DeleteSnapshot"}),
+            (_ec2("image"), _ec2("snapshot")),
+            _has_tag(),
+        ),
         # Packer's temporary key pair is named packer_<uuid> (Packer 1.6.6 creates it untagged).
-        Rule("ImagefleetPackerKeyPairs", f({"ec2:CreateKeyPair", "ec2:DeleteKeyPair"}),
-             ("arn:aws:ec2:*:*:key-pair/packer_*",)),
-        Rule("ImagefleetLaunchTemplates", f({"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
-                                            "ec2:DeleteLaunchTemplateVersions"}),
-             (_ec2("launch-template"),), _has_tag()),
+        Rule(
+            "ImagefleetPackerKeyPairs",
+            f({"ec2:CreateKeyPair", "ec2:DeleteKeyPair"}),
+            ("arn:aws:ec2:*:*:key-pair/packer_*",),
+        ),
+        Rule(
+            "ImagefleetLaunchTemplates",
+            f(
+                {
+                    "ec2:CreateLaunchTemplateVersion",
+                    "ec2:ModifyLaunchTemplate",
+                    "ec2:DeleteLaunchTemplateVersions",
+                }
+            ),
+            (_ec2("launch-template"),),
+            _has_tag(),
+        ),
         _group_rule(scope.groups),
-        Rule("ImagefleetPassInstanceRoles", f({"iam:PassRole"}), scope.roles,
-             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
-        Rule("ImagefleetArtifacts", f({"s3:PutObject", "s3:GetObject"}), (f"arn:aws:s3:::{scope.bucket}/*",)),
+        Rule(
+            "ImagefleetPassInstanceRoles",
+            f({"iam:PassRole"}),
+            scope.roles,
+            {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        ),
+        Rule(
+            "ImagefleetArtifacts",
+            f({"s3:PutObject", "s3:GetObject"}),
+            (f"arn:aws:s3:::{scope.bucket}/*",),
+        ),
         Rule("ImagefleetArtifactList", f({"s3:ListBucket"}), (f"arn:aws:s3:::{scope.bucket}",)),
-        Rule("ImagefleetStageParameters", f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),
-             ("arn:aws:ssm:*:*:parameter/imagefleet/*",)),
+        Rule(
+            "ImagefleetStageParameters",
+            f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),
+            ("arn:aws:ssm:*:*:parameter/imagefleet/*",),
+        ),
         Rule("ImagefleetNotify", f({"sns:Publish"}), scope.topics),
-        Rule("ImagefleetStateTable", f(FEATURES["state"]), (f"arn:aws:dynamodb:*:*:table/{scope.table}",)),
+        Rule(
+            "ImagefleetStateTable",
+            f(FEATURES["state"]),
+            (f"arn:aws:dynamodb:*:*:table/{scope.table}",),
+        ),
     ]
 
 
 def is_read_only(action: str) -> bool:
-    """Describe/Get/List calls that reveal nothing beyond inventory and metrics (kept on ``"*"``)."""
-    return action.split(":", 1)[1].startswith(_READ_PREFIXES) and action not in _SCOPED_READS \
+    """Describe/Get/List calls that reveal nothing beyond inventory and metrics (kept on
+    ``"*"``)."""
+    return (
+        action.split(":", 1)[1].startswith(_READ_PREFIXES)
+        and action not in _SCOPED_READS
         and not action.startswith("dynamodb:")
+    )
 
 
 def chosen_features(features: list[str], scope: Scope) -> list[str]:
     unknown = [f for f in features if f != "all" and f not in FEATURES]
     if unknown:
-        raise UsageError(f"unknown feature {unknown[0]!r}", hint=f"choose from: {', '.join(FEATURES)}, all")
+        raise UsageError(
+            f"unknown feature {unknown[0]!r}", hint=f"choose from: {', '.join(FEATURES)}, all"
+        )
     chosen = list(FEATURES) if "all" in features else ["core", *features]
     if scope.dynamodb and "state" not in chosen:
         chosen.append("state")
@@ -214,7 +395,8 @@ def policy(features: list[str], *, scope: Scope | None = None) -> dict[str, Any]
 
 
 def uncovered(features: list[str], scope: Scope) -> list[str]:
-    """Actions a feature needs that no statement grants (``iam:PassRole`` without configured roles)."""
+    """Actions a feature needs that no statement grants (``iam:PassRole`` without configured
+    roles)."""
     doc = policy(features, scope=scope)
     granted = {a for s in doc["Statement"] for a in s["Action"]}
     return sorted({a for f in chosen_features(features, scope) for a in FEATURES[f]} - granted)

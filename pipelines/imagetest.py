@@ -1,8 +1,10 @@
-"""Image tests, the CI image-test stage: boot the base on every cohort type in every region and check it.
+"""Image tests, the CI image-test stage: boot the base on every cohort type in every region and
+check it.
 
 One smoke instance per (region, cohort instance type), launched and terminated through the shared
 lifecycle (``orchestrator.lifecycle``). Everything launched is tagged with the test run id and
-terminated on every way out — on success, on a failed check, on an AWS error, on Ctrl-C and SIGTERM. The checks are plain functions of what EC2 reports (``check_image``, ``check_instance``) so
+terminated on every way out — on success, on a failed check, on an AWS error, on Ctrl-C and SIGTERM.
+The checks are plain functions of what EC2 reports (``check_image``, ``check_instance``) so
 they are tested without AWS.
 """
 
@@ -65,17 +67,31 @@ class TestRun:
 
     @property
     def failures(self) -> list[str]:
-        return [f"{c.region}/{c.instance_type}: {k.name}: {k.message}" for c in self.cases for k in c.checks if not k.passed]
+        return [
+            f"{c.region}/{c.instance_type}: {k.name}: {k.message}"
+            for c in self.cases
+            for k in c.checks
+            if not k.passed
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "base": self.base.ref, "passed": self.passed, "seconds": round(self.seconds, 2),
+            "run_id": self.run_id,
+            "base": self.base.ref,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 2),
             "cases": [
-                {"region": c.region, "instance_type": c.instance_type, "instance_id": c.instance_id,
-                 "passed": c.passed, "checks": [k.__dict__ for k in c.checks]}
+                {
+                    "region": c.region,
+                    "instance_type": c.instance_type,
+                    "instance_id": c.instance_id,
+                    "passed": c.passed,
+                    "checks": [k.__dict__ for k in c.checks],
+                }
                 for c in self.cases
             ],
-            "failures": self.failures, "terminated": self.terminated,
+            "failures": self.failures,
+            "terminated": self.terminated,
         }
 
 
@@ -83,15 +99,28 @@ class TestRun:
 def check_image(image: dict[str, Any], family: FamilySettings, base: BaseVersion) -> list[Check]:
     tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
     checks = [
-        Check.of("architecture", image.get("Architecture") == family.architecture,
-                 f"expected {family.architecture}, image has {image.get('Architecture')}"),
+        Check.of(
+            "architecture",
+            image.get("Architecture") == family.architecture,
+            f"expected {family.architecture}, image has {image.get('Architecture')}",
+        ),
     ]
     if family.root_device_type is not None:
-        checks.append(Check.of("root_device", image.get("RootDeviceType") == family.root_device_type,
-                               f"expected {family.root_device_type}, image has {image.get('RootDeviceType')}"))
+        checks.append(
+            Check.of(
+                "root_device",
+                image.get("RootDeviceType") == family.root_device_type,
+                f"expected {family.root_device_type}, image has {image.get('RootDeviceType')}",
+            )
+        )
     if family.ena_support is not None:
-        checks.append(Check.of("ena_support", bool(image.get("EnaSupport")) == family.ena_support,
-                               f"expected ENA support {family.ena_support}, image has {image.get('EnaSupport')}"))
+        checks.append(
+            Check.of(
+                "ena_support",
+                bool(image.get("EnaSupport")) == family.ena_support,
+                f"expected ENA support {family.ena_support}, image has {image.get('EnaSupport')}",
+            )
+        )
     want = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version)}
     wrong = {k: tags.get(k) for k, v in want.items() if tags.get(k) != v}
     if STAGE_TAG not in tags:
@@ -104,16 +133,22 @@ def check_instance(instance: dict[str, Any], ami: str, instance_type: str) -> li
     state = instance.get("State", {}).get("Name")
     return [
         Check.of("boots", state == "running", f"instance is {state}"),
-        Check.of("runs_image", instance.get("ImageId") == ami, f"instance runs {instance.get('ImageId')}, not {ami}"),
-        Check.of("instance_type", instance.get("InstanceType") == instance_type,
-                 f"instance is {instance.get('InstanceType')}, not {instance_type}"),
+        Check.of(
+            "runs_image",
+            instance.get("ImageId") == ami,
+            f"instance runs {instance.get('ImageId')}, not {ami}",
+        ),
+        Check.of(
+            "instance_type",
+            instance.get("InstanceType") == instance_type,
+            f"instance is {instance.get('InstanceType')}, not {instance_type}",
+        ),
     ]
 
 
 def check_manifest(base: BaseVersion) -> Check:
     lines = [ln for ln in base.manifest.splitlines() if ln.strip()]
-    return Check.of("manifest_present", bool(lines),
-                    f"no package manifest recorded for {base.ref}")
+    return Check.of("manifest_present", bool(lines), f"no package manifest recorded for {base.ref}")
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -122,8 +157,15 @@ class SmokeInstances(Resource):
     in ``_create`` (each recorded as it starts), terminated in ``_delete`` with any other instance
     carrying the run's tag (a launch whose answer was lost)."""
 
-    def __init__(self, aws: AwsFactory, run_id: str, family: str, region: str, ami: str,
-                 instance_types: Sequence[str]) -> None:
+    def __init__(
+        self,
+        aws: AwsFactory,
+        run_id: str,
+        family: str,
+        region: str,
+        ami: str,
+        instance_types: Sequence[str],
+    ) -> None:
         self.aws, self.run_id, self.family, self.region, self.ami = aws, run_id, family, region, ami
         self.instance_types = list(instance_types)
         self.label = f"image-test instances {run_id} in {region}"
@@ -137,8 +179,13 @@ class SmokeInstances(Resource):
             progress(f"{self.region}: launching {itype} from {self.ami}")
             try:
                 self.launched[itype] = images.run_instance(
-                    self.aws, self.region, ami=self.ami, instance_type=itype,
-                    token=client_token(self.run_id, self.region, itype), tags=tags)
+                    self.aws,
+                    self.region,
+                    ami=self.ami,
+                    instance_type=itype,
+                    token=client_token(self.run_id, self.region, itype),
+                    tags=tags,
+                )
             except AwsError as exc:
                 self.failed[itype] = exc.message
 
@@ -148,18 +195,32 @@ class SmokeInstances(Resource):
 
     def _delete(self, progress: Progress) -> None:
         ids = list(self.launched.values())
-        filters = [{"Name": f"tag:{TEST_RUN_TAG}", "Values": [self.run_id]},
-                   {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-        ids += [i.instance_id for i in images.find_instances(self.aws, self.region, filters)
-                if i.instance_id not in ids]
+        filters = [
+            {"Name": f"tag:{TEST_RUN_TAG}", "Values": [self.run_id]},
+            {
+                "Name": "instance-state-name",
+                "Values": ["pending", "running", "stopping", "stopped"],
+            },
+        ]
+        ids += [
+            i.instance_id
+            for i in images.find_instances(self.aws, self.region, filters)
+            if i.instance_id not in ids
+        ]
         if ids:
             images.terminate_instances(self.aws, self.region, ids)
         self.terminated = ids
 
 
 def run_tests(
-    aws: AwsFactory, clock: Clock, family: FamilySettings, base: BaseVersion, *,
-    on_progress: Callable[[str], None] = lambda _m: None, boot_timeout: float = 600.0, poll: float = 2.0,
+    aws: AwsFactory,
+    clock: Clock,
+    family: FamilySettings,
+    base: BaseVersion,
+    *,
+    on_progress: Callable[[str], None] = lambda _m: None,
+    boot_timeout: float = 600.0,
+    poll: float = 2.0,
 ) -> TestRun:
     run_id = f"test-{base.family}-{base.version}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
@@ -169,21 +230,34 @@ def run_tests(
     for region in family.regions:
         ami = base.amis.get(region)
         if ami is None:
-            cases += [Case(region, t, None, [Check("available", False, f"{base.ref} has no AMI in {region}")])
-                      for t in family.cohort_instance_types]
+            cases += [
+                Case(
+                    region,
+                    t,
+                    None,
+                    [Check("available", False, f"{base.ref} has no AMI in {region}")],
+                )
+                for t in family.cohort_instance_types
+            ]
             continue
-        image_checks = check_image(_described_image(aws, clock, region, ami, base, poll), family, base)
+        image_checks = check_image(
+            _described_image(aws, clock, region, ami, base, poll), family, base
+        )
         smoke = SmokeInstances(aws, run_id, base.family, region, ami, family.cohort_instance_types)
         try:
             with provisioned(smoke, clock=clock, ready_timeout=0, poll=poll, progress=on_progress):
                 for itype in family.cohort_instance_types:
                     if itype in smoke.failed:
-                        cases.append(Case(region, itype, None, [Check("launch", False, smoke.failed[itype])]))
+                        cases.append(
+                            Case(region, itype, None, [Check("launch", False, smoke.failed[itype])])
+                        )
                         continue
-                    case = Case(region, itype, smoke.launched[itype], list(image_checks) + [manifest])
+                    case = Case(region, itype, smoke.launched[itype], [*image_checks, manifest])
                     cases.append(case)
                     t0 = time.monotonic()
-                    instance = _wait_running(aws, region, case.instance_id or "", clock, boot_timeout, poll)
+                    instance = _wait_running(
+                        aws, region, case.instance_id or "", clock, boot_timeout, poll
+                    )
                     case.checks += check_instance(instance, ami, itype)
                     case.seconds = time.monotonic() - t0
                     on_progress(f"{region}: {itype} {'passed' if case.passed else 'FAILED'}")
@@ -192,29 +266,40 @@ def run_tests(
     return TestRun(run_id, base, cases, terminated, time.monotonic() - started)
 
 
-def _described_image(aws: AwsFactory, clock: Clock, region: str, ami: str, base: BaseVersion,
-                     poll: float) -> dict[str, Any]:
+def _described_image(
+    aws: AwsFactory, clock: Clock, region: str, ami: str, base: BaseVersion, poll: float
+) -> dict[str, Any]:
     """The AMI as EC2 describes it, once it is visible and shows the tags registration wrote.
 
     Just after a bake both may lag (EC2 is eventually consistent: ``InvalidAMIID.NotFound``, then
-    the tags from before ``CreateTags``); after ``aws.visibility_seconds`` the image is checked as it is."""
+    the tags from before ``CreateTags``); after ``aws.visibility_seconds`` the image is checked as
+    it is."""
     want = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version)}
 
     def tagged(image: dict[str, Any]) -> bool:
         tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
         return want.items() <= tags.items() and STAGE_TAG in tags
 
-    image, _ = clock.poll_until(lambda: images.described_image(aws, region, ami), tagged,
-                                timeout=aws.visibility_seconds, every=poll)
+    image, _ = clock.poll_until(
+        lambda: images.described_image(aws, region, ami),
+        tagged,
+        timeout=aws.visibility_seconds,
+        every=poll,
+    )
     return image
 
 
-def _wait_running(aws: AwsFactory, region: str, instance_id: str, clock: Clock, timeout: float,
-                  poll: float) -> dict[str, Any]:
+def _wait_running(
+    aws: AwsFactory, region: str, instance_id: str, clock: Clock, timeout: float, poll: float
+) -> dict[str, Any]:
     """The instance once it left ``pending`` (or as it is when ``timeout`` passed); one just
     launched may be unknown to EC2's describes for a while, which ``until_visible`` waits out."""
-    inst, _ = clock.poll_until(lambda: images.described_instance(aws, region, instance_id),
-                               lambda found: found["State"]["Name"] != "pending", timeout=timeout, every=poll)
+    inst, _ = clock.poll_until(
+        lambda: images.described_instance(aws, region, instance_id),
+        lambda found: found["State"]["Name"] != "pending",
+        timeout=timeout,
+        every=poll,
+    )
     return inst
 
 
@@ -224,25 +309,44 @@ def junit_xml(run: TestRun) -> str:
     for region in dict.fromkeys(c.region for c in run.cases):
         cases = [c for c in run.cases if c.region == region]
         checks = [(c, k) for c in cases for k in c.checks]
-        suite = ET.SubElement(root, "testsuite", name=f"{run.base.ref} {region}", tests=str(len(checks)),
-                              failures=str(sum(1 for _, k in checks if not k.passed)),
-                              time=f"{sum(c.seconds for c in cases):.3f}")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{run.base.ref} {region}",
+            tests=str(len(checks)),
+            failures=str(sum(1 for _, k in checks if not k.passed)),
+            time=f"{sum(c.seconds for c in cases):.3f}",
+        )
         for case, check in checks:
-            tc = ET.SubElement(suite, "testcase", classname=f"{region}.{case.instance_type}", name=check.name)
+            tc = ET.SubElement(
+                suite, "testcase", classname=f"{region}.{case.instance_type}", name=check.name
+            )
             if not check.passed:
                 ET.SubElement(tc, "failure", message=check.message).text = check.message
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def record_evidence(store: StateStore, run: TestRun, *, actor: str, junit: Path | None = None) -> Evidence:
+def record_evidence(
+    store: StateStore, run: TestRun, *, actor: str, junit: Path | None = None
+) -> Evidence:
     """The ``image_tests`` gate evidence of the run's base (passed only when every check passed)."""
     checks = sum(len(c.checks) for c in run.cases)
     failed = len(run.failures)
-    ev = Evidence(run.base.family, run.base.version, "image_tests", run.passed, {
-        "summary": f"{checks - failed}/{checks} checks passed", "run_id": run.run_id, "failures": run.failures,
-        "junit": str(junit) if junit else None,
-    }, utcnow(), actor)
+    ev = Evidence(
+        run.base.family,
+        run.base.version,
+        "image_tests",
+        run.passed,
+        {
+            "summary": f"{checks - failed}/{checks} checks passed",
+            "run_id": run.run_id,
+            "failures": run.failures,
+            "junit": str(junit) if junit else None,
+        },
+        utcnow(),
+        actor,
+    )
     store.add_evidence(ev)
     return ev
 

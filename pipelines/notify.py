@@ -41,14 +41,19 @@ class Notice:
         return f"imagefleet: {self.ref} is the new {self.event} of {self.family}"
 
     def text(self) -> str:
-        resolve = f"imagefleet resolve {self.family} --team TEAM (or the SSM parameter {self.parameter})"
+        resolve = (
+            f"imagefleet resolve {self.family} --team TEAM (or the SSM parameter {self.parameter})"
+        )
         lines = [self.subject(), "", f"Resolve it: {resolve}"]
         lines += [f"  {region}: {ami}" for region, ami in self.amis.items()]
         from changelog.records import summaries
 
         for log in summaries(self.changelog).values():
-            lines.append(f"Changes vs {self.family}:{log.against}: " + ", ".join(
-                f"{v} {k}" for k, v in log.counts.items()) + f"; {log.cves} CVEs")
+            lines.append(
+                f"Changes vs {self.family}:{log.against}: "
+                + ", ".join(f"{v} {k}" for k, v in log.counts.items())
+                + f"; {log.cves} CVEs"
+            )
             if log.uris.get("md"):
                 lines.append(f"  changelog: {log.uris['md']}")
         return "\n".join(lines)
@@ -88,8 +93,10 @@ class WebhookNotifier:
 
     def notify(self, notice: Notice) -> str:
         body = json.dumps({**notice.to_dict(), "text": notice.text()}).encode()
-        headers = {"Content-Type": "application/json",
-                   **({"Idempotency-Key": notice.key} if notice.key else {})}  # receivers drop repeats
+        headers = {
+            "Content-Type": "application/json",
+            **({"Idempotency-Key": notice.key} if notice.key else {}),
+        }  # receivers drop repeats
         req = urllib.request.Request(self.url, data=body, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -110,11 +117,18 @@ class SnsNotifier:
         region = self.topic_arn.split(":")[3]
         # a FIFO topic drops a repeat of the key within five minutes; a standard topic's
         # subscribers find the key in the attribute
-        dedupe = ({"MessageDeduplicationId": notice.key[:128], "MessageGroupId": notice.family}
-                  if notice.key and self.topic_arn.endswith(".fifo") else {})
+        dedupe = (
+            {"MessageDeduplicationId": notice.key[:128], "MessageGroupId": notice.family}
+            if notice.key and self.topic_arn.endswith(".fifo")
+            else {}
+        )
         self.aws.client("sns", region).publish(
-            TopicArn=self.topic_arn, Subject=notice.subject()[:100], Message=notice.text(),
-            MessageAttributes={"imagefleet": {"DataType": "String", "StringValue": json.dumps(notice.to_dict())}},
+            TopicArn=self.topic_arn,
+            Subject=notice.subject()[:100],
+            Message=notice.text(),
+            MessageAttributes={
+                "imagefleet": {"DataType": "String", "StringValue": json.dumps(notice.to_dict())}
+            },
             **dedupe,
         )
         return self.topic_arn

@@ -56,20 +56,33 @@ class PublishResult:
 # --- publishing steps (each idempotent) -----------------------------------------------------------
 def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> str:
     """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
-    found = images.find_images(aws, region, [
-        {"Name": f"tag:{FAMILY_TAG}", "Values": [base.family]},
-        {"Name": f"tag:{VERSION_TAG}", "Values": [str(base.version)]},
-    ])
+    found = images.find_images(
+        aws,
+        region,
+        [
+            {"Name": f"tag:{FAMILY_TAG}", "Values": [base.family]},
+            {"Name": f"tag:{VERSION_TAG}", "Values": [str(base.version)]},
+        ],
+    )
     if found:
         return min(i.ami for i in found)
     source_region, source_ami = next(iter(base.amis.items()))
     tags = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version), STAGE_TAG: base.stage}
-    return images.copy_image(aws, region, source_region=source_region, source_ami=source_ami,
-                             name=base.packer_run_id, description=f"imagefleet {base.ref}",
-                             token=client_token(op_id, region), tags=tags)
+    return images.copy_image(
+        aws,
+        region,
+        source_region=source_region,
+        source_ami=source_ami,
+        name=base.packer_run_id,
+        description=f"imagefleet {base.ref}",
+        token=client_token(op_id, region),
+        tags=tags,
+    )
 
 
-def share(aws: AwsFactory, region: str, ami: str, accounts: list[str], ou_arns: list[str]) -> list[str]:
+def share(
+    aws: AwsFactory, region: str, ami: str, accounts: list[str], ou_arns: list[str]
+) -> list[str]:
     """Grant launch permission; returns the accounts and OUs granted (the step's record)."""
     if not accounts and not ou_arns:
         return []
@@ -87,8 +100,15 @@ def put_parameter(aws: AwsFactory, region: str, name: str, ami: str) -> str:
     return ami
 
 
-def tag_stages(aws: AwsFactory, region: str, ami: str, *, stage: str | None, add: tuple[str, ...] = (),
-               remove: tuple[str, ...] = ()) -> None:
+def tag_stages(
+    aws: AwsFactory,
+    region: str,
+    ami: str,
+    *,
+    stage: str | None,
+    add: tuple[str, ...] = (),
+    remove: tuple[str, ...] = (),
+) -> None:
     """Set ``imagefleet:stage`` (unless ``stage`` is None) and the per-stage tags of one AMI.
 
     A stage that stops naming the AMI sets its tag to ``false`` rather than deleting it: one
@@ -108,7 +128,9 @@ def stages_of(store: StateStore, family: str, version: int) -> list[str]:
     return stage_table.current_stages(pointers, version)
 
 
-def leave_stage(aws: AwsFactory, store: StateStore, base: BaseVersion, stage: str, fallback: str | None) -> None:
+def leave_stage(
+    aws: AwsFactory, store: StateStore, base: BaseVersion, stage: str, fallback: str | None
+) -> None:
     """``stage`` stops naming ``base``: drop its per-stage tag; ``imagefleet:stage`` becomes the
     highest stage still naming it, else ``fallback`` (None: left as it was, the last stage held)."""
     others = [s for s in stages_of(store, base.family, base.version) if s != stage]
@@ -133,7 +155,9 @@ def get_parameter(aws: AwsFactory, region: str, name: str) -> str:
     try:
         return images.get_parameter(aws, region, name)
     except NotFoundError:
-        raise NotFoundError(f"no SSM parameter {name} in {region} (nothing published there yet)") from None
+        raise NotFoundError(
+            f"no SSM parameter {name} in {region} (nothing published there yet)"
+        ) from None
 
 
 def _ou_arns(aws: AwsFactory, ous: tuple[str, ...]) -> list[str]:
@@ -151,7 +175,13 @@ def stage_accounts(settings: Settings, store: StateStore, family: str, stage: st
 
 
 def publish(
-    op: Operation, *, settings: Settings, store: StateStore, aws: AwsFactory, base: BaseVersion, stage: str,
+    op: Operation,
+    *,
+    settings: Settings,
+    store: StateStore,
+    aws: AwsFactory,
+    base: BaseVersion,
+    stage: str,
 ) -> PublishResult:
     """Copy, share, parameter and tag in every region of the family, as journaled steps."""
     family = settings.family(base.family)
@@ -165,16 +195,28 @@ def publish(
     accounts = stage_accounts(settings, store, base.family, stage)
     ou_arns = op.step("resolve-ous", lambda: _ou_arns(aws, settings.stages[stage].ous))
     name = parameter_name(base.family, stage)
-    now_in = {*stages_of(store, base.family, base.version), stage}  # every stage naming it, this one too
+    now_in = {
+        *stages_of(store, base.family, base.version),
+        stage,
+    }  # every stage naming it, this one too
     flags = tuple(s for s in stage_table.TRANSITIONS if s in now_in)  # candidate, release
     for region in family.regions:
         ami = amis[region]
         op.step(f"share:{region}", partial(share, aws, region, ami, accounts, ou_arns))
         op.step(f"parameter:{region}", partial(put_parameter, aws, region, name, ami))
-        op.step(f"tag:{region}", partial(tag_stages, aws, region, ami, stage=stage_table.highest(now_in),
-                                         add=flags))
-    return PublishResult(op.id, op.resumed, op.steps_run, op.steps_skipped, amis, accounts,
-                         {r: name for r in family.regions})
+        op.step(
+            f"tag:{region}",
+            partial(tag_stages, aws, region, ami, stage=stage_table.highest(now_in), add=flags),
+        )
+    return PublishResult(
+        op.id,
+        op.resumed,
+        op.steps_run,
+        op.steps_skipped,
+        amis,
+        accounts,
+        {r: name for r in family.regions},
+    )
 
 
 # --- promotion ------------------------------------------------------------------------------------
@@ -190,8 +232,12 @@ class Promotion:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "family": self.base.family, "version": self.base.version, "stage": self.target,
-            "previous": self.previous, "forced": self.forced, "already_there": self.already,
+            "family": self.base.family,
+            "version": self.base.version,
+            "stage": self.target,
+            "previous": self.previous,
+            "forced": self.forced,
+            "already_there": self.already,
             "gates": [g.to_dict() for g in self.gates],
             "amis": self.base.amis,
             "parameter": parameter_name(self.base.family, self.target),
@@ -228,49 +274,94 @@ def stage_lease(family: str, stage: str) -> str:
     return leases.lease_name("stage", family, stage)
 
 
-def _gates(settings: Settings, store: StateStore, clock: Clock, base: BaseVersion,
-           target: str) -> list[stage_table.GateResult]:
+def _gates(
+    settings: Settings, store: StateStore, clock: Clock, base: BaseVersion, target: str
+) -> list[stage_table.GateResult]:
     return stage_table.evaluate(
-        gates(settings)[target], store.evidence(base.family, base.version),
-        in_previous_stage_since=_entered(store, base), now=clock.now(),
+        gates(settings)[target],
+        store.evidence(base.family, base.version),
+        in_previous_stage_since=_entered(store, base),
+        now=clock.now(),
     )
 
 
-def _refuse(base: BaseVersion, target: str, missing: list[stage_table.GateResult], when: str = "") -> GateError:
+def _refuse(
+    base: BaseVersion, target: str, missing: list[stage_table.GateResult], when: str = ""
+) -> GateError:
     lines = "; ".join(f"{g.gate}: {g.detail}" for g in missing)
-    return GateError(f"{base.ref} cannot enter {target}{when}: unmet gates — {lines}",
-                     unmet=[g.gate for g in missing])
+    return GateError(
+        f"{base.ref} cannot enter {target}{when}: unmet gates — {lines}",
+        unmet=[g.gate for g in missing],
+    )
 
 
 def promote(
-    *, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str, base: BaseVersion,
-    target: str, force: bool = False, reason: str = "", wait: bool = False, on_wait: leases.OnWait | None = None,
+    *,
+    settings: Settings,
+    store: StateStore,
+    aws: AwsFactory,
+    clock: Clock,
+    actor: str,
+    base: BaseVersion,
+    target: str,
+    force: bool = False,
+    reason: str = "",
+    wait: bool = False,
+    on_wait: leases.OnWait | None = None,
 ) -> Promotion:
     """Gate, publish and move the pointer, holding the family's stage lease throughout."""
     if target not in STAGES:
         stage_table.check_transition(base.stage, target)  # names the stages there are
     if target not in stage_table.TRANSITIONS:  # before any lease: `--to unstable` is bad input
-        raise UsageError(f"cannot promote to {target!r}",
-                         hint=f"promote to {' or '.join(stage_table.TRANSITIONS)}; every bake starts unstable")
-    with leases.hold(store, [stage_lease(base.family, target)], clock=clock, actor=actor,
-                     command=f"promote {base.ref} --to {target}", ttl_s=settings.state.lease_ttl,
-                     wait=wait, on_wait=on_wait) as held:
+        raise UsageError(
+            f"cannot promote to {target!r}",
+            hint=f"promote to {' or '.join(stage_table.TRANSITIONS)}; every bake starts unstable",
+        )
+    with leases.hold(
+        store,
+        [stage_lease(base.family, target)],
+        clock=clock,
+        actor=actor,
+        command=f"promote {base.ref} --to {target}",
+        ttl_s=settings.state.lease_ttl,
+        wait=wait,
+        on_wait=on_wait,
+    ) as held:
         # read again under the lease: whoever held it before may have moved things
         fresh = held.store.get_base(base.family, base.version)
-        return _promote(settings=settings, store=held.store, aws=aws, clock=clock, actor=actor, base=fresh,
-                        target=target, force=force, reason=reason)
+        return _promote(
+            settings=settings,
+            store=held.store,
+            aws=aws,
+            clock=clock,
+            actor=actor,
+            base=fresh,
+            target=target,
+            force=force,
+            reason=reason,
+        )
 
 
 def _promote(
-    *, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str, base: BaseVersion,
-    target: str, force: bool, reason: str,
+    *,
+    settings: Settings,
+    store: StateStore,
+    aws: AwsFactory,
+    clock: Clock,
+    actor: str,
+    base: BaseVersion,
+    target: str,
+    force: bool,
+    reason: str,
 ) -> Promotion:
     family = base.family
     intent = {"family": family, "version": base.version, "stage": target}
     op_id = _pending(store, "promote", intent)
     if op_id is None:  # a new promotion: check everything before touching anything
         if force and not reason.strip():
-            raise UsageError("--force needs --reason: say why the gates are bypassed (it is audited)")
+            raise UsageError(
+                "--force needs --reason: say why the gates are bypassed (it is audited)"
+            )
         current = store.pointer(family, target)
         if base.stage == target and current == base.version:
             return Promotion(base, target, current, [], False, None, already=True)
@@ -286,11 +377,25 @@ def _promote(
         if missing and not force:
             raise _refuse(base, target, missing)
         op_id = f"promote:{family}:{base.version}:{target}:{uuid.uuid4().hex[:8]}"
-        intent = {**intent, "forced": bool(missing) and force, "reason": reason,
-                  "gates": [g.to_dict() for g in results], "actor": actor, "admitted_at": utcnow()}
+        intent = {
+            **intent,
+            "forced": bool(missing) and force,
+            "reason": reason,
+            "gates": [g.to_dict() for g in results],
+            "actor": actor,
+            "admitted_at": utcnow(),
+        }
     else:
-        _recheck_gates(settings=settings, store=store, aws=aws, clock=clock, actor=actor, base=base,
-                       target=target, op_id=op_id)
+        _recheck_gates(
+            settings=settings,
+            store=store,
+            aws=aws,
+            clock=clock,
+            actor=actor,
+            base=base,
+            target=target,
+            op_id=op_id,
+        )
     op = Operation(store, op_id, "promote", intent)
     try:
         published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=target)
@@ -312,31 +417,58 @@ def _promote(
         current = store.pointer(family, target)
         if current == base.version:
             return store_previous(store, family, target, base.version)  # moved by an earlier run
-        details = {"operation": op.id, "amis": published.amis, "shared_with": published.shared_with,
-                   "gates": op.intent["gates"], "forced": op.intent["forced"], "changelog": base.changelog}
-        change = store.move_pointer(family, target, base.version, action="promote", actor=actor,
-                                    reason=op.intent["reason"], details=details, expected=current)
+        details = {
+            "operation": op.id,
+            "amis": published.amis,
+            "shared_with": published.shared_with,
+            "gates": op.intent["gates"],
+            "forced": op.intent["forced"],
+            "changelog": base.changelog,
+        }
+        change = store.move_pointer(
+            family,
+            target,
+            base.version,
+            action="promote",
+            actor=actor,
+            reason=op.intent["reason"],
+            details=details,
+            expected=current,
+        )
         return change.previous
 
     previous = op.step("pointer", move)
     op.finish("done")
     base.stage = target
-    return Promotion(base, target, previous,
-                     [stage_table.GateResult(**g) for g in op.intent["gates"]],
-                     bool(op.intent["forced"]), published)
+    return Promotion(
+        base,
+        target,
+        previous,
+        [stage_table.GateResult(**g) for g in op.intent["gates"]],
+        bool(op.intent["forced"]),
+        published,
+    )
 
 
-def _abandon_lost(store: StateStore, op: Operation, base: BaseVersion, target: str, actor: str,
-                  exc: NotFoundError) -> NotFoundError:
+def _abandon_lost(
+    store: StateStore, op: Operation, base: BaseVersion, target: str, actor: str, exc: NotFoundError
+) -> NotFoundError:
     """The base's AMI is gone (deregistered; on the embedded endpoint, lost with a restart): the
     promotion can never finish, so it ends ``failed`` (audited) instead of staying running."""
     op.finish("failed")
-    store.audit(actor, "promote-abandoned", base.ref, reason="the base's AMI no longer exists",
-                details={"operation": op.id, "stage": target, "error": exc.message})
-    return NotFoundError(f"{base.ref} cannot be promoted to {target}: its AMI no longer exists "
-                         f"({exc.message}); the promotion {op.id} is abandoned",
-                         hint="bake a new base ('imagefleet bake FAMILY'); after an embedded endpoint restart, "
-                              "'imagefleet local up --forget-lost' marks the lost bases")
+    store.audit(
+        actor,
+        "promote-abandoned",
+        base.ref,
+        reason="the base's AMI no longer exists",
+        details={"operation": op.id, "stage": target, "error": exc.message},
+    )
+    return NotFoundError(
+        f"{base.ref} cannot be promoted to {target}: its AMI no longer exists "
+        f"({exc.message}); the promotion {op.id} is abandoned",
+        hint="bake a new base ('imagefleet bake FAMILY'); after an embedded endpoint restart, "
+        "'imagefleet local up --forget-lost' marks the lost bases",
+    )
 
 
 def store_previous(store: StateStore, family: str, stage: str, version: int) -> int | None:
@@ -345,8 +477,17 @@ def store_previous(store: StateStore, family: str, stage: str, version: int) -> 
     return moves[-1].previous if moves else None
 
 
-def _recheck_gates(*, settings: Settings, store: StateStore, aws: AwsFactory, clock: Clock, actor: str,
-                   base: BaseVersion, target: str, op_id: str) -> None:
+def _recheck_gates(
+    *,
+    settings: Settings,
+    store: StateStore,
+    aws: AwsFactory,
+    clock: Clock,
+    actor: str,
+    base: BaseVersion,
+    target: str,
+    op_id: str,
+) -> None:
     """A resumed promotion whose base has newer evidence than it was admitted on is gated again.
 
     When the gates now say no, the operation fails, what it had published for the stage is put
@@ -365,21 +506,49 @@ def _recheck_gates(*, settings: Settings, store: StateStore, aws: AwsFactory, cl
     store.finish_operation(op_id, "failed")
     current = store.pointer(base.family, target)
     if current is not None and current != base.version:
-        restore = Operation(store, f"{op_id}:restore", "restore", {"family": base.family, "stage": target,
-                                                                     "version": current})
-        publish(restore, settings=settings, store=store, aws=aws,
-                base=store.get_base(base.family, current), stage=target)
+        restore = Operation(
+            store,
+            f"{op_id}:restore",
+            "restore",
+            {"family": base.family, "stage": target, "version": current},
+        )
+        publish(
+            restore,
+            settings=settings,
+            store=store,
+            aws=aws,
+            base=store.get_base(base.family, current),
+            stage=target,
+        )
         restore.finish("done")
     for region, ami in base.amis.items():
         if current is None and store.step(op_id, f"parameter:{region}") is not None:
-            delete_parameter(aws, region, parameter_name(base.family, target))  # the stage named nothing
+            delete_parameter(
+                aws, region, parameter_name(base.family, target)
+            )  # the stage named nothing
         if store.step(op_id, f"tag:{region}") is not None and current != base.version:
             # the abandoned base is not the stage's: its tags go back to the stages naming it
-            tag_stages(aws, region, ami, stage=stage_table.highest(stages_of(store, base.family, base.version))
-                       or base.stage, remove=(target,))
-    store.audit(actor, "promote-refused", base.ref, reason="newer evidence fails the gates",
-                details={"operation": op_id, "stage": target, "unmet": [g.to_dict() for g in missing]})
-    raise _refuse(base, target, missing, when=" (gated again on newer evidence; the interrupted promotion is abandoned)")
+            tag_stages(
+                aws,
+                region,
+                ami,
+                stage=stage_table.highest(stages_of(store, base.family, base.version))
+                or base.stage,
+                remove=(target,),
+            )
+    store.audit(
+        actor,
+        "promote-refused",
+        base.ref,
+        reason="newer evidence fails the gates",
+        details={"operation": op_id, "stage": target, "unmet": [g.to_dict() for g in missing]},
+    )
+    raise _refuse(
+        base,
+        target,
+        missing,
+        when=" (gated again on newer evidence; the interrupted promotion is abandoned)",
+    )
 
 
 # --- rollback -------------------------------------------------------------------------------------
@@ -392,22 +561,55 @@ def rollback_target(history: list[StageChange], current: int) -> int | None:
 
 
 def rollback(
-    *, settings: Settings, store: StateStore, aws: AwsFactory, actor: str, family: str, stage: str, reason: str = "",
-    clock: Clock | None = None, wait: bool = False, on_wait: leases.OnWait | None = None,
+    *,
+    settings: Settings,
+    store: StateStore,
+    aws: AwsFactory,
+    actor: str,
+    family: str,
+    stage: str,
+    reason: str = "",
+    clock: Clock | None = None,
+    wait: bool = False,
+    on_wait: leases.OnWait | None = None,
 ) -> dict[str, Any]:
     """Point ``stage`` back to the newest earlier base not rolled back from, and publish that."""
     settings.family(family)
     if stage not in stage_table.TRANSITIONS:
-        raise UsageError(f"cannot roll back {stage!r}", hint=f"roll back one of: {', '.join(stage_table.TRANSITIONS)}")
-    with leases.hold(store, [stage_lease(family, stage)], clock=clock or Clock(), actor=actor,
-                     command=f"rollback {family} --stage {stage}", ttl_s=settings.state.lease_ttl,
-                     wait=wait, on_wait=on_wait) as held:
-        return _rollback(settings=settings, store=held.store, aws=aws, actor=actor, family=family, stage=stage,
-                         reason=reason)
+        raise UsageError(
+            f"cannot roll back {stage!r}",
+            hint=f"roll back one of: {', '.join(stage_table.TRANSITIONS)}",
+        )
+    with leases.hold(
+        store,
+        [stage_lease(family, stage)],
+        clock=clock or Clock(),
+        actor=actor,
+        command=f"rollback {family} --stage {stage}",
+        ttl_s=settings.state.lease_ttl,
+        wait=wait,
+        on_wait=on_wait,
+    ) as held:
+        return _rollback(
+            settings=settings,
+            store=held.store,
+            aws=aws,
+            actor=actor,
+            family=family,
+            stage=stage,
+            reason=reason,
+        )
 
 
 def _rollback(
-    *, settings: Settings, store: StateStore, aws: AwsFactory, actor: str, family: str, stage: str, reason: str,
+    *,
+    settings: Settings,
+    store: StateStore,
+    aws: AwsFactory,
+    actor: str,
+    family: str,
+    stage: str,
+    reason: str,
 ) -> dict[str, Any]:
     current = store.pointer(family, stage)
     intent: dict[str, Any] = {"family": family, "stage": stage, "from": current}
@@ -418,31 +620,48 @@ def _rollback(
         if current is None:
             raise RefusedError(f"{family} has no {stage} base to roll back")
         if stage == "release" and not is_promoter(actor, settings.promoters):
-            raise PermissionDeniedError(f"{actor} may not change the release",
-                                        hint="promoters.release in the config lists who may")
+            raise PermissionDeniedError(
+                f"{actor} may not change the release",
+                hint="promoters.release in the config lists who may",
+            )
         target = rollback_target(store.stage_history(family, stage), current)
         if target is None:
             raise RefusedError(
-                f"{family} {stage} has no earlier base to roll back to (every earlier one was " "rolled back from)",
-                hint=f"promote a base to {stage} again; its gates are evaluated")
+                f"{family} {stage} has no earlier base to roll back to (every earlier one was "
+                "rolled back from)",
+                hint=f"promote a base to {stage} again; its gates are evaluated",
+            )
         op_id = f"rollback:{family}:{stage}:{current}:{uuid.uuid4().hex[:8]}"
         intent = {**intent, "to": target, "reason": reason, "actor": actor}
     elif stage == "release" and not is_promoter(actor, settings.promoters):
-        raise PermissionDeniedError(f"{actor} may not change the release",
-                                    hint="promoters.release in the config lists who may")
+        raise PermissionDeniedError(
+            f"{actor} may not change the release",
+            hint="promoters.release in the config lists who may",
+        )
     op = Operation(store, op_id, "rollback", intent)
     base = store.get_base(family, op.intent["to"])
     published = publish(op, settings=settings, store=store, aws=aws, base=base, stage=stage)
     old = store.get_base(family, op.intent["from"])
     # A base another stage still names keeps that stage (a candidate rollback never relabels the
     # release); only one no stage names any more is marked rolled back.
-    op.step("untag-old", lambda: leave_stage(aws, store, old, stage, fallback=f"rolled-back-from-{stage}"))
+    op.step(
+        "untag-old",
+        lambda: leave_stage(aws, store, old, stage, fallback=f"rolled-back-from-{stage}"),
+    )
 
     def move() -> int | None:
         if store.pointer(family, stage) != base.version:
             details = {"operation": op.id, "amis": published.amis, "from": op.intent["from"]}
-            store.move_pointer(family, stage, base.version, action="rollback", actor=actor,
-                               reason=op.intent["reason"], details=details, expected=op.intent["from"])
+            store.move_pointer(
+                family,
+                stage,
+                base.version,
+                action="rollback",
+                actor=actor,
+                reason=op.intent["reason"],
+                details=details,
+                expected=op.intent["from"],
+            )
         # The rolled-back base returns to the stage before (it cannot go on to the next stage
         # without being promoted and gated again), unless another stage still names it; the
         # restored base's stage is the highest stage naming it (the pointer move set ``stage``).
@@ -453,19 +672,41 @@ def _rollback(
     op.step("pointer", move)
     op.finish("done")
     draft = _draft_retrospective(settings, store, family, stage, op.intent, actor)
-    return {"family": family, "stage": stage, "from": op.intent["from"], "to": base.version,
-            "amis": published.amis, "parameter": parameter_name(family, stage), "operation": op.id,
-            "resumed": op.resumed, "retrospective": draft}
+    return {
+        "family": family,
+        "stage": stage,
+        "from": op.intent["from"],
+        "to": base.version,
+        "amis": published.amis,
+        "parameter": parameter_name(family, stage),
+        "operation": op.id,
+        "resumed": op.resumed,
+        "retrospective": draft,
+    }
 
 
-def _draft_retrospective(settings: Settings, store: StateStore, family: str, stage: str,
-                         intent: dict[str, Any], actor: str) -> str | None:
+def _draft_retrospective(
+    settings: Settings,
+    store: StateStore,
+    family: str,
+    stage: str,
+    intent: dict[str, Any],
+    actor: str,
+) -> str | None:
     """A blameless retrospective draft of the rollback (its path); never blocks the rollback."""
     from pipelines import retro
 
     try:
-        draft = retro.stage_rollback(store, settings.state_dir, family, stage, int(intent["from"]),
-                                     int(intent["to"]), intent.get("reason", ""), actor)
+        draft = retro.stage_rollback(
+            store,
+            settings.state_dir,
+            family,
+            stage,
+            int(intent["from"]),
+            int(intent["to"]),
+            intent.get("reason", ""),
+            actor,
+        )
     except Exception:  # a draft is a convenience, the rollback is what matters
         return None
     return str(draft.path)

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FRIEND_TEAM_KIND = "friend-team"  # one document per team, id: the team's name
-RESERVATION_KIND = "version-reservation"  # one document per reserved version, id: ``reservation_id``
+RESERVATION_KIND = (
+    "version-reservation"  # one document per reserved version, id: ``reservation_id``
+)
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,25 @@ class FriendTeam:
     removed: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"team": self.team, "accounts": list(self.accounts), "families": list(self.families),
-                "added_at": self.added_at, "added_by": self.added_by, "removed": self.removed}
+        return {
+            "team": self.team,
+            "accounts": list(self.accounts),
+            "families": list(self.families),
+            "added_at": self.added_at,
+            "added_by": self.added_by,
+            "removed": self.removed,
+        }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FriendTeam:
-        return cls(body["team"], tuple(body["accounts"]), tuple(body["families"]), body["added_at"],
-                   body["added_by"], bool(body.get("removed", False)))
+        return cls(
+            body["team"],
+            tuple(body["accounts"]),
+            tuple(body["families"]),
+            body["added_at"],
+            body["added_by"],
+            bool(body.get("removed", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -51,13 +65,25 @@ class Reservation:
         return reservation_id(self.family, self.version)
 
     def to_json(self) -> dict[str, Any]:
-        return {"family": self.family, "version": self.version, "holder": self.holder, "at": self.at,
-                "status": self.status, "details": self.details}
+        return {
+            "family": self.family,
+            "version": self.version,
+            "holder": self.holder,
+            "at": self.at,
+            "status": self.status,
+            "details": self.details,
+        }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Reservation:
-        return cls(body["family"], int(body["version"]), body["holder"], body["at"], body["status"],
-                   dict(body.get("details") or {}))
+        return cls(
+            body["family"],
+            int(body["version"]),
+            body["holder"],
+            body["at"],
+            body["status"],
+            dict(body.get("details") or {}),
+        )
 
 
 def reservation_id(family: str, version: int) -> str:

@@ -1,6 +1,7 @@
 """Register a baked image as a base version: store record, AMI tags, manifest and changelogs in S3.
 
-The version was reserved before Packer ran (``pipelines.reservations.reserve_version``), so no other bake can
+The version was reserved before Packer ran (``pipelines.reservations.reserve_version``), so no other
+bake can
 hold it. S3 keys carry the bake id as well (``<family>/<version>/<bake id>/…``): an artifact of
 one bake can never overwrite another's. The store record is the commit point: a version exists
 once ``put_base`` returns, and it is written last but for the audit entry.
@@ -29,7 +30,8 @@ CHANGELOG_FORMATS = ("md", "html", "json")
 
 
 def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
-    """Tag each region's AMI; one Packer just made may be unknown to EC2 for a while (until_visible)."""
+    """Tag each region's AMI; one Packer just made may be unknown to EC2 for a while
+    (until_visible)."""
     for region, ami in amis.items():
         images.tag_image(aws, region, ami, tags)
 
@@ -39,7 +41,9 @@ def _source(settings: Settings, family: str) -> cl.ChangelogSource:
     return cl.source_for(family_dirs(settings.family(family).changelog_dir))
 
 
-def changelog_between(settings: Settings, old: BaseVersion, new_ref: str, new_manifest: str) -> cl.Changelog:
+def changelog_between(
+    settings: Settings, old: BaseVersion, new_ref: str, new_manifest: str
+) -> cl.Changelog:
     old_m = cl.parse_manifest_text(old.manifest, path=old.ref)
     new_m = cl.parse_manifest_text(new_manifest, path=new_ref)
     return cl.build_changelog(old_m, new_m, _source(settings, old.family))
@@ -67,7 +71,9 @@ def publish_changelog(
     prefix = f"{prefix}/changelog-vs-{against.version}"
     types = {"md": "text/markdown", "html": "text/html", "json": "application/json"}
     uris = {
-        fmt: put_artifact(aws, settings.aws.artifact_bucket, f"{prefix}.{fmt}", cl.render(log, fmt), types[fmt])
+        fmt: put_artifact(
+            aws, settings.aws.artifact_bucket, f"{prefix}.{fmt}", cl.render(log, fmt), types[fmt]
+        )
         for fmt in CHANGELOG_FORMATS
     }
     return ChangelogSummary(against.version, dict(log.counts), len(log.cves), uris)
@@ -84,7 +90,9 @@ def register(
     prefix = artifact_prefix(family, version, result.bake_id)
     manifest_uri = None
     if result.manifest.strip():
-        manifest_uri = put_artifact(aws, bucket, f"{prefix}/manifest.txt", result.manifest, "text/plain")
+        manifest_uri = put_artifact(
+            aws, bucket, f"{prefix}/manifest.txt", result.manifest, "text/plain"
+        )
 
     changelogs: dict[str, ChangelogSummary] = {}
     against: dict[str, BaseVersion] = {}
@@ -106,17 +114,41 @@ def register(
         changelogs[name] = publish_changelog(aws, settings, prefix, old, log)
 
     base = BaseVersion(
-        family=family, version=version, amis=dict(result.amis), source_ami=result.source_ami,
-        parent=parent, packer_run_id=result.bake_id, created_at=utcnow(), manifest=result.manifest,
-        manifest_uri=manifest_uri, changelog={k: v.to_json() for k, v in changelogs.items()}, stage="unstable",
+        family=family,
+        version=version,
+        amis=dict(result.amis),
+        source_ami=result.source_ami,
+        parent=parent,
+        packer_run_id=result.bake_id,
+        created_at=utcnow(),
+        manifest=result.manifest,
+        manifest_uri=manifest_uri,
+        changelog={k: v.to_json() for k, v in changelogs.items()},
+        stage="unstable",
     )
-    tag_amis(aws, base.amis, {
-        FAMILY_TAG: family, VERSION_TAG: str(version), STAGE_TAG: "unstable", BAKE_TAG: result.bake_id,
-        PARENT_TAG: str(parent) if parent is not None else "none",
-    })
+    tag_amis(
+        aws,
+        base.amis,
+        {
+            FAMILY_TAG: family,
+            VERSION_TAG: str(version),
+            STAGE_TAG: "unstable",
+            BAKE_TAG: result.bake_id,
+            PARENT_TAG: str(parent) if parent is not None else "none",
+        },
+    )
     store.put_base(base)
-    store.audit(actor, "bake", base.ref, "", {
-        "amis": base.amis, "source_ami": base.source_ami, "bake_id": result.bake_id,
-        "seconds": round(result.seconds, 2), "changelogs": {k: v.counts for k, v in changelogs.items()},
-    })
+    store.audit(
+        actor,
+        "bake",
+        base.ref,
+        "",
+        {
+            "amis": base.amis,
+            "source_ami": base.source_ami,
+            "bake_id": result.bake_id,
+            "seconds": round(result.seconds, 2),
+            "changelogs": {k: v.counts for k, v in changelogs.items()},
+        },
+    )
     return base, warnings

@@ -18,11 +18,19 @@ from pipelines.records import RESERVATION_KIND, Reservation, reservation_id
 RACE_ATTEMPTS = 50  # versions tried after another bake took the one we picked
 
 
-def reservations(store: StateStore, family: str | None = None, status: str | None = None) -> list[Reservation]:
+def reservations(
+    store: StateStore, family: str | None = None, status: str | None = None
+) -> list[Reservation]:
     """Every reservation (of ``family``, with ``status``), by family and version."""
     out = [Reservation.from_json(body) for body in store.docs(RESERVATION_KIND)]
-    return sorted((r for r in out if (family is None or r.family == family) and (status is None or r.status == status)),
-                  key=lambda r: (r.family, r.version))
+    return sorted(
+        (
+            r
+            for r in out
+            if (family is None or r.family == family) and (status is None or r.status == status)
+        ),
+        key=lambda r: (r.family, r.version),
+    )
 
 
 def next_version(store: StateStore, family: str) -> int:
@@ -31,7 +39,9 @@ def next_version(store: StateStore, family: str) -> int:
     return max(store.next_version(family), taken + 1)
 
 
-def reserve_version(store: StateStore, family: str, holder: str, details: dict[str, Any] | None = None) -> int:
+def reserve_version(
+    store: StateStore, family: str, holder: str, details: dict[str, Any] | None = None
+) -> int:
     """Take the next version of ``family`` for ``holder``: unique even when bakes race."""
     version = next_version(store, family)
     for _ in range(RACE_ATTEMPTS):
@@ -41,11 +51,14 @@ def reserve_version(store: StateStore, family: str, holder: str, details: dict[s
             return version
         except ConflictError:
             version = max(version + 1, next_version(store, family))
-    raise ConflictError(f"could not reserve a version of {family}: {RACE_ATTEMPTS} racing bakes won first")
+    raise ConflictError(
+        f"could not reserve a version of {family}: {RACE_ATTEMPTS} racing bakes won first"
+    )
 
 
-def finish_reservation(store: StateStore, family: str, version: int, status: str,
-                       details: dict[str, Any] | None = None) -> None:
+def finish_reservation(
+    store: StateStore, family: str, version: int, status: str, details: dict[str, Any] | None = None
+) -> None:
     """Record how the bake of ``family:version`` ended, adding ``details`` to the reservation's."""
     for _ in range(RACE_ATTEMPTS):
         try:
@@ -53,7 +66,9 @@ def finish_reservation(store: StateStore, family: str, version: int, status: str
         except NotFoundError:
             raise NotFoundError(f"no reservation of {family}:{version}") from None
         res = Reservation.from_json(body)
-        done = Reservation(family, version, res.holder, res.at, status, {**res.details, **(details or {})})
+        done = Reservation(
+            family, version, res.holder, res.at, status, {**res.details, **(details or {})}
+        )
         try:
             store.put_doc(RESERVATION_KIND, done.doc_id, done.to_json(), expected_revision=revision)
             return

@@ -45,8 +45,13 @@ class StepPlan:
     skip: str | None = None  # why this step will not run
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.name, "what": self.what, "gates": self.gates,
-                "estimated_seconds": self.estimate_s, "skip": self.skip}
+        return {
+            "step": self.name,
+            "what": self.what,
+            "gates": self.gates,
+            "estimated_seconds": self.estimate_s,
+            "skip": self.skip,
+        }
 
 
 @dataclass
@@ -59,9 +64,15 @@ class JobResult:
     stopped_after: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"operation": self.op_id, "family": self.family, "version": self.version,
-                "ref": f"{self.family}:{self.version}" if self.version else None, "resumed": self.resumed,
-                "steps": self.steps, "stopped_after": self.stopped_after}
+        return {
+            "operation": self.op_id,
+            "family": self.family,
+            "version": self.version,
+            "ref": f"{self.family}:{self.version}" if self.version else None,
+            "resumed": self.resumed,
+            "steps": self.steps,
+            "stopped_after": self.stopped_after,
+        }
 
 
 def _last(until: str | None) -> str:
@@ -73,10 +84,20 @@ def _last(until: str | None) -> str:
 
 
 class Job:
-    """One family's run; ``plan`` says what it would do, ``execute`` does it (or goes on with it)."""
+    """One family's run; ``plan`` says what it would do, ``execute`` does it (or goes on with
+    it)."""
 
-    def __init__(self, ctx: Context, family: str, *, until: str | None = None, progress: Progress | None = None,
-                 notifier: Notifier | None = None, wait: bool = False, announce: Progress | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        family: str,
+        *,
+        until: str | None = None,
+        progress: Progress | None = None,
+        notifier: Notifier | None = None,
+        wait: bool = False,
+        announce: Progress | None = None,
+    ) -> None:
         self.ctx = ctx
         self.family = family
         self.settings = ctx.settings
@@ -95,23 +116,61 @@ class Job:
         release = self.ctx.store.pointer(self.family, "release")
         wants_perf = "perf" in gates["candidate"].require or "perf" in gates["release"].require
         steps = [
-            StepPlan("bake", f"packer build of {self.fam.template}, registered as the next version", [], None),
-            StepPlan("image-tests", f"boot on {len(self.fam.cohort_instance_types)} type(s) × "
-                     f"{len(self.fam.regions)} region(s), checks", [], None),
-            StepPlan("perf", f"benchmark fleet against {self.family}:{release}" if release else "benchmark fleet",
-                     [], None, skip=None if release and wants_perf else
-                     ("no release to compare against" if wants_perf else "no gate requires perf")),
-            StepPlan("candidate", "promote to candidate and publish", list(gates["candidate"].require), None),
+            StepPlan(
+                "bake",
+                f"packer build of {self.fam.template}, registered as the next version",
+                [],
+                None,
+            ),
+            StepPlan(
+                "image-tests",
+                f"boot on {len(self.fam.cohort_instance_types)} type(s) × "
+                f"{len(self.fam.regions)} region(s), checks",
+                [],
+                None,
+            ),
+            StepPlan(
+                "perf",
+                f"benchmark fleet against {self.family}:{release}"
+                if release
+                else "benchmark fleet",
+                [],
+                None,
+                skip=None
+                if release and wants_perf
+                else ("no release to compare against" if wants_perf else "no gate requires perf"),
+            ),
+            StepPlan(
+                "candidate",
+                "promote to candidate and publish",
+                list(gates["candidate"].require),
+                None,
+            ),
             StepPlan("notify", "tell friend teams, with the changelog", [], 0.0),
-            StepPlan("soak", "wait in candidate", [], float(gates["release"].soak_seconds),
-                     skip=None if "soak" in gates["release"].require else "the release gate has no soak"),
-            StepPlan("canary", "roll across every cohort in waves, judged", [], None,
-                     skip=None if "canary" in gates["release"].require else "the release gate needs no canary"),
-            StepPlan("release", "promote to release and publish", list(gates["release"].require), None),
+            StepPlan(
+                "soak",
+                "wait in candidate",
+                [],
+                float(gates["release"].soak_seconds),
+                skip=None if "soak" in gates["release"].require else "the release gate has no soak",
+            ),
+            StepPlan(
+                "canary",
+                "roll across every cohort in waves, judged",
+                [],
+                None,
+                skip=None
+                if "canary" in gates["release"].require
+                else "the release gate needs no canary",
+            ),
+            StepPlan(
+                "release", "promote to release and publish", list(gates["release"].require), None
+            ),
         ]
         return steps[: STEPS.index(self.last) + 1]
 
-    # --- doing it ----------------------------------------------------------------------------------
+    # --- doing it
+    # ----------------------------------------------------------------------------------
     def _pending(self) -> str | None:
         for op in self.ctx.store.operations(kind="run", status="running"):
             if op["intent"].get("family") == self.family:
@@ -133,14 +192,25 @@ class Job:
 
     def execute(self) -> JobResult:
         self.check_settings()
-        with leases.hold(self.ctx.store, [leases.lease_name("run", self.family)], clock=self.ctx.clock,
-                         actor=self.ctx.actor, command=f"run {self.family}", ttl_s=self.settings.state.lease_ttl,
-                         wait=self.wait) as held:
+        with leases.hold(
+            self.ctx.store,
+            [leases.lease_name("run", self.family)],
+            clock=self.ctx.clock,
+            actor=self.ctx.actor,
+            command=f"run {self.family}",
+            ttl_s=self.settings.state.lease_ttl,
+            wait=self.wait,
+        ) as held:
             # the job's journal and its own records are fenced on the run lease; each step's command
             # (bake, perf run, promote) holds and fences on its own lease as well
             store = self._fenced = held.store
             op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
-            op = Operation(store, op_id, "run", {"family": self.family, "actor": self.ctx.actor, "started": utcnow()})
+            op = Operation(
+                store,
+                op_id,
+                "run",
+                {"family": self.family, "actor": self.ctx.actor, "started": utcnow()},
+            )
             result = JobResult(op.id, self.family, None, op.resumed)
             plans = {p.name: p for p in self.plan()}
             for name in STEPS:
@@ -149,12 +219,16 @@ class Job:
                     break
                 t0 = time.monotonic()
                 prior = store.step(op.id, name)
-                self.announce(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
-                              + ("done earlier" if prior and prior["status"] == "done" else plans[name].what))
+                self.announce(
+                    f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}: "
+                    + ("done earlier" if prior and prior["status"] == "done" else plans[name].what)
+                )
                 try:
                     outcome = op.step(name, partial(self._step, op, name, plans[name]))
                 except ImagefleetError as exc:
-                    self.announce(f"      {name} stopped after {time.monotonic() - t0:.1f}s: {exc.message}")
+                    self.announce(
+                        f"      {name} stopped after {time.monotonic() - t0:.1f}s: {exc.message}"
+                    )
                     raise
                 if name == "bake":
                     result.version = int(outcome["version"])
@@ -163,17 +237,26 @@ class Job:
                 result.steps.append({"step": name, "seconds": seconds, **outcome})
             else:
                 result.stopped_after = STEPS[-1]
-                op.finish("done")  # stopped early (--until), the job stays open: a later run goes on
-            store.audit(self.ctx.actor, "run", f"{self.family}:{result.version}",
-                        details={"operation": op.id, "stopped_after": result.stopped_after})
+                op.finish(
+                    "done"
+                )  # stopped early (--until), the job stays open: a later run goes on
+            store.audit(
+                self.ctx.actor,
+                "run",
+                f"{self.family}:{result.version}",
+                details={"operation": op.id, "stopped_after": result.stopped_after},
+            )
             return result
 
     def abandon(self) -> str | None:
-        """Close the family's unfinished job (its finished steps stay as they are); a run starts anew."""
+        """Close the family's unfinished job (its finished steps stay as they are); a run starts
+        anew."""
         op_id = self._pending()
         if op_id:
             self.ctx.store.finish_operation(op_id, "aborted")
-            self.ctx.store.audit(self.ctx.actor, "run-abandoned", self.family, details={"operation": op_id})
+            self.ctx.store.audit(
+                self.ctx.actor, "run-abandoned", self.family, details={"operation": op_id}
+            )
         return op_id
 
     def _base(self, op: Operation) -> BaseVersion:
@@ -186,35 +269,63 @@ class Job:
         if plan.skip:
             self.progress(f"  skipped: {plan.skip}")
             return {"skipped": plan.skip}
-        run_step: Callable[[Operation], dict[str, Any]] = getattr(self, "_" + name.replace("-", "_"))
+        run_step: Callable[[Operation], dict[str, Any]] = getattr(
+            self, "_" + name.replace("-", "_")
+        )
         return run_step(op)
 
     def _bake(self, op: Operation) -> dict[str, Any]:
         from pipelines import bake as bake_mod
 
         ctx = self.ctx
-        mine = [r for r in reservations.reservations(ctx.store, self.family, status="registered")
-                if r.details.get("operation") == op.id]
+        mine = [
+            r
+            for r in reservations.reservations(ctx.store, self.family, status="registered")
+            if r.details.get("operation") == op.id
+        ]
         warnings: list[str] = []
-        if mine:  # killed between registering and journaling: the base is this job's, never bake twice
+        if (
+            mine
+        ):  # killed between registering and journaling: the base is this job's, never bake twice
             base = ctx.store.get_base(self.family, mine[-1].version)
-            self.progress(f"  {base.ref} was registered by this job's bake before it was interrupted; " "going on with it")
+            self.progress(
+                f"  {base.ref} was registered by this job's bake before it was interrupted; "
+                "going on with it"
+            )
         else:
-            base, _, warnings = bake_mod.bake(self.settings, ctx.aws, ctx.store, self.family, actor=ctx.actor,
-                                              clock=ctx.clock, work_dir=self.settings.state_dir,
-                                              wait=self.wait, on_progress=self.progress, operation=op.id)
+            base, _, warnings = bake_mod.bake(
+                self.settings,
+                ctx.aws,
+                ctx.store,
+                self.family,
+                actor=ctx.actor,
+                clock=ctx.clock,
+                work_dir=self.settings.state_dir,
+                wait=self.wait,
+                on_progress=self.progress,
+                operation=op.id,
+            )
         from changelog.records import summaries
 
-        return {"version": base.version, "amis": base.amis, "warnings": warnings,
-                "changelog": {k: v.counts for k, v in summaries(base.changelog).items()}}
+        return {
+            "version": base.version,
+            "amis": base.amis,
+            "warnings": warnings,
+            "changelog": {k: v.counts for k, v in summaries(base.changelog).items()},
+        }
 
     def _image_tests(self, op: Operation) -> dict[str, Any]:
         base = self._base(op)
-        run = imagetest.run_tests(self.ctx.aws, self.ctx.clock, self.fam, base, on_progress=self.progress)
+        run = imagetest.run_tests(
+            self.ctx.aws, self.ctx.clock, self.fam, base, on_progress=self.progress
+        )
         imagetest.record_evidence(self._fenced or self.ctx.store, run, actor=self.ctx.actor)
         if not run.passed:
-            raise RefusedError(f"image tests of {base.ref} failed: {'; '.join(run.failures[:3])}",
-                               hint=f"fix the image, bake again; or rerun 'imagefleet run {self.family}' to " "test again")
+            raise RefusedError(
+                f"image tests of {base.ref} failed: {'; '.join(run.failures[:3])}",
+                hint=f"fix the image, bake again; or rerun 'imagefleet run {self.family}' to "
+                "test again",
+            )
         return {"passed": True, "cases": len(run.cases), "run_id": run.run_id}
 
     def _perf(self, op: Operation) -> dict[str, Any]:
@@ -226,8 +337,15 @@ class Job:
 
     def _promote(self, op: Operation, stage: str) -> dict[str, Any]:
         base = self._base(op)
-        p = promote_mod.promote(settings=self.settings, store=self.ctx.store, aws=self.ctx.aws, clock=self.ctx.clock,
-                                actor=self.ctx.actor, base=base, target=stage)
+        p = promote_mod.promote(
+            settings=self.settings,
+            store=self.ctx.store,
+            aws=self.ctx.aws,
+            clock=self.ctx.clock,
+            actor=self.ctx.actor,
+            base=base,
+            target=stage,
+        )
         return {"stage": stage, "previous": p.previous, "gates": [g.to_dict() for g in p.gates]}
 
     def _candidate(self, op: Operation) -> dict[str, Any]:
@@ -240,18 +358,33 @@ class Job:
         from pipelines import friends as friends_mod
 
         base = self._base(op)
-        teams = sorted(t for t, info in friends_mod.teams(self.settings, self.ctx.store).items()
-                       if friends_mod.follows(info, self.family))
-        notice = Notice("candidate", self.family, base.ref, base.amis, teams,
-                        promote_mod.parameter_name(self.family, "candidate"), base.changelog, utcnow(),
-                        key=f"{op.id}:notify")
+        teams = sorted(
+            t
+            for t, info in friends_mod.teams(self.settings, self.ctx.store).items()
+            if friends_mod.follows(info, self.family)
+        )
+        notice = Notice(
+            "candidate",
+            self.family,
+            base.ref,
+            base.amis,
+            teams,
+            promote_mod.parameter_name(self.family, "candidate"),
+            base.changelog,
+            utcnow(),
+            key=f"{op.id}:notify",
+        )
         return {"teams": teams, "sent_to": self.notifier.notify(notice)}
 
     def _soak(self, op: Operation) -> dict[str, Any]:
         """Wait until the base has been candidate for the release gate's soak time."""
         base = self._base(op)
         need = timedelta(seconds=pipelines_config.gates(self.settings)["release"].soak_seconds)
-        moves = [c for c in self.ctx.store.stage_history(self.family, "candidate") if c.version == base.version]
+        moves = [
+            c
+            for c in self.ctx.store.stage_history(self.family, "candidate")
+            if c.version == base.version
+        ]
         entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
         while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):
             self.progress(f"  soaking: {human_duration(left)} to go")
@@ -267,19 +400,25 @@ class Job:
         started = self.ctx.store.step(op.id, "canary-rollout")
         if started is None or started["status"] != "done":
             prepared, _ = ctl.prepare(self.ctx, cfg, base.ref, self.family)
-            rollout = op.step("canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, prepared).id)
+            rollout = op.step(
+                "canary-rollout", lambda: ctl.Controller.create(self.ctx, cfg, prepared).id
+            )
         else:
             rollout = started["result"]
         c = ctl.Controller(self.ctx, cfg, rollout, progress=self.progress)
         done = c.run() if c.rollout.status not in ctl.FINAL else c.rollout
         if done.status == "paused":
-            raise RefusedError(f"canary {rollout} paused: {done.reason}",
-                               hint=f"look at 'imagefleet canary status {rollout}', then rerun "
-                                    f"'imagefleet run {self.family}' to resume it (or abort it)")
+            raise RefusedError(
+                f"canary {rollout} paused: {done.reason}",
+                hint=f"look at 'imagefleet canary status {rollout}', then rerun "
+                f"'imagefleet run {self.family}' to resume it (or abort it)",
+            )
         if done.status != "succeeded":
-            raise RefusedError(f"canary {rollout} {done.status} ({done.reason}): release of {base.ref} refused, "
-                               "the release gate needs a passed canary",
-                               hint="see 'imagefleet canary status', the report and the retrospective drafts")
+            raise RefusedError(
+                f"canary {rollout} {done.status} ({done.reason}): release of {base.ref} refused, "
+                "the release gate needs a passed canary",
+                hint="see 'imagefleet canary status', the report and the retrospective drafts",
+            )
         return {"rollout": rollout, "status": done.status}
 
 
@@ -288,7 +427,9 @@ def outcome_line(step: str, outcome: dict[str, Any]) -> str:
     if outcome.get("skipped"):
         return f"skipped: {outcome['skipped']}"
     lines: dict[str, Callable[[], str]] = {
-        "bake": lambda: "baked version " + str(outcome["version"]) + ": " + ", ".join(outcome["amis"].values()),
+        "bake": lambda: (
+            "baked version " + str(outcome["version"]) + ": " + ", ".join(outcome["amis"].values())
+        ),
         "image-tests": lambda: f"passed: {outcome['cases']} instance(s) checked",
         "perf": lambda: f"verdict {outcome.get('verdict') or 'none'} (run {outcome['run_id']})",
         "candidate": lambda: "promoted to candidate",
@@ -298,4 +439,3 @@ def outcome_line(step: str, outcome: dict[str, Any]) -> str:
         "canary": lambda: f"rollout {outcome['rollout']} {outcome['status']}",
     }
     return "done: " + lines[step]() if step in lines else "done"
-

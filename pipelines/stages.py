@@ -39,12 +39,15 @@ def allowed_targets(current: str) -> list[str]:
 def check_transition(current: str, target: str) -> None:
     """Raise IllegalTransitionError unless ``current → target`` is in the table."""
     if target not in STAGES:
-        raise IllegalTransitionError(f"unknown stage {target!r}", hint=f"stages are {' → '.join(STAGES)}")
+        raise IllegalTransitionError(
+            f"unknown stage {target!r}", hint=f"stages are {' → '.join(STAGES)}"
+        )
     if TRANSITIONS.get(target) != current:
         allowed = allowed_targets(current)
         raise IllegalTransitionError(
             f"cannot promote from {current} to {target}",
-            hint=f"from {current} you can promote to: " f"{', '.join(allowed) or 'nothing (last stage)'}",
+            hint=f"from {current} you can promote to: "
+            f"{', '.join(allowed) or 'nothing (last stage)'}",
         )
 
 
@@ -75,7 +78,9 @@ def evaluate(
             soaked = now - in_previous_stage_since
             need = timedelta(seconds=gates.soak_seconds)
             met = soaked >= need
-            results.append(GateResult(gate, met, f"soaked {human_duration(soaked)} of {human_duration(need)}"))
+            results.append(
+                GateResult(gate, met, f"soaked {human_duration(soaked)} of {human_duration(need)}")
+            )
             continue
         latest = [e for e in evidence if e.gate == gate]
         if not latest:
@@ -83,11 +88,12 @@ def evaluate(
             continue
         ev = max(latest, key=lambda e: e.at)
         summary = ev.details.get("summary") if isinstance(ev.details, dict) else None
-        detail = f"{'passed' if ev.passed else 'failed'} at {ev.at}" + (f" ({summary})" if summary else "")
+        detail = f"{'passed' if ev.passed else 'failed'} at {ev.at}" + (
+            f" ({summary})" if summary else ""
+        )
         results.append(GateResult(gate, ev.passed, detail))
     return results
 
 
 def unmet(results: list[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.met]
-

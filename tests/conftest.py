@@ -30,7 +30,8 @@ from orchestrator.output import Output
 REGIONS = ("us-east-1", "us-west-2")
 # The rates issue 9 asks the pipeline to survive: 10 % throttling, 5 % 5xx, 2 % connection resets.
 FAULTS = "throttle=0.1,5xx=0.05,reset=0.02"
-# Seed 12 puts a throttle, a 5xx and a reset among the first 12 decisions, so every test sees each kind.
+# Seed 12 puts a throttle, a 5xx and a reset among the first 12 decisions, so every test sees each
+# kind.
 FAULT_SEED = 12
 
 
@@ -40,7 +41,11 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     info, _ = ep.up()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    seed(AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)), REGIONS, "imagefleet-artifacts")
+    seed(
+        AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)),
+        REGIONS,
+        "imagefleet-artifacts",
+    )
     yield info.url
     ep.down()
 
@@ -48,8 +53,12 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def aws(aws_endpoint: str) -> AwsFactory:
     """A client factory for the local endpoint, with fast retries."""
-    return AwsFactory(endpoint_url=aws_endpoint, credentials=dict(LOCAL_CREDENTIALS), max_attempts=3,
-                      backoff_multiplier=0.01)
+    return AwsFactory(
+        endpoint_url=aws_endpoint,
+        credentials=dict(LOCAL_CREDENTIALS),
+        max_attempts=3,
+        backoff_multiplier=0.01,
+    )
 
 
 @dataclass
@@ -64,13 +73,16 @@ class CliResult:
 
 @dataclass
 class Workspace:
-    """A directory made by `imagefleet init`, pointed at the session's endpoint, with its own family."""
+    """A directory made by `imagefleet init`, pointed at the session's endpoint, with its own
+    family."""
 
     root: Path
     endpoint: str
     family: str
     env: dict[str, str] = field(default_factory=dict)
-    clock: Clock | None = None  # a test that drives time sets a VirtualClock (None: the environment's)
+    clock: Clock | None = (
+        None  # a test that drives time sets a VirtualClock (None: the environment's)
+    )
 
     @property
     def config(self) -> Path:
@@ -94,7 +106,9 @@ class Workspace:
 
 
 def make_workspace(root: Path, endpoint: str) -> Workspace:
-    code = raw_main(["init", str(root)], obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO())))
+    code = raw_main(
+        ["init", str(root)], obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
+    )
     assert code == 0
     family = "t" + uuid.uuid4().hex[:10]
     ws = Workspace(root=root, endpoint=endpoint, family=family)

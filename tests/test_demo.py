@@ -1,4 +1,5 @@
-"""`make demo` end to end: its own embedded endpoint, real Packer, `imagefleet run` on a 100-instance fleet.
+"""`make demo` end to end: its own embedded endpoint, real Packer, `imagefleet run` on a
+100-instance fleet.
 
 The story's outcome, checked in the store and in the endpoint's Auto Scaling groups: the canary
 rolled back exactly the injected cohort (r5.large), the other cohorts run the new base, release
@@ -29,23 +30,32 @@ def test_the_demo_rolls_back_the_injected_cohort_only_and_refuses_release(
 
 
 @pytest.mark.timeout(1800)
-def test_the_demo_ends_the_same_under_eventual_consistency(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_ends_the_same_under_eventual_consistency(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """`imagefleet run` end to end with the fault proxy at consistency=5s (on the demo's clock)."""
     stats = run_and_check(tmp_path / "demo", capfd, faults="consistency=5s,clock=manual")
     assert stats is not None
     seen = stats["consistency"]
-    # AMIs, copies, smoke, benchmark and baseline instances, template versions; tags, shares, parameters
+    # AMIs, copies, smoke, benchmark and baseline instances, template versions; tags, shares,
+    # parameters
     assert seen["created"] >= 20 and seen["changed"] >= 10, seen
-    assert seen["not_found"] >= 1 and seen["left_out"] >= 1, seen  # waited out, and not taken for gone
+    assert seen["not_found"] >= 1 and seen["left_out"] >= 1, (
+        seen
+    )  # waited out, and not taken for gone
 
 
-def run_and_check(root: Path, capfd: pytest.CaptureFixture[str], faults: str | None = None) -> dict[str, Any] | None:
+def run_and_check(
+    root: Path, capfd: pytest.CaptureFixture[str], faults: str | None = None
+) -> dict[str, Any] | None:
     """Run the demo and check its outcome; returns the fault proxy's stats when it had one."""
     try:
         outcome = demo.main(root, keep=True, faults=faults)
         shown = capfd.readouterr()
         # each step of the run says how it ended and how long it took; the refusal gives the reason
-        assert "perf done: verdict no_change" in shown.err and "soak done: soaked 24h00m" in shown.err
+        assert (
+            "perf done: verdict no_change" in shown.err and "soak done: soaked 24h00m" in shown.err
+        )
         assert "canary stopped after" in shown.err
         assert "release of demo:2 refused, the release gate needs a passed canary" in shown.err
         assert f"report: {outcome.report}" in shown.out
@@ -56,20 +66,31 @@ def run_and_check(root: Path, capfd: pytest.CaptureFixture[str], faults: str | N
         assert store.pointer(demo.FAMILY, "candidate") == 2
         [rollout] = store.docs("canary-rollout")
         status = {c["key"]: c["status"] for c in rollout["cohorts"]}
-        assert status == {"c5.large": "passed", "m5.large": "passed", "t3.micro": "passed",
-                          "r5.large": "rolled_back"}
+        assert status == {
+            "c5.large": "passed",
+            "m5.large": "passed",
+            "t3.micro": "passed",
+            "r5.large": "rolled_back",
+        }
         assert sum(c["size"] for c in rollout["cohorts"]) >= 100
         assert not any(e.passed for e in store.evidence(demo.FAMILY, 2) if e.gate == "canary")
 
-        # what runs now, from the endpoint: r5 back on the release, every other cohort on the new base
+        # what runs now, from the endpoint: r5 back on the release, every other cohort on the new
+        # base
         region = ctx.settings.aws.regions[0]
         old, new = (store.get_base(demo.FAMILY, v).amis[region] for v in (1, 2))
         amis = fleet_amis(ctx, region)
-        assert amis == {"demo-c5-large": {new}, "demo-m5-large": {new}, "demo-t3-micro": {new},
-                        "demo-r5-large": {old}}
+        assert amis == {
+            "demo-c5-large": {new},
+            "demo-m5-large": {new},
+            "demo-t3-micro": {new},
+            "demo-r5-large": {old},
+        }
 
         assert outcome.report is not None and outcome.report.is_file()
-        assert any(rollout["id"] in page.read_text() for page in outcome.report.parent.rglob("*.html"))
+        assert any(
+            rollout["id"] in page.read_text() for page in outcome.report.parent.rglob("*.html")
+        )
         assert list((ctx.settings.state_dir / "retrospectives").glob("*r5.large.md"))
         info = LocalEndpoint(ctx.settings.state_dir).info()
         return faultproxy.stats(info.url) if info is not None and info.faults else None
@@ -82,11 +103,16 @@ def fleet_amis(ctx: Context, region: str) -> dict[str, set[str]]:
     """Per demo group: the AMIs its in-service instances run (EC2 is the source of truth)."""
     asg = ctx.aws.client("autoscaling", region)
     ec2 = ctx.aws.client("ec2", region)
-    names = [f"demo-{t.replace('.', '-')}" for t in ctx.settings.family(demo.FAMILY).cohort_instance_types]
+    names = [
+        f"demo-{t.replace('.', '-')}"
+        for t in ctx.settings.family(demo.FAMILY).cohort_instance_types
+    ]
     groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
     out: dict[str, set[str]] = {}
     for g in groups:
         ids = [i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService"]
         reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
-        out[g["AutoScalingGroupName"]] = {i["ImageId"] for r in reservations for i in r["Instances"]}
+        out[g["AutoScalingGroupName"]] = {
+            i["ImageId"] for r in reservations for i in r["Instances"]
+        }
     return out

@@ -87,23 +87,48 @@ class Soak:
         ws = self.ws
         ws.clock = self.clock
         ws.edit(r'^soak = "24h"', 'soak = "0s"')
-        ws.edit(r'^require = \["image_tests", "perf", "canary", "soak"\]', 'require = ["image_tests", "canary"]')
+        ws.edit(
+            r'^require = \["image_tests", "perf", "canary", "soak"\]',
+            'require = ["image_tests", "canary"]',
+        )
         with ws.config.open("a") as f:
             f.write(SOAK_TOML)
         v1 = self.ok("bake", self.family, "--json").json()
         for stage in ("candidate", "release"):
-            self.ok("promote", f"{self.family}:1", "--to", stage, "--force", "--reason", "soak bootstrap")
-        self.fleet = make_fleet(self.aws, self.family, v1["amis"][REGION], ("t3.micro", "m5.large"), 2, REGION)
+            self.ok(
+                "promote",
+                f"{self.family}:1",
+                "--to",
+                stage,
+                "--force",
+                "--reason",
+                "soak bootstrap",
+            )
+        self.fleet = make_fleet(
+            self.aws, self.family, v1["amis"][REGION], ("t3.micro", "m5.large"), 2, REGION
+        )
         self.ok("bake", self.family)
         self.ok("test", f"{self.family}:2")
-        env = AgentEnv(aws=self.aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=self.clock)
+        env = AgentEnv(
+            aws=self.aws,
+            state_dir=ws.context().settings.state_dir,
+            regions=(REGION,),
+            clock=self.clock,
+        )
         self.agents = attach(self.clock, env, [("canary.local_health", local_health.tick)])
 
     def phases(self) -> list[Phase]:
         fam = self.family
         return [
-            Phase("promote-candidate", ["promote", f"{fam}:2", "--to", "candidate", "--json"], False),
-            Phase("canary", ["canary", "start", f"{fam}:2", "--json"], True, resume=["canary", "resume", "--json"]),
+            Phase(
+                "promote-candidate", ["promote", f"{fam}:2", "--to", "candidate", "--json"], False
+            ),
+            Phase(
+                "canary",
+                ["canary", "start", f"{fam}:2", "--json"],
+                True,
+                resume=["canary", "resume", "--json"],
+            ),
             Phase("promote-release", ["promote", f"{fam}:2", "--to", "release", "--json"], False),
         ]
 
@@ -116,7 +141,10 @@ class Soak:
         """Run (or continue) a phase; True when it finished, False when it was killed."""
         args = phase.resume if resume and phase.resume else phase.args
         trace = self.tmp / f"{phase.name}.trace"
-        env = {"IMAGEFLEET_KILL_TRACE": str(trace), **({"IMAGEFLEET_KILL_AT": kill_at} if kill_at else {})}
+        env = {
+            "IMAGEFLEET_KILL_TRACE": str(trace),
+            **({"IMAGEFLEET_KILL_AT": kill_at} if kill_at else {}),
+        }
         if phase.in_process:
             saved = {k: os.environ.get(k) for k in env}
             os.environ.update(env)
@@ -130,8 +158,12 @@ class Soak:
                     os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         proc = subprocess.run(
             [sys.executable, "-m", "imagefleet.cli", "--config", str(self.ws.config), *args],
-            env={**os.environ, **env, "IMAGEFLEET_KILL_HARD": "1"}, capture_output=True, text=True,
-            timeout=300, check=False)
+            env={**os.environ, **env, "IMAGEFLEET_KILL_HARD": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if proc.returncode == 137:
             return False
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
@@ -153,43 +185,75 @@ def snapshot(soak: Soak) -> dict[str, Any]:
     rollouts = [d for d in store.docs(KIND) if d["family"] == fam]
     out: dict[str, Any] = {
         "pointers": {stage: store.pointer(fam, stage) for stage in ("candidate", "release")},
-        "history": [(c.stage, c.action, c.version, c.previous, c.rolled_back) for c in store.stage_history(fam)],
-        "evidence": sorted((e.version, e.gate, e.passed) for v in bases for e in store.evidence(fam, v)),
-        "operations": sorted((op["kind"], op["status"]) for op in store.operations()
-                             if op["intent"].get("family") == fam),
-        "rollouts": [(d["status"], [(c["key"], c["status"], c["replaced"]) for c in d["cohorts"]])
-                     for d in rollouts],
+        "history": [
+            (c.stage, c.action, c.version, c.previous, c.rolled_back)
+            for c in store.stage_history(fam)
+        ],
+        "evidence": sorted(
+            (e.version, e.gate, e.passed) for v in bases for e in store.evidence(fam, v)
+        ),
+        "operations": sorted(
+            (op["kind"], op["status"])
+            for op in store.operations()
+            if op["intent"].get("family") == fam
+        ),
+        "rollouts": [
+            (d["status"], [(c["key"], c["status"], c["replaced"]) for c in d["cohorts"]])
+            for d in rollouts
+        ],
         "leases": [lease.name for lease in store.leases() if fam in lease.name],
     }
     for region in ("us-east-1", "us-west-2"):
         ec2, ssm = aws.client("ec2", region), aws.client("ssm", region)
-        images = ec2.describe_images(Owners=["self"], Filters=[
-            {"Name": "tag:imagefleet:family", "Values": [fam]}])["Images"]
+        images = ec2.describe_images(
+            Owners=["self"], Filters=[{"Name": "tag:imagefleet:family", "Values": [fam]}]
+        )["Images"]
         out[f"images:{region}"] = sorted(
-            (ami_version.get(i["ImageId"], "unowned"),
-             {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("imagefleet:stage"),
-             tuple(sorted(p["UserId"] for p in ec2.describe_image_attribute(
-                 ImageId=i["ImageId"], Attribute="launchPermission")["LaunchPermissions"] if "UserId" in p)))
-            for i in images)
+            (
+                ami_version.get(i["ImageId"], "unowned"),
+                {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("imagefleet:stage"),
+                tuple(
+                    sorted(
+                        p["UserId"]
+                        for p in ec2.describe_image_attribute(
+                            ImageId=i["ImageId"], Attribute="launchPermission"
+                        )["LaunchPermissions"]
+                        if "UserId" in p
+                    )
+                ),
+            )
+            for i in images
+        )
         out[f"ssm:{region}"] = {
-            stage: ami_version.get(ssm.get_parameter(Name=f"/imagefleet/{fam}/{stage}")["Parameter"]["Value"])
-            for stage in ("candidate", "release")}
+            stage: ami_version.get(
+                ssm.get_parameter(Name=f"/imagefleet/{fam}/{stage}")["Parameter"]["Value"]
+            )
+            for stage in ("candidate", "release")
+        }
     asg, ec2 = aws.client("autoscaling", REGION), aws.client("ec2", REGION)
     names = [g["name"] for g in soak.fleet["groups"]]
     groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
     lt_versions = {}
     for g in groups:
-        spec = g.get("LaunchTemplate") or g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
+        spec = (
+            g.get("LaunchTemplate")
+            or g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
+        )
         versions = ec2.describe_launch_template_versions(LaunchTemplateId=spec["LaunchTemplateId"])
-        lt_versions[g["AutoScalingGroupName"][len(fam):]] = len(versions["LaunchTemplateVersions"])
+        lt_versions[g["AutoScalingGroupName"][len(fam) :]] = len(versions["LaunchTemplateVersions"])
     out["launch_template_versions"] = lt_versions
     states: dict[str, list[str]] = {}
-    for page in ec2.raw.get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:imagefleet:family", "Values": [fam]}]):
+    for page in ec2.raw.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "tag:imagefleet:family", "Values": [fam]}]
+    ):
         for r in page["Reservations"]:
             for i in r["Instances"]:
-                role = {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("imagefleet:role", "member")
-                states.setdefault(f"{role}:{ami_version.get(i['ImageId'], 'other')}", []).append(i["State"]["Name"])
+                role = {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get(
+                    "imagefleet:role", "member"
+                )
+                states.setdefault(f"{role}:{ami_version.get(i['ImageId'], 'other')}", []).append(
+                    i["State"]["Name"]
+                )
     out["instances"] = {k: sorted(v) for k, v in sorted(states.items())}
     return out
 
@@ -210,8 +274,9 @@ def _run_all(soak: Soak, choose: Callable[[list[Phase]], dict[str, list[str]]] |
             assert soak.run_phase(phase, resume=started), phase.name
 
 
-def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(workspace_factory: Callable[[str], Any], aws: Any,
-                                                               tmp_path: Path) -> None:
+def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(
+    workspace_factory: Callable[[str], Any], aws: Any, tmp_path: Path
+) -> None:
     clean = Soak(workspace_factory("clean"), aws, tmp_path / "traces-clean")
     clean.tmp.mkdir()
     clean.setup()
@@ -222,18 +287,27 @@ def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(workspace_factory
     def choose(phases: list[Phase]) -> dict[str, list[str]]:
         pool = [(p.name, i, point) for p in phases for i, point in enumerate(points[p.name])]
         drawn = random.Random(SEED).sample(pool, KILLS)
-        return {p.name: [pt for name, _, pt in sorted(d for d in drawn if d[0] == p.name)] for p in phases}
+        return {
+            p.name: [pt for name, _, pt in sorted(d for d in drawn if d[0] == p.name)]
+            for p in phases
+        }
 
     killed = Soak(workspace_factory("killed"), aws, tmp_path / "traces-killed")
     killed.tmp.mkdir()
     killed.setup()
     _run_all(killed, choose)
     got = snapshot(killed)
-    report = {"kill_points": sum(len(v) for v in points.values()), "kills": len(killed.kills),
-              "missed": killed.missed, "per_phase": {k: len(v) for k, v in points.items()}}
+    report = {
+        "kill_points": sum(len(v) for v in points.values()),
+        "kills": len(killed.kills),
+        "missed": killed.missed,
+        "per_phase": {k: len(v) for k, v in points.items()},
+    }
     print("\nkill soak:", json.dumps(report))
     assert len(killed.kills) + len(killed.missed) == KILLS
     assert len(killed.kills) >= KILLS - 3, report  # a point a rerun no longer passes is reported
     assert expected["pointers"] == {"candidate": 2, "release": 2}
     assert expected["rollouts"][0][0] == "succeeded"
-    assert got == expected, json.dumps({"expected": expected, "got": got}, indent=1, default=str)[:6000]
+    assert got == expected, json.dumps({"expected": expected, "got": got}, indent=1, default=str)[
+        :6000
+    ]

@@ -1,4 +1,5 @@
-"""`make demo`: the main job, `imagefleet run`, on the embedded endpoint, with the real CLI and Packer.
+"""`make demo`: the main job, `imagefleet run`, on the embedded endpoint, with the real CLI and
+Packer.
 
 The story: a released base runs a fleet of four cohorts (one Auto Scaling group per instance type,
 100 instances); `imagefleet run demo` takes a new base from bake to release; the new base answers
@@ -88,20 +89,29 @@ class Outcome:
 
     @property
     def as_told(self) -> bool:
-        """The story held: only the injected cohort rolled back, the others passed, release refused."""
-        return (self.run_exit == 1 and self.released == 1 and self.cohorts.get(INJECTED_COHORT) == "rolled_back"
-                and len(self.cohorts) >= 4
-                and all(s == "passed" for k, s in self.cohorts.items() if k != INJECTED_COHORT))
+        """The story held: only the injected cohort rolled back, the others passed, release
+        refused."""
+        return (
+            self.run_exit == 1
+            and self.released == 1
+            and self.cohorts.get(INJECTED_COHORT) == "rolled_back"
+            and len(self.cohorts) >= 4
+            and all(s == "passed" for k, s in self.cohorts.items() if k != INJECTED_COHORT)
+        )
 
     def summary(self) -> str:
         rolled = sorted(k for k, s in self.cohorts.items() if s == "rolled_back")
         passed = sorted(k for k, s in self.cohorts.items() if s == "passed")
-        other = sorted(f"{k} {s}" for k, s in self.cohorts.items() if s not in ("passed", "rolled_back"))
-        return (f"the canary rolled back {', '.join(rolled) or 'no cohort'}; "
-                f"{', '.join(passed) or 'no cohort'} passed and now run {FAMILY}:2"
-                + (f"; {', '.join(other)}" if other else "")
-                + f"; release {'refused' if self.released == 1 else 'moved to ' + str(self.released)}"
-                  f" (imagefleet run exit {self.run_exit})")
+        other = sorted(
+            f"{k} {s}" for k, s in self.cohorts.items() if s not in ("passed", "rolled_back")
+        )
+        return (
+            f"the canary rolled back {', '.join(rolled) or 'no cohort'}; "
+            f"{', '.join(passed) or 'no cohort'} passed and now run {FAMILY}:2"
+            + (f"; {', '.join(other)}" if other else "")
+            + f"; release {'refused' if self.released == 1 else 'moved to ' + str(self.released)}"
+            f" (imagefleet run exit {self.run_exit})"
+        )
 
 
 class Demo:
@@ -120,11 +130,15 @@ class Demo:
     def run(self, *args: str, expect: int = 0) -> int:
         print(f"$ imagefleet {shlex.join(args)}", flush=True)
         started = time.monotonic()
-        code = raw_main(["--config", str(self.config), *args],
-                        obj=Context(clock=self.clock, output=Output(transcript=True)))
+        code = raw_main(
+            ["--config", str(self.config), *args],
+            obj=Context(clock=self.clock, output=Output(transcript=True)),
+        )
         print(f"\033[2m({time.monotonic() - started:.1f}s, exit {code})\033[0m", flush=True)
         if code != expect:
-            raise SystemExit(f"demo: 'imagefleet {shlex.join(args)}' exited {code}, expected {expect}")
+            raise SystemExit(
+                f"demo: 'imagefleet {shlex.join(args)}' exited {code}, expected {expect}"
+            )
         return code
 
     def context(self) -> Context:
@@ -134,17 +148,28 @@ class Demo:
         """The demo's canary in place of `init`'s."""
         block = CANARY_DEMO_CONFIG.strip()
         print(f"$ # replace the [canary] table of imagefleet.toml with:\n{block}", flush=True)
-        text = re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", self.config.read_text(), flags=re.MULTILINE)
+        text = re.sub(
+            r"^\[canary\]\n(?:(?!\[).*\n?)*", "", self.config.read_text(), flags=re.MULTILINE
+        )
         self.config.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
 
     def update_recipe(self) -> None:
         """The recipe moves on: newer packages for the next bake (its changelog shows them)."""
         path = self.root / "recipes" / "demo.manifest"
-        versions = dict(line.split("\t", 1) for line in path.read_text().splitlines() if "\t" in line)
-        versions = {n: v for n, v in {**versions, **NEXT_MANIFEST_CHANGES}.items() if n not in NEXT_MANIFEST_REMOVED}
+        versions = dict(
+            line.split("\t", 1) for line in path.read_text().splitlines() if "\t" in line
+        )
+        versions = {
+            n: v
+            for n, v in {**versions, **NEXT_MANIFEST_CHANGES}.items()
+            if n not in NEXT_MANIFEST_REMOVED
+        }
         path.write_text("".join(f"{n}\t{v}\n" for n, v in sorted(versions.items())))
-        print(f"$ # {path.name}: {len(NEXT_MANIFEST_CHANGES)} packages upgraded or added, "
-              f"{len(NEXT_MANIFEST_REMOVED)} removed", flush=True)
+        print(
+            f"$ # {path.name}: {len(NEXT_MANIFEST_CHANGES)} packages upgraded or added, "
+            f"{len(NEXT_MANIFEST_REMOVED)} removed",
+            flush=True,
+        )
 
     def ami(self, stage_or_version: str) -> str:
         """The first region's AMI of a base (what the fleet and the injection name)."""
@@ -155,12 +180,19 @@ class Demo:
     def attach_agents(self) -> Attached:
         """The local agents (health metrics, benchmark agents) inside the demo clock's sleeps."""
         ctx = self.context()
-        env = AgentEnv(aws=ctx.aws, state_dir=ctx.settings.state_dir, regions=ctx.settings.aws.regions,
-                       clock=self.clock)
+        env = AgentEnv(
+            aws=ctx.aws,
+            state_dir=ctx.settings.state_dir,
+            regions=ctx.settings.aws.regions,
+            clock=self.clock,
+        )
         agents, busy = virtual_clock_agents(), in_flight(ctx.store)
-        handlers = [(f"{name} (while a {what} is in flight)", only_while(busy[name], agents[name]))
-                    for name, what in AGENTS.items()]
-        # every 10 minutes inside a long sleep: the health agent catches up at most that much per tick
+        handlers = [
+            (f"{name} (while a {what} is in flight)", only_while(busy[name], agents[name]))
+            for name, what in AGENTS.items()
+        ]
+        # every 10 minutes inside a long sleep: the health agent catches up at most that much per
+        # tick
         return attach(self.clock, env, handlers, interval=600.0)
 
 
@@ -185,28 +217,72 @@ def story(d: Demo) -> None:
     if raw_main(["init", str(d.root)], obj=Context(clock=d.clock)) != 0:
         raise SystemExit("demo: init failed")
     d.configure()
-    d.say("Start the embedded AWS endpoint (moto's server on 127.0.0.1); the demo runs the agents " "itself")
+    d.say(
+        "Start the embedded AWS endpoint (moto's server on 127.0.0.1); the demo runs the agents "
+        "itself"
+    )
     d.run("local", "up", "--no-agents", *(("--faults", d.faults) if d.faults else ()))
     if d.faults and "clock=manual" in d.faults:
         faultproxy.follow(LocalEndpoint(d.context().settings.state_dir).require_url(), d.clock)
     agents = d.attach_agents()
     try:
-        d.say("Bootstrap: the family's first base, tested, released (forced past its gates; the " "reason is audited)")
+        d.say(
+            "Bootstrap: the family's first base, tested, released (forced past its gates; the "
+            "reason is audited)"
+        )
         d.run("bake", FAMILY)
         d.run("test", f"{FAMILY}:1")
         d.run("promote", f"{FAMILY}:1", "--to", "candidate")
-        d.run("promote", f"{FAMILY}:1", "--to", "release", "--force", "--reason",
-              "bootstrap: first release of the demo family")
-        d.say("A fleet on the release: one Auto Scaling group per cohort type (4 × " f"{FLEET_PER_TYPE} instances)")
-        d.run("local", "fleet", "--family", FAMILY, "--ami", d.ami("release"), "--per-type", str(FLEET_PER_TYPE))
-        d.say("The recipe moves on; `imagefleet run` bakes and tests the next base, then stops " "(--until unstable)")
+        d.run(
+            "promote",
+            f"{FAMILY}:1",
+            "--to",
+            "release",
+            "--force",
+            "--reason",
+            "bootstrap: first release of the demo family",
+        )
+        d.say(
+            "A fleet on the release: one Auto Scaling group per cohort type (4 × "
+            f"{FLEET_PER_TYPE} instances)"
+        )
+        d.run(
+            "local",
+            "fleet",
+            "--family",
+            FAMILY,
+            "--ami",
+            d.ami("release"),
+            "--per-type",
+            str(FLEET_PER_TYPE),
+        )
+        d.say(
+            "The recipe moves on; `imagefleet run` bakes and tests the next base, then stops "
+            "(--until unstable)"
+        )
         d.update_recipe()
         d.run("run", FAMILY, "--until", "unstable")
-        d.say(f"FAULT INJECTION (local only): {FAMILY}:2 answers 60% slower on {REGRESSED_TYPES} " "instances")
+        d.say(
+            f"FAULT INJECTION (local only): {FAMILY}:2 answers 60% slower on {REGRESSED_TYPES} "
+            "instances"
+        )
         metric, factor = REGRESSION
-        d.run("local", "inject", "--ami", d.ami("2"), "--instance-types", REGRESSED_TYPES,
-              "--metric", metric, "--factor", str(factor))
-        d.say("The main job goes on where it stopped: perf → candidate → notify → soak → canary → " "release")
+        d.run(
+            "local",
+            "inject",
+            "--ami",
+            d.ami("2"),
+            "--instance-types",
+            REGRESSED_TYPES,
+            "--metric",
+            metric,
+            "--factor",
+            str(factor),
+        )
+        d.say(
+            "The main job goes on where it stopped: perf → candidate → notify → soak → canary → "
+            "release"
+        )
         d.outcome.run_exit = d.run("run", FAMILY, expect=1)
         d.run("canary", "status")
     finally:
@@ -229,8 +305,12 @@ def main(root: Path | None = None, keep: bool | None = None, faults: str | None 
         raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
     shutil.rmtree(root, ignore_errors=True)
     d = Demo(root, faults)
-    print(f"imagefleet demo in {root}; it runs on a virtual clock: soak, canary windows and " "benchmark waits "
-          "take no wall time, and the outcome does not depend on how busy the machine is", flush=True)
+    print(
+        f"imagefleet demo in {root}; it runs on a virtual clock: soak, canary windows and "
+        "benchmark waits "
+        "take no wall time, and the outcome does not depend on how busy the machine is",
+        flush=True,
+    )
     try:
         story(d)
     finally:
@@ -240,7 +320,14 @@ def main(root: Path | None = None, keep: bool | None = None, faults: str | None 
     d.outcome.seconds = time.monotonic() - started
     print(f"\ndemo finished in {d.outcome.seconds:.0f}s: {d.outcome.summary()}")
     print(f"report: {d.outcome.report}  (open file://{d.outcome.report})")
-    print(f"files: {root}" + ("" if not keep else f"\nthe endpoint is still up: imagefleet --config {d.config} local down"))
+    print(
+        f"files: {root}"
+        + (
+            ""
+            if not keep
+            else f"\nthe endpoint is still up: imagefleet --config {d.config} local down"
+        )
+    )
     if not d.outcome.as_told:
         raise SystemExit(f"demo: expected only {INJECTED_COHORT} rolled back and release refused")
     return d.outcome

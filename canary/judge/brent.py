@@ -70,8 +70,15 @@ def zeroin(f: Callable[[float], float], ax: float, bx: float, fa: float, fb: flo
 
 
 def _interpolated_step(
-    a: float, b: float, c: float, fa: float, fb: float, fc: float,
-    prev_step: float, tol_act: float, bisection: float,
+    a: float,
+    b: float,
+    c: float,
+    fa: float,
+    fb: float,
+    fc: float,
+    prev_step: float,
+    tol_act: float,
+    bisection: float,
 ) -> float:
     """Secant (two points) or inverse quadratic (three) step, if it is safe; else bisection."""
     cb = c - b

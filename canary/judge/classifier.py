@@ -192,7 +192,8 @@ def _at_most(value: float, threshold: float) -> bool:
     return math.isnan(value) or value <= threshold
 
 
-# --- the classifier --------------------------------------------------------------------------------
+# --- the classifier
+# --------------------------------------------------------------------------------
 def classify(
     control: Iterable[float | None],
     experiment: Iterable[float | None],
@@ -242,22 +243,32 @@ def classify(
         if nan_strategy == "replace":
             # Kayenta: with NaN replacement an empty series is not evidence of a problem.
             return MetricResult(
-                PASS, False, f"{label}: no {side} data (NaN replacement: treated as Pass)",
-                effect_size=1.0, **common,
+                PASS,
+                False,
+                f"{label}: no {side} data (NaN replacement: treated as Pass)",
+                effect_size=1.0,
+                **common,
             )
         reason = f"{label}: missing {side} data"
         if data_required and not critical:
-            return MetricResult(NODATA_FAIL, False, reason + " (data required)",
-                                effect_size=1.0, **common)
+            return MetricResult(
+                NODATA_FAIL, False, reason + " (data required)", effect_size=1.0, **common
+            )
         return MetricResult(NODATA, critical, reason, effect_size=1.0, **common)
 
     # 2. Identical samples, or a single value overall: nothing to test.
     if np.array_equal(np.sort(c), np.sort(e)):
-        return MetricResult(PASS, False, f"{label}: canary and baseline data are identical",
-                            effect_size=1.0, **common)
+        return MetricResult(
+            PASS,
+            False,
+            f"{label}: canary and baseline data are identical",
+            effect_size=1.0,
+            **common,
+        )
     if np.unique(np.concatenate((c, e))).size == 1:
-        return MetricResult(PASS, False, f"{label}: all observations equal", effect_size=1.0,
-                            **common)
+        return MetricResult(
+            PASS, False, f"{label}: all observations equal", effect_size=1.0, **common
+        )
 
     # 3. Mann–Whitney location shift with tolerance bounds and the effect-size gate.
     if np.unique(c).size == 1 and np.unique(e).size == 1:
@@ -272,9 +283,7 @@ def classify(
         if data_required and not critical:
             return MetricResult(NODATA_FAIL, False, reason, effect_size=1.0, **common)
         return MetricResult(NODATA, critical, reason, effect_size=1.0, **common)
-    p_value = float(
-        stats.mannwhitneyu(e, c, alternative="two-sided", method="asymptotic").pvalue
-    )
+    p_value = float(stats.mannwhitneyu(e, c, alternative="two-sided", method="asymptotic").pvalue)
     deviation = cles(c, e) if effect_size == "cles" else mean_ratio(c, e)
     bound = tolerance * abs(shift.estimate)
     lower_bound, upper_bound = -bound, bound
@@ -301,14 +310,16 @@ def classify(
     es = "n/a" if math.isnan(deviation) else f"{deviation:.4g}"
     ci = f"[{shift.lower:.4g}, {shift.upper:.4g}]"
     if not (is_high or is_low):
-        why = _pass_reason(direction, shift, upper_bound, deviation, allowed_increase,
-                           allowed_decrease)
+        why = _pass_reason(
+            direction, shift, upper_bound, deviation, allowed_increase, allowed_decrease
+        )
         return MetricResult(PASS, False, f"{label}: Pass ({why})", **stats_fields, **common)
 
     verdict: Classification = HIGH if is_high else LOW
     # 4. A critical metric whose failure is large enough fails the whole canary.
     is_critical = critical and (
-        _at_least(deviation, critical_increase) if is_high
+        _at_least(deviation, critical_increase)
+        if is_high
         else _at_most(deviation, critical_decrease)
     )
     word = "above" if is_high else "below"

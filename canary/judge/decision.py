@@ -43,21 +43,38 @@ def verdict(cfg: CanarySettings, baseline: Samples, canary: Samples) -> Verdict:
     A metric with fewer than ``min_samples`` datapoints on either side is judged as missing
     (Nodata): a rank test on one or two points says nothing, and 1 vs 1 has no interval at all.
     """
-    def enough(side: Samples) -> Samples:
-        return {name: values for name, values in side.items()
-                if sum(1 for value in values if not math.isnan(value)) >= cfg.min_samples}
 
-    score = judge_metrics(enough(baseline), enough(canary), cfg.metric_configs(), group_weights=cfg.weights() or None,
-                          tolerance=cfg.tolerance, confidence=cfg.confidence,
-                          pass_threshold=cfg.pass_threshold, marginal_threshold=cfg.marginal_threshold)
+    def enough(side: Samples) -> Samples:
+        return {
+            name: values
+            for name, values in side.items()
+            if sum(1 for value in values if not math.isnan(value)) >= cfg.min_samples
+        }
+
+    score = judge_metrics(
+        enough(baseline),
+        enough(canary),
+        cfg.metric_configs(),
+        group_weights=cfg.weights() or None,
+        tolerance=cfg.tolerance,
+        confidence=cfg.confidence,
+        pass_threshold=cfg.pass_threshold,
+        marginal_threshold=cfg.marginal_threshold,
+    )
     nodata = [metric for metric in score.metrics if metric.classification == NODATA]
     decision = score.decision
     if score.metrics and len(nodata) / len(score.metrics) * 100 >= NODATA_THRESHOLD_PCT:
         decision = "nodata"  # no data is not evidence of harm: pause and let a person look
     return {
-        "decision": decision, "score": score.score, "judge": score.to_dict(),
-        "thresholds": {"pass": cfg.pass_threshold, "marginal": cfg.marginal_threshold,
-                       "tolerance": cfg.tolerance, "confidence": cfg.confidence},
+        "decision": decision,
+        "score": score.score,
+        "judge": score.to_dict(),
+        "thresholds": {
+            "pass": cfg.pass_threshold,
+            "marginal": cfg.marginal_threshold,
+            "tolerance": cfg.tolerance,
+            "confidence": cfg.confidence,
+        },
         "samples": {"baseline": baseline, "canary": canary},
         "at": utcnow(),
     }
@@ -65,11 +82,20 @@ def verdict(cfg: CanarySettings, baseline: Samples, canary: Samples) -> Verdict:
 
 def describe_verdict(cohort: str, index: int, judged: Verdict) -> str:
     """One line for the live output: the wave's decision and the metrics that decided it."""
-    deciding = [metric for metric in judged["judge"].get("metrics", [])
-                if metric.get("classification") not in ("Pass", "Nodata")]
-    parts = [f"{metric['name']} {metric['classification']}"
-             + (f" ({metric['effect_size_measure']} {metric['effect_size']:.3g})"
-                if metric.get("effect_size") is not None else "")
-             for metric in deciding[:4]]
-    return (f"cohort {cohort} wave {index + 1}: {judged['decision']} (score {judged['score']})"
-            + (f" — {', '.join(parts)}" if parts else ""))
+    deciding = [
+        metric
+        for metric in judged["judge"].get("metrics", [])
+        if metric.get("classification") not in ("Pass", "Nodata")
+    ]
+    parts = [
+        f"{metric['name']} {metric['classification']}"
+        + (
+            f" ({metric['effect_size_measure']} {metric['effect_size']:.3g})"
+            if metric.get("effect_size") is not None
+            else ""
+        )
+        for metric in deciding[:4]
+    ]
+    return f"cohort {cohort} wave {index + 1}: {judged['decision']} (score {judged['score']})" + (
+        f" — {', '.join(parts)}" if parts else ""
+    )

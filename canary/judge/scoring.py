@@ -183,8 +183,9 @@ def score_results(
         score = 0.0
         reasons.append("no metrics to judge")
     else:
-        score = _round2(sum((100.0 if g.no_data else g.score) * weights[g.name] / 100
-                            for g in groups))
+        score = _round2(
+            sum((100.0 if g.no_data else g.score) * weights[g.name] / 100 for g in groups)
+        )
     reasons += [r.reason for r in results if r.failed and not r.critical]
 
     if score >= pass_threshold:
@@ -259,8 +260,9 @@ def judge_metrics(
                 name=name,
             )
         )
-    groups = {name: (configs[name].groups if name in configs else (DEFAULT_GROUP,))
-              for name in names}
+    groups = {
+        name: (configs[name].groups if name in configs else (DEFAULT_GROUP,)) for name in names
+    }
     return score_results(
         results,
         groups,
@@ -270,7 +272,8 @@ def judge_metrics(
     )
 
 
-# --- judge input files -----------------------------------------------------------------------------
+# --- judge input files
+# -----------------------------------------------------------------------------
 def _number(value: object, where: str) -> float:
     """A sample value: a number, or null/empty/"nan" for NaN. Booleans are not numbers."""
     if value is None:
@@ -302,7 +305,7 @@ def _from_json(text: str, path: Path) -> dict[str, list[float]]:
             out[name] = [_number(v, f"{path}: metrics.{name}[{i}]") for i, v in enumerate(values)]
         return out
     raise InputFormatError(
-        f"{path}: expected a JSON list of numbers or an object with a \"metrics\" object",
+        f'{path}: expected a JSON list of numbers or an object with a "metrics" object',
         hint='e.g. [1.0, 2.5] or {"metrics": {"latency_ms": [12.1, 11.9]}}',
     )
 
@@ -338,7 +341,10 @@ def _from_csv(text: str, path: Path) -> dict[str, list[float]]:
 def _some_metrics(samples: dict[str, list[float]], path: Path) -> dict[str, list[float]]:
     """A judge input without a single metric is a bad input, not a canary that failed."""
     if not any(samples.values()):
-        raise InputFormatError(f"{path}: no metrics with samples in file", hint='e.g. {"metrics": {"latency_ms": [12.1, 11.9]}}')
+        raise InputFormatError(
+            f"{path}: no metrics with samples in file",
+            hint='e.g. {"metrics": {"latency_ms": [12.1, 11.9]}}',
+        )
     return samples
 
 

@@ -39,8 +39,12 @@ ASG_RETRY_S = 10.0  # a throttled group launch is tried again this much later
 
 # (capacity, refill per second) of each simulated bucket: AWS's (see canary.budget)
 BUCKETS: dict[str, tuple[float, float]] = {"run_instances": (1000.0, 2.0), **REQUEST_BUCKETS}
-SERVICE_OF_BUCKET = {"autoscaling": "autoscaling", "ec2-describe": "ec2", "ec2-mutating": "ec2",
-                     "cloudwatch": "cloudwatch"}
+SERVICE_OF_BUCKET = {
+    "autoscaling": "autoscaling",
+    "ec2-describe": "ec2",
+    "ec2-mutating": "ec2",
+    "cloudwatch": "cloudwatch",
+}
 ACCOUNT = "123456789012"
 
 
@@ -97,15 +101,20 @@ class SimRegion:
         self.buckets: dict[str, TokenBucket | None] = dict.fromkeys(BUCKETS)
         self.pending: list[tuple[float, int, str]] = []  # (due, seq, group): replacement launches
         self.in_flight: list[tuple[float, float]] = []  # (terminated at, replacement InService at)
-        self._terminated_at: dict[str, list[float]] = {}  # group -> termination times not yet replaced
+        self._terminated_at: dict[
+            str, list[float]
+        ] = {}  # group -> termination times not yet replaced
         self.launches: list[float] = []  # when each instance was launched (groups' and baselines')
         self.replaced = 0  # instances terminated in their group (each replaced by the group)
 
     def take(self, bucket: str, count: float = 1.0, at: float | None = None) -> bool:
-        """Take from one of AWS's buckets (at ``at``, default now); a refusal is a throttling error."""
+        """Take from one of AWS's buckets (at ``at``, default now); a refusal is a throttling
+        error."""
         capacity, refill = BUCKETS[bucket]
         now = self.world.clock.time() if at is None else at
-        new, _ = bucket_take(self.buckets[bucket], bucket, count, capacity=capacity, refill_per_s=refill, now=now)
+        new, _ = bucket_take(
+            self.buckets[bucket], bucket, count, capacity=capacity, refill_per_s=refill, now=now
+        )
         if new is None:
             self.world.throttles.add(bucket)
             return False
@@ -123,9 +132,12 @@ class SimRegion:
             if self.take(bucket):
                 return
             if attempt + 1 >= world.retry_attempts:
-                raise AwsError(f"{operation}: Request limit exceeded.", code="RequestLimitExceeded",
-                               operation=operation)
-            world.clock.sleep(world.rng.uniform(0.0, min(20.0, 0.2 * 2 ** attempt)))
+                raise AwsError(
+                    f"{operation}: Request limit exceeded.",
+                    code="RequestLimitExceeded",
+                    operation=operation,
+                )
+            world.clock.sleep(world.rng.uniform(0.0, min(20.0, 0.2 * 2**attempt)))
 
     def advance(self) -> None:
         """Apply every replacement launch due by now, in time order."""
@@ -139,7 +151,9 @@ class SimRegion:
 
     def _launch_into(self, g: SimGroup, at: float) -> None:
         data = self.templates[g.lt_id][g.lt_version - 1]
-        inst = self.new_instance(str(data.get("InstanceType", "")), str(data["ImageId"]), at, g.name)
+        inst = self.new_instance(
+            str(data.get("InstanceType", "")), str(data["ImageId"]), at, g.name
+        )
         g.members[inst.id] = inst
         self.launches.append(at)
         started = self._terminated_at[g.name].pop(0)
@@ -154,8 +168,11 @@ class SimRegion:
     def terminate_in_group(self, iid: str) -> None:
         inst = self.instances.get(iid)
         if inst is None or inst.terminated or inst.group is None:
-            raise AwsError("Instance Id not found", code="ValidationError",
-                           operation="TerminateInstanceInAutoScalingGroup")
+            raise AwsError(
+                "Instance Id not found",
+                code="ValidationError",
+                operation="TerminateInstanceInAutoScalingGroup",
+            )
         inst.terminated = True
         self.replaced += 1
         g = self.groups[inst.group]
@@ -177,16 +194,28 @@ class SimWorld:
         self.rng = random.Random(seed)
         self.bad_amis: dict[str, float] = {}  # AMI -> extra error rate of instances running it
         self.faults: dict[tuple[str, str], float] = {}  # (AMI, instance type) -> extra error rate
-        self.calls: dict[str, int] = {}  # requests by operation ("autoscaling.DescribeAutoScalingGroups")
+        self.calls: dict[
+            str, int
+        ] = {}  # requests by operation ("autoscaling.DescribeAutoScalingGroups")
         self.retry_attempts = 1  # 1: a throttled request raises; more: retried on the clock first
-        self.objects: dict[tuple[str, str], bytes] = {}  # the artifact bucket's objects (verdict samples)
+        self.objects: dict[
+            tuple[str, str], bytes
+        ] = {}  # the artifact bucket's objects (verdict samples)
 
     def extra_error(self, inst: SimInstance) -> float:
-        """Points of error rate the scenario adds to an instance (a bad AMI, or a bad AMI on one type)."""
+        """Points of error rate the scenario adds to an instance (a bad AMI, or a bad AMI on one
+        type)."""
         return self.bad_amis.get(inst.ami, 0.0) + self.faults.get((inst.ami, inst.type), 0.0)
 
-    def add_group(self, region: str, name: str, itype: str, ami: str, size: int,
-                  tags: dict[str, str] | None = None) -> SimGroup:
+    def add_group(
+        self,
+        region: str,
+        name: str,
+        itype: str,
+        ami: str,
+        size: int,
+        tags: dict[str, str] | None = None,
+    ) -> SimGroup:
         r = self.regions[region]
         lt_id = f"lt-{len(r.templates) + 1:017x}"
         r.templates[lt_id] = [{"ImageId": ami, "InstanceType": itype}]
@@ -201,7 +230,9 @@ class SimWorld:
         """The most instances terminated and not yet replaced by an InService one, at any instant
         (in ``region``, or in all regions together)."""
         regions = [self.regions[region]] if region else list(self.regions.values())
-        edges = sorted((t, d) for r in regions for s, e in r.in_flight for t, d in ((s, 1), (e, -1)))
+        edges = sorted(
+            (t, d) for r in regions for s, e in r.in_flight for t, d in ((s, 1), (e, -1))
+        )
         peak = now = 0
         for _, d in edges:
             now += d
@@ -238,8 +269,13 @@ class SimAws:
         region = region or self.default_region
         key = (service, region)
         if key not in self._clients:
-            cls = {"autoscaling": _AutoScaling, "ec2": _Ec2, "cloudwatch": _CloudWatch, "sts": _Sts,
-                   "s3": _S3}[service]
+            cls = {
+                "autoscaling": _AutoScaling,
+                "ec2": _Ec2,
+                "cloudwatch": _CloudWatch,
+                "sts": _Sts,
+                "s3": _S3,
+            }[service]
             self._clients[key] = cls(self.world.regions[region])
         return self._clients[key]
 
@@ -271,7 +307,8 @@ class _Sts(_Client):
 
 
 class _S3(_Client):
-    """The artifact bucket: objects kept in memory (S3's request rates are far above a rollout's)."""
+    """The artifact bucket: objects kept in memory (S3's request rates are far above a
+    rollout's)."""
 
     def put_object(self, Bucket: str, Key: str, Body: bytes, **_: object) -> dict[str, Any]:
         self.r.world.calls["s3.PutObject"] = self.r.world.calls.get("s3.PutObject", 0) + 1
@@ -281,25 +318,34 @@ class _S3(_Client):
     def get_object(self, Bucket: str, Key: str, **_: object) -> dict[str, Any]:
         body = self.r.world.objects.get((Bucket, Key))
         if body is None:
-            raise AwsError("The specified key does not exist.", code="NoSuchKey", operation="GetObject")
+            raise AwsError(
+                "The specified key does not exist.", code="NoSuchKey", operation="GetObject"
+            )
         return {"Body": io.BytesIO(body)}
 
 
 class _AutoScaling(_Client):
-    def describe_auto_scaling_groups(self, AutoScalingGroupNames: list[str] | None = None,
-                                     Filters: list[dict[str, Any]] | None = None, MaxRecords: int = 50,
-                                     NextToken: str | None = None, **_: object) -> dict[str, Any]:
+    def describe_auto_scaling_groups(
+        self,
+        AutoScalingGroupNames: list[str] | None = None,
+        Filters: list[dict[str, Any]] | None = None,
+        MaxRecords: int = 50,
+        NextToken: str | None = None,
+        **_: object,
+    ) -> dict[str, Any]:
         """Groups by name, or every group matching ``tag:KEY`` filters; ``MaxRecords`` a page."""
         self.r.request("autoscaling", "DescribeAutoScalingGroups")
         now = self.r.world.clock.time()
-        names = AutoScalingGroupNames if AutoScalingGroupNames is not None else sorted(self.r.groups)
+        names = (
+            AutoScalingGroupNames if AutoScalingGroupNames is not None else sorted(self.r.groups)
+        )
         found = [self.r.groups[n] for n in names if n in self.r.groups]
         for f in Filters or []:
             if f["Name"].startswith("tag:"):
                 key = f["Name"][4:]
                 found = [g for g in found if g.tags.get(key) in f["Values"]]
         start = int(NextToken or 0)
-        page = found[start: start + MaxRecords]
+        page = found[start : start + MaxRecords]
         out: dict[str, Any] = {"AutoScalingGroups": [self._group(g, now) for g in page]}
         if start + MaxRecords < len(found):
             out["NextToken"] = str(start + MaxRecords)
@@ -308,22 +354,33 @@ class _AutoScaling(_Client):
     @staticmethod
     def _group(g: SimGroup, now: float) -> dict[str, Any]:
         return {
-            "AutoScalingGroupName": g.name, "DesiredCapacity": g.desired,
+            "AutoScalingGroupName": g.name,
+            "DesiredCapacity": g.desired,
             "LaunchTemplate": {"LaunchTemplateId": g.lt_id, "Version": str(g.lt_version)},
             "AvailabilityZones": [f"{g.region}a"],
             "Tags": [{"Key": k, "Value": v} for k, v in g.tags.items()],
-            "Instances": [{"InstanceId": i.id, "InstanceType": i.type, "AvailabilityZone": i.az,
-                           "LifecycleState": "InService" if i.ready(now) else "Pending",
-                           "HealthStatus": "Healthy"} for i in g.members.values()],
+            "Instances": [
+                {
+                    "InstanceId": i.id,
+                    "InstanceType": i.type,
+                    "AvailabilityZone": i.az,
+                    "LifecycleState": "InService" if i.ready(now) else "Pending",
+                    "HealthStatus": "Healthy",
+                }
+                for i in g.members.values()
+            ],
         }
 
-    def update_auto_scaling_group(self, AutoScalingGroupName: str, LaunchTemplate: dict[str, str],
-                                  **_: object) -> dict[str, Any]:
+    def update_auto_scaling_group(
+        self, AutoScalingGroupName: str, LaunchTemplate: dict[str, str], **_: object
+    ) -> dict[str, Any]:
         self.r.request("autoscaling", "UpdateAutoScalingGroup")
         self.r.groups[AutoScalingGroupName].lt_version = int(LaunchTemplate["Version"])
         return {}
 
-    def terminate_instance_in_auto_scaling_group(self, InstanceId: str, **_: object) -> dict[str, Any]:
+    def terminate_instance_in_auto_scaling_group(
+        self, InstanceId: str, **_: object
+    ) -> dict[str, Any]:
         self.r.request("autoscaling", "TerminateInstanceInAutoScalingGroup")
         self.r.terminate_in_group(InstanceId)
         return {}
@@ -335,37 +392,76 @@ class _AutoScaling(_Client):
 
 
 class _Ec2(_Client):
-    def describe_launch_templates(self, LaunchTemplateIds: list[str], **_: object) -> dict[str, Any]:
+    def describe_launch_templates(
+        self, LaunchTemplateIds: list[str], **_: object
+    ) -> dict[str, Any]:
         self.r.request("ec2-describe", "DescribeLaunchTemplates")
-        return {"LaunchTemplates": [{"LaunchTemplateId": lt, "LatestVersionNumber": len(self.r.templates[lt]),
-                                     "DefaultVersionNumber": 1} for lt in LaunchTemplateIds]}
+        return {
+            "LaunchTemplates": [
+                {
+                    "LaunchTemplateId": lt,
+                    "LatestVersionNumber": len(self.r.templates[lt]),
+                    "DefaultVersionNumber": 1,
+                }
+                for lt in LaunchTemplateIds
+            ]
+        }
 
-    def describe_launch_template_versions(self, LaunchTemplateId: str, Versions: list[str] | None = None,
-                                          **_: object) -> dict[str, Any]:
+    def describe_launch_template_versions(
+        self, LaunchTemplateId: str, Versions: list[str] | None = None, **_: object
+    ) -> dict[str, Any]:
         self.r.request("ec2-describe", "DescribeLaunchTemplateVersions")
         versions = self.r.templates[LaunchTemplateId]
         wanted = range(1, len(versions) + 1) if Versions is None else [int(v) for v in Versions]
-        return {"LaunchTemplateVersions": [
-            {"VersionNumber": v, "LaunchTemplateData": dict(versions[v - 1]),
-             "VersionDescription": versions[v - 1].get("_description", "")} for v in wanted]}
+        return {
+            "LaunchTemplateVersions": [
+                {
+                    "VersionNumber": v,
+                    "LaunchTemplateData": dict(versions[v - 1]),
+                    "VersionDescription": versions[v - 1].get("_description", ""),
+                }
+                for v in wanted
+            ]
+        }
 
-    def create_launch_template_version(self, LaunchTemplateId: str, LaunchTemplateData: dict[str, Any],
-                                       VersionDescription: str = "", **_: object) -> dict[str, Any]:
+    def create_launch_template_version(
+        self,
+        LaunchTemplateId: str,
+        LaunchTemplateData: dict[str, Any],
+        VersionDescription: str = "",
+        **_: object,
+    ) -> dict[str, Any]:
         self.r.request("ec2-mutating", "CreateLaunchTemplateVersion")
         versions = self.r.templates[LaunchTemplateId]
         versions.append({**LaunchTemplateData, "_description": VersionDescription})
         return {"LaunchTemplateVersion": {"VersionNumber": len(versions)}}
 
-    def run_instances(self, LaunchTemplate: dict[str, str], InstanceType: str, MinCount: int,
-                      TagSpecifications: list[dict[str, Any]] | None = None, **_: object) -> dict[str, Any]:
+    def run_instances(
+        self,
+        LaunchTemplate: dict[str, str],
+        InstanceType: str,
+        MinCount: int,
+        TagSpecifications: list[dict[str, Any]] | None = None,
+        **_: object,
+    ) -> dict[str, Any]:
         self.r.request("ec2-mutating", "RunInstances")
         if not self.r.take("run_instances", MinCount):
-            raise AwsError("RunInstances: Request limit exceeded.", code="RequestLimitExceeded",
-                           operation="RunInstances")
-        data = self.r.templates[LaunchTemplate["LaunchTemplateId"]][int(LaunchTemplate["Version"]) - 1]
+            raise AwsError(
+                "RunInstances: Request limit exceeded.",
+                code="RequestLimitExceeded",
+                operation="RunInstances",
+            )
+        data = self.r.templates[LaunchTemplate["LaunchTemplateId"]][
+            int(LaunchTemplate["Version"]) - 1
+        ]
         now = self.r.world.clock.time()
-        tags = {t["Key"]: t["Value"] for spec in TagSpecifications or [] for t in spec.get("Tags", [])}
-        made = [self.r.new_instance(InstanceType, str(data["ImageId"]), now, None) for _ in range(MinCount)]
+        tags = {
+            t["Key"]: t["Value"] for spec in TagSpecifications or [] for t in spec.get("Tags", [])
+        }
+        made = [
+            self.r.new_instance(InstanceType, str(data["ImageId"]), now, None)
+            for _ in range(MinCount)
+        ]
         self.r.launches.extend([now] * MinCount)
         if tags:
             for inst in made:
@@ -380,14 +476,19 @@ class _Ec2(_Client):
             self.r.tagged.pop(iid, None)
         return {}
 
-    def describe_instances(self, Filters: list[dict[str, Any]] | None = None, **_: object) -> dict[str, Any]:
+    def describe_instances(
+        self, Filters: list[dict[str, Any]] | None = None, **_: object
+    ) -> dict[str, Any]:
         """Instances matching ``instance-id``, ``tag:KEY`` and ``instance-state-name`` filters
         (without an id filter only tagged instances are searched: the canary's baselines)."""
         self.r.request("ec2-describe", "DescribeInstances")
         filters = {f["Name"]: set(f["Values"]) for f in Filters or []}
         ids = filters.pop("instance-id", None)
-        pool = (self.r.instances[i] for i in sorted(ids) if i in self.r.instances) if ids is not None \
+        pool = (
+            (self.r.instances[i] for i in sorted(ids) if i in self.r.instances)
+            if ids is not None
             else iter(self.r.tagged.values())
+        )
         states = filters.pop("instance-state-name", None)
         now = self.r.world.clock.time()
         out = []
@@ -397,7 +498,14 @@ class _Ec2(_Client):
                 continue
             if any((i.tags or {}).get(name[4:]) not in values for name, values in filters.items()):
                 continue
-            out.append({"InstanceId": i.id, "ImageId": i.ami, "InstanceType": i.type, "State": {"Name": state}})
+            out.append(
+                {
+                    "InstanceId": i.id,
+                    "ImageId": i.ami,
+                    "InstanceType": i.type,
+                    "State": {"Name": state},
+                }
+            )
         return {"Reservations": [{"Instances": out}]}
 
 
@@ -406,8 +514,13 @@ class _CloudWatch(_Client):
     scenario's extra points on instances of a bad AMI; no datapoints for an instance this region
     never ran (CloudWatch's metrics are regional)."""
 
-    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: datetime, EndTime: datetime,
-                        **_: object) -> dict[str, Any]:
+    def get_metric_data(
+        self,
+        MetricDataQueries: list[dict[str, Any]],
+        StartTime: datetime,
+        EndTime: datetime,
+        **_: object,
+    ) -> dict[str, Any]:
         self.r.request("cloudwatch", "GetMetricData")
         span = (EndTime - StartTime).total_seconds()
         out = []
@@ -421,5 +534,10 @@ class _CloudWatch(_Client):
             n = max(1, int(span // stat["Period"]))
             extra = self.r.world.extra_error(inst)
             rng = random.Random(f"{iid}/{stat['Metric']['MetricName']}/{StartTime}")
-            out.append({"Id": q["Id"], "Values": [max(0.0, rng.gauss(1.0 + extra, 0.05)) for _ in range(n)]})
+            out.append(
+                {
+                    "Id": q["Id"],
+                    "Values": [max(0.0, rng.gauss(1.0 + extra, 0.05)) for _ in range(n)],
+                }
+            )
         return {"MetricDataResults": out}

@@ -67,13 +67,21 @@ allowed_increase = 1.1
 
 
 def workspace_toml(scenario: Scenario, canary: Mapping[str, Any]) -> str:
-    """The simulated workspace's imagefleet.toml: state in SQLite, the scenario's regions, one family."""
+    """The simulated workspace's imagefleet.toml: state in SQLite, the scenario's regions, one
+    family."""
     regions = ", ".join(f'"{r}"' for r in scenario.regions)
-    settings = {"launch_share": scenario.launch_share, **canary}  # the budget the report's bound assumes
+    settings = {
+        "launch_share": scenario.launch_share,
+        **canary,
+    }  # the budget the report's bound assumes
     extra = "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items())
-    return (f'[state]\npath = "state.db"\n[aws]\nregions = [{regions}]\n'
-            f'[families.{FAMILY}]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "{OLD_AMI}"\n'
-            + SIM_CANARY_TOML.format(seed=scenario.seed).replace("[[canary.metrics]]", extra + "\n[[canary.metrics]]", 1))
+    return (
+        f'[state]\npath = "state.db"\n[aws]\nregions = [{regions}]\n'
+        f'[families.{FAMILY}]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "{OLD_AMI}"\n'
+        + SIM_CANARY_TOML.format(seed=scenario.seed).replace(
+            "[[canary.metrics]]", extra + "\n[[canary.metrics]]", 1
+        )
+    )
 
 
 def _toml(value: Any) -> str:
@@ -85,7 +93,8 @@ def _toml(value: Any) -> str:
 
 
 def build_world(scenario: Scenario, clock: VirtualClock) -> tuple[SimWorld, int]:
-    """The synthetic fleet of ``canary.simulate.fleet`` in the simulated AWS, tagged with the family; and its group count."""
+    """The synthetic fleet of ``canary.simulate.fleet`` in the simulated AWS, tagged with the
+    family; and its group count."""
     world = SimWorld(clock, list(scenario.regions), seed=scenario.seed)
     world.retry_attempts = RETRY_ATTEMPTS
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
@@ -95,20 +104,40 @@ def build_world(scenario: Scenario, clock: VirtualClock) -> tuple[SimWorld, int]
     return world, len(shapes)
 
 
-def sim_context(root: Path, scenario: Scenario, world: SimWorld, canary: Mapping[str, Any], *,
-                state: str = "sqlite", stack: ExitStack | None = None) -> Context:
+def sim_context(
+    root: Path,
+    scenario: Scenario,
+    world: SimWorld,
+    canary: Mapping[str, Any],
+    *,
+    state: str = "sqlite",
+    stack: ExitStack | None = None,
+) -> Context:
     """A workspace in ``root`` whose AWS is ``world``, with the old and new bases registered; its
     store is the workspace's SQLite file or (``state="dynamodb"``, ``stack`` given) a DynamoDB
     table on an embedded endpoint that ``stack`` stops."""
     cfg_path = root / "imagefleet.toml"
     cfg_path.write_text(workspace_toml(scenario, canary))
-    ctx = Context(config_path=cfg_path, clock=world.clock, output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
+    ctx = Context(
+        config_path=cfg_path,
+        clock=world.clock,
+        output=Output(stdout=io.StringIO(), stderr=io.StringIO()),
+    )
     ctx.__dict__["aws"] = SimAws(world)
     if stack is not None:
         stack.enter_context(state_store(ctx, state, root))
     for version, ami in ((1, OLD_AMI), (2, NEW_AMI)):
-        ctx.store.put_base(BaseVersion(FAMILY, version, dict.fromkeys(scenario.regions, ami), ami,
-                                       version - 1 or None, "simulated", utcnow()))
+        ctx.store.put_base(
+            BaseVersion(
+                FAMILY,
+                version,
+                dict.fromkeys(scenario.regions, ami),
+                ami,
+                version - 1 or None,
+                "simulated",
+                utcnow(),
+            )
+        )
     return ctx
 
 
@@ -158,14 +187,21 @@ def state_store(ctx: Context, backend: str, root: Path) -> Iterator[None]:
 
 def state_report(backend: str, meter: WriteMeter, world: SimWorld, replaced: int) -> dict[str, Any]:
     """What the rollout wrote to its state store (and to the artifact bucket)."""
-    return {"backend": backend, **meter.to_dict(),
-            "bytes_per_instance": round(meter.bytes_written / replaced, 1) if replaced else 0.0,
-            "artifacts": {"objects": len(world.objects), "bytes": sum(len(b) for b in world.objects.values())}}
+    return {
+        "backend": backend,
+        **meter.to_dict(),
+        "bytes_per_instance": round(meter.bytes_written / replaced, 1) if replaced else 0.0,
+        "artifacts": {
+            "objects": len(world.objects),
+            "bytes": sum(len(b) for b in world.objects.values()),
+        },
+    }
 
 
 @dataclass(frozen=True)
 class ControllerRun:
-    """A finished simulated rollout: its report, the rollout record, and the simulated AWS after it."""
+    """A finished simulated rollout: its report, the rollout record, and the simulated AWS after
+    it."""
 
     report: Report
     rollout: Rollout
@@ -173,8 +209,12 @@ class ControllerRun:
     calls_before_start: int  # requests made while preparing (discovery, template lookups)
 
 
-def run_controller(scenario: Scenario, state_dir: Path | None = None,
-                   canary: Mapping[str, Any] | None = None, state: str = "sqlite") -> ControllerRun:
+def run_controller(
+    scenario: Scenario,
+    state_dir: Path | None = None,
+    canary: Mapping[str, Any] | None = None,
+    state: str = "sqlite",
+) -> ControllerRun:
     """Prepare and run one rollout of the simulated fleet with the real controller, to its end,
     its state in ``state`` (``sqlite`` or ``dynamodb``)."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -191,10 +231,17 @@ def run_controller(scenario: Scenario, state_dir: Path | None = None,
         makespan = clock.time() - t0
         meter = ctx.store.meter
         ctx.store.close()
-    run = Run(instances=the_plan.instance_count, groups=groups, cohorts=len(the_plan.cohorts),
-              launch_times={name: r.launches for name, r in world.regions.items()}, outcome=outcome(done),
-              replaced=sum(r.replaced for r in world.regions.values()), makespan_s=makespan,
-              seconds=(time.perf_counter() - started, time.process_time() - cpu_started), status=done.status)
+    run = Run(
+        instances=the_plan.instance_count,
+        groups=groups,
+        cohorts=len(the_plan.cohorts),
+        launch_times={name: r.launches for name, r in world.regions.items()},
+        outcome=outcome(done),
+        replaced=sum(r.replaced for r in world.regions.values()),
+        makespan_s=makespan,
+        seconds=(time.perf_counter() - started, time.process_time() - cpu_started),
+        status=done.status,
+    )
     out = report(run, world, launch_bucket(scenario.launch_share))
     out.state = state_report(state, meter, world, run.replaced)
     return ControllerRun(out, done, world, calls0)

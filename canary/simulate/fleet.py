@@ -14,12 +14,39 @@ REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
 
 
 def instance_types(n: int) -> list[str]:
-    families = ["m5", "m6i", "m7g", "c5", "c6g", "c7i", "r5", "r6g", "t3", "t4g",
-                "i3", "x2gd", "m6a", "c6a", "r7g", "g5"]
-    sizes = ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge",
-             "24xlarge", "metal", "medium"]
-    return [f"{families[i % len(families)]}.{sizes[i // len(families) % len(sizes)]}"
-            for i in range(n)]
+    families = [
+        "m5",
+        "m6i",
+        "m7g",
+        "c5",
+        "c6g",
+        "c7i",
+        "r5",
+        "r6g",
+        "t3",
+        "t4g",
+        "i3",
+        "x2gd",
+        "m6a",
+        "c6a",
+        "r7g",
+        "g5",
+    ]
+    sizes = [
+        "large",
+        "xlarge",
+        "2xlarge",
+        "4xlarge",
+        "8xlarge",
+        "12xlarge",
+        "16xlarge",
+        "24xlarge",
+        "metal",
+        "medium",
+    ]
+    return [
+        f"{families[i % len(families)]}.{sizes[i // len(families) % len(sizes)]}" for i in range(n)
+    ]
 
 
 def synthetic_fleet(
@@ -41,8 +68,15 @@ def synthetic_fleet(
             left -= g_size
             ids = tuple(f"i-{serial + k:017x}" for k in range(g_size))
             serial += g_size
-            groups.append(Group(f"asg-{len(groups):05d}", rng.choice(REGIONS), ids, t,
-                                tags={"service": f"svc-{len(groups) % 50}"}))
+            groups.append(
+                Group(
+                    f"asg-{len(groups):05d}",
+                    rng.choice(REGIONS),
+                    ids,
+                    t,
+                    tags={"service": f"svc-{len(groups) % 50}"},
+                )
+            )
     # A few mixed-instances groups: half the instances of the big groups of type 0 become type 1.
     for i, g in enumerate(groups[:5]):
         half = g.size // 2

@@ -1,5 +1,6 @@
 """What a simulated rollout did, measured the same way whichever rollout ran it: makespan against
-the bound the launch budget sets, peak in flight, throttling errors, budget use, per-cohort outcomes."""
+the bound the launch budget sets, peak in flight, throttling errors, budget use, per-cohort
+outcomes."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ class Report:
     real_seconds: float
     cpu_seconds: float  # of this process: what the run costs on an idle machine
     per_region: dict[str, dict[str, float]] = field(default_factory=dict)
-    rollout_status: str = ""  # the real controller's final status ("" for the simulator's own rollout)
+    rollout_status: str = (
+        ""  # the real controller's final status ("" for the simulator's own rollout)
+    )
     api_calls: int = 0  # requests the simulated AWS answered, throttled ones included
     # what the controller wrote to its state store: backend, writes, bytes_written, max_record_bytes
     state: dict[str, Any] = field(default_factory=dict)
@@ -61,7 +64,9 @@ class Run:
 def bound_s(launches: Mapping[str, int], spec: BucketSpec) -> float:
     """The shortest makespan the budget allows: the busiest region's launches beyond the burst,
     at the refill rate."""
-    return max((max(0.0, n - spec.capacity) / spec.refill_per_s for n in launches.values()), default=0.0)
+    return max(
+        (max(0.0, n - spec.capacity) / spec.refill_per_s for n in launches.values()), default=0.0
+    )
 
 
 def report(run: Run, world: SimWorld, spec: BucketSpec) -> Report:
@@ -74,22 +79,35 @@ def report(run: Run, world: SimWorld, spec: BucketSpec) -> Report:
             continue
         span = max(ts) - min(ts)
         avail = spec.capacity + span * spec.refill_per_s
-        per_region[region] = {"launches": len(ts), "replacing_s": round(span, 1),
-                              "budget_use": round(len(ts) / avail, 4),
-                              "peak_in_flight": world.peak_in_flight(region)}
+        per_region[region] = {
+            "launches": len(ts),
+            "replacing_s": round(span, 1),
+            "budget_use": round(len(ts) / avail, 4),
+            "peak_in_flight": world.peak_in_flight(region),
+        }
         used += len(ts)
         available += avail
     outcome = run.outcome
     return Report(
-        instances=run.instances, groups=run.groups, cohorts=run.cohorts, regions=len(world.regions),
-        makespan_s=round(run.makespan_s, 1), bound_s=round(bound, 1),
+        instances=run.instances,
+        groups=run.groups,
+        cohorts=run.cohorts,
+        regions=len(world.regions),
+        makespan_s=round(run.makespan_s, 1),
+        bound_s=round(bound, 1),
         makespan_over_bound=round(run.makespan_s / bound, 3) if bound else 0.0,
-        peak_in_flight=world.peak_in_flight(), throttling_errors=world.throttles.total,
+        peak_in_flight=world.peak_in_flight(),
+        throttling_errors=world.throttles.total,
         throttles_by_bucket=dict(world.throttles.by_bucket),
-        budget_use=round(used / available, 4) if available else 0.0, launches=int(used), replaced=run.replaced,
+        budget_use=round(used / available, 4) if available else 0.0,
+        launches=int(used),
+        replaced=run.replaced,
         cohorts_passed=sum(1 for v in outcome.values() if v == "passed"),
         cohorts_rolled_back=sorted(k for k, v in outcome.items() if v == "rolled_back"),
         cohorts_paused=sorted(k for k, v in outcome.items() if v.startswith("paused")),
-        real_seconds=round(run.seconds[0], 1), cpu_seconds=round(run.seconds[1], 1), per_region=per_region,
-        rollout_status=run.status, api_calls=sum(world.calls.values()),
+        real_seconds=round(run.seconds[0], 1),
+        cpu_seconds=round(run.seconds[1], 1),
+        per_region=per_region,
+        rollout_status=run.status,
+        api_calls=sum(world.calls.values()),
     )

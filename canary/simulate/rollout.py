@@ -2,7 +2,8 @@
 
 The real parts: discovery and planning (``Executor.discover``, ``build_cohorts``, ``plan``), every
 AWS action through ``canary.executor.Executor`` (pins, terminations, baselines, describes),
-metrics through ``canary.metrics.fetch_sides``, the judge (``canary.judge.decision.verdict``) and the
+metrics through ``canary.metrics.fetch_sides``, the judge (``canary.judge.decision.verdict``) and
+the
 token bucket (``canary.budget.ApiBudget`` on a real SQLite state store). What is simulated: AWS
 (``canary.simulate.aws``) and time (``VirtualClock`` driven by ``canary.simulate.engine``).
 
@@ -39,18 +40,42 @@ from orchestrator.errors import AwsError
 from orchestrator.store import SqliteStore
 from orchestrator.tags import FAMILY_TAG
 
-__all__ = ["BAD_AMI", "NEW_AMI", "OLD_AMI", "FleetRollout", "Report", "Scenario", "bound_s", "simulate"]
+__all__ = [
+    "BAD_AMI",
+    "NEW_AMI",
+    "OLD_AMI",
+    "FleetRollout",
+    "Report",
+    "Scenario",
+    "bound_s",
+    "simulate",
+]
 
 T = TypeVar("T")
 Waiting = Generator["float | list[Process]", None, T]
 ACCOUNT = "123456789012"
-OLD_AMI, NEW_AMI, BAD_AMI = "ami-0old0000000000000", "ami-0new0000000000000", "ami-0bad0000000000000"
+OLD_AMI, NEW_AMI, BAD_AMI = (
+    "ami-0old0000000000000",
+    "ami-0new0000000000000",
+    "ami-0bad0000000000000",
+)
 THROTTLE_BACKOFF_S = 2.0
 
 SIM_CANARY: dict[str, Any] = {
-    "warmup": "2m", "analysis": "10m", "period": "60s", "poll": "30s", "metric_delay": "0s",
-    "metrics": [{"name": "error_rate", "statistic": "Average", "direction": "increase", "group": "errors",
-                 "allowed_increase": 1.1}],
+    "warmup": "2m",
+    "analysis": "10m",
+    "period": "60s",
+    "poll": "30s",
+    "metric_delay": "0s",
+    "metrics": [
+        {
+            "name": "error_rate",
+            "statistic": "Average",
+            "direction": "increase",
+            "group": "errors",
+            "allowed_increase": 1.1,
+        }
+    ],
 }
 
 
@@ -73,7 +98,9 @@ class Scenario:
 class FleetRollout:
     """Runs every cohort of one plan concurrently on the simulated AWS."""
 
-    def __init__(self, scenario: Scenario, world: SimWorld, budget: ApiBudget, cfg: CanarySettings) -> None:
+    def __init__(
+        self, scenario: Scenario, world: SimWorld, budget: ApiBudget, cfg: CanarySettings
+    ) -> None:
         self.s = scenario
         self.world = world
         self.clock = world.clock
@@ -89,7 +116,9 @@ class FleetRollout:
         self.replaced = 0
 
     # --- helpers -----------------------------------------------------------------------------
-    def call(self, region: str, tokens: dict[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any) -> Waiting[T]:
+    def call(
+        self, region: str, tokens: dict[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> Waiting[T]:
         """An executor call after reserving its request tokens (``{bucket: count}``) in the shared
         budget; a throttled call (never expected) is tried again after a pause."""
         for kind, count in tokens.items():
@@ -105,7 +134,8 @@ class FleetRollout:
             yield THROTTLE_BACKOFF_S + self.rng.uniform(0.0, self.s.jitter_s)
 
     def take(self, region: str, count: int) -> Waiting[None]:
-        """``count`` launch tokens reserved in the region's shared bucket; sleeps until they are there."""
+        """``count`` launch tokens reserved in the region's shared bucket; sleeps until they are
+        there."""
         wait = self.budget.reserve(region, self.spec, count)
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.s.jitter_s)
@@ -113,7 +143,11 @@ class FleetRollout:
 
     def describe(self, region: str, names: Sequence[str]) -> Waiting[dict[str, GroupInfo]]:
         pages = -(-len(names) // 100)
-        return (yield from self.call(region, {"autoscaling": pages}, self.ex.describe_groups, region, names))
+        return (
+            yield from self.call(
+                region, {"autoscaling": pages}, self.ex.describe_groups, region, names
+            )
+        )
 
     # --- a cohort ----------------------------------------------------------------------------
     def cohort(self, cp: CohortPlan, bad: bool) -> Process:
@@ -124,11 +158,15 @@ class FleetRollout:
         old_versions = yield from self.pin(cp.key, groups, bad)
         canaries: dict[str, list[str]] = {}
         first = self.by_region(cp.waves[0].batches)
-        yield [self.region_wave(region, batches, canaries) for region, batches in sorted(first.items())]
+        yield [
+            self.region_wave(region, batches, canaries) for region, batches in sorted(first.items())
+        ]
         state = {"decision": (yield from self.judge(cp, 0, sorted(first), old_versions, canaries))}
         if state["decision"] == "pass":
             regions = sorted({r for r, _ in groups})
-            yield [self.region_waves(cp, region, old_versions, canaries, state) for region in regions]
+            yield [
+                self.region_waves(cp, region, old_versions, canaries, state) for region in regions
+            ]
         if state["decision"] == "fail":
             yield from self.roll_back(groups, old_versions, canaries)
             self.outcome[cp.key] = "rolled_back"
@@ -144,8 +182,14 @@ class FleetRollout:
             out.setdefault(b.region, []).append(b)
         return out
 
-    def region_waves(self, cp: CohortPlan, region: str, old_versions: dict[tuple[str, str], int],
-                     canaries: dict[str, list[str]], state: dict[str, str]) -> Process:
+    def region_waves(
+        self,
+        cp: CohortPlan,
+        region: str,
+        old_versions: dict[tuple[str, str], int],
+        canaries: dict[str, list[str]],
+        state: dict[str, str],
+    ) -> Process:
         """One region of a cohort through the waves after the first, judged on its own canaries."""
         for wave in cp.waves[1:]:
             batches = [b for b in wave.batches if b.region == region]
@@ -154,11 +198,17 @@ class FleetRollout:
             if not batches:
                 continue
             yield from self.region_wave(region, batches, canaries)
-            decision = yield from self.judge(cp, wave.index, [region], old_versions, {region: canaries[region]})
+            decision = yield from self.judge(
+                cp, wave.index, [region], old_versions, {region: canaries[region]}
+            )
             if decision != "pass" and state["decision"] == "pass":
                 state["decision"] = decision
-    def pin(self, key: str, groups: list[tuple[str, str]], bad: bool) -> Waiting[dict[tuple[str, str], int]]:
-        """A new template version (the old one with the new AMI) per group, and the group pinned to it."""
+
+    def pin(
+        self, key: str, groups: list[tuple[str, str]], bad: bool
+    ) -> Waiting[dict[tuple[str, str], int]]:
+        """A new template version (the old one with the new AMI) per group, and the group pinned to
+        it."""
         old: dict[tuple[str, str], int] = {}
         for region in sorted({r for r, _ in groups}):
             names = [n for r, n in groups if r == region]
@@ -166,14 +216,24 @@ class FleetRollout:
             for name in names:
                 info = infos[name]
                 version = int(info.lt_version)
-                new, _ = yield from self.call(region, {"ec2-describe": 1, "ec2-mutating": 1}, self.ex.create_version,
-                                              region, info.lt_id, version, BAD_AMI if bad else NEW_AMI,
-                                              f"imagefleet canary sim from v{version}", f"{key}/{name}")
+                new, _ = yield from self.call(
+                    region,
+                    {"ec2-describe": 1, "ec2-mutating": 1},
+                    self.ex.create_version,
+                    region,
+                    info.lt_id,
+                    version,
+                    BAD_AMI if bad else NEW_AMI,
+                    f"imagefleet canary sim from v{version}",
+                    f"{key}/{name}",
+                )
                 yield from self.call(region, {"autoscaling": 1}, self.ex.pin, info, new)
                 old[(region, name)] = version
         return old
 
-    def region_wave(self, region: str, batches: list[Batch], canaries: dict[str, list[str]]) -> Process:
+    def region_wave(
+        self, region: str, batches: list[Batch], canaries: dict[str, list[str]]
+    ) -> Process:
         """One wave in one region: step after step; a step's batches at their planned offsets."""
         for step in sorted({b.step for b in batches}):
             todo = sorted((b for b in batches if b.step == step), key=lambda b: b.offset_s)
@@ -192,19 +252,29 @@ class FleetRollout:
                     break
             for name in names:
                 old = {m.id for m in before[name].members}
-                canaries.setdefault(region, []).extend(m.id for m in after[name].in_service() if m.id not in old)
+                canaries.setdefault(region, []).extend(
+                    m.id for m in after[name].in_service() if m.id not in old
+                )
 
     def replace(self, region: str, ids: list[str]) -> Waiting[None]:
         for lo in range(0, len(ids), self.s.chunk):
-            chunk = ids[lo: lo + self.s.chunk]
+            chunk = ids[lo : lo + self.s.chunk]
             yield from self.take(region, len(chunk))
             for i, iid in enumerate(chunk):
-                tokens = {"autoscaling": len(chunk)} if i == 0 else {}  # the chunk's requests, reserved at once
+                tokens = (
+                    {"autoscaling": len(chunk)} if i == 0 else {}
+                )  # the chunk's requests, reserved at once
                 if (yield from self.call(region, tokens, self.ex.terminate_in_group, region, iid)):
                     self.replaced += 1
 
-    def judge(self, cp: CohortPlan, wave: int, regions: Sequence[str], old_versions: dict[tuple[str, str], int],
-              canaries: dict[str, list[str]]) -> Waiting[str]:
+    def judge(
+        self,
+        cp: CohortPlan,
+        wave: int,
+        regions: Sequence[str],
+        old_versions: dict[tuple[str, str], int],
+        canaries: dict[str, list[str]],
+    ) -> Waiting[str]:
         """Baselines on the old base beside the canaries, a soak, the real judge, baselines gone."""
         region = regions[0]
         group = next(g for r, g in sorted(old_versions) if r == region)
@@ -212,34 +282,60 @@ class FleetRollout:
         count = self.cfg.baselines_per_wave
         yield from self.take(region, count)
         itype = infos[group].members[0].instance_type if infos[group].members else ""
-        base = yield from self.call(region, {"ec2-mutating": 1}, self.ex.launch_baselines, infos[group],
-                                    old_versions[(region, group)], itype, count, {"role": "baseline"},
-                                    f"{cp.key}/{wave}/{region}")
+        base = yield from self.call(
+            region,
+            {"ec2-mutating": 1},
+            self.ex.launch_baselines,
+            infos[group],
+            old_versions[(region, group)],
+            itype,
+            count,
+            {"role": "baseline"},
+            f"{cp.key}/{wave}/{region}",
+        )
         start = self.clock.time() + self.cfg.warmup_s
         yield float(self.cfg.warmup_s + self.cfg.analysis_s + self.cfg.metric_delay_s)
         t0 = datetime.fromtimestamp(start, UTC)
         t1 = t0 + timedelta(seconds=self.cfg.analysis_s)
-        sides = {"canary": [(r, i) for r, ids in canaries.items() for i in ids],
-                 "baseline": [(region, i) for i in base]}
+        sides = {
+            "canary": [(r, i) for r, ids in canaries.items() for i in ids],
+            "baseline": [(region, i) for i in base],
+        }
         queries = sum(len(v) for v in sides.values()) * len(self.cfg.metrics)
-        samples = yield from self.call(region, {"cloudwatch": -(-queries // metric_source.MAX_QUERIES)},
-                                       metric_source.fetch_sides, self.aws, sides, self.cfg.metrics, t0, t1,
-                                       self.cfg.period_s)
+        samples = yield from self.call(
+            region,
+            {"cloudwatch": -(-queries // metric_source.MAX_QUERIES)},
+            metric_source.fetch_sides,
+            self.aws,
+            sides,
+            self.cfg.metrics,
+            t0,
+            t1,
+            self.cfg.period_s,
+        )
         yield from self.call(region, {"ec2-mutating": 1}, self.ex.terminate_instances, region, base)
         return str(verdict(self.cfg, samples["baseline"], samples["canary"])["decision"])
 
-    def roll_back(self, groups: list[tuple[str, str]], old_versions: dict[tuple[str, str], int],
-                  canaries: dict[str, list[str]]) -> Waiting[None]:
-        """The cohort's groups back on their old versions, and its canaries replaced by old-base instances."""
+    def roll_back(
+        self,
+        groups: list[tuple[str, str]],
+        old_versions: dict[tuple[str, str], int],
+        canaries: dict[str, list[str]],
+    ) -> Waiting[None]:
+        """The cohort's groups back on their old versions, and its canaries replaced by old-base
+        instances."""
         for region in sorted({r for r, _ in groups}):
             infos = yield from self.describe(region, [n for r, n in groups if r == region])
             for name, info in infos.items():
-                yield from self.call(region, {"autoscaling": 1}, self.ex.pin, info, old_versions[(region, name)])
+                yield from self.call(
+                    region, {"autoscaling": 1}, self.ex.pin, info, old_versions[(region, name)]
+                )
             yield from self.replace(region, canaries.get(region, []))
 
 
 def fleet_groups(world: SimWorld, scenario: Scenario) -> list[Group]:
-    """The synthetic fleet of ``canary.simulate.fleet`` (long-tailed cohorts), created in the simulated AWS."""
+    """The synthetic fleet of ``canary.simulate.fleet`` (long-tailed cohorts), created in the
+    simulated AWS."""
     from canary.simulate.fleet import synthetic_fleet
 
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
@@ -261,21 +357,45 @@ def simulate(scenario: Scenario, state_dir: Path | None = None) -> Report:
         rollout = FleetRollout(scenario, world, budget, cfg)
         shapes = fleet_groups(world, scenario)
         infos = rollout.ex.discover(list(scenario.regions), "sim")
-        the_plan: Plan = plan(build_cohorts([g.to_group() for g in infos], order=cfg.cohort_order), cfg.policy,
-                              seed=scenario.seed)
+        the_plan: Plan = plan(
+            build_cohorts([g.to_group() for g in infos], order=cfg.cohort_order),
+            cfg.policy,
+            seed=scenario.seed,
+        )
         engine = Engine(clock)
         t0 = clock.time()
         for i, cp in enumerate(the_plan.cohorts):
             engine.start(rollout.cohort(cp, bad=i == scenario.failing_cohort))
         engine.run()
         store.close()
-    return _report(scenario, world, rollout, the_plan, len(shapes), clock.time() - t0,
-                   (time.perf_counter() - started, time.process_time() - cpu_started))
+    return _report(
+        scenario,
+        world,
+        rollout,
+        the_plan,
+        len(shapes),
+        clock.time() - t0,
+        (time.perf_counter() - started, time.process_time() - cpu_started),
+    )
 
 
-def _report(s: Scenario, world: SimWorld, rollout: FleetRollout, the_plan: Plan, groups: int,
-            makespan: float, seconds: tuple[float, float]) -> Report:
-    run = Run(instances=the_plan.instance_count, groups=groups, cohorts=len(the_plan.cohorts),
-              launch_times=rollout.launch_times, outcome=rollout.outcome, replaced=rollout.replaced,
-              makespan_s=makespan, seconds=seconds)
+def _report(
+    s: Scenario,
+    world: SimWorld,
+    rollout: FleetRollout,
+    the_plan: Plan,
+    groups: int,
+    makespan: float,
+    seconds: tuple[float, float],
+) -> Report:
+    run = Run(
+        instances=the_plan.instance_count,
+        groups=groups,
+        cohorts=len(the_plan.cohorts),
+        launch_times=rollout.launch_times,
+        outcome=rollout.outcome,
+        replaced=rollout.replaced,
+        makespan_s=makespan,
+        seconds=seconds,
+    )
     return report(run, world, rollout.spec)

@@ -14,7 +14,8 @@ this core module never imports an area, nor knows the program that runs it:
 Tests and simulations run the same handlers on a ``VirtualClock`` instead (``attach``): each
 tick runs inside the clock's sleeps, so nothing depends on how fast the machine is.
 
-Handlers read fault injections (``orchestrator.local.injection``) from the state directory. A handler
+Handlers read fault injections (``orchestrator.local.injection``) from the state directory. A
+handler
 that fails is logged and retried on the next tick; one area's bug never stops the other's agents.
 """
 
@@ -64,7 +65,8 @@ _PROGRAM: list[tuple[str, ...]] = []
 
 def mount(program: Sequence[str], load: Callable[[], None]) -> None:
     """How the top layer plugs in: ``program`` is the command line that runs `imagefleet` again (the
-    background runner is `PROGRAM local agents`), ``load`` registers the areas' handlers, called once
+    background runner is `PROGRAM local agents`), ``load`` registers the areas' handlers, called
+    once
     when they are first needed so that start-up imports no area."""
     _PROGRAM[:] = [tuple(program)]
     if load not in _LOADERS:
@@ -72,12 +74,14 @@ def mount(program: Sequence[str], load: Callable[[], None]) -> None:
 
 
 def register(name: str, handler: Handler) -> None:
-    """Make ``handler`` one the background runner calls every tick (registering a name again replaces it)."""
+    """Make ``handler`` one the background runner calls every tick (registering a name again
+    replaces it)."""
     _REGISTRY[name] = handler
 
 
 def registered() -> list[tuple[str, Handler]]:
-    """The handlers registered so far (the mounted ones loaded first), in the order first registered."""
+    """The handlers registered so far (the mounted ones loaded first), in the order first
+    registered."""
     while _LOADERS:
         _LOADERS.pop(0)()
     return list(_REGISTRY.items())
@@ -95,9 +99,15 @@ def tick_all(env: AgentEnv, handlers: list[tuple[str, Handler]]) -> list[BaseExc
     return failures
 
 
-def run(env: AgentEnv, *, interval: float = 1.0, ticks: int | None = None,
-        handlers: list[tuple[str, Handler]] | None = None) -> None:
-    """Call every handler each ``interval`` seconds of the wall clock, ``ticks`` times (forever when None)."""
+def run(
+    env: AgentEnv,
+    *,
+    interval: float = 1.0,
+    ticks: int | None = None,
+    handlers: list[tuple[str, Handler]] | None = None,
+) -> None:
+    """Call every handler each ``interval`` seconds of the wall clock, ``ticks`` times (forever when
+    None)."""
     handlers = registered() if handlers is None else handlers
     n = 0
     while ticks is None or n < ticks:
@@ -116,8 +126,13 @@ class Attached:
     cancel: Callable[[], None] = lambda: None
 
 
-def attach(clock: VirtualClock, env: AgentEnv, handlers: list[tuple[str, Handler]], *,
-           interval: float = 60.0) -> Attached:
+def attach(
+    clock: VirtualClock,
+    env: AgentEnv,
+    handlers: list[tuple[str, Handler]],
+    *,
+    interval: float = 60.0,
+) -> Attached:
     """Run ``handlers`` on a virtual clock, synchronously: when a sleep begins and ends, and at
     least every ``interval`` seconds in between.
 
@@ -146,25 +161,39 @@ def start_background(state_dir: Path, config_path: Path | None) -> int:
     if pid:
         return pid
     if not _PROGRAM:
-        raise UsageError("the local agent runner has no program to start: nothing mounted the areas' agents",
-                         hint="run it through the `imagefleet` command, or pass --no-agents")
+        raise UsageError(
+            "the local agent runner has no program to start: nothing mounted the areas' agents",
+            hint="run it through the `imagefleet` command, or pass --no-agents",
+        )
     args = list(_PROGRAM[0])
     if config_path:
         args += ["--config", str(config_path)]
     args += ["local", "agents"]
     with open(Path(state_dir) / LOG_FILE, "ab") as logf:
-        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    (Path(state_dir) / PID_FILE).write_text(json.dumps(processes.ProcessRecord.started(proc).to_dict()))
+        proc = subprocess.Popen(
+            args,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (Path(state_dir) / PID_FILE).write_text(
+        json.dumps(processes.ProcessRecord.started(proc).to_dict())
+    )
     return proc.pid
 
 
 def recorded(state_dir: Path) -> processes.ProcessRecord | None:
-    """The runner's record: JSON with its command line and start time (a bare pid from older releases)."""
+    """The runner's record: JSON with its command line and start time (a bare pid from older
+    releases)."""
     try:
         text = (Path(state_dir) / PID_FILE).read_text()
         data = json.loads(text)
-        return processes.ProcessRecord(data) if isinstance(data, int) else processes.ProcessRecord.from_dict(data)
+        return (
+            processes.ProcessRecord(data)
+            if isinstance(data, int)
+            else processes.ProcessRecord.from_dict(data)
+        )
     except (OSError, ValueError, TypeError, KeyError):
         return None
 

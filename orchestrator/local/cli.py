@@ -33,17 +33,43 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
 
 
 @local.command("up")
-@click.option("--port", type=Bounded(int, 1, 65535), help="Port to listen on (default: a free one).")
+@click.option(
+    "--port", type=Bounded(int, 1, 65535), help="Port to listen on (default: a free one)."
+)
 @click.option("--no-seed", is_flag=True, help="Do not create the artifact bucket.")
-@click.option("--faults", metavar="SPEC",
-              help="FAULT INJECTION: put the fault proxy in front, e.g. " "throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.")
-@click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault proxy's decisions.")
-@click.option("--forget-lost", is_flag=True, help="Mark the bases whose AMIs went with an earlier endpoint as lost.")
-@click.option("--no-agents", is_flag=True,
-              help="Do not start the local agent runner (the caller runs the agents on its own clock, as " "the demo does).")
+@click.option(
+    "--faults",
+    metavar="SPEC",
+    help="FAULT INJECTION: put the fault proxy in front, e.g. "
+    "throttle=0.1,5xx=0.05,reset=0.02,latency=200ms.",
+)
+@click.option(
+    "--fault-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the fault proxy's decisions.",
+)
+@click.option(
+    "--forget-lost",
+    is_flag=True,
+    help="Mark the bases whose AMIs went with an earlier endpoint as lost.",
+)
+@click.option(
+    "--no-agents",
+    is_flag=True,
+    help="Do not start the local agent runner (the caller runs the agents on its own clock, as "
+    "the demo does).",
+)
 @json_option
-def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: int, forget_lost: bool,
-             no_agents: bool) -> None:
+def local_up(
+    port: int | None,
+    no_seed: bool,
+    faults: str | None,
+    fault_seed: int,
+    forget_lost: bool,
+    no_agents: bool,
+) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
     from orchestrator.local import agents as local_agents
     from orchestrator.local import memory as endpoint_memory
@@ -55,38 +81,85 @@ def local_up(port: int | None, no_seed: bool, faults: str | None, fault_seed: in
     if running is not None and faults is not None and faults != running.faults:
         # never silently ignored: the faults of a running endpoint are fixed when it starts
         now = f"with faults {running.faults!r}" if running.faults else "without faults"
-        raise UsageError(f"--faults {faults!r}: the local endpoint is already running {now} (pid " f"{running.pid}); "
-                         "nothing was changed",
-                         hint="'imagefleet local down', then 'imagefleet local up --faults SPEC'")
+        raise UsageError(
+            f"--faults {faults!r}: the local endpoint is already running {now} (pid "
+            f"{running.pid}); "
+            "nothing was changed",
+            hint="'imagefleet local down', then 'imagefleet local up --faults SPEC'",
+        )
     with obj.out.status("starting the local AWS endpoint"):
         info, started = ep.up(port, faults=faults, fault_seed=fault_seed)
-    seeded = {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
-    table = None  # the team backend's table lives on the endpoint too: make it before the store is read
+    seeded = (
+        {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
+    )
+    table = (
+        None  # the team backend's table lives on the endpoint too: make it before the store is read
+    )
     if obj.settings.state.backend == "dynamodb":
-        table = {"name": obj.settings.state.table,
-                 "created": state_table(obj.aws, obj.settings.aws.regions[0], obj.settings.state.table)}
-    restart, lost = endpoint_memory.after_up(obj.store, obj.aws, pid=info.pid, started_at=info.started_at,
-                                             url=info.url, forget_lost=forget_lost, actor=obj.actor)
+        table = {
+            "name": obj.settings.state.table,
+            "created": state_table(obj.aws, obj.settings.aws.regions[0], obj.settings.state.table),
+        }
+    restart, lost = endpoint_memory.after_up(
+        obj.store,
+        obj.aws,
+        pid=info.pid,
+        started_at=info.started_at,
+        url=info.url,
+        forget_lost=forget_lost,
+        actor=obj.actor,
+    )
     if lost and not forget_lost:
-        obj.out.warn(f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone " "with the "
-                     "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' " "makes new ones")
-    agents_pid = None if no_agents else local_agents.start_background(obj.settings.state_dir, obj.settings.path)
+        obj.out.warn(
+            f"the endpoint was restarted: the AMIs of {', '.join(b.ref for b in lost)} are gone "
+            "with the "
+            "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' "
+            "makes new ones"
+        )
+    agents_pid = (
+        None
+        if no_agents
+        else local_agents.start_background(obj.settings.state_dir, obj.settings.path)
+    )
     env = info.env(obj.settings.aws.regions[0])
-    data = {"running": True, "started": started, "url": info.url, "pid": info.pid, "log": info.log,
-            "env": env, "seeded": seeded, "state_table": table,
-            "agents_pid": agents_pid, "faults": info.faults, "upstream_url": info.upstream_url,
-            "restarted": restart.restarted, "lost": [b.ref for b in lost], "forgot_lost": forget_lost}
+    data = {
+        "running": True,
+        "started": started,
+        "url": info.url,
+        "pid": info.pid,
+        "log": info.log,
+        "env": env,
+        "seeded": seeded,
+        "state_table": table,
+        "agents_pid": agents_pid,
+        "faults": info.faults,
+        "upstream_url": info.upstream_url,
+        "restarted": restart.restarted,
+        "lost": [b.ref for b in lost],
+        "forgot_lost": forget_lost,
+    }
 
     def render() -> str:
-        lines = [f"local endpoint {'started' if started else 'already running'} at {info.url} (pid " f"{info.pid})",
-                 f"local agent runner: pid {agents_pid} (log " f"{obj.settings.state_dir / local_agents.LOG_FILE})"
-                 if agents_pid else "local agent runner: not started (--no-agents)"]
+        lines = [
+            f"local endpoint {'started' if started else 'already running'} at {info.url} (pid "
+            f"{info.pid})",
+            f"local agent runner: pid {agents_pid} (log "
+            f"{obj.settings.state_dir / local_agents.LOG_FILE})"
+            if agents_pid
+            else "local agent runner: not started (--no-agents)",
+        ]
         if info.faults:
-            lines.append(f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at " f"{info.upstream_url})")
+            lines.append(
+                f"FAULT INJECTION: {info.faults} (fault proxy pid {info.proxy_pid}, moto at "
+                f"{info.upstream_url})"
+            )
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
         if table:
-            lines.append(f"state table: {table['name']} " f"({'created' if table['created'] else 'already there'})")
+            lines.append(
+                f"state table: {table['name']} "
+                f"({'created' if table['created'] else 'already there'})"
+            )
         if forget_lost:
             lines.append(f"marked lost: {', '.join(b.ref for b in lost) or 'none'}")
         lines.append("to use it from other AWS tools:")
@@ -105,15 +178,22 @@ def local_down() -> None:
     obj, ep = _endpoint()
     refused: list[RefusedError] = []
     stoppers: tuple[Callable[[], bool], ...] = (
-        lambda: local_agents.stop_background(obj.settings.state_dir), ep.down)
+        lambda: local_agents.stop_background(obj.settings.state_dir),
+        ep.down,
+    )
     for stop in stoppers:
         try:
             stopped = stop()
         except RefusedError as exc:  # stop what is ours even when one record names a stranger
             refused.append(exc)
     if refused:
-        raise RefusedError("; ".join(e.message for e in refused), hint="; ".join(e.hint or "" for e in refused))
-    obj.out.result({"stopped": stopped}, lambda: "local endpoint stopped" if stopped else "local endpoint was not running")
+        raise RefusedError(
+            "; ".join(e.message for e in refused), hint="; ".join(e.hint or "" for e in refused)
+        )
+    obj.out.result(
+        {"stopped": stopped},
+        lambda: "local endpoint stopped" if stopped else "local endpoint was not running",
+    )
 
 
 @local.command("status")
@@ -122,17 +202,38 @@ def local_status() -> None:
     """Say whether the endpoint is up (exit 1 when it is not)."""
     obj, ep = _endpoint()
     info = ep.info()
-    data = {"running": info is not None,
-            **({"url": info.url, "pid": info.pid, "log": info.log, "faults": info.faults} if info else {})}
-    obj.out.result(data, lambda: (f"up at {info.url} (pid {info.pid})"
-                                  + (f", FAULT INJECTION: {info.faults}" if info.faults else "")) if info else "down")
+    data = {
+        "running": info is not None,
+        **(
+            {"url": info.url, "pid": info.pid, "log": info.log, "faults": info.faults}
+            if info
+            else {}
+        ),
+    }
+    obj.out.result(
+        data,
+        lambda: (
+            (
+                f"up at {info.url} (pid {info.pid})"
+                + (f", FAULT INJECTION: {info.faults}" if info.faults else "")
+            )
+            if info
+            else "down"
+        ),
+    )
     if info is None:
-        raise RefusedError("the local endpoint is not running", hint="start it with 'imagefleet local up'")
+        raise RefusedError(
+            "the local endpoint is not running", hint="start it with 'imagefleet local up'"
+        )
 
 
 @local.command("agents", hidden=True)
 @click.option("--interval", type=Bounded(float, 0.01, 3600), default=1.0, show_default=True)
-@click.option("--ticks", type=Bounded(int, 0, 10**9), help="Stop after this many rounds (default: run until stopped).")
+@click.option(
+    "--ticks",
+    type=Bounded(int, 0, 10**9),
+    help="Stop after this many rounds (default: run until stopped).",
+)
 def local_agents_command(interval: float, ticks: int | None) -> None:
     """Run the local agent runner in the foreground (`local up` starts it in the background)."""
     import logging
@@ -142,17 +243,34 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     obj = get_context()
     if not local_agents.registered():  # the top layer mounts the areas' agents (``mount``)
-        raise UsageError("no local agents are registered", hint="run it as `imagefleet local agents`")
-    env = local_agents.AgentEnv(aws=obj.aws, state_dir=obj.settings.state_dir,
-                                regions=obj.settings.aws.regions, clock=obj.clock)
+        raise UsageError(
+            "no local agents are registered", hint="run it as `imagefleet local agents`"
+        )
+    env = local_agents.AgentEnv(
+        aws=obj.aws,
+        state_dir=obj.settings.state_dir,
+        regions=obj.settings.aws.regions,
+        clock=obj.clock,
+    )
     local_agents.run(env, interval=interval, ticks=ticks)
 
 
 @local.command("inject")
-@click.option("--ami", required=True, type=Named(AMI_ID, "AMI"), help="The base to make worse (AMI id).")
-@click.option("--instance-types", "types", default="", help="Comma-separated globs, e.g. 'r5.*' (default: all).")
+@click.option(
+    "--ami", required=True, type=Named(AMI_ID, "AMI"), help="The base to make worse (AMI id)."
+)
+@click.option(
+    "--instance-types",
+    "types",
+    default="",
+    help="Comma-separated globs, e.g. 'r5.*' (default: all).",
+)
 @click.option("--metric", default="*", show_default=True, help="Metric or benchmark name (glob).")
-@click.option("--factor", type=Bounded(float, 0.001, 1000), help="Multiply the metric by this (1.4 = 40% worse).")
+@click.option(
+    "--factor",
+    type=Bounded(float, 0.001, 1000),
+    help="Multiply the metric by this (1.4 = 40% worse).",
+)
 @click.option("--clear", "clear_", is_flag=True, help="Remove the injections for --ami instead.")
 @json_option
 def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_: bool) -> None:
@@ -166,23 +284,56 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
         return
     if factor is None:
         raise UsageError("--factor: required unless --clear is given")
-    inj = injection.add(obj.settings.state_dir, ami, metric,
-                        factor, tuple(t.strip() for t in types.split(",") if t.strip()))
-    obj.out.result(inj.__dict__, lambda: f"injected x{factor} on {metric} for {ami} "
-                   f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]")
+    inj = injection.add(
+        obj.settings.state_dir,
+        ami,
+        metric,
+        factor,
+        tuple(t.strip() for t in types.split(",") if t.strip()),
+    )
+    obj.out.result(
+        inj.__dict__,
+        lambda: (
+            f"injected x{factor} on {metric} for {ami} "
+            f"({', '.join(inj.instance_types) or 'all types'}) [id {inj.id}]"
+        ),
+    )
 
 
 @local.command("fleet")
-@click.option("--family", required=True, type=Named(FAMILY, "FAMILY"),
-              help="Family whose fleet this is (tag imagefleet:family).")
+@click.option(
+    "--family",
+    required=True,
+    type=Named(FAMILY, "FAMILY"),
+    help="Family whose fleet this is (tag imagefleet:family).",
+)
 @click.option("--ami", required=True, help="The base the fleet runs now.")
-@click.option("--per-type", type=Bounded(int, 1, 1000), default=10, show_default=True, help="Instances per group.")
-@click.option("--groups-per-type", type=Bounded(int, 1, 100), default=1, show_default=True,
-              help="Auto Scaling groups per instance type (they share the type's template version).")
-@click.option("--region", type=Named(REGION, "REGION"), help="Region (default: the first configured).")
-@click.option("--types", default="", help="Comma-separated instance types (default: the family's cohort types).")
+@click.option(
+    "--per-type",
+    type=Bounded(int, 1, 1000),
+    default=10,
+    show_default=True,
+    help="Instances per group.",
+)
+@click.option(
+    "--groups-per-type",
+    type=Bounded(int, 1, 100),
+    default=1,
+    show_default=True,
+    help="Auto Scaling groups per instance type (they share the type's template version).",
+)
+@click.option(
+    "--region", type=Named(REGION, "REGION"), help="Region (default: the first configured)."
+)
+@click.option(
+    "--types",
+    default="",
+    help="Comma-separated instance types (default: the family's cohort types).",
+)
 @json_option
-def local_fleet(family: str, ami: str, per_type: int, groups_per_type: int, region: str | None, types: str) -> None:
+def local_fleet(
+    family: str, ami: str, per_type: int, groups_per_type: int, region: str | None, types: str
+) -> None:
     """DEMO: make a launch template and Auto Scaling groups per instance type of FAMILY."""
     from orchestrator.local.fleet import DEFAULT_TYPES, make_fleet
 
@@ -193,6 +344,21 @@ def local_fleet(family: str, ami: str, per_type: int, groups_per_type: int, regi
             chosen = obj.settings.family(family).cohort_instance_types
         except NotFoundError:
             chosen = DEFAULT_TYPES
-    data = make_fleet(obj.aws, family, ami, chosen, per_type, region or obj.settings.aws.regions[0], groups_per_type)
-    obj.out.result(data, lambda: f"fleet of {family} in {data['region']}: "
-                   + ", ".join(f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]))
+    data = make_fleet(
+        obj.aws,
+        family,
+        ami,
+        chosen,
+        per_type,
+        region or obj.settings.aws.regions[0],
+        groups_per_type,
+    )
+    obj.out.result(
+        data,
+        lambda: (
+            f"fleet of {family} in {data['region']}: "
+            + ", ".join(
+                f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]
+            )
+        ),
+    )

@@ -32,8 +32,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 EC2_VERSION = "2016-11-15"
-_CREATES = {"RunInstances": "instance", "CreateImage": "image", "RegisterImage": "image", "CopyImage": "image",
-            "CreateLaunchTemplateVersion": "lt-version"}
+_CREATES = {
+    "RunInstances": "instance",
+    "CreateImage": "image",
+    "RegisterImage": "image",
+    "CopyImage": "image",
+    "CreateLaunchTemplateVersion": "lt-version",
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,9 @@ class Call:
     def listed(self, prefix: str) -> list[str]:
         """``ImageId.1``, ``ImageId.2``… in order."""
         pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)$")
-        found = sorted((int(m.group(1)), v[0]) for k, v in self.params.items() if (m := pattern.match(k)))
+        found = sorted(
+            (int(m.group(1)), v[0]) for k, v in self.params.items() if (m := pattern.match(k))
+        )
         return [v for _, v in found]
 
     def one(self, name: str) -> str:
@@ -78,7 +85,9 @@ def call_of(service: str, region: str, target: str, body: bytes) -> Call | None:
             doc = json.loads(body or b"{}")
         except ValueError:
             return None
-        return Call("ssm", target.split(".", 1)[1], region, body=doc if isinstance(doc, dict) else {})
+        return Call(
+            "ssm", target.split(".", 1)[1], region, body=doc if isinstance(doc, dict) else {}
+        )
     return None
 
 
@@ -143,10 +152,13 @@ class Consistency:
         self.now = now
         self._lock = threading.Lock()
         self._new: dict[tuple[str, str], float] = {}  # (region, id) → until
-        self._old: dict[tuple[str, str, str], tuple[float, Any]] = {}  # (region, what, id) → (until, old value)
+        self._old: dict[
+            tuple[str, str, str], tuple[float, Any]
+        ] = {}  # (region, what, id) → (until, old value)
         self.counts: Counter[str] = Counter()
 
-    # --- bookkeeping -------------------------------------------------------------------------------
+    # --- bookkeeping
+    # -------------------------------------------------------------------------------
     def hidden(self, region: str, ident: str) -> bool:
         with self._lock:
             return self._new.get((region, ident), -1.0) > self.now()
@@ -171,22 +183,39 @@ class Consistency:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {k: self.counts.get(k, 0) for k in ("created", "changed", "not_found", "left_out", "old_value")}
+            return {
+                k: self.counts.get(k, 0)
+                for k in ("created", "changed", "not_found", "left_out", "old_value")
+            }
 
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
             self.counts[what] += n
 
-    # --- before forwarding ---------------------------------------------------------------------------
+    # --- before forwarding
+    # ---------------------------------------------------------------------------
     def prior(self, call: Call) -> Prior | None:
         """The read that learns the old value a change is about to replace."""
         if call.service == "ec2" and call.action == "CreateTags":
             ids = call.listed("ResourceId")
-            return Prior("", _ec2_form("DescribeTags", {"Filter.1.Name": "resource-id",
-                                                        **{f"Filter.1.Value.{n}": i for n, i in enumerate(ids, 1)}}))
+            return Prior(
+                "",
+                _ec2_form(
+                    "DescribeTags",
+                    {
+                        "Filter.1.Name": "resource-id",
+                        **{f"Filter.1.Value.{n}": i for n, i in enumerate(ids, 1)},
+                    },
+                ),
+            )
         if call.service == "ec2" and call.action == "ModifyImageAttribute":
-            return Prior("", _ec2_form("DescribeImageAttribute", {"ImageId": call.one("ImageId"),
-                                                                  "Attribute": "launchPermission"}))
+            return Prior(
+                "",
+                _ec2_form(
+                    "DescribeImageAttribute",
+                    {"ImageId": call.one("ImageId"), "Attribute": "launchPermission"},
+                ),
+            )
         if call.service == "ssm" and call.action == "PutParameter" and call.body.get("Name"):
             return Prior("AmazonSSM.GetParameter", json.dumps({"Name": call.body["Name"]}).encode())
         return None
@@ -199,16 +228,35 @@ class Consistency:
             if missing:
                 self._count("not_found")
                 if missing[0].startswith("ami-"):
-                    return Refusal(400, "InvalidAMIID.NotFound", f"The image id '[{', '.join(missing)}]' does not exist")
-                return Refusal(400, "InvalidInstanceID.NotFound", f"The instance ID '{', '.join(missing)}' does not exist")
+                    return Refusal(
+                        400,
+                        "InvalidAMIID.NotFound",
+                        f"The image id '[{', '.join(missing)}]' does not exist",
+                    )
+                return Refusal(
+                    400,
+                    "InvalidInstanceID.NotFound",
+                    f"The instance ID '{', '.join(missing)}' does not exist",
+                )
             if call.action == "DescribeLaunchTemplateVersions":
                 lt = call.one("LaunchTemplateId")
-                gone = [v for v in call.listed("LaunchTemplateVersion") if self.hidden(region, f"{lt}:{v}")]
+                gone = [
+                    v
+                    for v in call.listed("LaunchTemplateVersion")
+                    if self.hidden(region, f"{lt}:{v}")
+                ]
                 if gone:
                     self._count("not_found")
-                    return Refusal(400, "InvalidLaunchTemplateId.VersionNotFound",
-                                   f"Could not find launch template version {gone[0]} for launch template " f"{lt}")
-            if call.action == "DescribeImageAttribute" and call.one("Attribute") == "launchPermission":
+                    return Refusal(
+                        400,
+                        "InvalidLaunchTemplateId.VersionNotFound",
+                        f"Could not find launch template version {gone[0]} for launch template "
+                        f"{lt}",
+                    )
+            if (
+                call.action == "DescribeImageAttribute"
+                and call.one("Attribute") == "launchPermission"
+            ):
                 old = self._stale(region, "launch-permission", call.one("ImageId"))
                 if old is not None:
                     self._count("old_value")
@@ -238,7 +286,8 @@ class Consistency:
             return [call.one("ImageId")] if call.one("ImageId") else []
         return []
 
-    # --- after forwarding ----------------------------------------------------------------------------
+    # --- after forwarding
+    # ----------------------------------------------------------------------------
     def record(self, call: Call, answer: bytes, prior: tuple[int, bytes] | None) -> None:
         """Note what a successful create or change made, with the old value ``prior`` read."""
         region = call.region
@@ -261,28 +310,38 @@ class Consistency:
             elif call.action == "CreateLaunchTemplateVersion":
                 v = _child(root, "launchTemplateVersion")
                 if v is not None:
-                    self._hide(region, f"{_text(v, 'launchTemplateId')}:{_text(v, 'versionNumber')}")
+                    self._hide(
+                        region, f"{_text(v, 'launchTemplateId')}:{_text(v, 'versionNumber')}"
+                    )
             elif _text(root, "imageId"):
                 self._hide(region, _text(root, "imageId"))
         elif call.action == "CreateTags" and prior is not None and prior[0] < 400:
             before: dict[str, dict[str, str]] = {i: {} for i in call.listed("ResourceId")}
             for item in _items(_child(ET.fromstring(prior[1]), "tagSet")):
-                before.setdefault(_text(item, "resourceId"), {})[_text(item, "key")] = _text(item, "value")
+                before.setdefault(_text(item, "resourceId"), {})[_text(item, "key")] = _text(
+                    item, "value"
+                )
             for ident, tags in before.items():
                 self._remember(region, "tags", ident, tags)
         elif call.action == "ModifyImageAttribute" and prior is not None and prior[0] < 400:
             self._remember(region, "launch-permission", call.one("ImageId"), prior[1])
 
     def rewrite(self, call: Call, answer: bytes) -> bytes:
-        """A listing's answer without what is not visible yet, changed resources with their old tags."""
+        """A listing's answer without what is not visible yet, changed resources with their old
+        tags."""
         with self._lock:
-            active = any(k[0] == call.region for k in self._new) or any(k[0] == call.region for k in self._old)
+            active = any(k[0] == call.region for k in self._new) or any(
+                k[0] == call.region for k in self._old
+            )
         if not active:
             return answer
         if call.service == "ssm" and call.action == "GetParameters":
             return self._rewrite_parameters(call, answer)
         if call.service != "ec2" or call.action not in (
-                "DescribeImages", "DescribeInstances", "DescribeLaunchTemplateVersions"):
+            "DescribeImages",
+            "DescribeInstances",
+            "DescribeLaunchTemplateVersions",
+        ):
             return answer
         root = ET.fromstring(answer)
         ET.register_namespace("", root.tag[1:].split("}")[0] if root.tag.startswith("{") else "")
@@ -300,18 +359,29 @@ class Consistency:
             lt = call.one("LaunchTemplateId")
             versions = _child(root, "launchTemplateVersionSet")
             for item in _items(versions):
-                if self.hidden(call.region, f"{lt or _text(item, 'launchTemplateId')}:{_text(item, 'versionNumber')}"):
+                if self.hidden(
+                    call.region,
+                    f"{lt or _text(item, 'launchTemplateId')}:{_text(item, 'versionNumber')}",
+                ):
                     versions.remove(item)  # type: ignore[union-attr]
                     self._count("left_out")
                     changed = True
         return ET.tostring(root, encoding="utf-8", xml_declaration=True) if changed else answer
 
-    def _prune(self, call: Call, items: ET.Element | None, id_name: str, filters: list[tuple[str, list[str]]]) -> bool:
+    def _prune(
+        self,
+        call: Call,
+        items: ET.Element | None,
+        id_name: str,
+        filters: list[tuple[str, list[str]]],
+    ) -> bool:
         changed = False
         for item in _items(items):
             ident = _text(item, id_name)
             old = self._stale(call.region, "tags", ident)
-            if self.hidden(call.region, ident) or (old is not None and filters and not _matches(old, filters)):
+            if self.hidden(call.region, ident) or (
+                old is not None and filters and not _matches(old, filters)
+            ):
                 items.remove(item)  # type: ignore[union-attr]
                 self._count("left_out")
                 changed = True

@@ -44,8 +44,11 @@ def require_moto() -> None:
     except (ImportError, ValueError):  # a module entry of None (made unimportable) raises
         found = False
     if not found:
-        raise ToolError(f"the embedded endpoint needs moto's server, which is not installed: "
-                        f"pip install '{LOCAL_EXTRA}'", hint="'make install' includes it")
+        raise ToolError(
+            f"the embedded endpoint needs moto's server, which is not installed: "
+            f"pip install '{LOCAL_EXTRA}'",
+            hint="'make install' includes it",
+        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ class EndpointInfo:
     def proxy_process(self) -> processes.ProcessRecord | None:
         if self.proxy_pid is None:
             return None
-        return processes.ProcessRecord(self.proxy_pid, tuple(self.proxy_cmdline), self.proxy_start_ticks)
+        return processes.ProcessRecord(
+            self.proxy_pid, tuple(self.proxy_cmdline), self.proxy_start_ticks
+        )
 
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         """The environment any AWS tool (boto3, the CLI, Terraform) needs to use this endpoint."""
@@ -113,20 +118,27 @@ class LocalEndpoint:
         """What ``local.json`` says, whether or not that process still runs."""
         try:
             data = json.loads(self.info_path.read_text())
-            return EndpointInfo(**{**data, "cmdline": tuple(data.get("cmdline") or ()),
-                                   "proxy_cmdline": tuple(data.get("proxy_cmdline") or ())})
+            return EndpointInfo(
+                **{
+                    **data,
+                    "cmdline": tuple(data.get("cmdline") or ()),
+                    "proxy_cmdline": tuple(data.get("proxy_cmdline") or ()),
+                }
+            )
         except (OSError, ValueError, TypeError):
             return None
 
     def info(self) -> EndpointInfo | None:
-        """The running endpoint, or None (a record whose pid exited or was reused is not running)."""
+        """The running endpoint, or None (a record whose pid exited or was reused is not
+        running)."""
         info = self.recorded()
         if info is None:
             return None
         running = (processes.State.OURS, processes.State.UNVERIFIABLE)
         proxy = info.proxy_process
         alive = processes.identify(info.process).state in running and (
-            proxy is None or processes.identify(proxy).state in running)
+            proxy is None or processes.identify(proxy).state in running
+        )
         return info if alive else None
 
     def require_url(self) -> str:
@@ -138,8 +150,13 @@ class LocalEndpoint:
             )
         return info.url
 
-    def up(self, port: int | None = None, timeout: float = 60.0, faults: str | None = None,
-           fault_seed: int = 0) -> tuple[EndpointInfo, bool]:
+    def up(
+        self,
+        port: int | None = None,
+        timeout: float = 60.0,
+        faults: str | None = None,
+        fault_seed: int = 0,
+    ) -> tuple[EndpointInfo, bool]:
         """Start the server unless it runs already. Returns (info, started_now).
 
         With ``faults`` (a fault spec), moto listens on a free port and the fault proxy on
@@ -156,7 +173,9 @@ class LocalEndpoint:
         port = free_port() if faults is not None else public_port
         url = f"http://{HOST}:{port}"
         if answers(url, timeout=0.5):
-            raise StateError(f"port {port} is already in use by another server", hint="pick another with --port")
+            raise StateError(
+                f"port {port} is already in use by another server", hint="pick another with --port"
+            )
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.local.moto_server", "-H", HOST, "-p", str(port)],
@@ -172,25 +191,43 @@ class LocalEndpoint:
                 return True
             if proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-800:]
-                raise ToolError(f"the local endpoint exited at start (code {proc.returncode}):\n{tail}")
+                raise ToolError(
+                    f"the local endpoint exited at start (code {proc.returncode}):\n{tail}"
+                )
             return False
 
         if not Clock().poll_until(answering, bool, timeout=timeout, every=0.1)[1]:
             proc.kill()
             raise ToolError(f"the local endpoint did not answer on {url} within {timeout:.0f}s")
         started = processes.ProcessRecord.started(proc)
-        info = EndpointInfo(pid=proc.pid, port=port, url=url, log=str(self.log_path), started_at=time.time(),
-                            cmdline=started.cmdline, start_ticks=started.start_ticks)
+        info = EndpointInfo(
+            pid=proc.pid,
+            port=port,
+            url=url,
+            log=str(self.log_path),
+            started_at=time.time(),
+            cmdline=started.cmdline,
+            start_ticks=started.start_ticks,
+        )
         if faults is not None:
             try:
-                proxy = faultproxy.start(url, faults, fault_seed, public_port, self.state_dir / "faultproxy.log")
+                proxy = faultproxy.start(
+                    url, faults, fault_seed, public_port, self.state_dir / "faultproxy.log"
+                )
             except ToolError:
                 processes.terminate(started, 10.0)
                 raise
             proxied = processes.ProcessRecord.started(proxy)
-            info = replace(info, port=public_port, url=f"http://{HOST}:{public_port}", upstream_url=url,
-                           proxy_pid=proxy.pid, proxy_cmdline=proxied.cmdline,
-                           proxy_start_ticks=proxied.start_ticks, faults=faults)
+            info = replace(
+                info,
+                port=public_port,
+                url=f"http://{HOST}:{public_port}",
+                upstream_url=url,
+                proxy_pid=proxy.pid,
+                proxy_cmdline=proxied.cmdline,
+                proxy_start_ticks=proxied.start_ticks,
+                faults=faults,
+            )
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info), indent=2))
         os.replace(tmp, self.info_path)

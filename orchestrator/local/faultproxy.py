@@ -1,6 +1,7 @@
 """FAULT INJECTION (local endpoint only): an HTTP proxy that throttles, fails and drops AWS calls.
 
-``python -m orchestrator.local.faultproxy --upstream http://127.0.0.1:PORT --faults throttle=0.1,5xx=0.05
+``python -m orchestrator.local.faultproxy --upstream http://127.0.0.1:PORT --faults
+throttle=0.1,5xx=0.05
 --seed 7`` listens on 127.0.0.1 and forwards every request to the embedded endpoint, except the
 ones its seeded ``FaultPlan`` picks: those get the service's real throttling or 5xx answer, or a
 TCP reset. ``imagefleet local up --faults SPEC`` starts one in front of moto's server, so every
@@ -59,15 +60,34 @@ MAX_BODY = 64 * 1024 * 1024
 MAX_IN_FLIGHT = 64
 UPSTREAM_TIMEOUT_S = 120.0
 IDLE_TIMEOUT_S = 300.0
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailer", "transfer-encoding", "upgrade", "content-length", "host"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+    }
+)
 
 
 def check_upstream(url: str) -> tuple[str, int]:
-    """The upstream must be a plain-HTTP loopback endpoint: this proxy is for the local endpoint only."""
+    """The upstream must be a plain-HTTP loopback endpoint: this proxy is for the local endpoint
+    only."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1") or not parts.port:
-        raise UsageError(f"--upstream must be http://127.0.0.1:PORT (the local endpoint), got {url!r}")
+    if (
+        parts.scheme != "http"
+        or parts.hostname not in ("127.0.0.1", "localhost", "::1")
+        or not parts.port
+    ):
+        raise UsageError(
+            f"--upstream must be http://127.0.0.1:PORT (the local endpoint), got {url!r}"
+        )
     return parts.hostname, parts.port
 
 
@@ -76,16 +96,25 @@ class FaultProxyServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, plan: FaultPlan, port: int = 0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        plan: FaultPlan,
+        port: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.upstream = check_upstream(upstream)
         self.plan = plan
         self.sleep = sleep
         self.in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         wall = Clock.from_env()
-        self._read_clock: Callable[[], float] = (lambda: 0.0) if plan.spec.clock == "manual" else wall.monotonic
+        self._read_clock: Callable[[], float] = (
+            (lambda: 0.0) if plan.spec.clock == "manual" else wall.monotonic
+        )
         self._advanced = 0.0
-        self.consistency = Consistency(plan.spec.consistency_s, self.now) if plan.spec.consistency_s else None
+        self.consistency = (
+            Consistency(plan.spec.consistency_s, self.now) if plan.spec.consistency_s else None
+        )
         super().__init__((HOST, port), _Handler)
 
     def now(self) -> float:
@@ -100,8 +129,12 @@ class FaultProxyServer(ThreadingHTTPServer):
         return f"http://{HOST}:{self.server_address[1]}"
 
     def stats(self) -> dict[str, Any]:
-        out = {"faults": str(self.plan.spec), "seed": self.plan.seed, "decisions": self.plan.snapshot(),
-               "clock": round(self.now(), 3)}
+        out = {
+            "faults": str(self.plan.spec),
+            "seed": self.plan.seed,
+            "decisions": self.plan.snapshot(),
+            "clock": round(self.now(), 3),
+        }
         if self.consistency is not None:
             out["consistency"] = self.consistency.snapshot()
         return out
@@ -127,13 +160,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith(CONTROL_PREFIX):
             if self.path == f"{CONTROL_PREFIX}advance" and self.command == "POST":
                 self.server.advance(float(json.loads(body or b"{}").get("seconds", 0)))
-            self._send(200, {"Content-Type": "application/json"}, json.dumps(self.server.stats()).encode())
+            self._send(
+                200, {"Content-Type": "application/json"}, json.dumps(self.server.stats()).encode()
+            )
             return
         if self.path.startswith(EXEMPT_PREFIXES):
             self._forward(body)
             return
         spec = self.server.plan.spec
-        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        req = Request(
+            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+        )
         call = self._call(req)
         # Packer's calls pass untouched unless packer=on; what they create is still recorded, so
         # imagefleet's own reads of a fresh AMI meet the consistency window.
@@ -148,7 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _call(self, req: Request) -> Call | None:
         if self.server.consistency is None:
             return None
-        return call_of(service_of(req), region_of(req), req.headers.get("x-amz-target", ""), req.body)
+        return call_of(
+            service_of(req), region_of(req), req.headers.get("x-amz-target", ""), req.body
+        )
 
     def _act(self, decision: Decision, req: Request, call: Call | None) -> None:
         if decision.fault in (Fault.THROTTLE, Fault.ERROR_5XX):
@@ -181,16 +220,22 @@ class _Handler(BaseHTTPRequestHandler):
             if length <= MAX_BODY:
                 return self.rfile.read(length)
         self.close_connection = True
-        self._send(413, {"Content-Type": "text/plain"}, b"request body too large for the fault proxy\n")
+        self._send(
+            413, {"Content-Type": "text/plain"}, b"request body too large for the fault proxy\n"
+        )
         return None
 
-    def _fetch(self, body: bytes, target: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _fetch(
+        self, body: bytes, target: str | None = None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Send ``body`` upstream with this request's headers (``target``: a prior read's own
         X-Amz-Target; its signature is not checked by the local endpoint)."""
         host, port = self.server.upstream
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         if target is not None:
-            headers = {k: v for k, v in headers.items() if k.lower() not in ("x-amz-target", "content-md5")}
+            headers = {
+                k: v for k, v in headers.items() if k.lower() not in ("x-amz-target", "content-md5")
+            }
             if target:
                 headers["X-Amz-Target"] = target
         headers["Host"] = f"{host}:{port}"
@@ -208,7 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 conn.close()
 
-    def _exchange(self, body: bytes, call: Call | None, *, reads: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _exchange(
+        self, body: bytes, call: Call | None, *, reads: bool
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Forward, under the consistency model when there is one: it may answer in AWS's stead
         (a NotFound, an old value), and it learns what the request created or changed."""
         model = self.server.consistency
@@ -219,7 +266,9 @@ class _Handler(BaseHTTPRequestHandler):
                 protocol = "ec2" if call.service == "ec2" else "json"
                 resp = render_error(protocol, refusal.status, refusal.code, refusal.message)
                 return resp.status, list(resp.headers.items()), resp.body
-            kind = "text/xml;charset=UTF-8" if call.service == "ec2" else "application/x-amz-json-1.1"
+            kind = (
+                "text/xml;charset=UTF-8" if call.service == "ec2" else "application/x-amz-json-1.1"
+            )
             return refusal.status, [("Content-Type", kind)], refusal.body
         prior = model.prior(call)
         before = None
@@ -242,7 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(status, keep, data)
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes, length: str | None = None) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes, length: str | None = None
+    ) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -258,7 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
-# --- the process ------------------------------------------------------------------------------------
+# --- the process
+# ------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message}", file=sys.stderr)
@@ -267,14 +319,26 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the proxy until SIGTERM/SIGINT; prints ``listening URL`` once it accepts connections."""
-    parser = _Parser(prog="python -m orchestrator.local.faultproxy", description=__doc__.split("\n")[0])
-    parser.add_argument("--upstream", required=True, help="the local endpoint, http://127.0.0.1:PORT")
-    parser.add_argument("--faults", required=True, help="e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fault decisions (default 0)")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser = _Parser(
+        prog="python -m orchestrator.local.faultproxy", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--upstream", required=True, help="the local endpoint, http://127.0.0.1:PORT"
+    )
+    parser.add_argument(
+        "--faults", required=True, help="e.g. throttle=0.1,5xx=0.05,reset=0.02,latency=200ms"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the fault decisions (default 0)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+    )
     args = parser.parse_args(argv)
     try:
-        server = FaultProxyServer(args.upstream, FaultPlan(parse_spec(args.faults), args.seed), port=args.port)
+        server = FaultProxyServer(
+            args.upstream, FaultPlan(parse_spec(args.faults), args.seed), port=args.port
+        )
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -302,8 +366,12 @@ def stats(url: str, timeout: float = 2.0) -> dict[str, Any]:
 
 def advance(url: str, seconds: float, timeout: float = 5.0) -> dict[str, Any]:
     """Move a running proxy's clock ``seconds`` on (the consistency window counts on it)."""
-    req = urllib.request.Request(f"{url}{CONTROL_PREFIX}advance", data=json.dumps({"seconds": seconds}).encode(),
-                                 method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}{CONTROL_PREFIX}advance",
+        data=json.dumps({"seconds": seconds}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return dict(json.loads(resp.read()))
 
@@ -322,15 +390,31 @@ def follow(url: str, clock: VirtualClock) -> Callable[[], None]:
     return clock.every(86_400.0, push, now=False, around_sleeps=True)
 
 
-def start(upstream: str, faults: str, seed: int, port: int, log: Path, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+def start(
+    upstream: str, faults: str, seed: int, port: int, log: Path, timeout: float = 30.0
+) -> subprocess.Popen[bytes]:
     """Start the proxy as a detached process on ``port`` and wait until it answers."""
     check_upstream(upstream)
     parse_spec(faults)  # bad input fails here, before any process exists
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.local.faultproxy", "--upstream", upstream, "--faults", faults,
-             "--seed", str(seed), "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.local.faultproxy",
+                "--upstream",
+                upstream,
+                "--faults",
+                faults,
+                "--seed",
+                str(seed),
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     url = f"http://{HOST}:{port}"
 
@@ -341,8 +425,10 @@ def start(upstream: str, faults: str, seed: int, port: int, log: Path, timeout: 
         except (OSError, urllib.error.URLError, ValueError):
             pass
         if proc.poll() is not None:
-            raise ToolError(f"the fault proxy exited at start (code {proc.returncode}): "
-                            f"{log.read_text(errors='replace')[-400:].strip()}")
+            raise ToolError(
+                f"the fault proxy exited at start (code {proc.returncode}): "
+                f"{log.read_text(errors='replace')[-400:].strip()}"
+            )
         return False
 
     if not Clock().poll_until(answering, bool, timeout=timeout, every=0.1)[1]:

@@ -21,7 +21,12 @@ from urllib.parse import parse_qs
 
 from orchestrator.errors import UsageError
 
-_RATE_KEYS = {"throttle": "throttle", "5xx": "error_5xx", "reset": "reset", "reset-after": "reset_after"}
+_RATE_KEYS = {
+    "throttle": "throttle",
+    "5xx": "error_5xx",
+    "reset": "reset",
+    "reset-after": "reset_after",
+}
 _OTHER_KEYS = ("latency", "packer", "consistency", "clock")
 _LATENCY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
 
@@ -36,17 +41,23 @@ class FaultSpec:
     reset_after: float = 0.0  # forward to AWS, then close without relaying the answer
     latency_s: float = 0.0
     # Packer 1.6.6 does not retry its source-AMI lookup (one throttle fails the bake), so its
-    # calls (Go SDK) pass untouched unless ``packer=on``; imagefleet's own clients always get faults.
+    # calls (Go SDK) pass untouched unless ``packer=on``; imagefleet's own clients always get
+    # faults.
     packer: bool = False
     # Eventual consistency (orchestrator.local.consistency): for this long after a create or a
-    # change, reads of that resource answer as AWS may (NotFound, left out of listings, the old value).
+    # change, reads of that resource answer as AWS may (NotFound, left out of listings, the old
+    # value).
     consistency_s: float = 0.0
     # The clock that window is counted on: "wall" (scaled like the demo's, IMAGEFLEET_TIME_SCALE) or
     # "manual" (it moves only by /__faultproxy__/advance: a test's virtual clock drives it).
     clock: str = "wall"
 
     def __str__(self) -> str:
-        parts = [f"{key}={getattr(self, attr):g}" for key, attr in _RATE_KEYS.items() if getattr(self, attr)]
+        parts = [
+            f"{key}={getattr(self, attr):g}"
+            for key, attr in _RATE_KEYS.items()
+            if getattr(self, attr)
+        ]
         if self.latency_s:
             parts.append(f"latency={self.latency_s * 1000:g}ms")
         if self.packer:
@@ -87,13 +98,20 @@ def parse_spec(text: str) -> FaultSpec:
             values["packer"] = raw == "on"
             continue
         if key not in _RATE_KEYS:
-            raise UsageError(f"fault spec: unknown fault {key!r} (known: " f"{', '.join([*_RATE_KEYS, *_OTHER_KEYS])})")
+            raise UsageError(
+                f"fault spec: unknown fault {key!r} (known: "
+                f"{', '.join([*_RATE_KEYS, *_OTHER_KEYS])})"
+            )
         try:
             rate = float(raw)
         except ValueError:
-            raise UsageError(f"fault spec: {key} must be a probability between 0 and 1, got {raw!r}") from None
+            raise UsageError(
+                f"fault spec: {key} must be a probability between 0 and 1, got {raw!r}"
+            ) from None
         if not 0.0 <= rate <= 1.0:
-            raise UsageError(f"fault spec: {key} must be a probability between 0 and 1, got {raw!r}")
+            raise UsageError(
+                f"fault spec: {key} must be a probability between 0 and 1, got {raw!r}"
+            )
         values[_RATE_KEYS[key]] = rate
     spec = FaultSpec(**values)
     total = spec.throttle + spec.error_5xx + spec.reset + spec.reset_after
@@ -146,15 +164,20 @@ class FaultPlan:
 
 def _decision(spec: FaultSpec, u: float, v: float) -> Decision:
     edge = 0.0
-    for fault, rate in ((Fault.THROTTLE, spec.throttle), (Fault.ERROR_5XX, spec.error_5xx),
-                        (Fault.RESET, spec.reset), (Fault.RESET_AFTER, spec.reset_after)):
+    for fault, rate in (
+        (Fault.THROTTLE, spec.throttle),
+        (Fault.ERROR_5XX, spec.error_5xx),
+        (Fault.RESET, spec.reset),
+        (Fault.RESET_AFTER, spec.reset_after),
+    ):
         edge += rate
         if u < edge:
             return Decision(fault, (500 if v < 0.5 else 503) if fault is Fault.ERROR_5XX else 0)
     return Decision(Fault.FORWARD)
 
 
-# --- what the protocols look like -------------------------------------------------------------------
+# --- what the protocols look like
+# -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Request:
     """What the proxy knows of a request when it decides how to fail it."""
@@ -167,13 +190,17 @@ class Request:
 
 def service_of(req: Request) -> str:
     """The signing name from SigV4's credential scope (``.../us-east-1/ec2/aws4_request``)."""
-    m = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", req.headers.get("authorization", ""))
+    m = re.search(
+        r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", req.headers.get("authorization", "")
+    )
     return m.group(1) if m else ""
 
 
 def region_of(req: Request) -> str:
     """The region from SigV4's credential scope (``.../20260101/us-east-1/ec2/aws4_request``)."""
-    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/[^/]+/aws4_request", req.headers.get("authorization", ""))
+    m = re.search(
+        r"Credential=[^/]+/\d{8}/([^/]+)/[^/]+/aws4_request", req.headers.get("authorization", "")
+    )
     return m.group(1) if m else ""
 
 
@@ -210,7 +237,10 @@ _SERVER_ERROR = {
     500: {"json": "InternalServerError", "cbor": "InternalServerError", "*": "InternalError"},
     503: {"*": "ServiceUnavailable"},
 }
-_SERVER_MESSAGE = {500: "An internal error has occurred.", 503: "The service is unavailable. Please try again shortly."}
+_SERVER_MESSAGE = {
+    500: "An internal error has occurred.",
+    503: "The service is unavailable. Please try again shortly.",
+}
 
 
 def error_response(req: Request, decision: Decision) -> Response:
@@ -230,11 +260,14 @@ def error_response(req: Request, decision: Decision) -> Response:
 
 
 def render_error(protocol: str, status: int, code: str, message: str) -> Response:
-    """An error answer in ``protocol``'s format (``ec2``, ``query``, ``json``, ``cbor``, ``rest-xml``)."""
+    """An error answer in ``protocol``'s format (``ec2``, ``query``, ``json``, ``cbor``,
+    ``rest-xml``)."""
     return Response(status, *_render(protocol, code, message, uuid.uuid4().hex))
 
 
-def _render(protocol: str, code: str, message: str, request_id: str) -> tuple[dict[str, str], bytes]:
+def _render(
+    protocol: str, code: str, message: str, request_id: str
+) -> tuple[dict[str, str], bytes]:
     if protocol == "ec2":
         return {"Content-Type": "text/xml;charset=UTF-8"}, (
             f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
@@ -247,13 +280,22 @@ def _render(protocol: str, code: str, message: str, request_id: str) -> tuple[di
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()
     if protocol == "json":
-        return ({"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": request_id},
-                json.dumps({"__type": code, "message": message}).encode())
+        return (
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": request_id},
+            json.dumps({"__type": code, "message": message}).encode(),
+        )
     if protocol == "cbor":
-        return ({"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor", "x-amzn-RequestId": request_id},
-                cbor_text_map({"__type": code, "message": message}))
+        return (
+            {
+                "Content-Type": "application/cbor",
+                "smithy-protocol": "rpc-v2-cbor",
+                "x-amzn-RequestId": request_id,
+            },
+            cbor_text_map({"__type": code, "message": message}),
+        )
     return {"Content-Type": "application/xml", "x-amz-request-id": request_id}, (
-        '<?xml version="1.0" ' f'encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        '<?xml version="1.0" '
+        f'encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
         f"<RequestId>{request_id}</RequestId></Error>"
     ).encode()
 

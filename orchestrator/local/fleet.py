@@ -1,4 +1,5 @@
-"""A demo fleet on the embedded endpoint: one launch template, Auto Scaling groups per instance type.
+"""A demo fleet on the embedded endpoint: one launch template, Auto Scaling groups per instance
+type.
 
 `imagefleet local fleet` makes it, so that a canary rollout has groups to roll across; tests and
 the canary benchmark make theirs the same way. Every group is tagged ``imagefleet:family`` (which
@@ -15,8 +16,15 @@ from orchestrator.tags import FAMILY_TAG
 DEFAULT_TYPES = ("t3.micro", "m5.large", "c5.large", "r5.large")
 
 
-def make_fleet(aws: AwsFactory, family: str, ami: str, types: tuple[str, ...], per_type: int,
-               region: str, groups_per_type: int = 1) -> dict[str, Any]:
+def make_fleet(
+    aws: AwsFactory,
+    family: str,
+    ami: str,
+    types: tuple[str, ...],
+    per_type: int,
+    region: str,
+    groups_per_type: int = 1,
+) -> dict[str, Any]:
     """Tagged Auto Scaling groups of ``per_type`` instances, ``groups_per_type`` per instance type,
     on one launch template with a version per type (idempotent).
 
@@ -27,40 +35,70 @@ def make_fleet(aws: AwsFactory, family: str, ami: str, types: tuple[str, ...], p
     lt_name = f"imagefleet-{family}"
     lt_id = _launch_template(ec2, lt_name, family, ami, types[0], region)
     azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
-    wanted = [(t, f"{family}-{t.replace('.', '-')}" + (f"-{k + 1}" if k else ""))
-              for t in types for k in range(groups_per_type)]
-    existing = {g["AutoScalingGroupName"] for chunk in batches([name for _, name in wanted], 50)
-                for g in asg.describe_auto_scaling_groups(AutoScalingGroupNames=list(chunk))["AutoScalingGroups"]}
+    wanted = [
+        (t, f"{family}-{t.replace('.', '-')}" + (f"-{k + 1}" if k else ""))
+        for t in types
+        for k in range(groups_per_type)
+    ]
+    existing = {
+        g["AutoScalingGroupName"]
+        for chunk in batches([name for _, name in wanted], 50)
+        for g in asg.describe_auto_scaling_groups(AutoScalingGroupNames=list(chunk))[
+            "AutoScalingGroups"
+        ]
+    }
     versions: dict[str, str] = {}
     groups = []
     for instance_type, name in wanted:
         if name not in existing:
             if instance_type not in versions:
-                # One version per type keeps each group's pin exact (the type lives in the template).
+                # One version per type keeps each group's pin exact (the type lives in the
+                # template).
                 v = ec2.create_launch_template_version(
-                    LaunchTemplateId=lt_id, SourceVersion="1",
+                    LaunchTemplateId=lt_id,
+                    SourceVersion="1",
                     LaunchTemplateData={"ImageId": ami, "InstanceType": instance_type},
                     VersionDescription=f"{family} {instance_type}",
-                    ClientToken=client_token("fleet", region, lt_name, instance_type))
+                    ClientToken=client_token("fleet", region, lt_name, instance_type),
+                )
                 versions[instance_type] = str(v["LaunchTemplateVersion"]["VersionNumber"])
             asg.create_auto_scaling_group(
-                AutoScalingGroupName=name, MinSize=0, MaxSize=per_type * 2, DesiredCapacity=per_type,
+                AutoScalingGroupName=name,
+                MinSize=0,
+                MaxSize=per_type * 2,
+                DesiredCapacity=per_type,
                 LaunchTemplate={"LaunchTemplateId": lt_id, "Version": versions[instance_type]},
                 AvailabilityZones=azs,
-                Tags=[{"Key": FAMILY_TAG, "Value": family, "PropagateAtLaunch": True,
-                       "ResourceId": name, "ResourceType": "auto-scaling-group"}],
+                Tags=[
+                    {
+                        "Key": FAMILY_TAG,
+                        "Value": family,
+                        "PropagateAtLaunch": True,
+                        "ResourceId": name,
+                        "ResourceType": "auto-scaling-group",
+                    }
+                ],
             )
         groups.append({"name": name, "instance_type": instance_type, "desired": per_type})
     return {"family": family, "region": region, "launch_template": lt_id, "groups": groups}
 
 
-def _launch_template(ec2: Client, name: str, family: str, ami: str, instance_type: str, region: str) -> str:
+def _launch_template(
+    ec2: Client, name: str, family: str, ami: str, instance_type: str, region: str
+) -> str:
     """The fleet's launch template id, made on first use."""
-    found = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])
+    found = ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [name]}]
+    )
     if found["LaunchTemplates"]:
         return str(found["LaunchTemplates"][0]["LaunchTemplateId"])
-    return str(ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": ami, "InstanceType": instance_type},
-        ClientToken=client_token("fleet", region, name),
-        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": FAMILY_TAG, "Value": family}]}],
-    )["LaunchTemplate"]["LaunchTemplateId"])
+    return str(
+        ec2.create_launch_template(
+            LaunchTemplateName=name,
+            LaunchTemplateData={"ImageId": ami, "InstanceType": instance_type},
+            ClientToken=client_token("fleet", region, name),
+            TagSpecifications=[
+                {"ResourceType": "launch-template", "Tags": [{"Key": FAMILY_TAG, "Value": family}]}
+            ],
+        )["LaunchTemplate"]["LaunchTemplateId"]
+    )

@@ -29,7 +29,10 @@ class Injection:
     def applies(self, ami: str, instance_type: str, metric: str) -> bool:
         return (
             self.ami == ami
-            and (not self.instance_types or any(fnmatch.fnmatch(instance_type, p) for p in self.instance_types))
+            and (
+                not self.instance_types
+                or any(fnmatch.fnmatch(instance_type, p) for p in self.instance_types)
+            )
             and fnmatch.fnmatch(metric, self.metric)
         )
 
@@ -50,10 +53,18 @@ def _save(state_dir: Path, items: list[Injection]) -> None:
     os.replace(tmp, path)
 
 
-def add(state_dir: Path, ami: str, metric: str, factor: float, instance_types: tuple[str, ...] = ()) -> Injection:
+def add(
+    state_dir: Path, ami: str, metric: str, factor: float, instance_types: tuple[str, ...] = ()
+) -> Injection:
     if factor <= 0:
         raise ValueError("factor must be positive")
-    inj = Injection(id=uuid.uuid4().hex[:8], ami=ami, instance_types=tuple(instance_types), metric=metric, factor=factor)
+    inj = Injection(
+        id=uuid.uuid4().hex[:8],
+        ami=ami,
+        instance_types=tuple(instance_types),
+        metric=metric,
+        factor=factor,
+    )
     _save(state_dir, [*load(state_dir), inj])
     return inj
 

@@ -1,7 +1,9 @@
 """What the store remembers of the embedded endpoint, and what a restart of it lost.
 
-moto's server keeps AWS data in memory: after `local down` and `local up` every AMI is gone while the
-store still names them. `local up` records the running endpoint's identity (its pid and start time) in
+moto's server keeps AWS data in memory: after `local down` and `local up` every AMI is gone while
+the
+store still names them. `local up` records the running endpoint's identity (its pid and start time)
+in
 the store and, when the endpoint changed since the last record, names the bases whose AMIs no longer
 exist; `local up --forget-lost` marks them lost (a document per base and an audit entry) so commands
 that meet one say why instead of failing on `InvalidAMIID.NotFound`.
@@ -32,13 +34,21 @@ class Restart:
 
     @property
     def restarted(self) -> bool:
-        return self.previous is not None and self.previous.get("identity") != self.current["identity"]
+        return (
+            self.previous is not None and self.previous.get("identity") != self.current["identity"]
+        )
 
 
 def remember(store: StateStore, pid: int, started_at: float, url: str) -> Restart:
-    """Record the running endpoint's identity; say whether it differs from the one recorded before."""
-    current = {"identity": f"{pid}@{started_at:.3f}", "pid": pid, "started_at": started_at, "url": url,
-               "recorded_at": utcnow()}
+    """Record the running endpoint's identity; say whether it differs from the one recorded
+    before."""
+    current = {
+        "identity": f"{pid}@{started_at:.3f}",
+        "pid": pid,
+        "started_at": started_at,
+        "url": url,
+        "recorded_at": utcnow(),
+    }
     try:
         previous, revision = store.get_doc(IDENTITY_KIND, IDENTITY_ID)
     except NotFoundError:
@@ -54,7 +64,8 @@ def forgotten(store: StateStore) -> set[str]:
 
 
 def find_lost(store: StateStore, aws: AwsFactory) -> list[BaseVersion]:
-    """Bases not yet marked lost with an AMI the endpoint does not have (one describe per region)."""
+    """Bases not yet marked lost with an AMI the endpoint does not have (one describe per
+    region)."""
     known = forgotten(store)
     bases = [b for b in store.bases() if b.ref not in known]
     by_region: dict[str, set[str]] = {}
@@ -63,8 +74,11 @@ def find_lost(store: StateStore, aws: AwsFactory) -> list[BaseVersion]:
             by_region.setdefault(region, set()).add(ami)
     present: set[str] = set()
     for region, amis in by_region.items():
-        pages = aws.client("ec2", region).get_paginator("describe_images").paginate(
-            Filters=[{"Name": "image-id", "Values": sorted(amis)}])
+        pages = (
+            aws.client("ec2", region)
+            .get_paginator("describe_images")
+            .paginate(Filters=[{"Name": "image-id", "Values": sorted(amis)}])
+        )
         present |= {img["ImageId"] for page in pages for img in page.get("Images", [])}
     return [b for b in bases if any(ami not in present for ami in b.amis.values())]
 
@@ -72,14 +86,37 @@ def find_lost(store: StateStore, aws: AwsFactory) -> list[BaseVersion]:
 def forget(store: StateStore, lost: list[BaseVersion], actor: str) -> None:
     """Mark each base lost (a document per base) and say so in the audit trail."""
     for b in lost:
-        store.put_doc(LOST_KIND, b.ref, {"ref": b.ref, "family": b.family, "version": b.version,
-                                         "amis": b.amis, "at": utcnow()}, expected_revision=None)
-        store.audit(actor, "local.forget-lost", b.ref, "its AMIs went with the embedded endpoint",
-                    details={"amis": b.amis})
+        store.put_doc(
+            LOST_KIND,
+            b.ref,
+            {
+                "ref": b.ref,
+                "family": b.family,
+                "version": b.version,
+                "amis": b.amis,
+                "at": utcnow(),
+            },
+            expected_revision=None,
+        )
+        store.audit(
+            actor,
+            "local.forget-lost",
+            b.ref,
+            "its AMIs went with the embedded endpoint",
+            details={"amis": b.amis},
+        )
 
 
-def after_up(store: StateStore, aws: AwsFactory, *, pid: int, started_at: float, url: str, forget_lost: bool,
-             actor: str) -> tuple[Restart, list[BaseVersion]]:
+def after_up(
+    store: StateStore,
+    aws: AwsFactory,
+    *,
+    pid: int,
+    started_at: float,
+    url: str,
+    forget_lost: bool,
+    actor: str,
+) -> tuple[Restart, list[BaseVersion]]:
     """What `local up` does with the store: remember the endpoint; after a restart (or when asked to
     forget) find the lost bases, and mark them when asked to."""
     restart = remember(store, pid, started_at, url)
@@ -92,6 +129,9 @@ def after_up(store: StateStore, aws: AwsFactory, *, pid: int, started_at: float,
 def lost_hint(store: StateStore, ref: str) -> str:
     """The hint for a command that met a missing AMI of ``ref`` on the embedded endpoint."""
     marked = ref in forgotten(store)
-    return (f"{ref}'s AMIs went with an earlier embedded endpoint " f"({'marked lost' if marked else 'local down/up forgets AMIs'}): "
-            f"bake a new base ('imagefleet bake {ref.split(':')[0]}')"
-            + ("" if marked else ", and 'imagefleet local up --forget-lost' marks the lost ones"))
+    return (
+        f"{ref}'s AMIs went with an earlier embedded endpoint "
+        f"({'marked lost' if marked else 'local down/up forgets AMIs'}): "
+        f"bake a new base ('imagefleet bake {ref.split(':')[0]}')"
+        + ("" if marked else ", and 'imagefleet local up --forget-lost' marks the lost ones")
+    )

@@ -1,4 +1,5 @@
-"""The embedded endpoint's server process: moto's server, with DynamoDB requests applied one at a time.
+"""The embedded endpoint's server process: moto's server, with DynamoDB requests applied one at a
+time.
 
 moto serves each request on its own thread, and its DynamoDB backend checks a condition and
 then writes without a lock; a cancelled transaction even restores a copy of the table taken
@@ -26,17 +27,22 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-DYNAMODB_TARGET = "DynamoDB_"  # X-Amz-Target of every DynamoDB API call: "DynamoDB_20120810.PutItem"
+DYNAMODB_TARGET = (
+    "DynamoDB_"  # X-Amz-Target of every DynamoDB API call: "DynamoDB_20120810.PutItem"
+)
 
 
 class OneDynamoDBRequestAtATime:
-    """WSGI middleware: DynamoDB requests run under one lock (body read and response built inside it)."""
+    """WSGI middleware: DynamoDB requests run under one lock (body read and response built inside
+    it)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.lock = threading.Lock()
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET):
             return self.app(environ, start_response)
         with self.lock:
@@ -48,11 +54,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)
-    os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto's own server does: URLs it hands out
+    os.environ.setdefault(
+        "MOTO_PORT", str(args.port)
+    )  # as moto's own server does: URLs it hands out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, OneDynamoDBRequestAtATime(app), threaded=True,
-               request_handler=MotoRequestHandler)
+    run_simple(
+        args.host,
+        args.port,
+        OneDynamoDBRequestAtATime(app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
 
 
 if __name__ == "__main__":

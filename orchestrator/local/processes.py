@@ -65,7 +65,8 @@ class ProcessRecord:
 
     @classmethod
     def started(cls, proc: subprocess.Popen[Any]) -> ProcessRecord:
-        """The record of a process just started (Popen returns after its exec, so /proc shows it)."""
+        """The record of a process just started (Popen returns after its exec, so /proc shows
+        it)."""
         cmdline = read_cmdline(proc.pid) or tuple(str(a) for a in proc.args)  # type: ignore[union-attr]
         return cls(proc.pid, cmdline, read_start_ticks(proc.pid))
 
@@ -74,7 +75,11 @@ class ProcessRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProcessRecord:
-        return cls(int(data["pid"]), tuple(str(a) for a in data.get("cmdline") or ()), data.get("start_ticks"))
+        return cls(
+            int(data["pid"]),
+            tuple(str(a) for a in data.get("cmdline") or ()),
+            data.get("start_ticks"),
+        )
 
 
 class State(Enum):
@@ -99,13 +104,21 @@ def identify(record: ProcessRecord) -> Identity:
     if now is None:  # a kernel thread, or a process mid-exec: not the one recorded
         return Identity(State.OTHER, f"pid {record.pid} runs a process whose command line is empty")
     if not record.cmdline:
-        return Identity(State.UNVERIFIABLE, f"the record of pid {record.pid} names no command line to check "
-                                            f"(pid {record.pid} now runs {_shown(now)})")
+        return Identity(
+            State.UNVERIFIABLE,
+            f"the record of pid {record.pid} names no command line to check "
+            f"(pid {record.pid} now runs {_shown(now)})",
+        )
     if now != record.cmdline:
-        return Identity(State.OTHER, f"pid {record.pid} now runs {_shown(now)}, not {_shown(record.cmdline)}")
+        return Identity(
+            State.OTHER, f"pid {record.pid} now runs {_shown(now)}, not {_shown(record.cmdline)}"
+        )
     if record.start_ticks is not None and ticks != record.start_ticks:
-        return Identity(State.OTHER, f"pid {record.pid} runs the same command but started at another time "
-                                     "(its pid was reused)")
+        return Identity(
+            State.OTHER,
+            f"pid {record.pid} runs the same command but started at another time "
+            "(its pid was reused)",
+        )
     return Identity(State.OURS)
 
 
@@ -139,7 +152,9 @@ def leads_its_group(record: ProcessRecord, record_path: Path | None) -> bool:
     return mine and leader and record_path is not None and _owned_by_us(record_path)
 
 
-def terminate(record: ProcessRecord, timeout: float = 10.0, record_path: Path | None = None) -> bool:
+def terminate(
+    record: ProcessRecord, timeout: float = 10.0, record_path: Path | None = None
+) -> bool:
     """SIGTERM the recorded process (SIGKILL after ``timeout``), only while it is ours.
 
     Returns False when it was not running. The process was started in its own session, so its
@@ -155,8 +170,12 @@ def terminate(record: ProcessRecord, timeout: float = 10.0, record_path: Path | 
             os.killpg(record.pid, sig) if group else os.kill(record.pid, sig)
 
     send(signal.SIGTERM)
-    Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
-                       timeout=timeout, every=0.1)
+    Clock().poll_until(
+        lambda: identify(record).state,
+        lambda state: state is not State.OURS,
+        timeout=timeout,
+        every=0.1,
+    )
     if identify(record).state is State.OURS:
         send(signal.SIGKILL)
     return True
@@ -170,12 +189,17 @@ def stop(record: ProcessRecord, what: str, record_path: Path, timeout: float = 1
     """
     ident = identify(record)
     if ident.state is State.UNVERIFIABLE:
-        raise RefusedError(f"not signalling pid {record.pid}: cannot tell it is {what} ({ident.reason})",
-                           hint=f"if it is, stop it with 'kill {record.pid}', then delete {record_path}")
+        raise RefusedError(
+            f"not signalling pid {record.pid}: cannot tell it is {what} ({ident.reason})",
+            hint=f"if it is, stop it with 'kill {record.pid}', then delete {record_path}",
+        )
     if ident.state is State.OTHER:
         record_path.unlink(missing_ok=True)
-        raise RefusedError(f"not signalling pid {record.pid}: it is not {what} imagefleet started " f"({ident.reason})",
-                           hint=f"the stale record {record_path} was removed")
+        raise RefusedError(
+            f"not signalling pid {record.pid}: it is not {what} imagefleet started "
+            f"({ident.reason})",
+            hint=f"the stale record {record_path} was removed",
+        )
     stopped = ident.state is State.OURS and terminate(record, timeout, record_path)
     record_path.unlink(missing_ok=True)
     return stopped

@@ -142,7 +142,8 @@ class Lease:
 
 @dataclass(frozen=True)
 class Fence:
-    """What a holder's writes are conditioned on: each of ``names`` still held by ``owner`` with ``token``.
+    """What a holder's writes are conditioned on: each of ``names`` still held by ``owner`` with
+    ``token``.
 
     ``StateStore.fenced(fence)`` gives a view of the store whose every write checks this in the
     same transaction (SQLite) or the same ``TransactWriteItems`` (DynamoDB) as the write itself.
@@ -153,7 +154,11 @@ class Fence:
     token: int
 
     def holds(self, lease: Lease | None) -> bool:
-        return lease is not None and not lease.released and (lease.owner, lease.token) == (self.owner, self.token)
+        return (
+            lease is not None
+            and not lease.released
+            and (lease.owner, lease.token) == (self.owner, self.token)
+        )
 
     def lost(self, name: str, now: Lease | None) -> LeaseLostError:
         """The error for a write refused on ``name``, naming who holds it now (or held it last)."""
@@ -179,8 +184,16 @@ class TokenBucket:
         return asdict(self)
 
 
-def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacity: float,
-                refill_per_s: float, now: float, reserve: bool = False) -> tuple[TokenBucket | None, float]:
+def bucket_take(
+    current: TokenBucket | None,
+    name: str,
+    count: float,
+    *,
+    capacity: float,
+    refill_per_s: float,
+    now: float,
+    reserve: bool = False,
+) -> tuple[TokenBucket | None, float]:
     """The token-bucket rule every backend applies. A new bucket starts full.
 
     Without ``reserve``: (new state, 0.0) when ``count`` tokens are taken, (None, seconds until
@@ -193,7 +206,9 @@ def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacit
     backwards (another machine's clock behind ours) refills nothing rather than draining.
     """
     if count > capacity:
-        raise UsageError(f"cannot take {count:g} tokens from bucket {name} of capacity {capacity:g}")
+        raise UsageError(
+            f"cannot take {count:g} tokens from bucket {name} of capacity {capacity:g}"
+        )
     if current is None:
         tokens, at = capacity, now
     else:
@@ -202,7 +217,9 @@ def bucket_take(current: TokenBucket | None, name: str, count: float, *, capacit
     if tokens >= count:
         return TokenBucket(name, tokens - count, at), 0.0
     if refill_per_s <= 0:
-        raise UsageError(f"bucket {name} holds {tokens:g} tokens and never refills; {count:g} will never come")
+        raise UsageError(
+            f"bucket {name} holds {tokens:g} tokens and never refills; {count:g} will never come"
+        )
     wait = (count - tokens) / refill_per_s
     return (TokenBucket(name, tokens - count, at), wait) if reserve else (None, wait)
 
@@ -243,10 +260,13 @@ class StateStore(ABC):
     """
 
     _fence: Fence | None = None
-    _alive: Callable[[], None] | None = None  # raises when the holder's heartbeat saw the lease lost
+    _alive: Callable[[], None] | None = (
+        None  # raises when the holder's heartbeat saw the lease lost
+    )
 
     def fenced(self, fence: Fence, alive: Callable[[], None] | None = None) -> StateStore:
-        """This store, every write of which is refused (``LeaseLostError``) unless ``fence`` still holds.
+        """This store, every write of which is refused (``LeaseLostError``) unless ``fence`` still
+        holds.
 
         ``alive`` is asked first (the heartbeat's verdict, no store call needed). Lease methods
         (acquire, renew, release) are never fenced: they are how leases change hands."""
@@ -276,6 +296,7 @@ class StateStore(ABC):
     @abstractmethod
     def next_version(self, family: str) -> int:
         """One past the highest registered base of ``family`` (1 for a new family)."""
+
     @abstractmethod
     def put_base(self, base: BaseVersion) -> None: ...
     @abstractmethod
@@ -293,11 +314,22 @@ class StateStore(ABC):
     @abstractmethod
     def pointers(self) -> dict[tuple[str, str], tuple[int, str]]: ...
     @abstractmethod
-    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None, expected: int | object | None = ANY) -> StageChange:
+    def move_pointer(
+        self,
+        family: str,
+        stage: str,
+        version: int | None,
+        *,
+        action: str,
+        actor: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+        expected: int | object | None = ANY,
+    ) -> StageChange:
         """Point ``stage`` at ``version``; refused (``ConflictError``) when it already points there,
         or when ``expected`` is given and the stage points elsewhere. A ``rollback`` marks the
         history rows of the base it moves away from as rolled back."""
+
     @abstractmethod
     def stage_history(self, family: str, stage: str | None = None) -> list[StageChange]: ...
 
@@ -307,7 +339,14 @@ class StateStore(ABC):
     @abstractmethod
     def evidence(self, family: str, version: int) -> list[Evidence]: ...
     @abstractmethod
-    def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None: ...
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
     @abstractmethod
     def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]: ...
 
@@ -317,7 +356,9 @@ class StateStore(ABC):
     @abstractmethod
     def operation(self, op_id: str) -> dict[str, Any] | None: ...
     @abstractmethod
-    def operations(self, kind: str | None = None, status: str | None = None) -> list[dict[str, Any]]: ...
+    def operations(
+        self, kind: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]: ...
     @abstractmethod
     def finish_operation(self, op_id: str, status: str) -> None: ...
     @abstractmethod
@@ -330,7 +371,9 @@ class StateStore(ABC):
     @abstractmethod
     def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]: ...
     @abstractmethod
-    def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int: ...
+    def put_doc(
+        self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None
+    ) -> int: ...
     @abstractmethod
     def docs(self, kind: str) -> list[dict[str, Any]]: ...
     @abstractmethod
@@ -341,7 +384,9 @@ class StateStore(ABC):
         """Several documents of one kind, each conditioned on its revision as ``put_doc`` is; their
         new revisions. SQLite writes them in one transaction; DynamoDB one conditional put each,
         in order (a reader may see the first before the last; a refused one stops the call)."""
-        return [self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes]
+        return [
+            self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes
+        ]
 
     @property
     def meter(self) -> WriteMeter:
@@ -358,9 +403,13 @@ class StateStore(ABC):
         Raises ``LeaseHeldError`` naming the first holder in the way. Returns the fencing token
         the leases now carry (the ``token`` of the given leases is ignored): larger than any the
         store handed out before."""
+
     @abstractmethod
-    def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
+    def renew_leases(
+        self, owner: str, names: list[str], *, now: float, expires_at: float | None
+    ) -> None:
         """Heartbeat; ``LeaseLostError`` when another owner took any of them over."""
+
     @abstractmethod
     def release_leases(self, owner: str, names: list[str] | None = None) -> None: ...
     @abstractmethod
@@ -370,8 +419,16 @@ class StateStore(ABC):
         """The lease on ``name`` as stored now (strongly consistent): held, expired or released."""
 
     # token buckets: API budgets shared by every rollout in flight (see canary.budget)
-    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
-                    now: float, reserve: bool = False) -> float:
+    def take_tokens(
+        self,
+        name: str,
+        count: float,
+        *,
+        capacity: float,
+        refill_per_s: float,
+        now: float,
+        reserve: bool = False,
+    ) -> float:
         """Take ``count`` tokens from bucket ``name`` atomically (``bucket_take``'s rule): 0.0 when
         taken; else the seconds until they are there (taken all the same with ``reserve``).
 
@@ -384,8 +441,15 @@ class StateStore(ABC):
                 current: TokenBucket | None = TokenBucket(**body)
             except NotFoundError:
                 current, revision = None, None
-            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
-                                    now=now, reserve=reserve)
+            new, wait = bucket_take(
+                current,
+                name,
+                count,
+                capacity=capacity,
+                refill_per_s=refill_per_s,
+                now=now,
+                reserve=reserve,
+            )
             if new is None:
                 return wait
             try:
@@ -396,7 +460,9 @@ class StateStore(ABC):
         raise ConflictError(f"token bucket {name} kept changing underneath")
 
     def buckets(self) -> list[TokenBucket]:
-        return sorted((TokenBucket(**body) for body in self.docs(BUCKET_KIND)), key=lambda b: b.name)
+        return sorted(
+            (TokenBucket(**body) for body in self.docs(BUCKET_KIND)), key=lambda b: b.name
+        )
 
     def close(self) -> None:  # noqa: B027 - optional: only backends that hold a connection
         pass
@@ -411,16 +477,21 @@ def lease_blocks(existing: Lease, owner: str, now: float, is_dead: LeaseIsDead) 
     return not is_dead(existing)
 
 
-def check_move(family: str, stage: str, version: int | None, previous: int | None, expected: object) -> None:
+def check_move(
+    family: str, stage: str, version: int | None, previous: int | None, expected: object
+) -> None:
     """The conditions every backend applies to a pointer move."""
     if version is not None and previous == version:
         raise ConflictError(f"{family} {stage} already names {family}:{version}")
     if expected is not ANY and previous != expected:
-        raise ConflictError(f"{family} {stage} changed underneath: it names {previous}, expected {expected}")
+        raise ConflictError(
+            f"{family} {stage} changed underneath: it names {previous}, expected {expected}"
+        )
 
 
 def open_store(settings: Settings) -> StateStore:
-    """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB ``state.table``."""
+    """The store ``[state] backend`` names: the SQLite file at ``state.path`` or the DynamoDB
+    ``state.table``."""
     if settings.state.backend == "dynamodb":
         from orchestrator.store.dynamodb import DynamoStore
 
@@ -445,7 +516,24 @@ def __getattr__(name: str) -> Any:
         return getattr(store_sqlite, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    "ANY", "BUCKET_KIND", "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "BaseVersion", "Evidence", "Fence", "Lease",
-    "SqliteStore", "StageChange", "StateStore", "TokenBucket", "bucket_take", "check_move", "lease_blocks", "open_store", "utcnow",
+    "ANY",
+    "BUCKET_KIND",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AuditEntry",
+    "BaseVersion",
+    "Evidence",
+    "Fence",
+    "Lease",
+    "SqliteStore",
+    "StageChange",
+    "StateStore",
+    "TokenBucket",
+    "bucket_take",
+    "check_move",
+    "lease_blocks",
+    "open_store",
+    "utcnow",
 ]

@@ -1,11 +1,13 @@
-"""The DynamoDB state store: the same ``StateStore`` on one table, for several orchestrators at once.
+"""The DynamoDB state store: the same ``StateStore`` on one table, for several orchestrators at
+once.
 
 Every change that must be atomic is one conditional write or one ``TransactWriteItems`` (a
 pointer move writes pointer, history row, base stage and audit entry together). Conditions do
 what SQLite's ``BEGIN IMMEDIATE`` does: a pointer moves only from the value it was read at, a
 document only from its revision, a lease is taken
 only when free, lapsed, dead, or already ours. Ids that order history and the audit trail come
-from atomic counters. The item layout is in ``orchestrator.store.dynamodb_layout``, the calls and the
+from atomic counters. The item layout is in ``orchestrator.store.dynamodb_layout``, the calls and
+the
 one write path (fenced in a fenced store) in ``orchestrator.store.dynamodb_table``; docs/state.md
 explains the table and its set-up on AWS.
 """
@@ -47,7 +49,8 @@ RACE_ATTEMPTS = 50  # re-reads after losing a conditional write to another write
 
 
 class DynamoStore(DynamoTable, StateStore):
-    """``StateStore`` on one DynamoDB table (see ``orchestrator.store.dynamodb_layout`` for its items)."""
+    """``StateStore`` on one DynamoDB table (see ``orchestrator.store.dynamodb_layout`` for its
+    items)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, aws: AwsFactory | None = None) -> DynamoStore:
@@ -75,25 +78,40 @@ class DynamoStore(DynamoTable, StateStore):
         return self._last_version(family, "BASE#") + 1
 
     def put_base(self, base: BaseVersion) -> None:
-        ops = [self._put(lay.base_item(base), "attribute_not_exists(pk)"), self._put(lay.family_item(base.family))]
-        ops += [self._put(lay.ami_item(ami, base.family, base.version)) for ami in sorted(set(base.amis.values()))]
+        ops = [
+            self._put(lay.base_item(base), "attribute_not_exists(pk)"),
+            self._put(lay.family_item(base.family)),
+        ]
+        ops += [
+            self._put(lay.ami_item(ami, base.family, base.version))
+            for ami in sorted(set(base.amis.values()))
+        ]
         if self._transact(ops) is not None and base != self.get_base(base.family, base.version):
-            raise ConflictError(f"base {base.ref} is already registered")  # (equal: our own retried commit)
+            raise ConflictError(
+                f"base {base.ref} is already registered"
+            )  # (equal: our own retried commit)
 
     def get_base(self, family: str, version: int) -> BaseVersion:
         item = self._get(lay.base_key(family, version))
         if item is None:
-            raise NotFoundError(f"no base {family}:{version}", hint="'imagefleet status' lists the bases")
+            raise NotFoundError(
+                f"no base {family}:{version}", hint="'imagefleet status' lists the bases"
+            )
         return lay.base_from(item)
 
     def bases(self, family: str | None = None) -> list[BaseVersion]:
-        return [lay.base_from(i) for f in ([family] if family else sorted(self._families()))
-                for i in self._query(lay.family_pk(f), "BASE#")]
+        return [
+            lay.base_from(i)
+            for f in ([family] if family else sorted(self._families()))
+            for i in self._query(lay.family_pk(f), "BASE#")
+        ]
 
     def find_base_by_ami(self, ami: str) -> BaseVersion:
         item = self._get(lay.ami_key(ami))
         if item is None:
-            raise NotFoundError(f"{ami} is not an AMI imagefleet registered", hint="bake it first, or check the id")
+            raise NotFoundError(
+                f"{ami} is not an AMI imagefleet registered", hint="bake it first, or check the id"
+            )
         return self.get_base(item["family"], int(item["version"]))
 
     def update_base(self, family: str, version: int, **fields: Any) -> None:
@@ -102,7 +120,10 @@ class DynamoStore(DynamoTable, StateStore):
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         ops = [self._update(lay.base_key(family, version), lay.base_fields(fields))]
-        ops += [self._put(lay.ami_item(ami, family, version)) for ami in sorted(set(fields.get("amis", {}).values()))]
+        ops += [
+            self._put(lay.ami_item(ami, family, version))
+            for ami in sorted(set(fields.get("amis", {}).values()))
+        ]
         if self._transact(ops) is not None:
             raise NotFoundError(f"no base {family}:{version}")
 
@@ -112,31 +133,74 @@ class DynamoStore(DynamoTable, StateStore):
         return None if item is None or item.get("version") is None else int(item["version"])
 
     def pointers(self) -> dict[tuple[str, str], tuple[int, str]]:
-        return {(i["family"], i["stage"]): (int(i["version"]), i["updated_at"])
-                for i in self._query("POINTERS") if i.get("version") is not None}
+        return {
+            (i["family"], i["stage"]): (int(i["version"]), i["updated_at"])
+            for i in self._query("POINTERS")
+            if i.get("version") is not None
+        }
 
-    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None, expected: int | object | None = ANY) -> StageChange:
+    def move_pointer(
+        self,
+        family: str,
+        stage: str,
+        version: int | None,
+        *,
+        action: str,
+        actor: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+        expected: int | object | None = ANY,
+    ) -> StageChange:
         """Pointer, history row, base stage, audit entry (and rolled-back marks) in one transaction,
         conditioned on the pointer still being where it was read."""
         for _ in range(RACE_ATTEMPTS):
             current = self._get(lay.pointer_key(family, stage))
-            previous = None if current is None or current.get("version") is None else int(current["version"])
+            previous = (
+                None
+                if current is None or current.get("version") is None
+                else int(current["version"])
+            )
             check_move(family, stage, version, previous, expected)
-            change = StageChange(self._next_id("history"), family, stage, version, previous, action, utcnow(), actor,
-                                 reason)
-            audit = AuditEntry(self._next_id("audit"), change.at, actor, action,
-                               f"{family}:{version}" if version is not None else family, reason,
-                               {"stage": stage, **(details or {})})
-            ops = [self._pointer_put(change, current), self._put(lay.history_item(change)),
-                   self._put(lay.audit_item(audit))]
+            change = StageChange(
+                self._next_id("history"),
+                family,
+                stage,
+                version,
+                previous,
+                action,
+                utcnow(),
+                actor,
+                reason,
+            )
+            audit = AuditEntry(
+                self._next_id("audit"),
+                change.at,
+                actor,
+                action,
+                f"{family}:{version}" if version is not None else family,
+                reason,
+                {"stage": stage, **(details or {})},
+            )
+            ops = [
+                self._pointer_put(change, current),
+                self._put(lay.history_item(change)),
+                self._put(lay.audit_item(audit)),
+            ]
             if version is not None and self._get(lay.base_key(family, version)) is not None:
                 ops.append(self._update(lay.base_key(family, version), {"stage": stage}))
             if action == "rollback" and previous is not None:
-                ops += [self._update(lay.history_key(family, c.id), {"rolled_back": True})
-                        for c in self.stage_history(family, stage) if c.version == previous]
-            if self._transact(ops) is None or self._get(lay.history_key(family, change.id)) is not None:
-                return change  # (a history row with our id: our commit landed and its answer was lost)
+                ops += [
+                    self._update(lay.history_key(family, c.id), {"rolled_back": True})
+                    for c in self.stage_history(family, stage)
+                    if c.version == previous
+                ]
+            if (
+                self._transact(ops) is None
+                or self._get(lay.history_key(family, change.id)) is not None
+            ):
+                return (
+                    change  # (a history row with our id: our commit landed and its answer was lost)
+                )
         raise ConflictError(f"{family} {stage} kept moving underneath")
 
     def _pointer_put(self, change: StageChange, current: lay.Item | None) -> dict[str, Any]:
@@ -154,10 +218,22 @@ class DynamoStore(DynamoTable, StateStore):
         self._write("put_item", Item=lay.to_wire(lay.evidence_item(ev, self._next_id("evidence"))))
 
     def evidence(self, family: str, version: int) -> list[Evidence]:
-        return [lay.evidence_from(i) for i in self._query(lay.family_pk(family), lay.evidence_prefix(version))]
+        return [
+            lay.evidence_from(i)
+            for i in self._query(lay.family_pk(family), lay.evidence_prefix(version))
+        ]
 
-    def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
-        entry = AuditEntry(self._next_id("audit"), utcnow(), actor, action, target, reason, details or {})
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        entry = AuditEntry(
+            self._next_id("audit"), utcnow(), actor, action, target, reason, details or {}
+        )
         self._write("put_item", Item=lay.to_wire(lay.audit_item(entry)))
 
     def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]:
@@ -165,7 +241,11 @@ class DynamoStore(DynamoTable, StateStore):
         for item in self._query("AUDIT", forward=False):  # newest first, stop once there are enough
             if len(out) >= limit:
                 break
-            if family is None or item["target"] == family or item["target"].startswith(f"{family}:"):
+            if (
+                family is None
+                or item["target"] == family
+                or item["target"].startswith(f"{family}:")
+            ):
                 out.append(lay.audit_from(item))
         return list(reversed(out))
 
@@ -173,9 +253,13 @@ class DynamoStore(DynamoTable, StateStore):
     def open_operation(self, op_id: str, kind: str, intent: dict[str, Any]) -> dict[str, Any]:
         now = utcnow()
         item = lay.operation_item(op_id, kind, intent, "running", now, now)
-        if not self._write("put_item", Item=lay.to_wire(item), ConditionExpression="attribute_not_exists(pk)"):
+        if not self._write(
+            "put_item", Item=lay.to_wire(item), ConditionExpression="attribute_not_exists(pk)"
+        ):
             return {**lay.operation_from(item), "resumed": False}
-        self._write("update_item", **self._update(lay.operation_key(op_id), {"updated_at": now})["Update"])
+        self._write(
+            "update_item", **self._update(lay.operation_key(op_id), {"updated_at": now})["Update"]
+        )
         old = self._get(lay.operation_key(op_id))
         assert old is not None  # operations are never deleted
         return {**lay.operation_from(old), "resumed": True}
@@ -184,15 +268,25 @@ class DynamoStore(DynamoTable, StateStore):
         item = self._get(lay.operation_key(op_id))
         return lay.operation_from(item) if item else None
 
-    def operations(self, kind: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def operations(
+        self, kind: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         ops = [lay.operation_from(i) for i in self._query("OPS")]
-        ops = [o for o in ops if (kind is None or o["kind"] == kind) and (status is None or o["status"] == status)]
+        ops = [
+            o
+            for o in ops
+            if (kind is None or o["kind"] == kind) and (status is None or o["status"] == status)
+        ]
         return sorted(ops, key=lambda o: o["created_at"])
 
     def finish_operation(self, op_id: str, status: str) -> None:
         # like SQLite's UPDATE, finishing an unknown operation changes nothing
-        self._write("update_item", **self._update(lay.operation_key(op_id),
-                                                   {"status": status, "updated_at": utcnow()})["Update"])
+        self._write(
+            "update_item",
+            **self._update(lay.operation_key(op_id), {"status": status, "updated_at": utcnow()})[
+                "Update"
+            ],
+        )
 
     def step(self, op_id: str, name: str) -> dict[str, Any] | None:
         item = self._get(lay.step_key(op_id, name))
@@ -202,10 +296,13 @@ class DynamoStore(DynamoTable, StateStore):
         item = lay.step_item(op_id, name, status, result, utcnow())
         if status != "pending":
             self._write("put_item", Item=lay.to_wire(item))
-        elif self._write("put_item", Item=lay.to_wire(item),
-                                    ConditionExpression="attribute_not_exists(pk) OR #status <> :done",
-                                    ExpressionAttributeNames={"#status": "status"},
-                                    ExpressionAttributeValues={":done": lay.value("done")}):
+        elif self._write(
+            "put_item",
+            Item=lay.to_wire(item),
+            ConditionExpression="attribute_not_exists(pk) OR #status <> :done",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":done": lay.value("done")},
+        ):
             raise ConflictError(f"step {name} of {op_id} is already done: another run finished it")
 
     # --- documents ------------------------------------------------------------------------------
@@ -215,20 +312,27 @@ class DynamoStore(DynamoTable, StateStore):
             raise NotFoundError(f"no {kind} {doc_id!r}")
         return lay.doc_body(item), int(item["revision"])
 
-    def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
+    def put_doc(
+        self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None
+    ) -> int:
         new, token = (expected_revision or 0) + 1, uuid.uuid4().hex
         item = {**lay.doc_item(kind, doc_id, body, new, utcnow()), "write_token": token}
         if expected_revision is None:
             cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
-            cond = {"ConditionExpression": "revision = :expected",
-                    "ExpressionAttributeValues": {":expected": lay.value(expected_revision)}}
+            cond = {
+                "ConditionExpression": "revision = :expected",
+                "ExpressionAttributeValues": {":expected": lay.value(expected_revision)},
+            }
         if self._write("put_item", Item=lay.to_wire(item), **cond):
             now = self._get(lay.doc_key(kind, doc_id))
             if now and now.get("write_token") == token:
                 return new  # our own put, retried after its answer was lost
             current = int(now["revision"]) if now else None
-            raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, expected " f"{expected_revision})")
+            raise ConflictError(
+                f"{kind} {doc_id} changed underneath (revision {current}, expected "
+                f"{expected_revision})"
+            )
         return new
 
     def docs(self, kind: str) -> list[dict[str, Any]]:
@@ -236,7 +340,9 @@ class DynamoStore(DynamoTable, StateStore):
         return [lay.doc_body(i) for i in items]
 
     def get_docs(self, kind: str) -> dict[str, tuple[dict[str, Any], int]]:
-        return {str(i["id"]): (lay.doc_body(i), int(i["revision"])) for i in self._query(f"DOC#{kind}")}
+        return {
+            str(i["id"]): (lay.doc_body(i), int(i["revision"])) for i in self._query(f"DOC#{kind}")
+        }
 
     def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
         """One conditional put per document, in order (each checked, and fenced, as ``put_doc``).
@@ -246,7 +352,9 @@ class DynamoStore(DynamoTable, StateStore):
         can see the first documents of a call before the last; the rollout's records are written
         parts first, header last, and every part is one a resumed run can act on
         (docs/state.md)."""
-        return [self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes]
+        return [
+            self.put_doc(kind, doc_id, body, expected_revision=rev) for doc_id, body, rev in writes
+        ]
 
     # --- leases ---------------------------------------------------------------------------------
     def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
@@ -257,11 +365,14 @@ class DynamoStore(DynamoTable, StateStore):
         The fencing token comes first from the atomic ``lease`` counter (one ``UpdateItem``): larger
         than any handed out before, also across releases."""
         token = self._next_id("lease")
-        wanted = [replace(lease, token=token, released=False) for lease in {lease.name: lease for lease in leases}.values()]
+        wanted = [
+            replace(lease, token=token, released=False)
+            for lease in {lease.name: lease for lease in leases}.values()
+        ]
         taken: list[Lease] = []
         try:
             for start in range(0, len(wanted), TRANSACT_MAX_ITEMS):
-                chunk = wanted[start:start + TRANSACT_MAX_ITEMS]
+                chunk = wanted[start : start + TRANSACT_MAX_ITEMS]
                 self._acquire(chunk, now=now, is_dead=is_dead)
                 taken += chunk
         except BaseException:
@@ -271,55 +382,92 @@ class DynamoStore(DynamoTable, StateStore):
         return token
 
     def _acquire(self, wanted: list[Lease], *, now: float, is_dead: LeaseIsDead) -> None:
-        """One transaction of conditional puts; a holder seen dead is replaced by naming it exactly."""
+        """One transaction of conditional puts; a holder seen dead is replaced by naming it
+        exactly."""
         dead: dict[str, str] = {}  # name -> the owner we saw dead and may replace
         for _ in range(RACE_ATTEMPTS):
-            cancelled = self._transact([self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted],
-                                       fenced=False)
+            cancelled = self._transact(
+                [self._lease_put(lease, now, dead.get(lease.name)) for lease in wanted],
+                fenced=False,
+            )
             if cancelled is None:
                 return
             for lease, why in zip(wanted, cancelled, strict=True):
                 if why.get("Code") != "ConditionalCheckFailed":
                     continue
-                held = lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item") else self.lease(lease.name)
+                held = (
+                    lay.lease_from(lay.from_wire(why["Item"]))
+                    if why.get("Item")
+                    else self.lease(lease.name)
+                )
                 if held is not None and lease_blocks(held, lease.owner, now, is_dead):
                     raise LeaseHeldError(held)
                 if held is not None:
                     dead[lease.name] = held.owner
-        raise ConflictError(f"leases {', '.join(lease.name for lease in wanted)} kept changing underneath")
+        raise ConflictError(
+            f"leases {', '.join(lease.name for lease in wanted)} kept changing underneath"
+        )
 
     def _lease_put(self, lease: Lease, now: float, dead_owner: str | None) -> dict[str, Any]:
-        cond = "attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner OR #released = :yes"
+        cond = (
+            "attribute_not_exists(pk) OR expires_at <= :now OR #owner = :owner OR #released = :yes"
+        )
         values: dict[str, Any] = {":now": now, ":owner": lease.owner, ":yes": True}
         if dead_owner is not None:
             cond, values = cond + " OR #owner = :dead", {**values, ":dead": dead_owner}
-        return self._put(lay.lease_item(lease), cond, {"#owner": "owner", "#released": "released"}, values,
-                         return_old=True)
+        return self._put(
+            lay.lease_item(lease),
+            cond,
+            {"#owner": "owner", "#released": "released"},
+            values,
+            return_old=True,
+        )
 
     def lease(self, name: str) -> Lease | None:
         item = self._get(lay.lease_key(name))
         return lay.lease_from(item) if item else None
 
-    def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
+    def renew_leases(
+        self, owner: str, names: list[str], *, now: float, expires_at: float | None
+    ) -> None:
         unique = list(dict.fromkeys(names))
         for start in range(0, len(unique), TRANSACT_MAX_ITEMS):
-            chunk = unique[start:start + TRANSACT_MAX_ITEMS]
-            cancelled = self._transact([self._renewal(owner, name, now, expires_at) for name in chunk], fenced=False)
+            chunk = unique[start : start + TRANSACT_MAX_ITEMS]
+            cancelled = self._transact(
+                [self._renewal(owner, name, now, expires_at) for name in chunk], fenced=False
+            )
             if cancelled is not None:
-                lost = next((n for n, why in zip(chunk, cancelled, strict=True)
-                             if why.get("Code") == "ConditionalCheckFailed"), chunk[0])
+                lost = next(
+                    (
+                        n
+                        for n, why in zip(chunk, cancelled, strict=True)
+                        if why.get("Code") == "ConditionalCheckFailed"
+                    ),
+                    chunk[0],
+                )
                 raise LeaseLostError(lost, self.lease(lost))
 
-    def _renewal(self, owner: str, name: str, now: float, expires_at: float | None) -> dict[str, Any]:
-        held = "#owner = :owner AND NOT #released = :yes"  # (absent in leases from before fencing: held)
-        names, values = {"#owner": "owner", "#released": "released"}, {":owner": owner, ":yes": True}
+    def _renewal(
+        self, owner: str, name: str, now: float, expires_at: float | None
+    ) -> dict[str, Any]:
+        # (absent in leases from before fencing: held)
+        held = "#owner = :owner AND NOT #released = :yes"
+        names, values = (
+            {"#owner": "owner", "#released": "released"},
+            {":owner": owner, ":yes": True},
+        )
         if expires_at is None:
             op = self._update(lay.lease_key(name), {"heartbeat_at": now}, held, names, values)
             op["Update"]["UpdateExpression"] += " REMOVE expires_at, #ttl"
             op["Update"]["ExpressionAttributeNames"]["#ttl"] = "ttl"
             return op
-        return self._update(lay.lease_key(name), {"heartbeat_at": now, "expires_at": expires_at,
-                                                  "ttl": lay.lease_ttl(expires_at)}, held, names, values)
+        return self._update(
+            lay.lease_key(name),
+            {"heartbeat_at": now, "expires_at": expires_at, "ttl": lay.lease_ttl(expires_at)},
+            held,
+            names,
+            values,
+        )
 
     def release_leases(self, owner: str, names: list[str] | None = None) -> None:
         if names is None:
@@ -327,9 +475,18 @@ class DynamoStore(DynamoTable, StateStore):
         # Kept, marked released (a holder it was taken from learns who took it); DynamoDB's TTL
         # sweep removes it an hour on. A name someone else took over stays theirs.
         for name in names:
-            release = self._update(lay.lease_key(name), {"released": True, "ttl": lay.lease_ttl(time.time())},
-                                   "#owner = :owner", {"#owner": "owner"}, {":owner": owner})
+            release = self._update(
+                lay.lease_key(name),
+                {"released": True, "ttl": lay.lease_ttl(time.time())},
+                "#owner = :owner",
+                {"#owner": "owner"},
+                {":owner": owner},
+            )
             self._write("update_item", fenced=False, **release["Update"])
 
     def leases(self) -> list[Lease]:
-        return [lease for lease in (lay.lease_from(i) for i in self._query("LEASES")) if not lease.released]
+        return [
+            lease
+            for lease in (lay.lease_from(i) for i in self._query("LEASES"))
+            if not lease.released
+        ]

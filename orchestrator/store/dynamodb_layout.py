@@ -17,8 +17,10 @@ pk                         sk                               record
 ``OPS``                    operation id                     resumable operation
 ``OP#<id>``                ``STEP#<name>``                  journal step
 ``DOC#<kind>``             document id                      an area's document (with revision)
-``LEASES``                 lease name                       lease (``token``: fencing; ``ttl``: expiry)
-``COUNTER``                ``history`` / ``lease`` / …      last id / fencing token handed out (atomic ``ADD``)
+``LEASES``                 lease name                       lease (``token``: fencing; ``ttl``:
+expiry)
+``COUNTER``                ``history`` / ``lease`` / …      last id / fencing token handed out
+(atomic ``ADD``)
 =========================  ===============================  ====================================
 
 Free-form fields (AMIs per region, changelog, details, intents, documents) are stored as JSON
@@ -47,7 +49,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-# --- wire form --------------------------------------------------------------------------------------
+# --- wire form
+# --------------------------------------------------------------------------------------
 def _wire_value(value: object) -> object:
     if isinstance(value, float):
         return Decimal(repr(value))  # repr round-trips a float exactly
@@ -80,7 +83,8 @@ def _dumps(v: object) -> str:
     return json.dumps(v, default=str)
 
 
-# --- keys ---------------------------------------------------------------------------------------------
+# --- keys
+# ---------------------------------------------------------------------------------------------
 def key(pk: str, sk: str) -> Item:
     return {"pk": pk, "sk": sk}
 
@@ -141,21 +145,37 @@ def family_item(family: str) -> Item:
     return {**key("FAMILIES", family), "family": family}
 
 
-# --- records ------------------------------------------------------------------------------------------
+# --- records
+# ------------------------------------------------------------------------------------------
 def base_item(b: BaseVersion) -> Item:
     return {
-        **base_key(b.family, b.version), "family": b.family, "version": b.version, "amis": _dumps(b.amis),
-        "source_ami": b.source_ami, "parent": b.parent, "packer_run_id": b.packer_run_id,
-        "created_at": b.created_at, "manifest": b.manifest, "manifest_uri": b.manifest_uri,
-        "changelog": _dumps(b.changelog), "stage": b.stage,
+        **base_key(b.family, b.version),
+        "family": b.family,
+        "version": b.version,
+        "amis": _dumps(b.amis),
+        "source_ami": b.source_ami,
+        "parent": b.parent,
+        "packer_run_id": b.packer_run_id,
+        "created_at": b.created_at,
+        "manifest": b.manifest,
+        "manifest_uri": b.manifest_uri,
+        "changelog": _dumps(b.changelog),
+        "stage": b.stage,
     }
 
 
 def base_from(i: Item) -> BaseVersion:
     return BaseVersion(
-        family=i["family"], version=int(i["version"]), amis=json.loads(i["amis"]), source_ami=i["source_ami"],
-        parent=_int(i.get("parent")), packer_run_id=i["packer_run_id"], created_at=i["created_at"],
-        manifest=i["manifest"], manifest_uri=i.get("manifest_uri"), changelog=json.loads(i["changelog"]),
+        family=i["family"],
+        version=int(i["version"]),
+        amis=json.loads(i["amis"]),
+        source_ami=i["source_ami"],
+        parent=_int(i.get("parent")),
+        packer_run_id=i["packer_run_id"],
+        created_at=i["created_at"],
+        manifest=i["manifest"],
+        manifest_uri=i.get("manifest_uri"),
+        changelog=json.loads(i["changelog"]),
         stage=i["stage"],
     )
 
@@ -169,66 +189,153 @@ def ami_item(ami: str, family: str, version: int) -> Item:
     return {**ami_key(ami), "family": family, "version": version}
 
 
-def pointer_item(family: str, stage: str, version: int | None, updated_at: str, change_id: int) -> Item:
-    return {**pointer_key(family, stage), "family": family, "stage": stage, "version": version,
-            "updated_at": updated_at, "change_id": change_id}
+def pointer_item(
+    family: str, stage: str, version: int | None, updated_at: str, change_id: int
+) -> Item:
+    return {
+        **pointer_key(family, stage),
+        "family": family,
+        "stage": stage,
+        "version": version,
+        "updated_at": updated_at,
+        "change_id": change_id,
+    }
 
 
 def history_item(c: StageChange) -> Item:
-    return {**history_key(c.family, c.id), "id": c.id, "family": c.family, "stage": c.stage,
-            "version": c.version, "previous": c.previous, "action": c.action, "at": c.at, "actor": c.actor,
-            "reason": c.reason, "rolled_back": c.rolled_back}
+    return {
+        **history_key(c.family, c.id),
+        "id": c.id,
+        "family": c.family,
+        "stage": c.stage,
+        "version": c.version,
+        "previous": c.previous,
+        "action": c.action,
+        "at": c.at,
+        "actor": c.actor,
+        "reason": c.reason,
+        "rolled_back": c.rolled_back,
+    }
 
 
 def history_from(i: Item) -> StageChange:
-    return StageChange(int(i["id"]), i["family"], i["stage"], _int(i.get("version")), _int(i.get("previous")),
-                       i["action"], i["at"], i["actor"], i["reason"], bool(i.get("rolled_back", False)))
+    return StageChange(
+        int(i["id"]),
+        i["family"],
+        i["stage"],
+        _int(i.get("version")),
+        _int(i.get("previous")),
+        i["action"],
+        i["at"],
+        i["actor"],
+        i["reason"],
+        bool(i.get("rolled_back", False)),
+    )
 
 
 def evidence_item(ev: Evidence, ev_id: int) -> Item:
-    return {**evidence_key(ev.family, ev.version, ev_id), "id": ev_id, "family": ev.family,
-            "version": ev.version, "gate": ev.gate, "passed": ev.passed, "details": _dumps(ev.details),
-            "at": ev.at, "actor": ev.actor}
+    return {
+        **evidence_key(ev.family, ev.version, ev_id),
+        "id": ev_id,
+        "family": ev.family,
+        "version": ev.version,
+        "gate": ev.gate,
+        "passed": ev.passed,
+        "details": _dumps(ev.details),
+        "at": ev.at,
+        "actor": ev.actor,
+    }
 
 
 def evidence_from(i: Item) -> Evidence:
-    return Evidence(i["family"], int(i["version"]), i["gate"], bool(i["passed"]), json.loads(i["details"]),
-                    i["at"], i["actor"])
+    return Evidence(
+        i["family"],
+        int(i["version"]),
+        i["gate"],
+        bool(i["passed"]),
+        json.loads(i["details"]),
+        i["at"],
+        i["actor"],
+    )
 
 
 def audit_item(e: AuditEntry) -> Item:
-    return {**audit_key(e.id), "id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
-            "target": e.target, "reason": e.reason, "details": _dumps(e.details)}
+    return {
+        **audit_key(e.id),
+        "id": e.id,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "reason": e.reason,
+        "details": _dumps(e.details),
+    }
 
 
 def audit_from(i: Item) -> AuditEntry:
-    return AuditEntry(int(i["id"]), i["at"], i["actor"], i["action"], i["target"], i["reason"],
-                      json.loads(i["details"]))
+    return AuditEntry(
+        int(i["id"]),
+        i["at"],
+        i["actor"],
+        i["action"],
+        i["target"],
+        i["reason"],
+        json.loads(i["details"]),
+    )
 
 
-def operation_item(op_id: str, kind: str, intent: dict[str, Any], status: str, created_at: str,
-                   updated_at: str) -> Item:
-    return {**operation_key(op_id), "id": op_id, "kind": kind, "intent": _dumps(intent), "status": status,
-            "created_at": created_at, "updated_at": updated_at}
+def operation_item(
+    op_id: str, kind: str, intent: dict[str, Any], status: str, created_at: str, updated_at: str
+) -> Item:
+    return {
+        **operation_key(op_id),
+        "id": op_id,
+        "kind": kind,
+        "intent": _dumps(intent),
+        "status": status,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
 
 
 def operation_from(i: Item) -> dict[str, Any]:
-    return {"id": i["id"], "kind": i["kind"], "intent": json.loads(i["intent"]), "status": i["status"],
-            "created_at": i["created_at"], "updated_at": i["updated_at"]}
+    return {
+        "id": i["id"],
+        "kind": i["kind"],
+        "intent": json.loads(i["intent"]),
+        "status": i["status"],
+        "created_at": i["created_at"],
+        "updated_at": i["updated_at"],
+    }
 
 
 def step_item(op_id: str, name: str, status: str, result: object, updated_at: str) -> Item:
-    return {**step_key(op_id, name), "name": name, "status": status,
-            "result": _dumps(result) if result is not None else None, "updated_at": updated_at}
+    return {
+        **step_key(op_id, name),
+        "name": name,
+        "status": status,
+        "result": _dumps(result) if result is not None else None,
+        "updated_at": updated_at,
+    }
 
 
 def step_from(i: Item) -> dict[str, Any]:
-    return {"name": i["name"], "status": i["status"], "result": json.loads(i["result"]) if i.get("result") else None}
+    return {
+        "name": i["name"],
+        "status": i["status"],
+        "result": json.loads(i["result"]) if i.get("result") else None,
+    }
 
 
 def doc_item(kind: str, doc_id: str, body: dict[str, Any], revision: int, updated_at: str) -> Item:
-    return {**doc_key(kind, doc_id), "kind": kind, "id": doc_id, "body": _dumps(body), "revision": revision,
-            "updated_at": updated_at}
+    return {
+        **doc_key(kind, doc_id),
+        "kind": kind,
+        "id": doc_id,
+        "body": _dumps(body),
+        "revision": revision,
+        "updated_at": updated_at,
+    }
 
 
 def doc_body(i: Item) -> dict[str, Any]:
@@ -236,14 +343,25 @@ def doc_body(i: Item) -> dict[str, Any]:
 
 
 def lease_ttl(expires_at: float | None) -> int | None:
-    """DynamoDB's TTL attribute (whole epoch seconds) for a lease, or none for a held-until-released claim."""
+    """DynamoDB's TTL attribute (whole epoch seconds) for a lease, or none for a held-until-released
+    claim."""
     return None if expires_at is None else math.ceil(expires_at) + LEASE_TTL_GRACE_S
 
 
 def lease_item(lease: Lease) -> Item:
-    item = {**lease_key(lease.name), "name": lease.name, "owner": lease.owner, "actor": lease.actor,
-            "host": lease.host, "pid": lease.pid, "command": lease.command, "acquired_at": lease.acquired_at,
-            "heartbeat_at": lease.heartbeat_at, "token": lease.token, "released": lease.released}
+    item = {
+        **lease_key(lease.name),
+        "name": lease.name,
+        "owner": lease.owner,
+        "actor": lease.actor,
+        "host": lease.host,
+        "pid": lease.pid,
+        "command": lease.command,
+        "acquired_at": lease.acquired_at,
+        "heartbeat_at": lease.heartbeat_at,
+        "token": lease.token,
+        "released": lease.released,
+    }
     if lease.expires_at is not None:  # absent, not NULL: `expires_at <= :now` is then simply false
         item["expires_at"] = lease.expires_at
         item["ttl"] = lease_ttl(lease.expires_at)
@@ -251,10 +369,19 @@ def lease_item(lease: Lease) -> Item:
 
 
 def lease_from(i: Item) -> Lease:
-    return Lease(i["name"], i["owner"], i["actor"], i["host"], int(i["pid"]), i["command"],
-                 float(i["acquired_at"]), float(i["heartbeat_at"]), _float(i.get("expires_at")),
-                 int(i.get("token", 0)),  # leases written before fencing carry none: 0, below every new one
-                 bool(i.get("released", False)))
+    return Lease(
+        i["name"],
+        i["owner"],
+        i["actor"],
+        i["host"],
+        int(i["pid"]),
+        i["command"],
+        float(i["acquired_at"]),
+        float(i["heartbeat_at"]),
+        _float(i.get("expires_at")),
+        int(i.get("token", 0)),  # leases written before fencing carry none: 0, below every new one
+        bool(i.get("released", False)),
+    )
 
 
 def _attr_bytes(v: Any) -> int:
@@ -281,5 +408,6 @@ def request_bytes(request: Any) -> int:
     """The size of what one write request stores: its item, or its key and update values."""
     if "Item" in request:
         return sum(len(k) + _attr_bytes(v) for k, v in request["Item"].items())
-    return (sum(len(k) + _attr_bytes(v) for k, v in (request.get("Key") or {}).items())
-            + sum(_attr_bytes(v) for v in (request.get("ExpressionAttributeValues") or {}).values()))
+    return sum(len(k) + _attr_bytes(v) for k, v in (request.get("Key") or {}).items()) + sum(
+        _attr_bytes(v) for v in (request.get("ExpressionAttributeValues") or {}).values()
+    )

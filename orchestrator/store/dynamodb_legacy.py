@@ -2,7 +2,8 @@
 
 Before schema 5 (see ``orchestrator.store.sqlite_file``) the store kept friend teams
 (``FRIENDS``/team) and version reservations (``FAMILY#<f>``/``RESERVATION#<v>``) as records of its
-own. They now belong to pipelines (``pipelines/records.py``) and are documents like any other area's;
+own. They now belong to pipelines (``pipelines/records.py``) and are documents like any other
+area's;
 the kinds and the document body are written out here as they were at the move, and
 ``tests/pipelines/test_records_migration.py`` checks that pipelines reads what this writes.
 """
@@ -24,20 +25,33 @@ RESERVATION_DOC = "version-reservation"
 def as_doc(item: lay.Item) -> lay.Item:
     """The document item an old friend or reservation item becomes (revision 1)."""
     if item["pk"] == "FRIENDS":
-        body = {"team": item["team"], "accounts": json.loads(item["accounts"]),
-                "families": json.loads(item["families"]), "added_at": item["added_at"],
-                "added_by": item["added_by"], "removed": False}
+        body = {
+            "team": item["team"],
+            "accounts": json.loads(item["accounts"]),
+            "families": json.loads(item["families"]),
+            "added_at": item["added_at"],
+            "added_by": item["added_by"],
+            "removed": False,
+        }
         return lay.doc_item(FRIEND_TEAM_DOC, item["team"], body, 1, item["added_at"])
     version = int(item["version"])
-    body = {"family": item["family"], "version": version, "holder": item["holder"], "at": item["at"],
-            "status": item["status"], "details": json.loads(item["details"])}
+    body = {
+        "family": item["family"],
+        "version": version,
+        "holder": item["holder"],
+        "at": item["at"],
+        "status": item["status"],
+        "details": json.loads(item["details"]),
+    }
     return lay.doc_item(RESERVATION_DOC, f"{item['family']}#{version:08d}", body, 1, item["at"])
 
 
 def old_items(store: DynamoStore) -> list[lay.Item]:
     families = [i["family"] for i in store._query("FAMILIES")]
-    return [*store._query("FRIENDS"),
-            *(i for f in families for i in store._query(lay.family_pk(f), "RESERVATION#"))]
+    return [
+        *store._query("FRIENDS"),
+        *(i for f in families for i in store._query(lay.family_pk(f), "RESERVATION#")),
+    ]
 
 
 def upgrade(store: DynamoStore) -> int:
@@ -48,7 +62,12 @@ def upgrade(store: DynamoStore) -> int:
     for item in old_items(store):
         doc = as_doc(item)
         # refused when the document exists: it was copied before, or written since, and stays
-        store._write("put_item", fenced=False, Item=lay.to_wire(doc), ConditionExpression="attribute_not_exists(pk)")
+        store._write(
+            "put_item",
+            fenced=False,
+            Item=lay.to_wire(doc),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
         store._write("delete_item", fenced=False, Key=lay.to_wire(lay.key(item["pk"], item["sk"])))
         moved += 1
     return moved

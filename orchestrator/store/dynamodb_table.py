@@ -27,7 +27,8 @@ class _TransactionConflict(Exception):
 
 
 def aws_code(exc: AwsError) -> str:
-    """The AWS error code behind an ``AwsError`` (the retrying client keeps the original as cause)."""
+    """The AWS error code behind an ``AwsError`` (the retrying client keeps the original as
+    cause)."""
     return error_code(exc.__cause__) if exc.__cause__ else ""
 
 
@@ -45,7 +46,6 @@ class DynamoTable:
 
     meter: WriteMeter  # ``StateStore.meter``: every write below is counted in it
 
-
     _fence: Fence | None = None
     _alive: Callable[[], None] | None = None
 
@@ -57,25 +57,38 @@ class DynamoTable:
     def lease(self, name: str) -> Lease | None:
         raise NotImplementedError  # the store's: who holds a lease now, to name in LeaseLostError
 
-    # --- the table itself (``imagefleet state init`` / ``state migrate``) ---------------------------
+    # --- the table itself (``imagefleet state init`` / ``state migrate``)
+    # ---------------------------
     def init_table(self) -> bool:
-        """Create the table (on-demand, TTL on ``ttl``) unless it exists, wait until ACTIVE; True if created."""
+        """Create the table (on-demand, TTL on ``ttl``) unless it exists, wait until ACTIVE; True if
+        created."""
         created = True
         try:
             self.client.create_table(
-                TableName=self.table, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}],
+                TableName=self.table,
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
             )
         except AwsError as exc:
             if aws_code(exc) != "ResourceInUseException":
                 raise
             created = False
-        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+        self.client.get_waiter("table_exists").wait(
+            TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        )
         ttl = self._call("describe_time_to_live").get("TimeToLiveDescription", {})
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            self._call("update_time_to_live", TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
+            self._call(
+                "update_time_to_live",
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+            )
         return created
 
     def is_empty(self) -> bool:
@@ -95,7 +108,10 @@ class DynamoTable:
             raise
 
     def _missing(self) -> StateError:
-        return StateError(f"state table {self.table} does not exist", hint="create it with 'imagefleet state init'")
+        return StateError(
+            f"state table {self.table} does not exist",
+            hint="create it with 'imagefleet state init'",
+        )
 
     def _write(self, op: str, *, fenced: bool = True, **kwargs: object) -> bool:
         """Every single-item write goes through here (``put_item``, ``update_item``, ``delete_item``
@@ -129,9 +145,16 @@ class DynamoTable:
         """
         cond, values = "pk = :pk", {":pk": lay.value(pk)}
         if prefix:
-            cond, values = cond + " AND begins_with(sk, :prefix)", {**values, ":prefix": lay.value(prefix)}
-        kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ExpressionAttributeValues": values,
-                                  "ConsistentRead": True, "ScanIndexForward": forward}
+            cond, values = (
+                cond + " AND begins_with(sk, :prefix)",
+                {**values, ":prefix": lay.value(prefix)},
+            )
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+            "ScanIndexForward": forward,
+        }
         if self.page_size:
             kwargs["Limit"] = self.page_size
         while True:
@@ -141,12 +164,15 @@ class DynamoTable:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _transact(self, ops: list[dict[str, Any]], token: str | None = None, *, fenced: bool = True) -> Cancelled | None:
+    def _transact(
+        self, ops: list[dict[str, Any]], token: str | None = None, *, fenced: bool = True
+    ) -> Cancelled | None:
         """All of ``ops`` or none: ``None`` when written, else why each item was cancelled.
 
         Every multi-item write goes through here. In a fenced view one ``ConditionCheck`` per
         fenced lease joins the transaction (owner and token unchanged); when one fails the write
-        is refused with ``LeaseLostError`` naming the new holder. Lease methods pass ``fenced=False``."""
+        is refused with ``LeaseLostError`` naming the new holder. Lease methods pass
+        ``fenced=False``."""
         fence = self._fence if fenced else None
         if fence is not None:
             if self._alive is not None:
@@ -154,36 +180,59 @@ class DynamoTable:
             ops = [*ops, *(self._fence_check(fence, name) for name in fence.names)]
         for op in ops:
             next(iter(op.values()))["TableName"] = self.table
-        token = token or uuid.uuid4().hex  # the same on every retry: a retried commit is not applied twice
+        token = (
+            token or uuid.uuid4().hex
+        )  # the same on every retry: a retried commit is not applied twice
         cancelled = self._transact_retrying(ops, token)
         if cancelled is None or fence is None:
             return cancelled
         mine = len(ops) - len(fence.names)
         for name, why in zip(fence.names, cancelled[mine:], strict=True):
             if why.get("Code") == "ConditionalCheckFailed":
-                raise fence.lost(name, lay.lease_from(lay.from_wire(why["Item"])) if why.get("Item")
-                                 else self.lease(name))
+                raise fence.lost(
+                    name,
+                    lay.lease_from(lay.from_wire(why["Item"]))
+                    if why.get("Item")
+                    else self.lease(name),
+                )
         return cancelled[:mine]
 
     @staticmethod
     def _fence_check(fence: Fence, name: str) -> dict[str, Any]:
-        return {"ConditionCheck": {
-            "Key": lay.to_wire(lay.lease_key(name)),
-            "ConditionExpression": "#owner = :owner AND #token = :token AND NOT #released = " ":yes",
-            "ExpressionAttributeNames": {"#owner": "owner", "#token": "token", "#released": "released"},
-            "ExpressionAttributeValues": {":owner": lay.value(fence.owner), ":token": lay.value(fence.token),
-                                          ":yes": lay.value(True)},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        return {
+            "ConditionCheck": {
+                "Key": lay.to_wire(lay.lease_key(name)),
+                "ConditionExpression": "#owner = :owner AND #token = :token AND NOT #released = "
+                ":yes",
+                "ExpressionAttributeNames": {
+                    "#owner": "owner",
+                    "#token": "token",
+                    "#released": "released",
+                },
+                "ExpressionAttributeValues": {
+                    ":owner": lay.value(fence.owner),
+                    ":token": lay.value(fence.token),
+                    ":yes": lay.value(True),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _transact_retrying(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
-        retrying = Retrying(retry=retry_if_exception_type(_TransactionConflict), reraise=True,
-                            wait=wait_random_exponential(multiplier=0.05, max=2), stop=stop_after_attempt(10))
+        retrying = Retrying(
+            retry=retry_if_exception_type(_TransactionConflict),
+            reraise=True,
+            wait=wait_random_exponential(multiplier=0.05, max=2),
+            stop=stop_after_attempt(10),
+        )
         try:
             for attempt in retrying:
                 with attempt:
                     return self._transact_once(ops, token)
         except _TransactionConflict as exc:
-            raise ConflictError("the state table kept refusing a transaction: another writer holds its items") from exc
+            raise ConflictError(
+                "the state table kept refusing a transaction: another writer holds its items"
+            ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transact_once(self, ops: list[dict[str, Any]], token: str) -> Cancelled | None:
@@ -205,16 +254,28 @@ class DynamoTable:
             return reasons
 
     def _next_id(self, counter: str) -> int:
-        """A new id from an atomic counter: monotonic across every orchestrator sharing the table."""
+        """A new id from an atomic counter: monotonic across every orchestrator sharing the
+        table."""
         # ids are handed out unfenced: an id a lost holder burns is a gap, never a write
-        out = self._call("update_item", unfenced=True, Key=lay.to_wire(lay.counter_key(counter)), UpdateExpression="ADD #n :one",
-                         ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": lay.value(1)},
-                         ReturnValues="UPDATED_NEW")
+        out = self._call(
+            "update_item",
+            unfenced=True,
+            Key=lay.to_wire(lay.counter_key(counter)),
+            UpdateExpression="ADD #n :one",
+            ExpressionAttributeNames={"#n": "n"},
+            ExpressionAttributeValues={":one": lay.value(1)},
+            ReturnValues="UPDATED_NEW",
+        )
         return int(out["Attributes"]["n"]["N"])
 
     @staticmethod
-    def _put(item: lay.Item, condition: str | None = None, names: dict[str, str] | None = None,
-             values: dict[str, Any] | None = None, return_old: bool = False) -> dict[str, Any]:
+    def _put(
+        item: lay.Item,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        return_old: bool = False,
+    ) -> dict[str, Any]:
         put: dict[str, Any] = {"Item": lay.to_wire(item)}
         if condition:
             put["ConditionExpression"] = condition
@@ -227,13 +288,24 @@ class DynamoTable:
         return {"Put": put}
 
     @staticmethod
-    def _update(key: lay.Item, sets: dict[str, Any], condition: str = "attribute_exists(pk)",
-                names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _update(
+        key: lay.Item,
+        sets: dict[str, Any],
+        condition: str = "attribute_exists(pk)",
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """One ``Update`` of a transaction (or the arguments of ``update_item``): SET each field."""
         expr = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-        return {"Update": {
-            "Key": lay.to_wire(key), "UpdateExpression": expr, "ConditionExpression": condition,
-            "ExpressionAttributeNames": {**attr_names(*sets), **(names or {})},
-            "ExpressionAttributeValues": {**{f":{k}": lay.value(v) for k, v in sets.items()},
-                                          **{k: lay.value(v) for k, v in (values or {}).items()}},
-        }}
+        return {
+            "Update": {
+                "Key": lay.to_wire(key),
+                "UpdateExpression": expr,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {**attr_names(*sets), **(names or {})},
+                "ExpressionAttributeValues": {
+                    **{f":{k}": lay.value(v) for k, v in sets.items()},
+                    **{k: lay.value(v) for k, v in (values or {}).items()},
+                },
+            }
+        }

@@ -35,7 +35,8 @@ from orchestrator.store import Fence, Lease, StateStore, lease_blocks
 
 OnWait = Callable[[LeaseHeldError], None]  # told of each poll while a --wait command waits
 
-DEFAULT_TTL_S = 120.0  # `[state] lease_ttl`'s default: a holder that misses this long of heartbeats is presumed dead
+# `[state] lease_ttl`'s default: a holder that misses this long of heartbeats is presumed dead
+DEFAULT_TTL_S = 120.0
 WAIT_POLL_S = 5.0
 
 # Owners this process holds right now. A lease naming this very pid but an owner not in here was
@@ -67,15 +68,31 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
-def _leases(names: list[str], owner: str, actor: str, command: str, now: float,
-            expires_at: float | None, pid: int) -> list[Lease]:
+def _leases(
+    names: list[str],
+    owner: str,
+    actor: str,
+    command: str,
+    now: float,
+    expires_at: float | None,
+    pid: int,
+) -> list[Lease]:
     host = socket.gethostname()
     return [Lease(n, owner, actor, host, pid, command, now, now, expires_at) for n in names]
 
 
-def acquire(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
-            owner: str, ttl_s: float | None = DEFAULT_TTL_S, wait: bool = False,
-            on_wait: OnWait | None = None) -> int:
+def acquire(
+    store: StateStore,
+    names: list[str],
+    *,
+    clock: LeaseClock,
+    actor: str,
+    command: str,
+    owner: str,
+    ttl_s: float | None = DEFAULT_TTL_S,
+    wait: bool = False,
+    on_wait: OnWait | None = None,
+) -> int:
     """Take every name or none; with ``wait`` poll (on the clock) until they are free. Returns the
     fencing token the leases carry."""
     pid = os.getpid() if ttl_s is not None else 0
@@ -83,8 +100,11 @@ def acquire(store: StateStore, names: list[str], *, clock: LeaseClock, actor: st
         now = clock.time()
         expires = now + ttl_s if ttl_s is not None else None
         try:
-            return store.acquire_leases(_leases(names, owner, actor, command, now, expires, pid),
-                                        now=now, is_dead=holder_is_dead)
+            return store.acquire_leases(
+                _leases(names, owner, actor, command, now, expires, pid),
+                now=now,
+                is_dead=holder_is_dead,
+            )
         except LeaseHeldError as held:
             if not wait:
                 raise
@@ -96,9 +116,17 @@ def acquire(store: StateStore, names: list[str], *, clock: LeaseClock, actor: st
 class _Heartbeat(threading.Thread):
     """Renews the leases every third of their TTL (real seconds, scaled like the clock)."""
 
-    def __init__(self, store: StateStore, owner: str, names: list[str], clock: LeaseClock, ttl_s: float) -> None:
+    def __init__(
+        self, store: StateStore, owner: str, names: list[str], clock: LeaseClock, ttl_s: float
+    ) -> None:
         super().__init__(name=f"lease-heartbeat-{owner[:8]}", daemon=True)
-        self.store, self.owner, self.names, self.clock, self.ttl_s = store, owner, names, clock, ttl_s
+        self.store, self.owner, self.names, self.clock, self.ttl_s = (
+            store,
+            owner,
+            names,
+            clock,
+            ttl_s,
+        )
         self.stopped = threading.Event()
         self.lost: LeaseLostError | None = None
         scale = float(getattr(clock, "scale", 1.0) or 1.0)
@@ -108,7 +136,9 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             now = self.clock.time()
             try:
-                self.store.renew_leases(self.owner, self.names, now=now, expires_at=now + self.ttl_s)
+                self.store.renew_leases(
+                    self.owner, self.names, now=now, expires_at=now + self.ttl_s
+                )
             except LeaseLostError as exc:
                 self.lost = exc
                 return
@@ -132,8 +162,17 @@ class Holding:
 
 
 @contextmanager
-def hold(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, command: str,
-         ttl_s: float | None = None, wait: bool = False, on_wait: OnWait | None = None) -> Iterator[Holding]:
+def hold(
+    store: StateStore,
+    names: list[str],
+    *,
+    clock: LeaseClock,
+    actor: str,
+    command: str,
+    ttl_s: float | None = None,
+    wait: bool = False,
+    on_wait: OnWait | None = None,
+) -> Iterator[Holding]:
     """Hold ``names`` for the block, heartbeating; yields a ``Holding`` whose ``store`` writes
     only while the lease is still ours (``ttl_s``: ``[state] lease_ttl``, 120 s by default).
 
@@ -142,8 +181,17 @@ def hold(store: StateStore, names: list[str], *, clock: LeaseClock, actor: str, 
     """
     ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
     owner = new_owner()
-    token = acquire(store, names, clock=clock, actor=actor, command=command, owner=owner, ttl_s=ttl,
-                    wait=wait, on_wait=on_wait)
+    token = acquire(
+        store,
+        names,
+        clock=clock,
+        actor=actor,
+        command=command,
+        owner=owner,
+        ttl_s=ttl,
+        wait=wait,
+        on_wait=on_wait,
+    )
     with _LIVE_LOCK:
         _LIVE.add(owner)
     beat = _Heartbeat(store, owner, names, clock, ttl)
@@ -179,7 +227,9 @@ def current_holder(store: StateStore, name: str, now: float) -> Lease | None:
     return None
 
 
-def claim(store: StateStore, names: list[str], *, owner: str, clock: LeaseClock, actor: str, command: str) -> None:
+def claim(
+    store: StateStore, names: list[str], *, owner: str, clock: LeaseClock, actor: str, command: str
+) -> None:
     """A claim without expiry (e.g. a rollout on its groups): released by ``release`` only."""
     acquire(store, names, clock=clock, actor=actor, command=command, owner=owner, ttl_s=None)
 
@@ -192,7 +242,9 @@ def find(store: StateStore, name: str) -> Lease:
     """The lease named ``name`` (NotFoundError, exit 2, when nobody holds it)."""
     lease = next((x for x in store.leases() if x.name == name), None)
     if lease is None:
-        raise NotFoundError(f"no lease named {name!r} is held", hint="'imagefleet leases' lists every lease")
+        raise NotFoundError(
+            f"no lease named {name!r} is held", hint="'imagefleet leases' lists every lease"
+        )
     return lease
 
 
@@ -201,5 +253,11 @@ def force_release(store: StateStore, lease: Lease, *, actor: str, reason: str, n
     holder. Returns whether its holder looked alive (not expired, not seen dead)."""
     alive = lease_blocks(lease, "", now, holder_is_dead)
     store.release_leases(lease.owner, [lease.name])
-    store.audit(actor, "lease-released", lease.name, reason, details={**lease.to_dict(), "holder_alive": alive})
+    store.audit(
+        actor,
+        "lease-released",
+        lease.name,
+        reason,
+        details={**lease.to_dict(), "holder_alive": alive},
+    )
     return alive

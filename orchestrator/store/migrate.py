@@ -29,7 +29,8 @@ def write_items(dst: DynamoStore, items: list[lay.Item]) -> None:
 
 
 def _write_batch(dst: DynamoStore, requests: dict[str, Any]) -> None:
-    """One batch; what DynamoDB hands back unprocessed (it is busy) is sent again after a backoff."""
+    """One batch; what DynamoDB hands back unprocessed (it is busy) is sent again after a
+    backoff."""
     left = requests
 
     def send() -> dict[str, Any]:
@@ -37,10 +38,16 @@ def _write_batch(dst: DynamoStore, requests: dict[str, Any]) -> None:
         left = dst.client.batch_write_item(RequestItems=left).get("UnprocessedItems") or {}
         return left
 
-    Retrying(retry=retry_if_result(bool), stop=stop_after_attempt(10), retry_error_callback=lambda _: None,
-             wait=wait_random_exponential(multiplier=0.1, max=5))(send)
+    Retrying(
+        retry=retry_if_result(bool),
+        stop=stop_after_attempt(10),
+        retry_error_callback=lambda _: None,
+        wait=wait_random_exponential(multiplier=0.1, max=5),
+    )(send)
     if left:
-        raise StateError(f"state table {dst.table} kept refusing writes", hint="run the migration again")
+        raise StateError(
+            f"state table {dst.table} kept refusing writes", hint="run the migration again"
+        )
 
 
 def _history(r: Row) -> lay.Item:
@@ -48,18 +55,40 @@ def _history(r: Row) -> lay.Item:
 
 
 def _evidence(r: Row) -> lay.Item:
-    ev = Evidence(r["family"], r["version"], r["gate"], bool(r["passed"]), json.loads(r["details"]), r["at"], r["actor"])
+    ev = Evidence(
+        r["family"],
+        r["version"],
+        r["gate"],
+        bool(r["passed"]),
+        json.loads(r["details"]),
+        r["at"],
+        r["actor"],
+    )
     return lay.evidence_item(ev, r["id"])
 
 
 def _audit(r: Row) -> lay.Item:
-    return lay.audit_item(AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], r["reason"],
-                                     json.loads(r["details"])))
+    return lay.audit_item(
+        AuditEntry(
+            r["id"],
+            r["at"],
+            r["actor"],
+            r["action"],
+            r["target"],
+            r["reason"],
+            json.loads(r["details"]),
+        )
+    )
 
 
 def _step(r: Row) -> lay.Item:
-    return lay.step_item(r["op_id"], r["name"], r["status"], json.loads(r["result"]) if r["result"] else None,
-                         r["updated_at"])
+    return lay.step_item(
+        r["op_id"],
+        r["name"],
+        r["status"],
+        json.loads(r["result"]) if r["result"] else None,
+        r["updated_at"],
+    )
 
 
 # table -> how one of its rows becomes an item (bases and leases go through their records)
@@ -68,28 +97,46 @@ ROW_ITEMS: dict[str, Callable[[Row], lay.Item]] = {
     "stage_history": _history,
     "evidence": _evidence,
     "audit": _audit,
-    "operations": lambda r: lay.operation_item(r["id"], r["kind"], json.loads(r["intent"]), r["status"],
-                                               r["created_at"], r["updated_at"]),
+    "operations": lambda r: lay.operation_item(
+        r["id"], r["kind"], json.loads(r["intent"]), r["status"], r["created_at"], r["updated_at"]
+    ),
     "steps": _step,
-    "documents": lambda r: lay.doc_item(r["kind"], r["id"], json.loads(r["body"]), r["revision"], r["updated_at"]),
+    "documents": lambda r: lay.doc_item(
+        r["kind"], r["id"], json.loads(r["body"]), r["revision"], r["updated_at"]
+    ),
 }
 
 
 def _pointers(src: SqliteStore) -> list[lay.Item]:
-    """Pointers, each with the id of the last history row of its stage (what a move conditions on)."""
+    """Pointers, each with the id of the last history row of its stage (what a move conditions
+    on)."""
     last: dict[tuple[str, str], int] = {}
     for r in src.export_rows("stage_history"):
         last[(r["family"], r["stage"])] = max(r["id"], last.get((r["family"], r["stage"]), 0))
-    return [lay.pointer_item(r["family"], r["stage"], r["version"], r["updated_at"], last.get((r["family"], r["stage"]), 0))
-            for r in src.export_rows("stage_pointers")]
+    return [
+        lay.pointer_item(
+            r["family"],
+            r["stage"],
+            r["version"],
+            r["updated_at"],
+            last.get((r["family"], r["stage"]), 0),
+        )
+        for r in src.export_rows("stage_pointers")
+    ]
 
 
 def _counters(src: SqliteStore) -> list[lay.Item]:
     tables = {"history": "stage_history", "audit": "audit", "evidence": "evidence"}
-    ids = [{**lay.counter_key(name), "n": max((r["id"] for r in src.export_rows(table)), default=0)}
-           for name, table in tables.items()]
-    # the fencing-token counter continues above every lease copied, so a token is never handed out twice
-    return [*ids, {**lay.counter_key("lease"), "n": max((lease.token for lease in src.leases()), default=0)}]
+    ids = [
+        {**lay.counter_key(name), "n": max((r["id"] for r in src.export_rows(table)), default=0)}
+        for name, table in tables.items()
+    ]
+    # the fencing-token counter continues above every lease copied, so a token is never handed out
+    # twice
+    return [
+        *ids,
+        {**lay.counter_key("lease"), "n": max((lease.token for lease in src.leases()), default=0)},
+    ]
 
 
 def snapshot(src: SqliteStore) -> dict[str, list[lay.Item]]:
@@ -107,10 +154,13 @@ def snapshot(src: SqliteStore) -> dict[str, list[lay.Item]]:
 
 
 def migrate(src: SqliteStore, dst: DynamoStore, *, force: bool = False) -> dict[str, int]:
-    """Copy ``src`` into ``dst``'s table; refused when the table has data already (unless ``force``)."""
+    """Copy ``src`` into ``dst``'s table; refused when the table has data already (unless
+    ``force``)."""
     if not force and not dst.is_empty():
-        raise RefusedError(f"state table {dst.table} already has data",
-                           hint="migrate into a new table, or add --force to write over what is there")
+        raise RefusedError(
+            f"state table {dst.table} already has data",
+            hint="migrate into a new table, or add --force to write over what is there",
+        )
     kinds = snapshot(src)
     for items in kinds.values():
         write_items(dst, items)

@@ -41,17 +41,18 @@ from orchestrator.store.sqlite_file import MIGRATIONS, SCHEMA_VERSION, SqliteFil
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 
 
-
 def _select(table: str, **filters: str | None) -> tuple[str, list[str]]:
     """``SELECT *`` from ``table`` where each filter that is set matches (column = value)."""
     wanted = {column: value for column, value in filters.items() if value}
     where = "".join(f" AND {column}=?" for column in wanted)
     return f"SELECT * FROM {table} WHERE 1=1{where}", list(wanted.values())
 
+
 class SqliteStore(SqliteFile, StateStore):
     """SQLite in WAL mode; every public write is one transaction, so state is never half-written."""
 
-    # --- the one way to write: a transaction, fenced in a fenced view ------------------------------
+    # --- the one way to write: a transaction, fenced in a fenced view
+    # ------------------------------
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """Every write's transaction. In a fenced view (``fenced``) it first checks, inside the same
@@ -92,7 +93,9 @@ class SqliteStore(SqliteFile, StateStore):
         )
 
     def next_version(self, family: str) -> int:
-        row = self._db.execute("SELECT MAX(version) AS v FROM bases WHERE family=?", (family,)).fetchone()
+        row = self._db.execute(
+            "SELECT MAX(version) AS v FROM bases WHERE family=?", (family,)
+        ).fetchone()
         return (row["v"] or 0) + 1
 
     def put_base(self, base: BaseVersion) -> None:
@@ -101,33 +104,54 @@ class SqliteStore(SqliteFile, StateStore):
                 db.execute(
                     "INSERT INTO bases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        base.family, base.version, json.dumps(base.amis), base.source_ami, base.parent,
-                        base.packer_run_id, base.created_at, base.manifest, base.manifest_uri,
-                        json.dumps(base.changelog), base.stage,
+                        base.family,
+                        base.version,
+                        json.dumps(base.amis),
+                        base.source_ami,
+                        base.parent,
+                        base.packer_run_id,
+                        base.created_at,
+                        base.manifest,
+                        base.manifest_uri,
+                        json.dumps(base.changelog),
+                        base.stage,
                     ),
                 )
             except sqlite3.IntegrityError:
                 raise ConflictError(f"base {base.ref} is already registered") from None
             for ami in base.amis.values():
-                db.execute("INSERT OR REPLACE INTO ami_index VALUES (?,?,?)", (ami, base.family, base.version))
+                db.execute(
+                    "INSERT OR REPLACE INTO ami_index VALUES (?,?,?)",
+                    (ami, base.family, base.version),
+                )
 
     def get_base(self, family: str, version: int) -> BaseVersion:
-        row = self._db.execute("SELECT * FROM bases WHERE family=? AND version=?", (family, version)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM bases WHERE family=? AND version=?", (family, version)
+        ).fetchone()
         if row is None:
-            raise NotFoundError(f"no base {family}:{version}", hint="'imagefleet status' lists the bases")
+            raise NotFoundError(
+                f"no base {family}:{version}", hint="'imagefleet status' lists the bases"
+            )
         return self._base(row)
 
     def bases(self, family: str | None = None) -> list[BaseVersion]:
         if family:
-            rows = self._db.execute("SELECT * FROM bases WHERE family=? ORDER BY version", (family,))
+            rows = self._db.execute(
+                "SELECT * FROM bases WHERE family=? ORDER BY version", (family,)
+            )
         else:
             rows = self._db.execute("SELECT * FROM bases ORDER BY family, version")
         return [self._base(r) for r in rows]
 
     def find_base_by_ami(self, ami: str) -> BaseVersion:
-        row = self._db.execute("SELECT family, version FROM ami_index WHERE ami=?", (ami,)).fetchone()
+        row = self._db.execute(
+            "SELECT family, version FROM ami_index WHERE ami=?", (ami,)
+        ).fetchone()
         if row is None:
-            raise NotFoundError(f"{ami} is not an AMI imagefleet registered", hint="bake it first, or check the id")
+            raise NotFoundError(
+                f"{ami} is not an AMI imagefleet registered", hint="bake it first, or check the id"
+            )
         return self.get_base(row["family"], row["version"])
 
     def update_base(self, family: str, version: int, **fields: Any) -> None:
@@ -140,54 +164,93 @@ class SqliteStore(SqliteFile, StateStore):
             sets.append(f"{k}=?")
             values.append(json.dumps(v) if k in ("amis", "changelog") else v)
         with self._tx() as db:
-            cur = db.execute(f"UPDATE bases SET {', '.join(sets)} WHERE family=? AND version=?", (*values, family, version))
+            cur = db.execute(
+                f"UPDATE bases SET {', '.join(sets)} WHERE family=? AND version=?",
+                (*values, family, version),
+            )
             if cur.rowcount != 1:
                 raise NotFoundError(f"no base {family}:{version}")
             if "amis" in fields:
                 for ami in fields["amis"].values():
-                    db.execute("INSERT OR REPLACE INTO ami_index VALUES (?,?,?)", (ami, family, version))
+                    db.execute(
+                        "INSERT OR REPLACE INTO ami_index VALUES (?,?,?)", (ami, family, version)
+                    )
 
     # stage pointers
     def pointer(self, family: str, stage: str) -> int | None:
-        row = self._db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
+        row = self._db.execute(
+            "SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)
+        ).fetchone()
         return row["version"] if row else None
 
     def pointers(self) -> dict[tuple[str, str], tuple[int, str]]:
         rows = self._db.execute("SELECT * FROM stage_pointers WHERE version IS NOT NULL")
         return {(r["family"], r["stage"]): (r["version"], r["updated_at"]) for r in rows}
 
-    def move_pointer(self, family: str, stage: str, version: int | None, *, action: str, actor: str, reason: str,
-                     details: dict[str, Any] | None = None, expected: int | object | None = ANY) -> StageChange:
-        """Point ``stage`` at ``version``; history row, base stage and audit entry in one transaction."""
+    def move_pointer(
+        self,
+        family: str,
+        stage: str,
+        version: int | None,
+        *,
+        action: str,
+        actor: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+        expected: int | object | None = ANY,
+    ) -> StageChange:
+        """Point ``stage`` at ``version``; history row, base stage and audit entry in one
+        transaction."""
         at = utcnow()
         with self._tx() as db:
-            row = db.execute("SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)).fetchone()
+            row = db.execute(
+                "SELECT version FROM stage_pointers WHERE family=? AND stage=?", (family, stage)
+            ).fetchone()
             previous = row["version"] if row else None
             check_move(family, stage, version, previous, expected)
             db.execute(
                 "INSERT INTO audit(at, actor, action, target, reason, details) "
                 "VALUES (?,?,?,?,?,?)",
-                (at, actor, action, f"{family}:{version}" if version is not None else family, reason,
-                 json.dumps({"stage": stage, **(details or {})}, default=str)),
+                (
+                    at,
+                    actor,
+                    action,
+                    f"{family}:{version}" if version is not None else family,
+                    reason,
+                    json.dumps({"stage": stage, **(details or {})}, default=str),
+                ),
             )
             if action == "rollback" and previous is not None:
-                db.execute("UPDATE stage_history SET rolled_back=1 WHERE family=? AND stage=? AND " "version=?",
-                           (family, stage, previous))
+                db.execute(
+                    "UPDATE stage_history SET rolled_back=1 WHERE family=? AND stage=? AND "
+                    "version=?",
+                    (family, stage, previous),
+                )
             db.execute(
                 "INSERT INTO stage_pointers VALUES (?,?,?,?) ON CONFLICT(family, stage) "
                 "DO UPDATE SET version=excluded.version, updated_at=excluded.updated_at",
                 (family, stage, version, at),
             )
             cur = db.execute(
-                "INSERT INTO stage_history(family, stage, version, previous, action, at, actor, " "reason) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO stage_history(family, stage, version, previous, action, at, actor, "
+                "reason) VALUES (?,?,?,?,?,?,?,?)",
                 (family, stage, version, previous, action, at, actor, reason),
             )
             if version is not None:
-                db.execute("UPDATE bases SET stage=? WHERE family=? AND version=?", (stage, family, version))
-        return StageChange(cur.lastrowid or 0, family, stage, version, previous, action, at, actor, reason)
+                db.execute(
+                    "UPDATE bases SET stage=? WHERE family=? AND version=?",
+                    (stage, family, version),
+                )
+        return StageChange(
+            cur.lastrowid or 0, family, stage, version, previous, action, at, actor, reason
+        )
 
     def stage_history(self, family: str, stage: str | None = None) -> list[StageChange]:
-        q = "SELECT * FROM stage_history WHERE family=?" + (" AND stage=?" if stage else "") + " ORDER BY id"
+        q = (
+            "SELECT * FROM stage_history WHERE family=?"
+            + (" AND stage=?" if stage else "")
+            + " ORDER BY id"
+        )
         rows = self._db.execute(q, (family, stage) if stage else (family,))
         return [StageChange(**{**dict(r), "rolled_back": bool(r["rolled_back"])}) for r in rows]
 
@@ -195,35 +258,77 @@ class SqliteStore(SqliteFile, StateStore):
     def add_evidence(self, ev: Evidence) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO evidence(family, version, gate, passed, details, at, actor) VALUES " "(?,?,?,?,?,?,?)",
-                (ev.family, ev.version, ev.gate, int(ev.passed), json.dumps(ev.details, default=str), ev.at, ev.actor),
+                "INSERT INTO evidence(family, version, gate, passed, details, at, actor) VALUES "
+                "(?,?,?,?,?,?,?)",
+                (
+                    ev.family,
+                    ev.version,
+                    ev.gate,
+                    int(ev.passed),
+                    json.dumps(ev.details, default=str),
+                    ev.at,
+                    ev.actor,
+                ),
             )
-        self.meter.note(len(json.dumps(ev.details, default=str)) + len(ev.family) + len(ev.actor) + 40)
+        self.meter.note(
+            len(json.dumps(ev.details, default=str)) + len(ev.family) + len(ev.actor) + 40
+        )
 
     def evidence(self, family: str, version: int) -> list[Evidence]:
-        rows = self._db.execute("SELECT * FROM evidence WHERE family=? AND version=? ORDER BY id", (family, version))
+        rows = self._db.execute(
+            "SELECT * FROM evidence WHERE family=? AND version=? ORDER BY id", (family, version)
+        )
         return [
-            Evidence(r["family"], r["version"], r["gate"], bool(r["passed"]), json.loads(r["details"]), r["at"], r["actor"])
+            Evidence(
+                r["family"],
+                r["version"],
+                r["gate"],
+                bool(r["passed"]),
+                json.loads(r["details"]),
+                r["at"],
+                r["actor"],
+            )
             for r in rows
         ]
 
-    def audit(self, actor: str, action: str, target: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO audit(at, actor, action, target, reason, details) "
                 "VALUES (?,?,?,?,?,?)",
                 (utcnow(), actor, action, target, reason, json.dumps(details or {}, default=str)),
             )
-        self.meter.note(len(json.dumps(details or {}, default=str)) + len(actor + action + target + reason) + 35)
+        self.meter.note(
+            len(json.dumps(details or {}, default=str)) + len(actor + action + target + reason) + 35
+        )
 
     def audit_trail(self, family: str | None = None, limit: int = 200) -> list[AuditEntry]:
         if family:
             rows = self._db.execute(
-                "SELECT * FROM audit WHERE target=? OR target LIKE ? ORDER BY id DESC LIMIT ?", (family, f"{family}:%", limit)
+                "SELECT * FROM audit WHERE target=? OR target LIKE ? ORDER BY id DESC LIMIT ?",
+                (family, f"{family}:%", limit),
             )
         else:
             rows = self._db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
-        out = [AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], r["reason"], json.loads(r["details"])) for r in rows]
+        out = [
+            AuditEntry(
+                r["id"],
+                r["at"],
+                r["actor"],
+                r["action"],
+                r["target"],
+                r["reason"],
+                json.loads(r["details"]),
+            )
+            for r in rows
+        ]
         return list(reversed(out))
 
     # operations
@@ -232,43 +337,71 @@ class SqliteStore(SqliteFile, StateStore):
         with self._tx() as db:
             row = db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
             if row is None:
-                db.execute("INSERT INTO operations VALUES (?,?,?,?,?,?)", (op_id, kind, json.dumps(intent), "running", now, now))
+                db.execute(
+                    "INSERT INTO operations VALUES (?,?,?,?,?,?)",
+                    (op_id, kind, json.dumps(intent), "running", now, now),
+                )
                 self.meter.note(len(op_id) + len(kind) + len(json.dumps(intent)) + 61)
-                return {"id": op_id, "kind": kind, "intent": intent, "status": "running", "created_at": now, "resumed": False}
+                return {
+                    "id": op_id,
+                    "kind": kind,
+                    "intent": intent,
+                    "status": "running",
+                    "created_at": now,
+                    "resumed": False,
+                }
             db.execute("UPDATE operations SET updated_at=? WHERE id=?", (now, op_id))
         return {**self._op(row), "resumed": True}
 
     @staticmethod
     def _op(row: sqlite3.Row) -> dict[str, Any]:
         return {
-            "id": row["id"], "kind": row["kind"], "intent": json.loads(row["intent"]), "status": row["status"],
-            "created_at": row["created_at"], "updated_at": row["updated_at"],
+            "id": row["id"],
+            "kind": row["kind"],
+            "intent": json.loads(row["intent"]),
+            "status": row["status"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
         }
 
     def operation(self, op_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
         return self._op(row) if row else None
 
-    def operations(self, kind: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def operations(
+        self, kind: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         q, args = _select("operations", kind=kind, status=status)
         return [self._op(r) for r in self._db.execute(q + " ORDER BY created_at", args)]
 
     def finish_operation(self, op_id: str, status: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE operations SET status=?, updated_at=? WHERE id=?", (status, utcnow(), op_id))
+            db.execute(
+                "UPDATE operations SET status=?, updated_at=? WHERE id=?", (status, utcnow(), op_id)
+            )
 
     def step(self, op_id: str, name: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM steps WHERE op_id=? AND name=?", (op_id, name)
+        ).fetchone()
         if row is None:
             return None
-        return {"name": row["name"], "status": row["status"], "result": json.loads(row["result"]) if row["result"] else None}
+        return {
+            "name": row["name"],
+            "status": row["status"],
+            "result": json.loads(row["result"]) if row["result"] else None,
+        }
 
     def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
         text = json.dumps(result, default=str) if result is not None else None
         with self._tx() as db:
-            row = db.execute("SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)).fetchone()
+            row = db.execute(
+                "SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)
+            ).fetchone()
             if status == "pending" and row is not None and row["status"] == "done":
-                raise ConflictError(f"step {name} of {op_id} is already done: another run finished it")
+                raise ConflictError(
+                    f"step {name} of {op_id} is already done: another run finished it"
+                )
             db.execute(
                 "INSERT INTO steps VALUES (?,?,?,?,?) ON CONFLICT(op_id, name) DO UPDATE SET "
                 "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",
@@ -278,12 +411,16 @@ class SqliteStore(SqliteFile, StateStore):
 
     # documents
     def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:
-        row = self._db.execute("SELECT body, revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
+        row = self._db.execute(
+            "SELECT body, revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)
+        ).fetchone()
         if row is None:
             raise NotFoundError(f"no {kind} {doc_id!r}")
         return json.loads(row["body"]), row["revision"]
 
-    def put_doc(self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None) -> int:
+    def put_doc(
+        self, kind: str, doc_id: str, body: dict[str, Any], *, expected_revision: int | None
+    ) -> int:
         return self.put_docs(kind, [(doc_id, body, expected_revision)])[0]
 
     def put_docs(self, kind: str, writes: list[DocWrite]) -> list[int]:
@@ -294,15 +431,20 @@ class SqliteStore(SqliteFile, StateStore):
         now = utcnow()
         with self._tx() as db:
             for (doc_id, _, expected_revision), text in zip(writes, texts, strict=True):
-                row = db.execute("SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)).fetchone()
+                row = db.execute(
+                    "SELECT revision FROM documents WHERE kind=? AND id=?", (kind, doc_id)
+                ).fetchone()
                 current = row["revision"] if row else None
                 if current != expected_revision:
-                    raise ConflictError(f"{kind} {doc_id} changed underneath (revision {current}, "
-                                        f"expected {expected_revision})")
+                    raise ConflictError(
+                        f"{kind} {doc_id} changed underneath (revision {current}, "
+                        f"expected {expected_revision})"
+                    )
                 new = (current or 0) + 1
                 db.execute(
-                    "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET body=excluded.body, "
-                    "revision=excluded.revision, updated_at=excluded.updated_at",
+                    "INSERT INTO documents VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
+                    "body=excluded.body, revision=excluded.revision, "
+                    "updated_at=excluded.updated_at",
                     (kind, doc_id, text, new, now),
                 )
                 out.append(new)
@@ -315,7 +457,9 @@ class SqliteStore(SqliteFile, StateStore):
         return {r["id"]: (json.loads(r["body"]), r["revision"]) for r in rows}
 
     def docs(self, kind: str) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY updated_at", (kind,))
+        rows = self._db.execute(
+            "SELECT body FROM documents WHERE kind=? ORDER BY updated_at", (kind,)
+        )
         return [json.loads(r["body"]) for r in rows]
 
     # leases
@@ -330,20 +474,28 @@ class SqliteStore(SqliteFile, StateStore):
                 if row is not None and lease_blocks(self._lease(row), lease.owner, now, is_dead):
                     raise LeaseHeldError(self._lease(row))
             db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='lease_token'")
-            token = int(db.execute("SELECT value FROM meta WHERE key='lease_token'").fetchone()["value"])
+            token = int(
+                db.execute("SELECT value FROM meta WHERE key='lease_token'").fetchone()["value"]
+            )
             for lease in leases:
-                db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                           astuple(replace(lease, token=token, released=False)))
+                db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    astuple(replace(lease, token=token, released=False)),
+                )
         for lease in leases:
             self.meter.note(sum(len(str(v)) for v in astuple(lease)))
         return token
 
-    def renew_leases(self, owner: str, names: list[str], *, now: float, expires_at: float | None) -> None:
+    def renew_leases(
+        self, owner: str, names: list[str], *, now: float, expires_at: float | None
+    ) -> None:
         with self._lease_tx() as db:
             for name in names:
-                cur = db.execute("UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=? "
-                                 "AND released=0",
-                                 (now, expires_at, name, owner))
+                cur = db.execute(
+                    "UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=? "
+                    "AND released=0",
+                    (now, expires_at, name, owner),
+                )
                 if cur.rowcount != 1:
                     row = db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
                     raise LeaseLostError(name, self._lease(row) if row is not None else None)
@@ -356,33 +508,59 @@ class SqliteStore(SqliteFile, StateStore):
             if names is None:
                 db.execute("UPDATE leases SET released=1 WHERE owner=?", (owner,))
             else:
-                db.executemany("UPDATE leases SET released=1 WHERE owner=? AND name=?", [(owner, n) for n in names])
+                db.executemany(
+                    "UPDATE leases SET released=1 WHERE owner=? AND name=?",
+                    [(owner, n) for n in names],
+                )
 
     def leases(self) -> list[Lease]:
-        return [self._lease(r) for r in self._db.execute("SELECT * FROM leases WHERE released=0 ORDER BY name")]
+        return [
+            self._lease(r)
+            for r in self._db.execute("SELECT * FROM leases WHERE released=0 ORDER BY name")
+        ]
 
     def lease(self, name: str) -> Lease | None:
         row = self._db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
         return self._lease(row) if row is not None else None
 
     # token buckets: a document each, read and written in one BEGIN IMMEDIATE transaction
-    def take_tokens(self, name: str, count: float, *, capacity: float, refill_per_s: float,
-                    now: float, reserve: bool = False) -> float:
+    def take_tokens(
+        self,
+        name: str,
+        count: float,
+        *,
+        capacity: float,
+        refill_per_s: float,
+        now: float,
+        reserve: bool = False,
+    ) -> float:
         with self._tx() as db:
-            row = db.execute("SELECT body FROM documents WHERE kind=? AND id=?", (BUCKET_KIND, name)).fetchone()
+            row = db.execute(
+                "SELECT body FROM documents WHERE kind=? AND id=?", (BUCKET_KIND, name)
+            ).fetchone()
             current = TokenBucket(**json.loads(row["body"])) if row else None
-            new, wait = bucket_take(current, name, count, capacity=capacity, refill_per_s=refill_per_s,
-                                     now=now, reserve=reserve)
+            new, wait = bucket_take(
+                current,
+                name,
+                count,
+                capacity=capacity,
+                refill_per_s=refill_per_s,
+                now=now,
+                reserve=reserve,
+            )
             if new is not None:
                 db.execute(
                     "INSERT INTO documents VALUES (?,?,?,1,?) ON CONFLICT(kind, id) DO UPDATE SET "
-                    "body=excluded.body, revision=documents.revision + 1, " "updated_at=excluded.updated_at",
-                    (BUCKET_KIND, name, json.dumps(new.to_dict()), utcnow()))
+                    "body=excluded.body, revision=documents.revision + 1, "
+                    "updated_at=excluded.updated_at",
+                    (BUCKET_KIND, name, json.dumps(new.to_dict()), utcnow()),
+                )
         if new is not None:
             self.meter.note(len(BUCKET_KIND) + len(name) + len(json.dumps(new.to_dict())) + 28)
         return wait
 
     def buckets(self) -> list[TokenBucket]:
-        rows = self._db.execute("SELECT body FROM documents WHERE kind=? ORDER BY id", (BUCKET_KIND,))
+        rows = self._db.execute(
+            "SELECT body FROM documents WHERE kind=? ORDER BY id", (BUCKET_KIND,)
+        )
         return [TokenBucket(**json.loads(r["body"])) for r in rows]
-

@@ -1,6 +1,7 @@
 """The SQLite state store's file: schema and migrations, an identity file beside it so a store that
 existed is never silently replaced by an empty one, a connection per thread, one transaction per
-write, and read-only opening for read-only mounts. The records themselves are ``orchestrator.store.sqlite``'s.
+write, and read-only opening for read-only mounts. The records themselves are
+``orchestrator.store.sqlite``'s.
 """
 
 from __future__ import annotations
@@ -99,8 +100,11 @@ class SqliteFile:
             self._migrate()
             self._remember_identity()
         elif self.schema_version() != SCHEMA_VERSION:
-            raise StateError(f"state store {self.path} is read-only and has schema {self.schema_version()}, "
-                             f"not {SCHEMA_VERSION}", hint="open it once where it is writable to migrate it")
+            raise StateError(
+                f"state store {self.path} is read-only and has schema {self.schema_version()}, "
+                f"not {SCHEMA_VERSION}",
+                hint="open it once where it is writable to migrate it",
+            )
 
     # --- identity: a store that existed is never silently replaced by an empty one ---------------
     @property
@@ -112,11 +116,15 @@ class SqliteFile:
         if known and not self.path.exists():
             raise StateError(
                 f"state store {self.path} is missing (store {known} was there)",
-                hint="restore it from a backup; to start an empty store on purpose, delete " f"{self._id_file}")
+                hint="restore it from a backup; to start an empty store on purpose, delete "
+                f"{self._id_file}",
+            )
         if known and self.path.exists() and self._store_id() not in (None, known):
             raise StateError(
-                f"state store {self.path} was replaced (expected store {known}, found " f"{self._store_id()})",
-                hint=f"put the original back; to adopt this one on purpose, delete {self._id_file}")
+                f"state store {self.path} was replaced (expected store {known}, found "
+                f"{self._store_id()})",
+                hint=f"put the original back; to adopt this one on purpose, delete {self._id_file}",
+            )
 
     def _store_id(self) -> str | None:
         try:
@@ -162,12 +170,17 @@ class SqliteFile:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db
         if self.readonly:
-            raise StateError(f"state store {self.path} is read-only: this command changes state",
-                             hint="read-only commands (status, history, resolve, leases…) work; run this one "
-                                  "where the store is writable")
+            raise StateError(
+                f"state store {self.path} is read-only: this command changes state",
+                hint="read-only commands (status, history, resolve, leases…) work; run this one "
+                "where the store is writable",
+            )
         if _inode(self.path) != self._local.inode:
-            raise StateError(f"state store {self.path} was removed or replaced while this command ran; "
-                             "nothing more was written", hint="restore the store, then rerun the command")
+            raise StateError(
+                f"state store {self.path} was removed or replaced while this command ran; "
+                "nothing more was written",
+                hint="restore the store, then rerun the command",
+            )
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -180,12 +193,15 @@ class SqliteFile:
     def _migrate(self) -> None:
         try:
             with self._tx() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
                 row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 current = int(row["value"]) if row else 0
                 if current > SCHEMA_VERSION:
                     raise StateError(
-                        f"state store {self.path} has schema {current}, newer than this " f"imagefleet ({SCHEMA_VERSION})",
+                        f"state store {self.path} has schema {current}, newer than this "
+                        f"imagefleet ({SCHEMA_VERSION})",
                         hint="upgrade imagefleet",
                     )
                 for v in range(current + 1, SCHEMA_VERSION + 1):
@@ -202,13 +218,27 @@ class SqliteFile:
 
     def export_rows(self, table: str) -> list[dict[str, Any]]:
         """Every row of one table as stored (ids, JSON text), for copying the store elsewhere."""
-        if table not in {"bases", "ami_index", "stage_pointers", "stage_history", "evidence", "audit", "operations",
-                         "steps", "documents", "leases"}:
+        if table not in {
+            "bases",
+            "ami_index",
+            "stage_pointers",
+            "stage_history",
+            "evidence",
+            "audit",
+            "operations",
+            "steps",
+            "documents",
+            "leases",
+        }:
             raise ValueError(f"no table {table!r}")
         return [dict(r) for r in self._db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
     def schema_version(self) -> int:
-        return int(self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()["value"])
+        return int(
+            self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[
+                "value"
+            ]
+        )
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

@@ -32,43 +32,93 @@ def cli() -> None:
 @click.option("--ami", required=True)
 @click.option("--arm", type=click.Choice(["baseline", "candidate"]), required=True)
 @click.option("--repetitions", type=click.IntRange(1, 1000), default=3, show_default=True)
-@click.option("--duration", type=click.FloatRange(0.01, 600), default=0.15, show_default=True,
-              help="Seconds per benchmark per repetition.")
-@click.option("--benchmark", "names", multiple=True,
-              type=click.Choice(sorted([*BUILTIN, *EXTERNAL])),
-              help="Run only these (repeatable). Default: all built-ins plus installed tools.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0.01, 600),
+    default=0.15,
+    show_default=True,
+    help="Seconds per benchmark per repetition.",
+)
+@click.option(
+    "--benchmark",
+    "names",
+    multiple=True,
+    type=click.Choice(sorted([*BUILTIN, *EXTERNAL])),
+    help="Run only these (repeatable). Default: all built-ins plus installed tools.",
+)
 @click.option("--no-external", is_flag=True, help="Skip fio / sysbench / stress-ng.")
 @click.option("--output", default="-", show_default=True, help="File path, or - for stdout.")
 @click.option("--s3-uri", default=None, help="Also upload the samples to s3://bucket/key.")
-@click.option("--slowdown", type=float, default=None,
-              help="FAULT INJECTION for the local agent runner (demos/tests): slow every result "
-                   "by FACTOR and label it metadata.fault_injected.")
-@click.option("--simulate", "simulate_key", default=None, metavar="KEY",
-              help="SIMULATION for the local agent runner: draw results from a model of the "
-                   "instance seeded by KEY instead of timing this machine (metadata.simulated).")
-def bench(instance_id: str, instance_type: str, ami: str, arm: str, repetitions: int,
-          duration: float, names: tuple[str, ...], no_external: bool, output: str,
-          s3_uri: str | None, slowdown: float | None, simulate_key: str | None) -> None:
+@click.option(
+    "--slowdown",
+    type=float,
+    default=None,
+    help="FAULT INJECTION for the local agent runner (demos/tests): slow every result "
+    "by FACTOR and label it metadata.fault_injected.",
+)
+@click.option(
+    "--simulate",
+    "simulate_key",
+    default=None,
+    metavar="KEY",
+    help="SIMULATION for the local agent runner: draw results from a model of the "
+    "instance seeded by KEY instead of timing this machine (metadata.simulated).",
+)
+def bench(
+    instance_id: str,
+    instance_type: str,
+    ami: str,
+    arm: str,
+    repetitions: int,
+    duration: float,
+    names: tuple[str, ...],
+    no_external: bool,
+    output: str,
+    s3_uri: str | None,
+    slowdown: float | None,
+    simulate_key: str | None,
+) -> None:
     """Run the benchmarks and write samples as JSON lines."""
     if slowdown is not None and not slowdown > 0:
         raise click.BadParameter("must be > 0", param_hint="--slowdown")
     bucket_key = _parse_s3_uri(s3_uri) if s3_uri else None
     try:
         if simulate_key is not None:
-            run = BenchRun(simulate(simulate_key, instance_type, repetitions=repetitions,
-                                    names=[n for n in names if n in BUILTIN] or None))
+            run = BenchRun(
+                simulate(
+                    simulate_key,
+                    instance_type,
+                    repetitions=repetitions,
+                    names=[n for n in names if n in BUILTIN] or None,
+                )
+            )
         else:
-            run = run_benchmarks(repetitions=repetitions, duration=duration,
-                                 names=list(names) or None, external=not no_external)
+            run = run_benchmarks(
+                repetitions=repetitions,
+                duration=duration,
+                names=list(names) or None,
+                external=not no_external,
+            )
     except Exception as exc:  # any benchmark failure is exit 3 with one line
-        _fail(f"benchmark failed: {type(exc).__name__}: " f"{str(exc).splitlines()[0][:200] if str(exc) else ''}")
+        _fail(
+            f"benchmark failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        )
     for name, reason in sorted(run.skipped.items()):
         click.echo(f"imagefleet-agent: skipped {name}: {reason}", err=True)
     raw = apply_slowdown(run.samples, slowdown) if slowdown is not None else run.samples
     now = time.time()
     samples = [
-        Sample.from_dict(s | {"instance_id": instance_id, "instance_type": instance_type, "ami": ami,
-                              "arm": arm, "timestamp": now})
+        Sample.from_dict(
+            s
+            | {
+                "instance_id": instance_id,
+                "instance_type": instance_type,
+                "ami": ami,
+                "arm": arm,
+                "timestamp": now,
+            }
+        )
         for s in raw
     ]
     buf = io.StringIO()
@@ -101,8 +151,9 @@ def _s3_client() -> Any:
 
 def _upload(bucket: str, key: str, body: bytes) -> None:
     try:
-        _s3_client().put_object(Bucket=bucket, Key=key, Body=body,
-                                ContentType="application/x-ndjson")
+        _s3_client().put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+        )
     except Exception as exc:  # any upload failure is exit 3 with one line
         _fail(f"upload to s3://{bucket}/{key} failed: {str(exc).splitlines()[0][:200]}")
 

@@ -31,17 +31,26 @@ MB = 1_000_000
 _BUFFER_SEED = 20240229
 
 
-def make_sample(metric: str, value: float, unit: str, higher_is_better: bool, benchmark: str,
-            **metadata: object) -> SampleDict:
-    return {"metric": metric, "value": float(value), "unit": unit,
-            "higher_is_better": higher_is_better, "benchmark": benchmark, "metadata": metadata}
+def make_sample(
+    metric: str, value: float, unit: str, higher_is_better: bool, benchmark: str, **metadata: object
+) -> SampleDict:
+    return {
+        "metric": metric,
+        "value": float(value),
+        "unit": unit,
+        "higher_is_better": higher_is_better,
+        "benchmark": benchmark,
+        "metadata": metadata,
+    }
 
 
 def fixed_buffer(size: int = 1 << 20) -> bytes:
     """A deterministic buffer, half pseudo-random bytes and half repetitive text, so zlib has
     real work to do and every instance compresses exactly the same input."""
     rnd = random.Random(_BUFFER_SEED).randbytes(size // 2)
-    text = (b"imagefleet base image benchmark line 0123456789\n" * (size // 96 + 1))[: size - len(rnd)]
+    text = (b"imagefleet base image benchmark line 0123456789\n" * (size // 96 + 1))[
+        : size - len(rnd)
+    ]
     return rnd + text
 
 
@@ -61,16 +70,36 @@ def _timed_loop(fn: Callable[[], int], duration: float) -> tuple[int, float, int
 def cpu_zlib(duration: float = 0.2) -> list[SampleDict]:
     buf = fixed_buffer(256 << 10)
     nbytes, secs, loops = _timed_loop(lambda: len(buf) if zlib.compress(buf, 6) else 0, duration)
-    return [make_sample("cpu_zlib_throughput", nbytes / secs / MB, "MB/s", True, "cpu",
-                    level=6, buffer_bytes=len(buf), loops=loops)]
+    return [
+        make_sample(
+            "cpu_zlib_throughput",
+            nbytes / secs / MB,
+            "MB/s",
+            True,
+            "cpu",
+            level=6,
+            buffer_bytes=len(buf),
+            loops=loops,
+        )
+    ]
 
 
 def cpu_sha256(duration: float = 0.2) -> list[SampleDict]:
     buf = fixed_buffer(1 << 20)
-    nbytes, secs, loops = _timed_loop(lambda: len(buf) if hashlib.sha256(buf).digest() else 0,
-                                      duration)
-    return [make_sample("cpu_sha256_throughput", nbytes / secs / MB, "MB/s", True, "cpu",
-                    buffer_bytes=len(buf), loops=loops)]
+    nbytes, secs, loops = _timed_loop(
+        lambda: len(buf) if hashlib.sha256(buf).digest() else 0, duration
+    )
+    return [
+        make_sample(
+            "cpu_sha256_throughput",
+            nbytes / secs / MB,
+            "MB/s",
+            True,
+            "cpu",
+            buffer_bytes=len(buf),
+            loops=loops,
+        )
+    ]
 
 
 def memory_copy(duration: float = 0.2, size_mb: int = 64) -> list[SampleDict]:
@@ -83,11 +112,23 @@ def memory_copy(duration: float = 0.2, size_mb: int = 64) -> list[SampleDict]:
         return 2 * src.nbytes  # a copy reads and writes every byte
 
     nbytes, secs, loops = _timed_loop(once, duration)
-    return [make_sample("memory_copy_bandwidth", nbytes / secs / 1e9, "GB/s", True, "memory",
-                    array_mb=size_mb, loops=loops, counts="read+write")]
+    return [
+        make_sample(
+            "memory_copy_bandwidth",
+            nbytes / secs / 1e9,
+            "GB/s",
+            True,
+            "memory",
+            array_mb=size_mb,
+            loops=loops,
+            counts="read+write",
+        )
+    ]
 
 
-def disk_fsync(duration: float = 0.2, block: int = 4096, directory: str | None = None) -> list[SampleDict]:
+def disk_fsync(
+    duration: float = 0.2, block: int = 4096, directory: str | None = None
+) -> list[SampleDict]:
     """Median latency of write(4 KiB) + fsync in a temp file: what a journaling service feels."""
     data = fixed_buffer(block)
     lat: list[float] = []
@@ -102,8 +143,18 @@ def disk_fsync(duration: float = 0.2, block: int = 4096, directory: str | None =
                 lat.append(time.perf_counter() - t0)
         finally:
             os.close(fd)
-    return [make_sample("disk_fsync_latency", float(np.median(lat)) * 1e3, "ms", False, "disk",
-                    block_bytes=block, writes=len(lat), p99_ms=float(np.percentile(lat, 99)) * 1e3)]
+    return [
+        make_sample(
+            "disk_fsync_latency",
+            float(np.median(lat)) * 1e3,
+            "ms",
+            False,
+            "disk",
+            block_bytes=block,
+            writes=len(lat),
+            p99_ms=float(np.percentile(lat, 99)) * 1e3,
+        )
+    ]
 
 
 def net_loopback(duration: float = 0.2, chunk: int = 256 << 10) -> list[SampleDict]:
@@ -134,12 +185,22 @@ def net_loopback(duration: float = 0.2, chunk: int = 256 << 10) -> list[SampleDi
         secs = time.perf_counter() - start
     finally:
         server.close()
-    return [make_sample("net_loopback_throughput", received[0] / secs / MB, "MB/s", True, "network",
-                    chunk_bytes=chunk, bytes=received[0])]
+    return [
+        make_sample(
+            "net_loopback_throughput",
+            received[0] / secs / MB,
+            "MB/s",
+            True,
+            "network",
+            chunk_bytes=chunk,
+            bytes=received[0],
+        )
+    ]
 
 
-def boot_to_ready(duration: float = 0.0, env: Mapping[str, str] | None = None,
-                  uptime_path: str = "/proc/uptime") -> list[SampleDict]:
+def boot_to_ready(
+    duration: float = 0.0, env: Mapping[str, str] | None = None, uptime_path: str = "/proc/uptime"
+) -> list[SampleDict]:
     """Seconds from boot to the agent being ready: ``IMAGEFLEET_BOOT_SECONDS`` when the launcher
     measured it (e.g. from instance metadata), else the kernel's uptime when the agent starts."""
     env = os.environ if env is None else env
@@ -168,23 +229,46 @@ def _run_tool(argv: list[str], timeout: float) -> str:
 def fio(duration: float = 1.0) -> list[SampleDict]:
     with tempfile.TemporaryDirectory(prefix="imagefleet-fio-") as d:
         out = _run_tool(
-            ["fio", "--name=randread", f"--directory={d}", "--rw=randread", "--bs=4k",
-             "--size=32m", "--ioengine=psync", "--direct=0", "--time_based",
-             f"--runtime={max(1, round(duration))}", "--output-format=json"],
+            [
+                "fio",
+                "--name=randread",
+                f"--directory={d}",
+                "--rw=randread",
+                "--bs=4k",
+                "--size=32m",
+                "--ioengine=psync",
+                "--direct=0",
+                "--time_based",
+                f"--runtime={max(1, round(duration))}",
+                "--output-format=json",
+            ],
             timeout=60 + duration,
         )
     return parse_fio_json(out)
 
 
 def sysbench_cpu(duration: float = 1.0) -> list[SampleDict]:
-    out = _run_tool(["sysbench", "cpu", f"--time={max(1, round(duration))}", "--threads=1", "run"],
-                    timeout=60 + duration)
+    out = _run_tool(
+        ["sysbench", "cpu", f"--time={max(1, round(duration))}", "--threads=1", "run"],
+        timeout=60 + duration,
+    )
     return parse_sysbench_cpu(out)
 
 
 def stress_ng_cpu(duration: float = 1.0) -> list[SampleDict]:
-    out = _run_tool(["stress-ng", "--cpu", "1", "--cpu-method", "matrixprod", "--metrics-brief",
-                     "--timeout", f"{max(1, round(duration))}s"], timeout=60 + duration)
+    out = _run_tool(
+        [
+            "stress-ng",
+            "--cpu",
+            "1",
+            "--cpu-method",
+            "matrixprod",
+            "--metrics-brief",
+            "--timeout",
+            f"{max(1, round(duration))}s",
+        ],
+        timeout=60 + duration,
+    )
     return parse_stress_ng(out)
 
 
@@ -193,7 +277,7 @@ def parse_fio_json(text: str) -> list[SampleDict]:
     """fio ``--output-format=json``: per job and direction, bandwidth (KiB/s → MB/s), IOPS and
     mean / p99 completion latency (ns → ms). Directions with no I/O are left out."""
     try:
-        doc = json.loads(text[text.index("{"):])  # fio may print notes before the JSON
+        doc = json.loads(text[text.index("{") :])  # fio may print notes before the JSON
     except ValueError as exc:
         raise ValueError(f"fio output is not JSON: {exc}") from None
     out: list[SampleDict] = []
@@ -204,17 +288,31 @@ def parse_fio_json(text: str) -> list[SampleDict]:
             if not d.get("io_bytes"):
                 continue
             meta = {"job": name, "direction": rw, "fio_version": doc.get("fio version", "")}
-            out.append(make_sample(f"fio_{name}_{rw}_bandwidth", d["bw"] * 1024 / MB, "MB/s", True,
-                               "fio", **meta))
+            out.append(
+                make_sample(
+                    f"fio_{name}_{rw}_bandwidth", d["bw"] * 1024 / MB, "MB/s", True, "fio", **meta
+                )
+            )
             out.append(make_sample(f"fio_{name}_{rw}_iops", d["iops"], "IOPS", True, "fio", **meta))
             clat = d.get("clat_ns") or {}
             if "mean" in clat:
-                out.append(make_sample(f"fio_{name}_{rw}_latency_mean", clat["mean"] / 1e6, "ms",
-                                   False, "fio", **meta))
+                out.append(
+                    make_sample(
+                        f"fio_{name}_{rw}_latency_mean",
+                        clat["mean"] / 1e6,
+                        "ms",
+                        False,
+                        "fio",
+                        **meta,
+                    )
+                )
             p99 = (clat.get("percentile") or {}).get("99.000000")
             if p99 is not None:
-                out.append(make_sample(f"fio_{name}_{rw}_latency_p99", p99 / 1e6, "ms", False, "fio",
-                                   **meta))
+                out.append(
+                    make_sample(
+                        f"fio_{name}_{rw}_latency_p99", p99 / 1e6, "ms", False, "fio", **meta
+                    )
+                )
     if not out:
         raise ValueError("fio output has no job with I/O")
     return out
@@ -232,15 +330,34 @@ def parse_sysbench_cpu(text: str) -> list[SampleDict]:
         raise ValueError("sysbench output has no 'events per second' line")
     ver = _SYSBENCH_VER.search(text)
     meta = {"sysbench_version": ver.group(1) if ver else ""}
-    out = [make_sample("sysbench_cpu_events_per_second", float(eps.group(1)), "events/s", True,
-                   "sysbench", **meta)]
+    out = [
+        make_sample(
+            "sysbench_cpu_events_per_second",
+            float(eps.group(1)),
+            "events/s",
+            True,
+            "sysbench",
+            **meta,
+        )
+    ]
     lat = dict(_SYSBENCH_LAT.findall(text))
     if "avg" in lat:
-        out.append(make_sample("sysbench_cpu_latency_avg", float(lat["avg"]), "ms", False,
-                           "sysbench", **meta))
+        out.append(
+            make_sample(
+                "sysbench_cpu_latency_avg", float(lat["avg"]), "ms", False, "sysbench", **meta
+            )
+        )
     if "95th percentile" in lat:
-        out.append(make_sample("sysbench_cpu_latency_p95", float(lat["95th percentile"]), "ms", False,
-                           "sysbench", **meta))
+        out.append(
+            make_sample(
+                "sysbench_cpu_latency_p95",
+                float(lat["95th percentile"]),
+                "ms",
+                False,
+                "sysbench",
+                **meta,
+            )
+        )
     return out
 
 
@@ -253,8 +370,14 @@ _STRESS_ROW = re.compile(
 def parse_stress_ng(text: str) -> list[SampleDict]:
     """``stress-ng --metrics-brief``: bogo ops/s (real time) per stressor."""
     out = [
-        make_sample(f"stress_ng_{m.group(1)}_bogo_ops_per_second", float(m.group(6)), "bogo ops/s",
-                True, "stress-ng", stressor=m.group(1))
+        make_sample(
+            f"stress_ng_{m.group(1)}_bogo_ops_per_second",
+            float(m.group(6)),
+            "bogo ops/s",
+            True,
+            "stress-ng",
+            stressor=m.group(1),
+        )
         for m in _STRESS_ROW.finditer(text)
     ]
     if not out:
@@ -283,9 +406,14 @@ class BenchRun:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def run_benchmarks(*, repetitions: int = 3, duration: float = 0.15,
-                   names: list[str] | None = None, external: bool = True,
-                   env: Mapping[str, str] | None = None) -> BenchRun:
+def run_benchmarks(
+    *,
+    repetitions: int = 3,
+    duration: float = 0.15,
+    names: list[str] | None = None,
+    external: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> BenchRun:
     """Run each benchmark ``repetitions`` times (boot time once). Each sample's metadata gets
     its ``repetition``. External tools run once each when installed, else are skipped with a
     reason."""
@@ -323,5 +451,11 @@ def apply_slowdown(samples: list[SampleDict], factor: float) -> list[SampleDict]
     out = []
     for s in samples:
         value = s["value"] / factor if s["higher_is_better"] else s["value"] * factor
-        out.append(s | {"value": value, "metadata": dict(s.get("metadata") or {}) | {"fault_injected": factor}})
+        out.append(
+            s
+            | {
+                "value": value,
+                "metadata": dict(s.get("metadata") or {}) | {"fault_injected": factor},
+            }
+        )
     return out

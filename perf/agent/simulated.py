@@ -49,8 +49,9 @@ def type_factor(instance_type: str) -> float:
     return 1.0 + 0.03 * steps.get(size, 4)
 
 
-def simulate(key: str, instance_type: str, *, repetitions: int,
-             names: list[str] | None = None) -> list[SampleDict]:
+def simulate(
+    key: str, instance_type: str, *, repetitions: int, names: list[str] | None = None
+) -> list[SampleDict]:
     """The samples a simulated instance ``key`` of ``instance_type`` would report."""
     chosen = names or list(BUILTIN)
     unknown = [n for n in chosen if n not in BUILTIN]
@@ -68,5 +69,7 @@ def simulate(key: str, instance_type: str, *, repetitions: int,
             s["metadata"]["repetition"] = rep
             samples.append(s)
     boot = BOOT_SECONDS * _lognormal(_rng(key, "boot"), INSTANCE_CV)
-    samples.append(make_sample("boot_to_ready", boot, "s", False, "boot", source="simulated", simulated=True))
+    samples.append(
+        make_sample("boot_to_ready", boot, "s", False, "boot", source="simulated", simulated=True)
+    )
     return samples

@@ -20,24 +20,64 @@ def _age(days: float | None) -> str:
 
 
 def _render(snap: fleet_snapshot.Snapshot) -> RenderableType:
-    rows = [(r.family, r.region, r.group, r.instances,
-             ", ".join(f"{s.ref} ×{s.instances}" for s in r.runs) or "-",
-             ", ".join(r.os_releases) or "-", _age(r.oldest_days), "PAST EOL" if r.past_eol else "")
-            for r in snap.view.rows]
-    groups = table(["family", "region", "group", "instances", "bases", "OS release", "base age", "end of life"],
-                   rows, title=f"fleet at {snap.view.taken_at} (snapshot {snap.id})")
-    summary = table(["OS release", "groups", "instances", "end of life", ""],
-                    [(s.os_release, s.groups, s.instances, s.end_of_life or "-", "PAST EOL" if s.past_eol else "")
-                     for s in snap.view.summary], title=f"per OS release — burndown: {snap.plot}")
+    rows = [
+        (
+            r.family,
+            r.region,
+            r.group,
+            r.instances,
+            ", ".join(f"{s.ref} ×{s.instances}" for s in r.runs) or "-",
+            ", ".join(r.os_releases) or "-",
+            _age(r.oldest_days),
+            "PAST EOL" if r.past_eol else "",
+        )
+        for r in snap.view.rows
+    ]
+    groups = table(
+        [
+            "family",
+            "region",
+            "group",
+            "instances",
+            "bases",
+            "OS release",
+            "base age",
+            "end of life",
+        ],
+        rows,
+        title=f"fleet at {snap.view.taken_at} (snapshot {snap.id})",
+    )
+    summary = table(
+        ["OS release", "groups", "instances", "end of life", ""],
+        [
+            (
+                s.os_release,
+                s.groups,
+                s.instances,
+                s.end_of_life or "-",
+                "PAST EOL" if s.past_eol else "",
+            )
+            for s in snap.view.summary
+        ],
+        title=f"per OS release — burndown: {snap.plot}",
+    )
     return Group(groups, summary)
 
 
 @click.command("fleet")
 @json_option
 def fleet_command() -> None:
-    """Which Auto Scaling groups run which base and OS release; records a snapshot for the burndown."""
+    """Which Auto Scaling groups run which base and OS release; records a snapshot for the
+    burndown."""
     obj = get_context()
     with obj.out.status("reading the fleet's Auto Scaling groups"):
         snap = fleet_snapshot.take(obj.aws, obj.store, obj.settings, obj.clock.now())
-    obj.out.result(snap.to_dict(), lambda: _render(snap) if snap.view.rows else
-                   f"no Auto Scaling groups in {', '.join(obj.settings.aws.regions)} (snapshot " f"{snap.id})")
+    obj.out.result(
+        snap.to_dict(),
+        lambda: (
+            _render(snap)
+            if snap.view.rows
+            else f"no Auto Scaling groups in {', '.join(obj.settings.aws.regions)} (snapshot "
+            f"{snap.id})"
+        ),
+    )

@@ -39,19 +39,35 @@ def _image_of(ec2: Client, instance_ids: Sequence[str]) -> dict[str, str]:
 
 
 def discover_region(aws: AwsFactory, region: str) -> list[DiscoveredGroup]:
-    """The groups of one region with their instances' AMIs counted (terminating instances left out)."""
-    groups = list(_pages(aws.client("autoscaling", region), "describe_auto_scaling_groups", "AutoScalingGroups"))
-    live = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", [])
-                                        if not str(i.get("LifecycleState", "")).startswith("Terminat")]
-            for g in groups}
+    """The groups of one region with their instances' AMIs counted (terminating instances left
+    out)."""
+    groups = list(
+        _pages(
+            aws.client("autoscaling", region), "describe_auto_scaling_groups", "AutoScalingGroups"
+        )
+    )
+    live = {
+        g["AutoScalingGroupName"]: [
+            i["InstanceId"]
+            for i in g.get("Instances", [])
+            if not str(i.get("LifecycleState", "")).startswith("Terminat")
+        ]
+        for g in groups
+    }
     ids = [i for members in live.values() for i in members]
     images = _image_of(aws.client("ec2", region), ids) if ids else {}
     out = []
     for g in groups:
         tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
         amis = Counter(images.get(i, "") or "unknown" for i in live[g["AutoScalingGroupName"]])
-        out.append(DiscoveredGroup(name=g["AutoScalingGroupName"], region=region,
-                                   family=tags.get(FAMILY_TAG), amis=dict(amis)))
+        out.append(
+            DiscoveredGroup(
+                name=g["AutoScalingGroupName"],
+                region=region,
+                family=tags.get(FAMILY_TAG),
+                amis=dict(amis),
+            )
+        )
     return out
 
 

@@ -1,4 +1,5 @@
-"""The OS-release burndown: instances per OS release over the recorded fleet snapshots (matplotlib, Agg)."""
+"""The OS-release burndown: instances per OS release over the recorded fleet snapshots (matplotlib,
+Agg)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ def burndown_plot(data: Burndown, path: str | Path, past_eol: frozenset[str] = f
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for name, counts in sorted(data.series.items()):
         label = f"{name} (past end of life)" if name in past_eol else name
-        ax.plot(mdates.date2num(data.times), counts, marker="o", ms=3, ls="--" if name in past_eol else "-", label=label)
+        ax.plot(
+            mdates.date2num(data.times),
+            counts,
+            marker="o",
+            ms=3,
+            ls="--" if name in past_eol else "-",
+            label=label,
+        )
     ax.set_ylabel("instances")
     ax.set_ylim(bottom=0)
     ax.set_title("imagefleet: instances per OS release", fontsize=10)

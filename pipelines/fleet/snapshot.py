@@ -35,7 +35,12 @@ class Snapshot:
     plot: Path
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **self.view.to_dict(), "burndown": self.burndown.to_dict(), "plot": str(self.plot)}
+        return {
+            "id": self.id,
+            **self.view.to_dict(),
+            "burndown": self.burndown.to_dict(),
+            "plot": str(self.plot),
+        }
 
 
 def known_bases(store: StateStore) -> list[fleet.KnownBase]:
@@ -48,7 +53,9 @@ def take(aws: AwsFactory, store: StateStore, settings: Settings, now: datetime) 
 
     releases = fleet.os_releases(settings.raw)  # bad configuration stops before any AWS call
     releases_of = {name: fam.os_release or fam.os for name, fam in settings.families.items()}
-    view = fleet.view(discover(aws, settings.aws.regions), known_bases(store), releases_of, releases, now)
+    view = fleet.view(
+        discover(aws, settings.aws.regions), known_bases(store), releases_of, releases, now
+    )
     snap_id = f"{view.taken_at}-{uuid.uuid4().hex[:6]}"
     body = {"id": snap_id, **view.to_dict()}
     series = fleet.burndown([*store.docs(fleet.SNAPSHOT_KIND), body])

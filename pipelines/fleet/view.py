@@ -1,4 +1,5 @@
-"""The fleet's OS releases: which groups run which base and OS release, and how a migration burns down.
+"""The fleet's OS releases: which groups run which base and OS release, and how a migration burns
+down.
 
 Pure: it takes what discovery found (groups and the AMIs their instances run), the store's bases and
 the configured OS releases, and returns rows, a summary per OS release, and burndown series from
@@ -87,8 +88,12 @@ class GroupRow:
         return max(ages) if ages else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "os_releases": list(self.os_releases), "past_eol": self.past_eol,
-                "oldest_days": self.oldest_days}
+        return {
+            **asdict(self),
+            "os_releases": list(self.os_releases),
+            "past_eol": self.past_eol,
+            "oldest_days": self.oldest_days,
+        }
 
 
 @dataclass(frozen=True)
@@ -114,13 +119,17 @@ class FleetView:
     summary: tuple[ReleaseSummary, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"taken_at": self.taken_at, "rows": [r.to_dict() for r in self.rows],
-                "summary": [s.to_dict() for s in self.summary],
-                "by_os_release": {s.os_release: s.instances for s in self.summary}}
+        return {
+            "taken_at": self.taken_at,
+            "rows": [r.to_dict() for r in self.rows],
+            "summary": [s.to_dict() for s in self.summary],
+            "by_os_release": {s.os_release: s.instances for s in self.summary},
+        }
 
 
 def os_releases(raw: Mapping[str, Any]) -> dict[str, OsRelease]:
-    """``[os_releases."NAME"] end_of_life = "YYYY-MM-DD"`` (a TOML date works too) from the config."""
+    """``[os_releases."NAME"] end_of_life = "YYYY-MM-DD"`` (a TOML date works too) from the
+    config."""
     table = raw.get("os_releases") or {}
     out = {}
     for name, body in table.items():
@@ -128,10 +137,15 @@ def os_releases(raw: Mapping[str, Any]) -> dict[str, OsRelease]:
             raise ConfigError(f"os_releases.{name}: expected a table with the key end_of_life")
         eol = body.get("end_of_life")
         try:
-            day = eol if isinstance(eol, date) else (date.fromisoformat(eol) if eol is not None else None)
+            day = (
+                eol
+                if isinstance(eol, date)
+                else (date.fromisoformat(eol) if eol is not None else None)
+            )
         except (TypeError, ValueError):
-            raise ConfigError(f"os_releases.{name}.end_of_life: expected a date like '2025-05-31', "
-                              f"got {eol!r}") from None
+            raise ConfigError(
+                f"os_releases.{name}.end_of_life: expected a date like '2025-05-31', got {eol!r}"
+            ) from None
         out[name] = OsRelease(name, day)
     return out
 
@@ -146,32 +160,61 @@ def ami_index(bases: Iterable[KnownBase]) -> dict[str, KnownBase]:
     return {ami: b for b in bases for ami in b.amis.values()}
 
 
-def _share(ref: str, base: KnownBase | None, amis: list[tuple[str, int]],
-           releases_of: Mapping[str, str], releases: Mapping[str, OsRelease], now: datetime) -> BaseShare:
+def _share(
+    ref: str,
+    base: KnownBase | None,
+    amis: list[tuple[str, int]],
+    releases_of: Mapping[str, str],
+    releases: Mapping[str, OsRelease],
+    now: datetime,
+) -> BaseShare:
     name = releases_of.get(base.family, UNKNOWN_RELEASE) if base else UNKNOWN_RELEASE
     release = releases.get(name, OsRelease(name))
     age = (now - _parse_time(base.created_at)).total_seconds() / 86400 if base else None
-    return BaseShare(ref=ref, instances=sum(n for _, n in amis), os_release=name,
-                     age_days=None if age is None else round(age, 2),
-                     past_eol=release.past_eol(now.date()), amis=tuple(sorted(a for a, _ in amis)))
+    return BaseShare(
+        ref=ref,
+        instances=sum(n for _, n in amis),
+        os_release=name,
+        age_days=None if age is None else round(age, 2),
+        past_eol=release.past_eol(now.date()),
+        amis=tuple(sorted(a for a, _ in amis)),
+    )
 
 
-def group_row(group: DiscoveredGroup, by_ami: Mapping[str, KnownBase], releases_of: Mapping[str, str],
-              releases: Mapping[str, OsRelease], now: datetime) -> GroupRow:
+def group_row(
+    group: DiscoveredGroup,
+    by_ami: Mapping[str, KnownBase],
+    releases_of: Mapping[str, str],
+    releases: Mapping[str, OsRelease],
+    now: datetime,
+) -> GroupRow:
     """One group's row: its instances split by the base their AMI belongs to, newest base first."""
     split: dict[str, tuple[KnownBase | None, list[tuple[str, int]]]] = {}
     for ami, n in sorted(group.amis.items()):
         base = by_ami.get(ami)
         ref = base.ref if base else UNMANAGED
         split.setdefault(ref, (base, []))[1].append((ami, n))
-    runs = tuple(_share(ref, base, amis, releases_of, releases, now) for ref, (base, amis) in split.items())
-    runs = tuple(sorted(runs, key=lambda s: (s.ref == UNMANAGED, s.age_days if s.age_days is not None else 0)))
+    runs = tuple(
+        _share(ref, base, amis, releases_of, releases, now) for ref, (base, amis) in split.items()
+    )
+    runs = tuple(
+        sorted(
+            runs, key=lambda s: (s.ref == UNMANAGED, s.age_days if s.age_days is not None else 0)
+        )
+    )
     family = group.family or next((b.family for b, _ in split.values() if b), "-")
-    return GroupRow(group=group.name, region=group.region, family=family,
-                    instances=sum(group.amis.values()), runs=runs)
+    return GroupRow(
+        group=group.name,
+        region=group.region,
+        family=family,
+        instances=sum(group.amis.values()),
+        runs=runs,
+    )
 
 
-def summarise(rows: Sequence[GroupRow], releases: Mapping[str, OsRelease], today: date) -> tuple[ReleaseSummary, ...]:
+def summarise(
+    rows: Sequence[GroupRow], releases: Mapping[str, OsRelease], today: date
+) -> tuple[ReleaseSummary, ...]:
     """Instances and groups per OS release, oldest end of life first (unknown last)."""
     instances: Counter[str] = Counter()
     groups: Counter[str] = Counter()
@@ -183,20 +226,44 @@ def summarise(rows: Sequence[GroupRow], releases: Mapping[str, OsRelease], today
     out = []
     for name in instances:
         rel = releases.get(name, OsRelease(name))
-        out.append(ReleaseSummary(os_release=name, groups=groups[name], instances=instances[name],
-                                  end_of_life=rel.end_of_life.isoformat() if rel.end_of_life else None,
-                                  past_eol=rel.past_eol(today)))
-    return tuple(sorted(out, key=lambda s: (s.os_release == UNKNOWN_RELEASE, s.end_of_life or "9999", s.os_release)))
+        out.append(
+            ReleaseSummary(
+                os_release=name,
+                groups=groups[name],
+                instances=instances[name],
+                end_of_life=rel.end_of_life.isoformat() if rel.end_of_life else None,
+                past_eol=rel.past_eol(today),
+            )
+        )
+    return tuple(
+        sorted(
+            out,
+            key=lambda s: (s.os_release == UNKNOWN_RELEASE, s.end_of_life or "9999", s.os_release),
+        )
+    )
 
 
-def view(groups: Iterable[DiscoveredGroup], bases: Iterable[KnownBase], releases_of: Mapping[str, str],
-         releases: Mapping[str, OsRelease], now: datetime) -> FleetView:
-    """The fleet view at ``now``: a row per group (by region and name) and the summary per OS release."""
+def view(
+    groups: Iterable[DiscoveredGroup],
+    bases: Iterable[KnownBase],
+    releases_of: Mapping[str, str],
+    releases: Mapping[str, OsRelease],
+    now: datetime,
+) -> FleetView:
+    """The fleet view at ``now``: a row per group (by region and name) and the summary per OS
+    release."""
     by_ami = ami_index(bases)
-    rows = tuple(sorted((group_row(g, by_ami, releases_of, releases, now) for g in groups),
-                        key=lambda r: (r.family, r.region, r.group)))
-    return FleetView(taken_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), rows=rows,
-                     summary=summarise(rows, releases, now.date()))
+    rows = tuple(
+        sorted(
+            (group_row(g, by_ami, releases_of, releases, now) for g in groups),
+            key=lambda r: (r.family, r.region, r.group),
+        )
+    )
+    return FleetView(
+        taken_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        rows=rows,
+        summary=summarise(rows, releases, now.date()),
+    )
 
 
 @dataclass(frozen=True)
@@ -207,12 +274,19 @@ class Burndown:
     series: dict[str, tuple[int, ...]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"times": [t.isoformat() for t in self.times], "series": {k: list(v) for k, v in self.series.items()}}
+        return {
+            "times": [t.isoformat() for t in self.times],
+            "series": {k: list(v) for k, v in self.series.items()},
+        }
 
 
 def burndown(snapshots: Iterable[Mapping[str, Any]]) -> Burndown:
     """Series from recorded snapshots (``taken_at`` and ``by_os_release``), in time order."""
     ordered = sorted(snapshots, key=lambda s: _parse_time(s["taken_at"]))
     names = sorted({name for s in ordered for name in s.get("by_os_release", {})})
-    return Burndown(times=tuple(_parse_time(s["taken_at"]) for s in ordered),
-                    series={n: tuple(int(s.get("by_os_release", {}).get(n, 0)) for s in ordered) for n in names})
+    return Burndown(
+        times=tuple(_parse_time(s["taken_at"]) for s in ordered),
+        series={
+            n: tuple(int(s.get("by_os_release", {}).get(n, 0)) for s in ordered) for n in names
+        },
+    )

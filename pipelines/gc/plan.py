@@ -1,4 +1,5 @@
-"""What `imagefleet gc` removes, decided from plain lists of resources and the store's records (pure).
+"""What `imagefleet gc` removes, decided from plain lists of resources and the store's records
+(pure).
 
 Something is removed only when it carries imagefleet's tags for a family this config manages and
 no record owns it:
@@ -70,7 +71,9 @@ class Inventory:
     images: list[Image] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
     template_versions: list[TemplateVersion] = field(default_factory=list)
-    in_use: set[tuple[str, str, int]] = field(default_factory=set)  # (region, template id, version) groups use
+    in_use: set[tuple[str, str, int]] = field(
+        default_factory=set
+    )  # (region, template id, version) groups use
 
 
 @dataclass
@@ -80,10 +83,14 @@ class Records:
     families: set[str]
     owned_amis: set[str]
     baking: set[str] = field(default_factory=set)  # families whose bake lease is held
-    recorded: dict[str, str] = field(default_factory=dict)  # AMI → family, from unfinished/failed reservations
+    recorded: dict[str, str] = field(
+        default_factory=dict
+    )  # AMI → family, from unfinished/failed reservations
     runs: dict[str, str] = field(default_factory=dict)  # perf run id → status
     rollouts: dict[str, str] = field(default_factory=dict)  # rollout id → status
-    live: set[str] = field(default_factory=set)  # names of the leases held now: operations in flight
+    live: set[str] = field(
+        default_factory=set
+    )  # names of the leases held now: operations in flight
 
 
 @dataclass(frozen=True)
@@ -116,14 +123,19 @@ class Plan:
     keep: list[Kept] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"remove": [r.to_dict() for r in self.remove], "keep": [k.to_dict() for k in self.keep]}
+        return {
+            "remove": [r.to_dict() for r in self.remove],
+            "keep": [k.to_dict() for k in self.keep],
+        }
 
 
 FINISHED_RUNS = {"done", "failed", "interrupted", "abandoned"}  # abandoned: its process died
 FINISHED_ROLLOUTS = {"succeeded", "failed", "aborted", "rolled_back"}
 
 
-def plan_images(images: list[Image], records: Records, now: datetime, grace: timedelta, plan: Plan) -> None:
+def plan_images(
+    images: list[Image], records: Records, now: datetime, grace: timedelta, plan: Plan
+) -> None:
     for image in images:
         family = image.tags.get(FAMILY_TAG) or records.recorded.get(image.ami, "")
         if family not in records.families:
@@ -131,18 +143,40 @@ def plan_images(images: list[Image], records: Records, now: datetime, grace: tim
         if image.ami in records.owned_amis:
             continue
         if family in records.baking:
-            plan.keep.append(Kept("image", image.region, image.ami, f"a bake of {family} is running"))
+            plan.keep.append(
+                Kept("image", image.region, image.ami, f"a bake of {family} is running")
+            )
             continue
         if any(name.startswith(f"stage:{family}:") for name in records.live):
-            plan.keep.append(Kept("image", image.region, image.ami, f"a promotion of {family} is running"))
+            plan.keep.append(
+                Kept("image", image.region, image.ami, f"a promotion of {family} is running")
+            )
             continue
-        if image.ami not in records.recorded and image.created is not None and now - image.created < grace:
-            plan.keep.append(Kept("image", image.region, image.ami,
-                                  "younger than the grace period (its bake or promotion may not have recorded " "it yet)"))
+        if (
+            image.ami not in records.recorded
+            and image.created is not None
+            and now - image.created < grace
+        ):
+            plan.keep.append(
+                Kept(
+                    "image",
+                    image.region,
+                    image.ami,
+                    "younger than the grace period (its bake or promotion may not have recorded "
+                    "it yet)",
+                )
+            )
             continue
         bake = image.tags.get(BAKE_TAG, "recorded by its reservation")
-        plan.remove.append(Removal("image", image.region, image.ami,
-                                   f"no base of {family} owns it (bake {bake})", image.snapshots))
+        plan.remove.append(
+            Removal(
+                "image",
+                image.region,
+                image.ami,
+                f"no base of {family} owns it (bake {bake})",
+                image.snapshots,
+            )
+        )
 
 
 def _instance_owner(inst: Instance, records: Records) -> tuple[str, str | None, set[str]]:
@@ -164,30 +198,50 @@ def _expired(inst: Instance, now: datetime) -> bool:
         return False
 
 
-def plan_instances(instances: list[Instance], records: Records, now: datetime, grace: timedelta, plan: Plan) -> None:
+def plan_instances(
+    instances: list[Instance], records: Records, now: datetime, grace: timedelta, plan: Plan
+) -> None:
     for inst in instances:
         if inst.tags.get(FAMILY_TAG, "") not in records.families:
             continue
-        if inst.tags.get(ROLE_TAG) not in ("perf", "baseline") or inst.state in ("shutting-down", "terminated"):
+        if inst.tags.get(ROLE_TAG) not in ("perf", "baseline") or inst.state in (
+            "shutting-down",
+            "terminated",
+        ):
             continue
         label, status, finished = _instance_owner(inst, records)
         rollout = inst.tags.get(ROLLOUT_TAG, "")
         if inst.tags.get(ROLE_TAG) == "baseline" and f"rollout:{rollout}" in records.live:
-            plan.keep.append(Kept("instance", inst.region, inst.instance_id, f"{label} holds its lease"))
+            plan.keep.append(
+                Kept("instance", inst.region, inst.instance_id, f"{label} holds its lease")
+            )
             continue
         if status is not None and status not in finished and not _expired(inst, now):
-            plan.keep.append(Kept("instance", inst.region, inst.instance_id, f"{label} is {status}"))
+            plan.keep.append(
+                Kept("instance", inst.region, inst.instance_id, f"{label} is {status}")
+            )
             continue
         if now - inst.launched < grace:
-            plan.keep.append(Kept("instance", inst.region, inst.instance_id,
-                                  f"younger than the grace period ({label})"))
+            plan.keep.append(
+                Kept(
+                    "instance",
+                    inst.region,
+                    inst.instance_id,
+                    f"younger than the grace period ({label})",
+                )
+            )
             continue
-        why = "unknown to the store" if status is None else ("past its deadline" if status not in finished else status)
+        why = (
+            "unknown to the store"
+            if status is None
+            else ("past its deadline" if status not in finished else status)
+        )
         plan.remove.append(Removal("instance", inst.region, inst.instance_id, f"{label} {why}"))
 
 
-def plan_template_versions(versions: list[TemplateVersion], in_use: set[tuple[str, str, int]], records: Records,
-                           plan: Plan) -> None:
+def plan_template_versions(
+    versions: list[TemplateVersion], in_use: set[tuple[str, str, int]], records: Records, plan: Plan
+) -> None:
     for v in versions:
         m = ROLLOUT_MARKER.match(v.description or "")
         if not m:
@@ -195,18 +249,32 @@ def plan_template_versions(versions: list[TemplateVersion], in_use: set[tuple[st
         rollout, status = m.group(1), records.rollouts.get(m.group(1))
         ident = f"{v.template_id}:{v.version}"
         if status is not None and status not in FINISHED_ROLLOUTS:
-            plan.keep.append(Kept("template-version", v.region, ident, f"rollout {rollout} is {status}"))
+            plan.keep.append(
+                Kept("template-version", v.region, ident, f"rollout {rollout} is {status}")
+            )
         elif f"rollout:{rollout}" in records.live:
-            plan.keep.append(Kept("template-version", v.region, ident, f"rollout {rollout} holds its lease"))
+            plan.keep.append(
+                Kept("template-version", v.region, ident, f"rollout {rollout} holds its lease")
+            )
         elif v.default or (v.region, v.template_id, v.version) in in_use:
-            plan.keep.append(Kept("template-version", v.region, ident, "a group uses it or it is the default"))
+            plan.keep.append(
+                Kept("template-version", v.region, ident, "a group uses it or it is the default")
+            )
         else:
-            plan.remove.append(Removal("template-version", v.region, str(v.version),
-                                       f"rollout {rollout} {'ended ' + status if status else 'unknown'}",
-                                       template_id=v.template_id))
+            plan.remove.append(
+                Removal(
+                    "template-version",
+                    v.region,
+                    str(v.version),
+                    f"rollout {rollout} {'ended ' + status if status else 'unknown'}",
+                    template_id=v.template_id,
+                )
+            )
 
 
-def plan(inventory: Inventory, records: Records, *, now: datetime, grace: timedelta = DEFAULT_GRACE) -> Plan:
+def plan(
+    inventory: Inventory, records: Records, *, now: datetime, grace: timedelta = DEFAULT_GRACE
+) -> Plan:
     """Everything to remove, and what was considered but kept, with reasons."""
     out = Plan()
     plan_images(inventory.images, records, now, grace, out)

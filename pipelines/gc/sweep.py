@@ -1,7 +1,8 @@
 """`imagefleet gc`: find what imagefleet left in AWS that no record owns, and remove it.
 
 This module is the adapter: it lists the resources (``inventory``), gathers the store's records
-(``records``) and carries out a plan; what to remove is decided in ``pipelines.gc.plan`` (pure). While it
+(``records``) and carries out a plan; what to remove is decided in ``pipelines.gc.plan`` (pure).
+While it
 looks at a family's AMIs it holds that family's bake lease, so a bake in progress is never
 mistaken for an orphan; a family whose lease is taken is left alone this time. It lists before
 it reads the records, and the plan keeps what a held promotion or rollout lease is making and a
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
 
-
 def _images(aws: AwsFactory, region: str, filters: list[dict[str, Any]]) -> list[Image]:
-    return [Image(region, i.ami, i.snapshots, i.tags, i.created) for i in images.find_images(aws, region, filters)]
+    return [
+        Image(region, i.ami, i.snapshots, i.tags, i.created)
+        for i in images.find_images(aws, region, filters)
+    ]
 
 
 def images_of_bake(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> dict[str, str]:
@@ -52,10 +55,14 @@ def _gone(exc: Exception) -> bool:
     return isinstance(exc, NotFoundError) or ".NotFound" in str(exc)
 
 
-def remove_image(aws: AwsFactory, region: str, ami: str, snapshots: Iterable[str] | None = None) -> list[str]:
+def remove_image(
+    aws: AwsFactory, region: str, ami: str, snapshots: Iterable[str] | None = None
+) -> list[str]:
     """Deregister an AMI, then delete its snapshots (AWS keeps them after DeregisterImage)."""
     if snapshots is None:
-        found = images.find_images(aws, region, [{"Name": "image-id", "Values": [ami]}], owners=None)
+        found = images.find_images(
+            aws, region, [{"Name": "image-id", "Values": [ami]}], owners=None
+        )
         snapshots = [s for i in found for s in i.snapshots]
     snaps = list(snapshots)
     try:
@@ -84,7 +91,9 @@ def remove_images(aws: AwsFactory, amis: dict[str, str]) -> tuple[dict[str, str]
     return removed, failed
 
 
-def stop_dead_packers(store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]) -> list[dict[str, Any]]:
+def stop_dead_packers(
+    store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]
+) -> list[dict[str, Any]]:
     """Stop what the killed bakes of ``family`` left running. Call it holding ``bake:<family>``: a
     reservation still ``reserved`` then belongs to a dead bake. Its Packer, if it still runs on this
     host (pid, command line and start time as recorded), is stopped (SIGINT to its group, then
@@ -94,27 +103,45 @@ def stop_dead_packers(store: StateStore, aws: AwsFactory, family: str, regions: 
     for res in reservations.reservations(store, family, status="reserved"):
         packer = res.details.get("packer") or {}
         elsewhere = bool(packer) and packer.get("host") != socket.gethostname()
-        stopped = packer_run.stop_orphan(ProcessRecord.from_dict(packer)) if packer and not elsewhere else False
+        stopped = (
+            packer_run.stop_orphan(ProcessRecord.from_dict(packer))
+            if packer and not elsewhere
+            else False
+        )
         bake_id = str(res.details.get("bake_id") or res.holder)
-        out.append({"version": res.version, "bake_id": bake_id, "packer_stopped": stopped,
-                    "packer_elsewhere": elsewhere,
-                    "build_instances_terminated": _end_build_instances(aws, regions, bake_id)})
+        out.append(
+            {
+                "version": res.version,
+                "bake_id": bake_id,
+                "packer_stopped": stopped,
+                "packer_elsewhere": elsewhere,
+                "build_instances_terminated": _end_build_instances(aws, regions, bake_id),
+            }
+        )
     return out
 
 
-def reclaim_dead_bakes(store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]) -> list[dict[str, Any]]:
+def reclaim_dead_bakes(
+    store: StateStore, aws: AwsFactory, family: str, regions: Sequence[str]
+) -> list[dict[str, Any]]:
     """Close the bakes of ``family`` that were killed outright, holding ``bake:<family>``: their
     Packer stopped (``stop_dead_packers``), every AMI they made (recorded, or tagged with the bake
     id) removed, their reservations closed."""
     closed = []
     for dead in stop_dead_packers(store, aws, family, regions):
-        res = next(r for r in reservations.reservations(store, family) if r.version == dead["version"])
+        res = next(
+            r for r in reservations.reservations(store, family) if r.version == dead["version"]
+        )
         amis = {**(res.details.get("amis") or {}), **images_of_bake(aws, regions, dead["bake_id"])}
         removed, failed = remove_images(aws, amis)
         # a Packer on another host may still make AMIs: "failed" keeps them recorded for gc
         status = "failed" if failed or dead["packer_elsewhere"] else "cleaned"
-        outcome = {**dead, "closed_by": "the next holder of the bake lease", "removed": removed,
-                   "not_removed": failed}
+        outcome = {
+            **dead,
+            "closed_by": "the next holder of the bake lease",
+            "removed": removed,
+            "not_removed": failed,
+        }
         reservations.finish_reservation(store, family, res.version, status, outcome)
         closed.append({**outcome, "status": status})
     return closed
@@ -122,25 +149,36 @@ def reclaim_dead_bakes(store: StateStore, aws: AwsFactory, family: str, regions:
 
 def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> list[str]:
     """Terminate the build instances a killed Packer left (they carry the bake's tag)."""
-    filters = [{"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]},
-               {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    filters = [
+        {"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+    ]
     ended = []
     for region in regions:
-        ids = [i.instance_id for i in images.find_instances(aws, region, filters) if i.tags.get(BAKE_TAG) == bake_id]
+        ids = [
+            i.instance_id
+            for i in images.find_instances(aws, region, filters)
+            if i.tags.get(BAKE_TAG) == bake_id
+        ]
         if ids:
             images.terminate_instances(aws, region, ids)
             ended += ids
     return ended
 
 
-# --- listing ----------------------------------------------------------------------------------------
+# --- listing
+# ----------------------------------------------------------------------------------------
 def _instances(aws: AwsFactory, region: str) -> list[Instance]:
-    filters = [{"Name": "tag:imagefleet:role", "Values": ["perf", "baseline"]},
-               {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    filters = [
+        {"Name": "tag:imagefleet:role", "Values": ["perf", "baseline"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+    ]
     return images.find_instances(aws, region, filters)
 
 
-def _templates(aws: AwsFactory, region: str, families: set[str]) -> tuple[list[TemplateVersion], set[tuple[str, str, int]]]:
+def _templates(
+    aws: AwsFactory, region: str, families: set[str]
+) -> tuple[list[TemplateVersion], set[tuple[str, str, int]]]:
     """Versions of the launch templates the families' groups use, and the versions in use."""
     in_use: set[tuple[str, str, int]] = set()
     template_ids: set[str] = set()
@@ -157,16 +195,22 @@ def _templates(aws: AwsFactory, region: str, families: set[str]) -> tuple[list[T
     return versions, in_use
 
 
-def inventory(aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str, str]] | None = None) -> Inventory:
+def inventory(
+    aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str, str]] | None = None
+) -> Inventory:
     """Every imagefleet-tagged AMI (and those ``recorded`` per region), benchmark/baseline instance
     and rollout template version."""
     families = set(settings.families)
-    regions = sorted({r for f in settings.families.values() for r in f.regions} | set(settings.aws.regions))
+    regions = sorted(
+        {r for f in settings.families.values() for r in f.regions} | set(settings.aws.regions)
+    )
     inv = Inventory()
     for region in regions:
         tagged = _images(aws, region, [{"Name": "tag-key", "Values": [FAMILY_TAG]}])
         extra = sorted(set((recorded or {}).get(region, {})) - {i.ami for i in tagged})
-        inv.images += tagged + (_images(aws, region, [{"Name": "image-id", "Values": extra}]) if extra else [])
+        inv.images += tagged + (
+            _images(aws, region, [{"Name": "image-id", "Values": extra}]) if extra else []
+        )
         inv.instances += _instances(aws, region)
         versions, in_use = _templates(aws, region, families)
         inv.template_versions += versions
@@ -177,15 +221,22 @@ def inventory(aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str,
 def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
     """region → {AMI → family} that failed or unfinished bakes recorded in their reservations."""
     out: dict[str, dict[str, str]] = {}
-    for res in reservations.reservations(store, status="failed") + reservations.reservations(store, status="reserved"):
+    for res in reservations.reservations(store, status="failed") + reservations.reservations(
+        store, status="reserved"
+    ):
         for region, ami in (res.details.get("amis") or {}).items():
             out.setdefault(str(region), {})[str(ami)] = res.family
     return out
 
 
-def records(store: StateStore, settings: Settings, baking: set[str],
-            recorded: dict[str, dict[str, str]] | None = None, now: float | None = None,
-            dead_runs: set[str] | frozenset[str] = frozenset()) -> Records:
+def records(
+    store: StateStore,
+    settings: Settings,
+    baking: set[str],
+    recorded: dict[str, dict[str, str]] | None = None,
+    now: float | None = None,
+    dead_runs: set[str] | frozenset[str] = frozenset(),
+) -> Records:
     """What the store owns and what is in flight: bases, runs, rollouts, reservations, and the
     leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one). A perf run
     in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
@@ -196,13 +247,24 @@ def records(store: StateStore, settings: Settings, baking: set[str],
     runs = {r.id: "abandoned" if r.id in dead_runs else r.status for r in run_records(store)}
     rollouts = {h.id: h.status for h in headers(store)}
     by_ami = {ami: fam for amis in (recorded or {}).values() for ami, fam in amis.items()}
-    live = {lease.name for lease in store.leases()
-            if lease.expires_at is None or now is None or lease.expires_at > now}
-    return Records(families=set(settings.families), owned_amis=owned, baking=baking, runs=runs, rollouts=rollouts,
-                   recorded=by_ami, live=live)
+    live = {
+        lease.name
+        for lease in store.leases()
+        if lease.expires_at is None or now is None or lease.expires_at > now
+    }
+    return Records(
+        families=set(settings.families),
+        owned_amis=owned,
+        baking=baking,
+        runs=runs,
+        rollouts=rollouts,
+        recorded=by_ami,
+        live=live,
+    )
 
 
-# --- acting -----------------------------------------------------------------------------------------
+# --- acting
+# -----------------------------------------------------------------------------------------
 def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
     """Remove each planned item; one failure does not stop the others. Returns what happened."""
     done = []
@@ -220,16 +282,32 @@ def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
     return done
 
 
-def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: leases.LeaseClock, actor: str,
-            dry_run: bool, grace: timedelta = gc_plan.DEFAULT_GRACE,
-            now: datetime | None = None) -> tuple[Plan, list[dict[str, Any]]]:
+def collect(
+    store: StateStore,
+    aws: AwsFactory,
+    settings: Settings,
+    *,
+    clock: leases.LeaseClock,
+    actor: str,
+    dry_run: bool,
+    grace: timedelta = gc_plan.DEFAULT_GRACE,
+    now: datetime | None = None,
+) -> tuple[Plan, list[dict[str, Any]]]:
     """Plan under the families' bake leases (those free now), then act unless ``dry_run``."""
     with ExitStack() as stack:
         baking = set()
         for family in sorted(settings.families):
             try:
-                stack.enter_context(leases.hold(store, [leases.lease_name("bake", family)], clock=clock,
-                                                actor=actor, command="gc", ttl_s=settings.state.lease_ttl))
+                stack.enter_context(
+                    leases.hold(
+                        store,
+                        [leases.lease_name("bake", family)],
+                        clock=clock,
+                        actor=actor,
+                        command="gc",
+                        ttl_s=settings.state.lease_ttl,
+                    )
+                )
             except LeaseHeldError:
                 baking.add(family)
                 continue
@@ -242,24 +320,36 @@ def collect(store: StateStore, aws: AwsFactory, settings: Settings, *, clock: le
         # grace period or made under a lease that is still held.
         found = inventory(aws, settings, recorded)
         dead = {str(d["id"]) for d in perf_runs.dead_runs(store, clock.time())}
-        the_plan = gc_plan.plan(found, records(store, settings, baking, recorded, clock.time(), dead),
-                                now=when, grace=grace)
+        the_plan = gc_plan.plan(
+            found,
+            records(store, settings, baking, recorded, clock.time(), dead),
+            now=when,
+            grace=grace,
+        )
         if dry_run:
             return the_plan, []
         done = carry_out(aws, the_plan.remove)
         finish_reservations(store, done, baking)
         close_dead_runs(store, dead, actor)
     if done:
-        store.audit(actor, "gc", "*", f"removed {sum(d['removed'] for d in done)} of {len(done)}",
-                    {"removed": done})
+        store.audit(
+            actor,
+            "gc",
+            "*",
+            f"removed {sum(d['removed'] for d in done)} of {len(done)}",
+            {"removed": done},
+        )
     return the_plan, done
 
 
 def close_dead_runs(store: StateStore, dead: set[str], actor: str) -> None:
-    """Perf runs whose process died end ``abandoned``: an instance of theirs still left (younger than
+    """Perf runs whose process died end ``abandoned``: an instance of theirs still left (younger
+    than
     the grace, or its termination failed) is then a finished run's, removed by the next gc."""
     for run_id in sorted(dead):
-        perf_runs.close(store, run_id, actor=actor, why="its process died; closed by gc", terminated=[])
+        perf_runs.close(
+            store, run_id, actor=actor, why="its process died; closed by gc", terminated=[]
+        )
 
 
 def finish_reservations(store: StateStore, done: list[dict[str, Any]], baking: set[str]) -> None:
@@ -269,9 +359,15 @@ def finish_reservations(store: StateStore, done: list[dict[str, Any]], baking: s
     there belongs to a bake that died.
     """
     gone = {d["id"] for d in done if d["kind"] == "image" and d["removed"]}
-    for res in reservations.reservations(store, status="failed") + reservations.reservations(store, status="reserved"):
+    for res in reservations.reservations(store, status="failed") + reservations.reservations(
+        store, status="reserved"
+    ):
         amis = set((res.details.get("amis") or {}).values())
         if amis and amis <= gone:
-            reservations.finish_reservation(store, res.family, res.version, "cleaned", {"removed_by": "gc"})
+            reservations.finish_reservation(
+                store, res.family, res.version, "cleaned", {"removed_by": "gc"}
+            )
         elif res.status == "reserved" and res.family not in baking:
-            reservations.finish_reservation(store, res.family, res.version, "failed", {"closed_by": "gc: its bake is gone"})
+            reservations.finish_reservation(
+                store, res.family, res.version, "failed", {"closed_by": "gc: its bake is gone"}
+            )

@@ -1,6 +1,8 @@
-"""imagefleet's side of a bake: the variables it gives a template, and the checks made before building.
+"""imagefleet's side of a bake: the variables it gives a template, and the checks made before
+building.
 
-Pure: everything here takes the template as read (``pipelines.packer.template``) and plain values. The
+Pure: everything here takes the template as read (``pipelines.packer.template``) and plain values.
+The
 contract is documented in docs/pipelines.md ("The template contract"); in short, imagefleet sets
 these variables when the template declares them, and only then (HCL2 refuses undeclared ones):
 
@@ -23,14 +25,26 @@ from orchestrator.tags import BAKE_TAG, FAMILY_TAG, STAGE_TAG
 from pipelines.packer.template import CREDENTIAL_KEYS, UNKNOWN, Template, reference, resolve
 
 CONTRACT = (
-    "region", "ami_regions", "source_ami", "ami_name", "imagefleet_family", "imagefleet_bake_id",
-    "imagefleet_tags", "imagefleet_manifest", "imagefleet_packer_manifest", "recipe_manifest",
-    "imagefleet_endpoint", "imagefleet_skip_aws_checks",
+    "region",
+    "ami_regions",
+    "source_ami",
+    "ami_name",
+    "imagefleet_family",
+    "imagefleet_bake_id",
+    "imagefleet_tags",
+    "imagefleet_manifest",
+    "imagefleet_packer_manifest",
+    "recipe_manifest",
+    "imagefleet_endpoint",
+    "imagefleet_skip_aws_checks",
 )
 OVERRIDABLE = {"recipe_manifest"}  # a default from the config, which --var may change
 # AWS SDK names of the credentials imagefleet holds, per builder setting
-_CREDENTIAL_SOURCE = {"access_key": "aws_access_key_id", "secret_key": "aws_secret_access_key",
-                      "token": "aws_session_token"}
+_CREDENTIAL_SOURCE = {
+    "access_key": "aws_access_key_id",
+    "secret_key": "aws_secret_access_key",
+    "token": "aws_session_token",
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,8 @@ def tags(inputs: BakeInputs) -> dict[str, str]:
 
 
 def contract_values(inputs: BakeInputs, fmt: str) -> dict[str, Any]:
-    """Every contract variable's value. JSON templates' variables are strings, so no list or map there."""
+    """Every contract variable's value. JSON templates' variables are strings, so no list or map
+    there."""
     values: dict[str, Any] = {
         "region": inputs.regions[0],
         "source_ami": inputs.source_ami,
@@ -88,7 +103,11 @@ def credential_values(template: Template, inputs: BakeInputs) -> dict[str, str]:
             name = reference(builder.settings.get(key))
             if name is None:
                 continue
-            out[name] = (inputs.profile or "") if key == "profile" else inputs.credentials.get(_CREDENTIAL_SOURCE[key], "")
+            out[name] = (
+                (inputs.profile or "")
+                if key == "profile"
+                else inputs.credentials.get(_CREDENTIAL_SOURCE[key], "")
+            )
     return out
 
 
@@ -96,25 +115,37 @@ def check_user_variables(user: dict[str, str]) -> None:
     """Config and ``--var`` values may not set what the contract sets."""
     taken = sorted(set(user) & (set(CONTRACT) - OVERRIDABLE))
     if taken:
-        raise UsageError(f"variable(s) {', '.join(taken)} are set by imagefleet for every bake",
-                         hint="see 'The template contract' in docs/pipelines.md")
+        raise UsageError(
+            f"variable(s) {', '.join(taken)} are set by imagefleet for every bake",
+            hint="see 'The template contract' in docs/pipelines.md",
+        )
 
 
 def variables_for(template: Template, inputs: BakeInputs, user: dict[str, str]) -> dict[str, Any]:
     """The values to pass: the template's defaults are left alone; only declared names are given."""
     check_user_variables(user)
     ours = {**contract_values(inputs, template.format), **credential_values(template, inputs)}
-    given = {**ours, **{k: v for k, v in user.items() if k in OVERRIDABLE}, **{k: v for k, v in user.items() if k not in ours}}
+    given = {
+        **ours,
+        **{k: v for k, v in user.items() if k in OVERRIDABLE},
+        **{k: v for k, v in user.items() if k not in ours},
+    }
     return {k: v for k, v in given.items() if template.declares(k)}
 
 
-def effective_values(template: Template, passed: dict[str, Any], var_files: dict[str, Any]) -> dict[str, Any]:
-    """What each declared variable will be inside Packer: default < the team's var-files < passed."""
+def effective_values(
+    template: Template, passed: dict[str, Any], var_files: dict[str, Any]
+) -> dict[str, Any]:
+    """What each declared variable will be inside Packer: default < the team's var-files <
+    passed."""
     return {**{k: v for k, v in template.variables.items() if v is not None}, **var_files, **passed}
 
 
-def check_regions(template: Template, values: dict[str, Any], inputs: BakeInputs, where: str) -> None:
-    """The template must build where the family lives: ``region`` first, ``ami_regions`` the rest."""
+def check_regions(
+    template: Template, values: dict[str, Any], inputs: BakeInputs, where: str
+) -> None:
+    """The template must build where the family lives: ``region`` first, ``ami_regions`` the
+    rest."""
     family = list(inputs.regions)
     for builder in template.builders:
         region = resolve(builder.settings.get("region"), values)
@@ -126,16 +157,20 @@ def check_regions(template: Template, values: dict[str, Any], inputs: BakeInputs
         built = [str(region), *[str(c) for c in copies if c != region]]
         if region != family[0] or sorted(built) != sorted(family):
             raise ConfigError(
-                f"{where}: {template.path} ({builder.name}) builds in " f"{', '.join(built) or 'no region'} "
-                f"(region {region or '-'}, ami_regions {copies or '[]'}) but the family's " "regions are "
+                f"{where}: {template.path} ({builder.name}) builds in "
+                f"{', '.join(built) or 'no region'} "
+                f"(region {region or '-'}, ami_regions {copies or '[]'}) but the family's "
+                "regions are "
                 f"{', '.join(family)} (first = build region)",
-                hint="set region/ami_regions from the variables 'region' and 'ami_regions' " "imagefleet gives, "
-                     "or list the family's regions in them",
+                hint="set region/ami_regions from the variables 'region' and 'ami_regions' "
+                "imagefleet gives, "
+                "or list the family's regions in them",
             )
 
 
 def check_credentials(template: Template, inputs: BakeInputs, where: str) -> None:
-    """A template's own literal credentials must not silently beat the ones imagefleet was told to use."""
+    """A template's own literal credentials must not silently beat the ones imagefleet was told to
+    use."""
     if not inputs.has_credentials:
         return  # imagefleet has none of its own: the template's settings and the SDK chain decide
     for builder in template.builders:
@@ -144,33 +179,48 @@ def check_credentials(template: Template, inputs: BakeInputs, where: str) -> Non
             if value in (None, "") or reference(value) is not None:
                 continue
             raise ConfigError(
-                f"{where}: {template.path} ({builder.name}) sets {key} itself, which would " "override the "
-                "credentials imagefleet uses for " f"{inputs.endpoint_url or 'profile ' + str(inputs.profile)}",
-                hint=f"set {key} from a variable (imagefleet gives it its own value) or leave it " "out",
+                f"{where}: {template.path} ({builder.name}) sets {key} itself, which would "
+                "override the "
+                "credentials imagefleet uses for "
+                f"{inputs.endpoint_url or 'profile ' + str(inputs.profile)}",
+                hint=f"set {key} from a variable (imagefleet gives it its own value) or leave it "
+                "out",
             )
 
 
 def check_endpoint(template: Template, inputs: BakeInputs, where: str) -> None:
-    """With an endpoint configured, every builder must point Packer at it, or it would build on AWS."""
+    """With an endpoint configured, every builder must point Packer at it, or it would build on
+    AWS."""
     if not inputs.endpoint_url:
         return
     for builder in template.builders:
         if reference(builder.settings.get("custom_endpoint_ec2")) != "imagefleet_endpoint":
             raise ConfigError(
-                f"{where}: [aws].endpoint_url is set but {template.path} ({builder.name}) does " "not set "
+                f"{where}: [aws].endpoint_url is set but {template.path} ({builder.name}) does "
+                "not set "
                 "custom_endpoint_ec2 from the variable imagefleet_endpoint",
                 hint="declare variable imagefleet_endpoint and set custom_endpoint_ec2 from it "
-                     "(docs/pipelines.md, 'The template contract')",
+                "(docs/pipelines.md, 'The template contract')",
             )
 
 
 def tagging_warnings(template: Template) -> list[str]:
-    """A warning unless every builder's ``tags`` use ``imagefleet_tags`` or ``imagefleet_bake_id``."""
-    if all(any(name in str(b.settings.get("tags", "")) for name in ("imagefleet_tags", "imagefleet_bake_id"))
-           for b in template.builders):
+    """A warning unless every builder's ``tags`` use ``imagefleet_tags`` or
+    ``imagefleet_bake_id``."""
+    if all(
+        any(
+            name in str(b.settings.get("tags", ""))
+            for name in ("imagefleet_tags", "imagefleet_bake_id")
+        )
+        for b in template.builders
+    ):
         return []
-    return [(f"{template.path} does not tag its AMIs with imagefleet_tags or imagefleet_bake_id: "
-             "the AMIs of a bake killed mid-build can be found only through its reservation")]
+    return [
+        (
+            f"{template.path} does not tag its AMIs with imagefleet_tags or imagefleet_bake_id: "
+            "the AMIs of a bake killed mid-build can be found only through its reservation"
+        )
+    ]
 
 
 # --- Packer version constraints (HashiCorp go-version syntax) -------------------------------------
@@ -182,7 +232,8 @@ def _parts(version: str) -> tuple[int, ...]:
 
 
 def satisfies(version: str, constraints: str) -> bool:
-    """Does ``version`` meet every comma-separated constraint (``>= 1.7``, ``~> 1.6.2``, ``!= 1.5``)?"""
+    """Does ``version`` meet every comma-separated constraint (``>= 1.7``, ``~> 1.6.2``, ``!=
+    1.5``)?"""
     have = _parts(version)
     for raw in constraints.split(","):
         m = _CONSTRAINT.match(raw)
@@ -206,7 +257,8 @@ def satisfies(version: str, constraints: str) -> bool:
 def check_version(template: Template, installed: str, where: str) -> None:
     if template.required_version and not satisfies(installed, template.required_version):
         raise ConfigError(
-            f"{where}: {template.path} needs Packer {template.required_version} but the " f"installed Packer is {installed}",
+            f"{where}: {template.path} needs Packer {template.required_version} but the "
+            f"installed Packer is {installed}",
             hint="install a Packer that meets the template's required_version/min_packer_version",
         )
 
@@ -225,5 +277,6 @@ def check_shell_commands(template: Template, where: str) -> None:
             raise ConfigError(
                 f"{where}: {template.path} {step} builds a shell command from a variable "
                 f"({spliced.group(0)} in {command!r})",
-                hint='pass it in environment_vars ("NAME=<the variable>") and use "$NAME", ' 'quoted, in the command',
+                hint='pass it in environment_vars ("NAME=<the variable>") and use "$NAME", '
+                "quoted, in the command",
             )

@@ -86,7 +86,8 @@ def created_ami(line: Line) -> str | None:
 
 
 def amis_from_manifest(manifest: dict[str, Any]) -> dict[str, str]:
-    """AMI id per region from Packer's ``manifest`` post-processor output (its last run's builds)."""
+    """AMI id per region from Packer's ``manifest`` post-processor output (its last run's
+    builds)."""
     builds = manifest.get("builds") if isinstance(manifest, dict) else None
     if not isinstance(builds, list):
         return {}

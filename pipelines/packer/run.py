@@ -31,34 +31,60 @@ def packer_path() -> str:
     if not found:
         raise ToolError(
             "packer is not installed",
-            hint="run 'make test' or 'make demo' (they install it), or 'sudo apt-get install -y " "packer'",
+            hint="run 'make test' or 'make demo' (they install it), or 'sudo apt-get install -y "
+            "packer'",
         )
     return found
 
 
 def packer_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment plus imagefleet's part; Packer's version check phones home, so off."""
+    """This process's environment plus imagefleet's part; Packer's version check phones home, so
+    off."""
     return {**os.environ, "CHECKPOINT_DISABLE": "1", **extra}
 
 
 def _args(command: str, template: str, var_files: Sequence[Path]) -> list[str]:
-    return [packer_path(), command, "-machine-readable", *[f"-var-file={f}" for f in var_files], template]
+    return [
+        packer_path(),
+        command,
+        "-machine-readable",
+        *[f"-var-file={f}" for f in var_files],
+        template,
+    ]
 
 
 def version(env: dict[str, str]) -> str:
     """The installed Packer's version, e.g. ``1.6.6``."""
-    proc = subprocess.run([packer_path(), "version", "-machine-readable"], capture_output=True, text=True,
-                          env=env, check=False, timeout=60)
+    proc = subprocess.run(
+        [packer_path(), "version", "-machine-readable"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
     for line in mr.parse(proc.stdout.splitlines()):
         if line.type == "version" and line.data:
             return line.data[0]
-    raise ToolError(f"cannot tell the installed Packer's version: {proc.stderr.strip() or proc.stdout.strip()}")
+    raise ToolError(
+        f"cannot tell the installed Packer's version: {proc.stderr.strip() or proc.stdout.strip()}"
+    )
 
 
-def validate(template: str, var_files: Sequence[Path], *, cwd: Path, env: dict[str, str], where: str) -> None:
-    """``packer validate`` with imagefleet's variables; a template Packer refuses is bad input (exit 2)."""
-    proc = subprocess.run(_args("validate", template, var_files), capture_output=True, text=True, cwd=cwd,
-                          env=env, check=False, timeout=300)
+def validate(
+    template: str, var_files: Sequence[Path], *, cwd: Path, env: dict[str, str], where: str
+) -> None:
+    """``packer validate`` with imagefleet's variables; a template Packer refuses is bad input (exit
+    2)."""
+    proc = subprocess.run(
+        _args("validate", template, var_files),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+        timeout=300,
+    )
     if proc.returncode != 0:
         lines = mr.parse(proc.stdout.splitlines())
         text = "\n".join(mr.errors(lines)) or proc.stderr.strip() or proc.stdout.strip()
@@ -79,8 +105,10 @@ def stop(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
 
 
 def stop_orphan(record: ProcessRecord, grace: float = STOP_GRACE_S) -> bool:
-    """Stop a Packer left running by a bake that was killed: SIGINT to its group (Packer removes what
-    it started), SIGKILL after ``grace``. Only while the pid still runs the recorded command, started
+    """Stop a Packer left running by a bake that was killed: SIGINT to its group (Packer removes
+    what
+    it started), SIGKILL after ``grace``. Only while the pid still runs the recorded command,
+    started
     at the recorded time; False when it was not running."""
     if identify(record).state is not State.OURS:
         return False
@@ -89,11 +117,17 @@ def stop_orphan(record: ProcessRecord, grace: float = STOP_GRACE_S) -> bool:
             os.killpg(record.pid, sig)
         except ProcessLookupError:
             return True
-        Clock().poll_until(lambda: identify(record).state, lambda state: state is not State.OURS,
-                           timeout=wait, every=0.2)
+        Clock().poll_until(
+            lambda: identify(record).state,
+            lambda state: state is not State.OURS,
+            timeout=wait,
+            every=0.2,
+        )
         if identify(record).state is not State.OURS:
             return True
-    raise ToolError(f"packer (pid {record.pid}) of a killed bake does not stop", hint=f"kill -9 -{record.pid}")
+    raise ToolError(
+        f"packer (pid {record.pid}) of a killed bake does not stop", hint=f"kill -9 -{record.pid}"
+    )
 
 
 def build(
@@ -107,13 +141,21 @@ def build(
     on_line: Callable[[mr.Line], None] = lambda _l: None,
     on_start: Callable[[ProcessRecord], None] = lambda _p: None,
 ) -> list[mr.Line]:
-    """``packer build -machine-readable``; ``on_line`` sees each line as it comes. PackerError on failure.
+    """``packer build -machine-readable``; ``on_line`` sees each line as it comes. PackerError on
+    failure.
 
     ``on_start`` is told Packer's process (pid = its process group, command line, start time) as
     soon as it runs, so that a bake killed outright leaves a record a rerun can stop it by."""
     with open(log_path, "wb") as out, open(log_path.with_suffix(".stderr"), "wb") as err:
-        proc = subprocess.Popen(_args("build", template, var_files), cwd=cwd, env=env, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            _args("build", template, var_files),
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     started, position = time.monotonic(), 0
     try:
         on_start(ProcessRecord.started(proc))
@@ -131,7 +173,9 @@ def build(
     _follow(log_path, position, on_line)
     lines = mr.parse(log_path.read_text(errors="replace").splitlines())
     if proc.returncode != 0:
-        messages = mr.errors(lines) or [log_path.with_suffix(".stderr").read_text(errors="replace").strip()]
+        messages = mr.errors(lines) or [
+            log_path.with_suffix(".stderr").read_text(errors="replace").strip()
+        ]
         text = "\n".join(m for m in messages if m) or f"exit code {proc.returncode}"
         raise PackerError(f"packer build failed:\n{text}", hint=f"full log: {log_path}")
     return lines

@@ -50,7 +50,8 @@ class Template:
 
 
 def load(path: Path, *, where: str = "template") -> Template:
-    """Read a JSON template, a ``.pkr.hcl`` file or a directory of them; ConfigError when unusable."""
+    """Read a JSON template, a ``.pkr.hcl`` file or a directory of them; ConfigError when
+    unusable."""
     if path.is_dir():
         files = sorted(path.glob(f"*{HCL_SUFFIX}"))
         if not files:
@@ -62,14 +63,18 @@ def load(path: Path, *, where: str = "template") -> Template:
         return _load_hcl(path, [path], where)
     if path.name.endswith(".pkr.json"):
         raise ConfigError(
-            f"{where}: {path}: Packer reads a .pkr.json file as HCL2 in JSON syntax, which " "imagefleet does not read",
-            hint="for a legacy JSON template (with 'builders') name it *.json; for HCL2 use " "*.pkr.hcl",
+            f"{where}: {path}: Packer reads a .pkr.json file as HCL2 in JSON syntax, which "
+            "imagefleet does not read",
+            hint="for a legacy JSON template (with 'builders') name it *.json; for HCL2 use "
+            "*.pkr.hcl",
         )
     return _load_json(path, where)
 
 
 def _read(path: Path, where: str) -> str:
-    data = read_bounded(path, "template", lines=False, error=ConfigError)  # streamed, at most the limit
+    data = read_bounded(
+        path, "template", lines=False, error=ConfigError
+    )  # streamed, at most the limit
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -86,16 +91,30 @@ def _load_json(path: Path, where: str) -> Template:
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
         raise ConfigError(f"{where}: {path}: 'variables' is not an object")
-    builders = [Builder(str(b.get("name") or b["type"]), b) for b in data["builders"]
-                if isinstance(b, dict) and b.get("type") == "amazon-ebs"]
+    builders = [
+        Builder(str(b.get("name") or b["type"]), b)
+        for b in data["builders"]
+        if isinstance(b, dict) and b.get("type") == "amazon-ebs"
+    ]
     if not builders:
         raise ConfigError(f"{where}: {path} has no amazon-ebs builder")
     minimum = data.get("min_packer_version")
-    steps = [s for section in ("provisioners", "post-processors") for item in data.get(section) or []
-             for s in (item if isinstance(item, list) else [item])]
-    return Template(path, "json", {str(k): v for k, v in variables.items()}, builders,
-                    f">= {minimum}" if minimum else None, shell_commands=_shell_commands(
-                        (str(s.get("type")), s) for s in steps if isinstance(s, dict)))
+    steps = [
+        s
+        for section in ("provisioners", "post-processors")
+        for item in data.get(section) or []
+        for s in (item if isinstance(item, list) else [item])
+    ]
+    return Template(
+        path,
+        "json",
+        {str(k): v for k, v in variables.items()},
+        builders,
+        f">= {minimum}" if minimum else None,
+        shell_commands=_shell_commands(
+            (str(s.get("type")), s) for s in steps if isinstance(s, dict)
+        ),
+    )
 
 
 def _unquote(value: Any) -> Any:
@@ -142,9 +161,11 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
             required = _unquote(block).get("required_version") or required
         for build in doc.get("build", []):
             for provisioner in _unquote(build).get("provisioner", []):
-                shell += _shell_commands((_key(kind), _unquote(body)) for kind, body in provisioner.items())
+                shell += _shell_commands(
+                    (_key(kind), _unquote(body)) for kind, body in provisioner.items()
+                )
     if not builders:
-        raise ConfigError(f"{where}: {path} has no source \"amazon-ebs\" block")
+        raise ConfigError(f'{where}: {path} has no source "amazon-ebs" block')
     return Template(path, "hcl2", variables, builders, required, shell_commands=shell)
 
 
@@ -152,14 +173,17 @@ SHELL_PROVISIONERS = ("shell", "shell-local", "windows-shell", "powershell")
 
 
 def _shell_commands(steps: Any) -> list[tuple[str, str]]:
-    """The command texts of shell provisioners: ``inline`` lines, ``execute_command``, ``inline_shebang``."""
+    """The command texts of shell provisioners: ``inline`` lines, ``execute_command``,
+    ``inline_shebang``."""
     found = []
     for i, (kind, body) in enumerate(steps):
         if kind not in SHELL_PROVISIONERS or not isinstance(body, dict):
             continue
         inline = body.get("inline") or []
         commands = [inline] if isinstance(inline, str) else list(inline)
-        commands += [body[k] for k in ("execute_command", "inline_shebang") if isinstance(body.get(k), str)]
+        commands += [
+            body[k] for k in ("execute_command", "inline_shebang") if isinstance(body.get(k), str)
+        ]
         found += [(f"provisioner {i} ({kind})", str(c)) for c in commands]
     return found
 

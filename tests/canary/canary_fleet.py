@@ -61,8 +61,17 @@ class CliResult:
 class Fleet:
     """A workspace with two registered bases (v1 running, v2 new) and a fleet of v1."""
 
-    def __init__(self, workspace: Any, aws: Any, types: tuple[str, ...], per_type: int, *,
-                 waves: str = "[1, 1.0]", on_fail: str = "halt", extra: str = "") -> None:
+    def __init__(
+        self,
+        workspace: Any,
+        aws: Any,
+        types: tuple[str, ...],
+        per_type: int,
+        *,
+        waves: str = "[1, 1.0]",
+        on_fail: str = "halt",
+        extra: str = "",
+    ) -> None:
         self.ws = workspace
         self.aws = aws
         self.family = workspace.family
@@ -73,8 +82,17 @@ class Fleet:
         self.new_ami = make_ami(aws, f"{self.family}-v2")
         store = self.context().store
         for v, ami in ((1, self.old_ami), (2, self.new_ami)):
-            store.put_base(BaseVersion(family=self.family, version=v, amis={REGION: ami}, source_ami=ami,
-                                       parent=v - 1 or None, packer_run_id="test", created_at=utcnow()))
+            store.put_base(
+                BaseVersion(
+                    family=self.family,
+                    version=v,
+                    amis={REGION: ami},
+                    source_ami=ami,
+                    parent=v - 1 or None,
+                    packer_run_id="test",
+                    created_at=utcnow(),
+                )
+            )
         self.info = make_fleet(aws, self.family, self.old_ami, types, per_type, REGION)
         self.groups = [g["name"] for g in self.info["groups"]]
         self.originals = self.group_instances("running")
@@ -82,7 +100,12 @@ class Fleet:
     def assert_replaced_once(self) -> None:
         """Every original instance terminated, and nothing else: no replacement was replaced."""
         gone = self.group_instances("terminated")
-        assert gone == self.originals, (len(gone), len(self.originals), len(gone - self.originals), len(self.originals - gone))
+        assert gone == self.originals, (
+            len(gone),
+            len(self.originals),
+            len(gone - self.originals),
+            len(self.originals - gone),
+        )
         members = self.members()
         live = {m["id"] for ms in members.values() for m in ms}
         assert not live & self.originals
@@ -91,8 +114,11 @@ class Fleet:
         assert sum(len(ms) for ms in members.values()) == len(self.originals)
 
     def context(self, out: Any = None, err: Any = None) -> Context:
-        return Context(config_path=self.ws.config, clock=self.clock,
-                       output=Output(stdout=out or io.StringIO(), stderr=err or io.StringIO()))
+        return Context(
+            config_path=self.ws.config,
+            clock=self.clock,
+            output=Output(stdout=out or io.StringIO(), stderr=err or io.StringIO()),
+        )
 
     def run(self, *args: str) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
@@ -103,22 +129,33 @@ class Fleet:
         """Per group: its in-service instances with their AMI (from EC2, the source of truth)."""
         asg = self.aws.client("autoscaling", REGION)
         ec2 = self.aws.client("ec2", REGION)
-        groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=self.groups)["AutoScalingGroups"]
+        groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=self.groups)[
+            "AutoScalingGroups"
+        ]
         ids = [i["InstanceId"] for g in groups for i in g["Instances"]]
         ami = {}
         for page in ec2.raw.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": "instance-id", "Values": ids}]):
+            Filters=[{"Name": "instance-id", "Values": ids}]
+        ):
             for r in page["Reservations"]:
                 for i in r["Instances"]:
                     ami[i["InstanceId"]] = i["ImageId"]
-        return {g["AutoScalingGroupName"]: [{"id": i["InstanceId"], "ami": ami[i["InstanceId"]],
-                                             "state": i["LifecycleState"]} for i in g["Instances"]]
-                for g in groups}
+        return {
+            g["AutoScalingGroupName"]: [
+                {"id": i["InstanceId"], "ami": ami[i["InstanceId"]], "state": i["LifecycleState"]}
+                for i in g["Instances"]
+            ]
+            for g in groups
+        }
 
     def desired(self) -> dict[str, int]:
         asg = self.aws.client("autoscaling", REGION)
-        return {g["AutoScalingGroupName"]: g["DesiredCapacity"] for g in
-                asg.describe_auto_scaling_groups(AutoScalingGroupNames=self.groups)["AutoScalingGroups"]}
+        return {
+            g["AutoScalingGroupName"]: g["DesiredCapacity"]
+            for g in asg.describe_auto_scaling_groups(AutoScalingGroupNames=self.groups)[
+                "AutoScalingGroups"
+            ]
+        }
 
     def group_instances(self, state: str) -> set[str]:
         """Group members ever launched (family tag, not baselines) in an EC2 state.
@@ -126,19 +163,29 @@ class Fleet:
         moto keeps terminated instances visible, so this is the full history of the groups."""
         ec2 = self.aws.client("ec2", REGION)
         out: set[str] = set()
-        for page in ec2.raw.get_paginator("describe_instances").paginate(Filters=[
+        for page in ec2.raw.get_paginator("describe_instances").paginate(
+            Filters=[
                 {"Name": "tag:imagefleet:family", "Values": [self.family]},
-                {"Name": "instance-state-name", "Values": [state]}]):
-            out |= {i["InstanceId"] for r in page["Reservations"] for i in r["Instances"]
-                    if not any(t["Key"] == "imagefleet:role" for t in i.get("Tags", []))}
+                {"Name": "instance-state-name", "Values": [state]},
+            ]
+        ):
+            out |= {
+                i["InstanceId"]
+                for r in page["Reservations"]
+                for i in r["Instances"]
+                if not any(t["Key"] == "imagefleet:role" for t in i.get("Tags", []))
+            }
         return out
 
     def baselines_running(self) -> list[str]:
         ec2 = self.aws.client("ec2", REGION)
-        resp = ec2.describe_instances(Filters=[
-            {"Name": "tag:imagefleet:family", "Values": [self.family]},
-            {"Name": "tag:imagefleet:role", "Values": ["baseline"]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        resp = ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:imagefleet:family", "Values": [self.family]},
+                {"Name": "tag:imagefleet:role", "Values": ["baseline"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )
         return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
 
     def teardown(self) -> None:
@@ -154,7 +201,12 @@ class Fleet:
     @contextmanager
     def agent(self) -> Iterator[None]:
         """The health agent on the fleet's clock: it ticks around every sleep of the controller."""
-        env = AgentEnv(aws=self.aws, state_dir=self.context().settings.state_dir, regions=(REGION,), clock=self.clock)
+        env = AgentEnv(
+            aws=self.aws,
+            state_dir=self.context().settings.state_dir,
+            regions=(REGION,),
+            clock=self.clock,
+        )
         agents = attach(self.clock, env, [("canary.local_health", local_health.tick)])
         try:
             yield
@@ -162,5 +214,8 @@ class Fleet:
             agents.cancel()
         # Like the real runner, a failed tick (moto's threaded server answers the odd 500 under
         # load) is caught up by the next one; the agent must still work nearly every tick.
-        assert len(agents.failures) <= max(1, agents.ticks // 10), (len(agents.failures), agents.ticks,
-                                                                    agents.failures[:3])
+        assert len(agents.failures) <= max(1, agents.ticks // 10), (
+            len(agents.failures),
+            agents.ticks,
+            agents.failures[:3],
+        )

@@ -31,7 +31,10 @@ def test_two_controllers_share_one_bucket_and_wait_with_jitter(tmp_path: Path) -
     # Another account (or region) has its own bucket.
     other = ApiBudget(store, clock, "210987654321", jitter_s=5.0, seed=3)
     assert other.take("us-east-1", spec, 100) == 0.0
-    assert {x.name for x in store.buckets()} == {"123456789012/us-east-1/launches", "210987654321/us-east-1/launches"}
+    assert {x.name for x in store.buckets()} == {
+        "123456789012/us-east-1/launches",
+        "210987654321/us-east-1/launches",
+    }
 
 
 def test_jitter_spreads_waiters_that_were_refused_together(tmp_path: Path) -> None:

@@ -19,20 +19,23 @@ def test_defaults_match_the_local_health_agent() -> None:
     assert (cfg.warmup_s, cfg.analysis_s, cfg.period_s, cfg.on_fail) == (120, 600, 60, "halt")
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({"on_fail": "ignore"}, "canary.on_fail"),
-    ({"metrics": [{"name": "lat", "statistic": "p99"}]}, "canary.metrics[0].statistic"),
-    ({"metrics": [{"name": "lat", "direction": "up"}]}, "canary.metrics[0].direction"),
-    ({"metrics": [{"statistic": "Average"}]}, "canary.metrics[0].name"),
-    ({"metrics": [{"name": "lat", "colour": 1}]}, "canary.metrics[0]"),
-    ({"waves": [1, 0.5]}, "canary.waves"),
-    ({"warmup": "soon"}, "canary.warmup"),
-    ({"period": "7s"}, "canary.period"),
-    ({"min_healthy_pct": 100}, "canary.min_healthy_pct"),
-    ({"marginal_threshold": 99}, "canary.marginal_threshold"),
-    ({"cohort_by": "colour"}, "canary.cohort_by"),
-    ({"bogus": 1}, "canary.bogus: expected one of the keys"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"on_fail": "ignore"}, "canary.on_fail"),
+        ({"metrics": [{"name": "lat", "statistic": "p99"}]}, "canary.metrics[0].statistic"),
+        ({"metrics": [{"name": "lat", "direction": "up"}]}, "canary.metrics[0].direction"),
+        ({"metrics": [{"statistic": "Average"}]}, "canary.metrics[0].name"),
+        ({"metrics": [{"name": "lat", "colour": 1}]}, "canary.metrics[0]"),
+        ({"waves": [1, 0.5]}, "canary.waves"),
+        ({"warmup": "soon"}, "canary.warmup"),
+        ({"period": "7s"}, "canary.period"),
+        ({"min_healthy_pct": 100}, "canary.min_healthy_pct"),
+        ({"marginal_threshold": 99}, "canary.marginal_threshold"),
+        ({"cohort_by": "colour"}, "canary.cohort_by"),
+        ({"bogus": 1}, "canary.bogus: expected one of the keys"),
+    ],
+)
 def test_errors_name_the_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse(raw)

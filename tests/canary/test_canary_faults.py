@@ -37,28 +37,44 @@ def final_state(fleet: Fleet, doc: dict[str, Any]) -> dict[str, Any]:
     """The rollout's outcome and its footprint in AWS, with ids replaced by what they mean."""
     ec2 = fleet.aws.client("ec2", REGION)
     lt_id = fleet.info["launch_template"]
-    versions = [v for page in ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
-                for v in page["LaunchTemplateVersions"]]
-    baselines = [i for page in ec2.paginate("describe_instances", Filters=[
-                     {"Name": "tag:imagefleet:family", "Values": [fleet.family]},
-                     {"Name": "tag:imagefleet:role", "Values": ["baseline"]}])
-                 for r in page["Reservations"] for i in r["Instances"]]
+    versions = [
+        v
+        for page in ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
+        for v in page["LaunchTemplateVersions"]
+    ]
+    baselines = [
+        i
+        for page in ec2.paginate(
+            "describe_instances",
+            Filters=[
+                {"Name": "tag:imagefleet:family", "Values": [fleet.family]},
+                {"Name": "tag:imagefleet:role", "Values": ["baseline"]},
+            ],
+        )
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    ]
     image = {fleet.old_ami: "v1", fleet.new_ami: "v2"}
     return {
         "status": doc["status"],
         "cohorts": [(c["key"], c["status"], c["replaced"]) for c in doc["cohorts"]],
-        "members": sorted((g.split("-", 1)[1], len(ms), sorted({image[m["ami"]] for m in ms}))
-                          for g, ms in fleet.members().items()),
+        "members": sorted(
+            (g.split("-", 1)[1], len(ms), sorted({image[m["ami"]] for m in ms}))
+            for g, ms in fleet.members().items()
+        ),
         "originals_terminated": len(fleet.group_instances("terminated") & fleet.originals),
-        "template_versions": sorted(image.get(v["LaunchTemplateData"].get("ImageId", ""), "?") for v in versions),
+        "template_versions": sorted(
+            image.get(v["LaunchTemplateData"].get("ImageId", ""), "?") for v in versions
+        ),
         "baselines": (len(baselines), sorted({i["State"]["Name"] for i in baselines})),
         "evidence": [(e.gate, e.passed) for e in fleet.context().store.evidence(fleet.family, 2)],
     }
 
 
 @pytest.mark.timeout(900)
-def test_rollout_under_faults_ends_like_the_run_without(workspace: Any, faulty_workspace: Any, fault_proxy: str,
-                                                        aws: Any) -> None:
+def test_rollout_under_faults_ends_like_the_run_without(
+    workspace: Any, faulty_workspace: Any, fault_proxy: str, aws: Any
+) -> None:
     plain = Fleet(workspace, aws, TYPES, 4)
     faulty = Fleet(faulty_workspace, aws, TYPES, 4)
     try:
@@ -77,6 +93,7 @@ def test_rollout_under_faults_ends_like_the_run_without(workspace: Any, faulty_w
     assert faulty_state == plain_state
     assert faulty_state["status"] == "succeeded"
     assert faulty_state["originals_terminated"] == 12
-    # the launch template's first version, one per group from the fleet, then one per group and rollout
+    # the launch template's first version, one per group from the fleet, then one per group and
+    # rollout
     assert faulty_state["template_versions"] == ["v1"] * 4 + ["v2"] * 3
     assert faulty_state["baselines"][1] in ([], ["terminated"], ["shutting-down", "terminated"])

@@ -57,20 +57,44 @@ def store_state(fleet: Fleet) -> dict[str, Any]:
 def aws_state(fleet: Fleet) -> dict[str, Any]:
     ec2 = fleet.aws.client("ec2", REGION)
     versions = ec2.describe_launch_template_versions(
-        LaunchTemplateId=fleet.info["launch_template"])["LaunchTemplateVersions"]
-    return {"members": fleet.members(), "desired": fleet.desired(),
-            **{state: fleet.group_instances(state) for state in ("pending", "running", "terminated")},
-            "baselines": fleet.baselines_running(), "template versions": len(versions)}
+        LaunchTemplateId=fleet.info["launch_template"]
+    )["LaunchTemplateVersions"]
+    return {
+        "members": fleet.members(),
+        "desired": fleet.desired(),
+        **{state: fleet.group_instances(state) for state in ("pending", "running", "terminated")},
+        "baselines": fleet.baselines_running(),
+        "template versions": len(versions),
+    }
 
 
-def test_a_controller_frozen_mid_wave_and_thawed_after_a_takeover_changes_nothing(fleet: Fleet) -> None:
+def test_a_controller_frozen_mid_wave_and_thawed_after_a_takeover_changes_nothing(
+    fleet: Fleet,
+) -> None:
     c5 = next(g for g in fleet.groups if g.endswith("-c5-large"))
-    env = {**os.environ, "IMAGEFLEET_KILL_AT": f"replace:c5.large:0:1:{REGION}:before",
-           "IMAGEFLEET_KILL_SIGNAL": "STOP", "IMAGEFLEET_TIME_SCALE": "100"}
+    env = {
+        **os.environ,
+        "IMAGEFLEET_KILL_AT": f"replace:c5.large:0:1:{REGION}:before",
+        "IMAGEFLEET_KILL_SIGNAL": "STOP",
+        "IMAGEFLEET_TIME_SCALE": "100",
+    }
     # A: frozen after the wave's first batch was replaced, before it launches the second
-    frozen = subprocess.Popen([sys.executable, "-m", "imagefleet.cli", "--config", str(fleet.ws.config),
-                               "canary", "start", f"{fleet.family}:2"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    frozen = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imagefleet.cli",
+            "--config",
+            str(fleet.ws.config),
+            "canary",
+            "start",
+            f"{fleet.family}:2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, status = os.waitpid(frozen.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), "the controller ended instead of stopping mid-wave"

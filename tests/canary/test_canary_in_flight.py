@@ -40,8 +40,13 @@ def test_cohorts_in_flight_share_their_rounds_and_calls(fleet_factory: Any) -> N
     doc = _doc(fleet)
     # Each wave of the three cohorts was one round: the same analysis window for all of them.
     for index in (0, 1):
-        windows = {(c["waves"][index]["analysis"]["window_start"], c["waves"][index]["analysis"]["window_end"])
-                   for c in doc["cohorts"]}
+        windows = {
+            (
+                c["waves"][index]["analysis"]["window_start"],
+                c["waves"][index]["analysis"]["window_end"],
+            )
+            for c in doc["cohorts"]
+        }
         assert len(windows) == 1, windows
     first_ends = doc["cohorts"][0]["waves"][0]["analysis"]["window_end"]
     assert all(c["waves"][1]["analysis"]["window_start"] > first_ends for c in doc["cohorts"])
@@ -63,12 +68,17 @@ def test_a_failing_cohort_in_flight_is_rolled_back_alone_under_continue(fleet_fa
     assert r.code == 1
     doc = _doc(fleet)
     assert {c["key"]: c["status"] for c in doc["cohorts"]} == {
-        "c5.large": "passed", "m5.large": "rolled_back", "t3.micro": "passed"}
+        "c5.large": "passed",
+        "m5.large": "rolled_back",
+        "t3.micro": "passed",
+    }
     m5 = next(c for c in doc["cohorts"] if c["key"] == "m5.large")
     assert m5["waves"][0]["verdict"]["decision"] == "fail" and m5["rollback"]["replaced"] == 1
     assert m5["waves"][1]["status"] == "pending"  # never went on to its second wave
     amis = {g: {m["ami"] for m in ms} for g, ms in fleet.members().items()}
-    assert amis == {g: {fleet.old_ami if g.endswith("-m5-large") else fleet.new_ami} for g in fleet.groups}
+    assert amis == {
+        g: {fleet.old_ami if g.endswith("-m5-large") else fleet.new_ami} for g in fleet.groups
+    }
     assert all(len(ms) == 4 for ms in fleet.members().values())
     assert fleet.baselines_running() == []
 
@@ -85,11 +95,14 @@ def test_halt_rolls_back_the_cohorts_still_in_flight(fleet_factory: Any) -> None
     assert [c["status"] for c in doc["cohorts"]] == ["rolled_back", "rolled_back", "halted"]
     assert doc["cohorts"][1]["waves"][0]["verdict"]["decision"] == "pass"
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
-    assert [(e.gate, e.passed) for e in fleet.context().store.evidence(fleet.family, 2)] == [("canary", False)]
+    assert [(e.gate, e.passed) for e in fleet.context().store.evidence(fleet.family, 2)] == [
+        ("canary", False)
+    ]
 
 
-def test_killed_in_the_middle_of_a_round_resumes_to_the_same_end(fleet_factory: Any,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_in_the_middle_of_a_round_resumes_to_the_same_end(
+    fleet_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Killed right after the second cohort's terminations of the round's first step: the resumed
     run replays what was done and replaces every original exactly once."""
     fleet = fleet_factory(SMALL, 4, extra=TOGETHER)

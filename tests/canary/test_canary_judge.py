@@ -31,14 +31,15 @@ def _arms(shift: float, n: int = 50, seed: int = RNG_SEED) -> tuple[np.ndarray, 
     return rng.normal(100.0, 5.0, n), rng.normal(100.0 + shift, 5.0, n)
 
 
-# --- statistics -------------------------------------------------------------------------------------
+# --- statistics
+# -------------------------------------------------------------------------------------
 def test_hodges_lehmann_estimate_is_median_of_pairwise_differences() -> None:
     control, canary = _arms(7.0, n=40)
     shift = location_shift(canary, control, 0.95)
     textbook = float(np.median(np.subtract.outer(canary, control)))
     # The root of the continuity-corrected statistic sits within one gap of the textbook median.
     diffs = np.sort(np.subtract.outer(canary, control).ravel())
-    gap = float(np.max(np.diff(diffs[len(diffs) // 2 - 3: len(diffs) // 2 + 3])))
+    gap = float(np.max(np.diff(diffs[len(diffs) // 2 - 3 : len(diffs) // 2 + 3])))
     assert shift.estimate == pytest.approx(textbook, abs=gap + 1e-4)
     assert shift.lower < shift.estimate < shift.upper
 
@@ -82,7 +83,8 @@ def test_mean_ratio_is_undefined_for_zero_means() -> None:
     assert math.isnan(mean_ratio(np.array([1.0]), np.array([0.0])))
 
 
-# --- classification ----------------------------------------------------------------------------------
+# --- classification
+# ----------------------------------------------------------------------------------
 def test_large_increase_is_high_and_large_decrease_is_low() -> None:
     control, canary = _arms(30.0)
     high = classify(control, canary)
@@ -203,7 +205,8 @@ def test_one_value_a_side_is_no_data_not_a_crash() -> None:
     assert classify([1.0], [1.2], data_required=True).classification == "NodataFail"
 
 
-# --- effect-size defaults per measure (Kayenta's NetflixACAJudge) ----------------------------------
+# --- effect-size defaults per measure (Kayenta's NetflixACAJudge)
+# ----------------------------------
 def _overlapping_increase() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(RNG_SEED)
     return rng.normal(100.0, 5.0, 40), rng.normal(108.0, 5.0, 40)
@@ -216,8 +219,9 @@ def test_cles_thresholds_default_to_a_coin_flip() -> None:
     assert 0.5 < result.effect_size < 1.0
     assert result.classification == HIGH and result.critical
     # With the mean-ratio default of 1.0 no overlapping increase could ever be High.
-    assert classify(control, canary, effect_size="cles",
-                    allowed_increase=1.0).classification == PASS
+    assert (
+        classify(control, canary, effect_size="cles", allowed_increase=1.0).classification == PASS
+    )
 
 
 def test_mean_ratio_thresholds_still_default_to_one() -> None:

@@ -66,8 +66,10 @@ def _small_case(rng: np.random.Generator) -> Case:
         c = np.where(rng.random(ny) < 0.7, 0.0, rng.integers(1, 4, ny))
         e = np.where(rng.random(nx) < 0.7 - 0.1 * shift, 0.0, rng.integers(1, 4, nx))
     return Case(
-        c.astype(float), e.astype(float),
-        float(rng.choice([0.9, 0.95, 0.98, 0.99])), float(rng.choice([0.1, 0.25])),
+        c.astype(float),
+        e.astype(float),
+        float(rng.choice([0.9, 0.95, 0.98, 0.99])),
+        float(rng.choice([0.1, 0.25])),
     )
 
 
@@ -126,8 +128,10 @@ def _reference_verdict(case: Case, lower: Region, upper: Region, estimate: Regio
     lo_min, lo_max = lower.low - _slack(lower.low), lower.high + _slack(lower.high)
     up_min, up_max = upper.low - _slack(upper.low), upper.high + _slack(upper.high)
     verdicts = set()
-    for high_ci, low_ci in ((lo_min > band_hi, up_max < -band_hi),
-                            (lo_max > band_lo, up_min < -band_lo)):
+    for high_ci, low_ci in (
+        (lo_min > band_hi, up_max < -band_hi),
+        (lo_max > band_lo, up_min < -band_lo),
+    ):
         is_high = high_ci and (math.isnan(ratio) or ratio >= 1.0)
         is_low = low_ci and (math.isnan(ratio) or ratio <= 1.0)
         verdicts.add(HIGH if is_high else LOW if is_low else PASS)
@@ -138,8 +142,12 @@ def _reference_verdict(case: Case, lower: Region, upper: Region, estimate: Regio
 @pytest.fixture(scope="module")
 def judged() -> list[tuple[Case, MetricResult]]:
     return [
-        (case, classify(case.control, case.experiment, tolerance=case.tolerance,
-                        confidence=case.confidence))
+        (
+            case,
+            classify(
+                case.control, case.experiment, tolerance=case.tolerance, confidence=case.confidence
+            ),
+        )
         for case in _cases()
     ]
 
@@ -157,7 +165,9 @@ def test_interval_and_estimate_sit_on_the_exact_crossings(
     misplaced = []
     for i, (case, result) in enumerate(judged):
         got = (result.ci_lower, result.ci_upper, result.estimate)
-        for what, value, want in zip(("lower", "upper", "estimate"), got, _crossings(case), strict=True):
+        for what, value, want in zip(
+            ("lower", "upper", "estimate"), got, _crossings(case), strict=True
+        ):
             if value is None or not want.holds(value):
                 misplaced.append((i, what, value, want))
     assert misplaced == [], misplaced[:5]

@@ -46,9 +46,15 @@ def test_kayenta_vector(case: dict[str, Any]) -> None:
 
 
 # Randomness enters the judge at one place: two constant samples that differ get Kayenta's
-# Gaussian noise (seeded, see canary.judge.classifier). Every other path is a pure function of its input.
-NOISED = [c for c in CASES if len(set(c["control"])) == 1 and len(set(c["experiment"])) == 1
-          and c["control"][0] != c["experiment"][0]]
+# Gaussian noise (seeded, see canary.judge.classifier). Every other path is a pure function of its
+# input.
+NOISED = [
+    c
+    for c in CASES
+    if len(set(c["control"])) == 1
+    and len(set(c["experiment"])) == 1
+    and c["control"][0] != c["experiment"][0]
+]
 
 
 @pytest.mark.parametrize("case", NOISED, ids=[c["name"] for c in NOISED])
@@ -58,7 +64,8 @@ def test_seeded_noise_gives_the_same_result_every_run(case: dict[str, Any]) -> N
     assert a == b  # to the last digit: effect size, interval and p-value included
 
 
-# --- Kayenta's MannWhitneySuite: intervals and estimates to the tolerance it asserts ---------------
+# --- Kayenta's MannWhitneySuite: intervals and estimates to the tolerance it asserts
+# ---------------
 SUITE = load_kayenta_suite()
 needs_suite = pytest.mark.skipif(
     SUITE is None, reason=f"{SUITE_FILE} is not in {shared_testdata()} (see its README)"

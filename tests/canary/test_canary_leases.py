@@ -16,25 +16,42 @@ pytestmark = pytest.mark.integration
 REGION = "us-east-1"
 
 
-def test_a_second_rollout_on_any_claimed_group_is_refused_until_the_first_ends(workspace: Any, aws: Any) -> None:
+def test_a_second_rollout_on_any_claimed_group_is_refused_until_the_first_ends(
+    workspace: Any, aws: Any
+) -> None:
     fam = workspace.family
     old, new, newer = (make_ami(aws, f"{fam}-v{v}") for v in (1, 2, 3))
     ctx = workspace.context()
     for v, ami in ((1, old), (2, new), (3, newer)):
-        ctx.store.put_base(BaseVersion(family=fam, version=v, amis={REGION: ami}, source_ami=ami,
-                                       parent=v - 1 or None, packer_run_id="test", created_at=utcnow()))
+        ctx.store.put_base(
+            BaseVersion(
+                family=fam,
+                version=v,
+                amis={REGION: ami},
+                source_ami=ami,
+                parent=v - 1 or None,
+                packer_run_id="test",
+                created_at=utcnow(),
+            )
+        )
     fleet = make_fleet(aws, fam, old, ("t3.micro", "m5.large"), 2, REGION)
     cfg = canary_config.from_settings(ctx.settings)
 
     doc, _ = ctl.prepare(ctx, cfg, f"{fam}:2", None)
-    first = ctl.Controller.create(ctx, cfg, doc)  # started, not yet run: it already holds its groups
+    first = ctl.Controller.create(
+        ctx, cfg, doc
+    )  # started, not yet run: it already holds its groups
     claimed = sorted(lease.name for lease in ctx.store.leases())
     assert claimed == sorted(f"group:{REGION}:{g['name']}" for g in fleet["groups"])
 
     r = workspace.run("canary", "start", f"{fam}:3")
     assert r.code == 1, r.stderr
-    assert f"group:{REGION}:" in r.stderr and "is held by" in r.stderr and "canary start" in r.stderr
-    assert [d["id"] for d in ctx.store.docs(ctl.KIND)] == [first.id]  # nothing of the second was written
+    assert (
+        f"group:{REGION}:" in r.stderr and "is held by" in r.stderr and "canary start" in r.stderr
+    )
+    assert [d["id"] for d in ctx.store.docs(ctl.KIND)] == [
+        first.id
+    ]  # nothing of the second was written
 
     r = workspace.run("canary", "abort", first.id, "--json")
     assert r.code == 0, r.stderr

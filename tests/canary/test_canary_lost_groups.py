@@ -1,5 +1,7 @@
-"""A rollout whose Auto Scaling groups vanished (deleted on AWS, or an endpoint restarted) still ends:
-the missing group is named, its cohort ends ``lost``, the rollout aborts and its claims are released."""
+"""A rollout whose Auto Scaling groups vanished (deleted on AWS, or an endpoint restarted) still
+ends:
+the missing group is named, its cohort ends ``lost``, the rollout aborts and its claims are
+released."""
 
 from __future__ import annotations
 
@@ -27,13 +29,16 @@ def _paused_on_c5(fleet: Any) -> dict[str, Any]:
 
 def _delete(fleet: Any, suffix: str) -> str:
     name = next(g for g in fleet.groups if g.endswith(suffix))
-    fleet.aws.client("autoscaling", "us-east-1").delete_auto_scaling_group(AutoScalingGroupName=name,
-                                                                          ForceDelete=True)
+    fleet.aws.client("autoscaling", "us-east-1").delete_auto_scaling_group(
+        AutoScalingGroupName=name, ForceDelete=True
+    )
     return name
 
 
 def _group_claims(fleet: Any) -> list[str]:
-    return [lease.name for lease in fleet.context().store.leases() if lease.name.startswith("group:")]
+    return [
+        lease.name for lease in fleet.context().store.leases() if lease.name.startswith("group:")
+    ]
 
 
 def test_abort_of_a_rollout_whose_group_vanished_ends_its_cohort_lost_and_releases_the_claims(
@@ -54,7 +59,9 @@ def test_abort_of_a_rollout_whose_group_vanished_ends_its_cohort_lost_and_releas
     assert ev and gone in json.dumps(ev[0].details)
 
 
-def test_resume_goes_on_past_a_cohort_whose_group_vanished_and_rollback_ends(fleet_factory: Any) -> None:
+def test_resume_goes_on_past_a_cohort_whose_group_vanished_and_rollback_ends(
+    fleet_factory: Any,
+) -> None:
     fleet = fleet_factory(SMALL, 3, extra=WEIGHTS)
     doc = _paused_on_c5(fleet)
     injection.clear(fleet.context().settings.state_dir, fleet.new_ami)
@@ -64,18 +71,26 @@ def test_resume_goes_on_past_a_cohort_whose_group_vanished_and_rollback_ends(fle
     assert gone in r.stderr
     done = json.loads(r.stdout)
     assert {c["key"]: c["status"] for c in done["cohorts"]} == {
-        "c5.large": "passed", "m5.large": "lost", "t3.micro": "passed"}
+        "c5.large": "passed",
+        "m5.large": "lost",
+        "t3.micro": "passed",
+    }
     _delete(fleet, "-c5-large")
     r = fleet.run("canary", "rollback", doc["id"], "--json")
     assert r.code == 0, r.stderr
     final = json.loads(r.stdout)
     assert final["status"] == "rolled_back"
     assert {c["key"]: c["status"] for c in final["cohorts"]} == {
-        "c5.large": "lost", "m5.large": "lost", "t3.micro": "rolled_back"}
+        "c5.large": "lost",
+        "m5.large": "lost",
+        "t3.micro": "rolled_back",
+    }
     assert _group_claims(fleet) == []
 
 
-def test_the_operator_releases_a_group_claim_with_force_and_a_reason_audited(fleet_factory: Any) -> None:
+def test_the_operator_releases_a_group_claim_with_force_and_a_reason_audited(
+    fleet_factory: Any,
+) -> None:
     fleet = fleet_factory(SMALL, 3, extra=WEIGHTS)
     _paused_on_c5(fleet)
     claim = min(_group_claims(fleet))
@@ -84,7 +99,9 @@ def test_the_operator_releases_a_group_claim_with_force_and_a_reason_audited(fle
     assert claim in _group_claims(fleet)
     r = fleet.run("leases", "--release", "group:us-east-1:nope", "--force", "--reason", "x")
     assert r.code == 2 and "no lease named" in r.stderr
-    r = fleet.run("leases", "--release", claim, "--force", "--reason", "group deleted by hand", "--json")
+    r = fleet.run(
+        "leases", "--release", claim, "--force", "--reason", "group deleted by hand", "--json"
+    )
     assert r.code == 0, r.stderr
     assert json.loads(r.stdout)["released"] == claim
     assert claim not in _group_claims(fleet) and len(_group_claims(fleet)) == 2

@@ -53,17 +53,33 @@ def test_a_document_stored_before_the_model_loads_and_is_written_back_the_same()
 def test_a_paused_rollout_with_an_owner_and_an_override_round_trips() -> None:
     doc = stored()
     doc.pop("journal")
-    doc.update(status="paused", reason="cohort c5.large wave 2: marginal (score 80.0)",
-               owner={"pid": 4242, "host": "ops-1", "since": "2026-11-25T10:00:00.000000Z",
-                      "heartbeat": "2026-11-25T10:05:00.000000Z"})
+    doc.update(
+        status="paused",
+        reason="cohort c5.large wave 2: marginal (score 80.0)",
+        owner={
+            "pid": 4242,
+            "host": "ops-1",
+            "since": "2026-11-25T10:00:00.000000Z",
+            "heartbeat": "2026-11-25T10:05:00.000000Z",
+        },
+    )
     del doc["finished_at"]
     wave = doc["cohorts"][1]["waves"][0]
-    wave["override"] = {"by": "arn:aws:iam::1:user/ops", "at": "2026-11-25T10:06:00.000000Z", "decision": "resume"}
-    doc["cohorts"][2]["waves"][1].update(status="pending", analysis=None, verdict=None,
-                                         baselines={"status": "pending", "ids": {}})
+    wave["override"] = {
+        "by": "arn:aws:iam::1:user/ops",
+        "at": "2026-11-25T10:06:00.000000Z",
+        "decision": "resume",
+    }
+    doc["cohorts"][2]["waves"][1].update(
+        status="pending", analysis=None, verdict=None, baselines={"status": "pending", "ids": {}}
+    )
     rollout = Rollout.from_dict(copy.deepcopy(doc))
-    assert rollout.owner == Owner(pid=4242, host="ops-1", since="2026-11-25T10:00:00.000000Z",
-                                  heartbeat="2026-11-25T10:05:00.000000Z")
+    assert rollout.owner == Owner(
+        pid=4242,
+        host="ops-1",
+        since="2026-11-25T10:00:00.000000Z",
+        heartbeat="2026-11-25T10:05:00.000000Z",
+    )
     assert rollout.finished_at is None and rollout.cohorts[1].waves[0].override is not None
     assert rollout.to_dict() == doc
     assert "finished_at" not in rollout.to_dict()  # never stored as null
@@ -71,29 +87,85 @@ def test_a_paused_rollout_with_an_owner_and_an_override_round_trips() -> None:
 
 def built() -> Rollout:
     """A rollout with every optional field set, built from the records alone."""
-    batch = BatchState(region="us-east-1", group="web-a", step=0, offset_s=1.25, instance_ids=["i-1", "i-2"],
-                       status="done", before=["i-1", "i-2", "i-3"], instance_type="m5.large")
-    wave = Wave(index=0, target=2, steps=1, batches=[batch], status="judged", canaries=["i-9"],
-                baselines=Baselines(status="done", ids={"us-east-1": ["i-b"]}, launched_at=100.0, cleaned=True),
-                analysis=Analysis(healthy_at=100.0, window_start="1970-01-01T00:01:50.000000Z",
-                                  window_end="1970-01-01T00:02:50.000000Z"),
-                verdict={"decision": "pass", "score": 100.0, "judge": {"metrics": []}, "thresholds": {"pass": 95.0},
-                         "samples": {"baseline": {"cpu": [1.0]}, "canary": {"cpu": [1.0]}},
-                         "at": "1970-01-01T00:03:00.000000Z", "queries": 1},
-                override={"by": "ops", "at": "1970-01-01T00:04:00.000000Z", "decision": "resume"})
-    cohort = CohortState(key="m5.large", size=3, groups=["us-east-1/web-a"], waves=[wave], status="passed", wave=1,
-                         replaced=2, last_verdict={"wave": 0, "decision": "pass", "score": 100.0},
-                         rollback={"at": "1970-01-01T00:05:00.000000Z", "replaced": 2})
-    group = GroupState(region="us-east-1", name="web-a", lt_id="lt-1", lt_version="$Latest", old_version=3,
-                       new_ami="ami-new", mixed=True, new_version=4, old_ami="ami-old", pinned=True)
-    rollout = Rollout(id="web-2-abc123", family="web", new=NewBase(amis={"us-east-1": "ami-new"}, ref="web:2", version=2),
-                      created_at="1970-01-01T00:00:00.000000Z", updated_at="1970-01-01T00:06:00.000000Z",
-                      config={"on_fail": "halt"}, summary={"instances": 3}, groups={group.key: group},
-                      cohorts=[cohort], status="succeeded", actor="ops",
-                      templates={"us-east-1/lt-1/3": TemplateVersion(new_version=4, old_ami="ami-old")},
-                      owner=Owner(pid=1, host="h", since="s", heartbeat="b"), reason=None,
-                      finished_at="1970-01-01T00:06:00.000000Z")
-    rollout.api_calls.add({"ec2.RunInstances": 2, "autoscaling.TerminateInstanceInAutoScalingGroup": 2})
+    batch = BatchState(
+        region="us-east-1",
+        group="web-a",
+        step=0,
+        offset_s=1.25,
+        instance_ids=["i-1", "i-2"],
+        status="done",
+        before=["i-1", "i-2", "i-3"],
+        instance_type="m5.large",
+    )
+    wave = Wave(
+        index=0,
+        target=2,
+        steps=1,
+        batches=[batch],
+        status="judged",
+        canaries=["i-9"],
+        baselines=Baselines(
+            status="done", ids={"us-east-1": ["i-b"]}, launched_at=100.0, cleaned=True
+        ),
+        analysis=Analysis(
+            healthy_at=100.0,
+            window_start="1970-01-01T00:01:50.000000Z",
+            window_end="1970-01-01T00:02:50.000000Z",
+        ),
+        verdict={
+            "decision": "pass",
+            "score": 100.0,
+            "judge": {"metrics": []},
+            "thresholds": {"pass": 95.0},
+            "samples": {"baseline": {"cpu": [1.0]}, "canary": {"cpu": [1.0]}},
+            "at": "1970-01-01T00:03:00.000000Z",
+            "queries": 1,
+        },
+        override={"by": "ops", "at": "1970-01-01T00:04:00.000000Z", "decision": "resume"},
+    )
+    cohort = CohortState(
+        key="m5.large",
+        size=3,
+        groups=["us-east-1/web-a"],
+        waves=[wave],
+        status="passed",
+        wave=1,
+        replaced=2,
+        last_verdict={"wave": 0, "decision": "pass", "score": 100.0},
+        rollback={"at": "1970-01-01T00:05:00.000000Z", "replaced": 2},
+    )
+    group = GroupState(
+        region="us-east-1",
+        name="web-a",
+        lt_id="lt-1",
+        lt_version="$Latest",
+        old_version=3,
+        new_ami="ami-new",
+        mixed=True,
+        new_version=4,
+        old_ami="ami-old",
+        pinned=True,
+    )
+    rollout = Rollout(
+        id="web-2-abc123",
+        family="web",
+        new=NewBase(amis={"us-east-1": "ami-new"}, ref="web:2", version=2),
+        created_at="1970-01-01T00:00:00.000000Z",
+        updated_at="1970-01-01T00:06:00.000000Z",
+        config={"on_fail": "halt"},
+        summary={"instances": 3},
+        groups={group.key: group},
+        cohorts=[cohort],
+        status="succeeded",
+        actor="ops",
+        templates={"us-east-1/lt-1/3": TemplateVersion(new_version=4, old_ami="ami-old")},
+        owner=Owner(pid=1, host="h", since="s", heartbeat="b"),
+        reason=None,
+        finished_at="1970-01-01T00:06:00.000000Z",
+    )
+    rollout.api_calls.add(
+        {"ec2.RunInstances": 2, "autoscaling.TerminateInstanceInAutoScalingGroup": 2}
+    )
     return rollout
 
 
@@ -101,20 +173,32 @@ def test_records_survive_the_codec_and_json() -> None:
     rollout = built()
     doc = json.loads(json.dumps(rollout.to_dict()))
     assert Rollout.from_dict(doc) == rollout
-    assert doc["api_calls"] == {"total": 4, "by_operation": {"ec2.RunInstances": 2,
-                                                            "autoscaling.TerminateInstanceInAutoScalingGroup": 2}}
+    assert doc["api_calls"] == {
+        "total": 4,
+        "by_operation": {
+            "ec2.RunInstances": 2,
+            "autoscaling.TerminateInstanceInAutoScalingGroup": 2,
+        },
+    }
 
 
 def test_api_calls_add_up_over_runs_and_ignore_counters_that_went_back() -> None:
     rollout = built()
-    rollout.api_calls.add({"ec2.RunInstances": 3, "ec2.DescribeInstances": 0, "ssm.GetParameter": -1})
-    assert rollout.api_calls.by_operation == {"ec2.RunInstances": 5, "autoscaling.TerminateInstanceInAutoScalingGroup": 2}
+    rollout.api_calls.add(
+        {"ec2.RunInstances": 3, "ec2.DescribeInstances": 0, "ssm.GetParameter": -1}
+    )
+    assert rollout.api_calls.by_operation == {
+        "ec2.RunInstances": 5,
+        "autoscaling.TerminateInstanceInAutoScalingGroup": 2,
+    }
     assert rollout.api_calls.total == 7
 
 
 def test_cohort_counts_replaced_instances_of_done_batches_only() -> None:
     cohort = built().cohorts[0]
-    pending = BatchState(region="us-east-1", group="web-a", step=1, offset_s=0.0, instance_ids=["i-3"])
+    pending = BatchState(
+        region="us-east-1", group="web-a", step=1, offset_s=0.0, instance_ids=["i-3"]
+    )
     cohort.waves.append(Wave(index=1, target=3, steps=1, batches=[pending]))
     assert cohort.replaced_so_far() == 2
     pending.status = "done"

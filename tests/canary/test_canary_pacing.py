@@ -12,8 +12,9 @@ from orchestrator.clock import VirtualClock
 from orchestrator.store import SqliteStore
 
 
-def _sleeper(clock: VirtualClock, log: list[tuple[str, float]], name: str,
-             waits: list[float]) -> Generator[float, None, str]:
+def _sleeper(
+    clock: VirtualClock, log: list[tuple[str, float]], name: str, waits: list[float]
+) -> Generator[float, None, str]:
     for wait in waits:
         yield wait
         log.append((name, clock.time()))
@@ -23,7 +24,9 @@ def _sleeper(clock: VirtualClock, log: list[tuple[str, float]], name: str,
 def test_interleave_runs_the_earliest_due_first_and_overlaps_the_waits() -> None:
     clock = VirtualClock(start=0.0)
     log: list[tuple[str, float]] = []
-    results = interleave(clock, [_sleeper(clock, log, "a", [10, 10]), _sleeper(clock, log, "b", [5, 20])])
+    results = interleave(
+        clock, [_sleeper(clock, log, "a", [10, 10]), _sleeper(clock, log, "b", [5, 20])]
+    )
     assert results == ["a", "b"]
     assert log == [("b", 5.0), ("a", 10.0), ("a", 20.0), ("b", 25.0)]
     assert clock.time() == 25.0  # the longest process, not the sum of all waits (45)
@@ -32,12 +35,18 @@ def test_interleave_runs_the_earliest_due_first_and_overlaps_the_waits() -> None
 def _pacer(tmp_path: Path, clock: VirtualClock, jitter_s: float = 0.0) -> LaunchPacer:
     store = SqliteStore(tmp_path / "state.db")
     budget = ApiBudget(store, clock, "123456789012", jitter_s=jitter_s, seed=1)
-    return LaunchPacer(budget, BucketSpec("launches", capacity=10, refill_per_s=1.0), chunk=5,
-                       jitter_s=jitter_s, rng=random.Random(1))
+    return LaunchPacer(
+        budget,
+        BucketSpec("launches", capacity=10, refill_per_s=1.0),
+        chunk=5,
+        jitter_s=jitter_s,
+        rng=random.Random(1),
+    )
 
 
-def _launches(pacer: LaunchPacer, clock: VirtualClock, region: str, count: int,
-              at: list[float]) -> Generator[float, None, None]:
+def _launches(
+    pacer: LaunchPacer, clock: VirtualClock, region: str, count: int, at: list[float]
+) -> Generator[float, None, None]:
     for _ in range(0, count, pacer.chunk):
         yield from pacer.take(region, pacer.chunk)
         at.append(clock.time())
@@ -49,8 +58,13 @@ def test_regions_spend_their_own_buckets_side_by_side(tmp_path: Path) -> None:
     pacer = _pacer(tmp_path, clock)
     east: list[float] = []
     west: list[float] = []
-    interleave(clock, [_launches(pacer, clock, "us-east-1", 30, east),
-                       _launches(pacer, clock, "us-west-2", 30, west)])
+    interleave(
+        clock,
+        [
+            _launches(pacer, clock, "us-east-1", 30, east),
+            _launches(pacer, clock, "us-west-2", 30, west),
+        ],
+    )
     # The burst (10) at once, then a chunk of 5 every 5 s.
     assert east == west == [0.0, 0.0, 5.0, 10.0, 15.0, 20.0]
     assert clock.time() == 20.0
@@ -62,7 +76,10 @@ def test_two_rollouts_share_one_region_bucket_through_the_store(tmp_path: Path) 
     first, second = _pacer(tmp_path, clock), _pacer(tmp_path, clock)
     a: list[float] = []
     b: list[float] = []
-    interleave(clock, [_launches(first, clock, "us-east-1", 20, a), _launches(second, clock, "us-east-1", 20, b)])
+    interleave(
+        clock,
+        [_launches(first, clock, "us-east-1", 20, a), _launches(second, clock, "us-east-1", 20, b)],
+    )
     taken = sorted(a + b)
     assert len(taken) == 8  # chunks of 5
     # By any instant t, at most 10 + t launches were taken (the bucket and its refill).
@@ -78,7 +95,9 @@ def test_jitter_spreads_waiters_and_no_budget_means_no_wait(tmp_path: Path) -> N
     interleave(clock, [_launches(pacer, clock, "us-east-1", 20, at)])
     assert at[:2] == [0.0, 0.0]
     assert all(5.0 * k <= t <= 5.0 * k + 3.0 * k for k, t in enumerate(at[2:], start=1)), at
-    free = LaunchPacer(None, BucketSpec("launches", 1, 1), chunk=5, jitter_s=3.0, rng=random.Random(1))
+    free = LaunchPacer(
+        None, BucketSpec("launches", 1, 1), chunk=5, jitter_s=3.0, rng=random.Random(1)
+    )
     clock2 = VirtualClock(start=0.0)
     interleave(clock2, [_launches(free, clock2, "us-east-1", 100, [])])
     assert clock2.time() == 0.0

@@ -18,11 +18,15 @@ def _group(name: str, n: int, t: str = "m5.large", region: str = "us-east-1", **
 
 
 def test_mixed_group_is_split_by_instance_type() -> None:
-    g = Group.from_instances("web", "us-east-1", [
-        Instance("i-1", "m5.large", "us-east-1a"),
-        Instance("i-2", "m6g.large", "us-east-1b"),
-        Instance("i-3", "m5.large", "us-east-1c"),
-    ])
+    g = Group.from_instances(
+        "web",
+        "us-east-1",
+        [
+            Instance("i-1", "m5.large", "us-east-1a"),
+            Instance("i-2", "m6g.large", "us-east-1b"),
+            Instance("i-3", "m5.large", "us-east-1c"),
+        ],
+    )
     cohorts = {c.key: c for c in build_cohorts([g])}
     assert set(cohorts) == {"m5.large", "m6g.large"}
     assert cohorts["m5.large"].groups[0].instance_ids == ("i-1", "i-3")
@@ -48,9 +52,15 @@ def test_cohort_keys() -> None:
 def test_cohort_orders() -> None:
     groups = [_group("a", 30, "m5.large"), _group("b", 5, "c5.large"), _group("c", 12, "r5.large")]
     assert [c.key for c in build_cohorts(groups, order="smallest_first")] == [
-        "c5.large", "r5.large", "m5.large"]
+        "c5.large",
+        "r5.large",
+        "m5.large",
+    ]
     assert [c.key for c in build_cohorts(groups, order="largest_first")] == [
-        "m5.large", "r5.large", "c5.large"]
+        "m5.large",
+        "r5.large",
+        "c5.large",
+    ]
     prio = build_cohorts(groups, priorities={"m5.large": 0, "r5.large": 1})
     assert [c.key for c in prio] == ["m5.large", "r5.large", "c5.large"]
 
@@ -90,11 +100,19 @@ def test_in_flight_limit_splits_steps_and_jitter_is_seeded() -> None:
     assert [b.offset_s for b in wave.batches] != [b.offset_s for b in other.batches]
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"waves": ()}, {"waves": (1, 0.5)}, {"waves": (0, 1.0)}, {"waves": (1.5, 1.0)},
-    {"max_in_flight_per_region": 0}, {"min_healthy_pct": 100}, {"jitter_s": -1},
-    {"cohort_order": "random"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"waves": ()},
+        {"waves": (1, 0.5)},
+        {"waves": (0, 1.0)},
+        {"waves": (1.5, 1.0)},
+        {"max_in_flight_per_region": 0},
+        {"min_healthy_pct": 100},
+        {"jitter_s": -1},
+        {"cohort_order": "random"},
+    ],
+)
 def test_policy_validation(kwargs: dict) -> None:
     with pytest.raises(UsageError):
         Policy(**kwargs)
@@ -113,8 +131,10 @@ def test_summary_and_to_dict() -> None:
     assert s["estimated_duration_s"] == s["steps"] * 100
     assert s["estimated_api_calls"]["terminate_instance_in_auto_scaling_group"] == 70
     d = json.loads(json.dumps(p.to_dict()))
-    assert sum(len(b["instance_ids"]) for c in d["cohorts"] for w in c["waves"]
-               for b in w["batches"]) == 70
+    assert (
+        sum(len(b["instance_ids"]) for c in d["cohorts"] for w in c["waves"] for b in w["batches"])
+        == 70
+    )
 
 
 def test_bench_meets_targets_at_fleet_scale() -> None:
@@ -140,27 +160,50 @@ def test_group_columns_of_a_cohort_built_by_hand() -> None:
     )
     cols = Cohort("m5.large", groups).group_columns()
     assert cols.sizes.tolist() == [4, 0, 2, 3]
-    assert [None if math.isnan(c) else c for c in cols.capacity.tolist()] == [10.0, None, None, None]
-    assert [None if math.isnan(m) else m for m in cols.min_healthy_pct.tolist()] == [None, None, 50.0, None]
+    assert [None if math.isnan(c) else c for c in cols.capacity.tolist()] == [
+        10.0,
+        None,
+        None,
+        None,
+    ]
+    assert [None if math.isnan(m) else m for m in cols.min_healthy_pct.tolist()] == [
+        None,
+        None,
+        50.0,
+        None,
+    ]
     assert cols.regions == ("us-east-1", "us-west-2")
     assert cols.region.tolist() == [1, 0, 1, 0]
     # by (region, name): c and empty in us-east-1, then a and b in us-west-2
     assert cols.place_rank.tolist() == [3, 1, 2, 0]
-    with pytest.raises(UsageError, match=r"group c \(us-east-1\) appears twice in cohort m5\.large"):
+    with pytest.raises(
+        UsageError, match=r"group c \(us-east-1\) appears twice in cohort m5\.large"
+    ):
         Cohort("m5.large", (*groups, _group("c", 1))).group_columns()
 
 
 def test_build_cohorts_gives_columns_in_region_and_name_order() -> None:
-    groups = [_group("z", 2), _group("b", 1, region="eu-west-1"), _group("a", 5, priority=2),
-              _group("y", 3, t="c5.large", capacity=6)]
+    groups = [
+        _group("z", 2),
+        _group("b", 1, region="eu-west-1"),
+        _group("a", 5, priority=2),
+        _group("y", 3, t="c5.large", capacity=6),
+    ]
     m5, c5 = build_cohorts(groups, order="smallest_first")[::-1]
-    assert [(g.region, g.name) for g in m5.groups] == [("eu-west-1", "b"), ("us-east-1", "a"), ("us-east-1", "z")]
+    assert [(g.region, g.name) for g in m5.groups] == [
+        ("eu-west-1", "b"),
+        ("us-east-1", "a"),
+        ("us-east-1", "z"),
+    ]
     assert m5.columns is not None and m5.columns.sizes.tolist() == [1, 5, 2]
     assert m5.columns.place_rank.tolist() == [0, 1, 2]
     assert (m5.size, m5.regions, m5.priority) == (8, ("eu-west-1", "us-east-1"), 2)
     assert c5.columns is not None and c5.columns.capacity.tolist() == [6.0]
     # the same plan whether the planner reads the columns or the groups
-    assert plan([m5, c5]).to_dict() == plan([Cohort(c.key, c.groups, c.priority) for c in (m5, c5)]).to_dict()
+    assert (
+        plan([m5, c5]).to_dict()
+        == plan([Cohort(c.key, c.groups, c.priority) for c in (m5, c5)]).to_dict()
+    )
 
 
 def test_rounds_duration_runs_cohorts_side_by_side() -> None:
@@ -183,5 +226,10 @@ def test_summary_estimate_with_cohorts_in_flight_and_the_launch_budget() -> None
     together = p.summary(replace_soak_s=100, cohorts_in_flight=2)
     assert together["estimated_duration_s"] < alone
     # A slow budget bounds it: 50 launches in the busiest region at 0.01/s.
-    assert p.summary(replace_soak_s=100, cohorts_in_flight=2, launches_per_s=0.01)["estimated_duration_s"] == 5000
+    assert (
+        p.summary(replace_soak_s=100, cohorts_in_flight=2, launches_per_s=0.01)[
+            "estimated_duration_s"
+        ]
+        == 5000
+    )
     assert together["assumptions"]["cohorts_in_flight"] == 2

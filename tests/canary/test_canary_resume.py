@@ -48,10 +48,12 @@ def _points(fleet: Fleet) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("point", ["pin-acted", "replace-acted", "baselines-acted", "judge-acted",
-                                   "cleanup-before"])
-def test_kill_then_resume_replaces_each_instance_once(fleet: Fleet, point: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "point", ["pin-acted", "replace-acted", "baselines-acted", "judge-acted", "cleanup-before"]
+)
+def test_kill_then_resume_replaces_each_instance_once(
+    fleet: Fleet, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", _points(fleet)[point])
     with fleet.agent():
         with pytest.raises(KillPoint):
@@ -71,10 +73,15 @@ def test_kill_then_resume_replaces_each_instance_once(fleet: Fleet, point: str,
     ec2 = fleet.aws.client("ec2", REGION)
     lt = fleet.info["launch_template"]
     versions = ec2.describe_launch_template_versions(LaunchTemplateId=lt)["LaunchTemplateVersions"]
-    assert len([v for v in versions if "imagefleet canary" in (v.get("VersionDescription") or "")]) == 3
+    assert (
+        len([v for v in versions if "imagefleet canary" in (v.get("VersionDescription") or "")])
+        == 3
+    )
 
 
-def test_kill_during_rollback_then_resume_finishes_the_rollback(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_during_rollback_then_resume_finishes_the_rollback(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     injection.add(fleet.context().settings.state_dir, fleet.new_ami, "latency_ms", 1.6, ("c5.*",))
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", f"rollback:c5.large:{REGION}:acted")
     with fleet.agent():
@@ -92,15 +99,35 @@ def test_kill_during_rollback_then_resume_finishes_the_rollback(fleet: Fleet, mo
 
 def test_real_kill_9_of_the_process_then_resume(fleet: Fleet) -> None:
     """A separate `imagefleet` process dies with exit 137 right after its first terminations."""
-    env = {**os.environ, "IMAGEFLEET_KILL_AT": f"replace:c5.large:0:0:{REGION}:acted", "IMAGEFLEET_KILL_HARD": "1",
-           "IMAGEFLEET_TIME_SCALE": "100"}
+    env = {
+        **os.environ,
+        "IMAGEFLEET_KILL_AT": f"replace:c5.large:0:0:{REGION}:acted",
+        "IMAGEFLEET_KILL_HARD": "1",
+        "IMAGEFLEET_TIME_SCALE": "100",
+    }
     # Killed before any analysis, so the subprocess's own clock never dates a metric window.
     if True:
-        proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(fleet.ws.config),
-                               "canary", "start", f"{fleet.family}:2"], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "imagefleet.cli",
+                "--config",
+                str(fleet.ws.config),
+                "canary",
+                "start",
+                f"{fleet.family}:2",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     if proc.returncode != 137:
-        pytest.fail(f"expected the process to die with 137, got {proc.returncode}: {proc.stderr[-800:]}")
+        pytest.fail(
+            f"expected the process to die with 137, got {proc.returncode}: {proc.stderr[-800:]}"
+        )
     with fleet.agent():
         status = json.loads(fleet.run("canary", "status", "--json").stdout)
         assert status["status"] in ("running", "paused")

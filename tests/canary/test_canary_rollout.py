@@ -1,4 +1,5 @@
-"""Rollouts on the local endpoint, end to end over HTTP: pass, pause/resume, fail/rollback, abort."""
+"""Rollouts on the local endpoint, end to end over HTTP: pass, pause/resume, fail/rollback,
+abort."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from orchestrator.local import injection
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(fleet_factory: Any) -> None:
+def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(
+    fleet_factory: Any,
+) -> None:
     fleet = fleet_factory(("t3.micro", "m5.large", "c5.large"), 50, waves="[1, 0.2, 1.0]")
     t0 = time.monotonic()
     with fleet.agent():
@@ -33,7 +36,10 @@ def test_pass_rolls_every_cohort_records_evidence_and_stays_within_call_budget(f
     assert [(e.gate, e.passed) for e in ev] == [("canary", True)]
     calls = doc["api_calls"]
     per_group = (calls["total"] - 150) / 3
-    print(f"\n150 replaced: {calls['total']} API calls ({calls['by_operation']}), " f"{time.monotonic() - t0:.1f}s")
+    print(
+        f"\n150 replaced: {calls['total']} API calls ({calls['by_operation']}), "
+        f"{time.monotonic() - t0:.1f}s"
+    )
     assert calls["by_operation"]["autoscaling.TerminateInstanceInAutoScalingGroup"] == 150
     assert calls["total"] <= 1.1 * 150 + 60 * 3, calls
     assert per_group > 0
@@ -49,7 +55,9 @@ def _doc(fleet: Fleet) -> dict[str, Any]:
 
 
 def test_marginal_pauses_with_the_evidence_then_resume_finishes(fleet_factory: Any) -> None:
-    fleet = fleet_factory(SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }")
+    fleet = fleet_factory(
+        SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }"
+    )
     state_dir = fleet.context().settings.state_dir
     injection.add(state_dir, fleet.new_ami, "latency_ms", 1.6)
     with fleet.agent():
@@ -61,7 +69,11 @@ def test_marginal_pauses_with_the_evidence_then_resume_finishes(fleet_factory: A
         assert [c["status"] for c in first["cohorts"][1:]] == ["pending", "pending"]
         doc = _doc(fleet)
         v = doc["cohorts"][0]["waves"][0]["verdict"]
-        assert v["decision"] == "marginal" and v["score"] == 80.0, json.dumps({k: {m: len(x) for m, x in s.items()} for k, s in v["samples"].items()}) + json.dumps(doc["cohorts"][0]["waves"][0]["analysis"]) + json.dumps(doc["cohorts"][0]["waves"][0]["baselines"])
+        assert v["decision"] == "marginal" and v["score"] == 80.0, (
+            json.dumps({k: {m: len(x) for m, x in s.items()} for k, s in v["samples"].items()})
+            + json.dumps(doc["cohorts"][0]["waves"][0]["analysis"])
+            + json.dumps(doc["cohorts"][0]["waves"][0]["baselines"])
+        )
         latency = next(m for m in v["judge"]["metrics"] if m["name"] == "latency_ms")
         assert latency["classification"] == "High"
         assert v["thresholds"]["pass"] == 95.0 and v["samples"]["canary"]["latency_ms"]
@@ -96,8 +108,11 @@ def test_fail_rolls_the_cohort_back_and_continue_policy_goes_on(fleet_factory: A
     assert all(len(ms) == 4 for ms in members.values())
     # The group is pinned back to its exact old launch-template version.
     g = fleet.aws.client("autoscaling", "us-east-1").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[m5_group])["AutoScalingGroups"][0]
-    assert g["LaunchTemplate"]["Version"] == str(doc["groups"][f"us-east-1/{m5_group}"]["old_version"])
+        AutoScalingGroupNames=[m5_group]
+    )["AutoScalingGroups"][0]
+    assert g["LaunchTemplate"]["Version"] == str(
+        doc["groups"][f"us-east-1/{m5_group}"]["old_version"]
+    )
     ev = fleet.context().store.evidence(fleet.family, 2)
     assert [(e.gate, e.passed) for e in ev] == [("canary", False)]  # the gate reads "failed"
     assert "m5.large did not pass" in ev[0].details["summary"]
@@ -114,11 +129,15 @@ def test_fail_with_halt_policy_stops_every_other_cohort(fleet_factory: Any) -> N
     assert doc["status"] == "failed"
     assert [c["status"] for c in doc["cohorts"]] == ["rolled_back", "halted", "halted"]
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
-    assert [(e.gate, e.passed) for e in fleet.context().store.evidence(fleet.family, 2)] == [("canary", False)]
+    assert [(e.gate, e.passed) for e in fleet.context().store.evidence(fleet.family, 2)] == [
+        ("canary", False)
+    ]
 
 
 def test_abort_a_paused_rollout_rolls_back_only_the_cohort_in_progress(fleet_factory: Any) -> None:
-    fleet = fleet_factory(SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }")
+    fleet = fleet_factory(
+        SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }"
+    )
     injection.add(fleet.context().settings.state_dir, fleet.new_ami, "latency_ms", 1.6, ("m5.*",))
     with fleet.agent():
         r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")
@@ -129,7 +148,9 @@ def test_abort_a_paused_rollout_rolls_back_only_the_cohort_in_progress(fleet_fac
     assert doc["status"] == "aborted"
     assert [c["status"] for c in doc["cohorts"]] == ["passed", "rolled_back", "halted"]
     amis = {g: {m["ami"] for m in ms} for g, ms in fleet.members().items()}
-    assert amis == {g: {fleet.new_ami if g.endswith("-c5-large") else fleet.old_ami} for g in fleet.groups}
+    assert amis == {
+        g: {fleet.new_ami if g.endswith("-c5-large") else fleet.old_ami} for g in fleet.groups
+    }
     assert fleet.run("canary", "resume").code == 2  # nothing left to resume
 
 
@@ -166,7 +187,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None
     assert data["api_calls"] == data["plan"]["estimated_api_calls"]  # one estimate
     assert data["plan"]["estimated_duration_s"] > 0
     text = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run")
-    assert text.code == 0 and f"~{data['api_calls']['total']} API calls" in " ".join(text.stdout.split())
+    assert text.code == 0 and f"~{data['api_calls']['total']} API calls" in " ".join(
+        text.stdout.split()
+    )
     assert fleet.context().store.docs("canary-rollout") == []
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     assert fleet.run("canary", "start", "nope:9").code == 2
@@ -177,7 +200,14 @@ def test_judge_command_exit_codes(tmp_path: Any, workspace: Any) -> None:
     base.write_text(json.dumps({"metrics": {"lat": [10, 11, 10, 12, 11, 10, 11, 12]}}))
     bad = tmp_path / "c.json"
     bad.write_text(json.dumps({"metrics": {"lat": [20, 21, 22, 20, 23, 21, 22, 20]}}))
-    assert workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(base)).code == 0
+    assert (
+        workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(base)).code == 0
+    )
     r = workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(bad), "--json")
     assert r.code == 1 and json.loads(r.stdout)["decision"] == "fail"
-    assert workspace.run("canary", "judge", "--baseline", str(base), "--canary", str(tmp_path / "x")).code == 2
+    assert (
+        workspace.run(
+            "canary", "judge", "--baseline", str(base), "--canary", str(tmp_path / "x")
+        ).code
+        == 2
+    )

@@ -87,8 +87,14 @@ def test_score_rounds_half_up() -> None:
 
 
 def test_judge_metrics_end_to_end_and_json() -> None:
-    base = {"latency": [10.0 + 0.1 * i for i in range(40)], "cpu": [50.0 + (i % 5) for i in range(40)]}
-    canary = {"latency": [20.0 + 0.1 * i for i in range(40)], "cpu": [50.0 + (i % 5) for i in range(40)]}
+    base = {
+        "latency": [10.0 + 0.1 * i for i in range(40)],
+        "cpu": [50.0 + (i % 5) for i in range(40)],
+    }
+    canary = {
+        "latency": [20.0 + 0.1 * i for i in range(40)],
+        "cpu": [50.0 + (i % 5) for i in range(40)],
+    }
     result = judge_metrics(base, canary, {"latency": {"direction": "increase", "critical": True}})
     assert result.decision == "fail" and result.score == 0.0
     by_name = {m.name: m for m in result.metrics}
@@ -116,14 +122,16 @@ def test_load_samples_formats(tmp_path: Path) -> None:
     ("name", "text", "where"),
     [
         ("bad.json", '{"metrics": {"lat": [1, "x"]}}', "metrics.lat[1]"),
-        ("broken.json", '[1,\n 2,,]', "broken.json:2"),
+        ("broken.json", "[1,\n 2,,]", "broken.json:2"),
         ("shape.json", '{"lat": [1]}', "shape.json"),
         ("bool.json", "[true]", "[0]"),
         ("bad.csv", "metric,value\nlat,1\nlat,abc\n", "bad.csv:3"),
         ("hdr.csv", "name,val\nlat,1\n", "hdr.csv:1"),
     ],
 )
-def test_load_samples_errors_name_the_place(tmp_path: Path, name: str, text: str, where: str) -> None:
+def test_load_samples_errors_name_the_place(
+    tmp_path: Path, name: str, text: str, where: str
+) -> None:
     (tmp_path / name).write_text(text)
     with pytest.raises(InputFormatError) as err:
         load_samples(tmp_path / name)

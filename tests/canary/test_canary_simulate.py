@@ -94,8 +94,10 @@ def test_a_small_fleet_rolls_inside_the_budget_without_throttling(tmp_path: Path
 
 
 def test_a_failing_cohort_is_rolled_back_while_the_others_finish(tmp_path: Path) -> None:
-    r = simulate(Scenario(instances=800, cohorts=4, launch_share=0.05, failing_cohort=1, seed=3),
-                 state_dir=tmp_path)
+    r = simulate(
+        Scenario(instances=800, cohorts=4, launch_share=0.05, failing_cohort=1, seed=3),
+        state_dir=tmp_path,
+    )
     assert len(r.cohorts_rolled_back) == 1 and r.cohorts_passed == r.cohorts - 1
     assert r.throttling_errors == 0
     assert r.replaced < 800 + 50  # the bad cohort stopped early (its canaries replaced once more)

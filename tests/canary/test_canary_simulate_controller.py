@@ -38,9 +38,13 @@ def test_the_real_controller_rolls_the_small_fleet_to_the_new_base(tmp_path: Pat
     assert rollout.api_calls.total == r.api_calls - run.calls_before_start > r.replaced
 
 
-def test_a_cohort_failing_on_the_new_base_is_rolled_back_and_the_others_finish(tmp_path: Path) -> None:
-    run = run_controller(Scenario(instances=800, cohorts=4, regions=REGIONS, seed=3, failing_cohort=1),
-                         state_dir=tmp_path)
+def test_a_cohort_failing_on_the_new_base_is_rolled_back_and_the_others_finish(
+    tmp_path: Path,
+) -> None:
+    run = run_controller(
+        Scenario(instances=800, cohorts=4, regions=REGIONS, seed=3, failing_cohort=1),
+        state_dir=tmp_path,
+    )
     r, rollout = run.report, run.rollout
     bad = rollout.cohorts[1]
     assert r.cohorts_rolled_back == [bad.key] and bad.status == "rolled_back"
@@ -76,7 +80,9 @@ def test_cohorts_in_flight_roll_side_by_side_and_finish_sooner(tmp_path: Path) -
     assert r.rollout_status == "succeeded" and r.cohorts_passed == r.cohorts == one.cohorts
     assert all(amis == {NEW_AMI} for amis in amis_in_groups(run.world).values())
     assert r.throttling_errors == 0
-    assert r.bound_s <= r.makespan_s < one.makespan_s  # in virtual time: never faster than the budget allows
+    assert (
+        r.bound_s <= r.makespan_s < one.makespan_s
+    )  # in virtual time: never faster than the budget allows
 
 
 def test_the_command_runs_the_controller_and_refuses_unknown_settings() -> None:
@@ -100,7 +106,10 @@ def test_the_command_runs_the_controller_by_default_every_cohort_in_flight() -> 
 
     args = ["--instances", "2000", "--cohorts", "4", "--regions", "2", "--seed", "3", "--json"]
     report = json.loads(CliRunner().invoke(main, args).output)
-    assert report["rollout_status"] == "succeeded" and report["cohorts_passed"] == report["cohorts"] >= 1
+    assert (
+        report["rollout_status"] == "succeeded"
+        and report["cohorts_passed"] == report["cohorts"] >= 1
+    )
     assert report["throttling_errors"] == 0
     model = CliRunner().invoke(main, [*args, "--model", "--set", "cohorts_in_flight=1"])
     assert model.exit_code == 2 and "not --model" in model.output

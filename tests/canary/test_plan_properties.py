@@ -27,11 +27,16 @@ def fleets(draw: st.DrawFn) -> list[Group]:
             types: tuple[str, ...] | str = draw(st.sampled_from(TYPES))
         else:
             types = tuple(draw(st.lists(st.sampled_from(TYPES), min_size=size, max_size=size)))
-        groups.append(Group(
-            f"g{gi}", draw(st.sampled_from(REGIONS)), ids, types,
-            min_healthy_pct=draw(st.none() | st.sampled_from([0.0, 50.0, 75.0, 95.0])),
-            priority=draw(st.none() | st.integers(0, 3)),
-        ))
+        groups.append(
+            Group(
+                f"g{gi}",
+                draw(st.sampled_from(REGIONS)),
+                ids,
+                types,
+                min_healthy_pct=draw(st.none() | st.sampled_from([0.0, 50.0, 75.0, 95.0])),
+                priority=draw(st.none() | st.integers(0, 3)),
+            )
+        )
     return groups
 
 
@@ -47,7 +52,9 @@ policies = st.builds(
 
 @settings(max_examples=150, deadline=None)
 @given(fleets(), policies, st.integers(0, 2**16))
-def test_every_instance_replaced_exactly_once(groups: list[Group], policy: Policy, seed: int) -> None:
+def test_every_instance_replaced_exactly_once(
+    groups: list[Group], policy: Policy, seed: int
+) -> None:
     p = plan(build_cohorts(groups), policy, seed=seed)
     replaced = Counter(i for _, _, b in p.batches() for i in b.instance_ids)
     expected = Counter(i for g in groups for i in g.instance_ids)

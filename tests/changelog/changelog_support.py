@@ -44,4 +44,3 @@ def write_gz(path: Path, text: str) -> Path:
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write(text)
     return path
-

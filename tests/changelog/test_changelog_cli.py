@@ -22,16 +22,22 @@ def pair(tmp_path: Path) -> tuple[str, str, str]:
     old.write_text("zlib1g:amd64\t1:1.2.11.dfsg-4\nbash\t5.2-1\n")
     new.write_text("zlib1g:amd64\t1:1.2.13.dfsg-1\nbash\t5.2-1\ncurl\t7.88.1-10\n")
     logs = tmp_path / "logs"
-    write_gz(logs / "zlib1g.changelog.Debian.gz", changelog_text(
-        "zlib", ["1:1.2.13.dfsg-1", "1:1.2.11.dfsg-4.1", "1:1.2.11.dfsg-4"],
-        extra={"1:1.2.11.dfsg-4.1": ["  * Fix CVE-2022-37434."]}))
+    write_gz(
+        logs / "zlib1g.changelog.Debian.gz",
+        changelog_text(
+            "zlib",
+            ["1:1.2.13.dfsg-1", "1:1.2.11.dfsg-4.1", "1:1.2.11.dfsg-4"],
+            extra={"1:1.2.11.dfsg-4.1": ["  * Fix CVE-2022-37434."]},
+        ),
+    )
     return str(old), str(new), str(logs)
 
 
 def test_diff_json(pair: tuple[str, str, str]) -> None:
     old, new, logs = pair
-    result = CliRunner().invoke(changelog_group, ["diff", old, new, "--format", "json",
-                                                  "--changelog-dir", logs])
+    result = CliRunner().invoke(
+        changelog_group, ["diff", old, new, "--format", "json", "--changelog-dir", logs]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["summary"]["upgraded"] == 1 and data["summary"]["added"] == 1
@@ -43,8 +49,9 @@ def test_diff_json(pair: tuple[str, str, str]) -> None:
 def test_diff_markdown_default_to_file(pair: tuple[str, str, str], tmp_path: Path) -> None:
     old, new, logs = pair
     out = tmp_path / "out.md"
-    result = CliRunner().invoke(changelog_group, ["diff", old, new, "--changelog-dir", logs,
-                                                  "--output", str(out)])
+    result = CliRunner().invoke(
+        changelog_group, ["diff", old, new, "--changelog-dir", logs, "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert result.output == ""
     assert out.read_text().startswith("# Changelog:")
@@ -95,8 +102,9 @@ def test_bad_format_is_click_usage_exit_2(pair: tuple[str, str, str]) -> None:
 
 def test_changelog_dir_must_exist(pair: tuple[str, str, str], tmp_path: Path) -> None:
     old, new, _ = pair
-    result = CliRunner().invoke(changelog_group, ["diff", old, new, "--changelog-dir",
-                                                  str(tmp_path / "nope")])
+    result = CliRunner().invoke(
+        changelog_group, ["diff", old, new, "--changelog-dir", str(tmp_path / "nope")]
+    )
     assert isinstance(result.exception, UsageError)
 
 
@@ -109,8 +117,9 @@ def test_resolver_hook_on_context_object(pair: tuple[str, str, str]) -> None:
         return parse_manifest_text("zlib1g\t1:1.3.dfsg-1\n", ref)
 
     obj = SimpleNamespace(manifest_resolver=resolver)
-    result = CliRunner().invoke(changelog_group, ["diff", old, "ami-0abc", "--format", "json"],
-                                obj=obj)
+    result = CliRunner().invoke(
+        changelog_group, ["diff", old, "ami-0abc", "--format", "json"], obj=obj
+    )
     assert result.exit_code == 0, result.output
     assert seen == ["ami-0abc"]  # an existing file never goes to the resolver
     data = json.loads(result.output)
@@ -135,10 +144,12 @@ def test_unwritable_output_is_usage_error(pair: tuple[str, str, str], tmp_path: 
 
 def test_json_flag_prints_the_json_document(pair: tuple[str, str, str]) -> None:
     old, new, logs = pair
-    as_format = CliRunner().invoke(changelog_group, ["diff", old, new, "--format", "json",
-                                                     "--changelog-dir", logs])
-    as_flag = CliRunner().invoke(changelog_group, ["diff", old, new, "--json",
-                                                   "--changelog-dir", logs])
+    as_format = CliRunner().invoke(
+        changelog_group, ["diff", old, new, "--format", "json", "--changelog-dir", logs]
+    )
+    as_flag = CliRunner().invoke(
+        changelog_group, ["diff", old, new, "--json", "--changelog-dir", logs]
+    )
     assert as_flag.exit_code == 0, as_flag.output
     assert json.loads(as_flag.output) == json.loads(as_format.output)
     clash = CliRunner().invoke(changelog_group, ["diff", old, new, "--json", "--format", "html"])
@@ -163,7 +174,6 @@ def test_a_resolved_base_brings_its_family_changelog_dir(pair: tuple[str, str, s
     stdout = io.StringIO()
     embedder = Context(output=Output(stdout=stdout))
     embedder.manifest_resolver = resolver  # type: ignore[attr-defined]  # the embedding hook
-    result = CliRunner().invoke(changelog_group, ["diff", "fam:1", "fam:2", "--json"],
-                                obj=embedder)
+    result = CliRunner().invoke(changelog_group, ["diff", "fam:1", "fam:2", "--json"], obj=embedder)
     assert result.exit_code == 0, result.output
     assert json.loads(stdout.getvalue())["cves"] == {"CVE-2022-37434": ["zlib1g"]}

@@ -17,4 +17,6 @@ def test_extract_cves(case: dict) -> None:
 
 def test_extract_from_many_texts_dedupes_across_them() -> None:
     assert extract_cves(["CVE-2020-0001", "cve-2020-0001 CVE-2019-9999"]) == [
-        "CVE-2019-9999", "CVE-2020-0001"]
+        "CVE-2019-9999",
+        "CVE-2020-0001",
+    ]

@@ -70,8 +70,9 @@ _versions = st.builds(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from([f"p{i}" for i in range(12)]),
-                       st.tuples(_versions, _versions)))
+@given(
+    st.dictionaries(st.sampled_from([f"p{i}" for i in range(12)]), st.tuples(_versions, _versions))
+)
 def test_diff_is_antisymmetric(pairs: dict[str, tuple[str, str]]) -> None:
     """Swapping old and new swaps upgraded/downgraded and added/removed, nothing else."""
     old = Manifest.from_versions({n: a for n, (a, _) in pairs.items()})

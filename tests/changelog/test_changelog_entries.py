@@ -15,12 +15,22 @@ from changelog.entries import entries_between
 from changelog.manifest import parse_manifest
 
 VERSIONS = [
-    "2:1.3-1", "2:1.2-2+deb12u10", "2:1.2-2+deb12u9", "2:1.2-2", "2:1.2~rc1-1", "1:9.0-1", "1:8.0-1"
+    "2:1.3-1",
+    "2:1.2-2+deb12u10",
+    "2:1.2-2+deb12u9",
+    "2:1.2-2",
+    "2:1.2~rc1-1",
+    "1:9.0-1",
+    "1:8.0-1",
 ]
 CVE_LINES = ["  * Fix buffer overflow (CVE-2024-1234).", "  * Second <script>line</script>."]
-TEXT = changelog_text("foo", VERSIONS, extra={
-    "2:1.2-2+deb12u10": CVE_LINES,
-})
+TEXT = changelog_text(
+    "foo",
+    VERSIONS,
+    extra={
+        "2:1.2-2+deb12u10": CVE_LINES,
+    },
+)
 
 
 @pytest.mark.parametrize(
@@ -124,9 +134,20 @@ def test_real_installed_changelog(case: tuple[str, Path, str, str, int]) -> None
     assert got[0].version == installed
     if shutil.which("dpkg-parsechangelog"):
         out = subprocess.run(
-            ["dpkg-parsechangelog", "-l", str(path), "--format", "rfc822", "--since", old,
-             "-S", "Version"],
-            capture_output=True, text=True, check=True,
+            [
+                "dpkg-parsechangelog",
+                "-l",
+                str(path),
+                "--format",
+                "rfc822",
+                "--since",
+                old,
+                "-S",
+                "Version",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert [v for v in out.split() if v] == [e.version for e in got]
 

@@ -27,8 +27,11 @@ CURL_DOC = ROOT / "usr/share/doc/libcurl3-gnutls"
 def _headers(path: Path) -> list[str]:
     """The versions of a changelog file's entries, newest first, read with plain gzip."""
     with gzip.open(path, "rt") as fh:
-        return [line.split("(")[1].split(")")[0] for line in fh
-                if line[:1].isalnum() and " (" in line and "urgency=" in line]
+        return [
+            line.split("(")[1].split(")")[0]
+            for line in fh
+            if line[:1].isalnum() and " (" in line and "urgency=" in line
+        ]
 
 
 @pytest.mark.parametrize("package", ["apt", "debconf", "ca-certificates"])
@@ -115,9 +118,17 @@ def test_truncated_gz_on_the_command_line_is_exit_2_not_interrupted(tmp_path: Pa
     (tmp_path / "old.manifest").write_text(CURL_OLD)
     (tmp_path / "new.manifest").write_text(CURL_NEW)
     out, err = io.StringIO(), io.StringIO()
-    code = raw_main(["changelog", "diff", str(tmp_path / "old.manifest"),
-                     str(tmp_path / "new.manifest"), "--changelog-dir", str(tmp_path)],
-                    obj=Context(output=Output(stdout=out, stderr=err)))
+    code = raw_main(
+        [
+            "changelog",
+            "diff",
+            str(tmp_path / "old.manifest"),
+            str(tmp_path / "new.manifest"),
+            "--changelog-dir",
+            str(tmp_path),
+        ],
+        obj=Context(output=Output(stdout=out, stderr=err)),
+    )
     assert code == 2
     assert err.getvalue().startswith(f"error: {path}: truncated changelog file")
     assert "interrupted" not in err.getvalue() and out.getvalue() == ""

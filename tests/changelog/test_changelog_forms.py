@@ -69,13 +69,16 @@ def test_dpkg_list_agrees_with_dpkg_query() -> None:
     assert not set(not_installed) & set(manifest.packages)
     query = _rows(QUERY_ARCH)
     assert {n: [p.version, p.arch] for n, p in manifest.packages.items()} == {
-        n: query[n] for n in installed}
+        n: query[n] for n in installed
+    }
 
 
 def test_dpkg_list_rows_without_header_and_held_packages() -> None:
-    text = ("hi  linux-image-amd64  6.1.158-1  amd64  Linux for 64-bit PCs (meta-package)\n"
-            "rc  old-kernel  6.1.0-9  amd64  removed, configuration files left\n"
-            "ii  libc6:amd64  2.36-9+deb12u13  amd64  GNU C Library: Shared libraries\n")
+    text = (
+        "hi  linux-image-amd64  6.1.158-1  amd64  Linux for 64-bit PCs (meta-package)\n"
+        "rc  old-kernel  6.1.0-9  amd64  removed, configuration files left\n"
+        "ii  libc6:amd64  2.36-9+deb12u13  amd64  GNU C Library: Shared libraries\n"
+    )
     manifest = parse_manifest_text(text, "l")
     assert manifest.format == "dpkg-l"
     assert manifest.versions == {"linux-image-amd64": "6.1.158-1", "libc6": "2.36-9+deb12u13"}
@@ -99,9 +102,11 @@ def test_status_file_agrees_with_dpkg_query() -> None:
 
 
 def test_status_held_is_installed_unpacked_is_not() -> None:
-    text = ("Package: a\nStatus: hold ok installed\nVersion: 1.0-1\n\n"
-            "Package: b\nStatus: install ok unpacked\nVersion: 1.0-1\n\n"
-            "Package: c\nStatus: install ok\nVersion: 1.0-1\n")
+    text = (
+        "Package: a\nStatus: hold ok installed\nVersion: 1.0-1\n\n"
+        "Package: b\nStatus: install ok unpacked\nVersion: 1.0-1\n\n"
+        "Package: c\nStatus: install ok\nVersion: 1.0-1\n"
+    )
     with pytest.raises(ManifestError, match=r"^s:10: invalid Status field"):
         parse_manifest_text(text, "s")
     assert parse_manifest_text(text.rsplit("\n\n", 1)[0], "s").versions == {"a": "1.0-1"}
@@ -115,16 +120,23 @@ def test_cloud_image_manifest_snaps_are_their_own_section() -> None:
     old, new = parse_manifest(OLD_CLOUD), parse_manifest(NEW_CLOUD)
     assert new.format == "tab" and new.arch == "amd64"
     assert {n: (s.revision, s.channel) for n, s in new.snaps.items()} == {
-        "core22": ("1621", "latest/stable"), "lxd": ("29351", "5.21/stable/ubuntu-24.04"),
-        "snapd": ("21759", "latest/stable")}
+        "core22": ("1621", "latest/stable"),
+        "lxd": ("29351", "5.21/stable/ubuntu-24.04"),
+        "snapd": ("21759", "latest/stable"),
+    }
     log = build_changelog(old, new)
     assert [(c.name, c.old.revision, c.new.revision) for c in log.snaps.changed] == [
-        ("core22", "1380", "1621"), ("lxd", "28373", "29351"), ("snapd", "21465", "21759")]
+        ("core22", "1380", "1621"),
+        ("lxd", "28373", "29351"),
+        ("snapd", "21465", "21759"),
+    ]
     assert "snapd" in new and "lxd" not in new  # the snapd deb and the snap are apart
     md = render(log, "md")
     assert "## Snaps (0 added, 0 removed, 3 changed, 0 unchanged)" in md
-    assert ("- changed: lxd revision 28373 (5.21/stable/ubuntu-24.04) → "
-            "29351 (5.21/stable/ubuntu-24.04)") in md
+    assert (
+        "- changed: lxd revision 28373 (5.21/stable/ubuntu-24.04) → "
+        "29351 (5.21/stable/ubuntu-24.04)"
+    ) in md
     assert 'id="snaps"' in render(log, "html")
 
 
@@ -135,7 +147,9 @@ def test_snaps_added_and_removed_in_the_two_column_form() -> None:
     assert snaps == {
         "added": [{"name": "core24", "revision": "490", "channel": None}],
         "removed": [{"name": "core20", "revision": "2318", "channel": None}],
-        "changed": [], "unchanged": 1}
+        "changed": [],
+        "unchanged": 1,
+    }
 
 
 @pytest.mark.parametrize("line", ["snap:lxd", "snap:lxd\tlatest", "snap:\t1", "snap:lxd\ta\tb\t1"])

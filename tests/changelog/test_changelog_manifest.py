@@ -73,14 +73,18 @@ def test_from_versions_validates() -> None:
 STATUS = Path("/var/lib/dpkg/status")
 
 
-@pytest.mark.skipif(not STATUS.is_file() or shutil.which("dpkg-query") is None,
-                    reason="not a Debian system: no /var/lib/dpkg/status or dpkg-query")
+@pytest.mark.skipif(
+    not STATUS.is_file() or shutil.which("dpkg-query") is None,
+    reason="not a Debian system: no /var/lib/dpkg/status or dpkg-query",
+)
 def test_real_dpkg_status_matches_dpkg_query() -> None:
     manifest = parse_manifest(STATUS)
     assert manifest.format == "status"
     out = subprocess.run(
         ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\n"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     expected = {}
     for line in out.splitlines():
@@ -95,7 +99,8 @@ def test_real_dpkg_status_matches_dpkg_query() -> None:
 def test_real_dpkg_query_three_columns_parse(tmp_path: Path) -> None:
     out = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Source}\n"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     path = tmp_path / "query.tsv"
     path.write_bytes(out)

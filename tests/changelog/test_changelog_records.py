@@ -6,16 +6,25 @@ from changelog.records import VS_PARENT, VS_RELEASE, ChangelogSummary, compariso
 
 
 def test_a_summary_survives_its_stored_form() -> None:
-    made = ChangelogSummary(3, {"upgraded": 2, "added": 1}, 4, {"md": "s3://b/c.md", "html": "s3://b/c.html"})
+    made = ChangelogSummary(
+        3, {"upgraded": 2, "added": 1}, 4, {"md": "s3://b/c.md", "html": "s3://b/c.html"}
+    )
     stored = made.to_json()
-    assert stored == {"against": 3, "summary": {"upgraded": 2, "added": 1}, "cves": 4,
-                      "uris": {"md": "s3://b/c.md", "html": "s3://b/c.html"}}
+    assert stored == {
+        "against": 3,
+        "summary": {"upgraded": 2, "added": 1},
+        "cves": 4,
+        "uris": {"md": "s3://b/c.md", "html": "s3://b/c.html"},
+    }
     assert ChangelogSummary.from_json(stored) == made
     assert (made.count("upgraded"), made.count("removed")) == (2, 0)
 
 
 def test_a_bases_changelog_field_parses_by_comparison() -> None:
-    field = {VS_PARENT: ChangelogSummary(2).to_json(), VS_RELEASE: ChangelogSummary(1, cves=1).to_json()}
+    field = {
+        VS_PARENT: ChangelogSummary(2).to_json(),
+        VS_RELEASE: ChangelogSummary(1, cves=1).to_json(),
+    }
     parsed = summaries(field)
     assert (parsed[comparison("parent")].against, parsed[comparison("release")].cves) == (2, 1)
     assert summaries({}) == {}

@@ -38,16 +38,33 @@ fresh\t5.0-1\t
 
 @pytest.fixture
 def changelog(tmp_path: Path) -> Changelog:
-    write_gz(tmp_path / "usr/share/doc/libfoo1/changelog.Debian.gz", changelog_text(
-        "foo", ["1.2-1", "1.1-1", "1.0-1"],
-        extra={"1.1-1": ["  * Escape test <script>alert('x')</script> & more."]}))
-    write_gz(tmp_path / "openssl.changelog.Debian.gz", changelog_text(
-        "openssl", ["3.0.11-1~deb12u2", "3.0.11-1~deb12u1"],
-        extra={"3.0.11-1~deb12u2": ["  * Fix CVE-2023-5678 and CVE-2024-0727.",
-                                    "  * Also cve-2023-5678 (duplicate mention)."]}))
-    write_gz(tmp_path / "bar.changelog.Debian.gz", changelog_text(
-        "bar", ["2.0-3", "2.0-2", "2.0-1"],
-        extra={"2.0-2": ["  * Security: CVE-2022-1111."]}))
+    write_gz(
+        tmp_path / "usr/share/doc/libfoo1/changelog.Debian.gz",
+        changelog_text(
+            "foo",
+            ["1.2-1", "1.1-1", "1.0-1"],
+            extra={"1.1-1": ["  * Escape test <script>alert('x')</script> & more."]},
+        ),
+    )
+    write_gz(
+        tmp_path / "openssl.changelog.Debian.gz",
+        changelog_text(
+            "openssl",
+            ["3.0.11-1~deb12u2", "3.0.11-1~deb12u1"],
+            extra={
+                "3.0.11-1~deb12u2": [
+                    "  * Fix CVE-2023-5678 and CVE-2024-0727.",
+                    "  * Also cve-2023-5678 (duplicate mention).",
+                ]
+            },
+        ),
+    )
+    write_gz(
+        tmp_path / "bar.changelog.Debian.gz",
+        changelog_text(
+            "bar", ["2.0-3", "2.0-2", "2.0-1"], extra={"2.0-2": ["  * Security: CVE-2022-1111."]}
+        ),
+    )
     old = parse_manifest_text(OLD, "old.manifest")
     new = parse_manifest_text(NEW, "new.manifest")
     return build_changelog(old, new, DirectorySource(tmp_path))
@@ -82,14 +99,20 @@ def test_missing_changelog_has_a_note(changelog: Changelog) -> None:
 def test_without_source_every_change_says_why() -> None:
     result = build_changelog(parse_manifest_text(OLD, "o"), parse_manifest_text(NEW, "n"))
     assert result.upgraded and all(
-        "no changelog source configured" in (item.note or "") for item in result.upgraded)
+        "no changelog source configured" in (item.note or "") for item in result.upgraded
+    )
 
 
 def test_json_schema(changelog: Changelog) -> None:
     data = json.loads(render(changelog, "json"))
     assert set(data) >= {"summary", "added", "removed", "upgraded", "downgraded", "cves"}
-    assert data["summary"] == {"added": 1, "removed": 1, "upgraded": 5, "downgraded": 1,
-                               "unchanged": 1}
+    assert data["summary"] == {
+        "added": 1,
+        "removed": 1,
+        "upgraded": 5,
+        "downgraded": 1,
+        "unchanged": 1,
+    }
     assert all(isinstance(v, int) for v in data["summary"].values())
     assert data["added"] == [{"package": "fresh", "version": "5.0-1"}]
     assert data["removed"] == [{"package": "gone", "version": "0.1-1"}]
@@ -108,7 +131,12 @@ def test_markdown_order_and_downgrade_flag(changelog: Changelog) -> None:
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert sections[0].startswith("## Security fixes (2 CVEs)")
     assert [s.split(" (")[0] for s in sections] == [
-        "## Security fixes", "## Upgraded", "## ⚠ DOWNGRADED packages", "## Added", "## Removed"]
+        "## Security fixes",
+        "## Upgraded",
+        "## ⚠ DOWNGRADED packages",
+        "## Added",
+        "## Removed",
+    ]
     row = "| openssl | 3.0.11-1~deb12u1 → 3.0.11-1~deb12u2 | 2 | CVE-2023-5678, CVE-2024-0727 |"
     assert row in md
     assert "### ⚠ DOWNGRADE bar 2.0-3 → 2.0-1" in md

@@ -72,8 +72,11 @@ def _build_deb(
     )
     write_gz(root / f"usr/share/doc/{doc_dir or package}/changelog.Debian.gz", changelog)
     deb = tmp_path / f"{package}_{version}_all.deb"
-    subprocess.run([DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
     return deb
 
 
@@ -97,8 +100,7 @@ def test_archive_without_apt_get_is_a_reason_not_a_crash(tmp_path: Path) -> None
 def _stub_apt_get(tmp_path: Path, deb: Path | None) -> str:
     """An apt-get stand-in: ``download`` copies a prebuilt .deb into cwd, or fails like apt."""
     script = tmp_path / "apt-get"
-    body = (f'cp "{deb}" .\n' if deb else
-            'echo "E: Version \'$3\' was not found" >&2\nexit 100\n')
+    body = f'cp "{deb}" .\n' if deb else "echo \"E: Version '$3' was not found\" >&2\nexit 100\n"
     script.write_text("#!/bin/sh\n" + body)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return str(script)
@@ -138,16 +140,23 @@ def test_native_changelog_gz_in_deb_and_damaged_gz_named(tmp_path: Path) -> None
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN/control").write_text(
         "Package: debconf\nVersion: 1.5.82\nArchitecture: all\n"
-        "Maintainer: Jane <jane@example.org>\nDescription: test package\n")
+        "Maintainer: Jane <jane@example.org>\nDescription: test package\n"
+    )
     write_gz(root / "usr/share/doc/debconf/changelog.gz", text)
     deb = tmp_path / "debconf_1.5.82_all.deb"
-    subprocess.run([DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
     assert changelog_from_deb(deb, ["debconf"]) == text
 
     gz = root / "usr/share/doc/debconf/changelog.gz"
     gz.write_bytes(gz.read_bytes()[:40])
-    subprocess.run([DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [DPKG_DEB, "--root-owner-group", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
     with pytest.raises(ChangelogFileError, match=r"_all.deb:.*/changelog.gz: truncated"):
         changelog_from_deb(deb, ["debconf"])

@@ -16,13 +16,18 @@ VERSION_CHARS = "0123456789abzAZ.+~-:" + " _\n!"
 
 
 def accepted_by_building_a_version(text: str) -> bool:
-    """The reference: python-debian's `Version`, then dpkg's empty-upstream / empty-revision rules."""
+    """The reference: python-debian's `Version`, then dpkg's empty-upstream / empty-revision
+    rules."""
     try:
         parsed = Version(text)
     except ValueError:
         return False
     without_epoch = text.partition(":")[2] if parsed.epoch is not None else text
-    return bool(parsed.upstream_version) and not without_epoch.startswith("-") and not text.endswith("-")
+    return (
+        bool(parsed.upstream_version)
+        and not without_epoch.startswith("-")
+        and not text.endswith("-")
+    )
 
 
 def accepts(text: str) -> bool:
@@ -55,7 +60,12 @@ def test_a_version_is_parsed_once_and_shared(text: str) -> None:
 
 
 def test_cached_versions_order_as_dpkg_does() -> None:
-    assert dpkg_version("1.0~rc1-1") < dpkg_version("1.0-1") < dpkg_version("1.0-1+b1") < dpkg_version("1:0.1-1")
+    assert (
+        dpkg_version("1.0~rc1-1")
+        < dpkg_version("1.0-1")
+        < dpkg_version("1.0-1+b1")
+        < dpkg_version("1:0.1-1")
+    )
     assert dpkg_version("1.0") == dpkg_version("0:1.0")
 
 

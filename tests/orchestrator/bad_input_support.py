@@ -36,8 +36,12 @@ class Workspace:
         assert run(["init", str(root)]).code == 0
         ws = cls(root)
         # the cases bring their own [canary] table (bad values in it), in place of init's
-        ws.config.write_text(re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", ws.config.read_text(), flags=re.MULTILINE))
-        assert ws.run("status").code == 0  # creates the store, so later runs can be compared with it
+        ws.config.write_text(
+            re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", ws.config.read_text(), flags=re.MULTILINE)
+        )
+        assert (
+            ws.run("status").code == 0
+        )  # creates the store, so later runs can be compared with it
         return ws
 
     def run(self, *args: str) -> Result:
@@ -48,7 +52,8 @@ class Workspace:
         return run(["--config", str(config), *args])
 
     def snapshot(self) -> str:
-        """Every row of the store and every file's bytes under the state directory, as one digest."""
+        """Every row of the store and every file's bytes under the state directory, as one
+        digest."""
         h = hashlib.sha256()
         db = self.root / ".imagefleet" / "state.db"
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

@@ -17,7 +17,9 @@ from orchestrator.store.dynamodb import DynamoStore
 @pytest.fixture
 def dynamo(aws: AwsFactory) -> DynamoStore:
     """A store on a new, empty table (one per test: the endpoint is shared by the session)."""
-    s = DynamoStore(aws.client("dynamodb", "us-east-1"), f"imagefleet-state-{uuid.uuid4().hex[:12]}")
+    s = DynamoStore(
+        aws.client("dynamodb", "us-east-1"), f"imagefleet-state-{uuid.uuid4().hex[:12]}"
+    )
     s.init_table()
     return s
 

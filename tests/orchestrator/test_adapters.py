@@ -1,6 +1,7 @@
 """boto3 is called only in adapters: the product modules that make an AWS client are exactly these.
 
-Checked on the source (the same AST walk as ``test_thin_cli``): a module not listed here that makes a
+Checked on the source (the same AST walk as ``test_thin_cli``): a module not listed here that makes
+a
 client (``.client(...)``) fails the test; so does a listed one that no longer does (keep the list
 true). Deciding code calls the adapter of its area (``pipelines/aws.py`` for the image pipeline).
 """
@@ -10,14 +11,14 @@ from __future__ import annotations
 from test_thin_cli import PACKAGES, ROOT, aws_calls
 
 ADAPTERS = {
-    "orchestrator/aws.py": "the client factory itself (retries, the endpoint switch, caller identity)",
+    "orchestrator/aws.py": "the client factory itself (retries, endpoint switch, caller identity)",
     "orchestrator/artifacts.py": "S3 artifacts every area reads and writes",
     "orchestrator/store/dynamodb.py": "the DynamoDB state store",
     "orchestrator/local/endpoint.py": "local mode: the embedded endpoint's table and bucket",
     "orchestrator/local/fleet.py": "local mode: the demo fleet",
     "orchestrator/local/memory.py": "local mode: the endpoint's memory of images",
-    "pipelines/aws.py": "the image adapter: EC2 images and instances, SSM parameters, Organizations",
-    "pipelines/fleet/discovery.py": "the fleet view's Auto Scaling groups and their instances' AMIs",
+    "pipelines/aws.py": "the image adapter: EC2 images, instances, SSM parameters, Organizations",
+    "pipelines/fleet/discovery.py": "the fleet view's Auto Scaling groups and their AMIs",
     "pipelines/notify.py": "the SNS notifier",
     "canary/executor.py": "launch-template versions and instance replacement",
     "canary/metrics.py": "CloudWatch metrics",
@@ -32,12 +33,19 @@ ADAPTERS = {
 
 
 def test_only_adapters_make_aws_clients() -> None:
-    making = {p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
-              if any(".client(" in call for call in aws_calls(p.read_text()))}
+    making = {
+        p.relative_to(ROOT).as_posix()
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        if any(".client(" in call for call in aws_calls(p.read_text()))
+    }
     assert making == set(ADAPTERS)
 
 
 def test_the_image_pipeline_reaches_aws_through_its_adapter() -> None:
     pipelines = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pipelines").rglob("*.py")}
     assert {p for p in pipelines if p in ADAPTERS} == {
-        "pipelines/aws.py", "pipelines/fleet/discovery.py", "pipelines/notify.py"}
+        "pipelines/aws.py",
+        "pipelines/fleet/discovery.py",
+        "pipelines/notify.py",
+    }

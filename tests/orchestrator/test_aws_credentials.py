@@ -17,9 +17,12 @@ import pytest
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory, credential_error
 from orchestrator.errors import AwsError, ExitStatus
 
-# STS's query-protocol error document (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html)
-STS_ERROR = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
-             "<Code>{code}</Code><Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>")
+# STS's query-protocol error document
+# (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html)
+STS_ERROR = (
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+    "<Code>{code}</Code><Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+)
 
 
 @pytest.fixture
@@ -47,7 +50,9 @@ def sts_answering() -> Iterator[tuple[list[tuple[str, str]], str]]:
     server.shutdown()
 
 
-def test_expired_and_rejected_tokens_name_the_fix(sts_answering: tuple[list[tuple[str, str]], str]) -> None:
+def test_expired_and_rejected_tokens_name_the_fix(
+    sts_answering: tuple[list[tuple[str, str]], str],
+) -> None:
     queue, url = sts_answering
     aws = AwsFactory(endpoint_url=url, credentials=dict(LOCAL_CREDENTIALS), max_attempts=1)
     queue.append(("ExpiredToken", "The security token included in the request is expired"))
@@ -63,10 +68,19 @@ def test_expired_and_rejected_tokens_name_the_fix(sts_answering: tuple[list[tupl
 
 @pytest.fixture
 def no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An environment with no AWS credentials anywhere (no files, no variables, no instance metadata)."""
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    """An environment with no AWS credentials anywhere (no files, no variables, no instance
+    metadata)."""
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     (tmp_path / "empty").write_text("")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "empty"))
@@ -77,7 +91,7 @@ def no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_credentials")
 def test_resolve_without_credentials_is_one_line_with_the_fix(workspace: object) -> None:
     ws = workspace
-    ws.edit(r'^endpoint_url = .*$', "")  # real AWS, as a new user's first try would be
+    ws.edit(r"^endpoint_url = .*$", "")  # real AWS, as a new user's first try would be
     r = ws.run("resolve", ws.family, "--stage", "candidate")
     assert r.code == 3, r.stderr
     lines = r.stderr.strip().splitlines()

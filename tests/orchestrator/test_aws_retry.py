@@ -17,8 +17,12 @@ import pytest
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.errors import AwsError, NotFoundError
 
-THROTTLED = (b'<?xml version="1.0" ' b'encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>'
-             b"<Message>Request limit " b"exceeded.</Message></Error></Errors><RequestID>r-1</RequestID></Response>")
+THROTTLED = (
+    b'<?xml version="1.0" '
+    b'encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code>'
+    b"<Message>Request limit "
+    b"exceeded.</Message></Error></Errors><RequestID>r-1</RequestID></Response>"
+)
 
 
 class Proxy:
@@ -45,8 +49,14 @@ class Proxy:
                     self.end_headers()
                     self.wfile.write(THROTTLED)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                req = urllib.request.Request(proxy.upstream + self.path, data=body, headers=headers, method="POST")
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length")
+                }
+                req = urllib.request.Request(
+                    proxy.upstream + self.path, data=body, headers=headers, method="POST"
+                )
                 try:
                     resp = urllib.request.urlopen(req, timeout=30)
                     status, data, rheaders = resp.status, resp.read(), resp.headers
@@ -54,7 +64,13 @@ class Proxy:
                     status, data, rheaders = exc.code, exc.read(), exc.headers
                 self.send_response(status)
                 for k, v in rheaders.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "server",
+                        "date",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -73,8 +89,13 @@ def proxy(aws_endpoint: str) -> Iterator[Proxy]:
 
 
 def factory(url: str, attempts: int = 5) -> AwsFactory:
-    return AwsFactory(endpoint_url=url, credentials=dict(LOCAL_CREDENTIALS), max_attempts=attempts,
-                      backoff_multiplier=0.01, backoff_max=0.05)
+    return AwsFactory(
+        endpoint_url=url,
+        credentials=dict(LOCAL_CREDENTIALS),
+        max_attempts=attempts,
+        backoff_multiplier=0.01,
+        backoff_max=0.05,
+    )
 
 
 @pytest.mark.integration

@@ -7,8 +7,16 @@ import pytest
 from orchestrator.aws import batches
 
 
-@pytest.mark.parametrize(("n", "size", "sizes"), [(0, 25, []), (25, 25, [25]), (26, 25, [25, 1]),
-                                                  (2500, 1000, [1000, 1000, 500]), (3, 1, [1, 1, 1])])
+@pytest.mark.parametrize(
+    ("n", "size", "sizes"),
+    [
+        (0, 25, []),
+        (25, 25, [25]),
+        (26, 25, [25, 1]),
+        (2500, 1000, [1000, 1000, 500]),
+        (3, 1, [1, 1, 1]),
+    ],
+)
 def test_batches_cover_every_item_once_in_order(n: int, size: int, sizes: list[int]) -> None:
     items = [f"i-{k:05d}" for k in range(n)]
     got = list(batches(items, size))

@@ -30,9 +30,15 @@ def test_every_registered_bench_names_a_function() -> None:
         assert callable(getattr(importlib.import_module(module), function)), b.target
 
 
-@pytest.mark.parametrize(("value", "goal", "met"), [
-    (0.9, "< 1 s", True), (1.0, "< 1 s", False), (500.0, "<= 500 MB", True), (3.0, "fast", None),
-])
+@pytest.mark.parametrize(
+    ("value", "goal", "met"),
+    [
+        (0.9, "< 1 s", True),
+        (1.0, "< 1 s", False),
+        (500.0, "<= 500 MB", True),
+        (3.0, "fast", None),
+    ],
+)
 def test_goals_written_as_text_are_checked(value: float, goal: str, met: bool | None) -> None:
     assert _met(value, goal) is met
 
@@ -42,14 +48,34 @@ def test_measure_process_reports_exit_codes_and_usage() -> None:
     assert m.seconds > 0 and m.peak_mb > 0
     with pytest.raises(RuntimeError, match="exited 3"):
         measure_process([sys.executable, "-c", "import sys; sys.exit(3)"])
-    assert measure_process([sys.executable, "-c", "import sys; sys.exit(1)"], ok_codes=(0, 1)).seconds > 0
+    assert (
+        measure_process([sys.executable, "-c", "import sys; sys.exit(1)"], ok_codes=(0, 1)).seconds
+        > 0
+    )
 
 
 def _results() -> dict[str, object]:
-    machine = {"date": "2026-01-01T00:00:00Z", "commit": "abc1234", "usable_cores": 2, "cores": 2,
-               "cpu": "Test CPU", "memory_gb": 4.0, "python": "3.11.7", "load_average": [1.5, 1.0, 0.5]}
-    figures = [Figure("perf compare, 100,000 rows", 3.2, "s", 3.9, "script", goal="<= 1.5x the script",
-                      met=True).to_dict()]
+    machine = {
+        "date": "2026-01-01T00:00:00Z",
+        "commit": "abc1234",
+        "usable_cores": 2,
+        "cores": 2,
+        "cpu": "Test CPU",
+        "memory_gb": 4.0,
+        "python": "3.11.7",
+        "load_average": [1.5, 1.0, 0.5],
+    }
+    figures = [
+        Figure(
+            "perf compare, 100,000 rows",
+            3.2,
+            "s",
+            3.9,
+            "script",
+            goal="<= 1.5x the script",
+            met=True,
+        ).to_dict()
+    ]
     return {"machine": machine, "figures": figures, "failed": {"canary-api": "exit 1"}}
 
 
@@ -60,7 +86,10 @@ def test_doc_table_is_replaced_between_the_markers_only(tmp_path: Path) -> None:
     text = doc.read_text()
     assert text.startswith("# Record\nintro\n") and text.endswith(f"{bench.TABLE_END}\nafter\n")
     assert "old table" not in text
-    assert ("| perf compare, 100,000 rows | 3.2 s (wall) | 3.9 s: script | 0.82x | <= 1.5x the " "script (met) |") in text
+    assert (
+        "| perf compare, 100,000 rows | 3.2 s (wall) | 3.9 s: script | 0.82x | <= 1.5x the "
+        "script (met) |"
+    ) in text
     assert "2 of 2 cores (Test CPU), 4.0 GB, Python 3.11.7" in text
     assert "Not measured this run: canary-api (exit 1)." in text
     json.dumps(_results())  # results.json's content is plain JSON

@@ -1,4 +1,5 @@
-"""Readers of user files stop at their limits: /dev/zero, a 1 GiB line, a gzip bomb — exit 2, bounded memory.
+"""Readers of user files stop at their limits: /dev/zero, a 1 GiB line, a gzip bomb — exit 2,
+bounded memory.
 
 Each command runs in a child process whose address space is capped (RLIMIT_AS) well above what
 the interpreter with pandas and scipy needs but far below what reading the input whole would
@@ -36,13 +37,23 @@ def run_capped(tmp_path: Path, *args: str) -> tuple[int, str, int]:
     at exit: ``wait4``'s ``ru_maxrss`` would also count the pages of the (large) test process the
     child was forked from before it exec'd."""
     peak = tmp_path / "peak-rss-kb"
-    capped = (f"import atexit, resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, " f"{CAP})); "
-              "atexit.register(lambda: open(" + repr(str(peak)) + ", 'w').write(next(l.split()[1] for l in "
-              "open('/proc/self/status') if l.startswith('VmHWM:')))); "
-              "sys.argv[0] = 'imagefleet'; runpy.run_module('imagefleet.cli', run_name='__main__')")
-    proc = subprocess.run([sys.executable, "-c", capped, *args], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          check=False)
+    capped = (
+        f"import atexit, resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, ({CAP}, "
+        f"{CAP})); "
+        "atexit.register(lambda: open("
+        + repr(str(peak))
+        + ", 'w').write(next(l.split()[1] for l in "
+        "open('/proc/self/status') if l.startswith('VmHWM:')))); "
+        "sys.argv[0] = 'imagefleet'; runpy.run_module('imagefleet.cli', run_name='__main__')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", capped, *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return proc.returncode, proc.stderr, int(peak.read_text())
 
 
@@ -58,14 +69,18 @@ def one_gib_line(tmp_path: Path) -> Path:
 def assert_refused(code: int, err: str, *needles: str) -> None:
     lines = err.strip().splitlines()
     assert code == 2, err[-2000:]
-    assert lines[0].startswith("error:") and len(lines) <= 2 and "unexpected" not in err, err[-2000:]
+    assert lines[0].startswith("error:") and len(lines) <= 2 and "unexpected" not in err, err[
+        -2000:
+    ]
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
 
 
 def test_canary_judge_of_dev_zero_stops_at_the_limit(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"metrics": {"lat": [1.0, 2.0, 3.0]}}')
-    code, err, rss = run_capped(tmp_path, "canary", "judge", "--baseline", "a.json", "--canary", "/dev/zero")
+    code, err, rss = run_capped(
+        tmp_path, "canary", "judge", "--baseline", "a.json", "--canary", "/dev/zero"
+    )
     assert_refused(code, err, "/dev/zero", "8 MiB limit")
     assert rss < RSS_LIMIT_KB, f"peak RSS {rss} KiB"
 
@@ -80,7 +95,9 @@ def test_perf_compare_of_dev_zero_and_of_a_1gib_line(tmp_path: Path, one_gib_lin
     assert max(rss, rss2) < RSS_LIMIT_KB, f"peak RSS {max(rss, rss2)} KiB"
 
 
-def test_a_1gib_one_line_manifest_is_refused_before_it_is_read(tmp_path: Path, one_gib_line: Path) -> None:
+def test_a_1gib_one_line_manifest_is_refused_before_it_is_read(
+    tmp_path: Path, one_gib_line: Path
+) -> None:
     code, err, rss = run_capped(tmp_path, "changelog", "diff", str(one_gib_line), str(one_gib_line))
     assert_refused(code, err, str(one_gib_line), "32 MiB limit for a manifest file")
     assert rss < RSS_LIMIT_KB, f"peak RSS {rss} KiB"
@@ -109,7 +126,9 @@ def test_limits_in_process(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError, match="8 MiB limit for a judge file"):
         inputs.read_bounded(big, "judge", lines=False)
     exact = tmp_path / "exact.txt"
-    exact.write_bytes(b"x" * inputs.MAX_LINE + b"\n" + b"y" * 10)  # a line of exactly the limit is fine
+    exact.write_bytes(
+        b"x" * inputs.MAX_LINE + b"\n" + b"y" * 10
+    )  # a line of exactly the limit is fine
     assert len(inputs.read_bounded(exact, "manifest")) == inputs.MAX_LINE + 11
     exact.write_bytes(b"ok\n" + b"x" * (inputs.MAX_LINE + 1) + b"\n")
     with pytest.raises(InputFormatError, match=r"exact.txt:2: a line longer"):
@@ -117,7 +136,8 @@ def test_limits_in_process(tmp_path: Path) -> None:
 
 
 def test_a_gzip_bomb_changelog_stops_at_the_limit(tmp_path: Path) -> None:
-    """65 MiB of newlines in 65 KiB of gzip: the changelog reader stops at 64 MiB, naming the file."""
+    """65 MiB of newlines in 65 KiB of gzip: the changelog reader stops at 64 MiB, naming the
+    file."""
     from changelog.sources import DirectorySource, Found
 
     cl = tmp_path / "cl"
@@ -140,8 +160,15 @@ def test_changelog_dir_links_out_of_the_tree_are_not_followed(tmp_path: Path) ->
     (cl / "usr/share/doc/openssl/changelog.Debian").symlink_to("../../../../../../../../etc/passwd")
     (cl / "usr/share/doc/libssl3t64").symlink_to("openssl")  # a link inside the tree is fine
     result = DirectorySource(cl).lookup(["openssl"], "3.0")
-    assert isinstance(result, Missing) and "a link out of" in result.reason and "not followed" in result.reason
-    (cl / "real.changelog").write_text("openssl (3.0) noble; urgency=medium\n\n  * x\n\n -- A <a@b>  Mon, 01 Jan 2024 00:00:00 " "+0000\n")
+    assert (
+        isinstance(result, Missing)
+        and "a link out of" in result.reason
+        and "not followed" in result.reason
+    )
+    (cl / "real.changelog").write_text(
+        "openssl (3.0) noble; urgency=medium\n\n  * x\n\n -- A <a@b>  Mon, 01 Jan 2024 00:00:00 "
+        "+0000\n"
+    )
     (cl / "usr/share/doc/openssl/changelog.Debian").unlink()
     (cl / "usr/share/doc/openssl/changelog.Debian").symlink_to(cl / "real.changelog")
     (cl / "openssl.changelog.Debian").unlink()
@@ -157,7 +184,10 @@ def test_samples_from_a_pipe_are_named_as_given(tmp_path: Path) -> None:
     ok.write_text("metric,value,unit,instance_type,arm\nm,1.0,ms,m5.large,new\n")
     writer = subprocess.Popen(["sh", "-c", f"printf 'metric,value\\nm,1\\n' > {fifo}"])
     err = io.StringIO()
-    code = raw_main(["perf", "compare", str(fifo), str(ok)], obj=Context(output=Output(stdout=io.StringIO(), stderr=err)))
+    code = raw_main(
+        ["perf", "compare", str(fifo), str(ok)],
+        obj=Context(output=Output(stdout=io.StringIO(), stderr=err)),
+    )
     writer.wait(timeout=30)
     assert code == 2 and str(fifo) in err.getvalue() and "imagefleet-input-" not in err.getvalue()
 

@@ -1,4 +1,5 @@
-"""Light commands start at once: they never import the statistics, plotting or local-AWS libraries."""
+"""Light commands start at once: they never import the statistics, plotting or local-AWS
+libraries."""
 
 from __future__ import annotations
 
@@ -25,8 +26,14 @@ print(json.dumps({"code": code, "heavy": heavy, "loaded": loaded}), file=sys.std
 
 
 def run_light(*args: str, cwd: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
@@ -39,28 +46,44 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("args", [
-    ("--version",), ("--help",), ("status",), ("history",), ("leases",),
-    ("changelog", "diff", "a.manifest", "b.manifest"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--version",),
+        ("--help",),
+        ("status",),
+        ("history",),
+        ("leases",),
+        ("changelog", "diff", "a.manifest", "b.manifest"),
+    ],
+)
 def test_light_commands_import_no_heavy_library(workdir: Path, args: tuple[str, ...]) -> None:
     result = run_light(*args, cwd=workdir)
     assert result["code"] == 0
     assert result["heavy"] == []
 
 
-@pytest.mark.parametrize("args", [
-    ("--version",), ("--help",), ("changelog", "diff", "a.manifest", "b.manifest"),
-    ("changelog", "diff", "a.manifest", "b.manifest", "--format", "json"),
-])
-def test_instant_commands_import_neither_aws_nor_rendering_libraries(workdir: Path, args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--version",),
+        ("--help",),
+        ("changelog", "diff", "a.manifest", "b.manifest"),
+        ("changelog", "diff", "a.manifest", "b.manifest", "--format", "json"),
+    ],
+)
+def test_instant_commands_import_neither_aws_nor_rendering_libraries(
+    workdir: Path, args: tuple[str, ...]
+) -> None:
     result = run_light(*args, cwd=workdir)
     assert result["code"] == 0
     assert result["loaded"] == []
 
 
 def test_the_probe_sees_what_a_command_loads(workdir: Path) -> None:
-    result = run_light("changelog", "diff", "a.manifest", "b.manifest", "--format", "html", cwd=workdir)
+    result = run_light(
+        "changelog", "diff", "a.manifest", "b.manifest", "--format", "html", cwd=workdir
+    )
     assert result["code"] == 0
     assert "jinja2" in result["loaded"]  # the HTML page is a template: the check would see a leak
 
@@ -71,21 +94,39 @@ def test_a_heavy_command_still_loads_what_it_needs(workdir: Path) -> None:
 
 
 # moto is the `local` extra: an install without it must run every command that does not start the
-# embedded endpoint. A None entry in sys.modules makes `import moto` fail as if it were not installed.
+# embedded endpoint. A None entry in sys.modules makes `import moto` fail as if it were not
+# installed.
 NO_MOTO = "import sys; sys.modules['moto'] = None\n" + PROBE
 
 
 def run_without_moto(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", NO_MOTO, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", NO_MOTO, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize("args, code, says", [
-    (("--help",), 0, ""), (("status",), 0, ""),
-    # resolve reads SSM: it gets as far as asking for the endpoint, which this workspace has not started
-    (("resolve", "demo", "--stage", "candidate"), 3, "error: the local endpoint is not running"),
-])
-def test_commands_run_without_moto(workdir: Path, args: tuple[str, ...], code: int, says: str) -> None:
+@pytest.mark.parametrize(
+    "args, code, says",
+    [
+        (("--help",), 0, ""),
+        (("status",), 0, ""),
+        # resolve reads SSM: it gets as far as asking for the endpoint, which this workspace has not
+        # started
+        (
+            ("resolve", "demo", "--stage", "candidate"),
+            3,
+            "error: the local endpoint is not running",
+        ),
+    ],
+)
+def test_commands_run_without_moto(
+    workdir: Path, args: tuple[str, ...], code: int, says: str
+) -> None:
     proc = run_without_moto(*args, cwd=workdir)
     *said, probe = proc.stderr.strip().splitlines()
     assert json.loads(probe)["code"] == code
@@ -99,4 +140,6 @@ def test_local_up_without_moto_names_the_extra(workdir: Path) -> None:
     assert json.loads(proc.stderr.strip().splitlines()[-1])["code"] == 3
     assert len(errors) == 1
     assert "imagefleet[local]" in errors[0]
-    assert not (workdir / ".imagefleet" / "local.json").exists()  # nothing started, nothing recorded
+    assert not (
+        workdir / ".imagefleet" / "local.json"
+    ).exists()  # nothing started, nothing recorded

@@ -44,7 +44,9 @@ def test_virtual_clock_moves_only_when_slept() -> None:
     c.sleep(90.5)
     c.sleep(-3)  # a deadline already passed: no time goes back
     assert c.time() == 1_800_000_090.5 and c.monotonic() == 90.5
-    assert c.since("2027-01-15T08:00:30+00:00").total_seconds() == 60.5  # 1_800_000_090.5 is 08:01:30.5
+    assert (
+        c.since("2027-01-15T08:00:30+00:00").total_seconds() == 60.5
+    )  # 1_800_000_090.5 is 08:01:30.5
 
 
 def test_virtual_clock_default_start_is_a_whole_minute_of_now() -> None:
@@ -59,8 +61,16 @@ def test_jobs_run_at_their_instants_in_due_order_while_a_sleep_passes() -> None:
     c.every(10, lambda: seen.append(("agent", c.time())))  # runs at once, then at 10, 20, ...
     c.every(25, lambda: seen.append(("bench", c.time())), now=False)
     c.sleep(50)
-    assert seen == [("agent", 0.0), ("agent", 10.0), ("agent", 20.0), ("bench", 25.0), ("agent", 30.0),
-                    ("agent", 40.0), ("agent", 50.0), ("bench", 50.0)]
+    assert seen == [
+        ("agent", 0.0),
+        ("agent", 10.0),
+        ("agent", 20.0),
+        ("bench", 25.0),
+        ("agent", 30.0),
+        ("agent", 40.0),
+        ("agent", 50.0),
+        ("bench", 50.0),
+    ]
     assert c.time() == 50.0
     c.sleep(4)  # nothing falls due
     assert len(seen) == 8 and c.time() == 54.0
@@ -124,7 +134,10 @@ def test_poll_until_gives_the_last_answer_when_the_timeout_passes() -> None:
         asked.append(clock.monotonic())
         return "pending"
 
-    assert clock.poll_until(check, lambda state: state != "pending", timeout=12, every=5) == ("pending", False)
+    assert clock.poll_until(check, lambda state: state != "pending", timeout=12, every=5) == (
+        "pending",
+        False,
+    )
     assert asked == [0.0, 5.0, 10.0, 15.0]  # asked once more after the deadline passed while asleep
 
 
@@ -133,15 +146,27 @@ def test_a_job_needs_a_positive_interval() -> None:
         VirtualClock().every(0, lambda: None)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (90, "1m"), (7200, "2h"), (3 * 86400, "3d"), (-3, "0s")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(5, "5s"), (90, "1m"), (7200, "2h"), (3 * 86400, "3d"), (-3, "0s")]
+)
 def test_human_age(seconds: int, text: str) -> None:
     from datetime import timedelta
 
     assert human_age(timedelta(seconds=seconds)) == text
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0m00s"), (249, "4m09s"), (3599, "59m59s"), (3600, "1h00m"),
-                                               (7500, "2h05m"), (30 * 3600 + 61, "30h01m"), (-5, "0m00s")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0m00s"),
+        (249, "4m09s"),
+        (3599, "59m59s"),
+        (3600, "1h00m"),
+        (7500, "2h05m"),
+        (30 * 3600 + 61, "30h01m"),
+        (-5, "0m00s"),
+    ],
+)
 def test_human_duration(seconds: int, text: str) -> None:
     from datetime import timedelta
 

@@ -31,7 +31,10 @@ def test_init_template_is_valid_and_typed(tmp_path: Path) -> None:
 
 
 def test_defaults_apply_to_a_minimal_file(tmp_path: Path) -> None:
-    s = load_text(tmp_path, '[families.web]\nos = "debian-12"\ntemplate = "t.json"\nsource_ami = "ami-0abc1234"\n')
+    s = load_text(
+        tmp_path,
+        '[families.web]\nos = "debian-12"\ntemplate = "t.json"\nsource_ami = "ami-0abc1234"\n',
+    )
     fam = s.family("web")
     assert fam.regions == ("us-east-1",) and fam.cohort_instance_types == ("t3.micro",)
     assert s.aws.max_attempts == config.DEFAULTS["aws"]["max_attempts"]
@@ -42,33 +45,50 @@ BAD = [
     ('regions = ["us-east-1", "us-west-2"]', 'regions = ["us-east-1", "mars-1"]', "aws.regions"),
     ('regions = ["us-east-1", "us-west-2"]', "regions = []", "aws.regions"),
     ('endpoint_url = "local"', 'endpoint_url = "ftp://x"', "aws.endpoint_url"),
-    ('artifact_bucket = "imagefleet-artifacts"', 'artifact_bucket = "Bad_Bucket"', "aws.artifact_bucket"),
-    ('backend = "sqlite"', 'backend = 3', "state.backend"),
+    (
+        'artifact_bucket = "imagefleet-artifacts"',
+        'artifact_bucket = "Bad_Bucket"',
+        "aws.artifact_bucket",
+    ),
+    ('backend = "sqlite"', "backend = 3", "state.backend"),
     ('architecture = "x86_64"', 'architecture = "sparc"', "families.demo.architecture"),
     ('os = "ubuntu-24.04"\n', "", "families.demo.os"),
     ('template = "packer/demo.pkr.hcl"\n', "", "families.demo.template"),
-    ('source_filter = {', 'source_ami = "ami-0abc1234"\nsource_filter = {', "families.demo"),
-    ('source_filter = { name = "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*", owners = ' '["099720109477"] }\n', "",
-     "families.demo"),
-    ('source_filter = {', 'source_ami = "not-an-ami"\nxsource_filter = {', "families.demo"),
-    ('regions = ["us-east-1", "us-west-2"]\ncohort', 'regions = ["eu-west-1"]\ncohort', "families.demo.regions"),
-    ('cohort_instance_types = ["t3.micro", "m5.large", "c5.large", "r5.large"]', 'cohort_instance_types = ["large"]',
-     "families.demo.cohort_instance_types"),
+    ("source_filter = {", 'source_ami = "ami-0abc1234"\nsource_filter = {', "families.demo"),
+    (
+        'source_filter = { name = "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*", owners = '
+        '["099720109477"] }\n',
+        "",
+        "families.demo",
+    ),
+    ("source_filter = {", 'source_ami = "not-an-ami"\nxsource_filter = {', "families.demo"),
+    (
+        'regions = ["us-east-1", "us-west-2"]\ncohort',
+        'regions = ["eu-west-1"]\ncohort',
+        "families.demo.regions",
+    ),
+    (
+        'cohort_instance_types = ["t3.micro", "m5.large", "c5.large", "r5.large"]',
+        'cohort_instance_types = ["large"]',
+        "families.demo.cohort_instance_types",
+    ),
     ('build_timeout = "20m"', 'build_timeout = "soon"', "families.demo.build_timeout"),
     ('build_timeout = "20m"', 'build_timeout = "20m"\ncolour = "blue"', "families.demo"),
-    ('[families.demo]', '[families.Demo_Bad]', "families.Demo_Bad"),
+    ("[families.demo]", "[families.Demo_Bad]", "families.Demo_Bad"),
     ('accounts = ["111111111111"]', 'accounts = ["1111"]', "stages.candidate.accounts"),
-    ('[stages.release]', '[stages.release]\nous = ["engineering"]', "stages.release.ous"),
-    ('[stages.release]', '[stages.prod]', "stages.prod"),
+    ("[stages.release]", '[stages.release]\nous = ["engineering"]', "stages.release.ous"),
+    ("[stages.release]", "[stages.prod]", "stages.prod"),
     ('families = ["demo"]', 'families = ["nope"]', "friends.payments.families"),
     ('accounts = ["333333333333"]', 'accounts = "333333333333"', "friends.payments.accounts"),
     ('release = ["arn:aws:*::123456789012:*"]', 'release = "me"', "promoters.release"),
-    ('[promoters]', '[promoters]\ncandidate = ["x"]', "promoters"),
-    ('[state]', '[stat]\n[state]', "stat"),
+    ("[promoters]", '[promoters]\ncandidate = ["x"]', "promoters"),
+    ("[state]", "[stat]\n[state]", "stat"),
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "key"), BAD, ids=[b[2] + f"-{i}" for i, b in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("old", "new", "key"), BAD, ids=[b[2] + f"-{i}" for i, b in enumerate(BAD)]
+)
 def test_each_bad_key_is_named(tmp_path: Path, old: str, new: str, key: str) -> None:
     assert old in TEMPLATE, old
     with pytest.raises(ConfigError) as err:
@@ -104,6 +124,8 @@ def test_finding_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         config.find_config()
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert config.parse_duration(text) == seconds

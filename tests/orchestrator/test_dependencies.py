@@ -27,10 +27,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS: dict[str, int] = {
     "orchestrator": 0,
-    "canary": 1, "perf": 1, "changelog": 1,
+    "canary": 1,
+    "perf": 1,
+    "changelog": 1,
     "pipelines": 2,
     "imagefleet": 3,
-    "bench": 4, "tools": 4,
+    "bench": 4,
+    "tools": 4,
 }
 PRODUCT = ("orchestrator", "canary", "perf", "changelog", "pipelines", "imagefleet")
 MODULE_NAME = re.compile(rf"^(?:{'|'.join(LAYERS)})(?:\.[a-z_0-9]+)+(?::[a-z_0-9]+)?$")
@@ -54,8 +57,12 @@ def named_packages(path: Path) -> list[str]:
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append(node.module)
-        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.match(node.value)
-              and _resolves(node.value)):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and MODULE_NAME.match(node.value)
+            and _resolves(node.value)
+        ):
             found.append(node.value)
     return [name for name in found if name.split(".")[0] in LAYERS]
 
@@ -72,8 +79,9 @@ def test_every_package_is_placed_in_a_layer() -> None:
     assert not may_import("pipelines", "imagefleet") and not may_import("imagefleet", "bench")
 
 
-@pytest.mark.parametrize(("importer", "imported"),
-                         [pair for pair in permutations(LAYERS, 2) if not may_import(*pair)])
+@pytest.mark.parametrize(
+    ("importer", "imported"), [pair for pair in permutations(LAYERS, 2) if not may_import(*pair)]
+)
 def test_no_module_imports_a_package_above_or_beside_it(importer: str, imported: str) -> None:
     offenders = {}
     for path in _files(importer):
@@ -85,8 +93,10 @@ def test_no_module_imports_a_package_above_or_beside_it(importer: str, imported:
 
 def test_the_checker_sees_a_lazy_import_and_a_name_string(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text('def f():\n    from canary import plan\n\nHANDLER = "perf.local_runner:tick"\n'
-                      'MOUNT = importlib.import_module("imagefleet.cli")\nLOG = "imagefleet.local_agents"\n')
+    sample.write_text(
+        'def f():\n    from canary import plan\n\nHANDLER = "perf.local_runner:tick"\n'
+        'MOUNT = importlib.import_module("imagefleet.cli")\nLOG = "imagefleet.local_agents"\n'
+    )
     assert named_packages(sample) == ["canary", "perf.local_runner:tick", "imagefleet.cli"]
 
 
@@ -102,25 +112,42 @@ def _modules(package: str) -> list[str]:
 @pytest.mark.parametrize("package", PRODUCT)
 def test_importing_a_package_loads_nothing_above_or_beside_it(package: str) -> None:
     forbidden = sorted(p for p in LAYERS if not may_import(package, p))
-    probe = ("import importlib, json, sys\n"
-             f"for name in {_modules(package)!r}:\n    importlib.import_module(name)\n"
-             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300, check=False)
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {_modules(package)!r}:\n    importlib.import_module(name)\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
 def test_the_command_line_mounts_the_areas_agents_and_the_rollback_listener() -> None:
-    probe = ("import imagefleet.cli, json, pathlib, sys\n"
-             "assert 'orchestrator.local.agents' not in sys.modules  # --version and --help pay " "nothing\n"
-             "imagefleet.cli.mount()  # what loading any area command does first\n"
-             "from canary import hooks\nfrom orchestrator.local import agents\n"
-             "print(','.join(name for name, _ in agents.registered()))\n"
-             "event = hooks.CohortRolledBack(None, pathlib.Path('.'), {}, 'c5.large')\n"
-             "print(json.dumps(hooks.cohort_rolled_back(event)))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, check=False)
+    probe = (
+        "import imagefleet.cli, json, pathlib, sys\n"
+        "assert 'orchestrator.local.agents' not in sys.modules  # --version and --help pay "
+        "nothing\n"
+        "imagefleet.cli.mount()  # what loading any area command does first\n"
+        "from canary import hooks\nfrom orchestrator.local import agents\n"
+        "print(','.join(name for name, _ in agents.registered()))\n"
+        "event = hooks.CohortRolledBack(None, pathlib.Path('.'), {}, 'c5.large')\n"
+        "print(json.dumps(hooks.cohort_rolled_back(event)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     handlers, lines = done.stdout.splitlines()[-2:]
     assert handlers == "canary.local_health,perf.local_runner"

@@ -36,17 +36,23 @@ from orchestrator.local.faults import (
 )
 
 
-# --- the spec -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "spec"), [
-    ("throttle=0.1,5xx=0.05,reset=0.02,latency=200ms",
-     FaultSpec(throttle=0.1, error_5xx=0.05, reset=0.02, latency_s=0.2)),
-    ("reset-after=0.5", FaultSpec(reset_after=0.5)),
-    (" throttle = 1 ", FaultSpec(throttle=1.0)),
-    ("latency=1.5s,packer=on", FaultSpec(latency_s=1.5, packer=True)),
-    ("throttle=0", FaultSpec()),
-    ("consistency=5s,throttle=0.1", FaultSpec(throttle=0.1, consistency_s=5.0)),
-    ("consistency=500ms,clock=manual", FaultSpec(consistency_s=0.5, clock="manual")),
-])
+# --- the spec
+# -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        (
+            "throttle=0.1,5xx=0.05,reset=0.02,latency=200ms",
+            FaultSpec(throttle=0.1, error_5xx=0.05, reset=0.02, latency_s=0.2),
+        ),
+        ("reset-after=0.5", FaultSpec(reset_after=0.5)),
+        (" throttle = 1 ", FaultSpec(throttle=1.0)),
+        ("latency=1.5s,packer=on", FaultSpec(latency_s=1.5, packer=True)),
+        ("throttle=0", FaultSpec()),
+        ("consistency=5s,throttle=0.1", FaultSpec(throttle=0.1, consistency_s=5.0)),
+        ("consistency=500ms,clock=manual", FaultSpec(consistency_s=0.5, clock="manual")),
+    ],
+)
 def test_specs_parse(text: str, spec: FaultSpec) -> None:
     assert parse_spec(text) == spec
     if spec == FaultSpec():
@@ -55,30 +61,34 @@ def test_specs_parse(text: str, spec: FaultSpec) -> None:
         assert parse_spec(str(spec)) == spec  # the proxy's banner reads back as the same spec
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("", "expected key=value"),
-    ("throttle", "expected key=value"),
-    ("throttle=", "expected key=value"),
-    ("throttle=0.1,", "expected key=value"),
-    ("throttle=1.5", "between 0 and 1"),
-    ("throttle=-0.1", "between 0 and 1"),
-    ("throttle=lots", "between 0 and 1"),
-    ("throttle=0.1,throttle=0.2", "given twice"),
-    ("throttle=0.6,5xx=0.5", "add up to 1.1"),
-    ("timeout=0.1", "unknown fault 'timeout'"),
-    ("latency=200", "200ms or 1.5s"),
-    ("latency=fast", "200ms or 1.5s"),
-    ("packer=yes", "on or off"),
-    ("consistency=5", "consistency must look like 200ms or 1.5s"),
-    ("clock=virtual", "wall or manual"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "expected key=value"),
+        ("throttle", "expected key=value"),
+        ("throttle=", "expected key=value"),
+        ("throttle=0.1,", "expected key=value"),
+        ("throttle=1.5", "between 0 and 1"),
+        ("throttle=-0.1", "between 0 and 1"),
+        ("throttle=lots", "between 0 and 1"),
+        ("throttle=0.1,throttle=0.2", "given twice"),
+        ("throttle=0.6,5xx=0.5", "add up to 1.1"),
+        ("timeout=0.1", "unknown fault 'timeout'"),
+        ("latency=200", "200ms or 1.5s"),
+        ("latency=fast", "200ms or 1.5s"),
+        ("packer=yes", "on or off"),
+        ("consistency=5", "consistency must look like 200ms or 1.5s"),
+        ("clock=virtual", "wall or manual"),
+    ],
+)
 def test_bad_specs_are_bad_input(text: str, says: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_spec(text)
     assert says in str(err.value) and err.value.exit_code == ExitStatus.BAD_INPUT
 
 
-# --- the decisions ------------------------------------------------------------------------------------
+# --- the decisions
+# ------------------------------------------------------------------------------------
 SPEC = FaultSpec(throttle=0.1, error_5xx=0.05, reset=0.02, reset_after=0.01)
 
 
@@ -113,12 +123,14 @@ def test_no_faults_forwards_everything_and_certain_faults_always_happen() -> Non
     assert {plan.decide().fault for _ in range(1000)} == {Fault.RESET}
 
 
-# --- the answers --------------------------------------------------------------------------------------
+# --- the answers
+# --------------------------------------------------------------------------------------
 _SESSION = botocore.session.get_session()
 
 
 def signed(service: str, operation: str, params: dict[str, Any]) -> tuple[Request, Any]:
-    """``operation`` as botocore puts it on the wire (serialized and SigV4-signed), and its model."""
+    """``operation`` as botocore puts it on the wire (serialized and SigV4-signed), and its
+    model."""
     model = _SESSION.get_service_model(service)
     op = model.operation_model(operation)
     req = create_serializer(model.protocol).serialize_to_request(params, op)
@@ -127,18 +139,29 @@ def signed(service: str, operation: str, params: dict[str, Any]) -> tuple[Reques
     SigV4Auth(Credentials("testing", "testing"), model.signing_name, "us-east-1").add_auth(aws_req)
     prepared = aws_req.prepare()
     body = prepared.body or b""
-    headers = {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in prepared.headers.items()}
-    return Request(prepared.method, urlsplit(prepared.url).path, headers,
-                   body.encode() if isinstance(body, str) else body), op
+    headers = {
+        k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in prepared.headers.items()
+    }
+    return Request(
+        prepared.method,
+        urlsplit(prepared.url).path,
+        headers,
+        body.encode() if isinstance(body, str) else body,
+    ), op
 
 
-def parsed_error(service: str, operation: str, params: dict[str, Any], decision: Decision) -> tuple[str, dict[str, Any]]:
+def parsed_error(
+    service: str, operation: str, params: dict[str, Any], decision: Decision
+) -> tuple[str, dict[str, Any]]:
     req, op = signed(service, operation, params)
     resp = error_response(req, decision)
     headers = HeadersDict(resp.headers)
     parsed = create_parser(_SESSION.get_service_model(service).protocol).parse(
-        {"status_code": resp.status, "headers": headers, "body": resp.body}, op.output_shape)
-    parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = resp.status  # as botocore's endpoint adds it
+        {"status_code": resp.status, "headers": headers, "body": resp.body}, op.output_shape
+    )
+    parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = (
+        resp.status
+    )  # as botocore's endpoint adds it
     return protocol_of(req), parsed
 
 
@@ -147,17 +170,41 @@ CASES = [
     ("ec2", "DescribeInstances", {}, "ec2", (503, "RequestLimitExceeded")),
     ("autoscaling", "DescribeAutoScalingGroups", {}, "query", (400, "Throttling")),
     ("sts", "GetCallerIdentity", {}, "query", (400, "Throttling")),
-    ("ssm", "GetParameter", {"Name": "/imagefleet/demo/candidate"}, "json", (400, "ThrottlingException")),
-    ("dynamodb", "GetItem", {"TableName": "imagefleet-state", "Key": {"pk": {"S": "x"}}}, "json",
-     (400, "ThrottlingException")),
-    ("cloudwatch", "ListMetrics", {"Namespace": "imagefleet"}, "cbor", (400, "ThrottlingException")),
-    ("s3", "GetObject", {"Bucket": "imagefleet-artifacts", "Key": "a/b.txt"}, "rest-xml", (503, "SlowDown")),
+    (
+        "ssm",
+        "GetParameter",
+        {"Name": "/imagefleet/demo/candidate"},
+        "json",
+        (400, "ThrottlingException"),
+    ),
+    (
+        "dynamodb",
+        "GetItem",
+        {"TableName": "imagefleet-state", "Key": {"pk": {"S": "x"}}},
+        "json",
+        (400, "ThrottlingException"),
+    ),
+    (
+        "cloudwatch",
+        "ListMetrics",
+        {"Namespace": "imagefleet"},
+        "cbor",
+        (400, "ThrottlingException"),
+    ),
+    (
+        "s3",
+        "GetObject",
+        {"Bucket": "imagefleet-artifacts", "Key": "a/b.txt"},
+        "rest-xml",
+        (503, "SlowDown"),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("service", "operation", "params", "protocol", "throttle"), CASES)
-def test_throttles_read_as_each_services_own_throttling(service: str, operation: str, params: dict[str, Any],
-                                                        protocol: str, throttle: tuple[int, str]) -> None:
+def test_throttles_read_as_each_services_own_throttling(
+    service: str, operation: str, params: dict[str, Any], protocol: str, throttle: tuple[int, str]
+) -> None:
     seen, parsed = parsed_error(service, operation, params, Decision(Fault.THROTTLE))
     assert seen == protocol
     assert (parsed["ResponseMetadata"]["HTTPStatusCode"], parsed["Error"]["Code"]) == throttle
@@ -166,12 +213,25 @@ def test_throttles_read_as_each_services_own_throttling(service: str, operation:
 
 @pytest.mark.parametrize(("service", "operation", "params", "protocol", "throttle"), CASES)
 @pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_read_as_5xx(service: str, operation: str, params: dict[str, Any], protocol: str,
-                                   throttle: tuple[int, str], status: int) -> None:
+def test_server_errors_read_as_5xx(
+    service: str,
+    operation: str,
+    params: dict[str, Any],
+    protocol: str,
+    throttle: tuple[int, str],
+    status: int,
+) -> None:
     _, parsed = parsed_error(service, operation, params, Decision(Fault.ERROR_5XX, status))
-    expected = {500: {"json": "InternalServerError", "cbor": "InternalServerError"}.get(protocol, "InternalError"),
-                503: "ServiceUnavailable"}[status]
-    assert (parsed["ResponseMetadata"]["HTTPStatusCode"], parsed["Error"]["Code"]) == (status, expected)
+    expected = {
+        500: {"json": "InternalServerError", "cbor": "InternalServerError"}.get(
+            protocol, "InternalError"
+        ),
+        503: "ServiceUnavailable",
+    }[status]
+    assert (parsed["ResponseMetadata"]["HTTPStatusCode"], parsed["Error"]["Code"]) == (
+        status,
+        expected,
+    )
     assert is_retryable(bex.ClientError(parsed, operation))
 
 
@@ -182,5 +242,7 @@ def test_cbor_maps_are_rfc_8949() -> None:
 
 
 def test_packer_is_told_apart_by_its_go_sdk() -> None:
-    assert is_packer("aws-sdk-go/1.36.0 (go1.15.9; linux; amd64) APN/1.0 HashiCorp/1.0 Packer/1.6.6")
+    assert is_packer(
+        "aws-sdk-go/1.36.0 (go1.15.9; linux; amd64) APN/1.0 HashiCorp/1.0 Packer/1.6.6"
+    )
     assert not is_packer("Boto3/1.44.8 md/Botocore#1.44.8 ua/2.1 os/linux#6.1 lang/python#3.11.7")

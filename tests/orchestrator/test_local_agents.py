@@ -13,8 +13,12 @@ from orchestrator.local.agents import AgentEnv, attach, tick_all
 
 
 def _env(clock: Clock, tmp_path: Path) -> AgentEnv:
-    return AgentEnv(aws=AwsFactory(endpoint_url="http://127.0.0.1:9"), state_dir=tmp_path, regions=("us-east-1",),
-                    clock=clock)
+    return AgentEnv(
+        aws=AwsFactory(endpoint_url="http://127.0.0.1:9"),
+        state_dir=tmp_path,
+        regions=("us-east-1",),
+        clock=clock,
+    )
 
 
 def test_handlers_run_around_each_sleep_on_the_clock_they_share(tmp_path: Path) -> None:
@@ -38,7 +42,9 @@ def test_a_failing_handler_is_recorded_and_the_others_still_run(tmp_path: Path) 
         calls.append("broken")
         raise RuntimeError("endpoint answered 500")
 
-    agents = attach(clock, _env(clock, tmp_path), [("broken", broken), ("ok", lambda _: calls.append("ok"))])
+    agents = attach(
+        clock, _env(clock, tmp_path), [("broken", broken), ("ok", lambda _: calls.append("ok"))]
+    )
     clock.sleep(10)
     assert calls == ["broken", "ok"] * 3
     assert agents.ticks == 3 and [str(e) for e in agents.failures] == ["endpoint answered 500"] * 3

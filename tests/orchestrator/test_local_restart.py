@@ -37,7 +37,13 @@ def test_a_restart_after_moto_died_stops_the_orphaned_fault_proxy(tmp_path: Path
 
 
 def test_local_up_with_other_faults_on_a_running_endpoint_is_refused(tmp_path: Path) -> None:
-    assert raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO()))) == 0
+    assert (
+        raw_main(
+            ["init", str(tmp_path)],
+            obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO())),
+        )
+        == 0
+    )
     config = str(tmp_path / "imagefleet.toml")
     ctx = Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO()))
     assert raw_main(["--config", config, "local", "up", "--no-agents", "--no-seed"], obj=ctx) == 0
@@ -45,12 +51,20 @@ def test_local_up_with_other_faults_on_a_running_endpoint_is_refused(tmp_path: P
     before = ep.info()
     try:
         err = io.StringIO()
-        code = raw_main(["--config", config, "local", "up", "--no-agents", "--faults", "throttle=0.2"],
-                        obj=Context(output=Output(stdout=io.StringIO(), stderr=err)))
+        code = raw_main(
+            ["--config", config, "local", "up", "--no-agents", "--faults", "throttle=0.2"],
+            obj=Context(output=Output(stdout=io.StringIO(), stderr=err)),
+        )
         lines = err.getvalue().strip().splitlines()
         assert code == 2 and len(lines) == 2, err.getvalue()
         assert "already running without faults" in lines[0] and "nothing was changed" in lines[0]
         assert lines[1].startswith("hint: 'imagefleet local down'")
         assert ep.info() == before and before is not None and before.faults is None
     finally:
-        assert raw_main(["--config", config, "local", "down"], obj=Context(output=Output(stdout=io.StringIO()))) == 0
+        assert (
+            raw_main(
+                ["--config", config, "local", "down"],
+                obj=Context(output=Output(stdout=io.StringIO())),
+            )
+            == 0
+        )

@@ -19,12 +19,31 @@ def test_printable_escapes_every_control_character() -> None:
 
 
 def test_history_and_leases_show_hostile_reasons_escaped(tmp_path: Path) -> None:
-    assert raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO()))) == 0
+    assert (
+        raw_main(
+            ["init", str(tmp_path)],
+            obj=Context(output=Output(stdout=io.StringIO(), stderr=io.StringIO())),
+        )
+        == 0
+    )
     store = SqliteStore(tmp_path / ".imagefleet" / "state.db")
-    store.audit(f"arn:aws:iam::1:user/ops{HOSTILE}", "promote", "demo:1", reason=HOSTILE, details={"note": HOSTILE})
+    store.audit(
+        f"arn:aws:iam::1:user/ops{HOSTILE}",
+        "promote",
+        "demo:1",
+        reason=HOSTILE,
+        details={"note": HOSTILE},
+    )
     out, err = io.StringIO(), io.StringIO()
-    assert raw_main(["--config", str(tmp_path / "imagefleet.toml"), "history"],
-                    obj=Context(output=Output(stdout=out, stderr=err))) == 0, err.getvalue()
+    assert (
+        raw_main(
+            ["--config", str(tmp_path / "imagefleet.toml"), "history"],
+            obj=Context(output=Output(stdout=out, stderr=err)),
+        )
+        == 0
+    ), err.getvalue()
     text = out.getvalue()
     assert not any(c in text for c in "\x1b\x07\r\u202e"), repr(text)
-    assert "\\x1b]0;owned\\x07" in text and "[red]rm[/]" in text  # shown as typed, neither acted on nor eaten
+    assert (
+        "\\x1b]0;owned\\x07" in text and "[red]rm[/]" in text
+    )  # shown as typed, neither acted on nor eaten

@@ -1,7 +1,9 @@
-"""Each document kind is declared once, by the area that owns it (``<area>/records.py``, or the core's
+"""Each document kind is declared once, by the area that owns it (``<area>/records.py``, or the
+core's
 own ``BUCKET_KIND``), and no other product module spells it: readers import the constant and the
 record type. The core's migrations of older layouts are the one exception (they write the kinds out
-as they were when the records moved; ``tests/pipelines/test_records_migration.py`` checks they agree).
+as they were when the records moved; ``tests/pipelines/test_records_migration.py`` checks they
+agree).
 """
 
 from __future__ import annotations
@@ -13,16 +15,29 @@ from pathlib import Path
 from orchestrator.store import BUCKET_KIND
 
 ROOT = Path(__file__).parents[2]
-PRODUCT = ("bench", "canary", "changelog", "imagefleet", "orchestrator", "perf", "pipelines", "tools")
+PRODUCT = (
+    "bench",
+    "canary",
+    "changelog",
+    "imagefleet",
+    "orchestrator",
+    "perf",
+    "pipelines",
+    "tools",
+)
 MIGRATIONS = {"orchestrator/store/sqlite_file.py", "orchestrator/store/dynamodb_legacy.py"}
 # The same words used for something that is not a document kind, each with its reason.
 NOT_KINDS = {
-    ("pipelines/run.py", "canary-rollout"): "the name of `run`'s journal step that starts the rollout",
+    (
+        "pipelines/run.py",
+        "canary-rollout",
+    ): "the name of `run`'s journal step that starts the rollout",
 }
 
 
 def declared_kinds() -> dict[str, str]:
-    """kind -> the module that declares it (every ``*_KIND`` string of an area's ``records`` module)."""
+    """kind -> the module that declares it (every ``*_KIND`` string of an area's ``records``
+    module)."""
     kinds = {BUCKET_KIND: "orchestrator/store/__init__.py"}
     for records in sorted(ROOT.glob("*/records.py")):
         module = importlib.import_module(f"{records.parent.name}.records")
@@ -40,8 +55,13 @@ def spellings(kinds: dict[str, str], root: Path = ROOT) -> list[tuple[str, str]]
     for package in PRODUCT:
         for path in sorted((root / package).rglob("*.py")):
             rel = str(path.relative_to(root))
-            found += [(rel, m.group(1)) for m in quoted.finditer(path.read_text())
-                      if rel != kinds[m.group(1)] and rel not in MIGRATIONS and (rel, m.group(1)) not in NOT_KINDS]
+            found += [
+                (rel, m.group(1))
+                for m in quoted.finditer(path.read_text())
+                if rel != kinds[m.group(1)]
+                and rel not in MIGRATIONS
+                and (rel, m.group(1)) not in NOT_KINDS
+            ]
     return found
 
 

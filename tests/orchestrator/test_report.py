@@ -1,4 +1,5 @@
-"""The report site: built from a store, opened in headless Chromium (Debian's), no console errors."""
+"""The report site: built from a store, opened in headless Chromium (Debian's), no console
+errors."""
 
 from __future__ import annotations
 
@@ -28,44 +29,131 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def _wave(index: int, decision_shift: float | None, seed: int) -> dict[str, Any]:
     """A wave as the controller records it; its verdict from the real judge on seeded samples."""
     if decision_shift is None:
-        return {"index": index, "target": 1, "steps": 1, "batches": [], "status": "pending", "verdict": None}
+        return {
+            "index": index,
+            "target": 1,
+            "steps": 1,
+            "batches": [],
+            "status": "pending",
+            "verdict": None,
+        }
     rng = random.Random(seed)
-    base = {"latency_ms": [rng.gauss(100, 3) for _ in range(30)],
-            "error_rate": [rng.gauss(1, 0.1) for _ in range(30)], "cpu": [rng.gauss(40, 2) for _ in range(30)]}
+    base = {
+        "latency_ms": [rng.gauss(100, 3) for _ in range(30)],
+        "error_rate": [rng.gauss(1, 0.1) for _ in range(30)],
+        "cpu": [rng.gauss(40, 2) for _ in range(30)],
+    }
     # the same values in another order: only the latency shift tells the two sides apart
-    canary = {k: [x * (decision_shift if k == "latency_ms" else 1.0) for x in v[::-1]] for k, v in base.items()}
+    canary = {
+        k: [x * (decision_shift if k == "latency_ms" else 1.0) for x in v[::-1]]
+        for k, v in base.items()
+    }
     cfg = canary_config.from_settings(parse({}))
-    return {"index": index, "target": 1, "steps": 1, "batches": [], "status": "judged",
-            "verdict": verdict(cfg, base, canary)}
+    return {
+        "index": index,
+        "target": 1,
+        "steps": 1,
+        "batches": [],
+        "status": "judged",
+        "verdict": verdict(cfg, base, canary),
+    }
 
 
 def populate(store: StateStore) -> None:
     for v in (1, 2, 3):
-        store.put_base(BaseVersion("web", v, {"us-east-1": f"ami-{v:017x}"}, "ami-00000000000000001",
-                                   v - 1 or None, f"bake-{v}", utcnow(), changelog={"vs_parent": {
-                                       "against": v - 1, "summary": {"upgraded": v, "added": 1}, "cves": 2 * v,
-                                       "uris": {"html": f"s3://bucket/web/{v}/changelog.html"}}} if v > 1 else {}))
+        store.put_base(
+            BaseVersion(
+                "web",
+                v,
+                {"us-east-1": f"ami-{v:017x}"},
+                "ami-00000000000000001",
+                v - 1 or None,
+                f"bake-{v}",
+                utcnow(),
+                changelog={
+                    "vs_parent": {
+                        "against": v - 1,
+                        "summary": {"upgraded": v, "added": 1},
+                        "cves": 2 * v,
+                        "uris": {"html": f"s3://bucket/web/{v}/changelog.html"},
+                    }
+                }
+                if v > 1
+                else {},
+            )
+        )
     for v in (1, 2, 3):
-        store.move_pointer("web", "candidate", v, action="promote", actor="arn:aws:iam::1:user/ops", reason="")
-    store.move_pointer("web", "candidate", 2, action="rollback", actor="arn:aws:iam::1:user/ops", reason="kernel")
-    store.move_pointer("web", "release", 1, action="promote", actor="arn:aws:iam::1:user/ops", reason="first")
+        store.move_pointer(
+            "web", "candidate", v, action="promote", actor="arn:aws:iam::1:user/ops", reason=""
+        )
+    store.move_pointer(
+        "web", "candidate", 2, action="rollback", actor="arn:aws:iam::1:user/ops", reason="kernel"
+    )
+    store.move_pointer(
+        "web", "release", 1, action="promote", actor="arn:aws:iam::1:user/ops", reason="first"
+    )
     cohorts = [
-        {"key": "m5.large", "status": "passed", "size": 40, "replaced": 40, "groups": [],
-         "waves": [_wave(0, 1.0, 1), _wave(1, 1.0, 2)]},
-        {"key": "r5.large", "status": "rolled_back", "size": 20, "replaced": 0, "groups": [],
-         "waves": [_wave(0, 1.6, 3), _wave(1, None, 4)]},
+        {
+            "key": "m5.large",
+            "status": "passed",
+            "size": 40,
+            "replaced": 40,
+            "groups": [],
+            "waves": [_wave(0, 1.0, 1), _wave(1, 1.0, 2)],
+        },
+        {
+            "key": "r5.large",
+            "status": "rolled_back",
+            "size": 20,
+            "replaced": 0,
+            "groups": [],
+            "waves": [_wave(0, 1.6, 3), _wave(1, None, 4)],
+        },
     ]
-    rollout = Rollout.from_dict({
-        "id": "web-3-abc123", "family": "web", "new": {"ref": "web:3", "version": 3, "amis": {}},
-        "status": "failed", "reason": "rolled back: r5.large", "created_at": utcnow(), "cohorts": cohorts,
-        "groups": {}, "api_calls": {"by_operation": {"ec2.RunInstances": 123}}})
-    RolloutRecords(rollout.id).save(store, rollout)  # as the controller saves it: a header and parts
-    store.put_doc(PERF_KIND, "perf-0001", {
-        "id": "perf-0001", "family": "web", "status": "done", "verdict": "no_regression",
-        "candidate": {"ref": "web:3"}, "baseline": {"ref": "web:1"}, "started_at": utcnow(), "plots": [],
-        "comparison": {"comparisons": [{"instance_type": "m5.large", "metric": "sysbench_cpu", "ratio": 1.004,
-                                        "ci_low": 0.99, "ci_high": 1.02, "p_adjusted": 0.6,
-                                        "verdict": "no_regression"}]}}, expected_revision=None)
+    rollout = Rollout.from_dict(
+        {
+            "id": "web-3-abc123",
+            "family": "web",
+            "new": {"ref": "web:3", "version": 3, "amis": {}},
+            "status": "failed",
+            "reason": "rolled back: r5.large",
+            "created_at": utcnow(),
+            "cohorts": cohorts,
+            "groups": {},
+            "api_calls": {"by_operation": {"ec2.RunInstances": 123}},
+        }
+    )
+    RolloutRecords(rollout.id).save(
+        store, rollout
+    )  # as the controller saves it: a header and parts
+    store.put_doc(
+        PERF_KIND,
+        "perf-0001",
+        {
+            "id": "perf-0001",
+            "family": "web",
+            "status": "done",
+            "verdict": "no_regression",
+            "candidate": {"ref": "web:3"},
+            "baseline": {"ref": "web:1"},
+            "started_at": utcnow(),
+            "plots": [],
+            "comparison": {
+                "comparisons": [
+                    {
+                        "instance_type": "m5.large",
+                        "metric": "sysbench_cpu",
+                        "ratio": 1.004,
+                        "ci_low": 0.99,
+                        "ci_high": 1.02,
+                        "p_adjusted": 0.6,
+                        "verdict": "no_regression",
+                    }
+                ]
+            },
+        },
+        expected_revision=None,
+    )
     store.audit("arn:aws:iam::1:user/ops", "bake", "web:3", "")
 
 
@@ -76,19 +164,38 @@ def add_fleet_snapshots(store: StateStore, plot_dir: Path) -> None:
     from pipelines.fleet.plot import burndown_plot
 
     bases = [fleet.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()]
-    bases.append(fleet.KnownBase("noble:1", "noble", {"us-east-1": "ami-0000000000000000a"}, utcnow()))
-    releases = {"ubuntu-20.04": fleet.OsRelease("ubuntu-20.04", date(2025, 5, 31)),
-                "ubuntu-24.04": fleet.OsRelease("ubuntu-24.04", date(2029, 5, 31))}
+    bases.append(
+        fleet.KnownBase("noble:1", "noble", {"us-east-1": "ami-0000000000000000a"}, utcnow())
+    )
+    releases = {
+        "ubuntu-20.04": fleet.OsRelease("ubuntu-20.04", date(2025, 5, 31)),
+        "ubuntu-24.04": fleet.OsRelease("ubuntu-24.04", date(2029, 5, 31)),
+    }
     bodies = []
     for day, moved in ((1, 0), (8, 6)):
-        groups = [fleet.DiscoveredGroup("web-m5", "us-east-1", "web",
-                                        {"ami-00000000000000001": 10 - moved, "ami-0000000000000000a": moved})]
-        v = fleet.view(groups, bases, {"web": "ubuntu-20.04", "noble": "ubuntu-24.04"}, releases,
-                       datetime.now(UTC) + timedelta(days=day))
+        groups = [
+            fleet.DiscoveredGroup(
+                "web-m5",
+                "us-east-1",
+                "web",
+                {"ami-00000000000000001": 10 - moved, "ami-0000000000000000a": moved},
+            )
+        ]
+        v = fleet.view(
+            groups,
+            bases,
+            {"web": "ubuntu-20.04", "noble": "ubuntu-24.04"},
+            releases,
+            datetime.now(UTC) + timedelta(days=day),
+        )
         bodies.append({"id": f"snap-{day}", **v.to_dict()})
-    plot = burndown_plot(fleet.burndown(bodies), plot_dir / "fleet-burndown.png", frozenset({"ubuntu-20.04"}))
+    plot = burndown_plot(
+        fleet.burndown(bodies), plot_dir / "fleet-burndown.png", frozenset({"ubuntu-20.04"})
+    )
     for body in bodies:
-        store.put_doc(fleet.SNAPSHOT_KIND, body["id"], {**body, "plot": str(plot)}, expected_revision=None)
+        store.put_doc(
+            fleet.SNAPSHOT_KIND, body["id"], {**body, "plot": str(plot)}, expected_revision=None
+        )
 
 
 @pytest.fixture
@@ -99,13 +206,22 @@ def site(tmp_path: Path) -> report.Site:
     return report.build(store, tmp_path / "site", rollouts=matrices(store), runs=runs(store))
 
 
-def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(site: report.Site) -> None:
+def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
+    site: report.Site,
+) -> None:
     names = sorted(p.relative_to(site.out).as_posix() for p in site.pages)
-    assert names == ["audit.html", "family-web.html", "index.html", "rollouts/web-3-abc123.html",
-                     "runs/perf-0001.html"]
+    assert names == [
+        "audit.html",
+        "family-web.html",
+        "index.html",
+        "rollouts/web-3-abc123.html",
+        "runs/perf-0001.html",
+    ]
     matrix = (site.out / "rollouts" / "web-3-abc123.html").read_text()
     assert matrix.count('<td class="cell pass"') == 2  # both m5 waves passed
-    assert matrix.count('<td class="cell fail"') == 1 and '<td class="cell skipped"' in matrix  # r5 failed, never reached wave 2
+    assert (
+        matrix.count('<td class="cell fail"') == 1 and '<td class="cell skipped"' in matrix
+    )  # r5 failed, never reached wave 2
     assert "latency_ms" in matrix and "High" in matrix
     family = (site.out / "family-web.html").read_text()
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
@@ -118,7 +234,9 @@ def test_the_index_shows_the_latest_fleet_snapshot_and_its_burndown(site: report
     assert (site.out / "assets" / "fleet-burndown.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"
+)
 def test_pages_load_in_chromium_without_console_errors(site: report.Site) -> None:
     playwright = pytest.importorskip("playwright.sync_api")
     errors: list[str] = []
@@ -133,14 +251,20 @@ def test_pages_load_in_chromium_without_console_errors(site: report.Site) -> Non
         page.goto((site.out / "index.html").as_uri())
         assert page.locator("#families tbody tr").count() == 1
         assert page.locator("#fleet-summary tbody tr").count() == 2
-        assert page.evaluate("document.querySelector('#fleet-burndown').naturalWidth") > 100  # the plot loaded
+        assert (
+            page.evaluate("document.querySelector('#fleet-burndown').naturalWidth") > 100
+        )  # the plot loaded
         page.click("text=web")
         assert page.locator("#stage-history tbody tr").count() == 5
         page.goto((site.out / "rollouts" / "web-3-abc123.html").as_uri())
         cells = page.locator("#matrix td.cell")
         assert cells.count() == 4 and page.locator("#matrix td.fail").count() == 1
-        assert page.evaluate("getComputedStyle(document.querySelector('#matrix td.fail')).backgroundColor") \
-            == "rgb(249, 210, 210)"  # the stylesheet loaded from file://
+        assert (
+            page.evaluate(
+                "getComputedStyle(document.querySelector('#matrix td.fail')).backgroundColor"
+            )
+            == "rgb(249, 210, 210)"
+        )  # the stylesheet loaded from file://
         ARTIFACTS.mkdir(exist_ok=True)
         page.goto((site.out / "index.html").as_uri())
         page.screenshot(path=str(ARTIFACTS / "report-index.png"), full_page=True)

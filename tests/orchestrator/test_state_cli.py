@@ -1,4 +1,5 @@
-"""`imagefleet state init / migrate`, and commands running on the DynamoDB backend (local endpoint)."""
+"""`imagefleet state init / migrate`, and commands running on the DynamoDB backend (local
+endpoint)."""
 
 from __future__ import annotations
 
@@ -25,28 +26,55 @@ def use_table(ws: Workspace, backend: str = "sqlite") -> str:
 def fill(s: StateStore) -> None:
     """One of every record kind, including a rollback-marked history row."""
     for v in (1, 2):
-        s.put_base(BaseVersion("web", v, {"us-east-1": f"ami-{v:08x}"}, "ami-src", v - 1 or None, f"b{v}",
-                               f"2026-11-2{v}T10:00:00.000000Z", "bash\t5.2\n", changelog={"v": v}))
-        s.add_evidence(Evidence("web", v, "image_tests", True, {"cases": 8}, "2026-11-25T10:00:00Z", "ci"))
+        s.put_base(
+            BaseVersion(
+                "web",
+                v,
+                {"us-east-1": f"ami-{v:08x}"},
+                "ami-src",
+                v - 1 or None,
+                f"b{v}",
+                f"2026-11-2{v}T10:00:00.000000Z",
+                "bash\t5.2\n",
+                changelog={"v": v},
+            )
+        )
+        s.add_evidence(
+            Evidence("web", v, "image_tests", True, {"cases": 8}, "2026-11-25T10:00:00Z", "ci")
+        )
         s.move_pointer("web", "candidate", v, action="promote", actor="me", reason="")
     s.move_pointer("web", "candidate", 1, action="rollback", actor="me", reason="bad kernel")
     reserve_version(s, "web", "bake-3", {"recipe": "r"})
     s.open_operation("op-1", "promote", {"ref": "web:2"})
     s.record_step("op-1", "share", "done", {"accounts": ["1"]})
     friends.put_team(s, "qa", ["111111111111"], ["web"], "me")
-    s.put_doc("rollout", "r1", {"wave": 2}, expected_revision=s.put_doc("rollout", "r1", {"wave": 1},
-                                                                         expected_revision=None))
-    s.acquire_leases([Lease("group:us-east-1:web-a", "r1", "me", "h", 0, "canary start", 1.0, 1.0, None)],
-                     now=1.0, is_dead=lambda _: False)
+    s.put_doc(
+        "rollout",
+        "r1",
+        {"wave": 2},
+        expected_revision=s.put_doc("rollout", "r1", {"wave": 1}, expected_revision=None),
+    )
+    s.acquire_leases(
+        [Lease("group:us-east-1:web-a", "r1", "me", "h", 0, "canary start", 1.0, 1.0, None)],
+        now=1.0,
+        is_dead=lambda _: False,
+    )
 
 
 def view(s: StateStore) -> dict[str, Any]:
     return {
-        "bases": s.bases(), "pointers": s.pointers(), "history": s.stage_history("web"),
-        "evidence": [s.evidence("web", v) for v in (1, 2)], "audit": s.audit_trail(),
-        "ops": s.operations(), "step": s.step("op-1", "share"), "friends": friends.stored(s),
-        "docs": (s.docs("rollout"), s.get_doc("rollout", "r1")), "leases": s.leases(),
-        "reservations": reservations(s), "next": next_version(s, "web"),
+        "bases": s.bases(),
+        "pointers": s.pointers(),
+        "history": s.stage_history("web"),
+        "evidence": [s.evidence("web", v) for v in (1, 2)],
+        "audit": s.audit_trail(),
+        "ops": s.operations(),
+        "step": s.step("op-1", "share"),
+        "friends": friends.stored(s),
+        "docs": (s.docs("rollout"), s.get_doc("rollout", "r1")),
+        "leases": s.leases(),
+        "reservations": reservations(s),
+        "next": next_version(s, "web"),
     }
 
 
@@ -54,14 +82,24 @@ def test_init_creates_the_table_once_with_ttl(workspace: Workspace, aws) -> None
     table = use_table(workspace)
     r = workspace.run("state", "init", "--json")
     assert r.code == 0, r.stderr
-    assert r.json() == {"table": table, "region": "us-east-1", "created": True, "ttl_attribute": "ttl"}
+    assert r.json() == {
+        "table": table,
+        "region": "us-east-1",
+        "created": True,
+        "ttl_attribute": "ttl",
+    }
     again = workspace.run("state", "init")
     assert again.code == 0 and f"found state table {table}" in again.stdout
     ddb = aws.client("dynamodb", "us-east-1")
     desc = ddb.describe_table(TableName=table)["Table"]
-    assert desc["TableStatus"] == "ACTIVE" and desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert (
+        desc["TableStatus"] == "ACTIVE"
+        and desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    )
     assert ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"] == {
-        "TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": "ttl",
+    }
 
 
 def test_migrate_copies_every_record_and_refuses_a_table_with_data(workspace: Workspace) -> None:
@@ -75,14 +113,23 @@ def test_migrate_copies_every_record_and_refuses_a_table_with_data(workspace: Wo
     r = ws.run("state", "migrate", "--to", "dynamodb", "--json")
     assert r.code == 0, r.stderr
     copied = r.json()["copied"]
-    assert (copied["bases"], copied["stage_history"], copied["audit"], copied["leases"]) == (2, 3, 3, 1)
+    assert (copied["bases"], copied["stage_history"], copied["audit"], copied["leases"]) == (
+        2,
+        3,
+        3,
+        1,
+    )
     ws.edit(r'^backend = "sqlite"', 'backend = "dynamodb"')
     dynamo = ws.context().store
     assert isinstance(dynamo, DynamoStore) and dynamo.table == table
     assert view(dynamo) == before
     assert [c.rolled_back for c in dynamo.stage_history("web")] == [False, True, False]
-    change = dynamo.move_pointer("web", "candidate", 2, action="promote", actor="me", reason="", expected=1)
-    assert change.id > max(c.id for c in before["history"])  # the counters carry on after the copied ids
+    change = dynamo.move_pointer(
+        "web", "candidate", 2, action="promote", actor="me", reason="", expected=1
+    )
+    assert change.id > max(
+        c.id for c in before["history"]
+    )  # the counters carry on after the copied ids
 
     again = ws.run("state", "migrate", "--to", "dynamodb")
     assert again.code == 1 and "already has data" in again.stderr and "--force" in again.stderr
@@ -91,7 +138,9 @@ def test_migrate_copies_every_record_and_refuses_a_table_with_data(workspace: Wo
     assert 'backend = "dynamodb"' in forced.stderr  # the next step, kept off stdout
 
 
-def test_migrate_without_a_sqlite_store_and_a_missing_table_are_clear_errors(workspace: Workspace) -> None:
+def test_migrate_without_a_sqlite_store_and_a_missing_table_are_clear_errors(
+    workspace: Workspace,
+) -> None:
     use_table(workspace, "dynamodb")
     r = workspace.run("state", "migrate", "--to", "dynamodb")
     assert r.code == 2 and "no SQLite state store at" in r.stderr
@@ -107,7 +156,16 @@ def test_bake_promote_and_rollback_on_the_dynamodb_backend(workspace: Workspace)
     for v in (1, 2):
         r = ws.run("bake", fam, "--json")
         assert r.code == 0 and r.json()["version"] == v, r.stderr
-        r = ws.run("promote", f"{fam}:{v}", "--to", "candidate", "--force", "--reason", "store test", "--json")
+        r = ws.run(
+            "promote",
+            f"{fam}:{v}",
+            "--to",
+            "candidate",
+            "--force",
+            "--reason",
+            "store test",
+            "--json",
+        )
         assert r.code == 0, r.stderr
     r = ws.run("rollback", fam, "--stage", "candidate", "--reason", "bad kernel", "--json")
     assert r.code == 0 and (r.json()["from"], r.json()["to"]) == (2, 1), r.stderr
@@ -119,4 +177,7 @@ def test_bake_promote_and_rollback_on_the_dynamodb_backend(workspace: Workspace)
     assert isinstance(store, DynamoStore) and store.table == table
     assert store.pointer(fam, "candidate") == 1 and store.leases() == []
     assert [(c.version, c.rolled_back) for c in store.stage_history(fam, "candidate")] == [
-        (1, False), (2, True), (1, False)]
+        (1, False),
+        (2, True),
+        (1, False),
+    ]

@@ -17,8 +17,16 @@ from pipelines import friends
 
 
 def base(family: str = "web", version: int = 1, amis: dict[str, str] | None = None) -> BaseVersion:
-    return BaseVersion(family, version, amis or {"us-east-1": f"ami-{version:08x}"}, "ami-src00001", None,
-                       f"bake-{version}", utcnow(), "bash\t5.2\n")
+    return BaseVersion(
+        family,
+        version,
+        amis or {"us-east-1": f"ami-{version:08x}"},
+        "ami-src00001",
+        None,
+        f"bake-{version}",
+        utcnow(),
+        "bash\t5.2\n",
+    )
 
 
 def test_new_store_has_current_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -76,7 +84,9 @@ def test_pointer_moves_record_history_and_audit_atomically(store: StateStore) ->
     s.put_base(base(version=1))
     s.put_base(base(version=2))
     s.move_pointer("web", "candidate", 1, action="promote", actor="me", reason="")
-    change = s.move_pointer("web", "candidate", 2, action="promote", actor="me", reason="why", details={"x": 1})
+    change = s.move_pointer(
+        "web", "candidate", 2, action="promote", actor="me", reason="why", details={"x": 1}
+    )
     assert (change.previous, change.version) == (1, 2)
     assert [c.version for c in s.stage_history("web", "candidate")] == [1, 2]
     assert s.get_base("web", 2).stage == "candidate"
@@ -93,7 +103,10 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
         pass
 
     with pytest.raises(Boom), s._tx() as db:
-        db.execute("INSERT INTO audit(at, actor, action, target, reason, details) VALUES " "('t','a','x','web:1','','{}')")
+        db.execute(
+            "INSERT INTO audit(at, actor, action, target, reason, details) VALUES "
+            "('t','a','x','web:1','','{}')"
+        )
         raise Boom
     assert s.audit_trail() == []
 
@@ -107,7 +120,9 @@ def test_documents_use_optimistic_concurrency(store: StateStore) -> None:
     assert s.get_doc("rollout", "r1") == ({"wave": 1}, r2)
 
 
-def test_put_docs_writes_many_documents_each_on_its_revision_and_meters_them(store: StateStore) -> None:
+def test_put_docs_writes_many_documents_each_on_its_revision_and_meters_them(
+    store: StateStore,
+) -> None:
     s = store
     writes0 = s.meter.writes
     # 130 documents: more than one DynamoDB transaction holds (100 items)
@@ -117,7 +132,9 @@ def test_put_docs_writes_many_documents_each_on_its_revision_and_meters_them(sto
     assert sorted(got) == [f"p{i:03}" for i in range(130)] and got["p007"] == ({"n": 7}, 1)
     assert s.put_docs("part:r1", [("p001", {"n": 101}, 1), ("p002", {"n": 102}, 1)]) == [2, 2]
     with pytest.raises(ConflictError, match="p003"):
-        s.put_docs("part:r1", [("p003", {"n": 0}, 7), ("p004", {"n": 0}, 1)])  # p003 is at revision 1
+        s.put_docs(
+            "part:r1", [("p003", {"n": 0}, 7), ("p004", {"n": 0}, 1)]
+        )  # p003 is at revision 1
     assert s.get_docs("part:r1")["p004"] == ({"n": 4}, 1)  # the refused document stopped the call
     assert s.get_docs("part:r2") == {}
     assert s.meter.writes - writes0 >= 132 and s.meter.max_record_bytes > len('{"n": 101}')
@@ -128,7 +145,9 @@ def test_concurrent_writers_from_threads_do_not_lose_writes(store: StateStore) -
 
     def write(n: int) -> None:
         for i in range(25):
-            s.add_evidence(Evidence("web", 1, "image_tests", True, {"n": n, "i": i}, utcnow(), "me"))
+            s.add_evidence(
+                Evidence("web", 1, "image_tests", True, {"n": n, "i": i}, utcnow(), "me")
+            )
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
     for t in threads:
@@ -138,7 +157,9 @@ def test_concurrent_writers_from_threads_do_not_lose_writes(store: StateStore) -
     assert len(s.evidence("web", 1)) == 100
 
 
-def test_operation_steps_run_once_and_resume_after_a_kill(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_operation_steps_run_once_and_resume_after_a_kill(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = store
     calls: list[str] = []
 

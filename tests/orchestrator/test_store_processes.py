@@ -15,9 +15,22 @@ CONTENDER = Path(__file__).with_name("store_contender.py")
 
 def contend(endpoint: str, table: str, argv_per_process: list[list[str]]) -> list[str]:
     """Start every contender, let them all go at once, and return what each printed."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, str(CONTENDER), endpoint, table, *argv], env=env, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE) for argv in argv_per_process]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(CONTENDER), endpoint, table, *argv],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for argv in argv_per_process
+    ]
     try:
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
@@ -34,7 +47,9 @@ def contend(endpoint: str, table: str, argv_per_process: list[list[str]]) -> lis
             p.wait(timeout=60)
 
 
-def test_two_processes_contending_for_one_operations_lease_one_wins(aws_endpoint: str, dynamo: DynamoStore) -> None:
+def test_two_processes_contending_for_one_operations_lease_one_wins(
+    aws_endpoint: str, dynamo: DynamoStore
+) -> None:
     store = dynamo
     out = contend(aws_endpoint, store.table, [["lease", "stage:web:candidate"]] * 2)
     assert sorted(o.split()[0] for o in out) == ["held", "won"]
@@ -43,7 +58,9 @@ def test_two_processes_contending_for_one_operations_lease_one_wins(aws_endpoint
     assert loser == f"held by {held.owner}" and held.name == "stage:web:candidate"
 
 
-def test_processes_reserving_at_once_all_get_distinct_versions(aws_endpoint: str, dynamo: DynamoStore) -> None:
+def test_processes_reserving_at_once_all_get_distinct_versions(
+    aws_endpoint: str, dynamo: DynamoStore
+) -> None:
     store = dynamo
     out = contend(aws_endpoint, store.table, [["reserve", "web", "3"]] * 4)
     versions = [int(v) for line in out for v in line.split()]

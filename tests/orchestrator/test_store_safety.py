@@ -1,4 +1,5 @@
-"""A store that existed is never silently replaced by an empty one; a read-only store still reads."""
+"""A store that existed is never silently replaced by an empty one; a read-only store still
+reads."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from orchestrator.store import BaseVersion, SqliteStore, utcnow
 
 
 def base(version: int = 1) -> BaseVersion:
-    return BaseVersion("web", version, {"us-east-1": f"ami-{version:08x}"}, "ami-src00001", None,
-                       f"bake-{version}", utcnow(), "bash\t5.2\n")
+    return BaseVersion(
+        "web",
+        version,
+        {"us-east-1": f"ami-{version:08x}"},
+        "ami-src00001",
+        None,
+        f"bake-{version}",
+        utcnow(),
+        "bash\t5.2\n",
+    )
 
 
 def test_a_deleted_store_is_an_error_with_a_hint_not_a_new_empty_store(tmp_path: Path) -> None:
@@ -24,7 +33,9 @@ def test_a_deleted_store_is_an_error_with_a_hint_not_a_new_empty_store(tmp_path:
     path.unlink()
     with pytest.raises(StateError) as err:
         SqliteStore(path)
-    assert "is missing" in err.value.message and "restore it from a backup" in (err.value.hint or "")
+    assert "is missing" in err.value.message and "restore it from a backup" in (
+        err.value.hint or ""
+    )
     assert not path.exists()  # nothing was created in its place
 
 
@@ -68,7 +79,9 @@ def read_only_dir(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     if bound.returncode != 0:
         pytest.skip(f"cannot bind-mount here: {bound.stderr.decode().strip()}")
     try:
-        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, check=False)
+        remount = subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, check=False
+        )
         if remount.returncode != 0:
             pytest.skip(f"cannot remount read-only here: {remount.stderr.decode().strip()}")
         yield src, ro
@@ -76,7 +89,9 @@ def read_only_dir(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         subprocess.run(["umount", "--lazy", str(ro)], check=False)
 
 
-def test_read_only_store_serves_reads_and_refuses_writes_cleanly(read_only_dir: tuple[Path, Path]) -> None:
+def test_read_only_store_serves_reads_and_refuses_writes_cleanly(
+    read_only_dir: tuple[Path, Path],
+) -> None:
     src, ro = read_only_dir
     writer = SqliteStore(src / "state.db")
     writer.put_base(base(1))

@@ -24,13 +24,21 @@ def frame(
     b, c = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     ids = instance_ids or ([f"b-{i}" for i in range(len(b))], [f"c-{i}" for i in range(len(c))])
     n = len(b) + len(c)
-    return pd.DataFrame({
-        "metric": metric, "value": np.r_[b, c], "unit": unit, "higher_is_better": higher_is_better,
-        "instance_type": instance_type, "instance_id": [*ids[0], *ids[1]],
-        "ami": ["ami-b"] * len(b) + ["ami-c"] * len(c),
-        "arm": ["baseline"] * len(b) + ["candidate"] * len(c),
-        "benchmark": "synthetic", "timestamp": np.zeros(n), "metadata": "{}",
-    })[COLUMNS]
+    return pd.DataFrame(
+        {
+            "metric": metric,
+            "value": np.r_[b, c],
+            "unit": unit,
+            "higher_is_better": higher_is_better,
+            "instance_type": instance_type,
+            "instance_id": [*ids[0], *ids[1]],
+            "ami": ["ami-b"] * len(b) + ["ami-c"] * len(c),
+            "arm": ["baseline"] * len(b) + ["candidate"] * len(c),
+            "benchmark": "synthetic",
+            "timestamp": np.zeros(n),
+            "metadata": "{}",
+        }
+    )[COLUMNS]
 
 
 @pytest.fixture

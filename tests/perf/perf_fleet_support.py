@@ -55,12 +55,20 @@ def register_bases(ws: Any, aws: AwsFactory) -> tuple[BaseVersion, BaseVersion]:
     store = ws.context().store
     bases = []
     for v in (1, 2):
-        b = BaseVersion(family=ws.family, version=v, amis={REGION: make_ami(aws, f"perf-test-{ws.family}-{v}")},
-                        source_ami="ami-stock", parent=v - 1 or None, packer_run_id=f"test-{v}",
-                        created_at=utcnow())
+        b = BaseVersion(
+            family=ws.family,
+            version=v,
+            amis={REGION: make_ami(aws, f"perf-test-{ws.family}-{v}")},
+            source_ami="ami-stock",
+            parent=v - 1 or None,
+            packer_run_id=f"test-{v}",
+            created_at=utcnow(),
+        )
         store.put_base(b)
         bases.append(b)
-    store.move_pointer(ws.family, "release", 1, action="promote", actor="test", reason="perf test baseline")
+    store.move_pointer(
+        ws.family, "release", 1, action="promote", actor="test", reason="perf test baseline"
+    )
     return bases[0], bases[1]
 
 
@@ -73,7 +81,9 @@ def agent_runner(ws: Any, aws: AwsFactory) -> Iterator[AgentEnv]:
     no wait in a test depends on the machine's speed."""
     clock = VirtualClock()
     ws.clock = clock
-    env = AgentEnv(aws=aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=clock)
+    env = AgentEnv(
+        aws=aws, state_dir=ws.context().settings.state_dir, regions=(REGION,), clock=clock
+    )
     agents = attach(clock, env, [("perf.local_runner:settle", local_runner.settle)])
     try:
         yield env

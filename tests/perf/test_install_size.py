@@ -21,8 +21,10 @@ def _dist(site: Path, name: str, files: dict[str, bytes], requires: tuple[str, .
     """Install ``name`` 1.0 into ``site`` as pip would lay it out: its files, METADATA, RECORD."""
     info = site / f"{name.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
-    meta = [f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-            *(f"Requires-Dist: {r}\n" for r in requires)]
+    meta = [
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        *(f"Requires-Dist: {r}\n" for r in requires),
+    ]
     (info / "METADATA").write_text("".join(meta))
     for rel, data in files.items():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -34,9 +36,16 @@ def _dist(site: Path, name: str, files: dict[str, bytes], requires: tuple[str, .
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "site-packages"
-    _dist(root, "ifx-top", {"ifx_top/__init__.py": b"x" * 1000},
-          requires=("ifx-lib>=1", "ifx-extra-only; extra == 'server'",
-                    "ifx-never; python_version < '3'"))
+    _dist(
+        root,
+        "ifx-top",
+        {"ifx_top/__init__.py": b"x" * 1000},
+        requires=(
+            "ifx-lib>=1",
+            "ifx-extra-only; extra == 'server'",
+            "ifx-never; python_version < '3'",
+        ),
+    )
     _dist(root, "ifx-lib", {"ifx_lib/__init__.py": b"y" * 300, "ifx_lib/data.bin": b"z" * 700})
     _dist(root, "ifx-extra-only", {"ifx_extra_only.py": b"e" * 50})
     _dist(root, "ifx-never", {"ifx_never.py": b"n" * 50})
@@ -53,7 +62,9 @@ def test_a_closure_follows_requirements_and_sums_each_record(site: Path) -> None
     found = closure(["ifx-top"])
     assert sorted(found.sizes) == ["ifx-lib", "ifx-top"]  # the extra's and the marker's left out
     assert found.sizes["ifx-lib"] == 1000 + _metadata_bytes(site, "ifx-lib")
-    assert found.total_bytes == 2000 + _metadata_bytes(site, "ifx-lib") + _metadata_bytes(site, "ifx-top")
+    assert found.total_bytes == 2000 + _metadata_bytes(site, "ifx-lib") + _metadata_bytes(
+        site, "ifx-top"
+    )
     assert found.missing == ()
 
 
@@ -83,7 +94,9 @@ def test_requirements_are_the_core_dependencies_without_extras() -> None:
     assert any(r.startswith("scipy") for r in full)
     assert not any(r.startswith(("moto", "pytest", "ruff")) for r in full)  # extras stay out
     with_local = requirements_of(ROOT / "pyproject.toml", ["local"])
-    assert with_local[:len(full)] == full and any(r.startswith("moto") for r in with_local[len(full):])
+    assert with_local[: len(full)] == full and any(
+        r.startswith("moto") for r in with_local[len(full) :]
+    )
 
 
 def test_the_figure_says_the_agent_installs_none_of_the_heavy_libraries() -> None:

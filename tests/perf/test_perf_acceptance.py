@@ -20,9 +20,17 @@ INSTANCES, REPS, CV = 10, 3, 0.03
 pytestmark = pytest.mark.slow
 
 
-def fleet_frame(rng: np.random.Generator, factor: float, *, higher_is_better: bool = False,
-                instances: int = INSTANCES, reps: int = REPS, cv: float = CV,
-                instance_share: float = 0.0, dist: str = "normal") -> pd.DataFrame:
+def fleet_frame(
+    rng: np.random.Generator,
+    factor: float,
+    *,
+    higher_is_better: bool = False,
+    instances: int = INSTANCES,
+    reps: int = REPS,
+    cv: float = CV,
+    instance_share: float = 0.0,
+    dist: str = "normal",
+) -> pd.DataFrame:
     """One trial: ``instances`` × ``reps`` samples per arm; the candidate's true median is
     ``factor`` × the baseline's. ``instance_share`` of the variance is per instance."""
     sd_inst, sd_rep = cv * np.sqrt(instance_share), cv * np.sqrt(1 - instance_share)
@@ -44,12 +52,21 @@ def fleet_frame(rng: np.random.Generator, factor: float, *, higher_is_better: bo
         arms += [arm] * v.size
         ids += [f"{arm}-{i}" for i in range(instances) for _ in range(reps)]
     n = len(arms)
-    return pd.DataFrame({
-        "metric": "bench", "value": np.concatenate(values),
-        "unit": "MB/s" if higher_is_better else "ms", "higher_is_better": higher_is_better,
-        "instance_type": "m5.large", "instance_id": ids, "arm": arms, "ami": "ami",
-        "benchmark": "x", "timestamp": np.zeros(n), "metadata": "{}",
-    })
+    return pd.DataFrame(
+        {
+            "metric": "bench",
+            "value": np.concatenate(values),
+            "unit": "MB/s" if higher_is_better else "ms",
+            "higher_is_better": higher_is_better,
+            "instance_type": "m5.large",
+            "instance_id": ids,
+            "arm": arms,
+            "ami": "ami",
+            "benchmark": "x",
+            "timestamp": np.zeros(n),
+            "metadata": "{}",
+        }
+    )
 
 
 def verdict_rates(seed: int, factor: float, trials: int = TRIALS, **kw: object) -> Counter[str]:
@@ -79,22 +96,28 @@ def test_five_percent_slowdown_detected_with_instance_effects_per_instance() -> 
     assert rate(counts, "regression") >= 0.90
 
 
-@pytest.mark.parametrize(("seed", "kw"), [
-    (3, {}),
-    (4, {"higher_is_better": True}),
-    (5, {"instance_share": 0.3, "aggregate": "instance"}),
-])
+@pytest.mark.parametrize(
+    ("seed", "kw"),
+    [
+        (3, {}),
+        (4, {"higher_is_better": True}),
+        (5, {"instance_share": 0.3, "aggregate": "instance"}),
+    ],
+)
 def test_half_percent_change_is_not_a_regression(seed: int, kw: dict[str, object]) -> None:
     counts = verdict_rates(seed, 1.005, **kw)
     assert rate(counts, "regression") <= 0.05
 
 
-@pytest.mark.parametrize(("seed", "kw"), [
-    (6, {}),
-    (7, {"higher_is_better": True}),
-    (8, {"instance_share": 0.3, "aggregate": "instance"}),
-    (9, {"reps": 1}),  # one sample per instance: n = 10 per arm
-])
+@pytest.mark.parametrize(
+    ("seed", "kw"),
+    [
+        (6, {}),
+        (7, {"higher_is_better": True}),
+        (8, {"instance_share": 0.3, "aggregate": "instance"}),
+        (9, {"reps": 1}),  # one sample per instance: n = 10 per arm
+    ],
+)
 def test_a_a_false_positive_rate(seed: int, kw: dict[str, object]) -> None:
     counts = verdict_rates(seed, 1.0, **kw)
     assert rate(counts, "regression") <= 0.05
@@ -126,10 +149,19 @@ def test_many_cells_family_wise_false_positives_are_controlled() -> None:
     itype = np.repeat([f"t{i // 30}" for i in range(cells)], 2 * per_arm)
     arm = np.tile(np.repeat(["baseline", "candidate"], per_arm), cells)
     for _ in range(runs):
-        df = pd.DataFrame({"metric": metric, "instance_type": itype, "arm": arm, "unit": "ms",
-                           "higher_is_better": False,
-                           "value": 100 * (1 + CV * rng.standard_normal(len(arm)))})
+        df = pd.DataFrame(
+            {
+                "metric": metric,
+                "instance_type": itype,
+                "arm": arm,
+                "unit": "ms",
+                "higher_is_better": False,
+                "value": 100 * (1 + CV * rng.standard_normal(len(arm))),
+            }
+        )
         any_regression += compare(df, bootstrap=1000).verdict == "regression"
-    print(f"\nfamily-wise regression rate over {runs} fleets of {cells} A/A cells: "
-          f"{any_regression / runs}")
+    print(
+        f"\nfamily-wise regression rate over {runs} fleets of {cells} A/A cells: "
+        f"{any_regression / runs}"
+    )
     assert any_regression / runs <= 0.10

@@ -46,17 +46,24 @@ def test_boot_to_ready_prefers_the_given_value(tmp_path: Path) -> None:
 
 def test_fixed_buffer_is_the_same_in_every_process() -> None:
     # every instance must compress exactly the same input: a fresh interpreter builds the same bytes
-    probe = ("import hashlib, sys; from perf.agent import benchmarks as bm; "
-             "sys.stdout.write(hashlib.sha256(bm.fixed_buffer(4096)).hexdigest())")
-    other = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                           timeout=120).stdout
+    probe = (
+        "import hashlib, sys; from perf.agent import benchmarks as bm; "
+        "sys.stdout.write(hashlib.sha256(bm.fixed_buffer(4096)).hexdigest())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
     assert other == hashlib.sha256(bm.fixed_buffer(4096)).hexdigest()
     assert len(bm.fixed_buffer(1000)) == 1000
 
 
 def test_run_benchmarks_repeats_and_records_skips() -> None:
-    run = bm.run_benchmarks(repetitions=2, duration=FAST, names=["cpu_sha256", "disk_fsync"],
-                            env={"IMAGEFLEET_BOOT_SECONDS": "10"})
+    run = bm.run_benchmarks(
+        repetitions=2,
+        duration=FAST,
+        names=["cpu_sha256", "disk_fsync"],
+        env={"IMAGEFLEET_BOOT_SECONDS": "10"},
+    )
     metrics = [s["metric"] for s in run.samples]
     assert metrics.count("cpu_sha256_throughput") == 2 and metrics.count("disk_fsync_latency") == 2
     assert metrics.count("boot_to_ready") == 1
@@ -67,14 +74,24 @@ def test_run_benchmarks_repeats_and_records_skips() -> None:
 
 def test_missing_external_tool_is_skipped_with_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bm.shutil, "which", lambda name: None)
-    run = bm.run_benchmarks(repetitions=1, duration=FAST, names=["cpu_sha256", "fio", "sysbench"],
-                            env={"IMAGEFLEET_BOOT_SECONDS": "10"})
+    run = bm.run_benchmarks(
+        repetitions=1,
+        duration=FAST,
+        names=["cpu_sha256", "fio", "sysbench"],
+        env={"IMAGEFLEET_BOOT_SECONDS": "10"},
+    )
     assert run.skipped == {"fio": "fio is not installed", "sysbench": "sysbench is not installed"}
 
 
 def test_slowdown_divides_throughput_and_multiplies_time() -> None:
     samples = [
-        {"metric": "t", "value": 800.0, "unit": "MB/s", "higher_is_better": True, "metadata": {"a": 1}},
+        {
+            "metric": "t",
+            "value": 800.0,
+            "unit": "MB/s",
+            "higher_is_better": True,
+            "metadata": {"a": 1},
+        },
         {"metric": "l", "value": 2.0, "unit": "ms", "higher_is_better": False, "metadata": {}},
     ]
     out = bm.apply_slowdown(samples, 2.0)
@@ -88,8 +105,12 @@ def test_slowdown_divides_throughput_and_multiplies_time() -> None:
 
 def test_parse_fio_json() -> None:
     out = {s["metric"]: s for s in bm.parse_fio_json((DATA / "fio_randread.json").read_text())}
-    assert set(out) == {"fio_randread_read_bandwidth", "fio_randread_read_iops",
-                        "fio_randread_read_latency_mean", "fio_randread_read_latency_p99"}
+    assert set(out) == {
+        "fio_randread_read_bandwidth",
+        "fio_randread_read_iops",
+        "fio_randread_read_latency_mean",
+        "fio_randread_read_latency_p99",
+    }
     assert out["fio_randread_read_bandwidth"]["value"] == pytest.approx(727772 * 1024 / 1e6)
     assert out["fio_randread_read_iops"]["value"] == 181943.0
     assert out["fio_randread_read_latency_mean"]["value"] == pytest.approx(0.004871204)
@@ -113,13 +134,30 @@ def test_parse_sysbench_cpu() -> None:
 def test_parse_stress_ng() -> None:
     (s,) = bm.parse_stress_ng((DATA / "stress_ng_cpu.txt").read_text())
     assert (s["metric"], s["value"], s["higher_is_better"]) == (
-        "stress_ng_cpu_bogo_ops_per_second", 451.71, True)
+        "stress_ng_cpu_bogo_ops_per_second",
+        451.71,
+        True,
+    )
     with pytest.raises(ValueError):
         bm.parse_stress_ng("stress-ng: info:  [1] passed: 1")
 
 
-ARGS = ["bench", "--instance-id", "i-0abc", "--instance-type", "m5.large", "--ami", "ami-1",
-        "--arm", "candidate", "--repetitions", "2", "--duration", str(FAST), "--no-external"]
+ARGS = [
+    "bench",
+    "--instance-id",
+    "i-0abc",
+    "--instance-type",
+    "m5.large",
+    "--ami",
+    "ami-1",
+    "--arm",
+    "candidate",
+    "--repetitions",
+    "2",
+    "--duration",
+    str(FAST),
+    "--no-external",
+]
 
 
 def test_agent_cli_writes_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,8 +175,9 @@ def test_agent_cli_writes_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_agent_cli_slowdown_labels_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGEFLEET_BOOT_SECONDS", "40")
-    result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_sha256", "--slowdown", "2",
-                                      "--output", "-"])
+    result = CliRunner().invoke(
+        cli, [*ARGS, "--benchmark", "cpu_sha256", "--slowdown", "2", "--output", "-"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert all(r["metadata"]["fault_injected"] == 2.0 for r in rows)
@@ -151,8 +190,10 @@ def test_agent_cli_usage_and_failure_exit_codes(tmp_path: Path) -> None:
     no_ami = [a for i, a in enumerate(ARGS) if a != "--ami" and ARGS[i - 1] != "--ami"]
     missing = runner.invoke(cli, no_ami)
     assert missing.exit_code == 2 and "--ami" in missing.output
-    bad_arm = runner.invoke(cli, ["bench", "--instance-id", "i", "--instance-type", "t", "--ami", "a",
-                                  "--arm", "control"])
+    bad_arm = runner.invoke(
+        cli,
+        ["bench", "--instance-id", "i", "--instance-type", "t", "--ami", "a", "--arm", "control"],
+    )
     assert bad_arm.exit_code == 2
     assert runner.invoke(cli, [*ARGS, "--s3-uri", "http://x/y"]).exit_code == 2
     assert runner.invoke(cli, [*ARGS, "--slowdown", "0"]).exit_code == 2
@@ -166,21 +207,50 @@ def test_agent_cli_uploads_to_s3(monkeypatch: pytest.MonkeyPatch, aws_endpoint: 
 
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_endpoint)  # the agent's client finds the local endpoint
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1", "IMAGEFLEET_BOOT_SECONDS": "40"}.items():
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", aws_endpoint
+    )  # the agent's client finds the local endpoint
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "IMAGEFLEET_BOOT_SECONDS": "40",
+    }.items():
         monkeypatch.setenv(k, v)
     bucket = f"imagefleet-perf-{uuid.uuid4().hex[:8]}"
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=aws_endpoint)
     s3.create_bucket(Bucket=bucket)
-    result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
-                                      "--s3-uri", f"s3://{bucket}/run1/i-0abc.jsonl"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            *ARGS,
+            "--benchmark",
+            "cpu_zlib",
+            "--output",
+            "-",
+            "--s3-uri",
+            f"s3://{bucket}/run1/i-0abc.jsonl",
+        ],
+    )
     assert result.exit_code == 0, result.output
     body = s3.get_object(Bucket=bucket, Key="run1/i-0abc.jsonl")["Body"].read().decode()
     assert body == result.stdout
-    missing = CliRunner().invoke(cli, [*ARGS, "--benchmark", "cpu_zlib", "--output", "-",
-                                       "--s3-uri", "s3://no-such-bucket-imagefleet/k"])
-    assert missing.exit_code == 3 and "upload to s3://no-such-bucket-imagefleet/k failed" in missing.stderr
+    missing = CliRunner().invoke(
+        cli,
+        [
+            *ARGS,
+            "--benchmark",
+            "cpu_zlib",
+            "--output",
+            "-",
+            "--s3-uri",
+            "s3://no-such-bucket-imagefleet/k",
+        ],
+    )
+    assert (
+        missing.exit_code == 3
+        and "upload to s3://no-such-bucket-imagefleet/k failed" in missing.stderr
+    )
 
 
 def test_agent_cli_benchmark_crash_is_exit_three(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,10 +260,14 @@ def test_agent_cli_benchmark_crash_is_exit_three(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(bm.BUILTIN, "memory_copy", boom)
     result = CliRunner().invoke(cli, [*ARGS, "--benchmark", "memory_copy"])
     assert result.exit_code == 3
-    assert result.stderr.strip() == "imagefleet-agent: benchmark failed: MemoryError: cannot allocate 64 MB"
+    assert (
+        result.stderr.strip()
+        == "imagefleet-agent: benchmark failed: MemoryError: cannot allocate 64 MB"
+    )
 
 
-# --- simulated instances (the local endpoint's machines) --------------------------------------------
+# --- simulated instances (the local endpoint's machines)
+# --------------------------------------------
 def test_simulated_pair_is_one_machine_and_keys_differ() -> None:
     from perf.agent.simulated import NOMINAL, simulate
     from perf.local_runner import simulation_key
@@ -217,8 +291,14 @@ def test_simulated_pair_is_one_machine_and_keys_differ() -> None:
 def test_simulated_spread_matches_the_model() -> None:
     from perf.agent.simulated import INSTANCE_CV, simulate
 
-    firsts = [next(s["value"] for s in simulate(f"k{i}", "m5.large", repetitions=1)
-                   if s["metric"] == "memory_copy_bandwidth") for i in range(2000)]
+    firsts = [
+        next(
+            s["value"]
+            for s in simulate(f"k{i}", "m5.large", repetitions=1)
+            if s["metric"] == "memory_copy_bandwidth"
+        )
+        for i in range(2000)
+    ]
     mean = sum(firsts) / len(firsts)
     cv = (sum((v - mean) ** 2 for v in firsts) / (len(firsts) - 1)) ** 0.5 / mean
     assert 0.8 * INSTANCE_CV < cv < 1.5 * INSTANCE_CV  # instance spread plus repetition noise
@@ -226,10 +306,30 @@ def test_simulated_spread_matches_the_model() -> None:
 
 def test_agent_simulate_option_writes_labelled_samples(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
-    r = CliRunner().invoke(cli, ["bench", "--instance-id", "i-1", "--instance-type", "t3.micro",
-                                 "--ami", "ami-1", "--arm", "candidate", "--repetitions", "2",
-                                 "--benchmark", "cpu_sha256", "--simulate", "k", "--slowdown", "2",
-                                 "--output", str(out)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "--instance-id",
+            "i-1",
+            "--instance-type",
+            "t3.micro",
+            "--ami",
+            "ami-1",
+            "--arm",
+            "candidate",
+            "--repetitions",
+            "2",
+            "--benchmark",
+            "cpu_sha256",
+            "--simulate",
+            "k",
+            "--slowdown",
+            "2",
+            "--output",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["metric"] for r in rows] == ["cpu_sha256_throughput"] * 2 + ["boot_to_ready"]

@@ -35,13 +35,23 @@ with open(sys.argv[1], "w") as fh:
 """
 
 
-def _run_agent(pythonpath: Path, report: Path, *args: str,
-               extra_env: dict[str, str] | None = None) -> dict[str, object]:
-    env = ({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-           | {"PYTHONPATH": str(pythonpath)} | (extra_env or {}))
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(report), *args], check=False,
-                          cwd=pythonpath,
-                          env=env, capture_output=True, text=True, timeout=120)
+def _run_agent(
+    pythonpath: Path, report: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> dict[str, object]:
+    env = (
+        {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        | {"PYTHONPATH": str(pythonpath)}
+        | (extra_env or {})
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(report), *args],
+        check=False,
+        cwd=pythonpath,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(report.read_text())
     return result
@@ -76,26 +86,56 @@ def test_agent_entry_imports_no_heavy_modules(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_agent_runs_and_uploads_from_the_slim_distribution_alone(tmp_path: Path,
-                                                                 aws_endpoint: str) -> None:
+def test_agent_runs_and_uploads_from_the_slim_distribution_alone(
+    tmp_path: Path, aws_endpoint: str
+) -> None:
     tree = tmp_path / "slim"
     for f in _slim_files():
         dest = tree / f.relative_to(ROOT)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(f, dest)
     bucket = f"imagefleet-perf-{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=aws_endpoint,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=aws_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     s3.create_bucket(Bucket=bucket)
     out = tmp_path / "samples.jsonl"
-    report = _run_agent(tree, tmp_path / "report.json", "bench", "--instance-id", "i-0abc",
-                        "--instance-type", "t3.micro", "--ami", "ami-1", "--arm", "candidate",
-                        "--repetitions", "2", "--duration", "0.01", "--no-external",
-                        "--benchmark", "cpu_zlib", "--benchmark", "memory_copy",
-                        "--output", str(out), "--s3-uri", f"s3://{bucket}/run1/i-0abc.jsonl",
-                        extra_env={"AWS_ENDPOINT_URL": aws_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                                   "AWS_SECRET_ACCESS_KEY": "testing",
-                                   "AWS_DEFAULT_REGION": "us-east-1"})
+    report = _run_agent(
+        tree,
+        tmp_path / "report.json",
+        "bench",
+        "--instance-id",
+        "i-0abc",
+        "--instance-type",
+        "t3.micro",
+        "--ami",
+        "ami-1",
+        "--arm",
+        "candidate",
+        "--repetitions",
+        "2",
+        "--duration",
+        "0.01",
+        "--no-external",
+        "--benchmark",
+        "cpu_zlib",
+        "--benchmark",
+        "memory_copy",
+        "--output",
+        str(out),
+        "--s3-uri",
+        f"s3://{bucket}/run1/i-0abc.jsonl",
+        extra_env={
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )
     assert report["code"] == 0
     uploaded = s3.get_object(Bucket=bucket, Key="run1/i-0abc.jsonl")["Body"].read().decode()
     assert uploaded == out.read_text()

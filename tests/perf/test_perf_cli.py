@@ -47,16 +47,24 @@ def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def files(tmp_path: Path, make_frame: Callable[..., pd.DataFrame]) -> Callable[[float], tuple[str, str]]:
+def files(
+    tmp_path: Path, make_frame: Callable[..., pd.DataFrame]
+) -> Callable[[float], tuple[str, str]]:
     def write(factor: float) -> tuple[str, str]:
         rng = np.random.default_rng(0)
         parts = [
-            make_frame(100 * (1 + 0.01 * rng.standard_normal(30)),
-                       100 * factor * (1 + 0.01 * rng.standard_normal(30)),
-                       metric="disk_fsync_latency"),
-            make_frame(800 * (1 + 0.01 * rng.standard_normal(30)),
-                       800 * (1 + 0.01 * rng.standard_normal(30)),
-                       metric="cpu_sha256_throughput", unit="MB/s", higher_is_better=True),
+            make_frame(
+                100 * (1 + 0.01 * rng.standard_normal(30)),
+                100 * factor * (1 + 0.01 * rng.standard_normal(30)),
+                metric="disk_fsync_latency",
+            ),
+            make_frame(
+                800 * (1 + 0.01 * rng.standard_normal(30)),
+                800 * (1 + 0.01 * rng.standard_normal(30)),
+                metric="cpu_sha256_throughput",
+                unit="MB/s",
+                higher_is_better=True,
+            ),
         ]
         df = pd.concat(parts, ignore_index=True)
         b, c = tmp_path / "baseline.jsonl", tmp_path / "candidate.csv"
@@ -91,7 +99,9 @@ def test_threshold_option_is_percent(files: Callable[[float], tuple[str, str]]) 
     b, c = files(1.10)
     result = run("compare", b, c, "--format", "json", "--threshold", "disk_fsync_latency=15")
     assert result.exit_code == 0
-    cell = next(x for x in json.loads(result.stdout)["comparisons"] if x["metric"] == "disk_fsync_latency")
+    cell = next(
+        x for x in json.loads(result.stdout)["comparisons"] if x["metric"] == "disk_fsync_latency"
+    )
     assert cell["threshold"] == 0.15 and cell["verdict"] == "no_change"
 
 
@@ -105,7 +115,9 @@ def test_bad_threshold_is_usage_error(files: Callable[[float], tuple[str, str]],
     assert "Error:" not in result.stderr
 
 
-def test_unreadable_file_exits_two_naming_line(tmp_path: Path, files: Callable[[float], tuple[str, str]]) -> None:
+def test_unreadable_file_exits_two_naming_line(
+    tmp_path: Path, files: Callable[[float], tuple[str, str]]
+) -> None:
     b, _ = files(1.0)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"metric": "x"\n')
@@ -146,8 +158,9 @@ def test_iperf_samples_take_the_sending_machine_type_and_warn_about_the_rest() -
 
 
 def test_instance_type_label_names_where_the_type_is() -> None:
-    result = run("compare", *pkb("iperf"), "--format", "json",
-                 "--instance-type-label", "vm_1_machine_type")
+    result = run(
+        "compare", *pkb("iperf"), "--format", "json", "--instance-type-label", "vm_1_machine_type"
+    )
     assert {k[0] for k in cells(result)} == {"m5.large"}
     assert "no instance type" not in result.stderr
 
@@ -169,8 +182,9 @@ def test_direction_globs_from_the_command_line_beat_the_config(tmp_path: Path) -
     config.write_text('[perf]\nlower_is_better = ["sysbench tps*"]\n')
     flipped = run("compare", *pkb("sysbench"), "--format", "json")
     assert cells(flipped)[("c5.xlarge", "sysbench tps p50")]["verdict"] == "improvement"
-    back = run("compare", *pkb("sysbench"), "--format", "json",
-               "--higher-is-better", "sysbench tps p*")
+    back = run(
+        "compare", *pkb("sysbench"), "--format", "json", "--higher-is-better", "sysbench tps p*"
+    )
     p50 = cells(back)[("c5.xlarge", "sysbench tps p50")]
     assert p50["higher_is_better"] is True and p50["verdict"] == "regression"
     # the config still rules the metrics the command line does not name
@@ -184,7 +198,8 @@ def test_unknown_direction_says_how_to_fix_it(tmp_path: Path) -> None:
     result = run("compare", str(b), str(c))
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
-        f"error: {b}:2: cannot tell whether more or less is better for metric 'mystery' (unit 'NA')")
+        f"error: {b}:2: cannot tell whether more or less is better for metric 'mystery' (unit 'NA')"
+    )
     assert "--higher-is-better" in result.stderr
     ok = run("compare", str(b), str(c), "--lower-is-better", "myst*")
     assert ok.exit_code == 0, ok.output
@@ -195,10 +210,12 @@ def test_same_metric_in_ms_and_s_compares_as_one_unit(tmp_path: Path) -> None:
     base_ms = 250 * (1 + 0.01 * rng.standard_normal(30))
     cand_s = 0.250 * 1.10 * (1 + 0.01 * rng.standard_normal(30))  # 10 % slower, in seconds
     b, c = tmp_path / "b.csv", tmp_path / "c.csv"
-    pd.DataFrame({"metric": "boot_to_ready", "value": base_ms, "unit": "ms",
-                  "instance_type": "m5.large"}).to_csv(b, index=False)
-    pd.DataFrame({"metric": "boot_to_ready", "value": cand_s, "unit": "s",
-                  "instance_type": "m5.large"}).to_csv(c, index=False)
+    pd.DataFrame(
+        {"metric": "boot_to_ready", "value": base_ms, "unit": "ms", "instance_type": "m5.large"}
+    ).to_csv(b, index=False)
+    pd.DataFrame(
+        {"metric": "boot_to_ready", "value": cand_s, "unit": "s", "instance_type": "m5.large"}
+    ).to_csv(c, index=False)
     result = run("compare", str(b), str(c), "--format", "json")
     assert result.exit_code == 1, result.output
     (cell,) = cells(result).values()
@@ -216,7 +233,9 @@ def test_incompatible_units_of_one_metric_exit_two(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-def test_header_only_file_exits_two(tmp_path: Path, files: Callable[[float], tuple[str, str]]) -> None:
+def test_header_only_file_exits_two(
+    tmp_path: Path, files: Callable[[float], tuple[str, str]]
+) -> None:
     b, _ = files(1.0)
     empty = tmp_path / "empty.csv"
     empty.write_text("metric,value,unit,instance_type,timestamp\n")
@@ -234,11 +253,18 @@ def test_too_few_samples_is_insufficient_data_not_inconclusive(tmp_path: Path) -
     assert "**insufficient_data**" in result.stdout
 
 
-@pytest.mark.parametrize(("option", "value"), [("--correction", "nope"), ("--format", "xml"),
-                                               ("--default-threshold", "abc"),
-                                               ("--default-threshold", "nan")])
-def test_bad_option_values_are_one_error_line(files: Callable[[float], tuple[str, str]],
-                                               option: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--correction", "nope"),
+        ("--format", "xml"),
+        ("--default-threshold", "abc"),
+        ("--default-threshold", "nan"),
+    ],
+)
+def test_bad_option_values_are_one_error_line(
+    files: Callable[[float], tuple[str, str]], option: str, value: str
+) -> None:
     b, c = files(1.0)
     result = run("compare", b, c, option, value)
     assert result.exit_code == 2 and result.stdout == ""

@@ -28,7 +28,8 @@ Noisy = Callable[..., np.ndarray]
 
 @pytest.fixture
 def noisy() -> Noisy:
-    """Samples around ``center`` with a coefficient of variation ``cv``, from an RNG of the test's own:
+    """Samples around ``center`` with a coefficient of variation ``cv``, from an RNG of the test's
+    own:
     a test's inputs never depend on which tests ran before it (or on the xdist worker)."""
     rng = np.random.default_rng(1234)
 
@@ -52,10 +53,16 @@ def test_cell_statistics(make_frame: MakeFrame, noisy: Noisy) -> None:
 
 @pytest.mark.parametrize(
     ("higher_is_better", "factor", "expected"),
-    [(False, 1.10, "regression"), (False, 0.90, "improvement"),
-     (True, 0.90, "regression"), (True, 1.10, "improvement")],
+    [
+        (False, 1.10, "regression"),
+        (False, 0.90, "improvement"),
+        (True, 0.90, "regression"),
+        (True, 1.10, "improvement"),
+    ],
 )
-def test_direction(make_frame: MakeFrame, higher_is_better: bool, factor: float, expected: str, noisy: Noisy) -> None:
+def test_direction(
+    make_frame: MakeFrame, higher_is_better: bool, factor: float, expected: str, noisy: Noisy
+) -> None:
     df = make_frame(noisy(100, 30), noisy(100 * factor, 30), higher_is_better=higher_is_better)
     result = compare(df)
     assert result.comparisons[0].verdict == expected
@@ -68,8 +75,9 @@ def test_change_below_threshold_is_no_change(make_frame: MakeFrame, noisy: Noisy
     assert cell.p_value < 1e-6
     assert cell.verdict == "no_change"
     # ... and a regression once the threshold is tighter than the change
-    tight = compare(make_frame(noisy(100, 400, 0.002), noisy(101, 400, 0.002)),
-                    thresholds={"latency": 0.005})
+    tight = compare(
+        make_frame(noisy(100, 400, 0.002), noisy(101, 400, 0.002)), thresholds={"latency": 0.005}
+    )
     assert tight.comparisons[0].verdict == "regression"
     assert tight.comparisons[0].threshold == 0.005
 
@@ -82,7 +90,9 @@ def test_tiny_samples_are_insufficient_data(make_frame: MakeFrame) -> None:
     assert result.verdict == "insufficient_data"
 
 
-def test_noisy_cell_straddling_threshold_is_inconclusive(make_frame: MakeFrame, noisy: Noisy) -> None:
+def test_noisy_cell_straddling_threshold_is_inconclusive(
+    make_frame: MakeFrame, noisy: Noisy
+) -> None:
     cell = compare(make_frame(noisy(100, 12, 0.3), noisy(100, 12, 0.3))).comparisons[0]
     assert cell.noisy
     assert cell.verdict == "inconclusive"
@@ -112,15 +122,23 @@ def test_correction_changes_verdicts_across_cells(make_frame: MakeFrame) -> None
     frames = []
     for i in range(20):
         shift = 1.10 if i == 0 else 1.03
-        frames.append(make_frame(100 * (1 + 0.02 * local.standard_normal(10)),
-                                 100 * shift * (1 + 0.02 * local.standard_normal(10)), metric=f"m{i:02d}"))
+        frames.append(
+            make_frame(
+                100 * (1 + 0.02 * local.standard_normal(10)),
+                100 * shift * (1 + 0.02 * local.standard_normal(10)),
+                metric=f"m{i:02d}",
+            )
+        )
     df = pd.concat(frames, ignore_index=True)
     holm, bh = compare(df, correction="holm"), compare(df, correction="bh")
     n_holm = sum(c.verdict == "regression" for c in holm.comparisons)
     n_bh = sum(c.verdict == "regression" for c in bh.comparisons)
     assert holm.comparisons[0].verdict == "regression"
     assert n_bh >= n_holm >= 1
-    assert all(b.p_adjusted <= h.p_adjusted + 1e-12 for b, h in zip(bh.comparisons, holm.comparisons, strict=True))
+    assert all(
+        b.p_adjusted <= h.p_adjusted + 1e-12
+        for b, h in zip(bh.comparisons, holm.comparisons, strict=True)
+    )
 
 
 def test_overall_verdict_precedence() -> None:
@@ -171,7 +189,10 @@ def test_robust_cv_ignores_one_outlier(noisy: Noisy) -> None:
 
 def test_aggregate_per_instance(make_frame: MakeFrame, noisy: Noisy) -> None:
     # 6 instances × 5 repetitions per arm; per-instance medians make n = 6 per arm
-    ids = ([f"b{i}" for i in range(6) for _ in range(5)], [f"c{i}" for i in range(6) for _ in range(5)])
+    ids = (
+        [f"b{i}" for i in range(6) for _ in range(5)],
+        [f"c{i}" for i in range(6) for _ in range(5)],
+    )
     df = make_frame(noisy(100, 30), noisy(108, 30), instance_ids=ids)
     cell = compare(df, aggregate="instance").comparisons[0]
     assert (cell.n_baseline, cell.n_candidate) == (6, 6)
@@ -204,14 +225,36 @@ def test_bad_arguments(make_frame: MakeFrame, noisy: Noisy) -> None:
 
 
 def test_json_and_markdown_output(make_frame: MakeFrame, noisy: Noisy) -> None:
-    df = pd.concat([make_frame(noisy(100, 20), noisy(110, 20)),
-                    make_frame([1, 2], [1, 2], metric="tiny", instance_type="c5.xlarge")])
+    df = pd.concat(
+        [
+            make_frame(noisy(100, 20), noisy(110, 20)),
+            make_frame([1, 2], [1, 2], metric="tiny", instance_type="c5.xlarge"),
+        ]
+    )
     result = compare(df)
     doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # NaN becomes null
     assert doc["verdict"] == "regression"
-    keys = {"instance_type", "metric", "unit", "higher_is_better", "n_baseline", "n_candidate",
-            "baseline_median", "candidate_median", "ratio", "hl_ratio", "ci_low", "ci_high", "p_value",
-            "p_adjusted", "cv_baseline", "cv_candidate", "noisy", "threshold", "verdict"}
+    keys = {
+        "instance_type",
+        "metric",
+        "unit",
+        "higher_is_better",
+        "n_baseline",
+        "n_candidate",
+        "baseline_median",
+        "candidate_median",
+        "ratio",
+        "hl_ratio",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_adjusted",
+        "cv_baseline",
+        "cv_candidate",
+        "noisy",
+        "threshold",
+        "verdict",
+    }
     assert all(set(c) == keys for c in doc["comparisons"])
     tiny = next(c for c in doc["comparisons"] if c["metric"] == "tiny")
     assert tiny["p_value"] is None and tiny["verdict"] == "insufficient_data"
@@ -279,4 +322,6 @@ def test_bootstrap_ci_is_the_numpy_median_bootstrap_bit_for_bit(n: int) -> None:
         mb = np.median(b[rng.integers(0, n, size=(500, n))], axis=1)
         mc = np.median(c[rng.integers(0, n, size=(500, n))], axis=1)
         ratios = mc / mb
-        assert ours == tuple(float(q) for q in np.quantile(ratios[np.isfinite(ratios)], [0.025, 0.975]))
+        assert ours == tuple(
+            float(q) for q in np.quantile(ratios[np.isfinite(ratios)], [0.025, 0.975])
+        )

@@ -1,4 +1,5 @@
-"""A benchmark run with AWS's eventual consistency in the way: every slot launched once, every result.
+"""A benchmark run with AWS's eventual consistency in the way: every slot launched once, every
+result.
 
 `perf run` talks to the fault proxy at ``consistency=5s,clock=manual`` whose clock follows the
 run's ``VirtualClock``: for 5 virtual seconds after the launches, the fleet's instances are left
@@ -21,8 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.mark.timeout(900)
-def test_perf_run_under_eventual_consistency_launches_each_slot_once(lagging_workspace: Any, consistency_proxy: str,
-                                                                     aws: Any) -> None:
+def test_perf_run_under_eventual_consistency_launches_each_slot_once(
+    lagging_workspace: Any, consistency_proxy: str, aws: Any
+) -> None:
     ws = lagging_workspace
     configure(ws)
     _, new = register_bases(ws, aws)
@@ -38,10 +40,21 @@ def test_perf_run_under_eventual_consistency_launches_each_slot_once(lagging_wor
     after = faultproxy.stats(consistency_proxy)["consistency"]
     seen = {k: after[k] - before[k] for k in after}
     assert seen["created"] == 18 and seen["left_out"] >= 1, seen
-    launched = list(described(aws.client("ec2", REGION), Filters=[
-        {"Name": f"tag:{FAMILY_TAG}", "Values": [ws.family]}, {"Name": f"tag:{PERF_RUN_TAG}", "Values": [doc["id"]]}]))
+    launched = list(
+        described(
+            aws.client("ec2", REGION),
+            Filters=[
+                {"Name": f"tag:{FAMILY_TAG}", "Values": [ws.family]},
+                {"Name": f"tag:{PERF_RUN_TAG}", "Values": [doc["id"]]},
+            ],
+        )
+    )
     slots = Counter((i["instance_type"], i["availability_zone"]) for i in doc["instances"])
-    assert Counter((i["InstanceType"], i["Placement"]["AvailabilityZone"]) for i in launched) == slots
-    assert len(launched) == 18 and all(i["State"]["Name"] in ("shutting-down", "terminated") for i in launched)
+    assert (
+        Counter((i["InstanceType"], i["Placement"]["AvailabilityZone"]) for i in launched) == slots
+    )
+    assert len(launched) == 18 and all(
+        i["State"]["Name"] in ("shutting-down", "terminated") for i in launched
+    )
     assert doc["collection"]["instances_with_results"] == 18 and doc["collection"]["missing"] == []
     assert [e.gate for e in ws.context().store.evidence(ws.family, 2)] == ["perf"]

@@ -32,14 +32,29 @@ def perf_run(ws: Any, aws: Any) -> dict[str, Any]:
 
 def final_state(ws: Any, aws: Any, doc: dict[str, Any]) -> dict[str, Any]:
     """The run's fleet as launched and left behind, and what the store recorded."""
-    launched = list(described(aws.client("ec2", REGION), Filters=[
-        {"Name": f"tag:{FAMILY_TAG}", "Values": [ws.family]}, {"Name": f"tag:{PERF_RUN_TAG}", "Values": [doc["id"]]}]))
+    launched = list(
+        described(
+            aws.client("ec2", REGION),
+            Filters=[
+                {"Name": f"tag:{FAMILY_TAG}", "Values": [ws.family]},
+                {"Name": f"tag:{PERF_RUN_TAG}", "Values": [doc["id"]]},
+            ],
+        )
+    )
     evidence = [e for e in ws.context().store.evidence(ws.family, 2) if e.gate == "perf"]
     return {
         "status": doc["status"],
-        "slots": sorted((i["arm"], i["instance_type"], i["availability_zone"]) for i in doc["instances"]),
-        "launched": Counter((i["InstanceType"], i["Placement"]["AvailabilityZone"]) for i in launched),
-        "left_running": sorted(i["InstanceId"] for i in launched if i["State"]["Name"] not in ("shutting-down", "terminated")),
+        "slots": sorted(
+            (i["arm"], i["instance_type"], i["availability_zone"]) for i in doc["instances"]
+        ),
+        "launched": Counter(
+            (i["InstanceType"], i["Placement"]["AvailabilityZone"]) for i in launched
+        ),
+        "left_running": sorted(
+            i["InstanceId"]
+            for i in launched
+            if i["State"]["Name"] not in ("shutting-down", "terminated")
+        ),
         "with_results": doc["collection"]["instances_with_results"],
         "missing": doc["collection"]["missing"],
         "evidence": [(e.gate, e.details["run_id"] == doc["id"]) for e in evidence],
@@ -47,8 +62,9 @@ def final_state(ws: Any, aws: Any, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(900)
-def test_perf_run_under_faults_ends_like_the_run_without(workspace: Any, faulty_workspace: Any, fault_proxy: str,
-                                                         aws: Any) -> None:
+def test_perf_run_under_faults_ends_like_the_run_without(
+    workspace: Any, faulty_workspace: Any, fault_proxy: str, aws: Any
+) -> None:
     plain = final_state(workspace, aws, perf_run(workspace, aws))
     before = faultproxy.stats(fault_proxy)["decisions"]
     doc = perf_run(faulty_workspace, aws)
@@ -59,6 +75,8 @@ def test_perf_run_under_faults_ends_like_the_run_without(workspace: Any, faulty_
     assert injected["throttle"] and injected["5xx"] and injected["reset"], injected
 
     assert faulty == plain
-    assert sum(faulty["launched"].values()) == len(doc["instances"]) == 18  # one instance per slot, none twice
+    assert (
+        sum(faulty["launched"].values()) == len(doc["instances"]) == 18
+    )  # one instance per slot, none twice
     assert faulty["left_running"] == [] and faulty["with_results"] == 18
     assert faulty["evidence"] == [("perf", True)]

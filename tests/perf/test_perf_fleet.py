@@ -49,14 +49,21 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:
     inst = sorted(doc["instances"], key=lambda i: i["index"])
     for a, b in zip(inst[::2], inst[1::2], strict=True):
         assert {a["arm"], b["arm"]} == {"baseline", "candidate"}
-        assert (a["instance_type"], a["availability_zone"]) == (b["instance_type"], b["availability_zone"])
+        assert (a["instance_type"], a["availability_zone"]) == (
+            b["instance_type"],
+            b["availability_zone"],
+        )
     assert {i["availability_zone"] for i in inst} == {"us-east-1a", "us-east-1b"}
     assert all(Path(p).is_file() and Path(p).suffix == ".png" for p in doc["plots"])
     assert _live(aws, workspace.family) == {}  # everything terminated
-    ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
+    ev = [
+        e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"
+    ]
     assert len(ev) == 1 and ev[0].details["run_id"] == doc["id"]
     assert ev[0].passed is True
-    samples = [c for c in doc["comparison"]["comparisons"] if c["metric"] == "cpu_sha256_throughput"]
+    samples = [
+        c for c in doc["comparison"]["comparisons"] if c["metric"] == "cpu_sha256_throughput"
+    ]
     assert samples and samples[0]["ratio"] == pytest.approx(1.0)
     shown = workspace.run("perf", "show", doc["id"], "--json")
     assert shown.code == 0 and shown.json()["verdict"] == doc["verdict"]
@@ -69,7 +76,9 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:
     old, new = register_bases(workspace, aws)
     # A 10 % slowdown on simulated instances; statistical power on noisier data is what the
     # seeded acceptance tests (test_perf_acceptance.py) measure.
-    inj = workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "1.1")
+    inj = workspace.run(
+        "local", "inject", "--ami", new.amis[REGION], "--metric", "*", "--factor", "1.1"
+    )
     assert inj.code == 0, inj.stderr
     t0 = time.monotonic()
     with agent_runner(workspace, aws):
@@ -78,12 +87,20 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:
     assert res.code == 1, res.stderr
     doc = res.json()
     cells = doc["comparison"]["comparisons"]
-    print(f"injected run: {elapsed:.1f}s; " + "; ".join(
-        f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] " f"{c['verdict']}" for c in cells))
+    print(
+        f"injected run: {elapsed:.1f}s; "
+        + "; ".join(
+            f"{c['metric']} ratio {c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] "
+            f"{c['verdict']}"
+            for c in cells
+        )
+    )
     assert doc["verdict"] == "regression"
     sha = next(c for c in cells if c["metric"] == "cpu_sha256_throughput")
     assert sha["verdict"] == "regression" and sha["ratio"] == pytest.approx(1 / 1.1, rel=1e-3)
-    ev = [e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"]
+    ev = [
+        e for e in workspace.context().store.evidence(new.family, new.version) if e.gate == "perf"
+    ]
     assert len(ev) == 1 and ev[0].passed is False and ev[0].details["verdict"] == "regression"
     assert _live(aws, workspace.family) == {}
 
@@ -96,7 +113,10 @@ def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None
     assert res.code == 3, res.stderr
     assert "no usable results from the" in res.stderr
     # the local endpoint serves Service Quotas for VPC only: the quota check is skipped, loudly
-    assert "Service Quotas does not serve L-1216C47A" in res.stderr and "set perf.vcpu_limit" in res.stderr
+    assert (
+        "Service Quotas does not serve L-1216C47A" in res.stderr
+        and "set perf.vcpu_limit" in res.stderr
+    )
     assert _live(aws, workspace.family) == {}
     (doc,) = workspace.context().store.docs(DOC_KIND)
     assert doc["status"] == "failed" and doc["terminated"] == 18 and doc["instance_count"] == 18
@@ -127,8 +147,17 @@ def test_ctrl_c_of_the_command_terminates_everything(workspace, aws) -> None:
     configure(workspace)
     _, new = register_bases(workspace, aws)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "imagefleet"), "--config", str(workspace.config), "perf", "run", new.ref],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(Path(sys.executable).parent / "imagefleet"),
+            "--config",
+            str(workspace.config),
+            "perf",
+            "run",
+            new.ref,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
     )
     try:
@@ -173,9 +202,17 @@ def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) ->
     now = datetime.now(UTC)
 
     def fleet(run_id: str, expires: datetime) -> Fleet:
-        f = Fleet(aws=aws, region=REGION, run_id=run_id, family=workspace.family,
-                  slots=plan_slots(["t3.micro"], 1, ["us-east-1a"], f"perf/{run_id}"), amis=amis,
-                  bucket="imagefleet-artifacts", perf=perf, expires=expires)
+        f = Fleet(
+            aws=aws,
+            region=REGION,
+            run_id=run_id,
+            family=workspace.family,
+            slots=plan_slots(["t3.micro"], 1, ["us-east-1a"], f"perf/{run_id}"),
+            amis=amis,
+            bucket="imagefleet-artifacts",
+            perf=perf,
+            expires=expires,
+        )
         f._create(lambda _: None)  # a run killed after launching: nothing will terminate it
         return f
 
@@ -198,13 +235,22 @@ def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
-    f = Fleet(aws=aws, region=REGION, run_id="perf-body-" + workspace.family, family=workspace.family,
-              slots=plan_slots(["t3.micro"], 2, ["us-east-1a"], "perf/x"),
-              amis={"baseline": old.amis[REGION], "candidate": new.amis[REGION]},
-              bucket="imagefleet-artifacts", perf=perf, expires=datetime.now(UTC) + timedelta(hours=1))
+    f = Fleet(
+        aws=aws,
+        region=REGION,
+        run_id="perf-body-" + workspace.family,
+        family=workspace.family,
+        slots=plan_slots(["t3.micro"], 2, ["us-east-1a"], "perf/x"),
+        amis={"baseline": old.amis[REGION], "candidate": new.amis[REGION]},
+        bucket="imagefleet-artifacts",
+        perf=perf,
+        expires=datetime.now(UTC) + timedelta(hours=1),
+    )
     ctx = workspace.context()
-    with pytest.raises(RuntimeError), provisioned(f, clock=ctx.clock, ready_timeout=30, poll=0.2,
-                                                  progress=lambda _: None):
+    with (
+        pytest.raises(RuntimeError),
+        provisioned(f, clock=ctx.clock, ready_timeout=30, poll=0.2, progress=lambda _: None),
+    ):
         assert len(_live(aws, workspace.family)) == 4
         raise RuntimeError("collector blew up")
     assert _live(aws, workspace.family) == {}
@@ -215,25 +261,43 @@ def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> Non
     old, new = register_bases(workspace, aws)
     perf = perf_config.load(workspace.context().settings)
     run_id = "perf-inj-" + workspace.family
-    f = Fleet(aws=aws, region=REGION, run_id=run_id, family=workspace.family,
-              slots=plan_slots(["t3.micro"], 1, ["us-east-1a"], f"perf/{run_id}"),
-              amis={"baseline": old.amis[REGION], "candidate": new.amis[REGION]},
-              bucket="imagefleet-artifacts", perf=perf, expires=datetime.now(UTC) + timedelta(hours=1))
-    assert workspace.run("local", "inject", "--ami", new.amis[REGION], "--metric", "cpu_*",
-                         "--factor", "2").code == 0
+    f = Fleet(
+        aws=aws,
+        region=REGION,
+        run_id=run_id,
+        family=workspace.family,
+        slots=plan_slots(["t3.micro"], 1, ["us-east-1a"], f"perf/{run_id}"),
+        amis={"baseline": old.amis[REGION], "candidate": new.amis[REGION]},
+        bucket="imagefleet-artifacts",
+        perf=perf,
+        expires=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert (
+        workspace.run(
+            "local", "inject", "--ami", new.amis[REGION], "--metric", "cpu_*", "--factor", "2"
+        ).code
+        == 0
+    )
     ctx = workspace.context()
     with provisioned(f, clock=ctx.clock, ready_timeout=30, poll=0.2, progress=lambda _: None):
         with agent_runner(workspace, aws) as env:
             env.clock.sleep(1)  # the runner ticks around it: both agents have run to the end
             assert len(present_keys(aws, "imagefleet-artifacts", f"perf/{run_id}/")) == 2
-        expected = [Expected(li.slot.results_key, li.instance_id, li.slot.arm, f.amis[li.slot.arm],
-                             "t3.micro") for li in f.instances]
+        expected = [
+            Expected(
+                li.slot.results_key, li.instance_id, li.slot.arm, f.amis[li.slot.arm], "t3.micro"
+            )
+            for li in f.instances
+        ]
         got = collect(aws, "imagefleet-artifacts", expected)
     assert got.missing == [] and got.invalid == []
     df = got.frame
     meta = df["metadata"].map(json.loads)
     injected = meta.map(lambda m: m.get("fault_injected"))
-    is_cand, is_cpu = (df["arm"] == "candidate").to_numpy(), (df["metric"] == "cpu_sha256_throughput").to_numpy()
+    is_cand, is_cpu = (
+        (df["arm"] == "candidate").to_numpy(),
+        (df["metric"] == "cpu_sha256_throughput").to_numpy(),
+    )
     assert (injected[is_cand & is_cpu] == 2).all()
     assert injected[~(is_cand & is_cpu)].isna().all()  # baseline, and boot_to_ready, untouched
     assert env.memory["perf"]["done"] >= {li.instance_id for li in f.instances}

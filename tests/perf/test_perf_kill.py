@@ -1,5 +1,7 @@
-"""A perf run killed outright (``kill -9`` while its fleet runs) leaves no fleet and no ``running`` run:
-the next run of the same candidate closes it first, and ``perf cleanup`` and ``gc`` close a run whose
+"""A perf run killed outright (``kill -9`` while its fleet runs) leaves no fleet and no ``running``
+run:
+the next run of the same candidate closes it first, and ``perf cleanup`` and ``gc`` close a run
+whose
 holder is dead at once, without waiting for the fleet's expiry tag."""
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ pytestmark = pytest.mark.integration
 def _killed_run(ws: Any, ref: str) -> None:
     """`perf run` in its own process, ended by os._exit(137) right after its fleet is up."""
     env = {**os.environ, "IMAGEFLEET_KILL_AT": "perf:launched", "IMAGEFLEET_KILL_HARD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "perf", "run", ref],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "perf", "run", ref],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 137, proc.stderr
 
 
@@ -39,7 +47,9 @@ def _live_by_run(aws: Any, family: str) -> dict[str, int]:
     return out
 
 
-def test_a_killed_perf_run_is_closed_by_the_rerun_then_by_cleanup_and_by_gc(workspace: Any, aws: Any) -> None:
+def test_a_killed_perf_run_is_closed_by_the_rerun_then_by_cleanup_and_by_gc(
+    workspace: Any, aws: Any
+) -> None:
     ws, fam = workspace, workspace.family
     configure(ws)
     register_bases(ws, aws)

@@ -38,14 +38,21 @@ def test_what_the_build_makes_carries_the_family() -> None:
         assert builder.settings[key]["imagefleet:family"] == "{{user `imagefleet_family`}}", key
 
 
-@pytest.mark.parametrize("step", [
-    {"type": "shell-local", "inline": ["cp '{{user `recipe_manifest`}}' out"]},
-    {"type": "shell", "inline": ["echo {{ user `greeting` }}"]},
-    {"type": "shell-local", "execute_command": "/bin/sh -c '{{.Vars}} {{.Script}} {{user `x`}}'",
-     "inline": "touch out"},
-])
-def test_a_json_template_that_splices_a_variable_into_a_command_is_refused(tmp_path: Path,
-                                                                         step: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"type": "shell-local", "inline": ["cp '{{user `recipe_manifest`}}' out"]},
+        {"type": "shell", "inline": ["echo {{ user `greeting` }}"]},
+        {
+            "type": "shell-local",
+            "execute_command": "/bin/sh -c '{{.Vars}} {{.Script}} {{user `x`}}'",
+            "inline": "touch out",
+        },
+    ],
+)
+def test_a_json_template_that_splices_a_variable_into_a_command_is_refused(
+    tmp_path: Path, step: dict[str, Any]
+) -> None:
     template = json.loads(JSON_TEMPLATE.read_text())
     template["provisioners"] = [step]
     path = tmp_path / "t.json"
@@ -56,8 +63,10 @@ def test_a_json_template_that_splices_a_variable_into_a_command_is_refused(tmp_p
 
 
 def test_an_hcl2_template_that_splices_a_variable_into_a_command_is_refused(tmp_path: Path) -> None:
-    text = HCL_TEMPLATE.read_text().replace('inline           = ["cp \\"$RECIPE\\" \\"$MANIFEST\\""]',
-                                            'inline           = ["cp ${var.recipe_manifest} $MANIFEST"]')
+    text = HCL_TEMPLATE.read_text().replace(
+        'inline           = ["cp \\"$RECIPE\\" \\"$MANIFEST\\""]',
+        'inline           = ["cp ${var.recipe_manifest} $MANIFEST"]',
+    )
     assert "${var.recipe_manifest} $MANIFEST" in text
     path = tmp_path / "t.pkr.hcl"
     path.write_text(text)
@@ -67,8 +76,10 @@ def test_an_hcl2_template_that_splices_a_variable_into_a_command_is_refused(tmp_
 
 def test_environment_vars_and_files_may_use_variables(tmp_path: Path) -> None:
     template = json.loads(JSON_TEMPLATE.read_text())
-    template["provisioners"] += [{"type": "file", "source": "{{user `recipe_manifest`}}", "destination": "/tmp/m"},
-                                 {"type": "shell", "environment_vars": ["X={{user `region`}}"], "inline": ['echo "$X"']}]
+    template["provisioners"] += [
+        {"type": "file", "source": "{{user `recipe_manifest`}}", "destination": "/tmp/m"},
+        {"type": "shell", "environment_vars": ["X={{user `region`}}"], "inline": ['echo "$X"']},
+    ]
     path = tmp_path / "t.json"
     path.write_text(json.dumps(template))
     contract.check_shell_commands(packer_template.load(path), "template")
@@ -76,15 +87,19 @@ def test_environment_vars_and_files_may_use_variables(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.packer
-def test_a_manifest_path_with_quotes_and_substitutions_is_data(workspace: Any, tmp_path: Path) -> None:
+def test_a_manifest_path_with_quotes_and_substitutions_is_data(
+    workspace: Any, tmp_path: Path
+) -> None:
     """Bake with a recipe manifest whose path would run code if pasted into the command."""
     ws = workspace
     hostile = tmp_path / "it's $(touch INJECTED) `touch INJECTED`.manifest"
     hostile.write_text((ws.root / "recipes" / "demo.manifest").read_text())
     ws.edit(r'^manifest = "recipes/demo.manifest".*$', f"manifest = {json.dumps(str(hostile))}")
     out, err = io.StringIO(), io.StringIO()
-    code = raw_main(["--config", str(ws.config), "bake", ws.family, "--json"],
-                    obj=Context(output=Output(stdout=out, stderr=err)))
+    code = raw_main(
+        ["--config", str(ws.config), "bake", ws.family, "--json"],
+        obj=Context(output=Output(stdout=out, stderr=err)),
+    )
     assert code == 0, err.getvalue()
     assert "no package manifest" not in err.getvalue()  # the copy worked on the odd path
     base = ws.context().store.get_base(ws.family, 1)

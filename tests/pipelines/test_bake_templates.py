@@ -27,10 +27,13 @@ def use_template(ws: Any, name: str, template: str, *, var_files: list[str] = ()
     """Copy a team's template directory into the workspace and point the family at it."""
     dest = ws.root / "teams" / name
     shutil.copytree(TEMPLATES / name, dest)
-    ws.edit(r'^template = .*$', f'template = "teams/{name}/{template}"' if template else f'template = "teams/{name}"')
+    ws.edit(
+        r"^template = .*$",
+        f'template = "teams/{name}/{template}"' if template else f'template = "teams/{name}"',
+    )
     if var_files:
         files = ", ".join(f'"teams/{name}/{f}"' for f in var_files)
-        ws.edit(r'^build_timeout = .*$', f'build_timeout = "20m"\nvar_files = [{files}]')
+        ws.edit(r"^build_timeout = .*$", f'build_timeout = "20m"\nvar_files = [{files}]')
     return dest
 
 
@@ -43,9 +46,13 @@ def bake_dir(ws: Any, result: dict) -> Path:
     return Path(result["packer_log"]).parent
 
 
-def test_production_json_template_with_variables_file_and_template_dir_scripts(workspace: Any, aws: Any) -> None:
+def test_production_json_template_with_variables_file_and_template_dir_scripts(
+    workspace: Any, aws: Any
+) -> None:
     ws = workspace
-    team = use_template(ws, "eks-style-json", "eks-worker-al2.json", var_files=["eks-worker-al2-variables.json"])
+    team = use_template(
+        ws, "eks-style-json", "eks-worker-al2.json", var_files=["eks-worker-al2-variables.json"]
+    )
     before = (team / "eks-worker-al2.json").read_text()
     r = ws.run("bake", ws.family, "--json")
     assert r.code == 0, r.stderr
@@ -53,8 +60,11 @@ def test_production_json_template_with_variables_file_and_template_dir_scripts(w
     assert set(result["amis"]) == {"us-east-1", "us-west-2"} and result["version"] == 1
     out = bake_dir(ws, result)
     # the team's variables file reached the scripts found through {{template_dir}}
-    assert (out / "install.log").read_text().strip() == "kubernetes 1.24.7 (2022-10-31) from amazon-eks"
-    # the endpoint's credentials beat the variables file's access key (docs/pipelines.md, precedence)
+    assert (
+        out / "install.log"
+    ).read_text().strip() == "kubernetes 1.24.7 (2022-10-31) from amazon-eks"
+    # the endpoint's credentials beat the variables file's access key (docs/pipelines.md,
+    # precedence)
     assert (out / "seen-access-key").read_text().strip() == "testing"
     assert "aws_access_key_id" not in json.loads((out / "imagefleet.vars.json").read_text())
     assert not (out / "credentials.vars.json").exists()  # the owner-only file went with the bake
@@ -90,19 +100,33 @@ def test_json_template_with_ami_regions_and_ami_users(workspace: Any, aws: Any) 
     r = ws.run("bake", ws.family, "--json")
     assert r.code == 0, r.stderr
     for region, ami in r.json()["amis"].items():
-        perms = aws.client("ec2", region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")
-        assert sorted(p["UserId"] for p in perms["LaunchPermissions"]) == ["123456789012", "210987654321"]
+        perms = aws.client("ec2", region).describe_image_attribute(
+            ImageId=ami, Attribute="launchPermission"
+        )
+        assert sorted(p["UserId"] for p in perms["LaunchPermissions"]) == [
+            "123456789012",
+            "210987654321",
+        ]
 
 
 def images_of(aws: Any, family: str) -> list[str]:
-    return [i["ImageId"] for region in ("us-east-1", "us-west-2") for i in aws.client("ec2", region).describe_images(
-        Owners=["self"], Filters=[{"Name": "tag:imagefleet:family", "Values": [family]}])["Images"]]
+    return [
+        i["ImageId"]
+        for region in ("us-east-1", "us-west-2")
+        for i in aws.client("ec2", region).describe_images(
+            Owners=["self"], Filters=[{"Name": "tag:imagefleet:family", "Values": [family]}]
+        )["Images"]
+    ]
 
 
 def test_region_mismatch_is_exit_2_naming_both_before_building(workspace: Any, aws: Any) -> None:
     ws = workspace
     team = use_template(ws, "shared-amis-json", "template.json")
-    text = (team / "template.json").read_text().replace('"ami_regions": ["us-west-2"]', '"ami_regions": ["eu-west-1"]')
+    text = (
+        (team / "template.json")
+        .read_text()
+        .replace('"ami_regions": ["us-west-2"]', '"ami_regions": ["eu-west-1"]')
+    )
     (team / "template.json").write_text(text)
     r = ws.run("bake", ws.family)
     assert r.code == 2, r.stderr
@@ -110,11 +134,23 @@ def test_region_mismatch_is_exit_2_naming_both_before_building(workspace: Any, a
     assert reservations(ws.context().store, ws.family) == [] and images_of(aws, ws.family) == []
 
 
-@pytest.mark.parametrize("name, edit", [
-    ("learn-hcl2", ("build.pkr.hcl", '">= 1.6.0, < 2.0.0"', '">= 1.9.2"')),
-    ("shared-amis-json", ("template.json", '"variables": {', '"min_packer_version": "1.10.0",\n  "variables": {')),
-])
-def test_template_needing_a_newer_packer_is_exit_2(workspace: Any, aws: Any, name: str, edit: tuple) -> None:
+@pytest.mark.parametrize(
+    "name, edit",
+    [
+        ("learn-hcl2", ("build.pkr.hcl", '">= 1.6.0, < 2.0.0"', '">= 1.9.2"')),
+        (
+            "shared-amis-json",
+            (
+                "template.json",
+                '"variables": {',
+                '"min_packer_version": "1.10.0",\n  "variables": {',
+            ),
+        ),
+    ],
+)
+def test_template_needing_a_newer_packer_is_exit_2(
+    workspace: Any, aws: Any, name: str, edit: tuple
+) -> None:
     ws = workspace
     team = use_template(ws, name, "template.json" if name == "shared-amis-json" else "")
     file, old, new = edit
@@ -128,15 +164,23 @@ def test_template_needing_a_newer_packer_is_exit_2(workspace: Any, aws: Any, nam
 def test_a_templates_own_literal_credentials_are_refused_with_an_endpoint(workspace: Any) -> None:
     ws = workspace
     team = use_template(ws, "shared-amis-json", "template.json")
-    text = (team / "template.json").read_text().replace('"instance_type": "t3.small",',
-                                                       '"instance_type": "t3.small",\n      "access_key": "AKIALITERAL", "secret_key": "x",')
+    text = (
+        (team / "template.json")
+        .read_text()
+        .replace(
+            '"instance_type": "t3.small",',
+            '"instance_type": "t3.small",\n      "access_key": "AKIALITERAL", "secret_key": "x",',
+        )
+    )
     (team / "template.json").write_text(text)
     r = ws.run("bake", ws.family)
     assert r.code == 2 and "sets access_key itself" in r.stderr
     assert reservations(ws.context().store, ws.family) == []
 
 
-def test_init_writes_hcl2_by_default_and_json_on_request(tmp_path: Path, workspace: Any, aws: Any) -> None:
+def test_init_writes_hcl2_by_default_and_json_on_request(
+    tmp_path: Path, workspace: Any, aws: Any
+) -> None:
     import io
 
     from imagefleet.cli import raw_main
@@ -150,11 +194,17 @@ def test_init_writes_hcl2_by_default_and_json_on_request(tmp_path: Path, workspa
 
     ws = workspace  # the JSON one bakes as it is
     config = ws.config.read_text()
-    assert raw_main(["init", str(ws.root), "--format", "json", "--force"], obj=Context(output=quiet)) == 0
+    assert (
+        raw_main(["init", str(ws.root), "--format", "json", "--force"], obj=Context(output=quiet))
+        == 0
+    )
     assert 'template = "packer/demo.json"' in ws.config.read_text()
     ws.config.write_text(config)  # the workspace's endpoint and family
-    ws.edit(r'^template = .*$', 'template = "packer/demo.json"')
-    assert json.loads((ws.root / "packer" / "demo.json").read_text())["builders"][0]["type"] == "amazon-ebs"
+    ws.edit(r"^template = .*$", 'template = "packer/demo.json"')
+    assert (
+        json.loads((ws.root / "packer" / "demo.json").read_text())["builders"][0]["type"]
+        == "amazon-ebs"
+    )
     r = ws.run("bake", ws.family, "--json")
     assert r.code == 0, r.stderr
     for region, ami in r.json()["amis"].items():

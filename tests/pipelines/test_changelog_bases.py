@@ -1,4 +1,5 @@
-"""Changelogs between registered bases: made at bake time, read by reference, linked on promotion."""
+"""Changelogs between registered bases: made at bake time, read by reference, linked on
+promotion."""
 
 from __future__ import annotations
 
@@ -20,13 +21,19 @@ def test_diff_by_reference_and_by_ami_and_the_promotion_link(workspace: Any) -> 
     ws, fam = workspace, workspace.family
     one = bake(ws)
     nxt = ws.root / "recipes" / "next.manifest"
-    nxt.write_text((ws.root / "recipes" / "demo.manifest").read_text()
-                   .replace("8.5.0-2ubuntu10.1", "8.5.0-2ubuntu10.4").replace("sudo\t1.9.15p5-3ubuntu5\n", ""))
+    nxt.write_text(
+        (ws.root / "recipes" / "demo.manifest")
+        .read_text()
+        .replace("8.5.0-2ubuntu10.1", "8.5.0-2ubuntu10.4")
+        .replace("sudo\t1.9.15p5-3ubuntu5\n", "")
+    )
     two = bake(ws, "--var", f"recipe_manifest={nxt}")
     assert set(two["changelog"]) == {"vs_parent"}  # no release yet
 
     by_ref = ws.run("changelog", "diff", f"{fam}:1", f"{fam}:2", "--format", "json")
-    by_ami = ws.run("changelog", "diff", one["amis"]["us-west-2"], two["amis"]["us-east-1"], "--format", "json")
+    by_ami = ws.run(
+        "changelog", "diff", one["amis"]["us-west-2"], two["amis"]["us-east-1"], "--format", "json"
+    )
     assert by_ref.code == 0 and by_ami.code == 0, by_ref.stderr + by_ami.stderr
     summary = json.loads(by_ref.stdout)["summary"]
     assert summary["upgraded"] == 2 and summary["removed"] == 1  # curl + libcurl4t64; sudo
@@ -38,10 +45,12 @@ def test_diff_by_reference_and_by_ami_and_the_promotion_link(workspace: Any) -> 
     assert json.loads(by_ref.stdout)["cves"] == json.loads(stored.stdout)["cves"]
     assert json.loads(by_ref.stdout)["upgraded"] == json.loads(stored.stdout)["upgraded"]
     # --json on the command or on the root means the JSON document, for diff and show alike.
-    assert json.loads(ws.run("changelog", "diff", f"{fam}:1", f"{fam}:2", "--json").stdout) \
-        == json.loads(by_ref.stdout)
-    assert json.loads(ws.run("--json", "changelog", "show", f"{fam}:2").stdout) \
-        == json.loads(stored.stdout)
+    assert json.loads(
+        ws.run("changelog", "diff", f"{fam}:1", f"{fam}:2", "--json").stdout
+    ) == json.loads(by_ref.stdout)
+    assert json.loads(ws.run("--json", "changelog", "show", f"{fam}:2").stdout) == json.loads(
+        stored.stdout
+    )
     clash = ws.run("changelog", "show", f"{fam}:2", "--json", "--format", "md")
     assert clash.code == 2 and "--json and --format md" in clash.stderr
 
@@ -61,7 +70,10 @@ def test_changelog_against_the_release_too(workspace: Any) -> None:
     assert ws.run("promote", f"{fam}:1", "--to", "release", "--force", "--reason", "t").code == 0
     bake(ws)
     three = bake(ws)
-    assert {k: v["against"] for k, v in three["changelog"].items()} == {"vs_parent": 2, "vs_release": 1}
+    assert {k: v["against"] for k, v in three["changelog"].items()} == {
+        "vs_parent": 2,
+        "vs_release": 1,
+    }
     r = ws.run("changelog", "show", f"{fam}:3", "--against", "release")
     assert r.code == 0 and f"{fam}:1" in r.stdout
 
@@ -70,7 +82,9 @@ def test_unknown_ami_and_missing_manifest_are_bad_input(workspace: Any) -> None:
     ws, fam = workspace, workspace.family
     ws.edit(r'^manifest = "recipes/demo.manifest".*$', "")
     template = ws.root / "packer" / "demo.pkr.hcl"
-    template.write_text(template.read_text().replace('inline           = ["cp', 'inline           = ["true || cp'))
+    template.write_text(
+        template.read_text().replace('inline           = ["cp', 'inline           = ["true || cp')
+    )
     r = ws.run("bake", ws.family)
     assert r.code == 0 and "no package manifest" in r.stderr  # the bake warns...
     r = ws.run("changelog", "diff", f"{fam}:1", f"{fam}:1")

@@ -27,7 +27,7 @@ TTL_S = 30
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def ws(request: pytest.FixtureRequest, workspace: Any) -> Any:
     """The workspace on either backend, with a 30 s lease TTL."""
-    extra = f"lease_ttl = \"{TTL_S}s\""
+    extra = f'lease_ttl = "{TTL_S}s"'
     if request.param == "dynamodb":
         extra += f'\ntable = "imagefleet-state-{uuid.uuid4().hex[:10]}"'
         workspace.edit(r'^backend = "sqlite"', f'backend = "dynamodb"\n{extra}')
@@ -42,18 +42,31 @@ def register(ws: Any, aws: Any, version: int) -> dict[str, str]:
     fam = ws.family
     amis = {region: make_ami(aws, f"{fam}-v{version}", region) for region in REGIONS}
     store = ws.context().store
-    store.put_base(BaseVersion(fam, version, amis, amis[REGIONS[0]], version - 1 or None, "test", utcnow()))
+    store.put_base(
+        BaseVersion(fam, version, amis, amis[REGIONS[0]], version - 1 or None, "test", utcnow())
+    )
     store.add_evidence(Evidence(fam, version, "image_tests", True, {}, utcnow(), "ci"))
     return amis
 
 
 def store_state(store: StateStore, fam: str) -> dict[str, Any]:
     return {
-        "pointers": store.pointers(), "history": store.stage_history(fam), "bases": store.bases(fam),
+        "pointers": store.pointers(),
+        "history": store.stage_history(fam),
+        "bases": store.bases(fam),
         "audit": [(e.id, e.action, e.target) for e in store.audit_trail(fam)],
         "operations": [(o["id"], o["status"]) for o in store.operations()],
-        "steps": {(o["id"], n): store.step(o["id"], n) for o in store.operations()
-                  for n in ("resolve-ous", "share:us-east-1", "parameter:us-east-1", "tag:us-east-1", "pointer")},
+        "steps": {
+            (o["id"], n): store.step(o["id"], n)
+            for o in store.operations()
+            for n in (
+                "resolve-ous",
+                "share:us-east-1",
+                "parameter:us-east-1",
+                "tag:us-east-1",
+                "pointer",
+            )
+        },
         "leases": store.leases(),
     }
 
@@ -69,7 +82,8 @@ def aws_state(aws: Any, fam: str, amis: list[dict[str, str]]) -> dict[str, Any]:
             image = ec2.describe_images(ImageIds=[ami])["Images"][0]
             out[f"tags {ami}"] = sorted((t["Key"], t["Value"]) for t in image.get("Tags", []))
             out[f"launch {ami}"] = ec2.describe_image_attribute(
-                ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+                ImageId=ami, Attribute="launchPermission"
+            )["LaunchPermissions"]
     return out
 
 
@@ -78,10 +92,26 @@ def test_a_frozen_promotion_thawed_after_a_takeover_changes_nothing(ws: Any, aws
     two, three = register(ws, aws, 2), register(ws, aws, 3)
     # A: frozen by SIGSTOP just before its first write to AWS (its pending step already recorded)
     frozen = subprocess.Popen(
-        [sys.executable, "-m", "imagefleet.cli", "--config", str(ws.config), "promote", f"{fam}:2",
-         "--to", "candidate"],
-        env={**os.environ, "IMAGEFLEET_KILL_AT": "share:us-east-1:before", "IMAGEFLEET_KILL_SIGNAL": "STOP"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "imagefleet.cli",
+            "--config",
+            str(ws.config),
+            "promote",
+            f"{fam}:2",
+            "--to",
+            "candidate",
+        ],
+        env={
+            **os.environ,
+            "IMAGEFLEET_KILL_AT": "share:us-east-1:before",
+            "IMAGEFLEET_KILL_SIGNAL": "STOP",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, status = os.waitpid(frozen.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), "the promotion ended instead of stopping at its first share"
@@ -108,6 +138,8 @@ def test_a_frozen_promotion_thawed_after_a_takeover_changes_nothing(ws: Any, aws
     assert f"(pid {os.getpid()} on " in err and f"'promote {fam}:3 --to candidate')" in err, err
     after = store_state(ws.context().store, fam), aws_state(aws, fam, [two, three])
     assert after == before  # the thawed promotion changed nothing, in the store or in AWS
-    assert [(c.version, c.previous) for c in ws.context().store.stage_history(fam, "candidate")] == [(3, None)]
+    assert [
+        (c.version, c.previous) for c in ws.context().store.stage_history(fam, "candidate")
+    ] == [(3, None)]
     assert (STAGE_TAG, "candidate") not in after[1][f"tags {two[REGIONS[0]]}"]
     assert time.time() < held.expires_at  # nobody waited for the lease to run out

@@ -1,4 +1,5 @@
-"""`friends add/remove` against a promotion to candidate: both hold the family's candidate stage lease,
+"""`friends add/remove` against a promotion to candidate: both hold the family's candidate stage
+lease,
 so the current candidate's launch permissions always match the friend list — also when a promotion
 was killed after sharing the new base in one region. On SQLite and on DynamoDB."""
 
@@ -22,7 +23,9 @@ REGIONS = ("us-east-1", "us-west-2")
 
 
 def _launch_accounts(aws: Any, region: str, ami: str) -> set[str]:
-    perms = aws.client("ec2", region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")
+    perms = aws.client("ec2", region).describe_image_attribute(
+        ImageId=ami, Attribute="launchPermission"
+    )
     return {p["UserId"] for p in perms["LaunchPermissions"] if "UserId" in p}
 
 
@@ -31,28 +34,50 @@ def _bases(ws: Any, aws: Any) -> dict[int, dict[str, str]]:
     amis = {}
     for v in (1, 2):
         amis[v] = {r: make_ami(aws, f"{ws.family}-v{v}", r) for r in REGIONS}
-        store.put_base(BaseVersion(family=ws.family, version=v, amis=amis[v], source_ami="ami-stock",
-                                   parent=v - 1 or None, packer_run_id=f"test-{v}", created_at=utcnow()))
+        store.put_base(
+            BaseVersion(
+                family=ws.family,
+                version=v,
+                amis=amis[v],
+                source_ami="ami-stock",
+                parent=v - 1 or None,
+                packer_run_id=f"test-{v}",
+                created_at=utcnow(),
+            )
+        )
     return amis
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
 def test_friend_changes_hold_the_candidate_lease_and_reach_an_interrupted_promotions_base(
-    workspace: Any, aws: Any, monkeypatch: pytest.MonkeyPatch, backend: str,
+    workspace: Any,
+    aws: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
 ) -> None:
     ws, fam = workspace, workspace.family
     if backend == "dynamodb":
-        ws.edit(r'^backend = "sqlite"', f'backend = "dynamodb"\ntable = "imagefleet-state-{uuid.uuid4().hex[:10]}"')
+        ws.edit(
+            r'^backend = "sqlite"',
+            f'backend = "dynamodb"\ntable = "imagefleet-state-{uuid.uuid4().hex[:10]}"',
+        )
         assert ws.run("state", "init").code == 0
     amis = _bases(ws, aws)
     r = ws.run("promote", f"{fam}:1", "--to", "candidate", "--force", "--reason", "bootstrap")
     assert r.code == 0, r.stderr
 
     store = ws.context().store
-    with leases.hold(store, [f"stage:{fam}:candidate"], clock=Clock(), actor="arn:aws:iam::1:user/bob",
-                     command=f"promote {fam}:2 --to candidate"):
+    with leases.hold(
+        store,
+        [f"stage:{fam}:candidate"],
+        clock=Clock(),
+        actor="arn:aws:iam::1:user/bob",
+        command=f"promote {fam}:2 --to candidate",
+    ):
         r = ws.run("friends", "add", TEAM, "--account", ACCOUNT, "--family", fam)
-        assert r.code == 1 and f"stage:{fam}:candidate is held by arn:aws:iam::1:user/bob" in r.stderr
+        assert (
+            r.code == 1 and f"stage:{fam}:candidate is held by arn:aws:iam::1:user/bob" in r.stderr
+        )
     assert TEAM not in friends.stored(store)  # refused before anything was written
 
     # a promotion of demo:2 killed after sharing it in us-east-1 with the friend list of that moment

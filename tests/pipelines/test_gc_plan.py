@@ -1,4 +1,5 @@
-"""gc's decisions on plain data: what no record owns is removed, everything else is kept with a reason."""
+"""gc's decisions on plain data: what no record owns is removed, everything else is kept with a
+reason."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ def img(ami: str, family: str = "web", **tags: str) -> Image:
 
 
 def inst(iid: str, role: str, launched: datetime = OLD, **tags: str) -> Instance:
-    return Instance("us-east-1", iid, "running", {"imagefleet:family": "web", "imagefleet:role": role, **tags}, launched)
+    return Instance(
+        "us-east-1",
+        iid,
+        "running",
+        {"imagefleet:family": "web", "imagefleet:role": role, **tags},
+        launched,
+    )
 
 
 def records(**over: object) -> Records:
@@ -27,8 +34,13 @@ def ids(p, kind: str) -> list[str]:
 
 
 def test_images_no_base_owns_are_removed_with_their_snapshots() -> None:
-    inv = Inventory(images=[img("ami-owned"), img("ami-orphan", **{"imagefleet:bake-id": "web-2"}),
-                            img("ami-other", family="not-ours")])
+    inv = Inventory(
+        images=[
+            img("ami-owned"),
+            img("ami-orphan", **{"imagefleet:bake-id": "web-2"}),
+            img("ami-other", family="not-ours"),
+        ]
+    )
     p = plan(inv, records(), now=NOW)
     assert ids(p, "image") == ["ami-orphan"]
     (removal,) = p.remove
@@ -41,17 +53,34 @@ def test_a_running_bake_keeps_its_familys_images() -> None:
 
 
 def test_benchmark_and_baseline_instances_of_finished_or_unknown_runs_go() -> None:
-    inv = Inventory(instances=[
-        inst("i-done", "perf", **{"imagefleet:perf-run": "r1"}),
-        inst("i-running", "perf", **{"imagefleet:perf-run": "r2"}),
-        inst("i-expired", "perf", **{"imagefleet:perf-run": "r2b", "imagefleet:perf-expires": "2026-11-25T11:00:00+00:00"}),
-        inst("i-unknown", "perf", **{"imagefleet:perf-run": "gone"}),
-        inst("i-young", "perf", launched=NOW - timedelta(minutes=5), **{"imagefleet:perf-run": "gone"}),
-        inst("i-base-ended", "baseline", **{"imagefleet:rollout": "ro1"}),
-        inst("i-base-live", "baseline", **{"imagefleet:rollout": "ro2"}),
-        inst("i-canary-member", "canary", **{"imagefleet:rollout": "ro1"}),
-    ])
-    recs = records(runs={"r1": "done", "r2": "running", "r2b": "running"}, rollouts={"ro1": "succeeded", "ro2": "running"})
+    inv = Inventory(
+        instances=[
+            inst("i-done", "perf", **{"imagefleet:perf-run": "r1"}),
+            inst("i-running", "perf", **{"imagefleet:perf-run": "r2"}),
+            inst(
+                "i-expired",
+                "perf",
+                **{
+                    "imagefleet:perf-run": "r2b",
+                    "imagefleet:perf-expires": "2026-11-25T11:00:00+00:00",
+                },
+            ),
+            inst("i-unknown", "perf", **{"imagefleet:perf-run": "gone"}),
+            inst(
+                "i-young",
+                "perf",
+                launched=NOW - timedelta(minutes=5),
+                **{"imagefleet:perf-run": "gone"},
+            ),
+            inst("i-base-ended", "baseline", **{"imagefleet:rollout": "ro1"}),
+            inst("i-base-live", "baseline", **{"imagefleet:rollout": "ro2"}),
+            inst("i-canary-member", "canary", **{"imagefleet:rollout": "ro1"}),
+        ]
+    )
+    recs = records(
+        runs={"r1": "done", "r2": "running", "r2b": "running"},
+        rollouts={"ro1": "succeeded", "ro2": "running"},
+    )
     p = plan(inv, recs, now=NOW)
     assert ids(p, "instance") == ["i-base-ended", "i-done", "i-expired", "i-unknown"]
     kept = {k.id: k.reason for k in p.keep}
@@ -63,20 +92,32 @@ def test_rollout_template_versions_go_once_the_rollout_ended_unless_in_use() -> 
     def v(n: int, desc: str, default: bool = False) -> TemplateVersion:
         return TemplateVersion("us-east-1", "lt-1", n, desc, default)
 
-    inv = Inventory(template_versions=[
-        v(1, "", default=True), v(2, "imagefleet canary ro1 from v1"), v(3, "imagefleet canary ro2 from v1"),
-        v(4, "imagefleet canary ro3 from v1"), v(5, "imagefleet canary ro1 from v2"), v(6, "hand made"),
-        v(7, "imagefleet canary gone from v1"),
-    ], in_use={("us-east-1", "lt-1", 5)})
-    p = plan(inv, records(rollouts={"ro1": "rolled_back", "ro2": "running", "ro3": "aborted"}), now=NOW)
+    inv = Inventory(
+        template_versions=[
+            v(1, "", default=True),
+            v(2, "imagefleet canary ro1 from v1"),
+            v(3, "imagefleet canary ro2 from v1"),
+            v(4, "imagefleet canary ro3 from v1"),
+            v(5, "imagefleet canary ro1 from v2"),
+            v(6, "hand made"),
+            v(7, "imagefleet canary gone from v1"),
+        ],
+        in_use={("us-east-1", "lt-1", 5)},
+    )
+    p = plan(
+        inv, records(rollouts={"ro1": "rolled_back", "ro2": "running", "ro3": "aborted"}), now=NOW
+    )
     assert ids(p, "template-version") == ["2", "4", "7"]
     assert {k.id for k in p.keep} == {"lt-1:3", "lt-1:5"}
 
 
 def test_an_untagged_ami_recorded_by_a_failed_bake_is_removed_too() -> None:
     untagged = Image("us-west-2", "ami-untagged", ("snap-1",), {})
-    p = plan(Inventory(images=[untagged, Image("us-west-2", "ami-stranger", (), {})]),
-             records(recorded={"ami-untagged": "web"}), now=NOW)
+    p = plan(
+        Inventory(images=[untagged, Image("us-west-2", "ami-stranger", (), {})]),
+        records(recorded={"ami-untagged": "web"}),
+        now=NOW,
+    )
     assert ids(p, "image") == ["ami-untagged"] and "reservation" in p.remove[0].reason
 
 
@@ -85,21 +126,32 @@ def test_a_fresh_unowned_ami_is_kept_for_the_grace_period_unless_a_dead_bake_rec
     copy = Image("us-west-2", "ami-copy", (), {"imagefleet:family": "web"}, fresh)
     killed = Image("us-west-2", "ami-killed", (), {"imagefleet:family": "web"}, fresh)
     stale = Image("us-west-2", "ami-stale", (), {"imagefleet:family": "web"}, old)
-    p = plan(Inventory(images=[copy, killed, stale]), records(recorded={"ami-killed": "web"}), now=NOW)
+    p = plan(
+        Inventory(images=[copy, killed, stale]), records(recorded={"ami-killed": "web"}), now=NOW
+    )
     assert ids(p, "image") == ["ami-killed", "ami-stale"]
     assert "grace" in {k.id: k.reason for k in p.keep}["ami-copy"]
-    assert ids(plan(Inventory(images=[copy]), records(), now=NOW, grace=timedelta(0)), "image") == ["ami-copy"]
+    assert ids(plan(Inventory(images=[copy]), records(), now=NOW, grace=timedelta(0)), "image") == [
+        "ami-copy"
+    ]
 
 
 def test_operations_in_flight_keep_what_they_made_whatever_its_age() -> None:
-    inv = Inventory(images=[img("ami-copy")],
-                    instances=[inst("i-base", "baseline", **{"imagefleet:rollout": "ro9"})],
-                    template_versions=[TemplateVersion("us-east-1", "lt-1", 2, "imagefleet canary ro9 from v1", False)])
+    inv = Inventory(
+        images=[img("ami-copy")],
+        instances=[inst("i-base", "baseline", **{"imagefleet:rollout": "ro9"})],
+        template_versions=[
+            TemplateVersion("us-east-1", "lt-1", 2, "imagefleet canary ro9 from v1", False)
+        ],
+    )
     live = records(live={"stage:web:candidate", "rollout:ro9"})
     p = plan(inv, live, now=NOW, grace=timedelta(0))
     assert p.remove == []
     kept = {k.id: k.reason for k in p.keep}
-    assert kept == {"ami-copy": "a promotion of web is running", "i-base": "rollout ro9 holds its lease",
-                    "lt-1:2": "rollout ro9 holds its lease"}
+    assert kept == {
+        "ami-copy": "a promotion of web is running",
+        "i-base": "rollout ro9 holds its lease",
+        "lt-1:2": "rollout ro9 holds its lease",
+    }
     # the same resources once those leases are gone: the rollout is unknown, the copy unowned
     assert len(plan(inv, records(), now=NOW, grace=timedelta(0)).remove) == 3

@@ -23,10 +23,15 @@ STAGES = ("candidate", "release")
 
 
 def run_sequence(ws: Any) -> None:
-    """The image lifecycle an operator runs: bake, test, promote to candidate, bootstrap a release."""
+    """The image lifecycle an operator runs: bake, test, promote to candidate, bootstrap a
+    release."""
     fam = ws.family
-    for args in (("bake", fam), ("test", f"{fam}:1"), ("promote", f"{fam}:1", "--to", "candidate"),
-                 ("promote", f"{fam}:1", "--to", "release", "--force", "--reason", "bootstrap")):
+    for args in (
+        ("bake", fam),
+        ("test", f"{fam}:1"),
+        ("promote", f"{fam}:1", "--to", "candidate"),
+        ("promote", f"{fam}:1", "--to", "release", "--force", "--reason", "bootstrap"),
+    ):
         r = ws.run(*args)
         assert r.code == 0, f"{args}: {r.stderr}"
 
@@ -47,25 +52,49 @@ def final_state(ws: Any, aws: Any) -> dict[str, Any]:
     }
     for region in REGIONS:
         ec2, ssm = aws.client("ec2", region), aws.client("ssm", region)
-        images = [i for page in ec2.paginate("describe_images", Filters=[{"Name": f"tag:{FAMILY_TAG}", "Values": [fam]}])
-                  for i in page["Images"]]
-        tests = [i for page in ec2.paginate("describe_instances", Filters=[
-                     {"Name": f"tag:{FAMILY_TAG}", "Values": [fam]}, {"Name": f"tag:{ROLE_TAG}", "Values": ["image-test"]}])
-                 for r in page["Reservations"] for i in r["Instances"]]
+        images = [
+            i
+            for page in ec2.paginate(
+                "describe_images", Filters=[{"Name": f"tag:{FAMILY_TAG}", "Values": [fam]}]
+            )
+            for i in page["Images"]
+        ]
+        tests = [
+            i
+            for page in ec2.paginate(
+                "describe_instances",
+                Filters=[
+                    {"Name": f"tag:{FAMILY_TAG}", "Values": [fam]},
+                    {"Name": f"tag:{ROLE_TAG}", "Values": ["image-test"]},
+                ],
+            )
+            for r in page["Reservations"]
+            for i in r["Instances"]
+        ]
         state[region] = {
             "images": sorted((_tags(i)[VERSION_TAG], _tags(i)[STAGE_TAG]) for i in images),
-            "parameters": {stage: [(version_of[h["Value"]], h["DataType"]) for page in ssm.paginate(
-                "get_parameter_history", Name=f"/imagefleet/{fam}/{stage}") for h in page["Parameters"]]
-                for stage in STAGES},
-            "image_tests": sorted((i["InstanceType"], i["State"]["Name"] in ("shutting-down", "terminated"))
-                                  for i in tests),
+            "parameters": {
+                stage: [
+                    (version_of[h["Value"]], h["DataType"])
+                    for page in ssm.paginate(
+                        "get_parameter_history", Name=f"/imagefleet/{fam}/{stage}"
+                    )
+                    for h in page["Parameters"]
+                ]
+                for stage in STAGES
+            },
+            "image_tests": sorted(
+                (i["InstanceType"], i["State"]["Name"] in ("shutting-down", "terminated"))
+                for i in tests
+            ),
         }
     return state
 
 
 @pytest.mark.timeout(900)
-def test_lifecycle_under_faults_ends_like_the_run_without(workspace: Any, faulty_workspace: Any, fault_proxy: str,
-                                                          aws: Any) -> None:
+def test_lifecycle_under_faults_ends_like_the_run_without(
+    workspace: Any, faulty_workspace: Any, fault_proxy: str, aws: Any
+) -> None:
     run_sequence(workspace)
     before = faultproxy.stats(fault_proxy)["decisions"]
     run_sequence(faulty_workspace)
@@ -80,9 +109,14 @@ def test_lifecycle_under_faults_ends_like_the_run_without(workspace: Any, faulty
         # one AMI for version 1 in each region (no second Packer copy), released
         assert faulty[region]["images"] == [("1", "release")]
         # one value per promotion, no repeated PutParameter
-        assert faulty[region]["parameters"] == {"candidate": [(1, "aws:ec2:image")], "release": [(1, "aws:ec2:image")]}
+        assert faulty[region]["parameters"] == {
+            "candidate": [(1, "aws:ec2:image")],
+            "release": [(1, "aws:ec2:image")],
+        }
         # one smoke instance per cohort type, every one terminated
         types = [t for t, _ in faulty[region]["image_tests"]]
-        assert len(types) == len(set(types)) == 4 and all(gone for _, gone in faulty[region]["image_tests"])
+        assert len(types) == len(set(types)) == 4 and all(
+            gone for _, gone in faulty[region]["image_tests"]
+        )
     assert [(s, v) for s, v, _, _ in faulty["history"]] == [("candidate", 1), ("release", 1)]
     assert faulty["audit"] == ["bake", "promote", "promote"]

@@ -36,7 +36,9 @@ def test_failed_build_yields_packers_own_error_text() -> None:
 
 
 def test_escapes_and_non_machine_lines() -> None:
-    ln = mr.parse_line("1700000000,amazon-ebs,artifact,0,id,eu-west-1:ami-1%!(PACKER_COMMA)eu-central-1:ami-2")
+    ln = mr.parse_line(
+        "1700000000,amazon-ebs,artifact,0,id,eu-west-1:ami-1%!(PACKER_COMMA)eu-central-1:ami-2"
+    )
     assert ln is not None and ln.target == "amazon-ebs" and ln.timestamp == 1700000000
     assert mr.amis_by_region([ln]) == {"eu-west-1": "ami-1", "eu-central-1": "ami-2"}
     assert mr.parse_line("==> plain text Packer sometimes prints") is None
@@ -53,10 +55,22 @@ def test_the_ami_is_known_as_soon_as_packer_creates_it() -> None:
 
 def test_amis_from_packers_manifest_post_processor_take_the_last_run() -> None:
     # the shape Packer's manifest post-processor writes (packer-manifest.json)
-    manifest = {"builds": [
-        {"name": "base", "builder_type": "amazon-ebs", "artifact_id": "us-east-1:ami-0old", "packer_run_uuid": "r1"},
-        {"name": "base", "builder_type": "amazon-ebs", "artifact_id": "us-east-1:ami-0aaa,us-west-2:ami-0bbb",
-         "packer_run_uuid": "r2"},
-    ], "last_run_uuid": "r2"}
+    manifest = {
+        "builds": [
+            {
+                "name": "base",
+                "builder_type": "amazon-ebs",
+                "artifact_id": "us-east-1:ami-0old",
+                "packer_run_uuid": "r1",
+            },
+            {
+                "name": "base",
+                "builder_type": "amazon-ebs",
+                "artifact_id": "us-east-1:ami-0aaa,us-west-2:ami-0bbb",
+                "packer_run_uuid": "r2",
+            },
+        ],
+        "last_run_uuid": "r2",
+    }
     assert mr.amis_from_manifest(manifest) == {"us-east-1": "ami-0aaa", "us-west-2": "ami-0bbb"}
     assert mr.amis_from_manifest({"builds": "nope"}) == {}

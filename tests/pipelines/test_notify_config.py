@@ -25,41 +25,68 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:imagefleet-friends"
 
 def settings_with(tmp_path: Path, table: str) -> config.Settings:
     path = tmp_path / "imagefleet.toml"
-    path.write_text(f"[state]\npath = \"state/state.db\"\n\n{table}\n")
+    path.write_text(f'[state]\npath = "state/state.db"\n\n{table}\n')
     return config.load(path)
 
 
 def notice() -> Notice:
-    return Notice("candidate", "web", "web:2", {"us-east-1": "ami-0abc1234"}, ["payments"],
-                  "/imagefleet/web/candidate", {}, "2026-12-07T16:00:00Z")
+    return Notice(
+        "candidate",
+        "web",
+        "web:2",
+        {"us-east-1": "ami-0abc1234"},
+        ["payments"],
+        "/imagefleet/web/candidate",
+        {},
+        "2026-12-07T16:00:00Z",
+    )
 
 
 # --- the table ------------------------------------------------------------------------------------
 def test_no_table_means_the_file_in_the_state_directory(tmp_path: Path) -> None:
     assert notify(settings_with(tmp_path, "")) == NotifySettings(
-        "file", str(tmp_path / "state" / "notifications.jsonl"), 10)
+        "file", str(tmp_path / "state" / "notifications.jsonl"), 10
+    )
 
 
-@pytest.mark.parametrize(("table", "expected"), [
-    ('[notify]\nwebhook = "https://hooks.example.com/x"\ntimeout = "3s"',
-     NotifySettings("webhook", "https://hooks.example.com/x", 3)),
-    (f'[notify]\nsns_topic = "{TOPIC}"', NotifySettings("sns", TOPIC, 10)),
-    ('[notify]\nfile = "out/notices.jsonl"', NotifySettings("file", "{dir}/out/notices.jsonl", 10)),
-])
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            '[notify]\nwebhook = "https://hooks.example.com/x"\ntimeout = "3s"',
+            NotifySettings("webhook", "https://hooks.example.com/x", 3),
+        ),
+        (f'[notify]\nsns_topic = "{TOPIC}"', NotifySettings("sns", TOPIC, 10)),
+        (
+            '[notify]\nfile = "out/notices.jsonl"',
+            NotifySettings("file", "{dir}/out/notices.jsonl", 10),
+        ),
+    ],
+)
 def test_each_kind_is_read(tmp_path: Path, table: str, expected: NotifySettings) -> None:
-    want = NotifySettings(expected.kind, expected.target.replace("{dir}", str(tmp_path)), expected.timeout_s)
+    want = NotifySettings(
+        expected.kind, expected.target.replace("{dir}", str(tmp_path)), expected.timeout_s
+    )
     assert notify(settings_with(tmp_path, table)) == want
 
 
-@pytest.mark.parametrize(("table", "needle"), [
-    (f'[notify]\nwebhook = "https://h.example.com"\nsns_topic = "{TOPIC}"',
-     "notify: expected at most one of 'webhook', 'sns_topic' and 'file'"),
-    ('[notify]\nwebhook = "ftp://h.example.com"', "notify.webhook: expected an http(s):// URL"),
-    ('[notify]\nsns_topic = "arn:aws:sqs:us-east-1:123456789012:q"', "notify.sns_topic: expected an SNS topic ARN"),
-    ('[notify]\nfile = "a\\u0000b"', "notify.file"),
-    ('[notify]\ntimeout = "0s"', "notify.timeout: expected at least 1s"),
-    ('[notify]\nemail = "x@example.com"', "notify.email"),
-])
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        (
+            f'[notify]\nwebhook = "https://h.example.com"\nsns_topic = "{TOPIC}"',
+            "notify: expected at most one of 'webhook', 'sns_topic' and 'file'",
+        ),
+        ('[notify]\nwebhook = "ftp://h.example.com"', "notify.webhook: expected an http(s):// URL"),
+        (
+            '[notify]\nsns_topic = "arn:aws:sqs:us-east-1:123456789012:q"',
+            "notify.sns_topic: expected an SNS topic ARN",
+        ),
+        ('[notify]\nfile = "a\\u0000b"', "notify.file"),
+        ('[notify]\ntimeout = "0s"', "notify.timeout: expected at least 1s"),
+        ('[notify]\nemail = "x@example.com"', "notify.email"),
+    ],
+)
 def test_a_bad_table_names_file_line_and_key(tmp_path: Path, table: str, needle: str) -> None:
     settings = settings_with(tmp_path, table)  # the core leaves [notify] to pipelines
     with pytest.raises(ConfigError) as caught:
@@ -108,7 +135,9 @@ class Ctx:
         self.aws = aws
 
 
-def test_a_configured_webhook_receives_the_notice_as_json(tmp_path: Path, hook: tuple[str, type[Hook]]) -> None:
+def test_a_configured_webhook_receives_the_notice_as_json(
+    tmp_path: Path, hook: tuple[str, type[Hook]]
+) -> None:
     url, handler = hook
     notifier = configured(Ctx(settings_with(tmp_path, f'[notify]\nwebhook = "{url}"')))  # type: ignore[arg-type]
     assert isinstance(notifier, WebhookNotifier)
@@ -120,7 +149,9 @@ def test_a_configured_webhook_receives_the_notice_as_json(tmp_path: Path, hook: 
     assert "imagefleet resolve web --team TEAM" in body["text"]
 
 
-def test_a_webhook_that_refuses_is_a_tool_failure(tmp_path: Path, hook: tuple[str, type[Hook]]) -> None:
+def test_a_webhook_that_refuses_is_a_tool_failure(
+    tmp_path: Path, hook: tuple[str, type[Hook]]
+) -> None:
     url, handler = hook
     handler.status = 500
     notifier = configured(Ctx(settings_with(tmp_path, f'[notify]\nwebhook = "{url}"')))  # type: ignore[arg-type]
@@ -137,13 +168,16 @@ def test_the_default_appends_to_the_state_directory(tmp_path: Path) -> None:
     assert json.loads(line)["ref"] == "web:2"
 
 
-# --- SNS, on the local endpoint ---------------------------------------------------------------------
+# --- SNS, on the local endpoint
+# ---------------------------------------------------------------------
 @pytest.mark.integration
 def test_a_configured_topic_delivers_to_its_subscribers(tmp_path: Path, aws: AwsFactory) -> None:
     sns, sqs = aws.client("sns", "us-east-1"), aws.client("sqs", "us-east-1")
     topic = sns.create_topic(Name=f"imagefleet-friends-{tmp_path.name[-8:]}")["TopicArn"]
     queue = sqs.create_queue(QueueName=f"friends-{tmp_path.name[-8:]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     notifier = configured(Ctx(settings_with(tmp_path, f'[notify]\nsns_topic = "{topic}"'), aws))  # type: ignore[arg-type]
     assert isinstance(notifier, SnsNotifier)
@@ -162,10 +196,14 @@ def test_iam_policy_grants_publish_on_the_configured_topic(tmp_path: Path) -> No
     statements = {s["Sid"]: s for s in policy(["notify"], scope=scope)["Statement"]}
     assert statements["ImagefleetNotify"]["Resource"] in (TOPIC, [TOPIC])
     default = {s["Sid"]: s for s in policy(["notify"], scope=Scope())["Statement"]}
-    assert default["ImagefleetNotify"]["Resource"] in ("arn:aws:sns:*:*:imagefleet*", ["arn:aws:sns:*:*:imagefleet*"])
+    assert default["ImagefleetNotify"]["Resource"] in (
+        "arn:aws:sns:*:*:imagefleet*",
+        ["arn:aws:sns:*:*:imagefleet*"],
+    )
 
 
-# --- the job: `imagefleet run` tells friend teams through the configured webhook ---------------------
+# --- the job: `imagefleet run` tells friend teams through the configured webhook
+# ---------------------
 @pytest.mark.integration
 @pytest.mark.packer
 def test_run_notifies_friend_teams_through_the_configured_webhook(
@@ -179,5 +217,9 @@ def test_run_notifies_friend_teams_through_the_configured_webhook(
     assert notified["sent_to"] == url and notified["teams"] == ["payments"]
     [got] = handler.received
     body = got["body"]
-    assert isinstance(body, dict) and body["ref"] == f"{workspace.family}:1" and body["teams"] == ["payments"]
+    assert (
+        isinstance(body, dict)
+        and body["ref"] == f"{workspace.family}:1"
+        and body["teams"] == ["payments"]
+    )
     assert not (workspace.context().settings.state_dir / "notifications.jsonl").exists()

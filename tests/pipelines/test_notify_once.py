@@ -15,17 +15,28 @@ from pipelines.notify import FileNotifier, Notice, WebhookNotifier
 
 
 def notice(key: str) -> Notice:
-    return Notice("candidate", "demo", "demo:2", {"us-east-1": "ami-0abc1234"}, ["payments"],
-                  "/imagefleet/demo/candidate", key=key)
+    return Notice(
+        "candidate",
+        "demo",
+        "demo:2",
+        {"us-east-1": "ami-0abc1234"},
+        ["payments"],
+        "/imagefleet/demo/candidate",
+        key=key,
+    )
 
 
-def test_killed_after_sending_the_rerun_sends_nothing_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_after_sending_the_rerun_sends_nothing_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = SqliteStore(tmp_path / "state.db")
     sent = tmp_path / "notifications.jsonl"
     notifier = FileNotifier(sent)
 
     def attempt() -> str:
-        op = Operation(store, "run:demo:2:abc", "run", {"family": "demo"})  # a rerun resumes the same op
+        op = Operation(
+            store, "run:demo:2:abc", "run", {"family": "demo"}
+        )  # a rerun resumes the same op
         return op.step("notify", lambda: notifier.notify(notice(f"{op.id}:notify")))
 
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", "notify:acted")  # sent, not yet journaled

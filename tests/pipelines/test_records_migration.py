@@ -25,11 +25,17 @@ def check_legacy_records(store: StateStore) -> None:
     teams = friends.stored(store)
     assert sorted(teams) == ["ops", "qa"]
     assert (teams["qa"].accounts, teams["qa"].families, teams["qa"].added_by) == (
-        ("111111111111", "222222222222"), ("web",), "alice")
+        ("111111111111", "222222222222"),
+        ("web",),
+        "alice",
+    )
     assert (teams["ops"].accounts, teams["ops"].families) == (("333333333333",), ())
     assert [(r.family, r.version, r.holder, r.status) for r in reservations(store)] == [
-        ("db", 1, "bake-4", "reserved"), ("web", 1, "bake-1", "registered"), ("web", 2, "bake-2", "failed"),
-        ("web", 3, "bake-3", "reserved")]
+        ("db", 1, "bake-4", "reserved"),
+        ("web", 1, "bake-1", "registered"),
+        ("web", 2, "bake-2", "failed"),
+        ("web", 3, "bake-3", "reserved"),
+    ]
     (failed,) = reservations(store, "web", "failed")
     assert failed.details == {"recipe": "web.pkr.hcl", "amis": ["ami-0000000000000009"]}
     assert [b.ref for b in store.bases()] == ["web:1"]
@@ -38,20 +44,26 @@ def check_legacy_records(store: StateStore) -> None:
     assert sorted(friends.stored(store)) == ["qa"]
 
 
-def test_a_sqlite_store_of_schema_4_migrates_its_friends_and_reservations_into_documents(tmp_path: Path) -> None:
+def test_a_sqlite_store_of_schema_4_migrates_its_friends_and_reservations_into_documents(
+    tmp_path: Path,
+) -> None:
     shutil.copy(LEGACY / "state.db", tmp_path / "state.db")
     store = SqliteStore(tmp_path / "state.db")
     try:
         assert store.schema_version() == 5
         with sqlite3.connect(tmp_path / "state.db") as db:
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         assert not {"friends", "reservations"} & tables
         check_legacy_records(store)
     finally:
         store.close()
 
 
-def test_a_dynamodb_table_of_the_old_layout_is_brought_forward_by_state_init(aws: AwsFactory) -> None:
+def test_a_dynamodb_table_of_the_old_layout_is_brought_forward_by_state_init(
+    aws: AwsFactory,
+) -> None:
     client = aws.client("dynamodb", "us-east-1")
     store = DynamoStore(client, f"imagefleet-state-{uuid.uuid4().hex[:12]}")
     store.init_table()
@@ -72,5 +84,8 @@ def lay_items(client: object, table: str) -> list[lay.Item]:
 
 def test_the_migrations_name_the_kinds_pipelines_declares() -> None:
     """The core's migrations write the kinds out as they were at the move; they must still agree."""
-    assert (dynamodb_legacy.FRIEND_TEAM_DOC, dynamodb_legacy.RESERVATION_DOC) == (FRIEND_TEAM_KIND, RESERVATION_KIND)
+    assert (dynamodb_legacy.FRIEND_TEAM_DOC, dynamodb_legacy.RESERVATION_DOC) == (
+        FRIEND_TEAM_KIND,
+        RESERVATION_KIND,
+    )
     assert f"'{FRIEND_TEAM_KIND}'" in MIGRATIONS[5] and f"'{RESERVATION_KIND}'" in MIGRATIONS[5]

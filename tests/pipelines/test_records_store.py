@@ -25,14 +25,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
         s: StateStore = SqliteStore(tmp_path / "state.db")
     else:
         aws: AwsFactory = request.getfixturevalue("aws")
-        s = DynamoStore(aws.client("dynamodb", "us-east-1"), f"imagefleet-state-{uuid.uuid4().hex[:12]}")
+        s = DynamoStore(
+            aws.client("dynamodb", "us-east-1"), f"imagefleet-state-{uuid.uuid4().hex[:12]}"
+        )
         s.init_table()
     yield s
     s.close()
 
 
 def base(v: int, family: str = "web") -> BaseVersion:
-    return BaseVersion(family, v, {"us-east-1": f"ami-{v:08x}"}, "ami-src", None, f"bake-{v}", utcnow())
+    return BaseVersion(
+        family, v, {"us-east-1": f"ami-{v:08x}"}, "ami-src", None, f"bake-{v}", utcnow()
+    )
 
 
 def test_records_round_trip_through_their_json() -> None:
@@ -46,11 +50,16 @@ def test_reservations_are_unique_and_count_towards_the_next_version(store: State
     store.put_base(base(1))
     assert reserve_version(store, "web", "bake-a") == 2
     assert reserve_version(store, "web", "bake-b", {"recipe": "r"}) == 3
-    assert next_version(store, "web") == 4 and store.next_version("web") == 2  # the core counts bases only
+    assert (
+        next_version(store, "web") == 4 and store.next_version("web") == 2
+    )  # the core counts bases only
     assert reserve_version(store, "db", "bake-c") == 1
     finish_reservation(store, "web", 2, "failed", {"amis": ["ami-1"]})
     assert [(r.family, r.version, r.status) for r in reservations(store)] == [
-        ("db", 1, "reserved"), ("web", 2, "failed"), ("web", 3, "reserved")]
+        ("db", 1, "reserved"),
+        ("web", 2, "failed"),
+        ("web", 3, "reserved"),
+    ]
     (failed,) = reservations(store, "web", "failed")
     assert (failed.holder, failed.details) == ("bake-a", {"amis": ["ami-1"]})
     finish_reservation(store, "web", 3, "registered", {"x": 1})
@@ -92,17 +101,21 @@ def test_friend_teams_are_added_changed_and_removed(store: StateStore) -> None:
     assert [body["team"] for body in store.docs(FRIEND_TEAM_KIND)] == ["qa"]
 
 
-def test_writes_of_a_holder_that_lost_its_lease_are_refused_and_write_nothing(store: StateStore) -> None:
+def test_writes_of_a_holder_that_lost_its_lease_are_refused_and_write_nothing(
+    store: StateStore,
+) -> None:
     reserve_version(store, "web", "bake-1")
     friends.put_team(store, "ops", ["222222222222"], ["web"], "alice")
     held = Lease("bake:web", "alice", "alice", "h", 1, "bake web", 1000.0, 1000.0, 1120.0)
     token = store.acquire_leases([held], now=1000.0, is_dead=lambda _: False)
     stale = store.fenced(Fence(("bake:web",), "alice", token - 1))
     before = (store.docs(RESERVATION_KIND), store.docs(FRIEND_TEAM_KIND))
-    for write in (lambda s: reserve_version(s, "web", "bake-2"),
-                  lambda s: finish_reservation(s, "web", 1, "failed"),
-                  lambda s: friends.put_team(s, "qa", ["111111111111"], [], "alice"),
-                  lambda s: friends.remove_team(s, "ops")):
+    for write in (
+        lambda s: reserve_version(s, "web", "bake-2"),
+        lambda s: finish_reservation(s, "web", 1, "failed"),
+        lambda s: friends.put_team(s, "qa", ["111111111111"], [], "alice"),
+        lambda s: friends.remove_team(s, "ops"),
+    ):
         with pytest.raises(LeaseLostError):
             write(stale)
     assert (store.docs(RESERVATION_KIND), store.docs(FRIEND_TEAM_KIND)) == before

@@ -18,5 +18,7 @@ def test_a_bad_perf_setting_stops_the_run_before_the_bake(workspace: Workspace) 
     assert lines[-1].startswith("error:") or lines[-2].startswith("error:")
     assert "perf.duration: expected seconds per benchmark" in r.stderr and "nan" in r.stderr
     store = ws.context().store
-    assert store.bases() == [] and store.operations(kind="run") == []  # nothing baked, nothing journaled
+    assert (
+        store.bases() == [] and store.operations(kind="run") == []
+    )  # nothing baked, nothing journaled
     assert store.leases() == []

@@ -21,14 +21,31 @@ def register(ws: Workspace, aws, version: int) -> dict[str, str]:
     amis = {}
     for region in REGIONS:
         ami = aws.client("ec2", region).register_image(
-            Name=f"{ws.family}-{version}-{region}", RootDeviceName="/dev/sda1", Architecture="x86_64",
-            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-        aws.client("ec2", region).create_tags(Resources=[ami], Tags=[
-            {"Key": "imagefleet:family", "Value": ws.family}, {"Key": "imagefleet:version", "Value": str(version)},
-            {"Key": "imagefleet:stage", "Value": "unstable"}])
+            Name=f"{ws.family}-{version}-{region}",
+            RootDeviceName="/dev/sda1",
+            Architecture="x86_64",
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}],
+        )["ImageId"]
+        aws.client("ec2", region).create_tags(
+            Resources=[ami],
+            Tags=[
+                {"Key": "imagefleet:family", "Value": ws.family},
+                {"Key": "imagefleet:version", "Value": str(version)},
+                {"Key": "imagefleet:stage", "Value": "unstable"},
+            ],
+        )
         amis[region] = ami
-    ws.context().store.put_base(BaseVersion(ws.family, version, amis, "ami-00000000000000001", version - 1 or None,
-                                            f"bake-{version}", utcnow()))
+    ws.context().store.put_base(
+        BaseVersion(
+            ws.family,
+            version,
+            amis,
+            "ami-00000000000000001",
+            version - 1 or None,
+            f"bake-{version}",
+            utcnow(),
+        )
+    )
     return amis
 
 
@@ -37,7 +54,13 @@ def tags(aws, amis: dict[str, str]) -> dict[str, str]:
     seen = []
     for region, ami in amis.items():
         image = aws.client("ec2", region).describe_images(ImageIds=[ami])["Images"][0]
-        seen.append({t["Key"]: t["Value"] for t in image.get("Tags", []) if t["Key"].startswith("imagefleet:stage")})
+        seen.append(
+            {
+                t["Key"]: t["Value"]
+                for t in image.get("Tags", [])
+                if t["Key"].startswith("imagefleet:stage")
+            }
+        )
     assert all(s == seen[0] for s in seen), seen
     return seen[0]
 
@@ -59,27 +82,43 @@ def test_a_candidate_rollback_never_relabels_the_release(workspace: Workspace, a
     run(ws, "promote", f"{fam}:1", "--to", "candidate", *force)
     assert tags(aws, one) == {"imagefleet:stage": "candidate", "imagefleet:stage:candidate": "true"}
     run(ws, "promote", f"{fam}:2", "--to", "candidate", *force)
-    # demo:1 is no stage's base any more: its candidate tag says so, its stage label is the last held
-    assert tags(aws, one) == {"imagefleet:stage": "candidate", "imagefleet:stage:candidate": "false"}
+    # demo:1 is no stage's base any more: its candidate tag says so, its stage label is the last
+    # held
+    assert tags(aws, one) == {
+        "imagefleet:stage": "candidate",
+        "imagefleet:stage:candidate": "false",
+    }
     run(ws, "promote", f"{fam}:2", "--to", "release", *force)
-    assert tags(aws, two) == {"imagefleet:stage": "release", "imagefleet:stage:candidate": "true",
-                              "imagefleet:stage:release": "true"}
+    assert tags(aws, two) == {
+        "imagefleet:stage": "release",
+        "imagefleet:stage:candidate": "true",
+        "imagefleet:stage:release": "true",
+    }
     assert stage_of(ws, 2) == "release"
 
     r = run(ws, "rollback", fam, "--stage", "candidate", "--reason", "bad kernel", "--json")
     assert (r.json()["from"], r.json()["to"]) == (2, 1)
     # the release still names demo:2: still labelled release, only its candidate tag is gone
-    assert tags(aws, two) == {"imagefleet:stage": "release", "imagefleet:stage:candidate": "false",
-                              "imagefleet:stage:release": "true"}
+    assert tags(aws, two) == {
+        "imagefleet:stage": "release",
+        "imagefleet:stage:candidate": "false",
+        "imagefleet:stage:release": "true",
+    }
     assert stage_of(ws, 2) == "release"
     assert tags(aws, one) == {"imagefleet:stage": "candidate", "imagefleet:stage:candidate": "true"}
     assert stage_of(ws, 1) == "candidate"
     # the release cannot be "promoted" to candidate again, and SSM still names it for release
     r = ws.run("promote", f"{fam}:2", "--to", "candidate")
     assert r.code == 2 and "cannot promote from release to candidate" in r.stderr
-    param = aws.client("ssm", "us-east-1").get_parameter(Name=f"/imagefleet/{fam}/release")["Parameter"]
+    param = aws.client("ssm", "us-east-1").get_parameter(Name=f"/imagefleet/{fam}/release")[
+        "Parameter"
+    ]
     assert param["Value"] == two["us-east-1"]
-    status = {row["stage"]: row["version"] for row in run(ws, "status", "--json").json() if row["family"] == fam}
+    status = {
+        row["stage"]: row["version"]
+        for row in run(ws, "status", "--json").json()
+        if row["family"] == fam
+    }
     assert status["release"] == 2 and status["candidate"] == 1
 
 
@@ -90,19 +129,29 @@ def test_rolling_back_to_the_release_keeps_it_labelled_release(workspace: Worksp
     run(ws, "promote", f"{fam}:1", "--to", "candidate", *force)
     run(ws, "promote", f"{fam}:1", "--to", "release", *force)
     run(ws, "promote", f"{fam}:2", "--to", "candidate", *force)
-    assert tags(aws, one) == {"imagefleet:stage": "release", "imagefleet:stage:candidate": "false",
-                              "imagefleet:stage:release": "true"}
+    assert tags(aws, one) == {
+        "imagefleet:stage": "release",
+        "imagefleet:stage:candidate": "false",
+        "imagefleet:stage:release": "true",
+    }
     run(ws, "rollback", fam, "--stage", "candidate", "--reason", "bad kernel")
     # demo:1 is candidate and release again; demo:2, named by no stage, is marked rolled back
-    assert tags(aws, one) == {"imagefleet:stage": "release", "imagefleet:stage:candidate": "true",
-                              "imagefleet:stage:release": "true"}
+    assert tags(aws, one) == {
+        "imagefleet:stage": "release",
+        "imagefleet:stage:candidate": "true",
+        "imagefleet:stage:release": "true",
+    }
     assert stage_of(ws, 1) == "release"
-    assert tags(aws, two) == {"imagefleet:stage": "rolled-back-from-candidate", "imagefleet:stage:candidate": "false"}
+    assert tags(aws, two) == {
+        "imagefleet:stage": "rolled-back-from-candidate",
+        "imagefleet:stage:candidate": "false",
+    }
     assert stage_of(ws, 2) == "unstable"
 
 
-def test_a_pending_promotion_of_a_lost_base_ends_with_a_clear_error(workspace: Workspace, aws,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pending_promotion_of_a_lost_base_ends_with_a_clear_error(
+    workspace: Workspace, aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Killed mid-promotion, then the base's AMIs vanish (an endpoint restart): the rerun says so
     and ends the operation instead of failing on a raw InvalidAMIID.NotFound and staying running."""
     from orchestrator.engine import KillPoint
@@ -114,7 +163,9 @@ def test_a_pending_promotion_of_a_lost_base_ends_with_a_clear_error(workspace: W
         ws.run("promote", f"{fam}:1", "--to", "candidate", "--force", "--reason", "test")
     monkeypatch.delenv("IMAGEFLEET_KILL_AT")
     # what a restarted embedded endpoint leaves: the store names AMIs the endpoint never had
-    ws.context().store.update_base(fam, 1, amis={r: f"ami-0{n}{'0' * 15}" for n, r in enumerate(two)})
+    ws.context().store.update_base(
+        fam, 1, amis={r: f"ami-0{n}{'0' * 15}" for n, r in enumerate(two)}
+    )
     r = ws.run("promote", f"{fam}:1", "--to", "candidate", "--force", "--reason", "test")
     lines = [line for line in r.stderr.strip().splitlines() if line.startswith(("error:", "hint:"))]
     assert r.code == 2 and len(lines) == 2 and "unexpected" not in r.stderr, r.stderr
@@ -130,5 +181,9 @@ def test_promote_to_unstable_is_bad_input(workspace: Workspace, aws) -> None:
     ws, fam = workspace, workspace.family
     register(ws, aws, 1)
     r = ws.run("promote", f"{fam}:1", "--to", "unstable")
-    assert r.code == 2 and "error: cannot promote to 'unstable'" in r.stderr and "unexpected" not in r.stderr
+    assert (
+        r.code == 2
+        and "error: cannot promote to 'unstable'" in r.stderr
+        and "unexpected" not in r.stderr
+    )
     assert ws.context().store.leases() == [] and ws.context().store.operations(kind="promote") == []

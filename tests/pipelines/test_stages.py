@@ -18,18 +18,23 @@ def ev(gate: str, passed: bool, at: str) -> Evidence:
     return Evidence("web", 3, gate, passed, {"summary": "x"}, at, "arn:aws:iam::1:user/ci")
 
 
-@pytest.mark.parametrize(("current", "target"), [("unstable", "candidate"), ("candidate", "release")])
+@pytest.mark.parametrize(
+    ("current", "target"), [("unstable", "candidate"), ("candidate", "release")]
+)
 def test_allowed_transitions(current: str, target: str) -> None:
     stages.check_transition(current, target)  # raises if illegal
     assert stages.allowed_targets(current) == [target]
 
 
-@pytest.mark.parametrize(("current", "target", "allowed"), [
-    ("unstable", "release", "candidate"),
-    ("candidate", "unstable", "release"),
-    ("release", "candidate", "nothing"),
-    ("candidate", "candidate", "release"),
-])
+@pytest.mark.parametrize(
+    ("current", "target", "allowed"),
+    [
+        ("unstable", "release", "candidate"),
+        ("candidate", "unstable", "release"),
+        ("release", "candidate", "nothing"),
+        ("candidate", "candidate", "release"),
+    ],
+)
 def test_illegal_transitions_name_the_allowed_ones(current: str, target: str, allowed: str) -> None:
     with pytest.raises(IllegalTransitionError) as err:
         stages.check_transition(current, target)
@@ -44,29 +49,52 @@ def test_unknown_stage() -> None:
 
 def test_gates_report_missing_evidence_as_no_evidence_yet() -> None:
     gates = GateSettings("release", ("image_tests", "perf", "canary"))
-    results = stages.evaluate(gates, [ev("image_tests", True, "2026-11-24T10:00:00Z")],
-                              in_previous_stage_since=NOW, now=NOW)
-    assert [(r.gate, r.met) for r in results] == [("image_tests", True), ("perf", False), ("canary", False)]
+    results = stages.evaluate(
+        gates,
+        [ev("image_tests", True, "2026-11-24T10:00:00Z")],
+        in_previous_stage_since=NOW,
+        now=NOW,
+    )
+    assert [(r.gate, r.met) for r in results] == [
+        ("image_tests", True),
+        ("perf", False),
+        ("canary", False),
+    ]
     assert results[1].detail == "no evidence yet"
     assert [r.gate for r in stages.unmet(results)] == ["perf", "canary"]
 
 
 def test_latest_evidence_wins() -> None:
     gates = GateSettings("candidate", ("image_tests",))
-    failed_then_passed = [ev("image_tests", False, "2026-11-24T09:00:00Z"), ev("image_tests", True, "2026-11-24T10:00:00Z")]
-    passed_then_failed = list(reversed([ev("image_tests", True, "2026-11-24T09:00:00Z"),
-                                        ev("image_tests", False, "2026-11-24T10:00:00Z")]))
+    failed_then_passed = [
+        ev("image_tests", False, "2026-11-24T09:00:00Z"),
+        ev("image_tests", True, "2026-11-24T10:00:00Z"),
+    ]
+    passed_then_failed = list(
+        reversed(
+            [
+                ev("image_tests", True, "2026-11-24T09:00:00Z"),
+                ev("image_tests", False, "2026-11-24T10:00:00Z"),
+            ]
+        )
+    )
     assert stages.evaluate(gates, failed_then_passed, in_previous_stage_since=NOW, now=NOW)[0].met
-    assert not stages.evaluate(gates, passed_then_failed, in_previous_stage_since=NOW, now=NOW)[0].met
+    assert not stages.evaluate(gates, passed_then_failed, in_previous_stage_since=NOW, now=NOW)[
+        0
+    ].met
 
 
 @pytest.mark.parametrize(("soaked_h", "met"), [(23.9, False), (24.0, True), (30, True)])
 def test_soak_gate(soaked_h: float, met: bool) -> None:
     gates = GateSettings("release", ("soak",), soak_seconds=24 * 3600)
-    r = stages.evaluate(gates, [], in_previous_stage_since=NOW - timedelta(hours=soaked_h), now=NOW)[0]
+    r = stages.evaluate(
+        gates, [], in_previous_stage_since=NOW - timedelta(hours=soaked_h), now=NOW
+    )[0]
     assert r.met is met and "of 24h00m" in r.detail
 
 
 def test_soak_gate_unmet_when_never_in_previous_stage() -> None:
-    r = stages.evaluate(GateSettings("release", ("soak",), 60), [], in_previous_stage_since=None, now=NOW)[0]
+    r = stages.evaluate(
+        GateSettings("release", ("soak",), 60), [], in_previous_stage_since=None, now=NOW
+    )[0]
     assert not r.met

@@ -1,4 +1,5 @@
 """Writes tests/canary/data/rollout-v1.db with the code at 4006878 (one document per rollout)."""
+
 import shutil
 import sys
 from pathlib import Path
@@ -11,10 +12,14 @@ from canary.simulate.rollout import Scenario
 from orchestrator.clock import VirtualClock
 
 out = Path(sys.argv[1])
-scenario = Scenario(instances=240, cohorts=4, regions=("us-east-1", "eu-west-1"), failing_cohort=1, seed=7)
+scenario = Scenario(
+    instances=240, cohorts=4, regions=("us-east-1", "eu-west-1"), failing_cohort=1, seed=7
+)
 clock = VirtualClock(start=1_700_000_000.0)
 world, _ = build_world(scenario, clock)
-root = Path("/tmp/oldstore"); shutil.rmtree(root, ignore_errors=True); root.mkdir()
+root = Path("/tmp/oldstore")
+shutil.rmtree(root, ignore_errors=True)
+root.mkdir()
 ctx = sim_context(root, scenario, world, {"cohorts_in_flight": 2})
 cfg = from_settings(ctx.settings)
 rollout, plan = prepare(ctx, cfg, f"{FAMILY}:2", FAMILY)
