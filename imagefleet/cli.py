@@ -272,8 +272,15 @@ def report_sections(store: StateStore) -> dict[str, Any]:
     """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords)."""
     from canary import report_rows
     from perf import records as perf_records
+    from pipelines import retro
+    from pipelines.fleet import snapshot
 
-    return {"rollouts": report_rows.matrices(store), "runs": perf_records.runs(store)}
+    return {
+        "rollouts": report_rows.matrices(store),
+        "runs": perf_records.runs(store),
+        "retros": retro.drafts(store),
+        "fleet": snapshot.latest(store),
+    }
 
 
 # --- the report site

@@ -6,9 +6,10 @@ cohort × wave matrix, coloured pass / marginal / fail / pending, with the metri
 each verdict), one per perf run (verdict table and plots) and the audit trail. Plain files that work
 from ``file://``: no server, no script, no network; jinja2 templates under ``templates/report``.
 
-The core never imports an area to draw it: the canary's rollouts and perf's runs come in as the
-typed rows this module declares (``RolloutMatrix``, ``RunPage``), built by each area from its own
-records; the rest (bases, history, audit, retrospectives, fleet snapshots) is read from the store.
+The core never imports an area to draw it: the canary's rollouts, perf's runs, pipelines'
+retrospectives and fleet snapshot come in as the typed rows this module declares
+(``RolloutMatrix``, ``RunPage``, ``RetroPage``, ``FleetPage``), built by each area from its own
+records; the core's own records (bases, history, audit) are read from the store.
 """
 
 from __future__ import annotations
@@ -30,9 +31,39 @@ from orchestrator.errors import UsageError
 from orchestrator.output import printable
 from orchestrator.store import StateStore
 
-RETRO_KIND = "retrospective"
-FLEET_KIND = "fleet-snapshot"
 STAGES = ("unstable", "candidate", "release")
+
+
+class RetroPage(Protocol):
+    """A retrospective draft as its page draws it (``pipelines.records.RetroRecord`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def at(self) -> str: ...
+    @property
+    def markdown(self) -> str: ...
+    @property
+    def rollout(self) -> str | None: ...
+
+
+class FleetPage(Protocol):
+    """The latest fleet snapshot (``pipelines.fleet.snapshot.SnapshotPage`` is one)."""
+
+    @property
+    def taken_at(self) -> str: ...
+    @property
+    def rows(self) -> Sequence[Any]: ...
+    @property
+    def summary(self) -> Sequence[Any]: ...
+    @property
+    def snapshots(self) -> int: ...
+    @property
+    def plot(self) -> Path | None: ...
 
 
 class RunPage(Protocol):
@@ -154,23 +185,20 @@ class RolloutMatrix:
     api_calls: int | None
 
 
-def fleet_view(store: StateStore, out: Path) -> dict[str, Any] | None:
+def fleet_view(fleet: FleetPage | None, out: Path) -> dict[str, Any] | None:
     """The latest fleet snapshot (``imagefleet fleet``) with its burndown plot copied into the
     site."""
-    snapshots = sorted(store.docs(FLEET_KIND), key=lambda d: d.get("taken_at", ""))
-    if not snapshots:
+    if fleet is None:
         return None
-    latest = snapshots[-1]
-    plot = Path(latest.get("plot") or "")
     copied = None
-    if plot.is_file():
-        shutil.copyfile(plot, out / "assets" / "fleet-burndown.png")
+    if fleet.plot is not None and fleet.plot.is_file():
+        shutil.copyfile(fleet.plot, out / "assets" / "fleet-burndown.png")
         copied = "assets/fleet-burndown.png"
     return {
-        "taken_at": latest.get("taken_at"),
-        "rows": latest.get("rows", []),
-        "summary": latest.get("summary", []),
-        "snapshots": len(snapshots),
+        "taken_at": fleet.taken_at,
+        "rows": fleet.rows,
+        "summary": fleet.summary,
+        "snapshots": fleet.snapshots,
         "plot": copied,
     }
 
@@ -193,11 +221,14 @@ def build(
     now: datetime | None = None,
     rollouts: Sequence[RolloutMatrix] = (),
     runs: Sequence[RunPage] = (),
+    retros: Sequence[RetroPage] = (),
+    fleet: FleetPage | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
-    The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf): the
-    command's mounting (``imagefleet.cli``) asks each area for them.
+    The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
+    ``retros`` and ``fleet`` from pipelines): the command's mounting (``imagefleet.cli``) asks
+    each area for them.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -228,7 +259,9 @@ def build(
         staging.chmod(0o755)
         pages = [
             out / p.relative_to(staging)
-            for p in _write(store, staging, now=now, rollouts=rollouts, runs=runs)
+            for p in _write(
+                store, staging, now=now, rollouts=rollouts, runs=runs, retros=retros, fleet=fleet
+            )
         ]
         _swap(staging, out)
     except BaseException:
@@ -260,6 +293,8 @@ def _write(
     now: datetime | None,
     rollouts: Sequence[RolloutMatrix],
     runs: Sequence[RunPage],
+    retros: Sequence[RetroPage],
+    fleet: FleetPage | None,
 ) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
@@ -287,8 +322,8 @@ def _write(
         by_family[run.family]["runs"].append(run)
     for b in bases:
         by_family[b.family]["bases"].append(b)
-    for retro in store.docs(RETRO_KIND):
-        by_family[retro.get("family", "")]["retros"].append(retro)
+    for retro in retros:
+        by_family[retro.family]["retros"].append(retro)
 
     summary = []
     for fam in families:
@@ -314,16 +349,15 @@ def _write(
             retros=by_family[fam]["retros"],
         )
     (out / "retros").mkdir(exist_ok=True)
-    retros = store.docs(RETRO_KIND)
     for retro in retros:
-        (out / "retros" / f"{retro['id']}.md").write_text(retro.get("markdown", ""))
-        write(f"retros/{retro['id']}.html", "retro.html.j2", retro=retro)
+        (out / "retros" / f"{retro.id}.md").write_text(retro.markdown)
+        write(f"retros/{retro.id}.html", "retro.html.j2", retro=retro)
     for r in rollouts:
         write(
             f"rollouts/{r.id}.html",
             "rollout.html.j2",
             r=r,
-            retros=[x for x in retros if x.get("rollout") == r.id],
+            retros=[x for x in retros if x.rollout == r.id],
         )
     for run in runs:
         plots = []
@@ -343,6 +377,6 @@ def _write(
         rollouts=list(rollouts)[-10:][::-1],
         runs=list(runs)[-10:][::-1],
         audit=list(reversed(audit))[:15],
-        fleet=fleet_view(store, out),
+        fleet=fleet_view(fleet, out),
     )
     return pages

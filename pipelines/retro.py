@@ -18,8 +18,9 @@ from typing import Any
 from canary import hooks
 from canary.records import RolloutView, WaveView
 from orchestrator.store import BaseVersion, StateStore, utcnow
+from pipelines.records import RETRO_KIND, RetroRecord
 
-DOC_KIND = "retrospective"
+DOC_KIND = RETRO_KIND
 QUESTIONS = (
     "## What we know now that we did not know then\n\n_…_\n",
     "## How did it get past the earlier gates?\n\n_Image tests, perf run, soak: why did none of "
@@ -97,20 +98,18 @@ def _save(
         _, rev = store.get_doc(DOC_KIND, retro_id)
     except LookupError:
         rev = None
-    store.put_doc(
-        DOC_KIND,
-        retro_id,
-        {
-            "id": retro_id,
-            "title": title,
-            "path": str(path),
-            "at": utcnow(),
-            "markdown": text,
-            **about,
-        },
-        expected_revision=rev,
-    )
+    about = dict(about)
+    family = str(about.pop("family", ""))
+    record = RetroRecord(retro_id, title, str(path), utcnow(), text, family, about)
+    store.put_doc(DOC_KIND, retro_id, record.to_json(), expected_revision=rev)
     return Retro(retro_id, path, title)
+
+
+def drafts(store: StateStore) -> list[RetroRecord]:
+    """Every retrospective draft, oldest first."""
+    return sorted(
+        (RetroRecord.from_json(d) for d in store.docs(DOC_KIND)), key=lambda r: (r.at, r.id)
+    )
 
 
 def canary_rollback(

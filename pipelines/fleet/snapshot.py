@@ -63,3 +63,31 @@ def take(aws: AwsFactory, store: StateStore, settings: Settings, now: datetime) 
     plot = burndown_plot(series, settings.state_dir / PLOT_NAME, past_eol)
     store.put_doc(fleet.SNAPSHOT_KIND, snap_id, {**body, "plot": str(plot)}, expected_revision=None)
     return Snapshot(snap_id, view, series, plot)
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    """The latest snapshot as the report site shows it: the view's rows and summary, how many
+    snapshots there are, and the burndown plot's file (``None`` when it is gone)."""
+
+    taken_at: str
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    snapshots: int
+    plot: Path | None
+
+
+def latest(store: StateStore) -> SnapshotPage | None:
+    """The newest recorded snapshot (``None`` before the first `imagefleet fleet`)."""
+    snapshots = sorted(store.docs(fleet.SNAPSHOT_KIND), key=lambda d: d.get("taken_at", ""))
+    if not snapshots:
+        return None
+    last = snapshots[-1]
+    plot = Path(last["plot"]) if last.get("plot") else None
+    return SnapshotPage(
+        str(last.get("taken_at", "")),
+        list(last.get("rows", [])),
+        list(last.get("summary", [])),
+        len(snapshots),
+        plot if plot is not None and plot.is_file() else None,
+    )

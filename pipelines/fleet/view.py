@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from pipelines.records import FLEET_SNAPSHOT_KIND
 
 UNMANAGED = "unmanaged"  # an AMI no base in the store has
 UNKNOWN_RELEASE = "unknown"  # the OS release of an unmanaged AMI, or of a family not configured
-SNAPSHOT_KIND = "fleet-snapshot"
+SNAPSHOT_KIND = FLEET_SNAPSHOT_KIND
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,14 @@ NOT_KINDS = {
         "pipelines/run.py",
         "canary-rollout",
     ): "the name of `run`'s journal step that starts the rollout",
+    (
+        "pipelines/promote.py",
+        "retrospective",
+    ): "the key naming the draft in rollback's --json output",
+    (
+        "pipelines/rollback.py",
+        "retrospective",
+    ): "the key naming the draft in rollback's --json output",
 }
 
 

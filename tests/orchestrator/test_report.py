@@ -21,6 +21,8 @@ from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
 from perf.records import KIND as PERF_KIND
 from perf.records import runs
+from pipelines import retro
+from pipelines.fleet import snapshot
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -203,7 +205,14 @@ def site(tmp_path: Path) -> report.Site:
     store = SqliteStore(tmp_path / "state.db")
     populate(store)
     add_fleet_snapshots(store, tmp_path)
-    return report.build(store, tmp_path / "site", rollouts=matrices(store), runs=runs(store))
+    return report.build(
+        store,
+        tmp_path / "site",
+        rollouts=matrices(store),
+        runs=runs(store),
+        retros=retro.drafts(store),
+        fleet=snapshot.latest(store),
+    )
 
 
 def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(

@@ -108,7 +108,7 @@ def test_canary_rollback_draft_names_the_failing_metric_the_packages_and_the_typ
     assert "## Follow-ups" in text and "How did it get past the earlier gates?" in text
     assert store.get_doc(retro.DOC_KIND, draft.id)[0]["rollout"] == "web-2-abc"
 
-    site = report.build(store, tmp_path / "site")
+    site = report.build(store, tmp_path / "site", retros=retro.drafts(store))
     family = (site.out / "family-web.html").read_text()
     assert f'href="retros/{draft.id}.html"' in family
     assert "latency_ms" in (site.out / "retros" / f"{draft.id}.html").read_text()
