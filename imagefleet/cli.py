@@ -271,6 +271,7 @@ def cohort_outcomes(store: StateStore) -> dict[str, str]:
 def report_sections(store: StateStore) -> dict[str, Any]:
     """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords)."""
     from canary import report_rows
+    from changelog import records as changelog_records
     from perf import records as perf_records
     from pipelines import retro
     from pipelines.fleet import snapshot
@@ -280,6 +281,7 @@ def report_sections(store: StateStore) -> dict[str, Any]:
         "runs": perf_records.runs(store),
         "retros": retro.drafts(store),
         "fleet": snapshot.latest(store),
+        "changelogs": {b.ref: changelog_records.summaries(b.changelog) for b in store.bases()},
     }
 
 

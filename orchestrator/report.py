@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -64,6 +64,19 @@ class FleetPage(Protocol):
     def snapshots(self) -> int: ...
     @property
     def plot(self) -> Path | None: ...
+
+
+class ChangelogPage(Protocol):
+    """A base's changelog summary (``changelog.records.ChangelogSummary`` is one)."""
+
+    @property
+    def against(self) -> int: ...
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+    @property
+    def cves(self) -> int: ...
+    @property
+    def uris(self) -> Mapping[str, str]: ...
 
 
 class RunPage(Protocol):
@@ -223,12 +236,13 @@ def build(
     runs: Sequence[RunPage] = (),
     retros: Sequence[RetroPage] = (),
     fleet: FleetPage | None = None,
+    changelogs: Mapping[str, Mapping[str, ChangelogPage]] | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
-    ``retros`` and ``fleet`` from pipelines): the command's mounting (``imagefleet.cli``) asks
-    each area for them.
+    ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog):
+    the command's mounting (``imagefleet.cli``) asks each area for them.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -260,7 +274,14 @@ def build(
         pages = [
             out / p.relative_to(staging)
             for p in _write(
-                store, staging, now=now, rollouts=rollouts, runs=runs, retros=retros, fleet=fleet
+                store,
+                staging,
+                now=now,
+                rollouts=rollouts,
+                runs=runs,
+                retros=retros,
+                fleet=fleet,
+                changelogs=changelogs or {},
             )
         ]
         _swap(staging, out)
@@ -295,6 +316,7 @@ def _write(
     runs: Sequence[RunPage],
     retros: Sequence[RetroPage],
     fleet: FleetPage | None,
+    changelogs: Mapping[str, Mapping[str, ChangelogPage]],
 ) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
@@ -347,6 +369,7 @@ def _write(
             rollouts=by_family[fam]["rollouts"],
             runs=by_family[fam]["runs"],
             retros=by_family[fam]["retros"],
+            changelogs=changelogs,
         )
     (out / "retros").mkdir(exist_ok=True)
     for retro in retros:

@@ -16,6 +16,7 @@ from canary.judge.decision import verdict
 from canary.model import Rollout
 from canary.records import RolloutRecords
 from canary.report_rows import matrices
+from changelog.records import summaries
 from orchestrator import report
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
@@ -212,6 +213,7 @@ def site(tmp_path: Path) -> report.Site:
         runs=runs(store),
         retros=retro.drafts(store),
         fleet=snapshot.latest(store),
+        changelogs={b.ref: summaries(b.changelog) for b in store.bases()},
     )
 
 
@@ -234,6 +236,8 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
     assert "latency_ms" in matrix and "High" in matrix
     family = (site.out / "family-web.html").read_text()
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
+    # each base's changelog summary, read through changelog's typed record
+    assert "vs web:2: 3 upgraded, 1 added; 6 CVEs" in " ".join(family.split())
 
 
 def test_the_index_shows_the_latest_fleet_snapshot_and_its_burndown(site: report.Site) -> None:
