@@ -92,7 +92,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "Point a stage back to the newest earlier base not rolled back from.",
     ),
     "resolve": ("pipelines.cli:resolve", "Print the AMI id a consumer should launch."),
-    "friends": ("pipelines.cli:friends", "Friend teams that opt into candidates."),
+    "friends": ("pipelines.friends_cli:friends", "Friend teams that opt into candidates."),
     "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
     "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
     "fleet": (
@@ -104,9 +104,9 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "orchestrator.store.cli:state_group",
         "The state store: create the DynamoDB table, migrate to it.",
     ),
-    "gc": ("pipelines.cli:gc", "Remove what imagefleet left in AWS that no record owns."),
+    "gc": ("pipelines.gc.cli:gc", "Remove what imagefleet left in AWS that no record owns."),
     "run": (
-        "pipelines.cli:run_command",
+        "pipelines.run_cli:run_command",
         "The main job: bake → tests → perf → candidate → canary → release.",
     ),
     "changelog": (

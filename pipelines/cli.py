@@ -1,7 +1,8 @@
-"""Commands of the image lifecycle: bake, test, promote, rollback, resolve, friends, status,
-history.
+"""Commands of the image lifecycle: bake, test, promote, rollback, resolve, status, history,
+iam-policy.
 
-Each command parses, calls the pipelines modules, and renders; the work lives in the modules.
+Each command parses, calls the pipelines modules, and renders; the work lives in the modules. The
+friends commands are in ``friends_cli``, ``run`` in ``run_cli`` and ``gc`` in ``gc.cli``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -32,12 +32,12 @@ from orchestrator.context import Context
 from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import memory as endpoint_memory
 from orchestrator.output import table
-from orchestrator.schema import parse_duration
 from pipelines import bake as bake_mod
-from pipelines import friend_access, iam, imagetest
 from pipelines import friends as friends_mod
+from pipelines import iam, imagetest
 from pipelines import promote as promote_mod
-from pipelines.gc import sweep as gc_mod
+from pipelines import rollback as rollback_mod
+from pipelines.publish import get_parameter, parameter_name
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -228,8 +228,7 @@ def promote(
         ]
         lines += [f"  gate {g.gate}: {'met' if g.met else 'UNMET'} ({g.detail})" for g in p.gates]
         lines += [
-            f"  {r}: {a}  {promote_mod.parameter_name(base.family, target)}"
-            for r, a in base.amis.items()
+            f"  {r}: {a}  {parameter_name(base.family, target)}" for r, a in base.amis.items()
         ]
         if p.publish and p.publish.shared_with:
             lines.append(f"  shared with: {', '.join(p.publish.shared_with)}")
@@ -249,7 +248,7 @@ def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
     it."""
     obj = get_context()
     with obj.out.status(f"rolling back {family} {stage}"):
-        r = promote_mod.rollback(
+        r = rollback_mod.rollback(
             settings=obj.settings,
             store=obj.store,
             aws=obj.aws,
@@ -298,8 +297,8 @@ def resolve(family: str, stage: str | None, team: str | None, region: str | None
     region = region or fam.regions[0]
     if region not in fam.regions:
         raise UsageError(f"--region {region}: {family} is published in {', '.join(fam.regions)}")
-    name = promote_mod.parameter_name(family, stage)
-    ami = promote_mod.get_parameter(obj.aws, region, name)
+    name = parameter_name(family, stage)
+    ami = get_parameter(obj.aws, region, name)
     version = obj.store.pointer(family, stage)
     data = {
         "family": family,
@@ -311,98 +310,6 @@ def resolve(family: str, stage: str | None, team: str | None, region: str | None
         "version": version,
     }
     obj.out.result(data, lambda: ami)
-
-
-@click.group()
-def friends() -> None:
-    """Friend teams: pre-alpha users who opt into candidates."""
-
-
-@friends.command("add")
-@click.argument("team", type=TEAM)
-@click.option(
-    "--account",
-    "accounts",
-    multiple=True,
-    required=True,
-    type=Named(schema.ACCOUNT, "ACCOUNT"),
-    help="AWS account id (repeatable).",
-)
-@click.option(
-    "--family", "families", multiple=True, type=FAMILY, help="Families to follow (default: all)."
-)
-@click.option(
-    "--wait", is_flag=True, help="Wait for a promotion holding a family's candidate stage lease."
-)
-@json_option
-def friends_add(
-    team: str, accounts: tuple[str, ...], families: tuple[str, ...], wait: bool
-) -> None:
-    """Opt TEAM into candidates; its accounts get launch permission on current candidates."""
-    obj = get_context()
-    shared = friend_access.opt_in(
-        obj.aws,
-        obj.settings,
-        obj.store,
-        obj.actor,
-        team,
-        list(accounts),
-        list(families),
-        clock=obj.clock,
-        wait=wait,
-        on_wait=lease_waiter(obj),
-    )
-    obj.out.result(
-        {"team": team, "accounts": list(accounts), "families": list(families), "shared": shared},
-        lambda: (
-            f"{team} follows {', '.join(families) or 'every family'}; "
-            f"shared {len(shared)} candidate AMI(s) with {', '.join(accounts)}"
-        ),
-    )
-
-
-@friends.command("remove")
-@click.argument("team", type=TEAM)
-@click.option(
-    "--wait", is_flag=True, help="Wait for a promotion holding a family's candidate stage lease."
-)
-@json_option
-def friends_remove(team: str, wait: bool) -> None:
-    """Opt TEAM out; its accounts lose launch permission on candidates (unless still granted
-    otherwise)."""
-    obj = get_context()
-    revoked = friend_access.opt_out(
-        obj.aws,
-        obj.settings,
-        obj.store,
-        obj.actor,
-        team,
-        clock=obj.clock,
-        wait=wait,
-        on_wait=lease_waiter(obj),
-    )
-    obj.out.result(
-        {"team": team, "removed": True, "revoked": revoked},
-        lambda: f"{team} removed; revoked launch permission on {len(revoked)} AMI(s)",
-    )
-
-
-@friends.command("list")
-@json_option
-def friends_list() -> None:
-    """List friend teams, their accounts and families."""
-    obj = get_context()
-    teams = friends_mod.teams(obj.settings, obj.store)
-    obj.out.result(
-        teams,
-        lambda: table(
-            ["team", "accounts", "families", "from"],
-            [
-                (n, ", ".join(t["accounts"]), ", ".join(t["families"]) or "all", t["origin"])
-                for n, t in teams.items()
-            ],
-        ),
-    )
 
 
 class StatusRow(TypedDict):
@@ -550,131 +457,3 @@ def _policy_scope(obj: Context) -> iam.Scope:
 
     settings = obj.settings
     return iam.Scope.from_settings(settings, groups=canary_config.from_settings(settings).groups)
-
-
-@click.command("run")
-@click.argument("family")
-@click.option(
-    "--until",
-    type=click.Choice(["unstable", "candidate", "release"]),
-    help="Stop once the base is in this stage (default: release). A later run goes on.",
-)
-@click.option(
-    "--dry-run", is_flag=True, help="Print the steps with their gates and estimated durations."
-)
-@click.option(
-    "--abandon",
-    is_flag=True,
-    help="Close the family's unfinished job instead; the next run bakes anew.",
-)
-@wait_option
-@json_option
-def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wait: bool) -> None:
-    """The main job: bake → image tests → perf → candidate → notify → soak → canary → release.
-
-    Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
-    """
-    from pipelines.run import Job, outcome_line
-
-    obj = get_context()
-    if dry_run:
-        plan = Job(obj, family, until=until).plan()
-        obj.out.result(
-            {"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]},
-            lambda: table(
-                ["step", "what", "gates", "estimate", "note"],
-                [
-                    (
-                        p.name,
-                        p.what,
-                        ", ".join(p.gates) or "-",
-                        human_age(timedelta(seconds=p.estimate_s))
-                        if p.estimate_s is not None
-                        else "varies",
-                        f"skipped: {p.skip}" if p.skip else "",
-                    )
-                    for p in plan
-                ],
-                title=f"imagefleet run {family}" + (f" --until {until}" if until else ""),
-            ),
-        )
-        return
-    if abandon:
-        job = Job(obj, family)
-        gone = job.abandon()
-        obj.out.result(
-            {"family": family, "abandoned": gone},
-            lambda: f"abandoned {gone}" if gone else f"{family} has no unfinished job",
-        )
-        return
-    with obj.out.status(f"imagefleet run {family}") as update:
-        # each step's start and end stay on the screen; what happens inside a step is the spinner's
-        result = Job(
-            obj, family, until=until, progress=update, announce=obj.out.note, wait=wait
-        ).execute()
-
-    def render() -> str:
-        lines = [
-            f"{family}:{result.version} "
-            + (
-                "released"
-                if result.stopped_after == "release"
-                else f"stopped after {result.stopped_after}"
-            )
-            + (" (resumed)" if result.resumed else "")
-        ]
-        lines += [
-            f"  {s['step']}: {outcome_line(s['step'], s)} ({s['seconds']:.1f}s)"
-            for s in result.steps
-        ]
-        return "\n".join(lines)
-
-    obj.out.result(result.to_dict(), render)
-
-
-@click.command("gc")
-@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-@click.option(
-    "--grace",
-    default="1h",
-    show_default=True,
-    metavar="DURATION",
-    help="Leave instances younger than this (a run may not have recorded itself yet).",
-)
-@json_option
-def gc(dry_run: bool, grace: str) -> None:
-    """Remove what imagefleet left in AWS that no record owns: AMIs, instances, template
-    versions."""
-
-    obj = get_context()
-    with obj.out.status("looking for leftovers"):
-        plan, done = gc_mod.collect(
-            obj.store,
-            obj.aws,
-            obj.settings,
-            clock=obj.clock,
-            actor=obj.actor,
-            dry_run=dry_run,
-            grace=timedelta(seconds=parse_duration(grace, "--grace")),
-        )
-    data = {**plan.to_dict(), "dry_run": dry_run, "results": done}
-
-    def render() -> RenderableType:
-        verb = "would remove" if dry_run else "removed"
-        failed = {(d["kind"], d["id"]): d.get("error", "") for d in done if not d["removed"]}
-        rows = [
-            (
-                r.kind,
-                r.region,
-                f"{r.template_id}:{r.id}" if r.template_id else r.id,
-                f"FAILED: {failed[(r.kind, r.id)]}" if (r.kind, r.id) in failed else verb,
-                r.reason + (f" (+ {', '.join(r.snapshots)})" if r.snapshots else ""),
-            )
-            for r in plan.remove
-        ]
-        rows += [(k.kind, k.region, k.id, "kept", k.reason) for k in plan.keep]
-        if not rows:
-            return "nothing to collect"
-        return table(["kind", "region", "id", "action", "why"], rows)
-
-    obj.out.result(data, render)

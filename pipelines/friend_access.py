@@ -1,9 +1,9 @@
 """Opting a friend team in or out, and what that does to launch permissions on candidates.
 
 A team that joins gets launch permission on every current candidate of the families it follows
-(later promotions grant it through ``promote.stage_accounts``); a team that leaves loses it where
+(later promotions grant it through ``publish.stage_accounts``); a team that leaves loses it where
 no other grant of the candidate stage still covers the account. Kept apart from ``friends`` (who
-the teams are), which ``promote`` reads and this module builds on.
+the teams are), which ``publish`` reads and this module builds on.
 
 A change holds the candidate stage lease (``stage:<family>:candidate``) of every family it
 touches, as a promotion to candidate does, so the two never interleave: the promotion reads the
@@ -21,7 +21,8 @@ from orchestrator.config import Settings
 from orchestrator.errors import UsageError
 from orchestrator.store import StateStore, leases
 from pipelines import friends
-from pipelines.promote import share, stage_accounts, stage_lease, unshare
+from pipelines.promote import stage_lease
+from pipelines.publish import share, stage_accounts, unshare
 
 
 def candidates(store: StateStore, family: str) -> list[int]:

@@ -30,6 +30,7 @@ from pipelines import imagetest, reservations
 from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
+from pipelines.publish import parameter_name
 
 STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
 UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
@@ -369,7 +370,7 @@ class Job:
             base.ref,
             base.amis,
             teams,
-            promote_mod.parameter_name(self.family, "candidate"),
+            parameter_name(self.family, "candidate"),
             base.changelog,
             utcnow(),
             key=f"{op.id}:notify",

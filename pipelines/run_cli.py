@@ -1,0 +1,94 @@
+"""``imagefleet run``: the main job, planned (``--dry-run``), run or resumed, or abandoned.
+
+The command parses, calls ``pipelines.run``, and renders.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+
+from orchestrator.cli_support import get_context, json_option, wait_option
+from orchestrator.clock import human_age
+from orchestrator.output import table
+
+
+@click.command("run")
+@click.argument("family")
+@click.option(
+    "--until",
+    type=click.Choice(["unstable", "candidate", "release"]),
+    help="Stop once the base is in this stage (default: release). A later run goes on.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the steps with their gates and estimated durations."
+)
+@click.option(
+    "--abandon",
+    is_flag=True,
+    help="Close the family's unfinished job instead; the next run bakes anew.",
+)
+@wait_option
+@json_option
+def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wait: bool) -> None:
+    """The main job: bake → image tests → perf → candidate → notify → soak → canary → release.
+
+    Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
+    """
+    from pipelines.run import Job, outcome_line
+
+    obj = get_context()
+    if dry_run:
+        plan = Job(obj, family, until=until).plan()
+        obj.out.result(
+            {"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]},
+            lambda: table(
+                ["step", "what", "gates", "estimate", "note"],
+                [
+                    (
+                        p.name,
+                        p.what,
+                        ", ".join(p.gates) or "-",
+                        human_age(timedelta(seconds=p.estimate_s))
+                        if p.estimate_s is not None
+                        else "varies",
+                        f"skipped: {p.skip}" if p.skip else "",
+                    )
+                    for p in plan
+                ],
+                title=f"imagefleet run {family}" + (f" --until {until}" if until else ""),
+            ),
+        )
+        return
+    if abandon:
+        job = Job(obj, family)
+        gone = job.abandon()
+        obj.out.result(
+            {"family": family, "abandoned": gone},
+            lambda: f"abandoned {gone}" if gone else f"{family} has no unfinished job",
+        )
+        return
+    with obj.out.status(f"imagefleet run {family}") as update:
+        # each step's start and end stay on the screen; what happens inside a step is the spinner's
+        result = Job(
+            obj, family, until=until, progress=update, announce=obj.out.note, wait=wait
+        ).execute()
+
+    def render() -> str:
+        lines = [
+            f"{family}:{result.version} "
+            + (
+                "released"
+                if result.stopped_after == "release"
+                else f"stopped after {result.stopped_after}"
+            )
+            + (" (resumed)" if result.resumed else "")
+        ]
+        lines += [
+            f"  {s['step']}: {outcome_line(s['step'], s)} ({s['seconds']:.1f}s)"
+            for s in result.steps
+        ]
+        return "\n".join(lines)
+
+    obj.out.result(result.to_dict(), render)
