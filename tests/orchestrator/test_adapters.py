@@ -25,6 +25,7 @@ ADAPTERS = {
     "canary/pacing.py": "the paced client (one API token per request and page)",
     "canary/prepare.py": "the rollout's AMIs, looked up before a rollout starts",
     "canary/local_health.py": "local mode: the health agent",
+    "canary/simulate/controller_run.py": "the simulator: its state table on the embedded endpoint",
     "perf/fleet.py": "the benchmark fleet",
     "perf/collect.py": "benchmark results in S3",
     "perf/local_runner.py": "local mode: the benchmark runner",
