@@ -5,8 +5,9 @@ moto serves each request on its own thread, and its DynamoDB backend checks a co
 then writes without a lock; a cancelled transaction even restores a copy of the table taken
 when it began, undoing what other requests wrote meanwhile. DynamoDB itself applies each
 conditional write and transaction atomically, and the state store's leases, reservations and
-pointer moves rely on that, so this server lets one DynamoDB request in at a time. Every other
-service is served as moto serves it. Started by ``LocalEndpoint.up`` as
+pointer moves rely on that, so this server lets one DynamoDB request in at a time, and applies a
+transaction without copying the whole table for each of its items (``dynamodb_transactions``).
+Every other service is served as moto serves it. Started by ``LocalEndpoint.up`` as
 ``python -m orchestrator.local.moto_server -H HOST -p PORT``.
 """
 
@@ -26,6 +27,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import run_simple
+
+from orchestrator.local import dynamodb_transactions
 
 DYNAMODB_TARGET = (
     "DynamoDB_"  # X-Amz-Target of every DynamoDB API call: "DynamoDB_20120810.PutItem"
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         "MOTO_PORT", str(args.port)
     )  # as moto's own server does: URLs it hands out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    dynamodb_transactions.install()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
