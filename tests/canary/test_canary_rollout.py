@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from canary_fleet import Fleet
 
+from orchestrator.artifacts import read_artifact
 from orchestrator.local import injection
 
 # Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
@@ -69,14 +70,18 @@ def test_marginal_pauses_with_the_evidence_then_resume_finishes(fleet_factory: A
         assert [c["status"] for c in first["cohorts"][1:]] == ["pending", "pending"]
         doc = _doc(fleet)
         v = doc["cohorts"][0]["waves"][0]["verdict"]
+        # the raw samples behind the verdict are in the artifact bucket, named by the verdict
+        ctx = fleet.context()
+        samples = json.loads(read_artifact(ctx.aws, v["samples_uri"]))
         assert v["decision"] == "marginal" and v["score"] == 80.0, (
-            json.dumps({k: {m: len(x) for m, x in s.items()} for k, s in v["samples"].items()})
+            json.dumps({k: {m: len(x) for m, x in s.items()} for k, s in samples.items()})
             + json.dumps(doc["cohorts"][0]["waves"][0]["analysis"])
             + json.dumps(doc["cohorts"][0]["waves"][0]["baselines"])
         )
         latency = next(m for m in v["judge"]["metrics"] if m["name"] == "latency_ms")
         assert latency["classification"] == "High"
-        assert v["thresholds"]["pass"] == 95.0 and v["samples"]["canary"]["latency_ms"]
+        assert v["thresholds"]["pass"] == 95.0 and samples["canary"]["latency_ms"]
+        assert "samples" not in v  # not in the store's record
         assert fleet.baselines_running() == []  # baselines cleaned up after the verdict
         injection.clear(state_dir, fleet.new_ami)
         r = fleet.run("canary", "resume", doc["id"], "--json")
