@@ -14,6 +14,8 @@ where it already shared).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.aws import AwsFactory
@@ -39,6 +41,32 @@ def candidates(store: StateStore, family: str) -> list[int]:
     return versions
 
 
+@contextlib.contextmanager
+def _holding_candidates(
+    store: StateStore,
+    settings: Settings,
+    families: list[str],
+    actor: str,
+    command: str,
+    clock: leases.LeaseClock,
+    wait: bool,
+    on_wait: leases.OnWait | None,
+) -> Iterator[StateStore]:
+    """Hold the candidate stage lease of every family in ``families`` (the promotions' lease), as
+    one acquisition; the block gets the store fenced on it, so every write there is too."""
+    with leases.hold(
+        store,
+        [stage_lease(f, "candidate") for f in families],
+        clock=clock,
+        actor=actor,
+        command=command,
+        ttl_s=settings.state.lease_ttl,
+        wait=wait,
+        on_wait=on_wait,
+    ) as held:
+        yield held.store
+
+
 def opt_in(
     aws: AwsFactory,
     settings: Settings,
@@ -57,17 +85,9 @@ def opt_in(
     for family in families:
         settings.family(family)  # an unknown family is bad input before anything is written
     touched = families or sorted(settings.families)
-    with leases.hold(
-        store,
-        [stage_lease(f, "candidate") for f in touched],
-        clock=clock,
-        actor=actor,
-        command=f"friends add {team}",
-        ttl_s=settings.state.lease_ttl,
-        wait=wait,
-        on_wait=on_wait,
-    ) as held:
-        store = held.store  # every write below is fenced on the candidate leases
+    with _holding_candidates(
+        store, settings, touched, actor, f"friends add {team}", clock, wait, on_wait
+    ) as store:
         friends.put_team(store, team, accounts, families, actor)
         store.audit(
             actor,
@@ -105,17 +125,9 @@ def opt_out(
             f"team {team} is defined in the config file", hint=f"remove [friends.{team}] there"
         )
     touched = [f for f in sorted(settings.families) if friends.follows(old, f)]
-    with leases.hold(
-        store,
-        [stage_lease(f, "candidate") for f in touched],
-        clock=clock,
-        actor=actor,
-        command=f"friends remove {team}",
-        ttl_s=settings.state.lease_ttl,
-        wait=wait,
-        on_wait=on_wait,
-    ) as held:
-        store = held.store  # every write below is fenced on the candidate leases
+    with _holding_candidates(
+        store, settings, touched, actor, f"friends remove {team}", clock, wait, on_wait
+    ) as store:
         old = friends.team(settings, store, team)  # read again under the leases
         friends.remove_team(store, team)
         store.audit(actor, "friends-remove", team, "", {"accounts": old["accounts"]})
