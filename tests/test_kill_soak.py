@@ -287,8 +287,12 @@ def test_thirty_kills_end_in_the_state_of_an_uninterrupted_run(
     def choose(phases: list[Phase]) -> dict[str, list[str]]:
         pool = [(p.name, i, point) for p in phases for i, point in enumerate(points[p.name])]
         drawn = random.Random(SEED).sample(pool, KILLS)
+        # a point naming a group names the clean run's family: the killed run's groups carry its own
         return {
-            p.name: [pt for name, _, pt in sorted(d for d in drawn if d[0] == p.name)]
+            p.name: [
+                pt.replace(clean.family, killed.family)
+                for name, _, pt in sorted(d for d in drawn if d[0] == p.name)
+            ]
             for p in phases
         }
 
