@@ -44,7 +44,7 @@ def _render_status(v: RolloutView) -> RenderableType:
                 c.key,
                 c.status,
                 f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}",
-                f"{c.replaced}/{c.size}",
+                c.progress(),
                 f"{lv.decision} ({lv.score})" if lv else "",
             ]
         )
@@ -166,7 +166,13 @@ def status(rollout_id: str | None, watch: bool) -> None:
     if watch and not obj.json_mode:
         with obj.out.status(f"rollout {rid}") as update:
             while h.status in ("running", "aborting", "rolling_back") and h.running:
-                update(", ".join(f"{c.key} {c.replaced}/{c.size}" for c in h.cohorts))
+                update(
+                    ", ".join(
+                        f"{c.key} {c.replaced}/{c.size}"
+                        + (" rolling back" if c.status == "rolling_back" else "")
+                        for c in h.cohorts
+                    )
+                )
                 obj.clock.sleep(2 * obj.clock.scale)
                 h = records.header(obj.store, rid)  # the header alone: a few KB at any fleet size
     _show(obj, RolloutView.of(records.load(obj.store, rid)))

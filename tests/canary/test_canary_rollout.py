@@ -180,6 +180,11 @@ def test_pause_request_then_resume_then_rollback_everything(fleet_factory: Any) 
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     s = fleet.run("canary", "status", rollout.id, "--json")
     assert s.code == 0 and json.loads(s.stdout)["status"] == "rolled_back"
+    # every instance the rollout replaced went back, and status says so, not just "replaced"
+    cohorts = json.loads(s.stdout)["cohorts"]
+    assert all(c["rolled_back"] == c["replaced"] == c["instances"] for c in cohorts)
+    shown = fleet.run("canary", "status", rollout.id).stdout
+    assert shown.count("rolled back to the old base") == len(cohorts)
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None:
