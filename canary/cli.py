@@ -14,6 +14,7 @@ from canary import config as canary_config
 from canary import controller as ctl
 from canary import records
 from canary.judge.scoring import judge_files
+from canary.prepare import AlreadyRunning
 from canary.records import RolloutView
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
@@ -106,7 +107,18 @@ def _drive(
 def start(ref: str, family: str | None, dry_run: bool) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
     obj, cfg = _settings()
-    rollout, _ = ctl.prepare(obj, cfg, ref, family)
+    try:
+        rollout, _ = ctl.prepare(obj, cfg, ref, family, skip_running=True)
+    except AlreadyRunning as exc:  # nothing to do: exit 0, no rollout, no evidence
+        obj.out.warn(exc.message)
+        nothing = {"nothing_to_do": True, "new": exc.ref, "already_running": exc.groups}
+        obj.out.result(nothing | ({"dry_run": True} if dry_run else {}), lambda: None)
+        return
+    if rollout.summary.get("already_running"):
+        obj.out.warn(
+            f"left out, they already run {rollout.new.ref or ref}: "
+            + ", ".join(rollout.summary["already_running"])
+        )
     if dry_run:
         s = rollout.summary
         # one estimate, canary.plan's, in the JSON and in the text alike

@@ -17,7 +17,7 @@ from canary.executor import Executor, GroupInfo
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
 from orchestrator.context import Context
-from orchestrator.errors import NotFoundError, UsageError
+from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
 from orchestrator.tags import FAMILY_TAG
 
@@ -51,10 +51,37 @@ def new_amis(
     return dict(base.amis), base, base.family
 
 
+class AlreadyRunning(ImagefleetError):
+    """Every group of the family already runs the new base: a rollout would replace instances
+    like for like and judge the base against itself, so there is nothing to roll out."""
+
+    exit_code = ExitStatus.REFUSED
+
+    def __init__(self, ref: str, family: str, groups: list[str]) -> None:
+        shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
+        super().__init__(
+            f"every group of {family} already runs {ref} ({shown}): nothing to roll out; "
+            "no rollout started, no canary evidence recorded",
+            hint="a canary judges a new base against the one the groups run now",
+        )
+        self.ref = ref
+        self.groups = groups
+
+
 def prepare(
-    ctx: Context, cfg: CanarySettings, ref: str, family: str | None
+    ctx: Context,
+    cfg: CanarySettings,
+    ref: str,
+    family: str | None,
+    *,
+    skip_running: bool = False,
 ) -> tuple[Rollout, Plan]:
-    """Discover the family's groups, plan the waves, and build the (unsaved) rollout."""
+    """Discover the family's groups, plan the waves, and build the (unsaved) rollout.
+
+    With ``skip_running`` (``canary start``), groups that already run the new base are left out
+    of the plan and named in its summary (``already_running``); when that is every group,
+    ``AlreadyRunning`` is raised before anything is written.
+    """
     regions = tuple(ctx.settings.aws.regions)
     amis, base, fam = new_amis(ctx, ref, family, regions)
     ex = Executor(ctx.aws, ctx.clock)
@@ -64,6 +91,12 @@ def prepare(
             f"no Auto Scaling groups for family {fam} in {', '.join(regions)}",
             hint=f"tag them {FAMILY_TAG}={fam} or list them in [canary].groups",
         )
+    running: list[str] = []
+    if skip_running:
+        running = ex.running([i for i in infos if i.region in amis], amis)
+        if len(running) == len(infos):
+            raise AlreadyRunning(base.ref if base else ref, fam, running)
+        infos = [i for i in infos if i.key not in running]
     no_ami = sorted({info.region for info in infos} - set(amis))
     if no_ami:
         raise UsageError(
@@ -90,7 +123,8 @@ def prepare(
             cfg.poll_s,
             cohorts_in_flight=cfg.cohorts_in_flight,
             launches_per_s=launch_bucket(cfg.launch_share).refill_per_s,
-        ),
+        )
+        | ({"already_running": running} if running else {}),
         groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )
