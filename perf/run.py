@@ -25,6 +25,7 @@ from orchestrator.context import Context
 from orchestrator.engine import kill_point
 from orchestrator.errors import AwsError, LeaseLostError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, provisioned
+from orchestrator.local import memory as endpoint_memory
 from orchestrator.store import BaseVersion, Evidence, StateStore, leases, utcnow
 from perf import config as perf_config
 from perf.collect import Collected, Expected, by_arm, collect, present_keys
@@ -71,6 +72,17 @@ def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersi
         base = ctx.store.get_base(cand.family, version)
     if (base.family, base.version) == (cand.family, cand.version):
         raise UsageError(f"baseline and candidate are the same base ({cand.ref})")
+    # A base `local up --forget-lost` marked lost has no AMIs left to launch: refuse before
+    # anything is recorded or launched, rather than fail on InvalidAMIID halfway.
+    lost = endpoint_memory.forgotten(ctx.store)
+    for arm, b in (("baseline", base), ("candidate", cand)):
+        if b.ref in lost:
+            raise NotFoundError(
+                f"the {arm} {b.ref} is marked lost: its AMIs went with an earlier embedded "
+                "endpoint, so there is nothing to benchmark",
+                hint=("pass another --baseline FAMILY:VERSION; " if arm == "baseline" else "")
+                + endpoint_memory.lost_hint(ctx.store, b.ref),
+            )
     return cand, base
 
 

@@ -322,3 +322,20 @@ def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> Non
     assert injected[~(is_cand & is_cpu)].isna().all()  # baseline, and boot_to_ready, untouched
     assert env.memory["perf"]["done"] >= {li.instance_id for li in f.instances}
     assert len(df[df["metric"] == "boot_to_ready"]) == 2  # one agent run per instance, not two
+
+
+def test_a_base_marked_lost_is_refused_before_anything_is_recorded(workspace, aws) -> None:
+    from orchestrator.local import memory as endpoint_memory
+
+    configure(workspace, results="3s")
+    old, new = register_bases(workspace, aws)
+    workspace.clock = VirtualClock()  # were a run to start, its 3 s of waiting pass at once
+    store = workspace.context().store
+    endpoint_memory.forget(store, [old], "test")  # as `imagefleet local up --forget-lost` does
+    for args in (("--baseline", old.ref), ()):  # named, or the family's release by default
+        res = workspace.run("perf", "run", new.ref, *args)
+        assert res.code == 2, res.stderr
+        assert f"error: the baseline {old.ref} is marked lost" in res.stderr
+        assert "hint: pass another --baseline FAMILY:VERSION" in res.stderr
+    assert store.docs(DOC_KIND) == [] and _live(aws, workspace.family) == {}
+    assert [e for e in store.evidence(new.family, new.version) if e.gate == "perf"] == []
