@@ -77,7 +77,7 @@ def test_amis_from_packers_manifest_post_processor_take_the_last_run() -> None:
 
 
 def test_packers_multi_line_summary_is_shown_whole() -> None:
-    # line 50 of the recorded build: "--> amazon-ebs: AMIs were created:\nus-east-1: …\nus-west-2: …"
+    # line 50 of the recorded build: "--> amazon-ebs: AMIs were created:\nus-east-1: …\n…"
     summary = [m for m in (mr.progress(ln) for ln in lines("packer-success.log")) if m][-1]
     assert summary.splitlines() == [
         "amazon-ebs: AMIs were created:",
