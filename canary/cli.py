@@ -13,8 +13,7 @@ import click
 
 from canary import config as canary_config
 from canary import controller as ctl
-from canary import kayenta_import
-from canary import records
+from canary import kayenta_import, records
 from canary.judge.scoring import judge_files
 from canary.records import RolloutView
 from orchestrator.cli_support import Bounded, Named, get_context, json_option

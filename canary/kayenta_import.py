@@ -26,7 +26,6 @@ from typing import Any
 from canary.judge.classifier import DIRECTIONS
 from canary.judge.scoring import DEFAULT_GROUP
 from orchestrator.errors import UsageError
-from orchestrator.schema import LABEL
 
 # Kayenta's metric sources (the @JsonTypeName of its *CanaryMetricSetQueryConfig classes).
 KAYENTA_SOURCES = (
@@ -173,17 +172,17 @@ def convert(
     names: set[str] = set()
     for i, raw in enumerate(config["metrics"]):
         outcome = _metric(i, raw, templates, scope, MATCH_BY[match_by])
-        if outcome.entry is not None:
-            if outcome.entry["name"] in names:
-                outcome = MetricOutcome(
-                    outcome.name,
-                    outcome.source,
-                    None,
-                    reason=f"a metric named {outcome.entry['name']!r} comes before it "
-                    "(Kayenta refuses duplicate names too)",
-                )
-            else:
-                names.add(outcome.entry["name"])
+        entry = outcome.entry
+        if entry is not None and entry["name"] in names:
+            outcome = MetricOutcome(
+                outcome.name,
+                outcome.source,
+                None,
+                reason=f"a metric named {entry['name']!r} comes before it "
+                "(Kayenta refuses duplicate names too)",
+            )
+        elif entry is not None:
+            names.add(entry["name"])
         outcomes.append(outcome)
     canary: dict[str, Any] = {}
     if any(o.entry and o.entry.get("source") == "prometheus" for o in outcomes):
@@ -247,7 +246,9 @@ def _scope(request: Mapping[str, Any]) -> _Scope:
         if not isinstance(pair, Mapping):
             continue
         sides = [pair.get("controlScope") or {}, pair.get("experimentScope") or {}]
-        params = [s.get("extendedScopeParams") or {} if isinstance(s, Mapping) else {} for s in sides]
+        params = [
+            s.get("extendedScopeParams") or {} if isinstance(s, Mapping) else {} for s in sides
+        ]
         for key in set(params[0]) | set(params[1]):
             a, b = params[0].get(key), params[1].get(key)
             if a == b and a is not None:
@@ -284,8 +285,10 @@ def _metric(
         analysis = _analysis(raw, notes, dropped)
         entry: dict[str, Any] = {"name": _label(name)}
         if entry["name"] != name:
-            notes.append(f"renamed to {entry['name']!r}: imagefleet's metric names take "
-                         "letters, digits, spaces and _.:/#@+=-")
+            notes.append(
+                f"renamed to {entry['name']!r}: imagefleet's metric names take "
+                "letters, digits, spaces and _.:/#@+=-"
+            )
         entry["source"] = "prometheus"
         entry["query"] = _prometheus_query(query, templates, scope, instance, notes, dropped)
         entry.update(_group(raw, notes, dropped))
@@ -316,8 +319,10 @@ def _analysis(raw: Mapping[str, Any], notes: list[str], dropped: list[str]) -> d
     canary = (configs or {}).get("canary") if isinstance(configs, Mapping) else None
     ac: Mapping[str, Any] = canary if isinstance(canary, Mapping) else {}
     if ac.get("muted") is True:
-        raise _Skip("muted: Kayenta leaves it out of the score, and imagefleet has no muted "
-                    "metrics, so it is left out")
+        raise _Skip(
+            "muted: Kayenta leaves it out of the score, and imagefleet has no muted "
+            "metrics, so it is left out"
+        )
     out: dict[str, Any] = {}
     direction = ac.get("direction", "either")
     if direction not in DIRECTIONS:
@@ -391,11 +396,13 @@ def _prometheus_query(
     elif q.get("customFilterTemplate"):
         tname = q["customFilterTemplate"]
         if tname not in templates:
-            raise _Skip(f"customFilterTemplate {tname!r} is not among the config's templates "
-                        "(Kayenta refuses it too)")
+            raise _Skip(
+                f"customFilterTemplate {tname!r} is not among the config's templates "
+                "(Kayenta refuses it too)"
+            )
         template = str(templates[tname])
     if template.startswith("PromQL:"):
-        expr = _expand(template[len("PromQL:"):], scope, instance, notes, promql=True)
+        expr = _expand(template[len("PromQL:") :], scope, instance, notes, promql=True)
         if instance not in expr:
             raise _Skip("its PromQL expression has no ${scope} matcher to make per-instance")
         return expr
@@ -472,8 +479,14 @@ def _thresholds(
     classifier = config.get("classifier")
     found: Any = request.get("thresholds")
     where = "executionRequest.thresholds"
-    if not isinstance(found, Mapping) and isinstance(classifier, Mapping):
-        found, where = classifier.get("scoreThresholds"), "classifier.scoreThresholds"
+    legacy = classifier.get("scoreThresholds") if isinstance(classifier, Mapping) else None
+    if not isinstance(found, Mapping):
+        found, where = legacy, "classifier.scoreThresholds"
+    elif isinstance(legacy, Mapping) and dict(legacy) != dict(found):
+        notes.append(
+            f"executionRequest.thresholds {dict(found)} used, as Kayenta does, not the config's "
+            f"classifier.scoreThresholds {dict(legacy)}"
+        )
     if not isinstance(found, Mapping):
         notes.append("no score thresholds: imagefleet's defaults (pass 95, marginal 75) apply")
         return {}
@@ -547,8 +560,10 @@ def to_toml(conv: Conversion, source: str = "") -> str:
     """The ``[canary]`` table as TOML: the converted metrics, and comments for what was not."""
     head = f"Kayenta canary config {conv.config_name!r}" if conv.config_name else "a Kayenta config"
     lines = [
-        _comment(f"[canary] from {head}{f' ({source})' if source else ''} by "
-                 "`imagefleet canary import-config`:"),
+        _comment(
+            f"[canary] from {head}{f' ({source})' if source else ''} by "
+            "`imagefleet canary import-config`:"
+        ),
         _comment(f"{len(conv.converted)} of {len(conv.metrics)} metrics converted."),
     ]
     lines += [_comment(f"dropped: {d}") for d in conv.dropped]
