@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from canary_support import load_kayenta_cases
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from canary import config as canary_config
 from canary import kayenta_import as k
+from canary.judge.classifier import classify
 from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
@@ -351,3 +353,66 @@ def test_command_bad_input_is_one_line_exit_2(
     code, out, err = run(str(path), *args)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and needle in err.splitlines()[0]
+
+
+# --- Kayenta's classifier vectors (../shared/testdata) through the import ------------------------
+
+VECTORS = load_kayenta_cases()
+
+
+def _analysis(case: dict[str, Any]) -> dict[str, Any]:
+    """A case's classifier settings as Kayenta's ``analysisConfigurations.canary``."""
+    k_ = case["classifier"]
+    effect: dict[str, Any] = {}
+    if "effectSizeThresholds" in k_:
+        effect["allowedDecrease"], effect["allowedIncrease"] = k_["effectSizeThresholds"]
+    if "criticalThresholds" in k_:
+        effect["criticalDecrease"], effect["criticalIncrease"] = k_["criticalThresholds"]
+    if "effectSizeMeasure" in k_:
+        effect["measure"] = k_["effectSizeMeasure"]
+    return {
+        "direction": case["direction"],
+        "nanStrategy": case["nan_strategy"],
+        "critical": case["critical_metric"],
+        "effectSize": effect,
+    }
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["name"] for c in VECTORS])
+def test_kayenta_vectors_judge_alike_after_the_import(case: dict[str, Any]) -> None:
+    """Kayenta's analysis settings → TOML → imagefleet's config loader → its judge gives the
+    classification Kayenta's suite asserts; settings the TOML cannot carry are reported."""
+    metric = {
+        "name": "m",
+        "query": {"type": "prometheus", "metricName": "m", "resourceType": "aws_ec2_instance"},
+        "groups": ["g"],
+        "analysisConfigurations": {"canary": _analysis(case)},
+    }
+    conv = k.convert({"metrics": [metric]})
+    (outcome,) = conv.metrics
+    if case["nan_strategy"] == "replace" or case["classifier"].get("effectSizeMeasure") == "cles":
+        assert outcome.dropped and not conv.exact
+        return
+    assert conv.exact
+    raw = tomllib.loads(k.to_toml(conv))["canary"]
+    if "source" not in canary_config.METRIC.fields:
+        raw = _strip_prometheus(raw)
+    raw["tolerance"] = case["classifier"]["tolerance"]  # the vectors' own classifier parameters
+    raw["confidence"] = case["classifier"]["confLevel"]
+    cfg = canary_config.parse(raw)
+    mc = cfg.metrics[0].judge_config()
+    result = classify(
+        case["control"],
+        case["experiment"],
+        direction=mc.direction,
+        tolerance=cfg.tolerance,
+        confidence=cfg.confidence,
+        allowed_increase=mc.allowed_increase,
+        allowed_decrease=mc.allowed_decrease,
+        critical_increase=mc.critical_increase,
+        critical_decrease=mc.critical_decrease,
+        critical=mc.critical,
+    )
+    assert result.classification == case["expected"], result.reason
+    if "expected_critical" in case:
+        assert result.critical is case["expected_critical"], result.reason
