@@ -7,7 +7,7 @@ import io
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from canary_support import load_kayenta_cases
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from canary import config as canary_config
 from canary import kayenta_import as k
-from canary.judge.classifier import classify
+from canary.judge.classifier import Direction, classify
 from imagefleet.cli import raw_main
 from orchestrator.context import Context
 from orchestrator.output import Output
@@ -404,7 +404,7 @@ def test_kayenta_vectors_judge_alike_after_the_import(case: dict[str, Any]) -> N
     result = classify(
         case["control"],
         case["experiment"],
-        direction=mc.direction,
+        direction=cast(Direction, mc.direction),
         tolerance=cfg.tolerance,
         confidence=cfg.confidence,
         allowed_increase=mc.allowed_increase,
