@@ -19,6 +19,7 @@ from canary.records import RolloutView
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import RefusedError, UsageError
+from orchestrator.inputs import check_writable, loads_json, read_bounded
 from orchestrator.output import table
 from orchestrator.schema import FAMILY
 
@@ -372,9 +373,12 @@ def import_config(
         bindings[key] = value
     if output and Path(output).exists() and not force:
         raise UsageError(f"{output} exists", hint="--force overwrites it")
-    text = Path(file).read_text(encoding="utf-8", errors="replace")
+    if output:
+        check_writable(Path(output), "--output")
+    # a canary config is a config file: bounded like imagefleet.toml (1 MiB)
+    doc = loads_json(read_bounded(file, "config", lines=False), file)
     conv = kayenta_import.convert(
-        kayenta_import.parse_json(text, file),
+        doc,
         params=bindings,
         match_by=match_by,
         prometheus_url=prometheus_url,

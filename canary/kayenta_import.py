@@ -1,13 +1,9 @@
 """A Kayenta canary config (JSON) as imagefleet's ``[canary]`` table: pure, data in and data out.
 
-Kayenta (spinnaker/kayenta) judges a *server group* against another: each metric's query is
-scoped by the execution request's ``scope`` (the group's name), ``location`` (its region) and
-``extendedScopeParams``, and averaged over the group. imagefleet judges *instances*: it fetches
-each canary's and each baseline's series apart and pools them per side. So the conversion keeps
-a metric's name, labels and analysis settings, and replaces whatever scoped the query to a server
-group by one label matcher naming the instance (``instance_id="{instance_id}"``, or
-``instance=~"{instance}(:[0-9]+)?"`` for the ``instance`` label Prometheus's EC2 discovery sets to
-``private IP:port``). Region and project filters are dropped: an instance id is unique.
+Kayenta (spinnaker/kayenta) judges a *server group* against another; imagefleet judges
+*instances*, each canary's and each baseline's series fetched apart and pooled per side. So the
+conversion keeps a metric's name, labels and analysis settings, and rebuilds its query per
+instance (``canary.kayenta_prometheus``).
 
 Only the sources imagefleet reads are converted: Prometheus. Kayenta has no CloudWatch source
 (spinnaker/kayenta#757); every other source is reported per metric with the reason, and every
@@ -20,9 +16,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from canary import kayenta_prometheus as kp
 from canary.judge.classifier import DIRECTIONS
 from canary.judge.scoring import DEFAULT_GROUP
 from orchestrator.errors import UsageError
@@ -39,42 +36,17 @@ KAYENTA_SOURCES = (
     "stackdriver",
     "wavefront",
 )
-MATCH_BY = {
-    "instance_id": 'instance_id="{instance_id}"',
-    "instance": 'instance=~"{instance}(:[0-9]+)?"',
-}
-# Kayenta's implicit template bindings (QueryConfigUtils): the server group, its region, its
-# project, its resource type. ``scope`` becomes the instance matcher; the others are dropped.
-SCOPE_VARS = ("scope",)
-PLACE_VARS = ("location", "project", "resourceType")
+MATCH_BY = kp.MATCH_BY
 _RATIOS = {
     "allowedIncrease": "allowed_increase",
     "allowedDecrease": "allowed_decrease",
     "criticalIncrease": "critical_increase",
     "criticalDecrease": "critical_decrease",
 }
-_VAR = re.compile(r"\$\{([^}]*)\}")
-_STRING = r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`'
-_MATCHER = re.compile(rf"[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:{_STRING})")
-_PROMETHEUS_FIELDS = {
-    "type",
-    "resourceType",
-    "metricName",
-    "labelBindings",
-    "groupByFields",
-    "customFilter",
-    "customInlineTemplate",
-    "customFilterTemplate",
-    "serviceType",
-}
 
 
 class NotKayentaConfig(UsageError):
     """The input is not a Kayenta canary config (or an ad-hoc execution request holding one)."""
-
-
-class _Skip(Exception):
-    """A metric that cannot be converted, with the reason shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -138,14 +110,6 @@ class Conversion:
         }
 
 
-@dataclass
-class _Scope:
-    """Template bindings: fixed values, and variables that differ between the two sides."""
-
-    params: dict[str, str] = field(default_factory=dict)
-    side_vars: set[str] = field(default_factory=lambda: set(SCOPE_VARS))
-
-
 def convert(
     doc: Any,
     *,
@@ -158,8 +122,8 @@ def convert(
     ``params`` fill template variables (Kayenta's ``extendedScopeParams``); those of an ad-hoc
     request's scopes are read too (a value that differs between control and experiment scopes
     the sides, like ``scope``). Raises ``NotKayentaConfig`` for anything else."""
-    if match_by not in MATCH_BY:
-        raise UsageError(f"match_by must be one of {', '.join(MATCH_BY)}, not {match_by!r}")
+    if match_by not in kp.MATCH_BY:
+        raise UsageError(f"match_by must be one of {', '.join(kp.MATCH_BY)}, not {match_by!r}")
     config, request = _unwrap(doc)
     scope = _scope(request)
     scope.params.update(params or {})
@@ -171,7 +135,7 @@ def convert(
     outcomes: list[MetricOutcome] = []
     names: set[str] = set()
     for i, raw in enumerate(config["metrics"]):
-        outcome = _metric(i, raw, templates, scope, MATCH_BY[match_by])
+        outcome = _metric(i, raw, templates, scope, kp.MATCH_BY[match_by])
         entry = outcome.entry
         if entry is not None and entry["name"] in names:
             outcome = MetricOutcome(
@@ -206,16 +170,6 @@ def convert(
     )
 
 
-def parse_json(text: str, name: str) -> Any:
-    """The JSON document of ``text``, or a one-line ``NotKayentaConfig`` naming line and column."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NotKayentaConfig(
-            f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-
-
 def _unwrap(doc: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     if not isinstance(doc, Mapping):
         raise NotKayentaConfig("not a Kayenta canary config: expected a JSON object")
@@ -236,9 +190,9 @@ def _unwrap(doc: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     return doc, request
 
 
-def _scope(request: Mapping[str, Any]) -> _Scope:
+def _scope(request: Mapping[str, Any]) -> kp.Scope:
     """extendedScopeParams of an execution request: equal on both sides → a value, else a side."""
-    scope = _Scope()
+    scope = kp.Scope()
     scopes = request.get("scopes")
     if not isinstance(scopes, Mapping):
         return scope
@@ -267,7 +221,7 @@ def _label(value: str) -> str:
 
 
 def _metric(
-    index: int, raw: Mapping[str, Any], templates: Mapping[str, Any], scope: _Scope, instance: str
+    index: int, raw: Mapping[str, Any], templates: Mapping[str, Any], scope: kp.Scope, instance: str
 ) -> MetricOutcome:
     name = raw.get("name")
     kname = name if isinstance(name, str) and name.strip() else f"metrics[{index}]"
@@ -277,11 +231,11 @@ def _metric(
     dropped: list[str] = []
     try:
         if not isinstance(name, str) or not name.strip():
-            raise _Skip("the metric has no name (Kayenta requires one)")
+            raise kp.Skip("the metric has no name (Kayenta requires one)")
         if not isinstance(query, Mapping):
-            raise _Skip("the metric has no query object")
+            raise kp.Skip("the metric has no query object")
         if source != "prometheus":
-            raise _Skip(_source_reason(source))
+            raise kp.Skip(_source_reason(source))
         analysis = _analysis(raw, notes, dropped)
         entry: dict[str, Any] = {"name": _label(name)}
         if entry["name"] != name:
@@ -290,10 +244,10 @@ def _metric(
                 "letters, digits, spaces and _.:/#@+=-"
             )
         entry["source"] = "prometheus"
-        entry["query"] = _prometheus_query(query, templates, scope, instance, notes, dropped)
+        entry["query"] = kp.query(query, templates, scope, instance, notes, dropped)
         entry.update(_group(raw, notes, dropped))
         entry.update(analysis)
-    except _Skip as exc:
+    except kp.Skip as exc:
         return MetricOutcome(kname, source, None, reason=str(exc))
     return MetricOutcome(kname, source, entry, notes=tuple(notes), dropped=tuple(dropped))
 
@@ -319,7 +273,7 @@ def _analysis(raw: Mapping[str, Any], notes: list[str], dropped: list[str]) -> d
     canary = (configs or {}).get("canary") if isinstance(configs, Mapping) else None
     ac: Mapping[str, Any] = canary if isinstance(canary, Mapping) else {}
     if ac.get("muted") is True:
-        raise _Skip(
+        raise kp.Skip(
             "muted: Kayenta leaves it out of the score, and imagefleet has no muted "
             "metrics, so it is left out"
         )
@@ -332,7 +286,7 @@ def _analysis(raw: Mapping[str, Any], notes: list[str], dropped: list[str]) -> d
     for key, target in (("critical", "critical"), ("mustHaveData", "data_required")):
         value = ac.get(key, False)
         if not isinstance(value, bool):
-            raise _Skip(f"{key} must be true or false, not {value!r}")
+            raise kp.Skip(f"{key} must be true or false, not {value!r}")
         if value:
             out[target] = True
     if ac.get("nanStrategy", "remove") == "replace":
@@ -355,9 +309,9 @@ def _analysis(raw: Mapping[str, Any], notes: list[str], dropped: list[str]) -> d
                     continue
                 value = effect[key]
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise _Skip(f"effectSize.{key} must be a number, not {value!r}")
+                    raise kp.Skip(f"effectSize.{key} must be a number, not {value!r}")
                 if not 0 <= value <= 1e6 or math.isnan(value):
-                    raise _Skip(f"effectSize.{key} {value!r} is outside 0..1e6")
+                    raise kp.Skip(f"effectSize.{key} {value!r} is outside 0..1e6")
                 out[target] = float(value)
     return out
 
@@ -373,97 +327,6 @@ def _group(raw: Mapping[str, Any], notes: list[str], dropped: list[str]) -> dict
             f"({groups[0]!r})"
         )
     return {"group": _label(groups[0])}
-
-
-def _prometheus_query(
-    q: Mapping[str, Any],
-    templates: Mapping[str, Any],
-    scope: _Scope,
-    instance: str,
-    notes: list[str],
-    dropped: list[str],
-) -> str:
-    """Kayenta's PrometheusMetricsService.buildQuery, with the server group's scope replaced by
-    the instance matcher."""
-    unknown = sorted(set(q) - _PROMETHEUS_FIELDS)
-    if unknown:
-        notes.append(f"ignored {', '.join(unknown)}: not a Kayenta Prometheus query field")
-    if q.get("customFilter"):
-        raise _Skip("customFilter is deprecated and Kayenta refuses it; use customInlineTemplate")
-    template = q.get("customInlineTemplate") or ""
-    if template:
-        template = str(template).replace("$\\{", "${")
-    elif q.get("customFilterTemplate"):
-        tname = q["customFilterTemplate"]
-        if tname not in templates:
-            raise _Skip(
-                f"customFilterTemplate {tname!r} is not among the config's templates "
-                "(Kayenta refuses it too)"
-            )
-        template = str(templates[tname])
-    if template.startswith("PromQL:"):
-        expr = _expand(template[len("PromQL:") :], scope, instance, notes, promql=True)
-        if instance not in expr:
-            raise _Skip("its PromQL expression has no ${scope} matcher to make per-instance")
-        return expr
-    metric = q.get("metricName")
-    if not isinstance(metric, str) or not metric:
-        raise _Skip("metricName is missing (Kayenta requires it unless the query is PromQL:)")
-    bindings = [str(b) for b in q.get("labelBindings") or []]
-    if template:
-        filters = [t.strip() for t in _expand(template, scope, instance, notes).split(",")]
-        filters = [t for t in filters if t] + bindings
-        if instance not in filters:
-            filters.append(instance)
-            notes.append("the custom filter has no ${scope}: added the instance matcher")
-    else:
-        rtype = q.get("resourceType") or ""
-        if rtype and rtype not in ("aws_ec2_instance", "gce_instance"):
-            raise _Skip(f"resourceType {rtype!r} with no custom filter: Kayenta refuses it too")
-        what = {
-            "aws_ec2_instance": 'aws_ec2_instance\'s asg_groupName="${scope}" and zone',
-            "gce_instance": 'gce_instance\'s instance=~"${scope}-.{4}" and zone',
-        }.get(rtype, "the execution request's resource type and scope")
-        notes.append(f"{what} filters became the instance matcher")
-        filters = [*bindings, instance]
-    expr = f"avg({metric}{{{','.join(filters)}}})"
-    if q.get("groupByFields"):
-        dropped.append(
-            f"groupByFields {', '.join(map(str, q['groupByFields']))}: Kayenta judges each "
-            "group's series apart; imagefleet averages them into one series per instance"
-        )
-    return expr
-
-
-def _expand(text: str, scope: _Scope, instance: str, notes: list[str], promql: bool = False) -> str:
-    """Kayenta's template expansion, per instance: a matcher on a side variable (``${scope}``)
-    becomes the instance matcher, one on the region or project goes, the rest are filled in."""
-
-    def matcher(text: str) -> str:
-        names = set(_VAR.findall(text))
-        if names & scope.side_vars:
-            return instance
-        if names & set(PLACE_VARS) and not names & set(scope.params):
-            notes.append(f"dropped {text.strip()}: an instance id needs no region or project")
-            return ""
-        return text
-
-    if promql:
-        out = _MATCHER.sub(lambda m: matcher(m.group(0)), text)
-        out = re.sub(r"\{\s*,", "{", re.sub(r",\s*(?=[,}])", "", out))
-    else:  # Kayenta splits a custom filter at commas: each piece is one matcher
-        out = ",".join(p for p in (matcher(t.strip()) for t in text.split(",")) if p)
-    left = sorted(set(_VAR.findall(out)))
-    side = [v for v in left if v in scope.side_vars]
-    if side:
-        raise _Skip(f"${{{side[0]}}} is used outside a label matcher: no per-instance equivalent")
-    missing = [v for v in left if v not in scope.params]
-    if missing:
-        raise _Skip(
-            f"template variable ${{{missing[0]}}} has no value (Kayenta takes it from the "
-            f"execution request's extendedScopeParams): pass --param {missing[0]}=VALUE"
-        )
-    return _VAR.sub(lambda m: scope.params[m.group(1)], out)
 
 
 def _number(value: Any, lo: float, hi: float) -> float | None:

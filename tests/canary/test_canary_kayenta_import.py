@@ -340,7 +340,7 @@ def test_command_writes_nothing_when_no_metric_converts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "args", "needle"),
     [
-        ('{"metrics": [', (), "not JSON (line 1, column 14"),
+        ('{"metrics": [', (), "in.json:1:14: not valid JSON"),
         ('{"name": "x"}', (), "not a Kayenta canary config"),
         ('{"metrics": [{}]}', ("--param", "novalue"), "--param 'novalue': expected KEY=VALUE"),
     ],
