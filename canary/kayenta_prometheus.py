@@ -24,6 +24,10 @@ MATCH_BY = {
 SCOPE_VARS = ("scope",)
 PLACE_VARS = ("location", "project", "resourceType")
 VAR = re.compile(r"\$\{([^}]*)\}")
+# What imagefleet's query templates read as a placeholder (``canary.config``): ``{name}``.
+_ANY_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER = re.compile(r"(?<!\$)" + _ANY_PLACEHOLDER.pattern)  # not Kayenta's ${name}
+MAX_QUERY = 8192  # the longest query template [[canary.metrics]] takes
 _STRING = r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`'
 _MATCHER = re.compile(rf"[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:{_STRING})")
 _PROMETHEUS_FIELDS = {
@@ -77,6 +81,31 @@ def query(
                 "(Kayenta refuses it too)"
             )
         template = str(templates[tname])
+    for text in (template, q.get("metricName") or "", *map(str, q.get("labelBindings") or [])):
+        found = _PLACEHOLDER.search(str(text))
+        if found:
+            raise Skip(
+                f"{found.group(0)} in its query would be read as an imagefleet placeholder "
+                "(imagefleet's query templates fill {name})"
+            )
+    expr = _build(q, template, scope, instance, notes, dropped)
+    others = set(_ANY_PLACEHOLDER.findall(expr))
+    others -= {"instance_id", "instance"}
+    if others:  # from a --param value, or a binding's ${...} (Kayenta expands only templates)
+        raise Skip(f"{{{sorted(others)[0]}}} in its query would be read as a placeholder")
+    if len(expr) > MAX_QUERY:
+        raise Skip(f"its query is {len(expr)} characters, more than {MAX_QUERY}")
+    return expr
+
+
+def _build(
+    q: Mapping[str, Any],
+    template: str,
+    scope: Scope,
+    instance: str,
+    notes: list[str],
+    dropped: list[str],
+) -> str:
     if template.startswith("PromQL:"):
         expr = expand(template[len("PromQL:") :], scope, instance, notes, promql=True)
         if instance not in expr:

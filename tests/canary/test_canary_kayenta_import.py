@@ -234,6 +234,23 @@ def test_names_imagefleet_cannot_take_are_renamed_and_duplicates_skipped() -> No
     assert "pass_threshold" not in conv.canary and "marginal <= pass" in conv.dropped[0]
 
 
+@pytest.mark.parametrize(
+    ("query", "params", "needle"),
+    [
+        ({"customInlineTemplate": "job='{asg}', s='${scope}'"}, {}, "{asg} in its query would"),
+        ({"customInlineTemplate": "a='${x}',s='${scope}'"}, {"x": "{y}"}, "{y} in its query"),
+        ({"labelBindings": ['a="${x}"']}, {"x": "1"}, "{x} in its query would"),
+        ({"labelBindings": ['a="' + "x" * 9000 + '"']}, {}, "more than 8192"),
+    ],
+)
+def test_queries_imagefleet_would_read_otherwise_are_skipped(
+    query: dict[str, Any], params: dict[str, str], needle: str
+) -> None:
+    q = {"type": "prometheus", "metricName": "m", "resourceType": "aws_ec2_instance", **query}
+    conv = k.convert({"metrics": [{"name": "m", "query": q, "groups": ["g"]}]}, params=params)
+    assert not conv.converted and needle in conv.metrics[0].reason
+
+
 PRINTABLE = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
 
 
