@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from canary.config import PLACEHOLDER
+
 MATCH_BY = {
     "instance_id": 'instance_id="{instance_id}"',
     "instance": 'instance=~"{instance}(:[0-9]+)?"',
@@ -24,10 +26,10 @@ MATCH_BY = {
 SCOPE_VARS = ("scope",)
 PLACE_VARS = ("location", "project", "resourceType")
 VAR = re.compile(r"\$\{([^}]*)\}")
-# What imagefleet's query templates read as a placeholder (``canary.config``): ``{name}``.
-_ANY_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# What imagefleet's query templates read as a placeholder: ``{name}``.
+_ANY_PLACEHOLDER = PLACEHOLDER
 _PLACEHOLDER = re.compile(r"(?<!\$)" + _ANY_PLACEHOLDER.pattern)  # not Kayenta's ${name}
-MAX_QUERY = 8192  # the longest query template [[canary.metrics]] takes
+MAX_QUERY = 8192  # the longest query template [[canary.metrics]] takes (canary.config)
 _STRING = r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`'
 _MATCHER = re.compile(rf"[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:{_STRING})")
 _PROMETHEUS_FIELDS = {

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 
 from canary import config as canary_config
 from canary import kayenta_import as k
+from canary import kayenta_prometheus as kp
 from canary.judge.classifier import Direction, classify
 from imagefleet.cli import raw_main
+from orchestrator import schema as s
 from orchestrator.context import Context
 from orchestrator.output import Output
 
@@ -234,6 +236,11 @@ def test_names_imagefleet_cannot_take_are_renamed_and_duplicates_skipped() -> No
     assert "pass_threshold" not in conv.canary and "marginal <= pass" in conv.dropped[0]
 
 
+def test_query_length_limit_is_the_configs() -> None:
+    query = canary_config.METRIC.fields["query"]
+    assert isinstance(query, s.Str) and query.max_len == kp.MAX_QUERY
+
+
 @pytest.mark.parametrize(
     ("query", "params", "needle"),
     [
@@ -277,22 +284,16 @@ def test_any_text_survives_the_toml(name: str, label: str, group: str) -> None:
     assert tomllib.loads(k.to_toml(conv)) == {"canary": conv.canary}
 
 
-def _strip_prometheus(canary: dict[str, Any]) -> dict[str, Any]:
-    """Until the config's schema takes ``source``/``query``: the judge keys alone."""
-    metrics = [
-        {k: v for k, v in m.items() if k not in ("source", "query")} for m in canary["metrics"]
-    ]
-    return {**{k: v for k, v in canary.items() if k != "prometheus_url"}, "metrics": metrics}
-
-
 @pytest.mark.parametrize("name", [n for n, (c, _, _) in EXPECTED.items() if c])
 def test_output_loads_with_imagefleets_config_loader(name: str) -> None:
     conv = convert(name)
     raw = tomllib.loads(k.to_toml(conv))["canary"]
-    if "source" not in canary_config.METRIC.fields:
-        raw = _strip_prometheus(raw)
     cfg = canary_config.parse(raw)
     assert [m.name for m in cfg.metrics] == [m.entry["name"] for m in conv.converted if m.entry]
+    assert cfg.prometheus_url == "http://localhost:9090"
+    assert [(m.source, m.query) for m in cfg.metrics] == [
+        ("prometheus", e["query"]) for e in conv.canary["metrics"]
+    ]
     assert cfg.group_weights == conv.canary.get("group_weights", {})
     assert (cfg.pass_threshold, cfg.marginal_threshold) == (
         conv.canary.get("pass_threshold", 95.0),
@@ -412,8 +413,6 @@ def test_kayenta_vectors_judge_alike_after_the_import(case: dict[str, Any]) -> N
         return
     assert conv.exact
     raw = tomllib.loads(k.to_toml(conv))["canary"]
-    if "source" not in canary_config.METRIC.fields:
-        raw = _strip_prometheus(raw)
     raw["tolerance"] = case["classifier"]["tolerance"]  # the vectors' own classifier parameters
     raw["confidence"] = case["classifier"]["confLevel"]
     cfg = canary_config.parse(raw)
