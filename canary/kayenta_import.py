@@ -379,9 +379,15 @@ def _weights(
     total = sum(weights.values())
     kept = {g: w for g, w in weights.items() if g in set(groups)}
     gone = sorted(set(weights) - set(kept))
-    if gone and kept and total > 0:
-        scale = total / sum(kept.values()) if sum(kept.values()) else 1.0
-        kept = {g: round(w * scale, 6) for g, w in kept.items()}
+    if gone and not kept:
+        notes.append(
+            f"group weights of {', '.join(gone)} dropped (no metric left): the converted "
+            "groups share the score equally"
+        )
+    elif gone and sum(kept.values()) > 0:
+        # unrounded: imagefleet's scoring wants weights that add up to 100 within 1e-6
+        scale = total / sum(kept.values())
+        kept = {g: w * scale for g, w in kept.items()}
         notes.append(
             f"group weights of {', '.join(gone)} (no metric left) dropped; the rest scaled by "
             f"{scale:.4g} to add up to {total:g} as before"

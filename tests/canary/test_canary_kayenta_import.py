@@ -18,6 +18,7 @@ from canary import config as canary_config
 from canary import kayenta_import as k
 from canary import kayenta_prometheus as kp
 from canary.judge.classifier import Direction, classify
+from canary.judge.scoring import judge_metrics
 from imagefleet.cli import raw_main
 from orchestrator import schema as s
 from orchestrator.context import Context
@@ -256,6 +257,24 @@ def test_queries_imagefleet_would_read_otherwise_are_skipped(
     q = {"type": "prometheus", "metricName": "m", "resourceType": "aws_ec2_instance", **query}
     conv = k.convert({"metrics": [{"name": "m", "query": q, "groups": ["g"]}]}, params=params)
     assert not conv.converted and needle in conv.metrics[0].reason
+
+
+def test_scaled_group_weights_still_add_up_to_100_for_the_judge() -> None:
+    def metric(name: str, group: str, source: str) -> dict[str, Any]:
+        q = {"type": source, "metricName": name, "resourceType": "aws_ec2_instance"}
+        return {"name": name, "query": q, "groups": [group]}
+
+    doc = {
+        "metrics": [metric(g, g, "prometheus") for g in "abc"] + [metric("d", "d", "atlas")],
+        "classifier": {"groupWeights": {"a": 30, "b": 30, "c": 30, "d": 10}},
+    }
+    conv = k.convert(doc)
+    cfg = canary_config.parse(tomllib.loads(k.to_toml(conv))["canary"])
+    samples = {m: [1.0, 1.1, 0.9, 1.0] for m in "abc"}
+    result = judge_metrics(samples, samples, cfg.metric_configs(), group_weights=cfg.weights())
+    assert result.score == 100.0 and result.decision == "pass"
+    only_atlas_weighted = {**doc, "classifier": {"groupWeights": {"d": 100}}}
+    assert "share the score equally" in k.convert(only_atlas_weighted).notes[-1]
 
 
 PRINTABLE = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
