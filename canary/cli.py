@@ -398,6 +398,8 @@ def import_config(
                 obj.out.note(escape(f"  {n}"))
             for d in m.dropped:
                 obj.out.warn(escape(f"{m.name}: dropped {d}"))
+        for n in conv.notes:
+            obj.out.note(escape(n))
         for d in conv.dropped:
             obj.out.warn(escape(f"dropped {d}"))
         if toml and not output:

@@ -122,6 +122,8 @@ def convert(
     ``params`` fill template variables (Kayenta's ``extendedScopeParams``); those of an ad-hoc
     request's scopes are read too (a value that differs between control and experiment scopes
     the sides, like ``scope``). Raises ``NotKayentaConfig`` for anything else."""
+    if not re.fullmatch(r"https?://[^\s]{1,1000}", prometheus_url):
+        raise UsageError(f"prometheus_url: expected an http(s) URL, got {prometheus_url!r}")
     if match_by not in kp.MATCH_BY:
         raise UsageError(f"match_by must be one of {', '.join(kp.MATCH_BY)}, not {match_by!r}")
     config, request = _unwrap(doc)

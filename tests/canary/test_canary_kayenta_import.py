@@ -339,6 +339,7 @@ def test_command_prints_toml_and_exits_0_when_all_converted() -> None:
     assert code == 0, err
     assert tomllib.loads(out)["canary"]["metrics"][0]["name"] == "cpu"
     assert "cpu (prometheus): converted" in err
+    assert "prometheus_url = 'http://localhost:9090': Kayenta's config does not name" in err
 
 
 def test_command_exits_1_listing_what_it_skipped(tmp_path: Path) -> None:
@@ -380,6 +381,7 @@ def test_command_writes_nothing_when_no_metric_converts(tmp_path: Path) -> None:
         ('{"metrics": [', (), "in.json:1:14: not valid JSON"),
         ('{"name": "x"}', (), "not a Kayenta canary config"),
         ('{"metrics": [{}]}', ("--param", "novalue"), "--param 'novalue': expected KEY=VALUE"),
+        ('{"metrics": [{}]}', ("--prometheus-url", "localhost"), "expected an http(s) URL"),
     ],
 )
 def test_command_bad_input_is_one_line_exit_2(
