@@ -151,7 +151,7 @@ def expand(text: str, scope: Scope, instance: str, notes: list[str], promql: boo
         if names & scope.side_vars:
             return instance
         if names & set(PLACE_VARS) and not names & set(scope.params):
-            notes.append(f"dropped {piece.strip()}: an instance id needs no region or project")
+            notes.append(f"left out {piece.strip()}: an instance id needs no region or project")
             return ""
         return piece
 
