@@ -360,6 +360,12 @@ def judge(
 )
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option(
+    "--execution-request",
+    "request_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Kayenta execution request (JSON: scopes, thresholds) for thresholds and parameters.",
+)
+@click.option(
     "--param",
     "params",
     multiple=True,
@@ -384,6 +390,7 @@ def import_config(
     file: str,
     output: str | None,
     force: bool,
+    request_file: str | None,
     params: tuple[str, ...],
     match_by: str,
     prometheus_url: str,
@@ -403,8 +410,12 @@ def import_config(
         check_writable(Path(output), "--output")
     # a canary config is a config file: bounded like imagefleet.toml (1 MiB)
     doc = loads_json(read_bounded(file, "config", lines=False), file)
+    request = None
+    if request_file:
+        request = loads_json(read_bounded(request_file, "config", lines=False), request_file)
     conv = kayenta_import.convert(
         doc,
+        request=request,
         params=bindings,
         match_by=match_by,
         prometheus_url=prometheus_url,

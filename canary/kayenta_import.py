@@ -116,17 +116,25 @@ def convert(
     params: Mapping[str, str] | None = None,
     match_by: str = "instance_id",
     prometheus_url: str = "http://localhost:9090",
+    request: Any = None,
 ) -> Conversion:
     """Convert a Kayenta canary config, or an ad-hoc request ``{canaryConfig, executionRequest}``.
 
-    ``params`` fill template variables (Kayenta's ``extendedScopeParams``); those of an ad-hoc
-    request's scopes are read too (a value that differs between control and experiment scopes
-    the sides, like ``scope``). Raises ``NotKayentaConfig`` for anything else."""
+    ``params`` fill template variables (Kayenta's ``extendedScopeParams``); those of the
+    execution request's scopes are read too (a value that differs between control and experiment
+    scopes the sides, like ``scope``). ``request``: a separate execution request (``{scopes,
+    thresholds}``), in place of an ad-hoc one's. Raises ``NotKayentaConfig`` for anything else."""
     if not re.fullmatch(r"https?://[^\s]{1,1000}", prometheus_url):
         raise UsageError(f"prometheus_url: expected an http(s) URL, got {prometheus_url!r}")
     if match_by not in kp.MATCH_BY:
         raise UsageError(f"match_by must be one of {', '.join(kp.MATCH_BY)}, not {match_by!r}")
-    config, request = _unwrap(doc)
+    config, inline = _unwrap(doc)
+    if request is None:
+        request = inline
+    elif not isinstance(request, Mapping) or not (
+        isinstance(request.get("scopes"), Mapping) or isinstance(request.get("thresholds"), Mapping)
+    ):
+        raise NotKayentaConfig("not a Kayenta execution request: no 'scopes' or 'thresholds'")
     scope = _scope(request)
     scope.params.update(params or {})
     notes: list[str] = []

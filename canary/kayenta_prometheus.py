@@ -168,6 +168,7 @@ def expand(text: str, scope: Scope, instance: str, notes: list[str], promql: boo
     if missing:
         raise Skip(
             f"template variable ${{{missing[0]}}} has no value (Kayenta takes it from the "
-            f"execution request's extendedScopeParams): pass --param {missing[0]}=VALUE"
+            f"execution request's extendedScopeParams): pass --param {missing[0]}=VALUE, or "
+            "the request with --execution-request"
         )
     return VAR.sub(lambda m: scope.params[m.group(1)], out)

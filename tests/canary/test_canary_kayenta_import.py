@@ -46,6 +46,7 @@ EXPECTED = {
     "stackdriver-scratch.json": (0, 1, False),
 }
 PARAMS = {"namespace": "prod"}
+ADHOC = "prometheus-ec2-adhoc-request.json"
 
 
 def load(name: str) -> Any:
@@ -355,6 +356,21 @@ def test_command_exits_1_listing_what_it_skipped(tmp_path: Path) -> None:
     assert err.strip().splitlines()[-2] == (
         "error: 3 of 5 metrics converted, 2 skipped, 5 settings dropped"
     )
+
+
+def test_command_reads_a_separate_execution_request(tmp_path: Path) -> None:
+    adhoc = load("prometheus-ec2-adhoc-request.json")
+    (tmp_path / "config.json").write_text(json.dumps(adhoc["canaryConfig"]))
+    (tmp_path / "request.json").write_text(json.dumps(adhoc["executionRequest"]))
+    args = (str(tmp_path / "config.json"), "--json")
+    code, out, _ = run(*args, "--execution-request", str(tmp_path / "request.json"))
+    assert code == 1 and json.loads(out)["canary"] == convert(ADHOC).canary
+    # without the request, asgName has no value: the metric that needs it is skipped
+    code, out, _ = run(*args)
+    skipped = {m["name"]: m["reason"] for m in json.loads(out)["metrics"] if m["entry"] is None}
+    assert "--param asgName=VALUE" in skipped["load1"]
+    code, _, err = run(*args, "--execution-request", str(tmp_path / "config.json"))
+    assert code == 2 and "not a Kayenta execution request" in err.splitlines()[0]
 
 
 def test_command_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
