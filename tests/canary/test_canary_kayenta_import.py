@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any, cast
@@ -469,3 +471,38 @@ def test_kayenta_vectors_judge_alike_after_the_import(case: dict[str, Any]) -> N
     assert result.classification == case["expected"], result.reason
     if "expected_critical" in case:
         assert result.critical is case["expected_critical"], result.reason
+
+
+# --- the queries parse in a real Prometheus (promtool, Debian's prometheus package) -------------
+
+PROMTOOL = shutil.which("promtool")
+# Kayenta's unit-test shapes (some-metric-name{a=b}) are not PromQL; the others are real configs.
+REAL = [n for n, (c, _, _) in EXPECTED.items() if c and n != "prometheus-spec-queries.json"]
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) not installed")
+def test_converted_queries_parse_in_prometheus(tmp_path: Path) -> None:
+    values = {"instance_id": "i-0123456789abcdef0", "instance": "10.0.1.23"}
+    exprs = [
+        canary_config.render(entry["query"], values)
+        for name in REAL
+        for match_by in k.MATCH_BY
+        for entry in convert(name, match_by=match_by).canary["metrics"]
+    ]
+    rules = {
+        "groups": [
+            {
+                "name": "import",
+                "rules": [{"record": f"r{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    assert PROMTOOL is not None
+    done = subprocess.run(
+        [PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in done.stdout, done.stdout
+    assert len(exprs) == 2 * 6  # six metrics over four configs, both matchers
