@@ -42,7 +42,7 @@ INJECTED_COHORT = "r5.large"
 REGRESSION = ("latency_ms", 1.6)  # the canary's metric, 60 % worse; the benchmarks are untouched
 # The agents the demo runs on its clock, by role, each with what it serves (the handlers and the
 # in-flight checks come from the CLI's mounting: the core does not import the areas).
-AGENTS = {"health": "rollout", "benchmarks": "perf run"}
+AGENTS = {"health": "rollout", "benchmarks": "perf run", "instances": "image test"}
 
 # The next base's recipe: security upgrades, one added and one removed package.
 NEXT_MANIFEST_CHANGES = {
@@ -178,13 +178,15 @@ class Demo:
         return base.amis[ctx.settings.aws.regions[0]]
 
     def attach_agents(self) -> Attached:
-        """The local agents (health metrics, benchmark agents) inside the demo clock's sleeps."""
+        """The local agents (health metrics, benchmark agents, the SSM agent that runs the image
+        tests' commands) inside the demo clock's sleeps."""
         ctx = self.context()
         env = AgentEnv(
             aws=ctx.aws,
             state_dir=ctx.settings.state_dir,
             regions=ctx.settings.aws.regions,
             clock=self.clock,
+            artifact_bucket=ctx.settings.aws.artifact_bucket,
         )
         agents, busy = virtual_clock_agents(), in_flight(ctx.store)
         handlers = [
@@ -228,7 +230,9 @@ def story(d: Demo) -> None:
     try:
         d.say(
             "Bootstrap: the family's first base, tested, released (forced past its gates; the "
-            "reason is audited)"
+            "reason is audited). The image tests run inside each test instance: EC2's status "
+            "checks, and the 'packages' check through SSM Run Command, which the local SSM agent "
+            "runs on this host against the base's package manifest"
         )
         d.run("bake", FAMILY)
         d.run("test", f"{FAMILY}:1")
