@@ -232,7 +232,8 @@ def terminate_instances(aws: AwsFactory, region: str, ids: Sequence[str]) -> Non
 def instance_status(aws: AwsFactory, region: str, instance_id: str) -> dict[str, Any] | None:
     """DescribeInstanceStatus' entry for one instance (None while EC2 reports none: not running,
     or just launched)."""
-    found = aws.client("ec2", region).describe_instance_status(InstanceIds=[instance_id])
+    ec2 = aws.client("ec2", region)
+    found = aws.until_visible(lambda: ec2.describe_instance_status(InstanceIds=[instance_id]))
     statuses = found.get("InstanceStatuses", [])
     return dict(statuses[0]) if statuses else None
 

@@ -76,6 +76,24 @@ instance_timeout = "5m"
 """
 
 
+# The demo family's image tests: EC2's status checks, and a check inside each test instance through
+# SSM Run Command. The local SSM agent runs it on this host with the base's package manifest in
+# $IMAGEFLEET_MANIFEST; on AWS the instance's agent runs it against the package database.
+IMAGE_TESTS_DEMO_CONFIG = """
+tests = [
+  { name = "status", type = "ec2-status" },
+  { name = "packages", type = "ssm", timeout = "5m", command = '''
+if [ -n "${IMAGEFLEET_MANIFEST:-}" ]; then cat "$IMAGEFLEET_MANIFEST"
+else dpkg-query -W -f='${Package}\\t${Version}\\n'; fi > packages.txt
+for p in openssh-server ca-certificates linux-image-aws; do
+  grep -q "^$p[[:space:]]" packages.txt || { echo "missing package: $p" >&2; exit 1; }
+done
+echo "$(wc -l < packages.txt) packages; openssh-server ca-certificates linux-image-aws present"
+''' },
+]
+"""
+
+
 @dataclass
 class Outcome:
     """What the demo ended with: the run's exit code, each cohort's canary status, the report."""
@@ -145,12 +163,15 @@ class Demo:
         return Context(config_path=self.config, clock=self.clock)
 
     def configure(self) -> None:
-        """The demo's canary in place of `init`'s."""
+        """The demo's canary in place of `init`'s, and image tests inside the image."""
+        tests = IMAGE_TESTS_DEMO_CONFIG.strip()
+        print(f"$ # add to [families.{FAMILY}] of imagefleet.toml:\n{tests}", flush=True)
+        text = self.config.read_text().replace(
+            f"[families.{FAMILY}]\n", f"[families.{FAMILY}]\n{tests}\n", 1
+        )
         block = CANARY_DEMO_CONFIG.strip()
         print(f"$ # replace the [canary] table of imagefleet.toml with:\n{block}", flush=True)
-        text = re.sub(
-            r"^\[canary\]\n(?:(?!\[).*\n?)*", "", self.config.read_text(), flags=re.MULTILINE
-        )
+        text = re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", text, flags=re.MULTILINE)
         self.config.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
 
     def update_recipe(self) -> None:

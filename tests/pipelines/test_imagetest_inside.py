@@ -3,7 +3,6 @@ embedded endpoint, with the local SSM agent running the commands on the host."""
 
 from __future__ import annotations
 
-import tomllib
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -82,14 +81,16 @@ def test_bad_tests_name_file_line_and_key(tmp_path: Path, tests: str, message: s
     assert message in err.value.message and "imagefleet.toml" in err.value.message
 
 
-def test_the_init_template_tests_inside_the_image() -> None:
-    template = Path(config.__file__).parent / "templates" / "init" / "imagefleet.toml"
-    tests = tomllib.loads(template.read_text())["families"]["demo"]["tests"]
-    assert [(t["name"], t["type"]) for t in tests] == [
-        ("status", "ec2-status"),
-        ("packages", "ssm"),
+def test_the_demo_family_tests_inside_the_image(tmp_path: Path) -> None:
+    from tools import demo
+
+    fam = _family(tmp_path, demo.IMAGE_TESTS_DEMO_CONFIG)
+    assert [(t.name, t.type, t.timeout_s) for t in fam.tests] == [
+        ("status", "ec2-status", 600),
+        ("packages", "ssm", 300),
     ]
-    assert "IMAGEFLEET_MANIFEST" in tests[1]["command"] and "dpkg-query" in tests[1]["command"]
+    assert "IMAGEFLEET_MANIFEST" in fam.tests[1].command
+    assert "dpkg-query -W -f='${Package}\\t${Version}\\n'" in fam.tests[1].command
 
 
 # --- verdicts (pure) ------------------------------------------------------------------------------
@@ -194,9 +195,7 @@ def test_checks_run_inside_the_instance_and_a_failure_carries_its_output(
             'grep -q "^openssh-server\t" "$IMAGEFLEET_MANIFEST" && echo "ok on $IMAGEFLEET_FAMILY"',
             300,
         ),
-        ImageTestSpec(
-            "broken", "ssm", 'echo looking; echo "missing: nope" >&2; exit 3', 300
-        ),
+        ImageTestSpec("broken", "ssm", 'echo looking; echo "missing: nope" >&2; exit 3', 300),
         ImageTestSpec("hangs", "ssm", "sleep 30", 1),
     )
     progress: list[str] = []
