@@ -129,6 +129,10 @@ FAMILY = s.Table(
         "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
         "ena_support": s.Bool(None),
         "build_timeout": s.Duration("60m", lo=1),
+        "test_instance_profile": s.Str(
+            None,
+            s.Pattern(r"[\w+=,.@-]{1,128}", "an instance profile name"),
+        ),  # image-test instances: their instance profile (the SSM agent's permissions)
         "tests": s.List(
             None,
             item=IMAGE_TEST,
@@ -237,6 +241,7 @@ class FamilySettings:
     var_files: tuple[Path, ...] = ()  # the team's own Packer -var-file paths
     os_release: str = ""  # what `imagefleet fleet` groups by; defaults to `os`
     tests: tuple[ImageTestSpec, ...] = DEFAULT_IMAGE_TESTS  # run on every image-test instance
+    test_instance_profile: str | None = None  # launched with it: the SSM agent's permissions
 
 
 @dataclass(frozen=True)
@@ -410,6 +415,7 @@ def _family(
         var_files=tuple(_under(base, f) for f in fam["var_files"]),
         os_release=fam["os_release"] or fam["os"],
         tests=_image_tests(fam["tests"], f"{dotted}.tests", w),
+        test_instance_profile=fam["test_instance_profile"],
     )
 
 

@@ -190,8 +190,13 @@ def run_instance(
     instance_type: str,
     token: str,
     tags: Mapping[str, str],
+    instance_profile: str | None = None,
 ) -> str:
-    """Launch one instance of ``ami`` (idempotent by ``token``); returns its id."""
+    """Launch one instance of ``ami`` (idempotent by ``token``), with ``instance_profile`` when
+    given; returns its id."""
+    extra: dict[str, Any] = {}
+    if instance_profile:
+        extra["IamInstanceProfile"] = {"Name": instance_profile}
     resp = aws.client("ec2", region).run_instances(
         ImageId=ami,
         InstanceType=instance_type,
@@ -199,6 +204,7 @@ def run_instance(
         MaxCount=1,
         ClientToken=token,
         TagSpecifications=[{"ResourceType": "instance", "Tags": _pairs(tags)}],
+        **extra,
     )
     return str(resp["Instances"][0]["InstanceId"])
 

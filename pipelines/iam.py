@@ -72,6 +72,7 @@ FEATURES: dict[str, list[str]] = {
         "ec2:DescribeInstanceStatus",  # the ec2-status image test
         "ssm:SendCommand",  # ssm image tests: AWS-RunShellScript on the test instance
         "ssm:GetCommandInvocation",
+        "iam:PassRole",  # families.*.test_instance_profile, so the SSM agent can work
     ],
     "promote": [
         "ec2:DescribeImages",

@@ -156,9 +156,11 @@ class SmokeInstances(Resource):
         region: str,
         ami: str,
         instance_types: Sequence[str],
+        instance_profile: str | None = None,
     ) -> None:
         self.aws, self.run_id, self.family, self.region, self.ami = aws, run_id, family, region, ami
         self.instance_types = list(instance_types)
+        self.instance_profile = instance_profile
         self.label = f"image-test instances {run_id} in {region}"
         self.launched: dict[str, str] = {}  # instance type -> instance id
         self.failed: dict[str, str] = {}  # instance type -> why its launch failed
@@ -176,6 +178,7 @@ class SmokeInstances(Resource):
                     instance_type=itype,
                     token=client_token(self.run_id, self.region, itype),
                     tags=tags,
+                    instance_profile=self.instance_profile,
                 )
             except AwsError as exc:
                 self.failed[itype] = exc.message
@@ -234,7 +237,15 @@ def run_tests(
         image_checks = check_image(
             _described_image(aws, clock, region, ami, base, poll), family, base
         )
-        smoke = SmokeInstances(aws, run_id, base.family, region, ami, family.cohort_instance_types)
+        smoke = SmokeInstances(
+            aws,
+            run_id,
+            base.family,
+            region,
+            ami,
+            family.cohort_instance_types,
+            family.test_instance_profile,
+        )
         try:
             with provisioned(smoke, clock=clock, ready_timeout=0, poll=poll, progress=on_progress):
                 for itype in family.cohort_instance_types:

@@ -45,8 +45,10 @@ def test_tests_are_typed_with_their_default_timeouts(tmp_path: Path) -> None:
     fam = _family(
         tmp_path,
         'tests = [{ name = "up", type = "ssm", command = "systemctl is-system-running" },\n'
-        '  { name = "status", type = "ec2-status", timeout = "2m" }]\n',
+        '  { name = "status", type = "ec2-status", timeout = "2m" }]\n'
+        'test_instance_profile = "imagefleet-image-test"\n',
     )
+    assert fam.test_instance_profile == "imagefleet-image-test"
     assert fam.tests == (
         ImageTestSpec("up", "ssm", "systemctl is-system-running", 300),
         ImageTestSpec("status", "ec2-status", "", 120),
@@ -198,10 +200,7 @@ def test_checks_run_inside_the_instance_and_a_failure_carries_its_output(
         ImageTestSpec("broken", "ssm", 'echo looking; echo "missing: nope" >&2; exit 3', 300),
         ImageTestSpec("hangs", "ssm", "sleep 30", 1),
     )
-    progress: list[str] = []
-    run = imagetest.run_tests(
-        aws, _with_agent(aws, tmp_path), _fam(base, tests), base, on_progress=progress.append
-    )
+    run = imagetest.run_tests(aws, _with_agent(aws, tmp_path), _fam(base, tests), base)
     (case,) = run.cases
     checks = {k.name: k for k in case.checks}
     assert checks["status"].passed and checks["packages"].passed
@@ -241,3 +240,19 @@ def test_ssm_refuses_commands_for_instances_not_running(aws: Any) -> None:
             aws, "us-east-1", "i-0123456789abcdef0", "true", timeout_s=5, comment="x"
         )
     assert err.value.code == "InvalidInstanceId"
+
+
+@pytest.mark.integration
+def test_test_instances_launch_with_the_family_s_instance_profile(aws: Any, stock_ami: str) -> None:
+    profile = f"imagefleet-test-{uuid.uuid4().hex[:6]}"  # the SSM agent's permissions on AWS
+    aws.client("iam").create_instance_profile(InstanceProfileName=profile)
+    smoke = imagetest.SmokeInstances(
+        aws, f"test-p-{profile}", "web", "us-east-1", stock_ami, ["t3.micro"], profile
+    )
+    smoke._create(lambda _m: None)
+    try:
+        found = aws.client("ec2").describe_instances(InstanceIds=[smoke.launched["t3.micro"]])
+        launched = found["Reservations"][0]["Instances"][0]
+        assert launched["IamInstanceProfile"]["Arn"].endswith(f"instance-profile/{profile}")
+    finally:
+        smoke._delete(lambda _m: None)
