@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Running:
     sandbox: Path
     started: str
     deadline: float  # time.monotonic() past which the script is killed
+    status: str | None = None  # the final status, once the script ended (kept until reported)
 
 
 class SsmAgent:
@@ -159,10 +161,12 @@ class SsmAgent:
     def _collect(self, env: AgentEnv, *, wait: bool) -> None:
         running = self._running(env)
         for key, run in list(running.items()):
-            status = _finish(run, wait=wait)
+            status = run.status or _finish(run, wait=wait)
             if status is None:
                 continue
-            _reply(env, run, status)
+            run.status = status
+            if not _reply(env, run, status):
+                continue  # the endpoint did not take it: again next tick
             shutil.rmtree(run.sandbox, ignore_errors=True)
             del running[key]
 
@@ -184,7 +188,8 @@ def _finish(run: Running, *, wait: bool) -> str | None:
     return "TimedOut"
 
 
-def _reply(env: AgentEnv, run: Running, status: str) -> None:
+def _reply(env: AgentEnv, run: Running, status: str) -> bool:
+    """Report one finished invocation; False when the endpoint could not be reached (retry)."""
     body = {
         "region": run.region,
         "command_id": run.command_id,
@@ -201,9 +206,13 @@ def _reply(env: AgentEnv, run: Running, status: str) -> None:
     )
     try:
         with urllib.request.urlopen(req, timeout=30):
-            pass
+            return True
     except urllib.error.HTTPError as exc:  # 404: the command is gone (the endpoint restarted)
         log.warning("reply for %s on %s: HTTP %s", run.command_id, run.instance_id, exc.code)
+        return exc.code < 500
+    except OSError as exc:
+        log.warning("reply for %s on %s: %s", run.command_id, run.instance_id, exc)
+        return False
 
 
 def _instance(env: AgentEnv, region: str, instance_id: str) -> dict[str, Any] | None:
