@@ -90,6 +90,7 @@ class SsmAgent:
     def _start(self, env: AgentEnv, region: str) -> None:
         ssm = env.aws.client("ssm", region)
         running = self._running(env)
+        gone: set[tuple[str, str]] = env.memory.setdefault("ssm_agent_gone", set())
         for page in ssm.paginate("list_commands"):
             for cmd in page.get("Commands", []):
                 if cmd.get("Status") not in ("Pending", "InProgress"):
@@ -98,7 +99,7 @@ class SsmAgent:
                     continue
                 for instance_id in cmd.get("InstanceIds", []):
                     key = (cmd["CommandId"], instance_id)
-                    if key in running:
+                    if key in running or key in gone:
                         continue
                     inv = ssm.get_command_invocation(
                         CommandId=cmd["CommandId"], InstanceId=instance_id
@@ -106,7 +107,10 @@ class SsmAgent:
                     if inv["Status"] not in ("Pending", "InProgress"):
                         continue
                     instance = _instance(env, region, instance_id)
-                    if instance is None or instance["State"]["Name"] != "running":
+                    state = instance["State"]["Name"] if instance else "terminated"
+                    if state in ("shutting-down", "terminated"):
+                        gone.add(key)  # never runs it: not asked again
+                    if instance is None or state != "running":
                         continue  # a stopped instance's agent runs nothing
                     running[key] = self._launch(env, region, cmd, instance)
 

@@ -6,6 +6,8 @@ On AWS the SSM agent on the instance picks the command up, runs it and reports i
 output; until then the invocation is ``InProgress``. This module, installed in the endpoint's
 server process only (``moto_server``), makes moto do the same:
 
+- a command runs on the instances it names (moto's, sent to one instance id without ``Targets``,
+  gets an invocation on every instance of the region);
 - ``SendCommand`` refuses instance ids that are not running on the endpoint (``InvalidInstanceId``,
   as AWS does for an instance whose agent is not online), and every invocation it creates is
   ``InProgress`` with no output; the command's status follows its invocations;
@@ -94,6 +96,15 @@ def _send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
     return _ORIGINAL_SEND(self, *args, **kwargs)
 
 
+_ORIGINAL_TARGETS: Callable[[Any], list[str]] = ssm_models.Command._get_instance_ids_from_targets
+
+
+def _targeted(self: Any) -> list[str]:
+    """Instances named by ``Targets``; none when there are none (moto's own filter, given no
+    targets, matches every instance of the region)."""
+    return _ORIGINAL_TARGETS(self) if self.targets else []
+
+
 def reply(body: dict[str, Any]) -> bool:
     """Record an agent's result of one invocation; False when no such invocation waits."""
     status = str(body["status"])
@@ -146,3 +157,4 @@ def install() -> None:
     ssm_models.Command.invocation_response = _in_progress  # type: ignore[method-assign]
     ssm_models.Command.response_object = _command_status  # type: ignore[method-assign]
     ssm_models.SimpleSystemManagerBackend.send_command = _send_command  # type: ignore[method-assign]
+    ssm_models.Command._get_instance_ids_from_targets = _targeted  # type: ignore[method-assign]

@@ -210,6 +210,13 @@ def test_checks_run_inside_the_instance_and_a_failure_carries_its_output(
     assert not checks["hangs"].passed and checks["hangs"].message.startswith("ExecutionTimedOut")
     assert not run.passed and run.terminated == [case.instance_id]
     assert not list((tmp_path / "ssm-agent").iterdir())  # every sandbox removed
+    mine = [
+        c
+        for c in aws.client("ssm").list_commands()["Commands"]
+        if c["Comment"] == f"imagefleet image test {run.run_id}"
+    ]  # each on its one instance, with the status of its invocation
+    assert all(c["InstanceIds"] == [case.instance_id] for c in mine)
+    assert sorted(c["Status"] for c in mine) == ["Failed", "Success", "TimedOut"]
     failure = ET.fromstring(imagetest.junit_xml(run)).find(".//testcase[@name='broken']/failure")
     assert failure is not None and "missing: nope" in (failure.text or "")
     dumped = run.to_dict()["cases"][0]["checks"]
