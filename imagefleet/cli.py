@@ -212,6 +212,15 @@ def register_agent_handlers() -> None:
 
     local_agents.register("canary.local_health", local_health.tick)
     local_agents.register("perf.local_runner", local_runner.tick)
+    local_agents.register("orchestrator.local.ssm_agent", _ssm_agent().tick)
+
+
+def _ssm_agent() -> Any:
+    """The local SSM agent, with what image-test commands see of their instance (pipelines)."""
+    from orchestrator.local import ssm_agent
+    from pipelines import local_imagetest
+
+    return ssm_agent.SsmAgent(local_imagetest.command_environment)
 
 
 def _listen_for_rollbacks() -> None:
@@ -246,7 +255,11 @@ def virtual_clock_agents() -> dict[str, Handler]:
     from canary import local_health
     from perf import local_runner
 
-    return {"health": local_health.tick, "benchmarks": local_runner.settle}
+    return {
+        "health": local_health.tick,
+        "benchmarks": local_runner.settle,
+        "instances": _ssm_agent().settle,
+    }
 
 
 def in_flight(store: StateStore) -> dict[str, Callable[[], bool]]:
@@ -258,6 +271,9 @@ def in_flight(store: StateStore) -> dict[str, Callable[[], bool]]:
     return {
         "health": lambda: any(not h.final for h in canary_records.headers(store)),
         "benchmarks": lambda: any(r.running for r in perf_records.runs(store)),
+        # image tests keep no record while they run; with no command waiting a tick is one
+        # ListCommands per region
+        "instances": lambda: True,
     }
 
 

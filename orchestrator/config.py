@@ -95,6 +95,16 @@ SOURCE_FILTER = s.Table(
         "tags": s.Map({}, value=s.Str(what="a tag value")),
     },
 )
+IMAGE_TEST_TYPES = ("ec2-status", "ssm")
+IMAGE_TEST = s.Table(
+    fields={
+        "name": s.Str(pattern=s.Pattern(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a test name")),
+        "type": s.Choice(options=IMAGE_TEST_TYPES),
+        "command": s.Str(None, what="a shell command", max_len=16384),  # ssm: AWS-RunShellScript
+        "timeout": s.Duration(None, lo=1, hi=2 * 86400),  # None: 10m for ec2-status, 5m for ssm
+    }
+)
+IMAGE_TEST_TIMEOUTS = {"ec2-status": 600, "ssm": 300}
 FAMILY = s.Table(
     fields={
         "os": s.Str(pattern=_OS),
@@ -119,6 +129,17 @@ FAMILY = s.Table(
         "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
         "ena_support": s.Bool(None),
         "build_timeout": s.Duration("60m", lo=1),
+        "test_instance_profile": s.Str(
+            None,
+            s.Pattern(r"[\w+=,.@-]{1,128}", "an instance profile name"),
+        ),  # image-test instances: their instance profile (the SSM agent's permissions)
+        "tests": s.List(
+            None,
+            item=IMAGE_TEST,
+            max_items=50,
+            name_items=True,
+            what='a list of image tests like { name = "status", type = "ec2-status" }',
+        ),  # None: DEFAULT_IMAGE_TESTS
     }
 )
 
@@ -187,6 +208,21 @@ class AwsSettings:
 
 
 @dataclass(frozen=True)
+class ImageTestSpec:
+    """One ``[families.X] tests`` entry: a check run on each booted image-test instance."""
+
+    name: str
+    type: str  # "ec2-status" | "ssm"
+    command: str = ""  # ssm: the shell command (document AWS-RunShellScript)
+    timeout_s: int = 600
+
+
+DEFAULT_IMAGE_TESTS = (
+    ImageTestSpec("status", "ec2-status", "", IMAGE_TEST_TIMEOUTS["ec2-status"]),
+)
+
+
+@dataclass(frozen=True)
 class FamilySettings:
     name: str
     os: str
@@ -204,6 +240,8 @@ class FamilySettings:
     build_timeout: int
     var_files: tuple[Path, ...] = ()  # the team's own Packer -var-file paths
     os_release: str = ""  # what `imagefleet fleet` groups by; defaults to `os`
+    tests: tuple[ImageTestSpec, ...] = DEFAULT_IMAGE_TESTS  # run on every image-test instance
+    test_instance_profile: str | None = None  # launched with it: the SSM agent's permissions
 
 
 @dataclass(frozen=True)
@@ -376,7 +414,29 @@ def _family(
         build_timeout=fam["build_timeout"],
         var_files=tuple(_under(base, f) for f in fam["var_files"]),
         os_release=fam["os_release"] or fam["os"],
+        tests=_image_tests(fam["tests"], f"{dotted}.tests", w),
+        test_instance_profile=fam["test_instance_profile"],
     )
+
+
+def _image_tests(
+    tests: tuple[dict[str, Any], ...] | None, dotted: str, w: s.Where
+) -> tuple[ImageTestSpec, ...]:
+    """The family's image tests (absent: ``DEFAULT_IMAGE_TESTS``): names unique, a command for an
+    ``ssm`` test and none for ``ec2-status``."""
+    if tests is None:
+        return DEFAULT_IMAGE_TESTS
+    out: list[ImageTestSpec] = []
+    for i, t in enumerate(tests):
+        key = f"{dotted}[{i}]"
+        if t["name"] in {o.name for o in out}:
+            raise w.error(f"{key}.name", "a name no other test of the family has", t["name"])
+        if (t["type"] == "ssm") != (t["command"] is not None):
+            want = "a command" if t["type"] == "ssm" else "no command"
+            raise w.error(f"{key}.command", f"{want} for type {t['type']!r}", show_got=False)
+        timeout = t["timeout"] or IMAGE_TEST_TIMEOUTS[t["type"]]
+        out.append(ImageTestSpec(t["name"], t["type"], t["command"] or "", timeout))
+    return tuple(out)
 
 
 def _under(base: Path, path: str) -> Path:

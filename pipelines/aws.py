@@ -1,5 +1,6 @@
 """The image adapter: every EC2, SSM and Organizations call of the image pipeline (bake, registry,
-promote, friends, image tests, gc) goes through here and comes back as imagefleet's own records.
+promote, friends, image tests and their SSM Run Command checks, gc) goes through here and comes
+back as imagefleet's own records.
 
 It decides nothing: what to copy, share, tag or remove is decided by its callers. It keeps the
 waits AWS needs: an AMI, instance or launch-template version just created may be unknown to EC2
@@ -189,8 +190,13 @@ def run_instance(
     instance_type: str,
     token: str,
     tags: Mapping[str, str],
+    instance_profile: str | None = None,
 ) -> str:
-    """Launch one instance of ``ami`` (idempotent by ``token``); returns its id."""
+    """Launch one instance of ``ami`` (idempotent by ``token``), with ``instance_profile`` when
+    given; returns its id."""
+    extra: dict[str, Any] = {}
+    if instance_profile:
+        extra["IamInstanceProfile"] = {"Name": instance_profile}
     resp = aws.client("ec2", region).run_instances(
         ImageId=ami,
         InstanceType=instance_type,
@@ -198,6 +204,7 @@ def run_instance(
         MaxCount=1,
         ClientToken=token,
         TagSpecifications=[{"ResourceType": "instance", "Tags": _pairs(tags)}],
+        **extra,
     )
     return str(resp["Instances"][0]["InstanceId"])
 
@@ -226,6 +233,42 @@ def find_instances(aws: AwsFactory, region: str, filters: Filters) -> list[Insta
 
 def terminate_instances(aws: AwsFactory, region: str, ids: Sequence[str]) -> None:
     aws.client("ec2", region).terminate_instances(InstanceIds=list(ids))
+
+
+def instance_status(aws: AwsFactory, region: str, instance_id: str) -> dict[str, Any] | None:
+    """DescribeInstanceStatus' entry for one instance (None while EC2 reports none: not running,
+    or just launched)."""
+    ec2 = aws.client("ec2", region)
+    found = aws.until_visible(lambda: ec2.describe_instance_status(InstanceIds=[instance_id]))
+    statuses = found.get("InstanceStatuses", [])
+    return dict(statuses[0]) if statuses else None
+
+
+# --- SSM Run Command (image tests inside the image) ----------------------------------------------
+def send_shell_command(
+    aws: AwsFactory, region: str, instance_id: str, command: str, *, timeout_s: int, comment: str
+) -> str:
+    """SendCommand of ``AWS-RunShellScript`` to one instance; returns the command id. The script
+    may run ``timeout_s`` seconds (``executionTimeout``)."""
+    resp = aws.client("ssm", region).send_command(
+        InstanceIds=[instance_id],
+        DocumentName="AWS-RunShellScript",
+        Comment=comment[:100],
+        Parameters={"commands": [command], "executionTimeout": [str(timeout_s)]},
+    )
+    return str(resp["Command"]["CommandId"])
+
+
+def command_invocation(
+    aws: AwsFactory, region: str, command_id: str, instance_id: str
+) -> dict[str, Any]:
+    """GetCommandInvocation: status, response code, stdout and stderr (each cut at 24,000
+    characters by SSM)."""
+    return dict(
+        aws.client("ssm", region).get_command_invocation(
+            CommandId=command_id, InstanceId=instance_id
+        )
+    )
 
 
 # --- launch templates of the groups --------------------------------------------------------------

@@ -69,6 +69,10 @@ FEATURES: dict[str, list[str]] = {
         "ec2:DescribeImages",
         "ec2:TerminateInstances",
         "ec2:CreateTags",
+        "ec2:DescribeInstanceStatus",  # the ec2-status image test
+        "ssm:SendCommand",  # ssm image tests: AWS-RunShellScript on the test instance
+        "ssm:GetCommandInvocation",
+        "iam:PassRole",  # families.*.test_instance_profile, so the SSM agent can work
     ],
     "promote": [
         "ec2:DescribeImages",
@@ -348,6 +352,18 @@ def rules(scope: Scope) -> list[Rule]:
             (f"arn:aws:s3:::{scope.bucket}/*",),
         ),
         Rule("ImagefleetArtifactList", f({"s3:ListBucket"}), (f"arn:aws:s3:::{scope.bucket}",)),
+        # Image tests' commands run only on imagefleet's own instances, and only as shell scripts
+        Rule(
+            "ImagefleetRunCommandOnOwned",
+            f({"ssm:SendCommand"}),
+            (_ec2("instance"),),
+            _has_tag("ssm:resourceTag"),
+        ),
+        Rule(
+            "ImagefleetRunShellScript",
+            f({"ssm:SendCommand"}),
+            ("arn:aws:ssm:*::document/AWS-RunShellScript",),
+        ),
         Rule(
             "ImagefleetStageParameters",
             f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),

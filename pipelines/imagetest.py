@@ -5,7 +5,8 @@ One smoke instance per (region, cohort instance type), launched and terminated t
 lifecycle (``orchestrator.lifecycle``). Everything launched is tagged with the test run id and
 terminated on every way out — on success, on a failed check, on an AWS error, on Ctrl-C and SIGTERM.
 The checks are plain functions of what EC2 reports (``check_image``, ``check_instance``) so
-they are tested without AWS.
+they are tested without AWS; then the family's tests (``[families.X] tests``: EC2 status checks,
+commands through SSM Run Command) run on each booted instance (``imagetest_checks``).
 """
 
 from __future__ import annotations
@@ -26,18 +27,8 @@ from orchestrator.lifecycle import Progress, Resource, provisioned
 from orchestrator.store import BaseVersion, Evidence, StateStore, utcnow
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, STAGE_TAG, TEST_RUN_TAG, VERSION_TAG
 from pipelines import aws as images
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    message: str = ""
-
-    @classmethod
-    def of(cls, name: str, passed: bool, failure: str) -> Check:
-        """A check that carries ``failure`` as its message only when it failed."""
-        return cls(name, passed, "" if passed else failure)
+from pipelines.imagetest_checks import Check as Check  # re-exported: the run's check type
+from pipelines.imagetest_checks import run_checks
 
 
 @dataclass
@@ -165,9 +156,11 @@ class SmokeInstances(Resource):
         region: str,
         ami: str,
         instance_types: Sequence[str],
+        instance_profile: str | None = None,
     ) -> None:
         self.aws, self.run_id, self.family, self.region, self.ami = aws, run_id, family, region, ami
         self.instance_types = list(instance_types)
+        self.instance_profile = instance_profile
         self.label = f"image-test instances {run_id} in {region}"
         self.launched: dict[str, str] = {}  # instance type -> instance id
         self.failed: dict[str, str] = {}  # instance type -> why its launch failed
@@ -185,6 +178,7 @@ class SmokeInstances(Resource):
                     instance_type=itype,
                     token=client_token(self.run_id, self.region, itype),
                     tags=tags,
+                    instance_profile=self.instance_profile,
                 )
             except AwsError as exc:
                 self.failed[itype] = exc.message
@@ -243,7 +237,15 @@ def run_tests(
         image_checks = check_image(
             _described_image(aws, clock, region, ami, base, poll), family, base
         )
-        smoke = SmokeInstances(aws, run_id, base.family, region, ami, family.cohort_instance_types)
+        smoke = SmokeInstances(
+            aws,
+            run_id,
+            base.family,
+            region,
+            ami,
+            family.cohort_instance_types,
+            family.test_instance_profile,
+        )
         try:
             with provisioned(smoke, clock=clock, ready_timeout=0, poll=poll, progress=on_progress):
                 for itype in family.cohort_instance_types:
@@ -259,6 +261,18 @@ def run_tests(
                         aws, region, case.instance_id or "", clock, boot_timeout, poll
                     )
                     case.checks += check_instance(instance, ami, itype)
+                    if instance["State"]["Name"] == "running":
+                        case.checks += run_checks(
+                            aws,
+                            clock,
+                            region,
+                            case.instance_id or "",
+                            family.tests,
+                            label=f"{region}: {itype}",
+                            comment=f"imagefleet image test {run_id}",
+                            on_progress=on_progress,
+                            poll=poll,
+                        )
                     case.seconds = time.monotonic() - t0
                     on_progress(f"{region}: {itype} {'passed' if case.passed else 'FAILED'}")
         finally:
@@ -322,7 +336,10 @@ def junit_xml(run: TestRun) -> str:
                 suite, "testcase", classname=f"{region}.{case.instance_type}", name=check.name
             )
             if not check.passed:
-                ET.SubElement(tc, "failure", message=check.message).text = check.message
+                text = "\n".join(x for x in (check.message, check.output) if x)
+                ET.SubElement(tc, "failure", message=check.message).text = text
+                if check.output:
+                    ET.SubElement(tc, "system-out").text = check.output
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -42,7 +42,7 @@ INJECTED_COHORT = "r5.large"
 REGRESSION = ("latency_ms", 1.6)  # the canary's metric, 60 % worse; the benchmarks are untouched
 # The agents the demo runs on its clock, by role, each with what it serves (the handlers and the
 # in-flight checks come from the CLI's mounting: the core does not import the areas).
-AGENTS = {"health": "rollout", "benchmarks": "perf run"}
+AGENTS = {"health": "rollout", "benchmarks": "perf run", "instances": "image test"}
 
 # The next base's recipe: security upgrades, one added and one removed package.
 NEXT_MANIFEST_CHANGES = {
@@ -73,6 +73,24 @@ batch_spacing = "5s"
 jitter = "2s"
 poll = "5s"
 instance_timeout = "5m"
+"""
+
+
+# The demo family's image tests: EC2's status checks, and a check inside each test instance through
+# SSM Run Command. The local SSM agent runs it on this host with the base's package manifest in
+# $IMAGEFLEET_MANIFEST; on AWS the instance's agent runs it against the package database.
+IMAGE_TESTS_DEMO_CONFIG = """
+tests = [
+  { name = "status", type = "ec2-status" },
+  { name = "packages", type = "ssm", timeout = "5m", command = '''
+if [ -n "${IMAGEFLEET_MANIFEST:-}" ]; then cat "$IMAGEFLEET_MANIFEST"
+else dpkg-query -W -f='${Package}\\t${Version}\\n'; fi > packages.txt
+for p in openssh-server ca-certificates linux-image-aws; do
+  grep -q "^$p[[:space:]]" packages.txt || { echo "missing package: $p" >&2; exit 1; }
+done
+echo "$(wc -l < packages.txt) packages; openssh-server ca-certificates linux-image-aws present"
+''' },
+]
 """
 
 
@@ -145,12 +163,15 @@ class Demo:
         return Context(config_path=self.config, clock=self.clock)
 
     def configure(self) -> None:
-        """The demo's canary in place of `init`'s."""
+        """The demo's canary in place of `init`'s, and image tests inside the image."""
+        tests = IMAGE_TESTS_DEMO_CONFIG.strip()
+        print(f"$ # add to [families.{FAMILY}] of imagefleet.toml:\n{tests}", flush=True)
+        text = self.config.read_text().replace(
+            f"[families.{FAMILY}]\n", f"[families.{FAMILY}]\n{tests}\n", 1
+        )
         block = CANARY_DEMO_CONFIG.strip()
         print(f"$ # replace the [canary] table of imagefleet.toml with:\n{block}", flush=True)
-        text = re.sub(
-            r"^\[canary\]\n(?:(?!\[).*\n?)*", "", self.config.read_text(), flags=re.MULTILINE
-        )
+        text = re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", text, flags=re.MULTILINE)
         self.config.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
 
     def update_recipe(self) -> None:
@@ -178,13 +199,15 @@ class Demo:
         return base.amis[ctx.settings.aws.regions[0]]
 
     def attach_agents(self) -> Attached:
-        """The local agents (health metrics, benchmark agents) inside the demo clock's sleeps."""
+        """The local agents (health metrics, benchmark agents, the SSM agent that runs the image
+        tests' commands) inside the demo clock's sleeps."""
         ctx = self.context()
         env = AgentEnv(
             aws=ctx.aws,
             state_dir=ctx.settings.state_dir,
             regions=ctx.settings.aws.regions,
             clock=self.clock,
+            artifact_bucket=ctx.settings.aws.artifact_bucket,
         )
         agents, busy = virtual_clock_agents(), in_flight(ctx.store)
         handlers = [
@@ -228,7 +251,9 @@ def story(d: Demo) -> None:
     try:
         d.say(
             "Bootstrap: the family's first base, tested, released (forced past its gates; the "
-            "reason is audited)"
+            "reason is audited). The image tests run inside each test instance: EC2's status "
+            "checks, and the 'packages' check through SSM Run Command, which the local SSM agent "
+            "runs on this host against the base's package manifest"
         )
         d.run("bake", FAMILY)
         d.run("test", f"{FAMILY}:1")

@@ -9,7 +9,9 @@ this core module never imports an area, nor knows the program that runs it:
 - ``canary.local_health.tick``: publishes per-instance health metrics to CloudWatch for running
   instances of managed Auto Scaling groups;
 - ``perf.local_runner.tick``: runs the benchmark agent (`imagefleet-agent bench`) on the host for
-  launched benchmark instances, one or two at a time, alternating arms.
+  launched benchmark instances, one or two at a time, alternating arms;
+- ``orchestrator.local.ssm_agent``: plays the SSM agent, running SSM Run Command scripts on the
+  host for the instances they target (with ``pipelines.local_imagetest``'s environment).
 
 Tests and simulations run the same handlers on a ``VirtualClock`` instead (``attach``): each
 tick runs inside the clock's sleeps, so nothing depends on how fast the machine is.
@@ -50,6 +52,7 @@ class AgentEnv:
     regions: tuple[str, ...]
     clock: Clock
     memory: dict[str, Any] = field(default_factory=dict)  # per-handler state kept between ticks
+    artifact_bucket: str = ""  # [aws].artifact_bucket: what bakes published (manifests)
 
     def injections(self) -> list[injection.Injection]:
         return injection.load(self.state_dir)

@@ -251,6 +251,7 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
         state_dir=obj.settings.state_dir,
         regions=obj.settings.aws.regions,
         clock=obj.clock,
+        artifact_bucket=obj.settings.aws.artifact_bucket,
     )
     local_agents.run(env, interval=interval, ticks=ticks)
 

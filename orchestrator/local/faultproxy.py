@@ -55,7 +55,8 @@ from orchestrator.local.faults import (
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/__faultproxy__/"
-EXEMPT_PREFIXES = (CONTROL_PREFIX, "/moto-api/")  # the endpoint's control plane is never faulted
+# the endpoint's control plane is never faulted (``/_imagefleet/``: the local SSM agent's replies)
+EXEMPT_PREFIXES = (CONTROL_PREFIX, "/moto-api/", "/_imagefleet/")
 MAX_BODY = 64 * 1024 * 1024
 MAX_IN_FLIGHT = 64
 UPSTREAM_TIMEOUT_S = 120.0

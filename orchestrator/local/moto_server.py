@@ -7,8 +7,9 @@ when it began, undoing what other requests wrote meanwhile. DynamoDB itself appl
 conditional write and transaction atomically, and the state store's leases, reservations and
 pointer moves rely on that, so this server lets one DynamoDB request in at a time, and applies a
 transaction without copying the whole table for each of its items (``dynamodb_transactions``).
-Every other service is served as moto serves it. Started by ``LocalEndpoint.up`` as
-``python -m orchestrator.local.moto_server -H HOST -p PORT``.
+SSM Run Command invocations stay ``InProgress`` until the local SSM agent reports them
+(``ssm_commands``). Every other service is served as moto serves it. Started by
+``LocalEndpoint.up`` as ``python -m orchestrator.local.moto_server -H HOST -p PORT``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-from orchestrator.local import dynamodb_transactions
+from orchestrator.local import dynamodb_transactions, ssm_commands
 
 DYNAMODB_TARGET = (
     "DynamoDB_"  # X-Amz-Target of every DynamoDB API call: "DynamoDB_20120810.PutItem"
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     )  # as moto's own server does: URLs it hands out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     dynamodb_transactions.install()
-    app = DomainDispatcherApplication(create_backend_app)
+    ssm_commands.install()
+    app = ssm_commands.AgentReplies(DomainDispatcherApplication(create_backend_app))
     run_simple(
         args.host,
         args.port,

@@ -140,6 +140,13 @@ CASES = [
     cfg("family-name-pattern", "[families.demo]", "[families.Demo_Bad]", "families.Demo_Bad"),
     cfg("family-name-path", "[families.demo]", '[families."../../etc"]', "a family name"),
     cfg("family-name-long", "[families.demo]", f'[families."{LONG}"]', "characters)"),
+    cfg(
+        "image-test-ssm-without-command",
+        'build_timeout = "20m"',
+        'build_timeout = "20m"\ntests = [{ name = "up", type = "ssm" }]',
+        "families.demo.tests[0].command: expected a command for type 'ssm'",
+        ("test", "demo:1"),
+    ),
     cfg("team-name-path", "[friends.payments]", '[friends."../../etc"]', "a team name"),
     cfg("team-name-whitespace", "[friends.payments]", '[friends."pay ments"]', "a team name"),
     cfg("team-name-newline", "[friends.payments]", '[friends."payments\\n"]', "a team name"),

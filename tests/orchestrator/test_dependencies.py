@@ -150,7 +150,7 @@ def test_the_command_line_mounts_the_areas_agents_and_the_rollback_listener() ->
     )
     assert done.returncode == 0, done.stderr
     handlers, lines = done.stdout.splitlines()[-2:]
-    assert handlers == "canary.local_health,perf.local_runner"
+    assert handlers == "canary.local_health,perf.local_runner,orchestrator.local.ssm_agent"
     # pipelines.retro listened, and said why it drafted nothing from an empty rollout
     said = json.loads(lines)
     assert len(said) == 1 and said[0].startswith("no retrospective draft ("), said

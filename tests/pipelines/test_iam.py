@@ -52,6 +52,7 @@ NOT_UNDER_THE_ROLE = {
     "canary/local_health.py": "the local agent runner publishes what instances would",
     "bench/canary.py": "benchmarks on the embedded endpoint",
     "perf/local_runner.py": "the local agent runner",
+    "orchestrator/local/ssm_agent.py": "the local agent runner plays the instances' SSM agent",
     "bench/perf.py": "benchmarks on the embedded endpoint",
     "perf/agent": "runs on the benchmark instance, under its instance profile",
     "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded "
