@@ -62,6 +62,11 @@ FEATURES: dict[str, list[str]] = {
         "autoscaling:DescribeAutoScalingGroups",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DeleteLaunchTemplateVersions",
+        # a dead rollout's baselines leave their group's load balancers before they are ended
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
     ],
     "test": [
         "ec2:RunInstances",
@@ -98,6 +103,15 @@ FEATURES: dict[str, list[str]] = {
         "autoscaling:SetDesiredCapacity",
         "cloudwatch:GetMetricData",
         "iam:PassRole",  # baselines launch with the group's instance profile
+        # baselines join the group's target groups and classic load balancers, and leave them
+        "elasticloadbalancing:RegisterTargets",
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+        "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        "elasticloadbalancing:DescribeInstanceHealth",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
     ],
     "perf": [
         "ec2:RunInstances",
@@ -150,6 +164,10 @@ DESTRUCTIVE = frozenset(
         "autoscaling:TerminateInstanceInAutoScalingGroup",
         "autoscaling:SetDesiredCapacity",
         "autoscaling:SetInstanceHealth",
+        "elasticloadbalancing:RegisterTargets",
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+        "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
         "iam:PassRole",
         "ssm:PutParameter",
         "ssm:DeleteParameter",
@@ -336,6 +354,24 @@ def rules(scope: Scope) -> list[Rule]:
             _has_tag(),
         ),
         _group_rule(scope.groups),
+        # Baselines join and leave the load balancers of a family's groups: target groups and
+        # classic load balancers that carry the family tag, as the groups do.
+        Rule(
+            "ImagefleetFamilyLoadBalancers",
+            f(
+                {
+                    "elasticloadbalancing:RegisterTargets",
+                    "elasticloadbalancing:DeregisterTargets",
+                    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+                    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+                }
+            ),
+            (
+                "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
+                "arn:aws:elasticloadbalancing:*:*:loadbalancer/*",
+            ),
+            _has_tag(),
+        ),
         Rule(
             "ImagefleetPassInstanceRoles",
             f({"iam:PassRole"}),

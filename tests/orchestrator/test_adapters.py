@@ -22,6 +22,7 @@ ADAPTERS = {
     "pipelines/notify.py": "the SNS notifier",
     "canary/executor.py": "launch-template versions and instance replacement",
     "canary/metrics.py": "CloudWatch metrics",
+    "canary/traffic.py": "Elastic Load Balancing: baselines join and leave their group's load balancers",
     "canary/pacing.py": "the paced client (one API token per request and page)",
     "canary/prepare.py": "the rollout's AMIs, looked up before a rollout starts",
     "canary/local_health.py": "local mode: the health agent",
