@@ -112,6 +112,14 @@ FEATURES: dict[str, list[str]] = {
         "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
         "elasticloadbalancing:DescribeInstanceHealth",
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        # the cloudwatch-target-group source: each side of a wave in a target group of its own,
+        # weighted into the load balancer's listener, removed after the wave
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:CreateTargetGroup",
+        "elasticloadbalancing:AddTags",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:DeleteTargetGroup",
     ],
     "perf": [
         "ec2:RunInstances",
@@ -168,6 +176,8 @@ DESTRUCTIVE = frozenset(
         "elasticloadbalancing:DeregisterTargets",
         "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
         "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:DeleteTargetGroup",
         "iam:PassRole",
         "ssm:PutParameter",
         "ssm:DeleteParameter",
@@ -369,6 +379,24 @@ def rules(scope: Scope) -> list[Rule]:
             (
                 "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
                 "arn:aws:elasticloadbalancing:*:*:loadbalancer/*",
+            ),
+            _has_tag(),
+        ),
+        # The sides' target groups are made carrying the family tag (tagged at creation: AddTags
+        # then only on what the same request creates), so only they can be deleted; a listener is
+        # weighed and restored only where the team tagged it with the family.
+        Rule(
+            "ImagefleetSideTargetGroups",
+            f({"elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags"}),
+            ("arn:aws:elasticloadbalancing:*:*:targetgroup/*",),
+            _has_tag("aws:RequestTag"),
+        ),
+        Rule(
+            "ImagefleetOwnTargetGroupsAndFamilyListeners",
+            f({"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:ModifyListener"}),
+            (
+                "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
+                "arn:aws:elasticloadbalancing:*:*:listener/*",
             ),
             _has_tag(),
         ),
