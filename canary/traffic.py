@@ -199,9 +199,17 @@ class LoadBalancing:
             elbv2 = self.aws.client("elbv2", region)
             for arn in traffic.target_groups:
                 for chunk in batches(sorted(ids), TARGETS_PER_REQUEST):
-                    elbv2.deregister_targets(
-                        TargetGroupArn=arn, Targets=[{"Id": iid} for iid in chunk]
-                    )
+                    try:
+                        elbv2.deregister_targets(
+                            TargetGroupArn=arn, Targets=[{"Id": iid} for iid in chunk]
+                        )
+                    except AwsError as exc:
+                        # InvalidTarget: one of them no longer exists (terminated, after a kill):
+                        # the others one by one, the gone ones skipped (nothing to take out).
+                        if exc.code != "InvalidTarget":
+                            raise
+                        for iid in chunk:
+                            _unless_invalid(elbv2, arn, iid)
                 done[f"targetgroup/{target_group_name(arn)}"] = len(ids)
         if traffic.load_balancers:
             elb = self.aws.client("elb", region)
@@ -267,6 +275,14 @@ class LoadBalancing:
         the instances can be terminated after."""
         deregistered, longest = self.ask_out(sides)
         return _drained(deregistered, longest, self.clock.sleep, progress)
+
+
+def _unless_invalid(elbv2: Any, arn: str, instance_id: str) -> None:
+    try:
+        elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": instance_id}])
+    except AwsError as exc:
+        if exc.code != "InvalidTarget":
+            raise
 
 
 def _drained(

@@ -77,6 +77,17 @@ def test_kill_then_resume_replaces_each_instance_once(
         assert not (set(targets) | set(classic)) & baselines
         assert fleet.clock.time() - t0 >= 30
         assert not baselines & set(fleet.baselines_running())
+        calls = json.loads(r.stdout)["api_calls"]["by_operation"]
+        elb_calls = {op: n for op, n in calls.items() if op.startswith(("elb.", "elbv2."))}
+        print("load-balancing calls of the rollout:", elb_calls)  # shown with -s
+        # one registration and one deregistration per load balancer for the wave's 3 baselines
+        for op in (
+            "elbv2.RegisterTargets",
+            "elbv2.DeregisterTargets",
+            "elb.RegisterInstancesWithLoadBalancer",
+            "elb.DeregisterInstancesFromLoadBalancer",
+        ):
+            assert elb_calls.get(op) == 1, (op, elb_calls)
     doc = json.loads(r.stdout)
     assert doc["status"] == "succeeded"
     assert [c["status"] for c in doc["cohorts"]] == ["passed"] * 3  # no cohort skipped
