@@ -6,18 +6,21 @@ aborted/rolled back, 2 bad input or configuration, 3 an AWS failure.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from canary import config as canary_config
 from canary import controller as ctl
-from canary import records
+from canary import kayenta_import, records
 from canary.judge.scoring import judge_files
+from canary.prepare import AlreadyRunning
 from canary.records import CohortView, RolloutView
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import RefusedError, UsageError
+from orchestrator.inputs import check_writable, loads_json, read_bounded
 from orchestrator.output import table
 from orchestrator.schema import FAMILY
 
@@ -58,7 +61,7 @@ def _render_status(v: RolloutView) -> RenderableType:
                 c.key,
                 c.status,
                 f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}",
-                f"{c.replaced}/{c.size}",
+                c.progress(),
                 f"{lv.decision} ({lv.score})" if lv else "",
                 _traffic(c),
             ]
@@ -117,15 +120,28 @@ def _drive(
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.",
+    help="Print the plan (cohorts, waves, counts, duration, API calls) and check that every "
+    "metric has data for the fleet; change nothing.",
 )
 @json_option
 def start(ref: str, family: str | None, dry_run: bool) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
     obj, cfg = _settings()
-    rollout, _ = ctl.prepare(obj, cfg, ref, family)
+    try:
+        rollout, _ = ctl.prepare(obj, cfg, ref, family, skip_running=True)
+    except AlreadyRunning as exc:  # nothing to do: exit 0, no rollout, no evidence
+        obj.out.warn(exc.message)
+        nothing = {"nothing_to_do": True, "new": exc.ref, "already_running": exc.groups}
+        obj.out.result(nothing | ({"dry_run": True} if dry_run else {}), lambda: None)
+        return
+    if rollout.summary.get("already_running"):
+        obj.out.warn(
+            f"left out, they already run {rollout.new.ref or ref}: "
+            + ", ".join(rollout.summary["already_running"])
+        )
     if dry_run:
         s = rollout.summary
+        check = ctl.check_metric_data(obj, cfg, rollout)
         # one estimate, canary.plan's, in the JSON and in the text alike
         data = {
             "dry_run": True,
@@ -134,6 +150,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
             "plan": s,
             "api_calls": s["estimated_api_calls"],
             "groups": sorted(rollout.groups),
+            "metric_data": check,
         }
 
         def render() -> RenderableType:
@@ -155,9 +172,32 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
                 f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
                 f"~{data['api_calls']['total']} API calls",
             )
-            return t
+            from rich.console import Group
+
+            m = table(
+                ["metric", "source", "instances with data", "datapoints"],
+                [
+                    [
+                        row["name"],
+                        row["source"],
+                        f"{row['with_data']}/{row['instances']}",
+                        row["datapoints"],
+                    ]
+                    for row in check["metrics"]
+                ],
+                title=f"metric data from {check['window']['start']} to {check['window']['end']}"
+                f" ({check['instances_checked']} of {check['instances']} instances)",
+            )
+            return Group(t, m)
 
         obj.out.result(data, render)
+        if check["missing"]:
+            raise RefusedError(
+                f"no data for metric(s) {', '.join(check['missing'])} from the fleet's "
+                "instances over the last analysis window: a rollout would pause on 'no data'",
+                hint="check [[canary.metrics]] (namespace, metric, dimensions, query) against "
+                "what the instances publish",
+            )
         return
     c = ctl.Controller.create(obj, cfg, rollout)
     obj.out.note(
@@ -183,7 +223,13 @@ def status(rollout_id: str | None, watch: bool) -> None:
     if watch and not obj.json_mode:
         with obj.out.status(f"rollout {rid}") as update:
             while h.status in ("running", "aborting", "rolling_back") and h.running:
-                update(", ".join(f"{c.key} {c.replaced}/{c.size}" for c in h.cohorts))
+                update(
+                    ", ".join(
+                        f"{c.key} {c.replaced}/{c.size}"
+                        + (" rolling back" if c.status == "rolling_back" else "")
+                        for c in h.cohorts
+                    )
+                )
                 obj.clock.sleep(2 * obj.clock.scale)
                 h = records.header(obj.store, rid)  # the header alone: a few KB at any fleet size
     _show(obj, RolloutView.of(records.load(obj.store, rid)))
@@ -336,4 +382,112 @@ def judge(
         raise RefusedError(
             f"canary judge: fail (score {result.score}; failing metrics: {failed})",
             hint="the table above gives each metric's class and reason",
+        )
+
+
+@canary_group.command("import-config")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Write the TOML here instead of stdout.",
+)
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option(
+    "--execution-request",
+    "request_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Kayenta execution request (JSON: scopes, thresholds) for thresholds and parameters.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A template variable (Kayenta's extendedScopeParams); repeatable.",
+)
+@click.option(
+    "--match-by",
+    type=click.Choice(sorted(kayenta_import.MATCH_BY)),
+    default="instance_id",
+    show_default=True,
+    help="The Prometheus label that names an instance: instance_id, or instance (IP:port).",
+)
+@click.option(
+    "--prometheus-url",
+    default="http://localhost:9090",
+    show_default=True,
+    help="[canary] prometheus_url (Kayenta's config does not name the server).",
+)
+@json_option
+def import_config(
+    file: str,
+    output: str | None,
+    force: bool,
+    request_file: str | None,
+    params: tuple[str, ...],
+    match_by: str,
+    prometheus_url: str,
+) -> None:
+    """Convert a Kayenta canary config (JSON) to [canary] TOML. Exit 0: every metric converted
+    as Kayenta judges it; 1: some skipped or a setting dropped (each listed); 2: bad input."""
+    obj = get_context()
+    bindings: dict[str, str] = {}
+    for p in params:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {p!r}: expected KEY=VALUE")
+        bindings[key] = value
+    if output and Path(output).exists() and not force:
+        raise UsageError(f"{output} exists", hint="--force overwrites it")
+    if output:
+        check_writable(Path(output), "--output")
+    # a canary config is a config file: bounded like imagefleet.toml (1 MiB)
+    doc = loads_json(read_bounded(file, "config", lines=False), file)
+    request = None
+    if request_file:
+        request = loads_json(read_bounded(request_file, "config", lines=False), request_file)
+    conv = kayenta_import.convert(
+        doc,
+        request=request,
+        params=bindings,
+        match_by=match_by,
+        prometheus_url=prometheus_url,
+    )
+    toml = kayenta_import.to_toml(conv, Path(file).name) if conv.converted else ""
+    if toml and output:
+        Path(output).write_text(toml, encoding="utf-8")
+    data = {**conv.to_json(), "output": output, "toml": toml}
+
+    def render() -> RenderableType | None:
+        from rich.markup import escape  # reasons name TOML tables: [[canary.metrics]]
+
+        for m in conv.metrics:
+            what = "converted" if m.converted else f"skipped: {m.reason}"
+            obj.out.note(escape(f"{m.name} ({m.source or 'no type'}): {what}"))
+            for n in m.notes:
+                obj.out.note(escape(f"  {n}"))
+            for d in m.dropped:
+                obj.out.warn(escape(f"{m.name}: dropped {d}"))
+        for n in conv.notes:
+            obj.out.note(escape(n))
+        for d in conv.dropped:
+            obj.out.warn(escape(f"dropped {d}"))
+        if toml and not output:
+            obj.out.text(toml)
+        return None
+
+    obj.out.result(data, render)
+    total = len(conv.metrics)
+    if not conv.converted:
+        raise RefusedError(
+            f"none of the {total} metrics could be converted; nothing written",
+            hint="the lines above give each metric's reason",
+        )
+    if not conv.exact:
+        raise RefusedError(
+            f"{len(conv.converted)} of {total} metrics converted, {len(conv.skipped)} skipped, "
+            f"{len(conv.dropped) + sum(len(m.dropped) for m in conv.metrics)} settings dropped",
+            hint="each is listed above (and as comments in the TOML)",
         )

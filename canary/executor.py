@@ -219,6 +219,28 @@ class Executor:
             lt["LatestVersionNumber"] if version == "$Latest" else lt["DefaultVersionNumber"]
         )
 
+    def running(self, infos: Sequence[GroupInfo], amis: dict[str, str]) -> list[str]:
+        """Keys of the groups that already run their region's AMI in ``amis``: their template
+        version launches it and every instance in service runs it. One template read per
+        template version, and instances are described only for groups whose template matches."""
+        images: dict[tuple[str, str, str], str] = {}
+        matching: list[GroupInfo] = []
+        for info in infos:
+            spec = (info.region, info.lt_id, info.lt_version)
+            if spec not in images:
+                version = self.resolve_version(*spec)
+                data = self.template_data(info.region, info.lt_id, version)
+                images[spec] = str(data.get("ImageId", ""))
+            if images[spec] == amis.get(info.region):
+                matching.append(info)
+        out = []
+        for info in matching:
+            ids = [m.id for m in info.in_service()]
+            found = self.instance_images(info.region, ids) if ids else {}
+            if all(found.get(i, {}).get("ami") == amis[info.region] for i in ids):
+                out.append(info.key)
+        return out
+
     def template_data(self, region: str, lt_id: str, version: int) -> dict[str, Any]:
         ec2 = self.aws.client("ec2", region)
         resp = ec2.describe_launch_template_versions(

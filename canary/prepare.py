@@ -3,21 +3,26 @@ records.
 
 Nothing is written here: ``prepare`` returns the (unsaved) ``Rollout`` and its plan, so
 ``canary start --dry-run`` prints the plan and changes nothing, and ``Controller.create`` saves it.
+``check_metric_data`` is the dry run's check that every metric has data for the fleet.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import zip_longest
+from typing import Any
 
 from canary.budget import launch_bucket
 from canary.cohorts import Cohort, build_cohorts
 from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
+from canary.metrics import InstanceRef, fetch_sides
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
 from orchestrator.context import Context
-from orchestrator.errors import NotFoundError, UsageError
+from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
 from orchestrator.tags import FAMILY_TAG
 
@@ -51,10 +56,37 @@ def new_amis(
     return dict(base.amis), base, base.family
 
 
+class AlreadyRunning(ImagefleetError):
+    """Every group of the family already runs the new base: a rollout would replace instances
+    like for like and judge the base against itself, so there is nothing to roll out."""
+
+    exit_code = ExitStatus.REFUSED
+
+    def __init__(self, ref: str, family: str, groups: list[str]) -> None:
+        shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
+        super().__init__(
+            f"every group of {family} already runs {ref} ({shown}): nothing to roll out; "
+            "no rollout started, no canary evidence recorded",
+            hint="a canary judges a new base against the one the groups run now",
+        )
+        self.ref = ref
+        self.groups = groups
+
+
 def prepare(
-    ctx: Context, cfg: CanarySettings, ref: str, family: str | None
+    ctx: Context,
+    cfg: CanarySettings,
+    ref: str,
+    family: str | None,
+    *,
+    skip_running: bool = False,
 ) -> tuple[Rollout, Plan]:
-    """Discover the family's groups, plan the waves, and build the (unsaved) rollout."""
+    """Discover the family's groups, plan the waves, and build the (unsaved) rollout.
+
+    With ``skip_running`` (``canary start``), groups that already run the new base are left out
+    of the plan and named in its summary (``already_running``); when that is every group,
+    ``AlreadyRunning`` is raised before anything is written.
+    """
     regions = tuple(ctx.settings.aws.regions)
     amis, base, fam = new_amis(ctx, ref, family, regions)
     ex = Executor(ctx.aws, ctx.clock)
@@ -64,6 +96,12 @@ def prepare(
             f"no Auto Scaling groups for family {fam} in {', '.join(regions)}",
             hint=f"tag them {FAMILY_TAG}={fam} or list them in [canary].groups",
         )
+    running: list[str] = []
+    if skip_running:
+        running = ex.running([i for i in infos if i.region in amis], amis)
+        if len(running) == len(infos):
+            raise AlreadyRunning(base.ref if base else ref, fam, running)
+        infos = [i for i in infos if i.key not in running]
     no_ami = sorted({info.region for info in infos} - set(amis))
     if no_ami:
         raise UsageError(
@@ -90,7 +128,8 @@ def prepare(
             cfg.poll_s,
             cohorts_in_flight=cfg.cohorts_in_flight,
             launches_per_s=launch_bucket(cfg.launch_share).refill_per_s,
-        ),
+        )
+        | ({"already_running": running} if running else {}),
         groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )
@@ -147,3 +186,62 @@ def _cohort_state(cohort_plan: CohortPlan, types: dict[str, str]) -> CohortState
         {f"{batch.region}/{batch.group}" for wave in waves for batch in wave.batches}
     )
     return CohortState(key=cohort_plan.key, size=cohort_plan.size, groups=group_keys, waves=waves)
+
+
+DATA_CHECK_MAX = 200  # instances a dry run queries, drawn evenly from every cohort
+
+
+def fleet_refs(rollout: Rollout, limit: int = DATA_CHECK_MAX) -> tuple[list[InstanceRef], int]:
+    """Up to ``limit`` of the groups' members as metric templates name them (taken in turn from
+    each cohort, so a small cohort is checked too), and how many members there are."""
+    per_cohort = [
+        [
+            InstanceRef(batch.region, instance_id, batch.group, batch.instance_type)
+            for wave in cohort.waves
+            for batch in wave.batches
+            for instance_id in batch.instance_ids
+        ]
+        for cohort in rollout.cohorts
+    ]
+    total = sum(len(refs) for refs in per_cohort)
+    mixed = [ref for turn in zip_longest(*per_cohort) for ref in turn if ref is not None]
+    return mixed[:limit], total
+
+
+def check_metric_data(ctx: Context, cfg: CanarySettings, rollout: Rollout) -> dict[str, Any]:
+    """Whether every configured metric has data for the fleet now, before anything changes.
+
+    The window is the last analysis window that has had ``metric_delay`` to arrive; each metric
+    is queried for up to ``DATA_CHECK_MAX`` of the groups' members (one side per instance, so the
+    queries share requests as a wave's do). ``missing`` names the metrics without a datapoint for
+    any of them: a rollout judged on them would pause on "no data" at its first wave."""
+    refs, total = fleet_refs(rollout)
+    end = ctx.clock.time() - cfg.metric_delay_s
+    start = end - cfg.analysis_s
+    t0, t1 = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    got = fetch_sides(
+        ctx.aws,
+        {ref.instance_id: [ref] for ref in refs},
+        cfg.metrics,
+        t0,
+        t1,
+        cfg.period_s,
+        prometheus_url=cfg.prometheus_url,
+    )
+    metrics = [
+        {
+            "name": m.name,
+            "source": m.source,
+            "instances": len(refs),
+            "with_data": sum(1 for ref in refs if got[ref.instance_id][m.name]),
+            "datapoints": sum(len(got[ref.instance_id][m.name]) for ref in refs),
+        }
+        for m in cfg.metrics
+    ]
+    return {
+        "window": {"start": t0.isoformat(), "end": t1.isoformat()},
+        "instances_checked": len(refs),
+        "instances": total,
+        "metrics": metrics,
+        "missing": [row["name"] for row in metrics if not row["with_data"]],
+    }

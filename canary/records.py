@@ -369,6 +369,17 @@ class CohortView:
     waves: tuple[WaveView, ...]
     rolled_back_at: str | None
     last_verdict: LastVerdict | None  # what the controller acted on last
+    rolled_back: int | None = None  # instances taken off the new base by its rollback
+
+    def progress(self) -> str:
+        """How far the cohort got, as ``canary status`` shows it: instances replaced by the new
+        base, and after a rollback how many of them went back to the old one."""
+        done = f"{self.replaced}/{self.size}"
+        if self.status == "rolling_back":
+            return f"{done}, rolling back"
+        if self.rolled_back is not None:
+            return f"{done}, {self.rolled_back} rolled back to the old base"
+        return done
 
     @classmethod
     def of(cls, cohort: CohortState, groups: Mapping[str, GroupState] | None = None) -> CohortView:
@@ -382,6 +393,9 @@ class CohortView:
             waves=tuple(WaveView.of(w, groups) for w in cohort.waves),
             rolled_back_at=(cohort.rollback or {}).get("at"),
             last_verdict=LastVerdict(int(lv["wave"]), lv["decision"], lv["score"]) if lv else None,
+            rolled_back=(
+                int(cohort.rollback.get("replaced", 0)) if cohort.rollback is not None else None
+            ),
         )
 
 
@@ -442,6 +456,7 @@ class RolloutView:
                     "wave": c.wave,
                     "waves": len(c.waves),
                     "replaced": c.replaced,
+                    "rolled_back": c.rolled_back,
                     "instances": c.size,
                     "last_verdict": c.last_verdict.to_json() if c.last_verdict else None,
                     "verdicts": [

@@ -15,9 +15,10 @@ target group of its own:
   ``canary.metrics.fetch_sides`` does for instances (up to 500 queries a request);
 * ``delete_side_target_group`` removes a side's target group once its targets are out.
 
-The rollout's controller does not call this module yet: the agreed ``[[canary.metrics]]`` field
-``source`` and its dispatch in ``canary.metrics`` are being added beside it, and the wave's steps
-(create, register the sides, weigh, judge, restore, delete) are to be wired to that dispatch.
+The rollout's controller does not call this module yet, and ``canary.config`` still refuses the
+source at load (``PENDING_SOURCES``): ``canary.metrics``' dispatch hands a fetcher instances, and
+this source needs the sides' target groups, which the wave's own (journaled) steps must make,
+weigh in, and remove.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from changelog.manifest import Manifest, parse_manifest
-from changelog.records import comparison, summaries
+from changelog.records import comparison, missing_reason, summaries
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sides import Side, side_of_base, source_for_diff
@@ -159,11 +159,9 @@ def show_command(ref: str, against: str, fmt: str | None) -> None:
     base = obj.resolve_base(ref)
     made = summaries(base.changelog).get(comparison(against))
     if not made:
-        raise NotFoundError(
-            f"{base.ref} has no changelog against its {against}",
-            hint="the first base of a family has none; run 'imagefleet changelog diff' for any "
-            "two bases",
-        )
+        releases = obj.store.stage_history(base.family, "release") if against == "release" else []
+        why, hint = missing_reason(base, against, releases)
+        raise NotFoundError(f"{base.ref} has no changelog against its {against}: {why}", hint=hint)
     from orchestrator.artifacts import read_artifact
 
     obj.out.text(read_artifact(obj.aws, made.uris[_format(fmt)]))

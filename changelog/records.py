@@ -6,9 +6,12 @@ reader parses them here and reads fields.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.store import BaseVersion, StageChange
 
 VS_PARENT = "vs_parent"  # against the family's previous base
 VS_RELEASE = "vs_release"  # against the release at bake time
@@ -54,3 +57,33 @@ class ChangelogSummary:
 def summaries(stored: Mapping[str, Any]) -> dict[str, ChangelogSummary]:
     """A base's stored changelog field, by comparison (``VS_PARENT``, ``VS_RELEASE``)."""
     return {name: ChangelogSummary.from_json(body) for name, body in stored.items()}
+
+
+def missing_reason(
+    base: BaseVersion, against: str, releases: Sequence[StageChange]
+) -> tuple[str, str]:
+    """Why ``base`` has no stored changelog against its ``parent`` or ``release``, and what to run
+    instead: (the error's tail, a hint). ``releases`` is the family's release stage history, oldest
+    first; the release "at bake time" is the last change made before the base was registered."""
+    compare = "run 'imagefleet changelog diff OLD NEW' for any two bases"
+    if against == "parent":
+        if base.parent is None:
+            return f"{base.ref} is the first base of {base.family}", compare
+        old: int | None = base.parent
+    else:
+        before = [c for c in releases if c.at <= base.created_at]
+        old = before[-1].version if before else None
+        if old is None:
+            now = releases[-1].version if releases else None
+            if now is None:
+                return f"{base.family} has no release base yet", compare
+            return (
+                f"{base.family} had no release base when {base.ref} was baked "
+                f"({base.family}:{now} came later)",
+                f"run 'imagefleet changelog diff {base.family}:{now} {base.ref}'",
+            )
+    return (
+        f"{base.family}:{old} was compared at bake time, but a manifest was missing or the diff "
+        "failed (the bake warned which)",
+        f"run 'imagefleet changelog diff {base.family}:{old} {base.ref}'",
+    )

@@ -96,7 +96,8 @@ class Output:
             def update(text: str) -> None:
                 if not last or last[-1] != text:
                     last.append(text)
-                    self.err.print(f"  {text}")
+                    # a message of several lines (Packer's AMI summary) stays one indented block
+                    self.err.print("\n".join(f"  {t}" for t in text.split("\n")))
 
             yield update
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.aws import AwsFactory, Client, batches
+from orchestrator.aws import AwsFactory, Client, batches, endpoint_is_custom
 from orchestrator.errors import AwsError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, Resource
 from orchestrator.tags import (
@@ -144,12 +144,20 @@ def check_quota(
                 limit, source = int(q["Quota"]["Value"]), "service-quotas"
             except (AwsError, NotFoundError) as exc:
                 limit = None
-                source = (
-                    f"Service Quotas does not serve {code} here ({str(exc)[:120]}); "
-                    "set perf.vcpu_limit to enforce a limit"
-                )
+                source = unserved_reason(code, exc, aws.endpoint_url)
         checks.append(QuotaCheck(group, code, need, in_use.get(group, 0), limit, source))
     return checks
+
+
+def unserved_reason(code: str, exc: Exception, endpoint_url: str | None) -> str:
+    """Why a quota was not checked, whole: AWS's reason in full (a missing permission is worth
+    reading to the end); on a non-AWS endpoint (the embedded one serves VPC quotas only) a fact of
+    that endpoint, without its misleading "not available in the current Region"."""
+    if endpoint_is_custom(endpoint_url):
+        reason = f"the endpoint {endpoint_url} serves no EC2 quotas"
+    else:
+        reason = f"Service Quotas did not serve {code}: {str(exc).rstrip('.')}"
+    return f"{reason}; set perf.vcpu_limit to enforce a limit"
 
 
 # --- the fleet

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.artifacts import put_artifact
+from orchestrator.aws import endpoint_is_custom
 from orchestrator.context import Context
 from orchestrator.engine import kill_point
 from orchestrator.errors import AwsError, LeaseLostError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, provisioned
+from orchestrator.local import memory as endpoint_memory
 from orchestrator.store import BaseVersion, Evidence, StateStore, leases, utcnow
 from perf import config as perf_config
 from perf.collect import Collected, Expected, by_arm, collect, present_keys
@@ -70,6 +72,17 @@ def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersi
         base = ctx.store.get_base(cand.family, version)
     if (base.family, base.version) == (cand.family, cand.version):
         raise UsageError(f"baseline and candidate are the same base ({cand.ref})")
+    # A base `local up --forget-lost` marked lost has no AMIs left to launch: refuse before
+    # anything is recorded or launched, rather than fail on InvalidAMIID halfway.
+    lost = endpoint_memory.forgotten(ctx.store)
+    for arm, b in (("baseline", base), ("candidate", cand)):
+        if b.ref in lost:
+            raise NotFoundError(
+                f"the {arm} {b.ref} is marked lost: its AMIs went with an earlier embedded "
+                "endpoint, so there is nothing to benchmark",
+                hint=("pass another --baseline FAMILY:VERSION; " if arm == "baseline" else "")
+                + endpoint_memory.lost_hint(ctx.store, b.ref),
+            )
     return cand, base
 
 
@@ -150,9 +163,12 @@ class PerfRun:
         slots = plan_slots(types, perf.instances_per_arm, zones, prefix)
         counts = {t: 2 * perf.instances_per_arm for t in types}
         checks = check_quota(ctx.aws, region, counts, perf.vcpu_limit)
+        # A non-AWS endpoint never serves EC2's quotas: saying so is a note, not a warning on
+        # every local run; on AWS an unserved quota (a missing permission) stays a warning.
+        say = ctx.out.note if endpoint_is_custom(ctx.aws.endpoint_url) else ctx.out.warn
         for q in checks:
             if q.limit is None:
-                ctx.out.warn(f"vCPU quota: {q.message()}")
+                say(f"vCPU quota: {q.message()}")
         short = [q for q in checks if not q.fits]
         if short:
             raise QuotaExceededError(

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import click
 
@@ -395,27 +395,12 @@ def history(family: str | None, limit: int) -> None:
                     e.action,
                     e.target,
                     e.reason,
-                    _brief(e.details),
+                    e.brief(),
                 )
                 for e in entries
             ],
         ),
     )
-
-
-def _brief(details: dict[str, Any]) -> str:
-    """The details a reader scans for, as ``key=value`` pairs in full (``--json`` has all of
-    them)."""
-
-    def show(v: object) -> str:
-        if isinstance(v, dict):
-            return ", ".join(f"{k} {show(x)}" for k, x in v.items())
-        if isinstance(v, (list, tuple)):
-            return ", ".join(map(show, v))
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
-    keep = ("stage", "forced", "from", "amis", "accounts", "summary")
-    return "; ".join(f"{k}={show(details[k])}" for k in keep if k in details)
 
 
 @click.command("iam-policy")

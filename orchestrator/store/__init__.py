@@ -90,8 +90,24 @@ class AuditEntry:
     reason: str
     details: dict[str, Any]
 
+    # the details a reader scans for (``history``, the report's audit rows); --json has them all
+    BRIEF = ("stage", "cohort", "forced", "from", "amis", "accounts", "summary")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def brief(self) -> str:
+        """The details a reader scans for, as ``key=value`` pairs in full, never cut JSON: the
+        stage a promotion moved, the cohort a canary rolled back, …"""
+
+        def show(v: object) -> str:
+            if isinstance(v, dict):
+                return ", ".join(f"{k} {show(x)}" for k, x in v.items())
+            if isinstance(v, (list, tuple)):
+                return ", ".join(map(show, v))
+            return str(v).lower() if isinstance(v, bool) else str(v)
+
+        return "; ".join(f"{k}={show(self.details[k])}" for k in self.BRIEF if k in self.details)
 
 
 @dataclass

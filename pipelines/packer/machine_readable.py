@@ -62,11 +62,20 @@ def errors(lines: Iterable[Line]) -> list[str]:
     return [e for e in out if e]
 
 
+_ARROW = re.compile(r"^(==>|-->)\s*")
+
+
 def progress(line: Line) -> str | None:
-    """A short human message for a line worth showing while Packer runs."""
+    """A human message for a line worth showing while Packer runs, every line of it.
+
+    Packer's summary ("--> amazon-ebs: AMIs were created:" and one line per region) is one
+    ``ui,say`` line with escaped newlines; its continuation lines come back indented by two.
+    """
     if line.type == "ui" and len(line.data) >= 2 and line.data[0] in ("say", "message"):
-        text = line.data[1].strip().splitlines()
-        return text[0].lstrip("=> ").strip() if text else None
+        text = [t.strip() for t in line.data[1].splitlines() if t.strip()]
+        if not text:
+            return None
+        return "\n".join([_ARROW.sub("", text[0]), *(f"  {t}" for t in text[1:])])
     return None
 
 

@@ -203,3 +203,23 @@ def test_cohort_counts_replaced_instances_of_done_batches_only() -> None:
     assert cohort.replaced_so_far() == 2
     pending.status = "done"
     assert cohort.replaced_so_far() == 3
+
+
+def test_status_says_which_replaced_instances_went_back_after_a_rollback() -> None:
+    from canary.records import CohortView
+
+    def view(status: str, rollback: dict[str, Any] | None) -> CohortView:
+        return CohortView.of(
+            CohortState("m5.large", 8, ["us-east-1/web"], [], status, replaced=3, rollback=rollback)
+        )
+
+    assert view("running", None).progress() == "3/8"
+    assert view("rolling_back", None).progress() == "3/8, rolling back"
+    back = view("rolled_back", {"at": "1970-01-01T00:05:00.000000Z", "replaced": 3})
+    assert back.progress() == "3/8, 3 rolled back to the old base" and back.rolled_back == 3
+    # the stored rollout of the module docstring ended rolled back: every cohort says so
+    rollout = Rollout.from_dict(json.loads(STORED.read_text()))
+    from canary.records import RolloutView
+
+    cohorts = RolloutView.of(rollout).to_json()["cohorts"]
+    assert all(c["rolled_back"] is not None for c in cohorts)

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import pytest
-from canary_fleet import Fleet
+from canary_fleet import REGION, Fleet
 
 from orchestrator.artifacts import read_artifact
 from orchestrator.local import injection
+from orchestrator.local.fleet import make_fleet
 
 # Time is virtual: a rollout's wall time is only its API calls to moto, which on a host whose
 # cores are shared many ways takes minutes for the 150-instance rollout; the timeout bounds a hang.
@@ -180,13 +181,27 @@ def test_pause_request_then_resume_then_rollback_everything(fleet_factory: Any) 
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     s = fleet.run("canary", "status", rollout.id, "--json")
     assert s.code == 0 and json.loads(s.stdout)["status"] == "rolled_back"
+    # every instance the rollout replaced went back, and status says so, not just "replaced"
+    cohorts = json.loads(s.stdout)["cohorts"]
+    assert all(c["rolled_back"] == c["replaced"] == c["instances"] for c in cohorts)
+    shown = fleet.run("canary", "status", rollout.id).stdout
+    assert shown.count("rolled back to the old base") == len(cohorts)
 
 
-def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None:
+def test_dry_run_and_a_base_the_groups_already_run_change_nothing(fleet_factory: Any) -> None:
     fleet = fleet_factory(SMALL, 4)
+    with fleet.agent():  # the fleet publishes its health metrics for an analysis window and more
+        fleet.clock.sleep(110)
     r = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run", "--json")
     assert r.code == 0, r.stderr
     data = json.loads(r.stdout)
+    check = data["metric_data"]
+    assert check["missing"] == [] and check["instances"] == check["instances_checked"] == 12
+    assert {row["name"]: row["with_data"] for row in check["metrics"]} == {
+        "latency_ms": 12,
+        "error_rate": 12,
+        "cpu": 12,
+    }
     assert data["plan"]["instances"] == 12 and data["plan"]["cohorts"] == 3
     assert data["api_calls"]["terminate_instance_in_auto_scaling_group"] == 12
     assert data["api_calls"] == data["plan"]["estimated_api_calls"]  # one estimate
@@ -198,6 +213,41 @@ def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None
     assert fleet.context().store.docs("canary-rollout") == []
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     assert fleet.run("canary", "start", "nope:9").code == 2
+    # A metric the instances do not publish (no CloudWatch agent): refused by name, nothing made.
+    with fleet.ws.config.open("a") as f:
+        f.write(
+            '[[canary.metrics]]\nname = "latency_ms"\n'
+            '[[canary.metrics]]\nname = "mem"\nnamespace = "CWAgent"\n'
+            'metric = "mem_used_percent"\n'
+        )
+    r = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run", "--json")
+    assert r.code == 1 and "no data for metric(s) mem from the fleet" in r.stderr, r.stderr
+    assert json.loads(r.stdout)["metric_data"]["missing"] == ["mem"]
+    assert fleet.context().store.docs("canary-rollout") == []
+
+    # v1, which every group runs already: a warning, exit 0, no rollout, evidence or replacement
+    fam, store, before = fleet.family, fleet.context().store, fleet.members()
+    r = fleet.run("canary", "start", f"{fam}:1", "--json")
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout) == {
+        "nothing_to_do": True,
+        "new": f"{fam}:1",
+        "already_running": sorted(f"{REGION}/{g}" for g in fleet.groups),
+    }
+    assert f"warning: every group of {fam} already runs {fam}:1" in r.stderr
+    assert store.docs("canary-rollout") == [] and store.evidence(fam, 1) == []
+    assert fleet.members() == before
+    text = fleet.run("canary", "start", f"{fam}:1", "--dry-run")
+    assert text.code == 0 and text.stdout == "" and "nothing to roll out" in text.stderr
+    # a group already on v2 is left out of v2's plan, by name
+    extra = make_fleet(fleet.aws, fam, fleet.new_ami, ("r5.large",), 1, REGION)
+    fleet.groups += [g["name"] for g in extra["groups"]]
+    r = fleet.run("canary", "start", f"{fam}:2", "--dry-run", "--json")
+    assert r.code == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["plan"]["instances"] == 12 and f"{REGION}/{fam}-r5-large" not in plan["groups"]
+    assert plan["plan"]["already_running"] == [f"{REGION}/{fam}-r5-large"]
+    assert f"left out, they already run {fam}:2: {REGION}/{fam}-r5-large" in r.stderr
 
 
 def test_judge_command_exit_codes(tmp_path: Any, workspace: Any) -> None:

@@ -21,7 +21,7 @@ ADAPTERS = {
     "pipelines/fleet/discovery.py": "the fleet view's Auto Scaling groups and their AMIs",
     "pipelines/notify.py": "the SNS notifier",
     "canary/executor.py": "launch-template versions and instance replacement",
-    "canary/metrics.py": "CloudWatch metrics",
+    "canary/metrics.py": "metric sources: CloudWatch GetMetricData, EC2 private IPs for PromQL",
     "canary/target_group_metrics.py": "cloudwatch-target-group: side target groups, ELB metrics",
     "canary/traffic.py": "ELB: baselines join and leave their group's load balancers",
     "canary/pacing.py": "the paced client (one API token per request and page)",

@@ -158,6 +158,12 @@ def populate(store: StateStore) -> None:
         expected_revision=None,
     )
     store.audit("arn:aws:iam::1:user/ops", "bake", "web:3", "")
+    store.audit(  # as the canary's controller audits a cohort it rolled back
+        "arn:aws:iam::1:user/ops",
+        "canary.rollback_cohort",
+        "web:3",
+        details={"rollout": "web-3-abc123", "cohort": "r5.large", "replaced": 1},
+    )
 
 
 def add_fleet_snapshots(store: StateStore, plot_dir: Path) -> None:
@@ -238,6 +244,16 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
     # each base's changelog summary, read through changelog's typed record
     assert "vs web:2: 3 upgraded, 1 added; 6 CVEs" in " ".join(family.split())
+
+
+def test_audit_rows_say_which_stage_and_which_cohort(site: report.Site) -> None:
+    audit = " ".join((site.out / "audit.html").read_text().split())
+    # newest first: the canary's cohort, then the promotion to release, the rollback of candidate
+    assert "<td>canary.rollback_cohort</td><td>web:3</td><td></td><td>cohort=r5.large</td>" in audit
+    assert "<td>promote</td><td>web:1</td><td>first</td><td>stage=release</td>" in audit
+    assert "<td>rollback</td><td>web:2</td><td>kernel</td><td>stage=candidate</td>" in audit
+    index = " ".join((site.out / "index.html").read_text().split())
+    assert "<td>stage=release</td>" in index and "<td>cohort=r5.large</td>" in index
 
 
 def test_the_index_shows_the_latest_fleet_snapshot_and_its_burndown(site: report.Site) -> None:

@@ -18,7 +18,7 @@ from orchestrator.clock import VirtualClock
 from orchestrator.lifecycle import provisioned
 from perf import config as perf_config
 from perf.collect import Expected, collect, present_keys
-from perf.fleet import Fleet, find_instances
+from perf.fleet import Fleet, check_quota, find_instances, unserved_reason
 from perf.placement import plan_slots
 from perf.run import DOC_KIND, PerfRun, RunRequest
 
@@ -112,15 +112,35 @@ def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None
     res = workspace.run("perf", "run", new.ref, "--json")  # no agent runner: nothing ever reports
     assert res.code == 3, res.stderr
     assert "no usable results from the" in res.stderr
-    # the local endpoint serves Service Quotas for VPC only: the quota check is skipped, loudly
-    assert (
-        "Service Quotas does not serve L-1216C47A" in res.stderr
-        and "set perf.vcpu_limit" in res.stderr
-    )
+    # the local endpoint serves Service Quotas for VPC only: the skipped check is a whole-line
+    # note (every local run has it), not a warning
+    (said,) = [ln for ln in res.stderr.splitlines() if "vCPU quota" in ln]
+    assert said.startswith("vCPU quota: ") and "warning" not in said
+    assert said.endswith("serves no EC2 quotas; set perf.vcpu_limit to enforce a limit")
     assert _live(aws, workspace.family) == {}
     (doc,) = workspace.context().store.docs(DOC_KIND)
     assert doc["status"] == "failed" and doc["terminated"] == 18 and doc["instance_count"] == 18
     assert "instances" not in doc and doc["instances_uri"].endswith(f"{doc['id']}/instances.json")
+
+
+def test_an_unserved_quota_is_explained_whole(aws) -> None:
+    (check,) = check_quota(aws, REGION, {"t3.micro": 18}, None)
+    assert check.limit is None and check.needed == 36
+    assert check.source == (
+        f"the endpoint {aws.endpoint_url} serves no EC2 quotas; "
+        "set perf.vcpu_limit to enforce a limit"
+    )
+    # on AWS, its reason is kept to the end, however long (it was cut at 120 characters)
+    reason = (
+        "GetServiceQuota failed: AccessDeniedException: User: arn:aws:iam::123456789012:user/ci "
+        "is not authorized to perform: servicequotas:GetServiceQuota on resource: *."
+    )
+    text = unserved_reason("L-1216C47A", Exception(reason), "https://ec2.us-east-1.amazonaws.com")
+    assert text == (
+        f"Service Quotas did not serve L-1216C47A: {reason[:-1]}; "
+        "set perf.vcpu_limit to enforce a limit"
+    )
+    assert unserved_reason("L-1216C47A", Exception(reason), None).startswith("Service Quotas")
 
 
 def test_interrupt_during_launch_terminates_what_was_launched(workspace, aws) -> None:
@@ -302,3 +322,20 @@ def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> Non
     assert injected[~(is_cand & is_cpu)].isna().all()  # baseline, and boot_to_ready, untouched
     assert env.memory["perf"]["done"] >= {li.instance_id for li in f.instances}
     assert len(df[df["metric"] == "boot_to_ready"]) == 2  # one agent run per instance, not two
+
+
+def test_a_base_marked_lost_is_refused_before_anything_is_recorded(workspace, aws) -> None:
+    from orchestrator.local import memory as endpoint_memory
+
+    configure(workspace, results="3s")
+    old, new = register_bases(workspace, aws)
+    workspace.clock = VirtualClock()  # were a run to start, its 3 s of waiting pass at once
+    store = workspace.context().store
+    endpoint_memory.forget(store, [old], "test")  # as `imagefleet local up --forget-lost` does
+    for args in (("--baseline", old.ref), ()):  # named, or the family's release by default
+        res = workspace.run("perf", "run", new.ref, *args)
+        assert res.code == 2, res.stderr
+        assert f"error: the baseline {old.ref} is marked lost" in res.stderr
+        assert "hint: pass another --baseline FAMILY:VERSION" in res.stderr
+    assert store.docs(DOC_KIND) == [] and _live(aws, workspace.family) == {}
+    assert [e for e in store.evidence(new.family, new.version) if e.gate == "perf"] == []

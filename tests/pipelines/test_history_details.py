@@ -1,13 +1,22 @@
-"""`history`'s details column: the keys a reader scans for, whole, never cut JSON."""
+"""`history`'s details column (and the report's audit rows): the keys a reader scans for, whole,
+never cut JSON."""
 
 from __future__ import annotations
 
-from pipelines.cli import _brief
+from typing import Any
+
+from orchestrator.store import AuditEntry
+
+
+def brief(details: dict[str, Any]) -> str:
+    return AuditEntry(
+        1, "2026-01-01T00:00:00.000000Z", "ops", "promote", "web:2", "", details
+    ).brief()
 
 
 def test_details_are_key_value_pairs_in_full() -> None:
     amis = {"us-east-1": "ami-0123456789abcdef0", "us-west-2": "ami-0fedcba9876543210"}
-    text = _brief(
+    text = brief(
         {
             "stage": "release",
             "forced": True,
@@ -20,4 +29,8 @@ def test_details_are_key_value_pairs_in_full() -> None:
         "stage=release; forced=true; amis=us-east-1 ami-0123456789abcdef0, us-west-2 "
         "ami-0fedcba9876543210; accounts=111111111111, 222222222222"
     )
-    assert _brief({"op": "internal"}) == ""
+    assert brief({"op": "internal"}) == ""
+
+
+def test_the_cohort_a_canary_rolled_back_is_named() -> None:
+    assert brief({"rollout": "web-3-abc", "cohort": "m5.large", "replaced": 3}) == "cohort=m5.large"

@@ -74,3 +74,33 @@ def test_amis_from_packers_manifest_post_processor_take_the_last_run() -> None:
     }
     assert mr.amis_from_manifest(manifest) == {"us-east-1": "ami-0aaa", "us-west-2": "ami-0bbb"}
     assert mr.amis_from_manifest({"builds": "nope"}) == {}
+
+
+def test_packers_multi_line_summary_is_shown_whole() -> None:
+    # line 50 of the recorded build: "--> amazon-ebs: AMIs were created:\nus-east-1: …\n…"
+    summary = [m for m in (mr.progress(ln) for ln in lines("packer-success.log")) if m][-1]
+    assert summary.splitlines() == [
+        "amazon-ebs: AMIs were created:",
+        "  us-east-1: ami-a076f52c1606943fe",
+        "  us-west-2: ami-8536583440ef26a32",
+    ]
+    # a message with an escaped comma and a leading escaped newline keeps its text
+    ln = mr.parse_line("1,,ui,say,\\n==> amazon-ebs: a%!(PACKER_COMMA) b\\n  c\\n")
+    assert ln is not None and mr.progress(ln) == "amazon-ebs: a, b\n  c"
+
+
+def test_progress_of_several_lines_is_printed_as_one_indented_block() -> None:
+    import io
+
+    from orchestrator.output import Output
+
+    err = io.StringIO()
+    out = Output(stderr=err, transcript=True)
+    with out.status("baking base with packer") as update:
+        update("amazon-ebs: AMIs were created:\n  us-east-1: ami-1\n  us-west-2: ami-2")
+    assert err.getvalue().splitlines() == [
+        "baking base with packer",
+        "  amazon-ebs: AMIs were created:",
+        "    us-east-1: ami-1",
+        "    us-west-2: ami-2",
+    ]
