@@ -214,6 +214,7 @@ def test_dry_run_and_a_base_the_groups_already_run_change_nothing(fleet_factory:
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     assert fleet.run("canary", "start", "nope:9").code == 2
     # A metric the instances do not publish (no CloudWatch agent): refused by name, nothing made.
+    config = fleet.ws.config.read_text()
     with fleet.ws.config.open("a") as f:
         f.write(
             '[[canary.metrics]]\nname = "latency_ms"\n'
@@ -224,6 +225,7 @@ def test_dry_run_and_a_base_the_groups_already_run_change_nothing(fleet_factory:
     assert r.code == 1 and "no data for metric(s) mem from the fleet" in r.stderr, r.stderr
     assert json.loads(r.stdout)["metric_data"]["missing"] == ["mem"]
     assert fleet.context().store.docs("canary-rollout") == []
+    fleet.ws.config.write_text(config)
 
     # v1, which every group runs already: a warning, exit 0, no rollout, evidence or replacement
     fam, store, before = fleet.family, fleet.context().store, fleet.members()
