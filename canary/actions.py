@@ -27,11 +27,12 @@ from canary.executor import Executor, GroupInfo
 from canary.judge.decision import NODATA_QUERIES, Verdict, verdict
 from canary.metrics import InstanceRef
 from canary.model import BatchState, GroupState, Rollout
-from canary.pacing import LaunchPacer
+from canary.pacing import LaunchPacer, interleave
+from canary.traffic import LoadBalancing, Traffic
 from orchestrator.aws import Clients, client_token
 from orchestrator.clock import Clock
 from orchestrator.errors import NotFoundError
-from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
+from orchestrator.tags import FAMILY_TAG, GROUP_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 LIVE = ("InService", "Pending", "Pending:Wait", "Pending:Proceed")  # members that still count
 Progress = Callable[[str], None]
@@ -45,6 +46,7 @@ class RolloutActions:
         self.clock = clock
         self.cfg = cfg
         self.ex = Executor(aws, clock)
+        self.lb = LoadBalancing(aws, clock)
         self.progress = progress
 
     def describe_groups(self, region: str, names: list[str]) -> dict[str, GroupInfo]:
@@ -200,6 +202,7 @@ class RolloutActions:
                 ROLLOUT_TAG: rollout.id,
                 ROLE_TAG: "baseline",
                 WAVE_TAG: f"{wave_tag}/{batch.group}",
+                GROUP_TAG: batch.group,
             }
             have = list(found.get(batch.group_key, []))
             if len(have) < count:
@@ -226,9 +229,38 @@ class RolloutActions:
                     poll_s=self.cfg.poll_s,
                 )
 
-    def end_baselines(self, ids: dict[str, list[str]]) -> None:
+    def join_traffic(self, sides: list[tuple[str, list[str], Traffic]]) -> None:
+        """Register baselines ((region, ids, traffic) each) in their group's load balancers, then
+        wait until all are healthy there: the waits of every side run side by side."""
+        sides = [(region, ids, traffic) for region, ids, traffic in sides if ids and traffic]
+        for region, ids, traffic in sides:
+            self.lb.register(region, ids, traffic)
+        interleave(
+            self.clock,
+            [
+                self.lb.waiting_healthy(
+                    region,
+                    ids,
+                    traffic,
+                    timeout_s=self.cfg.instance_timeout_s,
+                    poll_s=self.cfg.poll_s,
+                    progress=self.progress,
+                )
+                for region, ids, traffic in sides
+            ],
+        )
+
+    def end_baselines(
+        self,
+        ids: dict[str, list[str]],
+        traffic: list[tuple[str, list[str], Traffic]] | None = None,
+    ) -> dict[str, Any]:
+        """Take the baselines out of their load balancers (``traffic``: (region, ids, traffic)),
+        wait out the longest connection drain, then terminate them: one request per region."""
+        drain = self.lb.leave(traffic or [], self.progress)
         for region, region_ids in ids.items():
             self.ex.terminate_instances(region, region_ids)
+        return {"drained_s": drain.waited_s, "deregistered": drain.deregistered}
 
     # --- judging
     # --------------------------------------------------------------------------------------

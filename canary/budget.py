@@ -27,12 +27,15 @@ RUN_INSTANCES_BUCKET = 1000  # instances (EC2's documented resource bucket for R
 RUN_INSTANCES_REFILL_PER_S = 2.0
 # Request buckets (capacity, refill per second). EC2's are documented (mutating actions 200 / 5,
 # non-mutating 100 / 20); Auto Scaling publishes no bucket sizes, and CloudWatch documents
-# GetMetricData at 50 transactions per second: both are taken as buckets of those sizes.
+# GetMetricData at 50 transactions per second: both are taken as buckets of those sizes. Elastic
+# Load Balancing (the baselines' RegisterTargets, DescribeTargetHealth, ...; both APIs, v2 and
+# classic) publishes no bucket sizes either: taken as Auto Scaling's, an assumption.
 REQUEST_BUCKETS: dict[str, tuple[float, float]] = {
     "ec2-mutating": (200.0, 5.0),
     "ec2-describe": (100.0, 20.0),
     "autoscaling": (200.0, 5.0),
     "cloudwatch": (50.0, 50.0),
+    "elasticloadbalancing": (200.0, 5.0),
 }
 
 

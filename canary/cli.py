@@ -16,7 +16,7 @@ from canary import controller as ctl
 from canary import kayenta_import, records
 from canary.judge.scoring import judge_files
 from canary.prepare import AlreadyRunning
-from canary.records import RolloutView
+from canary.records import CohortView, RolloutView
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import RefusedError, UsageError
@@ -38,6 +38,20 @@ def _settings() -> tuple[Any, canary_config.CanarySettings]:
     return obj, canary_config.from_settings(obj.settings)
 
 
+def _traffic(c: CohortView) -> str:
+    """Where the cohort's latest started wave took traffic, both sides."""
+    started = [w for w in c.waves if w.canary_traffic or w.baseline_traffic]
+    if not started:
+        return ""
+    w = started[-1]
+    if w.canary_traffic == w.baseline_traffic:
+        return f"both: {', '.join(w.canary_traffic)}"
+    return "; ".join(
+        f"{side}: {', '.join(names) or 'none'}"
+        for side, names in (("canaries", w.canary_traffic), ("baselines", w.baseline_traffic))
+    )
+
+
 def _render_status(v: RolloutView) -> RenderableType:
     rows = []
     for c in v.cohorts:
@@ -49,6 +63,7 @@ def _render_status(v: RolloutView) -> RenderableType:
                 f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}",
                 c.progress(),
                 f"{lv.decision} ({lv.score})" if lv else "",
+                _traffic(c),
             ]
         )
     title = (
@@ -56,7 +71,9 @@ def _render_status(v: RolloutView) -> RenderableType:
         + (f": {v.reason}" if v.reason else "")
         + f" — {v.api_calls} API calls"
     )
-    return table(["cohort", "status", "wave", "replaced", "last verdict"], rows, title=title)
+    return table(
+        ["cohort", "status", "wave", "replaced", "last verdict", "in traffic"], rows, title=title
+    )
 
 
 def _show(obj: Context, v: RolloutView) -> None:

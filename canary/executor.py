@@ -71,6 +71,8 @@ class GroupInfo:
     azs: tuple[str, ...]
     tags: dict[str, str] = field(default_factory=dict)
     overrides: tuple[dict[str, Any], ...] = ()
+    target_groups: tuple[str, ...] = ()  # TargetGroupARNs: ALB/NLB target groups of its members
+    load_balancers: tuple[str, ...] = ()  # LoadBalancerNames: classic load balancers
 
     @property
     def key(self) -> str:
@@ -134,6 +136,8 @@ def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
         azs=tuple(g.get("AvailabilityZones", [])),
         tags={t["Key"]: t["Value"] for t in g.get("Tags", [])},
         overrides=overrides,
+        target_groups=tuple(g.get("TargetGroupARNs") or ()),
+        load_balancers=tuple(g.get("LoadBalancerNames") or ()),
     )
 
 

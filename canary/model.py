@@ -38,6 +38,10 @@ class GroupState:
     new_version: int | None = None
     old_ami: str | None = None
     pinned: bool = False
+    # Where its members (and so its canaries) take traffic, read when the rollout was planned:
+    # ALB/NLB target-group ARNs and classic load-balancer names. Its baselines join them too.
+    target_groups: list[str] = field(default_factory=list)
+    load_balancers: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -55,6 +59,8 @@ class GroupState:
             "new_ami": self.new_ami,
             "mixed": self.mixed,
             "pinned": self.pinned,
+            **({"target_groups": list(self.target_groups)} if self.target_groups else {}),
+            **({"load_balancers": list(self.load_balancers)} if self.load_balancers else {}),
         }
 
     @classmethod
@@ -70,6 +76,8 @@ class GroupState:
             new_version=doc.get("new_version"),
             old_ami=doc.get("old_ami"),
             pinned=bool(doc.get("pinned")),
+            target_groups=list(doc.get("target_groups") or []),
+            load_balancers=list(doc.get("load_balancers") or []),
         )
 
 
@@ -141,10 +149,15 @@ class Baselines:
     """Fresh instances on the old base, launched beside a wave's canaries and ended after its
     verdict."""
 
-    status: str = "pending"
+    status: str = "pending"  # pending → launched → done (running, and in traffic if any)
     ids: dict[str, list[str]] = field(default_factory=dict)  # region → instance ids
     launched_at: float | None = None
     cleaned: bool = False
+    # The load balancers they joined (their group's, beside which they were launched), recorded
+    # before registering so that a resumed run or ``gc`` takes them out again before terminating.
+    target_groups: list[str] = field(default_factory=list)
+    load_balancers: list[str] = field(default_factory=list)
+    drained_s: float | None = None  # the connection drain waited out before they were ended
 
     @property
     def count(self) -> int:
@@ -155,6 +168,9 @@ class Baselines:
             {"status": self.status, "ids": {region: list(ids) for region, ids in self.ids.items()}},
             launched_at=self.launched_at,
             cleaned=self.cleaned or None,
+            target_groups=list(self.target_groups) or None,
+            load_balancers=list(self.load_balancers) or None,
+            drained_s=self.drained_s,
         )
 
     @classmethod
@@ -164,6 +180,9 @@ class Baselines:
             ids={r: list(i) for r, i in (doc.get("ids") or {}).items()},
             launched_at=doc.get("launched_at"),
             cleaned=bool(doc.get("cleaned")),
+            target_groups=list(doc.get("target_groups") or []),
+            load_balancers=list(doc.get("load_balancers") or []),
+            drained_s=doc.get("drained_s"),
         )
 
 

@@ -56,6 +56,8 @@ def request_kind(service: str, operation: str) -> str | None:
     """The request bucket (``canary.budget.REQUEST_BUCKETS``) an operation draws from, if any."""
     if service == "ec2":
         return "ec2-describe" if operation.startswith("describe") else "ec2-mutating"
+    if service in ("elbv2", "elb"):
+        return "elasticloadbalancing"
     return service if service in ("autoscaling", "cloudwatch") else None
 
 

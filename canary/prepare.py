@@ -147,6 +147,8 @@ def _group_state(ex: Executor, info: GroupInfo, new_ami: str) -> GroupState:
         old_version=ex.resolve_version(info.region, info.lt_id, info.lt_version),
         new_ami=new_ami,
         mixed=info.mixed,
+        target_groups=list(info.target_groups),
+        load_balancers=list(info.load_balancers),
     )
 
 

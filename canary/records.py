@@ -23,12 +23,13 @@ and its typed cohorts, waves and verdicts, never the stored keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from canary.model import CohortState, GroupState, Rollout, TemplateVersion, Wave
 from canary.records_codec import decode_parts, encode_parts
+from canary.traffic import Traffic
 from orchestrator.errors import NotFoundError
 from orchestrator.store import StateStore
 
@@ -310,16 +311,42 @@ class WaveView:
     status: str
     verdict: WaveVerdict | None
     instance_types: tuple[str, ...]
+    # Where each side took traffic (``targetgroup/<name>``, ``elb/<name>``): the canaries in their
+    # groups' load balancers, the baselines in those they joined; empty when none.
+    canary_traffic: tuple[str, ...] = ()
+    baseline_traffic: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, wave: Wave) -> WaveView:
+    def of(cls, wave: Wave, groups: Mapping[str, GroupState] | None = None) -> WaveView:
+        # A wave not started has no canaries yet, so no side in traffic.
+        mine = [
+            groups[key]
+            for key in sorted({b.group_key for b in wave.batches})
+            if groups and key in groups and wave.status != "pending"
+        ]
+        canary = Traffic(
+            tuple(sorted({arn for g in mine for arn in g.target_groups})),
+            tuple(sorted({name for g in mine for name in g.load_balancers})),
+        )
+        baseline = Traffic(
+            tuple(wave.baselines.target_groups), tuple(wave.baselines.load_balancers)
+        )
         return cls(
             index=wave.index,
             target=wave.target,
             status=wave.status,
             verdict=WaveVerdict.from_json(wave.verdict) if wave.verdict else None,
             instance_types=tuple(sorted({b.instance_type for b in wave.batches} - {""})),
+            canary_traffic=tuple(canary.names()),
+            baseline_traffic=tuple(baseline.names()),
         )
+
+    def traffic_json(self) -> JsonDict:
+        return {
+            "wave": self.index,
+            "canaries": list(self.canary_traffic),
+            "baselines": list(self.baseline_traffic),
+        }
 
 
 @dataclass(frozen=True)
@@ -355,7 +382,7 @@ class CohortView:
         return done
 
     @classmethod
-    def of(cls, cohort: CohortState) -> CohortView:
+    def of(cls, cohort: CohortState, groups: Mapping[str, GroupState] | None = None) -> CohortView:
         lv = cohort.last_verdict
         return cls(
             key=cohort.key,
@@ -363,7 +390,7 @@ class CohortView:
             status=cohort.status,
             wave=cohort.wave,
             replaced=cohort.replaced,
-            waves=tuple(WaveView.of(w) for w in cohort.waves),
+            waves=tuple(WaveView.of(w, groups) for w in cohort.waves),
             rolled_back_at=(cohort.rollback or {}).get("at"),
             last_verdict=LastVerdict(int(lv["wave"]), lv["decision"], lv["score"]) if lv else None,
             rolled_back=(
@@ -405,7 +432,7 @@ class RolloutView:
             old_amis=frozenset(g.old_ami for g in r.groups.values() if g.old_ami),
             api_calls=r.api_calls.total,
             api_calls_by_operation=dict(r.api_calls.by_operation),
-            cohorts=tuple(CohortView.of(c) for c in r.cohorts),
+            cohorts=tuple(CohortView.of(c, r.groups) for c in r.cohorts),
         )
 
     def cohort(self, key: str) -> CohortView:
@@ -442,6 +469,10 @@ class RolloutView:
                         }
                         for w in c.waves
                         if w.verdict
+                    ],
+                    # Per wave started, the load balancers each side took traffic in.
+                    "traffic": [
+                        w.traffic_json() for w in c.waves if w.canary_traffic or w.baseline_traffic
                     ],
                 }
                 for c in self.cohorts

@@ -11,12 +11,22 @@ from orchestrator.store import StateStore
 CELL = {"pass": "pass", "marginal": "marginal", "fail": "fail", "nodata": "marginal"}
 
 
+def traffic(wave: WaveView) -> tuple[str, ...]:
+    """Which load balancers each side of the wave took traffic in: one line a side."""
+    return tuple(
+        f"{side}: {', '.join(names)}"
+        for side, names in (("canaries", wave.canary_traffic), ("baselines", wave.baseline_traffic))
+        if names
+    )
+
+
 def cell(wave: WaveView) -> Cell:
-    """One wave: its colour class, label and the metric rows behind its verdict."""
+    """One wave: its colour class, label, the metric rows behind its verdict and where each side
+    took traffic."""
     v = wave.verdict
     if v is None:
         state = "running" if wave.status != "pending" else "pending"
-        return Cell(cls=state, label=state)
+        return Cell(cls=state, label=state, traffic=traffic(wave))
     metrics = tuple(
         MetricRow(
             name=m.name,
@@ -38,6 +48,7 @@ def cell(wave: WaveView) -> Cell:
         score=v.score,
         metrics=metrics,
         reasons=v.reasons,
+        traffic=traffic(wave),
     )
 
 

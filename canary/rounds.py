@@ -44,6 +44,7 @@ from canary.model import (
     Wave,
 )
 from canary.pacing import Paced, interleave
+from canary.traffic import Traffic
 from orchestrator.artifacts import put_artifact
 from orchestrator.store import utc_iso
 
@@ -141,6 +142,9 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     ctl.actions.wait_running(
         baseline_ids(launched)
     )  # one poll per region for every cohort's baselines
+    # Into their group's load balancers, as the canaries are: judged under the same traffic.
+    # Registering again after a kill changes nothing, so this needs no step of its own.
+    ctl.actions.join_traffic(baseline_traffic(launched))
     for wave in launched:
         wave.baselines.status = "done"
     # All replacements of the round are healthy: the analysis windows start now.
@@ -273,6 +277,16 @@ def baseline_ids(waves: Iterable[Wave]) -> dict[str, list[str]]:
     return ids
 
 
+def baseline_traffic(waves: Iterable[Wave]) -> list[tuple[str, list[str], Traffic]]:
+    """The load balancers each wave's baselines joined (or join), by region."""
+    out: list[tuple[str, list[str], Traffic]] = []
+    for wave in waves:
+        traffic = Traffic(tuple(wave.baselines.target_groups), tuple(wave.baselines.load_balancers))
+        if traffic:
+            out += [(region, list(ids), traffic) for region, ids in wave.baselines.ids.items()]
+    return out
+
+
 def launch_baselines(
     ctl: Controller,
     cohort: CohortState,
@@ -299,7 +313,14 @@ def launch_baselines(
         ),
         save=False,
     )
-    wave.baselines = Baselines(status="launched", ids=ids, launched_at=ctl.clock.time())
+    group = ctl.rollout.groups[beside.group_key]
+    wave.baselines = Baselines(
+        status="launched",
+        ids=ids,
+        launched_at=ctl.clock.time(),
+        target_groups=list(group.target_groups),
+        load_balancers=list(group.load_balancers),
+    )
     return None
 
 
@@ -392,12 +413,19 @@ def end_baselines(ctl: Controller, waves: InFlight) -> None:
     ]
     if not left:
         return
-    ctl.step(
+    result = ctl.step(
         step_name("cleanup", [f"{cohort.key}:{wave.index}" for cohort, wave in left]),
-        partial(ctl.actions.end_baselines, baseline_ids(wave for _, wave in left)),
+        partial(
+            ctl.actions.end_baselines,
+            baseline_ids(wave for _, wave in left),
+            baseline_traffic(wave for _, wave in left),
+        ),
     )
+    drained = float((result or {}).get("drained_s") or 0.0)  # a step done before: None
     for _, wave in left:
         wave.baselines.cleaned = True
+        if wave.baselines.target_groups or wave.baselines.load_balancers:
+            wave.baselines.drained_s = drained
     ctl.save()
 
 

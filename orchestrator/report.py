@@ -171,6 +171,7 @@ class Cell:
     score: float | None = None
     metrics: tuple[MetricRow, ...] = ()
     reasons: tuple[str, ...] = ()
+    traffic: tuple[str, ...] = ()  # where each side took traffic ("canaries: targetgroup/web")
 
 
 @dataclass(frozen=True)

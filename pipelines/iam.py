@@ -62,6 +62,11 @@ FEATURES: dict[str, list[str]] = {
         "autoscaling:DescribeAutoScalingGroups",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DeleteLaunchTemplateVersions",
+        # a dead rollout's baselines leave their group's load balancers before they are ended
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
     ],
     "test": [
         "ec2:RunInstances",
@@ -102,6 +107,23 @@ FEATURES: dict[str, list[str]] = {
         "autoscaling:SetDesiredCapacity",
         "cloudwatch:GetMetricData",
         "iam:PassRole",  # baselines launch with the group's instance profile
+        # baselines join the group's target groups and classic load balancers, and leave them
+        "elasticloadbalancing:RegisterTargets",
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+        "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        "elasticloadbalancing:DescribeInstanceHealth",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        # the cloudwatch-target-group source: each side of a wave in a target group of its own,
+        # weighted into the load balancer's listener, removed after the wave
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:CreateTargetGroup",
+        "elasticloadbalancing:AddTags",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:DeleteTargetGroup",
     ],
     "perf": [
         "ec2:RunInstances",
@@ -154,6 +176,12 @@ DESTRUCTIVE = frozenset(
         "autoscaling:TerminateInstanceInAutoScalingGroup",
         "autoscaling:SetDesiredCapacity",
         "autoscaling:SetInstanceHealth",
+        "elasticloadbalancing:RegisterTargets",
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+        "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:DeleteTargetGroup",
         "iam:PassRole",
         "ssm:PutParameter",
         "ssm:DeleteParameter",
@@ -340,6 +368,42 @@ def rules(scope: Scope) -> list[Rule]:
             _has_tag(),
         ),
         _group_rule(scope.groups),
+        # Baselines join and leave the load balancers of a family's groups: target groups and
+        # classic load balancers that carry the family tag, as the groups do.
+        Rule(
+            "ImagefleetFamilyLoadBalancers",
+            f(
+                {
+                    "elasticloadbalancing:RegisterTargets",
+                    "elasticloadbalancing:DeregisterTargets",
+                    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+                    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+                }
+            ),
+            (
+                "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
+                "arn:aws:elasticloadbalancing:*:*:loadbalancer/*",
+            ),
+            _has_tag(),
+        ),
+        # The sides' target groups are made carrying the family tag (tagged at creation: AddTags
+        # then only on what the same request creates), so only they can be deleted; a listener is
+        # weighed and restored only where the team tagged it with the family.
+        Rule(
+            "ImagefleetSideTargetGroups",
+            f({"elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags"}),
+            ("arn:aws:elasticloadbalancing:*:*:targetgroup/*",),
+            _has_tag("aws:RequestTag"),
+        ),
+        Rule(
+            "ImagefleetOwnTargetGroupsAndFamilyListeners",
+            f({"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:ModifyListener"}),
+            (
+                "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
+                "arn:aws:elasticloadbalancing:*:*:listener/*",
+            ),
+            _has_tag(),
+        ),
         Rule(
             "ImagefleetPassInstanceRoles",
             f({"iam:PassRole"}),

@@ -21,7 +21,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import StateStore, leases
-from orchestrator.tags import BAKE_TAG, FAMILY_TAG
+from orchestrator.tags import BAKE_TAG, FAMILY_TAG, GROUP_TAG, ROLE_TAG
 from perf import runs as perf_runs
 from pipelines import aws as images
 from pipelines import reservations
@@ -328,7 +328,11 @@ def collect(
         )
         if dry_run:
             return the_plan, []
+        drained = leave_traffic(aws, clock, found.instances, the_plan.remove)
         done = carry_out(aws, the_plan.remove)
+        for d in done:
+            if d["kind"] == "instance" and d["id"] in drained:
+                d["traffic"] = drained[d["id"]]
         finish_reservations(store, done, baking)
         close_dead_runs(store, dead, actor)
     if done:
@@ -340,6 +344,34 @@ def collect(
             {"removed": done},
         )
     return the_plan, done
+
+
+def leave_traffic(
+    aws: AwsFactory, clock: leases.LeaseClock, instances: list[Instance], removals: list[Removal]
+) -> dict[str, dict[str, Any]]:
+    """Canary baselines about to be removed leave the load balancers of the group they joined
+    (their ``imagefleet:group`` tag) first, and their connections drain (one wait for all).
+
+    Returns what each baseline went through, by instance id. A failure here is reported on the
+    instances and does not keep them alive: terminating takes them out of their load balancers
+    too, only without the drain."""
+    from canary.traffic import release_baselines
+
+    tags = {(i.region, i.instance_id): i.tags for i in instances}
+    baselines = [
+        (r.region, r.id, tags[(r.region, r.id)].get(GROUP_TAG, ""))
+        for r in removals
+        if r.kind == "instance" and tags.get((r.region, r.id), {}).get(ROLE_TAG) == "baseline"
+    ]
+    baselines = [b for b in baselines if b[2]]
+    if not baselines:
+        return {}
+    try:
+        drain = release_baselines(aws, clock.sleep, baselines)
+    except AwsError as exc:
+        return {iid: {"error": f"{type(exc).__name__}: {exc}"} for _, iid, _ in baselines}
+    about = {"left": sorted(drain.deregistered), "drained_s": drain.waited_s}
+    return {iid: about for _, iid, _ in baselines} if drain.deregistered else {}
 
 
 def close_dead_runs(store: StateStore, dead: set[str], actor: str) -> None:

@@ -198,6 +198,53 @@ class Fleet:
         if left:
             self.aws.client("ec2", REGION).terminate_instances(InstanceIds=left)
 
+    def attach_load_balancers(self, group: str) -> tuple[str, str]:
+        """A target group (30 s deregistration delay) behind an ALB, and a classic load balancer,
+        both attached to ``group``: (target-group ARN, classic load balancer's name)."""
+        ec2 = self.aws.client("ec2", REGION)
+        elbv2 = self.aws.client("elbv2", REGION)
+        vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault"))
+        subnets = [
+            s["SubnetId"]
+            for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+        ][:2]
+        name = self.family[-20:]
+        tg = elbv2.create_target_group(Name=f"tg-{name}", Protocol="HTTP", Port=80, VpcId=vpc)[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
+        elbv2.modify_target_group_attributes(
+            TargetGroupArn=tg,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
+        )
+        lb = elbv2.create_load_balancer(Name=f"lb-{name}", Subnets=subnets)["LoadBalancers"][0]
+        elbv2.create_listener(
+            LoadBalancerArn=lb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+        )
+        self.aws.client("elb", REGION).create_load_balancer(
+            LoadBalancerName=f"clb-{name}",
+            Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
+            AvailabilityZones=[f"{REGION}a"],
+        )
+        asg = self.aws.client("autoscaling", REGION)
+        asg.attach_load_balancer_target_groups(AutoScalingGroupName=group, TargetGroupARNs=[tg])
+        asg.attach_load_balancers(AutoScalingGroupName=group, LoadBalancerNames=[f"clb-{name}"])
+        return tg, f"clb-{name}"
+
+    def in_traffic(self, tg: str, clb: str) -> tuple[dict[str, str], dict[str, str]]:
+        """Registered targets of ``tg`` and instances of ``clb``, with their health states."""
+        targets = self.aws.client("elbv2", REGION).describe_target_health(TargetGroupArn=tg)
+        classic = self.aws.client("elb", REGION).describe_instance_health(LoadBalancerName=clb)
+        return (
+            {
+                d["Target"]["Id"]: d["TargetHealth"]["State"]
+                for d in targets["TargetHealthDescriptions"]
+            },
+            {s["InstanceId"]: s["State"] for s in classic["InstanceStates"]},
+        )
+
     @contextmanager
     def agent(self) -> Iterator[None]:
         """The health agent on the fleet's clock: it ticks around every sleep of the controller."""

@@ -54,6 +54,12 @@ def _points(fleet: Fleet) -> dict[str, str]:
 def test_kill_then_resume_replaces_each_instance_once(
     fleet: Fleet, point: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Killed before its baselines were ended: the c5 group's load balancers still serve them.
+    traffic = (
+        fleet.attach_load_balancers(_group(fleet, "-c5-large"))
+        if point.startswith("cleanup")
+        else None
+    )
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", _points(fleet)[point])
     with fleet.agent():
         with pytest.raises(KillPoint):
@@ -61,8 +67,27 @@ def test_kill_then_resume_replaces_each_instance_once(
         monkeypatch.delenv("IMAGEFLEET_KILL_AT")
         killed = fleet.run("canary", "status", "--json")
         assert json.loads(killed.stdout)["status"] == "running"
+        if traffic:
+            baselines = _baselines_in_traffic(fleet, traffic, json.loads(killed.stdout))
+        t0 = fleet.clock.time()
         r = fleet.run("canary", "resume", "--json")
     assert r.code == 0, r.stderr
+    if traffic:  # resumed: out of both load balancers, drained 30 s (virtual), then terminated
+        targets, classic = fleet.in_traffic(*traffic)
+        assert not (set(targets) | set(classic)) & baselines
+        assert fleet.clock.time() - t0 >= 30
+        assert not baselines & set(fleet.baselines_running())
+        calls = json.loads(r.stdout)["api_calls"]["by_operation"]
+        elb_calls = {op: n for op, n in calls.items() if op.startswith(("elb.", "elbv2."))}
+        print("load-balancing calls of the rollout:", elb_calls)  # shown with -s
+        # one registration and one deregistration per load balancer for the wave's 3 baselines
+        for op in (
+            "elbv2.RegisterTargets",
+            "elbv2.DeregisterTargets",
+            "elb.RegisterInstancesWithLoadBalancer",
+            "elb.DeregisterInstancesFromLoadBalancer",
+        ):
+            assert elb_calls.get(op) == 1, (op, elb_calls)
     doc = json.loads(r.stdout)
     assert doc["status"] == "succeeded"
     assert [c["status"] for c in doc["cohorts"]] == ["passed"] * 3  # no cohort skipped
@@ -77,6 +102,25 @@ def test_kill_then_resume_replaces_each_instance_once(
         len([v for v in versions if "imagefleet canary" in (v.get("VersionDescription") or "")])
         == 3
     )
+
+
+def _baselines_in_traffic(
+    fleet: Fleet, traffic: tuple[str, str], status: dict[str, Any]
+) -> set[str]:
+    """The c5 cohort's baselines, healthy in the group's target group and classic load balancer,
+    and the status saying so; the other cohorts' in none."""
+    targets, classic = fleet.in_traffic(*traffic)
+    tg, clb = traffic
+    baselines = {iid for iid, state in targets.items() if state == "healthy"} & set(
+        fleet.baselines_running()
+    )
+    assert len(baselines) == 3  # baselines_per_wave
+    assert {classic[iid] for iid in baselines} == {"InService"}
+    both = [f"targetgroup/{tg.split(':')[-1].split('/')[1]}", f"elb/{clb}"]
+    traffic_of = {c["key"]: c["traffic"] for c in status["cohorts"]}
+    assert traffic_of["c5.large"] == [{"wave": 0, "canaries": both, "baselines": both}]
+    assert traffic_of["m5.large"] == traffic_of["t3.micro"] == []
+    return baselines
 
 
 def test_kill_during_rollback_then_resume_finishes_the_rollback(

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
 
+from orchestrator.clock import VirtualClock
 from pipelines.reservations import reservations
 
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
@@ -135,8 +137,20 @@ def test_a_second_bake_of_the_family_is_refused_while_one_holds_the_lease(
 def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version(
     workspace: Any, aws: Any
 ) -> None:
+    """The baseline joined its group's target group (its ``imagefleet:group`` tag names the group):
+    gc deregisters it there and waits out the 30 s deregistration delay (on a virtual clock that
+    starts after the launch) before terminating it."""
     ws, fam = workspace, workspace.family
-    ec2, asg = aws.client("ec2"), aws.client("autoscaling")
+    ws.clock = VirtualClock(start=time.time() + 60)
+    ec2, asg, elbv2 = aws.client("ec2"), aws.client("autoscaling"), aws.client("elbv2")
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault"))
+    tg = elbv2.create_target_group(Name=f"gc-{fam}"[:32], Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=tg,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
+    )
     stock = min(
         i["ImageId"]
         for i in ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])[
@@ -167,6 +181,7 @@ def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version
         LaunchTemplate={"LaunchTemplateId": lt, "Version": str(pinned)},
         AvailabilityZones=["us-east-1a"],
         Tags=[{"Key": "imagefleet:family", "Value": fam, "PropagateAtLaunch": True}],
+        TargetGroupARNs=[tg],
     )
     baseline = ec2.run_instances(
         ImageId=stock,
@@ -180,17 +195,28 @@ def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version
                     {"Key": "imagefleet:family", "Value": fam},
                     {"Key": "imagefleet:role", "Value": "baseline"},
                     {"Key": "imagefleet:rollout", "Value": "ro-dead"},
+                    {"Key": "imagefleet:group", "Value": f"{fam}-web"},
                 ],
             }
         ],
     )["Instances"][0]["InstanceId"]
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": baseline}])
 
     kept = ws.run("gc", "--dry-run", "--json").json()  # default grace: the instance is too young
     assert baseline in {k["id"] for k in kept["keep"]}
+    t0 = ws.clock.time()
     r = ws.run("gc", "--grace", "0s", "--json")
     assert r.code == 0, r.stderr
     results = {(x["kind"], x["id"]): x for x in r.json()["results"]}
     assert results[("instance", baseline)]["removed"]
+    name = tg.split(":")[-1].split("/")[1]
+    assert results[("instance", baseline)]["traffic"] == {
+        "left": [f"targetgroup/{name}"],
+        "drained_s": 30.0,
+    }
+    assert ws.clock.time() - t0 >= 30
+    health = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    assert baseline not in {d["Target"]["Id"] for d in health}
     state = ec2.describe_instances(InstanceIds=[baseline])["Reservations"][0]["Instances"][0][
         "State"
     ]["Name"]

@@ -29,7 +29,11 @@ from orchestrator.output import Output
 from pipelines import iam
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_PREFIX = {"service-quotas": "servicequotas"}
+SERVICE_PREFIX = {
+    "service-quotas": "servicequotas",
+    "elb": "elasticloadbalancing",
+    "elbv2": "elasticloadbalancing",
+}
 # operations whose IAM action differs from the operation name
 ACTION_OF = {
     "s3.HeadBucket": ("s3:ListBucket",),
@@ -139,6 +143,14 @@ def group_arn(name: str) -> str:
     )
 
 
+def tg_arn(name: str) -> str:
+    return f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/{name}/73e2d6bc24d8a067"
+
+
+def clb_arn(name: str) -> str:
+    return f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/{name}"
+
+
 # Something of someone else's that each destructive action could hit, and imagefleet's own of the
 # kind.
 UNRELATED_AND_OWN: dict[str, tuple[str, tuple[str, dict[str, str]]]] = {
@@ -169,6 +181,21 @@ UNRELATED_AND_OWN: dict[str, tuple[str, tuple[str, dict[str, str]]]] = {
     ),
     "autoscaling:SetDesiredCapacity": (group_arn("payments-prod"), (group_arn("web"), tagged())),
     "autoscaling:SetInstanceHealth": (group_arn("payments-prod"), (group_arn("web"), tagged())),
+    "elasticloadbalancing:RegisterTargets": (tg_arn("payments"), (tg_arn("web"), tagged())),
+    "elasticloadbalancing:DeregisterTargets": (tg_arn("payments"), (tg_arn("web"), tagged())),
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer": (
+        clb_arn("payments"),
+        (clb_arn("web"), tagged()),
+    ),
+    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer": (
+        clb_arn("payments"),
+        (clb_arn("web"), tagged()),
+    ),
+    "elasticloadbalancing:DeleteTargetGroup": (tg_arn("payments"), (tg_arn("if-c-1"), tagged())),
+    "elasticloadbalancing:ModifyListener": (
+        f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:listener/app/payments/50dc/f1e2",
+        (f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:listener/app/web/50dc/f1e2", tagged()),
+    ),
     "iam:PassRole": (f"arn:aws:iam::{ACCOUNT}:role/admin", (ROLE, {})),
     "ssm:PutParameter": (
         f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/prod/db-password",
