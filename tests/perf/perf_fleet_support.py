@@ -26,6 +26,9 @@ instances_per_arm = 9
 benchmarks = ["cpu_sha256"]
 repetitions = 3
 duration = 0.05
+# the agent's wheel is built and uploaded with its index (the local runner installs nothing);
+# test_perf_agent_wheel.py covers "bucket", which also downloads the dependencies' wheels
+agent_source = "pypi"
 {extra}
 
 [perf.placement]

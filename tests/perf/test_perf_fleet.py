@@ -19,7 +19,7 @@ from orchestrator.lifecycle import provisioned
 from perf import config as perf_config
 from perf.collect import Expected, collect, present_keys
 from perf.fleet import Fleet, find_instances
-from perf.placement import plan_slots
+from perf.placement import AgentInstall, plan_slots
 from perf.run import DOC_KIND, PerfRun, RunRequest
 
 pytestmark = pytest.mark.integration
@@ -212,6 +212,7 @@ def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) ->
             bucket="imagefleet-artifacts",
             perf=perf,
             expires=expires,
+            agent=AgentInstall("preinstalled"),
         )
         f._create(lambda _: None)  # a run killed after launching: nothing will terminate it
         return f
@@ -245,6 +246,7 @@ def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:
         bucket="imagefleet-artifacts",
         perf=perf,
         expires=datetime.now(UTC) + timedelta(hours=1),
+        agent=AgentInstall("preinstalled"),
     )
     ctx = workspace.context()
     with (
@@ -271,6 +273,7 @@ def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> Non
         bucket="imagefleet-artifacts",
         perf=perf,
         expires=datetime.now(UTC) + timedelta(hours=1),
+        agent=AgentInstall("preinstalled"),
     )
     assert (
         workspace.run(
