@@ -56,14 +56,7 @@ class AgentProject:
     scripts: dict[str, str]
     files: tuple[Path, ...]  # relative to the source tree's root, sorted
     root: Path
-
-    @property
-    def content_hash(self) -> str:
-        """sha256 of pyproject.toml and every shipped file (path and bytes), 12 hex digits."""
-        h = hashlib.sha256((self.root / "agent" / "pyproject.toml").read_bytes())
-        for rel in self.files:
-            h.update(rel.as_posix().encode() + b"\0" + (self.root / rel).read_bytes() + b"\0")
-        return h.hexdigest()[:12]
+    content_hash: str  # of pyproject.toml and every shipped file when read (``_content_hash``)
 
     @property
     def full_version(self) -> str:
@@ -107,7 +100,16 @@ def read_project(root: Path = ROOT) -> AgentProject:
         scripts=dict(project.get("scripts", {})),
         files=tuple(sorted(files)),
         root=root,
+        content_hash=_content_hash(root, sorted(files)),
     )
+
+
+def _content_hash(root: Path, files: Sequence[Path]) -> str:
+    """sha256 of pyproject.toml and every shipped file (path and bytes), 12 hex digits."""
+    h = hashlib.sha256((root / "agent" / "pyproject.toml").read_bytes())
+    for rel in files:
+        h.update(rel.as_posix().encode() + b"\0" + (root / rel).read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 def _record_hash(data: bytes) -> str:
@@ -226,8 +228,8 @@ def _download_error(python: str, platform: str, why: str) -> ToolError:
         f"the agent's dependency wheels for CPython {python} on {platform} could not be "
         f"downloaded (pip download: {why}); no instance was launched",
         hint="give pip an index or mirror it can reach (pip.conf, PIP_INDEX_URL, PIP_FIND_LINKS), "
-        "or fix perf.agent_python / perf.agent_platforms; or set perf.agent_source = \"pypi\" "
-        "(instances install them from their index) or \"preinstalled\"",
+        'or fix perf.agent_python / perf.agent_platforms; or set perf.agent_source = "pypi" '
+        '(instances install them from their index) or "preinstalled"',
     )
 
 

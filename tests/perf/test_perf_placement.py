@@ -65,7 +65,7 @@ def test_user_data_runs_the_agent_and_the_runner_reads_it_back() -> None:
         external=False,
     )
     assert script.startswith("#!/bin/bash\n") and "meta-data/instance-id" in script
-    assert "pip\" install --quiet imagefleet-agent==0.1.0" in script
+    assert 'pip" install --quiet imagefleet-agent==0.1.0' in script
     argv = parse_agent_command(script, "i-0abc")
     assert argv[0].endswith("/imagefleet-agent") and argv[1] == "bench"
     assert argv[argv.index("--instance-id") + 1] == "i-0abc" and INSTANCE_ID_VAR not in argv
