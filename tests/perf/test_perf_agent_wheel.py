@@ -98,7 +98,7 @@ def test_the_wheel_is_versioned_by_its_content_and_reproducible(tmp_path: Path) 
     bench.write_text(bench.read_text() + "\n# changed\n")
     assert read_project(root).full_version != project.full_version
     # a source tree without agent/pyproject.toml (an installed wheel) is a clear usage error
-    with pytest.raises(UsageError, match="agent/pyproject.toml"):
+    with pytest.raises(UsageError, match=r"agent/pyproject\.toml"):
         read_project(tmp_path / "empty")
 
 

@@ -43,6 +43,10 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:
     # an A/A run compares identical distributions whatever the host is doing
     assert doc["status"] == "done" and doc["verdict"] == "no_change"
     assert doc["baseline"]["ref"] == old.ref  # defaulted to the family's release
+    # the agent's wheel went to the bucket before the launch (its presigned index is not recorded)
+    assert doc["agent"]["source"] == "pypi" and doc["agent"]["wheels"] == 1
+    assert doc["agent"]["requirement"] == f"imagefleet-agent=={doc['agent']['version']}"
+    assert "index_url" not in doc["agent"]
     assert len(doc["instances"]) == 18
     assert doc["collection"]["missing"] == [] and doc["collection"]["instances_with_results"] == 18
     # interleaved: every consecutive pair is one of each arm, same type and zone
