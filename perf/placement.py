@@ -183,8 +183,9 @@ def user_data(
     venv = (
         ""
         if agent.source == "preinstalled"
-        else "if command -v apt-get >/dev/null; then "
-        "apt-get update -q && apt-get install -y -q python3-venv; fi\n"
+        # only when the image lacks it: apt needs the distribution's mirror, the wheels do not
+        else "if ! python3 -c 'import ensurepip' 2>/dev/null && command -v apt-get >/dev/null; "
+        "then apt-get update -q && apt-get install -y -q python3-venv; fi\n"
     )
     return f"""#!/bin/bash
 # imagefleet benchmark agent: run {run_id}, slot {slot.index}, arm {slot.arm}
