@@ -32,12 +32,17 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.artifacts import artifact_exists, presigned_get, put_artifact, put_file
+from orchestrator.artifacts import artifact_exists, presigned_get, put_artifact, put_file, s3_uri
 from orchestrator.aws import AwsFactory
 from orchestrator.errors import ToolError, UsageError
 from perf.config import DEFAULT_AGENT_PACKAGE, PerfSettings
+from perf.config import load as load_perf
 from perf.placement import AgentInstall
+
+if TYPE_CHECKING:
+    from orchestrator.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest presigned URL
@@ -294,6 +299,36 @@ class PreparedAgent:
         }
 
 
+def upload(
+    aws: AwsFactory,
+    perf: PerfSettings,
+    *,
+    bucket: str,
+    region: str,
+    state_dir: Path,
+    with_dependencies: bool,
+    progress: Callable[[str], None] = lambda _line: None,
+    root: Path = ROOT,
+) -> tuple[AgentProject, Published]:
+    """Build the agent's wheel, download its dependencies' wheels when asked, and upload to the
+    bucket whatever it lacks: steps 1-3 of the module's doc (``perf agent-wheels`` stops here)."""
+    project = read_project(root)
+    cache = Path(state_dir) / "perf" / "agent-wheels"
+    wheel = build_wheel(project, cache / "agent")
+    progress(f"agent: {wheel.name}")
+    wheels = [wheel]
+    if with_dependencies:
+        wheels += download_dependencies(
+            project.dependencies, perf.agent_python, perf.agent_platforms, cache, progress
+        )
+    published = publish(aws, bucket, perf.agent_prefix, wheels, region)
+    progress(
+        f"agent: {len(published.uploaded)} of {len(wheels)} wheel(s) uploaded to "
+        f"s3://{bucket}/{perf.agent_prefix}/wheels/ (the rest were there)"
+    )
+    return project, published
+
+
 def prepare(
     aws: AwsFactory,
     perf: PerfSettings,
@@ -312,25 +347,47 @@ def prepare(
         return PreparedAgent(AgentInstall("preinstalled"))
     if source == "pypi" and perf.agent_package != DEFAULT_AGENT_PACKAGE:
         return PreparedAgent(AgentInstall("pypi", requirement=perf.agent_package))
-    project = read_project(root)
-    cache = Path(state_dir) / "perf" / "agent-wheels"
-    wheel = build_wheel(project, cache / "agent")
-    progress(f"agent: {wheel.name}")
-    wheels = [wheel]
-    if source == "bucket":
-        wheels += download_dependencies(
-            project.dependencies, perf.agent_python, perf.agent_platforms, cache, progress
-        )
-    published = publish(aws, bucket, perf.agent_prefix, wheels, region)
-    progress(
-        f"agent: {len(published.uploaded)} of {len(wheels)} wheel(s) uploaded to "
-        f"s3://{bucket}/{perf.agent_prefix}/wheels/ (the rest were there)"
+    project, published = upload(
+        aws,
+        perf,
+        bucket=bucket,
+        region=region,
+        state_dir=state_dir,
+        with_dependencies=source == "bucket",
+        progress=progress,
+        root=root,
     )
     index_url = write_index(aws, bucket, index_key, published, expires_s, region)
     requirement = f"{project.name}=={project.full_version}"
     return PreparedAgent(
         AgentInstall(source, requirement, index_url, project.full_version),
-        wheels=len(wheels),
+        wheels=len(published.keys),
         uploaded=published.uploaded,
         index_key=index_key,
     )
+
+
+def publish_agent(
+    ctx: Context, dependencies: bool | None, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """``perf agent-wheels``: ``upload`` for the configured bucket and region, without a run.
+    ``dependencies`` None: as ``perf run`` would (all but ``agent_source = "pypi"``)."""
+    settings = ctx.settings
+    perf = load_perf(settings)
+    with_deps = perf.agent_source != "pypi" if dependencies is None else dependencies
+    bucket = settings.aws.artifact_bucket
+    project, published = upload(
+        ctx.aws,
+        perf,
+        bucket=bucket,
+        region=perf.region or settings.aws.regions[0],
+        state_dir=Path(settings.state_dir),
+        with_dependencies=with_deps,
+        progress=progress,
+    )
+    return {
+        "requirement": f"{project.name}=={project.full_version}",
+        "version": project.full_version,
+        "wheels": {n: s3_uri(bucket, k) for n, k in sorted(published.keys.items())},
+        "uploaded": list(published.uploaded),
+    }

@@ -175,6 +175,23 @@ def test_wheels_are_uploaded_once_per_version(aws, tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_agent_wheels_command_uploads_each_version_once(workspace) -> None:
+    # the agent's wheel alone (nothing to download), under a prefix no other test uploads to
+    prefix = f"agent-{workspace.family}"
+    configure(workspace, source="pypi", extra=f'agent_prefix = "{prefix}"')
+    first = workspace.run("perf", "agent-wheels", "--json")
+    assert first.code == 0, first.stderr
+    doc = first.json()
+    name = f"imagefleet_agent-{doc['version']}-py3-none-any.whl"
+    assert doc["uploaded"] == [name]
+    assert doc["wheels"] == {name: f"s3://{BUCKET}/{prefix}/wheels/{name}"}
+    assert doc["requirement"] == f"imagefleet-agent=={doc['version']}"
+    again = workspace.run("perf", "agent-wheels", "--json")
+    assert again.code == 0 and again.json()["uploaded"] == []
+    assert "agent: 0 of 1 wheel(s) uploaded" in again.stderr
+
+
+@pytest.mark.integration
 def test_a_run_without_dependency_wheels_launches_nothing(
     workspace, aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
