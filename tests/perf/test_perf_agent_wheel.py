@@ -25,6 +25,7 @@ from perf_fleet_support import REGION, configure, register_bases
 from orchestrator.artifacts import artifact_exists
 from orchestrator.errors import UsageError
 from orchestrator.lifecycle import provisioned
+from orchestrator.store import BaseVersion, utcnow
 from perf import config as perf_config
 from perf.agent_wheel import (
     ROOT,
@@ -196,12 +197,25 @@ def test_a_run_without_dependency_wheels_launches_nothing(
     workspace, aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure(workspace, source="bucket")
-    _, new = register_bases(workspace, aws)
+    store = workspace.context().store
+    for v in (1, 2):  # AMI ids no one describes: the run stops before any launch
+        store.put_base(
+            BaseVersion(
+                family=workspace.family,
+                version=v,
+                amis={REGION: f"ami-{v:017x}"},
+                source_ami="ami-stock",
+                parent=v - 1 or None,
+                packer_run_id=f"test-{v}",
+                created_at=utcnow(),
+            )
+        )
+    store.move_pointer(workspace.family, "release", 1, action="promote", actor="t", reason="t")
     for k, v in _offline_env().items():
         monkeypatch.setenv(k, v)
     for k in [k for k in os.environ if k.startswith("PIP_") and k not in _offline_env()]:
         monkeypatch.delenv(k)
-    res = workspace.run("perf", "run", new.ref)
+    res = workspace.run("perf", "run", f"{workspace.family}:2")
     assert res.code == 3, res.stderr
     first = res.stderr.strip().splitlines()[-2:]
     assert first[0].startswith("error: the agent's dependency wheels for CPython 3.12 on ")
