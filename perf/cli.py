@@ -331,6 +331,29 @@ def runs_cmd(family: str | None) -> None:
     )
 
 
+@perf_group.command("agent-wheels")
+@click.option(
+    "--dependencies/--no-dependencies",
+    default=None,
+    help='Also the dependencies\' wheels (default: unless [perf] agent_source is "pypi").',
+)
+@json_option
+def agent_wheels_cmd(dependencies: bool | None) -> None:
+    """Build the benchmark agent's wheel and upload it to the artifact bucket, with its
+    dependencies' wheels, as `perf run` does before it launches (each version once)."""
+    from perf.agent_wheel import publish_agent
+
+    ctx = get_context()
+    result = publish_agent(ctx, dependencies, progress=ctx.out.note)
+    ctx.out.result(
+        result,
+        lambda: "\n".join(
+            f"{'uploaded' if n in result['uploaded'] else 'present '}  {uri}"
+            for n, uri in result["wheels"].items()
+        ),
+    )
+
+
 @perf_group.command("cleanup")
 @click.option("--run", "run_id", help="Only this run's instances.")
 @click.option("--family", help="Only this family's instances.")

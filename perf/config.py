@@ -24,6 +24,8 @@ MIN_INSTANCES_PER_ARM = 9  # below this the Mann–Whitney test has too little p
 _BENCHMARKS = tuple(sorted([*BUILTIN, *EXTERNAL]))
 _GLOB = s.Pattern(r"[^\x00-\x1f]{1,256}", "a metric name or glob like 'sysbench*'")
 _GLOBS = "a list of metric names or globs like 'sysbench*'"
+AGENT_SOURCES = ("bucket", "pypi", "preinstalled")
+DEFAULT_AGENT_PACKAGE = "imagefleet-agent"
 _PERCENT = s.Num(lo=0, hi=100, hi_open=True, what="a percentage 0 <= PCT < 100")
 
 SCHEMA = s.Table(
@@ -50,10 +52,31 @@ SCHEMA = s.Table(
             "sample", options=("sample", "instance")
         ),  # instance: per-instance medians
         "correction": s.Choice("holm", options=("holm", "bh")),
-        # what the user data pip-installs on each instance (quoted there, hence no single quotes)
-        # the slim agent distribution (agent/pyproject.toml), not the whole of imagefleet
+        # where benchmark instances get the agent (docs/perf.md, "Installing the agent"):
+        # bucket: its wheel and its dependencies' wheels from the artifact bucket, no index
+        # pypi: its wheel from the bucket, its dependencies from the index the instance reaches
+        # preinstalled: the image has imagefleet-agent on PATH; nothing is installed
+        "agent_source": s.Choice("bucket", options=AGENT_SOURCES),
+        # s3://<aws.artifact_bucket>/<agent_prefix>/wheels/<wheel file>
+        "agent_prefix": s.Str(
+            "agent",
+            s.Pattern(
+                r"/*[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]{0,255}", "an S3 key prefix like 'agent'"
+            ),
+        ),
+        # the instances' Python and platforms, for which `pip download` fetches dependency wheels
+        "agent_python": s.Str("3.12", s.Pattern(r"3\.[0-9]{1,2}", "a Python version like '3.12'")),
+        "agent_platforms": s.List(
+            ("manylinux_2_28_x86_64",),
+            item=s.Str(pattern=s.Pattern(r"[a-z0-9_]{1,64}", "a wheel platform tag")),
+            min_items=1,
+            unique=True,
+            what="a non-empty list of wheel platform tags like 'manylinux_2_28_x86_64'",
+        ),
+        # agent_source = "pypi" only: a requirement other than the default is installed from the
+        # index instead of the bucket's wheel (quoted in the user data, hence no single quotes)
         "agent_package": s.Str(
-            "imagefleet-agent",
+            DEFAULT_AGENT_PACKAGE,
             s.Pattern(
                 r" *[^' \x00-\x1f\x7f][^'\x00-\x1f\x7f]{0,499}",
                 "a pip requirement (no single quotes)",
@@ -135,6 +158,10 @@ class PerfSettings:
     lower_is_better: tuple[str, ...] = ()
     instance_type_label: str | None = None
     allow_inconclusive: bool = False
+    agent_source: str = "bucket"
+    agent_prefix: str = "agent"
+    agent_python: str = "3.12"
+    agent_platforms: tuple[str, ...] = ("manylinux_2_28_x86_64",)
 
     def passes(self, verdict: str) -> bool:
         """Whether a comparison with this overall verdict meets the perf gate."""
@@ -180,6 +207,8 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
     both = sorted(set(d["higher_is_better"]) & set(d["lower_is_better"]))
     if both:
         raise w.error("perf.lower_is_better", "globs not also in perf.higher_is_better", both)
+    if d["agent_prefix"].strip("/") == "":
+        raise w.error("perf.agent_prefix", "an S3 key prefix like 'agent'", d["agent_prefix"])
     if d["results_prefix"].strip("/") == "":
         raise w.error("perf.results_prefix", "an S3 key prefix like 'perf'", d["results_prefix"])
     return PerfSettings(
@@ -206,4 +235,8 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         lower_is_better=tuple(d["lower_is_better"]),
         instance_type_label=d["instance_type_label"],
         allow_inconclusive=d["allow_inconclusive"],
+        agent_source=d["agent_source"],
+        agent_prefix=d["agent_prefix"].strip("/"),
+        agent_python=d["agent_python"],
+        agent_platforms=tuple(d["agent_platforms"]),
     )

@@ -33,6 +33,7 @@ from orchestrator.tags import (
 from perf.config import PerfSettings
 from perf.placement import (
     QUOTA_CODES,
+    AgentInstall,
     QuotaCheck,
     Slot,
     client_token,
@@ -175,6 +176,7 @@ class Fleet(Resource):
     bucket: str
     perf: PerfSettings
     expires: datetime
+    agent: AgentInstall  # how the user data installs the agent (perf.agent_wheel.prepare)
     instances: list[LaunchedInstance] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
 
@@ -207,7 +209,7 @@ class Fleet(Resource):
                 ami=self.amis[slot.arm],
                 bucket=self.bucket,
                 region=self.region,
-                package=self.perf.agent_package,
+                agent=self.agent,
                 repetitions=self.perf.repetitions,
                 duration=self.perf.duration,
                 benchmarks=self.perf.benchmarks,

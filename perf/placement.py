@@ -14,7 +14,31 @@ from typing import Any
 ARMS = ("baseline", "candidate")
 INSTANCE_ID_VAR = "$IMAGEFLEET_INSTANCE_ID"  # filled in on the instance from instance metadata
 AGENT_VENV = "/opt/imagefleet-agent"
+AGENT_WHEELS = "/opt/imagefleet-agent-wheels"
 AGENT_OUTPUT = "/var/log/imagefleet-perf-samples.jsonl"
+# The user data's install section lies between these lines (tests run it on their own).
+INSTALL_BEGIN = "# --- install the agent"
+INSTALL_END = "# --- the agent is installed"
+
+
+@dataclass(frozen=True)
+class AgentInstall:
+    """How an instance gets the agent (``perf.agent_source``), decided before the launch.
+
+    ``bucket``: ``index_url`` (presigned) lists the agent's wheel and its dependencies' wheels,
+    each with a presigned URL; pip installs ``requirement`` from them with no index.
+    ``pypi``: the same list holds the agent's wheel alone; dependencies come from the index (when
+    ``index_url`` is None, ``requirement`` itself comes from the index).
+    ``preinstalled``: the image has ``imagefleet-agent`` on PATH; nothing is installed."""
+
+    source: str
+    requirement: str = ""
+    index_url: str | None = None
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        # the presigned URL is a bearer credential for reading wheels: never recorded
+        return {"source": self.source, "requirement": self.requirement, "version": self.version}
 
 
 @dataclass(frozen=True)
@@ -71,9 +95,10 @@ def agent_command(
     duration: float,
     benchmarks: Sequence[str],
     external: bool,
+    preinstalled: bool = False,
 ) -> str:
-    """The shell line that runs the agent; the instance id is expanded by the shell on the
-    instance."""
+    """The shell line that runs the agent (from the venv the user data made, or from PATH when
+    the image has it); the instance id is expanded by the shell on the instance."""
     rest = [
         "--instance-type",
         slot.instance_type,
@@ -92,10 +117,40 @@ def agent_command(
         "--s3-uri",
         f"s3://{bucket}/{slot.results_key}",
     ]
-    return (
-        f'{AGENT_VENV}/bin/imagefleet-agent bench --instance-id "{INSTANCE_ID_VAR}" '
-        f"{shlex.join(rest)}"
-    )
+    program = "imagefleet-agent" if preinstalled else '"$AGENT_VENV/bin/imagefleet-agent"'
+    return f'{program} bench --instance-id "{INSTANCE_ID_VAR}" {shlex.join(rest)}'
+
+
+def install_script(agent: AgentInstall) -> str:
+    """The user data's install section: a fresh venv with the agent, offline from the bucket's
+    wheels for ``bucket``; nothing but a check for ``preinstalled``. Paths default to /opt and
+    can be moved with ``IMAGEFLEET_AGENT_VENV`` / ``IMAGEFLEET_AGENT_WHEELS`` (tests do)."""
+    if agent.source == "preinstalled":
+        return f"""{INSTALL_BEGIN}: preinstalled in the image (perf.agent_source = "preinstalled")
+command -v imagefleet-agent >/dev/null || {{
+  echo "imagefleet-agent is not on PATH: bake it into the image" >&2; exit 1; }}
+{INSTALL_END}
+"""
+    fetch = ""
+    pip_args = "--quiet"
+    if agent.index_url:
+        # every wheel listed in the run's index (name, presigned URL) into a local directory
+        fetch = f"""mkdir -p "$AGENT_WHEELS"
+curl -sSf --retry 5 -o "$AGENT_WHEELS/index.txt" {shlex.quote(agent.index_url)}
+while read -r name url; do
+  curl -sSf --retry 5 -o "$AGENT_WHEELS/$name" "$url"
+done < "$AGENT_WHEELS/index.txt"
+"""
+        pip_args += ' --find-links "$AGENT_WHEELS"'
+    if agent.source == "bucket":
+        pip_args += " --no-index"
+    return f"""{INSTALL_BEGIN}: {agent.requirement} (perf.agent_source = "{agent.source}")
+AGENT_VENV=${{IMAGEFLEET_AGENT_VENV:-{AGENT_VENV}}}
+AGENT_WHEELS=${{IMAGEFLEET_AGENT_WHEELS:-{AGENT_WHEELS}}}
+{fetch}python3 -m venv "$AGENT_VENV"
+"$AGENT_VENV/bin/pip" install {pip_args} {shlex.quote(agent.requirement)}
+{INSTALL_END}
+"""
 
 
 def user_data(
@@ -105,15 +160,16 @@ def user_data(
     ami: str,
     bucket: str,
     region: str,
-    package: str,
+    agent: AgentInstall,
     repetitions: int,
     duration: float,
     benchmarks: Sequence[str],
     external: bool,
 ) -> str:
-    """A cloud-init shell script: read the instance id from IMDSv2, install the agent in a venv,
-    run the benchmarks, upload the samples; then power off (the instance is launched with
-    shutdown behaviour ``terminate``) so a fleet whose orchestrator died cannot run for long."""
+    """A cloud-init shell script: read the instance id from IMDSv2, install the agent in a venv
+    (``install_script``), run the benchmarks, upload the samples; then power off (the instance is
+    launched with shutdown behaviour ``terminate``) so a fleet whose orchestrator died cannot run
+    for long."""
     cmd = agent_command(
         slot=slot,
         ami=ami,
@@ -122,6 +178,14 @@ def user_data(
         duration=duration,
         benchmarks=benchmarks,
         external=external,
+        preinstalled=agent.source == "preinstalled",
+    )
+    venv = (
+        ""
+        if agent.source == "preinstalled"
+        # only when the image lacks it: apt needs the distribution's mirror, the wheels do not
+        else "if ! python3 -c 'import ensurepip' 2>/dev/null && command -v apt-get >/dev/null; "
+        "then apt-get update -q && apt-get install -y -q python3-venv; fi\n"
     )
     return f"""#!/bin/bash
 # imagefleet benchmark agent: run {run_id}, slot {slot.index}, arm {slot.arm}
@@ -132,10 +196,7 @@ TOKEN=$(curl -sf -X PUT "$IMDS/api/token" -H 'X-aws-ec2-metadata-token-ttl-secon
 export IMAGEFLEET_INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" \\
   "$IMDS/meta-data/instance-id")
 export AWS_DEFAULT_REGION={shlex.quote(region)}
-if command -v apt-get >/dev/null; then apt-get update -q && apt-get install -y -q python3-venv; fi
-python3 -m venv {AGENT_VENV}
-{AGENT_VENV}/bin/pip install --quiet '{package}'
-{cmd}
+{venv}{install_script(agent)}{cmd}
 """
 
 
@@ -145,8 +206,13 @@ def parse_agent_command(script: str, instance_id: str) -> list[str]:
     Used by the local agent runner to do what cloud-init would do with the script's agent line.
     """
     for line in script.splitlines():
-        if "imagefleet-agent bench" in line and not line.lstrip().startswith("#"):
+        if "imagefleet-agent" not in line or line.lstrip().startswith("#"):
+            continue
+        try:
             argv = shlex.split(line)
+        except ValueError:
+            continue
+        if len(argv) > 1 and argv[0].endswith("imagefleet-agent") and argv[1] == "bench":
             return [instance_id if a == INSTANCE_ID_VAR else a for a in argv]
     raise ValueError("no 'imagefleet-agent bench' line in the user data")
 

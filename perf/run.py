@@ -28,6 +28,7 @@ from orchestrator.lifecycle import Progress, provisioned
 from orchestrator.local import memory as endpoint_memory
 from orchestrator.store import BaseVersion, Evidence, StateStore, leases, utcnow
 from perf import config as perf_config
+from perf.agent_wheel import prepare as prepare_agent
 from perf.collect import Collected, Expected, by_arm, collect, present_keys
 from perf.compare import compare
 from perf.fleet import Fleet, QuotaExceededError, check_quota, default_zones
@@ -182,6 +183,17 @@ class PerfRun:
         budget = perf.launch_timeout + perf.results_timeout + 600
         expires = started + timedelta(seconds=budget)
         bucket = settings.aws.artifact_bucket
+        # before the record: an agent that cannot be built or fetched launches nothing
+        agent = prepare_agent(
+            ctx.aws,
+            perf,
+            bucket=bucket,
+            region=region,
+            state_dir=Path(settings.state_dir),
+            index_key=f"{prefix}/agent-wheels.txt",
+            expires_s=budget,
+            progress=self.progress,
+        )
         self._save(
             id=self.run_id,
             status="running",
@@ -197,6 +209,7 @@ class PerfRun:
             duration=perf.duration,
             results=f"s3://{bucket}/{prefix}/",
             quota=[q.to_dict() for q in checks],
+            agent=agent.to_dict(),
             started_at=started.astimezone(UTC).isoformat(),
             expires_at=expires.isoformat(),
             actor=ctx.actor,
@@ -213,6 +226,7 @@ class PerfRun:
             bucket=bucket,
             perf=perf,
             expires=expires,
+            agent=agent.install,
         )
         timings: dict[str, float] = {}
         t0 = ctx.clock.monotonic()

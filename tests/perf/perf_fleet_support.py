@@ -26,6 +26,9 @@ instances_per_arm = 9
 benchmarks = ["cpu_sha256"]
 repetitions = 3
 duration = 0.05
+# the agent's wheel is built and uploaded with its index (the local runner installs nothing);
+# test_perf_agent_wheel.py covers "bucket", which also downloads the dependencies' wheels
+agent_source = "{source}"
 {extra}
 
 [perf.placement]
@@ -39,7 +42,7 @@ poll = "1s"
 """
 
 
-def configure(ws: Any, *, results: str = "120s", extra: str = "") -> None:
+def configure(ws: Any, *, results: str = "120s", extra: str = "", source: str = "pypi") -> None:
     """Replace the workspace's [perf] table (init writes one for the demo) with the tests' own."""
     kept, skipping = [], False
     for line in ws.config.read_text().splitlines():
@@ -47,7 +50,9 @@ def configure(ws: Any, *, results: str = "120s", extra: str = "") -> None:
             skipping = line.split("#")[0].strip() == "[perf]"
         if not skipping:
             kept.append(line)
-    ws.config.write_text("\n".join(kept) + "\n" + PERF_TABLE.format(results=results, extra=extra))
+    ws.config.write_text(
+        "\n".join(kept) + "\n" + PERF_TABLE.format(results=results, extra=extra, source=source)
+    )
 
 
 def register_bases(ws: Any, aws: AwsFactory) -> tuple[BaseVersion, BaseVersion]:

@@ -19,7 +19,7 @@ from orchestrator.lifecycle import provisioned
 from perf import config as perf_config
 from perf.collect import Expected, collect, present_keys
 from perf.fleet import Fleet, check_quota, find_instances, unserved_reason
-from perf.placement import plan_slots
+from perf.placement import AgentInstall, plan_slots
 from perf.run import DOC_KIND, PerfRun, RunRequest
 
 pytestmark = pytest.mark.integration
@@ -43,6 +43,10 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:
     # an A/A run compares identical distributions whatever the host is doing
     assert doc["status"] == "done" and doc["verdict"] == "no_change"
     assert doc["baseline"]["ref"] == old.ref  # defaulted to the family's release
+    # the agent's wheel went to the bucket before the launch (its presigned index is not recorded)
+    assert doc["agent"]["source"] == "pypi" and doc["agent"]["wheels"] == 1
+    assert doc["agent"]["requirement"] == f"imagefleet-agent=={doc['agent']['version']}"
+    assert "index_url" not in doc["agent"]
     assert len(doc["instances"]) == 18
     assert doc["collection"]["missing"] == [] and doc["collection"]["instances_with_results"] == 18
     # interleaved: every consecutive pair is one of each arm, same type and zone
@@ -232,6 +236,7 @@ def test_cleanup_removes_leftovers_and_keeps_runs_in_progress(workspace, aws) ->
             bucket="imagefleet-artifacts",
             perf=perf,
             expires=expires,
+            agent=AgentInstall("preinstalled"),
         )
         f._create(lambda _: None)  # a run killed after launching: nothing will terminate it
         return f
@@ -265,6 +270,7 @@ def test_lifecycle_deletes_on_error_in_the_body(workspace, aws) -> None:
         bucket="imagefleet-artifacts",
         perf=perf,
         expires=datetime.now(UTC) + timedelta(hours=1),
+        agent=AgentInstall("preinstalled"),
     )
     ctx = workspace.context()
     with (
@@ -291,6 +297,7 @@ def test_local_runner_applies_a_per_metric_injection_once(workspace, aws) -> Non
         bucket="imagefleet-artifacts",
         perf=perf,
         expires=datetime.now(UTC) + timedelta(hours=1),
+        agent=AgentInstall("preinstalled"),
     )
     assert (
         workspace.run(

@@ -11,6 +11,7 @@ from orchestrator.errors import ConfigError
 from perf import config as perf_config
 from perf.placement import (
     INSTANCE_ID_VAR,
+    AgentInstall,
     QuotaCheck,
     client_token,
     parse_agent_command,
@@ -57,14 +58,14 @@ def test_user_data_runs_the_agent_and_the_runner_reads_it_back() -> None:
         ami="ami-123",
         bucket="b",
         region="us-east-1",
-        package="imagefleet==0.1.0",
+        agent=AgentInstall("pypi", "imagefleet-agent==0.1.0"),
         repetitions=3,
         duration=0.15,
         benchmarks=["cpu_zlib", "disk_fsync"],
         external=False,
     )
     assert script.startswith("#!/bin/bash\n") and "meta-data/instance-id" in script
-    assert "pip install --quiet 'imagefleet==0.1.0'" in script
+    assert 'pip" install --quiet imagefleet-agent==0.1.0' in script
     argv = parse_agent_command(script, "i-0abc")
     assert argv[0].endswith("/imagefleet-agent") and argv[1] == "bench"
     assert argv[argv.index("--instance-id") + 1] == "i-0abc" and INSTANCE_ID_VAR not in argv
