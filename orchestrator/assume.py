@@ -159,7 +159,9 @@ def check_accounts(
             "error": None,
         }
         try:
-            ident = factory.client("sts", factory.default_region, account=name).get_caller_identity()
+            ident = factory.client(
+                "sts", factory.default_region, account=name
+            ).get_caller_identity()
             row["identity"] = str(ident["Arn"])
             if str(ident["Account"]) != acc.id:
                 row["error"] = (
@@ -169,20 +171,23 @@ def check_accounts(
             else:
                 row["assumable"] = True
         except AwsError as exc:
-            row["error"] = str(exc) if str(exc).startswith("account ") else (
-                f"account {acc.name} ({acc.id}): {exc}"
+            row["error"] = (
+                str(exc)
+                if str(exc).startswith("account ")
+                else (f"account {acc.name} ({acc.id}): {exc}")
             )
         rows.append(row)
     return rows
 
 
 def refuse_unassumable(rows: list[dict[str, Any]]) -> None:
-    """An AwsError (exit 3) naming every account of ``rows`` whose role cannot be assumed, one
-    line each; nothing when all can."""
+    """An AwsError (exit 3) naming every account of ``rows`` whose role cannot be assumed, each
+    with its reason; nothing when all can."""
     failed = [r for r in rows if not r["assumable"]]
     if failed:
         raise AwsError(
-            "\n".join(str(r["error"]) for r in failed),
+            f"{len(failed)} member account(s) cannot be assumed: "
+            + "; ".join(str(r["error"]) for r in failed),
             operation="AssumeRole",
             hint="fix those roles or leave the accounts out (--accounts); nothing was changed",
         )

@@ -34,9 +34,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from orchestrator.assume import MemberAccount, check_accounts, refuse_unassumable
 from orchestrator.config import AWS as _AWS_SCHEMA
 from orchestrator.config import AccountSettings, Settings, resolve_accounts
-from orchestrator.assume import MemberAccount, check_accounts, refuse_unassumable
 from orchestrator.errors import AwsError, NotFoundError
 
 _AWS_DEFAULTS = _AWS_SCHEMA.defaults()  # the [aws] defaults, from the one config schema
@@ -423,9 +423,7 @@ class AwsFactory:
                 ) from exc
         return self._sessions[region]
 
-    def client(
-        self, service: str, region: str | None = None, account: str | None = None
-    ) -> Client:
+    def client(self, service: str, region: str | None = None, account: str | None = None) -> Client:
         """The retrying client of ``service`` in ``region``; in member account ``account``
         (an ``[accounts.NAME]`` name) when given, signed with the role assumed there, else
         with the caller's own credentials."""

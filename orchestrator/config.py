@@ -286,11 +286,13 @@ class Settings:
             known = ", ".join(sorted(self.families)) or "none configured"
             raise NotFoundError(f"unknown family {s.shown(name)} (known: {known})") from None
 
-    def select_accounts(self, names: str | Iterable[str] | None = None) -> list[AccountSettings]:
+    def select_accounts(
+        self, names: str | Iterable[str] | None = None, key: str = "--accounts"
+    ) -> list[AccountSettings]:
         """The member accounts ``names`` picks (``"a,b"`` as typed after ``--accounts``, or a
         list), in the order given; every configured account when ``names`` is None or empty.
         An unknown name is a UsageError (exit 2) that lists the configured ones."""
-        return resolve_accounts(self.accounts, names)
+        return resolve_accounts(self.accounts, names, key=key)
 
 
 def resolve_accounts(

@@ -232,7 +232,12 @@ class DynamoStore(DynamoTable, StateStore):
         details: dict[str, Any] | None = None,
     ) -> None:
         entry = AuditEntry(
-            self._next_id("audit"), utcnow(), actor, action, target, reason,
+            self._next_id("audit"),
+            utcnow(),
+            actor,
+            action,
+            target,
+            reason,
             self._audit_details(details),
         )
         self._write("put_item", Item=lay.to_wire(lay.audit_item(entry)))

@@ -217,7 +217,9 @@ class SqliteStore(SqliteFile, StateStore):
                     action,
                     f"{family}:{version}" if version is not None else family,
                     reason,
-                    json.dumps(self._audit_details({"stage": stage, **(details or {})}), default=str),
+                    json.dumps(
+                        self._audit_details({"stage": stage, **(details or {})}), default=str
+                    ),
                 ),
             )
             if action == "rollback" and previous is not None:
