@@ -75,8 +75,12 @@ class PacedAws:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._aws, name)
 
-    def client(self, service: str, region: str) -> PacedClient:
-        return PacedClient(self._aws.client(service, region), service, region, self)
+    def client(self, service: str, region: str, account: str | None = None) -> PacedClient:
+        # account: a member account's client, paced on its region's bucket until budgets are
+        # kept per (account, region)
+        return PacedClient(
+            self._aws.client(service, region, account=account), service, region, self
+        )
 
     def take(self, region: str, kind: str | None) -> None:
         budget = self._budget()

@@ -1,4 +1,4 @@
-"""Member accounts' credentials: STS AssumeRole through the one AWS factory, cached, refreshed early.
+"""Member accounts' credentials: STS AssumeRole through the one AWS factory, cached, refreshed.
 
 ``AwsFactory.client(service, region, account=NAME)`` signs with the credentials of the role
 ``[accounts.NAME] role`` names. They come from ``sts:AssumeRole`` called with the factory's own

@@ -400,3 +400,57 @@ def uncovered(features: list[str], scope: Scope) -> list[str]:
     doc = policy(features, scope=scope)
     granted = {a for s in doc["Statement"] for a in s["Action"]}
     return sorted({a for f in chosen_features(features, scope) for a in FEATURES[f]} - granted)
+
+
+# --- the organisation: member roles and the operator's AssumeRole -----------------------------
+# What imagefleet does inside a member account: its fleet's canary rollouts, image tests and gc
+# (bake, promotion, perf, the state table and notifications stay in the operator's account).
+MEMBER_FEATURES = ("canary", "test", "gc")
+
+
+def member_role_policy(scope: Scope | None = None) -> dict[str, Any]:
+    """The policy of the role imagefleet assumes in each member account: the member features'
+    actions, under the same conditions as the operator's (tagged resources, configured groups)."""
+    scope = scope or Scope()
+    wanted = {"sts:GetCallerIdentity"} | {a for f in MEMBER_FEATURES for a in FEATURES[f]}
+    reads = sorted(a for a in wanted if is_read_only(a))
+    statements = [{"Sid": "ImagefleetRead", "Effect": "Allow", "Action": reads, "Resource": "*"}]
+    statements += [s for s in (r.statement(wanted) for r in rules(scope)) if s]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def member_trust_policy(operator_role: str, external_id: str | None = None) -> dict[str, Any]:
+    """The member role's trust policy: only ``operator_role`` may assume it, with the
+    account's external id when one is configured."""
+    statement: dict[str, Any] = {
+        "Sid": "ImagefleetOperator",
+        "Effect": "Allow",
+        "Principal": {"AWS": operator_role},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def operator_role_arn(caller_arn: str) -> str:
+    """The IAM role ARN behind a caller identity: ``arn:aws:sts::ID:assumed-role/NAME/SESSION``
+    becomes ``arn:aws:iam::ID:role/NAME`` (what a trust policy names); a user ARN stays."""
+    parts = caller_arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        name = parts[5].split("/")[1]
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}"
+    return caller_arn
+
+
+def assume_role_statement(role_arns: Iterable[str]) -> dict[str, Any] | None:
+    """The operator's ``sts:AssumeRole``, limited to the configured member roles (None: none)."""
+    arns = sorted(set(role_arns))
+    if not arns:
+        return None
+    return {
+        "Sid": "ImagefleetMemberRoles",
+        "Effect": "Allow",
+        "Action": ["sts:AssumeRole"],
+        "Resource": arns[0] if len(arns) == 1 else arns,
+    }

@@ -180,10 +180,12 @@ def test_accounts_check_command(workspace: Workspace) -> None:
     role = f"arn:aws:iam::777777777777:role/m-{suffix}"
     with workspace.config.open("a") as f:
         f.write(
-            f'\n[accounts.stream]\nid = "777777777777"\nrole = "{role}"\nexternal_id = "x-{suffix}"\n'
+            f'\n[accounts.stream]\nid = "777777777777"\nrole = "{role}"\n'
+            f'external_id = "x-{suffix}"\n'
         )
         f.write(
-            '\n[accounts.absent]\nid = "888888888888"\nrole = "arn:aws:iam::888888888888:role/none"\n'
+            '\n[accounts.absent]\nid = "888888888888"\n'
+            'role = "arn:aws:iam::888888888888:role/none"\n'
         )
     before = workspace.run("--json", "history").stdout
     r = workspace.run("--json", "accounts", "check")
@@ -224,3 +226,52 @@ def test_accounts_check_command(workspace: Workspace) -> None:
     )
     assert r.code == 2 and "--account: unknown account 'nope'" in r.stderr
     assert workspace.run("--json", "history").stdout == before
+
+
+def test_audit_entries_record_the_member_roles_a_command_assumed(tmp_path: Path) -> None:
+    from orchestrator.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    store.audit("arn:aws:iam::123456789012:user/ops", "old.action", "fam")
+    roles = {"prod": "arn:aws:sts::222222222222:assumed-role/imagefleet-member/imagefleet-ops"}
+    store.assumed_roles = lambda: roles
+    store.audit("arn:aws:iam::123456789012:user/ops", "canary.rollback_cohort", "fam")
+    old, new = store.audit_trail("fam")
+    assert old.assumed_roles == {} and "assumed_roles" not in old.details
+    assert new.actor.endswith("user/ops") and new.assumed_roles == roles
+    assert "assumed_roles=prod arn:aws:sts::222222222222:assumed-role/" in new.brief()
+
+
+def test_iam_policy_member_role(workspace: Workspace) -> None:
+    with workspace.config.open("a") as f:
+        f.write(f'\n[accounts.prod]\nid = "222222222222"\nrole = "{ROLE}"\nexternal_id = "e-1"\n')
+    operator = "arn:aws:iam::123456789012:role/imagefleet-operator"
+    r = workspace.run("--json", "iam-policy", "--member-role", "--operator-role", operator)
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    actions = {a for s in doc["role_policy"]["Statement"] for a in s["Action"]}
+    assert {"autoscaling:UpdateAutoScalingGroup", "ec2:CreateLaunchTemplateVersion"} <= actions
+    assert not any(a.startswith(("dynamodb:", "ssm:", "s3:")) for a in actions)
+    (trust,) = doc["trust_policies"]["prod"]["Statement"]
+    assert trust["Principal"] == {"AWS": operator}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "e-1"}}
+    # without --operator-role: the caller's own identity (moto's user) is trusted
+    r = workspace.run("--json", "iam-policy", "--member-role")
+    assert r.json()["operator_role"] == "arn:aws:sts::123456789012:user/moto"
+    # the operator's own policy may assume exactly the configured roles
+    r = workspace.run("--json", "iam-policy", "--features", "canary")
+    (stmt,) = [s for s in r.json()["Statement"] if s["Sid"] == "ImagefleetMemberRoles"]
+    assert stmt["Action"] == ["sts:AssumeRole"] and stmt["Resource"] == ROLE
+    r = workspace.run("iam-policy", "--member-role", "--operator-role", "not-an-arn")
+    assert r.code == 2 and "--operator-role" in r.stderr
+
+
+def test_operator_role_from_a_caller_identity() -> None:
+    from pipelines.iam import operator_role_arn
+
+    assert operator_role_arn("arn:aws:sts::123456789012:assumed-role/ops/alice") == (
+        "arn:aws:iam::123456789012:role/ops"
+    )
+    assert operator_role_arn("arn:aws:iam::123456789012:user/bob") == (
+        "arn:aws:iam::123456789012:user/bob"
+    )
