@@ -408,7 +408,7 @@ def history(family: str | None, limit: int) -> None:
     "--features",
     default="all",
     show_default=True,
-    help="Comma-separated: bake, test, promote, canary, perf, state, all.",
+    help="Comma-separated: bake, test, promote, canary, perf, state, accounts, all.",
 )
 @click.option(
     "--member-role",
@@ -431,14 +431,13 @@ def iam_policy(features: str, member_role: bool, operator_role: str | None) -> N
     wanted = [f.strip() for f in features.split(",") if f.strip()]
     scope = _policy_scope(obj)
     doc = iam.policy(wanted, scope=scope)
-    assume = iam.assume_role_statement(_member_roles(obj))
-    if assume:
-        doc["Statement"].append(assume)
     for action in iam.uncovered(wanted, scope):
-        obj.out.warn(
-            f"{action} is not granted: list the instance profiles' role ARNs in "
-            "\\[aws] instance_profile_roles"
+        where = (
+            "configure member accounts' roles in \\[accounts.NAME] role"
+            if action == "sts:AssumeRole"
+            else "list the instance profiles' role ARNs in \\[aws] instance_profile_roles"
         )
+        obj.out.warn(f"{action} is not granted: {where}")
     if obj.json_mode:  # the policy is a JSON document either way; --json prints it as the result
         obj.out.result(doc)
     else:
@@ -451,10 +450,6 @@ def _has_config(obj: Context) -> bool:
         and not os.environ.get("IMAGEFLEET_CONFIG")
         and not Path(CONFIG_NAME).is_file()
     )
-
-
-def _member_roles(obj: Context) -> list[str]:
-    return [a.role for a in obj.settings.accounts.values()] if _has_config(obj) else []
 
 
 def _member_role_policies(obj: Context, operator_role: str | None) -> None:
@@ -488,11 +483,7 @@ def _member_role_policies(obj: Context, operator_role: str | None) -> None:
 
 def _policy_scope(obj: Context) -> iam.Scope:
     """The configured bucket, roles, groups and table; the defaults when there is no config file."""
-    if (
-        obj.config_path is None
-        and not os.environ.get("IMAGEFLEET_CONFIG")
-        and not Path(CONFIG_NAME).is_file()
-    ):
+    if not _has_config(obj):
         return iam.Scope()
     from canary import (
         config as canary_config,  # only here: the light commands never load the canary

@@ -111,6 +111,8 @@ FEATURES: dict[str, list[str]] = {
         "s3:ListBucket",
         "iam:PassRole",  # perf.instance_profile, so the agent can write its results
     ],
+    # acting in member accounts ([accounts.NAME]): the operator assumes their roles
+    "accounts": ["sts:AssumeRole"],
     "notify": ["sns:Publish"],  # `imagefleet run` telling friend teams of a candidate through SNS
     "state": [  # the DynamoDB state backend ([state] backend = "dynamodb")
         "dynamodb:GetItem",
@@ -193,6 +195,7 @@ class Scope:
     table: str = "imagefleet-state"  # [state] table
     dynamodb: bool = False  # [state] backend = "dynamodb": the table statement is always included
     topics: tuple[str, ...] = ("arn:aws:sns:*:*:imagefleet*",)  # [notify] sns_topic, when set
+    member_roles: tuple[str, ...] = ()  # [accounts.NAME] role: the roles imagefleet may assume
 
     @classmethod
     def from_settings(cls, settings: Settings, groups: Iterable[str] = ()) -> Scope:
@@ -206,6 +209,7 @@ class Scope:
             table=settings.state.table,
             dynamodb=settings.state.backend == "dynamodb",
             topics=(chosen.target,) if chosen.kind == "sns" else cls.topics,
+            member_roles=tuple(sorted({a.role for a in settings.accounts.values()})),
         )
 
 
@@ -354,6 +358,8 @@ def rules(scope: Scope) -> list[Rule]:
             ("arn:aws:ssm:*:*:parameter/imagefleet/*",),
         ),
         Rule("ImagefleetNotify", f({"sns:Publish"}), scope.topics),
+        # only the configured member accounts' roles (iam-policy --member-role prints their side)
+        Rule("ImagefleetMemberRoles", f({"sts:AssumeRole"}), scope.member_roles),
         Rule(
             "ImagefleetStateTable",
             f(FEATURES["state"]),
@@ -378,9 +384,12 @@ def chosen_features(features: list[str], scope: Scope) -> list[str]:
         raise UsageError(
             f"unknown feature {unknown[0]!r}", hint=f"choose from: {', '.join(FEATURES)}, all"
         )
-    chosen = list(FEATURES) if "all" in features else ["core", *features]
+    every = [f for f in FEATURES if f != "accounts"]  # accounts: when member roles are configured
+    chosen = every if "all" in features else ["core", *features]
     if scope.dynamodb and "state" not in chosen:
         chosen.append("state")
+    if scope.member_roles and "accounts" not in chosen:
+        chosen.append("accounts")
     return chosen
 
 
@@ -441,16 +450,3 @@ def operator_role_arn(caller_arn: str) -> str:
         name = parts[5].split("/")[1]
         return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}"
     return caller_arn
-
-
-def assume_role_statement(role_arns: Iterable[str]) -> dict[str, Any] | None:
-    """The operator's ``sts:AssumeRole``, limited to the configured member roles (None: none)."""
-    arns = sorted(set(role_arns))
-    if not arns:
-        return None
-    return {
-        "Sid": "ImagefleetMemberRoles",
-        "Effect": "Allow",
-        "Action": ["sts:AssumeRole"],
-        "Resource": arns[0] if len(arns) == 1 else arns,
-    }

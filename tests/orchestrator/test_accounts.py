@@ -261,7 +261,7 @@ def test_iam_policy_member_role(workspace: Workspace) -> None:
     # the operator's own policy may assume exactly the configured roles
     r = workspace.run("--json", "iam-policy", "--features", "canary")
     (stmt,) = [s for s in r.json()["Statement"] if s["Sid"] == "ImagefleetMemberRoles"]
-    assert stmt["Action"] == ["sts:AssumeRole"] and stmt["Resource"] == ROLE
+    assert stmt["Action"] == ["sts:AssumeRole"] and stmt["Resource"] == [ROLE]
     r = workspace.run("iam-policy", "--member-role", "--operator-role", "not-an-arn")
     assert r.code == 2 and "--operator-role" in r.stderr
 
