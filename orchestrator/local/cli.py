@@ -73,6 +73,7 @@ def local_up(
     """Start the endpoint (if not running), seed it, print the environment to use."""
     from orchestrator.local import agents as local_agents
     from orchestrator.local import memory as endpoint_memory
+    from orchestrator.local.fleet import member_role
 
     obj, ep = _endpoint()
     if faults is not None:
@@ -92,6 +93,8 @@ def local_up(
     seeded = (
         {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
     )
+    # each [accounts.NAME] role, made in its account as a StackSet would on AWS (docs/aws.md)
+    members = [] if no_seed else [member_role(obj.aws, name) for name in obj.settings.accounts]
     table = (
         None  # the team backend's table lives on the endpoint too: make it before the store is read
     )
@@ -130,6 +133,7 @@ def local_up(
         "log": info.log,
         "env": env,
         "seeded": seeded,
+        "member_roles": members,
         "state_table": table,
         "agents_pid": agents_pid,
         "faults": info.faults,

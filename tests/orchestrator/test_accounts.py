@@ -275,3 +275,42 @@ def test_operator_role_from_a_caller_identity() -> None:
     assert operator_role_arn("arn:aws:iam::123456789012:user/bob") == (
         "arn:aws:iam::123456789012:user/bob"
     )
+
+
+def test_clients_of_one_account_share_one_session_across_threads(aws_endpoint: str) -> None:
+    import threading
+
+    suffix = uuid.uuid4().hex[:8]
+    acc = AccountSettings("team", "999999999999", f"arn:aws:iam::999999999999:role/m-{suffix}")
+    aws = _factory(aws_endpoint, VirtualClock(), {"team": acc})
+    member_role(aws, "team")
+    arns: list[str] = []
+
+    def ask(service: str) -> None:
+        aws.client(service, "us-east-1", account="team")
+        arns.append(aws.client("sts", "us-east-1", account="team").get_caller_identity()["Arn"])
+
+    threads = [threading.Thread(target=ask, args=(s,)) for s in ("ec2", "autoscaling") * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(arns) == 8 and {a.split(":")[4] for a in arns} == {"999999999999"}
+    assert aws.counter.snapshot()["sts.AssumeRole"] == 1
+
+
+def test_a_command_audit_entry_names_the_roles_it_assumed(workspace: Workspace) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    role = f"arn:aws:iam::121212121212:role/m-{suffix}"
+    with workspace.config.open("a") as f:
+        f.write(f'\n[accounts.edge]\nid = "121212121212"\nrole = "{role}"\n')
+    ctx = workspace.context()
+    ctx.store.audit(ctx.actor, "before", workspace.family)
+    member_role(ctx.aws, "edge")
+    ctx.aws.client("autoscaling", "us-east-1", account="edge").describe_auto_scaling_groups()
+    ctx.store.audit(ctx.actor, "after", workspace.family)
+    before, after = ctx.store.audit_trail(workspace.family)
+    assert before.assumed_roles == {}
+    assert after.actor == ctx.actor and after.assumed_roles["edge"].startswith(
+        f"arn:aws:sts::121212121212:assumed-role/m-{suffix}/imagefleet-"
+    )
