@@ -312,7 +312,7 @@ def resolve_accounts(
         return list(accounts.values())
     unknown = [n for n in wanted if n not in accounts]
     if unknown:
-        known = ", ".join(sorted(accounts)) or "none configured"
+        known = ", ".join(sorted(accounts)) or "none"
         if where is not None:
             raise where.error(key, f"names of [accounts.NAME] tables ({known})", unknown)
         shown = ", ".join(s.shown(n) for n in unknown[:5])
