@@ -22,7 +22,7 @@ import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
-from orchestrator.config import AccountSettings
+from orchestrator.accounts import AccountSettings
 from orchestrator.errors import AwsError
 
 if TYPE_CHECKING:

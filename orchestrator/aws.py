@@ -34,9 +34,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from orchestrator.accounts import AccountSettings, resolve_accounts
 from orchestrator.assume import MemberAccount, check_accounts, refuse_unassumable
 from orchestrator.config import AWS as _AWS_SCHEMA
-from orchestrator.config import AccountSettings, Settings, resolve_accounts
+from orchestrator.config import Settings
 from orchestrator.errors import AwsError, NotFoundError
 
 _AWS_DEFAULTS = _AWS_SCHEMA.defaults()  # the [aws] defaults, from the one config schema

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import schema as s
-from orchestrator.errors import ConfigError, UsageError
+from orchestrator.accounts import ACCOUNT, read_account
+from orchestrator.accounts import AccountSettings as AccountSettings  # re-exported with Settings
+from orchestrator.accounts import resolve_accounts as resolve_accounts
+from orchestrator.errors import ConfigError
 from orchestrator.inputs import read_bounded
 from orchestrator.schema import parse_duration  # noqa: F401 - re-exported: areas parse durations through here
 
@@ -134,19 +137,6 @@ _STAGE = s.Table(
         ),
     }
 )
-# One member account of the organisation: the role imagefleet assumes there (like a StackSets
-# execution role), how long its sessions last, and where its fleet runs.
-MIN_SESSION_S, MAX_SESSION_S = 900, 12 * 3600  # STS AssumeRole's DurationSeconds bounds
-ACCOUNT = s.Table(
-    fields={
-        "id": s.Str(pattern=s.ACCOUNT),
-        "role": s.Str(pattern=s.ROLE_ARN),
-        "external_id": s.Str(None, s.EXTERNAL_ID),
-        "session_duration": s.Duration("1h", lo=MIN_SESSION_S),
-        "regions": s.List(None, item=_REGIONS.item, what=_REGIONS.what, min_items=1),  # None: all
-        "ou": s.Str(None, s.OU),
-    }
-)
 FRIEND = s.Table(
     fields={
         "accounts": _ACCOUNTS,
@@ -228,30 +218,6 @@ class StageSettings:
 
 
 @dataclass(frozen=True)
-class AccountSettings:
-    """``[accounts.NAME]``: a member account and the role imagefleet assumes in it."""
-
-    name: str
-    id: str
-    role: str  # arn:aws:iam::<id>:role/<name>
-    external_id: str | None = None
-    session_duration: int = 3600  # seconds, 900 to 43200
-    regions: tuple[str, ...] = ()  # where its fleet runs; [aws] regions when not set
-    ou: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "id": self.id,
-            "role": self.role,
-            "external_id": self.external_id,
-            "session_duration": self.session_duration,
-            "regions": list(self.regions),
-            "ou": self.ou,
-        }
-
-
-@dataclass(frozen=True)
 class FriendSettings:
     team: str
     accounts: tuple[str, ...] = ()
@@ -293,34 +259,6 @@ class Settings:
         list), in the order given; every configured account when ``names`` is None or empty.
         An unknown name is a UsageError (exit 2) that lists the configured ones."""
         return resolve_accounts(self.accounts, names, key=key)
-
-
-def resolve_accounts(
-    accounts: dict[str, AccountSettings],
-    names: str | Iterable[str] | None,
-    *,
-    where: s.Where | None = None,
-    key: str = "--accounts",
-) -> list[AccountSettings]:
-    """``names`` resolved against the configured ``[accounts.NAME]`` tables; refuses unknown ones
-    in one line: a ``file:line: key`` ConfigError when ``where`` is given (a name referenced from
-    the config), a UsageError naming ``key`` otherwise (a name typed on the command line)."""
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    wanted = list(dict.fromkeys(names or ()))
-    if not wanted:
-        return list(accounts.values())
-    unknown = [n for n in wanted if n not in accounts]
-    if unknown:
-        known = ", ".join(sorted(accounts)) or "none"
-        if where is not None:
-            raise where.error(key, f"names of [accounts.NAME] tables ({known})", unknown)
-        shown = ", ".join(s.shown(n) for n in unknown[:5])
-        raise UsageError(
-            f"{key}: unknown account {shown} (configured: {known})",
-            hint="member accounts are the [accounts.NAME] tables of imagefleet.toml",
-        )
-    return [accounts[n] for n in wanted]
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -404,7 +342,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
             )
         friends[team] = FriendSettings(team=team, accounts=f["accounts"], families=f["families"])
     accounts = {
-        name: _account(name, acc, data["accounts"][name], aws.regions, w)
+        name: read_account(name, acc, data["accounts"][name], aws.regions, w)
         for name, acc in doc["accounts"].items()
     }
     seen: dict[str, str] = {}
@@ -466,41 +404,6 @@ def _family(
         build_timeout=fam["build_timeout"],
         var_files=tuple(_under(base, f) for f in fam["var_files"]),
         os_release=fam["os_release"] or fam["os"],
-    )
-
-
-def _account(
-    name: str, acc: dict[str, Any], raw: dict[str, Any], regions: tuple[str, ...], w: s.Where
-) -> AccountSettings:
-    """One ``[accounts.NAME]`` table, read by ``ACCOUNT``, with the checks that span keys."""
-    dotted = f"accounts.{name}"
-    role_account = acc["role"].split(":")[4]
-    if role_account != acc["id"]:
-        raise w.error(
-            f"{dotted}.role",
-            f"a role in the account itself (arn:aws:iam::{acc['id']}:role/NAME)",
-            acc["role"],
-        )
-    if acc["session_duration"] > MAX_SESSION_S:
-        raise w.error(
-            f"{dotted}.session_duration",
-            "a duration from 15m to 12h (STS AssumeRole's bounds)",
-            raw.get("session_duration"),
-        )
-    acc_regions = acc["regions"] or regions
-    stray = [r for r in acc_regions if r not in regions]
-    if stray:
-        raise w.error(
-            f"{dotted}.regions", f"regions listed in aws.regions ({', '.join(regions)})", stray
-        )
-    return AccountSettings(
-        name=name,
-        id=acc["id"],
-        role=acc["role"],
-        external_id=acc["external_id"],
-        session_duration=int(acc["session_duration"]),
-        regions=tuple(acc_regions),
-        ou=acc["ou"],
     )
 
 

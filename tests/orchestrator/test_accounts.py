@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator import config
+from orchestrator.accounts import AccountSettings, resolve_accounts
 from orchestrator.assume import session_name
 from orchestrator.aws import LOCAL_CREDENTIALS, AwsFactory
 from orchestrator.clock import VirtualClock
-from orchestrator.config import AccountSettings
 from orchestrator.errors import AwsError, ConfigError, UsageError
 from orchestrator.local.fleet import make_fleet, member_role
 from orchestrator.local.sts_trust import external_ids
+from orchestrator.schema import Where
 from tests.conftest import Workspace
 
 ROLE = "arn:aws:iam::222222222222:role/imagefleet-member"
@@ -79,9 +80,9 @@ def test_unknown_account_names_are_refused_with_the_configured_ones(tmp_path: Pa
         UsageError, match=r"--accounts: unknown account 'nope' \(configured: prod\)"
     ):
         s.select_accounts("prod,nope")
-    w = config.s.Where(tmp_path / "x.toml", "[canary]\naccounts = ['nope']\n")
+    w = Where(tmp_path / "x.toml", "[canary]\naccounts = ['nope']\n")
     with pytest.raises(ConfigError, match=r"x.toml:2: canary.accounts: expected names of"):
-        config.resolve_accounts(s.accounts, ["nope"], where=w, key="canary.accounts")
+        resolve_accounts(s.accounts, ["nope"], where=w, key="canary.accounts")
 
 
 def test_session_names_say_who_asked() -> None:
