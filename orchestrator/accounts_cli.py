@@ -71,8 +71,10 @@ def accounts_check(names: str) -> None:
         )
         return
     caller = obj.aws.caller_arn()
-    rows = obj.aws.check_accounts(
-        chosen, on_account=lambda n: obj.out.note(f"[dim]assuming the role of {n}…[/dim]")
+    rows = obj.aws.assume_all(
+        chosen,
+        refuse=False,  # every account's row first, then one error line per failing account
+        on_account=lambda n: obj.out.note(f"[dim]assuming the role of {n}…[/dim]"),
     )
     obj.out.result({"caller": caller, "accounts": rows}, lambda: _render(caller, rows))
     failed = [r for r in rows if not r["assumable"]]

@@ -467,23 +467,23 @@ class AwsFactory:
             members = list(self._members.values())
         return {m.account.name: m.assumed_arn for m in members if m.assumed_arn}
 
-    def check_accounts(
+    def assume_all(
         self,
         names: Iterable[str] | None = None,
+        *,
+        refuse: bool = True,
         on_account: Callable[[str], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Assume every named member role (all configured when ``names`` is None or empty) and
-        ask each account who imagefleet is there: one row per account (``assumable``,
-        ``identity``, ``error``). Unknown names are a UsageError before any call."""
-        chosen = [a.name for a in resolve_accounts(self.accounts, names)]
-        return check_accounts(self, chosen, on_account)
-
-    def assume_all(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """``check_accounts``, refusing (AwsError, exit 3) with one line per account whose role
-        cannot be assumed: what a command that acts in member accounts calls before any
-        change."""
-        rows = self.check_accounts(names)
-        refuse_unassumable(rows)
+        """Assume every named member role (all configured when ``names`` is None or empty; an
+        unknown name is a UsageError before any call) and ask each account who imagefleet is
+        there: one row per account (``assumable``, ``identity``, ``error``). With ``refuse``,
+        an AwsError (exit 3) naming each account that cannot be assumed, with its reason: what
+        a command that acts in member accounts calls before it changes anything."""
+        rows = check_accounts(
+            self, [a.name for a in resolve_accounts(self.accounts, names)], on_account
+        )
+        if refuse:
+            refuse_unassumable(rows)
         return rows
 
     def register(self, event: str, handler: Callable[..., Any]) -> None:
