@@ -77,8 +77,15 @@ class PacedAws:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._aws, name)
 
-    def client(self, service: str, region: str) -> PacedClient:
-        return PacedClient(self._aws.client(service, region), service, region, self)
+    def client(self, service: str, region: str, account: str | None = None) -> PacedClient:
+        # a member account's client is paced on its region's bucket until budgets are kept per
+        # (account, region); the caller's own account asks the wrapped factory as before
+        made = (
+            self._aws.client(service, region)
+            if account is None
+            else self._aws.client(service, region, account=account)
+        )
+        return PacedClient(made, service, region, self)
 
     def take(self, region: str, kind: str | None) -> None:
         budget = self._budget()

@@ -100,6 +100,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "Which groups run which base and OS release; burndown snapshots.",
     ),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
+    "accounts": (
+        "orchestrator.accounts_cli:accounts_group",
+        "Member accounts: the roles imagefleet assumes in them, and whether it can.",
+    ),
     "state": (
         "orchestrator.store.cli:state_group",
         "The state store: create the DynamoDB table, migrate to it.",

@@ -15,7 +15,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import boto3
@@ -34,6 +34,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from orchestrator.accounts import AccountSettings, resolve_accounts
+from orchestrator.assume import MemberAccount, check_accounts, refuse_unassumable
 from orchestrator.config import AWS as _AWS_SCHEMA
 from orchestrator.config import Settings
 from orchestrator.errors import AwsError, NotFoundError
@@ -296,9 +298,12 @@ class RetryingClient:
 
 
 class Clients(Protocol):
-    """What code that only makes requests needs of a factory: ``AwsFactory``, or a wrapper of it."""
+    """What code that only makes requests needs of a factory: ``AwsFactory``, or a wrapper of it.
 
-    def client(self, service: str, region: str) -> Any: ...
+    ``account`` names a member account (``[accounts.NAME]``): the client acts there, through the
+    role imagefleet assumes in it; None is the caller's own account."""
+
+    def client(self, service: str, region: str, account: str | None = None) -> Any: ...
 
 
 class AwsFactory:
@@ -317,6 +322,8 @@ class AwsFactory:
         credentials: dict[str, str] | None = None,
         on_retry: Callable[[RetryCallState], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
+        accounts: Mapping[str, AccountSettings] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.profile = profile
@@ -328,12 +335,16 @@ class AwsFactory:
         self.credentials = credentials or {}
         self.on_retry = on_retry
         self.sleep = sleep  # the command's clock: backoff passes in the same time as its waits
+        self.now = now  # the same clock's time: when member accounts' sessions are refreshed
+        self.accounts: dict[str, AccountSettings] = dict(accounts or {})  # [accounts.NAME]
+        self._members: dict[str, MemberAccount] = {}
+        self._caller: str | None = None
         self.visibility_seconds = VISIBILITY_SECONDS
         self.counter = CallCounter()
         self.retries = 0
         self._lock = threading.Lock()
         self._sessions: dict[str, boto3.Session] = {}
-        self._clients: dict[tuple[str, str], RetryingClient] = {}
+        self._clients: dict[tuple[str, str, str | None], RetryingClient] = {}
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
@@ -359,6 +370,7 @@ class AwsFactory:
             default_region=aws.regions[0],
             max_attempts=aws.max_attempts,
             max_retry_seconds=aws.max_retry_seconds,
+            accounts=settings.accounts,
             **kwargs,
         )
 
@@ -412,20 +424,67 @@ class AwsFactory:
                 ) from exc
         return self._sessions[region]
 
-    def client(self, service: str, region: str | None = None) -> Client:
+    def client(self, service: str, region: str | None = None, account: str | None = None) -> Client:
+        """The retrying client of ``service`` in ``region``; in member account ``account``
+        (an ``[accounts.NAME]`` name) when given, signed with the role assumed there, else
+        with the caller's own credentials."""
         region = region or self.default_region
-        key = (service, region)
+        key = (service, region, account)
+        with self._lock:
+            if key in self._clients:
+                return self._clients[key]
+            session = self._session(region) if account is None else None
+        if session is None:  # outside the lock: the first use assumes the role (an STS call)
+            session = self._member(account).session(region)
         with self._lock:
             if key not in self._clients:
                 kwargs: dict[str, Any] = {"config": self._config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                raw = self._session(region).client(service, **kwargs)
+                raw = session.client(service, **kwargs)
                 raw.meta.events.register("before-call.*.*", self.counter)
                 for event, handler in self._hooks:
                     raw.meta.events.register(event, handler)
                 self._clients[key] = RetryingClient(raw, self._retrying)
             return self._clients[key]
+
+    # --- member accounts ---------------------------------------------------------------------
+    def account(self, name: str) -> AccountSettings:
+        """The configured member account ``name``; a UsageError (exit 2) for an unknown one."""
+        return resolve_accounts(self.accounts, [name], key="account")[0]
+
+    def _member(self, name: str | None) -> MemberAccount:
+        acc = self.account(str(name))
+        with self._lock:
+            if acc.name not in self._members:
+                self._members[acc.name] = MemberAccount(self, acc)
+            return self._members[acc.name]
+
+    def assumed_roles(self) -> dict[str, str]:
+        """Member account name -> the assumed-role ARN this factory's clients act as there, for
+        every account whose role it has assumed so far (what the audit trail records)."""
+        with self._lock:
+            members = list(self._members.values())
+        return {m.account.name: m.assumed_arn for m in members if m.assumed_arn}
+
+    def assume_all(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        refuse: bool = True,
+        on_account: Callable[[str], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Assume every named member role (all configured when ``names`` is None or empty; an
+        unknown name is a UsageError before any call) and ask each account who imagefleet is
+        there: one row per account (``assumable``, ``identity``, ``error``). With ``refuse``,
+        an AwsError (exit 3) naming each account that cannot be assumed, with its reason: what
+        a command that acts in member accounts calls before it changes anything."""
+        rows = check_accounts(
+            self, [a.name for a in resolve_accounts(self.accounts, names)], on_account
+        )
+        if refuse:
+            refuse_unassumable(rows)
+        return rows
 
     def register(self, event: str, handler: Callable[..., Any]) -> None:
         """Register a botocore event handler on every client, made already or later (e.g.
@@ -448,8 +507,10 @@ class AwsFactory:
         return out
 
     def caller_arn(self) -> str:
-        """Who is acting, for the audit trail (STS GetCallerIdentity)."""
-        try:
-            return str(self.client("sts").get_caller_identity()["Arn"])
-        except AwsError:
-            return "unknown"
+        """Who is acting, for the audit trail (STS GetCallerIdentity, asked once)."""
+        if self._caller is None:
+            try:
+                self._caller = str(self.client("sts").get_caller_identity()["Arn"])
+            except AwsError:
+                return "unknown"
+        return self._caller

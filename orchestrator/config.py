@@ -10,11 +10,15 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator import schema as s
+from orchestrator.accounts import ACCOUNT, read_account
+from orchestrator.accounts import AccountSettings as AccountSettings  # re-exported with Settings
+from orchestrator.accounts import resolve_accounts as resolve_accounts
 from orchestrator.errors import ConfigError
 from orchestrator.inputs import read_bounded
 from orchestrator.schema import parse_duration  # noqa: F401 - re-exported: areas parse durations through here
@@ -171,6 +175,7 @@ SCHEMA = s.Table(
         "notify": _Opaque({}),  # pipelines/config.py
         "stages": s.Table(fields={name: _STAGE for name in STAGES}),
         "friends": s.Map({}, key=s.TEAM, value=FRIEND, max_items=1000),
+        "accounts": s.Map({}, key=s.ACCOUNT_NAME, value=ACCOUNT, max_items=1000),
         "promoters": s.Table(
             fields={
                 "release": s.List(
@@ -266,6 +271,7 @@ class Settings:
     stages: dict[str, StageSettings]
     friends: dict[str, FriendSettings]
     promoters: tuple[str, ...]
+    accounts: dict[str, AccountSettings] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     text: str = field(
         default="", repr=False
@@ -283,6 +289,14 @@ class Settings:
 
             known = ", ".join(sorted(self.families)) or "none configured"
             raise NotFoundError(f"unknown family {s.shown(name)} (known: {known})") from None
+
+    def select_accounts(
+        self, names: str | Iterable[str] | None = None, key: str = "--accounts"
+    ) -> list[AccountSettings]:
+        """The member accounts ``names`` picks (``"a,b"`` as typed after ``--accounts``, or a
+        list), in the order given; every configured account when ``names`` is None or empty.
+        An unknown name is a UsageError (exit 2) that lists the configured ones."""
+        return resolve_accounts(self.accounts, names, key=key)
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -365,6 +379,19 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
                 unknown,
             )
         friends[team] = FriendSettings(team=team, accounts=f["accounts"], families=f["families"])
+    accounts = {
+        name: read_account(name, acc, data["accounts"][name], aws.regions, w)
+        for name, acc in doc["accounts"].items()
+    }
+    seen: dict[str, str] = {}
+    for acc in accounts.values():
+        if acc.id in seen:
+            raise w.error(
+                f"accounts.{acc.name}.id",
+                f"an account id no other [accounts] table has (accounts.{seen[acc.id]} has it)",
+                acc.id,
+            )
+        seen[acc.id] = acc.name
     return Settings(
         path=path,
         state=state,
@@ -373,6 +400,7 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         stages=stages,
         friends=friends,
         promoters=doc["promoters"]["release"],
+        accounts=accounts,
         raw=data,
         text=text,
     )

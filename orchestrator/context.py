@@ -65,7 +65,14 @@ class Context:
     def store(self) -> StateStore:
         from orchestrator.store import open_store
 
-        return open_store(self.settings)
+        store = open_store(self.settings)
+        store.assumed_roles = self._assumed_roles
+        return store
+
+    def _assumed_roles(self) -> dict[str, str]:
+        """The member roles this command assumed so far (none when it made no AWS client)."""
+        aws = self.__dict__.get("aws")
+        return aws.assumed_roles() if aws is not None else {}
 
     @cached_property
     def aws(self) -> AwsFactory:
@@ -78,7 +85,9 @@ class Context:
                 f"{state.attempt_number})[/dim]"
             )
 
-        return AwsFactory.from_settings(self.settings, on_retry=on_retry, sleep=self.clock.sleep)
+        return AwsFactory.from_settings(
+            self.settings, on_retry=on_retry, sleep=self.clock.sleep, now=self.clock.time
+        )
 
     @cached_property
     def actor(self) -> str:

@@ -56,6 +56,13 @@ AVAILABILITY_ZONE = Pattern(
     r"[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]", "an availability zone like 'us-east-1a'"
 )
 ACCOUNT = Pattern(r"[0-9]{12}", "a 12-digit AWS account id")
+ACCOUNT_NAME = Pattern(
+    r"[a-z0-9][a-z0-9_-]{0,63}", "an account name of lowercase letters, digits, '_' and '-'"
+)
+# sts:ExternalId: 2 to 1224 characters of letters, digits and +=,.@:/- (AWS's own rule)
+EXTERNAL_ID = Pattern(
+    r"[\w+=,.@:/-]{2,1224}", "an external id of 2 to 1224 letters, digits, +=,.@:/-"
+)
 OU = Pattern(
     r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}", "an organizational unit id like 'ou-ab12-cd345678'"
 )

@@ -137,6 +137,8 @@ FEATURES: dict[str, list[str]] = {
         "s3:ListBucket",
         "iam:PassRole",  # perf.instance_profile, so the agent can write its results
     ],
+    # acting in member accounts ([accounts.NAME]): the operator assumes their roles
+    "accounts": ["sts:AssumeRole"],
     "notify": ["sns:Publish"],  # `imagefleet run` telling friend teams of a candidate through SNS
     "state": [  # the DynamoDB state backend ([state] backend = "dynamodb")
         "dynamodb:GetItem",
@@ -225,6 +227,7 @@ class Scope:
     table: str = "imagefleet-state"  # [state] table
     dynamodb: bool = False  # [state] backend = "dynamodb": the table statement is always included
     topics: tuple[str, ...] = ("arn:aws:sns:*:*:imagefleet*",)  # [notify] sns_topic, when set
+    member_roles: tuple[str, ...] = ()  # [accounts.NAME] role: the roles imagefleet may assume
 
     @classmethod
     def from_settings(cls, settings: Settings, groups: Iterable[str] = ()) -> Scope:
@@ -238,6 +241,7 @@ class Scope:
             table=settings.state.table,
             dynamodb=settings.state.backend == "dynamodb",
             topics=(chosen.target,) if chosen.kind == "sns" else cls.topics,
+            member_roles=tuple(sorted({a.role for a in settings.accounts.values()})),
         )
 
 
@@ -434,6 +438,8 @@ def rules(scope: Scope) -> list[Rule]:
             ("arn:aws:ssm:*:*:parameter/imagefleet/*",),
         ),
         Rule("ImagefleetNotify", f({"sns:Publish"}), scope.topics),
+        # only the configured member accounts' roles (iam-policy --member-role prints their side)
+        Rule("ImagefleetMemberRoles", f({"sts:AssumeRole"}), scope.member_roles),
         Rule(
             "ImagefleetStateTable",
             f(FEATURES["state"]),
@@ -458,9 +464,12 @@ def chosen_features(features: list[str], scope: Scope) -> list[str]:
         raise UsageError(
             f"unknown feature {unknown[0]!r}", hint=f"choose from: {', '.join(FEATURES)}, all"
         )
-    chosen = list(FEATURES) if "all" in features else ["core", *features]
+    every = [f for f in FEATURES if f != "accounts"]  # accounts: when member roles are configured
+    chosen = every if "all" in features else ["core", *features]
     if scope.dynamodb and "state" not in chosen:
         chosen.append("state")
+    if scope.member_roles and "accounts" not in chosen:
+        chosen.append("accounts")
     return chosen
 
 
@@ -480,3 +489,44 @@ def uncovered(features: list[str], scope: Scope) -> list[str]:
     doc = policy(features, scope=scope)
     granted = {a for s in doc["Statement"] for a in s["Action"]}
     return sorted({a for f in chosen_features(features, scope) for a in FEATURES[f]} - granted)
+
+
+# --- the organisation: member roles and the operator's AssumeRole -----------------------------
+# What imagefleet does inside a member account: its fleet's canary rollouts, image tests and gc
+# (bake, promotion, perf, the state table and notifications stay in the operator's account).
+MEMBER_FEATURES = ("canary", "test", "gc")
+
+
+def member_role_policy(scope: Scope | None = None) -> dict[str, Any]:
+    """The policy of the role imagefleet assumes in each member account: the member features'
+    actions, under the same conditions as the operator's (tagged resources, configured groups)."""
+    scope = scope or Scope()
+    wanted = {"sts:GetCallerIdentity"} | {a for f in MEMBER_FEATURES for a in FEATURES[f]}
+    reads = sorted(a for a in wanted if is_read_only(a))
+    statements = [{"Sid": "ImagefleetRead", "Effect": "Allow", "Action": reads, "Resource": "*"}]
+    statements += [s for s in (r.statement(wanted) for r in rules(scope)) if s]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def member_trust_policy(operator_role: str, external_id: str | None = None) -> dict[str, Any]:
+    """The member role's trust policy: only ``operator_role`` may assume it, with the
+    account's external id when one is configured."""
+    statement: dict[str, Any] = {
+        "Sid": "ImagefleetOperator",
+        "Effect": "Allow",
+        "Principal": {"AWS": operator_role},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def operator_role_arn(caller_arn: str) -> str:
+    """The IAM role ARN behind a caller identity: ``arn:aws:sts::ID:assumed-role/NAME/SESSION``
+    becomes ``arn:aws:iam::ID:role/NAME`` (what a trust policy names); a user ARN stays."""
+    parts = caller_arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        name = parts[5].split("/")[1]
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}"
+    return caller_arn

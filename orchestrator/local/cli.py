@@ -17,7 +17,7 @@ from orchestrator.errors import NotFoundError, RefusedError, UsageError
 from orchestrator.local import injection
 from orchestrator.local.endpoint import LocalEndpoint, seed, state_table
 from orchestrator.local.faults import parse_spec
-from orchestrator.schema import AMI_ID, FAMILY, REGION
+from orchestrator.schema import ACCOUNT_NAME, AMI_ID, FAMILY, REGION
 
 __all__ = ["local"]
 
@@ -73,6 +73,7 @@ def local_up(
     """Start the endpoint (if not running), seed it, print the environment to use."""
     from orchestrator.local import agents as local_agents
     from orchestrator.local import memory as endpoint_memory
+    from orchestrator.local.fleet import member_role
 
     obj, ep = _endpoint()
     if faults is not None:
@@ -92,6 +93,8 @@ def local_up(
     seeded = (
         {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
     )
+    # each [accounts.NAME] role, made in its account as a StackSet would on AWS (docs/aws.md)
+    members = [] if no_seed else [member_role(obj.aws, name) for name in obj.settings.accounts]
     table = (
         None  # the team backend's table lives on the endpoint too: make it before the store is read
     )
@@ -130,6 +133,7 @@ def local_up(
         "log": info.log,
         "env": env,
         "seeded": seeded,
+        "member_roles": members,
         "state_table": table,
         "agents_pid": agents_pid,
         "faults": info.faults,
@@ -331,12 +335,23 @@ def local_inject(ami: str, types: str, metric: str, factor: float | None, clear_
     default="",
     help="Comma-separated instance types (default: the family's cohort types).",
 )
+@click.option(
+    "--account",
+    type=Named(ACCOUNT_NAME, "NAME"),
+    help="Build it in this member account ([accounts.NAME]), through its role (made if absent).",
+)
 @json_option
 def local_fleet(
-    family: str, ami: str, per_type: int, groups_per_type: int, region: str | None, types: str
+    family: str,
+    ami: str,
+    per_type: int,
+    groups_per_type: int,
+    region: str | None,
+    types: str,
+    account: str | None,
 ) -> None:
     """DEMO: make a launch template and Auto Scaling groups per instance type of FAMILY."""
-    from orchestrator.local.fleet import DEFAULT_TYPES, make_fleet
+    from orchestrator.local.fleet import DEFAULT_TYPES, make_fleet, member_role
 
     obj = get_context()
     chosen = tuple(t.strip() for t in types.split(",") if t.strip())
@@ -345,6 +360,11 @@ def local_fleet(
             chosen = obj.settings.family(family).cohort_instance_types
         except NotFoundError:
             chosen = DEFAULT_TYPES
+    if account is not None:
+        obj.settings.select_accounts(
+            [account], key="--account"
+        )  # an unknown name: exit 2 before any call
+        member_role(obj.aws, account)
     data = make_fleet(
         obj.aws,
         family,
@@ -353,11 +373,13 @@ def local_fleet(
         per_type,
         region or obj.settings.aws.regions[0],
         groups_per_type,
+        account=account,
     )
+    where = f"{data['region']}" + (f", account {account}" if account else "")
     obj.out.result(
         data,
         lambda: (
-            f"fleet of {family} in {data['region']}: "
+            f"fleet of {family} in {where}: "
             + ", ".join(
                 f"{g['name']} ({g['desired']} × {g['instance_type']})" for g in data["groups"]
             )

@@ -4,13 +4,19 @@ type.
 `imagefleet local fleet` makes it, so that a canary rollout has groups to roll across; tests and
 the canary benchmark make theirs the same way. Every group is tagged ``imagefleet:family`` (which
 is how cohort discovery finds it) and pinned to a launch-template version of its own.
+
+With ``account`` (an ``[accounts.NAME]`` name) the fleet is built in that member account, through
+the role imagefleet assumes there; ``member_role`` first makes that role exist on the endpoint,
+as a StackSet or Terraform does in a real organisation (docs/aws.md, Member accounts).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from orchestrator.aws import AwsFactory, Client, batches, client_token
+from orchestrator.errors import AwsError
 from orchestrator.tags import FAMILY_TAG
 
 DEFAULT_TYPES = ("t3.micro", "m5.large", "c5.large", "r5.large")
@@ -24,14 +30,15 @@ def make_fleet(
     per_type: int,
     region: str,
     groups_per_type: int = 1,
+    account: str | None = None,
 ) -> dict[str, Any]:
     """Tagged Auto Scaling groups of ``per_type`` instances, ``groups_per_type`` per instance type,
     on one launch template with a version per type (idempotent).
 
     The first group of a type is named ``<family>-<type>``, the others ``<family>-<type>-2`` and on:
     the groups of one type share its template version, as a service's groups share its template."""
-    ec2 = aws.client("ec2", region)
-    asg = aws.client("autoscaling", region)
+    ec2 = aws.client("ec2", region, account=account)
+    asg = aws.client("autoscaling", region, account=account)
     lt_name = f"imagefleet-{family}"
     lt_id = _launch_template(ec2, lt_name, family, ami, types[0], region)
     azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
@@ -80,7 +87,57 @@ def make_fleet(
                 ],
             )
         groups.append({"name": name, "instance_type": instance_type, "desired": per_type})
-    return {"family": family, "region": region, "launch_template": lt_id, "groups": groups}
+    return {
+        "family": family,
+        "region": region,
+        "account": account,
+        "launch_template": lt_id,
+        "groups": groups,
+    }
+
+
+def member_role(aws: AwsFactory, name: str) -> dict[str, Any]:
+    """LOCAL ONLY: make ``[accounts.NAME] role`` exist in its account on the embedded endpoint,
+    trusting the caller (with the account's external id when set), unless it exists already.
+
+    The endpoint routes a request to an account by its credentials; creating the role needs the
+    account's administrator, which moto's server lets a request name with its
+    ``x-moto-account-id`` header. On AWS the organisation creates the role (docs/aws.md)."""
+    acc = aws.account(name)
+    role_name = acc.role.split(":role/", 1)[1].rsplit("/", 1)[-1]
+    path = "/" + acc.role.split(":role/", 1)[1][: -len(role_name)].lstrip("/")
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": aws.caller_arn()},
+        "Action": "sts:AssumeRole",
+    }
+    if acc.external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": acc.external_id}}
+    iam = aws.client("iam", aws.default_region)
+
+    def as_member(request: Any, **_: object) -> None:
+        request.headers["x-moto-account-id"] = acc.id
+
+    iam.raw.meta.events.register("before-sign.iam.*", as_member)
+    try:
+        try:
+            iam.get_role(RoleName=role_name)
+            created = False
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+            iam.create_role(
+                RoleName=role_name,
+                Path=path,
+                AssumeRolePolicyDocument=json.dumps(
+                    {"Version": "2012-10-17", "Statement": [statement]}
+                ),
+                Description="imagefleet member role (imagefleet local fleet --account)",
+            )
+            created = True
+    finally:
+        iam.raw.meta.events.unregister("before-sign.iam.*", as_member)
+    return {"account": acc.name, "id": acc.id, "role": acc.role, "created": created}
 
 
 def _launch_template(

@@ -8,8 +8,10 @@ conditional write and transaction atomically, and the state store's leases, rese
 pointer moves rely on that, so this server lets one DynamoDB request in at a time, and applies a
 transaction without copying the whole table for each of its items (``dynamodb_transactions``).
 SSM Run Command invocations stay ``InProgress`` until the local SSM agent reports them
-(``ssm_commands``). Every other service is served as moto serves it. Started by
-``LocalEndpoint.up`` as ``python -m orchestrator.local.moto_server -H HOST -p PORT``.
+(``ssm_commands``). STS AssumeRole is checked first as STS checks it (``sts_trust``: the role must
+exist in its account and its trust policy's external id match). Every other service is served as
+moto serves it. Started by ``LocalEndpoint.up`` as
+``python -m orchestrator.local.moto_server -H HOST -p PORT``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 from orchestrator.local import dynamodb_transactions, ssm_commands
+from orchestrator.local.sts_trust import AssumeRoleAsAwsDoes
 
 DYNAMODB_TARGET = (
     "DynamoDB_"  # X-Amz-Target of every DynamoDB API call: "DynamoDB_20120810.PutItem"
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         args.host,
         args.port,
-        OneDynamoDBRequestAtATime(app),
+        AssumeRoleAsAwsDoes(OneDynamoDBRequestAtATime(app)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -91,7 +91,14 @@ class AuditEntry:
     details: dict[str, Any]
 
     # the details a reader scans for (``history``, the report's audit rows); --json has them all
-    BRIEF = ("stage", "cohort", "forced", "from", "amis", "accounts", "summary")
+    BRIEF = ("stage", "cohort", "forced", "from", "amis", "accounts", "summary", "assumed_roles")
+
+    @property
+    def assumed_roles(self) -> dict[str, str]:
+        """Member account name -> the assumed-role ARN ``actor`` acted as there; empty for an
+        entry that used no member account (and for every entry written before accounts)."""
+        roles = self.details.get("assumed_roles")
+        return {str(k): str(v) for k, v in roles.items()} if isinstance(roles, dict) else {}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,6 +283,9 @@ class StateStore(ABC):
     """
 
     _fence: Fence | None = None
+    # Member account name -> assumed-role ARN the command acts as there (``AwsFactory.
+    # assumed_roles``); set by the command's context, recorded on each audit entry it writes.
+    assumed_roles: Callable[[], dict[str, str]] | None = None
     _alive: Callable[[], None] | None = (
         None  # raises when the holder's heartbeat saw the lease lost
     )
@@ -354,6 +364,15 @@ class StateStore(ABC):
     def add_evidence(self, ev: Evidence) -> None: ...
     @abstractmethod
     def evidence(self, family: str, version: int) -> list[Evidence]: ...
+    def _audit_details(self, details: dict[str, Any] | None) -> dict[str, Any]:
+        """An audit entry's details, with the member-account roles the command assumed
+        (``assumed_roles``: account name -> assumed-role ARN) when it used any."""
+        out = dict(details or {})
+        roles = self.assumed_roles() if self.assumed_roles else {}
+        if roles and "assumed_roles" not in out:
+            out["assumed_roles"] = roles
+        return out
+
     @abstractmethod
     def audit(
         self,

@@ -179,7 +179,7 @@ class DynamoStore(DynamoTable, StateStore):
                 action,
                 f"{family}:{version}" if version is not None else family,
                 reason,
-                {"stage": stage, **(details or {})},
+                self._audit_details({"stage": stage, **(details or {})}),
             )
             ops = [
                 self._pointer_put(change, current),
@@ -232,7 +232,13 @@ class DynamoStore(DynamoTable, StateStore):
         details: dict[str, Any] | None = None,
     ) -> None:
         entry = AuditEntry(
-            self._next_id("audit"), utcnow(), actor, action, target, reason, details or {}
+            self._next_id("audit"),
+            utcnow(),
+            actor,
+            action,
+            target,
+            reason,
+            self._audit_details(details),
         )
         self._write("put_item", Item=lay.to_wire(lay.audit_item(entry)))
 

@@ -217,7 +217,9 @@ class SqliteStore(SqliteFile, StateStore):
                     action,
                     f"{family}:{version}" if version is not None else family,
                     reason,
-                    json.dumps({"stage": stage, **(details or {})}, default=str),
+                    json.dumps(
+                        self._audit_details({"stage": stage, **(details or {})}), default=str
+                    ),
                 ),
             )
             if action == "rollback" and previous is not None:
@@ -299,6 +301,7 @@ class SqliteStore(SqliteFile, StateStore):
         reason: str = "",
         details: dict[str, Any] | None = None,
     ) -> None:
+        details = self._audit_details(details)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO audit(at, actor, action, target, reason, details) "

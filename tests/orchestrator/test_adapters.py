@@ -12,6 +12,7 @@ from test_thin_cli import PACKAGES, ROOT, aws_calls
 
 ADAPTERS = {
     "orchestrator/aws.py": "the client factory itself (retries, endpoint switch, caller identity)",
+    "orchestrator/assume.py": "member accounts: STS AssumeRole and each account's caller identity",
     "orchestrator/artifacts.py": "S3 artifacts every area reads and writes",
     "orchestrator/store/dynamodb.py": "the DynamoDB state store",
     "orchestrator/local/endpoint.py": "local mode: the embedded endpoint's table and bucket",

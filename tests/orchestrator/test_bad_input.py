@@ -169,6 +169,34 @@ CASES = [
         '[stages.release]\nous = ["engineering"]',
         "stages.release.ous",
     ),
+    # [accounts.NAME]: member accounts (orchestrator/config.py)
+    cfg(
+        "member-account-id",
+        "[stages.release]",
+        '[accounts.prod]\nid = "2222"\nrole = "arn:aws:iam::222222222222:role/m"\n[stages.release]',
+        "accounts.prod.id",
+    ),
+    cfg(
+        "member-role-other-account",
+        "[stages.release]",
+        '[accounts.prod]\nid = "222222222222"\nrole = "arn:aws:iam::333333333333:role/m"\n'
+        "[stages.release]",
+        "accounts.prod.role: expected a role in the account itself",
+    ),
+    cfg(
+        "member-role-not-arn",
+        "[stages.release]",
+        '[accounts.prod]\nid = "222222222222"\nrole = "imagefleet-member"\n[stages.release]',
+        "accounts.prod.role",
+    ),
+    cfg(
+        "member-session-long",
+        "[stages.release]",
+        '[accounts.prod]\nid = "222222222222"\nrole = "arn:aws:iam::222222222222:role/m"\n'
+        'session_duration = "13h"\n[stages.release]',
+        "accounts.prod.session_duration",
+    ),
+    Case("member-account-unknown", ("accounts", "check", "--accounts", "nope"), "unknown account"),
     cfg(
         "endpoint-scheme", 'endpoint_url = "local"', 'endpoint_url = "ftp://x"', "aws.endpoint_url"
     ),

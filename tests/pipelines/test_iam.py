@@ -68,7 +68,12 @@ NOT_UNDER_THE_ROLE = {
 }
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/imagefleet-perf"
-SCOPE = iam.Scope(bucket="imagefleet-artifacts", roles=(ROLE,), table="imagefleet-state")
+SCOPE = iam.Scope(
+    bucket="imagefleet-artifacts",
+    roles=(ROLE,),
+    table="imagefleet-state",
+    member_roles=("arn:aws:iam::222222222222:role/imagefleet-member",),
+)
 
 
 def actions_of(call: str) -> tuple[str, ...]:
