@@ -177,11 +177,11 @@ def tick(env: AgentEnv) -> None:
 
 def settle(env: AgentEnv) -> None:
     """``tick``, then, when a local Prometheus scrapes the points, wait (wall-clock seconds) until
-    it has them: agents on a ``VirtualClock`` publish a stretch of time at once, and the
-    controller queries it as soon as its sleep ends."""
+    it has those at least ``env.exporter.lag`` old: agents on a ``VirtualClock`` publish a
+    stretch of time at once, and the controller queries it as soon as its sleep ends."""
     tick(env)
     if env.exporter is not None and env.exporter.scraped:
-        left = env.exporter.wait_scraped(SCRAPE_WAIT_S)
+        left = env.exporter.wait_scraped(SCRAPE_WAIT_S, before=env.clock.time() - env.exporter.lag)
         if left:
             raise ToolError(
                 f"the local Prometheus did not scrape {len(left)} instance(s) within "

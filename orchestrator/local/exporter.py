@@ -115,11 +115,21 @@ class Exporter:
     """The exposition endpoint of every simulated instance, and its file-SD list."""
 
     def __init__(
-        self, targets_file: Path, *, host: str = HOST, port: int = 0, scraped: bool = False
+        self,
+        targets_file: Path,
+        *,
+        host: str = HOST,
+        port: int = 0,
+        scraped: bool = False,
+        lag: float = 0.0,
     ) -> None:
         self.targets_file = Path(targets_file)
-        # A Prometheus is known to scrape this endpoint: agents on a virtual clock wait for it.
+        # A Prometheus is known to scrape this endpoint: agents on a virtual clock wait for it,
+        # for the points at least ``lag`` seconds old on their clock. The canary reads a window
+        # ``metric_delay`` after it ends, so with ``lag`` = that delay they wait only when a query
+        # may need the points; the ones a short sleep publishes get scraped in the meantime.
         self.scraped = scraped
+        self.lag = lag
         self._lock = threading.Condition()
         self._series: dict[str, _Series] = {}
         self._written: str | None = None
@@ -239,18 +249,21 @@ class Exporter:
         registry.register(collector)
         return generate_latest(registry)
 
-    def pending(self) -> list[str]:
-        """Instances with points Prometheus has not committed yet."""
+    def pending(self, before: float = float("inf")) -> list[str]:
+        """Instances with points at or before ``before`` that Prometheus has not committed yet."""
         with self._lock:
             return sorted(
-                iid for iid, s in self._series.items() if s.points and s.points[-1].t > s.committed
+                iid
+                for iid, s in self._series.items()
+                if any(s.committed < p.t <= before for p in s.points)
             )
 
-    def wait_scraped(self, timeout: float) -> list[str]:
+    def wait_scraped(self, timeout: float, before: float = float("inf")) -> list[str]:
         """Wait (wall-clock seconds: the server scrapes on its own time) until every point
-        published so far is in Prometheus' database; returns the instances still pending."""
+        published so far, up to ``before``, is in Prometheus' database; returns the instances
+        still pending."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while (left := self.pending()) and (rest := deadline - time.monotonic()) > 0:
+            while (left := self.pending(before)) and (rest := deadline - time.monotonic()) > 0:
                 self._lock.wait(min(rest, 0.5))
             return left

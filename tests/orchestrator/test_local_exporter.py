@@ -67,6 +67,10 @@ def test_a_scrape_serves_each_point_once_with_the_agents_timestamp(tmp_path: Pat
             ],
         )
         assert exporter.pending() == ["i-base", "i-r5"]
+        # only points at least as old as asked for (the canary's metric delay) are waited for
+        assert exporter.pending(before=999.0) == []
+        assert exporter.pending(before=1000.0) == ["i-r5"]
+        assert exporter.wait_scraped(5.0, before=999.0) == []
         assert sorted(scrape(exporter, "i-r5")) == [
             ("cpu", {}, 40.0, 1010.0),  # the labels come from the file-SD list, not the exposition
             ("latency_ms", {}, 32.0, 1000.0),
