@@ -25,6 +25,7 @@ from canary import metrics as metric_source
 from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
 from canary.judge.decision import NODATA_QUERIES, Verdict, verdict
+from canary.metrics import InstanceRef
 from canary.model import BatchState, GroupState, Rollout
 from canary.pacing import LaunchPacer
 from orchestrator.aws import Clients, client_token
@@ -253,7 +254,13 @@ class RolloutActions:
                     for side, ids in (("canary", w.canaries), ("baseline", w.baselines))
                 }
                 samples = metric_source.fetch_sides(
-                    self.aws, sides, cfg.metrics, t0, t1, cfg.period_s
+                    self.aws,
+                    sides,
+                    cfg.metrics,
+                    t0,
+                    t1,
+                    cfg.period_s,
+                    prometheus_url=cfg.prometheus_url,
                 )
                 for w in same:
                     result = verdict(cfg, samples[f"baseline:{w.key}"], samples[f"canary:{w.key}"])
@@ -311,8 +318,8 @@ class WaveToJudge:
     key: str
     start: float
     end: float
-    canaries: list[tuple[str, str]]  # (region, instance id)
-    baselines: list[tuple[str, str]]
+    canaries: list[InstanceRef]
+    baselines: list[InstanceRef]
 
 
 def _by_window(waves: list[WaveToJudge]) -> dict[tuple[float, float], list[WaveToJudge]]:

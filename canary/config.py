@@ -9,6 +9,7 @@ publishes (``canary.local_health``), so a fresh ``imagefleet init`` workspace ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,16 @@ if TYPE_CHECKING:
 STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 ON_FAIL = ("halt", "continue")
 HEALTH_NAMESPACE = "imagefleet/health"
+# Where a metric's series come from (``canary.metrics.FETCHERS`` holds a fetcher for each source
+# that is available). ``cloudwatch-target-group`` is refused at load until its fetcher is in.
+SOURCES = ("cloudwatch", "cloudwatch-target-group", "prometheus")
+PENDING_SOURCES: tuple[str, ...] = ("cloudwatch-target-group",)
+# What a dimension template or a PromQL query may name: the instance's reference
+# (``canary.metrics.InstanceRef``); ``instance`` (its private IP) is for PromQL only.
+PLACEHOLDERS = ("instance_id", "asg", "instance_type")
+PROMQL_PLACEHOLDERS = (*PLACEHOLDERS, "instance")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DEFAULT_DIMENSIONS = (("InstanceId", "{instance_id}"),)
 
 # What the local health agent publishes. A High needs a mean 10 % worse than the baseline's
 # (``allowed_increase = 1.1``), so noise alone rarely fails a canary of a few instances.
@@ -60,7 +71,16 @@ _RATIOS = ("allowed_increase", "allowed_decrease", "critical_increase", "critica
 METRIC = s.Table(
     fields={
         "name": s.Str(pattern=s.LABEL, what="a metric name"),
+        "source": s.Choice("cloudwatch", options=SOURCES),
         "namespace": s.Str(HEALTH_NAMESPACE, s.LABEL, what="a CloudWatch namespace"),
+        "metric": s.Str(None, s.LABEL, what="a CloudWatch metric name"),  # default: name
+        "dimensions": s.Map(
+            None,  # default: DEFAULT_DIMENSIONS
+            key=s.LABEL,
+            value=s.Str(max_len=255, what="a dimension value template like '{instance_id}'"),
+            max_items=30,  # CloudWatch's limit of dimensions per metric
+        ),
+        "query": s.Str(None, max_len=8192, what="a PromQL query template"),
         "statistic": s.Choice("Average", options=STATISTICS),
         "direction": s.Choice("either", options=DIRECTIONS),
         "group": s.Str(DEFAULT_GROUP, s.LABEL, what="a group name"),
@@ -123,6 +143,11 @@ SCHEMA = s.Table(
         "instance_timeout": s.Duration("10m"),
         "poll": s.Duration("15s"),
         "seed": s.Num(0, lo=-(2**63), hi=2**63 - 1, integer=True),
+        # The Prometheus server's base URL, for metrics with source = "prometheus".
+        "prometheus_url": s.Str(
+            None,
+            s.Pattern(r"https?://[^\s]{1,1000}", "an http(s) URL like 'http://127.0.0.1:9090'"),
+        ),
         "group_weights": s.Map({}, key=s.LABEL, value=s.Num(lo=0, hi=100)),
         "metrics": s.List(
             DEFAULT_METRICS,
@@ -139,7 +164,8 @@ DEFAULTS: dict[str, Any] = SCHEMA.defaults()
 
 @dataclass(frozen=True)
 class CanaryMetric:
-    """One CloudWatch metric judged per instance (dimension ``InstanceId``)."""
+    """One metric judged per instance: a CloudWatch metric (``namespace``, ``metric`` and the
+    ``dimensions`` templates, rendered per instance) or a PromQL ``query`` template."""
 
     name: str
     namespace: str
@@ -153,6 +179,13 @@ class CanaryMetric:
     allowed_decrease: float
     critical_increase: float
     critical_decrease: float
+    source: str = "cloudwatch"
+    metric: str = ""  # the CloudWatch MetricName ("" for a prometheus metric)
+    dimensions: tuple[tuple[str, str], ...] = DEFAULT_DIMENSIONS
+    query: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "dimensions": dict(self.dimensions)}
 
     def judge_config(self) -> MetricConfig:
         return MetricConfig(
@@ -195,6 +228,7 @@ class CanarySettings:
     seed: int
     group_weights: dict[str, float]
     metrics: tuple[CanaryMetric, ...]
+    prometheus_url: str = ""
 
     def metric_configs(self) -> dict[str, MetricConfig]:
         return {m.name: m.judge_config() for m in self.metrics}
@@ -238,7 +272,8 @@ class CanarySettings:
             "poll_s": self.poll_s,
             "seed": self.seed,
             "group_weights": self.weights(),
-            "metrics": [m.__dict__ for m in self.metrics],
+            "metrics": [m.to_dict() for m in self.metrics],
+            "prometheus_url": self.prometheus_url,
         }
 
 
@@ -270,16 +305,14 @@ def parse(
             f"<= pass_threshold ({d['pass_threshold']:g})",
             d["marginal_threshold"],
         )
-    metrics = tuple(
-        CanaryMetric(
-            **{
-                **m,
-                "weight": None if m["weight"] is None else float(m["weight"]),
-                **{k: float(m[k]) for k in _RATIOS},
-            }
+    metrics = tuple(_metric(m, f"canary.metrics[{i}]", w) for i, m in enumerate(d["metrics"]))
+    if not d["prometheus_url"] and any(m.source == "prometheus" for m in metrics):
+        first = next(i for i, m in enumerate(metrics) if m.source == "prometheus")
+        raise w.error(
+            "canary.prometheus_url",
+            f"the Prometheus server's URL (canary.metrics[{first}] has source = 'prometheus')",
+            show_got=False,
         )
-        for m in d["metrics"]
-    )
     if len({m.name for m in metrics}) != len(metrics):
         raise w.error("canary.metrics", "metric names that are unique", [m.name for m in metrics])
     period = d["period"]
@@ -317,7 +350,81 @@ def parse(
         seed=d["seed"],
         group_weights={str(k): float(v) for k, v in d["group_weights"].items()},
         metrics=metrics,
+        prometheus_url=(d["prometheus_url"] or "").rstrip("/"),
     )
+
+
+def _metric(m: dict[str, Any], key: str, w: s.Where) -> CanaryMetric:
+    """One metric table, its source's keys checked: templates name known placeholders only."""
+    source = m["source"]
+    if source in PENDING_SOURCES:
+        raise w.error(
+            f"{key}.source",
+            f"one of {', '.join(x for x in SOURCES if x not in PENDING_SOURCES)} "
+            f"({source} is not available yet)",
+            source,
+        )
+    if source == "prometheus":
+        for other in ("metric", "dimensions"):
+            if m[other] is not None:
+                raise w.error(
+                    f"{key}.{other}",
+                    f"no {other} with source = 'prometheus' (it is for CloudWatch)",
+                    m[other],
+                )
+        if m["query"] is None:
+            raise w.error(f"{key}.query", "a PromQL query template (required)", show_got=False)
+        _placeholders(m["query"], PROMQL_PLACEHOLDERS, f"{key}.query", w)
+        dimensions: tuple[tuple[str, str], ...] = ()
+    else:
+        if m["query"] is not None:
+            raise w.error(
+                f"{key}.query",
+                f"no query with source = '{source}' (it is for source = 'prometheus')",
+                m["query"],
+            )
+        dimensions = (
+            DEFAULT_DIMENSIONS if m["dimensions"] is None else tuple(m["dimensions"].items())
+        )
+        for dim, value in dimensions:
+            _placeholders(value, PLACEHOLDERS, f"{key}.dimensions.{dim}", w)
+        if not any("{instance_id}" in value for _, value in dimensions):
+            raise w.error(
+                f"{key}.dimensions",
+                "a table with a dimension whose value names '{instance_id}'",
+                dict(dimensions),
+            )
+    return CanaryMetric(
+        **{
+            **m,
+            "metric": "" if source == "prometheus" else (m["metric"] or m["name"]),
+            "dimensions": dimensions,
+            "query": m["query"] or "",
+            "weight": None if m["weight"] is None else float(m["weight"]),
+            **{k: float(m[k]) for k in _RATIOS},
+        }
+    )
+
+
+def _placeholders(template: str, known: tuple[str, ...], key: str, w: s.Where) -> None:
+    names = PLACEHOLDER.findall(template)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise w.error(
+            key,
+            f"placeholders among {', '.join('{' + k + '}' for k in known)} "
+            f"({'{' + unknown[0] + '}'} is unknown)",
+            template,
+        )
+    if key.endswith(".query") and not {"instance_id", "instance"} & set(names):
+        raise w.error(
+            key, "a query that selects one instance with '{instance_id}' or '{instance}'", template
+        )
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """A template with its placeholders replaced (PromQL's own braces, ``{job="x"}``, stay)."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def from_settings(settings: Settings) -> CanarySettings:

@@ -37,6 +37,7 @@ from canary.actions import GroupsMissing, Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
 from canary.judge.decision import NODATA_QUERIES, Verdict, describe_verdict, verdict
+from canary.metrics import InstanceRef
 from canary.model import CohortState, Owner, Rollout, Wave
 from canary.pacing import LaunchPacer, PacedAws
 from canary.prepare import new_amis, prepare
@@ -523,21 +524,25 @@ class Controller:
         for line in hooks.cohort_rolled_back(event):
             self.progress(f"cohort {cohort.key}: {line}")
 
-    def regions_of(self, cohort: CohortState, ids: list[str]) -> list[tuple[str, str]]:
-        """(region, instance id) of canaries: a replacement runs in the region of the group it
-        joined."""
-        region_of: dict[str, str] = {}
+    def canary_refs(self, cohort: CohortState, ids: list[str]) -> list[InstanceRef]:
+        """Canaries as their metrics' templates name them: a replacement runs in the region and
+        Auto Scaling group of the batch it replaced, with the batch's instance type."""
+        where: dict[str, tuple[str, str, str]] = {}
         for wave in cohort.waves:
             for batch in wave.batches:
                 for instance_id in (*batch.replacements, *batch.before):
-                    region_of.setdefault(instance_id, batch.region)
+                    where.setdefault(instance_id, (batch.region, batch.group, batch.instance_type))
         fallback = min(
-            (self.rollout.groups[group_key].region for group_key in cohort.groups), default=None
+            (
+                (self.rollout.groups[key].region, self.rollout.groups[key].name, "")
+                for key in cohort.groups
+            ),
+            default=None,
         )
         return [
-            (region, instance_id)
+            InstanceRef(found[0], instance_id, found[1], found[2])
             for instance_id in ids
-            if (region := region_of.get(instance_id, fallback)) is not None
+            if (found := where.get(instance_id, fallback)) is not None
         ]
 
     def cleanup_baselines(self, cohort: CohortState, wave: Wave) -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, cast
 from canary.actions import WaveToJudge, template_key
 from canary.executor import GroupInfo
 from canary.judge.decision import Verdict
+from canary.metrics import InstanceRef
 from canary.model import (
     Analysis,
     Baselines,
@@ -328,9 +329,12 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
                     key=f"{cohort.key}/{wave.index}",
                     start=start,
                     end=end,
-                    canaries=ctl.regions_of(cohort, wave.canaries),
+                    canaries=ctl.canary_refs(cohort, wave.canaries),
+                    # outside any group: no {asg}; the type of the batch they were launched beside
                     baselines=[
-                        (region, iid) for region, ids in wave.baselines.ids.items() for iid in ids
+                        InstanceRef(region, iid, "", baseline_spot(wave).instance_type)
+                        for region, ids in wave.baselines.ids.items()
+                        for iid in ids
                     ],
                 )
             )

@@ -31,6 +31,7 @@ from canary.cohorts import Group, build_cohorts
 from canary.config import CanarySettings, parse
 from canary.executor import Executor, GroupInfo
 from canary.judge.decision import verdict
+from canary.metrics import InstanceRef
 from canary.plan import Batch, CohortPlan, Plan, plan
 from canary.simulate.aws import SimAws, SimWorld
 from canary.simulate.engine import Engine, Process
@@ -298,8 +299,8 @@ class FleetRollout:
         t0 = datetime.fromtimestamp(start, UTC)
         t1 = t0 + timedelta(seconds=self.cfg.analysis_s)
         sides = {
-            "canary": [(r, i) for r, ids in canaries.items() for i in ids],
-            "baseline": [(region, i) for i in base],
+            "canary": [InstanceRef(r, i) for r, ids in canaries.items() for i in ids],
+            "baseline": [InstanceRef(region, i, "", itype) for i in base],
         }
         queries = sum(len(v) for v in sides.values()) * len(self.cfg.metrics)
         samples = yield from self.call(

@@ -52,3 +52,97 @@ def test_verdict_keeps_samples_thresholds_and_maps_no_data_to_pause() -> None:
     v = verdict(cfg, base, {"a": [3.0, 3.1, 2.9, 3.0, 3.2], "b": [2.0, 2.1, 1.9, 2.0]})
     assert v["decision"] == "fail"
     assert next(m for m in v["judge"]["metrics"] if m["name"] == "a")["classification"] == "High"
+
+
+PROM = {"name": "load", "source": "prometheus", "query": 'avg(node_load1{instance="{instance}"})'}
+
+
+@pytest.mark.parametrize(
+    "raw, says",
+    [
+        (
+            {
+                "metrics": [
+                    {"name": "m", "dimensions": {"InstanceId": "{instance_id}", "Az": "{az}"}}
+                ]
+            },
+            "canary.metrics[0].dimensions.Az: expected placeholders among {instance_id}, {asg}, "
+            "{instance_type} ({az} is unknown)",
+        ),
+        (
+            {"metrics": [{"name": "m", "dimensions": {"AutoScalingGroupName": "{asg}"}}]},
+            "canary.metrics[0].dimensions: expected a table with a dimension whose value names",
+        ),
+        ({"metrics": [PROM]}, "canary.prometheus_url: expected the Prometheus server's URL"),
+        (
+            {"prometheus_url": "http://p:9090", "metrics": [{**PROM, "query": "up{x='{ip}'}"}]},
+            "canary.metrics[0].query: expected placeholders among",
+        ),
+        (
+            {"prometheus_url": "http://p:9090", "metrics": [{**PROM, "query": "avg(up)"}]},
+            "canary.metrics[0].query: expected a query that selects one instance",
+        ),
+        (
+            {"prometheus_url": "http://p:9090", "metrics": [{**PROM, "metric": "x"}]},
+            "canary.metrics[0].metric: expected no metric with source = 'prometheus'",
+        ),
+        (
+            {"prometheus_url": "http://p:9090", "metrics": [{"name": "l", "source": "prometheus"}]},
+            "canary.metrics[0].query: expected a PromQL query template (required)",
+        ),
+        ({"metrics": [{"name": "m", "query": "up"}]}, "canary.metrics[0].query: expected no query"),
+        (
+            {"metrics": [{"name": "m", "source": "cloudwatch-target-group"}]},
+            "(cloudwatch-target-group is not available yet)",
+        ),
+        ({"prometheus_url": "ftp://p"}, "canary.prometheus_url: expected an http(s) URL"),
+    ],
+)
+def test_metric_sources_are_checked_per_source(raw: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    assert says in str(err.value)
+
+
+def test_existing_metric_tables_keep_their_meaning_and_new_keys_have_defaults() -> None:
+    (m,) = parse({"metrics": [{"name": "lat", "namespace": "app"}]}).metrics
+    assert (m.source, m.metric, m.dimensions, m.query) == (
+        "cloudwatch",
+        "lat",
+        (("InstanceId", "{instance_id}"),),
+        "",
+    )
+    cfg = parse(
+        {
+            "prometheus_url": "http://127.0.0.1:9090/",
+            "metrics": [
+                {
+                    "name": "mem",
+                    "namespace": "CWAgent",
+                    "metric": "mem_used_percent",
+                    "dimensions": {"InstanceId": "{instance_id}", "AutoScalingGroupName": "{asg}"},
+                },
+                PROM,
+            ],
+        }
+    )
+    assert cfg.prometheus_url == "http://127.0.0.1:9090"
+    assert cfg.metrics[0].metric == "mem_used_percent"
+    assert cfg.metrics[0].dimensions[1] == ("AutoScalingGroupName", "{asg}")
+    assert cfg.metrics[1].query == PROM["query"] and cfg.metrics[1].dimensions == ()
+    doc = json.loads(json.dumps(cfg.to_dict()))  # a rollout keeps its config as JSON
+    assert doc["metrics"][0]["dimensions"] == {
+        "InstanceId": "{instance_id}",
+        "AutoScalingGroupName": "{asg}",
+    }
+
+
+def test_file_errors_name_the_line_of_the_metric(tmp_path: Any) -> None:
+    text = '[canary]\n[[canary.metrics]]\nname = "m"\ndimensions = { InstanceId = "{id}" }\n'
+    with pytest.raises(ConfigError) as err:
+        parse(
+            {"metrics": [{"name": "m", "dimensions": {"InstanceId": "{id}"}}]},
+            path=tmp_path / "imagefleet.toml",
+            text=text,
+        )
+    assert "imagefleet.toml:4: canary.metrics[0].dimensions.InstanceId" in str(err.value)

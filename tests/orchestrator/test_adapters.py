@@ -21,7 +21,7 @@ ADAPTERS = {
     "pipelines/fleet/discovery.py": "the fleet view's Auto Scaling groups and their AMIs",
     "pipelines/notify.py": "the SNS notifier",
     "canary/executor.py": "launch-template versions and instance replacement",
-    "canary/metrics.py": "CloudWatch metrics",
+    "canary/metrics.py": "metric sources: CloudWatch GetMetricData, EC2 private IPs for PromQL",
     "canary/pacing.py": "the paced client (one API token per request and page)",
     "canary/prepare.py": "the rollout's AMIs, looked up before a rollout starts",
     "canary/local_health.py": "local mode: the health agent",
