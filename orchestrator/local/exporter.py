@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -152,8 +153,14 @@ class Exporter:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                # Prometheus closes a scrape when its target leaves the list or times out.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)  # type: ignore[arg-type]
+
         self._host = host
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = Server((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
