@@ -100,7 +100,8 @@ def _drive(
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Print the plan (cohorts, waves, counts, duration, API calls); change nothing.",
+    help="Print the plan (cohorts, waves, counts, duration, API calls) and check that every "
+    "metric has data for the fleet; change nothing.",
 )
 @json_option
 def start(ref: str, family: str | None, dry_run: bool) -> None:
@@ -109,6 +110,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
     rollout, _ = ctl.prepare(obj, cfg, ref, family)
     if dry_run:
         s = rollout.summary
+        check = ctl.check_metric_data(obj, cfg, rollout)
         # one estimate, canary.plan's, in the JSON and in the text alike
         data = {
             "dry_run": True,
@@ -117,6 +119,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
             "plan": s,
             "api_calls": s["estimated_api_calls"],
             "groups": sorted(rollout.groups),
+            "metric_data": check,
         }
 
         def render() -> RenderableType:
@@ -138,9 +141,32 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
                 f"{s['cohorts']} cohorts, ~{s['estimated_duration_s'] / 3600:.1f} h, "
                 f"~{data['api_calls']['total']} API calls",
             )
-            return t
+            from rich.console import Group
+
+            m = table(
+                ["metric", "source", "instances with data", "datapoints"],
+                [
+                    [
+                        row["name"],
+                        row["source"],
+                        f"{row['with_data']}/{row['instances']}",
+                        row["datapoints"],
+                    ]
+                    for row in check["metrics"]
+                ],
+                title=f"metric data from {check['window']['start']} to {check['window']['end']}"
+                f" ({check['instances_checked']} of {check['instances']} instances)",
+            )
+            return Group(t, m)
 
         obj.out.result(data, render)
+        if check["missing"]:
+            raise RefusedError(
+                f"no data for metric(s) {', '.join(check['missing'])} from the fleet's "
+                "instances over the last analysis window: a rollout would pause on 'no data'",
+                hint="check [[canary.metrics]] (namespace, metric, dimensions, query) against "
+                "what the instances publish",
+            )
         return
     c = ctl.Controller.create(obj, cfg, rollout)
     obj.out.note(

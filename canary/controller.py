@@ -40,7 +40,7 @@ from canary.judge.decision import NODATA_QUERIES, Verdict, describe_verdict, ver
 from canary.metrics import InstanceRef
 from canary.model import CohortState, Owner, Rollout, Wave
 from canary.pacing import LaunchPacer, PacedAws
-from canary.prepare import new_amis, prepare
+from canary.prepare import check_metric_data, new_amis, prepare
 from canary.records import RolloutRecords, RolloutView
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
@@ -73,6 +73,7 @@ __all__ = [
     "Controller",
     "Verdict",
     "abort",
+    "check_metric_data",
     "claim_owner",
     "describe_verdict",
     "group_leases",

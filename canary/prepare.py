@@ -3,17 +3,22 @@ records.
 
 Nothing is written here: ``prepare`` returns the (unsaved) ``Rollout`` and its plan, so
 ``canary start --dry-run`` prints the plan and changes nothing, and ``Controller.create`` saves it.
+``check_metric_data`` is the dry run's check that every metric has data for the fleet.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import zip_longest
+from typing import Any
 
 from canary.budget import launch_bucket
 from canary.cohorts import Cohort, build_cohorts
 from canary.config import CanarySettings
 from canary.executor import Executor, GroupInfo
+from canary.metrics import InstanceRef, fetch_sides
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
 from orchestrator.context import Context
@@ -145,3 +150,62 @@ def _cohort_state(cohort_plan: CohortPlan, types: dict[str, str]) -> CohortState
         {f"{batch.region}/{batch.group}" for wave in waves for batch in wave.batches}
     )
     return CohortState(key=cohort_plan.key, size=cohort_plan.size, groups=group_keys, waves=waves)
+
+
+DATA_CHECK_MAX = 200  # instances a dry run queries, drawn evenly from every cohort
+
+
+def fleet_refs(rollout: Rollout, limit: int = DATA_CHECK_MAX) -> tuple[list[InstanceRef], int]:
+    """Up to ``limit`` of the groups' members as metric templates name them (taken in turn from
+    each cohort, so a small cohort is checked too), and how many members there are."""
+    per_cohort = [
+        [
+            InstanceRef(batch.region, instance_id, batch.group, batch.instance_type)
+            for wave in cohort.waves
+            for batch in wave.batches
+            for instance_id in batch.instance_ids
+        ]
+        for cohort in rollout.cohorts
+    ]
+    total = sum(len(refs) for refs in per_cohort)
+    mixed = [ref for turn in zip_longest(*per_cohort) for ref in turn if ref is not None]
+    return mixed[:limit], total
+
+
+def check_metric_data(ctx: Context, cfg: CanarySettings, rollout: Rollout) -> dict[str, Any]:
+    """Whether every configured metric has data for the fleet now, before anything changes.
+
+    The window is the last analysis window that has had ``metric_delay`` to arrive; each metric
+    is queried for up to ``DATA_CHECK_MAX`` of the groups' members (one side per instance, so the
+    queries share requests as a wave's do). ``missing`` names the metrics without a datapoint for
+    any of them: a rollout judged on them would pause on "no data" at its first wave."""
+    refs, total = fleet_refs(rollout)
+    end = ctx.clock.time() - cfg.metric_delay_s
+    start = end - cfg.analysis_s
+    t0, t1 = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    got = fetch_sides(
+        ctx.aws,
+        {ref.instance_id: [ref] for ref in refs},
+        cfg.metrics,
+        t0,
+        t1,
+        cfg.period_s,
+        prometheus_url=cfg.prometheus_url,
+    )
+    metrics = [
+        {
+            "name": m.name,
+            "source": m.source,
+            "instances": len(refs),
+            "with_data": sum(1 for ref in refs if got[ref.instance_id][m.name]),
+            "datapoints": sum(len(got[ref.instance_id][m.name]) for ref in refs),
+        }
+        for m in cfg.metrics
+    ]
+    return {
+        "window": {"start": t0.isoformat(), "end": t1.isoformat()},
+        "instances_checked": len(refs),
+        "instances": total,
+        "metrics": metrics,
+        "missing": [row["name"] for row in metrics if not row["with_data"]],
+    }

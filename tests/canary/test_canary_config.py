@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +149,34 @@ def test_file_errors_name_the_line_of_the_metric(tmp_path: Any) -> None:
             text=text,
         )
     assert "imagefleet.toml:4: canary.metrics[0].dimensions.InstanceId" in str(err.value)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_documented_metric_examples_are_valid_config() -> None:
+    """The ``[[canary.metrics]]`` examples of docs/aws.md and of imagefleet init's file (commented
+    there) load as they are written."""
+    doc = (ROOT / "docs" / "aws.md").read_text()
+    section = doc[doc.index("## Canary metrics") : doc.index("## 8.")]
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    cloudwatch = parse(tomllib.loads("[canary]\n" + blocks[0])["canary"])
+    assert [m.metric for m in cloudwatch.metrics] == [
+        "mem_used_percent",
+        "cpu_usage_active",
+        "disk_used_percent",
+    ]
+    prom = parse(tomllib.loads(blocks[1])["canary"])
+    assert {m.source for m in prom.metrics} == {"prometheus"} and prom.prometheus_url
+    init = (ROOT / "orchestrator" / "templates" / "init" / "imagefleet.toml").read_text()
+    commented = init[init.index("# [[canary.metrics]]") :].splitlines()
+    lines = [line[2:] for line in commented if re.match(r"# (\[\[|[a-z_]+ = )", line)]
+    url = next(line.split("#")[0] for line in lines if line.startswith("prometheus_url"))
+    rest = "\n".join(line for line in lines if not line.startswith("prometheus_url"))
+    metrics = parse(tomllib.loads(f"[canary]\n{url}\n{rest}")["canary"]).metrics
+    assert [(m.name, m.source) for m in metrics] == [
+        ("mem_used_percent", "cloudwatch"),
+        ("cpu_busy", "cloudwatch"),
+        ("load1", "prometheus"),
+    ]

@@ -184,9 +184,18 @@ def test_pause_request_then_resume_then_rollback_everything(fleet_factory: Any) 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None:
     fleet = fleet_factory(SMALL, 4)
+    with fleet.agent():  # the fleet publishes its health metrics for an analysis window and more
+        fleet.clock.sleep(110)
     r = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run", "--json")
     assert r.code == 0, r.stderr
     data = json.loads(r.stdout)
+    check = data["metric_data"]
+    assert check["missing"] == [] and check["instances"] == check["instances_checked"] == 12
+    assert {row["name"]: row["with_data"] for row in check["metrics"]} == {
+        "latency_ms": 12,
+        "error_rate": 12,
+        "cpu": 12,
+    }
     assert data["plan"]["instances"] == 12 and data["plan"]["cohorts"] == 3
     assert data["api_calls"]["terminate_instance_in_auto_scaling_group"] == 12
     assert data["api_calls"] == data["plan"]["estimated_api_calls"]  # one estimate
@@ -198,6 +207,17 @@ def test_dry_run_prints_the_plan_and_changes_nothing(fleet_factory: Any) -> None
     assert fleet.context().store.docs("canary-rollout") == []
     assert {m["ami"] for ms in fleet.members().values() for m in ms} == {fleet.old_ami}
     assert fleet.run("canary", "start", "nope:9").code == 2
+    # A metric the instances do not publish (no CloudWatch agent): refused by name, nothing made.
+    with fleet.ws.config.open("a") as f:
+        f.write(
+            '[[canary.metrics]]\nname = "latency_ms"\n'
+            '[[canary.metrics]]\nname = "mem"\nnamespace = "CWAgent"\n'
+            'metric = "mem_used_percent"\n'
+        )
+    r = fleet.run("canary", "start", f"{fleet.family}:2", "--dry-run", "--json")
+    assert r.code == 1 and "no data for metric(s) mem from the fleet" in r.stderr, r.stderr
+    assert json.loads(r.stdout)["metric_data"]["missing"] == ["mem"]
+    assert fleet.context().store.docs("canary-rollout") == []
 
 
 def test_judge_command_exit_codes(tmp_path: Any, workspace: Any) -> None:
