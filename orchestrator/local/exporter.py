@@ -31,7 +31,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -123,6 +123,7 @@ class Exporter:
         port: int = 0,
         scraped: bool = False,
         lag: float = 0.0,
+        shift: float = 0.0,
     ) -> None:
         self.targets_file = Path(targets_file)
         # A Prometheus is known to scrape this endpoint: agents on a virtual clock wait for it,
@@ -131,6 +132,11 @@ class Exporter:
         # may need the points; the ones a short sleep publishes get scraped in the meantime.
         self.scraped = scraped
         self.lag = lag
+        # Seconds taken off every timestamp served. Prometheus ingests a scraped point at most
+        # 10 minutes ahead of its wall clock; agents on a virtual clock that ran ahead (the demo,
+        # a virtual day of soak) serve their points that far back, and its queries read them
+        # there with PromQL's ``offset``. CloudWatch gets the points unshifted.
+        self.shift = shift
         self._lock = threading.Condition()
         self._series: dict[str, _Series] = {}
         self._written: str | None = None
@@ -252,6 +258,8 @@ class Exporter:
                     series.scrapes += 1
                     self._lock.notify_all()
                 collector = _Points(points, None)
+            if self.shift:
+                collector.points = [replace(p, t=p.t - self.shift) for p in collector.points]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         return generate_latest(registry)

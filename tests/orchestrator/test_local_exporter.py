@@ -101,3 +101,10 @@ def _labels(t: Target) -> dict[str, str]:
         "instance_type": t.instance_type,
         "region": t.region,
     }
+
+
+def test_a_shift_serves_the_points_that_far_back(tmp_path: Path) -> None:
+    with Exporter(tmp_path / "targets.json", shift=86_400.0) as exporter:
+        exporter.publish([R5], [Point("i-r5", "cpu", 90_000.0, 40.0)])
+        assert scrape(exporter, "i-r5") == [("cpu", {}, 40.0, 3_600.0)]
+        assert exporter.pending(before=90_000.0) == ["i-r5"]  # waits are on the agent's clock
