@@ -152,7 +152,8 @@ class LocalPrometheus:
         if current is not None:
             return current, False
         exe = binary()
-        self.down()  # a record of a server that exited: forget it
+        # A record of a server that exited (or whose pid now runs something else): forget it.
+        self.info_path.unlink(missing_ok=True)
         if port == 0:
             with socket.socket() as s:
                 s.bind((HOST, 0))
