@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -28,7 +29,7 @@ from orchestrator.context import Context
 from orchestrator.errors import StateError, ToolError
 from orchestrator.local import processes
 from orchestrator.local.exporter import Exporter, Point, Target
-from orchestrator.local.prometheus import LocalPrometheus, binary, ready
+from orchestrator.local.prometheus import LocalPrometheus, ServerInfo, binary, ready
 from orchestrator.output import Output
 
 try:
@@ -66,6 +67,11 @@ def server(tmp_path: Path) -> Iterator[LocalPrometheus]:
 
 @needs_prometheus
 def test_up_waits_until_ready_and_down_leaves_no_process(server: LocalPrometheus) -> None:
+    # a stale record whose pid now runs something else (this test) is forgotten, not signalled
+    server.info_path.parent.mkdir(parents=True, exist_ok=True)
+    stale = ServerInfo(os.getpid(), 1, "http://127.0.0.1:1", "", "", "", "1s", 0.0, ("prometheus",))
+    server.info_path.write_text(json.dumps(stale.to_json()))
+    assert server.recorded() == stale and server.info() is None
     info, started = server.up(0)
     assert started and ready(info.url)
     assert server.up(0) == (info, False)  # running already: the same server
