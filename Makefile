@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-slow lint bench packer browser clean
+.PHONY: install demo test test-slow lint bench packer prometheus browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -27,6 +27,16 @@ packer:
 	  fi; }
 	@packer version | head -1
 
+# Debian's Prometheus server, for `local up --prometheus`, the demo's PromQL canary and its test.
+prometheus:
+	@command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || { \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing prometheus with apt-get"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "warning: prometheus is not installed; the demo judges its canary from CloudWatch" >&2; \
+	  fi; }
+
 # Debian's Chromium, for the report site's browser tests (Playwright drives it; no browser download).
 browser:
 	@command -v chromium >/dev/null || { \
@@ -37,15 +47,15 @@ browser:
 	    echo "warning: chromium is not installed; the report's browser tests will be skipped" >&2; \
 	  fi; }
 
-# The Quick start's first step: .venv with imagefleet, and Packer; then `. .venv/bin/activate`.
-install: $(STAMP) packer
+# The Quick start's first step: .venv with imagefleet, Packer and Prometheus; then `. .venv/bin/activate`.
+install: $(STAMP) packer prometheus
 	@echo "installed; put imagefleet on the PATH with:  . .venv/bin/activate"
 
-demo: $(STAMP) packer
+demo: $(STAMP) packer prometheus
 	$(BIN)/python -m tools.demo
 
 # Two workers, each with its own embedded endpoint: the endpoint is the bottleneck, one per core.
-test: $(STAMP) packer browser
+test: $(STAMP) packer prometheus browser
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not slow"
 
 # ruff (lint and format) and mypy --strict over the product packages, the benches and tools (settings in
@@ -56,7 +66,7 @@ lint: $(STAMP)
 	$(BIN)/mypy bench canary changelog imagefleet orchestrator perf pipelines tools
 
 # The long ones: end-to-end runs under injected AWS faults, the kill soak, statistical acceptance.
-test-slow: $(STAMP) packer
+test-slow: $(STAMP) packer prometheus
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m slow
 
 bench: $(STAMP)

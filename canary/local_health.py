@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.aws import Client, batches
+from orchestrator.errors import ToolError
+from orchestrator.local.exporter import Point, Target
 from orchestrator.local.injection import Injection, factor_for
 from orchestrator.tags import FAMILY_TAG
 
@@ -42,6 +44,7 @@ METRICS: dict[str, tuple[float, str]] = {
 EMIT_EVERY_S = 10.0  # an instance's agent emits every 10 s (on the runner's clock)
 MAX_CATCH_UP = 60  # at most this many late points per instance and tick
 PUT_BATCH = 1000  # datums per PutMetricData call (AWS's limit)
+SCRAPE_WAIT_S = 30.0  # wall-clock seconds ``settle`` waits for a local Prometheus to scrape
 
 
 def _type_level(instance_type: str) -> float:
@@ -61,15 +64,16 @@ def _running(
     """
     asg = aws.client("autoscaling", region)
     ec2 = aws.client("ec2", region)
-    ids = [
-        i["InstanceId"]
+    groups = {
+        i["InstanceId"]: g["AutoScalingGroupName"]
         for page in asg.paginate(
             "describe_auto_scaling_groups", Filters=[{"Name": "tag-key", "Values": [FAMILY_TAG]}]
         )
         for g in page.get("AutoScalingGroups", [])
         for i in g.get("Instances", [])
         if i.get("LifecycleState") == "InService"
-    ]
+    }
+    ids = list(groups)
     baselines = [
         {"Name": "tag:imagefleet:role", "Values": ["baseline"]},
         {"Name": "instance-state-name", "Values": ["running"]},
@@ -81,7 +85,7 @@ def _running(
     for batch in batches(unknown, 1000):
         for i in _instances(ec2, [{"Name": "instance-id", "Values": batch}]):
             known[i["id"]] = i
-    return [known[i] for i in dict.fromkeys(ids) if i in known]
+    return [{**known[i], "asg": groups.get(i, "")} for i in dict.fromkeys(ids) if i in known]
 
 
 def _instances(ec2: Client, filters: list[dict[str, Any]]) -> Iterator[dict[str, str]]:
@@ -93,6 +97,7 @@ def _instances(ec2: Client, filters: list[dict[str, Any]]) -> Iterator[dict[str,
                     "id": i["InstanceId"],
                     "ami": i.get("ImageId", ""),
                     "type": i.get("InstanceType", ""),
+                    "ip": i.get("PrivateIpAddress", ""),
                 }
 
 
@@ -128,7 +133,9 @@ def due(
 
 
 def tick(env: AgentEnv) -> None:
-    """Publish the due datapoints of every metric for every running managed instance."""
+    """Publish the due datapoints of every metric for every running managed instance: to
+    CloudWatch, and the same points to the exposition endpoint a local Prometheus scrapes
+    (``env.exporter``, when the runner serves one), whose file-SD list follows the instances."""
     mem = env.memory.setdefault("canary.local_health", {})
     rng = mem.setdefault(
         "rng", random.Random(int(os.environ.get("IMAGEFLEET_HEALTH_SEED", "0") or 0))
@@ -137,26 +144,46 @@ def tick(env: AgentEnv) -> None:
     last: dict[str, float] = mem.setdefault("last", {})
     injections = env.injections()
     now = env.clock.time()
+    targets: list[Target] = []
+    points: list[Point] = []
     for region in env.regions:
         running = _running(env.aws, region, known)
         datums = []
         sent: dict[str, float] = {}
         for inst in running:
+            targets.append(Target(inst["id"], region, inst["asg"], inst["type"], inst["ip"]))
             for t in due(last.get(inst["id"]), now):
                 stamp = datetime.fromtimestamp(t, UTC)
-                datums += [
-                    {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "InstanceId", "Value": iid}],
-                        "Timestamp": stamp,
-                        "Value": value,
-                        "Unit": METRICS[name][1],
-                    }
-                    for iid, name, value in samples([inst], injections, rng)
-                ]
+                for iid, name, value in samples([inst], injections, rng):
+                    datums.append(
+                        {
+                            "MetricName": name,
+                            "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                            "Timestamp": stamp,
+                            "Value": value,
+                            "Unit": METRICS[name][1],
+                        }
+                    )
+                    points.append(Point(iid, name, t, value))
                 sent[inst["id"]] = t
         cw = env.aws.client("cloudwatch", region)
         for batch in batches(datums, PUT_BATCH):
             cw.put_metric_data(Namespace=NAMESPACE, MetricData=batch)
         # Only now are the points published: a tick that failed half-way is caught up by the next.
         last.update(sent)
+    if env.exporter is not None:
+        env.exporter.publish(targets, points)
+
+
+def settle(env: AgentEnv) -> None:
+    """``tick``, then, when a local Prometheus scrapes the points, wait (wall-clock seconds) until
+    it has those at least ``env.exporter.lag`` old: agents on a ``VirtualClock`` publish a
+    stretch of time at once, and the controller queries it as soon as its sleep ends."""
+    tick(env)
+    if env.exporter is not None and env.exporter.scraped:
+        left = env.exporter.wait_scraped(SCRAPE_WAIT_S, before=env.clock.time() - env.exporter.lag)
+        if left:
+            raise ToolError(
+                f"the local Prometheus did not scrape {len(left)} instance(s) within "
+                f"{SCRAPE_WAIT_S:.0f}s (e.g. {left[0]}); is it running? 'imagefleet local status'"
+            )

@@ -255,12 +255,12 @@ def virtual_clock_agents() -> dict[str, Handler]:
     """The areas' local agents for a ``VirtualClock`` (``orchestrator.local.agents.attach``), by
     role:
     perf's ``settle`` finishes the benchmark runs it starts within the call, as a virtual clock
-    needs."""
+    needs; the health agent's waits until a local Prometheus has scraped what it published."""
     from canary import local_health
     from perf import local_runner
 
     return {
-        "health": local_health.tick,
+        "health": local_health.settle,
         "benchmarks": local_runner.settle,
         "instances": _ssm_agent().settle,
     }

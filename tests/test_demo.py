@@ -16,8 +16,9 @@ import pytest
 from imagefleet.cli import raw_main
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
-from orchestrator.local import faultproxy
+from orchestrator.local import faultproxy, processes
 from orchestrator.local.endpoint import LocalEndpoint
+from orchestrator.local.prometheus import LocalPrometheus
 from tools import demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.packer]
@@ -65,6 +66,13 @@ def run_and_check(
         assert store.pointer(demo.FAMILY, "release") == 1  # refused: still the bootstrap release
         assert store.pointer(demo.FAMILY, "candidate") == 2
         [rollout] = store.docs("canary-rollout")
+        # judged from PromQL when Debian's prometheus is installed (make test installs it)
+        assert outcome.source == demo.metrics_source()
+        assert {m["source"] for m in rollout["config"]["metrics"]} == {outcome.source}
+        assert (
+            f"canary metrics from {'PromQL' if outcome.source == 'prometheus' else 'CloudWatch'}"
+            in shown.out
+        )
         status = {c["key"]: c["status"] for c in rollout["cohorts"]}
         assert status == {
             "c5.large": "passed",
@@ -95,8 +103,11 @@ def run_and_check(
         info = LocalEndpoint(ctx.settings.state_dir).info()
         return faultproxy.stats(info.url) if info is not None and info.faults else None
     finally:
+        server = LocalPrometheus(root / ".imagefleet").recorded()
         if (root / "imagefleet.toml").exists():
             raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
+        if server is not None:  # no Prometheus outlives the demo
+            assert processes.identify(server.process).state is not processes.State.OURS
 
 
 def fleet_amis(ctx: Context, region: str) -> dict[str, set[str]]:

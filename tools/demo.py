@@ -14,6 +14,13 @@ outcome is the same on an idle laptop and a loaded CI runner. It works in ``demo
 fresh `imagefleet init` there each time); ``KEEP=1`` leaves the endpoint running afterwards.
 ``DEMO_FAULTS=consistency=5s,clock=manual`` puts the fault proxy in front (`local up --faults`);
 with ``clock=manual`` its clock follows the demo's, so AWS's eventual consistency lasts 5 s of it.
+
+The canary's metrics come from PromQL answered by a real Prometheus (`local up --prometheus`,
+scraping the health agent through its file-SD list) when Debian's ``prometheus`` is installed
+(``make demo`` installs it), else from CloudWatch; ``DEMO_METRICS=cloudwatch`` chooses CloudWatch.
+Prometheus ingests a scraped point at most 10 minutes ahead of its wall clock, and the demo's clock
+is a virtual day ahead by the canary (the soak): the agent serves its points ``PROMQL_SHIFT`` back
+and the queries read them there (``offset``). The story says which source judged.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ from pathlib import Path
 from imagefleet.cli import cohort_outcomes, in_flight, raw_main, virtual_clock_agents
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
-from orchestrator.local import faultproxy
+from orchestrator.errors import ToolError
+from orchestrator.local import faultproxy, prometheus
 from orchestrator.local.agents import AgentEnv, Attached, Handler, attach
-from orchestrator.local.endpoint import LocalEndpoint
+from orchestrator.local.endpoint import LocalEndpoint, free_port
+from orchestrator.local.exporter import Exporter
 from orchestrator.output import Output
 
 FAMILY = "demo"
@@ -94,6 +103,59 @@ echo "$(wc -l < packages.txt) packages; openssh-server ca-certificates linux-ima
 """
 
 
+# With the Prometheus source: the release gate's 24 h soak puts the canary a virtual day ahead of
+# the wall clock; served 24 h 30 min back, its points land half an hour before now, inside the
+# hour Prometheus ingests (its own series are stamped now) whatever the bake and perf took.
+PROMQL_SHIFT = "24h30m"
+PROMQL_SHIFT_S = 24 * 3600 + 30 * 60
+METRIC_DELAY_S = 10.0  # CANARY_DEMO_CONFIG's metric_delay
+# The canary's three metrics as PromQL over what the local Prometheus scrapes; the same names,
+# groups and thresholds as the CloudWatch defaults (canary/config.py).
+PROMQL_METRICS = """
+prometheus_url = "{url}"
+# The local Prometheus (`local up --prometheus`) scrapes the health agent; the demo's clock is a
+# virtual day ahead of it after the soak, so the agent serves its points {shift} back.
+[[canary.metrics]]
+name = "latency_ms"
+source = "prometheus"
+query = 'latency_ms{{instance_id="{{instance_id}}"}} offset {shift}'
+direction = "increase"
+group = "latency"
+allowed_increase = 1.1
+[[canary.metrics]]
+name = "error_rate"
+source = "prometheus"
+query = 'error_rate{{instance_id="{{instance_id}}"}} offset {shift}'
+direction = "increase"
+group = "errors"
+allowed_increase = 1.1
+[[canary.metrics]]
+name = "cpu"
+source = "prometheus"
+query = 'cpu{{instance_id="{{instance_id}}"}} offset {shift}'
+direction = "increase"
+group = "saturation"
+allowed_increase = 1.1
+"""
+
+
+def metrics_source() -> str:
+    """``prometheus`` when Debian's server is installed (and ``DEMO_METRICS`` does not say
+    ``cloudwatch``), else ``cloudwatch``."""
+    chosen = os.environ.get("DEMO_METRICS", "")
+    if chosen not in ("", "prometheus", "cloudwatch"):
+        raise SystemExit(f"demo: DEMO_METRICS must be prometheus or cloudwatch, not {chosen!r}")
+    if chosen == "cloudwatch":
+        return "cloudwatch"
+    try:
+        prometheus.binary()
+    except ToolError as exc:
+        if chosen == "prometheus":
+            raise SystemExit(f"demo: {exc}") from None
+        return "cloudwatch"
+    return "prometheus"
+
+
 @dataclass
 class Outcome:
     """What the demo ended with: the run's exit code, each cohort's canary status, the report."""
@@ -104,6 +166,7 @@ class Outcome:
     released: int | None = None  # the release pointer at the end
     report: Path | None = None
     seconds: float = 0.0
+    source: str = "cloudwatch"  # where the canary's metrics came from
 
     @property
     def as_told(self) -> bool:
@@ -128,18 +191,22 @@ class Outcome:
             f"{', '.join(passed) or 'no cohort'} passed and now run {FAMILY}:2"
             + (f"; {', '.join(other)}" if other else "")
             + f"; release {'refused' if self.released == 1 else 'moved to ' + str(self.released)}"
-            f" (imagefleet run exit {self.run_exit})"
+            f" (imagefleet run exit {self.run_exit}); canary metrics from "
+            + ("PromQL (local Prometheus)" if self.source == "prometheus" else "CloudWatch")
         )
 
 
 class Demo:
-    def __init__(self, root: Path, faults: str | None = None) -> None:
+    def __init__(self, root: Path, faults: str | None = None, source: str = "cloudwatch") -> None:
         self.root = root
         self.faults = faults
+        self.source = source
+        self.prometheus_port = free_port() if source == "prometheus" else 0
+        self.exporter: Exporter | None = None
         self.config = root / "imagefleet.toml"
         self.clock = VirtualClock()
         self.step_no = 0
-        self.outcome = Outcome(root)
+        self.outcome = Outcome(root, source=source)
 
     def say(self, title: str) -> None:
         self.step_no += 1
@@ -170,8 +237,16 @@ class Demo:
             f"[families.{FAMILY}]\n", f"[families.{FAMILY}]\n{tests}\n", 1
         )
         block = CANARY_DEMO_CONFIG.strip()
+        if self.source == "prometheus":
+            url = f"http://127.0.0.1:{self.prometheus_port}"
+            block += "\n" + PROMQL_METRICS.format(url=url, shift=PROMQL_SHIFT).strip()
         print(f"$ # replace the [canary] table of imagefleet.toml with:\n{block}", flush=True)
-        text = re.sub(r"^\[canary\]\n(?:(?!\[).*\n?)*", "", text, flags=re.MULTILINE)
+        text = re.sub(
+            r"^\[\[?canary(?:\.metrics)?\]\]?\n(?:(?!\[).*\n?)*",
+            "",
+            text,
+            flags=re.MULTILINE,
+        )
         self.config.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
 
     def update_recipe(self) -> None:
@@ -202,12 +277,20 @@ class Demo:
         """The local agents (health metrics, benchmark agents, the SSM agent that runs the image
         tests' commands) inside the demo clock's sleeps."""
         ctx = self.context()
+        if self.source == "prometheus":  # the health agent's points, for the local Prometheus
+            self.exporter = Exporter(
+                prometheus.LocalPrometheus(ctx.settings.state_dir).targets_file,
+                scraped=True,
+                lag=METRIC_DELAY_S,
+                shift=PROMQL_SHIFT_S,
+            ).start()
         env = AgentEnv(
             aws=ctx.aws,
             state_dir=ctx.settings.state_dir,
             regions=ctx.settings.aws.regions,
             clock=self.clock,
             artifact_bucket=ctx.settings.aws.artifact_bucket,
+            exporter=self.exporter,
         )
         agents, busy = virtual_clock_agents(), in_flight(ctx.store)
         handlers = [
@@ -240,11 +323,19 @@ def story(d: Demo) -> None:
     if raw_main(["init", str(d.root)], obj=Context(clock=d.clock)) != 0:
         raise SystemExit("demo: init failed")
     d.configure()
+    promql = d.source == "prometheus"
     d.say(
-        "Start the embedded AWS endpoint (moto's server on 127.0.0.1); the demo runs the agents "
-        "itself"
+        "Start the embedded AWS endpoint (moto's server on 127.0.0.1)"
+        + (" and a local Prometheus that scrapes the instances" if promql else "")
+        + "; the demo runs the agents itself"
     )
-    d.run("local", "up", "--no-agents", *(("--faults", d.faults) if d.faults else ()))
+    d.run(
+        "local",
+        "up",
+        "--no-agents",
+        *(("--faults", d.faults) if d.faults else ()),
+        *(("--prometheus", "--prometheus-port", str(d.prometheus_port)) if promql else ()),
+    )
     if d.faults and "clock=manual" in d.faults:
         faultproxy.follow(LocalEndpoint(d.context().settings.state_dir).require_url(), d.clock)
     agents = d.attach_agents()
@@ -306,12 +397,19 @@ def story(d: Demo) -> None:
         )
         d.say(
             "The main job goes on where it stopped: perf → candidate → notify → soak → canary → "
-            "release"
+            "release; the canary judges from "
+            + (
+                "PromQL, answered by the local Prometheus scraping the health agent"
+                if promql
+                else "CloudWatch, where the health agent publishes"
+            )
         )
         d.outcome.run_exit = d.run("run", FAMILY, expect=1)
         d.run("canary", "status")
     finally:
         agents.cancel()
+        if d.exporter is not None:
+            d.exporter.close()
     store = d.context().store
     d.outcome.released = store.pointer(FAMILY, "release")
     d.outcome.cohorts = cohort_outcomes(store)
@@ -329,11 +427,17 @@ def main(root: Path | None = None, keep: bool | None = None, faults: str | None 
     if (root / "imagefleet.toml").exists():
         raw_main(["--config", str(root / "imagefleet.toml"), "local", "down"], obj=Context())
     shutil.rmtree(root, ignore_errors=True)
-    d = Demo(root, faults)
+    d = Demo(root, faults, metrics_source())
     print(
         f"imagefleet demo in {root}; it runs on a virtual clock: soak, canary windows and "
         "benchmark waits "
-        "take no wall time, and the outcome does not depend on how busy the machine is",
+        "take no wall time, and the outcome does not depend on how busy the machine is; the "
+        "canary's metrics come from "
+        + (
+            "PromQL (a real Prometheus)"
+            if d.source == "prometheus"
+            else "CloudWatch (prometheus is not installed, or DEMO_METRICS=cloudwatch)"
+        ),
         flush=True,
     )
     try:

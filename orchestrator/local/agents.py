@@ -7,7 +7,9 @@ register theirs (``register``); the top layer (``imagefleet.cli``) mounts them w
 this core module never imports an area, nor knows the program that runs it:
 
 - ``canary.local_health.tick``: publishes per-instance health metrics to CloudWatch for running
-  instances of managed Auto Scaling groups;
+  instances of managed Auto Scaling groups, and the same points to the runner's exposition
+  endpoint (``orchestrator.local.exporter``), which a local Prometheus scrapes through the file-SD
+  list it keeps (`local up --prometheus`);
 - ``perf.local_runner.tick``: runs the benchmark agent (`imagefleet-agent bench`) on the host for
   launched benchmark instances, one or two at a time, alternating arms;
 - ``orchestrator.local.ssm_agent``: plays the SSM agent, running SSM Run Command scripts on the
@@ -38,6 +40,7 @@ from orchestrator.local import injection, processes
 
 if TYPE_CHECKING:  # mounting this module costs no boto3; it loads when an agent runs
     from orchestrator.aws import AwsFactory
+    from orchestrator.local.exporter import Exporter
 
 log = logging.getLogger("imagefleet.local_agents")
 
@@ -53,6 +56,8 @@ class AgentEnv:
     clock: Clock
     memory: dict[str, Any] = field(default_factory=dict)  # per-handler state kept between ticks
     artifact_bucket: str = ""  # [aws].artifact_bucket: what bakes published (manifests)
+    # The instances' exposition endpoint and file-SD list, for a local Prometheus to scrape.
+    exporter: Exporter | None = None
 
     def injections(self) -> list[injection.Injection]:
         return injection.load(self.state_dir)

@@ -61,6 +61,21 @@ def _endpoint() -> tuple[Context, LocalEndpoint]:
     help="Do not start the local agent runner (the caller runs the agents on its own clock, as "
     "the demo does).",
 )
+@click.option(
+    "--prometheus",
+    "with_prometheus",
+    is_flag=True,
+    help="Also start a local Prometheus server (Debian's prometheus) that scrapes the local "
+    "instances' metrics; set [canary] prometheus_url to the URL printed.",
+)
+@click.option(
+    "--prometheus-port",
+    type=Bounded(int, 1, 65535),
+    default=19090,
+    show_default=True,
+    help="Port of the local Prometheus (with --prometheus; not 9090, where Debian's own "
+    "prometheus service listens).",
+)
 @json_option
 def local_up(
     port: int | None,
@@ -69,6 +84,8 @@ def local_up(
     fault_seed: int,
     forget_lost: bool,
     no_agents: bool,
+    with_prometheus: bool,
+    prometheus_port: int,
 ) -> None:
     """Start the endpoint (if not running), seed it, print the environment to use."""
     from orchestrator.local import agents as local_agents
@@ -78,6 +95,10 @@ def local_up(
     obj, ep = _endpoint()
     if faults is not None:
         parse_spec(faults)  # bad input before anything starts or is printed
+    if with_prometheus:
+        from orchestrator.local import prometheus
+
+        prometheus.binary()  # a missing server is said before the endpoint starts
     running = ep.info()
     if running is not None and faults is not None and faults != running.faults:
         # never silently ignored: the faults of a running endpoint are fixed when it starts
@@ -119,6 +140,14 @@ def local_up(
             "old one; 'imagefleet local up --forget-lost' marks them lost, 'imagefleet bake' "
             "makes new ones"
         )
+    prom = None
+    if with_prometheus:
+        from orchestrator.local.prometheus import LocalPrometheus
+
+        with obj.out.status("starting the local Prometheus") as progress:
+            prom, prom_started = LocalPrometheus(obj.settings.state_dir).up(
+                prometheus_port, progress=progress
+            )
     agents_pid = (
         None
         if no_agents
@@ -141,6 +170,7 @@ def local_up(
         "restarted": restart.restarted,
         "lost": [b.ref for b in lost],
         "forgot_lost": forget_lost,
+        "prometheus": None if prom is None else {**prom.to_json(), "started": prom_started},
     }
 
     def render() -> str:
@@ -166,6 +196,13 @@ def local_up(
             )
         if forget_lost:
             lines.append(f"marked lost: {', '.join(b.ref for b in lost) or 'none'}")
+        if prom is not None:
+            lines.append(
+                f"local Prometheus {'started' if prom_started else 'already running'} at "
+                f"{prom.url} (pid {prom.pid}, scraping every {prom.scrape_interval} the "
+                f'instances in {prom.targets}); for the canary\'s source = "prometheus" '
+                f'metrics set \\[canary] prometheus_url = "{prom.url}"'
+            )
         lines.append("to use it from other AWS tools:")
         lines += [f"  export {k}={v}" for k, v in env.items()]
         return "\n".join(lines)
@@ -176,13 +213,24 @@ def local_up(
 @local.command("down")
 @json_option
 def local_down() -> None:
-    """Stop the endpoint (its data is in memory and goes with it)."""
+    """Stop the endpoint (its data is in memory and goes with it), the agent runner and the local
+    Prometheus."""
     from orchestrator.local import agents as local_agents
+    from orchestrator.local.prometheus import LocalPrometheus
 
     obj, ep = _endpoint()
     refused: list[RefusedError] = []
+    prom_stopped = False
+    stopped = False
+
+    def stop_prometheus() -> bool:
+        nonlocal prom_stopped
+        prom_stopped = LocalPrometheus(obj.settings.state_dir).down()
+        return stopped
+
     stoppers: tuple[Callable[[], bool], ...] = (
         lambda: local_agents.stop_background(obj.settings.state_dir),
+        stop_prometheus,
         ep.down,
     )
     for stop in stoppers:
@@ -195,8 +243,11 @@ def local_down() -> None:
             "; ".join(e.message for e in refused), hint="; ".join(e.hint or "" for e in refused)
         )
     obj.out.result(
-        {"stopped": stopped},
-        lambda: "local endpoint stopped" if stopped else "local endpoint was not running",
+        {"stopped": stopped, "prometheus_stopped": prom_stopped},
+        lambda: (
+            ("local endpoint stopped" if stopped else "local endpoint was not running")
+            + ("; local Prometheus stopped" if prom_stopped else "")
+        ),
     )
 
 
@@ -204,8 +255,11 @@ def local_down() -> None:
 @json_option
 def local_status() -> None:
     """Say whether the endpoint is up (exit 1 when it is not)."""
+    from orchestrator.local.prometheus import LocalPrometheus
+
     obj, ep = _endpoint()
     info = ep.info()
+    prom = LocalPrometheus(obj.settings.state_dir).info()
     data = {
         "running": info is not None,
         **(
@@ -213,16 +267,33 @@ def local_status() -> None:
             if info
             else {}
         ),
+        "prometheus": None
+        if prom is None
+        else {
+            "url": prom.url,
+            "pid": prom.pid,
+            "scrape_interval": prom.scrape_interval,
+            "targets": prom.targets,
+            "log": prom.log,
+        },
     }
     obj.out.result(
         data,
         lambda: (
             (
-                f"up at {info.url} (pid {info.pid})"
-                + (f", FAULT INJECTION: {info.faults}" if info.faults else "")
+                (
+                    f"up at {info.url} (pid {info.pid})"
+                    + (f", FAULT INJECTION: {info.faults}" if info.faults else "")
+                )
+                if info
+                else "down"
             )
-            if info
-            else "down"
+            + (
+                f"\nlocal Prometheus at {prom.url} (pid {prom.pid}, scraping every "
+                f"{prom.scrape_interval} the instances in {prom.targets})"
+                if prom
+                else ""
+            )
         ),
     )
     if info is None:
@@ -250,14 +321,26 @@ def local_agents_command(interval: float, ticks: int | None) -> None:
         raise UsageError(
             "no local agents are registered", hint="run it as `imagefleet local agents`"
         )
-    env = local_agents.AgentEnv(
-        aws=obj.aws,
-        state_dir=obj.settings.state_dir,
-        regions=obj.settings.aws.regions,
-        clock=obj.clock,
-        artifact_bucket=obj.settings.aws.artifact_bucket,
-    )
-    local_agents.run(env, interval=interval, ticks=ticks)
+    from orchestrator.local.exporter import Exporter
+    from orchestrator.local.prometheus import LocalPrometheus
+
+    # The instances' exposition endpoint, always: `local up --prometheus` may start the server
+    # after the runner, and it finds the targets through the file-SD list the runner keeps.
+    with Exporter(LocalPrometheus(obj.settings.state_dir).targets_file) as exporter:
+        env = local_agents.AgentEnv(
+            aws=obj.aws,
+            state_dir=obj.settings.state_dir,
+            regions=obj.settings.aws.regions,
+            clock=obj.clock,
+            artifact_bucket=obj.settings.aws.artifact_bucket,
+            exporter=exporter,
+        )
+        logging.getLogger("imagefleet.local_agents").info(
+            "instances' metrics at http://%s/metrics (file-SD list %s)",
+            exporter.address,
+            exporter.targets_file,
+        )
+        local_agents.run(env, interval=interval, ticks=ticks)
 
 
 @local.command("inject")

@@ -176,7 +176,7 @@ def test_a_refusal_prints_error_and_hint_after_the_result(tmp_path: Path) -> Non
     code, out, err = run(
         "--config", str(tmp_path / "ws" / "imagefleet.toml"), "local", "status", "--json"
     )
-    assert (code, json.loads(out)) == (1, {"running": False})
+    assert (code, json.loads(out)) == (1, {"running": False, "prometheus": None})
     assert err.splitlines() == [
         "error: the local endpoint is not running",
         "hint: start it with 'imagefleet local up'",

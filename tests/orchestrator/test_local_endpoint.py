@@ -29,7 +29,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert raw_main(["init", str(tmp_path)], obj=Context(output=Output(stdout=io.StringIO()))) == 0
     config = tmp_path / "imagefleet.toml"
     code, out, _ = run(config, "local", "status", "--json")
-    assert code == 1 and json.loads(out) == {"running": False}
+    assert code == 1 and json.loads(out) == {"running": False, "prometheus": None}
     try:
         code, out, err = run(config, "local", "up", "--json")
         assert code == 0, err
@@ -54,7 +54,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert code == 0 and json.loads(out)["url"] == up["url"]
     finally:
         code, out, _ = run(config, "local", "down", "--json")
-    assert code == 0 and json.loads(out) == {"stopped": True}
+    assert code == 0 and json.loads(out) == {"stopped": True, "prometheus_stopped": False}
     assert not answers(up["url"])
     assert LocalEndpoint(tmp_path / ".imagefleet").info() is None
 
