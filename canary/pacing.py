@@ -157,16 +157,16 @@ class LaunchPacer:
         )
 
     def take(
-        self, region: str, count: int, *, terminations: bool = True
+        self, region: str, count: int, *, terminations: bool = True, account: str = ""
     ) -> Generator[float, None, None]:
-        """Wait (as a process) until ``count`` launches are ours in ``region``'s bucket, and as
-        many Auto Scaling requests when ``terminations`` cause them (a launch of our own, such as
-        a baseline's ``RunInstances``, takes its request token where it is made, in
-        ``PacedAws``)."""
+        """Wait (as a process) until ``count`` launches are ours in the bucket of ``region`` in
+        ``account`` ("": the caller's), and as many Auto Scaling requests when ``terminations``
+        cause them (a launch of our own, such as a baseline's ``RunInstances``, takes its request
+        token where it is made, in ``PacedAws``)."""
         if self.budget is None or count <= 0:
             return
-        wait = self.budget.reserve(region, self.spec, count)
+        wait = self.budget.reserve(region, self.spec, count, account=account)
         if terminations and self.requests is not None:
-            wait = max(wait, self.budget.reserve(region, self.requests, count))
+            wait = max(wait, self.budget.reserve(region, self.requests, count, account=account))
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.jitter_s)
