@@ -208,8 +208,8 @@ def _floats_or_nan(values: Sequence[float | None]) -> np.ndarray:
 class Cohort:
     """Groups (or slices of groups) rolled and judged together.
 
-    ``columns`` is set by ``build_cohorts`` (groups in (account, region, name) order); a cohort built by
-    hand leaves it out and ``group_columns()`` reads the groups instead.
+    ``columns`` is set by ``build_cohorts`` (groups in (account, region, name) order); a cohort
+    built by hand leaves it out and ``group_columns()`` reads the groups instead.
     """
 
     key: str

@@ -277,8 +277,9 @@ class Plan:
         plus ``replace_soak_s`` (terminate, launch, health check and soak). Cohorts roll in
         rounds of ``cohorts_in_flight`` (a round lasts as long as its longest wave), and no
         faster than the launch budget allows: the busiest (account, region)'s instances at
-        ``launches_per_s`` (each account has its own budget in each region). Judge time between waves is not included. API calls, per group
-        slice: one launch-template version and one group update; per instance: one
+        ``launches_per_s`` (each account has its own budget in each region). Judge time between
+        waves is not included. API calls, per group slice: one launch-template version and one
+        group update; per instance: one
         TerminateInstanceInAutoScalingGroup (its replacement is a RunInstances the group
         makes); per batch: one health poll every ``health_poll_s``.
         """
