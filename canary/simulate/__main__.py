@@ -44,8 +44,8 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
     type=click.IntRange(1, 1000),
     default=1,
     show_default=True,
-    help="Spread the groups round-robin over this many accounts, each with EC2's token buckets "
-    "in each region (runs on the simulator's own rollout, --model, when more than 1).",
+    help="Deal the groups round-robin (largest first) over this many accounts, each with EC2's "
+    "token buckets in each region (on the simulator's own rollout, --model, when more than 1).",
 )
 @click.option(
     "--launch-share",

@@ -13,7 +13,7 @@ canaries replaced) while the other cohorts carry on. Every termination first tak
 token from the region's bucket, reserved in chunks so a large batch interleaves with small ones
 rather than waiting for a burst that small takers keep spending.
 
-With ``Scenario.accounts`` > 1 the groups are spread round-robin over that many member accounts,
+With ``Scenario.accounts`` > 1 the groups are dealt round-robin over that many member accounts,
 each with EC2's buckets in each region (``SimWorld``), and the rollout keeps one budget per
 (account, region): the planner's in-flight limit, the launch and request tokens and the bound
 are all per (account, region). This rollout addresses a member account's region by its
@@ -101,7 +101,7 @@ class Scenario:
     failing_cohort: int | None = None  # index in rollout order whose new base raises error_rate
     failure_extra_error_pct: float = 5.0
     seed: int = 7
-    accounts: int = 1  # member accounts the groups are spread over, round-robin
+    accounts: int = 1  # member accounts the groups are dealt over (fleet.deal_accounts)
 
     @property
     def account_names(self) -> tuple[str, ...]:
@@ -360,12 +360,13 @@ def where(batch: Batch) -> str:
 
 def fleet_groups(world: SimWorld, scenario: Scenario) -> list[Group]:
     """The synthetic fleet of ``canary.simulate.fleet`` (long-tailed cohorts), created in the
-    simulated AWS, the groups spread round-robin over the scenario's accounts."""
-    from canary.simulate.fleet import REGIONS, synthetic_fleet
+    simulated AWS, the groups dealt over the scenario's accounts (``deal_accounts``)."""
+    from canary.simulate.fleet import REGIONS, deal_accounts, synthetic_fleet
 
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
     accounts = scenario.account_names
-    for i, g in enumerate(shapes):
+    seat = deal_accounts(shapes, len(accounts))
+    for g in shapes:
         world.add_group(  # the fleet's four regions folded onto the scenario's
             scenario.regions[REGIONS.index(g.region) % len(scenario.regions)],
             g.name,
@@ -373,7 +374,7 @@ def fleet_groups(world: SimWorld, scenario: Scenario) -> list[Group]:
             OLD_AMI,
             g.size,
             tags={FAMILY_TAG: "sim"},
-            account=accounts[i % len(accounts)],
+            account=accounts[seat[g.name]],
         )
     return shapes
 
