@@ -154,3 +154,13 @@ def test_a_fleet_in_two_accounts_rolls_on_two_budgets_per_region(tmp_path: Path)
     for place in r.per_region.values():  # each account's budget is spent on its own
         assert place["peak_in_flight"] <= 50 + 0.1 * 90
         assert place["budget_use"] > 0.5
+
+
+def test_the_controllers_simulation_refuses_member_accounts_it_cannot_discover() -> None:
+    from click.testing import CliRunner
+
+    from canary.simulate.__main__ import main
+
+    result = CliRunner().invoke(main, ["--accounts", "2", "--instances", "10"])
+    assert result.exit_code == 2
+    assert "--accounts above 1 needs --model" in result.output
