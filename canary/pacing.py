@@ -75,23 +75,33 @@ class PacedAws:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._aws, name)
 
-    def client(self, service: str, region: str) -> PacedClient:
-        return PacedClient(self._aws.client(service, region), service, region, self)
+    def client(self, service: str, region: str, account: str = "") -> PacedClient:
+        """A paced client in ``region`` of ``account`` ("": the caller's own), whose requests
+        take their tokens from that account's buckets."""
+        raw = (
+            self._aws.client(service, region, account=account)
+            if account
+            else self._aws.client(service, region)
+        )
+        return PacedClient(raw, service, region, self, account)
 
-    def take(self, region: str, kind: str | None) -> None:
+    def take(self, region: str, kind: str | None, account: str = "") -> None:
         budget = self._budget()
         if budget is not None and kind is not None:
-            budget.take(region, self._specs[kind], 1)
+            budget.take(region, self._specs[kind], 1, account=account)
 
 
 class PacedClient:
     """One client of ``PacedAws``: each request (each page) first takes its token."""
 
-    def __init__(self, client: Any, service: str, region: str, owner: PacedAws) -> None:
+    def __init__(
+        self, client: Any, service: str, region: str, owner: PacedAws, account: str = ""
+    ) -> None:
         self._client = client
         self._service = service
         self._region = region
         self._owner = owner
+        self._account = account
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -104,7 +114,7 @@ class PacedClient:
         kind = request_kind(self._service, name)
 
         def paced(*args: Any, **kwargs: Any) -> Any:
-            self._owner.take(self._region, kind)
+            self._owner.take(self._region, kind, self._account)
             return attr(*args, **kwargs)
 
         return paced
@@ -113,11 +123,11 @@ class PacedClient:
         """Every page, each after its token: the next is requested only when a page names one
         (``NextToken``, as EC2, Auto Scaling and CloudWatch all answer)."""
         kind = request_kind(self._service, operation)
-        self._owner.take(self._region, kind)
+        self._owner.take(self._region, kind, self._account)
         for page in self._client.paginate(operation, **kwargs):
             yield page
             if page.get("NextToken"):
-                self._owner.take(self._region, kind)
+                self._owner.take(self._region, kind, self._account)
 
 
 @dataclass

@@ -164,3 +164,20 @@ def test_the_controllers_simulation_refuses_member_accounts_it_cannot_discover()
     result = CliRunner().invoke(main, ["--accounts", "2", "--instances", "10"])
     assert result.exit_code == 2
     assert "--accounts above 1 needs --model" in result.output
+
+
+def test_paced_clients_take_request_tokens_from_their_accounts_bucket(tmp_path: Path) -> None:
+    from canary.pacing import PacedAws
+
+    clock = VirtualClock(start=0.0)
+    world = SimWorld(clock, ["us-east-1"], accounts=("", "222222222222"))
+    budget = ApiBudget(SqliteStore(tmp_path / "s.db"), clock, "123456789012", jitter_s=0.0)
+    aws = PacedAws(SimAws(world), lambda: budget, 0.01)  # Auto Scaling: 2 tokens, 0.05/s
+    member = aws.client("autoscaling", "us-east-1", account="222222222222")
+    for _ in range(3):  # the third waits 20 s for its account's token
+        member.describe_auto_scaling_groups()
+    assert clock.time() == pytest.approx(20.0)
+    own = aws.client("autoscaling", "us-east-1")
+    own.describe_auto_scaling_groups()
+    own.describe_auto_scaling_groups()
+    assert clock.time() == pytest.approx(20.0)  # the caller's bucket was untouched
