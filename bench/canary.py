@@ -460,21 +460,26 @@ def _print_api_calls(r: dict[str, Any]) -> None:
         print(f"  naive:      {r['naive_by_operation']}")
 
 
+ORG_ACCOUNTS = 20  # the organisation of issue 21: 180k instances over 20 accounts x 4 regions
+
+
 def run_simulation(
     fail_cohort: int | None = None,
     *,
     controller: bool = False,
     canary: dict[str, Any] | None = None,
     state: str = "sqlite",
+    accounts: int = 1,
 ) -> dict[str, Any]:
     """The 180,000-instance rollout on the simulator (``canary.simulate``): print and return its
     report.
 
     ``controller``: the real ``canary.controller`` runs it (with ``canary`` as extra ``[canary]``
-    settings) instead of the simulator's own concurrent rollout."""
+    settings) instead of the simulator's own concurrent rollout. ``accounts``: the groups dealt
+    over that many accounts, each with its own budget per region (the simulator's rollout)."""
     from canary.simulate.rollout import Scenario, simulate
 
-    scenario = Scenario(failing_cohort=fail_cohort)
+    scenario = Scenario(failing_cohort=fail_cohort, accounts=accounts)
     if controller:
         from canary.simulate.controller_run import run_controller
 
@@ -484,8 +489,8 @@ def run_simulation(
     print(
         f"simulated rollout{' (controller)' if controller else ''}, {r['instances']:,} instances "
         f"/ {r['groups']} groups / {r['cohorts']} cohorts / "
-        f"{r['regions']} "
-        f"regions{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
+        f"{r['regions']} regions{f' / {accounts} accounts' if accounts > 1 else ''}"
+        f"{'' if fail_cohort is None else f', cohort #{fail_cohort} failing'}: "
         f"makespan {r['makespan_s'] / 3600:.1f} h = {r['makespan_over_bound']}x the budget's bound "
         f"(target <= 1.25); throttling errors {r['throttling_errors']} (target 0); budget use "
         f"{r['budget_use']:.1%} (target >= 90%); peak in flight {r['peak_in_flight']}; rolled back "
@@ -508,3 +513,5 @@ if __name__ == "__main__":
     run_api_calls()
     run_simulation(controller=True, canary={"cohorts_in_flight": 160})
     run_simulation(fail_cohort=80, controller=True, canary={"cohorts_in_flight": 160})
+    run_simulation(accounts=ORG_ACCOUNTS)
+    run_simulation()

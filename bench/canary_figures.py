@@ -202,6 +202,59 @@ def simulation_figures() -> list[Figure]:
     return figures
 
 
+ACCOUNTS_SPEEDUP_GOAL = 10.0  # makespan in one account over the makespan in 20 accounts
+
+
+def accounts_figures() -> list[Figure]:
+    """The 180,000-instance rollout with its groups in 20 accounts x 4 regions (80 budgets), on
+    the simulator's own rollout, against the same fleet in one account (4 budgets)."""
+    from bench import canary as bench
+
+    org = bench.run_simulation(accounts=bench.ORG_ACCOUNTS)
+    one = bench.run_simulation()
+    tag = f", {bench.ORG_ACCOUNTS} accounts x {org['regions']} regions"
+    keys = ("makespan_s", "bound_s", "peak_in_flight", "throttles_by_bucket", "cpu_seconds")
+    speedup = round(one["makespan_s"] / org["makespan_s"], 2) if org["makespan_s"] else 0.0
+    return [
+        Figure(
+            f"simulated 180k rollout: makespan over the budgets' bound{tag}",
+            org["makespan_over_bound"],
+            "x",
+            None,
+            "-",
+            clock="virtual",
+            goal=f"<= {SIM_MAKESPAN_GOAL}",
+            met=org["makespan_over_bound"] <= SIM_MAKESPAN_GOAL,
+            detail={k: org.get(k) for k in (*keys, "budget_use", "real_seconds")},
+        ),
+        Figure(
+            f"simulated 180k rollout: throttling errors{tag}",
+            org["throttling_errors"],
+            "errors",
+            None,
+            "-",
+            clock="count",
+            goal="<= 0",
+            met=org["throttling_errors"] == 0,
+        ),
+        Figure(
+            f"simulated 180k rollout: makespan in one account over the makespan{tag}",
+            speedup,
+            "x",
+            None,
+            "-",
+            clock="virtual",
+            goal=f">= {ACCOUNTS_SPEEDUP_GOAL:g}",
+            met=speedup >= ACCOUNTS_SPEEDUP_GOAL,
+            detail={
+                "org_makespan_h": round(org["makespan_s"] / 3600, 2),
+                "one_account_makespan_h": round(one["makespan_s"] / 3600, 2),
+                "one_account": {k: one.get(k) for k in keys},
+            },
+        ),
+    ]
+
+
 def dynamodb_figures() -> list[Figure]:
     """The same 180,000-instance rollout with the controller's state in DynamoDB (a table on the
     embedded endpoint, started for the run): makespan, record sizes, bytes written, real time."""
@@ -235,6 +288,7 @@ def dynamodb_figures() -> list[Figure]:
 
 
 __all__ = [
+    "accounts_figures",
     "api_call_figures",
     "dynamodb_figures",
     "plan_figures",

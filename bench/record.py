@@ -63,6 +63,12 @@ REGISTRY: tuple[Bench, ...] = (
         "a 180,000-instance rollout on the simulator (canary.simulate), virtual clock",
     ),
     Bench(
+        "canary-sim-accounts",
+        "bench.canary_figures:accounts_figures",
+        "the 180k rollout over 20 accounts x 4 regions (a budget each), simulator's rollout, "
+        "against the same fleet in one account",
+    ),
+    Bench(
         "canary-sim-dynamodb",
         "bench.canary_figures:dynamodb_figures",
         "the same rollout with the controller's state in DynamoDB on the embedded endpoint",

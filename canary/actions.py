@@ -121,7 +121,7 @@ class RolloutActions:
             todo = [instance_id for instance_id in batch.instance_ids if instance_id in live]
             for lo in range(0, len(todo), pacer.chunk):
                 chunk = todo[lo : lo + pacer.chunk]
-                yield from pacer.take(region, len(chunk))
+                yield from pacer.take(region, len(chunk), account=batch.account)
                 terminated += sum(
                     1 for instance_id in chunk if self.ex.terminate_in_group(region, instance_id)
                 )

@@ -12,6 +12,11 @@ A take *reserves*: the tokens are taken at once, the bucket going into debt if i
 the caller sleeps until its tokens are really there (plus a random jitter), then acts. Waiters
 are thus served in the order they came, each wakes once, and the budget is spent at exactly its
 rate: no herd of refused callers retrying together, however many rollouts are in flight.
+
+A fleet spread over many accounts has a budget in each of them: every take names the account
+whose bucket it draws from (``account``; "" or None: the caller's own, the ``ApiBudget``'s
+``account``), so 20 accounts in 4 regions are 80 launch buckets spent side by side. The bucket's
+name in the store is ``<account>/<region>/<kind>``, as it always was for the caller's account.
 """
 
 from __future__ import annotations
@@ -89,39 +94,45 @@ class ApiBudget:
         self.rng = random.Random(seed)
         self.waited_s = 0.0
 
-    def bucket_name(self, region: str, spec: BucketSpec) -> str:
-        return f"{self.account}/{region}/{spec.kind}"
+    def bucket_name(self, region: str, spec: BucketSpec, account: str | None = None) -> str:
+        return f"{account or self.account}/{region}/{spec.kind}"
 
-    def try_take(self, region: str, spec: BucketSpec, count: float) -> float:
+    def try_take(
+        self, region: str, spec: BucketSpec, count: float, *, account: str | None = None
+    ) -> float:
         """Take ``count`` tokens now if they are there: 0.0, else the seconds to wait (none
         taken)."""
         return self.store.take_tokens(
-            self.bucket_name(region, spec),
+            self.bucket_name(region, spec, account),
             count,
             capacity=spec.capacity,
             refill_per_s=spec.refill_per_s,
             now=self.clock.time(),
         )
 
-    def take(self, region: str, spec: BucketSpec, count: float) -> float:
+    def take(
+        self, region: str, spec: BucketSpec, count: float, *, account: str | None = None
+    ) -> float:
         """Reserve ``count`` tokens and sleep until they are there (plus jitter when waiting at
         all).
 
         Returns the seconds slept. A take larger than the bucket is split by the caller: it
         could never be served whole.
         """
-        pause = self.reserve(region, spec, count)
+        pause = self.reserve(region, spec, count, account=account)
         if pause > 0.0:
             pause += self.rng.uniform(0.0, self.jitter_s)
             self.clock.sleep(pause)
             self.waited_s += pause
         return pause
 
-    def reserve(self, region: str, spec: BucketSpec, count: float) -> float:
+    def reserve(
+        self, region: str, spec: BucketSpec, count: float, *, account: str | None = None
+    ) -> float:
         """Take ``count`` tokens now, into debt if need be: the seconds until they are really
         there."""
         return self.store.take_tokens(
-            self.bucket_name(region, spec),
+            self.bucket_name(region, spec, account),
             count,
             capacity=spec.capacity,
             refill_per_s=spec.refill_per_s,

@@ -45,7 +45,11 @@ class Instance:
 
 @dataclass(frozen=True)
 class Group:
-    """An Auto Scaling group (or a slice of one) in one region.
+    """An Auto Scaling group (or a slice of one) in one region of one account.
+
+    ``account`` names the AWS account the group lives in ("": the caller's own); the group's
+    identity is (account, region, name), and its replacements draw from that account's and
+    region's API budget (``canary.budget``).
 
     ``instance_types`` is parallel to ``instance_ids`` (one type per instance) or a single type
     for the whole group. ``capacity`` is the group's size for the min-healthy budget; it defaults
@@ -61,6 +65,7 @@ class Group:
     priority: int | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     capacity: int | None = None
+    account: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.instance_types, tuple) and len(self.instance_types) != len(
@@ -132,24 +137,36 @@ class GroupColumns(NamedTuple):
     min_healthy_pct: np.ndarray  # float64, Group.min_healthy_pct; NaN where unset
     region: np.ndarray  # int64, index into ``regions``
     regions: tuple[str, ...]  # the distinct regions, sorted
-    place_rank: np.ndarray  # int64, each group's rank by (region, name)
+    place_rank: np.ndarray  # int64, each group's rank by (account, region, name)
+    place: np.ndarray  # int64, index into ``places``
+    places: tuple[tuple[str, str], ...]  # the distinct (account, region) pairs, sorted
 
 
 # One read of every field the planner and build_cohorts need (attrgetter runs in C).
 _ROW = attrgetter(
-    "region", "name", "instance_ids", "capacity", "min_healthy_pct", "priority", "instance_types"
+    "account",
+    "region",
+    "name",
+    "instance_ids",
+    "capacity",
+    "min_healthy_pct",
+    "priority",
+    "instance_types",
 )
 
 
 def group_columns(groups: Sequence[Group], cohort: str = "") -> GroupColumns:
-    """The columns of ``groups`` in any order; two groups alike (region and name) are bad input."""
+    """The columns of ``groups`` in any order; two groups alike (account, region and name) are
+    bad input."""
     rows = list(map(_ROW, groups))
-    if len({row[:2] for row in rows}) != len(rows):
-        seen: set[tuple[str, str]] = set()
-        for region, name, *_ in rows:
-            if (region, name) in seen:
-                raise UsageError(f"group {name} ({region}) appears twice in cohort {cohort}")
-            seen.add((region, name))
+    if len({row[:3] for row in rows}) != len(rows):
+        seen: set[tuple[str, str, str]] = set()
+        for account, region, name, *_ in rows:
+            if (account, region, name) in seen:
+                raise UsageError(
+                    f"group {name} ({_where(account, region)}) appears twice in cohort {cohort}"
+                )
+            seen.add((account, region, name))
     place_rank = np.empty(len(rows), dtype=np.int64)
     place_rank[sorted(range(len(rows)), key=rows.__getitem__)] = np.arange(len(rows))
     return _columns(tuple(zip(*rows, strict=True)), place_rank)
@@ -157,10 +174,13 @@ def group_columns(groups: Sequence[Group], cohort: str = "") -> GroupColumns:
 
 def _columns(columns: Sequence[Sequence[Any]], place_rank: np.ndarray) -> GroupColumns:
     """``GroupColumns`` of ``_ROW`` rows transposed (empty when there are no rows)."""
-    regions, _, ids, capacity, min_healthy = columns[:5] if columns else ((),) * 5
+    accounts, regions, _, ids, capacity, min_healthy = columns[:6] if columns else ((),) * 6
     rows = len(regions)
     distinct = tuple(sorted(set(regions)))
     code = {r: i for i, r in enumerate(distinct)}
+    pairs = list(zip(accounts, regions, strict=True))
+    places = tuple(sorted(set(pairs)))
+    place_code = {p: i for i, p in enumerate(places)}
     return GroupColumns(
         sizes=np.fromiter(map(len, ids), dtype=np.int64, count=rows),
         capacity=_floats_or_nan(capacity),
@@ -168,7 +188,13 @@ def _columns(columns: Sequence[Sequence[Any]], place_rank: np.ndarray) -> GroupC
         region=np.fromiter(map(code.__getitem__, regions), dtype=np.int64, count=rows),
         regions=distinct,
         place_rank=place_rank,
+        place=np.fromiter(map(place_code.__getitem__, pairs), dtype=np.int64, count=rows),
+        places=places,
     )
+
+
+def _where(account: str, region: str) -> str:
+    return f"{account}/{region}" if account else region
 
 
 def _floats_or_nan(values: Sequence[float | None]) -> np.ndarray:
@@ -182,8 +208,8 @@ def _floats_or_nan(values: Sequence[float | None]) -> np.ndarray:
 class Cohort:
     """Groups (or slices of groups) rolled and judged together.
 
-    ``columns`` is set by ``build_cohorts`` (groups in (region, name) order); a cohort built by
-    hand leaves it out and ``group_columns()`` reads the groups instead.
+    ``columns`` is set by ``build_cohorts`` (groups in (account, region, name) order); a cohort
+    built by hand leaves it out and ``group_columns()`` reads the groups instead.
     """
 
     key: str
@@ -202,6 +228,13 @@ class Cohort:
         if self.columns is not None:
             return self.columns.regions
         return tuple(sorted({g.region for g in self.groups}))
+
+    @property
+    def places(self) -> tuple[tuple[str, str], ...]:
+        """The (account, region) pairs the cohort's groups live in: one API budget each."""
+        if self.columns is not None:
+            return self.columns.places
+        return tuple(sorted({(g.account, g.region) for g in self.groups}))
 
     def group_columns(self) -> GroupColumns:
         """The groups column-wise (see ``GroupColumns``)."""
@@ -281,6 +314,7 @@ def _split(group: Group, by: str) -> dict[str, Group]:
             priority=group.priority,
             tags=group.tags,
             capacity=group.full_capacity,
+            account=group.account,
         )
     return out
 
@@ -332,16 +366,16 @@ def _cohorts_by_key(
 ) -> list[Cohort]:
     """The cohorts of ``groups``, in first-seen key order; a group listed twice is bad input."""
     members: dict[str, list[tuple[Any, ...]]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     key_of_type: dict[str, str] = {}
     by_tag = by.startswith("tag:")
     for g in groups:
         row = _ROW(g)
-        place = row[:2]
+        place = row[:3]
         if place in seen:
-            raise UsageError(f"group {place[1]} in {place[0]} is listed twice")
+            raise UsageError(f"group {place[2]} in {_where(*place[:2])} is listed twice")
         seen.add(place)
-        types = row[6]
+        types = row[7]
         if isinstance(types, str) and not by_tag:
             key = key_of_type.get(types) or key_of_type.setdefault(types, _key_of_type(types, by))
             members.setdefault(key, []).append((*row, g))
@@ -354,11 +388,11 @@ def _cohorts_by_key(
 def _cohort(key: str, rows: list[tuple[Any, ...]], priority: int | None) -> Cohort:
     """A cohort of ``_ROW`` rows, each followed by its group.
 
-    Rows sort by (region, name) — unique, so the comparison never reaches further."""
+    Rows sort by (account, region, name) — unique, so the comparison never reaches further."""
     rows.sort()
     columns = tuple(zip(*rows, strict=True))
     parts: tuple[Group, ...] = columns[-1]
     if priority is None:
-        group_prios = [p for p in columns[5] if p is not None]
+        group_prios = [p for p in columns[6] if p is not None]
         priority = min(group_prios) if group_prios else None
     return Cohort(key, parts, priority, _columns(columns, np.arange(len(rows), dtype=np.int64)))

@@ -24,6 +24,18 @@ def _some(out: JsonDict, **optional: object) -> JsonDict:
     return out
 
 
+def group_key(account: str, region: str, name: str) -> str:
+    """A group's key in ``Rollout.groups``: ``region/name`` in the caller's own account (as every
+    record before accounts has it), ``account/region/name`` in a named one."""
+    return f"{account}/{region}/{name}" if account else f"{region}/{name}"
+
+
+def _account(account: str) -> JsonDict:
+    """The ``account`` key, written only for a named account: a record of a rollout in the
+    caller's account keeps the shape it always had, and an old record reads as the caller's."""
+    return {"account": account} if account else {}
+
+
 @dataclass
 class GroupState:
     """One Auto Scaling group the rollout touches, and the template versions it moves between."""
@@ -42,13 +54,15 @@ class GroupState:
     # ALB/NLB target-group ARNs and classic load-balancer names. Its baselines join them too.
     target_groups: list[str] = field(default_factory=list)
     load_balancers: list[str] = field(default_factory=list)
+    account: str = ""  # "": the caller's own account
 
     @property
     def key(self) -> str:
-        return f"{self.region}/{self.name}"
+        return group_key(self.account, self.region, self.name)
 
     def to_dict(self) -> JsonDict:
         return {
+            **_account(self.account),
             "region": self.region,
             "name": self.name,
             "lt_id": self.lt_id,
@@ -78,6 +92,7 @@ class GroupState:
             pinned=bool(doc.get("pinned")),
             target_groups=list(doc.get("target_groups") or []),
             load_balancers=list(doc.get("load_balancers") or []),
+            account=doc.get("account", ""),
         )
 
 
@@ -111,13 +126,20 @@ class BatchState:
     replacements: list[str] = field(
         default_factory=list
     )  # the new members it brought (in its region)
+    account: str = ""  # the group's account ("": the caller's own)
 
     @property
     def group_key(self) -> str:
-        return f"{self.region}/{self.group}"
+        return group_key(self.account, self.region, self.group)
+
+    @property
+    def place(self) -> tuple[str, str]:
+        """(account, region): the API budget the batch draws from."""
+        return (self.account, self.region)
 
     def to_dict(self) -> JsonDict:
         return {
+            **_account(self.account),
             "region": self.region,
             "group": self.group,
             "step": self.step,
@@ -141,6 +163,7 @@ class BatchState:
             before=list(doc.get("before") or []),
             instance_type=doc.get("instance_type", ""),
             replacements=list(doc.get("replacements") or []),
+            account=doc.get("account", ""),
         )
 
 

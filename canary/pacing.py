@@ -78,29 +78,32 @@ class PacedAws:
         return getattr(self._aws, name)
 
     def client(self, service: str, region: str, account: str | None = None) -> PacedClient:
-        # a member account's client is paced on its region's bucket until budgets are kept per
-        # (account, region); the caller's own account asks the wrapped factory as before
-        made = (
-            self._aws.client(service, region)
-            if account is None
-            else self._aws.client(service, region, account=account)
+        """A paced client in ``region`` of ``account`` (None or "": the caller's own), whose
+        requests take their tokens from that account's buckets."""
+        raw = (
+            self._aws.client(service, region, account=account)
+            if account
+            else self._aws.client(service, region)
         )
-        return PacedClient(made, service, region, self)
+        return PacedClient(raw, service, region, self, account or "")
 
-    def take(self, region: str, kind: str | None) -> None:
+    def take(self, region: str, kind: str | None, account: str = "") -> None:
         budget = self._budget()
         if budget is not None and kind is not None:
-            budget.take(region, self._specs[kind], 1)
+            budget.take(region, self._specs[kind], 1, account=account)
 
 
 class PacedClient:
     """One client of ``PacedAws``: each request (each page) first takes its token."""
 
-    def __init__(self, client: Any, service: str, region: str, owner: PacedAws) -> None:
+    def __init__(
+        self, client: Any, service: str, region: str, owner: PacedAws, account: str = ""
+    ) -> None:
         self._client = client
         self._service = service
         self._region = region
         self._owner = owner
+        self._account = account
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -113,7 +116,7 @@ class PacedClient:
         kind = request_kind(self._service, name)
 
         def paced(*args: Any, **kwargs: Any) -> Any:
-            self._owner.take(self._region, kind)
+            self._owner.take(self._region, kind, self._account)
             return attr(*args, **kwargs)
 
         return paced
@@ -122,11 +125,11 @@ class PacedClient:
         """Every page, each after its token: the next is requested only when a page names one
         (``NextToken``, as EC2, Auto Scaling and CloudWatch all answer)."""
         kind = request_kind(self._service, operation)
-        self._owner.take(self._region, kind)
+        self._owner.take(self._region, kind, self._account)
         for page in self._client.paginate(operation, **kwargs):
             yield page
             if page.get("NextToken"):
-                self._owner.take(self._region, kind)
+                self._owner.take(self._region, kind, self._account)
 
 
 @dataclass
@@ -166,16 +169,16 @@ class LaunchPacer:
         )
 
     def take(
-        self, region: str, count: int, *, terminations: bool = True
+        self, region: str, count: int, *, terminations: bool = True, account: str = ""
     ) -> Generator[float, None, None]:
-        """Wait (as a process) until ``count`` launches are ours in ``region``'s bucket, and as
-        many Auto Scaling requests when ``terminations`` cause them (a launch of our own, such as
-        a baseline's ``RunInstances``, takes its request token where it is made, in
-        ``PacedAws``)."""
+        """Wait (as a process) until ``count`` launches are ours in the bucket of ``region`` in
+        ``account`` ("": the caller's), and as many Auto Scaling requests when ``terminations``
+        cause them (a launch of our own, such as a baseline's ``RunInstances``, takes its request
+        token where it is made, in ``PacedAws``)."""
         if self.budget is None or count <= 0:
             return
-        wait = self.budget.reserve(region, self.spec, count)
+        wait = self.budget.reserve(region, self.spec, count, account=account)
         if terminations and self.requests is not None:
-            wait = max(wait, self.budget.reserve(region, self.requests, count))
+            wait = max(wait, self.budget.reserve(region, self.requests, count, account=account))
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.jitter_s)

@@ -16,12 +16,13 @@ The model the executor follows:
   healthy. A **batch** is the instances of one group replaced in one step. Within a step:
   - a group has at most one batch, of at most ``floor(capacity × (100 − min_healthy) / 100)``
     instances but at least 1, so no step takes a group below ``min_healthy_pct``;
-  - the batches of one region add up to at most ``max_in_flight_per_region`` instances. That
-    sum is what we call *in flight in a region*: instances terminated and not yet replaced by a
-    healthy one. Regions run their steps in parallel;
+  - the batches of one *place* — a region of one account, since EC2's API budgets are per
+    account and region — add up to at most ``max_in_flight_per_region`` instances. That sum is
+    what we call *in flight in a region*: instances terminated and not yet replaced by a healthy
+    one. Places run their steps in parallel: two accounts in one region have two budgets;
   - the groups with the most instances left in the wave are served first, so a wave takes
     about as few steps as those two limits allow.
-* Batches of a region within a step start staggered: batch k at
+* Batches of a place within a step start staggered: batch k at
   ``k × batch_spacing_s + uniform(0, jitter_s)`` seconds after the step starts, drawn from a
   ``random.Random(seed)`` so the same seed gives the same plan.
 """
@@ -123,13 +124,20 @@ class Batch(NamedTuple):
     instance_ids: tuple[str, ...]
     step: int
     offset_s: float
+    account: str = ""  # the group's account ("": the caller's own)
 
     @property
     def size(self) -> int:
         return len(self.instance_ids)
 
+    @property
+    def place(self) -> tuple[str, str]:
+        """(account, region): the API budget the batch's launches draw from."""
+        return (self.account, self.region)
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"account": self.account} if self.account else {}),
             "region": self.region,
             "group": self.group,
             "step": self.step,
@@ -174,6 +182,7 @@ class Wave:
                 groups[gi].instance_ids[first : first + n],
                 st,
                 off,
+                groups[gi].account,
             )
             for gi, first, n, st, off in zip(
                 c.group.tolist(),
@@ -214,6 +223,7 @@ class CohortPlan:
     size: int
     regions: tuple[str, ...]
     waves: tuple[Wave, ...]
+    places: tuple[tuple[str, str], ...] = ()  # (account, region) pairs of its groups
 
 
 @dataclass(frozen=True)
@@ -232,9 +242,9 @@ class Plan:
     def instance_count(self) -> int:
         return sum(c.size for c in self.cohorts)
 
-    def instances_by_region(self) -> dict[str, int]:
-        """Instances to replace per region (what each region's launch budget has to cover)."""
-        out: dict[str, int] = {}
+    def instances_by_place(self) -> dict[tuple[str, str], int]:
+        """Instances to replace per (account, region): what each launch budget has to cover."""
+        out: dict[tuple[str, str], int] = {}
         for c in self.cohorts:
             for w in c.waves:
                 per_group = np.bincount(
@@ -242,7 +252,15 @@ class Plan:
                 )
                 for group, count in zip(w.groups, per_group, strict=True):
                     if count:
-                        out[group.region] = out.get(group.region, 0) + int(count)
+                        place = (group.account, group.region)
+                        out[place] = out.get(place, 0) + int(count)
+        return out
+
+    def instances_by_region(self) -> dict[str, int]:
+        """Instances to replace per region, every account's together."""
+        out: dict[str, int] = {}
+        for (_, region), count in self.instances_by_place().items():
+            out[region] = out.get(region, 0) + count
         return out
 
     def summary(
@@ -258,9 +276,10 @@ class Plan:
         Duration: a wave's steps run one after another; each lasts its largest batch offset
         plus ``replace_soak_s`` (terminate, launch, health check and soak). Cohorts roll in
         rounds of ``cohorts_in_flight`` (a round lasts as long as its longest wave), and no
-        faster than the launch budget allows: the busiest region's instances at
-        ``launches_per_s``. Judge time between waves is not included. API calls, per group
-        slice: one launch-template version and one group update; per instance: one
+        faster than the launch budget allows: the busiest (account, region)'s instances at
+        ``launches_per_s`` (each account has its own budget in each region). Judge time between
+        waves is not included. API calls, per group slice: one launch-template version and one
+        group update; per instance: one
         TerminateInstanceInAutoScalingGroup (its replacement is a RunInstances the group
         makes); per batch: one health poll every ``health_poll_s``.
         """
@@ -285,6 +304,7 @@ class Plan:
                     "key": c.key,
                     "instances": c.size,
                     "regions": list(c.regions),
+                    **_accounts(c),
                     "wave_targets": [w.target for w in c.waves],
                     "steps": c_steps,
                 }
@@ -294,7 +314,7 @@ class Plan:
         duration = rounds_duration(wave_s, cohorts_in_flight)
         if launches_per_s:
             duration = max(
-                duration, max(self.instances_by_region().values(), default=0) / launches_per_s
+                duration, max(self.instances_by_place().values(), default=0) / launches_per_s
             )
         return {
             "cohorts": len(self.cohorts),
@@ -337,6 +357,7 @@ class Plan:
                     "key": c.key,
                     "size": c.size,
                     "regions": list(c.regions),
+                    **_accounts(c),
                     "waves": [
                         {
                             "index": w.index,
@@ -350,6 +371,13 @@ class Plan:
                 for c in self.cohorts
             ],
         }
+
+
+def _accounts(c: CohortPlan) -> dict[str, Any]:
+    """``{"accounts": [...]}`` when a cohort spans named accounts; nothing for the caller's own
+    (so a single-account plan reads as it always did)."""
+    accounts = sorted({a for a, _ in c.places if a})
+    return {"accounts": accounts} if accounts else {}
 
 
 def rounds_duration(wave_s: Sequence[Sequence[float]], in_flight: int) -> float:
@@ -380,14 +408,15 @@ def _stride_order(sizes: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.nda
     return group_idx[order], order
 
 
-def _plan_region_wave(
+def _plan_place_wave(
     region_groups: np.ndarray, counts: np.ndarray, limits: np.ndarray, cap: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """One wave in one region, step by step: (group, count, step, k) per batch, and the steps.
+    """One wave in one place (a region of one account), step by step: (group, count, step, k)
+    per batch, and the steps.
 
     Most-remaining first keeps every group busy until the end, so a wave takes as few steps as
     the per-group and per-region limits allow. Each step ranks the pending groups by
-    (−remaining, group) and takes them in that order until the region's in-flight cap is spent
+    (−remaining, group) and takes them in that order until the place's in-flight cap is spent
     (the last one possibly with fewer instances than its limit): array work per step, none per
     batch, so tens of thousands of three-instance groups plan as fast as a few large ones.
     """
@@ -429,9 +458,10 @@ class _Slices(NamedTuple):
     groups: tuple[Group, ...]
     sizes: np.ndarray
     limits: np.ndarray  # Policy.group_batch_limit of each group
-    region: np.ndarray  # index into cohort_regions
-    place_rank: np.ndarray  # rank by (region, name)
+    place: np.ndarray  # index into cohort_places
+    place_rank: np.ndarray  # rank by (account, region, name)
     cohort_regions: tuple[str, ...]  # of every group, empty ones included
+    cohort_places: tuple[tuple[str, str], ...]  # (account, region) of every group
 
 
 def _slices(cohort: Cohort, policy: Policy) -> _Slices:
@@ -443,15 +473,15 @@ def _slices(cohort: Cohort, policy: Policy) -> _Slices:
         cols.capacity,
         cols.min_healthy_pct,
     )
-    region, place_rank = cols.region, cols.place_rank
+    place, place_rank = cols.place, cols.place_rank
     if not sizes.all():
         keep = np.flatnonzero(sizes)
         groups = tuple(groups[i] for i in keep.tolist())
-        sizes, capacity, min_healthy, region = (
+        sizes, capacity, min_healthy, place = (
             sizes[keep],
             capacity[keep],
             min_healthy[keep],
-            region[keep],
+            place[keep],
         )
         place_rank = np.argsort(np.argsort(place_rank[keep]))
     cap_arr = np.where(np.isnan(capacity), sizes, capacity)
@@ -459,25 +489,25 @@ def _slices(cohort: Cohort, policy: Policy) -> _Slices:
     # Policy.group_batch_limit, vectorised with the same arithmetic (so the same results).
     budget = np.floor(cap_arr * (100.0 - mh_arr) / 100.0 + 1e-9).astype(np.int64)
     limits = np.maximum(1, np.minimum(budget, policy.max_in_flight_per_region))
-    return _Slices(groups, sizes, limits, region, place_rank, cols.regions)
+    return _Slices(groups, sizes, limits, place, place_rank, cols.regions, cols.places)
 
 
 def _plan_wave(
     slices: _Slices,
-    region_groups: dict[str, np.ndarray],
+    place_groups: dict[tuple[str, str], np.ndarray],
     place_rank: np.ndarray,
     counts: np.ndarray,
     taken: np.ndarray,
     policy: Policy,
     rng: random.Random,
 ) -> tuple[BatchColumns, int]:
-    """The batches of one wave of a cohort, every region, sorted by (step, offset, region,
+    """The batches of one wave of a cohort, every place, sorted by (step, offset, place,
     group)."""
     parts = []
     wave_steps = 0
-    for region in sorted(region_groups):
-        gi, n, st, k, steps = _plan_region_wave(
-            region_groups[region], counts, slices.limits, policy.max_in_flight_per_region
+    for place in sorted(place_groups):
+        gi, n, st, k, steps = _plan_place_wave(
+            place_groups[place], counts, slices.limits, policy.max_in_flight_per_region
         )
         wave_steps = max(wave_steps, steps)
         # The first instance of each batch: what the group had taken before, plus its earlier
@@ -514,11 +544,13 @@ def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPl
     regions = slices.cohort_regions
     size = int(slices.sizes.sum())
     if size == 0:
-        return CohortPlan(cohort.key, 0, regions, ())
+        return CohortPlan(cohort.key, 0, regions, (), slices.cohort_places)
     merged_groups, _ = _stride_order(slices.sizes)
     taken = np.zeros(len(slices.groups), dtype=np.int64)
-    region_groups = {
-        r: gi for i, r in enumerate(regions) if (gi := np.flatnonzero(slices.region == i)).size
+    place_groups = {
+        p: gi
+        for i, p in enumerate(slices.cohort_places)
+        if (gi := np.flatnonzero(slices.place == i)).size
     }
     place_rank = slices.place_rank
 
@@ -527,9 +559,9 @@ def _plan_cohort(cohort: Cohort, policy: Policy, rng: random.Random) -> CohortPl
     for wi, target in enumerate(policy.wave_targets(size)):
         counts = np.bincount(merged_groups[done:target], minlength=len(slices.groups))
         done = target
-        columns, steps = _plan_wave(slices, region_groups, place_rank, counts, taken, policy, rng)
+        columns, steps = _plan_wave(slices, place_groups, place_rank, counts, taken, policy, rng)
         waves.append(Wave(wi, target, steps, columns, slices.groups))
-    return CohortPlan(cohort.key, size, regions, tuple(waves))
+    return CohortPlan(cohort.key, size, regions, tuple(waves), slices.cohort_places)
 
 
 def plan(cohorts: Sequence[Cohort], policy: Policy | None = None, *, seed: int = 0) -> Plan:

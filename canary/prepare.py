@@ -176,15 +176,14 @@ def _cohort_state(cohort_plan: CohortPlan, types: dict[str, str]) -> CohortState
                     offset_s=round(batch.offset_s, 3),
                     instance_ids=list(batch.instance_ids),
                     instance_type=types.get(batch.instance_ids[0], ""),
+                    account=batch.account,
                 )
                 for batch in wave.batches
             ],
         )
         for wave in cohort_plan.waves
     ]
-    group_keys = sorted(
-        {f"{batch.region}/{batch.group}" for wave in waves for batch in wave.batches}
-    )
+    group_keys = sorted({batch.group_key for wave in waves for batch in wave.batches})
     return CohortState(key=cohort_plan.key, size=cohort_plan.size, groups=group_keys, waves=waves)
 
 

@@ -42,6 +42,7 @@ from canary.model import (
     GroupState,
     TemplateVersion,
     Wave,
+    group_key,
 )
 from canary.pacing import Paced, interleave
 from canary.traffic import Traffic
@@ -127,8 +128,9 @@ def replace(ctl: Controller, waves: InFlight) -> None:
         for cohort, wave in waves
         if wave.baselines.status == "pending"
     }
-    regions = sorted({batch.region for _, wave in waves for batch in wave.batches})
-    interleave(ctl.clock, [region_replace(ctl, region, waves, spots) for region in regions])
+    # One process per account and region: each paced by its own budget, side by side.
+    places = sorted({batch.place for _, wave in waves for batch in wave.batches})
+    interleave(ctl.clock, [region_replace(ctl, place, waves, spots) for place in places])
     # Baselines not launched beside a step (a resumed run whose steps there were done already).
     interleave(
         ctl.clock,
@@ -156,21 +158,25 @@ def replace(ctl: Controller, waves: InFlight) -> None:
 
 
 def region_replace(
-    ctl: Controller, region: str, waves: InFlight, spots: dict[tuple[str, int], BatchState]
+    ctl: Controller,
+    place: tuple[str, str],
+    waves: InFlight,
+    spots: dict[tuple[str, int], BatchState],
 ) -> Paced:
-    """One region's part of the round, step by step (a process: it waits for tokens and health
-    while the other regions work). A step starts from the groups as the previous step's wait
-    left them, instead of describing them again."""
+    """One region's (of one account: ``place`` is (account, region)) part of the round, step by
+    step (a process: it waits for tokens and health while the other regions work). A step starts
+    from the groups as the previous step's wait left them, instead of describing them again."""
+    region = place[1]
     seen: dict[str, GroupInfo] = {}
     steps = []
     for step in sorted(
-        {batch.step for _, wave in waves for batch in wave.batches if batch.region == region}
+        {batch.step for _, wave in waves for batch in wave.batches if batch.place == place}
     ):
         todo = [
             (
                 cohort,
                 wave,
-                [batch for batch in wave.batches_of_step(step) if batch.region == region],
+                [batch for batch in wave.batches_of_step(step) if batch.place == place],
             )
             for cohort, wave in waves
         ]
@@ -182,7 +188,9 @@ def region_replace(
         if todo:
             steps.append((step, todo))
     for index, (step, todo) in enumerate(steps):
-        yield from replace_step(ctl, region, step, todo, seen, spots, last=index == len(steps) - 1)
+        yield from replace_step(
+            ctl, region, step, todo, seen, spots, last=index == len(steps) - 1, account=place[0]
+        )
     return None
 
 
@@ -195,6 +203,7 @@ def replace_step(
     spots: dict[tuple[str, int], BatchState],
     *,
     last: bool = True,
+    account: str = "",
 ) -> Paced:
     """One step of every wave in flight in one region: terminate, launch the baselines placed
     here, wait until the groups are healthy. ``seen`` (by group name) is updated.
@@ -202,6 +211,7 @@ def replace_step(
     The end of a step that is not the region's ``last`` is saved with the start of the next: a
     run killed in between finds the step's batches still terminating, replays their done
     replace steps and computes the same canaries again from the saved members before."""
+    where = f"{account}/{region}" if account else region  # as journal steps always named it
     names = sorted({batch.group for _, _, batches in todo for batch in batches})
     before = {name: seen[name] for name in names if name in seen}
     before.update(ctl.actions.describe_groups(region, [name for name in names if name not in seen]))
@@ -216,14 +226,18 @@ def replace_step(
         if left:
             # Saved once above: the records a step depends on do not change between steps.
             yield from ctl.step_process(
-                f"replace:{cohort.key}:{wave.index}:{step}:{region}",
+                f"replace:{cohort.key}:{wave.index}:{step}:{where}",
                 partial(ctl.actions.replace, region, left, before, ctl.pacer),
                 save=False,
             )
-    infos = {f"{region}/{name}": info for name, info in before.items()}
+    infos = {group_key(account, region, name): info for name, info in before.items()}
     for cohort, wave, _ in todo:
         beside = spots.get((cohort.key, wave.index))
-        if beside is not None and beside.region == region and wave.baselines.status == "pending":
+        if (
+            beside is not None
+            and beside.place == (account, region)
+            and wave.baselines.status == "pending"
+        ):
             yield from launch_baselines(ctl, cohort, wave, beside, infos)
     in_step = [(wave, batch) for _, wave, batches in todo for batch in batches]
     gone = {instance_id for _, batch in in_step for instance_id in batch.instance_ids}
@@ -299,7 +313,7 @@ def launch_baselines(
     want = min(ctl.cfg.baselines_per_wave, sum(len(batch.instance_ids) for batch in wave.batches))
     name = f"baselines:{cohort.key}:{wave.index}"
     if not ctl.journal.is_done(name):
-        yield from ctl.pacer.take(beside.region, want, terminations=False)
+        yield from ctl.pacer.take(beside.region, want, terminations=False, account=beside.account)
     again = ctl.journal.was_started(name)  # pending: a killed attempt may have launched some
     ids = ctl.step(
         name,

@@ -40,6 +40,14 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--cohorts", type=click.IntRange(1, 10_000), default=160, show_default=True)
 @click.option("--regions", type=click.IntRange(1, 4), default=4, show_default=True)
 @click.option(
+    "--accounts",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Deal the groups round-robin (largest first) over this many accounts, each with EC2's "
+    "token buckets in each region (on the simulator's own rollout, --model, when more than 1).",
+)
+@click.option(
     "--launch-share",
     type=click.FloatRange(0.01, 1.0),
     default=0.25,
@@ -80,6 +88,7 @@ def main(
     instances: int,
     cohorts: int,
     regions: int,
+    accounts: int,
     launch_share: float,
     fail_cohort: int | None,
     seed: int,
@@ -94,10 +103,16 @@ def main(
         instances=instances,
         cohorts=cohorts,
         regions=Scenario.regions[:regions],
+        accounts=accounts,
         launch_share=launch_share,
         failing_cohort=fail_cohort,
         seed=seed,
     )
+    if controller and accounts > 1:
+        raise click.UsageError(
+            "--accounts above 1 needs --model: the controller does not discover member "
+            "accounts' groups yet"
+        )
     if controller:
         from canary.simulate.controller_run import run_controller
 
@@ -125,7 +140,8 @@ def main(
 def _print(r: Report) -> None:
     status = f", rollout {r.rollout_status}" if r.rollout_status else ""
     click.echo(
-        f"{r.instances:,} instances, {r.groups} groups, {r.cohorts} cohorts, {r.regions} regions "
+        f"{r.instances:,} instances, {r.groups} groups, {r.cohorts} cohorts, {r.regions} regions"
+        f"{f' in {r.accounts} accounts' if r.accounts > 1 else ''} "
         f"(simulated in {r.real_seconds} s, {r.cpu_seconds} s of CPU{status})"
     )
     click.echo(

@@ -10,6 +10,13 @@ describe calls and 200 refilled at 5/s for mutating calls. An empty bucket answe
 again 10 s later, as Auto Scaling does. Auto Scaling's and CloudWatch's request limits are
 modelled as buckets too (``canary.budget.REQUEST_BUCKETS`` says which sizes are assumed).
 
+EC2's buckets are per account *and* region: a world of several accounts (``SimWorld(...,
+accounts=...)``) has a ``SimRegion`` — groups, instances and buckets — per (account, region),
+keyed ``region`` in the caller's own account ("") and ``account/region`` in a named one, and
+``SimAws.client(service, region, account=...)`` reaches it, as ``AwsFactory.client`` does with
+the member role's credentials. CloudWatch's ``GetMetricData`` finds every account's instances of
+its region: a monitoring account under CloudWatch cross-account observability.
+
 The simulation is lazy: a replacement's launch is an event applied in time order whenever any
 call in its region is made, and an instance is ``InService`` once its boot time has passed.
 """
@@ -88,12 +95,20 @@ class Throttles:
         return sum(self.by_bucket.values())
 
 
-class SimRegion:
-    """One region's groups, instances, templates, buckets and pending launches."""
+def place_name(account: str, region: str) -> str:
+    """The key of one account's region in ``SimWorld.regions``: the bare region in the caller's
+    own account."""
+    return f"{account}/{region}" if account else region
 
-    def __init__(self, world: SimWorld, name: str) -> None:
+
+class SimRegion:
+    """One region's (of one account) groups, instances, templates, buckets and pending
+    launches."""
+
+    def __init__(self, world: SimWorld, name: str, account: str = "") -> None:
         self.world = world
         self.name = name
+        self.account = account
         self.groups: dict[str, SimGroup] = {}
         self.instances: dict[str, SimInstance] = {}
         self.templates: dict[str, list[dict[str, Any]]] = {}  # lt id -> versions (1-based)
@@ -163,6 +178,7 @@ class SimRegion:
         iid = f"i-{next(self.world.ids):017x}"
         inst = SimInstance(iid, itype, f"{self.name}a", ami, at, group)
         self.instances[iid] = inst
+        self.world.instances[iid] = inst
         return inst
 
     def terminate_in_group(self, iid: str) -> None:
@@ -183,11 +199,21 @@ class SimRegion:
 
 
 class SimWorld:
-    """Every simulated region, one virtual clock, the throttling tally."""
+    """Every simulated region of every account, one virtual clock, the throttling tally."""
 
-    def __init__(self, clock: VirtualClock, regions: list[str], seed: int = 0) -> None:
+    def __init__(
+        self,
+        clock: VirtualClock,
+        regions: list[str],
+        seed: int = 0,
+        accounts: tuple[str, ...] = ("",),
+    ) -> None:
         self.clock = clock
-        self.regions = {r: SimRegion(self, r) for r in regions}
+        self.accounts = accounts
+        self.regions = {
+            place_name(a, r): SimRegion(self, r, a) for a in accounts for r in regions
+        }  # by place_name(account, region)
+        self.instances: dict[str, SimInstance] = {}  # every account's, by id (ids are unique)
         self.throttles = Throttles()
         self.seq = itertools.count()
         self.ids = itertools.count(1)
@@ -215,8 +241,9 @@ class SimWorld:
         ami: str,
         size: int,
         tags: dict[str, str] | None = None,
+        account: str = "",
     ) -> SimGroup:
-        r = self.regions[region]
+        r = self.regions[place_name(account, region)]
         lt_id = f"lt-{len(r.templates) + 1:017x}"
         r.templates[lt_id] = [{"ImageId": ami, "InstanceType": itype}]
         g = r.groups[name] = SimGroup(name, region, lt_id, 1, size, tags=dict(tags or {}))
@@ -228,7 +255,7 @@ class SimWorld:
 
     def peak_in_flight(self, region: str | None = None) -> int:
         """The most instances terminated and not yet replaced by an InService one, at any instant
-        (in ``region``, or in all regions together)."""
+        (in ``region``, a ``place_name``, or in all regions of all accounts together)."""
         regions = [self.regions[region]] if region else list(self.regions.values())
         edges = sorted(
             (t, d) for r in regions for s, e in r.in_flight for t, d in ((s, 1), (e, -1))
@@ -257,17 +284,17 @@ class SimCounter:
 
 class SimAws:
     """The adapter interface of ``orchestrator.aws.AwsFactory`` that the canary uses:
-    ``client(service, region)``, ``counter``, ``register`` and ``caller_arn``."""
+    ``client(service, region, account=...)``, ``counter``, ``register`` and ``caller_arn``."""
 
     def __init__(self, world: SimWorld) -> None:
         self.world = world
         self.counter = SimCounter(world)
-        self.default_region = next(iter(world.regions))
+        self.default_region = next(iter(world.regions.values())).name
         self._clients: dict[tuple[str, str], Any] = {}
 
-    def client(self, service: str, region: str | None = None) -> Client:
-        region = region or self.default_region
-        key = (service, region)
+    def client(self, service: str, region: str | None = None, account: str = "") -> Client:
+        """A client in ``region`` of ``account`` ("": the caller's own)."""
+        key = (service, place_name(account, region or self.default_region))
         if key not in self._clients:
             cls = {
                 "autoscaling": _AutoScaling,
@@ -276,7 +303,7 @@ class SimAws:
                 "sts": _Sts,
                 "s3": _S3,
             }[service]
-            self._clients[key] = cls(self.world.regions[region])
+            self._clients[key] = cls(self.world.regions[key[1]])
         return self._clients[key]
 
     def register(self, event: str, handler: Any) -> None:
@@ -512,7 +539,8 @@ class _Ec2(_Client):
 class _CloudWatch(_Client):
     """``GetMetricData``: a steady error-rate series per instance (1 % ± 0.05), higher by the
     scenario's extra points on instances of a bad AMI; no datapoints for an instance this region
-    never ran (CloudWatch's metrics are regional)."""
+    never ran (CloudWatch's metrics are regional; every account's instances of the region are
+    found, as a monitoring account sees its source accounts')."""
 
     def get_metric_data(
         self,
@@ -527,8 +555,8 @@ class _CloudWatch(_Client):
         for q in MetricDataQueries:
             stat = q["MetricStat"]
             iid = stat["Metric"]["Dimensions"][0]["Value"]
-            inst = self.r.instances.get(iid)
-            if inst is None:
+            inst = self.r.world.instances.get(iid)
+            if inst is None or inst.az[:-1] != self.r.name:
                 out.append({"Id": q["Id"], "Values": []})
                 continue
             n = max(1, int(span // stat["Period"]))

@@ -83,3 +83,18 @@ def synthetic_fleet(
         mixed = tuple(types[1] if k < half else types[0] for k in range(g.size))
         groups[i] = Group(g.name, g.region, g.instance_ids, mixed, tags=g.tags)
     return groups
+
+
+def deal_accounts(groups: list[Group], accounts: int) -> dict[str, int]:
+    """Each group's account (an index below ``accounts``): in each region, the groups are dealt
+    round-robin, largest first and back and forth (1, 2, …, N, N, …, 2, 1, 1, 2, …), so every
+    account's share of a region is about the same size, as in an organisation whose accounts hold
+    alike slices of each service."""
+    out: dict[str, int] = {}
+    dealt: dict[str, int] = {}
+    for g in sorted(groups, key=lambda g: (-g.size, g.name)):
+        k = dealt.get(g.region, 0)
+        dealt[g.region] = k + 1
+        turn, seat = divmod(k, accounts)
+        out[g.name] = seat if turn % 2 == 0 else accounts - 1 - seat
+    return out

@@ -38,6 +38,7 @@ class Report:
     rollout_status: str = (
         ""  # the real controller's final status ("" for the simulator's own rollout)
     )
+    accounts: int = 1  # accounts the fleet spans (each with its own buckets in each region)
     api_calls: int = 0  # requests the simulated AWS answered, throttled ones included
     # what the controller wrote to its state store: backend, writes, bytes_written, max_record_bytes
     state: dict[str, Any] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class Run:
     instances: int
     groups: int
     cohorts: int
-    launch_times: Mapping[str, Sequence[float]]  # region -> when each launch token was used
+    launch_times: Mapping[str, Sequence[float]]  # place -> when each launch token was used
     outcome: Mapping[str, str]  # cohort key -> passed | rolled_back | paused (...)
     replaced: int
     makespan_s: float
@@ -62,8 +63,8 @@ class Run:
 
 
 def bound_s(launches: Mapping[str, int], spec: BucketSpec) -> float:
-    """The shortest makespan the budget allows: the busiest region's launches beyond the burst,
-    at the refill rate."""
+    """The shortest makespan the budget allows: the busiest place's (an account's region: each
+    has its own bucket) launches beyond the burst, at the refill rate."""
     return max(
         (max(0.0, n - spec.capacity) / spec.refill_per_s for n in launches.values()), default=0.0
     )
@@ -92,7 +93,7 @@ def report(run: Run, world: SimWorld, spec: BucketSpec) -> Report:
         instances=run.instances,
         groups=run.groups,
         cohorts=run.cohorts,
-        regions=len(world.regions),
+        regions=len({r.name for r in world.regions.values()}),
         makespan_s=round(run.makespan_s, 1),
         bound_s=round(bound, 1),
         makespan_over_bound=round(run.makespan_s / bound, 3) if bound else 0.0,
@@ -109,5 +110,6 @@ def report(run: Run, world: SimWorld, spec: BucketSpec) -> Report:
         cpu_seconds=round(run.seconds[1], 1),
         per_region=per_region,
         rollout_status=run.status,
+        accounts=len(world.accounts),
         api_calls=sum(world.calls.values()),
     )

@@ -12,6 +12,13 @@ launch baselines, soak, judge; a failed wave rolls the cohort back (old versions
 canaries replaced) while the other cohorts carry on. Every termination first takes a launch
 token from the region's bucket, reserved in chunks so a large batch interleaves with small ones
 rather than waiting for a burst that small takers keep spending.
+
+With ``Scenario.accounts`` > 1 the groups are dealt round-robin over that many member accounts,
+each with EC2's buckets in each region (``SimWorld``), and the rollout keeps one budget per
+(account, region): the planner's in-flight limit, the launch and request tokens and the bound
+are all per (account, region). This rollout addresses a member account's region by its
+``place_name`` (``account/region``), which the simulated AWS resolves as ``AwsFactory.client(...,
+account=...)`` does.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +40,7 @@ from canary.executor import Executor, GroupInfo
 from canary.judge.decision import verdict
 from canary.metrics import InstanceRef
 from canary.plan import Batch, CohortPlan, Plan, plan
-from canary.simulate.aws import SimAws, SimWorld
+from canary.simulate.aws import SimAws, SimWorld, place_name
 from canary.simulate.engine import Engine, Process
 from canary.simulate.report import Report, Run, bound_s, report
 from orchestrator.clock import VirtualClock
@@ -94,6 +101,14 @@ class Scenario:
     failing_cohort: int | None = None  # index in rollout order whose new base raises error_rate
     failure_extra_error_pct: float = 5.0
     seed: int = 7
+    accounts: int = 1  # member accounts the groups are dealt over (fleet.deal_accounts)
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        """The accounts' names: the caller's own ("") alone, or ``accounts`` member accounts."""
+        if self.accounts <= 1:
+            return ("",)
+        return tuple(f"{100_000_000_000 + i:012d}" for i in range(1, self.accounts + 1))
 
 
 class FleetRollout:
@@ -112,18 +127,21 @@ class FleetRollout:
         self.requests = {k: request_bucket(k, scenario.request_share) for k in REQUEST_BUCKETS}
         self.cfg = cfg
         self.rng = random.Random(scenario.seed)
-        self.launch_times: dict[str, list[float]] = {r: [] for r in scenario.regions}
+        self.launch_times: dict[str, list[float]] = {name: [] for name in world.regions}
+        self.places = {name: (r.account, r.name) for name, r in world.regions.items()}
         self.outcome: dict[str, str] = {}
         self.replaced = 0
 
     # --- helpers -----------------------------------------------------------------------------
     def call(
-        self, region: str, tokens: dict[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any
+        self, where: str, tokens: dict[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any
     ) -> Waiting[T]:
         """An executor call after reserving its request tokens (``{bucket: count}``) in the shared
-        budget; a throttled call (never expected) is tried again after a pause."""
+        budget of ``where`` (a ``place_name``); a throttled call (never expected) is tried again
+        after a pause."""
+        account, region = self.places[where]
         for kind, count in tokens.items():
-            wait = self.budget.reserve(region, self.requests[kind], count)
+            wait = self.budget.reserve(region, self.requests[kind], count, account=account)
             if wait > 0.0:
                 yield wait + self.rng.uniform(0.0, self.s.jitter_s)
         while True:
@@ -134,13 +152,14 @@ class FleetRollout:
                     raise
             yield THROTTLE_BACKOFF_S + self.rng.uniform(0.0, self.s.jitter_s)
 
-    def take(self, region: str, count: int) -> Waiting[None]:
-        """``count`` launch tokens reserved in the region's shared bucket; sleeps until they are
-        there."""
-        wait = self.budget.reserve(region, self.spec, count)
+    def take(self, where: str, count: int) -> Waiting[None]:
+        """``count`` launch tokens reserved in the shared bucket of ``where`` (a ``place_name``:
+        one account's region); sleeps until they are there."""
+        account, region = self.places[where]
+        wait = self.budget.reserve(region, self.spec, count, account=account)
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.s.jitter_s)
-        self.launch_times[region].extend([self.clock.time()] * count)
+        self.launch_times[where].extend([self.clock.time()] * count)
 
     def describe(self, region: str, names: Sequence[str]) -> Waiting[dict[str, GroupInfo]]:
         pages = -(-len(names) // 100)
@@ -155,7 +174,7 @@ class FleetRollout:
         """The first wave across every region, judged as one; then each region on its own through
         the later waves (a region does not wait for a busier one); any failure rolls back all."""
         yield self.rng.uniform(0.0, self.s.jitter_s)
-        groups = sorted({(b.region, b.group) for w in cp.waves for b in w.batches})
+        groups = sorted({(where(b), b.group) for w in cp.waves for b in w.batches})
         old_versions = yield from self.pin(cp.key, groups, bad)
         canaries: dict[str, list[str]] = {}
         first = self.by_region(cp.waves[0].batches)
@@ -180,7 +199,7 @@ class FleetRollout:
     def by_region(batches: Sequence[Batch]) -> dict[str, list[Batch]]:
         out: dict[str, list[Batch]] = {}
         for b in batches:
-            out.setdefault(b.region, []).append(b)
+            out.setdefault(where(b), []).append(b)
         return out
 
     def region_waves(
@@ -193,7 +212,7 @@ class FleetRollout:
     ) -> Process:
         """One region of a cohort through the waves after the first, judged on its own canaries."""
         for wave in cp.waves[1:]:
-            batches = [b for b in wave.batches if b.region == region]
+            batches = [b for b in wave.batches if where(b) == region]
             if state["decision"] != "pass":
                 return  # another region failed or paused: stop here
             if not batches:
@@ -334,22 +353,50 @@ class FleetRollout:
             yield from self.replace(region, canaries.get(region, []))
 
 
+def where(batch: Batch) -> str:
+    """The ``place_name`` of a batch's group: its region, in its account."""
+    return place_name(batch.account, batch.region)
+
+
 def fleet_groups(world: SimWorld, scenario: Scenario) -> list[Group]:
     """The synthetic fleet of ``canary.simulate.fleet`` (long-tailed cohorts), created in the
-    simulated AWS."""
-    from canary.simulate.fleet import synthetic_fleet
+    simulated AWS, the groups dealt over the scenario's accounts (``deal_accounts``)."""
+    from canary.simulate.fleet import REGIONS, deal_accounts, synthetic_fleet
 
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
+    accounts = scenario.account_names
+    seat = deal_accounts(shapes, len(accounts))
     for g in shapes:
-        world.add_group(g.region, g.name, g.type_of(0), OLD_AMI, g.size, tags={FAMILY_TAG: "sim"})
+        world.add_group(  # the fleet's four regions folded onto the scenario's
+            scenario.regions[REGIONS.index(g.region) % len(scenario.regions)],
+            g.name,
+            g.type_of(0),
+            OLD_AMI,
+            g.size,
+            tags={FAMILY_TAG: "sim"},
+            account=accounts[seat[g.name]],
+        )
     return shapes
+
+
+def discover(rollout: FleetRollout, scenario: Scenario) -> list[Group]:
+    """Every account's tagged groups, each carrying its account and region."""
+    out: list[Group] = []
+    for account in scenario.account_names:
+        places = [place_name(account, r) for r in scenario.regions]
+        for info in rollout.ex.discover(places, "sim"):
+            group = info.to_group()
+            out.append(replace(group, account=account, region=rollout.places[info.region][1]))
+    return out
 
 
 def simulate(scenario: Scenario, state_dir: Path | None = None) -> Report:
     """Run ``scenario`` to the end on virtual time; report what happened."""
     started, cpu_started = time.perf_counter(), time.process_time()
     clock = VirtualClock(start=1_700_000_000.0)
-    world = SimWorld(clock, list(scenario.regions), seed=scenario.seed)
+    world = SimWorld(
+        clock, list(scenario.regions), seed=scenario.seed, accounts=scenario.account_names
+    )
     world.bad_amis[BAD_AMI] = scenario.failure_extra_error_pct
     cfg = parse(SIM_CANARY)
     with tempfile.TemporaryDirectory(dir=state_dir) as tmp:
@@ -357,9 +404,8 @@ def simulate(scenario: Scenario, state_dir: Path | None = None) -> Report:
         budget = ApiBudget(store, clock, ACCOUNT, jitter_s=scenario.jitter_s, seed=scenario.seed)
         rollout = FleetRollout(scenario, world, budget, cfg)
         shapes = fleet_groups(world, scenario)
-        infos = rollout.ex.discover(list(scenario.regions), "sim")
         the_plan: Plan = plan(
-            build_cohorts([g.to_group() for g in infos], order=cfg.cohort_order),
+            build_cohorts(discover(rollout, scenario), order=cfg.cohort_order),
             cfg.policy,
             seed=scenario.seed,
         )
