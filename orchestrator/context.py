@@ -71,8 +71,9 @@ class Context:
 
     def _assumed_roles(self) -> dict[str, str]:
         """The member roles this command assumed so far (none when it made no AWS client)."""
-        aws = self.__dict__.get("aws")
-        return aws.assumed_roles() if aws is not None else {}
+        # a stand-in factory (the simulator's) may assume nothing and not say so
+        assumed = getattr(self.__dict__.get("aws"), "assumed_roles", None)
+        return dict(assumed()) if callable(assumed) else {}
 
     @cached_property
     def aws(self) -> AwsFactory:
