@@ -21,6 +21,7 @@ from canary.executor import Executor, GroupInfo
 from canary.metrics import InstanceRef, fetch_sides
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
+from canary.sides import refuse_unmeasurable
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -132,6 +133,10 @@ def prepare(
         | ({"already_running": running} if running else {}),
         groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
+    )
+    # A cloudwatch-target-group metric cannot be measured for a group behind no target group.
+    refuse_unmeasurable(
+        {key: group.target_groups for key, group in rollout.groups.items()}, cfg.by_target_group
     )
     return rollout, the_plan
 
