@@ -21,7 +21,7 @@ from canary.executor import Executor, GroupInfo
 from canary.metrics import InstanceRef, fetch_sides
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
-from canary.sides import refuse_unmeasurable
+from canary.sides import refuse_unlistened, refuse_unmeasurable
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -135,9 +135,10 @@ def prepare(
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )
     # A cloudwatch-target-group metric cannot be measured for a group behind no target group.
-    refuse_unmeasurable(
-        {key: group.target_groups for key, group in rollout.groups.items()}, cfg.by_target_group
-    )
+    if cfg.by_target_group:
+        own = {key: group.target_groups for key, group in rollout.groups.items()}
+        refuse_unmeasurable(own, True)
+        refuse_unlistened(ctx.aws, own)
     return rollout, the_plan
 
 

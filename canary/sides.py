@@ -72,6 +72,21 @@ def refuse_unmeasurable(groups: Mapping[str, Sequence[str]], by_target_group: bo
         )
 
 
+def refuse_unlistened(aws: Any, groups: Mapping[str, Sequence[str]]) -> None:
+    """``canary start`` (and its dry run) refuses a group whose target group (the first of its
+    ``TargetGroupARNs``, which the sides are made like) no listener forwards to: nothing would
+    send the sides traffic."""
+    for key, tgs in sorted(groups.items()):
+        if not tgs:
+            continue
+        elbv2 = aws.client("elbv2", tgs[0].split(":")[3])
+        like = elbv2.describe_target_groups(TargetGroupArns=[tgs[0]])["TargetGroups"][0]
+        try:
+            _listener_of(elbv2, tgs[0], like.get("LoadBalancerArns") or [])
+        except NoListener as exc:
+            raise UsageError(f"group {key}: {exc.message}", hint=exc.hint) from exc
+
+
 # --- the actions (one journaled step each) -------------------------------------------------------
 def make(aws: Any, rollout_id: str, family: str, wave_key: str, region: str, own: str) -> Any:
     """Make (or find, after a kill) the wave's two side target groups like ``own``, and read the
@@ -225,10 +240,12 @@ def set_up(ctl: Controller, waves: list[tuple[CohortState, Wave, str]]) -> None:
 
 def tear_down(ctl: Controller, waves: list[tuple[CohortState, Wave]]) -> None:
     """Steps 5–6 for the waves whose side target groups are still there."""
-    for cohort, wave in waves:
+    left = [(c, w) for c, w in waves if w.sides is not None and w.sides.status != "removed"]
+    if not left:
+        return
+    for cohort, wave in left:
         sides = wave.sides
-        if sides is None or sides.status == "removed":
-            continue
+        assert sides is not None
         if sides.status != "restored":
             ctl.step(
                 f"sides-restore:{cohort.key}:{wave.index}", partial(restore, ctl.actions.aws, sides)
