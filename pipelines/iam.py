@@ -124,6 +124,7 @@ FEATURES: dict[str, list[str]] = {
         "elasticloadbalancing:AddTags",
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:DeleteTargetGroup",
+        "elasticloadbalancing:ModifyTargetGroupAttributes",  # the group's drain, on a side's
     ],
     "perf": [
         "ec2:RunInstances",
@@ -182,6 +183,7 @@ DESTRUCTIVE = frozenset(
         "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:DeleteTargetGroup",
+        "elasticloadbalancing:ModifyTargetGroupAttributes",
         "iam:PassRole",
         "ssm:PutParameter",
         "ssm:DeleteParameter",
@@ -397,7 +399,13 @@ def rules(scope: Scope) -> list[Rule]:
         ),
         Rule(
             "ImagefleetOwnTargetGroupsAndFamilyListeners",
-            f({"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:ModifyListener"}),
+            f(
+                {
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                }
+            ),
             (
                 "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
                 "arn:aws:elasticloadbalancing:*:*:listener/*",
