@@ -37,6 +37,7 @@ from canary.target_group_metrics import (
     weigh_listener,
 )
 from canary.traffic import Traffic
+from orchestrator.aws import batches
 from orchestrator.errors import AwsError, UsageError
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
@@ -266,3 +267,75 @@ def side_groups(wave: Wave) -> dict[str, SideGroup]:
         "canary": SideGroup(sides.region, sides.canary, sides.load_balancer),
         "baseline": SideGroup(sides.region, sides.baseline, sides.load_balancer),
     }
+
+
+# --- gc: side target groups a dead rollout left -------------------------------------------------
+TAGS_PER_REQUEST = 20  # DescribeTags' documented limit on resource ARNs
+
+
+def side_target_groups(aws: Any, region: str) -> list[tuple[str, dict[str, str]]]:
+    """The side target groups imagefleet made in ``region`` (named ``if-…``, tagged
+    ``imagefleet:role=side``), with their tags."""
+    elbv2 = aws.client("elbv2", region)
+    arns = [
+        str(g["TargetGroupArn"])
+        for page in elbv2.paginate("describe_target_groups")
+        for g in page.get("TargetGroups", [])
+        if str(g.get("TargetGroupName", "")).startswith("if-")
+    ]
+    out: list[tuple[str, dict[str, str]]] = []
+    for chunk in batches(arns, TAGS_PER_REQUEST):
+        for d in elbv2.describe_tags(ResourceArns=list(chunk)).get("TagDescriptions", []):
+            tags = {str(t["Key"]): str(t.get("Value", "")) for t in d.get("Tags", [])}
+            if tags.get(ROLE_TAG) == "side":
+                out.append((str(d["ResourceArn"]), tags))
+    return out
+
+
+def without(action: Mapping[str, Any], arn: str) -> dict[str, Any]:
+    """A listener action no longer forwarding to ``arn`` (pure): a weighted forward keeps its other
+    target groups, and with one left becomes a plain forward to it."""
+    out = dict(action)
+    config = action.get("ForwardConfig")
+    if action.get("Type") != "forward" or not config:
+        return out
+    kept = [dict(t) for t in config.get("TargetGroups") or [] if t.get("TargetGroupArn") != arn]
+    if len(kept) == 1:
+        out.pop("ForwardConfig", None)
+        out["TargetGroupArn"] = kept[0]["TargetGroupArn"]
+    else:
+        out["ForwardConfig"] = {**config, "TargetGroups": kept}
+    return out
+
+
+def release_side_group(aws: Any, region: str, arn: str) -> None:
+    """A dead rollout's side target group out of every listener forwarding to it, then deleted
+    (``gc``: the rollout's record no longer says what the listener was; its other target groups
+    keep their weights). One already gone is fine."""
+    elbv2 = aws.client("elbv2", region)
+    try:
+        found = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
+    except AwsError as exc:
+        if exc.code == "TargetGroupNotFound":
+            return
+        raise
+    lbs = list(found[0].get("LoadBalancerArns") or []) if found else []
+    if not lbs:  # behind a weighted forward only: not every endpoint lists it, look at them all
+        lbs = [
+            str(lb["LoadBalancerArn"])
+            for page in elbv2.paginate("describe_load_balancers")
+            for lb in page.get("LoadBalancers", [])
+        ]
+    for lb in lbs:
+        for listener in elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"]:
+            actions = listener.get("DefaultActions") or []
+            if any(arn in _forwards_to(a) for a in actions):
+                elbv2.modify_listener(
+                    ListenerArn=listener["ListenerArn"],
+                    DefaultActions=[without(a, arn) for a in actions],
+                )
+    try:
+        elbv2.delete_target_group(TargetGroupArn=arn)
+    except AwsError as exc:
+        if exc.code != "TargetGroupNotFound":
+            raise
