@@ -39,7 +39,7 @@ from canary.target_group_metrics import (
 from canary.traffic import Traffic
 from orchestrator.aws import batches
 from orchestrator.errors import AwsError, UsageError
-from orchestrator.tags import FAMILY_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
+from orchestrator.tags import FAMILY_TAG, LISTENER_TAG, ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 if TYPE_CHECKING:
     from canary.controller import Controller
@@ -99,7 +99,13 @@ def make(aws: Any, rollout_id: str, family: str, wave_key: str, region: str, own
     delay = next(
         (a["Value"] for a in attrs if a.get("Key") == "deregistration_delay.timeout_seconds"), None
     )
-    tags = {FAMILY_TAG: family, ROLLOUT_TAG: rollout_id, WAVE_TAG: wave_key, ROLE_TAG: "side"}
+    tags = {
+        FAMILY_TAG: family,
+        ROLLOUT_TAG: rollout_id,
+        WAVE_TAG: wave_key,
+        ROLE_TAG: "side",
+        LISTENER_TAG: listener,  # what ``gc`` takes it out of, should the rollout die
+    }
     made: dict[str, str] = {}
     for side in SIDES:
         arn = side_target_group(aws, region, own, side_name(rollout_id, wave_key, side), tags)
@@ -308,30 +314,23 @@ def without(action: Mapping[str, Any], arn: str) -> dict[str, Any]:
     return out
 
 
-def release_side_group(aws: Any, region: str, arn: str) -> None:
-    """A dead rollout's side target group out of every listener forwarding to it, then deleted
-    (``gc``: the rollout's record no longer says what the listener was; its other target groups
-    keep their weights). One already gone is fine."""
+def release_side_group(aws: Any, region: str, arn: str, listener: str) -> None:
+    """A dead rollout's side target group out of ``listener`` (its ``imagefleet:listener`` tag),
+    then deleted (``gc``: the rollout's record no longer says what the listener was; the
+    listener's other target groups keep their weights). One already gone is fine."""
     elbv2 = aws.client("elbv2", region)
-    try:
-        found = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
-    except AwsError as exc:
-        if exc.code == "TargetGroupNotFound":
-            return
-        raise
-    lbs = list(found[0].get("LoadBalancerArns") or []) if found else []
-    if not lbs:  # behind a weighted forward only: not every endpoint lists it, look at them all
-        lbs = [
-            str(lb["LoadBalancerArn"])
-            for page in elbv2.paginate("describe_load_balancers")
-            for lb in page.get("LoadBalancers", [])
-        ]
-    for lb in lbs:
-        for listener in elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"]:
-            actions = listener.get("DefaultActions") or []
+    if listener:
+        try:
+            found = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"]
+        except AwsError as exc:
+            if exc.code != "ListenerNotFound":
+                raise
+            found = []
+        for one in found:
+            actions = one.get("DefaultActions") or []
             if any(arn in _forwards_to(a) for a in actions):
                 elbv2.modify_listener(
-                    ListenerArn=listener["ListenerArn"],
+                    ListenerArn=one["ListenerArn"],
                     DefaultActions=[without(a, arn) for a in actions],
                 )
     try:

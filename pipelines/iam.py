@@ -67,6 +67,16 @@ FEATURES: dict[str, list[str]] = {
         "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
         "elasticloadbalancing:DescribeTargetGroupAttributes",
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        # a dead rollout's side target groups (cloudwatch-target-group) leave their listener
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:DeleteTargetGroup",
+        # read-only, and not called: EC2's and Auto Scaling's operations of the name the code
+        # calls on Elastic Load Balancing (DescribeTags), which the policy check cannot tell apart
+        "ec2:DescribeTags",
+        "autoscaling:DescribeTags",
     ],
     "test": [
         "ec2:RunInstances",

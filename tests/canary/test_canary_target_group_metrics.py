@@ -168,13 +168,18 @@ def test_gc_takes_a_dead_rollouts_side_target_group_out_of_the_listener_and_dele
         Port=80,
         DefaultActions=[{"Type": "forward", "TargetGroupArn": own}],
     )["Listeners"][0]["ListenerArn"]
-    tags = {"imagefleet:family": "demo", "imagefleet:role": "side", "imagefleet:rollout": tag}
+    tags = {
+        "imagefleet:family": "demo",
+        "imagefleet:role": "side",
+        "imagefleet:rollout": tag,
+        "imagefleet:listener": listener,
+    }
     side = side_target_group(aws, REGION, own, side_name(f"gc-{tag}", "w/0", "canary"), tags)
     weigh_listener(aws, REGION, listener, {own: 5, side: 1})
     assert (side, tags) in [(a, t) for a, t in side_target_groups(aws, REGION) if a == side]
-    release_side_group(aws, REGION, side)
+    release_side_group(aws, REGION, side, listener)
     action = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"][0]["DefaultActions"][0]
     assert action.get("TargetGroupArn") == own and "ForwardConfig" not in action
     left = {g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
     assert side not in left
-    release_side_group(aws, REGION, side)  # gone already: nothing to do
+    release_side_group(aws, REGION, side, listener)  # gone already: nothing to do
