@@ -73,19 +73,24 @@ def refuse_unmeasurable(groups: Mapping[str, Sequence[str]], by_target_group: bo
         )
 
 
-def refuse_unlistened(aws: Any, groups: Mapping[str, Sequence[str]]) -> None:
-    """``canary start`` (and its dry run) refuses a group whose target group (the first of its
-    ``TargetGroupARNs``, which the sides are made like) no listener forwards to: nothing would
-    send the sides traffic."""
+def own_side_groups(aws: Any, groups: Mapping[str, Sequence[str]]) -> dict[str, SideGroup]:
+    """Each group's own target group (the first of its ``TargetGroupARNs``, which the sides are
+    made like) behind the load balancer of the listener forwarding to it, by group key.
+    ``canary start`` (and its dry run) refuses a group whose target group no listener forwards
+    to: nothing would send the sides traffic."""
+    out: dict[str, SideGroup] = {}
     for key, tgs in sorted(groups.items()):
         if not tgs:
             continue
-        elbv2 = aws.client("elbv2", tgs[0].split(":")[3])
+        region = tgs[0].split(":")[3]
+        elbv2 = aws.client("elbv2", region)
         like = elbv2.describe_target_groups(TargetGroupArns=[tgs[0]])["TargetGroups"][0]
         try:
-            _listener_of(elbv2, tgs[0], like.get("LoadBalancerArns") or [])
+            _, _, lb = _listener_of(elbv2, tgs[0], like.get("LoadBalancerArns") or [])
         except NoListener as exc:
             raise UsageError(f"group {key}: {exc.message}", hint=exc.hint) from exc
+        out[key] = SideGroup(region, tgs[0], lb)
+    return out
 
 
 # --- the actions (one journaled step each) -------------------------------------------------------

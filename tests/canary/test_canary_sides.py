@@ -138,6 +138,30 @@ def test_killed_with_the_listener_weighted_then_resumed_restores_it(
     assert fleet.groups[0] in r.stderr
     tg, _ = fleet.attach_load_balancers(fleet.groups[0])
     before = _listener(fleet, tg)["DefaultActions"]
+    # Before any wave, the dry run checks the metric on the group's own target group.
+    now = fleet.clock.time()
+    fleet.aws.client("cloudwatch", REGION).put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "TargetResponseTime",
+                "Dimensions": [
+                    {"Name": "TargetGroup", "Value": arn_suffix(tg)},
+                    {
+                        "Name": "LoadBalancer",
+                        "Value": arn_suffix(_listener(fleet, tg)["LoadBalancerArn"]),
+                    },
+                ],
+                "Timestamp": datetime.fromtimestamp(now - ago, UTC),
+                "Value": 0.2,
+            }
+            for ago in (55, 65, 75)
+        ],
+    )
+    dry = fleet.run("canary", "start", "--dry-run", "--json", f"{fleet.family}:2")
+    assert dry.code == 0, dry.stderr
+    (row,) = json.loads(dry.stdout)["metric_data"]["metrics"]
+    assert (row["source"], row["instances"], row["with_data"]) == ("cloudwatch-target-group", 1, 1)
     monkeypatch.setenv("IMAGEFLEET_KILL_AT", "sides-weigh:t3.micro:0:acted")
     with alb_agent(fleet, tg) as put:
         with pytest.raises(KillPoint):
