@@ -130,7 +130,7 @@ def alb_agent(fleet: Fleet, tg: str) -> Iterator[dict[str, int]]:
 def test_killed_with_the_listener_weighted_then_resumed_restores_it(
     fleet_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fleet = fleet_factory(("t3.micro",), 2, waves="[1.0]", extra=METRIC)
+    fleet = fleet_factory(("t3.micro",), 1, waves="[1.0]", extra=METRIC)
     # Behind no target group yet: the metric could not be measured, the dry run refuses.
     r = fleet.run("canary", "start", "--dry-run", f"{fleet.family}:2")
     assert r.code == 2, (r.stdout, r.stderr)
