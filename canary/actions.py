@@ -17,7 +17,7 @@ what AWS already has:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from canary.judge.decision import NODATA_QUERIES, Verdict, verdict
 from canary.metrics import InstanceRef
 from canary.model import BatchState, GroupState, Rollout
 from canary.pacing import LaunchPacer, interleave
+from canary.target_group_metrics import SideGroup
 from canary.traffic import LoadBalancing, Traffic
 from orchestrator.aws import Clients, client_token
 from orchestrator.clock import Clock
@@ -285,6 +286,11 @@ class RolloutActions:
                     for w in same
                     for side, ids in (("canary", w.canaries), ("baseline", w.baselines))
                 }
+                groups = {
+                    f"{side}:{w.key}": group
+                    for w in same
+                    for side, group in w.target_groups.items()
+                }
                 samples = metric_source.fetch_sides(
                     self.aws,
                     sides,
@@ -293,6 +299,7 @@ class RolloutActions:
                     t1,
                     cfg.period_s,
                     prometheus_url=cfg.prometheus_url,
+                    target_groups=groups,
                 )
                 for w in same:
                     result = verdict(cfg, samples[f"baseline:{w.key}"], samples[f"canary:{w.key}"])
@@ -352,6 +359,8 @@ class WaveToJudge:
     end: float
     canaries: list[InstanceRef]
     baselines: list[InstanceRef]
+    # side ("canary", "baseline") → its own target group, for cloudwatch-target-group metrics
+    target_groups: dict[str, SideGroup] = field(default_factory=dict)
 
 
 def _by_window(waves: list[WaveToJudge]) -> dict[tuple[float, float], list[WaveToJudge]]:

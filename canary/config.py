@@ -30,9 +30,10 @@ STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
 ON_FAIL = ("halt", "continue")
 HEALTH_NAMESPACE = "imagefleet/health"
 # Where a metric's series come from (``canary.metrics.FETCHERS`` holds a fetcher for each source
-# that is available). ``cloudwatch-target-group`` is refused at load until its fetcher is in.
+# that is available; ``PENDING_SOURCES`` would name one refused at load until its fetcher is in).
 SOURCES = ("cloudwatch", "cloudwatch-target-group", "prometheus")
-PENDING_SOURCES: tuple[str, ...] = ("cloudwatch-target-group",)
+TARGET_GROUP_SOURCE = "cloudwatch-target-group"  # judged per side's target group (canary.sides)
+PENDING_SOURCES: tuple[str, ...] = ()
 # What a dimension template or a PromQL query may name: the instance's reference
 # (``canary.metrics.InstanceRef``); ``instance`` (its private IP) is for PromQL only.
 PLACEHOLDERS = ("instance_id", "asg", "instance_type")
@@ -230,6 +231,12 @@ class CanarySettings:
     metrics: tuple[CanaryMetric, ...]
     prometheus_url: str = ""
 
+    @property
+    def by_target_group(self) -> bool:
+        """Whether a metric is judged per side's target group: each wave's sides then sit in
+        target groups of their own (``canary.sides``)."""
+        return any(m.source == TARGET_GROUP_SOURCE for m in self.metrics)
+
     def metric_configs(self) -> dict[str, MetricConfig]:
         return {m.name: m.judge_config() for m in self.metrics}
 
@@ -376,6 +383,16 @@ def _metric(m: dict[str, Any], key: str, w: s.Where) -> CanaryMetric:
             raise w.error(f"{key}.query", "a PromQL query template (required)", show_got=False)
         _placeholders(m["query"], PROMQL_PLACEHOLDERS, f"{key}.query", w)
         dimensions: tuple[tuple[str, str], ...] = ()
+    elif source == TARGET_GROUP_SOURCE:
+        for other in ("query", "dimensions"):
+            if m[other] is not None:
+                raise w.error(
+                    f"{key}.{other}",
+                    f"no {other} with source = '{source}' (its dimensions are each side's "
+                    "target group and load balancer)",
+                    m[other],
+                )
+        dimensions = ()
     else:
         if m["query"] is not None:
             raise w.error(

@@ -16,6 +16,9 @@ Scaling group, instance type) and dispatches each metric to the fetcher of its `
   may aggregate the instance's series away (``avg(...)``), so only a query that selects one
   instance attributes its points for sure. A ``{instance}`` placeholder is the instance's private
   IP, from one batched ``DescribeInstances`` per region, made only when a query names it.
+* ``cloudwatch-target-group``: the load balancer's metrics of each side's own target group
+  (``canary.target_group_metrics``), not of its instances: ``fetch_sides`` is given the sides'
+  target groups (``target_groups``, side → ``SideGroup``); a side without one gets no samples.
 
 The result is ``{side: {metric: [values]}}`` pooled over the instances of one side, which is
 what ``canary.judge.scoring.judge_metrics`` takes: each datapoint (one period's value of one
@@ -26,11 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from canary import prometheus
-from canary.config import CanaryMetric, render
+from canary.config import TARGET_GROUP_SOURCE, CanaryMetric, render
+from canary.target_group_metrics import SideGroup, fetch_target_groups
 from orchestrator.aws import Clients, batches
 
 MAX_QUERIES = 500  # GetMetricData's documented limit per request
@@ -64,6 +68,7 @@ class Request:
     end: datetime
     period_s: int
     prometheus_url: str = ""
+    target_groups: Mapping[str, SideGroup] = field(default_factory=dict)  # side → its own
 
 
 Member = tuple[str, InstanceRef]  # (side, instance)
@@ -82,11 +87,13 @@ def fetch_sides(
     period_s: int,
     *,
     prometheus_url: str = "",
+    target_groups: Mapping[str, SideGroup] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """Datapoints of ``metrics`` for each side's instances in [start, end), for several sides at
-    once (canaries and baselines, or several cohorts' waves): their queries share requests."""
+    once (canaries and baselines, or several cohorts' waves): their queries share requests.
+    ``target_groups`` (side → its own target group) serves ``cloudwatch-target-group`` metrics."""
     members = [(side, ref) for side, refs in sides.items() for ref in refs]
-    request = Request(aws, start, end, period_s, prometheus_url)
+    request = Request(aws, start, end, period_s, prometheus_url, dict(target_groups or {}))
     out: dict[str, dict[str, list[float]]] = {side: {m.name: [] for m in metrics} for side in sides}
     by_source: dict[str, list[CanaryMetric]] = {}
     for m in metrics:
@@ -208,8 +215,33 @@ def fetch_prometheus(
             yield side, name, values
 
 
+# --- CloudWatch, per side's target group
+# ----------------------------------------------------------------------
+def fetch_by_target_group(
+    req: Request, members: Sequence[Member], metrics: Sequence[CanaryMetric]
+) -> Iterator[tuple[str, str, list[float]]]:
+    """The load balancer's metrics of each side's own target group (the instances are not
+    queried: the load balancer publishes per target group)."""
+    sides = {side for side, _ in members}
+    groups = {side: group for side, group in req.target_groups.items() if side in sides}
+    if not groups:
+        return
+    got = fetch_target_groups(
+        req.aws,
+        groups,
+        metrics,
+        req.start,
+        req.end,
+        req.period_s,
+        {m.name: m.metric or m.name for m in metrics},
+    )
+    for side, by_metric in got.items():
+        for name, values in by_metric.items():
+            yield side, name, values
+
+
 FETCHERS: dict[str, Fetcher] = {
     "cloudwatch": fetch_cloudwatch,
     "prometheus": fetch_prometheus,
-    # "cloudwatch-target-group": filled by the target-group source (canary.config.PENDING_SOURCES)
+    TARGET_GROUP_SOURCE: fetch_by_target_group,
 }

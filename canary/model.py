@@ -210,6 +210,48 @@ class Baselines:
 
 
 @dataclass
+class SideGroups:
+    """A wave's canaries and baselines in target groups of their own, for a
+    ``cloudwatch-target-group`` metric, behind the listener of the group's own target group
+    (``canary.sides``). Recorded when made, before the listener is weighted, so that a resumed run
+    restores the listener and deletes them."""
+
+    region: str
+    own: str  # the group's target group (ARN) the sides are made like
+    load_balancer: str  # ARN
+    listener: str  # ARN
+    canary: str  # the canaries' target group (ARN)
+    baseline: str  # the baselines' target group (ARN)
+    actions: list[JsonDict] = field(default_factory=list)  # the listener's, from before
+    status: str = "made"  # made → weighted → restored → removed
+
+    def to_dict(self) -> JsonDict:
+        return {
+            "region": self.region,
+            "own": self.own,
+            "load_balancer": self.load_balancer,
+            "listener": self.listener,
+            "canary": self.canary,
+            "baseline": self.baseline,
+            "actions": list(self.actions),
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: JsonDict) -> SideGroups:
+        return cls(
+            region=doc["region"],
+            own=doc["own"],
+            load_balancer=doc["load_balancer"],
+            listener=doc["listener"],
+            canary=doc["canary"],
+            baseline=doc["baseline"],
+            actions=list(doc.get("actions") or []),
+            status=doc.get("status", "made"),
+        )
+
+
+@dataclass
 class Analysis:
     """A wave's analysis window: it opens ``warmup`` after every replacement was healthy."""
 
@@ -247,6 +289,7 @@ class Wave:
     analysis: Analysis | None = None
     verdict: Verdict | None = None
     override: JsonDict | None = None  # who accepted a paused wave's verdict, and when
+    sides: SideGroups | None = None  # its sides' own target groups (cloudwatch-target-group)
 
     def batches_of_step(self, step: int) -> list[BatchState]:
         return [batch for batch in self.batches if batch.step == step]
@@ -265,11 +308,13 @@ class Wave:
                 "verdict": self.verdict,
             },
             override=self.override,
+            sides=self.sides.to_dict() if self.sides else None,
         )
 
     @classmethod
     def from_dict(cls, doc: JsonDict) -> Wave:
         analysis = doc.get("analysis")
+        sides = doc.get("sides")
         return cls(
             index=int(doc["index"]),
             target=int(doc["target"]),
@@ -281,6 +326,7 @@ class Wave:
             analysis=Analysis.from_dict(analysis) if analysis else None,
             verdict=cast("Verdict | None", doc.get("verdict")),
             override=doc.get("override"),
+            sides=SideGroups.from_dict(sides) if sides else None,
         )
 
 

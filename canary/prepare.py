@@ -16,11 +16,13 @@ from typing import Any
 
 from canary.budget import launch_bucket
 from canary.cohorts import Cohort, build_cohorts
-from canary.config import CanarySettings
+from canary.config import TARGET_GROUP_SOURCE, CanarySettings
 from canary.executor import Executor, GroupInfo
 from canary.metrics import InstanceRef, fetch_sides
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
 from canary.plan import CohortPlan, Plan, plan
+from canary.sides import own_side_groups, refuse_unmeasurable
+from canary.target_group_metrics import fetch_target_groups
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -133,6 +135,11 @@ def prepare(
         groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )
+    # A cloudwatch-target-group metric cannot be measured for a group behind no target group.
+    if cfg.by_target_group:
+        own = {key: group.target_groups for key, group in rollout.groups.items()}
+        refuse_unmeasurable(own, True)
+        own_side_groups(ctx.aws, own)
     return rollout, the_plan
 
 
@@ -218,10 +225,11 @@ def check_metric_data(ctx: Context, cfg: CanarySettings, rollout: Rollout) -> di
     end = ctx.clock.time() - cfg.metric_delay_s
     start = end - cfg.analysis_s
     t0, t1 = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    per_instance = [m for m in cfg.metrics if m.source != TARGET_GROUP_SOURCE]
     got = fetch_sides(
         ctx.aws,
         {ref.instance_id: [ref] for ref in refs},
-        cfg.metrics,
+        per_instance,
         t0,
         t1,
         cfg.period_s,
@@ -235,8 +243,24 @@ def check_metric_data(ctx: Context, cfg: CanarySettings, rollout: Rollout) -> di
             "with_data": sum(1 for ref in refs if got[ref.instance_id][m.name]),
             "datapoints": sum(len(got[ref.instance_id][m.name]) for ref in refs),
         }
-        for m in cfg.metrics
+        for m in per_instance
     ]
+    # A cloudwatch-target-group metric, before any wave has sides: each group's own target group.
+    by_group = [m for m in cfg.metrics if m.source == TARGET_GROUP_SOURCE]
+    if by_group:
+        own = own_side_groups(ctx.aws, {k: g.target_groups for k, g in rollout.groups.items()})
+        names = {m.name: m.metric or m.name for m in by_group}
+        tg = fetch_target_groups(ctx.aws, own, by_group, t0, t1, cfg.period_s, names)
+        metrics += [
+            {
+                "name": m.name,
+                "source": m.source,
+                "instances": len(own),  # here: the groups' own target groups
+                "with_data": sum(1 for key in own if tg[key][m.name]),
+                "datapoints": sum(len(tg[key][m.name]) for key in own),
+            }
+            for m in by_group
+        ]
     return {
         "window": {"start": t0.isoformat(), "end": t1.isoformat()},
         "instances_checked": len(refs),

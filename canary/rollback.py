@@ -25,7 +25,8 @@ def rollback_cohort(ctl: Controller, cohort: CohortState, lost: set[str] | None 
     A group that no longer exists (``lost``, or found missing now) cannot be rolled back: it is
     reported by name, the cohort's other groups are rolled back, and the cohort ends ``lost``."""
     for wave in cohort.waves:
-        if wave.baselines.ids and not wave.baselines.cleaned:
+        sides_left = wave.sides is not None and wave.sides.status != "removed"
+        if (wave.baselines.ids and not wave.baselines.cleaned) or sides_left:
             ctl.cleanup_baselines(cohort, wave)
     cohort.status = "rolling_back"
     ctl.save()

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from canary import sides
 from canary.actions import WaveToJudge, template_key
 from canary.executor import GroupInfo
 from canary.judge.decision import Verdict
@@ -149,6 +150,8 @@ def replace(ctl: Controller, waves: InFlight) -> None:
     ctl.actions.join_traffic(baseline_traffic(launched))
     for wave in launched:
         wave.baselines.status = "done"
+    if ctl.cfg.by_target_group:  # each side in a target group of its own (canary.sides)
+        sides.set_up(ctl, [(c, w, own) for c, w in waves if (own := own_target_group(ctl, w))])
     # All replacements of the round are healthy: the analysis windows start now.
     now = ctl.clock.time()
     for _, wave in waves:
@@ -282,6 +285,13 @@ def baseline_spot(wave: Wave) -> BatchState:
     return next(batch for batch in wave.batches if batch.group_key == biggest)
 
 
+def own_target_group(ctl: Controller, wave: Wave) -> str:
+    """The target group a wave's sides are made like: the first of the group its baselines are
+    launched beside ("" when it has none)."""
+    group = ctl.rollout.groups[baseline_spot(wave).group_key]
+    return group.target_groups[0] if group.target_groups else ""
+
+
 def baseline_ids(waves: Iterable[Wave]) -> dict[str, list[str]]:
     """The waves' baselines by region (for one request per region over all of them)."""
     ids: dict[str, list[str]] = {}
@@ -371,6 +381,7 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
                         for region, ids in wave.baselines.ids.items()
                         for iid in ids
                     ],
+                    target_groups=sides.side_groups(wave),
                 )
             )
     ctl.save()
@@ -419,7 +430,9 @@ def _judge_step(cohort: CohortState, wave: Wave) -> str:
 
 
 def end_baselines(ctl: Controller, waves: InFlight) -> None:
-    """Terminate the waves' baselines once their verdicts are in: one request per region."""
+    """Terminate the waves' baselines once their verdicts are in: one request per region. The
+    sides' own target groups (``canary.sides``) go first: the listener back as it was."""
+    sides.tear_down(ctl, waves)
     left = [
         (cohort, wave)
         for cohort, wave in waves

@@ -15,10 +15,9 @@ target group of its own:
   ``canary.metrics.fetch_sides`` does for instances (up to 500 queries a request);
 * ``delete_side_target_group`` removes a side's target group once its targets are out.
 
-The rollout's controller does not call this module yet, and ``canary.config`` still refuses the
-source at load (``PENDING_SOURCES``): ``canary.metrics``' dispatch hands a fetcher instances, and
-this source needs the sides' target groups, which the wave's own (journaled) steps must make,
-weigh in, and remove.
+A rollout calls these from the wave's journaled steps (``canary.sides``), and
+``canary.metrics.fetch_sides`` calls ``fetch_target_groups`` for the sides' target groups it is
+given.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ ROLE_TAG = "imagefleet:role"  # instances imagefleet launched: perf / baseline /
 ROLLOUT_TAG = "imagefleet:rollout"  # canary baseline instances: their rollout
 WAVE_TAG = "imagefleet:wave"  # canary baseline instances: their wave
 GROUP_TAG = "imagefleet:group"  # canary baselines: the group whose load balancers they join
+LISTENER_TAG = "imagefleet:listener"  # a wave's side target groups: the listener weighing them in
 TEST_RUN_TAG = "imagefleet:test-run"  # image-test instances: their run
 PERF_RUN_TAG = "imagefleet:perf-run"  # benchmark instances: their run
 ARM_TAG = "imagefleet:arm"  # benchmark instances: new or old base

@@ -67,6 +67,16 @@ FEATURES: dict[str, list[str]] = {
         "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
         "elasticloadbalancing:DescribeTargetGroupAttributes",
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        # a dead rollout's side target groups (cloudwatch-target-group) leave their listener
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:DeleteTargetGroup",
+        # read-only, and not called: EC2's and Auto Scaling's operations of the name the code
+        # calls on Elastic Load Balancing (DescribeTags), which the policy check cannot tell apart
+        "ec2:DescribeTags",
+        "autoscaling:DescribeTags",
     ],
     "test": [
         "ec2:RunInstances",
@@ -124,6 +134,7 @@ FEATURES: dict[str, list[str]] = {
         "elasticloadbalancing:AddTags",
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:DeleteTargetGroup",
+        "elasticloadbalancing:ModifyTargetGroupAttributes",  # the group's drain, on a side's
     ],
     "perf": [
         "ec2:RunInstances",
@@ -184,6 +195,7 @@ DESTRUCTIVE = frozenset(
         "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:DeleteTargetGroup",
+        "elasticloadbalancing:ModifyTargetGroupAttributes",
         "iam:PassRole",
         "ssm:PutParameter",
         "ssm:DeleteParameter",
@@ -401,7 +413,13 @@ def rules(scope: Scope) -> list[Rule]:
         ),
         Rule(
             "ImagefleetOwnTargetGroupsAndFamilyListeners",
-            f({"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:ModifyListener"}),
+            f(
+                {
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                }
+            ),
             (
                 "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
                 "arn:aws:elasticloadbalancing:*:*:listener/*",

@@ -14,7 +14,10 @@ no record owns it:
   deadline, and which is older than the grace period (a run may not have recorded itself yet);
 * a launch-template version a canary rollout created (its description names the rollout) once
   that rollout has ended or is unknown, unless it is the template's default version or a group
-  of the family still uses it, or while that rollout's lease is held.
+  of the family still uses it, or while that rollout's lease is held;
+* a wave's side target group (``imagefleet:role=side``, the ``cloudwatch-target-group`` metric
+  source) once its rollout has ended or is unknown, unless that rollout's lease is held: it is
+  taken out of the listener forwarding to it and deleted.
 """
 
 from __future__ import annotations
@@ -64,6 +67,17 @@ class TemplateVersion:
     default: bool
 
 
+@dataclass(frozen=True)
+class SideGroup:
+    """A target group a rollout made for one side of a wave (``canary.sides``)."""
+
+    region: str
+    arn: str
+    family: str
+    rollout: str
+    listener: str = ""  # the listener that weighed it in (its ``imagefleet:listener`` tag)
+
+
 @dataclass
 class Inventory:
     """What AWS holds that imagefleet may have made."""
@@ -74,6 +88,7 @@ class Inventory:
     in_use: set[tuple[str, str, int]] = field(
         default_factory=set
     )  # (region, template id, version) groups use
+    side_groups: list[SideGroup] = field(default_factory=list)
 
 
 @dataclass
@@ -95,12 +110,13 @@ class Records:
 
 @dataclass(frozen=True)
 class Removal:
-    kind: str  # image | instance | template-version
+    kind: str  # image | instance | template-version | target-group
     region: str
     id: str
     reason: str
     snapshots: tuple[str, ...] = ()
     template_id: str = ""
+    listener: str = ""  # a target group: the listener to take it out of first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -272,6 +288,32 @@ def plan_template_versions(
             )
 
 
+def plan_side_groups(groups: list[SideGroup], records: Records, plan: Plan) -> None:
+    for g in groups:
+        if g.family not in records.families:
+            continue
+        status = records.rollouts.get(g.rollout)
+        if status is not None and status not in FINISHED_ROLLOUTS:
+            plan.keep.append(
+                Kept("target-group", g.region, g.arn, f"rollout {g.rollout} is {status}")
+            )
+        elif f"rollout:{g.rollout}" in records.live:
+            plan.keep.append(
+                Kept("target-group", g.region, g.arn, f"rollout {g.rollout} holds its lease")
+            )
+        else:
+            why = f"ended {status}" if status else "unknown"
+            plan.remove.append(
+                Removal(
+                    "target-group",
+                    g.region,
+                    g.arn,
+                    f"rollout {g.rollout} {why}",
+                    listener=g.listener,
+                )
+            )
+
+
 def plan(
     inventory: Inventory, records: Records, *, now: datetime, grace: timedelta = DEFAULT_GRACE
 ) -> Plan:
@@ -280,4 +322,5 @@ def plan(
     plan_images(inventory.images, records, now, grace, out)
     plan_instances(inventory.instances, records, now, grace, out)
     plan_template_versions(inventory.template_versions, inventory.in_use, records, out)
+    plan_side_groups(inventory.side_groups, records, out)
     return out

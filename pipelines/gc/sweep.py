@@ -21,7 +21,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import StateStore, leases
-from orchestrator.tags import BAKE_TAG, FAMILY_TAG, GROUP_TAG, ROLE_TAG
+from orchestrator.tags import BAKE_TAG, FAMILY_TAG, GROUP_TAG, LISTENER_TAG, ROLE_TAG, ROLLOUT_TAG
 from perf import runs as perf_runs
 from pipelines import aws as images
 from pipelines import reservations
@@ -215,7 +215,24 @@ def inventory(
         versions, in_use = _templates(aws, region, families)
         inv.template_versions += versions
         inv.in_use |= in_use
+        inv.side_groups += _side_groups(aws, region)
     return inv
+
+
+def _side_groups(aws: AwsFactory, region: str) -> list[gc_plan.SideGroup]:
+    """The target groups rollouts made for their waves' sides (``canary.sides``)."""
+    from canary.sides import side_target_groups
+
+    return [
+        gc_plan.SideGroup(
+            region,
+            arn,
+            tags.get(FAMILY_TAG, ""),
+            tags.get(ROLLOUT_TAG, ""),
+            tags.get(LISTENER_TAG, ""),
+        )
+        for arn, tags in side_target_groups(aws, region)
+    ]
 
 
 def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
@@ -274,6 +291,10 @@ def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
                 remove_image(aws, r.region, r.id, r.snapshots)
             elif r.kind == "instance":
                 images.terminate_instances(aws, r.region, [r.id])
+            elif r.kind == "target-group":
+                from canary.sides import release_side_group
+
+                release_side_group(aws, r.region, r.id, r.listener)
             else:
                 images.delete_template_version(aws, r.region, r.template_id, r.id)
             done.append({**r.to_dict(), "removed": True})

@@ -95,8 +95,13 @@ PROM = {"name": "load", "source": "prometheus", "query": 'avg(node_load1{instanc
         ),
         ({"metrics": [{"name": "m", "query": "up"}]}, "canary.metrics[0].query: expected no query"),
         (
-            {"metrics": [{"name": "m", "source": "cloudwatch-target-group"}]},
-            "(cloudwatch-target-group is not available yet)",
+            {
+                "metrics": [
+                    {"name": "m", "source": "cloudwatch-target-group", "dimensions": {"A": "b"}}
+                ]
+            },
+            "canary.metrics[0].dimensions: expected no dimensions with source = "
+            "'cloudwatch-target-group'",
         ),
         ({"prometheus_url": "ftp://p"}, "canary.prometheus_url: expected an http(s) URL"),
     ],

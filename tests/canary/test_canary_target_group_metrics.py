@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from canary.sides import release_side_group, side_target_groups
 from canary.target_group_metrics import (
     SideGroup,
     delete_side_target_group,
@@ -144,3 +145,41 @@ def test_sides_in_target_groups_of_their_own_behind_a_weighted_listener(aws: Any
         delete_side_target_group(aws, REGION, arn)
     left = {g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
     assert not set(sides.values()) & left
+
+
+@pytest.mark.integration
+def test_gc_takes_a_dead_rollouts_side_target_group_out_of_the_listener_and_deletes_it(
+    aws: Any,
+) -> None:
+    ec2, elbv2 = aws.client("ec2", REGION), aws.client("elbv2", REGION)
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v.get("IsDefault"))
+    subnets = [
+        s["SubnetId"]
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    ][:2]
+    tag = uuid.uuid4().hex[:8]
+    own = elbv2.create_target_group(Name=f"gc-{tag}", Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    lb = elbv2.create_load_balancer(Name=f"gc-{tag}", Subnets=subnets)["LoadBalancers"][0]
+    listener = elbv2.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": own}],
+    )["Listeners"][0]["ListenerArn"]
+    tags = {
+        "imagefleet:family": "demo",
+        "imagefleet:role": "side",
+        "imagefleet:rollout": tag,
+        "imagefleet:listener": listener,
+    }
+    side = side_target_group(aws, REGION, own, side_name(f"gc-{tag}", "w/0", "canary"), tags)
+    weigh_listener(aws, REGION, listener, {own: 5, side: 1})
+    assert (side, tags) in [(a, t) for a, t in side_target_groups(aws, REGION) if a == side]
+    release_side_group(aws, REGION, side, listener)
+    action = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"][0]["DefaultActions"][0]
+    assert action.get("TargetGroupArn") == own and "ForwardConfig" not in action
+    left = {g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
+    assert side not in left
+    release_side_group(aws, REGION, side, listener)  # gone already: nothing to do

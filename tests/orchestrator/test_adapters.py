@@ -25,6 +25,7 @@ ADAPTERS = {
     "canary/executor.py": "launch-template versions and instance replacement",
     "canary/metrics.py": "metric sources: CloudWatch GetMetricData, EC2 private IPs for PromQL",
     "canary/target_group_metrics.py": "cloudwatch-target-group: side target groups, ELB metrics",
+    "canary/sides.py": "a wave's sides in target groups of their own: listener, attributes",
     "canary/traffic.py": "ELB: baselines join and leave their group's load balancers",
     "canary/pacing.py": "the paced client (one API token per request and page)",
     "canary/prepare.py": "the rollout's AMIs, looked up before a rollout starts",

@@ -201,6 +201,36 @@ def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version
         ],
     )["Instances"][0]["InstanceId"]
     elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": baseline}])
+    # A side target group the dead rollout weighed into the group's listener (cloudwatch-target-
+    # group metrics), tagged as canary.sides tags it.
+    subnets = [
+        s["SubnetId"]
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    ][:2]
+    lb = elbv2.create_load_balancer(Name=f"gc-{fam}"[:32], Subnets=subnets)["LoadBalancers"][0]
+    listener = elbv2.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+    )["Listeners"][0]["ListenerArn"]
+    side = elbv2.create_target_group(
+        Name=f"if-c-{fam}"[:32],
+        Protocol="HTTP",
+        Port=80,
+        VpcId=vpc,
+        Tags=[
+            {"Key": "imagefleet:family", "Value": fam},
+            {"Key": "imagefleet:role", "Value": "side"},
+            {"Key": "imagefleet:rollout", "Value": "ro-dead"},
+            {"Key": "imagefleet:listener", "Value": listener},
+        ],
+    )["TargetGroups"][0]["TargetGroupArn"]
+    weights = [{"TargetGroupArn": tg, "Weight": 5}, {"TargetGroupArn": side, "Weight": 1}]
+    elbv2.modify_listener(
+        ListenerArn=listener,
+        DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": weights}}],
+    )
 
     kept = ws.run("gc", "--dry-run", "--json").json()  # default grace: the instance is too young
     assert baseline in {k["id"] for k in kept["keep"]}
@@ -221,6 +251,11 @@ def test_gc_terminates_a_dead_rollouts_baseline_and_deletes_its_template_version
         "State"
     ]["Name"]
     assert state in ("shutting-down", "terminated")
+    # the side target group: out of the listener (which forwards to the group's alone), deleted
+    assert results[("target-group", side)]["removed"], results[("target-group", side)]
+    action = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"][0]["DefaultActions"][0]
+    assert action.get("TargetGroupArn") == tg and "ForwardConfig" not in action
+    assert side not in {g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
     # the stale version is planned for deletion; the one the group uses is kept (v1 is not
     # imagefleet's)
     planned = {

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.gc.plan import Image, Instance, Inventory, Records, TemplateVersion, plan
+from pipelines.gc.plan import (
+    Image,
+    Instance,
+    Inventory,
+    Records,
+    SideGroup,
+    TemplateVersion,
+    plan,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(hours=3)
@@ -155,3 +163,31 @@ def test_operations_in_flight_keep_what_they_made_whatever_its_age() -> None:
     }
     # the same resources once those leases are gone: the rollout is unknown, the copy unowned
     assert len(plan(inv, records(), now=NOW, grace=timedelta(0)).remove) == 3
+
+
+def test_side_target_groups_go_once_their_rollout_ended_or_is_unknown() -> None:
+    def tg(name: str, rollout: str, family: str = "web") -> SideGroup:
+        return SideGroup("us-east-1", f"arn:tg/{name}", family, rollout)
+
+    inv = Inventory(
+        side_groups=[
+            tg("a", "ro1"),  # ended
+            tg("b", "ro2"),  # running
+            tg("c", "gone"),  # unknown
+            tg("d", "ro4"),  # paused by its lease holder
+            tg("e", "ro1", family="other"),  # not this config's
+        ]
+    )
+    p = plan(
+        inv,
+        records(
+            rollouts={"ro1": "succeeded", "ro2": "running", "ro4": "failed"},
+            live={"rollout:ro4"},
+        ),
+        now=NOW,
+    )
+    assert ids(p, "target-group") == ["arn:tg/a", "arn:tg/c"]
+    assert {k.id: k.reason for k in p.keep} == {
+        "arn:tg/b": "rollout ro2 is running",
+        "arn:tg/d": "rollout ro4 holds its lease",
+    }

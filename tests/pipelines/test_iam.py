@@ -197,6 +197,10 @@ UNRELATED_AND_OWN: dict[str, tuple[str, tuple[str, dict[str, str]]]] = {
         (clb_arn("web"), tagged()),
     ),
     "elasticloadbalancing:DeleteTargetGroup": (tg_arn("payments"), (tg_arn("if-c-1"), tagged())),
+    "elasticloadbalancing:ModifyTargetGroupAttributes": (
+        tg_arn("payments"),
+        (tg_arn("if-c-1"), tagged()),
+    ),
     "elasticloadbalancing:ModifyListener": (
         f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:listener/app/payments/50dc/f1e2",
         (f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:listener/app/web/50dc/f1e2", tagged()),
