@@ -145,3 +145,33 @@ def _cohort_state(cohort_plan: CohortPlan, types: dict[str, str]) -> CohortState
         {f"{batch.region}/{batch.group}" for wave in waves for batch in wave.batches}
     )
     return CohortState(key=cohort_plan.key, size=cohort_plan.size, groups=group_keys, waves=waves)
+
+
+def preview(ctx: Context, cfg: CanarySettings, family: str) -> dict[str, object]:
+    """What a rollout of ``family``'s next base would cover, before there is one (read-only):
+    its groups, cohorts and waves, each wave's warm-up and analysis, and the plan's estimate.
+    ``groups`` 0 means the canary has nothing to roll yet."""
+    regions = tuple(ctx.settings.aws.regions)
+    infos = Executor(ctx.aws, ctx.clock).discover(regions, family, cfg.groups, FAMILY_TAG)
+    out: dict[str, object] = {
+        "groups": len(infos),
+        "regions": sorted({info.region for info in infos}),
+        "warmup_s": cfg.warmup_s,
+        "analysis_s": cfg.analysis_s,
+        "metric_delay_s": cfg.metric_delay_s,
+        "cohorts": 0,
+        "waves": 0,
+        "estimated_duration_s": None,
+    }
+    if infos:
+        cohorts = build_cohorts(
+            [info.to_group() for info in infos], cfg.cohort_by, cfg.cohort_order, cfg.priorities
+        )
+        summary = plan(cohorts, cfg.policy, seed=cfg.seed).summary(
+            cfg.warmup_s + cfg.analysis_s,
+            cfg.poll_s,
+            cohorts_in_flight=cfg.cohorts_in_flight,
+            launches_per_s=launch_bucket(cfg.launch_share).refill_per_s,
+        )
+        out |= {k: summary[k] for k in ("cohorts", "waves", "estimated_duration_s")}
+    return out

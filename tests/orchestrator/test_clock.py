@@ -171,3 +171,22 @@ def test_human_duration(seconds: int, text: str) -> None:
     from datetime import timedelta
 
     assert human_duration(timedelta(seconds=seconds)) == text
+
+
+def test_a_long_wait_says_what_is_left_at_least_every_minute() -> None:
+    c = VirtualClock(start=1_800_000_000.0)
+    seen: list[tuple[float, str]] = []
+    c.wait(150.5, lambda m: seen.append((c.monotonic(), m)), "analysing m5.large")
+    assert c.monotonic() == 150.5
+    assert seen == [
+        (0.0, "analysing m5.large: 2m30s to go"),
+        (60.0, "analysing m5.large: 1m30s to go"),
+        (120.0, "analysing m5.large: 0m30s to go"),
+    ]
+    c.wait(0, seen.append, "nothing")  # nothing to wait for: no line, no time
+    c.wait(-5, seen.append, "nothing")
+    assert len(seen) == 3 and c.monotonic() == 150.5
+    hourly: list[float] = []
+    c.wait(24 * 3600, lambda _m: hourly.append(c.monotonic()), "soaking", every=60)
+    gaps = [b - a for a, b in zip(hourly, hourly[1:], strict=False)]
+    assert len(hourly) == 24 * 60 and max(gaps) == 60.0  # a day of soak: a line a minute

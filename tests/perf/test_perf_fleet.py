@@ -109,11 +109,16 @@ def test_injected_slowdown_is_caught(workspace, aws) -> None:
 
 
 def test_results_timeout_fails_and_terminates_everything(workspace, aws) -> None:
-    configure(workspace, results="3s")
+    configure(workspace, results="2m")
     _, new = register_bases(workspace, aws)
-    workspace.clock = VirtualClock()  # the 3 s of waiting pass on it, at once
+    workspace.clock = VirtualClock()  # the 2 minutes of waiting pass on it, at once
     res = workspace.run("perf", "run", new.ref, "--json")  # no agent runner: nothing ever reports
     assert res.code == 3, res.stderr
+    # polled every 2 s, the unchanged count is said again each minute of the clock, not each poll
+    waits = [line.split(": ", 1)[1] for line in res.stderr.splitlines() if ": results " in line]
+    assert waits == [
+        f"results 0/18 after {t} (timeout 2m00s)" for t in ("0m00s", "1m00s", "2m00s")
+    ], res.stderr
     assert "no usable results from the" in res.stderr
     # the local endpoint serves Service Quotas for VPC only: the quota check is skipped, loudly
     assert (
