@@ -8,7 +8,7 @@ that cohort back and lets the others go on; release is refused (exit 1 with the 
 report site says what happened.
 
 The demo runs on a virtual clock with the local agents attached to it (``local up --no-agents``;
-`orchestrator.local.agents.attach`): the 24 h soak, canary windows and benchmark waits take no
+`orchestrator.local.agents.attach`): the soak, canary windows and benchmark waits take no
 wall time, and every metric a verdict reads is published before the verdict is taken, so the
 outcome is the same on an idle laptop and a loaded CI runner. It works in ``demo-output/`` (a
 fresh `imagefleet init` there each time); ``KEEP=1`` leaves the endpoint running afterwards.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime
 
@@ -188,5 +189,5 @@ def test_a_long_wait_says_what_is_left_at_least_every_minute() -> None:
     assert len(seen) == 3 and c.monotonic() == 150.5
     hourly: list[float] = []
     c.wait(24 * 3600, lambda _m: hourly.append(c.monotonic()), "soaking", every=60)
-    gaps = [b - a for a, b in zip(hourly, hourly[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(hourly)]
     assert len(hourly) == 24 * 60 and max(gaps) == 60.0  # a day of soak: a line a minute
