@@ -46,6 +46,7 @@ class StepPlan:
     skip: str | None = None  # why this step will not run
     waits: str | None = None  # what it will wait for (``preview`` fills it in)
     blocked: str | None = None  # why it cannot pass yet (``preview``)
+    done: str | None = None  # the unfinished job that did this step already (``preview``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class StepPlan:
             "skip": self.skip,
             "waits": self.waits,
             "blocked": self.blocked,
+            "done": self.done,
         }
 
 
@@ -179,7 +181,13 @@ class Job:
         (``--dry-run``): reads the config, the store and the family's groups, changes nothing."""
         from pipelines.run_preview import explain
 
-        return explain(self.ctx, self.family, self.plan())
+        steps = self.plan()
+        op_id = self._pending()  # a rerun goes on with this job: its finished steps are done
+        for step in steps if op_id else ():
+            prior = self.ctx.store.step(op_id or "", step.name)
+            if prior and prior["status"] == "done":
+                step.done = op_id
+        return explain(self.ctx, self.family, steps)
 
     # --- doing it
     # ----------------------------------------------------------------------------------

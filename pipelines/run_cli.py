@@ -54,7 +54,9 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
                         if p.estimate_s is not None
                         else "varies",
                         p.waits or "",
-                        "; ".join(
+                        f"done earlier ({p.done})"
+                        if p.done
+                        else "; ".join(
                             [f"skipped: {p.skip}"] * bool(p.skip)
                             + [f"cannot pass yet: {p.blocked}"] * bool(p.blocked)
                         ),

@@ -23,8 +23,9 @@ def _span(seconds: float) -> str:
 
 
 def explain(ctx: Context, family: str, steps: list[StepPlan]) -> list[StepPlan]:
-    """``steps`` (``Job.plan``) with ``waits`` and ``blocked`` filled in."""
-    by = {s.name: s for s in steps}
+    """``steps`` (``Job.plan``) with ``waits`` and ``blocked`` filled in; a step an unfinished
+    job already did (``done``) waits for nothing and blocks nothing."""
+    by = {s.name: s for s in steps if not s.done}
     gates = pipelines_config.gates(ctx.settings)
     release = ctx.store.pointer(family, "release")
     unmet: dict[str, str] = {}  # gate -> why it cannot be met yet

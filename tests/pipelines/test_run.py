@@ -48,6 +48,11 @@ def test_until_candidate_bakes_tests_promotes_and_notifies_friend_teams(
     assert f"/imagefleet/{fam}/candidate" in notices[0]["text"]
     # the job stays open: the next run goes on where --until stopped, it does not bake again
     assert [op["status"] for op in store.operations(kind="run")] == ["running"]
+    # and --dry-run says so: its finished steps are done, what is left waits and blocks
+    plan = {s["step"]: s for s in ws.run("run", fam, "--dry-run", "--json").json()["steps"]}
+    done = [n for n, s in plan.items() if s["done"] == job["operation"]]
+    assert done == ["bake", "image-tests", "perf", "candidate", "notify"]
+    assert plan["perf"]["blocked"] is None and plan["soak"]["waits"].startswith("5m00s")
 
 
 def test_a_killed_run_resumes_at_its_first_unfinished_step(
