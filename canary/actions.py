@@ -309,11 +309,11 @@ class RolloutActions:
                         again.append(w)
             if not again or attempt == NODATA_QUERIES:
                 break
-            self.progress(
-                f"{', '.join(w.key for w in again)}: no data yet, querying again in "
-                f"{cfg.metric_delay_s:.0f}s"
+            self.clock.wait(
+                cfg.metric_delay_s,
+                self.progress,
+                f"{', '.join(w.key for w in again)}: no data yet, querying again",
             )
-            self.clock.sleep(cfg.metric_delay_s)
             todo = again
         return verdicts
 

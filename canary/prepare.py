@@ -268,3 +268,33 @@ def check_metric_data(ctx: Context, cfg: CanarySettings, rollout: Rollout) -> di
         "metrics": metrics,
         "missing": [row["name"] for row in metrics if not row["with_data"]],
     }
+
+
+def preview(ctx: Context, cfg: CanarySettings, family: str) -> dict[str, object]:
+    """What a rollout of ``family``'s next base would cover, before there is one (read-only):
+    its groups, cohorts and waves, each wave's warm-up and analysis, and the plan's estimate.
+    ``groups`` 0 means the canary has nothing to roll yet."""
+    regions = tuple(ctx.settings.aws.regions)
+    infos = Executor(ctx.aws, ctx.clock).discover(regions, family, cfg.groups, FAMILY_TAG)
+    out: dict[str, object] = {
+        "groups": len(infos),
+        "regions": sorted({info.region for info in infos}),
+        "warmup_s": cfg.warmup_s,
+        "analysis_s": cfg.analysis_s,
+        "metric_delay_s": cfg.metric_delay_s,
+        "cohorts": 0,
+        "waves": 0,
+        "estimated_duration_s": None,
+    }
+    if infos:
+        cohorts = build_cohorts(
+            [info.to_group() for info in infos], cfg.cohort_by, cfg.cohort_order, cfg.priorities
+        )
+        summary = plan(cohorts, cfg.policy, seed=cfg.seed).summary(
+            cfg.warmup_s + cfg.analysis_s,
+            cfg.poll_s,
+            cohorts_in_flight=cfg.cohorts_in_flight,
+            launches_per_s=launch_bucket(cfg.launch_share).refill_per_s,
+        )
+        out |= {k: summary[k] for k in ("cohorts", "waves", "estimated_duration_s")}
+    return out

@@ -385,8 +385,14 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
                 )
             )
     ctl.save()
-    # Wait out the windows plus CloudWatch's ingestion lag; a resumed run waits only what is left.
-    ctl.clock.sleep(last_end + cfg.metric_delay_s - ctl.clock.time())
+    # Wait out the windows plus CloudWatch's ingestion lag; a resumed run waits only what is left,
+    # saying how long at least every minute.
+    ctl.clock.wait(
+        last_end + cfg.metric_delay_s - ctl.clock.time(),
+        ctl.progress,
+        f"analysing {', '.join(cohort.key for cohort, _ in waves)} (warm-up {cfg.warmup_s}s, "
+        f"analysis {cfg.analysis_s}s, metric delay {cfg.metric_delay_s}s)",
+    )
     verdicts = ctl.actions.judge(judge) if judge else {}
     for cohort, wave in waves:
         wave.verdict = ctl.step(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 T = TypeVar("T")
+PROGRESS_EVERY = 60.0  # a long wait says how long is left at least this often (seconds)
 
 
 class Clock:
@@ -71,6 +72,22 @@ class Clock:
             if self.monotonic() >= deadline:
                 return answer, False
             self.sleep(every)
+
+    def wait(
+        self,
+        seconds: float,
+        report: Callable[[str], None],
+        what: str,
+        *,
+        every: float = PROGRESS_EVERY,
+    ) -> None:
+        """Sleep ``seconds`` on this clock, saying ``"{what}: {left} to go"`` through ``report``
+        as it starts and then at least every ``every`` seconds (a spinner's message on a
+        terminal, a line each otherwise): a long wait is never silent for more than a minute."""
+        end = self.monotonic() + seconds
+        while (left := end - self.monotonic()) > 0:
+            report(f"{what}: {human_duration(timedelta(seconds=left))} to go")
+            self.sleep(min(left, every))
 
     def since(self, iso: str) -> timedelta:
         """How long ago an ISO-8601 UTC timestamp (as the store writes them) was."""

@@ -17,10 +17,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from types import FrameType
 from typing import TypeVar
 
-from orchestrator.clock import Clock
+from orchestrator.clock import PROGRESS_EVERY, Clock, human_duration
 from orchestrator.errors import AwsError
 
 Progress = Callable[[str], None]
@@ -49,11 +50,21 @@ class Resource(ABC):
         """Delete everything created (idempotent; safe after a partial create)."""
 
     def wait_ready(self, clock: Clock, timeout: float, poll: float, progress: Progress) -> None:
-        """Poll ``_is_ready`` until true or ``timeout`` (clock seconds) passed."""
+        """Poll ``_is_ready`` until true or ``timeout`` (clock seconds) passed; its line goes to
+        ``progress`` when it changes, and again at least every minute while it does not."""
+        start = clock.monotonic()
+        said, said_at = [""], [start]  # the last line and when it was said
 
         def looked() -> tuple[bool, str]:
             ready, line = self._is_ready()
-            progress(line)
+            now = clock.monotonic()
+            if line != said[0]:
+                progress(line)
+                said[0], said_at[0] = line, now
+            elif now - said_at[0] >= PROGRESS_EVERY:
+                waited = human_duration(timedelta(seconds=now - start))
+                progress(f"{line} (after {waited} of {human_duration(timedelta(seconds=timeout))})")
+                said_at[0] = now
             return ready, line
 
         (_, line), ready = clock.poll_until(

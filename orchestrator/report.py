@@ -99,6 +99,8 @@ class RunPage(Protocol):
     @property
     def plots(self) -> Sequence[str]: ...
     @property
+    def simulated(self) -> Sequence[str]: ...  # arms measured on simulated instances, if any
+    @property
     def cells(
         self,
     ) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict

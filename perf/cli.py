@@ -146,7 +146,8 @@ def compare_cmd(
         DirectionRules.from_globs(settings.higher_is_better, settings.lower_is_better),
     )
     # Only what the comparison needs is read (plots and per-instance medians need a bit more).
-    columns = ["instance_id"] if per_instance else []
+    # metadata: to say when the samples are simulated (the local endpoint's instances)
+    columns = ["instance_id", "metadata"] if per_instance else ["metadata"]
     frames = [
         read_samples(
             path,
@@ -215,11 +216,20 @@ def _render_run(doc: dict[str, Any]) -> RenderableType:
     from rich.console import Group
 
     parts: list[Any] = [_verdict_table(doc)] if doc.get("comparison") else []
+    simulated = (doc.get("comparison") or {}).get("simulated") or []
     lines = [
+        *(
+            [
+                f"simulated instances ({', '.join(simulated)}): the local endpoint's seeded "
+                "benchmark model, not measured hardware"
+            ]
+            if simulated
+            else []
+        ),
         (
             f"status {doc.get('status')}; {len(doc.get('instances', []))} instance(s) in "
             f"{doc.get('region')} {', '.join(doc.get('availability_zones', []))}"
-        )
+        ),
     ]
     coll = doc.get("collection") or {}
     if coll.get("missing"):

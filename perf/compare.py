@@ -114,6 +114,9 @@ class Comparison:
     verdict: Verdict
     comparisons: list[CellComparison]
     parameters: dict[str, Any] = field(default_factory=dict)
+    # the arms whose samples came from simulated instances (``metadata.simulated``: the local
+    # endpoint's benchmark model, perf/agent/simulated.py), not from measured hardware
+    simulated: tuple[str, ...] = ()
 
     @property
     def regressions(self) -> list[CellComparison]:
@@ -124,6 +127,7 @@ class Comparison:
             "verdict": self.verdict,
             "comparisons": [c.to_dict() for c in self.comparisons],
             "parameters": dict(self.parameters),
+            "simulated": list(self.simulated),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -141,6 +145,7 @@ class Comparison:
                 f"at alpha {p.get('alpha', '?')}, {int(CI_LEVEL * 100)} % CI of the median ratio."
             ),
             "",
+            *([simulated_note(self.simulated), ""] if self.simulated else []),
             (
                 "| instance type | metric | unit | better | n (b/c) | baseline median | "
                 "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |"
@@ -199,6 +204,7 @@ def compare(
     if not finite.all():  # a missing measurement is no evidence either way
         df = df[finite]
     df = normalize_units(df)
+    simulated = simulated_arms(df)
     if aggregate == "instance":
         df = _per_instance(df)
 
@@ -277,6 +283,24 @@ def compare(
             "aggregate": aggregate,
             "ci_level": CI_LEVEL,
         },
+        simulated=simulated,
+    )
+
+
+def simulated_arms(df: pd.DataFrame) -> tuple[str, ...]:
+    """The arms with samples labelled ``metadata.simulated`` (a frame without metadata: none)."""
+    if "metadata" not in df.columns or df.empty:
+        return ()
+    hit = df["metadata"].astype(str).str.contains('"simulated":true', regex=False).to_numpy()
+    return tuple(sorted({str(a) for a in df["arm"].to_numpy()[hit]}))
+
+
+def simulated_note(arms: tuple[str, ...] | list[str]) -> str:
+    """The line a comparison of simulated samples carries wherever it is shown."""
+    which = "both arms" if len(arms) > 1 else f"the {arms[0]} arm"
+    return (
+        f"**Simulated instances** ({which}): these samples come from the local endpoint's seeded "
+        "benchmark model (perf/agent/simulated.py), not from measured hardware."
     )
 
 

@@ -76,6 +76,8 @@ class PerfRunRecord:
     instances: int = 0  # benchmark instances launched
     instances_uri: str | None = None  # their per-instance list in the artifact bucket
     results: str | None = None  # s3://… prefix of the agents' per-instance results
+    # arms whose samples came from simulated instances (the local endpoint's benchmark model)
+    simulated: tuple[str, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -101,6 +103,7 @@ class PerfRunRecord:
             instances=int(count),
             instances_uri=doc.get("instances_uri"),
             results=doc.get("results"),
+            simulated=tuple((doc.get("comparison") or {}).get("simulated") or ()),
         )
 
     def to_json(self) -> JsonDict:
@@ -114,7 +117,10 @@ class PerfRunRecord:
             "started_at": self.started_at,
             "verdict": self.verdict,
             "passed": self.passed,
-            "comparison": {"comparisons": [c.to_json() for c in self.cells]},
+            "comparison": {
+                "comparisons": [c.to_json() for c in self.cells],
+                "simulated": list(self.simulated),
+            },
             "plots": list(self.plots),
             "instance_count": self.instances,
             "instances_uri": self.instances_uri,

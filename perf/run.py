@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrator.artifacts import put_artifact
 from orchestrator.aws import endpoint_is_custom
+from orchestrator.clock import PROGRESS_EVERY, human_duration
 from orchestrator.context import Context
 from orchestrator.engine import kill_point
 from orchestrator.errors import AwsError, LeaseLostError, NotFoundError, UsageError
@@ -299,11 +300,22 @@ class PerfRun:
         ctx, perf = self.ctx, self.perf
         by_key = {li.slot.results_key: li for li in fleet.instances}
 
+        started = ctx.clock.monotonic()
+        said: list[tuple[int, float]] = []  # (count, when) of the last line
+
         def present() -> set[str]:
             # a run that lost its lease stops waiting (and tears its fleet down)
             self.store.check_fence()
             have = present_keys(ctx.aws, bucket, prefix + "/", region) & set(by_key)
-            self.progress(f"{self.run_id}: results {len(have)}/{len(by_key)}")
+            now = ctx.clock.monotonic()
+            # a line when the count moves, and at least every minute while it does not
+            if not said or said[-1][0] != len(have) or now - said[-1][1] >= PROGRESS_EVERY:
+                said.append((len(have), now))
+                self.progress(
+                    f"{self.run_id}: results {len(have)}/{len(by_key)} after "
+                    f"{human_duration(timedelta(seconds=now - started))} (timeout "
+                    f"{human_duration(timedelta(seconds=perf.results_timeout))})"
+                )
             return have
 
         have, _ = ctx.clock.poll_until(

@@ -44,6 +44,9 @@ class StepPlan:
     gates: list[str]
     estimate_s: float | None
     skip: str | None = None  # why this step will not run
+    waits: str | None = None  # what it will wait for (``preview`` fills it in)
+    blocked: str | None = None  # why it cannot pass yet (``preview``)
+    done: str | None = None  # the unfinished job that did this step already (``preview``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +55,9 @@ class StepPlan:
             "gates": self.gates,
             "estimated_seconds": self.estimate_s,
             "skip": self.skip,
+            "waits": self.waits,
+            "blocked": self.blocked,
+            "done": self.done,
         }
 
 
@@ -169,6 +175,19 @@ class Job:
             ),
         ]
         return steps[: STEPS.index(self.last) + 1]
+
+    def preview(self) -> list[StepPlan]:
+        """``plan`` with what each step will wait for and which cannot pass yet, and why
+        (``--dry-run``): reads the config, the store and the family's groups, changes nothing."""
+        from pipelines.run_preview import explain
+
+        steps = self.plan()
+        op_id = self._pending()  # a rerun goes on with this job: its finished steps are done
+        for step in steps if op_id else ():
+            prior = self.ctx.store.step(op_id or "", step.name)
+            if prior and prior["status"] == "done":
+                step.done = op_id
+        return explain(self.ctx, self.family, steps)
 
     # --- doing it
     # ----------------------------------------------------------------------------------
@@ -387,9 +406,11 @@ class Job:
             if c.version == base.version
         ]
         entered = datetime.fromisoformat(moves[-1].at) if moves else self.ctx.clock.now()
-        while (left := need - (self.ctx.clock.now() - entered)) > timedelta(0):
-            self.progress(f"  soaking: {human_duration(left)} to go")
-            self.ctx.clock.sleep(min(left.total_seconds(), max(60.0, need.total_seconds() / 20)))
+        left = need - (self.ctx.clock.now() - entered)
+        # a resumed job waits only what is left; a line (or the spinner's message) every minute
+        self.ctx.clock.wait(
+            left.total_seconds(), self.progress, f"  soaking {human_duration(need)} in candidate"
+        )
         return {"soaked_s": need.total_seconds()}
 
     def _canary(self, op: Operation) -> dict[str, Any]:

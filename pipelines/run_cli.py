@@ -40,11 +40,11 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
 
     obj = get_context()
     if dry_run:
-        plan = Job(obj, family, until=until).plan()
+        plan = Job(obj, family, until=until).preview()
         obj.out.result(
             {"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]},
             lambda: table(
-                ["step", "what", "gates", "estimate", "note"],
+                ["step", "what", "gates", "estimate", "waits for", "note"],
                 [
                     (
                         p.name,
@@ -53,7 +53,13 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
                         human_age(timedelta(seconds=p.estimate_s))
                         if p.estimate_s is not None
                         else "varies",
-                        f"skipped: {p.skip}" if p.skip else "",
+                        p.waits or "",
+                        f"done earlier ({p.done})"
+                        if p.done
+                        else "; ".join(
+                            [f"skipped: {p.skip}"] * bool(p.skip)
+                            + [f"cannot pass yet: {p.blocked}"] * bool(p.blocked)
+                        ),
                     )
                     for p in plan
                 ],

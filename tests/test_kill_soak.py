@@ -86,7 +86,7 @@ class Soak:
         """v1 baked and released, a fleet on it, v2 baked: what every phase starts from."""
         ws = self.ws
         ws.clock = self.clock
-        ws.edit(r'^soak = "24h"', 'soak = "0s"')
+        ws.edit(r'^soak = "5m"', 'soak = "0s"')
         ws.edit(
             r'^require = \["image_tests", "perf", "canary", "soak"\]',
             'require = ["image_tests", "canary"]',

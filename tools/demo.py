@@ -8,7 +8,7 @@ that cohort back and lets the others go on; release is refused (exit 1 with the 
 report site says what happened.
 
 The demo runs on a virtual clock with the local agents attached to it (``local up --no-agents``;
-`orchestrator.local.agents.attach`): the 24 h soak, canary windows and benchmark waits take no
+`orchestrator.local.agents.attach`): the soak, canary windows and benchmark waits take no
 wall time, and every metric a verdict reads is published before the verdict is taken, so the
 outcome is the same on an idle laptop and a loaded CI runner. It works in ``demo-output/`` (a
 fresh `imagefleet init` there each time); ``KEEP=1`` leaves the endpoint running afterwards.
@@ -19,7 +19,7 @@ The canary's metrics come from PromQL answered by a real Prometheus (`local up -
 scraping the health agent through its file-SD list) when Debian's ``prometheus`` is installed
 (``make demo`` installs it), else from CloudWatch; ``DEMO_METRICS=cloudwatch`` chooses CloudWatch.
 Prometheus ingests a scraped point at most 10 minutes ahead of its wall clock, and the demo's clock
-is a virtual day ahead by the canary (the soak): the agent serves its points ``PROMQL_SHIFT`` back
+is ahead of it by the canary (the soak, the perf waits): the agent serves its points ``PROMQL_SHIFT`` back
 and the queries read them there (``offset``). The story says which source judged.
 """
 
@@ -103,18 +103,19 @@ echo "$(wc -l < packages.txt) packages; openssh-server ca-certificates linux-ima
 """
 
 
-# With the Prometheus source: the release gate's 24 h soak puts the canary a virtual day ahead of
-# the wall clock; served 24 h 30 min back, its points land half an hour before now, inside the
-# hour Prometheus ingests (its own series are stamped now) whatever the bake and perf took.
-PROMQL_SHIFT = "24h30m"
-PROMQL_SHIFT_S = 24 * 3600 + 30 * 60
+# With the Prometheus source: the release gate's soak (`init`'s 5 minutes), the perf waits and the
+# canary's windows put the demo's virtual clock ahead of the wall clock; served the soak plus half an
+# hour back, its points land before now and inside the hour Prometheus ingests (its own series are
+# stamped now), whatever the bake and perf took.
+PROMQL_SHIFT = "35m"
+PROMQL_SHIFT_S = 35 * 60
 METRIC_DELAY_S = 10.0  # CANARY_DEMO_CONFIG's metric_delay
 # The canary's three metrics as PromQL over what the local Prometheus scrapes; the same names,
 # groups and thresholds as the CloudWatch defaults (canary/config.py).
 PROMQL_METRICS = """
 prometheus_url = "{url}"
 # The local Prometheus (`local up --prometheus`) scrapes the health agent; the demo's clock is a
-# virtual day ahead of it after the soak, so the agent serves its points {shift} back.
+# clock is ahead of it after the soak and the perf waits, so the agent serves its points {shift} back.
 [[canary.metrics]]
 name = "latency_ms"
 source = "prometheus"

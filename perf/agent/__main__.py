@@ -90,6 +90,7 @@ def bench(
                     instance_type,
                     repetitions=repetitions,
                     names=[n for n in names if n in BUILTIN] or None,
+                    arm=arm,
                 )
             )
         else:

@@ -3,7 +3,9 @@ abort."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
 from typing import Any
 
@@ -101,6 +103,16 @@ def test_fail_rolls_the_cohort_back_and_continue_policy_goes_on(fleet_factory: A
         r = fleet.run("canary", "start", f"{fleet.family}:2", "--json")
     assert r.code == 1
     assert "failed" in r.stderr and "m5.large" in r.stderr
+    # waiting out an analysis window (10 s warm-up, 60 s analysis, 40 s metric delay) says what
+    # is left as it starts and each minute of the clock after that, never a wait without a line
+    left = [
+        int(m[1]) * 60 + int(m[2])
+        for m in re.finditer(
+            r"\(warm-up 10s, analysis 60s, metric delay 40s\): (\d+)m(\d+)s to go", r.stderr
+        )
+    ]
+    steps = [a - b for a, b in itertools.pairwise(left) if b < a]
+    assert left and all(s <= 110 for s in left) and steps and set(steps) == {60}, r.stderr
     doc = _doc(fleet)
     status = {c["key"]: c["status"] for c in doc["cohorts"]}
     assert status == {"c5.large": "passed", "m5.large": "rolled_back", "t3.micro": "passed"}

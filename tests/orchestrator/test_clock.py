@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime
 
@@ -171,3 +172,46 @@ def test_human_duration(seconds: int, text: str) -> None:
     from datetime import timedelta
 
     assert human_duration(timedelta(seconds=seconds)) == text
+
+
+def test_a_long_wait_says_what_is_left_at_least_every_minute() -> None:
+    c = VirtualClock(start=1_800_000_000.0)
+    seen: list[tuple[float, str]] = []
+    c.wait(150.5, lambda m: seen.append((c.monotonic(), m)), "analysing m5.large")
+    assert c.monotonic() == 150.5
+    assert seen == [
+        (0.0, "analysing m5.large: 2m30s to go"),
+        (60.0, "analysing m5.large: 1m30s to go"),
+        (120.0, "analysing m5.large: 0m30s to go"),
+    ]
+    c.wait(0, seen.append, "nothing")  # nothing to wait for: no line, no time
+    c.wait(-5, seen.append, "nothing")
+    assert len(seen) == 3 and c.monotonic() == 150.5
+    hourly: list[float] = []
+    c.wait(24 * 3600, lambda _m: hourly.append(c.monotonic()), "soaking", every=60)
+    gaps = [b - a for a, b in itertools.pairwise(hourly)]
+    assert len(hourly) == 24 * 60 and max(gaps) == 60.0  # a day of soak: a line a minute
+
+
+def test_a_resource_that_stays_unready_says_so_each_minute_not_each_poll() -> None:
+    from orchestrator.lifecycle import Resource
+
+    class Slow(Resource):
+        label = "fleet"
+
+        def _create(self, progress: object) -> None: ...
+        def _delete(self, progress: object) -> None: ...
+        def _is_ready(self) -> tuple[bool, str]:
+            t = c.monotonic()  # 0/2 running, 1/2 from 30 s, 2/2 from 200 s
+            return t >= 200, f"running {(t >= 30) + (t >= 200)}/2"
+
+    c = VirtualClock(start=1_800_000_000.0)
+    seen: list[tuple[float, str]] = []
+    Slow().wait_ready(c, timeout=600, poll=5, progress=lambda m: seen.append((c.monotonic(), m)))
+    assert seen == [
+        (0.0, "running 0/2"),
+        (30.0, "running 1/2"),
+        (90.0, "running 1/2 (after 1m30s of 10m00s)"),  # polled every 5 s, said each minute
+        (150.0, "running 1/2 (after 2m30s of 10m00s)"),
+        (200.0, "running 2/2"),
+    ]

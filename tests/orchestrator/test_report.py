@@ -152,7 +152,8 @@ def populate(store: StateStore) -> None:
                         "p_adjusted": 0.6,
                         "verdict": "no_regression",
                     }
-                ]
+                ],
+                "simulated": ["baseline", "candidate"],  # run on the local endpoint's model
             },
         },
         expected_revision=None,
@@ -240,6 +241,8 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
         matrix.count('<td class="cell fail"') == 1 and '<td class="cell skipped"' in matrix
     )  # r5 failed, never reached wave 2
     assert "latency_ms" in matrix and "High" in matrix
+    run_page = " ".join((site.out / "runs" / "perf-0001.html").read_text().split())
+    assert "<strong>Simulated instances</strong> (both arms)" in run_page
     family = (site.out / "family-web.html").read_text()
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
     # each base's changelog summary, read through changelog's typed record

@@ -268,7 +268,7 @@ def test_agent_cli_benchmark_crash_is_exit_three(monkeypatch: pytest.MonkeyPatch
 
 # --- simulated instances (the local endpoint's machines)
 # --------------------------------------------
-def test_simulated_pair_is_one_machine_and_keys_differ() -> None:
+def test_simulated_pair_is_one_machine_with_each_arm_its_own_samples() -> None:
     from perf.agent.simulated import NOMINAL, simulate
     from perf.local_runner import simulation_key
 
@@ -277,9 +277,16 @@ def test_simulated_pair_is_one_machine_and_keys_differ() -> None:
     key_c = simulation_key(f"{base}/candidate/0005.jsonl", "t3.micro")
     other = simulation_key(f"{base}/baseline/0006.jsonl", "t3.micro")
     assert key_b == key_c != other
-    a, b, c = (simulate(k, "t3.micro", repetitions=3) for k in (key_b, key_c, other))
+    a = simulate(key_b, "t3.micro", repetitions=3, arm="baseline")
+    b = simulate(key_c, "t3.micro", repetitions=3, arm="candidate")
+    c = simulate(other, "t3.micro", repetitions=3, arm="baseline")
     values = [s["value"] for s in a]
-    assert values == [s["value"] for s in b]  # both arms of a pair: the same machine
+    # reproducible: the same key and arm give the same samples
+    assert values == [
+        s["value"] for s in simulate(key_b, "t3.micro", repetitions=3, arm="baseline")
+    ]
+    # A/A: the other arm of the pair draws its own repetitions, every one of them different
+    assert all(x != y for x, y in zip(values, [s["value"] for s in b], strict=True))
     assert values != [s["value"] for s in c]  # the next pair: another machine
     assert {s["metric"] for s in a} == {m for m, *_ in NOMINAL.values()} | {"boot_to_ready"}
     assert all(s["metadata"]["simulated"] is True for s in a)
@@ -289,19 +296,85 @@ def test_simulated_pair_is_one_machine_and_keys_differ() -> None:
 
 
 def test_simulated_spread_matches_the_model() -> None:
-    from perf.agent.simulated import INSTANCE_CV, simulate
+    from perf.agent.simulated import INSTANCE_CV, NOMINAL, simulate
 
-    firsts = [
-        next(
-            s["value"]
-            for s in simulate(f"k{i}", "m5.large", repetitions=1)
-            if s["metric"] == "memory_copy_bandwidth"
-        )
-        for i in range(2000)
-    ]
-    mean = sum(firsts) / len(firsts)
-    cv = (sum((v - mean) ** 2 for v in firsts) / (len(firsts) - 1)) ** 0.5 / mean
-    assert 0.8 * INSTANCE_CV < cv < 1.5 * INSTANCE_CV  # instance spread plus repetition noise
+    for bench in ("memory_copy", "disk_fsync"):
+        metric, cv = NOMINAL[bench][0], NOMINAL[bench][5]
+        firsts = [
+            next(
+                s["value"]
+                for s in simulate(f"k{i}", "m5.large", repetitions=1, names=[bench])
+                if s["metric"] == metric
+            )
+            for i in range(2000)
+        ]
+        mean = sum(firsts) / len(firsts)
+        got = (sum((v - mean) ** 2 for v in firsts) / (len(firsts) - 1)) ** 0.5 / mean
+        want = (INSTANCE_CV**2 + cv**2) ** 0.5  # the machine's spread and the repetition's
+        assert 0.85 * want < got < 1.15 * want, (bench, got, want)
+
+
+def _simulated_fleet(
+    run: str, *, slowdown: float = 1.0, pairs: int = 9, types: tuple[str, ...] = ("m5.large",)
+) -> object:
+    """A perf run's samples as the local runner's simulated instances report them."""
+    from perf.agent.benchmarks import apply_slowdown
+    from perf.agent.simulated import simulate
+    from perf.local_runner import simulation_key
+    from perf.samples import samples_frame
+
+    rows = []
+    for itype in types:
+        for slot in range(2 * pairs):
+            arm = ("baseline", "candidate")[slot % 2]
+            key = simulation_key(f"s3://b/perf/{run}/{arm}/{slot:04d}.jsonl", itype)
+            got = simulate(key, itype, repetitions=3, arm=arm)
+            if arm == "candidate" and slowdown != 1.0:
+                got = apply_slowdown(got, slowdown)
+            rows += [
+                s
+                | {
+                    "instance_id": f"i-{itype}-{slot}",
+                    "instance_type": itype,
+                    "ami": f"ami-{arm}",
+                    "arm": arm,
+                    "timestamp": 0.0,
+                }
+                for s in got
+            ]
+    return samples_frame(rows)
+
+
+@pytest.mark.slow
+def test_simulated_a_a_runs_look_like_measurements_and_stay_quiet() -> None:
+    """A/A on simulated instances: ratios near 1 but not 1, p-values spread out, and
+    regressions as rare as the verdict rule promises; a 10 % slowdown is still caught."""
+    from perf.compare import compare
+
+    trials, false_alarms, pvalues, ratios = 12, 0, [], []
+    for t in range(trials):
+        result = compare(_simulated_fleet(f"aa-{t}"), bootstrap=200)  # type: ignore[arg-type]
+        false_alarms += result.verdict == "regression"
+        pvalues += [c.p_value for c in result.comparisons]
+        ratios += [c.ratio for c in result.comparisons]
+        assert result.simulated == ("baseline", "candidate")
+    assert false_alarms == 0  # measured: 0 in 300 such runs (docs/perf.md)
+    assert all(r != 1.0 for r in ratios) and all(abs(r - 1) < 0.02 for r in ratios)
+    assert min(pvalues) < 0.2 and max(pvalues) > 0.8  # spread out, not all 1
+    for t in range(2):
+        slow = compare(_simulated_fleet(f"ab-{t}", slowdown=1.1), bootstrap=200)  # type: ignore[arg-type]
+        sha = [c for c in slow.comparisons if c.metric == "cpu_sha256_throughput"]
+        assert slow.verdict == "regression" and all(c.verdict == "regression" for c in sha)
+        assert all(abs(c.ratio * 1.1 - 1) < 0.02 for c in sha)  # type: ignore[operator]
+
+
+def test_compare_says_when_samples_are_simulated() -> None:
+    from perf.compare import compare
+
+    result = compare(_simulated_fleet("md", pairs=3), bootstrap=100)  # type: ignore[arg-type]
+    assert result.simulated == ("baseline", "candidate")
+    assert result.to_dict()["simulated"] == ["baseline", "candidate"]
+    assert "**Simulated instances** (both arms)" in result.to_markdown()
 
 
 def test_agent_simulate_option_writes_labelled_samples(tmp_path: Path) -> None:

@@ -270,3 +270,28 @@ def test_bad_option_values_are_one_error_line(
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(f"error: {option} '{value}': expected")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_compare_of_simulated_samples_says_so(tmp_path: Path) -> None:
+    """Samples from the local endpoint's simulated instances (``metadata.simulated``): the
+    comparison says they were simulated, in markdown and in JSON; measured samples say nothing."""
+    from perf.agent.simulated import simulate
+    from perf.samples import samples_frame
+
+    paths = []
+    for arm in ("baseline", "candidate"):
+        rows = [
+            s | {"instance_id": f"i-{arm}-{k}", "instance_type": "c5.large", "ami": arm}
+            for k in range(6)
+            for s in simulate(f"pair {k}", "c5.large", repetitions=3, arm=arm, names=["cpu_sha256"])
+        ]
+        path = tmp_path / f"{arm}.jsonl"
+        write_jsonl(samples_frame([r | {"arm": arm, "timestamp": 0.0} for r in rows]), path)
+        paths.append(str(path))
+    md = run("compare", *paths)
+    assert md.exit_code == 0, md.output
+    assert "**Simulated instances** (both arms)" in md.stdout
+    js = run("compare", *paths, "--format", "json")
+    assert json.loads(js.stdout)["simulated"] == ["baseline", "candidate"]
+    measured = run("compare", PKB, PKB)
+    assert "Simulated" not in measured.stdout
