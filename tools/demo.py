@@ -19,8 +19,9 @@ The canary's metrics come from PromQL answered by a real Prometheus (`local up -
 scraping the health agent through its file-SD list) when Debian's ``prometheus`` is installed
 (``make demo`` installs it), else from CloudWatch; ``DEMO_METRICS=cloudwatch`` chooses CloudWatch.
 Prometheus ingests a scraped point at most 10 minutes ahead of its wall clock, and the demo's clock
-is ahead of it by the canary (the soak, the perf waits): the agent serves its points ``PROMQL_SHIFT`` back
-and the queries read them there (``offset``). The story says which source judged.
+is ahead of it by the canary (the soak, the perf waits): the agent serves its points
+``PROMQL_SHIFT`` back and the queries read them there (``offset``). The story says which source
+judged.
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ echo "$(wc -l < packages.txt) packages; openssh-server ca-certificates linux-ima
 """
 
 
-# With the Prometheus source: the release gate's soak (`init`'s 5 minutes), the perf waits and the
-# canary's windows put the demo's virtual clock ahead of the wall clock; served the soak plus half an
-# hour back, its points land before now and inside the hour Prometheus ingests (its own series are
-# stamped now), whatever the bake and perf took.
+# With the Prometheus source: the release gate's soak (`init`'s 5 minutes), the perf waits and
+# the canary's windows put the demo's virtual clock ahead of the wall clock; served the soak plus
+# half an hour back, its points land before now and inside the hour Prometheus ingests (its own
+# series are stamped now), whatever the bake and perf took.
 PROMQL_SHIFT = "35m"
 PROMQL_SHIFT_S = 35 * 60
 METRIC_DELAY_S = 10.0  # CANARY_DEMO_CONFIG's metric_delay
@@ -114,8 +115,8 @@ METRIC_DELAY_S = 10.0  # CANARY_DEMO_CONFIG's metric_delay
 # groups and thresholds as the CloudWatch defaults (canary/config.py).
 PROMQL_METRICS = """
 prometheus_url = "{url}"
-# The local Prometheus (`local up --prometheus`) scrapes the health agent; the demo's clock is a
-# clock is ahead of it after the soak and the perf waits, so the agent serves its points {shift} back.
+# The local Prometheus (`local up --prometheus`) scrapes the health agent; the demo's clock is
+# ahead of it after the soak and the perf waits, so the agent serves its points {shift} back.
 [[canary.metrics]]
 name = "latency_ms"
 source = "prometheus"
