@@ -58,6 +58,7 @@ def _doc(fleet: Fleet) -> dict[str, Any]:
     return latest(fleet.context().store)
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_marginal_pauses_with_the_evidence_then_resume_finishes(fleet_factory: Any) -> None:
     fleet = fleet_factory(
         SMALL, 4, extra="group_weights = { latency = 20, errors = 40, saturation = 40 }"

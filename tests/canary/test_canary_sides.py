@@ -127,6 +127,7 @@ def alb_agent(fleet: Fleet, tg: str) -> Iterator[dict[str, int]]:
     assert len(agents.failures) <= max(1, agents.ticks // 10), agents.failures[:3]
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_killed_with_the_listener_weighted_then_resumed_restores_it(
     fleet_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

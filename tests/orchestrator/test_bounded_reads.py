@@ -135,6 +135,7 @@ def test_limits_in_process(tmp_path: Path) -> None:
         inputs.read_bounded(exact, "manifest")
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_a_gzip_bomb_changelog_stops_at_the_limit(tmp_path: Path) -> None:
     """65 MiB of newlines in 65 KiB of gzip: the changelog reader stops at 64 MiB, naming the
     file."""

@@ -78,6 +78,7 @@ def test_run_passes_and_records_evidence(workspace, aws) -> None:
     assert [r["id"] for r in listed.json()] == [doc["id"]]
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_injected_slowdown_is_caught(workspace, aws) -> None:
     configure(workspace)
     old, new = register_bases(workspace, aws)

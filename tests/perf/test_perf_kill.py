@@ -47,6 +47,7 @@ def _live_by_run(aws: Any, family: str) -> dict[str, int]:
     return out
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_a_killed_perf_run_is_closed_by_the_rerun_then_by_cleanup_and_by_gc(
     workspace: Any, aws: Any
 ) -> None:

@@ -46,6 +46,7 @@ def ssm(aws, region: str, name: str) -> str:
     return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_rollback_walks_history_and_never_republishes_a_rolled_back_base(
     workspace: Workspace, aws
 ) -> None:

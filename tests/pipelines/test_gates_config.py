@@ -23,7 +23,7 @@ def load_text(tmp_path: Path, text: str) -> config.Settings:
 
 def test_the_init_template_gates_release_on_everything(tmp_path: Path) -> None:
     g = gates(load_text(tmp_path, TEMPLATE))
-    assert g["release"] == GateSettings("release", ("image_tests", "perf", "canary", "soak"), 86400)
+    assert g["release"] == GateSettings("release", ("image_tests", "perf", "canary", "soak"), 300)
     assert g["candidate"].require == ("image_tests",)
 
 
@@ -44,7 +44,7 @@ def test_defaults_and_a_soak_that_is_a_gate_of_its_own(tmp_path: Path) -> None:
             'require = ["image_tests", "vibes"]',
             "gates.candidate.require",
         ),
-        ('soak = "24h"', 'soak = "a day"', "gates.release.soak"),
+        ('soak = "5m"', 'soak = "a day"', "gates.release.soak"),
         (
             "[gates.candidate]",
             "[gates.unstable]\nrequire = []\n[gates.candidatex]",

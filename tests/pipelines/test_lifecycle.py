@@ -165,7 +165,7 @@ def test_gates_force_and_promoters(workspace: Workspace) -> None:
     assert trail[-1]["action"] == "promote" and trail[-1]["reason"] == "hotfix CVE-2024-6387"
     assert trail[-1]["details"]["forced"] is True
 
-    ws.edit(r'^soak = "24h"', 'soak = "0s"')
+    ws.edit(r'^soak = "5m"', 'soak = "0s"')
     ws.edit(r'^require = \["image_tests", "perf", "canary", "soak"\]', 'require = ["image_tests"]')
     ws.edit(
         r'^release = \["arn:aws:\*::123456789012:\*"\]',

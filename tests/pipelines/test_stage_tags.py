@@ -149,6 +149,7 @@ def test_rolling_back_to_the_release_keeps_it_labelled_release(workspace: Worksp
     assert stage_of(ws, 2) == "unstable"
 
 
+@pytest.mark.slow  # one of the longest (20-50 s): runs in `make test-slow`, and so in CI
 def test_a_pending_promotion_of_a_lost_base_ends_with_a_clear_error(
     workspace: Workspace, aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
