@@ -85,9 +85,14 @@ class Clock:
         as it starts and then at least every ``every`` seconds (a spinner's message on a
         terminal, a line each otherwise): a long wait is never silent for more than a minute."""
         end = self.monotonic() + seconds
-        while (left := end - self.monotonic()) > 0:
+        # A remainder below a millisecond is done: on a clock that counts from the epoch, so small a
+        # sleep may not move it at all (float resolution), and the wait would never end.
+        while (left := end - self.monotonic()) > 1e-3:
             report(f"{what}: {human_duration(timedelta(seconds=left))} to go")
+            before = self.monotonic()
             self.sleep(min(left, every))
+            if self.monotonic() <= before:
+                break
 
     def since(self, iso: str) -> timedelta:
         """How long ago an ISO-8601 UTC timestamp (as the store writes them) was."""

@@ -30,11 +30,6 @@ def test_the_demo_rolls_back_the_injected_cohort_only_and_refuses_release(
     run_and_check(tmp_path / "demo", capfd)
 
 
-@pytest.mark.skip(
-    reason="hangs after the candidate's soak begins when run inside pytest since the soak reports "
-    "each minute; the same run as a program passes in 80 s (DEMO_FAULTS='consistency=5s,"
-    "clock=manual' make demo); open, see the issue notes"
-)
 @pytest.mark.timeout(1800)
 def test_the_demo_ends_the_same_under_eventual_consistency(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]

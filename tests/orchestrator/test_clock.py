@@ -215,3 +215,12 @@ def test_a_resource_that_stays_unready_says_so_each_minute_not_each_poll() -> No
         (150.0, "running 1/2 (after 2m30s of 10m00s)"),
         (200.0, "running 2/2"),
     ]
+
+
+def test_a_wait_ends_when_its_remainder_is_below_the_clocks_resolution() -> None:
+    # far from the origin, a remainder of 1e-7 s cannot move the clock: the wait must still end
+    clock = VirtualClock(start=1.8e9)
+    clock.sleep(0.3)
+    lines: list[str] = []
+    clock.wait(300 + 1e-7, lines.append, "soaking")
+    assert 299.999 < clock.monotonic() - 0.3 < 300.01 and len(lines) == 5
