@@ -6,12 +6,13 @@ The
 contract is documented in docs/pipelines.md ("The template contract"); in short, imagefleet sets
 these variables when the template declares them, and only then (HCL2 refuses undeclared ones):
 
-``region``, ``ami_regions`` (HCL2 list; JSON comma-separated string), ``source_ami``, ``ami_name``, ``imagefleet_family``,
-``imagefleet_bake_id``, ``imagefleet_tags`` (HCL2 map), ``imagefleet_manifest`` (where the build
-must leave the package list), ``imagefleet_packer_manifest`` (output of a ``manifest``
-post-processor), ``recipe_manifest``, ``imagefleet_endpoint`` and ``imagefleet_skip_aws_checks``
-(local mode), plus whatever variables the builders' ``access_key``, ``secret_key``, ``token`` and
-``profile`` refer to, when imagefleet has credentials of its own to give.
+``region``, ``ami_regions`` (HCL2 list; JSON comma-separated string), ``source_ami``,
+``ami_name``, ``imagefleet_family``, ``imagefleet_bake_id``, ``imagefleet_tags`` (HCL2 map),
+``imagefleet_manifest`` (where the build must leave the package list),
+``imagefleet_packer_manifest`` (output of a ``manifest`` post-processor), ``recipe_manifest``,
+``imagefleet_endpoint`` and ``imagefleet_skip_aws_checks`` (local mode), plus whatever variables
+the builders' ``access_key``, ``secret_key``, ``token`` and ``profile`` refer to, when imagefleet
+has credentials of its own to give.
 """
 
 from __future__ import annotations

@@ -62,9 +62,7 @@ def _chunk(header: str, body: list[str]) -> list[Problem]:
     build = _BUILD.match(header)
     if items:
         prefix = build.group(1) if build else where
-        return [
-            Problem(_one_line(f"{prefix}: {i}" if prefix else i), _unknown(i)) for i in items
-        ]
+        return [Problem(_one_line(f"{prefix}: {i}" if prefix else i), _unknown(i)) for i in items]
     sentences = [
         ln
         for ln in body
