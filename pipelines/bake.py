@@ -186,7 +186,8 @@ def prepare(
     contract.check_endpoint(template, inputs, where)
     contract.check_shell_commands(template, where)
     env = packer_run.packer_env(_aws_env(inputs))
-    contract.check_version(template, packer_run.version(env), where)
+    installed = packer_run.version(env)
+    contract.check_version(template, installed, where)
     bake_dir.mkdir(parents=True, exist_ok=True)
     ours, secret_file = _write_var_files(
         bake_dir, passed, set(contract.credential_values(template, inputs))
@@ -204,7 +205,12 @@ def prepare(
     )
     try:
         packer_run.validate(
-            prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where
+            prepared.template_arg,
+            prepared.var_files,
+            cwd=cwd,
+            env=env,
+            where=where,
+            installed=installed,
         )
     except BaseException:
         prepared.forget_secrets()

@@ -185,8 +185,11 @@ def build(
         messages = mr.errors(lines) or [
             log_path.with_suffix(".stderr").read_text(errors="replace").strip()
         ]
-        text = "\n".join(m for m in messages if m) or f"exit code {proc.returncode}"
-        raise PackerError(f"packer build failed:\n{text}", hint=f"full log: {log_path}")
+        text = "; ".join(p.text for p in validate_errors.problems("\n".join(messages)))
+        raise PackerError(
+            f"packer build failed: {text or f'exit code {proc.returncode}'}",
+            hint=f"full log: {log_path}",
+        )
     return lines
 
 

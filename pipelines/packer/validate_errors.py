@@ -107,20 +107,22 @@ def message(template: str, output: str, installed: str | None) -> tuple[str, str
     shown = "; ".join(p.text for p in found[:SHOWN])
     if len(found) > SHOWN:
         shown += f" (and {len(found) - SHOWN} more)"
-    version = installed or "installed"
+    packer = f"Packer {installed}" if installed else "the installed Packer"
     if known:
         needed = max(known.values(), key=lambda v: tuple(int(p) for p in v.split(".")))
         if installed is None or _newer(needed, installed):
             keys = ", ".join(f"{k} (Packer {v})" for k, v in known.items())
+            found_text = f"the installed Packer is {installed}" if installed else "it is older"
             return (
-                f"{template} needs Packer ≥ {needed} but the installed Packer is {version}: "
-                f"it uses {keys}",
+                f"{template} needs Packer ≥ {needed} but {found_text}: it uses {keys}",
                 f"install Packer {needed} or later (packer validate said: {shown})",
             )
     if unknown:
         return (
-            f"packer validate refused {template}: Packer {version} does not know "
-            f"{', '.join(unknown)} — a key of a newer Packer than {version}, or a typo",
+            f"packer validate refused {template}: {packer} does not know "
+            f"{', '.join(unknown)} — a key of a newer Packer"
+            + (f" than {installed}" if installed else "")
+            + ", or a typo",
             f"packer validate said: {shown}",
         )
     return f"packer validate refused {template}: {shown}", None

@@ -8,6 +8,7 @@ data/templates/README.md). The Packer outputs are what the installed Packer 1.6.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ConfigError
+from orchestrator.output import Output
+from pipelines import bake_check
 from pipelines.packer import contract, validate_errors
+from pipelines.packer import machine_readable as mr
 from pipelines.packer import run as packer_run
 from pipelines.packer import template as templates
 
@@ -281,3 +285,44 @@ def test_a_key_the_installed_packer_already_has_is_not_blamed_on_its_version() -
     assert (
         "needs Packer" not in message and "Packer 1.7.0 does not know metadata_options" in message
     )
+
+
+def test_packers_own_log_of_a_refused_template_is_one_line() -> None:
+    # data/packer-bad-template.log: Packer 1.6.6's machine-readable output for an unknown option
+    log = (Path(__file__).parent / "data" / "packer-bad-template.log").read_text()
+    text = "\n".join(mr.errors(mr.parse(log.splitlines())))
+    (problem,) = validate_errors.problems(text)
+    assert problem == validate_errors.Problem(
+        "amazon-ebs: unknown configuration key: '\"bogus_option\"'", "bogus_option"
+    )
+
+
+def test_bake_check_shows_one_line_per_finding_and_exits_2() -> None:
+    report = bake_check.CheckReport("web", "packer/web.json", "json", "1.6.6", ("us-east-1",))
+    report.checks = ["template", "shell commands", "packer validate"]
+    report.findings = [
+        bake_check.Finding("shell commands", "t provisioners[0] (shell) builds [red]", "use env"),
+        bake_check.Finding("packer validate", "t needs Packer ≥ 1.7.0"),
+    ]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(ConfigError) as exc:
+        bake_check.show(Output(stdout=out, stderr=err), report)
+    assert out.getvalue().splitlines() == [
+        "web would not bake: 2 finding(s)",
+        "  shell commands: t provisioners[0] (shell) builds [red]",  # text, never markup
+        "    hint: use env",
+        "  packer validate: t needs Packer ≥ 1.7.0",
+    ]
+    assert exc.value.message == "bake --check: web would not bake (shell commands, packer validate)"
+    json_out = io.StringIO()
+    with pytest.raises(ConfigError):
+        bake_check.show(Output(json_mode=True, stdout=json_out, stderr=err), report)
+    doc = json.loads(json_out.getvalue())
+    assert doc["would_bake"] is False and [f["check"] for f in doc["findings"]] == [
+        "shell commands",
+        "packer validate",
+    ]
+    report.findings = []
+    ok = io.StringIO()
+    bake_check.show(Output(stdout=ok, stderr=err), report)  # no error: exit 0
+    assert ok.getvalue().startswith("web would bake: 3 checks passed")
