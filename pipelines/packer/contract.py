@@ -128,6 +128,8 @@ def variables_for(template: Template, inputs: BakeInputs, user: dict[str, str]) 
     """The values to pass: the template's defaults are left alone; only declared names are given."""
     check_user_variables(user)
     ours = {**contract_values(inputs, template.format), **credential_values(template, inputs)}
+    if template.variable_types.get("ami_regions") == "string":  # HCL2 that splits it itself
+        ours["ami_regions"] = ",".join(inputs.regions[1:])
     given = {
         **ours,
         **{k: v for k, v in user.items() if k in OVERRIDABLE},

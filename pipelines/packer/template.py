@@ -44,6 +44,8 @@ class Template:
     warnings: list[str] = field(default_factory=list)
     # (where, text) of every command a shell provisioner runs: checked for variables spliced in
     shell_commands: list[tuple[str, str]] = field(default_factory=list)
+    # HCL2: declared name → its type as written (``string``, ``list(string)``), when it has one
+    variable_types: dict[str, str] = field(default_factory=dict)
 
     def declares(self, name: str) -> bool:
         return name in self.variables
@@ -138,6 +140,7 @@ def _key(name: object) -> str:
 
 def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
     variables: dict[str, Any] = {}
+    types: dict[str, str] = {}
     builders: list[Builder] = []
     required: str | None = None
     shell: list[tuple[str, str]] = []
@@ -152,6 +155,8 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
             for name, body in block.items():
                 body = _unquote(body)
                 variables[_key(name)] = body.get("default")
+                if isinstance(body.get("type"), str):
+                    types[_key(name)] = body["type"].removeprefix("${").removesuffix("}")
         for block in doc.get("source", []):
             for kind, named in block.items():
                 if _key(kind) != "amazon-ebs":
@@ -172,7 +177,9 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
         )
     if not builders:
         raise ConfigError(f'{where}: {path} has no source "amazon-ebs" block')
-    return Template(path, "hcl2", variables, builders, required, shell_commands=shell)
+    return Template(
+        path, "hcl2", variables, builders, required, shell_commands=shell, variable_types=types
+    )
 
 
 SHELL_PROVISIONERS = ("shell", "shell-local", "windows-shell", "powershell")

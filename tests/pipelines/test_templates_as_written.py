@@ -326,3 +326,43 @@ def test_bake_check_shows_one_line_per_finding_and_exits_2() -> None:
     ok = io.StringIO()
     bake_check.show(Output(stdout=ok, stderr=err), report)  # no error: exit 0
     assert ok.getvalue().startswith("web would bake: 3 checks passed")
+
+
+HCL2_STRING_AMI_REGIONS = """
+variable "region" {
+  type = string
+}
+variable "ami_regions" {
+  type    = string
+  default = ""
+}
+source "amazon-ebs" "x" {
+  ami_name      = "xyz-1"
+  instance_type = "t3.micro"
+  source_ami    = "ami-12345678"
+  communicator  = "none"
+  region        = var.region
+  ami_regions   = compact(split(",", var.ami_regions))
+}
+build {
+  sources = ["source.amazon-ebs.x"]
+}
+"""
+
+
+@pytest.mark.packer
+def test_an_hcl2_string_ami_regions_variable_gets_a_string_packer_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "t.pkr.hcl"
+    path.write_text(HCL2_STRING_AMI_REGIONS)
+    template = templates.load(path)
+    assert template.variable_types == {"region": "string", "ami_regions": "string"}
+    family = inputs("us-east-1", "us-west-2", "eu-west-1")
+    passed = contract.variables_for(template, family, {})
+    assert passed == {"region": "us-east-1", "ami_regions": "us-west-2,eu-west-1"}
+    (tmp_path / "vars.json").write_text(json.dumps(passed))
+    env = packer_run.packer_env({"AWS_REGION": "us-east-1"})
+    packer_run.validate(str(path), [tmp_path / "vars.json"], cwd=tmp_path, env=env, where="t")
+    # the list imagefleet passes a list(string) variable would be refused by Packer for this one
+    (tmp_path / "list.json").write_text(json.dumps({**passed, "ami_regions": ["us-west-2"]}))
+    with pytest.raises(ConfigError, match="packer validate refused"):
+        packer_run.validate(str(path), [tmp_path / "list.json"], cwd=tmp_path, env=env, where="t")
