@@ -125,7 +125,7 @@ def resolve_source_ami(aws: AwsFactory, family: FamilySettings, region: str) -> 
     return max(images, key=lambda i: (i.creation_date, i.ami)).ami
 
 
-def _template_arg(template: Path, cwd: Path) -> str:
+def template_arg(template: Path, cwd: Path) -> str:
     """The template's path as the operator would type it in the config's directory."""
     try:
         return os.path.relpath(template, cwd) if template.is_relative_to(cwd) else str(template)
@@ -141,7 +141,7 @@ def _credentials(aws: AwsFactory) -> dict[str, str]:
     return dict(aws.resolved_credentials()) if aws.endpoint_url else {}
 
 
-def _aws_env(inputs: contract.BakeInputs) -> dict[str, str]:
+def aws_env(inputs: contract.BakeInputs) -> dict[str, str]:
     """Credentials reach Packer through the SDK's environment variables, never through the
     template."""
     env = {"AWS_REGION": inputs.regions[0], "AWS_DEFAULT_REGION": inputs.regions[0]}
@@ -177,7 +177,7 @@ def prepare(
     user = {**family.variables, **extra_vars}
     contract.check_user_variables(user)
     bake_dir = work_dir / "bakes" / bake_id
-    inputs = _inputs(settings, aws, family, bake_id, bake_dir)
+    inputs = bake_inputs(settings, aws, family, bake_id, bake_dir)
     passed = contract.variables_for(template, inputs, user)
     contract.check_regions(
         template, contract.effective_values(template, passed, team_files), inputs, where
@@ -185,16 +185,17 @@ def prepare(
     contract.check_credentials(template, inputs, where)
     contract.check_endpoint(template, inputs, where)
     contract.check_shell_commands(template, where)
-    env = packer_run.packer_env(_aws_env(inputs))
-    contract.check_version(template, packer_run.version(env), where)
+    env = packer_run.packer_env(aws_env(inputs))
+    installed = packer_run.version(env)
+    contract.check_version(template, installed, where)
     bake_dir.mkdir(parents=True, exist_ok=True)
-    ours, secret_file = _write_var_files(
+    ours, secret_file = write_var_files(
         bake_dir, passed, set(contract.credential_values(template, inputs))
     )
     prepared = Prepared(
         family,
         inputs,
-        _template_arg(family.template, cwd),
+        template_arg(family.template, cwd),
         cwd,
         [*family.var_files, ours, *([secret_file] if secret_file else [])],
         env,
@@ -204,7 +205,12 @@ def prepare(
     )
     try:
         packer_run.validate(
-            prepared.template_arg, prepared.var_files, cwd=cwd, env=env, where=where
+            prepared.template_arg,
+            prepared.var_files,
+            cwd=cwd,
+            env=env,
+            where=where,
+            installed=installed,
         )
     except BaseException:
         prepared.forget_secrets()
@@ -212,7 +218,7 @@ def prepare(
     return prepared
 
 
-def _inputs(
+def bake_inputs(
     settings: Settings, aws: AwsFactory, family: FamilySettings, bake_id: str, bake_dir: Path
 ) -> contract.BakeInputs:
     return contract.BakeInputs(
@@ -230,7 +236,7 @@ def _inputs(
     )
 
 
-def _write_var_files(
+def write_var_files(
     bake_dir: Path, passed: dict[str, Any], secret_names: set[str]
 ) -> tuple[Path, Path | None]:
     """imagefleet's var file (kept with the bake, for the record) and, apart, the credential

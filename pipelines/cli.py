@@ -51,14 +51,27 @@ TEAM = Named(schema.TEAM, "TEAM")
 @click.option(
     "--var", "variables", multiple=True, metavar="KEY=VALUE", help="Packer variable (repeatable)."
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Run every pre-bake check and packer validate, build nothing; exit 2 with the findings.",
+)
 @wait_option
 @json_option
-def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
+def bake(family: str, variables: tuple[str, ...], wait: bool, check: bool) -> None:
     """Bake a new base for FAMILY with its Packer template and register it (stage unstable)."""
     obj = get_context()
     settings = obj.settings
     settings.family(family)
     extra = bake_mod.parse_vars(variables)
+    if check:
+        from pipelines import bake_check
+
+        report = bake_check.check(
+            settings, obj.aws, family, extra_vars=extra, work_dir=settings.state_dir
+        )
+        bake_check.show(obj.out, report)
+        return
     with obj.out.status(f"baking {family} with packer") as update:
         base, result, warnings = bake_mod.bake(
             settings,

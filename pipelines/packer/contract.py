@@ -6,12 +6,13 @@ The
 contract is documented in docs/pipelines.md ("The template contract"); in short, imagefleet sets
 these variables when the template declares them, and only then (HCL2 refuses undeclared ones):
 
-``region``, ``ami_regions`` (HCL2 list), ``source_ami``, ``ami_name``, ``imagefleet_family``,
-``imagefleet_bake_id``, ``imagefleet_tags`` (HCL2 map), ``imagefleet_manifest`` (where the build
-must leave the package list), ``imagefleet_packer_manifest`` (output of a ``manifest``
-post-processor), ``recipe_manifest``, ``imagefleet_endpoint`` and ``imagefleet_skip_aws_checks``
-(local mode), plus whatever variables the builders' ``access_key``, ``secret_key``, ``token`` and
-``profile`` refer to, when imagefleet has credentials of its own to give.
+``region``, ``ami_regions`` (HCL2 list; JSON comma-separated string), ``source_ami``,
+``ami_name``, ``imagefleet_family``, ``imagefleet_bake_id``, ``imagefleet_tags`` (HCL2 map),
+``imagefleet_manifest`` (where the build must leave the package list),
+``imagefleet_packer_manifest`` (output of a ``manifest`` post-processor), ``recipe_manifest``,
+``imagefleet_endpoint`` and ``imagefleet_skip_aws_checks`` (local mode), plus whatever variables
+the builders' ``access_key``, ``secret_key``, ``token`` and ``profile`` refer to, when imagefleet
+has credentials of its own to give.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def contract_values(inputs: BakeInputs, fmt: str) -> dict[str, Any]:
     if fmt == "hcl2":
         values["ami_regions"] = list(inputs.regions[1:])
         values["imagefleet_tags"] = tags(inputs)
+    else:  # JSON variables are strings: Packer splits a comma-separated ami_regions
+        values["ami_regions"] = ",".join(inputs.regions[1:])
     return values
 
 
@@ -125,6 +128,8 @@ def variables_for(template: Template, inputs: BakeInputs, user: dict[str, str]) 
     """The values to pass: the template's defaults are left alone; only declared names are given."""
     check_user_variables(user)
     ours = {**contract_values(inputs, template.format), **credential_values(template, inputs)}
+    if template.variable_types.get("ami_regions") == "string":  # HCL2 that splits it itself
+        ours["ami_regions"] = ",".join(inputs.regions[1:])
     given = {
         **ours,
         **{k: v for k, v in user.items() if k in OVERRIDABLE},
@@ -141,30 +146,55 @@ def effective_values(
     return {**{k: v for k, v in template.variables.items() if v is not None}, **var_files, **passed}
 
 
+def region_list(value: Any, fmt: str) -> list[str]:
+    """``ami_regions`` as Packer reads it: a list, or in a JSON template also a comma-separated
+    string (Packer splits it; the upstream EKS AMI's default is ``""``)."""
+    if value is None:
+        return []
+    if isinstance(value, str) and fmt == "json":
+        return [r.strip() for r in value.split(",") if r.strip()]
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _region_hint(template: Template, setting: Any, build_region: str) -> str:
+    own = reference(setting)
+    if template.format == "json":
+        hint = (
+            'set "region": "{{user `region`}}" and "ami_regions": "{{user `ami_regions`}}" '
+            "(imagefleet gives both when declared; ami_regions as a comma-separated string)"
+        )
+    else:
+        hint = (
+            "set region = var.region and ami_regions = var.ami_regions (imagefleet gives both "
+            "when declared; ami_regions as a list(string))"
+        )
+    if own and own != "region":
+        hint += f", or give the variable {own} the value {build_region}"
+    return hint + ", or list the family's regions in them"
+
+
 def check_regions(
     template: Template, values: dict[str, Any], inputs: BakeInputs, where: str
 ) -> None:
     """The template must build where the family lives: ``region`` first, ``ami_regions`` the
-    rest."""
+    rest. A builder without ``region`` builds in the region imagefleet sets (``AWS_REGION``)."""
     family = list(inputs.regions)
     for builder in template.builders:
-        region = resolve(builder.settings.get("region"), values)
+        setting = builder.settings.get("region")
+        region = family[0] if setting is None else resolve(setting, values)
         copies = resolve(builder.settings.get("ami_regions", []), values)
         if region is UNKNOWN or copies is UNKNOWN:
             continue  # computed in the template: the artifact check after the build still applies
-        if not isinstance(copies, list):
-            copies = [copies]
-        built = [str(region), *[str(c) for c in copies if c != region]]
+        region = str(region) or family[0]  # "" is unset too: Packer uses AWS_REGION
+        listed = region_list(copies, template.format)
+        built = [region, *[c for c in listed if c != region]]
         if region != family[0] or sorted(built) != sorted(family):
             raise ConfigError(
-                f"{where}: {template.path} ({builder.name}) builds in "
-                f"{', '.join(built) or 'no region'} "
-                f"(region {region or '-'}, ami_regions {copies or '[]'}) but the family's "
-                "regions are "
+                f"{where}: {template.path} ({builder.name}) builds in {', '.join(built)} "
+                f"(region {region if setting not in (None, '') else region + ' from AWS_REGION'}"
+                f", ami_regions {listed or '[]'}) but the family's regions are "
                 f"{', '.join(family)} (first = build region)",
-                hint="set region/ami_regions from the variables 'region' and 'ami_regions' "
-                "imagefleet gives, "
-                "or list the family's regions in them",
+                hint=_region_hint(template, setting, family[0]),
             )
 
 

@@ -22,6 +22,7 @@ from orchestrator.clock import Clock
 from orchestrator.errors import ConfigError, PackerError, ToolError
 from orchestrator.local.processes import ProcessRecord, State, identify
 from pipelines.packer import machine_readable as mr
+from pipelines.packer import validate_errors
 
 STOP_GRACE_S = 10.0
 
@@ -72,10 +73,17 @@ def version(env: dict[str, str]) -> str:
 
 
 def validate(
-    template: str, var_files: Sequence[Path], *, cwd: Path, env: dict[str, str], where: str
+    template: str,
+    var_files: Sequence[Path],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    where: str,
+    installed: str | None = None,
 ) -> None:
     """``packer validate`` with imagefleet's variables; a template Packer refuses is bad input (exit
-    2)."""
+    2), said in one line (``validate_errors``; ``installed`` is the Packer version, for keys an
+    older Packer does not know)."""
     proc = subprocess.run(
         _args("validate", template, var_files),
         capture_output=True,
@@ -88,7 +96,8 @@ def validate(
     if proc.returncode != 0:
         lines = mr.parse(proc.stdout.splitlines())
         text = "\n".join(mr.errors(lines)) or proc.stderr.strip() or proc.stdout.strip()
-        raise ConfigError(f"{where}: packer validate refused {template}:\n{text.strip()}")
+        message, hint = validate_errors.message(template, text, installed)
+        raise ConfigError(f"{where}: {message}", hint=hint)
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
@@ -176,8 +185,11 @@ def build(
         messages = mr.errors(lines) or [
             log_path.with_suffix(".stderr").read_text(errors="replace").strip()
         ]
-        text = "\n".join(m for m in messages if m) or f"exit code {proc.returncode}"
-        raise PackerError(f"packer build failed:\n{text}", hint=f"full log: {log_path}")
+        text = "; ".join(p.text for p in validate_errors.problems("\n".join(messages)))
+        raise PackerError(
+            f"packer build failed: {text or f'exit code {proc.returncode}'}",
+            hint=f"full log: {log_path}",
+        )
     return lines
 
 

@@ -44,6 +44,8 @@ class Template:
     warnings: list[str] = field(default_factory=list)
     # (where, text) of every command a shell provisioner runs: checked for variables spliced in
     shell_commands: list[tuple[str, str]] = field(default_factory=list)
+    # HCL2: declared name → its type as written (``string``, ``list(string)``), when it has one
+    variable_types: dict[str, str] = field(default_factory=dict)
 
     def declares(self, name: str) -> bool:
         return name in self.variables
@@ -100,10 +102,10 @@ def _load_json(path: Path, where: str) -> Template:
         raise ConfigError(f"{where}: {path} has no amazon-ebs builder")
     minimum = data.get("min_packer_version")
     steps = [
-        s
+        (f"{section}[{i}]" + (f"[{j}]" if isinstance(item, list) else ""), s)
         for section in ("provisioners", "post-processors")
-        for item in data.get(section) or []
-        for s in (item if isinstance(item, list) else [item])
+        for i, item in enumerate(data.get(section) or [])
+        for j, s in enumerate(item if isinstance(item, list) else [item])
     ]
     return Template(
         path,
@@ -112,7 +114,7 @@ def _load_json(path: Path, where: str) -> Template:
         builders,
         f">= {minimum}" if minimum else None,
         shell_commands=_shell_commands(
-            (str(s.get("type")), s) for s in steps if isinstance(s, dict)
+            (where, str(s.get("type")), s) for where, s in steps if isinstance(s, dict)
         ),
     )
 
@@ -138,9 +140,11 @@ def _key(name: object) -> str:
 
 def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
     variables: dict[str, Any] = {}
+    types: dict[str, str] = {}
     builders: list[Builder] = []
     required: str | None = None
     shell: list[tuple[str, str]] = []
+    builds = []  # (file, build block) in the order Packer reads the files
     for file in files:
         try:
             doc = hcl2.loads(_read(file, where))
@@ -151,6 +155,8 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
             for name, body in block.items():
                 body = _unquote(body)
                 variables[_key(name)] = body.get("default")
+                if isinstance(body.get("type"), str):
+                    types[_key(name)] = body["type"].removeprefix("${").removesuffix("}")
         for block in doc.get("source", []):
             for kind, named in block.items():
                 if _key(kind) != "amazon-ebs":
@@ -159,24 +165,31 @@ def _load_hcl(path: Path, files: list[Path], where: str) -> Template:
                     builders.append(Builder(f"amazon-ebs.{_key(name)}", _unquote(body)))
         for block in doc.get("packer", []):
             required = _unquote(block).get("required_version") or required
-        for build in doc.get("build", []):
-            for provisioner in _unquote(build).get("provisioner", []):
-                shell += _shell_commands(
-                    (_key(kind), _unquote(body)) for kind, body in provisioner.items()
-                )
+        builds += [(file, _unquote(build)) for build in doc.get("build", [])]
+    for n, (file, build) in enumerate(builds):
+        # named as Packer's own errors name them: by type and position in their build block
+        block = "build" if len(builds) == 1 else f"build[{n}]"
+        prefix = f"{file.name}: " if len(files) > 1 else ""
+        shell += _shell_commands(
+            (f"{prefix}{block}.provisioner[{i}]", _key(kind), body)
+            for i, provisioner in enumerate(build.get("provisioner", []))
+            for kind, body in provisioner.items()
+        )
     if not builders:
         raise ConfigError(f'{where}: {path} has no source "amazon-ebs" block')
-    return Template(path, "hcl2", variables, builders, required, shell_commands=shell)
+    return Template(
+        path, "hcl2", variables, builders, required, shell_commands=shell, variable_types=types
+    )
 
 
 SHELL_PROVISIONERS = ("shell", "shell-local", "windows-shell", "powershell")
 
 
 def _shell_commands(steps: Any) -> list[tuple[str, str]]:
-    """The command texts of shell provisioners: ``inline`` lines, ``execute_command``,
-    ``inline_shebang``."""
+    """The command texts of shell provisioners (``(where, type, body)`` steps): ``inline`` lines,
+    ``execute_command``, ``inline_shebang``; each named ``where (type)``."""
     found = []
-    for i, (kind, body) in enumerate(steps):
+    for where, kind, body in steps:
         if kind not in SHELL_PROVISIONERS or not isinstance(body, dict):
             continue
         inline = body.get("inline") or []
@@ -184,7 +197,7 @@ def _shell_commands(steps: Any) -> list[tuple[str, str]]:
         commands += [
             body[k] for k in ("execute_command", "inline_shebang") if isinstance(body.get(k), str)
         ]
-        found += [(f"provisioner {i} ({kind})", str(c)) for c in commands]
+        found += [(f"{where} ({kind})", str(c)) for c in commands]
     return found
 
 

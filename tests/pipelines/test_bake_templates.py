@@ -209,3 +209,35 @@ def test_init_writes_hcl2_by_default_and_json_on_request(
     assert r.code == 0, r.stderr
     for region, ami in r.json()["amis"].items():
         assert tags(aws, region, ami)["imagefleet:bake-id"] == r.json()["packer_run_id"]
+
+
+def test_bake_check_runs_every_check_and_packer_validate_and_builds_nothing(
+    workspace: Any, aws: Any
+) -> None:
+    ws = workspace
+    use_template(ws, "learn-hcl2", "")
+    r = ws.run("bake", ws.family, "--check", "--json")
+    assert r.code == 0, r.stderr
+    report = r.json()
+    assert report["would_bake"] is True and report["findings"] == []
+    assert report["packer"] == "1.6.6" and report["format"] == "hcl2"
+    assert report["checks"][-2:] == ["packer version", "packer validate"]
+    assert reservations(ws.context().store, ws.family) == [] and images_of(aws, ws.family) == []
+    assert not list(ws.context().settings.state_dir.glob("bake*/**/*.json"))  # no var file left
+
+
+def test_bake_check_reports_every_finding_of_hashicorps_example_and_exits_2(
+    workspace: Any, aws: Any
+) -> None:
+    ws = workspace
+    use_template(ws, "hashicorp-amazon-example", "build.pkr.hcl")
+    r = ws.run("bake", ws.family, "--check", "--json")
+    assert r.code == 2, r.stderr
+    found = {f["check"]: f["message"] for f in r.json()["findings"]}
+    assert set(found) == {"regions", "endpoint", "packer validate"}, found
+    # no region: the build region imagefleet sets, so only the family's second region is missing
+    assert "builds in us-east-1 (region us-east-1 from AWS_REGION" in found["regions"]
+    assert "needs Packer ≥ 1.7.0 but the installed Packer is 1.6.6" in found["packer validate"]
+    (error, hint) = r.stderr.splitlines()[-2:]
+    assert error.startswith("error: bake --check:") and hint.startswith("hint:")
+    assert reservations(ws.context().store, ws.family) == [] and images_of(aws, ws.family) == []

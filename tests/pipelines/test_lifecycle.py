@@ -211,6 +211,7 @@ def test_unknown_template_option_is_refused_by_validate_before_building(
     )
     r = ws.run("bake", ws.family)
     assert r.code == 2 and "packer validate refused" in r.stderr and "bogus" in r.stderr
+    assert "\\n" not in r.stderr and "Packer 1.6.6 does not know bogus" in r.stderr
     store = ws.context().store
     assert store.bases(ws.family) == [] and reservations(store, ws.family) == []  # nothing reserved
 
@@ -226,6 +227,7 @@ def test_packer_failure_reports_packers_message_and_registers_nothing(workspace:
     r = ws.run("bake", ws.family)
     assert r.code == 3
     assert "packer build failed" in r.stderr and "exit" in r.stderr
+    assert "\\n" not in r.stderr  # Packer's error lines made one line, not shown escaped
     store = ws.context().store
     assert store.bases(ws.family) == []
     assert [(x.version, x.status) for x in reservations(store, ws.family)] == [(1, "failed")]

@@ -86,7 +86,10 @@ def test_only_declared_variables_are_passed_and_hcl2_gets_lists_and_maps() -> No
         "extra": "mine",
     }
     json_t = template({}, {"ami_regions": "", "imagefleet_tags": ""}, fmt="json")
-    assert contract.variables_for(json_t, inputs(), {}) == {}  # JSON variables are strings only
+    # JSON variables are strings only: no map, and ami_regions comma-separated (Packer splits it)
+    assert contract.variables_for(json_t, inputs(), {}) == {"ami_regions": "us-west-2"}
+    three = inputs(regions=("us-east-1", "us-west-2", "eu-west-1"))
+    assert contract.variables_for(json_t, three, {}) == {"ami_regions": "us-west-2,eu-west-1"}
 
 
 def test_user_variables_may_not_set_the_contracts_but_may_change_the_recipe() -> None:
