@@ -10,6 +10,7 @@
   arch or ``%{SOURCERPM}`` (``bash-5.2.15-1.amzn2023.0.2.src.rpm``), which groups binaries of
   one source.
 
+A package installed in several versions (``kernel``, ``gpg-pubkey``) is kept at the newest.
 Versions are kept as ``[EPOCH:]VERSION[-RELEASE]`` (no epoch when rpm says ``(none)``) and
 ordered by `changelog.versions.rpm_compare`. Every defect raises `ManifestError` naming the line.
 """
@@ -19,7 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from changelog.packages import Manifest, Package, PackageCollector
+from changelog.packages import Manifest, Package
+from changelog.versions import rpm_compare
 from orchestrator.errors import ManifestError
 
 __all__ = [
@@ -111,9 +113,24 @@ def parse_nevra(text: str, path: str, lineno: int) -> Package:
     return Package(_name(name, path, lineno), validate_evr(evr, path, lineno), arch=arch)
 
 
+class RpmCollector:
+    """One record per package name. rpm installs some packages in several versions at once
+    (install-only packages: ``kernel``, ``kernel-core``, ``gpg-pubkey``); the newest is kept and
+    compared, as ``dnf``'s "installed" view shows the running set's latest."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.packages: dict[str, Package] = {}
+
+    def add(self, pkg: Package, lineno: int) -> None:
+        seen = self.packages.get(pkg.name)
+        if seen is None or rpm_compare(pkg.version, seen.version) > 0:
+            self.packages[pkg.name] = pkg
+
+
 def read_nevra(lines: Sequence[str], path: str) -> Manifest:
     """Read ``rpm -qa`` output (see the module docstring)."""
-    out = PackageCollector(path)
+    out = RpmCollector(path)
     for lineno, line in enumerate(lines, start=1):
         text = line.strip()
         if text:
@@ -143,7 +160,7 @@ def split_columns(line: str, tabbed: bool) -> list[str]:
 
 def read_rpm_columns(lines: Sequence[str], path: str, *, tabbed: bool) -> Manifest:
     """Read ``NAME<sep>[EPOCH:]VERSION[-RELEASE][<sep>ARCH|SOURCERPM]`` lines."""
-    out = PackageCollector(path)
+    out = RpmCollector(path)
     sep = "<TAB>" if tabbed else " "
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
