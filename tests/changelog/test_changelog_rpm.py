@@ -1,0 +1,182 @@
+"""RPM-based images (issue 22): rpm's manifest forms, rpmvercmp order, rpm changelogs, and the
+refusals that keep an RPM list from being diffed as Debian.
+
+Fixtures (tests/changelog/data/rpm/README.md says where each came from): outputs of the real rpm
+(`rpm -qa`, `rpm -qa --qf …`, `rpm -q --changelog`) for two small Amazon Linux 2023-like images,
+Amazon Linux 2023's published package lists of two releases, an EL10 image's `rpm -qa` list, and
+rpm's own `rpm.vercmp` answers for 2,042 version pairs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from changelog import build_changelog, parse_manifest, parse_manifest_text, source_for
+from changelog.manifest import LIST_FORMS
+from changelog.rpm_changelog import RpmDirectorySource, rpm_entries_between
+from changelog.sources import Found
+from changelog.versions import compare_versions, rpm_compare
+from orchestrator.errors import ManifestError
+
+DATA = Path(__file__).parent / "data" / "rpm"
+AL_OLD, AL_NEW = DATA / "al2023-2023.1.20230719.tsv", DATA / "al2023-2023.1.20230809.tsv"
+
+
+def _expected() -> list[tuple[str, str, int]]:
+    rows = []
+    for line in (DATA / "vercmp-expected.tsv").read_text().splitlines():
+        a, b, result = line.split("\t")
+        rows.append((a, b, int(result)))
+    return rows
+
+
+def test_rpmvercmp_matches_rpm_on_every_recorded_pair() -> None:
+    rows = _expected()
+    assert len(rows) == 2042
+    wrong = [(a, b, r) for a, b, r in rows if rpm_compare(a, b) != r]
+    assert not wrong, wrong[:5]
+    # the cases where rpm and dpkg disagree are among them, and dpkg's order is not used for rpm
+    assert ("1.0^git1-1", "1.0-1", 1) in rows and compare_versions(
+        "rpm", "1.0^git1-1", "1.0-1"
+    ) == 1
+    assert ("1.0-1", "1.0a-1", -1) in rows
+
+
+def test_every_rpm_form_of_one_image_reads_the_same() -> None:
+    forms = ["image-new.rpm-qa", "image-new.nevra", "image-new.qf.tsv", "image-new.srpm.tsv"]
+    manifests = [parse_manifest(DATA / name) for name in forms]
+    assert [m.format for m in manifests] == ["rpm-qa", "rpm-qa", "rpm-qf", "rpm-qf"]
+    assert {m.package_format for m in manifests} == {"rpm"}
+    rpmqa, nevra, qf, srpm = manifests
+    # rpm -qa's NAME-VERSION-RELEASE.ARCH has no epoch; %{NEVRA} and the --qf forms do
+    assert rpmqa["openssl-libs"].version == "3.0.8-1.amzn2023.0.4"
+    assert set(rpmqa.versions) == set(qf.versions)
+    assert nevra.versions == qf.versions == srpm.versions
+    assert qf["openssl-libs"].version == "1:3.0.8-1.amzn2023.0.4"
+    assert qf["bash"].version == "5.2.15-1.amzn2023.0.2"  # "(none):" is no epoch
+    assert rpmqa["ca-certificates"].arch == "noarch" and nevra["bash"].arch == "x86_64"
+    assert srpm["libcurl-minimal"].source == "curl" and srpm["openssl-libs"].source == "openssl"
+
+
+def test_el10_list_with_keys_and_install_only_packages() -> None:
+    m = parse_manifest(DATA / "el10-repo-info.rpm-qa")
+    assert len(m) == 66  # 67 lines: gpg-pubkey twice
+    assert m["gpg-pubkey"].version == "8d8b756f-61e772ef" and m["gpg-pubkey"].arch is None
+    assert m["ca-certificates"].version == "2025.2.80_v9.0.305-102.el10_1"
+    two = "kernel-6.1.41-63.114.amzn2023.x86_64\nkernel-6.1.38-59.109.amzn2023.x86_64\n"
+    assert parse_manifest_text(two, "k")["kernel"].version == "6.1.41-63.114.amzn2023"
+
+
+def test_al2023_published_lists_diff_as_rpm() -> None:
+    old, new = parse_manifest(AL_OLD, "rpm"), parse_manifest(AL_NEW, "rpm")
+    assert len(old) == len(new) == 12496
+    log = build_changelog(old, new)
+    # what rpm itself says about each changed pair (vercmp-expected.tsv) decides the answer
+    said = {(a, b): r for a, b, r in _expected()}
+    changed = [n for n in new.packages if n in old and old[n].version != new[n].version]
+    ups = sum(1 for n in changed if said[(new[n].version, old[n].version)] > 0)
+    assert ups == len(changed) == 168
+    assert log.counts["upgraded"] == ups and log.counts["downgraded"] == 0
+
+
+def test_al2023_list_is_refused_unless_the_format_is_said() -> None:
+    with pytest.raises(ManifestError, match="ambiguous manifest") as err:
+        parse_manifest(AL_OLD)
+    assert all(form in str(err.value) for form in LIST_FORMS)
+    assert "--package-format" in (err.value.hint or "")
+    with pytest.raises(ManifestError, match="lists RPM packages, but the package format is deb"):
+        parse_manifest(AL_OLD, "deb")
+
+
+def test_rpm_qa_for_a_deb_family_and_dpkg_files_for_an_rpm_family() -> None:
+    with pytest.raises(ManifestError, match="'rpm -qa' output") as err:
+        parse_manifest(DATA / "image-new.rpm-qa", "deb")
+    assert 'package_format = "rpm"' in (err.value.hint or "")
+    with pytest.raises(ManifestError, match="a dpkg status file lists DEB packages"):
+        parse_manifest(DATA.parent / "bookworm-status", "rpm")
+    with pytest.raises(ManifestError, match="'dpkg -l' output lists DEB packages"):
+        parse_manifest(DATA.parent / "bookworm-dpkg-l.txt", "rpm")
+    # a (none) epoch cannot be a Debian version: read as rpm without being told
+    assert parse_manifest(DATA / "image-old.qf.tsv").package_format == "rpm"
+    deb = parse_manifest(DATA.parent / "bookworm-query-arch.tsv")
+    with pytest.raises(ManifestError, match="not of one package format"):
+        build_changelog(deb, parse_manifest(DATA / "image-new.rpm-qa"))
+
+
+def test_rpm_changelog_entries_between_versions() -> None:
+    lines = (DATA / "changelogs" / "curl.changelog").read_text().splitlines()
+    entries = rpm_entries_between(iter(lines), "8.0.1-1.amzn2023.0.1", "8.2.1-1.amzn2023.0.1")
+    assert [e.version for e in entries] == ["8.2.1-1.amzn2023.0.1", "8.1.2-1.amzn2023.0.1"]
+    assert entries[0].author == "Amazon Linux AMI <amazon-linux-ami@amazon.com>"
+    assert entries[0].date == "Wed Aug 02 2023"
+    assert entries[0].changes == (
+        "- Update to 8.2.1",
+        "- Fixes CVE-2023-32001 (fopen race condition)",
+    )
+    openssl = (DATA / "changelogs" / "openssl-libs.changelog").read_text().splitlines()
+    got = rpm_entries_between(openssl, "1:3.0.8-1.amzn2023.0.3", "1:3.0.8-1.amzn2023.0.4")
+    assert [e.version for e in got] == ["1:3.0.8-1.amzn2023.0.4"]
+
+
+def test_changelog_of_two_rpm_images(tmp_path: Path) -> None:
+    old = parse_manifest(DATA / "image-old.srpm.tsv")
+    new = parse_manifest(DATA / "image-new.srpm.tsv")
+    log = build_changelog(old, new, source_for([DATA / "changelogs"], package_format="rpm"))
+    assert log.counts == {"added": 1, "removed": 1, "upgraded": 9, "downgraded": 1, "unchanged": 2}
+    by_source = {item.source: item for item in log.upgraded}
+    assert sorted(by_source) == ["bash", "curl", "kernel", "openssl", "vim"]
+    assert len(by_source["curl"].binaries) == 3 and len(by_source["curl"].entries) == 2
+    assert log.cves["CVE-2023-3817"] == ["openssl"] and len(log.cves) == 11
+    # ca-certificates .0.2 -> .0.1: the lost entry is in OLD's changelog, not in NEW's directory
+    (down,) = log.downgraded
+    assert down.entries == () and "has no entries between" in (down.note or "")
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    (old_dir / "ca-certificates.changelog").write_text(
+        "* Mon Jul 17 2023 Amazon Linux <al@amazon.com> - 2023.2.60-1.0.amzn2023.0.2\n"
+        "- Remove the distrusted E-Tugra roots (CVE-2023-37920)\n"
+    )
+    log = build_changelog(old, new, source_for([old_dir], package_format="rpm"))
+    assert log.downgraded[0].cves == ("CVE-2023-37920",) and "CVE-2023-37920" not in log.cves
+
+
+def test_rpm_source_skips_files_not_written_by_rpm(tmp_path: Path) -> None:
+    (tmp_path / "bash.changelog").write_text("bash (5.2-1) unstable; urgency=low\n")
+    missing = RpmDirectorySource(tmp_path).lookup(["bash"], "5.2-1")
+    assert not isinstance(missing, Found) and "not 'rpm -q --changelog' output" in missing.reason
+    shutil.copy(DATA / "changelogs" / "bash.changelog", tmp_path / "bash.changelog")
+    assert isinstance(RpmDirectorySource(tmp_path).lookup(["bash"], "x"), Found)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs dpkg-query")
+def test_space_separated_dpkg_query_reads_like_the_tab_form() -> None:
+    def query(fmt: str) -> str:
+        return subprocess.run(
+            ["dpkg-query", "-W", "-f", fmt], capture_output=True, check=True, text=True
+        ).stdout
+
+    spaced = parse_manifest_text(query("${Package} ${Version}\n"), "spaced")
+    tabbed = parse_manifest_text(query("${Package}\t${Version}\n"), "tabbed")
+    assert spaced.format == "space" and len(spaced) > 50
+    assert spaced.versions == tabbed.versions
+
+
+def test_t64_libraries_find_their_source_changelog(tmp_path: Path) -> None:
+    """Ubuntu 24.04's libcurl4t64 is built from curl: curl's changelog serves it."""
+    doc = DATA.parent / "bookworm-root" / "usr" / "share" / "doc" / "libcurl3-gnutls"
+    shutil.copy(doc / "changelog.Debian.gz", tmp_path / "curl.changelog.Debian.gz")
+    old = "curl\t7.88.1-10+deb12u12\nlibcurl4t64\t7.88.1-10+deb12u12\nlibssl3t64\t3.0.13-1\n"
+    new = "curl\t7.88.1-10+deb12u14\nlibcurl4t64\t7.88.1-10+deb12u14\nlibssl3t64\t3.0.13-2\n"
+    new += "openssl\t3.0.13-2\n"
+    log = build_changelog(
+        parse_manifest_text(old, "old"), parse_manifest_text(new, "new"), source_for([tmp_path])
+    )
+    by_source = {item.source: item for item in log.upgraded}
+    assert sorted(by_source) == ["curl", "openssl"]
+    curl = by_source["curl"]
+    assert [b.package for b in curl.binaries] == ["curl", "libcurl4t64"]
+    assert [e.version for e in curl.entries] == ["7.88.1-10+deb12u14", "7.88.1-10+deb12u13"]
