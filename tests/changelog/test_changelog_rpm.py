@@ -180,3 +180,63 @@ def test_t64_libraries_find_their_source_changelog(tmp_path: Path) -> None:
     curl = by_source["curl"]
     assert [b.package for b in curl.binaries] == ["curl", "libcurl4t64"]
     assert [e.version for e in curl.entries] == ["7.88.1-10+deb12u14", "7.88.1-10+deb12u13"]
+
+
+def test_cli_package_format_and_missing_files(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from changelog.cli import changelog_group
+    from orchestrator.errors import NotFoundError, UsageError
+
+    ok = CliRunner().invoke(
+        changelog_group,
+        ["diff", str(AL_OLD), str(AL_NEW), "--package-format", "rpm", "--format", "json"],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["summary"]["upgraded"] == 168
+    ambiguous = CliRunner().invoke(changelog_group, ["diff", str(AL_OLD), str(AL_NEW)])
+    assert isinstance(ambiguous.exception, ManifestError)
+    assert ambiguous.exception.exit_code == 2
+    typo = str(tmp_path / "al2023.tvs")
+    missing = CliRunner().invoke(changelog_group, ["diff", typo, str(AL_NEW)])
+    assert isinstance(missing.exception, NotFoundError)
+    assert str(missing.exception).startswith(f"manifest file {typo!r} not found")
+    bare = CliRunner().invoke(changelog_group, ["diff", "old.txt", str(AL_NEW)])
+    assert "manifest file 'old.txt' not found" in str(bare.exception)
+    archive = CliRunner().invoke(
+        changelog_group,
+        ["diff", str(DATA / "image-old.qf.tsv"), str(DATA / "image-new.qf.tsv"), "--from-archive"],
+    )
+    assert isinstance(archive.exception, UsageError) and ".deb" in str(archive.exception)
+    rpm_dir = CliRunner().invoke(
+        changelog_group,
+        [
+            "diff",
+            str(DATA / "image-old.qf.tsv"),
+            str(DATA / "image-new.qf.tsv"),
+            "--changelog-dir",
+            str(DATA / "changelogs"),
+        ],
+    )
+    assert rpm_dir.exit_code == 0 and "CVE-2023-32001" in rpm_dir.output
+
+
+def test_family_package_format_is_validated(tmp_path: Path) -> None:
+    from orchestrator import config
+    from orchestrator.errors import ConfigError
+
+    template = (Path(config.__file__).parent / "templates" / "init" / "imagefleet.toml").read_text()
+    path = tmp_path / "imagefleet.toml"
+    path.write_text(template)
+    assert config.load(path).family("demo").package_format == "deb"
+    path.write_text(
+        template.replace('build_timeout = "20m"', 'package_format = "rpm"\nbuild_timeout = "20m"')
+    )
+    assert config.load(path).family("demo").package_format == "rpm"
+    path.write_text(
+        template.replace('build_timeout = "20m"', 'package_format = "RPM"\nbuild_timeout = "20m"')
+    )
+    with pytest.raises(ConfigError, match=r"families\.demo\.package_format"):
+        config.load(path)
