@@ -168,7 +168,7 @@ def t64_source(pkg: Package, manifest: Manifest) -> str | None:
     the changelog directory of the old image).
     """
     stem = pkg.name.removesuffix("t64").rstrip("-")
-    bare = re.sub(r"[0-9.]*(?:-gnutls|-openssl)?$", "", stem)
+    bare = re.sub(r"[-0-9.]*(?:-gnutls|-openssl)?$", "", stem)  # libglib2.0-0 → libglib
     guesses = [_T64_SOURCES.get(bare), bare.removeprefix("lib"), bare]
     for guess in guesses:
         other = manifest.packages.get(guess or "")

@@ -240,3 +240,15 @@ def test_family_package_format_is_validated(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"families\.demo\.package_format"):
         config.load(path)
+
+
+def test_retro_lists_package_changes_of_rpm_bases() -> None:
+    from orchestrator.store import BaseVersion
+    from pipelines.retro import package_changes
+
+    def base(version: int, manifest: Path) -> BaseVersion:
+        return BaseVersion("al2023", version, {}, "ami-1", None, "r", "t", manifest.read_text())
+
+    lines = package_changes(base(1, AL_OLD), base(2, AL_NEW), limit=500)
+    assert len(lines) == 168
+    assert "- amazon-cloudwatch-agent: 1.247358.0-1.amzn2023 → 1.300025.0-1.amzn2023" in lines
