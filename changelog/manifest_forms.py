@@ -82,7 +82,7 @@ def read_tab(lines: Sequence[str], path: str, *, tabbed: bool = True) -> Manifes
     """Read the tab-separated forms; see the module docstring.
 
     Without ``tabbed`` the columns are split on blanks: ``dpkg-query -W -f='${Package}
-    ${Version}\\n'`` and the ``.manifest`` of Ubuntu's live-server ISO (``name version``).
+    ${Version}\\n'`` (``name version``).
     """
     rows: list[tuple[int, list[str]]] = []
     snaps: dict[str, Snap] = {}

@@ -142,7 +142,7 @@ def _group(changes: Sequence[Change], new: Manifest) -> list[list[Change]]:
     """
     groups: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
-        if change.new.source is None and change.new.name.endswith("t64"):
+        if change.new.source is None and _T64.search(change.new.name):
             src = t64_source(change.new, new)
             if src is not None:
                 change = Change(
@@ -153,6 +153,7 @@ def _group(changes: Sequence[Change], new: Manifest) -> list[list[Change]]:
     return [groups[name] for name in sorted(groups)]
 
 
+_T64 = re.compile(r"t64(-gnutls|-openssl)?$")
 # The sources of t64 libraries whose name is not lib<SOURCE><SOVERSION>.
 _T64_SOURCES = {"libssl": "openssl", "libgnutls": "gnutls28", "libglib": "glib2.0"}
 
@@ -167,7 +168,7 @@ def t64_source(pkg: Package, manifest: Manifest) -> str | None:
     at the same version (the source's own binary), else the name without ``t64`` (``libcurl4``:
     the changelog directory of the old image).
     """
-    stem = pkg.name.removesuffix("t64").rstrip("-")
+    stem = _T64.sub(r"\1", pkg.name)  # libcurl3t64-gnutls → libcurl3-gnutls
     bare = re.sub(r"[-0-9.]*(?:-gnutls|-openssl)?$", "", stem)  # libglib2.0-0 → libglib
     guesses = [_T64_SOURCES.get(bare), bare.removeprefix("lib"), bare]
     for guess in guesses:

@@ -252,3 +252,31 @@ def test_retro_lists_package_changes_of_rpm_bases() -> None:
     lines = package_changes(base(1, AL_OLD), base(2, AL_NEW), limit=500)
     assert len(lines) == 168
     assert "- amazon-cloudwatch-agent: 1.247358.0-1.amzn2023 → 1.300025.0-1.amzn2023" in lines
+
+
+LIVE_SERVER = DATA.parent / "ubuntu-24.04.3-live-server-amd64.manifest"
+
+
+def test_live_server_iso_manifest_and_its_t64_sources(tmp_path: Path) -> None:
+    """Canonical's ubuntu-24.04.3-live-server-amd64.manifest: 47 t64 libraries, no sources."""
+    from changelog_support import changelog_text
+
+    from changelog.report import t64_source
+
+    m = parse_manifest(LIVE_SERVER)
+    assert m.format == "tab" and m.package_format == "deb" and len(m) == 686
+    sources = {name: t64_source(m[name], m) for name in m.packages if "t64" in name}
+    assert len(sources) == 47
+    assert sources["libcurl4t64"] == sources["libcurl3t64-gnutls"] == "curl"
+    assert sources["libssl3t64"] == "openssl" and sources["libperl5.38t64"] == "perl"
+    assert sources["libuv1t64"] == "libuv1"  # no binary named after its source: the old name
+    # NEW: curl's source moves on; its changelog is curl's, found for all three binaries.
+    bumped = LIVE_SERVER.read_text().replace("8.5.0-2ubuntu10.6", "8.5.0-2ubuntu10.7")
+    (tmp_path / "curl.changelog.Debian").write_text(
+        changelog_text("curl", ["8.5.0-2ubuntu10.7", "8.5.0-2ubuntu10.6"])
+    )
+    log = build_changelog(m, parse_manifest_text(bumped, "new"), source_for([tmp_path]))
+    (item,) = log.upgraded
+    assert item.source == "curl" and item.package == "curl"
+    assert [b.package for b in item.binaries] == ["curl", "libcurl3t64-gnutls", "libcurl4t64"]
+    assert [e.version for e in item.entries] == ["8.5.0-2ubuntu10.7"]
