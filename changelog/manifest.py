@@ -9,8 +9,8 @@ The form is told from the content, never from the file name:
 * tab-separated lines: ``dpkg-query -W`` (optionally ``-f`` with a third column of
   ``${Architecture}`` or ``${Source}``), an Ubuntu cloud-image ``.manifest`` with ``snap:`` lines,
   or ``rpm -qa --qf '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n'``.
-* blank-separated ``name version`` lines: ``dpkg-query -W -f='${Package} ${Version}\n'``, or the same
-  from ``rpm -qa --qf``. (The live-server ISO ``.manifest`` is tab-separated.)
+* blank-separated ``name version`` lines: ``dpkg-query -W -f='${Package} ${Version}\n'``, or
+  the same from ``rpm -qa --qf``. (The live-server ISO ``.manifest`` is tab-separated.)
 
 A name/version list is Debian's or rpm's by the family's ``package_format`` (or
 ``--package-format``). Without one, an epoch of ``(none)`` says rpm; versions carrying Amazon
