@@ -280,3 +280,25 @@ def test_live_server_iso_manifest_and_its_t64_sources(tmp_path: Path) -> None:
     assert item.source == "curl" and item.package == "curl"
     assert [b.package for b in item.binaries] == ["curl", "libcurl3t64-gnutls", "libcurl4t64"]
     assert [e.version for e in item.entries] == ["8.5.0-2ubuntu10.7"]
+
+
+def test_bake_changelog_of_an_rpm_family(tmp_path: Path) -> None:
+    """registry.changelog_between, as registration calls it, reads the family's format and dir."""
+    from orchestrator import config
+    from orchestrator.store import BaseVersion
+    from pipelines.registry import changelog_between
+
+    template = (Path(config.__file__).parent / "templates" / "init" / "imagefleet.toml").read_text()
+    path = tmp_path / "imagefleet.toml"
+    path.write_text(
+        template.replace('build_timeout = "20m"', 'package_format = "rpm"\nbuild_timeout = "20m"')
+    )
+    shutil.copytree(DATA / "changelogs", tmp_path / "recipes" / "changelogs")
+    settings = config.load(path)
+    old = BaseVersion(
+        "demo", 1, {}, "ami-1", None, "r", "t", (DATA / "image-old.rpm-qa").read_text()
+    )
+    log = changelog_between(settings, old, "demo:2", (DATA / "image-new.rpm-qa").read_text())
+    assert log.counts["upgraded"] == 9 and "CVE-2023-32001" in log.cves
+    with pytest.raises(ManifestError, match="lists DEB packages, but the package format is rpm"):
+        changelog_between(settings, old, "demo:2", (DATA.parent / "bookworm-status").read_text())
