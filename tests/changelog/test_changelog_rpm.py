@@ -247,11 +247,12 @@ def test_retro_lists_package_changes_of_rpm_bases() -> None:
     from pipelines.retro import package_changes
 
     def base(version: int, manifest: Path) -> BaseVersion:
-        return BaseVersion("al2023", version, {}, "ami-1", None, "r", "t", manifest.read_text())
+        head = "\n".join(manifest.read_text().splitlines()[:400])  # the a… packages
+        return BaseVersion("al2023", version, {}, "ami-1", None, "r", "t", head)
 
     lines = package_changes(base(1, AL_OLD), base(2, AL_NEW), limit=500)
-    assert len(lines) == 168
     assert "- amazon-cloudwatch-agent: 1.247358.0-1.amzn2023 → 1.300025.0-1.amzn2023" in lines
+    assert "- abseil-cpp: 20210324.2-5.amzn2023.0.3 → 20220623.1-4.amzn2023.0.1" in lines
 
 
 LIVE_SERVER = DATA.parent / "ubuntu-24.04.3-live-server-amd64.manifest"
