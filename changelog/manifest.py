@@ -23,6 +23,7 @@ records in changelog/packages.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -116,11 +117,34 @@ def parse_manifest_text(
     return _read_list(lines, path, package_format, tabbed=tabbed)
 
 
+# What only a Debian list has: a snap line, an ':arch' qualifier (rpm names have no ':'), or the
+# revision marks of Ubuntu and Debian builds.
+_DEB_MARK = re.compile(r"ubuntu[0-9]|\+deb[0-9]+u|\+b[0-9]+$|build[0-9]+$|debian")
+
+
+def _deb_evidence(lines: Sequence[str], tabbed: bool) -> tuple[int, str] | None:
+    """The first line that only a Debian name/version list has, with its number."""
+    for lineno, line in enumerate(lines, start=1):
+        cols = line.split("\t") if tabbed else line.split()
+        if len(cols) < 2:
+            continue
+        name, version = cols[0].strip(), cols[1].strip()
+        if name.startswith("snap:") or ":" in name or _DEB_MARK.search(version):
+            return lineno, line.strip()
+    return None
+
+
 def _read_list(
     lines: Sequence[str], path: str, package_format: str | None, *, tabbed: bool
 ) -> Manifest:
     """A name/version list, Debian's or rpm's (see the module docstring)."""
     if package_format == "rpm":
+        debian = _deb_evidence(lines, tabbed)
+        if debian is not None:
+            lineno, shown = debian
+            raise _wrong_format(
+                path, f"this name/version list (line {lineno}: {shown[:60]!r})", "deb", "rpm"
+            )
         return read_rpm_columns(lines, path, tabbed=tabbed)
     evidence = rpm_evidence(lines, tabbed)
     if evidence is not None:

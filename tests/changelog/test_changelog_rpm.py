@@ -24,6 +24,7 @@ from orchestrator.errors import ManifestError
 
 DATA = Path(__file__).parent / "data" / "rpm"
 AL_OLD, AL_NEW = DATA / "al2023-2023.1.20230719.tsv", DATA / "al2023-2023.1.20230809.tsv"
+LIVE_SERVER = DATA.parent / "ubuntu-24.04.3-live-server-amd64.manifest"
 
 
 def _expected() -> list[tuple[str, str, int]]:
@@ -100,6 +101,11 @@ def test_rpm_qa_for_a_deb_family_and_dpkg_files_for_an_rpm_family() -> None:
         parse_manifest(DATA.parent / "bookworm-status", "rpm")
     with pytest.raises(ManifestError, match="'dpkg -l' output lists DEB packages"):
         parse_manifest(DATA.parent / "bookworm-dpkg-l.txt", "rpm")
+    # Debian name/version lists whose versions rpm would accept too are still Debian's
+    with pytest.raises(ManifestError, match=r"line 1: 'adduser\\t3.137ubuntu1'\) lists DEB"):
+        parse_manifest(LIVE_SERVER, "rpm")
+    with pytest.raises(ManifestError, match="lists DEB packages, but the package format is rpm"):
+        parse_manifest(DATA.parent / "bookworm-query-source.tsv", "rpm")
     # a (none) epoch cannot be a Debian version: read as rpm without being told
     assert parse_manifest(DATA / "image-old.qf.tsv").package_format == "rpm"
     deb = parse_manifest(DATA.parent / "bookworm-query-arch.tsv")
@@ -253,9 +259,6 @@ def test_retro_lists_package_changes_of_rpm_bases() -> None:
     lines = package_changes(base(1, AL_OLD), base(2, AL_NEW), limit=500)
     assert "- amazon-cloudwatch-agent: 1.247358.0-1.amzn2023 → 1.300025.0-1.amzn2023" in lines
     assert "- abseil-cpp: 20210324.2-5.amzn2023.0.3 → 20220623.1-4.amzn2023.0.1" in lines
-
-
-LIVE_SERVER = DATA.parent / "ubuntu-24.04.3-live-server-amd64.manifest"
 
 
 def test_live_server_iso_manifest_and_its_t64_sources(tmp_path: Path) -> None:
