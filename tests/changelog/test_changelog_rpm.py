@@ -4,7 +4,7 @@ refusals that keep an RPM list from being diffed as Debian.
 Fixtures (tests/changelog/data/rpm/README.md says where each came from): outputs of the real rpm
 (`rpm -qa`, `rpm -qa --qf …`, `rpm -q --changelog`) for two small Amazon Linux 2023-like images,
 Amazon Linux 2023's published package lists of two releases, an EL10 image's `rpm -qa` list, and
-rpm's own `rpm.vercmp` answers for 2,042 version pairs.
+rpm's own `rpm.vercmp` answers for 2,046 version pairs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _expected() -> list[tuple[str, str, int]]:
 
 def test_rpmvercmp_matches_rpm_on_every_recorded_pair() -> None:
     rows = _expected()
-    assert len(rows) == 2042
+    assert len(rows) == 2046
     wrong = [(a, b, r) for a, b, r in rows if rpm_compare(a, b) != r]
     assert not wrong, wrong[:5]
     # the cases where rpm and dpkg disagree are among them, and dpkg's order is not used for rpm
@@ -70,6 +70,18 @@ def test_el10_list_with_keys_and_install_only_packages() -> None:
     assert m["ca-certificates"].version == "2025.2.80_v9.0.305-102.el10_1"
     two = "kernel-6.1.41-63.114.amzn2023.x86_64\nkernel-6.1.38-59.109.amzn2023.x86_64\n"
     assert parse_manifest_text(two, "k")["kernel"].version == "6.1.41-63.114.amzn2023"
+
+
+def test_two_el10_snapshots_diff_by_their_z_stream_releases() -> None:
+    old = parse_manifest(DATA / "el10-repo-info-older.rpm-qa")
+    new = parse_manifest(DATA / "el10-repo-info.rpm-qa")
+    log = build_changelog(old, new)
+    assert log.counts["upgraded"] == 3 and log.counts["unchanged"] == 63
+    moves = {b.package: (b.old, b.new) for item in log.upgraded for b in item.binaries}
+    assert moves["curl"] == ("8.12.1-4.el10", "8.12.1-4.el10_2.4")
+    assert moves["libarchive"] == ("3.7.7-8.el10_1", "3.7.7-10.el10_2")
+    said = {(a, b): r for a, b, r in _expected()}
+    assert all(said[(o, n)] == -1 for o, n in moves.values())  # rpm itself agrees
 
 
 def test_al2023_published_lists_diff_as_rpm() -> None:
