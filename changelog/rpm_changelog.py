@@ -33,7 +33,7 @@ __all__ = ["HEADER", "RpmDirectorySource", "rpm_entries_between"]
 
 HEADER = re.compile(
     r"^\* (?P<date>[A-Z][a-z]{2} [A-Z][a-z]{2} +[0-9]{1,2} [0-9]{4}) +(?P<who>.*?)"
-    r"(?:(?: +- *| +)(?P<version>(?:[0-9]+:)?[A-Za-z0-9._+~^]+-[A-Za-z0-9._+~^]+))? *$"
+    r"(?:(?: +- *| +)(?P<version>(?:[0-9]+:)?[0-9][A-Za-z0-9._+~^]*-[A-Za-z0-9._+~^]+))? *$"
 )
 
 
@@ -42,7 +42,7 @@ def _header_version(match: re.Match[str]) -> str | None:
     who = match.group("who")
     if version is None and "<" not in who:  # "* date Name - 1.2-3" with no e-mail
         tail = who.rpartition(" - ")[2].strip()
-        return tail if re.fullmatch(r"(?:[0-9]+:)?\S+-\S+", tail) else None
+        return tail if re.fullmatch(r"(?:[0-9]+:)?[0-9]\S*-\S+", tail) else None
     return version
 
 

@@ -318,3 +318,26 @@ def test_bake_changelog_of_an_rpm_family(tmp_path: Path) -> None:
     assert log.counts["upgraded"] == 9 and "CVE-2023-32001" in log.cves
     with pytest.raises(ManifestError, match="lists DEB packages, but the package format is rpm"):
         changelog_between(settings, old, "demo:2", (DATA.parent / "bookworm-status").read_text())
+
+
+def test_rpm_changelog_header_shapes() -> None:
+    text = """\
+* Fri Aug 04 2023 Jean-Marc Doe <jm@example.org> 2.0-1
+- no dash before the version
+
+* Thu Aug 03 2023 Jean-Marc Doe - 1.9-2
+- no e-mail
+
+* Wed Aug 02 2023 Jean-Marc
+- no version: kept while reading
+
+* Tue Aug 01 2023 Jean-Marc Doe <jm@example.org> - 1.9-1
+- the old version: reading stops here
+"""
+    got = rpm_entries_between(text.splitlines(), "1.9-1", "2.0-1")
+    assert [(e.version, e.author) for e in got] == [
+        ("2.0-1", "Jean-Marc Doe <jm@example.org>"),
+        ("1.9-2", "Jean-Marc Doe"),
+        ("", "Jean-Marc"),
+    ]
+    assert got[2].changes == ("- no version: kept while reading",)
