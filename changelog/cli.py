@@ -17,6 +17,7 @@ from changelog.records import comparison, missing_reason, summaries
 from changelog.render import FORMATS, render
 from changelog.report import build_changelog
 from changelog.sides import Side, side_of_base, source_for_diff
+from changelog.versions import PACKAGE_FORMATS
 from orchestrator.cli_support import get_context, json_option, writable
 from orchestrator.errors import NotFoundError, UsageError
 
@@ -28,34 +29,50 @@ __all__ = ["changelog_group", "resolve_manifest", "resolve_side"]
 changelog_group = click.Group("changelog", help="Changelogs between two base images.")
 
 
-def resolve_side(ref: str, ctx_obj: Context | None = None) -> Side:
+def _looks_like_base(ref: str) -> bool:
+    """Whether ``ref`` is written as a base reference (``FAMILY:VERSION``, ``FAMILY:STAGE``, an
+    AMI id) rather than a file path: a path has a separator, a base reference has a ':' and none.
+    """
+    return ref.startswith("ami-") or (":" in ref and "/" not in ref and "\\" not in ref)
+
+
+def resolve_side(
+    ref: str, ctx_obj: Context | None = None, package_format: str | None = None
+) -> Side:
     """Turn a command-line reference into a `Side`.
 
-    An existing file is parsed as a manifest. Otherwise a callable ``manifest_resolver`` on the
-    context object (an embedding hook) may return a `Side`, a `Manifest` or a manifest path; else
-    the core's ``resolve_base`` finds a registered base (``FAMILY:VERSION``, ``FAMILY:STAGE``, an
-    AMI id), whose family's ``changelog_dir`` comes with it.
+    An existing file is parsed as a manifest (in ``package_format``; None: told from the
+    content). Otherwise a callable ``manifest_resolver`` on the context object (an embedding
+    hook) may return a `Side`, a `Manifest` or a manifest path; else a reference written as a base
+    (``FAMILY:VERSION``, ``FAMILY:STAGE``, an AMI id) goes to the core's ``resolve_base``, whose
+    family's ``changelog_dir`` and ``package_format`` come with it, and anything else is a
+    manifest file that does not exist.
     """
     path = Path(ref)
     if path.is_file():
-        return Side(parse_manifest(path))
+        return Side(parse_manifest(path, package_format))
     resolver = getattr(ctx_obj, "manifest_resolver", None)
     if callable(resolver):
         resolved = resolver(ref)
         if isinstance(resolved, Side):
             return resolved
-        return Side(resolved if isinstance(resolved, Manifest) else parse_manifest(resolved))
+        if isinstance(resolved, Manifest):
+            return Side(resolved)
+        return Side(parse_manifest(resolved, package_format))
+    if path.is_dir():
+        raise UsageError(f"{ref!r} is a directory, not a manifest file")
     resolve_base = getattr(ctx_obj, "resolve_base", None)
-    if ctx_obj is not None and callable(resolve_base):
+    if ctx_obj is not None and callable(resolve_base) and _looks_like_base(ref):
         base = resolve_base(ref)
         if not base.manifest:
             raise NotFoundError(f"base {base.ref} has no package manifest recorded")
         family = ctx_obj.settings.family(base.family)
-        return side_of_base(base.ref, base.manifest, family.changelog_dir)
+        return side_of_base(base.ref, base.manifest, family.changelog_dir, family.package_format)
     raise NotFoundError(
-        f"manifest {ref!r} not found",
+        f"manifest file {ref!r} not found (no such file)",
         hint="give a manifest file path (dpkg-query -W output, dpkg -l output, a cloud-image "
-        ".manifest or a dpkg status file) or a base reference",
+        ".manifest, a dpkg status file or rpm -qa output) or a base reference "
+        "(FAMILY:VERSION, FAMILY:STAGE, an AMI id)",
     )
 
 
@@ -104,6 +121,13 @@ def _format(fmt: str | None) -> str:
     help="Download each changed package's .deb with apt-get to read its changelog.",
 )
 @click.option(
+    "--package-format",
+    type=click.Choice(PACKAGE_FORMATS),
+    default=None,
+    help="How manifest files are read: deb (dpkg order) or rpm (rpmvercmp order). "
+    "Default: told from the content; bases use their family's package_format.",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, writable=True),
@@ -118,11 +142,18 @@ def diff_command(
     fmt: str | None,
     changelog_dir: str | None,
     from_archive: bool,
+    package_format: str | None,
     output: str | None,
 ) -> None:
     """Changelog from base OLD to base NEW (manifest files or base references)."""
     obj = click.get_current_context().find_root().obj
-    before, after = resolve_side(old, obj), resolve_side(new, obj)
+    before = resolve_side(old, obj, package_format)
+    after = resolve_side(new, obj, package_format)
+    if from_archive and after.manifest.package_format == "rpm":
+        raise UsageError(
+            "--from-archive downloads .deb packages with apt-get; these are RPM manifests",
+            hint="save 'rpm -q --changelog NAME' outputs as NAME.changelog in --changelog-dir",
+        )
     source = source_for_diff(
         before, after, extra_dirs=_option_dirs(changelog_dir), from_archive=from_archive
     )

@@ -1,20 +1,20 @@
 """Diff two manifests into added / removed / upgraded / downgraded / unchanged, in dpkg order.
 
-Pure: takes two `Manifest` values, returns a `ManifestDiff` (Debian packages) or a `SnapDiff`
+Pure: takes two `Manifest` values, returns a `ManifestDiff` (packages) or a `SnapDiff`
 (a cloud image's snaps: revisions are compared for equality only, never ordered).
-Ordering is python-debian's `Version`
-comparison (dpkg's algorithm). A `Version` is only compared when the two version strings differ,
-which in a real image pair is ~10% of packages; equal strings are unchanged without parsing.
-Versions
-come from `dpkg_version`, cached per distinct string (the manifest readers have parsed them
-already).
+Ordering is the manifests' package format's (`changelog.versions`): python-debian's `Version`
+comparison (dpkg's algorithm) for deb, rpmvercmp for rpm. Versions are only compared when the two
+strings differ, which in a real image pair is ~10% of packages; equal strings are unchanged
+without parsing. Two manifests of different package formats are not compared.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from changelog.packages import Manifest, Package, Snap, dpkg_version
+from changelog.packages import Manifest, Package, Snap
+from changelog.versions import compare_versions
+from orchestrator.errors import ManifestError
 
 __all__ = ["Change", "ManifestDiff", "SnapChange", "SnapDiff", "diff", "diff_snaps"]
 
@@ -55,8 +55,15 @@ class ManifestDiff:
 def diff(old: Manifest, new: Manifest) -> ManifestDiff:
     """Classify every package of ``old`` and ``new``.
 
-    Two different strings that dpkg considers equal (``1.0`` and ``0:1.0``) are unchanged.
+    Two different strings that dpkg (or rpm) considers equal (``1.0`` and ``0:1.0``) are
+    unchanged.
     """
+    if old.package_format != new.package_format:
+        raise ManifestError(
+            f"{old.path} lists {old.package_format} packages and {new.path} "
+            f"{new.package_format} packages: the two images are not of one package format"
+        )
+    fmt = old.package_format
     old_pkgs, new_pkgs = old.packages, new.packages
     added: list[Package] = []
     upgraded: list[Change] = []
@@ -69,10 +76,10 @@ def diff(old: Manifest, new: Manifest) -> ManifestDiff:
         elif before.version == after.version:
             unchanged.append(name)
         else:
-            new_v, old_v = dpkg_version(after.version), dpkg_version(before.version)
-            if new_v > old_v:
+            order = compare_versions(fmt, after.version, before.version)
+            if order > 0:
                 upgraded.append(Change(before, after))
-            elif new_v < old_v:
+            elif order < 0:
                 downgraded.append(Change(before, after))
             else:
                 unchanged.append(name)

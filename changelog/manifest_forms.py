@@ -78,14 +78,19 @@ def _snap(cols: list[str], line: str, path: str, lineno: int) -> Snap:
     return Snap(name, rest[-1], rest[0] if len(rest) == 2 else None)
 
 
-def read_tab(lines: Sequence[str], path: str) -> Manifest:
-    """Read the tab-separated forms; see the module docstring."""
+def read_tab(lines: Sequence[str], path: str, *, tabbed: bool = True) -> Manifest:
+    """Read the tab-separated forms; see the module docstring.
+
+    Without ``tabbed`` the columns are split on blanks: ``dpkg-query -W -f='${Package}
+    ${Version}\\n'`` (``name version``).
+    """
     rows: list[tuple[int, list[str]]] = []
     snaps: dict[str, Snap] = {}
+    sep = "<TAB>" if tabbed else " "
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        cols = line.split("\t")
+        cols = line.split("\t") if tabbed else line.split()
         if cols[0].strip().startswith("snap:"):
             snap = _snap(cols, line, path, lineno)
             if snap.name in snaps:
@@ -94,10 +99,11 @@ def read_tab(lines: Sequence[str], path: str) -> Manifest:
             continue
         if len(cols) < 2 or not cols[1].strip():
             raise ManifestError(
-                f"{path}:{lineno}: expected 'package<TAB>version', got {line[:80]!r}"
+                f"{path}:{lineno}: expected 'package{sep}version', got {line[:80]!r}"
             )
         if len(cols) > 3:
-            raise ManifestError(f"{path}:{lineno}: too many tab-separated columns ({len(cols)})")
+            what = "tab-separated" if tabbed else "blank-separated"
+            raise ManifestError(f"{path}:{lineno}: too many {what} columns ({len(cols)})")
         rows.append((lineno, cols))
     third = classify_third_column(
         [(lineno, cols[2].strip()) for lineno, cols in rows if len(cols) == 3], path
@@ -115,7 +121,8 @@ def read_tab(lines: Sequence[str], path: str) -> Manifest:
     if not out.packages and not snaps:
         raise ManifestError(f"{path}:1: empty manifest (no packages)")
     has_third = any(len(cols) == 3 for _, cols in rows)
-    return Manifest(out.packages, snaps, path, f"tab+{third}" if has_third else "tab")
+    form = "tab" if tabbed else "space"
+    return Manifest(out.packages, snaps, path, f"{form}+{third}" if has_third else form)
 
 
 # --- dpkg -l -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What an image has installed: `Package` (a Debian binary), `Snap`, and the `Manifest` of both.
+"""What an image has installed: `Package` (a Debian or RPM binary), `Snap`, and their `Manifest`.
 
 Shared by every manifest form (changelog/manifest_forms.py): the records, dpkg's version rules,
 and `PackageCollector`, which keeps one record per package and names the line of any conflict.
@@ -70,6 +70,7 @@ class Manifest:
     snaps: Mapping[str, Snap] = field(default_factory=dict)
     path: str = "<memory>"
     format: str = "tab"
+    package_format: str = "deb"  # "deb" (dpkg's version order) or "rpm" (rpmvercmp's)
 
     def __len__(self) -> int:
         return len(self.packages)

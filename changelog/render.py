@@ -50,7 +50,8 @@ def _entries_block(item: ChangeItem) -> list[str]:
         return [f"_{item.note}_", ""] if item.note else []
     body = []
     for entry in item.entries:
-        body.append(f"{entry.version} (urgency={entry.urgency}) — {entry.author}, {entry.date}")
+        urgency = f" (urgency={entry.urgency})" if entry.urgency else ""  # rpm entries have none
+        body.append(f"{entry.version}{urgency} — {entry.author}, {entry.date}")
         body.extend(entry.changes)
         body.append("")
     text = "\n".join(body).rstrip()

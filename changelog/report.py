@@ -8,6 +8,7 @@ the binary is its own group.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -16,8 +17,8 @@ from changelog.cves import extract_cves
 from changelog.diff import Change, SnapDiff, diff, diff_snaps
 from changelog.entries import Entry, entries_between
 from changelog.manifest import Manifest, Package
-from changelog.packages import dpkg_version
 from changelog.sources import ChangelogSource, Found, NoSource
+from changelog.versions import version_key
 
 __all__ = ["BinaryChange", "ChangeItem", "Changelog", "build_changelog"]
 
@@ -106,8 +107,11 @@ def build_changelog(
     """
     source = source or NoSource()
     result = diff(old_manifest, new_manifest)
-    upgraded = [_item(group, source, downgrade=False) for group in _group(result.upgraded)]
-    downgraded = [_item(group, source, downgrade=True) for group in _group(result.downgraded)]
+    fmt = new_manifest.package_format
+    groups_up = _group(result.upgraded, new_manifest)
+    groups_down = _group(result.downgraded, new_manifest)
+    upgraded = [_item(group, source, fmt, downgrade=False) for group in groups_up]
+    downgraded = [_item(group, source, fmt, downgrade=True) for group in groups_down]
     cves: dict[str, list[str]] = defaultdict(list)
     for item in upgraded:
         for cve in item.cves:
@@ -130,12 +134,48 @@ def _cve_key(cve: str) -> tuple[int, int]:
     return int(year), int(number)
 
 
-def _group(changes: Sequence[Change]) -> list[list[Change]]:
-    """Changes grouped by source package; groups in order of their source name."""
+def _group(changes: Sequence[Change], new: Manifest) -> list[list[Change]]:
+    """Changes grouped by source package; groups in order of their source name.
+
+    A binary with no known source is its own group, except Ubuntu 24.04's 64-bit time_t
+    renames (``libcurl4t64``, ``libssl3t64``): see `t64_source`.
+    """
     groups: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
+        if change.new.source is None and _T64.search(change.new.name):
+            src = t64_source(change.new, new)
+            if src is not None:
+                change = Change(
+                    replace(change.old, source=change.old.source or src),
+                    replace(change.new, source=src),
+                )
         groups[change.new.source_name].append(change)
     return [groups[name] for name in sorted(groups)]
+
+
+_T64 = re.compile(r"t64(-gnutls|-openssl)?$")
+# The sources of t64 libraries whose name is not lib<SOURCE><SOVERSION>.
+_T64_SOURCES = {"libssl": "openssl", "libgnutls": "gnutls28", "libglib": "glib2.0"}
+
+
+def t64_source(pkg: Package, manifest: Manifest) -> str | None:
+    """The source of a ``…t64`` binary of a manifest that does not say its sources.
+
+    Ubuntu 24.04 renamed the libraries whose ABI changed with 64-bit ``time_t`` (``libcurl4`` →
+    ``libcurl4t64``); their changelogs are their source's (curl's, openssl's). The source is the
+    name without ``lib``, its soversion and ``t64`` (``libcurl4t64`` → ``curl``), or the known
+    exceptions (``libssl3t64`` → ``openssl``), taken when the manifest has a package of that name
+    at the same version (the source's own binary), else the name without ``t64`` (``libcurl4``:
+    the changelog directory of the old image).
+    """
+    stem = _T64.sub(r"\1", pkg.name)  # libcurl3t64-gnutls → libcurl3-gnutls
+    bare = re.sub(r"[-0-9.]*(?:-gnutls|-openssl)?$", "", stem)  # libglib2.0-0 → libglib
+    guesses = [_T64_SOURCES.get(bare), bare.removeprefix("lib"), bare]
+    for guess in guesses:
+        other = manifest.packages.get(guess or "")
+        if guess and other is not None and other.version == pkg.version:
+            return guess
+    return stem or None
 
 
 def _changelog_version(pkg: Package) -> str:
@@ -143,18 +183,19 @@ def _changelog_version(pkg: Package) -> str:
     return pkg.source_version or pkg.version
 
 
-def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> ChangeItem:
+def _item(group: list[Change], source: ChangelogSource, fmt: str, *, downgrade: bool) -> ChangeItem:
     src = group[0].new.source_name
     # The binary named like its source leads the group; the others follow by name.
     ordered = sorted(group, key=lambda c: (c.name != src, c.name))
     lead = ordered[0]
     olds = [_changelog_version(c.old) for c in group]
     news = [_changelog_version(c.new) for c in group]
+    key = version_key(fmt)
     if downgrade:  # entries lost: NEW < v <= OLD
-        low, high = min(news, key=dpkg_version), max(olds, key=dpkg_version)
+        low, high = min(news, key=key), max(olds, key=key)
         wanted_version = lead.old.version
     else:  # entries gained: OLD < v <= NEW
-        low, high = min(olds, key=dpkg_version), max(news, key=dpkg_version)
+        low, high = min(olds, key=key), max(news, key=key)
         wanted_version = lead.new.version
     names = [c.name for c in ordered] + [src]
     found = source.lookup(names, wanted_version)
@@ -169,7 +210,12 @@ def _item(group: list[Change], source: ChangelogSource, *, downgrade: bool) -> C
         return replace(base, note=f"no changelog available: {found.reason}")
     lines = found.open()
     try:
-        entries = entries_between(lines, low, high)
+        if fmt == "rpm":
+            from changelog.rpm_changelog import rpm_entries_between
+
+            entries = rpm_entries_between(lines, low, high)
+        else:
+            entries = entries_between(lines, low, high)
     finally:
         close = getattr(lines, "close", None)
         if close is not None:

@@ -30,9 +30,12 @@ def family_dirs(changelog_dir: Path | None) -> tuple[Path, ...]:
     return (changelog_dir,) if changelog_dir is not None else ()
 
 
-def side_of_base(ref: str, manifest_text: str, changelog_dir: Path | None) -> Side:
-    """The side for a registered base: its stored manifest and its family's changelogs."""
-    manifest = parse_manifest_text(manifest_text, path=f"{ref} manifest")
+def side_of_base(
+    ref: str, manifest_text: str, changelog_dir: Path | None, package_format: str = "deb"
+) -> Side:
+    """The side for a registered base: its stored manifest, read in its family's package format,
+    and its family's changelogs."""
+    manifest = parse_manifest_text(manifest_text, f"{ref} manifest", package_format)
     return Side(manifest, family_dirs(changelog_dir))
 
 
@@ -44,4 +47,5 @@ def source_for_diff(
     NEW's first: an upgrade's entries are in the newer changelog.
     """
     dirs = [*extra_dirs, *new.changelog_dirs, *old.changelog_dirs]
-    return source_for(dirs, from_archive=from_archive)
+    fmt = new.manifest.package_format
+    return source_for(dirs, from_archive=from_archive, package_format=fmt)

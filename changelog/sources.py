@@ -50,6 +50,7 @@ __all__ = [
     "Missing",
     "NoSource",
     "changelog_from_deb",
+    "read_lines",
     "source_for",
 ]
 
@@ -87,7 +88,7 @@ class ChangelogSource(ABC):
         """
 
 
-def _read_lines(path: Path) -> Generator[str, None, None]:
+def read_lines(path: Path) -> Generator[str, None, None]:
     """The file's lines, gunzipped when it ends in ``.gz``; damage is a `ChangelogFileError`."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -110,7 +111,7 @@ def _is_debian_changelog(path: Path) -> bool:
     """Whether the first non-blank line is a Debian changelog header (``pkg (ver) dist; …``)."""
     from debian.changelog import topline
 
-    lines = _read_lines(path)
+    lines = read_lines(path)
     try:
         first = next((line for line in lines if line.strip()), "")
     finally:
@@ -153,14 +154,14 @@ class DirectorySource(ChangelogSource):
         for name in unique:
             for path in self.candidates(name):
                 if self.inside(path):
-                    return Found(str(path), partial(_read_lines, path))
+                    return Found(str(path), partial(read_lines, path))
         upstream = []
         for name in unique:  # native packages: changelog.gz, if it is in Debian's format
             for path in self.candidates(name, "changelog"):
                 if not self.inside(path):
                     continue
                 if _is_debian_changelog(path):
-                    return Found(str(path), partial(_read_lines, path))
+                    return Found(str(path), partial(read_lines, path))
                 upstream.append(str(path))
         skipped = f" ({', '.join(upstream)}: not a Debian changelog)" if upstream else ""
         if outside:
@@ -292,15 +293,25 @@ class ArchiveSource(ChangelogSource):
         return Missing("; ".join(reasons) or "no package to download")
 
 
-def source_for(dirs: Sequence[str | Path], *, from_archive: bool = False) -> ChangelogSource:
+def source_for(
+    dirs: Sequence[str | Path], *, from_archive: bool = False, package_format: str = "deb"
+) -> ChangelogSource:
     """The source reading ``dirs`` in order (duplicates once), then the apt archive if asked.
 
     The one place that turns "where changelogs are" into a source, so a diff on the command line
-    and the changelog made at bake time look in the same places.
+    and the changelog made at bake time look in the same places. For ``rpm`` the directories hold
+    ``rpm -q --changelog`` outputs (changelog/rpm_changelog.py); there is no archive to download
+    from.
     """
-    sources: list[ChangelogSource] = [
-        DirectorySource(d) for d in dict.fromkeys(Path(d) for d in dirs)
-    ]
+    unique = dict.fromkeys(Path(d) for d in dirs)
+    if package_format == "rpm":
+        from changelog.rpm_changelog import RpmDirectorySource
+
+        rpm_sources: list[ChangelogSource] = [RpmDirectorySource(d) for d in unique]
+        if not rpm_sources:
+            return NoSource()
+        return rpm_sources[0] if len(rpm_sources) == 1 else ChainSource(rpm_sources)
+    sources: list[ChangelogSource] = [DirectorySource(d) for d in unique]
     if from_archive:
         sources.append(ArchiveSource())
     if not sources:

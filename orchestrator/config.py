@@ -130,6 +130,7 @@ FAMILY = s.Table(
         ),
         "manifest": s.Str(None, _PATH, what="a path to a package manifest"),
         "changelog_dir": s.Str(None, _PATH, what="a directory of Debian changelogs"),
+        "package_format": s.Choice("deb", options=("deb", "rpm")),  # how its manifests are read
         "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
         "ena_support": s.Bool(None),
         "build_timeout": s.Duration("60m", lo=1),
@@ -247,6 +248,7 @@ class FamilySettings:
     os_release: str = ""  # what `imagefleet fleet` groups by; defaults to `os`
     tests: tuple[ImageTestSpec, ...] = DEFAULT_IMAGE_TESTS  # run on every image-test instance
     test_instance_profile: str | None = None  # launched with it: the SSM agent's permissions
+    package_format: str = "deb"  # "rpm": Amazon Linux / RHEL / Fedora (changelog/manifest.py)
 
 
 @dataclass(frozen=True)
@@ -444,6 +446,7 @@ def _family(
         os_release=fam["os_release"] or fam["os"],
         tests=_image_tests(fam["tests"], f"{dotted}.tests", w),
         test_instance_profile=fam["test_instance_profile"],
+        package_format=fam["package_format"],
     )
 
 

@@ -38,14 +38,16 @@ def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> Non
 
 def _source(settings: Settings, family: str) -> cl.ChangelogSource:
     """The family's changelog sources: the same `changelog diff` uses for its bases."""
-    return cl.source_for(family_dirs(settings.family(family).changelog_dir))
+    fam = settings.family(family)
+    return cl.source_for(family_dirs(fam.changelog_dir), package_format=fam.package_format)
 
 
 def changelog_between(
     settings: Settings, old: BaseVersion, new_ref: str, new_manifest: str
 ) -> cl.Changelog:
-    old_m = cl.parse_manifest_text(old.manifest, path=old.ref)
-    new_m = cl.parse_manifest_text(new_manifest, path=new_ref)
+    fmt = settings.family(old.family).package_format
+    old_m = cl.parse_manifest_text(old.manifest, path=old.ref, package_format=fmt)
+    new_m = cl.parse_manifest_text(new_manifest, path=new_ref, package_format=fmt)
     return cl.build_changelog(old_m, new_m, _source(settings, old.family))
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canary import hooks
 from canary.records import RolloutView, WaveView
 from orchestrator.store import BaseVersion, StateStore, utcnow
 from pipelines.records import RETRO_KIND, RetroRecord
+
+if TYPE_CHECKING:
+    from changelog.packages import Manifest
 
 DOC_KIND = RETRO_KIND
 QUESTIONS = (
@@ -41,16 +44,22 @@ class Retro:
 
 
 def package_changes(old: BaseVersion | None, new: BaseVersion | None, limit: int = 40) -> list[str]:
-    """Markdown bullets of what changed between two bases' manifests (dpkg order)."""
+    """Markdown bullets of what changed between two bases' manifests (dpkg or rpm order)."""
     if old is None or new is None or not (old.manifest.strip() and new.manifest.strip()):
         return ["- _no package manifests recorded for both bases_"]
     from changelog.diff import diff
     from changelog.manifest import parse_manifest_text
+    from orchestrator.errors import ManifestError
 
-    d = diff(
-        parse_manifest_text(old.manifest, f"{old.ref} manifest"),
-        parse_manifest_text(new.manifest, f"{new.ref} manifest"),
-    )
+    def read(base: BaseVersion) -> Manifest:
+        # The bake read it in the family's package_format; an RPM name/version list that could
+        # also be Debian's is refused without one, so it is read as rpm then.
+        try:
+            return parse_manifest_text(base.manifest, f"{base.ref} manifest")
+        except ManifestError:
+            return parse_manifest_text(base.manifest, f"{base.ref} manifest", "rpm")
+
+    d = diff(read(old), read(new))
     lines = [f"- {c.name}: {c.old.version} → {c.new.version}" for c in d.upgraded]
     lines += [f"- {c.name}: {c.old.version} → {c.new.version} (downgraded)" for c in d.downgraded]
     lines += [f"- {p.name} {p.version} (added)" for p in d.added]

@@ -110,6 +110,9 @@ def test_real_dpkg_query_three_columns_parse(tmp_path: Path) -> None:
     assert any(p.source and p.source != p.name for p in manifest.packages.values())
 
 
-def test_space_instead_of_tab_is_reported_as_such() -> None:
-    with pytest.raises(ManifestError, match=r"^m:1: expected 'package<TAB>version'"):
-        parse_manifest_text("libc6:amd64 2.36-9\n", "m")
+def test_space_separated_dpkg_query_is_read() -> None:
+    """dpkg-query -W -f='${Package} ${Version}\\n' (issue 22): blank-separated columns."""
+    manifest = parse_manifest_text("libc6:amd64 2.36-9\nbash 5.2.15-2+b2\n", "m")
+    assert manifest.format == "space" and manifest.package_format == "deb"
+    assert manifest.versions == {"libc6": "2.36-9", "bash": "5.2.15-2+b2"}
+    assert manifest["libc6"].arch == "amd64"

@@ -510,6 +510,30 @@ CASES = [
             "new.manifest": NEW_MANIFEST,
         },
     ),
+    # --- manifests of the wrong or an ambiguous package format (issue 22) ------------------------
+    cfg(
+        "package-format-unknown",
+        'build_timeout = "20m"',
+        'build_timeout = "20m"\npackage_format = "apk"',
+        "families.demo.package_format",
+    ),
+    Case(
+        "manifest-rpm-list-ambiguous",
+        ("changelog", "diff", "{ws}/al.tsv", "{ws}/al.tsv"),
+        "ambiguous manifest",
+        files={"al.tsv": b"bash\t5.2.15-1.amzn2023.0.2\nglibc\t2.34-52.amzn2023.0.3\n"},
+    ),
+    Case(
+        "manifest-rpm-qa-for-deb",
+        ("changelog", "diff", "{ws}/q.txt", "{ws}/q.txt", "--package-format", "deb"),
+        "lists RPM packages, but the package format is deb",
+        files={"q.txt": b"bash-5.2.15-1.amzn2023.0.2.x86_64\ngpg-pubkey-d832c631-6515c85e\n"},
+    ),
+    Case(
+        "manifest-file-missing",
+        ("changelog", "diff", "{ws}/recipes/demo.manifst", "{ws}/recipes/demo.manifest"),
+        "demo.manifst' not found (no such file)",
+    ),
     Case(
         "output-into-a-file",
         (
