@@ -199,3 +199,14 @@ def test_an_ami_shared_with_an_account_gc_did_not_read_is_kept() -> None:
 
 def test_reach_labels() -> None:
     assert Reach(OWN, ()).label == "own account" and Reach("stream", ()).label == "stream"
+
+
+# --- image tests: the cohort types across accounts ------------------------------------------------
+def test_image_tests_add_the_types_only_the_fleet_runs_with_where_they_run() -> None:
+    from pipelines.imagetest_cohorts import cohort_types
+
+    found = {"m5.large": ["", "stream"], "r6i.large": ["stream"], "c7g.large": ["", "prod"]}
+    types, extra = cohort_types(("t3.micro", "m5.large"), found)
+    assert types == ("t3.micro", "m5.large", "c7g.large", "r6i.large")
+    assert extra == {"c7g.large": ["", "prod"], "r6i.large": ["stream"]}
+    assert cohort_types(("t3.micro",), {}) == (("t3.micro",), {})
