@@ -35,6 +35,9 @@ from pipelines.gc import plan as gc_plan
 from pipelines.gc.plan import Image, Instance, Inventory, Plan, Records, Removal, TemplateVersion
 from pipelines.packer import run as packer_run
 
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
+
 
 def own_reach(settings: Settings, reaches: Sequence[Reach]) -> list[Reach]:
     """``reaches`` with the caller's own account widened to every family's regions (where bakes
@@ -45,10 +48,6 @@ def own_reach(settings: Settings, reaches: Sequence[Reach]) -> list[Reach]:
         )
     )
     return [Reach(OWN, regions) if not r.account else r for r in reaches]
-
-
-if TYPE_CHECKING:
-    from orchestrator.aws import AwsFactory
 
 
 def _images(
