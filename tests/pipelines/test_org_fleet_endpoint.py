@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from aws_support import make_ami
 
 from orchestrator.local.fleet import make_fleet
 from orchestrator.tags import FAMILY_TAG
@@ -16,6 +15,7 @@ from orchestrator.tags import FAMILY_TAG
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
 MEMBER_ID = "222222222222"
+STOCK = "ami-12c6146b"  # one of the endpoint's stock images
 
 
 def test_fleet_and_gc_read_the_member_account_and_gc_keeps_what_it_runs(
@@ -30,11 +30,14 @@ def test_fleet_and_gc_read_the_member_account_and_gc_keeps_what_it_runs(
             f'role = "arn:aws:iam::888888888888:role/none-{suffix}"\n'
         )
     # two AMIs of the family that no base owns: one a member account's group runs, one left over
-    used = make_ami(aws, f"{fam}-used")
+    # (copies of a stock image: owned by the caller, as a bake's or a promotion's AMIs are)
     ec2 = aws.client("ec2", REGION)
-    spare = ec2.copy_image(SourceRegion=REGION, SourceImageId=used, Name=f"{fam}-spare")["ImageId"]
+    used, spare = (
+        ec2.copy_image(SourceRegion=REGION, SourceImageId=STOCK, Name=f"{fam}-{n}")["ImageId"]
+        for n in ("used", "spare")
+    )
     ec2.create_tags(Resources=[used, spare], Tags=[{"Key": FAMILY_TAG, "Value": fam}])
-    make_fleet(aws, fam, "ami-12c6146b", ("t3.micro",), 1, REGION)
+    make_fleet(aws, fam, STOCK, ("t3.micro",), 1, REGION)
     # the member account's group runs the first (its role is made there, as a StackSet would)
     r = workspace.run(
         "--json", "local", "fleet", "--family", fam, "--ami", used, "--types", "m5.large",
