@@ -64,6 +64,8 @@ class FleetPage(Protocol):
     def snapshots(self) -> int: ...
     @property
     def plot(self) -> Path | None: ...
+    @property
+    def accounts(self) -> Sequence[str]: ...
 
 
 class ChangelogPage(Protocol):
@@ -216,6 +218,8 @@ def fleet_view(fleet: FleetPage | None, out: Path) -> dict[str, Any] | None:
         "summary": fleet.summary,
         "snapshots": fleet.snapshots,
         "plot": copied,
+        # the member accounts read: an account column when the fleet spans accounts
+        "accounts": list(fleet.accounts),
     }
 
 

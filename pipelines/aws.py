@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.errors import NotFoundError
 from orchestrator.tags import FAMILY_TAG
 from pipelines.gc.plan import Instance, TemplateVersion
 
@@ -65,13 +66,19 @@ def _ami(region: str, image: Mapping[str, Any]) -> Ami:
 
 
 def find_images(
-    aws: AwsFactory, region: str, filters: Filters, *, owners: Sequence[str] | None = ("self",)
+    aws: AwsFactory,
+    region: str,
+    filters: Filters,
+    *,
+    owners: Sequence[str] | None = ("self",),
+    account: str | None = None,
 ) -> list[Ami]:
-    """The images matching ``filters`` (owned by ``owners``; any owner when None)."""
+    """The images matching ``filters`` (owned by ``owners``; any owner when None), in member
+    account ``account`` (the caller's own when None)."""
     kwargs: dict[str, Any] = {"Filters": filters}
     if owners is not None:
         kwargs["Owners"] = list(owners)
-    pages = aws.client("ec2", region).paginate("describe_images", **kwargs)
+    pages = aws.client("ec2", region, account=account).paginate("describe_images", **kwargs)
     return [_ami(region, i) for page in pages for i in page.get("Images", [])]
 
 
@@ -142,12 +149,25 @@ def revoke_launch(aws: AwsFactory, region: str, ami: str, accounts: Sequence[str
     )
 
 
-def deregister_image(aws: AwsFactory, region: str, ami: str) -> None:
-    aws.client("ec2", region).deregister_image(ImageId=ami)
+def launch_permissions(
+    aws: AwsFactory, region: str, ami: str, account: str | None = None
+) -> list[dict[str, str]]:
+    """Who may launch ``ami`` besides its owner: DescribeImageAttribute's ``LaunchPermissions``
+    (``UserId``, ``Group``, ``OrganizationArn`` or ``OrganizationalUnitArn`` entries)."""
+    answer = aws.client("ec2", region, account=account).describe_image_attribute(
+        ImageId=ami, Attribute="launchPermission"
+    )
+    return [dict(p) for p in answer.get("LaunchPermissions", [])]
 
 
-def delete_snapshot(aws: AwsFactory, region: str, snapshot: str) -> None:
-    aws.client("ec2", region).delete_snapshot(SnapshotId=snapshot)
+def deregister_image(aws: AwsFactory, region: str, ami: str, account: str | None = None) -> None:
+    aws.client("ec2", region, account=account).deregister_image(ImageId=ami)
+
+
+def delete_snapshot(
+    aws: AwsFactory, region: str, snapshot: str, account: str | None = None
+) -> None:
+    aws.client("ec2", region, account=account).delete_snapshot(SnapshotId=snapshot)
 
 
 # --- stage pointers (SSM) and the organisation
@@ -216,23 +236,35 @@ def described_instance(aws: AwsFactory, region: str, instance_id: str) -> dict[s
     return dict(found["Reservations"][0]["Instances"][0])
 
 
-def find_instances(aws: AwsFactory, region: str, filters: Filters) -> list[Instance]:
-    """The instances matching ``filters``, over all pages."""
+def find_instances(
+    aws: AwsFactory, region: str, filters: Filters, account: str | None = None
+) -> list[Instance]:
+    """The instances matching ``filters``, over all pages (in member account ``account``, the
+    caller's own when None; each record names it)."""
     out = []
-    for page in aws.client("ec2", region).paginate("describe_instances", Filters=filters):
+    ec2 = aws.client("ec2", region, account=account)
+    for page in ec2.paginate("describe_instances", Filters=filters):
         for res in page.get("Reservations", []):
             for inst in res.get("Instances", []):
                 launched = inst.get("LaunchTime") or datetime.now(UTC)
                 out.append(
                     Instance(
-                        region, inst["InstanceId"], inst["State"]["Name"], tags_of(inst), launched
+                        region,
+                        inst["InstanceId"],
+                        inst["State"]["Name"],
+                        tags_of(inst),
+                        launched,
+                        account=account or "",
+                        ami=str(inst.get("ImageId", "")),
                     )
                 )
     return out
 
 
-def terminate_instances(aws: AwsFactory, region: str, ids: Sequence[str]) -> None:
-    aws.client("ec2", region).terminate_instances(InstanceIds=list(ids))
+def terminate_instances(
+    aws: AwsFactory, region: str, ids: Sequence[str], account: str | None = None
+) -> None:
+    aws.client("ec2", region, account=account).terminate_instances(InstanceIds=list(ids))
 
 
 def instance_status(aws: AwsFactory, region: str, instance_id: str) -> dict[str, Any] | None:
@@ -282,8 +314,11 @@ class GroupTemplate:
     version: str
 
 
-def group_templates(aws: AwsFactory, region: str) -> Iterator[GroupTemplate]:
-    for page in aws.client("autoscaling", region).paginate("describe_auto_scaling_groups"):
+def group_templates(
+    aws: AwsFactory, region: str, account: str | None = None
+) -> Iterator[GroupTemplate]:
+    asg = aws.client("autoscaling", region, account=account)
+    for page in asg.paginate("describe_auto_scaling_groups"):
         for g in page.get("AutoScalingGroups", []):
             spec = g.get("LaunchTemplate") or g.get("MixedInstancesPolicy", {}).get(
                 "LaunchTemplate", {}
@@ -296,8 +331,10 @@ def group_templates(aws: AwsFactory, region: str) -> Iterator[GroupTemplate]:
             )
 
 
-def template_versions(aws: AwsFactory, region: str, template_id: str) -> list[TemplateVersion]:
-    pages = aws.client("ec2", region).paginate(
+def template_versions(
+    aws: AwsFactory, region: str, template_id: str, account: str | None = None
+) -> list[TemplateVersion]:
+    pages = aws.client("ec2", region, account=account).paginate(
         "describe_launch_template_versions", LaunchTemplateId=template_id
     )
     return [
@@ -307,13 +344,32 @@ def template_versions(aws: AwsFactory, region: str, template_id: str) -> list[Te
             int(v["VersionNumber"]),
             v.get("VersionDescription", ""),
             bool(v.get("DefaultVersion")),
+            account=account or "",
+            ami=str(v.get("LaunchTemplateData", {}).get("ImageId", "")),
         )
         for page in pages
         for v in page.get("LaunchTemplateVersions", [])
     ]
 
 
-def delete_template_version(aws: AwsFactory, region: str, template_id: str, version: str) -> None:
-    aws.client("ec2", region).delete_launch_template_versions(
+def template_version_ami(
+    aws: AwsFactory, region: str, template_id: str, version: str, account: str | None = None
+) -> str:
+    """The AMI one launch-template version (a number, ``$Latest`` or ``$Default``) launches; ""
+    when it names none or the template is gone."""
+    try:
+        answer = aws.client("ec2", region, account=account).describe_launch_template_versions(
+            LaunchTemplateId=template_id, Versions=[version]
+        )
+    except NotFoundError:
+        return ""
+    found = answer.get("LaunchTemplateVersions", [])
+    return str(found[0].get("LaunchTemplateData", {}).get("ImageId", "")) if found else ""
+
+
+def delete_template_version(
+    aws: AwsFactory, region: str, template_id: str, version: str, account: str | None = None
+) -> None:
+    aws.client("ec2", region, account=account).delete_launch_template_versions(
         LaunchTemplateId=template_id, Versions=[version]
     )

@@ -34,7 +34,7 @@ from orchestrator.local import memory as endpoint_memory
 from orchestrator.output import table
 from pipelines import bake as bake_mod
 from pipelines import friends as friends_mod
-from pipelines import iam, imagetest
+from pipelines import iam, imagetest, imagetest_cohorts
 from pipelines import promote as promote_mod
 from pipelines import rollback as rollback_mod
 from pipelines.publish import get_parameter, parameter_name
@@ -128,22 +128,43 @@ def bake(family: str, variables: tuple[str, ...], wait: bool, check: bool) -> No
     show_default=True,
     help="Seconds to wait for each instance.",
 )
+@click.option(
+    "--accounts",
+    default="",
+    metavar="A,B",
+    help="Member accounts whose groups' instance types are tested too (default: every "
+    "[accounts.NAME]).",
+)
 @json_option
-def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout: int) -> None:
-    """Boot the base on each cohort instance type in each region and check it (exit 1 on
-    failure)."""
+def test_command(
+    ref: str, family: str | None, junit: Path | None, boot_timeout: int, accounts: str
+) -> None:
+    """Boot the base on each cohort instance type (configured, or run by the family's groups in
+    any account) in each region and check it (exit 1 on failure)."""
     obj = get_context()
     base = obj.resolve_base(ref, family)
     fam = obj.settings.family(base.family)
+    with obj.out.status(f"finding the instance types {base.family}'s groups run"):
+        types, discovered = imagetest_cohorts.types_for(
+            obj.aws, obj.settings, fam, accounts or None
+        )
+    for itype, where in discovered.items():
+        shown = ", ".join(a or "own account" for a in where)
+        obj.out.note(f"also testing {itype}: groups of {base.family} run it ({shown})")
     with (
         obj.out.status(
-            f"testing {base.ref} on {len(fam.cohort_instance_types)} type(s) × "
-            f"{len(fam.regions)} region(s)"
+            f"testing {base.ref} on {len(types)} type(s) × {len(fam.regions)} region(s)"
         ) as update,
         _lost_ami_hint(obj, base.ref),
     ):
         run = imagetest.run_tests(
-            obj.aws, obj.clock, fam, base, on_progress=update, boot_timeout=boot_timeout
+            obj.aws,
+            obj.clock,
+            fam,
+            base,
+            on_progress=update,
+            boot_timeout=boot_timeout,
+            instance_types=types,
         )
     if junit:
         imagetest.write_junit(run, junit)
@@ -171,7 +192,7 @@ def test_command(ref: str, family: str | None, junit: Path | None, boot_timeout:
         )
         return t
 
-    obj.out.result(run.to_dict(), render)
+    obj.out.result({**run.to_dict(), "discovered_types": discovered}, render)
     if not run.passed:
         raise RefusedError(
             f"image tests of {base.ref} failed: {failed} of {checks} checks",

@@ -55,6 +55,7 @@ FEATURES: dict[str, list[str]] = {
     "gc": [
         # `imagefleet gc` and a failed bake's clean-up: list what imagefleet made, remove orphans
         "ec2:DescribeImages",
+        "ec2:DescribeImageAttribute",  # an orphan shared with an account gc did not read stays
         "ec2:DeregisterImage",
         "ec2:DeleteSnapshot",
         "ec2:DescribeInstances",
@@ -85,6 +86,7 @@ FEATURES: dict[str, list[str]] = {
         "ec2:TerminateInstances",
         "ec2:CreateTags",
         "ec2:DescribeInstanceStatus",  # the ec2-status image test
+        "autoscaling:DescribeAutoScalingGroups",  # the instance types the family's groups run
         "ssm:SendCommand",  # ssm image tests: AWS-RunShellScript on the test instance
         "ssm:GetCommandInvocation",
         "iam:PassRole",  # families.*.test_instance_profile, so the SSM agent can work

@@ -215,7 +215,11 @@ def run_tests(
     on_progress: Callable[[str], None] = lambda _m: None,
     boot_timeout: float = 600.0,
     poll: float = 2.0,
+    instance_types: Sequence[str] | None = None,
 ) -> TestRun:
+    """Boot ``base`` on each of ``instance_types`` (the family's ``cohort_instance_types`` when
+    None; ``pipelines.imagetest_cohorts`` adds the types the fleet runs) in each region."""
+    types = tuple(instance_types or family.cohort_instance_types)
     run_id = f"test-{base.family}-{base.version}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     cases: list[Case] = []
@@ -231,7 +235,7 @@ def run_tests(
                     None,
                     [Check("available", False, f"{base.ref} has no AMI in {region}")],
                 )
-                for t in family.cohort_instance_types
+                for t in types
             ]
             continue
         image_checks = check_image(
@@ -243,12 +247,12 @@ def run_tests(
             base.family,
             region,
             ami,
-            family.cohort_instance_types,
+            types,
             family.test_instance_profile,
         )
         try:
             with provisioned(smoke, clock=clock, ready_timeout=0, poll=poll, progress=on_progress):
-                for itype in family.cohort_instance_types:
+                for itype in types:
                     if itype in smoke.failed:
                         cases.append(
                             Case(region, itype, None, [Check("launch", False, smoke.failed[itype])])

@@ -26,7 +26,7 @@ from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
-from pipelines import imagetest, reservations
+from pipelines import imagetest, imagetest_cohorts, reservations
 from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
@@ -336,8 +336,15 @@ class Job:
 
     def _image_tests(self, op: Operation) -> dict[str, Any]:
         base = self._base(op)
+        # the configured cohort types and those the family's groups run in any account
+        types, _ = imagetest_cohorts.types_for(self.ctx.aws, self.settings, self.fam)
         run = imagetest.run_tests(
-            self.ctx.aws, self.ctx.clock, self.fam, base, on_progress=self.progress
+            self.ctx.aws,
+            self.ctx.clock,
+            self.fam,
+            base,
+            on_progress=self.progress,
+            instance_types=types,
         )
         imagetest.record_evidence(self._fenced or self.ctx.store, run, actor=self.ctx.actor)
         if not run.passed:

@@ -95,6 +95,18 @@ def run_and_check(
             "demo-r5-large": {old},
         }
 
+        # the organisation's second account: `fleet` read its groups through its role, beside
+        # the caller's own (once the canary reads member accounts, they roll with the rest)
+        for snap in store.docs("fleet-snapshot"):
+            assert snap["accounts"] == [demo.MEMBER]
+            assert sorted(r["group"] for r in snap["rows"] if r["account"] == demo.MEMBER) == [
+                f"demo-{t.replace('.', '-')}" for t in sorted(demo.MEMBER_TYPES)
+            ]
+            assert (
+                sum(r["instances"] for r in snap["rows"])
+                == 100 + len(demo.MEMBER_TYPES) * demo.MEMBER_PER_TYPE
+            )
+
         assert outcome.report is not None and outcome.report.is_file()
         assert any(
             rollout["id"] in page.read_text() for page in outcome.report.parent.rglob("*.html")

@@ -2,10 +2,14 @@
 Packer.
 
 The story: a released base runs a fleet of four cohorts (one Auto Scaling group per instance type,
-100 instances); `imagefleet run demo` takes a new base from bake to release; the new base answers
-60 % slower on r5 instances (an injected fault, labelled as such); the canary catches it, rolls
-that cohort back and lets the others go on; release is refused (exit 1 with the reason); the
-report site says what happened.
+100 instances) in the operator's account, and two more groups in a second AWS account of the
+organisation (``[accounts.stream]``, reached by assuming its role, as StackSets set it up);
+`imagefleet fleet` shows both accounts; `imagefleet run demo` takes a new base from bake to
+release, sharing it with the second account (the candidate stage's launch permission) before any
+group rolls; the new base answers 60 % slower on r5 instances (an injected fault, labelled as
+such); the canary catches it, rolls that cohort back and lets the others go on; release is refused
+(exit 1 with the reason); the report site says what happened. The canary rolls whichever accounts
+it reads: the second account's groups are cohorts m5.large and r5.large like the first's.
 
 The demo runs on a virtual clock with the local agents attached to it (``local up --no-agents``;
 `orchestrator.local.agents.attach`): the soak, canary windows and benchmark waits take no
@@ -47,6 +51,19 @@ from orchestrator.output import Output
 
 FAMILY = "demo"
 FLEET_PER_TYPE = 25  # 4 cohort types × 25 = 100 instances
+# The organisation's second account: the endpoint routes a request signed with the credentials of
+# a role assumed in 222222222222 to that account (`local up` makes the role there, as a StackSet
+# would). Its fleet is small (2 groups × 5) so the demo takes about as long as with one account;
+# r5.large is among its types, so the injected cohort spans both accounts.
+MEMBER = "stream"
+MEMBER_ID = "222222222222"
+MEMBER_TYPES = ("m5.large", "r5.large")
+MEMBER_PER_TYPE = 5
+ACCOUNTS_DEMO_CONFIG = f"""
+[accounts.{MEMBER}]
+id = "{MEMBER_ID}"
+role = "arn:aws:iam::{MEMBER_ID}:role/imagefleet-member"
+"""
 REGRESSED_TYPES = "r5.*"
 INJECTED_COHORT = "r5.large"
 REGRESSION = ("latency_ms", 1.6)  # the canary's metric, 60 % worse; the benchmarks are untouched
@@ -249,7 +266,27 @@ class Demo:
             text,
             flags=re.MULTILINE,
         )
-        self.config.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
+        # The second account: its [accounts] table, and the candidate shared with it, so the
+        # new base may launch there before its groups roll (the release stage shares with it too)
+        accounts = ACCOUNTS_DEMO_CONFIG.strip()
+        print(
+            f"$ # add to imagefleet.toml, and share candidates with {MEMBER_ID} too:\n{accounts}",
+            flush=True,
+        )
+        text, shared = re.subn(
+            r"^(\[stages\.candidate\]\naccounts = \[)([^\]]*)\]",
+            lambda m: (
+                f'{m.group(1)}{m.group(2)}, "{MEMBER_ID}"]'
+                if MEMBER_ID not in m.group(2)
+                else m.group(0)
+            ),
+            text,
+            count=1,
+            flags=re.MULTILINE,
+        )
+        if not shared:
+            raise SystemExit("demo: init's config has no [stages.candidate] accounts to extend")
+        self.config.write_text(text.rstrip("\n") + "\n\n" + block + "\n\n" + accounts + "\n")
 
     def update_recipe(self) -> None:
         """The recipe moves on: newer packages for the next bake (its changelog shows them)."""
@@ -374,6 +411,26 @@ def story(d: Demo) -> None:
             "--per-type",
             str(FLEET_PER_TYPE),
         )
+        d.say(
+            f"The organisation's second account ({MEMBER}, {MEMBER_ID}): imagefleet assumes its "
+            "role there; its groups run the release too, shared with it by launch permission"
+        )
+        d.run("accounts", "check")
+        d.run(
+            "local",
+            "fleet",
+            "--family",
+            FAMILY,
+            "--ami",
+            d.ami("release"),
+            "--types",
+            ",".join(MEMBER_TYPES),
+            "--per-type",
+            str(MEMBER_PER_TYPE),
+            "--account",
+            MEMBER,
+        )
+        d.run("fleet")
         d.say(
             "The recipe moves on; `imagefleet run` bakes and tests the next base, then stops "
             "(--until unstable)"

@@ -20,9 +20,11 @@ def _age(days: float | None) -> str:
 
 
 def _render(snap: fleet_snapshot.Snapshot) -> RenderableType:
+    spans = snap.view.by_account  # the account column only when member accounts were read
     rows = [
         (
             r.family,
+            *((r.account or "(own)",) if spans else ()),
             r.region,
             r.group,
             r.instances,
@@ -36,6 +38,7 @@ def _render(snap: fleet_snapshot.Snapshot) -> RenderableType:
     groups = table(
         [
             "family",
+            *(("account",) if spans else ()),
             "region",
             "group",
             "instances",
@@ -65,19 +68,29 @@ def _render(snap: fleet_snapshot.Snapshot) -> RenderableType:
 
 
 @click.command("fleet")
+@click.option(
+    "--accounts",
+    "accounts",
+    default="",
+    metavar="A,B",
+    help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
+)
 @json_option
-def fleet_command() -> None:
-    """Which Auto Scaling groups run which base and OS release; records a snapshot for the
-    burndown."""
+def fleet_command(accounts: str) -> None:
+    """Which Auto Scaling groups run which base and OS release, in the caller's account and
+    every member account; records a snapshot for the burndown."""
     obj = get_context()
     with obj.out.status("reading the fleet's Auto Scaling groups"):
-        snap = fleet_snapshot.take(obj.aws, obj.store, obj.settings, obj.clock.now())
+        snap = fleet_snapshot.take(
+            obj.aws, obj.store, obj.settings, obj.clock.now(), accounts or None
+        )
     obj.out.result(
         snap.to_dict(),
         lambda: (
             _render(snap)
             if snap.view.rows
-            else f"no Auto Scaling groups in {', '.join(obj.settings.aws.regions)} (snapshot "
-            f"{snap.id})"
+            else f"no Auto Scaling groups in {', '.join(obj.settings.aws.regions)}"
+            + (f" (own account and {', '.join(snap.view.accounts)})" if snap.view.accounts else "")
+            + f" (snapshot {snap.id})"
         ),
     )

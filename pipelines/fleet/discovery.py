@@ -1,5 +1,7 @@
 """Discovery for the fleet view: every Auto Scaling group in the configured regions and the AMI
-each of its instances runs (Auto Scaling lists the instances, EC2 knows their image).
+each of its instances runs (Auto Scaling lists the instances, EC2 knows their image), in the
+caller's account and in each member account it reaches (``orchestrator.reach``), read through the
+role imagefleet assumes there.
 
 The adapter of ``imagefleet fleet``: it returns ``pipelines.fleet.view.DiscoveredGroup`` records and
 decides nothing.
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.aws import Client, batches
+from orchestrator.reach import Reach, pairs
 from orchestrator.tags import FAMILY_TAG
 from pipelines.fleet.view import DiscoveredGroup
 
@@ -38,12 +41,16 @@ def _image_of(ec2: Client, instance_ids: Sequence[str]) -> dict[str, str]:
     return images
 
 
-def discover_region(aws: AwsFactory, region: str) -> list[DiscoveredGroup]:
-    """The groups of one region with their instances' AMIs counted (terminating instances left
-    out)."""
+def discover_region(
+    aws: AwsFactory, region: str, account: str | None = None
+) -> list[DiscoveredGroup]:
+    """The groups of one region (of member account ``account``; the caller's own when None) with
+    their instances' AMIs counted (terminating instances left out)."""
     groups = list(
         _pages(
-            aws.client("autoscaling", region), "describe_auto_scaling_groups", "AutoScalingGroups"
+            aws.client("autoscaling", region, account=account),
+            "describe_auto_scaling_groups",
+            "AutoScalingGroups",
         )
     )
     live = {
@@ -55,7 +62,7 @@ def discover_region(aws: AwsFactory, region: str) -> list[DiscoveredGroup]:
         for g in groups
     }
     ids = [i for members in live.values() for i in members]
-    images = _image_of(aws.client("ec2", region), ids) if ids else {}
+    images = _image_of(aws.client("ec2", region, account=account), ids) if ids else {}
     out = []
     for g in groups:
         tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
@@ -66,11 +73,20 @@ def discover_region(aws: AwsFactory, region: str) -> list[DiscoveredGroup]:
                 region=region,
                 family=tags.get(FAMILY_TAG),
                 amis=dict(amis),
+                account=account or "",
             )
         )
     return out
 
 
 def discover(aws: AwsFactory, regions: Iterable[str]) -> list[DiscoveredGroup]:
-    """Every region's groups, region by region."""
+    """Every region's groups in the caller's own account, region by region."""
     return [g for region in regions for g in discover_region(aws, region)]
+
+
+def discover_reach(aws: AwsFactory, reaches: Iterable[Reach]) -> list[DiscoveredGroup]:
+    """Every group of every account and region in ``reaches`` (roles already assumed:
+    ``orchestrator.reach.reach``), account by account."""
+    return [
+        g for r, region in pairs(reaches) for g in discover_region(aws, region, r.client_account)
+    ]

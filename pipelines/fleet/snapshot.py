@@ -9,15 +9,17 @@ copies it as it copies perf plots.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Settings
+from orchestrator.reach import member_names, reach
 from orchestrator.store import StateStore
 from pipelines.fleet import view as fleet
-from pipelines.fleet.discovery import discover
+from pipelines.fleet.discovery import discover_reach
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
@@ -47,14 +49,30 @@ def known_bases(store: StateStore) -> list[fleet.KnownBase]:
     return [fleet.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()]
 
 
-def take(aws: AwsFactory, store: StateStore, settings: Settings, now: datetime) -> Snapshot:
-    """Discover, build the view at ``now``, draw the burndown and record the snapshot."""
+def take(
+    aws: AwsFactory,
+    store: StateStore,
+    settings: Settings,
+    now: datetime,
+    accounts: str | Iterable[str] | None = None,
+) -> Snapshot:
+    """Discover in the caller's account and the member accounts ``accounts`` picks (every
+    configured one by default), build the view at ``now``, draw the burndown and record the
+    snapshot."""
     from pipelines.fleet.plot import burndown_plot
 
     releases = fleet.os_releases(settings.raw)  # bad configuration stops before any AWS call
     releases_of = {name: fam.os_release or fam.os for name, fam in settings.families.items()}
+    # an unknown account name: exit 2; a role that cannot be assumed: exit 3, named; both
+    # before any group is read
+    reaches = reach(aws, settings, accounts)
     view = fleet.view(
-        discover(aws, settings.aws.regions), known_bases(store), releases_of, releases, now
+        discover_reach(aws, reaches),
+        known_bases(store),
+        releases_of,
+        releases,
+        now,
+        member_names(reaches),
     )
     snap_id = f"{view.taken_at}-{uuid.uuid4().hex[:6]}"
     body = {"id": snap_id, **view.to_dict()}
@@ -75,6 +93,7 @@ class SnapshotPage:
     summary: list[dict[str, Any]]
     snapshots: int
     plot: Path | None
+    accounts: list[str] = field(default_factory=list)  # member accounts read ([] in one account)
 
 
 def latest(store: StateStore) -> SnapshotPage | None:
@@ -84,10 +103,12 @@ def latest(store: StateStore) -> SnapshotPage | None:
         return None
     last = snapshots[-1]
     plot = Path(last["plot"]) if last.get("plot") else None
+    rows = list(last.get("rows", []))
     return SnapshotPage(
         str(last.get("taken_at", "")),
-        list(last.get("rows", [])),
+        rows,
         list(last.get("summary", [])),
         len(snapshots),
         plot if plot is not None and plot.is_file() else None,
+        sorted(set(last.get("accounts") or ()) | {r["account"] for r in rows if r.get("account")}),
     )

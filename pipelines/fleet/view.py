@@ -24,12 +24,16 @@ SNAPSHOT_KIND = FLEET_SNAPSHOT_KIND
 
 @dataclass(frozen=True)
 class DiscoveredGroup:
-    """An Auto Scaling group as discovery saw it: its instances' AMIs, counted."""
+    """An Auto Scaling group as discovery saw it: its instances' AMIs, counted.
+
+    Groups are told apart by (account, region, name): two member accounts may each have a group
+    of the same name in the same region."""
 
     name: str
     region: str
     family: str | None  # its imagefleet:family tag, when it has one
     amis: Mapping[str, int]  # AMI id -> instances running it
+    account: str = ""  # the [accounts.NAME] it runs in; "" for the caller's own account
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,15 @@ class BaseShare:
 
 @dataclass(frozen=True)
 class GroupRow:
-    """One group of the fleet view: where it is and what its instances run."""
+    """One group of the fleet view: where it is (account and region) and what its instances
+    run."""
 
     group: str
     region: str
     family: str
     instances: int
     runs: tuple[BaseShare, ...]
+    account: str = ""  # the member account ([accounts.NAME]); "" for the caller's own
 
     @property
     def os_releases(self) -> tuple[str, ...]:
@@ -113,15 +119,24 @@ class ReleaseSummary:
 
 @dataclass(frozen=True)
 class FleetView:
-    """The whole view: rows, a summary per OS release, and when it was taken."""
+    """The whole view: rows, a summary per OS release, when it was taken, and the member
+    accounts read besides the caller's own (none: a one-account view, shown without an account
+    column)."""
 
     taken_at: str
     rows: tuple[GroupRow, ...]
     summary: tuple[ReleaseSummary, ...] = field(default=())
+    accounts: tuple[str, ...] = ()
+
+    @property
+    def by_account(self) -> bool:
+        """Whether the view spans accounts: an account column is shown then."""
+        return bool(self.accounts) or any(r.account for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "taken_at": self.taken_at,
+            "accounts": list(self.accounts),
             "rows": [r.to_dict() for r in self.rows],
             "summary": [s.to_dict() for s in self.summary],
             "by_os_release": {s.os_release: s.instances for s in self.summary},
@@ -210,6 +225,7 @@ def group_row(
         family=family,
         instances=sum(group.amis.values()),
         runs=runs,
+        account=group.account,
     )
 
 
@@ -250,20 +266,24 @@ def view(
     releases_of: Mapping[str, str],
     releases: Mapping[str, OsRelease],
     now: datetime,
+    accounts: Sequence[str] = (),
 ) -> FleetView:
-    """The fleet view at ``now``: a row per group (by region and name) and the summary per OS
-    release."""
+    """The fleet view at ``now``: a row per group (by family, account, region and name; the
+    caller's own account first) and the summary per OS release over every account.
+    ``accounts`` names the member accounts read: a base shared with them runs there under the
+    same AMI id, so it is recognised in every account."""
     by_ami = ami_index(bases)
     rows = tuple(
         sorted(
             (group_row(g, by_ami, releases_of, releases, now) for g in groups),
-            key=lambda r: (r.family, r.region, r.group),
+            key=lambda r: (r.family, r.account, r.region, r.group),
         )
     )
     return FleetView(
         taken_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         rows=rows,
         summary=summarise(rows, releases, now.date()),
+        accounts=tuple(accounts),
     )
 
 

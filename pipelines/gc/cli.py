@@ -28,10 +28,16 @@ if TYPE_CHECKING:
     metavar="DURATION",
     help="Leave instances younger than this (a run may not have recorded itself yet).",
 )
+@click.option(
+    "--accounts",
+    default="",
+    metavar="A,B",
+    help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
+)
 @json_option
-def gc(dry_run: bool, grace: str) -> None:
+def gc(dry_run: bool, grace: str, accounts: str) -> None:
     """Remove what imagefleet left in AWS that no record owns: AMIs, instances, template
-    versions."""
+    versions, in the caller's account and every member account (never what any of them runs)."""
 
     obj = get_context()
     with obj.out.status("looking for leftovers"):
@@ -43,15 +49,18 @@ def gc(dry_run: bool, grace: str) -> None:
             actor=obj.actor,
             dry_run=dry_run,
             grace=timedelta(seconds=parse_duration(grace, "--grace")),
+            accounts=accounts or None,
         )
     data = {**plan.to_dict(), "dry_run": dry_run, "results": done}
 
     def render() -> RenderableType:
         verb = "would remove" if dry_run else "removed"
         failed = {(d["kind"], d["id"]): d.get("error", "") for d in done if not d["removed"]}
+        spans = bool(obj.settings.accounts)  # the account column once member accounts exist
         rows = [
             (
                 r.kind,
+                *((r.account or "(own)",) if spans else ()),
                 r.region,
                 f"{r.template_id}:{r.id}" if r.template_id else r.id,
                 f"FAILED: {failed[(r.kind, r.id)]}" if (r.kind, r.id) in failed else verb,
@@ -59,9 +68,13 @@ def gc(dry_run: bool, grace: str) -> None:
             )
             for r in plan.remove
         ]
-        rows += [(k.kind, k.region, k.id, "kept", k.reason) for k in plan.keep]
+        rows += [
+            (k.kind, *((k.account or "(own)",) if spans else ()), k.region, k.id, "kept", k.reason)
+            for k in plan.keep
+        ]
         if not rows:
             return "nothing to collect"
-        return table(["kind", "region", "id", "action", "why"], rows)
+        head = ["kind", *(("account",) if spans else ()), "region", "id", "action", "why"]
+        return table(head, rows)
 
     obj.out.result(data, render)

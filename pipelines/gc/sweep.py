@@ -7,6 +7,11 @@ looks at a family's AMIs it holds that family's bake lease, so a bake in progres
 mistaken for an orphan; a family whose lease is taken is left alone this time. It lists before
 it reads the records, and the plan keeps what a held promotion or rollout lease is making and a
 fresh AMI no record owns yet (grace), so nothing a live or recent operation made is removed.
+
+It reads the caller's account and every member account it reaches (``orchestrator.reach``;
+``--accounts`` narrows them, a role that cannot be assumed stops it before anything is read):
+their tagged AMIs, benchmark and baseline instances, rollout template versions, and what every
+live instance and group there runs, so an AMI in use in any account it read is never removed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.config import Settings
 from orchestrator.errors import AwsError, LeaseHeldError, NotFoundError
 from orchestrator.local.processes import ProcessRecord
+from orchestrator.reach import OWN, Reach, pairs, reach
 from orchestrator.store import StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, GROUP_TAG, LISTENER_TAG, ROLE_TAG, ROLLOUT_TAG
 from perf import runs as perf_runs
@@ -33,10 +39,23 @@ if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
 
-def _images(aws: AwsFactory, region: str, filters: list[dict[str, Any]]) -> list[Image]:
+def own_reach(settings: Settings, reaches: Sequence[Reach]) -> list[Reach]:
+    """``reaches`` with the caller's own account widened to every family's regions (where bakes
+    and promotions leave AMIs) besides the ``[aws]`` regions."""
+    regions = tuple(
+        sorted(
+            {r for f in settings.families.values() for r in f.regions} | set(settings.aws.regions)
+        )
+    )
+    return [Reach(OWN, regions) if not r.account else r for r in reaches]
+
+
+def _images(
+    aws: AwsFactory, region: str, filters: list[dict[str, Any]], account: str | None = None
+) -> list[Image]:
     return [
-        Image(region, i.ami, i.snapshots, i.tags, i.created)
-        for i in images.find_images(aws, region, filters)
+        Image(region, i.ami, i.snapshots, i.tags, i.created, account=account or "")
+        for i in images.find_images(aws, region, filters, account=account)
     ]
 
 
@@ -56,23 +75,27 @@ def _gone(exc: Exception) -> bool:
 
 
 def remove_image(
-    aws: AwsFactory, region: str, ami: str, snapshots: Iterable[str] | None = None
+    aws: AwsFactory,
+    region: str,
+    ami: str,
+    snapshots: Iterable[str] | None = None,
+    account: str | None = None,
 ) -> list[str]:
     """Deregister an AMI, then delete its snapshots (AWS keeps them after DeregisterImage)."""
     if snapshots is None:
         found = images.find_images(
-            aws, region, [{"Name": "image-id", "Values": [ami]}], owners=None
+            aws, region, [{"Name": "image-id", "Values": [ami]}], owners=None, account=account
         )
         snapshots = [s for i in found for s in i.snapshots]
     snaps = list(snapshots)
     try:
-        images.deregister_image(aws, region, ami)
+        images.deregister_image(aws, region, ami, account)
     except (NotFoundError, AwsError) as exc:
         if not _gone(exc):
             raise
     for snap in snaps:
         try:
-            images.delete_snapshot(aws, region, snap)
+            images.delete_snapshot(aws, region, snap, account)
         except (NotFoundError, AwsError) as exc:
             if not _gone(exc):
                 raise
@@ -168,21 +191,26 @@ def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) 
 
 # --- listing
 # ----------------------------------------------------------------------------------------
-def _instances(aws: AwsFactory, region: str) -> list[Instance]:
-    filters = [
-        {"Name": "tag:imagefleet:role", "Values": ["perf", "baseline"]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-    ]
-    return images.find_instances(aws, region, filters)
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def _live_instances(aws: AwsFactory, region: str, account: str | None) -> list[Instance]:
+    """Every instance not terminated, whatever its tags: what runs which AMI in that account."""
+    filters = [{"Name": "instance-state-name", "Values": LIVE_STATES}]
+    return images.find_instances(aws, region, filters, account)
 
 
 def _templates(
-    aws: AwsFactory, region: str, families: set[str]
-) -> tuple[list[TemplateVersion], set[tuple[str, str, int]]]:
-    """Versions of the launch templates the families' groups use, and the versions in use."""
+    aws: AwsFactory, region: str, families: set[str], account: str | None = None
+) -> tuple[list[TemplateVersion], set[tuple[str, str, int]], set[tuple[str, str]]]:
+    """Versions of the launch templates the families' groups use, the versions in use, and the
+    (account, AMI) every group's version launches (any group: its AMI is in use)."""
     in_use: set[tuple[str, str, int]] = set()
     template_ids: set[str] = set()
-    for group in images.group_templates(aws, region):
+    pinned: set[tuple[str, str]] = set()  # (template id, version) of every group
+    for group in images.group_templates(aws, region, account):
+        if group.template_id:
+            pinned.add((group.template_id, group.version or "$Default"))
         if group.family not in families:
             continue
         if group.template_id:
@@ -191,32 +219,63 @@ def _templates(
                 in_use.add((region, group.template_id, int(group.version)))
     versions = []
     for lt_id in sorted(template_ids):
-        versions += images.template_versions(aws, region, lt_id)
-    return versions, in_use
+        versions += images.template_versions(aws, region, lt_id, account)
+    known = {(v.template_id, str(v.version)): v.ami for v in versions}
+    group_amis = set()
+    for lt_id, version in sorted(pinned):
+        ami = known.get((lt_id, version))
+        if ami is None:  # a template of no managed family, or $Latest / $Default: ask EC2
+            ami = images.template_version_ami(aws, region, lt_id, version, account)
+        if ami:
+            group_amis.add((account or "", ami))
+    return versions, in_use, group_amis
 
 
 def inventory(
-    aws: AwsFactory, settings: Settings, recorded: dict[str, dict[str, str]] | None = None
+    aws: AwsFactory,
+    settings: Settings,
+    recorded: dict[str, dict[str, str]] | None = None,
+    reaches: Sequence[Reach] | None = None,
 ) -> Inventory:
-    """Every imagefleet-tagged AMI (and those ``recorded`` per region), benchmark/baseline instance
-    and rollout template version."""
+    """Every imagefleet-tagged AMI (and those ``recorded`` per region, in the caller's account),
+    benchmark/baseline instance and rollout template version of every account in ``reaches``
+    (the caller's own alone when None), with what every live instance and group there runs."""
     families = set(settings.families)
-    regions = sorted(
-        {r for f in settings.families.values() for r in f.regions} | set(settings.aws.regions)
-    )
     inv = Inventory()
-    for region in regions:
-        tagged = _images(aws, region, [{"Name": "tag-key", "Values": [FAMILY_TAG]}])
-        extra = sorted(set((recorded or {}).get(region, {})) - {i.ami for i in tagged})
-        inv.images += tagged + (
-            _images(aws, region, [{"Name": "image-id", "Values": extra}]) if extra else []
-        )
-        inv.instances += _instances(aws, region)
-        versions, in_use = _templates(aws, region, families)
+    for where, region in pairs(reaches or own_reach(settings, [Reach(OWN, ())])):
+        account = where.client_account
+        tagged = _images(aws, region, [{"Name": "tag-key", "Values": [FAMILY_TAG]}], account)
+        if account is None:
+            extra = sorted(set((recorded or {}).get(region, {})) - {i.ami for i in tagged})
+            if extra:
+                tagged += _images(aws, region, [{"Name": "image-id", "Values": extra}])
+        inv.images += tagged
+        live = _live_instances(aws, region, account)
+        inv.running += live
+        inv.instances += [i for i in live if i.tags.get(ROLE_TAG) in ("perf", "baseline")]
+        versions, in_use, group_amis = _templates(aws, region, families, account)
         inv.template_versions += versions
         inv.in_use |= in_use
-        inv.side_groups += _side_groups(aws, region)
+        inv.group_amis |= group_amis
+        if account is None:  # the canary's side target groups: the caller's own account
+            inv.side_groups += _side_groups(aws, region)
     return inv
+
+
+def shares_of_removals(
+    aws: AwsFactory, removals: Sequence[Removal]
+) -> dict[tuple[str, str, str], list[dict[str, str]]]:
+    """The launch permissions of every AMI about to be removed (``gc_plan.keep_shared`` reads
+    them): one DescribeImageAttribute each."""
+    out = {}
+    for r in removals:
+        if r.kind == "image":
+            try:
+                perms = images.launch_permissions(aws, r.region, r.id, r.account or None)
+            except NotFoundError:
+                perms = []  # already gone
+            out[(r.account, r.region, r.id)] = perms
+    return out
 
 
 def _side_groups(aws: AwsFactory, region: str) -> list[gc_plan.SideGroup]:
@@ -257,7 +316,8 @@ def records(
     """What the store owns and what is in flight: bases, runs, rollouts, reservations, and the
     leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one). A perf run
     in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
-    owned = {ami for base in store.bases() for ami in base.amis.values()}
+    bases = store.bases()
+    owned = {ami for base in bases for ami in base.amis.values()}
     from canary.records import headers
     from perf.records import runs as run_records
 
@@ -277,6 +337,7 @@ def records(
         rollouts=rollouts,
         recorded=by_ami,
         live=live,
+        versions={(b.family, str(b.version)) for b in bases},
     )
 
 
@@ -286,17 +347,18 @@ def carry_out(aws: AwsFactory, removals: list[Removal]) -> list[dict[str, Any]]:
     """Remove each planned item; one failure does not stop the others. Returns what happened."""
     done = []
     for r in removals:
+        account = r.account or None
         try:
             if r.kind == "image":
-                remove_image(aws, r.region, r.id, r.snapshots)
+                remove_image(aws, r.region, r.id, r.snapshots, account)
             elif r.kind == "instance":
-                images.terminate_instances(aws, r.region, [r.id])
+                images.terminate_instances(aws, r.region, [r.id], account)
             elif r.kind == "target-group":
                 from canary.sides import release_side_group
 
                 release_side_group(aws, r.region, r.id, r.listener)
             else:
-                images.delete_template_version(aws, r.region, r.template_id, r.id)
+                images.delete_template_version(aws, r.region, r.template_id, r.id, account)
             done.append({**r.to_dict(), "removed": True})
         except Exception as exc:  # reported per item
             done.append({**r.to_dict(), "removed": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -313,8 +375,14 @@ def collect(
     dry_run: bool,
     grace: timedelta = gc_plan.DEFAULT_GRACE,
     now: datetime | None = None,
+    accounts: str | Iterable[str] | None = None,
 ) -> tuple[Plan, list[dict[str, Any]]]:
-    """Plan under the families' bake leases (those free now), then act unless ``dry_run``."""
+    """Plan under the families' bake leases (those free now), then act unless ``dry_run``.
+
+    Reads the caller's account and the member accounts ``accounts`` picks (every configured
+    one by default); an unknown name (exit 2) or a role that cannot be assumed (exit 3, each
+    named) stops it before any lease is taken or anything read."""
+    reaches = reach(aws, settings, accounts)
     with ExitStack() as stack:
         baking = set()
         for family in sorted(settings.families):
@@ -339,7 +407,7 @@ def collect(
         # The records are read after the inventory: what an operation made and recorded while gc
         # listed is owned by the time gc decides; what it has not recorded yet is younger than the
         # grace period or made under a lease that is still held.
-        found = inventory(aws, settings, recorded)
+        found = inventory(aws, settings, recorded, own_reach(settings, reaches))
         dead = {str(d["id"]) for d in perf_runs.dead_runs(store, clock.time())}
         the_plan = gc_plan.plan(
             found,
@@ -347,6 +415,8 @@ def collect(
             now=when,
             grace=grace,
         )
+        read = {r.account_id for r in reaches if r.account_id}
+        gc_plan.keep_shared(the_plan, shares_of_removals(aws, the_plan.remove), read)
         if dry_run:
             return the_plan, []
         drained = leave_traffic(aws, clock, found.instances, the_plan.remove)

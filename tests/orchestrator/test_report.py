@@ -191,12 +191,20 @@ def add_fleet_snapshots(store: StateStore, plot_dir: Path) -> None:
                 {"ami-00000000000000001": 10 - moved, "ami-0000000000000000a": moved},
             )
         ]
+        # the second snapshot also read a member account, whose group of the same name runs
+        # the shared noble AMI
+        members = ["stream"] if moved else []
+        groups += [
+            fleet.DiscoveredGroup("web-m5", "us-east-1", "web", {"ami-0000000000000000a": 3}, m)
+            for m in members
+        ]
         v = fleet.view(
             groups,
             bases,
             {"web": "ubuntu-20.04", "noble": "ubuntu-24.04"},
             releases,
             datetime.now(UTC) + timedelta(days=day),
+            members,
         )
         bodies.append({"id": f"snap-{day}", **v.to_dict()})
     plot = burndown_plot(
@@ -263,6 +271,11 @@ def test_the_index_shows_the_latest_fleet_snapshot_and_its_burndown(site: report
     index = (site.out / "index.html").read_text()
     assert "2 snapshot(s)" in index and "noble:1 ×6" in index and "web:1 ×4" in index
     assert index.count("past end of life</span>") == 2  # the summary row and the group row
+    # the fleet spans two accounts: an account column, the caller's own shown as such
+    fleet_rows = " ".join(index.split("fleet-groups", 1)[1].split())
+    assert "<th>account</th>" in fleet_rows and "member accounts stream" in " ".join(index.split())
+    assert "<td>(own)</td>" in fleet_rows and "<td>stream</td>" in fleet_rows
+    assert "noble:1 ×3" in fleet_rows
     assert (site.out / "assets" / "fleet-burndown.png").read_bytes()[:4] == b"\x89PNG"
 
 
