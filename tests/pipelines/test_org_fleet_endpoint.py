@@ -12,7 +12,8 @@ import pytest
 from orchestrator.local.fleet import make_fleet
 from orchestrator.tags import FAMILY_TAG
 
-pytestmark = pytest.mark.integration
+# About 35 s on two loaded cores (a fleet in two accounts, then fleet and gc over both): make test-slow.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REGION = "us-east-1"
 MEMBER_ID = "222222222222"
 STOCK = "ami-12c6146b"  # one of the endpoint's stock images
