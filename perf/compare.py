@@ -232,7 +232,7 @@ def compare(
     finite = np.isfinite(df["value"].to_numpy(dtype=np.float64))
     if not finite.all():  # a missing measurement is no evidence either way
         df = df[finite]
-    df = normalize_units(df)
+    df = normalize_units(_short_names(df))
     simulated = simulated_arms(df)
     if aggregate == "instance":
         df = _per_instance(df)
@@ -330,6 +330,21 @@ def compare(
         },
         simulated=simulated,
     )
+
+
+def _short_names(df: pd.DataFrame) -> pd.DataFrame:
+    """PKB metrics ``name [k=v, …]`` without the identity keys that never vary (perf.identity)."""
+    from perf.identity import shorten
+
+    cats = (
+        df["metric"].cat.categories if isinstance(df["metric"].dtype, pd.CategoricalDtype) else None
+    )
+    names = shorten([str(m) for m in (cats if cats is not None else df["metric"].unique())])
+    if not names:
+        return df
+    out = df.copy()
+    out["metric"] = df["metric"].astype(str).map(lambda m: names.get(m, m)).astype("category")
+    return out
 
 
 def simulated_arms(df: pd.DataFrame) -> tuple[str, ...]:

@@ -7,7 +7,9 @@ unixbench's scores with 1 and with N parallel copies (``num_parallel_copies``), 
 metric, the values of the benchmark's **identity keys**); the keys come from
 ``DEFAULT_IDENTITY_KEYS`` (by PKB benchmark name, the ``test`` field, as globs) merged with
 ``[perf] identity_keys`` (an entry replaces the default of the same glob; ``[]`` turns one off).
-The experiment is written after the metric's name, ``TCP_RR_Transaction_Rate [ip_type=internal]``.
+The experiment is written after the metric's name, ``TCP_RR_Transaction_Rate [ip_type=internal]``;
+``perf.compare`` leaves out the keys that have one value in every sample of the metric
+(``shorten``), so a metric run one way keeps its plain name.
 
 Samples of one cell that still differ in other configuration-like metadata (text, booleans or
 whole numbers, not measurements, times or places: see ``_IGNORED``) are reported by
@@ -126,18 +128,51 @@ def configuration(meta: Mapping[str, Any], keys: Sequence[str]) -> dict[str, str
     return out
 
 
-def mixed_metadata(groups: Mapping[tuple[str, str], list[dict[str, str]]]) -> dict[str, list[str]]:
-    """``{metric: [keys]}`` for each (instance type, metric-with-experiment) group whose samples
-    differ in a configuration key; ``groups`` holds each distinct sample's ``configuration``."""
+def mixed_metadata(
+    groups: Mapping[tuple[str, str], list[tuple[dict[str, str], int]]],
+) -> dict[str, list[str]]:
+    """``{metric: [keys]}`` for each (instance type, metric) group whose samples split on a
+    configuration key: at least two values, each carried by at least two samples and by at
+    least half its fair share (so a counter that is 0 in most runs and 1 in one is not
+    mistaken for a setting). ``groups`` holds each distinct sample's ``configuration`` and how
+    many samples carry it."""
     out: dict[str, list[str]] = {}
     for (_, metric), confs in groups.items():
         if len(confs) < 2:
             continue
-        keys = sorted({k for c in confs for k in c})
-        differ = [k for k in keys if len({c.get(k) for c in confs}) > 1]
-        if differ:
-            seen = out.setdefault(metric, [])
-            seen.extend(k for k in differ if k not in seen)
+        for k in sorted({k for c, _ in confs for k in c}):
+            counts: dict[str | None, int] = {}
+            for c, n in confs:
+                counts[c.get(k)] = counts.get(c.get(k), 0) + n
+            total = sum(counts.values())
+            fair = total / (2 * len(counts))
+            if len(counts) > 1 and all(n >= 2 and n >= fair for n in counts.values()):
+                seen = out.setdefault(metric, [])
+                if k not in seen:
+                    seen.append(k)
+    return out
+
+
+def shorten(metrics: Sequence[str]) -> dict[str, str]:
+    """New names for metrics named ``name [k=v, …]``: an identity key that has one value in
+    every variant of ``name`` says nothing and is left out of the names (all of them: no
+    suffix). Returns only the names that change."""
+    variants: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for m in metrics:
+        base = base_metric(m)
+        if base == m:
+            continue
+        pairs = [p.partition("=") for p in m[len(base) + 2 : -1].split(", ")]
+        variants.setdefault(base, []).append((m, {k: v for k, _, v in pairs}))
+    out: dict[str, str] = {}
+    plain = {m for m in metrics if base_metric(m) == m}
+    for base, vs in variants.items():
+        keys = list(dict.fromkeys(k for _, d in vs for k in d))
+        keep = [k for k in keys if len({d.get(k) for _, d in vs}) > 1 or base in plain]
+        for m, d in vs:
+            new = with_experiment(base, ", ".join(f"{k}={d[k]}" for k in keep if k in d))
+            if new != m:
+                out[m] = new
     return out
 
 
@@ -214,5 +249,6 @@ __all__ = [
     "identity_keys",
     "mixed_metadata",
     "placeholder",
+    "shorten",
     "with_experiment",
 ]

@@ -105,6 +105,38 @@ def pkb_frame(
     return out
 
 
+def _warn_mixed(
+    out: pd.DataFrame,
+    exp: np.ndarray,
+    bench: np.ndarray,
+    metas: list[dict[str, Any]],
+    codes: np.ndarray,
+    identity: Mapping[str, Sequence[str]] | None,
+    warn: Callable[[str], None],
+    source: str,
+) -> None:
+    """Warn about metrics whose samples split on metadata that is not an identity key."""
+    itype = np.asarray(out["instance_type"], dtype=object).astype(str)
+    metric = np.asarray(out["metric"], dtype=object).astype(str)
+    counts: dict[tuple[str, str, str, int], int] = {}
+    for t, m, e, b, code in zip(itype, metric, exp, bench, codes, strict=True):
+        key = (t, f"{m}' ({e})" if e else f"{m}'", b, int(code))
+        counts[key] = counts.get(key, 0) + 1
+    groups: dict[tuple[str, str], list[tuple[dict[str, str], int]]] = {}
+    for (t, m, b, code), n in counts.items():
+        conf = configuration(metas[code], identity_keys(b, identity))
+        groups.setdefault((t, m), []).append((conf, n))
+    mixed = mixed_metadata(groups)
+    if mixed:
+        shown = "; ".join(f"'{m} by {', '.join(k)}" for m, k in list(mixed.items())[:10])
+        more = f" and {len(mixed) - 10} more" if len(mixed) > 10 else ""
+        warn(
+            f"{source}: {len(mixed)} metric(s) pool samples that differ in metadata outside "
+            f"their identity keys: {shown}{more}; add the keys to perf.identity_keys in the "
+            "config to compare them apart"
+        )
+
+
 def _placeholders(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """``raw`` with time series summarised and histogram samples dropped, and how many were."""
     values = pd.to_numeric(raw["value"], errors="coerce")
@@ -153,25 +185,7 @@ def _experiments(
         labels.append(experiment(metas[int(code)], keys))
     exp = np.asarray(labels, dtype=object)[pair] if len(pair) else np.asarray([], dtype=object)
     if warn is not None and len(out):
-        groups: dict[tuple[str, str], list[dict[str, str]]] = {}
-        seen: set[tuple[str, str, str, int]] = set()
-        itype = np.asarray(out["instance_type"], dtype=object).astype(str)
-        metric = np.asarray(out["metric"], dtype=object).astype(str)
-        for t, m, e, b, code in zip(itype, metric, exp, bench, codes, strict=True):
-            if (t, m, e, int(code)) in seen:
-                continue
-            seen.add((t, m, e, int(code)))
-            conf = configuration(metas[int(code)], identity_keys(b, identity))
-            groups.setdefault((t, f"{m} [{e}]" if e else m), []).append(conf)
-        mixed = mixed_metadata(groups)
-        if mixed:
-            shown = "; ".join(f"{m!r} ({', '.join(k)})" for m, k in list(mixed.items())[:10])
-            more = f" and {len(mixed) - 10} more" if len(mixed) > 10 else ""
-            warn(
-                f"{source}: {len(mixed)} metric(s) pool samples that differ in metadata outside "
-                f"their identity keys: {shown}{more}; add the keys to [perf] identity_keys to "
-                "compare them apart"
-            )
+        _warn_mixed(out, exp, bench, metas, codes, identity, warn, source)
     return pd.Categorical(exp.astype(str) if len(exp) else [])
 
 

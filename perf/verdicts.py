@@ -109,7 +109,8 @@ def rank_test_floor(nb: int, nc: int) -> float:
     """The smallest two-sided Mann–Whitney p-value two arms of these sizes can give."""
     if nb < 1 or nc < 1:
         return 1.0
-    return min(1.0, 2.0 / math.comb(nb + nc, nb))
+    log_comb = math.lgamma(nb + nc + 1) - math.lgamma(nb + 1) - math.lgamma(nc + 1)
+    return min(1.0, 2.0 * math.exp(-log_comb))
 
 
 def choose_cell_test(cell_test: CellTest, nb: int, nc: int, cells: int, alpha: float) -> str:
