@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from perf.direction import infer_higher_is_better
 from perf.identity import SERIES_KEYS
+from perf.samples import concat_samples, read_samples
 
 TEMPLATE = Path(__file__).parent / "data" / "pkb_published_template.ndjson"
 NOISE = {
@@ -102,13 +104,72 @@ def pair(
     *,
     n_runs: int = 6,
     slowdown: Callable[[str, dict[str, Any]], float] | None = None,
+    types: Iterable[str] = TYPES,
 ) -> tuple[Path, Path]:
     """A baseline and a candidate file of ``n_runs`` runs each (the candidate slowed down)."""
     rows = template()
     rng = np.random.default_rng(seed)
-    b = write(runs(rows, arm="baseline", n_runs=n_runs, rng=rng), tmp / f"b{seed}.ndjson")
+    types = tuple(types)
+    b = write(
+        runs(rows, arm="baseline", n_runs=n_runs, rng=rng, types=types), tmp / f"b{seed}.ndjson"
+    )
     c = write(
-        runs(rows, arm="candidate", n_runs=n_runs, rng=rng, slowdown=slowdown),
+        runs(rows, arm="candidate", n_runs=n_runs, rng=rng, slowdown=slowdown, types=types),
         tmp / f"c{seed}.ndjson",
     )
     return b, c
+
+
+def spread(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """``k`` template samples (no histograms), taken in turn from each benchmark."""
+    by_test: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "histogram" not in r["metadata"]:
+            by_test.setdefault(r["test"], []).append(r)
+    out: list[dict[str, Any]] = []
+    while len(out) < k and any(by_test.values()):
+        for group in by_test.values():
+            if group and len(out) < k:
+                out.append(group.pop(0))
+    return out
+
+
+def base_frame(tmp: Path, rows: list[dict[str, Any]], types: Iterable[str]) -> pd.DataFrame:
+    """One noiseless run per instance type and arm, read by imagefleet's PKB reader: the cells'
+    names, directions and published values (time series as their medians), ``sigma`` per row."""
+    types = tuple(types)
+    frames = []
+    for arm in ("baseline", "candidate"):
+        quiet = {k: 0.0 for k in NOISE}
+        saved = dict(NOISE)
+        NOISE.update(quiet)
+        try:
+            recs = runs(rows, arm=arm, n_runs=1, rng=np.random.default_rng(0), types=types)
+        finally:
+            NOISE.update(saved)
+        path = write(recs, tmp / f"quiet-{arm}.ndjson")
+        frames.append(read_samples(path, arm=arm, columns=["instance_id", "benchmark"]))
+    df = concat_samples(frames)
+    df["sigma"] = df["benchmark"].astype(str).map(NOISE).to_numpy(dtype=float)
+    return df
+
+
+def trial(
+    base: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    n_runs: int = 6,
+    slow: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """``n_runs`` runs per arm of ``base``: each value times a lognormal factor of its
+    benchmark's CV, candidate rows where ``slow(frame)`` is > 1 made that much worse."""
+    df = base.loc[base.index.repeat(n_runs)].reset_index(drop=True)
+    df["instance_id"] = np.tile(np.arange(n_runs), len(base)).astype(str)
+    df["instance_id"] = df["instance_id"].astype("category")
+    value = df["value"].to_numpy(dtype=float) * rng.lognormal(0, df["sigma"].to_numpy())
+    if slow is not None:
+        factor = np.where(df["arm"].astype(str).to_numpy() == "candidate", slow(df), 1.0)
+        hib = df["higher_is_better"].to_numpy(dtype=bool)
+        value = np.where(hib, value / factor, value * factor)
+    df["value"] = value
+    return df

@@ -39,9 +39,10 @@ def literal_samples(path: Path) -> list[tuple[str, float, str, dict[str, Any]]]:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         cand: tuple[Any, ...] | None = None
-        if isinstance(node, ast.Call) and getattr(
-            node.func, "attr", getattr(node.func, "id", "")
-        ) == "Sample":
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Sample"
+        ):
             try:
                 args = [ast.literal_eval(a) for a in node.args]
                 kw = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
@@ -70,7 +71,9 @@ def main(pkb: Path) -> None:
     rows: list[dict[str, Any]] = []
 
     def add(test: str, metric: str, value: float, unit: str, meta: dict[str, Any]) -> None:
-        rows.append({"test": test, "metric": metric, "value": value, "unit": unit, "metadata": meta})
+        rows.append(
+            {"test": test, "metric": metric, "value": value, "unit": unit, "metadata": meta}
+        )
 
     for s in literal_samples(pkb / "tests/linux_benchmarks/unixbench_benchmark_test.py"):
         add("unixbench", *s)
