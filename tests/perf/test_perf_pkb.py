@@ -283,6 +283,7 @@ def test_power_at_pkb_scale_fast(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 800 comparisons of 180 cells: ~10 min on a busy 2-core host
 def test_power_at_pkb_scale_200_trials(tmp_path: Path) -> None:
     """The issue's goals: 180 metrics × 6 runs, 200 seeded trials per scenario."""
     rates = _power(200, 60, ("m5.large", "c5.xlarge", "m6i.large"), tmp_path)
