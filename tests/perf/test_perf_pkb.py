@@ -290,3 +290,16 @@ def test_power_at_pkb_scale_200_trials(tmp_path: Path) -> None:
     assert rates["aa"] <= 0.05
     assert rates["u10"] >= 0.95 and rates["u10_pi"] >= 0.95
     assert rates["one"] >= 0.95
+
+
+def test_identity_keys_config_is_checked() -> None:
+    from orchestrator.errors import ConfigError
+    from perf.config import parse
+
+    assert parse({}).identity_keys is None and parse({}).correction == "bh"
+    got = parse({"identity_keys": {"netperf*": ["ip_type"], "fio*": []}})
+    assert got.identity_keys == {"netperf*": ("ip_type",), "fio*": ()}
+    with pytest.raises(ConfigError, match=r"perf\.identity_keys\.netperf\*"):
+        parse({"identity_keys": {"netperf*": "ip_type"}})
+    with pytest.raises(ConfigError, match="cell_test"):
+        parse({"cell_test": "t-test"})
