@@ -34,9 +34,11 @@ def cell_stats(
     bootstrap: int,
     bootstrap_max_n: int,
     min_samples: int,
+    p_value_of: Callable[[np.ndarray, np.ndarray], float] | None = None,
 ) -> dict[str, Any]:
     """Every statistic of one cell; ``b`` and ``c`` are the arms' values in file order (the
-    seeded bootstrap resamples them in that order, so results do not depend on sorting)."""
+    seeded bootstrap resamples them in that order, so results do not depend on sorting).
+    ``p_value_of(b, c)`` is the cell's test (default: Mann–Whitney)."""
     nb, nc = len(b), len(c)
     bs, cs = np.sort(b), np.sort(c)
     mb, mc = sorted_median(bs), sorted_median(cs)
@@ -55,7 +57,7 @@ def cell_stats(
     }
     if nb < min_samples or nc < min_samples or not math.isfinite(out["ratio"]):
         return out
-    out["p_value"] = mann_whitney_p(bs, cs, presorted=True)
+    out["p_value"] = p_value_of(b, c) if p_value_of else mann_whitney_p(bs, cs, presorted=True)
     rng = np.random.default_rng([seed, cell])
     out["hl_ratio"] = hodges_lehmann_ratio(b, c, rng)
     if max(nb, nc) <= bootstrap_max_n:

@@ -71,7 +71,14 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, float]:
 @click.option(
     "--correction",
     metavar="holm|bh",
-    help="Multiple-testing correction (default: [perf] correction, holm).",
+    help="Multiple-testing correction: bh (false discovery rate) or holm (default: [perf] "
+    "correction, bh).",
+)
+@click.option(
+    "--cell-test",
+    metavar="auto|mann-whitney|welch-log",
+    help="Per-cell test (default: [perf] cell_test, auto: Welch on logs where Mann–Whitney "
+    "cannot reach significance after the correction).",
 )
 @click.option(
     "--per-instance",
@@ -113,6 +120,7 @@ def compare_cmd(
     thresholds: tuple[str, ...],
     default_threshold: str | None,
     correction: str | None,
+    cell_test: str | None,
     per_instance: bool,
     higher: tuple[str, ...],
     lower: tuple[str, ...],
@@ -121,7 +129,9 @@ def compare_cmd(
 ) -> None:
     """Compare CANDIDATE_SAMPLES against BASELINE_SAMPLES; exit 1 on a regression.
 
-    Files may be CSV, JSON lines or PerfKitBenchmarker NDJSON; the arm comes from the position.
+    Files may be CSV, JSON lines or PerfKitBenchmarker NDJSON (also pretty-printed or one JSON
+    array); the arm comes from the position. PKB samples of one metric are told apart by their
+    benchmark's identity keys ([perf] identity_keys).
     """
     from perf.compare import compare
     from perf.config import load_if_configured
@@ -140,6 +150,8 @@ def compare_cmd(
     fmt = "json" if ctx.json_mode else fmt or "md"
     if correction not in (None, "holm", "bh"):
         raise UsageError(f"--correction {correction!r}: expected holm or bh")
+    if cell_test not in (None, "auto", "mann-whitney", "welch-log"):
+        raise UsageError(f"--cell-test {cell_test!r}: expected auto, mann-whitney or welch-log")
     settings = load_if_configured(ctx)
     rules = DirectionRules.of(
         DirectionRules.from_globs(higher, lower),
@@ -156,6 +168,7 @@ def compare_cmd(
             columns=columns,
             instance_type_label=instance_type_label or settings.instance_type_label,
             warn=ctx.out.warn,
+            identity_keys=settings.identity_keys,
         )
         for path, arm in ((baseline_samples, "baseline"), (candidate_samples, "candidate"))
     ]
@@ -168,6 +181,7 @@ def compare_cmd(
         ),
         correction=correction or settings.correction,  # type: ignore[arg-type]
         aggregate="instance" if per_instance else "sample",
+        cell_test=cell_test or settings.cell_test,  # type: ignore[arg-type]
     )
     if fmt == "json":
         ctx.out.text(json.dumps(result.to_dict(), indent=2))

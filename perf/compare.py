@@ -57,7 +57,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from orchestrator.errors import UsageError
 from perf.cellstats import (
@@ -69,9 +68,23 @@ from perf.cellstats import (
     median_se,
     robust_cv,
 )
+from perf.identity import base_metric
 from perf.units import normalize_units
+from perf.verdicts import (
+    VERDICT_ORDER,
+    CellTest,
+    FamilyTest,
+    Verdict,
+    adjust_pvalues,
+    cell_verdict,
+    choose_cell_test,
+    combined_verdict,
+    family_test,
+    overall_verdict,
+    welch_log_p,
+)
 
-Verdict = Literal["regression", "improvement", "no_change", "inconclusive", "insufficient_data"]
+_VERDICT_ORDER = VERDICT_ORDER
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ class CellComparison:
     noisy: bool
     threshold: float
     verdict: Verdict
+    test: str = "mann-whitney"  # the cell's test: mann-whitney or welch-log (perf.verdicts)
 
     @property
     def change(self) -> float:
@@ -117,6 +131,8 @@ class Comparison:
     # the arms whose samples came from simulated instances (``metadata.simulated``: the local
     # endpoint's benchmark model, perf/agent/simulated.py), not from measured hardware
     simulated: tuple[str, ...] = ()
+    family: FamilyTest | None = None  # the family-level test (perf.verdicts); None: too few cells
+    set_aside: int = 0  # inconclusive cells the family test let stand aside (perf.verdicts)
 
     @property
     def regressions(self) -> list[CellComparison]:
@@ -128,6 +144,8 @@ class Comparison:
             "comparisons": [c.to_dict() for c in self.comparisons],
             "parameters": dict(self.parameters),
             "simulated": list(self.simulated),
+            "family": self.family.to_dict() if self.family else None,
+            "set_aside": self.set_aside,
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -146,6 +164,7 @@ class Comparison:
             ),
             "",
             *([simulated_note(self.simulated), ""] if self.simulated else []),
+            *([family_note(self.family, self.set_aside), ""] if self.family else []),
             (
                 "| instance type | metric | unit | better | n (b/c) | baseline median | "
                 "candidate median | change | 95 % CI | p adj | CV b/c | threshold | verdict |"
@@ -170,13 +189,18 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
-_VERDICT_ORDER: list[str] = [
-    "regression",
-    "inconclusive",
-    "insufficient_data",
-    "improvement",
-    "no_change",
-]
+def family_note(f: FamilyTest, set_aside: int) -> str:
+    """The family test in one line of the report."""
+    aside = (
+        f" {set_aside} inconclusive cell(s) without noise are left to the family test."
+        if set_aside
+        else ""
+    )
+    return (
+        f"Across all {f.cells} cells (family test): typical change {_pct(f.estimate)} worse, "
+        f"95 % CI [{_pct(f.ci_low)}, {_pct(f.ci_high)}], Wilcoxon p {_g(f.p_worse, 2)} "
+        f"(worse) / {_g(f.p_better, 2)} (better): **{f.verdict}**.{aside}"
+    )
 
 
 def compare(
@@ -185,25 +209,30 @@ def compare(
     thresholds: Mapping[str, float] | None = None,
     default_threshold: float = 0.02,
     alpha: float = 0.05,
-    correction: Literal["holm", "bh"] = "holm",
+    correction: Literal["holm", "bh"] = "bh",
     bootstrap: int = 2000,
     seed: int = 0,
     noise_cv: float = 0.10,
     min_samples: int = 5,
     bootstrap_max_n: int = 100,
     aggregate: Literal["sample", "instance"] = "sample",
+    cell_test: CellTest = "auto",
 ) -> Comparison:
     """Compare the ``candidate`` arm against the ``baseline`` arm of a samples frame.
 
-    ``thresholds`` maps metric → fraction (0.05 = 5 %); others use ``default_threshold``.
+    ``thresholds`` maps metric → fraction (0.05 = 5 %; a PKB metric ``name [experiment]`` also
+    takes the threshold of ``name``); others use ``default_threshold``. ``cell_test`` picks the
+    per-cell test (``perf.verdicts``).
     See the module docstring for the statistics and the verdict rule.
     """
     _check_args(df, correction, alpha, default_threshold, thresholds, bootstrap, aggregate)
+    if cell_test not in ("auto", "mann-whitney", "welch-log"):
+        raise UsageError(f"cell test must be auto, mann-whitney or welch-log, not {cell_test!r}")
     thresholds = dict(thresholds or {})
     finite = np.isfinite(df["value"].to_numpy(dtype=np.float64))
     if not finite.all():  # a missing measurement is no evidence either way
         df = df[finite]
-    df = normalize_units(df)
+    df = normalize_units(_short_names(df))
     simulated = simulated_arms(df)
     if aggregate == "instance":
         df = _per_instance(df)
@@ -240,22 +269,27 @@ def compare(
         b = values[starts[2 * c] : starts[2 * c + 1]]
         x = values[starts[2 * c + 1] : starts[2 * c + 2]]
         it, metric, unit = labels[c]
+        test = choose_cell_test(cell_test, len(b), len(x), n_cells, alpha)
+        stats_ = cell_stats(
+            b,
+            x,
+            seed=seed,
+            cell=c,
+            bootstrap=bootstrap,
+            bootstrap_max_n=bootstrap_max_n,
+            min_samples=min_samples,
+            p_value_of=welch_log_p if test == "welch-log" else None,
+        )
+        threshold = thresholds.get(metric, thresholds.get(base_metric(metric), default_threshold))
         raw.append(
-            cell_stats(
-                b,
-                x,
-                seed=seed,
-                cell=c,
-                bootstrap=bootstrap,
-                bootstrap_max_n=bootstrap_max_n,
-                min_samples=min_samples,
-            )
+            stats_
             | {
                 "instance_type": it,
                 "metric": metric,
                 "unit": unit,
                 "higher_is_better": bool(hib_sorted[cell_start[c]]),
-                "threshold": float(thresholds.get(metric, default_threshold)),
+                "threshold": float(threshold),
+                "test": test,
             }
         )
 
@@ -267,8 +301,18 @@ def compare(
         r["noisy"] = bool(r["cv_baseline"] > noise_cv or r["cv_candidate"] > noise_cv)
         r["verdict"] = cell_verdict(r, alpha=alpha, min_samples=min_samples)
         cells.append(CellComparison(**{k: r[k] for k in CellComparison.__dataclass_fields__}))
+    usable = [c for c in cells if min(c.n_baseline, c.n_candidate) >= 2]
+    family = family_test(
+        [c.ratio for c in usable],
+        [c.higher_is_better for c in usable],
+        alpha=alpha,
+        threshold=default_threshold,
+    )
+    verdict, set_aside = combined_verdict([asdict(c) for c in cells], family)
     return Comparison(
-        verdict=overall_verdict([c.verdict for c in cells]),
+        verdict=verdict,
+        family=family,
+        set_aside=set_aside,
         comparisons=cells,
         parameters={
             "alpha": alpha,
@@ -281,10 +325,26 @@ def compare(
             "noise_cv": noise_cv,
             "min_samples": min_samples,
             "aggregate": aggregate,
+            "cell_test": cell_test,
             "ci_level": CI_LEVEL,
         },
         simulated=simulated,
     )
+
+
+def _short_names(df: pd.DataFrame) -> pd.DataFrame:
+    """PKB metrics ``name [k=v, …]`` without the identity keys that never vary (perf.identity)."""
+    from perf.identity import shorten
+
+    cats = (
+        df["metric"].cat.categories if isinstance(df["metric"].dtype, pd.CategoricalDtype) else None
+    )
+    names = shorten([str(m) for m in (cats if cats is not None else df["metric"].unique())])
+    if not names:
+        return df
+    out = df.copy()
+    out["metric"] = df["metric"].astype(str).map(lambda m: names.get(m, m)).astype("category")
+    return out
 
 
 def simulated_arms(df: pd.DataFrame) -> tuple[str, ...]:
@@ -385,62 +445,6 @@ def _equals(col: pd.Series, value: str) -> np.ndarray:
     return matches
 
 
-# --- correction and verdicts ----------------------------------------------------------------------
-def adjust_pvalues(p: np.ndarray, method: Literal["holm", "bh"]) -> np.ndarray:
-    """Holm's step-down (FWER) or Benjamini–Hochberg (FDR) adjusted p-values; NaNs stay NaN and
-    do not count as tests."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    q = p[ok]
-    if method == "bh":
-        out[ok] = stats.false_discovery_control(q, method="bh")
-        return out
-    order = np.argsort(q, kind="stable")
-    stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])
-    adj = np.empty(m)
-    adj[order] = np.minimum(stepped, 1.0)
-    out[ok] = adj
-    return out
-
-
-def cell_verdict(r: Mapping[str, Any], *, alpha: float, min_samples: int) -> Verdict:
-    """The verdict rule of the module docstring, for one cell's statistics."""
-    if r["n_baseline"] < min_samples or r["n_candidate"] < min_samples:
-        return "insufficient_data"
-    ratio, hl, lo, hi, t = r["ratio"], r["hl_ratio"], r["ci_low"], r["ci_high"], r["threshold"]
-    if not all(math.isfinite(v) for v in (ratio, hl, lo, hi)):
-        return "inconclusive"
-    significant = math.isfinite(r["p_adjusted"]) and r["p_adjusted"] < alpha
-    hib = r["higher_is_better"]
-    # Both estimates beyond the threshold in one direction, and the CI excluding 1 on that side.
-    up = ratio > 1 + t and hl > 1 + t and lo > 1
-    down = ratio < 1 - t and hl < 1 - t and hi < 1
-    if significant and (up or down):
-        worse = down if hib else up
-        return "regression" if worse else "improvement"
-    if lo >= 1 - t and hi <= 1 + t:
-        return "no_change"
-    if abs(ratio - 1) > t or r["noisy"]:
-        return "inconclusive"
-    return "no_change"
-
-
-def overall_verdict(verdicts: list[str]) -> Verdict:
-    """Any regression wins; then any inconclusive cell (we cannot vouch for it), then any cell
-    with too little data; then any improvement; else no change. No cells at all is
-    insufficient data."""
-    if not verdicts:
-        return "insufficient_data"
-    for v in _VERDICT_ORDER[:4]:
-        if v in verdicts:
-            return v  # type: ignore[return-value]
-    return "no_change"
-
-
 # --- formatting -----------------------------------------------------------------------------------
 def _json_num(v: object) -> object:
     if isinstance(v, float) and not math.isfinite(v):
@@ -467,7 +471,9 @@ __all__ = [
     "asymptotic_ratio_ci",
     "bootstrap_ratio_ci",
     "cell_verdict",
+    "combined_verdict",
     "compare",
+    "family_test",
     "mann_whitney_p",
     "median_se",
     "overall_verdict",

@@ -51,7 +51,22 @@ SCHEMA = s.Table(
         "aggregate": s.Choice(
             "sample", options=("sample", "instance")
         ),  # instance: per-instance medians
-        "correction": s.Choice("holm", options=("holm", "bh")),
+        # bh: Benjamini–Hochberg (false discovery rate); holm: family-wise (perf/verdicts.py)
+        "correction": s.Choice("bh", options=("holm", "bh")),
+        # the cell test: auto picks Welch on logs where Mann–Whitney cannot reach significance
+        "cell_test": s.Choice("auto", options=("auto", "mann-whitney", "welch-log")),
+        # PKB benchmark glob -> metadata keys that tell its experiments apart (perf/identity.py);
+        # an entry replaces the default of the same glob, [] turns it off
+        "identity_keys": s.Map(
+            {},
+            key=s.Pattern(r"[^\x00-\x1f]{1,128}", "a benchmark name or glob like 'netperf*'"),
+            value=s.List(
+                (),
+                item=s.Str(pattern=s.Pattern(r"[A-Za-z0-9_.:-]{1,128}", "a metadata key")),
+                unique=True,
+                what="a list of metadata keys like ['ip_type']",
+            ),
+        ),
         # where benchmark instances get the agent (docs/perf.md, "Installing the agent"):
         # bucket: its wheel and its dependencies' wheels from the artifact bucket, no index
         # pypi: its wheel from the bucket, its dependencies from the index the instance reaches
@@ -162,6 +177,8 @@ class PerfSettings:
     agent_prefix: str = "agent"
     agent_python: str = "3.12"
     agent_platforms: tuple[str, ...] = ("manylinux_2_28_x86_64",)
+    cell_test: str = "auto"
+    identity_keys: dict[str, tuple[str, ...]] | None = None  # None: the defaults only
 
     def passes(self, verdict: str) -> bool:
         """Whether a comparison with this overall verdict meets the perf gate."""
@@ -239,4 +256,6 @@ def parse(data: dict[str, Any], *, path: Path | None = None, text: str = "") -> 
         agent_prefix=d["agent_prefix"].strip("/"),
         agent_python=d["agent_python"],
         agent_platforms=tuple(d["agent_platforms"]),
+        cell_test=d["cell_test"],
+        identity_keys={k: tuple(v) for k, v in d["identity_keys"].items()} or None,
     )

@@ -1,7 +1,8 @@
 """Whether more or less of a metric is better: inferred from its unit and name, overridable by glob.
 
 Inference looks, in order, at a table of well-known metrics, the unit (time units → lower,
-rate units → higher) and words in the metric's name (``latency``, ``time`` → lower;
+rate units → higher, PerfKitBenchmarker's unixbench ``lps``/``lpm``/``MWIPS``/``KBps`` and netperf
+``transactions_per_second`` → higher) and words in the metric's name (``latency``, ``time`` → lower;
 ``throughput``, ``tps``, ``ops``, ``bandwidth`` → higher). PerfKitBenchmarker writes some rates
 with unit ``NA`` or ``""`` (sysbench ``tps``, fio ``randread:iops``), which is why the name counts.
 Users override any of it per metric glob (``--higher-is-better 'sysbench*'``, ``[perf]
@@ -26,6 +27,8 @@ KNOWN_METRICS: dict[str, bool] = {
     "net_loopback_throughput": True,
     "boot_to_ready": False,
     "CoreMark Score": True,
+    "Coremark Score": True,  # PKB's coremark benchmark, unit ""
+    "System Benchmarks Index Score": True,  # PKB's unixbench, unit ""
     "Throughput": True,
     "UDP Throughput": True,
     "End to End Runtime": False,
@@ -63,7 +66,9 @@ _LOWER_UNITS = {
 }
 _HIGHER_UNITS = re.compile(
     r"(/s(ec(ond)?)?$|ps$|per.?sec|_per_second$|^score$|^iops$|^ops$|^tps$|^qps$|coremarks"
-    r"|[kmgt]i?b/s|bytes/s|bits/s)",
+    r"|[kmgt]i?b/s|bytes/s|bits/s"
+    # unixbench: loops per second / minute, MWIPS, KBps; netperf: transactions_per_second
+    r"|^lp[sm]$|^mwips$|^[kmg]bps$|^transactions?(_per_second)?$)",
     re.IGNORECASE,
 )
 # Words in metric names, for unitless metrics ("NA", ""). Spread (stddev, cv) of anything is

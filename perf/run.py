@@ -358,6 +358,7 @@ class PerfRun:
             default_threshold=perf.default_threshold,
             correction=perf.correction,  # type: ignore[arg-type]
             aggregate=perf.aggregate,  # type: ignore[arg-type]
+            cell_test=perf.cell_test,  # type: ignore[arg-type]
         )
         plots = [
             forest_plot(result, out_dir / "forest.png"),

@@ -62,6 +62,7 @@ def read_samples(
     instance_type_label: str | None = None,
     columns: Sequence[str] | None = None,
     warn: Callable[[str], None] | None = None,
+    identity_keys: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Read a samples file (CSV, JSON lines or PKB NDJSON) into a frame with ``COLUMNS``.
 
@@ -71,7 +72,11 @@ def read_samples(
     ``higher_is_better`` overrides the direction per metric glob. ``instance_type_label`` names
     the column or PKB label that holds the instance type. ``columns`` limits the optional columns
     read (``instance_id``, ``ami``, ``benchmark``, ``timestamp``, ``metadata``; all when omitted).
-    ``warn`` receives notices such as samples without an instance type.
+    ``warn`` receives notices such as samples without an instance type. ``identity_keys``
+    (benchmark glob → metadata keys) adds to ``perf.identity.DEFAULT_IDENTITY_KEYS``: PKB
+    samples of one metric with different values of those keys are different cells, their metric
+    named ``metric [key=value, …]``. A file may also be one JSON array of sample objects or
+    pretty-printed (multi-line) objects one after another.
     """
     p = Path(path)
     try:
@@ -86,6 +91,7 @@ def read_samples(
                     instance_type_label=instance_type_label,
                     columns=columns,
                     warn=warn,
+                    identity=identity_keys,
                 )
             except InputFormatError as exc:  # a pipe read through a copy: name what the user gave
                 if readable != p:
@@ -108,6 +114,7 @@ def _read_samples(
     instance_type_label: str | None,
     columns: Sequence[str] | None,
     warn: Callable[[str], None] | None,
+    identity: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     if arm is not None and arm not in ARMS:
         raise UsageError(f"arm must be one of {ARMS}, not {arm!r}")
@@ -130,7 +137,7 @@ def _read_samples(
         if instance_type_label and instance_type_label in df:
             df["instance_type"] = df[instance_type_label]
     elif fmt == "pkb":
-        df, first = _read_pkb(p, instance_type_label), 1
+        df, first = _read_pkb(p, instance_type_label, identity, warn), 1
     else:
         raise UsageError(f"unknown samples format {fmt!r}; use csv, jsonl or pkb")
     out = normalize(
@@ -143,7 +150,19 @@ def _read_samples(
         columns=wanted,
         warn=warn,
     )
+    if "experiment" in df.columns:
+        out["metric"] = _with_experiments(out["metric"], df["experiment"])
     return out[[c for c in COLUMNS if c in out.columns]]
+
+
+def _with_experiments(metric: pd.Series, exp: pd.Series) -> pd.Categorical:
+    """``metric [experiment]`` per row, built once per distinct (metric, experiment) pair."""
+    from perf.identity import with_experiment
+
+    pairs = pd.Series(list(zip(metric.astype(str), exp.astype(str), strict=True)), dtype=object)
+    codes, uniques = pd.factorize(pairs)
+    names = np.asarray([with_experiment(m, e) for m, e in uniques], dtype=object)
+    return pd.Categorical(names[codes]) if len(codes) else pd.Categorical([])
 
 
 def concat_samples(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -168,18 +187,52 @@ def _sniff(p: Path) -> Format:
             line = raw.strip()
             if not line:
                 continue
-            if not line.startswith(b"{"):
+            if not line.startswith((b"{", b"[")):
                 return "csv"
             try:
                 first = json.loads(line)
             except ValueError:
-                return "jsonl"  # the JSON reader will name the line
+                objects = _json_document(p)  # pretty-printed: the first object of the document
+                if not objects:
+                    return "jsonl"  # the JSON reader will name the line
+                first = objects[0]
+            if isinstance(first, list):
+                first = first[0] if first else {}
+            if not isinstance(first, dict):
+                return "jsonl"
             if "arm" not in first and (
-                "labels" in first or "run_uri" in first or "official" in first
+                "labels" in first
+                or "run_uri" in first
+                or "official" in first
+                or (isinstance(first.get("metadata"), dict) and "instance_type" not in first)
             ):
                 return "pkb"
             return "jsonl"
     return "jsonl"
+
+
+def _json_document(p: Path) -> list[dict[str, Any]] | None:
+    """The sample objects of a file that is one JSON array of objects, or objects written one
+    after another over several lines each (``jq .`` output, ``json.dump(..., indent=2)``);
+    ``None`` when it is neither."""
+    text = p.read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    out: list[dict[str, Any]] = []
+    at = 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            break
+        try:
+            obj, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return None
+        items = obj if isinstance(obj, list) else [obj]
+        if not all(isinstance(o, dict) for o in items):
+            return None
+        out.extend(items)
+    return out or None
 
 
 def _read_csv(p: Path, wanted: list[str], need_arm: bool, label: str | None) -> pd.DataFrame:
@@ -251,6 +304,9 @@ def _read_json_lines(p: Path) -> pd.DataFrame:
             chunks = list(reader)
         df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
     except ValueError as exc:
+        objects = _json_document(p)
+        if objects is not None:
+            return pd.DataFrame.from_records(objects)
         line = _first_bad_json_line(p)
         raise InputFormatError(f"{p}:{line}: not a JSON object: {_short(exc)}") from None
     if df.empty:
@@ -278,12 +334,17 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
     return df
 
 
-def _read_pkb(p: Path, label: str | None) -> pd.DataFrame:
+def _read_pkb(
+    p: Path,
+    label: str | None,
+    identity: Mapping[str, Sequence[str]] | None,
+    warn: Callable[[str], None] | None,
+) -> pd.DataFrame:
     raw = _read_json_lines(p)
     missing = [c for c in ("metric", "value", "unit") if c not in raw.columns]
     if missing:
         raise InputFormatError(f"{p}:1: PKB samples lack field(s) {', '.join(missing)}")
-    return pkb_frame(raw, instance_type_label=label)
+    return pkb_frame(raw, instance_type_label=label, identity=identity, warn=warn, source=str(p))
 
 
 def _short(exc: BaseException) -> str:

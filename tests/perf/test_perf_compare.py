@@ -254,6 +254,7 @@ def test_json_and_markdown_output(make_frame: MakeFrame, noisy: Noisy) -> None:
         "noisy",
         "threshold",
         "verdict",
+        "test",
     }
     assert all(set(c) == keys for c in doc["comparisons"])
     tiny = next(c for c in doc["comparisons"] if c["metric"] == "tiny")

@@ -14,6 +14,7 @@ from shared_data import shared_testdata
 from orchestrator.errors import InputFormatError, UsageError
 from perf.config import parse as parse_perf_config
 from perf.direction import DirectionRules
+from perf.identity import base_metric
 from perf.samples import (
     COLUMNS,
     NO_INSTANCE_TYPE,
@@ -286,6 +287,8 @@ def test_pkb_labels_and_metadata_forms_give_the_same_frame(tmp_path: Path) -> No
 def test_pkb_iperf_instance_type_from_sending_machine_type() -> None:
     warnings: list[str] = []
     df = read_samples(DATA / "pkb_iperf_baseline.ndjson", arm="baseline", warn=warnings.append)
+    # iperf's samples are named with their identity keys (perf.identity): ip_type, threads, ...
+    df["metric"] = df["metric"].astype(str).map(base_metric)
     by_metric = df.groupby("metric", observed=True)["instance_type"].agg(
         lambda s: set(s.astype(str))
     )
