@@ -12,7 +12,7 @@ import pytest
 from orchestrator.local.fleet import make_fleet
 from orchestrator.tags import FAMILY_TAG
 
-# About 35 s on two loaded cores (a fleet in two accounts, then fleet and gc over both): make test-slow.
+# About 35 s on two loaded cores (a fleet in two accounts, then fleet and gc): make test-slow.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REGION = "us-east-1"
 MEMBER_ID = "222222222222"
