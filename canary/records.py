@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary.model import CohortState, GroupState, Rollout, TemplateVersion, Wave
+from canary.places import template_key
 from canary.records_codec import decode_parts, encode_parts
 from canary.traffic import Traffic
 from orchestrator.errors import NotFoundError
@@ -72,9 +73,7 @@ def _templates(groups: Iterable[GroupState]) -> dict[str, TemplateVersion]:
     out: dict[str, TemplateVersion] = {}
     for g in groups:
         if g.new_version is not None:  # pinned then, or since rolled back
-            out.setdefault(
-                f"{g.region}/{g.lt_id}/{g.old_version}", TemplateVersion(g.new_version, g.old_ami)
-            )
+            out.setdefault(template_key(g), TemplateVersion(g.new_version, g.old_ami))
     return out
 
 
