@@ -64,6 +64,7 @@ def _render_status(v: RolloutView) -> RenderableType:
                 f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}",
                 c.progress(),
                 f"{lv.decision} ({lv.score})" if lv else "",
+                c.where(),
                 _traffic(c),
             ]
         )
@@ -73,7 +74,9 @@ def _render_status(v: RolloutView) -> RenderableType:
         + f" — {v.api_calls} API calls"
     )
     return table(
-        ["cohort", "status", "wave", "replaced", "last verdict", "in traffic"], rows, title=title
+        ["cohort", "status", "wave", "replaced", "last verdict", "where", "in traffic"],
+        rows,
+        title=title,
     )
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from canary.model import GroupState
+    from collections.abc import Mapping
+
+    from canary.model import CohortState, GroupState
 
 
 def where(account: str, region: str) -> str:
@@ -36,3 +38,17 @@ def template_key(group: GroupState) -> str:
     """Template versions are made once per launch template and old version, shared by its groups
     (``region/lt/version``; ``account/region/lt/version`` in a member account)."""
     return f"{where(group.account, group.region)}/{group.lt_id}/{group.old_version}"
+
+
+def touched(cohort: CohortState, groups: Mapping[str, GroupState]) -> tuple[tuple[str, str], ...]:
+    """(account, region) of every group of ``cohort`` the rollout pinned to the new base (still,
+    or before a rollback): where the cohort changed something, sorted."""
+    return tuple(
+        sorted(
+            {
+                (g.account, g.region)
+                for key in cohort.groups
+                if (g := groups.get(key)) is not None and g.new_version is not None
+            }
+        )
+    )
