@@ -181,3 +181,54 @@ def test_paced_clients_take_request_tokens_from_their_accounts_bucket(tmp_path: 
     own.describe_auto_scaling_groups()
     own.describe_auto_scaling_groups()
     assert clock.time() == pytest.approx(20.0)  # the caller's bucket was untouched
+
+
+def test_places_name_a_region_of_an_account_as_group_keys_do() -> None:
+    from canary.model import group_key
+    from canary.places import split, where
+
+    assert where("", "us-east-1") == "us-east-1" and split("us-east-1") == ("", "us-east-1")
+    assert where("prod", "eu-west-1") == "prod/eu-west-1"
+    assert split("prod/eu-west-1") == ("prod", "eu-west-1")
+    assert f"{where('prod', 'eu-west-1')}/web" == group_key("prod", "eu-west-1", "web")
+
+
+def test_discovery_reads_the_callers_regions_then_each_member_accounts() -> None:
+    from canary.accounts import places
+    from orchestrator.accounts import AccountSettings
+
+    accounts = {
+        "prod": AccountSettings("prod", "222222222222", "arn:aws:iam::222222222222:role/m"),
+        "team": AccountSettings(
+            "team", "333333333333", "arn:aws:iam::333333333333:role/m", regions=("eu-west-1",)
+        ),
+    }
+    regions = ("us-east-1", "eu-west-1")
+    assert places(regions, accounts, None) == [
+        "us-east-1",
+        "eu-west-1",
+        "prod/us-east-1",
+        "prod/eu-west-1",
+        "team/eu-west-1",
+    ]
+    assert places(regions, accounts, "team") == ["team/eu-west-1"]  # only the named ones
+    assert places(regions, {}, None) == list(regions)
+    with pytest.raises(UsageError, match="unknown account 'nope'"):
+        places(regions, accounts, "team,nope")
+
+
+def test_cannot_launch_names_every_account_and_region_and_is_a_refusal() -> None:
+    from canary.accounts import CannotLaunch, LaunchRow, refuse_unlaunchable
+
+    ok = LaunchRow("prod", "222222222222", "us-east-1", "ami-1", "shared", "ami-1")
+    bad = LaunchRow("team", "333333333333", "eu-west-1", "ami-2", "", error="not shared")
+    refuse_unlaunchable([ok])
+    with pytest.raises(CannotLaunch) as err:
+        refuse_unlaunchable([ok, bad])
+    assert err.value.exit_code == 1
+    assert err.value.message.startswith(
+        "1 member account(s) cannot launch the new base: team (333333333333) in eu-west-1: "
+    )
+    assert "not shared" in err.value.message and "prod" not in err.value.message
+    assert LaunchRow.from_json(bad.to_json()) == bad and LaunchRow.from_json(ok.to_json()) == ok
+    assert ok.to_json()["can_launch"] and not bad.to_json()["can_launch"]
