@@ -209,7 +209,12 @@ class Controller:
         (``canary.budget``)."""
         account = self.ctx.actor.split(":")[4] if self.ctx.actor.count(":") >= 5 else "default"
         return ApiBudget(
-            self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed
+            self.store,
+            self.clock,
+            account,
+            jitter_s=self.cfg.policy.jitter_s,
+            seed=self.cfg.seed,
+            ids={name: acc.id for name, acc in self.ctx.settings.accounts.items()},
         )
 
     @cached_property

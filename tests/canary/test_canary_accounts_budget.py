@@ -232,3 +232,15 @@ def test_cannot_launch_names_every_account_and_region_and_is_a_refusal() -> None
     assert "not shared" in err.value.message and "prod" not in err.value.message
     assert LaunchRow.from_json(bad.to_json()) == bad and LaunchRow.from_json(ok.to_json()) == ok
     assert ok.to_json()["can_launch"] and not bad.to_json()["can_launch"]
+
+
+def test_a_member_accounts_buckets_are_named_by_its_id(tmp_path: Path) -> None:
+    budget = ApiBudget(
+        SqliteStore(tmp_path / "s.db"),
+        VirtualClock(start=0.0),
+        "123456789012",
+        ids={"prod": "222222222222"},
+    )
+    spec = launch_bucket(0.25)
+    assert budget.bucket_name("us-east-1", spec, "prod") == "222222222222/us-east-1/launches"
+    assert budget.bucket_name("us-east-1", spec, "") == "123456789012/us-east-1/launches"
