@@ -20,8 +20,7 @@ from imagefleet.cli import raw_main
 from orchestrator.local import injection
 from orchestrator.local.fleet import make_fleet, member_role
 
-# Three accounts' fleets and a rollout over them take longer than make test allows one test.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.timeout(600)]
 
 TYPES = ("t3.micro", "m5.large")  # cohort order (equal sizes, by key): m5, t3
 PER_TYPE = 1
@@ -92,6 +91,9 @@ def org(fleet_factory: Any) -> Iterator[tuple[Any, Any]]:
                 )
 
 
+# Three accounts' fleets and a rollout over them take longer than make test allows one test.
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_rollout_over_two_member_accounts(org: tuple[Any, Any]) -> None:
     fleet, aws = org
     family, ref = fleet.family, f"{fleet.family}:2"
@@ -185,3 +187,23 @@ def test_a_rollout_over_two_member_accounts(org: tuple[Any, Any]) -> None:
     # canary status says where each cohort acted, as the report and the retrospective do
     r = fleet.run("canary", "status")
     assert f"{REGION}, prod/{REGION}, team/{REGION}" in r.stdout.replace("\n", " "), r.stdout
+
+
+@pytest.mark.integration
+def test_a_member_role_that_cannot_be_assumed_is_named_before_anything_is_read(
+    workspace: Any,
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    with workspace.config.open("a") as f:
+        f.write(
+            '\n[accounts.ghost]\nid = "535353535353"\n'
+            f'role = "arn:aws:iam::535353535353:role/absent-{suffix}"\n'
+        )
+    before = workspace.run("--json", "history").stdout
+    args = ("canary", "start", "ami-12c6146b", "--family", workspace.family, "--dry-run")
+    r = workspace.run(*args)
+    assert r.code == 3, r.stderr
+    assert "1 member account(s) cannot be assumed: account ghost (535353535353)" in r.stderr
+    r = workspace.run(*args, "--accounts", "nope")
+    assert r.code == 2 and "--accounts: unknown account 'nope' (configured: ghost)" in r.stderr
+    assert workspace.run("--json", "history").stdout == before
