@@ -244,3 +244,44 @@ def test_a_member_accounts_buckets_are_named_by_its_id(tmp_path: Path) -> None:
     spec = launch_bucket(0.25)
     assert budget.bucket_name("us-east-1", spec, "prod") == "222222222222/us-east-1/launches"
     assert budget.bucket_name("us-east-1", spec, "") == "123456789012/us-east-1/launches"
+
+
+def test_status_and_the_report_say_which_accounts_and_regions_a_cohort_touched() -> None:
+    from canary.model import CohortState, NewBase, Rollout
+    from canary.records import RolloutView
+    from canary.report_rows import matrix
+
+    def group(account: str, name: str, pinned: bool) -> GroupState:
+        return GroupState(
+            "us-east-1",
+            name,
+            "lt-1",
+            "1",
+            1,
+            "ami-2",
+            False,
+            2 if pinned else None,
+            account=account,
+        )
+
+    groups = [group("", "a", True), group("prod", "a", True), group("team", "a", False)]
+    rollout = Rollout(
+        id="r",
+        family="f",
+        new=NewBase(amis={"us-east-1": "ami-2"}),
+        created_at="t",
+        updated_at="t",
+        config={},
+        summary={},
+        groups={g.key: g for g in groups},
+        cohorts=[CohortState("m5.large", 3, [g.key for g in groups], [], status="rolled_back")],
+    )
+    view = RolloutView.of(rollout)
+    (cohort,) = view.cohorts
+    assert cohort.places == (("", "us-east-1"), ("prod", "us-east-1"))  # team: never pinned
+    assert cohort.where() == "us-east-1, prod/us-east-1"
+    assert view.to_json()["cohorts"][0]["touched"] == [
+        {"account": None, "region": "us-east-1"},
+        {"account": "prod", "region": "us-east-1"},
+    ]
+    assert matrix(view).rows[0].places == ("us-east-1", "prod/us-east-1")
