@@ -28,6 +28,7 @@ from canary.judge.decision import NODATA_QUERIES, Verdict, verdict
 from canary.metrics import InstanceRef
 from canary.model import BatchState, GroupState, Rollout
 from canary.pacing import LaunchPacer, interleave
+from canary.places import split, template_key, where
 from canary.target_group_metrics import SideGroup
 from canary.traffic import LoadBalancing, Traffic
 from orchestrator.aws import Clients, client_token
@@ -78,7 +79,7 @@ class RolloutActions:
         if made is None:
             marker = f"imagefleet canary {rollout.id} from v{old}"
             new_version, old_ami = self.ex.create_version(
-                group.region,
+                where(group.account, group.region),
                 group.lt_id,
                 old,
                 group.new_ami,
@@ -109,7 +110,9 @@ class RolloutActions:
         """Terminate the batches' instances in their groups (the groups launch replacements).
 
         A process (``canary.pacing``): it waits out the batches' jittered offsets from the plan and,
-        before each chunk of terminations, the launch tokens of the region's shared budget."""
+        before each chunk of terminations, the launch tokens of the region's shared budget (of the
+        batches' account: ``region`` is a place, ``canary.places``)."""
+        account, bucket_region = split(region)
         terminated = 0
         elapsed = 0.0
         for batch in sorted(batches, key=lambda batch: batch.offset_s):
@@ -122,7 +125,7 @@ class RolloutActions:
             todo = [instance_id for instance_id in batch.instance_ids if instance_id in live]
             for lo in range(0, len(todo), pacer.chunk):
                 chunk = todo[lo : lo + pacer.chunk]
-                yield from pacer.take(region, len(chunk), account=batch.account)
+                yield from pacer.take(bucket_region, len(chunk), account=account)
                 terminated += sum(
                     1 for instance_id in chunk if self.ex.terminate_in_group(region, instance_id)
                 )
@@ -169,23 +172,21 @@ class RolloutActions:
         """Fresh baselines on the old base (Kayenta's advice), ``count`` beside each batch's group.
 
         ``infos`` are groups already described (by group key); any other is described here, one
-        request per region. Only a step run ``again`` (after a kill) looks for baselines an earlier
-        attempt launched: one ``DescribeInstances`` per region for the whole wave. Waiting until
-        they run is the caller's (one wait for every cohort's baselines)."""
-        regions = sorted({batch.region for batch, _ in per_group})
+        request per place (a region of one account). Only a step run ``again`` (after a kill) looks
+        for baselines an earlier attempt launched: one ``DescribeInstances`` per place for the
+        whole wave. Waiting until they run is the caller's (one wait for every cohort's baselines).
+        Returns the ids by place (``canary.places``)."""
+        regions = sorted({where(batch.account, batch.region) for batch, _ in per_group})
         known = dict(infos)
         for region in regions:
             names = [
                 batch.group
                 for batch, _ in per_group
-                if batch.region == region and batch.group_key not in known
+                if where(batch.account, batch.region) == region and batch.group_key not in known
             ]
             if names:
                 known.update(
-                    {
-                        f"{region}/{name}": info
-                        for name, info in self.ex.describe_groups(region, names).items()
-                    }
+                    {info.key: info for info in self.ex.describe_groups(region, names).values()}
                 )
         found: dict[str, list[str]] = {}
         if again:
@@ -215,7 +216,7 @@ class RolloutActions:
                     tags,
                     client_token(rollout.id, wave_tag, batch.group, len(have)),
                 )
-            ids.setdefault(batch.region, []).extend(have)
+            ids.setdefault(where(batch.account, batch.region), []).extend(have)
         return ids
 
     def wait_running(self, ids: dict[str, list[str]]) -> None:
@@ -321,7 +322,8 @@ class RolloutActions:
     # ---------------------------------------------------------------------------------
     def roll_back(self, region: str, groups: list[GroupState]) -> dict[str, Any]:
         """Groups back on their old template version; their instances on the new base terminated.
-        A group that no longer exists is reported in ``missing`` (there is nothing to roll back)."""
+        A group that no longer exists is reported in ``missing`` (there is nothing to roll back).
+        ``region`` is the groups' place: a region of the account they live in."""
         infos = self.ex.describe_groups(region, [group.name for group in groups])
         missing = sorted(group.name for group in groups if group.name not in infos)
         groups = [group for group in groups if group.name in infos]
@@ -345,6 +347,7 @@ class GroupsMissing(NotFoundError):
     """Groups of a rollout that AWS no longer knows: their cohorts end ``lost``."""
 
     def __init__(self, region: str, names: list[str]) -> None:
+        # region: a place (``canary.places``), so the keys are the groups' keys
         super().__init__(f"Auto Scaling group(s) gone in {region}: {', '.join(names)}")
         self.region = region
         self.keys = [f"{region}/{name}" for name in names]
@@ -368,8 +371,3 @@ def _by_window(waves: list[WaveToJudge]) -> dict[tuple[float, float], list[WaveT
     for wave in waves:
         out.setdefault((wave.start, wave.end), []).append(wave)
     return out
-
-
-def template_key(group: GroupState) -> str:
-    """Template versions are made once per launch template and old version, shared by its groups."""
-    return f"{group.region}/{group.lt_id}/{group.old_version}"

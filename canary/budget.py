@@ -22,6 +22,7 @@ name in the store is ``<account>/<region>/<kind>``, as it always was for the cal
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator.clock import Clock
@@ -86,16 +87,21 @@ class ApiBudget:
         *,
         jitter_s: float = 1.0,
         seed: int | None = None,
+        ids: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.account = account
+        # member account name ([accounts.NAME]) -> its id: buckets are AWS's, per account id,
+        # so every operator shares a member account's whatever name their config gives it
+        self.ids = dict(ids or {})
         self.jitter_s = jitter_s
         self.rng = random.Random(seed)
         self.waited_s = 0.0
 
     def bucket_name(self, region: str, spec: BucketSpec, account: str | None = None) -> str:
-        return f"{account or self.account}/{region}/{spec.kind}"
+        name = self.ids.get(account, account) if account else self.account
+        return f"{name}/{region}/{spec.kind}"
 
     def try_take(
         self, region: str, spec: BucketSpec, count: float, *, account: str | None = None

@@ -14,6 +14,7 @@ import click
 from canary import config as canary_config
 from canary import controller as ctl
 from canary import kayenta_import, records
+from canary.accounts import LaunchRow, launch_table, refuse_unlaunchable
 from canary.judge.scoring import judge_files
 from canary.prepare import AlreadyRunning
 from canary.records import CohortView, RolloutView
@@ -63,6 +64,7 @@ def _render_status(v: RolloutView) -> RenderableType:
                 f"{min(c.wave + 1, len(c.waves))}/{len(c.waves)}",
                 c.progress(),
                 f"{lv.decision} ({lv.score})" if lv else "",
+                c.where(),
                 _traffic(c),
             ]
         )
@@ -72,7 +74,9 @@ def _render_status(v: RolloutView) -> RenderableType:
         + f" — {v.api_calls} API calls"
     )
     return table(
-        ["cohort", "status", "wave", "replaced", "last verdict", "in traffic"], rows, title=title
+        ["cohort", "status", "wave", "replaced", "last verdict", "where", "in traffic"],
+        rows,
+        title=title,
     )
 
 
@@ -123,12 +127,20 @@ def _drive(
     help="Print the plan (cohorts, waves, counts, duration, API calls) and check that every "
     "metric has data for the fleet; change nothing.",
 )
+@click.option(
+    "--accounts",
+    metavar="A,B",
+    help="Roll only the groups of these member accounts ([accounts.NAME]); default: the "
+    "caller's account and every member account.",
+)
 @json_option
-def start(ref: str, family: str | None, dry_run: bool) -> None:
+def start(ref: str, family: str | None, dry_run: bool, accounts: str | None) -> None:
     """Start a rollout of a new base (FAMILY:VERSION, FAMILY:STAGE or AMI id)."""
     obj, cfg = _settings()
     try:
-        rollout, _ = ctl.prepare(obj, cfg, ref, family, skip_running=True)
+        rollout, _ = ctl.prepare(
+            obj, cfg, ref, family, skip_running=True, accounts=accounts, refuse_launch=not dry_run
+        )
     except AlreadyRunning as exc:  # nothing to do: exit 0, no rollout, no evidence
         obj.out.warn(exc.message)
         nothing = {"nothing_to_do": True, "new": exc.ref, "already_running": exc.groups}
@@ -151,6 +163,7 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
             "api_calls": s["estimated_api_calls"],
             "groups": sorted(rollout.groups),
             "metric_data": check,
+            "launch": s.get("launch", []),
         }
 
         def render() -> RenderableType:
@@ -174,6 +187,9 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
             )
             from rich.console import Group
 
+            parts: list[RenderableType] = [t]
+            if data["launch"]:
+                parts.append(launch_table(data["launch"]))
             m = table(
                 ["metric", "source", "instances with data", "datapoints"],
                 [
@@ -188,9 +204,10 @@ def start(ref: str, family: str | None, dry_run: bool) -> None:
                 title=f"metric data from {check['window']['start']} to {check['window']['end']}"
                 f" ({check['instances_checked']} of {check['instances']} instances)",
             )
-            return Group(t, m)
+            return Group(*parts, m)
 
         obj.out.result(data, render)
+        refuse_unlaunchable([LaunchRow.from_json(row) for row in data["launch"]])
         if check["missing"]:
             raise RefusedError(
                 f"no data for metric(s) {', '.join(check['missing'])} from the fleet's "

@@ -209,7 +209,12 @@ class Controller:
         (``canary.budget``)."""
         account = self.ctx.actor.split(":")[4] if self.ctx.actor.count(":") >= 5 else "default"
         return ApiBudget(
-            self.store, self.clock, account, jitter_s=self.cfg.policy.jitter_s, seed=self.cfg.seed
+            self.store,
+            self.clock,
+            account,
+            jitter_s=self.cfg.policy.jitter_s,
+            seed=self.cfg.seed,
+            ids={name: acc.id for name, acc in self.ctx.settings.accounts.items()},
         )
 
     @cached_property
@@ -528,20 +533,15 @@ class Controller:
     def canary_refs(self, cohort: CohortState, ids: list[str]) -> list[InstanceRef]:
         """Canaries as their metrics' templates name them: a replacement runs in the region and
         Auto Scaling group of the batch it replaced, with the batch's instance type."""
-        where: dict[str, tuple[str, str, str]] = {}
+        where: dict[str, tuple[str, str, str, str]] = {}
         for wave in cohort.waves:
-            for batch in wave.batches:
-                for instance_id in (*batch.replacements, *batch.before):
-                    where.setdefault(instance_id, (batch.region, batch.group, batch.instance_type))
-        fallback = min(
-            (
-                (self.rollout.groups[key].region, self.rollout.groups[key].name, "")
-                for key in cohort.groups
-            ),
-            default=None,
-        )
+            for b in wave.batches:
+                for instance_id in (*b.replacements, *b.before):
+                    where.setdefault(instance_id, (b.region, b.group, b.instance_type, b.account))
+        groups = [self.rollout.groups[key] for key in cohort.groups]
+        fallback = min(((g.region, g.name, "", g.account) for g in groups), default=None)
         return [
-            InstanceRef(found[0], instance_id, found[1], found[2])
+            InstanceRef(found[0], instance_id, found[1], found[2], found[3])
             for instance_id in ids
             if (found := where.get(instance_id, fallback)) is not None
         ]

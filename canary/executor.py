@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from canary.cohorts import Group
+from canary.model import group_key
 from canary.pacing import interleave
+from canary.places import client, split, where
 from orchestrator.aws import batches
 from orchestrator.clock import Clock
 from orchestrator.errors import AwsError, NotFoundError
@@ -73,10 +75,16 @@ class GroupInfo:
     overrides: tuple[dict[str, Any], ...] = ()
     target_groups: tuple[str, ...] = ()  # TargetGroupARNs: ALB/NLB target groups of its members
     load_balancers: tuple[str, ...] = ()  # LoadBalancerNames: classic load balancers
+    account: str = ""  # the member account it lives in ("": the caller's own)
 
     @property
     def key(self) -> str:
-        return f"{self.region}/{self.name}"
+        return group_key(self.account, self.region, self.name)
+
+    @property
+    def place(self) -> str:
+        """``region`` or ``account/region`` (``canary.places``): where its requests go."""
+        return where(self.account, self.region)
 
     def in_service(self, exclude: Iterable[str] = ()) -> list[GroupMember]:
         skip = set(exclude)
@@ -97,10 +105,12 @@ class GroupInfo:
             priority=priority,
             tags=dict(self.tags),
             capacity=max(self.desired, len(live)),
+            account=self.account,
         )
 
 
-def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
+def _group_info(place: str, g: dict[str, Any]) -> GroupInfo:
+    account, region = split(place)
     mixed = "MixedInstancesPolicy" in g and bool(g["MixedInstancesPolicy"])
     if mixed:
         lt_spec = g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
@@ -110,7 +120,7 @@ def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
         overrides = ()
     if not lt_spec.get("LaunchTemplateId"):
         raise AwsError(
-            f"group {g['AutoScalingGroupName']} ({region}) has no launch template",
+            f"group {g['AutoScalingGroupName']} ({place}) has no launch template",
             hint="imagefleet rolls groups that use launch templates (not launch configurations)",
         )
     members = tuple(
@@ -138,25 +148,33 @@ def _group_info(region: str, g: dict[str, Any]) -> GroupInfo:
         overrides=overrides,
         target_groups=tuple(g.get("TargetGroupARNs") or ()),
         load_balancers=tuple(g.get("LoadBalancerNames") or ()),
+        account=account,
     )
 
 
 class Executor:
-    """Acts on Auto Scaling and EC2 for a rollout; holds no state of its own."""
+    """Acts on Auto Scaling and EC2 for a rollout; holds no state of its own.
+
+    Every ``region`` argument is a place (``canary.places``): ``region`` in the caller's own
+    account or ``account/region`` in a member account, whose role the request is signed with."""
 
     def __init__(self, aws: Any, clock: Clock | None = None) -> None:
         self.aws = aws
         self.clock = clock or Clock()
+
+    def _client(self, service: str, place: str) -> Any:
+        return client(self.aws, service, place)
 
     # --- discovery
     # ---------------------------------------------------------------------------------
     def discover(
         self, regions: Sequence[str], family: str, names: Sequence[str] = (), tag: str = FAMILY_TAG
     ) -> list[GroupInfo]:
-        """The family's groups: tagged ``tag = family``, or exactly the configured ``names``."""
+        """The family's groups: tagged ``tag = family``, or exactly the configured ``names``, in
+        each of ``regions`` (places: ``account/region`` reads a member account)."""
         out: list[GroupInfo] = []
         for region in regions:
-            asg = self.aws.client("autoscaling", region)
+            asg = self._client("autoscaling", region)
             if names:
                 raw: list[dict[str, Any]] = []
                 for chunk in batches(list(names), DESCRIBE_GROUPS_MAX):
@@ -171,7 +189,7 @@ class Executor:
                 raise NotFoundError(
                     f"no Auto Scaling group named {', '.join(missing)} in {', '.join(regions)}"
                 )
-        return sorted(out, key=lambda g: (g.region, g.name))
+        return sorted(out, key=lambda g: (g.account, g.region, g.name))
 
     @staticmethod
     def _describe_all(asg: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -181,7 +199,7 @@ class Executor:
         return [g for page in pages for g in page.get("AutoScalingGroups", [])]
 
     def describe_groups(self, region: str, names: Sequence[str]) -> dict[str, GroupInfo]:
-        asg = self.aws.client("autoscaling", region)
+        asg = self._client("autoscaling", region)
         out: dict[str, GroupInfo] = {}
         for chunk in batches(sorted(set(names)), DESCRIBE_GROUPS_MAX):
             for g in self._describe_all(asg, AutoScalingGroupNames=list(chunk)):
@@ -191,7 +209,7 @@ class Executor:
 
     def instance_images(self, region: str, ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """``{id: {"ami", "state", "type"}}`` for the instances that exist."""
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         out: dict[str, dict[str, str]] = {}
         for chunk in batches(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
             # A filter (not InstanceIds) so an unknown id is skipped instead of failing the call.
@@ -213,7 +231,7 @@ class Executor:
         """A group's template version as a number (``$Latest``/``$Default`` looked up)."""
         if version.isdigit():
             return int(version)
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         lt = ec2.describe_launch_templates(LaunchTemplateIds=[lt_id])["LaunchTemplates"][0]
         return int(
             lt["LatestVersionNumber"] if version == "$Latest" else lt["DefaultVersionNumber"]
@@ -226,23 +244,23 @@ class Executor:
         images: dict[tuple[str, str, str], str] = {}
         matching: list[GroupInfo] = []
         for info in infos:
-            spec = (info.region, info.lt_id, info.lt_version)
+            spec = (info.place, info.lt_id, info.lt_version)
             if spec not in images:
                 version = self.resolve_version(*spec)
-                data = self.template_data(info.region, info.lt_id, version)
+                data = self.template_data(info.place, info.lt_id, version)
                 images[spec] = str(data.get("ImageId", ""))
             if images[spec] == amis.get(info.region):
                 matching.append(info)
         out = []
         for info in matching:
             ids = [m.id for m in info.in_service()]
-            found = self.instance_images(info.region, ids) if ids else {}
+            found = self.instance_images(info.place, ids) if ids else {}
             if all(found.get(i, {}).get("ami") == amis[info.region] for i in ids):
                 out.append(info.key)
         return out
 
     def template_data(self, region: str, lt_id: str, version: int) -> dict[str, Any]:
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         resp = ec2.describe_launch_template_versions(
             LaunchTemplateId=lt_id, Versions=[str(version)]
         )
@@ -250,7 +268,7 @@ class Executor:
 
     def list_versions(self, region: str, lt_id: str) -> list[dict[str, Any]]:
         """Every version of a launch template, with its data (one listing serves all its groups)."""
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         pages = ec2.paginate("describe_launch_template_versions", LaunchTemplateId=lt_id)
         return [v for page in pages for v in page.get("LaunchTemplateVersions", [])]
 
@@ -270,7 +288,7 @@ class Executor:
         earlier (killed) attempt made (found by ``marker``), so this is two requests, not three;
         ``versions`` is a listing already made (for another group of the same template).
         """
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         if versions is None:
             versions = self.list_versions(region, lt_id)
         source = next((v for v in versions if int(v["VersionNumber"]) == source_version), None)
@@ -297,7 +315,7 @@ class Executor:
 
     def pin(self, group: GroupInfo, version: int) -> None:
         """Point the group at template version ``version`` (a number, so rollback is exact)."""
-        asg = self.aws.client("autoscaling", group.region)
+        asg = self._client("autoscaling", group.place)
         spec = {"LaunchTemplateId": group.lt_id, "Version": str(version)}
         if group.mixed:
             asg.update_auto_scaling_group(
@@ -318,7 +336,7 @@ class Executor:
         """Terminate without lowering desired capacity, so the group launches a replacement.
 
         Returns False when the instance is already gone or leaving (nothing done)."""
-        asg = self.aws.client("autoscaling", region)
+        asg = self._client("autoscaling", region)
         try:
             asg.terminate_instance_in_auto_scaling_group(
                 InstanceId=instance_id, ShouldDecrementDesiredCapacity=False
@@ -333,7 +351,7 @@ class Executor:
 
     def nudge(self, group: GroupInfo) -> None:
         """Re-assert desired capacity (a no-op on AWS; makes moto launch the missing instance)."""
-        asg = self.aws.client("autoscaling", group.region)
+        asg = self._client("autoscaling", group.place)
         asg.set_desired_capacity(
             AutoScalingGroupName=group.name, DesiredCapacity=group.desired, HonorCooldown=False
         )
@@ -416,7 +434,7 @@ class Executor:
         """Pending or running instances carrying ``tags`` and tag ``key`` matching ``pattern``
         (``*``
         wildcards), by that tag's value: one listing for many groups' instances."""
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
         filters.append({"Name": f"tag:{key}", "Values": [pattern]})
         filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
@@ -438,7 +456,7 @@ class Executor:
         token: str,
     ) -> list[str]:
         """Launch ``count`` instances of the group's *old* template version, outside the group."""
-        ec2 = self.aws.client("ec2", group.region)
+        ec2 = self._client("ec2", group.place)
         kwargs: dict[str, Any] = {
             "LaunchTemplate": {"LaunchTemplateId": group.lt_id, "Version": str(version)},
             "InstanceType": instance_type,
@@ -460,7 +478,7 @@ class Executor:
         return [i["InstanceId"] for i in resp["Instances"]]
 
     def terminate_instances(self, region: str, ids: Sequence[str]) -> None:
-        ec2 = self.aws.client("ec2", region)
+        ec2 = self._client("ec2", region)
         for chunk in batches(sorted(set(ids)), DESCRIBE_INSTANCES_MAX):
             try:
                 ec2.terminate_instances(InstanceIds=list(chunk))

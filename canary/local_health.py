@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from canary.places import client, split, where
 from orchestrator.aws import Client, batches
-from orchestrator.errors import ToolError
+from orchestrator.errors import AwsError, ToolError
 from orchestrator.local.exporter import Point, Target
 from orchestrator.local.injection import Injection, factor_for
 from orchestrator.tags import FAMILY_TAG
@@ -56,14 +57,15 @@ def _type_level(instance_type: str) -> float:
 def _running(
     aws: AwsFactory, region: str, known: dict[str, dict[str, str]]
 ) -> list[dict[str, str]]:
+    # region: a place (``canary.places``): a member account's instances are its own
     """In-service members of tagged groups plus running baselines, with AMI and type.
 
     Group membership comes from Auto Scaling (one call); only instances not seen before are
     described in EC2 (an instance's AMI and type never change), which keeps a tick cheap on a
     large fleet.
     """
-    asg = aws.client("autoscaling", region)
-    ec2 = aws.client("ec2", region)
+    asg = client(aws, "autoscaling", region)
+    ec2 = client(aws, "ec2", region)
     groups = {
         i["InstanceId"]: g["AutoScalingGroupName"]
         for page in asg.paginate(
@@ -132,6 +134,20 @@ def due(
     return times
 
 
+def _places(env: AgentEnv) -> list[str]:
+    """The regions, then each member account's (``[accounts.NAME]``) whose role can be assumed
+    now: a member instance's metrics go to its own account's CloudWatch, as on AWS. An account
+    whose role does not exist yet (``local fleet --account`` makes it) is left out until it does."""
+    out = list(env.regions)
+    for name, acc in sorted(getattr(env.aws, "accounts", {}).items()):
+        try:
+            env.aws.client("cloudwatch", env.regions[0], account=name)
+        except AwsError:
+            continue
+        out += [where(name, r) for r in (acc.regions or env.regions)]
+    return out
+
+
 def tick(env: AgentEnv) -> None:
     """Publish the due datapoints of every metric for every running managed instance: to
     CloudWatch, and the same points to the exposition endpoint a local Prometheus scrapes
@@ -146,8 +162,9 @@ def tick(env: AgentEnv) -> None:
     now = env.clock.time()
     targets: list[Target] = []
     points: list[Point] = []
-    for region in env.regions:
-        running = _running(env.aws, region, known)
+    for place in _places(env):
+        running = _running(env.aws, place, known)
+        region = split(place)[1]
         datums = []
         sent: dict[str, float] = {}
         for inst in running:
@@ -166,7 +183,7 @@ def tick(env: AgentEnv) -> None:
                     )
                     points.append(Point(iid, name, t, value))
                 sent[inst["id"]] = t
-        cw = env.aws.client("cloudwatch", region)
+        cw = client(env.aws, "cloudwatch", place)
         for batch in batches(datums, PUT_BATCH):
             cw.put_metric_data(Namespace=NAMESPACE, MetricData=batch)
         # Only now are the points published: a tick that failed half-way is caught up by the next.

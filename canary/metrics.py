@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from canary import prometheus
 from canary.config import TARGET_GROUP_SOURCE, CanaryMetric, render
+from canary.places import client, where
 from canary.target_group_metrics import SideGroup, fetch_target_groups
 from orchestrator.aws import Clients, batches
 
@@ -50,6 +51,12 @@ class InstanceRef:
     instance_id: str
     asg: str = ""  # its Auto Scaling group; "" for a baseline (launched outside any group)
     instance_type: str = ""
+    account: str = ""  # the member account it runs in ("": the caller's own)
+
+    @property
+    def place(self) -> str:
+        """Where its metrics are read: the region of its account (``canary.places``)."""
+        return where(self.account, self.region)
 
     def placeholders(self) -> dict[str, str]:
         return {
@@ -110,7 +117,7 @@ def fetch_sides(
 def _by_region(members: Sequence[Member]) -> dict[str, list[Member]]:
     out: dict[str, list[Member]] = {}
     for side, ref in members:
-        out.setdefault(ref.region, []).append((side, ref))
+        out.setdefault(ref.place, []).append((side, ref))
     return out
 
 
@@ -125,10 +132,11 @@ def dimensions_of(m: CanaryMetric, ref: InstanceRef) -> list[dict[str, str]]:
 def fetch_cloudwatch(
     req: Request, members: Sequence[Member], metrics: Sequence[CanaryMetric]
 ) -> Iterator[tuple[str, str, list[float]]]:
-    """``GetMetricData`` per region, up to 500 queries a request."""
-    for region, here in sorted(_by_region(members).items()):
+    """``GetMetricData`` per region of each account (an instance's metrics are in its own
+    account's CloudWatch), up to 500 queries a request."""
+    for place, here in sorted(_by_region(members).items()):
         queries = [(side, m, ref) for side, ref in here for m in metrics]
-        cw = req.aws.client("cloudwatch", region)
+        cw = client(req.aws, "cloudwatch", place)
         for chunk in batches(queries, MAX_QUERIES):
             spec = [
                 {
@@ -160,10 +168,10 @@ def private_ips(aws: Clients, refs: Iterable[InstanceRef]) -> dict[str, str]:
     instance that no longer exists is absent."""
     by_region: dict[str, set[str]] = {}
     for ref in refs:
-        by_region.setdefault(ref.region, set()).add(ref.instance_id)
+        by_region.setdefault(ref.place, set()).add(ref.instance_id)
     out: dict[str, str] = {}
-    for region, ids in sorted(by_region.items()):
-        ec2 = aws.client("ec2", region)
+    for place, ids in sorted(by_region.items()):
+        ec2 = client(aws, "ec2", place)
         for chunk in batches(sorted(ids), DESCRIBE_MAX):
             # A filter (not InstanceIds) so an unknown id is skipped instead of failing the call.
             for page in ec2.paginate(

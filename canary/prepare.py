@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from itertools import zip_longest
 from typing import Any
 
+from canary.accounts import launch_check, places, refuse_unlaunchable
 from canary.budget import launch_bucket
 from canary.cohorts import Cohort, build_cohorts
 from canary.config import TARGET_GROUP_SOURCE, CanarySettings
 from canary.executor import Executor, GroupInfo
 from canary.metrics import InstanceRef, fetch_sides
 from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, Wave
+from canary.places import split
 from canary.plan import CohortPlan, Plan, plan
 from canary.sides import own_side_groups, refuse_unmeasurable
 from canary.target_group_metrics import fetch_target_groups
@@ -82,20 +84,30 @@ def prepare(
     family: str | None,
     *,
     skip_running: bool = False,
+    accounts: str | None = None,
+    refuse_launch: bool = True,
 ) -> tuple[Rollout, Plan]:
     """Discover the family's groups, plan the waves, and build the (unsaved) rollout.
 
-    With ``skip_running`` (``canary start``), groups that already run the new base are left out
-    of the plan and named in its summary (``already_running``); when that is every group,
-    ``AlreadyRunning`` is raised before anything is written.
+    Groups are read in the caller's account and every member account (``canary.accounts``), or
+    only in the member accounts ``accounts`` names (``"a,b"``). With ``skip_running``
+    (``canary start``), groups that already run the new base are left out of the plan and named
+    in its summary (``already_running``); when that is every group, ``AlreadyRunning`` is raised
+    before anything is written. Each member account that will launch the new base must be able
+    to (``launch_check``, in the summary as ``launch``): else ``CannotLaunch`` (exit 1), unless
+    ``refuse_launch`` is off (a dry run shows the check, then refuses itself).
     """
     regions = tuple(ctx.settings.aws.regions)
     amis, base, fam = new_amis(ctx, ref, family, regions)
     ex = Executor(ctx.aws, ctx.clock)
-    infos = ex.discover(regions, fam, cfg.groups, FAMILY_TAG)
+    where = places(regions, ctx.settings.accounts, accounts)
+    members = sorted({split(place)[0] for place in where} - {""})
+    if members:  # every role assumed first: an account that cannot be is named, exit 3
+        ctx.aws.assume_all(members, refuse=True)
+    infos = ex.discover(where, fam, cfg.groups, FAMILY_TAG)
     if not infos:
         raise NotFoundError(
-            f"no Auto Scaling groups for family {fam} in {', '.join(regions)}",
+            f"no Auto Scaling groups for family {fam} in {', '.join(where)}",
             hint=f"tag them {FAMILY_TAG}={fam} or list them in [canary].groups",
         )
     running: list[str] = []
@@ -108,6 +120,17 @@ def prepare(
     if no_ami:
         raise UsageError(
             f"the new base has no AMI in {', '.join(no_ami)}, where groups of {fam} run"
+        )
+    launch = launch_check(ctx.aws, ctx.settings.accounts, amis, infos)
+    if refuse_launch:
+        refuse_unlaunchable(launch)
+    launch_ami = {(row.account, row.region): row.launch_ami for row in launch if row.ok}
+    if cfg.by_target_group and any(info.account for info in infos):
+        raise UsageError(
+            "cloudwatch-target-group metrics (sides in target groups of their own) are not "
+            "supported for groups in member accounts yet",
+            hint="judge those accounts' cohorts on per-instance metrics, or leave them out "
+            "(--accounts)",
         )
     cohorts = build_cohorts(
         [info.to_group() for info in infos], cfg.cohort_by, cfg.cohort_order, cfg.priorities
@@ -131,8 +154,14 @@ def prepare(
             cohorts_in_flight=cfg.cohorts_in_flight,
             launches_per_s=launch_bucket(cfg.launch_share).refill_per_s,
         )
-        | ({"already_running": running} if running else {}),
-        groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
+        | ({"already_running": running} if running else {})
+        | ({"launch": [row.to_json() for row in launch]} if launch else {}),
+        groups={
+            info.key: _group_state(
+                ex, info, launch_ami.get((info.account, info.region)) or amis[info.region]
+            )
+            for info in infos
+        },
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )
     # A cloudwatch-target-group metric cannot be measured for a group behind no target group.
@@ -147,11 +176,12 @@ def _group_state(ex: Executor, info: GroupInfo, new_ami: str) -> GroupState:
     # The version the group runs *now* is the rollback target, fixed before anything changes
     # (after a kill the group may already point at our new version).
     return GroupState(
+        account=info.account,
         region=info.region,
         name=info.name,
         lt_id=info.lt_id,
         lt_version=info.lt_version,
-        old_version=ex.resolve_version(info.region, info.lt_id, info.lt_version),
+        old_version=ex.resolve_version(info.place, info.lt_id, info.lt_version),
         new_ami=new_ami,
         mixed=info.mixed,
         target_groups=list(info.target_groups),
@@ -202,7 +232,7 @@ def fleet_refs(rollout: Rollout, limit: int = DATA_CHECK_MAX) -> tuple[list[Inst
     each cohort, so a small cohort is checked too), and how many members there are."""
     per_cohort = [
         [
-            InstanceRef(batch.region, instance_id, batch.group, batch.instance_type)
+            InstanceRef(batch.region, instance_id, batch.group, batch.instance_type, batch.account)
             for wave in cohort.waves
             for batch in wave.batches
             for instance_id in batch.instance_ids
@@ -275,10 +305,16 @@ def preview(ctx: Context, cfg: CanarySettings, family: str) -> dict[str, object]
     its groups, cohorts and waves, each wave's warm-up and analysis, and the plan's estimate.
     ``groups`` 0 means the canary has nothing to roll yet."""
     regions = tuple(ctx.settings.aws.regions)
-    infos = Executor(ctx.aws, ctx.clock).discover(regions, family, cfg.groups, FAMILY_TAG)
+    where = places(regions, ctx.settings.accounts, None)
+    infos = Executor(ctx.aws, ctx.clock).discover(where, family, cfg.groups, FAMILY_TAG)
     out: dict[str, object] = {
         "groups": len(infos),
         "regions": sorted({info.region for info in infos}),
+        **(
+            {"accounts": accounts}
+            if (accounts := sorted({i.account for i in infos} - {""}))
+            else {}
+        ),
         "warmup_s": cfg.warmup_s,
         "analysis_s": cfg.analysis_s,
         "metric_delay_s": cfg.metric_delay_s,

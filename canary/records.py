@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary.model import CohortState, GroupState, Rollout, TemplateVersion, Wave
+from canary.places import template_key, touched, where
 from canary.records_codec import decode_parts, encode_parts
 from canary.traffic import Traffic
 from orchestrator.errors import NotFoundError
@@ -72,9 +73,7 @@ def _templates(groups: Iterable[GroupState]) -> dict[str, TemplateVersion]:
     out: dict[str, TemplateVersion] = {}
     for g in groups:
         if g.new_version is not None:  # pinned then, or since rolled back
-            out.setdefault(
-                f"{g.region}/{g.lt_id}/{g.old_version}", TemplateVersion(g.new_version, g.old_ami)
-            )
+            out.setdefault(template_key(g), TemplateVersion(g.new_version, g.old_ami))
     return out
 
 
@@ -370,6 +369,9 @@ class CohortView:
     rolled_back_at: str | None
     last_verdict: LastVerdict | None  # what the controller acted on last
     rolled_back: int | None = None  # instances taken off the new base by its rollback
+    # (account, region) where it changed something (a group pinned to the new base): where a
+    # rollback acts too. "" is the caller's own account.
+    places: tuple[tuple[str, str], ...] = ()
 
     def progress(self) -> str:
         """How far the cohort got, as ``canary status`` shows it: instances replaced by the new
@@ -396,7 +398,13 @@ class CohortView:
             rolled_back=(
                 int(cohort.rollback.get("replaced", 0)) if cohort.rollback is not None else None
             ),
+            places=touched(cohort, groups or {}),
         )
+
+    def where(self) -> str:
+        """The places it touched as ``canary status`` shows them: ``region`` in the caller's
+        account, ``account/region`` in a member account."""
+        return ", ".join(where(account, region) for account, region in self.places)
 
 
 @dataclass(frozen=True)
@@ -458,6 +466,7 @@ class RolloutView:
                     "replaced": c.replaced,
                     "rolled_back": c.rolled_back,
                     "instances": c.size,
+                    "touched": [{"account": a or None, "region": r} for a, r in c.places],
                     "last_verdict": c.last_verdict.to_json() if c.last_verdict else None,
                     "verdicts": [
                         {

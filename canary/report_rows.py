@@ -69,6 +69,7 @@ def matrix(r: RolloutView) -> RolloutMatrix:
                 replaced=c.replaced,
                 size=c.size,
                 cells=tuple(cells) + (None,) * (width - len(cells)),
+                places=tuple(c.where().split(", ")) if c.places else (),
             )
         )
     return RolloutMatrix(

@@ -13,6 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from canary.model import CohortState, GroupState
+from canary.places import where
 from orchestrator.store import utcnow
 
 if TYPE_CHECKING:  # the controller imports this module to run it
@@ -30,26 +31,27 @@ def rollback_cohort(ctl: Controller, cohort: CohortState, lost: set[str] | None 
             ctl.cleanup_baselines(cohort, wave)
     cohort.status = "rolling_back"
     ctl.save()
-    by_region: dict[str, list[GroupState]] = {}
+    # Every account and region the cohort reached: each rolled back with its own clients.
+    by_place: dict[str, list[GroupState]] = {}
     for group_key in cohort.groups:
         group = ctl.rollout.groups[group_key]
         if group.pinned:
-            by_region.setdefault(group.region, []).append(group)
+            by_place.setdefault(where(group.account, group.region), []).append(group)
     replaced = 0
     gone = set(lost or ()) & set(cohort.groups)
-    for region, groups in sorted(by_region.items()):
+    for place, groups in sorted(by_place.items()):
         groups = [group for group in groups if group.key not in gone]
         if not groups:
             continue
         result = ctl.step(
-            f"rollback:{cohort.key}:{region}", partial(ctl.actions.roll_back, region, groups)
+            f"rollback:{cohort.key}:{place}", partial(ctl.actions.roll_back, place, groups)
         )
         replaced += int(result["terminated"])
-        gone |= {f"{region}/{name}" for name in result.get("missing", ())}
-        present = [group for group in groups if f"{region}/{group.name}" not in gone]
+        gone |= {f"{place}/{name}" for name in result.get("missing", ())}
+        present = [group for group in groups if group.key not in gone]
         if present:
             ctl.actions.wait_replaced(
-                region, [group.name for group in present], set(result["instances"])
+                place, [group.name for group in present], set(result["instances"])
             )
         for group in groups:
             group.pinned = False

@@ -31,7 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from canary import sides
-from canary.actions import WaveToJudge, template_key
+from canary.actions import WaveToJudge
 from canary.executor import GroupInfo
 from canary.judge.decision import Verdict
 from canary.metrics import InstanceRef
@@ -46,6 +46,7 @@ from canary.model import (
     group_key,
 )
 from canary.pacing import Paced, interleave
+from canary.places import split, template_key, where
 from canary.traffic import Traffic
 from orchestrator.artifacts import put_artifact
 from orchestrator.store import utc_iso
@@ -69,14 +70,14 @@ def pin(ctl: Controller, cohorts: list[CohortState]) -> None:
         return
     names: dict[str, list[str]] = {}
     for _, group in todo:
-        names.setdefault(group.region, []).append(group.name)
+        names.setdefault(where(group.account, group.region), []).append(group.name)
     infos = describe(ctl, names)
     listings: dict[tuple[str, str], list[dict[str, object]]] = {}
 
     def versions(group: GroupState) -> list[dict[str, object]]:
-        key = (group.region, group.lt_id)
+        key = (where(group.account, group.region), group.lt_id)
         if key not in listings:
-            listings[key] = ctl.actions.ex.list_versions(group.region, group.lt_id)
+            listings[key] = ctl.actions.ex.list_versions(*key)
         return listings[key]
 
     ctl.save()
@@ -101,18 +102,12 @@ def pin(ctl: Controller, cohorts: list[CohortState]) -> None:
 
 
 def describe(ctl: Controller, names: dict[str, list[str]]) -> dict[str, GroupInfo]:
-    """The groups (names by region) as AWS reports them now, by group key: one request per
-    region for up to 100 groups."""
+    """The groups (names by place: a region of one account, ``canary.places``) as AWS reports
+    them now, by group key: one request per place for up to 100 groups."""
     out: dict[str, GroupInfo] = {}
-    for region, region_names in sorted(names.items()):
-        out.update(
-            {
-                f"{region}/{name}": info
-                for name, info in ctl.actions.describe_groups(
-                    region, sorted(set(region_names))
-                ).items()
-            }
-        )
+    for place, place_names in sorted(names.items()):
+        found = ctl.actions.describe_groups(place, sorted(set(place_names)))
+        out.update({info.key: info for info in found.values()})
     return out
 
 
@@ -214,10 +209,10 @@ def replace_step(
     The end of a step that is not the region's ``last`` is saved with the start of the next: a
     run killed in between finds the step's batches still terminating, replays their done
     replace steps and computes the same canaries again from the saved members before."""
-    where = f"{account}/{region}" if account else region  # as journal steps always named it
+    place = where(account, region)  # as journal steps always named it
     names = sorted({batch.group for _, _, batches in todo for batch in batches})
     before = {name: seen[name] for name in names if name in seen}
-    before.update(ctl.actions.describe_groups(region, [name for name in names if name not in seen]))
+    before.update(ctl.actions.describe_groups(place, [name for name in names if name not in seen]))
     for _, _, batches in todo:
         for batch in batches:
             if batch.status == "pending":
@@ -229,8 +224,8 @@ def replace_step(
         if left:
             # Saved once above: the records a step depends on do not change between steps.
             yield from ctl.step_process(
-                f"replace:{cohort.key}:{wave.index}:{step}:{where}",
-                partial(ctl.actions.replace, region, left, before, ctl.pacer),
+                f"replace:{cohort.key}:{wave.index}:{step}:{place}",
+                partial(ctl.actions.replace, place, left, before, ctl.pacer),
                 save=False,
             )
     infos = {group_key(account, region, name): info for name, info in before.items()}
@@ -244,7 +239,7 @@ def replace_step(
             yield from launch_baselines(ctl, cohort, wave, beside, infos)
     in_step = [(wave, batch) for _, wave, batches in todo for batch in batches]
     gone = {instance_id for _, batch in in_step for instance_id in batch.instance_ids}
-    after = yield from ctl.actions.waiting_replaced(region, names, gone)
+    after = yield from ctl.actions.waiting_replaced(place, names, gone)
     seen.update(after)
     shared = _groups_in_several_batches(batch for _, batch in in_step)
     for wave, batch in in_step:
@@ -293,7 +288,7 @@ def own_target_group(ctl: Controller, wave: Wave) -> str:
 
 
 def baseline_ids(waves: Iterable[Wave]) -> dict[str, list[str]]:
-    """The waves' baselines by region (for one request per region over all of them)."""
+    """The waves' baselines by place (for one request per place over all of them)."""
     ids: dict[str, list[str]] = {}
     for wave in waves:
         for region, region_ids in wave.baselines.ids.items():
@@ -377,8 +372,14 @@ def analyse(ctl: Controller, waves: InFlight) -> None:
                     canaries=ctl.canary_refs(cohort, wave.canaries),
                     # outside any group: no {asg}; the type of the batch they were launched beside
                     baselines=[
-                        InstanceRef(region, iid, "", baseline_spot(wave).instance_type)
-                        for region, ids in wave.baselines.ids.items()
+                        InstanceRef(
+                            split(place)[1],
+                            iid,
+                            "",
+                            baseline_spot(wave).instance_type,
+                            account=split(place)[0],
+                        )
+                        for place, ids in wave.baselines.ids.items()
                         for iid in ids
                     ],
                     target_groups=sides.side_groups(wave),

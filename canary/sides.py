@@ -29,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from canary.model import CohortState, SideGroups, Wave
+from canary.places import client
 from canary.target_group_metrics import (
     SideGroup,
     restore_listener,
@@ -83,7 +84,7 @@ def own_side_groups(aws: Any, groups: Mapping[str, Sequence[str]]) -> dict[str, 
         if not tgs:
             continue
         region = tgs[0].split(":")[3]
-        elbv2 = aws.client("elbv2", region)
+        elbv2 = client(aws, "elbv2", region)
         like = elbv2.describe_target_groups(TargetGroupArns=[tgs[0]])["TargetGroups"][0]
         try:
             _, _, lb = _listener_of(elbv2, tgs[0], like.get("LoadBalancerArns") or [])
@@ -97,7 +98,7 @@ def own_side_groups(aws: Any, groups: Mapping[str, Sequence[str]]) -> dict[str, 
 def make(aws: Any, rollout_id: str, family: str, wave_key: str, region: str, own: str) -> Any:
     """Make (or find, after a kill) the wave's two side target groups like ``own``, and read the
     listener forwarding to ``own`` and its actions: the wave's ``SideGroups`` as a document."""
-    elbv2 = aws.client("elbv2", region)
+    elbv2 = client(aws, "elbv2", region)
     like = elbv2.describe_target_groups(TargetGroupArns=[own])["TargetGroups"][0]
     listener, actions, load_balancer = _listener_of(elbv2, own, like.get("LoadBalancerArns") or [])
     attrs = elbv2.describe_target_group_attributes(TargetGroupArn=own)["Attributes"]
@@ -155,7 +156,7 @@ def _forwards_to(action: Mapping[str, Any]) -> set[str]:
 def weigh(aws: Any, sides: SideGroups, counts: Mapping[str, int]) -> dict[str, int]:
     """The listener forwards across the group's target group and the sides', each weighted by
     its healthy targets (so every target takes about the same share): the weights set."""
-    health = aws.client("elbv2", sides.region).describe_target_health(TargetGroupArn=sides.own)
+    health = client(aws, "elbv2", sides.region).describe_target_health(TargetGroupArn=sides.own)
     own = sum(
         1
         for d in health.get("TargetHealthDescriptions", [])
@@ -185,7 +186,7 @@ def remove(ctl: Controller, sides: SideGroups, members: Mapping[str, list[str]])
         ],
         ctl.progress,
     )
-    elbv2 = ctl.actions.aws.client("elbv2", sides.region)
+    elbv2 = client(ctl.actions.aws, "elbv2", sides.region)
     for arn in (sides.canary, sides.baseline):
         try:
             elbv2.delete_target_group(TargetGroupArn=arn)
@@ -287,7 +288,7 @@ TAGS_PER_REQUEST = 20  # DescribeTags' documented limit on resource ARNs
 def side_target_groups(aws: Any, region: str) -> list[tuple[str, dict[str, str]]]:
     """The side target groups imagefleet made in ``region`` (named ``if-…``, tagged
     ``imagefleet:role=side``), with their tags."""
-    elbv2 = aws.client("elbv2", region)
+    elbv2 = client(aws, "elbv2", region)
     arns = [
         str(g["TargetGroupArn"])
         for page in elbv2.paginate("describe_target_groups")
@@ -323,7 +324,7 @@ def release_side_group(aws: Any, region: str, arn: str, listener: str) -> None:
     """A dead rollout's side target group out of ``listener`` (its ``imagefleet:listener`` tag),
     then deleted (``gc``: the rollout's record no longer says what the listener was; the
     listener's other target groups keep their weights). One already gone is fine."""
-    elbv2 = aws.client("elbv2", region)
+    elbv2 = client(aws, "elbv2", region)
     if listener:
         try:
             found = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from canary.places import client
 from canary.traffic import arn_suffix
 from orchestrator.aws import batches
 from orchestrator.errors import AwsError
@@ -133,7 +134,7 @@ def fetch_target_groups(
     for side, group in sides.items():
         by_region.setdefault(group.region, []).extend((side, m, group) for m in metrics)
     for region, queries in sorted(by_region.items()):
-        cw = aws.client("cloudwatch", region)
+        cw = client(aws, "cloudwatch", region)
         for chunk in batches(queries, MAX_QUERIES):
             spec = metric_queries(chunk, period_s, metric_names or {})
             for page in cw.paginate(
@@ -153,7 +154,7 @@ def side_target_group(
     """A target group named ``name`` with the settings of target group ``like``, tagged ``tags``
     (the family's, so ``iam-policy`` lets only imagefleet delete it); an earlier one of that name
     (a run killed after making it) is returned as it is. Returns its ARN."""
-    elbv2 = aws.client("elbv2", region)
+    elbv2 = client(aws, "elbv2", region)
     try:
         found = elbv2.describe_target_groups(Names=[name])["TargetGroups"]
     except AwsError as exc:
@@ -175,7 +176,7 @@ def weigh_listener(
 ) -> list[dict[str, Any]]:
     """Forward the listener's traffic to ``weights``' target groups (ARN → weight, 0–999) and
     return the default actions it had, for ``restore_listener``."""
-    elbv2 = aws.client("elbv2", region)
+    elbv2 = client(aws, "elbv2", region)
     before = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"][0]["DefaultActions"]
     elbv2.modify_listener(
         ListenerArn=listener,
@@ -196,9 +197,9 @@ def weigh_listener(
 
 def restore_listener(aws: Any, region: str, listener: str, actions: list[dict[str, Any]]) -> None:
     """Put back the listener's default actions from before the wave."""
-    aws.client("elbv2", region).modify_listener(ListenerArn=listener, DefaultActions=actions)
+    client(aws, "elbv2", region).modify_listener(ListenerArn=listener, DefaultActions=actions)
 
 
 def delete_side_target_group(aws: Any, region: str, arn: str) -> None:
     """Remove a side's target group (its listener no longer forwards to it)."""
-    aws.client("elbv2", region).delete_target_group(TargetGroupArn=arn)
+    client(aws, "elbv2", region).delete_target_group(TargetGroupArn=arn)

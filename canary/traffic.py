@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary.pacing import interleave
+from canary.places import client
 from orchestrator.aws import batches
 from orchestrator.clock import Clock
 from orchestrator.errors import AwsError
@@ -93,14 +94,14 @@ class LoadBalancing:
         if not ids or not traffic:
             return
         if traffic.target_groups:
-            elbv2 = self.aws.client("elbv2", region)
+            elbv2 = client(self.aws, "elbv2", region)
             for arn in traffic.target_groups:
                 for chunk in batches(sorted(ids), TARGETS_PER_REQUEST):
                     elbv2.register_targets(
                         TargetGroupArn=arn, Targets=[{"Id": iid} for iid in chunk]
                     )
         if traffic.load_balancers:
-            elb = self.aws.client("elb", region)
+            elb = client(self.aws, "elb", region)
             for name in traffic.load_balancers:
                 elb.register_instances_with_load_balancer(
                     LoadBalancerName=name, Instances=[{"InstanceId": iid} for iid in sorted(ids)]
@@ -110,7 +111,7 @@ class LoadBalancing:
         """``<load balancer>: <instance> <state>`` for every baseline not yet taking traffic."""
         out: list[str] = []
         if traffic.target_groups:
-            elbv2 = self.aws.client("elbv2", region)
+            elbv2 = client(self.aws, "elbv2", region)
             for arn in traffic.target_groups:
                 resp = elbv2.describe_target_health(
                     TargetGroupArn=arn, Targets=[{"Id": iid} for iid in sorted(ids)]
@@ -125,7 +126,7 @@ class LoadBalancing:
                     if states.get(iid) != "healthy"
                 ]
         if traffic.load_balancers:
-            elb = self.aws.client("elb", region)
+            elb = client(self.aws, "elb", region)
             for name in traffic.load_balancers:
                 resp = elb.describe_instance_health(
                     LoadBalancerName=name, Instances=[{"InstanceId": iid} for iid in sorted(ids)]
@@ -196,7 +197,7 @@ class LoadBalancing:
         if not ids or not traffic:
             return done
         if traffic.target_groups:
-            elbv2 = self.aws.client("elbv2", region)
+            elbv2 = client(self.aws, "elbv2", region)
             for arn in traffic.target_groups:
                 for chunk in batches(sorted(ids), TARGETS_PER_REQUEST):
                     try:
@@ -212,7 +213,7 @@ class LoadBalancing:
                             _unless_invalid(elbv2, arn, iid)
                 done[f"targetgroup/{target_group_name(arn)}"] = len(ids)
         if traffic.load_balancers:
-            elb = self.aws.client("elb", region)
+            elb = client(self.aws, "elb", region)
             for name in traffic.load_balancers:
                 try:
                     elb.deregister_instances_from_load_balancer(
@@ -230,7 +231,7 @@ class LoadBalancing:
         """The longest time a deregistered target may keep its connections in ``traffic``."""
         longest = 0.0
         if traffic.target_groups:
-            elbv2 = self.aws.client("elbv2", region)
+            elbv2 = client(self.aws, "elbv2", region)
             for arn in traffic.target_groups:
                 attrs = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
                 value = next(
@@ -243,7 +244,7 @@ class LoadBalancing:
                 )
                 longest = max(longest, float(value) if value else DEFAULT_DEREGISTRATION_DELAY_S)
         if traffic.load_balancers:
-            elb = self.aws.client("elb", region)
+            elb = client(self.aws, "elb", region)
             for name in traffic.load_balancers:
                 attrs = elb.describe_load_balancer_attributes(LoadBalancerName=name)
                 draining = attrs.get("LoadBalancerAttributes", {}).get("ConnectionDraining", {})
@@ -304,7 +305,7 @@ def _drained(
 def group_traffic(aws: Any, region: str, names: Sequence[str]) -> dict[str, Traffic]:
     """The load balancers of the named Auto Scaling groups that still exist, by name."""
     out: dict[str, Traffic] = {}
-    asg = aws.client("autoscaling", region)
+    asg = client(aws, "autoscaling", region)
     for chunk in batches(sorted(set(names)), 100):  # DescribeAutoScalingGroups' page maximum
         for page in asg.paginate(
             "describe_auto_scaling_groups", AutoScalingGroupNames=list(chunk), MaxRecords=100

@@ -185,6 +185,7 @@ class MatrixRow:
     replaced: int
     size: int
     cells: tuple[Cell | None, ...]
+    places: tuple[str, ...] = ()  # where it acted: "region", or "account/region" (member)
 
 
 @dataclass(frozen=True)

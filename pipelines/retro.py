@@ -147,6 +147,8 @@ def canary_rollback(
     )
     others = ", ".join(f"{c.key} {c.status}" for c in rollout.cohorts if c.key != cohort.key)
     impact = [replaced, f"- Other cohorts: {others or 'none'}"]
+    if cohort.places:  # the accounts and regions it reached, each rolled back
+        impact.insert(1, f"- Rolled back in: {cohort.where()} (account/region; bare: own account)")
     rows = [
         f"| {m.name} | {m.classification} | {_n(m.experiment.mean)} | {_n(m.control.mean)} | "
         f"{_n(m.estimate)} "

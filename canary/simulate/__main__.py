@@ -110,8 +110,8 @@ def main(
     )
     if controller and accounts > 1:
         raise click.UsageError(
-            "--accounts above 1 needs --model: the controller does not discover member "
-            "accounts' groups yet"
+            "--accounts above 1 needs --model: the simulated AWS has no member roles for the "
+            "controller to assume yet"
         )
     if controller:
         from canary.simulate.controller_run import run_controller

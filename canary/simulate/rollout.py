@@ -27,7 +27,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -384,9 +384,7 @@ def discover(rollout: FleetRollout, scenario: Scenario) -> list[Group]:
     out: list[Group] = []
     for account in scenario.account_names:
         places = [place_name(account, r) for r in scenario.regions]
-        for info in rollout.ex.discover(places, "sim"):
-            group = info.to_group()
-            out.append(replace(group, account=account, region=rollout.places[info.region][1]))
+        out += [info.to_group() for info in rollout.ex.discover(places, "sim")]
     return out
 
 

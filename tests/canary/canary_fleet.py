@@ -246,10 +246,11 @@ class Fleet:
         )
 
     @contextmanager
-    def agent(self) -> Iterator[None]:
-        """The health agent on the fleet's clock: it ticks around every sleep of the controller."""
+    def agent(self, aws: Any = None) -> Iterator[None]:
+        """The health agent on the fleet's clock: it ticks around every sleep of the controller.
+        ``aws``: a factory with member accounts, whose instances it measures too."""
         env = AgentEnv(
-            aws=self.aws,
+            aws=aws or self.aws,
             state_dir=self.context().settings.state_dir,
             regions=(REGION,),
             clock=self.clock,

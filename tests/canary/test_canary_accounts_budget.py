@@ -181,3 +181,107 @@ def test_paced_clients_take_request_tokens_from_their_accounts_bucket(tmp_path: 
     own.describe_auto_scaling_groups()
     own.describe_auto_scaling_groups()
     assert clock.time() == pytest.approx(20.0)  # the caller's bucket was untouched
+
+
+def test_places_name_a_region_of_an_account_as_group_keys_do() -> None:
+    from canary.model import group_key
+    from canary.places import split, where
+
+    assert where("", "us-east-1") == "us-east-1" and split("us-east-1") == ("", "us-east-1")
+    assert where("prod", "eu-west-1") == "prod/eu-west-1"
+    assert split("prod/eu-west-1") == ("prod", "eu-west-1")
+    assert f"{where('prod', 'eu-west-1')}/web" == group_key("prod", "eu-west-1", "web")
+
+
+def test_discovery_reads_the_callers_regions_then_each_member_accounts() -> None:
+    from canary.accounts import places
+    from orchestrator.accounts import AccountSettings
+
+    accounts = {
+        "prod": AccountSettings("prod", "222222222222", "arn:aws:iam::222222222222:role/m"),
+        "team": AccountSettings(
+            "team", "333333333333", "arn:aws:iam::333333333333:role/m", regions=("eu-west-1",)
+        ),
+    }
+    regions = ("us-east-1", "eu-west-1")
+    assert places(regions, accounts, None) == [
+        "us-east-1",
+        "eu-west-1",
+        "prod/us-east-1",
+        "prod/eu-west-1",
+        "team/eu-west-1",
+    ]
+    assert places(regions, accounts, "team") == ["team/eu-west-1"]  # only the named ones
+    assert places(regions, {}, None) == list(regions)
+    with pytest.raises(UsageError, match="unknown account 'nope'"):
+        places(regions, accounts, "team,nope")
+
+
+def test_cannot_launch_names_every_account_and_region_and_is_a_refusal() -> None:
+    from canary.accounts import CannotLaunch, LaunchRow, refuse_unlaunchable
+
+    ok = LaunchRow("prod", "222222222222", "us-east-1", "ami-1", "shared", "ami-1")
+    bad = LaunchRow("team", "333333333333", "eu-west-1", "ami-2", "", error="not shared")
+    refuse_unlaunchable([ok])
+    with pytest.raises(CannotLaunch) as err:
+        refuse_unlaunchable([ok, bad])
+    assert err.value.exit_code == 1
+    assert err.value.message.startswith(
+        "1 member account(s) cannot launch the new base: team (333333333333) in eu-west-1: "
+    )
+    assert "not shared" in err.value.message and "prod" not in err.value.message
+    assert LaunchRow.from_json(bad.to_json()) == bad and LaunchRow.from_json(ok.to_json()) == ok
+    assert ok.to_json()["can_launch"] and not bad.to_json()["can_launch"]
+
+
+def test_a_member_accounts_buckets_are_named_by_its_id(tmp_path: Path) -> None:
+    budget = ApiBudget(
+        SqliteStore(tmp_path / "s.db"),
+        VirtualClock(start=0.0),
+        "123456789012",
+        ids={"prod": "222222222222"},
+    )
+    spec = launch_bucket(0.25)
+    assert budget.bucket_name("us-east-1", spec, "prod") == "222222222222/us-east-1/launches"
+    assert budget.bucket_name("us-east-1", spec, "") == "123456789012/us-east-1/launches"
+
+
+def test_status_and_the_report_say_which_accounts_and_regions_a_cohort_touched() -> None:
+    from canary.model import CohortState, NewBase, Rollout
+    from canary.records import RolloutView
+    from canary.report_rows import matrix
+
+    def group(account: str, name: str, pinned: bool) -> GroupState:
+        return GroupState(
+            "us-east-1",
+            name,
+            "lt-1",
+            "1",
+            1,
+            "ami-2",
+            False,
+            2 if pinned else None,
+            account=account,
+        )
+
+    groups = [group("", "a", True), group("prod", "a", True), group("team", "a", False)]
+    rollout = Rollout(
+        id="r",
+        family="f",
+        new=NewBase(amis={"us-east-1": "ami-2"}),
+        created_at="t",
+        updated_at="t",
+        config={},
+        summary={},
+        groups={g.key: g for g in groups},
+        cohorts=[CohortState("m5.large", 3, [g.key for g in groups], [], status="rolled_back")],
+    )
+    view = RolloutView.of(rollout)
+    (cohort,) = view.cohorts
+    assert cohort.places == (("", "us-east-1"), ("prod", "us-east-1"))  # team: never pinned
+    assert cohort.where() == "us-east-1, prod/us-east-1"
+    assert view.to_json()["cohorts"][0]["touched"] == [
+        {"account": None, "region": "us-east-1"},
+        {"account": "prod", "region": "us-east-1"},
+    ]
+    assert matrix(view).rows[0].places == ("us-east-1", "prod/us-east-1")
