@@ -210,36 +210,39 @@ class ControllerRun:
     calls_before_start: int  # requests made while preparing (discovery, template lookups)
 
 
-def launches_by_wave(
-    done: Rollout, launched: Mapping[str, int]
+def launches_by_gates(
+    done: Rollout, the_plan: Plan, launched: Mapping[str, int]
 ) -> tuple[dict[str, list[int]], set[str]]:
-    """The launches of a finished rollout by place and wave (``report.gated_bound_s``): each
-    replaced batch's instances and each wave's baselines (launched beside its ``baseline_spot``)
-    under their wave; what else a place ``launched`` (a rollback's replacements) under wave 0,
-    and those places as untailed (what a rollback launches is not judged)."""
-    by_wave: dict[str, list[int]] = {}
+    """The launches of a finished rollout by place and the judged waves before them
+    (``report.gated_bound_s``, ``CohortPlan.gates_before``): each replaced batch's instances and
+    each wave's baselines (launched beside its ``baseline_spot``); what else a place
+    ``launched`` (a rollback's replacements) behind no gate, and those places as untailed (what
+    a rollback launches is not judged)."""
+    by_gates: dict[str, list[int]] = {}
+    before = {cp.key: cp.gates_before() for cp in the_plan.cohorts}
 
-    def add(place: str, wave: int, count: int) -> None:
-        counts = by_wave.setdefault(place, [])
-        counts.extend([0] * (wave + 1 - len(counts)))
-        counts[wave] += count
+    def add(place: tuple[str, str], gates: int, count: int) -> None:
+        counts = by_gates.setdefault(place_name(*place), [])
+        counts.extend([0] * (gates + 1 - len(counts)))
+        counts[gates] += count
 
     for cohort in done.cohorts:
+        levels = before[cohort.key]
         for wave in cohort.waves:
             for batch in wave.batches:
                 if batch.status == "done":
-                    where = place_name(batch.account, batch.region)
-                    add(where, wave.index, len(batch.instance_ids))
+                    add(batch.place, levels[batch.place][wave.index], len(batch.instance_ids))
             if wave.baselines.count:
-                spot = baseline_spot(wave)
-                add(place_name(spot.account, spot.region), wave.index, wave.baselines.count)
+                spot = baseline_spot(wave).place
+                add(spot, levels[spot][wave.index], wave.baselines.count)
     untailed = set()
     for place, count in launched.items():
-        extra = count - sum(by_wave.get(place, ()))
+        extra = count - sum(by_gates.get(place, ()))
         if extra > 0:
-            add(place, 0, extra)
+            counts = by_gates.setdefault(place, [0])
+            counts[0] += extra
             untailed.add(place)
-    return by_wave, untailed
+    return by_gates, untailed
 
 
 def run_controller(
@@ -278,7 +281,9 @@ def run_controller(
         status=done.status,
         started_at=t0,
     )
-    by_wave, untailed = launches_by_wave(done, {p: len(ts) for p, ts in launch_times.items()})
-    out = report(run, world, launch_bucket(scenario.launch_share), gates(cfg), by_wave, untailed)
+    by_gates, untailed = launches_by_gates(
+        done, the_plan, {p: len(ts) for p, ts in launch_times.items()}
+    )
+    out = report(run, world, launch_bucket(scenario.launch_share), gates(cfg), by_gates, untailed)
     out.state = state_report(state, meter, world, run.replaced)
     return ControllerRun(out, done, world, calls0)

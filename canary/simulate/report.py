@@ -105,24 +105,24 @@ class Gates:
 
 
 def gated_bound_s(
-    by_wave: Mapping[str, Sequence[int]],
+    by_gates: Mapping[str, Sequence[int]],
     spec: BucketSpec,
     gates: Gates,
     untailed: Collection[str] = (),
 ) -> float:
     """The shortest makespan the budgets *and* the canary gates allow.
 
-    ``by_wave[place][k]``: the launches in a place (an account's region, a bucket of its own)
-    that belong to wave ``k`` of their cohort (its canaries and its baselines). Wave ``k``
-    launches no sooner than ``k`` gates after the start (each earlier wave of the cohort was
-    launched and judged first), and the bucket holds at most ``capacity`` tokens then, so the
-    last launch of a place is no sooner than, for every ``k``,
-    ``k x gate_s + (launches of waves >= k - capacity) / refill``; a window follows it
-    (``Gates.tail_s``), except in the ``untailed`` places, where a cohort was rolled back (its
-    old-base replacements are not judged). ``k = 0`` without the tail is ``bound_s``.
+    ``by_gates[place][k]``: the launches in a place (an account's region, a bucket of its own)
+    that ``k`` judged waves of their cohort must precede (``CohortPlan.gates_before``; canaries
+    and baselines alike). They launch no sooner than ``k x gate_s`` after the start, and the
+    bucket holds at most ``capacity`` tokens then, so the last launch of a place is no sooner
+    than, for every ``k``, ``k x gate_s + (launches behind k or more gates - capacity) /
+    refill``; a window follows it (``Gates.tail_s``), except in the ``untailed`` places, where a
+    cohort was rolled back (its old-base replacements are not judged). ``k = 0`` without the
+    tail is ``bound_s``.
     """
     best = 0.0
-    for place, counts in by_wave.items():
+    for place, counts in by_gates.items():
         left = sum(counts)
         if left <= 0:
             continue
@@ -152,15 +152,15 @@ def report(
     world: SimWorld,
     spec: BucketSpec,
     gates: Gates | None = None,
-    by_wave: Mapping[str, Sequence[int]] | None = None,
+    by_gates: Mapping[str, Sequence[int]] | None = None,
     untailed: Collection[str] = (),
 ) -> Report:
     """The report of ``run`` on ``world`` under the launch budget ``spec``; with ``gates`` and the
-    launches ``by_wave`` (see ``gated_bound_s``), the bound the gates set too."""
+    launches ``by_gates`` (see ``gated_bound_s``), the bound the gates set too."""
     bound = bound_s({r: len(ts) for r, ts in run.launch_times.items()}, spec)
     gated = (
-        max(bound, gated_bound_s(by_wave, spec, gates, untailed))
-        if gates is not None and by_wave is not None
+        max(bound, gated_bound_s(by_gates, spec, gates, untailed))
+        if gates is not None and by_gates is not None
         else 0.0
     )
     per_region: dict[str, dict[str, float]] = {}

@@ -128,9 +128,9 @@ class FleetRollout:
         self.cfg = cfg
         self.rng = random.Random(scenario.seed)
         self.launch_times: dict[str, list[float]] = {name: [] for name in world.regions}
-        # launches by place and wave (index k: wave k's canaries and baselines), for the bound
-        # the gates set; a place where a cohort was rolled back is in ``rolled_back_in``
-        self.by_wave: dict[str, list[int]] = {}
+        # launches by place and the judged waves before them (``CohortPlan.gates_before``), for
+        # the bound the gates set; a place where a cohort was rolled back is in ``rolled_back_in``
+        self.by_gates: dict[str, list[int]] = {}
         self.rolled_back_in: set[str] = set()
         self.places = {name: (r.account, r.name) for name, r in world.regions.items()}
         self.outcome: dict[str, str] = {}
@@ -156,19 +156,20 @@ class FleetRollout:
                     raise
             yield THROTTLE_BACKOFF_S + self.rng.uniform(0.0, self.s.jitter_s)
 
-    def take(self, where: str, count: int, wave: int | None) -> Waiting[None]:
+    def take(self, where: str, count: int, gates: int | None) -> Waiting[None]:
         """``count`` launch tokens reserved in the shared bucket of ``where`` (a ``place_name``:
-        one account's region) for ``wave`` (None: a rollback); sleeps until they are there."""
+        one account's region) for launches behind ``gates`` judged waves (None: a rollback's);
+        sleeps until they are there."""
         account, region = self.places[where]
         wait = self.budget.reserve(region, self.spec, count, account=account)
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.s.jitter_s)
         self.launch_times[where].extend([self.clock.time()] * count)
-        counts = self.by_wave.setdefault(where, [])
-        k = 0 if wave is None else wave  # a rollback's launches: no earlier than the start
+        counts = self.by_gates.setdefault(where, [])
+        k = 0 if gates is None else gates  # a rollback's launches: no earlier than the start
         counts.extend([0] * (k + 1 - len(counts)))
         counts[k] += count
-        if wave is None:
+        if gates is None:
             self.rolled_back_in.add(where)
 
     def describe(self, region: str, names: Sequence[str]) -> Waiting[dict[str, GroupInfo]]:
@@ -192,7 +193,9 @@ class FleetRollout:
             self.region_wave(region, batches, canaries, 0)
             for region, batches in sorted(first.items())
         ]
-        state = {"decision": (yield from self.judge(cp, 0, sorted(first), old_versions, canaries))}
+        state = {
+            "decision": (yield from self.judge(cp, 0, sorted(first), old_versions, canaries, 0))
+        }
         if state["decision"] == "pass":
             regions = sorted({r for r, _ in groups})
             yield [
@@ -222,15 +225,21 @@ class FleetRollout:
         state: dict[str, str],
     ) -> Process:
         """One region of a cohort through the waves after the first, judged on its own canaries."""
+        gates = cp.gates_before()[self.places[region]]
         for wave in cp.waves[1:]:
             batches = [b for b in wave.batches if where(b) == region]
             if state["decision"] != "pass":
                 return  # another region failed or paused: stop here
             if not batches:
                 continue
-            yield from self.region_wave(region, batches, canaries, wave.index)
+            yield from self.region_wave(region, batches, canaries, gates[wave.index])
             decision = yield from self.judge(
-                cp, wave.index, [region], old_versions, {region: canaries[region]}
+                cp,
+                wave.index,
+                [region],
+                old_versions,
+                {region: canaries[region]},
+                gates[wave.index],
             )
             if decision != "pass" and state["decision"] == "pass":
                 state["decision"] = decision
@@ -263,7 +272,7 @@ class FleetRollout:
         return old
 
     def region_wave(
-        self, region: str, batches: list[Batch], canaries: dict[str, list[str]], wave: int
+        self, region: str, batches: list[Batch], canaries: dict[str, list[str]], gates: int
     ) -> Process:
         """One wave in one region: step after step; a step's batches at their planned offsets."""
         for step in sorted({b.step for b in batches}):
@@ -274,7 +283,7 @@ class FleetRollout:
             for b in todo:
                 yield max(0.0, b.offset_s - elapsed)
                 elapsed = max(elapsed, b.offset_s)
-                yield from self.replace(region, list(b.instance_ids), wave)
+                yield from self.replace(region, list(b.instance_ids), gates)
             gone = {i for b in todo for i in b.instance_ids}
             while True:
                 yield float(self.cfg.poll_s)
@@ -287,10 +296,10 @@ class FleetRollout:
                     m.id for m in after[name].in_service() if m.id not in old
                 )
 
-    def replace(self, region: str, ids: list[str], wave: int | None) -> Waiting[None]:
+    def replace(self, region: str, ids: list[str], gates: int | None) -> Waiting[None]:
         for lo in range(0, len(ids), self.s.chunk):
             chunk = ids[lo : lo + self.s.chunk]
-            yield from self.take(region, len(chunk), wave)
+            yield from self.take(region, len(chunk), gates)
             for i, iid in enumerate(chunk):
                 tokens = (
                     {"autoscaling": len(chunk)} if i == 0 else {}
@@ -305,13 +314,15 @@ class FleetRollout:
         regions: Sequence[str],
         old_versions: dict[tuple[str, str], int],
         canaries: dict[str, list[str]],
+        gates: int,
     ) -> Waiting[str]:
-        """Baselines on the old base beside the canaries, a soak, the real judge, baselines gone."""
+        """Baselines on the old base beside the canaries (behind ``gates`` judged waves, as they
+        are), a soak, the real judge, baselines gone."""
         region = regions[0]
         group = next(g for r, g in sorted(old_versions) if r == region)
         infos = yield from self.describe(region, [group])
         count = self.cfg.baselines_per_wave
-        yield from self.take(region, count, wave)
+        yield from self.take(region, count, gates)
         itype = infos[group].members[0].instance_type if infos[group].members else ""
         base = yield from self.call(
             region,
@@ -460,7 +471,7 @@ def _report(
         started_at=started_at,
     )
     return report(
-        run, world, rollout.spec, gates(rollout.cfg), rollout.by_wave, rollout.rolled_back_in
+        run, world, rollout.spec, gates(rollout.cfg), rollout.by_gates, rollout.rolled_back_in
     )
 
 

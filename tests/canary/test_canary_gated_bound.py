@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from canary.budget import launch_bucket
+from canary.cohorts import Group, build_cohorts
+from canary.plan import CohortPlan, Policy, plan
 from canary.simulate.report import Gates, bound_s, gated_bound_s, timeline
 
 SPEC = launch_bucket(0.25)  # 250 launches at once, refilled 0.5/s
@@ -36,9 +38,9 @@ def test_one_wave_is_the_budget_and_the_window() -> None:
 
 
 def test_the_busiest_place_decides_and_a_rolled_back_place_has_no_tail() -> None:
-    by_wave = {"a/us-east-1": [0, 0, 0, 1000], "b/us-east-1": [0, 0, 0, 500]}
-    assert gated_bound_s(by_wave, SPEC, GATES) == pytest.approx(2430 + 1500 + 720)
-    untailed = gated_bound_s(by_wave, SPEC, GATES, untailed={"a/us-east-1"})
+    by_gates = {"a/us-east-1": [0, 0, 0, 1000], "b/us-east-1": [0, 0, 0, 500]}
+    assert gated_bound_s(by_gates, SPEC, GATES) == pytest.approx(2430 + 1500 + 720)
+    untailed = gated_bound_s(by_gates, SPEC, GATES, untailed={"a/us-east-1"})
     assert untailed == pytest.approx(max(2430 + 1500, 2430 + 500 + 720))
     assert gated_bound_s({}, SPEC, GATES) == 0.0
     assert gated_bound_s({"p": [0, 0]}, SPEC, GATES) == 0.0
@@ -49,3 +51,45 @@ def test_the_timeline_is_the_share_of_the_refill_used_per_bin() -> None:
     times = [0.0] * 100 + [150.0] * 25 + [299.0] * 50
     assert timeline(times, 0.0, 300.0, SPEC, 100.0) == [2.0, 0.5, 1.0]
     assert timeline([], 0.0, 0.0, SPEC, 100.0) == [0.0]
+
+
+def _cohort(sizes: dict[tuple[str, str], int]) -> CohortPlan:
+    groups = [
+        Group(
+            f"g-{account or 'own'}-{region}",
+            region,
+            ids(account, region, n),
+            "m5.large",
+            account=account,
+        )
+        for (account, region), n in sizes.items()
+    ]
+    (cp,) = plan(build_cohorts(groups), POLICY).cohorts
+    return cp
+
+
+def ids(account: str, region: str, n: int) -> tuple[str, ...]:
+    return tuple(f"i-{account}-{region}-{k}" for k in range(n))
+
+
+POLICY = Policy(waves=(1, 0.05, 0.25, 1.0), max_in_flight_per_region=1000, jitter_s=0.0)
+
+
+def test_every_wave_waits_for_the_waves_judged_before_it_in_its_place() -> None:
+    # 400 + 400 instances in two accounts: waves of 1, 40, 200 and 800 reach both places
+    cp = _cohort({("111111111111", "us-east-1"): 400, ("222222222222", "us-east-1"): 400})
+    assert [w.target for w in cp.waves] == [1, 40, 200, 800]
+    assert cp.gates_before() == {
+        ("111111111111", "us-east-1"): [0, 1, 2, 3],
+        ("222222222222", "us-east-1"): [0, 1, 2, 3],
+    }
+
+
+def test_a_wave_that_skips_a_place_gates_nothing_there() -> None:
+    # 400 instances here and 4 there: the first two waves (1, then 21) come from the big group
+    # only, so in the small place the 25 % wave follows the first wave's gate alone, and the last
+    # wave that one and the 25 % wave's
+    cp = _cohort({("", "us-east-1"): 400, ("", "eu-west-1"): 4})
+    assert [w.target for w in cp.waves] == [1, 21, 101, 404]
+    assert [{b.place for b in w.batches} for w in cp.waves[:2]] == [{("", "us-east-1")}] * 2
+    assert cp.gates_before() == {("", "us-east-1"): [0, 1, 2, 3], ("", "eu-west-1"): [0, 1, 1, 2]}
