@@ -198,8 +198,12 @@ class FleetRollout:
         }
         if state["decision"] == "pass":
             regions = sorted({r for r, _ in groups})
+            gates = cp.gates_before()
             yield [
-                self.region_waves(cp, region, old_versions, canaries, state) for region in regions
+                self.region_waves(
+                    cp, region, old_versions, canaries, state, gates[self.places[region]]
+                )
+                for region in regions
             ]
         if state["decision"] == "fail":
             yield from self.roll_back(groups, old_versions, canaries)
@@ -223,9 +227,10 @@ class FleetRollout:
         old_versions: dict[tuple[str, str], int],
         canaries: dict[str, list[str]],
         state: dict[str, str],
+        gates: list[int],
     ) -> Process:
-        """One region of a cohort through the waves after the first, judged on its own canaries."""
-        gates = cp.gates_before()[self.places[region]]
+        """One region of a cohort through the waves after the first, judged on its own canaries
+        (``gates``: the judged waves before each wave there, ``CohortPlan.gates_before``)."""
         for wave in cp.waves[1:]:
             batches = [b for b in wave.batches if where(b) == region]
             if state["decision"] != "pass":
