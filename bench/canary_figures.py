@@ -144,6 +144,8 @@ def simulation_figures() -> list[Figure]:
             for k in (
                 "makespan_s",
                 "bound_s",
+                "gated_bound_s",
+                "makespan_over_gated_bound",
                 "peak_in_flight",
                 "throttles_by_bucket",
                 "cohorts_rolled_back",
@@ -207,25 +209,55 @@ ACCOUNTS_SPEEDUP_GOAL = 10.0  # makespan in one account over the makespan in 20 
 
 def accounts_figures() -> list[Figure]:
     """The 180,000-instance rollout with its groups in 20 accounts x 4 regions (80 budgets), on
-    the simulator's own rollout, against the same fleet in one account (4 budgets)."""
+    the simulator's own rollout, against the same fleet in one account (4 budgets).
+
+    The goal is measured against the bound the budgets *and* the canary gates set
+    (``canary.simulate.report.gated_bound_s``: wave k of a cohort launches no sooner than k
+    judged waves, and the last launch is judged): at 1.5 h of launching, the four judged waves
+    of a cohort are a third of the budgets-only bound, which is shown beside it."""
     from bench import canary as bench
 
     org = bench.run_simulation(accounts=bench.ORG_ACCOUNTS)
     one = bench.run_simulation()
     tag = f", {bench.ORG_ACCOUNTS} accounts x {org['regions']} regions"
-    keys = ("makespan_s", "bound_s", "peak_in_flight", "throttles_by_bucket", "cpu_seconds")
+    keys = (
+        "makespan_s",
+        "gated_bound_s",
+        "bound_s",
+        "makespan_over_bound",
+        "peak_in_flight",
+        "throttles_by_bucket",
+        "cpu_seconds",
+    )
     speedup = round(one["makespan_s"] / org["makespan_s"], 2) if org["makespan_s"] else 0.0
+    busiest = org["busiest"]
+    ends = org["per_region"].get(busiest, {})
     return [
         Figure(
-            f"simulated 180k rollout: makespan over the budgets' bound{tag}",
-            org["makespan_over_bound"],
+            f"simulated 180k rollout: makespan over the bound of the budgets and gates{tag}",
+            org["makespan_over_gated_bound"],
             "x",
             None,
             "-",
             clock="virtual",
             goal=f"<= {SIM_MAKESPAN_GOAL}",
-            met=org["makespan_over_bound"] <= SIM_MAKESPAN_GOAL,
-            detail={k: org.get(k) for k in (*keys, "budget_use", "real_seconds")},
+            met=0 < org["makespan_over_gated_bound"] <= SIM_MAKESPAN_GOAL,
+            detail={
+                **{k: org.get(k) for k in (*keys, "budget_use", "real_seconds")},
+                "busiest": busiest,
+                "busiest_first_launch_s": ends.get("first_launch_s"),
+                "busiest_after_last_launch_s": ends.get("after_last_launch_s"),
+                "busiest_use_per_5_min": org["busiest_use"],
+            },
+        ),
+        Figure(
+            f"simulated 180k rollout: makespan over the budgets' bound alone{tag}",
+            org["makespan_over_bound"],
+            "x",
+            None,
+            "-",
+            clock="virtual",
+            detail={"makespan_s": org["makespan_s"], "bound_s": org["bound_s"]},
         ),
         Figure(
             f"simulated 180k rollout: throttling errors{tag}",
@@ -249,7 +281,8 @@ def accounts_figures() -> list[Figure]:
             detail={
                 "org_makespan_h": round(org["makespan_s"] / 3600, 2),
                 "one_account_makespan_h": round(one["makespan_s"] / 3600, 2),
-                "one_account": {k: one.get(k) for k in keys},
+                "one_account": {k: one.get(k) for k in (*keys, "makespan_over_gated_bound")},
+                "one_account_throttling_errors": one["throttling_errors"],
             },
         ),
     ]

@@ -225,6 +225,24 @@ class CohortPlan:
     waves: tuple[Wave, ...]
     places: tuple[tuple[str, str], ...] = ()  # (account, region) pairs of its groups
 
+    def gates_before(self) -> dict[tuple[str, str], list[int]]:
+        """Per place ((account, region)), the judged waves that must pass before each wave may
+        launch there (one entry per wave): none before the first; before wave k, the first
+        (judged across every place) and each later one before k that replaced instances in the
+        place. A place a wave skips is not judged on it, so that wave gates nothing there; the
+        bound of ``canary.simulate.report.gated_bound_s`` counts no more than this."""
+        out: dict[tuple[str, str], list[int]] = {}
+        seen: dict[tuple[str, str], int] = {}  # waves after the first with batches in the place
+        places = [{b.place for b in wave.batches} for wave in self.waves]
+        for place in sorted(set().union(*places)) if places else []:
+            levels = []
+            for k, in_wave in enumerate(places):
+                levels.append(0 if k == 0 else 1 + seen.get(place, 0))
+                if k > 0 and place in in_wave:
+                    seen[place] = seen.get(place, 0) + 1
+            out[place] = levels
+        return out
+
 
 @dataclass(frozen=True)
 class Plan:

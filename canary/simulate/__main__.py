@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from canary.simulate.report import Report
+from canary.simulate.report import TIMELINE_BIN_S, Report
 from canary.simulate.rollout import Scenario, simulate
 from orchestrator.errors import ImagefleetError
 
@@ -145,9 +145,17 @@ def _print(r: Report) -> None:
         f"(simulated in {r.real_seconds} s, {r.cpu_seconds} s of CPU{status})"
     )
     click.echo(
-        f"makespan {r.makespan_s / 3600:.1f} h; bound from the budget {r.bound_s / 3600:.1f} h "
-        f"(ratio {r.makespan_over_bound})"
+        f"makespan {r.makespan_s / 3600:.2f} h; bound from the budgets and gates "
+        f"{r.gated_bound_s / 3600:.2f} h (ratio {r.makespan_over_gated_bound}); from the budgets "
+        f"alone {r.bound_s / 3600:.2f} h (ratio {r.makespan_over_bound})"
     )
+    if r.busiest:
+        ends = r.per_region[r.busiest]
+        click.echo(
+            f"busiest bucket {r.busiest}: idle {ends['first_launch_s']:.0f} s before its first "
+            f"launch and {ends['after_last_launch_s']:.0f} s after its last; refill used per "
+            f"{TIMELINE_BIN_S / 60:.0f} min {' '.join(f'{u:.2f}' for u in r.busiest_use)}"
+        )
     click.echo(
         f"peak in flight {r.peak_in_flight}; throttling errors {r.throttling_errors}; "
         f"budget use while replacing {r.budget_use:.1%}; API requests {r.api_calls:,}"

@@ -27,10 +27,11 @@ from canary.controller import Controller
 from canary.model import Rollout
 from canary.plan import Plan
 from canary.prepare import prepare
-from canary.simulate.aws import SimAws, SimWorld
+from canary.rounds import baseline_spot
+from canary.simulate.aws import SimAws, SimWorld, place_name
 from canary.simulate.fleet import REGIONS, synthetic_fleet
 from canary.simulate.report import Report, Run, report
-from canary.simulate.rollout import Scenario
+from canary.simulate.rollout import Scenario, gates
 from orchestrator.clock import VirtualClock
 from orchestrator.context import Context
 from orchestrator.output import Output
@@ -209,6 +210,41 @@ class ControllerRun:
     calls_before_start: int  # requests made while preparing (discovery, template lookups)
 
 
+def launches_by_gates(
+    done: Rollout, the_plan: Plan, launched: Mapping[str, int]
+) -> tuple[dict[str, list[int]], set[str]]:
+    """The launches of a finished rollout by place and the judged waves before them
+    (``report.gated_bound_s``, ``CohortPlan.gates_before``): each replaced batch's instances and
+    each wave's baselines (launched beside its ``baseline_spot``); what else a place
+    ``launched`` (a rollback's replacements) behind no gate, and those places as untailed (what
+    a rollback launches is not judged)."""
+    by_gates: dict[str, list[int]] = {}
+    before = {cp.key: cp.gates_before() for cp in the_plan.cohorts}
+
+    def add(place: tuple[str, str], gates: int, count: int) -> None:
+        counts = by_gates.setdefault(place_name(*place), [])
+        counts.extend([0] * (gates + 1 - len(counts)))
+        counts[gates] += count
+
+    for cohort in done.cohorts:
+        levels = before[cohort.key]
+        for wave in cohort.waves:
+            for batch in wave.batches:
+                if batch.status == "done":
+                    add(batch.place, levels[batch.place][wave.index], len(batch.instance_ids))
+            if wave.baselines.count:
+                spot = baseline_spot(wave).place
+                add(spot, levels[spot][wave.index], wave.baselines.count)
+    untailed = set()
+    for place, count in launched.items():
+        extra = count - sum(by_gates.get(place, ()))
+        if extra > 0:
+            counts = by_gates.setdefault(place, [0])
+            counts[0] += extra
+            untailed.add(place)
+    return by_gates, untailed
+
+
 def run_controller(
     scenario: Scenario,
     state_dir: Path | None = None,
@@ -227,21 +263,27 @@ def run_controller(
         if scenario.failing_cohort is not None:
             fail_cohort(world, the_plan, scenario.failing_cohort, scenario.failure_extra_error_pct)
         t0, calls0 = clock.time(), sum(world.calls.values())
+        launched0 = {name: len(r.launches) for name, r in world.regions.items()}
         done = Controller.create(ctx, cfg, rollout).run()
         makespan = clock.time() - t0
         meter = ctx.store.meter
         ctx.store.close()
+    launch_times = {name: r.launches[launched0[name] :] for name, r in world.regions.items()}
     run = Run(
         instances=the_plan.instance_count,
         groups=groups,
         cohorts=len(the_plan.cohorts),
-        launch_times={name: r.launches for name, r in world.regions.items()},
+        launch_times=launch_times,
         outcome=outcome(done),
         replaced=sum(r.replaced for r in world.regions.values()),
         makespan_s=makespan,
         seconds=(time.perf_counter() - started, time.process_time() - cpu_started),
         status=done.status,
+        started_at=t0,
     )
-    out = report(run, world, launch_bucket(scenario.launch_share))
+    by_gates, untailed = launches_by_gates(
+        done, the_plan, {p: len(ts) for p, ts in launch_times.items()}
+    )
+    out = report(run, world, launch_bucket(scenario.launch_share), gates(cfg), by_gates, untailed)
     out.state = state_report(state, meter, world, run.replaced)
     return ControllerRun(out, done, world, calls0)

@@ -40,9 +40,9 @@ from canary.executor import Executor, GroupInfo
 from canary.judge.decision import verdict
 from canary.metrics import InstanceRef
 from canary.plan import Batch, CohortPlan, Plan, plan
-from canary.simulate.aws import SimAws, SimWorld, place_name
+from canary.simulate.aws import BOOT_S, SimAws, SimWorld, place_name
 from canary.simulate.engine import Engine, Process
-from canary.simulate.report import Report, Run, bound_s, report
+from canary.simulate.report import Gates, Report, Run, bound_s, report
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import SqliteStore
@@ -128,6 +128,10 @@ class FleetRollout:
         self.cfg = cfg
         self.rng = random.Random(scenario.seed)
         self.launch_times: dict[str, list[float]] = {name: [] for name in world.regions}
+        # launches by place and the judged waves before them (``CohortPlan.gates_before``), for
+        # the bound the gates set; a place where a cohort was rolled back is in ``rolled_back_in``
+        self.by_gates: dict[str, list[int]] = {}
+        self.rolled_back_in: set[str] = set()
         self.places = {name: (r.account, r.name) for name, r in world.regions.items()}
         self.outcome: dict[str, str] = {}
         self.replaced = 0
@@ -152,14 +156,21 @@ class FleetRollout:
                     raise
             yield THROTTLE_BACKOFF_S + self.rng.uniform(0.0, self.s.jitter_s)
 
-    def take(self, where: str, count: int) -> Waiting[None]:
+    def take(self, where: str, count: int, gates: int | None) -> Waiting[None]:
         """``count`` launch tokens reserved in the shared bucket of ``where`` (a ``place_name``:
-        one account's region); sleeps until they are there."""
+        one account's region) for launches behind ``gates`` judged waves (None: a rollback's);
+        sleeps until they are there."""
         account, region = self.places[where]
         wait = self.budget.reserve(region, self.spec, count, account=account)
         if wait > 0.0:
             yield wait + self.rng.uniform(0.0, self.s.jitter_s)
         self.launch_times[where].extend([self.clock.time()] * count)
+        counts = self.by_gates.setdefault(where, [])
+        k = 0 if gates is None else gates  # a rollback's launches: no earlier than the start
+        counts.extend([0] * (k + 1 - len(counts)))
+        counts[k] += count
+        if gates is None:
+            self.rolled_back_in.add(where)
 
     def describe(self, region: str, names: Sequence[str]) -> Waiting[dict[str, GroupInfo]]:
         pages = -(-len(names) // 100)
@@ -179,13 +190,20 @@ class FleetRollout:
         canaries: dict[str, list[str]] = {}
         first = self.by_region(cp.waves[0].batches)
         yield [
-            self.region_wave(region, batches, canaries) for region, batches in sorted(first.items())
+            self.region_wave(region, batches, canaries, 0)
+            for region, batches in sorted(first.items())
         ]
-        state = {"decision": (yield from self.judge(cp, 0, sorted(first), old_versions, canaries))}
+        state = {
+            "decision": (yield from self.judge(cp, 0, sorted(first), old_versions, canaries, 0))
+        }
         if state["decision"] == "pass":
             regions = sorted({r for r, _ in groups})
+            gates = cp.gates_before()
             yield [
-                self.region_waves(cp, region, old_versions, canaries, state) for region in regions
+                self.region_waves(
+                    cp, region, old_versions, canaries, state, gates[self.places[region]]
+                )
+                for region in regions
             ]
         if state["decision"] == "fail":
             yield from self.roll_back(groups, old_versions, canaries)
@@ -209,17 +227,24 @@ class FleetRollout:
         old_versions: dict[tuple[str, str], int],
         canaries: dict[str, list[str]],
         state: dict[str, str],
+        gates: list[int],
     ) -> Process:
-        """One region of a cohort through the waves after the first, judged on its own canaries."""
+        """One region of a cohort through the waves after the first, judged on its own canaries
+        (``gates``: the judged waves before each wave there, ``CohortPlan.gates_before``)."""
         for wave in cp.waves[1:]:
             batches = [b for b in wave.batches if where(b) == region]
             if state["decision"] != "pass":
                 return  # another region failed or paused: stop here
             if not batches:
                 continue
-            yield from self.region_wave(region, batches, canaries)
+            yield from self.region_wave(region, batches, canaries, gates[wave.index])
             decision = yield from self.judge(
-                cp, wave.index, [region], old_versions, {region: canaries[region]}
+                cp,
+                wave.index,
+                [region],
+                old_versions,
+                {region: canaries[region]},
+                gates[wave.index],
             )
             if decision != "pass" and state["decision"] == "pass":
                 state["decision"] = decision
@@ -252,7 +277,7 @@ class FleetRollout:
         return old
 
     def region_wave(
-        self, region: str, batches: list[Batch], canaries: dict[str, list[str]]
+        self, region: str, batches: list[Batch], canaries: dict[str, list[str]], gates: int
     ) -> Process:
         """One wave in one region: step after step; a step's batches at their planned offsets."""
         for step in sorted({b.step for b in batches}):
@@ -263,7 +288,7 @@ class FleetRollout:
             for b in todo:
                 yield max(0.0, b.offset_s - elapsed)
                 elapsed = max(elapsed, b.offset_s)
-                yield from self.replace(region, list(b.instance_ids))
+                yield from self.replace(region, list(b.instance_ids), gates)
             gone = {i for b in todo for i in b.instance_ids}
             while True:
                 yield float(self.cfg.poll_s)
@@ -276,10 +301,10 @@ class FleetRollout:
                     m.id for m in after[name].in_service() if m.id not in old
                 )
 
-    def replace(self, region: str, ids: list[str]) -> Waiting[None]:
+    def replace(self, region: str, ids: list[str], gates: int | None) -> Waiting[None]:
         for lo in range(0, len(ids), self.s.chunk):
             chunk = ids[lo : lo + self.s.chunk]
-            yield from self.take(region, len(chunk))
+            yield from self.take(region, len(chunk), gates)
             for i, iid in enumerate(chunk):
                 tokens = (
                     {"autoscaling": len(chunk)} if i == 0 else {}
@@ -294,13 +319,15 @@ class FleetRollout:
         regions: Sequence[str],
         old_versions: dict[tuple[str, str], int],
         canaries: dict[str, list[str]],
+        gates: int,
     ) -> Waiting[str]:
-        """Baselines on the old base beside the canaries, a soak, the real judge, baselines gone."""
+        """Baselines on the old base beside the canaries (behind ``gates`` judged waves, as they
+        are), a soak, the real judge, baselines gone."""
         region = regions[0]
         group = next(g for r, g in sorted(old_versions) if r == region)
         infos = yield from self.describe(region, [group])
         count = self.cfg.baselines_per_wave
-        yield from self.take(region, count)
+        yield from self.take(region, count, gates)
         itype = infos[group].members[0].instance_type if infos[group].members else ""
         base = yield from self.call(
             region,
@@ -350,7 +377,7 @@ class FleetRollout:
                 yield from self.call(
                     region, {"autoscaling": 1}, self.ex.pin, info, old_versions[(region, name)]
                 )
-            yield from self.replace(region, canaries.get(region, []))
+            yield from self.replace(region, canaries.get(region, []), None)
 
 
 def where(batch: Batch) -> str:
@@ -421,6 +448,7 @@ def simulate(scenario: Scenario, state_dir: Path | None = None) -> Report:
         len(shapes),
         clock.time() - t0,
         (time.perf_counter() - started, time.process_time() - cpu_started),
+        t0,
     )
 
 
@@ -432,6 +460,7 @@ def _report(
     groups: int,
     makespan: float,
     seconds: tuple[float, float],
+    started_at: float,
 ) -> Report:
     run = Run(
         instances=the_plan.instance_count,
@@ -442,5 +471,13 @@ def _report(
         replaced=rollout.replaced,
         makespan_s=makespan,
         seconds=seconds,
+        started_at=started_at,
     )
-    return report(run, world, rollout.spec)
+    return report(
+        run, world, rollout.spec, gates(rollout.cfg), rollout.by_gates, rollout.rolled_back_in
+    )
+
+
+def gates(cfg: CanarySettings) -> Gates:
+    """The canary gates of ``cfg`` on the simulated AWS (its boot time)."""
+    return Gates(BOOT_S, cfg.warmup_s, cfg.analysis_s, cfg.metric_delay_s)

@@ -88,6 +88,7 @@ def test_a_small_fleet_rolls_inside_the_budget_without_throttling(tmp_path: Path
     assert r.cohorts_passed == r.cohorts >= 3 and not r.cohorts_rolled_back and not r.cohorts_paused
     assert r.replaced == r.instances == 800
     assert r.makespan_s >= r.bound_s > 0  # nothing beats the budget
+    assert r.makespan_s >= r.gated_bound_s > r.bound_s  # nor the budget and the gates
     for region in r.per_region.values():  # 5 % of the bucket: 50 at once, plus 0.1/s during a boot
         assert region["peak_in_flight"] <= 50 + 0.1 * BOOT_S
     assert 0.0 < r.budget_use <= 1.0
@@ -101,3 +102,4 @@ def test_a_failing_cohort_is_rolled_back_while_the_others_finish(tmp_path: Path)
     assert len(r.cohorts_rolled_back) == 1 and r.cohorts_passed == r.cohorts - 1
     assert r.throttling_errors == 0
     assert r.replaced < 800 + 50  # the bad cohort stopped early (its canaries replaced once more)
+    assert r.makespan_s >= r.gated_bound_s >= r.bound_s > 0

@@ -33,7 +33,7 @@ def test_the_real_controller_rolls_the_small_fleet_to_the_new_base(tmp_path: Pat
     assert r.replaced == r.instances == 800
     assert all(amis == {NEW_AMI} for amis in amis_in_groups(run.world).values())
     assert r.throttling_errors == 0
-    assert r.makespan_s >= r.bound_s > 0
+    assert r.makespan_s >= r.gated_bound_s > r.bound_s > 0
     # The controller's own tally of API calls, saved in the rollout, is the simulated AWS's.
     assert rollout.api_calls.total == r.api_calls - run.calls_before_start > r.replaced
 
@@ -55,6 +55,7 @@ def test_a_cohort_failing_on_the_new_base_is_rolled_back_and_the_others_finish(
     assert bad_types and all(amis[t] == {OLD_AMI} for t in bad_types)  # back on the old base
     assert all(amis[t] == {NEW_AMI} for t in set(amis) - bad_types)
     assert r.replaced < r.instances  # the bad cohort stopped after its first wave
+    assert r.makespan_s >= r.gated_bound_s >= r.bound_s > 0
 
 
 def test_the_simulated_rollout_is_deterministic_for_a_seed(tmp_path: Path) -> None:
