@@ -79,14 +79,15 @@ def entries_between(lines: Iterable[str], low: str, high: str) -> list[Entry]:
                 urgency=block.urgency or "",
                 date=block.date or "",
                 author=block.author or "",
-                changes=tuple(_trim(block.changes())),
+                changes=tuple(trim_blank(block.changes())),
             )
         )
     return out
 
 
-def _trim(changes: list[str]) -> list[str]:
-    """Drop the blank lines python-debian keeps around each entry's change text."""
+def trim_blank(changes: list[str]) -> list[str]:
+    """Drop the blank lines around an entry's change text (python-debian keeps them; rpm's
+    changelog has them between entries)."""
     start, end = 0, len(changes)
     while start < end and not changes[start].strip():
         start += 1

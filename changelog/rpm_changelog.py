@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
 
-from changelog.entries import Entry
+from changelog.entries import Entry, trim_blank
 from changelog.sources import ChangelogSource, DirectorySource, Found, Lookup, Missing, read_lines
 from changelog.versions import rpm_compare
 
@@ -60,7 +60,7 @@ def rpm_entries_between(lines: Iterable[str], low: str, high: str) -> list[Entry
             version, date, author = current
             keep = not version or rpm_compare(version, high) <= 0
             if keep:
-                body = _trim(changes)
+                body = trim_blank(changes)
                 out.append(Entry(version, "", date, author, tuple(body)))
 
     for raw in lines:
@@ -81,15 +81,6 @@ def rpm_entries_between(lines: Iterable[str], low: str, high: str) -> list[Entry
         current, changes = (version, header.group("date"), who.rstrip(" -")), []
     flush()
     return out
-
-
-def _trim(changes: list[str]) -> list[str]:
-    start, end = 0, len(changes)
-    while start < end and not changes[start].strip():
-        start += 1
-    while end > start and not changes[end - 1].strip():
-        end -= 1
-    return changes[start:end]
 
 
 def is_rpm_changelog(path: Path) -> bool:
