@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator import arch as arch_mod
+from orchestrator.arch import Architectures
 from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import (
+    ConfigError,
     LeaseLostError,
     ManifestError,
     NotFoundError,
@@ -69,6 +72,8 @@ class BakeResult:
     log: Path
     version: int = 0
     warnings: list[str] = field(default_factory=list)
+    builds: dict[str, dict[str, str]] = field(default_factory=dict)  # build -> region -> AMI
+    architectures: dict[str, dict[str, str]] = field(default_factory=dict)  # arch -> region -> AMI
 
 
 @dataclass
@@ -347,6 +352,7 @@ def _bake_and_register(
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
+            by_architecture(aws, prepared.family, result)
             kill_point("bake:built")
             held.check()  # a bake that lost its lease while Packer ran registers nothing
             on_progress("registering the new base")
@@ -376,14 +382,10 @@ def _build(
 
     def on_line(line: mr.Line) -> None:
         ami = mr.created_ami(line)
-        if ami and ami not in seen.values():
-            seen[inputs.regions[0]] = ami
-            reservations.finish_reservation(
-                store, family.name, version, "reserved", {"amis": dict(seen)}
-            )
-        found = mr.amis_by_region([line])
-        if found:
-            seen.update(found)
+        found = {inputs.regions[0]: ami} if ami else mr.amis_by_region([line])
+        if any(a not in seen.values() for a in found.values()):
+            for region, new in found.items():
+                gc.remember(seen, region, new)  # every build's AMI, several per region
             reservations.finish_reservation(
                 store, family.name, version, "reserved", {"amis": dict(seen)}
             )
@@ -419,13 +421,21 @@ def _build(
         on_line=on_line,
         on_start=on_start,
     )
-    amis = mr.amis_by_region(lines) or _manifest_amis(Path(inputs.packer_manifest_path))
-    seen.update(amis)
-    if not amis:
+    builds = mr.amis_by_build(lines) or _manifest_builds(Path(inputs.packer_manifest_path))
+    for found in builds.values():
+        for region, ami in found.items():
+            gc.remember(seen, region, ami)
+    if not builds:
         raise PackerError("packer build succeeded but reported no AMI artifact", hint=f"log: {log}")
-    missing = [r for r in family.regions if r not in amis]
-    if missing:
-        raise PackerError(f"packer produced no AMI in {', '.join(missing)}", hint=f"log: {log}")
+    for name, found in builds.items():
+        missing = [r for r in family.regions if r not in found]
+        if missing:
+            raise PackerError(
+                f"packer produced no AMI in {', '.join(missing)}"
+                + (f" (build {name})" if len(builds) > 1 else ""),
+                hint=f"log: {log}",
+            )
+    amis = next(iter(builds.values()))  # until by_architecture picks the default's
     warnings = list(prepared.warnings)
     manifest_file = Path(inputs.manifest_path)
     manifest = ""
@@ -450,14 +460,39 @@ def _build(
         log,
         version,
         warnings,
+        builds,
     )
 
 
-def _manifest_amis(path: Path) -> dict[str, str]:
+def _manifest_builds(path: Path) -> dict[str, dict[str, str]]:
     try:
-        return mr.amis_from_manifest(json.loads(path.read_text()))
+        return mr.builds_from_manifest(json.loads(path.read_text()))
     except (OSError, ValueError):
         return {}
+
+
+def by_architecture(aws: AwsFactory, family: FamilySettings, result: BakeResult) -> None:
+    """Group the builds' AMIs by the architecture EC2 reports for them, and make ``amis`` the
+    family's default architecture's (what ``/imagefleet/<family>/<stage>`` names). Two builds of
+    one architecture are refused: a base has one AMI per (region, architecture)."""
+    found = Architectures(aws)
+    archs: dict[str, dict[str, str]] = {}
+    made_by: dict[str, str] = {}
+    for name, amis in result.builds.items():
+        region = family.regions[0]
+        arch = found.of_images(region, [amis[region]]).get(amis[region], arch_mod.DEFAULT)
+        if arch in archs:
+            raise ConfigError(
+                f"families.{family.name}.template: builds {made_by[arch]} and {name} both make "
+                f"{arch} images; a base has one AMI per region and architecture",
+                hint="give each source of the template its own architecture (its source AMI's)",
+            )
+        archs[arch], made_by[arch] = dict(amis), name
+    default = arch_mod.default_architecture(
+        archs, family.architecture, f"families.{family.name}.architecture"
+    )
+    result.architectures = archs
+    result.amis = dict(archs[default])
 
 
 def _registered(store: StateStore, family: str, version: int) -> bool:

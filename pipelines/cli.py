@@ -85,7 +85,14 @@ def bake(family: str, variables: tuple[str, ...], wait: bool) -> None:
 
     def render() -> str:
         lines = [f"baked {base.ref} in {result.seconds:.1f}s (stage unstable)"]
-        lines += [f"  {r}: {a}" for r, a in base.amis.items()]
+        if len(base.architectures) > 1:
+            lines += [
+                f"  {r}: {a} ({arch})"
+                for arch, amis in sorted(base.architectures.items())
+                for r, a in amis.items()
+            ]
+        else:
+            lines += [f"  {r}: {a}" for r, a in base.amis.items()]
         from changelog.records import summaries
 
         for c in summaries(base.changelog).values():

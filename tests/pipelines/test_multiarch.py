@@ -1,0 +1,52 @@
+"""Multi-architecture bases on the local endpoint: a template with an arm64 and an x86_64 source
+(data/templates/multiarch-hcl2), baked with real Packer, registered as one base with an AMI per
+(region, architecture); stage parameters per architecture; `resolve --arch`; gc owns every AMI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrator.arch import Architectures
+from tests.pipelines.test_bake_templates import tags, use_template
+
+pytestmark = [pytest.mark.integration, pytest.mark.packer]
+
+# moto's stock arm64 image (al2022 arm64) in every region: the arm64 source's source AMI
+ARM64_SOURCE = "ami-0e9271c829888680e"
+
+
+def multiarch(ws: Any) -> None:
+    use_template(ws, "multiarch-hcl2", "multiarch.pkr.hcl")
+    ws.edit(
+        r"^build_timeout = .*$",
+        f'build_timeout = "20m"\nvariables = {{ source_ami_arm64 = "{ARM64_SOURCE}" }}',
+    )
+
+
+def test_a_two_source_template_registers_an_ami_per_region_and_architecture(
+    workspace: Any, aws: Any
+) -> None:
+    ws = workspace
+    multiarch(ws)
+    r = ws.run("bake", ws.family, "--json")
+    assert r.code == 0, r.stderr
+    result = r.json()
+    archs = result["architectures"]
+    assert set(archs) == {"arm64", "x86_64"}
+    assert set(archs["arm64"]) == set(archs["x86_64"]) == {"us-east-1", "us-west-2"}
+    assert result["amis"] == archs["x86_64"]  # the family's default architecture, for old readers
+    found = Architectures(aws)
+    for arch, amis in archs.items():
+        for region, ami in amis.items():
+            assert found.of_images(region, [ami]) == {ami: arch}
+            t = tags(aws, region, ami)
+            assert t["imagefleet:version"] == "1" and t["imagefleet:family"] == ws.family
+    base = ws.context().store.find_base_by_ami(archs["arm64"]["us-west-2"])
+    assert base.version == 1 and base.architectures == archs
+    # gc offers none of the base's AMIs
+    gc = ws.run("gc", "--dry-run", "--json")
+    assert gc.code == 0, gc.stderr
+    every = {a for amis in archs.values() for a in amis.values()}
+    assert every.isdisjoint(gc.stdout.split('"')), gc.stdout
