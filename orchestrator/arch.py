@@ -22,6 +22,7 @@ from orchestrator.store import BaseVersion
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
+KNOWN = ("arm64", "x86_64")  # the architectures a family may have ([families.X] architecture)
 DEFAULT = "x86_64"  # [families.X] architecture's default, and what a base without a map reads as
 # DescribeInstanceTypes takes at most 100 InstanceTypes per call (EC2 API reference)
 TYPES_PER_CALL = 100

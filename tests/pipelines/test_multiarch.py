@@ -11,7 +11,11 @@ import pytest
 from orchestrator.arch import Architectures
 from tests.pipelines.test_bake_templates import tags, use_template
 
-pytestmark = [pytest.mark.integration, pytest.mark.packer]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.packer,
+    pytest.mark.slow,
+]  # ~35 s: bake, test, promote
 
 # moto's stock arm64 image (al2022 arm64) in every region: the arm64 source's source AMI
 ARM64_SOURCE = "ami-0e9271c829888680e"
@@ -23,6 +27,11 @@ def multiarch(ws: Any) -> None:
         r"^build_timeout = .*$",
         f'build_timeout = "20m"\nvariables = {{ source_ami_arm64 = "{ARM64_SOURCE}" }}',
     )
+    ws.edit(r"^cohort_instance_types = .*$", 'cohort_instance_types = ["m6g.large", "m5.large"]')
+
+
+def ssm(aws: Any, region: str, name: str) -> str:
+    return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
 
 
 def test_a_two_source_template_registers_an_ami_per_region_and_architecture(
@@ -50,3 +59,30 @@ def test_a_two_source_template_registers_an_ami_per_region_and_architecture(
     assert gc.code == 0, gc.stderr
     every = {a for amis in archs.values() for a in amis.values()}
     assert every.isdisjoint(gc.stdout.split('"')), gc.stdout
+
+    # image tests launch each instance type on its architecture's AMI
+    r = ws.run("test", f"{ws.family}:1", "--json")
+    assert r.code == 0, r.stderr
+    ran = {}
+    for case in r.json()["cases"]:
+        ec2 = aws.client("ec2", case["region"])
+        found = ec2.describe_instances(InstanceIds=[case["instance_id"]])["Reservations"]
+        ran[(case["region"], case["instance_type"])] = found[0]["Instances"][0]["ImageId"]
+    assert ran == {
+        (region, itype): archs[arch][region]
+        for region in ("us-east-1", "us-west-2")
+        for itype, arch in (("m6g.large", "arm64"), ("m5.large", "x86_64"))
+    }
+
+    # promotion publishes the default architecture's parameter and one per architecture
+    r = ws.run("promote", f"{ws.family}:1", "--to", "candidate", "--json")
+    assert r.code == 0, r.stderr
+    for region in ("us-east-1", "us-west-2"):
+        assert ssm(aws, region, f"/imagefleet/{ws.family}/candidate") == archs["x86_64"][region]
+        for arch, amis in archs.items():
+            assert ssm(aws, region, f"/imagefleet/{ws.family}/candidate/{arch}") == amis[region]
+            assert tags(aws, region, amis[region])["imagefleet:stage"] == "candidate"
+    r = ws.run("resolve", ws.family, "--stage", "candidate", "--arch", "arm64", "--json")
+    assert r.code == 0 and r.json()["ami"] == archs["arm64"]["us-east-1"], r.stderr
+    r = ws.run("resolve", ws.family, "--stage", "candidate", "--region", "us-west-2")
+    assert r.code == 0 and r.stdout.strip() == archs["x86_64"]["us-west-2"]
