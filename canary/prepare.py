@@ -23,6 +23,7 @@ from canary.model import BatchState, CohortState, GroupState, NewBase, Rollout, 
 from canary.plan import CohortPlan, Plan, plan
 from canary.sides import own_side_groups, refuse_unmeasurable
 from canary.target_group_metrics import fetch_target_groups
+from orchestrator.arch import Architectures, choose
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -98,9 +99,15 @@ def prepare(
             f"no Auto Scaling groups for family {fam} in {', '.join(regions)}",
             hint=f"tag them {FAMILY_TAG}={fam} or list them in [canary].groups",
         )
+    group_amis = _group_amis(ctx, ex, infos, amis, base)
     running: list[str] = []
     if skip_running:
-        running = ex.running([i for i in infos if i.region in amis], amis)
+        by_ami: dict[str, list[GroupInfo]] = {}
+        for info in infos:
+            if info.key in group_amis:
+                by_ami.setdefault(group_amis[info.key], []).append(info)
+        for ami, same in by_ami.items():  # one architecture's groups at a time
+            running += ex.running(same, {same[0].region: ami})
         if len(running) == len(infos):
             raise AlreadyRunning(base.ref if base else ref, fam, running)
         infos = [i for i in infos if i.key not in running]
@@ -132,7 +139,7 @@ def prepare(
             launches_per_s=launch_bucket(cfg.launch_share).refill_per_s,
         )
         | ({"already_running": running} if running else {}),
-        groups={info.key: _group_state(ex, info, amis[info.region]) for info in infos},
+        groups={info.key: _group_state(ex, info, group_amis[info.key]) for info in infos},
         cohorts=[_cohort_state(cohort_plan, types) for cohort_plan in the_plan.cohorts],
     )
     # A cloudwatch-target-group metric cannot be measured for a group behind no target group.
@@ -141,6 +148,34 @@ def prepare(
         refuse_unmeasurable(own, True)
         own_side_groups(ctx.aws, own)
     return rollout, the_plan
+
+
+def _group_amis(
+    ctx: Context,
+    ex: Executor,
+    infos: Sequence[GroupInfo],
+    amis: dict[str, str],
+    base: BaseVersion | None,
+) -> dict[str, str]:
+    """Group key -> the new AMI it launches: its instance types' architecture's AMI of the base
+    (``orchestrator.arch``); a bare AMI id is the same for every group of its region."""
+    if base is None:
+        return {i.key: amis[i.region] for i in infos if i.region in amis}
+    found = Architectures(ctx.aws)
+    archs = found.of_base(base)
+    out = {}
+    for info in infos:
+        if info.region not in amis:
+            continue  # refused below, naming the regions
+        types = {m.instance_type for m in info.members} | {
+            str(o["InstanceType"]) for o in info.overrides if o.get("InstanceType")
+        }
+        if not types:  # no instance yet: the type its launch template launches
+            version = ex.resolve_version(info.region, info.lt_id, info.lt_version)
+            types = {str(ex.template_data(info.region, info.lt_id, version).get("InstanceType"))}
+        arch = found.arch_of_types(info.region, types, f"group {info.key}")
+        out[info.key] = choose(archs, info.region, [arch])
+    return out
 
 
 def _group_state(ex: Executor, info: GroupInfo, new_ami: str) -> GroupState:
