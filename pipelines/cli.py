@@ -238,6 +238,13 @@ def promote(
         lines += [
             f"  {r}: {a}  {parameter_name(base.family, target)}" for r, a in base.amis.items()
         ]
+        archs = p.publish.architectures if p.publish else {}
+        if len(archs) > 1:  # a multi-architecture base: each architecture's own parameter
+            lines += [
+                f"  {r}: {a}  {parameter_name(base.family, target, arch)}"
+                for arch, amis in sorted(archs.items())
+                for r, a in amis.items()
+            ]
         if p.publish and p.publish.shared_with:
             lines.append(f"  shared with: {', '.join(p.publish.shared_with)}")
         return "\n".join(lines)

@@ -144,9 +144,7 @@ def leave_stage(
     highest stage still naming it, else ``fallback`` (None: left as it was, the last stage held)."""
     others = [s for s in stages_of(store, base.family, base.version) if s != stage]
     label = stage_table.highest(others) or fallback
-    every = {(r, a) for r, a in base.amis.items()}
-    every |= {(r, a) for amis in base.architectures.values() for r, a in amis.items()}
-    for region, ami in sorted(every):
+    for region, ami in base.region_amis():
         tag_stages(aws, region, ami, stage=label, remove=(stage,))
 
 

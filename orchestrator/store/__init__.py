@@ -67,6 +67,13 @@ class BaseVersion:
     def ref(self) -> str:
         return f"{self.family}:{self.version}"
 
+    def region_amis(self) -> list[tuple[str, str]]:
+        """Every (region, AMI) of the base, of every architecture; the default's first."""
+        pairs = list(self.amis.items())
+        for regions in self.architectures.values():
+            pairs += [p for p in regions.items() if p not in pairs]
+        return pairs
+
     def all_amis(self) -> set[str]:
         """Every AMI of the base, of every architecture and region (what the base owns)."""
         return set(self.amis.values()) | {
