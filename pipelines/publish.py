@@ -6,9 +6,8 @@ parameters (data type ``aws:ec2:image``) name it — ``/imagefleet/<family>/<sta
 default architecture's, ``/imagefleet/<family>/<stage>/<arch>`` each architecture's — and its
 ``imagefleet:stage`` tag says so. An architecture the base lacks has its parameter withdrawn, so
 a rollback to a single-architecture base leaves no stage naming the newer base's other AMIs.
-Each of these is a journaled step of an ``Operation`` and is
-idempotent on its own, so a killed promotion or rollback rerun with the same command finishes the
-job without doing anything twice.
+Each of these is a journaled step of an ``Operation`` and is idempotent on its own, so a killed
+promotion or rollback rerun with the same command finishes the job without doing anything twice.
 """
 
 from __future__ import annotations
@@ -198,9 +197,13 @@ def publish(
     archs = Architectures(aws).of_base(base)
     default = default_arch(base, archs)
     amis = dict(base.amis)
+    # beside other architectures' copies (same family and version tags), a copy is found by its own
+    only = default if len(archs) > 1 else None
     for region in family.regions:
         if region not in amis:
-            amis[region] = op.step(f"copy:{region}", partial(ensure_copy, aws, base, region, op.id))
+            amis[region] = op.step(
+                f"copy:{region}", partial(ensure_copy, aws, base, region, op.id, only)
+            )
     archs[default] = {**archs.get(default, {}), **amis}
     others = {a: dict(r) for a, r in archs.items() if a != default}
     for arch, regions in others.items():
