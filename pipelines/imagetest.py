@@ -249,8 +249,11 @@ def run_tests(
                 _described_image(aws, clock, region, ami, base, poll),
                 family,
                 base,
-                # a record written before multi-architecture bases has the family's
-                next((a for a, r in base.architectures.items() if r.get(region) == ami), None),
+                # a single-architecture base (or a record from before) is checked against the
+                # family's architecture, as it always was
+                next((a for a, r in base.architectures.items() if r.get(region) == ami), None)
+                if len(base.architectures) > 1
+                else None,
             )
             for ami in sorted(set(per_type.values()))
         }
