@@ -7,15 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_support import make_ami
+from botocore.exceptions import ClientError
 
 from orchestrator.arch import Architectures
+from orchestrator.errors import NotFoundError
+from orchestrator.store import BaseVersion, utcnow
 from tests.pipelines.test_bake_templates import tags, use_template
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.packer,
     pytest.mark.slow,
-]  # ~35 s: bake, test, promote
+]  # bake, test, promote, rollback: 35-145 s
 
 # moto's stock arm64 image (al2022 arm64) in every region: the arm64 source's source AMI
 ARM64_SOURCE = "ami-0e9271c829888680e"
@@ -86,3 +90,24 @@ def test_a_two_source_template_registers_an_ami_per_region_and_architecture(
     assert r.code == 0 and r.json()["ami"] == archs["arm64"]["us-east-1"], r.stderr
     r = ws.run("resolve", ws.family, "--stage", "candidate", "--region", "us-west-2")
     assert r.code == 0 and r.stdout.strip() == archs["x86_64"]["us-west-2"]
+
+    # a single-architecture base promoted over it withdraws the arm64 parameter; a rollback to
+    # the two-architecture base publishes it again
+    store = ws.context().store
+    x86 = {region: make_ami(aws, f"{ws.family}-v2", region) for region in archs["x86_64"]}
+    store.put_base(BaseVersion(ws.family, 2, x86, "ami-s", 1, "test-2", utcnow(), "bash\t5.2\n"))
+    r = ws.run(
+        "promote", f"{ws.family}:2", "--to", "candidate", "--force", "--reason", "x86 hotfix"
+    )
+    assert r.code == 0, r.stderr
+    for region in ("us-east-1", "us-west-2"):
+        assert ssm(aws, region, f"/imagefleet/{ws.family}/candidate/x86_64") == x86[region]
+        with pytest.raises((ClientError, NotFoundError), match="ParameterNotFound"):
+            ssm(aws, region, f"/imagefleet/{ws.family}/candidate/arm64")
+    r = ws.run("resolve", ws.family, "--stage", "candidate", "--arch", "arm64")
+    assert r.code != 0 and "no SSM parameter" in r.stderr and "no arm64 AMI" in r.stderr
+    r = ws.run("rollback", ws.family, "--stage", "candidate", "--reason", "hotfix broke")
+    assert r.code == 0, r.stderr
+    for region in ("us-east-1", "us-west-2"):
+        for arch, amis in archs.items():
+            assert ssm(aws, region, f"/imagefleet/{ws.family}/candidate/{arch}") == amis[region]
