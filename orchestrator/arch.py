@@ -108,11 +108,12 @@ class Architectures:
         bases has one architecture: the one EC2 reports for its AMIs."""
         if base.architectures:
             return {a: dict(r) for a, r in base.architectures.items()}
-        out: ArchAmis = {}
-        for region, ami in base.amis.items():
-            arch = self.of_images(region, [ami]).get(ami, DEFAULT)
-            out.setdefault(arch, {})[region] = ami
-        return out
+        if not base.amis:
+            return {}
+        # its AMIs are one image and its copies (CopyImage keeps the architecture): one region
+        # tells them all
+        region, ami = next(iter(base.amis.items()))
+        return {self.of_images(region, [ami]).get(ami, DEFAULT): dict(base.amis)}
 
     def ami_for(self, arch_amis: Mapping[str, Mapping[str, str]], region: str, itype: str) -> str:
         """The AMI an instance of ``itype`` launches in ``region``."""
