@@ -115,6 +115,25 @@ class Architectures:
         region, ami = next(iter(base.amis.items()))
         return {self.of_images(region, [ami]).get(ami, DEFAULT): dict(base.amis)}
 
+    def of_builds(
+        self, builds: Mapping[str, Mapping[str, str]], region: str, configured: str, where: str
+    ) -> tuple[ArchAmis, str]:
+        """A bake's AMIs (build -> region -> AMI) by the architecture EC2 reports for each build's
+        AMI in ``region``, and the default architecture among them. Two builds of one
+        architecture are refused: a base has one AMI per (region, architecture)."""
+        archs: ArchAmis = {}
+        made_by: dict[str, str] = {}
+        for name, amis in builds.items():
+            arch = self.of_images(region, [amis[region]]).get(amis[region], DEFAULT)
+            if arch in archs:
+                raise ConfigError(
+                    f"{where}.template: builds {made_by[arch]} and {name} both make {arch} "
+                    "images; a base has one AMI per region and architecture",
+                    hint="give each source of the template its own architecture (its source AMI's)",
+                )
+            archs[arch], made_by[arch] = dict(amis), name
+        return archs, default_architecture(archs, configured, f"{where}.architecture")
+
     def ami_for(self, arch_amis: Mapping[str, Mapping[str, str]], region: str, itype: str) -> str:
         """The AMI an instance of ``itype`` launches in ``region``."""
         return choose(arch_amis, region, self.of_types(region, [itype])[itype])

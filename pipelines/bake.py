@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import arch as arch_mod
 from orchestrator.arch import Architectures
 from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import (
-    ConfigError,
     LeaseLostError,
     ManifestError,
     NotFoundError,
@@ -472,27 +470,11 @@ def _manifest_builds(path: Path) -> dict[str, dict[str, str]]:
 
 
 def by_architecture(aws: AwsFactory, family: FamilySettings, result: BakeResult) -> None:
-    """Group the builds' AMIs by the architecture EC2 reports for them, and make ``amis`` the
-    family's default architecture's (what ``/imagefleet/<family>/<stage>`` names). Two builds of
-    one architecture are refused: a base has one AMI per (region, architecture)."""
-    found = Architectures(aws)
-    archs: dict[str, dict[str, str]] = {}
-    made_by: dict[str, str] = {}
-    for name, amis in result.builds.items():
-        region = family.regions[0]
-        arch = found.of_images(region, [amis[region]]).get(amis[region], arch_mod.DEFAULT)
-        if arch in archs:
-            raise ConfigError(
-                f"families.{family.name}.template: builds {made_by[arch]} and {name} both make "
-                f"{arch} images; a base has one AMI per region and architecture",
-                hint="give each source of the template its own architecture (its source AMI's)",
-            )
-        archs[arch], made_by[arch] = dict(amis), name
-    default = arch_mod.default_architecture(
-        archs, family.architecture, f"families.{family.name}.architecture"
+    """The builds' AMIs by architecture; ``amis`` becomes the family's default architecture's."""
+    result.architectures, default = Architectures(aws).of_builds(
+        result.builds, family.regions[0], family.architecture, f"families.{family.name}"
     )
-    result.architectures = archs
-    result.amis = dict(archs[default])
+    result.amis = dict(result.architectures[default])
 
 
 def _registered(store: StateStore, family: str, version: int) -> bool:

@@ -60,3 +60,24 @@ def test_an_old_record_reads_as_the_architecture_ec2_reports_for_its_ami(aws: An
     arm = "ami-0e9271c829888680e"  # moto's stock al2022 arm64 image
     base = BaseVersion("f", 1, {"us-east-1": arm}, "ami-s", None, "b", "t")
     assert Architectures(aws).of_base(base) == {"arm64": {"us-east-1": arm}}
+
+
+@pytest.mark.integration
+def test_a_bakes_builds_group_by_architecture_and_two_of_one_are_refused(aws: Any) -> None:
+    arm = "ami-0e9271c829888680e"  # moto's stock al2022 arm64 image
+    x86 = sorted(
+        i["ImageId"]
+        for i in aws.client("ec2", "us-east-1").describe_images(
+            Filters=[{"Name": "architecture", "Values": ["x86_64"]}]
+        )["Images"]
+    )[:2]
+    found = Architectures(aws)
+    builds = {"amazon-ebs.arm64": {"us-east-1": arm}, "amazon-ebs.x86_64": {"us-east-1": x86[0]}}
+    archs, default = found.of_builds(builds, "us-east-1", "x86_64", "families.web")
+    assert archs == {"arm64": {"us-east-1": arm}, "x86_64": {"us-east-1": x86[0]}}
+    assert default == "x86_64"
+    twice = {"amazon-ebs.a": {"us-east-1": x86[0]}, "amazon-ebs.b": {"us-east-1": x86[1]}}
+    with pytest.raises(
+        ConfigError, match=r"builds amazon-ebs\.a and amazon-ebs\.b both make x86_64"
+    ):
+        found.of_builds(twice, "us-east-1", "x86_64", "families.web")
