@@ -130,12 +130,14 @@ def launch_check(
     amis: Mapping[str, str],
     infos: Sequence[GroupInfo],
 ) -> list[LaunchRow]:
-    """One row per member account and region whose groups will launch the new base (the
-    caller's own account owns it: no row)."""
+    """One row per member account, region and new AMI its groups will launch (``amis``: group
+    key -> the AMI; a multi-architecture base has one per architecture; the caller's own
+    account owns them: no row)."""
     rows: list[LaunchRow] = []
-    names: dict[str, str] = {}  # region -> the new AMI's name, as its owner sees it
-    for account, region in sorted({(i.account, i.region) for i in infos if i.account}):
-        acc, ami, place = accounts[account], amis[region], where(account, region)
+    names: dict[str, str] = {}  # AMI -> its name, as its owner sees it
+    wanted = {(i.account, i.region, amis[i.key]) for i in infos if i.account and i.key in amis}
+    for account, region, ami in sorted(wanted):
+        acc, place = accounts[account], where(account, region)
         row = LaunchRow(account, acc.id, region, ami, "")
         try:
             if _visible(aws, place, ami) is not None:
@@ -143,10 +145,10 @@ def launch_check(
             elif _shared_with(aws, region, ami, acc.id):
                 row = LaunchRow(account, acc.id, region, ami, "shared", ami)
             else:
-                if region not in names:
+                if ami not in names:
                     own = _visible(aws, region, ami)
-                    names[region] = str((own or {}).get("Name", ""))
-                copy = _copy(aws, place, names[region])
+                    names[ami] = str((own or {}).get("Name", ""))
+                copy = _copy(aws, place, names[ami])
                 if copy:
                     row = LaunchRow(account, acc.id, region, ami, "copy", copy)
                 else:

@@ -25,6 +25,7 @@ from canary.places import split
 from canary.plan import CohortPlan, Plan, plan
 from canary.sides import own_side_groups, refuse_unmeasurable
 from canary.target_group_metrics import fetch_target_groups
+from orchestrator.arch import Architectures, choose
 from orchestrator.context import Context
 from orchestrator.errors import ExitStatus, ImagefleetError, NotFoundError, UsageError
 from orchestrator.store import BaseVersion, utcnow
@@ -110,9 +111,15 @@ def prepare(
             f"no Auto Scaling groups for family {fam} in {', '.join(where)}",
             hint=f"tag them {FAMILY_TAG}={fam} or list them in [canary].groups",
         )
+    group_amis = _group_amis(ctx, ex, infos, amis, base)
     running: list[str] = []
     if skip_running:
-        running = ex.running([i for i in infos if i.region in amis], amis)
+        by_ami: dict[str, list[GroupInfo]] = {}
+        for info in infos:
+            if info.key in group_amis:
+                by_ami.setdefault(group_amis[info.key], []).append(info)
+        for ami, same in by_ami.items():  # one architecture's groups at a time
+            running += ex.running(same, {same[0].region: ami})
         if len(running) == len(infos):
             raise AlreadyRunning(base.ref if base else ref, fam, running)
         infos = [i for i in infos if i.key not in running]
@@ -121,10 +128,10 @@ def prepare(
         raise UsageError(
             f"the new base has no AMI in {', '.join(no_ami)}, where groups of {fam} run"
         )
-    launch = launch_check(ctx.aws, ctx.settings.accounts, amis, infos)
+    launch = launch_check(ctx.aws, ctx.settings.accounts, group_amis, infos)
     if refuse_launch:
         refuse_unlaunchable(launch)
-    launch_ami = {(row.account, row.region): row.launch_ami for row in launch if row.ok}
+    launch_ami = {(row.account, row.region, row.ami): row.launch_ami for row in launch if row.ok}
     if cfg.by_target_group and any(info.account for info in infos):
         raise UsageError(
             "cloudwatch-target-group metrics (sides in target groups of their own) are not "
@@ -158,7 +165,10 @@ def prepare(
         | ({"launch": [row.to_json() for row in launch]} if launch else {}),
         groups={
             info.key: _group_state(
-                ex, info, launch_ami.get((info.account, info.region)) or amis[info.region]
+                ex,
+                info,
+                launch_ami.get((info.account, info.region, group_amis[info.key]))
+                or group_amis[info.key],
             )
             for info in infos
         },
@@ -170,6 +180,34 @@ def prepare(
         refuse_unmeasurable(own, True)
         own_side_groups(ctx.aws, own)
     return rollout, the_plan
+
+
+def _group_amis(
+    ctx: Context,
+    ex: Executor,
+    infos: Sequence[GroupInfo],
+    amis: dict[str, str],
+    base: BaseVersion | None,
+) -> dict[str, str]:
+    """Group key -> the new AMI it launches: its instance types' architecture's AMI of the base
+    (``orchestrator.arch``); a bare AMI id is the same for every group of its region."""
+    if base is None:
+        return {i.key: amis[i.region] for i in infos if i.region in amis}
+    found = Architectures(ctx.aws)
+    archs = found.of_base(base)
+    out = {}
+    for info in infos:
+        if info.region not in amis:
+            continue  # refused below, naming the regions
+        types = {m.instance_type for m in info.members} | {
+            str(o["InstanceType"]) for o in info.overrides if o.get("InstanceType")
+        }
+        if not types:  # no instance yet: the type its launch template launches
+            version = ex.resolve_version(info.place, info.lt_id, info.lt_version)
+            types = {str(ex.template_data(info.place, info.lt_id, version).get("InstanceType"))}
+        arch = found.arch_of_types(info.region, types, f"group {info.key}")
+        out[info.key] = choose(archs, info.region, [arch])
+    return out
 
 
 def _group_state(ex: Executor, info: GroupInfo, new_ami: str) -> GroupState:

@@ -177,6 +177,9 @@ class Fleet(Resource):
     perf: PerfSettings
     expires: datetime
     agent: AgentInstall  # how the user data installs the agent (perf.agent_wheel.prepare)
+    # (arm, instance type) -> AMI of the type's architecture, for a multi-architecture base
+    # (orchestrator.arch); a pair not in it launches ``amis[arm]``
+    type_amis: Mapping[tuple[str, str], str] = field(default_factory=dict)
     instances: list[LaunchedInstance] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
 
@@ -184,13 +187,17 @@ class Fleet(Resource):
     def label(self) -> str:  # type: ignore[override]
         return f"benchmark fleet {self.run_id}"
 
+    def ami_of(self, slot: Slot) -> str:
+        """The AMI a slot launches: its arm's, of its instance type's architecture."""
+        return self.type_amis.get((slot.arm, slot.instance_type)) or self.amis[slot.arm]
+
     def _tags(self, slot: Slot) -> list[dict[str, str]]:
         tags = {
             "Name": f"imagefleet-perf-{self.run_id}-{slot.arm}-{slot.index}",
             ROLE_TAG: "perf",
             PERF_RUN_TAG: self.run_id,
             ARM_TAG: slot.arm,
-            AMI_TAG: self.amis[slot.arm],
+            AMI_TAG: self.ami_of(slot),
             FAMILY_TAG: self.family,
             PERF_RESULTS_TAG: f"s3://{self.bucket}/{slot.results_key}",
             PERF_EXPIRES_TAG: self.expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -206,7 +213,7 @@ class Fleet(Resource):
             script = user_data(
                 run_id=self.run_id,
                 slot=slot,
-                ami=self.amis[slot.arm],
+                ami=self.ami_of(slot),
                 bucket=self.bucket,
                 region=self.region,
                 agent=self.agent,
@@ -217,7 +224,7 @@ class Fleet(Resource):
             )
             tags = self._tags(slot)
             kwargs: dict[str, Any] = {
-                "ImageId": self.amis[slot.arm],
+                "ImageId": self.ami_of(slot),
                 "InstanceType": slot.instance_type,
                 "MinCount": 1,
                 "MaxCount": 1,

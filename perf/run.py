@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.arch import Architectures
 from orchestrator.artifacts import put_artifact
 from orchestrator.aws import endpoint_is_custom
 from orchestrator.clock import PROGRESS_EVERY, human_duration
@@ -57,6 +58,23 @@ def _ami(base: BaseVersion, region: str) -> str:
             f"base {base.ref} has no AMI in {region}",
             hint="distribute it there, or set perf.placement.region",
         ) from None
+
+
+def _type_amis(
+    ctx: Context, region: str, types: Sequence[str], bases: dict[str, BaseVersion]
+) -> dict[tuple[str, str], str]:
+    """(arm, instance type) -> the arm's AMI of the type's architecture (``orchestrator.arch``);
+    a base without that architecture is refused before anything is launched."""
+    found = Architectures(ctx.aws)
+    out = {}
+    for arm, b in bases.items():
+        archs = found.of_base(b)
+        for itype in types:
+            try:
+                out[(arm, itype)] = found.ami_for(archs, region, itype)
+            except UsageError as exc:
+                raise UsageError(f"{arm} {b.ref}: {exc.message}", hint=exc.hint) from None
+    return out
 
 
 def resolve_bases(ctx: Context, req: RunRequest) -> tuple[BaseVersion, BaseVersion]:
@@ -160,6 +178,7 @@ class PerfRun:
         if amis["baseline"] == amis["candidate"]:
             raise UsageError(f"{base.ref} and {cand.ref} are the same AMI ({amis['baseline']})")
         types = tuple(self.req.instance_types or perf.instance_types)
+        type_amis = _type_amis(ctx, region, types, {"baseline": base, "candidate": cand})
         zones = perf.availability_zones or default_zones(ctx.aws, region)
         prefix = f"{perf.results_prefix}/{self.run_id}"
         slots = plan_slots(types, perf.instances_per_arm, zones, prefix)
@@ -224,6 +243,7 @@ class PerfRun:
             family=cand.family,
             slots=slots,
             amis=amis,
+            type_amis=type_amis,
             bucket=bucket,
             perf=perf,
             expires=expires,
@@ -325,7 +345,7 @@ class PerfRun:
             every=perf.poll_interval,
         )
         expected = [
-            Expected(k, li.instance_id, li.slot.arm, fleet.amis[li.slot.arm], li.slot.instance_type)
+            Expected(k, li.instance_id, li.slot.arm, fleet.ami_of(li.slot), li.slot.instance_type)
             for k, li in by_key.items()
         ]
         got = collect(ctx.aws, bucket, expected, region=region, present=have)

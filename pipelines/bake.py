@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.arch import Architectures
 from orchestrator.config import FamilySettings, Settings
 from orchestrator.engine import KillPoint, kill_point
 from orchestrator.errors import (
@@ -69,6 +70,8 @@ class BakeResult:
     log: Path
     version: int = 0
     warnings: list[str] = field(default_factory=list)
+    builds: dict[str, dict[str, str]] = field(default_factory=dict)  # build -> region -> AMI
+    architectures: dict[str, dict[str, str]] = field(default_factory=dict)  # arch -> region -> AMI
 
 
 @dataclass
@@ -353,6 +356,7 @@ def _bake_and_register(
         seen: dict[str, str] = {}
         try:
             result = _build(prepared, store, version, seen, on_progress)
+            by_architecture(aws, prepared.family, result)
             kill_point("bake:built")
             held.check()  # a bake that lost its lease while Packer ran registers nothing
             on_progress("registering the new base")
@@ -382,14 +386,10 @@ def _build(
 
     def on_line(line: mr.Line) -> None:
         ami = mr.created_ami(line)
-        if ami and ami not in seen.values():
-            seen[inputs.regions[0]] = ami
-            reservations.finish_reservation(
-                store, family.name, version, "reserved", {"amis": dict(seen)}
-            )
-        found = mr.amis_by_region([line])
-        if found:
-            seen.update(found)
+        found = {inputs.regions[0]: ami} if ami else mr.amis_by_region([line])
+        if any(a not in seen.values() for a in found.values()):
+            for region, new in found.items():
+                gc.remember(seen, region, new)  # every build's AMI, several per region
             reservations.finish_reservation(
                 store, family.name, version, "reserved", {"amis": dict(seen)}
             )
@@ -425,13 +425,21 @@ def _build(
         on_line=on_line,
         on_start=on_start,
     )
-    amis = mr.amis_by_region(lines) or _manifest_amis(Path(inputs.packer_manifest_path))
-    seen.update(amis)
-    if not amis:
+    builds = mr.amis_by_build(lines) or _manifest_builds(Path(inputs.packer_manifest_path))
+    for found in builds.values():
+        for region, ami in found.items():
+            gc.remember(seen, region, ami)
+    if not builds:
         raise PackerError("packer build succeeded but reported no AMI artifact", hint=f"log: {log}")
-    missing = [r for r in family.regions if r not in amis]
-    if missing:
-        raise PackerError(f"packer produced no AMI in {', '.join(missing)}", hint=f"log: {log}")
+    for name, found in builds.items():
+        missing = [r for r in family.regions if r not in found]
+        if missing:
+            raise PackerError(
+                f"packer produced no AMI in {', '.join(missing)}"
+                + (f" (build {name})" if len(builds) > 1 else ""),
+                hint=f"log: {log}",
+            )
+    amis = next(iter(builds.values()))  # until by_architecture picks the default's
     warnings = list(prepared.warnings)
     manifest_file = Path(inputs.manifest_path)
     manifest = ""
@@ -456,14 +464,23 @@ def _build(
         log,
         version,
         warnings,
+        builds,
     )
 
 
-def _manifest_amis(path: Path) -> dict[str, str]:
+def _manifest_builds(path: Path) -> dict[str, dict[str, str]]:
     try:
-        return mr.amis_from_manifest(json.loads(path.read_text()))
+        return mr.builds_from_manifest(json.loads(path.read_text()))
     except (OSError, ValueError):
         return {}
+
+
+def by_architecture(aws: AwsFactory, family: FamilySettings, result: BakeResult) -> None:
+    """The builds' AMIs by architecture; ``amis`` becomes the family's default architecture's."""
+    result.architectures, default = Architectures(aws).of_builds(
+        result.builds, family.regions[0], family.architecture, f"families.{family.name}"
+    )
+    result.amis = dict(result.architectures[default])
 
 
 def _registered(store: StateStore, family: str, version: int) -> bool:

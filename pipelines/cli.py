@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypedDict
 import click
 
 from orchestrator import schema
+from orchestrator.arch import KNOWN as KNOWN_ARCHS
 from orchestrator.cli_support import (
     Bounded,
     Named,
@@ -98,7 +99,14 @@ def bake(family: str, variables: tuple[str, ...], wait: bool, check: bool) -> No
 
     def render() -> str:
         lines = [f"baked {base.ref} in {result.seconds:.1f}s (stage unstable)"]
-        lines += [f"  {r}: {a}" for r, a in base.amis.items()]
+        if len(base.architectures) > 1:
+            lines += [
+                f"  {r}: {a} ({arch})"
+                for arch, amis in sorted(base.architectures.items())
+                for r, a in amis.items()
+            ]
+        else:
+            lines += [f"  {r}: {a}" for r, a in base.amis.items()]
         from changelog.records import summaries
 
         for c in summaries(base.changelog).values():
@@ -264,6 +272,13 @@ def promote(
         lines += [
             f"  {r}: {a}  {parameter_name(base.family, target)}" for r, a in base.amis.items()
         ]
+        archs = p.publish.architectures if p.publish else {}
+        if len(archs) > 1:  # a multi-architecture base: each architecture's own parameter
+            lines += [
+                f"  {r}: {a}  {parameter_name(base.family, target, arch)}"
+                for arch, amis in sorted(archs.items())
+                for r, a in amis.items()
+            ]
         if p.publish and p.publish.shared_with:
             lines.append(f"  shared with: {', '.join(p.publish.shared_with)}")
         return "\n".join(lines)
@@ -311,8 +326,15 @@ def rollback(family: str, stage: str, reason: str, wait: bool) -> None:
 @click.option(
     "--region", type=Named(schema.REGION, "REGION"), help="Region (default: the first configured)."
 )
+@click.option(
+    "--arch",
+    type=click.Choice(KNOWN_ARCHS),
+    help="Architecture (default: the family's, from /imagefleet/FAMILY/STAGE).",
+)
 @json_option
-def resolve(family: str, stage: str | None, team: str | None, region: str | None) -> None:
+def resolve(
+    family: str, stage: str | None, team: str | None, region: str | None, arch: str | None
+) -> None:
     """Print the AMI id a consumer should launch (from the published SSM parameter)."""
     obj = get_context()
     settings = obj.settings
@@ -331,14 +353,20 @@ def resolve(family: str, stage: str | None, team: str | None, region: str | None
     region = region or fam.regions[0]
     if region not in fam.regions:
         raise UsageError(f"--region {region}: {family} is published in {', '.join(fam.regions)}")
-    name = parameter_name(family, stage)
-    ami = get_parameter(obj.aws, region, name)
+    name = parameter_name(family, stage, arch)
+    try:
+        ami = get_parameter(obj.aws, region, name)
+    except NotFoundError as exc:
+        if arch:  # the stage's base may have no AMI of that architecture
+            exc.hint = f"the base {stage} names may have no {arch} AMI: 'imagefleet status'"
+        raise
     version = obj.store.pointer(family, stage)
     data = {
         "family": family,
         "stage": stage,
         "team": team,
         "region": region,
+        "arch": arch,
         "ami": ami,
         "parameter": name,
         "version": version,

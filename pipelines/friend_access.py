@@ -99,7 +99,7 @@ def opt_in(
         shared: list[dict[str, Any]] = []
         for family in touched:
             for version in candidates(store, family):
-                for region, ami in store.get_base(family, version).amis.items():
+                for region, ami in store.get_base(family, version).region_amis():
                     share(aws, region, ami, accounts, [])
                     shared.append(
                         {"family": family, "version": version, "region": region, "ami": ami}
@@ -136,7 +136,7 @@ def opt_out(
             keep = set(stage_accounts(settings, store, family, "candidate"))
             gone = [a for a in old["accounts"] if a not in keep]
             for version in candidates(store, family):
-                for region, ami in store.get_base(family, version).amis.items():
+                for region, ami in store.get_base(family, version).region_amis():
                     unshare(aws, region, ami, gone)
                     if gone:
                         revoked.append(

@@ -14,15 +14,16 @@ from __future__ import annotations
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.arch import Architectures
 from orchestrator.aws import AwsFactory, client_token
 from orchestrator.clock import Clock
 from orchestrator.config import FamilySettings
-from orchestrator.errors import AwsError
+from orchestrator.errors import AwsError, NotFoundError, UsageError
 from orchestrator.lifecycle import Progress, Resource, provisioned
 from orchestrator.store import BaseVersion, Evidence, StateStore, utcnow
 from orchestrator.tags import FAMILY_TAG, ROLE_TAG, STAGE_TAG, TEST_RUN_TAG, VERSION_TAG
@@ -87,13 +88,21 @@ class TestRun:
 
 
 # --- checks (pure) --------------------------------------------------------------------------------
-def check_image(image: dict[str, Any], family: FamilySettings, base: BaseVersion) -> list[Check]:
+def check_image(
+    image: dict[str, Any],
+    family: FamilySettings,
+    base: BaseVersion,
+    architecture: str | None = None,
+) -> list[Check]:
+    """Checks of one AMI of the base; ``architecture`` is the one it was baked as (a
+    multi-architecture base), else the family's."""
     tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    arch = architecture or family.architecture
     checks = [
         Check.of(
             "architecture",
-            image.get("Architecture") == family.architecture,
-            f"expected {family.architecture}, image has {image.get('Architecture')}",
+            image.get("Architecture") == arch,
+            f"expected {arch}, image has {image.get('Architecture')}",
         ),
     ]
     if family.root_device_type is not None:
@@ -154,12 +163,14 @@ class SmokeInstances(Resource):
         run_id: str,
         family: str,
         region: str,
-        ami: str,
+        ami: str | Mapping[str, str],
         instance_types: Sequence[str],
         instance_profile: str | None = None,
     ) -> None:
-        self.aws, self.run_id, self.family, self.region, self.ami = aws, run_id, family, region, ami
+        """``ami``: one AMI for every type, or the AMI of each type (its architecture's)."""
+        self.aws, self.run_id, self.family, self.region = aws, run_id, family, region
         self.instance_types = list(instance_types)
+        self.amis = {t: ami if isinstance(ami, str) else ami[t] for t in self.instance_types}
         self.instance_profile = instance_profile
         self.label = f"image-test instances {run_id} in {region}"
         self.launched: dict[str, str] = {}  # instance type -> instance id
@@ -169,12 +180,12 @@ class SmokeInstances(Resource):
     def _create(self, progress: Progress) -> None:
         tags = {ROLE_TAG: "image-test", TEST_RUN_TAG: self.run_id, FAMILY_TAG: self.family}
         for itype in self.instance_types:
-            progress(f"{self.region}: launching {itype} from {self.ami}")
+            progress(f"{self.region}: launching {itype} from {self.amis[itype]}")
             try:
                 self.launched[itype] = images.run_instance(
                     self.aws,
                     self.region,
-                    ami=self.ami,
+                    ami=self.amis[itype],
                     instance_type=itype,
                     token=client_token(self.run_id, self.region, itype),
                     tags=tags,
@@ -225,40 +236,52 @@ def run_tests(
     cases: list[Case] = []
     terminated: list[str] = []
     manifest = check_manifest(base)
+    found = Architectures(aws)
+    archs = found.of_base(base)
     for region in family.regions:
-        ami = base.amis.get(region)
-        if ami is None:
-            cases += [
-                Case(
-                    region,
-                    t,
-                    None,
-                    [Check("available", False, f"{base.ref} has no AMI in {region}")],
-                )
-                for t in types
-            ]
+        # each instance type runs its architecture's AMI (orchestrator.arch)
+        per_type: dict[str, str] = {}
+        for itype in types:
+            try:
+                per_type[itype] = found.ami_for(archs, region, itype)
+            except (UsageError, NotFoundError) as exc:
+                cases.append(Case(region, itype, None, [Check("available", False, exc.message)]))
+        if not per_type:
             continue
-        image_checks = check_image(
-            _described_image(aws, clock, region, ami, base, poll), family, base
-        )
+        image_checks = {
+            ami: check_image(
+                _described_image(aws, clock, region, ami, base, poll),
+                family,
+                base,
+                # a single-architecture base (or a record from before) is checked against the
+                # family's architecture, as it always was
+                next((a for a, r in base.architectures.items() if r.get(region) == ami), None)
+                if len(base.architectures) > 1
+                else None,
+            )
+            for ami in sorted(set(per_type.values()))
+        }
         smoke = SmokeInstances(
             aws,
             run_id,
             base.family,
             region,
-            ami,
-            types,
+            per_type,
+            list(per_type),
             family.test_instance_profile,
         )
         try:
             with provisioned(smoke, clock=clock, ready_timeout=0, poll=poll, progress=on_progress):
-                for itype in types:
+                for itype in per_type:
+                    ami = per_type[itype]
                     if itype in smoke.failed:
                         cases.append(
                             Case(region, itype, None, [Check("launch", False, smoke.failed[itype])])
                         )
                         continue
-                    case = Case(region, itype, smoke.launched[itype], [*image_checks, manifest])
+                    case = Case(
+                        region, itype, smoke.launched[itype], [*image_checks[ami], manifest]
+                    )
                     cases.append(case)
                     t0 = time.monotonic()
                     instance = _wait_running(

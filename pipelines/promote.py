@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from orchestrator.arch import KNOWN as KNOWN_ARCHS
 from orchestrator.aws import AwsFactory
 from orchestrator.clock import Clock
 from orchestrator.config import STAGES, Settings
@@ -53,6 +54,11 @@ class Promotion:
             "gates": [g.to_dict() for g in self.gates],
             "amis": self.base.amis,
             "parameter": parameter_name(self.base.family, self.target),
+            "architectures": self.publish.architectures if self.publish else {},
+            "arch_parameters": {
+                a: parameter_name(self.base.family, self.target, a)
+                for a in (self.publish.architectures if self.publish else {})
+            },
             "shared_with": self.publish.shared_with if self.publish else [],
             "operation": self.publish.op_id if self.publish else None,
             "resumed": self.publish.resumed if self.publish else False,
@@ -339,6 +345,9 @@ def _recheck_gates(
             delete_parameter(
                 aws, region, parameter_name(base.family, target)
             )  # the stage named nothing
+        for arch in KNOWN_ARCHS:  # nor did any architecture's parameter
+            if current is None and store.step(op_id, f"parameter:{region}:{arch}") is not None:
+                delete_parameter(aws, region, parameter_name(base.family, target, arch))
         if store.step(op_id, f"tag:{region}") is not None and current != base.version:
             # the abandoned base is not the stage's: its tags go back to the stages naming it
             tag_stages(

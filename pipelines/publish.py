@@ -1,11 +1,13 @@
 """Publishing a stage: make a base the one consumers of a stage find in AWS.
 
-Per region of the family: the AMI is there (copied if missing), shared with the stage's accounts
-and OUs (and friend teams' accounts for candidate), the SSM parameter
-``/imagefleet/<family>/<stage>`` (data type ``aws:ec2:image``) names it, and its
-``imagefleet:stage`` tag says so. Each of these is a journaled step of an ``Operation`` and is
-idempotent on its own, so a killed promotion or rollback rerun with the same command finishes the
-job without doing anything twice.
+Per region of the family and architecture of the base: the AMI is there (copied if missing),
+shared with the stage's accounts and OUs (and friend teams' accounts for candidate), the SSM
+parameters (data type ``aws:ec2:image``) name it — ``/imagefleet/<family>/<stage>`` the family's
+default architecture's, ``/imagefleet/<family>/<stage>/<arch>`` each architecture's — and its
+``imagefleet:stage`` tag says so. An architecture the base lacks has its parameter withdrawn, so
+a rollback to a single-architecture base leaves no stage naming the newer base's other AMIs.
+Each of these is a journaled step of an ``Operation`` and is idempotent on its own, so a killed
+promotion or rollback rerun with the same command finishes the job without doing anything twice.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import contextlib
 from dataclasses import dataclass, field
 from functools import partial
 
+from orchestrator import arch as arch_mod
+from orchestrator.arch import Architectures
 from orchestrator.aws import AwsFactory, client_token
 from orchestrator.config import Settings
 from orchestrator.engine import Operation
@@ -25,8 +29,17 @@ from pipelines import stages as stage_table
 from pipelines.friends import friend_accounts
 
 
-def parameter_name(family: str, stage: str) -> str:
-    return f"/imagefleet/{family}/{stage}"
+def parameter_name(family: str, stage: str, arch: str | None = None) -> str:
+    """The stage's parameter: the family's default architecture's, or ``arch``'s."""
+    return f"/imagefleet/{family}/{stage}" + (f"/{arch}" if arch else "")
+
+
+def default_arch(base: BaseVersion, archs: dict[str, dict[str, str]]) -> str:
+    """The architecture whose AMIs the record's ``amis`` are (the family's default)."""
+    for arch, amis in sorted(archs.items()):
+        if amis.items() >= base.amis.items():
+            return arch
+    return min(archs) if archs else arch_mod.DEFAULT
 
 
 @dataclass
@@ -38,22 +51,30 @@ class PublishResult:
     amis: dict[str, str]
     shared_with: list[str] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)
+    architectures: dict[str, dict[str, str]] = field(default_factory=dict)  # arch -> region -> AMI
 
 
 # --- publishing steps (each idempotent) -----------------------------------------------------------
-def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> str:
-    """The base's AMI in ``region``: an existing copy (found by its tags) or a new one."""
-    found = images.find_images(
-        aws,
-        region,
-        [
-            {"Name": f"tag:{FAMILY_TAG}", "Values": [base.family]},
-            {"Name": f"tag:{VERSION_TAG}", "Values": [str(base.version)]},
-        ],
-    )
+def ensure_copy(
+    aws: AwsFactory,
+    base: BaseVersion,
+    region: str,
+    op_id: str,
+    arch: str | None = None,
+    source: dict[str, str] | None = None,
+) -> str:
+    """The base's AMI in ``region`` (of ``arch``, copied from ``source``'s when given): an
+    existing copy (found by its tags) or a new one."""
+    filters = [
+        {"Name": f"tag:{FAMILY_TAG}", "Values": [base.family]},
+        {"Name": f"tag:{VERSION_TAG}", "Values": [str(base.version)]},
+    ]
+    if arch:
+        filters.append({"Name": "architecture", "Values": [arch]})
+    found = images.find_images(aws, region, filters)
     if found:
         return min(i.ami for i in found)
-    source_region, source_ami = next(iter(base.amis.items()))
+    source_region, source_ami = next(iter((source or base.amis).items()))
     tags = {FAMILY_TAG: base.family, VERSION_TAG: str(base.version), STAGE_TAG: base.stage}
     return images.copy_image(
         aws,
@@ -62,7 +83,7 @@ def ensure_copy(aws: AwsFactory, base: BaseVersion, region: str, op_id: str) -> 
         source_ami=source_ami,
         name=base.packer_run_id,
         description=f"imagefleet {base.ref}",
-        token=client_token(op_id, region),
+        token=client_token(op_id, region, *([arch] if arch else [])),
         tags=tags,
     )
 
@@ -122,7 +143,7 @@ def leave_stage(
     highest stage still naming it, else ``fallback`` (None: left as it was, the last stage held)."""
     others = [s for s in stages_of(store, base.family, base.version) if s != stage]
     label = stage_table.highest(others) or fallback
-    for region, ami in base.amis.items():
+    for region, ami in base.region_amis():
         tag_stages(aws, region, ami, stage=label, remove=(stage,))
 
 
@@ -170,14 +191,36 @@ def publish(
     base: BaseVersion,
     stage: str,
 ) -> PublishResult:
-    """Copy, share, parameter and tag in every region of the family, as journaled steps."""
+    """Copy, share, parameter and tag in every region of the family and architecture of the base,
+    as journaled steps."""
     family = settings.family(base.family)
+    archs = Architectures(aws).of_base(base)
+    default = default_arch(base, archs)
     amis = dict(base.amis)
+    # beside other architectures' copies (same family and version tags), a copy is found by its own
+    only = default if len(archs) > 1 else None
     for region in family.regions:
         if region not in amis:
-            amis[region] = op.step(f"copy:{region}", partial(ensure_copy, aws, base, region, op.id))
-    if amis != base.amis:
-        store.update_base(base.family, base.version, amis=amis)
+            amis[region] = op.step(
+                f"copy:{region}", partial(ensure_copy, aws, base, region, op.id, only)
+            )
+    archs[default] = {**archs.get(default, {}), **amis}
+    others = {a: dict(r) for a, r in archs.items() if a != default}
+    for arch, regions in others.items():
+        source = dict(regions)
+        for region in family.regions:
+            if region not in regions:
+                regions[region] = op.step(
+                    f"copy:{region}:{arch}",
+                    partial(ensure_copy, aws, base, region, op.id, arch, source),
+                )
+        archs[arch] = regions
+    if amis != base.amis or (base.architectures and archs != base.architectures):
+        fields: dict[str, object] = {"amis": amis}
+        if base.architectures:
+            fields["architectures"] = archs
+            base.architectures = archs
+        store.update_base(base.family, base.version, **fields)
         base.amis = amis
     accounts = stage_accounts(settings, store, base.family, stage)
     ou_arns = op.step("resolve-ous", lambda: _ou_arns(aws, settings.stages[stage].ous))
@@ -187,14 +230,28 @@ def publish(
         stage,
     }  # every stage naming it, this one too
     flags = tuple(s for s in stage_table.TRANSITIONS if s in now_in)  # candidate, release
+    highest = stage_table.highest(now_in)
     for region in family.regions:
         ami = amis[region]
         op.step(f"share:{region}", partial(share, aws, region, ami, accounts, ou_arns))
         op.step(f"parameter:{region}", partial(put_parameter, aws, region, name, ami))
-        op.step(
-            f"tag:{region}",
-            partial(tag_stages, aws, region, ami, stage=stage_table.highest(now_in), add=flags),
-        )
+        op.step(f"tag:{region}", partial(tag_stages, aws, region, ami, stage=highest, add=flags))
+        for arch in arch_mod.KNOWN:
+            own = parameter_name(base.family, stage, arch)
+            if arch not in archs:  # a base without it: the stage names no AMI of it any more
+                op.step(f"withdraw:{region}:{arch}", partial(delete_parameter, aws, region, own))
+                continue
+            other = archs[arch][region]
+            if arch != default:
+                op.step(
+                    f"share:{region}:{arch}",
+                    partial(share, aws, region, other, accounts, ou_arns),
+                )
+                op.step(
+                    f"tag:{region}:{arch}",
+                    partial(tag_stages, aws, region, other, stage=highest, add=flags),
+                )
+            op.step(f"parameter:{region}:{arch}", partial(put_parameter, aws, region, own, other))
     return PublishResult(
         op.id,
         op.resumed,
@@ -203,4 +260,5 @@ def publish(
         amis,
         accounts,
         {r: name for r in family.regions},
+        {a: dict(r) for a, r in archs.items()},
     )

@@ -30,10 +30,10 @@ CHANGELOG_FORMATS = ("md", "html", "json")
 
 
 def tag_amis(aws: AwsFactory, amis: dict[str, str], tags: dict[str, str]) -> None:
-    """Tag each region's AMI; one Packer just made may be unknown to EC2 for a while
-    (until_visible)."""
-    for region, ami in amis.items():
-        images.tag_image(aws, region, ami, tags)
+    """Tag each region's AMI (keys ``region`` or ``region#architecture``); one Packer just made may
+    be unknown to EC2 for a while (until_visible)."""
+    for key, ami in amis.items():
+        images.tag_image(aws, key.partition("#")[0], ami, tags)
 
 
 def _source(settings: Settings, family: str) -> cl.ChangelogSource:
@@ -127,10 +127,14 @@ def register(
         manifest_uri=manifest_uri,
         changelog={k: v.to_json() for k, v in changelogs.items()},
         stage="unstable",
+        architectures={a: dict(r) for a, r in result.architectures.items()},
     )
+    every = {
+        f"{r}#{a}": ami for a, regions in base.architectures.items() for r, ami in regions.items()
+    }
     tag_amis(
         aws,
-        base.amis,
+        every or base.amis,
         {
             FAMILY_TAG: family,
             VERSION_TAG: str(version),
@@ -147,6 +151,7 @@ def register(
         "",
         {
             "amis": base.amis,
+            **({"architectures": base.architectures} if len(base.architectures) > 1 else {}),
             "source_ami": base.source_ami,
             "bake_id": result.bake_id,
             "seconds": round(result.seconds, 2),

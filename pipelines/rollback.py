@@ -147,6 +147,8 @@ def _rollback(
         "to": base.version,
         "amis": published.amis,
         "parameter": parameter_name(family, stage),
+        "architectures": published.architectures,
+        "arch_parameters": {a: parameter_name(family, stage, a) for a in published.architectures},
         "operation": op.id,
         "resumed": op.resumed,
         "retrospective": draft,

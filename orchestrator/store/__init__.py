@@ -42,7 +42,13 @@ def utc_iso(ts: float) -> str:
 
 @dataclass
 class BaseVersion:
-    """One baked base image: a family's version with its AMI per region."""
+    """One baked base image: a family's version with its AMI per region.
+
+    ``amis`` is the family's default architecture (what readers before multi-architecture bases
+    read); ``architectures`` maps each architecture the bake made to its AMI per region, and is
+    empty in a record written before them (``orchestrator.arch.base_architectures`` then asks EC2
+    which single architecture the record has).
+    """
 
     family: str
     version: int
@@ -55,10 +61,24 @@ class BaseVersion:
     manifest_uri: str | None = None
     changelog: dict[str, Any] = field(default_factory=dict)
     stage: str = "unstable"
+    architectures: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
         return f"{self.family}:{self.version}"
+
+    def region_amis(self) -> list[tuple[str, str]]:
+        """Every (region, AMI) of the base, of every architecture; the default's first."""
+        pairs = list(self.amis.items())
+        for regions in self.architectures.values():
+            pairs += [p for p in regions.items() if p not in pairs]
+        return pairs
+
+    def all_amis(self) -> set[str]:
+        """Every AMI of the base, of every architecture and region (what the base owns)."""
+        return set(self.amis.values()) | {
+            ami for regions in self.architectures.values() for ami in regions.values()
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -84,7 +84,7 @@ class DynamoStore(DynamoTable, StateStore):
         ]
         ops += [
             self._put(lay.ami_item(ami, base.family, base.version))
-            for ami in sorted(set(base.amis.values()))
+            for ami in sorted(base.all_amis())
         ]
         if self._transact(ops) is not None and base != self.get_base(base.family, base.version):
             raise ConflictError(
@@ -115,14 +115,17 @@ class DynamoStore(DynamoTable, StateStore):
         return self.get_base(item["family"], int(item["version"]))
 
     def update_base(self, family: str, version: int, **fields: Any) -> None:
-        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage"}
+        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage", "architectures"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         ops = [self._update(lay.base_key(family, version), lay.base_fields(fields))]
         ops += [
             self._put(lay.ami_item(ami, family, version))
-            for ami in sorted(set(fields.get("amis", {}).values()))
+            for ami in sorted(
+                set(fields.get("amis", {}).values())
+                | {a for r in fields.get("architectures", {}).values() for a in r.values()}
+            )
         ]
         if self._transact(ops) is not None:
             raise NotFoundError(f"no base {family}:{version}")

@@ -161,6 +161,7 @@ def base_item(b: BaseVersion) -> Item:
         "manifest_uri": b.manifest_uri,
         "changelog": _dumps(b.changelog),
         "stage": b.stage,
+        "architectures": _dumps(b.architectures),
     }
 
 
@@ -177,12 +178,16 @@ def base_from(i: Item) -> BaseVersion:
         manifest_uri=i.get("manifest_uri"),
         changelog=json.loads(i["changelog"]),
         stage=i["stage"],
+        architectures=json.loads(i.get("architectures") or "{}"),
     )
 
 
 def base_fields(fields: dict[str, Any]) -> Item:
     """Fields of a base in their stored form (an update of some of them)."""
-    return {k: _dumps(v) if k in ("amis", "changelog") else v for k, v in fields.items()}
+    return {
+        k: _dumps(v) if k in ("amis", "changelog", "architectures") else v
+        for k, v in fields.items()
+    }
 
 
 def ami_item(ami: str, family: str, version: int) -> Item:

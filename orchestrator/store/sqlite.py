@@ -90,6 +90,7 @@ class SqliteStore(SqliteFile, StateStore):
             manifest_uri=row["manifest_uri"],
             changelog=json.loads(row["changelog"]),
             stage=row["stage"],
+            architectures=json.loads(row["architectures"]),
         )
 
     def next_version(self, family: str) -> int:
@@ -102,7 +103,9 @@ class SqliteStore(SqliteFile, StateStore):
         with self._tx() as db:
             try:
                 db.execute(
-                    "INSERT INTO bases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO bases (family, version, amis, source_ami, parent, packer_run_id, "
+                    "created_at, manifest, manifest_uri, changelog, stage, architectures) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         base.family,
                         base.version,
@@ -115,11 +118,12 @@ class SqliteStore(SqliteFile, StateStore):
                         base.manifest_uri,
                         json.dumps(base.changelog),
                         base.stage,
+                        json.dumps(base.architectures),
                     ),
                 )
             except sqlite3.IntegrityError:
                 raise ConflictError(f"base {base.ref} is already registered") from None
-            for ami in base.amis.values():
+            for ami in sorted(base.all_amis()):
                 db.execute(
                     "INSERT OR REPLACE INTO ami_index VALUES (?,?,?)",
                     (ami, base.family, base.version),
@@ -155,14 +159,14 @@ class SqliteStore(SqliteFile, StateStore):
         return self.get_base(row["family"], row["version"])
 
     def update_base(self, family: str, version: int, **fields: Any) -> None:
-        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage"}
+        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage", "architectures"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         sets, values = [], []
         for k, v in fields.items():
             sets.append(f"{k}=?")
-            values.append(json.dumps(v) if k in ("amis", "changelog") else v)
+            values.append(json.dumps(v) if k in ("amis", "changelog", "architectures") else v)
         with self._tx() as db:
             cur = db.execute(
                 f"UPDATE bases SET {', '.join(sets)} WHERE family=? AND version=?",
@@ -170,8 +174,13 @@ class SqliteStore(SqliteFile, StateStore):
             )
             if cur.rowcount != 1:
                 raise NotFoundError(f"no base {family}:{version}")
-            if "amis" in fields:
-                for ami in fields["amis"].values():
+            new = set((fields.get("amis") or {}).values()) | {
+                a
+                for regions in (fields.get("architectures") or {}).values()
+                for a in regions.values()
+            }
+            if new:
+                for ami in sorted(new):
                     db.execute(
                         "INSERT OR REPLACE INTO ami_index VALUES (?,?,?)", (ami, family, version)
                     )

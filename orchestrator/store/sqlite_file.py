@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.errors import StateError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE bases (
@@ -83,6 +83,10 @@ MIGRATIONS: dict[int, str] = {
             1, at FROM reservations;
     DROP TABLE friends;
     DROP TABLE reservations;
+    """,
+    # multi-architecture bases: architecture -> region -> AMI ('{}' in a record written before)
+    6: """
+    ALTER TABLE bases ADD COLUMN architectures TEXT NOT NULL DEFAULT '{}';
     """,
 }
 

@@ -59,13 +59,27 @@ def _images(
     ]
 
 
+def remember(amis: dict[str, str], region: str, ami: str) -> None:
+    """Add ``ami`` to a record of AMIs keyed by region. A bake of several architectures makes
+    several AMIs in one region: the second and later are keyed ``region#ami``."""
+    if ami in amis.values():
+        return
+    amis[region if region not in amis else f"{region}#{ami}"] = ami
+
+
+def region_of(key: str) -> str:
+    """The region of a key ``remember`` wrote."""
+    return key.partition("#")[0]
+
+
 def images_of_bake(aws: AwsFactory, regions: Sequence[str], bake_id: str) -> dict[str, str]:
-    """AMI per region that Packer made for one bake, found by its ``imagefleet:bake-id`` tag."""
-    found = {}
+    """AMIs that Packer made for one bake, found by its ``imagefleet:bake-id`` tag, keyed as
+    ``remember`` keys them."""
+    found: dict[str, str] = {}
     for region in regions:
         for image in _images(aws, region, [{"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]}]):
             if image.tags.get(BAKE_TAG) == bake_id:
-                found[region] = image.ami
+                remember(found, region, image.ami)
     return found
 
 
@@ -107,7 +121,7 @@ def remove_images(aws: AwsFactory, amis: dict[str, str]) -> tuple[dict[str, str]
     removed, failed = {}, {}
     for region, ami in amis.items():
         try:
-            remove_image(aws, region, ami)
+            remove_image(aws, region_of(region), ami)
             removed[region] = ami
         except Exception as exc:  # best effort: the caller records what is left
             failed[region] = f"{ami}: {type(exc).__name__}: {exc}"
@@ -155,7 +169,9 @@ def reclaim_dead_bakes(
         res = next(
             r for r in reservations.reservations(store, family) if r.version == dead["version"]
         )
-        amis = {**(res.details.get("amis") or {}), **images_of_bake(aws, regions, dead["bake_id"])}
+        amis = dict(res.details.get("amis") or {})
+        for key, ami in images_of_bake(aws, regions, dead["bake_id"]).items():
+            remember(amis, region_of(key), ami)
         removed, failed = remove_images(aws, amis)
         # a Packer on another host may still make AMIs: "failed" keeps them recorded for gc
         status = "failed" if failed or dead["packer_elsewhere"] else "cleaned"
@@ -301,7 +317,7 @@ def recorded_amis(store: StateStore) -> dict[str, dict[str, str]]:
         store, status="reserved"
     ):
         for region, ami in (res.details.get("amis") or {}).items():
-            out.setdefault(str(region), {})[str(ami)] = res.family
+            out.setdefault(region_of(str(region)), {})[str(ami)] = res.family
     return out
 
 
@@ -317,7 +333,7 @@ def records(
     leases held at ``now`` (clock seconds; a promotion or rollout in progress holds one). A perf run
     in ``dead_runs`` (running, but its holder is dead) counts as abandoned."""
     bases = store.bases()
-    owned = {ami for base in bases for ami in base.amis.values()}
+    owned = {ami for base in bases for ami in base.all_amis()}
     from canary.records import headers
     from perf.records import runs as run_records
 

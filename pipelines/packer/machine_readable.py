@@ -51,6 +51,20 @@ def amis_by_region(lines: Iterable[Line]) -> dict[str, str]:
     return amis
 
 
+def amis_by_build(lines: Iterable[Line]) -> dict[str, dict[str, str]]:
+    """AMI id per region of each build (the line's target: ``amazon-ebs.arm64``, ``amazon-ebs``).
+
+    A template with several sources makes one artifact per build; ``amis_by_region`` folds them
+    into one map, where the last build would hide the others.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for ln in lines:
+        found = amis_by_region([ln])
+        if found:
+            out.setdefault(ln.target, {}).update(found)
+    return out
+
+
 def errors(lines: Iterable[Line]) -> list[str]:
     """Packer's own error text: ``error`` lines and error-level UI messages."""
     out = []
@@ -97,16 +111,25 @@ def created_ami(line: Line) -> str | None:
 def amis_from_manifest(manifest: dict[str, Any]) -> dict[str, str]:
     """AMI id per region from Packer's ``manifest`` post-processor output (its last run's
     builds)."""
+    amis: dict[str, str] = {}
+    for found in builds_from_manifest(manifest).values():
+        amis.update(found)
+    return amis
+
+
+def builds_from_manifest(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """AMI id per region of each build of the last run, by the build's ``name`` (the source's)."""
     builds = manifest.get("builds") if isinstance(manifest, dict) else None
     if not isinstance(builds, list):
         return {}
     last = manifest.get("last_run_uuid")
-    amis: dict[str, str] = {}
-    for build in builds:
+    out: dict[str, dict[str, str]] = {}
+    for i, build in enumerate(builds):
         if not isinstance(build, dict) or (last and build.get("packer_run_uuid") != last):
             continue
+        name = str(build.get("name") or build.get("builder_type") or i)
         for pair in str(build.get("artifact_id", "")).split(","):
             region, sep, ami = pair.strip().partition(":")
             if sep and ami.startswith("ami-"):
-                amis[region] = ami
-    return amis
+                out.setdefault(name, {})[region] = ami
+    return out

@@ -14,6 +14,7 @@ ADAPTERS = {
     "orchestrator/aws.py": "the client factory itself (retries, endpoint switch, caller identity)",
     "orchestrator/assume.py": "member accounts: STS AssumeRole and each account's caller identity",
     "orchestrator/artifacts.py": "S3 artifacts every area reads and writes",
+    "orchestrator/arch.py": "EC2's architectures of instance types and images (multi-arch bases)",
     "orchestrator/store/dynamodb.py": "the DynamoDB state store",
     "orchestrator/local/endpoint.py": "local mode: the embedded endpoint's table and bucket",
     "orchestrator/local/fleet.py": "local mode: the demo fleet",

@@ -79,6 +79,23 @@ def test_bases_versions_and_ami_lookup(store: StateStore) -> None:
         s.get_base("web", 9)
 
 
+def test_a_multi_architecture_base_keeps_every_ami_and_finds_itself_by_any(
+    store: StateStore,
+) -> None:
+    archs = {"x86_64": {"us-east-1": "ami-0x1"}, "arm64": {"us-east-1": "ami-0a1"}}
+    b = base(version=1, amis=dict(archs["x86_64"]))
+    b.architectures = archs
+    store.put_base(b)
+    assert store.get_base("web", 1) == b
+    assert store.find_base_by_ami("ami-0a1").version == 1
+    assert b.all_amis() == {"ami-0x1", "ami-0a1"}
+    assert b.region_amis() == [("us-east-1", "ami-0x1"), ("us-east-1", "ami-0a1")]
+    more = {**archs, "arm64": {"us-east-1": "ami-0a1", "us-west-2": "ami-0a2"}}
+    store.update_base("web", 1, architectures=more)  # a copy made at promotion
+    assert store.get_base("web", 1).architectures == more
+    assert store.find_base_by_ami("ami-0a2").version == 1
+
+
 def test_pointer_moves_record_history_and_audit_atomically(store: StateStore) -> None:
     s = store
     s.put_base(base(version=1))

@@ -104,3 +104,52 @@ def test_progress_of_several_lines_is_printed_as_one_indented_block() -> None:
         "    us-east-1: ami-1",
         "    us-west-2: ami-2",
     ]
+
+
+def test_a_template_with_two_sources_gives_each_builds_amis() -> None:
+    # packer-two-sources.log: Packer 1.6.6 building data/templates/multiarch-hcl2 (an arm64 and an
+    # x86_64 source) against the local endpoint, as test_multiarch's bake ran it
+    builds = mr.amis_by_build(lines("packer-two-sources.log"))
+    assert builds == {
+        "amazon-ebs.arm64": {
+            "us-east-1": "ami-a1ea214dcf06a14e0",
+            "us-west-2": "ami-0cbd6a3973ae10e26",
+        },
+        "amazon-ebs.x86_64": {
+            "us-east-1": "ami-db38600af6d83f535",
+            "us-west-2": "ami-57ac4f8c317f768f3",
+        },
+    }
+    # folded per region, one build hides the other: why the bake reads them per build
+    assert len(mr.amis_by_region(lines("packer-two-sources.log"))) == 2
+
+
+def test_a_manifest_with_two_builds_gives_each_builds_amis() -> None:
+    # the shape of Packer's manifest post-processor output (packer/post-processor/manifest)
+    manifest = {
+        "builds": [
+            {
+                "name": "arm64",
+                "builder_type": "amazon-ebs",
+                "packer_run_uuid": "r1",
+                "artifact_id": "us-east-1:ami-0a,us-west-2:ami-0b",
+            },
+            {
+                "name": "x86_64",
+                "builder_type": "amazon-ebs",
+                "packer_run_uuid": "r1",
+                "artifact_id": "us-east-1:ami-0c,us-west-2:ami-0d",
+            },
+            {
+                "name": "x86_64",
+                "builder_type": "amazon-ebs",
+                "packer_run_uuid": "r0",
+                "artifact_id": "us-east-1:ami-0old",
+            },
+        ],
+        "last_run_uuid": "r1",
+    }
+    assert mr.builds_from_manifest(manifest) == {
+        "arm64": {"us-east-1": "ami-0a", "us-west-2": "ami-0b"},
+        "x86_64": {"us-east-1": "ami-0c", "us-west-2": "ami-0d"},
+    }

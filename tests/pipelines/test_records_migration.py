@@ -50,7 +50,10 @@ def test_a_sqlite_store_of_schema_4_migrates_its_friends_and_reservations_into_d
     shutil.copy(LEGACY / "state.db", tmp_path / "state.db")
     store = SqliteStore(tmp_path / "state.db")
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
+        # a base written before multi-architecture bases: no per-architecture map (read as the
+        # single architecture EC2 reports for its AMIs, orchestrator.arch)
+        assert store.get_base("web", 1).architectures == {}
         with sqlite3.connect(tmp_path / "state.db") as db:
             tables = {
                 name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
