@@ -1,8 +1,9 @@
 """Fixtures every area shares: the local AWS endpoint and a scratch imagefleet workspace.
 
 The endpoint is moto's server on 127.0.0.1, started once per session by the same code as
-`imagefleet local up`; tests talk to it over HTTP with boto3. Its data is shared by the whole
-session, so every workspace gets its own family name (and so its own SSM parameters and tags).
+`imagefleet local up`; tests talk to it over HTTP with boto3. It is emptied before each test
+module (``aws_endpoint``); the tests of a module share its data, so every workspace gets its own
+family name (and so its own SSM parameters and tags).
 """
 
 from __future__ import annotations
