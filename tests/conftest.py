@@ -1,8 +1,9 @@
 """Fixtures every area shares: the local AWS endpoint and a scratch imagefleet workspace.
 
 The endpoint is moto's server on 127.0.0.1, started once per session by the same code as
-`imagefleet local up`; tests talk to it over HTTP with boto3. Its data is shared by the whole
-session, so every workspace gets its own family name (and so its own SSM parameters and tags).
+`imagefleet local up`; tests talk to it over HTTP with boto3. It is emptied before each test
+module (``aws_endpoint``); the tests of a module share its data, so every workspace gets its own
+family name (and so its own SSM parameters and tags).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import json
 import os
 import re
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,18 +38,33 @@ FAULT_SEED = 12
 
 
 @pytest.fixture(scope="session")
-def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def endpoint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server, started once per session (per xdist worker): its URL."""
     ep = LocalEndpoint(tmp_path_factory.mktemp("endpoint"))
     info, _ = ep.up()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    yield info.url
+    ep.down()
+
+
+@pytest.fixture(scope="module")
+def aws_endpoint(endpoint_server: str) -> str:
+    """The session's endpoint, emptied for each test module and seeded as `local up` seeds it.
+
+    moto keeps everything a session made (terminated instances, every CloudWatch datapoint) and
+    answers most reads by scanning all of it, so a session-long endpoint grew slower with every
+    fleet a test made. Emptying it (moto's own reset) costs well under a second; tests within a
+    module still share it, and every test has its own family anyway."""
+    request = urllib.request.Request(f"{endpoint_server}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        resp.read()
     seed(
-        AwsFactory(endpoint_url=info.url, credentials=dict(LOCAL_CREDENTIALS)),
+        AwsFactory(endpoint_url=endpoint_server, credentials=dict(LOCAL_CREDENTIALS)),
         REGIONS,
         "imagefleet-artifacts",
     )
-    yield info.url
-    ep.down()
+    return endpoint_server
 
 
 @pytest.fixture
