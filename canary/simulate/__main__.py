@@ -44,8 +44,8 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
     type=click.IntRange(1, 1000),
     default=1,
     show_default=True,
-    help="Deal the groups round-robin (largest first) over this many accounts, each with EC2's "
-    "token buckets in each region (on the simulator's own rollout, --model, when more than 1).",
+    help="Deal the groups round-robin (largest first) over this many member accounts, each with "
+    "EC2's token buckets in each region (the controller assumes a role in each).",
 )
 @click.option(
     "--launch-share",
@@ -108,11 +108,6 @@ def main(
         failing_cohort=fail_cohort,
         seed=seed,
     )
-    if controller and accounts > 1:
-        raise click.UsageError(
-            "--accounts above 1 needs --model: the simulated AWS has no member roles for the "
-            "controller to assume yet"
-        )
     if controller:
         from canary.simulate.controller_run import run_controller
 

@@ -32,13 +32,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from canary.budget import REQUEST_BUCKETS
+from canary.simulate import members
+from canary.simulate.members import SimImage
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import TokenBucket, bucket_take
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
+    from orchestrator.accounts import AccountSettings
     from orchestrator.aws import Client
 
 BOOT_S = 90.0  # launch to InService and healthy
@@ -227,6 +231,19 @@ class SimWorld:
         self.objects: dict[
             tuple[str, str], bytes
         ] = {}  # the artifact bucket's objects (verdict samples)
+        self.images: dict[str, SimImage] = {}  # AMIs by id (canary.simulate.members)
+
+    @staticmethod
+    def account_id(account: str) -> str:
+        """An account's id: the caller's (``ACCOUNT``) for "", else the member's name (member
+        accounts of the simulated world are named by their ids)."""
+        return account or ACCOUNT
+
+    def share_image(self, ami: str, name: str, accounts: Iterable[str] | None = None) -> None:
+        """An AMI owned by the caller's account, shared with ``accounts`` (every member account
+        of the world when None)."""
+        granted = self.accounts if accounts is None else tuple(accounts)
+        self.images[ami] = SimImage(name, ACCOUNT, {self.account_id(a) for a in granted if a})
 
     def extra_error(self, inst: SimInstance) -> float:
         """Points of error rate the scenario adds to an instance (a bad AMI, or a bad AMI on one
@@ -284,10 +301,16 @@ class SimCounter:
 
 class SimAws:
     """The adapter interface of ``orchestrator.aws.AwsFactory`` that the canary uses:
-    ``client(service, region, account=...)``, ``counter``, ``register`` and ``caller_arn``."""
+    ``client(service, region, account=...)``, ``counter``, ``register``, ``caller_arn``, and for
+    member accounts (``accounts``: the workspace's ``[accounts.NAME]``) ``assume_all`` and
+    ``assumed_roles`` (``canary.simulate.members``)."""
 
-    def __init__(self, world: SimWorld) -> None:
+    def __init__(
+        self, world: SimWorld, accounts: Mapping[str, AccountSettings] | None = None
+    ) -> None:
         self.world = world
+        self.accounts = dict(accounts or {})
+        self.assumed: dict[str, str] = {}  # member account name -> the assumed role's ARN
         self.counter = SimCounter(world)
         self.default_region = next(iter(world.regions.values())).name
         self._clients: dict[tuple[str, str], Any] = {}
@@ -312,6 +335,15 @@ class SimAws:
     def caller_arn(self) -> str:
         return f"arn:aws:iam::{ACCOUNT}:user/simulated"
 
+    def assume_all(
+        self, names: Iterable[str] | None = None, *, refuse: bool = True, **_: object
+    ) -> list[dict[str, Any]]:
+        """Assume each named member account's role (all when none are named)."""
+        return members.assume_all(self, self.accounts, names, refuse)
+
+    def assumed_roles(self) -> dict[str, str]:
+        return dict(self.assumed)
+
 
 class _Client:
     def __init__(self, region: SimRegion) -> None:
@@ -330,7 +362,7 @@ class _Client:
 
 class _Sts(_Client):
     def get_caller_identity(self, **_: object) -> dict[str, Any]:
-        return {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/simulated"}
+        return members.identity(self.r.world.account_id(self.r.account), bool(self.r.account))
 
 
 class _S3(_Client):
@@ -419,6 +451,12 @@ class _AutoScaling(_Client):
 
 
 class _Ec2(_Client):
+    def describe_images(self, **kwargs: Any) -> dict[str, Any]:
+        return members.describe_images(self.r, **kwargs)
+
+    def describe_image_attribute(self, **kwargs: Any) -> dict[str, Any]:
+        return members.describe_image_attribute(self.r, **kwargs)
+
     def describe_launch_templates(
         self, LaunchTemplateIds: list[str], **_: object
     ) -> dict[str, Any]:

@@ -29,7 +29,8 @@ from canary.plan import Plan
 from canary.prepare import prepare
 from canary.rounds import baseline_spot
 from canary.simulate.aws import SimAws, SimWorld, place_name
-from canary.simulate.fleet import REGIONS, synthetic_fleet
+from canary.simulate.fleet import REGIONS, deal_accounts, synthetic_fleet
+from canary.simulate.members import role_arn
 from canary.simulate.report import Report, Run, report
 from canary.simulate.rollout import Scenario, gates
 from orchestrator.clock import VirtualClock
@@ -69,7 +70,8 @@ allowed_increase = 1.1
 
 def workspace_toml(scenario: Scenario, canary: Mapping[str, Any]) -> str:
     """The simulated workspace's imagefleet.toml: state in SQLite, the scenario's regions, one
-    family."""
+    family, and with ``Scenario.accounts`` > 1 an ``[accounts.NAME]`` table per member account
+    (named by its id, as the simulated world names it; ``canary.simulate.members``)."""
     regions = ", ".join(f'"{r}"' for r in scenario.regions)
     settings = {
         "launch_share": scenario.launch_share,
@@ -79,6 +81,11 @@ def workspace_toml(scenario: Scenario, canary: Mapping[str, Any]) -> str:
     return (
         f'[state]\npath = "state.db"\n[aws]\nregions = [{regions}]\n'
         f'[families.{FAMILY}]\nos = "ubuntu-24.04"\ntemplate = "x.json"\nsource_ami = "{OLD_AMI}"\n'
+        + "".join(
+            f'[accounts.{a}]\nid = "{a}"\nrole = "{role_arn(a)}"\n'
+            for a in scenario.account_names
+            if a
+        )
         + SIM_CANARY_TOML.format(seed=scenario.seed).replace(
             "[[canary.metrics]]", extra + "\n[[canary.metrics]]", 1
         )
@@ -95,13 +102,28 @@ def _toml(value: Any) -> str:
 
 def build_world(scenario: Scenario, clock: VirtualClock) -> tuple[SimWorld, int]:
     """The synthetic fleet of ``canary.simulate.fleet`` in the simulated AWS, tagged with the
-    family; and its group count."""
-    world = SimWorld(clock, list(scenario.regions), seed=scenario.seed)
+    family, its groups dealt over the scenario's member accounts (``deal_accounts``; the caller's
+    own account then holds none, as an organisation's management account); the old and new
+    bases shared with every member account. And its group count."""
+    members = tuple(a for a in scenario.account_names if a)
+    world = SimWorld(clock, list(scenario.regions), seed=scenario.seed, accounts=("", *members))
     world.retry_attempts = RETRY_ATTEMPTS
+    for version, ami in ((1, OLD_AMI), (2, NEW_AMI)):
+        world.share_image(ami, f"{FAMILY}-{version}")
     shapes = synthetic_fleet(scenario.instances, scenario.cohorts, seed=scenario.seed)
+    seat = deal_accounts(shapes, len(scenario.account_names))
     for g in shapes:  # the bench's four regions folded onto the scenario's
         region = scenario.regions[REGIONS.index(g.region) % len(scenario.regions)]
-        world.add_group(region, g.name, g.type_of(0), OLD_AMI, g.size, tags={FAMILY_TAG: FAMILY})
+        account = scenario.account_names[seat[g.name]]
+        world.add_group(
+            region,
+            g.name,
+            g.type_of(0),
+            OLD_AMI,
+            g.size,
+            tags={FAMILY_TAG: FAMILY},
+            account=account,
+        )
     return world, len(shapes)
 
 
@@ -124,7 +146,7 @@ def sim_context(
         clock=world.clock,
         output=Output(stdout=io.StringIO(), stderr=io.StringIO()),
     )
-    ctx.__dict__["aws"] = SimAws(world)
+    ctx.__dict__["aws"] = SimAws(world, ctx.settings.accounts)
     if stack is not None:
         stack.enter_context(state_store(ctx, state, root))
     for version, ami in ((1, OLD_AMI), (2, NEW_AMI)):
@@ -147,7 +169,7 @@ def fail_cohort(world: SimWorld, the_plan: Plan, index: int, extra_pct: float) -
     cohort = the_plan.cohorts[index]
     for wave in cohort.waves:
         for batch in wave.batches:
-            region = world.regions[batch.region]
+            region = world.regions[place_name(*batch.place)]
             for iid in batch.instance_ids:
                 world.faults[(NEW_AMI, region.instances[iid].type)] = extra_pct
     return cohort.key
@@ -208,6 +230,7 @@ class ControllerRun:
     rollout: Rollout
     world: SimWorld
     calls_before_start: int  # requests made while preparing (discovery, template lookups)
+    buckets: tuple[str, ...] = ()  # the state store's token buckets the rollout drew from
 
 
 def launches_by_gates(
@@ -267,6 +290,7 @@ def run_controller(
         done = Controller.create(ctx, cfg, rollout).run()
         makespan = clock.time() - t0
         meter = ctx.store.meter
+        buckets = tuple(b.name for b in ctx.store.buckets())
         ctx.store.close()
     launch_times = {name: r.launches[launched0[name] :] for name, r in world.regions.items()}
     run = Run(
@@ -286,4 +310,4 @@ def run_controller(
     )
     out = report(run, world, launch_bucket(scenario.launch_share), gates(cfg), by_gates, untailed)
     out.state = state_report(state, meter, world, run.replaced)
-    return ControllerRun(out, done, world, calls0)
+    return ControllerRun(out, done, world, calls0, buckets)

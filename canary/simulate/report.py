@@ -41,7 +41,7 @@ class Report:
     rollout_status: str = (
         ""  # the real controller's final status ("" for the simulator's own rollout)
     )
-    accounts: int = 1  # accounts the fleet spans (each with its own buckets in each region)
+    accounts: int = 1  # accounts the fleet's groups span (each with its own buckets in each region)
     api_calls: int = 0  # requests the simulated AWS answered, throttled ones included
     # what the controller wrote to its state store: backend, writes, bytes_written, max_record_bytes
     state: dict[str, Any] = field(default_factory=dict)
@@ -216,6 +216,6 @@ def report(
         cpu_seconds=round(run.seconds[1], 1),
         per_region=per_region,
         rollout_status=run.status,
-        accounts=len(world.accounts),
+        accounts=max(1, len({r.account for r in world.regions.values() if r.groups})),
         api_calls=sum(world.calls.values()),
     )

@@ -156,16 +156,6 @@ def test_a_fleet_in_two_accounts_rolls_on_two_budgets_per_region(tmp_path: Path)
         assert place["budget_use"] > 0.5
 
 
-def test_the_controllers_simulation_refuses_member_accounts_it_cannot_discover() -> None:
-    from click.testing import CliRunner
-
-    from canary.simulate.__main__ import main
-
-    result = CliRunner().invoke(main, ["--accounts", "2", "--instances", "10"])
-    assert result.exit_code == 2
-    assert "--accounts above 1 needs --model" in result.output
-
-
 def test_paced_clients_take_request_tokens_from_their_accounts_bucket(tmp_path: Path) -> None:
     from canary.pacing import PacedAws
 

@@ -114,3 +114,88 @@ def test_the_command_runs_the_controller_by_default_every_cohort_in_flight() -> 
     assert report["throttling_errors"] == 0
     model = CliRunner().invoke(main, [*args, "--model", "--set", "cohorts_in_flight=1"])
     assert model.exit_code == 2 and "not --model" in model.output
+
+
+# 12 groups, dealt so that each of 3 member accounts has groups in both regions.
+ORG = Scenario(instances=900, cohorts=8, regions=REGIONS, seed=3, accounts=3)
+
+
+def test_the_controller_rolls_groups_in_every_member_account(tmp_path: Path) -> None:
+    """Groups dealt over 3 member accounts x 2 regions: the controller assumes each account's
+    role, checks it can launch the new base, and rolls every group there, drawing on each
+    (account, region)'s own buckets, named by the account's id."""
+    run = run_controller(ORG, state_dir=tmp_path, canary={"cohorts_in_flight": ORG.cohorts})
+    r, rollout = run.report, run.rollout
+    members = ORG.account_names
+    assert len(members) == 3 and "" not in members
+    assert rollout.status == r.rollout_status == "succeeded" and r.accounts == 3
+    places = {(g.account, g.region) for g in rollout.groups.values()}
+    assert places == {(a, region) for a in members for region in REGIONS}
+    for place, sim in run.world.regions.items():  # every group of every account: new base only
+        for group in sim.groups.values():
+            assert {i.ami for i in group.members.values()} == {NEW_AMI}, (place, group.name)
+    assert not run.world.regions["us-east-1"].groups  # the caller's own account holds none
+    assert r.replaced == r.instances == 900 and r.cohorts_passed == r.cohorts
+    assert {f"{a}/{region}/launches" for a in members for region in REGIONS} <= set(run.buckets)
+    assert set(r.per_region) == {f"{a}/{region}" for a in members for region in REGIONS}
+    assert all(row["how"] == "visible" for row in rollout.summary["launch"])
+    assert len(rollout.summary["launch"]) == 6
+    assert r.throttling_errors == 0
+    assert r.makespan_s >= r.gated_bound_s > r.bound_s > 0
+
+
+def test_a_member_account_that_cannot_launch_or_be_assumed_is_refused_before_changes(
+    tmp_path: Path,
+) -> None:
+    from contextlib import ExitStack
+
+    import pytest
+
+    from canary.accounts import CannotLaunch
+    from canary.config import from_settings
+    from canary.prepare import prepare
+    from canary.simulate.controller_run import FAMILY, build_world, sim_context
+    from orchestrator.clock import VirtualClock
+    from orchestrator.errors import AwsError
+
+    def templates(world: SimWorld) -> list[int]:
+        return [len(v) for sim in world.regions.values() for v in sim.templates.values()]
+
+    world, _ = build_world(ORG, VirtualClock(start=1_700_000_000.0))
+    unshared = ORG.account_names[1]
+    world.images[NEW_AMI].shared_with.discard(unshared)
+    (tmp_path / "a").mkdir()
+    with ExitStack() as stack:
+        ctx = sim_context(tmp_path / "a", ORG, world, {}, stack=stack)
+        with pytest.raises(CannotLaunch) as refused:
+            prepare(ctx, from_settings(ctx.settings), f"{FAMILY}:2", FAMILY)
+    assert int(refused.value.exit_code) == 1
+    assert {row.account for row in refused.value.rows} == {unshared}
+    assert len(refused.value.rows) == len(REGIONS)
+
+    # A fourth account configured in the workspace that the organisation does not have.
+    more = Scenario(instances=900, cohorts=8, regions=REGIONS, seed=3, accounts=4)
+    (tmp_path / "b").mkdir()
+    with ExitStack() as stack:
+        ctx = sim_context(tmp_path / "b", more, world, {}, stack=stack)
+        with pytest.raises(AwsError) as unassumable:
+            prepare(ctx, from_settings(ctx.settings), f"{FAMILY}:2", FAMILY)
+    assert int(unassumable.value.exit_code) == 3
+    assert more.account_names[3] in str(unassumable.value) and "1 member account" in str(
+        unassumable.value
+    )
+    assert set(templates(world)) == {1}  # no launch template version was made anywhere
+
+
+def test_the_command_runs_the_controller_over_member_accounts() -> None:
+    from click.testing import CliRunner
+
+    from canary.simulate.__main__ import main
+
+    args = ["--instances", "200", "--cohorts", "2", "--regions", "1", "--seed", "3"]
+    out = CliRunner().invoke(main, [*args, "--accounts", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["rollout_status"] == "succeeded" and report["accounts"] == 2
+    assert sorted(report["per_region"]) == ["100000000001/us-east-1", "100000000002/us-east-1"]
+    assert report["throttling_errors"] == 0
