@@ -2,8 +2,8 @@
 type its tagged Auto Scaling groups run in any account and region read (the caller's own and the
 member accounts, ``orchestrator.reach``), since the canary rolls each of those as a cohort.
 
-``discover_types`` asks Auto Scaling (groups filtered by the ``imagefleet:family`` tag, their
-instances' types); ``cohort_types`` (pure) merges them with the configured ones. The tests still
+``pipelines.fleet.discovery.discover_types`` asks Auto Scaling (groups filtered by the
+``imagefleet:family`` tag, their instances' types); ``cohort_types`` (pure) merges them with the configured ones. The tests still
 run in the caller's own account, where the unstable base lives: a member account launches the
 same AMI id once a promotion shares it.
 """
@@ -13,27 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from orchestrator.reach import Reach, pairs, reach
-from orchestrator.tags import FAMILY_TAG
+from orchestrator.reach import reach
+from pipelines.fleet.discovery import discover_types
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
     from orchestrator.config import FamilySettings, Settings
-
-
-def discover_types(aws: AwsFactory, reaches: Iterable[Reach], family: str) -> dict[str, list[str]]:
-    """Instance type -> the accounts ("" for the caller's own) where a group of ``family`` runs
-    instances of it."""
-    found: dict[str, set[str]] = {}
-    for where, region in pairs(reaches):
-        asg = aws.client("autoscaling", region, account=where.client_account)
-        tagged = [{"Name": f"tag:{FAMILY_TAG}", "Values": [family]}]
-        for page in asg.paginate("describe_auto_scaling_groups", Filters=tagged):
-            for group in page.get("AutoScalingGroups", []):
-                for inst in group.get("Instances", []):
-                    if inst.get("InstanceType"):
-                        found.setdefault(str(inst["InstanceType"]), set()).add(where.account)
-    return {t: sorted(accounts) for t, accounts in sorted(found.items())}
 
 
 def cohort_types(

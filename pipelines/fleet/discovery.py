@@ -90,3 +90,18 @@ def discover_reach(aws: AwsFactory, reaches: Iterable[Reach]) -> list[Discovered
     return [
         g for r, region in pairs(reaches) for g in discover_region(aws, region, r.client_account)
     ]
+
+
+def discover_types(aws: AwsFactory, reaches: Iterable[Reach], family: str) -> dict[str, list[str]]:
+    """Instance type -> the accounts ("" for the caller's own) where a group of ``family`` runs
+    instances of it."""
+    found: dict[str, set[str]] = {}
+    for where, region in pairs(reaches):
+        asg = aws.client("autoscaling", region, account=where.client_account)
+        tagged = [{"Name": f"tag:{FAMILY_TAG}", "Values": [family]}]
+        for page in asg.paginate("describe_auto_scaling_groups", Filters=tagged):
+            for group in page.get("AutoScalingGroups", []):
+                for inst in group.get("Instances", []):
+                    if inst.get("InstanceType"):
+                        found.setdefault(str(inst["InstanceType"]), set()).add(where.account)
+    return {t: sorted(accounts) for t, accounts in sorted(found.items())}

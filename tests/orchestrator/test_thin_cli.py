@@ -24,6 +24,16 @@ def _cli_modules() -> list[Path]:
     )
 
 
+def _place_client(node: ast.AST) -> bool:
+    """``client(aws, "ec2", place)`` (``canary.places.client``): a client of a group's account."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "client"
+        and len(node.args) == 3
+    )
+
+
 def aws_calls(source: str) -> list[str]:
     """Every AWS client made or boto3 imported in ``source``, as ``line: what``."""
     found = []
@@ -34,6 +44,8 @@ def aws_calls(source: str) -> list[str]:
             and node.func.attr in ("client", "resource")
         ):
             found.append(f"{node.lineno}: .{node.func.attr}(")
+        elif _place_client(node):
+            found.append(f"{node.lineno}: .client( at a place")
         elif isinstance(node, ast.Import) and any(
             a.name.split(".")[0] in ("boto3", "botocore") for a in node.names
         ):
