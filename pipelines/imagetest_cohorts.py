@@ -3,9 +3,9 @@ type its tagged Auto Scaling groups run in any account and region read (the call
 member accounts, ``orchestrator.reach``), since the canary rolls each of those as a cohort.
 
 ``pipelines.fleet.discovery.discover_types`` asks Auto Scaling (groups filtered by the
-``imagefleet:family`` tag, their instances' types); ``cohort_types`` (pure) merges them with the configured ones. The tests still
-run in the caller's own account, where the unstable base lives: a member account launches the
-same AMI id once a promotion shares it.
+``imagefleet:family`` tag, their instances' types); ``cohort_types`` (pure) merges them with
+the configured ones. The tests still run in the caller's own account, where the unstable base
+lives: a member account launches the same AMI id once a promotion shares it.
 """
 
 from __future__ import annotations
