@@ -27,9 +27,9 @@ import heapq
 import io
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from canary.budget import REQUEST_BUCKETS
 from canary.simulate import members
@@ -37,6 +37,8 @@ from canary.simulate.members import SimImage
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import TokenBucket, bucket_take
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -329,6 +331,11 @@ class SimAws:
             self._clients[key] = cls(self.world.regions[key[1]])
         return self._clients[key]
 
+    @staticmethod
+    def until_visible(call: Callable[[], T]) -> T:
+        """The simulated EC2 is consistent: what was made is seen at once."""
+        return call()
+
     def register(self, event: str, handler: Any) -> None:
         """Accepted and ignored: the simulation sends no HTTP requests for botocore hooks to see."""
 
@@ -456,6 +463,9 @@ class _Ec2(_Client):
 
     def describe_image_attribute(self, **kwargs: Any) -> dict[str, Any]:
         return members.describe_image_attribute(self.r, **kwargs)
+
+    def describe_instance_types(self, **kwargs: Any) -> dict[str, Any]:
+        return members.describe_instance_types(self.r, **kwargs)
 
     def describe_launch_templates(
         self, LaunchTemplateIds: list[str], **_: object

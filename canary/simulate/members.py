@@ -86,7 +86,13 @@ def describe_images(
             found = [i for i in found if images[i].name in f["Values"]]
     return {
         "Images": [
-            {"ImageId": i, "Name": images[i].name, "OwnerId": images[i].owner, "State": "available"}
+            {
+                "ImageId": i,
+                "Name": images[i].name,
+                "OwnerId": images[i].owner,
+                "State": "available",
+                "Architecture": "x86_64",  # the simulated bases are single-architecture
+            }
             for i in found
         ]
     }
@@ -148,3 +154,15 @@ def assume_all(
     if refuse:
         refuse_unassumable(rows)
     return rows
+
+
+def describe_instance_types(r: SimRegion, InstanceTypes: list[str]) -> dict[str, Any]:
+    """Every simulated type runs x86_64: the simulated bases have one AMI per region, and the
+    fleet's type names (``m6g``, ``c7g``...) stand for configurations, not processors."""
+    r.request("ec2-describe", "DescribeInstanceTypes")
+    return {
+        "InstanceTypes": [
+            {"InstanceType": t, "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]}}
+            for t in InstanceTypes
+        ]
+    }
