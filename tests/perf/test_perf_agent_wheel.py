@@ -204,6 +204,8 @@ def test_a_run_without_dependency_wheels_launches_nothing(
                 family=workspace.family,
                 version=v,
                 amis={REGION: f"ami-{v:017x}"},
+                # the architecture recorded, as a bake records it: nothing asks EC2 about them
+                architectures={"x86_64": {REGION: f"ami-{v:017x}"}},
                 source_ami="ami-stock",
                 parent=v - 1 or None,
                 packer_run_id=f"test-{v}",
