@@ -86,6 +86,7 @@ FEATURES: dict[str, list[str]] = {
         "ec2:TerminateInstances",
         "ec2:CreateTags",
         "ec2:DescribeInstanceStatus",  # the ec2-status image test
+        "ec2:DescribeInstanceTypes",  # each type boots its architecture's AMI
         "autoscaling:DescribeAutoScalingGroups",  # the instance types the family's groups run
         "ssm:SendCommand",  # ssm image tests: AWS-RunShellScript on the test instance
         "ssm:GetCommandInvocation",
@@ -116,6 +117,7 @@ FEATURES: dict[str, list[str]] = {
         "ec2:DescribeInstances",
         "ec2:CreateTags",
         "ec2:DescribeImages",
+        "ec2:DescribeInstanceTypes",  # each group rolls to its types' architecture's AMI
         "autoscaling:SetDesiredCapacity",
         "cloudwatch:GetMetricData",
         "iam:PassRole",  # baselines launch with the group's instance profile

@@ -395,27 +395,31 @@ def calls_in_source() -> dict[str, set[str]]:
         for pkg in ("orchestrator", "pipelines", "canary", "perf", "changelog")
         for p in (ROOT / pkg).rglob("*.py")
     }
-    services = {"dynamodb"} | {
-        n.args[0].value
-        for t in trees.values()
-        for n in ast.walk(t)
-        if isinstance(n, ast.Call)
-        and isinstance(n.func, ast.Attribute)
-        and n.func.attr in ("client", "resource")
-        and n.args
-        and isinstance(n.args[0], ast.Constant)
-        and isinstance(n.args[0].value, str)
-    } | {  # clients of a place (canary.places.client(aws, "elbv2", place))
-        n.args[1].value
-        for t in trees.values()
-        for n in ast.walk(t)
-        if isinstance(n, ast.Call)
-        and isinstance(n.func, ast.Name)
-        and n.func.id == "client"
-        and len(n.args) >= 2
-        and isinstance(n.args[1], ast.Constant)
-        and isinstance(n.args[1].value, str)
-    }
+    services = (
+        {"dynamodb"}
+        | {
+            n.args[0].value
+            for t in trees.values()
+            for n in ast.walk(t)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("client", "resource")
+            and n.args
+            and isinstance(n.args[0], ast.Constant)
+            and isinstance(n.args[0].value, str)
+        }
+        | {  # clients of a place (canary.places.client(aws, "elbv2", place))
+            n.args[1].value
+            for t in trees.values()
+            for n in ast.walk(t)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id == "client"
+            and len(n.args) >= 2
+            and isinstance(n.args[1], ast.Constant)
+            and isinstance(n.args[1].value, str)
+        }
+    )
     operations = _operations(services)
     found: dict[str, set[str]] = {}
     for rel, tree in trees.items():
