@@ -138,6 +138,20 @@ class MemberAccount:
             return self._sessions[region]
 
 
+def account_row(acc: AccountSettings) -> dict[str, Any]:
+    """An account's row of ``accounts check`` before its role is tried: not (yet) assumable."""
+    return {
+        "name": acc.name,
+        "id": acc.id,
+        "role": acc.role,
+        "ou": acc.ou,
+        "regions": list(acc.regions),
+        "assumable": False,
+        "identity": None,
+        "error": None,
+    }
+
+
 def check_accounts(
     factory: AwsFactory, names: list[str], on_account: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
@@ -148,16 +162,7 @@ def check_accounts(
         acc = factory.account(name)
         if on_account:
             on_account(name)
-        row: dict[str, Any] = {
-            "name": acc.name,
-            "id": acc.id,
-            "role": acc.role,
-            "ou": acc.ou,
-            "regions": list(acc.regions),
-            "assumable": False,
-            "identity": None,
-            "error": None,
-        }
+        row = account_row(acc)
         try:
             ident = factory.client(
                 "sts", factory.default_region, account=name

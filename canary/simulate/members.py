@@ -120,20 +120,11 @@ def assume_all(
     asked in the account; an account the world lacks, or answering another id, cannot be
     assumed (with ``refuse``, an AwsError naming it: exit 3)."""
     from orchestrator.accounts import resolve_accounts
-    from orchestrator.assume import refuse_unassumable
+    from orchestrator.assume import account_row, refuse_unassumable
 
     rows: list[dict[str, Any]] = []
     for acc in resolve_accounts(dict(accounts), list(names or ())):
-        row: dict[str, Any] = {
-            "name": acc.name,
-            "id": acc.id,
-            "role": acc.role,
-            "ou": acc.ou,
-            "regions": list(acc.regions),
-            "assumable": False,
-            "identity": None,
-            "error": None,
-        }
+        row = account_row(acc)
         if acc.name not in aws.world.accounts:
             row["error"] = (
                 f"account {acc.name} ({acc.id}): AccessDenied: not authorized to perform "

@@ -161,21 +161,7 @@ class Fleet:
         """Group members ever launched (family tag, not baselines) in an EC2 state.
 
         moto keeps terminated instances visible, so this is the full history of the groups."""
-        ec2 = self.aws.client("ec2", REGION)
-        out: set[str] = set()
-        for page in ec2.raw.get_paginator("describe_instances").paginate(
-            Filters=[
-                {"Name": "tag:imagefleet:family", "Values": [self.family]},
-                {"Name": "instance-state-name", "Values": [state]},
-            ]
-        ):
-            out |= {
-                i["InstanceId"]
-                for r in page["Reservations"]
-                for i in r["Instances"]
-                if not any(t["Key"] == "imagefleet:role" for t in i.get("Tags", []))
-            }
-        return out
+        return group_instances(self.aws, self.family, state)
 
     def baselines_running(self) -> list[str]:
         ec2 = self.aws.client("ec2", REGION)
@@ -267,3 +253,24 @@ class Fleet:
             agents.ticks,
             agents.failures[:3],
         )
+
+
+def group_instances(aws: Any, family: str, state: str, account: str | None = None) -> set[str]:
+    """Group members ever launched in ``account`` (the caller's when None; family tag, not
+    baselines) in an EC2 state."""
+    ec2 = aws.client("ec2", REGION, account=account)
+    out: set[str] = set()
+    # botocore's own paginator, unretried: a test's look at the endpoint, as it always was
+    for page in ec2.raw.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": "tag:imagefleet:family", "Values": [family]},
+            {"Name": "instance-state-name", "Values": [state]},
+        ]
+    ):
+        out |= {
+            i["InstanceId"]
+            for r in page["Reservations"]
+            for i in r["Instances"]
+            if not any(t["Key"] == "imagefleet:role" for t in i.get("Tags", []))
+        }
+    return out

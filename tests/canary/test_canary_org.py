@@ -14,7 +14,7 @@ from contextlib import suppress
 from typing import Any
 
 import pytest
-from canary_fleet import REGION
+from canary_fleet import REGION, group_instances
 
 from imagefleet.cli import raw_main
 from orchestrator.local import injection
@@ -42,26 +42,6 @@ def _members(aws: Any, account: str | None, family: str) -> dict[str, set[str]]:
         ids = [i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService"]
         found = ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
         out[g["AutoScalingGroupName"]] = {i["ImageId"] for r in found for i in r["Instances"]}
-    return out
-
-
-def _instances(aws: Any, account: str | None, family: str, state: str) -> set[str]:
-    """Group members ever launched in ``account`` (family tag, not baselines) in an EC2 state."""
-    ec2 = aws.client("ec2", REGION, account=account)
-    out: set[str] = set()
-    for page in ec2.paginate(
-        "describe_instances",
-        Filters=[
-            {"Name": "tag:imagefleet:family", "Values": [family]},
-            {"Name": "instance-state-name", "Values": [state]},
-        ],
-    ):
-        out |= {
-            i["InstanceId"]
-            for r in page["Reservations"]
-            for i in r["Instances"]
-            if not any(t["Key"] == "imagefleet:role" for t in i.get("Tags", []))
-        }
     return out
 
 
@@ -98,7 +78,7 @@ def test_a_rollout_over_two_member_accounts(org: tuple[Any, Any]) -> None:
     fleet, aws = org
     family, ref = fleet.family, f"{fleet.family}:2"
     accounts: list[str | None] = [None, *ACCOUNT_IDS]
-    originals = {a: _instances(aws, a, family, "running") for a in accounts}
+    originals = {a: group_instances(aws, family, "running", a) for a in accounts}
     assert all(len(ids) == len(TYPES) * PER_TYPE for ids in originals.values()), originals
 
     # Unknown account: exit 2. The new base not shared with the member accounts: the dry run
@@ -159,9 +139,9 @@ def test_a_rollout_over_two_member_accounts(org: tuple[Any, Any]) -> None:
             f"{family}-m5-large": {fleet.old_ami},
             f"{family}-t3-micro": {fleet.new_ami},
         }, account
-        gone = _instances(aws, account, family, "terminated")
+        gone = group_instances(aws, family, "terminated", account)
         assert originals[account] <= gone, account
-        live = _instances(aws, account, family, "running")
+        live = group_instances(aws, family, "running", account)
         assert len(live) == len(TYPES) * PER_TYPE and not live & originals[account], account
 
     # The member role's policy grants every call the rollout made in the member accounts.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from source_support import place_client
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("imagefleet", "orchestrator", "pipelines", "canary", "perf", "changelog")
 
@@ -24,16 +26,6 @@ def _cli_modules() -> list[Path]:
     )
 
 
-def _place_client(node: ast.AST) -> bool:
-    """``client(aws, "ec2", place)`` (``canary.places.client``): a client of a group's account."""
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "client"
-        and len(node.args) == 3
-    )
-
-
 def aws_calls(source: str) -> list[str]:
     """Every AWS client made or boto3 imported in ``source``, as ``line: what``."""
     found = []
@@ -44,7 +36,7 @@ def aws_calls(source: str) -> list[str]:
             and node.func.attr in ("client", "resource")
         ):
             found.append(f"{node.lineno}: .{node.func.attr}(")
-        elif _place_client(node):
+        elif place_client(node):
             found.append(f"{node.lineno}: .client( at a place")
         elif isinstance(node, ast.Import) and any(
             a.name.split(".")[0] in ("boto3", "botocore") for a in node.names

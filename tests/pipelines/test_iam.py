@@ -20,6 +20,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore import xform_name
+from source_support import place_client
 
 from imagefleet.cli import raw_main
 from orchestrator import config
@@ -412,10 +413,7 @@ def calls_in_source() -> dict[str, set[str]]:
             n.args[1].value
             for t in trees.values()
             for n in ast.walk(t)
-            if isinstance(n, ast.Call)
-            and isinstance(n.func, ast.Name)
-            and n.func.id == "client"
-            and len(n.args) >= 2
+            if place_client(n)
             and isinstance(n.args[1], ast.Constant)
             and isinstance(n.args[1].value, str)
         }
