@@ -26,7 +26,15 @@ from functools import partial
 from pathlib import Path
 
 from changelog.entries import Entry, trim_blank
-from changelog.sources import ChangelogSource, DirectorySource, Found, Lookup, Missing, read_lines
+from changelog.sources import (
+    ChangelogSource,
+    DirectorySource,
+    Found,
+    Lookup,
+    Missing,
+    first_line,
+    read_lines,
+)
 from changelog.versions import rpm_compare
 
 __all__ = ["HEADER", "RpmDirectorySource", "rpm_entries_between"]
@@ -85,12 +93,7 @@ def rpm_entries_between(lines: Iterable[str], low: str, high: str) -> list[Entry
 
 def is_rpm_changelog(path: Path) -> bool:
     """Whether the first non-blank line of ``path`` is an rpm changelog header."""
-    lines = read_lines(path)
-    try:
-        first = next((line for line in lines if line.strip()), "")
-    finally:
-        lines.close()
-    return HEADER.match(first.rstrip("\n")) is not None
+    return HEADER.match(first_line(path)) is not None
 
 
 class RpmDirectorySource(ChangelogSource):

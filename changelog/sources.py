@@ -50,6 +50,7 @@ __all__ = [
     "Missing",
     "NoSource",
     "changelog_from_deb",
+    "first_line",
     "read_lines",
     "source_for",
 ]
@@ -107,16 +108,21 @@ def _damaged(where: str, exc: BaseException) -> ChangelogFileError:
     )
 
 
+def first_line(path: Path) -> str:
+    """The file's first non-blank line (without its newline; "" for a blank file), read no
+    further."""
+    lines = read_lines(path)
+    try:
+        return next((line for line in lines if line.strip()), "").rstrip("\n")
+    finally:
+        lines.close()
+
+
 def _is_debian_changelog(path: Path) -> bool:
     """Whether the first non-blank line is a Debian changelog header (``pkg (ver) dist; …``)."""
     from debian.changelog import topline
 
-    lines = read_lines(path)
-    try:
-        first = next((line for line in lines if line.strip()), "")
-    finally:
-        lines.close()
-    return topline.match(first.rstrip("\n")) is not None
+    return topline.match(first_line(path)) is not None
 
 
 class DirectorySource(ChangelogSource):
