@@ -48,6 +48,11 @@ class BaseVersion:
     read); ``architectures`` maps each architecture the bake made to its AMI per region, and is
     empty in a record written before them (``orchestrator.arch.base_architectures`` then asks EC2
     which single architecture the record has).
+
+    ``source_ami`` is the parent AMI the base was baked from (its ancestry upstream);
+    ``recipe_digest`` a digest of the recipe that baked it (template and variables), empty in a
+    record written before it. ``disabled_at`` and ``retired_at`` are when retirement disabled the
+    base's AMIs and when it deregistered them and deleted their snapshots; ``None`` while in use.
     """
 
     family: str
@@ -62,6 +67,20 @@ class BaseVersion:
     changelog: dict[str, Any] = field(default_factory=dict)
     stage: str = "unstable"
     architectures: dict[str, dict[str, str]] = field(default_factory=dict)
+    recipe_digest: str = ""
+    disabled_at: str | None = None
+    retired_at: str | None = None
+
+    # the fields ``Store.update_base`` may change; JSON ones are stored as text
+    UPDATABLE = frozenset(
+        {"amis", "manifest", "manifest_uri", "changelog", "stage", "architectures"}
+        | {"recipe_digest", "disabled_at", "retired_at"}
+    )
+    JSON_FIELDS = frozenset({"amis", "changelog", "architectures"})
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
 
     @property
     def ref(self) -> str:

@@ -115,8 +115,7 @@ class DynamoStore(DynamoTable, StateStore):
         return self.get_base(item["family"], int(item["version"]))
 
     def update_base(self, family: str, version: int, **fields: Any) -> None:
-        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage", "architectures"}
-        bad = set(fields) - allowed
+        bad = set(fields) - BaseVersion.UPDATABLE
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         ops = [self._update(lay.base_key(family, version), lay.base_fields(fields))]

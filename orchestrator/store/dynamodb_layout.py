@@ -162,6 +162,9 @@ def base_item(b: BaseVersion) -> Item:
         "changelog": _dumps(b.changelog),
         "stage": b.stage,
         "architectures": _dumps(b.architectures),
+        "recipe_digest": b.recipe_digest,
+        "disabled_at": b.disabled_at,
+        "retired_at": b.retired_at,
     }
 
 
@@ -179,15 +182,15 @@ def base_from(i: Item) -> BaseVersion:
         changelog=json.loads(i["changelog"]),
         stage=i["stage"],
         architectures=json.loads(i.get("architectures") or "{}"),
+        recipe_digest=i.get("recipe_digest") or "",
+        disabled_at=i.get("disabled_at"),
+        retired_at=i.get("retired_at"),
     )
 
 
 def base_fields(fields: dict[str, Any]) -> Item:
     """Fields of a base in their stored form (an update of some of them)."""
-    return {
-        k: _dumps(v) if k in ("amis", "changelog", "architectures") else v
-        for k, v in fields.items()
-    }
+    return {k: _dumps(v) if k in BaseVersion.JSON_FIELDS else v for k, v in fields.items()}
 
 
 def ami_item(ami: str, family: str, version: int) -> Item:

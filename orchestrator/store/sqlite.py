@@ -91,6 +91,9 @@ class SqliteStore(SqliteFile, StateStore):
             changelog=json.loads(row["changelog"]),
             stage=row["stage"],
             architectures=json.loads(row["architectures"]),
+            recipe_digest=row["recipe_digest"],
+            disabled_at=row["disabled_at"],
+            retired_at=row["retired_at"],
         )
 
     def next_version(self, family: str) -> int:
@@ -104,8 +107,9 @@ class SqliteStore(SqliteFile, StateStore):
             try:
                 db.execute(
                     "INSERT INTO bases (family, version, amis, source_ami, parent, packer_run_id, "
-                    "created_at, manifest, manifest_uri, changelog, stage, architectures) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "created_at, manifest, manifest_uri, changelog, stage, architectures, "
+                    "recipe_digest, disabled_at, retired_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         base.family,
                         base.version,
@@ -119,6 +123,9 @@ class SqliteStore(SqliteFile, StateStore):
                         json.dumps(base.changelog),
                         base.stage,
                         json.dumps(base.architectures),
+                        base.recipe_digest,
+                        base.disabled_at,
+                        base.retired_at,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -159,14 +166,13 @@ class SqliteStore(SqliteFile, StateStore):
         return self.get_base(row["family"], row["version"])
 
     def update_base(self, family: str, version: int, **fields: Any) -> None:
-        allowed = {"amis", "manifest", "manifest_uri", "changelog", "stage", "architectures"}
-        bad = set(fields) - allowed
+        bad = set(fields) - BaseVersion.UPDATABLE
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         sets, values = [], []
         for k, v in fields.items():
             sets.append(f"{k}=?")
-            values.append(json.dumps(v) if k in ("amis", "changelog", "architectures") else v)
+            values.append(json.dumps(v) if k in BaseVersion.JSON_FIELDS else v)
         with self._tx() as db:
             cur = db.execute(
                 f"UPDATE bases SET {', '.join(sets)} WHERE family=? AND version=?",

@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.errors import StateError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE bases (
@@ -87,6 +87,11 @@ MIGRATIONS: dict[int, str] = {
     # multi-architecture bases: architecture -> region -> AMI ('{}' in a record written before)
     6: """
     ALTER TABLE bases ADD COLUMN architectures TEXT NOT NULL DEFAULT '{}';
+    """,
+    7: """
+    ALTER TABLE bases ADD COLUMN recipe_digest TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bases ADD COLUMN disabled_at TEXT;
+    ALTER TABLE bases ADD COLUMN retired_at TEXT;
     """,
 }
 

@@ -289,7 +289,7 @@ def test_a_version_3_store_migrates_and_its_leases_carry_token_0(tmp_path: Path)
     )
     db.close()
     s = SqliteStore(path)
-    assert s.schema_version() == CURRENT == 6
+    assert s.schema_version() == CURRENT == 7
     (old,) = s.leases()
     assert (old.owner, old.token) == ("old", 0)
     assert s.acquire_leases([lease("new", 200.0, name="bake:web")], now=200.0, is_dead=alive) == 1

@@ -50,10 +50,20 @@ def test_a_sqlite_store_of_schema_4_migrates_its_friends_and_reservations_into_d
     shutil.copy(LEGACY / "state.db", tmp_path / "state.db")
     store = SqliteStore(tmp_path / "state.db")
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7
         # a base written before multi-architecture bases: no per-architecture map (read as the
         # single architecture EC2 reports for its AMIs, orchestrator.arch)
-        assert store.get_base("web", 1).architectures == {}
+        old = store.get_base("web", 1)
+        assert old.architectures == {}
+        # nor a recipe digest or retirement (written before the base's whole life was kept)
+        assert (old.recipe_digest, old.disabled_at, old.retired_at, old.retired) == (
+            "",
+            None,
+            None,
+            False,
+        )
+        store.update_base("web", 1, disabled_at="2026-01-01T00:00:00.000000Z")
+        assert store.get_base("web", 1).disabled_at == "2026-01-01T00:00:00.000000Z"
         with sqlite3.connect(tmp_path / "state.db") as db:
             tables = {
                 name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
