@@ -134,6 +134,12 @@ FAMILY = s.Table(
         "root_device_type": s.Choice(None, options=("ebs", "instance-store", "standard")),
         "ena_support": s.Bool(None),
         "build_timeout": s.Duration("60m", lo=1),
+        # the base's whole life: how many bases each stage keeps, when retirement disables and
+        # then deregisters the others, and how old a release may grow before a rebake is due
+        "retain": s.Num(3, lo=1, hi=1000, integer=True),
+        "deprecate_after": s.Duration("30d", lo=0),
+        "deregister_after": s.Duration("14d", lo=0),
+        "max_age": s.Duration(None, lo=3600),
         "test_instance_profile": s.Str(
             None,
             s.Pattern(r"[\w+=,.@-]{1,128}", "an instance profile name"),
@@ -249,6 +255,10 @@ class FamilySettings:
     tests: tuple[ImageTestSpec, ...] = DEFAULT_IMAGE_TESTS  # run on every image-test instance
     test_instance_profile: str | None = None  # launched with it: the SSM agent's permissions
     package_format: str = "deb"  # "rpm": Amazon Linux / RHEL / Fedora (changelog/manifest.py)
+    retain: int = 3  # the newest bases each stage keeps from retirement
+    deprecate_after: int = 30 * 86400  # seconds out of retention before its AMIs are disabled
+    deregister_after: int = 14 * 86400  # seconds disabled before they are deregistered
+    max_age: int | None = None  # seconds; a release older than this is due a rebake
 
 
 @dataclass(frozen=True)
@@ -447,6 +457,10 @@ def _family(
         tests=_image_tests(fam["tests"], f"{dotted}.tests", w),
         test_instance_profile=fam["test_instance_profile"],
         package_format=fam["package_format"],
+        retain=int(fam["retain"]),
+        deprecate_after=fam["deprecate_after"],
+        deregister_after=fam["deregister_after"],
+        max_age=fam["max_age"],
     )
 
 
