@@ -50,6 +50,7 @@ DEFAULT_METRICS: tuple[dict[str, Any], ...] = (
         "direction": "increase",
         "group": "latency",
         "allowed_increase": 1.1,
+        "unit": "ms",
     },
     {
         "name": "error_rate",
@@ -57,6 +58,7 @@ DEFAULT_METRICS: tuple[dict[str, Any], ...] = (
         "direction": "increase",
         "group": "errors",
         "allowed_increase": 1.1,
+        "unit": "%",
     },
     {
         "name": "cpu",
@@ -64,10 +66,12 @@ DEFAULT_METRICS: tuple[dict[str, Any], ...] = (
         "direction": "increase",
         "group": "saturation",
         "allowed_increase": 1.1,
+        "unit": "%",
     },
 )
 
 _NAME = s.Pattern(r"[^\x00-\x1f\x7f]{1,255}", "a name of up to 255 printable characters")
+_UNIT = s.Pattern(r"[^\x00-\x1f\x7f]{1,32}", "a unit of up to 32 characters like 'ms' or '%'")
 _RATIOS = ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease")
 METRIC = s.Table(
     fields={
@@ -89,6 +93,9 @@ METRIC = s.Table(
         "critical": s.Bool(False),
         "data_required": s.Bool(False),
         **{k: s.Num(1.0, lo=0, hi=1e6) for k in _RATIOS},
+        # What its values are in, as people read them ("ms", "%", "req/s"): the report shows it
+        # beside the means; the judge compares ratios, so it never converts.
+        "unit": s.Str(None, _UNIT),
     }
 )
 SCHEMA = s.Table(
@@ -184,6 +191,7 @@ class CanaryMetric:
     metric: str = ""  # the CloudWatch MetricName ("" for a prometheus metric)
     dimensions: tuple[tuple[str, str], ...] = DEFAULT_DIMENSIONS
     query: str = ""
+    unit: str = ""  # what its values are in, for people ("ms"); "" when not given
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "dimensions": dict(self.dimensions)}
@@ -417,6 +425,7 @@ def _metric(m: dict[str, Any], key: str, w: s.Where) -> CanaryMetric:
             "metric": "" if source == "prometheus" else (m["metric"] or m["name"]),
             "dimensions": dimensions,
             "query": m["query"] or "",
+            "unit": m["unit"] or "",
             "weight": None if m["weight"] is None else float(m["weight"]),
             **{k: float(m[k]) for k in _RATIOS},
         }

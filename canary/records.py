@@ -314,6 +314,9 @@ class WaveView:
     # groups' load balancers, the baselines in those they joined; empty when none.
     canary_traffic: tuple[str, ...] = ()
     baseline_traffic: tuple[str, ...] = ()
+    # The interval its verdict judged (ISO instants on the controller's clock), once analysing.
+    window_start: str | None = None
+    window_end: str | None = None
 
     @classmethod
     def of(cls, wave: Wave, groups: Mapping[str, GroupState] | None = None) -> WaveView:
@@ -338,6 +341,8 @@ class WaveView:
             instance_types=tuple(sorted({b.instance_type for b in wave.batches} - {""})),
             canary_traffic=tuple(canary.names()),
             baseline_traffic=tuple(baseline.names()),
+            window_start=wave.analysis.window_start if wave.analysis else None,
+            window_end=wave.analysis.window_end if wave.analysis else None,
         )
 
     def traffic_json(self) -> JsonDict:
@@ -424,6 +429,8 @@ class RolloutView:
     api_calls: int
     api_calls_by_operation: dict[str, int]
     cohorts: tuple[CohortView, ...]
+    # Each metric's unit as its settings gave it ("ms"; "" or absent when none was given).
+    units: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, r: Rollout) -> RolloutView:
@@ -441,6 +448,11 @@ class RolloutView:
             api_calls=r.api_calls.total,
             api_calls_by_operation=dict(r.api_calls.by_operation),
             cohorts=tuple(CohortView.of(c, r.groups) for c in r.cohorts),
+            units={
+                str(m.get("name", "")): str(m.get("unit") or "")
+                for m in r.config.get("metrics") or ()
+                if isinstance(m, dict)
+            },
         )
 
     def cohort(self, key: str) -> CohortView:

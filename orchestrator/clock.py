@@ -42,6 +42,12 @@ class Clock:
             os.environ["IMAGEFLEET_TIME_ORIGIN"] = origin  # inherited by the processes we start
         return cls(scale, float(origin) if origin else None)
 
+    @property
+    def label(self) -> str:
+        """Which clock its times are on, for people reading them (the report's timestamps):
+        "UTC" on the wall clock, else the clock they were read from."""
+        return "UTC" if self.scale == 1 else f"scaled clock (×{self.scale:g} from UTC)"
+
     def time(self) -> float:
         """Seconds since the epoch, on the (possibly scaled) clock."""
         return self.origin + (time.time() - self.origin) * self.scale
@@ -128,6 +134,10 @@ class VirtualClock(Clock):
         self._now = self.origin
         self._jobs: list[_Job] = []
         self._in_job = False
+
+    @property
+    def label(self) -> str:
+        return "virtual clock"
 
     def time(self) -> float:
         return self._now

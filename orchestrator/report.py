@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
+from markupsafe import Markup
 
 from orchestrator.errors import UsageError
 from orchestrator.output import printable
@@ -134,6 +135,8 @@ def _env() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["num"] = _num
+    env.filters["ratio"] = _ratio
+    env.filters["stamp"] = _stamp
     return env
 
 
@@ -147,6 +150,33 @@ def _num(x: object, digits: int = 3) -> str:
     if isinstance(x, float):
         return f"{x:.{digits}g}"
     return str(x)
+
+
+def _ratio(x: float | None) -> str:
+    """A canary/baseline ratio as the matrix shows it: ``×1.42`` (``×–`` without one)."""
+    return "×–" if x is None else f"×{x:.3g}" if abs(x) < 100 else f"×{x:.0f}"
+
+
+WALL = "UTC"  # the wall clock's label; any other ``clock_label`` names the clock the run used
+
+
+@jinja2.pass_context
+def _stamp(ctx: Any, iso: str | None, short: bool = False, recorded: bool = False) -> Markup:
+    """A timestamp that says which clock it is on: a ``<time>`` whose title names it.
+
+    Times taken from the command's clock (analysis windows, generated at) are on ``clock_label``
+    ("UTC", or "virtual clock" when the commands ran on one); ``recorded`` ones are the store's
+    own stamps (audit entries, a rollout's start), always on the wall clock. ``short``: the time
+    of day only (a window's end on the day it started)."""
+    text = _when(iso)
+    label = ctx.get("clock_label") or WALL
+    if recorded and label != WALL:
+        label, cls = f"{WALL}, wall clock (the store's own stamp)", "wall"
+    else:
+        cls = "wall" if label == WALL else "virtual"
+    return Markup('<time class="{}" datetime="{}" title="{}">{}</time>').format(
+        cls, iso or "", f"{text} {label}", text[11:] if short else text
+    )
 
 
 @dataclass(frozen=True)
@@ -163,6 +193,8 @@ class MetricRow:
     control_mean: float | None
     experiment_mean: float | None
     reason: str
+    unit: str = ""  # what its values are in ("ms"), from the rollout's metric settings
+    ratio: float | None = None  # the canaries' mean over the baselines' (None: no ratio)
 
 
 @dataclass(frozen=True)
@@ -176,6 +208,9 @@ class Cell:
     metrics: tuple[MetricRow, ...] = ()
     reasons: tuple[str, ...] = ()
     traffic: tuple[str, ...] = ()  # where each side took traffic ("canaries: targetgroup/web")
+    # The metrics that made it fail or marginal, worst first: shown without a click.
+    headline: tuple[MetricRow, ...] = ()
+    window: tuple[str, str] | None = None  # the judged interval (ISO instants), once analysing
 
 
 @dataclass(frozen=True)
@@ -202,6 +237,16 @@ class RolloutMatrix:
     rows: tuple[MatrixRow, ...]
     width: int
     api_calls: int | None
+
+    @property
+    def windows(self) -> list[tuple[str, int, Cell]]:
+        """Each judged interval: cohort, wave (from 1) and its cell, in the matrix's order."""
+        return [
+            (row.key, i + 1, c)
+            for row in self.rows
+            for i, c in enumerate(row.cells)
+            if c is not None and c.window
+        ]
 
 
 def fleet_view(fleet: FleetPage | None, out: Path) -> dict[str, Any] | None:
@@ -245,12 +290,15 @@ def build(
     retros: Sequence[RetroPage] = (),
     fleet: FleetPage | None = None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]] | None = None,
+    clock_label: str = WALL,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
     ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog):
-    the command's mounting (``imagefleet.cli``) asks each area for them.
+    the command's mounting (``imagefleet.cli``) asks each area for them. ``now`` and
+    ``clock_label`` are the command's clock (``Clock.label``): on a virtual clock every time
+    read from it (generated at, analysis windows) says so.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -290,6 +338,7 @@ def build(
                 retros=retros,
                 fleet=fleet,
                 changelogs=changelogs or {},
+                clock_label=clock_label,
             )
         ]
         _swap(staging, out)
@@ -325,6 +374,7 @@ def _write(
     retros: Sequence[RetroPage],
     fleet: FleetPage | None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]],
+    clock_label: str = WALL,
 ) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
@@ -337,7 +387,11 @@ def _write(
     def write(rel: str, template: str, **ctx: object) -> None:
         path = out / rel
         depth = rel.count("/")
-        path.write_text(env.get_template(template).render(root="../" * depth, generated=now, **ctx))
+        path.write_text(
+            env.get_template(template).render(
+                root="../" * depth, generated=now, clock_label=clock_label, **ctx
+            )
+        )
         pages.append(path)
 
     style = resources.files("orchestrator") / "templates" / "report" / "style.css"
