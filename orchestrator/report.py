@@ -154,7 +154,7 @@ def _num(x: object, digits: int = 3) -> str:
 
 def _ratio(x: float | None) -> str:
     """A canary/baseline ratio as the matrix shows it: ``×1.42`` (``×–`` without one)."""
-    return "×–" if x is None else f"×{x:.3g}" if abs(x) < 100 else f"×{x:.0f}"
+    return "×–" if x is None else f"×{x:.2f}" if abs(x) < 100 else f"×{x:.0f}"
 
 
 WALL = "UTC"  # the wall clock's label; any other ``clock_label`` names the clock the run used

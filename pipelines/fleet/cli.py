@@ -82,7 +82,12 @@ def fleet_command(accounts: str) -> None:
     obj = get_context()
     with obj.out.status("reading the fleet's Auto Scaling groups"):
         snap = fleet_snapshot.take(
-            obj.aws, obj.store, obj.settings, obj.clock.now(), accounts or None
+            obj.aws,
+            obj.store,
+            obj.settings,
+            obj.clock.now(),
+            accounts or None,
+            clock_label=obj.clock.label,
         )
     obj.out.result(
         snap.to_dict(),

@@ -1,8 +1,18 @@
 """The OS-release burndown: instances per OS release over the recorded fleet snapshots (matplotlib,
-Agg)."""
+Agg).
+
+The time axis has to read right for the first snapshot, for snapshots minutes apart (a demo, a
+test) and for years of them: the x values are datetimes, so the axis gets matplotlib's date
+converter, and one ``AutoDateLocator`` both places the ticks and tells the
+``ConciseDateFormatter`` what it placed (years, days or minutes; the rest of the date goes to the
+offset at the axis's end). A span shorter than ``MIN_SPAN`` is widened around its middle: a date
+axis over a single instant would otherwise be stretched to ±2 years by the locator's
+``nonsingular`` and labelled with years nobody recorded.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import matplotlib
@@ -10,32 +20,61 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from pipelines.fleet.view import Burndown
 
+# The narrowest time axis drawn: a first snapshot sits in the middle of an hour (and of a day for
+# the offset's date), labelled to the minute.
+MIN_SPAN = timedelta(hours=1)
 
-def burndown_plot(data: Burndown, path: str | Path, past_eol: frozenset[str] = frozenset()) -> Path:
-    """One line per OS release; releases past their end of life drawn dashed and named so."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+def burndown_figure(
+    data: Burndown, past_eol: frozenset[str] = frozenset(), clock_label: str = "UTC"
+) -> Figure:
+    """The burndown as a figure: one line per OS release, releases past their end of life dashed
+    and named so, the time axis labelled on ``clock_label`` (the clock the snapshots were taken
+    on). The caller saves and closes it."""
     fig, ax = plt.subplots(figsize=(8, 3.6))
+    times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in data.times]
     for name, counts in sorted(data.series.items()):
         label = f"{name} (past end of life)" if name in past_eol else name
         ax.plot(
-            mdates.date2num(data.times),
+            times,
             counts,
             marker="o",
             ms=3,
             ls="--" if name in past_eol else "-",
             label=label,
         )
+    if times:
+        first, last = min(times), max(times)
+        if last - first < MIN_SPAN:
+            middle = first + (last - first) / 2
+            ax.set_xlim(middle - MIN_SPAN / 2, middle + MIN_SPAN / 2)  # type: ignore[arg-type]
+    locator = mdates.AutoDateLocator(tz=UTC)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    ax.set_xlabel(f"snapshot taken ({clock_label})", fontsize=8)
     ax.set_ylabel("instances")
     ax.set_ylim(bottom=0)
     ax.set_title("imagefleet: instances per OS release", fontsize=10)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
     if data.series:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
+    return fig
+
+
+def burndown_plot(
+    data: Burndown,
+    path: str | Path,
+    past_eol: frozenset[str] = frozenset(),
+    clock_label: str = "UTC",
+) -> Path:
+    """The burndown (``burndown_figure``) saved as a PNG at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = burndown_figure(data, past_eol, clock_label)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -55,10 +55,12 @@ def take(
     settings: Settings,
     now: datetime,
     accounts: str | Iterable[str] | None = None,
+    *,
+    clock_label: str = "UTC",
 ) -> Snapshot:
     """Discover in the caller's account and the member accounts ``accounts`` picks (every
-    configured one by default), build the view at ``now``, draw the burndown and record the
-    snapshot."""
+    configured one by default), build the view at ``now``, draw the burndown (its time axis on
+    ``clock_label``, the clock ``now`` came from) and record the snapshot."""
     from pipelines.fleet.plot import burndown_plot
 
     releases = fleet.os_releases(settings.raw)  # bad configuration stops before any AWS call
@@ -78,7 +80,7 @@ def take(
     body = {"id": snap_id, **view.to_dict()}
     series = fleet.burndown([*store.docs(fleet.SNAPSHOT_KIND), body])
     past_eol = frozenset(n for n, r in releases.items() if r.past_eol(now.date()))
-    plot = burndown_plot(series, settings.state_dir / PLOT_NAME, past_eol)
+    plot = burndown_plot(series, settings.state_dir / PLOT_NAME, past_eol, clock_label)
     store.put_doc(fleet.SNAPSHOT_KIND, snap_id, {**body, "plot": str(plot)}, expected_revision=None)
     return Snapshot(snap_id, view, series, plot)
 

@@ -4,6 +4,7 @@ errors."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from canary.records import RolloutRecords
 from canary.report_rows import matrices
 from changelog.records import summaries
 from orchestrator import report
+from orchestrator.clock import VirtualClock
 from orchestrator.config import parse
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
 from perf.records import KIND as PERF_KIND
@@ -58,6 +60,12 @@ def _wave(index: int, decision_shift: float | None, seed: int) -> dict[str, Any]
         "steps": 1,
         "batches": [],
         "status": "judged",
+        # the interval it judged, as canary.rounds records it (on the controller's clock)
+        "analysis": {
+            "healthy_at": 0.0,
+            "window_start": f"2031-05-0{index + 1}T10:02:00Z",
+            "window_end": f"2031-05-0{index + 1}T10:12:00Z",
+        },
         "verdict": verdict(cfg, base, canary),
     }
 
@@ -121,6 +129,8 @@ def populate(store: StateStore) -> None:
             "status": "failed",
             "reason": "rolled back: r5.large",
             "created_at": utcnow(),
+            # the settings it ran with: the metrics' units come from here
+            "config": canary_config.from_settings(parse({})).to_dict(),
             "cohorts": cohorts,
             "groups": {},
             "api_calls": {"by_operation": {"ec2.RunInstances": 123}},
@@ -216,20 +226,25 @@ def add_fleet_snapshots(store: StateStore, plot_dir: Path) -> None:
         )
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> report.Site:
-    store = SqliteStore(tmp_path / "state.db")
-    populate(store)
-    add_fleet_snapshots(store, tmp_path)
+def _build(store: StateStore, out: Path, **clock: Any) -> report.Site:
     return report.build(
         store,
-        tmp_path / "site",
+        out,
         rollouts=matrices(store),
         runs=runs(store),
         retros=retro.drafts(store),
         fleet=snapshot.latest(store),
         changelogs={b.ref: summaries(b.changelog) for b in store.bases()},
+        **clock,
     )
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> report.Site:
+    store = SqliteStore(tmp_path / "state.db")
+    populate(store)
+    add_fleet_snapshots(store, tmp_path)
+    return _build(store, tmp_path / "site")
 
 
 def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
@@ -255,6 +270,50 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
     # each base's changelog summary, read through changelog's typed record
     assert "vs web:2: 3 upgraded, 1 added; 6 CVEs" in " ".join(family.split())
+
+
+def test_a_failing_cell_names_its_metric_ratio_and_unit_and_every_wave_its_window(
+    site: report.Site,
+) -> None:
+    page = " ".join((site.out / "rollouts" / "web-3-abc123.html").read_text().split())
+    fail = page.split('<td class="cell fail">', 1)[1].split('<td class="cell ', 1)[0]
+    # without a click: the failing metric, canary over baseline, both means in the metric's unit
+    shown = fail.split("<details>", 1)[0]
+    assert '<b class="metric">latency_ms</b>' in shown and ">×1.60</span>" in shown
+    assert re.search(r"159 ms vs 99.5 ms", shown) and "High" in shown
+    assert "error_rate" not in shown  # passing metrics stay behind the details
+    assert "<summary>all 3 metrics</summary>" in fail and "<td>%</td>" in fail
+    # each judged wave's analysis window, in the cell and in the table of windows
+    assert "judged <time" in fail and ">2031-05-01 10:02:00</time>" in fail
+    assert ">10:12:00</time>" in fail  # the end, on the same day, as a time of day
+    windows = page.split('<table id="windows">', 1)[1].split("</table>", 1)[0]
+    assert windows.count("<tr><td>") == 3  # m5's two waves, r5's first (its second never ran)
+    assert "<td>r5.large</td><td>1</td>" in windows and ">2031-05-02 10:12:00</time>" in windows
+    assert "judged from (UTC)" in windows
+
+
+def test_times_say_virtual_clock_on_one_and_utc_on_the_wall_clock(
+    site: report.Site, tmp_path: Path
+) -> None:
+    wall = " ".join((site.out / "rollouts" / "web-3-abc123.html").read_text().split())
+    assert "virtual clock" not in wall and "All times are UTC." in wall
+    assert re.search(r"generated <time [^>]*>[-\d: ]+</time> UTC", wall)
+    clock = VirtualClock(start=datetime(2031, 5, 2, 11, 0, tzinfo=UTC).timestamp())
+    virtual = _build(
+        SqliteStore(site.out.parent / "state.db"),
+        tmp_path / "virtual",
+        now=clock.now(),
+        clock_label=clock.label,
+    )
+    page = " ".join((virtual.out / "rollouts" / "web-3-abc123.html").read_text().split())
+    assert re.search(r"generated <time [^>]*>2031-05-02 11:00:00</time> virtual clock", page)
+    assert 'title="2031-05-01 10:02:00 virtual clock"' in page  # a window, hovered
+    assert "judged from (virtual clock)" in page
+    assert "on the <strong>virtual clock</strong>" in page  # the footnote
+    # the store's own stamps stay on the wall clock, and say so
+    assert "UTC, wall clock (the store&#39;s own stamp)" in page
+    audit = " ".join((virtual.out / "audit.html").read_text().split())
+    assert "<th>when (UTC)</th>" in audit and "wall clock" in audit
 
 
 def test_audit_rows_say_which_stage_and_which_cohort(site: report.Site) -> None:
@@ -310,6 +369,13 @@ def test_pages_load_in_chromium_without_console_errors(site: report.Site) -> Non
             )
             == "rgb(249, 210, 210)"
         )  # the stylesheet loaded from file://
+        # the failing metric is on screen without a click; the full table waits behind one
+        failing = page.locator("#matrix td.fail ul.failing")
+        assert failing.is_visible() and "latency_ms ×1.60" in " ".join(failing.inner_text().split())
+        assert not page.locator("#matrix td.fail table.metrics").is_visible()
+        page.click("#matrix td.fail summary")
+        assert page.locator("#matrix td.fail table.metrics").is_visible()
+        assert page.locator("#windows tbody tr").count() == 3
         ARTIFACTS.mkdir(exist_ok=True)
         page.goto((site.out / "index.html").as_uri())
         page.screenshot(path=str(ARTIFACTS / "report-index.png"), full_page=True)
