@@ -2,8 +2,8 @@
 Agg).
 
 The time axis has to read right for the first snapshot, for snapshots minutes apart (a demo, a
-test) and for years of them: the x values are datetimes, so the axis gets matplotlib's date
-converter, and one ``AutoDateLocator`` both places the ticks and tells the
+test) and for years of them: the x values are matplotlib date numbers (``date2num``, UTC), and one
+``AutoDateLocator`` both places the ticks and tells the
 ``ConciseDateFormatter`` what it placed (years, days or minutes; the rest of the date goes to the
 offset at the axis's end). A span shorter than ``MIN_SPAN`` is widened around its middle: a date
 axis over a single instant would otherwise be stretched to ±2 years by the locator's
@@ -12,7 +12,7 @@ axis over a single instant would otherwise be stretched to ±2 years by the loca
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import matplotlib
@@ -40,18 +40,15 @@ def burndown_figure(
     for name, counts in sorted(data.series.items()):
         label = f"{name} (past end of life)" if name in past_eol else name
         ax.plot(
-            times,
+            mdates.date2num(times),
             counts,
             marker="o",
             ms=3,
             ls="--" if name in past_eol else "-",
             label=label,
         )
-    if times:
-        first, last = min(times), max(times)
-        if last - first < MIN_SPAN:
-            middle = first + (last - first) / 2
-            ax.set_xlim(middle - MIN_SPAN / 2, middle + MIN_SPAN / 2)  # type: ignore[arg-type]
+    if times and max(times) - min(times) < MIN_SPAN:
+        ax.set_xlim(mdates.date2num(list(_short_span(min(times), max(times)))))
     locator = mdates.AutoDateLocator(tz=UTC)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
@@ -63,6 +60,20 @@ def burndown_figure(
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def _short_span(first: datetime, last: datetime) -> tuple[datetime, datetime]:
+    """``MIN_SPAN`` around a span shorter than it, kept inside the day it is on: the formatter
+    names the day of the axis's last tick, so a window past midnight would name the next day (or
+    year, on 31 December)."""
+    middle = first + (last - first) / 2
+    lo, hi = middle - MIN_SPAN / 2, middle + MIN_SPAN / 2
+    day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    if last < day + timedelta(days=1):  # all on one day: keep the axis on it
+        end = day + timedelta(days=1) - timedelta(minutes=1)
+        shift = max(day - lo, min(timedelta(0), end - hi))
+        lo, hi = lo + shift, hi + shift
+    return lo, hi
 
 
 def burndown_plot(

@@ -66,11 +66,26 @@ def test_a_first_snapshot_is_labelled_with_its_day_and_the_minutes_around_it(
     assert _years([*labels, offset]) == {2026}  # not the ±2 years of a singular date axis
 
 
+@pytest.mark.parametrize(
+    ("at", "day"),
+    [
+        (datetime(2026, 12, 31, 23, 50, tzinfo=UTC), "2026-Dec-31"),
+        (datetime(2027, 1, 1, 0, 5, tzinfo=UTC), "2027-Jan-01"),
+    ],
+)
+def test_a_snapshot_by_midnight_is_labelled_with_its_own_day_and_year(
+    drawn: list[Figure], at: datetime, day: str
+) -> None:
+    labels, offset = _axis(drawn, [at])
+    assert offset == day and _years([*labels, offset]) == {at.year}
+    assert all(HH_MM.match(x) for x in labels) and at.strftime("%H:%M")[:4] in "".join(labels)
+
+
 def test_snapshots_minutes_apart_get_minute_ticks_on_their_day(drawn: list[Figure]) -> None:
     labels, offset = _axis(drawn, [T0, T0 + timedelta(minutes=3), T0 + timedelta(minutes=7)])
     assert offset == "2026-Dec-08"
     assert all(HH_MM.match(x) for x in labels)
-    assert labels[0] <= "01:57" and "02:04" <= labels[-1]
+    assert labels[0] <= "01:57" and labels[-1] >= "02:04"
     assert _years([*labels, offset]) == {2026}
 
 
