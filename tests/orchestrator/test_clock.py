@@ -224,3 +224,9 @@ def test_a_wait_ends_when_its_remainder_is_below_the_clocks_resolution() -> None
     lines: list[str] = []
     clock.wait(300 + 1e-7, lines.append, "soaking")
     assert 299.999 < clock.monotonic() - 0.3 < 300.01 and len(lines) == 5
+
+
+def test_a_clock_says_which_clock_its_times_are_on() -> None:
+    assert Clock().label == "UTC"
+    assert Clock(scale=60).label == "scaled clock (×60 from UTC)"
+    assert VirtualClock(start=1.8e9).label == "virtual clock"

@@ -3,6 +3,7 @@ errors."""
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import shutil
@@ -18,9 +19,12 @@ from canary.model import Rollout
 from canary.records import RolloutRecords
 from canary.report_rows import matrices
 from changelog.records import summaries
+from imagefleet.cli import raw_main
 from orchestrator import report
 from orchestrator.clock import VirtualClock
 from orchestrator.config import parse
+from orchestrator.context import Context
+from orchestrator.output import Output
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
 from perf.records import KIND as PERF_KIND
 from perf.records import runs
@@ -382,3 +386,22 @@ def test_pages_load_in_chromium_without_console_errors(site: report.Site) -> Non
         browser.close()
     assert errors == []
     assert (ARTIFACTS / "report-index.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("virtual", [True, False])
+def test_the_report_command_labels_times_with_the_clock_it_runs_on(
+    tmp_path: Path, virtual: bool
+) -> None:
+    """As `imagefleet demo` runs it: the command's context carries the demo's virtual clock."""
+    out = io.StringIO()
+    assert raw_main(["init", str(tmp_path / "ws")], obj=Context(output=Output(stdout=out))) == 0
+    clock = VirtualClock(start=datetime(2031, 5, 2, 11, 0, tzinfo=UTC).timestamp())
+    ctx = Context(clock=clock if virtual else None, output=Output(stdout=out))
+    config = str(tmp_path / "ws" / "imagefleet.toml")
+    assert raw_main(["--config", config, "report", "--out", str(tmp_path / "site")], obj=ctx) == 0
+    index = " ".join((tmp_path / "site" / "index.html").read_text().split())
+    if virtual:
+        assert re.search(r"generated <time [^>]*>2031-05-02 11:00:00</time> virtual clock", index)
+    else:
+        assert "virtual clock" not in index and "All times are UTC." in index
+        assert re.search(r"generated <time [^>]*>[-\d: ]+</time> UTC", index)
