@@ -2,9 +2,11 @@
 
 ``imagefleet report --out DIR`` writes one page per family (stage pointers and their history,
 bases with their changelog summaries, perf runs, canary rollouts), one per canary rollout (the
-cohort × wave matrix, coloured pass / marginal / fail / pending, with the metric statistics behind
-each verdict), one per perf run (verdict table and plots) and the audit trail. Plain files that work
-from ``file://``: no server, no script, no network; jinja2 templates under ``templates/report``.
+cohort × wave matrix, coloured pass / marginal / fail / pending, a failing cell naming its failing
+metrics with their ratio and unit, the metric statistics behind each verdict folded, and each
+wave's analysis window), one per perf run (verdict table and plots) and the audit trail. Plain
+files that work from ``file://``: no server, no script, no network; jinja2 templates under
+``templates/report``. Every time says which clock it is on (``clock_label``, ``_stamp``).
 
 The core never imports an area to draw it: the canary's rollouts, perf's runs, pipelines'
 retrospectives and fleet snapshot come in as the typed rows this module declares
