@@ -1,0 +1,142 @@
+"""The hygiene scorecard: per family, pass/fail cells in the spirit of an operations team's
+hygiene spreadsheet — is the release young enough, off end-of-life OS releases, running on most of
+the fleet, canaried, benchmarked, retired on time, current with upstream, free of known CVEs.
+
+``assess`` judges plain facts; ``gather`` reads them; ``score`` ties the two over the configured
+families, and ``for_report`` does the same from what the store already holds (the latest fleet
+snapshot, no AWS call) for the report site. docs/scorecard.md says what each cell means and how to
+turn a red one green.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pipelines.scorecard.assess import CELLS, FAIL, FamilyScore, Thresholds, Unknown, assess
+from pipelines.scorecard.config import thresholds as read_thresholds
+from pipelines.scorecard.gather import (
+    GroupCount,
+    Overdue,
+    UnfixedCves,
+    UpstreamCheck,
+    counts_of_snapshot,
+    exposure_cves,
+    gather,
+    retire_overdue,
+    upstream_check,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.aws import AwsFactory
+    from orchestrator.config import Settings
+    from orchestrator.store import StateStore
+
+__all__ = [
+    "CELLS",
+    "FamilyScore",
+    "Scorecard",
+    "Unknown",
+    "assess",
+    "for_report",
+    "gather",
+    "score",
+]
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Every family's row, the thresholds they were judged by and where the fleet came from."""
+
+    rows: tuple[FamilyScore, ...]
+    thresholds: Thresholds
+    at: str
+    fleet_from: str  # "discovery", "snapshot TAKEN_AT", or why it is unknown
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        return CELLS
+
+    @property
+    def red(self) -> list[tuple[str, str]]:
+        """(family, cell) of every failed cell."""
+        return [(r.family, c.name) for r in self.rows for c in r.cells if c.status == FAIL]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "fleet_from": self.fleet_from,
+            "thresholds": {"fleet_on_release": self.thresholds.fleet_on_release},
+            "cells": list(CELLS),
+            "families": [r.to_dict() for r in self.rows],
+        }
+
+
+def score(
+    store: StateStore,
+    settings: Settings,
+    now: datetime,
+    *,
+    fleet: Sequence[GroupCount] | Unknown,
+    fleet_from: str,
+    families: Iterable[str] | None = None,
+    aws: AwsFactory | None = None,
+    overdue: Overdue = retire_overdue,
+    upstream: UpstreamCheck = upstream_check,
+    unfixed_cves: UnfixedCves = exposure_cves,
+) -> Scorecard:
+    """The scorecard of ``families`` (every configured one by default) over one fleet reading."""
+    limits = read_thresholds(settings)  # a bad [scorecard] table stops before any check
+    names = sorted(settings.families) if families is None else list(families)
+    for name in names:
+        settings.family(name)  # an unknown family: exit 2, naming the known ones
+    rows = tuple(
+        assess(
+            gather(
+                store,
+                settings,
+                name,
+                now,
+                fleet=fleet,
+                fleet_seen_at=fleet_from,
+                aws=aws,
+                overdue=overdue,
+                upstream=upstream,
+                unfixed_cves=unfixed_cves,
+            ),
+            limits,
+        )
+        for name in names
+    )
+    return Scorecard(rows, limits, now.isoformat(timespec="seconds"), fleet_from)
+
+
+def for_report(
+    store: StateStore,
+    settings: Settings,
+    now: datetime,
+    *,
+    overdue: Overdue = retire_overdue,
+    unfixed_cves: UnfixedCves = exposure_cves,
+) -> Scorecard:
+    """The scorecard from what the store holds: the fleet from the latest ``imagefleet fleet``
+    snapshot, the upstream cell unknown (the report makes no AWS call)."""
+    from pipelines.fleet import snapshot
+
+    page = snapshot.latest(store)
+    fleet: Sequence[GroupCount] | Unknown = (
+        counts_of_snapshot(page)
+        if page is not None
+        else Unknown("no fleet snapshot yet: `imagefleet fleet` records one")
+    )
+    return score(
+        store,
+        settings,
+        now,
+        fleet=fleet,
+        fleet_from=f"snapshot {page.taken_at}" if page is not None else "no snapshot",
+        overdue=overdue,
+        unfixed_cves=unfixed_cves,
+    )
