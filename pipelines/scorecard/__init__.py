@@ -17,16 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.scorecard.assess import CELLS, FAIL, FamilyScore, Thresholds, Unknown, assess
 from pipelines.scorecard.config import thresholds as read_thresholds
-from pipelines.scorecard.gather import (
+from pipelines.scorecard.facts import (
     GroupCount,
     Overdue,
     UnfixedCves,
     UpstreamCheck,
     counts_of_snapshot,
-    exposure_cves,
     gather,
-    retire_overdue,
-    upstream_check,
 )
 
 if TYPE_CHECKING:
@@ -83,11 +80,12 @@ def score(
     fleet_from: str,
     families: Iterable[str] | None = None,
     aws: AwsFactory | None = None,
-    overdue: Overdue = retire_overdue,
-    upstream: UpstreamCheck = upstream_check,
-    unfixed_cves: UnfixedCves = exposure_cves,
+    overdue: Overdue | None = None,
+    upstream: UpstreamCheck | None = None,
+    unfixed_cves: UnfixedCves | None = None,
 ) -> Scorecard:
-    """The scorecard of ``families`` (every configured one by default) over one fleet reading."""
+    """The scorecard of ``families`` (every configured one by default) over one fleet reading;
+    the three checks default to their owners' (``pipelines.scorecard.facts``)."""
     limits = read_thresholds(settings)  # a bad [scorecard] table stops before any check
     names = sorted(settings.families) if families is None else list(families)
     for name in names:
@@ -118,8 +116,8 @@ def for_report(
     settings: Settings,
     now: datetime,
     *,
-    overdue: Overdue = retire_overdue,
-    unfixed_cves: UnfixedCves = exposure_cves,
+    overdue: Overdue | None = None,
+    unfixed_cves: UnfixedCves | None = None,
 ) -> Scorecard:
     """The scorecard from what the store holds: the fleet from the latest ``imagefleet fleet``
     snapshot, the upstream cell unknown (the report makes no AWS call)."""

@@ -1,6 +1,6 @@
 """The hygiene scorecard's judgement: one family's facts in, a row of pass/fail cells out.
 
-Pure: ``assess`` reads plain data (``FamilyFacts``, gathered by ``pipelines.scorecard.gather``)
+Pure: ``assess`` reads plain data (``FamilyFacts``, gathered by ``pipelines.scorecard.facts``)
 and returns a ``FamilyScore``; it asks nothing of AWS or the store. Each cell says what it found in
 a short "why" so a red cell names its own fix. The scorecard judges the service (its bases, stages
 and fleet), never who promoted what.

@@ -15,7 +15,7 @@ from orchestrator.output import printable
 from orchestrator.schema import FAMILY
 from pipelines import scorecard
 from pipelines.scorecard.assess import FAIL, NA, PASS, UNKNOWN
-from pipelines.scorecard.gather import discover_fleet
+from pipelines.scorecard.facts import discover_fleet
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -190,12 +190,16 @@ def gather(
     fleet: Sequence[GroupCount] | Unknown,
     fleet_seen_at: str = "",
     aws: AwsFactory | None = None,
-    overdue: Overdue = retire_overdue,
-    upstream: UpstreamCheck = upstream_check,
-    unfixed_cves: UnfixedCves = exposure_cves,
+    overdue: Overdue | None = None,
+    upstream: UpstreamCheck | None = None,
+    unfixed_cves: UnfixedCves | None = None,
 ) -> FamilyFacts:
     """One family's facts at ``now``. ``fleet`` is one discovery shared by every family (or the
-    latest snapshot); without ``aws`` the upstream check is not made and its cell is unknown."""
+    latest snapshot); without ``aws`` the upstream check is not made and its cell is unknown.
+    A check not given is this module's default, looked up when called."""
+    overdue = overdue or retire_overdue
+    upstream = upstream or upstream_check
+    unfixed_cves = unfixed_cves or exposure_cves
     from pipelines.fleet.view import os_releases
 
     fam = settings.family(family)
@@ -217,18 +221,20 @@ def gather(
             "not checked here (no AWS calls); `imagefleet scorecard` checks it"
         )
     else:
-        answer = _read(lambda: upstream(aws, settings, store, family, now))
+        check = upstream
+        answer = _read(lambda: check(aws, settings, store, family, now))
         upstream_facts = (
             answer
             if isinstance(answer, Unknown)
             else UpstreamFacts(bool(answer.outdated), tuple(answer.reasons))
         )
-    retired = _read(lambda: [b.ref for b in overdue(settings, store, family, now)])
+    find_overdue, find_cves = overdue, unfixed_cves
+    retired = _read(lambda: [b.ref for b in find_overdue(settings, store, family, now)])
     cves: Sequence[str] | Unknown = ()
     perf: Sequence[PerfFacts] = ()
     if release is not None:
         v = release.version
-        cves = _read(lambda: list(unfixed_cves(store, family, v)))
+        cves = _read(lambda: list(find_cves(store, family, v)))
         perf = [PerfFacts(e.passed, e.at) for e in store.evidence(family, v) if e.gate == "perf"]
     return FamilyFacts(
         family=family,
