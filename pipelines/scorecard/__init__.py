@@ -37,6 +37,7 @@ __all__ = [
     "Scorecard",
     "Unknown",
     "assess",
+    "check_input",
     "for_report",
     "gather",
     "score",
@@ -71,6 +72,18 @@ class Scorecard:
         }
 
 
+def check_input(
+    settings: Settings, families: Iterable[str] | None = None
+) -> tuple[Thresholds, list[str]]:
+    """The ``[scorecard]`` thresholds and the families to grade, checked before anything is
+    read: a bad table or an unknown family is exit 2, naming the key or the known families."""
+    limits = read_thresholds(settings)
+    names = sorted(settings.families) if families is None else list(families)
+    for name in names:
+        settings.family(name)
+    return limits, names
+
+
 def score(
     store: StateStore,
     settings: Settings,
@@ -86,10 +99,7 @@ def score(
 ) -> Scorecard:
     """The scorecard of ``families`` (every configured one by default) over one fleet reading;
     the three checks default to their owners' (``pipelines.scorecard.facts``)."""
-    limits = read_thresholds(settings)  # a bad [scorecard] table stops before any check
-    names = sorted(settings.families) if families is None else list(families)
-    for name in names:
-        settings.family(name)  # an unknown family: exit 2, naming the known ones
+    limits, names = check_input(settings, families)
     rows = tuple(
         assess(
             gather(

@@ -64,6 +64,7 @@ def scorecard_command(family: str | None, fail_on_red: bool) -> None:
     retirement, upstream and exposure, each pass or fail with why."""
     obj = get_context()
     now = obj.clock.now()
+    scorecard.check_input(obj.settings, [family] if family else None)  # before any AWS call
     with obj.out.status("reading the fleet's Auto Scaling groups"):
         fleet = discover_fleet(obj.aws, obj.store, obj.settings, now)
         card = scorecard.score(
