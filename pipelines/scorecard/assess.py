@@ -145,6 +145,13 @@ class FamilyScore:
         return sum(c.status == FAIL for c in self.cells)
 
     @property
+    def status(self) -> str:
+        """The row's colour: fail when any cell failed, unknown when any could not be read."""
+        if self.failed:
+            return FAIL
+        return UNKNOWN if any(c.status == UNKNOWN for c in self.cells) else PASS
+
+    @property
     def score(self) -> str:
         return f"{self.passed}/{self.total}"
 
@@ -157,6 +164,7 @@ class FamilyScore:
             "passed": self.passed,
             "total": self.total,
             "score": self.score,
+            "status": self.status,
             "cells": {c.name: {"status": c.status, "why": c.why} for c in self.cells},
         }
 

@@ -28,7 +28,8 @@ def _cell(status: str, text: str | None = None) -> Text:
 
 
 def render(card: scorecard.Scorecard) -> RenderableType:
-    """A grid of coloured statuses (a row per family), then every cell's why."""
+    """A grid of coloured statuses (a row per family), then the why of each cell: every cell of
+    one family, only the cells not passing when there are several (``--json`` has them all)."""
     grid = Table(
         title=f"hygiene scorecard at {card.at} (fleet: {card.fleet_from})",
         show_edge=False,
@@ -39,7 +40,7 @@ def render(card: scorecard.Scorecard) -> RenderableType:
     for row in card.rows:
         grid.add_row(
             Text(row.family),
-            _cell(PASS if row.failed == 0 else FAIL, row.score),
+            _cell(row.status, row.score),
             *(_cell(c.status) for c in row.cells),
         )
     why = Table(show_edge=False, header_style="bold", title="why")
@@ -47,8 +48,10 @@ def render(card: scorecard.Scorecard) -> RenderableType:
         why.add_column(name)
     for row in card.rows:
         for c in row.cells:
+            if len(card.rows) > 1 and c.status == PASS:
+                continue
             why.add_row(Text(row.family), Text(c.name), _cell(c.status), Text(printable(c.why)))
-    return Group(grid, why)
+    return Group(grid, why) if why.row_count else grid
 
 
 @click.command("scorecard")

@@ -69,7 +69,8 @@ def test_a_healthy_family_passes_every_cell_in_order() -> None:
     row = assess(facts())
     assert [c.name for c in row.cells] == list(CELLS)
     assert {c.status for c in row.cells} == {PASS}
-    assert (row.passed, row.total, row.score) == (8, 8, "8/8")
+    assert (row.passed, row.total, row.score, row.status) == (8, 8, "8/8", PASS)
+    assert assess(facts(cves=("CVE-1",), upstream=Unknown("x"))).status == FAIL
 
 
 @pytest.mark.parametrize(
@@ -198,7 +199,7 @@ def test_a_source_that_failed_is_unknown_and_earns_no_point() -> None:
     row = assess(broken)
     assert [c.status for c in row.cells] == [PASS, PASS, PASS] + [UNKNOWN] * 5
     assert row.cell("upstream").why == "AwsError: throttled"
-    assert (row.passed, row.total, row.failed) == (3, 8, 0)
+    assert (row.passed, row.total, row.failed, row.status) == (3, 8, 0, UNKNOWN)
 
 
 def test_a_family_with_nothing_yet_is_mostly_not_applicable() -> None:
