@@ -82,7 +82,11 @@ def exposure_cves(store: StateStore, family: str, version: int) -> list[str]:
 
 
 def _read(source: Callable[[], T]) -> T | Unknown:
-    """A check's answer, or ``Unknown`` saying why it could not be had."""
+    """A check's answer, or ``Unknown`` saying why it could not be had.
+
+    Even an unexpected exception is a cell, not the end of the scorecard: the checks belong to
+    other parts of pipelines, and one of them breaking must not take the report site down with
+    it; the cell names the exception, so it is seen rather than hidden."""
     try:
         return source()
     except ConfigError:
@@ -91,6 +95,8 @@ def _read(source: Callable[[], T]) -> T | Unknown:
         return Unknown(f"{type(exc).__name__}: {exc}")
     except ModuleNotFoundError as exc:
         return Unknown(f"check not installed ({exc.name})")
+    except Exception as exc:  # see above: a broken check is an unknown cell
+        return Unknown(f"check failed unexpectedly ({type(exc).__name__}: {exc})")
 
 
 # --- the fleet: instances per group and base, from one discovery --------------------------------

@@ -379,13 +379,16 @@ def test_an_aws_error_in_the_upstream_check_is_an_unknown_cell_not_a_crash(
     assert card.to_dict()["families"][0]["score"] == row.score
 
 
-def test_checks_not_installed_are_unknown(store: StateStore) -> None:
+def test_checks_not_installed_or_broken_are_unknown(store: StateStore) -> None:
     def missing(*args: Any) -> Any:
         raise ModuleNotFoundError("No module named 'pipelines.retire'", name="pipelines.retire")
 
-    f = gather(store, settings(), "web", NOW, fleet=[], overdue=missing, unfixed_cves=missing)
+    def broken(*args: Any) -> Any:
+        return {}["web"]
+
+    f = gather(store, settings(), "web", NOW, fleet=[], overdue=missing, unfixed_cves=broken)
     assert f.overdue == Unknown("check not installed (pipelines.retire)")
-    assert f.cves == Unknown("check not installed (pipelines.retire)")
+    assert f.cves == Unknown("check failed unexpectedly (KeyError: 'web')")
     # without an AWS factory the upstream check is not made at all
     assert isinstance(f.upstream, Unknown) and "no AWS calls" in f.upstream.reason
     assert f.fleet is None
