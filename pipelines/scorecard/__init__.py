@@ -137,14 +137,14 @@ def for_report(
     fleet: Sequence[GroupCount] | Unknown = (
         counts_of_snapshot(page)
         if page is not None
-        else Unknown("no fleet snapshot yet: `imagefleet fleet` records one")
+        else Unknown("no fleet snapshot yet: 'imagefleet fleet' records one")
     )
     return score(
         store,
         settings,
         now,
         fleet=fleet,
-        fleet_from=f"snapshot {page.taken_at}" if page is not None else "no snapshot",
+        fleet_from=f"snapshot {page.taken_at}" if page is not None else "no snapshot yet",
         overdue=overdue,
         unfixed_cves=unfixed_cves,
     )

@@ -224,7 +224,7 @@ def gather(
     upstream_facts: UpstreamFacts | Unknown
     if aws is None:
         upstream_facts = Unknown(
-            "not checked here (no AWS calls); `imagefleet scorecard` checks it"
+            "not checked here (no AWS calls); 'imagefleet scorecard' checks it"
         )
     else:
         check = upstream

@@ -449,3 +449,26 @@ def test_the_report_without_a_scorecard_says_how_to_get_one(
 ) -> None:
     site = report.build(store, tmp_path / "site")
     assert "No scorecard" in (site.out / "index.html").read_text()
+
+
+def test_the_report_takes_the_fleet_from_the_latest_snapshot(store: StateStore) -> None:
+    ami = {v: f"ami-{v:017x}" for v in (6, 7)}
+    for taken, on_7 in ((NOW - timedelta(days=2), 1), (NOW, 9)):
+        groups = [
+            fleet_view.DiscoveredGroup("web-a", "us-east-1", "web", {ami[7]: on_7, ami[6]: 1}),
+            fleet_view.DiscoveredGroup("db-a", "us-east-1", "db", {"ami-0ffff": 40}),
+        ]
+        body = fleet_view.view(
+            groups,
+            [fleet_view.KnownBase(b.ref, b.family, b.amis, b.created_at) for b in store.bases()],
+            {},
+            {},
+            taken,
+        ).to_dict()
+        store.put_doc(fleet_view.SNAPSHOT_KIND, body["taken_at"], body, expected_revision=None)
+    card = scorecard.for_report(store, settings(), NOW, overdue=lambda *a: [])
+    assert card.fleet_from == "snapshot 2025-07-01T12:00:00Z"
+    assert card.rows[0].cell("fleet_on_release") == scorecard.assess(
+        replace(facts(), fleet=FleetShare(1, 10, 9)), Thresholds(80)
+    ).cell("fleet_on_release")
+    assert card.rows[0].cell("fleet_on_release").why.startswith("90% (9/10) on release web:7")
