@@ -99,6 +99,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.fleet.cli:fleet_command",
         "Which groups run which base and OS release; burndown snapshots.",
     ),
+    "scorecard": (
+        "pipelines.scorecard.cli:scorecard_command",
+        "Per family hygiene cells: release age, end of life, fleet, canary, perf, CVEs.",
+    ),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
     "accounts": (
         "orchestrator.accounts_cli:accounts_group",
@@ -319,14 +323,18 @@ def report_sections(store: StateStore) -> dict[str, Any]:
 def report_command(out_dir: Path) -> None:
     """Write the report site: families, stage history, bases, perf runs, canary rollouts, audit."""
     from orchestrator import report
+    from pipelines import scorecard
 
     obj = get_context()
-    # The command's clock: on the demo's virtual clock, the times read from it say so.
+    # The command's clock: on the demo's virtual clock, the times read from it say so. The
+    # scorecard comes from the store and the latest fleet snapshot: the report makes no AWS call.
+    card = scorecard.for_report(obj.store, obj.settings, obj.clock.now())
     site = report.build(
         obj.store,
         out_dir,
         now=obj.clock.now(),
         clock_label=obj.clock.label,
+        scorecard=card,
         **report_sections(obj.store),
     )
     obj.out.result(

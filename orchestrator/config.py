@@ -192,6 +192,7 @@ SCHEMA = s.Table(
         ),
         "canary": _Opaque({}),
         "perf": _Opaque({}),
+        "scorecard": _Opaque({}),  # pipelines/scorecard/config.py
         "os_releases": _Opaque(
             {}
         ),  # end-of-life dates, read by `imagefleet fleet` (pipelines/fleet/view.py)

@@ -71,6 +71,20 @@ class FleetPage(Protocol):
     def accounts(self) -> Sequence[str]: ...
 
 
+class ScorecardPage(Protocol):
+    """The hygiene scorecard (``pipelines.scorecard.Scorecard`` is one): a row per family, each
+    with its ``cells`` (``name``, ``status`` pass / fail / n/a / unknown, ``why``) and score."""
+
+    @property
+    def at(self) -> str: ...
+    @property
+    def fleet_from(self) -> str: ...
+    @property
+    def cells(self) -> Sequence[str]: ...
+    @property
+    def rows(self) -> Sequence[Any]: ...
+
+
 class ChangelogPage(Protocol):
     """A base's changelog summary (``changelog.records.ChangelogSummary`` is one)."""
 
@@ -293,14 +307,15 @@ def build(
     fleet: FleetPage | None = None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]] | None = None,
     clock_label: str = WALL,
+    scorecard: ScorecardPage | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
-    ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog):
-    the command's mounting (``imagefleet.cli``) asks each area for them. ``now`` and
-    ``clock_label`` are the command's clock (``Clock.label``): on a virtual clock every time
-    read from it (generated at, analysis windows) says so.
+    ``retros``, ``fleet`` and the hygiene ``scorecard`` from pipelines, each base's
+    ``changelogs`` by ref from changelog): the command's mounting (``imagefleet.cli``) asks each
+    area for them. ``now`` and ``clock_label`` are the command's clock (``Clock.label``): on a
+    virtual clock every time read from it (generated at, analysis windows) says so.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -341,6 +356,7 @@ def build(
                 fleet=fleet,
                 changelogs=changelogs or {},
                 clock_label=clock_label,
+                scorecard=scorecard,
             )
         ]
         _swap(staging, out)
@@ -377,6 +393,7 @@ def _write(
     fleet: FleetPage | None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]],
     clock_label: str = WALL,
+    scorecard: ScorecardPage | None = None,
 ) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
@@ -465,5 +482,6 @@ def _write(
         runs=list(runs)[-10:][::-1],
         audit=list(reversed(audit))[:15],
         fleet=fleet_view(fleet, out),
+        scorecard=scorecard,
     )
     return pages

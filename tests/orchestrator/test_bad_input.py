@@ -348,6 +348,13 @@ CASES = [
     Case("account-arg-short", ("friends", "add", "web", "--account", "12345"), "--account"),
     Case("account-arg-unicode", ("friends", "add", "web", "--account", "\u0661" * 12), "--account"),
     Case("family-arg-pattern", ("resolve", "Demo"), "FAMILY: expected a family name"),
+    Case("scorecard-family-unknown", ("scorecard", "nope"), "unknown family 'nope'"),
+    Case(
+        "scorecard-threshold",
+        ("scorecard",),
+        "scorecard.fleet_on_release: expected a number in [0, 100], got 150",
+        config=("[promoters]", "[scorecard]\nfleet_on_release = 150\n\n[promoters]"),
+    ),
     Case("region-arg-newline", ("resolve", "demo", "--region", "us-east-1\n"), "--region"),
     Case("canary-family-option", ("canary", "start", "demo:1", "--family", "demo\n"), "--family"),
     Case("history-limit-zero", ("history", "--limit", "0"), "--limit"),
