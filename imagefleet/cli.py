@@ -23,6 +23,7 @@ from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from orchestrator.aws import AwsFactory
     from orchestrator.local.agents import Handler
     from orchestrator.store import Lease, StateStore
 
@@ -288,20 +289,24 @@ def cohort_outcomes(store: StateStore) -> dict[str, str]:
     return {c.key: c.status for h in canary_records.headers(store) for c in h.cohorts}
 
 
-def report_sections(store: StateStore) -> dict[str, Any]:
-    """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords)."""
+def report_sections(store: StateStore, aws: AwsFactory | None = None) -> dict[str, Any]:
+    """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords);
+    with ``aws``, each base's changelogs read back from the artifact bucket for their pages."""
     from canary import report_rows
+    from changelog import pages as changelog_pages
     from changelog import records as changelog_records
     from perf import records as perf_records
     from pipelines import retro
     from pipelines.fleet import snapshot
 
+    bases = store.bases()
     return {
         "rollouts": report_rows.matrices(store),
         "runs": perf_records.runs(store),
         "retros": retro.drafts(store),
         "fleet": snapshot.latest(store),
-        "changelogs": {b.ref: changelog_records.summaries(b.changelog) for b in store.bases()},
+        "changelogs": {b.ref: changelog_records.summaries(b.changelog) for b in bases},
+        "changelog_bodies": changelog_pages.bodies(aws, bases) if aws is not None else {},
     }
 
 
@@ -321,7 +326,7 @@ def report_command(out_dir: Path) -> None:
     from orchestrator import report
 
     obj = get_context()
-    site = report.build(obj.store, out_dir, **report_sections(obj.store))
+    site = report.build(obj.store, out_dir, **report_sections(obj.store, obj.aws))
     obj.out.result(
         site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}"
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
+from markupsafe import Markup
 
 from orchestrator.errors import UsageError
 from orchestrator.output import printable
@@ -81,6 +82,16 @@ class ChangelogPage(Protocol):
     def uris(self) -> Mapping[str, str]: ...
 
 
+class ChangelogBody(Protocol):
+    """A stored changelog's body as its page draws it (``changelog.pages.ChangelogBody`` is one):
+    HTML its area rendered with every value escaped, or why it could not be read."""
+
+    @property
+    def html(self) -> str | None: ...
+    @property
+    def problem(self) -> str | None: ...
+
+
 class RunPage(Protocol):
     """A perf run as its page draws it (``perf.records.PerfRunRecord`` is one)."""
 
@@ -134,7 +145,26 @@ def _env() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["num"] = _num
+    env.filters["markdown"] = _markdown
     return env
+
+
+def _safe_link(url: str) -> bool:
+    """Links a page of the site may carry: within the site, or to the web (no ``s3:``,
+    ``javascript:`` or ``file:`` scheme a browser cannot or should not follow)."""
+    scheme, colon, _ = url.partition(":")
+    return not colon or "/" in scheme or "#" in scheme or scheme.lower() in ("http", "https")
+
+
+def _markdown(text: str) -> Markup:
+    """Markdown as HTML, CommonMark with tables (a retrospective's follow-ups and metrics). Raw
+    HTML in the text is shown as text, never passed through: the draft quotes package names and
+    reasons that came from outside."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+    return Markup(md.render(text))  # html is off: markdown-it escaped every text
 
 
 def _when(iso: str | None) -> str:
@@ -245,11 +275,13 @@ def build(
     retros: Sequence[RetroPage] = (),
     fleet: FleetPage | None = None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]] | None = None,
+    changelog_bodies: Mapping[str, Mapping[str, ChangelogBody]] | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
-    ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog):
+    ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog,
+    with the ``changelog_bodies`` read back from where they were published):
     the command's mounting (``imagefleet.cli``) asks each area for them.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
@@ -290,6 +322,7 @@ def build(
                 retros=retros,
                 fleet=fleet,
                 changelogs=changelogs or {},
+                changelog_bodies=changelog_bodies or {},
             )
         ]
         _swap(staging, out)
@@ -325,6 +358,7 @@ def _write(
     retros: Sequence[RetroPage],
     fleet: FleetPage | None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]],
+    changelog_bodies: Mapping[str, Mapping[str, ChangelogBody]],
 ) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
@@ -355,6 +389,10 @@ def _write(
     for retro in retros:
         by_family[retro.family]["retros"].append(retro)
 
+    # one page per base with a stored changelog, where the family and rollout pages link it
+    changelog_pages = {
+        b.ref: f"changelogs/{b.family}-{b.version}.html" for b in bases if changelogs.get(b.ref)
+    }
     summary = []
     for fam in families:
         stage_rows = {s: pointers.get((fam, s)) for s in STAGES[1:]}
@@ -378,6 +416,19 @@ def _write(
             runs=by_family[fam]["runs"],
             retros=by_family[fam]["retros"],
             changelogs=changelogs,
+            changelog_pages=changelog_pages,
+        )
+    (out / "changelogs").mkdir(exist_ok=True)
+    for b in bases:
+        if b.ref not in changelog_pages:
+            continue
+        write(
+            changelog_pages[b.ref],
+            "changelog.html.j2",
+            base=b,
+            logs=changelogs[b.ref],
+            bodies=changelog_bodies.get(b.ref, {}),
+            changelog_pages=changelog_pages,
         )
     (out / "retros").mkdir(exist_ok=True)
     for retro in retros:
@@ -389,6 +440,7 @@ def _write(
             "rollout.html.j2",
             r=r,
             retros=[x for x in retros if x.rollout == r.id],
+            changelog_page=changelog_pages.get(r.new_ref or ""),
         )
     for run in runs:
         plots = []
