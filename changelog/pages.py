@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
     from orchestrator.store import BaseVersion
 
-__all__ = ["ChangelogBody", "bodies", "read_body"]
+__all__ = ["ChangelogBody", "bodies", "draw", "read_body"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ChangelogBody:
 
 def read_body(aws: AwsFactory, summary: ChangelogSummary, name: str) -> ChangelogBody:
     """The body of the changelog ``summary`` names, read from its published JSON; ids start with
-    ``name`` (``vs_parent-security``), so a base's two changelogs share a page. Raises
+    ``name`` (see `draw`), so a base's two changelogs share a page. Raises
     `AwsError` when S3 cannot be read at all (the caller stops asking)."""
     uri = summary.uris.get("json")
     if not uri:
@@ -52,6 +52,13 @@ def read_body(aws: AwsFactory, summary: ChangelogSummary, name: str) -> Changelo
         log = Changelog.from_dict(json.loads(text))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return ChangelogBody(problem=f"{uri} is not a changelog's JSON ({type(exc).__name__})")
+    return draw(log, name)
+
+
+def draw(log: Changelog, name: str) -> ChangelogBody:
+    """``log`` as the body of comparison ``name`` on its base's page: ids start with ``name``
+    (``vs_parent-security``, ``vs_parent-CVE-2024-0727``), sections are ``h3`` below the page's
+    ``h2`` per comparison."""
     return ChangelogBody(render_html_body(log, id_prefix=f"{name}-", heading=3))
 
 
