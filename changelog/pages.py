@@ -11,7 +11,7 @@ the summary still shows.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ from changelog.records import ChangelogSummary, summaries
 from changelog.render import render_html_body
 from changelog.report import Changelog
 from orchestrator.artifacts import read_artifact
-from orchestrator.errors import AwsError, NotFoundError
+from orchestrator.errors import AwsError, NotFoundError, StateError
 
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
@@ -62,11 +62,15 @@ def draw(log: Changelog, name: str) -> ChangelogBody:
     return ChangelogBody(render_html_body(log, id_prefix=f"{name}-", heading=3))
 
 
-def bodies(aws: AwsFactory, bases: Iterable[BaseVersion]) -> dict[str, dict[str, ChangelogBody]]:
+def bodies(
+    aws: Callable[[], AwsFactory], bases: Iterable[BaseVersion]
+) -> dict[str, dict[str, ChangelogBody]]:
     """Every stored changelog's body, by base ref then comparison (``vs_parent``, ``vs_release``).
 
-    After the first AWS failure (the endpoint is down, the credentials are missing or denied) the
-    rest are not asked for, each saying why: the retry budget is paid once, not once a base."""
+    ``aws`` makes the client factory when the first changelog is read: a store with no changelog
+    (or a local endpoint that is not running) needs no AWS. After the first failure to reach S3
+    (no endpoint, missing or denied credentials) the rest are not asked for, each saying why: the
+    retry budget is paid once, not once a base."""
     out: dict[str, dict[str, ChangelogBody]] = {}
     failed: str | None = None
     for base in bases:
@@ -74,9 +78,9 @@ def bodies(aws: AwsFactory, bases: Iterable[BaseVersion]) -> dict[str, dict[str,
             made = out.setdefault(base.ref, {})
             if failed is None:
                 try:
-                    made[name] = read_body(aws, summary, name)
+                    made[name] = read_body(aws(), summary, name)
                     continue
-                except AwsError as exc:
+                except (AwsError, StateError) as exc:  # StateError: no local endpoint running
                     failed = f"the artifact bucket could not be read: {exc.message}"
             made[name] = ChangelogBody(problem=failed)
     return out

@@ -289,9 +289,12 @@ def cohort_outcomes(store: StateStore) -> dict[str, str]:
     return {c.key: c.status for h in canary_records.headers(store) for c in h.cohorts}
 
 
-def report_sections(store: StateStore, aws: AwsFactory | None = None) -> dict[str, Any]:
+def report_sections(
+    store: StateStore, aws: Callable[[], AwsFactory] | None = None
+) -> dict[str, Any]:
     """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords);
-    with ``aws``, each base's changelogs read back from the artifact bucket for their pages."""
+    with ``aws`` (made when first needed), each base's changelogs read back from the artifact
+    bucket for their pages."""
     from canary import report_rows
     from changelog import pages as changelog_pages
     from changelog import records as changelog_records
@@ -326,7 +329,7 @@ def report_command(out_dir: Path) -> None:
     from orchestrator import report
 
     obj = get_context()
-    site = report.build(obj.store, out_dir, **report_sections(obj.store, obj.aws))
+    site = report.build(obj.store, out_dir, **report_sections(obj.store, lambda: obj.aws))
     obj.out.result(
         site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}"
     )

@@ -1,15 +1,19 @@
 """The report site: a static, self-contained HTML view of what the store knows.
 
 ``imagefleet report --out DIR`` writes one page per family (stage pointers and their history,
-bases with their changelog summaries, perf runs, canary rollouts), one per canary rollout (the
-cohort × wave matrix, coloured pass / marginal / fail / pending, with the metric statistics behind
-each verdict), one per perf run (verdict table and plots) and the audit trail. Plain files that work
-from ``file://``: no server, no script, no network; jinja2 templates under ``templates/report``.
+bases with their changelog summaries, perf runs, canary rollouts), one per base's changelog, one
+per canary rollout (the cohort × wave matrix, coloured pass / marginal / fail / pending, with the
+metric statistics behind each verdict), one per perf run (verdict table and plots), one per
+retrospective (its Markdown drawn as HTML) and the audit trail. Plain files that work from
+``file://``: no server, no script, no network, and every link and image resolves inside the site
+(an ``s3://`` URI is shown as text, never linked: no browser opens one); jinja2 templates under
+``templates/report``.
 
 The core never imports an area to draw it: the canary's rollouts, perf's runs, pipelines'
-retrospectives and fleet snapshot come in as the typed rows this module declares
-(``RolloutMatrix``, ``RunPage``, ``RetroPage``, ``FleetPage``), built by each area from its own
-records; the core's own records (bases, history, audit) are read from the store.
+retrospectives and fleet snapshot, changelog's summaries and bodies come in as the typed rows
+this module declares (``RolloutMatrix``, ``RunPage``, ``RetroPage``, ``FleetPage``,
+``ChangelogPage``, ``ChangelogBody``), built by each area from its own records; the core's own
+records (bases, history, audit) are read from the store.
 """
 
 from __future__ import annotations

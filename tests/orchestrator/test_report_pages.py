@@ -25,6 +25,7 @@ from orchestrator import report
 from orchestrator.artifacts import put_artifact
 from orchestrator.aws import AwsFactory
 from orchestrator.context import Context
+from orchestrator.errors import StateError
 from orchestrator.local.endpoint import free_port
 from orchestrator.output import Output
 from orchestrator.store import BaseVersion, SqliteStore, StateStore, utcnow
@@ -116,7 +117,7 @@ RETRO_MARKDOWN = """\
 
 - wave 1 of r5.large judged **fail**
 - a package note that quotes <img src=x onerror=alert(1)> markup
-- [the stored changelog](s3://imagefleet-artifacts/web/3/changelog-vs-2.md), [the family](../family-web.html)
+- [the stored changelog](s3://imagefleet-artifacts/web/3/vs-2.md), [the family](../family-web.html)
 
 ## Follow-ups
 
@@ -166,9 +167,10 @@ def build_site(tmp_path: Path) -> report.Site:
     )
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> report.Site:
-    return build_site(tmp_path)
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> report.Site:
+    """One site for the module's tests, which only read it."""
+    return build_site(tmp_path_factory.mktemp("report"))
 
 
 class Links(HTMLParser):
@@ -257,7 +259,9 @@ def test_the_report_command_reads_each_changelog_from_the_bucket(
     assert raw_main(["init", str(ws)], obj=Context(output=quiet)) == 0
     config = ws / "imagefleet.toml"
     text = config.read_text()
-    config.write_text(re.sub(r'(?m)^endpoint_url = "local".*$', f'endpoint_url = "{aws_endpoint}"', text))
+    config.write_text(
+        re.sub(r'(?m)^endpoint_url = "local".*$', f'endpoint_url = "{aws_endpoint}"', text)
+    )
     uri = put_artifact(
         aws, "imagefleet-artifacts", "web/3/b/changelog-vs-2.json", json.dumps(PUBLISHED), "x"
     )
@@ -292,10 +296,18 @@ def test_a_bucket_that_cannot_be_reached_is_asked_once() -> None:
         BaseVersion("web", v, {}, "ami-1", None, "b", utcnow(), changelog={"vs_parent": summary})
         for v in (2, 3, 4)
     ]
-    read = bodies(down, bases)
+    read = bodies(lambda: down, bases)
     problems = {body.problem for by_name in read.values() for body in by_name.values()}
-    assert len(problems) == 1 and "could not be read" in str(problems.pop())
+    assert len(problems) == 1 and "could not be read: cannot reach AWS" in str(problems.pop())
     assert down.counter.total == 1  # one GetObject, not one a base
+
+    def no_endpoint() -> AwsFactory:
+        raise StateError("the local endpoint is not running")
+
+    read = bodies(no_endpoint, bases)
+    assert read["web:4"]["vs_parent"].problem == (
+        "the artifact bucket could not be read: the local endpoint is not running"
+    )
 
 
 @pytest.mark.skipif(
@@ -308,7 +320,7 @@ def test_every_link_and_image_resolves_in_chromium(site: report.Site) -> None:
     errors: list[str] = []
     seen: set[Path] = set()
     todo = [site.out / "index.html"]
-    anchors: list[tuple[Path, str, str]] = []  # (page, fragment, from)
+    anchors: list[tuple[Path, str, str]] = []  # (the page linked, its fragment, the linking page)
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
@@ -342,11 +354,11 @@ def test_every_link_and_image_resolves_in_chromium(site: report.Site) -> None:
                 ".map(i => i.src)"
             )
             assert broken == [], f"{current.name}: images that did not load: {broken}"
-        for target, fragment, source in anchors:
+        for target in {t for t, _, _ in anchors}:
             page.goto(target.as_uri())
-            assert page.evaluate("id => document.getElementById(id) !== null", fragment), (
-                f"{source} links #{fragment}, which {target.name} does not have"
-            )
+            ids = set(page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)"))
+            missing = [(src, f) for t, f, src in anchors if t == target and f not in ids]
+            assert missing == [], f"links to fragments {target.name} does not have: {missing}"
         browser.close()
     assert errors == []
     # the crawl reached every page the site wrote
