@@ -5,7 +5,6 @@ Debian's Chromium from index.html follows every link and loads every image of th
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -22,7 +21,6 @@ from changelog.records import summaries
 from changelog.report import Changelog
 from imagefleet.cli import raw_main
 from orchestrator import report
-from orchestrator.artifacts import put_artifact
 from orchestrator.aws import AwsFactory
 from orchestrator.context import Context
 from orchestrator.errors import StateError
@@ -33,6 +31,7 @@ from perf.records import runs
 from pipelines import retro
 from pipelines.fleet import snapshot
 from pipelines.records import RETRO_KIND, RetroRecord
+from pipelines.registry import artifact_prefix, publish_changelog
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -253,7 +252,8 @@ def test_a_published_changelog_reads_back_the_same() -> None:
 def test_the_report_command_reads_each_changelog_from_the_bucket(
     tmp_path: Path, aws_endpoint: str, aws: AwsFactory
 ) -> None:
-    """`imagefleet report` reads the JSON a bake published; a missing object is said on the page."""
+    """`imagefleet report` reads the JSON a bake published (as the bake publishes it); a missing
+    object is said on the page."""
     ws = tmp_path / "ws"
     quiet = Output(stdout=io.StringIO(), stderr=io.StringIO())
     assert raw_main(["init", str(ws)], obj=Context(output=quiet)) == 0
@@ -262,17 +262,21 @@ def test_the_report_command_reads_each_changelog_from_the_bucket(
     config.write_text(
         re.sub(r'(?m)^endpoint_url = "local".*$', f'endpoint_url = "{aws_endpoint}"', text)
     )
-    uri = put_artifact(
-        aws, "imagefleet-artifacts", "web/3/b/changelog-vs-2.json", json.dumps(PUBLISHED), "x"
+    ctx = Context(config_path=config)
+    web = [BaseVersion("web", v, {}, "ami-1", v - 1 or None, "b", utcnow()) for v in (1, 2, 3)]
+    published = publish_changelog(
+        aws, ctx.settings, artifact_prefix("web", 3, "b"), web[1], Changelog.from_dict(PUBLISHED)
     )
-    store = Context(config_path=config).store
-    for version, json_uri in ((2, "s3://imagefleet-artifacts/web/2/b/missing.json"), (3, uri)):
-        summary = {"against": version - 1, "summary": {}, "cves": 0, "uris": {"json": json_uri}}
-        store.put_base(
-            BaseVersion(
-                "web", version, {}, "ami-1", None, "b", utcnow(), changelog={"vs_parent": summary}
-            )
-        )
+    missing = {
+        "against": 1,
+        "summary": {},
+        "cves": 0,
+        "uris": {"json": "s3://imagefleet-artifacts/web/2/b/gone.json"},
+    }
+    web[1].changelog = {"vs_parent": missing}
+    web[2].changelog = {"vs_parent": published.to_json()}
+    for base in web:
+        ctx.store.put_base(base)
     out = io.StringIO()
     code = raw_main(
         ["--config", str(config), "report", "--out", str(tmp_path / "site")],
@@ -282,7 +286,7 @@ def test_the_report_command_reads_each_changelog_from_the_bucket(
     page = (tmp_path / "site" / "changelogs" / "web-3.html").read_text()
     assert 'id="vs_parent-CVE-2024-6119"' in page and "Jane Doe" in page
     web2 = " ".join((tmp_path / "site" / "changelogs" / "web-2.html").read_text().split())
-    assert "web/2/b/missing.json is missing from the artifact bucket" in web2
+    assert "s3://imagefleet-artifacts/web/2/b/gone.json is missing from the artifact bucket" in web2
 
 
 def test_a_bucket_that_cannot_be_reached_is_asked_once() -> None:
