@@ -325,7 +325,8 @@ def report_sections(
 )
 @json_option
 def report_command(out_dir: Path) -> None:
-    """Write the report site: families, stage history, bases, perf runs, canary rollouts, audit."""
+    """Write the report site: families, stage history, bases and their changelogs, perf runs, canary
+    rollouts, retrospectives, audit."""
     from orchestrator import report
 
     obj = get_context()
