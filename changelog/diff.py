@@ -10,7 +10,9 @@ without parsing. Two manifests of different package formats are not compared.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from changelog.packages import Manifest, Package, Snap
 from changelog.versions import compare_versions
@@ -138,6 +140,27 @@ class SnapDiff:
             ],
             "unchanged": self.unchanged,
         }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> SnapDiff:
+        """The snaps as ``to_dict`` stored them (a published changelog's JSON)."""
+
+        def snap(s: Mapping[str, Any]) -> Snap:
+            return Snap(str(s["name"]), str(s["revision"]), s.get("channel"))
+
+        changed = tuple(
+            SnapChange(
+                Snap(str(c["name"]), str(c["old"]), c.get("old_channel")),
+                Snap(str(c["name"]), str(c["new"]), c.get("new_channel")),
+            )
+            for c in body.get("changed") or []
+        )
+        return cls(
+            tuple(snap(s) for s in body.get("added") or []),
+            tuple(snap(s) for s in body.get("removed") or []),
+            changed,
+            int(body.get("unchanged") or 0),
+        )
 
 
 def diff_snaps(old: Manifest, new: Manifest) -> SnapDiff:

@@ -13,8 +13,9 @@ stop point is not shown.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from changelog.packages import dpkg_version
 
@@ -43,6 +44,17 @@ class Entry:
             "author": self.author,
             "changes": list(self.changes),
         }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Entry:
+        """An entry as ``to_dict`` stored it (a published changelog's JSON)."""
+        return cls(
+            str(body["version"]),
+            str(body.get("urgency") or ""),
+            str(body.get("date") or ""),
+            str(body.get("author") or ""),
+            tuple(str(line) for line in body.get("changes") or []),
+        )
 
 
 def entries_between(lines: Iterable[str], low: str, high: str) -> list[Entry]:

@@ -20,7 +20,14 @@ from orchestrator.errors import UsageError
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["FORMATS", "render", "render_html", "render_json", "render_markdown"]
+__all__ = [
+    "FORMATS",
+    "render",
+    "render_html",
+    "render_html_body",
+    "render_json",
+    "render_markdown",
+]
 
 FORMATS = ("md", "html", "json")
 DOWNGRADE = "⚠ DOWNGRADE"
@@ -162,4 +169,15 @@ def _environment() -> jinja2.Environment:
 
 def render_html(changelog: Changelog) -> str:
     template = _environment().get_template("changelog.html.j2")
-    return template.render(cl=changelog, security=changelog.security, DOWNGRADE=DOWNGRADE)
+    return template.render(
+        cl=changelog, security=changelog.security, DOWNGRADE=DOWNGRADE, p="", h=2
+    )
+
+
+def render_html_body(changelog: Changelog, *, id_prefix: str = "", heading: int = 2) -> str:
+    """The standalone page's body alone, every value escaped, for a page of another site (the
+    report's changelog pages): ids start with ``id_prefix``, section headings are ``h{heading}``."""
+    template = _environment().get_template("changelog_body.html.j2")
+    return template.render(
+        cl=changelog, security=changelog.security, DOWNGRADE=DOWNGRADE, p=id_prefix, h=heading
+    )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from changelog.cves import extract_cves
 from changelog.diff import Change, SnapDiff, diff, diff_snaps
@@ -62,6 +63,23 @@ class ChangeItem:
             "note": self.note,
         }
 
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> ChangeItem:
+        """An item as ``to_dict`` stored it (where the entries were read from is not stored)."""
+        return cls(
+            package=str(body["package"]),
+            old=str(body["old"]),
+            new=str(body["new"]),
+            source=str(body["source"]),
+            binaries=tuple(
+                BinaryChange(str(b["package"]), str(b["old"]), str(b["new"]))
+                for b in body.get("binaries") or []
+            ),
+            entries=tuple(Entry.from_dict(e) for e in body.get("entries") or []),
+            cves=tuple(str(c) for c in body.get("cves") or []),
+            note=body.get("note"),
+        )
+
 
 @dataclass(frozen=True)
 class Changelog:
@@ -95,6 +113,27 @@ class Changelog:
             "cves": {cve: list(pkgs) for cve, pkgs in self.cves.items()},
             "snaps": self.snaps.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Changelog:
+        """A changelog as ``to_dict`` published it (the ``json`` rendering a bake stores), so a
+        reader renders it again (the report site's changelog pages) without the manifests.
+        Raises ``KeyError``/``TypeError``/``ValueError`` on a body of another shape."""
+
+        def packages(rows: Sequence[Mapping[str, Any]]) -> tuple[Package, ...]:
+            return tuple(Package(str(p["package"]), str(p["version"])) for p in rows)
+
+        return cls(
+            old_ref=str(body["old"]),
+            new_ref=str(body["new"]),
+            counts={str(k): int(v) for k, v in (body.get("summary") or {}).items()},
+            added=packages(body.get("added") or []),
+            removed=packages(body.get("removed") or []),
+            upgraded=tuple(ChangeItem.from_dict(i) for i in body.get("upgraded") or []),
+            downgraded=tuple(ChangeItem.from_dict(i) for i in body.get("downgraded") or []),
+            cves={str(c): [str(p) for p in pkgs] for c, pkgs in (body.get("cves") or {}).items()},
+            snaps=SnapDiff.from_dict(body.get("snaps") or {}),
+        )
 
 
 def build_changelog(

@@ -23,6 +23,7 @@ from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from orchestrator.aws import AwsFactory
     from orchestrator.local.agents import Handler
     from orchestrator.store import Lease, StateStore
 
@@ -292,20 +293,27 @@ def cohort_outcomes(store: StateStore) -> dict[str, str]:
     return {c.key: c.status for h in canary_records.headers(store) for c in h.cohorts}
 
 
-def report_sections(store: StateStore) -> dict[str, Any]:
-    """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords)."""
+def report_sections(
+    store: StateStore, aws: Callable[[], AwsFactory] | None = None
+) -> dict[str, Any]:
+    """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords);
+    with ``aws`` (made when first needed), each base's changelogs read back from the artifact
+    bucket for their pages."""
     from canary import report_rows
+    from changelog import pages as changelog_pages
     from changelog import records as changelog_records
     from perf import records as perf_records
     from pipelines import retro
     from pipelines.fleet import snapshot
 
+    bases = store.bases()
     return {
         "rollouts": report_rows.matrices(store),
         "runs": perf_records.runs(store),
         "retros": retro.drafts(store),
         "fleet": snapshot.latest(store),
-        "changelogs": {b.ref: changelog_records.summaries(b.changelog) for b in store.bases()},
+        "changelogs": {b.ref: changelog_records.summaries(b.changelog) for b in bases},
+        "changelog_bodies": changelog_pages.bodies(aws, bases) if aws is not None else {},
     }
 
 
@@ -321,13 +329,15 @@ def report_sections(store: StateStore) -> dict[str, Any]:
 )
 @json_option
 def report_command(out_dir: Path) -> None:
-    """Write the report site: families, stage history, bases, perf runs, canary rollouts, audit."""
+    """Write the report site: families, stage history, bases and their changelogs, perf runs, canary
+    rollouts, retrospectives, audit."""
     from orchestrator import report
     from pipelines import scorecard
 
     obj = get_context()
     # The command's clock: on the demo's virtual clock, the times read from it say so. The
-    # scorecard comes from the store and the latest fleet snapshot: the report makes no AWS call.
+    # scorecard comes from the store and the latest fleet snapshot: the report makes no AWS call
+    # for it (changelog pages read the published JSON back from S3, only when a base has one).
     card = scorecard.for_report(obj.store, obj.settings, obj.clock.now())
     site = report.build(
         obj.store,
@@ -335,7 +345,7 @@ def report_command(out_dir: Path) -> None:
         now=obj.clock.now(),
         clock_label=obj.clock.label,
         scorecard=card,
-        **report_sections(obj.store),
+        **report_sections(obj.store, lambda: obj.aws),
     )
     obj.out.result(
         site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}"

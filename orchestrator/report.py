@@ -1,17 +1,20 @@
 """The report site: a static, self-contained HTML view of what the store knows.
 
 ``imagefleet report --out DIR`` writes one page per family (stage pointers and their history,
-bases with their changelog summaries, perf runs, canary rollouts), one per canary rollout (the
-cohort × wave matrix, coloured pass / marginal / fail / pending, a failing cell naming its failing
-metrics with their ratio and unit, the metric statistics behind each verdict folded, and each
-wave's analysis window), one per perf run (verdict table and plots) and the audit trail. Plain
-files that work from ``file://``: no server, no script, no network; jinja2 templates under
+bases with their changelog summaries, perf runs, canary rollouts), one per base's changelog, one
+per canary rollout (the cohort × wave matrix, coloured pass / marginal / fail / pending, a failing
+cell naming its failing metrics with their ratio and unit, the metric statistics behind each
+verdict folded, and each wave's analysis window), one per perf run (verdict table and plots), one
+per retrospective (its Markdown drawn as HTML) and the audit trail. Plain files that work from
+``file://``: no server, no script, no network, and every link and image resolves inside the site
+(an ``s3://`` URI is shown as text, never linked: no browser opens one); jinja2 templates under
 ``templates/report``. Every time says which clock it is on (``clock_label``, ``_stamp``).
 
 The core never imports an area to draw it: the canary's rollouts, perf's runs, pipelines'
-retrospectives and fleet snapshot come in as the typed rows this module declares
-(``RolloutMatrix``, ``RunPage``, ``RetroPage``, ``FleetPage``), built by each area from its own
-records; the core's own records (bases, history, audit) are read from the store.
+retrospectives and fleet snapshot, changelog's summaries and bodies come in as the typed rows
+this module declares (``RolloutMatrix``, ``RunPage``, ``RetroPage``, ``FleetPage``,
+``ChangelogPage``, ``ChangelogBody``), built by each area from its own records; the core's own
+records (bases, history, audit) are read from the store.
 """
 
 from __future__ import annotations
@@ -98,6 +101,16 @@ class ChangelogPage(Protocol):
     def uris(self) -> Mapping[str, str]: ...
 
 
+class ChangelogBody(Protocol):
+    """A stored changelog's body as its page draws it (``changelog.pages.ChangelogBody`` is one):
+    HTML its area rendered with every value escaped, or why it could not be read."""
+
+    @property
+    def html(self) -> str | None: ...
+    @property
+    def problem(self) -> str | None: ...
+
+
 class RunPage(Protocol):
     """A perf run as its page draws it (``perf.records.PerfRunRecord`` is one)."""
 
@@ -153,7 +166,26 @@ def _env() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["ratio"] = _ratio
     env.filters["stamp"] = _stamp
+    env.filters["markdown"] = _markdown
     return env
+
+
+def _safe_link(url: str) -> bool:
+    """Links a page of the site may carry: within the site, or to the web (no ``s3:``,
+    ``javascript:`` or ``file:`` scheme a browser cannot or should not follow)."""
+    scheme, colon, _ = url.partition(":")
+    return not colon or "/" in scheme or "#" in scheme or scheme.lower() in ("http", "https")
+
+
+def _markdown(text: str) -> Markup:
+    """Markdown as HTML, CommonMark with tables (a retrospective's follow-ups and metrics). Raw
+    HTML in the text is shown as text, never passed through: the draft quotes package names and
+    reasons that came from outside."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+    return Markup(md.render(text))  # html is off: markdown-it escaped every text
 
 
 def _when(iso: str | None) -> str:
@@ -308,14 +340,16 @@ def build(
     changelogs: Mapping[str, Mapping[str, ChangelogPage]] | None = None,
     clock_label: str = WALL,
     scorecard: ScorecardPage | None = None,
+    changelog_bodies: Mapping[str, Mapping[str, ChangelogBody]] | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
     ``retros``, ``fleet`` and the hygiene ``scorecard`` from pipelines, each base's
-    ``changelogs`` by ref from changelog): the command's mounting (``imagefleet.cli``) asks each
-    area for them. ``now`` and ``clock_label`` are the command's clock (``Clock.label``): on a
-    virtual clock every time read from it (generated at, analysis windows) says so.
+    ``changelogs`` by ref from changelog, with the ``changelog_bodies`` read back from where they
+    were published): the command's mounting (``imagefleet.cli``) asks each area for them. ``now``
+    and ``clock_label`` are the command's clock (``Clock.label``): on a virtual clock every time
+    read from it (generated at, analysis windows) says so.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -357,6 +391,7 @@ def build(
                 changelogs=changelogs or {},
                 clock_label=clock_label,
                 scorecard=scorecard,
+                changelog_bodies=changelog_bodies or {},
             )
         ]
         _swap(staging, out)
@@ -392,6 +427,7 @@ def _write(
     retros: Sequence[RetroPage],
     fleet: FleetPage | None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]],
+    changelog_bodies: Mapping[str, Mapping[str, ChangelogBody]],
     clock_label: str = WALL,
     scorecard: ScorecardPage | None = None,
 ) -> list[Path]:
@@ -428,6 +464,10 @@ def _write(
     for retro in retros:
         by_family[retro.family]["retros"].append(retro)
 
+    # one page per base with a stored changelog, where the family and rollout pages link it
+    changelog_pages = {
+        b.ref: f"changelogs/{b.family}-{b.version}.html" for b in bases if changelogs.get(b.ref)
+    }
     summary = []
     for fam in families:
         stage_rows = {s: pointers.get((fam, s)) for s in STAGES[1:]}
@@ -451,6 +491,19 @@ def _write(
             runs=by_family[fam]["runs"],
             retros=by_family[fam]["retros"],
             changelogs=changelogs,
+            changelog_pages=changelog_pages,
+        )
+    (out / "changelogs").mkdir(exist_ok=True)
+    for b in bases:
+        if b.ref not in changelog_pages:
+            continue
+        write(
+            changelog_pages[b.ref],
+            "changelog.html.j2",
+            base=b,
+            logs=changelogs[b.ref],
+            bodies=changelog_bodies.get(b.ref, {}),
+            changelog_pages=changelog_pages,
         )
     (out / "retros").mkdir(exist_ok=True)
     for retro in retros:
@@ -462,6 +515,7 @@ def _write(
             "rollout.html.j2",
             r=r,
             retros=[x for x in retros if x.rollout == r.id],
+            changelog_page=changelog_pages.get(r.new_ref or ""),
         )
     for run in runs:
         plots = []

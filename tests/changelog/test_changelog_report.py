@@ -10,6 +10,7 @@ from changelog_support import changelog_text, write_gz
 
 from changelog import build_changelog, render
 from changelog.manifest import parse_manifest_text
+from changelog.render import render_html_body
 from changelog.report import Changelog
 from changelog.sources import DirectorySource
 from orchestrator.errors import UsageError
@@ -152,6 +153,16 @@ def test_html_escapes_changelog_text(changelog: Changelog) -> None:
     assert "jane@example.org&gt;" in html  # author emails are escaped too
     assert html.index('id="security"') < html.index('id="upgraded"') < html.index('id="added"')
     assert "⚠ DOWNGRADE" in html and "Loses fixes for" in html
+
+
+def test_the_published_json_reads_back_into_the_same_changelog(changelog: Changelog) -> None:
+    """What a bake publishes is enough to draw the changelog again (the report's pages do)."""
+    again = Changelog.from_dict(json.loads(render(changelog, "json")))
+    for fmt in ("md", "html", "json"):
+        assert render(again, fmt) == render(changelog, fmt)
+    body = render_html_body(again, id_prefix="vs_parent-", heading=3)
+    assert '<h3 id="vs_parent-security">' in body and '<h4 id="vs_parent-up-openssl">' in body
+    assert '<li id="vs_parent-CVE-2024-0727"' in body and "<html" not in body
 
 
 def test_unknown_format_is_usage_error(changelog: Changelog) -> None:

@@ -257,6 +257,8 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
     names = sorted(p.relative_to(site.out).as_posix() for p in site.pages)
     assert names == [
         "audit.html",
+        "changelogs/web-2.html",
+        "changelogs/web-3.html",
         "family-web.html",
         "index.html",
         "rollouts/web-3-abc123.html",
@@ -273,7 +275,8 @@ def test_the_site_has_every_page_and_the_rollout_matrix_says_what_happened(
     family = (site.out / "family-web.html").read_text()
     assert family.count("rolled back</span>") == 1  # web:3's move to candidate
     # each base's changelog summary, read through changelog's typed record
-    assert "vs web:2: 3 upgraded, 1 added; 6 CVEs" in " ".join(family.split())
+    linked = '<a href="changelogs/web-3.html#vs_parent">vs web:2</a>'  # to web:3's own page
+    assert f"{linked}: 3 upgraded, 1 added; 6 CVEs" in " ".join(family.split())
 
 
 def test_a_failing_cell_names_its_metric_ratio_and_unit_and_every_wave_its_window(

@@ -76,6 +76,11 @@ def test_changelog_against_the_release_too(workspace: Any) -> None:
     }
     r = ws.run("changelog", "show", f"{fam}:3", "--against", "release")
     assert r.code == 0 and f"{fam}:1" in r.stdout
+    # the report draws both, read back from the bucket, as one page of the site
+    assert ws.run("report", "--out", str(ws.root / "site")).code == 0
+    page = (ws.root / "site" / "changelogs" / f"{fam}-3.html").read_text()
+    assert 'id="vs_parent-security"' in page and 'id="vs_release-security"' in page
+    assert "not shown here" not in page and 'href="s3:' not in page
 
 
 def test_unknown_ami_and_missing_manifest_are_bad_input(workspace: Any) -> None:
