@@ -110,8 +110,9 @@ def render(found: Exposure) -> RenderableType:
             )
         )
     t = found.totals()
+    verdict = ("EXPOSED" if q.below or q.cve else "RUNS") if found.exposed else "not exposed"
     summary = (
-        f"{'EXPOSED' if found.exposed else 'not exposed'}: {t['bases']} base(s) "
+        f"{verdict}: {t['bases']} base(s) "
         f"({t['bases_in_use']} in use), {t['groups']} group(s), {t['instances']} instance(s)"
     )
     if t["unmanaged_instances"]:

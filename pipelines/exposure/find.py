@@ -338,10 +338,15 @@ def find(
     unknown: list[tuple[str, str]] = []
     for base in sorted(bases, key=lambda b: (b.family, -b.version)):
         fmt = formats.get(base.family)
-        parsed = manifests.get(base, fmt)
+        if base.manifest.strip() and query.package not in base.manifest:
+            # a manifest whose text never names the package cannot list it: no parse needed
+            parsed: Manifest | str | None = None
+            installed: list[Installed] = []
+        else:
+            parsed = manifests.get(base, fmt)
+            installed = manifests.matching(base, fmt, query.package)
         known = not isinstance(parsed, str)
-        installed = manifests.matching(base, fmt, query.package)
-        order = fmt or (parsed.package_format if not isinstance(parsed, str) else "deb")
+        order = fmt or (parsed.package_format if isinstance(parsed, Manifest) else "deb")
         reason = _match(base, query, installed, known, fixes, order)
         if reason is None:
             if isinstance(parsed, str) and query.cve is None:
@@ -371,7 +376,10 @@ def find(
             )
         )
     notes = []
-    if not any(manifests.matching(b, formats.get(b.family), query.package) for b in bases):
+    if not any(
+        query.package in b.manifest and manifests.matching(b, formats.get(b.family), query.package)
+        for b in bases
+    ):
         notes.append(f"no base's manifest carries a package named {query.package}")
     if query.cve is not None and not any(query.cve in per for per in fixes.values()):
         notes.append(f"no recorded changelog names {query.cve} as fixed")

@@ -7,10 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from exposure_support import DEMO_V1, DEMO_V2, base, recorded, with_versions
 
-import changelog as cl
-from changelog.records import VS_PARENT, ChangelogSummary
-from orchestrator import config
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.store import BaseVersion
 from orchestrator.store.sqlite import SqliteStore
@@ -20,60 +18,6 @@ from pipelines.exposure.find import Exposure, Manifests, Query, find, group_inde
 from pipelines.fleet.view import DiscoveredGroup
 
 DATA = Path(__file__).resolve().parents[1] / "changelog" / "data"
-INIT = Path(config.__file__).parent / "templates" / "init"
-DEMO_V1 = (INIT / "demo.manifest").read_text()
-# the demo recipe's next bake (tools/demo.py's update): openssl, curl and openssh-server upgraded
-NEXT = {
-    "curl": "8.5.0-2ubuntu10.4",
-    "libcurl4t64:amd64": "8.5.0-2ubuntu10.4",
-    "libssl3t64:amd64": "3.0.13-0ubuntu3.4",
-    "openssl": "3.0.13-0ubuntu3.4",
-    "openssh-server": "1:9.6p1-3ubuntu13.5",
-}
-
-
-def _with(text: str, changes: dict[str, str]) -> str:
-    rows = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
-    return "".join(f"{n}\t{v}\n" for n, v in sorted({**rows, **changes}.items()))
-
-
-DEMO_V2 = _with(DEMO_V1, NEXT)
-
-
-def base(
-    family: str,
-    version: int,
-    manifest: str,
-    amis: dict[str, str] | None = None,
-    changelog: dict[str, object] | None = None,
-    retired: bool = False,
-) -> BaseVersion:
-    return BaseVersion(
-        family=family,
-        version=version,
-        amis=amis if amis is not None else {"us-east-1": f"ami-{family}-{version}"},
-        source_ami="ami-src",
-        parent=version - 1 if version > 1 else None,
-        packer_run_id="b",
-        created_at=f"2025-06-{version:02d}T00:00:00Z",
-        manifest=manifest,
-        changelog=dict(changelog or {}),
-        retired_at="2025-07-01T00:00:00Z" if retired else None,
-    )
-
-
-def recorded(old: str, new: str, against: int) -> dict[str, object]:
-    """What registration stores: the changelog of old → new read from the init template's real
-    changelog.Debian files, with the CVEs it fixes."""
-    log = cl.build_changelog(
-        cl.parse_manifest_text(old, "old", "deb"),
-        cl.parse_manifest_text(new, "new", "deb"),
-        cl.DirectorySource(INIT / "changelogs"),
-    )
-    summary = ChangelogSummary(
-        against, dict(log.counts), len(log.cves), {}, cl.cve_fixes(log, "deb")
-    )
-    return {VS_PARENT: summary.to_json()}
 
 
 def groups(*rows: tuple[str, str, dict[str, int]]) -> list[DiscoveredGroup]:
@@ -174,7 +118,7 @@ def _family() -> list[BaseVersion]:
         base("noble", 0, "", retired=True),
         base("noble", 1, DEMO_V1),
         base("noble", 2, DEMO_V2, changelog=recorded(DEMO_V1, DEMO_V2, 1)),
-        base("noble", 3, _with(DEMO_V2, {"openssl": "3.0.13-0ubuntu3.3"})),
+        base("noble", 3, with_versions(DEMO_V2, {"openssl": "3.0.13-0ubuntu3.3"})),
         base("noble", 4, ""),
     ]
 
