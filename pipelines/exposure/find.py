@@ -349,7 +349,7 @@ def find(
         order = fmt or (parsed.package_format if isinstance(parsed, Manifest) else "deb")
         reason = _match(base, query, installed, known, fixes, order)
         if reason is None:
-            if isinstance(parsed, str) and query.cve is None:
+            if isinstance(parsed, str):
                 unknown.append((base.ref, parsed))
             continue
         stages = tuple(
