@@ -169,6 +169,6 @@ def exposure_command(package: str, below: str | None, cve: str | None, accounts:
     if found.exposed:
         t = found.totals()
         raise Exposed(
-            f"{package} is exposed: {t['bases_in_use']} base(s) in use, {t['groups']} group(s), "
-            f"{t['instances']} instance(s)"
+            f"{package} {'is exposed' if below or cve else 'runs'}: {t['bases_in_use']} base(s) "
+            f"in use, {t['groups']} group(s), {t['instances']} instance(s)"
         )
