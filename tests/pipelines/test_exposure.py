@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from exposure_support import DEMO_V1, DEMO_V2, base, recorded, with_versions
+from rich.console import Console
 
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.store import BaseVersion
 from orchestrator.store.sqlite import SqliteStore
 from pipelines.exposure import unfixed_cves
-from pipelines.exposure.cli import check_query, check_version
+from pipelines.exposure.cli import check_query, check_version, render
 from pipelines.exposure.find import Exposure, Manifests, Query, find, group_index
 from pipelines.fleet.view import DiscoveredGroup
 
@@ -219,3 +220,15 @@ def test_every_architectures_ami_counts_and_each_manifest_is_parsed_once() -> No
     cache = Manifests()
     first = cache.get(b, "deb")
     assert cache.get(b, "deb") is first
+
+
+def test_the_table_groups_rows_by_base_and_shows_retired_bases_apart() -> None:
+    fleet = groups(("", "web", {"ami-noble-1": 40}), ("prod", "api", {"ami-noble-0": 2}))
+    found = ask(Query("openssl", cve="CVE-2024-6119"), _family(), fleet)
+    console = Console(width=200, record=True)
+    console.print(render(found))
+    text = console.export_text()
+    assert text.index("without the fix of CVE-2024-6119") < text.index("retired bases")
+    assert "noble:1" in text and "(own)" in text and "prod" in text
+    assert "EXPOSED: 3 base(s) (2 in use), 2 group(s), 42 instance(s)" in text
+    assert "not judged: noble:4: no manifest recorded" in text
