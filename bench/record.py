@@ -47,6 +47,11 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("changelog", "bench.changelog:figures", "`changelog diff` of 2 x 5,000 packages"),
     Bench("perf", "bench.perf:figures", "`perf compare` from 100k to 10M rows"),
     Bench(
+        "exposure",
+        "bench.exposure:figures",
+        "`exposure` over a 180,000-instance fleet view and 120 bases' manifests, in process",
+    ),
+    Bench(
         "agent-size",
         "bench.install_size:figures",
         "the slim agent's installed dependencies against imagefleet's, from the venv's metadata",

@@ -7,7 +7,7 @@ Integration surface: `build_changelog(old_manifest, new_manifest, source=None) -
 
 from __future__ import annotations
 
-from changelog.cves import extract_cves
+from changelog.cves import cve_fixes, extract_cves
 from changelog.diff import Change, ManifestDiff, SnapChange, SnapDiff, diff, diff_snaps
 from changelog.entries import Entry, entries_between
 from changelog.manifest import Manifest, Package, Snap, parse_manifest, parse_manifest_text
@@ -42,6 +42,7 @@ __all__ = [
     "SnapChange",
     "SnapDiff",
     "build_changelog",
+    "cve_fixes",
     "diff",
     "diff_snaps",
     "entries_between",

@@ -23,15 +23,36 @@ def comparison(against: str) -> str:
 
 
 @dataclass(frozen=True)
+class CveFix:
+    """A CVE a changelog recorded as fixed: in which binary package, and the first version known to
+    carry the fix (the changelog entry that names the CVE; the base's new version of the binary
+    when that entry's version does not fall within the binary's upgrade)."""
+
+    cve: str
+    package: str
+    version: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"cve": self.cve, "package": self.package, "version": self.version}
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> CveFix:
+        return cls(str(body["cve"]), str(body["package"]), str(body["version"]))
+
+
+@dataclass(frozen=True)
 class ChangelogSummary:
     """A changelog against base ``against`` of the same family: package counts by change
     (``upgraded``, ``downgraded``, ``added``, ``removed``…), how many CVEs it fixes, and where each
-    rendering (``md``, ``html``, ``json``) was published."""
+    rendering (``md``, ``html``, ``json``) was published. ``fixes`` names each CVE fixed with its
+    package and version (empty in a summary stored before they were kept): what
+    ``imagefleet exposure`` and the scorecard read without fetching the published changelog."""
 
     against: int
     counts: dict[str, int] = field(default_factory=dict)
     cves: int = 0
     uris: dict[str, str] = field(default_factory=dict)
+    fixes: tuple[CveFix, ...] = ()
 
     def count(self, change: str) -> int:
         return self.counts.get(change, 0)
@@ -42,6 +63,7 @@ class ChangelogSummary:
             "summary": dict(self.counts),
             "cves": self.cves,
             "uris": dict(self.uris),
+            "fixes": [f.to_json() for f in self.fixes],
         }
 
     @classmethod
@@ -51,6 +73,7 @@ class ChangelogSummary:
             {k: int(v) for k, v in (body.get("summary") or {}).items()},
             int(body.get("cves", 0)),
             dict(body.get("uris") or {}),
+            tuple(CveFix.from_json(f) for f in body.get("fixes") or ()),
         )
 
 

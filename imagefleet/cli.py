@@ -104,6 +104,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.scorecard.cli:scorecard_command",
         "Per family hygiene cells: release age, end of life, fleet, canary, perf, CVEs.",
     ),
+    "exposure": (
+        "pipelines.exposure.cli:exposure_command",
+        "Where a package runs: bases below a version or without a CVE's fix, and their groups.",
+    ),
     "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
     "accounts": (
         "orchestrator.accounts_cli:accounts_group",

@@ -78,7 +78,10 @@ def publish_changelog(
         )
         for fmt in CHANGELOG_FORMATS
     }
-    return ChangelogSummary(against.version, dict(log.counts), len(log.cves), uris)
+    fmt = settings.family(against.family).package_format
+    return ChangelogSummary(
+        against.version, dict(log.counts), len(log.cves), uris, cl.cve_fixes(log, fmt)
+    )
 
 
 def register(

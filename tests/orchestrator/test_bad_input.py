@@ -359,6 +359,18 @@ CASES = [
     Case("canary-family-option", ("canary", "start", "demo:1", "--family", "demo\n"), "--family"),
     Case("history-limit-zero", ("history", "--limit", "0"), "--limit"),
     Case(
+        "exposure-version-bad",
+        ("exposure", "openssl", "--version-below", "3.0 beta"),
+        "--version-below: expected a Debian version",
+    ),
+    Case("exposure-cve-malformed", ("exposure", "openssl", "--cve", "CVE-24-1"), "--cve"),
+    Case(
+        "exposure-both-filters",
+        ("exposure", "openssl", "--version-below", "1.0", "--cve", "CVE-2024-6119"),
+        "one or the other",
+    ),
+    Case("exposure-package-pattern", ("exposure", "../etc"), "PACKAGE: expected a package name"),
+    Case(
         "lease-release-unforced",
         ("leases", "--release", "group:us-east-1:web"),
         "needs --force and a --reason",

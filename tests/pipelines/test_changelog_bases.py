@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from pipelines.exposure import unfixed_cves
+
 pytestmark = [pytest.mark.integration, pytest.mark.packer]
 
 
@@ -29,6 +31,18 @@ def test_diff_by_reference_and_by_ami_and_the_promotion_link(workspace: Any) -> 
     )
     two = bake(ws, "--var", f"recipe_manifest={nxt}")
     assert set(two["changelog"]) == {"vs_parent"}  # no release yet
+    # the base keeps the CVEs it fixes, each at the first version carrying the fix
+    assert {
+        (f["cve"], f["package"], f["version"]) for f in two["changelog"]["vs_parent"]["fixes"]
+    } == {
+        (cve, pkg, version)
+        for cve, version in (
+            ("CVE-2024-7264", "8.5.0-2ubuntu10.3"),
+            ("CVE-2024-11053", "8.5.0-2ubuntu10.4"),
+        )
+        for pkg in ("curl", "libcurl4t64")
+    }
+    assert unfixed_cves(ws.context().store, fam, 1) == ["CVE-2024-7264", "CVE-2024-11053"]
 
     by_ref = ws.run("changelog", "diff", f"{fam}:1", f"{fam}:2", "--format", "json")
     by_ami = ws.run(
