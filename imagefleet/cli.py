@@ -113,6 +113,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.run_cli:run_command",
         "The main job: bake → tests → perf → candidate → canary → release.",
     ),
+    "upstream": (
+        "pipelines.upstream_cli:upstream_command",
+        "Is each family due a rebake: upstream moved, recipe changed, base too old.",
+    ),
     "changelog": (
         "changelog.cli:changelog_group",
         "Changelogs between bases or package manifests.",

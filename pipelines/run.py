@@ -31,6 +31,7 @@ from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
 from pipelines.publish import parameter_name
+from pipelines.upstream import Upstream, skipping_line
 
 STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
 UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
@@ -69,9 +70,14 @@ class JobResult:
     resumed: bool
     steps: list[dict[str, Any]] = field(default_factory=list)
     stopped_after: str | None = None
+    upstream: Upstream | None = None  # --if-changed: the decision taken
+    skipped: str | None = None  # --if-changed found nothing to do: why
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "baked": self.skipped is None,
+            "skipped": self.skipped,
+            "upstream": self.upstream.to_dict() if self.upstream else None,
             "operation": self.op_id,
             "family": self.family,
             "version": self.version,
@@ -104,6 +110,7 @@ class Job:
         notifier: Notifier | None = None,
         wait: bool = False,
         announce: Progress | None = None,
+        if_changed: bool = False,
     ) -> None:
         self.ctx = ctx
         self.family = family
@@ -115,7 +122,9 @@ class Job:
         self.announce = announce or self.progress
         self.notifier = notifier or configured_notifier(ctx)
         self.wait = wait
+        self.if_changed = if_changed  # run only when pipelines.upstream says the family is outdated
         self._fenced: StateStore | None = None  # the store fenced on the run lease, while held
+        self._decided: Upstream | None = None  # --if-changed: the decision that let it run
 
     # --- what it would do ----------------------------------------------------------------------
     def plan(self) -> list[StepPlan]:
@@ -210,8 +219,32 @@ class Job:
 
             canary_config.from_settings(self.settings)
 
+    def upstream(self) -> Upstream:
+        from pipelines import upstream
+
+        ctx = self.ctx
+        return upstream.check(ctx.aws, self.settings, ctx.store, self.family, ctx.clock.now())
+
+    def _unchanged(self) -> JobResult | None:
+        """With ``--if-changed``: the result of a run that has nothing to do, or None to run."""
+        if not self.if_changed:
+            return None
+        answer = self.upstream()
+        if answer.outdated:
+            self.announce(f"{self.family} is outdated: " + "; ".join(answer.reasons))
+            self._decided = answer
+            return None
+        result = JobResult("", self.family, answer.newest, False, upstream=answer)
+        result.skipped = skipping_line(answer)
+        return result
+
     def execute(self) -> JobResult:
         self.check_settings()
+        # --if-changed decides before the lease (an hourly check with nothing to do writes
+        # nothing) and again under it: a run racing this one may have just baked the same move
+        skip = self._unchanged()
+        if skip is not None:
+            return skip
         with leases.hold(
             self.ctx.store,
             [leases.lease_name("run", self.family)],
@@ -224,6 +257,9 @@ class Job:
             # the job's journal and its own records are fenced on the run lease; each step's command
             # (bake, perf run, promote) holds and fences on its own lease as well
             store = self._fenced = held.store
+            skip = self._unchanged()
+            if skip is not None:
+                return skip
             op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
             op = Operation(
                 store,
@@ -231,7 +267,7 @@ class Job:
                 "run",
                 {"family": self.family, "actor": self.ctx.actor, "started": utcnow()},
             )
-            result = JobResult(op.id, self.family, None, op.resumed)
+            result = JobResult(op.id, self.family, None, op.resumed, upstream=self._decided)
             plans = {p.name: p for p in self.plan()}
             for name in STEPS:
                 if name not in plans:
