@@ -323,9 +323,17 @@ def report_sections(store: StateStore) -> dict[str, Any]:
 def report_command(out_dir: Path) -> None:
     """Write the report site: families, stage history, bases, perf runs, canary rollouts, audit."""
     from orchestrator import report
+    from pipelines import upstream
 
     obj = get_context()
-    site = report.build(obj.store, out_dir, **report_sections(obj.store))
+    # each configured family's parent now against its newest base's (read from AWS)
+    try:
+        answers = upstream.answers(
+            obj.aws, obj.settings, obj.store, sorted(obj.settings.families), obj.clock.now()
+        )
+    except ImagefleetError as exc:  # no AWS to ask (the local endpoint is down): said per family
+        answers = dict.fromkeys(obj.settings.families, exc.message)
+    site = report.build(obj.store, out_dir, **report_sections(obj.store), upstream=answers)
     obj.out.result(
         site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}"
     )

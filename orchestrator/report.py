@@ -108,6 +108,17 @@ class RunPage(Protocol):
     ) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict
 
 
+class UpstreamPage(Protocol):
+    """Whether a family is due a rebake, as its page draws it (``pipelines.upstream.Upstream``)."""
+
+    @property
+    def parent(self) -> str | None: ...
+    @property
+    def outdated(self) -> bool: ...
+    @property
+    def reasons(self) -> Sequence[str]: ...
+
+
 @dataclass
 class Site:
     out: Path
@@ -245,11 +256,13 @@ def build(
     retros: Sequence[RetroPage] = (),
     fleet: FleetPage | None = None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]] | None = None,
+    upstream: Mapping[str, UpstreamPage | str] | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
-    ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog):
+    ``retros`` and ``fleet`` from pipelines, each base's ``changelogs`` by ref from changelog,
+    each family's ``upstream`` answer, or why there is none, from pipelines):
     the command's mounting (``imagefleet.cli``) asks each area for them.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
@@ -290,6 +303,7 @@ def build(
                 retros=retros,
                 fleet=fleet,
                 changelogs=changelogs or {},
+                upstream=upstream or {},
             )
         ]
         _swap(staging, out)
@@ -325,6 +339,7 @@ def _write(
     retros: Sequence[RetroPage],
     fleet: FleetPage | None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]],
+    upstream: Mapping[str, UpstreamPage | str],
 ) -> list[Path]:
     """Every page and asset of the site under ``out`` (an empty directory); the pages written."""
     (out / "runs").mkdir(exist_ok=True)
@@ -378,6 +393,7 @@ def _write(
             runs=by_family[fam]["runs"],
             retros=by_family[fam]["retros"],
             changelogs=changelogs,
+            upstream=upstream.get(fam),
         )
     (out / "retros").mkdir(exist_ok=True)
     for retro in retros:

@@ -385,16 +385,29 @@ class StatusRow(TypedDict):
     age: str | None
     regions: list[str]
     lost: bool
+    parent_ami: str | None  # the parent AMI the base was baked from
+    upstream: dict[str, Any] | str | None  # --upstream: the family's answer, or why there is none
 
 
 @click.command()
 @click.option("--family", type=FAMILY, help="Only this family.")
+@click.option(
+    "--upstream",
+    "with_upstream",
+    is_flag=True,
+    help="Also ask AWS whether each family is outdated upstream (as 'imagefleet upstream').",
+)
 @json_option
-def status(family: str | None) -> None:
-    """Family × stage: version, AMI, age, regions."""
+def status(family: str | None, with_upstream: bool) -> None:
+    """Family × stage: version, AMI, parent AMI, age, regions (and upstream, asked)."""
     obj = get_context()
     settings = obj.settings
     families = [settings.family(family).name] if family else sorted(settings.families)
+    answers: dict[str, Any] = {}
+    if with_upstream:  # reads AWS: status alone reads only the store
+        from pipelines import upstream
+
+        answers = upstream.answers(obj.aws, settings, obj.store, families, obj.clock.now())
     lost = endpoint_memory.forgotten(
         obj.store
     )  # bases whose AMIs went with an earlier embedded endpoint
@@ -415,25 +428,50 @@ def status(family: str | None) -> None:
                     "age": human_age(obj.clock.since(base.created_at)) if base else None,
                     "regions": sorted(base.amis) if base else [],
                     "lost": bool(base and base.ref in lost),
+                    "parent_ami": base.source_ami if base else None,
+                    "upstream": _upstream_json(answers.get(fam)),
                 }
             )
     obj.out.result(
         rows,
         lambda: table(
-            ["family", "stage", "version", "AMI", "age", "regions"],
+            ["family", "stage", "version", "AMI", "parent AMI", "age", "regions"]
+            + ["upstream"] * with_upstream,
             [
                 (
                     r["family"],
                     r["stage"],
                     r["version"] if r["version"] is not None else "-",
                     next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""),
+                    r["parent_ami"] or "-",
                     r["age"] or "-",
                     ", ".join(r["regions"]) or "-",
+                    *([_upstream_cell(r["upstream"])] if with_upstream else []),
                 )
                 for r in rows
             ],
         ),
     )
+
+
+def _upstream_json(answer: Any) -> dict[str, Any] | str | None:
+    return answer if answer is None or isinstance(answer, str) else dict(answer.to_dict())
+
+
+def _upstream_cell(answer: dict[str, Any] | str | None) -> str:
+    """The family's upstream answer in a few words (``imagefleet upstream`` has the reasons)."""
+    if answer is None:
+        return "-"
+    if isinstance(answer, str):
+        return f"unknown: {answer}"
+    if not answer["outdated"]:
+        return "up to date"
+    found = [
+        word
+        for word, key in (("moved", "moved"), ("recipe", "recipe_changed"), ("too old", "too_old"))
+        if answer[key]
+    ]
+    return "OUTDATED" + (f" ({', '.join(found)})" if found else " (no base)")
 
 
 @click.command()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.clock import human_age
 from orchestrator.config import FamilySettings, Settings
+from orchestrator.errors import ImagefleetError
 from orchestrator.store import BaseVersion, StateStore
 from pipelines import parent as parents
 from pipelines import recipe
@@ -173,6 +174,20 @@ def check(
         now,
         source_of(fam),
     )
+
+
+def answers(
+    aws: AwsFactory, settings: Settings, store: StateStore, families: Iterable[str], now: datetime
+) -> dict[str, Upstream | str]:
+    """Each family's answer, or why there is none: the report and ``status --upstream`` show it
+    beside what the store holds, so a parent that cannot be read costs one line, not the page."""
+    out: dict[str, Upstream | str] = {}
+    for name in families:
+        try:
+            out[name] = check(aws, settings, store, name, now)
+        except ImagefleetError as exc:
+            out[name] = exc.message
+    return out
 
 
 def skipping_line(answer: Upstream) -> str:
