@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
 
@@ -408,6 +408,8 @@ def status(family: str | None, with_upstream: bool) -> None:
         from pipelines import upstream
 
         answers = upstream.answers(obj.aws, settings, obj.store, families, obj.clock.now())
+    from pipelines.upstream_cli import answer_cell, answer_json
+
     lost = endpoint_memory.forgotten(
         obj.store
     )  # bases whose AMIs went with an earlier embedded endpoint
@@ -429,7 +431,7 @@ def status(family: str | None, with_upstream: bool) -> None:
                     "regions": sorted(base.amis) if base else [],
                     "lost": bool(base and base.ref in lost),
                     "parent_ami": base.source_ami if base else None,
-                    "upstream": _upstream_json(answers.get(fam)),
+                    "upstream": answer_json(answers.get(fam)),
                 }
             )
     obj.out.result(
@@ -446,32 +448,12 @@ def status(family: str | None, with_upstream: bool) -> None:
                     r["parent_ami"] or "-",
                     r["age"] or "-",
                     ", ".join(r["regions"]) or "-",
-                    *([_upstream_cell(r["upstream"])] if with_upstream else []),
+                    *([answer_cell(r["upstream"])] if with_upstream else []),
                 )
                 for r in rows
             ],
         ),
     )
-
-
-def _upstream_json(answer: Any) -> dict[str, Any] | str | None:
-    return answer if answer is None or isinstance(answer, str) else dict(answer.to_dict())
-
-
-def _upstream_cell(answer: dict[str, Any] | str | None) -> str:
-    """The family's upstream answer in a few words (``imagefleet upstream`` has the reasons)."""
-    if answer is None:
-        return "-"
-    if isinstance(answer, str):
-        return f"unknown: {answer}"
-    if not answer["outdated"]:
-        return "up to date"
-    found = [
-        word
-        for word, key in (("moved", "moved"), ("recipe", "recipe_changed"), ("too old", "too_old"))
-        if answer[key]
-    ]
-    return "OUTDATED" + (f" ({', '.join(found)})" if found else " (no base)")
 
 
 @click.command()

@@ -6,7 +6,7 @@ The command parses, calls ``upstream.check`` per family, and renders. It only re
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,26 @@ def _age(u: Upstream) -> str:
         return "-"
     age = human_age(timedelta(seconds=u.age_s))
     return f"{age} / {human_age(timedelta(seconds=u.max_age_s))}" if u.max_age_s else age
+
+
+def answer_json(answer: Any) -> dict[str, Any] | str | None:
+    return answer if answer is None or isinstance(answer, str) else dict(answer.to_dict())
+
+
+def answer_cell(answer: dict[str, Any] | str | None) -> str:
+    """The family's upstream answer in a few words (``imagefleet upstream`` has the reasons)."""
+    if answer is None:
+        return "-"
+    if isinstance(answer, str):
+        return f"unknown: {answer}"
+    if not answer["outdated"]:
+        return "up to date"
+    found = [
+        word
+        for word, key in (("moved", "moved"), ("recipe", "recipe_changed"), ("too old", "too_old"))
+        if answer[key]
+    ]
+    return "OUTDATED" + (f" ({', '.join(found)})" if found else " (no base)")
 
 
 def render(answers: list[Upstream]) -> RenderableType:
