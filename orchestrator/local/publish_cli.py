@@ -16,7 +16,8 @@ from orchestrator.schema import AMI_ID, PUBLIC_PARAMETER, REGION
 @click.option(
     "--region",
     type=Named(REGION, "REGION"),
-    help="Only this region (default: every configured region; with AMI, the first).",
+    help="Only this region (default: the regions of the families naming NAME, else every "
+    "configured one; with AMI, the first of them).",
 )
 @json_option
 def publish_command(name: str, ami: str | None, region: str | None) -> None:
@@ -30,11 +31,12 @@ def publish_command(name: str, ami: str | None, region: str | None) -> None:
     obj = get_context()
     if obj.settings.aws.endpoint_url is None:
         raise UsageError("local publish works only on the local endpoint (aws.endpoint_url)")
-    regions = (
-        [region]
-        if region
-        else list(obj.settings.aws.regions[:1] if ami else obj.settings.aws.regions)
-    )
+    # the regions of the families that name it (where `local up` published it), else every one
+    naming = {
+        r for f in obj.settings.families.values() if f.source_parameter == name for r in f.regions
+    }
+    every = [r for r in obj.settings.aws.regions if r in naming] or list(obj.settings.aws.regions)
+    regions = [region] if region else every[:1] if ami else every
     rows = []
     for where in regions:
         previous = publisher.current(obj.aws, where, name)

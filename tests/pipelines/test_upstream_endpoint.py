@@ -1,0 +1,187 @@
+"""Rebaking when upstream moves, on the local endpoint: a parent named by an SSM public parameter
+that the endpoint's stand-in for the vendor publishes and moves (``local publish``), read over
+HTTP; ``imagefleet upstream``, ``status --upstream`` and ``run --if-changed`` deciding from it.
+
+The bases here are registered as a bake registers them (source AMI and recipe digest), without
+Packer, so the decisions take seconds; ``test_run_if_changed_bakes_once_per_upstream_move`` bakes
+for real."""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Any as Workspace  # the `workspace` fixture (tests/conftest.py)
+
+import pytest
+
+from orchestrator.errors import NotFoundError
+from orchestrator.local import publisher
+from orchestrator.store import BaseVersion, utcnow
+from pipelines import parent, recipe
+from pipelines.run import Job
+
+pytestmark = [pytest.mark.integration]
+
+CANONICAL_STOCK = "ami-785db401"  # moto's newest stock Canonical image (ubuntu 16.04)
+
+
+def parameter_of(ws: Workspace) -> str:
+    """A parameter of the test's own (tests of a module share the endpoint)."""
+    return f"/aws/service/canonical/test/{ws.family}/stable/current/amd64/hvm/ebs-gp3/ami-id"
+
+
+def use_parameter(ws: Workspace) -> str:
+    name = parameter_of(ws)
+    ws.edit(r"^source_filter = .*$", f'source_parameter = "{name}"')
+    ws.edit(
+        r"^regions = \[\"us-east-1\", \"us-west-2\"\]\ncohort", 'regions = ["us-east-1"]\ncohort'
+    )
+    return name
+
+
+def register_as_baked(ws: Workspace, version: int, source_ami: str) -> BaseVersion:
+    """A base as ``registry.register`` writes it: its parent AMI and its recipe's digest."""
+    ctx = ws.context()
+    fam = ctx.settings.family(ws.family)
+    base = BaseVersion(
+        family=ws.family,
+        version=version,
+        amis={"us-east-1": f"ami-0{version:015d}"},
+        source_ami=source_ami,
+        parent=version - 1 or None,
+        packer_run_id=f"{ws.family}-bake-{version}",
+        created_at=utcnow(),
+        recipe_digest=recipe.digest(fam),
+    )
+    ctx.store.put_base(base)
+    return base
+
+
+def test_the_parent_is_what_the_public_parameter_holds_now(aws: Any, aws_endpoint: str) -> None:
+    name = "/aws/service/canonical/ubuntu/server/99.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+    fam = type("Fam", (), {"name": "t", "source_ami": None, "source_parameter": name})()
+    with pytest.raises(NotFoundError, match="no SSM parameter"):
+        parent.resolve(aws, fam, "us-east-1")
+    assert publisher.publish(aws_endpoint, "us-east-1", name, CANONICAL_STOCK) == 1
+    assert publisher.publish(aws_endpoint, "us-east-1", name, CANONICAL_STOCK) == 1  # unchanged
+    assert parent.resolve(aws, fam, "us-east-1") == CANONICAL_STOCK
+    new = publisher.new_release(aws, "us-east-1", CANONICAL_STOCK, "ubuntu-next")
+    assert publisher.publish(aws_endpoint, "us-east-1", name, new) == 2
+    assert parent.resolve(aws, fam, "us-east-1") == new
+    # read in every account, as a public parameter is; written by none (SSM refuses /aws/)
+    ssm = aws.client("ssm", "us-east-1")
+    assert ssm.get_parameter(Name=name)["Parameter"]["Version"] == 2
+    with pytest.raises(Exception, match="aws"):
+        ssm.put_parameter(Name=name, Value=new, Type="String", Overwrite=True)
+    with pytest.raises(NotFoundError):  # per region, as on AWS
+        parent.resolve(aws, fam, "us-west-2")
+    publisher.publish(aws_endpoint, "us-east-1", name, "not-an-ami")
+    with pytest.raises(NotFoundError, match="not an AMI id"):
+        parent.resolve(aws, fam, "us-east-1")
+    # moto's own public parameters (Amazon Linux's) are served as before
+    al2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    fam.source_parameter = al2023
+    assert parent.resolve(aws, fam, "us-east-1").startswith("ami-")
+
+
+def test_upstream_and_status_follow_the_parameter_and_the_recipe(workspace: Workspace) -> None:
+    ws, fam = workspace, workspace.family
+    name = use_parameter(ws)
+    r = ws.run("local", "publish", name)  # nothing to copy yet
+    assert r.code == 2 and "holds nothing in us-east-1 yet" in r.stderr
+    r = ws.run("local", "publish", name, CANONICAL_STOCK, "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["published"] == [
+        {
+            "region": "us-east-1",
+            "name": name,
+            "previous": None,
+            "value": CANONICAL_STOCK,
+            "version": 1,
+        }
+    ]
+    (first,) = ws.run("upstream", fam, "--json").json()
+    assert first["outdated"] and first["newest"] is None and first["parent"] == CANONICAL_STOCK
+    register_as_baked(ws, 1, CANONICAL_STOCK)
+
+    r = ws.run("upstream", fam, "--json", "--exit-code")
+    assert r.code == 0, r.stderr
+    (now,) = r.json()
+    assert (now["parent"], now["baked_from"], now["newest"]) == (
+        CANONICAL_STOCK,
+        CANONICAL_STOCK,
+        1,
+    )
+    assert not (now["moved"] or now["recipe_changed"] or now["too_old"] or now["outdated"])
+    assert "up to date" in ws.run("upstream", fam).stdout
+
+    # the vendor releases: a new image, the parameter moves
+    r = ws.run("local", "publish", name, "--json")
+    assert r.code == 0, r.stderr
+    (moved,) = r.json()["published"]
+    assert moved["previous"] == CANONICAL_STOCK and moved["value"] != CANONICAL_STOCK
+    r = ws.run("upstream", fam, "--json", "--exit-code")
+    assert r.code == 1 and f"outdated upstream: {fam}" in r.stderr
+    (after,) = r.json()
+    assert after["moved"] and after["outdated"] and after["parent"] == moved["value"]
+    assert after["reasons"] == [
+        f"upstream moved: {name} names {moved['value']} now; {fam}:1 was baked from "
+        f"{CANONICAL_STOCK}"
+    ]
+    rows = ws.run("status", "--family", fam, "--upstream", "--json").json()
+    assert {r["parent_ami"] for r in rows if r["stage"] == "unstable"} == {CANONICAL_STOCK}
+    assert all(r["upstream"]["moved"] for r in rows)
+    assert "OUTDATED (moved)" in ws.run("status", "--family", fam, "--upstream").stdout
+    assert all(r["upstream"] is None for r in ws.run("status", "--json").json())
+
+    # the team edits its template: the recipe changed as well
+    template = ws.root / "packer" / "demo.pkr.hcl"
+    template.write_text(template.read_text() + "\n# a comment is a change of the recipe\n")
+    (edited,) = ws.run("upstream", fam, "--json").json()
+    assert edited["recipe_changed"] and edited["recipe"] != edited["baked_recipe"]
+
+
+def test_run_if_changed_with_nothing_changed_touches_nothing(workspace: Workspace) -> None:
+    ws, fam = workspace, workspace.family
+    name = use_parameter(ws)
+    assert ws.run("local", "publish", name, CANONICAL_STOCK).code == 0
+    register_as_baked(ws, 1, CANONICAL_STOCK)
+    store = ws.context().store
+    audit = len(store.audit_trail(fam))
+    r = ws.run("run", fam, "--if-changed", "--json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["baked"] is False and doc["steps"] == [] and doc["upstream"]["outdated"] is False
+    assert doc["skipped"].startswith(
+        f"{fam} is up to date: {fam}:1 was baked from {CANONICAL_STOCK}"
+    )
+    text = ws.run("run", fam, "--if-changed")
+    assert text.code == 0 and "nothing to do" in text.stdout
+    assert store.operations(kind="run") == [] and store.leases() == []
+    assert len(store.audit_trail(fam)) == audit
+    assert [b.version for b in store.bases(fam)] == [1]
+
+
+def test_a_run_racing_another_does_not_bake_the_same_move_twice(workspace: Workspace) -> None:
+    """Two hourly runs see upstream move at once; the first bakes. The second, having decided
+    before the lease, decides again under it and finds the move baked."""
+    ws, fam = workspace, workspace.family
+    name = use_parameter(ws)
+    assert ws.run("local", "publish", name, CANONICAL_STOCK).code == 0
+    register_as_baked(ws, 1, "ami-0123456789abcdef0")  # an older parent: upstream moved since
+
+    class Second(Job):
+        seen: list[bool] = []
+
+        def upstream(self) -> Any:
+            answer = super().upstream()
+            self.seen.append(answer.outdated)
+            if len(self.seen) == 1:  # meanwhile the first run bakes and registers the move
+                register_as_baked(ws, 2, CANONICAL_STOCK)
+            return answer
+
+    ctx = ws.context()
+    result = Second(ctx, fam, if_changed=True).execute()
+    assert Second.seen == [True, False]
+    assert result.skipped and result.version == 2
+    assert [b.version for b in ctx.store.bases(fam)] == [1, 2]  # nothing baked by the second
+    assert ctx.store.operations(kind="run") == []
