@@ -231,7 +231,8 @@ class Job:
             return None
         answer = self.upstream()
         if answer.outdated:
-            self.announce(f"{self.family} is outdated: " + "; ".join(answer.reasons))
+            if self._decided is None:  # said once, though decided before the lease and under it
+                self.announce(f"{self.family} is outdated: " + "; ".join(answer.reasons))
             self._decided = answer
             return None
         result = JobResult("", self.family, answer.newest, False, upstream=answer)
@@ -260,6 +261,8 @@ class Job:
             skip = self._unchanged()
             if skip is not None:
                 return skip
+            if self.if_changed:
+                self._supersede(store)
             op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
             op = Operation(
                 store,
@@ -303,6 +306,23 @@ class Job:
                 details={"operation": op.id, "stopped_after": result.stopped_after},
             )
             return result
+
+    def _supersede(self, store: StateStore) -> None:
+        """An unfinished job that baked already baked what upstream has moved past: close it (as
+        ``--abandon`` does, audited), so this run bakes anew. One killed before its bake is
+        finished goes on, and its bake takes the parent upstream names now."""
+        op_id = self._pending()
+        done = store.step(op_id, "bake") if op_id else None
+        if op_id and done and done["status"] == "done":
+            store.finish_operation(op_id, "aborted")
+            reasons = self._decided.reasons if self._decided else []
+            store.audit(
+                self.ctx.actor,
+                "run-superseded",
+                self.family,
+                details={"operation": op_id, "reasons": reasons},
+            )
+            self.announce(f"closed the unfinished job {op_id}: its base is outdated upstream")
 
     def abandon(self) -> str | None:
         """Close the family's unfinished job (its finished steps stay as they are); a run starts

@@ -1,4 +1,5 @@
-"""Is a family due a rebake: ``pipelines.upstream.decide`` and the recipe's digest, on plain data."""
+"""Is a family due a rebake: ``pipelines.upstream.decide`` and the recipe's digest, on plain
+data."""
 
 from __future__ import annotations
 

@@ -169,19 +169,50 @@ def test_a_run_racing_another_does_not_bake_the_same_move_twice(workspace: Works
     assert ws.run("local", "publish", name, CANONICAL_STOCK).code == 0
     register_as_baked(ws, 1, "ami-0123456789abcdef0")  # an older parent: upstream moved since
 
-    class Second(Job):
-        seen: list[bool] = []
+    seen: list[bool] = []
 
+    class Second(Job):
         def upstream(self) -> Any:
             answer = super().upstream()
-            self.seen.append(answer.outdated)
-            if len(self.seen) == 1:  # meanwhile the first run bakes and registers the move
+            seen.append(answer.outdated)
+            if len(seen) == 1:  # meanwhile the first run bakes and registers the move
                 register_as_baked(ws, 2, CANONICAL_STOCK)
             return answer
 
     ctx = ws.context()
     result = Second(ctx, fam, if_changed=True).execute()
-    assert Second.seen == [True, False]
+    assert seen == [True, False]
     assert result.skipped and result.version == 2
     assert [b.version for b in ctx.store.bases(fam)] == [1, 2]  # nothing baked by the second
     assert ctx.store.operations(kind="run") == []
+
+
+@pytest.mark.packer
+@pytest.mark.slow  # two real bakes and their image tests
+def test_run_if_changed_bakes_once_per_upstream_move(workspace: Workspace) -> None:
+    ws, fam = workspace, workspace.family
+    name = use_parameter(ws)
+    ws.edit(r"^cohort_instance_types = .*$", 'cohort_instance_types = ["t3.micro"]')
+    assert ws.run("local", "publish", name, CANONICAL_STOCK).code == 0
+    r = ws.run("run", fam, "--if-changed", "--until", "unstable", "--json")
+    assert r.code == 0, r.stderr
+    first = r.json()
+    assert first["baked"] is True and first["version"] == 1
+    assert first["upstream"]["reasons"] == [f"{fam} has no base yet: its first bake is due"]
+    base = ws.context().store.get_base(fam, 1)
+    assert base.source_ami == CANONICAL_STOCK
+    assert base.recipe_digest == recipe.digest(ws.context().settings.family(fam))
+    assert ws.run("run", fam, "--if-changed", "--json").json()["baked"] is False
+
+    moved = ws.run("local", "publish", name, "--json").json()["published"][0]["value"]
+    r = ws.run("run", fam, "--if-changed", "--until", "unstable", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["baked"] is True and r.json()["version"] == 2
+    assert r.json()["upstream"]["moved"] is True
+    store = ws.context().store
+    assert store.get_base(fam, 2).source_ami == moved
+    # the first job (open after --until) baked what upstream moved past: closed, audited
+    assert sorted(op["status"] for op in store.operations(kind="run")) == ["aborted", "running"]
+    assert [e.action for e in store.audit_trail(fam)].count("run-superseded") == 1
+    again = ws.run("run", fam, "--if-changed", "--json").json()
+    assert again["baked"] is False and again["version"] == 2
