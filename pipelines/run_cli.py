@@ -51,9 +51,16 @@ def run_command(
     if if_changed and abandon:
         raise UsageError("--if-changed: not with --abandon")
     if dry_run:
-        plan = Job(obj, family, until=until).preview()
+        job = Job(obj, family, until=until, if_changed=if_changed)
+        plan = job.preview()
+        decided = job.upstream() if if_changed else None  # what --if-changed would decide now
         obj.out.result(
-            {"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]},
+            {
+                "family": family,
+                "dry_run": True,
+                "steps": [p.to_dict() for p in plan],
+                **({"upstream": decided.to_dict()} if decided else {}),
+            },
             lambda: table(
                 ["step", "what", "gates", "estimate", "waits for", "note"],
                 [
@@ -74,7 +81,14 @@ def run_command(
                     )
                     for p in plan
                 ],
-                title=f"imagefleet run {family}" + (f" --until {until}" if until else ""),
+                title=f"imagefleet run {family}"
+                + (f" --until {until}" if until else "")
+                + (
+                    ""
+                    if decided is None
+                    else " --if-changed: "
+                    + ("; ".join(decided.reasons) if decided.outdated else "nothing to do")
+                ),
             ),
         )
         return

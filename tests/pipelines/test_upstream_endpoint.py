@@ -156,6 +156,8 @@ def test_run_if_changed_with_nothing_changed_touches_nothing(workspace: Workspac
     )
     text = ws.run("run", fam, "--if-changed")
     assert text.code == 0 and "nothing to do" in text.stdout
+    plan = ws.run("run", fam, "--if-changed", "--dry-run", "--json").json()
+    assert plan["upstream"]["outdated"] is False and plan["steps"][0]["step"] == "bake"
     assert store.operations(kind="run") == [] and store.leases() == []
     assert len(store.audit_trail(fam)) == audit
     assert [b.version for b in store.bases(fam)] == [1]
