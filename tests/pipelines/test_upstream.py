@@ -160,3 +160,24 @@ def test_the_digest_follows_what_decides_the_build(recipe_dir: Path) -> None:
     changed["manifest"] = recipe.digest(family(recipe_dir))
     assert d0 not in changed.values()
     assert len(set(changed.values())) == len(changed)
+
+
+# --- where it is shown ---------------------------------------------------------------------------
+def test_the_family_page_shows_each_parent_and_whether_upstream_moved(tmp_path: Path) -> None:
+    from orchestrator import report
+    from orchestrator.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    for b in (base(1), base(2, source=MOVED)):
+        store.put_base(replace(b, family="web"))
+    store.put_base(replace(base(1), family="db"))
+    moved = decide("web", "ami-0cccccccc3333", store.bases("web"), RECIPE, None, NOW, "/aws/x")
+    current = decide("db", PARENT, store.bases("db"), RECIPE, None, NOW)
+    site = report.build(
+        store, tmp_path / "site", upstream={"web": moved, "db": current, "api": "unknown"}
+    )
+    web = " ".join((site.out / "family-web.html").read_text().split())
+    assert f"<code>{PARENT}</code>" in web and f"<code>{MOVED}</code>" in web  # each base's parent
+    assert "outdated</span> upstream moved: /aws/x names ami-0cccccccc3333 now" in web
+    db = " ".join((site.out / "family-db.html").read_text().split())
+    assert f"up to date: the parent upstream names now, <code>{PARENT}</code>" in db
