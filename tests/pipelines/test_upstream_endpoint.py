@@ -218,3 +218,15 @@ def test_run_if_changed_bakes_once_per_upstream_move(workspace: Workspace) -> No
     assert [e.action for e in store.audit_trail(fam)].count("run-superseded") == 1
     again = ws.run("run", fam, "--if-changed", "--json").json()
     assert again["baked"] is False and again["version"] == 2
+
+
+def test_local_up_publishes_each_family_s_parameter_once(workspace: Workspace) -> None:
+    ws = workspace
+    name = use_parameter(ws)
+    ctx = ws.context()
+    assert publisher.seed(ctx.aws, ctx.settings) == [
+        {"name": name, "region": "us-east-1", "value": CANONICAL_STOCK}
+    ]
+    assert publisher.seed(ctx.aws, ctx.settings) == []  # published already: left as it is
+    (answer,) = ws.run("upstream", ws.family, "--json").json()
+    assert answer["parent"] == CANONICAL_STOCK and answer["source"] == name
