@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator.clock import human_duration
 from orchestrator.context import Context
 from orchestrator.engine import Operation
-from orchestrator.errors import ImagefleetError, RefusedError, UsageError
+from orchestrator.errors import ImagefleetError, LeaseHeldError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
 from pipelines import imagetest, imagetest_cohorts, reservations
@@ -246,6 +246,21 @@ class Job:
         skip = self._unchanged()
         if skip is not None:
             return skip
+        try:
+            return self._execute_held()
+        except LeaseHeldError as exc:
+            if not (self.if_changed and exc.lease.name == leases.lease_name("run", self.family)):
+                raise
+            # a job of the family is in progress (a soak, a canary): the next check decides again
+            result = JobResult("", self.family, None, False, upstream=self._decided)
+            result.skipped = (
+                f"{self.family} is outdated upstream, but a run of it is in progress: "
+                f"{exc.message}; the next --if-changed after it ends decides again"
+            )
+            return result
+
+    def _execute_held(self) -> JobResult:
+        """The job under the family's ``run`` lease."""
         with leases.hold(
             self.ctx.store,
             [leases.lease_name("run", self.family)],

@@ -230,3 +230,31 @@ def test_local_up_publishes_each_family_s_parameter_once(workspace: Workspace) -
     assert publisher.seed(ctx.aws, ctx.settings) == []  # published already: left as it is
     (answer,) = ws.run("upstream", ws.family, "--json").json()
     assert answer["parent"] == CANONICAL_STOCK and answer["source"] == name
+
+
+def test_run_if_changed_while_a_run_is_in_progress_says_so_and_exits_0(
+    workspace: Workspace,
+) -> None:
+    """An hourly check during another run's soak or canary is no failure: it says why it waits."""
+    from orchestrator.store import leases
+
+    ws, fam = workspace, workspace.family
+    name = use_parameter(ws)
+    assert ws.run("local", "publish", name, CANONICAL_STOCK).code == 0
+    register_as_baked(ws, 1, "ami-0123456789abcdef0")  # upstream moved since
+    ctx = ws.context()
+    with leases.hold(
+        ctx.store,
+        [leases.lease_name("run", fam)],
+        clock=ctx.clock,
+        actor="arn:aws:iam::123456789012:user/other",
+        command=f"run {fam}",
+    ):
+        r = ws.run("run", fam, "--if-changed", "--json")
+        assert r.code == 0, r.stderr
+        doc = r.json()
+        assert doc["baked"] is False and doc["upstream"]["moved"] is True
+        assert "a run of it is in progress" in doc["skipped"]
+        plain = ws.run("run", fam)  # without --if-changed a held lease is a refusal, as before
+        assert plain.code == 1 and "is held by" in plain.stderr
+    assert [b.version for b in ctx.store.bases(fam)] == [1]
