@@ -78,7 +78,7 @@ class JobResult:
             "baked": self.skipped is None,
             "skipped": self.skipped,
             "upstream": self.upstream.to_dict() if self.upstream else None,
-            "operation": self.op_id,
+            "operation": self.op_id or None,  # None: --if-changed started no job
             "family": self.family,
             "version": self.version,
             "ref": f"{self.family}:{self.version}" if self.version else None,

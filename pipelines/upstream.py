@@ -192,18 +192,13 @@ def answers(
 
 def skipping_line(answer: Upstream) -> str:
     """Why ``run --if-changed`` bakes nothing: one line an hourly scheduler's log can keep."""
-    ref = f"{answer.family}:{answer.newest}"
-    age = (
-        f", {human_age(timedelta(seconds=answer.age_s))} old"
-        + (
-            f" (max_age {human_age(timedelta(seconds=answer.max_age_s))})"
-            if answer.max_age_s
-            else ""
-        )
-        if answer.age_s is not None
-        else ""
-    )
+    age = ""
+    if answer.age_s is not None:
+        age = f", {human_age(timedelta(seconds=answer.age_s))} old"
+        if answer.max_age_s:
+            age += f" (max_age {human_age(timedelta(seconds=answer.max_age_s))})"
     return (
-        f"{answer.family} is up to date: {ref} was baked from {answer.baked_from}, the parent "
-        f"upstream names now, with the current recipe{age}; nothing to do"
+        f"{answer.family} is up to date: {answer.family}:{answer.newest} was baked from "
+        f"{answer.baked_from}, the parent upstream names now, with the current recipe{age}; "
+        "nothing to do"
     )

@@ -90,8 +90,9 @@ def seed(aws: AwsFactory, settings: Settings) -> list[dict[str, Any]]:
     seeded: list[dict[str, Any]] = []
     for family in settings.families.values():
         name = family.source_parameter
-        for region in family.regions if name else ():
-            assert name is not None
+        if name is None:
+            continue
+        for region in family.regions:
             if current(aws, region, name) is not None:
                 continue
             ami = stock_image(aws, region, family.architecture)
