@@ -258,3 +258,13 @@ def test_run_if_changed_while_a_run_is_in_progress_says_so_and_exits_0(
         plain = ws.run("run", fam)  # without --if-changed a held lease is a refusal, as before
         assert plain.code == 1 and "is held by" in plain.stderr
     assert [b.version for b in ctx.store.bases(fam)] == [1]
+
+
+def test_a_source_filter_family_is_checked_as_its_bake_resolves_it(workspace: Workspace) -> None:
+    ws, fam = workspace, workspace.family  # init's family: the newest Canonical image by filter
+    register_as_baked(ws, 1, CANONICAL_STOCK)
+    (answer,) = ws.run("upstream", fam, "--json").json()
+    assert answer["parent"] == CANONICAL_STOCK and answer["outdated"] is False
+    assert (
+        answer["source"] == "the newest image named ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*"
+    )
