@@ -5,6 +5,7 @@ The command parses, calls ``upstream.check`` per family, and renders. It only re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import click
 from orchestrator import schema
 from orchestrator.cli_support import Named, get_context, json_option
 from orchestrator.clock import human_age
-from orchestrator.errors import RefusedError
+from orchestrator.errors import ImagefleetError, RefusedError
 from orchestrator.output import table
 
 if TYPE_CHECKING:
@@ -53,8 +54,11 @@ def answer_cell(answer: dict[str, Any] | str | None) -> str:
     return "OUTDATED" + (f" ({', '.join(found)})" if found else " (no base)")
 
 
-def render(answers: list[Upstream]) -> RenderableType:
-    """The table, then each outdated family's reasons, one line each."""
+def render(
+    answers: Sequence[Upstream], failed: Sequence[tuple[str, ImagefleetError]] = ()
+) -> RenderableType:
+    """The table, then each outdated family's reasons and each unreadable one's error, a line
+    each."""
     from rich.console import Group
     from rich.text import Text
 
@@ -82,6 +86,7 @@ def render(answers: list[Upstream]) -> RenderableType:
         "outdated",
     ]
     reasons = [Text(f"{u.family}: {r}") for u in answers for r in u.reasons]
+    reasons += [Text(f"{name}: cannot tell: {exc.message}") for name, exc in failed]
     return Group(table(columns, rows), *reasons)
 
 
@@ -103,8 +108,19 @@ def upstream_command(family: str | None, exit_code: bool) -> None:
     obj = get_context()
     names = [obj.settings.family(family).name] if family else sorted(obj.settings.families)
     now = obj.clock.now()
-    answers = [upstream.check(obj.aws, obj.settings, obj.store, name, now) for name in names]
-    obj.out.result([u.to_dict() for u in answers], lambda: render(answers))
+    answers: list[Upstream] = []
+    failed: list[tuple[str, ImagefleetError]] = []  # a family whose parent cannot be read
+    for name in names:
+        try:
+            answers.append(upstream.check(obj.aws, obj.settings, obj.store, name, now))
+        except ImagefleetError as exc:
+            failed.append((name, exc))
+    obj.out.result(
+        [u.to_dict() for u in answers] + [{"family": n, "error": e.message} for n, e in failed],
+        lambda: render(answers, failed),
+    )
+    if failed:  # the others are shown; the command ends as the first failure does
+        raise failed[0][1]
     outdated = [u.family for u in answers if u.outdated]
     if exit_code and outdated:
         raise RefusedError(

@@ -268,3 +268,20 @@ def test_a_source_filter_family_is_checked_as_its_bake_resolves_it(workspace: Wo
     assert (
         answer["source"] == "the newest image named ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*"
     )
+
+
+def test_a_family_whose_parent_cannot_be_read_is_named_and_the_others_shown(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    missing = f"/aws/service/canonical/test/{ws.family}/never-published/ami-id"
+    ws.config.write_text(
+        ws.config.read_text()
+        + f'\n[families.zz]\nos = "ubuntu-24.04"\ntemplate = "packer/demo.pkr.hcl"\n'
+        f'source_parameter = "{missing}"\nregions = ["us-east-1"]\n'
+    )
+    r = ws.run("upstream", "--json")
+    assert r.code == 2 and f"families.zz.source_parameter: no SSM parameter {missing}" in r.stderr
+    by_family = {d["family"]: d for d in r.json()}
+    assert by_family[ws.family]["parent"] == CANONICAL_STOCK and "error" in by_family["zz"]
+    assert "zz: cannot tell: families.zz.source_parameter" in ws.run("upstream").stdout
