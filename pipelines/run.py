@@ -32,6 +32,7 @@ from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
 from pipelines.publish import parameter_name
 from pipelines.upstream import Upstream, skipping_line
+from pipelines.upstream import check as check_upstream
 
 STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
 UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
@@ -220,10 +221,9 @@ class Job:
             canary_config.from_settings(self.settings)
 
     def upstream(self) -> Upstream:
-        from pipelines import upstream
-
+        """What ``--if-changed`` decides from (``pipelines.upstream``): reads only."""
         ctx = self.ctx
-        return upstream.check(ctx.aws, self.settings, ctx.store, self.family, ctx.clock.now())
+        return check_upstream(ctx.aws, self.settings, ctx.store, self.family, ctx.clock.now())
 
     def _unchanged(self) -> JobResult | None:
         """With ``--if-changed``: the result of a run that has nothing to do, or None to run."""
