@@ -122,6 +122,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.run_cli:run_command",
         "The main job: bake → tests → perf → candidate → canary → release.",
     ),
+    "upstream": (
+        "pipelines.upstream_cli:upstream_command",
+        "Is each family due a rebake: upstream moved, recipe changed, base too old.",
+    ),
     "changelog": (
         "changelog.cli:changelog_group",
         "Changelogs between bases or package manifests.",
@@ -336,19 +340,28 @@ def report_command(out_dir: Path) -> None:
     """Write the report site: families, stage history, bases and their changelogs, perf runs, canary
     rollouts, retrospectives, audit."""
     from orchestrator import report
-    from pipelines import scorecard
+    from pipelines import scorecard, upstream
 
     obj = get_context()
+    now = obj.clock.now()
+    # each configured family's parent now against its newest base's (read from AWS)
+    try:
+        answers = upstream.answers(
+            obj.aws, obj.settings, obj.store, sorted(obj.settings.families), now
+        )
+    except ImagefleetError as exc:  # no AWS to ask (the local endpoint is down): said per family
+        answers = dict.fromkeys(obj.settings.families, exc.message)
     # The command's clock: on the demo's virtual clock, the times read from it say so. The
-    # scorecard comes from the store and the latest fleet snapshot: the report makes no AWS call
-    # for it (changelog pages read the published JSON back from S3, only when a base has one).
-    card = scorecard.for_report(obj.store, obj.settings, obj.clock.now())
+    # scorecard comes from the store, the latest fleet snapshot and the upstream answers above;
+    # changelog pages read the published JSON back from S3, only when a base has one.
+    card = scorecard.for_report(obj.store, obj.settings, now, upstream=answers)
     site = report.build(
         obj.store,
         out_dir,
-        now=obj.clock.now(),
+        now=now,
         clock_label=obj.clock.label,
         scorecard=card,
+        upstream=answers,
         **report_sections(obj.store, lambda: obj.aws),
     )
     obj.out.result(

@@ -119,8 +119,10 @@ FAMILY = s.Table(
         "architecture": s.Choice("x86_64", options=("x86_64", "arm64")),
         "variables": s.Map({}, key=_VARIABLE, value=_Scalar()),
         "var_files": s.List((), item=s.Str(pattern=_PATH), what="a list of Packer -var-file paths"),
+        # the parent image: exactly one of source_ami, source_filter and source_parameter
         "source_ami": s.Str(None, s.AMI_ID),
-        "source_filter": SOURCE_FILTER,  # exactly one of source_ami and source_filter
+        "source_filter": SOURCE_FILTER,
+        "source_parameter": s.Str(None, s.PUBLIC_PARAMETER),
         "regions": s.List(None, item=_REGIONS.item, what=_REGIONS.what),  # None: [aws].regions
         "cohort_instance_types": s.List(
             ("t3.micro",),
@@ -260,6 +262,7 @@ class FamilySettings:
     deprecate_after: int = 30 * 86400  # seconds out of retention before its AMIs are disabled
     deregister_after: int = 14 * 86400  # seconds disabled before they are deregistered
     max_age: int | None = None  # seconds; a release older than this is due a rebake
+    source_parameter: str | None = None  # an SSM public parameter naming the parent AMI
 
 
 @dataclass(frozen=True)
@@ -430,8 +433,13 @@ def _family(
     """One ``[families.NAME]`` table, read by ``FAMILY``, with the checks that span keys."""
     dotted = f"families.{name}"
     source_filter = raw.get("source_filter")  # as written: bake passes it to DescribeImages as is
-    if (fam["source_ami"] is None) == (source_filter is None):
-        raise w.error(dotted, "exactly one of 'source_ami' or 'source_filter'", show_got=False)
+    named = [fam["source_ami"], source_filter, fam["source_parameter"]]
+    if sum(x is not None for x in named) != 1:
+        raise w.error(
+            dotted,
+            "exactly one of 'source_ami', 'source_filter' or 'source_parameter'",
+            show_got=False,
+        )
     fam_regions = regions if fam["regions"] is None else fam["regions"]
     stray = [r for r in fam_regions if r not in regions]
     if stray or not fam_regions:
@@ -446,6 +454,7 @@ def _family(
         variables=fam["variables"],
         source_ami=fam["source_ami"],
         source_filter=source_filter,
+        source_parameter=fam["source_parameter"],
         regions=tuple(fam_regions),
         cohort_instance_types=fam["cohort_instance_types"],
         manifest=_optional_under(base, fam["manifest"]),

@@ -138,6 +138,17 @@ class RunPage(Protocol):
     ) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict
 
 
+class UpstreamPage(Protocol):
+    """Whether a family is due a rebake, as its page draws it (``pipelines.upstream.Upstream``)."""
+
+    @property
+    def parent(self) -> str | None: ...
+    @property
+    def outdated(self) -> bool: ...
+    @property
+    def reasons(self) -> Sequence[str]: ...
+
+
 @dataclass
 class Site:
     out: Path
@@ -341,15 +352,17 @@ def build(
     clock_label: str = WALL,
     scorecard: ScorecardPage | None = None,
     changelog_bodies: Mapping[str, Mapping[str, ChangelogBody]] | None = None,
+    upstream: Mapping[str, UpstreamPage | str] | None = None,
 ) -> Site:
     """Write the site into a fresh directory beside ``out`` and move it into place as ``out``.
 
     The areas' records come in typed (``rollouts`` from the canary, ``runs`` from perf,
     ``retros``, ``fleet`` and the hygiene ``scorecard`` from pipelines, each base's
     ``changelogs`` by ref from changelog, with the ``changelog_bodies`` read back from where they
-    were published): the command's mounting (``imagefleet.cli``) asks each area for them. ``now``
-    and ``clock_label`` are the command's clock (``Clock.label``): on a virtual clock every time
-    read from it (generated at, analysis windows) says so.
+    were published, each family's ``upstream`` answer, or why there is none, from pipelines):
+    the command's mounting (``imagefleet.cli``) asks each area for them. ``now`` and
+    ``clock_label`` are the command's clock (``Clock.label``): on a virtual clock every time read
+    from it (generated at, analysis windows) says so.
 
     Nothing is written through a path someone else prepared: a symbolic link at or inside ``out``
     is refused (exit 2, naming it), the pages go into a new private directory, and the finished
@@ -392,6 +405,7 @@ def build(
                 clock_label=clock_label,
                 scorecard=scorecard,
                 changelog_bodies=changelog_bodies or {},
+                upstream=upstream or {},
             )
         ]
         _swap(staging, out)
@@ -428,6 +442,7 @@ def _write(
     fleet: FleetPage | None,
     changelogs: Mapping[str, Mapping[str, ChangelogPage]],
     changelog_bodies: Mapping[str, Mapping[str, ChangelogBody]],
+    upstream: Mapping[str, UpstreamPage | str],
     clock_label: str = WALL,
     scorecard: ScorecardPage | None = None,
 ) -> list[Path]:
@@ -492,6 +507,7 @@ def _write(
             retros=by_family[fam]["retros"],
             changelogs=changelogs,
             changelog_pages=changelog_pages,
+            upstream=upstream.get(fam),
         )
     (out / "changelogs").mkdir(exist_ok=True)
     for b in bases:

@@ -71,6 +71,13 @@ ROLE_ARN = Pattern(
     "an IAM role ARN like 'arn:aws:iam::123456789012:role/NAME'",
 )
 AMI_ID = Pattern(r"ami-[0-9a-f]{8,17}", "an AMI id like 'ami-0abc1234'")
+# An SSM public parameter, as AWS and the OS vendors publish them: under /aws/service/, each part
+# of letters, digits, '.', '_' or '-' (within SSM's own limit of 2048 characters for a name)
+PUBLIC_PARAMETER = Pattern(
+    r"/aws/service(/[A-Za-z0-9._-]{1,200}){1,10}",
+    "an SSM public parameter name like '/aws/service/canonical/ubuntu/server/24.04/stable/"
+    "current/amd64/hvm/ebs-gp3/ami-id'",
+)
 INSTANCE_TYPE = Pattern(
     r"[a-z][a-z0-9-]{0,30}\.[a-z0-9-]{1,30}", "an instance type like 'm5.large'"
 )

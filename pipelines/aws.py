@@ -190,6 +190,15 @@ def get_parameter(aws: AwsFactory, region: str, name: str) -> str:
     return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
 
 
+def public_parameter(aws: AwsFactory, region: str, name: str) -> str | None:
+    """An SSM public parameter's value (``/aws/service/...``, published by AWS or an OS vendor such
+    as Canonical); None when the region has no such parameter."""
+    try:
+        return get_parameter(aws, region, name)
+    except NotFoundError:
+        return None
+
+
 def delete_parameter(aws: AwsFactory, region: str, name: str) -> None:
     aws.client("ssm", region).delete_parameter(Name=name)
 

@@ -36,8 +36,7 @@ from orchestrator.inputs import read_bounded
 from orchestrator.local.processes import ProcessRecord
 from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
-from pipelines import aws as adapter
-from pipelines import registry, reservations
+from pipelines import parent, recipe, registry, reservations
 from pipelines.gc import sweep as gc
 from pipelines.packer import contract
 from pipelines.packer import machine_readable as mr
@@ -72,6 +71,7 @@ class BakeResult:
     warnings: list[str] = field(default_factory=list)
     builds: dict[str, dict[str, str]] = field(default_factory=dict)  # build -> region -> AMI
     architectures: dict[str, dict[str, str]] = field(default_factory=dict)  # arch -> region -> AMI
+    recipe_digest: str = ""  # pipelines.recipe: what decided the build, apart from the parent
 
 
 @dataclass
@@ -87,6 +87,7 @@ class Prepared:
     bake_dir: Path
     warnings: list[str]
     secret_file: Path | None = None  # credential variables: owner-only, removed when the bake ends
+    recipe_digest: str = ""
 
     def forget_secrets(self) -> None:
         if self.secret_file is not None:
@@ -108,24 +109,8 @@ def parse_vars(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def resolve_source_ami(aws: AwsFactory, family: FamilySettings, region: str) -> str:
-    """The family's source AMI: fixed, or the newest image matching its source filter."""
-    if family.source_ami:
-        return family.source_ami
-    flt = family.source_filter or {}
-    filters = [
-        {"Name": "name", "Values": [flt["name"]]},
-        {"Name": "state", "Values": ["available"]},
-    ]
-    for key, value in (flt.get("tags") or {}).items():
-        filters.append({"Name": f"tag:{key}", "Values": [str(value)]})
-    images = adapter.find_images(aws, region, filters, owners=list(flt.get("owners") or ["self"]))
-    if not images:
-        raise NotFoundError(
-            f"no source AMI in {region} matches families.{family.name}.source_filter {flt}",
-            hint="check the filter's name pattern and owners (moto's stock images include "
-            "Canonical's)",
-        )
-    return max(images, key=lambda i: (i.creation_date, i.ami)).ami
+    """The family's source AMI: fixed, the newest image matching its filter, or its parameter's."""
+    return parent.resolve(aws, family, region)
 
 
 def template_arg(template: Path, cwd: Path) -> str:
@@ -205,6 +190,7 @@ def prepare(
         bake_dir,
         contract.tagging_warnings(template),
         secret_file,
+        recipe.digest(family, extra_vars),
     )
     try:
         packer_run.validate(
@@ -465,6 +451,7 @@ def _build(
         version,
         warnings,
         builds,
+        recipe_digest=prepared.recipe_digest,
     )
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
 
@@ -385,16 +385,31 @@ class StatusRow(TypedDict):
     age: str | None
     regions: list[str]
     lost: bool
+    parent_ami: str | None  # the parent AMI the base was baked from
+    upstream: dict[str, Any] | str | None  # --upstream: the family's answer, or why there is none
 
 
 @click.command()
 @click.option("--family", type=FAMILY, help="Only this family.")
+@click.option(
+    "--upstream",
+    "with_upstream",
+    is_flag=True,
+    help="Also ask AWS whether each family is outdated upstream (as 'imagefleet upstream').",
+)
 @json_option
-def status(family: str | None) -> None:
-    """Family × stage: version, AMI, age, regions."""
+def status(family: str | None, with_upstream: bool) -> None:
+    """Family × stage: version, AMI, parent AMI, age, regions (and upstream, asked)."""
     obj = get_context()
     settings = obj.settings
     families = [settings.family(family).name] if family else sorted(settings.families)
+    answers: dict[str, Any] = {}
+    if with_upstream:  # reads AWS: status alone reads only the store
+        from pipelines import upstream
+
+        answers = upstream.answers(obj.aws, settings, obj.store, families, obj.clock.now())
+    from pipelines.upstream_cli import answer_cell, answer_json
+
     lost = endpoint_memory.forgotten(
         obj.store
     )  # bases whose AMIs went with an earlier embedded endpoint
@@ -415,20 +430,25 @@ def status(family: str | None) -> None:
                     "age": human_age(obj.clock.since(base.created_at)) if base else None,
                     "regions": sorted(base.amis) if base else [],
                     "lost": bool(base and base.ref in lost),
+                    "parent_ami": base.source_ami if base else None,
+                    "upstream": answer_json(answers.get(fam)),
                 }
             )
     obj.out.result(
         rows,
         lambda: table(
-            ["family", "stage", "version", "AMI", "age", "regions"],
+            ["family", "stage", "version", "AMI", "parent AMI", "age", "regions"]
+            + ["upstream"] * with_upstream,
             [
                 (
                     r["family"],
                     r["stage"],
                     r["version"] if r["version"] is not None else "-",
                     next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""),
+                    r["parent_ami"] or "-",
                     r["age"] or "-",
                     ", ".join(r["regions"]) or "-",
+                    *([answer_cell(r["upstream"])] if with_upstream else []),
                 )
                 for r in rows
             ],

@@ -51,6 +51,8 @@ FEATURES: dict[str, list[str]] = {
         "ec2:DeleteKeyPair",
         "ec2:ModifyImageAttribute",
         "ec2:GetPasswordData",
+        # the parent named by an SSM public parameter (source_parameter): bake, run, upstream
+        "ssm:GetParameter",
     ],
     "gc": [
         # `imagefleet gc` and a failed bake's clean-up: list what imagefleet made, remove orphans
@@ -458,6 +460,12 @@ def rules(scope: Scope) -> list[Rule]:
             "ImagefleetStageParameters",
             f({"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}),
             ("arn:aws:ssm:*:*:parameter/imagefleet/*",),
+        ),
+        # the parents vendors publish (Canonical's /aws/service/canonical/...): read, in any region
+        Rule(
+            "ImagefleetPublicParameters",
+            f({"ssm:GetParameter"}),
+            ("arn:aws:ssm:*::parameter/aws/service/*",),
         ),
         Rule("ImagefleetNotify", f({"sns:Publish"}), scope.topics),
         # only the configured member accounts' roles (iam-policy --member-role prints their side)

@@ -131,6 +131,7 @@ def register(
         changelog={k: v.to_json() for k, v in changelogs.items()},
         stage="unstable",
         architectures={a: dict(r) for a, r in result.architectures.items()},
+        recipe_digest=result.recipe_digest,
     )
     every = {
         f"{r}#{a}": ami for a, regions in base.architectures.items() for r, ami in regions.items()
@@ -156,6 +157,7 @@ def register(
             "amis": base.amis,
             **({"architectures": base.architectures} if len(base.architectures) > 1 else {}),
             "source_ami": base.source_ami,
+            "recipe_digest": base.recipe_digest,
             "bake_id": result.bake_id,
             "seconds": round(result.seconds, 2),
             "changelogs": {k: v.counts for k, v in changelogs.items()},

@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator.clock import human_duration
 from orchestrator.context import Context
 from orchestrator.engine import Operation
-from orchestrator.errors import ImagefleetError, RefusedError, UsageError
+from orchestrator.errors import ImagefleetError, LeaseHeldError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
 from pipelines import imagetest, imagetest_cohorts, reservations
@@ -31,6 +31,8 @@ from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
 from pipelines.publish import parameter_name
+from pipelines.upstream import Upstream, skipping_line
+from pipelines.upstream import check as check_upstream
 
 STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
 UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
@@ -69,10 +71,15 @@ class JobResult:
     resumed: bool
     steps: list[dict[str, Any]] = field(default_factory=list)
     stopped_after: str | None = None
+    upstream: Upstream | None = None  # --if-changed: the decision taken
+    skipped: str | None = None  # --if-changed found nothing to do: why
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "operation": self.op_id,
+            "baked": self.skipped is None,
+            "skipped": self.skipped,
+            "upstream": self.upstream.to_dict() if self.upstream else None,
+            "operation": self.op_id or None,  # None: --if-changed started no job
             "family": self.family,
             "version": self.version,
             "ref": f"{self.family}:{self.version}" if self.version else None,
@@ -104,6 +111,7 @@ class Job:
         notifier: Notifier | None = None,
         wait: bool = False,
         announce: Progress | None = None,
+        if_changed: bool = False,
     ) -> None:
         self.ctx = ctx
         self.family = family
@@ -115,7 +123,9 @@ class Job:
         self.announce = announce or self.progress
         self.notifier = notifier or configured_notifier(ctx)
         self.wait = wait
+        self.if_changed = if_changed  # run only when pipelines.upstream says the family is outdated
         self._fenced: StateStore | None = None  # the store fenced on the run lease, while held
+        self._decided: Upstream | None = None  # --if-changed: the decision that let it run
 
     # --- what it would do ----------------------------------------------------------------------
     def plan(self) -> list[StepPlan]:
@@ -210,8 +220,47 @@ class Job:
 
             canary_config.from_settings(self.settings)
 
+    def upstream(self) -> Upstream:
+        """What ``--if-changed`` decides from (``pipelines.upstream``): reads only."""
+        ctx = self.ctx
+        return check_upstream(ctx.aws, self.settings, ctx.store, self.family, ctx.clock.now())
+
+    def _unchanged(self) -> JobResult | None:
+        """With ``--if-changed``: the result of a run that has nothing to do, or None to run."""
+        if not self.if_changed:
+            return None
+        answer = self.upstream()
+        if answer.outdated:
+            if self._decided is None:  # said once, though decided before the lease and under it
+                self.announce(f"{self.family} is outdated: " + "; ".join(answer.reasons))
+            self._decided = answer
+            return None
+        result = JobResult("", self.family, answer.newest, False, upstream=answer)
+        result.skipped = skipping_line(answer)
+        return result
+
     def execute(self) -> JobResult:
         self.check_settings()
+        # --if-changed decides before the lease (an hourly check with nothing to do writes
+        # nothing) and again under it: a run racing this one may have just baked the same move
+        skip = self._unchanged()
+        if skip is not None:
+            return skip
+        try:
+            return self._execute_held()
+        except LeaseHeldError as exc:
+            if not (self.if_changed and exc.lease.name == leases.lease_name("run", self.family)):
+                raise
+            # a job of the family is in progress (a soak, a canary): the next check decides again
+            result = JobResult("", self.family, None, False, upstream=self._decided)
+            result.skipped = (
+                f"{self.family} is outdated upstream, but a run of it is in progress: "
+                f"{exc.message}; the next --if-changed after it ends decides again"
+            )
+            return result
+
+    def _execute_held(self) -> JobResult:
+        """The job under the family's ``run`` lease."""
         with leases.hold(
             self.ctx.store,
             [leases.lease_name("run", self.family)],
@@ -224,6 +273,11 @@ class Job:
             # the job's journal and its own records are fenced on the run lease; each step's command
             # (bake, perf run, promote) holds and fences on its own lease as well
             store = self._fenced = held.store
+            skip = self._unchanged()
+            if skip is not None:
+                return skip
+            if self.if_changed:
+                self._supersede(store)
             op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
             op = Operation(
                 store,
@@ -231,7 +285,7 @@ class Job:
                 "run",
                 {"family": self.family, "actor": self.ctx.actor, "started": utcnow()},
             )
-            result = JobResult(op.id, self.family, None, op.resumed)
+            result = JobResult(op.id, self.family, None, op.resumed, upstream=self._decided)
             plans = {p.name: p for p in self.plan()}
             for name in STEPS:
                 if name not in plans:
@@ -267,6 +321,23 @@ class Job:
                 details={"operation": op.id, "stopped_after": result.stopped_after},
             )
             return result
+
+    def _supersede(self, store: StateStore) -> None:
+        """An unfinished job that baked already baked what upstream has moved past: close it (as
+        ``--abandon`` does, audited), so this run bakes anew. One killed before its bake is
+        finished goes on, and its bake takes the parent upstream names now."""
+        op_id = self._pending()
+        done = store.step(op_id, "bake") if op_id else None
+        if op_id and done and done["status"] == "done":
+            store.finish_operation(op_id, "aborted")
+            reasons = self._decided.reasons if self._decided else []
+            store.audit(
+                self.ctx.actor,
+                "run-superseded",
+                self.family,
+                details={"operation": op_id, "reasons": reasons},
+            )
+            self.announce(f"closed the unfinished job {op_id}: its base is outdated upstream")
 
     def abandon(self) -> str | None:
         """Close the family's unfinished job (its finished steps stay as they are); a run starts

@@ -11,6 +11,7 @@ import click
 
 from orchestrator.cli_support import get_context, json_option, wait_option
 from orchestrator.clock import human_age
+from orchestrator.errors import UsageError
 from orchestrator.output import table
 
 
@@ -29,9 +30,17 @@ from orchestrator.output import table
     is_flag=True,
     help="Close the family's unfinished job instead; the next run bakes anew.",
 )
+@click.option(
+    "--if-changed",
+    is_flag=True,
+    help="Run only when upstream's parent moved, the recipe changed or the newest base is older "
+    "than max_age (imagefleet upstream); else say why and exit 0, changing nothing.",
+)
 @wait_option
 @json_option
-def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wait: bool) -> None:
+def run_command(
+    family: str, until: str | None, dry_run: bool, abandon: bool, wait: bool, if_changed: bool
+) -> None:
     """The main job: bake → image tests → perf → candidate → notify → soak → canary → release.
 
     Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
@@ -39,10 +48,19 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
     from pipelines.run import Job, outcome_line
 
     obj = get_context()
+    if if_changed and abandon:
+        raise UsageError("--if-changed: not with --abandon")
     if dry_run:
-        plan = Job(obj, family, until=until).preview()
+        job = Job(obj, family, until=until, if_changed=if_changed)
+        plan = job.preview()
+        decided = job.upstream() if if_changed else None  # what --if-changed would decide now
         obj.out.result(
-            {"family": family, "dry_run": True, "steps": [p.to_dict() for p in plan]},
+            {
+                "family": family,
+                "dry_run": True,
+                "steps": [p.to_dict() for p in plan],
+                **({"upstream": decided.to_dict()} if decided else {}),
+            },
             lambda: table(
                 ["step", "what", "gates", "estimate", "waits for", "note"],
                 [
@@ -63,7 +81,14 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
                     )
                     for p in plan
                 ],
-                title=f"imagefleet run {family}" + (f" --until {until}" if until else ""),
+                title=f"imagefleet run {family}"
+                + (f" --until {until}" if until else "")
+                + (
+                    ""
+                    if decided is None
+                    else " --if-changed: "
+                    + ("; ".join(decided.reasons) if decided.outdated else "nothing to do")
+                ),
             ),
         )
         return
@@ -78,10 +103,18 @@ def run_command(family: str, until: str | None, dry_run: bool, abandon: bool, wa
     with obj.out.status(f"imagefleet run {family}") as update:
         # each step's start and end stay on the screen; what happens inside a step is the spinner's
         result = Job(
-            obj, family, until=until, progress=update, announce=obj.out.note, wait=wait
+            obj,
+            family,
+            until=until,
+            progress=update,
+            announce=obj.out.note,
+            wait=wait,
+            if_changed=if_changed,
         ).execute()
 
     def render() -> str:
+        if result.skipped:
+            return result.skipped
         lines = [
             f"{family}:{result.version} "
             + (

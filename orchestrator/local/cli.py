@@ -14,9 +14,10 @@ import click
 from orchestrator.cli_support import Bounded, Named, get_context, json_option
 from orchestrator.context import Context
 from orchestrator.errors import NotFoundError, RefusedError, UsageError
-from orchestrator.local import injection
+from orchestrator.local import injection, publisher
 from orchestrator.local.endpoint import LocalEndpoint, seed, state_table
 from orchestrator.local.faults import parse_spec
+from orchestrator.local.publish_cli import publish_command
 from orchestrator.schema import ACCOUNT_NAME, AMI_ID, FAMILY, REGION
 
 __all__ = ["local"]
@@ -114,6 +115,8 @@ def local_up(
     seeded = (
         {} if no_seed else seed(obj.aws, obj.settings.aws.regions, obj.settings.aws.artifact_bucket)
     )
+    # the families' source_parameter names, as their vendor publishes them on AWS
+    parameters = [] if no_seed else publisher.seed(obj.aws, obj.settings)
     # each [accounts.NAME] role, made in its account as a StackSet would on AWS (docs/aws.md)
     members = [] if no_seed else [member_role(obj.aws, name) for name in obj.settings.accounts]
     table = (
@@ -162,6 +165,7 @@ def local_up(
         "log": info.log,
         "env": env,
         "seeded": seeded,
+        "seeded_parameters": parameters,
         "member_roles": members,
         "state_table": table,
         "agents_pid": agents_pid,
@@ -189,6 +193,7 @@ def local_up(
             )
         if seeded:
             lines.append(f"artifact bucket: s3://{seeded['bucket']}")
+        lines += [f"published {p['name']} in {p['region']}: {p['value']}" for p in parameters]
         if table:
             lines.append(
                 f"state table: {table['name']} "
@@ -468,3 +473,6 @@ def local_fleet(
             )
         ),
     )
+
+
+local.add_command(publish_command)  # its own module: the vendor's side of source_parameter

@@ -8,9 +8,12 @@ conditional write and transaction atomically, and the state store's leases, rese
 pointer moves rely on that, so this server lets one DynamoDB request in at a time, and applies a
 transaction without copying the whole table for each of its items (``dynamodb_transactions``).
 SSM Run Command invocations stay ``InProgress`` until the local SSM agent reports them
-(``ssm_commands``). STS AssumeRole is checked first as STS checks it (``sts_trust``: the role must
-exist in its account and its trust policy's external id match). Every other service is served as
-moto serves it. Started by ``LocalEndpoint.up`` as
+(``ssm_commands``). SSM public parameters (``/aws/service/...``) are written by the endpoint's
+stand-in for their publisher and read in every account (``public_parameters``); a copied image
+keeps its source's root device (``image_copies``). STS AssumeRole
+is checked first as STS checks it (``sts_trust``: the role must exist in its account and its
+trust policy's external id match). Every other service is served as moto serves it.
+Started by ``LocalEndpoint.up`` as
 ``python -m orchestrator.local.moto_server -H HOST -p PORT``.
 """
 
@@ -31,7 +34,12 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-from orchestrator.local import dynamodb_transactions, ssm_commands
+from orchestrator.local import (
+    dynamodb_transactions,
+    image_copies,
+    public_parameters,
+    ssm_commands,
+)
 from orchestrator.local.sts_trust import AssumeRoleAsAwsDoes
 
 DYNAMODB_TARGET = (
@@ -67,7 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     dynamodb_transactions.install()
     ssm_commands.install()
-    app = ssm_commands.AgentReplies(DomainDispatcherApplication(create_backend_app))
+    public_parameters.install()
+    image_copies.install()
+    app = public_parameters.PublicParameters(
+        ssm_commands.AgentReplies(DomainDispatcherApplication(create_backend_app))
+    )
     run_simple(
         args.host,
         args.port,

@@ -4,13 +4,13 @@ the fleet, canaried, benchmarked, retired on time, current with upstream, free o
 
 ``assess`` judges plain facts; ``gather`` reads them; ``score`` ties the two over the configured
 families, and ``for_report`` does the same from what the store already holds (the latest fleet
-snapshot, no AWS call) for the report site. docs/scorecard.md says what each cell means and how to
+snapshot) and the upstream answers the report asked for, for the report site. docs/scorecard.md says what each cell means and how to
 turn a red one green.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from pipelines.scorecard.facts import (
     GroupCount,
     Overdue,
     UnfixedCves,
+    UpstreamAnswer,
     UpstreamCheck,
     counts_of_snapshot,
     gather,
@@ -96,6 +97,7 @@ def score(
     overdue: Overdue | None = None,
     upstream: UpstreamCheck | None = None,
     unfixed_cves: UnfixedCves | None = None,
+    upstream_answers: Mapping[str, UpstreamAnswer | str] | None = None,
 ) -> Scorecard:
     """The scorecard of ``families`` (every configured one by default) over one fleet reading;
     the three checks default to their owners' (``pipelines.scorecard.facts``)."""
@@ -113,6 +115,7 @@ def score(
                 overdue=overdue,
                 upstream=upstream,
                 unfixed_cves=unfixed_cves,
+                upstream_answer=(upstream_answers or {}).get(name),
             ),
             limits,
         )
@@ -128,9 +131,11 @@ def for_report(
     *,
     overdue: Overdue | None = None,
     unfixed_cves: UnfixedCves | None = None,
+    upstream: Mapping[str, UpstreamAnswer | str] | None = None,
 ) -> Scorecard:
     """The scorecard from what the store holds: the fleet from the latest ``imagefleet fleet``
-    snapshot, the upstream cell unknown (the report makes no AWS call)."""
+    snapshot, the upstream cell from the answers the report already asked for (each family's, or
+    why there is none); unknown without them."""
     from pipelines.fleet import snapshot
 
     page = snapshot.latest(store)
@@ -147,4 +152,5 @@ def for_report(
         fleet_from=f"snapshot {page.taken_at}" if page is not None else "no snapshot yet",
         overdue=overdue,
         unfixed_cves=unfixed_cves,
+        upstream_answers=upstream,
     )

@@ -199,9 +199,11 @@ def gather(
     overdue: Overdue | None = None,
     upstream: UpstreamCheck | None = None,
     unfixed_cves: UnfixedCves | None = None,
+    upstream_answer: UpstreamAnswer | str | None = None,
 ) -> FamilyFacts:
     """One family's facts at ``now``. ``fleet`` is one discovery shared by every family (or the
-    latest snapshot); without ``aws`` the upstream check is not made and its cell is unknown.
+    latest snapshot); ``upstream_answer`` is the upstream check already made (or why it could not
+    be), else without ``aws`` the upstream check is not made and its cell is unknown.
     A check not given is this module's default, looked up when called."""
     overdue = overdue or retire_overdue
     upstream = upstream or upstream_check
@@ -222,7 +224,13 @@ def gather(
         release = BaseFacts(base.ref, base.version, _time(base.created_at))
 
     upstream_facts: UpstreamFacts | Unknown
-    if aws is None:
+    if isinstance(upstream_answer, str):
+        upstream_facts = Unknown(upstream_answer)
+    elif upstream_answer is not None:
+        upstream_facts = UpstreamFacts(
+            bool(upstream_answer.outdated), tuple(upstream_answer.reasons)
+        )
+    elif aws is None:
         upstream_facts = Unknown(
             "not checked here (no AWS calls); 'imagefleet scorecard' checks it"
         )

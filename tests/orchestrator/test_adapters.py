@@ -19,6 +19,7 @@ ADAPTERS = {
     "orchestrator/local/endpoint.py": "local mode: the embedded endpoint's table and bucket",
     "orchestrator/local/fleet.py": "local mode: the demo fleet",
     "orchestrator/local/memory.py": "local mode: the endpoint's memory of images",
+    "orchestrator/local/publisher.py": "local mode: the vendor's side of public parameters",
     "orchestrator/local/ssm_agent.py": "local mode: the SSM agent that runs Run Command scripts",
     "pipelines/aws.py": "the image adapter: EC2 images, instances, SSM parameters, Organizations",
     "pipelines/fleet/discovery.py": "Auto Scaling groups: their AMIs, their types",

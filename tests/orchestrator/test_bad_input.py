@@ -54,6 +54,11 @@ def cfg(
     return Case(case_id, argv, needle, config=(old, new))
 
 
+# init's source line, whole: a case that replaces it leaves the family no other source
+INIT_SOURCE = (
+    'source_filter = { name = "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*", owners = '
+    '["099720109477"] }'
+)
 GATES = ("run", "demo", "--dry-run")  # reads [gates] (pipelines/config.py)
 CANARY = ("iam-policy",)  # loads [canary] too (the policy scopes its Auto Scaling groups)
 CASES = [
@@ -219,6 +224,25 @@ CASES = [
         "source_filter = {",
         'source_ami = "ami-0abc1234"\nsource_filter = {',
         "exactly one",
+    ),
+    cfg(
+        "source-parameter-and-filter",
+        "source_filter = {",
+        'source_parameter = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/'
+        'ebs-gp3/ami-id"\nsource_filter = {',
+        "exactly one",
+    ),
+    cfg(
+        "source-parameter-shape",
+        INIT_SOURCE,
+        'source_parameter = "/imagefleet/demo/release"',
+        "families.demo.source_parameter: expected an SSM public parameter name",
+    ),
+    cfg(
+        "source-parameter-space",
+        INIT_SOURCE,
+        'source_parameter = "/aws/service/canonical/x y"',
+        "families.demo.source_parameter",
     ),
     cfg(
         "source-ami-shape",

@@ -40,6 +40,23 @@ def test_defaults_apply_to_a_minimal_file(tmp_path: Path) -> None:
     assert s.aws.max_attempts == config.DEFAULTS["aws"]["max_attempts"]
 
 
+def test_a_parent_named_by_an_ssm_public_parameter(tmp_path: Path) -> None:
+    name = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+    s = load_text(
+        tmp_path,
+        f'[families.web]\nos = "ubuntu-24.04"\ntemplate = "t.json"\nsource_parameter = "{name}"\n',
+    )
+    fam = s.family("web")
+    assert (fam.source_parameter, fam.source_ami, fam.source_filter) == (name, None, None)
+    assert load_text(tmp_path, TEMPLATE).family("demo").source_parameter is None
+    for bad in ("/imagefleet/web/release", "aws/service/x", "/aws/service/", "/aws/service/a b"):
+        with pytest.raises(ConfigError, match=r"families\.web\.source_parameter"):
+            load_text(
+                tmp_path,
+                f'[families.web]\nos = "x"\ntemplate = "t.json"\nsource_parameter = "{bad}"\n',
+            )
+
+
 # (replace this, with that, expected key in the message)
 BAD = [
     ('regions = ["us-east-1", "us-west-2"]', 'regions = ["us-east-1", "mars-1"]', "aws.regions"),

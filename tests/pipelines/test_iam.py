@@ -62,6 +62,8 @@ NOT_UNDER_THE_ROLE = {
     "perf/agent": "runs on the benchmark instance, under its instance profile",
     "orchestrator/local/fleet.py": "`imagefleet local fleet`: a demo fleet on the embedded "
     "endpoint",
+    "orchestrator/local/publisher.py": "the embedded endpoint's stand-in for an OS vendor "
+    "publishing its public parameters",
     "imagefleet/cli.py:list_commands": "click's API (the lazy command group), "
     "not SSM's ListCommands",
     "imagefleet/cli.py:format_commands": "click's API (the lazy command group), "
@@ -356,6 +358,17 @@ def test_group_writes_follow_the_configured_groups_or_the_family_tag() -> None:
     by_tag = iam.policy(["canary"], scope=iam.Scope())
     assert not allows(by_tag, "autoscaling:SetDesiredCapacity", group_arn("api"))
     assert allows(by_tag, "autoscaling:SetDesiredCapacity", group_arn("api"), tagged())
+
+
+def test_bake_reads_the_public_parameters_vendors_publish_and_no_other() -> None:
+    policy = iam.policy(["bake"], scope=SCOPE)
+    canonical = (
+        "arn:aws:ssm:us-east-1::parameter/aws/service/canonical/ubuntu/server/24.04/stable/"
+        "current/amd64/hvm/ebs-gp3/ami-id"
+    )
+    assert allows(policy, "ssm:GetParameter", canonical)
+    assert not allows(policy, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/db")
+    assert not allows(policy, "ssm:PutParameter", canonical)
 
 
 def test_state_table_only_its_own() -> None:
