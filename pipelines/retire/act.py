@@ -230,9 +230,8 @@ def _act(
     found = op.step("locate", lambda: [p.to_json() for p in locate(aws, base, reaches, regions)])
     outcome.places = [Place.from_json(p) for p in found]
     # planned: a base any of whose AMIs is in use is not touched at all this time
-    outcome.kept = users(
-        aws, reaches, [p for p in outcome.places if not op.is_done(_name(step, p))], read
-    )
+    pending = [_fresh(aws, p) for p in outcome.places if not op.is_done(_name(step, p))]
+    outcome.kept = users(aws, reaches, pending, read)
     if outcome.kept:
         outcome.result = "refused"
         return
@@ -245,12 +244,14 @@ def _act(
             continue
         store.check_fence()
         # read again right before acting: something may have started using it since planning
-        uses = users(aws, reaches, [_fresh(aws, place)], read).get(place.key, [])
+        # (its launch permissions were read at planning: a share adds no user by itself)
+        now_is = _fresh(aws, place)
+        uses = users(aws, reaches, [now_is], read, shares=False).get(place.key, [])
         if uses:
             outcome.kept[place.key] = uses
             continue
         try:
-            op.step(name, partial(_disable if step == DISABLE else _deregister, aws, place))
+            op.step(name, partial(_disable if step == DISABLE else _deregister, aws, now_is))
             outcome.done.add(place.key)
         except AwsError as exc:
             outcome.failed[place.key] = str(exc)
@@ -278,10 +279,10 @@ def _fresh(aws: AwsFactory, place: Place) -> Place:
 
 
 def _disable(aws: AwsFactory, place: Place) -> str:
-    """Disable one AMI; one already disabled or gone is fine."""
-    state = _fresh(aws, place).state
-    if state in ("", "disabled"):
-        return state or "gone"
+    """Disable one AMI (``place.state`` as EC2 reported it just now); one already disabled or
+    gone is fine."""
+    if place.state in ("", "disabled"):
+        return place.state or "gone"
     try:
         images.disable_image(aws, place.region, place.ami, place.account or None)
     except NotFoundError:

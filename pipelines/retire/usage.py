@@ -214,15 +214,21 @@ def unread_shares(aws: AwsFactory, place: Place, read: set[str]) -> list[Use]:
 
 
 def users(
-    aws: AwsFactory, reaches: Sequence[Reach], places: Sequence[Place], read: set[str]
+    aws: AwsFactory,
+    reaches: Sequence[Reach],
+    places: Sequence[Place],
+    read: set[str],
+    *,
+    shares: bool = True,
 ) -> dict[str, list[Use]]:
-    """Place key -> what uses that AMI (or may, unseen), reading each region once."""
+    """Place key -> what uses that AMI (or may, unseen: ``shares``, its launch permissions),
+    reading each region once."""
     out: dict[str, list[Use]] = {}
     for region in sorted({p.region for p in places}):
         here = [p for p in places if p.region == region and p.state]
         found = region_users(aws, reaches, region, {p.ami for p in here}) if here else {}
         for p in here:
-            uses = found.get(p.ami, []) + unread_shares(aws, p, read)
+            uses = found.get(p.ami, []) + (unread_shares(aws, p, read) if shares else [])
             if uses:
                 out[p.key] = uses
     return out
