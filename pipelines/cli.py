@@ -385,6 +385,8 @@ class StatusRow(TypedDict):
     age: str | None
     regions: list[str]
     lost: bool
+    disabled: bool  # its AMIs disabled by `imagefleet retire`, not yet deregistered
+    retired: bool  # its AMIs deregistered and snapshots deleted
 
 
 @click.command()
@@ -415,6 +417,10 @@ def status(family: str | None) -> None:
                     "age": human_age(obj.clock.since(base.created_at)) if base else None,
                     "regions": sorted(base.amis) if base else [],
                     "lost": bool(base and base.ref in lost),
+                    # retirement (`imagefleet retire`) never touches a stage's base; an older
+                    # one a pointer was forced back onto still says so
+                    "disabled": bool(base and base.disabled_at and not base.retired),
+                    "retired": bool(base and base.retired),
                 }
             )
     obj.out.result(
@@ -426,7 +432,9 @@ def status(family: str | None) -> None:
                     r["family"],
                     r["stage"],
                     r["version"] if r["version"] is not None else "-",
-                    next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""),
+                    next(iter(r["amis"].values()), "-")
+                    + (" (lost)" if r["lost"] else "")
+                    + (" (retired)" if r["retired"] else " (disabled)" if r["disabled"] else ""),
                     r["age"] or "-",
                     ", ".join(r["regions"]) or "-",
                 )

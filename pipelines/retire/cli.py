@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli_support import get_context, json_option
+from orchestrator import schema
+from orchestrator.cli_support import Named, get_context, json_option
 from orchestrator.errors import AwsError, RefusedError
 from orchestrator.output import table
 from pipelines.retire import act
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @click.command("retire")
-@click.argument("family", required=False)
+@click.argument("family", required=False, type=Named(schema.FAMILY, "FAMILY"))
 @click.option(
     "--dry-run", is_flag=True, help="Print what is due and what keeps it; change nothing."
 )
@@ -36,6 +37,9 @@ def retire(family: str | None, dry_run: bool, accounts: str) -> None:
     """Disable the AMIs of bases out of retention, and later deregister them and delete their
     snapshots, in every account and region (never what anything still uses)."""
     obj = get_context()
+    if family:  # bad input is told before any AWS client is made
+        obj.settings.family(family)
+    obj.settings.select_accounts(accounts or None)
     with obj.out.status("looking at old bases"):
         reports = act.retire(
             obj.store,

@@ -22,6 +22,9 @@ from orchestrator.store import BaseVersion, utcnow
 from orchestrator.tags import FAMILY_TAG, VERSION_TAG
 from pipelines.retire import act
 
+# Every run reads each region of every account it reaches a few times, right before each action
+# too: a few dozen endpoint calls a run. The test of the re-read at acting time stays in the quick
+# suite; the longer stories (several runs each) are `make test-slow`.
 pytestmark = [pytest.mark.integration]
 DAY = 86400.0
 
@@ -80,6 +83,7 @@ def release(ws: Any, *versions: int) -> None:
         store.update_base(ws.family, v, stage="release")
 
 
+@pytest.mark.slow
 def test_retire_keeps_stages_and_what_a_group_launches_and_disables_then_deregisters(
     workspace: Any, aws: Any
 ) -> None:
@@ -199,6 +203,7 @@ def test_an_instance_launched_after_planning_keeps_its_ami_at_the_moment_of_acti
     assert [o["status"] for o in ops] == ["done"]
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_its_first_deregistration_is_finished_by_the_rerun(
     workspace: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
