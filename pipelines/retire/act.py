@@ -90,7 +90,9 @@ class FamilyReport:
             "family": self.family,
             "busy": self.busy or None,
             "bases": [
-                acted[d.version].to_dict() if d.version in acted else d.to_dict()
+                acted[d.version].to_dict()
+                if d.version in acted
+                else {**d.to_dict(), "ref": f"{self.family}:{d.version}", "result": None}
                 for d in self.decisions
             ],
         }
