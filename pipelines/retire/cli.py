@@ -91,10 +91,12 @@ def retire(family: str | None, dry_run: bool, accounts: str) -> None:
         raise AwsError(f"retire: {len(failed)} AMI step(s) failed: {failed[0]}")
     if refused or busy:
         what = (
-            f"{len(refused)} use(s) keep AMIs due" if refused else f"{len(busy)} family(ies) busy"
+            f"{len(refused)} use(s) keep AMIs that are due"
+            if refused
+            else f"{len(busy)} family(ies) busy"
         )
         raise RefusedError(
-            f"retire: {what}; everything else due is done"
-            + ("" if not refused else f" ({refused[0]})"),
-            hint="each kept AMI is named with what uses it; rerun once it is free",
+            f"retire: {what}" + ("" if not refused else f" ({refused[0]})"),
+            hint="each kept AMI is named with what uses it; what was free is done; "
+            "rerun once the rest is free",
         )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.clock import human_age
 from orchestrator.config import STAGES, Settings
 from orchestrator.store import BaseVersion, StateStore
 
@@ -179,14 +180,15 @@ def decide_base(facts: Facts, base: Base, now: datetime, retained: set[int]) -> 
         due = since + facts.deprecate_after
         action = DISABLE if now >= due else WAIT
         reason = (
-            f"out of retention since {since:%Y-%m-%d %H:%M}; disabled {facts.deprecate_after} after"
+            f"out of retention since {since:%Y-%m-%d %H:%M}; disabled "
+            f"{human_age(facts.deprecate_after)} after"
         )
         return Decision(base.version, action, reason, since, due)
     due = base.disabled_at + facts.deregister_after
     action = DEREGISTER if now >= due else WAIT
     reason = (
         f"disabled since {base.disabled_at:%Y-%m-%d %H:%M}; deregistered "
-        f"{facts.deregister_after} after"
+        f"{human_age(facts.deregister_after)} after"
     )
     return Decision(base.version, action, reason, since, due, base.disabled_at)
 

@@ -18,7 +18,7 @@ from aws_support import make_ami
 
 from orchestrator.clock import VirtualClock
 from orchestrator.engine import KillPoint
-from orchestrator.store import BaseVersion, utcnow
+from orchestrator.store import BaseVersion, leases, utcnow
 from orchestrator.tags import FAMILY_TAG, VERSION_TAG
 from pipelines.retire import act
 
@@ -128,6 +128,7 @@ def test_retire_keeps_stages_and_what_a_group_launches_and_disables_then_deregis
         in doc["refused"]
     )
     assert {state(aws, "us-east-1", a) for a in amis.values()} == {"available"}  # dry run
+    assert ws.context().store.operations(kind="retire") == []  # nor anything journaled
 
     r = ws.run("retire", fam)
     assert r.code == 1 and f"in use by group {fam}-web" in r.stdout, r.stdout + r.stderr
@@ -177,6 +178,11 @@ def test_an_instance_launched_after_planning_keeps_its_ami_at_the_moment_of_acti
         )
 
     ctx = ws.context()
+    with leases.hold(ctx.store, [f"retire:{fam}"], clock=ws.clock, actor="ops-7", command="x"):
+        r = ws.run("retire", fam)  # another retire of the family holds its lease
+    assert r.code == 1 and f"retire:{fam} is held by ops-7" in r.stderr, r.stderr
+    r = ws.run("retire", fam, "--dry-run")
+    assert r.code == 0 and "would disable" in r.stdout and f"{fam}:1" in r.stdout, r.stdout
     (report,) = act.retire(
         ctx.store, ctx.aws, ctx.settings, family=fam, clock=ws.clock, actor="t", dry_run=False,
         now=ws.clock.now(), before_acting=launch,
