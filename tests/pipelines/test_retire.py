@@ -307,3 +307,34 @@ def test_a_copy_in_a_member_account_is_retired_with_the_base_and_kept_while_a_gr
     assert state(aws, "us-east-1", old) == "gone"
     assert member.describe_images(Filters=[{"Name": "image-id", "Values": [copy]}])["Images"] == []
     assert ws.context().store.get_base(fam, 1).retired
+
+
+@pytest.mark.slow
+def test_a_run_whose_lease_was_taken_over_stops_before_its_first_action(
+    workspace: Any, aws: Any
+) -> None:
+    """The run froze between planning and acting; meanwhile its lease expired and another run
+    took it. Its next journal write is refused by the fence: nothing is disabled."""
+    from orchestrator.errors import LeaseLostError
+
+    ws, fam = workspace, workspace.family
+    setup(ws)
+    old = register(ws, aws, 1)["us-east-1"]
+    register(ws, aws, 2)
+    ctx = ws.context()
+    names = act.retire_leases(ctx.settings, fam)
+
+    def taken_over(outcome: act.Outcome) -> None:
+        for lease in [x for x in ctx.store.leases() if x.name in names]:
+            leases.force_release(ctx.store, lease, actor="ops", reason="t", now=ws.clock.time())
+        leases.acquire(
+            ctx.store, names, clock=ws.clock, actor="ops-8", command="retire", owner="other"
+        )
+
+    with pytest.raises(LeaseLostError):
+        act.retire(
+            ctx.store, ctx.aws, ctx.settings, family=fam, clock=ws.clock, actor="t",
+            dry_run=False, now=ws.clock.now(), before_acting=taken_over,
+        )  # fmt: skip
+    assert state(aws, "us-east-1", old) == "available"
+    assert not ctx.store.get_base(fam, 1).disabled_at
