@@ -11,7 +11,9 @@ AMI that something started using since planning is kept, named with its user, an
 unmarked; the journal stays open so the next run continues where this one stopped. A killed run
 rerun continues the same operation: an AMI already disabled or gone, a snapshot already deleted,
 is fine. The store's record is marked (``disabled_at``, then ``retired_at``) only when every AMI
-of the base is done, through the lease's fenced store, and each mark is audited.
+of the base is done, by a run that read every configured account (``--accounts`` leaving one out
+acts where it reads, and leaves the mark to a full run), through the lease's fenced store, and
+each mark is audited.
 """
 
 from __future__ import annotations
@@ -98,6 +100,23 @@ class FamilyReport:
         }
 
 
+@dataclass(frozen=True)
+class Sight:
+    """What a run reads: the accounts and regions, their ids (an AMI shared with an id not among
+    them may run unseen), and the configured member accounts ``--accounts`` left out (a base is
+    marked only by a run that looked everywhere)."""
+
+    reaches: tuple[Reach, ...]
+    ids: frozenset[str]
+    left_out: tuple[str, ...] = ()
+
+    @property
+    def locate_step(self) -> str:
+        """The journal step that records where the AMIs are, as seen from these accounts."""
+        seen = sorted(r.account for r in self.reaches if r.account)
+        return "locate" if not self.left_out else f"locate:{','.join(seen) or 'own'}"
+
+
 def retire_leases(settings: Settings, family: str) -> list[str]:
     """``retire:<family>`` and the family's stage leases (promotion and rollback hold those)."""
     return [leases.lease_name("retire", family)] + [
@@ -133,12 +152,16 @@ def retire(
         settings.family(family)  # an unknown family: exit 2, before anything is read
     names = [family] if family else sorted(settings.families)
     reaches = own_reach(settings, reach(aws, settings, accounts))
-    read = {r.account_id for r in reaches if r.account_id} | {_own_id(aws)}
+    sight = Sight(
+        tuple(reaches),
+        frozenset({r.account_id for r in reaches if r.account_id} | {_own_id(aws)}),
+        tuple(sorted(set(settings.accounts) - {r.account for r in reaches})),
+    )
     out = []
     for name in names:
         report = FamilyReport(name)
         if dry_run:
-            _family(store, aws, settings, name, reaches, read, now, report, None, before_acting)
+            _family(store, aws, settings, name, sight, now, report, None, before_acting)
         else:
             try:
                 with leases.hold(
@@ -154,8 +177,7 @@ def retire(
                         aws,
                         settings,
                         name,
-                        reaches,
-                        read,
+                        sight,
                         now,
                         report,
                         actor,
@@ -174,8 +196,7 @@ def _family(
     aws: AwsFactory,
     settings: Settings,
     family: str,
-    reaches: Sequence[Reach],
-    read: set[str],
+    sight: Sight,
     now: datetime,
     report: FamilyReport,
     actor: str | None,
@@ -194,11 +215,11 @@ def _family(
         outcome = Outcome(d, base.ref)
         report.outcomes.append(outcome)
         if actor is None:
-            outcome.places = locate(aws, base, reaches, regions)
-            outcome.kept = users(aws, reaches, outcome.places, read)
+            outcome.places = locate(aws, base, sight.reaches, regions)
+            outcome.kept = users(aws, sight.reaches, outcome.places, set(sight.ids))
             outcome.result = "would " + d.action + (" (refused: in use)" if outcome.kept else "")
             continue
-        _act(store, aws, base, outcome, reaches, regions, read, now, actor, before_acting)
+        _act(store, aws, base, outcome, sight, regions, now, actor, before_acting)
 
 
 def _close_stale(store: StateStore, family: str, version: int) -> None:
@@ -216,9 +237,8 @@ def _act(
     aws: AwsFactory,
     base: BaseVersion,
     outcome: Outcome,
-    reaches: Sequence[Reach],
+    sight: Sight,
     regions: Sequence[str],
-    read: set[str],
     now: datetime,
     actor: str,
     before_acting: Callable[[Outcome], None] | None,
@@ -229,7 +249,10 @@ def _act(
         f"retire:{base.family}:{base.version}:{step}:{uuid.uuid4().hex[:8]}"
     )
     op = Operation(store, op_id, KIND, {**intent, "actor": actor, "planned_at": now.isoformat()})
-    found = op.step("locate", lambda: [p.to_json() for p in locate(aws, base, reaches, regions)])
+    reaches, read = sight.reaches, set(sight.ids)
+    found = op.step(
+        sight.locate_step, lambda: [p.to_json() for p in locate(aws, base, reaches, regions)]
+    )
     outcome.places = [Place.from_json(p) for p in found]
     # planned: a base any of whose AMIs is in use is not touched at all this time
     pending = [_fresh(aws, p) for p in outcome.places if not op.is_done(_name(step, p))]
@@ -259,6 +282,10 @@ def _act(
             outcome.failed[place.key] = str(exc)
     if outcome.kept or outcome.failed:
         outcome.result = "refused" if outcome.kept else "failed"
+        return
+    if sight.left_out:  # copies may wait in the accounts not read: a full run marks the base
+        done = "disabled" if outcome.decision.action == DISABLE else "deregistered"
+        outcome.result = f"{done} where read (not in {', '.join(sight.left_out)})"
         return
     _mark(store, base, outcome, op, now, actor)
 
