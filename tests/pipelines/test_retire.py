@@ -251,12 +251,15 @@ def test_a_copy_in_a_member_account_is_retired_with_the_base_and_kept_while_a_gr
         f.write(
             '\n[accounts.stream]\nid = "222222222222"\n'
             f'role = "arn:aws:iam::222222222222:role/retire-{fam}"\nregions = ["us-east-1"]\n'
+            '\n[accounts.other]\nid = "444444444444"\n'
+            f'role = "arn:aws:iam::444444444444:role/retire-{fam}"\nregions = ["us-east-1"]\n'
         )
     setup(ws)
     old = register(ws, aws, 1)["us-east-1"]
     register(ws, aws, 2)
     ctx = ws.context()
     member_role(ctx.aws, "stream")
+    member_role(ctx.aws, "other")
     (name,) = [i["Name"] for i in aws.client("ec2").describe_images(ImageIds=[old])["Images"]]
     member = ctx.aws.client("ec2", "us-east-1", account="stream")
     stock = member.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])
@@ -293,9 +296,15 @@ def test_a_copy_in_a_member_account_is_retired_with_the_base_and_kept_while_a_gr
     assert state(aws, "us-east-1", old) == "available"  # the base waits for its copy
 
     member_asg.delete_auto_scaling_group(AutoScalingGroupName=f"{fam}-stream", ForceDelete=True)
+    r = ws.run("retire", fam, "--json", "--accounts", "stream")  # a copy may wait in "other"
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.json()["families"][0]["bases"][1]["result"] == "disabled where read (not in other)"
+    assert state(aws, "us-east-1", old) == "disabled"
+    assert not ws.context().store.get_base(fam, 1).disabled_at  # a full run marks it
     r = ws.run("retire", fam, "--json")
     assert r.code == 0, r.stdout + r.stderr
-    assert state(aws, "us-east-1", old) == "disabled"
+    assert r.json()["families"][0]["bases"][1]["result"] == "disabled"
+    assert ws.context().store.get_base(fam, 1).disabled_at
     assert (
         member.describe_images(ImageIds=[copy], IncludeDisabled=True)["Images"][0]["State"]
         == "disabled"
