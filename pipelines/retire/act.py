@@ -209,7 +209,7 @@ def _family(
     for d in report.decisions:
         if d.action not in DUE:
             if actor is not None:
-                _close_stale(store, family, d.version)
+                _close_stale(store, family, d.version, actor)
             continue
         base = store.get_base(family, d.version)
         outcome = Outcome(d, base.ref)
@@ -222,14 +222,22 @@ def _family(
         _act(store, aws, base, outcome, sight, regions, now, actor, before_acting)
 
 
-def _close_stale(store: StateStore, family: str, version: int) -> None:
-    """A step left open by an earlier run (an AMI was in use) for a base no longer due (it is
-    protected again, or its settings changed): closed ``aborted``; a later due step starts
-    afresh."""
+def _close_stale(store: StateStore, family: str, version: int, actor: str) -> None:
+    """A step left open by an earlier run for a base no longer due. Marked already (the run was
+    killed before it closed its journal): its audit entry is written if missing, and it closes
+    ``done``. Else (an AMI was in use, and the base is protected again or its settings changed):
+    closed ``aborted``; a later due step starts afresh."""
     for step in DUE:
         op_id = pending_operation(store, KIND, {"family": family, "version": version, "step": step})
-        if op_id is not None:
-            store.finish_operation(op_id, "aborted")
+        if op_id is None:
+            continue
+        op = Operation(store, op_id, KIND, {})
+        if not op.is_done("mark"):
+            op.finish("aborted")
+            continue
+        details = {"operation": op_id, "summary": "marked by a run that stopped before closing"}
+        op.step("audit", partial(_audit, store, actor, f"{family}:{version}", step, "", details))
+        op.finish("done")
 
 
 def _act(
@@ -327,28 +335,27 @@ def _deregister(aws: AwsFactory, place: Place) -> list[str]:
 def _mark(
     store: StateStore, base: BaseVersion, outcome: Outcome, op: Operation, now: datetime, actor: str
 ) -> None:
-    """Every AMI done: the store's record says so (fenced), the journal closes, the trail tells."""
+    """Every AMI done: the store's record says so (fenced), the trail tells, the journal closes —
+    each a step, so a run killed in between is finished by the next (``_close_stale``)."""
     when = utc_iso(now.timestamp())
     step = outcome.decision.action
     amis = {p.key: p.ami for p in outcome.places}
-    if step == DISABLE:
-        store.update_base(base.family, base.version, disabled_at=when)
-        action, outcome.result = "retire-disable", "disabled"
-    else:
-        store.update_base(base.family, base.version, retired_at=when)
-        action, outcome.result = "retire", "retired"
+    field_name = "disabled_at" if step == DISABLE else "retired_at"
+    outcome.result = "disabled" if step == DISABLE else "retired"
+    op.step("mark", lambda: store.update_base(base.family, base.version, **{field_name: when}))
+    details = {
+        "operation": op.id,
+        "amis": amis,
+        "snapshots": sorted({s for p in outcome.places for s in p.snapshots})
+        if step == DEREGISTER
+        else [],
+        "summary": f"{len(amis)} AMI(s) {outcome.result}",
+    }
+    op.step("audit", lambda: _audit(store, actor, base.ref, step, outcome.decision.reason, details))
     op.finish("done")
-    store.audit(
-        actor,
-        action,
-        base.ref,
-        outcome.decision.reason,
-        {
-            "operation": op.id,
-            "amis": amis,
-            "snapshots": sorted({s for p in outcome.places for s in p.snapshots})
-            if step == DEREGISTER
-            else [],
-            "summary": f"{len(amis)} AMI(s) {outcome.result}",
-        },
-    )
+
+
+def _audit(
+    store: StateStore, actor: str, ref: str, step: str, reason: str, details: dict[str, Any]
+) -> None:
+    store.audit(actor, "retire-disable" if step == DISABLE else "retire", ref, reason, details)

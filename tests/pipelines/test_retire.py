@@ -162,7 +162,7 @@ def test_retire_keeps_stages_and_what_a_group_launches_and_disables_then_deregis
 
 
 def test_an_instance_launched_after_planning_keeps_its_ami_at_the_moment_of_acting(
-    workspace: Any, aws: Any
+    workspace: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws, fam = workspace, workspace.family
     setup(ws)
@@ -197,14 +197,17 @@ def test_an_instance_launched_after_planning_keeps_its_ami_at_the_moment_of_acti
         state(aws, "us-east-1", old) == "available" and not ctx.store.get_base(fam, 1).disabled_at
     )
     aws.client("ec2").terminate_instances(InstanceIds=launched)
-    r = ws.run("retire", fam, "--json")  # the rerun continues the open step
-    assert r.code == 0, r.stdout + r.stderr
-    assert (
-        state(aws, "us-east-1", old) == "disabled"
-        and ws.context().store.get_base(fam, 1).disabled_at
-    )
-    ops = ws.context().store.operations(kind="retire")
-    assert [o["status"] for o in ops] == ["done"]
+    # the rerun continues the open step, and is killed after marking the base, before its audit
+    monkeypatch.setenv("IMAGEFLEET_KILL_AT", "audit:before")
+    with pytest.raises(KillPoint):
+        ws.run("retire", fam, "--json")
+    monkeypatch.delenv("IMAGEFLEET_KILL_AT")
+    store = ws.context().store
+    assert state(aws, "us-east-1", old) == "disabled" and store.get_base(fam, 1).disabled_at
+    assert "retire-disable" not in [e.action for e in store.audit_trail(fam)]
+    assert ws.run("retire", fam).code == 0  # nothing due: the open journal is closed, audited
+    assert [o["status"] for o in store.operations(kind="retire")] == ["done"]
+    assert [e.action for e in store.audit_trail(fam)].count("retire-disable") == 1
 
 
 @pytest.mark.slow
