@@ -118,6 +118,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "The state store: create the DynamoDB table, migrate to it.",
     ),
     "gc": ("pipelines.gc.cli:gc", "Remove what imagefleet left in AWS that no record owns."),
+    "retire": (
+        "pipelines.retire.cli:retire",
+        "Disable, then deregister, the AMIs of bases out of retention (never what runs).",
+    ),
     "run": (
         "pipelines.run_cli:run_command",
         "The main job: bake → tests → perf → candidate → canary → release.",

@@ -45,6 +45,8 @@ class Ami:
     tags: dict[str, str]
     snapshots: tuple[str, ...]
     creation_date: str  # EC2's CreationDate, as EC2 writes it ("" when it gives none)
+    state: str = ""  # available | disabled | pending | ...
+    name: str = ""
 
     @property
     def created(self) -> datetime | None:
@@ -61,7 +63,13 @@ def _ami(region: str, image: Mapping[str, Any]) -> Ami:
         if m.get("Ebs", {}).get("SnapshotId")
     )
     return Ami(
-        region, image["ImageId"], tags_of(image), snapshots, str(image.get("CreationDate", ""))
+        region,
+        image["ImageId"],
+        tags_of(image),
+        snapshots,
+        str(image.get("CreationDate", "")),
+        str(image.get("State", "")),
+        str(image.get("Name", "")),
     )
 
 
@@ -72,10 +80,14 @@ def find_images(
     *,
     owners: Sequence[str] | None = ("self",),
     account: str | None = None,
+    include_disabled: bool = False,
 ) -> list[Ami]:
     """The images matching ``filters`` (owned by ``owners``; any owner when None), in member
-    account ``account`` (the caller's own when None)."""
+    account ``account`` (the caller's own when None); disabled ones too with
+    ``include_disabled`` (DescribeImages leaves them out unless asked)."""
     kwargs: dict[str, Any] = {"Filters": filters}
+    if include_disabled:
+        kwargs["IncludeDisabled"] = True
     if owners is not None:
         kwargs["Owners"] = list(owners)
     pages = aws.client("ec2", region, account=account).paginate("describe_images", **kwargs)
@@ -158,6 +170,11 @@ def launch_permissions(
         ImageId=ami, Attribute="launchPermission"
     )
     return [dict(p) for p in answer.get("LaunchPermissions", [])]
+
+
+def disable_image(aws: AwsFactory, region: str, ami: str, account: str | None = None) -> None:
+    """DisableImage: nobody launches the AMI any more (its owner can EnableImage it again)."""
+    aws.client("ec2", region, account=account).disable_image(ImageId=ami)
 
 
 def deregister_image(aws: AwsFactory, region: str, ami: str, account: str | None = None) -> None:
@@ -321,6 +338,7 @@ class GroupTemplate:
     family: str | None
     template_id: str | None
     version: str
+    launch_configuration: str = ""  # a group launching from a launch configuration instead
 
 
 def group_templates(
@@ -337,6 +355,7 @@ def group_templates(
                 tags_of(g).get(FAMILY_TAG),
                 spec.get("LaunchTemplateId"),
                 str(spec.get("Version", "")),
+                str(g.get("LaunchConfigurationName", "")),
             )
 
 
@@ -382,3 +401,23 @@ def delete_template_version(
     aws.client("ec2", region, account=account).delete_launch_template_versions(
         LaunchTemplateId=template_id, Versions=[version]
     )
+
+
+def launch_template_ids(aws: AwsFactory, region: str, account: str | None = None) -> list[str]:
+    """Every launch template of the account in ``region``."""
+    pages = aws.client("ec2", region, account=account).paginate("describe_launch_templates")
+    return [str(t["LaunchTemplateId"]) for page in pages for t in page.get("LaunchTemplates", [])]
+
+
+def launch_configuration_amis(
+    aws: AwsFactory, region: str, account: str | None = None
+) -> dict[str, str]:
+    """Launch configuration name -> the AMI it launches, for every one in ``region``."""
+    pages = aws.client("autoscaling", region, account=account).paginate(
+        "describe_launch_configurations"
+    )
+    return {
+        str(c["LaunchConfigurationName"]): str(c.get("ImageId", ""))
+        for page in pages
+        for c in page.get("LaunchConfigurations", [])
+    }

@@ -387,6 +387,8 @@ class StatusRow(TypedDict):
     lost: bool
     parent_ami: str | None  # the parent AMI the base was baked from
     upstream: dict[str, Any] | str | None  # --upstream: the family's answer, or why there is none
+    disabled: bool  # its AMIs disabled by `imagefleet retire`, not yet deregistered
+    retired: bool  # its AMIs deregistered and snapshots deleted
 
 
 @click.command()
@@ -432,6 +434,10 @@ def status(family: str | None, with_upstream: bool) -> None:
                     "lost": bool(base and base.ref in lost),
                     "parent_ami": base.source_ami if base else None,
                     "upstream": answer_json(answers.get(fam)),
+                    # retirement (`imagefleet retire`) never touches a stage's base; an older
+                    # one a pointer was forced back onto still says so
+                    "disabled": bool(base and base.disabled_at and not base.retired),
+                    "retired": bool(base and base.retired),
                 }
             )
     obj.out.result(
@@ -444,7 +450,9 @@ def status(family: str | None, with_upstream: bool) -> None:
                     r["family"],
                     r["stage"],
                     r["version"] if r["version"] is not None else "-",
-                    next(iter(r["amis"].values()), "-") + (" (lost)" if r["lost"] else ""),
+                    next(iter(r["amis"].values()), "-")
+                    + (" (lost)" if r["lost"] else "")
+                    + (" (retired)" if r["retired"] else " (disabled)" if r["disabled"] else ""),
                     r["parent_ami"] or "-",
                     r["age"] or "-",
                     ", ".join(r["regions"]) or "-",

@@ -81,6 +81,20 @@ FEATURES: dict[str, list[str]] = {
         "ec2:DescribeTags",
         "autoscaling:DescribeTags",
     ],
+    "retire": [
+        # `imagefleet retire`: a base out of retention has its AMIs disabled, later deregistered
+        # with their snapshots, in the caller's and member accounts; never one in use anywhere
+        "ec2:DescribeImages",
+        "ec2:DescribeImageAttribute",  # shared with an account retire did not read: kept
+        "ec2:DisableImage",
+        "ec2:DeregisterImage",
+        "ec2:DeleteSnapshot",
+        "ec2:DescribeInstances",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:DescribeLaunchTemplateVersions",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeLaunchConfigurations",
+    ],
     "test": [
         "ec2:RunInstances",
         "ec2:DescribeInstances",
@@ -180,6 +194,7 @@ DESTRUCTIVE = frozenset(
         "ec2:TerminateInstances",
         "ec2:StopInstances",
         "ec2:DeregisterImage",
+        "ec2:DisableImage",
         "ec2:DeleteSnapshot",
         "ec2:ModifyImageAttribute",
         "ec2:CreateTags",
@@ -367,7 +382,14 @@ def rules(scope: Scope) -> list[Rule]:
         ),
         Rule(
             "ImagefleetOwnedImages",
-            f({"ec2:DeregisterImage", "ec2:ModifyImageAttribute", "ec2:DeleteSnapshot"}),
+            f(
+                {
+                    "ec2:DeregisterImage",
+                    "ec2:DisableImage",
+                    "ec2:ModifyImageAttribute",
+                    "ec2:DeleteSnapshot",
+                }
+            ),
             (_ec2("image"), _ec2("snapshot")),
             _has_tag(),
         ),
@@ -522,9 +544,10 @@ def uncovered(features: list[str], scope: Scope) -> list[str]:
 
 
 # --- the organisation: member roles and the operator's AssumeRole -----------------------------
-# What imagefleet does inside a member account: its fleet's canary rollouts, image tests and gc
-# (bake, promotion, perf, the state table and notifications stay in the operator's account).
-MEMBER_FEATURES = ("canary", "test", "gc")
+# What imagefleet does inside a member account: its fleet's canary rollouts, image tests, gc and
+# retirement of a base's copies there (bake, promotion, perf, the state table and notifications
+# stay in the operator's account).
+MEMBER_FEATURES = ("canary", "test", "gc", "retire")
 
 
 def member_role_policy(scope: Scope | None = None) -> dict[str, Any]:

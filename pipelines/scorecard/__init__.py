@@ -4,8 +4,8 @@ the fleet, canaried, benchmarked, retired on time, current with upstream, free o
 
 ``assess`` judges plain facts; ``gather`` reads them; ``score`` ties the two over the configured
 families, and ``for_report`` does the same from what the store already holds (the latest fleet
-snapshot) and the upstream answers the report asked for, for the report site. docs/scorecard.md says what each cell means and how to
-turn a red one green.
+snapshot) and the upstream answers the report asked for, for the report site. docs/scorecard.md
+says what each cell means and how to turn a red one green.
 """
 
 from __future__ import annotations

@@ -437,6 +437,9 @@ CASES = [
     Case("ref-zero", ("test", "demo:0"), "expected a version number"),
     Case("ref-unknown-family", ("test", "nope:1"), "unknown family"),
     Case("ref-no-family", ("test", "7"), "cannot tell which base"),
+    Case("retire-family-unknown", ("retire", "nope"), "unknown family"),
+    Case("retire-family-pattern", ("retire", "Demo"), "FAMILY: expected a family name"),
+    Case("retire-accounts-unknown", ("retire", "--accounts", "nope"), "--accounts"),
     # --- canary judge files
     # -------------------------------------------------------------------------
     Case(

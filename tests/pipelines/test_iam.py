@@ -167,6 +167,7 @@ UNRELATED_AND_OWN: dict[str, tuple[str, tuple[str, dict[str, str]]]] = {
     "ec2:CreateImage": (arn("instance", "i-0aa"), (arn("instance", "i-0bb"), tagged())),
     "ec2:GetPasswordData": (arn("instance", "i-0aa"), (arn("instance", "i-0bb"), tagged())),
     "ec2:DeregisterImage": (arn("image", "ami-0aa"), (arn("image", "ami-0bb"), tagged())),
+    "ec2:DisableImage": (arn("image", "ami-0aa"), (arn("image", "ami-0bb"), tagged())),
     "ec2:ModifyImageAttribute": (arn("image", "ami-0aa"), (arn("image", "ami-0bb"), tagged())),
     "ec2:CreateTags": (arn("image", "ami-0aa"), (arn("image", "ami-0bb"), tagged())),
     "ec2:DeleteSnapshot": (arn("snapshot", "snap-0aa"), (arn("snapshot", "snap-0bb"), tagged())),
@@ -292,6 +293,7 @@ def test_instances_are_launched_and_tagged_only_as_imagefleet_s() -> None:
 # what each action that deletes or shares an image or snapshot is called on
 IMAGE_DESTRUCTIVE = {
     "ec2:DeregisterImage": "image",
+    "ec2:DisableImage": "image",
     "ec2:ModifyImageAttribute": "image",
     "ec2:DeleteSnapshot": "snapshot",
     "ec2:CreateTags": "image",

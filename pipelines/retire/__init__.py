@@ -1,0 +1,1 @@
+"""`imagefleet retire`: disable, then deregister, the AMIs of bases out of retention."""
