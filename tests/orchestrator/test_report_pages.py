@@ -263,15 +263,15 @@ def test_the_report_command_reads_each_changelog_from_the_bucket(
         re.sub(r'(?m)^endpoint_url = "local".*$', f'endpoint_url = "{aws_endpoint}"', text)
     )
     ctx = Context(config_path=config)
-    web = [BaseVersion("web", v, {}, "ami-1", v - 1 or None, "b", utcnow()) for v in (1, 2, 3)]
+    web = [BaseVersion("demo", v, {}, "ami-1", v - 1 or None, "b", utcnow()) for v in (1, 2, 3)]
     published = publish_changelog(
-        aws, ctx.settings, artifact_prefix("web", 3, "b"), web[1], Changelog.from_dict(PUBLISHED)
+        aws, ctx.settings, artifact_prefix("demo", 3, "b"), web[1], Changelog.from_dict(PUBLISHED)
     )
     missing = {
         "against": 1,
         "summary": {},
         "cves": 0,
-        "uris": {"json": "s3://imagefleet-artifacts/web/2/b/gone.json"},
+        "uris": {"json": "s3://imagefleet-artifacts/demo/2/b/gone.json"},
     }
     web[1].changelog = {"vs_parent": missing}
     web[2].changelog = {"vs_parent": published.to_json()}
@@ -283,10 +283,11 @@ def test_the_report_command_reads_each_changelog_from_the_bucket(
         obj=Context(output=Output(stdout=out, stderr=io.StringIO())),
     )
     assert code == 0, out.getvalue()
-    page = (tmp_path / "site" / "changelogs" / "web-3.html").read_text()
+    page = (tmp_path / "site" / "changelogs" / "demo-3.html").read_text()
     assert 'id="vs_parent-CVE-2024-6119"' in page and "Jane Doe" in page
-    web2 = " ".join((tmp_path / "site" / "changelogs" / "web-2.html").read_text().split())
-    assert "s3://imagefleet-artifacts/web/2/b/gone.json is missing from the artifact bucket" in web2
+    web2 = " ".join((tmp_path / "site" / "changelogs" / "demo-2.html").read_text().split())
+    gone = "s3://imagefleet-artifacts/demo/2/b/gone.json"
+    assert f"{gone} is missing from the artifact bucket" in web2
 
 
 def test_a_bucket_that_cannot_be_reached_is_asked_once() -> None:

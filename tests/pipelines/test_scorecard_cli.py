@@ -82,4 +82,6 @@ def test_scorecard_reads_one_fleet_and_survives_a_failing_check(
     html = (tmp_path / "site" / "index.html").read_text()
     table = html.split('<table id="scorecard"')[1].split("</table>")[0]
     assert f"family-{fam}.html" in table and "no fleet snapshot yet" in table
-    assert "not checked here (no AWS calls)" in table
+    # its upstream cell is the answer the report asked for (the test AMI's parent is not the
+    # newest image the init config's filter names), not "not checked"
+    assert "upstream moved: the newest image named" in table and "not checked" not in table
