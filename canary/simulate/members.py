@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import AwsError, NotFoundError
 
 if TYPE_CHECKING:
-    from canary.simulate.aws import SimAws, SimRegion
+    from canary.simulate.aws import SimAws
+    from canary.simulate.world import SimRegion
     from orchestrator.accounts import AccountSettings
 
 ROLE_NAME = "imagefleet-canary"  # the role the simulated workspace assumes in each member
