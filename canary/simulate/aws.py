@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from canary.simulate import members
 from canary.simulate.clients import SimAutoScaling, SimCloudWatch, SimS3, SimSts
 from canary.simulate.ec2 import SimEc2
 from canary.simulate.world import (
@@ -117,8 +116,35 @@ class SimAws:
     def assume_all(
         self, names: Iterable[str] | None = None, *, refuse: bool = True, **_: object
     ) -> list[dict[str, Any]]:
-        """Assume each named member account's role (all when none are named)."""
-        return members.assume_all(self, self.accounts, names, refuse)
+        """``AwsFactory.assume_all`` on the simulated AWS: each named ``[accounts.NAME]``'s
+        identity, asked in the account; an account the world lacks, or answering another id,
+        cannot be assumed (with ``refuse``, an AwsError naming it: exit 3)."""
+        from orchestrator.accounts import resolve_accounts
+        from orchestrator.assume import account_row, refuse_unassumable
+
+        rows: list[dict[str, Any]] = []
+        for acc in resolve_accounts(dict(self.accounts), list(names or ())):
+            row = account_row(acc)
+            if acc.name not in self.world.accounts:
+                row["error"] = (
+                    f"account {acc.name} ({acc.id}): AccessDenied: not authorized to perform "
+                    f"sts:AssumeRole on {acc.role}"
+                )
+            else:
+                ident = self.client("sts", None, account=acc.name).get_caller_identity()
+                row["identity"] = str(ident["Arn"])
+                if ident["Account"] != acc.id:
+                    row["error"] = (
+                        f"account {acc.name} ({acc.id}): assuming {acc.role} acted in account "
+                        f"{ident['Account']}, not {acc.id}"
+                    )
+                else:
+                    row["assumable"] = True
+                    self.assumed[acc.name] = row["identity"]
+            rows.append(row)
+        if refuse:
+            refuse_unassumable(rows)
+        return rows
 
     def assumed_roles(self) -> dict[str, str]:
         return dict(self.assumed)

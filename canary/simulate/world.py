@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from canary.budget import REQUEST_BUCKETS
-from canary.simulate.members import SimImage
 from orchestrator.clock import VirtualClock
 from orchestrator.errors import AwsError
 from orchestrator.store import TokenBucket, bucket_take
@@ -36,6 +35,19 @@ SERVICE_OF_BUCKET = {
     "cloudwatch": "cloudwatch",
 }
 ACCOUNT = "123456789012"
+
+
+@dataclass
+class SimImage:
+    """An AMI of the simulated world: its name, owner (account id) and launch permission."""
+
+    name: str
+    owner: str
+    shared_with: set[str] = field(default_factory=set)  # account ids granted launch permission
+    public: bool = False
+
+    def visible_to(self, account_id: str) -> bool:
+        return self.public or account_id == self.owner or account_id in self.shared_with
 
 
 @dataclass
@@ -210,7 +222,7 @@ class SimWorld:
         self.objects: dict[
             tuple[str, str], bytes
         ] = {}  # the artifact bucket's objects (verdict samples)
-        self.images: dict[str, SimImage] = {}  # AMIs by id (canary.simulate.members)
+        self.images: dict[str, SimImage] = {}  # AMIs by id (their calls: canary.simulate.members)
 
     @staticmethod
     def account_id(account: str) -> str:
