@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from canary.executor import GroupInfo
+from canary.groups import GroupInfo
 from canary.places import client, where
 from orchestrator.accounts import AccountSettings, resolve_accounts
 from orchestrator.errors import AwsError, ExitStatus, ImagefleetError, NotFoundError

@@ -2,9 +2,10 @@
 
 The controller works on the typed ``Rollout`` (``canary.model``) and saves it as the rollout's
 document after every change; what it does to AWS is in ``canary.actions``, a round's work for
-every cohort in flight in ``canary.rounds``, the verdict rules in ``canary.judge.decision``, rolling
-back and aborting in ``canary.rollback``, the document's place in the store (kinds, leases,
-pause/abort requests) in ``canary.rollouts``.
+every cohort in flight in ``canary.rounds``, the verdict rules in ``canary.judge.decision``, what a
+verdict leads to and how the rollout ends in ``canary.outcomes``, rolling back and aborting in
+``canary.rollback``, the document's place in the store (kinds, leases, pause/abort requests) in
+``canary.rollouts``.
 
 Cohorts roll in *rounds*: the first ``cohorts_in_flight`` unfinished cohorts (in the rollout's
 order) each do their current wave side by side, sharing describes, metric queries and the
@@ -32,7 +33,7 @@ from contextlib import ExitStack
 from functools import cached_property
 from typing import Any, TypeVar
 
-from canary import hooks, rounds
+from canary import outcomes, rounds
 from canary.actions import GroupsMissing, Progress, RolloutActions
 from canary.budget import ApiBudget
 from canary.config import CanarySettings
@@ -41,7 +42,7 @@ from canary.metrics import InstanceRef
 from canary.model import CohortState, Owner, Rollout, Wave
 from canary.pacing import LaunchPacer, PacedAws
 from canary.prepare import check_metric_data, new_amis, prepare
-from canary.records import RolloutRecords, RolloutView
+from canary.records import RolloutRecords
 from canary.rollback import abort, rollback_all, rollback_cohort
 from canary.rollouts import (
     CONTROL_KIND,
@@ -59,7 +60,7 @@ from canary.rollouts import (
 from orchestrator.context import Context
 from orchestrator.engine import KillPoint, Operation
 from orchestrator.errors import LeaseLostError
-from orchestrator.store import Evidence, leases, utcnow
+from orchestrator.store import leases, utcnow
 from orchestrator.tags import ROLE_TAG, ROLLOUT_TAG, WAVE_TAG
 
 __all__ = [
@@ -315,7 +316,7 @@ class Controller:
             rollback_all(self, rollout.reason or "rolled back")
             return
         if rollout.status == "paused":
-            self._resume_paused()
+            outcomes.resume_paused(self)
         rollout.status = "running"
         rollout.reason = None
         self.save()
@@ -328,7 +329,7 @@ class Controller:
             ) as exc:  # deleted on AWS, or the endpoint restarted: never a KeyError
                 for cohort in [c for c in cohorts if set(c.groups) & set(exc.keys)]:
                     rollback_cohort(self, cohort, set(exc.keys))
-        self._finish()
+        outcomes.finish(self)
 
     def in_flight(self) -> list[CohortState]:
         """The cohorts rolled together now: the first ``cohorts_in_flight`` not yet finished, in
@@ -375,113 +376,19 @@ class Controller:
             rounds.analyse(self, analysing)
         paused = []
         for cohort, wave in waves:
-            decision = self._decide(cohort, wave)
+            decision = outcomes.decide(self, cohort, wave)
             if decision == "failed":
                 failed.append(cohort)
             elif decision == "paused":
                 paused.append((cohort, wave))
         self.save()
         if failed and self.cfg.on_fail == "halt":
-            self._halt(failed[0])
+            outcomes.halt(self, failed[0])
             return True
         if paused:
-            self._pause(paused)
+            outcomes.pause(self, paused)
             return True
         return False
-
-    def _decide(self, cohort: CohortState, wave: Wave) -> str:
-        """Act on the wave's verdict: ``passed`` (next wave), ``paused`` or ``failed`` (rolled
-        back)."""
-        judged = wave.verdict
-        assert judged is not None, (
-            f"wave {wave.index} of {cohort.key} is {wave.status} without a verdict"
-        )
-        decision = judged["decision"]
-        cohort.last_verdict = {"wave": wave.index, "decision": decision, "score": judged["score"]}
-        self.progress(describe_verdict(cohort.key, wave.index, judged))
-        if decision == "pass":
-            wave.status = "passed"
-            cohort.wave += 1
-            if cohort.wave == len(cohort.waves):
-                cohort.status = "passed"
-            return "passed"
-        if decision in ("marginal", "nodata"):
-            wave.status = "paused"
-            cohort.status = "paused"
-            return "paused"
-        wave.status = "failed"
-        self.save()
-        rollback_cohort(self, cohort)
-        self.progress(f"cohort {cohort.key}: rolled back to the previous launch-template versions")
-        self._announce_rollback(cohort)
-        return "failed"
-
-    def _halt(self, failed: CohortState) -> None:
-        """``on_fail = "halt"``: stop everything. Cohorts still in flight go back to the old base
-        (nobody runs them any more); passed cohorts stay, pending ones are halted."""
-        rollout = self.rollout
-        rollout.status = "failed"
-        rollout.reason = f"cohort {failed.key} failed the canary and was rolled back; halted"
-        self.save()
-        for other in rollout.cohorts:
-            if other.status in ("running", "paused", "rolling_back"):
-                rollback_cohort(self, other)
-        for other in rollout.cohorts:
-            if other.status == "pending":
-                other.status = "halted"
-        self.save()
-        self._record_evidence(passed=False)
-
-    def _finish(self) -> None:
-        rollout = self.rollout
-        bad = [cohort.key for cohort in rollout.cohorts if cohort.status != "passed"]
-        lost = [cohort.key for cohort in rollout.cohorts if cohort.status == "lost"]
-        rollout.status = "failed" if bad else "succeeded"
-        rolled = ", ".join(key for key in bad if key not in lost)
-        rollout.reason = (
-            "; ".join(
-                ([f"rolled back: {rolled}"] if rolled else [])
-                + ([f"lost (groups gone): {', '.join(lost)}"] if lost else [])
-            )
-            or None
-        )
-        rollout.finished_at = utcnow()
-        self.save()
-        self._record_evidence(passed=not bad)
-        self.audit(f"canary.{rollout.status}", reason=rollout.reason)
-
-    def _record_evidence(self, *, passed: bool) -> None:
-        """The canary gate's evidence for a registered base: passed only when every cohort
-        passed."""
-        rollout = self.rollout
-        if rollout.new.version is None:
-            return
-        cohorts = [
-            {
-                "key": cohort.key,
-                "status": cohort.status,
-                "instances": cohort.size,
-                "scores": [wave.verdict["score"] for wave in cohort.waves if wave.verdict],
-            }
-            for cohort in rollout.cohorts
-        ]
-        failed = [cohort.key for cohort in rollout.cohorts if cohort.status != "passed"]
-        summary = (
-            f"rollout {rollout.id}: {len(cohorts)} cohorts passed"
-            if passed
-            else f"rollout {rollout.id}: {', '.join(failed)} did not pass"
-        )
-        self.store.add_evidence(
-            Evidence(
-                family=rollout.family,
-                version=rollout.new.version,
-                gate="canary",
-                passed=passed,
-                details={"rollout": rollout.id, "summary": summary, "cohorts": cohorts},
-                at=utcnow(),
-                actor=self.ctx.actor,
-            )
-        )
 
     def handle_request(self) -> bool:
         """Act on a pause/abort request from another process; True when the run must stop."""
@@ -497,38 +404,6 @@ class Controller:
             abort(self, reason="aborted on request")
             return True
         return False
-
-    def _resume_paused(self) -> None:
-        """A person said go on: a paused wave's marginal/no-data verdict is accepted."""
-        for cohort in self.rollout.cohorts:
-            if cohort.status == "paused":
-                cohort.status = "running"
-                wave = cohort.waves[cohort.wave]
-                if wave.status == "paused":
-                    wave.status = "passed"
-                    wave.override = {"by": self.ctx.actor, "at": utcnow(), "decision": "resume"}
-                    cohort.wave += 1
-
-    def _pause(self, paused: list[tuple[CohortState, Wave]]) -> None:
-        """Marginal or no-data verdicts: the rollout waits for a person (``resume`` or
-        ``abort``)."""
-        self.rollout.status = "paused"
-        self.rollout.reason = "; ".join(
-            f"cohort {cohort.key} wave {wave.index + 1}: {wave.verdict['decision']} (score "
-            f"{wave.verdict['score']})"
-            for cohort, wave in paused
-            if wave.verdict is not None
-        )
-        self.save()
-
-    def _announce_rollback(self, cohort: CohortState) -> None:
-        """Tell the layers above (a retrospective draft, in ``pipelines``); never blocks the
-        rollout."""
-        event = hooks.CohortRolledBack(
-            self.store, self.ctx.settings.state_dir, RolloutView.of(self.rollout), cohort.key
-        )
-        for line in hooks.cohort_rolled_back(event):
-            self.progress(f"cohort {cohort.key}: {line}")
 
     def canary_refs(self, cohort: CohortState, ids: list[str]) -> list[InstanceRef]:
         """Canaries as their metrics' templates name them: a replacement runs in the region and

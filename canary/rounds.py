@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, cast
 
 from canary import sides
 from canary.actions import WaveToJudge
-from canary.executor import GroupInfo
+from canary.groups import GroupInfo
 from canary.judge.decision import Verdict
 from canary.metrics import InstanceRef
 from canary.model import (

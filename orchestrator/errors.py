@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orchestrator.store import Lease
+    from orchestrator.store.lease_records import Lease
 
 
 class ExitStatus(IntEnum):

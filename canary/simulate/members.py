@@ -1,46 +1,42 @@
-"""Member accounts in the simulated AWS: the identity each answers, the roles the controller
-assumes there, and the AMIs each account can see.
+"""Member accounts in the simulated AWS: the identity each answers, the roles the controller assumes
+there, and the AMIs each account can see.
 
-A member account of the simulated world is named by its 12-digit id (as the fleet model names
-them, ``Scenario.account_names``), and the controller's workspace names its ``[accounts.NAME]``
-tables the same, so a place (``canary.places``) is the world's key of that account's region.
-Assuming a member role always succeeds when the world has the account and answers, through
-``GetCallerIdentity`` in the account, the account's id (``orchestrator.assume.check_accounts``'s
-check); an account the world lacks is named as unassumable, exit 3, as on AWS.
+A member account of the simulated world is named by its 12-digit id (as the fleet model names them,
+``Scenario.account_names``), and the controller's workspace names its ``[accounts.NAME]`` tables the
+same, so a place (``canary.places``) is the world's key of that account's region. Assuming a member
+role (``SimAws.assume_all``, ``canary.simulate.aws``) always succeeds when the world has the account
+and answers, through ``GetCallerIdentity`` in the account, the account's id
+(``orchestrator.assume.check_accounts``'s check); an account the world lacks is named as
+unassumable, exit 3, as on AWS.
 
-AMIs (``SimWorld.images``) are owned by the caller's account and shared with some accounts (or
-public): ``DescribeImages`` in an account finds the ones it owns or that are shared with it (an
-unknown or unshared id is ``InvalidAMIID.NotFound``), ``DescribeImageAttribute
-launchPermission`` from the owner lists who was granted launch permission: what
-``canary.accounts.launch_check`` asks.
+AMIs (``SimWorld.images`` of ``SimImage``, ``canary.simulate.world``) are owned by the caller's
+account and shared with some accounts (or public): ``DescribeImages`` in an account finds the ones
+it owns or that are shared with it (an unknown or unshared id is ``InvalidAMIID.NotFound``),
+``DescribeImageAttribute launchPermission`` from the owner lists who was granted launch permission:
+what ``canary.accounts.launch_check`` asks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from canary.simulate.world import SimImage
 from orchestrator.errors import AwsError, NotFoundError
 
 if TYPE_CHECKING:
-    from canary.simulate.aws import SimAws, SimRegion
-    from orchestrator.accounts import AccountSettings
+    from canary.simulate.world import SimRegion
+
+__all__ = [
+    "ROLE_NAME",
+    "SimImage",
+    "describe_image_attribute",
+    "describe_images",
+    "describe_instance_types",
+    "identity",
+    "role_arn",
+]
 
 ROLE_NAME = "imagefleet-canary"  # the role the simulated workspace assumes in each member
-
-
-@dataclass
-class SimImage:
-    """An AMI of the simulated world: its name, owner (account id) and launch permission."""
-
-    name: str
-    owner: str
-    shared_with: set[str] = field(default_factory=set)  # account ids granted launch permission
-    public: bool = False
-
-    def visible_to(self, account_id: str) -> bool:
-        return self.public or account_id == self.owner or account_id in self.shared_with
 
 
 def role_arn(account_id: str) -> str:
@@ -108,43 +104,6 @@ def describe_image_attribute(r: SimRegion, ImageId: str, Attribute: str) -> dict
         raise AwsError(f"attribute {Attribute} is not simulated", code="InvalidParameterValue")
     perms: list[dict[str, str]] = [{"UserId": a} for a in sorted(img.shared_with)]
     return {"ImageId": ImageId, "LaunchPermissions": perms + ([{"Group": "all"}] * img.public)}
-
-
-def assume_all(
-    aws: SimAws,
-    accounts: Mapping[str, AccountSettings],
-    names: Iterable[str] | None,
-    refuse: bool,
-) -> list[dict[str, Any]]:
-    """``AwsFactory.assume_all`` on the simulated AWS: each named ``[accounts.NAME]``'s identity,
-    asked in the account; an account the world lacks, or answering another id, cannot be
-    assumed (with ``refuse``, an AwsError naming it: exit 3)."""
-    from orchestrator.accounts import resolve_accounts
-    from orchestrator.assume import account_row, refuse_unassumable
-
-    rows: list[dict[str, Any]] = []
-    for acc in resolve_accounts(dict(accounts), list(names or ())):
-        row = account_row(acc)
-        if acc.name not in aws.world.accounts:
-            row["error"] = (
-                f"account {acc.name} ({acc.id}): AccessDenied: not authorized to perform "
-                f"sts:AssumeRole on {acc.role}"
-            )
-        else:
-            ident = aws.client("sts", None, account=acc.name).get_caller_identity()
-            row["identity"] = str(ident["Arn"])
-            if ident["Account"] != acc.id:
-                row["error"] = (
-                    f"account {acc.name} ({acc.id}): assuming {acc.role} acted in account "
-                    f"{ident['Account']}, not {acc.id}"
-                )
-            else:
-                row["assumable"] = True
-                aws.assumed[acc.name] = row["identity"]
-        rows.append(row)
-    if refuse:
-        refuse_unassumable(rows)
-    return rows
 
 
 def describe_instance_types(r: SimRegion, InstanceTypes: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from canary.budget import BucketSpec
-from canary.simulate.aws import SimWorld
+from canary.simulate.world import SimWorld
 
 TIMELINE_BIN_S = 300.0  # the busiest bucket's use is reported in bins of this many seconds
 

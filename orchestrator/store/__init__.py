@@ -6,6 +6,10 @@ declared in its own ``records`` module) — behind one interface that names no a
 write, a schema version with migrations). ``DynamoStore`` (``orchestrator.store.dynamodb``)
 implements the same ``StateStore`` interface on one DynamoDB table for teams running several
 orchestrators; the contract tests in ``tests/orchestrator/test_store*.py`` run on both backends.
+
+The records every backend shares have modules of their own, re-exported here: the history
+(``orchestrator.store.history``), leases and fences (``orchestrator.store.lease_records``) and
+token buckets (``orchestrator.store.tokens``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import (
-    ConflictError,
-    LeaseLostError,
-    NotFoundError,
-    UsageError,
-)
+from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.store.history import AuditEntry, Evidence, StageChange
+from orchestrator.store.lease_records import Fence, Lease, LeaseIsDead, lease_blocks
+from orchestrator.store.tokens import BUCKET_KIND, BUCKET_RACE_ATTEMPTS, TokenBucket, bucket_take
 
 if TYPE_CHECKING:
     from orchestrator.config import Settings
@@ -105,188 +107,6 @@ class BaseVersion:
         return d
 
 
-@dataclass
-class Evidence:
-    family: str
-    version: int
-    gate: str
-    passed: bool
-    details: dict[str, Any]
-    at: str
-    actor: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class AuditEntry:
-    id: int
-    at: str
-    actor: str
-    action: str
-    target: str
-    reason: str
-    details: dict[str, Any]
-
-    # the details a reader scans for (``history``, the report's audit rows); --json has them all
-    BRIEF = ("stage", "cohort", "forced", "from", "amis", "accounts", "summary", "assumed_roles")
-
-    @property
-    def assumed_roles(self) -> dict[str, str]:
-        """Member account name -> the assumed-role ARN ``actor`` acted as there; empty for an
-        entry that used no member account (and for every entry written before accounts)."""
-        roles = self.details.get("assumed_roles")
-        return {str(k): str(v) for k, v in roles.items()} if isinstance(roles, dict) else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def brief(self) -> str:
-        """The details a reader scans for, as ``key=value`` pairs in full, never cut JSON: the
-        stage a promotion moved, the cohort a canary rolled back, …"""
-
-        def show(v: object) -> str:
-            if isinstance(v, dict):
-                return ", ".join(f"{k} {show(x)}" for k, x in v.items())
-            if isinstance(v, (list, tuple)):
-                return ", ".join(map(show, v))
-            return str(v).lower() if isinstance(v, bool) else str(v)
-
-        return "; ".join(f"{k}={show(self.details[k])}" for k in self.BRIEF if k in self.details)
-
-
-@dataclass
-class StageChange:
-    id: int
-    family: str
-    stage: str
-    version: int | None
-    previous: int | None
-    action: str
-    at: str
-    actor: str
-    reason: str
-    rolled_back: bool = False  # a later rollback moved the stage away from this base
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Lease:
-    """Exclusive hold of a name (a family's stage, a family's bake, an Auto Scaling group…).
-
-    ``owner`` identifies the holder (one command's run, or a rollout that claims its groups until
-    it ends); ``expires_at`` is clock time, renewed by heartbeats; ``None`` means held until
-    released (a rollout's claim on its groups outlives the process that started it).
-    ``token`` is the fencing token the store handed out when the lease was taken: every
-    acquisition gets a larger one than any before it, so it grows each time the lease changes hands.
-    A released lease is kept, ``released``, so a holder it was taken from can still be told who
-    took it; ``leases()`` lists only those held.
-    """
-
-    name: str
-    owner: str
-    actor: str
-    host: str
-    pid: int
-    command: str
-    acquired_at: float
-    heartbeat_at: float
-    expires_at: float | None
-    token: int = 0
-    released: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Fence:
-    """What a holder's writes are conditioned on: each of ``names`` still held by ``owner`` with
-    ``token``.
-
-    ``StateStore.fenced(fence)`` gives a view of the store whose every write checks this in the
-    same transaction (SQLite) or the same ``TransactWriteItems`` (DynamoDB) as the write itself.
-    """
-
-    names: tuple[str, ...]
-    owner: str
-    token: int
-
-    def holds(self, lease: Lease | None) -> bool:
-        return (
-            lease is not None
-            and not lease.released
-            and (lease.owner, lease.token) == (self.owner, self.token)
-        )
-
-    def lost(self, name: str, now: Lease | None) -> LeaseLostError:
-        """The error for a write refused on ``name``, naming who holds it now (or held it last)."""
-        return LeaseLostError(name, None if now is None or now.owner == self.owner else now)
-
-
-BUCKET_KIND = "token-bucket"  # buckets are kept as documents of this kind in every backend
-BUCKET_RACE_ATTEMPTS = 50  # re-reads of a bucket after another writer won, before giving up
-
-
-@dataclass(frozen=True)
-class TokenBucket:
-    """An API budget shared by every process using the store: ``tokens`` as of ``updated_at``.
-
-    ``capacity`` and ``refill_per_s`` come with each take, so a changed setting applies at once.
-    """
-
-    name: str
-    tokens: float
-    updated_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def bucket_take(
-    current: TokenBucket | None,
-    name: str,
-    count: float,
-    *,
-    capacity: float,
-    refill_per_s: float,
-    now: float,
-    reserve: bool = False,
-) -> tuple[TokenBucket | None, float]:
-    """The token-bucket rule every backend applies. A new bucket starts full.
-
-    Without ``reserve``: (new state, 0.0) when ``count`` tokens are taken, (None, seconds until
-    they will be there) when not. With ``reserve`` the tokens are always taken, the bucket going
-    into debt if need be, and the seconds until they are really there come back with the new
-    state: the caller sleeps exactly that long and then acts. Reservations queue takers in the
-    order they came, so many waiters never retry in a herd, and the rate is kept exactly.
-
-    A take larger than ``capacity`` could never succeed, so it is bad input. Time that runs
-    backwards (another machine's clock behind ours) refills nothing rather than draining.
-    """
-    if count > capacity:
-        raise UsageError(
-            f"cannot take {count:g} tokens from bucket {name} of capacity {capacity:g}"
-        )
-    if current is None:
-        tokens, at = capacity, now
-    else:
-        tokens = min(capacity, current.tokens + max(0.0, now - current.updated_at) * refill_per_s)
-        at = max(now, current.updated_at)
-    if tokens >= count:
-        return TokenBucket(name, tokens - count, at), 0.0
-    if refill_per_s <= 0:
-        raise UsageError(
-            f"bucket {name} holds {tokens:g} tokens and never refills; {count:g} will never come"
-        )
-    wait = (count - tokens) / refill_per_s
-    return (TokenBucket(name, tokens - count, at), wait) if reserve else (None, wait)
-
-
-LeaseIsDead = Callable[[Lease], bool]
 ANY: object = object()  # move_pointer(expected=ANY): no condition on the current pointer
 
 
@@ -542,15 +362,6 @@ class StateStore(ABC):
         pass
 
 
-def lease_blocks(existing: Lease, owner: str, now: float, is_dead: LeaseIsDead) -> bool:
-    """Does ``existing`` keep ``owner`` from taking the name? (one rule for every backend)"""
-    if existing.released or existing.owner == owner:
-        return False
-    if existing.expires_at is not None and existing.expires_at <= now:
-        return False
-    return not is_dead(existing)
-
-
 def check_move(
     family: str, stage: str, version: int | None, previous: int | None, expected: object
 ) -> None:
@@ -594,6 +405,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ANY",
     "BUCKET_KIND",
+    "BUCKET_RACE_ATTEMPTS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "AuditEntry",
@@ -601,6 +413,7 @@ __all__ = [
     "Evidence",
     "Fence",
     "Lease",
+    "LeaseIsDead",
     "SqliteStore",
     "StageChange",
     "StateStore",

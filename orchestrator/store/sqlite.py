@@ -1,23 +1,17 @@
 """The SQLite backend of the state store: every record (bases, stage pointers, evidence, audit,
 operations, documents, leases) as rows in one file. The file itself (schema,
-migrations, identity, connections, transactions) is ``orchestrator.store.sqlite_file``'s.
+migrations, identity, connections, transactions) is ``orchestrator.store.sqlite_file``'s; the
+fenced transaction and the leases are ``orchestrator.store.sqlite_leases``'s, the operations and
+their steps ``orchestrator.store.sqlite_journal``'s. ``SqliteStore`` builds on them in that order.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import astuple, replace
 from typing import Any
 
-from orchestrator.errors import (
-    ConflictError,
-    LeaseHeldError,
-    LeaseLostError,
-    NotFoundError,
-)
+from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.store import (
     ANY,
     BUCKET_KIND,
@@ -25,55 +19,20 @@ from orchestrator.store import (
     BaseVersion,
     DocWrite,
     Evidence,
-    Fence,
-    Lease,
-    LeaseIsDead,
     StageChange,
-    StateStore,
     TokenBucket,
     bucket_take,
     check_move,
-    lease_blocks,
     utcnow,
 )
-from orchestrator.store.sqlite_file import MIGRATIONS, SCHEMA_VERSION, SqliteFile
+from orchestrator.store.sqlite_file import MIGRATIONS, SCHEMA_VERSION
+from orchestrator.store.sqlite_journal import SqliteJournal
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 
 
-def _select(table: str, **filters: str | None) -> tuple[str, list[str]]:
-    """``SELECT *`` from ``table`` where each filter that is set matches (column = value)."""
-    wanted = {column: value for column, value in filters.items() if value}
-    where = "".join(f" AND {column}=?" for column in wanted)
-    return f"SELECT * FROM {table} WHERE 1=1{where}", list(wanted.values())
-
-
-class SqliteStore(SqliteFile, StateStore):
+class SqliteStore(SqliteJournal):
     """SQLite in WAL mode; every public write is one transaction, so state is never half-written."""
-
-    # --- the one way to write: a transaction, fenced in a fenced view
-    # ------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """Every write's transaction. In a fenced view (``fenced``) it first checks, inside the same
-        ``BEGIN IMMEDIATE``, that the fence's leases are still ours with our token, so a write
-        method needs nothing of its own to be fenced. Lease methods use ``_lease_tx`` instead."""
-        if self._fence is not None and self._alive is not None:
-            self._alive()  # the heartbeat already knows: no need to wait for the write lock
-        with super()._tx() as db:
-            if self._fence is not None:
-                self._check_fence_in(db, self._fence)
-            yield db
-
-    def _lease_tx(self) -> Any:
-        return SqliteFile._tx(self)  # leases change hands through these: never fenced
-
-    def _check_fence_in(self, db: sqlite3.Connection, fence: Fence) -> None:
-        for name in fence.names:
-            row = db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
-            held = self._lease(row) if row is not None else None
-            if not fence.holds(held):  # taken over, or released
-                raise fence.lost(name, held)
 
     # base versions
     @staticmethod
@@ -349,84 +308,6 @@ class SqliteStore(SqliteFile, StateStore):
         ]
         return list(reversed(out))
 
-    # operations
-    def open_operation(self, op_id: str, kind: str, intent: dict[str, Any]) -> dict[str, Any]:
-        now = utcnow()
-        with self._tx() as db:
-            row = db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO operations VALUES (?,?,?,?,?,?)",
-                    (op_id, kind, json.dumps(intent), "running", now, now),
-                )
-                self.meter.note(len(op_id) + len(kind) + len(json.dumps(intent)) + 61)
-                return {
-                    "id": op_id,
-                    "kind": kind,
-                    "intent": intent,
-                    "status": "running",
-                    "created_at": now,
-                    "resumed": False,
-                }
-            db.execute("UPDATE operations SET updated_at=? WHERE id=?", (now, op_id))
-        return {**self._op(row), "resumed": True}
-
-    @staticmethod
-    def _op(row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "kind": row["kind"],
-            "intent": json.loads(row["intent"]),
-            "status": row["status"],
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-        }
-
-    def operation(self, op_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
-        return self._op(row) if row else None
-
-    def operations(
-        self, kind: str | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
-        q, args = _select("operations", kind=kind, status=status)
-        return [self._op(r) for r in self._db.execute(q + " ORDER BY created_at", args)]
-
-    def finish_operation(self, op_id: str, status: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE operations SET status=?, updated_at=? WHERE id=?", (status, utcnow(), op_id)
-            )
-
-    def step(self, op_id: str, name: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT * FROM steps WHERE op_id=? AND name=?", (op_id, name)
-        ).fetchone()
-        if row is None:
-            return None
-        return {
-            "name": row["name"],
-            "status": row["status"],
-            "result": json.loads(row["result"]) if row["result"] else None,
-        }
-
-    def record_step(self, op_id: str, name: str, status: str, result: object = None) -> None:
-        text = json.dumps(result, default=str) if result is not None else None
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT status FROM steps WHERE op_id=? AND name=?", (op_id, name)
-            ).fetchone()
-            if status == "pending" and row is not None and row["status"] == "done":
-                raise ConflictError(
-                    f"step {name} of {op_id} is already done: another run finished it"
-                )
-            db.execute(
-                "INSERT INTO steps VALUES (?,?,?,?,?) ON CONFLICT(op_id, name) DO UPDATE SET "
-                "status=excluded.status, result=excluded.result, updated_at=excluded.updated_at",
-                (op_id, name, status, text, utcnow()),
-            )
-        self.meter.note(len(op_id) + len(name) + len(status) + len((text or "").encode()) + 27)
-
     # documents
     def get_doc(self, kind: str, doc_id: str) -> tuple[dict[str, Any], int]:
         row = self._db.execute(
@@ -481,66 +362,6 @@ class SqliteStore(SqliteFile, StateStore):
         return [json.loads(r["body"]) for r in rows]
 
     # leases
-    @staticmethod
-    def _lease(row: sqlite3.Row) -> Lease:
-        return Lease(**{**dict(row), "released": bool(row["released"])})
-
-    def acquire_leases(self, leases: list[Lease], *, now: float, is_dead: LeaseIsDead) -> int:
-        with self._lease_tx() as db:
-            for lease in leases:
-                row = db.execute("SELECT * FROM leases WHERE name=?", (lease.name,)).fetchone()
-                if row is not None and lease_blocks(self._lease(row), lease.owner, now, is_dead):
-                    raise LeaseHeldError(self._lease(row))
-            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='lease_token'")
-            token = int(
-                db.execute("SELECT value FROM meta WHERE key='lease_token'").fetchone()["value"]
-            )
-            for lease in leases:
-                db.execute(
-                    "INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    astuple(replace(lease, token=token, released=False)),
-                )
-        for lease in leases:
-            self.meter.note(sum(len(str(v)) for v in astuple(lease)))
-        return token
-
-    def renew_leases(
-        self, owner: str, names: list[str], *, now: float, expires_at: float | None
-    ) -> None:
-        with self._lease_tx() as db:
-            for name in names:
-                cur = db.execute(
-                    "UPDATE leases SET heartbeat_at=?, expires_at=? WHERE name=? AND owner=? "
-                    "AND released=0",
-                    (now, expires_at, name, owner),
-                )
-                if cur.rowcount != 1:
-                    row = db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
-                    raise LeaseLostError(name, self._lease(row) if row is not None else None)
-        for name in names:
-            self.meter.note(len(name) + 40)
-
-    def release_leases(self, owner: str, names: list[str] | None = None) -> None:
-        with self._lease_tx() as db:
-            # kept, marked released: a holder it was taken from learns who took it (LeaseLostError)
-            if names is None:
-                db.execute("UPDATE leases SET released=1 WHERE owner=?", (owner,))
-            else:
-                db.executemany(
-                    "UPDATE leases SET released=1 WHERE owner=? AND name=?",
-                    [(owner, n) for n in names],
-                )
-
-    def leases(self) -> list[Lease]:
-        return [
-            self._lease(r)
-            for r in self._db.execute("SELECT * FROM leases WHERE released=0 ORDER BY name")
-        ]
-
-    def lease(self, name: str) -> Lease | None:
-        row = self._db.execute("SELECT * FROM leases WHERE name=?", (name,)).fetchone()
-        return self._lease(row) if row is not None else None
-
     # token buckets: a document each, read and written in one BEGIN IMMEDIATE transaction
     def take_tokens(
         self,

@@ -26,7 +26,7 @@ ADAPTERS = {
     "pipelines/notify.py": "the SNS notifier",
     "canary/places.py": "the client of a place: a group's region in its own account",
     "canary/accounts.py": "member accounts: can each launch the new base (launch permission)",
-    "canary/simulate/members.py": "the simulator: member accounts' roles and shared images",
+    "canary/simulate/aws.py": "the simulator: member accounts' roles, assumed through STS",
     "canary/executor.py": "launch-template versions and instance replacement",
     "canary/metrics.py": "metric sources: CloudWatch GetMetricData, EC2 private IPs for PromQL",
     "canary/target_group_metrics.py": "cloudwatch-target-group: side target groups, ELB metrics",

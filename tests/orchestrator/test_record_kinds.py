@@ -1,9 +1,8 @@
 """Each document kind is declared once, by the area that owns it (``<area>/records.py``, or the
-core's
-own ``BUCKET_KIND``), and no other product module spells it: readers import the constant and the
-record type. The core's migrations of older layouts are the one exception (they write the kinds out
-as they were when the records moved; ``tests/pipelines/test_records_migration.py`` checks they
-agree).
+core's own ``BUCKET_KIND``, in ``orchestrator/store/tokens.py``), and no other product module
+spells it: readers import the constant and the record type. The core's migrations of older
+layouts are the one exception (they write the kinds out as they were when the records moved;
+``tests/pipelines/test_records_migration.py`` checks they agree).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ NOT_KINDS = {
 def declared_kinds() -> dict[str, str]:
     """kind -> the module that declares it (every ``*_KIND`` string of an area's ``records``
     module)."""
-    kinds = {BUCKET_KIND: "orchestrator/store/__init__.py"}
+    kinds = {BUCKET_KIND: "orchestrator/store/tokens.py"}
     for records in sorted(ROOT.glob("*/records.py")):
         module = importlib.import_module(f"{records.parent.name}.records")
         for name, value in vars(module).items():
