@@ -112,6 +112,22 @@ def run_and_check(
             rollout["id"] in page.read_text() for page in outcome.report.parent.rglob("*.html")
         )
         assert list((ctx.settings.state_dir / "retrospectives").glob("*r5.large.md"))
+
+        # the base's whole life: demo:2 was baked because its recipe changed, from the parent
+        # Canonical's parameter named; the parameter then moved, and `upstream` said so
+        first, second = (store.get_base(demo.FAMILY, v) for v in (1, 2))
+        assert first.recipe_digest and second.recipe_digest != first.recipe_digest
+        assert second.source_ami == first.source_ami
+        told = shown.out + shown.err
+        assert "demo is outdated: the recipe changed since demo:1" in told
+        assert f"upstream moved: {demo.PARENT_PARAMETER} names ami-" in told
+        # where the unfixed openssl runs: the rolled-back r5 groups in both accounts, on demo:1
+        assert outcome.exposure_exit == 1
+        assert "EXPOSED: 1 base(s) (1 in use), 2 group(s), 30 instance(s)" in told
+        # the scorecard, on the command line and on the report's index
+        index = outcome.report.read_text()
+        assert 'id="scorecard"' in index and "sc-fail" in index and "sc-pass" in index
+        assert "hygiene scorecard at" in told
         info = LocalEndpoint(ctx.settings.state_dir).info()
         return faultproxy.stats(info.url) if info is not None and info.faults else None
     finally:

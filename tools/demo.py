@@ -8,7 +8,9 @@ organisation (``[accounts.stream]``, reached by assuming its role, as StackSets 
 release, sharing it with the second account (the candidate stage's launch permission) before any
 group rolls; the new base answers 60 % slower on r5 instances (an injected fault, labelled as
 such); the canary catches it, rolls that cohort back and lets the others go on; release is refused
-(exit 1 with the reason); the report site says what happened. The canary rolls whichever accounts
+(exit 1 with the reason); then the base's whole life: Canonical's parameter moves and
+`upstream` sees it, `exposure` finds where the unfixed openssl still runs, the scorecard grades
+the family; the report site says what happened. The canary rolls whichever accounts
 it reads: the second account's groups are cohorts m5.large and r5.large like the first's.
 
 The demo runs on a virtual clock with the local agents attached to it (``local up --no-agents``;
@@ -82,6 +84,27 @@ NEXT_MANIFEST_CHANGES = {
     "jq": "1.7.1-3build1",
 }
 NEXT_MANIFEST_REMOVED = {"e2fsprogs"}
+
+# The family's parent: Canonical's SSM public parameter for Ubuntu 24.04, as on AWS. `local up`
+# publishes it on the endpoint (the same stock image init's source_filter picks), and
+# `local publish` moves it as Canonical does when it releases a new image.
+PARENT_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+)
+LIFE_DEMO_CONFIG = f"""
+source_parameter = "{PARENT_PARAMETER}"
+max_age = "30d"
+"""
+# Where does this run: a CVE the next base's changelog records as fixed (in openssl), and the
+# package version the next base brings; both are what the bootstrap release still runs.
+EXPOSURE_CVE = "CVE-2024-6119"
+# The family's OS release's end of standard support (Canonical's for 24.04), for `fleet` and the
+# scorecard's end-of-life cell.
+OS_RELEASES_DEMO_CONFIG = """
+[os_releases."ubuntu-24.04"]
+end_of_life = "2029-05-31"
+"""
+EXPOSURE_PACKAGE = ("openssh-server", NEXT_MANIFEST_CHANGES["openssh-server"])
 
 # The demo's canary: two waves per cohort (one instance, then the rest), windows long enough for
 # nine points per instance, half a group replaced at a time, and "continue": a failing cohort is
@@ -186,6 +209,7 @@ class Outcome:
     report: Path | None = None
     seconds: float = 0.0
     source: str = "cloudwatch"  # where the canary's metrics came from
+    exposure_exit: int = -1  # `exposure openssl --cve …`: 1, the release lacks the fix
 
     @property
     def as_told(self) -> bool:
@@ -249,12 +273,25 @@ class Demo:
         return Context(config_path=self.config, clock=self.clock)
 
     def configure(self) -> None:
-        """The demo's canary in place of `init`'s, and image tests inside the image."""
+        """The demo's canary in place of `init`'s, image tests inside the image, and the family's
+        parent named by Canonical's public parameter (in place of init's source filter)."""
         tests = IMAGE_TESTS_DEMO_CONFIG.strip()
-        print(f"$ # add to [families.{FAMILY}] of imagefleet.toml:\n{tests}", flush=True)
-        text = self.config.read_text().replace(
-            f"[families.{FAMILY}]\n", f"[families.{FAMILY}]\n{tests}\n", 1
+        life = LIFE_DEMO_CONFIG.strip()
+        print(
+            f"$ # in [families.{FAMILY}] of imagefleet.toml, for its source_filter:\n{life}\n"
+            f"$ # and add:\n{tests}",
+            flush=True,
         )
+        text, parents = re.subn(
+            r"^source_filter = .*$",
+            lambda _: life,
+            self.config.read_text(),
+            count=1,
+            flags=re.MULTILINE,
+        )
+        if not parents:
+            raise SystemExit(f"demo: init's [families.{FAMILY}] has no source_filter to replace")
+        text = text.replace(f"[families.{FAMILY}]\n", f"[families.{FAMILY}]\n{tests}\n", 1)
         block = CANARY_DEMO_CONFIG.strip()
         if self.source == "prometheus":
             url = f"http://127.0.0.1:{self.prometheus_port}"
@@ -268,7 +305,7 @@ class Demo:
         )
         # The second account: its [accounts] table, and the candidate shared with it, so the
         # new base may launch there before its groups roll (the release stage shares with it too)
-        accounts = ACCOUNTS_DEMO_CONFIG.strip()
+        accounts = ACCOUNTS_DEMO_CONFIG.strip() + "\n\n" + OS_RELEASES_DEMO_CONFIG.strip()
         print(
             f"$ # add to imagefleet.toml, and share candidates with {MEMBER_ID} too:\n{accounts}",
             flush=True,
@@ -432,11 +469,17 @@ def story(d: Demo) -> None:
         )
         d.run("fleet")
         d.say(
-            "The recipe moves on; `imagefleet run` bakes and tests the next base, then stops "
-            "(--until unstable)"
+            "Is the family due a rebake? Its parent is Canonical's public parameter; the release "
+            "was baked from what it names now, with the current recipe"
+        )
+        d.run("upstream", FAMILY)
+        d.say(
+            "The recipe moves on. An hourly scheduler runs `imagefleet run --if-changed`: the "
+            "recipe changed, so it bakes and tests the next base, then stops (--until unstable)"
         )
         d.update_recipe()
-        d.run("run", FAMILY, "--until", "unstable")
+        d.run("upstream", FAMILY)
+        d.run("run", FAMILY, "--if-changed", "--until", "unstable")
         d.say(
             f"FAULT INJECTION (local only): {FAMILY}:2 answers 60% slower on {REGRESSED_TYPES} "
             "instances"
@@ -465,6 +508,26 @@ def story(d: Demo) -> None:
         )
         d.outcome.run_exit = d.run("run", FAMILY, expect=1)
         d.run("canary", "status")
+        d.say(
+            "Canonical releases a new Ubuntu image: the parameter moves, and the family is "
+            "outdated upstream (the next hourly `run --if-changed` would bake; here a dry run)"
+        )
+        d.run("local", "publish", PARENT_PARAMETER)
+        d.run("upstream", FAMILY)
+        d.run("run", FAMILY, "--if-changed", "--dry-run")
+        d.say(
+            f"Where does this run? {EXPOSURE_CVE} is fixed in {FAMILY}:2's openssl; the release "
+            "(demo:1) still runs on the groups the canary rolled back (exit 1: exposed)"
+        )
+        d.outcome.exposure_exit = d.run("exposure", "openssl", "--cve", EXPOSURE_CVE, expect=1)
+        package, version = EXPOSURE_PACKAGE
+        d.run("exposure", package, "--version-below", version, expect=1)
+        d.say(
+            "The fleet at a glance: a fresh fleet snapshot, then the hygiene scorecard per family "
+            "(also on the report's index)"
+        )
+        d.run("fleet")
+        d.run("scorecard")
     finally:
         agents.cancel()
         if d.exporter is not None:
