@@ -50,6 +50,18 @@ def json_option(f: F) -> F:
     )(f)
 
 
+def accounts_option(f: F) -> F:
+    """``--accounts A,B``: the member accounts a reading command reads besides the caller's own
+    (``orchestrator.reach``; empty: every ``[accounts.NAME]``), passed as ``accounts``."""
+    return click.option(
+        "--accounts",
+        "accounts",
+        default="",
+        metavar="A,B",
+        help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
+    )(f)
+
+
 def wait_option(f: F) -> F:
     """``--wait``: when another process holds the lease this command needs, wait for it."""
     return click.option(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Group
 
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import accounts_option, get_context, json_option
 from orchestrator.errors import ManifestError, RefusedError, UsageError
 from orchestrator.output import table
 
@@ -132,13 +132,7 @@ def render(found: Exposure) -> RenderableType:
 @click.option(
     "--cve", metavar="CVE-ID", help="Only bases without the fix of CVE-ID a changelog recorded."
 )
-@click.option(
-    "--accounts",
-    "accounts",
-    default="",
-    metavar="A,B",
-    help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
-)
+@accounts_option
 @json_option
 def exposure_command(package: str, below: str | None, cve: str | None, accounts: str) -> None:
     """Where PACKAGE runs: the bases that carry it (--version-below V, or without the fix of

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Group
 
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import accounts_option, get_context, json_option
 from orchestrator.output import table
 from pipelines.fleet import snapshot as fleet_snapshot
 
@@ -68,13 +68,7 @@ def _render(snap: fleet_snapshot.Snapshot) -> RenderableType:
 
 
 @click.command("fleet")
-@click.option(
-    "--accounts",
-    "accounts",
-    default="",
-    metavar="A,B",
-    help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
-)
+@accounts_option
 @json_option
 def fleet_command(accounts: str) -> None:
     """Which Auto Scaling groups run which base and OS release, in the caller's account and

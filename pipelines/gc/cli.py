@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli_support import get_context, json_option
+from orchestrator.cli_support import accounts_option, get_context, json_option
 from orchestrator.output import table
 from orchestrator.schema import parse_duration
 from pipelines.gc import sweep as gc_mod
@@ -28,12 +28,7 @@ if TYPE_CHECKING:
     metavar="DURATION",
     help="Leave instances younger than this (a run may not have recorded itself yet).",
 )
-@click.option(
-    "--accounts",
-    default="",
-    metavar="A,B",
-    help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
-)
+@accounts_option
 @json_option
 def gc(dry_run: bool, grace: str, accounts: str) -> None:
     """Remove what imagefleet left in AWS that no record owns: AMIs, instances, template

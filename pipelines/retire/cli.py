@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import schema
-from orchestrator.cli_support import Named, get_context, json_option
+from orchestrator.cli_support import Named, accounts_option, get_context, json_option
 from orchestrator.errors import AwsError, RefusedError
 from orchestrator.output import table
 from pipelines.retire import act
@@ -26,12 +26,7 @@ if TYPE_CHECKING:
 @click.option(
     "--dry-run", is_flag=True, help="Print what is due and what keeps it; change nothing."
 )
-@click.option(
-    "--accounts",
-    default="",
-    metavar="A,B",
-    help="Member accounts to read besides the caller's own (default: every [accounts.NAME]).",
-)
+@accounts_option
 @json_option
 def retire(family: str | None, dry_run: bool, accounts: str) -> None:
     """Disable the AMIs of bases out of retention, and later deregister them and delete their
