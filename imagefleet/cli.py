@@ -85,17 +85,17 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "Boot a base on every cohort type and region and check it.",
     ),
     "promote": (
-        "pipelines.cli:promote",
+        "pipelines.stage_cli:promote",
         "Move a base to the next stage once its gates are met, and publish it.",
     ),
     "rollback": (
-        "pipelines.cli:rollback",
+        "pipelines.stage_cli:rollback",
         "Point a stage back to the newest earlier base not rolled back from.",
     ),
-    "resolve": ("pipelines.cli:resolve", "Print the AMI id a consumer should launch."),
+    "resolve": ("pipelines.resolve_cli:resolve", "Print the AMI id a consumer should launch."),
     "friends": ("pipelines.friends_cli:friends", "Friend teams that opt into candidates."),
-    "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
-    "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
+    "status": ("pipelines.status_cli:status", "Every family's stages: version, AMI, age, regions."),
+    "history": ("pipelines.status_cli:history", "The audit trail: who did what, when and why."),
     "fleet": (
         "pipelines.fleet.cli:fleet_command",
         "Which groups run which base and OS release; burndown snapshots.",
@@ -108,7 +108,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.exposure.cli:exposure_command",
         "Where a package runs: bases below a version or without a CVE's fix, and their groups.",
     ),
-    "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
+    "iam-policy": (
+        "pipelines.iam_cli:iam_policy",
+        "Print a least-privilege IAM policy for real AWS.",
+    ),
     "accounts": (
         "orchestrator.accounts_cli:accounts_group",
         "Member accounts: the roles imagefleet assumes in them, and whether it can.",
