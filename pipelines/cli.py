@@ -32,6 +32,7 @@ from orchestrator.local import memory as endpoint_memory
 from orchestrator.output import table
 from pipelines import bake as bake_mod
 from pipelines import imagetest, imagetest_cohorts
+from pipelines.bake_prepare import parse_vars
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -56,7 +57,7 @@ def bake(family: str, variables: tuple[str, ...], wait: bool, check: bool) -> No
     obj = get_context()
     settings = obj.settings
     settings.family(family)
-    extra = bake_mod.parse_vars(variables)
+    extra = parse_vars(variables)
     if check:
         from pipelines import bake_check
 
