@@ -37,7 +37,7 @@ from orchestrator.store import BaseVersion, StateStore, leases
 from orchestrator.tags import BAKE_TAG, FAMILY_TAG, PARENT_TAG, STAGE_TAG, VERSION_TAG
 from pipelines import registry, reservations
 from pipelines.bake_prepare import Prepared, new_bake_id, prepare
-from pipelines.gc import sweep as gc
+from pipelines.gc import removal as gc
 from pipelines.packer import machine_readable as mr
 from pipelines.packer import run as packer_run
 
