@@ -1,5 +1,5 @@
 """The canary's part of the report site: each rollout as the cohort × wave matrix the core draws
-(``orchestrator.report.RolloutMatrix``), read from the rollouts' typed records."""
+(``orchestrator.report_inputs.RolloutMatrix``), read from the rollouts' typed records."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from canary.records import MetricVerdict, RolloutView, WaveView, views
-from orchestrator.report import Cell, MatrixRow, MetricRow, RolloutMatrix
+from orchestrator.report_inputs import Cell, MatrixRow, MetricRow, RolloutMatrix
 from orchestrator.store import StateStore
 
 # What a cell of the matrix shows, by its verdict's decision.

@@ -30,7 +30,7 @@ __all__ = ["ChangelogBody", "bodies", "draw", "read_body"]
 
 @dataclass(frozen=True)
 class ChangelogBody:
-    """One stored changelog as its page draws it (``orchestrator.report.ChangelogBody``): the
+    """One stored changelog as its page draws it (``orchestrator.report_inputs.ChangelogBody``): the
     HTML of its body, every value escaped by the changelog's template, or why there is none."""
 
     html: str | None = None

@@ -10,7 +10,6 @@ import errno
 import importlib
 import sys
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,8 @@ from orchestrator.errors import ExitStatus, ImagefleetError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from orchestrator.aws import AwsFactory
     from orchestrator.local.agents import Handler
-    from orchestrator.store import Lease, StateStore
+    from orchestrator.store import StateStore
 
 
 class LazyGroup(click.Group):
@@ -85,17 +83,17 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "Boot a base on every cohort type and region and check it.",
     ),
     "promote": (
-        "pipelines.cli:promote",
+        "pipelines.stage_cli:promote",
         "Move a base to the next stage once its gates are met, and publish it.",
     ),
     "rollback": (
-        "pipelines.cli:rollback",
+        "pipelines.stage_cli:rollback",
         "Point a stage back to the newest earlier base not rolled back from.",
     ),
-    "resolve": ("pipelines.cli:resolve", "Print the AMI id a consumer should launch."),
+    "resolve": ("pipelines.resolve_cli:resolve", "Print the AMI id a consumer should launch."),
     "friends": ("pipelines.friends_cli:friends", "Friend teams that opt into candidates."),
-    "status": ("pipelines.cli:status", "Every family's stages: version, AMI, age, regions."),
-    "history": ("pipelines.cli:history", "The audit trail: who did what, when and why."),
+    "status": ("pipelines.status_cli:status", "Every family's stages: version, AMI, age, regions."),
+    "history": ("pipelines.status_cli:history", "The audit trail: who did what, when and why."),
     "fleet": (
         "pipelines.fleet.cli:fleet_command",
         "Which groups run which base and OS release; burndown snapshots.",
@@ -108,7 +106,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.exposure.cli:exposure_command",
         "Where a package runs: bases below a version or without a CVE's fix, and their groups.",
     ),
-    "iam-policy": ("pipelines.cli:iam_policy", "Print a least-privilege IAM policy for real AWS."),
+    "iam-policy": (
+        "pipelines.iam_cli:iam_policy",
+        "Print a least-privilege IAM policy for real AWS.",
+    ),
     "accounts": (
         "orchestrator.accounts_cli:accounts_group",
         "Member accounts: the roles imagefleet assumes in them, and whether it can.",
@@ -136,6 +137,14 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "perf": ("perf.cli:perf_group", "Benchmark fleets: run, compare, show, cleanup."),
     "canary": ("canary.cli:canary_group", "Canary rollouts across instance-type cohorts."),
+    "report": (
+        "imagefleet.report_cli:report_command",
+        "Write the report site: families, bases, changelogs, perf runs, rollouts, audit.",
+    ),
+    "leases": (
+        "imagefleet.leases_cli:leases_command",
+        "Who holds which operation right now: stage moves, bakes, rollouts, perf runs.",
+    ),
     "local": (
         "orchestrator.local.cli:local",
         "The embedded AWS endpoint (moto's server on 127.0.0.1).",
@@ -303,158 +312,6 @@ def cohort_outcomes(store: StateStore) -> dict[str, str]:
     from canary import records as canary_records
 
     return {c.key: c.status for h in canary_records.headers(store) for c in h.cohorts}
-
-
-def report_sections(
-    store: StateStore, aws: Callable[[], AwsFactory] | None = None
-) -> dict[str, Any]:
-    """The areas' parts of the report site, typed (``orchestrator.report.build``'s keywords);
-    with ``aws`` (made when first needed), each base's changelogs read back from the artifact
-    bucket for their pages."""
-    from canary import report_rows
-    from changelog import pages as changelog_pages
-    from changelog import records as changelog_records
-    from perf import records as perf_records
-    from pipelines import retro
-    from pipelines.fleet import snapshot
-
-    bases = store.bases()
-    return {
-        "rollouts": report_rows.matrices(store),
-        "runs": perf_records.runs(store),
-        "retros": retro.drafts(store),
-        "fleet": snapshot.latest(store),
-        "changelogs": {b.ref: changelog_records.summaries(b.changelog) for b in bases},
-        "changelog_bodies": changelog_pages.bodies(aws, bases) if aws is not None else {},
-    }
-
-
-# --- the report site
-# ----------------------------------------------------------------------------------
-@cli.command("report")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Directory to write the site to (created; its pages are replaced).",
-)
-@json_option
-def report_command(out_dir: Path) -> None:
-    """Write the report site: families, stage history, bases and their changelogs, perf runs, canary
-    rollouts, retrospectives, audit."""
-    from orchestrator import report
-    from pipelines import scorecard, upstream
-
-    obj = get_context()
-    now = obj.clock.now()
-    # each configured family's parent now against its newest base's (read from AWS)
-    try:
-        answers = upstream.answers(
-            obj.aws, obj.settings, obj.store, sorted(obj.settings.families), now
-        )
-    except ImagefleetError as exc:  # no AWS to ask (the local endpoint is down): said per family
-        answers = dict.fromkeys(obj.settings.families, exc.message)
-    # The command's clock: on the demo's virtual clock, the times read from it say so. The
-    # scorecard comes from the store, the latest fleet snapshot and the upstream answers above;
-    # changelog pages read the published JSON back from S3, only when a base has one.
-    card = scorecard.for_report(obj.store, obj.settings, now, upstream=answers)
-    site = report.build(
-        obj.store,
-        out_dir,
-        now=now,
-        clock_label=obj.clock.label,
-        scorecard=card,
-        upstream=answers,
-        **report_sections(obj.store, lambda: obj.aws),
-    )
-    obj.out.result(
-        site.to_dict(), lambda: f"wrote {len(site.pages)} pages; open {site.out / 'index.html'}"
-    )
-
-
-# --- leases
-# -------------------------------------------------------------------------------------------
-@cli.command("leases")
-@click.option(
-    "--release",
-    "release_name",
-    metavar="NAME",
-    help="Free this lease (a rollout's group claim left behind, say); needs --force and --reason.",
-)
-@click.option("--force", is_flag=True, help="Confirm --release: the holder is not asked.")
-@click.option("--reason", help="Why the lease is released (recorded in the audit trail).")
-@json_option
-def leases_command(release_name: str | None, force: bool, reason: str | None) -> None:
-    """Who holds which operation right now: stage moves, bakes, rollouts and their groups, perf
-    runs."""
-    from orchestrator.output import table
-
-    obj = get_context()
-    now = obj.clock.time()
-    if release_name is not None or force or reason is not None:
-        _release_lease(release_name, force, reason)
-        return
-    held = obj.store.leases()
-
-    def state(lease: Lease) -> str:
-        if lease.expires_at is None:
-            return "held until released"
-        left = lease.expires_at - now
-        return f"expires in {int(left)}s" if left > 0 else f"expired {int(-left)}s ago"
-
-    rows = [{**lease.to_dict(), "state": state(lease)} for lease in held]
-    obj.out.result(
-        rows,
-        lambda: (
-            table(
-                ["lease", "holder", "host", "pid", "command", "since", "state"],
-                [
-                    (
-                        r["name"],
-                        r["actor"].rsplit("/", 1)[-1],
-                        r["host"],
-                        r["pid"] or "-",
-                        r["command"],
-                        datetime.fromtimestamp(r["acquired_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                        r["state"],
-                    )
-                    for r in rows
-                ],
-            )
-            if rows
-            else "no leases held"
-        ),
-    )
-
-
-def _release_lease(name: str | None, force: bool, reason: str | None) -> None:
-    from orchestrator.store import leases
-
-    if not name:
-        raise UsageError(
-            "--force and --reason go with --release NAME",
-            hint="'imagefleet leases' lists every lease",
-        )
-    if not force or not (reason or "").strip():
-        raise UsageError(
-            f"--release {name}: needs --force and a --reason (it is audited)",
-            hint=f"imagefleet leases --release {name} --force --reason 'TEXT'",
-        )
-    obj = get_context()
-    lease = leases.find(obj.store, name)  # before the caller's identity is looked up in AWS
-    alive = leases.force_release(
-        obj.store, lease, actor=obj.actor, reason=str(reason), now=obj.clock.time()
-    )
-    if alive:
-        obj.out.warn(
-            f"{name}'s holder looked alive (pid {lease.pid} on {lease.host}, {lease.command!r}); "
-            "it will lose the lease at its next heartbeat"
-        )
-    obj.out.result(
-        {"released": name, "holder": lease.to_dict(), "holder_alive": alive},
-        lambda: f"released {name} (held by {lease.actor.rsplit('/', 1)[-1]}, {lease.command!r})",
-    )
 
 
 # --- entry point ----------------------------------------------------------------------------------

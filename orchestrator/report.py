@@ -12,9 +12,10 @@ per retrospective (its Markdown drawn as HTML) and the audit trail. Plain files 
 
 The core never imports an area to draw it: the canary's rollouts, perf's runs, pipelines'
 retrospectives and fleet snapshot, changelog's summaries and bodies come in as the typed rows
-this module declares (``RolloutMatrix``, ``RunPage``, ``RetroPage``, ``FleetPage``,
-``ChangelogPage``, ``ChangelogBody``), built by each area from its own records; the core's own
-records (bases, history, audit) are read from the store.
+``orchestrator.report_inputs`` declares (``RolloutMatrix``, ``RunPage``, ``RetroPage``,
+``FleetPage``, ``ChangelogPage``, ``ChangelogBody``), built by each area from its own records; the
+core's own records (bases, history, audit) are read from the store. The template environment and
+its filters are in ``orchestrator.report_filters``; this module writes the pages.
 """
 
 from __future__ import annotations
@@ -28,125 +29,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
-
-import jinja2
-from markupsafe import Markup
+from typing import Any
 
 from orchestrator.errors import UsageError
 from orchestrator.output import printable
+from orchestrator.report_filters import WALL, environment
+from orchestrator.report_inputs import (
+    ChangelogBody,
+    ChangelogPage,
+    FleetPage,
+    RetroPage,
+    RolloutMatrix,
+    RunPage,
+    ScorecardPage,
+    UpstreamPage,
+)
 from orchestrator.store import StateStore
 
 STAGES = ("unstable", "candidate", "release")
-
-
-class RetroPage(Protocol):
-    """A retrospective draft as its page draws it (``pipelines.records.RetroRecord`` is one)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def family(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def at(self) -> str: ...
-    @property
-    def markdown(self) -> str: ...
-    @property
-    def rollout(self) -> str | None: ...
-
-
-class FleetPage(Protocol):
-    """The latest fleet snapshot (``pipelines.fleet.snapshot.SnapshotPage`` is one)."""
-
-    @property
-    def taken_at(self) -> str: ...
-    @property
-    def rows(self) -> Sequence[Any]: ...
-    @property
-    def summary(self) -> Sequence[Any]: ...
-    @property
-    def snapshots(self) -> int: ...
-    @property
-    def plot(self) -> Path | None: ...
-    @property
-    def accounts(self) -> Sequence[str]: ...
-
-
-class ScorecardPage(Protocol):
-    """The hygiene scorecard (``pipelines.scorecard.Scorecard`` is one): a row per family, each
-    with its ``cells`` (``name``, ``status`` pass / fail / n/a / unknown, ``why``) and score."""
-
-    @property
-    def at(self) -> str: ...
-    @property
-    def fleet_from(self) -> str: ...
-    @property
-    def cells(self) -> Sequence[str]: ...
-    @property
-    def rows(self) -> Sequence[Any]: ...
-
-
-class ChangelogPage(Protocol):
-    """A base's changelog summary (``changelog.records.ChangelogSummary`` is one)."""
-
-    @property
-    def against(self) -> int: ...
-    @property
-    def counts(self) -> Mapping[str, int]: ...
-    @property
-    def cves(self) -> int: ...
-    @property
-    def uris(self) -> Mapping[str, str]: ...
-
-
-class ChangelogBody(Protocol):
-    """A stored changelog's body as its page draws it (``changelog.pages.ChangelogBody`` is one):
-    HTML its area rendered with every value escaped, or why it could not be read."""
-
-    @property
-    def html(self) -> str | None: ...
-    @property
-    def problem(self) -> str | None: ...
-
-
-class RunPage(Protocol):
-    """A perf run as its page draws it (``perf.records.PerfRunRecord`` is one)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def family(self) -> str: ...
-    @property
-    def candidate_ref(self) -> str: ...
-    @property
-    def baseline_ref(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def verdict(self) -> str | None: ...
-    @property
-    def started_at(self) -> str: ...
-    @property
-    def plots(self) -> Sequence[str]: ...
-    @property
-    def simulated(self) -> Sequence[str]: ...  # arms measured on simulated instances, if any
-    @property
-    def cells(
-        self,
-    ) -> Sequence[Any]: ...  # instance_type, metric, ratio, ci_low, ci_high, p_adjusted, verdict
-
-
-class UpstreamPage(Protocol):
-    """Whether a family is due a rebake, as its page draws it (``pipelines.upstream.Upstream``)."""
-
-    @property
-    def parent(self) -> str | None: ...
-    @property
-    def outdated(self) -> bool: ...
-    @property
-    def reasons(self) -> Sequence[str]: ...
 
 
 @dataclass
@@ -160,152 +60,6 @@ class Site:
             "index": str(self.out / "index.html"),
             "pages": len(self.pages),
         }
-
-
-def _env() -> jinja2.Environment:
-    loader = jinja2.FunctionLoader(
-        lambda name: (resources.files("orchestrator") / "templates" / "report" / name).read_text()
-    )
-    env = jinja2.Environment(
-        loader=loader,
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["when"] = _when
-    env.filters["num"] = _num
-    env.filters["ratio"] = _ratio
-    env.filters["stamp"] = _stamp
-    env.filters["markdown"] = _markdown
-    return env
-
-
-def _safe_link(url: str) -> bool:
-    """Links a page of the site may carry: within the site, or to the web (no ``s3:``,
-    ``javascript:`` or ``file:`` scheme a browser cannot or should not follow)."""
-    scheme, colon, _ = url.partition(":")
-    return not colon or "/" in scheme or "#" in scheme or scheme.lower() in ("http", "https")
-
-
-def _markdown(text: str) -> Markup:
-    """Markdown as HTML, CommonMark with tables (a retrospective's follow-ups and metrics). Raw
-    HTML in the text is shown as text, never passed through: the draft quotes package names and
-    reasons that came from outside."""
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    md.validateLink = _safe_link  # type: ignore[method-assign]
-    return Markup(md.render(text))  # html is off: markdown-it escaped every text
-
-
-def _when(iso: str | None) -> str:
-    return (iso or "")[:19].replace("T", " ")
-
-
-def _num(x: object, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
-def _ratio(x: float | None) -> str:
-    """A canary/baseline ratio as the matrix shows it: ``×1.42`` (``×–`` without one)."""
-    return "×–" if x is None else f"×{x:.2f}" if abs(x) < 100 else f"×{x:.0f}"
-
-
-WALL = "UTC"  # the wall clock's label; any other ``clock_label`` names the clock the run used
-
-
-@jinja2.pass_context
-def _stamp(ctx: Any, iso: str | None, short: bool = False, recorded: bool = False) -> Markup:
-    """A timestamp that says which clock it is on: a ``<time>`` whose title names it.
-
-    Times taken from the command's clock (analysis windows, generated at) are on ``clock_label``
-    ("UTC", or "virtual clock" when the commands ran on one); ``recorded`` ones are the store's
-    own stamps (audit entries, a rollout's start), always on the wall clock. ``short``: the time
-    of day only (a window's end on the day it started)."""
-    text = _when(iso)
-    label = ctx.get("clock_label") or WALL
-    if recorded and label != WALL:
-        label, cls = f"{WALL}, wall clock (the store's own stamp)", "wall"
-    else:
-        cls = "wall" if label == WALL else "virtual"
-    return Markup('<time class="{}" datetime="{}" title="{}">{}</time>').format(
-        cls, iso or "", f"{text} {label}", text[11:] if short else text
-    )
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    """One metric behind a wave's verdict, as a cell of the matrix lists it."""
-
-    name: str
-    classification: str
-    critical: bool
-    estimate: float | None
-    ci: tuple[float | None, float | None]
-    effect_size: float | None
-    measure: str
-    control_mean: float | None
-    experiment_mean: float | None
-    reason: str
-    unit: str = ""  # what its values are in ("ms"), from the rollout's metric settings
-    ratio: float | None = None  # the canaries' mean over the baselines' (None: no ratio)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One wave of one cohort: its colour class (pass, marginal, fail, running, pending,
-    skipped)."""
-
-    cls: str
-    label: str
-    score: float | None = None
-    metrics: tuple[MetricRow, ...] = ()
-    reasons: tuple[str, ...] = ()
-    traffic: tuple[str, ...] = ()  # where each side took traffic ("canaries: targetgroup/web")
-    # The metrics that made it fail or marginal, worst first: shown without a click.
-    headline: tuple[MetricRow, ...] = ()
-    window: tuple[str, str] | None = None  # the judged interval (ISO instants), once analysing
-
-
-@dataclass(frozen=True)
-class MatrixRow:
-    key: str
-    status: str
-    replaced: int
-    size: int
-    cells: tuple[Cell | None, ...]
-    places: tuple[str, ...] = ()  # where it acted: "region", or "account/region" (member)
-
-
-@dataclass(frozen=True)
-class RolloutMatrix:
-    """A rollout as the page draws it: one row per cohort, one cell per wave. The canary builds
-    these from its records (``canary.report_rows``); the core only draws them."""
-
-    id: str
-    family: str
-    new_ref: str | None
-    status: str
-    reason: str | None
-    created_at: str
-    rows: tuple[MatrixRow, ...]
-    width: int
-    api_calls: int | None
-
-    @property
-    def windows(self) -> list[tuple[str, int, Cell]]:
-        """Each judged interval: cohort, wave (from 1) and its cell, in the matrix's order."""
-        return [
-            (row.key, i + 1, c)
-            for row in self.rows
-            for i, c in enumerate(row.cells)
-            if c is not None and c.window
-        ]
 
 
 def fleet_view(fleet: FleetPage | None, out: Path) -> dict[str, Any] | None:
@@ -450,7 +204,7 @@ def _write(
     (out / "runs").mkdir(exist_ok=True)
     (out / "rollouts").mkdir(exist_ok=True)
     (out / "assets").mkdir(exist_ok=True)
-    env = _env()
+    env = environment()
     now = now or datetime.now(UTC)
     pages: list[Path] = []
 

@@ -82,6 +82,7 @@ INSTANCE_TYPE = Pattern(
     r"[a-z][a-z0-9-]{0,30}\.[a-z0-9-]{1,30}", "an instance type like 'm5.large'"
 )
 BUCKET = Pattern(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name")
+PATH = Pattern(r"[^\x00-\x1f\x7f]{1,1024}", "a path (no control characters)")
 # Free-form labels (metric names, groups, namespaces, OS names): printable, no path separators
 # at the ends, bounded; what CloudWatch accepts for names and dimensions.
 LABEL = Pattern(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.output import printable
-from pipelines import bake as bake_mod
+from pipelines import bake_prepare
 from pipelines.packer import contract
 from pipelines.packer import run as packer_run
 from pipelines.packer import template as templates
@@ -110,35 +110,35 @@ def check(
     report.run("variables", partial(contract.check_user_variables, user))
     if len(report.findings) > before:  # checked on without the names the contract sets
         user = {k: v for k, v in user.items() if k not in contract.CONTRACT}
-    bake_id = bake_mod.new_bake_id(family.name)
+    bake_id = bake_prepare.new_bake_id(family.name)
     bake_dir = work_dir / "bakes" / bake_id  # named in the variables only: never created
     inputs = report.run(
-        "source AMI", lambda: bake_mod.bake_inputs(settings, aws, family, bake_id, bake_dir)
+        "source AMI", lambda: bake_prepare.bake_inputs(settings, aws, family, bake_id, bake_dir)
     )
     if inputs is None:
         placeholder = dataclasses.replace(family, source_ami=PLACEHOLDER_AMI)
-        inputs = bake_mod.bake_inputs(settings, aws, placeholder, bake_id, bake_dir)
+        inputs = bake_prepare.bake_inputs(settings, aws, placeholder, bake_id, bake_dir)
     passed = contract.variables_for(template, inputs, user)
     values = contract.effective_values(template, passed, team_files)
     report.run("regions", lambda: contract.check_regions(template, values, inputs, where))
     report.run("credentials", lambda: contract.check_credentials(template, inputs, where))
     report.run("endpoint", lambda: contract.check_endpoint(template, inputs, where))
     report.run("shell commands", lambda: contract.check_shell_commands(template, where))
-    env = packer_run.packer_env(bake_mod.aws_env(inputs))
+    env = packer_run.packer_env(bake_prepare.aws_env(inputs))
     report.packer = packer_run.version(env)
     installed = report.packer
     report.run("packer version", lambda: contract.check_version(template, installed, where))
     cwd = settings.path.parent if settings.path else Path.cwd()
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bake-check-", dir=work_dir) as tmp:
-        ours, secrets = bake_mod.write_var_files(
+        ours, secrets = bake_prepare.write_var_files(
             Path(tmp), passed, set(contract.credential_values(template, inputs))
         )
         files = [*family.var_files, ours, *([secrets] if secrets else [])]
         report.run(
             "packer validate",
             lambda: packer_run.validate(
-                bake_mod.template_arg(family.template, cwd),
+                bake_prepare.template_arg(family.template, cwd),
                 files,
                 cwd=cwd,
                 env=env,

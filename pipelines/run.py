@@ -8,6 +8,9 @@ refusal finds the unfinished job of the family and goes on at its first unfinish
 baking or promoting twice. A gate or judge that says no stops the job with exit 1 and the reason;
 the step stays unfinished, so the rerun tries it again (after, say, new evidence). The whole job
 holds the family's ``run`` lease; each step also takes its own (bake, stage, perf, rollout).
+
+The steps' plan and the job's result are in ``run_plan``; ``--if-changed``'s decision in
+``run_if_changed``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -26,75 +28,15 @@ from orchestrator.engine import Operation
 from orchestrator.errors import ImagefleetError, LeaseHeldError, RefusedError, UsageError
 from orchestrator.store import BaseVersion, StateStore, leases, utcnow
 from pipelines import config as pipelines_config
-from pipelines import imagetest, imagetest_cohorts, reservations
+from pipelines import imagetest, imagetest_cohorts, reservations, run_plan
 from pipelines import promote as promote_mod
 from pipelines.notify import Notice, Notifier
 from pipelines.notify import configured as configured_notifier
 from pipelines.publish import parameter_name
-from pipelines.upstream import Upstream, skipping_line
+from pipelines.run_if_changed import IfChanged
+from pipelines.run_plan import STEPS, JobResult, Progress, StepPlan, last_step, outcome_line
+from pipelines.upstream import Upstream
 from pipelines.upstream import check as check_upstream
-
-STEPS = ("bake", "image-tests", "perf", "candidate", "notify", "soak", "canary", "release")
-UNTIL = {"unstable": "image-tests", "candidate": "notify", "release": "release"}
-Progress = Callable[[str], None]
-
-
-@dataclass
-class StepPlan:
-    name: str
-    what: str
-    gates: list[str]
-    estimate_s: float | None
-    skip: str | None = None  # why this step will not run
-    waits: str | None = None  # what it will wait for (``preview`` fills it in)
-    blocked: str | None = None  # why it cannot pass yet (``preview``)
-    done: str | None = None  # the unfinished job that did this step already (``preview``)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.name,
-            "what": self.what,
-            "gates": self.gates,
-            "estimated_seconds": self.estimate_s,
-            "skip": self.skip,
-            "waits": self.waits,
-            "blocked": self.blocked,
-            "done": self.done,
-        }
-
-
-@dataclass
-class JobResult:
-    op_id: str
-    family: str
-    version: int | None
-    resumed: bool
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    stopped_after: str | None = None
-    upstream: Upstream | None = None  # --if-changed: the decision taken
-    skipped: str | None = None  # --if-changed found nothing to do: why
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "baked": self.skipped is None,
-            "skipped": self.skipped,
-            "upstream": self.upstream.to_dict() if self.upstream else None,
-            "operation": self.op_id or None,  # None: --if-changed started no job
-            "family": self.family,
-            "version": self.version,
-            "ref": f"{self.family}:{self.version}" if self.version else None,
-            "resumed": self.resumed,
-            "steps": self.steps,
-            "stopped_after": self.stopped_after,
-        }
-
-
-def _last(until: str | None) -> str:
-    if until is None:
-        return STEPS[-1]
-    if until not in UNTIL:
-        raise UsageError(f"--until: expected one of {', '.join(UNTIL)}, got {until!r}")
-    return UNTIL[until]
 
 
 class Job:
@@ -117,7 +59,7 @@ class Job:
         self.family = family
         self.settings = ctx.settings
         self.fam = self.settings.family(family)
-        self.last = _last(until)
+        self.last = last_step(until)
         self.progress = progress or (lambda _m: None)
         # the lines that stay: each step as it starts, and how it ended and how long it took
         self.announce = announce or self.progress
@@ -125,66 +67,11 @@ class Job:
         self.wait = wait
         self.if_changed = if_changed  # run only when pipelines.upstream says the family is outdated
         self._fenced: StateStore | None = None  # the store fenced on the run lease, while held
-        self._decided: Upstream | None = None  # --if-changed: the decision that let it run
+        self._if_changed = IfChanged(family, self.announce)  # its decision, once taken
 
     # --- what it would do ----------------------------------------------------------------------
     def plan(self) -> list[StepPlan]:
-        gates = pipelines_config.gates(self.settings)
-        release = self.ctx.store.pointer(self.family, "release")
-        wants_perf = "perf" in gates["candidate"].require or "perf" in gates["release"].require
-        steps = [
-            StepPlan(
-                "bake",
-                f"packer build of {self.fam.template}, registered as the next version",
-                [],
-                None,
-            ),
-            StepPlan(
-                "image-tests",
-                f"boot on {len(self.fam.cohort_instance_types)} type(s) × "
-                f"{len(self.fam.regions)} region(s), checks",
-                [],
-                None,
-            ),
-            StepPlan(
-                "perf",
-                f"benchmark fleet against {self.family}:{release}"
-                if release
-                else "benchmark fleet",
-                [],
-                None,
-                skip=None
-                if release and wants_perf
-                else ("no release to compare against" if wants_perf else "no gate requires perf"),
-            ),
-            StepPlan(
-                "candidate",
-                "promote to candidate and publish",
-                list(gates["candidate"].require),
-                None,
-            ),
-            StepPlan("notify", "tell friend teams, with the changelog", [], 0.0),
-            StepPlan(
-                "soak",
-                "wait in candidate",
-                [],
-                float(gates["release"].soak_seconds),
-                skip=None if "soak" in gates["release"].require else "the release gate has no soak",
-            ),
-            StepPlan(
-                "canary",
-                "roll across every cohort in waves, judged",
-                [],
-                None,
-                skip=None
-                if "canary" in gates["release"].require
-                else "the release gate needs no canary",
-            ),
-            StepPlan(
-                "release", "promote to release and publish", list(gates["release"].require), None
-            ),
-        ]
-        return steps[: STEPS.index(self.last) + 1]
+        return run_plan.plan(self.settings, self.ctx.store, self.family, self.fam, self.last)
 
     def preview(self) -> list[StepPlan]:
         """``plan`` with what each step will wait for and which cannot pass yet, and why
@@ -229,15 +116,7 @@ class Job:
         """With ``--if-changed``: the result of a run that has nothing to do, or None to run."""
         if not self.if_changed:
             return None
-        answer = self.upstream()
-        if answer.outdated:
-            if self._decided is None:  # said once, though decided before the lease and under it
-                self.announce(f"{self.family} is outdated: " + "; ".join(answer.reasons))
-            self._decided = answer
-            return None
-        result = JobResult("", self.family, answer.newest, False, upstream=answer)
-        result.skipped = skipping_line(answer)
-        return result
+        return self._if_changed.skip(self.upstream())
 
     def execute(self) -> JobResult:
         self.check_settings()
@@ -251,13 +130,7 @@ class Job:
         except LeaseHeldError as exc:
             if not (self.if_changed and exc.lease.name == leases.lease_name("run", self.family)):
                 raise
-            # a job of the family is in progress (a soak, a canary): the next check decides again
-            result = JobResult("", self.family, None, False, upstream=self._decided)
-            result.skipped = (
-                f"{self.family} is outdated upstream, but a run of it is in progress: "
-                f"{exc.message}; the next --if-changed after it ends decides again"
-            )
-            return result
+            return self._if_changed.in_progress(exc)
 
     def _execute_held(self) -> JobResult:
         """The job under the family's ``run`` lease."""
@@ -277,7 +150,7 @@ class Job:
             if skip is not None:
                 return skip
             if self.if_changed:
-                self._supersede(store)
+                self._if_changed.supersede(store, self._pending(), self.ctx.actor)
             op_id = self._pending() or f"run:{self.family}:{uuid.uuid4().hex[:8]}"
             op = Operation(
                 store,
@@ -285,7 +158,9 @@ class Job:
                 "run",
                 {"family": self.family, "actor": self.ctx.actor, "started": utcnow()},
             )
-            result = JobResult(op.id, self.family, None, op.resumed, upstream=self._decided)
+            result = JobResult(
+                op.id, self.family, None, op.resumed, upstream=self._if_changed.decided
+            )
             plans = {p.name: p for p in self.plan()}
             for name in STEPS:
                 if name not in plans:
@@ -321,23 +196,6 @@ class Job:
                 details={"operation": op.id, "stopped_after": result.stopped_after},
             )
             return result
-
-    def _supersede(self, store: StateStore) -> None:
-        """An unfinished job that baked already baked what upstream has moved past: close it (as
-        ``--abandon`` does, audited), so this run bakes anew. One killed before its bake is
-        finished goes on, and its bake takes the parent upstream names now."""
-        op_id = self._pending()
-        done = store.step(op_id, "bake") if op_id else None
-        if op_id and done and done["status"] == "done":
-            store.finish_operation(op_id, "aborted")
-            reasons = self._decided.reasons if self._decided else []
-            store.audit(
-                self.ctx.actor,
-                "run-superseded",
-                self.family,
-                details={"operation": op_id, "reasons": reasons},
-            )
-            self.announce(f"closed the unfinished job {op_id}: its base is outdated upstream")
 
     def abandon(self) -> str | None:
         """Close the family's unfinished job (its finished steps stay as they are); a run starts
@@ -520,22 +378,3 @@ class Job:
                 hint="see 'imagefleet canary status', the report and the retrospective drafts",
             )
         return {"rollout": rollout, "status": done.status}
-
-
-def outcome_line(step: str, outcome: dict[str, Any]) -> str:
-    """How a finished step ended, in a few words: what the step lines and the final summary show."""
-    if outcome.get("skipped"):
-        return f"skipped: {outcome['skipped']}"
-    lines: dict[str, Callable[[], str]] = {
-        "bake": lambda: (
-            "baked version " + str(outcome["version"]) + ": " + ", ".join(outcome["amis"].values())
-        ),
-        "image-tests": lambda: f"passed: {outcome['cases']} instance(s) checked",
-        "perf": lambda: f"verdict {outcome.get('verdict') or 'none'} (run {outcome['run_id']})",
-        "candidate": lambda: "promoted to candidate",
-        "release": lambda: "promoted to release",
-        "notify": lambda: f"told {', '.join(outcome['teams']) or 'no team'}",
-        "soak": lambda: f"soaked {human_duration(timedelta(seconds=outcome['soaked_s']))}",
-        "canary": lambda: f"rollout {outcome['rollout']} {outcome['status']}",
-    }
-    return "done: " + lines[step]() if step in lines else "done"

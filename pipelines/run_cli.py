@@ -45,7 +45,8 @@ def run_command(
 
     Resumable: rerun after a kill, a refusal or --until to go on at the first unfinished step.
     """
-    from pipelines.run import Job, outcome_line
+    from pipelines.run import Job
+    from pipelines.run_plan import outcome_line
 
     obj = get_context()
     if if_changed and abandon:

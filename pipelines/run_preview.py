@@ -15,7 +15,7 @@ from orchestrator.context import Context
 from orchestrator.errors import ImagefleetError
 from orchestrator.tags import FAMILY_TAG
 from pipelines import config as pipelines_config
-from pipelines.run import StepPlan
+from pipelines.run_plan import StepPlan
 
 
 def _span(seconds: float) -> str:

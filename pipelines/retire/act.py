@@ -32,7 +32,8 @@ from orchestrator.reach import Reach, reach
 from orchestrator.store import BaseVersion, StateStore, leases, utc_iso
 from pipelines import aws as images
 from pipelines import stages as stage_table
-from pipelines.gc.sweep import own_reach, remove_image
+from pipelines.gc.removal import remove_image
+from pipelines.gc.sweep import own_reach
 from pipelines.promote import pending_operation, stage_lease
 from pipelines.retire import plan as retire_plan
 from pipelines.retire.plan import DEREGISTER, DISABLE, DUE, Decision

@@ -139,7 +139,8 @@ def test_the_simulator_runs_the_controller_with_its_state_in_dynamodb(tmp_path: 
 def test_the_report_the_demo_and_gc_read_an_old_store_through_the_mounting(
     v1_store: SqliteStore, tmp_path: Path
 ) -> None:
-    from imagefleet.cli import cohort_outcomes, in_flight, report_sections
+    from imagefleet.cli import cohort_outcomes, in_flight
+    from imagefleet.report_cli import report_sections
     from orchestrator import report
 
     assert cohort_outcomes(v1_store)["m7g.large"] == "rolled_back"

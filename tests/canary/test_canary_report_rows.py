@@ -12,7 +12,7 @@ from canary import config as canary_config
 from canary.model import Rollout
 from canary.records import MetricVerdict, RolloutView
 from canary.report_rows import cell, headline, matrix, metric_row, ratio
-from orchestrator.report import Cell
+from orchestrator.report_inputs import Cell
 
 
 def _metric(

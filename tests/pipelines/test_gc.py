@@ -353,7 +353,7 @@ def test_a_bake_killed_while_packer_builds_has_its_packer_stopped_and_amis_remov
     assert identify(orphan).state is not State.OURS
     closed = next(x for x in reservations(store, fam) if x.version == 1)
     assert closed.status == "cleaned" and closed.details["packer_stopped"] is True
-    from pipelines.gc.sweep import images_of_bake
+    from pipelines.gc.removal import images_of_bake
 
     assert (
         images_of_bake(ws.context().aws, ["us-east-1", "us-west-2"], killed.details["bake_id"])
