@@ -186,6 +186,7 @@ def _promote(
             return Promotion(base, target, current, [], False, None, already=True)
         if base.stage != target:  # re-publishing a base the stage named before is allowed
             stage_table.check_transition(base.stage, target)
+        stage_table.check_in_service(base, f"promote it to {target}")
         if target == "release" and not is_promoter(actor, settings.promoters):
             raise PermissionDeniedError(
                 f"{actor} may not promote to release",

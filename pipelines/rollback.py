@@ -99,6 +99,9 @@ def _rollback(
                 "rolled back from)",
                 hint=f"promote a base to {stage} again; its gates are evaluated",
             )
+        stage_table.check_in_service(
+            store.get_base(family, target), f"roll {family} {stage} back to it"
+        )
         op_id = f"rollback:{family}:{stage}:{current}:{uuid.uuid4().hex[:8]}"
         intent = {**intent, "to": target, "reason": reason, "actor": actor}
     elif stage == "release" and not is_promoter(actor, settings.promoters):

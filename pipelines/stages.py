@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from orchestrator.clock import human_duration
 from orchestrator.config import STAGES
 from orchestrator.errors import IllegalTransitionError
-from orchestrator.store import Evidence
+from orchestrator.store import BaseVersion, Evidence
 from pipelines.config import GateSettings
 
 # target stage -> the stage a base must be in to move there
@@ -48,6 +48,24 @@ def check_transition(current: str, target: str) -> None:
             f"cannot promote from {current} to {target}",
             hint=f"from {current} you can promote to: "
             f"{', '.join(allowed) or 'nothing (last stage)'}",
+        )
+
+
+def check_in_service(base: BaseVersion, doing: str) -> None:
+    """Raise IllegalTransitionError when retirement (``imagefleet retire``) has disabled or
+    retired ``base``: its AMIs launch nothing any more, so no stage may point at it."""
+    if base.retired_at is not None:
+        raise IllegalTransitionError(
+            f"{base.ref} is retired (its AMIs were deregistered {base.retired_at[:10]}): "
+            f"cannot {doing}",
+            hint=f"bake a new base of {base.family} ('imagefleet run {base.family}')",
+        )
+    if base.disabled_at is not None:
+        raise IllegalTransitionError(
+            f"{base.ref} is being retired (its AMIs were disabled {base.disabled_at[:10]}): "
+            f"cannot {doing}",
+            hint=f"a base on its way out does not come back: bake a new base of {base.family} "
+            f"('imagefleet run {base.family}')",
         )
 
 

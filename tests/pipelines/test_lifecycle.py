@@ -197,6 +197,12 @@ def test_illegal_transition_and_unknown_references(workspace: Workspace) -> None
     assert ws.run("bake", "no-such-family").code == 2
     r = ws.run("rollback", fam, "--stage", "candidate")
     assert r.code == 1 and "no candidate base" in r.stderr
+    # a base retirement disabled is on its way out: no stage may point at it
+    store = ws.context().store
+    store.update_base(fam, 1, disabled_at="2026-03-02T10:00:00.000000Z")
+    r = ws.run("promote", f"{fam}:1", "--to", "candidate")
+    assert r.code == 2 and f"{fam}:1 is being retired" in r.stderr
+    assert store.pointer(fam, "candidate") is None and not store.operations(kind="promote")
 
 
 def test_unknown_template_option_is_refused_by_validate_before_building(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.errors import IllegalTransitionError
-from orchestrator.store import Evidence
+from orchestrator.store import BaseVersion, Evidence
 from pipelines import stages
 from pipelines.config import GateSettings
 
@@ -45,6 +45,23 @@ def test_illegal_transitions_name_the_allowed_ones(current: str, target: str, al
 def test_unknown_stage() -> None:
     with pytest.raises(IllegalTransitionError, match="unknown stage 'prod'"):
         stages.check_transition("candidate", "prod")
+
+
+def test_no_stage_may_point_at_a_base_retirement_disabled_or_retired() -> None:
+    base = BaseVersion("web", 3, {"us-east-1": "ami-3"}, "ami-p", 2, "b", "2026-01-01T00:00:00Z")
+    stages.check_in_service(base, "promote it to candidate")  # in service: passes
+    disabled = BaseVersion(**{**vars(base), "disabled_at": "2026-03-02T10:00:00.000000Z"})
+    with pytest.raises(IllegalTransitionError) as err:
+        stages.check_in_service(disabled, "promote it to candidate")
+    assert err.value.exit_code == 2
+    assert err.value.message == (
+        "web:3 is being retired (its AMIs were disabled 2026-03-02): cannot promote it to candidate"
+    )
+    retired = BaseVersion(**{**vars(disabled), "retired_at": "2026-03-20T10:00:00.000000Z"})
+    with pytest.raises(IllegalTransitionError) as err:
+        stages.check_in_service(retired, "roll web release back to it")
+    assert "web:3 is retired (its AMIs were deregistered 2026-03-20)" in err.value.message
+    assert "imagefleet run web" in (err.value.hint or "")
 
 
 def test_gates_report_missing_evidence_as_no_evidence_yet() -> None:
