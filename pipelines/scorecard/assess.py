@@ -266,7 +266,11 @@ def upstream(f: FamilyFacts) -> Cell:
     if f.upstream is None:
         return Cell(name, NA, "no release yet")
     if not f.upstream.outdated:
-        return Cell(name, PASS, "release is on the newest upstream source")
+        return Cell(
+            name,
+            PASS,
+            "up to date: the newest base has the parent upstream names now and the current recipe",
+        )
     return Cell(name, FAIL, "; ".join(f.upstream.reasons) or "outdated against upstream")
 
 

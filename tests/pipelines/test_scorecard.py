@@ -178,7 +178,10 @@ def test_retirement_upstream_and_exposure_from_their_checks() -> None:
         FAIL,
         "overdue for retirement: web:1, web:2, web:3 and 2 more",
     )
-    assert cell(facts(), "upstream") == (PASS, "release is on the newest upstream source")
+    assert cell(facts(), "upstream") == (
+        PASS,
+        "up to date: the newest base has the parent upstream names now and the current recipe",
+    )
     old = facts(upstream=UpstreamFacts(True, ("a newer source AMI ami-0b", "recipe changed")))
     assert cell(old, "upstream") == (FAIL, "a newer source AMI ami-0b; recipe changed")
     assert cell(facts(upstream=UpstreamFacts(True)), "upstream")[1] == "outdated against upstream"
