@@ -92,7 +92,10 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "resolve": ("pipelines.resolve_cli:resolve", "Print the AMI id a consumer should launch."),
     "friends": ("pipelines.friends_cli:friends", "Friend teams that opt into candidates."),
-    "status": ("pipelines.status_cli:status", "Every family's stages: version, AMI, age, regions."),
+    "status": (
+        "pipelines.status_cli:status",
+        "Every family's stages: version, AMI, parent AMI, age, regions.",
+    ),
     "history": ("pipelines.status_cli:history", "The audit trail: who did what, when and why."),
     "fleet": (
         "pipelines.fleet.cli:fleet_command",
@@ -100,7 +103,7 @@ AREA_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "scorecard": (
         "pipelines.scorecard.cli:scorecard_command",
-        "Per family hygiene cells: release age, end of life, fleet, canary, perf, CVEs.",
+        "Per family hygiene: release age, EOL, fleet, canary, perf, retirement, upstream, CVEs.",
     ),
     "exposure": (
         "pipelines.exposure.cli:exposure_command",
