@@ -57,28 +57,25 @@ def retire_overdue(
     settings: Settings, store: StateStore, family: str, now: datetime
 ) -> list[BaseVersion]:
     """``pipelines.retire.plan.overdue``, imported when first asked."""
-    from pipelines.retire.plan import overdue as owner  # type: ignore[import-not-found, unused-ignore]
+    from pipelines.retire.plan import overdue
 
-    found: list[BaseVersion] = owner(settings, store, family, now)
-    return found
+    return overdue(settings, store, family, now)
 
 
 def upstream_check(
     aws: AwsFactory, settings: Settings, store: StateStore, family: str, now: datetime
 ) -> UpstreamAnswer:
     """``pipelines.upstream.check``, imported when first asked."""
-    from pipelines.upstream import check  # type: ignore[import-not-found, unused-ignore]
+    from pipelines.upstream import check
 
-    answer: UpstreamAnswer = check(aws, settings, store, family, now)
-    return answer
+    return check(aws, settings, store, family, now)
 
 
 def exposure_cves(store: StateStore, family: str, version: int) -> list[str]:
     """``pipelines.exposure.unfixed_cves``, imported when first asked."""
-    from pipelines.exposure import unfixed_cves as owner  # type: ignore[import-not-found, unused-ignore]
+    from pipelines.exposure import unfixed_cves
 
-    found: list[str] = owner(store, family, version)
-    return found
+    return unfixed_cves(store, family, version)
 
 
 def _read(source: Callable[[], T]) -> T | Unknown:
