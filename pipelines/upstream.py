@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.clock import human_age
 from orchestrator.config import FamilySettings, Settings
-from orchestrator.errors import ImagefleetError
+from orchestrator.errors import AwsError, ImagefleetError
 from orchestrator.store import BaseVersion, StateStore
 from pipelines import parent as parents
 from pipelines import recipe
@@ -180,13 +180,22 @@ def answers(
     aws: AwsFactory, settings: Settings, store: StateStore, families: Iterable[str], now: datetime
 ) -> dict[str, Upstream | str]:
     """Each family's answer, or why there is none: the report and ``status --upstream`` show it
-    beside what the store holds, so a parent that cannot be read costs one line, not the page."""
+    beside what the store holds, so a parent that cannot be read costs one line, not the page.
+    Once AWS cannot be reached at all (a connection failure after retries: ``AwsError.code`` is
+    empty), the remaining families are not asked: each says why, and the retry budget is paid
+    once, not once a family."""
     out: dict[str, Upstream | str] = {}
+    unreachable: str | None = None
     for name in families:
+        if unreachable is not None:
+            out[name] = unreachable
+            continue
         try:
             out[name] = check(aws, settings, store, name, now)
         except ImagefleetError as exc:
             out[name] = exc.message
+            if isinstance(exc, AwsError) and not exc.code:
+                unreachable = exc.message
     return out
 
 

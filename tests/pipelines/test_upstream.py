@@ -3,6 +3,7 @@ data."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,3 +182,32 @@ def test_the_family_page_shows_each_parent_and_whether_upstream_moved(tmp_path: 
     assert "outdated</span> upstream moved: /aws/x names ami-0cccccccc3333 now" in web
     db = " ".join((site.out / "family-db.html").read_text().split())
     assert f"up to date: the parent upstream names now, <code>{PARENT}</code>" in db
+
+
+def test_once_aws_cannot_be_reached_the_other_families_are_not_asked(tmp_path: Path) -> None:
+    """The report asks every family; a connection failure after retries is said for each, paid
+    once."""
+    from imagefleet.cli import raw_main
+    from orchestrator.aws import AwsFactory
+    from orchestrator.cli_support import Context
+    from orchestrator.local.endpoint import free_port
+    from orchestrator.output import Output
+    from pipelines.upstream import answers
+
+    ws = tmp_path / "ws"
+    quiet = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    assert raw_main(["init", str(ws)], obj=Context(output=quiet)) == 0
+    config = ws / "imagefleet.toml"
+    text = config.read_text()
+    demo = text.split("[families.demo]\n", 1)[1].split("\n\n", 1)[0]
+    config.write_text(f"{text}\n[families.web]\n{demo}\n")
+    ctx = Context(config_path=config)
+    down = AwsFactory(
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        credentials={"aws_access_key_id": "x", "aws_secret_access_key": "y"},
+        max_attempts=1,
+    )
+    said = answers(down, ctx.settings, ctx.store, ["demo", "web"], NOW)
+    assert set(said) == {"demo", "web"} and said["demo"] == said["web"]
+    assert isinstance(said["web"], str) and "cannot reach AWS" in said["web"]
+    assert down.counter.total == 1  # one read of the first family's parent, not one a family
