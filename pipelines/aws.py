@@ -262,6 +262,10 @@ def described_instance(aws: AwsFactory, region: str, instance_id: str) -> dict[s
     return dict(found["Reservations"][0]["Instances"][0])
 
 
+# instances that still run (or may run again) an AMI: every state before terminated
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+
 def find_instances(
     aws: AwsFactory, region: str, filters: Filters, account: str | None = None
 ) -> list[Instance]:

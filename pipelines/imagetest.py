@@ -202,10 +202,7 @@ class SmokeInstances(Resource):
         ids = list(self.launched.values())
         filters = [
             {"Name": f"tag:{TEST_RUN_TAG}", "Values": [self.run_id]},
-            {
-                "Name": "instance-state-name",
-                "Values": ["pending", "running", "stopping", "stopped"],
-            },
+            {"Name": "instance-state-name", "Values": list(images.LIVE_STATES)},
         ]
         ids += [
             i.instance_id

@@ -157,7 +157,7 @@ def _end_build_instances(aws: AwsFactory, regions: Sequence[str], bake_id: str) 
     """Terminate the build instances a killed Packer left (they carry the bake's tag)."""
     filters = [
         {"Name": f"tag:{BAKE_TAG}", "Values": [bake_id]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        {"Name": "instance-state-name", "Values": list(images.LIVE_STATES)},
     ]
     ended = []
     for region in regions:

@@ -59,12 +59,9 @@ def _images(
 
 # --- listing
 # ----------------------------------------------------------------------------------------
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-
-
 def _live_instances(aws: AwsFactory, region: str, account: str | None) -> list[Instance]:
     """Every instance not terminated, whatever its tags: what runs which AMI in that account."""
-    filters = [{"Name": "instance-state-name", "Values": LIVE_STATES}]
+    filters = [{"Name": "instance-state-name", "Values": list(images.LIVE_STATES)}]
     return images.find_instances(aws, region, filters, account)
 
 

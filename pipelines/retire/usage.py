@@ -29,8 +29,6 @@ from pipelines import aws as images
 if TYPE_CHECKING:
     from orchestrator.aws import AwsFactory
 
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-
 
 @dataclass(frozen=True)
 class Place:
@@ -162,7 +160,7 @@ def region_users(
         account = reach.client_account
         filters = [
             {"Name": "image-id", "Values": sorted(amis)},
-            {"Name": "instance-state-name", "Values": LIVE_STATES},
+            {"Name": "instance-state-name", "Values": list(images.LIVE_STATES)},
         ]
         for inst in images.find_instances(aws, region, filters, account):
             if inst.ami in amis:
